@@ -1,0 +1,75 @@
+"""WAHA Portal: a multi-tenant front office for WhatsApp sessions that run on WAHA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from flask import Flask
+
+from portal.config import ROOT, build_config, flask_settings
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. `config` is an environment-like mapping (strings, as in os.environ) that replaces
+    the process environment, plus optional Flask keys that override the result."""
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(ROOT / "instance"),
+    )
+    environ = None
+    overrides: dict[str, Any] = {}
+    if config is not None:
+        environ = {k: v for k, v in config.items() if isinstance(v, str)}
+        overrides = {k: v for k, v in config.items() if not isinstance(v, str)}
+    values = build_config(environ, Path(app.instance_path))
+    app.config.update(values)
+    app.config.update(flask_settings(values))
+    app.config.update(overrides)
+
+    from portal import errors, extensions, telemetry, tenancy
+    from portal.models.base import configure_encryption
+
+    telemetry.init_app(app)
+    configure_encryption(app.config["ENCRYPTION_KEY"] or app.config["SECRET_KEY"])
+    extensions.db.init_app(app)
+    extensions.migrate.init_app(app, extensions.db, directory=str(ROOT / "migrations"), render_as_batch=True,
+                               compare_type=True)
+    extensions.csrf.init_app(app)
+    extensions.htmx.init_app(app)
+    extensions.limiter.init_app(app)
+    extensions.redis_store.init_app(app)
+    tenancy.init_app(app)
+    errors.init_app(app)
+
+    from portal import jobs, security
+
+    jobs.init_app(app)
+    security.init_app(app)
+    _register_blueprints(app)
+
+    from portal import cli
+
+    cli.init_app(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from portal.api import bp as api_bp
+    from portal.web import init_app as init_web
+    from portal.webhooks import bp as webhooks_bp
+
+    init_web(app)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(webhooks_bp)
+    extensions_csrf_exempt(app, api_bp, webhooks_bp)
+
+
+def extensions_csrf_exempt(app: Flask, *blueprints: Any) -> None:
+    """Token-authenticated API calls and HMAC-checked webhooks carry no cookie, so no CSRF token."""
+    from portal.extensions import csrf
+
+    for blueprint in blueprints:
+        csrf.exempt(blueprint)

@@ -1,0 +1,81 @@
+"""App-wide error handlers: the JSON error body for API callers, a page (or htmx fragment) for people."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from portal.extensions import db
+from portal.services.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+JSON_PREFIXES = ("/waha", "/webhooks", "/healthz", "/readyz", "/metrics")
+
+# Stable codes for plain HTTP errors (ARCHITECTURE.md "Errors").
+HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
+    429: "rate_limited", 500: "internal_error", 503: "waha_unavailable",
+}
+
+
+def wants_json() -> bool:
+    if request.path.startswith(JSON_PREFIXES):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def error_body(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON error body every API error uses."""
+    return {"error": {"code": code, "message": message, "details": details or {},
+                      "request_id": getattr(g, "request_id", None)}}
+
+
+def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None,
+                   retry_after: int | None = None) -> Response:
+    """JSON, an htmx fragment or an HTML page, whichever the caller reads."""
+    if wants_json():
+        response = jsonify(error_body(status, code, message, details))
+        response.status_code = status
+    elif request.headers.get("HX-Request"):
+        # htmx skips swapping error statuses by default: answer 200 with the message in place
+        response = Response(render_template("errors/_fragment.html", status=status, message=message,
+                                            code=code), status=200)
+    else:
+        template = f"errors/{status}.html" if status in (403, 404, 429, 500, 503) else "errors/generic.html"
+        response = Response(render_template(template, status=status, message=message, code=code,
+                                            details=details or {}), status=status)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def handle_service_error(exc: ServiceError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.retry_after)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        code = HTTP_CODES.get(status, "error")
+        message = exc.description or exc.name
+        if status == 429:
+            # Flask-Limiter adds Retry-After and the X-RateLimit-* headers after this handler
+            message = "Too many requests; slow down and retry later."
+        if status == 400 and "CSRF" in (exc.description or ""):
+            code = "csrf_failed"
+            message = "The form expired or was sent from elsewhere. Reload the page and try again."
+        return error_response(status, code, message)
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception) -> Response:
+        db.session.rollback()
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "Something went wrong on our side. It has been logged.")
+

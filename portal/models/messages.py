@@ -1,0 +1,54 @@
+"""One table for inbound and outbound WhatsApp messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.models.base import Base, BigId, JSONType, TenantScoped, TimestampMixin
+from portal.models.waha import WahaSession
+
+# Delivery ladder; a status only ever moves to a higher rank (ERROR is terminal for a send that failed).
+ACK_NAMES = {-1: "ERROR", 0: "PENDING", 1: "SERVER", 2: "DEVICE", 3: "READ", 4: "PLAYED"}
+STATUS_RANK = {"PENDING": 0, "SERVER": 1, "DEVICE": 2, "READ": 3, "PLAYED": 4, "ERROR": 5}
+
+
+class Message(TenantScoped, TimestampMixin, Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("session_id", "waha_message_id"),
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_messages_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_messages_session_created", "session_id", "created_at", "id"),
+        Index("ix_messages_session_chat", "session_id", "chat_id", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    session_id: Mapped[str] = mapped_column(ForeignKey("waha_sessions.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(3))  # in / out
+    source: Mapped[str] = mapped_column(String(10), default="api")  # api / portal / app (phone) / inbound
+    waha_message_id: Mapped[str | None] = mapped_column(String(255))
+    chat_id: Mapped[str] = mapped_column(String(128))
+    from_me: Mapped[bool] = mapped_column(Boolean, default=False)
+    body: Mapped[str | None] = mapped_column(Text)
+    media: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(10), default="PENDING")
+    error: Mapped[str | None] = mapped_column(String(500))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    extra: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    wa_timestamp: Mapped[int | None] = mapped_column(Integer)  # seconds, as WhatsApp reports
+    sent_at: Mapped[datetime | None]
+    server_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    read_at: Mapped[datetime | None]
+    played_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    edited_at: Mapped[datetime | None]
+    reactions: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+    session: Mapped[WahaSession] = relationship()

@@ -1,0 +1,40 @@
+"""Roles and what they may do: the one table every view and API endpoint checks against."""
+
+from __future__ import annotations
+
+ROLES = ("owner", "admin", "operator", "viewer")
+
+PERMISSIONS = {
+    "sessions:read": "See sessions, their status and QR",
+    "sessions:write": "Create, start, stop, restart, log out and delete sessions",
+    "messages:read": "Read the message log and media",
+    "messages:send": "Send messages",
+    "webhooks:read": "See webhook endpoints and deliveries",
+    "webhooks:manage": "Add, change and replay webhook endpoints",
+    "audit:read": "Read the audit log",
+    "tokens:manage": "Create and revoke API tokens",
+    "team:manage": "Invite, change and remove members",
+    "settings:manage": "Change tenant settings",
+}
+
+_READ = {"sessions:read", "messages:read", "webhooks:read"}
+_OPERATE = _READ | {"sessions:write", "messages:send"}
+_ADMIN = _OPERATE | {"webhooks:manage", "audit:read", "tokens:manage", "team:manage", "settings:manage"}
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "owner": frozenset(PERMISSIONS),
+    "admin": frozenset(_ADMIN),
+    "operator": frozenset(_OPERATE),
+    "viewer": frozenset(_READ),
+}
+
+# Roles an admin may hand out; only owners make owners.
+ASSIGNABLE_BY = {"owner": set(ROLES), "admin": {"admin", "operator", "viewer"}}
+
+
+def permissions_for_roles(roles: list[str] | tuple[str, ...] | set[str]) -> frozenset[str]:
+    """Union of the permissions of the given roles (unknown roles grant nothing)."""
+    granted: set[str] = set()
+    for role in roles:
+        granted |= ROLE_PERMISSIONS.get(role, frozenset())
+    return frozenset(granted)

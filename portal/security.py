@@ -1,0 +1,50 @@
+"""Sign-in plumbing and response hardening: user loader, unauthorised handling, security headers."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, redirect, request, url_for
+from flask_login import AnonymousUserMixin
+
+from portal.extensions import db, login_manager
+from portal.models import User
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
+)
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "strong"
+    login_manager.anonymous_user = AnonymousUserMixin
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+        return user if user is not None and user.is_active else None
+
+    @login_manager.unauthorized_handler
+    def unauthorized() -> Response:
+        from portal.errors import error_response, wants_json
+
+        if wants_json():
+            return error_response(401, "unauthorized", "Sign in first.")
+        if request.headers.get("HX-Request"):
+            response = Response(status=204)
+            response.headers["HX-Redirect"] = url_for("auth.login", next=request.full_path)
+            return response
+        return redirect(url_for("auth.login", next=request.full_path))
+
+    @app.after_request
+    def harden(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if app.config["PORTAL_ENV"] == "production":
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        return response

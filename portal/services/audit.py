@@ -1,0 +1,80 @@
+"""The audit log: who did what to which target, from where."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import AuditEvent
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, as the door (view, API, job) saw it; services receive it for the audit log."""
+
+    type: str  # user / token / system / waha / anonymous
+    id: str | None = None
+    label: str | None = None
+    ip: str | None = None
+    request_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+SYSTEM = Actor(type="system", label="system")
+
+
+def record(tenant_id: int | None, action: str, actor: Actor, *, target_type: str | None = None,
+           target_id: Any = None, details: dict[str, Any] | None = None, commit: bool = False) -> AuditEvent:
+    """Append an audit event in the caller's transaction (commit=True to commit on its own)."""
+    event = AuditEvent(
+        tenant_id=tenant_id, action=action, actor_type=actor.type, actor_id=actor.id, actor_label=actor.label,
+        target_type=target_type, target_id=None if target_id is None else str(target_id), ip=actor.ip,
+        request_id=actor.request_id, details=details or {},
+    )
+    db.session.add(event)
+    if commit:
+        db.session.commit()
+    return event
+
+
+@dataclass
+class AuditFilters:
+    action: str | None = None
+    actor: str | None = None
+    target_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def list_events(tenant_id: int, filters: AuditFilters, *, before_id: int | None = None,
+                limit: int = 50) -> list[AuditEvent]:
+    """A page of a tenant's audit log, newest first; `before_id` is the keyset cursor."""
+    stmt = AuditEvent.scoped(tenant_id)
+    if filters.action:
+        stmt = stmt.where(AuditEvent.action.startswith(filters.action))
+    if filters.actor:
+        stmt = stmt.where(AuditEvent.actor_label.ilike(f"%{filters.actor}%"))
+    if filters.target_id:
+        stmt = stmt.where(AuditEvent.target_id == filters.target_id)
+    if filters.since:
+        stmt = stmt.where(AuditEvent.created_at >= filters.since)
+    if filters.until:
+        stmt = stmt.where(AuditEvent.created_at < filters.until)
+    if before_id:
+        stmt = stmt.where(AuditEvent.id < before_id)
+    stmt = stmt.order_by(AuditEvent.id.desc()).limit(limit)
+    return list(db.session.scalars(stmt))
+
+
+def latest(tenant_id: int | None = None, action: str | None = None) -> AuditEvent | None:
+    """The newest audit event, optionally of one tenant and action (handy for status pages and checks)."""
+    stmt = select(AuditEvent)
+    if tenant_id is not None:
+        stmt = stmt.where(AuditEvent.tenant_id == tenant_id)
+    if action:
+        stmt = stmt.where(AuditEvent.action == action)
+    return db.session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(1)).first()

@@ -1,0 +1,88 @@
+"""WAHA servers: registration, placement of new sessions, and the client for each server."""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.models import WahaServer, WahaSession
+from portal.services import audit
+from portal.services.audit import Actor
+from portal.services.errors import Conflict, Invalid, NotFound, Upstream
+from portal.waha import WahaClient, WahaSettings, get_client
+
+
+def waha_settings(server: WahaServer) -> WahaSettings:
+    """Client settings for one server, from the row and the app's WAHA_* configuration."""
+    cfg = current_app.config
+    return WahaSettings(
+        base_url=server.base_url, api_key=server.api_key, timeout_ms=cfg["WAHA_TIMEOUT"],
+        retry_attempts=cfg["WAHA_RETRY_ATTEMPTS"], pool_max=cfg["WAHA_POOL_MAX"], pool_min=cfg["WAHA_POOL_MIN"],
+        pool_acquire_timeout_ms=cfg["WAHA_POOL_ACQUIRE_TIMEOUT"], pool_idle_timeout_ms=cfg["WAHA_POOL_IDLE_TIMEOUT"],
+    )
+
+
+def client_for(server: WahaServer) -> WahaClient:
+    """The process-wide client (one connection pool) of this server."""
+    observer = current_app.extensions.get("portal_waha_observer")
+    return get_client(waha_settings(server), observer=observer)
+
+
+def add_server(name: str, base_url: str, api_key: str, actor: Actor, *, capacity: int = 50) -> WahaServer:
+    """Register a WAHA server; name and URL must be new."""
+    name, base_url = name.strip(), base_url.strip().rstrip("/")
+    if not name:
+        raise Invalid.field("name", "Name must not be empty.")
+    if not base_url.startswith(("http://", "https://")):
+        raise Invalid.field("base_url", "Base URL must start with http:// or https://.")
+    if capacity < 1:
+        raise Invalid.field("capacity", "Capacity must be at least 1.")
+    if db.session.scalar(select(WahaServer.id).where((WahaServer.name == name) | (WahaServer.base_url == base_url))):
+        raise Conflict("A WAHA server with that name or URL is already registered.", code="server_exists")
+    server = WahaServer(name=name, base_url=base_url, api_key=api_key, capacity=capacity)
+    db.session.add(server)
+    db.session.flush()
+    audit.record(None, "server.add", actor, target_type="waha_server", target_id=server.id,
+                 details={"name": name, "base_url": base_url, "capacity": capacity})
+    db.session.commit()
+    return server
+
+
+def ensure_default_server() -> WahaServer | None:
+    """Seed the first server from WAHA_BASE_URL / WAHA_API_KEY when none is registered."""
+    if db.session.scalar(select(func.count(WahaServer.id))):
+        return None
+    cfg = current_app.config
+    return add_server("default", cfg["WAHA_BASE_URL"], cfg["WAHA_API_KEY"], audit.SYSTEM)
+
+
+def list_servers() -> list[WahaServer]:
+    """Every registered server, by name."""
+    return list(db.session.scalars(select(WahaServer).order_by(WahaServer.name)))
+
+
+def get_server(server_id: int) -> WahaServer:
+    """One server, or NotFound."""
+    server = db.session.get(WahaServer, server_id)
+    if server is None:
+        raise NotFound("No such WAHA server.", code="server_not_found")
+    return server
+
+
+def session_counts() -> dict[int, int]:
+    """Number of sessions placed on each server."""
+    rows = db.session.execute(select(WahaSession.server_id, func.count(WahaSession.id)).group_by(WahaSession.server_id))
+    return {server_id: count for server_id, count in rows}
+
+
+def pick_server() -> WahaServer:
+    """The enabled, healthy, non-draining server with the most free capacity; Upstream when none has room."""
+    counts = session_counts()
+    candidates = [
+        s for s in list_servers()
+        if s.is_enabled and not s.is_draining and s.health != "down" and counts.get(s.id, 0) < s.capacity
+    ]
+    if not candidates:
+        raise Upstream("No WAHA server has room for a new session right now.", code="waha_unavailable")
+    return max(candidates, key=lambda s: (s.capacity - counts.get(s.id, 0)) / s.capacity)

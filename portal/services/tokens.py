@@ -1,0 +1,91 @@
+"""API tokens: random secrets, stored as sha256, shown once."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import ApiToken, Tenant, get_for_tenant, utcnow
+from portal.permissions import PERMISSIONS
+from portal.services import audit
+from portal.services.audit import Actor
+from portal.services.errors import Invalid, NotFound
+
+TOKEN_PREFIX = "wp_"
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    secret: str  # the full bearer value; never stored, shown once
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_token(tenant: Tenant, name: str, scopes: list[str] | None, actor: Actor, *,
+                 expires_at: datetime | None = None, created_by_id: int | None = None) -> IssuedToken:
+    """Issue a token with the given scopes (all permissions when none given); returns the secret once."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise Invalid.field("name", "Name must be 1-100 characters.")
+    scopes = sorted(set(scopes or PERMISSIONS))
+    unknown = [s for s in scopes if s not in PERMISSIONS]
+    if unknown:
+        raise Invalid.field("scopes", f"Unknown scopes: {', '.join(unknown)}. Known: {', '.join(PERMISSIONS)}.")
+    if expires_at is not None and expires_at <= utcnow():
+        raise Invalid.field("expires_at", "Expiry must be in the future.")
+    prefix = secrets.token_hex(6)
+    secret = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    token = ApiToken(tenant_id=tenant.id, name=name, prefix=prefix, secret_hash=_digest(secret), scopes=scopes,
+                     expires_at=expires_at, created_by_id=created_by_id)
+    db.session.add(token)
+    db.session.flush()
+    audit.record(tenant.id, "token.create", actor, target_type="token", target_id=token.id,
+                 details={"name": name, "scopes": scopes, "prefix": prefix,
+                          "expires_at": expires_at.isoformat() if expires_at else None})
+    db.session.commit()
+    return IssuedToken(token=token, secret=secret)
+
+
+def authenticate(secret: str) -> ApiToken | None:
+    """The usable token this secret belongs to, or None (unknown, revoked, expired). Updates last use."""
+    if not secret.startswith(TOKEN_PREFIX):
+        return None
+    prefix = secret[len(TOKEN_PREFIX):].split("_", 1)[0]
+    token = db.session.scalar(select(ApiToken).where(ApiToken.prefix == prefix))
+    if token is None or not hmac.compare_digest(token.secret_hash, _digest(secret)):
+        return None
+    now = utcnow()
+    if not token.is_usable(now):
+        return None
+    # Write last use at most once a minute: a busy integrator should not cost an UPDATE per call.
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+        token.last_used_at = now
+        db.session.commit()
+    return token
+
+
+def list_tokens(tenant: Tenant) -> list[ApiToken]:
+    """The tenant's tokens, newest first (revoked ones included, for the record)."""
+    return list(db.session.scalars(ApiToken.scoped(tenant.id).order_by(ApiToken.id.desc())))
+
+
+def revoke_token(tenant: Tenant, token_id: int, actor: Actor) -> ApiToken:
+    """Revoke a token of this tenant; revoking twice is harmless."""
+    token = get_for_tenant(db.session, ApiToken, tenant.id, token_id)
+    if token is None:
+        raise NotFound("No such API token.", code="token_not_found")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        audit.record(tenant.id, "token.revoke", actor, target_type="token", target_id=token.id,
+                     details={"name": token.name, "prefix": token.prefix})
+        db.session.commit()
+    return token

@@ -1,0 +1,12 @@
+"""The people's side: server-rendered pages with htmx fragments, one blueprint per area."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    from portal.web import auth, dashboard
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(dashboard.bp)

@@ -1,0 +1,67 @@
+"""Sign in, sign out and switching between tenants."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from portal.extensions import limiter
+from portal.services import audit, auth as auth_service
+from portal.services.errors import ServiceError
+from portal.services.tenants import membership_for
+from portal.tenancy import current_principal, request_actor
+from portal.web.forms import LoginForm, TenantSwitchForm
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    if target:
+        parsed = urlparse(target)
+        if not parsed.scheme and not parsed.netloc and target.startswith("/") and not target.startswith("//"):
+            return target
+    return url_for("dashboard.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit("20 per minute", methods=["POST"])
+def login():  # type: ignore[no-untyped-def]
+    if current_user.is_authenticated:
+        return redirect(url_for("dashboard.index"))
+    form = LoginForm(next=request.args.get("next", ""))
+    if form.validate_on_submit():
+        try:
+            user = auth_service.sign_in(form.email.data, form.password.data, request_actor())
+        except ServiceError as exc:
+            form.password.errors.append(exc.message)
+        else:
+            session.clear()
+            login_user(user, remember=form.remember.data)
+            return redirect(_safe_next(form.next.data))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():  # type: ignore[no-untyped-def]
+    principal = current_principal()
+    audit.record(principal.tenant.id if principal else None, "auth.logout",
+                 request_actor("user", current_user.email, str(current_user.id)), commit=True)
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/switch-tenant", methods=["POST"])
+@login_required
+def switch_tenant():  # type: ignore[no-untyped-def]
+    form = TenantSwitchForm()
+    if form.validate_on_submit() and form.tenant_id.data.isdigit():
+        membership = membership_for(current_user.id, int(form.tenant_id.data))
+        if membership is not None:
+            session["tenant_id"] = membership.tenant_id
+            flash(f"Now working in {membership.tenant.name}.", "info")
+    return redirect(url_for("dashboard.index"))

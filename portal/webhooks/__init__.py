@@ -1,0 +1,5 @@
+"""Inbound webhooks from WAHA servers."""
+
+from flask import Blueprint
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")

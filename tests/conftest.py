@@ -1,0 +1,201 @@
+"""Shared fixtures: the app on PostgreSQL + Redis of this machine, a clean database per test, the WAHA
+simulator over loopback, a live portal server, a real RQ worker in burst mode, and Playwright's Chromium.
+
+Only this top-level conftest overrides Playwright's `base_url` and launch arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import redis
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.serving import make_server
+
+from portal import create_app
+from portal.config import test_environ
+from portal.extensions import db
+from tests.factories import PASSWORD, make_tenant, make_user
+
+ROOT = Path(__file__).resolve().parent.parent
+SIM_API_KEY = "sim-test-key"
+
+
+def _reset_schema(app: Flask) -> None:
+    """Drop everything and build the schema with the real migration."""
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        url = db.engine.url
+        if url.get_backend_name() == "sqlite":
+            db.engine.dispose()
+            if url.database and os.path.exists(url.database):
+                os.remove(url.database)
+        else:
+            with db.engine.begin() as conn:
+                conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+                conn.execute(sa.text("CREATE SCHEMA public"))
+        upgrade()
+
+
+@pytest.fixture(scope="session")
+def _environ() -> dict[str, str]:
+    env = test_environ(WAHA_API_KEY=SIM_API_KEY, WAHA_TIMEOUT="3000", WAHA_RETRY_ATTEMPTS="1",
+                       WAHA_WEBHOOK_TIMEOUT="2000", WAHA_WEBHOOK_RETRY_ATTEMPTS="2",
+                       MEDIA_ROOT=str(ROOT / "instance" / "test-media"))
+    return env
+
+
+@pytest.fixture(scope="session")
+def sim() -> Iterator[Any]:
+    """The WAHA simulator on a loopback port, shared by the session and reset before each test using it."""
+    from wahasim.testing import SimServer
+
+    server = SimServer(api_key=SIM_API_KEY, engine="GOWS", ack_delay=0.05)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def app(_environ: dict[str, str], sim: Any) -> Iterator[Flask]:
+    env = dict(_environ, WAHA_BASE_URL=sim.url)
+    application = create_app(env)
+    _reset_schema(application)
+    yield application
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test starts with empty tables, an empty Redis database and a fresh simulator."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    application: Flask = request.getfixturevalue("app")
+    sim = request.getfixturevalue("sim")
+    sim.reset()
+    redis.Redis.from_url(application.config["REDIS_URL"]).flushdb()
+    with application.app_context():
+        from portal.services.servers import ensure_default_server
+
+        ensure_default_server()
+    yield
+    with application.app_context():
+        db.session.remove()
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        if db.engine.url.get_backend_name() == "sqlite":
+            with db.engine.begin() as conn:
+                for name in tables:
+                    conn.execute(sa.text(f'DELETE FROM "{name}"'))
+        else:
+            with db.engine.begin() as conn:
+                conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def ctx(app: Flask) -> Iterator[Flask]:
+    """An app context for service-level tests."""
+    with app.app_context():
+        yield app
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def tenant(ctx: Flask) -> Any:
+    return make_tenant("acme", name="Acme")
+
+
+@pytest.fixture
+def owner(tenant: Any) -> Any:
+    return make_user(tenant, "owner", email="owner@acme.test")
+
+
+@pytest.fixture
+def login(app: Flask) -> Callable[..., FlaskClient]:
+    """Sign a user in through the real form (CSRF token included) and return the client."""
+    import re
+
+    def do_login(user: Any, client: FlaskClient | None = None, password: str = PASSWORD) -> FlaskClient:
+        client = client or app.test_client()
+        page = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        response = client.post("/login", data={"email": user.email, "password": password, "csrf_token": token})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return client
+
+    return do_login
+
+
+def csrf_token(client: FlaskClient, path: str = "/") -> str:
+    """The CSRF token of a page, as a browser would read it."""
+    import re
+
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
+        r'"X-CSRFToken": "([^"]+)"', page)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+class LiveServer:
+    def __init__(self, app: Flask) -> None:
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    """The real portal over loopback; WAHA (the simulator) posts its webhooks here."""
+    server = LiveServer(app)
+    app.config["PUBLIC_BASE_URL"] = server.url
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def run_jobs(app: Flask) -> Callable[[], int]:
+    """Run every queued job with a real RQ worker in burst mode; returns how many ran."""
+    from rq import SimpleWorker
+
+    from portal.extensions import redis_store
+    from portal.jobs import QUEUES
+
+    def burst() -> int:
+        with app.app_context():
+            worker = SimpleWorker(QUEUES, connection=redis_store.client)
+            worker.work(burst=True, with_scheduler=False)
+            return worker.successful_job_count + worker.failed_job_count
+
+    return burst
+
+
+# Playwright: Debian's Chromium, and the live portal as base URL.
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium",
+            "args": ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync"]}
+
+
+@pytest.fixture(scope="session")
+def base_url(live_server: LiveServer) -> str:
+    return live_server.url

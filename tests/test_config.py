@@ -1,0 +1,70 @@
+"""Configuration is validated at start-up: production refuses bad values, one clear line each."""
+
+import pytest
+
+from portal import create_app
+from portal.config import ConfigError, load_settings
+
+PRODUCTION = {
+    "PORTAL_ENV": "production",
+    "SECRET_KEY": "x" * 40,
+    "DATABASE_URL": "postgresql://postgres@127.0.0.1/portal_test",
+    "REDIS_URL": "redis://127.0.0.1:6379/15",
+    "PUBLIC_BASE_URL": "https://portal.example.com",
+    "WAHA_API_KEY": "prod-key",
+    "WAHA_WEBHOOK_SECRET": "prod-webhook-secret-123",
+}
+
+
+@pytest.mark.smoke
+def test_embedded_default_needs_no_variable():
+    values, problems = load_settings({})
+    assert problems == []
+    assert values["WAHA_TIMEOUT"] == 10000
+    assert values["REDIS_URL"] is None
+
+
+def test_bad_timeout_is_reported_in_words():
+    _, problems = load_settings({"WAHA_TIMEOUT": "abc"})
+    assert problems == ['WAHA_TIMEOUT must be a whole number of milliseconds, got "abc"']
+
+
+@pytest.mark.parametrize("name,value,expected", [
+    ("WAHA_RETRY_ATTEMPTS", "-1", 'WAHA_RETRY_ATTEMPTS must be 0 or more, got "-1"'),
+    ("WAHA_POOL_MAX", "0", 'WAHA_POOL_MAX must be at least 1, got "0"'),
+    ("WAHA_BASE_URL", "waha:3000", 'WAHA_BASE_URL must be an http(s) URL, got "waha:3000"'),
+    ("REDIS_URL", "http://x", 'REDIS_URL must be a redis:// URL, got "http://x"'),
+    ("WEBHOOK_ALLOW_PRIVATE", "maybe", 'WEBHOOK_ALLOW_PRIVATE must be true or false, got "maybe"'),
+])
+def test_each_bad_value_gets_its_own_line(name, value, expected):
+    _, problems = load_settings({name: value})
+    assert problems == [expected]
+
+
+def test_pool_min_above_max_is_refused():
+    _, problems = load_settings({"WAHA_POOL_MIN": "5", "WAHA_POOL_MAX": "2"})
+    assert problems == ["WAHA_POOL_MIN (5) must not exceed WAHA_POOL_MAX (2)"]
+
+
+def test_production_lists_every_missing_variable():
+    _, problems = load_settings({"PORTAL_ENV": "production"})
+    missing = {p.split(" ", 1)[0] for p in problems}
+    assert {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL", "WAHA_API_KEY",
+            "WAHA_WEBHOOK_SECRET"} <= missing
+
+
+def test_production_app_refuses_to_start_with_a_bad_value():
+    with pytest.raises(ConfigError) as excinfo:
+        create_app(dict(PRODUCTION, WAHA_TIMEOUT="abc"))
+    assert 'WAHA_TIMEOUT must be a whole number of milliseconds, got "abc"' in str(excinfo.value)
+
+
+def test_production_refuses_sqlite():
+    _, problems = load_settings(dict(PRODUCTION, DATABASE_URL="sqlite:///x.db"))
+    assert problems == ["DATABASE_URL must point to PostgreSQL in production"]
+
+
+def test_production_app_starts_with_complete_configuration():
+    app = create_app(PRODUCTION)
+    assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
+    assert app.config["SESSION_COOKIE_SECURE"] is True
