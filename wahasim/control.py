@@ -1,0 +1,251 @@
+"""Simulator-only control surface under /_sim (no API key): JSON endpoints plus an HTML page.
+
+Each POST endpoint takes JSON and answers JSON; the same endpoint takes an HTML
+form post and then redirects back to the page, so the page needs no scripts.
+"""
+from __future__ import annotations
+
+from html import escape
+from urllib.parse import quote
+
+from flask import Blueprint, Response, current_app, redirect, request
+
+from .errors import ControlError
+from .images import qr_png
+from .simulator import SCAN_QR_CODE, Simulator
+from .web import json_response
+
+bp = Blueprint("control", __name__, url_prefix="/_sim")
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def sim() -> Simulator:
+    return current_app.extensions["wahasim"]
+
+
+def _is_form() -> bool:
+    return request.mimetype in FORM_TYPES
+
+
+def _payload() -> dict:
+    if _is_form():
+        return request.form.to_dict()
+    data = request.get_json(silent=True)
+    return data if isinstance(data, dict) else {}
+
+
+def _answer(data, status: int = 200):
+    if _is_form():
+        return redirect("/_sim/", code=303)
+    return json_response(data, status)
+
+
+def _int(value, name: str, default: int | None = None) -> int:
+    if value is None or value == "":
+        if default is None:
+            raise ControlError(400, f"{name} is required")
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ControlError(400, f"{name} must be an integer") from None
+
+
+def _truthy(value) -> bool:
+    return value in (True, 1, "1", "true", "True", "on", "yes")
+
+
+# ---------------------------------------------------------------- JSON endpoints
+
+@bp.get("/state")
+def state():
+    return json_response(sim().state())
+
+
+@bp.get("/webhooks")
+def webhooks():
+    return json_response(sim().dispatcher.log_entries())
+
+
+@bp.get("/events")
+def events():
+    return json_response(list(sim().events))
+
+
+@bp.get("/sessions/<name>/messages")
+def messages(name):
+    return json_response(sim().sent_messages(name))
+
+
+@bp.get("/sessions/<name>/qr.png")
+def qr_image(name):
+    info = sim().session_state(name)
+    if info is None or not info["qr"]["value"]:
+        raise ControlError(404, "no QR code right now")
+    return Response(qr_png(info["qr"]["value"]), mimetype="image/png")
+
+
+@bp.post("/sessions")
+def create():
+    data = _payload()
+    body = {"name": data.get("name") or None, "start": True, "config": {}}
+    if data.get("webhook"):
+        body["config"]["webhooks"] = [{"url": data["webhook"], "events": ["*"]}]
+    if data.get("hmac") and body["config"].get("webhooks"):
+        body["config"]["webhooks"][0]["hmac"] = {"key": data["hmac"]}
+    if isinstance(data.get("config"), dict):
+        body["config"] = data["config"]
+    return _answer(sim().create_session(body), 201)
+
+
+@bp.post("/sessions/<name>/scan")
+def scan(name):
+    data = _payload()
+    return _answer(sim().scan(name, data.get("phone") or None, data.get("pushName") or None))
+
+
+@bp.post("/sessions/<name>/fail")
+def fail(name):
+    return _answer(sim().fail(name))
+
+
+@bp.post("/sessions/<name>/stop")
+def stop(name):
+    return _answer(sim().control_stop(name))
+
+
+@bp.post("/sessions/<name>/start")
+def start(name):
+    return _answer(sim().control_start(name))
+
+
+@bp.post("/sessions/<name>/logout-from-phone")
+def logout_from_phone(name):
+    return _answer(sim().logout_from_phone(name, _payload().get("mode") or "rescan"))
+
+
+@bp.post("/sessions/<name>/inbound")
+def inbound(name):
+    data = _payload()
+    media = data.get("media")
+    if _is_form():
+        media = {"mimetype": "image/png"} if _truthy(data.get("image")) else None
+    sender = data.get("from")
+    if not sender:
+        raise ControlError(400, "from is required")
+    msg_id = sim().inbound(name, str(sender), str(data.get("text") or ""), media)
+    return _answer({"id": msg_id}, 201)
+
+
+@bp.post("/sessions/<name>/ack")
+def ack(name):
+    data = _payload()
+    if not data.get("id"):
+        raise ControlError(400, "id is required")
+    emitted = sim().ack(name, str(data["id"]), _int(data.get("ack"), "ack"))
+    return _answer({"emitted": emitted})
+
+
+@bp.post("/restart")
+def restart():
+    sim().server_restart(wipe=_truthy(_payload().get("wipe")))
+    return _answer({"startTimestamp": sim().start_timestamp})
+
+
+@bp.post("/latency")
+def latency():
+    ms = _int(_payload().get("ms"), "ms", 0)
+    sim().set_latency(ms)
+    return _answer({"ms": ms})
+
+
+@bp.post("/fail-next")
+def fail_next():
+    data = _payload()
+    count = _int(data.get("count"), "count", 1)
+    status = _int(data.get("status"), "status", 503)
+    sim().set_fail_next(count, status)
+    return _answer({"count": count, "status": status})
+
+
+@bp.post("/reset")
+def reset():
+    sim().reset()
+    return _answer({"reset": True})
+
+
+# ---------------------------------------------------------------- HTML page
+
+def _form(action: str, label: str, fields: str = "") -> str:
+    return (f'<form method="post" action="{escape(action)}">{fields}'
+            f'<button type="submit">{escape(label)}</button></form>')
+
+
+def _session_row(info: dict) -> str:
+    name = info["name"]
+    base = f"/_sim/sessions/{quote(name)}"
+    me = info.get("me") or {}
+    qr = ""
+    if info["status"] == SCAN_QR_CODE and info["qr"]["value"]:
+        qr = f'<img alt="QR for {escape(name)}" width="200" src="{base}/qr.png?n={info["qr"]["count"]}">'
+    actions = "".join([
+        _form(f"{base}/scan", "Scan",
+              '<input name="phone" placeholder="phone" value="491701234567" size="13">'
+              '<input name="pushName" placeholder="push name" size="10">'),
+        _form(f"{base}/fail", "Fail"),
+        _form(f"{base}/stop", "Stop"),
+        _form(f"{base}/start", "Start"),
+        _form(f"{base}/logout-from-phone", "Logout from phone"),
+        _form(f"{base}/inbound", "Receive text",
+              '<input name="from" value="491709999999" size="13">'
+              '<input name="text" placeholder="text" value="hi">'),
+        _form(f"{base}/inbound", "Receive image",
+              '<input name="from" value="491709999999" size="13">'
+              '<input name="text" placeholder="caption" value="a picture">'
+              '<input type="hidden" name="image" value="1">'),
+    ])
+    return (f"<tr><td>{escape(name)}</td><td>{escape(info['status'])}</td>"
+            f"<td>{escape(me.get('id', ''))} {escape(me.get('pushName', ''))}</td>"
+            f"<td>{qr}</td><td class=actions>{actions}</td></tr>")
+
+
+@bp.get("/")
+@bp.get("")
+def page():
+    state_ = sim().state()
+    rows = "".join(_session_row(info) for info in state_["sessions"].values()) or \
+        '<tr><td colspan="5">No sessions yet.</td></tr>'
+    server = "".join([
+        _form("/_sim/sessions", "Create session",
+              '<input name="name" placeholder="name (optional)">'
+              '<input name="webhook" placeholder="webhook URL (optional)" size="30">'
+              '<input name="hmac" placeholder="HMAC key (optional)">'),
+        _form("/_sim/restart", "Restart server",
+              '<label><input type="checkbox" name="wipe" value="1"> wipe sessions</label>'),
+        _form("/_sim/latency", "Set latency",
+              f'<input name="ms" type="number" min="0" value="{state_["latencyMs"]}"> ms'),
+        _form("/_sim/fail-next", "Fail next calls",
+              '<input name="count" type="number" min="0" value="3"> calls with status '
+              '<input name="status" type="number" value="503" min="0"> (0 = drop connection)'),
+        _form("/_sim/reset", "Reset everything"),
+    ])
+    html = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="3">
+<title>WAHA simulator</title>
+<style>
+body{{font-family:sans-serif;margin:1.5rem}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:.4rem;vertical-align:top}} form{{display:inline-block;margin:.15rem}}
+.actions{{max-width:46rem}}
+</style></head><body>
+<h1>WAHA simulator</h1>
+<p>Engine {escape(state_['engine'])}, version {escape(state_['version'])}, tier {escape(state_['tier'])},
+started {state_['startTimestamp']}, latency {state_['latencyMs']} ms,
+failing next {state_['failNext']['count']} calls with {state_['failNext']['status']}.
+JSON: <a href="/_sim/state">state</a>, <a href="/_sim/webhooks">webhook deliveries</a>,
+<a href="/_sim/events">events</a>.</p>
+<h2>Sessions</h2>
+<table><tr><th>Name</th><th>Status</th><th>Me</th><th>QR</th><th>Actions</th></tr>{rows}</table>
+<h2>Server</h2>{server}
+</body></html>"""
+    return Response(html, mimetype="text/html")
