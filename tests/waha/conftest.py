@@ -71,3 +71,27 @@ def waha() -> Iterator[responses.RequestsMock]:
     """Mocked WAHA HTTP; every registered response must be used."""
     with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
         yield mock
+
+
+@pytest.fixture(scope="module")
+def sim_server() -> Iterator[object]:
+    """One wahasim server per test module, on loopback with a fast boot (stopping one takes ~0.5 s)."""
+    from wahasim.testing import SimServer
+
+    server = SimServer(api_key="sim-key", starting_delay=0.01, ack_delay=0.01)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sim(sim_server) -> object:
+    """The module's wahasim server, emptied (no sessions, no latency, no pending failures) for this test."""
+    sim_server.reset()
+    return sim_server
+
+
+@pytest.fixture
+def sim_client(make_client, sim) -> WahaClient:
+    """A client for the wahasim server, with two retries."""
+    return make_client(base_url=sim.url, api_key=sim.api_key)

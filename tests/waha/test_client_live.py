@@ -1,0 +1,184 @@
+"""The client against wahasim over loopback: the whole session and messaging flow, and retries that stay safe."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import time
+
+import pytest
+
+from portal.waha import errors
+
+PHONE = "491701234567"
+CUSTOMER = "4915112345678@c.us"
+
+
+def wait_for_status(client, name: str, status: str, timeout_s: float = 5.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        info = client.get_session(name)
+        if info["status"] == status or time.monotonic() > deadline:
+            return info
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def working(sim, sim_client) -> str:
+    """A session that was created, scanned and is WORKING."""
+    sim_client.create_session("tenant_1", {"metadata": {"tenant.id": "t_1"}}, start=True)
+    wait_for_status(sim_client, "tenant_1", "SCAN_QR_CODE")
+    sim.scan("tenant_1", phone=PHONE)
+    wait_for_status(sim_client, "tenant_1", "WORKING")
+    return "tenant_1"
+
+
+def test_create_then_qr_shows_png(sim_client):
+    sim_client.create_session("tenant_1", None, start=True)
+    wait_for_status(sim_client, "tenant_1", "SCAN_QR_CODE")
+
+    qr = sim_client.get_qr("tenant_1")
+
+    assert qr["mimetype"] == "image/png"
+    assert base64.b64decode(qr["data"]).startswith(b"\x89PNG")
+
+
+def test_create_without_start_leaves_session_stopped(sim_client):
+    info = sim_client.create_session("tenant_1", None, start=False)
+
+    assert info["status"] == "STOPPED"
+
+
+def test_scan_makes_session_working_with_me(working, sim_client):
+    assert sim_client.get_me(working)["id"] == f"{PHONE}@c.us"
+
+
+def test_create_twice_raises_already_exists(working, sim_client):
+    with pytest.raises(errors.WahaAlreadyExists):
+        sim_client.create_session(working, None)
+
+
+def test_send_before_scan_raises_session_not_ready(sim_client):
+    sim_client.create_session("tenant_1", None, start=True)
+    wait_for_status(sim_client, "tenant_1", "SCAN_QR_CODE")
+
+    with pytest.raises(errors.WahaSessionNotReady) as caught:
+        sim_client.send_text("tenant_1", CUSTOMER, "too early")
+
+    assert caught.value.session_status == "SCAN_QR_CODE"
+
+
+def test_send_text_reaches_the_chat_once(working, sim, sim_client):
+    result = sim_client.send_text(working, "+49 151 12345678", "Termin bestätigt", message_id="3EB0000000000000BEEF")
+
+    sent = sim.sent_messages(working)
+    assert [(m["chatId"], m["body"]) for m in sent] == [(CUSTOMER, "Termin bestätigt")]
+    assert result.message_id == sent[0]["id"] == f"true_{CUSTOMER}_3EB0000000000000BEEF"
+
+
+@pytest.mark.parametrize("engine", ["GOWS", "NOWEB", "WEBJS"])
+def test_send_result_id_matches_waha_id_on_every_engine(make_client, engine):
+    from wahasim.testing import SimServer
+
+    with SimServer(api_key="sim-key", engine=engine, starting_delay=0.01) as server:
+        engine_client = make_client(base_url=server.url, api_key=server.api_key)
+        engine_client.create_session("s1", None, start=True)
+        wait_for_status(engine_client, "s1", "SCAN_QR_CODE")
+        server.scan("s1")
+        wait_for_status(engine_client, "s1", "WORKING")
+
+        result = engine_client.send_text("s1", CUSTOMER, "hi")
+
+        assert result.message_id == server.sent_messages("s1")[0]["id"]
+
+
+@pytest.mark.parametrize("failure", [503, 0], ids=["503", "dropped-connection"])
+def test_send_retried_after_failure_reaches_the_chat_once(working, sim, sim_client, failure):
+    sim.fail_next(1, failure)
+
+    result = sim_client.send_text(working, CUSTOMER, "hello once")
+
+    sent = sim.sent_messages(working)
+    assert [m["body"] for m in sent] == ["hello once"]
+    assert result.message_id == sent[0]["id"]
+
+
+def test_send_repeated_with_same_id_is_one_message(working, sim, sim_client):
+    # What a retry after a lost answer looks like to WAHA: the same body with the same id, twice.
+    first = sim_client.send_text(working, CUSTOMER, "only once", message_id="3EB0000000000000CAFE")
+    second = sim_client.send_text(working, CUSTOMER, "only once", message_id="3EB0000000000000CAFE")
+
+    assert len(sim.sent_messages(working)) == 1
+    assert first.message_id == second.message_id
+
+
+def test_send_image_by_base64_reaches_the_chat(working, sim, sim_client):
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
+
+    sim_client.send_image(working, CUSTOMER, {"mimetype": "image/png", "filename": "a.png", "data": png}, caption="x")
+
+    assert [m["kind"] for m in sim.sent_messages(working)] == ["image"]
+
+
+def test_download_media_of_inbound_message(working, sim, sim_client):
+    message_id = sim.inbound(working, from_="491709999999", text="photo", media={"mimetype": "image/png"})
+    event = next(e for e in sim.events() if e["event"] == "message" and e["payload"]["id"] == message_id)
+
+    content, content_type = sim_client.download_media(event["payload"]["media"]["url"])
+
+    assert content.startswith(b"\x89PNG") and content_type == "image/png"
+
+
+def test_check_number_finds_registered_number(working, sim_client):
+    result = sim_client.check_number(working, "+49 151 12345678")
+
+    assert result["numberExists"] is True
+
+
+def test_list_and_delete_session(working, sim_client):
+    assert [s["name"] for s in sim_client.list_sessions()] == [working]
+
+    sim_client.delete_session(working)
+
+    assert sim_client.list_sessions() == []
+
+
+def test_stop_then_start_session(working, sim_client):
+    assert sim_client.stop_session(working)["status"] == "STOPPED"
+
+    sim_client.start_session(working)
+
+    assert wait_for_status(sim_client, working, "WORKING")["status"] == "WORKING"
+
+
+def test_wrong_api_key_raises_unauthorized(make_client, sim):
+    stranger = make_client(base_url=sim.url, api_key="wrong-key")
+
+    with pytest.raises(errors.WahaUnauthorized):
+        stranger.list_sessions()
+
+
+def test_ping_and_version(sim_client):
+    assert sim_client.ping() is True
+    assert sim_client.version()["version"]
+
+
+def test_slow_server_raises_timeout(make_client, sim):
+    impatient = make_client(base_url=sim.url, api_key=sim.api_key, timeout_ms=100, retry_attempts=0)
+    sim.set_latency(500)
+
+    with pytest.raises(errors.WahaTimeout):
+        impatient.list_sessions()
+
+
+def test_unreachable_server_trips_the_breaker(make_client):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    fragile = make_client(base_url=f"http://127.0.0.1:{closed_port}", retry_attempts=0, breaker_fail_max=2)
+    for _ in range(2):
+        with pytest.raises(errors.WahaUnavailable):
+            fragile.list_sessions()
+
+    with pytest.raises(errors.WahaCircuitOpen):
+        fragile.list_sessions()
