@@ -242,7 +242,7 @@ def flask_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def test_environ(**overrides: str) -> dict[str, str]:
+def environ_for_tests(**overrides: str) -> dict[str, str]:
     """Environment for the test suite: PostgreSQL and Redis on this machine unless overridden."""
     environ = {
         "PORTAL_ENV": "testing",

@@ -58,6 +58,9 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def assign_request_id() -> None:
+        # `g` belongs to the app context, which a test or CLI command may hold open across several requests;
+        # every request starts from an empty one, as it does in production.
+        vars(g).clear()
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
         g.request_started = time.perf_counter()

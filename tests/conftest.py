@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from portal import create_app
-from portal.config import test_environ
+from portal.config import environ_for_tests
 from portal.extensions import db
 from tests.factories import PASSWORD, make_tenant, make_user
 
@@ -46,7 +46,7 @@ def _reset_schema(app: Flask) -> None:
 
 @pytest.fixture(scope="session")
 def _environ() -> dict[str, str]:
-    env = test_environ(WAHA_API_KEY=SIM_API_KEY, WAHA_TIMEOUT="3000", WAHA_RETRY_ATTEMPTS="1",
+    env = environ_for_tests(WAHA_API_KEY=SIM_API_KEY, WAHA_TIMEOUT="3000", WAHA_RETRY_ATTEMPTS="1",
                        WAHA_WEBHOOK_TIMEOUT="2000", WAHA_WEBHOOK_RETRY_ATTEMPTS="2",
                        MEDIA_ROOT=str(ROOT / "instance" / "test-media"))
     return env
@@ -118,7 +118,7 @@ def tenant(ctx: Flask) -> Any:
 
 @pytest.fixture
 def owner(tenant: Any) -> Any:
-    return make_user(tenant, "owner", email="owner@acme.test")
+    return make_user(tenant, "owner", email="owner@acme.example.com")
 
 
 @pytest.fixture

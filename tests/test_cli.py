@@ -32,23 +32,23 @@ def test_tenants_create_refuses_a_taken_slug(cli, tenant):
 
 
 def test_users_create_adds_the_role(cli, tenant):
-    result = cli.invoke(args=["users", "create", "--email", "ops@acme.test", "--tenant", "acme", "--role", "admin",
+    result = cli.invoke(args=["users", "create", "--email", "ops@acme.example.com", "--tenant", "acme", "--role", "admin",
                               "--password", "long-enough-password"])
     assert result.exit_code == 0, result.output
     assert "as admin in 'acme'" in result.output
-    user = db.session.scalar(db.select(User).where(User.email == "ops@acme.test"))
+    user = db.session.scalar(db.select(User).where(User.email == "ops@acme.example.com"))
     membership = db.session.scalar(db.select(Membership).where(Membership.user_id == user.id))
     assert membership.role == "admin"
 
 
 def test_users_create_refuses_a_short_password(cli, tenant):
-    result = cli.invoke(args=["users", "create", "--email", "ops@acme.test", "--password", "short"])
+    result = cli.invoke(args=["users", "create", "--email", "ops@acme.example.com", "--password", "short"])
     assert result.exit_code != 0
     assert "at least 10 characters" in result.output
 
 
 def test_users_create_refuses_an_unknown_tenant(cli, ctx):
-    result = cli.invoke(args=["users", "create", "--email", "a@b.test", "--tenant", "nope",
+    result = cli.invoke(args=["users", "create", "--email", "a@b.example.com", "--tenant", "nope",
                               "--password", "long-enough-password"])
     assert result.exit_code != 0
     assert "No tenant with slug 'nope'" in result.output

@@ -6,7 +6,7 @@ from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
 
 from portal import create_app
-from portal.config import test_environ
+from portal.config import environ_for_tests
 from portal.extensions import db
 from tests.conftest import ROOT
 
@@ -23,7 +23,7 @@ def test_upgrade_downgrade_upgrade_on_postgresql(tmp_path):
         conn.execute(sa.text("DROP DATABASE IF EXISTS portal_migrations"))
         conn.execute(sa.text("CREATE DATABASE portal_migrations"))
     try:
-        app = create_app(test_environ(DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:5432/portal_migrations"))
+        app = create_app(environ_for_tests(DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:5432/portal_migrations"))
         with app.app_context():
             upgrade()
             tables = set(sa.inspect(db.engine).get_table_names())

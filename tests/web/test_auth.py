@@ -33,7 +33,8 @@ def test_wrong_password_is_refused_and_audited(client, owner):
 
 def test_login_without_csrf_token_is_rejected(client, owner):
     response = client.post("/login", data={"email": owner.email, "password": PASSWORD})
-    assert response.status_code == 200  # the form re-renders; nobody is signed in
+    assert response.status_code == 400
+    assert "The form expired" in response.get_data(as_text=True)
     assert client.get("/").status_code == 302
 
 
