@@ -60,7 +60,9 @@ class SimServer:
         self.url = f"http://{self.settings.host}:{self.settings.port}"
         if not self.settings.public_url:
             self.settings.public_url = self.url
-        self._thread = threading.Thread(target=self._server.serve_forever, name="wahasim-http", daemon=True)
+        # A short poll interval makes stop() return quickly (the default is 0.5 s).
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="wahasim-http", daemon=True)
         self._thread.start()
         return self
 

@@ -1,0 +1,244 @@
+"""Fixtures for the simulator tests: servers over loopback, a webhook receiver, fixtures and schemas."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+import requests
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from wahasim.testing import SimServer
+
+REPO = Path(__file__).resolve().parents[2]
+LOCAL_FIXTURES = REPO / "tests" / "fixtures" / "waha"
+SHARED = Path(os.environ.get("WAHA_SHARED_DIR", REPO.parent / "shared" / "waha"))
+
+# Small timings keep the state machine tests fast.
+FAST = dict(starting_delay=0.02, ack_delay=0.02, qr_first_seconds=5.0, qr_next_seconds=5.0)
+
+
+def fixture_path(name: str) -> Path:
+    """A contract file: the committed copy first, the shared folder otherwise."""
+    local = LOCAL_FIXTURES / name
+    if local.exists():
+        return local
+    if name == "openapi.json":
+        return SHARED / "openapi.json"
+    return SHARED / "fixtures" / name
+
+
+def load_fixture(name: str):
+    return json.loads(fixture_path(name).read_text(encoding="utf-8"))
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 3.0, interval: float = 0.01):
+    """Poll until predicate() is truthy; returns its value or fails the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(interval)
+
+
+class Api:
+    """requests against one SimServer with its API key."""
+
+    def __init__(self, server: SimServer):
+        self.server = server
+        self.http = requests.Session()
+        self.http.headers.update(server.headers)
+
+    def __call__(self, method: str, path: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", 5)
+        return self.http.request(method, self.server.url + path, **kwargs)
+
+    def create(self, name: str = "default", start: bool = True, **body) -> requests.Response:
+        return self("POST", "/api/sessions", json={"name": name, "start": start, **body})
+
+    def status(self, name: str) -> str | None:
+        info = self.server.session(name)
+        return info["status"] if info else None
+
+    def wait_status(self, name: str, status: str, timeout: float = 3.0) -> None:
+        wait_until(lambda: self.status(name) == status, timeout)
+
+    def working(self, name: str = "default", **body) -> None:
+        """Create, start and pair a session."""
+        assert self.create(name, **body).status_code == 201
+        self.wait_status(name, "SCAN_QR_CODE")
+        self.server.scan(name)
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., SimServer]]:
+    """Start SimServers with fast timings; all are stopped after the test."""
+    started: list[SimServer] = []
+
+    def make(**options) -> SimServer:
+        values = dict(FAST, api_key="sim-key")
+        values.update(options)
+        server = SimServer(**values).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(make_server) -> SimServer:
+    return make_server()
+
+
+@pytest.fixture
+def api(server) -> Api:
+    return Api(server)
+
+
+@pytest.fixture
+def make_api(make_server) -> Callable[..., Api]:
+    def make(**options) -> Api:
+        return Api(make_server(**options))
+
+    return make
+
+
+# ---------------------------------------------------------------- webhook receiver
+
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs) -> None:
+        pass
+
+
+class Receiver:
+    """A tiny HTTP server that records every POST (headers + raw bytes) and answers scripted statuses."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+        self.statuses: deque[int] = deque()
+        self.delay = 0.0
+        self._lock = threading.Lock()
+        self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_Quiet)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/hook"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
+        self._thread.start()
+
+    def _app(self, environ, start_response):
+        request = Request(environ)
+        body = request.get_data()
+        if self.delay:
+            time.sleep(self.delay)
+        with self._lock:
+            status = self.statuses.popleft() if self.statuses else 200
+            self.calls.append({"headers": dict(request.headers), "body": body, "status": status,
+                               "json": json.loads(body) if body else None})
+        return Response("ok", status=status)(environ, start_response)
+
+    def events(self, name: str | None = None) -> list[dict]:
+        with self._lock:
+            return [c for c in self.calls if name is None or c["json"]["event"] == name]
+
+    def wait(self, count: int, name: str | None = None, timeout: float = 3.0) -> list[dict]:
+        wait_until(lambda: len(self.events(name)) >= count, timeout)
+        return self.events(name)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def hook(url: str, events=("*",), **extra) -> dict:
+    """A session webhook config entry."""
+    return {"url": url, "events": list(events), **extra}
+
+
+# ---------------------------------------------------------------- openapi schemas
+
+def _nullable(node):
+    """OpenAPI 3.0 `nullable: true` means null is allowed; JSON Schema ignores it (CONTRACT 14).
+
+    Also drops the property-level `required: true` booleans the document carries,
+    which are not valid JSON Schema.
+    """
+    if isinstance(node, list):
+        return [_nullable(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _nullable(v) for k, v in node.items()}
+    if isinstance(node.get("required"), bool):
+        del node["required"]
+    if node.pop("nullable", False) is True:
+        return {"anyOf": [node, {"type": "null"}]}
+    return node
+
+
+def _relaxed(doc: dict) -> dict:
+    """Where CONTRACT.md (read from WAHA's code) says the document is wrong, follow the contract."""
+    doc = _nullable(copy.deepcopy(doc))
+    schemas = doc["components"]["schemas"]
+    ref = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
+    info = schemas["SessionInfo"]["properties"]
+    # CONTRACT 14: `me` is null before login; `presence` is "online"/"offline"/null, not an object;
+    # `config` is null when never set.
+    info["me"] = {"anyOf": [ref("MeInfo"), {"type": "null"}]}
+    info["presence"] = {"type": ["string", "null"]}
+    info["config"] = {"anyOf": [ref("SessionConfig"), {"type": "null"}]}
+    schemas["SessionDTO"]["properties"]["config"] = {"anyOf": [ref("SessionConfig"), {"type": "null"}]}
+    # CONTRACT 8.4/9: GOWS and NOWEB report browser null.
+    schemas["WAHAEnvironment"]["properties"]["browser"] = {"type": ["string", "null"]}
+    # CONTRACT 8.4: webhook event names are strings (the document types the items as objects).
+    schemas["WebhookConfig"]["properties"]["events"]["items"] = {"type": "string"}
+    return doc
+
+
+class Schemas:
+    """Validate bodies against openapi.json components (with the contract's relaxations)."""
+
+    def __init__(self, doc: dict):
+        self.doc = _relaxed(doc)
+        self.registry = Registry().with_resource(
+            "urn:waha-openapi", Resource.from_contents(self.doc, default_specification=DRAFT202012))
+
+    def validator(self, schema: dict) -> Draft202012Validator:
+        return Draft202012Validator(schema, registry=self.registry)
+
+    def component(self, name: str) -> dict:
+        return {"$ref": f"urn:waha-openapi#/components/schemas/{name}"}
+
+    def response(self, path: str, method: str, status: str, content: str = "application/json") -> dict:
+        """The response schema of an operation, with local $refs pointed at the document."""
+        schema = self.doc["paths"][path][method]["responses"][status]["content"][content]["schema"]
+        text = json.dumps(schema).replace('"#/components/', '"urn:waha-openapi#/components/')
+        return json.loads(text)
+
+    def validate(self, instance, schema: dict) -> None:
+        errors = sorted(self.validator(schema).iter_errors(instance), key=lambda e: list(e.path))
+        assert not errors, "; ".join(f"{list(e.path)}: {e.message}" for e in errors)
+
+
+@pytest.fixture(scope="session")
+def schemas() -> Schemas:
+    return Schemas(load_fixture("openapi.json"))
