@@ -158,8 +158,9 @@ class Dispatcher:
         for q in self._queues:
             q.put(None)
         for thread in self._threads:
+            # Daemon threads: a worker stuck on a slow receiver must not hold up shutdown.
             if thread is not threading.current_thread():
-                thread.join(timeout=2)
+                thread.join(timeout=0.2)
 
     # ---- sending ---------------------------------------------------------
 

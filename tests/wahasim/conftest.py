@@ -15,7 +15,8 @@ import requests
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler
+from werkzeug.serving import make_server as werkzeug_server
 from werkzeug.wrappers import Request, Response
 
 from wahasim.testing import SimServer
@@ -133,7 +134,7 @@ class Receiver:
         self.statuses: deque[int] = deque()
         self.delay = 0.0
         self._lock = threading.Lock()
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_Quiet)
+        self._server = werkzeug_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_Quiet)
         self.url = f"http://127.0.0.1:{self._server.server_port}/hook"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         daemon=True)
@@ -147,6 +148,7 @@ class Receiver:
         with self._lock:
             status = self.statuses.popleft() if self.statuses else 200
             self.calls.append({"headers": dict(request.headers), "body": body, "status": status,
+                               "at": time.monotonic(),
                                "json": json.loads(body) if body else None})
         return Response("ok", status=status)(environ, start_response)
 
