@@ -53,6 +53,7 @@ class WebhookDelivery(TenantScoped, Base):
     __table_args__ = (
         Index("ix_webhook_deliveries_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_webhook_deliveries_msg", "msg_id", "attempt"),
+        Index("ix_webhook_deliveries_status_due", "status", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -70,4 +71,6 @@ class WebhookDelivery(TenantScoped, Base):
     response_excerpt: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(String(500))
     duration_ms: Mapped[int | None] = mapped_column(Integer)
+    # a pending attempt is sent at or after due_at; queueing it pushes due_at out (a lease) so a lost job is re-queued
+    due_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

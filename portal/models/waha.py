@@ -69,6 +69,9 @@ class WahaSession(TenantScoped, TimestampMixin, Base):
     last_synced_at: Mapped[datetime | None]
     last_event_at: Mapped[datetime | None]
     status_changed_at: Mapped[datetime | None]
+    # why the tenant was told to look at this session (failed / logged_out / needs_qr); cleared once WORKING again
+    attention: Mapped[str | None] = mapped_column(String(32))
+    attention_since: Mapped[datetime | None]
 
     tenant: Mapped[Tenant] = relationship()
     server: Mapped[WahaServer] = relationship(back_populates="sessions")
