@@ -25,7 +25,7 @@ def load_fixture() -> Callable[[str], object]:
 
 
 @pytest.fixture
-def base_url() -> str:
+def waha_url() -> str:
     """Where the mocked WAHA lives."""
     return "http://waha.test:3000"
 
@@ -37,13 +37,13 @@ def api_key() -> str:
 
 
 @pytest.fixture
-def make_client(base_url, api_key) -> Iterator[Callable[..., WahaClient]]:
+def make_client(waha_url, api_key) -> Iterator[Callable[..., WahaClient]]:
     """Build clients with test settings (two retries, near-zero backoff); overrides go to WahaSettings."""
     made: list[WahaClient] = []
 
     def make(observer=None, **overrides) -> WahaClient:
         values = dict(
-            base_url=base_url,
+            base_url=waha_url,
             api_key=api_key,
             timeout_ms=2000,
             retry_attempts=2,
@@ -61,7 +61,7 @@ def make_client(base_url, api_key) -> Iterator[Callable[..., WahaClient]]:
 
 
 @pytest.fixture
-def client(make_client) -> WahaClient:
+def waha_client(make_client) -> WahaClient:
     """A client for the mocked WAHA with two retries."""
     return make_client()
 
@@ -74,7 +74,7 @@ def waha() -> Iterator[responses.RequestsMock]:
 
 
 @pytest.fixture(scope="module")
-def sim_server() -> Iterator[object]:
+def live_sim_server() -> Iterator[object]:
     """One wahasim server per test module, on loopback with a fast boot (stopping one takes ~0.5 s)."""
     from wahasim.testing import SimServer
 
@@ -85,13 +85,13 @@ def sim_server() -> Iterator[object]:
 
 
 @pytest.fixture
-def sim(sim_server) -> object:
+def live_sim(live_sim_server) -> object:
     """The module's wahasim server, emptied (no sessions, no latency, no pending failures) for this test."""
-    sim_server.reset()
-    return sim_server
+    live_sim_server.reset()
+    return live_sim_server
 
 
 @pytest.fixture
-def sim_client(make_client, sim) -> WahaClient:
+def live_client(make_client, live_sim) -> WahaClient:
     """A client for the wahasim server, with two retries."""
-    return make_client(base_url=sim.url, api_key=sim.api_key)
+    return make_client(base_url=live_sim.url, api_key=live_sim.api_key)

@@ -74,9 +74,9 @@ def test_error_table_covers_every_fixture_row():
 
 
 @pytest.mark.parametrize("case", sorted(ALL_CASES))
-def test_error_body_raises_its_typed_error(waha, base_url, no_retry_client, case):
+def test_error_body_raises_its_typed_error(waha, waha_url, no_retry_client, case):
     status, body, expected = ALL_CASES[case]
-    waha.get(f"{base_url}/api/sessions/default", status=status, json=body)
+    waha.get(f"{waha_url}/api/sessions/default", status=status, json=body)
 
     with pytest.raises(errors.WahaError) as caught:
         no_retry_client.get_session("default")

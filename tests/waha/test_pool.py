@@ -28,6 +28,7 @@ class FakeWaha:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as separate writes
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 status, body = fake.answer(self.path.rsplit("/", 1)[-1], self.client_address[1])
@@ -79,12 +80,12 @@ def in_thread(func, *args) -> threading.Thread:
 
 
 def test_call_fails_when_no_connection_frees_within_acquire_timeout(server, make_client):
-    client = make_client(base_url=server.url, pool_max=1, pool_acquire_timeout_ms=200)
-    holder = in_thread(client.get_session, "slow")
+    waha_client = make_client(base_url=server.url, pool_max=1, pool_acquire_timeout_ms=200)
+    holder = in_thread(waha_client.get_session, "slow")
     assert server.slow_started.wait(2)
 
     with pytest.raises(errors.WahaPoolExhausted):
-        client.get_session("fast")
+        waha_client.get_session("fast")
 
     # It gave up while the only connection was still busy, not after it freed up.
     assert not server.slow_finished.is_set()
@@ -93,18 +94,18 @@ def test_call_fails_when_no_connection_frees_within_acquire_timeout(server, make
 
 def test_call_waits_for_a_connection_that_frees_in_time(make_client):
     with FakeWaha(hold_s=0.2) as server:
-        client = make_client(base_url=server.url, pool_max=1, pool_acquire_timeout_ms=5000)
-        holder = in_thread(client.get_session, "slow")
+        waha_client = make_client(base_url=server.url, pool_max=1, pool_acquire_timeout_ms=5000)
+        holder = in_thread(waha_client.get_session, "slow")
         assert server.slow_started.wait(2)
 
-        assert client.get_session("fast")["name"] == "fast"
+        assert waha_client.get_session("fast")["name"] == "fast"
         holder.join()
 
 
 def test_pool_max_connections_run_at_the_same_time(server, make_client):
-    client = make_client(base_url=server.url, pool_max=2)
+    waha_client = make_client(base_url=server.url, pool_max=2)
     results = []
-    threads = [in_thread(lambda: results.append(client.get_session("pair")["name"])) for _ in range(2)]
+    threads = [in_thread(lambda: results.append(waha_client.get_session("pair")["name"])) for _ in range(2)]
     for thread in threads:
         thread.join(5)
 
@@ -112,34 +113,34 @@ def test_pool_max_connections_run_at_the_same_time(server, make_client):
 
 
 def test_connection_is_reused_within_idle_timeout(server, make_client):
-    client = make_client(base_url=server.url, pool_min=0, pool_idle_timeout_ms=5000)
+    waha_client = make_client(base_url=server.url, pool_min=0, pool_idle_timeout_ms=5000)
 
-    first = client.get_session("a")["port"]
-    second = client.get_session("b")["port"]
+    first = waha_client.get_session("a")["port"]
+    second = waha_client.get_session("b")["port"]
 
     assert first == second
 
 
 def test_idle_connection_is_dropped_after_idle_timeout(server, make_client):
-    client = make_client(base_url=server.url, pool_min=0, pool_idle_timeout_ms=50)
-    first = client.get_session("a")["port"]
+    waha_client = make_client(base_url=server.url, pool_min=0, pool_idle_timeout_ms=50)
+    first = waha_client.get_session("a")["port"]
 
     time.sleep(0.1)
 
-    assert client.get_session("b")["port"] != first
+    assert waha_client.get_session("b")["port"] != first
 
 
 def test_pool_min_connections_survive_idle_timeout(server, make_client):
-    client = make_client(base_url=server.url, pool_min=1, pool_idle_timeout_ms=50)
-    first = client.get_session("a")["port"]
+    waha_client = make_client(base_url=server.url, pool_min=1, pool_idle_timeout_ms=50)
+    first = waha_client.get_session("a")["port"]
 
     time.sleep(0.1)
 
-    assert client.get_session("b")["port"] == first
+    assert waha_client.get_session("b")["port"] == first
 
 
 def test_slow_server_raises_waha_timeout(server, make_client):
-    client = make_client(base_url=server.url, timeout_ms=100, retry_attempts=0)
+    waha_client = make_client(base_url=server.url, timeout_ms=100, retry_attempts=0)
 
     with pytest.raises(errors.WahaTimeout):
-        client.get_session("slow")
+        waha_client.get_session("slow")

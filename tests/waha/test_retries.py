@@ -21,27 +21,27 @@ def sent_ids(waha) -> list[str]:
 
 
 @pytest.mark.parametrize("status", [502, 503, 504])
-def test_idempotent_call_is_retried_after_gateway_error(waha, client, base_url, status):
-    waha.get(f"{base_url}/api/sessions/s1", status=status, json=UNAVAILABLE)
-    waha.get(f"{base_url}/api/sessions/s1", json={"name": "s1"})
+def test_idempotent_call_is_retried_after_gateway_error(waha, waha_client, waha_url, status):
+    waha.get(f"{waha_url}/api/sessions/s1", status=status, json=UNAVAILABLE)
+    waha.get(f"{waha_url}/api/sessions/s1", json={"name": "s1"})
 
-    assert client.get_session("s1") == {"name": "s1"}
+    assert waha_client.get_session("s1") == {"name": "s1"}
     assert len(waha.calls) == 2
 
 
 @pytest.mark.parametrize("failure", [requests.ConnectionError("refused"), requests.ReadTimeout("slow")])
-def test_idempotent_call_is_retried_after_transport_failure(waha, client, base_url, failure):
-    waha.delete(f"{base_url}/api/sessions/s1", body=failure)
-    waha.delete(f"{base_url}/api/sessions/s1", body="")
+def test_idempotent_call_is_retried_after_transport_failure(waha, waha_client, waha_url, failure):
+    waha.delete(f"{waha_url}/api/sessions/s1", body=failure)
+    waha.delete(f"{waha_url}/api/sessions/s1", body="")
 
-    client.delete_session("s1")
+    waha_client.delete_session("s1")
 
     assert len(waha.calls) == 2
 
 
-def test_retries_stop_after_retry_attempts(waha, make_client, base_url):
+def test_retries_stop_after_retry_attempts(waha, make_client, waha_url):
     limited = make_client(retry_attempts=2, breaker_fail_max=100)
-    waha.get(f"{base_url}/api/server/version", status=503, json=UNAVAILABLE)
+    waha.get(f"{waha_url}/api/server/version", status=503, json=UNAVAILABLE)
 
     with pytest.raises(errors.WahaUnavailable):
         limited.version()
@@ -49,9 +49,9 @@ def test_retries_stop_after_retry_attempts(waha, make_client, base_url):
     assert len(waha.calls) == 3
 
 
-def test_retry_attempts_zero_tries_once(waha, make_client, base_url):
+def test_retry_attempts_zero_tries_once(waha, make_client, waha_url):
     once = make_client(retry_attempts=0)
-    waha.get(f"{base_url}/api/server/version", status=503, json=UNAVAILABLE)
+    waha.get(f"{waha_url}/api/server/version", status=503, json=UNAVAILABLE)
 
     with pytest.raises(errors.WahaUnavailable):
         once.version()
@@ -67,11 +67,11 @@ def test_retry_attempts_zero_tries_once(waha, make_client, base_url):
         (401, {"message": "Unauthorized", "statusCode": 401}, errors.WahaUnauthorized),
     ],
 )
-def test_call_is_not_retried_after_answer_that_would_repeat(waha, client, base_url, status, body, error):
-    waha.get(f"{base_url}/api/sessions/s1", status=status, json=body)
+def test_call_is_not_retried_after_answer_that_would_repeat(waha, waha_client, waha_url, status, body, error):
+    waha.get(f"{waha_url}/api/sessions/s1", status=status, json=body)
 
     with pytest.raises(error):
-        client.get_session("s1")
+        waha_client.get_session("s1")
 
     assert len(waha.calls) == 1
 
@@ -79,70 +79,70 @@ def test_call_is_not_retried_after_answer_that_would_repeat(waha, client, base_u
 @pytest.mark.parametrize(
     "failure", [requests.ConnectionError("reset"), requests.ReadTimeout("slow")], ids=["connection", "timeout"]
 )
-def test_create_session_is_not_retried_after_transport_failure(waha, client, base_url, failure):
-    waha.post(f"{base_url}/api/sessions", body=failure)
+def test_create_session_is_not_retried_after_transport_failure(waha, waha_client, waha_url, failure):
+    waha.post(f"{waha_url}/api/sessions", body=failure)
 
     with pytest.raises(errors.WahaUnavailable):
-        client.create_session("s1", None)
+        waha_client.create_session("s1", None)
 
     assert len(waha.calls) == 1
 
 
-def test_create_session_is_not_retried_after_503(waha, client, base_url):
-    waha.post(f"{base_url}/api/sessions", status=503, json=UNAVAILABLE)
+def test_create_session_is_not_retried_after_503(waha, waha_client, waha_url):
+    waha.post(f"{waha_url}/api/sessions", status=503, json=UNAVAILABLE)
 
     with pytest.raises(errors.WahaUnavailable):
-        client.create_session("s1", None)
+        waha_client.create_session("s1", None)
 
     assert len(waha.calls) == 1
 
 
-def test_create_session_read_timeout_raises_waha_timeout(waha, client, base_url):
-    waha.post(f"{base_url}/api/sessions", body=requests.ReadTimeout("slow"))
+def test_create_session_read_timeout_raises_waha_timeout(waha, waha_client, waha_url):
+    waha.post(f"{waha_url}/api/sessions", body=requests.ReadTimeout("slow"))
 
     with pytest.raises(errors.WahaTimeout):
-        client.create_session("s1", None)
+        waha_client.create_session("s1", None)
 
 
 @pytest.mark.parametrize("method", ["logout_session", "request_pairing_code"])
-def test_non_idempotent_session_call_is_not_retried(waha, client, base_url, method):
+def test_non_idempotent_session_call_is_not_retried(waha, waha_client, waha_url, method):
     path = "/api/sessions/s1/logout" if method == "logout_session" else "/api/s1/auth/request-code"
-    waha.post(f"{base_url}{path}", status=503, json=UNAVAILABLE)
+    waha.post(f"{waha_url}{path}", status=503, json=UNAVAILABLE)
 
     with pytest.raises(errors.WahaUnavailable):
         if method == "logout_session":
-            client.logout_session("s1")
+            waha_client.logout_session("s1")
         else:
-            client.request_pairing_code("s1", "491701234567")
+            waha_client.request_pairing_code("s1", "491701234567")
 
     assert len(waha.calls) == 1
 
 
-def test_send_with_message_id_is_retried_with_the_same_id(waha, client, base_url):
-    waha.post(f"{base_url}/api/sendText", body=requests.ConnectionError("reset"))
-    waha.post(f"{base_url}/api/sendText", status=201, json={"id": "true_1@c.us_3EB0000000000000AAAA"})
+def test_send_with_message_id_is_retried_with_the_same_id(waha, waha_client, waha_url):
+    waha.post(f"{waha_url}/api/sendText", body=requests.ConnectionError("reset"))
+    waha.post(f"{waha_url}/api/sendText", status=201, json={"id": "true_1@c.us_3EB0000000000000AAAA"})
 
-    result = client.send_text("s1", "1@c.us", "hi", message_id="3EB0000000000000AAAA")
+    result = waha_client.send_text("s1", "1@c.us", "hi", message_id="3EB0000000000000AAAA")
 
     assert sent_ids(waha) == ["3EB0000000000000AAAA", "3EB0000000000000AAAA"]
     assert result.message_id == "true_1@c.us_3EB0000000000000AAAA"
 
 
-def test_send_without_message_id_retries_with_one_generated_id(waha, client, base_url):
-    waha.post(f"{base_url}/api/sendImage", status=503, json=UNAVAILABLE)
-    waha.post(f"{base_url}/api/sendImage", status=201, json={})
+def test_send_without_message_id_retries_with_one_generated_id(waha, waha_client, waha_url):
+    waha.post(f"{waha_url}/api/sendImage", status=503, json=UNAVAILABLE)
+    waha.post(f"{waha_url}/api/sendImage", status=201, json={})
 
-    client.send_image("s1", "1@c.us", {"mimetype": "image/png", "url": "https://files.example.com/a.png"})
+    waha_client.send_image("s1", "1@c.us", {"mimetype": "image/png", "url": "https://files.example.com/a.png"})
 
     first, second = sent_ids(waha)
     assert first == second
 
 
-def test_timeout_raises_waha_timeout_after_retries(waha, client, base_url):
-    waha.get(f"{base_url}/api/server/status", body=requests.ReadTimeout("slow"))
+def test_timeout_raises_waha_timeout_after_retries(waha, waha_client, waha_url):
+    waha.get(f"{waha_url}/api/server/status", body=requests.ReadTimeout("slow"))
 
     with pytest.raises(errors.WahaTimeout):
-        client.server_status()
+        waha_client.server_status()
 
     assert len(waha.calls) == 3
 
@@ -160,9 +160,9 @@ def test_timeout_raises_waha_timeout_after_retries(waha, client, base_url):
     ],
     ids=["503", "500", "connection", "timeout"],
 )
-def test_breaker_opens_after_fail_max_and_fails_fast_without_http(waha, make_client, base_url, failure):
+def test_breaker_opens_after_fail_max_and_fails_fast_without_http(waha, make_client, waha_url, failure):
     guarded = make_client(retry_attempts=0, breaker_fail_max=3, breaker_reset_s=60)
-    waha.get(f"{base_url}/api/server/version", **failure)
+    waha.get(f"{waha_url}/api/server/version", **failure)
     for _ in range(3):
         with pytest.raises(errors.WahaError):
             guarded.version()
@@ -173,9 +173,9 @@ def test_breaker_opens_after_fail_max_and_fails_fast_without_http(waha, make_cli
     assert len(waha.calls) == 3
 
 
-def test_open_breaker_error_is_unavailable(waha, make_client, base_url):
+def test_open_breaker_error_is_unavailable(waha, make_client, waha_url):
     guarded = make_client(retry_attempts=0, breaker_fail_max=1, breaker_reset_s=60)
-    waha.get(f"{base_url}/api/server/version", status=503, json=UNAVAILABLE)
+    waha.get(f"{waha_url}/api/server/version", status=503, json=UNAVAILABLE)
     with pytest.raises(errors.WahaUnavailable):
         guarded.version()
 
@@ -187,9 +187,9 @@ def test_open_breaker_error_is_unavailable(waha, make_client, base_url):
     ("status", "body"),
     [(404, {"message": "Session not found", "statusCode": 404}), (501, {"message": "not implemented"})],
 )
-def test_breaker_ignores_answers_that_are_not_outages(waha, make_client, base_url, status, body):
+def test_breaker_ignores_answers_that_are_not_outages(waha, make_client, waha_url, status, body):
     guarded = make_client(retry_attempts=0, breaker_fail_max=2)
-    waha.get(f"{base_url}/api/sessions/s1", status=status, json=body)
+    waha.get(f"{waha_url}/api/sessions/s1", status=status, json=body)
     for _ in range(4):
         with pytest.raises(errors.WahaError):
             guarded.get_session("s1")
@@ -198,11 +198,11 @@ def test_breaker_ignores_answers_that_are_not_outages(waha, make_client, base_ur
     assert len(waha.calls) == 4
 
 
-def test_breaker_counts_only_consecutive_failures(waha, make_client, base_url):
+def test_breaker_counts_only_consecutive_failures(waha, make_client, waha_url):
     guarded = make_client(retry_attempts=0, breaker_fail_max=2)
-    waha.get(f"{base_url}/api/server/version", status=503, json=UNAVAILABLE)
-    waha.get(f"{base_url}/api/server/version", json={"version": "2026.7.1"})
-    waha.get(f"{base_url}/api/server/version", status=503, json=UNAVAILABLE)
+    waha.get(f"{waha_url}/api/server/version", status=503, json=UNAVAILABLE)
+    waha.get(f"{waha_url}/api/server/version", json={"version": "2026.7.1"})
+    waha.get(f"{waha_url}/api/server/version", status=503, json=UNAVAILABLE)
 
     for _ in range(3):
         try:
@@ -213,9 +213,9 @@ def test_breaker_counts_only_consecutive_failures(waha, make_client, base_url):
     assert guarded.breaker_state == "closed"
 
 
-def test_breaker_stops_retries_once_it_opens(waha, make_client, base_url):
+def test_breaker_stops_retries_once_it_opens(waha, make_client, waha_url):
     guarded = make_client(retry_attempts=5, breaker_fail_max=2, breaker_reset_s=60)
-    waha.get(f"{base_url}/api/server/version", status=503, json=UNAVAILABLE)
+    waha.get(f"{waha_url}/api/server/version", status=503, json=UNAVAILABLE)
 
     with pytest.raises(errors.WahaCircuitOpen):
         guarded.version()
@@ -223,10 +223,10 @@ def test_breaker_stops_retries_once_it_opens(waha, make_client, base_url):
     assert len(waha.calls) == 2
 
 
-def test_breaker_closes_when_server_recovers_after_reset(waha, make_client, base_url):
+def test_breaker_closes_when_server_recovers_after_reset(waha, make_client, waha_url):
     guarded = make_client(retry_attempts=0, breaker_fail_max=1, breaker_reset_s=0.05)
-    waha.get(f"{base_url}/api/server/version", status=503, json=UNAVAILABLE)
-    waha.get(f"{base_url}/api/server/version", json={"version": "2026.7.1"})
+    waha.get(f"{waha_url}/api/server/version", status=503, json=UNAVAILABLE)
+    waha.get(f"{waha_url}/api/server/version", json={"version": "2026.7.1"})
     with pytest.raises(errors.WahaUnavailable):
         guarded.version()
 
@@ -236,9 +236,9 @@ def test_breaker_closes_when_server_recovers_after_reset(waha, make_client, base
     assert guarded.breaker_state == "closed"
 
 
-def test_breaker_reopens_when_trial_call_fails(waha, make_client, base_url):
+def test_breaker_reopens_when_trial_call_fails(waha, make_client, waha_url):
     guarded = make_client(retry_attempts=0, breaker_fail_max=1, breaker_reset_s=0.05)
-    waha.get(f"{base_url}/api/server/version", status=503, json=UNAVAILABLE)
+    waha.get(f"{waha_url}/api/server/version", status=503, json=UNAVAILABLE)
     with pytest.raises(errors.WahaUnavailable):
         guarded.version()
     time.sleep(0.06)
