@@ -1,0 +1,74 @@
+"""Idempotency keys: the first answer to a keyed request is remembered and replayed for repeats.
+
+A key is scoped to a tenant and to an operation ("session.create", ...), so the same key used for two different
+operations never collides. The request is reduced to a fingerprint: the same key with a different request is a
+client bug and is refused with 409 `idempotency_key_reused` instead of silently replaying the wrong answer.
+Records are written in the caller's transaction, next to the row they point at, so both exist or neither does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from portal.extensions import db
+from portal.models import IdempotencyRecord, utcnow
+from portal.services.errors import Conflict, Invalid
+
+MAX_KEY_LENGTH = 200
+# Long enough for any client retry loop; the maintenance job prunes older records.
+RETENTION = timedelta(hours=24)
+
+
+def clean_key(key: str | None) -> str | None:
+    """The key as sent (trimmed), None when absent; Invalid when it is too long or not printable ASCII."""
+    if key is None:
+        return None
+    key = key.strip()
+    if not key:
+        return None
+    if len(key) > MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
+        raise Invalid.field("Idempotency-Key",
+                            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable ASCII characters.")
+    return key
+
+
+def fingerprint(request: Any) -> str:
+    """sha256 of the request's canonical JSON (sorted keys), the thing a repeat must match."""
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _stored_key(scope: str, key: str) -> str:
+    return f"{scope}:{key}"
+
+
+def lookup(tenant_id: int, scope: str, key: str, request_fingerprint: str) -> IdempotencyRecord | None:
+    """The record of an earlier request with this key, or None; Conflict when that request was different."""
+    record = db.session.scalar(select(IdempotencyRecord).where(
+        IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == _stored_key(scope, key)))
+    if record is not None and record.fingerprint != request_fingerprint:
+        raise Conflict("This Idempotency-Key was already used for a different request.",
+                       code="idempotency_key_reused")
+    return record
+
+
+def remember(tenant_id: int, scope: str, key: str, request_fingerprint: str, response: dict[str, Any],
+             status_code: int | None = None) -> IdempotencyRecord:
+    """Add the record to the caller's transaction (flushed with it; the unique key catches a concurrent twin)."""
+    record = IdempotencyRecord(tenant_id=tenant_id, key=_stored_key(scope, key), fingerprint=request_fingerprint,
+                               status_code=status_code, response=response)
+    db.session.add(record)
+    return record
+
+
+def purge(older_than: datetime | None = None) -> int:
+    """Delete records older than `older_than` (default: RETENTION ago); returns how many went. Commits."""
+    cutoff = older_than or utcnow() - RETENTION
+    result = db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
+    db.session.commit()
+    return result.rowcount or 0

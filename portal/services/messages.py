@@ -1,0 +1,454 @@
+"""Messages of a tenant: sending through WAHA (paced, idempotent, recorded before the call) and reading the log.
+
+A send writes its row (status PENDING, with the WhatsApp id we pre-generate and WAHA sends under) and commits
+before WAHA is called, so a crash in between leaves a visible PENDING row rather than an unrecorded message,
+and acks that arrive over the webhook find the row. Afterwards the row gets WAHA's id and the send time; a
+WAHA failure marks it ERROR. Acks move the status forward later (events processing).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ipaddress
+import mimetypes
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlparse
+
+from flask import current_app
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.exc import IntegrityError
+
+from portal.extensions import db
+from portal.models import ACK_NAMES, STATUS_RANK, Message, Tenant, WahaSession, get_for_tenant, utcnow
+from portal.services import audit, idempotency, pacing, servers
+from portal.services.audit import Actor
+from portal.services.errors import Conflict, Invalid, NotFound
+from portal.services.sessions import get_session, map_waha_error, phone_digits
+from portal.waha import errors as waha_errors
+from portal.waha.ids import new_message_id
+
+TEXT_MAX = 4096
+CAPTION_MAX = 1024
+FILENAME_MAX = 255
+METADATA_MAX_ENTRIES = 20
+METADATA_VALUE_MAX = 500
+PAGE_MAX = 200
+Q_MAX = 200
+
+MEDIA_KINDS = ("image", "document", "audio", "video")
+# What WhatsApp accepts per kind; documents may be any type except programs.
+MEDIA_TYPES = {
+    "image": {"image/jpeg", "image/png", "image/webp", "image/gif"},
+    "video": {"video/mp4", "video/3gpp", "video/quicktime", "video/webm"},
+    "audio": {"audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/amr", "audio/wav", "audio/x-wav",
+              "audio/webm", "audio/opus"},
+}
+BLOCKED_DOCUMENT_TYPES = {"application/x-msdownload", "application/x-msdos-program", "application/x-executable",
+                          "application/x-sharedlib", "application/vnd.microsoft.portable-executable"}
+_MIMETYPE_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+# Magic bytes of the image types, so a "photo" that is really something else is refused here, not by WhatsApp.
+_IMAGE_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+_CHAT_ID_RES = (
+    re.compile(r"^[1-9][0-9]{5,19}@c\.us$"),
+    re.compile(r"^[0-9]{5,25}(-[0-9]{5,15})?@g\.us$"),
+    re.compile(r"^[0-9]{5,25}@lid$"),
+)
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    """One page of messages, newest first; pass `next_cursor` back to get the next page (None on the last)."""
+
+    items: list[Message]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class ChatSummary:
+    """A conversation of a session: its chat id, newest message, number of messages and when it was last active."""
+
+    chat_id: str
+    last_message: Message
+    count: int
+    last_at: datetime
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+def normalize_recipient(to: Any) -> str:
+    """The WAHA chat id for `to`: a phone number in any usual spelling becomes "<E.164 digits>@c.us";
+    ids ending in @c.us, @g.us or @lid are kept as given. Invalid(field "to") otherwise."""
+    if not isinstance(to, str) or not to.strip():
+        raise Invalid.field("to", "A recipient is required.")
+    value = to.strip()
+    if "@" in value:
+        if any(pattern.match(value) for pattern in _CHAT_ID_RES):
+            return value
+        raise Invalid.field("to", "Not a valid chat id; use a phone number or an id ending in @c.us, @g.us or @lid.")
+    return phone_digits(value, "to") + "@c.us"
+
+
+def _clean_text(text: Any, field: str = "text", limit: int = TEXT_MAX) -> str | None:
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise Invalid.field(field, "Text must be a string.")
+    if not text.strip():
+        return None
+    if len(text) > limit:
+        raise Invalid.field(field, f"Text must be at most {limit} characters.")
+    return text
+
+
+def _base_type(mimetype: str) -> str:
+    return mimetype.split(";", 1)[0].strip().lower()
+
+
+def _decode(data: str, max_bytes: int) -> bytes:
+    if data.startswith("data:") and "," in data:
+        data = data.split(",", 1)[1]  # a data: URI as browsers produce it
+    data = re.sub(r"\s+", "", data)
+    if len(data) * 3 // 4 > max_bytes + 3:
+        raise Invalid.field("media.data", f"The file is larger than {max_bytes} bytes.")
+    try:
+        content = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise Invalid.field("media.data", "The file must be base64 encoded.") from None
+    if not content:
+        raise Invalid.field("media.data", "The file is empty.")
+    if len(content) > max_bytes:
+        raise Invalid.field("media.data", f"The file is larger than {max_bytes} bytes.")
+    return content
+
+
+def _sniff_image(content: bytes) -> str | None:
+    for magic, mimetype in _IMAGE_MAGIC:
+        if content.startswith(magic):
+            return mimetype
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _check_url(url: Any) -> str:
+    parsed = urlparse(url) if isinstance(url, str) else None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname or len(url) > 2048:
+        raise Invalid.field("media.url", "The file URL must be an http:// or https:// URL.")
+    if not current_app.config.get("WEBHOOK_ALLOW_PRIVATE"):
+        try:
+            address = ipaddress.ip_address(parsed.hostname)
+        except ValueError:
+            address = None
+        if parsed.hostname == "localhost" or (address is not None and not address.is_global):
+            raise Invalid.field("media.url", "The file URL must point to a public address.")
+    return url
+
+
+def clean_media(media: Any) -> tuple[str, dict[str, Any], dict[str, Any], str | None]:
+    """Validate a media dict; returns (kind, file for WAHA, description to store, caption)."""
+    if not isinstance(media, dict):
+        raise Invalid.field("media", "Media must be an object.")
+    kind = media.get("kind") or media.get("type")
+    if kind not in MEDIA_KINDS:
+        raise Invalid.field("media.kind", f"Media kind must be one of {', '.join(MEDIA_KINDS)}.")
+    has_url, has_data = bool(media.get("url")), bool(media.get("data"))
+    if has_url == has_data:
+        raise Invalid.field("media", "Give the file either as url or as base64 data, not both.")
+    filename = media.get("filename")
+    if filename is not None and (not isinstance(filename, str) or len(filename) > FILENAME_MAX
+                                 or "/" in filename or "\\" in filename):
+        raise Invalid.field("media.filename", f"Filename must be a plain name of at most {FILENAME_MAX} characters.")
+    source_name = filename or (urlparse(media["url"]).path.rsplit("/", 1)[-1] if has_url else None)
+    mimetype = media.get("mimetype") or (mimetypes.guess_type(source_name)[0] if source_name else None)
+    if not isinstance(mimetype, str) or not _MIMETYPE_RE.match(_base_type(mimetype)):
+        raise Invalid.field("media.mimetype", "A valid mimetype (e.g. image/jpeg) is required.")
+    base = _base_type(mimetype)
+    allowed = MEDIA_TYPES.get(kind)
+    if (allowed is not None and base not in allowed) or (kind == "document" and base in BLOCKED_DOCUMENT_TYPES):
+        raise Invalid.field("media.mimetype", f"{base} cannot be sent as {kind}.")
+    caption = _clean_text(media.get("caption"), "media.caption", CAPTION_MAX)
+    if caption is not None and kind == "audio":
+        raise Invalid.field("media.caption", "Voice messages have no caption.")
+
+    file: dict[str, Any] = {"mimetype": mimetype}
+    stored: dict[str, Any] = {"kind": kind, "mimetype": mimetype}
+    if filename:
+        file["filename"] = stored["filename"] = filename
+    if has_url:
+        file["url"] = stored["url"] = _check_url(media["url"])
+    else:
+        if not isinstance(media["data"], str):
+            raise Invalid.field("media.data", "The file must be base64 encoded.")
+        content = _decode(media["data"], current_app.config["MEDIA_MAX_BYTES"])
+        if kind == "image" and _sniff_image(content) != base:
+            raise Invalid.field("media.mimetype", f"The file is not a {base} image.")
+        file["data"] = base64.b64encode(content).decode("ascii")
+        stored["size"] = len(content)
+        stored["sha256"] = hashlib.sha256(content).hexdigest()
+    if caption is not None:
+        stored["caption"] = caption
+    return kind, file, stored, caption
+
+
+def _clean_metadata(metadata: Any) -> dict[str, str]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or len(metadata) > METADATA_MAX_ENTRIES or not all(
+            isinstance(k, str) and isinstance(v, (str, int, float, bool)) and len(str(v)) <= METADATA_VALUE_MAX
+            for k, v in metadata.items()):
+        raise Invalid.field("metadata", f"Metadata must map at most {METADATA_MAX_ENTRIES} names to short values.")
+    return {k: str(v) if not isinstance(v, str) else v for k, v in metadata.items()}
+
+
+# ---------------------------------------------------------------------------------------------- sending
+
+def _by_key(tenant_id: int, key: str) -> Message | None:
+    return db.session.scalar(select(Message).where(Message.tenant_id == tenant_id, Message.idempotency_key == key))
+
+
+def _same_request(message: Message, session: WahaSession, chat_id: str, body: str | None,
+                  media: dict[str, Any] | None) -> Message:
+    """The stored message if it answers the same request; Conflict when the key was used for another one."""
+    if (message.session_id, message.chat_id, message.body, message.media) != (session.id, chat_id, body, media):
+        raise Conflict("This Idempotency-Key was already used for a different message.",
+                       code="idempotency_key_reused")
+    return message
+
+
+def _send_to_waha(session: WahaSession, chat_id: str, text: str | None, kind: str | None, file: dict | None,
+                  caption: str | None, reply_to: str | None, message_id: str):
+    client = servers.client_for(session.server)
+    name = session.external_name
+    if kind is None:
+        return client.send_text(name, chat_id, text or "", message_id=message_id, reply_to=reply_to)
+    if kind == "image":
+        return client.send_image(name, chat_id, file, caption=caption, message_id=message_id)
+    if kind == "video":
+        return client.send_video(name, chat_id, file, caption=caption, message_id=message_id)
+    if kind == "audio":
+        return client.send_voice(name, chat_id, file, message_id=message_id)
+    return client.send_file(name, chat_id, file, caption=caption, message_id=message_id)
+
+
+def _status_from_response(raw: dict) -> str | None:
+    """The ack a send response already carries (WEBJS answers with the message, ack included), if any."""
+    ack = raw.get("ack")
+    if isinstance(ack, int) and not isinstance(ack, bool) and ack in ACK_NAMES and ack > 0:
+        return ACK_NAMES[ack]
+    return None
+
+
+def send_message(tenant: Tenant, session_id: Any, actor: Actor, *, to: str, text: str | None = None,
+                 media: dict[str, Any] | None = None, reply_to: str | None = None,
+                 metadata: dict[str, Any] | None = None, idempotency_key: str | None = None,
+                 source: str = "api") -> Message:
+    """Send a text or a media message through the session and return its row.
+
+    Checks, in order: the input (recipient normalised with `phonenumbers`, text <= 4096 characters, media kind,
+    type and size), a repeated Idempotency-Key (returns the first message, never sends twice), the session is
+    WORKING (else Conflict "session_not_ready" with details.status), the session's pacing (RateLimited with
+    retry_after). WAHA failures mark the row ERROR and raise the mapped ServiceError (Upstream 503 when WAHA is
+    down). Audited as "message.send" without the message text.
+    """
+    session = get_session(tenant, session_id)
+    chat_id = normalize_recipient(to)
+    text = _clean_text(text)
+    kind = file = stored_media = caption = None
+    if media is not None:
+        kind, file, stored_media, caption = clean_media(media)
+        if caption is None and text is not None:
+            if kind == "audio":
+                raise Invalid.field("text", "Voice messages have no text; send the text separately.")
+            if len(text) > CAPTION_MAX:
+                raise Invalid.field("text", f"A caption must be at most {CAPTION_MAX} characters.")
+            caption = stored_media["caption"] = text
+    elif text is None:
+        raise Invalid.field("text", "Give a text or a media file to send.")
+    if reply_to is not None and (not isinstance(reply_to, str) or not reply_to.strip() or len(reply_to) > 255):
+        raise Invalid.field("reply_to", "reply_to must be the id of a message in this chat.")
+    extra = _clean_metadata(metadata)
+    body = caption if kind else text
+    key = idempotency.clean_key(idempotency_key)
+
+    if key:
+        existing = _by_key(tenant.id, key)
+        if existing is not None:
+            return _same_request(existing, session, chat_id, body, stored_media)
+    if session.status != "WORKING":
+        raise Conflict(f"The session is {session.status}; it must be WORKING to send.", code="session_not_ready",
+                       details={"status": session.status, "expected": ["WORKING"]})
+    pacing.acquire(session.id, tenant.send_rate_per_minute)
+
+    # WAHA sends under this id and dedupes on it, so the client's retries never make a second message; the
+    # row carries the id WAHA will report (true_<chat>_<id>) so early acks find it.
+    pre_id = new_message_id()
+    message = Message(
+        tenant_id=tenant.id, session_id=session.id, direction="out", source=source,
+        waha_message_id=f"true_{chat_id}_{pre_id}", chat_id=chat_id, from_me=True, body=body, media=stored_media,
+        status="PENDING", idempotency_key=key, extra=extra,
+    )
+    db.session.add(message)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # A concurrent request with the same key won the race; its message is the answer.
+        db.session.rollback()
+        existing = _by_key(tenant.id, key) if key else None
+        if existing is None:
+            raise
+        return _same_request(existing, session, chat_id, body, stored_media)
+
+    details = {"session_id": session.id, "message_id": message.id, "chat_id": chat_id, "kind": kind or "text"}
+    try:
+        result = _send_to_waha(session, chat_id, text, kind, file, caption, reply_to, pre_id)
+    except waha_errors.WahaError as exc:
+        message.status = "ERROR"
+        message.error = str(exc)[:500]
+        message.failed_at = utcnow()
+        if isinstance(exc, waha_errors.WahaSessionNotReady) and exc.session_status:
+            from portal.services.sessions import apply_status
+
+            apply_status(session, exc.session_status, source="send")
+        audit.record(tenant.id, "message.send", actor, target_type="message", target_id=message.id,
+                     details={**details, "status": "ERROR", "error": type(exc).__name__})
+        db.session.commit()
+        raise map_waha_error(exc, session) from exc
+
+    # Acks may have arrived over the webhook while WAHA answered: read the row again, only move forward.
+    db.session.refresh(message)
+    message.sent_at = utcnow()
+    status = _status_from_response(result.raw)
+    if status and STATUS_RANK[status] > STATUS_RANK.get(message.status, 0) and message.status != "ERROR":
+        message.status = status
+    audit.record(tenant.id, "message.send", actor, target_type="message", target_id=message.id,
+                 details={**details, "status": message.status})
+    if result.message_id != message.waha_message_id:
+        message.waha_message_id = result.message_id
+        try:
+            db.session.flush()
+        except IntegrityError:
+            # Webhook processing already stored this WAHA id on another row; keep ours as it was.
+            db.session.rollback()
+            message = db.session.get(Message, details["message_id"])
+            message.sent_at = utcnow()
+            audit.record(tenant.id, "message.send", actor, target_type="message", target_id=message.id,
+                         details={**details, "status": message.status})
+    db.session.commit()
+    return message
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+def get_message(tenant: Tenant, message_id: Any) -> Message:
+    """One of the tenant's messages; NotFound("message_not_found") for unknown ids and other tenants' ids."""
+    try:
+        key = int(message_id)
+    except (TypeError, ValueError):
+        key = None
+    message = get_for_tenant(db.session, Message, tenant.id, key) if key is not None else None
+    if message is None:
+        raise NotFound("No such message.", code="message_not_found")
+    return message
+
+
+def encode_cursor(message: Message) -> str:
+    """Opaque cursor pointing just after `message` in (created_at, id) descending order."""
+    raw = f"{message.created_at.astimezone(timezone.utc).isoformat()}|{message.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """(created_at, id) from a cursor; Invalid(field "cursor") when it was not made by encode_cursor."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, _, ident = raw.partition("|")
+        created_at = datetime.fromisoformat(stamp)
+        if created_at.tzinfo is None:
+            raise ValueError("naive")
+        return created_at, int(ident)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise Invalid.field("cursor", "The cursor is not valid; start again from the first page.") from None
+
+
+def _aware(value: datetime | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise Invalid.field(field, "Must be a date and time.")
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _like_pattern(q: str) -> str:
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def list_messages(tenant: Tenant, *, session_id: str | None = None, direction: str | None = None,
+                  status: str | None = None, chat_id: str | None = None, q: str | None = None,
+                  since: datetime | None = None, until: datetime | None = None, cursor: str | None = None,
+                  limit: int = 50) -> MessagePage:
+    """A page of the tenant's messages (or one session's), newest first, with keyset pagination.
+
+    Filters: direction ("in"/"out"), status, chat id, `q` (case-insensitive substring of the text),
+    created_at in [since, until). The order is (created_at, id) descending, served by the
+    (tenant, created_at, id) and (session, created_at, id) indexes, so page 1,000 costs what page 1 costs.
+    """
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= PAGE_MAX:
+        raise Invalid.field("limit", f"Limit must be between 1 and {PAGE_MAX}.")
+    stmt = select(Message).where(Message.tenant_id == tenant.id)
+    if session_id is not None:
+        get_session(tenant, session_id)  # another tenant's session is a 404, not an empty list
+        stmt = stmt.where(Message.session_id == str(session_id))
+    if direction is not None:
+        if direction not in ("in", "out"):
+            raise Invalid.field("direction", 'Direction must be "in" or "out".')
+        stmt = stmt.where(Message.direction == direction)
+    if status is not None:
+        if status not in STATUS_RANK:
+            raise Invalid.field("status", f"Status must be one of {', '.join(STATUS_RANK)}.")
+        stmt = stmt.where(Message.status == status)
+    if chat_id:
+        stmt = stmt.where(Message.chat_id == chat_id)
+    if q:
+        if len(q) > Q_MAX:
+            raise Invalid.field("q", f"The search text must be at most {Q_MAX} characters.")
+        stmt = stmt.where(Message.body.ilike(_like_pattern(q), escape="\\"))
+    since, until = _aware(since, "since"), _aware(until, "until")
+    if since is not None:
+        stmt = stmt.where(Message.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(Message.created_at < until)
+    if cursor:
+        created_at, ident = decode_cursor(cursor)
+        stmt = stmt.where(tuple_(Message.created_at, Message.id) < tuple_(created_at, ident))
+    stmt = stmt.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1)
+    rows = list(db.session.scalars(stmt))
+    items = rows[:limit]
+    next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
+    return MessagePage(items=items, next_cursor=next_cursor)
+
+
+def list_chats(tenant: Tenant, session_id: str, *, limit: int = 100) -> list[ChatSummary]:
+    """The session's conversations, most recently active first: chat id, newest message and message count."""
+    session = get_session(tenant, session_id)
+    ranked = select(
+        Message.id.label("id"), Message.chat_id.label("chat_id"), Message.created_at.label("created_at"),
+        func.row_number().over(partition_by=Message.chat_id,
+                               order_by=(Message.created_at.desc(), Message.id.desc())).label("rank"),
+        func.count().over(partition_by=Message.chat_id).label("total"),
+    ).where(Message.tenant_id == tenant.id, Message.session_id == session.id).subquery()
+    stmt = (select(Message, ranked.c.total)
+            .join(ranked, ranked.c.id == Message.id)
+            .where(ranked.c.rank == 1)
+            .order_by(ranked.c.created_at.desc(), ranked.c.id.desc())
+            .limit(limit))
+    return [ChatSummary(chat_id=message.chat_id, last_message=message, count=int(total), last_at=message.created_at)
+            for message, total in db.session.execute(stmt)]
