@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
-from urllib3.exceptions import EmptyPoolError
+from urllib3.exceptions import EmptyPoolError, NewConnectionError
 
 from portal.waha.breaker import ServerBreaker
 from portal.waha.errors import (
@@ -84,10 +84,26 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def _is_retryable(exc: WahaError) -> bool:
+def _is_retryable(exc: WahaError, retry_safe: bool | str) -> bool:
     if isinstance(exc, (WahaCircuitOpen, WahaPoolExhausted)):
         return False
+    if retry_safe == UNSENT_ONLY:
+        return isinstance(exc, WahaUnavailable) and exc.never_sent
     return isinstance(exc, WahaUnavailable) and (exc.status is None or exc.status in _RETRY_STATUSES)
+
+
+# retry_safe value for calls WAHA may not deduplicate: retried only when no connection was ever opened
+UNSENT_ONLY = "unsent-only"
+# WAHA dedupes a pre-generated message id on sendText (the only send whose schema has `id`); media sends
+# carry the id too, but a retry after a lost answer could deliver twice on an engine that ignores it.
+_DEDUPED_SENDS = frozenset({"/api/sendText"})
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """True when the connection itself failed (refused, unresolvable), so no byte of the request left."""
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)
+    return isinstance(reason, NewConnectionError) or isinstance(exc, requests.ConnectTimeout)
 
 
 def _check_file(file: dict) -> dict:
@@ -140,7 +156,7 @@ class WahaClient:
         body: dict[str, Any] = {"name": name, "start": start}
         if config is not None:
             body["config"] = config
-        return self._json(self._request("POST", "/api/sessions", body=body, retry_safe=False))
+        return self._json(self._request("POST", "/api/sessions", body=body, retry_safe=UNSENT_ONLY))
 
     @_observed
     def update_session(self, name: str, config: dict) -> dict:
@@ -181,7 +197,7 @@ class WahaClient:
     @_observed
     def logout_session(self, name: str) -> dict:
         """Unpair the phone and wipe the login, keeping the config (a running session goes back to QR)."""
-        return self._json(self._request("POST", f"/api/sessions/{_segment(name)}/logout", retry_safe=False))
+        return self._json(self._request("POST", f"/api/sessions/{_segment(name)}/logout", retry_safe=UNSENT_ONLY))
 
     @_observed
     def restart_session(self, name: str) -> dict:
@@ -219,7 +235,7 @@ class WahaClient:
     def request_pairing_code(self, name: str, phone_digits: str) -> str:
         """Ask WAHA for a pairing code ("ABCD-EFGH") to type on the phone instead of scanning the QR."""
         body = {"phoneNumber": to_phone_digits(phone_digits)}
-        response = self._request("POST", f"/api/{_segment(name)}/auth/request-code", body=body, retry_safe=False)
+        response = self._request("POST", f"/api/{_segment(name)}/auth/request-code", body=body, retry_safe=UNSENT_ONLY)
         return self._field(response, "code")
 
     @_observed
@@ -368,8 +384,9 @@ class WahaClient:
         chat = to_chat_id(chat_id)
         message_id = message_id or new_message_id()
         body = {"session": session, "chatId": chat, **fields, "id": message_id}
-        # Repeating a send is safe only because WAHA dedupes on the pre-generated id in the body.
-        raw = self._json(self._request("POST", endpoint, body=body, retry_safe=bool(body["id"])))
+        # Repeating a send is safe only where WAHA dedupes on the pre-generated id in the body.
+        retry_safe: bool | str = True if endpoint in _DEDUPED_SENDS else UNSENT_ONLY
+        raw = self._json(self._request("POST", endpoint, body=body, retry_safe=retry_safe))
         if not isinstance(raw, dict):
             raw = {"value": raw}
         return SendResult(message_id=normalize_message_id(raw) or f"true_{chat}_{message_id}", raw=raw)
@@ -391,7 +408,7 @@ class WahaClient:
         method: str,
         path: str,
         *,
-        retry_safe: bool,
+        retry_safe: bool | str,
         body: Any = None,
         params: dict | None = None,
         headers: dict | None = None,
@@ -406,7 +423,7 @@ class WahaClient:
                 return self._try_once(method, path, url or self._base_url + path, body, params, headers,
                                       accept_statuses, stream)
             except WahaError as exc:
-                if attempt == tries or not _is_retryable(exc):
+                if attempt == tries or not _is_retryable(exc, retry_safe):
                     raise
                 delay = self._backoff(attempt)
                 log.info("WAHA %s %s failed (%s), try %d of %d in %.2f s",
@@ -431,11 +448,15 @@ class WahaClient:
         except requests.Timeout as exc:
             self._breaker.record(failed=True)
             self._log_call(method, path, "timeout", started)
-            raise WahaTimeout(None, "", f"{method} {path} got no answer within {self.settings.timeout_ms} ms") from exc
+            error = WahaTimeout(None, "", f"{method} {path} got no answer within {self.settings.timeout_ms} ms")
+            error.never_sent = isinstance(exc, requests.ConnectTimeout)
+            raise error from exc
         except requests.ConnectionError as exc:
             self._breaker.record(failed=True)
             self._log_call(method, path, "connection error", started)
-            raise WahaUnavailable(None, "", f"cannot reach WAHA at {self._base_url}") from exc
+            error = WahaUnavailable(None, "", f"cannot reach WAHA at {self._base_url}")
+            error.never_sent = _never_connected(exc)
+            raise error from exc
         except requests.RequestException as exc:
             raise WahaError(None, "", f"{method} {path} could not be sent: {type(exc).__name__}") from exc
 

@@ -30,6 +30,10 @@ class WahaError(Exception):
 class WahaUnavailable(WahaError):
     """WAHA cannot be reached or said it is down (connection refused, 502/503/504, circuit open)."""
 
+    # True when the request certainly never reached WAHA (no connection could be opened), so even a
+    # call that WAHA cannot deduplicate may be tried again.
+    never_sent = False
+
 
 class WahaTimeout(WahaUnavailable):
     """WAHA did not answer (connect or read) within the configured timeout."""

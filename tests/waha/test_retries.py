@@ -129,13 +129,44 @@ def test_send_with_message_id_is_retried_with_the_same_id(waha, waha_client, wah
 
 
 def test_send_without_message_id_retries_with_one_generated_id(waha, waha_client, waha_url):
-    waha.post(f"{waha_url}/api/sendImage", status=503, json=UNAVAILABLE)
-    waha.post(f"{waha_url}/api/sendImage", status=201, json={})
+    waha.post(f"{waha_url}/api/sendText", status=503, json=UNAVAILABLE)
+    waha.post(f"{waha_url}/api/sendText", status=201, json={})
 
-    waha_client.send_image("s1", "1@c.us", {"mimetype": "image/png", "url": "https://files.example.com/a.png"})
+    waha_client.send_text("s1", "1@c.us", "hi")
 
     first, second = sent_ids(waha)
     assert first == second
+
+
+IMAGE = {"mimetype": "image/png", "url": "https://files.example.com/a.png"}
+
+
+@pytest.mark.parametrize("failure", [
+    {"status": 503, "json": UNAVAILABLE},
+    {"body": requests.ConnectionError("connection reset by peer")},
+    {"body": requests.ReadTimeout("slow")},
+], ids=["503", "reset", "read-timeout"])
+def test_media_send_is_not_retried_once_waha_may_have_received_it(waha, waha_client, waha_url, failure):
+    # Only sendText's schema has the pre-generated `id` WAHA dedupes on; a media retry could deliver twice.
+    waha.post(f"{waha_url}/api/sendImage", **failure)
+
+    with pytest.raises(errors.WahaUnavailable):
+        waha_client.send_image("s1", "1@c.us", IMAGE)
+
+    assert len(waha.calls) == 1
+
+
+def test_media_send_is_retried_when_no_connection_could_be_opened(waha, waha_client, waha_url):
+    from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+    refused = requests.ConnectionError(MaxRetryError(None, waha_url, NewConnectionError(None, "refused")))
+    waha.post(f"{waha_url}/api/sendImage", body=refused)
+    waha.post(f"{waha_url}/api/sendImage", status=201, json={"id": "true_1@c.us_3EB0000000000000BBBB"})
+
+    result = waha_client.send_image("s1", "1@c.us", IMAGE, message_id="3EB0000000000000BBBB")
+
+    assert len(waha.calls) == 2
+    assert result.message_id == "true_1@c.us_3EB0000000000000BBBB"
 
 
 def test_timeout_raises_waha_timeout_after_retries(waha, waha_client, waha_url):
