@@ -57,11 +57,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from portal import ops
     from portal.api import bp as api_bp
     from portal.web import init_app as init_web
     from portal.webhooks import bp as webhooks_bp
 
     init_web(app)
+    ops.init_app(app)  # /healthz, /readyz, /metrics (CSRF-exempt), `flask fleet`
     app.register_blueprint(api_bp)
     app.register_blueprint(webhooks_bp)
     extensions_csrf_exempt(app, api_bp, webhooks_bp)

@@ -1,12 +1,22 @@
-"""Request ids and logging: every response and log line carries the request id."""
+"""Request ids and logging: every response and log line carries the request id, tenant and session where known,
+and secrets that slip into a log line are masked before it is written.
+
+Outside a request (jobs, CLI) wrap the work in ``log_context(tenant="acme", session=session_id)`` so its lines
+carry the same fields. Message bodies are never logged at INFO: the access log has method, path (no query
+string), status and time only.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import re
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 from flask import Flask, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
@@ -14,18 +24,111 @@ from pythonjsonlogger.json import JsonFormatter
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
+_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("portal_log_context", default={})
+
+
+@contextlib.contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Add fields (request_id, tenant, session, job...) to every log line written inside the block."""
+    token = _context.set({**_context.get(), **{k: str(v) for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def _request_session() -> str | None:
+    explicit = getattr(g, "log_session", None)
+    if explicit:
+        return str(explicit)
+    view_args = request.view_args or {}
+    if view_args.get("session_id"):
+        return str(view_args["session_id"])
+    if request.path.startswith("/webhooks/"):
+        return request.args.get("session") or None
+    return None
+
 
 class ContextFilter(logging.Filter):
     """Adds request_id, tenant and session (when known) to every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        extra = _context.get()
         if has_request_context():
             record.request_id = getattr(g, "request_id", "-")
             tenant = getattr(g, "tenant", None)
-            record.tenant = tenant.slug if tenant is not None else "-"
+            record.tenant = tenant.slug if tenant is not None else extra.get("tenant", "-")
+            record.session = _request_session() or extra.get("session", "-")
         else:
-            record.request_id = getattr(record, "request_id", "-")
-            record.tenant = getattr(record, "tenant", "-")
+            record.request_id = getattr(record, "request_id", extra.get("request_id", "-"))
+            record.tenant = getattr(record, "tenant", extra.get("tenant", "-"))
+            record.session = getattr(record, "session", extra.get("session", "-"))
+        for key, value in extra.items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+# ---------------------------------------------------------------------- redaction
+
+REDACTED = "[REDACTED]"
+_PATTERNS = (
+    # Authorization: Bearer <anything>
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 " + REDACTED),
+    # key=value / "key": "value" / key: value for names that hold secrets
+    (re.compile(r"""(?ix)
+        (["']?\b(?:x[-_]api[-_]key|api[-_]?key|apikey|authorization|access[-_]?token|refresh[-_]?token|token|
+                  secret|client[-_]secret|password|passwd|hmac[-_]?key|webhook[-_]?secret)\b["']?
+         \s*[:=]\s*["']?(?:(?:bearer|basic)\s+)?)
+        (?!\[REDACTED\]|(?:bearer|basic)\s+\[REDACTED\])([^\s"'&,;}]{3,})"""), r"\1" + REDACTED),
+    # portal API tokens (keep the public prefix, it identifies the token without opening it)
+    (re.compile(r"\b(wp_[0-9a-f]{12}_)[A-Za-z0-9_-]{8,}"), r"\1" + REDACTED),
+    # Standard Webhooks secrets
+    (re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]{8,}"), "whsec_" + REDACTED),
+    # credentials inside URLs: scheme://user:password@host
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@"), r"\1" + REDACTED + "@"),
+)
+_known_secrets: tuple[str, ...] = ()  # longest first, replaced whole so readers never see it half built
+_known_lock = threading.Lock()
+_MIN_SECRET_LENGTH = 8
+
+
+def register_secret(value: str | None) -> None:
+    """Mask this exact value wherever it appears in a log line (WAHA API keys, configured secrets)."""
+    global _known_secrets
+    if value and len(value) >= _MIN_SECRET_LENGTH and value not in _known_secrets:
+        with _known_lock:
+            _known_secrets = tuple(sorted({*_known_secrets, value}, key=len, reverse=True))
+
+
+def redact(text: str) -> str:
+    """`text` with known secrets, bearer tokens, API keys and URL passwords masked."""
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Masks secrets in the message, the traceback and the stack of a record before any handler writes it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: leave it for logging's own error report
+            return True
+        redacted = redact(message)
+        if redacted != message or record.args:
+            record.msg, record.args = redacted, None
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None  # formatters now use the redacted exc_text
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 
@@ -34,12 +137,13 @@ def configure_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(tenant)s",
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(tenant)s %(session)s",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         ))
     else:
         handler.setFormatter(logging.Formatter(
             "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
     handler.addFilter(ContextFilter())
     root = logging.getLogger()
     for existing in list(root.handlers):
@@ -52,7 +156,13 @@ def configure_logging(level: str, fmt: str) -> None:
     logging.getLogger("urllib3").setLevel(max(logging.getLevelName(level), logging.INFO))
 
 
+_SECRET_SETTINGS = ("SECRET_KEY", "ENCRYPTION_KEY", "WAHA_API_KEY", "WAHA_WEBHOOK_SECRET", "METRICS_TOKEN",
+                    "JWT_HS256_SECRET", "OIDC_CLIENT_SECRET")
+
+
 def init_app(app: Flask) -> None:
+    for name in _SECRET_SETTINGS:
+        register_secret(app.config.get(name))
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     access = logging.getLogger("portal.access")
 

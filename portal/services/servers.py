@@ -10,12 +10,14 @@ from portal.models import WahaServer, WahaSession
 from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid, NotFound, Upstream
+from portal.telemetry import register_secret
 from portal.waha import WahaClient, WahaSettings, get_client
 
 
 def waha_settings(server: WahaServer) -> WahaSettings:
     """Client settings for one server, from the row and the app's WAHA_* configuration."""
     cfg = current_app.config
+    register_secret(server.api_key)
     return WahaSettings(
         base_url=server.base_url, api_key=server.api_key, timeout_ms=cfg["WAHA_TIMEOUT"],
         retry_attempts=cfg["WAHA_RETRY_ATTEMPTS"], pool_max=cfg["WAHA_POOL_MAX"], pool_min=cfg["WAHA_POOL_MIN"],
@@ -76,13 +78,49 @@ def session_counts() -> dict[int, int]:
     return {server_id: count for server_id, count in rows}
 
 
+# The free Core image before this version runs one session named "default" (CONTRACT section 1).
+MULTI_SESSION_SINCE = (2026, 6, 1)
+
+
+def parse_version(version: str | None) -> tuple[int, ...] | None:
+    """WAHA's "2026.7.1" (or "2024.10.8-plus") as a tuple of numbers; None when it does not look like one."""
+    if not version:
+        return None
+    numbers = []
+    for part in version.strip().lstrip("vV").split("."):
+        digits = ""
+        for char in part:
+            if not char.isdigit():
+                break
+            digits += char
+        if not digits:
+            break
+        numbers.append(int(digits))
+    return tuple(numbers) or None
+
+
+def predates_multi_session(version: str | None) -> bool:
+    """True when `version` is older than 2026.6.1, the first free image that runs several sessions."""
+    parsed = parse_version(version)
+    return parsed is not None and parsed < MULTI_SESSION_SINCE
+
+
+def accepts_new_sessions(server: WahaServer) -> bool:
+    """Enabled, not draining, not failing its health check, and not a single-session Core image."""
+    if not server.is_enabled or server.is_draining or server.health == "down":
+        return False
+    return not (server.tier == "CORE" and predates_multi_session(server.version))
+
+
 def pick_server() -> WahaServer:
-    """The enabled, healthy, non-draining server with the most free capacity; Upstream when none has room."""
+    """Where a new session goes: among servers that accept new sessions and have room, a healthy one ("ok")
+    before one not checked yet, then the most free slots. Upstream when none has room.
+
+    Two sessions created at the same instant may both land on a server's last slot; capacity is a placement
+    guide, not a hard limit of WAHA.
+    """
     counts = session_counts()
-    candidates = [
-        s for s in list_servers()
-        if s.is_enabled and not s.is_draining and s.health != "down" and counts.get(s.id, 0) < s.capacity
-    ]
+    candidates = [s for s in list_servers() if accepts_new_sessions(s) and counts.get(s.id, 0) < s.capacity]
     if not candidates:
         raise Upstream("No WAHA server has room for a new session right now.", code="waha_unavailable")
-    return max(candidates, key=lambda s: (s.capacity - counts.get(s.id, 0)) / s.capacity)
+    return max(candidates, key=lambda s: (s.health == "ok", s.capacity - counts.get(s.id, 0)))

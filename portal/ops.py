@@ -1,0 +1,126 @@
+"""Operations endpoints and commands: /healthz, /readyz, /metrics and `flask fleet ...`.
+
+/healthz and /readyz carry no secrets and need no credentials (load balancers and orchestrators call them).
+/metrics needs `Authorization: Bearer <METRICS_TOKEN>` when METRICS_TOKEN is set, and otherwise answers
+loopback callers only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import time
+
+import click
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask.cli import AppGroup
+
+from portal import metrics
+from portal.errors import error_response
+from portal.services import fleet
+from portal.services.audit import Actor
+from portal.services.errors import ServiceError
+
+bp = Blueprint("ops", __name__)
+
+_STARTED_AT = time.time()
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is up and serving; touches nothing else."""
+    response = jsonify({"status": "ok", "uptime_s": round(time.time() - _STARTED_AT, 1)})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Ready for traffic: database, Redis and at least one enabled WAHA server answer. 503 otherwise."""
+    from portal.services.health import readiness
+
+    checks = readiness()
+    ready = all(check["ok"] for check in checks.values())
+    response = jsonify({"status": "ready" if ready else "not_ready", "checks": checks})
+    response.status_code = 200 if ready else 503
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+@bp.get("/metrics")
+def metrics_view() -> Response:
+    token = current_app.config.get("METRICS_TOKEN")
+    if token:
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            response = error_response(401, "unauthorized", "Send Authorization: Bearer <METRICS_TOKEN>.")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    elif not _is_loopback(request.remote_addr):
+        return error_response(403, "forbidden", "Set METRICS_TOKEN to scrape metrics from another host.")
+    return metrics.metrics_response()
+
+
+# ---------------------------------------------------------------------- CLI
+
+fleet_cli = AppGroup("fleet", help="Check, drain and undrain WAHA servers.")
+CLI_ACTOR = Actor(type="system", label="cli")
+
+
+@fleet_cli.command("check")
+def fleet_check() -> None:
+    """Probe every WAHA server now, store health and version, warn about versions before 2026.6.1."""
+    results = fleet.check_servers(warn_always=True)
+    if not results:
+        click.echo("No WAHA server is registered.")
+        return
+    for r in results:
+        version = f"{r['version'] or '?'} {r['engine'] or ''} {r['tier'] or ''}".strip()
+        line = f"{r['name']}\t{r['base_url']}\t{r['health']}\t{version}"
+        if r["outdated"]:
+            line += "\tOUTDATED: upgrade to 2026.6.1 or later"
+        if r["error"]:
+            line += f"\t{r['error']}"
+        click.echo(line)
+    if not any(r["health"] == "ok" for r in results):
+        raise SystemExit(1)
+
+
+@fleet_cli.command("drain")
+@click.argument("server")
+def fleet_drain(server: str) -> None:
+    """Stop placing new sessions on SERVER (name or id); its sessions keep running."""
+    try:
+        row = fleet.drain_server(fleet.find_server(server).id, CLI_ACTOR)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"WAHA server '{row.name}' is draining: no new sessions go there.")
+
+
+@fleet_cli.command("undrain")
+@click.argument("server")
+def fleet_undrain(server: str) -> None:
+    """Let SERVER (name or id) take new sessions again."""
+    try:
+        row = fleet.undrain_server(fleet.find_server(server).id, CLI_ACTOR)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"WAHA server '{row.name}' takes new sessions again.")
+
+
+def init_app(app: Flask) -> None:
+    """Metrics instrumentation, the ops blueprint (no CSRF: GET only, no cookies needed) and the fleet CLI."""
+    from portal.extensions import csrf
+
+    metrics.init_app(app)
+    app.register_blueprint(bp)
+    csrf.exempt(bp)
+    app.cli.add_command(fleet_cli)
