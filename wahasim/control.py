@@ -70,7 +70,7 @@ def webhooks():
 
 @bp.get("/events")
 def events():
-    return json_response(list(sim().events))
+    return json_response(sim().recent_events())
 
 
 @bp.get("/sessions/<name>/messages")

@@ -10,7 +10,6 @@ import base64
 import binascii
 import copy
 import logging
-import mimetypes
 import re
 import shutil
 import tempfile
@@ -19,7 +18,7 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from . import errors
+from . import errors, shapes
 from .errors import ControlError, SimError
 from .ids import event_id, pairing_code, qr_value, session_name, wa_message_id
 from .images import qr_png, screen_png
@@ -30,62 +29,18 @@ from .webhooks import Dispatcher
 
 log = logging.getLogger("wahasim")
 
-ACK_NAMES = {-1: "ERROR", 0: "PENDING", 1: "SERVER", 2: "DEVICE", 3: "READ", 4: "PLAYED"}
 STOPPED, STARTING, SCAN_QR_CODE, WORKING, FAILED = "STOPPED", "STARTING", "SCAN_QR_CODE", "WORKING", "FAILED"
-SEND_KINDS = ("text", "image", "file", "voice", "video")
 DEFAULT_MIMETYPES = {
     "image": "image/jpeg",
     "file": "application/octet-stream",
     "voice": "audio/ogg; codecs=opus",
     "video": "video/mp4",
 }
-# File extensions as the npm mime-types package names them (WAHA uses it for media.url).
-EXTENSIONS = {
-    "image/jpeg": "jpeg", "image/png": "png", "image/webp": "webp", "image/gif": "gif",
-    "audio/ogg": "oga", "audio/mpeg": "mp3", "audio/mp4": "m4a", "video/mp4": "mp4",
-    "application/pdf": "pdf", "text/plain": "txt",
-}
 ACK_DEDUP_SECONDS = 60.0
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def ack_name(ack) -> str:
-    return ACK_NAMES.get(ack, "UNKNOWN")
-
-
-def extension_for(mimetype: str) -> str:
-    """File extension used in media.url for a mimetype (parameters ignored)."""
-    base = (mimetype or "").split(";")[0].strip().lower()
-    if base in EXTENSIONS:
-        return EXTENSIONS[base]
-    guessed = mimetypes.guess_extension(base) if base else None
-    return guessed.lstrip(".") if guessed else "bin"
-
-
-def normalize_chat(value) -> str:
-    """chatId as WAHA uses it: `<digits>@c.us` unless a server part is given."""
-    chat = str(value).strip()
-    if "@" in chat:
-        return chat
-    return re.sub(r"\D", "", chat) + "@c.us"
-
-
-def to_jid(chat: str) -> str:
-    """The @s.whatsapp.net form engines use internally."""
-    return chat.replace("@c.us", "@s.whatsapp.net")
-
-
-def number_exists(digits: str) -> bool:
-    """Plausible numbers exist; implausible ones, or ones with a run of 7 zeros, do not.
-
-    That makes e.g. 000123456789 and 4900000000000 (the fixture's example) unknown.
-    """
-    if not digits.isdigit() or not 7 <= len(digits) <= 15:
-        return False
-    return not digits.startswith("0") and "0000000" not in digits
 
 
 @dataclass
@@ -509,7 +464,7 @@ class Simulator:
                 raise errors.not_implemented(self.engine, 422 if self.settings.version < "2025" else 501)
         if not isinstance(body.get("chatId"), str) or not body["chatId"]:
             raise ValueError("chatId is required")
-        chat = normalize_chat(body["chatId"])
+        chat = shapes.normalize_chat(body["chatId"])
         client_id = body.get("id")
         if client_id:
             client_id = str(client_id)
@@ -548,17 +503,18 @@ class Simulator:
             "timestamp": ts,
             "ack": 0,
         }
-        record["response"] = self._send_response(s, record)
+        record["response"] = shapes.send_response(self.engine, record, (s.auth or {}).get("id"))
         self._remember(s.outbox, msg_id, record, s)
         if client_id:
             s.by_client_id[client_id] = msg_id
         s.activity = now_ms()
-        self._emit(s, "message.any", self._outgoing_payload(s, record, ack=1))
+        self._emit(s, "message.any", shapes.message_payload(self.engine, record, (s.auth or {}).get("id"), ack=1))
         if not s.unlinked:
+            run = s.run_id
             for ack in (1, 2, 3):
                 self.scheduler.call_later(
                     self.settings.ack_delay * ack,
-                    lambda ack=ack: self._auto_ack(s.name, msg_id, ack),
+                    lambda ack=ack: self._auto_ack(s.name, run, msg_id, ack),
                 )
         return copy.deepcopy(record["response"])
 
@@ -587,7 +543,7 @@ class Simulator:
                 del s.by_client_id[old["clientId"]]
 
     def _store_file(self, s: Session, msg_id: str, data: bytes, mimetype: str, filename) -> dict:
-        name = f"{msg_id}.{extension_for(mimetype)}"
+        name = f"{msg_id}.{shapes.extension_for(mimetype)}"
         s.files[name] = (data, mimetype, time.monotonic() + self.settings.files_lifetime)
         return {
             "url": f"{self.settings.base_url}/api/files/{s.name}/{name}",
@@ -596,100 +552,9 @@ class Simulator:
             "error": None,
         }
 
-    def _proto(self, record: dict) -> dict:
-        """The WhatsApp protobuf-ish message GOWS/NOWEB put in _data / message."""
-        kind, text, info = record["kind"], record["body"], record["file"] or {}
-        if kind == "text":
-            return {"conversation": text}
-        key = {"image": "imageMessage", "file": "documentMessage", "voice": "audioMessage",
-               "video": "videoMessage"}[kind]
-        inner = {"mimetype": info.get("mimetype")}
-        if kind == "file":
-            inner["fileName"] = info.get("filename")
-        if kind == "voice":
-            inner["PTT"] = True
-        if text:
-            inner["caption"] = text
-        return {key: inner}
-
-    def _webjs_id(self, record: dict, from_me: bool) -> dict:
-        return {"fromMe": from_me, "remote": record["chatId"], "id": record["waId"], "_serialized": record["id"]}
-
-    def _send_response(self, s: Session, record: dict) -> dict:
-        """The body of a send answer; its shape depends on the engine (CONTRACT 7.3)."""
-        if self.engine == "GOWS":
-            return {"id": record["id"], "_data": self._proto(record)}
-        if self.engine == "NOWEB":
-            message = self._proto(record)
-            if record["kind"] == "text":
-                message = {"extendedTextMessage": {"text": record["body"]}}
-            return {
-                "key": {"remoteJid": to_jid(record["chatId"]), "fromMe": True, "id": record["waId"]},
-                "message": message,
-                "messageTimestamp": str(record["timestamp"]),
-                "status": "PENDING",
-            }
-        wtype = {"text": "chat", "image": "image", "file": "document", "voice": "ptt", "video": "video"}[record["kind"]]
-        ident = self._webjs_id(record, True)
-        return {
-            "_data": {"id": dict(ident), "type": wtype, "t": record["timestamp"], "ack": 0},
-            "id": ident,
-            "ack": 0,
-            "hasMedia": record["kind"] != "text",
-            "body": record["body"],
-            "type": wtype,
-            "timestamp": record["timestamp"],
-            "from": (s.auth or {}).get("id"),
-            "to": record["chatId"],
-            "fromMe": True,
-            "hasQuotedMsg": bool(record.get("replyTo")),
-            "vCards": [],
-            "mentionedIds": [],
-        }
-
-    def _outgoing_payload(self, s: Session, record: dict, ack: int) -> dict:
-        """WAMessage of a message sent by this account (message.any, WEBJS acks)."""
-        own = (s.auth or {}).get("id")
-        webjs = self.engine == "WEBJS"
-        return {
-            "id": record["id"],
-            "timestamp": record["timestamp"],
-            "from": own if webjs else record["chatId"],
-            "fromMe": True,
-            "source": "api",
-            "to": record["chatId"] if webjs else None,
-            "participant": None,
-            "body": record["body"],
-            "hasMedia": record["media"] is not None,
-            "media": copy.deepcopy(record["media"]),
-            "ack": ack,
-            "ackName": ack_name(ack),
-            "location": None,
-            "vCards": [],
-            "replyTo": None,
-            "_data": self._raw_data(record, from_me=True) if not webjs else {
-                "id": self._webjs_id(record, True), "type": "chat", "t": record["timestamp"]},
-        }
-
-    def _raw_data(self, record: dict, from_me: bool, push_name: str | None = None) -> dict:
-        jid = to_jid(record["chatId"])
-        return {
-            "Info": {
-                "Chat": jid,
-                "Sender": jid,
-                "IsFromMe": from_me,
-                "IsGroup": record["chatId"].endswith("@g.us"),
-                "ID": record["waId"],
-                "Type": "text" if record["kind"] == "text" else "media",
-                "PushName": push_name or "",
-                "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record["timestamp"])),
-            },
-            "Message": self._proto(record),
-        }
-
-    def _auto_ack(self, name: str, msg_id: str, ack: int) -> None:
+    def _auto_ack(self, name: str, run: int, msg_id: str, ack: int) -> None:
         with self.lock:
-            s = self.sessions.get(name)
+            s = self._alive(name, run)  # a stop or restart in between drops pending acks
             if s is None or s.status != WORKING or s.unlinked:
                 return
             record = s.outbox.get(msg_id)
@@ -707,29 +572,7 @@ class Simulator:
                 del s.acks_seen[old]
         record["ack"] = ack
         event = "message.ack.group" if record["chatId"].endswith("@g.us") else "message.ack"
-        from_me = record["id"].startswith("true_")
-        if self.engine == "WEBJS" and from_me and "response" in record:
-            payload = self._outgoing_payload(s, record, ack)
-        else:
-            jid = to_jid(record["chatId"])
-            payload = {
-                "id": record["id"],
-                "from": record["chatId"],
-                "to": None,
-                "participant": None,
-                "fromMe": from_me,
-                "ack": ack,
-                "ackName": ack_name(ack),
-                "_data": {
-                    "Chat": jid,
-                    "Sender": jid,
-                    "IsFromMe": not from_me,
-                    "IsGroup": record["chatId"].endswith("@g.us"),
-                    "MessageIDs": [record["waId"]],
-                    "Type": {2: "", 3: "read", 4: "played"}.get(ack, "sender"),
-                    "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                },
-            }
+        payload = shapes.ack_payload(self.engine, record, (s.auth or {}).get("id"), ack)
         self._emit(s, event, payload)
         return True
 
@@ -746,7 +589,7 @@ class Simulator:
     def check_exists(self, name, phone) -> dict:
         self._with_wait(lambda: self._working(name))
         digits = str(phone or "").strip().split("@")[0].lstrip("+")
-        if number_exists(digits):
+        if shapes.number_exists(digits):
             return {"numberExists": True, "chatId": f"{digits}@c.us"}
         return {"numberExists": False}
 
@@ -853,7 +696,7 @@ class Simulator:
             s = self._control_session(name)
             if s.status != WORKING or s.unlinked:
                 raise ControlError(409, f"session '{name}' is not WORKING")
-            chat = normalize_chat(from_)
+            chat = shapes.normalize_chat(from_)
             wa_id = wa_message_id()
             msg_id = f"false_{chat}_{wa_id}"
             ts = int(time.time())
@@ -874,29 +717,14 @@ class Simulator:
             record = {
                 "id": msg_id, "waId": wa_id, "clientId": None, "chatId": chat,
                 "kind": "text" if media_out is None else "image", "body": text or "",
-                "file": None, "media": media_out, "timestamp": ts, "ack": 2,
+                "file": None if media_out is None else {"mimetype": media_out["mimetype"],
+                                                        "filename": media_out["filename"]},
+                "media": media_out, "timestamp": ts, "ack": 2,
             }
             self._remember(s.inbox, msg_id, record, s)
             s.activity = now_ms()
-            own = (s.auth or {}).get("id")
-            payload = {
-                "id": msg_id,
-                "timestamp": ts,
-                "from": chat,
-                "fromMe": False,
-                "source": "app",
-                "to": own if self.engine == "WEBJS" else None,
-                "participant": None,
-                "body": record["body"],
-                "hasMedia": media_out is not None,
-                "media": media_out,
-                "ack": 2,
-                "ackName": ack_name(2),
-                "location": None,
-                "vCards": [],
-                "replyTo": None,
-                "_data": self._raw_data(record, from_me=False, push_name="Sim Contact"),
-            }
+            payload = shapes.message_payload(self.engine, record, (s.auth or {}).get("id"), ack=2,
+                                             push_name="Sim Contact")
             self._emit(s, "message", copy.deepcopy(payload))
             self._emit(s, "message.any", payload)
             return msg_id
@@ -975,6 +803,11 @@ class Simulator:
             info["sentCount"] = len(s.outbox)
             info["receivedCount"] = len(s.inbox)
             return info
+
+    def recent_events(self) -> list[dict]:
+        """Envelopes produced recently (bounded), oldest first."""
+        with self.lock:
+            return copy.deepcopy(list(self.events))
 
     def sent_messages(self, name: str) -> list[dict]:
         with self.lock:

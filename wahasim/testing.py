@@ -121,4 +121,4 @@ class SimServer:
 
     def events(self) -> list[dict]:
         """Every envelope produced recently, whether or not a webhook was configured."""
-        return list(self.simulator.events)
+        return self.simulator.recent_events()

@@ -236,3 +236,31 @@ def test_group_message_acks_use_message_ack_group(api, server):
     api("POST", "/api/sendText", json=dict(TEXT, chatId="120363025246125888@g.us"))
     wait_until(lambda: len(events(server, "message.ack.group")) == 3)
     assert events(server, "message.ack") == []
+
+
+def test_stop_right_after_send_drops_pending_acks(make_api):
+    api = make_api(ack_delay=0.1)
+    api.working("default")
+    api("POST", "/api/sendText", json=TEXT)
+    api("POST", "/api/sessions/default/restart")
+    api.wait_status("default", "WORKING")
+    time.sleep(0.35)
+    assert events(api.server, "message.ack") == []
+
+
+@pytest.mark.parametrize("engine, fixture", [("GOWS", "webhook.message.gows.json"),
+                                             ("WEBJS", "webhook.message.webjs.json")])
+def test_inbound_payload_has_fixture_fields(make_api, engine, fixture):
+    api = make_api(engine=engine)
+    api.working("default")
+    api.server.inbound("default", "4915112345678", "Passt Donnerstag 10 Uhr?")
+    payload = events(api.server, "message")[-1]["payload"]
+    assert set(load_fixture(fixture)["payload"]) <= set(payload)
+
+
+def test_outgoing_and_ack_payloads_have_fixture_fields(api, server):
+    api.working("default")
+    api("POST", "/api/sendText", json=TEXT)
+    wait_until(lambda: events(server, "message.ack"))
+    assert set(load_fixture("webhook.message.any.fromme.json")["payload"]) <= set(events(server, "message.any")[-1]["payload"])
+    assert set(load_fixture("webhook.message.ack.json")["payload"]) == set(events(server, "message.ack")[-1]["payload"])

@@ -325,3 +325,9 @@ def test_wrong_method_answers_nest_404(api):
 def test_malformed_json_answers_400(api):
     response = api("POST", "/api/sessions", data=b"{nope", headers={"Content-Type": "application/json"})
     assert response.status_code == 400
+
+
+def test_list_with_expand_apps_includes_apps(api):
+    api.create("a", start=True)
+    assert api("GET", "/api/sessions", params={"expand": "apps"}).json()[0]["apps"] is None
+    assert "apps" not in api("GET", "/api/sessions").json()[0]
