@@ -1,0 +1,300 @@
+"""Bearer authentication of the /waha API: portal API tokens or JWTs from the integrator's identity provider.
+
+Every endpoint declares the permission it needs with `@api_route(permission)` (or `@public` for the docs).
+The decorator resolves the caller, applies the per-caller rate limit, checks the permission and only then runs
+the view. Each refusal is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from functools import wraps
+from typing import Any, Callable
+
+import requests
+from flask import Response, current_app, g, request
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet, OctKey
+from sqlalchemy import select
+
+from portal.extensions import db, limiter
+from portal.models import ApiToken, Tenant
+from portal.permissions import PERMISSIONS, permissions_for_roles
+from portal.services import audit, tokens
+from portal.services.tenants import get_tenant_by_slug
+from portal.services.errors import NotFound
+from portal.tenancy import Principal, request_actor, set_principal
+
+log = logging.getLogger(__name__)
+
+JWKS_TTL_SECONDS = 300
+JWKS_REFETCH_MIN_SECONDS = 10  # an unknown kid refetches the JWKS, but not more often than this
+JWKS_TIMEOUT_SECONDS = 5
+JWT_LEEWAY_SECONDS = 30
+SYMMETRIC = {"HS256", "HS384", "HS512"}
+ASYMMETRIC = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+
+class AuthFailure(Exception):
+    """Why a bearer credential was refused; `reason` goes to the audit log, never to the caller."""
+
+    def __init__(self, reason: str, tenant_id: int | None = None, kind: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.tenant_id = tenant_id
+        self.kind = kind
+
+
+# ---- API tokens -----------------------------------------------------------------------------------------------
+
+
+def _token_principal(secret: str) -> Principal:
+    token = tokens.authenticate(secret)
+    if token is None:
+        raise _token_failure(secret)
+    tenant = db.session.get(Tenant, token.tenant_id)
+    if tenant is None or not tenant.is_active:
+        raise AuthFailure("tenant_inactive", token.tenant_id, "token")
+    scopes = frozenset(s for s in (token.scopes or []) if s in PERMISSIONS)
+    return Principal(kind="token", tenant=tenant, permissions=scopes, actor_id=str(token.id),
+                     label=f"token {token.name} ({tokens.TOKEN_PREFIX}{token.prefix})")
+
+
+def _token_failure(secret: str) -> AuthFailure:
+    """Tell revoked and expired tokens apart from unknown ones, for the audit log only."""
+    prefix = secret[len(tokens.TOKEN_PREFIX):].split("_", 1)[0]
+    token = db.session.scalar(select(ApiToken).where(ApiToken.prefix == prefix)) if prefix else None
+    if token is None:
+        return AuthFailure("token_unknown", None, "token")
+    if not _digest_matches(token, secret):
+        return AuthFailure("token_bad_secret", token.tenant_id, "token")
+    if token.revoked_at is not None:
+        return AuthFailure("token_revoked", token.tenant_id, "token")
+    return AuthFailure("token_expired", token.tenant_id, "token")
+
+
+def _digest_matches(token: ApiToken, secret: str) -> bool:
+    return hmac.compare_digest(token.secret_hash, hashlib.sha256(secret.encode()).hexdigest())
+
+
+# ---- JWTs -----------------------------------------------------------------------------------------------------
+
+
+class _JwksCache:
+    """The identity provider's signing keys, kept in this process for a few minutes.
+
+    Keys are public and re-fetchable, so a per-process copy is fine; an unknown `kid` (key rotation)
+    triggers one refetch, at most every JWKS_REFETCH_MIN_SECONDS so random kids cannot hammer the provider.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[KeySet, float]] = {}
+        self._last_miss: dict[str, float] = {}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._last_miss.clear()
+
+    def key_set(self, url: str, kid: str | None) -> KeySet:
+        with self._lock:
+            entry = self._entries.get(url)
+            now = time.monotonic()
+            stale = entry is None or now - entry[1] >= JWKS_TTL_SECONDS
+            unknown = entry is not None and kid is not None and all(k.kid != kid for k in entry[0].keys)
+            # A rotated key shows up as an unknown kid: refetch, but not more often than the minimum interval.
+            miss = unknown and now - self._last_miss.get(url, float("-inf")) >= JWKS_REFETCH_MIN_SECONDS
+            if stale or miss:
+                if miss:
+                    self._last_miss[url] = now
+                try:
+                    entry = (self._fetch(url), now)
+                except Exception as exc:  # noqa: BLE001 - any fetch problem means "cannot verify"
+                    log.warning("JWKS fetch from %s failed: %s", url, exc)
+                    if entry is None:
+                        raise AuthFailure("jwks_unavailable", kind="jwt") from None
+                else:
+                    self._entries[url] = entry
+            assert entry is not None
+            return entry[0]
+
+    @staticmethod
+    def _fetch(url: str) -> KeySet:
+        response = requests.get(url, timeout=JWKS_TIMEOUT_SECONDS, headers={"Accept": "application/json"})
+        response.raise_for_status()
+        return KeySet.import_key_set(response.json())
+
+
+jwks_cache = _JwksCache()
+
+
+def _jwt_header(value: str) -> dict[str, Any]:
+    try:
+        segment = value.split(".", 1)[0]
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        raise AuthFailure("jwt_malformed", kind="jwt") from None
+    if not isinstance(header, dict):
+        raise AuthFailure("jwt_malformed", kind="jwt")
+    return header
+
+
+def _allowed_algorithms(cfg: dict[str, Any]) -> set[str]:
+    configured = {a for a in (cfg.get("JWT_ALGORITHMS") or []) if a and a.lower() != "none"}
+    allowed = set()
+    if cfg.get("JWT_HS256_SECRET"):
+        allowed |= configured & SYMMETRIC
+    if cfg.get("JWT_JWKS_URL"):
+        allowed |= configured & ASYMMETRIC
+    return allowed
+
+
+def _jwt_principal(value: str) -> Principal:
+    cfg = current_app.config
+    if not (cfg.get("JWT_ISSUER") and cfg.get("JWT_AUDIENCE")):
+        # Without an expected issuer and audience any token of the provider would do; refuse them all.
+        raise AuthFailure("jwt_not_configured", kind="jwt")
+    header = _jwt_header(value)
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in _allowed_algorithms(cfg):
+        raise AuthFailure("jwt_algorithm_not_allowed", kind="jwt")
+    if alg in SYMMETRIC:
+        key: Any = OctKey.import_key(cfg["JWT_HS256_SECRET"])
+    else:
+        kid = header.get("kid") if isinstance(header.get("kid"), str) else None
+        key_set = jwks_cache.key_set(cfg["JWT_JWKS_URL"], kid)
+        try:
+            key = key_set.get_by_kid(kid)
+        except JoseError:
+            raise AuthFailure("jwt_unknown_key", kind="jwt") from None
+    try:
+        token = jwt.decode(value, key, algorithms=[alg])
+    except JoseError:
+        raise AuthFailure("jwt_bad_signature", kind="jwt") from None
+    except ValueError:
+        raise AuthFailure("jwt_malformed", kind="jwt") from None
+    claims = token.claims
+    registry = jwt.JWTClaimsRegistry(
+        leeway=JWT_LEEWAY_SECONDS,
+        iss={"essential": True, "value": cfg["JWT_ISSUER"]},
+        aud={"essential": True, "value": cfg["JWT_AUDIENCE"]},
+        exp={"essential": True},
+    )
+    try:
+        registry.validate(claims)
+    except JoseError as exc:
+        claim = getattr(exc, "claim", None) or "claims"
+        reason = "jwt_expired" if exc.__class__.__name__ == "ExpiredTokenError" else f"jwt_invalid_{claim}"
+        raise AuthFailure(reason, kind="jwt") from None
+    slug = claims.get(cfg["JWT_TENANT_CLAIM"])
+    if not isinstance(slug, str) or not slug:
+        raise AuthFailure("jwt_no_tenant", kind="jwt")
+    try:
+        tenant = get_tenant_by_slug(slug)
+    except NotFound:
+        raise AuthFailure("jwt_unknown_tenant", kind="jwt") from None
+    if not tenant.is_active:
+        raise AuthFailure("tenant_inactive", tenant.id, "jwt")
+    roles = claims.get(cfg["JWT_ROLES_CLAIM"]) or []
+    if isinstance(roles, str):
+        roles = roles.replace(",", " ").split()
+    roles = [r for r in roles if isinstance(r, str)] if isinstance(roles, list) else []
+    subject = str(claims.get("sub") or "unknown")
+    return Principal(kind="jwt", tenant=tenant, permissions=permissions_for_roles(roles),
+                     actor_id=subject[:64], label=f"jwt {subject}"[:254], role=roles[0] if roles else None)
+
+
+# ---- the request check ----------------------------------------------------------------------------------------
+
+
+def authenticate_request() -> Principal:
+    """The caller named by the Authorization header; raises AuthFailure."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if not header:
+        raise AuthFailure("missing_credentials")
+    if scheme.lower() != "bearer" or not credential:
+        raise AuthFailure("not_bearer")
+    if credential.startswith(tokens.TOKEN_PREFIX):
+        return _token_principal(credential)
+    if credential.count(".") == 2:
+        return _jwt_principal(credential)
+    raise AuthFailure("credential_unrecognised")
+
+
+def _refuse(failure: AuthFailure) -> Response:
+    from portal.errors import error_response
+
+    db.session.rollback()
+    audit.record(failure.tenant_id, "auth.api_failed", request_actor("anonymous"),
+                 details={"reason": failure.reason, "kind": failure.kind, "method": request.method,
+                          "path": request.path}, commit=True)
+    response = error_response(401, "unauthorized", "Missing, invalid, expired or revoked bearer credentials.")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="waha"'
+    return response
+
+
+def _forbid(principal: Principal, permission: str) -> Response:
+    from portal.errors import error_response
+
+    audit.record(principal.tenant.id, "auth.api_forbidden", principal.actor(),
+                 details={"permission": permission, "method": request.method, "path": request.path}, commit=True)
+    return error_response(403, "forbidden", f"This credential lacks the '{permission}' permission.",
+                          {"required": permission})
+
+
+def _api_rate_limit() -> str:
+    return current_app.config["API_RATE_LIMIT"]
+
+
+# One shared bucket for the whole API per caller (keyed by extensions._rate_limit_key, i.e. the principal).
+_rate_limit = limiter.shared_limit(_api_rate_limit, scope="waha-api")
+
+
+def api_route(permission: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare the permission an endpoint needs: authenticate the bearer, rate-limit, check, then run."""
+    if permission not in PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}")
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            principal: Principal = g.principal
+            if not principal.can(permission):
+                return _forbid(principal, permission)
+            return view(*args, **kwargs)
+
+        # Counted after authentication (the limit is per caller) and before the permission check (refusals count).
+        limited = _rate_limit(checked)
+
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            try:
+                principal = authenticate_request()
+            except AuthFailure as failure:
+                return _refuse(failure)
+            set_principal(principal)
+            return limited(*args, **kwargs)
+
+        wrapped.required_permission = permission  # type: ignore[attr-defined]
+        return wrapped
+
+    return decorator
+
+
+requires = api_route
+
+
+def public(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark an endpoint that needs no credentials (the OpenAPI document and the docs page)."""
+    view.required_permission = None  # type: ignore[attr-defined]
+    return view

@@ -1,0 +1,72 @@
+"""Small helpers shared by the /waha views: the caller, its tenant, bodies in and out."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator, TypeVar
+
+from flask import Response, g, request
+from pydantic import BaseModel
+
+from portal.api.schemas import validate
+from portal.models import Tenant
+from portal.services.audit import Actor
+from portal.services.errors import Invalid
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def tenant() -> Tenant:
+    """The tenant the bearer credential acts for."""
+    return g.principal.tenant
+
+
+def actor() -> Actor:
+    """The audit actor of this call (token or JWT subject, with IP and request id)."""
+    return g.principal.actor()
+
+
+def json_body(model: type[ModelT]) -> ModelT:
+    """The request's JSON body as `model`; 400 validation_error listing every bad field."""
+    return validate(model, request.get_json(silent=True), where="body")
+
+
+def query(model: type[ModelT]) -> ModelT:
+    """The query string as `model`; unknown parameters are refused like unknown body fields."""
+    # An empty parameter (?status=) means "no filter", as HTML forms send it.
+    return validate(model, {k: v for k, v in request.args.items() if v != ""}, where="query")
+
+
+def idempotency_key() -> str | None:
+    """The Idempotency-Key header as sent; the services check and store it."""
+    return request.headers.get("Idempotency-Key")
+
+
+def send(model: BaseModel, status: int = 200, headers: dict[str, Any] | None = None) -> Response:
+    """A DTO as the JSON response body."""
+    response = Response(model.model_dump_json(), status=status, mimetype="application/json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+# Services name fields in Python spelling; integrators know the DTO spelling.
+FIELD_NAMES = {
+    "name": "sessionName", "engine": "engine", "webhook_url": "webhookUrl", "webhook_events": "webhookEvents",
+    "reply_to": "replyTo", "phone": "phoneNumber", "media.kind": "media.type", "chat_id": "chatId",
+    "session_id": "sessionId",
+}
+
+
+@contextmanager
+def dto_field_names(extra: dict[str, str] | None = None) -> Iterator[None]:
+    """Rename the fields of a service's Invalid error to the names the caller sent."""
+    names = {**FIELD_NAMES, **(extra or {})}
+    try:
+        yield
+    except Invalid as exc:
+        for item in exc.details.get("fields", []):
+            field = item.get("field")
+            if field in names:
+                item["field"] = names[field]
+        raise

@@ -1,0 +1,120 @@
+"""Sending and reading messages: /waha/sessions/<id>/send, .../messages and the tenant-wide /waha/messages."""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+from typing import Any
+
+from flask import Response, request, url_for
+
+from portal.api import bp
+from portal.api.auth import api_route
+from portal.api.common import actor, dto_field_names, idempotency_key, json_body, query, send, tenant
+from portal.api.schemas import (
+    MediaUploadForm, MessageListQuery, MessagePage, MessageResponse, SendMessageDto, TenantMessageListQuery, validate,
+)
+from portal.services import messages
+from portal.services.errors import Invalid, NotFound
+
+
+def _message(message: Any) -> MessageResponse:
+    media_url = url_for("api.message_media", message_id=message.id) if message.media else None
+    return MessageResponse.of(message, media_url)
+
+
+def _page(filters: MessageListQuery, session_id: str | None) -> Response:
+    with dto_field_names():
+        page = messages.list_messages(
+            tenant(), session_id=session_id, direction=filters.direction, status=filters.status,
+            chat_id=filters.chatId, q=filters.q, since=filters.since, until=filters.until, cursor=filters.cursor,
+            limit=filters.limit,
+        )
+    return send(MessagePage(data=[_message(m) for m in page.items], nextCursor=page.next_cursor))
+
+
+def _message_id(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound("No such message.", code="message_not_found")
+    return int(raw)
+
+
+def _media_kind(mimetype: str) -> str:
+    major = mimetype.split("/", 1)[0]
+    return major if major in ("image", "audio", "video") else "document"
+
+
+@bp.post("/sessions/<session_id>/send")
+@api_route("messages:send")
+def send_message(session_id: str) -> Response:
+    dto = json_body(SendMessageDto)
+    with dto_field_names():
+        message = messages.send_message(
+            tenant(), session_id, actor(), to=dto.to, text=dto.text,
+            media=dto.media.for_service() if dto.media else None, reply_to=dto.replyTo, metadata=dto.metadata,
+            idempotency_key=idempotency_key(), source="api",
+        )
+    return send(_message(message))
+
+
+@bp.post("/sessions/<session_id>/send/media")
+@api_route("messages:send")
+def send_media(session_id: str) -> Response:
+    form = validate(MediaUploadForm, {k: v for k, v in request.form.items() if v != ""}, where="form")
+    upload = request.files.get("file")
+    extra_files = [name for name in request.files if name != "file"]
+    if extra_files:
+        raise Invalid("Only one file, in the field 'file', may be uploaded.",
+                      details={"fields": [{"field": n, "message": "Unknown field."} for n in extra_files]})
+    content = upload.read() if upload is not None else b""
+    if not content:
+        raise Invalid.field("file", "Attach the file as multipart/form-data field 'file'.")
+    filename = upload.filename or "file"
+    mimetype = upload.mimetype if upload.mimetype not in ("", "application/octet-stream") else (
+        mimetypes.guess_type(filename)[0] or "application/octet-stream")
+    media = {"kind": form.type or _media_kind(mimetype), "data": base64.b64encode(content).decode(),
+             "mimetype": mimetype, "filename": filename}
+    if form.caption:
+        media["caption"] = form.caption
+    # The upload's fields are named as the form sent them, not media.*.
+    with dto_field_names({"media.data": "file", "media.mimetype": "file", "media.filename": "file",
+                          "media.caption": "caption", "media.kind": "type", "media": "file"}):
+        message = messages.send_message(tenant(), session_id, actor(), to=form.to, media=media,
+                                        reply_to=form.replyTo, idempotency_key=idempotency_key(), source="api")
+    return send(_message(message))
+
+
+@bp.get("/sessions/<session_id>/messages")
+@api_route("messages:read")
+def list_session_messages(session_id: str) -> Response:
+    return _page(query(MessageListQuery), session_id)
+
+
+@bp.get("/messages")
+@api_route("messages:read")
+def list_messages() -> Response:
+    filters = query(TenantMessageListQuery)
+    return _page(filters, filters.sessionId)
+
+
+@bp.get("/messages/<message_id>")
+@api_route("messages:read")
+def get_message(message_id: str) -> Response:
+    return send(_message(messages.get_message(tenant(), _message_id(message_id))))
+
+
+@bp.get("/messages/<message_id>/media")
+@api_route("messages:read")
+def message_media(message_id: str) -> Response:
+    from portal.services.media import media_for_message  # TODO(issue 5, events): confirm the module name
+
+    content, mimetype, filename = media_for_message(tenant(), _message_id(message_id))
+    response = Response(content, mimetype=mimetype or "application/octet-stream")
+    response.headers["Content-Disposition"] = f'attachment; filename="{_safe_filename(filename)}"'
+    response.headers["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+def _safe_filename(name: str | None) -> str:
+    cleaned = "".join(c for c in (name or "media") if c.isalnum() or c in "._- ")
+    return cleaned.strip() or "media"

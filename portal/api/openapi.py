@@ -1,0 +1,288 @@
+"""The OpenAPI 3.1 document of the /waha API, built from the route table below and the DTOs of schemas.py.
+
+The route table is the one place an endpoint is described. A test checks that it lists every /waha rule of the
+app's URL map with the permission the view declares, and that real responses validate against the document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from portal.api import schemas as s
+
+REF = "#/components/schemas/{model}"
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    status: int
+    code: str
+    meaning: str
+
+
+ERROR_CODES: tuple[ErrorCode, ...] = (
+    ErrorCode(400, "validation_error", "Bad input; details.fields lists every bad field as {field, message}."),
+    ErrorCode(401, "unauthorized", "No bearer credential, or it is unknown, malformed, expired or revoked."),
+    ErrorCode(403, "forbidden", "The token's scopes (or the JWT's roles) lack the permission; details.required names it."),
+    ErrorCode(404, "session_not_found", "No such session in your tenant (another tenant's session looks the same)."),
+    ErrorCode(404, "message_not_found", "No such message in your tenant."),
+    ErrorCode(404, "media_not_found", "The message has no stored file."),
+    ErrorCode(409, "session_exists", "Your tenant already has a session with that name."),
+    ErrorCode(409, "session_not_ready", "The session is not in the status this needs (details.status tells which it is in)."),
+    ErrorCode(409, "idempotency_key_reused", "The Idempotency-Key was already used for a different request."),
+    ErrorCode(409, "session_limit_reached", "Your tenant has as many sessions as its plan allows."),
+    ErrorCode(413, "payload_too_large", "The upload is larger than the server accepts."),
+    ErrorCode(429, "rate_limited", "Too many calls for this credential, or sends too fast on this session; see Retry-After."),
+    ErrorCode(503, "waha_unavailable", "WhatsApp (WAHA) is down, slow or busy; retry after Retry-After seconds."),
+)
+
+STATUS_TEXT = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
+               403: "Forbidden", 404: "Not Found", 409: "Conflict", 413: "Payload Too Large",
+               429: "Too Many Requests", 503: "Service Unavailable"}
+
+AUTH = (401, 403, 429)
+WAHA = (503,)
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    """One endpoint: how it is called, what it needs, what it answers."""
+
+    method: str
+    path: str  # with {param} placeholders named as in the Flask rule
+    endpoint: str
+    summary: str
+    tag: str
+    permission: str | None
+    ok: int = 200
+    response: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    multipart: bool = False
+    query: type[BaseModel] | None = None
+    image: bool = False  # ?format=image answers the raw image instead of JSON
+    binary: bool = False  # the answer is a file
+    idempotent: bool = False
+    errors: tuple[int, ...] = ()
+    description: str = ""
+    example: dict[str, Any] | None = None
+
+
+_S = "/waha/sessions/{session_id}"
+
+ROUTES: tuple[ApiRoute, ...] = (
+    ApiRoute("POST", "/waha/sessions", "api.create_session", "Create a session", "Sessions", "sessions:write",
+             ok=201, response=s.SessionResponseDto, body=s.CreateSessionDto, idempotent=True,
+             errors=(400, *AUTH, 409, *WAHA),
+             description="Creates the session on a WAHA server with room and starts it. Poll its status (or "
+                         "GET .../qr) until it is SCAN_QR_CODE, then show the QR to the phone's owner.",
+             example={"sessionName": "support", "webhookUrl": "https://example.com/hooks/whatsapp",
+                      "webhookEvents": ["message", "session.status"]}),
+    ApiRoute("GET", "/waha/sessions", "api.list_sessions", "List sessions", "Sessions", "sessions:read",
+             response=s.SessionPage, query=s.SessionListQuery, errors=(400, *AUTH),
+             description="All sessions of your tenant (one page; nextCursor is always null)."),
+    ApiRoute("GET", _S, "api.get_session", "Get a session", "Sessions", "sessions:read",
+             response=s.SessionResponseDto, errors=(*AUTH, 404)),
+    ApiRoute("DELETE", _S, "api.delete_session", "Delete a session", "Sessions", "sessions:write", ok=204,
+             errors=(*AUTH, 404, *WAHA),
+             description="Logs out and removes the session on WAHA, then here. Answers 204 with no body."),
+    ApiRoute("POST", f"{_S}/start", "api.start_session", "Start a session", "Sessions", "sessions:write",
+             response=s.SessionResponseDto, errors=(*AUTH, 404, *WAHA)),
+    ApiRoute("POST", f"{_S}/stop", "api.stop_session", "Stop a session", "Sessions", "sessions:write",
+             response=s.SessionResponseDto, errors=(*AUTH, 404, *WAHA),
+             description="Stops the session; the WhatsApp link is kept, so start resumes without a new QR."),
+    ApiRoute("POST", f"{_S}/restart", "api.restart_session", "Restart a session", "Sessions", "sessions:write",
+             response=s.SessionResponseDto, errors=(*AUTH, 404, *WAHA)),
+    ApiRoute("POST", f"{_S}/logout", "api.logout_session", "Log a session out", "Sessions", "sessions:write",
+             response=s.SessionResponseDto, errors=(*AUTH, 404, *WAHA),
+             description="Unlinks the WhatsApp account; the session goes back to SCAN_QR_CODE."),
+    ApiRoute("POST", f"{_S}/sync", "api.sync_session", "Refresh a session's status", "Sessions",
+             "sessions:read", response=s.SessionResponseDto, errors=(*AUTH, 404, *WAHA),
+             description="Reads the session's status from WAHA now instead of waiting for the next event."),
+    ApiRoute("GET", f"{_S}/qr", "api.get_qr", "Get the QR code", "Sessions", "sessions:read",
+             response=s.QrResponse, query=s.ImageQuery, image=True, errors=(400, *AUTH, 404, 409, *WAHA),
+             description="Only while the session is SCAN_QR_CODE (409 session_not_ready otherwise). The QR "
+                         "rotates: fetch it again after expiresIn seconds. ?format=image answers the PNG."),
+    ApiRoute("POST", f"{_S}/pairing-code", "api.request_pairing_code", "Request a pairing code", "Sessions",
+             "sessions:write", response=s.PairingCodeResponse, body=s.PairingCodeDto,
+             errors=(400, *AUTH, 404, 409, *WAHA),
+             description="The other way to link: the phone's owner types this code under Linked devices.",
+             example={"phoneNumber": "+491701234567"}),
+    ApiRoute("GET", f"{_S}/screen", "api.get_screen", "Get a screenshot", "Sessions", "sessions:read",
+             response=s.ScreenResponse, query=s.ImageQuery, image=True, errors=(400, *AUTH, 404, 409, *WAHA)),
+    ApiRoute("POST", f"{_S}/send", "api.send_message", "Send a message", "Messages", "messages:send",
+             response=s.MessageResponse, body=s.SendMessageDto, idempotent=True,
+             errors=(400, *AUTH, 404, 409, *WAHA),
+             description="Text, media (by URL or base64) or both. The session must be WORKING. Sends are paced "
+                         "per session (429 with Retry-After). The answer carries status PENDING or SERVER; "
+                         "later delivery and read receipts move it forward.",
+             example={"to": "+491701234567", "text": "Hello from the portal"}),
+    ApiRoute("POST", f"{_S}/send/media", "api.send_media", "Send an uploaded file", "Messages", "messages:send",
+             response=s.MessageResponse, body=s.MediaUploadForm, multipart=True, idempotent=True,
+             errors=(400, *AUTH, 404, 409, 413, *WAHA),
+             description="multipart/form-data with the file in field `file` plus `to` and an optional "
+                         "`caption`; the media type follows the file's mimetype unless `type` is given."),
+    ApiRoute("GET", f"{_S}/messages", "api.list_session_messages", "List a session's messages", "Messages",
+             "messages:read", response=s.MessagePage, query=s.MessageListQuery, errors=(400, *AUTH, 404),
+             description="Newest first, in pages; pass nextCursor as ?cursor= for the next one."),
+    ApiRoute("GET", "/waha/messages", "api.list_messages", "List the tenant's messages", "Messages",
+             "messages:read", response=s.MessagePage, query=s.TenantMessageListQuery, errors=(400, *AUTH, 404),
+             description="Every session's messages, newest first; sessionId narrows to one session."),
+    ApiRoute("GET", "/waha/messages/{message_id}", "api.get_message", "Get a message", "Messages",
+             "messages:read", response=s.MessageResponse, errors=(*AUTH, 404)),
+    ApiRoute("GET", "/waha/messages/{message_id}/media", "api.message_media", "Download a message's file",
+             "Messages", "messages:read", binary=True, errors=(*AUTH, 404)),
+    ApiRoute("GET", "/waha/health", "api.health", "WAHA health", "Service", "sessions:read",
+             response=s.HealthResponse, errors=AUTH,
+             description="Whether each WAHA server answers, with its version. 200 even when some are down."),
+    ApiRoute("GET", "/waha/openapi.json", "api.openapi_document", "This OpenAPI document", "Service", None,
+             description="No credentials needed."),
+    ApiRoute("GET", "/waha/docs", "api.docs", "Readable API docs", "Service", None,
+             description="This page, rendered from the OpenAPI document. No credentials needed."),
+)
+
+COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
+    s.CreateSessionDto, s.SendMessageDto, s.MediaDto, s.PairingCodeDto, s.MediaUploadForm,
+    s.SessionResponseDto, s.SessionPage, s.MessageResponse, s.MessagePage, s.MediaInfo, s.QrResponse,
+    s.ScreenResponse, s.PairingCodeResponse, s.HealthResponse, s.ServerHealth, s.ErrorResponse, s.ErrorBody,
+    s.FieldError,
+)
+
+
+def _components() -> dict[str, Any]:
+    pairs = [(model, "validation" if issubclass(model, s.Request) else "serialization")
+             for model in COMPONENT_MODELS]
+    _, top = models_json_schema(pairs, ref_template=REF)
+    return dict(sorted(top.get("$defs", {}).items()))
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema(ref_template=REF)
+    required = set(schema.get("required", []))
+    params = []
+    for name, prop in schema.get("properties", {}).items():
+        prop = dict(prop)
+        description = prop.pop("description", "")
+        prop.pop("title", None)
+        params.append({"name": name, "in": "query", "required": name in required, "description": description,
+                       "schema": prop})
+    return params
+
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    params = []
+    for part in path.split("/"):
+        if part.startswith("{"):
+            name = part.strip("{}")
+            what = "session" if name == "session_id" else "message"
+            params.append({"name": name, "in": "path", "required": True, "description": f"The {what}'s id.",
+                           "schema": {"type": "string"}})
+    return params
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+_HEADERS = {
+    "X-Request-ID": {"description": "Id of this request; quote it to support.", "schema": {"type": "string"}},
+}
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    codes = [e for e in ERROR_CODES if e.status == status]
+    description = STATUS_TEXT[status] + ": " + "; ".join(f"`{e.code}`: {e.meaning}" for e in codes)
+    response: dict[str, Any] = {"description": description,
+                                "content": {"application/json": {"schema": _ref(s.ErrorResponse)}},
+                                "headers": dict(_HEADERS)}
+    if status in (429, 503):
+        response["headers"].update(_RETRY_AFTER)
+    return response
+
+
+def _operation(route: ApiRoute) -> dict[str, Any]:
+    op: dict[str, Any] = {"operationId": route.endpoint.split(".", 1)[1], "summary": route.summary,
+                          "tags": [route.tag]}
+    description = route.description
+    if route.permission:
+        description = (description + "\n\n" if description else "") + f"Needs permission `{route.permission}`."
+        op["x-permission"] = route.permission
+    else:
+        op["security"] = []
+    if description:
+        op["description"] = description
+    params = _path_parameters(route.path)
+    if route.query:
+        params += _query_parameters(route.query)
+    if route.idempotent:
+        params.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                       "description": "Makes retries safe: a repeat with the same key and body answers the first "
+                                      "result without acting again (keys are kept 24 hours).",
+                       "schema": {"type": "string", "maxLength": 200}})
+    if params:
+        op["parameters"] = params
+    if route.body is not None:
+        if route.multipart:
+            schema = {"allOf": [_ref(route.body)], "properties": {"file": {"type": "string", "format": "binary"}},
+                      "required": ["file"]}
+            op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+        else:
+            media: dict[str, Any] = {"schema": _ref(route.body)}
+            if route.example:
+                media["example"] = route.example
+            op["requestBody"] = {"required": True, "content": {"application/json": media}}
+    ok: dict[str, Any] = {"description": STATUS_TEXT[route.ok], "headers": dict(_HEADERS)}
+    if route.response is not None:
+        ok["content"] = {"application/json": {"schema": _ref(route.response)}}
+        if route.image:
+            ok["content"]["image/png"] = {"schema": {"type": "string", "format": "binary"}}
+    elif route.binary:
+        ok["content"] = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    elif route.endpoint == "api.openapi_document":
+        ok["content"] = {"application/json": {"schema": {"type": "object"}}}
+    elif route.endpoint == "api.docs":
+        ok["content"] = {"text/html": {"schema": {"type": "string"}}}
+    responses = {str(route.ok): ok}
+    for status in sorted(set(route.errors)):
+        responses[str(status)] = _error_response(status)
+    op["responses"] = responses
+    return op
+
+
+def build_document(server_url: str = "/") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the /waha API."""
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "WAHA Portal API",
+            "version": "1.0.0",
+            "description": "Create WhatsApp sessions, link them by QR or pairing code, send and read messages. "
+                           "Authenticate with `Authorization: Bearer <API token or JWT>`. Errors share one body: "
+                           '`{"error": {"code", "message", "details", "request_id"}}`.',
+        },
+        "servers": [{"url": server_url}],
+        "tags": [{"name": "Sessions"}, {"name": "Messages"}, {"name": "Service"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": _components(),
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "A portal API token (wp_...; its scopes are permissions) or a JWT from your "
+                               "identity provider (tenant and roles in claims).",
+            }},
+        },
+        "x-error-codes": [{"status": e.status, "code": e.code, "meaning": e.meaning} for e in ERROR_CODES],
+    }
+
+
+def route_for(endpoint: str) -> ApiRoute | None:
+    """The table entry of a Flask endpoint name."""
+    return next((r for r in ROUTES if r.endpoint == endpoint), None)

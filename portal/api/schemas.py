@@ -1,0 +1,365 @@
+"""DTOs of the /waha API: what integrators send and what they get back.
+
+The same pydantic models validate requests, shape responses and generate the OpenAPI document
+(`portal.api.openapi`), so the docs cannot drift from the code. Request models reject unknown fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from portal.models import ENGINES, SESSION_STATUSES
+from portal.services.errors import Invalid
+
+MESSAGE_STATUSES = ("PENDING", "SERVER", "DEVICE", "READ", "PLAYED", "ERROR")
+MEDIA_KINDS = ("image", "document", "audio", "video")
+MAX_TEXT = 4096
+MAX_PAGE = 200
+
+
+class Request(BaseModel):
+    """Base of every request body and query: unknown fields are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def check_recipient(value: str) -> str:
+    """A phone number in international form (checked with phonenumbers); chat ids (with "@") are checked by the
+    messages service, which knows which kinds WAHA accepts."""
+    value = value.strip()
+    if "@" in value:
+        return value
+    digits = re.sub(r"[\s().-]", "", value)
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    if not re.fullmatch(r"\+?\d{6,17}", digits):
+        raise PydanticCustomError(
+            "phone", "Not a phone number: use international format with country code, e.g. +491701234567.")
+    try:
+        parsed = phonenumbers.parse("+" + digits.lstrip("+"))
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is None or not phonenumbers.is_valid_number(parsed):
+        raise PydanticCustomError(
+            "phone", "Not a valid phone number: use international format with country code, e.g. +491701234567.")
+    return value
+
+
+# ---- requests -------------------------------------------------------------------------------------------------
+
+
+class CreateSessionDto(Request):
+    """A new WhatsApp session for the caller's tenant."""
+
+    sessionName: str = Field(min_length=1, max_length=100, description="Name, unique within the tenant.",
+                             examples=["support"])
+    engine: Literal[ENGINES] | None = Field(None, description="WAHA engine; the server default when omitted.")  # type: ignore[valid-type]
+    webhookUrl: str | None = Field(None, max_length=2048, description="Your URL that receives this session's events.",
+                                   examples=["https://example.com/hooks/whatsapp"])
+    webhookEvents: list[str] | None = Field(None, description="Events forwarded to webhookUrl.",
+                                            examples=[["message", "session.status"]])
+    config: dict[str, Any] | None = Field(None, description="Extra WAHA session config (e.g. metadata, proxy).")
+
+    @field_validator("webhookUrl")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise PydanticCustomError("url", "Must be an http:// or https:// URL.")
+        return value
+
+
+class MediaDto(Request):
+    """A file to send, by URL or inline as base64."""
+
+    type: Literal[MEDIA_KINDS] = Field(description="image, document, audio or video.")  # type: ignore[valid-type]
+    url: str | None = Field(None, max_length=2048, description="Public URL WAHA downloads the file from.")
+    data: str | None = Field(None, description="The file, base64-encoded (instead of url).")
+    mimetype: str | None = Field(None, max_length=127, examples=["image/jpeg"])
+    filename: str | None = Field(None, max_length=255)
+    caption: str | None = Field(None, max_length=MAX_TEXT)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise PydanticCustomError("url", "Must be an http:// or https:// URL.")
+        return value
+
+    @field_validator("data")
+    @classmethod
+    def _base64(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise PydanticCustomError("base64", "Must be base64-encoded file content.") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "MediaDto":
+        if (self.url is None) == (self.data is None):
+            raise PydanticCustomError("media_source", "Give exactly one of url or data.", {"field": "media.url"})
+        if self.data is not None and not self.mimetype:
+            raise PydanticCustomError("mimetype", "A mimetype is required with inline data.",
+                                      {"field": "media.mimetype"})
+        return self
+
+    def for_service(self) -> dict[str, Any]:
+        """The media dict `services.messages.send_message` takes."""
+        media: dict[str, Any] = {"kind": self.type}
+        for key in ("url", "data", "mimetype", "filename", "caption"):
+            value = getattr(self, key)
+            if value is not None:
+                media[key] = value
+        return media
+
+
+class SendMessageDto(Request):
+    """A text or media message to one chat."""
+
+    to: str = Field(min_length=3, max_length=160, description="Phone number with country code, or a chat id.",
+                    examples=["+491701234567"])
+    text: str | None = Field(None, min_length=1, max_length=MAX_TEXT, examples=["Hello from the portal"])
+    metadata: dict[str, Any] | None = Field(None, description="Your own data, stored with the message.")
+    media: MediaDto | None = None
+    replyTo: str | None = Field(None, max_length=255, description="WhatsApp id of the message answered.")
+
+    @field_validator("to")
+    @classmethod
+    def _recipient(cls, value: str) -> str:
+        return check_recipient(value)
+
+    @model_validator(mode="after")
+    def _has_content(self) -> "SendMessageDto":
+        if self.text is None and self.media is None:
+            raise PydanticCustomError("content", "Give text, media or both.", {"field": "text"})
+        return self
+
+
+class PairingCodeDto(Request):
+    """Link the session with a code typed on the phone instead of scanning the QR."""
+
+    phoneNumber: str = Field(min_length=6, max_length=32, examples=["+491701234567"])
+
+    @field_validator("phoneNumber")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        if "@" in value:
+            raise PydanticCustomError("phone", "Give a phone number, not a chat id.")
+        return check_recipient(value)
+
+
+class MediaUploadForm(Request):
+    """The form fields beside the uploaded `file` of POST .../send/media."""
+
+    to: str = Field(min_length=3, max_length=160, description="Phone number with country code, or a chat id.")
+    caption: str | None = Field(None, max_length=MAX_TEXT)
+    type: Literal[MEDIA_KINDS] | None = Field(None, description="Defaults from the file's mimetype.")  # type: ignore[valid-type]
+    replyTo: str | None = Field(None, max_length=255)
+
+    @field_validator("to")
+    @classmethod
+    def _recipient(cls, value: str) -> str:
+        return check_recipient(value)
+
+
+class SessionListQuery(Request):
+    status: Literal[SESSION_STATUSES] | None = Field(None, description="Only sessions in this status.")  # type: ignore[valid-type]
+
+
+class ImageQuery(Request):
+    format: Literal["json", "image"] = Field("json", description="json (base64 in a JSON body) or image (raw PNG).")
+
+
+class MessageListQuery(Request):
+    direction: Literal["in", "out"] | None = Field(None, description="in (received) or out (sent).")
+    status: Literal[MESSAGE_STATUSES] | None = None  # type: ignore[valid-type]
+    chatId: str | None = Field(None, max_length=128, description="Only this chat (e.g. 491701234567@c.us).")
+    q: str | None = Field(None, max_length=200, description="Text search in the message body.")
+    since: datetime | None = Field(None, description="Created at or after (ISO 8601).")
+    until: datetime | None = Field(None, description="Created before (ISO 8601).")
+    cursor: str | None = Field(None, max_length=200, description="nextCursor of the previous page.")
+    limit: int = Field(50, ge=1, le=MAX_PAGE, description="Page size.")
+
+
+class TenantMessageListQuery(MessageListQuery):
+    sessionId: str | None = Field(None, max_length=36, description="Only this session's messages.")
+
+
+# ---- responses ------------------------------------------------------------------------------------------------
+
+
+class SessionResponseDto(Response):
+    id: str = Field(description="Session id in the portal (use it in URLs).")
+    name: str
+    externalSessionId: str = Field(description="The session's name on its WAHA server.")
+    status: str = Field(description="STOPPED, STARTING, SCAN_QR_CODE, WORKING or FAILED.")
+    desiredState: str = Field(description="running or stopped: what the portal keeps it at.")
+    engine: str | None
+    me: dict[str, Any] | None = Field(description="The linked WhatsApp account once WORKING.")
+    metadata: dict[str, Any]
+    webhookUrl: str | None
+    webhookEvents: list[str]
+    tenantId: str
+    createdAt: datetime
+    updatedAt: datetime
+
+    @classmethod
+    def of(cls, session: Any) -> "SessionResponseDto":
+        config = session.config or {}
+        return cls(
+            id=session.id, name=session.name, externalSessionId=session.external_name, status=session.status,
+            desiredState=session.desired_state, engine=session.engine, me=session.me,
+            metadata=dict(config.get("metadata") or {}), webhookUrl=session.webhook_url,
+            webhookEvents=list(session.webhook_events or []), tenantId=str(session.tenant_id),
+            createdAt=session.created_at, updatedAt=session.updated_at,
+        )
+
+
+class MediaInfo(Response):
+    kind: str | None
+    mimetype: str | None
+    filename: str | None
+    caption: str | None
+    url: str | None = Field(description="Where the portal serves the stored file (GET with your bearer token).")
+
+
+class MessageResponse(Response):
+    id: int = Field(description="Message id in the portal.")
+    messageId: str | None = Field(description="WhatsApp message id (set once WAHA accepted the message).")
+    sessionId: str
+    direction: Literal["in", "out"]
+    chatId: str
+    to: str
+    text: str | None
+    status: str = Field(description="PENDING, SERVER, DEVICE, READ, PLAYED or ERROR.")
+    media: MediaInfo | None
+    error: str | None
+    metadata: dict[str, Any]
+    timestamp: datetime
+    sentAt: datetime | None
+    deliveredAt: datetime | None
+    readAt: datetime | None
+    playedAt: datetime | None
+    failedAt: datetime | None
+
+    @classmethod
+    def of(cls, message: Any, media_url: str | None = None) -> "MessageResponse":
+        media = None
+        if message.media:
+            raw = message.media
+            media = MediaInfo(kind=raw.get("kind"), mimetype=raw.get("mimetype"), filename=raw.get("filename"),
+                              caption=raw.get("caption"), url=media_url)
+        return cls(
+            id=message.id, messageId=message.waha_message_id, sessionId=message.session_id,
+            direction=message.direction, chatId=message.chat_id,
+            to=message.chat_id if message.direction == "out" else _own_chat(message), text=message.body,
+            status=message.status, media=media, error=message.error, metadata=dict(message.extra or {}),
+            timestamp=message.created_at, sentAt=message.sent_at, deliveredAt=message.delivered_at,
+            readAt=message.read_at, playedAt=message.played_at, failedAt=message.failed_at,
+        )
+
+
+def _own_chat(message: Any) -> str:
+    me = getattr(message.session, "me", None) or {}
+    return str(me.get("id") or "")
+
+
+ItemT = TypeVar("ItemT")
+
+
+class Page(Response, Generic[ItemT]):
+    data: list[ItemT]
+    nextCursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+
+
+class SessionPage(Page[SessionResponseDto]):
+    pass
+
+
+class MessagePage(Page[MessageResponse]):
+    pass
+
+
+class QrResponse(Response):
+    mimetype: str = Field(examples=["image/png"])
+    data: str = Field(description="The QR image, base64-encoded.")
+    expiresIn: int | None = Field(description="Seconds until WhatsApp rotates this QR.")
+
+
+class ScreenResponse(Response):
+    mimetype: str
+    data: str = Field(description="Screenshot, base64-encoded.")
+
+
+class PairingCodeResponse(Response):
+    code: str = Field(examples=["ABCD-1234"], description="Type it on the phone: Linked devices > Link with phone number.")
+
+
+class ServerHealth(Response):
+    name: str
+    ok: bool
+    version: str | None
+    engine: str | None
+    tier: str | None
+    latencyMs: float | None
+
+
+class HealthResponse(Response):
+    status: Literal["ok", "degraded", "down"]
+    servers: list[ServerHealth]
+
+
+class FieldError(Response):
+    field: str
+    message: str
+
+
+class ErrorBody(Response):
+    code: str = Field(examples=["session_not_found"])
+    message: str
+    details: dict[str, Any] = Field(description="validation_error: {fields: [{field, message}]}; others vary.")
+    request_id: str | None = Field(description="Quote it when you contact support.")
+
+
+class ErrorResponse(Response):
+    error: ErrorBody
+
+
+# ---- validation -----------------------------------------------------------------------------------------------
+
+_MESSAGES = {
+    "extra_forbidden": "Unknown field.",
+    "missing": "This field is required.",
+}
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def validate(model: type[ModelT], data: Any, *, where: str = "body") -> ModelT:
+    """Parse `data` into `model`, or raise Invalid listing every bad field."""
+    if where == "body" and not isinstance(data, dict):
+        raise Invalid("The request body must be a JSON object.",
+                      details={"fields": [{"field": "body", "message": "Send a JSON object."}]})
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = []
+        for error in exc.errors(include_url=False):
+            ctx = error.get("ctx") or {}
+            name = ".".join(str(part) for part in error["loc"]) or ctx.get("field") or where
+            fields.append({"field": name, "message": _MESSAGES.get(error["type"], error["msg"])})
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:3])
+        raise Invalid(f"Invalid {where}: {summary}", details={"fields": fields}) from None
