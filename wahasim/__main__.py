@@ -63,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     settings = parse_args(argv)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # werkzeug raises its own logger to INFO unless a level is set, so set it here.
+    logging.getLogger("werkzeug").setLevel(settings.log_level)
     app = create_app(settings)
     server = make_server(settings.host, settings.port, app, threaded=True)
     logging.getLogger("wahasim").info(
