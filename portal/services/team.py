@@ -1,0 +1,250 @@
+"""A tenant's team: invitations by link, role changes and removal, always keeping an owner."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
+
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.mail import send_mail
+from portal.models import Invitation, Membership, Tenant, User, utcnow
+from portal.permissions import ASSIGNABLE_BY, ROLES
+from portal.services import audit
+from portal.services.audit import Actor
+from portal.services.errors import Conflict, Forbidden, Invalid, NotFound
+from portal.services.tenants import check_password_strength, get_user_by_email, normalize_email
+
+log = logging.getLogger(__name__)
+
+INVITATION_DAYS = 7
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    invitation: Invitation
+    url: str  # the acceptance link; only its token's sha256 is stored, so it is shown once
+    mailed: bool
+
+
+def token_digest(token: str) -> str:
+    """The stored form of an invitation token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def assignable_roles(actor_role: str | None) -> list[str]:
+    """Roles an actor with `actor_role` may hand out, in the order of ROLES."""
+    allowed = ASSIGNABLE_BY.get(actor_role or "", set())
+    return [role for role in ROLES if role in allowed]
+
+
+def _check_assignable(actor_role: str | None, role: str) -> None:
+    if role not in ROLES:
+        raise Invalid.field("role", f"Role must be one of {', '.join(ROLES)}.")
+    if role not in ASSIGNABLE_BY.get(actor_role or "", set()):
+        raise Forbidden(f"Your role cannot hand out the {role} role.", code="role_not_assignable")
+
+
+def list_members(tenant: Tenant) -> list[Membership]:
+    """The tenant's memberships with their users, by email."""
+    stmt = (select(Membership).join(User).where(Membership.tenant_id == tenant.id).order_by(User.email))
+    return list(db.session.scalars(stmt))
+
+
+def list_invitations(tenant: Tenant) -> list[Invitation]:
+    """Invitations of the tenant that can still be accepted, newest first."""
+    stmt = (select(Invitation).where(Invitation.tenant_id == tenant.id, Invitation.accepted_at.is_(None),
+                                     Invitation.revoked_at.is_(None), Invitation.expires_at > utcnow())
+            .order_by(Invitation.id.desc()))
+    return list(db.session.scalars(stmt))
+
+
+def invite_member(tenant: Tenant, email: str, role: str, actor: Actor, *, actor_role: str | None,
+                  accept_url: Callable[[str], str], invited_by_id: int | None = None) -> IssuedInvitation:
+    """Invite an address to the tenant with a role the actor may assign; mails the link and returns it.
+
+    A new invitation to the same address replaces the pending one, so only the latest link works."""
+    email = normalize_email(email)
+    _check_assignable(actor_role, role)
+    already = db.session.scalar(
+        select(Membership.id).join(User).where(Membership.tenant_id == tenant.id, func.lower(User.email) == email))
+    if already:
+        raise Conflict(f"{email} is already a member of {tenant.name}.", code="already_member")
+    now = utcnow()
+    for pending in db.session.scalars(select(Invitation).where(
+            Invitation.tenant_id == tenant.id, func.lower(Invitation.email) == email,
+            Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))):
+        pending.revoked_at = now
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation(tenant_id=tenant.id, email=email, role=role, token_hash=token_digest(token),
+                            invited_by_id=invited_by_id, expires_at=now + timedelta(days=INVITATION_DAYS))
+    db.session.add(invitation)
+    db.session.flush()
+    audit.record(tenant.id, "member.invite", actor, target_type="invitation", target_id=invitation.id,
+                 details={"email": email, "role": role})
+    db.session.commit()
+    url = accept_url(token)
+    mailed = _mail_invitation(tenant, invitation, url, actor)
+    return IssuedInvitation(invitation=invitation, url=url, mailed=mailed)
+
+
+def _mail_invitation(tenant: Tenant, invitation: Invitation, url: str, actor: Actor) -> bool:
+    inviter = actor.label or "A team member"
+    body = (f"{inviter} invited you to join {tenant.name} on WAHA Portal as {invitation.role}.\n\n"
+            f"Accept the invitation here (the link works once and expires in {INVITATION_DAYS} days):\n{url}\n\n"
+            "If you did not expect this, you can ignore this mail.")
+    try:
+        send_mail(invitation.email, f"Join {tenant.name} on WAHA Portal", body)
+    except Exception:
+        # The inviter still sees the link and can pass it on, so a mail outage must not lose the invitation.
+        log.exception("could not mail invitation %s", invitation.id)
+        return False
+    return True
+
+
+def get_invitation(tenant: Tenant, invitation_id: int) -> Invitation:
+    """One invitation of this tenant by id, or NotFound (also for other tenants' invitations)."""
+    invitation = db.session.scalar(
+        select(Invitation).where(Invitation.id == invitation_id, Invitation.tenant_id == tenant.id))
+    if invitation is None:
+        raise NotFound("No such invitation.", code="invitation_not_found")
+    return invitation
+
+
+def revoke_invitation(tenant: Tenant, invitation_id: int, actor: Actor, *, actor_role: str | None) -> Invitation:
+    """Withdraw a pending invitation of this tenant; its link stops working."""
+    invitation = get_invitation(tenant, invitation_id)
+    _check_assignable(actor_role, invitation.role)
+    if invitation.revoked_at is None and invitation.accepted_at is None:
+        invitation.revoked_at = utcnow()
+        audit.record(tenant.id, "member.invite_revoke", actor, target_type="invitation", target_id=invitation.id,
+                     details={"email": invitation.email, "role": invitation.role})
+        db.session.commit()
+    return invitation
+
+
+def find_invitation(token: str, *, lock: bool = False) -> Invitation:
+    """The invitation a link's token opens; NotFound with a reason people understand otherwise."""
+    stmt = select(Invitation).where(Invitation.token_hash == token_digest(token or ""))
+    if lock:
+        stmt = stmt.with_for_update()
+    invitation = db.session.scalar(stmt)
+    if invitation is None:
+        raise NotFound("This invitation link is not valid. Check that you copied all of it.",
+                       code="invitation_not_found")
+    if invitation.accepted_at is not None:
+        raise NotFound("This invitation was already accepted. Sign in to continue.", code="invitation_used")
+    if invitation.revoked_at is not None:
+        raise NotFound("This invitation was withdrawn. Ask the person who invited you for a new one.",
+                       code="invitation_revoked")
+    if invitation.expires_at <= utcnow():
+        raise NotFound("This invitation has expired. Ask the person who invited you for a new one.",
+                       code="invitation_expired")
+    return invitation
+
+
+def tenant_of(invitation: Invitation) -> Tenant:
+    """The tenant an invitation opens."""
+    return db.session.get(Tenant, invitation.tenant_id)  # type: ignore[return-value]
+
+
+def join(invitation: Invitation, user: User, actor: Actor) -> Membership:
+    """Make `user` a member as the invitation says and mark it used; the caller commits."""
+    membership = db.session.scalar(select(Membership).where(
+        Membership.tenant_id == invitation.tenant_id, Membership.user_id == user.id))
+    if membership is None:
+        membership = Membership(tenant_id=invitation.tenant_id, user_id=user.id, role=invitation.role)
+        db.session.add(membership)
+    invitation.accepted_at = utcnow()
+    audit.record(invitation.tenant_id, "member.join", actor, target_type="user", target_id=user.id,
+                 details={"email": user.email, "role": membership.role, "invitation_id": invitation.id})
+    return membership
+
+
+def pending_invitations_for(email: str) -> list[Invitation]:
+    """Every usable invitation addressed to `email`, across tenants."""
+    stmt = select(Invitation).where(func.lower(Invitation.email) == email.strip().lower(),
+                                    Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None),
+                                    Invitation.expires_at > utcnow())
+    return list(db.session.scalars(stmt))
+
+
+def accept_invitation(token: str, actor: Actor, *, user: User | None = None, name: str = "",
+                      password: str | None = None) -> User:
+    """Accept an invitation: attach the signed-in `user`, or create an account with `password`."""
+    invitation = find_invitation(token, lock=True)
+    existing = get_user_by_email(invitation.email)
+    if user is not None:
+        if user.email.lower() != invitation.email.lower():
+            raise Forbidden(f"This invitation is for {invitation.email}, but you are signed in as {user.email}. "
+                            "Sign out and open the link again.", code="invitation_other_user")
+    elif existing is not None:
+        raise Conflict(f"An account for {invitation.email} already exists. Sign in to accept the invitation.",
+                       code="account_exists")
+    else:
+        check_password_strength(password or "")
+        user = User(email=invitation.email, name=name.strip()[:200])
+        user.set_password(password or "")
+        db.session.add(user)
+        db.session.flush()
+        audit.record(None, "user.create", actor, target_type="user", target_id=user.id,
+                     details={"email": user.email, "via": "invitation"})
+    join(invitation, user, actor)
+    db.session.commit()
+    return user
+
+
+def get_member(tenant: Tenant, user_id: int) -> Membership:
+    """The membership of `user_id` in this tenant, or NotFound (also for other tenants' members)."""
+    membership = db.session.scalar(
+        select(Membership).where(Membership.tenant_id == tenant.id, Membership.user_id == user_id))
+    if membership is None:
+        raise NotFound("No such member.", code="member_not_found")
+    return membership
+
+
+def _ensure_another_owner(tenant: Tenant, membership: Membership) -> None:
+    # Lock the owners' rows so two admins demoting the last two owners at once cannot both succeed.
+    owners = list(db.session.scalars(select(Membership.id).where(
+        Membership.tenant_id == tenant.id, Membership.role == "owner").with_for_update()))
+    if not [owner_id for owner_id in owners if owner_id != membership.id]:
+        raise Conflict("A tenant needs at least one owner. Make someone else an owner first.", code="last_owner")
+
+
+def change_role(tenant: Tenant, user_id: int, role: str, actor: Actor, *, actor_role: str | None) -> Membership:
+    """Give a member another role; both the old and the new role must be ones the actor may assign."""
+    membership = get_member(tenant, user_id)
+    _check_assignable(actor_role, role)
+    if membership.role not in ASSIGNABLE_BY.get(actor_role or "", set()):
+        raise Forbidden(f"Your role cannot change members with the {membership.role} role.",
+                        code="role_not_assignable")
+    if membership.role == role:
+        return membership
+    if membership.role == "owner":
+        _ensure_another_owner(tenant, membership)
+    previous = membership.role
+    membership.role = role
+    audit.record(tenant.id, "member.role_change", actor, target_type="user", target_id=user_id,
+                 details={"email": membership.user.email, "from": previous, "role": role})
+    db.session.commit()
+    return membership
+
+
+def remove_member(tenant: Tenant, user_id: int, actor: Actor, *, actor_role: str | None) -> None:
+    """Remove a member from the tenant (the account stays); the last owner cannot be removed."""
+    membership = get_member(tenant, user_id)
+    if membership.role not in ASSIGNABLE_BY.get(actor_role or "", set()):
+        raise Forbidden(f"Your role cannot remove members with the {membership.role} role.",
+                        code="role_not_assignable")
+    if membership.role == "owner":
+        _ensure_another_owner(tenant, membership)
+    email, role = membership.user.email, membership.role
+    db.session.delete(membership)
+    audit.record(tenant.id, "member.remove", actor, target_type="user", target_id=user_id,
+                 details={"email": email, "role": role})
+    db.session.commit()

@@ -1,0 +1,89 @@
+"""Tenant settings (pacing, retention, limits) and the platform admin's view of all tenants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.models import Membership, Tenant, WahaSession
+from portal.services import audit
+from portal.services.audit import Actor
+from portal.services.errors import Invalid, NotFound
+
+# Bounds people can reason about; beyond them a value is almost surely a typo.
+LIMITS = {
+    "send_rate_per_minute": (1, 600, "Messages per minute"),
+    "retention_messages_days": (1, 3650, "Message retention"),
+    "retention_events_days": (1, 365, "Event retention"),
+    "max_sessions": (0, 10000, "Session limit"),
+}
+
+
+def _check_range(field: str, value: Any) -> int:
+    low, high, label = LIMITS[field]
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise Invalid.field(field, f"{label} must be a whole number from {low} to {high}.")
+    return value
+
+
+def update_settings(tenant: Tenant, actor: Actor, **values: int | None) -> dict[str, tuple[int, int]]:
+    """Change the tenant's pacing, retention and (for platform admins, decided by the caller) session limit.
+
+    Values left as None stay as they are. Returns the changes as {field: (before, after)}."""
+    unknown = set(values) - set(LIMITS)
+    if unknown:
+        raise Invalid(f"Unknown settings: {', '.join(sorted(unknown))}.")
+    changes: dict[str, tuple[int, int]] = {}
+    for field, value in values.items():
+        if value is None:
+            continue
+        value = _check_range(field, value)
+        before = getattr(tenant, field)
+        if before != value:
+            changes[field] = (before, value)
+    for field, (_, after) in changes.items():
+        setattr(tenant, field, after)
+    if changes:
+        audit.record(tenant.id, "tenant.settings_update", actor, target_type="tenant", target_id=tenant.id,
+                     details={field: {"from": before, "to": after} for field, (before, after) in changes.items()})
+        db.session.commit()
+    return changes
+
+
+@dataclass(frozen=True)
+class TenantRow:
+    tenant: Tenant
+    members: int
+    sessions: int
+
+
+def list_tenants() -> list[TenantRow]:
+    """Every tenant with its member and session counts, by name."""
+    members = dict(db.session.execute(
+        select(Membership.tenant_id, func.count(Membership.id)).group_by(Membership.tenant_id)).all())
+    sessions = dict(db.session.execute(
+        select(WahaSession.tenant_id, func.count(WahaSession.id)).group_by(WahaSession.tenant_id)).all())
+    tenants = db.session.scalars(select(Tenant).order_by(Tenant.name, Tenant.id))
+    return [TenantRow(t, members.get(t.id, 0), sessions.get(t.id, 0)) for t in tenants]
+
+
+def get_tenant(tenant_id: int) -> Tenant:
+    """One tenant by id, or NotFound."""
+    tenant = db.session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("No such tenant.", code="tenant_not_found")
+    return tenant
+
+
+def set_tenant_active(tenant_id: int, active: bool, actor: Actor) -> Tenant:
+    """Deactivate a tenant (its members can no longer work in it) or bring it back."""
+    tenant = get_tenant(tenant_id)
+    if tenant.is_active != active:
+        tenant.is_active = active
+        audit.record(tenant.id, "tenant.activate" if active else "tenant.deactivate", actor,
+                     target_type="tenant", target_id=tenant.id, details={"slug": tenant.slug})
+        db.session.commit()
+    return tenant
