@@ -6,7 +6,7 @@ import base64
 import mimetypes
 from typing import Any
 
-from flask import Response, request, url_for
+from flask import Response, request, send_file, url_for
 
 from portal.api import bp
 from portal.api.auth import api_route
@@ -19,8 +19,8 @@ from portal.services.errors import Invalid, NotFound
 
 
 def _message(message: Any) -> MessageResponse:
-    media_url = url_for("api.message_media", message_id=message.id) if message.media else None
-    return MessageResponse.of(message, media_url)
+    stored = isinstance(message.media, dict) and message.media.get("status") == "stored"
+    return MessageResponse.of(message, url_for("api.message_media", message_id=message.id) if stored else None)
 
 
 def _page(filters: MessageListQuery, session_id: str | None) -> Response:
@@ -106,15 +106,11 @@ def get_message(message_id: str) -> Response:
 @bp.get("/messages/<message_id>/media")
 @api_route("messages:read")
 def message_media(message_id: str) -> Response:
-    from portal.services.media import media_for_message  # TODO(issue 5, events): confirm the module name
+    # The stored file comes from the webhook/storage layer (issue 5).
+    from portal.services.events import media_for_message
 
-    content, mimetype, filename = media_for_message(tenant(), _message_id(message_id))
-    response = Response(content, mimetype=mimetype or "application/octet-stream")
-    response.headers["Content-Disposition"] = f'attachment; filename="{_safe_filename(filename)}"'
-    response.headers["Cache-Control"] = "private, max-age=300"
+    handle, mimetype, filename = media_for_message(tenant(), _message_id(message_id))
+    response = send_file(handle, mimetype=mimetype or "application/octet-stream", as_attachment=True,
+                         download_name=filename or f"message-{message_id}", max_age=0)
+    response.headers["Cache-Control"] = "private, no-store"
     return response
-
-
-def _safe_filename(name: str | None) -> str:
-    cleaned = "".join(c for c in (name or "media") if c.isalnum() or c in "._- ")
-    return cleaned.strip() or "media"

@@ -229,11 +229,14 @@ class SessionResponseDto(Response):
 
 
 class MediaInfo(Response):
-    kind: str | None
+    kind: str | None = Field(description="image, document, audio or video.")
     mimetype: str | None
     filename: str | None
     caption: str | None
-    url: str | None = Field(description="Where the portal serves the stored file (GET with your bearer token).")
+    size: int | None = Field(description="Bytes, when known.")
+    status: str | None = Field(description="Received files: pending (being fetched), stored, unavailable or refused.")
+    url: str | None = Field(description="Where the portal serves the stored file (GET with your bearer token); "
+                                        "null until it is stored.")
 
 
 class MessageResponse(Response):
@@ -260,8 +263,9 @@ class MessageResponse(Response):
         media = None
         if message.media:
             raw = message.media
-            media = MediaInfo(kind=raw.get("kind"), mimetype=raw.get("mimetype"), filename=raw.get("filename"),
-                              caption=raw.get("caption"), url=media_url)
+            media = MediaInfo(kind=raw.get("kind") or _kind_of(raw.get("mimetype")), mimetype=raw.get("mimetype"),
+                              filename=raw.get("filename"), caption=raw.get("caption"), size=raw.get("size"),
+                              status=raw.get("status"), url=media_url)
         return cls(
             id=message.id, messageId=message.waha_message_id, sessionId=message.session_id,
             direction=message.direction, chatId=message.chat_id,
@@ -270,6 +274,13 @@ class MessageResponse(Response):
             timestamp=message.created_at, sentAt=message.sent_at, deliveredAt=message.delivered_at,
             readAt=message.read_at, playedAt=message.played_at, failedAt=message.failed_at,
         )
+
+
+def _kind_of(mimetype: str | None) -> str | None:
+    if not mimetype:
+        return None
+    major = mimetype.split("/", 1)[0]
+    return major if major in ("image", "audio", "video") else "document"
 
 
 def _own_chat(message: Any) -> str:
