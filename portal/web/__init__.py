@@ -7,6 +7,9 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     from portal.web import auth, dashboard
+    from portal.web import messages, sessions  # sessions and messaging pages
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(sessions.bp)
+    app.register_blueprint(messages.bp)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, Length
+from flask_wtf.file import FileField
+from wtforms import (BooleanField, DateField, EmailField, HiddenField, PasswordField, SelectChoice, SelectField,
+                     SelectMultipleField, StringField, TextAreaField, widgets)
+from wtforms.validators import URL, DataRequired, Email, Length, Optional, Regexp, ValidationError
+
+from portal.models import ENGINES
 
 
 class LoginForm(FlaskForm):
@@ -16,3 +20,103 @@ class LoginForm(FlaskForm):
 
 class TenantSwitchForm(FlaskForm):
     tenant_id = StringField(validators=[DataRequired(), Length(max=20)])
+
+
+# ---- sessions and messaging -------------------------------------------------------------------------------
+
+def choices(pairs: list[tuple[str, str]]) -> list[SelectChoice]:
+    """(value, label) pairs as the select options WTForms wants."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+# The events a tenant usually wants forwarded; WAHA knows more names and the API accepts them all.
+SESSION_EVENT_CHOICES = [
+    ("session.status", "Session status changes"),
+    ("message", "Incoming messages"),
+    ("message.any", "Every message, including those sent from the phone"),
+    ("message.ack", "Delivery and read receipts"),
+    ("message.reaction", "Reactions"),
+    ("message.revoked", "Deleted messages"),
+    ("message.edited", "Edited messages"),
+    ("presence.update", "Online / typing presence"),
+    ("call.received", "Incoming calls"),
+    ("group.v2.participants", "Group members joining or leaving"),
+]
+DEFAULT_SESSION_EVENTS = ["session.status", "message", "message.ack"]
+MEDIA_KINDS = [("", "Work it out from the file"), ("image", "Image"), ("document", "Document"),
+               ("audio", "Voice / audio"), ("video", "Video")]
+MESSAGE_STATUSES = [("", "Any status"), ("PENDING", "Pending"), ("SERVER", "Sent (✓)"),
+                    ("DEVICE", "Delivered (✓✓)"), ("READ", "Read"), ("PLAYED", "Played"), ("ERROR", "Failed")]
+
+
+class CheckboxListField(SelectMultipleField):
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+class SessionCreateForm(FlaskForm):
+    name = StringField("Name", validators=[
+        DataRequired(message="Give the session a name."), Length(max=100),
+        Regexp(r"^[\w .-]+$", message="Use letters, digits, spaces, dots, dashes or underscores."),
+    ])
+    engine = SelectField("Engine", choices=choices([("", "The server's default")] + [(e, e) for e in ENGINES]),
+                         validate_choice=True)
+    webhook_url = StringField("Forward events to (optional)", validators=[
+        Optional(), Length(max=2048), URL(require_tld=False, message="Enter a full http:// or https:// address."),
+    ])
+    webhook_events = CheckboxListField("Events to forward", choices=choices(SESSION_EVENT_CHOICES),
+                                       default=DEFAULT_SESSION_EVENTS)
+    idempotency_key = HiddenField()
+
+
+class ConfirmForm(FlaskForm):
+    """A bare form: its CSRF token guards confirm pages and action buttons."""
+
+
+class PairingCodeForm(FlaskForm):
+    phone = StringField("Phone number", validators=[
+        DataRequired(message="Enter the phone number of the WhatsApp account."), Length(max=32),
+        Regexp(r"^\+?[\d\s().-]{6,}$", message="Use digits with the country code, e.g. +49 170 1234567."),
+    ])
+
+
+class SendMessageForm(FlaskForm):
+    session_id = SelectField("From session", validate_choice=False,
+                             validators=[DataRequired(message="Choose the session to send from.")])
+    to = StringField("To", validators=[DataRequired(message="Enter a phone number or chat id."), Length(max=128)])
+    text = TextAreaField("Message", validators=[Length(max=4096)])
+    media_file = FileField("Attach a file")
+    media_url = StringField("…or a file URL", validators=[
+        Optional(), Length(max=2048), URL(require_tld=False, message="Enter a full http:// or https:// address."),
+    ])
+    media_kind = SelectField("Attachment type", choices=choices(MEDIA_KINDS))
+    idempotency_key = HiddenField()
+    next = HiddenField()
+
+    def validate_text(self, field: StringField) -> None:
+        if not (field.data or "").strip() and not self.media_file.data and not self.media_url.data:
+            raise ValidationError("Write a message or attach a file.")
+
+    def validate_media_url(self, field: StringField) -> None:
+        if field.data and self.media_file.data:
+            raise ValidationError("Attach a file or give a URL, not both.")
+
+
+class MessageFilterForm(FlaskForm):
+    """The message log's filters, read from the query string (GET, so no CSRF token)."""
+
+    class Meta:
+        csrf = False
+
+    session = SelectField("Session", validate_choice=False, default="")
+    direction = SelectField("Direction",
+                            choices=choices([("", "In and out"), ("in", "Received"), ("out", "Sent")]), default="")
+    status = SelectField("Status", choices=choices(MESSAGE_STATUSES), default="")
+    chat = StringField("Chat", validators=[Optional(), Length(max=128)])
+    q = StringField("Text contains", validators=[Optional(), Length(max=200)])
+    since = DateField("From", validators=[Optional()])
+    until = DateField("To", validators=[Optional()])
+
+    def validate_until(self, field: DateField) -> None:
+        if field.data and self.since.data and field.data < self.since.data:
+            raise ValidationError("The end date is before the start date.")

@@ -13,3 +13,27 @@ document.addEventListener("click", function (event) {
     });
   }
 });
+
+// ---- Sessions: the QR code's remaining lifetime counts down between refreshes ----
+setInterval(function () {
+  var nodes = document.querySelectorAll("[data-countdown]");
+  for (var i = 0; i < nodes.length; i++) {
+    var left = parseInt(nodes[i].getAttribute("data-countdown"), 10);
+    if (isNaN(left) || left <= 0) { continue; }
+    left -= 1;
+    nodes[i].setAttribute("data-countdown", String(left));
+    nodes[i].textContent = String(left);
+  }
+}, 1000);
+
+// ---- Forms swapped in by htmx: move focus to the first problem so keyboard and screen reader users hear it ----
+document.addEventListener("htmx:afterSwap", function (event) {
+  var root = event.detail && event.detail.elt;
+  if (!root || !root.querySelector) { return; }
+  var form = root.matches && root.matches("form") ? root : root.querySelector("form");
+  if (!form) { return; }
+  var invalid = form.querySelector("[aria-invalid='true']");
+  var summary = form.querySelector(".form-error");
+  if (invalid) { invalid.focus(); }
+  else if (summary) { summary.setAttribute("tabindex", "-1"); summary.focus(); }
+});

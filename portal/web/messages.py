@@ -1,0 +1,302 @@
+"""Messaging pages: send text or media, the message log with filters and live ticks, conversations, media."""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import uuid
+from datetime import datetime, time, timedelta, timezone
+from typing import Any
+from urllib.parse import urlparse
+
+from flask import Blueprint, Response, current_app, flash, render_template, request, url_for
+from flask_login import login_required
+from werkzeug.utils import secure_filename
+
+from portal.models import utcnow
+from portal.services import messages as messages_service
+from portal.services import sessions as sessions_service
+from portal.services.errors import Invalid, NotFound, ServiceError
+from portal.tenancy import require
+from portal.web.forms import MessageFilterForm, SendMessageForm, choices
+from portal.web.helpers import apply_service_error, is_htmx, principal, redirect_to
+from portal.web.sessions import STOP_POLLING
+
+bp = Blueprint("messages", __name__, url_prefix="/messages")
+
+PAGE_SIZE = 50
+POLL_SECONDS = 3
+# Statuses an outbound message may still leave; while one is on screen the ticks refresh themselves.
+IN_FLIGHT = ("PENDING", "SERVER", "DEVICE")
+# Receipts rarely arrive after this long; older unread messages do not keep a page polling forever.
+TICK_WINDOW = timedelta(hours=1)
+# Types a browser may show inline; anything else is downloaded, so a stored file can never run as a page.
+INLINE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "audio/", "video/", "application/pdf")
+
+
+def _tenant() -> Any:
+    return principal().tenant
+
+
+def _sessions() -> list[Any]:
+    return sessions_service.list_sessions(_tenant())
+
+
+def in_flight(messages: list[Any], now: datetime | None = None) -> bool:
+    """True while a recent outbound message on screen may still get a newer tick."""
+    horizon = (now or utcnow()) - TICK_WINDOW
+    return any(m.direction == "out" and m.status in IN_FLIGHT and m.created_at >= horizon for m in messages)
+
+
+def chat_id_from(value: str) -> str:
+    """What people type for a chat (+49 170 1234567) as WAHA spells it (491701234567@c.us); anything that is
+    not a number or chat id is searched as typed."""
+    try:
+        return messages_service.normalize_recipient(value)
+    except Invalid:
+        return value.strip()
+
+
+# ---- log ---------------------------------------------------------------------------------------------------
+
+@bp.route("/")
+@login_required
+@require("messages:read")
+def index():  # type: ignore[no-untyped-def]
+    sessions = _sessions()
+    form = MessageFilterForm(formdata=request.args)
+    form.session.choices = choices([("", "All sessions")] + [(s.id, s.name) for s in sessions])
+    filters: dict[str, Any] = {}
+    if form.validate():
+        filters = {
+            "session_id": form.session.data or None,
+            "direction": form.direction.data or None,
+            "status": form.status.data or None,
+            "chat_id": chat_id_from(form.chat.data) if form.chat.data else None,
+            "q": (form.q.data or "").strip() or None,
+            "since": datetime.combine(form.since.data, time.min, tzinfo=timezone.utc) if form.since.data else None,
+            "until": (datetime.combine(form.until.data, time.min, tzinfo=timezone.utc) + timedelta(days=1)
+                      if form.until.data else None),
+        }
+    cursor = request.args.get("cursor") or None
+    try:
+        page = messages_service.list_messages(_tenant(), cursor=cursor, limit=PAGE_SIZE, **filters)
+    except Invalid as exc:
+        fields = [f.get("field") for f in exc.details.get("fields", [])]
+        if "cursor" in fields:
+            # An edited or mangled page link: show the newest page and say so.
+            form.form_errors.append("That page link is not valid any more; here are the newest messages.")
+            page = messages_service.list_messages(_tenant(), limit=PAGE_SIZE, **filters)
+        else:
+            form.form_errors.append(exc.message)
+            page = messages_service.MessagePage(items=[], next_cursor=None)
+        cursor = None
+    settled = not (form.errors or form.form_errors)
+    context = {
+        "form": form, "page": page, "cursor": cursor, "sessions_by_id": {s.id: s for s in sessions},
+        "filtered": any(v for v in filters.values()), "polling": settled and in_flight(page.items),
+        "poll_url": url_for("messages.index", **request.args), "poll_seconds": POLL_SECONDS,
+        "older_url": (url_for("messages.index", **{**request.args.to_dict(), "cursor": page.next_cursor})
+                      if page.next_cursor else None),
+        "newest_url": url_for("messages.index", **{k: v for k, v in request.args.items() if k != "cursor"}),
+    }
+    if is_htmx():
+        if not settled:
+            # The filter form itself needs to show what is wrong: load the whole page.
+            return redirect_to(url_for("messages.index", **request.args))
+        status = 200 if context["polling"] else STOP_POLLING
+        return render_template("messages/_log.html", **context), status
+    return render_template("messages/index.html", **context)
+
+
+# ---- send --------------------------------------------------------------------------------------------------
+
+def _safe_next(target: str | None) -> str | None:
+    if target:
+        parsed = urlparse(target)
+        if not parsed.scheme and not parsed.netloc and target.startswith("/") and not target.startswith("//"):
+            return target
+    return None
+
+
+def _kind_for(mimetype: str | None) -> str:
+    major = (mimetype or "").split("/")[0]
+    return {"image": "image", "audio": "audio", "video": "video"}.get(major, "document")
+
+
+def _media_from(form: SendMessageForm, caption: str | None) -> dict[str, Any] | None:
+    upload = form.media_file.data
+    if upload and getattr(upload, "filename", ""):
+        raw = upload.read()
+        if not raw:
+            raise Invalid.field("media_file", "That file is empty.")
+        if len(raw) > current_app.config["MEDIA_MAX_BYTES"]:
+            limit = current_app.config["MEDIA_MAX_BYTES"] // (1024 * 1024)
+            raise Invalid.field("media_file", f"That file is too large; the limit is {limit} MB.")
+        filename = secure_filename(upload.filename) or "file"
+        mimetype = upload.mimetype if upload.mimetype not in (None, "", "application/octet-stream") else (
+            mimetypes.guess_type(filename)[0] or "application/octet-stream")
+        media: dict[str, Any] = {"data": base64.b64encode(raw).decode("ascii"), "mimetype": mimetype,
+                                 "filename": filename}
+    elif form.media_url.data:
+        url = form.media_url.data.strip()
+        filename = secure_filename(urlparse(url).path.rsplit("/", 1)[-1]) or "file"
+        mimetype = mimetypes.guess_type(filename)[0]
+        media = {"url": url, "filename": filename}
+        if mimetype:
+            media["mimetype"] = mimetype
+    else:
+        return None
+    media["kind"] = form.media_kind.data or _kind_for(media.get("mimetype"))
+    if caption:
+        media["caption"] = caption
+    return media
+
+
+def _friendly(exc: ServiceError, sessions_by_id: dict[str, Any], session_id: str | None) -> ServiceError:
+    """The refusals people meet most, reworded to say what to do next."""
+    session = sessions_by_id.get(session_id or "")
+    name = f"“{session.name}”" if session is not None else "This session"
+    if exc.code == "session_not_ready":
+        status = (exc.details or {}).get("status") or (session.status if session is not None else "unknown")
+        return type(exc)(f"{name} is not connected to WhatsApp (status {status}). Open the session and link a "
+                         "phone first, or choose another session.", code=exc.code, details={})
+    if exc.status == 429:
+        wait = f" Try again in {exc.retry_after} s." if exc.retry_after else " Try again in a moment."
+        return type(exc)(f"{name} is sending faster than its limit allows, which protects the number from a "
+                         f"WhatsApp ban.{wait}", code=exc.code, details={})
+    return exc
+
+
+def _send_aliases(form: SendMessageForm) -> dict[str, str]:
+    """Where the service's field names land on the send form."""
+    file_field = "media_url" if form.media_url.data else "media_file"
+    return {"chat_id": "to", "session": "session_id", "media": file_field, "media.data": "media_file",
+            "media.url": "media_url", "media.filename": file_field, "media.mimetype": file_field,
+            "media.kind": "media_kind", "media.caption": "text", "code:session_not_ready": "session_id",
+            "code:session_not_found": "session_id", "code:media_too_large": file_field}
+
+
+@bp.route("/send", methods=["GET", "POST"])
+@login_required
+@require("messages:send")
+def send():  # type: ignore[no-untyped-def]
+    sessions = _sessions()
+    sessions_by_id = {s.id: s for s in sessions}
+    form = SendMessageForm()
+    form.session_id.choices = choices([(s.id, f"{s.name} ({s.status.replace('_', ' ').lower()})")
+                                       for s in sessions])
+    if not form.is_submitted():
+        wanted = request.args.get("session")
+        working = next((s.id for s in sessions if s.status == "WORKING"), None)
+        form.session_id.data = wanted if wanted in sessions_by_id else working
+        form.to.data = request.args.get("to", "")
+        form.next.data = _safe_next(request.args.get("next")) or ""
+    if form.validate_on_submit():
+        if form.session_id.data not in sessions_by_id:
+            form.session_id.errors = ["Choose one of your sessions."]
+        else:
+            text = (form.text.data or "").strip() or None
+            try:
+                media = _media_from(form, caption=text)
+                message = messages_service.send_message(
+                    _tenant(), form.session_id.data, principal().actor(), to=form.to.data.strip(),
+                    text=None if media else text, media=media, idempotency_key=form.idempotency_key.data or None,
+                    source="portal",
+                )
+            except ServiceError as exc:
+                apply_service_error(form, _friendly(exc, sessions_by_id, form.session_id.data),
+                                    _send_aliases(form))
+            else:
+                flash("Message sent. The ticks show when it is delivered and read.", "success")
+                target = _safe_next(form.next.data) or url_for(
+                    "messages.conversation", session_id=message.session_id, chat_id=message.chat_id)
+                return redirect_to(target)
+    if form.is_submitted() or not form.idempotency_key.data:
+        # A fresh key per attempt: a retry after an error is a new message, a double click is not.
+        form.idempotency_key.data = uuid.uuid4().hex
+    context = {"form": form, "sessions": sessions, "reply": request.form.get("reply") == "1"}
+    if is_htmx():
+        return render_template("messages/_send_form.html", **context)
+    return render_template("messages/send.html", **context)
+
+
+# ---- conversations -----------------------------------------------------------------------------------------
+
+@bp.route("/chats/<session_id>")
+@login_required
+@require("messages:read")
+def chats(session_id: str):  # type: ignore[no-untyped-def]
+    session = sessions_service.get_session(_tenant(), session_id)
+    return render_template("messages/chats.html", session=session,
+                           chats=messages_service.list_chats(_tenant(), session.id))
+
+
+@bp.route("/chats/<session_id>/<chat_id>")
+@login_required
+@require("messages:read")
+def conversation(session_id: str, chat_id: str):  # type: ignore[no-untyped-def]
+    session = sessions_service.get_session(_tenant(), session_id)
+    cursor = request.args.get("cursor") or None
+    try:
+        page = messages_service.list_messages(_tenant(), session_id=session.id, chat_id=chat_id, cursor=cursor,
+                                              limit=PAGE_SIZE)
+    except Invalid:
+        cursor = None
+        page = messages_service.list_messages(_tenant(), session_id=session.id, chat_id=chat_id, limit=PAGE_SIZE)
+    here = url_for("messages.conversation", session_id=session.id, chat_id=chat_id)
+    context = {
+        "session": session, "chat_id": chat_id, "thread": list(reversed(page.items)), "cursor": cursor,
+        "earlier_url": url_for("messages.conversation", session_id=session.id, chat_id=chat_id,
+                               cursor=page.next_cursor) if page.next_cursor else None,
+        "newest_url": here, "polling": in_flight(page.items), "poll_seconds": POLL_SECONDS,
+        "poll_url": url_for("messages.conversation", session_id=session.id, chat_id=chat_id, **(
+            {"cursor": cursor} if cursor else {})),
+    }
+    if is_htmx():
+        status = 200 if context["polling"] else STOP_POLLING
+        return render_template("messages/_thread.html", **context), status
+    form = None
+    if principal().can("messages:send"):
+        form = SendMessageForm(formdata=None, session_id=session.id, to=chat_id, next=here,
+                               idempotency_key=uuid.uuid4().hex)
+    return render_template("messages/conversation.html", form=form, **context)
+
+
+# ---- media -------------------------------------------------------------------------------------------------
+
+def _media_resolver() -> Any:
+    """The download function of the storage layer, wherever it is provided."""
+    for module_name in ("portal.services.media", "portal.services.storage", "portal.storage"):
+        try:
+            module = __import__(module_name, fromlist=["media_for_message"])
+        except ImportError:
+            continue
+        found = getattr(module, "media_for_message", None)
+        if found is not None:
+            return found
+    return None
+
+
+@bp.route("/<int:message_id>/media")
+@login_required
+@require("messages:read")
+def media(message_id: int):  # type: ignore[no-untyped-def]
+    message = messages_service.get_message(_tenant(), message_id)  # another tenant's id is a 404 here
+    resolve = _media_resolver()
+    if resolve is None:
+        raise NotFound("Media downloads are not available on this portal yet.", code="media_not_found")
+    content, mimetype, filename = resolve(_tenant(), message.id)
+    if isinstance(content, (bytes, bytearray)):
+        body: Any = bytes(content)
+    elif hasattr(content, "read"):
+        body = iter(lambda: content.read(64 * 1024), b"")
+    else:
+        body = content
+    mimetype = mimetype or "application/octet-stream"
+    inline = mimetype.startswith(INLINE_TYPES) and request.args.get("download") != "1"
+    response = Response(body, mimetype=mimetype, direct_passthrough=not isinstance(body, bytes))
+    safe_name = secure_filename(filename or "") or f"message-{message.id}"
+    response.headers["Content-Disposition"] = f'{"inline" if inline else "attachment"}; filename="{safe_name}"'
+    response.headers["Cache-Control"] = "private, max-age=300"
+    return response

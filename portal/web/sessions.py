@@ -1,0 +1,212 @@
+"""Sessions pages: the list with live badges, the create form, and the detail page whose QR refreshes itself
+and gives way to the WORKING state without a reload."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, abort, flash, render_template, url_for
+from flask_login import login_required
+
+from portal.extensions import redis_store
+from portal.services import sessions as sessions_service
+from portal.services.errors import ServiceError
+from portal.tenancy import require
+from portal.web.forms import ConfirmForm, PairingCodeForm, SessionCreateForm
+from portal.web.helpers import apply_service_error, is_htmx, principal, redirect_to
+
+bp = Blueprint("sessions", __name__, url_prefix="/sessions")
+
+# While a session is on its way to WORKING the page polls; in any other state it holds still.
+TRANSITIONAL = ("STARTING", "SCAN_QR_CODE", "PASSKEY_REQUIRED", "PASSKEY_CONFIRMATION_REQUIRED")
+POLL_SECONDS = 3
+# One GET to WAHA per session at most this often, however many people watch the page.
+SYNC_SECONDS = 3
+# htmx stops polling when a response carries this status (and still swaps its body in).
+STOP_POLLING = 286
+
+
+@dataclass(frozen=True)
+class Action:
+    label: str
+    question: str
+    consequence: str
+    done: str
+    service: str  # name of the function in services.sessions
+    danger: bool = False
+
+
+ACTIONS: dict[str, Action] = {
+    "start": Action("Start", "Start this session?",
+                    "WhatsApp connects again. If the phone was unlinked you will scan a new QR code.",
+                    "Session starting.", "start_session"),
+    "stop": Action("Stop", "Stop this session?",
+                   "No messages are sent or received until you start it again. The phone stays linked.",
+                   "Session stopped.", "stop_session"),
+    "restart": Action("Restart", "Restart this session?",
+                      "It disconnects for a few seconds and then reconnects with the same phone.",
+                      "Session restarting.", "restart_session"),
+    "logout": Action("Log out", "Log this session out of WhatsApp?",
+                     "The phone is unlinked. To use the session again you scan a new QR code.",
+                     "Session logged out. Scan the new QR code to link a phone.",
+                     "logout_session", danger=True),
+    "delete": Action("Delete", "Delete this session for good?",
+                     "The phone is unlinked and the session and its message log are removed. This cannot be undone.",
+                     "Session deleted.", "delete_session", danger=True),
+}
+
+
+def _tenant() -> Any:
+    return principal().tenant
+
+
+@bp.route("/")
+@login_required
+@require("sessions:read")
+def index():  # type: ignore[no-untyped-def]
+    sessions = sessions_service.list_sessions(_tenant())
+    if is_htmx():
+        return render_template("sessions/_list.html", sessions=sessions)
+    return render_template("sessions/index.html", sessions=sessions)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+@require("sessions:write")
+def create():  # type: ignore[no-untyped-def]
+    form = SessionCreateForm()
+    if not form.is_submitted():
+        form.idempotency_key.data = uuid.uuid4().hex
+    if form.validate_on_submit():
+        try:
+            session = sessions_service.create_session(
+                _tenant(), principal().actor(), name=form.name.data.strip(), engine=form.engine.data or None,
+                webhook_url=form.webhook_url.data or None,
+                webhook_events=(form.webhook_events.data or None) if form.webhook_url.data else None,
+                idempotency_key=form.idempotency_key.data or None,
+            )
+        except ServiceError as exc:
+            apply_service_error(form, exc, {"webhook": "webhook_url", "events": "webhook_events",
+                                            "code:session_exists": "name"})
+        else:
+            flash(f"Session “{session.name}” created. Scan the QR code with WhatsApp on your phone.", "success")
+            return redirect_to(url_for("sessions.detail", session_id=session.id))
+    return render_template("sessions/new.html", form=form)
+
+
+@bp.route("/<session_id>")
+@login_required
+@require("sessions:read")
+def detail(session_id: str):  # type: ignore[no-untyped-def]
+    session = sessions_service.get_session(_tenant(), session_id)
+    live = _live_state(session)
+    return render_template("sessions/detail.html", pairing_form=PairingCodeForm(), actions=ACTIONS,
+                           **live)
+
+
+@bp.route("/<session_id>/live")
+@login_required
+@require("sessions:read")
+def live(session_id: str):  # type: ignore[no-untyped-def]
+    """The self-replacing status block: status, QR and its lifetime. Answers 286 once the session has
+    left the way to WORKING, so htmx swaps in the final state and stops polling."""
+    session = sessions_service.get_session(_tenant(), session_id)
+    state = _live_state(session)
+    status = 200 if state["polling"] else STOP_POLLING
+    return render_template("sessions/_status.html", oob=True, actions=ACTIONS, **state), status
+
+
+def _live_state(session: Any) -> dict[str, Any]:
+    """Status of a session (synced with WAHA at most every few seconds while it is on its way) and,
+    when it waits for a scan, its QR code."""
+    tenant = _tenant()
+    sync_error = None
+    if session.status in TRANSITIONAL and _sync_due(session.id):
+        try:
+            session = sessions_service.sync_session(tenant, session.id)
+        except ServiceError as exc:
+            sync_error = exc.message
+    qr = qr_error = None
+    if session.status == "SCAN_QR_CODE":
+        try:
+            qr = sessions_service.get_qr(tenant, session.id)
+        except ServiceError as exc:
+            # The QR is gone because the session moved on (scanned, failed): read the new state at once.
+            try:
+                session = sessions_service.sync_session(tenant, session.id)
+            except ServiceError:
+                pass
+            if session.status == "SCAN_QR_CODE":
+                qr_error = exc.message
+    return {"session": session, "qr": qr, "qr_error": qr_error, "sync_error": sync_error,
+            "polling": session.status in TRANSITIONAL, "poll_seconds": POLL_SECONDS}
+
+
+def _sync_due(session_id: str) -> bool:
+    """True for the first caller in each SYNC_SECONDS window (shared across processes through Redis)."""
+    try:
+        return bool(redis_store.client.set(f"portal:web:sync:{session_id}", "1", nx=True, ex=SYNC_SECONDS))
+    except Exception:  # Redis down: the page still works, it just reads what the database knows
+        return False
+
+
+@bp.route("/<session_id>/pairing-code", methods=["POST"])
+@login_required
+@require("sessions:write")
+def pairing_code(session_id: str):  # type: ignore[no-untyped-def]
+    session = sessions_service.get_session(_tenant(), session_id)
+    form = PairingCodeForm()
+    code = None
+    if form.validate_on_submit():
+        try:
+            code = sessions_service.request_pairing_code(_tenant(), session.id, form.phone.data,
+                                                         principal().actor())
+        except ServiceError as exc:
+            if exc.code == "session_not_ready":
+                exc = type(exc)("Pairing codes are available once the QR code is shown. Wait a moment and try "
+                                "again.", code=exc.code)
+            apply_service_error(form, exc)
+    template = "sessions/_pairing.html" if is_htmx() else "sessions/pairing.html"
+    return render_template(template, session=session, pairing_form=form, code=code)
+
+
+@bp.route("/<session_id>/screenshot")
+@login_required
+@require("sessions:read")
+def screenshot(session_id: str):  # type: ignore[no-untyped-def]
+    session = sessions_service.get_session(_tenant(), session_id)
+    shot = error = None
+    try:
+        shot = sessions_service.get_screenshot(_tenant(), session.id)
+    except ServiceError as exc:
+        error = exc.message
+    template = "sessions/_screenshot.html" if is_htmx() else "sessions/screenshot.html"
+    return render_template(template, session=session, shot=shot, error=error)
+
+
+@bp.route("/<session_id>/<action>", methods=["GET", "POST"])
+@login_required
+@require("sessions:write")
+def act(session_id: str, action: str):  # type: ignore[no-untyped-def]
+    """GET: a confirmation page (for browsers without scripts). POST: do it. Buttons on the detail page
+    post straight here after the browser's own confirm dialog (hx-confirm)."""
+    if action not in ACTIONS:
+        abort(404)
+    spec = ACTIONS[action]
+    session = sessions_service.get_session(_tenant(), session_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        try:
+            getattr(sessions_service, spec.service)(_tenant(), session.id, principal().actor())
+        except ServiceError as exc:
+            if is_htmx():
+                return render_template("sessions/_action_error.html", message=exc.message, action=spec)
+            form.form_errors.append(exc.message)
+        else:
+            flash(spec.done, "success")
+            target = url_for("sessions.index") if action == "delete" else url_for("sessions.detail",
+                                                                                   session_id=session.id)
+            return redirect_to(target)
+    return render_template("sessions/confirm.html", session=session, form=form, action=action, spec=spec)

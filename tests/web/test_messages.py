@@ -1,0 +1,339 @@
+"""Messaging pages: send with errors in place, the log with filters, keyset pages and live ticks, conversations
+and media downloads."""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import zlib
+from datetime import timedelta
+
+import pytest
+
+from portal.extensions import db
+from portal.models import Message, utcnow
+from tests.conftest import csrf_token
+from tests.factories import make_tenant, make_user
+from tests.web.session_builders import new_session, stored_message, working_session
+
+HX = {"HX-Request": "true"}
+
+
+def tiny_png() -> bytes:
+    """A valid 1x1 PNG."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\xff\xff\xff"))
+            + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def owner_client(login, owner):
+    return login(owner)
+
+
+@pytest.fixture
+def viewer_client(login, tenant):
+    return login(make_user(tenant, "viewer", email="viewer@acme.example.com"))
+
+
+def send(client, data, htmx=True):
+    """Post the send form as the browser does (multipart, CSRF token from the page)."""
+    token = csrf_token(client, "/messages/send")
+    headers = {**HX, "X-CSRFToken": token} if htmx else {}
+    return client.post("/messages/send", data={"csrf_token": token, "media_kind": "", **data},
+                       headers=headers, content_type="multipart/form-data")
+
+
+# ---- send ----------------------------------------------------------------------------------------------------
+
+def test_send_page_preselects_a_working_session(owner_client, tenant, sim):
+    new_session(tenant, "Not linked")
+    session = working_session(tenant, sim, "Linked")
+    page = owner_client.get("/messages/send").get_data(as_text=True)
+    assert re.search(rf'<option selected value="{session.id}">Linked \(working\)</option>', page)
+
+
+def test_send_page_without_sessions_points_to_creating_one(owner_client):
+    page = owner_client.get("/messages/send").get_data(as_text=True)
+    assert "You need a connected session first" in page
+
+
+def test_send_text_delivers_and_opens_the_conversation(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    response = send(owner_client, {"session_id": session.id, "to": "+49 170 9999999", "text": "Hello there",
+                                   "idempotency_key": "key-1"})
+    message = db.session.scalar(db.select(Message).where(Message.tenant_id == tenant.id))
+    assert response.headers["HX-Redirect"] == f"/messages/chats/{session.id}/491709999999@c.us"
+    assert message.body == "Hello there" and message.source == "portal" and message.direction == "out"
+    assert [(m["chatId"], m["body"]) for m in sim.sent_messages(session.external_name)] == [
+        ("491709999999@c.us", "Hello there")]
+
+
+def test_send_twice_with_the_same_form_sends_once(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    data = {"session_id": session.id, "to": "+49 170 9999999", "text": "Once", "idempotency_key": "same-key"}
+    send(owner_client, data)
+    send(owner_client, data)
+    assert len(sim.sent_messages(session.external_name)) == 1
+
+
+def test_send_image_upload_sends_media_with_caption(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    response = send(owner_client, {"session_id": session.id, "to": "491709999999", "text": "Look",
+                                   "media_file": (io.BytesIO(tiny_png()), "dot.png", "image/png")})
+    message = db.session.scalar(db.select(Message).where(Message.tenant_id == tenant.id))
+    assert "HX-Redirect" in response.headers
+    assert message.media["kind"] == "image" and message.media["filename"] == "dot.png"
+    assert message.body == "Look"
+
+
+def test_send_from_session_not_working_shows_error_in_place_and_keeps_the_text(owner_client, tenant):
+    session = new_session(tenant, "Unlinked")
+    response = send(owner_client, {"session_id": session.id, "to": "+49 170 9999999", "text": "Still here"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "<html" not in body and 'id="send-form"' in body
+    assert re.search(r'id="session_id-error"[^>]*>[^<]*not connected to WhatsApp', body)
+    assert "Still here" in body
+
+
+def test_send_to_invalid_number_shows_error_next_to_recipient(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    response = send(owner_client, {"session_id": session.id, "to": "12", "text": "Hi"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert 'id="to-error"' in body and 'value="12"' in body
+    assert sim.sent_messages(session.external_name) == []
+
+
+def test_send_faster_than_the_pacing_limit_says_when_to_retry(owner_client, tenant, sim):
+    tenant.send_rate_per_minute = 1
+    db.session.commit()
+    session = working_session(tenant, sim)
+    send(owner_client, {"session_id": session.id, "to": "+49 170 9999999", "text": "one"})
+    response = send(owner_client, {"session_id": session.id, "to": "+49 170 9999999", "text": "two"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "faster than its limit" in body and "Try again in" in body
+    assert "two" in body
+
+
+def test_send_without_text_or_file_asks_for_one(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    body = send(owner_client, {"session_id": session.id, "to": "+49 170 9999999", "text": ""}).get_data(as_text=True)
+    assert "Write a message or attach a file." in body
+
+
+def test_send_without_csrf_token_is_rejected(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    response = owner_client.post("/messages/send", data={"session_id": session.id, "to": "491709999999",
+                                                         "text": "x"})
+    assert response.status_code == 400
+    assert "The form expired" in response.get_data(as_text=True)
+    assert sim.sent_messages(session.external_name) == []
+
+
+def test_viewer_sees_no_send_controls(viewer_client, tenant, sim):
+    session = working_session(tenant, sim)
+    stored_message(tenant, session)
+    assert "Send a message" not in viewer_client.get("/messages/").get_data(as_text=True)
+    page = viewer_client.get(f"/messages/chats/{session.id}/491709999999@c.us").get_data(as_text=True)
+    assert 'id="send-form"' not in page
+
+
+def test_viewer_cannot_send(viewer_client, tenant, sim):
+    session = working_session(tenant, sim)
+    token = csrf_token(viewer_client, "/messages/")
+    response = viewer_client.post("/messages/send", data={"csrf_token": token, "session_id": session.id,
+                                                          "to": "491709999999", "text": "x"})
+    assert response.status_code == 403
+    assert sim.sent_messages(session.external_name) == []
+
+
+def test_sending_from_other_tenants_session_is_refused(owner_client, sim):
+    other = make_tenant("globex", name="Globex")
+    session = working_session(other, sim, "Globex line")
+    body = send(owner_client, {"session_id": session.id, "to": "491709999999", "text": "x"}).get_data(as_text=True)
+    assert "Choose one of your sessions." in body
+    assert sim.sent_messages(session.external_name) == []
+
+
+# ---- log -----------------------------------------------------------------------------------------------------
+
+def test_log_shows_messages_newest_first_with_ticks(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    stored_message(tenant, session, body="oldest-body", status="DEVICE")
+    stored_message(tenant, session, body="middle-body", status="READ")
+    stored_message(tenant, session, body="newest-body", status="ERROR", error="number not on WhatsApp")
+    page = owner_client.get("/messages/").get_data(as_text=True)
+    assert page.index("newest-body") < page.index("middle-body") < page.index("oldest-body")
+    assert re.search(r'class="ticks ticks-READ"[^>]*title="Read"><span aria-hidden="true">✓✓', page)
+    assert re.search(r'class="ticks ticks-DEVICE"[^>]*title="Delivered"', page)
+    assert re.search(r'class="ticks ticks-ERROR"[^>]*title="Failed"><span aria-hidden="true">!', page)
+    assert "number not on WhatsApp" in page
+
+
+def test_log_without_messages_explains_where_they_come_from(owner_client):
+    page = owner_client.get("/messages/").get_data(as_text=True)
+    assert "No messages yet." in page
+
+
+@pytest.mark.parametrize("query,shown,hidden", [
+    ("direction=in", "incoming", "outgoing"),
+    ("status=READ", "outgoing", "incoming"),
+    ("chat=%2B49+170+1111111", "other chat", "incoming"),
+    ("q=COMING", "incoming", "outgoing"),
+])
+def test_log_filters_narrow_the_list(owner_client, tenant, sim, query, shown, hidden):
+    session = working_session(tenant, sim)
+    stored_message(tenant, session, direction="in", status="DEVICE", body="incoming")
+    stored_message(tenant, session, direction="out", status="READ", body="outgoing")
+    stored_message(tenant, session, direction="out", status="SERVER", body="other chat",
+                   chat_id="491701111111@c.us")
+    page = owner_client.get(f"/messages/?{query}").get_data(as_text=True)
+    assert shown in page and hidden not in page
+
+
+def test_log_filters_by_session(owner_client, tenant, sim):
+    first = working_session(tenant, sim, "First")
+    second = new_session(tenant, "Second")
+    stored_message(tenant, first, body="from first")
+    stored_message(tenant, second, body="from second")
+    page = owner_client.get(f"/messages/?session={second.id}").get_data(as_text=True)
+    assert "from second" in page and "from first" not in page
+
+
+def test_log_filters_by_dates(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    stored_message(tenant, session, body="last week", created_at=utcnow() - timedelta(days=7))
+    stored_message(tenant, session, body="today")
+    today = utcnow().date()
+    page = owner_client.get(f"/messages/?since={today - timedelta(days=1)}&until={today}").get_data(as_text=True)
+    assert "today" in page and "last week" not in page
+
+
+def test_log_with_end_before_start_says_so(owner_client):
+    page = owner_client.get("/messages/?since=2026-05-02&until=2026-05-01").get_data(as_text=True)
+    assert "The end date is before the start date." in page
+
+
+def test_log_pages_back_with_an_older_link(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    start = utcnow() - timedelta(hours=2)
+    for n in range(55):
+        stored_message(tenant, session, body=f"msg-{n:02d}", status="READ", created_at=start + timedelta(seconds=n))
+    page = owner_client.get("/messages/").get_data(as_text=True)
+    older = re.search(r'<a href="([^"]+)" rel="next">Older</a>', page).group(1).replace("&amp;", "&")
+    assert "msg-54" in page and "msg-05" in page and "msg-04" not in page
+    second = owner_client.get(older).get_data(as_text=True)
+    assert "msg-04" in second and "msg-00" in second and "msg-05" not in second
+    assert 'rel="next"' not in second
+
+
+def test_log_with_a_mangled_cursor_shows_the_newest_page(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    stored_message(tenant, session, body="newest")
+    page = owner_client.get("/messages/?cursor=not-a-cursor").get_data(as_text=True)
+    assert "That page link is not valid any more" in page and "newest" in page
+
+
+def test_log_polls_while_a_sent_message_is_not_read(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    stored_message(tenant, session, status="DEVICE")
+    response = owner_client.get("/messages/", headers=HX)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "<html" not in body and 'id="message-log"' in body and 'hx-trigger="every 3s"' in body
+
+
+def test_log_stops_polling_with_286_once_everything_is_read(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    message = stored_message(tenant, session, status="DEVICE")
+    message.status = "READ"
+    db.session.commit()
+    response = owner_client.get("/messages/", headers=HX)
+    assert response.status_code == 286
+    assert "hx-trigger" not in response.get_data(as_text=True)
+
+
+def test_log_does_not_poll_for_old_unread_messages(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    stored_message(tenant, session, status="DEVICE", created_at=utcnow() - timedelta(days=1))
+    assert owner_client.get("/messages/", headers=HX).status_code == 286
+
+
+def test_log_hides_other_tenants_messages(owner_client, sim):
+    other = make_tenant("globex", name="Globex")
+    stored_message(other, working_session(other, sim, "Globex line"), body="globex secret")
+    assert "globex secret" not in owner_client.get("/messages/").get_data(as_text=True)
+
+
+def test_log_filtered_by_other_tenants_session_is_not_found(owner_client, sim):
+    other = make_tenant("globex", name="Globex")
+    session = new_session(other, "Globex line")
+    assert owner_client.get(f"/messages/?session={session.id}").status_code == 404
+
+
+# ---- conversations and media ---------------------------------------------------------------------------------
+
+def test_chats_page_lists_conversations_of_a_session(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    stored_message(tenant, session, body="to anna", chat_id="491701111111@c.us")
+    stored_message(tenant, session, body="to ben", chat_id="491702222222@c.us")
+    page = owner_client.get(f"/messages/chats/{session.id}").get_data(as_text=True)
+    assert "+491701111111" in page and "+491702222222" in page
+    assert f"/messages/chats/{session.id}/491702222222@c.us" in page
+
+
+def test_conversation_shows_the_thread_oldest_first_with_a_reply_box(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    stored_message(tenant, session, direction="in", body="question", status="DEVICE",
+                   created_at=utcnow() - timedelta(minutes=2))
+    stored_message(tenant, session, direction="out", body="answer", status="READ")
+    stored_message(tenant, session, body="elsewhere", chat_id="491701111111@c.us")
+    page = owner_client.get(f"/messages/chats/{session.id}/491709999999@c.us").get_data(as_text=True)
+    assert page.index("question") < page.index("answer") and "elsewhere" not in page
+    assert 'id="send-form"' in page and 'name="reply" value="1"' in page
+    assert f'name="session_id" value="{session.id}"' in page and 'name="to" value="491709999999@c.us"' in page
+
+
+def test_reply_goes_back_to_the_conversation(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    here = f"/messages/chats/{session.id}/491709999999@c.us"
+    response = send(owner_client, {"session_id": session.id, "to": "491709999999@c.us", "text": "Reply",
+                                   "reply": "1", "next": here})
+    assert response.headers["HX-Redirect"] == here
+
+
+def test_conversation_thread_polls_while_ticks_may_change(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    stored_message(tenant, session, status="SERVER")
+    response = owner_client.get(f"/messages/chats/{session.id}/491709999999@c.us", headers=HX)
+    assert response.status_code == 200
+    assert 'id="thread"' in response.get_data(as_text=True)
+
+
+def test_conversation_of_other_tenants_session_is_not_found(owner_client, sim):
+    other = make_tenant("globex", name="Globex")
+    session = working_session(other, sim, "Globex line")
+    stored_message(other, session)
+    assert owner_client.get(f"/messages/chats/{session.id}/491709999999@c.us").status_code == 404
+    assert owner_client.get(f"/messages/chats/{session.id}").status_code == 404
+
+
+def test_media_of_other_tenants_message_is_not_found(owner_client, sim):
+    other = make_tenant("globex", name="Globex")
+    message = stored_message(other, working_session(other, sim, "Globex line"),
+                             media={"kind": "image", "mimetype": "image/png", "filename": "x.png"})
+    assert owner_client.get(f"/messages/{message.id}/media").status_code == 404
+
+
+def test_log_links_media_to_the_download_route(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    message = stored_message(tenant, session, direction="in", status="DEVICE", body=None,
+                             media={"kind": "image", "mimetype": "image/png", "filename": "photo.png"})
+    page = owner_client.get("/messages/").get_data(as_text=True)
+    assert f'href="/messages/{message.id}/media"' in page and "photo.png" in page
