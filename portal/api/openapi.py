@@ -34,7 +34,8 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode(409, "session_exists", "Your tenant already has a session with that name."),
     ErrorCode(409, "session_not_ready", "The session is not in the status this needs (details.status tells which it is in)."),
     ErrorCode(409, "idempotency_key_reused", "The Idempotency-Key was already used for a different request."),
-    ErrorCode(409, "session_limit_reached", "Your tenant has as many sessions as its plan allows."),
+    ErrorCode(409, "session_limit", "Your tenant has as many sessions as its plan allows."),
+    ErrorCode(409, "session_missing_on_waha", "WAHA lost the session (e.g. its storage was wiped); start it to re-create it."),
     ErrorCode(413, "payload_too_large", "The upload is larger than the server accepts."),
     ErrorCode(429, "rate_limited", "Too many calls for this credential, or sends too fast on this session; see Retry-After."),
     ErrorCode(503, "waha_unavailable", "WhatsApp (WAHA) is down, slow or busy; retry after Retry-After seconds."),
@@ -45,7 +46,9 @@ STATUS_TEXT = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request",
                429: "Too Many Requests", 503: "Service Unavailable"}
 
 AUTH = (401, 403, 429)
-WAHA = (503,)
+# Any call that reaches WAHA can meet a refusal (400), a session WAHA lost or is in the wrong state (409), or an
+# outage (503).
+WAHA = (400, 409, 503)
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class ApiRoute:
     body: type[BaseModel] | None = None
     multipart: bool = False
     query: type[BaseModel] | None = None
-    image: bool = False  # ?format=image answers the raw image instead of JSON
+    image: str | None = None  # media type answered for ?format=image instead of JSON
     binary: bool = False  # the answer is a file
     idempotent: bool = False
     errors: tuple[int, ...] = ()
@@ -103,7 +106,7 @@ ROUTES: tuple[ApiRoute, ...] = (
              "sessions:read", response=s.SessionResponseDto, errors=(*AUTH, 404, *WAHA),
              description="Reads the session's status from WAHA now instead of waiting for the next event."),
     ApiRoute("GET", f"{_S}/qr", "api.get_qr", "Get the QR code", "Sessions", "sessions:read",
-             response=s.QrResponse, query=s.ImageQuery, image=True, errors=(400, *AUTH, 404, 409, *WAHA),
+             response=s.QrResponse, query=s.ImageQuery, image="image/png", errors=(400, *AUTH, 404, 409, *WAHA),
              description="Only while the session is SCAN_QR_CODE (409 session_not_ready otherwise). The QR "
                          "rotates: fetch it again after expiresIn seconds. ?format=image answers the PNG."),
     ApiRoute("POST", f"{_S}/pairing-code", "api.request_pairing_code", "Request a pairing code", "Sessions",
@@ -112,7 +115,7 @@ ROUTES: tuple[ApiRoute, ...] = (
              description="The other way to link: the phone's owner types this code under Linked devices.",
              example={"phoneNumber": "+491701234567"}),
     ApiRoute("GET", f"{_S}/screen", "api.get_screen", "Get a screenshot", "Sessions", "sessions:read",
-             response=s.ScreenResponse, query=s.ImageQuery, image=True, errors=(400, *AUTH, 404, 409, *WAHA)),
+             response=s.ScreenResponse, query=s.ImageQuery, image="image/*", errors=(400, *AUTH, 404, 409, *WAHA)),
     ApiRoute("POST", f"{_S}/send", "api.send_message", "Send a message", "Messages", "messages:send",
              response=s.MessageResponse, body=s.SendMessageDto, idempotent=True,
              errors=(400, *AUTH, 404, 409, *WAHA),
@@ -239,9 +242,10 @@ def _operation(route: ApiRoute) -> dict[str, Any]:
     if route.response is not None:
         ok["content"] = {"application/json": {"schema": _ref(route.response)}}
         if route.image:
-            ok["content"]["image/png"] = {"schema": {"type": "string", "format": "binary"}}
+            ok["content"][route.image] = {"schema": {"type": "string", "format": "binary"}}
     elif route.binary:
-        ok["content"] = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+        # The file as stored, under its own media type.
+        ok["content"] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
     elif route.endpoint == "api.openapi_document":
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
     elif route.endpoint == "api.docs":

@@ -23,8 +23,46 @@ JWT_ISSUER = "https://idp.example.com/"
 JWT_AUDIENCE = "waha-portal"
 
 
+_DOCUMENT: dict[str, Any] = {}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The served OpenAPI document, built once per test run."""
+    if not _DOCUMENT:
+        from portal.api.openapi import build_document
+
+        _DOCUMENT.update(build_document())
+    return _DOCUMENT
+
+
+def check_against_openapi(app: Flask, method: str, path: str, response: Any) -> None:
+    """Fail unless the answer's status, content type and JSON body are what the OpenAPI document promises."""
+    from jsonschema import Draft202012Validator
+
+    from portal.api.openapi import route_for
+
+    endpoint, _ = app.url_map.bind("localhost").match(path.split("?", 1)[0], method=method)
+    route = route_for(endpoint)
+    assert route is not None, f"{endpoint} is missing from the route table"
+    operation = openapi_document()["paths"][route.path][method.lower()]
+    documented = operation["responses"].get(str(response.status_code))
+    assert documented is not None, (
+        f"{method} {route.path} answered {response.status_code}, which the OpenAPI document does not list: "
+        f"{response.get_data(as_text=True)[:300]}")
+    content = documented.get("content")
+    if content is None:
+        assert response.get_data() == b"", f"{method} {route.path} {response.status_code} should have no body"
+        return
+    ranges = {m for m in content if m == "*/*" or (m.endswith("/*") and response.mimetype.startswith(m[:-1]))}
+    assert response.mimetype in content or ranges, f"{method} {route.path}: {response.mimetype} not in {list(content)}"
+    if response.mimetype == "application/json":
+        schema = dict(content["application/json"]["schema"], components=openapi_document()["components"])
+        Draft202012Validator(schema).validate(response.get_json())
+
+
 class Api:
-    """A test client that sends a bearer credential and JSON bodies."""
+    """A test client that sends a bearer credential and JSON bodies, and checks every answer against the
+    OpenAPI document."""
 
     def __init__(self, client: FlaskClient, credential: str | None) -> None:
         self.client = client
@@ -35,17 +73,22 @@ class Api:
         headers.update(extra or {})
         return headers
 
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.client.open(path, method=method, headers=self.headers(kwargs.pop("headers", None)),
+                                    **kwargs)
+        check_against_openapi(self.client.application, method, path, response)
+        return response
+
     def get(self, path: str, **kwargs: Any) -> Any:
-        return self.client.get(path, headers=self.headers(kwargs.pop("headers", None)), **kwargs)
+        return self.call("GET", path, **kwargs)
 
     def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
-        return self.client.post(path, json=json, headers=self.headers(kwargs.pop("headers", None)), **kwargs)
+        if json is not None:
+            kwargs["json"] = json
+        return self.call("POST", path, **kwargs)
 
     def delete(self, path: str, **kwargs: Any) -> Any:
-        return self.client.delete(path, headers=self.headers(kwargs.pop("headers", None)), **kwargs)
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self.client.open(path, method=method, headers=self.headers(kwargs.pop("headers", None)), **kwargs)
+        return self.call("DELETE", path, **kwargs)
 
     def as_(self, credential: str | None) -> "Api":
         return Api(self.client, credential)
@@ -180,3 +223,12 @@ def hs256(payload: dict[str, Any], secret: str = JWT_SECRET) -> str:
 
 def rs256(payload: dict[str, Any], key: RSAKey) -> str:
     return jwt.encode({"alg": "RS256", "kid": key.kid}, payload, key)
+
+
+@pytest.fixture
+def working_session_live(api: Api, sim: Any, live_server: Any) -> dict[str, Any]:
+    """A WORKING session created while the live portal runs, so WAHA's webhooks (acks, inbound) reach it."""
+    created = create_session(api, "live")
+    wait_for_status(api, created["id"], "SCAN_QR_CODE")
+    sim.scan(created["externalSessionId"])
+    return wait_for_status(api, created["id"], "WORKING")
