@@ -224,7 +224,7 @@ def _operation(route: ApiRoute) -> dict[str, Any]:
     if route.idempotent:
         params.append({"name": "Idempotency-Key", "in": "header", "required": False,
                        "description": "Makes retries safe: a repeat with the same key and body answers the first "
-                                      "result without acting again (keys are kept 24 hours).",
+                                      "result without acting again (keys are kept at least 24 hours).",
                        "schema": {"type": "string", "maxLength": 200}})
     if params:
         op["parameters"] = params
