@@ -72,7 +72,10 @@ def schema_rows(schema: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for name, prop in schema.get("properties", {}).items():
         label, link = type_label(prop)
-        limits = [f"{key} {prop[key]}" for key in ("minLength", "maxLength", "minimum", "maximum") if key in prop]
+        # Limits of a nullable field sit in its non-null branch.
+        branches = [prop] + [p for p in prop.get("anyOf", []) if p.get("type") != "null"]
+        limits = [f"{key} {b[key]}" for b in branches for key in ("minLength", "maxLength", "minimum", "maximum")
+                  if key in b]
         rows.append({"name": name, "type": label, "link": link, "required": name in required,
                      "description": prop.get("description", ""), "limits": ", ".join(limits),
                      "default": json.dumps(prop["default"]) if "default" in prop and prop["default"] is not None

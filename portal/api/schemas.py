@@ -131,9 +131,10 @@ class SendMessageDto(Request):
 
     to: str = Field(min_length=3, max_length=160, description="Phone number with country code, or a chat id.",
                     examples=["+491701234567"])
-    text: str | None = Field(None, min_length=1, max_length=MAX_TEXT, examples=["Hello from the portal"])
+    text: str | None = Field(None, min_length=1, max_length=MAX_TEXT, examples=["Hello from the portal"],
+                             description="The message, or the caption when media is given.")
     metadata: dict[str, Any] | None = Field(None, description="Your own data, stored with the message.")
-    media: MediaDto | None = None
+    media: MediaDto | None = Field(None, description="A file to send (image, document, audio or video).")
     replyTo: str | None = Field(None, max_length=255, description="WhatsApp id of the message answered.")
 
     @field_validator("to")
