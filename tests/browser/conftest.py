@@ -1,0 +1,98 @@
+"""Browser tests: a real RQ worker beside the live portal, a signed-in page, screenshots kept as artifacts.
+
+The worker is the production command (`flask --app wsgi worker`) in a subprocess with the test app's own
+settings, so webhooks the simulator posts to the live portal are processed as they would be in production.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import redis
+from flask import Flask
+
+from portal.config import SETTING_NAMES, SETTINGS
+from tests.factories import PASSWORD
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "test-results" / "screenshots"
+
+
+def _as_env(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def worker_environment(app: Flask) -> dict[str, str]:
+    """The process environment that rebuilds this app's configuration in another process."""
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+    for setting in SETTINGS:
+        value = app.config.get(setting.name)
+        if value is not None:
+            env[setting.name] = _as_env(value)
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+@pytest.fixture(scope="session")
+def worker(app: Flask, live_server: Any) -> Iterator[subprocess.Popen]:
+    """`flask --app wsgi worker --simple` for the whole browser session (started after the live server, so
+    PUBLIC_BASE_URL is the live portal's)."""
+    log_path = ROOT / "test-results" / "worker.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    flask = str(Path(sys.executable).with_name("flask"))
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([flask, "--app", "wsgi", "worker", "--simple"], cwd=ROOT,
+                                   env=worker_environment(app), stdout=log, stderr=subprocess.STDOUT)
+    connection = redis.Redis.from_url(app.config["REDIS_URL"])
+    deadline = time.monotonic() + 10
+    while not connection.keys("rq:worker:*"):
+        if process.poll() is not None:
+            raise RuntimeError(f"the worker exited with {process.returncode}; see {log_path}")
+        if time.monotonic() > deadline:
+            process.terminate()
+            raise RuntimeError(f"the worker did not register within 10 s; see {log_path}")
+        time.sleep(0.1)
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def shoot(page: Any, request: pytest.FixtureRequest) -> Any:
+    """shoot("name") keeps a full-page screenshot under test-results/screenshots/."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def take(name: str) -> Path:
+        path = SCREENSHOTS / f"{request.node.name}-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
+
+
+@pytest.fixture
+def sign_in(page: Any) -> Any:
+    """Sign a user in through the login page, as a person would."""
+
+    def do(user: Any) -> Any:
+        page.goto("/login")
+        page.get_by_label("Email").fill(user.email)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url("**/")
+        return page
+
+    return do
