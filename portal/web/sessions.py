@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, abort, flash, render_template, url_for
+from flask import Blueprint, abort, flash, render_template, request, url_for
 from flask_login import login_required
 
 from portal.extensions import redis_store
@@ -115,7 +115,9 @@ def live(session_id: str):  # type: ignore[no-untyped-def]
     session = sessions_service.get_session(_tenant(), session_id)
     state = _live_state(session)
     status = 200 if state["polling"] else STOP_POLLING
-    return render_template("sessions/_status.html", oob=True, actions=ACTIONS, **state), status
+    # The page tells which status it shows, so only a real change is announced to screen readers.
+    announce = request.args.get("shown") != state["session"].status
+    return render_template("sessions/_status.html", oob=True, actions=ACTIONS, announce=announce, **state), status
 
 
 def _live_state(session: Any) -> dict[str, Any]:

@@ -132,21 +132,23 @@ def test_detail_shows_qr_image_and_its_lifetime_while_scanning(owner_client, ten
 
 def test_live_fragment_keeps_polling_while_scanning(owner_client, tenant):
     session = scanning_session(tenant)
-    response = owner_client.get(f"/sessions/{session.id}/live", headers=HX)
+    response = owner_client.get(f"/sessions/{session.id}/live?shown=SCAN_QR_CODE", headers=HX)
     body = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "<html" not in body
     assert 'hx-trigger="every 3s"' in body and "data:image/png;base64," in body
+    assert "status-announcer" not in body  # nothing new to announce on a mere refresh
 
 
 def test_live_fragment_answers_286_and_shows_working_once_scanned(owner_client, tenant, sim):
     session = scanning_session(tenant)
     sim.scan(session.external_name, phone="491701234567")
     # no webhook is processed here: the fragment's own sync with WAHA finds the new state
-    response = owner_client.get(f"/sessions/{session.id}/live", headers=HX)
+    response = owner_client.get(f"/sessions/{session.id}/live?shown=SCAN_QR_CODE", headers=HX)
     body = response.get_data(as_text=True)
     assert response.status_code == 286
     assert 'data-status="WORKING"' in body and "+491701234567" in body
+    assert re.search(r'id="status-announcer"[^>]*hx-swap-oob="true">Session status: Working\.<', body)
     assert "hx-trigger" not in body.split('id="pairing-panel"')[0]
     assert '<div id="pairing-panel" hx-swap-oob="true"></div>' in body
     assert db.session.get(WahaSession, session.id).status == "WORKING"
