@@ -162,3 +162,4 @@ def init_app(app: Flask) -> None:
     for group in (tenants_cli, users_cli, servers_cli, tokens_cli, demo_cli):
         app.cli.add_command(group)
     app.cli.add_command(check_config)
+    from portal.jobs import cli as jobs_cli; jobs_cli.init_app(app)  # noqa: E702  worker, scheduler, jobs, events

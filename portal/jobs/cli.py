@@ -1,0 +1,168 @@
+"""Commands for the job side: `flask worker`, `flask scheduler`, `flask jobs ...`, `flask events ...`.
+
+Flask runs every command inside an app context, so jobs of a worker (and the work-horses it forks) use the
+database like any request does.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from portal.jobs import QUEUES, make_worker, resolve
+from portal.services.errors import ServiceError
+
+jobs_cli = AppGroup("jobs", help="Inspect and replay background jobs.")
+events_cli = AppGroup("events", help="Webhook events from WAHA: sweep, replay, process.")
+
+
+def _need_redis(what: str) -> None:
+    if not current_app.config.get("REDIS_URL"):
+        raise click.ClickException(f"{what} needs REDIS_URL; without it jobs run inside the web process.")
+
+
+@click.command("worker")
+@click.option("--queues", "-q", default=",".join(QUEUES), show_default=True,
+              help="Comma-separated queues, most important first.")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--simple", is_flag=True, help="Run jobs in this process (no fork per job): faster, less isolated.")
+@click.option("--name", default=None, help="Worker name (default: host and pid).")
+def worker(queues: str, burst: bool, simple: bool, name: str | None) -> None:
+    """Run an RQ worker on the events, forwarding and maintenance queues."""
+    _need_redis("flask worker")
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = sorted(set(names) - set(QUEUES))
+    if unknown:
+        raise click.ClickException(f"unknown queue(s): {', '.join(unknown)}; known: {', '.join(QUEUES)}")
+    rq_worker = make_worker(names, simple=simple, name=name)
+    # Only one process at a time runs RQ's scheduler for delayed retries; the others skip it by themselves.
+    rq_worker.work(burst=burst, with_scheduler=True, logging_level=current_app.config.get("LOG_LEVEL", "INFO"))
+
+
+@click.command("scheduler")
+def scheduler() -> None:
+    """Run the periodic jobs of portal/jobs/schedule.py with RQ's CronScheduler (run exactly one)."""
+    _need_redis("flask scheduler")
+    from rq.cron import CronScheduler
+
+    from portal.extensions import redis_store
+    from portal.jobs.schedule import entries
+
+    cron = CronScheduler(connection=redis_store.client, logging_level=current_app.config.get("LOG_LEVEL", "INFO"))
+    for entry in entries(current_app.config):
+        cron.register(resolve(entry.func), queue_name=entry.queue, interval=entry.interval, name=entry.id,
+                      result_ttl=600, failure_ttl=7 * 24 * 3600)
+        click.echo(f"{entry.id}: {entry.func} every {entry.interval} s on {entry.queue}")
+    cron.start()
+
+
+def _failed_registries() -> list:
+    from rq.registry import FailedJobRegistry
+
+    from portal.extensions import redis_store
+
+    return [FailedJobRegistry(name, connection=redis_store.client) for name in QUEUES]
+
+
+@jobs_cli.command("failed")
+@click.option("--limit", default=50, show_default=True)
+def failed_jobs(limit: int) -> None:
+    """List failed jobs with the last line of their error."""
+    _need_redis("flask jobs failed")
+    from rq.job import Job
+
+    from portal.extensions import redis_store
+
+    shown = 0
+    for registry in _failed_registries():
+        for job_id in registry.get_job_ids()[:limit]:
+            job = Job.fetch(job_id, connection=redis_store.client)
+            result = job.latest_result()
+            error = (result.exc_string or "").strip().splitlines()[-1:] if result is not None else []
+            click.echo(f"{job_id}\t{registry.name}\t{job.func_name}\t{job.args}\t{error[0] if error else ''}")
+            shown += 1
+    if not shown:
+        click.echo("No failed jobs.")
+
+
+@jobs_cli.command("requeue")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all", "all_jobs", is_flag=True, help="Requeue every failed job.")
+def requeue_jobs(job_ids: tuple[str, ...], all_jobs: bool) -> None:
+    """Put failed jobs back on their queue (all jobs are idempotent)."""
+    _need_redis("flask jobs requeue")
+    if not job_ids and not all_jobs:
+        raise click.ClickException("give job ids or --all")
+    count = 0
+    for registry in _failed_registries():
+        for job_id in registry.get_job_ids():
+            if all_jobs or job_id in job_ids:
+                registry.requeue(job_id)
+                count += 1
+    click.echo(f"Requeued {count} job(s).")
+
+
+@jobs_cli.command("status")
+def jobs_status() -> None:
+    """Queue lengths and failed-job counts."""
+    _need_redis("flask jobs status")
+    from rq import Queue
+
+    from portal.extensions import redis_store
+
+    for name, registry in zip(QUEUES, _failed_registries()):
+        queue = Queue(name, connection=redis_store.client)
+        click.echo(f"{name}\tqueued {len(queue)}\tfailed {registry.count}")
+
+
+@events_cli.command("sweep")
+@click.option("--older-than", default=30, show_default=True, help="Seconds an event may wait before it is queued.")
+def sweep_events(older_than: int) -> None:
+    """Queue processing for events that waited too long (Redis was down, a worker died)."""
+    from portal.services import events
+
+    waiting = events.sweep(older_than)
+    click.echo(f"{waiting} event(s) were waiting; processing queued." if waiting else "No event is waiting.")
+
+
+@events_cli.command("replay")
+@click.argument("event_id")
+def replay_event(event_id: str) -> None:
+    """Process a stored event again (by WAHA event id or row id)."""
+    from portal.services import events
+
+    try:
+        event = events.replay_event(event_id)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Event {event.event_id} ({event.event}) is pending again.")
+
+
+@events_cli.command("process")
+def process_events() -> None:
+    """Process pending events now, in this process."""
+    from portal.services import events
+
+    result = events.drain()
+    click.echo(f"{result.processed} processed, {result.failed} failed.")
+
+
+@events_cli.command("status")
+def events_status() -> None:
+    """Stored events by status."""
+    from portal.services import events
+
+    for status, count in sorted(events.count_by_status().items()):
+        click.echo(f"{status}\t{count}")
+
+
+def init_app(app: Flask) -> None:
+    """Register the job commands on the app's CLI."""
+    logging.getLogger("rq").setLevel(app.config.get("LOG_LEVEL", "INFO"))
+    app.cli.add_command(worker)
+    app.cli.add_command(scheduler)
+    app.cli.add_command(jobs_cli)
+    app.cli.add_command(events_cli)

@@ -1,0 +1,40 @@
+"""Jobs of the maintenance queue: status sync with recovery, reconciliation, watchdog, retention."""
+
+from __future__ import annotations
+
+import logging
+
+from portal.jobs import job
+from portal.services import maintenance
+
+log = logging.getLogger(__name__)
+
+
+def _summary(reports: list) -> list[dict]:
+    return [{"server": r.server, "listed": r.listed, "changed": r.changed, "restarted": r.restarted,
+             "started": len(r.started), "recreated": len(r.recreated), "orphans_deleted": len(r.orphans_deleted),
+             "error": r.error} for r in reports]
+
+
+@job
+def sync_sessions() -> list[dict]:
+    """Sync every session's status (one list call per WAHA server) and recover sessions that should run."""
+    return _summary(maintenance.sync_all())
+
+
+@job
+def reconcile() -> list[dict]:
+    """Sync, and delete WAHA sessions that belong to no portal session (after a grace period)."""
+    return _summary(maintenance.reconcile())
+
+
+@job
+def watchdog() -> list[str]:
+    """Probe quiet WORKING sessions; tell tenants about the ones logged out on the phone."""
+    return maintenance.watchdog()
+
+
+@job
+def prune() -> dict:
+    """Apply the tenants' retention settings."""
+    return maintenance.prune()

@@ -1,0 +1,55 @@
+"""Periodic jobs as data: a stable id, the job function, how often, and the queue.
+
+`flask scheduler` registers these with RQ's CronScheduler; the embedded default runs them on a thread.
+`interval` is seconds, or the name of a setting holding seconds (so SYNC_INTERVAL drives the sync).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from portal.jobs import QUEUE_EVENTS, QUEUE_FORWARDING, QUEUE_MAINTENANCE
+
+SCHEDULE: list[dict[str, Any]] = [
+    # status of every session, one list call per WAHA server; restarts what should run (WAHA restarts)
+    {"id": "sessions-sync", "func": "portal.jobs.maintenance.sync_sessions", "interval": "SYNC_INTERVAL",
+     "queue": QUEUE_MAINTENANCE},
+    # events left pending (Redis was down at ingest, a worker died mid-batch) are queued again
+    {"id": "events-sweep", "func": "portal.jobs.events.sweep_events", "interval": "EVENTS_SWEEP_INTERVAL",
+     "queue": QUEUE_EVENTS},
+    # delivery retries that are due, and first attempts whose job was lost
+    {"id": "deliveries-dispatch", "func": "portal.jobs.forwarding.dispatch_due", "interval": 5,
+     "queue": QUEUE_FORWARDING},
+    # WAHA sessions nobody owns, and rows whose WAHA session vanished
+    {"id": "sessions-reconcile", "func": "portal.jobs.maintenance.reconcile", "interval": 300,
+     "queue": QUEUE_MAINTENANCE},
+    # WORKING sessions that went quiet: WAHA may report WORKING for a session logged out on the phone
+    {"id": "sessions-watchdog", "func": "portal.jobs.maintenance.watchdog", "interval": 60,
+     "queue": QUEUE_MAINTENANCE},
+    # retention of messages, media files, events and deliveries
+    {"id": "retention-prune", "func": "portal.jobs.maintenance.prune", "interval": 3600,
+     "queue": QUEUE_MAINTENANCE},
+]
+
+# Defaults of the interval settings that are not in portal.config.
+DEFAULT_SETTINGS = {"EVENTS_SWEEP_INTERVAL": 15}
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    func: str
+    interval: int
+    queue: str
+
+
+def entries(config: Mapping[str, Any]) -> list[Entry]:
+    """The schedule with intervals resolved against the app configuration."""
+    result = []
+    for item in SCHEDULE:
+        interval = item["interval"]
+        if isinstance(interval, str):
+            interval = config.get(interval, DEFAULT_SETTINGS.get(interval))
+        result.append(Entry(id=item["id"], func=item["func"], interval=max(1, int(interval)), queue=item["queue"]))
+    return result

@@ -1,0 +1,27 @@
+"""POST /webhooks/waha?session=<id>: WAHA's events for one session, signed with that session's HMAC key.
+
+The view only bounds the body and answers; `services.events.ingest` verifies, stores and signals. The answer is
+200 as soon as the events are committed (or recorded as ignored for an unknown session), so WAHA stops retrying.
+"""
+
+from __future__ import annotations
+
+from flask import Response, jsonify, request
+
+from portal.errors import error_response
+from portal.services import events
+from portal.webhooks import bp
+
+
+@bp.post("/waha")
+def waha() -> Response:
+    """Receive one event or a JSON array of events."""
+    request.max_content_length = events.MAX_BATCH_BYTES
+    length = request.content_length
+    if length is not None and length > events.MAX_BATCH_BYTES:
+        return error_response(413, "payload_too_large", f"A batch may be at most {events.MAX_BATCH_BYTES} bytes.")
+    body = request.get_data(cache=False)
+    if len(body) > events.MAX_EVENT_BYTES and body.lstrip()[:1] != b"[":
+        return error_response(413, "payload_too_large", f"An event may be at most {events.MAX_EVENT_BYTES} bytes.")
+    result = events.ingest(request.args.get("session"), body, request.headers.get("X-Webhook-Hmac"))
+    return jsonify(received=result.received, stored=result.stored, ignored=result.ignored)

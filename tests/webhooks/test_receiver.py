@@ -1,0 +1,153 @@
+"""POST /webhooks/waha: signature, body checks, durable write, queueing, and what happens without Redis."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+import redis
+from rq import Queue
+from sqlalchemy import func, select
+
+from portal.extensions import db, redis_store
+from portal.jobs import QUEUE_EVENTS, RQRunner
+from portal.models import Message, WebhookEvent
+from portal.services import events
+from tests.webhooks.helpers import body_of, envelope, inbound_payload, new_session, post_events, sign
+
+
+@pytest.fixture
+def session(tenant: Any) -> Any:
+    return new_session(tenant, "Support")
+
+
+def _rows(**filters: Any) -> list[WebhookEvent]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(WebhookEvent).filter_by(**filters).order_by(WebhookEvent.id)))
+
+
+def _queued_jobs() -> list[str]:
+    return [job.func_name for job in Queue(QUEUE_EVENTS, connection=redis_store.client).jobs]
+
+
+def test_signed_event_is_stored_pending_and_processing_queued(client, session):
+    body = envelope(session, "message", inbound_payload("hi"))
+    response = post_events(client, session, body)
+    assert response.status_code == 200
+    [row] = _rows(session_id=session.id)
+    assert (row.event_id, row.event, row.status, row.tenant_id) == (body["id"], "message", "pending",
+                                                                     session.tenant_id)
+    assert row.payload == body
+    assert _queued_jobs() == [events.DRAIN_JOB]
+
+
+def test_many_requests_queue_one_drain_job_while_it_waits(client, session):
+    for n in range(5):
+        assert post_events(client, session, envelope(session, "message", inbound_payload(f"m{n}"))).status_code == 200
+    assert _queued_jobs() == [events.DRAIN_JOB]
+
+
+def test_bad_signature_is_refused_with_401_and_nothing_stored(client, session):
+    body = body_of(envelope(session, "message", inbound_payload()))
+    response = client.post(f"/webhooks/waha?session={session.id}", data=body,
+                           headers={"X-Webhook-Hmac": sign("not-the-key", body)})
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "bad_signature"
+    assert _rows() == []
+
+
+def test_missing_signature_is_refused_with_401(client, session):
+    response = client.post(f"/webhooks/waha?session={session.id}",
+                           data=body_of(envelope(session, "message", inbound_payload())))
+    assert response.status_code == 401
+
+
+def test_key_of_one_session_does_not_open_another(client, tenant, session):
+    other = new_session(tenant, "Other")
+    response = post_events(client, other, envelope(other, "message", inbound_payload()), key=session.hmac_key)
+    assert response.status_code == 401
+
+
+def test_signature_over_reserialized_json_is_refused(client, session):
+    """The HMAC covers the exact bytes WAHA sent; the same JSON with other whitespace is another body."""
+    event = envelope(session, "message", inbound_payload())
+    signed = body_of(event)
+    sent = body_of(event).replace(b",", b", ")
+    response = client.post(f"/webhooks/waha?session={session.id}", data=sent,
+                           headers={"X-Webhook-Hmac": sign(session.hmac_key, signed)})
+    assert response.status_code == 401
+
+
+def test_invalid_json_is_refused_with_400(client, session):
+    response = post_events(client, session, b'{"event": "message", ')
+    assert response.status_code == 400
+    assert _rows() == []
+
+
+def test_event_without_name_is_refused_with_400(client, session):
+    response = post_events(client, session, {"id": "evt_x", "payload": {}})
+    assert response.status_code == 400
+
+
+def test_event_over_one_megabyte_is_refused_with_413(client, session):
+    response = post_events(client, session, envelope(session, "message", inbound_payload("x" * (1024 * 1024))))
+    assert response.status_code == 413
+    assert _rows() == []
+
+
+def test_batch_over_ten_megabytes_is_refused_with_413(client, session):
+    batch = [envelope(session, "message", inbound_payload("x" * (600 * 1024))) for _ in range(18)]
+    response = post_events(client, session, batch)
+    assert response.status_code == 413
+
+
+def test_unknown_session_is_recorded_as_ignored_and_answered_200(client, session):
+    body = body_of(envelope(session, "message", inbound_payload()))
+    response = client.post("/webhooks/waha?session=00000000-0000-0000-0000-000000000000", data=body,
+                           headers={"X-Webhook-Hmac": "whatever"})
+    assert response.status_code == 200
+    [row] = _rows()
+    assert (row.status, row.session_id, row.tenant_id) == ("ignored", None, None)
+    assert _queued_jobs() == []
+
+
+def test_same_event_twice_is_stored_once(client, session):
+    body = envelope(session, "message", inbound_payload())
+    assert post_events(client, session, body).status_code == 200
+    assert post_events(client, session, body).status_code == 200
+    assert len(_rows()) == 1
+
+
+def test_batch_of_100_events_is_stored_in_one_request_and_processed(client, session, run_jobs):
+    batch = [envelope(session, "message", inbound_payload(f"message {n}")) for n in range(100)]
+    response = post_events(client, session, batch)
+    assert response.status_code == 200
+    assert response.get_json()["stored"] == 100
+    run_jobs()
+    assert {r.status for r in _rows()} == {"done"}
+    assert db.session.scalar(select(func.count()).select_from(Message)) == 100
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_redis_down_at_ingest_answers_200_and_sweeper_gets_event_processed(app, client, session, run_jobs,
+                                                                          monkeypatch):
+    dead = redis.Redis(host="127.0.0.1", port=_closed_port(), socket_connect_timeout=0.5)
+    monkeypatch.setattr(redis_store, "_client", dead)
+    monkeypatch.setitem(app.extensions, "portal_jobs", RQRunner(dead))
+    payload = inbound_payload("sent while Redis was down")
+    response = post_events(client, session, envelope(session, "message", payload))
+    assert response.status_code == 200
+    monkeypatch.undo()
+
+    assert [r.status for r in _rows()] == ["pending"]
+    assert run_jobs() == 0  # nothing was queued
+    assert events.sweep(older_than=0) == 1
+    run_jobs()
+    assert [r.status for r in _rows()] == ["done"]
+    assert db.session.scalar(select(Message.body).where(Message.waha_message_id == payload["id"])) == payload["body"]
