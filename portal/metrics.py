@@ -64,29 +64,32 @@ http_duration = Histogram(
 
 # ---------------------------------------------------------------------- shared through Redis
 
-_redis_pause_until = 0.0
-_redis_pause_lock = threading.Lock()
+_paused: tuple[int, float] = (0, 0.0)  # (id of the Redis client that failed, monotonic time the pause ends)
+_paused_lock = threading.Lock()
 REDIS_PAUSE_SECONDS = 30.0
 
 
 def _shared_redis() -> Any | None:
     from portal.extensions import redis_store
 
-    if time.monotonic() < _redis_pause_until:
-        return None
     try:
-        return redis_store.client
+        connection = redis_store.client
     except RuntimeError:
         return None
+    client_id, until = _paused
+    if client_id == id(connection) and time.monotonic() < until:
+        return None
+    return connection
 
 
-def _pause_shared_writes(exc: Exception) -> None:
-    global _redis_pause_until
-    with _redis_pause_lock:
-        if time.monotonic() >= _redis_pause_until:
+def _pause_shared_writes(connection: Any, exc: Exception) -> None:
+    global _paused
+    with _paused_lock:
+        client_id, until = _paused
+        if client_id != id(connection) or time.monotonic() >= until:
             log.warning("metrics: Redis unreachable (%s); shared counters paused for %.0f s",
                         type(exc).__name__, REDIS_PAUSE_SECONDS)
-        _redis_pause_until = time.monotonic() + REDIS_PAUSE_SECONDS
+        _paused = (id(connection), time.monotonic() + REDIS_PAUSE_SECONDS)
 
 
 def _field(name: str, labels: Sequence[str]) -> str:
@@ -109,7 +112,8 @@ def _shared_increment(increments: Iterable[tuple[str, float]], pipeline: Any = N
             pipe.hincrbyfloat(SHARED_KEY, field, amount)
         pipe.execute()
     except Exception as exc:  # redis errors, and anything else a broken connection throws
-        _pause_shared_writes(exc)
+        # Skipping is cheaper than waiting for a connect timeout on every WAHA call while Redis is away.
+        _pause_shared_writes(connection, exc)
 
 
 class _SharedChild:

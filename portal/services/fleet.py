@@ -22,14 +22,14 @@ from typing import Any
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import WahaServer, utcnow
+from portal.models import WahaServer, WahaSession, utcnow
 from portal.services import audit
 from portal.services import servers as servers_service
 from portal.services.audit import SYSTEM, Actor
 from portal.services.errors import Invalid, NotFound
-from portal.services.health import probe_client, probe_settings
+from portal.services.health import probe_client
 from portal.services.servers import MULTI_SESSION_SINCE, predates_multi_session
-from portal.waha import WahaSettings
+from portal.waha import WahaClient
 from portal.waha import errors as waha_errors
 
 log = logging.getLogger(__name__)
@@ -38,19 +38,18 @@ _MAX_PARALLEL = 8
 
 __all__ = [
     "MULTI_SESSION_SINCE", "check_server", "check_servers", "drain_server", "find_server", "predates_multi_session",
-    "undrain_server", "update_server",
+    "sessions_on", "undrain_server", "update_server",
 ]
 
 
-def _probe(settings: WahaSettings) -> dict[str, Any]:
-    """Ask one server how it is; no database access here (runs in a worker thread)."""
+def _probe(client: WahaClient) -> dict[str, Any]:
+    """Ask one server how it is, then close the client; no database or app access here (runs in a thread)."""
     result: dict[str, Any] = {"ok": False, "error": None, "version": None, "engine": None, "tier": None,
                               "start_timestamp": None, "status": None}
     started = time.perf_counter()
-    client = probe_client(settings)
     try:
         if not client.ping():
-            result["error"] = f"no answer from {settings.base_url}/ping"
+            result["error"] = f"no answer from {client.settings.base_url}/ping"
             return result
         info = client.version()
         result.update(version=info.get("version"), engine=info.get("engine"), tier=info.get("tier"))
@@ -134,9 +133,9 @@ def check_servers(warn_always: bool = False) -> list[dict[str, Any]]:
     servers = servers_service.list_servers()
     if not servers:
         return []
-    settings = [probe_settings(s) for s in servers]
+    clients = [probe_client(s) for s in servers]
     with ThreadPoolExecutor(max_workers=min(len(servers), _MAX_PARALLEL), thread_name_prefix="fleet") as pool:
-        results = list(pool.map(_probe, settings))
+        results = list(pool.map(_probe, clients))
     summaries = [_apply(server, result, warn_always=warn_always) for server, result in zip(servers, results)]
     db.session.commit()
     return summaries
@@ -145,7 +144,7 @@ def check_servers(warn_always: bool = False) -> list[dict[str, Any]]:
 def check_server(server_id: int, warn_always: bool = True) -> dict[str, Any]:
     """Probe one server now and store the result (the admin page's "check now")."""
     server = servers_service.get_server(server_id)
-    summary = _apply(server, _probe(probe_settings(server)), warn_always=warn_always)
+    summary = _apply(server, _probe(probe_client(server)), warn_always=warn_always)
     db.session.commit()
     return summary
 
@@ -203,3 +202,14 @@ def find_server(name_or_id: str) -> WahaServer:
     if server is None:
         raise NotFound(f"No WAHA server named {name_or_id!r}.", code="server_not_found")
     return server
+
+
+def sessions_on(server_id: int, limit: int = 200) -> list[WahaSession]:
+    """Sessions placed on one server (with their tenant loaded), newest first, at most `limit`."""
+    from sqlalchemy.orm import selectinload
+
+    return list(db.session.scalars(
+        select(WahaSession).where(WahaSession.server_id == server_id)
+        .options(selectinload(WahaSession.tenant))
+        .order_by(WahaSession.created_at.desc()).limit(limit)
+    ))

@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 from portal.extensions import db, redis_store
 from portal.models import WahaServer
 from portal.services import servers as servers_service
+from portal.telemetry import register_secret
 from portal.waha import WahaClient, WahaSettings
 from portal.waha import errors as waha_errors
 
@@ -47,25 +48,25 @@ def _check(func: Callable[[], Any]) -> dict[str, Any]:
 def probe_settings(server: WahaServer) -> WahaSettings:
     """Client settings for a health probe of `server`: short timeout, no retries, a tiny pool."""
     cfg = current_app.config
+    register_secret(server.api_key)
     timeout = min(int(cfg["WAHA_TIMEOUT"]), PROBE_TIMEOUT_MS)
     return WahaSettings(base_url=server.base_url, api_key=server.api_key, timeout_ms=timeout, retry_attempts=0,
                         pool_max=2, pool_min=0, pool_acquire_timeout_ms=timeout)
 
 
-def probe_client(settings: WahaSettings) -> WahaClient:
-    """A throw-away client for one probe (close it after use)."""
-    return WahaClient(settings, observer=current_app.extensions.get("portal_waha_observer"))
+def probe_client(server: WahaServer) -> WahaClient:
+    """A throw-away client for one probe of `server` (close it after use; it may be used from another thread)."""
+    return WahaClient(probe_settings(server), observer=current_app.extensions.get("portal_waha_observer"))
 
 
-def _ping(settings: WahaSettings) -> dict[str, Any]:
+def _ping(client: WahaClient) -> dict[str, Any]:
     started = time.perf_counter()
-    client = probe_client(settings)
     try:
         ok = client.ping()
     finally:
         client.close()
     return {"ok": ok, "latency_ms": _elapsed_ms(started),
-            "error": None if ok else f"no answer from {settings.base_url}/ping"}
+            "error": None if ok else f"no answer from {client.settings.base_url}/ping"}
 
 
 def _in_parallel(func: Callable[[Any], dict[str, Any]], items: list[Any]) -> list[dict[str, Any]]:
@@ -90,7 +91,7 @@ def _check_waha() -> dict[str, Any]:
     try:
         servers = list(db.session.scalars(
             select(WahaServer).where(WahaServer.is_enabled.is_(True)).order_by(WahaServer.name)))
-        targets = [(s.name, probe_settings(s)) for s in servers]
+        targets = [(s.name, probe_client(s)) for s in servers]
         db.session.rollback()
     except Exception as exc:
         db.session.rollback()
@@ -120,10 +121,9 @@ def readiness() -> dict[str, Any]:
 
 def _probe_server(target: dict[str, Any]) -> dict[str, Any]:
     """Version (proves the API key too) and WAHA's own /health where the image has it."""
-    settings: WahaSettings = target.pop("settings")
+    client: WahaClient = target.pop("client")
     result = dict(target, ok=False, version=None, engine=None, tier=None, latency_ms=None, error=None, status=None)
     started = time.perf_counter()
-    client = probe_client(settings)
     try:
         info = client.version()
         result.update(version=info.get("version"), engine=info.get("engine"), tier=info.get("tier"))
@@ -173,7 +173,7 @@ def waha_health(live: bool = True) -> list[dict[str, Any]]:
     targets = [
         {"id": row["id"], "name": row["name"], "base_url": row["base_url"], "sessions": row["sessions"],
          "capacity": row["capacity"], "is_enabled": row["is_enabled"], "is_draining": row["is_draining"],
-         "settings": probe_settings(server)}
+         "client": probe_client(server)}
         for row, server in zip(stored, servers)
     ]
     db.session.rollback()

@@ -1,0 +1,186 @@
+"""/metrics: access rules, and counters that move with real requests, WAHA calls, events and jobs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
+
+from portal import metrics
+from portal.extensions import db
+from portal.jobs import QUEUE_MAINTENANCE, enqueue
+from portal.models import Message, WahaServer, WahaSession
+from portal.services import servers as servers_service
+from portal.services.audit import SYSTEM
+from tests.factories import make_tenant
+from tests.ops.conftest import closed_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def scrape(client: Any, **headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a /metrics answer, keyed by (sample name, sorted labels)."""
+    response = client.get("/metrics", headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    samples = {}
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_metrics_count_requests_by_route_template_not_raw_path(client: Any) -> None:
+    before = scrape(client)
+    for path in ("/static/css/portal.css", "/static/js/portal.js", "/no/such/page/42"):
+        client.get(path)
+
+    after = scrape(client)
+
+    route = "/static/<path:filename>"
+    assert value(after, "portal_http_requests_total", method="GET", route=route, status="200") - \
+        value(before, "portal_http_requests_total", method="GET", route=route, status="200") == 2
+    assert value(after, "portal_http_requests_total", method="GET", route="unmatched", status="404") - \
+        value(before, "portal_http_requests_total", method="GET", route="unmatched", status="404") == 1
+    assert not any("/static/css" in dict(labels).get("route", "") for _, labels in after)
+
+
+def test_metrics_time_requests_in_a_histogram(client: Any) -> None:
+    before = scrape(client)
+    client.get("/healthz")
+
+    after = scrape(client)
+
+    name = "portal_http_request_duration_seconds_count"
+    assert value(after, name, method="GET", route="/healthz") - value(before, name, method="GET", route="/healthz") == 1
+
+
+def test_metrics_count_waha_calls_with_their_latency(ctx: Any, client: Any) -> None:
+    server = db.session.scalars(select(WahaServer)).first()
+    before = scrape(client)
+
+    servers_service.client_for(server).version()
+
+    after = scrape(client)
+    assert value(after, "portal_waha_calls_total", method="version", outcome="ok") - \
+        value(before, "portal_waha_calls_total", method="version", outcome="ok") == 1
+    assert value(after, "portal_waha_call_duration_seconds_count", method="version") - \
+        value(before, "portal_waha_call_duration_seconds_count", method="version") == 1
+    assert value(after, "portal_waha_call_duration_seconds_sum", method="version") > \
+        value(before, "portal_waha_call_duration_seconds_sum", method="version")
+
+
+def test_metrics_count_failed_waha_calls_by_error_class(ctx: Any, client: Any) -> None:
+    server = servers_service.add_server("gone", f"http://127.0.0.1:{closed_port()}", "key", SYSTEM)
+    from portal.waha import errors as waha_errors
+
+    with pytest.raises(waha_errors.WahaUnavailable):
+        servers_service.client_for(server).list_sessions()
+
+    after = scrape(client)
+    assert value(after, "portal_waha_calls_total", method="list_sessions", outcome="WahaUnavailable") == 1
+
+
+def test_webhook_event_counters_add_up_across_processes(ctx: Any, client: Any, _environ: dict[str, str]) -> None:
+    metrics.webhook_events.labels("processed").inc(2)
+    script = textwrap.dedent("""
+        import os
+        from portal import create_app
+        from portal import metrics
+        app = create_app({k: v for k, v in os.environ.items()})
+        metrics.webhook_events.labels("processed").inc(5)
+        metrics.webhook_events.labels("failed").inc()
+    """)
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=_environ | {"PATH": "/usr/bin:/bin"}, check=True,
+                   timeout=60)
+
+    after = scrape(client)
+
+    assert value(after, "portal_webhook_events_total", outcome="processed") == 7
+    assert value(after, "portal_webhook_events_total", outcome="failed") == 1
+
+
+def test_webhook_event_counter_files_unknown_outcomes_as_other(client: Any) -> None:
+    metrics.webhook_events.labels("exploded-in-a-new-way").inc()
+
+    after = scrape(client)
+
+    assert value(after, "portal_webhook_events_total", outcome="other") == 1
+    assert not any(dict(labels).get("outcome") == "exploded-in-a-new-way" for _, labels in after)
+
+
+def test_metrics_show_queue_depth_and_finished_jobs(client: Any, run_jobs: Any, app: Any) -> None:
+    with app.app_context():
+        enqueue("portal.services.fleet.check_servers", queue=QUEUE_MAINTENANCE)
+    queued = scrape(client)
+
+    run_jobs()
+
+    done = scrape(client)
+    assert value(queued, "portal_rq_jobs", queue=QUEUE_MAINTENANCE, state="queued") == 1
+    assert value(done, "portal_rq_jobs", queue=QUEUE_MAINTENANCE, state="queued") == 0
+    assert value(done, "portal_rq_jobs", queue=QUEUE_MAINTENANCE, state="finished") == 1
+    assert value(done, "portal_rq_jobs", queue=QUEUE_MAINTENANCE, state="failed") == 0
+
+
+def test_metrics_show_sessions_and_messages_from_the_database(ctx: Any, client: Any) -> None:
+    tenant = make_tenant("metrics")
+    server = db.session.scalars(select(WahaServer)).first()
+    for n, status in enumerate(("WORKING", "WORKING", "SCAN_QR_CODE")):
+        db.session.add(WahaSession(tenant_id=tenant.id, server_id=server.id, name=f"s{n}", external_name=f"x{n}",
+                                   status=status, hmac_key="k" * 32))
+    db.session.flush()
+    session_id = db.session.scalars(select(WahaSession.id)).first()
+    for direction, status in (("out", "READ"), ("out", "READ"), ("out", "ERROR"), ("in", "SERVER")):
+        db.session.add(Message(tenant_id=tenant.id, session_id=session_id, direction=direction, chat_id="1@c.us",
+                               status=status))
+    db.session.commit()
+
+    samples = scrape(client)
+
+    assert value(samples, "portal_sessions", status="WORKING") == 2
+    assert value(samples, "portal_sessions", status="SCAN_QR_CODE") == 1
+    assert value(samples, "portal_sessions", status="STOPPED") == 0
+    assert value(samples, "portal_messages", direction="out", status="READ") == 2
+    assert value(samples, "portal_messages", direction="out", status="ERROR") == 1
+    assert value(samples, "portal_messages", direction="in", status="SERVER") == 1
+    assert value(samples, "portal_waha_server_sessions", server=server.name) == 3
+    assert value(samples, "portal_waha_server_capacity", server=server.name) == server.capacity
+
+
+def test_metrics_refuse_other_hosts_when_no_token_is_set(client: Any) -> None:
+    response = client.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"})
+
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "forbidden"
+
+
+def test_metrics_require_the_bearer_token_when_one_is_set(app: Any, client: Any, monkeypatch: Any) -> None:
+    monkeypatch.setitem(app.config, "METRICS_TOKEN", "scrape-me-0123456789")
+
+    missing = client.get("/metrics")
+    wrong = client.get("/metrics", headers={"Authorization": "Bearer wrong"})
+    remote_with_token = client.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"},
+                                   headers={"Authorization": "Bearer scrape-me-0123456789"})
+
+    assert missing.status_code == 401 and wrong.status_code == 401
+    assert remote_with_token.status_code == 200
+    assert b"portal_http_requests_total" in remote_with_token.data
+
+
+def test_metrics_report_a_source_that_is_down(app_with: Any) -> None:
+    broken = app_with(DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/portal_test")
+
+    samples = scrape(broken.test_client())
+
+    assert value(samples, "portal_metrics_source_up", source="database") == 0
+    assert value(samples, "portal_metrics_source_up", source="redis") == 1
