@@ -39,12 +39,14 @@ def _assert_unauthorized(response: Any) -> None:
 # ---- API tokens -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.smoke
 def test_list_sessions_with_token_answers_200(api: Api) -> None:
     response = api.get("/waha/sessions")
     assert response.status_code == 200
     assert response.get_json() == {"data": [], "nextCursor": None}
 
 
+@pytest.mark.smoke
 def test_request_without_credentials_is_401(api: Api) -> None:
     _assert_unauthorized(api.as_(None).get("/waha/sessions"))
 
@@ -79,6 +81,7 @@ def test_expired_token_is_401(api: Api, tenant: Any) -> None:
     _assert_unauthorized(api.as_(secret).get("/waha/sessions"))
 
 
+@pytest.mark.smoke
 def test_token_without_scope_is_403(api: Api, tenant: Any) -> None:
     reader = make_token(tenant, scopes=["sessions:read"])
     response = api.as_(reader).post("/waha/sessions", json={"sessionName": "x"})
@@ -159,6 +162,7 @@ def test_forbidden_call_is_audited(api: Api, tenant: Any) -> None:
 # ---- JWTs -----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.smoke
 def test_hs256_jwt_is_accepted(api: Api, jwt_settings: Any) -> None:
     response = api.as_(hs256(claims())).get("/waha/sessions")
     assert response.status_code == 200, response.get_json()

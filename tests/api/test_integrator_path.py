@@ -7,9 +7,12 @@ import base64
 import time
 from typing import Any
 
+import pytest
+
 from tests.api.conftest import Api, wait_for_status
 
 
+@pytest.mark.smoke
 def test_integrator_creates_scans_sends_and_reads_back(api: Api, sim: Any) -> None:
     created = api.post("/waha/sessions", json={"sessionName": "shop"}, headers={"Idempotency-Key": "shop-1"})
     assert created.status_code == 201

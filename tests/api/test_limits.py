@@ -11,7 +11,7 @@ import pytest
 from portal.extensions import db
 from portal.models import WahaServer
 from portal.waha.client import close_all_clients
-from tests.api.conftest import Api, create_session
+from tests.api.conftest import Api
 from tests.factories import make_token
 
 
@@ -174,7 +174,3 @@ def test_health_does_not_reveal_server_addresses(api: Api) -> None:
 def test_health_needs_credentials(api: Api) -> None:
     assert api.as_(None).get("/waha/health").status_code == 401
 
-
-def test_create_then_health_ok(api: Api) -> None:
-    create_session(api)
-    assert api.get("/waha/health").get_json()["status"] == "ok"

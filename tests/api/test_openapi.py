@@ -11,6 +11,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from portal.api.openapi import ERROR_CODES, ROUTES
 from tests.api.conftest import Api, openapi_document
 
@@ -37,6 +39,7 @@ def test_openapi_json_is_served_without_credentials(client: Any) -> None:
     assert response.get_json()["openapi"] == "3.1.0"
 
 
+@pytest.mark.smoke
 def test_openapi_lists_every_waha_route(app: Any, client: Any) -> None:
     doc = client.get("/waha/openapi.json").get_json()
     assert _operations(doc) == _waha_rules(app)
@@ -182,6 +185,7 @@ def _docs(client: Any) -> str:
     return response.get_data(as_text=True)
 
 
+@pytest.mark.smoke
 def test_docs_page_is_served_without_credentials(client: Any) -> None:
     assert "WAHA Portal API" in _docs(client)
 
