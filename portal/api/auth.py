@@ -28,8 +28,8 @@ from portal.extensions import db, limiter
 from portal.models import ApiToken, Tenant
 from portal.permissions import PERMISSIONS, permissions_for_roles
 from portal.services import audit, tokens
-from portal.services.tenants import get_tenant_by_slug
 from portal.services.errors import NotFound
+from portal.services.tenants import get_tenant_by_slug
 from portal.tenancy import Principal, request_actor, set_principal
 
 log = logging.getLogger(__name__)
