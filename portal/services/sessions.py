@@ -7,6 +7,8 @@ in one place (`map_waha_error`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import re
@@ -628,10 +630,23 @@ def get_screenshot(tenant: Tenant, session_id: Any) -> dict:
     if session.status == "STOPPED":
         raise _not_ready(session, expected="running")
     try:
-        return _client(session).get_screenshot(session.external_name)
+        shot = _client(session).get_screenshot(session.external_name)
     except waha_errors.WahaNotFound:
         # WAHA answers 404 for a session that is not running.
         raise _not_ready(session, "STOPPED", expected="running") from None
     except waha_errors.WahaError as exc:
         raise map_waha_error(exc, session) from exc
+    return {"mimetype": _sniffed_mimetype(shot["data"]) or shot["mimetype"], "data": shot["data"]}
 
+
+def _sniffed_mimetype(data: str) -> str | None:
+    # GOWS and NOWEB send the QR as PNG but label it image/jpeg; the bytes tell the truth.
+    try:
+        head = base64.b64decode(data[:16])
+    except (binascii.Error, ValueError):
+        return None
+    if head.startswith(b"\x89PNG"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    return None

@@ -1,0 +1,79 @@
+"""Fixtures for the session and message service tests: WAHA request log, sessions in a given state."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from portal.models import WahaSession
+from portal.services import sessions
+from tests.factories import TEST_ACTOR
+
+
+class WahaRequestLog:
+    """Every HTTP request the simulator received while the fixture was active, as (method, path)."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def record(self, method: str, path: str) -> None:
+        with self._lock:
+            self.entries.append((method, path))
+
+    def count(self, method: str, path_part: str) -> int:
+        with self._lock:
+            return sum(1 for m, p in self.entries if m == method and path_part in p)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.entries.clear()
+
+
+@pytest.fixture
+def waha_requests(sim: Any) -> Iterator[WahaRequestLog]:
+    """Log the requests that reach the simulator (a WSGI wrapper around its app, removed afterwards)."""
+    log = WahaRequestLog()
+    server = sim._server
+    inner = server.app
+
+    def logged(environ: dict, start_response: Callable) -> Any:
+        log.record(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""))
+        return inner(environ, start_response)
+
+    server.app = logged
+    yield log
+    server.app = inner
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 3.0, interval: float = 0.02) -> Any:
+    """Poll until predicate() is truthy; return its value or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def make_session(tenant: Any, sim: Any) -> Callable[..., WahaSession]:
+    """Create a session through the service; `status` "SCAN_QR_CODE" waits for the QR, "WORKING" pairs it."""
+
+    def make(name: str = "Sales", status: str | None = None, owner: Any = None, **kwargs: Any) -> WahaSession:
+        owner = owner or tenant
+        session = sessions.create_session(owner, TEST_ACTOR, name=name, **kwargs)
+        if status == "SCAN_QR_CODE":
+            wait_for(lambda: sessions.sync_session(owner, session.id).status == "SCAN_QR_CODE")
+        elif status == "WORKING":
+            sim.scan(session.external_name)
+            wait_for(lambda: sessions.sync_session(owner, session.id).status == "WORKING")
+        return sessions.get_session(owner, session.id)
+
+    return make
