@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 
-from portal import create_app
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def closed_port() -> int:
@@ -31,15 +35,30 @@ def second_sim() -> Iterator[Any]:
 
 
 @pytest.fixture
-def app_with(app: Flask, _environ: dict[str, str], sim: Any) -> Iterator[Callable[..., Flask]]:
-    """Build another app over the test environment with some variables changed.
+def request_in_app(_environ: dict[str, str], sim: Any) -> Callable[..., tuple[int, str]]:
+    """GET a path from an app built with some variables changed, in a separate Python process.
 
-    The Redis holder is process-wide, so the test app's Redis connection is put back afterwards.
+    Extensions such as the Redis holder and the rate limiter are process-wide, so an app whose Redis or
+    database is unreachable is built where it cannot break the test app.
     """
-    from portal.extensions import redis_store
 
-    def build(**overrides: str) -> Flask:
-        return create_app(dict(_environ, WAHA_BASE_URL=sim.url, **overrides))
+    def get(path: str, **overrides: str) -> tuple[int, str]:
+        env = dict(_environ, WAHA_BASE_URL=sim.url, **overrides)
+        completed = subprocess.run(
+            [sys.executable, "-c", _REQUEST_SCRIPT, path], cwd=ROOT, capture_output=True, text=True, timeout=120,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PORTAL_TEST_ENV": json.dumps(env)},
+        )
+        assert completed.returncode == 0, completed.stderr
+        answer = json.loads(completed.stdout.strip().splitlines()[-1])
+        return answer["status"], answer["body"]
 
-    yield build
-    redis_store.init_app(app)
+    return get
+
+
+_REQUEST_SCRIPT = """
+import json, os, sys
+from portal import create_app
+app = create_app(json.loads(os.environ["PORTAL_TEST_ENV"]))
+response = app.test_client().get(sys.argv[1])
+print(json.dumps({"status": response.status_code, "body": response.get_data(as_text=True)}))
+"""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import select
@@ -18,13 +19,12 @@ def _default_server() -> WahaServer:
     return db.session.scalars(select(WahaServer).where(WahaServer.name == "default")).one()
 
 
-def test_healthz_answers_while_the_database_is_down(app_with: Any) -> None:
-    broken = app_with(DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/portal_test")
+def test_healthz_answers_while_the_database_is_down(request_in_app: Any) -> None:
+    status, body = request_in_app(
+        "/healthz", DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/portal_test")
 
-    response = broken.test_client().get("/healthz")
-
-    assert response.status_code == 200
-    assert response.get_json()["status"] == "ok"
+    assert status == 200
+    assert json.loads(body)["status"] == "ok"
 
 
 def test_readyz_is_ready_when_database_redis_and_waha_answer(client: Any) -> None:
@@ -40,26 +40,23 @@ def test_readyz_is_ready_when_database_redis_and_waha_answer(client: Any) -> Non
     assert body["checks"]["waha"]["servers"]["default"]["ok"] is True
 
 
-def test_readyz_reports_the_database_down(app_with: Any) -> None:
-    broken = app_with(DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/portal_test")
+def test_readyz_reports_the_database_down(request_in_app: Any) -> None:
+    status, text = request_in_app(
+        "/readyz", DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/portal_test")
 
-    response = broken.test_client().get("/readyz")
-
-    body = response.get_json()
-    assert response.status_code == 503
+    body = json.loads(text)
+    assert status == 503
     assert body["status"] == "not_ready"
     assert body["checks"]["database"]["ok"] is False
     assert "OperationalError" in body["checks"]["database"]["error"]
     assert body["checks"]["redis"]["ok"] is True
 
 
-def test_readyz_reports_redis_down(app_with: Any) -> None:
-    broken = app_with(REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0")
+def test_readyz_reports_redis_down(request_in_app: Any) -> None:
+    status, text = request_in_app("/readyz", REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0")
 
-    response = broken.test_client().get("/readyz")
-
-    body = response.get_json()
-    assert response.status_code == 503
+    body = json.loads(text)
+    assert status == 503
     assert body["checks"]["redis"]["ok"] is False
     assert "ConnectionError" in body["checks"]["redis"]["error"]
     assert body["checks"]["database"]["ok"] is True
