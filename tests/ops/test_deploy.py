@@ -271,3 +271,11 @@ def test_metrics_add_up_across_gunicorn_workers(_environ: dict[str, str], sim: A
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_env_example_names_every_variable_compose_requires() -> None:
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", (ROOT / "docker-compose.yml").read_text()))
+    example = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
+               if line and not line.startswith("#")}
+
+    assert required and required <= example
