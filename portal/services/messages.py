@@ -403,10 +403,14 @@ def list_messages(tenant: Tenant, *, session_id: str | None = None, direction: s
     """
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= PAGE_MAX:
         raise Invalid.field("limit", f"Limit must be between 1 and {PAGE_MAX}.")
-    stmt = select(Message).where(Message.tenant_id == tenant.id)
     if session_id is not None:
-        get_session(tenant, session_id)  # another tenant's session is a 404, not an empty list
-        stmt = stmt.where(Message.session_id == str(session_id))
+        # The session is checked against the tenant first (another tenant's is a 404, not an empty list). Its
+        # rows are then selected by session alone: adding tenant_id = ... makes PostgreSQL multiply two
+        # correlated selectivities, misjudge the row count and sort instead of walking the session index.
+        session = get_session(tenant, session_id)
+        stmt = select(Message).where(Message.session_id == session.id)
+    else:
+        stmt = select(Message).where(Message.tenant_id == tenant.id)
     if direction is not None:
         if direction not in ("in", "out"):
             raise Invalid.field("direction", 'Direction must be "in" or "out".')
