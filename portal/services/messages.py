@@ -20,15 +20,15 @@ from typing import Any
 from urllib.parse import urlparse
 
 from flask import current_app
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import case, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
-from portal.models import ACK_NAMES, STATUS_RANK, Message, Tenant, WahaSession, get_for_tenant, utcnow
+from portal.models import ACK_NAMES, STATUS_RANK, Message, Tenant, get_for_tenant, utcnow
 from portal.services import audit, idempotency, pacing, servers
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid, NotFound
-from portal.services.sessions import get_session, map_waha_error, phone_digits
+from portal.services.sessions import apply_status, get_session, map_waha_error, phone_digits
 from portal.waha import errors as waha_errors
 from portal.waha.ids import new_message_id
 
@@ -214,19 +214,17 @@ def _by_key(tenant_id: int, key: str) -> Message | None:
     return db.session.scalar(select(Message).where(Message.tenant_id == tenant_id, Message.idempotency_key == key))
 
 
-def _same_request(message: Message, session: WahaSession, chat_id: str, body: str | None,
+def _same_request(message: Message, session_id: str, chat_id: str, body: str | None,
                   media: dict[str, Any] | None) -> Message:
     """The stored message if it answers the same request; Conflict when the key was used for another one."""
-    if (message.session_id, message.chat_id, message.body, message.media) != (session.id, chat_id, body, media):
+    if (message.session_id, message.chat_id, message.body, message.media) != (session_id, chat_id, body, media):
         raise Conflict("This Idempotency-Key was already used for a different message.",
                        code="idempotency_key_reused")
     return message
 
 
-def _send_to_waha(session: WahaSession, chat_id: str, text: str | None, kind: str | None, file: dict | None,
+def _send_to_waha(client: Any, name: str, chat_id: str, text: str | None, kind: str | None, file: dict | None,
                   caption: str | None, reply_to: str | None, message_id: str):
-    client = servers.client_for(session.server)
-    name = session.external_name
     if kind is None:
         return client.send_text(name, chat_id, text or "", message_id=message_id, reply_to=reply_to)
     if kind == "image":
@@ -278,71 +276,85 @@ def send_message(tenant: Tenant, session_id: Any, actor: Actor, *, to: str, text
     body = caption if kind else text
     key = idempotency.clean_key(idempotency_key)
 
+    tenant_id = tenant.id
     if key:
-        existing = _by_key(tenant.id, key)
+        existing = _by_key(tenant_id, key)
         if existing is not None:
-            return _same_request(existing, session, chat_id, body, stored_media)
+            return _same_request(existing, session.id, chat_id, body, stored_media)
     if session.status != "WORKING":
         raise Conflict(f"The session is {session.status}; it must be WORKING to send.", code="session_not_ready",
                        details={"status": session.status, "expected": ["WORKING"]})
     pacing.acquire(session.id, tenant.send_rate_per_minute)
 
+    # Everything the call needs is taken before the commit, which expires the loaded rows: reading them again
+    # afterwards would cost a round trip each on the hot path.
+    client, external, session_key = servers.client_for(session.server), session.external_name, session.id
     # WAHA sends under this id and dedupes on it, so the client's retries never make a second message; the
     # row carries the id WAHA will report (true_<chat>_<id>) so early acks find it.
     pre_id = new_message_id()
+    predicted_id = f"true_{chat_id}_{pre_id}"
     message = Message(
-        tenant_id=tenant.id, session_id=session.id, direction="out", source=source,
-        waha_message_id=f"true_{chat_id}_{pre_id}", chat_id=chat_id, from_me=True, body=body, media=stored_media,
+        tenant_id=tenant_id, session_id=session_key, direction="out", source=source,
+        waha_message_id=predicted_id, chat_id=chat_id, from_me=True, body=body, media=stored_media,
         status="PENDING", idempotency_key=key, extra=extra,
     )
     db.session.add(message)
     try:
+        db.session.flush()
+        message_id = message.id
+        details = {"session_id": session_key, "message_id": message_id, "chat_id": chat_id, "kind": kind or "text"}
+        # The audit event records the attempt (who sent what kind to whom); the outcome lives on the row.
+        audit.record(tenant_id, "message.send", actor, target_type="message", target_id=message_id, details=details)
         db.session.commit()
     except IntegrityError:
         # A concurrent request with the same key won the race; its message is the answer.
         db.session.rollback()
-        existing = _by_key(tenant.id, key) if key else None
+        existing = _by_key(tenant_id, key) if key else None
         if existing is None:
             raise
-        return _same_request(existing, session, chat_id, body, stored_media)
+        return _same_request(existing, session_key, chat_id, body, stored_media)
 
-    details = {"session_id": session.id, "message_id": message.id, "chat_id": chat_id, "kind": kind or "text"}
     try:
-        result = _send_to_waha(session, chat_id, text, kind, file, caption, reply_to, pre_id)
+        result = _send_to_waha(client, external, chat_id, text, kind, file, caption, reply_to, pre_id)
     except waha_errors.WahaError as exc:
         message.status = "ERROR"
         message.error = str(exc)[:500]
         message.failed_at = utcnow()
+        session = get_session(tenant, session_key)
         if isinstance(exc, waha_errors.WahaSessionNotReady) and exc.session_status:
-            from portal.services.sessions import apply_status
-
             apply_status(session, exc.session_status, source="send")
-        audit.record(tenant.id, "message.send", actor, target_type="message", target_id=message.id,
-                     details={**details, "status": "ERROR", "error": type(exc).__name__})
+        audit.record(tenant_id, "message.send_failed", actor, target_type="message", target_id=message_id,
+                     details={**details, "error": type(exc).__name__})
         db.session.commit()
         raise map_waha_error(exc, session) from exc
 
-    # Acks may have arrived over the webhook while WAHA answered: read the row again, only move forward.
-    db.session.refresh(message)
-    message.sent_at = utcnow()
-    status = _status_from_response(result.raw)
-    if status and STATUS_RANK[status] > STATUS_RANK.get(message.status, 0) and message.status != "ERROR":
-        message.status = status
-    audit.record(tenant.id, "message.send", actor, target_type="message", target_id=message.id,
-                 details={**details, "status": message.status})
-    if result.message_id != message.waha_message_id:
-        message.waha_message_id = result.message_id
-        try:
-            db.session.flush()
-        except IntegrityError:
-            # Webhook processing already stored this WAHA id on another row; keep ours as it was.
-            db.session.rollback()
-            message = db.session.get(Message, details["message_id"])
-            message.sent_at = utcnow()
-            audit.record(tenant.id, "message.send", actor, target_type="message", target_id=message.id,
-                         details={**details, "status": message.status})
-    db.session.commit()
+    _record_sent(message_id, predicted_id, result)
     return message
+
+
+def _record_sent(message_id: int, predicted_id: str, result: Any) -> None:
+    """After WAHA accepted the send: its id, the send time and any ack in the answer, in one UPDATE.
+
+    Acks may have moved the row forward over the webhook meanwhile, so the status only ever moves up the ladder
+    (in SQL, against the row as it is now).
+    """
+    now = utcnow()
+    values: dict[str, Any] = {"sent_at": now, "updated_at": now}
+    status = _status_from_response(result.raw)
+    if status:
+        lower = [name for name, rank in STATUS_RANK.items() if rank < STATUS_RANK[status] and name != "ERROR"]
+        values["status"] = case((Message.status.in_(lower), status), else_=Message.status)
+    stmt = update(Message).where(Message.id == message_id)
+    if result.message_id != predicted_id:
+        try:
+            db.session.execute(stmt.values(waha_message_id=result.message_id, **values))
+            db.session.commit()
+            return
+        except IntegrityError:
+            # Webhook processing already stored this WAHA id on another row; keep the predicted one.
+            db.session.rollback()
+    db.session.execute(stmt.values(**values))
+    db.session.commit()
 
 
 # ---------------------------------------------------------------------------------------------- reading

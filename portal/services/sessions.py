@@ -23,9 +23,10 @@ import redis
 from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import joinedload
 
 from portal.extensions import db, redis_store
-from portal.models import ENGINES, Tenant, WahaServer, WahaSession, get_for_tenant, utcnow
+from portal.models import ENGINES, Tenant, WahaServer, WahaSession, utcnow
 from portal.services import audit, idempotency, pacing, servers
 from portal.services.audit import SYSTEM, Actor
 from portal.services.errors import Conflict, Invalid, NotFound, ServiceError, Upstream
@@ -292,7 +293,11 @@ def _apply_info(session: WahaSession, info: Any, actor: Actor, source: str) -> N
 
 def get_session(tenant: Tenant, session_id: Any) -> WahaSession:
     """One of the tenant's sessions; NotFound("session_not_found") for unknown ids and other tenants' ids."""
-    session = get_for_tenant(db.session, WahaSession, tenant.id, str(session_id)) if session_id else None
+    session = None
+    if session_id:
+        # The server comes along in the same query: almost every caller goes on to talk to WAHA.
+        session = db.session.scalar(select(WahaSession).options(joinedload(WahaSession.server)).where(
+            WahaSession.id == str(session_id), WahaSession.tenant_id == tenant.id))
     if session is None:
         raise NotFound("No such session.", code="session_not_found")
     return session

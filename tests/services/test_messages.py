@@ -150,6 +150,17 @@ def test_send_when_waha_is_down_is_503_and_the_row_says_error(tenant, sim, worki
     assert message.status == "ERROR" and message.error and message.failed_at is not None
 
 
+def test_send_failure_is_audited(tenant, sim, working):
+    sim.fail_next(5, 503)
+
+    with pytest.raises(Upstream):
+        messages.send_message(tenant, working.id, TEST_ACTOR, to=NUMBER, text="Hi")
+
+    sim.fail_next(0)
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "message.send_failed"))
+    assert event.details["error"] == "WahaUnavailable"
+
+
 def test_send_faster_than_the_tenant_rate_is_429_with_retry_after(tenant, sim, working):
     tenant.send_rate_per_minute = 2
     db.session.commit()
