@@ -83,6 +83,7 @@ def test_send_after_scan_and_sync_works(tenant, sim, make_session):
     assert len(sim.sent_messages(session.external_name)) == 1
 
 
+@pytest.mark.smoke
 def test_send_same_idempotency_key_twice_sends_once(tenant, sim, working):
     first = messages.send_message(tenant, working.id, TEST_ACTOR, to=NUMBER, text="Hi", idempotency_key="k-1")
     again = messages.send_message(tenant, working.id, TEST_ACTOR, to=NUMBER, text="Hi", idempotency_key="k-1")
@@ -138,6 +139,7 @@ def test_send_with_one_key_racing_in_threads_sends_once(app, tenant, sim, workin
     assert len(sim.sent_messages(working.external_name)) == 1
 
 
+@pytest.mark.smoke
 def test_send_when_waha_is_down_is_503_and_the_row_says_error(tenant, sim, working):
     sim.fail_next(5, 503)
 
@@ -351,6 +353,7 @@ def test_list_messages_pages_through_everything_newest_first_without_repeats(ten
     assert pages == 5
 
 
+@pytest.mark.smoke
 def test_list_messages_pages_are_stable_when_many_share_a_timestamp(tenant, working):
     rows = add_messages(tenant, working, 12, same_time=True)
 
@@ -459,6 +462,7 @@ def test_get_message_returns_the_tenants_message(tenant, working):
     assert messages.get_message(tenant, row.id).id == row.id
 
 
+@pytest.mark.smoke
 def test_list_chats_summarises_each_conversation(tenant, working):
     add_messages(tenant, working, 3, chat_id="491701111111@c.us", body="a {n}")
     add_messages(tenant, working, 2, chat_id="491702222222@c.us", body="b {n}",

@@ -34,6 +34,7 @@ def closed_port_url() -> str:
 
 # ---------------------------------------------------------------------------------------------- create
 
+@pytest.mark.smoke
 def test_create_session_starts_it_on_waha(tenant, sim):
     session = sessions.create_session(tenant, TEST_ACTOR, name="Sales desk")
 
@@ -85,6 +86,7 @@ def test_create_session_external_names_differ_for_the_same_name_in_two_tenants(t
     assert mine.external_name != theirs.external_name
 
 
+@pytest.mark.smoke
 def test_create_session_rejects_taken_name_with_409(tenant):
     sessions.create_session(tenant, TEST_ACTOR, name="Sales")
 
@@ -189,6 +191,7 @@ def test_create_session_when_the_commit_fails_deletes_it_on_waha(app, tenant, si
     assert session_rows() == 0
 
 
+@pytest.mark.smoke
 def test_create_session_same_idempotency_key_returns_the_same_session_without_a_second_waha_call(
         tenant, waha_requests):
     first = sessions.create_session(tenant, TEST_ACTOR, name="Sales", idempotency_key="create-1")
@@ -491,6 +494,7 @@ def test_get_qr_before_the_session_shows_one_is_409(tenant, make_session):
     assert caught.value.details["status"] == "WORKING"
 
 
+@pytest.mark.smoke
 def test_get_qr_second_call_within_the_cache_window_makes_no_waha_call(tenant, make_session, waha_requests):
     session = make_session(status="SCAN_QR_CODE")
     waha_requests.clear()
