@@ -528,6 +528,39 @@ def sync_session(tenant: Tenant, session_id: Any, actor: Actor = SYSTEM) -> Waha
     return session
 
 
+def sync_all_sessions(tenant: Tenant, actor: Actor = SYSTEM) -> list[WahaSession]:
+    """Refresh every session of the tenant with one list call per WAHA server (not one call per session).
+
+    Sessions WAHA does not list keep their status (as in `sync_session`) and are logged; the recovery job
+    deals with them. A server that cannot be reached raises Upstream after the reachable ones were saved.
+    """
+    rows = list_sessions(tenant)
+    by_server: dict[int, list[WahaSession]] = {}
+    for row in rows:
+        by_server.setdefault(row.server_id, []).append(row)
+    failure: ServiceError | None = None
+    now = utcnow()
+    for group in by_server.values():
+        try:
+            listed = servers.client_for(group[0].server).list_sessions(all=True)
+        except waha_errors.WahaError as exc:
+            failure = map_waha_error(exc)
+            continue
+        infos = {info.get("name"): info for info in listed if isinstance(info, dict)}
+        for row in group:
+            info = infos.get(row.external_name)
+            if info is None:
+                log.warning("session %s (%s) is missing on WAHA server %s", row.id, row.external_name,
+                            row.server.name)
+            else:
+                _apply_info(row, info, actor, "sync")
+            row.last_synced_at = now
+    db.session.commit()
+    if failure is not None:
+        raise failure
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------- QR, code, screen
 
 def _expires_in(session: WahaSession) -> int | None:

@@ -441,6 +441,28 @@ def test_sync_session_missing_on_waha_is_409_and_keeps_the_status(tenant, sim, m
     assert row.status == "WORKING" and row.last_synced_at is not None
 
 
+def test_sync_all_sessions_updates_every_session_with_one_list_call(tenant, sim, make_session, waha_requests):
+    first, second = make_session("One"), make_session("Two")
+    sim.scan(first.external_name)
+    sim.scan(second.external_name)
+    waha_requests.clear()
+
+    synced = sessions.sync_all_sessions(tenant)
+
+    assert {s.status for s in synced} == {"WORKING"}
+    assert waha_requests.count("GET", "/api/sessions") == 1
+
+
+def test_sync_all_sessions_leaves_other_tenants_alone(tenant, sim, make_session):
+    other = make_tenant("other")
+    theirs = make_session("Theirs", owner=other)
+    sim.scan(theirs.external_name)
+
+    sessions.sync_all_sessions(tenant)
+
+    assert sessions.get_session(other, theirs.id).status != "WORKING"
+
+
 def test_apply_status_records_a_change_with_time_and_audit(tenant, make_session):
     session = make_session()
     before = utcnow()
