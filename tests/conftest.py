@@ -57,7 +57,7 @@ def sim() -> Iterator[Any]:
     """The WAHA simulator on a loopback port, shared by the session and reset before each test using it."""
     from wahasim.testing import SimServer
 
-    server = SimServer(api_key=SIM_API_KEY, engine="GOWS", ack_delay=0.05)
+    server = SimServer(api_key=SIM_API_KEY, engine="GOWS", ack_delay=0.05, starting_delay=0.02)
     server.start()
     yield server
     server.stop()
