@@ -188,7 +188,7 @@ def accept_invitation(token: str, actor: Actor, *, user: User | None = None, nam
                        code="account_exists")
     else:
         check_password_strength(password or "")
-        user = User(email=invitation.email, name=name.strip()[:200])
+        user = User(email=invitation.email, name=(name or "").strip()[:200])
         user.set_password(password or "")
         db.session.add(user)
         db.session.flush()

@@ -6,10 +6,13 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from portal.web import auth, dashboard
+    from portal.web import account, admin, auth, dashboard, platform
     from portal.web import messages, sessions  # sessions and messaging pages
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(sessions.bp)
     app.register_blueprint(messages.bp)
+    admin.register(app)  # team, tokens, webhooks, audit log, settings
+    app.register_blueprint(account.bp)
+    app.register_blueprint(platform.bp)

@@ -176,3 +176,9 @@ def test_removal_keeps_the_account(tenant, owner):
     with pytest.raises(NotFound):
         team.get_member(tenant, viewer.id)
     assert db.session.get(type(viewer), viewer.id) is not None
+
+
+def test_accept_without_a_name_creates_the_account(tenant):
+    _, token = _invite(tenant)
+    user = team.accept_invitation(token, TEST_ACTOR, name=None, password="a-long-password")  # type: ignore[arg-type]
+    assert user.name == "" and user.email == "new@example.com"

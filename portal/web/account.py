@@ -1,0 +1,187 @@
+"""Account pages outside the sign-in form: password reset, invitation acceptance, OpenID Connect sign-in."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import requests
+from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.flask_client import OAuth
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user
+from joserfc.errors import JoseError
+
+from portal.extensions import limiter
+from portal.services import accounts, team
+from portal.services.errors import ServiceError
+from portal.services.tenants import get_user_by_email
+from portal.tenancy import request_actor
+from portal.web.admin import page, show_service_error
+from portal.web.admin_forms import AcceptInvitationForm, ConfirmForm, ForgotPasswordForm, ResetPasswordForm
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("account", __name__)
+
+OIDC_SCOPES = "openid email profile"
+
+
+def _private(response: Any) -> Any:
+    # These pages carry a secret in their URL: keep it out of caches and of Referer headers.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _signed_in(user: Any, tenant_id: int | None = None, remember: bool = False) -> None:
+    session.clear()  # a fresh session on every sign-in (no fixation)
+    login_user(user, remember=remember)
+    if tenant_id is not None:
+        session["tenant_id"] = tenant_id
+
+
+# -- Password reset -----------------------------------------------------------------------------------------------
+
+@bp.route("/account/forgot", methods=["GET", "POST"])
+@limiter.limit("10 per minute", methods=["POST"])
+def forgot_password():  # type: ignore[no-untyped-def]
+    form = ForgotPasswordForm(email=request.args.get("email", ""))
+    if form.validate_on_submit():
+        accounts.request_password_reset(form.email.data, request_actor())
+        # The same answer whether or not the address has an account.
+        return page("account/forgot_sent.html", email=form.email.data)
+    return page("account/forgot.html", 400 if form.is_submitted() else 200, form=form)
+
+
+@bp.route("/account/reset/<token>", methods=["GET", "POST"])
+@limiter.limit("20 per minute", methods=["POST"])
+def reset_password(token: str):  # type: ignore[no-untyped-def]
+    try:
+        user = accounts.user_for_reset_token(token)
+    except ServiceError as exc:
+        return _private(page("account/reset_invalid.html", 400, message=exc.message))
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            accounts.reset_password(token, form.password.data, request_actor("user", user.email, str(user.id)))
+        except ServiceError as exc:
+            if exc.code == "reset_link_invalid":
+                return _private(page("account/reset_invalid.html", 400, message=exc.message))
+            show_service_error(form, exc)
+        else:
+            flash("Your password is changed. Sign in with the new one.", "success")
+            return redirect(url_for("auth.login"))
+    return _private(page("account/reset.html", 400 if form.is_submitted() else 200, form=form, user=user))
+
+
+# -- Invitations --------------------------------------------------------------------------------------------------
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+@limiter.limit("20 per minute", methods=["POST"])
+def accept_invitation(token: str):  # type: ignore[no-untyped-def]
+    try:
+        invitation = team.find_invitation(token)
+    except ServiceError as exc:
+        return _private(page("account/invitation_invalid.html", exc.status, message=exc.message))
+    signed_in = current_user.is_authenticated
+    existing = None if signed_in else get_user_by_email(invitation.email)
+    form: Any = ConfirmForm() if signed_in or existing else AcceptInvitationForm()
+    status = 200
+    if request.method == "POST" and existing is None:
+        status = 400
+        if form.validate_on_submit():
+            tenant_id, tenant_name = invitation.tenant_id, team.tenant_of(invitation).name
+            actor = request_actor("user", current_user.email, str(current_user.id)) if signed_in else \
+                request_actor("anonymous", invitation.email)
+            try:
+                user = team.accept_invitation(token, actor,
+                                              user=current_user._get_current_object() if signed_in else None,
+                                              name=(form.name.data or "") if "name" in form else "",
+                                              password=None if signed_in else form.password.data)
+            except ServiceError as exc:
+                show_service_error(form, exc)
+                status = exc.status
+            else:
+                if signed_in:
+                    session["tenant_id"] = tenant_id
+                else:
+                    _signed_in(user, tenant_id)
+                flash(f"Welcome to {tenant_name}.", "success")
+                return redirect(url_for("dashboard.index"))
+    mismatch = signed_in and current_user.email.lower() != invitation.email.lower()
+    return _private(page("account/invitation.html", status, form=form, invitation=invitation,
+                         tenant_name=team.tenant_of(invitation).name, existing=existing, mismatch=mismatch,
+                         oidc_enabled=oidc_client() is not None))
+
+
+# -- OpenID Connect -----------------------------------------------------------------------------------------------
+
+def oidc_client() -> Any:
+    """The OIDC client for the configured provider, or None when single sign-on is not set up.
+
+    Built on first use (and again if the settings change), so a provider that is down at start-up does not
+    stop the portal."""
+    cfg = current_app.config
+    issuer, client_id, secret = cfg.get("OIDC_ISSUER"), cfg.get("OIDC_CLIENT_ID"), cfg.get("OIDC_CLIENT_SECRET")
+    if not (issuer and client_id and secret):
+        return None
+    clients = current_app.extensions.setdefault("portal_oidc", {})
+    key = (issuer, client_id, secret)
+    if key not in clients:
+        oauth = OAuth(current_app._get_current_object())  # type: ignore[attr-defined]
+        clients[key] = oauth.register(
+            "oidc", client_id=client_id, client_secret=secret,
+            server_metadata_url=f"{issuer.rstrip('/')}/.well-known/openid-configuration",
+            client_kwargs={"scope": OIDC_SCOPES, "code_challenge_method": "S256", "timeout": 10})
+    return clients[key]
+
+
+def _safe_next(target: str | None) -> str | None:
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+@bp.get("/login/oidc")
+@limiter.limit("30 per minute")
+def oidc_login():  # type: ignore[no-untyped-def]
+    client = oidc_client()
+    if client is None:
+        abort(404, "Single sign-on is not set up on this portal.")
+    next_url = _safe_next(request.args.get("next"))
+    try:
+        response = client.authorize_redirect(url_for(".oidc_callback", _external=True))
+    except (AuthlibBaseError, requests.RequestException, ValueError) as exc:
+        log.warning("OIDC provider unreachable: %s", exc)
+        flash("Single sign-on is unavailable right now. Try again in a minute, or sign in with your password.",
+              "error")
+        return redirect(url_for("auth.login"))
+    if next_url:
+        session["oidc_next"] = next_url
+    return response
+
+
+@bp.get("/login/oidc/callback")
+@limiter.limit("30 per minute")
+def oidc_callback():  # type: ignore[no-untyped-def]
+    client = oidc_client()
+    if client is None:
+        abort(404, "Single sign-on is not set up on this portal.")
+    try:
+        token = client.authorize_access_token()
+    except (AuthlibBaseError, JoseError, requests.RequestException, ValueError) as exc:
+        log.warning("OIDC sign-in failed: %s", exc)
+        accounts.record_oidc_failure(str(exc), request_actor())
+        flash("Single sign-on did not complete. Try again, or sign in with your password.", "error")
+        return redirect(url_for("auth.login"))
+    claims = dict(token.get("userinfo") or {})
+    next_url = session.pop("oidc_next", None)
+    try:
+        user = accounts.sign_in_oidc(claims, request_actor("anonymous", claims.get("email")))
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("auth.login"))
+    _signed_in(user)
+    return redirect(next_url or url_for("dashboard.index"))
+

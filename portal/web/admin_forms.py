@@ -1,0 +1,157 @@
+"""Forms of the administration, platform and account pages (Flask-WTF, CSRF on each that changes data)."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (DateField, EmailField, IntegerField, PasswordField, SelectChoice, SelectField,
+                     SelectMultipleField, StringField, URLField)
+from wtforms.validators import URL, DataRequired, EqualTo, Length, NumberRange, Optional, StopValidation
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from portal.services.tenants import MIN_PASSWORD
+from portal.services.tenant_admin import LIMITS
+
+
+def options(pairs: list[tuple[str, str]]) -> list[SelectChoice]:
+    """Select choices from (value, label) pairs."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+class AtLeastOne:
+    """Require one ticked box, without marking every box `required` (which would ask the browser for all)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __call__(self, form: FlaskForm, field: SelectMultipleField) -> None:
+        if not field.data:
+            raise StopValidation(self.message)
+
+
+class CheckboxesField(SelectMultipleField):
+    """A group of checkboxes; templates render it as a fieldset with a legend."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class ConfirmForm(FlaskForm):
+    """A button behind a confirmation page: only the CSRF token."""
+
+
+# -- API tokens ---------------------------------------------------------------------------------------------------
+
+EXPIRY_CHOICES = options([("30", "In 30 days"), ("90", "In 90 days"), ("365", "In a year"), ("never", "Never")])
+
+
+class TokenForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(message="Give the token a name you will recognise."),
+                                           Length(max=100)])
+    scopes = CheckboxesField("Scopes", validators=[AtLeastOne("Pick at least one scope.")])
+    expiry = SelectField("Expires", choices=EXPIRY_CHOICES, default="90")
+
+
+# -- Team ---------------------------------------------------------------------------------------------------------
+
+class InviteForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(message="Enter the address to invite."), Length(max=254)])
+    role = SelectField("Role", validators=[DataRequired()])
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", validators=[DataRequired()])
+
+
+# -- Audit log (a GET filter: nothing changes, so no CSRF token in the URL) ------------------------------------------
+
+class AuditFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    action = StringField("Action", validators=[Optional(), Length(max=64)])
+    actor = StringField("Actor", validators=[Optional(), Length(max=254)])
+    target = StringField("Target id", validators=[Optional(), Length(max=64)])
+    since = DateField("From", validators=[Optional()])
+    until = DateField("To", validators=[Optional()])
+
+
+# -- Webhook endpoints --------------------------------------------------------------------------------------------
+
+# "*" means every event; the rest are the WAHA events a tenant most often forwards.
+ENDPOINT_EVENT_PAIRS = [
+    ("*", "Every event"),
+    ("session.status", "Session status changes"),
+    ("message", "Incoming messages"),
+    ("message.any", "Every message, including those sent from the phone"),
+    ("message.ack", "Delivery and read receipts"),
+    ("message.reaction", "Reactions"),
+    ("message.revoked", "Deleted messages"),
+    ("message.edited", "Edited messages"),
+    ("presence.update", "Online and typing presence"),
+    ("call.received", "Incoming calls"),
+    ("group.v2.participants", "Group members joining or leaving"),
+    ("session.attention", "A session needs attention (the portal's own event)"),
+]
+ENDPOINT_EVENT_CHOICES = options(ENDPOINT_EVENT_PAIRS)
+
+
+class EndpointForm(FlaskForm):
+    url = URLField("URL", validators=[DataRequired(message="Enter the URL that receives the events."),
+                                      URL(require_tld=False, message="Enter a full http:// or https:// URL."),
+                                      Length(max=2048)])
+    description = StringField("Description", validators=[Optional(), Length(max=200)])
+    events = CheckboxesField("Events", validators=[AtLeastOne("Pick at least one event.")])
+
+
+# -- Tenant settings ----------------------------------------------------------------------------------------------
+
+def _bounded(field: str, label: str) -> IntegerField:
+    low, high, _ = LIMITS[field]
+    return IntegerField(label, validators=[
+        DataRequired(message=f"Enter a whole number from {low} to {high}.") if low > 0 else Optional(),
+        NumberRange(min=low, max=high, message=f"Enter a whole number from {low} to {high}.")])
+
+
+class SettingsForm(FlaskForm):
+    send_rate_per_minute = _bounded("send_rate_per_minute", "Messages per minute, per session")
+    retention_messages_days = _bounded("retention_messages_days", "Keep messages for (days)")
+    retention_events_days = _bounded("retention_events_days", "Keep webhook events for (days)")
+    max_sessions = _bounded("max_sessions", "Most WhatsApp sessions")
+
+
+# -- Platform admin -----------------------------------------------------------------------------------------------
+
+class TenantForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(message="Enter the tenant's name."), Length(max=200)])
+    slug = StringField("Slug", validators=[DataRequired(message="Enter a short id such as acme."), Length(max=63)])
+    max_sessions = _bounded("max_sessions", "Most WhatsApp sessions")
+    owner_email = EmailField("Owner's email", validators=[Optional(), Length(max=254)])
+
+
+# -- Account ------------------------------------------------------------------------------------------------------
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(message="Enter the address you sign in with."),
+                                            Length(max=254)])
+
+
+def _new_password() -> PasswordField:
+    return PasswordField("New password", validators=[
+        DataRequired(message="Choose a password."),
+        Length(min=MIN_PASSWORD, max=200, message=f"Use at least {MIN_PASSWORD} characters.")])
+
+
+def _confirm() -> PasswordField:
+    return PasswordField("Repeat the password", validators=[
+        DataRequired(message="Repeat the password."), EqualTo("password", message="The passwords differ.")])
+
+
+class ResetPasswordForm(FlaskForm):
+    password = _new_password()
+    confirm = _confirm()
+
+
+class AcceptInvitationForm(FlaskForm):
+    name = StringField("Your name", validators=[Optional(), Length(max=200)])
+    password = _new_password()
+    confirm = _confirm()

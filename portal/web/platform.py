@@ -1,0 +1,134 @@
+"""The platform admin area: every tenant, creating and deactivating tenants, and their members.
+
+Only users with `is_platform_admin` get in; everyone else gets 403 on every page and form here.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
+from flask_login import current_user, login_required
+
+from portal.permissions import ROLES
+from portal.services import team as team_service
+from portal.services import tenant_admin
+from portal.services import tenants as tenants_service
+from portal.services.accounts import public_url
+from portal.services.errors import ServiceError
+from portal.tenancy import request_actor
+from portal.web.admin import page, show_service_error
+from portal.web.admin_forms import ConfirmForm, InviteForm, TenantForm, options
+
+bp = Blueprint("platform", __name__, url_prefix="/platform")
+
+# The platform area's pages in menu order: (endpoint, label). Other platform pages (WAHA servers) add theirs here.
+SECTIONS: list[tuple[str, str]] = [("platform.tenants", "Tenants")]
+
+
+@bp.app_context_processor
+def platform_menu() -> dict:  # type: ignore[type-arg]
+    def platform_sections() -> list[tuple[str, str]]:
+        return [(endpoint, label) for endpoint, label in SECTIONS if endpoint in current_app.view_functions]
+
+    return {"platform_sections": platform_sections}
+
+
+@bp.before_request
+@login_required
+def platform_admins_only():  # type: ignore[no-untyped-def]
+    if not current_user.is_platform_admin:
+        abort(403, "Only platform admins can open this area.")
+    return None
+
+
+def _actor():  # type: ignore[no-untyped-def]
+    return request_actor("user", current_user.email, str(current_user.id))
+
+
+def _accept_url(token: str) -> str:
+    return public_url("account.accept_invitation", token=token)
+
+
+@bp.get("/")
+def index():  # type: ignore[no-untyped-def]
+    return redirect(url_for(".tenants"))
+
+
+@bp.get("/tenants")
+def tenants():  # type: ignore[no-untyped-def]
+    return page("platform/tenants.html", rows=tenant_admin.list_tenants())
+
+
+@bp.route("/tenants/new", methods=["GET", "POST"])
+def create_tenant():  # type: ignore[no-untyped-def]
+    form = TenantForm()
+    if request.method == "GET":
+        form.max_sessions.data = 10
+        return page("platform/tenant_new.html", form=form)
+    if not form.validate_on_submit():
+        return page("platform/tenant_new.html", 400, form=form)
+    try:
+        tenant = tenants_service.create_tenant(form.slug.data, form.name.data, _actor(),
+                                               max_sessions=form.max_sessions.data)
+    except ServiceError as exc:
+        show_service_error(form, exc)
+        return page("platform/tenant_new.html", exc.status, form=form)
+    issued = None
+    if form.owner_email.data:
+        try:
+            issued = team_service.invite_member(tenant, form.owner_email.data, "owner", _actor(),
+                                                actor_role="owner", invited_by_id=current_user.id,
+                                                accept_url=_accept_url)
+        except ServiceError as exc:
+            flash(f"The tenant exists, but the owner could not be invited: {exc.message}", "error")
+    flash(f"Tenant {tenant.name} created.", "success")
+    return _detail(tenant.id, issued=issued)
+
+
+def _detail(tenant_id: int, status: int = 200, issued=None, invite_form=None):  # type: ignore[no-untyped-def]
+    tenant = tenant_admin.get_tenant(tenant_id)
+    if invite_form is None:
+        invite_form = InviteForm(formdata=None)
+        invite_form.role.data = "owner"
+    invite_form.role.choices = options([(role, role.capitalize()) for role in ROLES])
+    return page("platform/tenant_detail.html", status, no_store=issued is not None, tenant=tenant,
+                members=team_service.list_members(tenant), invitations=team_service.list_invitations(tenant),
+                invite_form=invite_form, issued=issued, confirm=ConfirmForm())
+
+
+@bp.get("/tenants/<int:tenant_id>")
+def tenant_detail(tenant_id: int):  # type: ignore[no-untyped-def]
+    return _detail(tenant_id)
+
+
+@bp.post("/tenants/<int:tenant_id>/invite")
+def invite(tenant_id: int):  # type: ignore[no-untyped-def]
+    tenant = tenant_admin.get_tenant(tenant_id)
+    form = InviteForm()
+    form.role.choices = options([(role, role.capitalize()) for role in ROLES])
+    if not form.validate_on_submit():
+        return _detail(tenant.id, 400, invite_form=form)
+    try:
+        issued = team_service.invite_member(tenant, form.email.data, form.role.data, _actor(), actor_role="owner",
+                                            invited_by_id=current_user.id, accept_url=_accept_url)
+    except ServiceError as exc:
+        show_service_error(form, exc)
+        return _detail(tenant.id, exc.status, invite_form=form)
+    return _detail(tenant.id, issued=issued)
+
+
+@bp.get("/tenants/<int:tenant_id>/deactivate")
+def confirm_deactivate(tenant_id: int):  # type: ignore[no-untyped-def]
+    tenant = tenant_admin.get_tenant(tenant_id)
+    return page("admin/confirm.html", form=ConfirmForm(), title=f"Deactivate {tenant.name}?",
+                message="Its members can no longer sign in to work in it. Its sessions, messages and settings "
+                        "are kept, and you can activate it again.",
+                action=url_for(".set_active", tenant_id=tenant.id), button="Deactivate tenant",
+                cancel=url_for(".tenant_detail", tenant_id=tenant.id), fields={"active": "0"})
+
+
+@bp.post("/tenants/<int:tenant_id>/active")
+def set_active(tenant_id: int):  # type: ignore[no-untyped-def]
+    active = request.form.get("active") == "1"
+    tenant = tenant_admin.set_tenant_active(tenant_id, active, _actor())
+    flash(f"{tenant.name} is {'active again' if active else 'deactivated'}.", "success")
+    return redirect(url_for(".tenant_detail", tenant_id=tenant.id))

@@ -1,0 +1,55 @@
+"""Tenant settings: sending pace, retention, and (platform admins only) the session limit."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, url_for
+from flask_login import current_user, login_required
+
+from portal.services import tenant_admin
+from portal.services.errors import ServiceError
+from portal.tenancy import require
+from portal.web.admin import page, principal, show_service_error
+from portal.web.admin_forms import SettingsForm
+
+bp = Blueprint("admin_settings", __name__, url_prefix="/admin/settings")
+
+LABELS = {
+    "send_rate_per_minute": "messages per minute",
+    "retention_messages_days": "message retention",
+    "retention_events_days": "event retention",
+    "max_sessions": "session limit",
+}
+
+
+def _form() -> SettingsForm:
+    tenant = principal().tenant
+    form = SettingsForm(obj=tenant)
+    if not current_user.is_platform_admin:
+        # The session limit is what the platform sells; a tenant's own admins see it but cannot raise it.
+        del form.max_sessions
+    return form
+
+
+@bp.route("/", methods=["GET", "POST"])
+@login_required
+@require("settings:manage")
+def index():  # type: ignore[no-untyped-def]
+    who = principal()
+    form = _form()
+    status = 200
+    if form.is_submitted():
+        status = 400
+        if form.validate():
+            values = {name: form[name].data for name in LABELS if name in form}
+            try:
+                changes = tenant_admin.update_settings(who.tenant, who.actor(), **values)
+            except ServiceError as exc:
+                show_service_error(form, exc)
+                status = exc.status
+            else:
+                if changes:
+                    flash("Saved: " + ", ".join(LABELS[name] for name in changes) + ".", "success")
+                else:
+                    flash("Nothing changed.", "info")
+                return redirect(url_for(".index"))
+    return page("admin/settings.html", status, form=form, tenant=who.tenant)

@@ -1,0 +1,149 @@
+"""The team page: members and their roles, invitations by link, removal."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, url_for
+from flask_login import current_user, login_required
+
+from portal.models import Membership
+from portal.services import team as team_service
+from portal.services.accounts import public_url
+from portal.services.errors import ServiceError
+from portal.tenancy import Principal, require
+from portal.web.admin import page, principal, show_service_error
+from portal.web.admin_forms import ConfirmForm, InviteForm, RoleForm, options
+
+bp = Blueprint("admin_team", __name__, url_prefix="/admin/team")
+
+
+def _invite_form(who: Principal, blank: bool = False) -> InviteForm:
+    form = InviteForm(formdata=None) if blank else InviteForm()
+    assignable = team_service.assignable_roles(who.role)
+    form.role.choices = options([(role, role.capitalize()) for role in assignable])
+    if blank or not form.is_submitted():
+        form.role.data = "operator"
+    return form
+
+
+def _role_form(who: Principal, membership: Membership) -> RoleForm | None:
+    """A role picker for this member, or None when the viewer may not change their role."""
+    assignable = team_service.assignable_roles(who.role)
+    if membership.role not in assignable:
+        return None
+    form = RoleForm(formdata=None)
+    form.role.choices = options([(role, role.capitalize()) for role in assignable])
+    form.role.data = membership.role
+    return form
+
+
+def _index(invite_form: InviteForm, status: int = 200, issued: team_service.IssuedInvitation | None = None,
+           role_errors: dict[int, str] | None = None):  # type: ignore[no-untyped-def]
+    who = principal()
+    members = team_service.list_members(who.tenant)
+    return page("admin/team.html", status, no_store=issued is not None, invite_form=invite_form,
+                members=members, role_forms={m.user_id: _role_form(who, m) for m in members},
+                invitations=team_service.list_invitations(who.tenant),
+                assignable=team_service.assignable_roles(who.role), issued=issued,
+                role_errors=role_errors or {})
+
+
+@bp.get("/")
+@login_required
+@require("team:manage")
+def index():  # type: ignore[no-untyped-def]
+    return _index(_invite_form(principal()))
+
+
+@bp.post("/invite")
+@login_required
+@require("team:manage")
+def invite():  # type: ignore[no-untyped-def]
+    who = principal()
+    form = _invite_form(who)
+    if not form.validate_on_submit():
+        return _index(form, 400)
+    try:
+        issued = team_service.invite_member(
+            who.tenant, form.email.data, form.role.data, who.actor(), actor_role=who.role,
+            invited_by_id=current_user.id,
+            accept_url=lambda token: public_url("account.accept_invitation", token=token))
+    except ServiceError as exc:
+        show_service_error(form, exc)
+        return _index(form, exc.status)
+    # The link is shown on this answer only; the database keeps its hash.
+    return _index(_invite_form(who, blank=True), issued=issued)
+
+
+@bp.post("/<int:user_id>/role")
+@login_required
+@require("team:manage")
+def change_role(user_id: int):  # type: ignore[no-untyped-def]
+    who = principal()
+    form = RoleForm()
+    form.role.choices = options([(role, role) for role in team_service.assignable_roles(who.role)])
+    if not form.validate_on_submit():
+        return _index(_invite_form(who, blank=True), 400, role_errors={user_id: "Pick one of the roles offered."})
+    try:
+        membership = team_service.change_role(who.tenant, user_id, form.role.data, who.actor(),
+                                              actor_role=who.role)
+    except ServiceError as exc:
+        if exc.status == 404:
+            raise
+        return _index(_invite_form(who, blank=True), exc.status, role_errors={user_id: exc.message})
+    flash(f"{membership.user.email} is now {membership.role}.", "success")
+    return redirect(url_for(".index"))
+
+
+@bp.get("/<int:user_id>/remove")
+@login_required
+@require("team:manage")
+def confirm_remove(user_id: int):  # type: ignore[no-untyped-def]
+    who = principal()
+    membership = team_service.get_member(who.tenant, user_id)
+    yourself = membership.user_id == current_user.id
+    return page("admin/confirm.html", form=ConfirmForm(),
+                title="Leave this team?" if yourself else f"Remove {membership.user.email}?",
+                message=(f"You will no longer be able to work in {who.tenant.name}." if yourself else
+                         f"{membership.user.email} will no longer be able to work in {who.tenant.name}. "
+                         "Their account stays; you can invite them again later."),
+                action=url_for(".remove", user_id=user_id), button="Leave" if yourself else "Remove member",
+                cancel=url_for(".index"))
+
+
+@bp.post("/<int:user_id>/remove")
+@login_required
+@require("team:manage")
+def remove(user_id: int):  # type: ignore[no-untyped-def]
+    who = principal()
+    membership = team_service.get_member(who.tenant, user_id)
+    email = membership.user.email
+    try:
+        team_service.remove_member(who.tenant, user_id, who.actor(), actor_role=who.role)
+    except ServiceError as exc:
+        return _index(_invite_form(who, blank=True), exc.status, role_errors={user_id: exc.message})
+    if user_id == current_user.id:
+        flash(f"You left {who.tenant.name}.", "success")
+        return redirect(url_for("dashboard.index"))
+    flash(f"{email} was removed from the team.", "success")
+    return redirect(url_for(".index"))
+
+
+@bp.get("/invitations/<int:invitation_id>/revoke")
+@login_required
+@require("team:manage")
+def confirm_revoke_invitation(invitation_id: int):  # type: ignore[no-untyped-def]
+    invitation = team_service.get_invitation(principal().tenant, invitation_id)
+    return page("admin/confirm.html", form=ConfirmForm(), title=f"Withdraw the invitation to {invitation.email}?",
+                message="The link sent to them will stop working.",
+                action=url_for(".revoke_invitation", invitation_id=invitation.id), button="Withdraw invitation",
+                cancel=url_for(".index"))
+
+
+@bp.post("/invitations/<int:invitation_id>/revoke")
+@login_required
+@require("team:manage")
+def revoke_invitation(invitation_id: int):  # type: ignore[no-untyped-def]
+    who = principal()
+    invitation = team_service.revoke_invitation(who.tenant, invitation_id, who.actor(), actor_role=who.role)
+    flash(f"The invitation to {invitation.email} is withdrawn.", "success")
+    return redirect(url_for(".index"))

@@ -1,0 +1,89 @@
+"""API tokens: create with scopes and expiry (secret shown once), list, revoke behind a confirmation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, abort, flash, redirect, url_for
+from flask_login import current_user, login_required
+
+from portal.extensions import db
+from portal.models import ApiToken, get_for_tenant, utcnow
+from portal.permissions import PERMISSIONS
+from portal.services import tokens as tokens_service
+from portal.services.errors import ServiceError
+from portal.tenancy import Principal, require
+from portal.web.admin import page, principal, show_service_error
+from portal.web.admin_forms import ConfirmForm, TokenForm, options
+
+bp = Blueprint("admin_tokens", __name__, url_prefix="/admin/tokens")
+
+
+def _form(who: Principal) -> TokenForm:
+    form = TokenForm()
+    # A token can never do more than the person who creates it.
+    form.scopes.choices = options([(name, f"{name}: {text}") for name, text in PERMISSIONS.items() if who.can(name)])
+    return form
+
+
+def _index(form: TokenForm, status: int = 200):  # type: ignore[no-untyped-def]
+    who = principal()
+    return page("admin/tokens.html", status, form=form, tokens=tokens_service.list_tokens(who.tenant),
+                now=utcnow())
+
+
+@bp.get("/")
+@login_required
+@require("tokens:manage")
+def index():  # type: ignore[no-untyped-def]
+    return _index(_form(principal()))
+
+
+@bp.post("/")
+@login_required
+@require("tokens:manage")
+def create():  # type: ignore[no-untyped-def]
+    who = principal()
+    form = _form(who)
+    if not form.validate_on_submit():
+        return _index(form, 400)
+    expires_at = None if form.expiry.data == "never" else utcnow() + timedelta(days=int(form.expiry.data))
+    try:
+        issued = tokens_service.create_token(who.tenant, form.name.data, form.scopes.data, who.actor(),
+                                             expires_at=expires_at, created_by_id=current_user.id)
+    except ServiceError as exc:
+        show_service_error(form, exc)
+        return _index(form, exc.status)
+    # The secret lives only in this response: not in the URL, the session or a flash message.
+    return page("admin/token_created.html", 201, no_store=True, issued=issued)
+
+
+def _token(token_id: int) -> ApiToken:
+    token = get_for_tenant(db.session, ApiToken, principal().tenant.id, token_id)
+    if token is None:
+        abort(404, "No such API token.")
+    return token
+
+
+@bp.get("/<int:token_id>/revoke")
+@login_required
+@require("tokens:manage")
+def confirm_revoke(token_id: int):  # type: ignore[no-untyped-def]
+    token = _token(token_id)
+    return page("admin/confirm.html", form=ConfirmForm(), title=f"Revoke the token “{token.name}”?",
+                message="Programs that use it will get 401 Unauthorized from the next request on. "
+                        "This cannot be undone.",
+                action=url_for(".revoke", token_id=token.id), button="Revoke token",
+                cancel=url_for(".index"))
+
+
+@bp.post("/<int:token_id>/revoke")
+@login_required
+@require("tokens:manage")
+def revoke(token_id: int):  # type: ignore[no-untyped-def]
+    who = principal()
+    if not ConfirmForm().validate_on_submit():
+        abort(400, "The form expired. Reload the page and try again.")
+    token = tokens_service.revoke_token(who.tenant, token_id, who.actor())
+    flash(f"The token “{token.name}” is revoked.", "success")
+    return redirect(url_for(".index"))

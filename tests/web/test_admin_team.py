@@ -1,0 +1,165 @@
+"""The team page: invite by link, change roles, remove members, withdraw invitations, each within the actor's role."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.mail import outbox
+from portal.models import Invitation, Membership
+from portal.services import team
+from portal.services.errors import NotFound
+from tests.factories import TEST_ACTOR, make_tenant
+from tests.web.admin_builders import member, post, text
+
+PAGE = "/admin/team/"
+
+
+def _invite(client, email="new@example.com", role="operator"):
+    return post(client, "/admin/team/invite", {"email": email, "role": role}, page=PAGE)
+
+
+def _role_of(tenant, user):
+    return db.session.scalar(select(Membership.role).where(Membership.tenant_id == tenant.id,
+                                                           Membership.user_id == user.id))
+
+
+@pytest.mark.parametrize("role,status", [("viewer", 403), ("operator", 403), ("admin", 200), ("owner", 200)])
+def test_team_page_is_for_admins_and_owners(login, tenant, role, status):
+    assert login(member(tenant, role)).get(PAGE).status_code == status
+
+
+def test_team_page_lists_members_with_roles(login, tenant, owner):
+    member(tenant, "viewer", email="vic@example.com")
+    body = text(login(owner).get(PAGE))
+    assert "vic@example.com" in body and owner.email in body
+    assert "No invitations waiting" in body
+
+
+def test_invite_shows_the_link_once_and_mails_it(login, owner):
+    outbox.clear()
+    client = login(owner)
+    response = _invite(client)
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    link = re.search(r'id="invite-url"[^>]*>([^<]+)<', text(response)).group(1)
+    assert "/invite/" in link
+    assert outbox[-1].to == "new@example.com" and link in outbox[-1].body
+    stored = db.session.scalar(select(Invitation))
+    assert stored.token_hash == team.token_digest(link.rsplit("/", 1)[1])
+    assert link not in text(client.get(PAGE))
+
+
+def test_invite_offers_admins_no_owner_role(login, tenant):
+    body = text(login(member(tenant, "admin")).get(PAGE))
+    invite_form = body[body.index('id="invite"'):]
+    assert 'value="admin"' in invite_form and 'value="owner"' not in invite_form
+
+
+def test_admin_inviting_an_owner_by_direct_post_is_refused(login, tenant):
+    response = _invite(login(member(tenant, "admin")), role="owner")
+    assert response.status_code == 400
+    assert db.session.scalar(select(Invitation)) is None
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator"])
+def test_invite_by_direct_post_is_forbidden_below_admin(login, tenant, role):
+    response = _invite(login(member(tenant, role)))
+    assert response.status_code == 403
+    assert db.session.scalar(select(Invitation)) is None
+
+
+def test_invite_of_a_member_is_refused_in_words(login, tenant, owner):
+    response = _invite(login(owner), email=owner.email)
+    assert response.status_code == 409
+    assert "already a member" in text(response)
+
+
+def test_invite_without_csrf_token_is_rejected(login, owner):
+    response = login(owner).post("/admin/team/invite", data={"email": "x@example.com", "role": "viewer"})
+    assert response.status_code == 400
+    assert db.session.scalar(select(Invitation)) is None
+
+
+def test_change_role_updates_the_member(login, tenant, owner):
+    viewer = member(tenant, "viewer")
+    client = login(owner)
+    response = post(client, f"/admin/team/{viewer.id}/role", {"role": "operator"}, page=PAGE)
+    assert response.status_code == 302
+    assert _role_of(tenant, viewer) == "operator"
+    assert "is now operator" in text(client.get(PAGE))
+
+
+def test_change_role_of_the_last_owner_is_refused_in_words(login, tenant, owner):
+    response = post(login(owner), f"/admin/team/{owner.id}/role", {"role": "admin"}, page=PAGE)
+    assert response.status_code == 409
+    assert "at least one owner" in text(response)
+    assert _role_of(tenant, owner) == "owner"
+
+
+def test_admin_sees_no_controls_for_owners(login, tenant, owner):
+    body = text(login(member(tenant, "admin")).get(PAGE))
+    assert f'/admin/team/{owner.id}/role' not in body
+    assert f'/admin/team/{owner.id}/remove' not in body
+
+
+def test_admin_cannot_demote_an_owner_by_direct_post(login, tenant, owner):
+    response = post(login(member(tenant, "admin")), f"/admin/team/{owner.id}/role", {"role": "viewer"}, page=PAGE)
+    assert response.status_code in (400, 403)
+    assert _role_of(tenant, owner) == "owner"
+
+
+def test_change_role_of_another_tenants_member_is_not_found(login, owner):
+    stranger = member(make_tenant("other"), "viewer")
+    response = post(login(owner), f"/admin/team/{stranger.id}/role", {"role": "admin"}, page=PAGE)
+    assert response.status_code == 404
+
+
+def test_remove_asks_for_confirmation_then_removes(login, tenant, owner):
+    viewer = member(tenant, "viewer")
+    client = login(owner)
+    assert f"Remove {viewer.email}?" in text(client.get(f"/admin/team/{viewer.id}/remove"))
+    assert _role_of(tenant, viewer) == "viewer"
+    response = post(client, f"/admin/team/{viewer.id}/remove", page=PAGE)
+    assert response.status_code == 302
+    assert _role_of(tenant, viewer) is None
+
+
+def test_remove_of_the_last_owner_is_refused(login, tenant, owner):
+    response = post(login(owner), f"/admin/team/{owner.id}/remove", page=PAGE)
+    assert response.status_code == 409
+    assert _role_of(tenant, owner) == "owner"
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_remove_of_another_tenants_member_is_not_found(login, owner, method):
+    stranger = member(make_tenant("other"), "viewer")
+    client = login(owner)
+    path = f"/admin/team/{stranger.id}/remove"
+    response = client.get(path) if method == "get" else post(client, path, page=PAGE)
+    assert response.status_code == 404
+
+
+def test_withdraw_invitation_stops_its_link(login, tenant, owner):
+    issued = team.invite_member(tenant, "late@example.com", "viewer", TEST_ACTOR, actor_role="owner",
+                                accept_url=lambda token: token)
+    client = login(owner)
+    assert "late@example.com" in text(client.get(PAGE))
+    response = post(client, f"/admin/team/invitations/{issued.invitation.id}/revoke", page=PAGE)
+    assert response.status_code == 302
+    with pytest.raises(NotFound):
+        team.find_invitation(issued.url)
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_withdraw_of_another_tenants_invitation_is_not_found(login, owner, method):
+    issued = team.invite_member(make_tenant("other"), "theirs@example.com", "viewer", TEST_ACTOR,
+                                actor_role="owner", accept_url=lambda token: token)
+    client = login(owner)
+    path = f"/admin/team/invitations/{issued.invitation.id}/revoke"
+    response = client.get(path) if method == "get" else post(client, path, page=PAGE)
+    assert response.status_code == 404
+    assert team.find_invitation(issued.url).id == issued.invitation.id

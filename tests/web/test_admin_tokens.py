@@ -1,0 +1,147 @@
+"""The API tokens page: create with scopes and expiry, secret shown once, list, revoke behind a confirmation."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import ApiToken
+from portal.services import tokens as tokens_service
+from tests.factories import TEST_ACTOR, make_tenant
+from tests.web.admin_builders import member, post, text
+
+PAGE = "/admin/tokens/"
+
+
+def _create(client, **overrides):
+    data = {"name": "CRM sync", "scopes": ["messages:send", "sessions:read"], "expiry": "30", **overrides}
+    return post(client, PAGE, data, page=PAGE)
+
+
+@pytest.mark.parametrize("role,status", [("viewer", 403), ("operator", 403), ("admin", 200), ("owner", 200)])
+def test_tokens_page_is_for_admins_and_owners(login, tenant, role, status):
+    client = login(member(tenant, role))
+    assert client.get(PAGE).status_code == status
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator"])
+def test_create_by_direct_post_is_forbidden_below_admin(login, tenant, owner, role):
+    client = login(member(tenant, role))
+    response = _create(client)
+    assert response.status_code == 403
+    assert db.session.scalar(select(ApiToken)) is None
+
+
+def test_tokens_page_shows_an_empty_state(login, owner):
+    body = text(login(owner).get(PAGE))
+    assert "No API tokens yet" in body and "Create a token" in body
+
+
+def test_create_shows_the_secret_once_and_stores_its_hash(login, owner):
+    client = login(owner)
+    response = _create(client)
+    assert response.status_code == 201
+    assert response.headers["Cache-Control"] == "no-store"
+    secret = re.search(r'id="token-secret"[^>]*>(wp_[^<]+)<', text(response)).group(1)
+    token = db.session.scalar(select(ApiToken))
+    assert token.secret_hash == hashlib.sha256(secret.encode()).hexdigest()
+    assert token.scopes == ["messages:send", "sessions:read"]
+    assert secret not in text(client.get(PAGE))
+    assert tokens_service.authenticate(secret).id == token.id
+
+
+def test_created_secret_is_not_in_the_url_or_a_flash(login, owner):
+    client = login(owner)
+    response = _create(client)
+    secret = re.search(r"(wp_[0-9a-f]{12}_[\w-]+)", text(response)).group(1)
+    assert "Location" not in response.headers
+    with client.session_transaction() as session:
+        assert secret not in str(dict(session))
+
+
+def test_create_sets_the_chosen_expiry(login, owner):
+    _create(login(owner), expiry="365")
+    token = db.session.scalar(select(ApiToken))
+    assert 364 <= (token.expires_at - token.created_at).days <= 365
+
+
+def test_create_without_expiry_never_expires(login, owner):
+    _create(login(owner), expiry="never")
+    assert db.session.scalar(select(ApiToken)).expires_at is None
+
+
+def test_create_without_scopes_is_refused_in_words(login, owner):
+    response = _create(login(owner), scopes=[])
+    assert response.status_code == 400
+    assert "Pick at least one scope" in text(response)
+    assert db.session.scalar(select(ApiToken)) is None
+
+
+def test_create_with_an_unknown_scope_is_refused(login, owner):
+    response = _create(login(owner), scopes=["everything"])
+    assert response.status_code == 400
+    assert db.session.scalar(select(ApiToken)) is None
+
+
+def test_create_without_csrf_token_is_rejected(login, owner):
+    client = login(owner)
+    response = client.post(PAGE, data={"name": "x", "scopes": ["sessions:read"], "expiry": "30"})
+    assert response.status_code == 400
+    assert db.session.scalar(select(ApiToken)) is None
+
+
+def test_list_shows_prefix_scopes_and_status(login, tenant, owner):
+    issued = tokens_service.create_token(tenant, "Billing", ["sessions:read"], TEST_ACTOR)
+    tokens_service.revoke_token(tenant, issued.token.id, TEST_ACTOR)
+    tokens_service.create_token(tenant, "Live one", ["messages:send"], TEST_ACTOR)
+    body = text(login(owner).get(PAGE))
+    assert f"wp_{issued.token.prefix}_" in body and "sessions:read" in body
+    assert "revoked" in body and "active" in body
+    assert issued.secret not in body
+
+
+def test_revoke_asks_for_confirmation_first(login, tenant, owner):
+    issued = tokens_service.create_token(tenant, "Billing", None, TEST_ACTOR)
+    page = login(owner).get(f"/admin/tokens/{issued.token.id}/revoke")
+    assert page.status_code == 200
+    assert "Revoke the token" in text(page)
+    assert db.session.get(ApiToken, issued.token.id).revoked_at is None
+
+
+def test_revoke_stops_the_token(login, tenant, owner):
+    issued = tokens_service.create_token(tenant, "Billing", None, TEST_ACTOR)
+    client = login(owner)
+    response = post(client, f"/admin/tokens/{issued.token.id}/revoke", page=PAGE)
+    assert response.status_code == 302
+    assert tokens_service.authenticate(issued.secret) is None
+    assert "is revoked" in text(client.get(PAGE))
+
+
+def test_revoke_without_csrf_token_is_rejected(login, tenant, owner):
+    issued = tokens_service.create_token(tenant, "Billing", None, TEST_ACTOR)
+    response = login(owner).post(f"/admin/tokens/{issued.token.id}/revoke")
+    assert response.status_code == 400
+    assert tokens_service.authenticate(issued.secret) is not None
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_revoke_of_another_tenants_token_is_not_found(login, owner, method):
+    issued = tokens_service.create_token(make_tenant("other"), "Theirs", None, TEST_ACTOR)
+    client = login(owner)
+    path = f"/admin/tokens/{issued.token.id}/revoke"
+    response = client.get(path) if method == "get" else post(client, path, page=PAGE)
+    assert response.status_code == 404
+    assert tokens_service.authenticate(issued.secret) is not None
+
+
+def test_revoke_is_audited_with_the_person(login, tenant, owner):
+    from portal.models import AuditEvent
+
+    issued = tokens_service.create_token(tenant, "Billing", None, TEST_ACTOR)
+    post(login(owner), f"/admin/tokens/{issued.token.id}/revoke", page=PAGE)
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "token.revoke"))
+    assert event.actor_label == owner.email and event.tenant_id == tenant.id
