@@ -19,6 +19,7 @@ import json
 import logging
 import mimetypes
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ DRAIN_BUDGET_SECONDS = 20.0  # a drain job hands over to a fresh job after this 
 MAX_ATTEMPTS = 5  # an event that failed this often is marked failed
 DRAIN_FLAG = "portal:events:drain-queued"
 DRAIN_FLAG_TTL = 10  # seconds; a lost drain job is replaced after this long at the latest
+SIGNAL_COALESCE_SECONDS = 0.05  # a busy receiver signals at most this often per process
 DRAIN_JOB = "portal.jobs.events.drain_events"
 MEDIA_JOB = "portal.jobs.events.fetch_media"
 REDIS_PAUSE_SECONDS = 5.0  # after a Redis failure the receiver stops trying to signal for this long
@@ -121,17 +123,24 @@ class _KeyCache:
 
 
 _keys = _KeyCache()
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+UNKNOWN_SESSION_WAITS = (0.05, 0.1, 0.2, 0.4)  # seconds between look-ups of a session id not found (yet)
+_late_waiters = threading.BoundedSemaphore(4)  # requests of one process that may wait so; the rest answer at once
 _redis_down_until: tuple[Any, float] = (None, 0.0)  # (the Redis client that failed, until when to skip it)
 _ingest_engines: dict[str, sa.Engine] = {}
 _ingest_lock = threading.Lock()
 
 
 def _after_fork() -> None:
-    global _ingest_lock, _redis_down_until
+    global _ingest_lock, _redis_down_until, _signal, _writer, _late_waiters
+    _signal = _DrainSignal()
+    _writer = _GroupWriter()
+    _writer_conn[0] = None  # the parent's socket stays the parent's
     _redis_down_until = (None, 0.0)
     _ingest_lock = threading.Lock()
     _ingest_engines.clear()
     _keys.clear()
+    _late_waiters = threading.BoundedSemaphore(4)
 
 
 os.register_at_fork(after_in_child=_after_fork)
@@ -142,21 +151,38 @@ def forget_session_key(session_id: str) -> None:
     _keys.drop(session_id)
 
 
-def _session_key(session_id: str) -> _SessionKey | None:
-    cached = _keys.get(session_id)
-    if cached is not None:
-        return cached
-    if not session_id or len(session_id) > 36:
-        return None
+def _lookup_key(session_id: str) -> _SessionKey | None:
     row = db.session.execute(
         select(WahaSession.id, WahaSession.tenant_id, WahaSession.name, WahaSession.hmac_key)
         .where(WahaSession.id == session_id)).first()
-    db.session.rollback()  # end the read transaction: the insert below runs on its own connection
+    db.session.rollback()  # end the read transaction: the insert runs on its own connection
     if row is None:
         return None
     item = _SessionKey(row.id, row.tenant_id, row.name, row.hmac_key.encode(), time.monotonic() + _KeyCache.TTL)
     _keys.put(item)
     return item
+
+
+def _session_key(session_id: str) -> _SessionKey | None:
+    cached = _keys.get(session_id)
+    if cached is not None:
+        return cached
+    if not _UUID_RE.match(session_id or ""):
+        return None
+    item = _lookup_key(session_id)
+    if item is not None or not _late_waiters.acquire(blocking=False):
+        return item
+    try:
+        # WAHA emits a new session's first events while the portal is still committing the row it created
+        # before calling WAHA: give that commit a moment rather than dropping the events as unknown.
+        for delay in UNKNOWN_SESSION_WAITS:
+            time.sleep(delay)
+            item = _lookup_key(session_id)
+            if item is not None:
+                return item
+        return None
+    finally:
+        _late_waiters.release()
 
 
 def signature_ok(key: bytes, body: bytes, signature: str | None) -> bool:
@@ -202,39 +228,97 @@ def ingest(session_param: str | None, body: bytes, signature: str | None) -> Ing
     items = parse_events(body)
     if len(items) > MAX_BATCH_EVENTS:
         raise Invalid(f"A batch holds at most {MAX_BATCH_EVENTS} events.", code="batch_too_large")
-    single_raw = body if len(items) == 1 and body.lstrip()[:1] == b"{" else None
-    rows = []
-    for item in items:
-        raw = single_raw if single_raw is not None else None
-        rows.append({
-            "event_id": _event_id(item, raw),
-            "event": item["event"][:64],
-            "session_name": str(item.get("session") or "")[:64] or None,
-            "payload": raw.decode("utf-8") if raw is not None else json.dumps(item, separators=(",", ":")),
-        })
+    batch = _Batch_in(items, body)
     if session_key is None:
-        _store(rows, None, None, "ignored")
-        log.info("webhook for unknown session %r: %d event(s) recorded as ignored", session_param, len(rows))
-        return IngestResult(received=len(rows), stored=len(rows), ignored=True)
+        _store(batch, None, None, "ignored")
+        log.info("webhook for unknown session %r: %d event(s) recorded as ignored", session_param, len(items))
+        return IngestResult(received=len(items), stored=len(items), ignored=True)
     try:
-        stored = _store(rows, session_key.session_id, session_key.tenant_id, "pending")
+        stored = _store(batch, session_key.session_id, session_key.tenant_id, "pending")
     except IntegrityError:
         # The session was deleted since its key was cached: its events have no one to go to.
         forget_session_key(session_key.session_id)
-        _store(rows, None, None, "ignored")
-        return IngestResult(received=len(rows), stored=len(rows), ignored=True)
-    queued = request_drain() if stored else False
-    return IngestResult(received=len(rows), stored=stored, queued=queued)
+        _store(batch, None, None, "ignored")
+        return IngestResult(received=len(items), stored=len(items), ignored=True)
+    queued = _signal.after_commit() if stored else False
+    return IngestResult(received=len(items), stored=stored, queued=queued)
 
 
-_PG_INSERT = (
-    "INSERT INTO webhook_events (event_id, tenant_id, session_id, session_name, event, payload, status, attempts, "
-    "received_at) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, 0, now()) ON CONFLICT (event_id) DO NOTHING"
-)
+@dataclass
+class _Batch_in:
+    """The events of one request, with the raw text PostgreSQL parses itself (nothing is serialized again)."""
+
+    items: list[dict[str, Any]]
+    body: bytes
+
+    @property
+    def is_array(self) -> bool:
+        return self.body.lstrip()[:1] == b"["
+
+    def event_ids(self) -> list[str]:
+        raw = None if self.is_array else self.body
+        return [_event_id(item, raw) for item in self.items]
+
+
+class _DrainSignal:
+    """Coalesces the receiver's drain signals per process, so a busy receiver makes no Redis round trip per request.
+
+    The first commit after a quiet spell signals at once (one SET NX, plus an enqueue when no drain job waits).
+    Commits within SIGNAL_COALESCE_SECONDS of a signal only mark the process "dirty"; a small thread sends one
+    signal for all of them at the end of the window. A process that dies in between leaves its rows pending:
+    the sweeper queues them.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.last = 0.0
+        self.dirty = False
+        self.thread: threading.Thread | None = None
+        self.pid = 0
+        self.app: Any = None
+
+    def after_commit(self) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            if now - self.last >= SIGNAL_COALESCE_SECONDS:
+                self.last, self.dirty = now, False
+                immediate = True
+            else:
+                self.dirty, immediate = True, False
+                self._ensure_thread()
+        return request_drain() if immediate else False
+
+    def _ensure_thread(self) -> None:
+        if self.thread is not None and self.thread.is_alive() and self.pid == os.getpid():
+            return
+        self.pid = os.getpid()
+        self.app = current_app._get_current_object()  # type: ignore[attr-defined]
+        self.thread = threading.Thread(target=self._run, name="events-signal", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(SIGNAL_COALESCE_SECONDS)
+            with self.lock:
+                if not self.dirty:
+                    continue
+                self.dirty, self.last = False, time.monotonic()
+            try:
+                with self.app.app_context():
+                    request_drain()
+            except Exception:
+                log.warning("deferred drain signal failed", exc_info=True)
+
+
+_signal = _DrainSignal()
+
+
+_PG_COLUMNS = "(event_id, tenant_id, session_id, session_name, event, payload, status, attempts, received_at)"
+_PG_ROW = "(%s, %s, %s, %s, %s, %s::jsonb, %s, 0, now())"
 
 
 def _ingest_engine() -> sa.Engine:
-    """An autocommit engine for the receiver: the INSERT is its own transaction, so a request costs one round trip
+    """An autocommit engine for the receiver: each INSERT is its own transaction, so a flush costs one round trip
     to PostgreSQL (no BEGIN/COMMIT, no pre-ping; a dropped connection is retried once, the insert is idempotent)."""
     url = db.engine.url
     key = url.render_as_string(hide_password=False)
@@ -244,48 +328,177 @@ def _ingest_engine() -> sa.Engine:
             engine = _ingest_engines.get(key)
             if engine is None:
                 engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
-                                          pool_reset_on_return=None, pool_size=10, max_overflow=20)
+                                          pool_reset_on_return=None, pool_size=4, max_overflow=12)
                 _ingest_engines[key] = engine
     return engine
 
 
-def _store(rows: list[dict[str, Any]], session_id: str | None, tenant_id: int | None, status: str) -> int:
-    """Insert the events (repeats skipped) and commit; returns how many rows are new."""
-    if db.engine.dialect.name == "postgresql":
-        params = [(r["event_id"], tenant_id, session_id, r["session_name"], r["event"], r["payload"], status)
-                  for r in rows]
-        for attempt in (1, 2):
-            try:
-                with _ingest_engine().connect() as conn:
-                    cursor = conn.connection.driver_connection.cursor()
-                    try:
-                        if len(params) == 1:
-                            cursor.execute(_PG_INSERT, params[0])
-                            return cursor.rowcount
-                        cursor.executemany(_PG_INSERT, params)
-                        return max(cursor.rowcount, 0) if cursor.rowcount >= 0 else len(params)
-                    finally:
-                        cursor.close()
-            except psycopg.Error as exc:
-                # map to SQLAlchemy's error so callers catch one kind whatever the database
-                if isinstance(exc, psycopg.errors.ForeignKeyViolation):
-                    raise IntegrityError("insert webhook_events", None, exc) from exc
-                if isinstance(exc, psycopg.OperationalError) and attempt == 1:
-                    _ingest_engine().dispose()
-                    continue
+class _Pending:
+    __slots__ = ("params", "ready", "lead", "inserted", "error")
+
+    def __init__(self, params: list[tuple]) -> None:
+        self.params = params
+        self.ready = threading.Event()
+        self.lead = False
+        self.inserted: set[str] = set()
+        self.error: BaseException | None = None
+
+
+class _GroupWriter:
+    """Group commit for the receiver (PostgreSQL): requests that arrive while an insert is in flight are written
+    together by the next one, as one multi-row INSERT and one commit. Each request still returns only after its
+    own rows are committed; under load, many requests share one round trip and one WAL flush.
+    """
+
+    MAX_ROWS = 5000  # 7 parameters a row stays far below PostgreSQL's 65,535
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.queue: list[_Pending] = []
+        self.busy = False
+
+    def write(self, params: list[tuple]) -> set[str]:
+        """Insert the rows (repeats skipped); returns the event ids that were new."""
+        item = _Pending(params)
+        with self.lock:
+            self.queue.append(item)
+            lead = not self.busy
+            self.busy = True
+        if not lead:
+            item.ready.wait()
+        if not item.lead and not lead:
+            if item.error is not None:
+                raise item.error
+            return item.inserted
+        with self.lock:
+            group, rows = [], 0
+            while self.queue and (not group or rows + len(self.queue[0].params) <= self.MAX_ROWS):
+                taken = self.queue.pop(0)
+                group.append(taken)
+                rows += len(taken.params)
+        try:
+            self._flush(group)
+        finally:
+            with self.lock:
+                if self.queue:
+                    successor = self.queue[0]
+                    successor.lead = True
+                    successor.ready.set()
+                else:
+                    self.busy = False
+            for other in group:
+                if other is not item:
+                    other.ready.set()
+        if item.error is not None:
+            raise item.error
+        return item.inserted
+
+    def _flush(self, group: list[_Pending]) -> None:
+        try:
+            inserted = _insert_rows([p for item in group for p in item.params])
+        except psycopg.Error as exc:
+            if len(group) == 1:
+                group[0].error = exc
+                return
+            for item in group:  # one bad request (a session deleted meanwhile) must not fail the others
+                self._flush([item])
+            return
+        for item in group:
+            item.inserted = {p[0] for p in item.params} & inserted
+
+
+def _insert_rows(params: list[tuple]) -> set[str]:
+    sql = (f"INSERT INTO webhook_events {_PG_COLUMNS} VALUES " + ", ".join([_PG_ROW] * len(params))
+           + " ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
+    flat = [value for row in params for value in row]
+    for attempt in (1, 2):
+        try:
+            connection = _writer_connection()
+            with connection.cursor() as cursor:
+                # Only small groups repeat their shape often enough to be worth a prepared statement.
+                cursor.execute(sql, flat, prepare=None if len(params) <= 16 else False)
+                return {row[0] for row in cursor.fetchall()}
+        except psycopg.OperationalError:
+            _drop_writer_connection()
+            if attempt == 2:
                 raise
-        raise AssertionError("unreachable")
+    raise AssertionError("unreachable")
+
+
+_writer_conn: list[Any] = [None]
+
+
+def _writer_connection() -> Any:
+    """The group writer's own autocommit connection (flushes are serialized, so one per process is enough)."""
+    connection = _writer_conn[0]
+    if connection is None or connection.closed:
+        conninfo = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        connection = psycopg.connect(conninfo, autocommit=True, application_name="portal-ingest")
+        _writer_conn[0] = connection
+    return connection
+
+
+def _drop_writer_connection() -> None:
+    connection, _writer_conn[0] = _writer_conn[0], None
+    if connection is not None:
+        try:
+            connection.close()
+        except psycopg.Error:
+            pass
+
+
+_writer = _GroupWriter()
+
+_PG_INSERT_ARRAY = (
+    f"INSERT INTO webhook_events {_PG_COLUMNS} "
+    "SELECT (%s::text[])[x.ord], %s, %s, left(x.e->>'session', 64), left(x.e->>'event', 64), x.e, %s, 0, now() "
+    "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS x(e, ord) "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+
+
+def _store(batch: "_Batch_in", session_id: str | None, tenant_id: int | None, status: str) -> int:
+    """Insert the events (repeats skipped) and commit; returns how many rows are new."""
+    ids = batch.event_ids()
+    if db.engine.dialect.name == "postgresql":
+        try:
+            if batch.is_array:
+                # A batch is already a group: one statement, PostgreSQL splits the array it parses anyway.
+                return len(_insert_array(ids, batch.body.decode("utf-8"), session_id, tenant_id, status))
+            item = batch.items[0]
+            row = (ids[0], tenant_id, session_id, str(item.get("session") or "")[:64] or None, item["event"][:64],
+                   batch.body.decode("utf-8"), status)
+            return len(_writer.write([row]))
+        except psycopg.errors.ForeignKeyViolation as exc:
+            # the same error whatever the database, for the caller
+            raise IntegrityError("insert webhook_events", None, exc) from exc
     # SQLite (embedded default): the ORM path, one transaction.
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     now = utcnow()
-    values = [{"event_id": r["event_id"], "tenant_id": tenant_id, "session_id": session_id,
-               "session_name": r["session_name"], "event": r["event"], "payload": json.loads(r["payload"]),
-               "status": status, "attempts": 0, "received_at": now} for r in rows]
+    values = [{"event_id": event_id, "tenant_id": tenant_id, "session_id": session_id,
+               "session_name": str(item.get("session") or "")[:64] or None, "event": item["event"][:64],
+               "payload": item, "status": status, "attempts": 0, "received_at": now}
+              for event_id, item in zip(ids, batch.items)]
     result = db.session.execute(sqlite_insert(WebhookEvent).values(values).on_conflict_do_nothing(
         index_elements=["event_id"]))
     db.session.commit()
     return max(result.rowcount, 0)
+
+
+def _insert_array(ids: list[str], body: str, session_id: str | None, tenant_id: int | None,
+                  status: str) -> set[str]:
+    for attempt in (1, 2):
+        try:
+            with _ingest_engine().connect() as conn:
+                with conn.connection.driver_connection.cursor() as cursor:
+                    cursor.execute(_PG_INSERT_ARRAY, (ids, tenant_id, session_id, status, body))
+                    return {row[0] for row in cursor.fetchall()}
+        except psycopg.OperationalError:
+            if attempt == 2:
+                raise
+            _ingest_engine().dispose()
+    raise AssertionError("unreachable")
 
 
 def request_drain(force: bool = False) -> bool:
