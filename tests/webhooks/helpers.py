@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import itertools
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -96,3 +98,14 @@ def post_events(client: FlaskClient, session: WahaSession, events: Any, *, key: 
     headers = {"Content-Type": "application/json", "X-Webhook-Hmac": sign(key or session.hmac_key, body),
                "X-Webhook-Hmac-Algorithm": "sha512"}
     return client.post(f"/webhooks/waha?session={session_param or session.id}", data=body, headers=headers)
+
+
+@contextlib.contextmanager
+def quiet_waha_webhooks(app: Any) -> Iterator[None]:
+    """Point PUBLIC_BASE_URL (the webhook URL new sessions give WAHA) at a closed port for the block."""
+    previous = app.config["PUBLIC_BASE_URL"]
+    app.config["PUBLIC_BASE_URL"] = "http://127.0.0.1:9"
+    try:
+        yield
+    finally:
+        app.config["PUBLIC_BASE_URL"] = previous
