@@ -16,3 +16,6 @@ def init_app(app: Flask) -> None:
     admin.register(app)  # team, tokens, webhooks, audit log, settings
     app.register_blueprint(account.bp)
     app.register_blueprint(platform.bp)
+    from portal.web import servers
+
+    app.register_blueprint(servers.bp)  # platform area: WAHA servers

@@ -1,0 +1,175 @@
+"""Platform admin pages for the WAHA servers: health, version, capacity, sessions; add, drain, check.
+
+Only platform admins get in. Health shown here is what the last fleet check stored (the periodic job, or the
+"Check now" buttons); rendering these pages never calls WAHA.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Blueprint, abort, flash, render_template, request, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, IntegerField, PasswordField, StringField
+from wtforms.validators import DataRequired, Length, NumberRange, URL
+
+from portal.services import fleet
+from portal.services import servers as servers_service
+from portal.services.errors import ServiceError
+from portal.services.health import waha_health
+from portal.services.servers import MULTI_SESSION_SINCE
+from portal.tenancy import request_actor
+from portal.web.helpers import redirect_to
+from portal.web.platform import SECTIONS
+
+bp = Blueprint("servers", __name__, url_prefix="/platform/servers")
+
+SECTIONS.append(("servers.index", "WAHA servers"))
+
+MIN_VERSION = ".".join(map(str, MULTI_SESSION_SINCE))
+
+
+class ServerForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=100)])
+    base_url = StringField("Base URL", validators=[DataRequired(), URL(require_tld=False), Length(max=255)])
+    api_key = PasswordField("API key", validators=[DataRequired(), Length(max=500)])
+    capacity = IntegerField("Capacity (sessions)", default=50, validators=[NumberRange(min=1, max=100000)])
+
+
+class ServerSettingsForm(FlaskForm):
+    capacity = IntegerField("Capacity (sessions)", validators=[NumberRange(min=1, max=100000)])
+    is_enabled = BooleanField("Enabled")
+
+
+@bp.before_request
+@login_required
+def platform_admins_only():  # type: ignore[no-untyped-def]
+    if not current_user.is_platform_admin:
+        abort(403, "Only platform admins can manage WAHA servers.")
+    return None
+
+
+def _actor():  # type: ignore[no-untyped-def]
+    return request_actor("user", current_user.email, str(current_user.id))
+
+
+def _started_at(start_timestamp: int | None) -> datetime | None:
+    if not start_timestamp:
+        return None
+    return datetime.fromtimestamp(start_timestamp / 1000, tz=timezone.utc)
+
+
+def _rows() -> list[dict]:
+    rows = waha_health(live=False)
+    for row in rows:
+        row["outdated"] = fleet.predates_multi_session(row["version"])
+    return rows
+
+
+@bp.get("/")
+def index():  # type: ignore[no-untyped-def]
+    rows = _rows()
+    if request.headers.get("HX-Request") == "true":
+        return render_template("servers/_table.html", rows=rows, min_version=MIN_VERSION)
+    return render_template("servers/index.html", rows=rows, min_version=MIN_VERSION)
+
+
+@bp.post("/check")
+def check_all():  # type: ignore[no-untyped-def]
+    results = fleet.check_servers(warn_always=True)
+    down = [r["name"] for r in results if r["health"] != "ok"]
+    if down:
+        flash(f"Checked {len(results)} servers; not answering: {', '.join(down)}.", "error")
+    else:
+        flash(f"Checked {len(results)} servers; all answer.", "success")
+    return redirect_to(url_for(".index"))
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create():  # type: ignore[no-untyped-def]
+    form = ServerForm()
+    if request.method == "POST" and form.validate_on_submit():
+        try:
+            server = servers_service.add_server(form.name.data, form.base_url.data, form.api_key.data, _actor(),
+                                                capacity=form.capacity.data)
+        except ServiceError as exc:
+            _place_error(form, exc)
+        else:
+            result = fleet.check_server(server.id)
+            if result["health"] == "ok":
+                flash(f"Added {server.name}: WAHA {result['version']} ({result['engine']}) answers.", "success")
+            else:
+                flash(f"Added {server.name}, but it does not answer yet: {result['error']}. It takes no "
+                      "sessions until a health check passes.", "error")
+            return redirect_to(url_for(".detail", server_id=server.id))
+    status = 400 if request.method == "POST" else 200
+    return render_template("servers/new.html", form=form), status
+
+
+def _place_error(form: FlaskForm, exc: ServiceError) -> None:
+    placed = False
+    for item in exc.details.get("fields", []):
+        field = getattr(form, str(item.get("field")), None)
+        if field is not None and hasattr(field, "errors"):
+            field.errors = list(field.errors) + [item.get("message") or exc.message]
+            placed = True
+    if not placed:
+        form.form_errors.append(exc.message)
+
+
+@bp.get("/<int:server_id>")
+def detail(server_id: int):  # type: ignore[no-untyped-def]
+    server = servers_service.get_server(server_id)
+    form = ServerSettingsForm(capacity=server.capacity, is_enabled=server.is_enabled)
+    return _detail_page(server, form)
+
+
+def _detail_page(server, form: ServerSettingsForm, status: int = 200):  # type: ignore[no-untyped-def]
+    sessions = fleet.sessions_on(server.id)
+    count = servers_service.session_counts().get(server.id, 0)
+    return render_template(
+        "servers/detail.html", server=server, form=form, sessions=sessions, count=count,
+        started_at=_started_at(server.start_timestamp), outdated=fleet.predates_multi_session(server.version),
+        min_version=MIN_VERSION,
+    ), status
+
+
+@bp.post("/<int:server_id>/settings")
+def settings(server_id: int):  # type: ignore[no-untyped-def]
+    server = servers_service.get_server(server_id)
+    form = ServerSettingsForm()
+    if not form.validate_on_submit():
+        return _detail_page(server, form, 400)
+    try:
+        fleet.update_server(server.id, _actor(), capacity=form.capacity.data, is_enabled=form.is_enabled.data)
+    except ServiceError as exc:
+        _place_error(form, exc)
+        return _detail_page(server, form, exc.status)
+    flash("Saved.", "success")
+    return redirect_to(url_for(".detail", server_id=server.id))
+
+
+@bp.post("/<int:server_id>/drain")
+def drain(server_id: int):  # type: ignore[no-untyped-def]
+    server = fleet.drain_server(server_id, _actor())
+    flash(f"{server.name} is draining: no new sessions go there; its sessions keep running.", "success")
+    return redirect_to(url_for(".detail", server_id=server.id))
+
+
+@bp.post("/<int:server_id>/undrain")
+def undrain(server_id: int):  # type: ignore[no-untyped-def]
+    server = fleet.undrain_server(server_id, _actor())
+    flash(f"{server.name} takes new sessions again.", "success")
+    return redirect_to(url_for(".detail", server_id=server.id))
+
+
+@bp.post("/<int:server_id>/check")
+def check(server_id: int):  # type: ignore[no-untyped-def]
+    result = fleet.check_server(server_id)
+    if result["health"] == "ok":
+        flash(f"{result['name']} answers: WAHA {result['version']} ({result['engine']}, {result['tier']}).",
+              "success")
+    else:
+        flash(f"{result['name']} does not answer: {result['error']}", "error")
+    return redirect_to(url_for(".detail", server_id=server_id))
