@@ -75,10 +75,10 @@ def index():  # type: ignore[no-untyped-def]
 
 def register(app: Flask) -> None:
     """Register the administration blueprints."""
-    from portal.web import audit, settings, team, tokens
+    from portal.web import audit, settings, team, tokens, webhooks
 
     app.register_blueprint(bp)
-    for module in (team, tokens, audit, settings):
+    for module in (team, tokens, webhooks, audit, settings):
         app.register_blueprint(module.bp)
 
     @app.context_processor

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta, timezone
 
 from flask import Blueprint, request, url_for
-
 from flask_login import login_required
 
 from portal.extensions import htmx

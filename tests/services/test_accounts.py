@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from flask import current_app
@@ -73,8 +74,6 @@ def test_reset_refuses_a_short_password(owner):
 
 
 def test_reset_lifts_a_sign_in_lock(owner):
-    from datetime import timedelta
-
     owner.locked_until = utcnow() + timedelta(minutes=10)
     db.session.commit()
     accounts.reset_password(accounts.make_reset_token(owner), "a-brand-new-password", TEST_ACTOR)

@@ -13,8 +13,10 @@ from portal.extensions import db
 from portal.mail import outbox
 from portal.models import AuditEvent, Membership, User
 from portal.services import team
+from portal.services.accounts import make_reset_token
+from portal.services.tenants import set_membership
 from tests.conftest import csrf_token
-from tests.factories import PASSWORD, TEST_ACTOR, make_user
+from tests.factories import PASSWORD, TEST_ACTOR, make_tenant, make_user
 from tests.web.admin_builders import find, post, text
 from tests.web.oidc_provider import CLIENT_ID, CLIENT_SECRET, FakeOidcProvider
 
@@ -97,8 +99,6 @@ def test_reset_with_a_forged_token_is_refused(client, owner):
 
 
 def test_reset_with_different_passwords_says_so(client, owner):
-    from portal.services.accounts import make_reset_token
-
     path = f"/account/reset/{make_reset_token(owner)}"
     response = client.post(path, data={"password": NEW_PASSWORD, "confirm": "something-else-entirely",
                                        "csrf_token": csrf_token(client, path)})
@@ -109,8 +109,6 @@ def test_reset_with_different_passwords_says_so(client, owner):
 
 
 def test_reset_without_csrf_token_is_rejected(client, owner):
-    from portal.services.accounts import make_reset_token
-
     path = f"/account/reset/{make_reset_token(owner)}"
     response = client.post(path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
     assert response.status_code == 400
@@ -161,8 +159,6 @@ def test_invitation_for_an_existing_account_asks_to_sign_in(client, tenant):
 
 
 def test_signed_in_invitee_joins_with_one_click(login, tenant):
-    from tests.factories import make_tenant
-
     user = make_user(make_tenant("other"), "owner", email="known@example.com")
     path = _invitation(tenant, email="known@example.com", role="admin")
     client = login(user)
@@ -298,3 +294,34 @@ def test_oidc_callback_without_a_started_sign_in_is_refused(client, sso):
     response = client.get("/login/oidc/callback", query_string={"code": "x", "state": "forged"})
     assert response.headers["Location"].endswith("/login")
     assert not _signed_in(client)
+
+
+# -- Sign-in extras around the form -------------------------------------------------------------------------------
+
+def test_sign_in_from_an_invitation_returns_to_it(client, tenant):
+    user = make_user(None, email="known@example.com")
+    path = _invitation(tenant, email="known@example.com")
+    login_url = find(r'href="(/login\?next=[^"]+)"', text(client.get(path)))
+    page = text(client.get(login_url.replace("&amp;", "&")))
+    assert f'name="next" value="{path}"' in page
+    response = client.post("/login", data={"email": user.email, "password": PASSWORD, "next": path,
+                                           "csrf_token": csrf_token(client, "/login")})
+    assert response.headers["Location"] == path
+
+
+def test_remember_me_keeps_a_long_lived_cookie(client, owner):
+    response = client.post("/login", data={"email": owner.email, "password": PASSWORD, "remember": "y",
+                                           "csrf_token": csrf_token(client, "/login")})
+    assert "remember_token=" in " ".join(response.headers.getlist("Set-Cookie"))
+
+
+def test_tenant_switcher_moves_between_tenants(login, tenant, owner):
+    other = make_tenant("globex", name="Globex")
+    make_user(other, "viewer", email="only-in-globex@example.com")
+    set_membership(other, owner, "admin", TEST_ACTOR)
+    client = login(owner)
+    page = text(client.get("/admin/team/"))
+    assert 'id="tenant-switch"' in page and "only-in-globex@example.com" not in page
+    response = post(client, "/switch-tenant", {"tenant_id": str(other.id)})
+    assert response.status_code == 302
+    assert "only-in-globex@example.com" in text(client.get("/admin/team/"))

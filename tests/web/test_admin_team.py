@@ -163,3 +163,14 @@ def test_withdraw_of_another_tenants_invitation_is_not_found(login, owner, metho
     response = client.get(path) if method == "get" else post(client, path, page=PAGE)
     assert response.status_code == 404
     assert team.find_invitation(issued.url).id == issued.invitation.id
+
+
+def test_nav_offers_administration_to_managers_only(login, tenant, owner):
+    assert 'href="/admin/"' in text(login(owner).get("/"))
+    viewer_page = text(login(member(tenant, "viewer")).get("/"))
+    assert 'href="/admin/"' not in viewer_page and 'href="/admin/team/"' not in viewer_page
+
+
+def test_admin_index_opens_the_first_allowed_page(login, tenant, owner):
+    response = login(owner).get("/admin/")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/admin/team/")

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import ApiToken
+from portal.models import ApiToken, AuditEvent
 from portal.services import tokens as tokens_service
 from tests.factories import TEST_ACTOR, make_tenant
 from tests.web.admin_builders import member, post, text
@@ -139,8 +139,6 @@ def test_revoke_of_another_tenants_token_is_not_found(login, owner, method):
 
 
 def test_revoke_is_audited_with_the_person(login, tenant, owner):
-    from portal.models import AuditEvent
-
     issued = tokens_service.create_token(tenant, "Billing", None, TEST_ACTOR)
     post(login(owner), f"/admin/tokens/{issued.token.id}/revoke", page=PAGE)
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "token.revoke"))

@@ -1,0 +1,188 @@
+"""The tenant's webhook endpoints: create (secret shown once), edit, disable, delete, test, delivery log, replay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, request, url_for
+from flask_login import login_required
+
+from portal.extensions import htmx
+from portal.services import forwarding
+from portal.services.errors import ServiceError
+from portal.tenancy import require
+from portal.web.admin import page, principal, show_service_error
+from portal.web.admin_forms import ENDPOINT_EVENT_PAIRS, ConfirmForm, EndpointForm, options
+
+bp = Blueprint("admin_webhooks", __name__, url_prefix="/admin/webhooks")
+
+DELIVERY_PAGE = 25
+
+
+def _form(endpoint: Any = None) -> EndpointForm:
+    form = EndpointForm(obj=endpoint if request.method == "GET" else None)
+    known = {value for value, _ in ENDPOINT_EVENT_PAIRS}
+    # Events set through the API may be outside the usual list; offer them too so saving keeps them.
+    extra = [(name, name) for name in (endpoint.events if endpoint is not None else []) if name not in known]
+    form.events.choices = options(ENDPOINT_EVENT_PAIRS + extra)
+    if request.method == "GET" and not form.events.data:
+        form.events.data = ["*"]
+    return form
+
+
+def _events(form: EndpointForm) -> list[str]:
+    # "Every event" wins over single picks, so the stored list says what the endpoint really gets.
+    chosen = list(form.events.data or [])
+    return ["*"] if "*" in chosen else chosen
+
+
+@bp.get("/")
+@login_required
+@require("webhooks:read")
+def index():  # type: ignore[no-untyped-def]
+    who = principal()
+    return page("admin/webhooks.html", endpoints=forwarding.list_endpoints(who.tenant))
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+@require("webhooks:manage")
+def create():  # type: ignore[no-untyped-def]
+    who = principal()
+    form = _form()
+    if request.method == "GET":
+        return page("admin/webhook_form.html", form=form, endpoint=None)
+    if form.validate_on_submit():
+        try:
+            endpoint, secret = forwarding.create_endpoint(who.tenant, who.actor(), url=form.url.data.strip(),
+                                                          events=_events(form),
+                                                          description=(form.description.data or "").strip())
+        except ServiceError as exc:
+            show_service_error(form, exc)
+            return page("admin/webhook_form.html", exc.status, form=form, endpoint=None)
+        # The signing secret is shown on this answer only, never in a URL or a stored flash.
+        return page("admin/webhook_created.html", 201, no_store=True, endpoint=endpoint, secret=secret)
+    return page("admin/webhook_form.html", 400, form=form, endpoint=None)
+
+
+def _deliveries(tenant: Any, endpoint_id: int) -> tuple[list[Any], str | None, str | None]:
+    status = request.args.get("status") or None
+    if status not in forwarding.DELIVERY_STATUSES:
+        status = None
+    result = forwarding.list_deliveries(tenant, endpoint_id=endpoint_id, status=status,
+                                        cursor=request.args.get("cursor") or None, limit=DELIVERY_PAGE)
+    return list(result.items), result.next_cursor, status
+
+
+@bp.get("/<int:endpoint_id>")
+@login_required
+@require("webhooks:read")
+def detail(endpoint_id: int):  # type: ignore[no-untyped-def]
+    who = principal()
+    endpoint = forwarding.get_endpoint(who.tenant, endpoint_id)
+    deliveries, next_cursor, status = _deliveries(who.tenant, endpoint.id)
+    context = dict(endpoint=endpoint, deliveries=deliveries, next_cursor=next_cursor, status=status,
+                   statuses=forwarding.DELIVERY_STATUSES, confirm=ConfirmForm())
+    if htmx and htmx.target == "deliveries":
+        return page("admin/_deliveries.html", **context)
+    return page("admin/webhook_detail.html", **context)
+
+
+@bp.route("/<int:endpoint_id>/edit", methods=["GET", "POST"])
+@login_required
+@require("webhooks:manage")
+def edit(endpoint_id: int):  # type: ignore[no-untyped-def]
+    who = principal()
+    endpoint = forwarding.get_endpoint(who.tenant, endpoint_id)
+    form = _form(endpoint)
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                forwarding.update_endpoint(who.tenant, endpoint.id, who.actor(), url=form.url.data.strip(),
+                                           events=_events(form),
+                                           description=(form.description.data or "").strip())
+            except ServiceError as exc:
+                show_service_error(form, exc)
+                return page("admin/webhook_form.html", exc.status, form=form, endpoint=endpoint)
+            flash("The endpoint is saved.", "success")
+            return redirect(url_for(".detail", endpoint_id=endpoint.id))
+        return page("admin/webhook_form.html", 400, form=form, endpoint=endpoint)
+    return page("admin/webhook_form.html", form=form, endpoint=endpoint)
+
+
+@bp.post("/<int:endpoint_id>/enabled")
+@login_required
+@require("webhooks:manage")
+def set_enabled(endpoint_id: int):  # type: ignore[no-untyped-def]
+    who = principal()
+    enable = request.form.get("enabled") == "1"
+    endpoint = forwarding.update_endpoint(who.tenant, endpoint_id, who.actor(), is_enabled=enable)
+    flash("The endpoint is enabled again." if enable else
+          "The endpoint is disabled: nothing is sent to it until you enable it.", "success")
+    return redirect(url_for(".detail", endpoint_id=endpoint.id))
+
+
+@bp.get("/<int:endpoint_id>/rotate")
+@login_required
+@require("webhooks:manage")
+def confirm_rotate(endpoint_id: int):  # type: ignore[no-untyped-def]
+    who = principal()
+    endpoint = forwarding.get_endpoint(who.tenant, endpoint_id)
+    return page("admin/confirm.html", form=ConfirmForm(), title="Give this endpoint a new signing secret?",
+                message=f"Deliveries to {endpoint.url} are signed with the new secret at once, so your system must "
+                        "switch to it too. The new secret is shown once, on the next page.",
+                action=url_for(".rotate", endpoint_id=endpoint.id), button="Make a new secret",
+                cancel=url_for(".detail", endpoint_id=endpoint.id))
+
+
+@bp.post("/<int:endpoint_id>/rotate")
+@login_required
+@require("webhooks:manage")
+def rotate(endpoint_id: int):  # type: ignore[no-untyped-def]
+    who = principal()
+    endpoint, secret = forwarding.rotate_secret(who.tenant, endpoint_id, who.actor())
+    return page("admin/webhook_created.html", 200, no_store=True, endpoint=endpoint, secret=secret, rotated=True)
+
+
+@bp.post("/<int:endpoint_id>/test")
+@login_required
+@require("webhooks:manage")
+def send_test(endpoint_id: int):  # type: ignore[no-untyped-def]
+    who = principal()
+    forwarding.send_test_event(who.tenant, endpoint_id, who.actor())
+    flash("A test event is on its way; its delivery shows in the log below.", "success")
+    return redirect(url_for(".detail", endpoint_id=endpoint_id))
+
+
+@bp.get("/<int:endpoint_id>/delete")
+@login_required
+@require("webhooks:manage")
+def confirm_delete(endpoint_id: int):  # type: ignore[no-untyped-def]
+    who = principal()
+    endpoint = forwarding.get_endpoint(who.tenant, endpoint_id)
+    return page("admin/confirm.html", form=ConfirmForm(), title=f"Delete the endpoint {endpoint.url}?",
+                message="Events stop going there at once and its delivery log is deleted with it. "
+                        "To pause it instead, disable it.",
+                action=url_for(".delete", endpoint_id=endpoint.id), button="Delete endpoint",
+                cancel=url_for(".detail", endpoint_id=endpoint.id))
+
+
+@bp.post("/<int:endpoint_id>/delete")
+@login_required
+@require("webhooks:manage")
+def delete(endpoint_id: int):  # type: ignore[no-untyped-def]
+    who = principal()
+    forwarding.delete_endpoint(who.tenant, endpoint_id, who.actor())
+    flash("The endpoint is deleted.", "success")
+    return redirect(url_for(".index"))
+
+
+@bp.post("/deliveries/<int:delivery_id>/replay")
+@login_required
+@require("webhooks:manage")
+def replay(delivery_id: int):  # type: ignore[no-untyped-def]
+    who = principal()
+    delivery = forwarding.replay_delivery(who.tenant, delivery_id, who.actor())
+    flash("The event is queued for delivery again.", "success")
+    return redirect(url_for(".detail", endpoint_id=delivery.endpoint_id) if delivery.endpoint_id
+                    else url_for(".index"))
