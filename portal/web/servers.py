@@ -60,10 +60,23 @@ def _started_at(start_timestamp: int | None) -> datetime | None:
     return datetime.fromtimestamp(start_timestamp / 1000, tz=timezone.utc)
 
 
+def _placement(server) -> str:  # type: ignore[no-untyped-def]
+    """Why a server does or does not take new sessions, as one word for the state badge."""
+    if not server.is_enabled:
+        return "disabled"
+    if server.is_draining:
+        return "draining"
+    if not servers_service.accepts_new_sessions(server):
+        return "refused"  # failing its checks, or a single-session Core image
+    return "taking"
+
+
 def _rows() -> list[dict]:
     rows = waha_health(live=False)
+    placement = {s.id: _placement(s) for s in servers_service.list_servers()}
     for row in rows:
         row["outdated"] = fleet.predates_multi_session(row["version"])
+        row["placement"] = placement.get(row["id"], "refused")
     return rows
 
 
@@ -131,7 +144,7 @@ def _detail_page(server, form: ServerSettingsForm, status: int = 200):  # type: 
     return render_template(
         "servers/detail.html", server=server, form=form, sessions=sessions, count=count,
         started_at=_started_at(server.start_timestamp), outdated=fleet.predates_multi_session(server.version),
-        min_version=MIN_VERSION,
+        min_version=MIN_VERSION, placement=_placement(server),
     ), status
 
 
