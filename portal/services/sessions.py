@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import joinedload
 
 from portal.extensions import db, redis_store
-from portal.models import ENGINES, Tenant, WahaServer, WahaSession, utcnow
+from portal.models import ENGINES, Tenant, WahaSession, utcnow
 from portal.services import audit, idempotency, pacing, servers
 from portal.services.audit import SYSTEM, Actor
 from portal.services.errors import Conflict, Invalid, NotFound, ServiceError, Upstream
@@ -313,14 +313,15 @@ def list_sessions(tenant: Tenant, *, status: str | None = None) -> list[WahaSess
 
 # ---------------------------------------------------------------------------------------------- create
 
-def _discard_on_waha(server: WahaServer, external_name: str) -> bool:
+def _discard_on_waha(client: Any, external_name: str) -> bool:
     """Best effort: delete a session WAHA created but the portal could not keep. True when it is gone."""
     try:
-        servers.client_for(server).delete_session(external_name)
+        client.delete_session(external_name)
         return True
     except waha_errors.WahaError:
         # The orphan reconciler deletes WAHA sessions that carry our metadata but have no row.
-        log.error("could not delete orphan session %s on WAHA server %s", external_name, server.name, exc_info=True)
+        log.error("could not delete orphan session %s on WAHA at %s", external_name, client.settings.base_url,
+                  exc_info=True)
         return False
 
 
@@ -394,26 +395,27 @@ def create_session(tenant: Tenant, actor: Actor, *, name: str, engine: str | Non
                 return _replay(tenant, record)
         raise Conflict(f"A session named '{name}' already exists.", code="session_exists") from None
 
-    external, server_row = session.external_name, server
+    # Taken now: after a rollback the rows are expired and the database may be the thing that failed.
+    external, server_name, client = session.external_name, server.name, servers.client_for(server)
     try:
-        info = servers.client_for(server).create_session(external, waha_config_for(session), start=True)
+        info = client.create_session(external, waha_config_for(session), start=True)
     except waha_errors.WahaError as exc:
         db.session.rollback()
         if isinstance(exc, waha_errors.WahaTimeout):
             # No answer does not mean nothing happened: WAHA may have created it after all.
-            _discard_on_waha(server_row, external)
+            _discard_on_waha(client, external)
         log.warning("WAHA refused to create session %s: %s", external, exc)
         raise map_waha_error(exc) from exc
 
     _apply_info(session, info, actor, "create")
     audit.record(tenant.id, "session.create", actor, target_type="session", target_id=session.id,
-                 details={"name": name, "external_name": external, "server": server_row.name,
+                 details={"name": name, "external_name": external, "server": server_name,
                           "engine": session.engine})
     try:
         db.session.commit()
     except SQLAlchemyError:
         db.session.rollback()
-        _discard_on_waha(server_row, external)
+        _discard_on_waha(client, external)
         raise
     return session
 
