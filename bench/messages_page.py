@@ -211,7 +211,8 @@ def main() -> None:
             ("big tenant, status=READ, first page", page(big, status="READ")),
         ]
         # Search: a substring of the text. A common term is found while walking the index; a rare one means
-        # reading the tenant's rows (no trigram index), so it is reported beside the page target, not in it.
+        # reading the tenant's rows (no trigram index), so it is reported beside the page target, not in it,
+        # as is the conversation list (it counts every message of the session).
         searches = [
             ("big tenant, q common (~1 in 140 rows)", big, "abc"),
             ("big tenant, q rare (~1 in 600,000 rows)", big, "abcdef"),
@@ -231,6 +232,15 @@ def main() -> None:
                 messages.list_messages(tenant, limit=PAGE, q=term)
                 db.session.rollback()
             samples = timed(search, max(20, args.runs // 4))
+            value = p95(samples)
+            print(f"{label:48} {statistics.median(samples):8.2f} {value:8.2f} {value / TARGET_MS:9.2f} "
+                  f"{value / base:11.1f}")
+        for label, tenant, session_key in (("big session, conversations (list_chats)", big, session_a),
+                                           ("typical session, conversations (list_chats)", typical, "t50-a")):
+            def chats(tenant: Tenant = tenant, session_key: str = session_key) -> None:
+                messages.list_chats(tenant, session_key)
+                db.session.rollback()
+            samples = timed(chats, max(20, args.runs // 4))
             value = p95(samples)
             print(f"{label:48} {statistics.median(samples):8.2f} {value:8.2f} {value / TARGET_MS:9.2f} "
                   f"{value / base:11.1f}")
