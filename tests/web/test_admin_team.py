@@ -174,3 +174,9 @@ def test_nav_offers_administration_to_managers_only(login, tenant, owner):
 def test_admin_index_opens_the_first_allowed_page(login, tenant, owner):
     response = login(owner).get("/admin/")
     assert response.status_code == 302 and response.headers["Location"].endswith("/admin/team/")
+
+
+def test_the_only_owner_has_no_remove_or_role_controls(login, tenant, owner):
+    body = text(login(owner).get(PAGE))
+    assert "the only owner" in body
+    assert f"/admin/team/{owner.id}/remove" not in body and f"/admin/team/{owner.id}/role" not in body
