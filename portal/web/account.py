@@ -183,5 +183,7 @@ def oidc_callback():  # type: ignore[no-untyped-def]
         flash(exc.message, "error")
         return redirect(url_for("auth.login"))
     _signed_in(user)
+    if not next_url and user.is_platform_admin and not user.memberships:
+        next_url = url_for("platform.index")
     return redirect(next_url or url_for("dashboard.index"))
 

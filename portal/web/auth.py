@@ -39,6 +39,8 @@ def login():  # type: ignore[no-untyped-def]
         else:
             session.clear()
             login_user(user, remember=form.remember.data)
+            if not form.next.data and user.is_platform_admin and not user.memberships:
+                return redirect(url_for("platform.index"))  # a platform admin of no tenant has no dashboard
             return redirect(_safe_next(form.next.data))
     return render_template("auth/login.html", form=form)
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.mail import outbox
 from portal.models import Invitation, Tenant
-from tests.factories import make_tenant, make_user
+from tests.factories import PASSWORD, make_tenant, make_user
 from tests.web.admin_builders import member, post, text
 
 
@@ -129,3 +129,9 @@ def test_platform_admin_invites_any_role(login, tenant, root):
                     page=f"/platform/tenants/{tenant.id}")
     assert response.status_code == 200
     assert db.session.scalar(select(Invitation.role).where(Invitation.email == "co@example.com")) == "owner"
+
+
+def test_platform_admin_of_no_tenant_lands_on_the_platform_area(client, ctx):
+    admin = make_user(None, email="ops@example.com", is_platform_admin=True)
+    response = post(client, "/login", {"email": admin.email, "password": PASSWORD}, page="/login")
+    assert response.headers["Location"] == "/platform/"
