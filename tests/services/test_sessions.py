@@ -173,10 +173,13 @@ def test_create_session_when_the_commit_fails_deletes_it_on_waha(app, tenant, si
     sim.set_latency(300)
 
     def kill_connection() -> None:
+        # Once WAHA has the create request (the simulator holds it for 300 ms), the row is flushed and
+        # waiting for the commit.
+        wait_for(lambda: waha_requests.count("POST", "/api/sessions"), timeout=10, interval=0.005)
         with app.app_context(), db.engine.connect() as conn:
             conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
 
-    killer = threading.Timer(0.15, kill_connection)
+    killer = threading.Thread(target=kill_connection)
     killer.start()
     try:
         with pytest.raises(SQLAlchemyError):
