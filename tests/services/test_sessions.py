@@ -261,6 +261,27 @@ def test_create_session_concurrent_requests_with_one_key_create_one_session(app,
     assert waha_requests.count("POST", "/api/sessions") == 1
 
 
+def test_create_session_rejects_an_overlong_idempotency_key(tenant):
+    with pytest.raises(Invalid) as caught:
+        sessions.create_session(tenant, TEST_ACTOR, name="Sales", idempotency_key="k" * 201)
+
+    assert caught.value.details["fields"][0]["field"] == "Idempotency-Key"
+
+
+def test_idempotency_records_older_than_a_day_are_purged(tenant):
+    from portal.models import IdempotencyRecord
+    from portal.services import idempotency
+
+    sessions.create_session(tenant, TEST_ACTOR, name="Old", idempotency_key="old")
+    sessions.create_session(tenant, TEST_ACTOR, name="New", idempotency_key="new")
+    old = db.session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key.endswith(":old")))
+    old.created_at = utcnow() - timedelta(days=2)
+    db.session.commit()
+
+    assert idempotency.purge() == 1
+    assert [r.key for r in db.session.scalars(select(IdempotencyRecord))] == ["session.create:new"]
+
+
 def test_create_session_is_audited(tenant):
     session = sessions.create_session(tenant, TEST_ACTOR, name="Sales")
 
