@@ -174,16 +174,21 @@ def live_server(app: Flask) -> Iterator[LiveServer]:
 @pytest.fixture
 def run_jobs(app: Flask) -> Callable[[], int]:
     """Run every queued job with a real RQ worker in burst mode; returns how many ran."""
-    from rq import SimpleWorker
+    from rq import Queue, SimpleWorker
 
     from portal.extensions import redis_store
     from portal.jobs import QUEUES
 
     def burst() -> int:
         with app.app_context():
-            worker = SimpleWorker(QUEUES, connection=redis_store.client)
-            worker.work(burst=True, with_scheduler=False)
-            return worker.successful_job_count + worker.failed_job_count
+            queues = [Queue(name, connection=redis_store.client) for name in QUEUES]
+
+            def done() -> int:
+                return sum(q.finished_job_registry.count + q.failed_job_registry.count for q in queues)
+
+            before = done()
+            SimpleWorker(queues, connection=redis_store.client).work(burst=True, with_scheduler=False)
+            return done() - before
 
     return burst
 
