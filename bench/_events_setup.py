@@ -31,7 +31,8 @@ def environ(**overrides: str) -> dict[str, str]:
     """The portal's environment for a benchmark process."""
     from portal.config import environ_for_tests
 
-    env = environ_for_tests(DATABASE_URL=DB_URL, REDIS_URL=REDIS_URL, LOG_LEVEL="ERROR")
+    # development, not testing: the portal behaves as it does in production (no test shortcuts)
+    env = environ_for_tests(DATABASE_URL=DB_URL, REDIS_URL=REDIS_URL, LOG_LEVEL="ERROR", PORTAL_ENV="development")
     env.update(overrides)
     return env
 

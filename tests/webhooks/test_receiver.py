@@ -14,7 +14,7 @@ from portal.extensions import db, redis_store
 from portal.jobs import QUEUE_EVENTS, RQRunner
 from portal.models import Message, WebhookEvent
 from portal.services import events
-from tests.webhooks.helpers import body_of, envelope, inbound_payload, new_session, post_events, sign
+from tests.webhooks.helpers import body_of, envelope, inbound_payload, new_session, post_events, sign, wait_for
 
 
 @pytest.fixture
@@ -151,3 +151,17 @@ def test_redis_down_at_ingest_answers_200_and_sweeper_gets_event_processed(app, 
     run_jobs()
     assert [r.status for r in _rows()] == ["done"]
     assert db.session.scalar(select(Message.body).where(Message.waha_message_id == payload["id"])) == payload["body"]
+
+
+def test_busy_receiver_coalesces_drain_signals_without_losing_any(app, client, session, run_jobs, monkeypatch):
+    monkeypatch.setitem(app.config, "EVENTS_SIGNAL_COALESCE_SECONDS", 2.0)
+    first = inbound_payload("first")
+    post_events(client, session, envelope(session, "message", first))
+    assert _queued_jobs() == [events.DRAIN_JOB]
+    run_jobs()
+    second = inbound_payload("second, within the window")
+    post_events(client, session, envelope(session, "message", second))
+    assert _queued_jobs() == []  # no Redis round trip for this request...
+    wait_for(lambda: _queued_jobs() == [events.DRAIN_JOB], timeout=6)  # ...the window's end signals for it
+    run_jobs()
+    assert {r.status for r in _rows()} == {"done"}
