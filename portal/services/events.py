@@ -703,8 +703,8 @@ def _apply_all(events: list[WebhookEvent], exclude: set[int], careful: bool) -> 
                 session.last_event_at = seen
         deliveries = forwarding.plan_deliveries(batch.forward)
         deliveries += attention.plan_notices(batch.notices)
-    _assign_ids(Message, batch.new_messages)
-    _assign_ids(WebhookDelivery, deliveries)
+    preassign_ids(Message, batch.new_messages)
+    preassign_ids(WebhookDelivery, deliveries)
     db.session.flush()
     if done:
         db.session.execute(update(WebhookEvent).where(WebhookEvent.id.in_(done)).values(
@@ -718,8 +718,9 @@ def _apply_all(events: list[WebhookEvent], exclude: set[int], careful: bool) -> 
     return len(done), failed, len(events)
 
 
-def _assign_ids(model: Any, rows: list[Any]) -> None:
-    """Take primary keys from the table's sequence in one query, so the rows go out as one executemany
+def preassign_ids(model: Any, rows: list[Any]) -> None:
+    """Give new rows their primary keys from the table's sequence in one query, so the rows go out as one executemany
+    (PostgreSQL; an INSERT ... RETURNING of hundreds of rows costs far more to build and parse). Take primary keys from the table's sequence in one query, so the rows go out as one executemany
     (PostgreSQL; an INSERT ... RETURNING of hundreds of rows costs far more to build and parse)."""
     pending = [row for row in rows if row.id is None]
     if not pending or db.engine.dialect.name != "postgresql":

@@ -16,11 +16,13 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import defer
 
 from portal.extensions import db, redis_store
-from portal.models import Message, Tenant, WahaServer, WahaSession, WebhookDelivery, WebhookEvent, utcnow
+from portal.models import AuditEvent, Message, Tenant, WahaServer, WahaSession, WebhookDelivery, WebhookEvent, utcnow
 from portal.services import attention, audit
 from portal.services.audit import Actor
+from portal.services.events import preassign_ids
 from portal.waha import errors as waha_errors
 
 log = logging.getLogger(__name__)
@@ -89,7 +91,10 @@ def sync_server(server: WahaServer, *, recover: bool = True, delete_orphans: boo
     infos = client.list_sessions(all=True)
     report.listed = len(infos)
     by_name = {info.get("name"): info for info in infos if isinstance(info, dict)}
-    rows = list(db.session.scalars(select(WahaSession).where(WahaSession.server_id == server.id)))
+    # The sync reads status and me only; the key and config load on demand for the few rows recovery touches.
+    rows = list(db.session.scalars(select(WahaSession).where(WahaSession.server_id == server.id)
+                                   .options(defer(WahaSession.hmac_key), defer(WahaSession.config))))
+    known = {row.id for row in rows}
     now = utcnow()
     notices, to_recover = [], []
     for row in rows:
@@ -112,6 +117,7 @@ def sync_server(server: WahaServer, *, recover: bool = True, delete_orphans: boo
     db.session.execute(update(WahaSession).where(WahaSession.server_id == server.id)
                        .values(last_synced_at=now).execution_options(synchronize_session=False))
     deliveries = attention.plan_notices(notices)
+    preassign_ids(AuditEvent, [o for o in db.session.new if isinstance(o, AuditEvent)])
     db.session.flush()
     delivery_ids = [d.id for d in deliveries]
     db.session.commit()
@@ -123,7 +129,6 @@ def sync_server(server: WahaServer, *, recover: bool = True, delete_orphans: boo
     if recover:
         for row, info in to_recover:
             _recover(client, row, info, report)
-    known = {row.id for row in rows}
     _track_orphans(client, server, infos, known, report, delete=delete_orphans)
     report.seconds = time.perf_counter() - started
     return report
