@@ -10,7 +10,7 @@ import logging
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from portal.jobs import QUEUES, make_worker, resolve
 from portal.services.errors import ServiceError
@@ -25,6 +25,7 @@ def _need_redis(what: str) -> None:
 
 
 @click.command("worker")
+@with_appcontext
 @click.option("--queues", "-q", default=",".join(QUEUES), show_default=True,
               help="Comma-separated queues, most important first.")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
@@ -43,6 +44,7 @@ def worker(queues: str, burst: bool, simple: bool, name: str | None) -> None:
 
 
 @click.command("scheduler")
+@with_appcontext
 def scheduler() -> None:
     """Run the periodic jobs of portal/jobs/schedule.py with RQ's CronScheduler (run exactly one)."""
     _need_redis("flask scheduler")
