@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from flask import Flask, Response, redirect, request, url_for
 from flask_login import AnonymousUserMixin
 
@@ -24,8 +26,12 @@ def init_app(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
-        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-        return user if user is not None and user.is_active else None
+        row_id, _, fingerprint = user_id.partition(":")
+        user = db.session.get(User, int(row_id)) if row_id.isdigit() else None
+        if user is None or not user.is_active:
+            return None
+        # A cookie issued before the last password change no longer signs anyone in.
+        return user if hmac.compare_digest(fingerprint, user.credential_fingerprint) else None
 
     @login_manager.unauthorized_handler
     def unauthorized() -> Response:

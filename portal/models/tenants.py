@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from flask_login import UserMixin
@@ -56,6 +57,15 @@ class User(UserMixin, TimestampMixin, Base):
     @property
     def is_active(self) -> bool:  # Flask-Login
         return self.is_active_user
+
+    @property
+    def credential_fingerprint(self) -> str:
+        """Changes whenever the password does; part of the sign-in cookie, so a new password signs out
+        every other browser and remember-me cookie."""
+        return hashlib.sha256((self.password_hash or "").encode()).hexdigest()[:16]
+
+    def get_id(self) -> str:  # Flask-Login
+        return f"{self.id}:{self.credential_fingerprint}"
 
     def __repr__(self) -> str:
         return f"<User {self.email}>"

@@ -59,3 +59,19 @@ def test_login_does_not_redirect_off_site(client, owner):
     response = client.post("/login", data={"email": owner.email, "password": PASSWORD, "csrf_token": token,
                                            "next": "https://evil.example/"})
     assert response.headers["Location"] == "/"
+
+
+def test_password_change_signs_out_other_browsers(login, owner, app):
+    browser = login(owner)
+    assert browser.get("/").status_code == 200
+    owner.set_password("a-brand-new-password")
+    db.session.commit()
+    assert browser.get("/").status_code == 302
+
+
+def test_remember_me_cookie_survives_the_session_cookie(app, owner):
+    client = app.test_client()
+    token = csrf_token(client, "/login")
+    client.post("/login", data={"email": owner.email, "password": PASSWORD, "csrf_token": token, "remember": "y"})
+    client.delete_cookie("session")
+    assert client.get("/").status_code == 200
