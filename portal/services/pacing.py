@@ -3,13 +3,14 @@
 WhatsApp bans numbers that send in bursts, so each session may send `rate_per_minute` messages a minute with a
 small burst allowance. GCRA keeps one value per session, the "theoretical arrival time" (TAT) of the next
 message; a send is allowed when it is not earlier than TAT minus the burst tolerance. The read-modify-write runs
-under WATCH/MULTI (optimistic locking) rather than a Lua script, so it behaves the same on Redis and on the
-in-memory fakeredis of the embedded default, and across every web and worker process. The clock is Redis'
-own TIME, so processes on different hosts agree on "now".
+as one Lua script, so it is atomic across every web and worker process and costs one round trip on the send
+path (the embedded default's fakeredis runs it with `lupa`). The clock is Redis' own TIME, so processes on
+different hosts agree on "now".
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 
@@ -21,17 +22,43 @@ from portal.services.errors import RateLimited
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "pace:"
-_MAX_TRIES = 20
+
+# KEYS[1] the session's TAT; ARGV[1] interval, ARGV[2] tolerance (seconds). Returns {1, "0"} when the slot is
+# taken, {0, "<seconds to wait>"} when it is too early. Numbers travel as strings: Redis truncates Lua floats
+# in replies to integers.
+_ACQUIRE_LUA = """
+if redis.replicate_commands then redis.replicate_commands() end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local raw = redis.call('GET', KEYS[1])
+local tat = now
+if raw then tat = math.max(tonumber(raw), now) end
+local allowed_at = tat - tolerance
+if now < allowed_at then
+  return {0, string.format('%.6f', allowed_at - now)}
+end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+return {1, '0'}
+"""
+
+_ACQUIRE_SHA = hashlib.sha1(_ACQUIRE_LUA.encode()).hexdigest()
+
+
+def _run_acquire(client: redis.Redis, key: str, interval: float, tolerance: float) -> list:
+    """One round trip: EVALSHA, or EVAL the first time this Redis sees the script (after a restart or flush)."""
+    args = (1, key, repr(interval), repr(tolerance))
+    try:
+        return client.evalsha(_ACQUIRE_SHA, *args)
+    except redis.exceptions.NoScriptError:
+        return client.eval(_ACQUIRE_LUA, *args)
 
 
 def burst_for(rate_per_minute: int) -> int:
     """How many messages may go out back to back before the steady rate applies (a tenth of the rate, 1-10)."""
     return max(1, min(10, rate_per_minute // 10))
-
-
-def _redis_now(pipe: redis.client.Pipeline) -> float:
-    seconds, micros = pipe.time()
-    return seconds + micros / 1_000_000
 
 
 def acquire(session_id: str, rate_per_minute: int, *, burst: int | None = None) -> None:
@@ -45,38 +72,18 @@ def acquire(session_id: str, rate_per_minute: int, *, burst: int | None = None) 
     burst = burst or burst_for(rate_per_minute)
     interval = 60.0 / rate_per_minute
     tolerance = interval * (burst - 1)
-    key = KEY_PREFIX + session_id
-    client = redis_store.client
     try:
-        with client.pipeline() as pipe:
-            for _ in range(_MAX_TRIES):
-                try:
-                    pipe.watch(key)
-                    now = _redis_now(pipe)
-                    raw = pipe.get(key)
-                    tat = max(float(raw), now) if raw is not None else now
-                    allowed_at = tat - tolerance
-                    if now < allowed_at:
-                        pipe.unwatch()
-                        wait = allowed_at - now
-                        raise RateLimited(
-                            f"This session may send {rate_per_minute} messages a minute; try again in "
-                            f"{math.ceil(wait)} s.",
-                            retry_after=max(1, math.ceil(wait)),
-                            details={"rate_per_minute": rate_per_minute, "burst": burst},
-                        )
-                    new_tat = tat + interval
-                    pipe.multi()
-                    pipe.set(key, repr(new_tat), px=max(1, math.ceil((new_tat - now) * 1000)) + 1000)
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue  # another process took a slot in between; read again
+        allowed, wait = _run_acquire(redis_store.client, KEY_PREFIX + session_id, interval, tolerance)
     except redis.RedisError:
         log.warning("send pacing skipped: Redis is unavailable", exc_info=True)
         return
-    # Twenty lost races in a row means heavy contention on one session: treat it as "too fast".
-    raise RateLimited("Too many sends at once on this session; try again in a second.", retry_after=1)
+    if not allowed:
+        seconds = math.ceil(float(wait))
+        raise RateLimited(
+            f"This session may send {rate_per_minute} messages a minute; try again in {seconds} s.",
+            retry_after=max(1, seconds),
+            details={"rate_per_minute": rate_per_minute, "burst": burst},
+        )
 
 
 def reset(session_id: str) -> None:

@@ -92,6 +92,14 @@ def test_acquire_works_on_the_embedded_in_memory_redis(ctx, monkeypatch):
     assert results == [True, True, False]
 
 
+def test_acquire_keeps_pacing_after_redis_forgot_its_scripts(ctx):
+    pacing.acquire("s1", 60, burst=1)
+    redis_store.client.script_flush()  # as after a Redis restart
+
+    assert not allowed("s1", 60, burst=1)
+    assert allowed("s2", 60, burst=1)
+
+
 def test_reset_forgets_the_sessions_bucket(ctx):
     pacing.acquire("s1", 1, burst=1)
 
