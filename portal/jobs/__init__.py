@@ -167,9 +167,10 @@ def make_worker(queues: Iterable[str] = QUEUES, *, simple: bool = False, name: s
 class ThreadScheduler:
     """The schedule of `portal.jobs.schedule`, run by a daemon thread (embedded default without Redis)."""
 
-    def __init__(self, app: Flask, tick: float = 1.0) -> None:
+    def __init__(self, app: Flask, tick: float = 1.0, start_delay: float = 5.0) -> None:
         self.app = app
         self.tick = tick
+        self.start_delay = start_delay
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
         self.pid: int | None = None
@@ -189,6 +190,9 @@ class ThreadScheduler:
         from portal.jobs.schedule import entries
 
         next_run: dict[str, float] = {}
+        # Let the web process finish starting before the first round of jobs.
+        if self.stopping.wait(self.start_delay):
+            return
         while not self.stopping.is_set():
             now = time.monotonic()
             with self.app.app_context():
