@@ -234,6 +234,7 @@ def ingest(session_param: str | None, body: bytes, signature: str | None) -> Ing
     if session_key is None:
         _store(batch, None, None, "ignored")
         log.info("webhook for unknown session %r: %d event(s) recorded as ignored", session_param, len(items))
+        _signal.count(received=len(items), ignored=len(items))
         return IngestResult(received=len(items), stored=len(items), ignored=True)
     try:
         stored = _store(batch, session_key.session_id, session_key.tenant_id, "pending")
@@ -242,6 +243,7 @@ def ingest(session_param: str | None, body: bytes, signature: str | None) -> Ing
         forget_session_key(session_key.session_id)
         _store(batch, None, None, "ignored")
         return IngestResult(received=len(items), stored=len(items), ignored=True)
+    _signal.count(received=len(items), duplicate=len(items) - stored)
     queued = _signal.after_commit() if stored else False
     return IngestResult(received=len(items), stored=stored, queued=queued)
 
@@ -279,6 +281,15 @@ class _DrainSignal:
         self.pid = 0
         self.app: Any = None
         self.window = SIGNAL_COALESCE_SECONDS
+        self.counts: dict[str, int] = {}
+
+    def count(self, **outcomes: int) -> None:
+        """Add to the receiver's event counters; the thread hands them to the shared metrics in one round trip."""
+        with self.lock:
+            for outcome, amount in outcomes.items():
+                if amount:
+                    self.counts[outcome] = self.counts.get(outcome, 0) + amount
+            self._ensure_thread()
 
     def after_commit(self) -> bool:
         now = time.monotonic()
@@ -307,14 +318,36 @@ class _DrainSignal:
         while True:
             time.sleep(self.window or SIGNAL_COALESCE_SECONDS)
             with self.lock:
-                if not self.dirty:
-                    continue
-                self.dirty, self.last = False, time.monotonic()
+                counts, self.counts = self.counts, {}
+                signal = self.dirty
+                if signal:
+                    self.dirty, self.last = False, time.monotonic()
+            if not (signal or counts):
+                continue
             try:
                 with self.app.app_context():
-                    request_drain()
+                    if counts:
+                        _count_events(counts)
+                    if signal:
+                        request_drain()
             except Exception:
                 log.warning("deferred drain signal failed", exc_info=True)
+
+
+def _count_events(counts: dict[str, int]) -> None:
+    """Add to the shared `webhook_events` counters in one Redis round trip (never raises)."""
+    from portal import metrics
+
+    counts = {k: v for k, v in counts.items() if v}
+    if not counts:
+        return
+    try:
+        pipe = redis_store.client.pipeline(transaction=False)
+        for outcome, amount in counts.items():
+            metrics.webhook_events.labels(outcome).inc(amount, pipeline=pipe)
+        pipe.execute()
+    except Exception:
+        log.debug("event counters not recorded", exc_info=True)
 
 
 _signal = _DrainSignal()
@@ -715,6 +748,7 @@ def _apply_all(events: list[WebhookEvent], exclude: set[int], careful: bool) -> 
     db.session.commit()
     attention.send_mails(batch.notices)
     _after_commit(media_jobs, delivery_ids)
+    _count_events({"processed": len(done), "failed": failed})
     return len(done), failed, len(events)
 
 
@@ -733,12 +767,13 @@ def preassign_ids(model: Any, rows: list[Any]) -> None:
 
 
 def _after_commit(media_jobs: list[tuple[str, tuple]], delivery_ids: list[int]) -> None:
-    from portal.jobs import QUEUE_EVENTS, enqueue_many
+    from portal.jobs import QUEUE_EVENTS, enqueue_many, retry_policy
     from portal.services import forwarding
 
     try:
         if media_jobs:
-            enqueue_many(media_jobs, queue=QUEUE_EVENTS)
+            # WAHA keeps a file for 180 s: retries come quickly or not at all
+            enqueue_many(media_jobs, queue=QUEUE_EVENTS, retry=retry_policy(3, (5, 20, 45)))
     except Exception:
         log.warning("could not queue %d media downloads", len(media_jobs), exc_info=True)
     forwarding.queue_deliveries(delivery_ids)

@@ -165,3 +165,24 @@ def test_busy_receiver_coalesces_drain_signals_without_losing_any(app, client, s
     wait_for(lambda: _queued_jobs() == [events.DRAIN_JOB], timeout=6)  # ...the window's end signals for it
     run_jobs()
     assert {r.status for r in _rows()} == {"done"}
+
+
+def _metric(text: str, outcome: str) -> float:
+    import re
+
+    match = re.search(rf'^portal_webhook_events_total{{outcome="{outcome}"}} ([0-9.e+]+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_receiver_and_processing_are_counted_in_the_shared_metrics(app, client, session, run_jobs):
+    from portal import metrics
+
+    body = envelope(session, "message", inbound_payload())
+    post_events(client, session, body)
+    post_events(client, session, body)
+    client.post("/webhooks/waha?session=00000000-0000-0000-0000-000000000000", data=body_of(body))
+    run_jobs()
+    with app.app_context():
+        wait_for(lambda: _metric(metrics.render().decode(), "received") == 3)
+        text = metrics.render().decode()
+    assert [_metric(text, o) for o in ("duplicate", "ignored", "processed")] == [1, 1, 1]
