@@ -89,3 +89,21 @@ def test_send_error_is_shown_in_place_with_the_text_kept(page, sign_in, shoot, t
     expect(page.get_by_label("Message")).to_have_value("Keep me")
     assert page.url.endswith(f"/messages/send?session={session.id}")
     shoot("send-error")
+
+
+def test_keyboard_alone_creates_a_session(page, sign_in, tenant, owner, sim):
+    sign_in(owner)
+    page.goto("/sessions/new")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    # from the main landmark, the form's first field comes before any other control of the form
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "name":
+            break
+    expect(page.get_by_label("Name")).to_be_focused()
+    page.keyboard.type("Keyboard line")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/sessions/[0-9a-f-]{36}$"))
+    expect(page.get_by_role("heading", name="Keyboard line")).to_be_visible()

@@ -226,7 +226,7 @@ def test_log_pages_back_with_an_older_link(owner_client, tenant, sim):
     for n in range(55):
         stored_message(tenant, session, body=f"msg-{n:02d}", status="READ", created_at=start + timedelta(seconds=n))
     page = owner_client.get("/messages/").get_data(as_text=True)
-    older = re.search(r'<a href="([^"]+)" rel="next">Older</a>', page).group(1).replace("&amp;", "&")
+    older = re.search(r'<a id="log-older" href="([^"]+)" rel="next">Older</a>', page).group(1).replace("&amp;", "&")
     assert "msg-54" in page and "msg-05" in page and "msg-04" not in page
     second = owner_client.get(older).get_data(as_text=True)
     assert "msg-04" in second and "msg-00" in second and "msg-05" not in second

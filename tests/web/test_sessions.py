@@ -215,7 +215,7 @@ def test_viewer_cannot_request_a_pairing_code(viewer_client, tenant):
 def test_screenshot_fragment_shows_an_image(owner_client, tenant):
     session = scanning_session(tenant)
     body = owner_client.get(f"/sessions/{session.id}/screenshot", headers=HX).get_data(as_text=True)
-    assert re.search(r'<img class="screenshot" src="data:image/jpeg;base64,', body)
+    assert re.search(r'<img class="screenshot" src="data:image/(jpeg|png);base64,', body)
 
 
 def test_screenshot_of_stopped_session_explains_why_not(owner_client, tenant):
