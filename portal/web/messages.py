@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import io
 import mimetypes
 import uuid
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 from urllib.parse import urlparse
 
-from flask import Blueprint, Response, current_app, flash, render_template, request, url_for
+from flask import Blueprint, current_app, flash, render_template, request, send_file, url_for
 from flask_login import login_required
 from werkzeug.utils import secure_filename
 
@@ -267,7 +268,7 @@ def conversation(session_id: str, chat_id: str):  # type: ignore[no-untyped-def]
 
 def _media_resolver() -> Any:
     """The download function of the storage layer, wherever it is provided."""
-    for module_name in ("portal.services.media", "portal.services.storage", "portal.storage"):
+    for module_name in ("portal.services.media", "portal.services.events", "portal.storage"):
         try:
             module = __import__(module_name, fromlist=["media_for_message"])
         except ImportError:
@@ -288,15 +289,11 @@ def media(message_id: int):  # type: ignore[no-untyped-def]
         raise NotFound("Media downloads are not available on this portal yet.", code="media_not_found")
     content, mimetype, filename = resolve(_tenant(), message.id)
     if isinstance(content, (bytes, bytearray)):
-        body: Any = bytes(content)
-    elif hasattr(content, "read"):
-        body = iter(lambda: content.read(64 * 1024), b"")
-    else:
-        body = content
+        content = io.BytesIO(bytes(content))
     mimetype = mimetype or "application/octet-stream"
     inline = mimetype.startswith(INLINE_TYPES) and request.args.get("download") != "1"
-    response = Response(body, mimetype=mimetype, direct_passthrough=not isinstance(body, bytes))
-    safe_name = secure_filename(filename or "") or f"message-{message.id}"
-    response.headers["Content-Disposition"] = f'{"inline" if inline else "attachment"}; filename="{safe_name}"'
+    response = send_file(content, mimetype=mimetype, as_attachment=not inline,
+                         download_name=secure_filename(filename or "") or f"message-{message.id}")
+    # Tenant files: the browser may keep them a while, shared caches never.
     response.headers["Cache-Control"] = "private, max-age=300"
     return response

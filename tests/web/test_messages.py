@@ -13,6 +13,7 @@ import pytest
 
 from portal.extensions import db
 from portal.models import Message, utcnow
+from portal.storage import storage
 from tests.conftest import csrf_token
 from tests.factories import make_tenant, make_user
 from tests.web.session_builders import new_session, stored_message, working_session
@@ -334,6 +335,31 @@ def test_media_of_other_tenants_message_is_not_found(owner_client, sim):
 def test_log_links_media_to_the_download_route(owner_client, tenant, sim):
     session = working_session(tenant, sim)
     message = stored_message(tenant, session, direction="in", status="DEVICE", body=None,
-                             media={"kind": "image", "mimetype": "image/png", "filename": "photo.png"})
+                             media={"kind": "image", "mimetype": "image/png", "filename": "photo.png",
+                                    "status": "stored", "key": "k"})
     page = owner_client.get("/messages/").get_data(as_text=True)
     assert f'href="/messages/{message.id}/media"' in page and "photo.png" in page
+
+
+def test_media_of_a_stored_file_downloads_inline(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    key = f"{tenant.id}/{session.id}/photo.png"
+    storage().save(key, tiny_png(), "image/png")
+    message = stored_message(tenant, session, direction="in", status="DEVICE", body=None,
+                             media={"kind": "image", "mimetype": "image/png", "filename": "photo.png",
+                                    "status": "stored", "key": key})
+    response = owner_client.get(f"/messages/{message.id}/media")
+    assert response.status_code == 200
+    assert response.data == tiny_png() and response.mimetype == "image/png"
+    assert response.headers["Content-Disposition"].startswith("inline")
+    assert "private" in response.headers["Cache-Control"]
+
+
+def test_media_not_fetched_yet_is_not_found_and_not_linked(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    message = stored_message(tenant, session, direction="in", status="DEVICE", body=None,
+                             media={"kind": "document", "mimetype": "application/pdf", "filename": "a.pdf",
+                                    "status": "pending"})
+    assert owner_client.get(f"/messages/{message.id}/media").status_code == 404
+    page = owner_client.get("/messages/").get_data(as_text=True)
+    assert "a.pdf" in page and "(being fetched)" in page and f"/messages/{message.id}/media" not in page
