@@ -25,7 +25,7 @@ from joserfc.jwk import KeySet, OctKey
 from sqlalchemy import select
 
 from portal.extensions import db, limiter
-from portal.models import ApiToken, Tenant
+from portal.models import ApiToken
 from portal.permissions import PERMISSIONS, permissions_for_roles
 from portal.services import audit, tokens
 from portal.services.errors import NotFound
@@ -56,11 +56,11 @@ class AuthFailure(Exception):
 
 
 def _token_principal(secret: str) -> Principal:
-    token = tokens.authenticate(secret)
-    if token is None:
+    found = tokens.authenticate_with_tenant(secret)
+    if found is None:
         raise _token_failure(secret)
-    tenant = db.session.get(Tenant, token.tenant_id)
-    if tenant is None or not tenant.is_active:
+    token, tenant = found
+    if not tenant.is_active:
         raise AuthFailure("tenant_inactive", token.tenant_id, "token")
     scopes = frozenset(s for s in (token.scopes or []) if s in PERMISSIONS)
     return Principal(kind="token", tenant=tenant, permissions=scopes, actor_id=str(token.id),

@@ -23,6 +23,7 @@ from flask import current_app
 from sqlalchemy import case, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.extensions import db
 from portal.models import ACK_NAMES, STATUS_RANK, Message, Tenant, get_for_tenant, utcnow
@@ -287,8 +288,6 @@ def send_message(tenant: Tenant, session_id: Any, actor: Actor, *, to: str, text
                        details={"status": session.status, "expected": ["WORKING"]})
     pacing.acquire(session.id, tenant.send_rate_per_minute)
 
-    # Everything the call needs is taken before the commit, which expires the loaded rows: reading them again
-    # afterwards would cost a round trip each on the hot path.
     client, external, session_key = servers.client_for(session.server), session.external_name, session.id
     # WAHA sends under this id and dedupes on it, so the client's retries never make a second message; the
     # row carries the id WAHA will report (true_<chat>_<id>) so early acks find it.
@@ -306,7 +305,7 @@ def send_message(tenant: Tenant, session_id: Any, actor: Actor, *, to: str, text
         details = {"session_id": session_key, "message_id": message_id, "chat_id": chat_id, "kind": kind or "text"}
         # The audit event records the attempt (who sent what kind to whom); the outcome lives on the row.
         audit.record(tenant_id, "message.send", actor, target_type="message", target_id=message_id, details=details)
-        db.session.commit()
+        _commit_keeping_loaded_rows()
     except IntegrityError:
         # A concurrent request with the same key won the race; its message is the answer.
         db.session.rollback()
@@ -329,15 +328,33 @@ def send_message(tenant: Tenant, session_id: Any, actor: Actor, *, to: str, text
         db.session.commit()
         raise map_waha_error(exc, session) from exc
 
-    _record_sent(message_id, predicted_id, result)
+    _record_sent(message, predicted_id, result)
     return message
 
 
-def _record_sent(message_id: int, predicted_id: str, result: Any) -> None:
+def _commit_keeping_loaded_rows() -> None:
+    """Commit without expiring the rows the session holds.
+
+    The send path goes on using the tenant, the session and the new message after its first commit; expired,
+    each would be read again (a round trip apiece). Nothing else writes them in between that the send cares
+    about: `_record_sent` brings back the columns that webhook processing may have changed meanwhile.
+    """
+    session = db.session()
+    keep = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = keep
+
+
+def _record_sent(message: Message, predicted_id: str, result: Any) -> None:
     """After WAHA accepted the send: its id, the send time and any ack in the answer, in one UPDATE.
 
     Acks may have moved the row forward over the webhook meanwhile, so the status only ever moves up the ladder
-    (in SQL, against the row as it is now).
+    (in SQL, against the row as it is now). The UPDATE runs on its own (autocommit: no BEGIN and COMMIT round
+    trips) and returns the columns it may have changed, which are set on `message` so the caller reads the row
+    as stored without loading it again.
     """
     now = utcnow()
     values: dict[str, Any] = {"sent_at": now, "updated_at": now}
@@ -345,17 +362,33 @@ def _record_sent(message_id: int, predicted_id: str, result: Any) -> None:
     if status:
         lower = [name for name, rank in STATUS_RANK.items() if rank < STATUS_RANK[status] and name != "ERROR"]
         values["status"] = case((Message.status.in_(lower), status), else_=Message.status)
-    stmt = update(Message).where(Message.id == message_id)
+    stmt = update(Message).where(Message.id == message.id).returning(Message.waha_message_id, Message.status)
+    row = None
     if result.message_id != predicted_id:
         try:
-            db.session.execute(stmt.values(waha_message_id=result.message_id, **values))
-            db.session.commit()
-            return
+            row = _execute_alone(stmt.values(waha_message_id=result.message_id, **values))
         except IntegrityError:
             # Webhook processing already stored this WAHA id on another row; keep the predicted one.
             db.session.rollback()
-    db.session.execute(stmt.values(**values))
-    db.session.commit()
+    if row is None:
+        row = _execute_alone(stmt.values(**values))
+    if row is not None:  # None only when the row was deleted meanwhile (its session was deleted)
+        for name, value in (("waha_message_id", row.waha_message_id), ("status", row.status), ("sent_at", now),
+                            ("updated_at", now)):
+            set_committed_value(message, name, value)
+
+
+def _execute_alone(stmt: Any) -> Any:
+    """Run one statement as its own transaction and return its first row (None when it matched nothing)."""
+    connection = db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    try:
+        row = connection.execute(stmt).first()
+    except BaseException:
+        db.session.rollback()
+        raise
+    # Ends the session's (empty) transaction and hands the connection back with its isolation level reset.
+    _commit_keeping_loaded_rows()
+    return row
 
 
 # ---------------------------------------------------------------------------------------------- reading

@@ -57,11 +57,22 @@ def create_token(tenant: Tenant, name: str, scopes: list[str] | None, actor: Act
 
 def authenticate(secret: str) -> ApiToken | None:
     """The usable token this secret belongs to, or None (unknown, revoked, expired). Updates last use."""
+    found = authenticate_with_tenant(secret)
+    return found[0] if found is not None else None
+
+
+def authenticate_with_tenant(secret: str) -> tuple[ApiToken, Tenant] | None:
+    """Like `authenticate`, with the token's tenant read in the same query (one round trip per API call)."""
     if not secret.startswith(TOKEN_PREFIX):
         return None
     prefix = secret[len(TOKEN_PREFIX):].split("_", 1)[0]
-    token = db.session.scalar(select(ApiToken).where(ApiToken.prefix == prefix))
-    if token is None or not hmac.compare_digest(token.secret_hash, _digest(secret)):
+    row = db.session.execute(
+        select(ApiToken, Tenant).join(Tenant, Tenant.id == ApiToken.tenant_id).where(ApiToken.prefix == prefix)
+    ).first()
+    if row is None:
+        return None
+    token, tenant = row
+    if not hmac.compare_digest(token.secret_hash, _digest(secret)):
         return None
     now = utcnow()
     if not token.is_usable(now):
@@ -70,7 +81,7 @@ def authenticate(secret: str) -> ApiToken | None:
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         token.last_used_at = now
         db.session.commit()
-    return token
+    return token, tenant
 
 
 def list_tokens(tenant: Tenant) -> list[ApiToken]:
