@@ -50,12 +50,13 @@ def worker(app: Flask, live_server: Any) -> Iterator[subprocess.Popen]:
     log_path = ROOT / "test-results" / "worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     flask = str(Path(sys.executable).with_name("flask"))
+    name = f"browser-tests-{os.getpid()}"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([flask, "--app", "wsgi", "worker", "--simple"], cwd=ROOT,
+        process = subprocess.Popen([flask, "--app", "wsgi", "worker", "--simple", "--name", name], cwd=ROOT,
                                    env=worker_environment(app), stdout=log, stderr=subprocess.STDOUT)
     connection = redis.Redis.from_url(app.config["REDIS_URL"])
     deadline = time.monotonic() + 10
-    while not connection.keys("rq:worker:*"):
+    while not connection.exists(f"rq:worker:{name}"):
         if process.poll() is not None:
             raise RuntimeError(f"the worker exited with {process.returncode}; see {log_path}")
         if time.monotonic() > deadline:
