@@ -12,7 +12,7 @@ from portal.models import AuditEvent, WahaSession
 from portal.services import sessions as sessions_service
 from tests.conftest import csrf_token
 from tests.factories import make_tenant, make_user
-from tests.web.session_builders import new_session, scanning_session, wait_for_status, working_session
+from tests.web.session_builders import new_session, scanning_session, working_session
 
 HX = {"HX-Request": "true"}
 
