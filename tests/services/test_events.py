@@ -72,7 +72,7 @@ def test_event_arriving_while_its_session_row_commits_is_kept_for_the_session(ap
     engine.dispose()
     assert response.status_code == 200
     db.session.expire_all()
-    row = db.session.scalar(select(WebhookEvent))
+    row = db.session.scalar(select(WebhookEvent).where(WebhookEvent.session_name == "new_one"))
     assert (row.status, row.session_id) == ("pending", session_id)
 
 
@@ -96,11 +96,12 @@ def test_replay_of_an_unknown_event_is_not_found(ctx):
 
 def test_sweep_ignores_pending_events_of_a_deleted_session(client, tenant):
     session = new_session(tenant, "Gone")
-    post_events(client, session, envelope(session, "message", inbound_payload()))
+    body = envelope(session, "message", inbound_payload())
+    post_events(client, session, body)
     db.session.execute(sa.delete(WahaSession).where(WahaSession.id == session.id))
     db.session.commit()
     events.sweep(older_than=0)
-    assert db.session.scalar(select(WebhookEvent.status)) == "ignored"
+    assert db.session.scalar(select(WebhookEvent.status).where(WebhookEvent.event_id == body["id"])) == "ignored"
 
 
 def _stored_message(tenant: Any, media: dict[str, Any]) -> Message:
