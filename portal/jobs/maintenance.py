@@ -38,3 +38,11 @@ def watchdog() -> list[str]:
 def prune() -> dict:
     """Apply the tenants' retention settings."""
     return maintenance.prune()
+
+
+@job
+def check_servers() -> list[dict]:
+    """Health, version and start time of every WAHA server (services.fleet), with the job's session cleanup."""
+    from portal.services import fleet
+
+    return fleet.check_servers()

@@ -28,7 +28,7 @@ SCHEDULE: list[dict[str, Any]] = [
     {"id": "sessions-watchdog", "func": "portal.jobs.maintenance.watchdog", "interval": 60,
      "queue": QUEUE_MAINTENANCE},
     # health, version and start time of every WAHA server; warns about versions before 2026.6.1
-    {"id": "fleet-check", "func": "portal.services.fleet.check_servers", "interval": 60,
+    {"id": "fleet-check", "func": "portal.jobs.maintenance.check_servers", "interval": 60,
      "queue": QUEUE_MAINTENANCE},
     # retention of messages, media files, events and deliveries
     {"id": "retention-prune", "func": "portal.jobs.maintenance.prune", "interval": 3600,
