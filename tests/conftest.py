@@ -95,6 +95,8 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
                     conn.execute(sa.text(f'DELETE FROM "{name}"'))
         else:
             with db.engine.begin() as conn:
+                # a connection left in a transaction by a test would make TRUNCATE wait forever: fail instead
+                conn.execute(sa.text("SET LOCAL lock_timeout = '15s'"))
                 conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
 
 
