@@ -16,7 +16,8 @@ its metric values to files in PROMETHEUS_MULTIPROC_DIR and /metrics merges the f
 variable must be set before the app (and prometheus_client) is imported, which is why it is set here, in the
 master, before any worker starts. The directory is emptied when gunicorn starts (old files would add stale
 counts) and `child_exit` removes the live gauges of a worker that exited. Point it at a tmpfs in production
-(the Docker image uses /tmp/portal-metrics); it must not be shared between two gunicorn masters.
+(the Docker image uses /tmp/portal-metrics); it must not be shared between two gunicorn masters, which is
+why the default is a directory of this master's own.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from __future__ import annotations
 import glob
 import os
 
-_metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/tmp/portal-metrics")
+# This file is read by the master before it forks; its pid keeps two masters on one machine apart.
+_metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", f"/tmp/portal-metrics-{os.getpid()}")
 
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))

@@ -238,6 +238,9 @@ def flask_settings(values: Mapping[str, Any]) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": values["MEDIA_MAX_BYTES"] + 1024 * 1024,
         "RATELIMIT_STORAGE_URI": values["REDIS_URL"] or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Flask-Limiter would put Retry-After on every answer (and raise ours on a 503); Retry-After is only
+        # sent with 429 and 503, by portal.errors
+        "RATELIMIT_HEADER_RETRY_AFTER": "X-RateLimit-Retry-After",
         "TESTING": values["PORTAL_ENV"] == "testing",
     }
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request
@@ -65,13 +67,14 @@ def init_app(app: Flask) -> None:
         status = exc.code or 500
         code = HTTP_CODES.get(status, "error")
         message = exc.description or exc.name
+        retry_after = None
         if status == 429:
-            # Flask-Limiter adds Retry-After and the X-RateLimit-* headers after this handler
             message = "Too many requests; slow down and retry later."
+            retry_after = _limit_retry_after()
         if status == 400 and "CSRF" in (exc.description or ""):
             code = "csrf_failed"
             message = "The form expired or was sent from elsewhere. Reload the page and try again."
-        return error_response(status, code, message)
+        return error_response(status, code, message, retry_after=retry_after)
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception) -> Response:
@@ -79,3 +82,13 @@ def init_app(app: Flask) -> None:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "Something went wrong on our side. It has been logged.")
 
+
+
+def _limit_retry_after() -> int:
+    """Seconds until the exceeded Flask-Limiter window resets (60 when unknown)."""
+    from portal.extensions import limiter
+
+    current = limiter.current_limit
+    if current is None:
+        return 60
+    return max(1, math.ceil(current.reset_at - time.time()))

@@ -174,3 +174,13 @@ def test_health_does_not_reveal_server_addresses(api: Api) -> None:
 def test_health_needs_credentials(api: Api) -> None:
     assert api.as_(None).get("/waha/health").status_code == 401
 
+
+
+def test_retry_after_is_sent_only_when_there_is_something_to_wait_for(client, tenant):
+    from tests.factories import make_token
+
+    token = make_token(tenant)
+    response = client.get("/waha/sessions", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert "Retry-After" not in response.headers
+    assert "X-RateLimit-Remaining" in response.headers
