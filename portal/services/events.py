@@ -230,7 +230,7 @@ def ingest(session_param: str | None, body: bytes, signature: str | None) -> Ing
     items = parse_events(body)
     if len(items) > MAX_BATCH_EVENTS:
         raise Invalid(f"A batch holds at most {MAX_BATCH_EVENTS} events.", code="batch_too_large")
-    batch = _Batch_in(items, body)
+    batch = _Incoming(items, body)
     if session_key is None:
         _store(batch, None, None, "ignored")
         log.info("webhook for unknown session %r: %d event(s) recorded as ignored", session_param, len(items))
@@ -249,7 +249,7 @@ def ingest(session_param: str | None, body: bytes, signature: str | None) -> Ing
 
 
 @dataclass
-class _Batch_in:
+class _Incoming:
     """The events of one request, with the raw text PostgreSQL parses itself (nothing is serialized again)."""
 
     items: list[dict[str, Any]]
@@ -497,7 +497,7 @@ _PG_INSERT_ARRAY = (
 )
 
 
-def _store(batch: "_Batch_in", session_id: str | None, tenant_id: int | None, status: str) -> int:
+def _store(batch: "_Incoming", session_id: str | None, tenant_id: int | None, status: str) -> int:
     """Insert the events (repeats skipped) and commit; returns how many rows are new."""
     ids = batch.event_ids()
     if db.engine.dialect.name == "postgresql":
