@@ -1,0 +1,76 @@
+"""Pages people found hard to read: measured in Chromium at desktop width and on a 390x844 phone."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.extensions import db
+from portal.services import audit
+from portal.services.audit import Actor
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+# The script measures what a person sees: elements sticking out of the viewport, not counting those inside a
+# box that scrolls on its own (wide code samples may scroll there, the page itself must not).
+OVERFLOWING = """() => {
+  const width = document.documentElement.clientWidth;
+  const out = [];
+  for (const el of document.querySelectorAll('main *')) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.right <= width + 1) continue;
+    let parent = el.parentElement, clipped = false;
+    while (parent && parent !== document.body) {
+      if (getComputedStyle(parent).overflowX !== 'visible') { clipped = true; break; }
+      parent = parent.parentElement;
+    }
+    if (!clipped) out.push(el.tagName + '.' + el.className + ' right=' + Math.round(box.right));
+  }
+  return out;
+}"""
+
+
+def _page_scrolls_sideways(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth > document.documentElement.clientWidth")
+
+
+def _audit_events(tenant) -> None:
+    actor = Actor(type="user", id="1", label="demo@example.com", ip="127.0.0.1",
+                  request_id="7b46fd103f5545a1b493a872e4365a1f")
+    audit.record(tenant.id, "session.create", actor, target_type="session",
+                 target_id="12e800c2-bf4d-43a4-9f21-41ca6df1eb99",
+                 details={"name": "Support line", "external_name": "t1_support-line_9ff9dfdefault",
+                          "server": "default", "engine": "GOWS"})
+    audit.record(tenant.id, "token.create", actor, target_type="token", target_id="2",
+                 details={"name": "browser-qa", "scopes": ["messages:read", "messages:send", "sessions:read",
+                                                           "sessions:write"],
+                          "prefix": "9bd9a6dce1f5", "expires_at": "2027-02-27T06:11:35.354877+00:00"})
+    db.session.commit()
+
+
+def test_audit_details_column_is_readable_on_desktop(page, sign_in, shoot, tenant, owner):
+    _audit_events(tenant)
+    page.set_viewport_size(DESKTOP)
+    sign_in(owner)
+    page.goto("/admin/audit/")
+    widths = page.eval_on_selector_all("table.audit dl.details dd", "els => els.map(e => e.clientWidth)")
+    assert widths and min(widths) >= 120, widths
+    wrap = page.eval_on_selector("#audit-results .table-wrap", "e => [e.scrollWidth, e.clientWidth]")
+    assert wrap[0] <= wrap[1] + 1, f"the table needs sideways scrolling at desktop width: {wrap}"
+    shoot("audit-desktop")
+
+
+def test_audit_log_fits_a_phone_with_details_under_each_event(page, sign_in, shoot, tenant, owner):
+    _audit_events(tenant)
+    page.set_viewport_size(PHONE)
+    sign_in(owner)
+    page.goto("/admin/audit/")
+    assert not _page_scrolls_sideways(page)
+    assert page.evaluate(OVERFLOWING) == []
+    wrap = page.eval_on_selector("#audit-results .table-wrap", "e => [e.scrollWidth, e.clientWidth]")
+    assert wrap[0] <= wrap[1] + 1, f"the events need sideways scrolling on a phone: {wrap}"
+    widths = page.eval_on_selector_all("table.audit dl.details dd", "els => els.map(e => e.clientWidth)")
+    assert min(widths) >= 120, widths
+    shoot("audit-phone")
