@@ -15,6 +15,7 @@ from portal.services import tenants as tenants_service
 from portal.services.accounts import public_url
 from portal.services.errors import ServiceError
 from portal.tenancy import request_actor
+from portal.web import once
 from portal.web.admin import page, show_service_error
 from portal.web.admin_forms import ConfirmForm, InviteForm, TenantForm, options
 
@@ -81,10 +82,33 @@ def create_tenant():  # type: ignore[no-untyped-def]
         except ServiceError as exc:
             flash(f"The tenant exists, but the owner could not be invited: {exc.message}", "error")
     flash(f"Tenant {tenant.name} created.", "success")
+    if issued is not None:
+        return _show_link_once(tenant.id, issued)
+    return redirect(url_for(".tenant_detail", tenant_id=tenant.id), code=303)
+
+
+def _show_link_once(tenant_id: int, issued: team_service.IssuedInvitation):  # type: ignore[no-untyped-def]
+    """Redirect to the tenant page that shows the invitation link once, so a reload repeats nothing. The link
+    waits server-side for that page's one read: never in a URL or a cookie."""
+    key = once.keep("invitation", (tenant_id, current_user.id),
+                    {"invitation_id": issued.invitation.id, "url": issued.url, "mailed": issued.mailed})
+    return redirect(url_for(".invited", tenant_id=tenant_id, key=key), code=303)
+
+
+@bp.get("/tenants/<int:tenant_id>/invited/<key>")
+def invited(tenant_id: int, key: str):  # type: ignore[no-untyped-def]
+    tenant = tenant_admin.get_tenant(tenant_id)
+    kept = once.take("invitation", (tenant.id, current_user.id), key)
+    if kept is None:
+        return _detail(tenant.id, 410, link_gone=True)
+    issued = team_service.IssuedInvitation(
+        invitation=team_service.get_invitation(tenant, int(kept["invitation_id"])), url=str(kept["url"]),
+        mailed=bool(kept["mailed"]))
     return _detail(tenant.id, issued=issued)
 
 
-def _detail(tenant_id: int, status: int = 200, issued=None, invite_form=None):  # type: ignore[no-untyped-def]
+def _detail(tenant_id: int, status: int = 200, issued=None, invite_form=None,  # type: ignore[no-untyped-def]
+            link_gone: bool = False):
     tenant = tenant_admin.get_tenant(tenant_id)
     if invite_form is None:
         invite_form = InviteForm(formdata=None)
@@ -92,7 +116,7 @@ def _detail(tenant_id: int, status: int = 200, issued=None, invite_form=None):  
     invite_form.role.choices = options([(role, role.capitalize()) for role in ROLES])
     return page("platform/tenant_detail.html", status, no_store=issued is not None, tenant=tenant,
                 members=team_service.list_members(tenant), invitations=team_service.list_invitations(tenant),
-                invite_form=invite_form, issued=issued, confirm=ConfirmForm())
+                invite_form=invite_form, issued=issued, link_gone=link_gone, confirm=ConfirmForm())
 
 
 @bp.get("/tenants/<int:tenant_id>")
@@ -113,7 +137,13 @@ def invite(tenant_id: int):  # type: ignore[no-untyped-def]
     except ServiceError as exc:
         show_service_error(form, exc)
         return _detail(tenant.id, exc.status, invite_form=form)
-    return _detail(tenant.id, issued=issued)
+    return _show_link_once(tenant.id, issued)
+
+
+@bp.get("/tenants/<int:tenant_id>/invite")
+def invite_form(tenant_id: int):  # type: ignore[no-untyped-def]
+    """The invite form lives on the tenant page; this address only answers its posts."""
+    return redirect(url_for(".tenant_detail", tenant_id=tenant_id, _anchor="invite"))
 
 
 @bp.get("/tenants/<int:tenant_id>/deactivate")

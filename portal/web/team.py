@@ -10,6 +10,7 @@ from portal.services import team as team_service
 from portal.services.accounts import public_url
 from portal.services.errors import ServiceError
 from portal.tenancy import Principal, require
+from portal.web import once
 from portal.web.admin import page, principal, show_service_error
 from portal.web.admin_forms import ConfirmForm, InviteForm, RoleForm, options
 
@@ -37,14 +38,14 @@ def _role_form(who: Principal, membership: Membership) -> RoleForm | None:
 
 
 def _index(invite_form: InviteForm, status: int = 200, issued: team_service.IssuedInvitation | None = None,
-           role_errors: dict[int, str] | None = None):  # type: ignore[no-untyped-def]
+           role_errors: dict[int, str] | None = None, link_gone: bool = False):  # type: ignore[no-untyped-def]
     who = principal()
     members = team_service.list_members(who.tenant)
     return page("admin/team.html", status, no_store=issued is not None, invite_form=invite_form,
                 members=members, role_forms={m.user_id: _role_form(who, m) for m in members},
                 invitations=team_service.list_invitations(who.tenant),
                 assignable=team_service.assignable_roles(who.role), issued=issued,
-                role_errors=role_errors or {})
+                role_errors=role_errors or {}, link_gone=link_gone)
 
 
 @bp.get("/")
@@ -70,7 +71,32 @@ def invite():  # type: ignore[no-untyped-def]
     except ServiceError as exc:
         show_service_error(form, exc)
         return _index(form, exc.status)
-    # The link is shown on this answer only; the database keeps its hash.
+    # The database keeps only the link's hash: the link waits server-side for one read by the page this
+    # redirect opens, so a reload neither invites twice nor shows the link again.
+    key = once.keep("invitation", (who.tenant.id, current_user.id),
+                    {"invitation_id": issued.invitation.id, "url": issued.url, "mailed": issued.mailed})
+    return redirect(url_for(".invited", key=key), code=303)
+
+
+@bp.get("/invite")
+@login_required
+@require("team:manage")
+def invite_form():  # type: ignore[no-untyped-def]
+    """The invite form lives on the team page; this address only answers its posts."""
+    return redirect(url_for(".index", _anchor="invite"))
+
+
+@bp.get("/invited/<key>")
+@login_required
+@require("team:manage")
+def invited(key: str):  # type: ignore[no-untyped-def]
+    who = principal()
+    kept = once.take("invitation", (who.tenant.id, current_user.id), key)
+    if kept is None:
+        return _index(_invite_form(who, blank=True), 410, link_gone=True)
+    issued = team_service.IssuedInvitation(
+        invitation=team_service.get_invitation(who.tenant, int(kept["invitation_id"])), url=str(kept["url"]),
+        mailed=bool(kept["mailed"]))
     return _index(_invite_form(who, blank=True), issued=issued)
 
 

@@ -13,6 +13,7 @@ from portal.permissions import PERMISSIONS
 from portal.services import tokens as tokens_service
 from portal.services.errors import ServiceError
 from portal.tenancy import Principal, require
+from portal.web import once
 from portal.web.admin import page, principal, show_service_error
 from portal.web.admin_forms import ConfirmForm, TokenForm, options
 
@@ -54,8 +55,26 @@ def create():  # type: ignore[no-untyped-def]
     except ServiceError as exc:
         show_service_error(form, exc)
         return _index(form, exc.status)
-    # The secret lives only in this response: not in the URL, the session or a flash message.
-    return page("admin/token_created.html", 201, no_store=True, issued=issued)
+    # Redirect, so a reload cannot create a second token. The secret waits server-side for one read: it is
+    # never in the URL, the session cookie or a flash message.
+    key = once.keep("token", (who.tenant.id, current_user.id),
+                    {"token_id": issued.token.id, "secret": issued.secret})
+    return redirect(url_for(".created", key=key), code=303)
+
+
+@bp.get("/created/<key>")
+@login_required
+@require("tokens:manage")
+def created(key: str):  # type: ignore[no-untyped-def]
+    who = principal()
+    kept = once.take("token", (who.tenant.id, current_user.id), key)
+    if kept is None:
+        return page("admin/secret_gone.html", 410, no_store=True, title="The token was shown already",
+                    message="A token's secret is shown only once, right after it is created, and cannot be "
+                            "shown again. If you did not copy it, revoke the token and create a new one.",
+                    back=url_for(".index"), back_label="Back to the tokens")
+    issued = tokens_service.IssuedToken(token=_token(int(kept["token_id"])), secret=str(kept["secret"]))
+    return page("admin/token_created.html", no_store=True, issued=issued)
 
 
 def _token(token_id: int) -> ApiToken:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, request, url_for
-from flask_login import login_required
+from flask_login import current_user, login_required
 
 from portal.extensions import htmx
 from portal.services import forwarding
 from portal.services.errors import ServiceError
 from portal.tenancy import require
+from portal.web import once
 from portal.web.admin import page, principal, show_service_error
 from portal.web.admin_forms import ENDPOINT_EVENT_PAIRS, ConfirmForm, EndpointForm, options
 
@@ -60,9 +61,33 @@ def create():  # type: ignore[no-untyped-def]
         except ServiceError as exc:
             show_service_error(form, exc)
             return page("admin/webhook_form.html", exc.status, form=form, endpoint=None)
-        # The signing secret is shown on this answer only, never in a URL or a stored flash.
-        return page("admin/webhook_created.html", 201, no_store=True, endpoint=endpoint, secret=secret)
+        return _show_secret_once(endpoint.id, secret, rotated=False)
     return page("admin/webhook_form.html", 400, form=form, endpoint=None)
+
+
+def _show_secret_once(endpoint_id: int, secret: str, *, rotated: bool):  # type: ignore[no-untyped-def]
+    """Redirect to the page that shows the signing secret, so a reload repeats nothing. The secret waits
+    server-side for that page's one read: never in a URL, a cookie or a stored flash."""
+    who = principal()
+    key = once.keep("webhook-secret", (who.tenant.id, current_user.id),
+                    {"endpoint_id": endpoint_id, "secret": secret, "rotated": rotated})
+    return redirect(url_for(".created", key=key), code=303)
+
+
+@bp.get("/created/<key>")
+@login_required
+@require("webhooks:manage")
+def created(key: str):  # type: ignore[no-untyped-def]
+    who = principal()
+    kept = once.take("webhook-secret", (who.tenant.id, current_user.id), key)
+    if kept is None:
+        return page("admin/secret_gone.html", 410, no_store=True, title="The signing secret was shown already",
+                    message="A signing secret is shown only once and cannot be shown again. If you did not copy "
+                            "it, open the endpoint and make a new secret.",
+                    back=url_for(".index"), back_label="Back to the webhooks")
+    endpoint = forwarding.get_endpoint(who.tenant, int(kept["endpoint_id"]))
+    return page("admin/webhook_created.html", no_store=True, endpoint=endpoint, secret=str(kept["secret"]),
+                rotated=bool(kept["rotated"]))
 
 
 def _deliveries(tenant: Any, endpoint_id: int) -> tuple[list[Any], str | None, str | None]:
@@ -140,8 +165,8 @@ def confirm_rotate(endpoint_id: int):  # type: ignore[no-untyped-def]
 @require("webhooks:manage")
 def rotate(endpoint_id: int):  # type: ignore[no-untyped-def]
     who = principal()
-    endpoint, secret = forwarding.rotate_secret(who.tenant, endpoint_id, who.actor())
-    return page("admin/webhook_created.html", 200, no_store=True, endpoint=endpoint, secret=secret, rotated=True)
+    endpoint, new_secret = forwarding.rotate_secret(who.tenant, endpoint_id, who.actor())
+    return _show_secret_once(endpoint.id, new_secret, rotated=True)
 
 
 @bp.post("/<int:endpoint_id>/test")

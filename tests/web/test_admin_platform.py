@@ -69,12 +69,35 @@ def test_create_tenant_with_an_owner_invitation(login, root):
     response = post(client, "/platform/tenants/new", {"name": "Initech", "slug": "initech", "max_sessions": "3",
                                                       "owner_email": "boss@initech.example.com"},
                     page="/platform/tenants/new")
-    assert response.status_code == 200
+    assert response.status_code == 303
     tenant = _tenant("initech")
     assert tenant.max_sessions == 3
-    link = re.search(r'id="invite-url"[^>]*>([^<]+)<', text(response)).group(1)
+    shown = client.get(response.headers["Location"])
+    link = re.search(r'id="invite-url"[^>]*>([^<]+)<', text(shown)).group(1)
+    assert "Tenant Initech created." in text(shown)
     assert outbox[-1].to == "boss@initech.example.com" and link in outbox[-1].body
     assert db.session.scalar(select(Invitation.role).where(Invitation.tenant_id == tenant.id)) == "owner"
+
+
+def test_create_tenant_redirects_so_a_reload_creates_and_invites_nothing(login, root):
+    outbox.clear()
+    client = login(root)
+    response = post(client, "/platform/tenants/new", {"name": "Initech", "slug": "initech", "max_sessions": "3",
+                                                      "owner_email": "boss@initech.example.com"},
+                    page="/platform/tenants/new")
+    location = response.headers["Location"]
+    link = re.search(r'id="invite-url"[^>]*>([^<]+)<', text(client.get(location))).group(1)
+    assert link not in location
+    again = client.get(location)
+    assert again.status_code == 410 and "shown already" in text(again) and link not in text(again)
+    assert len(outbox) == 1
+
+
+def test_create_tenant_without_an_owner_opens_the_tenant_page(login, root):
+    response = post(login(root), "/platform/tenants/new", {"name": "Initech", "slug": "initech",
+                                                           "max_sessions": "3"}, page="/platform/tenants/new")
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/platform/tenants/{_tenant('initech').id}"
 
 
 def test_create_tenant_with_a_taken_slug_is_refused_in_words(login, root):
@@ -127,8 +150,15 @@ def test_platform_admin_invites_any_role(login, tenant, root):
     response = post(login(root), f"/platform/tenants/{tenant.id}/invite", {"email": "co@example.com",
                                                                           "role": "owner"},
                     page=f"/platform/tenants/{tenant.id}")
-    assert response.status_code == 200
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith(f"/platform/tenants/{tenant.id}/invited/")
     assert db.session.scalar(select(Invitation.role).where(Invitation.email == "co@example.com")) == "owner"
+
+
+def test_platform_invite_address_opened_directly_leads_to_the_tenant(login, tenant, root):
+    response = login(root).get(f"/platform/tenants/{tenant.id}/invite")
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/platform/tenants/{tenant.id}#invite"
 
 
 def test_platform_admin_of_no_tenant_lands_on_the_platform_area(client, ctx):

@@ -39,10 +39,14 @@ def test_team_page_lists_members_with_roles(login, tenant, owner):
     assert "No invitations waiting" in body
 
 
+def _link_on(body: str) -> str:
+    return re.search(r'id="invite-url"[^>]*>([^<]+)<', body).group(1)
+
+
 def test_invite_shows_the_link_once_and_mails_it(login, owner):
     outbox.clear()
     client = login(owner)
-    response = _invite(client)
+    response = client.get(_invite(client).headers["Location"])
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     link = re.search(r'id="invite-url"[^>]*>([^<]+)<', text(response)).group(1)
@@ -51,6 +55,26 @@ def test_invite_shows_the_link_once_and_mails_it(login, owner):
     stored = db.session.scalar(select(Invitation))
     assert stored.token_hash == team.token_digest(link.rsplit("/", 1)[1])
     assert link not in text(client.get(PAGE))
+
+
+def test_invite_redirects_so_a_reload_invites_nobody_twice(login, owner):
+    outbox.clear()
+    client = login(owner)
+    response = _invite(client)
+    assert response.status_code == 303
+    location = response.headers["Location"]
+    assert location.startswith("/admin/team/invited/")
+    link = _link_on(text(client.get(location)))
+    assert link not in location
+    again = client.get(location)
+    assert again.status_code == 410 and "shown already" in text(again) and link not in text(again)
+    assert len(outbox) == 1 and len(db.session.scalars(select(Invitation)).all()) == 1
+
+
+def test_invite_address_opened_directly_leads_to_the_form(login, owner):
+    response = login(owner).get("/admin/team/invite")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/team/#invite"
 
 
 def test_invite_offers_admins_no_owner_role(login, tenant):

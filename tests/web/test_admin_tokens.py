@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from portal.extensions import db
+from portal.extensions import db, redis_store
 from portal.models import ApiToken, AuditEvent
 from portal.services import tokens as tokens_service
 from tests.factories import TEST_ACTOR, make_tenant
@@ -41,10 +41,14 @@ def test_tokens_page_shows_an_empty_state(login, owner):
     assert "No API tokens yet" in body and "Create a token" in body
 
 
+def _secret_on(body: str) -> str:
+    return re.search(r'id="token-secret"[^>]*>(wp_[^<]+)<', body).group(1)
+
+
 def test_create_shows_the_secret_once_and_stores_its_hash(login, owner):
     client = login(owner)
-    response = _create(client)
-    assert response.status_code == 201
+    response = client.get(_create(client).headers["Location"])
+    assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     secret = re.search(r'id="token-secret"[^>]*>(wp_[^<]+)<', text(response)).group(1)
     token = db.session.scalar(select(ApiToken))
@@ -54,13 +58,52 @@ def test_create_shows_the_secret_once_and_stores_its_hash(login, owner):
     assert tokens_service.authenticate(secret).id == token.id
 
 
-def test_created_secret_is_not_in_the_url_or_a_flash(login, owner):
+def test_create_redirects_so_a_reload_creates_nothing(login, owner):
     client = login(owner)
     response = _create(client)
-    secret = re.search(r"(wp_[0-9a-f]{12}_[\w-]+)", text(response)).group(1)
-    assert "Location" not in response.headers
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("/admin/tokens/created/")
+    client.get(response.headers["Location"])
+    assert len(db.session.scalars(select(ApiToken)).all()) == 1
+
+
+def test_created_secret_is_not_in_the_url_a_cookie_or_a_flash(login, owner):
+    client = login(owner)
+    response = _create(client)
+    location = response.headers["Location"]
+    secret = _secret_on(text(client.get(location)))
+    assert secret not in location
+    assert all(secret not in cookie for cookie in response.headers.getlist("Set-Cookie"))
     with client.session_transaction() as session:
         assert secret not in str(dict(session))
+
+
+def test_created_page_opened_again_says_the_secret_was_shown(login, owner):
+    client = login(owner)
+    location = _create(client).headers["Location"]
+    secret = _secret_on(text(client.get(location)))
+    again = client.get(location)
+    assert again.status_code == 410
+    assert "shown only once" in text(again) and secret not in text(again)
+
+
+def test_created_page_is_only_for_the_person_who_created_the_token(login, tenant, owner):
+    location = _create(login(owner)).headers["Location"]
+    colleague = login(member(tenant, "admin"))
+    assert colleague.get(location).status_code == 410
+    # the colleague's visit did not use up the creator's one look
+    assert _secret_on(text(login(owner).get(location))).startswith("wp_")
+
+
+def test_created_secret_waits_encrypted_and_expires_within_ten_minutes(login, owner):
+    client = login(owner)
+    location = _create(client).headers["Location"]
+    keys = list(redis_store.client.scan_iter("portal:web:once:*"))
+    assert len(keys) == 1 and 0 < redis_store.client.ttl(keys[0]) <= 600
+    stored = redis_store.client.get(keys[0])
+    secret = _secret_on(text(client.get(location)))
+    assert secret.encode() not in stored
+    assert redis_store.client.exists(keys[0]) == 0
 
 
 def test_create_sets_the_chosen_expiry(login, owner):

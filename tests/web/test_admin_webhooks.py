@@ -87,11 +87,26 @@ def test_create_shows_the_secret_once(login, tenant, owner, receiver):
     client = login(owner)
     response = post(client, f"{PAGE}new", {"url": receiver.url, "events": ["message", "session.status"],
                                            "description": "Orders"}, page=f"{PAGE}new")
-    assert response.status_code == 201 and response.headers["Cache-Control"] == "no-store"
-    secret = _secret_on(text(response))
+    assert response.status_code == 303
+    location = response.headers["Location"]
+    shown = client.get(location)
+    assert shown.status_code == 200 and shown.headers["Cache-Control"] == "no-store"
+    secret = _secret_on(text(shown))
+    assert secret not in location
     row = db.session.scalar(select(WebhookEndpoint))
     assert row.secret == secret and row.events == ["message", "session.status"]
     assert secret not in text(client.get(f"{PAGE}{row.id}"))
+
+
+def test_secret_page_opened_again_says_it_was_shown_and_adds_nothing(login, owner, receiver):
+    client = login(owner)
+    location = post(client, f"{PAGE}new", {"url": receiver.url, "events": ["*"]},
+                    page=f"{PAGE}new").headers["Location"]
+    secret = _secret_on(text(client.get(location)))
+    again = client.get(location)
+    assert again.status_code == 410
+    assert "shown only once" in text(again) and secret not in text(again)
+    assert len(db.session.scalars(select(WebhookEndpoint)).all()) == 1
 
 
 def test_create_with_every_event_stores_a_star(login, owner, receiver):
@@ -146,10 +161,16 @@ def test_delete_asks_first_then_deletes(login, owner, endpoint):
 
 def test_rotate_shows_a_new_secret_once(login, owner, endpoint):
     old = endpoint.secret
-    response = post(login(owner), f"{PAGE}{endpoint.id}/rotate", page=PAGE)
-    secret = _secret_on(text(response))
+    client = login(owner)
+    response = post(client, f"{PAGE}{endpoint.id}/rotate", page=PAGE)
+    assert response.status_code == 303
+    secret = _secret_on(text(client.get(response.headers["Location"])))
     db.session.expire_all()
     assert secret != old and db.session.get(WebhookEndpoint, endpoint.id).secret == secret
+    # a reload shows nothing and makes no newer secret
+    assert client.get(response.headers["Location"]).status_code == 410
+    db.session.expire_all()
+    assert db.session.get(WebhookEndpoint, endpoint.id).secret == secret
 
 
 def test_test_event_is_delivered_and_logged(login, owner, endpoint, receiver, run_jobs):
