@@ -260,8 +260,23 @@ def _api_rate_limit() -> str:
 _rate_limit = limiter.shared_limit(_api_rate_limit, scope="waha-api")
 
 
-def api_route(permission: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare the permission an endpoint needs: authenticate the bearer, rate-limit, check, then run."""
+def _statements_commit_themselves() -> None:
+    """Run this request's statements without a surrounding transaction, each committing itself (PostgreSQL).
+
+    Reads lose nothing (at READ COMMITTED every statement of a transaction takes its own snapshot anyway); a
+    service that writes several rows together still opens a transaction for them. The request then keeps one
+    pooled connection throughout and sends no BEGIN or COMMIT.
+    """
+    if not db.session().in_transaction() and db.engine.dialect.name == "postgresql":
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def api_route(permission: str, *, autocommit: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare the permission an endpoint needs: authenticate the bearer, rate-limit, check, then run.
+
+    `autocommit=True` is for views whose service writes single statements on the way and knows it (the send
+    endpoints, see messages.send_message): their requests skip the transaction round trips.
+    """
     if permission not in PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}")
 
@@ -278,11 +293,15 @@ def api_route(permission: str) -> Callable[[Callable[..., Any]], Callable[..., A
 
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if autocommit:
+                _statements_commit_themselves()
             try:
                 principal = authenticate_request()
             except AuthFailure as failure:
                 return _refuse(failure)
             set_principal(principal)
+            if autocommit:
+                _statements_commit_themselves()  # again if authentication committed (a token's last use)
             return limited(*args, **kwargs)
 
         wrapped.required_permission = permission  # type: ignore[attr-defined]

@@ -45,7 +45,7 @@ def _media_kind(mimetype: str) -> str:
 
 
 @bp.post("/sessions/<session_id>/send")
-@api_route("messages:send")
+@api_route("messages:send", autocommit=True)
 def send_message(session_id: str) -> Response:
     dto = json_body(SendMessageDto)
     with dto_field_names():
@@ -58,7 +58,7 @@ def send_message(session_id: str) -> Response:
 
 
 @bp.post("/sessions/<session_id>/send/media")
-@api_route("messages:send")
+@api_route("messages:send", autocommit=True)
 def send_media(session_id: str) -> Response:
     form = validate(MediaUploadForm, {k: v for k, v in request.form.items() if v != ""}, where="form")
     upload = request.files.get("file")

@@ -16,17 +16,18 @@ import mimetypes
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlparse
 
 from flask import current_app
-from sqlalchemy import case, func, select, tuple_, update
+from sqlalchemy import Integer, String, case, cast, func, insert, literal, select, tuple_, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.extensions import db
-from portal.models import ACK_NAMES, STATUS_RANK, Message, Tenant, get_for_tenant, utcnow
+from portal.models import ACK_NAMES, STATUS_RANK, AuditEvent, Message, Tenant, get_for_tenant, utcnow
 from portal.services import audit, idempotency, pacing, servers
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid, NotFound
@@ -293,19 +294,18 @@ def send_message(tenant: Tenant, session_id: Any, actor: Actor, *, to: str, text
     # row carries the id WAHA will report (true_<chat>_<id>) so early acks find it.
     pre_id = new_message_id()
     predicted_id = f"true_{chat_id}_{pre_id}"
-    message = Message(
+    message = _new_row(
         tenant_id=tenant_id, session_id=session_key, direction="out", source=source,
         waha_message_id=predicted_id, chat_id=chat_id, from_me=True, body=body, media=stored_media,
         status="PENDING", idempotency_key=key, extra=extra,
     )
-    db.session.add(message)
+    # The audit event records the attempt (who sent what kind to whom); the outcome lives on the row.
+    details: dict[str, Any] = {"session_id": session_key, "chat_id": chat_id, "kind": kind or "text"}
+    one_statement_each = _statements_commit_themselves()
     try:
-        db.session.flush()
-        message_id = message.id
-        details = {"session_id": session_key, "message_id": message_id, "chat_id": chat_id, "kind": kind or "text"}
-        # The audit event records the attempt (who sent what kind to whom); the outcome lives on the row.
-        audit.record(tenant_id, "message.send", actor, target_type="message", target_id=message_id, details=details)
-        _commit_keeping_loaded_rows()
+        _insert_with_audit(message, actor, details)
+        if not one_statement_each:
+            _commit_keeping_loaded_rows()
     except IntegrityError:
         # A concurrent request with the same key won the race; its message is the answer.
         db.session.rollback()
@@ -313,10 +313,13 @@ def send_message(tenant: Tenant, session_id: Any, actor: Actor, *, to: str, text
         if existing is None:
             raise
         return _same_request(existing, session_key, chat_id, body, stored_media)
+    message_id = message.id
 
     try:
         result = _send_to_waha(client, external, chat_id, text, kind, file, caption, reply_to, pre_id)
     except waha_errors.WahaError as exc:
+        if one_statement_each:
+            _commit_keeping_loaded_rows()  # the failure's writes belong together: back to a real transaction
         message.status = "ERROR"
         message.error = str(exc)[:500]
         message.failed_at = utcnow()
@@ -328,8 +331,69 @@ def send_message(tenant: Tenant, session_id: Any, actor: Actor, *, to: str, text
         db.session.commit()
         raise map_waha_error(exc, session) from exc
 
-    _record_sent(message, predicted_id, result)
+    _record_sent(message, predicted_id, result, _execute_here if one_statement_each else _execute_alone)
     return message
+
+
+def _statements_commit_themselves() -> bool:
+    """True when the session's connection runs each statement as its own transaction (autocommit).
+
+    The API's send endpoints ask for this (`api_route(..., autocommit=True)`, PostgreSQL only): the send then
+    needs no BEGIN and COMMIT round trips and keeps one pooled connection from authentication to the answer,
+    because each of its writes on the way is a single statement that commits itself.
+    """
+    if not db.session().in_transaction():
+        return False
+    return db.session.connection().get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+
+
+def _new_row(**values: Any) -> Message:
+    """A new Message stamped now (the audit event of the send carries the same time)."""
+    now = utcnow()
+    return Message(**{"created_at": now, "updated_at": now, **values})
+
+
+def _insert_with_audit(message: Message, actor: Actor, details: dict[str, Any]) -> None:
+    """Store the new message and its "message.send" audit event together; `details` gains the message id.
+
+    On PostgreSQL both rows go in with one statement (a data-modifying CTE), so they are written atomically
+    in one round trip whether or not a transaction surrounds it; elsewhere the ORM inserts them in the
+    caller's transaction.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        db.session.add(message)
+        db.session.flush()
+        details["message_id"] = message.id
+        audit.record(message.tenant_id, "message.send", actor, target_type="message", target_id=message.id,
+                     details=details)
+        db.session.flush()
+        return
+    row = {getattr(Message, attr.key): getattr(message, attr.key) for attr in sa_inspect(Message).column_attrs
+           if attr.key in message.__dict__}
+    sent = insert(Message).values(row).returning(Message.id).cte("sent")
+    # The same columns audit.record() fills, with the message id taken from the row just inserted.
+    event = {
+        AuditEvent.tenant_id: literal(message.tenant_id, Integer), AuditEvent.action: literal("message.send", String),
+        AuditEvent.actor_type: literal(actor.type, String), AuditEvent.actor_id: literal(actor.id, String),
+        AuditEvent.actor_label: literal(actor.label, String), AuditEvent.target_type: literal("message", String),
+        AuditEvent.target_id: cast(sent.c.id, String), AuditEvent.ip: literal(actor.ip, String),
+        AuditEvent.request_id: literal(actor.request_id, String),
+        AuditEvent.details: func.jsonb_build_object(
+            *[part for name, value in details.items() for part in (literal(name, String), literal(value, String))],
+            literal("message_id", String), sent.c.id),
+        AuditEvent.created_at: literal(message.created_at, AuditEvent.created_at.type),
+    }
+    logged = insert(AuditEvent).from_select(list(event), select(*event.values()).select_from(sent)).cte("logged")
+    message.id = db.session.execute(select(sent.c.id).add_cte(logged)).scalar_one()
+    details["message_id"] = message.id
+    # Known to the session as the stored row it now is, without an INSERT of its own: columns the statement
+    # left out and that have no default are NULL, so they are set to None rather than loaded on first use.
+    for attr in sa_inspect(Message).column_attrs:
+        column = attr.columns[0]
+        if attr.key not in message.__dict__ and column.default is None and column.server_default is None:
+            setattr(message, attr.key, None)
+    make_transient_to_detached(message)
+    db.session.add(message)
 
 
 def _commit_keeping_loaded_rows() -> None:
@@ -348,13 +412,12 @@ def _commit_keeping_loaded_rows() -> None:
         session.expire_on_commit = keep
 
 
-def _record_sent(message: Message, predicted_id: str, result: Any) -> None:
+def _record_sent(message: Message, predicted_id: str, result: Any, execute: Callable[[Any], Any]) -> None:
     """After WAHA accepted the send: its id, the send time and any ack in the answer, in one UPDATE.
 
     Acks may have moved the row forward over the webhook meanwhile, so the status only ever moves up the ladder
-    (in SQL, against the row as it is now). The UPDATE runs on its own (autocommit: no BEGIN and COMMIT round
-    trips) and returns the columns it may have changed, which are set on `message` so the caller reads the row
-    as stored without loading it again.
+    (in SQL, against the row as it is now). The UPDATE commits on its own and returns the columns it may have
+    changed, which are set on `message` so the caller reads the row as stored without loading it again.
     """
     now = utcnow()
     values: dict[str, Any] = {"sent_at": now, "updated_at": now}
@@ -366,20 +429,25 @@ def _record_sent(message: Message, predicted_id: str, result: Any) -> None:
     row = None
     if result.message_id != predicted_id:
         try:
-            row = _execute_alone(stmt.values(waha_message_id=result.message_id, **values))
+            row = execute(stmt.values(waha_message_id=result.message_id, **values))
         except IntegrityError:
-            # Webhook processing already stored this WAHA id on another row; keep the predicted one.
-            db.session.rollback()
+            pass  # webhook processing already stored this WAHA id on another row; keep the predicted one
     if row is None:
-        row = _execute_alone(stmt.values(**values))
+        row = execute(stmt.values(**values))
     if row is not None:  # None only when the row was deleted meanwhile (its session was deleted)
         for name, value in (("waha_message_id", row.waha_message_id), ("status", row.status), ("sent_at", now),
                             ("updated_at", now)):
             set_committed_value(message, name, value)
 
 
+def _execute_here(stmt: Any) -> Any:
+    """Run one statement on the session's autocommit connection (it commits itself); its first row or None."""
+    return db.session.connection().execute(stmt).first()
+
+
 def _execute_alone(stmt: Any) -> Any:
-    """Run one statement as its own transaction and return its first row (None when it matched nothing)."""
+    """Run one statement as its own transaction (autocommit: no BEGIN and COMMIT round trips) after the
+    caller's transaction has ended; its first row, or None when it matched nothing."""
     connection = db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     try:
         row = connection.execute(stmt).first()

@@ -80,7 +80,13 @@ def authenticate_with_tenant(secret: str) -> tuple[ApiToken, Tenant] | None:
     # Write last use at most once a minute: a busy integrator should not cost an UPDATE per call.
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         token.last_used_at = now
-        db.session.commit()
+        # The caller goes on with the token and its tenant: keep them loaded rather than read them again.
+        session = db.session()
+        keep, session.expire_on_commit = session.expire_on_commit, False
+        try:
+            session.commit()
+        finally:
+            session.expire_on_commit = keep
     return token, tenant
 
 
