@@ -10,7 +10,7 @@ from datetime import datetime, time, timedelta, timezone
 from typing import Any
 from urllib.parse import urlparse
 
-from flask import Blueprint, current_app, flash, render_template, request, send_file, url_for
+from flask import Blueprint, abort, current_app, flash, render_template, request, send_file, url_for
 from flask_login import login_required
 from werkzeug.utils import secure_filename
 
@@ -31,6 +31,12 @@ POLL_SECONDS = 3
 IN_FLIGHT = ("PENDING", "SERVER", "DEVICE")
 # Receipts rarely arrive after this long; older unread messages do not keep a page polling forever.
 TICK_WINDOW = timedelta(hours=1)
+# The newest page of the log and of a conversation keep a "fresh" block that re-reads, every few seconds, the
+# rows created since a moment fixed when the page loaded: new messages appear and recent ticks move on with one
+# keyset query. The moment lies a little before the newest row shown, so a row committed a bit after a newer
+# one is not missed.
+FRESH_OVERLAP = timedelta(seconds=30)
+FRESH_LIMIT = 200
 # Types a browser may show inline; anything else is downloaded, so a stored file can never run as a page.
 INLINE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "audio/", "video/", "application/pdf")
 
@@ -47,6 +53,31 @@ def in_flight(messages: list[Any], now: datetime | None = None) -> bool:
     """True while a recent outbound message on screen may still get a newer tick."""
     horizon = (now or utcnow()) - TICK_WINDOW
     return any(m.direction == "out" and m.status in IN_FLIGHT and m.created_at >= horizon for m in messages)
+
+
+def fresh_since(messages: list[Any], now: datetime | None = None) -> datetime:
+    """Where a page's self-refreshing block starts: before the newest message shown and before every recent
+    message still waiting for a tick, so both new rows and newer ticks show up in it."""
+    now = now or utcnow()
+    horizon = now - TICK_WINDOW
+    newest = max((m.created_at for m in messages), default=now)
+    waiting = [m.created_at for m in messages
+               if m.direction == "out" and m.status in IN_FLIGHT and m.created_at >= horizon]
+    return min([newest, *waiting]) - FRESH_OVERLAP
+
+
+def _fresh_arg() -> datetime | None:
+    """The `fresh` query argument of a block's poll (an ISO time with its zone), or None when absent."""
+    raw = request.args.get("fresh")
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        abort(400, "That refresh link is not valid.")
+    if value.tzinfo is None:
+        abort(400, "That refresh link is not valid.")
+    return value
 
 
 def chat_id_from(value: str) -> str:
@@ -93,21 +124,46 @@ def index():  # type: ignore[no-untyped-def]
             page = messages_service.MessagePage(items=[], next_cursor=None)
         cursor = None
     settled = not (form.errors or form.form_errors)
+    now = utcnow()
+    # Only the newest page gets new rows, and only while the chosen dates can still include them.
+    live = settled and cursor is None and (filters.get("until") is None or filters["until"] > now)
+    args = {k: v for k, v in request.args.items() if k not in ("cursor", "fresh")}
+    fresh = _fresh_arg()
+    if fresh is not None and is_htmx() and live:
+        return _log_fresh(filters, fresh, sessions, args)
+    boundary = fresh_since(page.items, now)
+    fresh_items = [m for m in page.items if m.created_at >= boundary] if live else []
     context = {
         "form": form, "page": page, "cursor": cursor, "sessions_by_id": {s.id: s for s in sessions},
-        "filtered": any(v for v in filters.values()), "polling": settled and in_flight(page.items),
+        "filtered": any(v for v in filters.values()),
+        # Polling the whole log: an empty newest page waits for its first row; an older page refreshes its
+        # ticks while one may still change and then stops (286).
+        "polling": settled and ((live and not page.items) or (cursor is not None and in_flight(page.items))),
         "poll_url": url_for("messages.index", **request.args), "poll_seconds": POLL_SECONDS,
-        "older_url": (url_for("messages.index", **{**request.args.to_dict(), "cursor": page.next_cursor})
+        "live": live and bool(page.items), "fresh_items": fresh_items,
+        "settled_items": page.items[len(fresh_items):],
+        "fresh_url": url_for("messages.index", **args, fresh=boundary.isoformat()),
+        "older_url": (url_for("messages.index", **{**args, "cursor": page.next_cursor})
                       if page.next_cursor else None),
-        "newest_url": url_for("messages.index", **{k: v for k, v in request.args.items() if k != "cursor"}),
+        "newest_url": url_for("messages.index", **args),
     }
     if is_htmx():
         if not settled:
             # The filter form itself needs to show what is wrong: load the whole page.
             return redirect_to(url_for("messages.index", **request.args))
-        status = 200 if context["polling"] else STOP_POLLING
+        status = 200 if context["polling"] or context["live"] else STOP_POLLING
         return render_template("messages/_log.html", **context), status
     return render_template("messages/index.html", **context)
+
+
+def _log_fresh(filters: dict[str, Any], boundary: datetime, sessions: list[Any], args: dict[str, str]):  # type: ignore[no-untyped-def]
+    """The log's self-refreshing block: every row (with the log's filters) created since `boundary`."""
+    since = max(boundary, filters["since"]) if filters.get("since") else boundary
+    found = messages_service.list_messages(_tenant(), **{**filters, "since": since}, limit=FRESH_LIMIT)
+    return render_template("messages/_log_fresh.html", fresh_items=found.items, overflow=found.next_cursor is not None,
+                           sessions_by_id={s.id: s for s in sessions}, poll_seconds=POLL_SECONDS,
+                           fresh_url=url_for("messages.index", **args, fresh=boundary.isoformat()),
+                           newest_url=url_for("messages.index", **args))
 
 
 # ---- send --------------------------------------------------------------------------------------------------
@@ -238,24 +294,41 @@ def chats(session_id: str):  # type: ignore[no-untyped-def]
 @require("messages:read")
 def conversation(session_id: str, chat_id: str):  # type: ignore[no-untyped-def]
     session = sessions_service.get_session(_tenant(), session_id)
+    here = url_for("messages.conversation", session_id=session.id, chat_id=chat_id)
     cursor = request.args.get("cursor") or None
+    fresh = _fresh_arg()
+    if fresh is not None and cursor is None and is_htmx():
+        found = messages_service.list_messages(_tenant(), session_id=session.id, chat_id=chat_id, since=fresh,
+                                               limit=FRESH_LIMIT)
+        return render_template("messages/_thread_fresh.html", fresh_items=list(reversed(found.items)),
+                               overflow=found.next_cursor is not None, poll_seconds=POLL_SECONDS,
+                               empty_note=request.args.get("empty") == "1", newest_url=here,
+                               fresh_url=url_for("messages.conversation", session_id=session.id, chat_id=chat_id,
+                                                 fresh=fresh.isoformat(), **(
+                                                     {"empty": "1"} if request.args.get("empty") == "1" else {})))
     try:
         page = messages_service.list_messages(_tenant(), session_id=session.id, chat_id=chat_id, cursor=cursor,
                                               limit=PAGE_SIZE)
     except Invalid:
         cursor = None
         page = messages_service.list_messages(_tenant(), session_id=session.id, chat_id=chat_id, limit=PAGE_SIZE)
-    here = url_for("messages.conversation", session_id=session.id, chat_id=chat_id)
+    thread = list(reversed(page.items))
+    boundary = fresh_since(page.items)
+    # The newest page always refreshes its fresh block; an older page refreshes while a tick may change.
+    fresh_items = [m for m in thread if m.created_at >= boundary] if cursor is None else []
     context = {
-        "session": session, "chat_id": chat_id, "thread": list(reversed(page.items)), "cursor": cursor,
+        "session": session, "chat_id": chat_id, "cursor": cursor, "live": cursor is None,
+        "thread": thread[:len(thread) - len(fresh_items)], "fresh_items": fresh_items, "empty_note": not thread,
         "earlier_url": url_for("messages.conversation", session_id=session.id, chat_id=chat_id,
                                cursor=page.next_cursor) if page.next_cursor else None,
-        "newest_url": here, "polling": in_flight(page.items), "poll_seconds": POLL_SECONDS,
+        "newest_url": here, "polling": cursor is not None and in_flight(page.items), "poll_seconds": POLL_SECONDS,
         "poll_url": url_for("messages.conversation", session_id=session.id, chat_id=chat_id, **(
             {"cursor": cursor} if cursor else {})),
+        "fresh_url": url_for("messages.conversation", session_id=session.id, chat_id=chat_id,
+                             fresh=boundary.isoformat(), **({"empty": "1"} if not thread else {})),
     }
     if is_htmx():
-        status = 200 if context["polling"] else STOP_POLLING
+        status = 200 if context["polling"] or context["live"] else STOP_POLLING
         return render_template("messages/_thread.html", **context), status
     form = None
     if principal().can("messages:send"):

@@ -241,42 +241,76 @@ def test_log_with_a_mangled_cursor_shows_the_newest_page(owner_client, tenant, s
     assert "That page link is not valid any more" in page and "newest" in page
 
 
-def test_log_polls_while_a_sent_message_is_not_read(owner_client, tenant, sim):
+def _fresh_url(page: str, block: str) -> str:
+    tag = re.search(rf'<[a-z]+ id="{block}"[^>]*>', page).group(0)
+    return re.search(r'hx-get="([^"]+)"', tag).group(1).replace("&amp;", "&")
+
+
+def test_log_newest_page_keeps_polling_its_newest_rows_when_everything_is_read(owner_client, tenant, sim):
     session = working_session(tenant, sim)
-    stored_message(tenant, session, status="DEVICE")
-    response = owner_client.get("/messages/", headers=HX)
+    stored_message(tenant, session, status="READ")
+    page = owner_client.get("/messages/").get_data(as_text=True)
+    assert re.search(r'<tbody id="log-fresh" hx-get="[^"]+" hx-trigger="every 3s"', page)
+
+
+def test_log_newest_rows_show_a_message_that_arrived_after_the_page_loaded(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    stored_message(tenant, session, status="READ", body="yesterday", created_at=utcnow() - timedelta(days=1))
+    stored_message(tenant, session, status="READ", body="shown at load")
+    fresh_url = _fresh_url(owner_client.get("/messages/").get_data(as_text=True), "log-fresh")
+    stored_message(tenant, session, direction="in", status="DEVICE", body="arrived later")
+    response = owner_client.get(fresh_url, headers=HX)
     body = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert "<html" not in body and 'id="message-log"' in body and 'hx-trigger="every 3s"' in body
+    assert body.lstrip().startswith('<tbody id="log-fresh"') and "<html" not in body
+    assert body.index("arrived later") < body.index("shown at load") and "yesterday" not in body
 
 
-def test_log_stops_polling_with_286_once_everything_is_read(owner_client, tenant, sim):
+def test_log_newest_rows_follow_the_filters(owner_client, tenant, sim):
     session = working_session(tenant, sim)
-    message = stored_message(tenant, session, status="DEVICE")
-    message.status = "READ"
-    db.session.commit()
+    stored_message(tenant, session, direction="in", status="DEVICE", body="first question")
+    fresh_url = _fresh_url(owner_client.get("/messages/?direction=in").get_data(as_text=True), "log-fresh")
+    stored_message(tenant, session, direction="out", status="SERVER", body="an answer")
+    stored_message(tenant, session, direction="in", status="DEVICE", body="second question")
+    body = owner_client.get(fresh_url, headers=HX).get_data(as_text=True)
+    assert "second question" in body and "an answer" not in body
+
+
+def test_log_newest_rows_with_a_mangled_time_are_refused(owner_client):
+    assert owner_client.get("/messages/?fresh=yesterday").status_code == 400
+
+
+def test_log_empty_newest_page_polls_until_the_first_message(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
     response = owner_client.get("/messages/", headers=HX)
+    assert response.status_code == 200 and 'hx-trigger="every 3s"' in response.get_data(as_text=True)
+    stored_message(tenant, session, direction="in", status="DEVICE", body="the first one")
+    body = owner_client.get("/messages/", headers=HX).get_data(as_text=True)
+    assert "the first one" in body and 'id="log-fresh"' in body
+
+
+def _older_page(owner_client, tenant, session, oldest_status: str) -> str:
+    start = utcnow() - timedelta(minutes=30)
+    for n in range(55):
+        stored_message(tenant, session, body=f"msg-{n:02d}", created_at=start + timedelta(seconds=n),
+                       status=oldest_status if n == 0 else "READ")
+    page = owner_client.get("/messages/").get_data(as_text=True)
+    return re.search(r'<a id="log-older" href="([^"]+)"', page).group(1).replace("&amp;", "&")
+
+
+def test_log_older_page_polls_while_a_sent_message_is_not_read(owner_client, tenant, sim):
+    older = _older_page(owner_client, tenant, working_session(tenant, sim), "DEVICE")
+    response = owner_client.get(older, headers=HX)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "<html" not in body and 'id="message-log" hx-get=' in body and "log-fresh" not in body
+
+
+def test_log_older_page_stops_polling_with_286_once_everything_is_read(owner_client, tenant, sim):
+    older = _older_page(owner_client, tenant, working_session(tenant, sim), "READ")
+    response = owner_client.get(older, headers=HX)
     assert response.status_code == 286
     assert "hx-trigger" not in response.get_data(as_text=True)
-
-
-def test_log_does_not_poll_for_old_unread_messages(owner_client, tenant, sim):
-    session = working_session(tenant, sim)
-    stored_message(tenant, session, status="DEVICE", created_at=utcnow() - timedelta(days=1))
-    assert owner_client.get("/messages/", headers=HX).status_code == 286
-
-
-def test_log_hides_other_tenants_messages(owner_client, sim):
-    other = make_tenant("globex", name="Globex")
-    stored_message(other, working_session(other, sim, "Globex line"), body="globex secret")
-    assert "globex secret" not in owner_client.get("/messages/").get_data(as_text=True)
-
-
-def test_log_filtered_by_other_tenants_session_is_not_found(owner_client, sim):
-    other = make_tenant("globex", name="Globex")
-    session = new_session(other, "Globex line")
-    assert owner_client.get(f"/messages/?session={session.id}").status_code == 404
-
 
 # ---- conversations and media ---------------------------------------------------------------------------------
 
@@ -309,13 +343,36 @@ def test_reply_goes_back_to_the_conversation(owner_client, tenant, sim):
     assert response.headers["HX-Redirect"] == here
 
 
-def test_conversation_thread_polls_while_ticks_may_change(owner_client, tenant, sim):
+def test_conversation_keeps_polling_its_newest_messages_when_everything_is_read(owner_client, tenant, sim):
     session = working_session(tenant, sim)
-    stored_message(tenant, session, status="SERVER")
-    response = owner_client.get(f"/messages/chats/{session.id}/491709999999@c.us", headers=HX)
-    assert response.status_code == 200
-    assert 'id="thread"' in response.get_data(as_text=True)
+    stored_message(tenant, session, status="READ")
+    page = owner_client.get(f"/messages/chats/{session.id}/491709999999@c.us").get_data(as_text=True)
+    assert re.search(r'<ol id="thread-fresh" class="thread" hx-get="[^"]+" hx-trigger="every 3s"', page)
 
+
+def test_conversation_newest_messages_show_a_reply_that_arrived_after_the_page_loaded(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    here = f"/messages/chats/{session.id}/491709999999@c.us"
+    stored_message(tenant, session, status="READ", body="last week", created_at=utcnow() - timedelta(days=7))
+    stored_message(tenant, session, status="READ", body="is it ready?")
+    fresh_url = _fresh_url(owner_client.get(here).get_data(as_text=True), "thread-fresh")
+    stored_message(tenant, session, direction="in", status="DEVICE", body="yes, ready")
+    stored_message(tenant, session, direction="in", status="DEVICE", body="other chat", chat_id="491701111111@c.us")
+    response = owner_client.get(fresh_url, headers=HX)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and body.lstrip().startswith('<ol id="thread-fresh"')
+    assert body.index("is it ready?") < body.index("yes, ready")
+    assert "last week" not in body and "other chat" not in body
+
+
+def test_empty_conversation_shows_its_first_message_without_a_reload(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    page = owner_client.get(f"/messages/chats/{session.id}/491709999999@c.us").get_data(as_text=True)
+    assert "No messages in this chat yet." in page
+    fresh_url = _fresh_url(page, "thread-fresh")
+    stored_message(tenant, session, direction="in", status="DEVICE", body="hello there")
+    body = owner_client.get(fresh_url, headers=HX).get_data(as_text=True)
+    assert "hello there" in body and "No messages in this chat yet." not in body
 
 def test_conversation_of_other_tenants_session_is_not_found(owner_client, sim):
     other = make_tenant("globex", name="Globex")

@@ -1,0 +1,45 @@
+"""New inbound messages show up by themselves on the pages people keep open: the conversation and the newest
+page of the message log (WAHA's webhook goes through the live portal and a real worker)."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.web.session_builders import stored_message, working_session
+
+pytestmark = pytest.mark.browser
+
+
+def test_inbound_message_appears_in_the_open_conversation(page, sign_in, shoot, worker, tenant, owner, sim):
+    session = working_session(tenant, sim, "Support line")
+    stored_message(tenant, session, body="Your order shipped", status="READ")
+    sign_in(owner)
+    page.goto(f"/messages/chats/{session.id}/491709999999@c.us")
+    page.get_by_label("Message").fill("half-typed answer")
+    page.evaluate("document.documentElement.dataset.sameDocument = 'yes'")
+
+    sim.inbound(session.external_name, from_="491709999999", text="Thanks, it arrived!")
+
+    expect(page.locator(".bubble-in", has_text="Thanks, it arrived!")).to_be_visible(timeout=10000)
+    assert page.evaluate("document.documentElement.dataset.sameDocument") == "yes"
+    expect(page.get_by_label("Message")).to_have_value("half-typed answer")
+    shoot("conversation-live")
+
+
+def test_inbound_message_appears_on_the_newest_page_of_the_log(page, sign_in, shoot, worker, tenant, owner, sim):
+    session = working_session(tenant, sim, "Support line")
+    stored_message(tenant, session, body="Everything read already", status="READ")
+    sign_in(owner)
+    page.goto("/messages/")
+    page.evaluate("document.documentElement.dataset.sameDocument = 'yes'")
+
+    sim.inbound(session.external_name, from_="491709999999", text="Is anyone there?")
+
+    row = page.locator("tr", has_text="Is anyone there?")
+    expect(row).to_be_visible(timeout=10000)
+    assert page.evaluate("document.documentElement.dataset.sameDocument") == "yes"
+    # newest first: the new row sits above the one that was there
+    rows = page.locator("table.messages tbody tr")
+    expect(rows.first).to_contain_text("Is anyone there?")
+    shoot("log-live")
