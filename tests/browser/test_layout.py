@@ -7,6 +7,7 @@ import pytest
 from portal.extensions import db
 from portal.services import audit
 from portal.services.audit import Actor
+from tests.web.session_builders import working_session
 
 pytestmark = pytest.mark.browser
 
@@ -74,3 +75,25 @@ def test_audit_log_fits_a_phone_with_details_under_each_event(page, sign_in, sho
     widths = page.eval_on_selector_all("table.audit dl.details dd", "els => els.map(e => e.clientWidth)")
     assert min(widths) >= 120, widths
     shoot("audit-phone")
+
+
+def test_send_page_fits_a_phone(page, sign_in, shoot, tenant, owner, sim):
+    working_session(tenant, sim, "Support line")
+    page.set_viewport_size(PHONE)
+    sign_in(owner)
+    page.goto("/messages/send")
+    page.get_by_role("group", name="Attachment (optional)").wait_for()
+    assert not _page_scrolls_sideways(page)
+    assert page.evaluate(OVERFLOWING) == []
+    shoot("send-phone")
+
+
+def test_api_docs_fit_a_phone_with_tables_scrolling_in_place(page, shoot):
+    page.set_viewport_size(PHONE)
+    page.goto("/waha/docs")
+    assert not _page_scrolls_sideways(page)
+    assert page.evaluate(OVERFLOWING) == []
+    # a wide parameter table scrolls inside its own box, which the keyboard can reach
+    boxes = page.eval_on_selector_all(".api-table-wrap", "els => els.map(e => e.tabIndex)")
+    assert boxes and set(boxes) == {0}
+    shoot("api-docs-phone")
