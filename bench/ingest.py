@@ -8,7 +8,7 @@ Targets (issue 5): ingest >= 50 % of bare requests/s; batch >= 10x the events/s 
 Every event body is unique (a repeat would be a cheap no-op insert); the script checks the rows landed.
 
     apt-get install -y wrk        # once
-    .venv/bin/python bench/ingest.py [--duration 5] [--rounds 3] [--connections 32]
+    .venv/bin/python bench/ingest.py [--duration 4] [--rounds 7] [--connections 32] [--gthreads 8]
 
 Needs PostgreSQL and Redis as for the tests (database portal_bench_events and Redis db 11, reset here).
 """
@@ -105,8 +105,8 @@ def _stored_events() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=5, help="seconds per run")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved bare/ingest rounds")
+    parser.add_argument("--duration", type=int, default=4, help="seconds per run")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved bare/ingest rounds")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
@@ -150,11 +150,20 @@ def main() -> None:
         # neighbours in time, and the median of the rounds is reported.
         stored_before = _stored_events()
         single_total = single_bad = 0
-        for singles in single_files:
-            bare_rate, _, bare_bad = _wrk(port, "/bench/bare", bare_bodies, script, args.duration,
-                                          args.connections, args.threads)
-            single_rate, total, bad = _wrk(port, target, singles, script, args.duration, args.connections,
-                                           args.threads)
+        for n, singles in enumerate(single_files):
+            def bare_run() -> tuple[float, int, int]:
+                return _wrk(port, "/bench/bare", bare_bodies, script, args.duration, args.connections, args.threads)
+
+            def ingest_run() -> tuple[float, int, int]:
+                return _wrk(port, target, singles, script, args.duration, args.connections, args.threads)
+
+            # Alternate which goes first, so a drift in background load does not favour one side.
+            if n % 2 == 0:
+                bare_rate, _, bare_bad = bare_run()
+                single_rate, total, bad = ingest_run()
+            else:
+                single_rate, total, bad = ingest_run()
+                bare_rate, _, bare_bad = bare_run()
             single_total, single_bad = single_total + total, single_bad + bad
             rounds.append((bare_rate, single_rate, bare_bad))
         single_stored = _stored_events() - stored_before
