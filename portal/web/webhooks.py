@@ -31,6 +31,13 @@ def _form(endpoint: Any = None) -> EndpointForm:
     return form
 
 
+def _refused_as_private(exc: ServiceError) -> bool:
+    """True when the service refused the URL for resolving to a loopback or private address (the refusal the
+    operator can lift for development with WEBHOOK_ALLOW_PRIVATE)."""
+    return any(item.get("field") == "url" and "non-public address" in str(item.get("message") or "")
+               for item in (exc.details or {}).get("fields", []) or [])
+
+
 def _events(form: EndpointForm) -> list[str]:
     # "Every event" wins over single picks, so the stored list says what the endpoint really gets.
     chosen = list(form.events.data or [])
@@ -60,7 +67,8 @@ def create():  # type: ignore[no-untyped-def]
                                                           description=(form.description.data or "").strip())
         except ServiceError as exc:
             show_service_error(form, exc)
-            return page("admin/webhook_form.html", exc.status, form=form, endpoint=None)
+            return page("admin/webhook_form.html", exc.status, form=form, endpoint=None,
+                        private_hint=_refused_as_private(exc))
         return _show_secret_once(endpoint.id, secret, rotated=False)
     return page("admin/webhook_form.html", 400, form=form, endpoint=None)
 
@@ -128,7 +136,8 @@ def edit(endpoint_id: int):  # type: ignore[no-untyped-def]
                                            description=(form.description.data or "").strip())
             except ServiceError as exc:
                 show_service_error(form, exc)
-                return page("admin/webhook_form.html", exc.status, form=form, endpoint=endpoint)
+                return page("admin/webhook_form.html", exc.status, form=form, endpoint=endpoint,
+                            private_hint=_refused_as_private(exc))
             flash("The endpoint is saved.", "success")
             return redirect(url_for(".detail", endpoint_id=endpoint.id))
         return page("admin/webhook_form.html", 400, form=form, endpoint=endpoint)

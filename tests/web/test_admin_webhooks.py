@@ -121,6 +121,30 @@ def test_create_with_a_bad_url_is_refused_next_to_the_field(login, owner):
     assert db.session.scalar(select(WebhookEndpoint)) is None
 
 
+def test_create_with_a_private_address_says_how_to_allow_it(app, login, owner, monkeypatch):
+    monkeypatch.setitem(app.config, "WEBHOOK_ALLOW_PRIVATE", False)
+    response = post(login(owner), f"{PAGE}new", {"url": "http://127.0.0.1:9999/hook", "events": ["*"]},
+                    page=f"{PAGE}new")
+    assert response.status_code == 400
+    body = text(response)
+    assert 'id="url-error"' in body and 'id="private-hint"' in body
+    assert "WEBHOOK_ALLOW_PRIVATE=true" in body
+    assert db.session.scalar(select(WebhookEndpoint)) is None
+
+
+def test_create_with_a_bad_url_gives_no_private_address_hint(login, owner):
+    body = text(post(login(owner), f"{PAGE}new", {"url": "ftp://example.com/x", "events": ["*"]},
+                     page=f"{PAGE}new"))
+    assert 'id="url-error"' in body and "WEBHOOK_ALLOW_PRIVATE" not in body
+
+
+def test_edit_to_a_private_address_says_how_to_allow_it(app, login, owner, endpoint, monkeypatch):
+    monkeypatch.setitem(app.config, "WEBHOOK_ALLOW_PRIVATE", False)
+    response = post(login(owner), f"{PAGE}{endpoint.id}/edit", {"url": "http://localhost:9/x", "events": ["*"]},
+                    page=f"{PAGE}{endpoint.id}/edit")
+    assert response.status_code == 400 and "WEBHOOK_ALLOW_PRIVATE=true" in text(response)
+
+
 def test_create_without_csrf_token_is_rejected(login, owner, receiver):
     response = login(owner).post(f"{PAGE}new", data={"url": receiver.url, "events": ["*"]})
     assert response.status_code == 400
