@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Response, redirect, url_for
 
 
 def init_app(app: Flask) -> None:
@@ -19,3 +19,11 @@ def init_app(app: Flask) -> None:
     from portal.web import servers
 
     app.register_blueprint(servers.bp)  # platform area: WAHA servers
+    app.add_url_rule("/favicon.ico", "favicon", _favicon)
+
+
+def _favicon() -> Response:
+    """Browsers and tools ask for /favicon.ico whatever the page links; point them at the SVG icon."""
+    response = redirect(url_for("static", filename="img/favicon.svg"), code=302)
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
