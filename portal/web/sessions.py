@@ -12,7 +12,7 @@ from flask_login import login_required
 
 from portal.extensions import redis_store
 from portal.services import sessions as sessions_service
-from portal.services.errors import ServiceError
+from portal.services.errors import NotFound, ServiceError
 from portal.tenancy import require
 from portal.web.forms import ConfirmForm, PairingCodeForm, SessionCreateForm
 from portal.web.helpers import apply_service_error, is_htmx, principal, redirect_to
@@ -112,7 +112,14 @@ def detail(session_id: str):  # type: ignore[no-untyped-def]
 def live(session_id: str):  # type: ignore[no-untyped-def]
     """The self-replacing status block: status, QR and its lifetime. Answers 286 once the session has
     left the way to WORKING, so htmx swaps in the final state and stops polling."""
-    session = sessions_service.get_session(_tenant(), session_id)
+    try:
+        session = sessions_service.get_session(_tenant(), session_id)
+    except NotFound:
+        if not is_htmx():
+            raise
+        # Deleted while its page was open (another tab, the API, a colleague): leave the page for the list.
+        flash("That session no longer exists; it was deleted.", "info")
+        return redirect_to(url_for("sessions.index"))
     state = _live_state(session)
     status = 200 if state["polling"] else STOP_POLLING
     # The page tells which status it shows, so only a real change is announced to screen readers.

@@ -11,7 +11,7 @@ from portal.extensions import db
 from portal.models import AuditEvent, WahaSession
 from portal.services import sessions as sessions_service
 from tests.conftest import csrf_token
-from tests.factories import make_tenant, make_user
+from tests.factories import TEST_ACTOR, make_tenant, make_user
 from tests.web.session_builders import new_session, scanning_session, working_session
 
 HX = {"HX-Request": "true"}
@@ -267,6 +267,22 @@ def test_delete_removes_the_session_and_returns_to_the_list(owner_client, tenant
     assert response.headers["HX-Redirect"] == "/sessions/"
     assert db.session.get(WahaSession, session.id) is None
     assert sim.session(session.external_name) is None
+
+
+def test_delete_without_scripts_returns_to_the_list(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    response = owner_client.post(f"/sessions/{session.id}/delete",
+                                 data={"csrf_token": csrf_token(owner_client, f"/sessions/{session.id}/delete")})
+    assert response.status_code == 303 and response.headers["Location"] == "/sessions/"
+    assert "Session deleted." in owner_client.get("/sessions/").get_data(as_text=True)
+
+
+def test_open_page_of_a_session_deleted_meanwhile_moves_to_the_list(owner_client, tenant):
+    session = scanning_session(tenant)
+    sessions_service.delete_session(tenant, session.id, TEST_ACTOR)
+    response = owner_client.get(f"/sessions/{session.id}/live", headers=HX)
+    assert response.headers["HX-Redirect"] == "/sessions/"
+    assert "That session no longer exists" in owner_client.get("/sessions/").get_data(as_text=True)
 
 
 def test_control_failure_is_shown_in_place(owner_client, tenant, sim):
