@@ -73,6 +73,33 @@ def test_send_text_delivers_and_opens_the_conversation(owner_client, tenant, sim
         ("491709999999@c.us", "Hello there")]
 
 
+def test_send_without_scripts_redirects_so_a_reload_sends_nothing(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    response = send(owner_client, {"session_id": session.id, "to": "+49 170 9999999", "text": "Hi"}, htmx=False)
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/messages/chats/{session.id}/491709999999@c.us"
+    assert len(sim.sent_messages(session.external_name)) == 1
+
+
+def test_send_page_opened_from_the_log_returns_to_it(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    log = owner_client.get(f"/messages/?session={session.id}").get_data(as_text=True)
+    link = re.search(r'<a class="button primary" href="(/messages/send[^"]*)">Send a message</a>', log).group(1)
+    form = owner_client.get(link.replace("&amp;", "&")).get_data(as_text=True)
+    back = re.search(r'name="next" type="hidden" value="([^"]*)"', form).group(1).replace("&amp;", "&")
+    assert back == f"/messages/?session={session.id}"
+    response = send(owner_client, {"session_id": session.id, "to": "+49 170 9999999", "text": "Hi", "next": back},
+                    htmx=False)
+    assert response.headers["Location"] == back
+
+
+def test_send_refuses_to_return_to_another_site(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    response = send(owner_client, {"session_id": session.id, "to": "+49 170 9999999", "text": "Hi",
+                                   "next": "//evil.example.com/"}, htmx=False)
+    assert response.headers["Location"] == f"/messages/chats/{session.id}/491709999999@c.us"
+
+
 def test_send_twice_with_the_same_form_sends_once(owner_client, tenant, sim):
     session = working_session(tenant, sim)
     data = {"session_id": session.id, "to": "+49 170 9999999", "text": "Once", "idempotency_key": "same-key"}
