@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from portal.extensions import db
+from portal.models import WahaServer
 from portal.services import audit
 from portal.services.audit import Actor
+from tests.factories import make_user
 from tests.web.session_builders import working_session
 
 pytestmark = pytest.mark.browser
@@ -97,3 +99,29 @@ def test_api_docs_fit_a_phone_with_tables_scrolling_in_place(page, shoot):
     boxes = page.eval_on_selector_all(".api-table-wrap", "els => els.map(e => e.tabIndex)")
     assert boxes and set(boxes) == {0}
     shoot("api-docs-phone")
+
+
+# The gap between a card's padding edge and its first heading, in CSS pixels.
+HEADING_GAP = """sel => [...document.querySelectorAll(sel)].map(card => {
+  const heading = card.querySelector(':scope > h1, :scope > h2, :scope > h3');
+  const style = getComputedStyle(card);
+  return Math.round(heading.getBoundingClientRect().top - card.getBoundingClientRect().top
+                    - parseFloat(style.paddingTop) - parseFloat(style.borderTopWidth));
+})"""
+
+
+def test_cards_start_with_their_heading(page, sign_in, tenant, owner):
+    sign_in(owner)
+    page.goto("/admin/settings/")
+    assert page.evaluate(HEADING_GAP, "main form.card") == [0]
+    page.goto("/admin/team/")
+    page.get_by_label("Email").fill("new.colleague@example.com")
+    page.get_by_role("button", name="Invite").click()
+    assert page.evaluate(HEADING_GAP, "main section.card.notice") == [0]
+
+    root = make_user(tenant, "viewer", email="root@example.com", is_platform_admin=True)
+    server = db.session.scalar(db.select(WahaServer))
+    page.context.clear_cookies()
+    sign_in(root)
+    page.goto(f"/platform/servers/{server.id}")
+    assert set(page.evaluate(HEADING_GAP, "main .grid > .card")) == {0}
