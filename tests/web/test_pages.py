@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.web.admin_builders import text
+from tests.web.session_builders import working_session
 
 
 def test_pages_link_an_svg_icon(client):
@@ -16,3 +19,17 @@ def test_favicon_ico_leads_to_the_icon(client):
     assert response.headers["Location"] == "/static/img/favicon.svg"
     icon = client.get(response.headers["Location"])
     assert icon.status_code == 200 and icon.mimetype == "image/svg+xml" and b"<svg" in icon.data
+
+
+def test_breadcrumbs_end_in_the_current_page_not_a_separator(login, tenant, owner, sim):
+    session = working_session(tenant, sim, "Support line")
+    client = login(owner)
+    for path, current in [(f"/sessions/{session.id}", "Support line"), ("/sessions/new", "New session"),
+                          (f"/messages/chats/{session.id}", "Conversations"),
+                          (f"/messages/chats/{session.id}/491709999999@c.us", "+491709999999"),
+                          ("/messages/send", "Send a message"), ("/dashboard/health", "WhatsApp servers")]:
+        body = text(client.get(path))
+        trail = re.search(r'<nav class="crumbs" aria-label="Breadcrumb">(.*?)</nav>', body, re.S).group(1)
+        items = re.findall(r"<li[^>]*>(.*?)</li>", trail, re.S)
+        assert items[-1] == current and 'aria-current="page"' in trail, path
+        assert " /</p>" not in body and not re.search(r"/\s*</(p|li|nav)>", trail), path
