@@ -39,11 +39,13 @@ def init_app(app: Flask) -> None:
 
         if wants_json():
             return error_response(401, "unauthorized", "Sign in first.")
+        # full_path always ends in "?", even without a query string: only use it when there is one.
+        back = request.full_path if request.query_string else request.path
         if request.headers.get("HX-Request"):
             response = Response(status=204)
-            response.headers["HX-Redirect"] = url_for("auth.login", next=request.full_path)
+            response.headers["HX-Redirect"] = url_for("auth.login", next=back)
             return response
-        return redirect(url_for("auth.login", next=request.full_path))
+        return redirect(url_for("auth.login", next=back))
 
     @app.after_request
     def harden(response: Response) -> Response:

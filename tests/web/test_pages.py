@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from tests.conftest import csrf_token
+from tests.factories import PASSWORD
 from tests.web.admin_builders import text
 from tests.web.session_builders import working_session
 
@@ -33,3 +35,23 @@ def test_breadcrumbs_end_in_the_current_page_not_a_separator(login, tenant, owne
         items = re.findall(r"<li[^>]*>(.*?)</li>", trail, re.S)
         assert items[-1] == current and 'aria-current="page"' in trail, path
         assert " /</p>" not in body and not re.search(r"/\s*</(p|li|nav)>", trail), path
+
+
+def test_sign_in_redirect_keeps_the_address_without_a_stray_question_mark(client):
+    assert client.get("/").headers["Location"] == "/login?next=/"
+    assert client.get("/messages/").headers["Location"] == "/login?next=/messages/"
+
+
+def test_sign_in_redirect_keeps_the_query_string(client):
+    location = client.get("/messages/?direction=in").headers["Location"]
+    assert location == "/login?next=/messages/?direction%3Din"
+
+
+def test_sign_in_returns_to_the_page_asked_for_with_its_query(client, owner):
+    login_page = client.get("/messages/?direction=in").headers["Location"]
+    token = csrf_token(client, login_page)
+    body = text(client.get(login_page))
+    back = re.search(r'type="hidden" name="next" value="([^"]*)"', body).group(1).replace("&amp;", "&")
+    response = client.post(login_page, data={"email": owner.email, "password": PASSWORD, "csrf_token": token,
+                                             "next": back})
+    assert response.headers["Location"] == "/messages/?direction=in"
