@@ -39,6 +39,7 @@ def _event(event_id: str) -> WebhookEvent:
     return db.session.scalar(select(WebhookEvent).where(WebhookEvent.event_id == event_id))
 
 
+@pytest.mark.smoke
 def test_same_event_delivered_twice_is_processed_once(client, session, run_jobs):
     body = envelope(session, "message", inbound_payload("only once"))
     post_events(client, session, body)
@@ -60,6 +61,7 @@ def test_message_and_message_any_of_one_message_make_one_row(client, session, ru
     assert message.tenant_id == session.tenant_id and message.session_id == session.id
 
 
+@pytest.mark.smoke
 def test_ack_before_its_message_creates_a_placeholder_the_message_fills(client, session, run_jobs):
     payload = inbound_payload("late message")
     ack = envelope(session, "message.ack", ack_payload(payload["id"], 3))
@@ -114,6 +116,7 @@ def test_message_sent_from_the_phone_is_stored_as_outbound_from_app(client, sess
     assert message.sent_at is not None
 
 
+@pytest.mark.smoke
 def test_session_status_event_updates_status_me_and_audit(client, session, run_jobs):
     me = {"id": "491701234567@c.us", "pushName": "Acme"}
     post_events(client, session, envelope(session, "session.status", {"name": session.external_name,

@@ -33,6 +33,7 @@ def _queued_jobs() -> list[str]:
     return [job.func_name for job in Queue(QUEUE_EVENTS, connection=redis_store.client).jobs]
 
 
+@pytest.mark.smoke
 def test_signed_event_is_stored_pending_and_processing_queued(client, session):
     body = envelope(session, "message", inbound_payload("hi"))
     response = post_events(client, session, body)
@@ -50,6 +51,7 @@ def test_many_requests_queue_one_drain_job_while_it_waits(client, session):
     assert _queued_jobs() == [events.DRAIN_JOB]
 
 
+@pytest.mark.smoke
 def test_bad_signature_is_refused_with_401_and_nothing_stored(client, session):
     body = body_of(envelope(session, "message", inbound_payload()))
     response = client.post(f"/webhooks/waha?session={session.id}", data=body,
@@ -114,6 +116,7 @@ def test_unknown_session_is_recorded_as_ignored_and_answered_200(client, session
     assert _queued_jobs() == []
 
 
+@pytest.mark.smoke
 def test_same_event_twice_is_stored_once(client, session):
     body = envelope(session, "message", inbound_payload())
     assert post_events(client, session, body).status_code == 200
@@ -121,6 +124,7 @@ def test_same_event_twice_is_stored_once(client, session):
     assert len(_rows()) == 1
 
 
+@pytest.mark.smoke
 def test_batch_of_100_events_is_stored_in_one_request_and_processed(client, session, run_jobs):
     batch = [envelope(session, "message", inbound_payload(f"message {n}")) for n in range(100)]
     response = post_events(client, session, batch)
