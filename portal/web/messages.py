@@ -37,8 +37,12 @@ TICK_WINDOW = timedelta(hours=1)
 # one is not missed.
 FRESH_OVERLAP = timedelta(seconds=30)
 FRESH_LIMIT = 200
-# Types a browser may show inline; anything else is downloaded, so a stored file can never run as a page.
-INLINE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "audio/", "video/", "application/pdf")
+# Types a browser may show inline (in its own image or media viewer); anything else is downloaded, so a stored
+# file can never run as a page. SVG is not among them: it can carry scripts.
+INLINE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "audio/", "video/")
+# Files from WhatsApp users are untrusted: whatever the browser makes of one may load nothing and run nothing.
+# The image and media viewers need the file itself and their own inline styles.
+MEDIA_CSP = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox"
 
 
 def _tenant() -> Any:
@@ -369,4 +373,6 @@ def media(message_id: int):  # type: ignore[no-untyped-def]
                          download_name=secure_filename(filename or "") or f"message-{message.id}")
     # Tenant files: the browser may keep them a while, shared caches never.
     response.headers["Cache-Control"] = "private, max-age=300"
+    response.headers["Content-Security-Policy"] = MEDIA_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response

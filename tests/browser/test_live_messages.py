@@ -3,9 +3,12 @@ page of the message log (WAHA's webhook goes through the live portal and a real 
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from playwright.sync_api import expect
 
+from portal.storage import storage
 from tests.web.session_builders import stored_message, working_session
 
 pytestmark = pytest.mark.browser
@@ -43,3 +46,18 @@ def test_inbound_message_appears_on_the_newest_page_of_the_log(page, sign_in, sh
     rows = page.locator("table.messages tbody tr")
     expect(rows.first).to_contain_text("Is anyone there?")
     shoot("log-live")
+
+
+def test_received_image_opens_in_the_browsers_image_viewer(page, sign_in, tenant, owner, sim):
+    png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4//8/AAX+Av4N70a4AAAAAElFTkSuQmCC")
+    session = working_session(tenant, sim, "Support line")
+    key = f"{tenant.id}/{session.id}/photo.png"
+    storage().save(key, png, "image/png")
+    message = stored_message(tenant, session, direction="in", status="DEVICE", body=None,
+                             media={"kind": "image", "mimetype": "image/png", "filename": "photo.png",
+                                    "status": "stored", "key": key})
+    sign_in(owner)
+    page.goto(f"/messages/{message.id}/media")
+    expect(page.locator("img")).to_have_count(1)
+    page.wait_for_function("document.images[0].complete")
+    assert page.evaluate("document.images[0].naturalWidth") == 1

@@ -439,6 +439,31 @@ def test_media_of_a_stored_file_downloads_inline(owner_client, tenant, sim):
     assert "private" in response.headers["Cache-Control"]
 
 
+def _stored_media(tenant, session, data: bytes, mimetype: str, filename: str):
+    key = f"{tenant.id}/{session.id}/{filename}"
+    storage().save(key, data, mimetype)
+    return stored_message(tenant, session, direction="in", status="DEVICE", body=None,
+                          media={"kind": "document", "mimetype": mimetype, "filename": filename,
+                                 "status": "stored", "key": key})
+
+
+def test_media_is_served_under_a_policy_that_loads_and_runs_nothing(owner_client, tenant, sim):
+    message = _stored_media(tenant, working_session(tenant, sim), tiny_png(), "image/png", "photo.png")
+    response = owner_client.get(f"/messages/{message.id}/media")
+    policy = response.headers["Content-Security-Policy"]
+    assert policy.startswith("default-src 'none'; img-src 'self';") and "script-src" not in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("mimetype,filename", [("application/pdf", "invoice.pdf"), ("image/svg+xml", "logo.svg"),
+                                               ("text/html", "page.html")])
+def test_media_other_than_images_and_sound_is_downloaded(owner_client, tenant, sim, mimetype, filename):
+    message = _stored_media(tenant, working_session(tenant, sim), b"<svg onload=alert(1)>", mimetype, filename)
+    response = owner_client.get(f"/messages/{message.id}/media")
+    assert response.headers["Content-Disposition"].startswith("attachment")
+    assert filename in response.headers["Content-Disposition"]
+
+
 def test_media_not_fetched_yet_is_not_found_and_not_linked(owner_client, tenant, sim):
     session = working_session(tenant, sim)
     message = stored_message(tenant, session, direction="in", status="DEVICE", body=None,
