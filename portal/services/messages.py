@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import ipaddress
 import mimetypes
@@ -20,14 +21,16 @@ from typing import Any, Callable
 from urllib.parse import urlparse
 
 from flask import current_app
-from sqlalchemy import Integer, String, case, cast, func, insert, literal, select, tuple_, update
+from sqlalchemy import Integer, String, bindparam, case, cast, func, insert, literal, select, tuple_, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.extensions import db
-from portal.models import ACK_NAMES, STATUS_RANK, AuditEvent, Message, Tenant, get_for_tenant, utcnow
+from portal.models import (
+    ACK_NAMES, STATUS_RANK, AuditEvent, Message, Tenant, WahaServer, WahaSession, get_for_tenant, utcnow,
+)
 from portal.services import audit, idempotency, pacing, servers
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid, NotFound
@@ -239,6 +242,35 @@ def _send_to_waha(client: Any, name: str, chat_id: str, text: str | None, kind: 
     return client.send_file(name, chat_id, file, caption=caption, message_id=message_id)
 
 
+@dataclass(frozen=True)
+class _SendTarget:
+    """What a send needs of its session: the WAHA name, the status and the server."""
+
+    id: str
+    status: str
+    external_name: str
+    server: WahaServer
+
+
+# The session's columns the send reads and its server, tenant-scoped. Loading the whole session row (JSON
+# columns, its encrypted HMAC key) costs more than the query; built once for the same reason as below.
+_SESSION_FOR_SEND = (
+    select(WahaSession.id, WahaSession.status, WahaSession.external_name, WahaServer)
+    .join(WahaServer, WahaServer.id == WahaSession.server_id)
+    .where(WahaSession.id == bindparam("session_id", type_=WahaSession.id.type),
+           WahaSession.tenant_id == bindparam("tenant_id", type_=WahaSession.tenant_id.type))
+)
+
+
+def _session_for_send(tenant: Tenant, session_id: Any) -> _SendTarget:
+    """The tenant's session to send through; NotFound("session_not_found") as get_session() answers."""
+    row = db.session.execute(_SESSION_FOR_SEND, {"session_id": str(session_id), "tenant_id": tenant.id}).first() \
+        if session_id else None
+    if row is None:
+        raise NotFound("No such session.", code="session_not_found")
+    return _SendTarget(*row)
+
+
 def _status_from_response(raw: dict) -> str | None:
     """The ack a send response already carries (WEBJS answers with the message, ack included), if any."""
     ack = raw.get("ack")
@@ -259,7 +291,7 @@ def send_message(tenant: Tenant, session_id: Any, actor: Actor, *, to: str, text
     retry_after). WAHA failures mark the row ERROR and raise the mapped ServiceError (Upstream 503 when WAHA is
     down). Audited as "message.send" without the message text.
     """
-    session = get_session(tenant, session_id)
+    session = _session_for_send(tenant, session_id)
     chat_id = normalize_recipient(to)
     text = _clean_text(text)
     kind = file = stored_media = caption = None
@@ -353,12 +385,53 @@ def _new_row(**values: Any) -> Message:
     return Message(**{"created_at": now, "updated_at": now, **values})
 
 
-def _insert_with_audit(message: Message, actor: Actor, details: dict[str, Any]) -> None:
-    """Store the new message and its "message.send" audit event together; `details` gains the message id.
+# What a send writes into a new message row; the other columns start NULL.
+_SEND_COLUMNS = ("tenant_id", "session_id", "direction", "source", "waha_message_id", "chat_id", "from_me", "body",
+                 "media", "status", "idempotency_key", "extra", "created_at", "updated_at")
 
-    On PostgreSQL both rows go in with one statement (a data-modifying CTE), so they are written atomically
-    in one round trip whether or not a transaction surrounds it; elsewhere the ORM inserts them in the
-    caller's transaction.
+
+_UNSET_COLUMNS = tuple(attr.key for attr in sa_inspect(Message).column_attrs
+                       if attr.key not in _SEND_COLUMNS and not attr.columns[0].primary_key)
+
+
+@functools.cache
+def _insert_with_audit_statement() -> Any:
+    """The message and its "message.send" audit event in one statement (PostgreSQL: a data-modifying CTE).
+
+    Built once with bound parameters: constructing it per send would cost more CPU than the round trip it
+    saves (SQLAlchemy keys its statement cache by a walk of the whole statement).
+    """
+    sent = insert(Message).values({
+        getattr(Message, key): bindparam(f"m_{key}", type_=getattr(Message, key).type) for key in _SEND_COLUMNS
+    }).returning(Message.id).cte("sent")
+    # The columns audit.record() fills, with the message id taken from the row just inserted.
+    event = {
+        AuditEvent.tenant_id: bindparam("a_tenant_id", type_=Integer),
+        AuditEvent.action: literal("message.send", String),
+        AuditEvent.actor_type: bindparam("a_actor_type", type_=String),
+        AuditEvent.actor_id: bindparam("a_actor_id", type_=String),
+        AuditEvent.actor_label: bindparam("a_actor_label", type_=String),
+        AuditEvent.target_type: literal("message", String),
+        AuditEvent.target_id: cast(sent.c.id, String),
+        AuditEvent.ip: bindparam("a_ip", type_=String),
+        AuditEvent.request_id: bindparam("a_request_id", type_=String),
+        AuditEvent.details: func.jsonb_build_object(
+            literal("session_id", String), bindparam("a_session_id", type_=String),
+            literal("message_id", String), sent.c.id,
+            literal("chat_id", String), bindparam("a_chat_id", type_=String),
+            literal("kind", String), bindparam("a_kind", type_=String)),
+        AuditEvent.created_at: bindparam("a_created_at", type_=AuditEvent.created_at.type),
+    }
+    logged = insert(AuditEvent).from_select(list(event), select(*event.values()).select_from(sent)).cte("logged")
+    return select(sent.c.id).add_cte(logged)
+
+
+def _insert_with_audit(message: Message, actor: Actor, details: dict[str, Any]) -> None:
+    """Store the new message and its "message.send" audit event together; `details` (session_id, chat_id,
+    kind) gains the message id.
+
+    On PostgreSQL both rows go in with one statement, so they are written atomically in one round trip whether
+    or not a transaction surrounds it; elsewhere the ORM inserts them in the caller's transaction.
     """
     if db.session.get_bind().dialect.name != "postgresql":
         db.session.add(message)
@@ -368,30 +441,17 @@ def _insert_with_audit(message: Message, actor: Actor, details: dict[str, Any]) 
                      details=details)
         db.session.flush()
         return
-    row = {getattr(Message, attr.key): getattr(message, attr.key) for attr in sa_inspect(Message).column_attrs
-           if attr.key in message.__dict__}
-    sent = insert(Message).values(row).returning(Message.id).cte("sent")
-    # The same columns audit.record() fills, with the message id taken from the row just inserted.
-    event = {
-        AuditEvent.tenant_id: literal(message.tenant_id, Integer), AuditEvent.action: literal("message.send", String),
-        AuditEvent.actor_type: literal(actor.type, String), AuditEvent.actor_id: literal(actor.id, String),
-        AuditEvent.actor_label: literal(actor.label, String), AuditEvent.target_type: literal("message", String),
-        AuditEvent.target_id: cast(sent.c.id, String), AuditEvent.ip: literal(actor.ip, String),
-        AuditEvent.request_id: literal(actor.request_id, String),
-        AuditEvent.details: func.jsonb_build_object(
-            *[part for name, value in details.items() for part in (literal(name, String), literal(value, String))],
-            literal("message_id", String), sent.c.id),
-        AuditEvent.created_at: literal(message.created_at, AuditEvent.created_at.type),
-    }
-    logged = insert(AuditEvent).from_select(list(event), select(*event.values()).select_from(sent)).cte("logged")
-    message.id = db.session.execute(select(sent.c.id).add_cte(logged)).scalar_one()
+    params = {f"m_{key}": getattr(message, key) for key in _SEND_COLUMNS}
+    params.update(a_tenant_id=message.tenant_id, a_actor_type=actor.type, a_actor_id=actor.id,
+                  a_actor_label=actor.label, a_ip=actor.ip, a_request_id=actor.request_id,
+                  a_session_id=details["session_id"], a_chat_id=details["chat_id"], a_kind=details["kind"],
+                  a_created_at=message.created_at)
+    message.id = db.session.execute(_insert_with_audit_statement(), params).scalar_one()
     details["message_id"] = message.id
-    # Known to the session as the stored row it now is, without an INSERT of its own: columns the statement
-    # left out and that have no default are NULL, so they are set to None rather than loaded on first use.
-    for attr in sa_inspect(Message).column_attrs:
-        column = attr.columns[0]
-        if attr.key not in message.__dict__ and column.default is None and column.server_default is None:
-            setattr(message, attr.key, None)
+    # Known to the session as the stored row it now is, without an INSERT of its own: the columns the
+    # statement left out are NULL, so they are set to None rather than loaded on first use.
+    for key in _UNSET_COLUMNS:
+        setattr(message, key, None)
     make_transient_to_detached(message)
     db.session.add(message)
 
@@ -412,45 +472,56 @@ def _commit_keeping_loaded_rows() -> None:
         session.expire_on_commit = keep
 
 
-def _record_sent(message: Message, predicted_id: str, result: Any, execute: Callable[[Any], Any]) -> None:
+@functools.cache
+def _sent_update(status: str | None, with_waha_id: bool) -> Any:
+    """The UPDATE after WAHA accepted a send (one per ack status and id case, built once: see above)."""
+    values: dict[Any, Any] = {Message.sent_at: bindparam("sent_at", type_=Message.sent_at.type),
+                              Message.updated_at: bindparam("updated_at", type_=Message.updated_at.type)}
+    if status:
+        # Acks may have moved the row forward over the webhook meanwhile: the status only moves up the ladder.
+        lower = [name for name, rank in STATUS_RANK.items() if rank < STATUS_RANK[status] and name != "ERROR"]
+        values[Message.status] = case((Message.status.in_(lower), status), else_=Message.status)
+    if with_waha_id:
+        values[Message.waha_message_id] = bindparam("waha_message_id", type_=Message.waha_message_id.type)
+    return (update(Message).where(Message.id == bindparam("message_id", type_=Message.id.type)).values(values)
+            .returning(Message.waha_message_id, Message.status))
+
+
+def _record_sent(message: Message, predicted_id: str, result: Any,
+                 execute: Callable[[Any, dict[str, Any]], Any]) -> None:
     """After WAHA accepted the send: its id, the send time and any ack in the answer, in one UPDATE.
 
-    Acks may have moved the row forward over the webhook meanwhile, so the status only ever moves up the ladder
-    (in SQL, against the row as it is now). The UPDATE commits on its own and returns the columns it may have
-    changed, which are set on `message` so the caller reads the row as stored without loading it again.
+    The UPDATE commits on its own and returns the columns it may have changed (the status against the row as
+    it is now), which are set on `message` so the caller reads the row as stored without loading it again.
     """
     now = utcnow()
-    values: dict[str, Any] = {"sent_at": now, "updated_at": now}
+    params: dict[str, Any] = {"message_id": message.id, "sent_at": now, "updated_at": now}
     status = _status_from_response(result.raw)
-    if status:
-        lower = [name for name, rank in STATUS_RANK.items() if rank < STATUS_RANK[status] and name != "ERROR"]
-        values["status"] = case((Message.status.in_(lower), status), else_=Message.status)
-    stmt = update(Message).where(Message.id == message.id).returning(Message.waha_message_id, Message.status)
     row = None
     if result.message_id != predicted_id:
         try:
-            row = execute(stmt.values(waha_message_id=result.message_id, **values))
+            row = execute(_sent_update(status, True), {**params, "waha_message_id": result.message_id})
         except IntegrityError:
             pass  # webhook processing already stored this WAHA id on another row; keep the predicted one
     if row is None:
-        row = execute(stmt.values(**values))
+        row = execute(_sent_update(status, False), params)
     if row is not None:  # None only when the row was deleted meanwhile (its session was deleted)
         for name, value in (("waha_message_id", row.waha_message_id), ("status", row.status), ("sent_at", now),
                             ("updated_at", now)):
             set_committed_value(message, name, value)
 
 
-def _execute_here(stmt: Any) -> Any:
+def _execute_here(stmt: Any, params: dict[str, Any]) -> Any:
     """Run one statement on the session's autocommit connection (it commits itself); its first row or None."""
-    return db.session.connection().execute(stmt).first()
+    return db.session.connection().execute(stmt, params).first()
 
 
-def _execute_alone(stmt: Any) -> Any:
+def _execute_alone(stmt: Any, params: dict[str, Any]) -> Any:
     """Run one statement as its own transaction (autocommit: no BEGIN and COMMIT round trips) after the
     caller's transaction has ended; its first row, or None when it matched nothing."""
     connection = db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     try:
-        row = connection.execute(stmt).first()
+        row = connection.execute(stmt, params).first()
     except BaseException:
         db.session.rollback()
         raise

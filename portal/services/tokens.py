@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from portal.extensions import db
 from portal.models import ApiToken, Tenant, get_for_tenant, utcnow
@@ -55,6 +55,11 @@ def create_token(tenant: Tenant, name: str, scopes: list[str] | None, actor: Act
     return IssuedToken(token=token, secret=secret)
 
 
+# Every API call runs this lookup: built once, so SQLAlchemy does not walk a new statement for its cache key.
+_TOKEN_WITH_TENANT = (select(ApiToken, Tenant).join(Tenant, Tenant.id == ApiToken.tenant_id)
+                      .where(ApiToken.prefix == bindparam("prefix", type_=ApiToken.prefix.type)))
+
+
 def authenticate(secret: str) -> ApiToken | None:
     """The usable token this secret belongs to, or None (unknown, revoked, expired). Updates last use."""
     found = authenticate_with_tenant(secret)
@@ -66,9 +71,7 @@ def authenticate_with_tenant(secret: str) -> tuple[ApiToken, Tenant] | None:
     if not secret.startswith(TOKEN_PREFIX):
         return None
     prefix = secret[len(TOKEN_PREFIX):].split("_", 1)[0]
-    row = db.session.execute(
-        select(ApiToken, Tenant).join(Tenant, Tenant.id == ApiToken.tenant_id).where(ApiToken.prefix == prefix)
-    ).first()
+    row = db.session.execute(_TOKEN_WITH_TENANT, {"prefix": prefix}).first()
     if row is None:
         return None
     token, tenant = row
