@@ -11,6 +11,7 @@ from flask import Blueprint, abort, flash, render_template, request, url_for
 from flask_login import login_required
 
 from portal.extensions import redis_store
+from portal.services import audit as audit_service
 from portal.services import sessions as sessions_service
 from portal.services.errors import NotFound, ServiceError
 from portal.tenancy import require
@@ -150,7 +151,19 @@ def _live_state(session: Any) -> dict[str, Any]:
             if session.status == "SCAN_QR_CODE":
                 qr_error = exc.message
     return {"session": session, "qr": qr, "qr_error": qr_error, "sync_error": sync_error,
+            "qr_expired": _failed_waiting_for_scan(session),
             "polling": session.status in TRANSITIONAL, "poll_seconds": POLL_SECONDS}
+
+
+def _failed_waiting_for_scan(session: Any) -> bool:
+    """True when the session turned FAILED straight from SCAN_QR_CODE: WAHA gives up after its QR codes
+    expired unscanned, which a restart fixes (not a fault of WhatsApp)."""
+    if session.status != "FAILED":
+        return False
+    last = audit_service.list_events(session.tenant_id, audit_service.AuditFilters(
+        action="session.status", target_id=session.id), limit=1)
+    details = (last[0].details or {}) if last else {}
+    return details.get("from") == "SCAN_QR_CODE" and details.get("to") == "FAILED"
 
 
 def _sync_due(session_id: str) -> bool:

@@ -162,6 +162,23 @@ def test_live_fragment_of_stopped_session_stops_polling(owner_client, tenant):
     assert 'data-status="STOPPED"' in response.get_data(as_text=True)
 
 
+def test_session_failed_while_waiting_for_a_scan_says_the_qr_expired(owner_client, tenant, sim):
+    session = scanning_session(tenant)
+    sim.fail(session.external_name)  # what WAHA does once its last QR code expired unscanned
+    sessions_service.sync_session(tenant, session.id)
+    page = owner_client.get(f"/sessions/{session.id}").get_data(as_text=True)
+    assert "The QR code expired before it was scanned. Press Restart to get a new one." in page
+    assert "WhatsApp reported a failure" not in page
+
+
+def test_session_failed_while_working_reports_a_whatsapp_failure(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    sim.fail(session.external_name)
+    sessions_service.sync_session(tenant, session.id)
+    page = owner_client.get(f"/sessions/{session.id}").get_data(as_text=True)
+    assert "WhatsApp reported a failure" in page and "QR code expired" not in page
+
+
 def test_detail_of_working_session_does_not_poll(owner_client, tenant, sim):
     session = working_session(tenant, sim)
     page = owner_client.get(f"/sessions/{session.id}").get_data(as_text=True)
