@@ -2,10 +2,13 @@
 
 Each POST endpoint takes JSON and answers JSON; the same endpoint takes an HTML
 form post and then redirects back to the page, so the page needs no scripts.
+With scripts, control.js refreshes the session table's live cells every few
+seconds without touching the forms, so nothing typed is lost.
 """
 from __future__ import annotations
 
 from html import escape
+from pathlib import Path
 from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, redirect, request
@@ -182,13 +185,22 @@ def _form(action: str, label: str, fields: str = "") -> str:
             f'<button type="submit">{escape(label)}</button></form>')
 
 
-def _session_row(info: dict) -> str:
+def _live_cells(info: dict) -> str:
+    """Status, phone and QR of a session: the cells the page refreshes while it is open."""
     name = info["name"]
-    base = f"/_sim/sessions/{quote(name)}"
     me = info.get("me") or {}
     qr = ""
     if info["status"] == SCAN_QR_CODE and info["qr"]["value"]:
-        qr = f'<img alt="QR for {escape(name)}" width="200" src="{base}/qr.png?n={info["qr"]["count"]}">'
+        qr = (f'<img alt="QR for {escape(name)}" width="200" '
+              f'src="/_sim/sessions/{quote(name)}/qr.png?n={info["qr"]["count"]}">')
+    return (f'<td data-live="status">{escape(info["status"])}</td>'
+            f'<td data-live="me">{escape(me.get("id", ""))} {escape(me.get("pushName", ""))}</td>'
+            f'<td data-live="qr">{qr}</td>')
+
+
+def _session_row(info: dict) -> str:
+    name = info["name"]
+    base = f"/_sim/sessions/{quote(name)}"
     actions = "".join([
         _form(f"{base}/scan", "Scan",
               '<input name="phone" placeholder="phone" value="491701234567" size="13">'
@@ -205,9 +217,44 @@ def _session_row(info: dict) -> str:
               '<input name="text" placeholder="caption" value="a picture">'
               '<input type="hidden" name="image" value="1">'),
     ])
-    return (f"<tr><td>{escape(name)}</td><td>{escape(info['status'])}</td>"
-            f"<td>{escape(me.get('id', ''))} {escape(me.get('pushName', ''))}</td>"
-            f"<td>{qr}</td><td class=actions>{actions}</td></tr>")
+    return (f'<tr data-session="{escape(name, quote=True)}"><td>{escape(name)}</td>{_live_cells(info)}'
+            f"<td class=actions>{actions}</td></tr>")
+
+
+def _summary(state_: dict) -> str:
+    return (f"Engine {escape(state_['engine'])}, version {escape(state_['version'])}, tier {escape(state_['tier'])}, "
+            f"started {state_['startTimestamp']}, latency {state_['latencyMs']} ms, "
+            f"failing next {state_['failNext']['count']} calls with {state_['failNext']['status']}.")
+
+
+STYLE = """<style>
+body{font-family:sans-serif;margin:1.5rem} table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:.4rem;vertical-align:top} form{display:inline-block;margin:.15rem}
+.actions{max-width:46rem} iframe{width:100%;height:16rem;border:1px solid #ccc}
+</style>"""
+SCRIPT = (Path(__file__).parent / "assets" / "control.js").read_text(encoding="utf-8")
+REFRESH_SECONDS = 3
+
+
+@bp.get("/control.js")
+def script():
+    return Response(SCRIPT, mimetype="text/javascript")
+
+
+@bp.get("/live")
+def live():
+    """The session table alone, reloading itself: the live view for browsers without scripts."""
+    state_ = sim().state()
+    rows = "".join(f'<tr data-session="{escape(info["name"], quote=True)}"><td>{escape(info["name"])}</td>'
+                   f"{_live_cells(info)}</tr>" for info in state_["sessions"].values()) or \
+        '<tr><td colspan="4">No sessions yet.</td></tr>'
+    html = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="{REFRESH_SECONDS}">
+<title>WAHA simulator sessions</title>{STYLE}</head><body>
+<p>{_summary(state_)}</p>
+<table><tr><th>Name</th><th>Status</th><th>Me</th><th>QR</th></tr>{rows}</table>
+</body></html>"""
+    return Response(html, mimetype="text/html")
 
 
 @bp.get("/")
@@ -215,7 +262,7 @@ def _session_row(info: dict) -> str:
 def page():
     state_ = sim().state()
     rows = "".join(_session_row(info) for info in state_["sessions"].values()) or \
-        '<tr><td colspan="5">No sessions yet.</td></tr>'
+        '<tr data-empty><td colspan="5">No sessions yet.</td></tr>'
     server = "".join([
         _form("/_sim/sessions", "Create session",
               '<input name="name" placeholder="name (optional)">'
@@ -230,22 +277,22 @@ def page():
               '<input name="status" type="number" value="503" min="0"> (0 = drop connection)'),
         _form("/_sim/reset", "Reset everything"),
     ])
+    # No meta refresh: it reloaded the whole page and wiped whatever was being typed into a form. The script
+    # refreshes the live cells only; without scripts the frame below shows the live table.
     html = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="3">
-<title>WAHA simulator</title>
-<style>
-body{{font-family:sans-serif;margin:1.5rem}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.4rem;vertical-align:top}} form{{display:inline-block;margin:.15rem}}
-.actions{{max-width:46rem}}
-</style></head><body>
+<html lang="en"><head><meta charset="utf-8">
+<title>WAHA simulator</title>{STYLE}
+<script src="/_sim/control.js" defer></script>
+</head><body data-refresh-seconds="{REFRESH_SECONDS}">
 <h1>WAHA simulator</h1>
-<p>Engine {escape(state_['engine'])}, version {escape(state_['version'])}, tier {escape(state_['tier'])},
-started {state_['startTimestamp']}, latency {state_['latencyMs']} ms,
-failing next {state_['failNext']['count']} calls with {state_['failNext']['status']}.
+<p><span id="sim-summary">{_summary(state_)}</span>
 JSON: <a href="/_sim/state">state</a>, <a href="/_sim/webhooks">webhook deliveries</a>,
 <a href="/_sim/events">events</a>.</p>
 <h2>Sessions</h2>
-<table><tr><th>Name</th><th>Status</th><th>Me</th><th>QR</th><th>Actions</th></tr>{rows}</table>
+<noscript><p>Without scripts this table shows the state when the page loaded; the frame below follows it live
+(<a href="/_sim/live">open it alone</a>).</p><iframe src="/_sim/live" title="Sessions, live"></iframe></noscript>
+<table id="sim-sessions"><thead><tr><th>Name</th><th>Status</th><th>Me</th><th>QR</th><th>Actions</th></tr></thead>
+<tbody>{rows}</tbody></table>
 <h2>Server</h2>{server}
 </body></html>"""
     return Response(html, mimetype="text/html")

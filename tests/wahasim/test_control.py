@@ -192,12 +192,32 @@ def test_html_page_lists_sessions_with_qr_and_buttons(api, server):
     page = requests.get(server.url + "/_sim/", timeout=5)
     assert page.headers["Content-Type"].startswith("text/html")
     html = page.text
-    assert 'http-equiv="refresh" content="3"' in html
     assert "SCAN_QR_CODE" in html and "/_sim/sessions/default/qr.png" in html
     for label in ("Scan", "Fail", "Stop", "Receive text", "Receive image", "Restart server", "Set latency",
                   "Fail next calls"):
         assert f">{label}</button>" in html
-    assert "<script" not in html
+
+
+def test_html_page_never_reloads_itself_over_what_is_typed(api, server):
+    html = requests.get(server.url + "/_sim/", timeout=5).text
+    assert 'http-equiv="refresh"' not in html
+    assert '<script src="/_sim/control.js" defer></script>' in html
+
+
+def test_html_page_script_is_served_as_javascript(server):
+    script = requests.get(server.url + "/_sim/control.js", timeout=5)
+    assert script.headers["Content-Type"].startswith("text/javascript")
+    assert "data-live" in script.text
+
+
+def test_live_table_reloads_itself_for_browsers_without_scripts(api, server):
+    api.create("default", start=True)
+    api.wait_status("default", "SCAN_QR_CODE")
+    page = requests.get(server.url + "/_sim/", timeout=5).text
+    assert '<iframe src="/_sim/live"' in page[page.index("<noscript>"):page.index("</noscript>")]
+    live = requests.get(server.url + "/_sim/live", timeout=5).text
+    assert 'http-equiv="refresh" content="3"' in live
+    assert "SCAN_QR_CODE" in live and "/_sim/sessions/default/qr.png" in live and "<form" not in live
 
 
 def test_html_qr_image_is_a_png(api, server):
