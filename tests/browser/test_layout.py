@@ -125,3 +125,12 @@ def test_cards_start_with_their_heading(page, sign_in, tenant, owner):
     sign_in(root)
     page.goto(f"/platform/servers/{server.id}")
     assert set(page.evaluate(HEADING_GAP, "main .grid > .card")) == {0}
+
+
+def test_session_page_cards_keep_one_even_gap_once_linked(page, sign_in, tenant, owner, sim):
+    session = working_session(tenant, sim, "Support line")
+    sign_in(owner)
+    page.goto(f"/sessions/{session.id}")
+    gap = page.evaluate("""() => Math.round(document.querySelector('#screenshot-h').closest('.card')
+        .getBoundingClientRect().top - document.querySelector('#session-live').getBoundingClientRect().bottom)""")
+    assert gap == 16
