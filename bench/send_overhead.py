@@ -1,18 +1,19 @@
 """Benchmark: what sending through the portal adds over sending straight to WAHA, layer by layer.
 
 wahasim runs in its own process and the portal in another one, served as in production (gunicorn with
-gunicorn.conf.py: gthread worker, keep-alive). Four ways of sending the same text to the same paired session are
-timed in alternating blocks, so drift of the machine hits them alike:
+gunicorn.conf.py: gthread worker, keep-alive). Four ways of sending the same text to the same paired session, and
+one bare request, are timed in alternating blocks, so drift of the machine hits them alike:
 
   1. straight   POST /api/sendText to wahasim with requests (the baseline)
   2. client     the portal's WahaClient.send_text (pool, breaker, pre-generated id, metrics), in this process
   3. service    portal.services.messages.send_message in this process: validation, pacing in Redis, the row
                 and its audit event committed before the call, the WAHA call, the row updated after it
-  4. api        POST /waha/sessions/<id>/send to the portal process over loopback (bearer token, per-token rate
+  4. hop        GET /healthz of the portal process: what serving any request costs (gunicorn, Flask, hooks)
+  5. api        POST /waha/sessions/<id>/send to the portal process over loopback (bearer token, per-token rate
                 limit, DTO, then the same service, the JSON answer)
 
-The target (issue 4) is "adds at most 5 ms median over the same call made straight to wahasim" for path 4;
-paths 2 and 3 show where the time goes. Each block gives its own medians, so one run also shows the spread.
+The target (issue 4) is "adds at most 5 ms median over the same call made straight to wahasim" for path 5;
+paths 2 to 4 show where the time goes. Each block gives its own medians, so one run also shows the spread.
 
     .venv/bin/python bench/send_overhead.py [--n 600] [--blocks 6] [--server gunicorn|werkzeug]
 
@@ -44,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from bench.qr_viewers import API_KEY, environ, reset_database  # noqa: E402
 
 CHAT = "491701234567@c.us"
-PATHS = ("straight", "client", "service", "api")
+PATHS = ("straight", "client", "service", "hop", "api")
 
 
 def free_port() -> int:
@@ -53,15 +54,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(url: str, timeout: float = 30) -> None:
+def wait_for(url: str, process=None, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and not _alive(process):
+            raise RuntimeError(f"the process behind {url} exited")
         try:
             requests.get(url, timeout=2)
             return
         except (requests.ConnectionError, requests.Timeout):  # not listening yet, or the worker still booting
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not come up")
+
+
+def _alive(process) -> bool:  # type: ignore[no-untyped-def]
+    return process.is_alive() if hasattr(process, "is_alive") else process.poll() is None
 
 
 def serve_with_werkzeug(env: dict[str, str], port: int) -> None:
@@ -111,13 +118,13 @@ def main() -> None:
     waha_url, portal_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{portal_port}"
     sim = subprocess.Popen(
         [sys.executable, "-m", "wahasim", "--port", str(sim_port), "--api-key", API_KEY, "--ack-delay", "600",
-         "--log-level", "ERROR"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--log-level", "ERROR"], cwd=ROOT, stdout=subprocess.DEVNULL)
     metrics_dir = tempfile.mkdtemp(prefix="bench-send-metrics-")
     portal = None
     per_block = max(1, args.n // args.blocks)
     samples: dict[str, list[list[float]]] = {name: [] for name in PATHS}
     try:
-        wait_for(waha_url + "/ping")
+        wait_for(waha_url + "/ping", sim)
         env = dict(environ(waha_url), API_RATE_LIMIT="1000000 per minute")
         app = reset_database(env)
         from portal.extensions import db
@@ -140,7 +147,7 @@ def main() -> None:
             client = servers.client_for(session.server)
 
             portal = start_portal(args.server, env, portal_port, metrics_dir)
-            wait_for(portal_url + "/healthz")
+            wait_for(portal_url + "/healthz", portal)
 
             waha = requests.Session()
             waha.headers["X-Api-Key"] = API_KEY
@@ -158,12 +165,16 @@ def main() -> None:
             def through_service(i: int) -> None:
                 messages.send_message(tenant, session_id, TEST_ACTOR, to="+49 170 1234567", text=f"service {i}")
 
+            def hop(i: int) -> None:
+                response = api.get(f"{portal_url}/healthz")
+                assert response.status_code == 200, response.text
+
             def through_api(i: int) -> None:
                 response = api.post(f"{portal_url}/waha/sessions/{session_id}/send",
                                     json={"to": "+491701234567", "text": f"api {i}"})
                 assert response.status_code == 200, response.text
 
-            paths = dict(zip(PATHS, (straight, through_client, through_service, through_api)))
+            paths = dict(zip(PATHS, (straight, through_client, through_service, hop, through_api)))
             for send in paths.values():
                 timed(send, 30)  # warm connections, prepared statements and caches alike
             for _ in range(args.blocks):
