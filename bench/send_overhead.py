@@ -96,6 +96,25 @@ def start_portal(server: str, env: dict[str, str], port: int, metrics_dir: str):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
+
+
+def serving_pid(server: str, portal) -> int | None:  # type: ignore[no-untyped-def]
+    """The process that runs the portal's requests: the gunicorn worker (the master's only child)."""
+    if server == "werkzeug":
+        return portal.pid
+    try:
+        return int(Path(f"/proc/{portal.pid}/task/{portal.pid}/children").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def timed(send: Callable[[int], None], n: int) -> list[float]:
     samples = []
     for i in range(n):
@@ -123,6 +142,7 @@ def main() -> None:
     portal = None
     per_block = max(1, args.n // args.blocks)
     samples: dict[str, list[list[float]]] = {name: [] for name in PATHS}
+    portal_cpu: dict[str, float] = {"hop": 0.0, "api": 0.0}  # CPU seconds the portal process spent per path
     try:
         wait_for(waha_url + "/ping", sim)
         env = dict(environ(waha_url), API_RATE_LIMIT="1000000 per minute")
@@ -177,9 +197,14 @@ def main() -> None:
             paths = dict(zip(PATHS, (straight, through_client, through_service, hop, through_api)))
             for send in paths.values():
                 timed(send, 30)  # warm connections, prepared statements and caches alike
+            worker = serving_pid(args.server, portal)
             for _ in range(args.blocks):
                 for name, send in paths.items():
+                    cpu_before = cpu_seconds(worker)
                     samples[name].append(timed(send, per_block))
+                    cpu_after = cpu_seconds(worker)
+                    if name in portal_cpu and cpu_before is not None and cpu_after is not None:
+                        portal_cpu[name] += cpu_after - cpu_before
             db.session.remove()
     finally:
         if portal is not None:
@@ -200,6 +225,9 @@ def main() -> None:
     for name, values in every.items():
         print(f"{name:10} {medians[name]:10.2f} {statistics.quantiles(values, n=20)[18]:8.2f} "
               f"{medians[name] - base:9.2f} {medians[name] / base:11.2f}")
+    if all(portal_cpu.values()):
+        print("portal process CPU per request (ms, a figure the machine's load barely moves): "
+              + ", ".join(f"{name} {seconds / len(every[name]) * 1000:.2f}" for name, seconds in portal_cpu.items()))
     added_per_block = sorted(statistics.median(api) - statistics.median(straight)
                              for api, straight in zip(samples["api"], samples["straight"]))
     print("api added per block (ms): " + " ".join(f"{v:.2f}" for v in added_per_block))
