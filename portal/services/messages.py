@@ -244,7 +244,7 @@ def _send_to_waha(client: Any, name: str, chat_id: str, text: str | None, kind: 
 
 @dataclass(frozen=True)
 class _SendTarget:
-    """What a send needs of its session: the WAHA name, the status and the server."""
+    """What a send needs of its session: the WAHA name, the status and the server to call."""
 
     id: str
     status: str
@@ -252,10 +252,11 @@ class _SendTarget:
     server: WahaServer
 
 
-# The session's columns the send reads and its server, tenant-scoped. Loading the whole session row (JSON
-# columns, its encrypted HMAC key) costs more than the query; built once for the same reason as below.
+# The session's columns the send reads and its server's address and key, tenant-scoped: loading the whole rows
+# (JSON columns, the session's encrypted HMAC key) through the ORM costs more CPU than the query. Built once
+# for the same reason as the statements below.
 _SESSION_FOR_SEND = (
-    select(WahaSession.id, WahaSession.status, WahaSession.external_name, WahaServer)
+    select(WahaSession.id, WahaSession.status, WahaSession.external_name, WahaServer.base_url, WahaServer.api_key)
     .join(WahaServer, WahaServer.id == WahaSession.server_id)
     .where(WahaSession.id == bindparam("session_id", type_=WahaSession.id.type),
            WahaSession.tenant_id == bindparam("tenant_id", type_=WahaSession.tenant_id.type))
@@ -264,11 +265,12 @@ _SESSION_FOR_SEND = (
 
 def _session_for_send(tenant: Tenant, session_id: Any) -> _SendTarget:
     """The tenant's session to send through; NotFound("session_not_found") as get_session() answers."""
-    row = db.session.execute(_SESSION_FOR_SEND, {"session_id": str(session_id), "tenant_id": tenant.id}).first() \
-        if session_id else None
+    row = db.session.connection().execute(
+        _SESSION_FOR_SEND, {"session_id": str(session_id), "tenant_id": tenant.id}).first() if session_id else None
     if row is None:
         raise NotFound("No such session.", code="session_not_found")
-    return _SendTarget(*row)
+    # servers.client_for() needs only the server's address and key; an unattached row object carries them.
+    return _SendTarget(row.id, row.status, row.external_name, WahaServer(base_url=row.base_url, api_key=row.api_key))
 
 
 def _status_from_response(raw: dict) -> str | None:
@@ -446,7 +448,7 @@ def _insert_with_audit(message: Message, actor: Actor, details: dict[str, Any]) 
                   a_actor_label=actor.label, a_ip=actor.ip, a_request_id=actor.request_id,
                   a_session_id=details["session_id"], a_chat_id=details["chat_id"], a_kind=details["kind"],
                   a_created_at=message.created_at)
-    message.id = db.session.execute(_insert_with_audit_statement(), params).scalar_one()
+    message.id = db.session.connection().execute(_insert_with_audit_statement(), params).scalar_one()
     details["message_id"] = message.id
     # Known to the session as the stored row it now is, without an INSERT of its own: the columns the
     # statement left out are NULL, so they are set to None rather than loaded on first use.
