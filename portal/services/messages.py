@@ -99,7 +99,14 @@ def normalize_recipient(to: Any) -> str:
         if any(pattern.match(value) for pattern in _CHAT_ID_RES):
             return value
         raise Invalid.field("to", "Not a valid chat id; use a phone number or an id ending in @c.us, @g.us or @lid.")
-    return phone_digits(value, "to") + "@c.us"
+    return _phone_chat_id(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _phone_chat_id(phone: str) -> str:
+    # Integrators send to the same numbers again and again; parsing one costs more than the rest of the checks.
+    # Invalid numbers raise and so are not kept.
+    return phone_digits(phone, "to") + "@c.us"
 
 
 def _clean_text(text: Any, field: str = "text", limit: int = TEXT_MAX) -> str | None:
