@@ -21,7 +21,9 @@ from typing import Any, Callable
 from urllib.parse import urlparse
 
 from flask import current_app
-from sqlalchemy import Integer, String, bindparam, case, cast, func, insert, literal, select, tuple_, update
+from sqlalchemy import (
+    Integer, String, Text, bindparam, case, cast, func, insert, literal, select, tuple_, type_coerce, update,
+)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, make_transient_to_detached
@@ -263,7 +265,8 @@ class _SendTarget:
 # (JSON columns, the session's encrypted HMAC key) through the ORM costs more CPU than the query. Built once
 # for the same reason as the statements below.
 _SESSION_FOR_SEND = (
-    select(WahaSession.id, WahaSession.status, WahaSession.external_name, WahaServer.base_url, WahaServer.api_key)
+    select(WahaSession.id, WahaSession.status, WahaSession.external_name, WahaServer.base_url,
+           type_coerce(WahaServer.api_key, Text).label("stored_api_key"))
     .join(WahaServer, WahaServer.id == WahaSession.server_id)
     .where(WahaSession.id == bindparam("session_id", type_=WahaSession.id.type),
            WahaSession.tenant_id == bindparam("tenant_id", type_=WahaSession.tenant_id.type))
@@ -277,7 +280,15 @@ def _session_for_send(tenant: Tenant, session_id: Any) -> _SendTarget:
     if row is None:
         raise NotFound("No such session.", code="session_not_found")
     # servers.client_for() needs only the server's address and key; an unattached row object carries them.
-    return _SendTarget(row.id, row.status, row.external_name, WahaServer(base_url=row.base_url, api_key=row.api_key))
+    server = WahaServer(base_url=row.base_url, api_key=_open_api_key(row.stored_api_key))
+    return _SendTarget(row.id, row.status, row.external_name, server)
+
+
+@functools.lru_cache(maxsize=64)
+def _open_api_key(stored: str) -> str:
+    # The key is stored encrypted; one ciphertext always opens to the same key, so each is decrypted once per
+    # process (the server's client keeps the key in memory anyway).
+    return WahaServer.api_key.type.process_result_value(stored, None)
 
 
 def _status_from_response(raw: dict) -> str | None:
