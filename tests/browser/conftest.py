@@ -43,9 +43,10 @@ def worker_environment(app: Flask) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def worker(app: Flask, live_server: Any) -> Iterator[subprocess.Popen]:
-    """`flask --app wsgi worker --simple` for the whole browser session (started after the live server, so
+    """`flask --app wsgi worker --simple` while the browser tests run, and only then: left running, it would take
+    the jobs other test packages run with their own burst worker (started after the live server, so
     PUBLIC_BASE_URL is the live portal's)."""
     log_path = ROOT / "test-results" / "worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
