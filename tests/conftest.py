@@ -94,10 +94,18 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
                 for name in tables:
                     conn.execute(sa.text(f'DELETE FROM "{name}"'))
         else:
-            with db.engine.begin() as conn:
-                # a connection left in a transaction by a test would make TRUNCATE wait forever: fail instead
-                conn.execute(sa.text("SET LOCAL lock_timeout = '15s'"))
-                conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            statement = sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+            for attempt in range(5):
+                try:
+                    with db.engine.begin() as conn:
+                        # a connection left in a transaction by a test would make TRUNCATE wait forever
+                        conn.execute(sa.text("SET LOCAL lock_timeout = '15s'"))
+                        conn.execute(statement)
+                    break
+                except sa.exc.OperationalError as exc:
+                    # a late webhook from the simulator may be writing while we truncate: try again
+                    if "deadlock" not in str(exc) or attempt == 4:
+                        raise
 
 
 @pytest.fixture
