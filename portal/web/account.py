@@ -17,7 +17,8 @@ from portal.services import accounts, team
 from portal.services.errors import ServiceError
 from portal.services.tenants import get_user_by_email
 from portal.tenancy import request_actor
-from portal.web.admin import page, show_service_error
+from portal.web.admin import page
+from portal.web.helpers import apply_service_error
 from portal.web.admin_forms import AcceptInvitationForm, ConfirmForm, ForgotPasswordForm, ResetPasswordForm
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def reset_password(token: str):  # type: ignore[no-untyped-def]
         except ServiceError as exc:
             if exc.code == "reset_link_invalid":
                 return _private(page("account/reset_invalid.html", 400, message=exc.message))
-            show_service_error(form, exc)
+            apply_service_error(form, exc)
         else:
             flash("Your password is changed. Sign in with the new one.", "success")
             return redirect(url_for("auth.login"))
@@ -100,7 +101,7 @@ def accept_invitation(token: str):  # type: ignore[no-untyped-def]
                                               name=(form.name.data or "") if "name" in form else "",
                                               password=None if signed_in else form.password.data)
             except ServiceError as exc:
-                show_service_error(form, exc)
+                apply_service_error(form, exc)
                 status = exc.status
             else:
                 if signed_in:

@@ -10,9 +10,7 @@ from typing import Any
 from flask import (Blueprint, Flask, Response, abort, current_app, make_response, redirect, render_template,
                    url_for)
 from flask_login import login_required
-from flask_wtf import FlaskForm
 
-from portal.services.errors import ServiceError
 from portal.tenancy import Principal, current_principal
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -42,18 +40,6 @@ def sections_for(who: Principal | None) -> list[tuple[str, str]]:
     registered = current_app.view_functions
     return [(endpoint, label) for endpoint, label, permission in SECTIONS
             if who.can(permission) and endpoint in registered]
-
-
-def show_service_error(form: FlaskForm, exc: ServiceError) -> None:
-    """Put a service's refusal next to the field it concerns, or above the form."""
-    placed = False
-    for item in exc.details.get("fields", []):
-        field = getattr(form, str(item.get("field")), None)
-        if field is not None and hasattr(field, "errors"):
-            field.errors = list(field.errors) + [item.get("message") or exc.message]
-            placed = True
-    if not placed:
-        form.form_errors.append(exc.message)
 
 
 def page(template: str, http_status: int = 200, *, no_store: bool = False, **context: Any) -> Response:

@@ -16,7 +16,8 @@ from portal.services.accounts import public_url
 from portal.services.errors import ServiceError
 from portal.tenancy import request_actor
 from portal.web import once
-from portal.web.admin import page, show_service_error
+from portal.web.admin import page
+from portal.web.helpers import apply_service_error
 from portal.web.admin_forms import ConfirmForm, InviteForm, TenantForm, options
 
 bp = Blueprint("platform", __name__, url_prefix="/platform")
@@ -71,7 +72,7 @@ def create_tenant():  # type: ignore[no-untyped-def]
         tenant = tenants_service.create_tenant(form.slug.data, form.name.data, _actor(),
                                                max_sessions=form.max_sessions.data)
     except ServiceError as exc:
-        show_service_error(form, exc)
+        apply_service_error(form, exc)
         return page("platform/tenant_new.html", exc.status, form=form)
     issued = None
     if form.owner_email.data:
@@ -135,7 +136,7 @@ def invite(tenant_id: int):  # type: ignore[no-untyped-def]
         issued = team_service.invite_member(tenant, form.email.data, form.role.data, _actor(), actor_role="owner",
                                             invited_by_id=current_user.id, accept_url=_accept_url)
     except ServiceError as exc:
-        show_service_error(form, exc)
+        apply_service_error(form, exc)
         return _detail(tenant.id, exc.status, invite_form=form)
     return _show_link_once(tenant.id, issued)
 

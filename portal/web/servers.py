@@ -20,7 +20,7 @@ from portal.services.errors import ServiceError
 from portal.services.health import waha_health
 from portal.services.servers import MULTI_SESSION_SINCE
 from portal.tenancy import request_actor
-from portal.web.helpers import redirect_to
+from portal.web.helpers import apply_service_error, redirect_to
 from portal.web.platform import SECTIONS
 
 bp = Blueprint("servers", __name__, url_prefix="/platform/servers")
@@ -107,7 +107,7 @@ def create():  # type: ignore[no-untyped-def]
             server = servers_service.add_server(form.name.data, form.base_url.data, form.api_key.data, _actor(),
                                                 capacity=form.capacity.data)
         except ServiceError as exc:
-            _place_error(form, exc)
+            apply_service_error(form, exc)
         else:
             result = fleet.check_server(server.id)
             if result["health"] == "ok":
@@ -118,17 +118,6 @@ def create():  # type: ignore[no-untyped-def]
             return redirect_to(url_for(".detail", server_id=server.id))
     status = 400 if request.method == "POST" else 200
     return render_template("servers/new.html", form=form), status
-
-
-def _place_error(form: FlaskForm, exc: ServiceError) -> None:
-    placed = False
-    for item in exc.details.get("fields", []):
-        field = getattr(form, str(item.get("field")), None)
-        if field is not None and hasattr(field, "errors"):
-            field.errors = list(field.errors) + [item.get("message") or exc.message]
-            placed = True
-    if not placed:
-        form.form_errors.append(exc.message)
 
 
 @bp.get("/<int:server_id>")
@@ -157,7 +146,7 @@ def settings(server_id: int):  # type: ignore[no-untyped-def]
     try:
         fleet.update_server(server.id, _actor(), capacity=form.capacity.data, is_enabled=form.is_enabled.data)
     except ServiceError as exc:
-        _place_error(form, exc)
+        apply_service_error(form, exc)
         return _detail_page(server, form, exc.status)
     flash("Saved.", "success")
     return redirect_to(url_for(".detail", server_id=server.id))

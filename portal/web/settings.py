@@ -8,7 +8,8 @@ from flask_login import current_user, login_required
 from portal.services import tenant_admin
 from portal.services.errors import ServiceError
 from portal.tenancy import require
-from portal.web.admin import page, principal, show_service_error
+from portal.web.admin import page, principal
+from portal.web.helpers import apply_service_error
 from portal.web.admin_forms import SettingsForm
 
 bp = Blueprint("admin_settings", __name__, url_prefix="/admin/settings")
@@ -44,7 +45,7 @@ def index():  # type: ignore[no-untyped-def]
             try:
                 changes = tenant_admin.update_settings(who.tenant, who.actor(), **values)
             except ServiceError as exc:
-                show_service_error(form, exc)
+                apply_service_error(form, exc)
                 status = exc.status
             else:
                 if changes:

@@ -11,7 +11,8 @@ from portal.services.accounts import public_url
 from portal.services.errors import ServiceError
 from portal.tenancy import Principal, require
 from portal.web import once
-from portal.web.admin import page, principal, show_service_error
+from portal.web.admin import page, principal
+from portal.web.helpers import apply_service_error
 from portal.web.admin_forms import ConfirmForm, InviteForm, RoleForm, options
 
 bp = Blueprint("admin_team", __name__, url_prefix="/admin/team")
@@ -69,7 +70,7 @@ def invite():  # type: ignore[no-untyped-def]
             invited_by_id=current_user.id,
             accept_url=lambda token: public_url("account.accept_invitation", token=token))
     except ServiceError as exc:
-        show_service_error(form, exc)
+        apply_service_error(form, exc)
         return _index(form, exc.status)
     # The database keeps only the link's hash: the link waits server-side for one read by the page this
     # redirect opens, so a reload neither invites twice nor shows the link again.

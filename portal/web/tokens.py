@@ -14,7 +14,8 @@ from portal.services import tokens as tokens_service
 from portal.services.errors import ServiceError
 from portal.tenancy import Principal, require
 from portal.web import once
-from portal.web.admin import page, principal, show_service_error
+from portal.web.admin import page, principal
+from portal.web.helpers import apply_service_error
 from portal.web.admin_forms import ConfirmForm, TokenForm, options
 
 bp = Blueprint("admin_tokens", __name__, url_prefix="/admin/tokens")
@@ -53,7 +54,7 @@ def create():  # type: ignore[no-untyped-def]
         issued = tokens_service.create_token(who.tenant, form.name.data, form.scopes.data, who.actor(),
                                              expires_at=expires_at, created_by_id=current_user.id)
     except ServiceError as exc:
-        show_service_error(form, exc)
+        apply_service_error(form, exc)
         return _index(form, exc.status)
     # Redirect, so a reload cannot create a second token. The secret waits server-side for one read: it is
     # never in the URL, the session cookie or a flash message.

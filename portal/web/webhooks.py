@@ -12,7 +12,8 @@ from portal.services import forwarding
 from portal.services.errors import ServiceError
 from portal.tenancy import require
 from portal.web import once
-from portal.web.admin import page, principal, show_service_error
+from portal.web.admin import page, principal
+from portal.web.helpers import apply_service_error
 from portal.web.admin_forms import ENDPOINT_EVENT_PAIRS, ConfirmForm, EndpointForm, options
 
 bp = Blueprint("admin_webhooks", __name__, url_prefix="/admin/webhooks")
@@ -66,7 +67,7 @@ def create():  # type: ignore[no-untyped-def]
                                                           events=_events(form),
                                                           description=(form.description.data or "").strip())
         except ServiceError as exc:
-            show_service_error(form, exc)
+            apply_service_error(form, exc)
             return page("admin/webhook_form.html", exc.status, form=form, endpoint=None,
                         private_hint=_refused_as_private(exc))
         return _show_secret_once(endpoint.id, secret, rotated=False)
@@ -135,7 +136,7 @@ def edit(endpoint_id: int):  # type: ignore[no-untyped-def]
                                            events=_events(form),
                                            description=(form.description.data or "").strip())
             except ServiceError as exc:
-                show_service_error(form, exc)
+                apply_service_error(form, exc)
                 return page("admin/webhook_form.html", exc.status, form=form, endpoint=endpoint,
                             private_hint=_refused_as_private(exc))
             flash("The endpoint is saved.", "success")
