@@ -1,10 +1,19 @@
-"""A job for the worker benchmark's baseline: what one RQ job per webhook event would cost."""
+"""A job for the worker benchmark's baseline: one RQ job per webhook event, using the same apply code."""
 
+from sqlalchemy import select
+
+from portal.extensions import db
 from portal.jobs import job
+from portal.models import WebhookEvent
 from portal.services import events
 
 
 @job
-def one_event() -> None:
-    """Process at most one pending event."""
-    events.process_batch(1)
+def one_event(event_id: int) -> None:
+    """Apply one stored event (what a receiver that queues a job per event would run)."""
+    event = db.session.scalars(select(WebhookEvent).where(WebhookEvent.id == event_id,
+                                                          WebhookEvent.status == "pending").with_for_update()).first()
+    if event is None:
+        db.session.rollback()
+        return
+    events._apply_all([event], set(), careful=False)

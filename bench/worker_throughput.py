@@ -121,7 +121,15 @@ def _throughput(app, sessions: list[dict], count: int, per_event: bool) -> float
     with app.app_context():
         started = time.perf_counter()
         if per_event:
-            enqueue_many([("bench.worker_jobs.one_event", ())] * count, queue=QUEUE_EVENTS)
+            import sqlalchemy as sa
+
+            from portal.extensions import db
+
+            ids = db.session.scalars(sa.text("SELECT id FROM webhook_events WHERE status = 'pending' ORDER BY id"))
+            calls = [("bench.worker_jobs.one_event", (event_id,)) for event_id in ids]
+            db.session.remove()
+            started = time.perf_counter()
+            enqueue_many(calls, queue=QUEUE_EVENTS)
         else:
             redis_store.client.delete(events.DRAIN_FLAG)
             events.request_drain(force=True)

@@ -652,16 +652,23 @@ def _claim(limit: int, exclude: set[int]) -> list[WebhookEvent]:
         .order_by(sa.func.min(sub.c.id))).all()
     if not rows:
         return []
-    wanted, total = [], 0
-    for session_id, count, _first in rows:
-        wanted.append(session_id)
-        total += count
-        if total >= limit:
-            break
-    # One worker per session at a time: the others skip it, so a session's events apply in order.
-    locked = db.session.scalars(sa.text(
-        "SELECT sid FROM unnest(CAST(:sids AS varchar[])) AS sid "
-        "WHERE pg_try_advisory_xact_lock(:cls, hashtext(sid))"), {"sids": wanted, "cls": _ADVISORY_CLASS}).all()
+    # One worker per session at a time: the others skip it, so a session's events apply in order. Sessions are
+    # tried oldest first, a few at a time, until the ones this worker got cover a batch (or none are left).
+    counts = {session_id: count for session_id, count, _first in rows}
+    order = [session_id for session_id, _count, _first in rows]
+    locked: list[str] = []
+    covered, position = 0, 0
+    while covered < limit and position < len(order) and position < 256:
+        chunk, needed = [], limit - covered
+        while position < len(order) and (not chunk or needed > 0):
+            chunk.append(order[position])
+            needed -= counts[order[position]]
+            position += 1
+        got = db.session.scalars(sa.text(
+            "SELECT sid FROM unnest(CAST(:sids AS varchar[])) AS sid "
+            "WHERE pg_try_advisory_xact_lock(:cls, hashtext(sid))"), {"sids": chunk, "cls": _ADVISORY_CLASS}).all()
+        locked += got
+        covered += sum(counts[sid] for sid in got)
     if not locked:
         return []
     stmt = (select(WebhookEvent).where(*base, WebhookEvent.session_id.in_(locked)).order_by(WebhookEvent.id)

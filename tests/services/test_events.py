@@ -141,3 +141,30 @@ def test_stored_media_comes_back_with_type_and_name(tenant):
         assert handle.read() == b"%PDF-1.4"
     assert (mimetype, filename) == ("application/pdf", "invoice.pdf")
     storage().delete("x/two.pdf")
+
+
+def test_two_workers_never_claim_the_same_session(app, client, tenant):
+    first, second = new_session(tenant, "First"), new_session(tenant, "Second")
+    for session in (first, second, first, second):
+        post_events(client, session, envelope(session, "message", inbound_payload()))
+    claimed: dict[str, set] = {}
+    holding, release = threading.Barrier(2), threading.Event()
+
+    def worker(name: str) -> None:
+        with app.app_context():
+            rows = events._claim(2, set())  # each claim covers two events: one session's worth
+            claimed[name] = {row.session_id for row in rows}
+            holding.wait(timeout=5)
+            release.wait(timeout=5)
+            db.session.rollback()
+            db.session.remove()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert claimed["a"] and claimed["b"] and not claimed["a"] & claimed["b"]
+    assert claimed["a"] | claimed["b"] == {first.id, second.id}
