@@ -405,13 +405,15 @@ def _new_row(**values: Any) -> Message:
     return Message(**{"created_at": now, "updated_at": now, **values})
 
 
-# What a send writes into a new message row; the other columns start NULL.
+# What a send writes into a new message row.
 _SEND_COLUMNS = ("tenant_id", "session_id", "direction", "source", "waha_message_id", "chat_id", "from_me", "body",
                  "media", "status", "idempotency_key", "extra", "created_at", "updated_at")
 
 
+# Those other columns, when the database fills them with NULL (no default of either side).
 _UNSET_COLUMNS = tuple(attr.key for attr in sa_inspect(Message).column_attrs
-                       if attr.key not in _SEND_COLUMNS and not attr.columns[0].primary_key)
+                       if attr.key not in _SEND_COLUMNS and not attr.columns[0].primary_key
+                       and attr.columns[0].default is None and attr.columns[0].server_default is None)
 
 
 @functools.cache
@@ -469,7 +471,8 @@ def _insert_with_audit(message: Message, actor: Actor, details: dict[str, Any]) 
     message.id = db.session.connection().execute(_insert_with_audit_statement(), params).scalar_one()
     details["message_id"] = message.id
     # Known to the session as the stored row it now is, without an INSERT of its own: the columns the
-    # statement left out are NULL, so they are set to None rather than loaded on first use.
+    # statement left out are NULL, so they are set to None rather than loaded on first use (a column with a
+    # default would be loaded).
     for key in _UNSET_COLUMNS:
         setattr(message, key, None)
     make_transient_to_detached(message)

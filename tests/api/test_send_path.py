@@ -75,7 +75,9 @@ def test_send_over_http_with_waha_down_is_503_and_the_row_and_audit_say_so(live_
     assert actions == ["message.send", "message.send_failed"]
 
 
-def test_send_over_http_racing_with_one_key_sends_once(live_server, token, working_session, sim):
+def test_send_over_http_racing_with_one_key_sends_once(live_server, tenant, token, working_session, sim):
+    tenant.send_rate_per_minute = 6000  # room for the burst: pacing is not what this test is about
+    db.session.commit()
     sim.set_latency(50)
     barrier = threading.Barrier(5)
     responses: list[Any] = []
