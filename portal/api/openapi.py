@@ -31,6 +31,8 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode(404, "session_not_found", "No such session in your tenant (another tenant's session looks the same)."),
     ErrorCode(404, "message_not_found", "No such message in your tenant."),
     ErrorCode(404, "media_not_found", "The message has no stored file."),
+    ErrorCode(404, "endpoint_not_found", "No such webhook endpoint in your tenant."),
+    ErrorCode(404, "delivery_not_found", "No such webhook delivery in your tenant."),
     ErrorCode(409, "session_exists", "Your tenant already has a session with that name."),
     ErrorCode(409, "session_not_ready", "The session is not in the status this needs (details.status tells which it is in)."),
     ErrorCode(409, "idempotency_key_reused", "The Idempotency-Key was already used for a different request."),
@@ -41,7 +43,7 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode(503, "waha_unavailable", "WhatsApp (WAHA) is down, slow or busy; retry after Retry-After seconds."),
 )
 
-STATUS_TEXT = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
+STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
                403: "Forbidden", 404: "Not Found", 409: "Conflict", 413: "Payload Too Large",
                429: "Too Many Requests", 503: "Service Unavailable"}
 
@@ -138,6 +140,19 @@ ROUTES: tuple[ApiRoute, ...] = (
              "messages:read", response=s.MessageResponse, errors=(*AUTH, 404)),
     ApiRoute("GET", "/waha/messages/{message_id}/media", "api.message_media", "Download a message's file",
              "Messages", "messages:read", binary=True, errors=(*AUTH, 404)),
+    ApiRoute("GET", "/waha/webhooks/endpoints", "api.list_webhook_endpoints", "List webhook endpoints",
+             "Webhooks", "webhooks:read", response=s.WebhookEndpointList, errors=AUTH,
+             description="Your tenant's webhook endpoints, oldest first, in one page. Secrets are never shown."),
+    ApiRoute("GET", "/waha/webhooks/deliveries", "api.list_webhook_deliveries", "List webhook deliveries",
+             "Webhooks", "webhooks:read", response=s.DeliveryPage, query=s.DeliveryListQuery,
+             errors=(400, *AUTH, 404),
+             description="Delivery attempts, newest first, in pages; pass nextCursor as ?cursor= for the next "
+                         "one. endpointId and status narrow the list (an unknown endpointId answers 404)."),
+    ApiRoute("POST", "/waha/webhooks/deliveries/{delivery_id}/replay", "api.replay_webhook_delivery",
+             "Replay a webhook delivery", "Webhooks", "webhooks:manage", ok=202,
+             response=s.WebhookDeliveryResponse, errors=(*AUTH, 404),
+             description="Sends the delivery's event again as a new attempt (same msgId, to the endpoint's "
+                         "current URL). Answers 202 with the new attempt, queued as pending."),
     ApiRoute("GET", "/waha/health", "api.health", "WAHA health", "Service", "sessions:read",
              response=s.HealthResponse, errors=AUTH,
              description="Whether each WAHA server answers, with its version. 200 even when some are down."),
@@ -150,7 +165,8 @@ ROUTES: tuple[ApiRoute, ...] = (
 COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
     s.CreateSessionDto, s.SendMessageDto, s.MediaDto, s.PairingCodeDto, s.MediaUploadForm,
     s.SessionResponseDto, s.SessionPage, s.MessageResponse, s.MessagePage, s.MediaInfo, s.QrResponse,
-    s.ScreenResponse, s.PairingCodeResponse, s.HealthResponse, s.ServerHealth, s.ErrorResponse, s.ErrorBody,
+    s.ScreenResponse, s.PairingCodeResponse, s.WebhookEndpointResponse, s.WebhookEndpointList,
+    s.WebhookDeliveryResponse, s.DeliveryPage, s.HealthResponse, s.ServerHealth, s.ErrorResponse, s.ErrorBody,
     s.FieldError,
 )
 
@@ -180,7 +196,7 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
     for part in path.split("/"):
         if part.startswith("{"):
             name = part.strip("{}")
-            what = "session" if name == "session_id" else "message"
+            what = {"session_id": "session", "delivery_id": "webhook delivery"}.get(name, "message")
             params.append({"name": name, "in": "path", "required": True, "description": f"The {what}'s id.",
                            "schema": {"type": "string"}})
     return params
@@ -272,7 +288,7 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
                            '`{"error": {"code", "message", "details", "request_id"}}`.',
         },
         "servers": [{"url": server_url}],
-        "tags": [{"name": "Sessions"}, {"name": "Messages"}, {"name": "Service"}],
+        "tags": [{"name": "Sessions"}, {"name": "Messages"}, {"name": "Webhooks"}, {"name": "Service"}],
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {
