@@ -114,7 +114,7 @@ def list_servers() -> None:
 @click.option("--tenant", "tenant_slug", required=True)
 @click.option("--name", required=True)
 @click.option("--scopes", multiple=True, type=click.Choice(sorted(PERMISSIONS)),
-              help="Repeat for several; all scopes when omitted.")
+              help="Repeat for several; the API's scopes (sessions, messages, webhooks) when omitted.")
 @click.option("--expires-days", type=click.IntRange(min=1), help="Days until the token expires.")
 def create_token(tenant_slug: str, name: str, scopes: tuple[str, ...], expires_days: int | None) -> None:
     """Create an API token and print its secret (shown once)."""

@@ -17,6 +17,10 @@ PERMISSIONS = {
     "settings:manage": "Change tenant settings",
 }
 
+# What an API token gets when no scopes are named: the /waha API's own permissions, not team or token admin.
+API_SCOPES = ("sessions:read", "sessions:write", "messages:read", "messages:send", "webhooks:read",
+              "webhooks:manage")
+
 _READ = {"sessions:read", "messages:read", "webhooks:read"}
 _OPERATE = _READ | {"sessions:write", "messages:send"}
 _ADMIN = _OPERATE | {"webhooks:manage", "audit:read", "tokens:manage", "team:manage", "settings:manage"}

@@ -92,3 +92,11 @@ def test_demo_seed_is_repeatable_and_prints_the_login(cli, ctx):
     assert first.exit_code == 0 and second.exit_code == 0
     assert "demo@example.com / demo-password-123" in second.output
     assert db.session.scalar(db.select(db.func.count(Tenant.id))) == 1
+
+
+def test_tokens_create_without_scopes_grants_the_api_scopes_only(cli, tenant):
+    result = cli.invoke(args=["tokens", "create", "--tenant", "acme", "--name", "integration"])
+    assert result.exit_code == 0, result.output
+    token = db.session.scalar(db.select(ApiToken))
+    assert "messages:send" in token.scopes and "sessions:write" in token.scopes
+    assert not {"team:manage", "tokens:manage", "settings:manage"} & set(token.scopes)

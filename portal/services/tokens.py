@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, select
 
 from portal.extensions import db
 from portal.models import ApiToken, Tenant, get_for_tenant, utcnow
-from portal.permissions import PERMISSIONS
+from portal.permissions import API_SCOPES, PERMISSIONS
 from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.errors import Invalid, NotFound
@@ -32,11 +32,11 @@ def _digest(secret: str) -> str:
 
 def create_token(tenant: Tenant, name: str, scopes: list[str] | None, actor: Actor, *,
                  expires_at: datetime | None = None, created_by_id: int | None = None) -> IssuedToken:
-    """Issue a token with the given scopes (all permissions when none given); returns the secret once."""
+    """Issue a token with the given scopes (the API's own scopes when none given); returns the secret once."""
     name = name.strip()
     if not name or len(name) > 100:
         raise Invalid.field("name", "Name must be 1-100 characters.")
-    scopes = sorted(set(scopes or PERMISSIONS))
+    scopes = sorted(set(scopes or API_SCOPES))
     unknown = [s for s in scopes if s not in PERMISSIONS]
     if unknown:
         raise Invalid.field("scopes", f"Unknown scopes: {', '.join(unknown)}. Known: {', '.join(PERMISSIONS)}.")
