@@ -132,6 +132,8 @@ class WahaClient:
             idle_timeout_s=settings.pool_idle_timeout_ms / 1000,
         )
         self._session = requests.Session()
+        # WAHA sits beside the portal: no proxy or .netrc from the environment, and no scan of it on every call
+        self._session.trust_env = False
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers["Accept"] = "application/json"
