@@ -307,8 +307,9 @@ def send_test_event(tenant: Tenant, endpoint_id: Any, actor: Actor) -> WebhookDe
     """Queue a "test" event to one endpoint, to check its URL and signature verification."""
     endpoint = get_endpoint(tenant, endpoint_id)
     msg_id = "msg_test_" + secrets.token_hex(8)
-    body = {"id": msg_id, "type": "test", "timestamp": utcnow().isoformat(), "tenant": tenant.slug,
-            "data": {"message": "This is a test event from WAHA Portal."}}
+    # the same envelope as every other event, so a handler written against the test works on real events
+    body = {"id": msg_id, "type": "test", "timestamp": int(time.time() * 1000), "session": None,
+            "payload": {"message": "This is a test event from WAHA Portal."}}
     delivery = WebhookDelivery(tenant_id=tenant.id, endpoint_id=endpoint.id, url=endpoint.url, msg_id=msg_id,
                                event_type="test", payload=body, attempt=1, status="pending", due_at=_lease_until())
     db.session.add(delivery)

@@ -134,4 +134,7 @@ def test_test_event_reaches_the_endpoint(tenant, receiver, run_jobs):
     forwarding.send_test_event(tenant, endpoint.id, TEST_ACTOR)
     run_jobs()
     [request] = receiver.requests
-    assert Webhook(secret).verify(request["body"], request["headers"])["type"] == "test"
+    body = Webhook(secret).verify(request["body"], request["headers"])
+    assert body["type"] == "test"
+    # the envelope of real events: integer milliseconds, a session slot and the payload
+    assert isinstance(body["timestamp"], int) and "session" in body and body["payload"]["message"]
