@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from portal.api.schemas import validate
 from portal.models import Tenant
 from portal.services.audit import Actor
-from portal.services.errors import Invalid
+from portal.services.errors import ServiceError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -60,11 +60,11 @@ FIELD_NAMES = {
 
 @contextmanager
 def dto_field_names(extra: dict[str, str] | None = None) -> Iterator[None]:
-    """Rename the fields of a service's Invalid error to the names the caller sent."""
+    """Rename the fields a service's error names (400s and 409s alike) to the names the caller sent."""
     names = {**FIELD_NAMES, **(extra or {})}
     try:
         yield
-    except Invalid as exc:
+    except ServiceError as exc:
         for item in exc.details.get("fields", []):
             field = item.get("field")
             if field in names:

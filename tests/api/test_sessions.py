@@ -78,6 +78,7 @@ def test_create_session_with_taken_name_is_409(api: Api) -> None:
     response = api.post("/waha/sessions", json={"sessionName": "support"})
     assert response.status_code == 409
     assert _error(response)["code"] == "session_exists"
+    assert [f["field"] for f in _error(response)["details"]["fields"]] == ["sessionName"]
 
 
 def test_create_session_over_tenant_limit_is_409(api: Api, tenant: Any) -> None:
