@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 from portal.models import WahaSession
 from portal.services import sessions
 from tests.factories import TEST_ACTOR
+from tests.waiting import wait_for  # noqa: F401 - shared with the service tests
 
 
 class WahaRequestLog:
@@ -48,18 +48,6 @@ def waha_requests(sim: Any) -> Iterator[WahaRequestLog]:
     server.app = logged
     yield log
     server.app = inner
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 3.0, interval: float = 0.02) -> Any:
-    """Poll until predicate() is truthy; return its value or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
 
 
 @pytest.fixture

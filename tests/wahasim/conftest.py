@@ -20,6 +20,7 @@ from werkzeug.serving import make_server as werkzeug_server
 from werkzeug.wrappers import Request, Response
 
 from wahasim.testing import SimServer
+from tests.waiting import wait_for as wait_until  # noqa: F401 - used by the simulator tests
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_FIXTURES = REPO / "tests" / "fixtures" / "waha"
@@ -41,18 +42,6 @@ def fixture_path(name: str) -> Path:
 
 def load_fixture(name: str):
     return json.loads(fixture_path(name).read_text(encoding="utf-8"))
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 3.0, interval: float = 0.01):
-    """Poll until predicate() is truthy; returns its value or fails the test."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
 
 
 class Api:

@@ -17,20 +17,9 @@ from werkzeug.test import TestResponse
 from portal.models import WahaSession
 from portal.services import sessions
 from tests.factories import TEST_ACTOR
+from tests.waiting import wait_for  # noqa: F401 - re-exported for the event tests
 
 _seq = itertools.count(1)
-
-
-def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> Any:
-    """Poll until predicate() is truthy; return its value or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
 
 
 def new_session(tenant: Any, name: str | None = None, *, sim: Any = None, working: bool = False,
