@@ -8,8 +8,6 @@ the view. Each refusal is written to the audit log.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import logging
 import threading
@@ -22,10 +20,8 @@ from flask import Response, current_app, g, request
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OctKey
-from sqlalchemy import select
 
 from portal.extensions import db, limiter
-from portal.models import ApiToken
 from portal.permissions import PERMISSIONS, permissions_for_roles
 from portal.services import audit, tokens
 from portal.services.errors import NotFound
@@ -69,19 +65,8 @@ def _token_principal(secret: str) -> Principal:
 
 def _token_failure(secret: str) -> AuthFailure:
     """Tell revoked and expired tokens apart from unknown ones, for the audit log only."""
-    prefix = secret[len(tokens.TOKEN_PREFIX):].split("_", 1)[0]
-    token = db.session.scalar(select(ApiToken).where(ApiToken.prefix == prefix)) if prefix else None
-    if token is None:
-        return AuthFailure("token_unknown", None, "token")
-    if not _digest_matches(token, secret):
-        return AuthFailure("token_bad_secret", token.tenant_id, "token")
-    if token.revoked_at is not None:
-        return AuthFailure("token_revoked", token.tenant_id, "token")
-    return AuthFailure("token_expired", token.tenant_id, "token")
-
-
-def _digest_matches(token: ApiToken, secret: str) -> bool:
-    return hmac.compare_digest(token.secret_hash, hashlib.sha256(secret.encode()).hexdigest())
+    reason, tenant_id = tokens.failure_reason(secret)
+    return AuthFailure(reason, tenant_id, "token")
 
 
 # ---- JWTs -----------------------------------------------------------------------------------------------------

@@ -111,9 +111,14 @@ class TenantScoped:
 
 
 def get_for_tenant(session: Any, model: type[ModelT], tenant_id: int, row_id: Any) -> ModelT | None:
-    """Fetch a tenant-owned row by id; another tenant's row is simply not found."""
+    """Fetch a tenant-owned row by id; another tenant's row, or an id that cannot be one, is simply not found."""
     if row_id is None:
         return None
+    if isinstance(model.id.type, Integer):  # type: ignore[attr-defined]
+        try:
+            row_id = int(row_id)
+        except (TypeError, ValueError):
+            return None
     stmt = select(model).where(model.id == row_id, model.tenant_id == tenant_id)  # type: ignore[attr-defined]
     return session.scalars(stmt).first()
 

@@ -1204,16 +1204,10 @@ def media_for_message(tenant: Tenant, message_id: Any) -> tuple[BinaryIO, str, s
     NotFound "message_not_found" for another tenant's or an unknown message; NotFound "media_not_found" when the
     message has no stored file (none, not fetched yet, refused, or expired before it could be fetched).
     """
-    from portal.models import get_for_tenant
+    from portal.services.messages import get_message
     from portal.storage import storage
 
-    try:
-        row_id = int(message_id)
-    except (TypeError, ValueError):
-        raise NotFound("No such message.", code="message_not_found") from None
-    message = get_for_tenant(db.session, Message, tenant.id, row_id)
-    if message is None:
-        raise NotFound("No such message.", code="message_not_found")
+    message = get_message(tenant, message_id)
     media = message.media if isinstance(message.media, dict) else {}
     key = media.get("key")
     if media.get("status") != "stored" or not key:

@@ -160,11 +160,7 @@ def list_endpoints(tenant: Tenant) -> list[WebhookEndpoint]:
 
 def get_endpoint(tenant: Tenant, endpoint_id: Any) -> WebhookEndpoint:
     """One of the tenant's endpoints; NotFound "endpoint_not_found" otherwise (also for another tenant's)."""
-    try:
-        row_id = int(endpoint_id)
-    except (TypeError, ValueError):
-        row_id = None
-    endpoint = get_for_tenant(db.session, WebhookEndpoint, tenant.id, row_id)
+    endpoint = get_for_tenant(db.session, WebhookEndpoint, tenant.id, endpoint_id)
     if endpoint is None:
         raise NotFound("No such webhook endpoint.", code="endpoint_not_found")
     return endpoint
@@ -263,11 +259,7 @@ def list_deliveries(tenant: Tenant, *, endpoint_id: Any = None, status: str | No
 
 def get_delivery(tenant: Tenant, delivery_id: Any) -> WebhookDelivery:
     """One of the tenant's delivery attempts; NotFound "delivery_not_found" otherwise."""
-    try:
-        row_id = int(delivery_id)
-    except (TypeError, ValueError):
-        row_id = None
-    delivery = get_for_tenant(db.session, WebhookDelivery, tenant.id, row_id)
+    delivery = get_for_tenant(db.session, WebhookDelivery, tenant.id, delivery_id)
     if delivery is None:
         raise NotFound("No such delivery.", code="delivery_not_found")
     return delivery

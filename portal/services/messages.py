@@ -557,11 +557,7 @@ def _execute_alone(stmt: Any, params: dict[str, Any]) -> Any:
 
 def get_message(tenant: Tenant, message_id: Any) -> Message:
     """One of the tenant's messages; NotFound("message_not_found") for unknown ids and other tenants' ids."""
-    try:
-        key = int(message_id)
-    except (TypeError, ValueError):
-        key = None
-    message = get_for_tenant(db.session, Message, tenant.id, key) if key is not None else None
+    message = get_for_tenant(db.session, Message, tenant.id, message_id)
     if message is None:
         raise NotFound("No such message.", code="message_not_found")
     return message

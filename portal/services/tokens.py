@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import Any
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -93,16 +94,35 @@ def authenticate_with_tenant(secret: str) -> tuple[ApiToken, Tenant] | None:
     return token, tenant
 
 
+def failure_reason(secret: str) -> tuple[str, int | None]:
+    """Why `secret` does not authenticate, and the tenant it names if any: for the audit log, never the caller."""
+    prefix = secret[len(TOKEN_PREFIX):].split("_", 1)[0] if secret.startswith(TOKEN_PREFIX) else ""
+    token = db.session.scalar(select(ApiToken).where(ApiToken.prefix == prefix)) if prefix else None
+    if token is None:
+        return "token_unknown", None
+    if not hmac.compare_digest(token.secret_hash, _digest(secret)):
+        return "token_bad_secret", token.tenant_id
+    if token.revoked_at is not None:
+        return "token_revoked", token.tenant_id
+    return "token_expired", token.tenant_id
+
+
 def list_tokens(tenant: Tenant) -> list[ApiToken]:
     """The tenant's tokens, newest first (revoked ones included, for the record)."""
     return list(db.session.scalars(ApiToken.scoped(tenant.id).order_by(ApiToken.id.desc())))
 
 
-def revoke_token(tenant: Tenant, token_id: int, actor: Actor) -> ApiToken:
-    """Revoke a token of this tenant; revoking twice is harmless."""
+def get_token(tenant: Tenant, token_id: Any) -> ApiToken:
+    """One of the tenant's tokens; NotFound "token_not_found" otherwise (also for another tenant's)."""
     token = get_for_tenant(db.session, ApiToken, tenant.id, token_id)
     if token is None:
         raise NotFound("No such API token.", code="token_not_found")
+    return token
+
+
+def revoke_token(tenant: Tenant, token_id: int, actor: Actor) -> ApiToken:
+    """Revoke a token of this tenant; revoking twice is harmless."""
+    token = get_token(tenant, token_id)
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         audit.record(tenant.id, "token.revoke", actor, target_type="token", target_id=token.id,

@@ -7,8 +7,7 @@ from datetime import timedelta
 from flask import Blueprint, abort, flash, redirect, url_for
 from flask_login import current_user, login_required
 
-from portal.extensions import db
-from portal.models import ApiToken, get_for_tenant, utcnow
+from portal.models import ApiToken, utcnow
 from portal.permissions import PERMISSIONS
 from portal.services import tokens as tokens_service
 from portal.services.errors import ServiceError
@@ -79,10 +78,7 @@ def created(key: str):  # type: ignore[no-untyped-def]
 
 
 def _token(token_id: int) -> ApiToken:
-    token = get_for_tenant(db.session, ApiToken, principal().tenant.id, token_id)
-    if token is None:
-        abort(404, "No such API token.")
-    return token
+    return tokens_service.get_token(principal().tenant, token_id)
 
 
 @bp.get("/<int:token_id>/revoke")
