@@ -690,3 +690,57 @@ def _sniffed_mimetype(data: str) -> str | None:
     if head.startswith(b"\xff\xd8\xff"):
         return "image/jpeg"
     return None
+
+
+# ---------------------------------------------------------------------------------------------- watching
+
+# Statuses on the way to WORKING: a page showing one keeps polling and syncs with WAHA now and then.
+TRANSITIONAL = ("STARTING", "SCAN_QR_CODE", "PASSKEY_REQUIRED", "PASSKEY_CONFIRMATION_REQUIRED")
+WATCH_SYNC_SECONDS = 3
+
+
+def watch_session(tenant: Tenant, session: WahaSession) -> dict[str, Any]:
+    """What a person watching a session sees: its status (synced with WAHA at most every few seconds, across
+    all viewers, while it is on its way to WORKING), its QR when it waits for a scan, and whether to keep polling.
+
+    Returns {"session", "qr", "qr_error", "sync_error", "qr_expired", "polling"}.
+    """
+    sync_error = None
+    if session.status in TRANSITIONAL and _watch_sync_due(session.id):
+        try:
+            session = sync_session(tenant, session.id)
+        except ServiceError as exc:
+            sync_error = exc.message
+    qr = qr_error = None
+    if session.status == "SCAN_QR_CODE":
+        try:
+            qr = get_qr(tenant, session.id)
+        except ServiceError as exc:
+            # The QR is gone because the session moved on (scanned, failed): read the new state at once.
+            try:
+                session = sync_session(tenant, session.id)
+            except ServiceError:
+                pass
+            if session.status == "SCAN_QR_CODE":
+                qr_error = exc.message
+    return {"session": session, "qr": qr, "qr_error": qr_error, "sync_error": sync_error,
+            "qr_expired": failed_waiting_for_scan(session), "polling": session.status in TRANSITIONAL}
+
+
+def failed_waiting_for_scan(session: WahaSession) -> bool:
+    """True when the session turned FAILED straight from SCAN_QR_CODE: WAHA gives up after its QR codes
+    expired unscanned, which a restart fixes (not a fault of WhatsApp)."""
+    if session.status != "FAILED":
+        return False
+    last = audit.list_events(session.tenant_id, audit.AuditFilters(action="session.status", target_id=session.id),
+                             limit=1)
+    details = (last[0].details or {}) if last else {}
+    return details.get("from") == "SCAN_QR_CODE" and details.get("to") == "FAILED"
+
+
+def _watch_sync_due(session_id: str) -> bool:
+    """True for the first caller in each window (shared across processes through Redis)."""
+    try:
+        return bool(redis_store.client.set(f"portal:web:sync:{session_id}", "1", nx=True, ex=WATCH_SYNC_SECONDS))
+    except redis.RedisError:  # Redis down: the page still works, it just reads what the database knows
+        return False

@@ -10,8 +10,6 @@ from typing import Any
 from flask import Blueprint, abort, flash, render_template, request, url_for
 from flask_login import login_required
 
-from portal.extensions import redis_store
-from portal.services import audit as audit_service
 from portal.services import sessions as sessions_service
 from portal.services.errors import NotFound, ServiceError
 from portal.tenancy import require
@@ -21,10 +19,7 @@ from portal.web.helpers import apply_service_error, is_htmx, principal, redirect
 bp = Blueprint("sessions", __name__, url_prefix="/sessions")
 
 # While a session is on its way to WORKING the page polls; in any other state it holds still.
-TRANSITIONAL = ("STARTING", "SCAN_QR_CODE", "PASSKEY_REQUIRED", "PASSKEY_CONFIRMATION_REQUIRED")
 POLL_SECONDS = 3
-# One GET to WAHA per session at most this often, however many people watch the page.
-SYNC_SECONDS = 3
 # htmx stops polling when a response carries this status (and still swaps its body in).
 STOP_POLLING = 286
 
@@ -129,49 +124,7 @@ def live(session_id: str):  # type: ignore[no-untyped-def]
 
 
 def _live_state(session: Any) -> dict[str, Any]:
-    """Status of a session (synced with WAHA at most every few seconds while it is on its way) and,
-    when it waits for a scan, its QR code."""
-    tenant = _tenant()
-    sync_error = None
-    if session.status in TRANSITIONAL and _sync_due(session.id):
-        try:
-            session = sessions_service.sync_session(tenant, session.id)
-        except ServiceError as exc:
-            sync_error = exc.message
-    qr = qr_error = None
-    if session.status == "SCAN_QR_CODE":
-        try:
-            qr = sessions_service.get_qr(tenant, session.id)
-        except ServiceError as exc:
-            # The QR is gone because the session moved on (scanned, failed): read the new state at once.
-            try:
-                session = sessions_service.sync_session(tenant, session.id)
-            except ServiceError:
-                pass
-            if session.status == "SCAN_QR_CODE":
-                qr_error = exc.message
-    return {"session": session, "qr": qr, "qr_error": qr_error, "sync_error": sync_error,
-            "qr_expired": _failed_waiting_for_scan(session),
-            "polling": session.status in TRANSITIONAL, "poll_seconds": POLL_SECONDS}
-
-
-def _failed_waiting_for_scan(session: Any) -> bool:
-    """True when the session turned FAILED straight from SCAN_QR_CODE: WAHA gives up after its QR codes
-    expired unscanned, which a restart fixes (not a fault of WhatsApp)."""
-    if session.status != "FAILED":
-        return False
-    last = audit_service.list_events(session.tenant_id, audit_service.AuditFilters(
-        action="session.status", target_id=session.id), limit=1)
-    details = (last[0].details or {}) if last else {}
-    return details.get("from") == "SCAN_QR_CODE" and details.get("to") == "FAILED"
-
-
-def _sync_due(session_id: str) -> bool:
-    """True for the first caller in each SYNC_SECONDS window (shared across processes through Redis)."""
-    try:
-        return bool(redis_store.client.set(f"portal:web:sync:{session_id}", "1", nx=True, ex=SYNC_SECONDS))
-    except Exception:  # Redis down: the page still works, it just reads what the database knows
-        return False
+    return {**sessions_service.watch_session(_tenant(), session), "poll_seconds": POLL_SECONDS}
 
 
 @bp.route("/<session_id>/pairing-code", methods=["POST"])
