@@ -1,8 +1,11 @@
 """The schema comes from one Alembic history that upgrades and downgrades cleanly."""
 
+import os
+
 import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
 from flask_migrate import downgrade, upgrade
 
 from portal import create_app
@@ -18,12 +21,14 @@ def test_history_has_a_single_head():
 
 
 def test_upgrade_downgrade_upgrade_on_postgresql(tmp_path):
+    # a name of its own per test database, so that suites on other test databases can run beside this one
+    name = make_url(os.environ.get("TEST_DATABASE_URL", "postgresql://x/portal_test")).database + "_migrations"
     admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text("DROP DATABASE IF EXISTS portal_migrations"))
-        conn.execute(sa.text("CREATE DATABASE portal_migrations"))
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
     try:
-        app = create_app(environ_for_tests(DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:5432/portal_migrations"))
+        app = create_app(environ_for_tests(DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"))
         with app.app_context():
             upgrade()
             tables = set(sa.inspect(db.engine).get_table_names())
@@ -38,7 +43,7 @@ def test_upgrade_downgrade_upgrade_on_postgresql(tmp_path):
             db.engine.dispose()
     finally:
         with admin.connect() as conn:
-            conn.execute(sa.text("DROP DATABASE IF EXISTS portal_migrations WITH (FORCE)"))
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def test_models_and_migration_agree(app):
