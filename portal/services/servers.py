@@ -5,13 +5,14 @@ from __future__ import annotations
 from flask import current_app
 from sqlalchemy import func, select
 
-from portal.extensions import db
+from portal.extensions import db, redis_store
 from portal.models import WahaServer, WahaSession
 from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid, NotFound, Upstream
 from portal.telemetry import register_secret
 from portal.waha import WahaClient, WahaSettings, get_client
+from portal.waha.breaker import RedisBreakerStore
 
 
 def waha_settings(server: WahaServer) -> WahaSettings:
@@ -25,10 +26,18 @@ def waha_settings(server: WahaServer) -> WahaSettings:
     )
 
 
+def breaker_store() -> RedisBreakerStore:
+    """Where the WAHA servers' circuit breakers keep their state: the app's Redis, shared by every process."""
+    store = current_app.extensions.get("portal_waha_breakers")
+    if store is None:
+        store = current_app.extensions["portal_waha_breakers"] = RedisBreakerStore(redis_store.client)
+    return store
+
+
 def client_for(server: WahaServer) -> WahaClient:
-    """The process-wide client (one connection pool) of this server."""
+    """The process-wide client (one connection pool) of this server; its breaker state lives in Redis."""
     observer = current_app.extensions.get("portal_waha_observer")
-    return get_client(waha_settings(server), observer=observer)
+    return get_client(waha_settings(server), observer=observer, breaker_store=breaker_store())
 
 
 def add_server(name: str, base_url: str, api_key: str, actor: Actor, *, capacity: int = 50) -> WahaServer:

@@ -77,7 +77,8 @@ class QrCode:
 def map_waha_error(exc: waha_errors.WahaError, session: WahaSession | None = None) -> ServiceError:
     """The ServiceError a WAHA failure means to the portal's caller (one table for every service)."""
     if isinstance(exc, waha_errors.WahaUnavailable):
-        retry_after = 1 if isinstance(exc, waha_errors.WahaPoolExhausted) else 5
+        # An open circuit knows when it lets calls through again; otherwise a short pause.
+        retry_after = exc.retry_after or (1 if isinstance(exc, waha_errors.WahaPoolExhausted) else 5)
         return Upstream("WAHA is not reachable right now; try again shortly.", retry_after=retry_after,
                         details={"reason": exc.message})
     if isinstance(exc, waha_errors.WahaUnauthorized):

@@ -7,8 +7,17 @@ timeout on every request, retries only where repeating is safe, and a circuit br
 Retry rules: connection errors, timeouts and 502/503/504 are retried with exponential backoff and jitter on
 calls that are safe to repeat: GET, PUT, DELETE, session start/stop/restart, and sends, which always carry a
 pre-generated message id that WAHA dedupes on. Session create, logout and pairing-code requests are never
-retried. Each try is bounded by ``timeout_ms`` for connecting and for each read; a call that is retried
-can take up to (1 + retry_attempts) tries plus the backoff in between.
+retried.
+
+Deadline: ``timeout_ms`` bounds the whole call, not each try. The tries and the backoff between them share
+one deadline; each try gets what is left of it (for the wait for a pooled connection, for connecting and for
+each read), and no retry starts when too little is left. So a call against a WAHA that does not answer
+fails after about ``timeout_ms``, never (1 + retry_attempts) times that.
+
+Breaker: given a ``RedisBreakerStore``, the breaker's state is shared through Redis by every process
+(web workers, RQ workers and their forked work-horses); without one, or while Redis is down, it lives in
+this process. An open circuit fails at once with ``WahaCircuitOpen``, whose ``retry_after`` is the time
+left until the circuit lets a call through again.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 from urllib3.exceptions import EmptyPoolError, NewConnectionError
 
-from portal.waha.breaker import ServerBreaker
+from portal.waha.breaker import RedisBreakerStore, ServerBreaker, retry_after_seconds
 from portal.waha.errors import (
     WahaAlreadyStarted,
     WahaCircuitOpen,
@@ -40,7 +49,7 @@ from portal.waha.errors import (
     from_response,
 )
 from portal.waha.ids import new_message_id, normalize_message_id, to_chat_id, to_phone_digits
-from portal.waha.pool import BoundedPoolAdapter
+from portal.waha.pool import BoundedPoolAdapter, acquire_deadline
 from portal.waha.settings import WahaSettings
 
 log = logging.getLogger(__name__)
@@ -51,6 +60,8 @@ _RETRY_STATUSES = frozenset({502, 503, 504})
 _NOT_FAILURES_5XX = frozenset({501})  # "not implemented" is an answer, not a sign the server is down
 _DEFAULT_MAX_MEDIA_BYTES = 50 * 1024 * 1024  # WAHA's own request body limit
 _ERROR_BODY_READ_BYTES = 4096
+# A retry is not started unless at least this much of the call's deadline is left for it.
+_MIN_TRY_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -117,12 +128,14 @@ def _check_file(file: dict) -> dict:
 class WahaClient:
     """Client for one WAHA server; safe to share between threads. Prefer ``get_client(settings)``."""
 
-    def __init__(self, settings: WahaSettings, observer: Observer | None = None) -> None:
+    def __init__(self, settings: WahaSettings, observer: Observer | None = None,
+                 breaker_store: RedisBreakerStore | None = None) -> None:
         self.settings = settings
         self._base_url = settings.base_url.rstrip("/")
-        self._timeout = (settings.timeout_ms / 1000, settings.timeout_ms / 1000)
+        self._timeout_s = settings.timeout_ms / 1000
         self._observer = observer
-        self._breaker = ServerBreaker(settings.breaker_fail_max, settings.breaker_reset_s, name=self._base_url)
+        self._breaker = ServerBreaker(settings.breaker_fail_max, settings.breaker_reset_s, name=self._base_url,
+                                      store=breaker_store)
         self._registry_key: tuple[str, str] | None = None
 
         adapter = BoundedPoolAdapter(
@@ -418,46 +431,62 @@ class WahaClient:
         stream: bool = False,
         url: str | None = None,
     ) -> requests.Response:
-        """Send one logical request, retrying transport failures and 502/503/504 when ``retry_safe``."""
+        """Send one logical request, retrying transport failures and 502/503/504 when ``retry_safe``.
+
+        Every try and every backoff fits in one deadline of ``timeout_ms`` from now.
+        """
         tries = 1 + self.settings.retry_attempts if retry_safe else 1
+        deadline = time.monotonic() + self._timeout_s
         for attempt in range(1, tries + 1):
             try:
                 return self._try_once(method, path, url or self._base_url + path, body, params, headers,
-                                      accept_statuses, stream)
+                                      accept_statuses, stream, deadline)
             except WahaError as exc:
                 if attempt == tries or not _is_retryable(exc, retry_safe):
                     raise
                 delay = self._backoff(attempt)
+                if time.monotonic() + delay + _MIN_TRY_S > deadline:
+                    log.info("WAHA %s %s failed (%s), no time left for try %d of %d",
+                             method, path, type(exc).__name__, attempt + 1, tries)
+                    raise
                 log.info("WAHA %s %s failed (%s), try %d of %d in %.2f s",
                          method, path, type(exc).__name__, attempt + 1, tries, delay)
                 time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    def _try_once(self, method, path, url, body, params, headers, accept_statuses, stream) -> requests.Response:
-        if not self._breaker.allow():
-            raise WahaCircuitOpen(
-                None, "", f"WAHA at {self._base_url} keeps failing; calls paused for up to {self._breaker.reset_s} s"
+    def _try_once(self, method, path, url, body, params, headers, accept_statuses, stream,
+                  deadline: float) -> requests.Response:
+        wait = self._breaker.check()
+        if wait:
+            error = WahaCircuitOpen(
+                None, "", f"WAHA at {self._base_url} keeps failing; calls paused for {wait:.1f} s more"
             )
+            error.retry_after = retry_after_seconds(wait)
+            raise error
         started = time.perf_counter()
+        left = max(deadline - time.monotonic(), 0.001)
         try:
-            response = self._session.request(
-                method, url, params=params, json=body, headers=headers, timeout=self._timeout, stream=stream
-            )
+            with acquire_deadline(deadline):
+                response = self._session.request(
+                    method, url, params=params, json=body, headers=headers, timeout=(left, left), stream=stream
+                )
         except EmptyPoolError as exc:
             raise WahaPoolExhausted(
                 None, "", f"no free connection to WAHA within {self.settings.pool_acquire_timeout_ms} ms"
             ) from exc
         except requests.Timeout as exc:
-            self._breaker.record(failed=True)
+            open_for = self._breaker.record(failed=True)
             self._log_call(method, path, "timeout", started)
             error = WahaTimeout(None, "", f"{method} {path} got no answer within {self.settings.timeout_ms} ms")
             error.never_sent = isinstance(exc, requests.ConnectTimeout)
+            error.retry_after = retry_after_seconds(open_for) if open_for else None
             raise error from exc
         except requests.ConnectionError as exc:
-            self._breaker.record(failed=True)
+            open_for = self._breaker.record(failed=True)
             self._log_call(method, path, "connection error", started)
             error = WahaUnavailable(None, "", f"cannot reach WAHA at {self._base_url}")
             error.never_sent = _never_connected(exc)
+            error.retry_after = retry_after_seconds(open_for) if open_for else None
             raise error from exc
         except requests.RequestException as exc:
             raise WahaError(None, "", f"{method} {path} could not be sent: {type(exc).__name__}") from exc
@@ -473,8 +502,11 @@ class WahaClient:
             response.close()
         else:
             raw_body = response.content
-        self._breaker.record(failed=status >= 500 and status not in _NOT_FAILURES_5XX)
-        raise from_response(status, raw_body.decode("utf-8", errors="replace"))
+        open_for = self._breaker.record(failed=status >= 500 and status not in _NOT_FAILURES_5XX)
+        error = from_response(status, raw_body.decode("utf-8", errors="replace"))
+        if open_for and isinstance(error, WahaUnavailable):
+            error.retry_after = retry_after_seconds(open_for)
+        raise error
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.settings.retry_backoff_max_s, self.settings.retry_backoff_s * 2 ** (attempt - 1))
@@ -527,16 +559,18 @@ _clients: dict[tuple[str, str], WahaClient] = {}
 _clients_lock = threading.Lock()
 
 
-def get_client(settings: WahaSettings, observer: Observer | None = None) -> WahaClient:
+def get_client(settings: WahaSettings, observer: Observer | None = None,
+               breaker_store: RedisBreakerStore | None = None) -> WahaClient:
     """Return this process's one client for the WAHA server in ``settings`` (keyed by base URL and API key).
 
-    The first caller's settings and observer win; later calls with the same server get the same client.
+    The first caller's settings, observer and breaker store win; later calls with the same server get the
+    same client.
     """
     key = (settings.base_url.rstrip("/"), settings.api_key)
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            client = WahaClient(settings, observer=observer)
+            client = WahaClient(settings, observer=observer, breaker_store=breaker_store)
             client._registry_key = key
             _clients[key] = client
         return client

@@ -33,6 +33,9 @@ class WahaUnavailable(WahaError):
     # True when the request certainly never reached WAHA (no connection could be opened), so even a
     # call that WAHA cannot deduplicate may be tried again.
     never_sent = False
+    # Whole seconds until the server's circuit breaker lets calls through again, when this failure left it
+    # open (None: the breaker is closed, the caller picks its own pause).
+    retry_after: int | None = None
 
 
 class WahaTimeout(WahaUnavailable):

@@ -9,17 +9,41 @@ out, pooled connections idle for longer than the idle timeout are closed, except
 recently used ones. That is all ``pool_min`` means here: connections are opened lazily (there is no
 warm-up), and the server may still close the ones we keep (Node's keep-alive timeout is 5 s), in which case
 urllib3 notices on checkout and reconnects.
+
+A caller with a deadline for its whole call (the client's ``timeout_ms``) sets it with ``acquire_deadline``:
+the wait for a connection then ends at the deadline too, whichever comes first, and the time spent waiting
+comes off that request's connect and read timeouts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 import time
+from collections.abc import Iterator
 
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.timeout import Timeout
 
 _IDLE_SINCE = "_waha_idle_since"
+_call = threading.local()
+
+
+@contextlib.contextmanager
+def acquire_deadline(deadline: float) -> Iterator[None]:
+    """Within this block, waiting for a pooled connection ends by ``deadline`` (a ``time.monotonic()`` value)."""
+    previous = getattr(_call, "deadline", None)
+    _call.deadline = deadline
+    try:
+        yield
+    finally:
+        _call.deadline = previous
+
+
+def _at_most(value, limit: float) -> float:
+    return min(value, limit) if isinstance(value, (int, float)) else limit
 
 
 class _BoundedPoolMixin:
@@ -33,7 +57,20 @@ class _BoundedPoolMixin:
         self._close_idle_connections()
         if timeout is None:
             timeout = self.acquire_timeout
+            deadline = getattr(_call, "deadline", None)
+            if deadline is not None:
+                timeout = max(min(timeout, deadline - time.monotonic()), 0.001)
         return super()._get_conn(timeout=timeout)
+
+    def _make_request(self, conn, method, url, *args, **kwargs):
+        # The time spent waiting for this connection comes off the connect and read timeouts.
+        deadline = getattr(_call, "deadline", None)
+        if deadline is not None:
+            left = max(deadline - time.monotonic(), 0.001)
+            asked = self._get_timeout(kwargs.get("timeout", self.timeout))
+            kwargs["timeout"] = Timeout(connect=_at_most(asked.connect_timeout, left),
+                                        read=_at_most(asked.read_timeout, left))
+        return super()._make_request(conn, method, url, *args, **kwargs)
 
     def _put_conn(self, conn):
         if conn is not None:
