@@ -127,6 +127,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ENCRYPTION_KEY", _secret(32), None, "encrypts secrets at rest (defaults to one derived from SECRET_KEY)"),
     Setting("DATABASE_URL", _database_url, None, "PostgreSQL in production; SQLite file under instance/ by default", True),
     Setting("REDIS_URL", _redis_url, None, "Redis for RQ, cache, rate limits; unset = jobs run in-process", True),
+    Setting("REDIS_TIMEOUT", _whole_ms, 500, "ms, connect and read timeout of Redis commands (then fail fast)"),
     Setting("PUBLIC_BASE_URL", _http_url, "http://127.0.0.1:5000", "URL at which WAHA reaches this portal", True),
     Setting("WAHA_BASE_URL", _http_url, "http://127.0.0.1:3000", "first WAHA server (seeded into waha_servers)"),
     Setting("WAHA_API_KEY", _text, "wahasim-dev-key", "API key of that WAHA server", True),
@@ -223,6 +224,12 @@ def build_config(environ: Mapping[str, str] | None = None, instance_path: Path |
     return values
 
 
+def _limiter_storage_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    from portal.redisconn import limiter_storage_options
+
+    return limiter_storage_options(values["REDIS_TIMEOUT"])
+
+
 def flask_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     """Flask and extension keys derived from the portal's own settings."""
     production = values["PORTAL_ENV"] == "production"
@@ -237,6 +244,9 @@ def flask_settings(values: Mapping[str, Any]) -> dict[str, Any]:
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": values["MEDIA_MAX_BYTES"] + 1024 * 1024,
         "RATELIMIT_STORAGE_URI": values["REDIS_URL"] or "memory://",
+        # Redis down: limits are counted in this process until Redis answers again (portal.redisconn)
+        "RATELIMIT_STORAGE_OPTIONS": _limiter_storage_options(values) if values["REDIS_URL"] else {},
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "RATELIMIT_HEADERS_ENABLED": True,
         # Flask-Limiter would put Retry-After on every answer (and raise ours on a 503); Retry-After is only
         # sent with 429 and 503, by portal.errors

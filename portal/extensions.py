@@ -44,14 +44,19 @@ class RedisHolder:
 
     def __init__(self) -> None:
         self._client: Any = None
+        self._url: str | None = None
+        self._timeout_ms = 500
         self.embedded = False
 
     def init_app(self, app: Flask) -> None:
+        from portal.redisconn import DEFAULT_TIMEOUT_MS, fail_fast_client
+
         url = app.config.get("REDIS_URL")
+        self._url = url
+        self._timeout_ms = int(app.config.get("REDIS_TIMEOUT") or DEFAULT_TIMEOUT_MS)
         if url:
-            self._client = redis.Redis.from_url(
-                url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
-            )
+            # Short timeouts, one quick retry, then fail fast while Redis is down (portal.redisconn).
+            self._client = fail_fast_client(url, self._timeout_ms)
             self.embedded = False
         else:
             import fakeredis
@@ -59,6 +64,15 @@ class RedisHolder:
             self._client = fakeredis.FakeRedis()
             self.embedded = True
         app.extensions["portal_redis"] = self
+
+    def loop_client(self) -> redis.Redis:
+        """A separate connection for RQ's worker and scheduler loops: it waits for Redis, it does not fail fast
+        (RQ gives it the long read timeout of its blocking dequeue)."""
+        from portal.redisconn import plain_client
+
+        if not self._url:
+            raise RuntimeError("RQ workers need REDIS_URL")
+        return plain_client(self._url, self._timeout_ms)
 
     @property
     def client(self) -> redis.Redis:

@@ -154,11 +154,12 @@ def _worker_classes() -> tuple[type, type]:
     return PortalWorker, PortalSimpleWorker
 
 
-def make_worker(queues: Iterable[str] = QUEUES, *, simple: bool = False, name: str | None = None) -> Any:
-    """An RQ worker on the app's Redis for the given queues (call inside an app context)."""
+def make_worker(queues: Iterable[str] = QUEUES, *, simple: bool = False, name: str | None = None,
+                connection: Any = None) -> Any:
+    """An RQ worker on the app's Redis (or on ``connection``) for the given queues (call inside an app context)."""
     worker_cls, simple_cls = _worker_classes()
     cls = simple_cls if simple else worker_cls
-    return cls(list(queues), connection=redis_store.client, name=name)
+    return cls(list(queues), connection=connection if connection is not None else redis_store.client, name=name)
 
 
 # ---------------------------------------------------------------------- embedded scheduler

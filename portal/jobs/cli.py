@@ -7,12 +7,16 @@ database like any request does.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import click
+import redis
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from portal.jobs import QUEUES, make_worker, resolve
+from rq.exceptions import StopRequested
+
+from portal.jobs import QUEUES, make_worker, reconnect, resolve
 from portal.services.errors import ServiceError
 
 jobs_cli = AppGroup("jobs", help="Inspect and replay background jobs.")
@@ -32,33 +36,83 @@ def _need_redis(what: str) -> None:
 @click.option("--simple", is_flag=True, help="Run jobs in this process (no fork per job): faster, less isolated.")
 @click.option("--name", default=None, help="Worker name (default: host and pid).")
 def worker(queues: str, burst: bool, simple: bool, name: str | None) -> None:
-    """Run an RQ worker on the events, forwarding and maintenance queues."""
+    """Run an RQ worker on the events, forwarding and maintenance queues.
+
+    While Redis is unreachable the worker waits and reconnects (logged once per outage) instead of exiting.
+    """
     _need_redis("flask worker")
     names = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = sorted(set(names) - set(QUEUES))
     if unknown:
         raise click.ClickException(f"unknown queue(s): {', '.join(unknown)}; known: {', '.join(QUEUES)}")
-    rq_worker = make_worker(names, simple=simple, name=name)
-    # Only one process at a time runs RQ's scheduler for delayed retries; the others skip it by themselves.
-    rq_worker.work(burst=burst, with_scheduler=True, logging_level=current_app.config.get("LOG_LEVEL", "INFO"))
+    from portal.extensions import redis_store
+
+    connection = redis_store.loop_client()
+    outage = reconnect.Outage("worker")
+    logging.getLogger("rq.worker").addFilter(reconnect.OncePerOutage())
+    previous = None
+    try:
+        while True:
+            reconnect.wait_for_redis(connection, outage)
+            if previous is not None:
+                _forget_worker(previous)
+            rq_worker = previous = make_worker(names, simple=simple, name=name, connection=connection)
+            try:
+                # Only one process at a time runs RQ's scheduler for delayed retries; the others skip it.
+                rq_worker.work(burst=burst, with_scheduler=True,
+                               logging_level=current_app.config.get("LOG_LEVEL", "INFO"))
+            except redis.RedisError as exc:
+                outage.down(exc)
+                continue
+            if burst or getattr(rq_worker, "_stop_requested", False) or reconnect.reachable(connection):
+                return  # RQ's loop ended on purpose (or on an error that is not an outage, as RQ decides)
+            outage.down(redis.ConnectionError("the worker's loop ended while Redis was unreachable"))
+    except (StopRequested, KeyboardInterrupt):
+        return
+
+
+def _forget_worker(rq_worker: Any) -> None:
+    """Mark a worker that lost Redis as dead, so a new one may register under the same name."""
+    try:
+        rq_worker.register_death()
+    except redis.RedisError:
+        pass
 
 
 @click.command("scheduler")
 @with_appcontext
 def scheduler() -> None:
-    """Run the periodic jobs of portal/jobs/schedule.py with RQ's CronScheduler (run exactly one)."""
+    """Run the periodic jobs of portal/jobs/schedule.py with RQ's CronScheduler (run exactly one).
+
+    While Redis is unreachable the scheduler waits and reconnects (logged once per outage) instead of exiting.
+    """
     _need_redis("flask scheduler")
     from rq.cron import CronScheduler
 
     from portal.extensions import redis_store
     from portal.jobs.schedule import entries
 
-    cron = CronScheduler(connection=redis_store.client, logging_level=current_app.config.get("LOG_LEVEL", "INFO"))
-    for entry in entries(current_app.config):
-        cron.register(resolve(entry.func), queue_name=entry.queue, interval=entry.interval, name=entry.id,
-                      result_ttl=600, failure_ttl=7 * 24 * 3600)
-        click.echo(f"{entry.id}: {entry.func} every {entry.interval} s on {entry.queue}")
-    cron.start()
+    connection = redis_store.loop_client()
+    outage = reconnect.Outage("scheduler")
+    listed = False
+    try:
+        while True:
+            reconnect.wait_for_redis(connection, outage)
+            cron = CronScheduler(connection=connection, logging_level=current_app.config.get("LOG_LEVEL", "INFO"))
+            for entry in entries(current_app.config):
+                cron.register(resolve(entry.func), queue_name=entry.queue, interval=entry.interval, name=entry.id,
+                              result_ttl=600, failure_ttl=7 * 24 * 3600)
+                if not listed:
+                    click.echo(f"{entry.id}: {entry.func} every {entry.interval} s on {entry.queue}")
+            listed = True
+            try:
+                cron.start()
+            except redis.RedisError as exc:
+                outage.down(exc)
+                continue
+            return  # stopped on a signal
+    except (StopRequested, KeyboardInterrupt):
+        return
 
 
 def _failed_registries() -> list:
