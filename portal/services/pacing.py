@@ -74,8 +74,9 @@ def acquire(session_id: str, rate_per_minute: int, *, burst: int | None = None) 
     tolerance = interval * (burst - 1)
     try:
         allowed, wait = _run_acquire(redis_store.client, KEY_PREFIX + session_id, interval, tolerance)
-    except redis.RedisError:
-        log.warning("send pacing skipped: Redis is unavailable", exc_info=True)
+    except redis.RedisError as exc:
+        # The Redis client fails fast while Redis is down (portal.redisconn) and logs the outage once.
+        log.info("send pacing skipped: Redis is unavailable (%s)", type(exc).__name__)
         return
     if not allowed:
         seconds = math.ceil(float(wait))

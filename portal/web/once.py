@@ -4,6 +4,11 @@ A create answers with a redirect, so reloading the result page never repeats the
 travel in that redirect's URL or in a cookie, so it waits in Redis, encrypted, under a random one-time key for
 a few minutes; the page the redirect leads to reads and deletes it in one step. The Redis key also names the
 tenant and the user who created it, so nobody else can read (or burn) it with the link.
+
+Redis down: the sealed secret waits in this web process's memory instead (same TTL, same one read). The
+result page then finds it when the redirect lands on the same process, which a single-process deployment
+always does; with several web processes the page may say the secret is gone, and the token or link has to
+be replaced. Never a 500, and the secret is never written anywhere else.
 """
 
 from __future__ import annotations
@@ -12,8 +17,13 @@ import base64
 import hashlib
 import json
 import re
+import logging
 import secrets
+import threading
+import time
 from typing import Any
+
+import redis
 
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
@@ -23,6 +33,27 @@ from portal.extensions import redis_store
 TTL_SECONDS = 600
 PREFIX = "portal:web:once"
 _KEY_SHAPE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+log = logging.getLogger(__name__)
+
+# Redis down: {redis key: (expires at, sealed payload)} of this process
+_local: dict[str, tuple[float, bytes]] = {}
+_local_lock = threading.Lock()
+
+
+def _keep_locally(name: str, sealed: bytes) -> None:
+    now = time.monotonic()
+    with _local_lock:
+        for stale in [k for k, (expires, _) in _local.items() if expires < now]:
+            del _local[stale]
+        _local[name] = (now + TTL_SECONDS, sealed)
+
+
+def _take_locally(name: str) -> bytes | None:
+    with _local_lock:
+        kept = _local.pop(name, None)
+    if kept is None or kept[0] < time.monotonic():
+        return None
+    return kept[1]
 
 
 def _fernet() -> Fernet:
@@ -40,7 +71,12 @@ def keep(kind: str, scope: tuple[Any, ...], payload: dict[str, Any]) -> str:
     one-time key to put in the result page's URL."""
     key = secrets.token_urlsafe(24)
     sealed = _fernet().encrypt(json.dumps(payload).encode())
-    redis_store.client.set(_redis_key(kind, scope, key), sealed, ex=TTL_SECONDS)
+    name = _redis_key(kind, scope, key)
+    try:
+        redis_store.client.set(name, sealed, ex=TTL_SECONDS)
+    except redis.RedisError:
+        log.warning("one-time %s kept in this process: Redis is unavailable", kind)
+        _keep_locally(name, sealed)
     return key
 
 
@@ -49,7 +85,13 @@ def take(kind: str, scope: tuple[Any, ...], key: str) -> dict[str, Any] | None:
     belongs to someone else."""
     if not _KEY_SHAPE.match(key or ""):
         return None
-    sealed = redis_store.client.getdel(_redis_key(kind, scope, key))
+    name = _redis_key(kind, scope, key)
+    sealed = _take_locally(name) if _local else None
+    if sealed is None:
+        try:
+            sealed = redis_store.client.getdel(name)
+        except redis.RedisError:
+            sealed = None
     if sealed is None:
         return None
     try:
