@@ -44,19 +44,15 @@ class RedisHolder:
 
     def __init__(self) -> None:
         self._client: Any = None
-        self._url: str | None = None
-        self._timeout_ms = 500
         self.embedded = False
 
     def init_app(self, app: Flask) -> None:
         from portal.redisconn import DEFAULT_TIMEOUT_MS, fail_fast_client
 
         url = app.config.get("REDIS_URL")
-        self._url = url
-        self._timeout_ms = int(app.config.get("REDIS_TIMEOUT") or DEFAULT_TIMEOUT_MS)
         if url:
             # Short timeouts, one quick retry, then fail fast while Redis is down (portal.redisconn).
-            self._client = fail_fast_client(url, self._timeout_ms)
+            self._client = fail_fast_client(url, int(app.config.get("REDIS_TIMEOUT") or DEFAULT_TIMEOUT_MS))
             self.embedded = False
         else:
             import fakeredis
@@ -66,13 +62,16 @@ class RedisHolder:
         app.extensions["portal_redis"] = self
 
     def loop_client(self) -> redis.Redis:
-        """A separate connection for RQ's worker and scheduler loops: it waits for Redis, it does not fail fast
+        """A separate connection (to the current app's REDIS_URL) for RQ's worker and scheduler loops: it waits for Redis, it does not fail fast
         (RQ gives it the long read timeout of its blocking dequeue)."""
-        from portal.redisconn import plain_client
+        from flask import current_app
 
-        if not self._url:
+        from portal.redisconn import DEFAULT_TIMEOUT_MS, plain_client
+
+        url = current_app.config.get("REDIS_URL")
+        if not url:
             raise RuntimeError("RQ workers need REDIS_URL")
-        return plain_client(self._url, self._timeout_ms)
+        return plain_client(url, int(current_app.config.get("REDIS_TIMEOUT") or DEFAULT_TIMEOUT_MS))
 
     @property
     def client(self) -> redis.Redis:
