@@ -16,10 +16,9 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY requirements.txt ./
-# Runtime packages only: everything from the "# Tests" line of requirements.txt on (pytest, Playwright...)
-# stays out of the image. Every runtime package ships wheels, so no compiler is needed.
-RUN sed '/^# Tests/,$d' requirements.txt > requirements-runtime.txt \
- && pip install -r requirements-runtime.txt
+# requirements.txt is the runtime set; tests, lint and the embedded default's extras live in the other
+# requirements files and stay out of the image. Every runtime package ships wheels, so no compiler is needed.
+RUN pip install -r requirements.txt
 # htmx and any other pinned asset, checked against its integrity hash (static/assets.json).
 COPY static/assets.json static/assets.json
 COPY scripts/fetch_assets.py scripts/fetch_assets.py

@@ -10,11 +10,13 @@ import os
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import redis
 import sqlalchemy as sa
 from flask import Flask
+from sqlalchemy.engine import make_url
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
@@ -25,6 +27,30 @@ from tests.factories import PASSWORD, make_tenant, make_user
 
 ROOT = Path(__file__).resolve().parent.parent
 SIM_API_KEY = "sim-test-key"
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1"... under pytest-xdist, else ""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker gets a database and a Redis database of its own, derived from
+    TEST_DATABASE_URL / TEST_REDIS_URL, so that workers never see each other's rows, jobs or caches."""
+    if not WORKER:
+        return
+    index = int(WORKER.removeprefix("gw"))
+    url = make_url(os.environ.get("TEST_DATABASE_URL", environ_for_tests()["DATABASE_URL"]))
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "test.db")
+        url = url.set(database=str(path.with_name(f"{path.stem}-{WORKER}{path.suffix}")))
+    else:
+        url = url.set(database=f"{url.database}_{WORKER}")
+        admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}).first():
+                conn.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
+        admin.dispose()
+    os.environ["TEST_DATABASE_URL"] = url.render_as_string(hide_password=False)
+    redis_url = urlsplit(os.environ.get("TEST_REDIS_URL", environ_for_tests()["REDIS_URL"]))
+    base = int(redis_url.path.strip("/") or 0)
+    os.environ["TEST_REDIS_URL"] = redis_url._replace(path=f"/{(base - index) % 16}").geturl()
 
 
 def _reset_schema(app: Flask) -> None:
@@ -48,7 +74,7 @@ def _reset_schema(app: Flask) -> None:
 def _environ() -> dict[str, str]:
     env = environ_for_tests(WAHA_API_KEY=SIM_API_KEY, WAHA_TIMEOUT="3000", WAHA_RETRY_ATTEMPTS="1",
                        WAHA_WEBHOOK_TIMEOUT="2000", WAHA_WEBHOOK_RETRY_ATTEMPTS="2",
-                       MEDIA_ROOT=str(ROOT / "instance" / "test-media"))
+                       MEDIA_ROOT=str(ROOT / "instance" / f"test-media{WORKER}"))
     return env
 
 
@@ -214,3 +240,11 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 @pytest.fixture(scope="session")
 def base_url(live_server: LiveServer) -> str:
     return live_server.url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (--dist loadgroup) the browser tests stay together on one worker, beside their
+    package's RQ worker process."""
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.xdist_group("browser"))
