@@ -3,13 +3,14 @@
 import pytest
 
 from portal import create_app
-from portal.config import ConfigError, load_settings
+from portal.config import ConfigError, environ_for_tests, load_settings
 
 PRODUCTION = {
     "PORTAL_ENV": "production",
     "SECRET_KEY": "x" * 40,
     "DATABASE_URL": "postgresql://postgres@127.0.0.1/portal_test",
-    "REDIS_URL": "redis://127.0.0.1:6379/15",
+    # the suite's own Redis database: an app created here rebinds the process-wide Redis client
+    "REDIS_URL": environ_for_tests()["REDIS_URL"],
     "PUBLIC_BASE_URL": "https://portal.example.com",
     "WAHA_API_KEY": "prod-key",
     "WAHA_WEBHOOK_SECRET": "prod-webhook-secret-123",
