@@ -112,6 +112,12 @@ def _secret(min_length: int) -> Callable[[str, str], str]:
     return parse
 
 
+def _trusted_proxies(raw: str, name: str) -> int | tuple[str, ...]:
+    from portal.proxy import parse_trusted_proxies
+
+    return parse_trusted_proxies(raw, name)
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -160,6 +166,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", "log level"),
     Setting("LOG_FORMAT", _choice("json", "text"), "text", "json in production"),
     Setting("API_RATE_LIMIT", _text, "600 per minute", "per-token limit of the /waha API"),
+    Setting("TRUSTED_PROXIES", _trusted_proxies, 0,
+            "reverse proxies whose X-Forwarded-For/-Proto/-Host are believed: a count, or networks (CIDRs)"),
 )
 
 SETTING_NAMES = {s.name for s in SETTINGS}

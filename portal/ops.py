@@ -8,7 +8,6 @@ loopback callers only.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import time
 
 import click
@@ -17,6 +16,7 @@ from flask.cli import AppGroup
 
 from portal import metrics
 from portal.errors import error_response
+from portal.proxy import is_local_request
 from portal.services import fleet
 from portal.services.audit import Actor
 from portal.services.errors import ServiceError
@@ -47,13 +47,6 @@ def readyz() -> Response:
     return response
 
 
-def _is_loopback(address: str | None) -> bool:
-    try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
 @bp.get("/metrics")
 def metrics_view() -> Response:
     token = current_app.config.get("METRICS_TOKEN")
@@ -64,7 +57,7 @@ def metrics_view() -> Response:
             response = error_response(401, "unauthorized", "Send Authorization: Bearer <METRICS_TOKEN>.")
             response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-    elif not _is_loopback(request.remote_addr):
+    elif not is_local_request():
         return error_response(403, "forbidden", "Set METRICS_TOKEN to scrape metrics from another host.")
     return metrics.metrics_response()
 
