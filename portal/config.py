@@ -166,6 +166,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", "log level"),
     Setting("LOG_FORMAT", _choice("json", "text"), "text", "json in production"),
     Setting("API_RATE_LIMIT", _text, "600 per minute", "per-token limit of the /waha API"),
+    Setting("API_AUTH_FAILURE_LIMIT", _positive, 20,
+            "failed /waha authentications per client address and minute before it gets 429"),
     Setting("TRUSTED_PROXIES", _trusted_proxies, 0,
             "reverse proxies whose X-Forwarded-For/-Proto/-Host are believed: a count, or networks (CIDRs)"),
 )

@@ -39,7 +39,7 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode(409, "session_limit", "Your tenant has as many sessions as its plan allows."),
     ErrorCode(409, "session_missing_on_waha", "WAHA lost the session (e.g. its storage was wiped); start it to re-create it."),
     ErrorCode(413, "payload_too_large", "The upload is larger than the server accepts."),
-    ErrorCode(429, "rate_limited", "Too many calls for this credential, or sends too fast on this session; see Retry-After."),
+    ErrorCode(429, "rate_limited", "Too many calls for this credential, too many failed authentications from this address, or sends too fast on this session; see Retry-After."),
     ErrorCode(503, "waha_unavailable", "WhatsApp (WAHA) is down, slow or busy; retry after Retry-After seconds."),
 )
 
