@@ -50,6 +50,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     jobs.init_app(app)
     security.init_app(app)
     _register_blueprints(app)
+    # Every route is known now: mask the credential in paths such as /account/reset/<token> in all log lines.
+    telemetry.register_token_routes(rule.rule for rule in app.url_map.iter_rules())
 
     from portal import cli
 

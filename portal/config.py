@@ -155,7 +155,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OIDC_ISSUER", _http_url, None, "OpenID Connect provider for portal sign-in"),
     Setting("OIDC_CLIENT_ID", _text, None, "OIDC client id"),
     Setting("OIDC_CLIENT_SECRET", _text, None, "OIDC client secret"),
-    Setting("MAIL_BACKEND", _choice("log", "smtp"), "log", "log prints mails; smtp sends them"),
+    Setting("MAIL_BACKEND", _choice("log", "smtp"), "log", "log prints mails (development only); smtp sends them"),
     Setting("SMTP_URL", _text, None, "smtp://user:pass@host:port for MAIL_BACKEND=smtp"),
     Setting("MAIL_FROM", _text, "portal@localhost", "sender address"),
     Setting("MEDIA_ROOT", _text, str(ROOT / "instance" / "media"), "folder for stored media"),
@@ -196,6 +196,9 @@ def load_settings(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str]
     if env == "production":
         if str(values.get("DATABASE_URL") or "").startswith("sqlite"):
             problems.append("DATABASE_URL must point to PostgreSQL in production")
+        if values["MAIL_BACKEND"] == "log":
+            problems.append("MAIL_BACKEND=log writes password-reset and invitation links to the log; set "
+                            "MAIL_BACKEND=smtp and SMTP_URL in production")
     if values["WAHA_POOL_MIN"] > values["WAHA_POOL_MAX"]:
         problems.append(
             f"WAHA_POOL_MIN ({values['WAHA_POOL_MIN']}) must not exceed WAHA_POOL_MAX ({values['WAHA_POOL_MAX']})"
