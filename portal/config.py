@@ -150,6 +150,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("JWT_ISSUER", _text, None, "required iss of JWTs"),
     Setting("JWT_AUDIENCE", _text, None, "required aud of JWTs"),
     Setting("JWT_ALGORITHMS", _csv, ["RS256", "HS256"], "allow-listed JWT algorithms"),
+    Setting("JWT_MAX_LIFETIME", _positive, 86400, "seconds; longest accepted JWT lifetime (exp - iat)"),
     Setting("JWT_TENANT_CLAIM", _text, "tenant", "claim naming the tenant slug"),
     Setting("JWT_ROLES_CLAIM", _text, "roles", "claim listing the caller's roles"),
     Setting("OIDC_ISSUER", _http_url, None, "OpenID Connect provider for portal sign-in"),

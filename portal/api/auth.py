@@ -143,6 +143,25 @@ def _allowed_algorithms(cfg: dict[str, Any]) -> set[str]:
     return allowed
 
 
+def _check_lifetime(claims: dict[str, Any], max_lifetime: int) -> None:
+    """Refuse long-lived JWTs: exp - iat at most `max_lifetime` seconds. Without iat, what is left of the token
+    (exp - now) must fit; an iat in the future (beyond the leeway) is refused too."""
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+        raise AuthFailure("jwt_invalid_exp", kind="jwt")
+    now = time.time()
+    if iat is None:
+        start = now
+    elif isinstance(iat, (int, float)) and not isinstance(iat, bool):
+        if iat > now + JWT_LEEWAY_SECONDS:
+            raise AuthFailure("jwt_invalid_iat", kind="jwt")
+        start = iat
+    else:
+        raise AuthFailure("jwt_invalid_iat", kind="jwt")
+    if exp - start > max_lifetime + JWT_LEEWAY_SECONDS:
+        raise AuthFailure("jwt_lifetime_too_long", kind="jwt")
+
+
 def _jwt_principal(value: str) -> Principal:
     cfg = current_app.config
     if not (cfg.get("JWT_ISSUER") and cfg.get("JWT_AUDIENCE")):
@@ -180,6 +199,7 @@ def _jwt_principal(value: str) -> Principal:
         claim = getattr(exc, "claim", None) or "claims"
         reason = "jwt_expired" if exc.__class__.__name__ == "ExpiredTokenError" else f"jwt_invalid_{claim}"
         raise AuthFailure(reason, kind="jwt") from None
+    _check_lifetime(claims, int(cfg["JWT_MAX_LIFETIME"]))
     slug = claims.get(cfg["JWT_TENANT_CLAIM"])
     if not isinstance(slug, str) or not slug:
         raise AuthFailure("jwt_no_tenant", kind="jwt")
