@@ -29,10 +29,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(flask_settings(values))
     app.config.update(overrides)
 
-    from portal import errors, extensions, telemetry, tenancy
+    from portal import errors, extensions, proxy, telemetry, tenancy
     from portal.models.base import configure_encryption
 
     telemetry.init_app(app)
+    proxy.init_app(app)  # TRUSTED_PROXIES: request.remote_addr is the real client from here on
     configure_encryption(app.config["ENCRYPTION_KEY"] or app.config["SECRET_KEY"])
     extensions.db.init_app(app)
     extensions.migrate.init_app(app, extensions.db, directory=str(ROOT / "migrations"), render_as_batch=True,
@@ -49,6 +50,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     jobs.init_app(app)
     security.init_app(app)
     _register_blueprints(app)
+    # Every route is known now: mask the credential in paths such as /account/reset/<token> in all log lines.
+    telemetry.register_token_routes(rule.rule for rule in app.url_map.iter_rules())
 
     from portal import cli
 

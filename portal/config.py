@@ -112,6 +112,12 @@ def _secret(min_length: int) -> Callable[[str, str], str]:
     return parse
 
 
+def _trusted_proxies(raw: str, name: str) -> int | tuple[str, ...]:
+    from portal.proxy import parse_trusted_proxies
+
+    return parse_trusted_proxies(raw, name)
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -145,12 +151,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("JWT_ISSUER", _text, None, "required iss of JWTs"),
     Setting("JWT_AUDIENCE", _text, None, "required aud of JWTs"),
     Setting("JWT_ALGORITHMS", _csv, ["RS256", "HS256"], "allow-listed JWT algorithms"),
+    Setting("JWT_MAX_LIFETIME", _positive, 86400, "seconds; longest accepted JWT lifetime (exp - iat)"),
     Setting("JWT_TENANT_CLAIM", _text, "tenant", "claim naming the tenant slug"),
     Setting("JWT_ROLES_CLAIM", _text, "roles", "claim listing the caller's roles"),
     Setting("OIDC_ISSUER", _http_url, None, "OpenID Connect provider for portal sign-in"),
     Setting("OIDC_CLIENT_ID", _text, None, "OIDC client id"),
     Setting("OIDC_CLIENT_SECRET", _text, None, "OIDC client secret"),
-    Setting("MAIL_BACKEND", _choice("log", "smtp"), "log", "log prints mails; smtp sends them"),
+    Setting("MAIL_BACKEND", _choice("log", "smtp"), "log", "log prints mails (development only); smtp sends them"),
     Setting("SMTP_URL", _text, None, "smtp://user:pass@host:port for MAIL_BACKEND=smtp"),
     Setting("MAIL_FROM", _text, "portal@localhost", "sender address"),
     Setting("MEDIA_ROOT", _text, str(ROOT / "instance" / "media"), "folder for stored media"),
@@ -161,6 +168,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", "log level"),
     Setting("LOG_FORMAT", _choice("json", "text"), "text", "json in production"),
     Setting("API_RATE_LIMIT", _text, "600 per minute", "per-token limit of the /waha API"),
+    Setting("API_AUTH_FAILURE_LIMIT", _positive, 20,
+            "failed /waha authentications per client address and minute before it gets 429"),
+    Setting("TRUSTED_PROXIES", _trusted_proxies, 0,
+            "reverse proxies whose X-Forwarded-For/-Proto/-Host are believed: a count, or networks (CIDRs)"),
 )
 
 SETTING_NAMES = {s.name for s in SETTINGS}
@@ -187,6 +198,9 @@ def load_settings(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str]
     if env == "production":
         if str(values.get("DATABASE_URL") or "").startswith("sqlite"):
             problems.append("DATABASE_URL must point to PostgreSQL in production")
+        if values["MAIL_BACKEND"] == "log":
+            problems.append("MAIL_BACKEND=log writes password-reset and invitation links to the log; set "
+                            "MAIL_BACKEND=smtp and SMTP_URL in production")
     if values["WAHA_POOL_MIN"] > values["WAHA_POOL_MAX"]:
         problems.append(
             f"WAHA_POOL_MIN ({values['WAHA_POOL_MIN']}) must not exceed WAHA_POOL_MAX ({values['WAHA_POOL_MAX']})"

@@ -1,14 +1,14 @@
 """Operations endpoints and commands: /healthz, /readyz, /metrics and `flask fleet ...`.
 
-/healthz and /readyz carry no secrets and need no credentials (load balancers and orchestrators call them).
-/metrics needs `Authorization: Bearer <METRICS_TOKEN>` when METRICS_TOKEN is set, and otherwise answers
+/healthz and /readyz need no credentials (load balancers and orchestrators call them); /readyz shows its
+errors and per-server probes (which name internal hosts) only to the callers /metrics admits, everyone else gets
+the status and one ok flag per check. /metrics needs `Authorization: Bearer <METRICS_TOKEN>` when METRICS_TOKEN is set, and otherwise answers
 loopback callers only.
 """
 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import time
 
 import click
@@ -17,6 +17,7 @@ from flask.cli import AppGroup
 
 from portal import metrics
 from portal.errors import error_response
+from portal.proxy import is_local_request
 from portal.services import fleet
 from portal.services.audit import Actor
 from portal.services.errors import ServiceError
@@ -41,30 +42,32 @@ def readyz() -> Response:
 
     checks = readiness()
     ready = all(check["ok"] for check in checks.values())
+    if not (_has_metrics_token() or is_local_request()):
+        # Errors and per-server probes name internal hosts and URLs: only operators see them.
+        checks = {name: {"ok": check["ok"]} for name, check in checks.items()}
     response = jsonify({"status": "ready" if ready else "not_ready", "checks": checks})
     response.status_code = 200 if ready else 503
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-def _is_loopback(address: str | None) -> bool:
-    try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
+def _has_metrics_token() -> bool:
+    """True when METRICS_TOKEN is set and this request sends it as its bearer credential."""
+    token = current_app.config.get("METRICS_TOKEN")
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 @bp.get("/metrics")
 def metrics_view() -> Response:
     token = current_app.config.get("METRICS_TOKEN")
     if token:
-        header = request.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        if not _has_metrics_token():
             response = error_response(401, "unauthorized", "Send Authorization: Bearer <METRICS_TOKEN>.")
             response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-    elif not _is_loopback(request.remote_addr):
+    elif not is_local_request():
         return error_response(403, "forbidden", "Set METRICS_TOKEN to scrape metrics from another host.")
     return metrics.metrics_response()
 

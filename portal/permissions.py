@@ -5,8 +5,8 @@ from __future__ import annotations
 ROLES = ("owner", "admin", "operator", "viewer")
 
 PERMISSIONS = {
-    "sessions:read": "See sessions, their status and QR",
-    "sessions:write": "Create, start, stop, restart, log out and delete sessions",
+    "sessions:read": "See sessions and their status",
+    "sessions:write": "Create, start, stop, restart, log out and delete sessions; link a phone (QR or pairing code)",
     "messages:read": "Read the message log and media",
     "messages:send": "Send messages",
     "webhooks:read": "See webhook endpoints and deliveries",
@@ -16,6 +16,11 @@ PERMISSIONS = {
     "team:manage": "Invite, change and remove members",
     "settings:manage": "Change tenant settings",
 }
+
+# Linking a phone to a session is one permission, whichever way it is done: whoever may see the QR code (or a
+# screenshot of it) or ask for a pairing code can take over the session's WhatsApp account. Read-only roles and
+# scopes never get it.
+LINK_PHONE = "sessions:write"
 
 # What an API token gets when no scopes are named: the /waha API's own permissions, not team or token admin.
 API_SCOPES = ("sessions:read", "sessions:write", "messages:read", "messages:send", "webhooks:read",

@@ -3,7 +3,8 @@ and secrets that slip into a log line are masked before it is written.
 
 Outside a request (jobs, CLI) wrap the work in ``log_context(tenant="acme", session=session_id)`` so its lines
 carry the same fields. Message bodies are never logged at INFO: the access log has method, path (no query
-string), status and time only.
+string), status and time only. Paths whose URL rule carries a credential (reset and invitation tokens, show-once
+keys) are masked in every line, whoever writes it (the access log, Werkzeug, error reports).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from flask import Flask, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
@@ -88,6 +89,14 @@ _PATTERNS = (
     # credentials inside URLs: scheme://user:password@host
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@"), r"\1" + REDACTED + "@"),
 )
+# Query parameters that carry one-time credentials (OAuth/OIDC codes and state, reset and invitation tokens).
+_QUERY_SECRET = re.compile(
+    r"""(?i)([?&](?:code|state|token|key|secret|signature|sig|access_token|id_token|refresh_token|password|"""
+    r"""invitation|invite|reset)=)[^&\s"'#]+""")
+# URL rules whose variables carry a credential (see register_token_routes), as compiled patterns.
+_route_patterns: tuple[re.Pattern[str], ...] = ()
+# Variable names in URL rules that hold a secret: /account/reset/<token>, /invite/<token>, /created/<key>...
+SECRET_ROUTE_ARGS = frozenset({"token", "key", "secret", "code", "signature"})
 _known_secrets: tuple[str, ...] = ()  # longest first, replaced whole so readers never see it half built
 _known_lock = threading.Lock()
 _MIN_SECRET_LENGTH = 8
@@ -101,13 +110,53 @@ def register_secret(value: str | None) -> None:
             _known_secrets = tuple(sorted({*_known_secrets, value}, key=len, reverse=True))
 
 
-def redact(text: str) -> str:
-    """`text` with known secrets, bearer tokens, API keys and URL passwords masked."""
+def register_token_routes(rules: Iterable[str]) -> None:
+    """Mask the credential part of these URL rules wherever such a path appears in a log line.
+
+    `rules` are Werkzeug rule strings; only the variables named in SECRET_ROUTE_ARGS are masked, so
+    `/account/reset/<token>` logs as `/account/reset/[REDACTED]` and `/sessions/<session_id>` stays readable.
+    """
+    global _route_patterns
+    patterns = []
+    for rule in rules:
+        parts = re.split(r"(<[^>]+>)", rule)
+        names = [part[1:-1].split(":")[-1] for part in parts if part.startswith("<")]
+        if not SECRET_ROUTE_ARGS.intersection(names):
+            continue
+        regex = ""
+        for part in parts:
+            if part.startswith("<"):
+                name = part[1:-1].split(":")[-1]
+                group = "secret" if name in SECRET_ROUTE_ARGS and "secret" not in regex else None
+                value = r"[^/\s?#\"']+"
+                regex += f"(?P<{group}>{value})" if group else f"(?:{value})"
+            else:
+                regex += re.escape(part)
+        patterns.append(re.compile(regex + r"(?=[/?#\s\"']|$)"))
+    _route_patterns = tuple(patterns)
+
+
+def _mask_route(match: re.Match[str]) -> str:
+    start, end = match.span("secret")
+    base = match.start()
+    text = match.group(0)
+    return text[:start - base] + REDACTED + text[end - base:]
+
+
+def redact(text: str, *, keep_links: bool = False) -> str:
+    """`text` with known secrets, bearer tokens, API keys, URL passwords and token-bearing paths masked.
+
+    `keep_links` leaves token-bearing paths and query parameters alone (the development mail log only).
+    """
     for secret in _known_secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
+    if not keep_links:
+        for route in _route_patterns:
+            text = route.sub(_mask_route, text)
+        text = _QUERY_SECRET.sub(r"\1" + REDACTED, text)
     return text
 
 
@@ -119,7 +168,8 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string: leave it for logging's own error report
             return True
-        redacted = redact(message)
+        # The development mail backend logs sign-in links on purpose; production refuses MAIL_BACKEND=log.
+        redacted = redact(message, keep_links=bool(getattr(record, "portal_mail_link", False)))
         if redacted != message or record.args:
             record.msg, record.args = redacted, None
         if record.exc_info:

@@ -14,6 +14,8 @@ PRODUCTION = {
     "PUBLIC_BASE_URL": "https://portal.example.com",
     "WAHA_API_KEY": "prod-key",
     "WAHA_WEBHOOK_SECRET": "prod-webhook-secret-123",
+    "MAIL_BACKEND": "smtp",
+    "SMTP_URL": "smtp://mailer:mail-password@mail.example.com:587",
 }
 
 
@@ -69,3 +71,24 @@ def test_production_app_starts_with_complete_configuration():
     app = create_app(PRODUCTION)
     assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
     assert app.config["SESSION_COOKIE_SECURE"] is True
+
+
+def test_production_refuses_the_log_mail_backend():
+    production = {k: v for k, v in PRODUCTION.items() if k not in ("MAIL_BACKEND", "SMTP_URL")}
+    for environ in (production, dict(production, MAIL_BACKEND="log")):
+        _, problems = load_settings(environ)
+        assert problems == ["MAIL_BACKEND=log writes password-reset and invitation links to the log; set "
+                            "MAIL_BACKEND=smtp and SMTP_URL in production"]
+
+
+def test_check_config_reports_the_log_mail_backend_in_production():
+    from portal.config import build_config
+
+    with pytest.raises(ConfigError) as excinfo:
+        build_config(dict(PRODUCTION, MAIL_BACKEND="log"))
+    assert "MAIL_BACKEND=log" in str(excinfo.value)
+
+
+def test_development_keeps_the_log_mail_backend():
+    _, problems = load_settings({"MAIL_BACKEND": "log"})
+    assert problems == []

@@ -2,7 +2,8 @@
 
 Every endpoint declares the permission it needs with `@api_route(permission)` (or `@public` for the docs).
 The decorator resolves the caller, applies the per-caller rate limit, checks the permission and only then runs
-the view. Each refusal is written to the audit log.
+the view. Each refusal is written to the audit log (failed authentications as one row per address and minute,
+with a count); an address with too many failed authentications is refused before its credential is checked.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from joserfc.jwk import KeySet, OctKey
 
 from portal.extensions import db, limiter
 from portal.permissions import PERMISSIONS, permissions_for_roles
-from portal.services import audit, tokens
+from portal.services import audit, auth_throttle, tokens
 from portal.services.errors import NotFound
 from portal.services.tenants import get_tenant_by_slug
 from portal.tenancy import Principal, request_actor, set_principal
@@ -142,6 +143,25 @@ def _allowed_algorithms(cfg: dict[str, Any]) -> set[str]:
     return allowed
 
 
+def _check_lifetime(claims: dict[str, Any], max_lifetime: int) -> None:
+    """Refuse long-lived JWTs: exp - iat at most `max_lifetime` seconds. Without iat, what is left of the token
+    (exp - now) must fit; an iat in the future (beyond the leeway) is refused too."""
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+        raise AuthFailure("jwt_invalid_exp", kind="jwt")
+    now = time.time()
+    if iat is None:
+        start = now
+    elif isinstance(iat, (int, float)) and not isinstance(iat, bool):
+        if iat > now + JWT_LEEWAY_SECONDS:
+            raise AuthFailure("jwt_invalid_iat", kind="jwt")
+        start = iat
+    else:
+        raise AuthFailure("jwt_invalid_iat", kind="jwt")
+    if exp - start > max_lifetime + JWT_LEEWAY_SECONDS:
+        raise AuthFailure("jwt_lifetime_too_long", kind="jwt")
+
+
 def _jwt_principal(value: str) -> Principal:
     cfg = current_app.config
     if not (cfg.get("JWT_ISSUER") and cfg.get("JWT_AUDIENCE")):
@@ -179,6 +199,7 @@ def _jwt_principal(value: str) -> Principal:
         claim = getattr(exc, "claim", None) or "claims"
         reason = "jwt_expired" if exc.__class__.__name__ == "ExpiredTokenError" else f"jwt_invalid_{claim}"
         raise AuthFailure(reason, kind="jwt") from None
+    _check_lifetime(claims, int(cfg["JWT_MAX_LIFETIME"]))
     slug = claims.get(cfg["JWT_TENANT_CLAIM"])
     if not isinstance(slug, str) or not slug:
         raise AuthFailure("jwt_no_tenant", kind="jwt")
@@ -220,12 +241,19 @@ def _refuse(failure: AuthFailure) -> Response:
     from portal.errors import error_response
 
     db.session.rollback()
-    audit.record(failure.tenant_id, "auth.api_failed", request_actor("anonymous"),
-                 details={"reason": failure.reason, "kind": failure.kind, "method": request.method,
-                          "path": request.path}, commit=True)
+    # One audit row per address, tenant and minute, counting the failures (and throttling the address).
+    auth_throttle.record_failure(request.remote_addr, failure.tenant_id, request_actor("anonymous"), failure.reason,
+                                 {"kind": failure.kind, "method": request.method, "path": request.path})
     response = error_response(401, "unauthorized", "Missing, invalid, expired or revoked bearer credentials.")
     response.headers["WWW-Authenticate"] = 'Bearer realm="waha"'
     return response
+
+
+def _throttled(retry_after: int) -> Response:
+    from portal.errors import error_response
+
+    return error_response(429, "rate_limited", "Too many failed authentications from this address; try again "
+                          "later.", {"scope": "authentication"}, retry_after=retry_after)
 
 
 def _forbid(principal: Principal, permission: str) -> Response:
@@ -280,6 +308,10 @@ def api_route(permission: str, *, autocommit: bool = False) -> Callable[[Callabl
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if autocommit:
                 _statements_commit_themselves()
+            # Before any credential is looked at: an address that keeps failing is refused for the minute.
+            wait = auth_throttle.retry_after(request.remote_addr)
+            if wait is not None:
+                return _throttled(wait)
             try:
                 principal = authenticate_request()
             except AuthFailure as failure:

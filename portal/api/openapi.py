@@ -39,7 +39,7 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode(409, "session_limit", "Your tenant has as many sessions as its plan allows."),
     ErrorCode(409, "session_missing_on_waha", "WAHA lost the session (e.g. its storage was wiped); start it to re-create it."),
     ErrorCode(413, "payload_too_large", "The upload is larger than the server accepts."),
-    ErrorCode(429, "rate_limited", "Too many calls for this credential, or sends too fast on this session; see Retry-After."),
+    ErrorCode(429, "rate_limited", "Too many calls for this credential, too many failed authentications from this address, or sends too fast on this session; see Retry-After."),
     ErrorCode(503, "waha_unavailable", "WhatsApp (WAHA) is down, slow or busy; retry after Retry-After seconds."),
 )
 
@@ -107,17 +107,20 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("POST", f"{_S}/sync", "api.sync_session", "Refresh a session's status", "Sessions",
              "sessions:read", response=s.SessionResponseDto, errors=(*AUTH, 404, *WAHA),
              description="Reads the session's status from WAHA now instead of waiting for the next event."),
-    ApiRoute("GET", f"{_S}/qr", "api.get_qr", "Get the QR code", "Sessions", "sessions:read",
+    ApiRoute("GET", f"{_S}/qr", "api.get_qr", "Get the QR code", "Sessions", "sessions:write",
              response=s.QrResponse, query=s.ImageQuery, image="image/png", errors=(400, *AUTH, 404, 409, *WAHA),
              description="Only while the session is SCAN_QR_CODE (409 session_not_ready otherwise). The QR "
-                         "rotates: fetch it again after expiresIn seconds. ?format=image answers the PNG."),
+                         "rotates: fetch it again after expiresIn seconds. ?format=image answers the PNG. Linking a phone "
+                         "needs the same permission as a pairing code."),
     ApiRoute("POST", f"{_S}/pairing-code", "api.request_pairing_code", "Request a pairing code", "Sessions",
              "sessions:write", response=s.PairingCodeResponse, body=s.PairingCodeDto,
              errors=(400, *AUTH, 404, 409, *WAHA),
              description="The other way to link: the phone's owner types this code under Linked devices.",
              example={"phoneNumber": "+491701234567"}),
     ApiRoute("GET", f"{_S}/screen", "api.get_screen", "Get a screenshot", "Sessions", "sessions:read",
-             response=s.ScreenResponse, query=s.ImageQuery, image="image/*", errors=(400, *AUTH, 404, 409, *WAHA)),
+             response=s.ScreenResponse, query=s.ImageQuery, image="image/*", errors=(400, *AUTH, 404, 409, *WAHA),
+             description="While the session is SCAN_QR_CODE the screen shows the QR code, so it then needs "
+                         "`sessions:write` too (403 forbidden otherwise)."),
     ApiRoute("POST", f"{_S}/send", "api.send_message", "Send a message", "Messages", "messages:send",
              response=s.MessageResponse, body=s.SendMessageDto, idempotent=True,
              errors=(400, *AUTH, 404, 409, *WAHA),

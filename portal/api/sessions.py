@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from flask import Response
+from flask import Response, g
 
 from portal.api import bp
 from portal.api.auth import api_route
@@ -14,6 +14,7 @@ from portal.api.schemas import (
     CreateSessionDto, ImageQuery, PairingCodeDto, PairingCodeResponse, QrResponse, ScreenResponse, SessionListQuery,
     SessionPage, SessionResponseDto,
 )
+from portal.permissions import LINK_PHONE
 from portal.services import sessions
 from portal.services.errors import Upstream
 
@@ -92,7 +93,7 @@ def sync_session(session_id: str) -> Response:
 
 
 @bp.get("/sessions/<session_id>/qr")
-@api_route("sessions:read")
+@api_route(LINK_PHONE)
 def get_qr(session_id: str) -> Response:
     fmt = query(ImageQuery).format
     qr = sessions.get_qr(tenant(), session_id)
@@ -103,7 +104,7 @@ def get_qr(session_id: str) -> Response:
 
 
 @bp.post("/sessions/<session_id>/pairing-code")
-@api_route("sessions:write")
+@api_route(LINK_PHONE)
 def request_pairing_code(session_id: str) -> Response:
     dto = json_body(PairingCodeDto)
     with dto_field_names():
@@ -115,7 +116,7 @@ def request_pairing_code(session_id: str) -> Response:
 @api_route("sessions:read")
 def get_screen(session_id: str) -> Response:
     fmt = query(ImageQuery).format
-    shot = sessions.get_screenshot(tenant(), session_id)
+    shot = sessions.get_screenshot(tenant(), session_id, may_link=g.principal.can(LINK_PHONE))
     if fmt == "image":
         return _image(shot["mimetype"], shot["data"])
     return send(ScreenResponse(mimetype=shot["mimetype"], data=shot["data"]), headers={"Cache-Control": "no-store"})

@@ -29,7 +29,8 @@ from portal.extensions import db, redis_store
 from portal.models import ENGINES, Tenant, WahaSession, utcnow
 from portal.services import audit, idempotency, pacing, servers
 from portal.services.audit import SYSTEM, Actor
-from portal.services.errors import Conflict, Invalid, NotFound, ServiceError, Upstream
+from portal.permissions import LINK_PHONE
+from portal.services.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, Upstream
 from portal.waha import errors as waha_errors
 
 log = logging.getLogger(__name__)
@@ -665,11 +666,18 @@ def request_pairing_code(tenant: Tenant, session_id: Any, phone: str, actor: Act
     return code
 
 
-def get_screenshot(tenant: Tenant, session_id: Any) -> dict:
-    """A screenshot of the running session as {"mimetype", "data" (base64)}; Conflict while it is stopped."""
+def get_screenshot(tenant: Tenant, session_id: Any, *, may_link: bool = True) -> dict:
+    """A screenshot of the running session as {"mimetype", "data" (base64)}; Conflict while it is stopped.
+
+    While the session waits for a scan the screen is its QR code: a caller that may not link a phone
+    (`may_link=False`, see permissions.LINK_PHONE) is refused then.
+    """
     session = get_session(tenant, session_id)
     if session.status == "STOPPED":
         raise _not_ready(session, expected="running")
+    if session.status == "SCAN_QR_CODE" and not may_link:
+        raise Forbidden("The screen shows the QR code while the session waits for a scan; seeing it needs the "
+                        "permission to link a phone.", details={"required": LINK_PHONE})
     try:
         shot = _client(session).get_screenshot(session.external_name)
     except waha_errors.WahaNotFound:
@@ -700,9 +708,10 @@ TRANSITIONAL = ("STARTING", "SCAN_QR_CODE", "PASSKEY_REQUIRED", "PASSKEY_CONFIRM
 WATCH_SYNC_SECONDS = 3
 
 
-def watch_session(tenant: Tenant, session: WahaSession) -> dict[str, Any]:
+def watch_session(tenant: Tenant, session: WahaSession, *, may_link: bool = True) -> dict[str, Any]:
     """What a person watching a session sees: its status (synced with WAHA at most every few seconds, across
-    all viewers, while it is on its way to WORKING), its QR when it waits for a scan, and whether to keep polling.
+    all viewers, while it is on its way to WORKING), its QR when it waits for a scan and the watcher may link a
+    phone (`may_link`, see permissions.LINK_PHONE), and whether to keep polling.
 
     Returns {"session", "qr", "qr_error", "sync_error", "qr_expired", "polling"}.
     """
@@ -713,7 +722,7 @@ def watch_session(tenant: Tenant, session: WahaSession) -> dict[str, Any]:
         except ServiceError as exc:
             sync_error = exc.message
     qr = qr_error = None
-    if session.status == "SCAN_QR_CODE":
+    if session.status == "SCAN_QR_CODE" and may_link:
         try:
             qr = get_qr(tenant, session.id)
         except ServiceError as exc:

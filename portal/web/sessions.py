@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, render_template, request, url_for
 from flask_login import login_required
 
+from portal.permissions import LINK_PHONE
 from portal.services import sessions as sessions_service
 from portal.services.errors import NotFound, ServiceError
 from portal.tenancy import require
@@ -124,12 +125,14 @@ def live(session_id: str):  # type: ignore[no-untyped-def]
 
 
 def _live_state(session: Any) -> dict[str, Any]:
-    return {**sessions_service.watch_session(_tenant(), session), "poll_seconds": POLL_SECONDS}
+    may_link = principal().can(LINK_PHONE)
+    return {**sessions_service.watch_session(_tenant(), session, may_link=may_link), "poll_seconds": POLL_SECONDS,
+            "may_link": may_link}
 
 
 @bp.route("/<session_id>/pairing-code", methods=["POST"])
 @login_required
-@require("sessions:write")
+@require(LINK_PHONE)
 def pairing_code(session_id: str):  # type: ignore[no-untyped-def]
     session = sessions_service.get_session(_tenant(), session_id)
     form = PairingCodeForm()
@@ -154,7 +157,7 @@ def screenshot(session_id: str):  # type: ignore[no-untyped-def]
     session = sessions_service.get_session(_tenant(), session_id)
     shot = error = None
     try:
-        shot = sessions_service.get_screenshot(_tenant(), session.id)
+        shot = sessions_service.get_screenshot(_tenant(), session.id, may_link=principal().can(LINK_PHONE))
     except ServiceError as exc:
         error = exc.message
     template = "sessions/_screenshot.html" if is_htmx() else "sessions/screenshot.html"

@@ -305,3 +305,29 @@ def test_only_docs_endpoints_are_public(app: Any) -> None:
     public = {name for name, fn in app.view_functions.items()
               if name.startswith("api.") and fn.required_permission is None}
     assert public == {"api.openapi_document", "api.docs"}
+
+
+# ---- JWT lifetime (JWT_MAX_LIFETIME, default 24 h) ---------------------------------------------------------------
+
+
+def test_jwt_living_longer_than_the_maximum_is_401(api: Api, jwt_settings: Any) -> None:
+    now = int(utcnow().timestamp())
+    _assert_unauthorized(api.as_(hs256(claims(iat=now, exp=now + 30 * 86400))).get("/waha/sessions"))
+    assert _failures()[-1].details["reason"] == "jwt_lifetime_too_long"
+
+
+def test_jwt_without_iat_is_judged_by_its_remaining_lifetime(api: Api, jwt_settings: Any) -> None:
+    now = int(utcnow().timestamp())
+    assert api.as_(hs256(claims(iat=None, exp=now + 600))).get("/waha/sessions").status_code == 200
+    _assert_unauthorized(api.as_(hs256(claims(iat=None, exp=now + 2 * 86400))).get("/waha/sessions"))
+    assert _failures()[-1].details["reason"] == "jwt_lifetime_too_long"
+
+
+def test_jwt_issued_in_the_future_is_401(api: Api, jwt_settings: Any) -> None:
+    now = int(utcnow().timestamp())
+    _assert_unauthorized(api.as_(hs256(claims(iat=now + 3600, exp=now + 7200))).get("/waha/sessions"))
+
+
+def test_jwt_max_lifetime_is_configurable(api: Api, jwt_settings: Any, app: Any, monkeypatch: Any) -> None:
+    monkeypatch.setitem(app.config, "JWT_MAX_LIFETIME", 60)
+    _assert_unauthorized(api.as_(hs256(claims())).get("/waha/sessions"))  # five minutes is now too long

@@ -9,6 +9,7 @@ import pytest
 
 from portal.services import audit
 from tests.api.conftest import Api, create_session, wait_for_status
+from tests.factories import make_token
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -295,3 +296,36 @@ def test_screen_of_working_gows_session_is_409(api: Api, working_session: Any) -
     response = api.get(f"/waha/sessions/{working_session['id']}/screen")
     assert response.status_code == 409
     assert _error(response)["code"] == "session_not_ready"
+
+
+# ---- linking a phone: one permission for QR, screen while scanning and pairing code ----------------------------
+
+@pytest.mark.parametrize("path", ["/qr", "/qr?format=image", "/screen", "/screen?format=image"])
+def test_read_only_token_cannot_see_the_qr_code(api: Api, tenant: Any, session: Any, path: str) -> None:
+    reader = api.as_(make_token(tenant, ["sessions:read"], name="reader"))
+    response = reader.get(f"/waha/sessions/{session['id']}{path}")
+    assert response.status_code == 403
+    assert _error(response)["code"] == "forbidden"
+    assert _error(response)["details"]["required"] == "sessions:write"
+
+
+def test_read_only_token_cannot_request_a_pairing_code(api: Api, tenant: Any, session: Any) -> None:
+    reader = api.as_(make_token(tenant, ["sessions:read"], name="reader"))
+    response = reader.post(f"/waha/sessions/{session['id']}/pairing-code", json={"phoneNumber": "+491701234567"})
+    assert response.status_code == 403
+    assert _error(response)["details"]["required"] == "sessions:write"
+
+
+def test_linking_token_gets_qr_code_and_pairing_code(api: Api, tenant: Any, session: Any) -> None:
+    linker = api.as_(make_token(tenant, ["sessions:write"], name="linker"))
+    assert linker.get(f"/waha/sessions/{session['id']}/qr").status_code == 200
+    assert linker.post(f"/waha/sessions/{session['id']}/pairing-code",
+                       json={"phoneNumber": "+491701234567"}).status_code == 200
+
+
+def test_read_only_token_sees_the_screen_of_a_working_session(api: Api, tenant: Any, working_session: Any,
+                                                              sim: Any) -> None:
+    reader = api.as_(make_token(tenant, ["sessions:read"], name="reader"))
+    response = reader.get(f"/waha/sessions/{working_session['id']}/screen")
+    assert response.status_code in (200, 409)  # GOWS shows no screen once linked; never a 403
+    assert response.status_code != 403

@@ -55,7 +55,7 @@ def _resolve(value: str, sample: dict[str, str]) -> str:
 
 SAMPLE_ENV = {
     "SECRET_KEY": "s" * 48, "POSTGRES_PASSWORD": "pg-password", "WAHA_API_KEY": "waha-api-key-0123456789",
-    "WAHA_WEBHOOK_SECRET": "webhook-secret-0123456789",
+    "WAHA_WEBHOOK_SECRET": "webhook-secret-0123456789", "SMTP_URL": "smtp://mailer:pw@mail.example.com:587",
 }
 
 

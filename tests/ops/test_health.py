@@ -145,3 +145,31 @@ def test_waha_health_without_live_returns_what_the_last_check_stored(ctx: Any, s
     assert stored[0]["ok"] is True
     assert stored[0]["version"] == sim.settings.version
     assert stored[0]["checked_at"] is not None
+
+
+def test_readyz_shows_no_internal_urls_to_other_hosts(ctx: Any, client: Any) -> None:
+    down = f"http://127.0.0.1:{closed_port()}"
+    _default_server().base_url = down
+    db.session.commit()
+
+    response = client.get("/readyz", environ_base={"REMOTE_ADDR": "10.1.2.3"})
+
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body == {"status": "not_ready", "checks": {"database": {"ok": True}, "redis": {"ok": True},
+                                                      "waha": {"ok": False}}}
+    assert "127.0.0.1" not in response.get_data(as_text=True)
+
+
+def test_readyz_shows_details_with_the_metrics_token(ctx: Any, app: Any, client: Any, monkeypatch: Any) -> None:
+    monkeypatch.setitem(app.config, "METRICS_TOKEN", "scrape-me-0123456789")
+    down = f"http://127.0.0.1:{closed_port()}"
+    _default_server().base_url = down
+    db.session.commit()
+
+    anonymous = client.get("/readyz", environ_base={"REMOTE_ADDR": "10.1.2.3"}).get_json()
+    operator = client.get("/readyz", headers={"Authorization": "Bearer scrape-me-0123456789"},
+                          environ_base={"REMOTE_ADDR": "10.1.2.3"}).get_json()
+
+    assert "servers" not in anonymous["checks"]["waha"]
+    assert down in operator["checks"]["waha"]["servers"]["default"]["error"]

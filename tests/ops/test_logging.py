@@ -102,3 +102,50 @@ def test_secrets_in_tracebacks_are_masked(json_log: io.StringIO) -> None:
     [record] = lines(json_log)[-1:]
     assert "RuntimeError" in record["exc_info"]
     assert "abcdef0123456789" not in json_log.getvalue()
+
+
+# ---- credentials in paths and query strings --------------------------------------------------------------------
+
+RESET_TOKEN = "Zq8rT3-reset-token-0123456789abcdef"
+
+
+@pytest.mark.parametrize("path", [f"/account/reset/{RESET_TOKEN}", f"/invite/{RESET_TOKEN}",
+                                  f"/admin/tokens/created/{RESET_TOKEN}"])
+def test_token_bearing_paths_are_masked_in_the_access_log(json_log: io.StringIO, client: Any, path: str) -> None:
+    client.get(path)
+
+    text = json_log.getvalue()
+    assert RESET_TOKEN not in text
+    assert any(line["logger"] == "portal.access" and "[REDACTED]" in line["message"] for line in lines(json_log))
+
+
+def test_token_bearing_paths_are_masked_in_any_logger_and_traceback(json_log: io.StringIO) -> None:
+    # As Werkzeug's request log and an error report would write them.
+    logging.getLogger("werkzeug").info('127.0.0.1 - - "GET /account/reset/%s HTTP/1.1" 200 -', RESET_TOKEN)
+    try:
+        raise RuntimeError(f"failed rendering https://portal.example.com/invite/{RESET_TOKEN}?next=/")
+    except RuntimeError:
+        logging.getLogger("portal.test").exception("error on /invite/%s", RESET_TOKEN)
+
+    assert RESET_TOKEN not in json_log.getvalue()
+    assert "/account/reset/[REDACTED]" in json_log.getvalue()
+
+
+def test_ordinary_ids_in_paths_stay_readable(json_log: io.StringIO) -> None:
+    logging.getLogger("portal.test").info("GET /sessions/sess_0123456789abcdef/live 200")
+    assert "/sessions/sess_0123456789abcdef/live" in json_log.getvalue()
+
+
+def test_one_time_codes_in_query_strings_are_masked(json_log: io.StringIO) -> None:
+    logging.getLogger("portal.test").info("GET /auth/oidc/callback?code=auth-code-987654321&state=st-123456789 302")
+    text = json_log.getvalue()
+    assert "auth-code-987654321" not in text and "st-123456789" not in text
+
+
+def test_development_mail_log_keeps_its_link(app: Any, json_log: io.StringIO, monkeypatch: Any) -> None:
+    from portal.mail import send_mail
+
+    monkeypatch.setitem(app.config, "TESTING", False)
+    with app.app_context():
+        send_mail("someone@example.com", "Reset", f"Open http://127.0.0.1:5000/account/reset/{RESET_TOKEN}")
+    assert f"/account/reset/{RESET_TOKEN}" in json_log.getvalue()

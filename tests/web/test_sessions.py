@@ -229,6 +229,30 @@ def test_viewer_cannot_request_a_pairing_code(viewer_client, tenant):
     assert "pairing-code" not in response.get_data(as_text=True)
 
 
+def test_viewer_sees_no_qr_code_while_scanning(viewer_client, tenant):
+    session = scanning_session(tenant)
+    page = viewer_client.get(f"/sessions/{session.id}").get_data(as_text=True)
+    live = viewer_client.get(f"/sessions/{session.id}/live?shown=SCAN_QR_CODE", headers=HX).get_data(as_text=True)
+    for body in (page, live):
+        assert "data:image/png;base64," not in body
+        assert "Waiting for a phone to be linked" in body
+    assert 'id="pairing-panel"' not in page
+
+
+def test_viewer_gets_no_screenshot_of_the_qr_code(viewer_client, tenant):
+    session = scanning_session(tenant)
+    body = viewer_client.get(f"/sessions/{session.id}/screenshot", headers=HX).get_data(as_text=True)
+    assert "data:image/" not in body
+    assert "permission to link a phone" in body
+
+
+def test_operator_sees_the_qr_code_while_scanning(login, tenant):
+    operator = login(make_user(tenant, "operator", email="operator@acme.example.com"))
+    session = scanning_session(tenant)
+    page = operator.get(f"/sessions/{session.id}").get_data(as_text=True)
+    assert "data:image/png;base64," in page and 'id="pairing-panel"' in page
+
+
 def test_screenshot_fragment_shows_an_image(owner_client, tenant):
     session = scanning_session(tenant)
     body = owner_client.get(f"/sessions/{session.id}/screenshot", headers=HX).get_data(as_text=True)
