@@ -80,7 +80,7 @@ def map_waha_error(exc: waha_errors.WahaError, session: WahaSession | None = Non
         # The client's text names WAHA's address: operators read it in the log, tenants get the reason code.
         upstream.log_failure("WAHA unavailable", exc)
         retry_after = 1 if isinstance(exc, waha_errors.WahaPoolExhausted) else 5
-        return Upstream(f"WAHA is not reachable right now ({upstream.describe(exc)}); try again shortly.",
+        return Upstream(f"{upstream.describe(exc)} Try again in a few seconds.",
                         retry_after=retry_after, details={"reason": upstream.reason(exc)})
     if isinstance(exc, waha_errors.WahaUnauthorized):
         # Our own API key was refused: the portal is misconfigured, nothing the caller can fix.
@@ -107,7 +107,7 @@ def map_waha_error(exc: waha_errors.WahaError, session: WahaSession | None = Non
     if isinstance(exc, waha_errors.WahaMediaTooLarge):
         return Invalid(exc.message, code="media_too_large")
     upstream.log_failure("unexpected WAHA error", exc)
-    return Upstream(f"WAHA failed to handle the request (HTTP {exc.status or 'error'}); try again shortly.",
+    return Upstream(f"{upstream.describe(exc)} Try again in a few seconds.",
                     details={"status": exc.status, "reason": upstream.reason(exc)})
 
 
