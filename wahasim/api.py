@@ -262,6 +262,11 @@ def send_video():
     return _send("video")
 
 
+@bp.get("/api/<session>/chats/<chat_id>/messages/<message_id>")
+def chat_message(session, chat_id, message_id):
+    return json_response(sim().chat_message(session, chat_id, message_id))
+
+
 @bp.post("/api/sendSeen")
 def send_seen():
     return json_response(sim().send_seen(body_json()), 201)

@@ -576,6 +576,24 @@ class Simulator:
         self._emit(s, event, payload)
         return True
 
+    def chat_message(self, name: str, chat_id: str, message_id: str) -> dict:
+        """GET /api/{session}/chats/{chatId}/messages/{messageId}: the stored WAMessage (ack as it is now), or 404.
+
+        WAHA reads the engine's message store; the simulator's store is the session's outbox and inbox.
+        """
+        def attempt():
+            s = self._working(name)
+            chat = shapes.normalize_chat(chat_id)
+            sent = s.outbox.get(message_id)
+            record = sent or s.inbox.get(message_id)
+            if record is None or record["chatId"] != chat:
+                raise errors.nest(404, "Message not found")
+            # A sent message is on the server (SERVER) from the moment WAHA answered the send.
+            ack = max(record.get("ack", 0), 1) if sent else record.get("ack", 0)
+            return shapes.message_payload(self.engine, record, (s.auth or {}).get("id"), ack=ack)
+
+        return self._with_wait(attempt)
+
     def typing(self, body) -> dict:
         body = body if isinstance(body, dict) else {}
         self._with_wait(lambda: self._working(body.get("session")))

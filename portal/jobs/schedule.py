@@ -24,6 +24,9 @@ SCHEDULE: list[dict[str, Any]] = [
     # WAHA sessions nobody owns, and rows whose WAHA session vanished
     {"id": "sessions-reconcile", "func": "portal.jobs.maintenance.reconcile", "interval": 300,
      "queue": QUEUE_MAINTENANCE},
+    # sends whose outcome is unknown (WAHA did not answer): looked up in WAHA by their WhatsApp id
+    {"id": "sends-reconcile", "func": "portal.jobs.messages.reconcile_sends", "interval": 60,
+     "queue": QUEUE_MAINTENANCE},
     # WORKING sessions that went quiet: WAHA may report WORKING for a session logged out on the phone
     {"id": "sessions-watchdog", "func": "portal.jobs.maintenance.watchdog", "interval": 60,
      "queue": QUEUE_MAINTENANCE},

@@ -14,6 +14,13 @@ from portal.models.waha import WahaSession
 # Delivery ladder; a status only ever moves to a higher rank (ERROR is terminal for a send that failed).
 ACK_NAMES = {-1: "ERROR", 0: "PENDING", 1: "SERVER", 2: "DEVICE", 3: "READ", 4: "PLAYED"}
 STATUS_RANK = {"PENDING": 0, "SERVER": 1, "DEVICE": 2, "READ": 3, "PLAYED": 4, "ERROR": 5}
+# An outgoing send whose outcome is not settled yet:
+#   sending - a call to WAHA is under way (or its process died during it);
+#   unknown - the call ended without an answer (timeout, connection lost after sending, 5xx): WhatsApp may
+#             have the message; acks, a lookup by its id or a retry with the same Idempotency-Key settle it;
+#   unsent  - provably never reached WhatsApp (no connection, breaker open, WAHA refused): status ERROR, and a
+#             retry with the same Idempotency-Key sends it again.
+SEND_STATES = ("sending", "unknown", "unsent")
 
 
 class Message(TenantScoped, TimestampMixin, Base):
@@ -24,6 +31,7 @@ class Message(TenantScoped, TimestampMixin, Base):
         Index("ix_messages_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_messages_session_created", "session_id", "created_at", "id"),
         Index("ix_messages_session_chat", "session_id", "chat_id", "created_at", "id"),
+        Index("ix_messages_send_state", "send_state", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -38,6 +46,8 @@ class Message(TenantScoped, TimestampMixin, Base):
     media: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(String(10), default="PENDING")
     error: Mapped[str | None] = mapped_column(String(500))
+    # Where a send stands while its outcome is not settled (see SEND_STATES); NULL once it is.
+    send_state: Mapped[str | None] = mapped_column(String(10))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     extra: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
     wa_timestamp: Mapped[int | None] = mapped_column(Integer)  # seconds, as WhatsApp reports

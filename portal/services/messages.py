@@ -2,8 +2,10 @@
 
 A send writes its row (status PENDING, with the WhatsApp id we pre-generate and WAHA sends under) and commits
 before WAHA is called, so a crash in between leaves a visible PENDING row rather than an unrecorded message,
-and acks that arrive over the webhook find the row. Afterwards the row gets WAHA's id and the send time; a
-WAHA failure marks it ERROR. Acks move the status forward later (events processing).
+and acks that arrive over the webhook find the row. Afterwards the row gets WAHA's id and the send time. A
+WAHA failure that provably never reached WhatsApp marks it ERROR; any other leaves it PENDING with its outcome
+unknown, for acks, a retry with the same Idempotency-Key or the reconcile job to settle (services.outbox).
+Acks move the status forward later (events processing).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from portal.extensions import db
 from portal.models import (
     ACK_NAMES, STATUS_RANK, AuditEvent, Message, Tenant, WahaServer, WahaSession, get_for_tenant, utcnow,
 )
-from portal.services import audit, idempotency, pacing, servers
+from portal.services import audit, idempotency, outbox, pacing, servers, upstream
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid, NotFound
 from portal.services.sessions import apply_status, get_session, map_waha_error, phone_digits
@@ -239,7 +241,7 @@ def _same_request(message: Message, session_id: str, chat_id: str, body: str | N
 
 
 def _send_to_waha(client: Any, name: str, chat_id: str, text: str | None, kind: str | None, file: dict | None,
-                  caption: str | None, reply_to: str | None, message_id: str):
+                  caption: str | None, reply_to: str | None, message_id: str) -> Any:
     if kind is None:
         return client.send_text(name, chat_id, text or "", message_id=message_id, reply_to=reply_to)
     if kind == "image":
@@ -306,10 +308,13 @@ def send_message(tenant: Tenant, session_id: Any, actor: Actor, *, to: str, text
     """Send a text or a media message through the session and return its row.
 
     Checks, in order: the input (recipient normalised with `phonenumbers`, text <= 4096 characters, media kind,
-    type and size), a repeated Idempotency-Key (returns the first message, never sends twice), the session is
-    WORKING (else Conflict "session_not_ready" with details.status), the session's pacing (RateLimited with
-    retry_after). WAHA failures mark the row ERROR and raise the mapped ServiceError (Upstream 503 when WAHA is
-    down). Audited as "message.send" without the message text.
+    type and size), a repeated Idempotency-Key (returns the first message and never sends twice, except that a
+    send that provably never reached WhatsApp is tried again, and a text whose outcome is unknown is sent again
+    under the same WhatsApp id, which WAHA deduplicates: see services.outbox), the session is WORKING (else
+    Conflict "session_not_ready" with details.status), the session's pacing (RateLimited with retry_after).
+    WAHA failures raise the mapped ServiceError (Upstream 503 when WAHA is down or did not answer) with
+    details.outcome "unsent" (row ERROR) or "unknown" (row PENDING). Audited as "message.send" without the
+    message text.
     """
     session = _session_for_send(tenant, session_id)
     chat_id = normalize_recipient(to)
@@ -332,16 +337,26 @@ def send_message(tenant: Tenant, session_id: Any, actor: Actor, *, to: str, text
     key = idempotency.clean_key(idempotency_key)
 
     tenant_id = tenant.id
+    again_from = None
     if key:
         existing = _by_key(tenant_id, key)
         if existing is not None:
-            return _same_request(existing, session.id, chat_id, body, stored_media)
+            existing = _same_request(existing, session.id, chat_id, body, stored_media)
+            again_from = outbox.another_try(existing)
+            if again_from is None:
+                if outbox.unsettled(existing) and existing.media is not None:
+                    # a media send that may have gone out: find out instead of sending it twice
+                    outbox.look_up(servers.client_for(session.server), session.external_name, existing)
+                return existing
     if session.status != "WORKING":
         raise Conflict(f"The session is {session.status}; it must be WORKING to send.", code="session_not_ready",
                        details={"status": session.status, "expected": ["WORKING"]})
     pacing.acquire(session.id, tenant.send_rate_per_minute)
 
     client, external, session_key = servers.client_for(session.server), session.external_name, session.id
+    call = functools.partial(_send_to_waha, client, external, chat_id, text, kind, file, caption, reply_to)
+    if again_from is not None:
+        return _send_again(tenant, actor, existing, again_from, call)
     # WAHA sends under this id and dedupes on it, so the client's retries never make a second message; the
     # row carries the id WAHA will report (true_<chat>_<id>) so early acks find it.
     pre_id = new_message_id()
@@ -349,7 +364,7 @@ def send_message(tenant: Tenant, session_id: Any, actor: Actor, *, to: str, text
     message = _new_row(
         tenant_id=tenant_id, session_id=session_key, direction="out", source=source,
         waha_message_id=predicted_id, chat_id=chat_id, from_me=True, body=body, media=stored_media,
-        status="PENDING", idempotency_key=key, extra=extra,
+        status="PENDING", idempotency_key=key, extra=extra, send_state="sending",
     )
     # The audit event records the attempt (who sent what kind to whom); the outcome lives on the row.
     details: dict[str, Any] = {"session_id": session_key, "chat_id": chat_id, "kind": kind or "text"}
@@ -365,23 +380,62 @@ def send_message(tenant: Tenant, session_id: Any, actor: Actor, *, to: str, text
         if existing is None:
             raise
         return _same_request(existing, session_key, chat_id, body, stored_media)
-    message_id = message.id
+    return _attempt(tenant, actor, message, details, call, pre_id, one_statement_each)
 
+
+def _send_again(tenant: Tenant, actor: Actor, message: Message, again_from: str,
+                call: Callable[[str], Any]) -> Message:
+    """Call WAHA again for a stored send whose first call provably never reached WhatsApp (`unsent`), or whose
+    outcome is unknown (a text, sent again under its pre-generated id, which WAHA deduplicates).
+
+    The row is claimed first, so two retries racing with one key make one call; the loser answers the row.
+    """
+    if _statements_commit_themselves():
+        _commit_keeping_loaded_rows()  # claim and audit belong together: back to a real transaction
+    if not outbox.claim(message, again_from):
+        db.session.commit()
+        return message
+    details: dict[str, Any] = {"session_id": message.session_id, "chat_id": message.chat_id,
+                               "kind": (message.media or {}).get("kind", "text"), "message_id": message.id,
+                               "previous": again_from}
+    audit.record(tenant.id, "message.send_retry", actor, target_type="message", target_id=message.id,
+                 details=details)
+    _commit_keeping_loaded_rows()
+    return _attempt(tenant, actor, message, details, call, outbox.pre_generated_id(message), False)
+
+
+def _attempt(tenant: Tenant, actor: Actor, message: Message, details: dict[str, Any], call: Callable[[str], Any],
+             pre_id: str, one_statement_each: bool) -> Message:
+    """Call WAHA for the stored, committed send row and record what came of it.
+
+    A failure that provably never reached WhatsApp marks the row ERROR (send_state "unsent": a retry with the
+    same key sends it); any other failure leaves it PENDING with send_state "unknown" for acks, a retry or the
+    reconcile job to settle. Either way the caller gets the mapped ServiceError, with `outcome` and `messageId`
+    in its details; the tenant-facing texts never carry WAHA's address (services.upstream).
+    """
+    predicted_id = f"true_{message.chat_id}_{pre_id}"
     try:
-        result = _send_to_waha(client, external, chat_id, text, kind, file, caption, reply_to, pre_id)
+        result = call(pre_id)
     except waha_errors.WahaError as exc:
         if one_statement_each:
             _commit_keeping_loaded_rows()  # the failure's writes belong together: back to a real transaction
-        message.status = "ERROR"
-        message.error = str(exc)[:500]
-        message.failed_at = utcnow()
-        session = get_session(tenant, session_key)
+        outcome = upstream.send_outcome(exc)
+        upstream.log_failure("send failed", exc, message=message.id, outcome=outcome)
+        if outcome == upstream.UNSENT:
+            message.status = "ERROR"
+            message.error = f"Not sent: {upstream.describe(exc)}"
+            message.failed_at = utcnow()
+        message.send_state = outcome
+        session = get_session(tenant, message.session_id)
         if isinstance(exc, waha_errors.WahaSessionNotReady) and exc.session_status:
             apply_status(session, exc.session_status, source="send")
-        audit.record(tenant_id, "message.send_failed", actor, target_type="message", target_id=message_id,
-                     details={**details, "error": type(exc).__name__})
+        audit.record(tenant.id, "message.send_failed" if outcome == upstream.UNSENT else "message.send_unconfirmed",
+                     actor, target_type="message", target_id=message.id,
+                     details={**details, "error": type(exc).__name__, "outcome": outcome})
         db.session.commit()
-        raise map_waha_error(exc, session) from exc
+        error = map_waha_error(exc, session)
+        error.details = {**error.details, "outcome": outcome, "messageId": message.id}
+        raise error from exc
 
     _record_sent(message, predicted_id, result, _execute_here if one_statement_each else _execute_alone)
     return message
@@ -407,7 +461,7 @@ def _new_row(**values: Any) -> Message:
 
 # What a send writes into a new message row.
 _SEND_COLUMNS = ("tenant_id", "session_id", "direction", "source", "waha_message_id", "chat_id", "from_me", "body",
-                 "media", "status", "idempotency_key", "extra", "created_at", "updated_at")
+                 "media", "status", "idempotency_key", "extra", "send_state", "created_at", "updated_at")
 
 
 # Those other columns, when the database fills them with NULL (no default of either side).
@@ -499,7 +553,8 @@ def _commit_keeping_loaded_rows() -> None:
 def _sent_update(status: str | None, with_waha_id: bool) -> Any:
     """The UPDATE after WAHA accepted a send (one per ack status and id case, built once: see above)."""
     values: dict[Any, Any] = {Message.sent_at: bindparam("sent_at", type_=Message.sent_at.type),
-                              Message.updated_at: bindparam("updated_at", type_=Message.updated_at.type)}
+                              Message.updated_at: bindparam("updated_at", type_=Message.updated_at.type),
+                              Message.send_state: None}
     if status:
         # Acks may have moved the row forward over the webhook meanwhile: the status only moves up the ladder.
         lower = [name for name, rank in STATUS_RANK.items() if rank < STATUS_RANK[status] and name != "ERROR"]
@@ -530,7 +585,7 @@ def _record_sent(message: Message, predicted_id: str, result: Any,
         row = execute(_sent_update(status, False), params)
     if row is not None:  # None only when the row was deleted meanwhile (its session was deleted)
         for name, value in (("waha_message_id", row.waha_message_id), ("status", row.status), ("sent_at", now),
-                            ("updated_at", now)):
+                            ("updated_at", now), ("send_state", None)):
             set_committed_value(message, name, value)
 
 

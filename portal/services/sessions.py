@@ -27,7 +27,7 @@ from sqlalchemy.orm import joinedload
 
 from portal.extensions import db, redis_store
 from portal.models import ENGINES, Tenant, WahaSession, utcnow
-from portal.services import audit, idempotency, pacing, servers
+from portal.services import audit, idempotency, pacing, servers, upstream
 from portal.services.audit import SYSTEM, Actor
 from portal.permissions import LINK_PHONE
 from portal.services.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, Upstream
@@ -78,10 +78,12 @@ class QrCode:
 def map_waha_error(exc: waha_errors.WahaError, session: WahaSession | None = None) -> ServiceError:
     """The ServiceError a WAHA failure means to the portal's caller (one table for every service)."""
     if isinstance(exc, waha_errors.WahaUnavailable):
+        # The client's text names WAHA's address: operators read it in the log, tenants get the reason code.
+        upstream.log_failure("WAHA unavailable", exc)
         # An open circuit knows when it lets calls through again; otherwise a short pause.
         retry_after = exc.retry_after or (1 if isinstance(exc, waha_errors.WahaPoolExhausted) else 5)
-        return Upstream("WAHA is not reachable right now; try again shortly.", retry_after=retry_after,
-                        details={"reason": exc.message})
+        return Upstream(f"{upstream.describe(exc)} Try again in a few seconds.",
+                        retry_after=retry_after, details={"reason": upstream.reason(exc)})
     if isinstance(exc, waha_errors.WahaUnauthorized):
         # Our own API key was refused: the portal is misconfigured, nothing the caller can fix.
         log.error("WAHA refused the portal's API key: %s", exc)
@@ -106,8 +108,9 @@ def map_waha_error(exc: waha_errors.WahaError, session: WahaSession | None = Non
                        details={"fields": [{"field": "waha", "message": m} for m in exc.messages]})
     if isinstance(exc, waha_errors.WahaMediaTooLarge):
         return Invalid(exc.message, code="media_too_large")
-    log.warning("unexpected WAHA error: %s (%s)", exc, exc.body_excerpt)
-    return Upstream(f"WAHA failed: {exc.message}", details={"status": exc.status})
+    upstream.log_failure("unexpected WAHA error", exc)
+    return Upstream(f"{upstream.describe(exc)} Try again in a few seconds.",
+                    details={"status": exc.status, "reason": upstream.reason(exc)})
 
 
 def _client(session: WahaSession):

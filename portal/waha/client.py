@@ -43,6 +43,7 @@ from portal.waha.errors import (
     WahaCircuitOpen,
     WahaError,
     WahaMediaTooLarge,
+    WahaNotFound,
     WahaPoolExhausted,
     WahaTimeout,
     WahaUnavailable,
@@ -323,6 +324,19 @@ class WahaClient:
         body["convert"] = convert
         body["asNote"] = as_note
         return self._send("/api/sendVideo", session, chat_id, body, message_id)
+
+    @_observed
+    def get_chat_message(self, session: str, chat_id: str, message_id: str) -> dict | None:
+        """Return one message of a chat as WAHA's engine stores it (``WAMessage``, with its ``ack``), or None when
+        WAHA does not know it (404). Used to settle a send whose answer never arrived."""
+        path = f"/api/{_segment(session)}/chats/{_segment(to_chat_id(chat_id))}/messages/{_segment(message_id)}"
+        try:
+            body = self._json(self._request("GET", path, params={"downloadMedia": "false"}, retry_safe=True))
+        except WahaNotFound as exc:
+            if "session" in exc.message.lower():
+                raise  # the session is gone, which says nothing about the message
+            return None
+        return body if isinstance(body, dict) else None
 
     @_observed
     def check_number(self, session: str, phone: str) -> dict:

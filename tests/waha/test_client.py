@@ -462,3 +462,26 @@ def test_get_client_after_close_builds_a_new_client():
 def test_settings_reject_impossible_values():
     with pytest.raises(ValueError, match="pool_min"):
         WahaSettings(pool_max=2, pool_min=3)
+
+
+def test_get_chat_message_reads_one_message_by_id(waha, waha_client, waha_url):
+    message = {"id": "true_491701234567@c.us_3EB0AA", "fromMe": True, "ack": 2}
+    waha.get(f"{waha_url}/api/s1/chats/491701234567%40c.us/messages/true_491701234567%40c.us_3EB0AA", json=message)
+
+    assert waha_client.get_chat_message("s1", "491701234567@c.us", "true_491701234567@c.us_3EB0AA") == message
+    assert parse_qs(urlsplit(last_request(waha).url).query) == {"downloadMedia": ["false"]}
+
+
+def test_get_chat_message_returns_none_when_waha_does_not_have_it(waha, waha_client, waha_url):
+    waha.get(re.compile(rf"{re.escape(waha_url)}/api/s1/chats/.*"), status=404,
+             json={"message": "Message not found", "error": "Not Found", "statusCode": 404})
+
+    assert waha_client.get_chat_message("s1", "491701234567@c.us", "true_491701234567@c.us_3EB0AA") is None
+
+
+def test_get_chat_message_raises_when_the_session_is_missing(waha, waha_client, waha_url):
+    waha.get(re.compile(rf"{re.escape(waha_url)}/api/s1/chats/.*"), status=422,
+             json={"error": 'Session "s1" does not exist', "session": "s1"})
+
+    with pytest.raises(errors.WahaNotFound):
+        waha_client.get_chat_message("s1", "491701234567@c.us", "true_491701234567@c.us_3EB0AA")

@@ -264,3 +264,18 @@ def test_outgoing_and_ack_payloads_have_fixture_fields(api, server):
     wait_until(lambda: events(server, "message.ack"))
     assert set(load_fixture("webhook.message.any.fromme.json")["payload"]) <= set(events(server, "message.any")[-1]["payload"])
     assert set(load_fixture("webhook.message.ack.json")["payload"]) == set(events(server, "message.ack")[-1]["payload"])
+
+
+def test_chat_message_lookup_finds_a_sent_message_by_its_pre_generated_id(make_api):
+    api = make_api(engine="GOWS")
+    api.working("default")
+    api("POST", "/api/sendText", json={**TEXT, "id": "3EB0AAAABBBBCCCCDDDD"})
+    message_id = "true_4915112345678@c.us_3EB0AAAABBBBCCCCDDDD"
+
+    found = api("GET", f"/api/default/chats/4915112345678@c.us/messages/{message_id}")
+    missing = api("GET", "/api/default/chats/4915112345678@c.us/messages/true_4915112345678@c.us_3EB0FFFF")
+
+    assert found.status_code == 200
+    assert (found.json()["id"], found.json()["fromMe"], found.json()["body"]) == (message_id, True, "Hallo")
+    assert found.json()["ack"] >= 1
+    assert missing.status_code == 404 and missing.json()["message"] == "Message not found"
