@@ -175,6 +175,7 @@ ROUTES: tuple[ApiRoute, ...] = (
 COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
     s.CreateSessionDto, s.SendMessageDto, s.MediaDto, s.PairingCodeDto, s.MediaUploadForm,
     s.SessionResponseDto, s.SessionPage, s.MessageResponse, s.MessagePage, s.MediaInfo, s.QrResponse,
+    s.SessionCreatedDto, s.WebhookSecretResponse,
     s.ScreenResponse, s.PairingCodeResponse, s.WebhookEndpointResponse, s.WebhookEndpointList,
     s.WebhookDeliveryResponse, s.DeliveryPage, s.HealthResponse, s.ServerHealth, s.ErrorResponse, s.ErrorBody,
     s.FieldError,
