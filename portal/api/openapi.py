@@ -80,10 +80,12 @@ _S = "/waha/sessions/{session_id}"
 
 ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("POST", "/waha/sessions", "api.create_session", "Create a session", "Sessions", "sessions:write",
-             ok=201, response=s.SessionResponseDto, body=s.CreateSessionDto, idempotent=True,
+             ok=201, response=s.SessionCreatedDto, body=s.CreateSessionDto, idempotent=True,
              errors=(400, *AUTH, 409, *WAHA),
              description="Creates the session on a WAHA server with room and starts it. Poll its status (or "
-                         "GET .../qr) until it is SCAN_QR_CODE, then show the QR to the phone's owner.",
+                         "GET .../qr) until it is SCAN_QR_CODE, then show the QR to the phone's owner. The "
+                         "answer's webhookSecret signs the deliveries to webhookUrl and is shown only here: "
+                         "keep it.",
              example={"sessionName": "support", "webhookUrl": "https://example.com/hooks/whatsapp",
                       "webhookEvents": ["message", "session.status"]}),
     ApiRoute("GET", "/waha/sessions", "api.list_sessions", "List sessions", "Sessions", "sessions:read",
@@ -94,6 +96,11 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("DELETE", _S, "api.delete_session", "Delete a session", "Sessions", "sessions:write", ok=204,
              errors=(*AUTH, 404, *WAHA),
              description="Logs out and removes the session on WAHA, then here. Answers 204 with no body."),
+    ApiRoute("POST", f"{_S}/webhook-secret", "api.rotate_session_webhook_secret", "Rotate a session's webhook secret",
+             "Sessions", "sessions:write", response=s.WebhookSecretResponse, errors=(*AUTH, 404),
+             description="Makes a new signing secret for the deliveries to the session's webhookUrl and answers it "
+                         "this once; from now on every delivery (retries included) is signed with it and the old "
+                         "one no longer verifies."),
     ApiRoute("POST", f"{_S}/start", "api.start_session", "Start a session", "Sessions", "sessions:write",
              response=s.SessionResponseDto, errors=(*AUTH, 404, *WAHA)),
     ApiRoute("POST", f"{_S}/stop", "api.stop_session", "Stop a session", "Sessions", "sessions:write",
@@ -168,6 +175,7 @@ ROUTES: tuple[ApiRoute, ...] = (
 COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
     s.CreateSessionDto, s.SendMessageDto, s.MediaDto, s.PairingCodeDto, s.MediaUploadForm,
     s.SessionResponseDto, s.SessionPage, s.MessageResponse, s.MessagePage, s.MediaInfo, s.QrResponse,
+    s.SessionCreatedDto, s.WebhookSecretResponse,
     s.ScreenResponse, s.PairingCodeResponse, s.WebhookEndpointResponse, s.WebhookEndpointList,
     s.WebhookDeliveryResponse, s.DeliveryPage, s.HealthResponse, s.ServerHealth, s.ErrorResponse, s.ErrorBody,
     s.FieldError,

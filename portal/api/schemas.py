@@ -238,6 +238,26 @@ class SessionResponseDto(Response):
         )
 
 
+class SessionCreatedDto(SessionResponseDto):
+    """The create answer: the session plus the secret that signs deliveries to its webhookUrl, shown this once."""
+
+    webhookSecret: str = Field(description="Standard Webhooks signing secret (whsec_...) of the deliveries to this "
+                                           "session's webhookUrl. Shown only in this answer (and in a replay with "
+                                           "the same Idempotency-Key); never in GET. Lost: rotate it.")
+
+    @classmethod
+    def created(cls, session: Any, secret: str) -> SessionCreatedDto:
+        return cls(**SessionResponseDto.of(session).model_dump(), webhookSecret=secret)
+
+
+class WebhookSecretResponse(Response):
+    """A session's new signing secret, shown this once; the previous one no longer signs anything."""
+
+    sessionId: str
+    webhookSecret: str = Field(description="Standard Webhooks signing secret (whsec_...) of the deliveries to the "
+                                           "session's webhookUrl. Shown only in this answer.")
+
+
 class MediaInfo(Response):
     kind: str | None = Field(description="image, document, audio or video.")
     mimetype: str | None

@@ -11,11 +11,11 @@ from portal.api import bp
 from portal.api.auth import api_route
 from portal.api.common import actor, dto_field_names, idempotency_key, json_body, query, send, tenant
 from portal.api.schemas import (
-    CreateSessionDto, ImageQuery, PairingCodeDto, PairingCodeResponse, QrResponse, ScreenResponse, SessionListQuery,
-    SessionPage, SessionResponseDto,
+    CreateSessionDto, ImageQuery, PairingCodeDto, PairingCodeResponse, QrResponse, ScreenResponse, SessionCreatedDto,
+    SessionListQuery, SessionPage, SessionResponseDto, WebhookSecretResponse,
 )
 from portal.permissions import LINK_PHONE
-from portal.services import sessions
+from portal.services import session_secrets, sessions
 from portal.services.errors import Upstream
 
 
@@ -38,7 +38,7 @@ def create_session() -> Response:
             tenant(), actor(), name=dto.sessionName, engine=dto.engine, webhook_url=dto.webhookUrl,
             webhook_events=dto.webhookEvents, config=dto.config, idempotency_key=idempotency_key(),
         )
-    return send(SessionResponseDto.of(session), 201)
+    return send(SessionCreatedDto.created(session, session_secrets.secret_for(session)), 201)
 
 
 @bp.get("/sessions")
@@ -60,6 +60,13 @@ def get_session(session_id: str) -> Response:
 def delete_session(session_id: str) -> Response:
     sessions.delete_session(tenant(), session_id, actor())
     return Response(status=204)
+
+
+@bp.post("/sessions/<session_id>/webhook-secret")
+@api_route("sessions:write")
+def rotate_session_webhook_secret(session_id: str) -> Response:
+    session, secret = session_secrets.rotate(tenant(), session_id, actor())
+    return send(WebhookSecretResponse(sessionId=session.id, webhookSecret=secret))
 
 
 @bp.post("/sessions/<session_id>/start")

@@ -66,6 +66,10 @@ class WahaSession(TenantScoped, TimestampMixin, Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     # key WAHA signs this session's events with; derived per session so one leak opens one session
     hmac_key: Mapped[str] = mapped_column(EncryptedText)
+    # Standard Webhooks secret ("whsec_...") signing the portal's deliveries to the session's own webhook_url;
+    # shown to the tenant once (create or rotate). NULL on sessions made before it existed: they keep the value
+    # derived from WAHA_WEBHOOK_SECRET until rotated (portal/services/session_secrets.py).
+    webhook_secret: Mapped[str | None] = mapped_column(EncryptedText)
     last_synced_at: Mapped[datetime | None]
     last_event_at: Mapped[datetime | None]
     status_changed_at: Mapped[datetime | None]

@@ -12,8 +12,6 @@ WEBHOOK_ALLOW_PRIVATE is on.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import ipaddress
 import json
 import logging
@@ -33,7 +31,7 @@ from standardwebhooks.webhooks import Webhook
 
 from portal.extensions import db
 from portal.models import Tenant, WahaSession, WebhookDelivery, WebhookEndpoint, WebhookEvent, get_for_tenant, utcnow
-from portal.services import audit
+from portal.services import audit, session_secrets
 from portal.services.audit import Actor
 from portal.services.errors import Invalid, NotFound
 
@@ -127,13 +125,9 @@ def new_secret() -> str:
 
 
 def session_webhook_secret(session: WahaSession) -> str:
-    """The secret that signs deliveries to a session's own webhook URL, derived from WAHA_WEBHOOK_SECRET.
-
-    Stable for the life of the session, so the tenant can read it once from the session's page or API.
-    """
-    root = current_app.config["WAHA_WEBHOOK_SECRET"].encode()
-    digest = hmac.new(root, f"session-webhook:{session.id}".encode(), hashlib.sha256).digest()[:24]
-    return SECRET_PREFIX + base64.b64encode(digest).decode()
+    """The secret that signs deliveries to a session's own webhook URL: the stored one (shown to the tenant once,
+    rotatable), or for sessions made before it was stored the value derived from WAHA_WEBHOOK_SECRET."""
+    return session_secrets.secret_for(session)
 
 
 # ============================================================================================== endpoints

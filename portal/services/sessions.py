@@ -27,7 +27,7 @@ from sqlalchemy.orm import joinedload
 
 from portal.extensions import db, redis_store
 from portal.models import ENGINES, Tenant, WahaSession, utcnow
-from portal.services import audit, idempotency, pacing, servers, upstream
+from portal.services import audit, idempotency, pacing, servers, session_secrets, upstream
 from portal.services.audit import SYSTEM, Actor
 from portal.permissions import LINK_PHONE
 from portal.services.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, Upstream
@@ -384,7 +384,7 @@ def create_session(tenant: Tenant, actor: Actor, *, name: str, engine: str | Non
         tenant_id=tenant.id, server_id=server.id, server=server, name=name,
         external_name=external_name_for(tenant.id, name), engine=engine or server.engine, status="STARTING",
         desired_state="running", webhook_url=webhook_url, webhook_events=webhook_events, config=config,
-        hmac_key=secrets.token_urlsafe(32), status_changed_at=utcnow(),
+        hmac_key=secrets.token_urlsafe(32), webhook_secret=session_secrets.new_secret(), status_changed_at=utcnow(),
     )
     db.session.add(session)
     try:

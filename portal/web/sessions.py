@@ -7,13 +7,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, abort, flash, render_template, request, url_for
-from flask_login import login_required
+from flask import Blueprint, abort, flash, make_response, render_template, request, url_for
+from flask_login import current_user, login_required
 
 from portal.permissions import LINK_PHONE
+from portal.services import session_secrets
 from portal.services import sessions as sessions_service
 from portal.services.errors import NotFound, ServiceError
 from portal.tenancy import require
+from portal.web import once
 from portal.web.forms import ConfirmForm, PairingCodeForm, SessionCreateForm
 from portal.web.helpers import apply_service_error, is_htmx, principal, redirect_to
 
@@ -89,7 +91,7 @@ def create():  # type: ignore[no-untyped-def]
                                             "code:session_exists": "name"})
         else:
             flash(f"Session “{session.name}” created. Scan the QR code with WhatsApp on your phone.", "success")
-            return redirect_to(url_for("sessions.detail", session_id=session.id))
+            return _show_secret_once(session, session_secrets.secret_for(session), rotated=False)
     return render_template("sessions/new.html", form=form)
 
 
@@ -162,6 +164,47 @@ def screenshot(session_id: str):  # type: ignore[no-untyped-def]
         error = exc.message
     template = "sessions/_screenshot.html" if is_htmx() else "sessions/screenshot.html"
     return render_template(template, session=session, shot=shot, error=error)
+
+
+def _show_secret_once(session: Any, secret: str, *, rotated: bool):  # type: ignore[no-untyped-def]
+    """Redirect to the page that shows the session's webhook signing secret once; the secret waits server-side
+    for that page's one read (never in a URL, a cookie or a flash)."""
+    key = once.keep("session-webhook-secret", (_tenant().id, current_user.id),
+                    {"session_id": session.id, "secret": secret, "rotated": rotated})
+    return redirect_to(url_for("sessions.webhook_secret_shown", session_id=session.id, key=key))
+
+
+@bp.route("/<session_id>/webhook-secret", methods=["GET", "POST"])
+@login_required
+@require("sessions:write")
+def rotate_webhook_secret(session_id: str):  # type: ignore[no-untyped-def]
+    """GET: the confirmation page. POST: make a new signing secret and show it once."""
+    session = sessions_service.get_session(_tenant(), session_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        session, secret = session_secrets.rotate(_tenant(), session.id, principal().actor())
+        return _show_secret_once(session, secret, rotated=True)
+    return render_template("sessions/webhook_secret_confirm.html", session=session, form=form)
+
+
+@bp.get("/<session_id>/webhook-secret/<key>")
+@login_required
+@require("sessions:write")
+def webhook_secret_shown(session_id: str, key: str):  # type: ignore[no-untyped-def]
+    session = sessions_service.get_session(_tenant(), session_id)
+    kept = once.take("session-webhook-secret", (_tenant().id, current_user.id), key)
+    if kept is None or kept.get("session_id") != session.id:
+        html = render_template(
+            "admin/secret_gone.html", title="The signing secret was shown already",
+            message="A signing secret is shown only once and cannot be shown again. If you did not copy it, "
+                    "make a new one on the session's page.",
+            back=url_for("sessions.detail", session_id=session.id), back_label="Back to the session")
+        response = make_response(html, 410)
+    else:
+        response = make_response(render_template("sessions/webhook_secret.html", session=session,
+                                                 secret=str(kept["secret"]), rotated=bool(kept["rotated"])))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.route("/<session_id>/<action>", methods=["GET", "POST"])

@@ -74,10 +74,12 @@ def test_create_form_creates_session_and_opens_it(owner_client, tenant, sim):
         "webhook_events": ["session.status", "message"], "idempotency_key": "k-1"})
     session = db.session.scalar(db.select(WahaSession).where(WahaSession.tenant_id == tenant.id))
     assert response.status_code == 303
-    assert response.headers["Location"].endswith(f"/sessions/{session.id}")
+    # first the session's webhook signing secret, shown once, then on to the session to link a phone
+    assert f"/sessions/{session.id}/webhook-secret/" in response.headers["Location"]
     assert session.name == "Support" and session.webhook_url == "https://hooks.example.com/waha"
     assert sim.session(session.external_name) is not None
-    assert "Scan the QR code" in owner_client.get(response.headers["Location"]).get_data(as_text=True)
+    shown = owner_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Scan the QR code" in shown and f'href="/sessions/{session.id}"' in shown
 
 
 def test_create_with_taken_name_shows_error_next_to_name(owner_client, tenant):
