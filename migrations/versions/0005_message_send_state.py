@@ -1,7 +1,7 @@
 """messages.send_state: where an outgoing send stands until its outcome is settled
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0004
 Create Date: 2026-12-01 10:00:00.000000
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0005'
-down_revision = '0001'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
