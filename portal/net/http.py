@@ -61,18 +61,18 @@ class _PinnedAdapter(HTTPAdapter):
 _local = threading.local()
 
 
-def _session() -> requests.Session:
-    """One session per thread and process (a forked worker never shares a parent's sockets)."""
-    session = getattr(_local, "session", None)
-    if session is None or getattr(_local, "pid", None) != os.getpid():
-        session = requests.Session()
-        session.trust_env = False
-        session.max_redirects = 0
+def _adapter() -> _PinnedAdapter:
+    """One connection pool per thread and process (a forked worker never shares a parent's sockets).
+
+    Requests are sent through the adapter itself, not a Session: no redirect handling (a Session reads a 3xx
+    body to the end even when it does not follow it), no cookies, and nothing from the environment (proxy
+    variables, .netrc, CA bundle variables).
+    """
+    adapter = getattr(_local, "adapter", None)
+    if adapter is None or getattr(_local, "pid", None) != os.getpid():
         adapter = _PinnedAdapter(max_retries=0, pool_connections=4, pool_maxsize=4)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        _local.session, _local.pid = session, os.getpid()
-    return session
+        _local.adapter, _local.pid = adapter, os.getpid()
+    return adapter
 
 
 def _pinned_url(destination: policy.Destination, address: str) -> str:
@@ -109,9 +109,10 @@ def request(method: str, url: str, *, allow_private: bool, timeout: float, max_b
         if left <= 0:
             break
         try:
-            response = _session().request(method, _pinned_url(destination, address), headers=send_headers,
-                                          data=data, timeout=(min(left, timeout), timeout), allow_redirects=False,
-                                          stream=True, verify=verify)
+            prepared = requests.Request(method, _pinned_url(destination, address), headers=send_headers,
+                                        data=data).prepare()
+            response = _adapter().send(prepared, stream=True, timeout=(min(left, timeout), timeout), verify=verify,
+                                       proxies={})
         except requests.RequestException as exc:
             if not _connect_failed(exc):
                 raise
