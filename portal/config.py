@@ -163,7 +163,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MEDIA_ROOT", _text, str(ROOT / "instance" / "media"), "folder for stored media"),
     Setting("MEDIA_MAX_BYTES", _positive, 16 * 1024 * 1024, "largest media file accepted or downloaded"),
     Setting("METRICS_TOKEN", _text, None, "bearer token for /metrics (else loopback only)"),
-    Setting("WEBHOOK_ALLOW_PRIVATE", _boolean, False, "allow tenant endpoints on private addresses"),
+    Setting("WEBHOOK_ALLOW_PRIVATE", _boolean, False, "allow outbound destinations on private addresses"),
     Setting("SYNC_INTERVAL", _positive, 30, "seconds between session status syncs"),
     Setting("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", "log level"),
     Setting("LOG_FORMAT", _choice("json", "text"), "text", "json in production"),

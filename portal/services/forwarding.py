@@ -4,25 +4,22 @@ Every delivery attempt is a `WebhookDelivery` row. Rows are planned in the same 
 event, so nothing is lost between processing and sending; a job sends one row (Standard Webhooks signature,
 timeout WAHA_WEBHOOK_TIMEOUT). A failure adds the next attempt (same msg_id) due after an exponential back-off
 with jitter; after WAHA_WEBHOOK_RETRY_ATTEMPTS retries the last row is marked "dead". `dispatch_due` (scheduled)
-queues attempts whose time has come, and first attempts whose job was lost. Destinations that resolve to
-loopback, link-local or private addresses are refused at create time and again before every send, unless
-WEBHOOK_ALLOW_PRIVATE is on.
+queues attempts whose time has come, and first attempts whose job was lost. Destinations pass the destination
+policy (portal.services.destinations) at create time and again at every send, where the connection goes to the
+address that was checked (portal.net.http: no redirects, bounded time and response excerpt).
 """
 
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import logging
 import random
 import secrets
-import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable
-from urllib.parse import urlsplit
 
 import requests
 from flask import current_app
@@ -31,7 +28,9 @@ from standardwebhooks.webhooks import Webhook
 
 from portal.extensions import db
 from portal.models import Tenant, WahaSession, WebhookDelivery, WebhookEndpoint, WebhookEvent, get_for_tenant, utcnow
-from portal.services import audit, session_secrets
+from portal.net import http as outbound
+from portal.net import policy
+from portal.services import audit, destinations, session_secrets
 from portal.services.audit import Actor
 from portal.services.errors import Invalid, NotFound
 
@@ -59,42 +58,16 @@ def _waha_events() -> frozenset[str]:
 
 
 def destination_problem(url: str) -> str | None:
-    """Why `url` may not receive webhooks (None when it may): bad form, unresolvable, or a private address."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return "is not a valid URL"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be an http:// or https:// URL with a host"
-    if parts.username or parts.password:
-        return "must not carry a user name or password"
-    try:
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        return f"host {parts.hostname!r} cannot be resolved"
-    if current_app.config.get("WEBHOOK_ALLOW_PRIVATE"):
-        return None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if (address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
-                or address.is_reserved or address.is_unspecified or not address.is_global):
-            return f"resolves to a non-public address ({address})"
-    return None
+    """Why `url` may not receive webhooks (None when it may): see portal.services.destinations."""
+    return destinations.problem(url)
 
 
 def _clean_url(url: Any) -> str:
     if not isinstance(url, str) or not url.strip():
         raise Invalid.field("url", "Give the URL that should receive the events.")
-    url = url.strip()
-    if len(url) > URL_MAX:
+    if len(url.strip()) > URL_MAX:
         raise Invalid.field("url", f"The URL must be at most {URL_MAX} characters.")
-    problem = destination_problem(url)
-    if problem:
-        raise Invalid.field("url", f"This URL {problem}.")
-    return url
+    return destinations.clean_url(url, "url")
 
 
 def _clean_events(events: Any) -> list[str]:
@@ -456,12 +429,7 @@ def deliver(delivery_id: int) -> str:
     if secret is None:
         delivery.error, retryable = "the destination was disabled or removed", False
     else:
-        problem = destination_problem(delivery.url)
-        if problem:
-            delivery.error = f"destination refused: URL {problem}"
-            retryable = "cannot be resolved" in problem
-        else:
-            _send(delivery, secret)
+        retryable = _send(delivery, secret)
     delivery.duration_ms = int((time.perf_counter() - started) * 1000)
     if delivery.status != "succeeded":
         _after_failure(delivery, retryable)
@@ -469,27 +437,33 @@ def deliver(delivery_id: int) -> str:
     return delivery.status
 
 
-def _send(delivery: WebhookDelivery, secret: str) -> None:
+def _send(delivery: WebhookDelivery, secret: str) -> bool:
+    """Post the delivery through the pinned client (portal.net.http); returns whether a failure may be retried."""
     body = json.dumps(delivery.payload, separators=(",", ":"), default=str)
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                **sign(secret, delivery.msg_id, utcnow(), body)}
     timeout = current_app.config["WAHA_WEBHOOK_TIMEOUT"] / 1000
     try:
-        # No redirects: a redirect could point the request at an address the check above refused.
-        response = requests.post(delivery.url, data=body.encode(), headers=headers, timeout=timeout,
-                                 allow_redirects=False)
+        # The destination is checked again now and the connection goes to the address that passed the check;
+        # redirects are not followed (one could point at an address the check refused).
+        answer = outbound.request("POST", delivery.url, allow_private=destinations.allow_private(),
+                                  timeout=timeout, max_bytes=EXCERPT_MAX, headers=headers, data=body.encode())
+    except policy.Refused as refused:
+        delivery.error = f"destination refused: URL {refused.reason}"
+        return refused.kind == "unresolvable"
     except requests.Timeout:
         delivery.error = f"no answer within {timeout:g} s"
-        return
+        return True
     except requests.RequestException as exc:
         delivery.error = f"could not connect: {type(exc).__name__}"
-        return
-    delivery.response_status = response.status_code
-    delivery.response_excerpt = response.text[:EXCERPT_MAX] if response.content else None
-    if 200 <= response.status_code < 300:
+        return True
+    delivery.response_status = answer.status
+    delivery.response_excerpt = answer.text()[:EXCERPT_MAX] if answer.body else None
+    if answer.ok:
         delivery.status, delivery.error = "succeeded", None
     else:
-        delivery.error = f"answered HTTP {response.status_code}"
+        delivery.error = f"answered HTTP {answer.status}"
+    return True
 
 
 def _after_failure(delivery: WebhookDelivery, retryable: bool) -> None:

@@ -14,7 +14,6 @@ import base64
 import binascii
 import functools
 import hashlib
-import ipaddress
 import mimetypes
 import re
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from portal.extensions import db
 from portal.models import (
     ACK_NAMES, STATUS_RANK, AuditEvent, Message, Tenant, WahaServer, WahaSession, get_for_tenant, utcnow,
 )
-from portal.services import audit, idempotency, outbox, pacing, servers, upstream
+from portal.services import audit, destinations, idempotency, outbox, pacing, servers, upstream
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid, NotFound
 from portal.services.sessions import apply_status, get_session, map_waha_error, phone_digits
@@ -156,17 +155,10 @@ def _sniff_image(content: bytes) -> str | None:
 
 
 def _check_url(url: Any) -> str:
-    parsed = urlparse(url) if isinstance(url, str) else None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname or len(url) > 2048:
+    # WAHA downloads this file and sends it on: the URL passes the portal's destination policy first.
+    if not isinstance(url, str) or not url.strip():
         raise Invalid.field("media.url", "The file URL must be an http:// or https:// URL.")
-    if not current_app.config.get("WEBHOOK_ALLOW_PRIVATE"):
-        try:
-            address = ipaddress.ip_address(parsed.hostname)
-        except ValueError:
-            address = None
-        if parsed.hostname == "localhost" or (address is not None and not address.is_global):
-            raise Invalid.field("media.url", "The file URL must point to a public address.")
-    return url
+    return destinations.clean_url(url, "media.url", "file URL")
 
 
 def clean_media(media: Any) -> tuple[str, dict[str, Any], dict[str, Any], str | None]:

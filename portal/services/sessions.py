@@ -16,7 +16,6 @@ import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 import phonenumbers
 import redis
@@ -27,7 +26,7 @@ from sqlalchemy.orm import joinedload
 
 from portal.extensions import db, redis_store
 from portal.models import ENGINES, Tenant, WahaSession, utcnow
-from portal.services import audit, idempotency, pacing, servers, session_secrets, upstream
+from portal.services import audit, destinations, idempotency, pacing, servers, session_secrets, upstream
 from portal.services.audit import SYSTEM, Actor
 from portal.permissions import LINK_PHONE
 from portal.services.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, Upstream
@@ -139,10 +138,9 @@ def _clean_engine(engine: Any) -> str | None:
 def _clean_webhook_url(url: Any) -> str | None:
     if url is None or url == "":
         return None
-    parsed = urlparse(url) if isinstance(url, str) else None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname or len(url) > 2048:
+    if not isinstance(url, str):
         raise Invalid.field("webhook_url", "Webhook URL must be an http:// or https:// URL.")
-    return url
+    return destinations.clean_url(url, "webhook_url", "webhook URL")
 
 
 def _clean_events(events: Any, url: str | None) -> list[str]:
@@ -174,6 +172,9 @@ def _clean_config(config: Any) -> dict[str, Any]:
             raise Invalid.field("config.metadata", f"Metadata may have at most {METADATA_MAX_ENTRIES} entries.")
         if any(k.startswith(METADATA_PREFIX) for k in metadata):
             raise Invalid.field("config.metadata", f"Metadata keys starting with '{METADATA_PREFIX}' are reserved.")
+    if config.get("proxy") is not None:
+        # WAHA connects to WhatsApp through this server: it passes the same destination policy as every URL.
+        config = {**config, "proxy": destinations.clean_proxy(config["proxy"])}
     try:
         json.dumps(config)
     except (TypeError, ValueError):

@@ -13,6 +13,7 @@ from portal.extensions import db
 from portal.models import WebhookDelivery
 from portal.services import forwarding
 from tests.factories import TEST_ACTOR
+from tests.hosts import hosts  # noqa: F401 - fixture
 from tests.webhooks.helpers import envelope, inbound_payload, new_session, post_events
 
 
@@ -138,3 +139,32 @@ def test_test_event_reaches_the_endpoint(tenant, receiver, run_jobs):
     assert body["type"] == "test"
     # the envelope of real events: integer milliseconds, a session slot and the payload
     assert isinstance(body["timestamp"], int) and "session" in body and body["payload"]["message"]
+
+
+# ---- the connection goes to the address that was checked -------------------------------------------------------
+
+
+def test_delivery_connects_to_the_address_its_check_passed_even_when_dns_changes(tenant, receiver, run_jobs, hosts):
+    # create and the send-time check see 127.0.0.1 (the receiver); any later lookup says 127.0.0.2 (nothing there)
+    answers = iter([["127.0.0.1"], ["127.0.0.1"]])
+    hosts["hooks.test"] = lambda: next(answers, ["127.0.0.2"])
+    url = receiver.url.replace("127.0.0.1", "hooks.test")
+    endpoint, secret = forwarding.create_endpoint(tenant, TEST_ACTOR, url=url, events=["*"])
+    forwarding.send_test_event(tenant, endpoint.id, TEST_ACTOR)
+    run_jobs()
+    [attempt] = _attempts(endpoint.id)
+    assert attempt.status == "succeeded", attempt.error
+    [request] = receiver.requests
+    assert request["headers"]["Host"] == url.split("/")[2]
+    Webhook(secret).verify(request["body"], request["headers"])
+
+
+def test_delivery_ignores_proxy_variables_of_the_environment(tenant, receiver, run_jobs, monkeypatch):
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    endpoint, _ = forwarding.create_endpoint(tenant, TEST_ACTOR, url=receiver.url, events=["*"])
+    forwarding.send_test_event(tenant, endpoint.id, TEST_ACTOR)
+    run_jobs()
+    [attempt] = _attempts(endpoint.id)
+    assert attempt.status == "succeeded", attempt.error
+    assert len(receiver.requests) == 1
