@@ -13,6 +13,7 @@ from flask_login import current_user, login_user
 from joserfc.errors import JoseError
 
 from portal.extensions import limiter
+from portal.security import safe_next
 from portal.services import accounts, team
 from portal.services.errors import ServiceError
 from portal.services.tenants import get_user_by_email
@@ -138,19 +139,13 @@ def oidc_client() -> Any:
     return clients[key]
 
 
-def _safe_next(target: str | None) -> str | None:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
-
-
 @bp.get("/login/oidc")
 @limiter.limit("30 per minute")
 def oidc_login():  # type: ignore[no-untyped-def]
     client = oidc_client()
     if client is None:
         abort(404, "Single sign-on is not set up on this portal.")
-    next_url = _safe_next(request.args.get("next"))
+    next_url = safe_next(request.args.get("next"))
     try:
         response = client.authorize_redirect(url_for(".oidc_callback", _external=True))
     except (AuthlibBaseError, requests.RequestException, ValueError) as exc:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
-
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from portal.extensions import limiter
+from portal.security import safe_next
 from portal.services import audit, auth as auth_service
 from portal.services.errors import ServiceError
 from portal.services.tenants import membership_for
@@ -15,14 +14,6 @@ from portal.tenancy import current_principal, request_actor
 from portal.web.forms import LoginForm, TenantSwitchForm
 
 bp = Blueprint("auth", __name__)
-
-
-def _safe_next(target: str | None) -> str:
-    if target:
-        parsed = urlparse(target)
-        if not parsed.scheme and not parsed.netloc and target.startswith("/") and not target.startswith("//"):
-            return target
-    return url_for("dashboard.index")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -41,7 +32,7 @@ def login():  # type: ignore[no-untyped-def]
             login_user(user, remember=form.remember.data)
             if not form.next.data and user.is_platform_admin and not user.memberships:
                 return redirect(url_for("platform.index"))  # a platform admin of no tenant has no dashboard
-            return redirect(_safe_next(form.next.data))
+            return redirect(safe_next(form.next.data, url_for("dashboard.index")))
     return render_template("auth/login.html", form=form)
 
 
