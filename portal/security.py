@@ -67,12 +67,23 @@ def init_app(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
-        row_id, _, fingerprint = user_id.partition(":")
+        from portal.services import browser_sessions
+
+        row_id, _, rest = user_id.partition(":")
+        fingerprint, _, token = rest.partition(":")
         user = db.session.get(User, int(row_id)) if row_id.isdigit() else None
         if user is None or not user.is_active:
             return None
         # A cookie issued before the last password change no longer signs anyone in.
-        return user if hmac.compare_digest(fingerprint, user.credential_fingerprint) else None
+        if not hmac.compare_digest(fingerprint, user.credential_fingerprint):
+            return None
+        # Nor does one whose browser session was signed out (here, from another browser, or everywhere).
+        row = browser_sessions.resolve(user.id, token)
+        if row is None:
+            return None
+        user.browser_token = token
+        user.browser_session_id = row.id
+        return user
 
     @login_manager.unauthorized_handler
     def unauthorized() -> Response:
