@@ -3,7 +3,7 @@
 
 At least MIN_PASSWORD characters, and not easy to guess: zxcvbn (a maintained estimator that ships a list of
 30,000 common passwords, plus dictionaries, keyboard patterns, repeats and sequences) must rate it at least
-MIN_SCORE out of 4. The person's own address counts as a guessable word.
+MIN_SCORE out of 4. A password made of the person's own address (the address, or its name and domain together) is refused.
 """
 
 from __future__ import annotations
@@ -37,7 +37,11 @@ def check_password_policy(password: str, *, email: str = "") -> None:
         raise Invalid.field("password", f"Password must be at most {MAX_PASSWORD} characters long.")
     if password.lower() in _common():
         raise Invalid.field("password", "This is one of the most common passwords. Choose another one.")
-    hints = [part for part in email.lower().replace("@", " ").replace(".", " ").split() if part]
+    local, _, domain = email.lower().partition("@")
+    lowered = password.lower()
+    if email and (email.lower() in lowered or (local in lowered and domain.split(".")[0] in lowered)):
+        raise Invalid.field("password", "The password must not be made of your e-mail address.")
+    hints = [email.lower(), local, *[part for part in email.lower().replace("@", " ").replace(".", " ").split()]]
     result = zxcvbn(password[:_CHECKED_CHARS], user_inputs=hints)
     if result["score"] < MIN_SCORE:
         warning = (result.get("feedback") or {}).get("warning") or ""
