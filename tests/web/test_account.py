@@ -335,3 +335,28 @@ def test_tenant_switcher_moves_between_tenants(login, tenant, owner):
     response = post(client, "/switch-tenant", {"tenant_id": str(other.id)})
     assert response.status_code == 302
     assert "only-in-globex@example.com" in text(client.get("/admin/team/"))
+
+
+def test_oidc_only_user_sees_and_signs_out_their_browsers(app, sso, tenant):
+    team.invite_member(tenant, "sso-only@example.com", "viewer", TEST_ACTOR, actor_role="owner",
+                       accept_url=lambda token: f"/invite/{token}")
+    laptop, phone = app.test_client(), app.test_client()
+    for browser in (laptop, phone):
+        _finish(browser, sso, _start(browser), {"sub": "idp-7", "email": "sso-only@example.com",
+                                                "email_verified": True})
+        assert _signed_in(browser)
+    page = text(laptop.get("/account"))
+    assert "You sign in with single sign-on and have no password here" in page
+    assert page.count("Sign out<span") == 2
+    response = post(laptop, "/account/browsers/sign-out-everywhere", page="/account")
+    assert response.headers["Location"] == "/login"
+    assert not _signed_in(laptop) and not _signed_in(phone)
+
+
+def test_oidc_refuses_to_link_an_account_whose_password_someone_else_set(client, sso, owner):
+    response = _finish(client, sso, _start(client), {"sub": "idp-1", "email": owner.email, "email_verified": True})
+    assert response.headers["Location"] == "/login"
+    assert "the address was never confirmed" in text(client.get("/login"))
+    assert not _signed_in(client)
+    db.session.refresh(owner)
+    assert owner.oidc_subject is None
