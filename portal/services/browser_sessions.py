@@ -71,6 +71,12 @@ def list_for(user: User) -> list[BrowserSession]:
     return list(db.session.scalars(stmt))
 
 
+def is_remembered(user: User, session_id: int | None) -> bool:
+    """Whether the user's browser session `session_id` was opened with "keep me signed in"."""
+    row = db.session.get(BrowserSession, session_id) if session_id else None
+    return bool(row is not None and row.user_id == user.id and row.remember)
+
+
 def end(user: User, token: str | None, actor: Actor, *, tenant_id: int | None = None) -> None:
     """Sign out the browser that holds `token` (its own sign-out button)."""
     row = db.session.scalar(select(BrowserSession).where(BrowserSession.token_hash == _digest(token or "")))

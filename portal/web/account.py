@@ -13,8 +13,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, request, sessi
 from flask_login import current_user, login_required
 from joserfc.errors import JoseError
 
-from portal.extensions import db, limiter
-from portal.models import BrowserSession
+from portal.extensions import limiter
 from portal.security import safe_next
 from portal.services import accounts, browser_sessions, team
 from portal.services.errors import ServiceError
@@ -52,9 +51,12 @@ def _actor() -> Any:
 
 def _account_page(form: ChangePasswordForm | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     return page("account/index.html", status, no_store=True, form=form or ChangePasswordForm(formdata=None),
-                browsers=browser_sessions.list_for(_me()), current_id=getattr(current_user, "browser_session_id",
-                                                                              None),
+                browsers=browser_sessions.list_for(_me()), current_id=_current_browser_id(),
                 has_password=bool(current_user.password_hash))
+
+
+def _current_browser_id() -> int | None:
+    return getattr(current_user, "browser_session_id", None)
 
 
 @bp.get("/account")
@@ -66,7 +68,7 @@ def index():  # type: ignore[no-untyped-def]
 @bp.post("/account/browsers/<int:browser_id>/sign-out")
 @login_required
 def sign_out_browser_session(browser_id: int):  # type: ignore[no-untyped-def]
-    if browser_id == getattr(current_user, "browser_session_id", None):
+    if browser_id == _current_browser_id():
         browser_sessions.end(_me(), current_browser_token(), _actor())
         sign_out_browser()
         flash("You are signed out.", "info")
@@ -101,8 +103,8 @@ def change_password():  # type: ignore[no-untyped-def]
     if not form.validate_on_submit():
         return _account_page(form, 400)
     user = _me()
-    current = db.session.get(BrowserSession, getattr(current_user, "browser_session_id", None) or 0)
-    remember, tenant_id = bool(current and current.remember), session.get("tenant_id")
+    remember = browser_sessions.is_remembered(user, _current_browser_id())
+    tenant_id = session.get("tenant_id")
     try:
         accounts.change_password(user, form.current_password.data, form.password.data, _actor())
     except ServiceError as exc:
