@@ -8,9 +8,6 @@ MIN_SCORE out of 4. A password made of the person's own address (the address, or
 
 from __future__ import annotations
 
-from zxcvbn import zxcvbn
-from zxcvbn.frequency_lists import FREQUENCY_LISTS
-
 from portal.services.errors import Invalid
 
 MIN_PASSWORD = 12
@@ -22,6 +19,8 @@ _CHECKED_CHARS = 100  # zxcvbn slows down on very long input; the first 100 char
 def _common() -> frozenset[str]:
     cached = getattr(_common, "_set", None)
     if cached is None:
+        from zxcvbn.frequency_lists import FREQUENCY_LISTS  # imported on first use: it is a large module
+
         cached = frozenset(FREQUENCY_LISTS["passwords"])
         setattr(_common, "_set", cached)
     return cached
@@ -41,6 +40,8 @@ def check_password_policy(password: str, *, email: str = "") -> None:
     lowered = password.lower()
     if email and (email.lower() in lowered or (local in lowered and domain.split(".")[0] in lowered)):
         raise Invalid.field("password", "The password must not be made of your e-mail address.")
+    from zxcvbn import zxcvbn
+
     hints = [email.lower(), local, *[part for part in email.lower().replace("@", " ").replace(".", " ").split()]]
     result = zxcvbn(password[:_CHECKED_CHARS], user_inputs=hints)
     if result["score"] < MIN_SCORE:
