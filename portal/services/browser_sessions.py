@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from portal.extensions import db
 from portal.models import BrowserSession, User, utcnow
@@ -23,6 +23,7 @@ from portal.services.errors import NotFound
 
 SESSION_IDLE_HOURS = 12
 TOUCH_EVERY = timedelta(minutes=1)  # last use is written at most this often per browser
+KEEP_ENDED_DAYS = 30  # ended sessions stay listed in the database this long (the audit log keeps the rest)
 
 
 def _digest(token: str) -> str:
@@ -61,6 +62,15 @@ def resolve(user_id: int, token: str) -> BrowserSession | None:
             row.expires_at = now + _lifetime(False)
         db.session.commit()
     return row
+
+
+def prune(now: datetime | None = None) -> int:
+    """Delete browser sessions that ended (expired or signed out) more than KEEP_ENDED_DAYS ago; how many."""
+    cutoff = (now or utcnow()) - timedelta(days=KEEP_ENDED_DAYS)
+    result = db.session.execute(delete(BrowserSession).where(
+        (BrowserSession.expires_at < cutoff) | (BrowserSession.revoked_at < cutoff)))
+    db.session.commit()
+    return int(result.rowcount or 0)
 
 
 def list_for(user: User) -> list[BrowserSession]:
