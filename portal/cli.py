@@ -54,7 +54,7 @@ def create_tenant(slug: str, name: str, max_sessions: int, send_rate: int) -> No
 @click.option("--tenant", "tenant_slug", help="Tenant slug to add the user to.")
 @click.option("--role", type=click.Choice(ROLES), default="operator", show_default=True)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="At least 10 characters; prompted when omitted.")
+              help="At least 12 characters, not a common password; prompted when omitted.")
 @click.option("--platform-admin", is_flag=True, help="May manage every tenant and WAHA server.")
 def create_user(email: str, tenant_slug: str | None, role: str, password: str, platform_admin: bool) -> None:
     """Create a user, optionally with a role in a tenant."""

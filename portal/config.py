@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlparse
@@ -255,6 +256,9 @@ def flask_settings(values: Mapping[str, Any]) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        # a remembered browser stays signed in this long (its server-side session expires with it)
+        "REMEMBER_COOKIE_DURATION": timedelta(days=30),
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": values["MEDIA_MAX_BYTES"] + 1024 * 1024,
         "RATELIMIT_STORAGE_URI": values["REDIS_URL"] or "memory://",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from urllib.parse import quote, unquote, urlsplit
 
 from flask import Flask, Response, redirect, request, url_for
 from flask_login import AnonymousUserMixin
@@ -16,6 +17,46 @@ CSP = (
 )
 
 
+# Characters kept as they are when a redirect target is quoted: the URL's own structure and existing escapes.
+_URL_SAFE = "/:?#[]@!$&'()*+,;=%~-._"
+
+
+def quote_location(url: str) -> str:
+    """`url` with everything outside the URL syntax percent-encoded (backslashes, spaces, non-ASCII, control
+    characters), fit for a `Location` or `HX-Redirect` header: the browser reads it the way it was checked."""
+    return quote(url, safe=_URL_SAFE)
+
+
+def _local_path(value: str) -> bool:
+    if not value.startswith("/") or value[1:2] in ("/", "\\"):
+        return False  # "//host" and "/\\host" are scheme-relative URLs to browsers
+    if "\\" in value or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        return False
+    parts = urlsplit(value)
+    return not parts.scheme and not parts.netloc
+
+
+def safe_next(target: str | None, default: str | None = None) -> str | None:
+    """The `next` address to go to after a form, or `default` when `target` could leave the portal.
+
+    The one rule for every redirect target a request supplies: a path on this site ("/..."), never an
+    absolute or scheme-relative URL ("https://x", "//x", "/\\x"), no backslash or control character, also once
+    percent-decoded ("/%5Cx", "/%2F%2Fx", "/%09/x"). The answer is quoted for use in a header."""
+    if not target or not isinstance(target, str) or len(target) > 2048:
+        return default
+    value = target
+    for _ in range(3):  # a few rounds of decoding: "%255C" is "%5C" to a second decoder
+        if not _local_path(value):
+            return default
+        decoded = unquote(value)
+        if decoded == value:
+            break
+        value = decoded
+    else:
+        return default
+    return quote_location(target)
+
+
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -26,12 +67,23 @@ def init_app(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
-        row_id, _, fingerprint = user_id.partition(":")
+        from portal.services import browser_sessions
+
+        row_id, _, rest = user_id.partition(":")
+        fingerprint, _, token = rest.partition(":")
         user = db.session.get(User, int(row_id)) if row_id.isdigit() else None
         if user is None or not user.is_active:
             return None
         # A cookie issued before the last password change no longer signs anyone in.
-        return user if hmac.compare_digest(fingerprint, user.credential_fingerprint) else None
+        if not hmac.compare_digest(fingerprint, user.credential_fingerprint):
+            return None
+        # Nor does one whose browser session was signed out (here, from another browser, or everywhere).
+        row = browser_sessions.resolve(user.id, token)
+        if row is None:
+            return None
+        user.browser_token = token
+        user.browser_session_id = row.id
+        return user
 
     @login_manager.unauthorized_handler
     def unauthorized() -> Response:

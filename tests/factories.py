@@ -33,3 +33,17 @@ def make_token(tenant: Tenant, scopes: list[str] | None = None, **kwargs: Any) -
     """A bearer secret for `tenant`."""
     return tokens_service.create_token(tenant, kwargs.pop("name", "test token"), scopes, TEST_ACTOR,
                                        **kwargs).secret
+
+
+def mailed_link(to: str, marker: str = "/invite/") -> str:
+    """The last link containing `marker` mailed to `to` (tests read mail from portal.mail.outbox)."""
+    import re
+
+    from portal.mail import outbox
+
+    for mail in reversed(outbox):
+        if mail.to == to:
+            found = re.search(r"(\S*" + re.escape(marker) + r"\S+)", mail.body)
+            if found:
+                return found.group(1)
+    raise AssertionError(f"no mail to {to} with a {marker} link")

@@ -44,7 +44,14 @@ def test_users_create_adds_the_role(cli, tenant):
 def test_users_create_refuses_a_short_password(cli, tenant):
     result = cli.invoke(args=["users", "create", "--email", "ops@acme.example.com", "--password", "short"])
     assert result.exit_code != 0
-    assert "at least 10 characters" in result.output
+    assert "at least 12 characters" in result.output
+
+
+def test_users_create_refuses_a_common_password(cli, tenant):
+    result = cli.invoke(args=["users", "create", "--email", "ops@acme.example.com", "--password", "password1234"])
+    assert result.exit_code != 0
+    assert "most common passwords" in result.output
+    assert db.session.scalar(db.select(User).where(User.email == "ops@acme.example.com")) is None
 
 
 def test_users_create_refuses_an_unknown_tenant(cli, ctx):

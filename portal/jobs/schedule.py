@@ -33,6 +33,9 @@ SCHEDULE: list[dict[str, Any]] = [
     # health, version and start time of every WAHA server; warns about versions before 2026.6.1
     {"id": "fleet-check", "func": "portal.jobs.maintenance.check_servers", "interval": 60,
      "queue": QUEUE_MAINTENANCE},
+    # signed-in browsers that ended (expired or signed out) more than 30 days ago
+    {"id": "browser-sessions-prune", "func": "portal.jobs.accounts.prune_browser_sessions", "interval": 86400,
+     "queue": QUEUE_MAINTENANCE},
     # retention of messages, media files, events and deliveries
     {"id": "retention-prune", "func": "portal.jobs.maintenance.prune", "interval": 3600,
      "queue": QUEUE_MAINTENANCE},

@@ -5,10 +5,12 @@ from portal.models.base import Base, get_for_tenant, utcnow
 from portal.models.events import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from portal.models.messages import ACK_NAMES, STATUS_RANK, Message
 from portal.models.tenants import Invitation, Membership, Tenant, User
+from portal.models.users_sessions import BrowserSession
 from portal.models.waha import ENGINES, SESSION_STATUSES, WahaServer, WahaSession
 
 __all__ = [
-    "ACK_NAMES", "ENGINES", "SESSION_STATUSES", "STATUS_RANK", "ApiToken", "AuditEvent", "Base", "IdempotencyRecord",
+    "ACK_NAMES", "ENGINES", "SESSION_STATUSES", "STATUS_RANK", "ApiToken", "AuditEvent", "Base", "BrowserSession",
+    "IdempotencyRecord",
     "Invitation", "Membership", "Message", "Tenant", "User", "WahaServer", "WahaSession", "WebhookDelivery",
     "WebhookEndpoint", "WebhookEvent", "get_for_tenant", "utcnow",
 ]

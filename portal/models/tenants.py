@@ -42,9 +42,11 @@ class User(UserMixin, TimestampMixin, Base):
     is_platform_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active_user: Mapped[bool] = mapped_column("is_active", Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
     oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # When the owner of the address proved it (a mailed link was used, or the identity provider vouched for
+    # it); None while the only password may have been set by someone else (an operator, an inviter).
+    email_verified_at: Mapped[datetime | None]
 
     memberships: Mapped[list["Membership"]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
@@ -64,8 +66,13 @@ class User(UserMixin, TimestampMixin, Base):
         every other browser and remember-me cookie."""
         return hashlib.sha256((self.password_hash or "").encode()).hexdigest()[:16]
 
-    def get_id(self) -> str:  # Flask-Login
-        return f"{self.id}:{self.credential_fingerprint}"
+    # The secret of the browser session this request signed in with (services/browser_sessions.py); set at
+    # sign-in and by the user loader, never stored on the row.
+    browser_token = None
+    browser_session_id = None
+
+    def get_id(self) -> str:  # Flask-Login: what the session and remember-me cookies carry
+        return f"{self.id}:{self.credential_fingerprint}:{self.browser_token or ''}"
 
     def __repr__(self) -> str:
         return f"<User {self.email}>"

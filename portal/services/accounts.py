@@ -29,6 +29,9 @@ RESET_SALT = "portal.password-reset"
 RESET_MAX_AGE = 3600  # seconds a reset link stays valid
 RESET_MAIL_INTERVAL = 60  # at most one reset mail per account per minute
 RESET_LINK_INVALID = "This reset link has expired or was already used. Ask for a new one below."
+UNVERIFIED_ACCOUNT = ("An account with this address exists, but the address was never confirmed, so single "
+                      "sign-on cannot use it yet. Confirm it with \"Forgot your password?\" (we mail you a "
+                      "link), then use single sign-on.")
 
 
 def public_url(endpoint: str, **values: Any) -> str:
@@ -102,15 +105,38 @@ def send_password_reset(user_id: int) -> bool:
 
 
 def reset_password(token: str, password: str, actor: Actor) -> User:
-    """Set a new password through a reset link; the link is spent and any sign-in lock lifted."""
+    """Set a new password through a reset link; the link is spent, and with the new password every sign-in
+    throttle of the account starts afresh (the throttle is keyed by the password's fingerprint)."""
     user = user_for_reset_token(token, lock=True)
-    check_password_strength(password or "")
+    check_password_strength(password or "", user.email)
     user.set_password(password)
     user.failed_logins = 0
-    user.locked_until = None
+    if user.email_verified_at is None:
+        user.email_verified_at = utcnow()  # the link went to this address: whoever used it reads that mailbox
     audit.record(None, "auth.password_reset", actor, target_type="user", target_id=user.id,
                  details={"email": user.email})
     db.session.commit()
+    return user
+
+
+def change_password(user: User, current: str, password: str, actor: Actor) -> User:
+    """Change a signed-in user's password; the current one must be given. Every signed-in browser of the
+    account is signed out (the caller signs the one that asked in again)."""
+    from portal.services import browser_sessions
+
+    if not user.password_hash:
+        raise Invalid.field("current_password", "Your account has no password yet (you sign in with single "
+                                                "sign-on). Use \"Forgot your password?\" to choose one.")
+    if not user.check_password(current or ""):
+        audit.record(None, "auth.password_change_failed", actor, target_type="user", target_id=user.id,
+                     commit=True)
+        raise Invalid.field("current_password", "That is not your current password.")
+    check_password_strength(password or "", user.email)
+    user.set_password(password)
+    audit.record(None, "auth.password_change", actor, target_type="user", target_id=user.id,
+                 details={"email": user.email})
+    db.session.commit()
+    browser_sessions.revoke_all(user, actor)
     return user
 
 
@@ -122,9 +148,11 @@ def _email_verified(claims: Mapping[str, Any]) -> bool:
 def sign_in_oidc(claims: Mapping[str, Any], actor: Actor) -> User:
     """The user an OpenID Connect identity belongs to.
 
-    Matched by subject first, then by verified email (linking the subject on first use). An unknown person is
-    refused unless an invitation to their verified address is pending; then the account is made and the
-    invitations accepted."""
+    Matched by subject first, then by verified email (linking the subject on first use). A link needs the
+    account's own address to be proven too when it has a password: that password may have been set by someone
+    else (an operator, an inviter), and linking would hand their account to the identity provider's user, or
+    theirs to ours. An unknown person is refused unless an invitation to their verified address is pending;
+    then the account is made and the invitations accepted."""
     subject = str(claims.get("sub") or "")
     email = str(claims.get("email") or "").strip().lower()
     if not subject:
@@ -135,13 +163,17 @@ def sign_in_oidc(claims: Mapping[str, Any], actor: Actor) -> User:
         if user is not None:
             if user.oidc_subject and user.oidc_subject != subject:
                 _refuse(actor, email, "subject_mismatch")
+            if user.password_hash and user.email_verified_at is None:
+                _refuse(actor, email, "address_unverified", UNVERIFIED_ACCOUNT)
             user.oidc_subject = subject
+            user.email_verified_at = user.email_verified_at or utcnow()
             audit.record(None, "user.oidc_link", actor, target_type="user", target_id=user.id,
                          details={"email": user.email})
         else:
             invitations = team.pending_invitations_for(email)
             if invitations:
-                user = User(email=email, name=str(claims.get("name") or "")[:200], oidc_subject=subject)
+                user = User(email=email, name=str(claims.get("name") or "")[:200], oidc_subject=subject,
+                            email_verified_at=utcnow())
                 db.session.add(user)
                 db.session.flush()
                 audit.record(None, "user.create", actor, target_type="user", target_id=user.id,
@@ -154,7 +186,6 @@ def sign_in_oidc(claims: Mapping[str, Any], actor: Actor) -> User:
     if not user.is_active:
         _refuse(actor, email, "inactive")
     user.failed_logins = 0
-    user.locked_until = None
     user.last_login_at = utcnow()
     audit.record(None, "auth.login", actor, target_type="user", target_id=user.id, details={"method": "oidc"})
     db.session.commit()
@@ -166,9 +197,11 @@ def record_oidc_failure(reason: str, actor: Actor) -> None:
     audit.record(None, "auth.login_failed", actor, details={"method": "oidc", "reason": reason[:200]}, commit=True)
 
 
-def _refuse(actor: Actor, email: str, reason: str) -> None:
+def _refuse(actor: Actor, email: str, reason: str, message: str | None = None) -> None:
     db.session.rollback()
     audit.record(None, "auth.login_failed", actor, details={"email": email[:254], "method": "oidc",
                                                             "reason": reason}, commit=True)
+    if message:
+        raise Forbidden(message, code="oidc_account_unverified")
     raise Forbidden("There is no portal account for this sign-in. Ask an admin of your team to invite you.",
                     code="oidc_unknown_user")

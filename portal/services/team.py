@@ -1,4 +1,8 @@
-"""A tenant's team: invitations by link, role changes and removal, always keeping an owner."""
+"""A tenant's team: invitations by mailed link, role changes and removal, always keeping an owner.
+
+The invitation link goes to the invited address by mail and nowhere else: it is never shown to the inviter. So
+an account made by accepting it belongs to whoever reads that mailbox, and its address counts as verified.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from portal.models import Invitation, Membership, Tenant, User, utcnow
 from portal.permissions import ASSIGNABLE_BY, ROLES
 from portal.services import audit
 from portal.services.audit import Actor
-from portal.services.errors import Conflict, Forbidden, Invalid, NotFound
+from portal.services.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from portal.services.tenants import check_password_strength, get_user_by_email, normalize_email
 
 log = logging.getLogger(__name__)
@@ -25,11 +29,17 @@ log = logging.getLogger(__name__)
 INVITATION_DAYS = 7
 
 
+class MailUnavailable(ServiceError):
+    """The invitation mail could not be sent; the invitation was withdrawn again."""
+
+    status = 503
+    code = "mail_unavailable"
+
+
 @dataclass(frozen=True)
 class IssuedInvitation:
     invitation: Invitation
-    url: str  # the acceptance link; only its token's sha256 is stored, so it is shown once
-    mailed: bool
+    mailed_to: str  # the link went there, and only there (only its token's sha256 is stored)
 
 
 def token_digest(token: str) -> str:
@@ -66,9 +76,10 @@ def list_invitations(tenant: Tenant) -> list[Invitation]:
 
 def invite_member(tenant: Tenant, email: str, role: str, actor: Actor, *, actor_role: str | None,
                   accept_url: Callable[[str], str], invited_by_id: int | None = None) -> IssuedInvitation:
-    """Invite an address to the tenant with a role the actor may assign; mails the link and returns it.
+    """Invite an address to the tenant with a role the actor may assign, mailing the link to that address only.
 
-    A new invitation to the same address replaces the pending one, so only the latest link works."""
+    A new invitation to the same address replaces the pending one, so only the latest link works. When the mail
+    cannot be sent the invitation is withdrawn and MailUnavailable raised: nobody else may carry the link."""
     email = normalize_email(email)
     _check_assignable(actor_role, role)
     already = db.session.scalar(
@@ -88,9 +99,14 @@ def invite_member(tenant: Tenant, email: str, role: str, actor: Actor, *, actor_
     audit.record(tenant.id, "member.invite", actor, target_type="invitation", target_id=invitation.id,
                  details={"email": email, "role": role})
     db.session.commit()
-    url = accept_url(token)
-    mailed = _mail_invitation(tenant, invitation, url, actor)
-    return IssuedInvitation(invitation=invitation, url=url, mailed=mailed)
+    if not _mail_invitation(tenant, invitation, accept_url(token), actor):
+        invitation.revoked_at = utcnow()
+        audit.record(tenant.id, "member.invite_revoke", actor, target_type="invitation", target_id=invitation.id,
+                     details={"email": email, "role": role, "reason": "mail_failed"})
+        db.session.commit()
+        raise MailUnavailable(f"The invitation mail to {email} could not be sent, so nobody was invited. "
+                              "Try again in a few minutes.", retry_after=60)
+    return IssuedInvitation(invitation=invitation, mailed_to=email)
 
 
 def _mail_invitation(tenant: Tenant, invitation: Invitation, url: str, actor: Actor) -> bool:
@@ -101,7 +117,6 @@ def _mail_invitation(tenant: Tenant, invitation: Invitation, url: str, actor: Ac
     try:
         send_mail(invitation.email, f"Join {tenant.name} on WAHA Portal", body)
     except Exception:
-        # The inviter still sees the link and can pass it on, so a mail outage must not lose the invitation.
         log.exception("could not mail invitation %s", invitation.id)
         return False
     return True
@@ -176,7 +191,9 @@ def pending_invitations_for(email: str) -> list[Invitation]:
 
 def accept_invitation(token: str, actor: Actor, *, user: User | None = None, name: str = "",
                       password: str | None = None) -> User:
-    """Accept an invitation: attach the signed-in `user`, or create an account with `password`."""
+    """Accept an invitation: attach the signed-in `user`, or create an account with `password`.
+
+    A new account's address counts as verified: the link only ever went to that mailbox."""
     invitation = find_invitation(token, lock=True)
     existing = get_user_by_email(invitation.email)
     if user is not None:
@@ -187,8 +204,8 @@ def accept_invitation(token: str, actor: Actor, *, user: User | None = None, nam
         raise Conflict(f"An account for {invitation.email} already exists. Sign in to accept the invitation.",
                        code="account_exists")
     else:
-        check_password_strength(password or "")
-        user = User(email=invitation.email, name=(name or "").strip()[:200])
+        check_password_strength(password or "", invitation.email)
+        user = User(email=invitation.email, name=(name or "").strip()[:200], email_verified_at=utcnow())
         user.set_password(password or "")
         db.session.add(user)
         db.session.flush()

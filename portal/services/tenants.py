@@ -15,7 +15,6 @@ from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid, NotFound
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-MIN_PASSWORD = 10
 
 
 def normalize_email(email: str) -> str:
@@ -26,10 +25,11 @@ def normalize_email(email: str) -> str:
         raise Invalid.field("email", str(exc)) from None
 
 
-def check_password_strength(password: str) -> None:
-    """Refuse passwords that are too short to resist guessing."""
-    if len(password) < MIN_PASSWORD:
-        raise Invalid.field("password", f"Password must be at least {MIN_PASSWORD} characters long.")
+def check_password_strength(password: str, email: str = "") -> None:
+    """Refuse passwords that the policy refuses (services/passwords.py)."""
+    from portal.services.passwords import check_password_policy
+
+    check_password_policy(password, email=email)
 
 
 def create_tenant(slug: str, name: str, actor: Actor, *, max_sessions: int = 10,
@@ -71,7 +71,7 @@ def create_user(email: str, password: str | None, actor: Actor, *, name: str = "
     """Create a user; the address must be new."""
     email = normalize_email(email)
     if password is not None:
-        check_password_strength(password)
+        check_password_strength(password, email)
     if get_user_by_email(email):
         raise Conflict(f"A user with email '{email}' already exists.", code="user_exists")
     user = User(email=email, name=name, is_platform_admin=is_platform_admin)

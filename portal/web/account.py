@@ -1,4 +1,5 @@
-"""Account pages outside the sign-in form: password reset, invitation acceptance, OpenID Connect sign-in."""
+"""Account pages outside the sign-in form: your signed-in browsers and password, password reset, invitation
+acceptance, OpenID Connect sign-in."""
 
 from __future__ import annotations
 
@@ -9,17 +10,20 @@ import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
-from flask_login import current_user, login_user
+from flask_login import current_user, login_required
 from joserfc.errors import JoseError
 
 from portal.extensions import limiter
-from portal.services import accounts, team
+from portal.security import safe_next
+from portal.services import accounts, browser_sessions, team
 from portal.services.errors import ServiceError
 from portal.services.tenants import get_user_by_email
 from portal.tenancy import request_actor
 from portal.web.admin import page
 from portal.web.helpers import apply_service_error
-from portal.web.admin_forms import AcceptInvitationForm, ConfirmForm, ForgotPasswordForm, ResetPasswordForm
+from portal.web.signin import current_browser_token, sign_in_browser, sign_out_browser
+from portal.web.admin_forms import (AcceptInvitationForm, ChangePasswordForm, ConfirmForm, ForgotPasswordForm,
+                                    ResetPasswordForm)
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +39,80 @@ def _private(response: Any) -> Any:
     return response
 
 
-def _signed_in(user: Any, tenant_id: int | None = None, remember: bool = False) -> None:
-    session.clear()  # a fresh session on every sign-in (no fixation)
-    login_user(user, remember=remember)
-    if tenant_id is not None:
-        session["tenant_id"] = tenant_id
+# -- Your account: signed-in browsers and password ------------------------------------------------------------------
+
+def _me() -> Any:
+    return current_user._get_current_object()
+
+
+def _actor() -> Any:
+    return request_actor("user", current_user.email, str(current_user.id))
+
+
+def _account_page(form: ChangePasswordForm | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    return page("account/index.html", status, no_store=True, form=form or ChangePasswordForm(formdata=None),
+                browsers=browser_sessions.list_for(_me()), current_id=_current_browser_id(),
+                has_password=bool(current_user.password_hash))
+
+
+def _current_browser_id() -> int | None:
+    return getattr(current_user, "browser_session_id", None)
+
+
+@bp.get("/account")
+@login_required
+def index():  # type: ignore[no-untyped-def]
+    return _account_page()
+
+
+@bp.post("/account/browsers/<int:browser_id>/sign-out")
+@login_required
+def sign_out_browser_session(browser_id: int):  # type: ignore[no-untyped-def]
+    if browser_id == _current_browser_id():
+        browser_sessions.end(_me(), current_browser_token(), _actor())
+        sign_out_browser()
+        flash("You are signed out.", "info")
+        return redirect(url_for("auth.login"))
+    row = browser_sessions.revoke(_me(), browser_id, _actor())  # NotFound (404) for anyone else's
+    flash(f"Signed out: {row.user_agent[:80] or 'unknown browser'}.", "success")
+    return redirect(url_for(".index"), code=303)
+
+
+@bp.post("/account/browsers/sign-out-others")
+@login_required
+def sign_out_others():  # type: ignore[no-untyped-def]
+    count = browser_sessions.revoke_all(_me(), _actor(), keep_token=current_browser_token())
+    flash(f"Signed out everywhere else ({count} browser{'s' if count != 1 else ''}).", "success")
+    return redirect(url_for(".index"), code=303)
+
+
+@bp.post("/account/browsers/sign-out-everywhere")
+@login_required
+def sign_out_everywhere():  # type: ignore[no-untyped-def]
+    browser_sessions.revoke_all(_me(), _actor())
+    sign_out_browser()
+    flash("You are signed out everywhere, this browser included.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.post("/account/password")
+@login_required
+@limiter.limit("10 per minute")
+def change_password():  # type: ignore[no-untyped-def]
+    form = ChangePasswordForm()
+    if not form.validate_on_submit():
+        return _account_page(form, 400)
+    user = _me()
+    remember = browser_sessions.is_remembered(user, _current_browser_id())
+    tenant_id = session.get("tenant_id")
+    try:
+        accounts.change_password(user, form.current_password.data, form.password.data, _actor())
+    except ServiceError as exc:
+        apply_service_error(form, exc)
+        return _account_page(form, exc.status)
+    sign_in_browser(user, remember=remember, tenant_id=tenant_id)  # all were signed out; this one goes on
+    flash("Your password is changed. Every other browser was signed out.", "success")
+    return redirect(url_for(".index"), code=303)
 
 
 # -- Password reset -----------------------------------------------------------------------------------------------
@@ -107,7 +180,7 @@ def accept_invitation(token: str):  # type: ignore[no-untyped-def]
                 if signed_in:
                     session["tenant_id"] = tenant_id
                 else:
-                    _signed_in(user, tenant_id)
+                    sign_in_browser(user, method="invitation", tenant_id=tenant_id)
                 flash(f"Welcome to {tenant_name}.", "success")
                 return redirect(url_for("dashboard.index"))
     mismatch = signed_in and current_user.email.lower() != invitation.email.lower()
@@ -138,19 +211,13 @@ def oidc_client() -> Any:
     return clients[key]
 
 
-def _safe_next(target: str | None) -> str | None:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
-
-
 @bp.get("/login/oidc")
 @limiter.limit("30 per minute")
 def oidc_login():  # type: ignore[no-untyped-def]
     client = oidc_client()
     if client is None:
         abort(404, "Single sign-on is not set up on this portal.")
-    next_url = _safe_next(request.args.get("next"))
+    next_url = safe_next(request.args.get("next"))
     try:
         response = client.authorize_redirect(url_for(".oidc_callback", _external=True))
     except (AuthlibBaseError, requests.RequestException, ValueError) as exc:
@@ -183,7 +250,7 @@ def oidc_callback():  # type: ignore[no-untyped-def]
     except ServiceError as exc:
         flash(exc.message, "error")
         return redirect(url_for("auth.login"))
-    _signed_in(user)
+    sign_in_browser(user, method="oidc")
     if not next_url and user.is_platform_admin and not user.memberships:
         next_url = url_for("platform.index")
     return redirect(next_url or url_for("dashboard.index"))

@@ -8,7 +8,7 @@ from wtforms import (DateField, EmailField, IntegerField, PasswordField, SelectC
 from wtforms.validators import URL, DataRequired, EqualTo, Length, NumberRange, Optional, StopValidation
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from portal.services.tenants import MIN_PASSWORD
+from portal.services.passwords import MAX_PASSWORD, MIN_PASSWORD
 from portal.services.tenant_admin import LIMITS
 
 
@@ -138,7 +138,8 @@ class ForgotPasswordForm(FlaskForm):
 def _new_password() -> PasswordField:
     return PasswordField("New password", validators=[
         DataRequired(message="Choose a password."),
-        Length(min=MIN_PASSWORD, max=200, message=f"Use at least {MIN_PASSWORD} characters.")])
+        Length(min=MIN_PASSWORD, max=MAX_PASSWORD,
+               message=f"Use at least {MIN_PASSWORD} characters (at most {MAX_PASSWORD}).")])
 
 
 def _confirm() -> PasswordField:
@@ -147,6 +148,13 @@ def _confirm() -> PasswordField:
 
 
 class ResetPasswordForm(FlaskForm):
+    password = _new_password()
+    confirm = _confirm()
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[
+        DataRequired(message="Enter your current password."), Length(max=MAX_PASSWORD)])
     password = _new_password()
     confirm = _confirm()
 

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
-
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 
 from portal.extensions import limiter
-from portal.services import audit, auth as auth_service
+from portal.security import safe_next
+from portal.services import auth as auth_service
+from portal.services import browser_sessions
 from portal.services.errors import ServiceError
 from portal.services.tenants import membership_for
 from portal.tenancy import current_principal, request_actor
 from portal.web.forms import LoginForm, TenantSwitchForm
+from portal.web.signin import current_browser_token, sign_in_browser, sign_out_browser
 
 bp = Blueprint("auth", __name__)
-
-
-def _safe_next(target: str | None) -> str:
-    if target:
-        parsed = urlparse(target)
-        if not parsed.scheme and not parsed.netloc and target.startswith("/") and not target.startswith("//"):
-            return target
-    return url_for("dashboard.index")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -37,11 +30,10 @@ def login():  # type: ignore[no-untyped-def]
         except ServiceError as exc:
             form.password.errors.append(exc.message)
         else:
-            session.clear()
-            login_user(user, remember=form.remember.data)
+            sign_in_browser(user, remember=bool(form.remember.data))
             if not form.next.data and user.is_platform_admin and not user.memberships:
                 return redirect(url_for("platform.index"))  # a platform admin of no tenant has no dashboard
-            return redirect(_safe_next(form.next.data))
+            return redirect(safe_next(form.next.data, url_for("dashboard.index")))
     return render_template("auth/login.html", form=form)
 
 
@@ -49,10 +41,10 @@ def login():  # type: ignore[no-untyped-def]
 @login_required
 def logout():  # type: ignore[no-untyped-def]
     principal = current_principal()
-    audit.record(principal.tenant.id if principal else None, "auth.logout",
-                 request_actor("user", current_user.email, str(current_user.id)), commit=True)
-    logout_user()
-    session.clear()
+    browser_sessions.end(current_user._get_current_object(), current_browser_token(),
+                         request_actor("user", current_user.email, str(current_user.id)),
+                         tenant_id=principal.tenant.id if principal else None)
+    sign_out_browser()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
 

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Response, redirect, request
 from flask_wtf import FlaskForm
 
+from portal.security import quote_location
 from portal.services.errors import ServiceError
 from portal.tenancy import Principal, current_principal
 
@@ -21,9 +22,9 @@ def redirect_to(url: str) -> Response:
     """A 303 for browsers, an HX-Redirect header for htmx (which would otherwise swap the next page in)."""
     if is_htmx():
         response = Response(status=204)
-        response.headers["HX-Redirect"] = url
+        response.headers["HX-Redirect"] = quote_location(url)
         return response
-    return redirect(url, code=303)
+    return redirect(quote_location(url), code=303)
 
 
 def principal() -> Principal:

@@ -15,6 +15,7 @@ from flask_login import login_required
 from werkzeug.utils import secure_filename
 
 from portal.models import utcnow
+from portal.security import safe_next
 from portal.services import messages as messages_service
 from portal.services import sessions as sessions_service
 from portal.services.errors import Invalid, NotFound, ServiceError
@@ -172,14 +173,6 @@ def _log_fresh(filters: dict[str, Any], boundary: datetime, sessions: list[Any],
 
 # ---- send --------------------------------------------------------------------------------------------------
 
-def _safe_next(target: str | None) -> str | None:
-    if target:
-        parsed = urlparse(target)
-        if not parsed.scheme and not parsed.netloc and target.startswith("/") and not target.startswith("//"):
-            return target
-    return None
-
-
 def _kind_for(mimetype: str | None) -> str:
     major = (mimetype or "").split("/")[0]
     return {"image": "image", "audio": "audio", "video": "video"}.get(major, "document")
@@ -252,7 +245,7 @@ def send():  # type: ignore[no-untyped-def]
         working = next((s.id for s in sessions if s.status == "WORKING"), None)
         form.session_id.data = wanted if wanted in sessions_by_id else working
         form.to.data = request.args.get("to", "")
-        form.next.data = _safe_next(request.args.get("next")) or ""
+        form.next.data = safe_next(request.args.get("next")) or ""
     if form.validate_on_submit():
         if form.session_id.data not in sessions_by_id:
             form.session_id.errors = ["Choose one of your sessions."]
@@ -270,7 +263,7 @@ def send():  # type: ignore[no-untyped-def]
                                     _send_aliases(form))
             else:
                 flash("Message sent. The ticks show when it is delivered and read.", "success")
-                target = _safe_next(form.next.data) or url_for(
+                target = safe_next(form.next.data) or url_for(
                     "messages.conversation", session_id=message.session_id, chat_id=message.chat_id)
                 return redirect_to(target)
     if form.is_submitted() or not form.idempotency_key.data:

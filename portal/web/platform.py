@@ -15,7 +15,6 @@ from portal.services import tenants as tenants_service
 from portal.services.accounts import public_url
 from portal.services.errors import ServiceError
 from portal.tenancy import request_actor
-from portal.web import once
 from portal.web.admin import page
 from portal.web.helpers import apply_service_error
 from portal.web.admin_forms import ConfirmForm, InviteForm, TenantForm, options
@@ -84,40 +83,25 @@ def create_tenant():  # type: ignore[no-untyped-def]
             flash(f"The tenant exists, but the owner could not be invited: {exc.message}", "error")
     flash(f"Tenant {tenant.name} created.", "success")
     if issued is not None:
-        return _show_link_once(tenant.id, issued)
+        _flash_mailed(issued)
     return redirect(url_for(".tenant_detail", tenant_id=tenant.id), code=303)
 
 
-def _show_link_once(tenant_id: int, issued: team_service.IssuedInvitation):  # type: ignore[no-untyped-def]
-    """Redirect to the tenant page that shows the invitation link once, so a reload repeats nothing. The link
-    waits server-side for that page's one read: never in a URL or a cookie."""
-    key = once.keep("invitation", (tenant_id, current_user.id),
-                    {"invitation_id": issued.invitation.id, "url": issued.url, "mailed": issued.mailed})
-    return redirect(url_for(".invited", tenant_id=tenant_id, key=key), code=303)
+def _flash_mailed(issued: team_service.IssuedInvitation) -> None:
+    # The link goes to the invited address only (services/team.py): the inviter never sees it.
+    flash(f"Invitation mailed to {issued.mailed_to}. The link in it works once and expires in "
+          f"{team_service.INVITATION_DAYS} days.", "success")
 
 
-@bp.get("/tenants/<int:tenant_id>/invited/<key>")
-def invited(tenant_id: int, key: str):  # type: ignore[no-untyped-def]
-    tenant = tenant_admin.get_tenant(tenant_id)
-    kept = once.take("invitation", (tenant.id, current_user.id), key)
-    if kept is None:
-        return _detail(tenant.id, 410, link_gone=True)
-    issued = team_service.IssuedInvitation(
-        invitation=team_service.get_invitation(tenant, int(kept["invitation_id"])), url=str(kept["url"]),
-        mailed=bool(kept["mailed"]))
-    return _detail(tenant.id, issued=issued)
-
-
-def _detail(tenant_id: int, status: int = 200, issued=None, invite_form=None,  # type: ignore[no-untyped-def]
-            link_gone: bool = False):
+def _detail(tenant_id: int, status: int = 200, invite_form=None):  # type: ignore[no-untyped-def]
     tenant = tenant_admin.get_tenant(tenant_id)
     if invite_form is None:
         invite_form = InviteForm(formdata=None)
         invite_form.role.data = "owner"
     invite_form.role.choices = options([(role, role.capitalize()) for role in ROLES])
-    return page("platform/tenant_detail.html", status, no_store=issued is not None, tenant=tenant,
+    return page("platform/tenant_detail.html", status, tenant=tenant,
                 members=team_service.list_members(tenant), invitations=team_service.list_invitations(tenant),
-                invite_form=invite_form, issued=issued, link_gone=link_gone, confirm=ConfirmForm())
+                invite_form=invite_form, confirm=ConfirmForm())
 
 
 @bp.get("/tenants/<int:tenant_id>")
@@ -138,7 +122,8 @@ def invite(tenant_id: int):  # type: ignore[no-untyped-def]
     except ServiceError as exc:
         apply_service_error(form, exc)
         return _detail(tenant.id, exc.status, invite_form=form)
-    return _show_link_once(tenant.id, issued)
+    _flash_mailed(issued)
+    return redirect(url_for(".tenant_detail", tenant_id=tenant.id), code=303)
 
 
 @bp.get("/tenants/<int:tenant_id>/invite")

@@ -1,4 +1,4 @@
-"""The team page: members and their roles, invitations by link, removal."""
+"""The team page: members and their roles, invitations by mailed link, removal."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from portal.services import team as team_service
 from portal.services.accounts import public_url
 from portal.services.errors import ServiceError
 from portal.tenancy import Principal, require
-from portal.web import once
 from portal.web.admin import page, principal
 from portal.web.helpers import apply_service_error
 from portal.web.admin_forms import ConfirmForm, InviteForm, RoleForm, options
@@ -38,15 +37,14 @@ def _role_form(who: Principal, membership: Membership) -> RoleForm | None:
     return form
 
 
-def _index(invite_form: InviteForm, status: int = 200, issued: team_service.IssuedInvitation | None = None,
-           role_errors: dict[int, str] | None = None, link_gone: bool = False):  # type: ignore[no-untyped-def]
+def _index(invite_form: InviteForm, status: int = 200,
+           role_errors: dict[int, str] | None = None):  # type: ignore[no-untyped-def]
     who = principal()
     members = team_service.list_members(who.tenant)
-    return page("admin/team.html", status, no_store=issued is not None, invite_form=invite_form,
+    return page("admin/team.html", status, invite_form=invite_form,
                 members=members, role_forms={m.user_id: _role_form(who, m) for m in members},
                 invitations=team_service.list_invitations(who.tenant),
-                assignable=team_service.assignable_roles(who.role), issued=issued,
-                role_errors=role_errors or {}, link_gone=link_gone)
+                assignable=team_service.assignable_roles(who.role), role_errors=role_errors or {})
 
 
 @bp.get("/")
@@ -72,11 +70,11 @@ def invite():  # type: ignore[no-untyped-def]
     except ServiceError as exc:
         apply_service_error(form, exc)
         return _index(form, exc.status)
-    # The database keeps only the link's hash: the link waits server-side for one read by the page this
-    # redirect opens, so a reload neither invites twice nor shows the link again.
-    key = once.keep("invitation", (who.tenant.id, current_user.id),
-                    {"invitation_id": issued.invitation.id, "url": issued.url, "mailed": issued.mailed})
-    return redirect(url_for(".invited", key=key), code=303)
+    # The link went to the invited address only; the inviter is told where, never shown the link. The redirect
+    # keeps a reload from inviting twice.
+    flash(f"Invitation mailed to {issued.mailed_to}. The link in it works once and expires in "
+          f"{team_service.INVITATION_DAYS} days.", "success")
+    return redirect(url_for(".index"), code=303)
 
 
 @bp.get("/invite")
@@ -85,20 +83,6 @@ def invite():  # type: ignore[no-untyped-def]
 def invite_form():  # type: ignore[no-untyped-def]
     """The invite form lives on the team page; this address only answers its posts."""
     return redirect(url_for(".index", _anchor="invite"))
-
-
-@bp.get("/invited/<key>")
-@login_required
-@require("team:manage")
-def invited(key: str):  # type: ignore[no-untyped-def]
-    who = principal()
-    kept = once.take("invitation", (who.tenant.id, current_user.id), key)
-    if kept is None:
-        return _index(_invite_form(who, blank=True), 410, link_gone=True)
-    issued = team_service.IssuedInvitation(
-        invitation=team_service.get_invitation(who.tenant, int(kept["invitation_id"])), url=str(kept["url"]),
-        mailed=bool(kept["mailed"]))
-    return _index(_invite_form(who, blank=True), issued=issued)
 
 
 @bp.post("/<int:user_id>/role")

@@ -13,8 +13,9 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.mail import outbox
 from portal.models import AuditEvent, Membership, User, utcnow
-from portal.services import accounts, team
-from portal.services.errors import Forbidden, Invalid
+from portal.services import accounts, auth, signin_throttle, team
+from portal.services.audit import Actor
+from portal.services.errors import Forbidden, Invalid, RateLimited, Unauthorized
 from tests.factories import PASSWORD, TEST_ACTOR, make_user
 
 
@@ -73,11 +74,21 @@ def test_reset_refuses_a_short_password(owner):
     assert owner.check_password(PASSWORD)
 
 
-def test_reset_lifts_a_sign_in_lock(owner):
-    owner.locked_until = utcnow() + timedelta(minutes=10)
-    db.session.commit()
+def test_reset_lifts_the_sign_in_throttle(owner):
+    here = Actor(type="anonymous", ip="203.0.113.7")
+    for _ in range(signin_throttle.FREE_ATTEMPTS):
+        with pytest.raises(Unauthorized):
+            auth.sign_in(owner.email, "not-the-password", here)
+    with pytest.raises(RateLimited):
+        auth.sign_in(owner.email, PASSWORD, here)
     accounts.reset_password(accounts.make_reset_token(owner), "a-brand-new-password", TEST_ACTOR)
-    assert owner.locked_until is None
+    assert auth.sign_in(owner.email, "a-brand-new-password", here).id == owner.id
+
+
+def test_reset_marks_the_address_verified(owner):
+    assert owner.email_verified_at is None
+    accounts.reset_password(accounts.make_reset_token(owner), "a-brand-new-password", TEST_ACTOR)
+    assert owner.email_verified_at is not None
 
 
 def test_reset_request_for_an_unknown_address_mails_nothing(ctx, run_jobs):
@@ -117,8 +128,29 @@ def test_oidc_matches_a_linked_subject(owner):
 
 
 def test_oidc_links_a_verified_email_on_first_use(owner):
+    owner.email_verified_at = utcnow()  # e.g. the owner used a mailed reset link once
+    db.session.commit()
     user = accounts.sign_in_oidc({"sub": "sub-1", "email": owner.email, "email_verified": True}, TEST_ACTOR)
     assert user.id == owner.id and user.oidc_subject == "sub-1"
+
+
+def test_oidc_links_an_account_without_a_password(ctx):
+    user = make_user(None, email="sso@example.com")
+    user.password_hash = None
+    db.session.commit()
+    linked = accounts.sign_in_oidc({"sub": "sub-5", "email": "sso@example.com", "email_verified": True}, TEST_ACTOR)
+    assert linked.id == user.id and linked.email_verified_at is not None
+
+
+def test_oidc_never_links_an_account_whose_address_was_never_proven(owner):
+    # The password was set by someone else (here: the operator's `users create`); the address never confirmed.
+    with pytest.raises(Forbidden) as refused:
+        accounts.sign_in_oidc({"sub": "sub-1", "email": owner.email, "email_verified": True}, TEST_ACTOR)
+    assert refused.value.code == "oidc_account_unverified"
+    db.session.refresh(owner)
+    assert owner.oidc_subject is None
+    failed = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "auth.login_failed"))
+    assert failed.details["reason"] == "address_unverified"
 
 
 def test_oidc_refuses_an_unverified_email(owner):

@@ -11,12 +11,12 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.mail import outbox
-from portal.models import AuditEvent, Membership, User
+from portal.models import AuditEvent, Membership, User, utcnow
 from portal.services import team
 from portal.services.accounts import make_reset_token
 from portal.services.tenants import set_membership
 from tests.conftest import csrf_token
-from tests.factories import PASSWORD, TEST_ACTOR, make_tenant, make_user
+from tests.factories import PASSWORD, TEST_ACTOR, mailed_link, make_tenant, make_user
 from tests.web.admin_builders import find, post, text
 from tests.web.oidc_provider import CLIENT_ID, CLIENT_SECRET, FakeOidcProvider
 
@@ -119,9 +119,9 @@ def test_reset_without_csrf_token_is_rejected(client, owner):
 # -- Invitations --------------------------------------------------------------------------------------------------
 
 def _invitation(tenant, email="new@example.com", role="operator") -> str:
-    issued = team.invite_member(tenant, email, role, TEST_ACTOR, actor_role="owner",
-                                accept_url=lambda token: f"/invite/{token}")
-    return issued.url
+    team.invite_member(tenant, email, role, TEST_ACTOR, actor_role="owner",
+                       accept_url=lambda token: f"/invite/{token}")
+    return mailed_link(email)
 
 
 def test_invitation_page_offers_to_create_an_account(client, tenant):
@@ -243,7 +243,16 @@ def test_oidc_login_redirects_with_state_nonce_and_pkce(client, sso):
     assert params["state"] and params["nonce"] and params["code_challenge_method"] == ["S256"]
 
 
-def test_oidc_signs_in_a_user_with_a_verified_email(client, sso, owner):
+@pytest.fixture
+def verified_owner(owner):
+    """The owner after proving the address (a mailed link was used)."""
+    owner.email_verified_at = utcnow()
+    db.session.commit()
+    return owner
+
+
+def test_oidc_signs_in_a_user_with_a_verified_email(client, sso, verified_owner):
+    owner = verified_owner
     response = _finish(client, sso, _start(client), {"sub": "idp-1", "email": owner.email, "email_verified": True})
     assert response.status_code == 302 and response.headers["Location"] == "/"
     assert _signed_in(client)
@@ -251,7 +260,8 @@ def test_oidc_signs_in_a_user_with_a_verified_email(client, sso, owner):
     assert owner.oidc_subject == "idp-1"
 
 
-def test_oidc_returns_to_the_page_asked_for(client, sso, owner):
+def test_oidc_returns_to_the_page_asked_for(client, sso, verified_owner):
+    owner = verified_owner
     authorize = _start(client, "/login/oidc?next=/admin/team/")
     response = _finish(client, sso, authorize, {"sub": "idp-1", "email": owner.email, "email_verified": True})
     assert response.headers["Location"] == "/admin/team/"
@@ -325,3 +335,28 @@ def test_tenant_switcher_moves_between_tenants(login, tenant, owner):
     response = post(client, "/switch-tenant", {"tenant_id": str(other.id)})
     assert response.status_code == 302
     assert "only-in-globex@example.com" in text(client.get("/admin/team/"))
+
+
+def test_oidc_only_user_sees_and_signs_out_their_browsers(app, sso, tenant):
+    team.invite_member(tenant, "sso-only@example.com", "viewer", TEST_ACTOR, actor_role="owner",
+                       accept_url=lambda token: f"/invite/{token}")
+    laptop, phone = app.test_client(), app.test_client()
+    for browser in (laptop, phone):
+        _finish(browser, sso, _start(browser), {"sub": "idp-7", "email": "sso-only@example.com",
+                                                "email_verified": True})
+        assert _signed_in(browser)
+    page = text(laptop.get("/account"))
+    assert "You sign in with single sign-on and have no password here" in page
+    assert page.count("Sign out<span") == 2
+    response = post(laptop, "/account/browsers/sign-out-everywhere", page="/account")
+    assert response.headers["Location"] == "/login"
+    assert not _signed_in(laptop) and not _signed_in(phone)
+
+
+def test_oidc_refuses_to_link_an_account_whose_password_someone_else_set(client, sso, owner):
+    response = _finish(client, sso, _start(client), {"sub": "idp-1", "email": owner.email, "email_verified": True})
+    assert response.headers["Location"] == "/login"
+    assert "the address was never confirmed" in text(client.get("/login"))
+    assert not _signed_in(client)
+    db.session.refresh(owner)
+    assert owner.oidc_subject is None

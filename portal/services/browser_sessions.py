@@ -1,0 +1,124 @@
+"""Signed-in browsers, kept server-side: started at sign-in, checked on every request, revocable.
+
+The cookies (Flask's `session` and Flask-Login's `remember_token`) carry a random secret of the browser's row;
+the row stores only its sha256. Signing out revokes the row, so a copied cookie stops working at once. A
+browser signed in without "remember me" is signed out after SESSION_IDLE_HOURS without a request; a remembered
+one after REMEMBER_DAYS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import delete, select, update
+
+from portal.extensions import db
+from portal.models import BrowserSession, User, utcnow
+from portal.services import audit
+from portal.services.audit import Actor
+from portal.services.errors import NotFound
+
+SESSION_IDLE_HOURS = 12
+TOUCH_EVERY = timedelta(minutes=1)  # last use is written at most this often per browser
+KEEP_ENDED_DAYS = 30  # ended sessions stay listed in the database this long (the audit log keeps the rest)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _lifetime(remember: bool) -> timedelta:
+    if remember:
+        return current_app.config.get("REMEMBER_COOKIE_DURATION") or timedelta(days=30)
+    return timedelta(hours=SESSION_IDLE_HOURS)
+
+
+def start(user: User, actor: Actor, *, remember: bool, user_agent: str = "", method: str = "password") -> str:
+    """Open a server-side session for a browser that just signed in; returns the secret for its cookies."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    row = BrowserSession(user_id=user.id, token_hash=_digest(token), remember=remember, method=method,
+                         user_agent=(user_agent or "")[:300], ip=actor.ip, created_at=now, last_used_at=now,
+                         expires_at=now + _lifetime(remember))
+    db.session.add(row)
+    db.session.commit()
+    return token
+
+
+def resolve(user_id: int, token: str) -> BrowserSession | None:
+    """The usable session of `user_id` that `token` opens, with its last use brought up to date; else None."""
+    if not token:
+        return None
+    row = db.session.scalar(select(BrowserSession).where(BrowserSession.token_hash == _digest(token)))
+    now = utcnow()
+    if row is None or row.user_id != user_id or not row.is_usable(now):
+        return None
+    if now - row.last_used_at >= TOUCH_EVERY:
+        row.last_used_at = now
+        if not row.remember:
+            row.expires_at = now + _lifetime(False)
+        db.session.commit()
+    return row
+
+
+def prune(now: datetime | None = None) -> int:
+    """Delete browser sessions that ended (expired or signed out) more than KEEP_ENDED_DAYS ago; how many."""
+    cutoff = (now or utcnow()) - timedelta(days=KEEP_ENDED_DAYS)
+    result = db.session.execute(delete(BrowserSession).where(
+        (BrowserSession.expires_at < cutoff) | (BrowserSession.revoked_at < cutoff)))
+    db.session.commit()
+    return int(result.rowcount or 0)
+
+
+def list_for(user: User) -> list[BrowserSession]:
+    """The user's signed-in browsers, most recently used first."""
+    stmt = (select(BrowserSession).where(BrowserSession.user_id == user.id, BrowserSession.revoked_at.is_(None),
+                                         BrowserSession.expires_at > utcnow())
+            .order_by(BrowserSession.last_used_at.desc(), BrowserSession.id.desc()))
+    return list(db.session.scalars(stmt))
+
+
+def is_remembered(user: User, session_id: int | None) -> bool:
+    """Whether the user's browser session `session_id` was opened with "keep me signed in"."""
+    row = db.session.get(BrowserSession, session_id) if session_id else None
+    return bool(row is not None and row.user_id == user.id and row.remember)
+
+
+def end(user: User, token: str | None, actor: Actor, *, tenant_id: int | None = None) -> None:
+    """Sign out the browser that holds `token` (its own sign-out button)."""
+    row = db.session.scalar(select(BrowserSession).where(BrowserSession.token_hash == _digest(token or "")))
+    if row is not None and row.user_id == user.id and row.revoked_at is None:
+        row.revoked_at = utcnow()
+    audit.record(tenant_id, "auth.logout", actor, target_type="user", target_id=user.id,
+                 details={"browser_session_id": row.id if row is not None else None})
+    db.session.commit()
+
+
+def revoke(user: User, session_id: int, actor: Actor) -> BrowserSession:
+    """Sign out one of the user's browsers; NotFound for anyone else's."""
+    row = db.session.scalar(select(BrowserSession).where(BrowserSession.id == session_id,
+                                                         BrowserSession.user_id == user.id))
+    if row is None:
+        raise NotFound("No such signed-in browser.", code="browser_session_not_found")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit.record(None, "auth.session_revoke", actor, target_type="user", target_id=user.id,
+                     details={"browser_session_id": row.id, "user_agent": row.user_agent[:120]})
+        db.session.commit()
+    return row
+
+
+def revoke_all(user: User, actor: Actor, *, keep_token: str | None = None) -> int:
+    """Sign out every browser of the user (all but the one holding `keep_token`, when given); how many."""
+    stmt = update(BrowserSession).where(BrowserSession.user_id == user.id, BrowserSession.revoked_at.is_(None))
+    if keep_token:
+        stmt = stmt.where(BrowserSession.token_hash != _digest(keep_token))
+    count = db.session.execute(stmt.values(revoked_at=utcnow()),
+                               execution_options={"synchronize_session": False}).rowcount
+    audit.record(None, "auth.logout_everywhere", actor, target_type="user", target_id=user.id,
+                 details={"signed_out": count, "kept_this_browser": bool(keep_token)})
+    db.session.commit()
+    return int(count or 0)
