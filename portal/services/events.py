@@ -17,14 +17,13 @@ import hashlib
 import hmac
 import json
 import logging
-import mimetypes
 import os
 import re
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, BinaryIO, Iterable
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 from flask import current_app
@@ -38,6 +37,9 @@ from portal.models import (
 )
 from portal.services.audit import Actor
 from portal.services.errors import Invalid, NotFound, Unauthorized
+from portal.services.media import (  # noqa: F401  (fetch and serve live in services.media; re-exported here)
+    MEDIA_JOB, fetch_media, media_for_message, media_record, queue_downloads, requeue_pending,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +55,8 @@ DRAIN_FLAG = "portal:events:drain-queued"
 DRAIN_FLAG_TTL = 10  # seconds; a lost drain job is replaced after this long at the latest
 SIGNAL_COALESCE_SECONDS = 0.05  # a busy receiver signals at most this often per process
 DRAIN_JOB = "portal.jobs.events.drain_events"
-MEDIA_JOB = "portal.jobs.events.fetch_media"
 REDIS_PAUSE_SECONDS = 5.0  # after a Redis failure the receiver stops trying to signal for this long
 _ADVISORY_CLASS = 5501  # first key of pg_try_advisory_xact_lock(int, int): "event processing of a session"
-
-# Inbound media kept in portal storage; anything else is recorded but not downloaded.
-MEDIA_TYPES = (
-    "image/", "audio/", "video/", "application/pdf", "text/plain", "text/csv", "text/vcard", "text/x-vcard",
-    "application/msword", "application/vnd.openxmlformats-officedocument.", "application/vnd.ms-excel",
-    "application/vnd.ms-powerpoint", "application/vnd.oasis.opendocument.", "application/zip",
-)
-_BLOCKED_MEDIA = ("image/svg+xml",)  # scriptable when served back to a browser
 
 WAHA = Actor(type="waha", label="waha")
 
@@ -750,7 +743,7 @@ def _apply_all(events: list[WebhookEvent], exclude: set[int], careful: bool) -> 
         db.session.execute(update(WebhookEvent).where(WebhookEvent.id.in_(done)).values(
             status="done", processed_at=now, error=None, attempts=WebhookEvent.attempts + 1,
         ).execution_options(synchronize_session=False))
-    media_jobs = [(MEDIA_JOB, (message.id, url)) for message, url in batch.media]
+    media_jobs = [(message.id, url) for message, url in batch.media]
     delivery_ids = [d.id for d in deliveries]
     db.session.commit()
     attention.send_mails(batch.notices)
@@ -773,16 +766,10 @@ def preassign_ids(model: Any, rows: list[Any]) -> None:
         row.id = row_id
 
 
-def _after_commit(media_jobs: list[tuple[str, tuple]], delivery_ids: list[int]) -> None:
-    from portal.jobs import QUEUE_EVENTS, enqueue_many, retry_policy
+def _after_commit(media_jobs: list[tuple[int, str]], delivery_ids: list[int]) -> None:
     from portal.services import forwarding
 
-    try:
-        if media_jobs:
-            # WAHA keeps a file for 180 s: retries come quickly or not at all
-            enqueue_many(media_jobs, queue=QUEUE_EVENTS, retry=retry_policy(3, (5, 20, 45)))
-    except Exception:
-        log.warning("could not queue %d media downloads", len(media_jobs), exc_info=True)
+    queue_downloads(media_jobs)
     forwarding.queue_deliveries(delivery_ids)
 
 
@@ -950,29 +937,6 @@ def _waha_details(payload: dict[str, Any]) -> dict[str, Any]:
     return details
 
 
-def _media_type_allowed(mimetype: str | None) -> bool:
-    base = (mimetype or "").split(";", 1)[0].strip().lower()
-    return bool(base) and base not in _BLOCKED_MEDIA and base.startswith(MEDIA_TYPES)
-
-
-def _media_record(payload: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """What Message.media holds for an event's media, and the URL to download (None: nothing to fetch)."""
-    if not payload.get("hasMedia"):
-        return None, None
-    media = payload.get("media")
-    if not isinstance(media, dict):
-        return {"status": "unavailable", "reason": "WAHA did not download the file"}, None
-    mimetype = media.get("mimetype")
-    record: dict[str, Any] = {"mimetype": mimetype, "filename": media.get("filename")}
-    if media.get("error"):
-        return {**record, "status": "unavailable", "reason": str(media["error"])[:200]}, None
-    if not media.get("url"):
-        return {**record, "status": "unavailable", "reason": "no file URL"}, None
-    if not _media_type_allowed(mimetype):
-        return {**record, "status": "refused", "reason": f"type {mimetype!r} is not accepted"}, None
-    return {**record, "status": "pending"}, str(media["url"])
-
-
 def _on_message(batch: _Batch, event: WebhookEvent, session: WahaSession, payload: dict[str, Any]) -> None:
     message_id = _message_id(payload)
     if not message_id:
@@ -1010,7 +974,7 @@ def _on_message(batch: _Batch, event: WebhookEvent, session: WahaSession, payloa
     elif message.body is None and isinstance(payload.get("body"), str):
         message.body = payload["body"]
     if message.media is None:
-        media, url = _media_record(payload)
+        media, url = media_record(payload)
         if media is not None:
             message.media = media
             if url:
@@ -1110,7 +1074,8 @@ def _on_status(batch: _Batch, session: WahaSession, payload: dict[str, Any], env
 
 
 def sweep(older_than: int = 30) -> int:
-    """Queue processing when events have waited longer than `older_than` seconds; returns how many wait."""
+    """Queue processing when events have waited longer than `older_than` seconds, and the download of media
+    files pending as long (their job was lost, or Redis was down); returns how many events wait."""
     cutoff = utcnow() - timedelta(seconds=older_than)
     # Events of a session deleted before they were processed have nobody to go to.
     db.session.execute(update(WebhookEvent).where(WebhookEvent.status == "pending", WebhookEvent.session_id.is_(None))
@@ -1121,6 +1086,11 @@ def sweep(older_than: int = 30) -> int:
     if waiting:
         log.info("%d event(s) waited more than %d s; queueing processing", waiting, older_than)
         request_drain(force=True)
+    try:
+        requeue_pending(older_than)
+    except Exception:
+        db.session.rollback()
+        log.warning("could not re-queue pending media", exc_info=True)
     return waiting
 
 
@@ -1136,90 +1106,6 @@ def replay_event(event_id: str) -> WebhookEvent:
     db.session.commit()
     request_drain(force=True)
     return event
-
-
-# ============================================================================================== media
-
-
-def _extension(mimetype: str) -> str:
-    base = mimetype.split(";", 1)[0].strip().lower()
-    special = {"image/jpeg": ".jpeg", "audio/ogg": ".ogg", "text/plain": ".txt", "audio/mpeg": ".mp3"}
-    return special.get(base) or mimetypes.guess_extension(base) or ".bin"
-
-
-def fetch_media(message_id: int, url: str) -> str:
-    """Download an inbound message's file from WAHA into portal storage (WAHA's copy expires in minutes).
-
-    Returns the outcome: "stored", "skipped" (already stored or message gone), "refused" or "too_large".
-    Transient WAHA failures raise, so the job is retried.
-    """
-    from portal.services.servers import client_for
-    from portal.storage import storage
-    from portal.waha import errors as waha_errors
-
-    message = db.session.get(Message, message_id)
-    if message is None or not isinstance(message.media, dict) or message.media.get("status") != "pending":
-        return "skipped"
-    session = db.session.get(WahaSession, message.session_id)
-    if session is None:
-        return "skipped"
-    media = dict(message.media)
-    max_bytes = current_app.config["MEDIA_MAX_BYTES"]
-    try:
-        content, content_type = client_for(session.server).download_media(url, max_bytes=max_bytes)
-    except waha_errors.WahaMediaTooLarge:
-        media.update(status="refused", reason=f"larger than {max_bytes} bytes")
-        message.media = media
-        db.session.commit()
-        return "too_large"
-    except waha_errors.WahaNotFound:
-        media.update(status="unavailable", reason="expired on WAHA before it could be fetched")
-        message.media = media
-        db.session.commit()
-        return "skipped"
-    except ValueError as exc:
-        media.update(status="refused", reason=str(exc)[:200])
-        message.media = media
-        db.session.commit()
-        return "refused"
-    mimetype = media.get("mimetype") or content_type.split(";", 1)[0].strip()
-    generic = content_type.split(";", 1)[0].strip() in ("application/octet-stream", "")
-    if not _media_type_allowed(mimetype) or not (generic or _media_type_allowed(content_type)):
-        media.update(status="refused", reason=f"type {content_type!r} is not accepted")
-        message.media = media
-        db.session.commit()
-        return "refused"
-    key = f"{message.tenant_id}/{message.session_id}/{message.id}{_extension(mimetype)}"
-    storage().save(key, content, mimetype)
-    media.update(status="stored", key=key, mimetype=mimetype, size=len(content),
-                 sha256=hashlib.sha256(content).hexdigest())
-    message.media = media
-    db.session.commit()
-    return "stored"
-
-
-def media_for_message(tenant: Tenant, message_id: Any) -> tuple[BinaryIO, str, str]:
-    """The stored file of a tenant's message: (open binary file, mimetype, download filename).
-
-    NotFound "message_not_found" for another tenant's or an unknown message; NotFound "media_not_found" when the
-    message has no stored file (none, not fetched yet, refused, or expired before it could be fetched).
-    """
-    from portal.services.messages import get_message
-    from portal.storage import storage
-
-    message = get_message(tenant, message_id)
-    media = message.media if isinstance(message.media, dict) else {}
-    key = media.get("key")
-    if media.get("status") != "stored" or not key:
-        raise NotFound("This message has no stored file.", code="media_not_found",
-                       details={"status": media.get("status")})
-    try:
-        handle = storage().open(key)
-    except FileNotFoundError:
-        raise NotFound("The file of this message is no longer stored.", code="media_not_found") from None
-    mimetype = media.get("mimetype") or "application/octet-stream"
-    filename = media.get("filename") or f"message-{message.id}{_extension(mimetype)}"
-    return handle, mimetype, os.path.basename(str(filename))
 
 
 # ============================================================================================== listing
