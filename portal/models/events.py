@@ -57,6 +57,7 @@ class WebhookDelivery(TenantScoped, Base):
         Index("ix_webhook_deliveries_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_webhook_deliveries_msg", "msg_id", "attempt"),
         Index("ix_webhook_deliveries_status_due", "status", "due_at"),
+        Index("ix_webhook_deliveries_session", "session_id"),  # a session's delete removes its deliveries
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
