@@ -100,13 +100,14 @@ def delete_rows(session_id: str, before_commit: Callable[[], None]) -> None:
                            .execution_options(synchronize_session=False))
         db.session.execute(delete(Message).where(Message.session_id == session_id)
                            .execution_options(synchronize_session=False))
-        db.session.execute(delete(WahaSession).where(WahaSession.id == session_id)
-                           .execution_options(synchronize_session=False))
+        row = db.session.get(WahaSession, session_id)
+        if row is not None:
+            db.session.delete(row)  # no child relationships: one DELETE, and the object keeps what it loaded
+            db.session.flush()
         before_commit()
         db.session.commit()
 
     with_lock_retry(work, f"deleting session {session_id}")
-    db.session.expunge_all()  # the deleted objects must not be flushed again
 
 
 def _lock_timeout() -> None:
