@@ -166,6 +166,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("METRICS_TOKEN", _text, None, "bearer token for /metrics (else loopback only)"),
     Setting("WEBHOOK_ALLOW_PRIVATE", _boolean, False, "allow outbound destinations on private addresses"),
     Setting("SYNC_INTERVAL", _positive, 30, "seconds between session status syncs"),
+    Setting("WEBHOOK_REPLAY_WINDOW", _count, 3600, "seconds an inbound WAHA event's signed timestamp may lie in "
+            "the past (0: no window)"),
+    Setting("WEBHOOK_CLOCK_SKEW", _count, 300, "seconds an inbound WAHA event's timestamp may lie in the future"),
     Setting("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", "log level"),
     Setting("LOG_FORMAT", _choice("json", "text"), "text", "json in production"),
     Setting("API_RATE_LIMIT", _text, "600 per minute", "per-token limit of the /waha API"),

@@ -43,7 +43,7 @@ _SEP = "\x1f"
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 WAHA_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-WEBHOOK_OUTCOMES = ("received", "processed", "failed", "ignored", "duplicate")
+WEBHOOK_OUTCOMES = ("received", "processed", "failed", "ignored", "duplicate", "unknown_session", "stale")
 JOB_OUTCOMES = ("succeeded", "failed", "retried")
 MESSAGE_STATUSES = ("PENDING", "SERVER", "DEVICE", "READ", "PLAYED", "ERROR")
 RQ_STATES = ("queued", "started", "scheduled", "deferred", "failed", "finished")
@@ -161,7 +161,8 @@ class SharedCounter:
 
 
 webhook_events = SharedCounter(
-    "webhook_events", "WAHA webhook events by outcome: received, processed, failed, ignored, duplicate.",
+    "webhook_events",
+    "WAHA webhook events by outcome: received, processed, failed, ignored, duplicate, unknown_session, stale.",
     ["outcome"], allowed={"outcome": WEBHOOK_OUTCOMES},
 )
 jobs = SharedCounter(

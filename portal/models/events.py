@@ -27,6 +27,9 @@ class WebhookEvent(Base):
     session_name: Mapped[str | None] = mapped_column(String(64))
     event: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # The event exactly as received (JSON text, escapes kept) when `payload` had to be cleaned to be stored:
+    # NUL characters and lone surrogates, which PostgreSQL's jsonb and text refuse. Otherwise NULL.
+    raw: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(12), default="pending")  # pending/done/ignored/failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(String(500))
@@ -54,6 +57,7 @@ class WebhookDelivery(TenantScoped, Base):
         Index("ix_webhook_deliveries_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_webhook_deliveries_msg", "msg_id", "attempt"),
         Index("ix_webhook_deliveries_status_due", "status", "due_at"),
+        Index("ix_webhook_deliveries_session", "session_id"),  # a session's delete removes its deliveries
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

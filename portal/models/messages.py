@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -32,6 +33,9 @@ class Message(TenantScoped, TimestampMixin, Base):
         Index("ix_messages_session_created", "session_id", "created_at", "id"),
         Index("ix_messages_session_chat", "session_id", "chat_id", "created_at", "id"),
         Index("ix_messages_send_state", "send_state", "updated_at"),
+        # files still to download from WAHA (the sweeper re-queues them); a handful of rows at any time
+        Index("ix_messages_media_pending", "id", postgresql_where=sa.text("(media ->> 'status') = 'pending'"),
+              sqlite_where=sa.text("json_extract(media, '$.status') = 'pending'")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -17,14 +17,13 @@ import hashlib
 import hmac
 import json
 import logging
-import mimetypes
 import os
 import re
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, BinaryIO, Iterable
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 from flask import current_app
@@ -36,8 +35,12 @@ from portal.extensions import db, redis_store
 from portal.models import (
     ACK_NAMES, STATUS_RANK, Message, Tenant, WahaSession, WebhookDelivery, WebhookEvent, utcnow,
 )
+from portal.services import webhook_input
 from portal.services.audit import Actor
 from portal.services.errors import Invalid, NotFound, Unauthorized
+from portal.services.media import (  # noqa: F401  (fetch and serve live in services.media; re-exported here)
+    MEDIA_JOB, fetch_media, media_for_message, media_record, queue_downloads, requeue_pending,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +56,8 @@ DRAIN_FLAG = "portal:events:drain-queued"
 DRAIN_FLAG_TTL = 10  # seconds; a lost drain job is replaced after this long at the latest
 SIGNAL_COALESCE_SECONDS = 0.05  # a busy receiver signals at most this often per process
 DRAIN_JOB = "portal.jobs.events.drain_events"
-MEDIA_JOB = "portal.jobs.events.fetch_media"
 REDIS_PAUSE_SECONDS = 5.0  # after a Redis failure the receiver stops trying to signal for this long
 _ADVISORY_CLASS = 5501  # first key of pg_try_advisory_xact_lock(int, int): "event processing of a session"
-
-# Inbound media kept in portal storage; anything else is recorded but not downloaded.
-MEDIA_TYPES = (
-    "image/", "audio/", "video/", "application/pdf", "text/plain", "text/csv", "text/vcard", "text/x-vcard",
-    "application/msword", "application/vnd.openxmlformats-officedocument.", "application/vnd.ms-excel",
-    "application/vnd.ms-powerpoint", "application/vnd.oasis.opendocument.", "application/zip",
-)
-_BLOCKED_MEDIA = ("image/svg+xml",)  # scriptable when served back to a browser
 
 WAHA = Actor(type="waha", label="waha")
 
@@ -82,6 +76,7 @@ class IngestResult:
     stored: int
     ignored: bool = False
     queued: bool = False
+    stale: int = 0  # outside the replay window: not stored
 
 
 @dataclass(frozen=True)
@@ -198,8 +193,9 @@ def signature_ok(key: bytes, body: bytes, signature: str | None) -> bool:
 def parse_events(body: bytes) -> list[dict[str, Any]]:
     """One event object or a JSON array of them; Invalid when the body is not that."""
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        # UTF-8 only (what WAHA sends and what is stored); too deep a nesting is bad input, not a crash
+        data = json.loads(body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise Invalid("The body is not valid JSON.", code="bad_json") from None
     items = data if isinstance(data, list) else [data]
     if not items:
@@ -220,48 +216,98 @@ def _event_id(item: dict[str, Any], raw: bytes | None) -> str:
 
 
 def ingest(session_param: str | None, body: bytes, signature: str | None) -> IngestResult:
-    """Verify, store and signal one webhook request. Raises Unauthorized (bad HMAC) or Invalid (bad JSON).
-
-    An unknown session's events are stored as "ignored" (WAHA then stops retrying) without being processed.
-    """
+    """Verify, store and signal one webhook request. Raises NotFound (unknown or missing session: nothing is
+    stored), Unauthorized (bad HMAC) or Invalid (bad JSON). Events outside the replay window are not stored."""
     session_key = _session_key(session_param or "")
-    if session_key is not None and not signature_ok(session_key.key, body, signature):
+    if session_key is None:
+        raise _unknown_session(session_param, body)
+    if not signature_ok(session_key.key, body, signature):
         raise Unauthorized("The webhook signature does not match.", code="bad_signature")
     items = parse_events(body)
     if len(items) > MAX_BATCH_EVENTS:
         raise Invalid(f"A batch holds at most {MAX_BATCH_EVENTS} events.", code="batch_too_large")
-    batch = _Incoming(items, body)
-    if session_key is None:
-        _store(batch, None, None, "ignored")
-        log.info("webhook for unknown session %r: %d event(s) recorded as ignored", session_param, len(items))
-        _signal.count(received=len(items), ignored=len(items))
-        return IngestResult(received=len(items), stored=len(items), ignored=True)
+    config = current_app.config
+    window = float(config.get("WEBHOOK_REPLAY_WINDOW", REPLAY_WINDOW_SECONDS))
+    skew = float(config.get("WEBHOOK_CLOCK_SKEW", CLOCK_SKEW_SECONDS))
+    now = webhook_input.now_ms()
+    fresh = [n for n, item in enumerate(items) if not webhook_input.stale(item, now, window, skew)]
+    stale = len(items) - len(fresh)
+    if stale:
+        _log_stale(session_key.session_id, stale, window)
+    batch = _Incoming.of(items, body, None if not stale else fresh)
     try:
-        stored = _store(batch, session_key.session_id, session_key.tenant_id, "pending")
+        stored = _store(batch, session_key.session_id, session_key.tenant_id, "pending") if batch.items else 0
     except IntegrityError:
         # The session was deleted since its key was cached: its events have no one to go to.
         forget_session_key(session_key.session_id)
-        _store(batch, None, None, "ignored")
-        return IngestResult(received=len(items), stored=len(items), ignored=True)
-    _signal.count(received=len(items), duplicate=len(items) - stored)
+        raise _unknown_session(session_param, body) from None
+    _signal.count(received=len(items), duplicate=len(batch.items) - stored, stale=stale)
     queued = _signal.after_commit() if stored else False
-    return IngestResult(received=len(items), stored=stored, queued=queued)
+    return IngestResult(received=len(items), stored=stored, queued=queued, stale=stale)
+
+
+REPLAY_WINDOW_SECONDS = 3600.0  # WEBHOOK_REPLAY_WINDOW: WAHA's retries to the portal span ~20 minutes
+CLOCK_SKEW_SECONDS = 300.0  # WEBHOOK_CLOCK_SKEW: how far in the future an event's timestamp may be
+_unknown_log = webhook_input.LogThrottle(60.0)
+_stale_log = webhook_input.LogThrottle(60.0)
+
+
+def _unknown_session(session_param: str | None, body: bytes) -> NotFound:
+    """Count a request for no known session (nothing is stored) and log it at most once a minute."""
+    _signal.count(unknown_session=1)
+    held = _unknown_log.ready()
+    if held is not None:
+        log.warning("webhook for unknown session %r (%d bytes) refused with 404%s", (session_param or "")[:64],
+                    len(body), f"; {held} more since the last such line" if held else "")
+    return NotFound("No session with this id.", code="session_not_found")
+
+
+def _log_stale(session_id: str, count: int, window: float) -> None:
+    held = _stale_log.ready()
+    if held is not None:
+        log.warning("session %s: %d event(s) with a timestamp outside the %.0f s replay window not stored%s",
+                    session_id, count, window, f"; {held} more such requests since the last line" if held else "")
 
 
 @dataclass
 class _Incoming:
-    """The events of one request, with the raw text PostgreSQL parses itself (nothing is serialized again)."""
+    """The events of one request. When nothing had to change, PostgreSQL parses the raw text itself (nothing is
+    serialized again); events outside the replay window are left out, and NUL characters are cleaned out of the
+    payload (the event as received is kept in `raws`)."""
 
     items: list[dict[str, Any]]
     body: bytes
+    is_array: bool
+    raws: list[str | None]
+    changed: bool = False
 
-    @property
-    def is_array(self) -> bool:
-        return self.body.lstrip()[:1] == b"["
+    @classmethod
+    def of(cls, items: list[dict[str, Any]], body: bytes, keep: list[int] | None) -> "_Incoming":
+        is_array = body.lstrip()[:1] == b"["
+        raws: list[str | None] = [None] * len(items)
+        changed = keep is not None
+        if webhook_input.needs_cleaning(body):
+            cleaned = []
+            for n, item in enumerate(items):
+                item, raw = webhook_input.clean_event(item)
+                cleaned.append(item)
+                if raw is not None:
+                    raws[n] = raw if is_array else body.decode("utf-8")
+                    changed = True
+            items = cleaned
+        if keep is not None:
+            items, raws = [items[n] for n in keep], [raws[n] for n in keep]
+        return cls(items, body, is_array, raws, changed)
 
     def event_ids(self) -> list[str]:
         raw = None if self.is_array else self.body
         return [_event_id(item, raw) for item in self.items]
+
+    def text(self) -> str:
+        """The JSON text PostgreSQL stores: the body as sent, or the events serialized after a change."""
+        if not self.changed:
+            return self.body.decode("utf-8")
+        return json.dumps(self.items if self.is_array else self.items[0], separators=(",", ":"))
 
 
 class _DrainSignal:
@@ -353,8 +399,9 @@ def _count_events(counts: dict[str, int]) -> None:
 _signal = _DrainSignal()
 
 
-_PG_COLUMNS = "(event_id, tenant_id, session_id, session_name, event, payload, status, attempts, received_at)"
-_PG_ROW = "(%s, %s, %s, %s, %s, %s::jsonb, %s, 0, now())"
+_PG_COLUMNS = ("(event_id, tenant_id, session_id, session_name, event, payload, raw, status, attempts, "
+               "received_at)")
+_PG_ROW = "(%s, %s, %s, %s, %s, %s::jsonb, %s, %s, 0, now())"
 
 
 def _ingest_engine() -> sa.Engine:
@@ -390,7 +437,7 @@ class _GroupWriter:
     own rows are committed; under load, many requests share one round trip and one WAL flush.
     """
 
-    MAX_ROWS = 5000  # 7 parameters a row stays far below PostgreSQL's 65,535
+    MAX_ROWS = 5000  # 8 parameters a row stays far below PostgreSQL's 65,535
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -443,8 +490,12 @@ class _GroupWriter:
             for item in group:  # one bad request (a session deleted meanwhile) must not fail the others
                 self._flush([item])
             return
+        # Two requests of one group may carry the same event (WAHA's retry racing the original): the new row
+        # is counted for the first of them only, so `stored` and the duplicate count stay exact.
+        remaining = set(inserted)
         for item in group:
-            item.inserted = {p[0] for p in item.params} & inserted
+            item.inserted = {p[0] for p in item.params} & remaining
+            remaining -= item.inserted
 
 
 def _insert_rows(params: list[tuple]) -> set[str]:
@@ -491,7 +542,8 @@ _writer = _GroupWriter()
 
 _PG_INSERT_ARRAY = (
     f"INSERT INTO webhook_events {_PG_COLUMNS} "
-    "SELECT (%s::text[])[x.ord], %s, %s, left(x.e->>'session', 64), left(x.e->>'event', 64), x.e, %s, 0, now() "
+    "SELECT (%s::text[])[x.ord], %s, %s, left(x.e->>'session', 64), left(x.e->>'event', 64), x.e, "
+    "(%s::text[])[x.ord], %s, 0, now() "
     "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS x(e, ord) "
     "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
 )
@@ -504,10 +556,10 @@ def _store(batch: "_Incoming", session_id: str | None, tenant_id: int | None, st
         try:
             if batch.is_array:
                 # A batch is already a group: one statement, PostgreSQL splits the array it parses anyway.
-                return len(_insert_array(ids, batch.body.decode("utf-8"), session_id, tenant_id, status))
+                return len(_insert_array(ids, batch.text(), batch.raws, session_id, tenant_id, status))
             item = batch.items[0]
             row = (ids[0], tenant_id, session_id, str(item.get("session") or "")[:64] or None, item["event"][:64],
-                   batch.body.decode("utf-8"), status)
+                   batch.text(), batch.raws[0], status)
             return len(_writer.write([row]))
         except psycopg.errors.ForeignKeyViolation as exc:
             # the same error whatever the database, for the caller
@@ -518,21 +570,21 @@ def _store(batch: "_Incoming", session_id: str | None, tenant_id: int | None, st
     now = utcnow()
     values = [{"event_id": event_id, "tenant_id": tenant_id, "session_id": session_id,
                "session_name": str(item.get("session") or "")[:64] or None, "event": item["event"][:64],
-               "payload": item, "status": status, "attempts": 0, "received_at": now}
-              for event_id, item in zip(ids, batch.items)]
+               "payload": item, "raw": raw, "status": status, "attempts": 0, "received_at": now}
+              for event_id, item, raw in zip(ids, batch.items, batch.raws)]
     result = db.session.execute(sqlite_insert(WebhookEvent).values(values).on_conflict_do_nothing(
         index_elements=["event_id"]))
     db.session.commit()
     return max(result.rowcount, 0)
 
 
-def _insert_array(ids: list[str], body: str, session_id: str | None, tenant_id: int | None,
-                  status: str) -> set[str]:
+def _insert_array(ids: list[str], body: str, raws: list[str | None], session_id: str | None,
+                  tenant_id: int | None, status: str) -> set[str]:
     for attempt in (1, 2):
         try:
             with _ingest_engine().connect() as conn:
                 with conn.connection.driver_connection.cursor() as cursor:
-                    cursor.execute(_PG_INSERT_ARRAY, (ids, tenant_id, session_id, status, body))
+                    cursor.execute(_PG_INSERT_ARRAY, (ids, tenant_id, session_id, raws, status, body))
                     return {row[0] for row in cursor.fetchall()}
         except psycopg.OperationalError:
             if attempt == 2:
@@ -750,7 +802,7 @@ def _apply_all(events: list[WebhookEvent], exclude: set[int], careful: bool) -> 
         db.session.execute(update(WebhookEvent).where(WebhookEvent.id.in_(done)).values(
             status="done", processed_at=now, error=None, attempts=WebhookEvent.attempts + 1,
         ).execution_options(synchronize_session=False))
-    media_jobs = [(MEDIA_JOB, (message.id, url)) for message, url in batch.media]
+    media_jobs = [(message.id, url) for message, url in batch.media]
     delivery_ids = [d.id for d in deliveries]
     db.session.commit()
     attention.send_mails(batch.notices)
@@ -773,16 +825,10 @@ def preassign_ids(model: Any, rows: list[Any]) -> None:
         row.id = row_id
 
 
-def _after_commit(media_jobs: list[tuple[str, tuple]], delivery_ids: list[int]) -> None:
-    from portal.jobs import QUEUE_EVENTS, enqueue_many, retry_policy
+def _after_commit(media_jobs: list[tuple[int, str]], delivery_ids: list[int]) -> None:
     from portal.services import forwarding
 
-    try:
-        if media_jobs:
-            # WAHA keeps a file for 180 s: retries come quickly or not at all
-            enqueue_many(media_jobs, queue=QUEUE_EVENTS, retry=retry_policy(3, (5, 20, 45)))
-    except Exception:
-        log.warning("could not queue %d media downloads", len(media_jobs), exc_info=True)
+    queue_downloads(media_jobs)
     forwarding.queue_deliveries(delivery_ids)
 
 
@@ -950,29 +996,6 @@ def _waha_details(payload: dict[str, Any]) -> dict[str, Any]:
     return details
 
 
-def _media_type_allowed(mimetype: str | None) -> bool:
-    base = (mimetype or "").split(";", 1)[0].strip().lower()
-    return bool(base) and base not in _BLOCKED_MEDIA and base.startswith(MEDIA_TYPES)
-
-
-def _media_record(payload: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """What Message.media holds for an event's media, and the URL to download (None: nothing to fetch)."""
-    if not payload.get("hasMedia"):
-        return None, None
-    media = payload.get("media")
-    if not isinstance(media, dict):
-        return {"status": "unavailable", "reason": "WAHA did not download the file"}, None
-    mimetype = media.get("mimetype")
-    record: dict[str, Any] = {"mimetype": mimetype, "filename": media.get("filename")}
-    if media.get("error"):
-        return {**record, "status": "unavailable", "reason": str(media["error"])[:200]}, None
-    if not media.get("url"):
-        return {**record, "status": "unavailable", "reason": "no file URL"}, None
-    if not _media_type_allowed(mimetype):
-        return {**record, "status": "refused", "reason": f"type {mimetype!r} is not accepted"}, None
-    return {**record, "status": "pending"}, str(media["url"])
-
-
 def _on_message(batch: _Batch, event: WebhookEvent, session: WahaSession, payload: dict[str, Any]) -> None:
     message_id = _message_id(payload)
     if not message_id:
@@ -1010,7 +1033,7 @@ def _on_message(batch: _Batch, event: WebhookEvent, session: WahaSession, payloa
     elif message.body is None and isinstance(payload.get("body"), str):
         message.body = payload["body"]
     if message.media is None:
-        media, url = _media_record(payload)
+        media, url = media_record(payload)
         if media is not None:
             message.media = media
             if url:
@@ -1110,7 +1133,8 @@ def _on_status(batch: _Batch, session: WahaSession, payload: dict[str, Any], env
 
 
 def sweep(older_than: int = 30) -> int:
-    """Queue processing when events have waited longer than `older_than` seconds; returns how many wait."""
+    """Queue processing when events have waited longer than `older_than` seconds, and the download of media
+    files pending as long (their job was lost, or Redis was down); returns how many events wait."""
     cutoff = utcnow() - timedelta(seconds=older_than)
     # Events of a session deleted before they were processed have nobody to go to.
     db.session.execute(update(WebhookEvent).where(WebhookEvent.status == "pending", WebhookEvent.session_id.is_(None))
@@ -1121,6 +1145,11 @@ def sweep(older_than: int = 30) -> int:
     if waiting:
         log.info("%d event(s) waited more than %d s; queueing processing", waiting, older_than)
         request_drain(force=True)
+    try:
+        requeue_pending(older_than)
+    except Exception:
+        db.session.rollback()
+        log.warning("could not re-queue pending media", exc_info=True)
     return waiting
 
 
@@ -1136,90 +1165,6 @@ def replay_event(event_id: str) -> WebhookEvent:
     db.session.commit()
     request_drain(force=True)
     return event
-
-
-# ============================================================================================== media
-
-
-def _extension(mimetype: str) -> str:
-    base = mimetype.split(";", 1)[0].strip().lower()
-    special = {"image/jpeg": ".jpeg", "audio/ogg": ".ogg", "text/plain": ".txt", "audio/mpeg": ".mp3"}
-    return special.get(base) or mimetypes.guess_extension(base) or ".bin"
-
-
-def fetch_media(message_id: int, url: str) -> str:
-    """Download an inbound message's file from WAHA into portal storage (WAHA's copy expires in minutes).
-
-    Returns the outcome: "stored", "skipped" (already stored or message gone), "refused" or "too_large".
-    Transient WAHA failures raise, so the job is retried.
-    """
-    from portal.services.servers import client_for
-    from portal.storage import storage
-    from portal.waha import errors as waha_errors
-
-    message = db.session.get(Message, message_id)
-    if message is None or not isinstance(message.media, dict) or message.media.get("status") != "pending":
-        return "skipped"
-    session = db.session.get(WahaSession, message.session_id)
-    if session is None:
-        return "skipped"
-    media = dict(message.media)
-    max_bytes = current_app.config["MEDIA_MAX_BYTES"]
-    try:
-        content, content_type = client_for(session.server).download_media(url, max_bytes=max_bytes)
-    except waha_errors.WahaMediaTooLarge:
-        media.update(status="refused", reason=f"larger than {max_bytes} bytes")
-        message.media = media
-        db.session.commit()
-        return "too_large"
-    except waha_errors.WahaNotFound:
-        media.update(status="unavailable", reason="expired on WAHA before it could be fetched")
-        message.media = media
-        db.session.commit()
-        return "skipped"
-    except ValueError as exc:
-        media.update(status="refused", reason=str(exc)[:200])
-        message.media = media
-        db.session.commit()
-        return "refused"
-    mimetype = media.get("mimetype") or content_type.split(";", 1)[0].strip()
-    generic = content_type.split(";", 1)[0].strip() in ("application/octet-stream", "")
-    if not _media_type_allowed(mimetype) or not (generic or _media_type_allowed(content_type)):
-        media.update(status="refused", reason=f"type {content_type!r} is not accepted")
-        message.media = media
-        db.session.commit()
-        return "refused"
-    key = f"{message.tenant_id}/{message.session_id}/{message.id}{_extension(mimetype)}"
-    storage().save(key, content, mimetype)
-    media.update(status="stored", key=key, mimetype=mimetype, size=len(content),
-                 sha256=hashlib.sha256(content).hexdigest())
-    message.media = media
-    db.session.commit()
-    return "stored"
-
-
-def media_for_message(tenant: Tenant, message_id: Any) -> tuple[BinaryIO, str, str]:
-    """The stored file of a tenant's message: (open binary file, mimetype, download filename).
-
-    NotFound "message_not_found" for another tenant's or an unknown message; NotFound "media_not_found" when the
-    message has no stored file (none, not fetched yet, refused, or expired before it could be fetched).
-    """
-    from portal.services.messages import get_message
-    from portal.storage import storage
-
-    message = get_message(tenant, message_id)
-    media = message.media if isinstance(message.media, dict) else {}
-    key = media.get("key")
-    if media.get("status") != "stored" or not key:
-        raise NotFound("This message has no stored file.", code="media_not_found",
-                       details={"status": media.get("status")})
-    try:
-        handle = storage().open(key)
-    except FileNotFoundError:
-        raise NotFound("The file of this message is no longer stored.", code="media_not_found") from None
-    mimetype = media.get("mimetype") or "application/octet-stream"
-    filename = media.get("filename") or f"message-{message.id}{_extension(mimetype)}"
-    return handle, mimetype, os.path.basename(str(filename))
 
 
 # ============================================================================================== listing

@@ -99,6 +99,8 @@ def sync_server(server: WahaServer, *, recover: bool = True, delete_orphans: boo
     notices, to_recover = [], []
     for row in rows:
         info = by_name.get(row.external_name)
+        if info is None and row.desired_state == "deleting":
+            continue  # a delete in progress (or to be repeated): never re-create it
         if info is None:
             to_recover.append((row, None))  # WAHA lost it (restart with wiped storage, manual delete)
             continue

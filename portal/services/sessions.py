@@ -492,22 +492,31 @@ def logout_session(tenant: Tenant, session_id: Any, actor: Actor) -> WahaSession
 def delete_session(tenant: Tenant, session_id: Any, actor: Actor) -> None:
     """Delete the session on WAHA (already gone there is fine), then the row and its messages; audit it.
 
-    When WAHA cannot be reached the row stays, so no session keeps running on WAHA without the portal knowing.
+    Converges (see services.session_delete): the row is marked "deleting" first, so recovery never brings the
+    WAHA session back; the rows go in the event workers' lock order, with deadlocks retried. When WAHA cannot be
+    reached, or the rows stay busy (503 session_busy), the row stays and the delete can be repeated.
     """
+    from portal.services import session_delete
+
     session = get_session(tenant, session_id)
+    session_key, details = session.id, {"name": session.name, "external_name": session.external_name}
+    client = _client(session)
+    if session.desired_state != session_delete.DELETING:
+        session_delete.mark_deleting(session_key)
     try:
-        _client(session).delete_session(session.external_name)
+        client.delete_session(details["external_name"])
     except waha_errors.WahaNotFound:
         pass
     except waha_errors.WahaError as exc:
         db.session.rollback()
-        raise map_waha_error(exc, session) from exc
-    session_key, details = session.id, {"name": session.name, "external_name": session.external_name}
-    db.session.delete(session)
-    audit.record(tenant.id, "session.delete", actor, target_type="session", target_id=session_key, details=details)
-    db.session.commit()
+        raise map_waha_error(exc) from exc
+    session_delete.delete_rows(session_key, lambda: audit.record(
+        tenant.id, "session.delete", actor, target_type="session", target_id=session_key, details=details))
     drop_qr_cache(session_key)
     pacing.reset(session_key)
+    from portal.services.events import forget_session_key
+
+    forget_session_key(session_key)
 
 
 def sync_session(tenant: Tenant, session_id: Any, actor: Actor = SYSTEM) -> WahaSession:

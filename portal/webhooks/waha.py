@@ -1,7 +1,8 @@
 """POST /webhooks/waha?session=<id>: WAHA's events for one session, signed with that session's HMAC key.
 
 The view only bounds the body and answers; `services.events.ingest` verifies, stores and signals. The answer is
-200 as soon as the events are committed (or recorded as ignored for an unknown session), so WAHA stops retrying.
+200 as soon as the events are committed, so WAHA stops retrying; an unknown or missing session is a 404 and
+nothing of the request is stored.
 """
 
 from __future__ import annotations
@@ -26,5 +27,6 @@ def waha() -> Response:
     if len(body) > events.MAX_EVENT_BYTES and body.lstrip()[:1] != b"[":
         return error_response(413, "payload_too_large", f"An event may be at most {events.MAX_EVENT_BYTES} bytes.")
     result = events.ingest(request.args.get("session"), body, request.headers.get("X-Webhook-Hmac"))
-    answer = f'{{"received":{result.received},"stored":{result.stored},"ignored":{str(result.ignored).lower()}}}'
+    answer = (f'{{"received":{result.received},"stored":{result.stored},"ignored":{str(result.ignored).lower()},'
+              f'"stale":{result.stale}}}')
     return Response(answer, mimetype="application/json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.statuses: list[int] = []
+        self.delay = 0.0  # seconds before each answer (a slow endpoint)
         self._lock = threading.Lock()
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
@@ -29,6 +31,8 @@ class Receiver:
             self.requests.append({"path": request.path, "headers": dict(request.headers),
                                   "body": request.get_data()})
             status = self.statuses.pop(0) if self.statuses else 200
+        if self.delay:
+            time.sleep(self.delay)
         return Response("nope" if status >= 300 else "ok", status=status)(environ, start_response)
 
 

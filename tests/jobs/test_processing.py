@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -79,18 +80,19 @@ def test_ack_before_its_message_creates_a_placeholder_the_message_fills(client, 
 
 
 def test_acks_move_status_forward_only_and_stamp_each_step(client, session, run_jobs):
+    base = (int(time.time()) - 600) * 1000  # inside the receiver's replay window
     payload = {**inbound_payload("tick tick"), "ack": 1, "ackName": "SERVER"}
-    post_events(client, session, envelope(session, "message", payload, timestamp=1_767_225_600_000))
+    post_events(client, session, envelope(session, "message", payload, timestamp=base))
     post_events(client, session, envelope(session, "message.ack", ack_payload(payload["id"], 3),
-                                          timestamp=1_767_225_660_000))
+                                          timestamp=base + 60_000))
     post_events(client, session, envelope(session, "message.ack", ack_payload(payload["id"], 2),
-                                          timestamp=1_767_225_630_000))  # overtaken on the way
+                                          timestamp=base + 30_000))  # overtaken on the way
     run_jobs()
     message = _message(payload["id"])
     assert message.status == "READ"
-    assert message.read_at.timestamp() == 1_767_225_660
-    assert message.delivered_at.timestamp() == 1_767_225_630
-    assert message.server_at.timestamp() == 1_767_225_600
+    assert message.read_at.timestamp() == (base + 60_000) / 1000
+    assert message.delivered_at.timestamp() == (base + 30_000) / 1000
+    assert message.server_at.timestamp() == base / 1000
 
 
 def test_message_any_of_a_message_sent_through_the_portal_updates_its_row(client, tenant, sim, run_jobs):

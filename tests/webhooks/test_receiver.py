@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 import redis
 from rq import Queue
+import sqlalchemy as sa
 from sqlalchemy import func, select
 
 from portal.extensions import db, redis_store
 from portal.jobs import QUEUE_EVENTS, RQRunner
-from portal.models import Message, WebhookEvent
+from portal.models import Message, WahaSession, WebhookEvent
 from portal.services import events
 from tests.webhooks.helpers import body_of, envelope, inbound_payload, new_session, post_events, sign, wait_for
 
@@ -106,14 +107,28 @@ def test_batch_over_ten_megabytes_is_refused_with_413(client, session):
     assert response.status_code == 413
 
 
-def test_unknown_session_is_recorded_as_ignored_and_answered_200(client, session):
-    body = body_of(envelope(session, "message", inbound_payload()))
-    response = client.post("/webhooks/waha?session=00000000-0000-0000-0000-000000000000", data=body,
-                           headers={"X-Webhook-Hmac": "whatever"})
-    assert response.status_code == 200
-    [row] = _rows()
-    assert (row.status, row.session_id, row.tenant_id) == ("ignored", None, None)
+@pytest.mark.parametrize("param", ["00000000-0000-0000-0000-000000000000", "unknown", ""])
+def test_unknown_or_missing_session_is_refused_with_404_and_nothing_stored(client, session, param):
+    batch = [envelope(session, "message", inbound_payload(f"spam {n}")) for n in range(1000)]
+    response = client.post(f"/webhooks/waha?session={param}", data=body_of(batch))
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "session_not_found"
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(WebhookEvent)) == 0
     assert _queued_jobs() == []
+
+
+def test_events_for_a_session_deleted_after_its_key_was_cached_are_refused_with_404(client, tenant, session):
+    assert post_events(client, session, envelope(session, "message", inbound_payload("first"))).status_code == 200
+    key, session_id = session.hmac_key, session.id
+    db.session.execute(sa.delete(WebhookEvent))
+    db.session.execute(sa.delete(WahaSession).where(WahaSession.id == session_id))  # key still cached
+    db.session.commit()
+    body = body_of(envelope(session, "message", inbound_payload("late")))
+    response = client.post(f"/webhooks/waha?session={session_id}", data=body,
+                           headers={"X-Webhook-Hmac": sign(key, body)})
+    assert response.status_code == 404
+    assert _rows() == []
 
 
 @pytest.mark.smoke
@@ -189,6 +204,7 @@ def test_receiver_and_processing_are_counted_in_the_shared_metrics(app, client, 
     client.post("/webhooks/waha?session=00000000-0000-0000-0000-000000000000", data=body_of(body))
     run_jobs()
     with app.app_context():
-        wait_for(lambda: _metric(metrics.render().decode(), "received") == 3)
+        wait_for(lambda: _metric(metrics.render().decode(), "unknown_session") == 1)
+        wait_for(lambda: _metric(metrics.render().decode(), "processed") == 1)
         text = metrics.render().decode()
-    assert [_metric(text, o) for o in ("duplicate", "ignored", "processed")] == [1, 1, 1]
+    assert [_metric(text, o) for o in ("received", "duplicate", "ignored", "processed")] == [2, 1, 0, 1]

@@ -1,0 +1,258 @@
+"""Inbound media: which types are kept, the download from WAHA into portal storage, re-queueing, serving back.
+
+WAHA's file URL needs its API key and expires after about 180 s, so a `fetch_media` job downloads the file as soon
+as the event is processed. When that job cannot be queued (Redis down) the worker downloads at once; the sweeper
+re-queues files still `pending` after a while, so no file stays pending forever (WAHA's 404 ends as
+`unavailable`).
+
+Media types are parsed strictly (one `type/subtype`, optional parameters, nothing else): a value such as
+`video/mp4,text/html` is not a media type. Files are served back only under a type from an allow-list; any other
+file goes out as `application/octet-stream`, as a download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mimetypes
+import os
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, BinaryIO
+
+from flask import current_app
+import sqlalchemy as sa
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import Message, Tenant, WahaSession, utcnow
+from portal.services.errors import NotFound
+
+log = logging.getLogger(__name__)
+
+MEDIA_JOB = "portal.jobs.events.fetch_media"
+REQUEUE_AFTER_SECONDS = 30  # a file still pending after this long has lost its job
+REQUEUE_HORIZON = timedelta(hours=1)  # older pending files are long gone from WAHA: marked unavailable
+
+# Inbound media kept in portal storage; anything else is recorded but not downloaded.
+MEDIA_TYPES = (
+    "image/", "audio/", "video/", "application/pdf", "text/plain", "text/csv", "text/vcard", "text/x-vcard",
+    "application/msword", "application/vnd.openxmlformats-officedocument.", "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint", "application/vnd.oasis.opendocument.", "application/zip",
+)
+_BLOCKED_MEDIA = ("image/svg+xml",)  # scriptable when served back to a browser
+
+# Types a stored file is served under (anything else: application/octet-stream, as a download). None of them is
+# interpreted as a document with scripts by a browser.
+SERVE_INLINE = frozenset({
+    "image/jpeg", "image/png", "image/gif", "image/webp",
+    "audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/amr", "audio/wav", "audio/webm", "audio/opus",
+    "video/mp4", "video/3gpp", "video/webm", "video/quicktime",
+})
+SERVE_DOWNLOAD = frozenset({
+    "application/pdf", "text/plain", "text/csv", "text/vcard", "text/x-vcard", "application/zip",
+    "application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.text", "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.oasis.opendocument.presentation",
+})
+GENERIC = "application/octet-stream"
+
+# RFC 9110 media-type: token "/" token *( OWS ";" OWS parameter ); parameter values are tokens or quoted strings.
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_MEDIA_TYPE_RE = re.compile(
+    rf"^({_TOKEN})/({_TOKEN})((?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|\"(?:[^\"\\\x00-\x1f\x7f]|\\.)*\"))*)[ \t]*$")
+
+
+def parse_media_type(value: Any) -> str | None:
+    """The lowercase `type/subtype` of a strictly valid media type; None for anything else (lists, junk)."""
+    if not isinstance(value, str) or len(value) > 255:
+        return None
+    match = _MEDIA_TYPE_RE.match(value.strip())
+    if match is None:
+        return None
+    return f"{match.group(1)}/{match.group(2)}".lower()
+
+
+def media_type_allowed(mimetype: Any) -> bool:
+    """True when an inbound file of this type is downloaded and kept."""
+    base = parse_media_type(mimetype)
+    return base is not None and base not in _BLOCKED_MEDIA and base.startswith(MEDIA_TYPES)
+
+
+@dataclass(frozen=True)
+class ServedType:
+    """How a stored file goes back to a browser or an API client."""
+
+    mimetype: str
+    inline: bool
+
+
+def served_type(mimetype: Any) -> ServedType:
+    """The type a stored file is served under: its own when allow-listed, else a generic download."""
+    base = parse_media_type(mimetype)
+    if base in SERVE_INLINE:
+        return ServedType(base, True)
+    if base in SERVE_DOWNLOAD:
+        return ServedType(base, False)
+    return ServedType(GENERIC, False)
+
+
+def extension(mimetype: str) -> str:
+    """The file extension stored files of this type get."""
+    base = parse_media_type(mimetype) or GENERIC
+    special = {"image/jpeg": ".jpeg", "audio/ogg": ".ogg", "text/plain": ".txt", "audio/mpeg": ".mp3"}
+    return special.get(base) or mimetypes.guess_extension(base) or ".bin"
+
+
+def media_record(payload: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """What Message.media holds for an event's media, and the URL to download (None: nothing to fetch).
+
+    A pending record keeps WAHA's URL under `source`, so the sweeper can queue the download again; it is removed
+    once the download is settled (stored, refused or unavailable).
+    """
+    if not payload.get("hasMedia"):
+        return None, None
+    media = payload.get("media")
+    if not isinstance(media, dict):
+        return {"status": "unavailable", "reason": "WAHA did not download the file"}, None
+    mimetype = media.get("mimetype")
+    record: dict[str, Any] = {"mimetype": mimetype, "filename": media.get("filename")}
+    if media.get("error"):
+        return {**record, "status": "unavailable", "reason": str(media["error"])[:200]}, None
+    if not media.get("url"):
+        return {**record, "status": "unavailable", "reason": "no file URL"}, None
+    if not media_type_allowed(mimetype):
+        return {**record, "status": "refused", "reason": f"type {str(mimetype)[:100]!r} is not accepted"}, None
+    url = str(media["url"])
+    return {**record, "status": "pending", "source": url}, url
+
+
+def _settle(message: Message, media: dict[str, Any], **changes: Any) -> None:
+    media.pop("source", None)
+    media.update(changes)
+    message.media = media
+    db.session.commit()
+
+
+def fetch_media(message_id: int, url: str) -> str:
+    """Download an inbound message's file from WAHA into portal storage (WAHA's copy expires in minutes).
+
+    Returns the outcome: "stored", "skipped" (already settled or message gone), "refused" or "too_large".
+    Transient WAHA failures raise, so the job is retried.
+    """
+    from portal.services.servers import client_for
+    from portal.storage import storage
+    from portal.waha import errors as waha_errors
+
+    message = db.session.get(Message, message_id)
+    if message is None or not isinstance(message.media, dict) or message.media.get("status") != "pending":
+        return "skipped"
+    session = db.session.get(WahaSession, message.session_id)
+    if session is None:
+        return "skipped"
+    media = dict(message.media)
+    max_bytes = current_app.config["MEDIA_MAX_BYTES"]
+    try:
+        content, content_type = client_for(session.server).download_media(url, max_bytes=max_bytes)
+    except waha_errors.WahaMediaTooLarge:
+        _settle(message, media, status="refused", reason=f"larger than {max_bytes} bytes")
+        return "too_large"
+    except waha_errors.WahaNotFound:
+        _settle(message, media, status="unavailable", reason="expired on WAHA before it could be fetched")
+        return "skipped"
+    except ValueError as exc:
+        _settle(message, media, status="refused", reason=str(exc)[:200])
+        return "refused"
+    declared = parse_media_type(content_type)
+    mimetype = parse_media_type(media.get("mimetype")) or declared
+    if not media_type_allowed(mimetype) or not (declared in (GENERIC, None) or media_type_allowed(declared)):
+        _settle(message, media, status="refused", reason=f"type {str(content_type)[:100]!r} is not accepted")
+        return "refused"
+    assert mimetype is not None
+    key = f"{message.tenant_id}/{message.session_id}/{message.id}{extension(mimetype)}"
+    storage().save(key, content, mimetype)
+    _settle(message, media, status="stored", key=key, mimetype=mimetype, size=len(content),
+            sha256=hashlib.sha256(content).hexdigest())
+    return "stored"
+
+
+def queue_downloads(jobs: list[tuple[int, str]]) -> None:
+    """Queue a download per (message id, URL); when the queue is unavailable, download now in this process."""
+    from portal.jobs import QUEUE_EVENTS, enqueue_many, retry_policy
+
+    if not jobs:
+        return
+    try:
+        # WAHA keeps a file for 180 s: retries come quickly or not at all
+        enqueue_many([(MEDIA_JOB, job) for job in jobs], queue=QUEUE_EVENTS, retry=retry_policy(3, (5, 20, 45)))
+        return
+    except Exception as exc:
+        log.warning("could not queue %d media download(s) (%s); downloading them now", len(jobs),
+                    type(exc).__name__)
+    for message_id, url in jobs:
+        try:
+            fetch_media(message_id, url)
+        except Exception:
+            db.session.rollback()
+            # still pending: the sweeper queues it again
+            log.warning("media of message %s could not be fetched now", message_id, exc_info=True)
+
+
+def pending_media_clause() -> Any:
+    """SQL for "this message's file is pending", matching the partial index ix_messages_media_pending."""
+    if db.engine.dialect.name == "postgresql":
+        return sa.text("(messages.media ->> 'status') = 'pending'")
+    return sa.text("json_extract(messages.media, '$.status') = 'pending'")
+
+
+def requeue_pending(older_than: int = REQUEUE_AFTER_SECONDS) -> int:
+    """Queue the download again for files pending longer than `older_than` seconds (their job was lost or never
+    queued); files pending beyond the horizon are recorded unavailable. Returns how many were queued."""
+    now = utcnow()
+    rows = db.session.scalars(select(Message).where(
+        pending_media_clause(), Message.created_at < now - timedelta(seconds=older_than),
+    ).order_by(Message.id).limit(2000)).all()
+    jobs: list[tuple[int, str]] = []
+    for message in rows:
+        media = message.media if isinstance(message.media, dict) else {}
+        if media.get("status") != "pending":
+            continue
+        source = media.get("source")
+        if not source or message.created_at < now - REQUEUE_HORIZON:
+            _settle(message, dict(media), status="unavailable", reason="could not be fetched in time")
+            continue
+        jobs.append((message.id, str(source)))
+    db.session.commit()
+    if jobs:
+        log.info("%d media file(s) still pending; queueing their download again", len(jobs))
+        queue_downloads(jobs)
+    return len(jobs)
+
+
+def media_for_message(tenant: Tenant, message_id: Any) -> tuple[BinaryIO, str, str]:
+    """The stored file of a tenant's message: (open binary file, mimetype to serve, download filename).
+
+    The mimetype is one of the allow-listed types or application/octet-stream (see `served_type`).
+    NotFound "message_not_found" for another tenant's or an unknown message; NotFound "media_not_found" when the
+    message has no stored file (none, not fetched yet, refused, or expired before it could be fetched).
+    """
+    from portal.services.messages import get_message
+    from portal.storage import storage
+
+    message = get_message(tenant, message_id)
+    media = message.media if isinstance(message.media, dict) else {}
+    key = media.get("key")
+    if media.get("status") != "stored" or not key:
+        raise NotFound("This message has no stored file.", code="media_not_found",
+                       details={"status": media.get("status")})
+    try:
+        handle = storage().open(key)
+    except FileNotFoundError:
+        raise NotFound("The file of this message is no longer stored.", code="media_not_found") from None
+    mimetype = served_type(media.get("mimetype")).mimetype
+    filename = media.get("filename") or f"message-{message.id}{extension(mimetype)}"
+    return handle, mimetype, os.path.basename(str(filename))

@@ -1,0 +1,120 @@
+"""Inbound media: strict media types, the type a file is served under, and downloads that never stay pending."""
+
+from __future__ import annotations
+
+import base64
+import socket
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import select
+
+from portal.extensions import db, redis_store
+from portal.jobs import RQRunner
+from portal.models import Message
+from portal.services import events, media
+from portal.storage import storage
+from tests.factories import make_token
+from tests.webhooks.helpers import envelope, new_session, post_events
+
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+
+
+@pytest.mark.parametrize("value, parsed", [
+    ("image/png", "image/png"), ("Video/MP4; codecs=\"avc1\"", "video/mp4"), ("video/mp4,text/html", None),
+    ("video/mp4, text/html", None), ("text/html", "text/html"), ("image/", None), ("", None), (None, None),
+    ("video/mp4\ntext/html", None), ("video/mp4;x", None),
+])
+def test_media_types_are_parsed_strictly(value, parsed):
+    assert media.parse_media_type(value) == parsed
+
+
+@pytest.mark.parametrize("value", ["video/mp4,text/html", "text/html", "image/svg+xml", "application/xhtml+xml"])
+def test_only_allow_listed_types_are_served_as_such(value):
+    assert media.served_type(value) == media.ServedType("application/octet-stream", False)
+
+
+def test_inbound_comma_separated_type_is_refused_at_ingest():
+    record, url = media.media_record({"hasMedia": True, "media": {"url": "http://waha/x", "mimetype":
+                                                                  "video/mp4,text/html"}})
+    assert record["status"] == "refused" and url is None
+
+
+def _stored(tenant: Any, mimetype: str) -> Message:
+    session = new_session(tenant, "Media")
+    storage().save("t/html.bin", b"<script>alert(1)</script>", mimetype)
+    message = Message(tenant_id=tenant.id, session_id=session.id, direction="in", source="inbound",
+                      waha_message_id="false_1@c.us_HTML", chat_id="1@c.us",
+                      media={"status": "stored", "key": "t/html.bin", "mimetype": mimetype})
+    db.session.add(message)
+    db.session.commit()
+    return message
+
+
+def test_a_file_stored_with_a_comma_separated_type_downloads_as_octet_stream_from_the_api(client, tenant):
+    message = _stored(tenant, "video/mp4,text/html")
+    response = client.get(f"/waha/messages/{message.id}/media",
+                          headers={"Authorization": f"Bearer {make_token(tenant)}"})
+    assert response.status_code == 200
+    assert response.mimetype == "application/octet-stream"
+    assert response.headers["Content-Disposition"].startswith("attachment")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    storage().delete("t/html.bin")
+
+
+def test_a_file_stored_with_a_comma_separated_type_is_not_rendered_by_the_portal(login, owner, tenant):
+    message = _stored(tenant, "video/mp4,text/html")
+    response = login(owner).get(f"/messages/{message.id}/media")
+    assert response.status_code == 200
+    assert response.mimetype == "application/octet-stream"
+    assert response.headers["Content-Disposition"].startswith("attachment")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    storage().delete("t/html.bin")
+
+
+# ---- downloads that cannot be queued
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _inbound_with_media(app: Any, client: Any, tenant: Any, sim: Any) -> tuple[Any, str]:
+    session = new_session(tenant, "Pictures", sim=sim, working=True)
+    message_id = sim.inbound(session.external_name, "491708888888", "a picture",
+                             media={"data": base64.b64encode(PNG).decode(), "mimetype": "image/png"})
+    produced = [e for e in sim.events() if e["event"] == "message" and e["payload"]["id"] == message_id]
+    post_events(client, session, produced[0])
+    return session, message_id
+
+
+def _media_of(message_id: str) -> dict:
+    db.session.expire_all()
+    return db.session.scalar(select(Message.media).where(Message.waha_message_id == message_id))
+
+
+def test_media_is_downloaded_at_once_when_its_job_cannot_be_queued(app, client, tenant, sim, run_jobs,
+                                                                  monkeypatch):
+    _session, message_id = _inbound_with_media(app, client, tenant, sim)
+    dead = redis.Redis(host="127.0.0.1", port=_closed_port(), socket_connect_timeout=0.5)
+    monkeypatch.setitem(app.extensions, "portal_jobs", RQRunner(dead))  # the queue is down while processing
+    events.process_batch()
+    monkeypatch.undo()
+    stored = _media_of(message_id)
+    assert stored["status"] == "stored" and stored["size"] == len(PNG) and "source" not in stored
+    storage().delete(stored["key"])
+
+
+def test_sweeper_requeues_media_left_pending(app, client, tenant, sim, run_jobs):
+    _session, message_id = _inbound_with_media(app, client, tenant, sim)
+    events.process_batch()  # the download job is queued...
+    redis_store.client.flushdb()  # ...and lost (Redis restarted without its data)
+    assert _media_of(message_id)["status"] == "pending"
+    events.sweep(older_than=0)
+    run_jobs()
+    stored = _media_of(message_id)
+    assert stored["status"] == "stored"
+    storage().delete(stored["key"])
