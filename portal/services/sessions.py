@@ -430,10 +430,23 @@ def _control(tenant: Tenant, session_id: Any, actor: Actor, action: str, desired
             info = client.stop_session(session.external_name)
         elif action == "start":
             info = client.start_session(session.external_name)
+            if str((info or {}).get("status") or "").upper() == "FAILED":
+                # WAHA counts a FAILED session as running, so its start changes nothing: restart it instead.
+                info = client.restart_session(session.external_name)
         elif action == "restart":
             info = client.restart_session(session.external_name)
         else:
             info = client.logout_session(session.external_name)
+    except waha_errors.WahaAlreadyStarted as exc:
+        if action != "start":
+            db.session.rollback()
+            raise map_waha_error(exc, session) from exc
+        # Older Core images refuse to start a running session (FAILED counts as running): restart it.
+        try:
+            info = client.restart_session(session.external_name)
+        except waha_errors.WahaError as exc2:
+            db.session.rollback()
+            raise map_waha_error(exc2, session) from exc2
     except waha_errors.WahaNotFound as exc:
         if action in ("start", "restart"):
             # WAHA lost the session (wiped storage, another server): build it again from what we stored.
