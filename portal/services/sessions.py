@@ -710,16 +710,22 @@ def _sniffed_mimetype(data: str) -> str | None:
 # Statuses on the way to WORKING: a page showing one keeps polling and syncs with WAHA now and then.
 TRANSITIONAL = ("STARTING", "SCAN_QR_CODE", "PASSKEY_REQUIRED", "PASSKEY_CONFIRMATION_REQUIRED")
 WATCH_SYNC_SECONDS = 3
+# A settled session (WORKING, STOPPED, FAILED) still changes without warning (the phone logs out, WhatsApp
+# fails): its watchers ask WAHA too, less often. Webhooks usually tell the portal sooner.
+SETTLED_SYNC_SECONDS = 10
 
 
 def watch_session(tenant: Tenant, session: WahaSession) -> dict[str, Any]:
     """What a person watching a session sees: its status (synced with WAHA at most every few seconds, across
-    all viewers, while it is on its way to WORKING), its QR when it waits for a scan, and whether to keep polling.
+    all viewers: often while it is on its way to WORKING, less often once settled), its QR when it waits for a
+    scan, and whether it is still on its way (the page keeps following it in every status).
 
-    Returns {"session", "qr", "qr_error", "sync_error", "qr_expired", "polling"}.
+    Returns {"session", "qr", "qr_error", "sync_error", "qr_expired", "polling", "settled"}; "polling" is
+    always true, "settled" tells a status that is not on the way to WORKING.
     """
     sync_error = None
-    if session.status in TRANSITIONAL and _watch_sync_due(session.id):
+    window = WATCH_SYNC_SECONDS if session.status in TRANSITIONAL else SETTLED_SYNC_SECONDS
+    if _watch_sync_due(session.id, window):
         try:
             session = sync_session(tenant, session.id)
         except ServiceError as exc:
@@ -737,7 +743,8 @@ def watch_session(tenant: Tenant, session: WahaSession) -> dict[str, Any]:
             if session.status == "SCAN_QR_CODE":
                 qr_error = exc.message
     return {"session": session, "qr": qr, "qr_error": qr_error, "sync_error": sync_error,
-            "qr_expired": failed_waiting_for_scan(session), "polling": session.status in TRANSITIONAL}
+            "qr_expired": failed_waiting_for_scan(session), "polling": True,
+            "settled": session.status not in TRANSITIONAL}
 
 
 def failed_waiting_for_scan(session: WahaSession) -> bool:
@@ -751,9 +758,9 @@ def failed_waiting_for_scan(session: WahaSession) -> bool:
     return details.get("from") == "SCAN_QR_CODE" and details.get("to") == "FAILED"
 
 
-def _watch_sync_due(session_id: str) -> bool:
+def _watch_sync_due(session_id: str, window: int = WATCH_SYNC_SECONDS) -> bool:
     """True for the first caller in each window (shared across processes through Redis)."""
     try:
-        return bool(redis_store.client.set(f"portal:web:sync:{session_id}", "1", nx=True, ex=WATCH_SYNC_SECONDS))
+        return bool(redis_store.client.set(f"portal:web:sync:{session_id}", "1", nx=True, ex=window))
     except redis.RedisError:  # Redis down: the page still works, it just reads what the database knows
         return False

@@ -18,8 +18,10 @@ from portal.web.helpers import apply_service_error, is_htmx, principal, redirect
 
 bp = Blueprint("sessions", __name__, url_prefix="/sessions")
 
-# While a session is on its way to WORKING the page polls; in any other state it holds still.
+# The page follows its session in every status: every few seconds on the way to WORKING, a little less often
+# once settled (a WORKING session can still fail or be logged out from the phone at any moment).
 POLL_SECONDS = 3
+SETTLED_POLL_SECONDS = 5
 # htmx stops polling when a response carries this status (and still swaps its body in).
 STOP_POLLING = 286
 
@@ -106,8 +108,8 @@ def detail(session_id: str):  # type: ignore[no-untyped-def]
 @login_required
 @require("sessions:read")
 def live(session_id: str):  # type: ignore[no-untyped-def]
-    """The self-replacing status block: status, QR and its lifetime. Answers 286 once the session has
-    left the way to WORKING, so htmx swaps in the final state and stops polling."""
+    """The self-replacing status block: status, QR and its lifetime. It keeps polling in every status; when the
+    status differs from the one the page shows, the controls and the pairing panel are refreshed with it."""
     try:
         session = sessions_service.get_session(_tenant(), session_id)
     except NotFound:
@@ -117,14 +119,15 @@ def live(session_id: str):  # type: ignore[no-untyped-def]
         flash("That session no longer exists; it was deleted.", "info")
         return redirect_to(url_for("sessions.index"))
     state = _live_state(session)
-    status = 200 if state["polling"] else STOP_POLLING
-    # The page tells which status it shows, so only a real change is announced to screen readers.
-    announce = request.args.get("shown") != state["session"].status
-    return render_template("sessions/_status.html", oob=True, actions=ACTIONS, announce=announce, **state), status
+    # The page tells which status it shows, so only a real change is announced and redraws the controls.
+    changed = request.args.get("shown") != state["session"].status
+    return render_template("sessions/_status.html", oob=True, actions=ACTIONS, announce=changed,
+                           pairing_form=PairingCodeForm(), **state)
 
 
 def _live_state(session: Any) -> dict[str, Any]:
-    return {**sessions_service.watch_session(_tenant(), session), "poll_seconds": POLL_SECONDS}
+    state = sessions_service.watch_session(_tenant(), session)
+    return {**state, "poll_seconds": SETTLED_POLL_SECONDS if state["settled"] else POLL_SECONDS}
 
 
 @bp.route("/<session_id>/pairing-code", methods=["POST"])
