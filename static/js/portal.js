@@ -37,3 +37,24 @@ document.addEventListener("htmx:afterSwap", function (event) {
   if (invalid) { invalid.focus(); }
   else if (summary) { summary.setAttribute("tabindex", "-1"); summary.focus(); }
 });
+
+// ---- Text with a limit: a live counter instead of a maxlength that would cut pasted text silently ----
+function updateLimit(field) {
+  var limit = parseInt(field.getAttribute("data-limit"), 10);
+  var counter = document.getElementById(field.id + "-count");
+  if (isNaN(limit) || !counter) { return; }
+  var left = limit - field.value.length;
+  counter.textContent = left >= 0 ? left.toLocaleString("en") + " characters left"
+                                  : (-left).toLocaleString("en") + " characters too many";
+  counter.classList.toggle("over", left < 0);
+}
+document.addEventListener("input", function (event) {
+  var el = event.target;
+  if (el.matches && el.matches("[data-limit]")) { updateLimit(el); }
+});
+function initLimits(root) {
+  var fields = (root || document).querySelectorAll("[data-limit]");
+  for (var i = 0; i < fields.length; i++) { updateLimit(fields[i]); }
+}
+document.addEventListener("DOMContentLoaded", function () { initLimits(document); });
+document.addEventListener("htmx:afterSwap", function (event) { initLimits(event.detail && event.detail.elt ? event.detail.elt.parentNode || document : document); });
