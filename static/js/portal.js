@@ -1,8 +1,5 @@
-// Small behaviours the CSP allows (no inline scripts): auto-submitting selects, copy buttons.
-document.addEventListener("change", function (event) {
-  var el = event.target;
-  if (el.matches && el.matches("select[data-autosubmit]") && el.form) { el.form.submit(); }
-});
+// Small behaviours the CSP allows (no inline scripts): copy buttons, countdowns, counters. Nothing submits a
+// form on its own: changing a field never changes the page (WCAG 3.2.2).
 document.addEventListener("click", function (event) {
   var button = event.target.closest ? event.target.closest("[data-copy]") : null;
   if (!button) { return; }
