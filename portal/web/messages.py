@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import io
 import mimetypes
-import uuid
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 from urllib.parse import urlparse
 
 from flask import Blueprint, abort, current_app, flash, render_template, request, send_file, url_for
 from flask_login import login_required
+from flask_wtf.csrf import CSRFError
 from werkzeug.utils import secure_filename
 
 from portal.models import utcnow
@@ -21,9 +21,12 @@ from portal.services.errors import Invalid, NotFound, ServiceError
 from portal.tenancy import require
 from portal.web.forms import MessageFilterForm, SendMessageForm, choices
 from portal.web.helpers import apply_service_error, is_htmx, principal, redirect_to
+from portal.web.send_form import form_key, new_key, stale_form
 from portal.web.sessions import STOP_POLLING
 
 bp = Blueprint("messages", __name__, url_prefix="/messages")
+# A stale CSRF token (or an expired sign-in) on the send form gives the form back with the text kept.
+bp.register_error_handler(CSRFError, stale_form)
 
 PAGE_SIZE = 50
 POLL_SECONDS = 3
@@ -253,6 +256,10 @@ def send():  # type: ignore[no-untyped-def]
         form.session_id.data = wanted if wanted in sessions_by_id else working
         form.to.data = request.args.get("to", "")
         form.next.data = _safe_next(request.args.get("next")) or ""
+        form.idempotency_key.data = form_key(request.args.get("form_key"))
+    else:
+        # One key per form instance, kept across re-renders: sending the same form twice sends once.
+        form.idempotency_key.data = form_key(form.idempotency_key.data)
     if form.validate_on_submit():
         if form.session_id.data not in sessions_by_id:
             form.session_id.errors = ["Choose one of your sessions."]
@@ -260,22 +267,36 @@ def send():  # type: ignore[no-untyped-def]
             text = (form.text.data or "").strip() or None
             try:
                 media = _media_from(form, caption=text)
-                message = messages_service.send_message(
-                    _tenant(), form.session_id.data, principal().actor(), to=form.to.data.strip(),
-                    text=None if media else text, media=media, idempotency_key=form.idempotency_key.data or None,
-                    source="portal",
-                )
+
+                def attempt() -> Any:
+                    return messages_service.send_message(
+                        _tenant(), form.session_id.data, principal().actor(), to=form.to.data.strip(),
+                        text=None if media else text, media=media, idempotency_key=form.idempotency_key.data,
+                        source="portal",
+                    )
+
+                try:
+                    message = attempt()
+                except ServiceError as exc:
+                    if exc.code != "idempotency_key_reused":
+                        raise
+                    # The form's key went with other content (edited after a refusal): this is a new message.
+                    form.idempotency_key.data = new_key()
+                    message = attempt()
             except ServiceError as exc:
                 apply_service_error(form, _friendly(exc, sessions_by_id, form.session_id.data),
                                     _send_aliases(form))
             else:
-                flash("Message sent. The ticks show when it is delivered and read.", "success")
-                target = _safe_next(form.next.data) or url_for(
-                    "messages.conversation", session_id=message.session_id, chat_id=message.chat_id)
-                return redirect_to(target)
-    if form.is_submitted() or not form.idempotency_key.data:
-        # A fresh key per attempt: a retry after an error is a new message, a double click is not.
-        form.idempotency_key.data = uuid.uuid4().hex
+                if message.status == "ERROR":
+                    # The same form was sent before and that attempt failed: say so; the next press is new.
+                    form.form_errors.append("This message was not sent: an earlier attempt failed. Press Send "
+                                            "to try again.")
+                    form.idempotency_key.data = new_key()
+                else:
+                    flash("Message sent. The ticks show when it is delivered and read.", "success")
+                    target = _safe_next(form.next.data) or url_for(
+                        "messages.conversation", session_id=message.session_id, chat_id=message.chat_id)
+                    return redirect_to(target)
     context = {"form": form, "sessions": sessions, "reply": request.form.get("reply") == "1"}
     if is_htmx():
         return render_template("messages/_send_form.html", **context)
@@ -337,7 +358,7 @@ def conversation(session_id: str, chat_id: str):  # type: ignore[no-untyped-def]
     form = None
     if principal().can("messages:send"):
         form = SendMessageForm(formdata=None, session_id=session.id, to=chat_id, next=here,
-                               idempotency_key=uuid.uuid4().hex)
+                               idempotency_key=form_key(request.args.get("form_key")))
     return render_template("messages/conversation.html", form=form, **context)
 
 

@@ -55,3 +55,15 @@ function initLimits(root) {
 }
 document.addEventListener("DOMContentLoaded", function () { initLimits(document); });
 document.addEventListener("htmx:afterSwap", function (event) { initLimits(event.detail && event.detail.elt ? event.detail.elt.parentNode || document : document); });
+
+// ---- One idempotency key per form instance: the page's URL keeps it, so Back and Send again sends once ----
+function keepFormKey() {
+  var input = document.querySelector("form#send-form input[name='idempotency_key']");
+  if (!input || !input.value || !window.history.replaceState) { return; }
+  var url = new URL(window.location.href);
+  if (url.searchParams.get("form_key") === input.value) { return; }
+  url.searchParams.set("form_key", input.value);
+  window.history.replaceState(window.history.state, "", url.toString());
+}
+document.addEventListener("DOMContentLoaded", keepFormKey);
+document.addEventListener("htmx:afterSwap", keepFormKey);

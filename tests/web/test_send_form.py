@@ -50,3 +50,59 @@ def test_message_box_counts_instead_of_cutting(owner_client, tenant, sim):
     textarea = re.search(r"<textarea[^>]*>", page).group(0)
     assert "maxlength" not in textarea and 'data-limit="4096"' in textarea
     assert 'id="text-count"' in page
+
+
+def _key(body: str) -> str:
+    return re.search(r'name="idempotency_key" type="hidden" value="([0-9a-f]{32})"', body).group(1)
+
+
+def test_form_key_stays_the_same_when_the_form_comes_back_with_an_error(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    key = _key(owner_client.get("/messages/send").get_data(as_text=True))
+
+    body = _post(owner_client, {"session_id": session.id, "to": "", "text": "hello",
+                                "idempotency_key": key}).get_data(as_text=True)
+
+    assert "Enter a phone number or chat id." in body
+    assert _key(body) == key
+
+
+def test_back_then_send_again_sends_once(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    first = _key(owner_client.get("/messages/send").get_data(as_text=True))
+    data = {"session_id": session.id, "to": "+49 170 9999999", "text": "only once", "idempotency_key": first}
+    assert _post(owner_client, data).headers.get("HX-Redirect")
+
+    # Back: the browser shows the page of the same URL, which carries the form's key (form_key=...)
+    again = owner_client.get(f"/messages/send?form_key={first}").get_data(as_text=True)
+    assert _key(again) == first
+    assert _post(owner_client, {**data, "idempotency_key": _key(again)}).headers.get("HX-Redirect")
+
+    assert _messages() == 1
+    assert len(sim.sent_messages(session.external_name)) == 1
+
+
+def test_stale_csrf_token_gives_the_form_back_with_the_text(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    response = owner_client.post("/messages/send", headers={**HX, "X-CSRFToken": "stale"},
+                                 data={"csrf_token": "stale", "session_id": session.id, "to": "+49 170 9999999",
+                                       "text": "my long careful reply", "idempotency_key": "a" * 32},
+                                 content_type="multipart/form-data")
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and "<html" not in body
+    assert "nothing was sent. Your text is kept: press Send again." in body
+    assert "my long careful reply</textarea>" in body and _key(body) == "a" * 32
+    fresh = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', body).group(1)
+    assert fresh != "stale"
+    assert _messages() == 0
+
+
+def test_expired_sign_in_keeps_the_text_and_asks_to_sign_in(client, tenant, sim):
+    session = working_session(tenant, sim)
+    response = client.post("/messages/send", data={"session_id": session.id, "to": "+49 170 9999999",
+                                                   "text": "typed before the sign-in expired", "reply": "1"},
+                           headers=HX, content_type="multipart/form-data")
+    body = response.get_data(as_text=True)
+    assert "You were signed out, so nothing was sent." in body and 'href="/login"' in body
+    assert "typed before the sign-in expired</textarea>" in body
+    assert _messages() == 0
