@@ -720,16 +720,17 @@ def watch_session(tenant: Tenant, session: WahaSession) -> dict[str, Any]:
     all viewers: often while it is on its way to WORKING, less often once settled), its QR when it waits for a
     scan, and whether it is still on its way (the page keeps following it in every status).
 
-    Returns {"session", "qr", "qr_error", "sync_error", "qr_expired", "polling", "settled"}; "polling" is
+    Returns {"session", "qr", "qr_error", "qr_error_code", "sync_error", "sync_error_code", "qr_expired",
+    "polling", "settled"}; "polling" is
     always true, "settled" tells a status that is not on the way to WORKING.
     """
-    sync_error = None
+    sync_error = sync_error_code = qr_error_code = None
     window = WATCH_SYNC_SECONDS if session.status in TRANSITIONAL else SETTLED_SYNC_SECONDS
     if _watch_sync_due(session.id, window):
         try:
             session = sync_session(tenant, session.id)
         except ServiceError as exc:
-            sync_error = exc.message
+            sync_error, sync_error_code = exc.message, exc.code
     qr = qr_error = None
     if session.status == "SCAN_QR_CODE":
         try:
@@ -741,8 +742,9 @@ def watch_session(tenant: Tenant, session: WahaSession) -> dict[str, Any]:
             except ServiceError:
                 pass
             if session.status == "SCAN_QR_CODE":
-                qr_error = exc.message
+                qr_error, qr_error_code = exc.message, exc.code
     return {"session": session, "qr": qr, "qr_error": qr_error, "sync_error": sync_error,
+            "qr_error_code": qr_error_code, "sync_error_code": sync_error_code,
             "qr_expired": failed_waiting_for_scan(session), "polling": True,
             "settled": session.status not in TRANSITIONAL}
 

@@ -22,6 +22,7 @@ from portal.tenancy import require
 from portal.web.forms import MessageFilterForm, SendMessageForm, choices
 from portal.web.helpers import apply_service_error, is_htmx, principal, redirect_to
 from portal.web.send_form import form_key, new_key, stale_form
+from portal.web.wording import WORDS, say_exc
 from portal.web.sessions import STOP_POLLING
 
 bp = Blueprint("messages", __name__, url_prefix="/messages")
@@ -229,6 +230,8 @@ def _friendly(exc: ServiceError, sessions_by_id: dict[str, Any], session_id: str
         wait = f" Try again in {exc.retry_after} s." if exc.retry_after else " Try again in a moment."
         return type(exc)(f"{name} is sending faster than its limit allows, which protects the number from a "
                          f"WhatsApp ban.{wait}", code=exc.code, details={})
+    if exc.code in WORDS:
+        return type(exc)(say_exc(exc), code=exc.code, details={})
     return exc
 
 

@@ -14,7 +14,7 @@ from flask_wtf.csrf import CSRFError
 from portal.web.forms import SendMessageForm, choices
 from portal.web.helpers import is_htmx
 
-_KEY = re.compile(r"^[0-9a-f]{32}$")
+_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def form_key(candidate: Any) -> str:

@@ -15,6 +15,7 @@ from portal.services.errors import NotFound, ServiceError
 from portal.tenancy import require
 from portal.web.forms import ConfirmForm, PairingCodeForm, SessionCreateForm
 from portal.web.helpers import apply_service_error, is_htmx, principal, redirect_to
+from portal.web.wording import say_exc
 
 bp = Blueprint("sessions", __name__, url_prefix="/sessions")
 
@@ -145,6 +146,8 @@ def pairing_code(session_id: str):  # type: ignore[no-untyped-def]
             if exc.code == "session_not_ready":
                 exc = type(exc)("Pairing codes are available once the QR code is shown. Wait a moment and try "
                                 "again.", code=exc.code)
+            else:
+                exc = type(exc)(say_exc(exc), code=exc.code, details=exc.details)
             apply_service_error(form, exc)
     template = "sessions/_pairing.html" if is_htmx() else "sessions/pairing.html"
     return render_template(template, session=session, pairing_form=form, code=code)
@@ -159,7 +162,7 @@ def screenshot(session_id: str):  # type: ignore[no-untyped-def]
     try:
         shot = sessions_service.get_screenshot(_tenant(), session.id)
     except ServiceError as exc:
-        error = exc.message
+        error = say_exc(exc)
     template = "sessions/_screenshot.html" if is_htmx() else "sessions/screenshot.html"
     return render_template(template, session=session, shot=shot, error=error)
 
@@ -180,8 +183,8 @@ def act(session_id: str, action: str):  # type: ignore[no-untyped-def]
             getattr(sessions_service, spec.service)(_tenant(), session.id, principal().actor())
         except ServiceError as exc:
             if is_htmx():
-                return render_template("sessions/_action_error.html", message=exc.message, action=spec)
-            form.form_errors.append(exc.message)
+                return render_template("sessions/_action_error.html", message=say_exc(exc), action=spec)
+            form.form_errors.append(say_exc(exc))
         else:
             flash(spec.done, "success")
             target = url_for("sessions.index") if action == "delete" else url_for("sessions.detail",
