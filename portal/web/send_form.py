@@ -33,9 +33,22 @@ def new_key() -> str:
 def stale_form(exc: CSRFError) -> Response:
     """The send form as it was posted, with a fresh CSRF token and a sentence on what happened: nothing was
     sent, the text is still here, press Send again (after signing in, when the sign-in expired)."""
-    form = SendMessageForm(formdata=request.form, meta={"csrf": True})
+    if current_user.is_authenticated:
+        message = ("This form was open for a long time, so for your safety nothing was sent. Your text is kept: "
+                   "press Send again.")
+    else:
+        message = ("You were signed out, so nothing was sent. Your text is kept: sign in again in another tab, "
+                   "then come back and press Send.")
+    return refused_form(message, 400, request.form)
+
+
+def refused_form(message: str, status: int, formdata: Any = None) -> Response:
+    """The send form again (what was posted, when it could be read) with `message` at its top."""
+    form = SendMessageForm(formdata=formdata, meta={"csrf": True})
     form.idempotency_key.data = form_key(form.idempotency_key.data)
     signed_in = current_user.is_authenticated
+    sessions: list[Any] = []
+    posted = form.session_id.data or ""
     if signed_in:
         from portal.services import sessions as sessions_service
         from portal.tenancy import current_principal
@@ -44,17 +57,16 @@ def stale_form(exc: CSRFError) -> Response:
         sessions = sessions_service.list_sessions(found.tenant) if found is not None else []
         form.session_id.choices = choices([(s.id, f"{s.name} ({s.status.replace('_', ' ').lower()})")
                                            for s in sessions])
-        form.form_errors.append("This form was open for a long time, so for your safety nothing was sent. Your "
-                                "text is kept: press Send again.")
     else:
-        sessions = []
-        posted = request.form.get("session_id") or ""
         form.session_id.choices = choices([(posted, "The session you chose")])
-        form.form_errors.append("You were signed out, so nothing was sent. Your text is kept: sign in again in "
-                                "another tab, then come back and press Send.")
-    context = {"form": form, "sessions": sessions or [None], "reply": request.form.get("reply") == "1",
+    form.form_errors.append(message)
+    from portal.web.uploads import limit_file_field
+
+    limit_file_field(form)
+    context = {"form": form, "sessions": sessions or [None], "reply": (formdata or {}).get("reply") == "1",
                "login_url": None if signed_in else url_for("auth.login")}
-    if is_htmx():
-        # htmx swaps only 2xx answers by default: the form comes back in place.
-        return Response(render_template("messages/_send_form.html", **context), status=200)
-    return Response(render_template("messages/send.html", **context), status=400)
+    if is_htmx() and status != 413:
+        # htmx swaps only 2xx (and, as configured in base.html, 413) answers: the form comes back in place.
+        status = 200
+    template = "messages/_send_form.html" if is_htmx() else "messages/send.html"
+    return Response(render_template(template, **context), status=status)

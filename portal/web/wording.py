@@ -21,8 +21,6 @@ WORDS: dict[str, str] = {
     "rate_limited": "Too much at once. Wait {retry} and try again.",
     "forbidden": "Your role does not allow this. Ask an owner or admin of this tenant.",
     "unauthorized": "You are signed out. Sign in again and try once more.",
-    "csrf_failed": "This page was open for a long time, so for your safety nothing was done. Reload the page "
-                   "and try again.",
     "payload_too_large": "That upload is too large. Choose a smaller file and try again.",
     "internal_error": "Something went wrong on our side and it has been logged. Try again; if it keeps "
                       "failing, give the reference below to your administrator.",

@@ -67,3 +67,52 @@ function keepFormKey() {
 }
 document.addEventListener("DOMContentLoaded", keepFormKey);
 document.addEventListener("htmx:afterSwap", keepFormKey);
+
+// ---- Files over the limit are refused before they are uploaded, with the typed text untouched ----
+function fileTooLarge(input) {
+  var max = parseInt(input.getAttribute("data-max-bytes"), 10);
+  var file = input.files && input.files[0];
+  return !isNaN(max) && file && file.size > max;
+}
+function showFileProblem(input) {
+  var id = input.id + "-size-error";
+  var note = document.getElementById(id);
+  if (fileTooLarge(input)) {
+    if (!note) {
+      note = document.createElement("p");
+      note.id = id;
+      note.className = "error";
+      note.setAttribute("role", "alert");
+      input.insertAdjacentElement("afterend", note);
+    }
+    note.textContent = input.getAttribute("data-too-large");
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", id);
+    return true;
+  }
+  if (note) { note.remove(); }
+  input.removeAttribute("aria-invalid");
+  return false;
+}
+document.addEventListener("change", function (event) {
+  var el = event.target;
+  if (el.matches && el.matches("input[type=file][data-max-bytes]")) { showFileProblem(el); }
+});
+function refuseLargeFiles(event) {
+  var form = event.target;
+  if (!form || !form.querySelectorAll) { return; }
+  var inputs = form.querySelectorAll("input[type=file][data-max-bytes]");
+  for (var i = 0; i < inputs.length; i++) {
+    if (showFileProblem(inputs[i])) { event.preventDefault(); inputs[i].focus(); return; }
+  }
+}
+document.addEventListener("submit", refuseLargeFiles, true);
+document.addEventListener("htmx:confirm", function (event) {
+  var form = event.detail && event.detail.elt;
+  if (form && form.matches && form.matches("form")) {
+    var inputs = form.querySelectorAll("input[type=file][data-max-bytes]");
+    for (var i = 0; i < inputs.length; i++) {
+      if (showFileProblem(inputs[i])) { event.preventDefault(); inputs[i].focus(); return; }
+    }
+  }
+});

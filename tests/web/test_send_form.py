@@ -3,6 +3,7 @@ with its length (never cut), and its idempotency key, CSRF token and upload limi
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
@@ -106,3 +107,44 @@ def test_expired_sign_in_keeps_the_text_and_asks_to_sign_in(client, tenant, sim)
     assert "You were signed out, so nothing was sent." in body and 'href="/login"' in body
     assert "typed before the sign-in expired</textarea>" in body
     assert _messages() == 0
+
+
+@pytest.fixture
+def one_mb_limit(app):
+    """MEDIA_MAX_BYTES of 1 MiB (and the app-wide body limit that goes with it) for one test."""
+    saved = app.config["MEDIA_MAX_BYTES"], app.config["MAX_CONTENT_LENGTH"]
+    app.config["MEDIA_MAX_BYTES"], app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024, 2 * 1024 * 1024
+    yield
+    app.config["MEDIA_MAX_BYTES"], app.config["MAX_CONTENT_LENGTH"] = saved
+
+
+def test_file_over_the_limit_answers_413_with_the_form_and_the_text(owner_client, tenant, sim, one_mb_limit):
+    session = working_session(tenant, sim)
+    big = io.BytesIO(b"\0" * (3 * 1024 * 1024))  # past MAX_CONTENT_LENGTH: it used to drop the connection
+
+    response = _post(owner_client, {"session_id": session.id, "to": "+49 170 9999999", "text": "see attached",
+                                    "media_file": (big, "report.pdf", "application/pdf")})
+
+    body = response.get_data(as_text=True)
+    assert response.status_code == 413
+    assert "That file is too large to send (this one is 3.0 MB): the limit is 1 MB." in body
+    assert "see attached</textarea>" in body and 'id="send-form"' in body
+    assert _messages() == 0 and sim.sent_messages(session.external_name) == []
+
+
+def test_body_far_over_the_limit_still_gets_an_answer(owner_client, tenant, sim, one_mb_limit):
+    session = working_session(tenant, sim)
+    huge = io.BytesIO(b"\0" * (8 * 1024 * 1024))
+
+    response = _post(owner_client, {"session_id": session.id, "to": "+49 170 9999999", "text": "x",
+                                    "media_file": (huge, "video.mp4", "video/mp4")})
+
+    assert response.status_code == 413
+    assert "That file is too large to send" in response.get_data(as_text=True)
+
+
+def test_file_input_tells_the_browser_its_limit(owner_client, tenant, sim, one_mb_limit):
+    working_session(tenant, sim)
+    page = owner_client.get("/messages/send").get_data(as_text=True)
+    file_input = re.search(r'<input[^>]*type="file"[^>]*>', page).group(0)
+    assert 'data-max-bytes="1048576"' in file_input and "the limit is 1 MB" in file_input

@@ -103,7 +103,7 @@ def test_create_with_bad_webhook_url_keeps_the_form(owner_client):
 def test_create_without_csrf_token_is_rejected(owner_client, tenant):
     response = owner_client.post("/sessions/new", data={"name": "Support", "engine": ""})
     assert response.status_code == 400
-    assert "so for your safety nothing was done. Reload the page and try again." in response.get_data(as_text=True)
+    assert "The form expired" in response.get_data(as_text=True)
     assert db.session.scalar(db.select(WahaSession).where(WahaSession.tenant_id == tenant.id)) is None
 
 
@@ -329,7 +329,7 @@ def test_control_without_csrf_token_is_rejected(owner_client, tenant, sim):
     session = working_session(tenant, sim)
     response = owner_client.post(f"/sessions/{session.id}/stop")
     assert response.status_code == 400
-    assert "so for your safety nothing was done. Reload the page and try again." in response.get_data(as_text=True)
+    assert "The form expired" in response.get_data(as_text=True)
     assert sim.session(session.external_name)["status"] == "WORKING"
 
 
