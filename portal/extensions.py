@@ -10,6 +10,8 @@ from typing import Any
 
 import redis
 from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from flask_htmx import HTMX
 from flask_limiter import Limiter
 from flask_login import LoginManager
@@ -28,6 +30,15 @@ def _rate_limit_key() -> str:
     if principal is not None:
         return f"principal:{principal.key}"
     return f"ip:{request.remote_addr}"
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_foreign_keys(dbapi_connection: Any, connection_record: Any) -> None:
+    """SQLite ignores foreign keys (and so ON DELETE CASCADE) unless each connection turns them on."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
 
 
 db = SQLAlchemy(model_class=Base)

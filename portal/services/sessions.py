@@ -436,10 +436,23 @@ def _control(tenant: Tenant, session_id: Any, actor: Actor, action: str, desired
             info = client.stop_session(session.external_name)
         elif action == "start":
             info = client.start_session(session.external_name)
+            if str((info or {}).get("status") or "").upper() == "FAILED":
+                # WAHA counts a FAILED session as running, so its start changes nothing: restart it instead.
+                info = client.restart_session(session.external_name)
         elif action == "restart":
             info = client.restart_session(session.external_name)
         else:
             info = client.logout_session(session.external_name)
+    except waha_errors.WahaAlreadyStarted as exc:
+        if action != "start":
+            db.session.rollback()
+            raise map_waha_error(exc, session) from exc
+        # Older Core images refuse to start a running session (FAILED counts as running): restart it.
+        try:
+            info = client.restart_session(session.external_name)
+        except waha_errors.WahaError as exc2:
+            db.session.rollback()
+            raise map_waha_error(exc2, session) from exc2
     except waha_errors.WahaNotFound as exc:
         if action in ("start", "restart"):
             # WAHA lost the session (wiped storage, another server): build it again from what we stored.
@@ -719,21 +732,28 @@ def _sniffed_mimetype(data: str) -> str | None:
 # Statuses on the way to WORKING: a page showing one keeps polling and syncs with WAHA now and then.
 TRANSITIONAL = ("STARTING", "SCAN_QR_CODE", "PASSKEY_REQUIRED", "PASSKEY_CONFIRMATION_REQUIRED")
 WATCH_SYNC_SECONDS = 3
+# A settled session (WORKING, STOPPED, FAILED) still changes without warning (the phone logs out, WhatsApp
+# fails): its watchers ask WAHA too, less often. Webhooks usually tell the portal sooner.
+SETTLED_SYNC_SECONDS = 10
 
 
 def watch_session(tenant: Tenant, session: WahaSession, *, may_link: bool = True) -> dict[str, Any]:
     """What a person watching a session sees: its status (synced with WAHA at most every few seconds, across
-    all viewers, while it is on its way to WORKING), its QR when it waits for a scan and the watcher may link a
-    phone (`may_link`, see permissions.LINK_PHONE), and whether to keep polling.
+    all viewers: often while it is on its way to WORKING, less often once settled), its QR when it waits for a
+    scan and the watcher may link a phone (`may_link`, see permissions.LINK_PHONE), and whether it is still on
+    its way (the page keeps following it in every status).
 
-    Returns {"session", "qr", "qr_error", "sync_error", "qr_expired", "polling"}.
+    Returns {"session", "qr", "qr_error", "qr_error_code", "sync_error", "sync_error_code", "qr_expired",
+    "polling", "settled"}; "polling" is
+    always true, "settled" tells a status that is not on the way to WORKING.
     """
-    sync_error = None
-    if session.status in TRANSITIONAL and _watch_sync_due(session.id):
+    sync_error = sync_error_code = qr_error_code = None
+    window = WATCH_SYNC_SECONDS if session.status in TRANSITIONAL else SETTLED_SYNC_SECONDS
+    if _watch_sync_due(session.id, window):
         try:
             session = sync_session(tenant, session.id)
         except ServiceError as exc:
-            sync_error = exc.message
+            sync_error, sync_error_code = exc.message, exc.code
     qr = qr_error = None
     if session.status == "SCAN_QR_CODE" and may_link:
         try:
@@ -745,9 +765,11 @@ def watch_session(tenant: Tenant, session: WahaSession, *, may_link: bool = True
             except ServiceError:
                 pass
             if session.status == "SCAN_QR_CODE":
-                qr_error = exc.message
+                qr_error, qr_error_code = exc.message, exc.code
     return {"session": session, "qr": qr, "qr_error": qr_error, "sync_error": sync_error,
-            "qr_expired": failed_waiting_for_scan(session), "polling": session.status in TRANSITIONAL}
+            "qr_error_code": qr_error_code, "sync_error_code": sync_error_code,
+            "qr_expired": failed_waiting_for_scan(session), "polling": True,
+            "settled": session.status not in TRANSITIONAL}
 
 
 def failed_waiting_for_scan(session: WahaSession) -> bool:
@@ -761,9 +783,9 @@ def failed_waiting_for_scan(session: WahaSession) -> bool:
     return details.get("from") == "SCAN_QR_CODE" and details.get("to") == "FAILED"
 
 
-def _watch_sync_due(session_id: str) -> bool:
+def _watch_sync_due(session_id: str, window: int = WATCH_SYNC_SECONDS) -> bool:
     """True for the first caller in each window (shared across processes through Redis)."""
     try:
-        return bool(redis_store.client.set(f"portal:web:sync:{session_id}", "1", nx=True, ex=WATCH_SYNC_SECONDS))
+        return bool(redis_store.client.set(f"portal:web:sync:{session_id}", "1", nx=True, ex=window))
     except redis.RedisError:  # Redis down: the page still works, it just reads what the database knows
         return False

@@ -20,6 +20,9 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(servers.bp)  # platform area: WAHA servers
     app.add_url_rule("/favicon.ico", "favicon", _favicon)
+    from portal.web import wording
+
+    wording.init_app(app)
 
 
 def _favicon() -> Response:

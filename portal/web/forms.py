@@ -80,11 +80,16 @@ class PairingCodeForm(FlaskForm):
     ])
 
 
+TEXT_LIMIT = 4096  # characters of a WhatsApp text or caption (services.messages.TEXT_MAX)
+
+
 class SendMessageForm(FlaskForm):
     session_id = SelectField("From session", validate_choice=False,
                              validators=[DataRequired(message="Choose the session to send from.")])
     to = StringField("To", validators=[DataRequired(message="Enter a phone number or chat id."), Length(max=128)])
-    text = TextAreaField("Message", validators=[Length(max=4096)])
+    # No maxlength attribute: a browser would cut pasted text silently. A counter warns while typing
+    # (static/js/portal.js) and the server refuses overlong text with its length.
+    text = TextAreaField("Message", render_kw={"data-limit": TEXT_LIMIT, "maxlength": False})
     media_file = FileField("Attach a file")
     media_url = StringField("…or a file URL", validators=[
         Optional(), Length(max=2048), URL(require_tld=False, message="Enter a full http:// or https:// address."),
@@ -96,6 +101,10 @@ class SendMessageForm(FlaskForm):
     def validate_text(self, field: StringField) -> None:
         if not (field.data or "").strip() and not self.media_file.data and not self.media_url.data:
             raise ValidationError("Write a message or attach a file.")
+        length = len(field.data or "")
+        if length > TEXT_LIMIT:
+            raise ValidationError(f"This message has {length:,} characters; WhatsApp takes at most {TEXT_LIMIT:,}. "
+                                  f"Shorten it by {length - TEXT_LIMIT:,} or send it as two messages.")
 
     def validate_media_url(self, field: StringField) -> None:
         if field.data and self.media_file.data:

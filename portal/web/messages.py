@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import io
 import mimetypes
-import uuid
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 from urllib.parse import urlparse
 
-from flask import Blueprint, abort, current_app, flash, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, render_template, request, send_file, url_for
 from flask_login import login_required
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
 from portal.models import utcnow
@@ -22,9 +23,17 @@ from portal.services.errors import Invalid, NotFound, ServiceError
 from portal.tenancy import require
 from portal.web.forms import MessageFilterForm, SendMessageForm, choices
 from portal.web.helpers import apply_service_error, is_htmx, principal, redirect_to
+from portal.web import uploads
+from portal.web.send_form import form_key, new_key, stale_form
+from portal.web.wording import WORDS, say_exc
 from portal.web.sessions import STOP_POLLING
 
 bp = Blueprint("messages", __name__, url_prefix="/messages")
+# A stale CSRF token (or an expired sign-in) on the send form gives the form back with the text kept.
+bp.register_error_handler(CSRFError, stale_form)
+# Uploads over the limit: the form comes back with the text and a 413, never a dropped connection.
+bp.url_value_preprocessor(uploads.allow_large_send_body)
+bp.register_error_handler(RequestEntityTooLarge, uploads.too_large)
 
 PAGE_SIZE = 50
 POLL_SECONDS = 3
@@ -181,12 +190,14 @@ def _kind_for(mimetype: str | None) -> str:
 def _media_from(form: SendMessageForm, caption: str | None) -> dict[str, Any] | None:
     upload = form.media_file.data
     if upload and getattr(upload, "filename", ""):
+        size = uploads.file_size(upload)
+        if size > uploads.media_limit():
+            message = uploads.too_large_message(size)
+            raise Invalid(message, code="media_too_large",
+                          details={"fields": [{"field": "media_file", "message": message}]})
         raw = upload.read()
         if not raw:
             raise Invalid.field("media_file", "That file is empty.")
-        if len(raw) > current_app.config["MEDIA_MAX_BYTES"]:
-            limit = current_app.config["MEDIA_MAX_BYTES"] // (1024 * 1024)
-            raise Invalid.field("media_file", f"That file is too large; the limit is {limit} MB.")
         filename = secure_filename(upload.filename) or "file"
         mimetype = upload.mimetype if upload.mimetype not in (None, "", "application/octet-stream") else (
             mimetypes.guess_type(filename)[0] or "application/octet-stream")
@@ -219,6 +230,8 @@ def _friendly(exc: ServiceError, sessions_by_id: dict[str, Any], session_id: str
         wait = f" Try again in {exc.retry_after} s." if exc.retry_after else " Try again in a moment."
         return type(exc)(f"{name} is sending faster than its limit allows, which protects the number from a "
                          f"WhatsApp ban.{wait}", code=exc.code, details={})
+    if exc.code in WORDS:
+        return type(exc)(say_exc(exc), code=exc.code, details={})
     return exc
 
 
@@ -246,6 +259,11 @@ def send():  # type: ignore[no-untyped-def]
         form.session_id.data = wanted if wanted in sessions_by_id else working
         form.to.data = request.args.get("to", "")
         form.next.data = safe_next(request.args.get("next")) or ""
+        form.idempotency_key.data = form_key(request.args.get("form_key"))
+    else:
+        # One key per form instance, kept across re-renders: sending the same form twice sends once.
+        form.idempotency_key.data = form_key(form.idempotency_key.data)
+    status = 200
     if form.validate_on_submit():
         if form.session_id.data not in sessions_by_id:
             form.session_id.errors = ["Choose one of your sessions."]
@@ -253,26 +271,43 @@ def send():  # type: ignore[no-untyped-def]
             text = (form.text.data or "").strip() or None
             try:
                 media = _media_from(form, caption=text)
-                message = messages_service.send_message(
-                    _tenant(), form.session_id.data, principal().actor(), to=form.to.data.strip(),
-                    text=None if media else text, media=media, idempotency_key=form.idempotency_key.data or None,
-                    source="portal",
-                )
+
+                def attempt() -> Any:
+                    return messages_service.send_message(
+                        _tenant(), form.session_id.data, principal().actor(), to=form.to.data.strip(),
+                        text=None if media else text, media=media, idempotency_key=form.idempotency_key.data,
+                        source="portal",
+                    )
+
+                try:
+                    message = attempt()
+                except ServiceError as exc:
+                    if exc.code != "idempotency_key_reused":
+                        raise
+                    # The form's key went with other content (edited after a refusal): this is a new message.
+                    form.idempotency_key.data = new_key()
+                    message = attempt()
             except ServiceError as exc:
                 apply_service_error(form, _friendly(exc, sessions_by_id, form.session_id.data),
                                     _send_aliases(form))
+                if exc.code == "media_too_large":
+                    status = 413
             else:
-                flash("Message sent. The ticks show when it is delivered and read.", "success")
-                target = safe_next(form.next.data) or url_for(
-                    "messages.conversation", session_id=message.session_id, chat_id=message.chat_id)
-                return redirect_to(target)
-    if form.is_submitted() or not form.idempotency_key.data:
-        # A fresh key per attempt: a retry after an error is a new message, a double click is not.
-        form.idempotency_key.data = uuid.uuid4().hex
+                if message.status == "ERROR":
+                    # The same form was sent before and that attempt failed: say so; the next press is new.
+                    form.form_errors.append("This message was not sent: an earlier attempt failed. Press Send "
+                                            "to try again.")
+                    form.idempotency_key.data = new_key()
+                else:
+                    flash("Message sent. The ticks show when it is delivered and read.", "success")
+                    target = safe_next(form.next.data) or url_for(
+                        "messages.conversation", session_id=message.session_id, chat_id=message.chat_id)
+                    return redirect_to(target)
+    uploads.limit_file_field(form)
     context = {"form": form, "sessions": sessions, "reply": request.form.get("reply") == "1"}
     if is_htmx():
-        return render_template("messages/_send_form.html", **context)
-    return render_template("messages/send.html", **context)
+        return render_template("messages/_send_form.html", **context), status
+    return render_template("messages/send.html", **context), status
 
 
 # ---- conversations -----------------------------------------------------------------------------------------
@@ -330,7 +365,8 @@ def conversation(session_id: str, chat_id: str):  # type: ignore[no-untyped-def]
     form = None
     if principal().can("messages:send"):
         form = SendMessageForm(formdata=None, session_id=session.id, to=chat_id, next=here,
-                               idempotency_key=uuid.uuid4().hex)
+                               idempotency_key=form_key(request.args.get("form_key")))
+        uploads.limit_file_field(form)
     return render_template("messages/conversation.html", form=form, **context)
 
 

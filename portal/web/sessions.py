@@ -18,11 +18,14 @@ from portal.tenancy import require
 from portal.web import once
 from portal.web.forms import ConfirmForm, PairingCodeForm, SessionCreateForm
 from portal.web.helpers import apply_service_error, is_htmx, principal, redirect_to
+from portal.web.wording import say_exc
 
 bp = Blueprint("sessions", __name__, url_prefix="/sessions")
 
-# While a session is on its way to WORKING the page polls; in any other state it holds still.
+# The page follows its session in every status: every few seconds on the way to WORKING, a little less often
+# once settled (a WORKING session can still fail or be logged out from the phone at any moment).
 POLL_SECONDS = 3
+SETTLED_POLL_SECONDS = 5
 # htmx stops polling when a response carries this status (and still swaps its body in).
 STOP_POLLING = 286
 
@@ -109,8 +112,8 @@ def detail(session_id: str):  # type: ignore[no-untyped-def]
 @login_required
 @require("sessions:read")
 def live(session_id: str):  # type: ignore[no-untyped-def]
-    """The self-replacing status block: status, QR and its lifetime. Answers 286 once the session has
-    left the way to WORKING, so htmx swaps in the final state and stops polling."""
+    """The self-replacing status block: status, QR and its lifetime. It keeps polling in every status; when the
+    status differs from the one the page shows, the controls and the pairing panel are refreshed with it."""
     try:
         session = sessions_service.get_session(_tenant(), session_id)
     except NotFound:
@@ -120,16 +123,16 @@ def live(session_id: str):  # type: ignore[no-untyped-def]
         flash("That session no longer exists; it was deleted.", "info")
         return redirect_to(url_for("sessions.index"))
     state = _live_state(session)
-    status = 200 if state["polling"] else STOP_POLLING
-    # The page tells which status it shows, so only a real change is announced to screen readers.
-    announce = request.args.get("shown") != state["session"].status
-    return render_template("sessions/_status.html", oob=True, actions=ACTIONS, announce=announce, **state), status
+    # The page tells which status it shows, so only a real change is announced and redraws the controls.
+    changed = request.args.get("shown") != state["session"].status
+    return render_template("sessions/_status.html", oob=True, actions=ACTIONS, announce=changed,
+                           pairing_form=PairingCodeForm(), **state)
 
 
 def _live_state(session: Any) -> dict[str, Any]:
     may_link = principal().can(LINK_PHONE)
-    return {**sessions_service.watch_session(_tenant(), session, may_link=may_link), "poll_seconds": POLL_SECONDS,
-            "may_link": may_link}
+    state = sessions_service.watch_session(_tenant(), session, may_link=may_link)
+    return {**state, "poll_seconds": SETTLED_POLL_SECONDS if state["settled"] else POLL_SECONDS, "may_link": may_link}
 
 
 @bp.route("/<session_id>/pairing-code", methods=["POST"])
@@ -147,6 +150,8 @@ def pairing_code(session_id: str):  # type: ignore[no-untyped-def]
             if exc.code == "session_not_ready":
                 exc = type(exc)("Pairing codes are available once the QR code is shown. Wait a moment and try "
                                 "again.", code=exc.code)
+            else:
+                exc = type(exc)(say_exc(exc), code=exc.code, details=exc.details)
             apply_service_error(form, exc)
     template = "sessions/_pairing.html" if is_htmx() else "sessions/pairing.html"
     return render_template(template, session=session, pairing_form=form, code=code)
@@ -161,7 +166,7 @@ def screenshot(session_id: str):  # type: ignore[no-untyped-def]
     try:
         shot = sessions_service.get_screenshot(_tenant(), session.id, may_link=principal().can(LINK_PHONE))
     except ServiceError as exc:
-        error = exc.message
+        error = say_exc(exc)
     template = "sessions/_screenshot.html" if is_htmx() else "sessions/screenshot.html"
     return render_template(template, session=session, shot=shot, error=error)
 
@@ -223,8 +228,8 @@ def act(session_id: str, action: str):  # type: ignore[no-untyped-def]
             getattr(sessions_service, spec.service)(_tenant(), session.id, principal().actor())
         except ServiceError as exc:
             if is_htmx():
-                return render_template("sessions/_action_error.html", message=exc.message, action=spec)
-            form.form_errors.append(exc.message)
+                return render_template("sessions/_action_error.html", message=say_exc(exc), action=spec)
+            form.form_errors.append(say_exc(exc))
         else:
             flash(spec.done, "success")
             target = url_for("sessions.index") if action == "delete" else url_for("sessions.detail",

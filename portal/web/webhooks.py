@@ -99,13 +99,21 @@ def created(key: str):  # type: ignore[no-untyped-def]
                 rotated=bool(kept["rotated"]))
 
 
-def _deliveries(tenant: Any, endpoint_id: int) -> tuple[list[Any], str | None, str | None]:
+DELIVERY_POLL_SECONDS = 3
+
+
+def _deliveries(tenant: Any, endpoint_id: int | None) -> dict[str, Any]:
+    """One page of the delivery log (of one endpoint, or of all). An unknown `status` is refused (400), not
+    silently dropped. While a delivery shown is still pending, the log refreshes itself."""
     status = request.args.get("status") or None
-    if status not in forwarding.DELIVERY_STATUSES:
-        status = None
     result = forwarding.list_deliveries(tenant, endpoint_id=endpoint_id, status=status,
                                         cursor=request.args.get("cursor") or None, limit=DELIVERY_PAGE)
-    return list(result.items), result.next_cursor, status
+    deliveries = list(result.items)
+    return dict(deliveries=deliveries, next_cursor=result.next_cursor, status=status,
+                statuses=forwarding.DELIVERY_STATUSES, poll_seconds=DELIVERY_POLL_SECONDS,
+                polling=any(d.status == "pending" for d in deliveries),
+                list_endpoint="admin_webhooks.detail" if endpoint_id is not None else "admin_webhooks.deliveries",
+                list_args={"endpoint_id": endpoint_id} if endpoint_id is not None else {})
 
 
 @bp.get("/<int:endpoint_id>")
@@ -114,12 +122,23 @@ def _deliveries(tenant: Any, endpoint_id: int) -> tuple[list[Any], str | None, s
 def detail(endpoint_id: int):  # type: ignore[no-untyped-def]
     who = principal()
     endpoint = forwarding.get_endpoint(who.tenant, endpoint_id)
-    deliveries, next_cursor, status = _deliveries(who.tenant, endpoint.id)
-    context = dict(endpoint=endpoint, deliveries=deliveries, next_cursor=next_cursor, status=status,
-                   statuses=forwarding.DELIVERY_STATUSES, confirm=ConfirmForm())
+    context = dict(endpoint=endpoint, confirm=ConfirmForm(), **_deliveries(who.tenant, endpoint.id))
     if htmx and htmx.target == "deliveries":
         return page("admin/_deliveries.html", **context)
     return page("admin/webhook_detail.html", **context)
+
+
+@bp.get("/deliveries")
+@login_required
+@require("webhooks:read")
+def deliveries():  # type: ignore[no-untyped-def]
+    """Every endpoint's deliveries in one log (the dashboard's failed-deliveries figure links here)."""
+    who = principal()
+    context = dict(endpoint=None, endpoints={e.id: e for e in forwarding.list_endpoints(who.tenant)},
+                   **_deliveries(who.tenant, None))
+    if htmx and htmx.target == "deliveries":
+        return page("admin/_deliveries.html", **context)
+    return page("admin/deliveries.html", **context)
 
 
 @bp.route("/<int:endpoint_id>/edit", methods=["GET", "POST"])

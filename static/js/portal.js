@@ -1,8 +1,5 @@
-// Small behaviours the CSP allows (no inline scripts): auto-submitting selects, copy buttons.
-document.addEventListener("change", function (event) {
-  var el = event.target;
-  if (el.matches && el.matches("select[data-autosubmit]") && el.form) { el.form.submit(); }
-});
+// Small behaviours the CSP allows (no inline scripts): copy buttons, countdowns, counters. Nothing submits a
+// form on its own: changing a field never changes the page (WCAG 3.2.2).
 document.addEventListener("click", function (event) {
   var button = event.target.closest ? event.target.closest("[data-copy]") : null;
   if (!button) { return; }
@@ -36,4 +33,108 @@ document.addEventListener("htmx:afterSwap", function (event) {
   var summary = form.querySelector(".form-error");
   if (invalid) { invalid.focus(); }
   else if (summary) { summary.setAttribute("tabindex", "-1"); summary.focus(); }
+});
+
+// ---- Text with a limit: a live counter instead of a maxlength that would cut pasted text silently ----
+function updateLimit(field) {
+  var limit = parseInt(field.getAttribute("data-limit"), 10);
+  var counter = document.getElementById(field.id + "-count");
+  if (isNaN(limit) || !counter) { return; }
+  var left = limit - field.value.length;
+  counter.textContent = left >= 0 ? left.toLocaleString("en") + " characters left"
+                                  : (-left).toLocaleString("en") + " characters too many";
+  counter.classList.toggle("over", left < 0);
+}
+document.addEventListener("input", function (event) {
+  var el = event.target;
+  if (el.matches && el.matches("[data-limit]")) { updateLimit(el); }
+});
+function initLimits(root) {
+  var fields = (root || document).querySelectorAll("[data-limit]");
+  for (var i = 0; i < fields.length; i++) { updateLimit(fields[i]); }
+}
+document.addEventListener("DOMContentLoaded", function () { initLimits(document); });
+document.addEventListener("htmx:afterSwap", function (event) { initLimits(event.detail && event.detail.elt ? event.detail.elt.parentNode || document : document); });
+
+// ---- One idempotency key per form instance: the page's URL keeps it, so Back and Send again sends once ----
+function keepFormKey() {
+  var input = document.querySelector("form#send-form input[name='idempotency_key']");
+  if (!input || !input.value || !window.history.replaceState) { return; }
+  var url = new URL(window.location.href);
+  if (url.searchParams.get("form_key") === input.value) { return; }
+  url.searchParams.set("form_key", input.value);
+  window.history.replaceState(window.history.state, "", url.toString());
+}
+document.addEventListener("DOMContentLoaded", keepFormKey);
+document.addEventListener("htmx:afterSwap", keepFormKey);
+
+// ---- Files over the limit are refused before they are uploaded, with the typed text untouched ----
+function fileTooLarge(input) {
+  var max = parseInt(input.getAttribute("data-max-bytes"), 10);
+  var file = input.files && input.files[0];
+  return !isNaN(max) && file && file.size > max;
+}
+function showFileProblem(input) {
+  var id = input.id + "-size-error";
+  var note = document.getElementById(id);
+  if (fileTooLarge(input)) {
+    if (!note) {
+      note = document.createElement("p");
+      note.id = id;
+      note.className = "error";
+      note.setAttribute("role", "alert");
+      input.insertAdjacentElement("afterend", note);
+    }
+    note.textContent = input.getAttribute("data-too-large");
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", id);
+    return true;
+  }
+  if (note) { note.remove(); }
+  input.removeAttribute("aria-invalid");
+  return false;
+}
+document.addEventListener("change", function (event) {
+  var el = event.target;
+  if (el.matches && el.matches("input[type=file][data-max-bytes]")) { showFileProblem(el); }
+});
+function refuseLargeFiles(event) {
+  var form = event.target;
+  if (!form || !form.querySelectorAll) { return; }
+  var inputs = form.querySelectorAll("input[type=file][data-max-bytes]");
+  for (var i = 0; i < inputs.length; i++) {
+    if (showFileProblem(inputs[i])) { event.preventDefault(); inputs[i].focus(); return; }
+  }
+}
+document.addEventListener("submit", refuseLargeFiles, true);
+document.addEventListener("htmx:confirm", function (event) {
+  var form = event.detail && event.detail.elt;
+  if (form && form.matches && form.matches("form")) {
+    var inputs = form.querySelectorAll("input[type=file][data-max-bytes]");
+    for (var i = 0; i < inputs.length; i++) {
+      if (showFileProblem(inputs[i])) { event.preventDefault(); inputs[i].focus(); return; }
+    }
+  }
+});
+
+// ---- Conversations open at the newest message with the reply box in view, and stay there as messages
+// arrive, unless the reader scrolled up to read older ones ----
+var FOLLOW_SLACK = 150;  // px from the bottom that still counts as "at the newest message"
+var followNewest = false;
+function atBottom() {
+  var doc = document.documentElement;
+  return window.innerHeight + window.scrollY >= doc.scrollHeight - FOLLOW_SLACK;
+}
+function toBottom() { window.scrollTo(0, document.documentElement.scrollHeight); }
+document.addEventListener("DOMContentLoaded", function () {
+  if (document.querySelector("[data-follow-newest]") && !window.location.hash) { toBottom(); }
+});
+document.addEventListener("htmx:beforeSwap", function (event) {
+  var target = event.detail && event.detail.target;
+  if (target && target.id === "thread-fresh" && document.querySelector("[data-follow-newest]")) {
+    followNewest = atBottom();
+  }
+});
+document.addEventListener("htmx:afterSettle", function () {
+  if (followNewest) { followNewest = false; toBottom(); }
 });

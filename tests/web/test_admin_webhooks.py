@@ -14,7 +14,7 @@ from portal.extensions import db
 from portal.models import WebhookDelivery, WebhookEndpoint
 from portal.services import forwarding
 from tests.factories import TEST_ACTOR, make_tenant
-from tests.web.admin_builders import member, post, text
+from tests.web.admin_builders import find, member, post, text
 
 PAGE = "/admin/webhooks/"
 
@@ -264,3 +264,59 @@ def test_another_tenants_delivery_cannot_be_replayed(login, owner, receiver):
     response = post(login(owner), f"{PAGE}deliveries/{delivery.id}/replay", page=PAGE)
     assert response.status_code == 404
     assert db.session.scalar(select(WebhookDelivery.attempt).order_by(WebhookDelivery.attempt.desc())) == 1
+
+
+# ---- the delivery log follows a test event, shows what was sent and answered, and refuses unknown filters ----
+
+def test_delivery_log_refreshes_itself_until_the_test_event_is_delivered(login, owner, endpoint, receiver, run_jobs):
+    client = login(owner)
+    post(client, f"{PAGE}{endpoint.id}/test", page=PAGE)
+    page = text(client.get(f"{PAGE}{endpoint.id}"))
+    section = find(r'(<section id="deliveries"[^>]*>)', page)
+    assert f'hx-get="{PAGE}{endpoint.id}"' in section and 'hx-trigger="every 3s"' in section
+    assert "pending" in page
+
+    run_jobs()
+    fragment = text(client.get(f"{PAGE}{endpoint.id}", headers={"HX-Request": "true", "HX-Target": "deliveries"}))
+    assert "<html" not in fragment and "succeeded" in fragment
+    assert "hx-trigger" not in find(r'(<section id="deliveries"[^>]*>)', fragment)  # settled: it stops
+
+
+def test_delivery_log_shows_the_payload_sent_and_the_response(login, owner, endpoint, receiver, run_jobs):
+    receiver.status = 500
+    client = login(owner)
+    post(client, f"{PAGE}{endpoint.id}/test", page=PAGE)
+    run_jobs()
+    body = text(client.get(f"{PAGE}{endpoint.id}"))
+    assert "Payload and response" in body
+    assert "This is a test event from WAHA Portal." in body and '"type": "test"' in body
+    assert re.search(r"HTTP 500\s*nope", body)
+
+
+def test_delivery_log_refuses_an_unknown_status_filter(login, owner, endpoint):
+    response = login(owner).get(f"{PAGE}{endpoint.id}?status=bogus")
+    assert response.status_code == 400
+    assert "Status must be one of pending, succeeded, failed, dead." in text(response)
+
+
+def test_failed_deliveries_figure_links_to_the_failed_deliveries(login, owner, endpoint, receiver, run_jobs):
+    receiver.status = 500
+    client = login(owner)
+    post(client, f"{PAGE}{endpoint.id}/test", page=PAGE)
+    run_jobs()
+    dashboard = text(client.get("/"))
+    link = find(r'<a class="card stat-card[^"]*" href="([^"]+)">\s*<span class="stat" id="stat-failed-deliveries">',
+                dashboard)
+    assert link == f"{PAGE}deliveries?status=failed"
+    log = text(client.get(link))
+    assert "Webhook deliveries" in log and endpoint.url in log and "<code>500</code>" in log
+    assert "succeeded</span>" not in log
+
+
+def test_all_deliveries_log_shows_only_this_tenants(login, owner, endpoint, receiver, run_jobs):
+    other = make_tenant("globex", name="Globex")
+    forwarding.send_test_event(other, forwarding.create_endpoint(other, TEST_ACTOR, url=receiver.url + "?globex")[0].id,
+                               TEST_ACTOR)
+    run_jobs()
+    log = text(login(owner).get(f"{PAGE}deliveries"))
+    assert "?globex" not in log and "Nothing was delivered yet." in log

@@ -160,7 +160,7 @@ def test_send_without_csrf_token_is_rejected(owner_client, tenant, sim):
     response = owner_client.post("/messages/send", data={"session_id": session.id, "to": "491709999999",
                                                          "text": "x"})
     assert response.status_code == 400
-    assert "The form expired" in response.get_data(as_text=True)
+    assert "nothing was sent. Your text is kept: press Send again." in response.get_data(as_text=True)
     assert sim.sent_messages(session.external_name) == []
 
 
@@ -201,7 +201,7 @@ def test_log_shows_messages_newest_first_with_ticks(owner_client, tenant, sim):
     assert re.search(r'class="ticks ticks-READ"[^>]*title="Read"><span aria-hidden="true">✓✓', page)
     assert re.search(r'class="ticks ticks-DEVICE"[^>]*title="Delivered"', page)
     assert re.search(r'class="ticks ticks-ERROR"[^>]*title="Failed"><span aria-hidden="true">!', page)
-    assert "number not on WhatsApp" in page
+    assert "Not sent: number not on WhatsApp." in page
 
 
 def test_log_without_messages_explains_where_they_come_from(owner_client):

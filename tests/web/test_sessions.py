@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from portal.extensions import db
+from portal.extensions import db, redis_store
 from portal.models import AuditEvent, WahaSession
 from portal.services import sessions as sessions_service
 from tests.conftest import csrf_token
@@ -142,26 +142,39 @@ def test_live_fragment_keeps_polling_while_scanning(owner_client, tenant):
     assert "status-announcer" not in body  # nothing new to announce on a mere refresh
 
 
-def test_live_fragment_answers_286_and_shows_working_once_scanned(owner_client, tenant, sim):
+def test_live_fragment_shows_working_once_scanned_and_redraws_the_controls(owner_client, tenant, sim):
     session = scanning_session(tenant)
     sim.scan(session.external_name, phone="491701234567")
     # no webhook is processed here: the fragment's own sync with WAHA finds the new state
     response = owner_client.get(f"/sessions/{session.id}/live?shown=SCAN_QR_CODE", headers=HX)
     body = response.get_data(as_text=True)
-    assert response.status_code == 286
+    assert response.status_code == 200
     assert 'data-status="WORKING"' in body and "+491701234567" in body
     assert re.search(r'id="status-announcer"[^>]*hx-swap-oob="true">Session status: Working\.<', body)
-    assert "hx-trigger" not in body.split('id="pairing-panel"')[0]
-    assert '<div id="pairing-panel" hx-swap-oob="true"></div>' in body
+    assert 'hx-trigger="every 5s"' in body  # it keeps following the session once WORKING
+    assert re.search(r'<div id="pairing-panel" hx-swap-oob="true">\s*</div>', body)
+    assert 'id="session-actions"' in body and "hx-swap-oob" in body.split('id="session-actions"')[1][:80]
     assert db.session.get(WahaSession, session.id).status == "WORKING"
 
 
-def test_live_fragment_of_stopped_session_stops_polling(owner_client, tenant):
+def test_live_fragment_of_stopped_session_keeps_following_it(owner_client, tenant):
     session = scanning_session(tenant)
     sessions_service.stop_session(tenant, session.id, sessions_service.SYSTEM)
-    response = owner_client.get(f"/sessions/{session.id}/live", headers=HX)
-    assert response.status_code == 286
-    assert 'data-status="STOPPED"' in response.get_data(as_text=True)
+    response = owner_client.get(f"/sessions/{session.id}/live?shown=STOPPED", headers=HX)
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    assert 'data-status="STOPPED"' in body and 'hx-trigger="every 5s"' in body
+    assert 'id="session-actions"' not in body  # nothing changed: the controls stay as they are
+
+
+def test_live_fragment_of_working_session_notices_a_failure_without_a_webhook(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    sim.fail(session.external_name)
+    redis_store.client.delete(f"portal:web:sync:{session.id}")  # the shared sync window has passed
+    response = owner_client.get(f"/sessions/{session.id}/live?shown=WORKING", headers=HX)
+    body = response.get_data(as_text=True)
+    assert 'data-status="FAILED"' in body and "WhatsApp reported a failure" in body
+    assert "Session status: Failed" in body and ">Start<" in body
 
 
 def test_session_failed_while_waiting_for_a_scan_says_the_qr_expired(owner_client, tenant, sim):
@@ -181,11 +194,11 @@ def test_session_failed_while_working_reports_a_whatsapp_failure(owner_client, t
     assert "WhatsApp reported a failure" in page and "QR code expired" not in page
 
 
-def test_detail_of_working_session_does_not_poll(owner_client, tenant, sim):
+def test_detail_of_working_session_keeps_following_its_status(owner_client, tenant, sim):
     session = working_session(tenant, sim)
     page = owner_client.get(f"/sessions/{session.id}").get_data(as_text=True)
     assert "Connected as" in page
-    assert f'hx-get="/sessions/{session.id}/live"' not in page
+    assert f'hx-get="/sessions/{session.id}/live"' in page and 'hx-trigger="every 5s"' in page
 
 
 @pytest.mark.parametrize("path", ["", "/live", "/screenshot", "/stop"])

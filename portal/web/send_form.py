@@ -1,0 +1,72 @@
+"""The send form's keeping of what people typed: one idempotency key per form instance (stable across
+re-renders and across Back), and the typed text kept when the CSRF token went stale or the sign-in expired."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from flask import Response, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+
+from portal.web.forms import SendMessageForm, choices
+from portal.web.helpers import is_htmx
+
+_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def form_key(candidate: Any) -> str:
+    """The key of this form instance: the one it carries (hidden field, or `form_key` in the page's URL that
+    the browser keeps for Back), or a new one for a new form."""
+    if isinstance(candidate, str) and _KEY.match(candidate):
+        return candidate
+    return uuid.uuid4().hex
+
+
+def new_key() -> str:
+    """A key for a new message (the form's content changed after its key was used)."""
+    return uuid.uuid4().hex
+
+
+def stale_form(exc: CSRFError) -> Response:
+    """The send form as it was posted, with a fresh CSRF token and a sentence on what happened: nothing was
+    sent, the text is still here, press Send again (after signing in, when the sign-in expired)."""
+    if current_user.is_authenticated:
+        message = ("This form was open for a long time, so for your safety nothing was sent. Your text is kept: "
+                   "press Send again.")
+    else:
+        message = ("You were signed out, so nothing was sent. Your text is kept: sign in again in another tab, "
+                   "then come back and press Send.")
+    return refused_form(message, 400, request.form)
+
+
+def refused_form(message: str, status: int, formdata: Any = None) -> Response:
+    """The send form again (what was posted, when it could be read) with `message` at its top."""
+    form = SendMessageForm(formdata=formdata, meta={"csrf": True})
+    form.idempotency_key.data = form_key(form.idempotency_key.data)
+    signed_in = current_user.is_authenticated
+    sessions: list[Any] = []
+    posted = form.session_id.data or ""
+    if signed_in:
+        from portal.services import sessions as sessions_service
+        from portal.tenancy import current_principal
+
+        found = current_principal()
+        sessions = sessions_service.list_sessions(found.tenant) if found is not None else []
+        form.session_id.choices = choices([(s.id, f"{s.name} ({s.status.replace('_', ' ').lower()})")
+                                           for s in sessions])
+    else:
+        form.session_id.choices = choices([(posted, "The session you chose")])
+    form.form_errors.append(message)
+    from portal.web.uploads import limit_file_field
+
+    limit_file_field(form)
+    context = {"form": form, "sessions": sessions or [None], "reply": (formdata or {}).get("reply") == "1",
+               "login_url": None if signed_in else url_for("auth.login")}
+    if is_htmx() and status != 413:
+        # htmx swaps only 2xx (and, as configured in base.html, 413) answers: the form comes back in place.
+        status = 200
+    template = "messages/_send_form.html" if is_htmx() else "messages/send.html"
+    return Response(render_template(template, **context), status=status)

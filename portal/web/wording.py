@@ -1,0 +1,79 @@
+"""What a person reads when something did not work: one sentence about what they can do, chosen by the error's
+stable code. Services keep their precise messages for the API and the logs; pages show these words."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Flask
+
+# code -> the sentence a person reads. {status} and {retry} are filled in when known.
+WORDS: dict[str, str] = {
+    "waha_unavailable": "The WhatsApp server cannot be reached right now, so nothing was done. Try again in a "
+                        "minute; if it keeps happening, ask your administrator to check the WAHA server.",
+    "session_not_ready": "The session is not connected to WhatsApp right now ({status}). Open the session and "
+                         "link a phone, or wait until it shows Working, then try again.",
+    "session_missing_on_waha": "The WhatsApp server no longer has this session. Press Start on the session's "
+                               "page to set it up again.",
+    "not_supported": "The WhatsApp server of this session cannot do this. Ask your administrator which "
+                     "features it offers.",
+    "rate_limited": "Too much at once. Wait {retry} and try again.",
+    "forbidden": "Your role does not allow this. Ask an owner or admin of this tenant.",
+    "unauthorized": "You are signed out. Sign in again and try once more.",
+    "payload_too_large": "That upload is too large. Choose a smaller file and try again.",
+    "internal_error": "Something went wrong on our side and it has been logged. Try again; if it keeps "
+                      "failing, give the reference below to your administrator.",
+}
+# Stored errors that are a program's words, not a person's: "SomeError: ...", "WAHA ...", tracebacks.
+_INTERNAL = re.compile(r"^(WAHA\b|[A-Z][A-Za-z]+(Error|Exception|Unavailable|Timeout|Refused)\b|Traceback)")
+# A session that waits for its QR code: the pairing code and the QR need exactly that state.
+SCAN_ONLY = ("This works only while the session shows its QR code. Start or restart the session and try again "
+             "once the QR code appears.")
+
+
+def say(code: str | None, message: str | None = None, details: dict[str, Any] | None = None,
+        retry_after: int | None = None) -> str:
+    """The words for an error code; the service's own message where it already speaks to people."""
+    details = details or {}
+    if code == "session_not_ready" and "SCAN_QR_CODE" in (details.get("expected") or []):
+        return SCAN_ONLY
+    template = WORDS.get(code or "")
+    if template is None:
+        return message or "That did not work. Try again in a moment."
+    status = str(details.get("status") or "not connected").replace("_", " ").lower()
+    retry = f"{retry_after} seconds" if retry_after else "a moment"
+    return template.format(status=status, retry=retry)
+
+
+def say_exc(exc: Any) -> str:
+    """say() for a ServiceError."""
+    return say(getattr(exc, "code", None), getattr(exc, "message", str(exc)), getattr(exc, "details", None),
+               getattr(exc, "retry_after", None))
+
+
+def failed_send(error: str | None) -> str:
+    """Why a message was not sent, from the error stored on its row (a WAHA client error's text)."""
+    text = (error or "").strip()
+    if text.startswith("WAHA: ") or text.startswith(("WAHA 502", "WAHA 503", "WAHA 504")):
+        return "Not sent: the WhatsApp server could not be reached. Send it again."
+    if text.startswith("WAHA 422") and "status" in text.lower():
+        return "Not sent: the session was not connected to WhatsApp. Link the phone again, then send it again."
+    if text.startswith(("WAHA 401", "WAHA 403")):
+        return "Not sent: the WhatsApp server refused the portal's credentials. Tell your administrator."
+    if text.startswith("WAHA 5"):
+        return "Not sent: the WhatsApp server had a problem. Send it again."
+    if text.startswith("WAHA 4"):
+        return "Not sent: WhatsApp refused this message. Check the number and the attachment, then send it again."
+    if text and not _INTERNAL.match(text):
+        return f"Not sent: {text.rstrip('.')}."  # already a reason a person can read (set by the portal)
+    return "Not sent. Send it again; if it fails again, tell your administrator."
+
+
+def unreachable(error: str | None) -> str:
+    """A health check's failure in words (the technical reason stays in the logs and on the servers page)."""
+    return "Cannot be reached right now." if error else ""
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.globals.update(say_error=say, failed_send=failed_send, unreachable=unreachable)

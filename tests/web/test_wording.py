@@ -1,0 +1,63 @@
+"""Every error a person sees is a sentence about what they can do: no class names, no WAHA internals."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import csrf_token
+from tests.web.session_builders import scanning_session, stored_message, working_session
+
+HX = {"HX-Request": "true"}
+RAW = ("WahaUnavailable", "WAHA:", "WAHA 5", "it must be", "WAHA failed", "Traceback")
+
+
+@pytest.fixture
+def owner_client(login, owner):
+    return login(owner)
+
+
+def _clean(body: str) -> None:
+    for raw in RAW:
+        assert raw not in body, f"{raw!r} reached the page"
+
+
+def test_failed_send_in_the_log_says_what_to_do(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    stored_message(tenant, session, status="ERROR",
+                   error="WAHA: cannot reach http://127.0.0.1:3000 (ConnectionError)")
+    body = owner_client.get("/messages/").get_data(as_text=True)
+    assert "Not sent: the WhatsApp server could not be reached. Send it again." in body
+    _clean(body)
+
+
+def test_control_failure_when_waha_is_down_says_what_to_do(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    token = csrf_token(owner_client, "/sessions/")
+    sim.fail_next(5, 503)
+    body = owner_client.post(f"/sessions/{session.id}/stop",
+                             headers={**HX, "X-CSRFToken": token}).get_data(as_text=True)
+    assert "The WhatsApp server cannot be reached right now, so nothing was done." in body
+    _clean(body)
+
+
+def test_screenshot_of_a_session_not_scanning_says_what_to_do(owner_client, tenant, sim):
+    session = scanning_session(tenant)
+    sim.fail_next(5, 503)
+    body = owner_client.get(f"/sessions/{session.id}/screenshot", headers=HX).get_data(as_text=True)
+    assert "No screenshot right now." in body and "Try again in a minute" in body
+    _clean(body)
+
+
+def test_health_of_a_server_that_is_down_names_no_exception(owner_client, sim):
+    sim.fail_next(10, 503)
+    body = owner_client.get("/dashboard/health", headers=HX).get_data(as_text=True)
+    assert "badge-down" in body and "Cannot be reached right now." in body
+    _clean(body)
+
+
+def test_failed_send_with_an_exception_name_is_reworded(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    stored_message(tenant, session, status="ERROR", error="WahaUnavailable: WAHA: cannot reach http://x")
+    body = owner_client.get("/messages/").get_data(as_text=True)
+    assert "Not sent. Send it again; if it fails again, tell your administrator." in body
+    _clean(body)
