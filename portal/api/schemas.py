@@ -16,6 +16,7 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from portal.inputs import MAX_YEAR, MIN_YEAR
 from portal.models import ENGINES, SESSION_STATUSES
 from portal.services.errors import Invalid
 from portal.services.forwarding import DELIVERY_STATUSES
@@ -194,6 +195,13 @@ class MessageListQuery(Request):
     until: datetime | None = Field(None, description="Created before (ISO 8601).")
     cursor: str | None = Field(None, max_length=200, description="nextCursor of the previous page.")
     limit: int = Field(50, ge=1, le=MAX_PAGE, description="Page size.")
+
+    @field_validator("since", "until")
+    @classmethod
+    def _calendar(cls, value: datetime | None) -> datetime | None:
+        if value is not None and not MIN_YEAR <= value.year <= MAX_YEAR:
+            raise PydanticCustomError("date_range", f"Give a date between the years {MIN_YEAR} and {MAX_YEAR}.")
+        return value
 
 
 class TenantMessageListQuery(MessageListQuery):
