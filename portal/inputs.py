@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Request, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import BadRequest
 
 from portal.services.errors import Invalid
@@ -41,10 +41,6 @@ def loads(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH, **kwargs: Any) 
     if json_depth(value) > max_depth:
         raise JsonTooDeep(f"JSON nested deeper than {max_depth} levels")
     return value
-
-
-def dumps(value: Any, **kwargs: Any) -> str:
-    return json.dumps(value, **kwargs)
 
 
 def json_depth(value: Any) -> int:
@@ -80,10 +76,15 @@ def contains_nul(value: Any) -> bool:
     return False
 
 
-class PortalRequest(Request):
-    """Flask's request with depth-limited JSON parsing and a clear message for bad JSON."""
+class PortalJSONProvider(DefaultJSONProvider):
+    """Flask's JSON with depth-limited parsing (request.get_json reads through app.json)."""
 
-    json_module: Any = SimpleNamespace(loads=loads, dumps=dumps)
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return loads(s, **kwargs)
+
+
+class PortalRequest(Request):
+    """Flask's request with a clear message for JSON nested too deeply."""
 
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
         if isinstance(e, JsonTooDeep):
@@ -132,6 +133,8 @@ def _refusal() -> tuple[str, str] | None:
 
 def init_app(app: Flask) -> None:
     app.request_class = PortalRequest
+    app.json_provider_class = PortalJSONProvider
+    app.json = PortalJSONProvider(app)
 
     @app.before_request
     def refuse_malformed() -> None:
