@@ -26,6 +26,27 @@ MEDIA_KINDS = ("image", "document", "audio", "video")
 MAX_TEXT = 4096
 MAX_PAGE = 200
 
+# What the server enforces, stated in the OpenAPI document so generated clients send valid requests.
+# A phone number in international form (+, 00 or bare country code; spaces, dots, dashes and brackets allowed), or
+# a WhatsApp chat id. The number must also be a valid number of its country (checked with libphonenumber).
+PHONE_PATTERN = r"^(\+|00)?[0-9][0-9 ().-]{4,30}$"
+CHAT_ID_PATTERN = r"^([1-9][0-9]{5,19}@c\.us|[0-9]{5,25}(-[0-9]{5,15})?@g\.us|[0-9]{5,25}@lid)$"
+RECIPIENT_PATTERN = f"({PHONE_PATTERN})|({CHAT_ID_PATTERN})"
+# Cursors are opaque URL-safe base64 without padding, as nextCursor gives them.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+# Dates and times of filters lie in the years MIN_YEAR..MAX_YEAR (1900-9998).
+YEAR_PATTERN = r"^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
+
+
+def _year_pattern(schema: dict[str, Any]) -> None:
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "string":
+            branch["pattern"] = YEAR_PATTERN
+
+
+RECIPIENT_DOC = ("Phone number in international form with country code (e.g. +491701234567; it must be a valid "
+                 "number of that country), or a chat id ending in @c.us, @g.us or @lid.")
+
 
 class Request(BaseModel):
     """Base of every request body and query: unknown fields are an error, not silently ignored."""
@@ -83,7 +104,13 @@ class CreateSessionDto(Request):
 
 
 class MediaDto(Request):
-    """A file to send, by URL or inline as base64."""
+    """A file to send, by URL or inline as base64 (exactly one of url or data; data needs a mimetype)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"oneOf": [
+        {"title": "by URL", "required": ["url"], "properties": {"url": {"type": "string"}}},
+        {"title": "inline", "required": ["data", "mimetype"],
+         "properties": {"data": {"type": "string"}, "mimetype": {"type": "string"}}},
+    ]})
 
     type: Literal[MEDIA_KINDS] = Field(description="image, document, audio or video.")  # type: ignore[valid-type]
     url: str | None = Field(None, max_length=2048, description="Public URL WAHA downloads the file from.")
@@ -131,8 +158,8 @@ class MediaDto(Request):
 class SendMessageDto(Request):
     """A text or media message to one chat."""
 
-    to: str = Field(min_length=3, max_length=160, description="Phone number with country code, or a chat id.",
-                    examples=["+491701234567"])
+    to: str = Field(min_length=3, max_length=160, description=RECIPIENT_DOC, examples=["+491701234567"],
+                    json_schema_extra={"pattern": RECIPIENT_PATTERN})
     text: str | None = Field(None, min_length=1, max_length=MAX_TEXT, examples=["Hello from the portal"],
                              description="The message, or the caption when media is given.")
     metadata: dict[str, Any] | None = Field(None, description="Your own data, stored with the message.")
@@ -154,7 +181,10 @@ class SendMessageDto(Request):
 class PairingCodeDto(Request):
     """Link the session with a code typed on the phone instead of scanning the QR."""
 
-    phoneNumber: str = Field(min_length=6, max_length=32, examples=["+491701234567"])
+    phoneNumber: str = Field(min_length=6, max_length=32, examples=["+491701234567"],
+                             description="Phone number in international form with country code; it must be a "
+                                         "valid number of that country.",
+                             json_schema_extra={"pattern": PHONE_PATTERN})
 
     @field_validator("phoneNumber")
     @classmethod
@@ -167,7 +197,8 @@ class PairingCodeDto(Request):
 class MediaUploadForm(Request):
     """The form fields beside the uploaded `file` of POST .../send/media."""
 
-    to: str = Field(min_length=3, max_length=160, description="Phone number with country code, or a chat id.")
+    to: str = Field(min_length=3, max_length=160, description=RECIPIENT_DOC, examples=["+491701234567"],
+                    json_schema_extra={"pattern": RECIPIENT_PATTERN})
     caption: str | None = Field(None, max_length=MAX_TEXT)
     type: Literal[MEDIA_KINDS] | None = Field(None, description="Defaults from the file's mimetype.")  # type: ignore[valid-type]
     replyTo: str | None = Field(None, max_length=255)
@@ -191,9 +222,12 @@ class MessageListQuery(Request):
     status: Literal[MESSAGE_STATUSES] | None = None  # type: ignore[valid-type]
     chatId: str | None = Field(None, max_length=128, description="Only this chat (e.g. 491701234567@c.us).")
     q: str | None = Field(None, max_length=200, description="Text search in the message body.")
-    since: datetime | None = Field(None, description="Created at or after (ISO 8601).")
-    until: datetime | None = Field(None, description="Created before (ISO 8601).")
-    cursor: str | None = Field(None, max_length=200, description="nextCursor of the previous page.")
+    since: datetime | None = Field(None, description="Created at or after (ISO 8601, years 1900-9998).",
+                                   json_schema_extra=_year_pattern)
+    until: datetime | None = Field(None, description="Created before (ISO 8601, years 1900-9998).",
+                                   json_schema_extra=_year_pattern)
+    cursor: str | None = Field(None, max_length=200, pattern=CURSOR_PATTERN,
+                               description="nextCursor of the previous page, as given (opaque).")
     limit: int = Field(50, ge=1, le=MAX_PAGE, description="Page size.")
 
     @field_validator("since", "until")
@@ -212,7 +246,8 @@ class DeliveryListQuery(Request):
     endpointId: int | None = Field(None, ge=1, le=2**31 - 1, description="Only attempts to this webhook endpoint.")
     status: Literal[DELIVERY_STATUSES] | None = Field(  # type: ignore[valid-type]
         None, description="pending, succeeded, failed or dead.")
-    cursor: str | None = Field(None, max_length=200, description="nextCursor of the previous page.")
+    cursor: str | None = Field(None, max_length=200, pattern=CURSOR_PATTERN,
+                               description="nextCursor of the previous page, as given (opaque).")
     limit: int = Field(50, ge=1, le=MAX_PAGE, description="Page size.")
 
 
