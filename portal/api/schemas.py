@@ -34,14 +34,19 @@ CHAT_ID_PATTERN = r"^([1-9][0-9]{5,19}@c\.us|[0-9]{5,25}(-[0-9]{5,15})?@g\.us|[0
 RECIPIENT_PATTERN = f"({PHONE_PATTERN})|({CHAT_ID_PATTERN})"
 # Cursors are opaque URL-safe base64 without padding, as nextCursor gives them.
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+URL_PATTERN = r"^https?://[^\s/]+"
 # Dates and times of filters lie in the years MIN_YEAR..MAX_YEAR (1900-9998).
 YEAR_PATTERN = r"^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
 
 
-def _year_pattern(schema: dict[str, Any]) -> None:
-    for branch in schema.get("anyOf", [schema]):
-        if branch.get("type") == "string":
-            branch["pattern"] = YEAR_PATTERN
+def string_rule(**rule: Any) -> Any:
+    """json_schema_extra that states `rule` (pattern, ...) on the string branch of a possibly nullable field."""
+    def apply(schema: dict[str, Any]) -> None:
+        for branch in schema.get("anyOf", [schema]):
+            if branch.get("type") == "string":
+                branch.update(rule)
+
+    return apply
 
 
 RECIPIENT_DOC = ("Phone number in international form with country code (e.g. +491701234567; it must be a valid "
@@ -80,6 +85,31 @@ def check_recipient(value: str) -> str:
     return value
 
 
+def _events_schema(schema: dict[str, Any]) -> None:
+    from portal.services.sessions import WAHA_EVENTS
+
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "array":
+            branch["items"] = {"type": "string", "enum": ["*", *sorted(WAHA_EVENTS)]}
+
+
+def _config_schema(schema: dict[str, Any]) -> None:
+    from portal.services.sessions import METADATA_MAX_ENTRIES, METADATA_PREFIX, TENANT_CONFIG_KEYS
+
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "object":
+            branch["propertyNames"] = {"enum": sorted(TENANT_CONFIG_KEYS)}
+            branch["properties"] = {"metadata": {
+                "type": "object", "maxProperties": METADATA_MAX_ENTRIES,
+                "propertyNames": {"not": {"pattern": "^" + re.escape(METADATA_PREFIX)}},
+                "additionalProperties": {"type": "string"},
+                "description": f"Your own labels (string values); keys starting with {METADATA_PREFIX!r} are "
+                               "reserved."}}
+            # WAHA's own session config objects (see WAHA's SessionConfig); passed through as given.
+            branch["properties"].update({key: {"type": "boolean" if key == "debug" else "object"}
+                                         for key in TENANT_CONFIG_KEYS if key != "metadata"})
+
+
 # ---- requests -------------------------------------------------------------------------------------------------
 
 
@@ -90,10 +120,14 @@ class CreateSessionDto(Request):
                              examples=["support"])
     engine: Literal[ENGINES] | None = Field(None, description="WAHA engine; the server default when omitted.")  # type: ignore[valid-type]
     webhookUrl: str | None = Field(None, max_length=2048, description="Your URL that receives this session's events.",
-                                   examples=["https://example.com/hooks/whatsapp"])
-    webhookEvents: list[str] | None = Field(None, description="Events forwarded to webhookUrl.",
-                                            examples=[["message", "session.status"]])
-    config: dict[str, Any] | None = Field(None, description="Extra WAHA session config (e.g. metadata, proxy).")
+                                   examples=["https://example.com/hooks/whatsapp"],
+                                   json_schema_extra=string_rule(pattern=URL_PATTERN))
+    webhookEvents: list[str] | None = Field(None, description="Events forwarded to webhookUrl (WAHA's event names, "
+                                                        "or \"*\" for all).",
+                                            examples=[["message", "session.status"]],
+                                            json_schema_extra=_events_schema)
+    config: dict[str, Any] | None = Field(None, description="Extra WAHA session config (e.g. metadata, proxy).",
+                                          json_schema_extra=_config_schema)
 
     @field_validator("webhookUrl")
     @classmethod
@@ -113,7 +147,8 @@ class MediaDto(Request):
     ]})
 
     type: Literal[MEDIA_KINDS] = Field(description="image, document, audio or video.")  # type: ignore[valid-type]
-    url: str | None = Field(None, max_length=2048, description="Public URL WAHA downloads the file from.")
+    url: str | None = Field(None, max_length=2048, description="Public URL WAHA downloads the file from.",
+                            json_schema_extra=string_rule(pattern=URL_PATTERN))
     data: str | None = Field(None, description="The file, base64-encoded (instead of url).")
     mimetype: str | None = Field(None, max_length=127, examples=["image/jpeg"])
     filename: str | None = Field(None, max_length=255)
@@ -223,9 +258,9 @@ class MessageListQuery(Request):
     chatId: str | None = Field(None, max_length=128, description="Only this chat (e.g. 491701234567@c.us).")
     q: str | None = Field(None, max_length=200, description="Text search in the message body.")
     since: datetime | None = Field(None, description="Created at or after (ISO 8601, years 1900-9998).",
-                                   json_schema_extra=_year_pattern)
+                                   json_schema_extra=string_rule(pattern=YEAR_PATTERN))
     until: datetime | None = Field(None, description="Created before (ISO 8601, years 1900-9998).",
-                                   json_schema_extra=_year_pattern)
+                                   json_schema_extra=string_rule(pattern=YEAR_PATTERN))
     cursor: str | None = Field(None, max_length=200, pattern=CURSOR_PATTERN,
                                description="nextCursor of the previous page, as given (opaque).")
     limit: int = Field(50, ge=1, le=MAX_PAGE, description="Page size.")

@@ -15,7 +15,7 @@ from schemathesis import GenerationMode
 
 from tests.factories import make_token
 
-EXAMPLES = 12
+EXAMPLES = 8
 
 
 def test_api_keeps_its_document(app: Flask, tenant: Any) -> None:
