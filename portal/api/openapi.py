@@ -279,9 +279,10 @@ def _operation(route: ApiRoute) -> dict[str, Any]:
         params.append({"name": "Idempotency-Key", "in": "header", "required": False,
                        "description": "Makes retries safe: a repeat with the same key and body answers the first "
                                       "result without acting again (keys are kept at least 24 hours).",
-                       "schema": {"type": "string", "minLength": 1, "maxLength": 200,
-                                  "pattern": "^[!-~]([ -~]*[!-~])?$",
-                                  "description": "1-200 printable ASCII characters (e.g. a UUID)."}})
+                       "schema": {"type": "string", "maxLength": 200,
+                                  "pattern": "^([!-~]([ -~]*[!-~])?)?$",
+                                  "description": "1-200 printable ASCII characters (e.g. a UUID); an empty "
+                                                 "header counts as no key."}})
     if params:
         op["parameters"] = params
     if route.body is not None:

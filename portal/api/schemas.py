@@ -29,12 +29,13 @@ MAX_PAGE = 200
 # What the server enforces, stated in the OpenAPI document so generated clients send valid requests.
 # A phone number in international form (+, 00 or bare country code; spaces, dots, dashes and brackets allowed), or
 # a WhatsApp chat id. The number must also be a valid number of its country (checked with libphonenumber).
-PHONE_PATTERN = r"^(\+|00)?[0-9][0-9 ().-]{4,30}$"
+PHONE_PATTERN = r"^(\+|00)?[1-9][0-9 ().-]{4,30}$"
 CHAT_ID_PATTERN = r"^([1-9][0-9]{5,19}@c\.us|[0-9]{5,25}(-[0-9]{5,15})?@g\.us|[0-9]{5,25}@lid)$"
 RECIPIENT_PATTERN = f"({PHONE_PATTERN})|({CHAT_ID_PATTERN})"
 # Cursors are opaque URL-safe base64 without padding, as nextCursor gives them.
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
-URL_PATTERN = r"^https?://[^\s/]+"
+# http(s), a host name or IPv4 address, an optional port, then any path/query without spaces.
+URL_PATTERN = r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?([/?][^\s]*)?$"
 # Dates and times of filters lie in the years MIN_YEAR..MAX_YEAR (1900-9998).
 YEAR_PATTERN = r"^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
 
