@@ -29,11 +29,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(flask_settings(values))
     app.config.update(overrides)
 
-    from portal import errors, extensions, proxy, telemetry, tenancy
+    from portal import converters, errors, extensions, inputs, proxy, telemetry, tenancy
     from portal.models.base import configure_encryption
 
     telemetry.init_app(app)
     proxy.init_app(app)  # TRUSTED_PROXIES: request.remote_addr is the real client from here on
+    converters.init_app(app)
+    inputs.init_app(app)  # before CSRF and the rate limiter: malformed requests stop here
     configure_encryption(app.config["ENCRYPTION_KEY"] or app.config["SECRET_KEY"])
     extensions.db.init_app(app)
     extensions.migrate.init_app(app, extensions.db, directory=str(ROOT / "migrations"), render_as_batch=True,

@@ -73,7 +73,12 @@ def init_app(app: Flask) -> None:
         if status == 400 and "CSRF" in (exc.description or ""):
             code = "csrf_failed"
             message = "The form expired or was sent from elsewhere. Reload the page and try again."
-        return error_response(status, code, message, retry_after=retry_after)
+        response = error_response(status, code, message, retry_after=retry_after)
+        # Headers the exception carries belong to the answer: Allow on a 405 (RFC 9110), WWW-Authenticate...
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception) -> Response:

@@ -7,11 +7,14 @@ from typing import Any, Iterator, TypeVar
 
 from flask import Response, g, request
 from pydantic import BaseModel
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import BadRequest
 
 from portal.api.schemas import validate
+from portal.inputs import contains_nul
 from portal.models import Tenant
 from portal.services.audit import Actor
-from portal.services.errors import ServiceError
+from portal.services.errors import Invalid, ServiceError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -28,13 +31,30 @@ def actor() -> Actor:
 
 def json_body(model: type[ModelT]) -> ModelT:
     """The request's JSON body as `model`; 400 validation_error listing every bad field."""
-    return validate(model, request.get_json(silent=True), where="body")
+    data = None
+    if request.is_json:
+        try:
+            data = request.get_json()
+        except BadRequest as exc:
+            raise Invalid.field("body", exc.description or "The body is not valid JSON.") from None
+        if contains_nul(data):
+            raise Invalid.field("body", "Text must not contain NUL characters.")
+    return validate(model, data, where="body")
+
+
+def single_values(source: MultiDict[str, str], where: str) -> dict[str, str]:
+    """A query string or form as a plain dict; a parameter given twice is refused, as an unknown one is."""
+    repeated = [key for key, values in source.lists() if len(values) > 1]
+    if repeated:
+        fields = [{"field": key, "message": "Give this parameter once."} for key in repeated]
+        raise Invalid(f"Invalid {where}: {repeated[0]}: Give this parameter once.", details={"fields": fields})
+    # An empty parameter (?status=) means "no filter", as HTML forms send it.
+    return {k: v for k, v in source.items() if v != ""}
 
 
 def query(model: type[ModelT]) -> ModelT:
-    """The query string as `model`; unknown parameters are refused like unknown body fields."""
-    # An empty parameter (?status=) means "no filter", as HTML forms send it.
-    return validate(model, {k: v for k, v in request.args.items() if v != ""}, where="query")
+    """The query string as `model`; unknown or repeated parameters are refused like unknown body fields."""
+    return validate(model, single_values(request.args, "query"), where="query")
 
 
 def idempotency_key() -> str | None:

@@ -10,10 +10,13 @@ from flask import Response, request, send_file, url_for
 
 from portal.api import bp
 from portal.api.auth import api_route
-from portal.api.common import actor, dto_field_names, idempotency_key, json_body, query, send, tenant
+from portal.api.common import (
+    actor, dto_field_names, idempotency_key, json_body, query, send, single_values, tenant,
+)
 from portal.api.schemas import (
     MediaUploadForm, MessageListQuery, MessagePage, MessageResponse, SendMessageDto, TenantMessageListQuery, validate,
 )
+from portal.converters import parse_id
 from portal.services import messages
 from portal.services.errors import Invalid, NotFound
 
@@ -34,9 +37,10 @@ def _page(filters: MessageListQuery, session_id: str | None) -> Response:
 
 
 def _message_id(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
+    message_id = parse_id(raw, big=True)
+    if message_id is None:
         raise NotFound("No such message.", code="message_not_found")
-    return int(raw)
+    return message_id
 
 
 def _media_kind(mimetype: str) -> str:
@@ -60,7 +64,7 @@ def send_message(session_id: str) -> Response:
 @bp.post("/sessions/<session_id>/send/media")
 @api_route("messages:send", autocommit=True)
 def send_media(session_id: str) -> Response:
-    form = validate(MediaUploadForm, {k: v for k, v in request.form.items() if v != ""}, where="form")
+    form = validate(MediaUploadForm, single_values(request.form, "form"), where="form")
     upload = request.files.get("file")
     extra_files = [name for name in request.files if name != "file"]
     if extra_files:

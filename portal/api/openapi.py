@@ -35,9 +35,12 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode(404, "delivery_not_found", "No such webhook delivery in your tenant."),
     ErrorCode(409, "session_exists", "Your tenant already has a session with that name."),
     ErrorCode(409, "session_not_ready", "The session is not in the status this needs (details.status tells which it is in)."),
-    ErrorCode(409, "idempotency_key_reused", "The Idempotency-Key was already used for a different request."),
+    ErrorCode(409, "idempotency_key_reused", "The Idempotency-Key was already used for a different request, or "
+                                             "the session it created was deleted since; use a new key."),
     ErrorCode(409, "session_limit", "Your tenant has as many sessions as its plan allows."),
     ErrorCode(409, "session_missing_on_waha", "WAHA lost the session (e.g. its storage was wiped); start it to re-create it."),
+    ErrorCode(405, "method_not_allowed", "The path exists but not with this method; the Allow header lists "
+                                         "the methods it takes."),
     ErrorCode(413, "payload_too_large", "The upload is larger than the server accepts."),
     ErrorCode(429, "rate_limited", "Too many calls for this credential, too many failed authentications from this address, or sends too fast on this session; see Retry-After."),
     ErrorCode(503, "waha_unavailable", "WhatsApp (WAHA) is down, slow or busy; retry after Retry-After seconds."),
@@ -182,11 +185,33 @@ COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
 )
 
 
+# Text the server takes never holds NUL (PostgreSQL cannot store it; such requests answer 400).
+NO_NUL = r"^[^\u0000]*$"
+
+
+def _no_nul(schema: Any) -> Any:
+    """Add NO_NUL to every string schema without a pattern of its own, recursively (request schemas only)."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema \
+                and "format" not in schema and "const" not in schema:
+            schema["pattern"] = NO_NUL
+        for value in schema.values():
+            _no_nul(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _no_nul(value)
+    return schema
+
+
 def _components() -> dict[str, Any]:
     pairs = [(model, "validation" if issubclass(model, s.Request) else "serialization")
              for model in COMPONENT_MODELS]
     _, top = models_json_schema(pairs, ref_template=REF)
-    return dict(sorted(top.get("$defs", {}).items()))
+    defs = top.get("$defs", {})
+    for model in COMPONENT_MODELS:
+        if issubclass(model, s.Request) and model.__name__ in defs:
+            _no_nul(defs[model.__name__])
+    return dict(sorted(defs.items()))
 
 
 def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
@@ -198,7 +223,7 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
         description = prop.pop("description", "")
         prop.pop("title", None)
         params.append({"name": name, "in": "query", "required": name in required, "description": description,
-                       "schema": prop})
+                       "schema": _no_nul(prop)})
     return params
 
 
@@ -208,9 +233,22 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
         if part.startswith("{"):
             name = part.strip("{}")
             what = {"session_id": "session", "delivery_id": "webhook delivery"}.get(name, "message")
+            # Message and delivery ids are numbers; session ids are opaque text.
+            schema = ({"type": "string", "pattern": r"^[^\u0000/]+$"} if name == "session_id"
+                      else {"type": "string", "pattern": "^[0-9]{1,19}$"})
             params.append({"name": name, "in": "path", "required": True, "description": f"The {what}'s id.",
-                           "schema": {"type": "string"}})
+                           "schema": schema})
     return params
+
+
+def _multipart_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The form's fields plus `file`, as one closed object: an allOf with a closed model cannot take `file`."""
+    schema = model.model_json_schema(ref_template=REF)
+    schema.pop("title", None)
+    properties = {"file": {"type": "string", "format": "binary", "description": "The file to send."}}
+    properties.update(schema.get("properties", {}))
+    return _no_nul({**schema, "properties": properties, "required": ["file", *schema.get("required", [])],
+                    "additionalProperties": False})
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -252,14 +290,16 @@ def _operation(route: ApiRoute) -> dict[str, Any]:
         params.append({"name": "Idempotency-Key", "in": "header", "required": False,
                        "description": "Makes retries safe: a repeat with the same key and body answers the first "
                                       "result without acting again (keys are kept at least 24 hours).",
-                       "schema": {"type": "string", "maxLength": 200}})
+                       "schema": {"type": "string", "maxLength": 200,
+                                  "pattern": "^([!-~]([ -~]*[!-~])?)?$",
+                                  "description": "1-200 printable ASCII characters (e.g. a UUID); an empty "
+                                                 "header counts as no key."}})
     if params:
         op["parameters"] = params
     if route.body is not None:
         if route.multipart:
-            schema = {"allOf": [_ref(route.body)], "properties": {"file": {"type": "string", "format": "binary"}},
-                      "required": ["file"]}
-            op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+            op["requestBody"] = {"required": True, "content": {"multipart/form-data": {
+                "schema": _multipart_schema(route.body), "encoding": {"file": {"contentType": "*/*"}}}}}
         else:
             media: dict[str, Any] = {"schema": _ref(route.body)}
             if route.example:

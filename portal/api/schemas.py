@@ -16,6 +16,7 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from portal.inputs import MAX_YEAR, MIN_YEAR
 from portal.models import ENGINES, SESSION_STATUSES
 from portal.services.errors import Invalid
 from portal.services.forwarding import DELIVERY_STATUSES
@@ -24,6 +25,33 @@ MESSAGE_STATUSES = ("PENDING", "SERVER", "DEVICE", "READ", "PLAYED", "ERROR")
 MEDIA_KINDS = ("image", "document", "audio", "video")
 MAX_TEXT = 4096
 MAX_PAGE = 200
+
+# What the server enforces, stated in the OpenAPI document so generated clients send valid requests.
+# A phone number in international form (+, 00 or bare country code; spaces, dots, dashes and brackets allowed), or
+# a WhatsApp chat id. The number must also be a valid number of its country (checked with libphonenumber).
+PHONE_PATTERN = r"^(\+|00)?[1-9][0-9 ().-]{4,30}$"
+CHAT_ID_PATTERN = r"^([1-9][0-9]{5,19}@c\.us|[0-9]{5,25}(-[0-9]{5,15})?@g\.us|[0-9]{5,25}@lid)$"
+RECIPIENT_PATTERN = f"({PHONE_PATTERN})|({CHAT_ID_PATTERN})"
+# Cursors are opaque URL-safe base64 without padding, as nextCursor gives them.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+# http(s), a host name or IPv4 address, an optional port, then any path/query without spaces.
+URL_PATTERN = r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?([/?][^\s]*)?$"
+# Dates and times of filters lie in the years MIN_YEAR..MAX_YEAR (1900-9998).
+YEAR_PATTERN = r"^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
+
+
+def string_rule(**rule: Any) -> Any:
+    """json_schema_extra that states `rule` (pattern, ...) on the string branch of a possibly nullable field."""
+    def apply(schema: dict[str, Any]) -> None:
+        for branch in schema.get("anyOf", [schema]):
+            if branch.get("type") == "string":
+                branch.update(rule)
+
+    return apply
+
+
+RECIPIENT_DOC = ("Phone number in international form with country code (e.g. +491701234567; it must be a valid "
+                 "number of that country), or a chat id ending in @c.us, @g.us or @lid.")
 
 
 class Request(BaseModel):
@@ -58,6 +86,31 @@ def check_recipient(value: str) -> str:
     return value
 
 
+def _events_schema(schema: dict[str, Any]) -> None:
+    from portal.services.sessions import WAHA_EVENTS
+
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "array":
+            branch["items"] = {"type": "string", "enum": ["*", *sorted(WAHA_EVENTS)]}
+
+
+def _config_schema(schema: dict[str, Any]) -> None:
+    from portal.services.sessions import METADATA_MAX_ENTRIES, METADATA_PREFIX, TENANT_CONFIG_KEYS
+
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "object":
+            branch["propertyNames"] = {"enum": sorted(TENANT_CONFIG_KEYS)}
+            branch["properties"] = {"metadata": {
+                "type": "object", "maxProperties": METADATA_MAX_ENTRIES,
+                "propertyNames": {"not": {"pattern": "^" + re.escape(METADATA_PREFIX)}},
+                "additionalProperties": {"type": "string"},
+                "description": f"Your own labels (string values); keys starting with {METADATA_PREFIX!r} are "
+                               "reserved."}}
+            # WAHA's own session config objects (see WAHA's SessionConfig); passed through as given.
+            branch["properties"].update({key: {"type": "boolean" if key == "debug" else "object"}
+                                         for key in TENANT_CONFIG_KEYS if key != "metadata"})
+
+
 # ---- requests -------------------------------------------------------------------------------------------------
 
 
@@ -68,10 +121,14 @@ class CreateSessionDto(Request):
                              examples=["support"])
     engine: Literal[ENGINES] | None = Field(None, description="WAHA engine; the server default when omitted.")  # type: ignore[valid-type]
     webhookUrl: str | None = Field(None, max_length=2048, description="Your URL that receives this session's events.",
-                                   examples=["https://example.com/hooks/whatsapp"])
-    webhookEvents: list[str] | None = Field(None, description="Events forwarded to webhookUrl.",
-                                            examples=[["message", "session.status"]])
-    config: dict[str, Any] | None = Field(None, description="Extra WAHA session config (e.g. metadata, proxy).")
+                                   examples=["https://example.com/hooks/whatsapp"],
+                                   json_schema_extra=string_rule(pattern=URL_PATTERN))
+    webhookEvents: list[str] | None = Field(None, description="Events forwarded to webhookUrl (WAHA's event names, "
+                                                        "or \"*\" for all).",
+                                            examples=[["message", "session.status"]],
+                                            json_schema_extra=_events_schema)
+    config: dict[str, Any] | None = Field(None, description="Extra WAHA session config (e.g. metadata, proxy).",
+                                          json_schema_extra=_config_schema)
 
     @field_validator("webhookUrl")
     @classmethod
@@ -82,10 +139,17 @@ class CreateSessionDto(Request):
 
 
 class MediaDto(Request):
-    """A file to send, by URL or inline as base64."""
+    """A file to send, by URL or inline as base64 (exactly one of url or data; data needs a mimetype)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"oneOf": [
+        {"title": "by URL", "required": ["url"], "properties": {"url": {"type": "string"}}},
+        {"title": "inline", "required": ["data", "mimetype"],
+         "properties": {"data": {"type": "string"}, "mimetype": {"type": "string"}}},
+    ]})
 
     type: Literal[MEDIA_KINDS] = Field(description="image, document, audio or video.")  # type: ignore[valid-type]
-    url: str | None = Field(None, max_length=2048, description="Public URL WAHA downloads the file from.")
+    url: str | None = Field(None, max_length=2048, description="Public URL WAHA downloads the file from.",
+                            json_schema_extra=string_rule(pattern=URL_PATTERN))
     data: str | None = Field(None, description="The file, base64-encoded (instead of url).")
     mimetype: str | None = Field(None, max_length=127, examples=["image/jpeg"])
     filename: str | None = Field(None, max_length=255)
@@ -130,8 +194,8 @@ class MediaDto(Request):
 class SendMessageDto(Request):
     """A text or media message to one chat."""
 
-    to: str = Field(min_length=3, max_length=160, description="Phone number with country code, or a chat id.",
-                    examples=["+491701234567"])
+    to: str = Field(min_length=3, max_length=160, description=RECIPIENT_DOC, examples=["+491701234567"],
+                    json_schema_extra={"pattern": RECIPIENT_PATTERN})
     text: str | None = Field(None, min_length=1, max_length=MAX_TEXT, examples=["Hello from the portal"],
                              description="The message, or the caption when media is given.")
     metadata: dict[str, Any] | None = Field(None, description="Your own data, stored with the message.")
@@ -153,7 +217,10 @@ class SendMessageDto(Request):
 class PairingCodeDto(Request):
     """Link the session with a code typed on the phone instead of scanning the QR."""
 
-    phoneNumber: str = Field(min_length=6, max_length=32, examples=["+491701234567"])
+    phoneNumber: str = Field(min_length=6, max_length=32, examples=["+491701234567"],
+                             description="Phone number in international form with country code; it must be a "
+                                         "valid number of that country.",
+                             json_schema_extra={"pattern": PHONE_PATTERN})
 
     @field_validator("phoneNumber")
     @classmethod
@@ -166,7 +233,8 @@ class PairingCodeDto(Request):
 class MediaUploadForm(Request):
     """The form fields beside the uploaded `file` of POST .../send/media."""
 
-    to: str = Field(min_length=3, max_length=160, description="Phone number with country code, or a chat id.")
+    to: str = Field(min_length=3, max_length=160, description=RECIPIENT_DOC, examples=["+491701234567"],
+                    json_schema_extra={"pattern": RECIPIENT_PATTERN})
     caption: str | None = Field(None, max_length=MAX_TEXT)
     type: Literal[MEDIA_KINDS] | None = Field(None, description="Defaults from the file's mimetype.")  # type: ignore[valid-type]
     replyTo: str | None = Field(None, max_length=255)
@@ -190,10 +258,20 @@ class MessageListQuery(Request):
     status: Literal[MESSAGE_STATUSES] | None = None  # type: ignore[valid-type]
     chatId: str | None = Field(None, max_length=128, description="Only this chat (e.g. 491701234567@c.us).")
     q: str | None = Field(None, max_length=200, description="Text search in the message body.")
-    since: datetime | None = Field(None, description="Created at or after (ISO 8601).")
-    until: datetime | None = Field(None, description="Created before (ISO 8601).")
-    cursor: str | None = Field(None, max_length=200, description="nextCursor of the previous page.")
+    since: datetime | None = Field(None, description="Created at or after (ISO 8601, years 1900-9998).",
+                                   json_schema_extra=string_rule(pattern=YEAR_PATTERN))
+    until: datetime | None = Field(None, description="Created before (ISO 8601, years 1900-9998).",
+                                   json_schema_extra=string_rule(pattern=YEAR_PATTERN))
+    cursor: str | None = Field(None, max_length=200, pattern=CURSOR_PATTERN,
+                               description="nextCursor of the previous page, as given (opaque).")
     limit: int = Field(50, ge=1, le=MAX_PAGE, description="Page size.")
+
+    @field_validator("since", "until")
+    @classmethod
+    def _calendar(cls, value: datetime | None) -> datetime | None:
+        if value is not None and not MIN_YEAR <= value.year <= MAX_YEAR:
+            raise PydanticCustomError("date_range", f"Give a date between the years {MIN_YEAR} and {MAX_YEAR}.")
+        return value
 
 
 class TenantMessageListQuery(MessageListQuery):
@@ -204,7 +282,8 @@ class DeliveryListQuery(Request):
     endpointId: int | None = Field(None, ge=1, le=2**31 - 1, description="Only attempts to this webhook endpoint.")
     status: Literal[DELIVERY_STATUSES] | None = Field(  # type: ignore[valid-type]
         None, description="pending, succeeded, failed or dead.")
-    cursor: str | None = Field(None, max_length=200, description="nextCursor of the previous page.")
+    cursor: str | None = Field(None, max_length=200, pattern=CURSOR_PATTERN,
+                               description="nextCursor of the previous page, as given (opaque).")
     limit: int = Field(50, ge=1, le=MAX_PAGE, description="Page size.")
 
 

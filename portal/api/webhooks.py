@@ -10,15 +10,16 @@ from portal.api.common import actor, query, send, tenant
 from portal.api.schemas import (
     DeliveryListQuery, DeliveryPage, WebhookDeliveryResponse, WebhookEndpointList, WebhookEndpointResponse,
 )
+from portal.converters import parse_id
 from portal.services import forwarding
 from portal.services.errors import NotFound
 
 
 def _delivery_id(raw: str) -> int:
-    # Ids beyond BIGINT would fail in the database instead of answering "not found".
-    if not raw.isdigit() or len(raw) > 18:
+    delivery_id = parse_id(raw, big=True)
+    if delivery_id is None:
         raise NotFound("No such delivery.", code="delivery_not_found")
-    return int(raw)
+    return delivery_id
 
 
 @bp.get("/webhooks/endpoints")

@@ -115,9 +115,10 @@ def get_for_tenant(session: Any, model: type[ModelT], tenant_id: int, row_id: An
     if row_id is None:
         return None
     if isinstance(model.id.type, Integer):  # type: ignore[attr-defined]
-        try:
-            row_id = int(row_id)
-        except (TypeError, ValueError):
+        from portal.converters import parse_id
+
+        row_id = parse_id(row_id, big=isinstance(model.id.type, BigInteger))  # type: ignore[attr-defined]
+        if row_id is None:
             return None
     stmt = select(model).where(model.id == row_id, model.tenant_id == tenant_id)  # type: ignore[attr-defined]
     return session.scalars(stmt).first()

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db, redis_store
 from portal.models import (
-    ACK_NAMES, STATUS_RANK, Message, Tenant, WahaSession, WebhookDelivery, WebhookEvent, utcnow,
+    ACK_NAMES, STATUS_RANK, Message, WahaSession, WebhookDelivery, WebhookEvent, utcnow,
 )
 from portal.services import webhook_input
 from portal.services.audit import Actor

@@ -332,7 +332,13 @@ def _discard_on_waha(client: Any, external_name: str) -> bool:
 
 
 def _replay(tenant: Tenant, record: Any) -> WahaSession:
-    return get_session(tenant, (record.response or {}).get("session_id"))
+    try:
+        return get_session(tenant, (record.response or {}).get("session_id"))
+    except NotFound:
+        # The key's session was deleted since: the key is spent, not the session missing (a 404 would say the
+        # create itself had failed to find something).
+        raise Conflict("The session created with this Idempotency-Key was deleted since; use a new key to create "
+                       "another.", code="idempotency_key_reused") from None
 
 
 def create_session(tenant: Tenant, actor: Actor, *, name: str, engine: str | None = None,

@@ -8,6 +8,7 @@ from wtforms import (DateField, EmailField, IntegerField, PasswordField, SelectC
 from wtforms.validators import URL, DataRequired, EqualTo, Length, NumberRange, Optional, StopValidation
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from portal.inputs import CalendarRange
 from portal.services.passwords import MAX_PASSWORD, MIN_PASSWORD
 from portal.services.tenant_admin import LIMITS
 
@@ -71,8 +72,8 @@ class AuditFilterForm(FlaskForm):
     action = StringField("Action", validators=[Optional(), Length(max=64)])
     actor = StringField("Actor", validators=[Optional(), Length(max=254)])
     target = StringField("Target id", validators=[Optional(), Length(max=64)])
-    since = DateField("From", validators=[Optional()])
-    until = DateField("To", validators=[Optional()])
+    since = DateField("From", validators=[Optional(), CalendarRange()])
+    until = DateField("To", validators=[Optional(), CalendarRange()])
 
 
 # -- Webhook endpoints --------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from datetime import datetime, time, timedelta, timezone
 from flask import Blueprint, request, url_for
 from flask_login import login_required
 
+from portal.converters import parse_id
 from portal.extensions import htmx
 from portal.services import audit as audit_service
 from portal.tenancy import require
@@ -40,7 +41,7 @@ def index():  # type: ignore[no-untyped-def]
         since=_day_start(data.get("since")),
         until=_day_start(data.get("until"), plus_days=1),  # "to" includes that whole day
     )
-    before = request.args.get("before", type=int)
+    before = parse_id(request.args.get("before"), big=True)
     events = audit_service.list_events(who.tenant.id, filters, before_id=before, limit=PAGE_SIZE + 1)
     older_url = None
     if len(events) > PAGE_SIZE:

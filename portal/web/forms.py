@@ -8,6 +8,7 @@ from wtforms import (BooleanField, DateField, EmailField, HiddenField, PasswordF
                      SelectMultipleField, StringField, TextAreaField, widgets)
 from wtforms.validators import URL, DataRequired, Email, Length, Optional, Regexp, ValidationError
 
+from portal.inputs import CalendarRange
 from portal.models import ENGINES
 
 
@@ -123,8 +124,8 @@ class MessageFilterForm(FlaskForm):
     status = SelectField("Status", choices=choices(MESSAGE_STATUSES), default="")
     chat = StringField("Chat", validators=[Optional(), Length(max=128)])
     q = StringField("Text contains", validators=[Optional(), Length(max=200)])
-    since = DateField("From", validators=[Optional()])
-    until = DateField("To", validators=[Optional()])
+    since = DateField("From", validators=[Optional(), CalendarRange()])
+    until = DateField("To", validators=[Optional(), CalendarRange()])
 
     def validate_until(self, field: DateField) -> None:
         if field.data and self.since.data and field.data < self.since.data:

@@ -141,7 +141,9 @@ def index():  # type: ignore[no-untyped-def]
     now = utcnow()
     # Only the newest page gets new rows, and only while the chosen dates can still include them.
     live = settled and cursor is None and (filters.get("until") is None or filters["until"] > now)
-    args = {k: v for k, v in request.args.items() if k not in ("cursor", "fresh")}
+    # url_for reads _method, _external, _anchor and _scheme itself: never pass those through from the query.
+    query = {k: v for k, v in request.args.items() if not k.startswith("_")}
+    args = {k: v for k, v in query.items() if k not in ("cursor", "fresh")}
     fresh = _fresh_arg()
     if fresh is not None and is_htmx() and live:
         return _log_fresh(filters, fresh, sessions, args)
@@ -153,7 +155,7 @@ def index():  # type: ignore[no-untyped-def]
         # Polling the whole log: an empty newest page waits for its first row; an older page refreshes its
         # ticks while one may still change and then stops (286).
         "polling": settled and ((live and not page.items) or (cursor is not None and in_flight(page.items))),
-        "poll_url": url_for("messages.index", **request.args), "poll_seconds": POLL_SECONDS,
+        "poll_url": url_for("messages.index", **query), "poll_seconds": POLL_SECONDS,
         "live": live and bool(page.items), "fresh_items": fresh_items,
         "settled_items": page.items[len(fresh_items):],
         "fresh_url": url_for("messages.index", **args, fresh=boundary.isoformat()),
@@ -164,7 +166,7 @@ def index():  # type: ignore[no-untyped-def]
     if is_htmx():
         if not settled:
             # The filter form itself needs to show what is wrong: load the whole page.
-            return redirect_to(url_for("messages.index", **request.args))
+            return redirect_to(url_for("messages.index", **query))
         status = 200 if context["polling"] or context["live"] else STOP_POLLING
         return render_template("messages/_log.html", **context), status
     return render_template("messages/index.html", **context)
@@ -385,7 +387,7 @@ def _media_resolver() -> Any:
     return None
 
 
-@bp.route("/<int:message_id>/media")
+@bp.route("/<int(big=True):message_id>/media")
 @login_required
 @require("messages:read")
 def media(message_id: int):  # type: ignore[no-untyped-def]

@@ -231,7 +231,7 @@ def delete(endpoint_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for(".index"))
 
 
-@bp.post("/deliveries/<int:delivery_id>/replay")
+@bp.post("/deliveries/<int(big=True):delivery_id>/replay")
 @login_required
 @require("webhooks:manage")
 def replay(delivery_id: int):  # type: ignore[no-untyped-def]

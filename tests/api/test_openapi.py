@@ -237,3 +237,50 @@ def test_check_against_openapi_rejects_an_undocumented_status(app: Any, api: Api
     response.status_code = 418
     with pytest.raises(AssertionError):
         check_against_openapi(app, "GET", "/waha/openapi.json", response)
+
+
+def _request_schema(path: str, method: str, media: str) -> Any:
+    from jsonschema import Draft202012Validator
+
+    document = openapi_document()
+    schema = document["paths"][path][method]["requestBody"]["content"][media]["schema"]
+    return Draft202012Validator(dict(schema, components=document["components"]))
+
+
+def test_a_real_upload_satisfies_the_documented_upload_schema() -> None:
+    validator = _request_schema("/waha/sessions/{session_id}/send/media", "post", "multipart/form-data")
+    assert validator.is_valid({"file": "PNG...", "to": "+491701234567", "caption": "Our menu"})
+    assert not validator.is_valid({"to": "+491701234567"})  # the file is required
+    assert not validator.is_valid({"file": "x", "to": "+491701234567", "colour": "red"})
+
+
+def test_media_documents_url_xor_data() -> None:
+    validator = _request_schema("/waha/sessions/{session_id}/send", "post", "application/json")
+    base = {"to": "+491701234567", "media": {"type": "image"}}
+    by_url = {**base, "media": {"type": "image", "url": "https://example.com/a.png"}}
+    inline = {**base, "media": {"type": "image", "data": "aGk=", "mimetype": "image/png"}}
+    both = {**base, "media": {"type": "image", "url": "https://example.com/a.png", "data": "aGk=",
+                               "mimetype": "image/png"}}
+    assert validator.is_valid(by_url) and validator.is_valid(inline)
+    assert not validator.is_valid(both)
+    assert not validator.is_valid(base)
+
+
+@pytest.mark.parametrize("key, valid", [("order-1234", True), ("é", False), ("", True), (" x", False), ("a" * 201, False),
+                                        ("tab\there", False)])
+def test_idempotency_key_is_documented_as_printable_ascii(key: str, valid: bool) -> None:
+    from jsonschema import Draft202012Validator
+
+    params = openapi_document()["paths"]["/waha/sessions"]["post"]["parameters"]
+    schema = next(p["schema"] for p in params if p["name"] == "Idempotency-Key")
+    assert Draft202012Validator(schema).is_valid(key) is valid
+
+
+def test_phone_and_cursor_rules_are_documented() -> None:
+    from jsonschema import Draft202012Validator
+
+    pairing = openapi_document()["components"]["schemas"]["PairingCodeDto"]
+    assert not Draft202012Validator(pairing).is_valid({"phoneNumber": "call me maybe"})
+    params = openapi_document()["paths"]["/waha/messages"]["get"]["parameters"]
+    cursor = next(p["schema"] for p in params if p["name"] == "cursor")
+    assert not Draft202012Validator(cursor).is_valid("not a cursor!")

@@ -19,7 +19,7 @@ def _rules(app, method):
 
 
 def _path(rule) -> str:
-    return re.sub(r"<(?:int:)?([a-z_]+)>", lambda m: "1" if "id" in m.group(1) else "some-token", rule.rule)
+    return re.sub(r"<(?:\w+(?:\([^)]*\))?:)?([a-z_]+)>", lambda m: "1" if "id" in m.group(1) else "some-token", rule.rule)
 
 
 def test_every_form_route_is_covered(app):
