@@ -132,12 +132,14 @@ def _walk(client: FlaskClient, rules: list[Any], headers: dict[str, str], traceb
     return failures
 
 
+@pytest.mark.timeout(600)  # every route of the URL map with every kind of bad value
 def test_html_routes_answer_bad_input_with_4xx(app: Flask, signed_in: FlaskClient, tracebacks: Tracebacks) -> None:
     headers = {"X-CSRFToken": csrf_token(signed_in, "/sessions/")}
     failures = _walk(signed_in, _rules(app, api=False), headers, tracebacks, html=True)
     assert not failures, "\n".join(failures[:40])
 
 
+@pytest.mark.timeout(600)
 def test_api_routes_answer_bad_input_with_4xx(app: Flask, client: FlaskClient, tenant: Any,
                                               tracebacks: Tracebacks) -> None:
     headers = {"Authorization": f"Bearer {make_token(tenant)}"}

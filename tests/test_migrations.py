@@ -2,6 +2,7 @@
 
 import os
 
+import pytest
 import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -20,6 +21,7 @@ def test_history_has_a_single_head():
     assert len(ScriptDirectory.from_config(cfg).get_heads()) == 1
 
 
+@pytest.mark.timeout(300)  # creates and drops a database: slow when the machine is busy
 def test_upgrade_downgrade_upgrade_on_postgresql(tmp_path):
     # a name of its own per test database, so that suites on other test databases can run beside this one
     name = make_url(os.environ.get("TEST_DATABASE_URL", "postgresql://x/portal_test")).database + "_migrations"

@@ -32,10 +32,17 @@ MAX_PAGE = 200
 PHONE_PATTERN = r"^(\+|00)?[1-9][0-9 ().-]{4,30}$"
 CHAT_ID_PATTERN = r"^([1-9][0-9]{5,19}@c\.us|[0-9]{5,25}(-[0-9]{5,15})?@g\.us|[0-9]{5,25}@lid)$"
 RECIPIENT_PATTERN = f"({PHONE_PATTERN})|({CHAT_ID_PATTERN})"
+# A pattern cannot say which numbers a country's numbering plan has: the document names that rule as a format
+# (`phone`: a valid number of its country; `whatsapp-recipient`: such a number or a chat id) beside the pattern.
+PHONE_RULE = {"pattern": PHONE_PATTERN, "format": "phone"}
+RECIPIENT_RULE = {"pattern": RECIPIENT_PATTERN, "format": "whatsapp-recipient"}
+# Standard base64 with its padding, as the server decodes it (strictly).
+BASE64_PATTERN = r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 # Cursors are opaque URL-safe base64 without padding, as nextCursor gives them.
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
-# http(s), a host name or IPv4 address, an optional port, then any path/query without spaces.
-URL_PATTERN = r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?([/?][^\s]*)?$"
+# http(s), a host name or IPv4 address, an optional port (1-65535), then any path/query without spaces.
+PORT_PATTERN = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+URL_PATTERN = r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:" + PORT_PATTERN + r")?([/?][^\s]*)?$"
 # Dates and times of filters lie in the years MIN_YEAR..MAX_YEAR (1900-9998).
 YEAR_PATTERN = r"^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
 
@@ -150,7 +157,8 @@ class MediaDto(Request):
     type: Literal[MEDIA_KINDS] = Field(description="image, document, audio or video.")  # type: ignore[valid-type]
     url: str | None = Field(None, max_length=2048, description="Public URL WAHA downloads the file from.",
                             json_schema_extra=string_rule(pattern=URL_PATTERN))
-    data: str | None = Field(None, description="The file, base64-encoded (instead of url).")
+    data: str | None = Field(None, description="The file, base64-encoded (instead of url).",
+                             json_schema_extra=string_rule(contentEncoding="base64", pattern=BASE64_PATTERN))
     mimetype: str | None = Field(None, max_length=127, examples=["image/jpeg"])
     filename: str | None = Field(None, max_length=255)
     caption: str | None = Field(None, max_length=MAX_TEXT)
@@ -194,10 +202,18 @@ class MediaDto(Request):
 class SendMessageDto(Request):
     """A text or media message to one chat."""
 
+    # text, media or both: stated in the document as well as checked below
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["text"], "properties": {"text": {"type": "string"}}},
+        {"required": ["media"], "properties": {"media": {"type": "object"}}},
+    ]})
+
     to: str = Field(min_length=3, max_length=160, description=RECIPIENT_DOC, examples=["+491701234567"],
-                    json_schema_extra={"pattern": RECIPIENT_PATTERN})
+                    json_schema_extra=RECIPIENT_RULE)
     text: str | None = Field(None, min_length=1, max_length=MAX_TEXT, examples=["Hello from the portal"],
-                             description="The message, or the caption when media is given.")
+                             description="The message, or the caption when media is given (not only spaces: "
+                                         "leading and trailing spaces are dropped).",
+                             json_schema_extra=string_rule(pattern=r"\S"))
     metadata: dict[str, Any] | None = Field(None, description="Your own data, stored with the message.")
     media: MediaDto | None = Field(None, description="A file to send (image, document, audio or video).")
     replyTo: str | None = Field(None, max_length=255, description="WhatsApp id of the message answered.")
@@ -220,7 +236,7 @@ class PairingCodeDto(Request):
     phoneNumber: str = Field(min_length=6, max_length=32, examples=["+491701234567"],
                              description="Phone number in international form with country code; it must be a "
                                          "valid number of that country.",
-                             json_schema_extra={"pattern": PHONE_PATTERN})
+                             json_schema_extra=PHONE_RULE)
 
     @field_validator("phoneNumber")
     @classmethod
@@ -234,7 +250,7 @@ class MediaUploadForm(Request):
     """The form fields beside the uploaded `file` of POST .../send/media."""
 
     to: str = Field(min_length=3, max_length=160, description=RECIPIENT_DOC, examples=["+491701234567"],
-                    json_schema_extra={"pattern": RECIPIENT_PATTERN})
+                    json_schema_extra=RECIPIENT_RULE)
     caption: str | None = Field(None, max_length=MAX_TEXT)
     type: Literal[MEDIA_KINDS] | None = Field(None, description="Defaults from the file's mimetype.")  # type: ignore[valid-type]
     replyTo: str | None = Field(None, max_length=255)

@@ -120,7 +120,10 @@ class Receiver:
 
     def __init__(self) -> None:
         self.calls: list[dict] = []
+        # Scripted statuses answer the deliveries of one event, the first to arrive: the simulator delivers
+        # events from several threads, so another event's delivery may come between an event's retries.
         self.statuses: deque[int] = deque()
+        self.scripted_id: str | None = None
         self.delay = 0.0
         self._lock = threading.Lock()
         self._server = werkzeug_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_Quiet)
@@ -134,16 +137,29 @@ class Receiver:
         body = request.get_data()
         if self.delay:
             time.sleep(self.delay)
+        payload = json.loads(body) if body else None
+        event_id = (payload or {}).get("id") if isinstance(payload, dict) else None
         with self._lock:
-            status = self.statuses.popleft() if self.statuses else 200
+            if self.statuses and self.scripted_id is None:
+                self.scripted_id = event_id
+            scripted = self.statuses and event_id == self.scripted_id
+            status = self.statuses.popleft() if scripted else 200
             self.calls.append({"headers": dict(request.headers), "body": body, "status": status,
-                               "at": time.monotonic(),
-                               "json": json.loads(body) if body else None})
+                               "at": time.monotonic(), "json": payload})
         return Response("ok", status=status)(environ, start_response)
 
     def events(self, name: str | None = None) -> list[dict]:
         with self._lock:
             return [c for c in self.calls if name is None or c["json"]["event"] == name]
+
+    def scripted(self, count: int, timeout: float = 3.0) -> list[dict]:
+        """The first `count` deliveries of the event that the scripted statuses answered."""
+        def calls() -> list[dict]:
+            with self._lock:
+                return [c for c in self.calls if self.scripted_id and (c["json"] or {}).get("id") == self.scripted_id]
+
+        wait_until(lambda: len(calls()) >= count, timeout)
+        return calls()[:count]
 
     def wait(self, count: int, name: str | None = None, timeout: float = 3.0) -> list[dict]:
         wait_until(lambda: len(self.events(name)) >= count, timeout)

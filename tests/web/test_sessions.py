@@ -258,7 +258,7 @@ def test_viewer_gets_no_screenshot_of_the_qr_code(viewer_client, tenant):
     session = scanning_session(tenant)
     body = viewer_client.get(f"/sessions/{session.id}/screenshot", headers=HX).get_data(as_text=True)
     assert "data:image/" not in body
-    assert "permission to link a phone" in body
+    assert "Your role does not allow this" in body  # the words of a `forbidden` refusal (portal.web.wording)
 
 
 def test_operator_sees_the_qr_code_while_scanning(login, tenant):
