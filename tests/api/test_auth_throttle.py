@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import AuditEvent
-from tests.api.conftest import Api
+from tests.helpers import Api
 
 LIMIT = 3
 GUESSER = "198.51.100.23"

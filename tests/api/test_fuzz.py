@@ -13,7 +13,7 @@ from flask import Flask
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
-from tests.factories import make_token
+from tests.builders import make_token
 
 EXAMPLES = 8
 
