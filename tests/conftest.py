@@ -8,25 +8,25 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import redis
 import sqlalchemy as sa
 from flask import Flask
-from sqlalchemy.engine import make_url
 from flask.testing import FlaskClient
+from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 from portal import create_app
 from portal.config import environ_for_tests
 from portal.extensions import db
-from tests.factories import PASSWORD, make_tenant, make_user
+from tests.builders import PASSWORD, make_tenant, make_user
+from tests.helpers import ROOT, SIM_API_KEY
 
-ROOT = Path(__file__).resolve().parent.parent
-SIM_API_KEY = "sim-test-key"
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1"... under pytest-xdist, else ""
 
 
@@ -97,9 +97,111 @@ def app(_environ: dict[str, str], sim: Any) -> Iterator[Flask]:
     yield application
 
 
+class _Seed:
+    """The rows every test starts with (the default WAHA server and its audit event), written once per session.
+
+    After seeding, `tables` maps each table holding seed rows to its highest seed id, `fingerprint` holds an md5 of
+    those rows (so a test that changed or deleted one is noticed) and `sequences` the value of each sequence."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self.tables: dict[str, int] = {}
+        self.fingerprint: dict[str, str | None] = {}
+        self.sequences: dict[str, int] = {}
+
+
+_seed = _Seed()
+
+
+def _fingerprint_sql(table: str, max_id: int) -> str:
+    return f'SELECT md5(string_agg(t::text, \'|\' ORDER BY t.id)) FROM "{table}" t WHERE t.id <= {max_id}'
+
+
+def _seed_default_server(application: Flask) -> None:
+    """Seed the default server (as production does on first start) and remember what the seed wrote."""
+    from portal.services.servers import ensure_default_server
+
+    with application.app_context():
+        ensure_default_server()
+        db.session.remove()
+        if db.engine.url.get_backend_name() == "sqlite":
+            return  # the SQLite smoke pass empties every table after each test and seeds again
+        tables = [t.name for t in db.metadata.sorted_tables]
+        with db.engine.connect() as conn:
+            for name in _tables_with_rows(conn, tables):
+                if "id" in db.metadata.tables[name].c:
+                    max_id = conn.execute(sa.text(f'SELECT max(id) FROM "{name}"')).scalar_one()
+                    _seed.tables[name] = max_id
+                    _seed.fingerprint[name] = conn.execute(sa.text(_fingerprint_sql(name, max_id))).scalar()
+            _seed.sequences = _moved_sequences(conn)
+    _seed.done = True
+
+
+def _tables_with_rows(conn: sa.Connection, tables: list[str]) -> set[str]:
+    """The tables holding at least one row, in one round trip."""
+    query = " UNION ALL ".join(f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM \"{t}\")" for t in tables)
+    return set(conn.execute(sa.text(query)).scalars())
+
+
+def _moved_sequences(conn: sa.Connection) -> dict[str, int]:
+    """Each sequence that has handed out a value since it was last restarted, with that value."""
+    return dict(conn.execute(sa.text(
+        "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL"
+    )).all())
+
+
+def _dirty(conn: sa.Connection, tables: list[str]) -> tuple[list[str], bool, dict[str, int]]:
+    """What the test wrote: tables to empty (child tables first), whether a seed row was changed, and the
+    sequences that moved past their seeded value."""
+    parts = []
+    for t in tables:
+        if t in _seed.tables:
+            parts.append(f"SELECT '{t}', 'extra' WHERE EXISTS (SELECT 1 FROM \"{t}\" WHERE id > {_seed.tables[t]})")
+            parts.append(f"SELECT '{t}', 'changed' WHERE ({_fingerprint_sql(t, _seed.tables[t])}) "
+                         f"IS DISTINCT FROM {_quote(_seed.fingerprint[t])}")
+        else:
+            parts.append(f"SELECT '{t}', 'rows' WHERE EXISTS (SELECT 1 FROM \"{t}\")")
+    found = conn.execute(sa.text(" UNION ALL ".join(parts))).all()
+    changed = any(kind == "changed" for _, kind in found)
+    names = {name for name, _ in found}
+    sequences = {name: value for name, value in _moved_sequences(conn).items()
+                 if _seed.sequences.get(name) != value}
+    return [t for t in tables if t in names], changed, sequences
+
+
+def _quote(value: str | None) -> str:
+    return "NULL" if value is None else f"'{value}'"
+
+
+def _empty_postgres(tables: list[str]) -> None:
+    """Delete what the test wrote, keep the seed rows, put the moved sequences back; a late webhook from the
+    simulator may be writing meanwhile, so a deadlock is retried."""
+    for attempt in range(5):
+        try:
+            with db.engine.begin() as conn:
+                # a connection left in a transaction by a test would make the cleanup wait forever
+                conn.execute(sa.text("SET LOCAL lock_timeout = '15s'"))
+                dirty, changed, sequences = _dirty(conn, tables)
+                if changed:  # a seed row was changed or deleted: empty everything, seed again in the next test
+                    _seed.__init__()
+                    dirty = tables
+                for name in dirty:
+                    keep = _seed.tables.get(name)
+                    conn.execute(sa.text(f'DELETE FROM "{name}"' + (f" WHERE id > {keep}" if keep else "")))
+                for name in (_moved_sequences(conn) if changed else sequences):
+                    seeded = _seed.sequences.get(name)
+                    conn.execute(sa.text(f'ALTER SEQUENCE "{name}" RESTART') if seeded is None
+                                 else sa.text(f"SELECT setval('\"{name}\"', {seeded})"))
+            return
+        except sa.exc.OperationalError as exc:
+            if "deadlock" not in str(exc) or attempt == 4:
+                raise
+
+
 @pytest.fixture(autouse=True)
 def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every test starts with empty tables, an empty Redis database and a fresh simulator."""
+    """Every test starts with the seeded default server and nothing else in the database, an empty Redis
+    database and a fresh simulator. Only the tables a test wrote are emptied afterwards."""
     if "app" not in request.fixturenames:
         yield
         return
@@ -107,10 +209,8 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     sim = request.getfixturevalue("sim")
     sim.reset()
     redis.Redis.from_url(application.config["REDIS_URL"]).flushdb()
-    with application.app_context():
-        from portal.services.servers import ensure_default_server
-
-        ensure_default_server()
+    if not _seed.done:
+        _seed_default_server(application)
     yield
     with application.app_context():
         db.session.remove()
@@ -119,19 +219,9 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
             with db.engine.begin() as conn:
                 for name in tables:
                     conn.execute(sa.text(f'DELETE FROM "{name}"'))
+            _seed.__init__()
         else:
-            statement = sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
-            for attempt in range(5):
-                try:
-                    with db.engine.begin() as conn:
-                        # a connection left in a transaction by a test would make TRUNCATE wait forever
-                        conn.execute(sa.text("SET LOCAL lock_timeout = '15s'"))
-                        conn.execute(statement)
-                    break
-                except sa.exc.OperationalError as exc:
-                    # a late webhook from the simulator may be writing while we truncate: try again
-                    if "deadlock" not in str(exc) or attempt == 4:
-                        raise
+            _empty_postgres(tables)
 
 
 @pytest.fixture
@@ -171,17 +261,6 @@ def login(app: Flask) -> Callable[..., FlaskClient]:
         return client
 
     return do_login
-
-
-def csrf_token(client: FlaskClient, path: str = "/") -> str:
-    """The CSRF token of a page, as a browser would read it."""
-    import re
-
-    page = client.get(path).get_data(as_text=True)
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
-        r'"X-CSRFToken": "([^"]+)"', page)
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
 
 
 class LiveServer:
@@ -240,6 +319,30 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 @pytest.fixture(scope="session")
 def base_url(live_server: LiveServer) -> str:
     return live_server.url
+
+
+@pytest.fixture
+def hosts(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A test-local hosts table in front of the system resolver, for tests of what the portal does with DNS
+    answers: name -> addresses (or a function giving the addresses of each lookup, to change the answer over
+    time); names not in the table resolve as usual."""
+    import socket
+
+    table: dict[str, Any] = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if not isinstance(name, str) or name not in table:
+            return real(host, port, *args, **kwargs)
+        entry = table[name]
+        addresses = entry() if callable(entry) else entry
+        port = int(port or 0)
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (a, port, 0, 0)) if ":" in a
+                else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in addresses]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return table
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -14,8 +14,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import csrf_token
-from tests.factories import make_token, make_user
+from tests.builders import make_token, make_user
+from tests.helpers import csrf_token
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from portal.models import ApiToken, Membership, Tenant, User, WahaServer
 from portal.extensions import db
+from portal.models import ApiToken, Membership, Tenant, User, WahaServer
 
 
 @pytest.fixture

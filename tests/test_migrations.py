@@ -6,13 +6,13 @@ import pytest
 import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import make_url
 from flask_migrate import downgrade, upgrade
+from sqlalchemy.engine import make_url
 
 from portal import create_app
 from portal.config import environ_for_tests
 from portal.extensions import db
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_history_has_a_single_head():

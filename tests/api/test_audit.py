@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import AuditEvent
-from tests.api.conftest import Api
+from tests.helpers import Api
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63646060f80f"
                     "0002870180eb47ba920000000049454e44ae426082")

@@ -13,8 +13,8 @@ from joserfc.jwk import RSAKey
 from portal.models import AuditEvent, utcnow
 from portal.services import audit
 from portal.services import tokens as tokens_service
-from tests.api.conftest import Api, claims, hs256, rs256
-from tests.factories import TEST_ACTOR, make_token
+from tests.builders import TEST_ACTOR, make_token
+from tests.helpers import Api, claims, hs256, rs256
 
 
 def _b64(data: dict[str, Any]) -> str:
@@ -22,8 +22,9 @@ def _b64(data: dict[str, Any]) -> str:
 
 
 def _failures() -> list[AuditEvent]:
-    from portal.extensions import db
     from sqlalchemy import select
+
+    from portal.extensions import db
 
     db.session.expire_all()
     return list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == "auth.api_failed")

@@ -3,6 +3,7 @@ of failures is one audit row with a count, not a row each."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -10,7 +11,8 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import AuditEvent
-from tests.api.conftest import Api
+from portal.services import auth_throttle
+from tests.helpers import Api
 
 LIMIT = 3
 GUESSER = "198.51.100.23"
@@ -19,6 +21,15 @@ GUESSER = "198.51.100.23"
 @pytest.fixture(autouse=True)
 def low_limit(app: Any, monkeypatch: Any) -> None:
     monkeypatch.setitem(app.config, "API_AUTH_FAILURE_LIMIT", LIMIT)
+
+
+@pytest.fixture(autouse=True)
+def one_window(monkeypatch: Any) -> None:
+    """Every call of a test falls in one throttle window: the throttle sees a clock standing one second into the
+    current window (on a slow machine a test's calls could otherwise straddle a window boundary and count twice)."""
+    real = auth_throttle._window
+    start = time.time() // auth_throttle.WINDOW_SECONDS * auth_throttle.WINDOW_SECONDS + 1
+    monkeypatch.setattr(auth_throttle, "_window", lambda now=None: real(start if now is None else now))
 
 
 def _call(client: Any, credential: str, address: str = GUESSER) -> Any:

@@ -10,8 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from portal.inputs import JsonTooDeep, loads
-from tests.api.conftest import Api, create_session
-from tests.conftest import csrf_token
+from tests.helpers import Api, csrf_token
 
 
 @pytest.mark.parametrize("raw", ["²", "١٢", "99999999999999999999", "9223372036854775808", "0"])

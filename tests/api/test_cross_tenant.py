@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from portal.api.openapi import ROUTES, ApiRoute
-from tests.api.conftest import Api, wait_for_status
+from tests.builders import wait_for_status
+from tests.helpers import Api
 
 OWNED = [r for r in ROUTES if "{session_id}" in r.path or "{message_id}" in r.path]
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63646060f80f"

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from tests.factories import make_token
+from tests.builders import make_token
 
 EXAMPLES = 8
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api, wait_for_status
+from tests.builders import wait_for_status
+from tests.helpers import Api
 
 
 @pytest.mark.smoke

@@ -9,8 +9,7 @@ from joserfc.jwk import KeySet
 from werkzeug.wrappers import Response
 
 from portal.api.auth import JWKS_MAX_BYTES, jwks_cache
-from tests.api.conftest import Api, claims, rs256
-from tests.loopback import LoopbackServer
+from tests.helpers import Api, LoopbackServer, claims, rs256
 
 
 def _use(app: Any, url: str) -> None:

@@ -11,8 +11,8 @@ import pytest
 from portal.extensions import db
 from portal.models import WahaServer
 from portal.waha.client import close_all_clients
-from tests.api.conftest import Api
-from tests.factories import make_token
+from tests.builders import make_token
+from tests.helpers import Api
 
 
 def _error(response: Any) -> dict[str, Any]:
@@ -195,7 +195,7 @@ def test_health_needs_credentials(api: Api) -> None:
 
 
 def test_retry_after_is_sent_only_when_there_is_something_to_wait_for(client, tenant):
-    from tests.factories import make_token
+    from tests.builders import make_token
 
     token = make_token(tenant)
     response = client.get("/waha/sessions", headers={"Authorization": f"Bearer {token}"})

@@ -11,7 +11,8 @@ import pytest
 
 from portal.models import utcnow
 from portal.services import audit
-from tests.api.conftest import Api, create_session
+from tests.builders import create_session
+from tests.helpers import Api
 
 # A 1x1 PNG, so the image sniffing of the messages service sees a real image.
 PNG = base64.b64decode(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from portal.api.openapi import ERROR_CODES, ROUTES
-from tests.api.conftest import Api, openapi_document
+from tests.helpers import Api, openapi_document
 
 HERE = Path(__file__).resolve().parent
 
@@ -231,7 +231,7 @@ def test_docs_page_allows_only_the_portal_csp(client: Any) -> None:
 
 def test_check_against_openapi_rejects_an_undocumented_status(app: Any, api: Api) -> None:
     # The checker used by every API test must itself refuse what the document does not promise.
-    from tests.api.conftest import check_against_openapi
+    from tests.helpers import check_against_openapi
 
     response = api.client.get("/waha/openapi.json")
     response.status_code = 418

@@ -16,14 +16,9 @@ import pytest
 
 from portal.extensions import redis_store
 from portal.redisconn import fail_fast_client
+from tests.helpers import closed_port
 
 TO = "+491701234567"
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -67,7 +62,7 @@ def _send(api: Any, session: dict[str, Any], text: str) -> tuple[Any, float]:
 def test_send_with_redis_refusing_completes_within_200_ms(api, app, working_session, monkeypatch):
     _send(api, working_session, "warm-up")  # first use of the WAHA client's connection pool
     with_redis = sorted(_send(api, working_session, f"up {n}")[1] for n in range(5))
-    _point_redis_at(monkeypatch, app, _closed_port())
+    _point_redis_at(monkeypatch, app, closed_port())
 
     timings = []
     for n in range(5):
@@ -100,10 +95,10 @@ def test_send_with_redis_hanging_fails_fast_once_the_circuit_opens(api, app, wor
 
 
 def test_one_time_secret_page_works_with_redis_down(app, owner, login, monkeypatch):
-    from tests.conftest import csrf_token
+    from tests.helpers import csrf_token
 
     client = login(owner)
-    _point_redis_at(monkeypatch, app, _closed_port())
+    _point_redis_at(monkeypatch, app, closed_port())
     token = csrf_token(client, "/admin/tokens/")
     created = client.post("/admin/tokens/", data={"name": "ci", "scopes": ["sessions:read"], "expiry": "never",
                                                   "csrf_token": token})

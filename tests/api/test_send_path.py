@@ -14,7 +14,7 @@ from portal.extensions import db
 from portal.models import AuditEvent, Message
 from portal.services import tokens
 from portal.services.audit import SYSTEM
-from tests.factories import make_token
+from tests.builders import make_token
 
 TO = "+491701234567"
 

@@ -5,7 +5,6 @@ against the simulator over loopback (its latency and failure knobs play the fail
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from datetime import timedelta
 from typing import Any, Iterator
@@ -17,8 +16,7 @@ from portal.extensions import db
 from portal.models import Message, WahaServer, utcnow
 from portal.services import outbox
 from portal.waha.client import close_all_clients
-from tests.api.conftest import Api
-from tests.waiting import wait_for
+from tests.helpers import Api, closed_port, wait_for
 
 TO = "+491701234567"
 CHAT = "491701234567@c.us"
@@ -34,17 +32,11 @@ def _row(message_id: int) -> Message:
     return db.session.get(Message, message_id)
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def waha_moved(app: Any, sim: Any) -> Iterator[Any]:
     """Point the WAHA server row at a port nobody listens on (connection refused) until `back()` is called."""
     server = db.session.scalars(select(WahaServer)).one()
-    dead = f"http://127.0.0.1:{_closed_port()}"
+    dead = f"http://127.0.0.1:{closed_port()}"
 
     def back() -> None:
         db.session.rollback()

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import AuditEvent, WahaSession
 from portal.services import forwarding
-from tests.api.conftest import Api, create_session
-from tests.factories import make_token
+from tests.builders import create_session, make_token
+from tests.helpers import Api
 
 
 def test_create_answers_the_secret_and_get_never_shows_it(api: Api) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from portal.services import audit
-from tests.api.conftest import Api, create_session, wait_for_status
-from tests.factories import make_token
+from tests.builders import create_session, make_token, wait_for_status
+from tests.helpers import Api
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import WebhookDelivery, WebhookEndpoint
 from portal.services import forwarding
-from tests.api.conftest import Api
-from tests.factories import TEST_ACTOR, make_token
+from tests.builders import TEST_ACTOR, make_token
+from tests.helpers import Api
 
 
 def _endpoint(tenant: Any, url: str = "http://127.0.0.1:9/hook") -> WebhookEndpoint:

@@ -18,7 +18,7 @@ import redis
 from flask import Flask
 
 from portal.config import SETTING_NAMES, SETTINGS
-from tests.factories import PASSWORD
+from tests.builders import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-results" / "screenshots"

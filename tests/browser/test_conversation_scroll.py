@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.session_builders import stored_message, working_session
+from tests.builders import stored_message, working_session
 
 pytestmark = pytest.mark.browser
 

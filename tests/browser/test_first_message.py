@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from portal.extensions import db
 from portal.models import WahaSession
-from tests.web.session_builders import working_session
+from tests.builders import working_session
 
 pytestmark = pytest.mark.browser
 

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from portal.services import tenants as tenants_service
-from tests.factories import TEST_ACTOR, make_tenant, make_user
+from tests.builders import TEST_ACTOR, make_tenant, make_user
 
 pytestmark = pytest.mark.browser
 

@@ -8,8 +8,7 @@ from portal.extensions import db
 from portal.models import WahaServer
 from portal.services import audit
 from portal.services.audit import Actor
-from tests.factories import make_user
-from tests.web.session_builders import working_session
+from tests.builders import make_user, working_session
 
 pytestmark = pytest.mark.browser
 

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from portal.storage import storage
-from tests.web.session_builders import stored_message, working_session
+from tests.builders import stored_message, working_session
 
 pytestmark = pytest.mark.browser
 

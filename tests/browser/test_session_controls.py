@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.session_builders import working_session
+from tests.builders import working_session
 
 pytestmark = pytest.mark.browser
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.session_builders import working_session
+from tests.builders import working_session
 
 pytestmark = pytest.mark.browser
 

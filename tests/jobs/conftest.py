@@ -48,7 +48,7 @@ def receiver() -> Iterator[Receiver]:
 def _waha_webhooks_elsewhere(request: pytest.FixtureRequest) -> Iterator[None]:
     """Sessions created by a test send their simulator events to a closed port, unless the test runs the live
     portal: a test that posts its own events must not also receive the simulator's from an earlier live server."""
-    from tests.webhooks.helpers import quiet_waha_webhooks
+    from tests.helpers import quiet_waha_webhooks
 
     if "live_server" in request.fixturenames or "app" not in request.fixturenames:
         yield

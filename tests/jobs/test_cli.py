@@ -15,7 +15,8 @@ from portal.extensions import db, redis_store
 from portal.jobs import QUEUE_EVENTS, QUEUE_MAINTENANCE, QUEUES, enqueue, resolve
 from portal.jobs.schedule import entries
 from portal.models import WebhookEvent
-from tests.webhooks.helpers import envelope, inbound_payload, new_session, post_events, wait_for
+from tests.builders import envelope, inbound_payload, new_session, post_events
+from tests.helpers import wait_for
 
 
 def _queue(name: str) -> Queue:

@@ -11,8 +11,8 @@ from portal.extensions import db
 from portal.jobs import QUEUE_MAINTENANCE, enqueue
 from portal.models import Message, WahaSession, WebhookEvent
 from portal.services import sessions
-from tests.factories import TEST_ACTOR
-from tests.webhooks.helpers import new_session, wait_for
+from tests.builders import TEST_ACTOR, new_session, working_session
+from tests.helpers import wait_for
 
 
 def _stored(event: str, session_id: str) -> int:
@@ -49,8 +49,8 @@ def _sync_through_worker(run_jobs: Any) -> None:
 
 
 def test_sessions_that_should_run_are_running_again_after_waha_restarts(tenant, sim, run_jobs):
-    running = [new_session(tenant, f"Runs {n}", sim=sim, working=True) for n in range(2)]
-    parked = new_session(tenant, "Parked", sim=sim, working=True)
+    running = [working_session(tenant, sim, f"Runs {n}") for n in range(2)]
+    parked = working_session(tenant, sim, "Parked")
     sessions.stop_session(tenant, parked.id, TEST_ACTOR)
     _sync_through_worker(run_jobs)  # the sync learns the server's start timestamp
 
@@ -67,7 +67,7 @@ def test_sessions_that_should_run_are_running_again_after_waha_restarts(tenant, 
 
 
 def test_sessions_lost_by_waha_are_created_again_from_the_stored_config(tenant, sim, run_jobs):
-    session = new_session(tenant, "Wiped", sim=sim, working=True)
+    session = working_session(tenant, sim, "Wiped")
     sim.restart(wipe=True)
     assert sim.session(session.external_name) is None
     _sync_through_worker(run_jobs)

@@ -12,9 +12,7 @@ from standardwebhooks.webhooks import Webhook
 from portal.extensions import db
 from portal.models import WebhookDelivery
 from portal.services import forwarding
-from tests.factories import TEST_ACTOR
-from tests.hosts import hosts  # noqa: F401 - fixture
-from tests.webhooks.helpers import envelope, inbound_payload, new_session, post_events
+from tests.builders import TEST_ACTOR, envelope, inbound_payload, new_session, post_events
 
 
 @pytest.fixture

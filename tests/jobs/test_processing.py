@@ -17,8 +17,8 @@ from portal.extensions import db
 from portal.models import AuditEvent, Message, WahaSession, WebhookEvent
 from portal.services import events, messages
 from portal.storage import storage
-from tests.factories import TEST_ACTOR
-from tests.webhooks.helpers import ack_payload, envelope, inbound_payload, new_session, post_events, wait_for
+from tests.builders import TEST_ACTOR, ack_payload, envelope, inbound_payload, new_session, post_events, working_session
+from tests.helpers import wait_for
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_acks_move_status_forward_only_and_stamp_each_step(client, session, run_
 
 
 def test_message_any_of_a_message_sent_through_the_portal_updates_its_row(client, tenant, sim, run_jobs):
-    session = new_session(tenant, "Sales", sim=sim, working=True)
+    session = working_session(tenant, sim, "Sales")
     sent = messages.send_message(tenant, session.id, TEST_ACTOR, to="+49 170 5555555", text="from the portal")
     own = {**inbound_payload("from the portal"), "id": sent.waha_message_id, "fromMe": True, "source": "api",
            "from": "491705555555@c.us", "ack": 1, "ackName": "SERVER"}
@@ -189,7 +189,7 @@ def test_malformed_message_event_is_marked_failed_and_others_still_apply(client,
 
 
 def test_inbound_media_is_downloaded_into_portal_storage(app, client, tenant, sim, run_jobs):
-    session = new_session(tenant, "Media", sim=sim, working=True)
+    session = working_session(tenant, sim, "Media")
     png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
     message_id = sim.inbound(session.external_name, "491708888888", "a picture",
                              media={"data": base64.b64encode(png).decode(), "mimetype": "image/png"})

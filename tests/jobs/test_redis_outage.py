@@ -21,7 +21,7 @@ import pytest
 import redis
 from rq import Queue
 
-from tests.waiting import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 

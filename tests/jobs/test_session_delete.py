@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import Message, WahaSession, WebhookDelivery, WebhookEvent
 from portal.services import events
-from tests.factories import make_tenant, make_token
-from tests.waiting import wait_for
+from tests.builders import make_tenant, make_token
+from tests.helpers import wait_for
 
 _WORKER = """
 import sys
@@ -115,8 +115,7 @@ with app.app_context():
 
 def test_delete_while_a_worker_holds_the_sessions_events_waits_for_it_instead_of_deadlocking(app, tenant, sim):
     from portal.services import sessions
-    from tests.factories import TEST_ACTOR
-    from tests.webhooks.helpers import envelope, new_session, post_events
+    from tests.builders import TEST_ACTOR, envelope, new_session, post_events
 
     session = new_session(tenant, "Claimed")
     external = session.external_name

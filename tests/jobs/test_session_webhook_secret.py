@@ -12,8 +12,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from portal.extensions import db
 from portal.models import WahaSession
 from portal.services import session_secrets
-from tests.factories import make_token
-from tests.webhooks.helpers import envelope, inbound_payload, new_session, post_events
+from tests.builders import envelope, inbound_payload, make_token, new_session, post_events
 
 
 def _api(client: Any, token: str, method: str, path: str, **kwargs: Any) -> Any:

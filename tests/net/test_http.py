@@ -19,8 +19,7 @@ from werkzeug.wrappers import Response
 
 from portal.net import http as outbound
 from portal.net import policy
-from tests.hosts import hosts  # noqa: F401 - fixture
-from tests.loopback import LoopbackServer
+from tests.helpers import LoopbackServer
 
 
 def _ok(request: Any) -> Response:

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from portal.config import load_settings
 from portal.services.servers import parse_version, predates_multi_session
-from tests.ops.conftest import closed_port
+from tests.helpers import closed_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTAL_SERVICES = ("migrate", "web", "worker", "scheduler")

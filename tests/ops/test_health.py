@@ -12,7 +12,7 @@ from portal.models import WahaServer
 from portal.services import servers as servers_service
 from portal.services.audit import SYSTEM
 from portal.services.health import readiness, waha_health
-from tests.ops.conftest import closed_port
+from tests.helpers import closed_port
 
 
 def _default_server() -> WahaServer:

@@ -18,8 +18,8 @@ from portal.jobs import QUEUE_MAINTENANCE, enqueue
 from portal.models import Message, WahaServer, WahaSession
 from portal.services import servers as servers_service
 from portal.services.audit import SYSTEM
-from tests.factories import make_tenant
-from tests.ops.conftest import closed_port
+from tests.builders import make_tenant
+from tests.helpers import closed_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

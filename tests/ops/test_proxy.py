@@ -11,7 +11,7 @@ import pytest
 from portal import proxy
 from portal.config import load_settings
 from portal.services import audit
-from tests.conftest import csrf_token
+from tests.helpers import csrf_token
 
 PROXY = "10.0.0.5"  # the reverse proxy in front of the portal
 CLIENT = "203.0.113.9"  # the browser or integrator behind it

@@ -10,8 +10,8 @@ import pytest
 
 from portal.models import WahaSession
 from portal.services import sessions
-from tests.factories import TEST_ACTOR
-from tests.waiting import wait_for  # noqa: F401 - shared with the service tests
+from tests.builders import TEST_ACTOR
+from tests.helpers import wait_for
 
 
 class WahaRequestLog:

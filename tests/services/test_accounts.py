@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 
 import pytest
 from flask import current_app
@@ -16,7 +15,7 @@ from portal.models import AuditEvent, Membership, User, utcnow
 from portal.services import accounts, auth, signin_throttle, team
 from portal.services.audit import Actor
 from portal.services.errors import Forbidden, Invalid, RateLimited, Unauthorized
-from tests.factories import PASSWORD, TEST_ACTOR, make_user
+from tests.builders import PASSWORD, TEST_ACTOR, make_user
 
 
 def _token_made_ago(user: User, seconds: int) -> str:

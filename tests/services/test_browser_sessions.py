@@ -9,7 +9,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import BrowserSession, utcnow
 from portal.services import browser_sessions
-from tests.factories import TEST_ACTOR
+from tests.builders import TEST_ACTOR
 
 
 def _row(token: str) -> BrowserSession:
@@ -25,7 +25,7 @@ def test_only_the_secrets_digest_is_stored(owner):
 
 
 def test_a_session_of_another_user_does_not_resolve(owner, tenant):
-    from tests.factories import make_user
+    from tests.builders import make_user
 
     other = make_user(tenant, "viewer", email="other@acme.example.com")
     token = browser_sessions.start(other, TEST_ACTOR, remember=False)

@@ -9,8 +9,7 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import Message, WebhookDelivery
 from portal.services import forwarding, sessions
-from tests.factories import TEST_ACTOR
-from tests.web.session_builders import stored_message
+from tests.builders import TEST_ACTOR, stored_message
 
 pytestmark = pytest.mark.smoke
 

@@ -13,8 +13,7 @@ from portal.extensions import db
 from portal.models import WahaSession, WebhookEndpoint
 from portal.services import forwarding, messages, sessions
 from portal.services.errors import Invalid
-from tests.factories import TEST_ACTOR
-from tests.hosts import hosts  # noqa: F401 - fixture
+from tests.builders import TEST_ACTOR
 
 # Every form the review used to reach the portal's own machine or network, and URLs with credentials.
 REFUSED_URLS = [

@@ -18,8 +18,8 @@ from portal.models import Message, WahaSession, WebhookEvent
 from portal.services import events
 from portal.services.errors import Invalid, NotFound
 from portal.storage import storage
-from tests.factories import make_tenant
-from tests.webhooks.helpers import envelope, inbound_payload, new_session, post_events, quiet_waha_webhooks
+from tests.builders import envelope, inbound_payload, make_tenant, new_session, post_events
+from tests.helpers import quiet_waha_webhooks
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "waha"
 

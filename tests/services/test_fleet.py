@@ -15,8 +15,8 @@ from portal.services import fleet, sessions
 from portal.services import servers as servers_service
 from portal.services.audit import SYSTEM
 from portal.services.errors import Upstream
-from tests.factories import TEST_ACTOR, make_tenant
-from tests.ops.conftest import closed_port
+from tests.builders import TEST_ACTOR, make_tenant
+from tests.helpers import closed_port
 
 
 @pytest.fixture

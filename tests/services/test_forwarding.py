@@ -13,7 +13,7 @@ from portal.extensions import db
 from portal.models import AuditEvent, WebhookDelivery, WebhookEndpoint, utcnow
 from portal.services import forwarding
 from portal.services.errors import Invalid, NotFound
-from tests.factories import TEST_ACTOR, make_tenant
+from tests.builders import TEST_ACTOR, make_tenant
 
 
 @pytest.fixture

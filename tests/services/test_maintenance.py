@@ -13,8 +13,8 @@ from portal.mail import outbox
 from portal.models import Message, WahaServer, WahaSession, WebhookDelivery, WebhookEvent, utcnow
 from portal.services import forwarding, maintenance
 from portal.storage import storage
-from tests.factories import TEST_ACTOR, make_user
-from tests.webhooks.helpers import new_session, quiet_waha_webhooks, wait_for
+from tests.builders import TEST_ACTOR, make_user, new_session, working_session
+from tests.helpers import quiet_waha_webhooks, wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +51,7 @@ def test_failed_session_tells_owner_and_admins_once_per_episode(tenant, owner, s
     admin = make_user(tenant, "admin", email="admin@acme.example.com")
     make_user(tenant, "viewer", email="viewer@acme.example.com")
     endpoint, _ = forwarding.create_endpoint(tenant, TEST_ACTOR, url=receiver_url, events=["session.attention"])
-    session = new_session(tenant, "Shop", sim=sim, working=True)
+    session = working_session(tenant, sim, "Shop")
     sim.fail(session.external_name)
     maintenance.sync_server(_server())
     maintenance.sync_server(_server())  # still FAILED: no second notice
@@ -63,7 +63,7 @@ def test_failed_session_tells_owner_and_admins_once_per_episode(tenant, owner, s
 
 
 def test_working_again_ends_the_episode_so_the_next_failure_is_told(tenant, owner, sim):
-    session = new_session(tenant, "Shop", sim=sim, working=True)
+    session = working_session(tenant, sim, "Shop")
     sim.fail(session.external_name)
     maintenance.sync_server(_server())
     sim.simulator.control_stop(session.external_name)
@@ -77,7 +77,7 @@ def test_working_again_ends_the_episode_so_the_next_failure_is_told(tenant, owne
 
 
 def test_logout_on_the_phone_asks_for_a_new_qr(tenant, owner, sim):
-    session = new_session(tenant, "Shop", sim=sim, working=True)
+    session = working_session(tenant, sim, "Shop")
     sim.logout_from_phone(session.external_name)
     wait_for(lambda: sim.session(session.external_name)["status"] == "SCAN_QR_CODE")
     maintenance.sync_server(_server())
@@ -86,7 +86,7 @@ def test_logout_on_the_phone_asks_for_a_new_qr(tenant, owner, sim):
 
 
 def test_watchdog_finds_a_quiet_working_session_that_lost_its_login(tenant, owner, sim):
-    session = new_session(tenant, "Quiet", sim=sim, working=True)
+    session = working_session(tenant, sim, "Quiet")
     sim.logout_from_phone(session.external_name)  # its events never reach the portal here
     wait_for(lambda: sim.session(session.external_name)["status"] == "SCAN_QR_CODE")
     row = _row(session.id)
@@ -99,7 +99,7 @@ def test_watchdog_finds_a_quiet_working_session_that_lost_its_login(tenant, owne
 
 
 def test_watchdog_leaves_recently_heard_sessions_alone(tenant, sim, waha_requests):
-    session = new_session(tenant, "Chatty", sim=sim, working=True)
+    session = working_session(tenant, sim, "Chatty")
     row = _row(session.id)
     row.last_event_at = utcnow()
     db.session.commit()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import socket
 from typing import Any
 
 import pytest
@@ -15,8 +14,8 @@ from portal.jobs import RQRunner
 from portal.models import Message
 from portal.services import events, media
 from portal.storage import storage
-from tests.factories import make_token
-from tests.webhooks.helpers import envelope, new_session, post_events
+from tests.builders import make_token, new_session, post_events, working_session
+from tests.helpers import closed_port
 
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 
@@ -76,14 +75,8 @@ def test_a_file_stored_with_a_comma_separated_type_is_not_rendered_by_the_portal
 # ---- downloads that cannot be queued
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _inbound_with_media(app: Any, client: Any, tenant: Any, sim: Any) -> tuple[Any, str]:
-    session = new_session(tenant, "Pictures", sim=sim, working=True)
+    session = working_session(tenant, sim, "Pictures")
     message_id = sim.inbound(session.external_name, "491708888888", "a picture",
                              media={"data": base64.b64encode(PNG).decode(), "mimetype": "image/png"})
     produced = [e for e in sim.events() if e["event"] == "message" and e["payload"]["id"] == message_id]
@@ -99,7 +92,7 @@ def _media_of(message_id: str) -> dict:
 def test_media_is_downloaded_at_once_when_its_job_cannot_be_queued(app, client, tenant, sim, run_jobs,
                                                                   monkeypatch):
     _session, message_id = _inbound_with_media(app, client, tenant, sim)
-    dead = redis.Redis(host="127.0.0.1", port=_closed_port(), socket_connect_timeout=0.5)
+    dead = redis.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=0.5)
     monkeypatch.setitem(app.extensions, "portal_jobs", RQRunner(dead))  # the queue is down while processing
     events.process_batch()
     monkeypatch.undo()

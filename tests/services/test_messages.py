@@ -15,7 +15,7 @@ from portal.extensions import db
 from portal.models import AuditEvent, Message, Tenant
 from portal.services import messages, sessions
 from portal.services.errors import Conflict, Invalid, NotFound, RateLimited, Upstream
-from tests.factories import TEST_ACTOR, make_tenant
+from tests.builders import TEST_ACTOR, make_tenant
 
 NUMBER = "+49 170 1234567"
 CHAT = "491701234567@c.us"
@@ -253,7 +253,7 @@ def test_send_document_by_url_reaches_waha(tenant, sim, working):
 @pytest.mark.parametrize("kind, waha_kind, mimetype", [("audio", "voice", "audio/ogg"), ("video", "video", "video/mp4")])
 def test_send_audio_and_video_by_url_reach_waha(tenant, sim, working, kind, waha_kind, mimetype):
     messages.send_message(tenant, working.id, TEST_ACTOR, to=NUMBER,
-                          media={"kind": kind, "url": f"https://example.com/clip", "mimetype": mimetype})
+                          media={"kind": kind, "url": "https://example.com/clip", "mimetype": mimetype})
 
     assert sim.sent_messages(working.external_name)[0]["kind"] == waha_kind
 

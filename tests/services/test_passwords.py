@@ -8,7 +8,7 @@ from portal.cli import DEMO_PASSWORD
 from portal.services import accounts, team
 from portal.services.errors import Invalid
 from portal.services.passwords import MIN_PASSWORD, check_password_policy
-from tests.factories import PASSWORD, TEST_ACTOR, mailed_link
+from tests.builders import PASSWORD, TEST_ACTOR, mailed_link
 
 REFUSED = {
     "short": "eleven-char",  # 11 characters

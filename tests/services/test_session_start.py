@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from portal.models import AuditEvent
-from portal.extensions import db
-from portal.services import sessions
 from sqlalchemy import select
-from tests.factories import TEST_ACTOR
-from tests.services.conftest import wait_for
+
+from portal.extensions import db
+from portal.models import AuditEvent
+from portal.services import sessions
+from tests.builders import TEST_ACTOR
+from tests.helpers import wait_for
 
 
 def test_start_session_brings_a_failed_session_back(tenant, sim, make_session):

@@ -17,8 +17,8 @@ from portal.models import AuditEvent, WahaServer, WahaSession, utcnow
 from portal.services import sessions
 from portal.services.errors import Conflict, Invalid, NotFound, Upstream
 from portal.waha import errors as waha_errors
-from tests.factories import TEST_ACTOR, make_tenant
-from tests.services.conftest import wait_for
+from tests.builders import TEST_ACTOR, make_tenant
+from tests.helpers import wait_for
 
 
 def session_rows() -> int:

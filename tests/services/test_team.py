@@ -12,7 +12,7 @@ from portal.mail import outbox
 from portal.models import AuditEvent, Invitation, Membership, utcnow
 from portal.services import team
 from portal.services.errors import Conflict, Forbidden, Invalid, NotFound
-from tests.factories import TEST_ACTOR, mailed_link, make_tenant, make_user
+from tests.builders import TEST_ACTOR, mailed_link, make_tenant, make_user
 
 
 def _link(token: str) -> str:

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import threading
 import time
 from collections import deque
-from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
@@ -19,29 +17,12 @@ from werkzeug.serving import WSGIRequestHandler
 from werkzeug.serving import make_server as werkzeug_server
 from werkzeug.wrappers import Request, Response
 
+from tests.helpers import load_fixture
+from tests.helpers import wait_for as wait_until
 from wahasim.testing import SimServer
-from tests.waiting import wait_for as wait_until  # noqa: F401 - used by the simulator tests
-
-REPO = Path(__file__).resolve().parents[2]
-LOCAL_FIXTURES = REPO / "tests" / "fixtures" / "waha"
-SHARED = Path(os.environ.get("WAHA_SHARED_DIR", REPO.parent / "shared" / "waha"))
 
 # Small timings keep the state machine tests fast.
 FAST = dict(starting_delay=0.02, ack_delay=0.02, qr_first_seconds=5.0, qr_next_seconds=5.0)
-
-
-def fixture_path(name: str) -> Path:
-    """A contract file: the committed copy first, the shared folder otherwise."""
-    local = LOCAL_FIXTURES / name
-    if local.exists():
-        return local
-    if name == "openapi.json":
-        return SHARED / "openapi.json"
-    return SHARED / "fixtures" / name
-
-
-def load_fixture(name: str):
-    return json.loads(fixture_path(name).read_text(encoding="utf-8"))
 
 
 class Api:
@@ -175,11 +156,6 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.close()
-
-
-def hook(url: str, events=("*",), **extra) -> dict:
-    """A session webhook config entry."""
-    return {"url": url, "events": list(events), **extra}
 
 
 # ---------------------------------------------------------------- openapi schemas

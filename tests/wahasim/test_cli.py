@@ -8,9 +8,8 @@ import time
 
 import requests
 
+from tests.helpers import ROOT as REPO
 from wahasim.__main__ import parse_args
-
-from .conftest import REPO
 
 
 def test_parse_args_maps_options_to_settings():

@@ -6,9 +6,8 @@ import time
 import pytest
 import requests
 
+from tests.helpers import wait_for as wait_until
 from wahasim.errors import ControlError
-
-from .conftest import wait_until
 
 TEXT = {"session": "default", "chatId": "4915112345678@c.us", "text": "Hallo"}
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import load_fixture
+from tests.helpers import load_fixture
 
 ERRORS = load_fixture("errors.json")
 FILE = {"mimetype": "image/png", "url": "https://files.example.com/x.png"}

@@ -11,7 +11,7 @@ import json
 import pytest
 import requests
 
-from .conftest import load_fixture
+from tests.helpers import load_fixture
 
 TEXT = {"session": "default", "chatId": "4915112345678@c.us", "text": "Hallo"}
 CONFIG = load_fixture("session.create.request.json")["config"]
@@ -48,7 +48,7 @@ def test_session_create_matches_fixture_keys(api):
 def test_session_actions_match_schema(api, schemas, path):
     api.create("default", start=False)
     body = api("POST", f"/api/sessions/default/{path}").json()
-    schemas.validate(body, schemas.response(f"/api/sessions/{{session}}/start", "post", "201"))
+    schemas.validate(body, schemas.response("/api/sessions/{session}/start", "post", "201"))
 
 
 def _send_text_schema(schemas) -> dict:

@@ -8,7 +8,8 @@ import time
 import pytest
 import requests
 
-from .conftest import load_fixture, wait_until
+from tests.helpers import load_fixture
+from tests.helpers import wait_for as wait_until
 
 TEXT = {"session": "default", "chatId": "4915112345678@c.us", "text": "Hallo"}
 MISMATCH = "Session status is not as expected. Try again later or restart the session"

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from .conftest import wait_until
+from tests.helpers import wait_for as wait_until
 
 
 def statuses(server, name):

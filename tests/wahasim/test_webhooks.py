@@ -9,9 +9,9 @@ import time
 
 import pytest
 
+from tests.helpers import hook, load_fixture
+from tests.helpers import wait_for as wait_until
 from wahasim.webhooks import retry_delay, serialize, sign
-
-from .conftest import hook, load_fixture, wait_until
 
 ENVELOPE_KEYS = ["id", "timestamp", "event", "session", "metadata", "me", "payload", "engine", "environment"]
 KEY = "whsec_test_0123456789abcdef"

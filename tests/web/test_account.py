@@ -15,9 +15,8 @@ from portal.models import AuditEvent, Membership, User, utcnow
 from portal.services import team
 from portal.services.accounts import make_reset_token
 from portal.services.tenants import set_membership
-from tests.conftest import csrf_token
-from tests.factories import PASSWORD, TEST_ACTOR, mailed_link, make_tenant, make_user
-from tests.web.admin_builders import find, post, text
+from tests.builders import PASSWORD, TEST_ACTOR, mailed_link, make_tenant, make_user
+from tests.helpers import csrf_token, find, post, text
 from tests.web.oidc_provider import CLIENT_ID, CLIENT_SECRET, FakeOidcProvider
 
 NEW_PASSWORD = "a-new-and-long-password"

@@ -9,8 +9,8 @@ import pytest
 from portal.extensions import db
 from portal.services import audit
 from portal.services.audit import Actor
-from tests.factories import make_tenant
-from tests.web.admin_builders import member, text
+from tests.builders import make_tenant, member
+from tests.helpers import text
 
 PAGE = "/admin/audit/"
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.factories import make_user
+from tests.builders import make_user
 
 MY_BLUEPRINTS = ("admin", "admin_team", "admin_tokens", "admin_webhooks", "admin_audit", "admin_settings",
                  "platform", "account")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-
 import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
 from portal.mail import outbox
 from portal.models import Invitation, Tenant
-from tests.factories import PASSWORD, mailed_link, make_tenant, make_user
-from tests.web.admin_builders import member, post, text
+from tests.builders import PASSWORD, mailed_link, make_tenant, make_user, member
+from tests.helpers import post, text
 
 
 @pytest.fixture

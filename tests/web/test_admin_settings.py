@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import AuditEvent, Tenant
-from tests.factories import make_user
-from tests.web.admin_builders import member, post, text
+from tests.builders import make_user, member
+from tests.helpers import post, text
 
 PAGE = "/admin/settings/"
 VALID = {"send_rate_per_minute": "12", "retention_messages_days": "30", "retention_events_days": "7"}

@@ -12,8 +12,8 @@ from portal.mail import outbox
 from portal.models import Invitation, Membership
 from portal.services import team
 from portal.services.errors import NotFound
-from tests.factories import TEST_ACTOR, mailed_link, make_tenant
-from tests.web.admin_builders import member, post, text
+from tests.builders import TEST_ACTOR, mailed_link, make_tenant, member
+from tests.helpers import post, text
 
 PAGE = "/admin/team/"
 

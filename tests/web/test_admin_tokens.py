@@ -11,8 +11,8 @@ from sqlalchemy import select
 from portal.extensions import db, redis_store
 from portal.models import ApiToken, AuditEvent
 from portal.services import tokens as tokens_service
-from tests.factories import TEST_ACTOR, make_tenant
-from tests.web.admin_builders import member, post, text
+from tests.builders import TEST_ACTOR, make_tenant, member
+from tests.helpers import post, text
 
 PAGE = "/admin/tokens/"
 

@@ -13,8 +13,8 @@ from werkzeug.wrappers import Request, Response
 from portal.extensions import db
 from portal.models import WebhookDelivery, WebhookEndpoint
 from portal.services import forwarding
-from tests.factories import TEST_ACTOR, make_tenant
-from tests.web.admin_builders import find, member, post, text
+from tests.builders import TEST_ACTOR, make_tenant, member
+from tests.helpers import find, post, text
 
 PAGE = "/admin/webhooks/"
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from portal.models import AuditEvent
 from portal.extensions import db
-from tests.conftest import csrf_token
-from tests.factories import PASSWORD
+from portal.models import AuditEvent
+from tests.builders import PASSWORD
+from tests.helpers import csrf_token
 
 
 @pytest.mark.smoke

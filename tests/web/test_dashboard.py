@@ -10,8 +10,7 @@ import pytest
 from portal.extensions import db
 from portal.models import WebhookDelivery, utcnow
 from portal.services import dashboard as dashboard_service
-from tests.factories import make_tenant, make_user
-from tests.web.session_builders import new_session, stored_message, working_session
+from tests.builders import make_tenant, make_user, new_session, stored_message, working_session
 
 HX = {"HX-Request": "true"}
 

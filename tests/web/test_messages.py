@@ -14,9 +14,8 @@ import pytest
 from portal.extensions import db
 from portal.models import Message, utcnow
 from portal.storage import storage
-from tests.conftest import csrf_token
-from tests.factories import make_tenant, make_user
-from tests.web.session_builders import new_session, stored_message, working_session
+from tests.builders import make_tenant, make_user, new_session, stored_message, working_session
+from tests.helpers import csrf_token
 
 HX = {"HX-Request": "true"}
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import csrf_token
-from tests.factories import PASSWORD
-from tests.web.admin_builders import text
-from tests.web.session_builders import working_session
+from tests.builders import PASSWORD, working_session
+from tests.helpers import csrf_token, text
 
 
 def test_pages_link_an_svg_icon(client):

@@ -7,9 +7,8 @@ import re
 import pytest
 
 from portal.security import quote_location, safe_next
-from tests.conftest import csrf_token
-from tests.factories import PASSWORD
-from tests.web.session_builders import working_session
+from tests.builders import PASSWORD, working_session
+from tests.helpers import csrf_token
 
 HX = {"HX-Request": "true"}
 

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import Message
-from tests.conftest import csrf_token
-from tests.web.session_builders import working_session
+from tests.builders import working_session
+from tests.helpers import csrf_token
 
 HX = {"HX-Request": "true"}
 

@@ -13,9 +13,8 @@ from portal.models import AuditEvent, WahaServer, WahaSession
 from portal.services import fleet
 from portal.services import servers as servers_service
 from portal.services.audit import SYSTEM
-from tests.conftest import csrf_token
-from tests.factories import make_tenant, make_user
-from tests.ops.conftest import closed_port
+from tests.builders import make_tenant, make_user
+from tests.helpers import closed_port, csrf_token
 
 
 @pytest.fixture

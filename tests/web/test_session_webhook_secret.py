@@ -11,9 +11,8 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import AuditEvent, WahaSession
 from portal.services import session_secrets
-from tests.conftest import csrf_token
-from tests.factories import make_tenant, make_user
-from tests.web.session_builders import new_session
+from tests.builders import make_tenant, make_user, new_session
+from tests.helpers import csrf_token
 
 SECRET = re.compile(r'id="session-webhook-secret"[^>]*>(whsec_[A-Za-z0-9+/=]+)<')
 

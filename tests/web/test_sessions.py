@@ -10,9 +10,8 @@ import pytest
 from portal.extensions import db, redis_store
 from portal.models import AuditEvent, WahaSession
 from portal.services import sessions as sessions_service
-from tests.conftest import csrf_token
-from tests.factories import TEST_ACTOR, make_tenant, make_user
-from tests.web.session_builders import new_session, scanning_session, working_session
+from tests.builders import TEST_ACTOR, make_tenant, make_user, new_session, scanning_session, working_session
+from tests.helpers import csrf_token
 
 HX = {"HX-Request": "true"}
 

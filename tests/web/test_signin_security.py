@@ -15,10 +15,9 @@ from portal.extensions import db, redis_store
 from portal.models import AuditEvent, BrowserSession, User
 from portal.services import auth, signin_throttle
 from portal.services.audit import Actor
-from portal.services.errors import RateLimited, Unauthorized
-from tests.conftest import csrf_token
-from tests.factories import PASSWORD, make_user
-from tests.web.admin_builders import post, text
+from portal.services.errors import Unauthorized
+from tests.builders import PASSWORD, make_user
+from tests.helpers import csrf_token, post, text
 
 WRONG = "not-the-password-at-all"
 

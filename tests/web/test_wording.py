@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import csrf_token
-from tests.web.session_builders import scanning_session, stored_message, working_session
+from tests.builders import scanning_session, stored_message, working_session
+from tests.helpers import csrf_token
 
 HX = {"HX-Request": "true"}
 RAW = ("WahaUnavailable", "WAHA:", "WAHA 5", "it must be", "WAHA failed", "Traceback")

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import pytest
 import redis
-from rq import Queue
 import sqlalchemy as sa
+from rq import Queue
 from sqlalchemy import func, select
 
 from portal.extensions import db, redis_store
 from portal.jobs import QUEUE_EVENTS, RQRunner
 from portal.models import Message, WahaSession, WebhookEvent
 from portal.services import events
-from tests.webhooks.helpers import body_of, envelope, inbound_payload, new_session, post_events, sign, wait_for
+from tests.builders import body_of, envelope, inbound_payload, new_session, post_events, sign
+from tests.helpers import closed_port, wait_for
 
 
 @pytest.fixture
@@ -150,15 +150,9 @@ def test_batch_of_100_events_is_stored_in_one_request_and_processed(client, sess
     assert db.session.scalar(select(func.count()).select_from(Message)) == 100
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_redis_down_at_ingest_answers_200_and_sweeper_gets_event_processed(app, client, session, run_jobs,
                                                                           monkeypatch):
-    dead = redis.Redis(host="127.0.0.1", port=_closed_port(), socket_connect_timeout=0.5)
+    dead = redis.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=0.5)
     monkeypatch.setattr(redis_store, "_client", dead)
     monkeypatch.setitem(app.extensions, "portal_jobs", RQRunner(dead))
     payload = inbound_payload("sent while Redis was down")

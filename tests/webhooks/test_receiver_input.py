@@ -14,7 +14,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import Message, WebhookEvent
 from portal.services import events
-from tests.webhooks.helpers import body_of, envelope, inbound_payload, new_session, post_events
+from tests.builders import body_of, envelope, inbound_payload, new_session, post_events
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def test_window_is_configurable_and_zero_turns_it_off(app, client, session, monk
 def test_unsigned_timestamp_header_does_not_decide(client, session):
     event = envelope(session, "message", inbound_payload(), timestamp=_ms(-7200))
     body = body_of(event)
-    from tests.webhooks.helpers import sign
+    from tests.builders import sign
 
     response = client.post(f"/webhooks/waha?session={session.id}", data=body,
                            headers={"X-Webhook-Hmac": sign(session.hmac_key, body),
