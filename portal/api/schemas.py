@@ -12,12 +12,12 @@ import re
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from portal.inputs import MAX_YEAR, MIN_YEAR
 from portal.models import ENGINES, SESSION_STATUSES
+from portal.services import recipients
 from portal.services.errors import Invalid
 from portal.services.forwarding import DELIVERY_STATUSES
 
@@ -30,7 +30,7 @@ MAX_PAGE = 200
 # A phone number in international form (+, 00 or bare country code; spaces, dots, dashes and brackets allowed), or
 # a WhatsApp chat id. The number must also be a valid number of its country (checked with libphonenumber).
 PHONE_PATTERN = r"^(\+|00)?[1-9][0-9 ().-]{4,30}$"
-CHAT_ID_PATTERN = r"^([1-9][0-9]{5,19}@c\.us|[0-9]{5,25}(-[0-9]{5,15})?@g\.us|[0-9]{5,25}@lid)$"
+CHAT_ID_PATTERN = recipients.CHAT_ID_PATTERN
 RECIPIENT_PATTERN = f"({PHONE_PATTERN})|({CHAT_ID_PATTERN})"
 # A pattern cannot say which numbers a country's numbering plan has: the document names that rule as a format
 # (`phone`: a valid number of its country; `whatsapp-recipient`: such a number or a chat id) beside the pattern.
@@ -72,22 +72,15 @@ class Response(BaseModel):
 
 
 def check_recipient(value: str) -> str:
-    """A phone number in international form (checked with phonenumbers); chat ids (with "@") are checked by the
-    messages service, which knows which kinds WAHA accepts."""
+    """A phone number in international form (the rule of services.recipients); chat ids (with "@") are checked by
+    the messages service, which knows which kinds WAHA accepts."""
     value = value.strip()
     if "@" in value:
         return value
-    digits = re.sub(r"[\s().-]", "", value)
-    if digits.startswith("00"):
-        digits = "+" + digits[2:]
-    if not re.fullmatch(r"\+?\d{6,17}", digits):
+    if not recipients.looks_like_phone(value):
         raise PydanticCustomError(
             "phone", "Not a phone number: use international format with country code, e.g. +491701234567.")
-    try:
-        parsed = phonenumbers.parse("+" + digits.lstrip("+"))
-    except phonenumbers.NumberParseException:
-        parsed = None
-    if parsed is None or not phonenumbers.is_valid_number(parsed):
+    if recipients.parse_phone(value) is None:
         raise PydanticCustomError(
             "phone", "Not a valid phone number: use international format with country code, e.g. +491701234567.")
     return value

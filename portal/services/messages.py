@@ -37,7 +37,9 @@ from portal.models import (
 from portal.services import audit, destinations, idempotency, outbox, pacing, servers, upstream
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid, NotFound
-from portal.services.sessions import apply_status, get_session, map_waha_error, phone_digits
+from portal.services.recipients import normalize_recipient
+from portal.services.sessions import apply_status, get_session
+from portal.services.waha_errors import map_waha_error
 from portal.waha import errors as waha_errors
 from portal.waha.ids import new_message_id
 
@@ -65,11 +67,6 @@ _IMAGE_MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
 )
-_CHAT_ID_RES = (
-    re.compile(r"^[1-9][0-9]{5,19}@c\.us$"),
-    re.compile(r"^[0-9]{5,25}(-[0-9]{5,15})?@g\.us$"),
-    re.compile(r"^[0-9]{5,25}@lid$"),
-)
 
 
 @dataclass(frozen=True)
@@ -91,26 +88,6 @@ class ChatSummary:
 
 
 # ---------------------------------------------------------------------------------------------- validation
-
-def normalize_recipient(to: Any) -> str:
-    """The WAHA chat id for `to`: a phone number in any usual spelling becomes "<E.164 digits>@c.us";
-    ids ending in @c.us, @g.us or @lid are kept as given. Invalid(field "to") otherwise."""
-    if not isinstance(to, str) or not to.strip():
-        raise Invalid.field("to", "A recipient is required.")
-    value = to.strip()
-    if "@" in value:
-        if any(pattern.match(value) for pattern in _CHAT_ID_RES):
-            return value
-        raise Invalid.field("to", "Not a valid chat id; use a phone number or an id ending in @c.us, @g.us or @lid.")
-    return _phone_chat_id(value)
-
-
-@functools.lru_cache(maxsize=4096)
-def _phone_chat_id(phone: str) -> str:
-    # Integrators send to the same numbers again and again; parsing one costs more than the rest of the checks.
-    # Invalid numbers raise and so are not kept.
-    return phone_digits(phone, "to") + "@c.us"
-
 
 def _clean_text(text: Any, field: str = "text", limit: int = TEXT_MAX) -> str | None:
     if text is None:

@@ -1,4 +1,8 @@
-"""WhatsApp id helpers: chat ids, message ids from WAHA send responses, pre-generated message ids."""
+"""WhatsApp id helpers: chat ids, message ids from WAHA send responses, pre-generated message ids.
+
+These only spell ids the way WAHA expects them (and refuse what cannot be one); whether a number a person typed
+is a valid phone number is decided before, by the portal's one rule in `portal.services.recipients`.
+"""
 
 from __future__ import annotations
 
