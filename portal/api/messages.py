@@ -19,6 +19,7 @@ from portal.api.schemas import (
 from portal.converters import parse_id
 from portal.services import messages
 from portal.services.errors import Invalid, NotFound
+from portal.services.media import media_kind
 
 
 def _message(message: Any) -> MessageResponse:
@@ -41,11 +42,6 @@ def _message_id(raw: str) -> int:
     if message_id is None:
         raise NotFound("No such message.", code="message_not_found")
     return message_id
-
-
-def _media_kind(mimetype: str) -> str:
-    major = mimetype.split("/", 1)[0]
-    return major if major in ("image", "audio", "video") else "document"
 
 
 @bp.post("/sessions/<session_id>/send")
@@ -76,7 +72,7 @@ def send_media(session_id: str) -> Response:
     filename = upload.filename or "file"
     mimetype = upload.mimetype if upload.mimetype not in ("", "application/octet-stream") else (
         mimetypes.guess_type(filename)[0] or "application/octet-stream")
-    media = {"kind": form.type or _media_kind(mimetype), "data": base64.b64encode(content).decode(),
+    media = {"kind": form.type or media_kind(mimetype), "data": base64.b64encode(content).decode(),
              "mimetype": mimetype, "filename": filename}
     if form.caption:
         media["caption"] = form.caption

@@ -20,6 +20,7 @@ from portal.models import ENGINES, SESSION_STATUSES
 from portal.services import recipients
 from portal.services.errors import Invalid
 from portal.services.forwarding import DELIVERY_STATUSES
+from portal.services.media import media_kind
 
 MESSAGE_STATUSES = ("PENDING", "SERVER", "DEVICE", "READ", "PLAYED", "ERROR")
 MEDIA_KINDS = ("image", "document", "audio", "video")
@@ -381,7 +382,8 @@ class MessageResponse(Response):
         media = None
         if message.media:
             raw = message.media
-            media = MediaInfo(kind=raw.get("kind") or _kind_of(raw.get("mimetype")), mimetype=raw.get("mimetype"),
+            kind = raw.get("kind") or (media_kind(raw["mimetype"]) if raw.get("mimetype") else None)
+            media = MediaInfo(kind=kind, mimetype=raw.get("mimetype"),
                               filename=raw.get("filename"), caption=raw.get("caption"), size=raw.get("size"),
                               status=raw.get("status"), url=media_url)
         return cls(
@@ -392,13 +394,6 @@ class MessageResponse(Response):
             timestamp=message.created_at, sentAt=message.sent_at, deliveredAt=message.delivered_at,
             readAt=message.read_at, playedAt=message.played_at, failedAt=message.failed_at,
         )
-
-
-def _kind_of(mimetype: str | None) -> str | None:
-    if not mimetype:
-        return None
-    major = mimetype.split("/", 1)[0]
-    return major if major in ("image", "audio", "video") else "document"
 
 
 def _own_chat(message: Any) -> str:

@@ -5,6 +5,8 @@ as the event is processed. When that job cannot be queued (Redis down) the worke
 re-queues files still `pending` after a while, so no file stays pending forever (WAHA's 404 ends as
 `unavailable`).
 
+`media_kind` is the one mimetype -> kind rule (image, audio, video or document).
+
 Media types are parsed strictly (one `type/subtype`, optional parameters, nothing else): a value such as
 `video/mp4,text/html` is not a media type. Files are served back only under a type from an allow-list; any other
 file goes out as `application/octet-stream`, as a download.
@@ -21,8 +23,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, BinaryIO
 
-from flask import current_app
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -106,6 +108,13 @@ def extension(mimetype: str) -> str:
     base = parse_media_type(mimetype) or GENERIC
     special = {"image/jpeg": ".jpeg", "audio/ogg": ".ogg", "text/plain": ".txt", "audio/mpeg": ".mp3"}
     return special.get(base) or mimetypes.guess_extension(base) or ".bin"
+
+
+def media_kind(mimetype: str | None) -> str:
+    """The kind a file of this mimetype is sent and shown as: "image", "audio" or "video" by its major type, else
+    "document" (also for no mimetype). The one rule for the web form, the API upload and the API's message view."""
+    major = (mimetype or "").split("/", 1)[0]
+    return major if major in ("image", "audio", "video") else "document"
 
 
 def media_record(payload: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:

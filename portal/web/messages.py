@@ -20,6 +20,7 @@ from portal.security import safe_next
 from portal.services import messages as messages_service
 from portal.services import sessions as sessions_service
 from portal.services.errors import Invalid, NotFound, ServiceError
+from portal.services.media import media_kind
 from portal.tenancy import require
 from portal.web.forms import MessageFilterForm, SendMessageForm, choices
 from portal.web.helpers import apply_service_error, is_htmx, principal, redirect_to
@@ -184,11 +185,6 @@ def _log_fresh(filters: dict[str, Any], boundary: datetime, sessions: list[Any],
 
 # ---- send --------------------------------------------------------------------------------------------------
 
-def _kind_for(mimetype: str | None) -> str:
-    major = (mimetype or "").split("/")[0]
-    return {"image": "image", "audio": "audio", "video": "video"}.get(major, "document")
-
-
 def _media_from(form: SendMessageForm, caption: str | None) -> dict[str, Any] | None:
     upload = form.media_file.data
     if upload and getattr(upload, "filename", ""):
@@ -214,7 +210,7 @@ def _media_from(form: SendMessageForm, caption: str | None) -> dict[str, Any] | 
             media["mimetype"] = mimetype
     else:
         return None
-    media["kind"] = form.media_kind.data or _kind_for(media.get("mimetype"))
+    media["kind"] = form.media_kind.data or media_kind(media.get("mimetype"))
     if caption:
         media["caption"] = caption
     return media

@@ -34,6 +34,14 @@ def test_only_allow_listed_types_are_served_as_such(value):
     assert media.served_type(value) == media.ServedType("application/octet-stream", False)
 
 
+@pytest.mark.parametrize("value, kind", [
+    ("image/png", "image"), ("audio/ogg; codecs=opus", "audio"), ("video/mp4", "video"),
+    ("application/pdf", "document"), ("text/plain", "document"), ("", "document"), (None, "document"),
+])
+def test_one_rule_gives_a_file_its_kind(value, kind):
+    assert media.media_kind(value) == kind
+
+
 def test_inbound_comma_separated_type_is_refused_at_ingest():
     record, url = media.media_record({"hasMedia": True, "media": {"url": "http://waha/x", "mimetype":
                                                                   "video/mp4,text/html"}})

@@ -5,10 +5,10 @@ Lock order. Every writer that touches a session's rows takes its locks in one or
 
     advisory lock (5501, session)  ->  webhook_events rows  ->  webhook_deliveries, messages rows  ->  session row
 
-The event workers already do (`services.events._claim`: the advisory lock, then the events FOR UPDATE, and only
-while applying them the session row). A plain `DELETE FROM waha_sessions` did the opposite: it locked the session
-row first and then, through the ON DELETE cascades, the events and deliveries a worker had claimed, and the two
-deadlocked. Here the delete takes the advisory lock (waiting for a batch in flight on this session, and keeping
+The event workers already do (`services.events.processing._claim`: the advisory lock, then the events FOR UPDATE,
+and only while applying them the session row). A plain `DELETE FROM waha_sessions` did the opposite: it locked the
+session row first and then, through the ON DELETE cascades, the events and deliveries a worker had claimed, and the
+two deadlocked. Here the delete takes the advisory lock (waiting for a batch in flight on this session, and keeping
 new batches off it), then unlinks or deletes the dependent rows explicitly, and deletes the session row last.
 A deadlock or lock timeout that still happens (another path) is retried; if it keeps failing the caller gets a
 503 `session_busy` and may repeat the delete.
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 DELETING = "deleting"
 ATTEMPTS = 5
-_ADVISORY_CLASS = 5501  # the same key as event processing (services.events)
+_ADVISORY_CLASS = 5501  # the same key as event processing (services.events.processing)
 _RETRYABLE = {"40P01", "55P03", "40001"}  # deadlock_detected, lock_not_available, serialization_failure
 
 
