@@ -87,9 +87,11 @@ def test_scheduler_queues_the_periodic_jobs(_environ: dict[str, str], sim: Any):
                                stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         # Interval jobs that never ran are due at once.
+        # The scheduler queues them one after another: wait for each.
         wait_for(lambda: "portal.jobs.maintenance.sync_sessions" in
                  [job.func_name for job in _queue(QUEUE_MAINTENANCE).jobs], timeout=20)
-        assert "portal.jobs.events.sweep_events" in [job.func_name for job in _queue(QUEUE_EVENTS).jobs]
+        wait_for(lambda: "portal.jobs.events.sweep_events" in
+                 [job.func_name for job in _queue(QUEUE_EVENTS).jobs], timeout=10)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=10)
