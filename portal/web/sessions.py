@@ -94,7 +94,11 @@ def create():  # type: ignore[no-untyped-def]
                                             "code:session_exists": "name"})
         else:
             flash(f"Session “{session.name}” created. Scan the QR code with WhatsApp on your phone.", "success")
-            return _show_secret_once(session, session_secrets.secret_for(session), rotated=False)
+            if session.webhook_url:
+                # events go to the tenant's own URL, signed: its secret first, shown once
+                return _show_secret_once(session, session_secrets.secret_for(session), rotated=False)
+            # No webhook URL, nothing signed yet: straight on to linking a phone (a secret is made on demand).
+            return redirect_to(url_for("sessions.detail", session_id=session.id))
     return render_template("sessions/new.html", form=form)
 
 

@@ -47,6 +47,17 @@ def test_create_shows_the_secret_once_then_it_is_gone(owner_client, tenant):
     assert shown not in owner_client.get(f"/sessions/{session.id}").get_data(as_text=True)
 
 
+def test_create_without_a_webhook_url_goes_straight_to_linking_a_phone(owner_client, tenant):
+    token = csrf_token(owner_client, "/sessions/new")
+    response = owner_client.post("/sessions/new", data={
+        "csrf_token": token, "name": "Support", "engine": "", "webhook_url": "", "idempotency_key": "k-2"})
+    session = db.session.scalar(select(WahaSession).where(WahaSession.tenant_id == tenant.id))
+    # nothing is signed for this session yet: no secret page in the way of the QR code
+    assert response.status_code == 303 and response.headers["Location"].endswith(f"/sessions/{session.id}")
+    page = owner_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "whsec_" not in page and "Make a new secret" in page
+
+
 def test_rotate_needs_confirmation_and_csrf_then_shows_the_new_secret_once(owner_client, tenant):
     session = new_session(tenant)
     old = session_secrets.secret_for(session)
