@@ -90,7 +90,9 @@ def test_send_with_redis_hanging_fails_fast_once_the_circuit_opens(api, app, wor
     # the first send pays the short timeouts (a try and one retry), never redis-py's 5 s waves
     assert first_elapsed < 4 * timeout_s + 0.5
     assert all(response.status_code == 200 for response, _ in later)
-    assert min(elapsed for _, elapsed in later[1:]) < 0.2, [elapsed for _, elapsed in later]
+    # once the circuit is open no send waits on Redis at all: well under one Redis timeout (the absolute figure,
+    # under 200 ms with Redis refusing, is asserted on a quiet path in the test above)
+    assert min(elapsed for _, elapsed in later[1:]) < timeout_s / 2, [elapsed for _, elapsed in later]
     assert max(elapsed for _, elapsed in later[1:]) < timeout_s, [elapsed for _, elapsed in later]
 
 
