@@ -6,8 +6,6 @@ or at one that accepts and never answers (a hung Redis).
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +14,7 @@ import pytest
 
 from portal.extensions import redis_store
 from portal.redisconn import fail_fast_client
-from tests.helpers import closed_port
+from tests.helpers import closed_port, silent_listener
 
 TO = "+491701234567"
 
@@ -24,28 +22,8 @@ TO = "+491701234567"
 @pytest.fixture
 def hung_port() -> Iterator[int]:
     """A Redis that accepts connections and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    listener.close()
+    with silent_listener() as port:
+        yield port
 
 
 def _point_redis_at(monkeypatch: Any, app: Any, port: int) -> None:

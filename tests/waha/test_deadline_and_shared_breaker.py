@@ -17,34 +17,14 @@ import redis
 
 from portal.waha import WahaClient, WahaSettings, errors
 from portal.waha.breaker import RedisBreakerStore
+from tests.helpers import silent_listener
 
 
 @pytest.fixture
 def silent_waha() -> Iterator[str]:
     """A WAHA that accepts every connection and never answers (a hung server)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            held.append(conn)
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    listener.close()
+    with silent_listener() as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
