@@ -1,0 +1,41 @@
+"""Messages of a tenant: sending through WAHA (paced, idempotent, recorded before the call) and reading the log.
+
+- `validation`: the recipient, text, media and metadata a send asks for;
+- `sending`: send_message and what happens around the WAHA call (retries under an Idempotency-Key, failures);
+- `send_sql`: the hand-tuned statements of the send path;
+- `reading`: one message, the message log in keyset pages, the chats of a session.
+
+The public names (and the private ones tests and benchmarks use) are importable from here.
+"""
+
+from portal.services.messages.reading import (
+    PAGE_MAX,
+    Q_MAX,
+    ChatSummary,
+    MessagePage,
+    decode_cursor,
+    encode_cursor,
+    get_message,
+    list_chats,
+    list_messages,
+)
+from portal.services.messages.sending import send_message
+from portal.services.messages.validation import (
+    BLOCKED_DOCUMENT_TYPES,
+    CAPTION_MAX,
+    FILENAME_MAX,
+    MEDIA_KINDS,
+    MEDIA_TYPES,
+    METADATA_MAX_ENTRIES,
+    METADATA_VALUE_MAX,
+    TEXT_MAX,
+    clean_media,
+    normalize_recipient,
+)
+
+__all__ = [
+    "BLOCKED_DOCUMENT_TYPES", "CAPTION_MAX", "FILENAME_MAX", "MEDIA_KINDS", "MEDIA_TYPES", "METADATA_MAX_ENTRIES",
+    "METADATA_VALUE_MAX", "PAGE_MAX", "Q_MAX", "TEXT_MAX", "ChatSummary", "MessagePage", "clean_media",
+    "decode_cursor", "encode_cursor", "get_message", "list_chats", "list_messages", "normalize_recipient",
+    "send_message",
+]

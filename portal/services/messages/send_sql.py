@@ -1,0 +1,242 @@
+"""The hand-tuned SQL of the send path: the session lookup, the row and its audit event in one statement, and
+the UPDATE after WAHA accepted.
+
+A send is the API's hot path: these statements are built once with bound parameters, read only the columns the
+send needs, and (on PostgreSQL, when the API asks for autocommit) run as single self-committing statements, so a
+send costs few round trips and little CPU. `sending` decides what happens; this module only writes it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Integer, String, Text, bindparam, case, cast, func, insert, literal, select, type_coerce, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+
+from portal.extensions import db
+from portal.models import ACK_NAMES, STATUS_RANK, AuditEvent, Message, Tenant, WahaServer, WahaSession, utcnow
+from portal.services import audit
+from portal.services.audit import Actor
+from portal.services.errors import NotFound
+
+
+@dataclass(frozen=True)
+class _SendTarget:
+    """What a send needs of its session: the WAHA name, the status and the server to call."""
+
+    id: str
+    status: str
+    external_name: str
+    server: WahaServer
+
+
+# The session's columns the send reads and its server's address and key, tenant-scoped: loading the whole rows
+# (JSON columns, the session's encrypted HMAC key) through the ORM costs more CPU than the query. Built once
+# for the same reason as the statements below.
+_SESSION_FOR_SEND = (
+    select(WahaSession.id, WahaSession.status, WahaSession.external_name, WahaServer.base_url,
+           type_coerce(WahaServer.api_key, Text).label("stored_api_key"))
+    .join(WahaServer, WahaServer.id == WahaSession.server_id)
+    .where(WahaSession.id == bindparam("session_id", type_=WahaSession.id.type),
+           WahaSession.tenant_id == bindparam("tenant_id", type_=WahaSession.tenant_id.type))
+)
+
+
+def _session_for_send(tenant: Tenant, session_id: Any) -> _SendTarget:
+    """The tenant's session to send through; NotFound("session_not_found") as get_session() answers."""
+    row = db.session.connection().execute(
+        _SESSION_FOR_SEND, {"session_id": str(session_id), "tenant_id": tenant.id}).first() if session_id else None
+    if row is None:
+        raise NotFound("No such session.", code="session_not_found")
+    # servers.client_for() needs only the server's address and key; an unattached row object carries them.
+    server = WahaServer(base_url=row.base_url, api_key=_open_api_key(row.stored_api_key))
+    return _SendTarget(row.id, row.status, row.external_name, server)
+
+
+@functools.lru_cache(maxsize=64)
+def _open_api_key(stored: str) -> str:
+    # The key is stored encrypted; one ciphertext always opens to the same key, so each is decrypted once per
+    # process (the server's client keeps the key in memory anyway).
+    return WahaServer.api_key.type.process_result_value(stored, None)
+
+
+def _status_from_response(raw: dict) -> str | None:
+    """The ack a send response already carries (WEBJS answers with the message, ack included), if any."""
+    ack = raw.get("ack")
+    if isinstance(ack, int) and not isinstance(ack, bool) and ack in ACK_NAMES and ack > 0:
+        return ACK_NAMES[ack]
+    return None
+
+
+def _statements_commit_themselves() -> bool:
+    """True when the session's connection runs each statement as its own transaction (autocommit).
+
+    The API's send endpoints ask for this (`api_route(..., autocommit=True)`, PostgreSQL only): the send then
+    needs no BEGIN and COMMIT round trips and keeps one pooled connection from authentication to the answer,
+    because each of its writes on the way is a single statement that commits itself.
+    """
+    if not db.session().in_transaction():
+        return False
+    return db.session.connection().get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+
+
+def _new_row(**values: Any) -> Message:
+    """A new Message stamped now (the audit event of the send carries the same time)."""
+    now = utcnow()
+    return Message(**{"created_at": now, "updated_at": now, **values})
+
+
+# What a send writes into a new message row.
+_SEND_COLUMNS = ("tenant_id", "session_id", "direction", "source", "waha_message_id", "chat_id", "from_me", "body",
+                 "media", "status", "idempotency_key", "extra", "send_state", "created_at", "updated_at")
+
+
+# Those other columns, when the database fills them with NULL (no default of either side).
+_UNSET_COLUMNS = tuple(attr.key for attr in sa_inspect(Message).column_attrs
+                       if attr.key not in _SEND_COLUMNS and not attr.columns[0].primary_key
+                       and attr.columns[0].default is None and attr.columns[0].server_default is None)
+
+
+@functools.cache
+def _insert_with_audit_statement() -> Any:
+    """The message and its "message.send" audit event in one statement (PostgreSQL: a data-modifying CTE).
+
+    Built once with bound parameters: constructing it per send would cost more CPU than the round trip it
+    saves (SQLAlchemy keys its statement cache by a walk of the whole statement).
+    """
+    sent = insert(Message).values({
+        getattr(Message, key): bindparam(f"m_{key}", type_=getattr(Message, key).type) for key in _SEND_COLUMNS
+    }).returning(Message.id).cte("sent")
+    # The columns audit.record() fills, with the message id taken from the row just inserted.
+    event = {
+        AuditEvent.tenant_id: bindparam("a_tenant_id", type_=Integer),
+        AuditEvent.action: literal("message.send", String),
+        AuditEvent.actor_type: bindparam("a_actor_type", type_=String),
+        AuditEvent.actor_id: bindparam("a_actor_id", type_=String),
+        AuditEvent.actor_label: bindparam("a_actor_label", type_=String),
+        AuditEvent.target_type: literal("message", String),
+        AuditEvent.target_id: cast(sent.c.id, String),
+        AuditEvent.ip: bindparam("a_ip", type_=String),
+        AuditEvent.request_id: bindparam("a_request_id", type_=String),
+        AuditEvent.details: func.jsonb_build_object(
+            literal("session_id", String), bindparam("a_session_id", type_=String),
+            literal("message_id", String), sent.c.id,
+            literal("chat_id", String), bindparam("a_chat_id", type_=String),
+            literal("kind", String), bindparam("a_kind", type_=String)),
+        AuditEvent.created_at: bindparam("a_created_at", type_=AuditEvent.created_at.type),
+    }
+    logged = insert(AuditEvent).from_select(list(event), select(*event.values()).select_from(sent)).cte("logged")
+    return select(sent.c.id).add_cte(logged)
+
+
+def _insert_with_audit(message: Message, actor: Actor, details: dict[str, Any]) -> None:
+    """Store the new message and its "message.send" audit event together; `details` (session_id, chat_id,
+    kind) gains the message id.
+
+    On PostgreSQL both rows go in with one statement, so they are written atomically in one round trip whether
+    or not a transaction surrounds it; elsewhere the ORM inserts them in the caller's transaction.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        db.session.add(message)
+        db.session.flush()
+        details["message_id"] = message.id
+        audit.record(message.tenant_id, "message.send", actor, target_type="message", target_id=message.id,
+                     details=details)
+        db.session.flush()
+        return
+    params = {f"m_{key}": getattr(message, key) for key in _SEND_COLUMNS}
+    params.update(a_tenant_id=message.tenant_id, a_actor_type=actor.type, a_actor_id=actor.id,
+                  a_actor_label=actor.label, a_ip=actor.ip, a_request_id=actor.request_id,
+                  a_session_id=details["session_id"], a_chat_id=details["chat_id"], a_kind=details["kind"],
+                  a_created_at=message.created_at)
+    message.id = db.session.connection().execute(_insert_with_audit_statement(), params).scalar_one()
+    details["message_id"] = message.id
+    # Known to the session as the stored row it now is, without an INSERT of its own: the columns the
+    # statement left out are NULL, so they are set to None rather than loaded on first use (a column with a
+    # default would be loaded).
+    for key in _UNSET_COLUMNS:
+        setattr(message, key, None)
+    make_transient_to_detached(message)
+    db.session.add(message)
+
+
+def _commit_keeping_loaded_rows() -> None:
+    """Commit without expiring the rows the session holds.
+
+    The send path goes on using the tenant, the session and the new message after its first commit; expired,
+    each would be read again (a round trip apiece). Nothing else writes them in between that the send cares
+    about: `_record_sent` brings back the columns that webhook processing may have changed meanwhile.
+    """
+    session = db.session()
+    keep = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = keep
+
+
+@functools.cache
+def _sent_update(status: str | None, with_waha_id: bool) -> Any:
+    """The UPDATE after WAHA accepted a send (one per ack status and id case, built once: see above)."""
+    values: dict[Any, Any] = {Message.sent_at: bindparam("sent_at", type_=Message.sent_at.type),
+                              Message.updated_at: bindparam("updated_at", type_=Message.updated_at.type),
+                              Message.send_state: None}
+    if status:
+        # Acks may have moved the row forward over the webhook meanwhile: the status only moves up the ladder.
+        lower = [name for name, rank in STATUS_RANK.items() if rank < STATUS_RANK[status] and name != "ERROR"]
+        values[Message.status] = case((Message.status.in_(lower), status), else_=Message.status)
+    if with_waha_id:
+        values[Message.waha_message_id] = bindparam("waha_message_id", type_=Message.waha_message_id.type)
+    return (update(Message).where(Message.id == bindparam("message_id", type_=Message.id.type)).values(values)
+            .returning(Message.waha_message_id, Message.status))
+
+
+def _record_sent(message: Message, predicted_id: str, result: Any,
+                 execute: Callable[[Any, dict[str, Any]], Any]) -> None:
+    """After WAHA accepted the send: its id, the send time and any ack in the answer, in one UPDATE.
+
+    The UPDATE commits on its own and returns the columns it may have changed (the status against the row as
+    it is now), which are set on `message` so the caller reads the row as stored without loading it again.
+    """
+    now = utcnow()
+    params: dict[str, Any] = {"message_id": message.id, "sent_at": now, "updated_at": now}
+    status = _status_from_response(result.raw)
+    row = None
+    if result.message_id != predicted_id:
+        try:
+            row = execute(_sent_update(status, True), {**params, "waha_message_id": result.message_id})
+        except IntegrityError:
+            pass  # webhook processing already stored this WAHA id on another row; keep the predicted one
+    if row is None:
+        row = execute(_sent_update(status, False), params)
+    if row is not None:  # None only when the row was deleted meanwhile (its session was deleted)
+        for name, value in (("waha_message_id", row.waha_message_id), ("status", row.status), ("sent_at", now),
+                            ("updated_at", now), ("send_state", None)):
+            set_committed_value(message, name, value)
+
+
+def _execute_here(stmt: Any, params: dict[str, Any]) -> Any:
+    """Run one statement on the session's autocommit connection (it commits itself); its first row or None."""
+    return db.session.connection().execute(stmt, params).first()
+
+
+def _execute_alone(stmt: Any, params: dict[str, Any]) -> Any:
+    """Run one statement as its own transaction (autocommit: no BEGIN and COMMIT round trips) after the
+    caller's transaction has ended; its first row, or None when it matched nothing."""
+    connection = db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    try:
+        row = connection.execute(stmt, params).first()
+    except BaseException:
+        db.session.rollback()
+        raise
+    # Ends the session's (empty) transaction and hands the connection back with its isolation level reset.
+    _commit_keeping_loaded_rows()
+    return row
+

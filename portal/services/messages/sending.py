@@ -1,0 +1,212 @@
+"""Sending a message through a session: paced, idempotent, recorded before WAHA is called.
+
+A send writes its row (status PENDING, with the WhatsApp id we pre-generate and WAHA sends under) and commits
+before WAHA is called, so a crash in between leaves a visible PENDING row rather than an unrecorded message,
+and acks that arrive over the webhook find the row. Afterwards the row gets WAHA's id and the send time. A
+WAHA failure that provably never reached WhatsApp marks it ERROR; any other leaves it PENDING with its outcome
+unknown, for acks, a retry with the same Idempotency-Key or the reconcile job to settle (services.outbox).
+Acks move the status forward later (events processing). The statements themselves live in `send_sql`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from portal.extensions import db
+from portal.models import Message, Tenant, utcnow
+from portal.services import audit, idempotency, outbox, pacing, servers, upstream
+from portal.services.audit import Actor
+from portal.services.errors import Conflict, Invalid
+from portal.services.messages.send_sql import (
+    _commit_keeping_loaded_rows,
+    _execute_alone,
+    _execute_here,
+    _insert_with_audit,
+    _new_row,
+    _record_sent,
+    _session_for_send,
+    _statements_commit_themselves,
+)
+from portal.services.messages.validation import (
+    CAPTION_MAX,
+    _clean_metadata,
+    _clean_text,
+    clean_media,
+    normalize_recipient,
+)
+from portal.services.sessions import apply_status, get_session
+from portal.services.waha_errors import map_waha_error
+from portal.waha import errors as waha_errors
+from portal.waha.ids import new_message_id
+
+
+def _by_key(tenant_id: int, key: str) -> Message | None:
+    return db.session.scalar(select(Message).where(Message.tenant_id == tenant_id, Message.idempotency_key == key))
+
+
+def _same_request(message: Message, session_id: str, chat_id: str, body: str | None,
+                  media: dict[str, Any] | None) -> Message:
+    """The stored message if it answers the same request; Conflict when the key was used for another one."""
+    if (message.session_id, message.chat_id, message.body, message.media) != (session_id, chat_id, body, media):
+        raise Conflict("This Idempotency-Key was already used for a different message.",
+                       code="idempotency_key_reused")
+    return message
+
+
+def _send_to_waha(client: Any, name: str, chat_id: str, text: str | None, kind: str | None, file: dict | None,
+                  caption: str | None, reply_to: str | None, message_id: str) -> Any:
+    if kind is None:
+        return client.send_text(name, chat_id, text or "", message_id=message_id, reply_to=reply_to)
+    if kind == "image":
+        return client.send_image(name, chat_id, file, caption=caption, message_id=message_id)
+    if kind == "video":
+        return client.send_video(name, chat_id, file, caption=caption, message_id=message_id)
+    if kind == "audio":
+        return client.send_voice(name, chat_id, file, message_id=message_id)
+    return client.send_file(name, chat_id, file, caption=caption, message_id=message_id)
+
+
+def send_message(tenant: Tenant, session_id: Any, actor: Actor, *, to: str, text: str | None = None,
+                 media: dict[str, Any] | None = None, reply_to: str | None = None,
+                 metadata: dict[str, Any] | None = None, idempotency_key: str | None = None,
+                 source: str = "api") -> Message:
+    """Send a text or a media message through the session and return its row.
+
+    Checks, in order: the input (recipient normalised with `phonenumbers`, text <= 4096 characters, media kind,
+    type and size), a repeated Idempotency-Key (returns the first message and never sends twice, except that a
+    send that provably never reached WhatsApp is tried again, and a text whose outcome is unknown is sent again
+    under the same WhatsApp id, which WAHA deduplicates: see services.outbox), the session is WORKING (else
+    Conflict "session_not_ready" with details.status), the session's pacing (RateLimited with retry_after).
+    WAHA failures raise the mapped ServiceError (Upstream 503 when WAHA is down or did not answer) with
+    details.outcome "unsent" (row ERROR) or "unknown" (row PENDING). Audited as "message.send" without the
+    message text.
+    """
+    session = _session_for_send(tenant, session_id)
+    chat_id = normalize_recipient(to)
+    text = _clean_text(text)
+    kind = file = stored_media = caption = None
+    if media is not None:
+        kind, file, stored_media, caption = clean_media(media)
+        if caption is None and text is not None:
+            if kind == "audio":
+                raise Invalid.field("text", "Voice messages have no text; send the text separately.")
+            if len(text) > CAPTION_MAX:
+                raise Invalid.field("text", f"A caption must be at most {CAPTION_MAX} characters.")
+            caption = stored_media["caption"] = text
+    elif text is None:
+        raise Invalid.field("text", "Give a text or a media file to send.")
+    if reply_to is not None and (not isinstance(reply_to, str) or not reply_to.strip() or len(reply_to) > 255):
+        raise Invalid.field("reply_to", "reply_to must be the id of a message in this chat.")
+    extra = _clean_metadata(metadata)
+    body = caption if kind else text
+    key = idempotency.clean_key(idempotency_key)
+
+    tenant_id = tenant.id
+    again_from = None
+    if key:
+        existing = _by_key(tenant_id, key)
+        if existing is not None:
+            existing = _same_request(existing, session.id, chat_id, body, stored_media)
+            again_from = outbox.another_try(existing)
+            if again_from is None:
+                if outbox.unsettled(existing) and existing.media is not None:
+                    # a media send that may have gone out: find out instead of sending it twice
+                    outbox.look_up(servers.client_for(session.server), session.external_name, existing)
+                return existing
+    if session.status != "WORKING":
+        raise Conflict(f"The session is {session.status}; it must be WORKING to send.", code="session_not_ready",
+                       details={"status": session.status, "expected": ["WORKING"]})
+    pacing.acquire(session.id, tenant.send_rate_per_minute)
+
+    client, external, session_key = servers.client_for(session.server), session.external_name, session.id
+    call = functools.partial(_send_to_waha, client, external, chat_id, text, kind, file, caption, reply_to)
+    if again_from is not None:
+        return _send_again(tenant, actor, existing, again_from, call)
+    # WAHA sends under this id and dedupes on it, so the client's retries never make a second message; the
+    # row carries the id WAHA will report (true_<chat>_<id>) so early acks find it.
+    pre_id = new_message_id()
+    predicted_id = f"true_{chat_id}_{pre_id}"
+    message = _new_row(
+        tenant_id=tenant_id, session_id=session_key, direction="out", source=source,
+        waha_message_id=predicted_id, chat_id=chat_id, from_me=True, body=body, media=stored_media,
+        status="PENDING", idempotency_key=key, extra=extra, send_state="sending",
+    )
+    # The audit event records the attempt (who sent what kind to whom); the outcome lives on the row.
+    details: dict[str, Any] = {"session_id": session_key, "chat_id": chat_id, "kind": kind or "text"}
+    one_statement_each = _statements_commit_themselves()
+    try:
+        _insert_with_audit(message, actor, details)
+        if not one_statement_each:
+            _commit_keeping_loaded_rows()
+    except IntegrityError:
+        # A concurrent request with the same key won the race; its message is the answer.
+        db.session.rollback()
+        existing = _by_key(tenant_id, key) if key else None
+        if existing is None:
+            raise
+        return _same_request(existing, session_key, chat_id, body, stored_media)
+    return _attempt(tenant, actor, message, details, call, pre_id, one_statement_each)
+
+
+def _send_again(tenant: Tenant, actor: Actor, message: Message, again_from: str,
+                call: Callable[[str], Any]) -> Message:
+    """Call WAHA again for a stored send whose first call provably never reached WhatsApp (`unsent`), or whose
+    outcome is unknown (a text, sent again under its pre-generated id, which WAHA deduplicates).
+
+    The row is claimed first, so two retries racing with one key make one call; the loser answers the row.
+    """
+    if _statements_commit_themselves():
+        _commit_keeping_loaded_rows()  # claim and audit belong together: back to a real transaction
+    if not outbox.claim(message, again_from):
+        db.session.commit()
+        return message
+    details: dict[str, Any] = {"session_id": message.session_id, "chat_id": message.chat_id,
+                               "kind": (message.media or {}).get("kind", "text"), "message_id": message.id,
+                               "previous": again_from}
+    audit.record(tenant.id, "message.send_retry", actor, target_type="message", target_id=message.id,
+                 details=details)
+    _commit_keeping_loaded_rows()
+    return _attempt(tenant, actor, message, details, call, outbox.pre_generated_id(message), False)
+
+
+def _attempt(tenant: Tenant, actor: Actor, message: Message, details: dict[str, Any], call: Callable[[str], Any],
+             pre_id: str, one_statement_each: bool) -> Message:
+    """Call WAHA for the stored, committed send row and record what came of it.
+
+    A failure that provably never reached WhatsApp marks the row ERROR (send_state "unsent": a retry with the
+    same key sends it); any other failure leaves it PENDING with send_state "unknown" for acks, a retry or the
+    reconcile job to settle. Either way the caller gets the mapped ServiceError, with `outcome` and `messageId`
+    in its details; the tenant-facing texts never carry WAHA's address (services.upstream).
+    """
+    predicted_id = f"true_{message.chat_id}_{pre_id}"
+    try:
+        result = call(pre_id)
+    except waha_errors.WahaError as exc:
+        if one_statement_each:
+            _commit_keeping_loaded_rows()  # the failure's writes belong together: back to a real transaction
+        outcome = upstream.send_outcome(exc)
+        upstream.log_failure("send failed", exc, message=message.id, outcome=outcome)
+        if outcome == upstream.UNSENT:
+            message.status = "ERROR"
+            message.error = f"Not sent: {upstream.describe(exc)}"
+            message.failed_at = utcnow()
+        message.send_state = outcome
+        session = get_session(tenant, message.session_id)
+        if isinstance(exc, waha_errors.WahaSessionNotReady) and exc.session_status:
+            apply_status(session, exc.session_status, source="send")
+        audit.record(tenant.id, "message.send_failed" if outcome == upstream.UNSENT else "message.send_unconfirmed",
+                     actor, target_type="message", target_id=message.id,
+                     details={**details, "error": type(exc).__name__, "outcome": outcome})
+        db.session.commit()
+        error = map_waha_error(exc, session)
+        error.details = {**error.details, "outcome": outcome, "messageId": message.id}
+        raise error from exc
+
+    _record_sent(message, predicted_id, result, _execute_here if one_statement_each else _execute_alone)
+    return message
+

@@ -1,0 +1,149 @@
+"""Checking what a send asks for: the recipient as a WAHA chat id, the text, the media file and the metadata.
+
+Each check raises Invalid with the field it is about; `clean_media` also returns what WAHA is given and what the
+message row stores of the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import mimetypes
+import re
+from typing import Any
+from urllib.parse import urlparse
+
+from flask import current_app
+
+from portal.services import destinations
+from portal.services.errors import Invalid
+from portal.services.recipients import normalize_recipient  # noqa: F401 (re-exported: the one recipient rule)
+
+TEXT_MAX = 4096
+CAPTION_MAX = 1024
+FILENAME_MAX = 255
+METADATA_MAX_ENTRIES = 20
+METADATA_VALUE_MAX = 500
+
+MEDIA_KINDS = ("image", "document", "audio", "video")
+# What WhatsApp accepts per kind; documents may be any type except programs.
+MEDIA_TYPES = {
+    "image": {"image/jpeg", "image/png", "image/webp", "image/gif"},
+    "video": {"video/mp4", "video/3gpp", "video/quicktime", "video/webm"},
+    "audio": {"audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/amr", "audio/wav", "audio/x-wav",
+              "audio/webm", "audio/opus"},
+}
+BLOCKED_DOCUMENT_TYPES = {"application/x-msdownload", "application/x-msdos-program", "application/x-executable",
+                          "application/x-sharedlib", "application/vnd.microsoft.portable-executable"}
+_MIMETYPE_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+# Magic bytes of the image types, so a "photo" that is really something else is refused here, not by WhatsApp.
+_IMAGE_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+def _clean_text(text: Any, field: str = "text", limit: int = TEXT_MAX) -> str | None:
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise Invalid.field(field, "Text must be a string.")
+    if not text.strip():
+        return None
+    if len(text) > limit:
+        raise Invalid.field(field, f"Text must be at most {limit} characters.")
+    return text
+
+
+def _base_type(mimetype: str) -> str:
+    return mimetype.split(";", 1)[0].strip().lower()
+
+
+def _decode(data: str, max_bytes: int) -> bytes:
+    if data.startswith("data:") and "," in data:
+        data = data.split(",", 1)[1]  # a data: URI as browsers produce it
+    data = re.sub(r"\s+", "", data)
+    if len(data) * 3 // 4 > max_bytes + 3:
+        raise Invalid.field("media.data", f"The file is larger than {max_bytes} bytes.")
+    try:
+        content = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise Invalid.field("media.data", "The file must be base64 encoded.") from None
+    if not content:
+        raise Invalid.field("media.data", "The file is empty.")
+    if len(content) > max_bytes:
+        raise Invalid.field("media.data", f"The file is larger than {max_bytes} bytes.")
+    return content
+
+
+def _sniff_image(content: bytes) -> str | None:
+    for magic, mimetype in _IMAGE_MAGIC:
+        if content.startswith(magic):
+            return mimetype
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _check_url(url: Any) -> str:
+    # WAHA downloads this file and sends it on: the URL passes the portal's destination policy first.
+    if not isinstance(url, str) or not url.strip():
+        raise Invalid.field("media.url", "The file URL must be an http:// or https:// URL.")
+    return destinations.clean_url(url, "media.url", "file URL")
+
+
+def clean_media(media: Any) -> tuple[str, dict[str, Any], dict[str, Any], str | None]:
+    """Validate a media dict; returns (kind, file for WAHA, description to store, caption)."""
+    if not isinstance(media, dict):
+        raise Invalid.field("media", "Media must be an object.")
+    kind = media.get("kind") or media.get("type")
+    if kind not in MEDIA_KINDS:
+        raise Invalid.field("media.kind", f"Media kind must be one of {', '.join(MEDIA_KINDS)}.")
+    has_url, has_data = bool(media.get("url")), bool(media.get("data"))
+    if has_url == has_data:
+        raise Invalid.field("media", "Give the file either as url or as base64 data, not both.")
+    filename = media.get("filename")
+    if filename is not None and (not isinstance(filename, str) or len(filename) > FILENAME_MAX
+                                 or "/" in filename or "\\" in filename):
+        raise Invalid.field("media.filename", f"Filename must be a plain name of at most {FILENAME_MAX} characters.")
+    source_name = filename or (urlparse(media["url"]).path.rsplit("/", 1)[-1] if has_url else None)
+    mimetype = media.get("mimetype") or (mimetypes.guess_type(source_name)[0] if source_name else None)
+    if not isinstance(mimetype, str) or not _MIMETYPE_RE.match(_base_type(mimetype)):
+        raise Invalid.field("media.mimetype", "A valid mimetype (e.g. image/jpeg) is required.")
+    base = _base_type(mimetype)
+    allowed = MEDIA_TYPES.get(kind)
+    if (allowed is not None and base not in allowed) or (kind == "document" and base in BLOCKED_DOCUMENT_TYPES):
+        raise Invalid.field("media.mimetype", f"{base} cannot be sent as {kind}.")
+    caption = _clean_text(media.get("caption"), "media.caption", CAPTION_MAX)
+    if caption is not None and kind == "audio":
+        raise Invalid.field("media.caption", "Voice messages have no caption.")
+
+    file: dict[str, Any] = {"mimetype": mimetype}
+    stored: dict[str, Any] = {"kind": kind, "mimetype": mimetype}
+    if filename:
+        file["filename"] = stored["filename"] = filename
+    if has_url:
+        file["url"] = stored["url"] = _check_url(media["url"])
+    else:
+        if not isinstance(media["data"], str):
+            raise Invalid.field("media.data", "The file must be base64 encoded.")
+        content = _decode(media["data"], current_app.config["MEDIA_MAX_BYTES"])
+        if kind == "image" and _sniff_image(content) != base:
+            raise Invalid.field("media.mimetype", f"The file is not a {base} image.")
+        file["data"] = base64.b64encode(content).decode("ascii")
+        stored["size"] = len(content)
+        stored["sha256"] = hashlib.sha256(content).hexdigest()
+    if caption is not None:
+        stored["caption"] = caption
+    return kind, file, stored, caption
+
+
+def _clean_metadata(metadata: Any) -> dict[str, str]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or len(metadata) > METADATA_MAX_ENTRIES or not all(
+            isinstance(k, str) and isinstance(v, (str, int, float, bool)) and len(str(v)) <= METADATA_VALUE_MAX
+            for k, v in metadata.items()):
+        raise Invalid.field("metadata", f"Metadata must map at most {METADATA_MAX_ENTRIES} names to short values.")
+    return {k: str(v) if not isinstance(v, str) else v for k, v in metadata.items()}
+
