@@ -1,0 +1,60 @@
+"""Forwarding events to tenants: their webhook endpoints, the per-session webhook URL, and the delivery ledger.
+
+Every delivery attempt is a `WebhookDelivery` row. Rows are planned in the same transaction that applies the
+event, so nothing is lost between processing and sending; a job sends one row (Standard Webhooks signature,
+timeout WAHA_WEBHOOK_TIMEOUT). A failure adds the next attempt (same msg_id) due after an exponential back-off
+with jitter; after WAHA_WEBHOOK_RETRY_ATTEMPTS retries the last row is marked "dead". `dispatch_due` (scheduled)
+queues attempts whose time has come, and first attempts whose job was lost. Destinations pass the destination
+policy (portal.services.destinations) at create time and again at every send, where the connection goes to the
+address that was checked (portal.net.http: no redirects, bounded time and response excerpt).
+
+- `endpoints`: the tenant's endpoints (checks, create, change, rotate, delete);
+- `signing`: signing secrets and the Standard Webhooks headers;
+- `planning`: first attempts for the subscribed destinations of an event, and the envelope;
+- `deliveries`: the ledger (list, read, replay, test event) and queueing (queue_deliveries, dispatch_due);
+- `sending`: one attempt sent and its outcome recorded (deliver, back-off, dead-lettering).
+"""
+
+from portal.services.forwarding.deliveries import (
+    DELIVER_JOB,
+    DELIVERY_STATUSES,
+    LEASE_SECONDS,
+    DeliveryPage,
+    dispatch_due,
+    get_delivery,
+    list_deliveries,
+    queue_deliveries,
+    replay_delivery,
+    send_test_event,
+)
+from portal.services.forwarding.endpoints import (
+    DESCRIPTION_MAX,
+    PORTAL_EVENTS,
+    URL_MAX,
+    create_endpoint,
+    delete_endpoint,
+    destination_problem,
+    get_endpoint,
+    list_endpoints,
+    rotate_secret,
+    update_endpoint,
+)
+from portal.services.forwarding.planning import event_body, plan_deliveries, plan_portal_event, subscribed
+from portal.services.forwarding.sending import (
+    EXCERPT_MAX,
+    RETRY_BASE_SECONDS,
+    RETRY_MAX_SECONDS,
+    USER_AGENT,
+    backoff_seconds,
+    deliver,
+)
+from portal.services.forwarding.signing import SECRET_PREFIX, new_secret, session_webhook_secret, sign
+
+__all__ = [
+    "DELIVER_JOB", "DELIVERY_STATUSES", "DESCRIPTION_MAX", "EXCERPT_MAX", "LEASE_SECONDS", "PORTAL_EVENTS",
+    "RETRY_BASE_SECONDS", "RETRY_MAX_SECONDS", "SECRET_PREFIX", "URL_MAX", "USER_AGENT", "DeliveryPage",
+    "backoff_seconds", "create_endpoint", "delete_endpoint", "deliver", "destination_problem", "dispatch_due",
+    "event_body", "get_delivery", "get_endpoint", "list_deliveries", "list_endpoints", "new_secret",
+    "plan_deliveries", "plan_portal_event", "queue_deliveries", "replay_delivery", "rotate_secret",
+    "send_test_event", "session_webhook_secret", "sign", "subscribed", "update_endpoint",
+]

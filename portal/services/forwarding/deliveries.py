@@ -1,0 +1,146 @@
+"""The delivery ledger: listing and reading attempts, replaying one, a test event, and queueing due attempts.
+
+Every delivery attempt is a `WebhookDelivery` row, leased (due_at) while its job is queued; `dispatch_due`
+(scheduled) queues attempts whose time has come, and first attempts whose job was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from portal import pagination
+from portal.extensions import db
+from portal.models import Tenant, WebhookDelivery, get_for_tenant, utcnow
+from portal.services import audit
+from portal.services.audit import Actor
+from portal.services.errors import Invalid, NotFound
+from portal.services.forwarding.endpoints import get_endpoint
+
+log = logging.getLogger(__name__)
+
+DELIVER_JOB = "portal.jobs.forwarding.deliver"
+LEASE_SECONDS = 120  # a queued attempt whose job never ran is queued again after this long
+CURSOR_PREFIX = "d"
+
+
+@dataclass
+class DeliveryPage:
+    """One page of deliveries, newest first; pass `next_cursor` back for the next page (None on the last)."""
+
+    items: list[WebhookDelivery]
+    next_cursor: str | None
+
+
+
+DELIVERY_STATUSES = ("pending", "succeeded", "failed", "dead")
+
+
+def list_deliveries(tenant: Tenant, *, endpoint_id: Any = None, status: str | None = None,
+                    cursor: str | None = None, limit: int = 50) -> DeliveryPage:
+    """The tenant's delivery attempts, newest first, optionally of one endpoint and one status."""
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise Invalid.field("status", f"Status must be one of {', '.join(DELIVERY_STATUSES)}.")
+    limit = max(1, min(int(limit), 200))
+    stmt = WebhookDelivery.scoped(tenant.id)
+    if endpoint_id is not None:
+        stmt = stmt.where(WebhookDelivery.endpoint_id == get_endpoint(tenant, endpoint_id).id)
+    if status:
+        stmt = stmt.where(WebhookDelivery.status == status)
+    if cursor:
+        stmt = stmt.where(WebhookDelivery.id < pagination.decode_id(cursor, CURSOR_PREFIX))
+    rows = list(db.session.scalars(stmt.order_by(WebhookDelivery.id.desc()).limit(limit + 1)))
+    next_cursor = pagination.encode_id(rows[limit - 1].id, CURSOR_PREFIX) if len(rows) > limit else None
+    return DeliveryPage(items=rows[:limit], next_cursor=next_cursor)
+
+
+def get_delivery(tenant: Tenant, delivery_id: Any) -> WebhookDelivery:
+    """One of the tenant's delivery attempts; NotFound "delivery_not_found" otherwise."""
+    delivery = get_for_tenant(db.session, WebhookDelivery, tenant.id, delivery_id)
+    if delivery is None:
+        raise NotFound("No such delivery.", code="delivery_not_found")
+    return delivery
+
+
+def _lease_until(now: datetime | None = None) -> datetime:
+    timeout = current_app.config["WAHA_WEBHOOK_TIMEOUT"] / 1000
+    return (now or utcnow()) + timedelta(seconds=LEASE_SECONDS + timeout)
+
+
+def replay_delivery(tenant: Tenant, delivery_id: Any, actor: Actor) -> WebhookDelivery:
+    """Send a delivery again as a new attempt (same msg_id, to the endpoint's current URL)."""
+    original = get_delivery(tenant, delivery_id)
+    url = original.url
+    if original.endpoint_id is not None:
+        endpoint = get_endpoint(tenant, original.endpoint_id)
+        url = endpoint.url
+    last = db.session.scalar(select(func.max(WebhookDelivery.attempt)).where(
+        WebhookDelivery.tenant_id == tenant.id, WebhookDelivery.msg_id == original.msg_id,
+        WebhookDelivery.endpoint_id.is_(None) if original.endpoint_id is None
+        else WebhookDelivery.endpoint_id == original.endpoint_id)) or original.attempt
+    replay = WebhookDelivery(
+        tenant_id=tenant.id, endpoint_id=original.endpoint_id, session_id=original.session_id, url=url,
+        msg_id=original.msg_id, event_type=original.event_type, webhook_event_id=original.webhook_event_id,
+        payload=original.payload, attempt=last + 1, status="pending", due_at=_lease_until(),
+    )
+    db.session.add(replay)
+    db.session.flush()
+    audit.record(tenant.id, "webhook.replay", actor, target_type="webhook_delivery", target_id=replay.id,
+                 details={"replayed": original.id, "msg_id": original.msg_id})
+    db.session.commit()
+    queue_deliveries([replay.id])
+    return replay
+
+
+def send_test_event(tenant: Tenant, endpoint_id: Any, actor: Actor) -> WebhookDelivery:
+    """Queue a "test" event to one endpoint, to check its URL and signature verification."""
+    endpoint = get_endpoint(tenant, endpoint_id)
+    msg_id = "msg_test_" + secrets.token_hex(8)
+    # the same envelope as every other event, so a handler written against the test works on real events
+    body = {"id": msg_id, "type": "test", "timestamp": int(time.time() * 1000), "session": None,
+            "payload": {"message": "This is a test event from WAHA Portal."}}
+    delivery = WebhookDelivery(tenant_id=tenant.id, endpoint_id=endpoint.id, url=endpoint.url, msg_id=msg_id,
+                               event_type="test", payload=body, attempt=1, status="pending", due_at=_lease_until())
+    db.session.add(delivery)
+    db.session.flush()
+    audit.record(tenant.id, "webhook.test", actor, target_type="webhook_endpoint", target_id=endpoint.id)
+    db.session.commit()
+    queue_deliveries([delivery.id])
+    return delivery
+
+
+def queue_deliveries(delivery_ids: list[int]) -> int:
+    """Queue a send job per delivery (one Redis round trip). Never raises: `dispatch_due` re-queues later."""
+    from portal.jobs import QUEUE_FORWARDING, enqueue_many
+
+    if not delivery_ids:
+        return 0
+    try:
+        return enqueue_many([(DELIVER_JOB, (i,)) for i in delivery_ids], queue=QUEUE_FORWARDING)
+    except Exception:
+        log.warning("could not queue %d deliveries; they go out with the next dispatch", len(delivery_ids),
+                    exc_info=True)
+        return 0
+
+
+def dispatch_due(limit: int = 500) -> int:
+    """Queue pending attempts whose time has come (retries, and first attempts whose job was lost)."""
+    now = utcnow()
+    stmt = (select(WebhookDelivery).where(WebhookDelivery.status == "pending", WebhookDelivery.due_at <= now)
+            .order_by(WebhookDelivery.due_at).limit(limit))
+    if db.engine.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(db.session.scalars(stmt))
+    lease = _lease_until(now)
+    for row in rows:
+        row.due_at = lease
+    ids = [row.id for row in rows]
+    db.session.commit()
+    return queue_deliveries(ids) if ids else 0
