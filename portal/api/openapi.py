@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document of the /waha API, built from the route table below and the DTOs of schemas.py.
+"""The OpenAPI 3.1 document of the /waha API, built from the route table below and the DTOs of portal.api.schemas.
 
 The route table is the one place an endpoint is described. A test checks that it lists every /waha rule of the
 app's URL map with the permission the view declares, and that real responses validate against the document.
