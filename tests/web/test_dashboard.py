@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-import pytest
 
 from portal.extensions import db
 from portal.models import WebhookDelivery, utcnow
@@ -13,11 +12,6 @@ from portal.services import dashboard as dashboard_service
 from tests.builders import make_tenant, make_user, new_session, stored_message, working_session
 
 HX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def owner_client(login, owner):
-    return login(owner)
 
 
 def stat(page: str, name: str) -> int:

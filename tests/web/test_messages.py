@@ -14,7 +14,7 @@ import pytest
 from portal.extensions import db
 from portal.models import Message, utcnow
 from portal.storage import storage
-from tests.builders import make_tenant, make_user, new_session, stored_message, working_session
+from tests.builders import make_tenant, new_session, stored_message, working_session
 from tests.helpers import csrf_token
 
 HX = {"HX-Request": "true"}
@@ -27,16 +27,6 @@ def tiny_png() -> bytes:
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\xff\xff\xff"))
             + chunk(b"IEND", b""))
-
-
-@pytest.fixture
-def owner_client(login, owner):
-    return login(owner)
-
-
-@pytest.fixture
-def viewer_client(login, tenant):
-    return login(make_user(tenant, "viewer", email="viewer@acme.example.com"))
 
 
 def send(client, data, htmx=True):

@@ -17,11 +17,6 @@ from tests.helpers import csrf_token
 HX = {"HX-Request": "true"}
 
 
-@pytest.fixture
-def owner_client(login, owner):
-    return login(owner)
-
-
 def _messages() -> int:
     return db.session.scalar(select(func.count(Message.id))) or 0
 

@@ -5,26 +5,15 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import AuditEvent, WahaSession
 from portal.services import session_secrets
-from tests.builders import make_tenant, make_user, new_session
+from tests.builders import make_tenant, new_session
 from tests.helpers import csrf_token
 
 SECRET = re.compile(r'id="session-webhook-secret"[^>]*>(whsec_[A-Za-z0-9+/=]+)<')
-
-
-@pytest.fixture
-def owner_client(login, owner):
-    return login(owner)
-
-
-@pytest.fixture
-def viewer_client(login, tenant):
-    return login(make_user(tenant, "viewer", email="viewer@acme.example.com"))
 
 
 def test_create_shows_the_secret_once_then_it_is_gone(owner_client, tenant):

@@ -16,16 +16,6 @@ from tests.helpers import csrf_token
 HX = {"HX-Request": "true"}
 
 
-@pytest.fixture
-def owner_client(login, owner):
-    return login(owner)
-
-
-@pytest.fixture
-def viewer_client(login, tenant):
-    return login(make_user(tenant, "viewer", email="viewer@acme.example.com"))
-
-
 def hx_post(client, url, data=None, token_page="/sessions/"):
     """A POST as htmx sends it: CSRF token in the X-CSRFToken header, HX-Request set."""
     return client.post(url, data=data or {}, headers={**HX, "X-CSRFToken": csrf_token(client, token_page)})

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 
 from tests.builders import scanning_session, stored_message, working_session
 from tests.helpers import csrf_token
 
 HX = {"HX-Request": "true"}
 RAW = ("WahaUnavailable", "WAHA:", "WAHA 5", "it must be", "WAHA failed", "Traceback")
-
-
-@pytest.fixture
-def owner_client(login, owner):
-    return login(owner)
 
 
 def _clean(body: str) -> None:
