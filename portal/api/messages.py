@@ -19,7 +19,7 @@ from portal.api.schemas import (
 from portal.converters import parse_id
 from portal.services import messages
 from portal.services.errors import Invalid, NotFound
-from portal.services.media import media_kind
+from portal.services.media import media_for_message, media_kind
 
 
 def _message(message: Any) -> MessageResponse:
@@ -106,9 +106,6 @@ def get_message(message_id: str) -> Response:
 @bp.get("/messages/<message_id>/media")
 @api_route("messages:read")
 def message_media(message_id: str) -> Response:
-    # The stored file comes from the webhook/storage layer (issue 5).
-    from portal.services.events import media_for_message
-
     handle, mimetype, filename = media_for_message(tenant(), _message_id(message_id))
     response = send_file(handle, mimetype=mimetype or "application/octet-stream", as_attachment=True,
                          download_name=filename or f"message-{message_id}", max_age=0)

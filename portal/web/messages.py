@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import mimetypes
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
@@ -17,9 +16,10 @@ from werkzeug.utils import secure_filename
 
 from portal.models import utcnow
 from portal.security import safe_next
+from portal.services import media as media_service
 from portal.services import messages as messages_service
 from portal.services import sessions as sessions_service
-from portal.services.errors import Invalid, NotFound, ServiceError
+from portal.services.errors import Invalid, ServiceError
 from portal.services.media import media_kind
 from portal.tenancy import require
 from portal.web.forms import MessageFilterForm, SendMessageForm, choices
@@ -50,7 +50,6 @@ FRESH_OVERLAP = timedelta(seconds=30)
 FRESH_LIMIT = 200
 # Types a browser may show inline (in its own image or media viewer); anything else is downloaded, so a stored
 # file can never run as a page. SVG is not among them: it can carry scripts.
-INLINE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "audio/", "video/")
 # Files from WhatsApp users are untrusted: whatever the browser makes of one may load nothing and run nothing.
 # The image and media viewers need the file itself and their own inline styles.
 MEDIA_CSP = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox"
@@ -370,32 +369,14 @@ def conversation(session_id: str, chat_id: str):  # type: ignore[no-untyped-def]
 
 # ---- media -------------------------------------------------------------------------------------------------
 
-def _media_resolver() -> Any:
-    """The download function of the storage layer, wherever it is provided."""
-    for module_name in ("portal.services.media", "portal.services.events", "portal.storage"):
-        try:
-            module = __import__(module_name, fromlist=["media_for_message"])
-        except ImportError:
-            continue
-        found = getattr(module, "media_for_message", None)
-        if found is not None:
-            return found
-    return None
-
-
 @bp.route("/<int(big=True):message_id>/media")
 @login_required
 @require("messages:read")
 def media(message_id: int):  # type: ignore[no-untyped-def]
     message = messages_service.get_message(_tenant(), message_id)  # another tenant's id is a 404 here
-    resolve = _media_resolver()
-    if resolve is None:
-        raise NotFound("Media downloads are not available on this portal yet.", code="media_not_found")
-    content, mimetype, filename = resolve(_tenant(), message.id)
-    if isinstance(content, (bytes, bytearray)):
-        content = io.BytesIO(bytes(content))
-    mimetype = mimetype or "application/octet-stream"
-    inline = mimetype.startswith(INLINE_TYPES) and request.args.get("download") != "1"
+    content, mimetype, filename = media_service.media_for_message(_tenant(), message.id)
+    # the service serves only allow-listed types (others as application/octet-stream); these may show inline
+    inline = media_service.served_type(mimetype).inline and request.args.get("download") != "1"
     response = send_file(content, mimetype=mimetype, as_attachment=not inline,
                          download_name=secure_filename(filename or "") or f"message-{message.id}")
     # Tenant files: the browser may keep them a while, shared caches never.
