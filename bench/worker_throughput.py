@@ -85,7 +85,7 @@ def _insert_pending(app, sessions: list[dict], count: int) -> None:
             for session_id, items in by_session.items():
                 session = next(s for s in sessions if s["id"] == session_id)
                 body, _ = body_and_signature(session, items)
-                events._store(events._Incoming(items, body), session["id"], session["tenant_id"], "pending")
+                events._store(events._Incoming.of(items, body, None), session["id"], session["tenant_id"], "pending")
 
 
 def _wait_drained(app, timeout: float) -> float:
