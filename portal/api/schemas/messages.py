@@ -42,9 +42,10 @@ class MediaDto(Request):
     """A file to send, by URL or inline as base64 (exactly one of url or data; data needs a mimetype)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"oneOf": [
-        {"title": "by URL", "required": ["url"], "properties": {"url": {"type": "string"}}},
+        # the other one absent or null: the server takes exactly one of them
+        {"title": "by URL", "required": ["url"], "properties": {"url": {"type": "string"}, "data": {"type": "null"}}},
         {"title": "inline", "required": ["data", "mimetype"],
-         "properties": {"data": {"type": "string"}, "mimetype": {"type": "string"}}},
+         "properties": {"data": {"type": "string"}, "mimetype": {"type": "string"}, "url": {"type": "null"}}},
     ]})
 
     type: Literal[MEDIA_KINDS] = Field(description="image, document, audio or video.")  # type: ignore[valid-type]
