@@ -53,6 +53,22 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["TEST_REDIS_URL"] = redis_url._replace(path=f"/{(base - index) % 16}").geturl()
 
 
+def _reset_rate_limits() -> None:
+    """Every test starts with no request counted. The limiter is one object for the process: an app another test
+    built may have bound it to another Redis database, and a test that took Redis away leaves it counting in its
+    in-memory fallback until its next health check. Clear whichever storage it counts in."""
+    from portal.extensions import limiter
+
+    try:
+        limiter.reset()
+    except Exception:  # noqa: BLE001 - a storage that cannot be reached holds no counts to clear
+        pass
+    fallback = getattr(limiter, "_fallback_storage", None)
+    if fallback is not None:
+        fallback.reset()
+    limiter._storage_dead = False
+
+
 def _reset_schema(app: Flask) -> None:
     """Drop everything and build the schema with the real migration."""
     from flask_migrate import upgrade
@@ -209,6 +225,7 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     sim = request.getfixturevalue("sim")
     sim.reset()
     redis.Redis.from_url(application.config["REDIS_URL"]).flushdb()
+    _reset_rate_limits()
     if not _seed.done:
         _seed_default_server(application)
     yield

@@ -7,7 +7,8 @@ from portal.config import ConfigError, environ_for_tests, load_settings
 
 PRODUCTION = {
     "PORTAL_ENV": "production",
-    "SECRET_KEY": "x" * 40,
+    # the suite's own key: an app built here re-keys the process-wide cipher of encrypted columns
+    "SECRET_KEY": environ_for_tests()["SECRET_KEY"],
     "DATABASE_URL": "postgresql://postgres@127.0.0.1/portal_test",
     # the suite's own Redis database: an app created here rebinds the process-wide Redis client
     "REDIS_URL": environ_for_tests()["REDIS_URL"],
