@@ -46,14 +46,14 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
-def on_starting(server):  # noqa: ANN001 - gunicorn hook signature
+def on_starting(server):
     """Start from an empty metrics directory: files of a previous run would add their counts to this one."""
     os.makedirs(_metrics_dir, exist_ok=True)
     for path in glob.glob(os.path.join(_metrics_dir, "*.db")):
         os.remove(path)
 
 
-def child_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature
+def child_exit(server, worker):
     """Drop the live gauges of a worker that exited (counters and histograms stay: they are totals)."""
     from prometheus_client import multiprocess
 

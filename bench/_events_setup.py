@@ -22,8 +22,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DB_URL = os.environ.get("BENCH_EVENTS_DATABASE_URL",
-                        "postgresql+psycopg://postgres@127.0.0.1:5432/portal_bench_events")
+DB_URL = os.environ.get("BENCH_EVENTS_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/portal_bench_events")
 REDIS_URL = os.environ.get("BENCH_EVENTS_REDIS_URL", "redis://127.0.0.1:6379/11")
 
 
@@ -61,8 +60,9 @@ def reset_database() -> None:
         db.engine.dispose()
 
 
-def seed_sessions(count: int, waha_url: str = "http://127.0.0.1:9", api_key: str = "bench-key",
-                  tenants: int = 1) -> list[dict[str, Any]]:
+def seed_sessions(
+    count: int, waha_url: str = "http://127.0.0.1:9", api_key: str = "bench-key", tenants: int = 1
+) -> list[dict[str, Any]]:
     """`count` session rows (status WORKING) spread over `tenants` tenants, bulk-inserted; returns id/key/name."""
     from portal import create_app
     from portal.extensions import db
@@ -78,9 +78,17 @@ def seed_sessions(count: int, waha_url: str = "http://127.0.0.1:9", api_key: str
         rows = []
         for n in range(count):
             key = secrets.token_hex(24)
-            row = WahaSession(tenant_id=owners[n % tenants].id, server_id=server.id, name=f"bench-{n}",
-                              external_name=f"bench_{n:05d}", status="WORKING", desired_state="running",
-                              hmac_key=key, webhook_events=[], config={})
+            row = WahaSession(
+                tenant_id=owners[n % tenants].id,
+                server_id=server.id,
+                name=f"bench-{n}",
+                external_name=f"bench_{n:05d}",
+                status="WORKING",
+                desired_state="running",
+                hmac_key=key,
+                webhook_events=[],
+                config={},
+            )
             rows.append(row)
         db.session.add_all(rows)
         db.session.commit()
@@ -106,18 +114,44 @@ def event(session: dict[str, Any], text: str = "benchmark message", *, stamp_ms:
         "metadata": {"portal.tenant_id": str(session["tenant_id"]), "portal.session_id": session["id"]},
         "me": {"id": "491701234567@c.us", "pushName": "Bench"},
         "payload": {
-            "id": f"false_{chat}_{wa_id}", "timestamp": int(time.time()), "from": chat, "fromMe": False,
-            "source": "app", "body": text, "to": None, "participant": None, "hasMedia": False, "media": None,
-            "ack": 2, "location": None, "vCards": [], "ackName": "DEVICE", "replyTo": None,
-            "_data": {"Info": {"Chat": chat.replace("@c.us", "@s.whatsapp.net"),
-                               "Sender": chat.replace("@c.us", "@s.whatsapp.net"), "IsFromMe": False,
-                               "IsGroup": False, "ID": wa_id, "Type": "text", "PushName": "Bench Contact",
-                               "Timestamp": "2026-01-01T00:01:40Z"},
-                      "Message": {"conversation": text}},
+            "id": f"false_{chat}_{wa_id}",
+            "timestamp": int(time.time()),
+            "from": chat,
+            "fromMe": False,
+            "source": "app",
+            "body": text,
+            "to": None,
+            "participant": None,
+            "hasMedia": False,
+            "media": None,
+            "ack": 2,
+            "location": None,
+            "vCards": [],
+            "ackName": "DEVICE",
+            "replyTo": None,
+            "_data": {
+                "Info": {
+                    "Chat": chat.replace("@c.us", "@s.whatsapp.net"),
+                    "Sender": chat.replace("@c.us", "@s.whatsapp.net"),
+                    "IsFromMe": False,
+                    "IsGroup": False,
+                    "ID": wa_id,
+                    "Type": "text",
+                    "PushName": "Bench Contact",
+                    "Timestamp": "2026-01-01T00:01:40Z",
+                },
+                "Message": {"conversation": text},
+            },
         },
         "engine": "GOWS",
-        "environment": {"version": "2026.7.1", "engine": "GOWS", "tier": "CORE", "browser": None,
-                        "platform": "linux/x64", "worker": {"id": None}},
+        "environment": {
+            "version": "2026.7.1",
+            "engine": "GOWS",
+            "tier": "CORE",
+            "browser": None,
+            "platform": "linux/x64",
+            "worker": {"id": None},
+        },
     }
 
 

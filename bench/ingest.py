@@ -31,7 +31,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._events_setup import (  # noqa: E402
-    body_and_signature, environ, event, free_port, reset_database, seed_sessions, wait_for_port,
+    body_and_signature,
+    environ,
+    event,
+    free_port,
+    reset_database,
+    seed_sessions,
+    wait_for_port,
 )
 
 LUA = r"""
@@ -75,16 +81,36 @@ def _write_bodies(path: Path, session: dict, count: int, per_request: int) -> No
 PAUSE = [0.0]
 
 
-def _wrk(port: int, target: str, bodies: Path, script: Path, duration: int, connections: int,
-         threads: int) -> tuple[float, int, int]:
+def _wrk(
+    port: int, target: str, bodies: Path, script: Path, duration: int, connections: int, threads: int
+) -> tuple[float, int, int]:
     """(requests/s, requests, non-2xx responses) of one wrk run."""
     url = f"http://127.0.0.1:{port}"
     if PAUSE[0]:
         print(f"next: {target} for {duration} s", flush=True)
         time.sleep(PAUSE[0])
-    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency",
-                          "-s", str(script), url, "--", str(bodies), str(threads), target],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{duration}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+            "--",
+            str(bodies),
+            str(threads),
+            target,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -136,9 +162,24 @@ def main() -> None:
     env = dict(os.environ, **environ())
     env["PYTHONPATH"] = str(ROOT)
     server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
-         "--worker-class", "gthread", "--threads", str(args.gthreads), "--log-level", "warning",
-         "bench.ingest_app:app"], cwd=ROOT, env=env, start_new_session=True)
+        [
+            str(ROOT / ".venv/bin/gunicorn"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(args.gthreads),
+            "--log-level",
+            "warning",
+            "bench.ingest_app:app",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
     rounds = []
     try:
         wait_for_port(port)
@@ -151,6 +192,7 @@ def main() -> None:
         stored_before = _stored_events()
         single_total = single_bad = 0
         for n, singles in enumerate(single_files):
+
             def bare_run() -> tuple[float, int, int]:
                 return _wrk(port, "/bench/bare", bare_bodies, script, args.duration, args.connections, args.threads)
 
@@ -168,8 +210,9 @@ def main() -> None:
             rounds.append((bare_rate, single_rate, bare_bad))
         single_stored = _stored_events() - stored_before
         before = _stored_events()
-        batch_rate, batch_total, batch_bad = _wrk(port, target, batches, script, batch_seconds,
-                                                  min(args.connections, 8), args.threads)
+        batch_rate, batch_total, batch_bad = _wrk(
+            port, target, batches, script, batch_seconds, min(args.connections, 8), args.threads
+        )
         batch_stored = _stored_events() - before
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -178,18 +221,24 @@ def main() -> None:
 
     print()
     for n, (bare_rate, single_rate, bare_bad) in enumerate(rounds, 1):
-        print(f"round {n}: bare {bare_rate:7.0f} requests/s (non-2xx {bare_bad})   ingest 1 event/request "
-              f"{single_rate:7.0f} requests/s   ratio {single_rate / bare_rate:6.1%}")
+        print(
+            f"round {n}: bare {bare_rate:7.0f} requests/s (non-2xx {bare_bad})   ingest 1 event/request "
+            f"{single_rate:7.0f} requests/s   ratio {single_rate / bare_rate:6.1%}"
+        )
     print(f"ingest totals: {single_total} requests, non-2xx {single_bad}, {single_stored} events stored")
-    print(f"ingest, 100 events/request {batch_rate:7.0f} requests/s = {batch_rate * 100:.0f} events/s   "
-          f"(non-2xx: {batch_bad}; {batch_stored} of {batch_total * 100} events stored)")
+    print(
+        f"ingest, 100 events/request {batch_rate:7.0f} requests/s = {batch_rate * 100:.0f} events/s   "
+        f"(non-2xx: {batch_bad}; {batch_stored} of {batch_total * 100} events stored)"
+    )
     print()
     ratio = statistics.median(single / bare for bare, single, _ in rounds)
     single_median = statistics.median(single for _, single, _ in rounds)
     batch_ratio = batch_rate * 100 / single_median
     print(f"ingest / bare (median):   {ratio:6.1%}   target >= 50 %   {'OK' if ratio >= 0.5 else 'BELOW TARGET'}")
-    print(f"batch / single events/s:  {batch_ratio:6.1f}x   target >= 10x   "
-          f"{'OK' if batch_ratio >= 10 else 'BELOW TARGET'}")
+    print(
+        f"batch / single events/s:  {batch_ratio:6.1f}x   target >= 10x   "
+        f"{'OK' if batch_ratio >= 10 else 'BELOW TARGET'}"
+    )
     if single_stored < single_total - single_bad or batch_stored < (batch_total - batch_bad) * 100:
         print("WARNING: fewer rows than accepted requests: request bodies repeated (raise the body count)")
 

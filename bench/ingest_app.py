@@ -10,11 +10,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flask import jsonify, request  # noqa: E402
+from flask import jsonify, request
 
-from bench._events_setup import environ  # noqa: E402
-from portal import create_app  # noqa: E402
-from portal.extensions import csrf  # noqa: E402
+from bench._events_setup import environ
+from portal import create_app
+from portal.extensions import csrf
 
 app = create_app(environ(WAHA_BASE_URL=os.environ.get("BENCH_WAHA_URL", "http://127.0.0.1:9")))
 

@@ -24,8 +24,9 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -85,16 +86,25 @@ def load(db: Any) -> None:
         db.session.add(tenant)
         db.session.flush()
         for label in ("a", "b"):
-            db.session.add(WahaSession(id=f"t{n}-{label}", tenant_id=tenant.id, server_id=server.id,
-                                       name=f"Session {label}", external_name=f"t{n}_{label}", status="WORKING",
-                                       hmac_key="bench"))
+            db.session.add(
+                WahaSession(
+                    id=f"t{n}-{label}",
+                    tenant_id=tenant.id,
+                    server_id=server.id,
+                    name=f"Session {label}",
+                    external_name=f"t{n}_{label}",
+                    status="WORKING",
+                    hmac_key="bench",
+                )
+            )
     db.session.commit()
 
     started = time.perf_counter()
     rest = TOTAL - BIG_SESSION_ROWS - BIG_SECOND_ROWS
     # Every row gets its own second, the tenants interleaved in time as real traffic would be.
-    columns = ("tenant_id, session_id, direction, source, chat_id, from_me, body, status, metadata, "
-               "created_at, updated_at")
+    columns = (
+        "tenant_id, session_id, direction, source, chat_id, from_me, body, status, metadata, created_at, updated_at"
+    )
     row = """
         {tenant}, {session},
         CASE WHEN g % 3 = 0 THEN 'in' ELSE 'out' END, 'api',
@@ -105,14 +115,21 @@ def load(db: Any) -> None:
     """
     statements = [
         # tenant 1: every 7th second in session a, every 14th in session b (spread over the whole period)
-        (f"INSERT INTO messages ({columns}) SELECT {row.format(tenant=1, session=chr(39) + 't1-a' + chr(39))} "
-         f"FROM generate_series(1, {BIG_SESSION_ROWS}) AS s(i), LATERAL (SELECT s.i * 7 AS g) AS x"),
-        (f"INSERT INTO messages ({columns}) SELECT {row.format(tenant=1, session=chr(39) + 't1-b' + chr(39))} "
-         f"FROM generate_series(1, {BIG_SECOND_ROWS}) AS s(i), LATERAL (SELECT s.i * 14 + 3 AS g) AS x"),
-        (f"INSERT INTO messages ({columns}) SELECT "
-         + row.format(tenant="2 + g % 99",
-                      session="'t' || (2 + g % 99) || CASE WHEN g % 2 = 0 THEN '-a' ELSE '-b' END")
-         + f" FROM generate_series(1, {rest}) AS g"),
+        (
+            f"INSERT INTO messages ({columns}) SELECT {row.format(tenant=1, session=chr(39) + 't1-a' + chr(39))} "
+            f"FROM generate_series(1, {BIG_SESSION_ROWS}) AS s(i), LATERAL (SELECT s.i * 7 AS g) AS x"
+        ),
+        (
+            f"INSERT INTO messages ({columns}) SELECT {row.format(tenant=1, session=chr(39) + 't1-b' + chr(39))} "
+            f"FROM generate_series(1, {BIG_SECOND_ROWS}) AS s(i), LATERAL (SELECT s.i * 14 + 3 AS g) AS x"
+        ),
+        (
+            f"INSERT INTO messages ({columns}) SELECT "
+            + row.format(
+                tenant="2 + g % 99", session="'t' || (2 + g % 99) || CASE WHEN g % 2 = 0 THEN '-a' ELSE '-b' END"
+            )
+            + f" FROM generate_series(1, {rest}) AS g"
+        ),
     ]
     with db.engine.begin() as conn:
         for statement in statements:
@@ -163,9 +180,12 @@ def main() -> None:
             print(f"reusing the {TOTAL:,} messages already in {DB_URL.rsplit('/', 1)[1]}")
         big = db.session.scalar(sa.select(Tenant).where(Tenant.slug == "t1"))
         typical = db.session.scalar(sa.select(Tenant).where(Tenant.slug == "t50"))
-        counts = dict(db.session.execute(sa.text(
-            "SELECT tenant_id, count(*) FROM messages WHERE tenant_id IN (:a, :b) GROUP BY tenant_id"),
-            {"a": big.id, "b": typical.id}).all())
+        counts = dict(
+            db.session.execute(
+                sa.text("SELECT tenant_id, count(*) FROM messages WHERE tenant_id IN (:a, :b) GROUP BY tenant_id"),
+                {"a": big.id, "b": typical.id},
+            ).all()
+        )
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work on the box skews p95)")
         print(f"big tenant: {counts[big.id]:,} messages; typical tenant: {counts[typical.id]:,}; page size {PAGE}")
 
@@ -181,15 +201,19 @@ def main() -> None:
                 assert len(result.items) == PAGE, len(result.items)
                 db.session.rollback()  # end the read transaction as a request would
                 return result
+
             return call
 
         # Baselines.
-        select_one = timed(lambda: (db.session.execute(sa.text("SELECT 1")).scalar(), db.session.rollback()),
-                           args.runs)
-        offset_sql = ("SELECT * FROM messages WHERE tenant_id = :t ORDER BY created_at DESC, id DESC "
-                      f"OFFSET {PAGE * (DEEP_PAGES - 1)} LIMIT {PAGE + 1}")
-        offset_deep = timed(lambda: (db.session.execute(sa.text(offset_sql), {"t": big.id}).all(),
-                                     db.session.rollback()), max(20, args.runs // 4))
+        select_one = timed(lambda: (db.session.execute(sa.text("SELECT 1")).scalar(), db.session.rollback()), args.runs)
+        offset_sql = (
+            "SELECT * FROM messages WHERE tenant_id = :t ORDER BY created_at DESC, id DESC "
+            f"OFFSET {PAGE * (DEEP_PAGES - 1)} LIMIT {PAGE + 1}"
+        )
+        offset_deep = timed(
+            lambda: (db.session.execute(sa.text(offset_sql), {"t": big.id}).all(), db.session.rollback()),
+            max(20, args.runs // 4),
+        )
         base = p95(select_one)
         print(f"baseline SELECT 1 round trip: p95 {base:.2f} ms")
         print(f"baseline OFFSET {PAGE * (DEEP_PAGES - 1):,} on the big tenant: p95 {p95(offset_deep):.2f} ms")
@@ -200,13 +224,17 @@ def main() -> None:
             ("big tenant, first page", page(big)),
             ("big tenant, 1,000 pages deep", page(big, cursor=deep_cursor(tenant_id=big.id))),
             ("big session, first page", page(big, session_id=session_a)),
-            ("big session, 1,000 pages deep",
-             page(big, session_id=session_a, cursor=deep_cursor(tenant_id=big.id, session_id=session_a))),
+            (
+                "big session, 1,000 pages deep",
+                page(big, session_id=session_a, cursor=deep_cursor(tenant_id=big.id, session_id=session_a)),
+            ),
             ("typical tenant, first page", page(typical)),
             ("typical session, first page", page(typical, session_id="t50-a")),
             # a third of the big tenant's messages are inbound: 500 pages deep is near the end of them
-            ("big tenant, direction=in, 500 pages deep",
-             page(big, direction="in", cursor=deep_cursor(500, tenant_id=big.id, direction="in"))),
+            (
+                "big tenant, direction=in, 500 pages deep",
+                page(big, direction="in", cursor=deep_cursor(500, tenant_id=big.id, direction="in")),
+            ),
             ("big session, one chat, first page", page(big, session_id=session_a, chat_id="491700000007@c.us")),
             ("big tenant, status=READ, first page", page(big, status="READ")),
         ]
@@ -224,41 +252,61 @@ def main() -> None:
             samples = timed(call, args.runs)
             value = p95(samples)
             worst = max(worst, value)
-            print(f"{label:48} {statistics.median(samples):8.2f} {value:8.2f} {value / TARGET_MS:9.2f} "
-                  f"{value / base:11.1f}")
+            print(
+                f"{label:48} {statistics.median(samples):8.2f} {value:8.2f} {value / TARGET_MS:9.2f} "
+                f"{value / base:11.1f}"
+            )
         print()
         for label, tenant, term in searches:
+
             def search(tenant: Tenant = tenant, term: str = term) -> None:
                 messages.list_messages(tenant, limit=PAGE, q=term)
                 db.session.rollback()
+
             samples = timed(search, max(20, args.runs // 4))
             value = p95(samples)
-            print(f"{label:48} {statistics.median(samples):8.2f} {value:8.2f} {value / TARGET_MS:9.2f} "
-                  f"{value / base:11.1f}")
-        for label, tenant, session_key in (("big session, conversations (list_chats)", big, session_a),
-                                           ("typical session, conversations (list_chats)", typical, "t50-a")):
+            print(
+                f"{label:48} {statistics.median(samples):8.2f} {value:8.2f} {value / TARGET_MS:9.2f} "
+                f"{value / base:11.1f}"
+            )
+        for label, tenant, session_key in (
+            ("big session, conversations (list_chats)", big, session_a),
+            ("typical session, conversations (list_chats)", typical, "t50-a"),
+        ):
+
             def chats(tenant: Tenant = tenant, session_key: str = session_key) -> None:
                 messages.list_chats(tenant, session_key)
                 db.session.rollback()
+
             samples = timed(chats, max(20, args.runs // 4))
             value = p95(samples)
-            print(f"{label:48} {statistics.median(samples):8.2f} {value:8.2f} {value / TARGET_MS:9.2f} "
-                  f"{value / base:11.1f}")
+            print(
+                f"{label:48} {statistics.median(samples):8.2f} {value:8.2f} {value / TARGET_MS:9.2f} "
+                f"{value / base:11.1f}"
+            )
         keyset_deep = p95(timed(page(big, cursor=deep_cursor(tenant_id=big.id)), args.runs))
         print()
-        print(f"worst page p95 {worst:.2f} ms = {worst / TARGET_MS:.2f} of the 50 ms target "
-              f"({'within' if worst < TARGET_MS else 'OVER'} target)")
+        print(
+            f"worst page p95 {worst:.2f} ms = {worst / TARGET_MS:.2f} of the 50 ms target "
+            f"({'within' if worst < TARGET_MS else 'OVER'} target)"
+        )
         print(f"deep page: OFFSET p95 / keyset p95 = {p95(offset_deep) / keyset_deep:.1f}x")
 
         print()
         print("plans (index that serves each query shape):")
         shapes = {
-            "tenant": ("SELECT id FROM messages WHERE tenant_id = :t AND (created_at, id) < (:c, :i) "
-                       "ORDER BY created_at DESC, id DESC LIMIT 51"),
-            "session": ("SELECT id FROM messages WHERE session_id = :s AND (created_at, id) < "
-                        "(:c, :i) ORDER BY created_at DESC, id DESC LIMIT 51"),
-            "session+chat": ("SELECT id FROM messages WHERE session_id = :s AND chat_id = :chat "
-                             "ORDER BY created_at DESC, id DESC LIMIT 51"),
+            "tenant": (
+                "SELECT id FROM messages WHERE tenant_id = :t AND (created_at, id) < (:c, :i) "
+                "ORDER BY created_at DESC, id DESC LIMIT 51"
+            ),
+            "session": (
+                "SELECT id FROM messages WHERE session_id = :s AND (created_at, id) < "
+                "(:c, :i) ORDER BY created_at DESC, id DESC LIMIT 51"
+            ),
+            "session+chat": (
+                "SELECT id FROM messages WHERE session_id = :s AND chat_id = :chat "
+                "ORDER BY created_at DESC, id DESC LIMIT 51"
+            ),
         }
         params = {"t": big.id, "s": session_a, "c": "2026-06-01", "i": 10**9, "chat": "491700000007@c.us"}
         for name, sql in shapes.items():

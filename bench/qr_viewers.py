@@ -37,8 +37,9 @@ PROCESSES = 5
 def environ(waha_url: str) -> dict[str, str]:
     from portal.config import environ_for_tests
 
-    return environ_for_tests(DATABASE_URL=DB_URL, REDIS_URL=REDIS_URL, WAHA_BASE_URL=waha_url, WAHA_API_KEY=API_KEY,
-                             LOG_LEVEL="ERROR")
+    return environ_for_tests(
+        DATABASE_URL=DB_URL, REDIS_URL=REDIS_URL, WAHA_BASE_URL=waha_url, WAHA_API_KEY=API_KEY, LOG_LEVEL="ERROR"
+    )
 
 
 def reset_database(env: dict[str, str]) -> Any:
@@ -63,8 +64,17 @@ def reset_database(env: dict[str, str]) -> Any:
     return app
 
 
-def viewers(env: dict[str, str], tenant_id: int, session_id: str, threads: int, start_at: float, seconds: float,
-            interval: float, cached: bool, results: Any) -> None:
+def viewers(
+    env: dict[str, str],
+    tenant_id: int,
+    session_id: str,
+    threads: int,
+    start_at: float,
+    seconds: float,
+    interval: float,
+    cached: bool,
+    results: Any,
+) -> None:
     """One web process: `threads` viewers polling the QR until the run ends; reports latencies and errors."""
     from portal import create_app
     from portal.extensions import db
@@ -112,14 +122,25 @@ def viewers(env: dict[str, str], tenant_id: int, session_id: str, threads: int, 
     results.put((latencies, errors))
 
 
-def run(env: dict[str, str], tenant_id: int, session_id: str, n: int, seconds: float, interval: float,
-        cached: bool, calls: list[float]) -> dict[str, Any]:
+def run(
+    env: dict[str, str],
+    tenant_id: int,
+    session_id: str,
+    n: int,
+    seconds: float,
+    interval: float,
+    cached: bool,
+    calls: list[float],
+) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     start_at = time.time() + 4.0  # every process has built its app and connections by then
     per_process = [n // PROCESSES + (1 if i < n % PROCESSES else 0) for i in range(PROCESSES)]
-    processes = [ctx.Process(target=viewers, args=(env, tenant_id, session_id, k, start_at, seconds, interval,
-                                                   cached, results)) for k in per_process if k]
+    processes = [
+        ctx.Process(target=viewers, args=(env, tenant_id, session_id, k, start_at, seconds, interval, cached, results))
+        for k in per_process
+        if k
+    ]
     calls.clear()
     for process in processes:
         process.start()
@@ -189,14 +210,17 @@ def main() -> None:
     lat = measured["latencies"]
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{args.viewers} viewers in {PROCESSES} processes, polling every {args.interval} s; cache window {window} s")
-    print(f"baseline, no cache: {base_per_window} WAHA QR calls in one window "
-          f"({len(base['latencies'])} answers)")
-    print(f"with the cache: {len(stamps)} WAHA QR calls in {args.seconds:.0f} s = {per_window:.2f} per window; "
-          f"busiest window {busiest} (target <= 1: {'met' if busiest <= 1 else 'MISSED'})")
+    print(f"baseline, no cache: {base_per_window} WAHA QR calls in one window ({len(base['latencies'])} answers)")
+    print(
+        f"with the cache: {len(stamps)} WAHA QR calls in {args.seconds:.0f} s = {per_window:.2f} per window; "
+        f"busiest window {busiest} (target <= 1: {'met' if busiest <= 1 else 'MISSED'})"
+    )
     if gaps:
         print(f"shortest gap between two QR calls: {min(gaps):.2f} s")
-    print(f"viewer answers: {len(lat)}, errors: {len(measured['errors'])} {sorted(set(measured['errors']))}; "
-          f"get_qr p50 {statistics.median(lat):.2f} ms, p95 {statistics.quantiles(lat, n=20)[18]:.2f} ms")
+    print(
+        f"viewer answers: {len(lat)}, errors: {len(measured['errors'])} {sorted(set(measured['errors']))}; "
+        f"get_qr p50 {statistics.median(lat):.2f} ms, p95 {statistics.quantiles(lat, n=20)[18]:.2f} ms"
+    )
     print(f"WAHA calls saved: {base_per_window / max(per_window, 1e-9):.0f}x fewer per window than without the cache")
 
 

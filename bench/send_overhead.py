@@ -34,8 +34,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import requests
 
@@ -84,16 +84,25 @@ def serve_with_werkzeug(env: dict[str, str], port: int) -> None:
 
 def start_portal(server: str, env: dict[str, str], port: int, metrics_dir: str):  # type: ignore[no-untyped-def]
     if server == "werkzeug":
-        process = multiprocessing.get_context("spawn").Process(target=serve_with_werkzeug, args=(env, port),
-                                                               daemon=True)
+        process = multiprocessing.get_context("spawn").Process(
+            target=serve_with_werkzeug, args=(env, port), daemon=True
+        )
         process.start()
         return process
     # One worker: the client sends one request at a time, and a second process would only halve the warm-up.
     return subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
-        env={**os.environ, **env, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1",
-             "PROMETHEUS_MULTIPROC_DIR": metrics_dir},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            **env,
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+            "WEB_CONCURRENCY": "1",
+            "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def cpu_seconds(pid: int | None) -> float | None:
@@ -128,16 +137,34 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=600, help="sends per path")
     parser.add_argument("--blocks", type=int, default=6, help="alternating blocks the sends are split into")
-    parser.add_argument("--server", choices=("gunicorn", "werkzeug"), default="gunicorn",
-                        help="how the portal process is served (production uses gunicorn)")
+    parser.add_argument(
+        "--server",
+        choices=("gunicorn", "werkzeug"),
+        default="gunicorn",
+        help="how the portal process is served (production uses gunicorn)",
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
 
     sim_port, portal_port = free_port(), free_port()
     waha_url, portal_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{portal_port}"
     sim = subprocess.Popen(
-        [sys.executable, "-m", "wahasim", "--port", str(sim_port), "--api-key", API_KEY, "--ack-delay", "600",
-         "--log-level", "ERROR"], cwd=ROOT, stdout=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "wahasim",
+            "--port",
+            str(sim_port),
+            "--api-key",
+            API_KEY,
+            "--ack-delay",
+            "600",
+            "--log-level",
+            "ERROR",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
     metrics_dir = tempfile.mkdtemp(prefix="bench-send-metrics-")
     portal = None
     per_block = max(1, args.n // args.blocks)
@@ -175,8 +202,9 @@ def main() -> None:
             api.headers["Authorization"] = f"Bearer {token}"
 
             def straight(i: int) -> None:
-                response = waha.post(f"{waha_url}/api/sendText",
-                                     json={"session": external, "chatId": CHAT, "text": f"straight {i}"})
+                response = waha.post(
+                    f"{waha_url}/api/sendText", json={"session": external, "chatId": CHAT, "text": f"straight {i}"}
+                )
                 assert response.status_code == 201, response.text
 
             def through_client(i: int) -> None:
@@ -190,8 +218,9 @@ def main() -> None:
                 assert response.status_code == 200, response.text
 
             def through_api(i: int) -> None:
-                response = api.post(f"{portal_url}/waha/sessions/{session_id}/send",
-                                    json={"to": "+491701234567", "text": f"api {i}"})
+                response = api.post(
+                    f"{portal_url}/waha/sessions/{session_id}/send", json={"to": "+491701234567", "text": f"api {i}"}
+                )
                 assert response.status_code == 200, response.text
 
             paths = dict(zip(PATHS, (straight, through_client, through_service, hop, through_api)))
@@ -218,23 +247,33 @@ def main() -> None:
     every = {name: [v for block in blocks for v in block] for name, blocks in samples.items()}
     medians = {name: statistics.median(values) for name, values in every.items()}
     base = medians["straight"]
-    print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores; "
-          f"portal served by {args.server}")
+    print(
+        f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores; "
+        f"portal served by {args.server}"
+    )
     print(f"sends per path: {len(every['straight'])} in {args.blocks} blocks")
     print(f"{'path':10} {'median ms':>10} {'p95 ms':>8} {'added ms':>9} {'x straight':>11}")
     for name, values in every.items():
-        print(f"{name:10} {medians[name]:10.2f} {statistics.quantiles(values, n=20)[18]:8.2f} "
-              f"{medians[name] - base:9.2f} {medians[name] / base:11.2f}")
+        print(
+            f"{name:10} {medians[name]:10.2f} {statistics.quantiles(values, n=20)[18]:8.2f} "
+            f"{medians[name] - base:9.2f} {medians[name] / base:11.2f}"
+        )
     if all(portal_cpu.values()):
-        print("portal process CPU per request (ms, a figure the machine's load barely moves): "
-              + ", ".join(f"{name} {seconds / len(every[name]) * 1000:.2f}" for name, seconds in portal_cpu.items()))
-    added_per_block = sorted(statistics.median(api) - statistics.median(straight)
-                             for api, straight in zip(samples["api"], samples["straight"]))
+        print(
+            "portal process CPU per request (ms, a figure the machine's load barely moves): "
+            + ", ".join(f"{name} {seconds / len(every[name]) * 1000:.2f}" for name, seconds in portal_cpu.items())
+        )
+    added_per_block = sorted(
+        statistics.median(api) - statistics.median(straight)
+        for api, straight in zip(samples["api"], samples["straight"])
+    )
     print("api added per block (ms): " + " ".join(f"{v:.2f}" for v in added_per_block))
     added = medians["api"] - base
-    print(f"POST /waha/sessions/:id/send adds {added:.2f} ms at the median over a straight send, "
-          f"ratio {medians['api'] / base:.2f} (target <= 5 ms: {'met' if added <= 5 else 'MISSED'}); "
-          f"the service layer alone adds {medians['service'] - medians['client']:.2f} ms over the bare client")
+    print(
+        f"POST /waha/sessions/:id/send adds {added:.2f} ms at the median over a straight send, "
+        f"ratio {medians['api'] / base:.2f} (target <= 5 ms: {'met' if added <= 5 else 'MISSED'}); "
+        f"the service layer alone adds {medians['service'] - medians['client']:.2f} ms over the bare client"
+    )
 
 
 if __name__ == "__main__":

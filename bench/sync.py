@@ -39,9 +39,27 @@ def main() -> None:
 
     port = free_port()
     sim_url = f"http://127.0.0.1:{port}"
-    sim = subprocess.Popen([str(ROOT / ".venv/bin/python"), "-m", "wahasim", "--port", str(port), "--api-key",
-                            API_KEY, "--auto-scan", "0.2", "--starting-delay", "0.1", "--log-level", "WARNING"],
-                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    sim = subprocess.Popen(
+        [
+            str(ROOT / ".venv/bin/python"),
+            "-m",
+            "wahasim",
+            "--port",
+            str(port),
+            "--api-key",
+            API_KEY,
+            "--auto-scan",
+            "0.2",
+            "--starting-delay",
+            "0.1",
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         wait_for_port(port)
         print("preparing database and sessions ...", flush=True)
@@ -51,8 +69,9 @@ def main() -> None:
         http.headers["X-Api-Key"] = API_KEY
         for row in rows:
             config = {"metadata": {"portal.session_id": row["id"], "portal.tenant_id": str(row["tenant_id"])}}
-            http.post(f"{sim_url}/api/sessions", json={"name": row["name"], "start": True, "config": config},
-                      timeout=10).raise_for_status()
+            http.post(
+                f"{sim_url}/api/sessions", json={"name": row["name"], "start": True, "config": config}, timeout=10
+            ).raise_for_status()
         deadline = time.monotonic() + 120
         while True:
             statuses = Counter(s["status"] for s in http.get(f"{sim_url}/api/sessions?all=true", timeout=30).json())
@@ -68,14 +87,18 @@ def main() -> None:
     baseline, first, steady, calls, changed = results
     print()
     print(f"bare list call ({args.sessions} sessions):   {baseline * 1000:7.1f} ms   (baseline)")
-    print(f"sync, every row changed:            {first * 1000:7.1f} ms   ({changed} changes audited)   "
-          f"{first / baseline:5.1f}x the list call")
+    print(
+        f"sync, every row changed:            {first * 1000:7.1f} ms   ({changed} changes audited)   "
+        f"{first / baseline:5.1f}x the list call"
+    )
     print(f"sync, steady state:                 {steady * 1000:7.1f} ms   {steady / baseline:5.1f}x the list call")
     print(f"WAHA calls per sync: {dict(calls)}")
     worst = max(first, steady)
     one_list = calls.get("list_sessions") == 1
-    print(f"target: one list call ({'OK' if one_list else 'NO'}) and < 1,000 ms: worst {worst * 1000:.0f} ms = "
-          f"{worst:.2f} of target   {'OK' if worst < 1 and one_list else 'ABOVE TARGET'}")
+    print(
+        f"target: one list call ({'OK' if one_list else 'NO'}) and < 1,000 ms: worst {worst * 1000:.0f} ms = "
+        f"{worst:.2f} of target   {'OK' if worst < 1 and one_list else 'ABOVE TARGET'}"
+    )
 
 
 def _measure(sim_url: str, count: int) -> tuple[float, float, float, Counter, int]:

@@ -11,8 +11,9 @@ from portal.services import events
 @job
 def one_event(event_id: int) -> None:
     """Apply one stored event (what a receiver that queues a job per event would run)."""
-    event = db.session.scalars(select(WebhookEvent).where(WebhookEvent.id == event_id,
-                                                          WebhookEvent.status == "pending").with_for_update()).first()
+    event = db.session.scalars(
+        select(WebhookEvent).where(WebhookEvent.id == event_id, WebhookEvent.status == "pending").with_for_update()
+    ).first()
     if event is None:
         db.session.rollback()
         return

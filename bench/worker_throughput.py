@@ -41,9 +41,17 @@ def _start_workers(count: int, simple: bool) -> list[subprocess.Popen]:
     command = [str(ROOT / ".venv/bin/flask"), "--app", "bench.ingest_app:app", "worker", "--queues", "events"]
     if simple:
         command.append("--simple")
-    workers = [subprocess.Popen(command + ["--name", f"bench-{n}-{os.getpid()}"], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-               for n in range(count)]
+    workers = [
+        subprocess.Popen(
+            command + ["--name", f"bench-{n}-{os.getpid()}"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for n in range(count)
+    ]
     time.sleep(3.0)  # imports and the first Redis connection
     return workers
 
@@ -182,10 +190,18 @@ def _latency(app, sessions: list[dict], rate: int, seconds: int) -> list[float]:
         print(f"  {len(errors)} ingest errors, first: {errors[0]!r}")
     print(f"  fed {total} events in {fed_in:.1f} s ({total / fed_in:.0f}/s)")
     with app.app_context():
-        rows = db.session.execute(sa.text(
-            "SELECT extract(epoch FROM m.created_at - e.received_at) FROM webhook_events e "
-            "JOIN messages m ON m.waha_message_id = e.payload->'payload'->>'id' "
-            "WHERE e.event = 'message' AND e.id > :first"), {"first": first_id}).scalars().all()
+        rows = (
+            db.session.execute(
+                sa.text(
+                    "SELECT extract(epoch FROM m.created_at - e.received_at) FROM webhook_events e "
+                    "JOIN messages m ON m.waha_message_id = e.payload->'payload'->>'id' "
+                    "WHERE e.event = 'message' AND e.id > :first"
+                ),
+                {"first": first_id},
+            )
+            .scalars()
+            .all()
+        )
         db.session.remove()
     return [float(r) for r in rows]
 
@@ -216,16 +232,20 @@ def main() -> None:
         _stop_workers(workers)
 
     print()
-    print(f"batch jobs:          {batched:8.0f} events/s   target >= 1,000   "
-          f"{'OK' if batched >= 1000 else 'BELOW TARGET'}   ({batched / 1000:.1f}x target)")
+    print(
+        f"batch jobs:          {batched:8.0f} events/s   target >= 1,000   "
+        f"{'OK' if batched >= 1000 else 'BELOW TARGET'}   ({batched / 1000:.1f}x target)"
+    )
     print(f"one job per event:   {per_event:8.0f} events/s   (baseline; batch jobs are {batched / per_event:.1f}x)")
     if latencies:
         latencies.sort()
         p50 = statistics.median(latencies)
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-        print(f"latency at {args.rate}/s:   p50 {p50 * 1000:6.0f} ms   p99 {p99 * 1000:6.0f} ms   "
-              f"({len(latencies)} events)   target p99 < 2,000 ms   {'OK' if p99 < 2 else 'ABOVE TARGET'}   "
-              f"({p99 / 2:.2f} of target)")
+        print(
+            f"latency at {args.rate}/s:   p50 {p50 * 1000:6.0f} ms   p99 {p99 * 1000:6.0f} ms   "
+            f"({len(latencies)} events)   target p99 < 2,000 ms   {'OK' if p99 < 2 else 'ABOVE TARGET'}   "
+            f"({p99 / 2:.2f} of target)"
+        )
 
 
 if __name__ == "__main__":

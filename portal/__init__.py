@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from flask import Flask
 
@@ -38,8 +39,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     inputs.init_app(app)  # before CSRF and the rate limiter: malformed requests stop here
     configure_encryption(app.config["ENCRYPTION_KEY"] or app.config["SECRET_KEY"])
     extensions.db.init_app(app)
-    extensions.migrate.init_app(app, extensions.db, directory=str(ROOT / "migrations"), render_as_batch=True,
-                               compare_type=True)
+    extensions.migrate.init_app(
+        app, extensions.db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True
+    )
     extensions.csrf.init_app(app)
     extensions.htmx.init_app(app)
     extensions.limiter.init_app(app)

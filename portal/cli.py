@@ -37,13 +37,15 @@ def _fail(exc: ServiceError) -> None:
 @click.option("--slug", required=True, help="Short unique id, e.g. acme.")
 @click.option("--name", required=True, help="Display name.")
 @click.option("--max-sessions", default=10, show_default=True, type=click.IntRange(min=1))
-@click.option("--send-rate", default=30, show_default=True, type=click.IntRange(min=1),
-              help="Messages per minute per session.")
+@click.option(
+    "--send-rate", default=30, show_default=True, type=click.IntRange(min=1), help="Messages per minute per session."
+)
 def create_tenant(slug: str, name: str, max_sessions: int, send_rate: int) -> None:
     """Create a tenant."""
     try:
-        tenant = tenants_service.create_tenant(slug, name, CLI_ACTOR, max_sessions=max_sessions,
-                                               send_rate_per_minute=send_rate)
+        tenant = tenants_service.create_tenant(
+            slug, name, CLI_ACTOR, max_sessions=max_sessions, send_rate_per_minute=send_rate
+        )
     except ServiceError as exc:
         _fail(exc)
     click.echo(f"Created tenant '{tenant.slug}' ({tenant.name}), id {tenant.id}.")
@@ -53,8 +55,13 @@ def create_tenant(slug: str, name: str, max_sessions: int, send_rate: int) -> No
 @click.option("--email", required=True)
 @click.option("--tenant", "tenant_slug", help="Tenant slug to add the user to.")
 @click.option("--role", type=click.Choice(ROLES), default="operator", show_default=True)
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="At least 12 characters, not a common password; prompted when omitted.")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="At least 12 characters, not a common password; prompted when omitted.",
+)
 @click.option("--platform-admin", is_flag=True, help="May manage every tenant and WAHA server.")
 def create_user(email: str, tenant_slug: str | None, role: str, password: str, platform_admin: bool) -> None:
     """Create a user, optionally with a role in a tenant."""
@@ -90,8 +97,9 @@ def grant_role(email: str, tenant_slug: str, role: str) -> None:
 @click.option("--name", required=True)
 @click.option("--url", "base_url", required=True, help="Base URL, e.g. http://waha:3000")
 @click.option("--api-key", required=True, envvar="WAHA_SERVER_API_KEY")
-@click.option("--capacity", default=50, show_default=True, type=click.IntRange(min=1),
-              help="Sessions this server may hold.")
+@click.option(
+    "--capacity", default=50, show_default=True, type=click.IntRange(min=1), help="Sessions this server may hold."
+)
 def add_server(name: str, base_url: str, api_key: str, capacity: int) -> None:
     """Register a WAHA server."""
     try:
@@ -113,8 +121,12 @@ def list_servers() -> None:
 @tokens_cli.command("create")
 @click.option("--tenant", "tenant_slug", required=True)
 @click.option("--name", required=True)
-@click.option("--scopes", multiple=True, type=click.Choice(sorted(PERMISSIONS)),
-              help="Repeat for several; the API's scopes (sessions, messages, webhooks) when omitted.")
+@click.option(
+    "--scopes",
+    multiple=True,
+    type=click.Choice(sorted(PERMISSIONS)),
+    help="Repeat for several; the API's scopes (sessions, messages, webhooks) when omitted.",
+)
 @click.option("--expires-days", type=click.IntRange(min=1), help="Days until the token expires.")
 def create_token(tenant_slug: str, name: str, scopes: tuple[str, ...], expires_days: int | None) -> None:
     """Create an API token and print its secret (shown once)."""
@@ -124,8 +136,10 @@ def create_token(tenant_slug: str, name: str, scopes: tuple[str, ...], expires_d
         issued = tokens_service.create_token(tenant, name, list(scopes), CLI_ACTOR, expires_at=expires_at)
     except ServiceError as exc:
         _fail(exc)
-    click.echo(f"Created token '{issued.token.name}' for '{tenant.slug}' with scopes {', '.join(issued.token.scopes)}.",
-               err=True)
+    click.echo(
+        f"Created token '{issued.token.name}' for '{tenant.slug}' with scopes {', '.join(issued.token.scopes)}.",
+        err=True,
+    )
     click.echo("The secret is shown once; store it now:", err=True)
     click.echo(issued.secret)
 
@@ -140,8 +154,9 @@ def seed_demo() -> None:
         tenant = tenants_service.create_tenant(DEMO_TENANT, "Demo Company", CLI_ACTOR)
     user = tenants_service.get_user_by_email(DEMO_EMAIL)
     if user is None:
-        user = tenants_service.create_user(DEMO_EMAIL, DEMO_PASSWORD, CLI_ACTOR, name="Demo Owner",
-                                           is_platform_admin=True)
+        user = tenants_service.create_user(
+            DEMO_EMAIL, DEMO_PASSWORD, CLI_ACTOR, name="Demo Owner", is_platform_admin=True
+        )
     if tenants_service.membership_for(user.id, tenant.id) is None:
         tenants_service.set_membership(tenant, user, "owner", CLI_ACTOR)
     click.echo(f"Demo tenant '{tenant.slug}' is ready. Sign in as {DEMO_EMAIL} / {DEMO_PASSWORD}")
@@ -162,4 +177,6 @@ def init_app(app: Flask) -> None:
     for group in (tenants_cli, users_cli, servers_cli, tokens_cli, demo_cli):
         app.cli.add_command(group)
     app.cli.add_command(check_config)
-    from portal.jobs import cli as jobs_cli; jobs_cli.init_app(app)  # noqa: E702  worker, scheduler, jobs, events
+    from portal.jobs import cli as jobs_cli
+
+    jobs_cli.init_app(app)  # noqa: E702  worker, scheduler, jobs, events

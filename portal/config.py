@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +133,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PORTAL_ENV", _choice(*ENVIRONMENTS), "development", "development, production or testing"),
     Setting("SECRET_KEY", _secret(32), None, "signs cookies and links; derives the encryption key", True),
     Setting("ENCRYPTION_KEY", _secret(32), None, "encrypts secrets at rest (defaults to one derived from SECRET_KEY)"),
-    Setting("DATABASE_URL", _database_url, None, "PostgreSQL in production; SQLite file under instance/ by default", True),
+    Setting(
+        "DATABASE_URL", _database_url, None, "PostgreSQL in production; SQLite file under instance/ by default", True
+    ),
     Setting("REDIS_URL", _redis_url, None, "Redis for RQ, cache, rate limits; unset = jobs run in-process", True),
     Setting("REDIS_TIMEOUT", _whole_ms, 500, "ms, connect and read timeout of Redis commands (then fail fast)"),
     Setting("PUBLIC_BASE_URL", _http_url, "http://127.0.0.1:5000", "URL at which WAHA reaches this portal", True),
@@ -144,7 +147,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WAHA_POOL_MIN", _count, 1, "connections opened ahead of need"),
     Setting("WAHA_POOL_ACQUIRE_TIMEOUT", _whole_ms, 5000, "ms to wait for a free connection"),
     Setting("WAHA_POOL_IDLE_TIMEOUT", _whole_ms, 30000, "ms after which idle connections are dropped"),
-    Setting("WAHA_WEBHOOK_SECRET", _secret(16), "dev-webhook-secret-change-me", "root of the per-session HMAC keys", True),
+    Setting(
+        "WAHA_WEBHOOK_SECRET", _secret(16), "dev-webhook-secret-change-me", "root of the per-session HMAC keys", True
+    ),
     Setting("WAHA_WEBHOOK_TIMEOUT", _whole_ms, 10000, "ms, bound on each delivery to a tenant endpoint"),
     Setting("WAHA_WEBHOOK_RETRY_ATTEMPTS", _count, 5, "retries of a failed delivery before dead letter"),
     Setting("JWT_HS256_SECRET", _secret(32), None, "shared secret for HS256 JWTs"),
@@ -166,16 +171,28 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("METRICS_TOKEN", _text, None, "bearer token for /metrics (else loopback only)"),
     Setting("WEBHOOK_ALLOW_PRIVATE", _boolean, False, "allow outbound destinations on private addresses"),
     Setting("SYNC_INTERVAL", _positive, 30, "seconds between session status syncs"),
-    Setting("WEBHOOK_REPLAY_WINDOW", _count, 3600, "seconds an inbound WAHA event's signed timestamp may lie in "
-            "the past (0: no window)"),
+    Setting(
+        "WEBHOOK_REPLAY_WINDOW",
+        _count,
+        3600,
+        "seconds an inbound WAHA event's signed timestamp may lie in the past (0: no window)",
+    ),
     Setting("WEBHOOK_CLOCK_SKEW", _count, 300, "seconds an inbound WAHA event's timestamp may lie in the future"),
     Setting("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", "log level"),
     Setting("LOG_FORMAT", _choice("json", "text"), "text", "json in production"),
     Setting("API_RATE_LIMIT", _text, "600 per minute", "per-token limit of the /waha API"),
-    Setting("API_AUTH_FAILURE_LIMIT", _positive, 20,
-            "failed /waha authentications per client address and minute before it gets 429"),
-    Setting("TRUSTED_PROXIES", _trusted_proxies, 0,
-            "reverse proxies whose X-Forwarded-For/-Proto/-Host are believed: a count, or networks (CIDRs)"),
+    Setting(
+        "API_AUTH_FAILURE_LIMIT",
+        _positive,
+        20,
+        "failed /waha authentications per client address and minute before it gets 429",
+    ),
+    Setting(
+        "TRUSTED_PROXIES",
+        _trusted_proxies,
+        0,
+        "reverse proxies whose X-Forwarded-For/-Proto/-Host are believed: a count, or networks (CIDRs)",
+    ),
 )
 
 SETTING_NAMES = {s.name for s in SETTINGS}
@@ -203,8 +220,10 @@ def load_settings(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str]
         if str(values.get("DATABASE_URL") or "").startswith("sqlite"):
             problems.append("DATABASE_URL must point to PostgreSQL in production")
         if values["MAIL_BACKEND"] == "log":
-            problems.append("MAIL_BACKEND=log writes password-reset and invitation links to the log; set "
-                            "MAIL_BACKEND=smtp and SMTP_URL in production")
+            problems.append(
+                "MAIL_BACKEND=log writes password-reset and invitation links to the log; set "
+                "MAIL_BACKEND=smtp and SMTP_URL in production"
+            )
     if values["WAHA_POOL_MIN"] > values["WAHA_POOL_MAX"]:
         problems.append(
             f"WAHA_POOL_MIN ({values['WAHA_POOL_MIN']}) must not exceed WAHA_POOL_MAX ({values['WAHA_POOL_MAX']})"
@@ -281,9 +300,7 @@ def environ_for_tests(**overrides: str) -> dict[str, str]:
     environ = {
         "PORTAL_ENV": "testing",
         "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
-        "DATABASE_URL": os.environ.get(
-            "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/portal_test"
-        ),
+        "DATABASE_URL": os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/portal_test"),
         "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
         "WAHA_WEBHOOK_SECRET": "test-webhook-secret-0123456789",
         "WEBHOOK_ALLOW_PRIVATE": "true",

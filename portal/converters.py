@@ -33,7 +33,7 @@ class IdConverter(BaseConverter):
     weight = 50
     part_isolating = True
 
-    def __init__(self, map: Map, big: bool = False) -> None:  # noqa: A002 - werkzeug's signature
+    def __init__(self, map: Map, big: bool = False) -> None:
         super().__init__(map)
         self.big = big
 

@@ -18,9 +18,18 @@ JSON_PREFIXES = ("/waha", "/webhooks", "/healthz", "/readyz", "/metrics")
 
 # Stable codes for plain HTTP errors (ARCHITECTURE.md "Errors").
 HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
-    429: "rate_limited", 500: "internal_error", 503: "waha_unavailable",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "waha_unavailable",
 }
 
 
@@ -33,24 +42,33 @@ def wants_json() -> bool:
 
 def error_body(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON error body every API error uses."""
-    return {"error": {"code": code, "message": message, "details": details or {},
-                      "request_id": getattr(g, "request_id", None)}}
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "details": details or {},
+            "request_id": getattr(g, "request_id", None),
+        }
+    }
 
 
-def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None,
-                   retry_after: int | None = None) -> Response:
+def error_response(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None, retry_after: int | None = None
+) -> Response:
     """JSON, an htmx fragment or an HTML page, whichever the caller reads."""
     if wants_json():
         response = jsonify(error_body(status, code, message, details))
         response.status_code = status
     elif request.headers.get("HX-Request"):
         # htmx skips swapping error statuses by default: answer 200 with the message in place
-        response = Response(render_template("errors/_fragment.html", status=status, message=message,
-                                            code=code), status=200)
+        response = Response(
+            render_template("errors/_fragment.html", status=status, message=message, code=code), status=200
+        )
     else:
         template = f"errors/{status}.html" if status in (403, 404, 429, 500, 503) else "errors/generic.html"
-        response = Response(render_template(template, status=status, message=message, code=code,
-                                            details=details or {}), status=status)
+        response = Response(
+            render_template(template, status=status, message=message, code=code, details=details or {}), status=status
+        )
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response
@@ -85,7 +103,6 @@ def init_app(app: Flask) -> None:
         db.session.rollback()
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "Something went wrong on our side. It has been logged.")
-
 
 
 def _limit_retry_after() -> int:

@@ -10,14 +10,14 @@ from typing import Any
 
 import redis
 from flask import Flask
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 from flask_htmx import HTMX
 from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from portal.models.base import Base
 

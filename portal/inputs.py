@@ -118,7 +118,9 @@ def _refusal() -> tuple[str, str] | None:
         if "\x00" in key or any("\x00" in v for v in values):
             return key.replace("\x00", ""), "Text must not contain NUL characters."
     if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.mimetype in (
-            "application/x-www-form-urlencoded", "multipart/form-data"):
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
         for key, values in request.form.lists():
             if "\x00" in key or any("\x00" in v for v in values):
                 return key.replace("\x00", ""), "Text must not contain NUL characters."

@@ -41,8 +41,9 @@ def send_mail(to: str, subject: str, body: str) -> None:
     message["From"], message["To"], message["Subject"] = cfg["MAIL_FROM"], to, subject
     message.set_content(body)
     smtp_class = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
-    with smtp_class(url.hostname or "localhost", url.port or (465 if url.scheme == "smtps" else 587),
-                    timeout=10) as smtp:
+    with smtp_class(
+        url.hostname or "localhost", url.port or (465 if url.scheme == "smtps" else 587), timeout=10
+    ) as smtp:
         if url.scheme == "smtp":
             smtp.starttls()
         if url.username:

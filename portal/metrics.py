@@ -29,8 +29,16 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from flask import Flask, Response, current_app, request
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import disable_created_metrics, multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 log = logging.getLogger(__name__)
@@ -54,12 +62,15 @@ disable_created_metrics()
 # ---------------------------------------------------------------------- per-process (web only)
 
 http_requests = Counter(
-    "portal_http_requests_total", "HTTP requests answered, by method, route template and status.",
+    "portal_http_requests_total",
+    "HTTP requests answered, by method, route template and status.",
     ["method", "route", "status"],
 )
 http_duration = Histogram(
-    "portal_http_request_duration_seconds", "Time to answer an HTTP request, by method and route template.",
-    ["method", "route"], buckets=HTTP_BUCKETS,
+    "portal_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and route template.",
+    ["method", "route"],
+    buckets=HTTP_BUCKETS,
 )
 
 # ---------------------------------------------------------------------- shared through Redis
@@ -87,8 +98,11 @@ def _pause_shared_writes(connection: Any, exc: Exception) -> None:
     with _paused_lock:
         client_id, until = _paused
         if client_id != id(connection) or time.monotonic() >= until:
-            log.warning("metrics: Redis unreachable (%s); shared counters paused for %.0f s",
-                        type(exc).__name__, REDIS_PAUSE_SECONDS)
+            log.warning(
+                "metrics: Redis unreachable (%s); shared counters paused for %.0f s",
+                type(exc).__name__,
+                REDIS_PAUSE_SECONDS,
+            )
         _paused = (id(connection), time.monotonic() + REDIS_PAUSE_SECONDS)
 
 
@@ -134,8 +148,9 @@ class SharedCounter:
     outside `allowed` are counted as "other" so a typo cannot create unbounded series.
     """
 
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str],
-                 allowed: dict[str, Sequence[str]] | None = None) -> None:
+    def __init__(
+        self, name: str, documentation: str, labelnames: Sequence[str], allowed: dict[str, Sequence[str]] | None = None
+    ) -> None:
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
@@ -163,25 +178,31 @@ class SharedCounter:
 webhook_events = SharedCounter(
     "webhook_events",
     "WAHA webhook events by outcome: received, processed, failed, ignored, duplicate, unknown_session, stale.",
-    ["outcome"], allowed={"outcome": WEBHOOK_OUTCOMES},
+    ["outcome"],
+    allowed={"outcome": WEBHOOK_OUTCOMES},
 )
 jobs = SharedCounter(
-    "jobs", "Background jobs finished, by job function and outcome (succeeded, failed, retried).",
-    ["job", "outcome"], allowed={"outcome": JOB_OUTCOMES},
+    "jobs",
+    "Background jobs finished, by job function and outcome (succeeded, failed, retried).",
+    ["job", "outcome"],
+    allowed={"outcome": JOB_OUTCOMES},
 )
-_waha_calls = SharedCounter("waha_calls", "WAHA client calls by client method and outcome (ok or error class).",
-                            ["method", "outcome"])
+_waha_calls = SharedCounter(
+    "waha_calls", "WAHA client calls by client method and outcome (ok or error class).", ["method", "outcome"]
+)
 
 
 def observe_waha_call(method: str, outcome: str, seconds: float) -> None:
     """The WAHA client's observer: count the call and file its duration in the latency histogram."""
     index = bisect.bisect_left(WAHA_BUCKETS, seconds)
     bucket = repr(WAHA_BUCKETS[index]) if index < len(WAHA_BUCKETS) else "+Inf"
-    _shared_increment([
-        (_field("waha_calls", (method, outcome)), 1),
-        (_field("waha_seconds_bucket", (method, bucket)), 1),
-        (_field("waha_seconds_sum", (method,)), seconds),
-    ])
+    _shared_increment(
+        [
+            (_field("waha_calls", (method, outcome)), 1),
+            (_field("waha_seconds_bucket", (method, bucket)), 1),
+            (_field("waha_seconds_sum", (method,)), seconds),
+        ]
+    )
 
 
 def _waha_duration_family(values: dict[str, float]) -> HistogramMetricFamily:
@@ -193,9 +214,11 @@ def _waha_duration_family(values: dict[str, float]) -> HistogramMetricFamily:
             per_method.setdefault(parts[1], {})[parts[2]] = value
         elif parts[0] == "waha_seconds_sum" and len(parts) == 2:
             sums[parts[1]] = value
-    metric = HistogramMetricFamily("portal_waha_call_duration_seconds",
-                                   "Duration of WAHA client calls (retries included), by client method.",
-                                   labels=["method"])
+    metric = HistogramMetricFamily(
+        "portal_waha_call_duration_seconds",
+        "Duration of WAHA client calls (retries included), by client method.",
+        labels=["method"],
+    )
     for method in sorted(per_method):
         counts = per_method[method]
         running, buckets = 0.0, []
@@ -218,10 +241,14 @@ def _redis_families(connection: Any) -> list[Metric]:
     raw = connection.hgetall(SHARED_KEY)
     values = {k.decode(): float(v) for k, v in raw.items()}
     families: list[Metric] = [
-        _waha_calls.family(values), _waha_duration_family(values), webhook_events.family(values), jobs.family(values),
+        _waha_calls.family(values),
+        _waha_duration_family(values),
+        webhook_events.family(values),
+        jobs.family(values),
     ]
-    depth = GaugeMetricFamily("portal_rq_jobs", "Jobs in each RQ queue and registry, by queue and state.",
-                              labels=["queue", "state"])
+    depth = GaugeMetricFamily(
+        "portal_rq_jobs", "Jobs in each RQ queue and registry, by queue and state.", labels=["queue", "state"]
+    )
     for name in QUEUES:
         queue = Queue(name, connection=connection)
         counts = {
@@ -235,8 +262,9 @@ def _redis_families(connection: Any) -> list[Metric]:
         for state in RQ_STATES:
             depth.add_metric([name, state], counts[state])
     families.append(depth)
-    families.append(GaugeMetricFamily("portal_rq_workers", "RQ workers alive.",
-                                      value=len(Worker.all(connection=connection))))
+    families.append(
+        GaugeMetricFamily("portal_rq_workers", "RQ workers alive.", value=len(Worker.all(connection=connection)))
+    )
     return families
 
 
@@ -256,12 +284,18 @@ def database_snapshot() -> dict[str, Any]:
         .where(WebhookEvent.status.in_(("pending", "failed")))
         .group_by(WebhookEvent.status)
     ).all()
-    per_server = dict(db.session.execute(
-        select(WahaSession.server_id, func.count()).group_by(WahaSession.server_id)).all())
+    per_server = dict(
+        db.session.execute(select(WahaSession.server_id, func.count()).group_by(WahaSession.server_id)).all()
+    )
     servers = [
-        {"name": s.name, "up": 1 if s.health == "ok" else 0, "capacity": s.capacity,
-         "sessions": per_server.get(s.id, 0), "draining": 1 if s.is_draining else 0,
-         "enabled": 1 if s.is_enabled else 0}
+        {
+            "name": s.name,
+            "up": 1 if s.health == "ok" else 0,
+            "capacity": s.capacity,
+            "sessions": per_server.get(s.id, 0),
+            "draining": 1 if s.is_draining else 0,
+            "enabled": 1 if s.is_enabled else 0,
+        }
         for s in db.session.scalars(select(WahaServer).order_by(WahaServer.name))
     ]
     db.session.rollback()  # read-only; end the transaction so the connection goes back to the pool idle
@@ -281,15 +315,16 @@ def _database_families(snapshot: dict[str, Any]) -> list[Metric]:
     from portal.models import SESSION_STATUSES
 
     sessions = GaugeMetricFamily("portal_sessions", "WhatsApp sessions by status.", labels=["status"])
-    totals: dict[str, float] = {status: 0 for status in SESSION_STATUSES}
+    totals: dict[str, float] = dict.fromkeys(SESSION_STATUSES, 0)
     for status, n in snapshot["sessions"]:
         key = _bounded(status, SESSION_STATUSES)
         totals[key] = totals.get(key, 0) + n
     for status, n in sorted(totals.items()):
         sessions.add_metric([status], n)
 
-    messages = GaugeMetricFamily("portal_messages", "Stored messages by direction and status.",
-                                 labels=["direction", "status"])
+    messages = GaugeMetricFamily(
+        "portal_messages", "Stored messages by direction and status.", labels=["direction", "status"]
+    )
     grouped: dict[tuple[str, str], float] = {}
     for direction, status, n in snapshot["messages"]:
         key = (_bounded(direction, ("in", "out")), _bounded(status, MESSAGE_STATUSES))
@@ -297,8 +332,9 @@ def _database_families(snapshot: dict[str, Any]) -> list[Metric]:
     for (direction, status), n in sorted(grouped.items()):
         messages.add_metric([direction, status], n)
 
-    backlog = GaugeMetricFamily("portal_webhook_events_backlog", "Stored WAHA events not done yet, by status.",
-                                labels=["status"])
+    backlog = GaugeMetricFamily(
+        "portal_webhook_events_backlog", "Stored WAHA events not done yet, by status.", labels=["status"]
+    )
     pending = {"pending": 0, "failed": 0}
     pending.update({status: n for status, n in snapshot["webhook_backlog"]})
     for status, n in sorted(pending.items()):
@@ -367,8 +403,7 @@ def render() -> bytes:
         registry.register(_Forward())
 
     families: list[Metric] = []
-    up = GaugeMetricFamily("portal_metrics_source_up", "1 when this scrape could read the source.",
-                           labels=["source"])
+    up = GaugeMetricFamily("portal_metrics_source_up", "1 when this scrape could read the source.", labels=["source"])
     connection = None
     try:
         connection = redis_store.client
@@ -423,5 +458,8 @@ def init_app(app: Flask) -> None:
 
 def metrics_response() -> Response:
     """The /metrics answer."""
-    return Response(render(), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
-                    headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
+    return Response(
+        render(),
+        mimetype=CONTENT_TYPE_LATEST.split(";")[0],
+        headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"},
+    )

@@ -61,7 +61,7 @@ def decode_id(cursor: str, prefix: str) -> int:
         raw = _decode(cursor)
         if not raw.startswith(prefix):
             raise ValueError
-        return int(raw[len(prefix):])
+        return int(raw[len(prefix) :])
     except (ValueError, UnicodeDecodeError):
         raise _invalid() from None
 

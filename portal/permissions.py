@@ -23,8 +23,7 @@ PERMISSIONS = {
 LINK_PHONE = "sessions:write"
 
 # What an API token gets when no scopes are named: the /waha API's own permissions, not team or token admin.
-API_SCOPES = ("sessions:read", "sessions:write", "messages:read", "messages:send", "webhooks:read",
-              "webhooks:manage")
+API_SCOPES = ("sessions:read", "sessions:write", "messages:read", "messages:send", "webhooks:read", "webhooks:manage")
 
 _READ = {"sessions:read", "messages:read", "webhooks:read"}
 _OPERATE = _READ | {"sessions:write", "messages:send"}

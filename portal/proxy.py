@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from flask import Flask, current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -41,8 +42,9 @@ def parse_trusted_proxies(raw: str, name: str = "TRUSTED_PROXIES") -> int | tupl
             networks.append(str(ipaddress.ip_network(part, strict=False)))
         except ValueError:
             raise ValueError(
-                f'{name} must be a number of proxies (e.g. 1) or a comma-separated list of proxy addresses or '
-                f'networks (e.g. 10.0.0.0/8, 192.0.2.7), got "{part}"') from None
+                f"{name} must be a number of proxies (e.g. 1) or a comma-separated list of proxy addresses or "
+                f'networks (e.g. 10.0.0.0/8, 192.0.2.7), got "{part}"'
+            ) from None
     if not networks:
         raise ValueError(f'{name} must be a number of proxies or a list of networks, got "{raw}"')
     return tuple(networks)
@@ -51,7 +53,7 @@ def parse_trusted_proxies(raw: str, name: str = "TRUSTED_PROXIES") -> int | tupl
 def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     value = value.strip()
     if value.startswith("[") and "]" in value:  # [v6]:port
-        value = value[1:value.index("]")]
+        value = value[1 : value.index("]")]
     elif value.count(":") == 1:  # v4:port
         value = value.split(":", 1)[0]
     try:

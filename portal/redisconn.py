@@ -74,8 +74,12 @@ class RedisGuard:
         self.breaker.record(failed=True)
         if not self.down and self.breaker.state == "open":
             self.down = True
-            log.warning("Redis at %s is unavailable (%s); failing fast, retrying every %.0f s",
-                        self.name, type(error).__name__, self.breaker.reset_s)
+            log.warning(
+                "Redis at %s is unavailable (%s); failing fast, retrying every %.0f s",
+                self.name,
+                type(error).__name__,
+                self.breaker.reset_s,
+            )
 
     def succeeded(self) -> None:
         """Count one answer from Redis."""
@@ -130,7 +134,10 @@ def fail_fast_client(url: str, timeout_ms: int = DEFAULT_TIMEOUT_MS, guard: Redi
     """A Redis client for ``url`` that follows the portal's failure policy (see the module docstring)."""
     timeout = timeout_ms / 1000
     pool = redis.ConnectionPool.from_url(
-        url, socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=30,
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        health_check_interval=30,
         retry=_OneQuickRetry(ConstantBackoff(RETRY_PAUSE_S), 1),
     )
     guard = guard or RedisGuard(_safe_location(pool))
@@ -144,12 +151,19 @@ def plain_client(url: str, connect_timeout_ms: int = DEFAULT_TIMEOUT_MS) -> redi
 
     The read timeout is left to RQ, which sets one longer than its blocking dequeue.
     """
-    return redis.Redis.from_url(url, socket_connect_timeout=connect_timeout_ms / 1000, health_check_interval=30,
-                                retry=Retry(ConstantBackoff(RETRY_PAUSE_S), 1))
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=connect_timeout_ms / 1000,
+        health_check_interval=30,
+        retry=Retry(ConstantBackoff(RETRY_PAUSE_S), 1),
+    )
 
 
 def limiter_storage_options(timeout_ms: int = DEFAULT_TIMEOUT_MS) -> dict[str, Any]:
     """Connection options for Flask-Limiter's own Redis connection (same timeouts, one quick retry)."""
     timeout = timeout_ms / 1000
-    return {"socket_connect_timeout": timeout, "socket_timeout": timeout,
-            "retry": Retry(ConstantBackoff(RETRY_PAUSE_S), 1)}
+    return {
+        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout,
+        "retry": Retry(ConstantBackoff(RETRY_PAUSE_S), 1),
+    }

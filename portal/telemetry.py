@@ -77,11 +77,14 @@ _PATTERNS = (
     # Authorization: Bearer <anything>
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 " + REDACTED),
     # key=value / "key": "value" / key: value for names that hold secrets
-    (re.compile(r"""(?ix)
+    (
+        re.compile(r"""(?ix)
         (["']?\b(?:x[-_]api[-_]key|api[-_]?key|apikey|authorization|access[-_]?token|refresh[-_]?token|token|
                   secret|client[-_]secret|password|passwd|hmac[-_]?key|webhook[-_]?secret)\b["']?
          \s*[:=]\s*["']?(?:(?:bearer|basic)\s+)?)
-        (?!\[REDACTED\]|(?:bearer|basic)\s+\[REDACTED\])([^\s"'&,;}]{3,})"""), r"\1" + REDACTED),
+        (?!\[REDACTED\]|(?:bearer|basic)\s+\[REDACTED\])([^\s"'&,;}]{3,})"""),
+        r"\1" + REDACTED,
+    ),
     # portal API tokens (keep the public prefix, it identifies the token without opening it)
     (re.compile(r"\b(wp_[0-9a-f]{12}_)[A-Za-z0-9_-]{8,}"), r"\1" + REDACTED),
     # Standard Webhooks secrets
@@ -92,7 +95,8 @@ _PATTERNS = (
 # Query parameters that carry one-time credentials (OAuth/OIDC codes and state, reset and invitation tokens).
 _QUERY_SECRET = re.compile(
     r"""(?i)([?&](?:code|state|token|key|secret|signature|sig|access_token|id_token|refresh_token|password|"""
-    r"""invitation|invite|reset)=)[^&\s"'#]+""")
+    r"""invitation|invite|reset)=)[^&\s"'#]+"""
+)
 # URL rules whose variables carry a credential (see register_token_routes), as compiled patterns.
 _route_patterns: tuple[re.Pattern[str], ...] = ()
 # Variable names in URL rules that hold a secret: /account/reset/<token>, /invite/<token>, /created/<key>...
@@ -140,7 +144,7 @@ def _mask_route(match: re.Match[str]) -> str:
     start, end = match.span("secret")
     base = match.start()
     text = match.group(0)
-    return text[:start - base] + REDACTED + text[end - base:]
+    return text[: start - base] + REDACTED + text[end - base :]
 
 
 def redact(text: str, *, keep_links: bool = False) -> str:
@@ -186,13 +190,14 @@ def configure_logging(level: str, fmt: str) -> None:
     """Root logging for the process: JSON or text, with the request context filter."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(tenant)s %(session)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-        ))
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(tenant)s %(session)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
     else:
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     handler.addFilter(ContextFilter())
     root = logging.getLogger()
@@ -206,8 +211,15 @@ def configure_logging(level: str, fmt: str) -> None:
     logging.getLogger("urllib3").setLevel(max(logging.getLevelName(level), logging.INFO))
 
 
-_SECRET_SETTINGS = ("SECRET_KEY", "ENCRYPTION_KEY", "WAHA_API_KEY", "WAHA_WEBHOOK_SECRET", "METRICS_TOKEN",
-                    "JWT_HS256_SECRET", "OIDC_CLIENT_SECRET")
+_SECRET_SETTINGS = (
+    "SECRET_KEY",
+    "ENCRYPTION_KEY",
+    "WAHA_API_KEY",
+    "WAHA_WEBHOOK_SECRET",
+    "METRICS_TOKEN",
+    "JWT_HS256_SECRET",
+    "OIDC_CLIENT_SECRET",
+)
 
 
 def init_app(app: Flask) -> None:
@@ -232,6 +244,11 @@ def init_app(app: Flask) -> None:
             response.headers[REQUEST_ID_HEADER] = request_id
         started = getattr(g, "request_started", None)
         if started is not None and request.endpoint != "static":
-            access.info("%s %s %s %.1fms", request.method, request.path, response.status_code,
-                        (time.perf_counter() - started) * 1000)
+            access.info(
+                "%s %s %s %.1fms",
+                request.method,
+                request.path,
+                response.status_code,
+                (time.perf_counter() - started) * 1000,
+            )
         return response

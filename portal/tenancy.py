@@ -6,9 +6,10 @@ caller acts for the tenant its token or JWT names. Either way views read `g.prin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, abort, g, request, session
 from flask_login import current_user
@@ -39,14 +40,18 @@ class Principal:
 
     def actor(self) -> Actor:
         """The audit actor for this request."""
-        return Actor(type="user" if self.kind == "user" else "token", id=self.actor_id, label=self.label,
-                     ip=request.remote_addr, request_id=getattr(g, "request_id", None))
+        return Actor(
+            type="user" if self.kind == "user" else "token",
+            id=self.actor_id,
+            label=self.label,
+            ip=request.remote_addr,
+            request_id=getattr(g, "request_id", None),
+        )
 
 
 def request_actor(kind: str = "anonymous", label: str | None = None, actor_id: str | None = None) -> Actor:
     """An audit actor for a request that has no principal yet (sign-in attempts, webhooks)."""
-    return Actor(type=kind, id=actor_id, label=label, ip=request.remote_addr,
-                 request_id=getattr(g, "request_id", None))
+    return Actor(type=kind, id=actor_id, label=label, ip=request.remote_addr, request_id=getattr(g, "request_id", None))
 
 
 def current_principal() -> Principal | None:
@@ -73,8 +78,14 @@ def _user_principal(user: Any) -> Principal | None:
             return None
         membership = memberships[0]
         session["tenant_id"] = membership.tenant_id
-    return Principal(kind="user", tenant=membership.tenant, permissions=permissions_for_roles([membership.role]),
-                     actor_id=str(user.id), label=user.email, role=membership.role)
+    return Principal(
+        kind="user",
+        tenant=membership.tenant,
+        permissions=permissions_for_roles([membership.role]),
+        actor_id=str(user.id),
+        label=user.email,
+        role=membership.role,
+    )
 
 
 def set_principal(principal: Principal) -> None:

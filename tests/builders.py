@@ -33,12 +33,10 @@ _seq = itertools.count(1)
 
 def make_tenant(slug: str | None = None, **kwargs: Any) -> Tenant:
     n = next(_seq)
-    return tenants_service.create_tenant(slug or f"tenant-{n}", kwargs.pop("name", f"Tenant {n}"), TEST_ACTOR,
-                                         **kwargs)
+    return tenants_service.create_tenant(slug or f"tenant-{n}", kwargs.pop("name", f"Tenant {n}"), TEST_ACTOR, **kwargs)
 
 
-def make_user(tenant: Tenant | None = None, role: str = "owner", email: str | None = None,
-              **kwargs: Any) -> User:
+def make_user(tenant: Tenant | None = None, role: str = "owner", email: str | None = None, **kwargs: Any) -> User:
     user = tenants_service.create_user(email or f"user{next(_seq)}@example.com", PASSWORD, TEST_ACTOR, **kwargs)
     if tenant is not None:
         tenants_service.set_membership(tenant, user, role, TEST_ACTOR)
@@ -52,8 +50,7 @@ def member(tenant: Any, role: str, email: str | None = None) -> Any:
 
 def make_token(tenant: Tenant, scopes: list[str] | None = None, **kwargs: Any) -> str:
     """A bearer secret for `tenant`."""
-    return tokens_service.create_token(tenant, kwargs.pop("name", "test token"), scopes, TEST_ACTOR,
-                                       **kwargs).secret
+    return tokens_service.create_token(tenant, kwargs.pop("name", "test token"), scopes, TEST_ACTOR, **kwargs).secret
 
 
 def mailed_link(to: str, marker: str = "/invite/") -> str:
@@ -82,15 +79,18 @@ def wait_for_status(owner: Any, session: Any, wanted: str, timeout: float = 5.0)
     `owner` is a tenant (sync through the service; returns the WahaSession) or an `Api` client (`session` is the
     session's id; sync through POST /waha/sessions/{id}/sync; returns the JSON body)."""
     if isinstance(owner, Api):
+
         def sync() -> tuple[str, Any]:
             response = owner.post(f"/waha/sessions/{session}/sync")
             assert response.status_code == 200, response.get_json()
             body = response.get_json()
             return body["status"], body
     else:
+
         def sync() -> tuple[str, Any]:
             synced = sessions_service.sync_session(owner, session.id)
             return synced.status, synced
+
     deadline = time.monotonic() + timeout
     while True:
         status, current = sync()
@@ -106,8 +106,9 @@ def scanning_session(tenant: Any, name: str = "Support") -> WahaSession:
     return wait_for_status(tenant, new_session(tenant, name), "SCAN_QR_CODE")
 
 
-def working_session(tenant: Any, sim: Any, name: str = "Support", phone: str = "491701234567",
-                    **kwargs: Any) -> WahaSession:
+def working_session(
+    tenant: Any, sim: Any, name: str = "Support", phone: str = "491701234567", **kwargs: Any
+) -> WahaSession:
     """A session linked to a phone (WORKING)."""
     session = new_session(tenant, name, **kwargs)
     wait_for(lambda: sim.session(session.external_name)["status"] in ("SCAN_QR_CODE", "STARTING"))
@@ -122,11 +123,27 @@ def create_session(api: Api, name: str = "support", **fields: Any) -> dict[str, 
     return response.get_json()
 
 
-def stored_message(tenant: Any, session: WahaSession, *, direction: str = "out", status: str = "SERVER",
-                   chat_id: str = "491709999999@c.us", body: str = "hello", **fields: Any) -> Message:
+def stored_message(
+    tenant: Any,
+    session: WahaSession,
+    *,
+    direction: str = "out",
+    status: str = "SERVER",
+    chat_id: str = "491709999999@c.us",
+    body: str = "hello",
+    **fields: Any,
+) -> Message:
     """A message row as webhook processing or a send leaves it."""
-    message = Message(tenant_id=tenant.id, session_id=session.id, direction=direction, chat_id=chat_id,
-                      from_me=direction == "out", body=body, status=status, **fields)
+    message = Message(
+        tenant_id=tenant.id,
+        session_id=session.id,
+        direction=direction,
+        chat_id=chat_id,
+        from_me=direction == "out",
+        body=body,
+        status=status,
+        **fields,
+    )
     db.session.add(message)
     db.session.commit()
     return message
@@ -139,8 +156,15 @@ def event_id() -> str:
     return f"evt_test{next(_seq):08d}{int(time.time() * 1000)}"
 
 
-def envelope(session: WahaSession, event: str, payload: dict[str, Any], *, id: str | None = None,
-             timestamp: int | None = None, me: dict | None = None) -> dict[str, Any]:
+def envelope(
+    session: WahaSession,
+    event: str,
+    payload: dict[str, Any],
+    *,
+    id: str | None = None,
+    timestamp: int | None = None,
+    me: dict | None = None,
+) -> dict[str, Any]:
     """A webhook body the way WAHA builds it (CONTRACT 8.4)."""
     return {
         "id": id or event_id(),
@@ -151,26 +175,54 @@ def envelope(session: WahaSession, event: str, payload: dict[str, Any], *, id: s
         "me": me,
         "payload": payload,
         "engine": "GOWS",
-        "environment": {"version": "2026.7.1", "engine": "GOWS", "tier": "CORE", "browser": None,
-                        "platform": "linux/x64", "worker": {"id": None}},
+        "environment": {
+            "version": "2026.7.1",
+            "engine": "GOWS",
+            "tier": "CORE",
+            "browser": None,
+            "platform": "linux/x64",
+            "worker": {"id": None},
+        },
     }
 
 
-def inbound_payload(text: str = "hello", *, sender: str = "491709999999", wa_id: str | None = None,
-                    media: dict | None = None) -> dict[str, Any]:
+def inbound_payload(
+    text: str = "hello", *, sender: str = "491709999999", wa_id: str | None = None, media: dict | None = None
+) -> dict[str, Any]:
     chat = f"{sender}@c.us"
     wa_id = wa_id or f"A{next(_seq):019d}"
-    return {"id": f"false_{chat}_{wa_id}", "timestamp": int(time.time()), "from": chat, "fromMe": False,
-            "source": "app", "to": None, "participant": None, "body": text, "hasMedia": media is not None,
-            "media": media, "ack": 2, "ackName": "DEVICE", "location": None, "vCards": [], "replyTo": None}
+    return {
+        "id": f"false_{chat}_{wa_id}",
+        "timestamp": int(time.time()),
+        "from": chat,
+        "fromMe": False,
+        "source": "app",
+        "to": None,
+        "participant": None,
+        "body": text,
+        "hasMedia": media is not None,
+        "media": media,
+        "ack": 2,
+        "ackName": "DEVICE",
+        "location": None,
+        "vCards": [],
+        "replyTo": None,
+    }
 
 
 def ack_payload(message_id: str, ack: int) -> dict[str, Any]:
     names = {-1: "ERROR", 0: "PENDING", 1: "SERVER", 2: "DEVICE", 3: "READ", 4: "PLAYED"}
     from_me = message_id.startswith("true_")
     chat = message_id.split("_")[1]
-    return {"id": message_id, "from": chat, "to": None, "participant": None, "fromMe": from_me, "ack": ack,
-            "ackName": names.get(ack, "UNKNOWN")}
+    return {
+        "id": message_id,
+        "from": chat,
+        "to": None,
+        "participant": None,
+        "fromMe": from_me,
+        "ack": ack,
+        "ackName": names.get(ack, "UNKNOWN"),
+    }
 
 
 def body_of(events: Any) -> bytes:
@@ -182,10 +234,14 @@ def sign(key: str, body: bytes) -> str:
     return hmac.new(key.encode(), body, hashlib.sha512).hexdigest()
 
 
-def post_events(client: FlaskClient, session: WahaSession, events: Any, *, key: str | None = None,
-                session_param: str | None = None) -> TestResponse:
+def post_events(
+    client: FlaskClient, session: WahaSession, events: Any, *, key: str | None = None, session_param: str | None = None
+) -> TestResponse:
     """POST one event (a dict) or a batch (a list) to the receiver, signed with the session's key."""
     body = events if isinstance(events, bytes) else body_of(events)
-    headers = {"Content-Type": "application/json", "X-Webhook-Hmac": sign(key or session.hmac_key, body),
-               "X-Webhook-Hmac-Algorithm": "sha512"}
+    headers = {
+        "Content-Type": "application/json",
+        "X-Webhook-Hmac": sign(key or session.hmac_key, body),
+        "X-Webhook-Hmac-Algorithm": "sha512",
+    }
     return client.post(f"/webhooks/waha?session={session_param or session.id}", data=body, headers=headers)

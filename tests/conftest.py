@@ -61,7 +61,7 @@ def _reset_rate_limits() -> None:
 
     try:
         limiter.reset()
-    except Exception:  # noqa: BLE001 - a storage that cannot be reached holds no counts to clear
+    except Exception:
         pass
     fallback = getattr(limiter, "_fallback_storage", None)
     if fallback is not None:
@@ -88,9 +88,14 @@ def _reset_schema(app: Flask) -> None:
 
 @pytest.fixture(scope="session")
 def _environ() -> dict[str, str]:
-    env = environ_for_tests(WAHA_API_KEY=SIM_API_KEY, WAHA_TIMEOUT="3000", WAHA_RETRY_ATTEMPTS="1",
-                       WAHA_WEBHOOK_TIMEOUT="2000", WAHA_WEBHOOK_RETRY_ATTEMPTS="2",
-                       MEDIA_ROOT=str(ROOT / "instance" / f"test-media{WORKER}"))
+    env = environ_for_tests(
+        WAHA_API_KEY=SIM_API_KEY,
+        WAHA_TIMEOUT="3000",
+        WAHA_RETRY_ATTEMPTS="1",
+        WAHA_WEBHOOK_TIMEOUT="2000",
+        WAHA_WEBHOOK_RETRY_ATTEMPTS="2",
+        MEDIA_ROOT=str(ROOT / "instance" / f"test-media{WORKER}"),
+    )
     return env
 
 
@@ -130,7 +135,7 @@ _seed = _Seed()
 
 
 def _fingerprint_sql(table: str, max_id: int) -> str:
-    return f'SELECT md5(string_agg(t::text, \'|\' ORDER BY t.id)) FROM "{table}" t WHERE t.id <= {max_id}'
+    return f"SELECT md5(string_agg(t::text, '|' ORDER BY t.id)) FROM \"{table}\" t WHERE t.id <= {max_id}"
 
 
 def _seed_default_server(application: Flask) -> None:
@@ -161,9 +166,13 @@ def _tables_with_rows(conn: sa.Connection, tables: list[str]) -> set[str]:
 
 def _moved_sequences(conn: sa.Connection) -> dict[str, int]:
     """Each sequence that has handed out a value since it was last restarted, with that value."""
-    return dict(conn.execute(sa.text(
-        "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL"
-    )).all())
+    return dict(
+        conn.execute(
+            sa.text(
+                "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL"
+            )
+        ).all()
+    )
 
 
 def _dirty(conn: sa.Connection, tables: list[str]) -> tuple[list[str], bool, dict[str, int]]:
@@ -173,15 +182,16 @@ def _dirty(conn: sa.Connection, tables: list[str]) -> tuple[list[str], bool, dic
     for t in tables:
         if t in _seed.tables:
             parts.append(f"SELECT '{t}', 'extra' WHERE EXISTS (SELECT 1 FROM \"{t}\" WHERE id > {_seed.tables[t]})")
-            parts.append(f"SELECT '{t}', 'changed' WHERE ({_fingerprint_sql(t, _seed.tables[t])}) "
-                         f"IS DISTINCT FROM {_quote(_seed.fingerprint[t])}")
+            parts.append(
+                f"SELECT '{t}', 'changed' WHERE ({_fingerprint_sql(t, _seed.tables[t])}) "
+                f"IS DISTINCT FROM {_quote(_seed.fingerprint[t])}"
+            )
         else:
             parts.append(f"SELECT '{t}', 'rows' WHERE EXISTS (SELECT 1 FROM \"{t}\")")
     found = conn.execute(sa.text(" UNION ALL ".join(parts))).all()
     changed = any(kind == "changed" for _, kind in found)
     names = {name for name, _ in found}
-    sequences = {name: value for name, value in _moved_sequences(conn).items()
-                 if _seed.sequences.get(name) != value}
+    sequences = {name: value for name, value in _moved_sequences(conn).items() if _seed.sequences.get(name) != value}
     return [t for t in tables if t in names], changed, sequences
 
 
@@ -204,10 +214,13 @@ def _empty_postgres(tables: list[str]) -> None:
                 for name in dirty:
                     keep = _seed.tables.get(name)
                     conn.execute(sa.text(f'DELETE FROM "{name}"' + (f" WHERE id > {keep}" if keep else "")))
-                for name in (_moved_sequences(conn) if changed else sequences):
+                for name in _moved_sequences(conn) if changed else sequences:
                     seeded = _seed.sequences.get(name)
-                    conn.execute(sa.text(f'ALTER SEQUENCE "{name}" RESTART') if seeded is None
-                                 else sa.text(f"SELECT setval('\"{name}\"', {seeded})"))
+                    conn.execute(
+                        sa.text(f'ALTER SEQUENCE "{name}" RESTART')
+                        if seeded is None
+                        else sa.text(f"SELECT setval('\"{name}\"', {seeded})")
+                    )
             return
         except sa.exc.OperationalError as exc:
             if "deadlock" not in str(exc) or attempt == 4:
@@ -328,9 +341,18 @@ def run_jobs(app: Flask) -> Callable[[], int]:
 # Playwright: Debian's Chromium, and the live portal as base URL.
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium",
-            "args": ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync"]}
+    return {
+        **browser_type_launch_args,
+        "executable_path": "/usr/bin/chromium",
+        "args": [
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    }
 
 
 @pytest.fixture(scope="session")
@@ -355,8 +377,12 @@ def hosts(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         entry = table[name]
         addresses = entry() if callable(entry) else entry
         port = int(port or 0)
-        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (a, port, 0, 0)) if ":" in a
-                else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in addresses]
+        return [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (a, port, 0, 0))
+            if ":" in a
+            else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in addresses
+        ]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     return table

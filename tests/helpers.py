@@ -48,14 +48,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, interval: float
 def csrf_token(client: FlaskClient, path: str = "/") -> str:
     """The CSRF token of a page, as a browser would read it."""
     page = client.get(path).get_data(as_text=True)
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
-        r'"X-CSRFToken": "([^"]+)"', page)
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(r'"X-CSRFToken": "([^"]+)"', page)
     assert match, f"no CSRF token on {path}"
     return match.group(1)
 
 
-def post(client: FlaskClient, path: str, data: dict[str, Any] | None = None, *, page: str = "/",
-         **kwargs: Any) -> Any:
+def post(client: FlaskClient, path: str, data: dict[str, Any] | None = None, *, page: str = "/", **kwargs: Any) -> Any:
     """POST a form with the CSRF token read from `page`, as the browser would send it."""
     return client.post(path, data={**(data or {}), "csrf_token": csrf_token(client, page)}, **kwargs)
 
@@ -90,14 +88,20 @@ class LoopbackServer:
         self._lock = threading.Lock()
         self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True, ssl_context=ssl_context)
         self.port = self.server.server_port
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         with self._lock:
-            self.requests.append({"method": request.method, "path": request.path, "host": request.host,
-                                  "headers": dict(request.headers), "body": request.get_data()})
+            self.requests.append(
+                {
+                    "method": request.method,
+                    "path": request.path,
+                    "host": request.host,
+                    "headers": dict(request.headers),
+                    "body": request.get_data(),
+                }
+            )
         return self.answer(request)(environ, start_response)
 
     def __enter__(self) -> LoopbackServer:
@@ -147,7 +151,8 @@ def check_against_openapi(app: Flask, method: str, path: str, response: Any) -> 
     documented = operation["responses"].get(str(response.status_code))
     assert documented is not None, (
         f"{method} {route.path} answered {response.status_code}, which the OpenAPI document does not list: "
-        f"{response.get_data(as_text=True)[:300]}")
+        f"{response.get_data(as_text=True)[:300]}"
+    )
     content = documented.get("content")
     if content is None:
         assert response.get_data() == b"", f"{method} {route.path} {response.status_code} should have no body"
@@ -173,8 +178,7 @@ class Api:
         return headers
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.client.open(path, method=method, headers=self.headers(kwargs.pop("headers", None)),
-                                    **kwargs)
+        response = self.client.open(path, method=method, headers=self.headers(kwargs.pop("headers", None)), **kwargs)
         check_against_openapi(self.client.application, method, path, response)
         return response
 
@@ -203,8 +207,16 @@ JWT_AUDIENCE = "waha-portal"
 def claims(**overrides: Any) -> dict[str, Any]:
     """Valid claims for tenant acme as an operator, expiring in five minutes."""
     now = int(time.time())
-    base = {"iss": JWT_ISSUER, "aud": JWT_AUDIENCE, "sub": "user-42", "iat": now, "nbf": now - 5,
-            "exp": now + 300, "tenant": "acme", "roles": ["operator"]}
+    base = {
+        "iss": JWT_ISSUER,
+        "aud": JWT_AUDIENCE,
+        "sub": "user-42",
+        "iat": now,
+        "nbf": now - 5,
+        "exp": now + 300,
+        "tenant": "acme",
+        "roles": ["operator"],
+    }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
 

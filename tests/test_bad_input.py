@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -22,16 +23,34 @@ ROOT = Path(__file__).resolve().parent.parent
 # Values that once answered 500 somewhere: Unicode digits, ids beyond any column, NUL, dates at the edge of the
 # calendar, junk cursors, negative numbers, overlong text.
 PATH_VALUES = ("²", "99999999999999999999", "2147483648", "0", "x\x00y", "a" * 300)
-QUERY_VALUES = ("\x00", "9999-12-31", "0001-01-01T00:00:00+01:00", "99999999999999999999", "²",
-                "!!not-a-cursor!!", "2024-02-30")
+QUERY_VALUES = (
+    "\x00",
+    "9999-12-31",
+    "0001-01-01T00:00:00+01:00",
+    "99999999999999999999",
+    "²",
+    "!!not-a-cursor!!",
+    "2024-02-30",
+)
 SKIP_ENDPOINTS = {"static", "auth.logout"}
 
 
 def _query_names() -> list[str]:
     """Every query parameter a view reads: names read from request.args in the code, filter form fields and the
     API's query models."""
-    names: set[str] = {"cursor", "page", "limit", "next", "session", "status", "since", "until", "before", "fresh",
-                       "_method"}
+    names: set[str] = {
+        "cursor",
+        "page",
+        "limit",
+        "next",
+        "session",
+        "status",
+        "since",
+        "until",
+        "before",
+        "fresh",
+        "_method",
+    }
     for path in (ROOT / "portal").rglob("*.py"):
         names.update(re.findall(r"request\.args(?:\.get)?[(\[]\s*[\"'](\w+)[\"']", path.read_text()))
     from portal.api.openapi import ROUTES
@@ -48,6 +67,7 @@ def _query_names() -> list[str]:
 
 def _fill(rule: Any, values: dict[str, str]) -> str:
     """The rule's path with each <converter:name> replaced by the raw value given (percent-encoded)."""
+
     def replace(match: re.Match[str]) -> str:
         name = match.group(2)
         return quote(values[name], safe="%")
@@ -56,8 +76,10 @@ def _fill(rule: Any, values: dict[str, str]) -> str:
 
 
 def _plausible(rule: Any) -> dict[str, str]:
-    return {name: ("1" if type(conv).__name__ in ("IntegerConverter", "IdConverter") else "x")
-            for name, conv in rule._converters.items()}
+    return {
+        name: ("1" if type(conv).__name__ in ("IntegerConverter", "IdConverter") else "x")
+        for name, conv in rule._converters.items()
+    }
 
 
 class Tracebacks(logging.Handler):
@@ -86,12 +108,20 @@ def signed_in(app: Flask, tenant: Any, login: Any) -> FlaskClient:
 
 
 def _rules(app: Flask, api: bool) -> list[Any]:
-    return [r for r in app.url_map.iter_rules()
-            if r.endpoint not in SKIP_ENDPOINTS and r.rule.startswith("/waha") == api]
+    return [
+        r for r in app.url_map.iter_rules() if r.endpoint not in SKIP_ENDPOINTS and r.rule.startswith("/waha") == api
+    ]
 
 
-def _call(client: FlaskClient, method: str, url: str, headers: dict[str, str], failures: list[str],
-          tracebacks: Tracebacks, **kwargs: Any) -> None:
+def _call(
+    client: FlaskClient,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    failures: list[str],
+    tracebacks: Tracebacks,
+    **kwargs: Any,
+) -> None:
     response = client.open(url, method=method, headers=headers, **kwargs)
     if response.status_code >= 500 and response.status_code != 503:
         failures.append(f"{method} {url!r} -> {response.status_code}: {response.get_data(as_text=True)[:200]}")
@@ -102,8 +132,9 @@ def _call(client: FlaskClient, method: str, url: str, headers: dict[str, str], f
         tracebacks.records.clear()
 
 
-def _walk(client: FlaskClient, rules: list[Any], headers: dict[str, str], tracebacks: Tracebacks,
-          html: bool) -> list[str]:
+def _walk(
+    client: FlaskClient, rules: list[Any], headers: dict[str, str], tracebacks: Tracebacks, html: bool
+) -> list[str]:
     failures: list[str] = []
     names = _query_names()
     from portal.api.openapi import route_for
@@ -122,11 +153,10 @@ def _walk(client: FlaskClient, rules: list[Any], headers: dict[str, str], traceb
         for value in QUERY_VALUES:
             if html:
                 # HTML views ignore parameters they do not read: one request carries them all.
-                _call(client, "GET", base + "?" + urlencode({name: value for name in names}), headers, failures,
-                      tracebacks)
+                _call(client, "GET", base + "?" + urlencode(dict.fromkeys(names, value)), headers, failures, tracebacks)
             else:
                 # The API refuses unknown parameters, so each declared one is tried alone.
-                for name in (route.query.model_fields if route and route.query else ("cursor",)):
+                for name in route.query.model_fields if route and route.query else ("cursor",):
                     _call(client, "GET", base + "?" + urlencode({name: value}), headers, failures, tracebacks)
         _call(client, "GET", base + "?status=a&status=b&cursor=x&cursor=y", headers, failures, tracebacks)
     return failures
@@ -140,8 +170,9 @@ def test_html_routes_answer_bad_input_with_4xx(app: Flask, signed_in: FlaskClien
 
 
 @pytest.mark.timeout(600)
-def test_api_routes_answer_bad_input_with_4xx(app: Flask, client: FlaskClient, tenant: Any,
-                                              tracebacks: Tracebacks) -> None:
+def test_api_routes_answer_bad_input_with_4xx(
+    app: Flask, client: FlaskClient, tenant: Any, tracebacks: Tracebacks
+) -> None:
     headers = {"Authorization": f"Bearer {make_token(tenant)}"}
     failures = _walk(client, _rules(app, api=True), headers, tracebacks, html=False)
     assert not failures, "\n".join(failures[:40])

@@ -32,8 +32,20 @@ def test_tenants_create_refuses_a_taken_slug(cli, tenant):
 
 
 def test_users_create_adds_the_role(cli, tenant):
-    result = cli.invoke(args=["users", "create", "--email", "ops@acme.example.com", "--tenant", "acme", "--role", "admin",
-                              "--password", "long-enough-password"])
+    result = cli.invoke(
+        args=[
+            "users",
+            "create",
+            "--email",
+            "ops@acme.example.com",
+            "--tenant",
+            "acme",
+            "--role",
+            "admin",
+            "--password",
+            "long-enough-password",
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert "as admin in 'acme'" in result.output
     user = db.session.scalar(db.select(User).where(User.email == "ops@acme.example.com"))
@@ -55,15 +67,17 @@ def test_users_create_refuses_a_common_password(cli, tenant):
 
 
 def test_users_create_refuses_an_unknown_tenant(cli, ctx):
-    result = cli.invoke(args=["users", "create", "--email", "a@b.example.com", "--tenant", "nope",
-                              "--password", "long-enough-password"])
+    result = cli.invoke(
+        args=["users", "create", "--email", "a@b.example.com", "--tenant", "nope", "--password", "long-enough-password"]
+    )
     assert result.exit_code != 0
     assert "No tenant with slug 'nope'" in result.output
 
 
 def test_servers_add_registers_a_server(cli, ctx):
-    result = cli.invoke(args=["servers", "add", "--name", "eu-2", "--url", "http://waha-2:3000",
-                              "--api-key", "k2", "--capacity", "20"])
+    result = cli.invoke(
+        args=["servers", "add", "--name", "eu-2", "--url", "http://waha-2:3000", "--api-key", "k2", "--capacity", "20"]
+    )
     assert result.exit_code == 0, result.output
     server = db.session.scalar(db.select(WahaServer).where(WahaServer.name == "eu-2"))
     assert server.capacity == 20 and server.api_key == "k2"
@@ -76,8 +90,20 @@ def test_server_api_key_is_encrypted_at_rest(cli, ctx):
 
 
 def test_tokens_create_prints_the_secret_once_and_stores_its_hash(cli, tenant):
-    result = cli.invoke(args=["tokens", "create", "--tenant", "acme", "--name", "ci",
-                              "--scopes", "sessions:read", "--scopes", "messages:send"])
+    result = cli.invoke(
+        args=[
+            "tokens",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "ci",
+            "--scopes",
+            "sessions:read",
+            "--scopes",
+            "messages:send",
+        ]
+    )
     assert result.exit_code == 0, result.output
     secret = result.stdout.strip().splitlines()[-1]
     assert secret.startswith("wp_")

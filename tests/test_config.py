@@ -33,13 +33,16 @@ def test_bad_timeout_is_reported_in_words():
     assert problems == ['WAHA_TIMEOUT must be a whole number of milliseconds, got "abc"']
 
 
-@pytest.mark.parametrize("name,value,expected", [
-    ("WAHA_RETRY_ATTEMPTS", "-1", 'WAHA_RETRY_ATTEMPTS must be 0 or more, got "-1"'),
-    ("WAHA_POOL_MAX", "0", 'WAHA_POOL_MAX must be at least 1, got "0"'),
-    ("WAHA_BASE_URL", "waha:3000", 'WAHA_BASE_URL must be an http(s) URL, got "waha:3000"'),
-    ("REDIS_URL", "http://x", 'REDIS_URL must be a redis:// URL, got "http://x"'),
-    ("WEBHOOK_ALLOW_PRIVATE", "maybe", 'WEBHOOK_ALLOW_PRIVATE must be true or false, got "maybe"'),
-])
+@pytest.mark.parametrize(
+    "name,value,expected",
+    [
+        ("WAHA_RETRY_ATTEMPTS", "-1", 'WAHA_RETRY_ATTEMPTS must be 0 or more, got "-1"'),
+        ("WAHA_POOL_MAX", "0", 'WAHA_POOL_MAX must be at least 1, got "0"'),
+        ("WAHA_BASE_URL", "waha:3000", 'WAHA_BASE_URL must be an http(s) URL, got "waha:3000"'),
+        ("REDIS_URL", "http://x", 'REDIS_URL must be a redis:// URL, got "http://x"'),
+        ("WEBHOOK_ALLOW_PRIVATE", "maybe", 'WEBHOOK_ALLOW_PRIVATE must be true or false, got "maybe"'),
+    ],
+)
 def test_each_bad_value_gets_its_own_line(name, value, expected):
     _, problems = load_settings({name: value})
     assert problems == [expected]
@@ -53,8 +56,14 @@ def test_pool_min_above_max_is_refused():
 def test_production_lists_every_missing_variable():
     _, problems = load_settings({"PORTAL_ENV": "production"})
     missing = {p.split(" ", 1)[0] for p in problems}
-    assert {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL", "WAHA_API_KEY",
-            "WAHA_WEBHOOK_SECRET"} <= missing
+    assert {
+        "SECRET_KEY",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "PUBLIC_BASE_URL",
+        "WAHA_API_KEY",
+        "WAHA_WEBHOOK_SECRET",
+    } <= missing
 
 
 def test_production_app_refuses_to_start_with_a_bad_value():
@@ -78,8 +87,10 @@ def test_production_refuses_the_log_mail_backend():
     production = {k: v for k, v in PRODUCTION.items() if k not in ("MAIL_BACKEND", "SMTP_URL")}
     for environ in (production, dict(production, MAIL_BACKEND="log")):
         _, problems = load_settings(environ)
-        assert problems == ["MAIL_BACKEND=log writes password-reset and invitation links to the log; set "
-                            "MAIL_BACKEND=smtp and SMTP_URL in production"]
+        assert problems == [
+            "MAIL_BACKEND=log writes password-reset and invitation links to the log; set "
+            "MAIL_BACKEND=smtp and SMTP_URL in production"
+        ]
 
 
 def test_check_config_reports_the_log_mail_backend_in_production():

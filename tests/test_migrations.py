@@ -53,8 +53,7 @@ def test_models_and_migration_agree(app):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    with app.app_context():
-        with db.engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": False})
-            diff = compare_metadata(context, db.metadata)
+    with app.app_context(), db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": False})
+        diff = compare_metadata(context, db.metadata)
     assert diff == []

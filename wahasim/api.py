@@ -1,4 +1,5 @@
 """The WAHA HTTP surface: /ping, /health and /api/** (CONTRACT sections 2-9)."""
+
 from __future__ import annotations
 
 import base64
@@ -69,8 +70,9 @@ def guard():
             if failure == 0 and _drop_connection():
                 return Response(b"", status=500)
             status = failure or 503
-            return json_response({"message": "Simulated failure", "error": errors.phrase(status),
-                                  "statusCode": status}, status)
+            return json_response(
+                {"message": "Simulated failure", "error": errors.phrase(status), "statusCode": status}, status
+            )
     configured = simulator.settings.api_key
     if configured:
         provided = request.headers.get("X-Api-Key")
@@ -82,6 +84,7 @@ def guard():
 
 
 # ---------------------------------------------------------------- observability
+
 
 @bp.get("/ping")
 def ping():
@@ -105,6 +108,7 @@ def server_status():
 
 
 # ---------------------------------------------------------------- sessions
+
 
 def _flag(name: str, default: bool = False) -> bool:
     value = request.args.get(name)
@@ -203,6 +207,7 @@ def me(session):
 
 # ---------------------------------------------------------------- pairing
 
+
 def _image(png: bytes, label: str) -> Response:
     """The Accept rule: exactly `application/json` gets base64 JSON, anything else raw bytes."""
     if request.headers.get("Accept") == "application/json":
@@ -232,6 +237,7 @@ def screenshot():
 
 
 # ---------------------------------------------------------------- messaging
+
 
 def _send(kind: str):
     return json_response(sim().send(kind, body_json()), 201)

@@ -1,9 +1,10 @@
 """Flask application factory of the simulator."""
+
 from __future__ import annotations
 
 import logging
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
@@ -55,21 +56,29 @@ def create_app(settings: Settings | dict | None = None, simulator: Simulator | N
             return _json(errors.unknown_route(request.method, request.path).body, 404)
         if exc.code == 413:
             return _json(errors.nest(413, "request entity too large").body, 413)
-        return _json(errors.nest(exc.code or 500, exc.description or errors.phrase(exc.code or 500)).body,
-                     exc.code or 500)
+        return _json(
+            errors.nest(exc.code or 500, exc.description or errors.phrase(exc.code or 500)).body, exc.code or 500
+        )
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unexpected error on %s %s", request.method, request.path)
         body = request.get_json(silent=True) if request.get_data(cache=True) else None
         simulator_ = app.extensions["wahasim"]
-        return _json({
-            "statusCode": 500,
-            "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "exception": {"message": str(exc), "name": "Error", "stack": "".join(traceback.format_exception(exc))},
-            "request": {"path": request.path, "method": request.method, "body": body or {},
-                        "query": request.args.to_dict()},
-            "version": {k: v for k, v in simulator_.environment().items() if k != "worker"},
-        }, 500)
+        return _json(
+            {
+                "statusCode": 500,
+                "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "exception": {"message": str(exc), "name": "Error", "stack": "".join(traceback.format_exception(exc))},
+                "request": {
+                    "path": request.path,
+                    "method": request.method,
+                    "body": body or {},
+                    "query": request.args.to_dict(),
+                },
+                "version": {k: v for k, v in simulator_.environment().items() if k != "worker"},
+            },
+            500,
+        )
 
     return app

@@ -5,6 +5,7 @@ form post and then redirects back to the page, so the page needs no scripts.
 With scripts, control.js refreshes the session table's live cells every few
 seconds without touching the forms, so nothing typed is lost.
 """
+
 from __future__ import annotations
 
 from html import escape
@@ -60,6 +61,7 @@ def _truthy(value) -> bool:
 
 
 # ---------------------------------------------------------------- JSON endpoints
+
 
 @bp.get("/state")
 def state():
@@ -180,9 +182,11 @@ def reset():
 
 # ---------------------------------------------------------------- HTML page
 
+
 def _form(action: str, label: str, fields: str = "") -> str:
-    return (f'<form method="post" action="{escape(action)}">{fields}'
-            f'<button type="submit">{escape(label)}</button></form>')
+    return (
+        f'<form method="post" action="{escape(action)}">{fields}<button type="submit">{escape(label)}</button></form>'
+    )
 
 
 def _live_cells(info: dict) -> str:
@@ -191,40 +195,58 @@ def _live_cells(info: dict) -> str:
     me = info.get("me") or {}
     qr = ""
     if info["status"] == SCAN_QR_CODE and info["qr"]["value"]:
-        qr = (f'<img alt="QR for {escape(name)}" width="200" '
-              f'src="/_sim/sessions/{quote(name)}/qr.png?n={info["qr"]["count"]}">')
-    return (f'<td data-live="status">{escape(info["status"])}</td>'
-            f'<td data-live="me">{escape(me.get("id", ""))} {escape(me.get("pushName", ""))}</td>'
-            f'<td data-live="qr">{qr}</td>')
+        qr = (
+            f'<img alt="QR for {escape(name)}" width="200" '
+            f'src="/_sim/sessions/{quote(name)}/qr.png?n={info["qr"]["count"]}">'
+        )
+    return (
+        f'<td data-live="status">{escape(info["status"])}</td>'
+        f'<td data-live="me">{escape(me.get("id", ""))} {escape(me.get("pushName", ""))}</td>'
+        f'<td data-live="qr">{qr}</td>'
+    )
 
 
 def _session_row(info: dict) -> str:
     name = info["name"]
     base = f"/_sim/sessions/{quote(name)}"
-    actions = "".join([
-        _form(f"{base}/scan", "Scan",
-              '<input name="phone" placeholder="phone" value="491701234567" size="13">'
-              '<input name="pushName" placeholder="push name" size="10">'),
-        _form(f"{base}/fail", "Fail"),
-        _form(f"{base}/stop", "Stop"),
-        _form(f"{base}/start", "Start"),
-        _form(f"{base}/logout-from-phone", "Logout from phone"),
-        _form(f"{base}/inbound", "Receive text",
-              '<input name="from" value="491709999999" size="13">'
-              '<input name="text" placeholder="text" value="hi">'),
-        _form(f"{base}/inbound", "Receive image",
-              '<input name="from" value="491709999999" size="13">'
-              '<input name="text" placeholder="caption" value="a picture">'
-              '<input type="hidden" name="image" value="1">'),
-    ])
-    return (f'<tr data-session="{escape(name, quote=True)}"><td>{escape(name)}</td>{_live_cells(info)}'
-            f"<td class=actions>{actions}</td></tr>")
+    actions = "".join(
+        [
+            _form(
+                f"{base}/scan",
+                "Scan",
+                '<input name="phone" placeholder="phone" value="491701234567" size="13">'
+                '<input name="pushName" placeholder="push name" size="10">',
+            ),
+            _form(f"{base}/fail", "Fail"),
+            _form(f"{base}/stop", "Stop"),
+            _form(f"{base}/start", "Start"),
+            _form(f"{base}/logout-from-phone", "Logout from phone"),
+            _form(
+                f"{base}/inbound",
+                "Receive text",
+                '<input name="from" value="491709999999" size="13"><input name="text" placeholder="text" value="hi">',
+            ),
+            _form(
+                f"{base}/inbound",
+                "Receive image",
+                '<input name="from" value="491709999999" size="13">'
+                '<input name="text" placeholder="caption" value="a picture">'
+                '<input type="hidden" name="image" value="1">',
+            ),
+        ]
+    )
+    return (
+        f'<tr data-session="{escape(name, quote=True)}"><td>{escape(name)}</td>{_live_cells(info)}'
+        f"<td class=actions>{actions}</td></tr>"
+    )
 
 
 def _summary(state_: dict) -> str:
-    return (f"Engine {escape(state_['engine'])}, version {escape(state_['version'])}, tier {escape(state_['tier'])}, "
-            f"started {state_['startTimestamp']}, latency {state_['latencyMs']} ms, "
-            f"failing next {state_['failNext']['count']} calls with {state_['failNext']['status']}.")
+    return (
+        f"Engine {escape(state_['engine'])}, version {escape(state_['version'])}, tier {escape(state_['tier'])}, "
+        f"started {state_['startTimestamp']}, latency {state_['latencyMs']} ms, "
+        f"failing next {state_['failNext']['count']} calls with {state_['failNext']['status']}."
+    )
 
 
 STYLE = """<style>
@@ -245,9 +267,14 @@ def script():
 def live():
     """The session table alone, reloading itself: the live view for browsers without scripts."""
     state_ = sim().state()
-    rows = "".join(f'<tr data-session="{escape(info["name"], quote=True)}"><td>{escape(info["name"])}</td>'
-                   f"{_live_cells(info)}</tr>" for info in state_["sessions"].values()) or \
-        '<tr><td colspan="4">No sessions yet.</td></tr>'
+    rows = (
+        "".join(
+            f'<tr data-session="{escape(info["name"], quote=True)}"><td>{escape(info["name"])}</td>'
+            f"{_live_cells(info)}</tr>"
+            for info in state_["sessions"].values()
+        )
+        or '<tr><td colspan="4">No sessions yet.</td></tr>'
+    )
     html = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="{REFRESH_SECONDS}">
 <title>WAHA simulator sessions</title>{STYLE}</head><body>
@@ -261,22 +288,38 @@ def live():
 @bp.get("")
 def page():
     state_ = sim().state()
-    rows = "".join(_session_row(info) for info in state_["sessions"].values()) or \
-        '<tr data-empty><td colspan="5">No sessions yet.</td></tr>'
-    server = "".join([
-        _form("/_sim/sessions", "Create session",
-              '<input name="name" placeholder="name (optional)">'
-              '<input name="webhook" placeholder="webhook URL (optional)" size="30">'
-              '<input name="hmac" placeholder="HMAC key (optional)">'),
-        _form("/_sim/restart", "Restart server",
-              '<label><input type="checkbox" name="wipe" value="1"> wipe sessions</label>'),
-        _form("/_sim/latency", "Set latency",
-              f'<input name="ms" type="number" min="0" value="{state_["latencyMs"]}"> ms'),
-        _form("/_sim/fail-next", "Fail next calls",
-              '<input name="count" type="number" min="0" value="3"> calls with status '
-              '<input name="status" type="number" value="503" min="0"> (0 = drop connection)'),
-        _form("/_sim/reset", "Reset everything"),
-    ])
+    rows = (
+        "".join(_session_row(info) for info in state_["sessions"].values())
+        or '<tr data-empty><td colspan="5">No sessions yet.</td></tr>'
+    )
+    server = "".join(
+        [
+            _form(
+                "/_sim/sessions",
+                "Create session",
+                '<input name="name" placeholder="name (optional)">'
+                '<input name="webhook" placeholder="webhook URL (optional)" size="30">'
+                '<input name="hmac" placeholder="HMAC key (optional)">',
+            ),
+            _form(
+                "/_sim/restart",
+                "Restart server",
+                '<label><input type="checkbox" name="wipe" value="1"> wipe sessions</label>',
+            ),
+            _form(
+                "/_sim/latency",
+                "Set latency",
+                f'<input name="ms" type="number" min="0" value="{state_["latencyMs"]}"> ms',
+            ),
+            _form(
+                "/_sim/fail-next",
+                "Fail next calls",
+                '<input name="count" type="number" min="0" value="3"> calls with status '
+                '<input name="status" type="number" value="503" min="0"> (0 = drop connection)',
+            ),
+            _form("/_sim/reset", "Reset everything"),
+        ]
+    )
     # No meta refresh: it reloaded the whole page and wiped whatever was being typed into a form. The script
     # refreshes the live cells only; without scripts the frame below shows the live table.
     html = f"""<!doctype html>

@@ -1,4 +1,5 @@
 """Error bodies exactly as WAHA shapes them (CONTRACT section 4)."""
+
 from __future__ import annotations
 
 import base64

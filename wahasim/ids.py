@@ -1,4 +1,5 @@
 """Identifiers shaped like the ones WAHA and WhatsApp produce."""
+
 from __future__ import annotations
 
 import base64
@@ -53,6 +54,7 @@ def wa_message_id() -> str:
 
 def qr_value() -> str:
     """A string shaped like the value WhatsApp encodes in its pairing QR code."""
+
     def part(n: int) -> str:
         return base64.b64encode(os.urandom(n)).decode()
 

@@ -1,4 +1,5 @@
 """PNG images: real QR codes made with segno (no Pillow needed)."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """Settings of the simulator: one dataclass shared by the CLI, create_app and SimServer."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
@@ -64,7 +65,7 @@ class Settings:
         return f"http://{host}:{self.port}"
 
     @classmethod
-    def from_mapping(cls, values: dict | None) -> "Settings":
+    def from_mapping(cls, values: dict | None) -> Settings:
         """Build settings from a dict, ignoring keys that are not settings."""
         values = dict(values or {})
         names = {f.name for f in fields(cls)}

@@ -3,6 +3,7 @@
 A message is held as a plain record dict: id, waId, chatId, kind (text/image/file/voice/video),
 body, file, media, timestamp, replyTo.
 """
+
 from __future__ import annotations
 
 import copy
@@ -13,9 +14,16 @@ import time
 ACK_NAMES = {-1: "ERROR", 0: "PENDING", 1: "SERVER", 2: "DEVICE", 3: "READ", 4: "PLAYED"}
 # File extensions as the npm mime-types package names them (WAHA uses it for media.url).
 EXTENSIONS = {
-    "image/jpeg": "jpeg", "image/png": "png", "image/webp": "webp", "image/gif": "gif",
-    "audio/ogg": "oga", "audio/mpeg": "mp3", "audio/mp4": "m4a", "video/mp4": "mp4",
-    "application/pdf": "pdf", "text/plain": "txt",
+    "image/jpeg": "jpeg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "audio/ogg": "oga",
+    "audio/mpeg": "mp3",
+    "audio/mp4": "m4a",
+    "video/mp4": "mp4",
+    "application/pdf": "pdf",
+    "text/plain": "txt",
 }
 WEBJS_TYPES = {"text": "chat", "image": "image", "file": "document", "voice": "ptt", "video": "video"}
 PROTO_KEYS = {"image": "imageMessage", "file": "documentMessage", "voice": "audioMessage", "video": "videoMessage"}
@@ -77,8 +85,12 @@ def proto(record: dict) -> dict:
 
 
 def webjs_id(record: dict) -> dict:
-    return {"fromMe": record["id"].startswith("true_"), "remote": record["chatId"], "id": record["waId"],
-            "_serialized": record["id"]}
+    return {
+        "fromMe": record["id"].startswith("true_"),
+        "remote": record["chatId"],
+        "id": record["waId"],
+        "_serialized": record["id"],
+    }
 
 
 def raw_data(engine: str, record: dict, own_id: str | None, push_name: str = "") -> dict:

@@ -4,6 +4,7 @@ Every public method takes the one lock, so the Flask views, the timer thread and
 the test helper can call in from any thread. HTTP concerns (headers, PNG vs
 JSON) stay in the views; this module answers with data or raises SimError.
 """
+
 from __future__ import annotations
 
 import base64
@@ -209,11 +210,15 @@ class Simulator:
         s.status = status
         s.history.append({"status": status, "timestamp": now_ms()})
         del s.history[:-3]
-        self._emit(s, "session.status", {
-            "name": s.name,
-            "status": status,
-            "statuses": copy.deepcopy(s.history),
-        })
+        self._emit(
+            s,
+            "session.status",
+            {
+                "name": s.name,
+                "status": status,
+                "statuses": copy.deepcopy(s.history),
+            },
+        )
 
     # ------------------------------------------------------------------ state machine
 
@@ -438,6 +443,7 @@ class Simulator:
 
     def screenshot(self, name: str) -> bytes:
         """PNG bytes; GOWS/NOWEB only have something to show while SCAN_QR_CODE."""
+
         def attempt():
             s = self._running(name)
             if s.status == SCAN_QR_CODE and s.qr_value:
@@ -488,8 +494,12 @@ class Simulator:
             if data is not None:
                 media = self._store_file(s, msg_id, data, file_info["mimetype"], file_info.get("filename"))
             else:
-                media = {"url": file_info["url"], "mimetype": file_info["mimetype"],
-                         "filename": file_info.get("filename"), "error": None}
+                media = {
+                    "url": file_info["url"],
+                    "mimetype": file_info["mimetype"],
+                    "filename": file_info.get("filename"),
+                    "error": None,
+                }
         record = {
             "id": msg_id,
             "waId": wa_id,
@@ -581,6 +591,7 @@ class Simulator:
 
         WAHA reads the engine's message store; the simulator's store is the session's outbox and inbox.
         """
+
         def attempt():
             s = self._working(name)
             chat = shapes.normalize_chat(chat_id)
@@ -640,7 +651,13 @@ class Simulator:
         free = shutil.disk_usage(folder).free
         info = {
             "mediaFiles.space": {"status": "up", "path": folder, "diskPath": "/", "free": free, "threshold": 104857600},
-            "sessionsFiles.space": {"status": "up", "path": folder, "diskPath": "/", "free": free, "threshold": 104857600},
+            "sessionsFiles.space": {
+                "status": "up",
+                "path": folder,
+                "diskPath": "/",
+                "free": free,
+                "threshold": 104857600,
+            },
         }
         return {"status": "ok", "info": info, "error": {}, "details": copy.deepcopy(info)}
 
@@ -733,16 +750,24 @@ class Simulator:
                     mimetype = media.get("mimetype") or "image/png"
                 media_out = self._store_file(s, msg_id, data, mimetype, media.get("filename"))
             record = {
-                "id": msg_id, "waId": wa_id, "clientId": None, "chatId": chat,
-                "kind": "text" if media_out is None else "image", "body": text or "",
-                "file": None if media_out is None else {"mimetype": media_out["mimetype"],
-                                                        "filename": media_out["filename"]},
-                "media": media_out, "timestamp": ts, "ack": 2,
+                "id": msg_id,
+                "waId": wa_id,
+                "clientId": None,
+                "chatId": chat,
+                "kind": "text" if media_out is None else "image",
+                "body": text or "",
+                "file": None
+                if media_out is None
+                else {"mimetype": media_out["mimetype"], "filename": media_out["filename"]},
+                "media": media_out,
+                "timestamp": ts,
+                "ack": 2,
             }
             self._remember(s.inbox, msg_id, record, s)
             s.activity = now_ms()
-            payload = shapes.message_payload(self.engine, record, (s.auth or {}).get("id"), ack=2,
-                                             push_name="Sim Contact")
+            payload = shapes.message_payload(
+                self.engine, record, (s.auth or {}).get("id"), ack=2, push_name="Sim Contact"
+            )
             self._emit(s, "message", copy.deepcopy(payload))
             self._emit(s, "message.any", payload)
             return msg_id
@@ -756,8 +781,16 @@ class Simulator:
                 parts = str(msg_id).split("_")
                 if len(parts) < 3 or parts[0] not in ("true", "false"):
                     raise ControlError(400, "id must look like <fromMe>_<chatId>_<messageId>")
-                record = {"id": msg_id, "chatId": parts[1], "waId": parts[2], "kind": "text",
-                          "body": "", "media": None, "timestamp": int(time.time()), "ack": 0}
+                record = {
+                    "id": msg_id,
+                    "chatId": parts[1],
+                    "waId": parts[2],
+                    "kind": "text",
+                    "body": "",
+                    "media": None,
+                    "timestamp": int(time.time()),
+                    "ack": 0,
+                }
             return self._emit_ack(s, record, int(ack))
 
     def server_restart(self, wipe: bool = False) -> None:

@@ -1,10 +1,11 @@
 """In-process simulator for tests: SimServer runs wahasim on a free loopback port.
 
-    sim = SimServer(api_key="sim-key", engine="GOWS", ack_delay=0.05)
-    sim.start()
-    requests.get(sim.url + "/api/sessions", headers={"X-Api-Key": sim.api_key})
-    sim.stop()
+sim = SimServer(api_key="sim-key", engine="GOWS", ack_delay=0.05)
+sim.start()
+requests.get(sim.url + "/api/sessions", headers={"X-Api-Key": sim.api_key})
+sim.stop()
 """
+
 from __future__ import annotations
 
 import threading
@@ -50,7 +51,7 @@ class SimServer:
         """Headers with the API key, handy for requests calls."""
         return {"X-Api-Key": self.api_key} if self.api_key else {}
 
-    def start(self) -> "SimServer":
+    def start(self) -> SimServer:
         if self._server is not None:
             return self
         self.simulator = Simulator(self.settings)
@@ -61,8 +62,9 @@ class SimServer:
         if not self.settings.public_url:
             self.settings.public_url = self.url
         # A short poll interval makes stop() return quickly (the default is 0.5 s).
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        name="wahasim-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="wahasim-http", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -75,7 +77,7 @@ class SimServer:
         self.simulator.close()
         self._server = None
 
-    def __enter__(self) -> "SimServer":
+    def __enter__(self) -> SimServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -3,6 +3,7 @@
 All delayed work of the simulator (QR rotation, acks, webhook retries) goes
 through here, so a server holds one timer thread instead of one per timer.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -10,7 +11,7 @@ import itertools
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 log = logging.getLogger("wahasim.timers")
 

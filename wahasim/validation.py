@@ -3,6 +3,7 @@
 Unknown fields are stripped silently (whitelist mode); every problem becomes one
 string in the 400 `message` array.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,18 +14,40 @@ from .errors import validation
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]*$")
 NAME_MAX = 54
 NAME_MESSAGE = (
-    "Session name can only contain alphanumeric characters, hyphens, and underscores "
-    "(a-z, A-Z, 0-9, -, _) or be empty"
+    "Session name can only contain alphanumeric characters, hyphens, and underscores (a-z, A-Z, 0-9, -, _) or be empty"
 )
 
 EVENTS = (
-    "session.status", "message", "message.any", "message.reaction", "message.ack",
-    "message.ack.group", "message.waiting", "message.revoked", "message.edited", "chat.archive",
-    "group.v2.join", "group.v2.leave", "group.v2.update", "group.v2.participants", "presence.update",
-    "poll.vote", "poll.vote.failed", "call.received", "call.accepted", "call.rejected",
-    "label.upsert", "label.deleted", "label.chat.added", "label.chat.deleted",
-    "event.response", "event.response.failed", "engine.event",
-    "state.change", "group.join", "group.leave",
+    "session.status",
+    "message",
+    "message.any",
+    "message.reaction",
+    "message.ack",
+    "message.ack.group",
+    "message.waiting",
+    "message.revoked",
+    "message.edited",
+    "chat.archive",
+    "group.v2.join",
+    "group.v2.leave",
+    "group.v2.update",
+    "group.v2.participants",
+    "presence.update",
+    "poll.vote",
+    "poll.vote.failed",
+    "call.received",
+    "call.accepted",
+    "call.rejected",
+    "label.upsert",
+    "label.deleted",
+    "label.chat.added",
+    "label.chat.deleted",
+    "event.response",
+    "event.response.failed",
+    "engine.event",
+    "state.change",
+    "group.join",
+    "group.leave",
 )
 # "*" means every event except these two.
 STAR_EXCLUDED = ("state.change", "engine.event")
@@ -125,7 +148,8 @@ def clean_config(raw, errors: list[str]) -> dict | None:
             errors.append("config.webhooks must be an array")
         else:
             config["webhooks"] = [
-                hook for i, raw_hook in enumerate(webhooks)
+                hook
+                for i, raw_hook in enumerate(webhooks)
                 if (hook := _clean_webhook(raw_hook, f"config.webhooks.{i}", errors)) is not None
             ]
     return config

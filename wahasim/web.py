@@ -1,4 +1,5 @@
 """Response helpers: JSON exactly as Express/Nest writes it."""
+
 from __future__ import annotations
 
 import json

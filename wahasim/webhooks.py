@@ -5,6 +5,7 @@ retries on any failure. Deliveries run on a few worker threads; a session is
 always served by the same worker, so first attempts of one session go out in
 the order the events were produced, and a slow receiver never blocks the API.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -79,8 +80,9 @@ class Delivery:
 class Dispatcher:
     """Queues deliveries per session shard and sends them from worker threads."""
 
-    def __init__(self, scheduler: Scheduler, version: str, timeout: float = 10.0,
-                 workers: int = 4, log_limit: int = 10000) -> None:
+    def __init__(
+        self, scheduler: Scheduler, version: str, timeout: float = 10.0, workers: int = 4, log_limit: int = 10000
+    ) -> None:
         self._scheduler = scheduler
         self._version = version
         self._timeout = timeout
@@ -127,7 +129,9 @@ class Dispatcher:
                 body=body,
                 headers=headers,
                 policy=retries.get("policy") or DEFAULT_POLICY,
-                delay_seconds=float(retries["delaySeconds"]) if retries.get("delaySeconds") is not None else DEFAULT_DELAY,
+                delay_seconds=float(retries["delaySeconds"])
+                if retries.get("delaySeconds") is not None
+                else DEFAULT_DELAY,
                 retries=int(retries["attempts"]) if retries.get("attempts") is not None else DEFAULT_ATTEMPTS,
                 generation=self._generation,
                 request_id=headers["X-Webhook-Request-Id"],
@@ -185,8 +189,9 @@ class Dispatcher:
         error = None
         retry_after = 0.0
         try:
-            response = http.post(delivery.url, data=delivery.body, headers=delivery.headers,
-                                 timeout=self._timeout, allow_redirects=False)
+            response = http.post(
+                delivery.url, data=delivery.body, headers=delivery.headers, timeout=self._timeout, allow_redirects=False
+            )
             status = response.status_code
             response.close()
             retry_after = _retry_after(response.headers.get("Retry-After"))

@@ -13,8 +13,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
 from flask import Response, current_app, g, request
 from joserfc import jwt
@@ -61,8 +62,13 @@ def _token_principal(secret: str) -> Principal:
     if not tenant.is_active:
         raise AuthFailure("tenant_inactive", token.tenant_id, "token")
     scopes = frozenset(s for s in (token.scopes or []) if s in PERMISSIONS)
-    return Principal(kind="token", tenant=tenant, permissions=scopes, actor_id=str(token.id),
-                     label=f"token {token.name} ({tokens.TOKEN_PREFIX}{token.prefix})")
+    return Principal(
+        kind="token",
+        tenant=tenant,
+        permissions=scopes,
+        actor_id=str(token.id),
+        label=f"token {token.name} ({tokens.TOKEN_PREFIX}{token.prefix})",
+    )
 
 
 def _token_failure(secret: str) -> AuthFailure:
@@ -104,7 +110,7 @@ class _JwksCache:
                     self._last_miss[url] = now
                 try:
                     entry = (self._fetch(url), now)
-                except Exception as exc:  # noqa: BLE001 - any fetch problem means "cannot verify"
+                except Exception as exc:
                     log.warning("JWKS fetch from %s failed: %s", url, exc)
                     if entry is None:
                         raise AuthFailure("jwks_unavailable", kind="jwt") from None
@@ -117,8 +123,14 @@ class _JwksCache:
     def _fetch(url: str) -> KeySet:
         # The hardened outbound client: pinned to the checked address, no redirects, bounded time and size.
         # JWT_JWKS_URL is the operator's own setting, so an identity provider on a private network is allowed.
-        answer = outbound.request("GET", url, allow_private=True, timeout=JWKS_TIMEOUT_SECONDS,
-                                  max_bytes=JWKS_MAX_BYTES, headers={"Accept": "application/json"})
+        answer = outbound.request(
+            "GET",
+            url,
+            allow_private=True,
+            timeout=JWKS_TIMEOUT_SECONDS,
+            max_bytes=JWKS_MAX_BYTES,
+            headers={"Accept": "application/json"},
+        )
         if not answer.ok:
             raise ValueError(f"JWKS answered HTTP {answer.status}")
         if answer.truncated:
@@ -221,8 +233,14 @@ def _jwt_principal(value: str) -> Principal:
         roles = roles.replace(",", " ").split()
     roles = [r for r in roles if isinstance(r, str)] if isinstance(roles, list) else []
     subject = str(claims.get("sub") or "unknown")
-    return Principal(kind="jwt", tenant=tenant, permissions=permissions_for_roles(roles),
-                     actor_id=subject[:64], label=f"jwt {subject}"[:254], role=roles[0] if roles else None)
+    return Principal(
+        kind="jwt",
+        tenant=tenant,
+        permissions=permissions_for_roles(roles),
+        actor_id=subject[:64],
+        label=f"jwt {subject}"[:254],
+        role=roles[0] if roles else None,
+    )
 
 
 # ---- the request check ----------------------------------------------------------------------------------------
@@ -249,8 +267,13 @@ def _refuse(failure: AuthFailure) -> Response:
 
     db.session.rollback()
     # One audit row per address, tenant and minute, counting the failures (and throttling the address).
-    auth_throttle.record_failure(request.remote_addr, failure.tenant_id, request_actor("anonymous"), failure.reason,
-                                 {"kind": failure.kind, "method": request.method, "path": request.path})
+    auth_throttle.record_failure(
+        request.remote_addr,
+        failure.tenant_id,
+        request_actor("anonymous"),
+        failure.reason,
+        {"kind": failure.kind, "method": request.method, "path": request.path},
+    )
     response = error_response(401, "unauthorized", "Missing, invalid, expired or revoked bearer credentials.")
     response.headers["WWW-Authenticate"] = 'Bearer realm="waha"'
     return response
@@ -259,17 +282,28 @@ def _refuse(failure: AuthFailure) -> Response:
 def _throttled(retry_after: int) -> Response:
     from portal.errors import error_response
 
-    return error_response(429, "rate_limited", "Too many failed authentications from this address; try again "
-                          "later.", {"scope": "authentication"}, retry_after=retry_after)
+    return error_response(
+        429,
+        "rate_limited",
+        "Too many failed authentications from this address; try again later.",
+        {"scope": "authentication"},
+        retry_after=retry_after,
+    )
 
 
 def _forbid(principal: Principal, permission: str) -> Response:
     from portal.errors import error_response
 
-    audit.record(principal.tenant.id, "auth.api_forbidden", principal.actor(),
-                 details={"permission": permission, "method": request.method, "path": request.path}, commit=True)
-    return error_response(403, "forbidden", f"This credential lacks the '{permission}' permission.",
-                          {"required": permission})
+    audit.record(
+        principal.tenant.id,
+        "auth.api_forbidden",
+        principal.actor(),
+        details={"permission": permission, "method": request.method, "path": request.path},
+        commit=True,
+    )
+    return error_response(
+        403, "forbidden", f"This credential lacks the '{permission}' permission.", {"required": permission}
+    )
 
 
 def _api_rate_limit() -> str:

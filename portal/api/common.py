@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from flask import Response, g, request
 from pydantic import BaseModel
@@ -72,8 +73,14 @@ def send(model: BaseModel, status: int = 200, headers: dict[str, Any] | None = N
 
 # Services name fields in Python spelling; integrators know the DTO spelling.
 FIELD_NAMES = {
-    "name": "sessionName", "engine": "engine", "webhook_url": "webhookUrl", "webhook_events": "webhookEvents",
-    "reply_to": "replyTo", "phone": "phoneNumber", "media.kind": "media.type", "chat_id": "chatId",
+    "name": "sessionName",
+    "engine": "engine",
+    "webhook_url": "webhookUrl",
+    "webhook_events": "webhookEvents",
+    "reply_to": "replyTo",
+    "phone": "phoneNumber",
+    "media.kind": "media.type",
+    "chat_id": "chatId",
     "session_id": "sessionId",
 }
 

@@ -11,10 +11,23 @@ from flask import Response, request, send_file, url_for
 from portal.api import bp
 from portal.api.auth import api_route
 from portal.api.common import (
-    actor, dto_field_names, idempotency_key, json_body, query, send, single_values, tenant,
+    actor,
+    dto_field_names,
+    idempotency_key,
+    json_body,
+    query,
+    send,
+    single_values,
+    tenant,
 )
 from portal.api.schemas import (
-    MediaUploadForm, MessageListQuery, MessagePage, MessageResponse, SendMessageDto, TenantMessageListQuery, validate,
+    MediaUploadForm,
+    MessageListQuery,
+    MessagePage,
+    MessageResponse,
+    SendMessageDto,
+    TenantMessageListQuery,
+    validate,
 )
 from portal.converters import parse_id
 from portal.services import messages
@@ -30,8 +43,15 @@ def _message(message: Any) -> MessageResponse:
 def _page(filters: MessageListQuery, session_id: str | None) -> Response:
     with dto_field_names():
         page = messages.list_messages(
-            tenant(), session_id=session_id, direction=filters.direction, status=filters.status,
-            chat_id=filters.chatId, q=filters.q, since=filters.since, until=filters.until, cursor=filters.cursor,
+            tenant(),
+            session_id=session_id,
+            direction=filters.direction,
+            status=filters.status,
+            chat_id=filters.chatId,
+            q=filters.q,
+            since=filters.since,
+            until=filters.until,
+            cursor=filters.cursor,
             limit=filters.limit,
         )
     return send(MessagePage(data=[_message(m) for m in page.items], nextCursor=page.next_cursor))
@@ -50,9 +70,16 @@ def send_message(session_id: str) -> Response:
     dto = json_body(SendMessageDto)
     with dto_field_names():
         message = messages.send_message(
-            tenant(), session_id, actor(), to=dto.to, text=dto.text,
-            media=dto.media.for_service() if dto.media else None, reply_to=dto.replyTo, metadata=dto.metadata,
-            idempotency_key=idempotency_key(), source="api",
+            tenant(),
+            session_id,
+            actor(),
+            to=dto.to,
+            text=dto.text,
+            media=dto.media.for_service() if dto.media else None,
+            reply_to=dto.replyTo,
+            metadata=dto.metadata,
+            idempotency_key=idempotency_key(),
+            source="api",
         )
     return send(_message(message))
 
@@ -64,23 +91,48 @@ def send_media(session_id: str) -> Response:
     upload = request.files.get("file")
     extra_files = [name for name in request.files if name != "file"]
     if extra_files:
-        raise Invalid("Only one file, in the field 'file', may be uploaded.",
-                      details={"fields": [{"field": n, "message": "Unknown field."} for n in extra_files]})
+        raise Invalid(
+            "Only one file, in the field 'file', may be uploaded.",
+            details={"fields": [{"field": n, "message": "Unknown field."} for n in extra_files]},
+        )
     content = upload.read() if upload is not None else b""
     if not content:
         raise Invalid.field("file", "Attach the file as multipart/form-data field 'file'.")
     filename = upload.filename or "file"
-    mimetype = upload.mimetype if upload.mimetype not in ("", "application/octet-stream") else (
-        mimetypes.guess_type(filename)[0] or "application/octet-stream")
-    media = {"kind": form.type or media_kind(mimetype), "data": base64.b64encode(content).decode(),
-             "mimetype": mimetype, "filename": filename}
+    mimetype = (
+        upload.mimetype
+        if upload.mimetype not in ("", "application/octet-stream")
+        else (mimetypes.guess_type(filename)[0] or "application/octet-stream")
+    )
+    media = {
+        "kind": form.type or media_kind(mimetype),
+        "data": base64.b64encode(content).decode(),
+        "mimetype": mimetype,
+        "filename": filename,
+    }
     if form.caption:
         media["caption"] = form.caption
     # The upload's fields are named as the form sent them, not media.*.
-    with dto_field_names({"media.data": "file", "media.mimetype": "file", "media.filename": "file",
-                          "media.caption": "caption", "media.kind": "type", "media": "file"}):
-        message = messages.send_message(tenant(), session_id, actor(), to=form.to, media=media,
-                                        reply_to=form.replyTo, idempotency_key=idempotency_key(), source="api")
+    with dto_field_names(
+        {
+            "media.data": "file",
+            "media.mimetype": "file",
+            "media.filename": "file",
+            "media.caption": "caption",
+            "media.kind": "type",
+            "media": "file",
+        }
+    ):
+        message = messages.send_message(
+            tenant(),
+            session_id,
+            actor(),
+            to=form.to,
+            media=media,
+            reply_to=form.replyTo,
+            idempotency_key=idempotency_key(),
+            source="api",
+        )
     return send(_message(message))
 
 
@@ -107,7 +159,12 @@ def get_message(message_id: str) -> Response:
 @api_route("messages:read")
 def message_media(message_id: str) -> Response:
     handle, mimetype, filename = media_for_message(tenant(), _message_id(message_id))
-    response = send_file(handle, mimetype=mimetype or "application/octet-stream", as_attachment=True,
-                         download_name=filename or f"message-{message_id}", max_age=0)
+    response = send_file(
+        handle,
+        mimetype=mimetype or "application/octet-stream",
+        as_attachment=True,
+        download_name=filename or f"message-{message_id}",
+        max_age=0,
+    )
     response.headers["Cache-Control"] = "private, no-store"
     return response

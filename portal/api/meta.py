@@ -20,8 +20,14 @@ from portal.services.health import waha_health
 @api_route("sessions:read")
 def health() -> Response:
     servers = [
-        ServerHealth(name=row["name"], ok=bool(row.get("ok")), version=row.get("version"), engine=row.get("engine"),
-                     tier=row.get("tier"), latencyMs=row.get("latency_ms"))
+        ServerHealth(
+            name=row["name"],
+            ok=bool(row.get("ok")),
+            version=row.get("version"),
+            engine=row.get("engine"),
+            tier=row.get("tier"),
+            latencyMs=row.get("latency_ms"),
+        )
         for row in waha_health()
     ]
     up = sum(1 for server in servers if server.ok)
@@ -74,12 +80,20 @@ def schema_rows(schema: dict[str, Any]) -> list[dict[str, Any]]:
         label, link = type_label(prop)
         # Limits of a nullable field sit in its non-null branch.
         branches = [prop] + [p for p in prop.get("anyOf", []) if p.get("type") != "null"]
-        limits = [f"{key} {b[key]}" for b in branches for key in ("minLength", "maxLength", "minimum", "maximum")
-                  if key in b]
-        rows.append({"name": name, "type": label, "link": link, "required": name in required,
-                     "description": prop.get("description", ""), "limits": ", ".join(limits),
-                     "default": json.dumps(prop["default"]) if "default" in prop and prop["default"] is not None
-                     else ""})
+        limits = [
+            f"{key} {b[key]}" for b in branches for key in ("minLength", "maxLength", "minimum", "maximum") if key in b
+        ]
+        rows.append(
+            {
+                "name": name,
+                "type": label,
+                "link": link,
+                "required": name in required,
+                "description": prop.get("description", ""),
+                "limits": ", ".join(limits),
+                "default": json.dumps(prop["default"]) if "default" in prop and prop["default"] is not None else "",
+            }
+        )
     return rows
 
 
@@ -105,7 +119,11 @@ def docs() -> str:
     document = _document()
     base_url = request.host_url.rstrip("/")
     return render_template(
-        "api/docs.html", doc=document, routes=ROUTES, error_codes=ERROR_CODES, base_url=base_url,
+        "api/docs.html",
+        doc=document,
+        routes=ROUTES,
+        error_codes=ERROR_CODES,
+        base_url=base_url,
         schemas={name: schema_rows(schema) for name, schema in document["components"]["schemas"].items()},
         schema_docs={name: schema.get("description", "") for name, schema in document["components"]["schemas"].items()},
         curl={route.endpoint: curl_example(route, base_url) for route in ROUTES},

@@ -11,8 +11,17 @@ from portal.api import bp
 from portal.api.auth import api_route
 from portal.api.common import actor, dto_field_names, idempotency_key, json_body, query, send, tenant
 from portal.api.schemas import (
-    CreateSessionDto, ImageQuery, PairingCodeDto, PairingCodeResponse, QrResponse, ScreenResponse, SessionCreatedDto,
-    SessionListQuery, SessionPage, SessionResponseDto, WebhookSecretResponse,
+    CreateSessionDto,
+    ImageQuery,
+    PairingCodeDto,
+    PairingCodeResponse,
+    QrResponse,
+    ScreenResponse,
+    SessionCreatedDto,
+    SessionListQuery,
+    SessionPage,
+    SessionResponseDto,
+    WebhookSecretResponse,
 )
 from portal.permissions import LINK_PHONE
 from portal.services import session_secrets, sessions
@@ -35,8 +44,14 @@ def create_session() -> Response:
     dto = json_body(CreateSessionDto)
     with dto_field_names():
         session = sessions.create_session(
-            tenant(), actor(), name=dto.sessionName, engine=dto.engine, webhook_url=dto.webhookUrl,
-            webhook_events=dto.webhookEvents, config=dto.config, idempotency_key=idempotency_key(),
+            tenant(),
+            actor(),
+            name=dto.sessionName,
+            engine=dto.engine,
+            webhook_url=dto.webhookUrl,
+            webhook_events=dto.webhookEvents,
+            config=dto.config,
+            idempotency_key=idempotency_key(),
         )
     return send(SessionCreatedDto.created(session, session_secrets.secret_for(session)), 201)
 
@@ -106,8 +121,9 @@ def get_qr(session_id: str) -> Response:
     qr = sessions.get_qr(tenant(), session_id)
     if fmt == "image":
         return _image(qr.mimetype, qr.data)
-    return send(QrResponse(mimetype=qr.mimetype, data=qr.data, expiresIn=qr.expires_in),
-                headers={"Cache-Control": "no-store"})
+    return send(
+        QrResponse(mimetype=qr.mimetype, data=qr.data, expiresIn=qr.expires_in), headers={"Cache-Control": "no-store"}
+    )
 
 
 @bp.post("/sessions/<session_id>/pairing-code")

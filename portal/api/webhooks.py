@@ -8,7 +8,11 @@ from portal.api import bp
 from portal.api.auth import api_route
 from portal.api.common import actor, query, send, tenant
 from portal.api.schemas import (
-    DeliveryListQuery, DeliveryPage, WebhookDeliveryResponse, WebhookEndpointList, WebhookEndpointResponse,
+    DeliveryListQuery,
+    DeliveryPage,
+    WebhookDeliveryResponse,
+    WebhookEndpointList,
+    WebhookEndpointResponse,
 )
 from portal.converters import parse_id
 from portal.services import forwarding
@@ -33,8 +37,9 @@ def list_webhook_endpoints() -> Response:
 @api_route("webhooks:read")
 def list_webhook_deliveries() -> Response:
     filters = query(DeliveryListQuery)
-    page = forwarding.list_deliveries(tenant(), endpoint_id=filters.endpointId, status=filters.status,
-                                      cursor=filters.cursor, limit=filters.limit)
+    page = forwarding.list_deliveries(
+        tenant(), endpoint_id=filters.endpointId, status=filters.status, cursor=filters.cursor, limit=filters.limit
+    )
     return send(DeliveryPage(data=[WebhookDeliveryResponse.of(d) for d in page.items], nextCursor=page.next_cursor))
 
 

@@ -12,8 +12,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from flask import Flask, current_app
 
@@ -154,8 +155,9 @@ def _worker_classes() -> tuple[type, type]:
     return PortalWorker, PortalSimpleWorker
 
 
-def make_worker(queues: Iterable[str] = QUEUES, *, simple: bool = False, name: str | None = None,
-                connection: Any = None) -> Any:
+def make_worker(
+    queues: Iterable[str] = QUEUES, *, simple: bool = False, name: str | None = None, connection: Any = None
+) -> Any:
     """An RQ worker on the app's Redis (or on ``connection``) for the given queues (call inside an app context)."""
     worker_cls, simple_cls = _worker_classes()
     cls = simple_cls if simple else worker_cls

@@ -13,7 +13,6 @@ import click
 import redis
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
-
 from rq.exceptions import StopRequested
 
 from portal.jobs import QUEUES, make_worker, reconnect, resolve
@@ -30,8 +29,9 @@ def _need_redis(what: str) -> None:
 
 @click.command("worker")
 @with_appcontext
-@click.option("--queues", "-q", default=",".join(QUEUES), show_default=True,
-              help="Comma-separated queues, most important first.")
+@click.option(
+    "--queues", "-q", default=",".join(QUEUES), show_default=True, help="Comma-separated queues, most important first."
+)
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--simple", is_flag=True, help="Run jobs in this process (no fork per job): faster, less isolated.")
 @click.option("--name", default=None, help="Worker name (default: host and pid).")
@@ -59,8 +59,9 @@ def worker(queues: str, burst: bool, simple: bool, name: str | None) -> None:
             rq_worker = previous = make_worker(names, simple=simple, name=name, connection=connection)
             try:
                 # Only one process at a time runs RQ's scheduler for delayed retries; the others skip it.
-                rq_worker.work(burst=burst, with_scheduler=True,
-                               logging_level=current_app.config.get("LOG_LEVEL", "INFO"))
+                rq_worker.work(
+                    burst=burst, with_scheduler=True, logging_level=current_app.config.get("LOG_LEVEL", "INFO")
+                )
             except redis.RedisError as exc:
                 outage.down(exc)
                 continue
@@ -100,8 +101,14 @@ def scheduler() -> None:
             reconnect.wait_for_redis(connection, outage)
             cron = CronScheduler(connection=connection, logging_level=current_app.config.get("LOG_LEVEL", "INFO"))
             for entry in entries(current_app.config):
-                cron.register(resolve(entry.func), queue_name=entry.queue, interval=entry.interval, name=entry.id,
-                              result_ttl=600, failure_ttl=7 * 24 * 3600)
+                cron.register(
+                    resolve(entry.func),
+                    queue_name=entry.queue,
+                    interval=entry.interval,
+                    name=entry.id,
+                    result_ttl=600,
+                    failure_ttl=7 * 24 * 3600,
+                )
                 if not listed:
                     click.echo(f"{entry.id}: {entry.func} every {entry.interval} s on {entry.queue}")
             listed = True

@@ -15,8 +15,13 @@ def drain_events() -> dict:
     """Process pending events in batches until none are left for this worker (see services.events.drain)."""
     result = events.drain()
     if result.processed or result.failed:
-        log.info("events: %d processed, %d failed in %d batch(es)%s", result.processed, result.failed,
-                 result.batches, ", handed over" if result.handed_over else "")
+        log.info(
+            "events: %d processed, %d failed in %d batch(es)%s",
+            result.processed,
+            result.failed,
+            result.batches,
+            ", handed over" if result.handed_over else "",
+        )
     return {"processed": result.processed, "failed": result.failed, "batches": result.batches}
 
 

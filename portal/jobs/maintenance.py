@@ -11,9 +11,19 @@ log = logging.getLogger(__name__)
 
 
 def _summary(reports: list) -> list[dict]:
-    return [{"server": r.server, "listed": r.listed, "changed": r.changed, "restarted": r.restarted,
-             "started": len(r.started), "recreated": len(r.recreated), "orphans_deleted": len(r.orphans_deleted),
-             "error": r.error} for r in reports]
+    return [
+        {
+            "server": r.server,
+            "listed": r.listed,
+            "changed": r.changed,
+            "restarted": r.restarted,
+            "started": len(r.started),
+            "recreated": len(r.recreated),
+            "orphans_deleted": len(r.orphans_deleted),
+            "error": r.error,
+        }
+        for r in reports
+    ]
 
 
 @job

@@ -36,14 +36,17 @@ class Outage:
         """Redis failed; log it if this starts an outage."""
         if self.since is None:
             self.since = time.monotonic()
-            log.warning("%s: Redis is unreachable (%s: %s); waiting and reconnecting", self.what,
-                        type(error).__name__, str(error).splitlines()[0] if str(error) else "")
+            log.warning(
+                "%s: Redis is unreachable (%s: %s); waiting and reconnecting",
+                self.what,
+                type(error).__name__,
+                str(error).splitlines()[0] if str(error) else "",
+            )
 
     def up(self) -> None:
         """Redis answered; log it if this ends an outage."""
         if self.since is not None:
-            log.warning("%s: Redis is reachable again after %.0f s; resuming", self.what,
-                        time.monotonic() - self.since)
+            log.warning("%s: Redis is reachable again after %.0f s; resuming", self.what, time.monotonic() - self.since)
             self.since = None
 
 

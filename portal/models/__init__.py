@@ -9,8 +9,25 @@ from portal.models.users_sessions import BrowserSession
 from portal.models.waha import ENGINES, SESSION_STATUSES, WahaServer, WahaSession
 
 __all__ = [
-    "ACK_NAMES", "ENGINES", "SESSION_STATUSES", "STATUS_RANK", "ApiToken", "AuditEvent", "Base", "BrowserSession",
+    "ACK_NAMES",
+    "ENGINES",
+    "SESSION_STATUSES",
+    "STATUS_RANK",
+    "ApiToken",
+    "AuditEvent",
+    "Base",
+    "BrowserSession",
     "IdempotencyRecord",
-    "Invitation", "Membership", "Message", "Tenant", "User", "WahaServer", "WahaSession", "WebhookDelivery",
-    "WebhookEndpoint", "WebhookEvent", "get_for_tenant", "utcnow",
+    "Invitation",
+    "Membership",
+    "Message",
+    "Tenant",
+    "User",
+    "WahaServer",
+    "WahaSession",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
+    "get_for_tenant",
+    "utcnow",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -26,7 +26,7 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator):
@@ -37,12 +37,12 @@ class UTCDateTime(TypeDecorator):
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
 
@@ -125,6 +125,15 @@ def get_for_tenant(session: Any, model: type[ModelT], tenant_id: int, row_id: An
 
 
 __all__ = [
-    "Base", "BigId", "EncryptedText", "JSONType", "TenantScoped", "TimestampMixin", "UTCDateTime",
-    "configure_encryption", "get_for_tenant", "utcnow", "String",
+    "Base",
+    "BigId",
+    "EncryptedText",
+    "JSONType",
+    "TenantScoped",
+    "TimestampMixin",
+    "UTCDateTime",
+    "configure_encryption",
+    "get_for_tenant",
+    "utcnow",
+    "String",
 ]

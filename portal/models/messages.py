@@ -34,8 +34,12 @@ class Message(TenantScoped, TimestampMixin, Base):
         Index("ix_messages_session_chat", "session_id", "chat_id", "created_at", "id"),
         Index("ix_messages_send_state", "send_state", "updated_at"),
         # files still to download from WAHA (the sweeper re-queues them); a handful of rows at any time
-        Index("ix_messages_media_pending", "id", postgresql_where=sa.text("(media ->> 'status') = 'pending'"),
-              sqlite_where=sa.text("json_extract(media, '$.status') = 'pending'")),
+        Index(
+            "ix_messages_media_pending",
+            "id",
+            postgresql_where=sa.text("(media ->> 'status') = 'pending'"),
+            sqlite_where=sa.text("json_extract(media, '$.status') = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -26,7 +26,7 @@ class Tenant(TimestampMixin, Base):
     retention_events_days: Mapped[int] = mapped_column(Integer, default=14)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
-    memberships: Mapped[list["Membership"]] = relationship(back_populates="tenant", cascade="all, delete-orphan")
+    memberships: Mapped[list[Membership]] = relationship(back_populates="tenant", cascade="all, delete-orphan")
 
     def __repr__(self) -> str:
         return f"<Tenant {self.slug}>"
@@ -48,7 +48,7 @@ class User(UserMixin, TimestampMixin, Base):
     # it); None while the only password may have been set by someone else (an operator, an inviter).
     email_verified_at: Mapped[datetime | None]
 
-    memberships: Mapped[list["Membership"]] = relationship(back_populates="user", cascade="all, delete-orphan")
+    memberships: Mapped[list[Membership]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)

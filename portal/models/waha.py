@@ -14,7 +14,13 @@ from portal.models.tenants import Tenant
 
 # WAHA's status spellings (CONTRACT 5.1); unknown values are stored as they come.
 SESSION_STATUSES = (
-    "STOPPED", "STARTING", "SCAN_QR_CODE", "WORKING", "FAILED", "PASSKEY_REQUIRED", "PASSKEY_CONFIRMATION_REQUIRED",
+    "STOPPED",
+    "STARTING",
+    "SCAN_QR_CODE",
+    "WORKING",
+    "FAILED",
+    "PASSKEY_REQUIRED",
+    "PASSKEY_CONFIRMATION_REQUIRED",
 )
 ENGINES = ("GOWS", "NOWEB", "WEBJS", "WPP")
 
@@ -41,7 +47,7 @@ class WahaServer(TimestampMixin, Base):
     tier: Mapped[str | None] = mapped_column(String(16))
     start_timestamp: Mapped[int | None] = mapped_column(BigInteger)  # ms since epoch, as WAHA reports it
 
-    sessions: Mapped[list["WahaSession"]] = relationship(back_populates="server")
+    sessions: Mapped[list[WahaSession]] = relationship(back_populates="server")
 
 
 class WahaSession(TenantScoped, TimestampMixin, Base):

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -49,8 +50,9 @@ class Answer:
 class _PinnedAdapter(HTTPAdapter):
     """Connects to the IP address in the URL; for https, SNI and the certificate check use the Host header's name."""
 
-    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: Any,
-                                             cert: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
         name = request.headers.get("Host", "")
         if host_params.get("scheme") == "https" and name and not name.startswith("["):
@@ -89,18 +91,31 @@ def _connect_failed(exc: requests.RequestException) -> bool:
     return isinstance(getattr(reason, "reason", reason), NewConnectionError)
 
 
-def request(method: str, url: str, *, allow_private: bool, timeout: float, max_bytes: int,
-            headers: Mapping[str, str] | None = None, data: bytes | None = None,
-            schemes: Iterable[str] = policy.SCHEMES, verify: bool | str = True,
-            resolve: policy.Resolver = policy.system_resolver) -> Answer:
+def request(
+    method: str,
+    url: str,
+    *,
+    allow_private: bool,
+    timeout: float,
+    max_bytes: int,
+    headers: Mapping[str, str] | None = None,
+    data: bytes | None = None,
+    schemes: Iterable[str] = policy.SCHEMES,
+    verify: bool | str = True,
+    resolve: policy.Resolver = policy.system_resolver,
+) -> Answer:
     """Check url, connect to a checked address and send one request; never follows redirects.
 
     `timeout` (seconds) bounds connecting, each read and the whole body; `max_bytes` bounds what is read of it.
     Raises policy.Refused for a refused destination, requests.Timeout or another requests.RequestException.
     """
     destination = policy.check(url, allow_private=allow_private, schemes=schemes, resolve=resolve)
-    send_headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **(headers or {}),
-                    "Host": destination.host_header}
+    send_headers = {
+        "User-Agent": USER_AGENT,
+        "Accept-Encoding": "identity",
+        **(headers or {}),
+        "Host": destination.host_header,
+    }
     started = time.monotonic()
     deadline = started + timeout
     last: requests.RequestException | None = None
@@ -109,10 +124,12 @@ def request(method: str, url: str, *, allow_private: bool, timeout: float, max_b
         if left <= 0:
             break
         try:
-            prepared = requests.Request(method, _pinned_url(destination, address), headers=send_headers,
-                                        data=data).prepare()
-            response = _adapter().send(prepared, stream=True, timeout=(min(left, timeout), timeout), verify=verify,
-                                       proxies={})
+            prepared = requests.Request(
+                method, _pinned_url(destination, address), headers=send_headers, data=data
+            ).prepare()
+            response = _adapter().send(
+                prepared, stream=True, timeout=(min(left, timeout), timeout), verify=verify, proxies={}
+            )
         except requests.RequestException as exc:
             if not _connect_failed(exc):
                 raise
@@ -120,8 +137,14 @@ def request(method: str, url: str, *, allow_private: bool, timeout: float, max_b
             continue
         with response:
             body, truncated = _read_bounded(response, max_bytes, deadline)
-        return Answer(status=response.status_code, headers=dict(response.headers), body=body, truncated=truncated,
-                      address=address, elapsed=time.monotonic() - started)
+        return Answer(
+            status=response.status_code,
+            headers=dict(response.headers),
+            body=body,
+            truncated=truncated,
+            address=address,
+            elapsed=time.monotonic() - started,
+        )
     if last is not None:
         raise last
     raise requests.ConnectTimeout(f"no connection within {timeout:g} s")

@@ -21,8 +21,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 import idna
@@ -40,28 +40,37 @@ _FORBIDDEN_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
 _LOOKALIKE_DOTS = re.compile("[\u3002\uff0e\uff61]")  # IDNA reads these as "."; only a plain dot is taken
 _LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 
-_V4_BLOCKED = tuple(ipaddress.IPv4Network(n) for n in (
-    "0.0.0.0/8",  # "this network", 0.0.0.0
-    "10.0.0.0/8",
-    "100.64.0.0/10",  # CGNAT
-    "127.0.0.0/8",
-    "169.254.0.0/16",  # link-local, cloud metadata
-    "172.16.0.0/12",
-    "192.0.0.0/24",  # IETF protocol assignments
-    "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",  # documentation
-    "192.88.99.0/24",  # 6to4 relay anycast
-    "192.168.0.0/16",
-    "198.18.0.0/15",  # benchmarking
-    "224.0.0.0/4",  # multicast
-    "240.0.0.0/4",  # reserved, and 255.255.255.255
-))
-_V6_BLOCKED = tuple(ipaddress.IPv6Network(n) for n in (
-    "100::/64",  # discard
-    "2001::/23",  # IETF protocol assignments, Teredo among them
-    "2001:db8::/32", "3fff::/20",  # documentation
-    "5f00::/16",  # segment routing
-    "64:ff9b:1::/48",  # local-use NAT64
-))
+_V4_BLOCKED = tuple(
+    ipaddress.IPv4Network(n)
+    for n in (
+        "0.0.0.0/8",  # "this network", 0.0.0.0
+        "10.0.0.0/8",
+        "100.64.0.0/10",  # CGNAT
+        "127.0.0.0/8",
+        "169.254.0.0/16",  # link-local, cloud metadata
+        "172.16.0.0/12",
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.0.2.0/24",
+        "198.51.100.0/24",
+        "203.0.113.0/24",  # documentation
+        "192.88.99.0/24",  # 6to4 relay anycast
+        "192.168.0.0/16",
+        "198.18.0.0/15",  # benchmarking
+        "224.0.0.0/4",  # multicast
+        "240.0.0.0/4",  # reserved, and 255.255.255.255
+    )
+)
+_V6_BLOCKED = tuple(
+    ipaddress.IPv6Network(n)
+    for n in (
+        "100::/64",  # discard
+        "2001::/23",  # IETF protocol assignments, Teredo among them
+        "2001:db8::/32",
+        "3fff::/20",  # documentation
+        "5f00::/16",  # segment routing
+        "64:ff9b:1::/48",  # local-use NAT64
+    )
+)
 _V6_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _V4_COMPATIBLE = ipaddress.IPv6Network("::/96")
@@ -184,7 +193,7 @@ def parse(url: object, *, schemes: Iterable[str] = SCHEMES, path_allowed: bool =
     except ValueError:
         raise Refused("is not a valid URL") from None
     scheme = parts.scheme.lower()
-    if scheme not in schemes or not url[len(parts.scheme):].startswith("://"):
+    if scheme not in schemes or not url[len(parts.scheme) :].startswith("://"):
         raise Refused("must be " + " or ".join(f"a {s}://" for s in schemes) + " URL")
     netloc = parts.netloc
     if "@" in netloc:
@@ -192,7 +201,7 @@ def parse(url: object, *, schemes: Iterable[str] = SCHEMES, path_allowed: bool =
     host_part, port = netloc, None
     if netloc.startswith("["):
         end = netloc.find("]")
-        host_part, rest = (netloc[:end + 1], netloc[end + 1:]) if end > 0 else (netloc, "")
+        host_part, rest = (netloc[: end + 1], netloc[end + 1 :]) if end > 0 else (netloc, "")
         if rest and not rest.startswith(":"):
             raise Refused("has an invalid IPv6 address")
         port = rest[1:] if rest else None
@@ -207,16 +216,21 @@ def parse(url: object, *, schemes: Iterable[str] = SCHEMES, path_allowed: bool =
         raise Refused("must be only a host and a port")
     if rewritten:
         shown = f"[{host}]" if ":" in host else host
-        url = urlunsplit((parts.scheme, shown + (f":{port}" if port else ""), parts.path, parts.query,
-                          parts.fragment))
+        url = urlunsplit((parts.scheme, shown + (f":{port}" if port else ""), parts.path, parts.query, parts.fragment))
     return url, scheme, host, port_number
 
 
 # ---------------------------------------------------------------------------------------------- both
 
 
-def check(url: object, *, allow_private: bool, schemes: Iterable[str] = SCHEMES, path_allowed: bool = True,
-          resolve: Resolver = system_resolver) -> Destination:
+def check(
+    url: object,
+    *,
+    allow_private: bool,
+    schemes: Iterable[str] = SCHEMES,
+    path_allowed: bool = True,
+    resolve: Resolver = system_resolver,
+) -> Destination:
     """Check form and addresses of url; returns the Destination with the addresses that passed. Raises Refused."""
     url, scheme, host, port = parse(url, schemes=schemes, path_allowed=path_allowed)
     if not allow_private and (host in _LOCAL_NAMES or host.endswith(".localhost")):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
@@ -29,9 +30,11 @@ RESET_SALT = "portal.password-reset"
 RESET_MAX_AGE = 3600  # seconds a reset link stays valid
 RESET_MAIL_INTERVAL = 60  # at most one reset mail per account per minute
 RESET_LINK_INVALID = "This reset link has expired or was already used. Ask for a new one below."
-UNVERIFIED_ACCOUNT = ("An account with this address exists, but the address was never confirmed, so single "
-                      "sign-on cannot use it yet. Confirm it with \"Forgot your password?\" (we mail you a "
-                      "link), then use single sign-on.")
+UNVERIFIED_ACCOUNT = (
+    "An account with this address exists, but the address was never confirmed, so single "
+    'sign-on cannot use it yet. Confirm it with "Forgot your password?" (we mail you a '
+    "link), then use single sign-on."
+)
 
 
 def public_url(endpoint: str, **values: Any) -> str:
@@ -80,11 +83,23 @@ def request_password_reset(email: str, actor: Actor) -> None:
 
     user = get_user_by_email(email or "")
     if user is None or not user.is_active:
-        audit.record(None, "auth.password_reset_request", actor, details={"email": (email or "")[:254],
-                                                                          "known": False}, commit=True)
+        audit.record(
+            None,
+            "auth.password_reset_request",
+            actor,
+            details={"email": (email or "")[:254], "known": False},
+            commit=True,
+        )
         return
-    audit.record(None, "auth.password_reset_request", actor, target_type="user", target_id=user.id,
-                 details={"email": user.email, "known": True}, commit=True)
+    audit.record(
+        None,
+        "auth.password_reset_request",
+        actor,
+        target_type="user",
+        target_id=user.id,
+        details={"email": user.email, "known": True},
+        commit=True,
+    )
     # One mail a minute per account: the form must not become a way to flood someone's inbox.
     if redis_store.client.set(f"portal:reset-mail:{user.id}", 1, nx=True, ex=RESET_MAIL_INTERVAL):
         enqueue("portal.jobs.accounts.send_password_reset", user.id, queue=QUEUE_MAINTENANCE)
@@ -97,9 +112,11 @@ def send_password_reset(user_id: int) -> bool:
         return False
     url = public_url("account.reset_password", token=make_reset_token(user))
     minutes = RESET_MAX_AGE // 60
-    body = ("Someone asked to reset the password of your WAHA Portal account.\n\n"
-            f"Choose a new password here (the link works once and expires in {minutes} minutes):\n{url}\n\n"
-            "If it was not you, ignore this mail: your password stays as it is.")
+    body = (
+        "Someone asked to reset the password of your WAHA Portal account.\n\n"
+        f"Choose a new password here (the link works once and expires in {minutes} minutes):\n{url}\n\n"
+        "If it was not you, ignore this mail: your password stays as it is."
+    )
     send_mail(user.email, "Reset your WAHA Portal password", body)
     return True
 
@@ -113,8 +130,9 @@ def reset_password(token: str, password: str, actor: Actor) -> User:
     user.failed_logins = 0
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()  # the link went to this address: whoever used it reads that mailbox
-    audit.record(None, "auth.password_reset", actor, target_type="user", target_id=user.id,
-                 details={"email": user.email})
+    audit.record(
+        None, "auth.password_reset", actor, target_type="user", target_id=user.id, details={"email": user.email}
+    )
     db.session.commit()
     return user
 
@@ -125,16 +143,19 @@ def change_password(user: User, current: str, password: str, actor: Actor) -> Us
     from portal.services import browser_sessions
 
     if not user.password_hash:
-        raise Invalid.field("current_password", "Your account has no password yet (you sign in with single "
-                                                "sign-on). Use \"Forgot your password?\" to choose one.")
+        raise Invalid.field(
+            "current_password",
+            "Your account has no password yet (you sign in with single "
+            'sign-on). Use "Forgot your password?" to choose one.',
+        )
     if not user.check_password(current or ""):
-        audit.record(None, "auth.password_change_failed", actor, target_type="user", target_id=user.id,
-                     commit=True)
+        audit.record(None, "auth.password_change_failed", actor, target_type="user", target_id=user.id, commit=True)
         raise Invalid.field("current_password", "That is not your current password.")
     check_password_strength(password or "", user.email)
     user.set_password(password)
-    audit.record(None, "auth.password_change", actor, target_type="user", target_id=user.id,
-                 details={"email": user.email})
+    audit.record(
+        None, "auth.password_change", actor, target_type="user", target_id=user.id, details={"email": user.email}
+    )
     db.session.commit()
     browser_sessions.revoke_all(user, actor)
     return user
@@ -167,17 +188,28 @@ def sign_in_oidc(claims: Mapping[str, Any], actor: Actor) -> User:
                 _refuse(actor, email, "address_unverified", UNVERIFIED_ACCOUNT)
             user.oidc_subject = subject
             user.email_verified_at = user.email_verified_at or utcnow()
-            audit.record(None, "user.oidc_link", actor, target_type="user", target_id=user.id,
-                         details={"email": user.email})
+            audit.record(
+                None, "user.oidc_link", actor, target_type="user", target_id=user.id, details={"email": user.email}
+            )
         else:
             invitations = team.pending_invitations_for(email)
             if invitations:
-                user = User(email=email, name=str(claims.get("name") or "")[:200], oidc_subject=subject,
-                            email_verified_at=utcnow())
+                user = User(
+                    email=email,
+                    name=str(claims.get("name") or "")[:200],
+                    oidc_subject=subject,
+                    email_verified_at=utcnow(),
+                )
                 db.session.add(user)
                 db.session.flush()
-                audit.record(None, "user.create", actor, target_type="user", target_id=user.id,
-                             details={"email": email, "via": "oidc"})
+                audit.record(
+                    None,
+                    "user.create",
+                    actor,
+                    target_type="user",
+                    target_id=user.id,
+                    details={"email": email, "via": "oidc"},
+                )
                 for invitation in invitations:
                     team.join(invitation, user, actor)
     if user is None:
@@ -199,9 +231,16 @@ def record_oidc_failure(reason: str, actor: Actor) -> None:
 
 def _refuse(actor: Actor, email: str, reason: str, message: str | None = None) -> None:
     db.session.rollback()
-    audit.record(None, "auth.login_failed", actor, details={"email": email[:254], "method": "oidc",
-                                                            "reason": reason}, commit=True)
+    audit.record(
+        None,
+        "auth.login_failed",
+        actor,
+        details={"email": email[:254], "method": "oidc", "reason": reason},
+        commit=True,
+    )
     if message:
         raise Forbidden(message, code="oidc_account_unverified")
-    raise Forbidden("There is no portal account for this sign-in. Ask an admin of your team to invite you.",
-                    code="oidc_unknown_user")
+    raise Forbidden(
+        "There is no portal account for this sign-in. Ask an admin of your team to invite you.",
+        code="oidc_unknown_user",
+    )

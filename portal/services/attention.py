@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 REASONS = {
     "failed": "The session failed. Restart it; if it fails again, log it out and scan a new QR code.",
     "logged_out": "The phone no longer answers for this session: it was probably logged out on the phone. "
-                  "Restart the session and scan a new QR code.",
+    "Restart the session and scan a new QR code.",
     "needs_qr": "The session was logged out and waits for a new QR scan.",
 }
 # A logout the user asked for in the portal is not news to them.
@@ -59,9 +59,19 @@ def evaluate(session: WahaSession, previous_status: str | None, previous_me: Any
 
 def _logged_out_by_user(session: WahaSession) -> bool:
     since = utcnow() - _OWN_LOGOUT_WINDOW
-    return db.session.scalar(select(AuditEvent.id).where(
-        AuditEvent.target_type == "session", AuditEvent.target_id == session.id,
-        AuditEvent.action == "session.logout", AuditEvent.created_at >= since).limit(1)) is not None
+    return (
+        db.session.scalar(
+            select(AuditEvent.id)
+            .where(
+                AuditEvent.target_type == "session",
+                AuditEvent.target_id == session.id,
+                AuditEvent.action == "session.logout",
+                AuditEvent.created_at >= since,
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def raise_attention(session: WahaSession, reason: str) -> Notice | None:
@@ -70,11 +80,23 @@ def raise_attention(session: WahaSession, reason: str) -> Notice | None:
         return None
     session.attention = reason
     session.attention_since = utcnow()
-    audit.record(session.tenant_id, "session.attention", audit.SYSTEM, target_type="session", target_id=session.id,
-                 details={"reason": reason, "status": session.status})
+    audit.record(
+        session.tenant_id,
+        "session.attention",
+        audit.SYSTEM,
+        target_type="session",
+        target_id=session.id,
+        details={"reason": reason, "status": session.status},
+    )
     log.info("session %s needs attention: %s", session.id, reason)
-    return Notice(tenant_id=session.tenant_id, session_id=session.id, session_name=session.name, reason=reason,
-                  status=session.status, since=session.attention_since)
+    return Notice(
+        tenant_id=session.tenant_id,
+        session_id=session.id,
+        session_name=session.name,
+        reason=reason,
+        status=session.status,
+        since=session.attention_since,
+    )
 
 
 def clear(session: WahaSession) -> None:
@@ -85,23 +107,32 @@ def clear(session: WahaSession) -> None:
 
 
 def plan_notices(notices: list[Notice]) -> list[WebhookDelivery]:
-    """"session.attention" deliveries for each notice, in the caller's transaction."""
+    """ "session.attention" deliveries for each notice, in the caller's transaction."""
     from portal.services import forwarding
 
     rows: list[WebhookDelivery] = []
     for notice in notices:
         session = db.session.get(WahaSession, notice.session_id)
-        data = {"reason": notice.reason, "status": notice.status, "message": REASONS.get(notice.reason, ""),
-                "since": notice.since.isoformat()}
+        data = {
+            "reason": notice.reason,
+            "status": notice.status,
+            "message": REASONS.get(notice.reason, ""),
+            "since": notice.since.isoformat(),
+        }
         rows += forwarding.plan_portal_event(notice.tenant_id, "session.attention", data, session)
     return rows
 
 
 def recipients(tenant_id: int) -> list[str]:
     """Mail addresses of the tenant's active owners and admins."""
-    stmt = (select(User.email).join(Membership, Membership.user_id == User.id)
-            .where(Membership.tenant_id == tenant_id, Membership.role.in_(("owner", "admin")),
-                   User.is_active_user.is_(True)).order_by(User.email))
+    stmt = (
+        select(User.email)
+        .join(Membership, Membership.user_id == User.id)
+        .where(
+            Membership.tenant_id == tenant_id, Membership.role.in_(("owner", "admin")), User.is_active_user.is_(True)
+        )
+        .order_by(User.email)
+    )
     return list(db.session.scalars(stmt))
 
 
@@ -114,9 +145,11 @@ def send_mails(notices: list[Notice]) -> None:
         if tenant is None:
             continue
         base = current_app.config.get("PUBLIC_BASE_URL", "").rstrip("/")
-        body = (f"The WhatsApp session '{notice.session_name}' of {tenant.name} needs attention.\n\n"
-                f"Status: {notice.status}\n{REASONS.get(notice.reason, '')}\n\n"
-                f"Open the portal: {base}/sessions/{notice.session_id}\n")
+        body = (
+            f"The WhatsApp session '{notice.session_name}' of {tenant.name} needs attention.\n\n"
+            f"Status: {notice.status}\n{REASONS.get(notice.reason, '')}\n\n"
+            f"Open the portal: {base}/sessions/{notice.session_id}\n"
+        )
         for address in recipients(notice.tenant_id):
             try:
                 send_mail(address, f"[WAHA Portal] Session '{notice.session_name}' needs attention", body)

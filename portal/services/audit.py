@@ -27,13 +27,28 @@ class Actor:
 SYSTEM = Actor(type="system", label="system")
 
 
-def record(tenant_id: int | None, action: str, actor: Actor, *, target_type: str | None = None,
-           target_id: Any = None, details: dict[str, Any] | None = None, commit: bool = False) -> AuditEvent:
+def record(
+    tenant_id: int | None,
+    action: str,
+    actor: Actor,
+    *,
+    target_type: str | None = None,
+    target_id: Any = None,
+    details: dict[str, Any] | None = None,
+    commit: bool = False,
+) -> AuditEvent:
     """Append an audit event in the caller's transaction (commit=True to commit on its own)."""
     event = AuditEvent(
-        tenant_id=tenant_id, action=action, actor_type=actor.type, actor_id=actor.id, actor_label=actor.label,
-        target_type=target_type, target_id=None if target_id is None else str(target_id), ip=actor.ip,
-        request_id=actor.request_id, details=details or {},
+        tenant_id=tenant_id,
+        action=action,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        actor_label=actor.label,
+        target_type=target_type,
+        target_id=None if target_id is None else str(target_id),
+        ip=actor.ip,
+        request_id=actor.request_id,
+        details=details or {},
     )
     db.session.add(event)
     if commit:
@@ -50,8 +65,9 @@ class AuditFilters:
     until: datetime | None = None
 
 
-def list_events(tenant_id: int, filters: AuditFilters, *, before_id: int | None = None,
-                limit: int = 50) -> list[AuditEvent]:
+def list_events(
+    tenant_id: int, filters: AuditFilters, *, before_id: int | None = None, limit: int = 50
+) -> list[AuditEvent]:
     """A page of a tenant's audit log, newest first; `before_id` is the keyset cursor."""
     stmt = AuditEvent.scoped(tenant_id)
     if filters.action:

@@ -52,18 +52,30 @@ def sign_in(email: str, password: str, actor: Actor) -> User:
     key = signin_throttle.key_for(user, email, actor.ip)
     wait = signin_throttle.acquire(key)
     if wait:
-        audit.record(None, "auth.login_throttled", actor, target_type="user" if user else None,
-                     target_id=user.id if user else None, details={"email": email, "retry_after": wait},
-                     commit=True)
+        audit.record(
+            None,
+            "auth.login_throttled",
+            actor,
+            target_type="user" if user else None,
+            target_id=user.id if user else None,
+            details={"email": email, "retry_after": wait},
+            commit=True,
+        )
         raise RateLimited(_wait_message(wait), retry_after=wait)
     matches = _password_matches(user, password or "")
     if user is None or not matches or not user.is_active:
         if user is not None:
             # One statement, so parallel failures are all counted.
-            db.session.execute(update(User).where(User.id == user.id)
-                               .values(failed_logins=User.failed_logins + 1))
-        audit.record(None, "auth.login_failed", actor, target_type="user",
-                     target_id=user.id if user else None, details={"email": email}, commit=True)
+            db.session.execute(update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1))
+        audit.record(
+            None,
+            "auth.login_failed",
+            actor,
+            target_type="user",
+            target_id=user.id if user else None,
+            details={"email": email},
+            commit=True,
+        )
         raise Unauthorized(BAD_CREDENTIALS)
     signin_throttle.clear(key)
     user.failed_logins = 0

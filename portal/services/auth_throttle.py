@@ -51,8 +51,7 @@ def retry_after(ip: str | None) -> int | None:
     return remaining if failures >= limit else None
 
 
-def record_failure(ip: str | None, tenant_id: int | None, actor: Actor, reason: str,
-                   details: dict[str, Any]) -> None:
+def record_failure(ip: str | None, tenant_id: int | None, actor: Actor, reason: str, details: dict[str, Any]) -> None:
     """Count one failed authentication of `ip` and audit it: the first failure of a window (per address and
     tenant) writes the `auth.api_failed` row, later ones raise its `count`. Commits."""
     window, _ = _window()
@@ -72,9 +71,19 @@ def record_failure(ip: str | None, tenant_id: int | None, actor: Actor, reason: 
     event = db.session.get(AuditEvent, int(row_id)) if row_id else None
     if event is None:
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(window * WINDOW_SECONDS))
-        event = audit.record(tenant_id, "auth.api_failed", actor, details={
-            **details, "reason": reason, "count": int(count), "reasons": {reason: 1}, "window_start": started,
-            "window_seconds": WINDOW_SECONDS})
+        event = audit.record(
+            tenant_id,
+            "auth.api_failed",
+            actor,
+            details={
+                **details,
+                "reason": reason,
+                "count": int(count),
+                "reasons": {reason: 1},
+                "window_start": started,
+                "window_seconds": WINDOW_SECONDS,
+            },
+        )
         db.session.commit()
         if row_key:
             try:

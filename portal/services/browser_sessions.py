@@ -40,9 +40,17 @@ def start(user: User, actor: Actor, *, remember: bool, user_agent: str = "", met
     """Open a server-side session for a browser that just signed in; returns the secret for its cookies."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    row = BrowserSession(user_id=user.id, token_hash=_digest(token), remember=remember, method=method,
-                         user_agent=(user_agent or "")[:300], ip=actor.ip, created_at=now, last_used_at=now,
-                         expires_at=now + _lifetime(remember))
+    row = BrowserSession(
+        user_id=user.id,
+        token_hash=_digest(token),
+        remember=remember,
+        method=method,
+        user_agent=(user_agent or "")[:300],
+        ip=actor.ip,
+        created_at=now,
+        last_used_at=now,
+        expires_at=now + _lifetime(remember),
+    )
     db.session.add(row)
     db.session.commit()
     return token
@@ -67,17 +75,22 @@ def resolve(user_id: int, token: str) -> BrowserSession | None:
 def prune(now: datetime | None = None) -> int:
     """Delete browser sessions that ended (expired or signed out) more than KEEP_ENDED_DAYS ago; how many."""
     cutoff = (now or utcnow()) - timedelta(days=KEEP_ENDED_DAYS)
-    result = db.session.execute(delete(BrowserSession).where(
-        (BrowserSession.expires_at < cutoff) | (BrowserSession.revoked_at < cutoff)))
+    result = db.session.execute(
+        delete(BrowserSession).where((BrowserSession.expires_at < cutoff) | (BrowserSession.revoked_at < cutoff))
+    )
     db.session.commit()
     return int(result.rowcount or 0)
 
 
 def list_for(user: User) -> list[BrowserSession]:
     """The user's signed-in browsers, most recently used first."""
-    stmt = (select(BrowserSession).where(BrowserSession.user_id == user.id, BrowserSession.revoked_at.is_(None),
-                                         BrowserSession.expires_at > utcnow())
-            .order_by(BrowserSession.last_used_at.desc(), BrowserSession.id.desc()))
+    stmt = (
+        select(BrowserSession)
+        .where(
+            BrowserSession.user_id == user.id, BrowserSession.revoked_at.is_(None), BrowserSession.expires_at > utcnow()
+        )
+        .order_by(BrowserSession.last_used_at.desc(), BrowserSession.id.desc())
+    )
     return list(db.session.scalars(stmt))
 
 
@@ -92,21 +105,34 @@ def end(user: User, token: str | None, actor: Actor, *, tenant_id: int | None = 
     row = db.session.scalar(select(BrowserSession).where(BrowserSession.token_hash == _digest(token or "")))
     if row is not None and row.user_id == user.id and row.revoked_at is None:
         row.revoked_at = utcnow()
-    audit.record(tenant_id, "auth.logout", actor, target_type="user", target_id=user.id,
-                 details={"browser_session_id": row.id if row is not None else None})
+    audit.record(
+        tenant_id,
+        "auth.logout",
+        actor,
+        target_type="user",
+        target_id=user.id,
+        details={"browser_session_id": row.id if row is not None else None},
+    )
     db.session.commit()
 
 
 def revoke(user: User, session_id: int, actor: Actor) -> BrowserSession:
     """Sign out one of the user's browsers; NotFound for anyone else's."""
-    row = db.session.scalar(select(BrowserSession).where(BrowserSession.id == session_id,
-                                                         BrowserSession.user_id == user.id))
+    row = db.session.scalar(
+        select(BrowserSession).where(BrowserSession.id == session_id, BrowserSession.user_id == user.id)
+    )
     if row is None:
         raise NotFound("No such signed-in browser.", code="browser_session_not_found")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
-        audit.record(None, "auth.session_revoke", actor, target_type="user", target_id=user.id,
-                     details={"browser_session_id": row.id, "user_agent": row.user_agent[:120]})
+        audit.record(
+            None,
+            "auth.session_revoke",
+            actor,
+            target_type="user",
+            target_id=user.id,
+            details={"browser_session_id": row.id, "user_agent": row.user_agent[:120]},
+        )
         db.session.commit()
     return row
 
@@ -116,9 +142,16 @@ def revoke_all(user: User, actor: Actor, *, keep_token: str | None = None) -> in
     stmt = update(BrowserSession).where(BrowserSession.user_id == user.id, BrowserSession.revoked_at.is_(None))
     if keep_token:
         stmt = stmt.where(BrowserSession.token_hash != _digest(keep_token))
-    count = db.session.execute(stmt.values(revoked_at=utcnow()),
-                               execution_options={"synchronize_session": False}).rowcount
-    audit.record(None, "auth.logout_everywhere", actor, target_type="user", target_id=user.id,
-                 details={"signed_out": count, "kept_this_browser": bool(keep_token)})
+    count = db.session.execute(
+        stmt.values(revoked_at=utcnow()), execution_options={"synchronize_session": False}
+    ).rowcount
+    audit.record(
+        None,
+        "auth.logout_everywhere",
+        actor,
+        target_type="user",
+        target_id=user.id,
+        details={"signed_out": count, "kept_this_browser": bool(keep_token)},
+    )
     db.session.commit()
     return int(count or 0)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from typing import Any
 
 import redis
 from sqlalchemy import and_, func, select
 
 from portal.extensions import db, redis_store
-from portal.models import Message, WahaServer, WebhookDelivery, WahaSession, utcnow
+from portal.models import Message, WahaServer, WahaSession, WebhookDelivery, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class HealthOverview:
 def start_of_day(now: datetime | None = None) -> datetime:
     """Midnight UTC of the day `now` falls in."""
     now = now or utcnow()
-    return datetime.combine(now.astimezone(timezone.utc).date(), time.min, tzinfo=timezone.utc)
+    return datetime.combine(now.astimezone(UTC).date(), time.min, tzinfo=UTC)
 
 
 def summary(tenant: Any, *, now: datetime | None = None) -> DashboardSummary:
@@ -77,24 +77,36 @@ def summary(tenant: Any, *, now: datetime | None = None) -> DashboardSummary:
     by_direction = {direction: count for direction, count in traffic}
     result.messages_in_today = by_direction.get("in", 0)
     result.messages_out_today = by_direction.get("out", 0)
-    result.failed_sends_today = db.session.scalar(
-        select(func.count(Message.id)).where(today, Message.direction == "out", Message.status == "ERROR")
-    ) or 0
+    result.failed_sends_today = (
+        db.session.scalar(
+            select(func.count(Message.id)).where(today, Message.direction == "out", Message.status == "ERROR")
+        )
+        or 0
+    )
 
     # A delivery is retried as new rows with the same msg_id; count each event once, and not at all when a
     # later attempt succeeded.
     failed = WebhookDelivery.__table__.alias("failed")
     succeeded = (
         select(WebhookDelivery.id)
-        .where(WebhookDelivery.tenant_id == tenant.id, WebhookDelivery.status == "succeeded",
-               WebhookDelivery.msg_id == failed.c.msg_id)
+        .where(
+            WebhookDelivery.tenant_id == tenant.id,
+            WebhookDelivery.status == "succeeded",
+            WebhookDelivery.msg_id == failed.c.msg_id,
+        )
         .exists()
     )
-    result.failed_deliveries_today = db.session.scalar(
-        select(func.count(func.distinct(failed.c.msg_id)))
-        .where(failed.c.tenant_id == tenant.id, failed.c.created_at >= since,
-               failed.c.status.in_(("failed", "dead")), ~succeeded)
-    ) or 0
+    result.failed_deliveries_today = (
+        db.session.scalar(
+            select(func.count(func.distinct(failed.c.msg_id))).where(
+                failed.c.tenant_id == tenant.id,
+                failed.c.created_at >= since,
+                failed.c.status.in_(("failed", "dead")),
+                ~succeeded,
+            )
+        )
+        or 0
+    )
     return result
 
 
@@ -128,8 +140,16 @@ def waha_health() -> HealthOverview:
     else:
         note = "Live health checks are not available; showing the last known state."
     servers = [
-        {"name": s.name, "base_url": s.base_url, "ok": None if s.health == "unknown" else s.health == "ok",
-         "version": s.version, "engine": s.engine, "tier": s.tier, "latency_ms": None, "error": s.health_error}
+        {
+            "name": s.name,
+            "base_url": s.base_url,
+            "ok": None if s.health == "unknown" else s.health == "ok",
+            "version": s.version,
+            "engine": s.engine,
+            "tier": s.tier,
+            "latency_ms": None,
+            "error": s.health_error,
+        }
         for s in db.session.scalars(select(WahaServer).order_by(WahaServer.name))
     ]
     return HealthOverview(servers=servers, live=False, note=note)
@@ -137,5 +157,4 @@ def waha_health() -> HealthOverview:
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     """The fields the dashboard shows (other tenants' session counts stay out)."""
-    return {key: row.get(key) for key in ("name", "base_url", "ok", "version", "engine", "tier", "latency_ms",
-                                          "error")}
+    return {key: row.get(key) for key in ("name", "base_url", "ok", "version", "engine", "tier", "latency_ms", "error")}

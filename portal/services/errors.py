@@ -11,8 +11,14 @@ class ServiceError(Exception):
     status = 400
     code = "error"
 
-    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None,
-                 retry_after: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        retry_after: int | None = None,
+    ):
         super().__init__(message)
         self.message = message
         if code:
@@ -28,7 +34,7 @@ class Invalid(ServiceError):
     code = "validation_error"
 
     @classmethod
-    def field(cls, field: str, message: str) -> "Invalid":
+    def field(cls, field: str, message: str) -> Invalid:
         return cls(message, details={"fields": [{"field": field, "message": message}]})
 
 

@@ -37,15 +37,29 @@ log = logging.getLogger(__name__)
 _MAX_PARALLEL = 8
 
 __all__ = [
-    "MULTI_SESSION_SINCE", "check_server", "check_servers", "drain_server", "find_server", "predates_multi_session",
-    "sessions_on", "undrain_server", "update_server",
+    "MULTI_SESSION_SINCE",
+    "check_server",
+    "check_servers",
+    "drain_server",
+    "find_server",
+    "predates_multi_session",
+    "sessions_on",
+    "undrain_server",
+    "update_server",
 ]
 
 
 def _probe(client: WahaClient) -> dict[str, Any]:
     """Ask one server how it is, then close the client; no database or app access here (runs in a thread)."""
-    result: dict[str, Any] = {"ok": False, "error": None, "version": None, "engine": None, "tier": None,
-                              "start_timestamp": None, "status": None}
+    result: dict[str, Any] = {
+        "ok": False,
+        "error": None,
+        "version": None,
+        "engine": None,
+        "tier": None,
+        "start_timestamp": None,
+        "status": None,
+    }
     started = time.perf_counter()
     try:
         if not client.ping():
@@ -83,8 +97,12 @@ def _warn_outdated(server: WahaServer) -> None:
     log.warning(
         "WAHA server %s at %s runs version %s (tier %s), which predates %s: the free Core image of that age "
         "runs one session named 'default' only. Upgrade it to devlikeapro/waha:%s or later.",
-        server.name, server.base_url, server.version, server.tier or "unknown",
-        ".".join(map(str, MULTI_SESSION_SINCE)), ".".join(map(str, MULTI_SESSION_SINCE)),
+        server.name,
+        server.base_url,
+        server.version,
+        server.tier or "unknown",
+        ".".join(map(str, MULTI_SESSION_SINCE)),
+        ".".join(map(str, MULTI_SESSION_SINCE)),
     )
 
 
@@ -103,22 +121,45 @@ def _apply(server: WahaServer, result: dict[str, Any], *, warn_always: bool) -> 
             server.start_timestamp = result["start_timestamp"]
         elif server.start_timestamp != result["start_timestamp"]:
             restarted = True
-            log.info("WAHA server %s restarted (start timestamp %s, was %s); session recovery follows with the "
-                     "next sync", server.name, result["start_timestamp"], server.start_timestamp)
+            log.info(
+                "WAHA server %s restarted (start timestamp %s, was %s); session recovery follows with the next sync",
+                server.name,
+                result["start_timestamp"],
+                server.start_timestamp,
+            )
     outdated = bool(server.version) and predates_multi_session(server.version)
     if outdated and (warn_always or server.version != previous_version):
         _warn_outdated(server)
     if previous_health != server.health:
         level = logging.WARNING if server.health == "down" else logging.INFO
-        log.log(level, "WAHA server %s is %s (was %s)%s", server.name, server.health, previous_health,
-                f": {server.health_error}" if server.health_error else "")
-        audit.record(None, "server.health_changed", SYSTEM, target_type="waha_server", target_id=server.id,
-                     details={"name": server.name, "from": previous_health, "to": server.health,
-                              "error": server.health_error})
+        log.log(
+            level,
+            "WAHA server %s is %s (was %s)%s",
+            server.name,
+            server.health,
+            previous_health,
+            f": {server.health_error}" if server.health_error else "",
+        )
+        audit.record(
+            None,
+            "server.health_changed",
+            SYSTEM,
+            target_type="waha_server",
+            target_id=server.id,
+            details={"name": server.name, "from": previous_health, "to": server.health, "error": server.health_error},
+        )
     return {
-        "id": server.id, "name": server.name, "base_url": server.base_url, "health": server.health,
-        "error": server.health_error, "version": server.version, "engine": server.engine, "tier": server.tier,
-        "start_timestamp": result["start_timestamp"], "restarted": restarted, "outdated": outdated,
+        "id": server.id,
+        "name": server.name,
+        "base_url": server.base_url,
+        "health": server.health,
+        "error": server.health_error,
+        "version": server.version,
+        "engine": server.engine,
+        "tier": server.tier,
+        "start_timestamp": result["start_timestamp"],
+        "restarted": restarted,
+        "outdated": outdated,
         "latency_ms": result.get("latency_ms"),
     }
 
@@ -155,11 +196,21 @@ def _set_draining(server_id: int, actor: Actor, draining: bool) -> WahaServer:
         return server
     server.is_draining = draining
     sessions = servers_service.session_counts().get(server.id, 0)
-    audit.record(None, "server.drain" if draining else "server.undrain", actor, target_type="waha_server",
-                 target_id=server.id, details={"name": server.name, "sessions": sessions})
+    audit.record(
+        None,
+        "server.drain" if draining else "server.undrain",
+        actor,
+        target_type="waha_server",
+        target_id=server.id,
+        details={"name": server.name, "sessions": sessions},
+    )
     db.session.commit()
-    log.info("WAHA server %s %s (%d sessions stay where they are)", server.name,
-             "is draining" if draining else "takes new sessions again", sessions)
+    log.info(
+        "WAHA server %s %s (%d sessions stay where they are)",
+        server.name,
+        "is draining" if draining else "takes new sessions again",
+        sessions,
+    )
     return server
 
 
@@ -173,8 +224,9 @@ def undrain_server(server_id: int, actor: Actor) -> WahaServer:
     return _set_draining(server_id, actor, False)
 
 
-def update_server(server_id: int, actor: Actor, *, capacity: int | None = None,
-                  is_enabled: bool | None = None) -> WahaServer:
+def update_server(
+    server_id: int, actor: Actor, *, capacity: int | None = None, is_enabled: bool | None = None
+) -> WahaServer:
     """Change a server's capacity or enable/disable it (a disabled server takes no new sessions and is left out
     of readiness). Audited."""
     server = servers_service.get_server(server_id)
@@ -188,8 +240,14 @@ def update_server(server_id: int, actor: Actor, *, capacity: int | None = None,
         changes["is_enabled"] = {"from": server.is_enabled, "to": is_enabled}
         server.is_enabled = is_enabled
     if changes:
-        audit.record(None, "server.update", actor, target_type="waha_server", target_id=server.id,
-                     details={"name": server.name, **changes})
+        audit.record(
+            None,
+            "server.update",
+            actor,
+            target_type="waha_server",
+            target_id=server.id,
+            details={"name": server.name, **changes},
+        )
     db.session.commit()
     return server
 
@@ -208,8 +266,12 @@ def sessions_on(server_id: int, limit: int = 200) -> list[WahaSession]:
     """Sessions placed on one server (with their tenant loaded), newest first, at most `limit`."""
     from sqlalchemy.orm import selectinload
 
-    return list(db.session.scalars(
-        select(WahaSession).where(WahaSession.server_id == server_id)
-        .options(selectinload(WahaSession.tenant))
-        .order_by(WahaSession.created_at.desc()).limit(limit)
-    ))
+    return list(
+        db.session.scalars(
+            select(WahaSession)
+            .where(WahaSession.server_id == server_id)
+            .options(selectinload(WahaSession.tenant))
+            .order_by(WahaSession.created_at.desc())
+            .limit(limit)
+        )
+    )

@@ -8,8 +8,9 @@ the breaker that real calls rely on. Servers are probed side by side.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import select, text
@@ -50,8 +51,15 @@ def probe_settings(server: WahaServer) -> WahaSettings:
     cfg = current_app.config
     register_secret(server.api_key)
     timeout = min(int(cfg["WAHA_TIMEOUT"]), PROBE_TIMEOUT_MS)
-    return WahaSettings(base_url=server.base_url, api_key=server.api_key, timeout_ms=timeout, retry_attempts=0,
-                        pool_max=2, pool_min=0, pool_acquire_timeout_ms=timeout)
+    return WahaSettings(
+        base_url=server.base_url,
+        api_key=server.api_key,
+        timeout_ms=timeout,
+        retry_attempts=0,
+        pool_max=2,
+        pool_min=0,
+        pool_acquire_timeout_ms=timeout,
+    )
 
 
 def probe_client(server: WahaServer) -> WahaClient:
@@ -65,15 +73,17 @@ def _ping(client: WahaClient) -> dict[str, Any]:
         ok = client.ping()
     finally:
         client.close()
-    return {"ok": ok, "latency_ms": _elapsed_ms(started),
-            "error": None if ok else f"no answer from {client.settings.base_url}/ping"}
+    return {
+        "ok": ok,
+        "latency_ms": _elapsed_ms(started),
+        "error": None if ok else f"no answer from {client.settings.base_url}/ping",
+    }
 
 
 def _in_parallel(func: Callable[[Any], dict[str, Any]], items: list[Any]) -> list[dict[str, Any]]:
     if not items:
         return []
-    with ThreadPoolExecutor(max_workers=min(len(items), _MAX_PARALLEL_PROBES),
-                            thread_name_prefix="probe") as pool:
+    with ThreadPoolExecutor(max_workers=min(len(items), _MAX_PARALLEL_PROBES), thread_name_prefix="probe") as pool:
         return list(pool.map(func, items))
 
 
@@ -89,17 +99,26 @@ def _check_redis() -> None:
 def _check_waha() -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        servers = list(db.session.scalars(
-            select(WahaServer).where(WahaServer.is_enabled.is_(True)).order_by(WahaServer.name)))
+        servers = list(
+            db.session.scalars(select(WahaServer).where(WahaServer.is_enabled.is_(True)).order_by(WahaServer.name))
+        )
         targets = [(s.name, probe_client(s)) for s in servers]
         db.session.rollback()
     except Exception as exc:
         db.session.rollback()
-        return {"ok": False, "latency_ms": _elapsed_ms(started),
-                "error": f"cannot list WAHA servers: {_describe(exc)}", "servers": {}}
+        return {
+            "ok": False,
+            "latency_ms": _elapsed_ms(started),
+            "error": f"cannot list WAHA servers: {_describe(exc)}",
+            "servers": {},
+        }
     if not targets:
-        return {"ok": False, "latency_ms": _elapsed_ms(started), "error": "no enabled WAHA server is registered",
-                "servers": {}}
+        return {
+            "ok": False,
+            "latency_ms": _elapsed_ms(started),
+            "error": "no enabled WAHA server is registered",
+            "servers": {},
+        }
     results = _in_parallel(lambda target: _ping(target[1]), targets)
     per_server = {name: result for (name, _), result in zip(targets, results)}
     ok = any(result["ok"] for result in results)
@@ -150,10 +169,20 @@ def _probe_server(target: dict[str, Any]) -> dict[str, Any]:
 
 def _stored(server: WahaServer, sessions: int) -> dict[str, Any]:
     return {
-        "id": server.id, "name": server.name, "base_url": server.base_url, "ok": server.health == "ok",
-        "health": server.health, "version": server.version, "engine": server.engine, "tier": server.tier,
-        "latency_ms": None, "error": server.health_error, "sessions": sessions, "capacity": server.capacity,
-        "is_enabled": server.is_enabled, "is_draining": server.is_draining,
+        "id": server.id,
+        "name": server.name,
+        "base_url": server.base_url,
+        "ok": server.health == "ok",
+        "health": server.health,
+        "version": server.version,
+        "engine": server.engine,
+        "tier": server.tier,
+        "latency_ms": None,
+        "error": server.health_error,
+        "sessions": sessions,
+        "capacity": server.capacity,
+        "is_enabled": server.is_enabled,
+        "is_draining": server.is_draining,
         "checked_at": server.last_checked_at.isoformat() if server.last_checked_at else None,
     }
 
@@ -171,9 +200,16 @@ def waha_health(live: bool = True) -> list[dict[str, Any]]:
     if not live:
         return stored
     targets = [
-        {"id": row["id"], "name": row["name"], "base_url": row["base_url"], "sessions": row["sessions"],
-         "capacity": row["capacity"], "is_enabled": row["is_enabled"], "is_draining": row["is_draining"],
-         "client": probe_client(server)}
+        {
+            "id": row["id"],
+            "name": row["name"],
+            "base_url": row["base_url"],
+            "sessions": row["sessions"],
+            "capacity": row["capacity"],
+            "is_enabled": row["is_enabled"],
+            "is_draining": row["is_draining"],
+            "client": probe_client(server),
+        }
         for row, server in zip(stored, servers)
     ]
     db.session.rollback()

@@ -32,8 +32,9 @@ def clean_key(key: str | None) -> str | None:
     if not key:
         return None
     if len(key) > MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
-        raise Invalid.field("Idempotency-Key",
-                            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable ASCII characters.")
+        raise Invalid.field(
+            "Idempotency-Key", f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable ASCII characters."
+        )
     return key
 
 
@@ -49,19 +50,32 @@ def _stored_key(scope: str, key: str) -> str:
 
 def lookup(tenant_id: int, scope: str, key: str, request_fingerprint: str) -> IdempotencyRecord | None:
     """The record of an earlier request with this key, or None; Conflict when that request was different."""
-    record = db.session.scalar(select(IdempotencyRecord).where(
-        IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == _stored_key(scope, key)))
+    record = db.session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == _stored_key(scope, key)
+        )
+    )
     if record is not None and record.fingerprint != request_fingerprint:
-        raise Conflict("This Idempotency-Key was already used for a different request.",
-                       code="idempotency_key_reused")
+        raise Conflict("This Idempotency-Key was already used for a different request.", code="idempotency_key_reused")
     return record
 
 
-def remember(tenant_id: int, scope: str, key: str, request_fingerprint: str, response: dict[str, Any],
-             status_code: int | None = None) -> IdempotencyRecord:
+def remember(
+    tenant_id: int,
+    scope: str,
+    key: str,
+    request_fingerprint: str,
+    response: dict[str, Any],
+    status_code: int | None = None,
+) -> IdempotencyRecord:
     """Add the record to the caller's transaction (flushed with it; the unique key catches a concurrent twin)."""
-    record = IdempotencyRecord(tenant_id=tenant_id, key=_stored_key(scope, key), fingerprint=request_fingerprint,
-                               status_code=status_code, response=response)
+    record = IdempotencyRecord(
+        tenant_id=tenant_id,
+        key=_stored_key(scope, key),
+        fingerprint=request_fingerprint,
+        status_code=status_code,
+        response=response,
+    )
     db.session.add(record)
     return record
 

@@ -54,8 +54,9 @@ class SyncReport:
 def sync_all(*, delete_orphans: bool = False) -> list[SyncReport]:
     """Sync every enabled server; a server that cannot be reached is reported, the others still sync."""
     reports = []
-    servers = list(db.session.scalars(select(WahaServer).where(WahaServer.is_enabled.is_(True))
-                                      .order_by(WahaServer.id)))
+    servers = list(
+        db.session.scalars(select(WahaServer).where(WahaServer.is_enabled.is_(True)).order_by(WahaServer.id))
+    )
     for server in servers:
         try:
             reports.append(sync_server(server, delete_orphans=delete_orphans))
@@ -83,17 +84,32 @@ def sync_server(server: WahaServer, *, recover: bool = True, delete_orphans: boo
     if start_timestamp is not None:
         if server.start_timestamp is not None and start_timestamp != server.start_timestamp:
             report.restarted = True
-            log.warning("WAHA server %s restarted (start timestamp %s -> %s)", server.name, server.start_timestamp,
-                        start_timestamp)
-            audit.record(None, "server.restarted", SYNC, target_type="waha_server", target_id=server.id,
-                         details={"start_timestamp": start_timestamp})
+            log.warning(
+                "WAHA server %s restarted (start timestamp %s -> %s)",
+                server.name,
+                server.start_timestamp,
+                start_timestamp,
+            )
+            audit.record(
+                None,
+                "server.restarted",
+                SYNC,
+                target_type="waha_server",
+                target_id=server.id,
+                details={"start_timestamp": start_timestamp},
+            )
         server.start_timestamp = start_timestamp
     infos = client.list_sessions(all=True)
     report.listed = len(infos)
     by_name = {info.get("name"): info for info in infos if isinstance(info, dict)}
     # The sync reads status and me only; the key and config load on demand for the few rows recovery touches.
-    rows = list(db.session.scalars(select(WahaSession).where(WahaSession.server_id == server.id)
-                                   .options(defer(WahaSession.hmac_key), defer(WahaSession.config))))
+    rows = list(
+        db.session.scalars(
+            select(WahaSession)
+            .where(WahaSession.server_id == server.id)
+            .options(defer(WahaSession.hmac_key), defer(WahaSession.config))
+        )
+    )
     known = {row.id for row in rows}
     now = utcnow()
     notices, to_recover = [], []
@@ -116,8 +132,12 @@ def sync_server(server: WahaServer, *, recover: bool = True, delete_orphans: boo
         if row.desired_state == "running" and status == "STOPPED":
             to_recover.append((row, info))
     # One statement stamps the whole server's rows.
-    db.session.execute(update(WahaSession).where(WahaSession.server_id == server.id)
-                       .values(last_synced_at=now).execution_options(synchronize_session=False))
+    db.session.execute(
+        update(WahaSession)
+        .where(WahaSession.server_id == server.id)
+        .values(last_synced_at=now)
+        .execution_options(synchronize_session=False)
+    )
     deliveries = attention.plan_notices(notices)
     preassign_ids(AuditEvent, [o for o in db.session.new if isinstance(o, AuditEvent)])
     db.session.flush()
@@ -172,13 +192,15 @@ def _recover(client: Any, row: WahaSession, info: dict | None, report: SyncRepor
             row.engine = engine["engine"][:16]
         me = result.get("me") if isinstance(result.get("me"), dict) else None
         apply_status(row, result.get("status"), me=me, actor=RECOVERY, source="recovery")
-    audit.record(row.tenant_id, action, RECOVERY, target_type="session", target_id=row.id,
-                 details={"status": row.status})
+    audit.record(
+        row.tenant_id, action, RECOVERY, target_type="session", target_id=row.id, details={"status": row.status}
+    )
     db.session.commit()
 
 
-def _track_orphans(client: Any, server: WahaServer, infos: list[dict], known: set[str], report: SyncReport,
-                   *, delete: bool) -> None:
+def _track_orphans(
+    client: Any, server: WahaServer, infos: list[dict], known: set[str], report: SyncReport, *, delete: bool
+) -> None:
     """Remember when a WAHA session with our metadata but no row was first seen; delete it after the grace."""
     candidates = {}
     for info in infos:
@@ -188,8 +210,11 @@ def _track_orphans(client: Any, server: WahaServer, infos: list[dict], known: se
             candidates[f"{server.id}:{info.get('name')}"] = (info.get("name"), session_id)
     if candidates:
         # A row may exist on another server (moved) or have been created since our read.
-        existing = set(db.session.scalars(select(WahaSession.id).where(
-            WahaSession.id.in_([sid for _, sid in candidates.values()]))))
+        existing = set(
+            db.session.scalars(
+                select(WahaSession.id).where(WahaSession.id.in_([sid for _, sid in candidates.values()]))
+            )
+        )
         candidates = {k: v for k, v in candidates.items() if v[1] not in existing}
     try:
         store = redis_store.client
@@ -213,10 +238,18 @@ def _track_orphans(client: Any, server: WahaServer, infos: list[dict], known: se
                     continue
                 store.hdel(ORPHANS_KEY, key)
                 report.orphans_deleted.append(name)
-                log.warning("deleted WAHA session %s on %s: it belongs to no portal session (%s)", name,
-                            server.name, session_id)
-                audit.record(None, "session.orphan_deleted", SYNC, target_type="waha_server", target_id=server.id,
-                             details={"external_name": name, "portal_session_id": session_id}, commit=True)
+                log.warning(
+                    "deleted WAHA session %s on %s: it belongs to no portal session (%s)", name, server.name, session_id
+                )
+                audit.record(
+                    None,
+                    "session.orphan_deleted",
+                    SYNC,
+                    target_type="waha_server",
+                    target_id=server.id,
+                    details={"external_name": name, "portal_session_id": session_id},
+                    commit=True,
+                )
     except Exception as exc:
         if isinstance(exc, waha_errors.WahaError):
             raise
@@ -233,13 +266,22 @@ def watchdog(silence: int | None = None) -> list[str]:
     """
     from portal.services.servers import client_for
 
-    silence = int(silence if silence is not None else
-                  current_app.config.get("WATCHDOG_SILENCE_SECONDS", WATCHDOG_SILENCE_SECONDS))
+    silence = int(
+        silence if silence is not None else current_app.config.get("WATCHDOG_SILENCE_SECONDS", WATCHDOG_SILENCE_SECONDS)
+    )
     cutoff = utcnow() - timedelta(seconds=silence)
-    quiet = list(db.session.scalars(select(WahaSession).where(
-        WahaSession.status == "WORKING", WahaSession.attention.is_(None),
-        ((WahaSession.last_event_at < cutoff) |
-         (WahaSession.last_event_at.is_(None) & (WahaSession.updated_at < cutoff))))))
+    quiet = list(
+        db.session.scalars(
+            select(WahaSession).where(
+                WahaSession.status == "WORKING",
+                WahaSession.attention.is_(None),
+                (
+                    (WahaSession.last_event_at < cutoff)
+                    | (WahaSession.last_event_at.is_(None) & (WahaSession.updated_at < cutoff))
+                ),
+            )
+        )
+    )
     logged_out = []
     for session in quiet:
         try:
@@ -271,14 +313,16 @@ def prune(now: Any = None) -> dict[str, int]:
 
     now = now or utcnow()
     counts = {"messages": 0, "media_files": 0, "events": 0, "deliveries": 0}
-    tenants = list(db.session.execute(select(Tenant.id, Tenant.retention_messages_days,
-                                             Tenant.retention_events_days)))
+    tenants = list(db.session.execute(select(Tenant.id, Tenant.retention_messages_days, Tenant.retention_events_days)))
     store = storage()
     for tenant_id, message_days, event_days in tenants:
         message_cutoff = now - timedelta(days=message_days)
         while True:
-            rows = db.session.execute(select(Message.id, Message.media).where(
-                Message.tenant_id == tenant_id, Message.created_at < message_cutoff).limit(PRUNE_CHUNK)).all()
+            rows = db.session.execute(
+                select(Message.id, Message.media)
+                .where(Message.tenant_id == tenant_id, Message.created_at < message_cutoff)
+                .limit(PRUNE_CHUNK)
+            ).all()
             if not rows:
                 break
             for _id, media in rows:
@@ -289,14 +333,27 @@ def prune(now: Any = None) -> dict[str, int]:
             db.session.commit()
             counts["messages"] += len(rows)
         event_cutoff = now - timedelta(days=event_days)
-        counts["deliveries"] += _delete_chunked(WebhookDelivery, WebhookDelivery.created_at, event_cutoff,
-                                                WebhookDelivery.tenant_id == tenant_id,
-                                                WebhookDelivery.status != "pending")
-        counts["events"] += _delete_chunked(WebhookEvent, WebhookEvent.received_at, event_cutoff,
-                                            WebhookEvent.tenant_id == tenant_id, WebhookEvent.status != "pending")
-    counts["events"] += _delete_chunked(WebhookEvent, WebhookEvent.received_at,
-                                        now - timedelta(days=UNOWNED_EVENT_RETENTION_DAYS),
-                                        WebhookEvent.tenant_id.is_(None), WebhookEvent.status != "pending")
+        counts["deliveries"] += _delete_chunked(
+            WebhookDelivery,
+            WebhookDelivery.created_at,
+            event_cutoff,
+            WebhookDelivery.tenant_id == tenant_id,
+            WebhookDelivery.status != "pending",
+        )
+        counts["events"] += _delete_chunked(
+            WebhookEvent,
+            WebhookEvent.received_at,
+            event_cutoff,
+            WebhookEvent.tenant_id == tenant_id,
+            WebhookEvent.status != "pending",
+        )
+    counts["events"] += _delete_chunked(
+        WebhookEvent,
+        WebhookEvent.received_at,
+        now - timedelta(days=UNOWNED_EVENT_RETENTION_DAYS),
+        WebhookEvent.tenant_id.is_(None),
+        WebhookEvent.status != "pending",
+    )
     if any(counts.values()):
         log.info("retention: deleted %s", counts)
     return counts

@@ -39,34 +39,71 @@ REQUEUE_HORIZON = timedelta(hours=1)  # older pending files are long gone from W
 
 # Inbound media kept in portal storage; anything else is recorded but not downloaded.
 MEDIA_TYPES = (
-    "image/", "audio/", "video/", "application/pdf", "text/plain", "text/csv", "text/vcard", "text/x-vcard",
-    "application/msword", "application/vnd.openxmlformats-officedocument.", "application/vnd.ms-excel",
-    "application/vnd.ms-powerpoint", "application/vnd.oasis.opendocument.", "application/zip",
+    "image/",
+    "audio/",
+    "video/",
+    "application/pdf",
+    "text/plain",
+    "text/csv",
+    "text/vcard",
+    "text/x-vcard",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.oasis.opendocument.",
+    "application/zip",
 )
 _BLOCKED_MEDIA = ("image/svg+xml",)  # scriptable when served back to a browser
 
 # Types a stored file is served under (anything else: application/octet-stream, as a download). None of them is
 # interpreted as a document with scripts by a browser.
-SERVE_INLINE = frozenset({
-    "image/jpeg", "image/png", "image/gif", "image/webp",
-    "audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/amr", "audio/wav", "audio/webm", "audio/opus",
-    "video/mp4", "video/3gpp", "video/webm", "video/quicktime",
-})
-SERVE_DOWNLOAD = frozenset({
-    "application/pdf", "text/plain", "text/csv", "text/vcard", "text/x-vcard", "application/zip",
-    "application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    "application/vnd.oasis.opendocument.text", "application/vnd.oasis.opendocument.spreadsheet",
-    "application/vnd.oasis.opendocument.presentation",
-})
+SERVE_INLINE = frozenset(
+    {
+        "image/jpeg",
+        "image/png",
+        "image/gif",
+        "image/webp",
+        "audio/ogg",
+        "audio/mpeg",
+        "audio/mp4",
+        "audio/aac",
+        "audio/amr",
+        "audio/wav",
+        "audio/webm",
+        "audio/opus",
+        "video/mp4",
+        "video/3gpp",
+        "video/webm",
+        "video/quicktime",
+    }
+)
+SERVE_DOWNLOAD = frozenset(
+    {
+        "application/pdf",
+        "text/plain",
+        "text/csv",
+        "text/vcard",
+        "text/x-vcard",
+        "application/zip",
+        "application/msword",
+        "application/vnd.ms-excel",
+        "application/vnd.ms-powerpoint",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "application/vnd.oasis.opendocument.text",
+        "application/vnd.oasis.opendocument.spreadsheet",
+        "application/vnd.oasis.opendocument.presentation",
+    }
+)
 GENERIC = "application/octet-stream"
 
 # RFC 9110 media-type: token "/" token *( OWS ";" OWS parameter ); parameter values are tokens or quoted strings.
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _MEDIA_TYPE_RE = re.compile(
-    rf"^({_TOKEN})/({_TOKEN})((?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|\"(?:[^\"\\\x00-\x1f\x7f]|\\.)*\"))*)[ \t]*$")
+    rf"^({_TOKEN})/({_TOKEN})((?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|\"(?:[^\"\\\x00-\x1f\x7f]|\\.)*\"))*)[ \t]*$"
+)
 
 
 def parse_media_type(value: Any) -> str | None:
@@ -184,8 +221,15 @@ def fetch_media(message_id: int, url: str) -> str:
     assert mimetype is not None
     key = f"{message.tenant_id}/{message.session_id}/{message.id}{extension(mimetype)}"
     storage().save(key, content, mimetype)
-    _settle(message, media, status="stored", key=key, mimetype=mimetype, size=len(content),
-            sha256=hashlib.sha256(content).hexdigest())
+    _settle(
+        message,
+        media,
+        status="stored",
+        key=key,
+        mimetype=mimetype,
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+    )
     return "stored"
 
 
@@ -200,8 +244,7 @@ def queue_downloads(jobs: list[tuple[int, str]]) -> None:
         enqueue_many([(MEDIA_JOB, job) for job in jobs], queue=QUEUE_EVENTS, retry=retry_policy(3, (5, 20, 45)))
         return
     except Exception as exc:
-        log.warning("could not queue %d media download(s) (%s); downloading them now", len(jobs),
-                    type(exc).__name__)
+        log.warning("could not queue %d media download(s) (%s); downloading them now", len(jobs), type(exc).__name__)
     for message_id, url in jobs:
         try:
             fetch_media(message_id, url)
@@ -222,9 +265,15 @@ def requeue_pending(older_than: int = REQUEUE_AFTER_SECONDS) -> int:
     """Queue the download again for files pending longer than `older_than` seconds (their job was lost or never
     queued); files pending beyond the horizon are recorded unavailable. Returns how many were queued."""
     now = utcnow()
-    rows = db.session.scalars(select(Message).where(
-        pending_media_clause(), Message.created_at < now - timedelta(seconds=older_than),
-    ).order_by(Message.id).limit(2000)).all()
+    rows = db.session.scalars(
+        select(Message)
+        .where(
+            pending_media_clause(),
+            Message.created_at < now - timedelta(seconds=older_than),
+        )
+        .order_by(Message.id)
+        .limit(2000)
+    ).all()
     jobs: list[tuple[int, str]] = []
     for message in rows:
         media = message.media if isinstance(message.media, dict) else {}
@@ -256,8 +305,9 @@ def media_for_message(tenant: Tenant, message_id: Any) -> tuple[BinaryIO, str, s
     media = message.media if isinstance(message.media, dict) else {}
     key = media.get("key")
     if media.get("status") != "stored" or not key:
-        raise NotFound("This message has no stored file.", code="media_not_found",
-                       details={"status": media.get("status")})
+        raise NotFound(
+            "This message has no stored file.", code="media_not_found", details={"status": media.get("status")}
+        )
     try:
         handle = storage().open(key)
     except FileNotFoundError:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func, select, update
@@ -45,13 +45,13 @@ def pre_generated_id(message: Message) -> str | None:
     """The id the portal chose for the send ("3EB0..."), read back from the predicted WhatsApp id."""
     prefix = f"true_{message.chat_id}_"
     wid = message.waha_message_id or ""
-    return wid[len(prefix):] if wid.startswith(prefix) and len(wid) > len(prefix) else None
+    return wid[len(prefix) :] if wid.startswith(prefix) and len(wid) > len(prefix) else None
 
 
 def _stale(message: Message, now: datetime) -> bool:
     updated = message.updated_at
     if updated.tzinfo is None:
-        updated = updated.replace(tzinfo=timezone.utc)
+        updated = updated.replace(tzinfo=UTC)
     return now - updated >= STALE_SENDING
 
 
@@ -80,14 +80,21 @@ def claim(message: Message, from_state: str) -> bool:
     conditions = [Message.id == message.id, Message.send_state == from_state]
     conditions.append(Message.status == ("ERROR" if from_state == "unsent" else "PENDING"))
     result = db.session.execute(
-        update(Message).where(*conditions)
+        update(Message)
+        .where(*conditions)
         .values(send_state="sending", status="PENDING", error=None, failed_at=None, updated_at=now)
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)
+    )
     if result.rowcount != 1:
         db.session.refresh(message)
         return False
-    for name, value in (("send_state", "sending"), ("status", "PENDING"), ("error", None), ("failed_at", None),
-                        ("updated_at", now)):
+    for name, value in (
+        ("send_state", "sending"),
+        ("status", "PENDING"),
+        ("error", None),
+        ("failed_at", None),
+        ("updated_at", now),
+    ):
         set_committed_value(message, name, value)
     return True
 
@@ -102,15 +109,21 @@ def _found_status(found: dict[str, Any]) -> str:
 def _settle(message: Message, status: str | None) -> bool:
     """Mark the send settled (and move a PENDING row to `status`); commits. False if it was settled meanwhile."""
     now = utcnow()
-    values: dict[Any, Any] = {Message.send_state: None, Message.updated_at: now,
-                              Message.sent_at: func.coalesce(Message.sent_at, now)}
+    values: dict[Any, Any] = {
+        Message.send_state: None,
+        Message.updated_at: now,
+        Message.sent_at: func.coalesce(Message.sent_at, now),
+    }
     if status is not None:
         values[Message.status] = case((Message.status == "PENDING", status), else_=Message.status)
         if status == "ERROR":
             values[Message.failed_at] = func.coalesce(Message.failed_at, now)
-    result = db.session.execute(update(Message).where(Message.id == message.id,
-                                                      Message.send_state.in_(UNSETTLED))
-                                .values(values).execution_options(synchronize_session=False))
+    result = db.session.execute(
+        update(Message)
+        .where(Message.id == message.id, Message.send_state.in_(UNSETTLED))
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
     db.session.commit()
     db.session.refresh(message)
     return result.rowcount == 1
@@ -145,10 +158,15 @@ def reconcile(now: datetime | None = None, limit: int = BATCH) -> ReconcileRepor
     Commits per row."""
     now = now or utcnow()
     report = ReconcileReport()
-    rows = list(db.session.scalars(
-        select(Message).options(joinedload(Message.session).joinedload(WahaSession.server))
-        .where(Message.send_state.in_(UNSETTLED), Message.updated_at < now - SETTLE_AFTER)
-        .order_by(Message.updated_at).limit(limit)))
+    rows = list(
+        db.session.scalars(
+            select(Message)
+            .options(joinedload(Message.session).joinedload(WahaSession.server))
+            .where(Message.send_state.in_(UNSETTLED), Message.updated_at < now - SETTLE_AFTER)
+            .order_by(Message.updated_at)
+            .limit(limit)
+        )
+    )
     for message in rows:
         if message.send_state == "sending" and not _stale(message, now):
             report.open += 1
@@ -160,7 +178,7 @@ def reconcile(now: datetime | None = None, limit: int = BATCH) -> ReconcileRepor
         if outcome == "settled":
             report.settled += 1
             continue
-        created = message.created_at if message.created_at.tzinfo else message.created_at.replace(tzinfo=timezone.utc)
+        created = message.created_at if message.created_at.tzinfo else message.created_at.replace(tzinfo=UTC)
         if outcome == "missing" and now - created >= GIVE_UP_AFTER:
             message.error = NOT_CONFIRMED
             db.session.commit()

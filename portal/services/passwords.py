@@ -22,7 +22,7 @@ def _common() -> frozenset[str]:
         from zxcvbn.frequency_lists import FREQUENCY_LISTS  # imported on first use: it is a large module
 
         cached = frozenset(FREQUENCY_LISTS["passwords"])
-        setattr(_common, "_set", cached)
+        _common._set = cached
     return cached
 
 
@@ -47,5 +47,8 @@ def check_password_policy(password: str, *, email: str = "") -> None:
     if result["score"] < MIN_SCORE:
         warning = (result.get("feedback") or {}).get("warning") or ""
         reason = f" ({warning.rstrip('.')})" if warning else ""
-        raise Invalid.field("password", f"This password is too easy to guess{reason}. A few unrelated words, "
-                                        "or a longer phrase, make a strong one.")
+        raise Invalid.field(
+            "password",
+            f"This password is too easy to guess{reason}. A few unrelated words, "
+            "or a longer phrase, make a strong one.",
+        )

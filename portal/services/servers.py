@@ -20,9 +20,14 @@ def waha_settings(server: WahaServer) -> WahaSettings:
     cfg = current_app.config
     register_secret(server.api_key)
     return WahaSettings(
-        base_url=server.base_url, api_key=server.api_key, timeout_ms=cfg["WAHA_TIMEOUT"],
-        retry_attempts=cfg["WAHA_RETRY_ATTEMPTS"], pool_max=cfg["WAHA_POOL_MAX"], pool_min=cfg["WAHA_POOL_MIN"],
-        pool_acquire_timeout_ms=cfg["WAHA_POOL_ACQUIRE_TIMEOUT"], pool_idle_timeout_ms=cfg["WAHA_POOL_IDLE_TIMEOUT"],
+        base_url=server.base_url,
+        api_key=server.api_key,
+        timeout_ms=cfg["WAHA_TIMEOUT"],
+        retry_attempts=cfg["WAHA_RETRY_ATTEMPTS"],
+        pool_max=cfg["WAHA_POOL_MAX"],
+        pool_min=cfg["WAHA_POOL_MIN"],
+        pool_acquire_timeout_ms=cfg["WAHA_POOL_ACQUIRE_TIMEOUT"],
+        pool_idle_timeout_ms=cfg["WAHA_POOL_IDLE_TIMEOUT"],
     )
 
 
@@ -54,8 +59,14 @@ def add_server(name: str, base_url: str, api_key: str, actor: Actor, *, capacity
     server = WahaServer(name=name, base_url=base_url, api_key=api_key, capacity=capacity)
     db.session.add(server)
     db.session.flush()
-    audit.record(None, "server.add", actor, target_type="waha_server", target_id=server.id,
-                 details={"name": name, "base_url": base_url, "capacity": capacity})
+    audit.record(
+        None,
+        "server.add",
+        actor,
+        target_type="waha_server",
+        target_id=server.id,
+        details={"name": name, "base_url": base_url, "capacity": capacity},
+    )
     db.session.commit()
     return server
 

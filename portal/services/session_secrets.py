@@ -49,7 +49,13 @@ def rotate(tenant: Tenant, session_id: str, actor: Actor) -> tuple[WahaSession, 
     session = get_session(tenant, session_id)
     secret = new_secret()
     session.webhook_secret = secret
-    audit.record(tenant.id, "session.rotate_webhook_secret", actor, target_type="session", target_id=session.id,
-                 details={"name": session.name})
+    audit.record(
+        tenant.id,
+        "session.rotate_webhook_secret",
+        actor,
+        target_type="session",
+        target_id=session.id,
+        details={"name": session.name},
+    )
     db.session.commit()
     return session, secret

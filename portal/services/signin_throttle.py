@@ -56,8 +56,9 @@ def key_for(user: User | None, email: str, ip: str | None) -> str:
 
 def acquire(key: str) -> int:
     """Count one attempt for the pair; 0 when it may go ahead, else the seconds to wait first."""
-    left_ms = redis_store.client.eval(_ACQUIRE, 1, key, int(time.time() * 1000), FREE_ATTEMPTS,
-                                      FIRST_WAIT * 1000, MAX_WAIT * 1000, FORGET_AFTER)
+    left_ms = redis_store.client.eval(
+        _ACQUIRE, 1, key, int(time.time() * 1000), FREE_ATTEMPTS, FIRST_WAIT * 1000, MAX_WAIT * 1000, FORGET_AFTER
+    )
     return math.ceil(int(left_ms) / 1000) if left_ms else 0
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
 
 from sqlalchemy import func, select
 
@@ -62,20 +62,35 @@ def _check_assignable(actor_role: str | None, role: str) -> None:
 
 def list_members(tenant: Tenant) -> list[Membership]:
     """The tenant's memberships with their users, by email."""
-    stmt = (select(Membership).join(User).where(Membership.tenant_id == tenant.id).order_by(User.email))
+    stmt = select(Membership).join(User).where(Membership.tenant_id == tenant.id).order_by(User.email)
     return list(db.session.scalars(stmt))
 
 
 def list_invitations(tenant: Tenant) -> list[Invitation]:
     """Invitations of the tenant that can still be accepted, newest first."""
-    stmt = (select(Invitation).where(Invitation.tenant_id == tenant.id, Invitation.accepted_at.is_(None),
-                                     Invitation.revoked_at.is_(None), Invitation.expires_at > utcnow())
-            .order_by(Invitation.id.desc()))
+    stmt = (
+        select(Invitation)
+        .where(
+            Invitation.tenant_id == tenant.id,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+            Invitation.expires_at > utcnow(),
+        )
+        .order_by(Invitation.id.desc())
+    )
     return list(db.session.scalars(stmt))
 
 
-def invite_member(tenant: Tenant, email: str, role: str, actor: Actor, *, actor_role: str | None,
-                  accept_url: Callable[[str], str], invited_by_id: int | None = None) -> IssuedInvitation:
+def invite_member(
+    tenant: Tenant,
+    email: str,
+    role: str,
+    actor: Actor,
+    *,
+    actor_role: str | None,
+    accept_url: Callable[[str], str],
+    invited_by_id: int | None = None,
+) -> IssuedInvitation:
     """Invite an address to the tenant with a role the actor may assign, mailing the link to that address only.
 
     A new invitation to the same address replaces the pending one, so only the latest link works. When the mail
@@ -83,37 +98,65 @@ def invite_member(tenant: Tenant, email: str, role: str, actor: Actor, *, actor_
     email = normalize_email(email)
     _check_assignable(actor_role, role)
     already = db.session.scalar(
-        select(Membership.id).join(User).where(Membership.tenant_id == tenant.id, func.lower(User.email) == email))
+        select(Membership.id).join(User).where(Membership.tenant_id == tenant.id, func.lower(User.email) == email)
+    )
     if already:
         raise Conflict(f"{email} is already a member of {tenant.name}.", code="already_member")
     now = utcnow()
-    for pending in db.session.scalars(select(Invitation).where(
-            Invitation.tenant_id == tenant.id, func.lower(Invitation.email) == email,
-            Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))):
+    for pending in db.session.scalars(
+        select(Invitation).where(
+            Invitation.tenant_id == tenant.id,
+            func.lower(Invitation.email) == email,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+    ):
         pending.revoked_at = now
     token = secrets.token_urlsafe(32)
-    invitation = Invitation(tenant_id=tenant.id, email=email, role=role, token_hash=token_digest(token),
-                            invited_by_id=invited_by_id, expires_at=now + timedelta(days=INVITATION_DAYS))
+    invitation = Invitation(
+        tenant_id=tenant.id,
+        email=email,
+        role=role,
+        token_hash=token_digest(token),
+        invited_by_id=invited_by_id,
+        expires_at=now + timedelta(days=INVITATION_DAYS),
+    )
     db.session.add(invitation)
     db.session.flush()
-    audit.record(tenant.id, "member.invite", actor, target_type="invitation", target_id=invitation.id,
-                 details={"email": email, "role": role})
+    audit.record(
+        tenant.id,
+        "member.invite",
+        actor,
+        target_type="invitation",
+        target_id=invitation.id,
+        details={"email": email, "role": role},
+    )
     db.session.commit()
     if not _mail_invitation(tenant, invitation, accept_url(token), actor):
         invitation.revoked_at = utcnow()
-        audit.record(tenant.id, "member.invite_revoke", actor, target_type="invitation", target_id=invitation.id,
-                     details={"email": email, "role": role, "reason": "mail_failed"})
+        audit.record(
+            tenant.id,
+            "member.invite_revoke",
+            actor,
+            target_type="invitation",
+            target_id=invitation.id,
+            details={"email": email, "role": role, "reason": "mail_failed"},
+        )
         db.session.commit()
-        raise MailUnavailable(f"The invitation mail to {email} could not be sent, so nobody was invited. "
-                              "Try again in a few minutes.", retry_after=60)
+        raise MailUnavailable(
+            f"The invitation mail to {email} could not be sent, so nobody was invited. Try again in a few minutes.",
+            retry_after=60,
+        )
     return IssuedInvitation(invitation=invitation, mailed_to=email)
 
 
 def _mail_invitation(tenant: Tenant, invitation: Invitation, url: str, actor: Actor) -> bool:
     inviter = actor.label or "A team member"
-    body = (f"{inviter} invited you to join {tenant.name} on WAHA Portal as {invitation.role}.\n\n"
-            f"Accept the invitation here (the link works once and expires in {INVITATION_DAYS} days):\n{url}\n\n"
-            "If you did not expect this, you can ignore this mail.")
+    body = (
+        f"{inviter} invited you to join {tenant.name} on WAHA Portal as {invitation.role}.\n\n"
+        f"Accept the invitation here (the link works once and expires in {INVITATION_DAYS} days):\n{url}\n\n"
+        "If you did not expect this, you can ignore this mail."
+    )
     try:
         send_mail(invitation.email, f"Join {tenant.name} on WAHA Portal", body)
     except Exception:
@@ -125,7 +168,8 @@ def _mail_invitation(tenant: Tenant, invitation: Invitation, url: str, actor: Ac
 def get_invitation(tenant: Tenant, invitation_id: int) -> Invitation:
     """One invitation of this tenant by id, or NotFound (also for other tenants' invitations)."""
     invitation = db.session.scalar(
-        select(Invitation).where(Invitation.id == invitation_id, Invitation.tenant_id == tenant.id))
+        select(Invitation).where(Invitation.id == invitation_id, Invitation.tenant_id == tenant.id)
+    )
     if invitation is None:
         raise NotFound("No such invitation.", code="invitation_not_found")
     return invitation
@@ -137,8 +181,14 @@ def revoke_invitation(tenant: Tenant, invitation_id: int, actor: Actor, *, actor
     _check_assignable(actor_role, invitation.role)
     if invitation.revoked_at is None and invitation.accepted_at is None:
         invitation.revoked_at = utcnow()
-        audit.record(tenant.id, "member.invite_revoke", actor, target_type="invitation", target_id=invitation.id,
-                     details={"email": invitation.email, "role": invitation.role})
+        audit.record(
+            tenant.id,
+            "member.invite_revoke",
+            actor,
+            target_type="invitation",
+            target_id=invitation.id,
+            details={"email": invitation.email, "role": invitation.role},
+        )
         db.session.commit()
     return invitation
 
@@ -150,16 +200,19 @@ def find_invitation(token: str, *, lock: bool = False) -> Invitation:
         stmt = stmt.with_for_update()
     invitation = db.session.scalar(stmt)
     if invitation is None:
-        raise NotFound("This invitation link is not valid. Check that you copied all of it.",
-                       code="invitation_not_found")
+        raise NotFound(
+            "This invitation link is not valid. Check that you copied all of it.", code="invitation_not_found"
+        )
     if invitation.accepted_at is not None:
         raise NotFound("This invitation was already accepted. Sign in to continue.", code="invitation_used")
     if invitation.revoked_at is not None:
-        raise NotFound("This invitation was withdrawn. Ask the person who invited you for a new one.",
-                       code="invitation_revoked")
+        raise NotFound(
+            "This invitation was withdrawn. Ask the person who invited you for a new one.", code="invitation_revoked"
+        )
     if invitation.expires_at <= utcnow():
-        raise NotFound("This invitation has expired. Ask the person who invited you for a new one.",
-                       code="invitation_expired")
+        raise NotFound(
+            "This invitation has expired. Ask the person who invited you for a new one.", code="invitation_expired"
+        )
     return invitation
 
 
@@ -170,27 +223,38 @@ def tenant_of(invitation: Invitation) -> Tenant:
 
 def join(invitation: Invitation, user: User, actor: Actor) -> Membership:
     """Make `user` a member as the invitation says and mark it used; the caller commits."""
-    membership = db.session.scalar(select(Membership).where(
-        Membership.tenant_id == invitation.tenant_id, Membership.user_id == user.id))
+    membership = db.session.scalar(
+        select(Membership).where(Membership.tenant_id == invitation.tenant_id, Membership.user_id == user.id)
+    )
     if membership is None:
         membership = Membership(tenant_id=invitation.tenant_id, user_id=user.id, role=invitation.role)
         db.session.add(membership)
     invitation.accepted_at = utcnow()
-    audit.record(invitation.tenant_id, "member.join", actor, target_type="user", target_id=user.id,
-                 details={"email": user.email, "role": membership.role, "invitation_id": invitation.id})
+    audit.record(
+        invitation.tenant_id,
+        "member.join",
+        actor,
+        target_type="user",
+        target_id=user.id,
+        details={"email": user.email, "role": membership.role, "invitation_id": invitation.id},
+    )
     return membership
 
 
 def pending_invitations_for(email: str) -> list[Invitation]:
     """Every usable invitation addressed to `email`, across tenants."""
-    stmt = select(Invitation).where(func.lower(Invitation.email) == email.strip().lower(),
-                                    Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None),
-                                    Invitation.expires_at > utcnow())
+    stmt = select(Invitation).where(
+        func.lower(Invitation.email) == email.strip().lower(),
+        Invitation.accepted_at.is_(None),
+        Invitation.revoked_at.is_(None),
+        Invitation.expires_at > utcnow(),
+    )
     return list(db.session.scalars(stmt))
 
 
-def accept_invitation(token: str, actor: Actor, *, user: User | None = None, name: str = "",
-                      password: str | None = None) -> User:
+def accept_invitation(
+    token: str, actor: Actor, *, user: User | None = None, name: str = "", password: str | None = None
+) -> User:
     """Accept an invitation: attach the signed-in `user`, or create an account with `password`.
 
     A new account's address counts as verified: the link only ever went to that mailbox."""
@@ -198,19 +262,30 @@ def accept_invitation(token: str, actor: Actor, *, user: User | None = None, nam
     existing = get_user_by_email(invitation.email)
     if user is not None:
         if user.email.lower() != invitation.email.lower():
-            raise Forbidden(f"This invitation is for {invitation.email}, but you are signed in as {user.email}. "
-                            "Sign out and open the link again.", code="invitation_other_user")
+            raise Forbidden(
+                f"This invitation is for {invitation.email}, but you are signed in as {user.email}. "
+                "Sign out and open the link again.",
+                code="invitation_other_user",
+            )
     elif existing is not None:
-        raise Conflict(f"An account for {invitation.email} already exists. Sign in to accept the invitation.",
-                       code="account_exists")
+        raise Conflict(
+            f"An account for {invitation.email} already exists. Sign in to accept the invitation.",
+            code="account_exists",
+        )
     else:
         check_password_strength(password or "", invitation.email)
         user = User(email=invitation.email, name=(name or "").strip()[:200], email_verified_at=utcnow())
         user.set_password(password or "")
         db.session.add(user)
         db.session.flush()
-        audit.record(None, "user.create", actor, target_type="user", target_id=user.id,
-                     details={"email": user.email, "via": "invitation"})
+        audit.record(
+            None,
+            "user.create",
+            actor,
+            target_type="user",
+            target_id=user.id,
+            details={"email": user.email, "via": "invitation"},
+        )
     join(invitation, user, actor)
     db.session.commit()
     return user
@@ -219,7 +294,8 @@ def accept_invitation(token: str, actor: Actor, *, user: User | None = None, nam
 def get_member(tenant: Tenant, user_id: int) -> Membership:
     """The membership of `user_id` in this tenant, or NotFound (also for other tenants' members)."""
     membership = db.session.scalar(
-        select(Membership).where(Membership.tenant_id == tenant.id, Membership.user_id == user_id))
+        select(Membership).where(Membership.tenant_id == tenant.id, Membership.user_id == user_id)
+    )
     if membership is None:
         raise NotFound("No such member.", code="member_not_found")
     return membership
@@ -227,8 +303,11 @@ def get_member(tenant: Tenant, user_id: int) -> Membership:
 
 def _ensure_another_owner(tenant: Tenant, membership: Membership) -> None:
     # Lock the owners' rows so two admins demoting the last two owners at once cannot both succeed.
-    owners = list(db.session.scalars(select(Membership.id).where(
-        Membership.tenant_id == tenant.id, Membership.role == "owner").with_for_update()))
+    owners = list(
+        db.session.scalars(
+            select(Membership.id).where(Membership.tenant_id == tenant.id, Membership.role == "owner").with_for_update()
+        )
+    )
     if not [owner_id for owner_id in owners if owner_id != membership.id]:
         raise Conflict("A tenant needs at least one owner. Make someone else an owner first.", code="last_owner")
 
@@ -238,16 +317,21 @@ def change_role(tenant: Tenant, user_id: int, role: str, actor: Actor, *, actor_
     membership = get_member(tenant, user_id)
     _check_assignable(actor_role, role)
     if membership.role not in ASSIGNABLE_BY.get(actor_role or "", set()):
-        raise Forbidden(f"Your role cannot change members with the {membership.role} role.",
-                        code="role_not_assignable")
+        raise Forbidden(f"Your role cannot change members with the {membership.role} role.", code="role_not_assignable")
     if membership.role == role:
         return membership
     if membership.role == "owner":
         _ensure_another_owner(tenant, membership)
     previous = membership.role
     membership.role = role
-    audit.record(tenant.id, "member.role_change", actor, target_type="user", target_id=user_id,
-                 details={"email": membership.user.email, "from": previous, "role": role})
+    audit.record(
+        tenant.id,
+        "member.role_change",
+        actor,
+        target_type="user",
+        target_id=user_id,
+        details={"email": membership.user.email, "from": previous, "role": role},
+    )
     db.session.commit()
     return membership
 
@@ -256,12 +340,12 @@ def remove_member(tenant: Tenant, user_id: int, actor: Actor, *, actor_role: str
     """Remove a member from the tenant (the account stays); the last owner cannot be removed."""
     membership = get_member(tenant, user_id)
     if membership.role not in ASSIGNABLE_BY.get(actor_role or "", set()):
-        raise Forbidden(f"Your role cannot remove members with the {membership.role} role.",
-                        code="role_not_assignable")
+        raise Forbidden(f"Your role cannot remove members with the {membership.role} role.", code="role_not_assignable")
     if membership.role == "owner":
         _ensure_another_owner(tenant, membership)
     email, role = membership.user.email, membership.role
     db.session.delete(membership)
-    audit.record(tenant.id, "member.remove", actor, target_type="user", target_id=user_id,
-                 details={"email": email, "role": role})
+    audit.record(
+        tenant.id, "member.remove", actor, target_type="user", target_id=user_id, details={"email": email, "role": role}
+    )
     db.session.commit()

@@ -47,8 +47,14 @@ def update_settings(tenant: Tenant, actor: Actor, **values: int | None) -> dict[
     for field, (_, after) in changes.items():
         setattr(tenant, field, after)
     if changes:
-        audit.record(tenant.id, "tenant.settings_update", actor, target_type="tenant", target_id=tenant.id,
-                     details={field: {"from": before, "to": after} for field, (before, after) in changes.items()})
+        audit.record(
+            tenant.id,
+            "tenant.settings_update",
+            actor,
+            target_type="tenant",
+            target_id=tenant.id,
+            details={field: {"from": before, "to": after} for field, (before, after) in changes.items()},
+        )
         db.session.commit()
     return changes
 
@@ -62,10 +68,14 @@ class TenantRow:
 
 def list_tenants() -> list[TenantRow]:
     """Every tenant with its member and session counts, by name."""
-    members = dict(db.session.execute(
-        select(Membership.tenant_id, func.count(Membership.id)).group_by(Membership.tenant_id)).all())
-    sessions = dict(db.session.execute(
-        select(WahaSession.tenant_id, func.count(WahaSession.id)).group_by(WahaSession.tenant_id)).all())
+    members = dict(
+        db.session.execute(select(Membership.tenant_id, func.count(Membership.id)).group_by(Membership.tenant_id)).all()
+    )
+    sessions = dict(
+        db.session.execute(
+            select(WahaSession.tenant_id, func.count(WahaSession.id)).group_by(WahaSession.tenant_id)
+        ).all()
+    )
     tenants = db.session.scalars(select(Tenant).order_by(Tenant.name, Tenant.id))
     return [TenantRow(t, members.get(t.id, 0), sessions.get(t.id, 0)) for t in tenants]
 
@@ -83,7 +93,13 @@ def set_tenant_active(tenant_id: int, active: bool, actor: Actor) -> Tenant:
     tenant = get_tenant(tenant_id)
     if tenant.is_active != active:
         tenant.is_active = active
-        audit.record(tenant.id, "tenant.activate" if active else "tenant.deactivate", actor,
-                     target_type="tenant", target_id=tenant.id, details={"slug": tenant.slug})
+        audit.record(
+            tenant.id,
+            "tenant.activate" if active else "tenant.deactivate",
+            actor,
+            target_type="tenant",
+            target_id=tenant.id,
+            details={"slug": tenant.slug},
+        )
         db.session.commit()
     return tenant

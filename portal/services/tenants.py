@@ -32,23 +32,23 @@ def check_password_strength(password: str, email: str = "") -> None:
     check_password_policy(password, email=email)
 
 
-def create_tenant(slug: str, name: str, actor: Actor, *, max_sessions: int = 10,
-                  send_rate_per_minute: int = 30) -> Tenant:
+def create_tenant(
+    slug: str, name: str, actor: Actor, *, max_sessions: int = 10, send_rate_per_minute: int = 30
+) -> Tenant:
     """Create a tenant with a unique slug."""
     slug = slug.strip().lower()
     if not SLUG_RE.match(slug):
-        raise Invalid.field("slug", "Slug must be 1-63 lowercase letters, digits or dashes, not starting or "
-                                    "ending with a dash.")
+        raise Invalid.field(
+            "slug", "Slug must be 1-63 lowercase letters, digits or dashes, not starting or ending with a dash."
+        )
     if not name.strip():
         raise Invalid.field("name", "Name must not be empty.")
     if db.session.scalar(select(Tenant.id).where(Tenant.slug == slug)):
         raise Conflict(f"A tenant with slug '{slug}' already exists.", code="tenant_exists")
-    tenant = Tenant(slug=slug, name=name.strip(), max_sessions=max_sessions,
-                    send_rate_per_minute=send_rate_per_minute)
+    tenant = Tenant(slug=slug, name=name.strip(), max_sessions=max_sessions, send_rate_per_minute=send_rate_per_minute)
     db.session.add(tenant)
     db.session.flush()
-    audit.record(tenant.id, "tenant.create", actor, target_type="tenant", target_id=tenant.id,
-                 details={"slug": slug})
+    audit.record(tenant.id, "tenant.create", actor, target_type="tenant", target_id=tenant.id, details={"slug": slug})
     db.session.commit()
     return tenant
 
@@ -66,8 +66,9 @@ def get_user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
 
 
-def create_user(email: str, password: str | None, actor: Actor, *, name: str = "",
-                is_platform_admin: bool = False) -> User:
+def create_user(
+    email: str, password: str | None, actor: Actor, *, name: str = "", is_platform_admin: bool = False
+) -> User:
     """Create a user; the address must be new."""
     email = normalize_email(email)
     if password is not None:
@@ -89,27 +90,32 @@ def set_membership(tenant: Tenant, user: User, role: str, actor: Actor) -> Membe
     if role not in ROLES:
         raise Invalid.field("role", f"Role must be one of {', '.join(ROLES)}.")
     membership = db.session.scalar(
-        select(Membership).where(Membership.tenant_id == tenant.id, Membership.user_id == user.id))
+        select(Membership).where(Membership.tenant_id == tenant.id, Membership.user_id == user.id)
+    )
     action = "member.role_change" if membership else "member.add"
     if membership is None:
         membership = Membership(tenant_id=tenant.id, user_id=user.id, role=role)
         db.session.add(membership)
     else:
         membership.role = role
-    audit.record(tenant.id, action, actor, target_type="user", target_id=user.id,
-                 details={"email": user.email, "role": role})
+    audit.record(
+        tenant.id, action, actor, target_type="user", target_id=user.id, details={"email": user.email, "role": role}
+    )
     db.session.commit()
     return membership
 
 
 def membership_for(user_id: int, tenant_id: int) -> Membership | None:
     """The user's membership in the tenant, if any."""
-    return db.session.scalar(
-        select(Membership).where(Membership.user_id == user_id, Membership.tenant_id == tenant_id))
+    return db.session.scalar(select(Membership).where(Membership.user_id == user_id, Membership.tenant_id == tenant_id))
 
 
 def memberships_of(user: User) -> list[Membership]:
     """The user's memberships, tenants by name."""
-    stmt = (select(Membership).join(Tenant).where(Membership.user_id == user.id, Tenant.is_active.is_(True))
-            .order_by(Tenant.name))
+    stmt = (
+        select(Membership)
+        .join(Tenant)
+        .where(Membership.user_id == user.id, Tenant.is_active.is_(True))
+        .order_by(Tenant.name)
+    )
     return list(db.session.scalars(stmt))

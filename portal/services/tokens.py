@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from typing import Any
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, select
 
@@ -31,8 +31,15 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_token(tenant: Tenant, name: str, scopes: list[str] | None, actor: Actor, *,
-                 expires_at: datetime | None = None, created_by_id: int | None = None) -> IssuedToken:
+def create_token(
+    tenant: Tenant,
+    name: str,
+    scopes: list[str] | None,
+    actor: Actor,
+    *,
+    expires_at: datetime | None = None,
+    created_by_id: int | None = None,
+) -> IssuedToken:
     """Issue a token with the given scopes (the API's own scopes when none given); returns the secret once."""
     name = name.strip()
     if not name or len(name) > 100:
@@ -45,20 +52,40 @@ def create_token(tenant: Tenant, name: str, scopes: list[str] | None, actor: Act
         raise Invalid.field("expires_at", "Expiry must be in the future.")
     prefix = secrets.token_hex(6)
     secret = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-    token = ApiToken(tenant_id=tenant.id, name=name, prefix=prefix, secret_hash=_digest(secret), scopes=scopes,
-                     expires_at=expires_at, created_by_id=created_by_id)
+    token = ApiToken(
+        tenant_id=tenant.id,
+        name=name,
+        prefix=prefix,
+        secret_hash=_digest(secret),
+        scopes=scopes,
+        expires_at=expires_at,
+        created_by_id=created_by_id,
+    )
     db.session.add(token)
     db.session.flush()
-    audit.record(tenant.id, "token.create", actor, target_type="token", target_id=token.id,
-                 details={"name": name, "scopes": scopes, "prefix": prefix,
-                          "expires_at": expires_at.isoformat() if expires_at else None})
+    audit.record(
+        tenant.id,
+        "token.create",
+        actor,
+        target_type="token",
+        target_id=token.id,
+        details={
+            "name": name,
+            "scopes": scopes,
+            "prefix": prefix,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
     db.session.commit()
     return IssuedToken(token=token, secret=secret)
 
 
 # Every API call runs this lookup: built once, so SQLAlchemy does not walk a new statement for its cache key.
-_TOKEN_WITH_TENANT = (select(ApiToken, Tenant).join(Tenant, Tenant.id == ApiToken.tenant_id)
-                      .where(ApiToken.prefix == bindparam("prefix", type_=ApiToken.prefix.type)))
+_TOKEN_WITH_TENANT = (
+    select(ApiToken, Tenant)
+    .join(Tenant, Tenant.id == ApiToken.tenant_id)
+    .where(ApiToken.prefix == bindparam("prefix", type_=ApiToken.prefix.type))
+)
 
 
 def authenticate(secret: str) -> ApiToken | None:
@@ -71,7 +98,7 @@ def authenticate_with_tenant(secret: str) -> tuple[ApiToken, Tenant] | None:
     """Like `authenticate`, with the token's tenant read in the same query (one round trip per API call)."""
     if not secret.startswith(TOKEN_PREFIX):
         return None
-    prefix = secret[len(TOKEN_PREFIX):].split("_", 1)[0]
+    prefix = secret[len(TOKEN_PREFIX) :].split("_", 1)[0]
     row = db.session.execute(_TOKEN_WITH_TENANT, {"prefix": prefix}).first()
     if row is None:
         return None
@@ -96,7 +123,7 @@ def authenticate_with_tenant(secret: str) -> tuple[ApiToken, Tenant] | None:
 
 def failure_reason(secret: str) -> tuple[str, int | None]:
     """Why `secret` does not authenticate, and the tenant it names if any: for the audit log, never the caller."""
-    prefix = secret[len(TOKEN_PREFIX):].split("_", 1)[0] if secret.startswith(TOKEN_PREFIX) else ""
+    prefix = secret[len(TOKEN_PREFIX) :].split("_", 1)[0] if secret.startswith(TOKEN_PREFIX) else ""
     token = db.session.scalar(select(ApiToken).where(ApiToken.prefix == prefix)) if prefix else None
     if token is None:
         return "token_unknown", None
@@ -125,7 +152,13 @@ def revoke_token(tenant: Tenant, token_id: int, actor: Actor) -> ApiToken:
     token = get_token(tenant, token_id)
     if token.revoked_at is None:
         token.revoked_at = utcnow()
-        audit.record(tenant.id, "token.revoke", actor, target_type="token", target_id=token.id,
-                     details={"name": token.name, "prefix": token.prefix})
+        audit.record(
+            tenant.id,
+            "token.revoke",
+            actor,
+            target_type="token",
+            target_id=token.id,
+            details={"name": token.name, "prefix": token.prefix},
+        )
         db.session.commit()
     return token

@@ -72,5 +72,11 @@ def send_outcome(exc: waha_errors.WahaError) -> str:
 def log_failure(what: str, exc: waha_errors.WahaError, **context: object) -> None:
     """One operator log line with everything the tenant is not shown (WAHA's address, its body excerpt)."""
     extra = " ".join(f"{k}={v}" for k, v in context.items())
-    log.warning("%s: %s [%s]%s%s", what, exc, type(exc).__name__, f" {extra}" if extra else "",
-                f" body={exc.body_excerpt!r}" if exc.body_excerpt else "")
+    log.warning(
+        "%s: %s [%s]%s%s",
+        what,
+        exc,
+        type(exc).__name__,
+        f" {extra}" if extra else "",
+        f" body={exc.body_excerpt!r}" if exc.body_excerpt else "",
+    )

@@ -20,32 +20,45 @@ def map_waha_error(exc: waha_errors.WahaError, session: WahaSession | None = Non
         upstream.log_failure("WAHA unavailable", exc)
         # An open circuit knows when it lets calls through again; otherwise a short pause.
         retry_after = exc.retry_after or (1 if isinstance(exc, waha_errors.WahaPoolExhausted) else 5)
-        return Upstream(f"{upstream.describe(exc)} Try again in a few seconds.",
-                        retry_after=retry_after, details={"reason": upstream.reason(exc)})
+        return Upstream(
+            f"{upstream.describe(exc)} Try again in a few seconds.",
+            retry_after=retry_after,
+            details={"reason": upstream.reason(exc)},
+        )
     if isinstance(exc, waha_errors.WahaUnauthorized):
         # Our own API key was refused: the portal is misconfigured, nothing the caller can fix.
         log.error("WAHA refused the portal's API key: %s", exc)
-        return Upstream("The WAHA server refused the portal's credentials; an operator has to fix its API key.",
-                        retry_after=60)
+        return Upstream(
+            "The WAHA server refused the portal's credentials; an operator has to fix its API key.", retry_after=60
+        )
     if isinstance(exc, waha_errors.WahaSessionNotReady):
         status = exc.session_status or (session.status if session is not None else None)
-        return Conflict(f"The session is {status or 'not ready'}; it must be {' or '.join(exc.expected) or 'WORKING'}"
-                        " for this.", code="session_not_ready",
-                        details={"status": status, "expected": exc.expected})
+        return Conflict(
+            f"The session is {status or 'not ready'}; it must be {' or '.join(exc.expected) or 'WORKING'} for this.",
+            code="session_not_ready",
+            details={"status": status, "expected": exc.expected},
+        )
     if isinstance(exc, waha_errors.WahaNotFound):
         if session is not None:
-            return Conflict("The session does not exist on its WAHA server; start it to re-create it.",
-                            code="session_missing_on_waha", details={"status": session.status})
+            return Conflict(
+                "The session does not exist on its WAHA server; start it to re-create it.",
+                code="session_missing_on_waha",
+                details={"status": session.status},
+            )
         return NotFound("WAHA does not know this item.", code="not_found")
     if isinstance(exc, waha_errors.WahaAlreadyExists):
         return Conflict("A session with this name already exists on the WAHA server.", code="session_exists")
     if isinstance(exc, waha_errors.WahaNotImplemented):
         return Invalid(f"The WAHA server does not support this: {exc.message}", code="not_supported")
     if isinstance(exc, waha_errors.WahaValidationError):
-        return Invalid("WAHA refused the request: " + "; ".join(exc.messages),
-                       details={"fields": [{"field": "waha", "message": m} for m in exc.messages]})
+        return Invalid(
+            "WAHA refused the request: " + "; ".join(exc.messages),
+            details={"fields": [{"field": "waha", "message": m} for m in exc.messages]},
+        )
     if isinstance(exc, waha_errors.WahaMediaTooLarge):
         return Invalid(exc.message, code="media_too_large")
     upstream.log_failure("unexpected WAHA error", exc)
-    return Upstream(f"{upstream.describe(exc)} Try again in a few seconds.",
-                    details={"status": exc.status, "reason": upstream.reason(exc)})
+    return Upstream(
+        f"{upstream.describe(exc)} Try again in a few seconds.",
+        details={"status": exc.status, "reason": upstream.reason(exc)},
+    )

@@ -54,7 +54,7 @@ class LocalBreaker:
 
     @property
     def state(self) -> str:
-        """"closed", "open" or "half-open"."""
+        """ "closed", "open" or "half-open"."""
         return self._breaker.current_state
 
     def remaining_open_s(self) -> float:
@@ -153,11 +153,10 @@ class RedisBreakerStore:
 
     def record(self, name: str, failed: bool, fail_max: int, reset_s: float) -> float:
         """Record one outcome; returns the seconds the circuit stays open."""
-        return float(self._record(keys=[self.key(name)], args=["1" if failed else "0", fail_max,
-                                                               repr(float(reset_s))]))
+        return float(self._record(keys=[self.key(name)], args=["1" if failed else "0", fail_max, repr(float(reset_s))]))
 
     def state(self, name: str) -> str:
-        """"closed", "open" or "half-open", as Redis has it."""
+        """ "closed", "open" or "half-open", as Redis has it."""
         fields = self.client.hmget(self.key(name), "u")
         if not fields[0]:
             return "closed"
@@ -180,21 +179,22 @@ class ServerBreaker:
     def _store_failed(self, what: str) -> None:
         if not self._warned:
             self._warned = True
-            log.warning("WAHA circuit breaker for %s: Redis unavailable (%s); using this process's state",
-                        self.name, what)
+            log.warning(
+                "WAHA circuit breaker for %s: Redis unavailable (%s); using this process's state", self.name, what
+            )
 
     def _store_ok(self) -> None:
         self._warned = False
 
     @property
     def state(self) -> str:
-        """"closed", "open" or "half-open"."""
+        """ "closed", "open" or "half-open"."""
         if self.store is not None:
             try:
                 state = self.store.state(self.name)
                 self._store_ok()
                 return state
-            except Exception as exc:  # noqa: BLE001 - any Redis failure means: use the local state
+            except Exception as exc:
                 self._store_failed(type(exc).__name__)
         return self._local.state
 
@@ -206,7 +206,7 @@ class ServerBreaker:
                 self._dirty.value = dirty
                 self._store_ok()
                 return 0.0 if allowed else max(wait, 0.001)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self._store_failed(type(exc).__name__)
         if self._local.allow():
             return 0.0
@@ -226,7 +226,7 @@ class ServerBreaker:
                 left = self.store.record(self.name, failed, self.fail_max, self.reset_s)
                 self._store_ok()
                 return left
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self._store_failed(type(exc).__name__)
         return self._local.remaining_open_s()
 

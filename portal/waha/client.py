@@ -272,8 +272,9 @@ class WahaClient(WahaTransport):
         from our base URL when it is a WAHA file path, and refused otherwise.
         """
         target = self._media_url(url)
-        response = self._request("GET", urlsplit(target).path, url=target, stream=True, retry_safe=True,
-                                 headers={"Accept": "*/*"})
+        response = self._request(
+            "GET", urlsplit(target).path, url=target, stream=True, retry_safe=True, headers={"Accept": "*/*"}
+        )
         with response:
             declared = response.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
@@ -358,8 +359,9 @@ _clients: dict[tuple[str, str], WahaClient] = {}
 _clients_lock = threading.Lock()
 
 
-def get_client(settings: WahaSettings, observer: Observer | None = None,
-               breaker_store: RedisBreakerStore | None = None) -> WahaClient:
+def get_client(
+    settings: WahaSettings, observer: Observer | None = None, breaker_store: RedisBreakerStore | None = None
+) -> WahaClient:
     """Return this process's one client for the WAHA server in ``settings`` (keyed by base URL and API key).
 
     The first caller's settings, observer and breaker store win; later calls with the same server get the

@@ -68,8 +68,9 @@ class _BoundedPoolMixin:
         if deadline is not None:
             left = max(deadline - time.monotonic(), 0.001)
             asked = self._get_timeout(kwargs.get("timeout", self.timeout))
-            kwargs["timeout"] = Timeout(connect=_at_most(asked.connect_timeout, left),
-                                        read=_at_most(asked.read_timeout, left))
+            kwargs["timeout"] = Timeout(
+                connect=_at_most(asked.connect_timeout, left), read=_at_most(asked.read_timeout, left)
+            )
         return super()._make_request(conn, method, url, *args, **kwargs)
 
     def _put_conn(self, conn):

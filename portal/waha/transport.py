@@ -76,18 +76,19 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
     return isinstance(reason, NewConnectionError) or isinstance(exc, requests.ConnectTimeout)
 
 
-
 class WahaTransport:
     """Requests to one WAHA server, with the pool, deadline, retries and breaker; the base of ``WahaClient``."""
 
-    def __init__(self, settings: WahaSettings, observer: Observer | None = None,
-                 breaker_store: RedisBreakerStore | None = None) -> None:
+    def __init__(
+        self, settings: WahaSettings, observer: Observer | None = None, breaker_store: RedisBreakerStore | None = None
+    ) -> None:
         self.settings = settings
         self._base_url = settings.base_url.rstrip("/")
         self._timeout_s = settings.timeout_ms / 1000
         self._observer = observer
-        self._breaker = ServerBreaker(settings.breaker_fail_max, settings.breaker_reset_s, name=self._base_url,
-                                      store=breaker_store)
+        self._breaker = ServerBreaker(
+            settings.breaker_fail_max, settings.breaker_reset_s, name=self._base_url, store=breaker_store
+        )
         self._registry_key: tuple[str, str] | None = None  # set by portal.waha.client.get_client
 
         adapter = BoundedPoolAdapter(
@@ -110,7 +111,6 @@ class WahaTransport:
         """State of this server's circuit breaker: "closed", "open" or "half-open"."""
         return self._breaker.state
 
-
     def _request(
         self,
         method: str,
@@ -132,23 +132,38 @@ class WahaTransport:
         deadline = time.monotonic() + self._timeout_s
         for attempt in range(1, tries + 1):
             try:
-                return self._try_once(method, path, url or self._base_url + path, body, params, headers,
-                                      accept_statuses, stream, deadline)
+                return self._try_once(
+                    method, path, url or self._base_url + path, body, params, headers, accept_statuses, stream, deadline
+                )
             except WahaError as exc:
                 if attempt == tries or not _is_retryable(exc, retry_safe):
                     raise
                 delay = self._backoff(attempt)
                 if time.monotonic() + delay + _MIN_TRY_S > deadline:
-                    log.info("WAHA %s %s failed (%s), no time left for try %d of %d",
-                             method, path, type(exc).__name__, attempt + 1, tries)
+                    log.info(
+                        "WAHA %s %s failed (%s), no time left for try %d of %d",
+                        method,
+                        path,
+                        type(exc).__name__,
+                        attempt + 1,
+                        tries,
+                    )
                     raise
-                log.info("WAHA %s %s failed (%s), try %d of %d in %.2f s",
-                         method, path, type(exc).__name__, attempt + 1, tries, delay)
+                log.info(
+                    "WAHA %s %s failed (%s), try %d of %d in %.2f s",
+                    method,
+                    path,
+                    type(exc).__name__,
+                    attempt + 1,
+                    tries,
+                    delay,
+                )
                 time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    def _try_once(self, method, path, url, body, params, headers, accept_statuses, stream,
-                  deadline: float) -> requests.Response:
+    def _try_once(
+        self, method, path, url, body, params, headers, accept_statuses, stream, deadline: float
+    ) -> requests.Response:
         wait = self._breaker.check()
         if wait:
             error = WahaCircuitOpen(

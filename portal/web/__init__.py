@@ -6,8 +6,7 @@ from flask import Flask, Response, redirect, url_for
 
 
 def init_app(app: Flask) -> None:
-    from portal.web import account, admin, auth, dashboard, platform
-    from portal.web import messages, sessions  # sessions and messaging pages
+    from portal.web import account, admin, auth, dashboard, messages, platform, sessions  # sessions and messaging pages
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)

@@ -20,10 +20,15 @@ from portal.services.errors import ServiceError
 from portal.services.tenants import get_user_by_email
 from portal.tenancy import request_actor
 from portal.web.admin import page
+from portal.web.admin_forms import (
+    AcceptInvitationForm,
+    ChangePasswordForm,
+    ConfirmForm,
+    ForgotPasswordForm,
+    ResetPasswordForm,
+)
 from portal.web.helpers import apply_service_error
 from portal.web.signin import current_browser_token, sign_in_browser, sign_out_browser
-from portal.web.admin_forms import (AcceptInvitationForm, ChangePasswordForm, ConfirmForm, ForgotPasswordForm,
-                                    ResetPasswordForm)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,7 @@ def _private(response: Any) -> Any:
 
 # -- Your account: signed-in browsers and password ------------------------------------------------------------------
 
+
 def _me() -> Any:
     return current_user._get_current_object()
 
@@ -50,9 +56,15 @@ def _actor() -> Any:
 
 
 def _account_page(form: ChangePasswordForm | None = None, status: int = 200):  # type: ignore[no-untyped-def]
-    return page("account/index.html", status, no_store=True, form=form or ChangePasswordForm(formdata=None),
-                browsers=browser_sessions.list_for(_me()), current_id=_current_browser_id(),
-                has_password=bool(current_user.password_hash))
+    return page(
+        "account/index.html",
+        status,
+        no_store=True,
+        form=form or ChangePasswordForm(formdata=None),
+        browsers=browser_sessions.list_for(_me()),
+        current_id=_current_browser_id(),
+        has_password=bool(current_user.password_hash),
+    )
 
 
 def _current_browser_id() -> int | None:
@@ -117,6 +129,7 @@ def change_password():  # type: ignore[no-untyped-def]
 
 # -- Password reset -----------------------------------------------------------------------------------------------
 
+
 @bp.route("/account/forgot", methods=["GET", "POST"])
 @limiter.limit("10 per minute", methods=["POST"])
 def forgot_password():  # type: ignore[no-untyped-def]
@@ -151,6 +164,7 @@ def reset_password(token: str):  # type: ignore[no-untyped-def]
 
 # -- Invitations --------------------------------------------------------------------------------------------------
 
+
 @bp.route("/invite/<token>", methods=["GET", "POST"])
 @limiter.limit("20 per minute", methods=["POST"])
 def accept_invitation(token: str):  # type: ignore[no-untyped-def]
@@ -166,13 +180,19 @@ def accept_invitation(token: str):  # type: ignore[no-untyped-def]
         status = 400
         if form.validate_on_submit():
             tenant_id, tenant_name = invitation.tenant_id, team.tenant_of(invitation).name
-            actor = request_actor("user", current_user.email, str(current_user.id)) if signed_in else \
-                request_actor("anonymous", invitation.email)
+            actor = (
+                request_actor("user", current_user.email, str(current_user.id))
+                if signed_in
+                else request_actor("anonymous", invitation.email)
+            )
             try:
-                user = team.accept_invitation(token, actor,
-                                              user=current_user._get_current_object() if signed_in else None,
-                                              name=(form.name.data or "") if "name" in form else "",
-                                              password=None if signed_in else form.password.data)
+                user = team.accept_invitation(
+                    token,
+                    actor,
+                    user=current_user._get_current_object() if signed_in else None,
+                    name=(form.name.data or "") if "name" in form else "",
+                    password=None if signed_in else form.password.data,
+                )
             except ServiceError as exc:
                 apply_service_error(form, exc)
                 status = exc.status
@@ -184,12 +204,22 @@ def accept_invitation(token: str):  # type: ignore[no-untyped-def]
                 flash(f"Welcome to {tenant_name}.", "success")
                 return redirect(url_for("dashboard.index"))
     mismatch = signed_in and current_user.email.lower() != invitation.email.lower()
-    return _private(page("account/invitation.html", status, form=form, invitation=invitation,
-                         tenant_name=team.tenant_of(invitation).name, existing=existing, mismatch=mismatch,
-                         oidc_enabled=oidc_client() is not None))
+    return _private(
+        page(
+            "account/invitation.html",
+            status,
+            form=form,
+            invitation=invitation,
+            tenant_name=team.tenant_of(invitation).name,
+            existing=existing,
+            mismatch=mismatch,
+            oidc_enabled=oidc_client() is not None,
+        )
+    )
 
 
 # -- OpenID Connect -----------------------------------------------------------------------------------------------
+
 
 def oidc_client() -> Any:
     """The OIDC client for the configured provider, or None when single sign-on is not set up.
@@ -205,9 +235,12 @@ def oidc_client() -> Any:
     if key not in clients:
         oauth = OAuth(current_app._get_current_object())  # type: ignore[attr-defined]
         clients[key] = oauth.register(
-            "oidc", client_id=client_id, client_secret=secret,
+            "oidc",
+            client_id=client_id,
+            client_secret=secret,
             server_metadata_url=f"{issuer.rstrip('/')}/.well-known/openid-configuration",
-            client_kwargs={"scope": OIDC_SCOPES, "code_challenge_method": "S256", "timeout": 10})
+            client_kwargs={"scope": OIDC_SCOPES, "code_challenge_method": "S256", "timeout": 10},
+        )
     return clients[key]
 
 
@@ -222,8 +255,7 @@ def oidc_login():  # type: ignore[no-untyped-def]
         response = client.authorize_redirect(url_for(".oidc_callback", _external=True))
     except (AuthlibBaseError, requests.RequestException, ValueError) as exc:
         log.warning("OIDC provider unreachable: %s", exc)
-        flash("Single sign-on is unavailable right now. Try again in a minute, or sign in with your password.",
-              "error")
+        flash("Single sign-on is unavailable right now. Try again in a minute, or sign in with your password.", "error")
         return redirect(url_for("auth.login"))
     if next_url:
         session["oidc_next"] = next_url
@@ -254,4 +286,3 @@ def oidc_callback():  # type: ignore[no-untyped-def]
     if not next_url and user.is_platform_admin and not user.memberships:
         next_url = url_for("platform.index")
     return redirect(next_url or url_for("dashboard.index"))
-

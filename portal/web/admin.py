@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import (Blueprint, Flask, Response, abort, current_app, make_response, redirect, render_template,
-                   url_for)
+from flask import Blueprint, Flask, Response, abort, current_app, make_response, redirect, render_template, url_for
 from flask_login import login_required
 
 from portal.tenancy import Principal, current_principal
@@ -38,8 +37,9 @@ def sections_for(who: Principal | None) -> list[tuple[str, str]]:
     if who is None:
         return []
     registered = current_app.view_functions
-    return [(endpoint, label) for endpoint, label, permission in SECTIONS
-            if who.can(permission) and endpoint in registered]
+    return [
+        (endpoint, label) for endpoint, label, permission in SECTIONS if who.can(permission) and endpoint in registered
+    ]
 
 
 def page(template: str, http_status: int = 200, *, no_store: bool = False, **context: Any) -> Response:

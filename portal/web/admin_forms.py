@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import (DateField, EmailField, IntegerField, PasswordField, SelectChoice, SelectField,
-                     SelectMultipleField, StringField, URLField)
+from wtforms import (
+    DateField,
+    EmailField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    URLField,
+)
 from wtforms.validators import URL, DataRequired, EqualTo, Length, NumberRange, Optional, StopValidation
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -46,13 +55,15 @@ EXPIRY_CHOICES = options([("30", "In 30 days"), ("90", "In 90 days"), ("365", "I
 
 
 class TokenForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(message="Give the token a name you will recognise."),
-                                           Length(max=100)])
+    name = StringField(
+        "Name", validators=[DataRequired(message="Give the token a name you will recognise."), Length(max=100)]
+    )
     scopes = CheckboxesField("Scopes", validators=[AtLeastOne("Pick at least one scope.")])
     expiry = SelectField("Expires", choices=EXPIRY_CHOICES, default="90")
 
 
 # -- Team ---------------------------------------------------------------------------------------------------------
+
 
 class InviteForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(message="Enter the address to invite."), Length(max=254)])
@@ -64,6 +75,7 @@ class RoleForm(FlaskForm):
 
 
 # -- Audit log (a GET filter: nothing changes, so no CSRF token in the URL) ------------------------------------------
+
 
 class AuditFilterForm(FlaskForm):
     class Meta:
@@ -97,20 +109,30 @@ ENDPOINT_EVENT_CHOICES = options(ENDPOINT_EVENT_PAIRS)
 
 
 class EndpointForm(FlaskForm):
-    url = URLField("URL", validators=[DataRequired(message="Enter the URL that receives the events."),
-                                      URL(require_tld=False, message="Enter a full http:// or https:// URL."),
-                                      Length(max=2048)])
+    url = URLField(
+        "URL",
+        validators=[
+            DataRequired(message="Enter the URL that receives the events."),
+            URL(require_tld=False, message="Enter a full http:// or https:// URL."),
+            Length(max=2048),
+        ],
+    )
     description = StringField("Description", validators=[Optional(), Length(max=200)])
     events = CheckboxesField("Events", validators=[AtLeastOne("Pick at least one event.")])
 
 
 # -- Tenant settings ----------------------------------------------------------------------------------------------
 
+
 def _bounded(field: str, label: str) -> IntegerField:
     low, high, _ = LIMITS[field]
-    return IntegerField(label, validators=[
-        DataRequired(message=f"Enter a whole number from {low} to {high}.") if low > 0 else Optional(),
-        NumberRange(min=low, max=high, message=f"Enter a whole number from {low} to {high}.")])
+    return IntegerField(
+        label,
+        validators=[
+            DataRequired(message=f"Enter a whole number from {low} to {high}.") if low > 0 else Optional(),
+            NumberRange(min=low, max=high, message=f"Enter a whole number from {low} to {high}."),
+        ],
+    )
 
 
 class SettingsForm(FlaskForm):
@@ -122,6 +144,7 @@ class SettingsForm(FlaskForm):
 
 # -- Platform admin -----------------------------------------------------------------------------------------------
 
+
 class TenantForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(message="Enter the tenant's name."), Length(max=200)])
     slug = StringField("Slug", validators=[DataRequired(message="Enter a short id such as acme."), Length(max=63)])
@@ -131,21 +154,32 @@ class TenantForm(FlaskForm):
 
 # -- Account ------------------------------------------------------------------------------------------------------
 
+
 class ForgotPasswordForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(message="Enter the address you sign in with."),
-                                            Length(max=254)])
+    email = EmailField(
+        "Email", validators=[DataRequired(message="Enter the address you sign in with."), Length(max=254)]
+    )
 
 
 def _new_password() -> PasswordField:
-    return PasswordField("New password", validators=[
-        DataRequired(message="Choose a password."),
-        Length(min=MIN_PASSWORD, max=MAX_PASSWORD,
-               message=f"Use at least {MIN_PASSWORD} characters (at most {MAX_PASSWORD}).")])
+    return PasswordField(
+        "New password",
+        validators=[
+            DataRequired(message="Choose a password."),
+            Length(
+                min=MIN_PASSWORD,
+                max=MAX_PASSWORD,
+                message=f"Use at least {MIN_PASSWORD} characters (at most {MAX_PASSWORD}).",
+            ),
+        ],
+    )
 
 
 def _confirm() -> PasswordField:
-    return PasswordField("Repeat the password", validators=[
-        DataRequired(message="Repeat the password."), EqualTo("password", message="The passwords differ.")])
+    return PasswordField(
+        "Repeat the password",
+        validators=[DataRequired(message="Repeat the password."), EqualTo("password", message="The passwords differ.")],
+    )
 
 
 class ResetPasswordForm(FlaskForm):
@@ -154,8 +188,9 @@ class ResetPasswordForm(FlaskForm):
 
 
 class ChangePasswordForm(FlaskForm):
-    current_password = PasswordField("Current password", validators=[
-        DataRequired(message="Enter your current password."), Length(max=MAX_PASSWORD)])
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired(message="Enter your current password."), Length(max=MAX_PASSWORD)]
+    )
     password = _new_password()
     confirm = _confirm()
 

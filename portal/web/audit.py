@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 from flask import Blueprint, request, url_for
 from flask_login import login_required
@@ -23,7 +23,7 @@ FILTER_ARGS = ("action", "actor", "target", "since", "until")
 def _day_start(day: datetime | None, plus_days: int = 0) -> datetime | None:
     if day is None:
         return None
-    return datetime.combine(day, time.min, tzinfo=timezone.utc) + timedelta(days=plus_days)
+    return datetime.combine(day, time.min, tzinfo=UTC) + timedelta(days=plus_days)
 
 
 @bp.get("/")
@@ -50,5 +50,12 @@ def index():  # type: ignore[no-untyped-def]
         older_url = url_for(".index", before=events[-1].id, **kept)
     filtered = any(request.args.get(name) for name in FILTER_ARGS)
     template = "admin/_audit_rows.html" if htmx and htmx.target == "audit-results" else "admin/audit.html"
-    return page(template, 200 if valid else 400, form=form, events=events, older_url=older_url,
-                filtered=filtered, paged=before is not None)
+    return page(
+        template,
+        200 if valid else 400,
+        form=form,
+        events=events,
+        older_url=older_url,
+        filtered=filtered,
+        paged=before is not None,
+    )

@@ -41,9 +41,12 @@ def login():  # type: ignore[no-untyped-def]
 @login_required
 def logout():  # type: ignore[no-untyped-def]
     principal = current_principal()
-    browser_sessions.end(current_user._get_current_object(), current_browser_token(),
-                         request_actor("user", current_user.email, str(current_user.id)),
-                         tenant_id=principal.tenant.id if principal else None)
+    browser_sessions.end(
+        current_user._get_current_object(),
+        current_browser_token(),
+        request_actor("user", current_user.email, str(current_user.id)),
+        tenant_id=principal.tenant.id if principal else None,
+    )
     sign_out_browser()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import (BooleanField, DateField, EmailField, HiddenField, PasswordField, SelectChoice, SelectField,
-                     SelectMultipleField, StringField, TextAreaField, widgets)
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    widgets,
+)
 from wtforms.validators import URL, DataRequired, Email, Length, Optional, Regexp, ValidationError
 
 from portal.inputs import CalendarRange
@@ -24,6 +35,7 @@ class TenantSwitchForm(FlaskForm):
 
 
 # ---- sessions and messaging -------------------------------------------------------------------------------
+
 
 def choices(pairs: list[tuple[str, str]]) -> list[SelectChoice]:
     """(value, label) pairs as the select options WTForms wants."""
@@ -44,10 +56,22 @@ SESSION_EVENT_CHOICES = [
     ("group.v2.participants", "Group members joining or leaving"),
 ]
 DEFAULT_SESSION_EVENTS = ["session.status", "message", "message.ack"]
-MEDIA_KINDS = [("", "Work it out from the file"), ("image", "Image"), ("document", "Document"),
-               ("audio", "Voice / audio"), ("video", "Video")]
-MESSAGE_STATUSES = [("", "Any status"), ("PENDING", "Pending"), ("SERVER", "Sent (✓)"),
-                    ("DEVICE", "Delivered (✓✓)"), ("READ", "Read"), ("PLAYED", "Played"), ("ERROR", "Failed")]
+MEDIA_KINDS = [
+    ("", "Work it out from the file"),
+    ("image", "Image"),
+    ("document", "Document"),
+    ("audio", "Voice / audio"),
+    ("video", "Video"),
+]
+MESSAGE_STATUSES = [
+    ("", "Any status"),
+    ("PENDING", "Pending"),
+    ("SERVER", "Sent (✓)"),
+    ("DEVICE", "Delivered (✓✓)"),
+    ("READ", "Read"),
+    ("PLAYED", "Played"),
+    ("ERROR", "Failed"),
+]
 
 
 class CheckboxListField(SelectMultipleField):
@@ -56,17 +80,28 @@ class CheckboxListField(SelectMultipleField):
 
 
 class SessionCreateForm(FlaskForm):
-    name = StringField("Name", validators=[
-        DataRequired(message="Give the session a name."), Length(max=100),
-        Regexp(r"^[\w .-]+$", message="Use letters, digits, spaces, dots, dashes or underscores."),
-    ])
-    engine = SelectField("Engine", choices=choices([("", "The server's default")] + [(e, e) for e in ENGINES]),
-                         validate_choice=True)
-    webhook_url = StringField("Forward events to (optional)", validators=[
-        Optional(), Length(max=2048), URL(require_tld=False, message="Enter a full http:// or https:// address."),
-    ])
-    webhook_events = CheckboxListField("Events to forward", choices=choices(SESSION_EVENT_CHOICES),
-                                       default=DEFAULT_SESSION_EVENTS)
+    name = StringField(
+        "Name",
+        validators=[
+            DataRequired(message="Give the session a name."),
+            Length(max=100),
+            Regexp(r"^[\w .-]+$", message="Use letters, digits, spaces, dots, dashes or underscores."),
+        ],
+    )
+    engine = SelectField(
+        "Engine", choices=choices([("", "The server's default")] + [(e, e) for e in ENGINES]), validate_choice=True
+    )
+    webhook_url = StringField(
+        "Forward events to (optional)",
+        validators=[
+            Optional(),
+            Length(max=2048),
+            URL(require_tld=False, message="Enter a full http:// or https:// address."),
+        ],
+    )
+    webhook_events = CheckboxListField(
+        "Events to forward", choices=choices(SESSION_EVENT_CHOICES), default=DEFAULT_SESSION_EVENTS
+    )
     idempotency_key = HiddenField()
 
 
@@ -75,26 +110,36 @@ class ConfirmForm(FlaskForm):
 
 
 class PairingCodeForm(FlaskForm):
-    phone = StringField("Phone number", validators=[
-        DataRequired(message="Enter the phone number of the WhatsApp account."), Length(max=32),
-        Regexp(r"^\+?[\d\s().-]{6,}$", message="Use digits with the country code, e.g. +49 170 1234567."),
-    ])
+    phone = StringField(
+        "Phone number",
+        validators=[
+            DataRequired(message="Enter the phone number of the WhatsApp account."),
+            Length(max=32),
+            Regexp(r"^\+?[\d\s().-]{6,}$", message="Use digits with the country code, e.g. +49 170 1234567."),
+        ],
+    )
 
 
 TEXT_LIMIT = 4096  # characters of a WhatsApp text or caption (services.messages.TEXT_MAX)
 
 
 class SendMessageForm(FlaskForm):
-    session_id = SelectField("From session", validate_choice=False,
-                             validators=[DataRequired(message="Choose the session to send from.")])
+    session_id = SelectField(
+        "From session", validate_choice=False, validators=[DataRequired(message="Choose the session to send from.")]
+    )
     to = StringField("To", validators=[DataRequired(message="Enter a phone number or chat id."), Length(max=128)])
     # No maxlength attribute: a browser would cut pasted text silently. A counter warns while typing
     # (static/js/portal.js) and the server refuses overlong text with its length.
     text = TextAreaField("Message", render_kw={"data-limit": TEXT_LIMIT, "maxlength": False})
     media_file = FileField("Attach a file")
-    media_url = StringField("…or a file URL", validators=[
-        Optional(), Length(max=2048), URL(require_tld=False, message="Enter a full http:// or https:// address."),
-    ])
+    media_url = StringField(
+        "…or a file URL",
+        validators=[
+            Optional(),
+            Length(max=2048),
+            URL(require_tld=False, message="Enter a full http:// or https:// address."),
+        ],
+    )
     media_kind = SelectField("Attachment type", choices=choices(MEDIA_KINDS))
     idempotency_key = HiddenField()
     next = HiddenField()
@@ -104,8 +149,10 @@ class SendMessageForm(FlaskForm):
             raise ValidationError("Write a message or attach a file.")
         length = len(field.data or "")
         if length > TEXT_LIMIT:
-            raise ValidationError(f"This message has {length:,} characters; WhatsApp takes at most {TEXT_LIMIT:,}. "
-                                  f"Shorten it by {length - TEXT_LIMIT:,} or send it as two messages.")
+            raise ValidationError(
+                f"This message has {length:,} characters; WhatsApp takes at most {TEXT_LIMIT:,}. "
+                f"Shorten it by {length - TEXT_LIMIT:,} or send it as two messages."
+            )
 
     def validate_media_url(self, field: StringField) -> None:
         if field.data and self.media_file.data:
@@ -119,8 +166,9 @@ class MessageFilterForm(FlaskForm):
         csrf = False
 
     session = SelectField("Session", validate_choice=False, default="")
-    direction = SelectField("Direction",
-                            choices=choices([("", "In and out"), ("in", "Received"), ("out", "Sent")]), default="")
+    direction = SelectField(
+        "Direction", choices=choices([("", "In and out"), ("in", "Received"), ("out", "Sent")]), default=""
+    )
     status = SelectField("Status", choices=choices(MESSAGE_STATUSES), default="")
     chat = StringField("Chat", validators=[Optional(), Length(max=128)])
     q = StringField("Text contains", validators=[Optional(), Length(max=200)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import mimetypes
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
@@ -22,12 +22,12 @@ from portal.services import sessions as sessions_service
 from portal.services.errors import Invalid, ServiceError
 from portal.services.media import media_kind
 from portal.tenancy import require
+from portal.web import uploads
 from portal.web.forms import MessageFilterForm, SendMessageForm, choices
 from portal.web.helpers import apply_service_error, is_htmx, principal, redirect_to
-from portal.web import uploads
 from portal.web.send_form import form_key, new_key, stale_form
-from portal.web.wording import WORDS, say_exc
 from portal.web.sessions import STOP_POLLING
+from portal.web.wording import WORDS, say_exc
 
 bp = Blueprint("messages", __name__, url_prefix="/messages")
 # A stale CSRF token (or an expired sign-in) on the send form gives the form back with the text kept.
@@ -75,8 +75,9 @@ def fresh_since(messages: list[Any], now: datetime | None = None) -> datetime:
     now = now or utcnow()
     horizon = now - TICK_WINDOW
     newest = max((m.created_at for m in messages), default=now)
-    waiting = [m.created_at for m in messages
-               if m.direction == "out" and m.status in IN_FLIGHT and m.created_at >= horizon]
+    waiting = [
+        m.created_at for m in messages if m.direction == "out" and m.status in IN_FLIGHT and m.created_at >= horizon
+    ]
     return min([newest, *waiting]) - FRESH_OVERLAP
 
 
@@ -105,6 +106,7 @@ def chat_id_from(value: str) -> str:
 
 # ---- log ---------------------------------------------------------------------------------------------------
 
+
 @bp.route("/")
 @login_required
 @require("messages:read")
@@ -120,9 +122,10 @@ def index():  # type: ignore[no-untyped-def]
             "status": form.status.data or None,
             "chat_id": chat_id_from(form.chat.data) if form.chat.data else None,
             "q": (form.q.data or "").strip() or None,
-            "since": datetime.combine(form.since.data, time.min, tzinfo=timezone.utc) if form.since.data else None,
-            "until": (datetime.combine(form.until.data, time.min, tzinfo=timezone.utc) + timedelta(days=1)
-                      if form.until.data else None),
+            "since": datetime.combine(form.since.data, time.min, tzinfo=UTC) if form.since.data else None,
+            "until": (
+                datetime.combine(form.until.data, time.min, tzinfo=UTC) + timedelta(days=1) if form.until.data else None
+            ),
         }
     cursor = request.args.get("cursor") or None
     try:
@@ -150,17 +153,21 @@ def index():  # type: ignore[no-untyped-def]
     boundary = fresh_since(page.items, now)
     fresh_items = [m for m in page.items if m.created_at >= boundary] if live else []
     context = {
-        "form": form, "page": page, "cursor": cursor, "sessions_by_id": {s.id: s for s in sessions},
+        "form": form,
+        "page": page,
+        "cursor": cursor,
+        "sessions_by_id": {s.id: s for s in sessions},
         "filtered": any(v for v in filters.values()),
         # Polling the whole log: an empty newest page waits for its first row; an older page refreshes its
         # ticks while one may still change and then stops (286).
         "polling": settled and ((live and not page.items) or (cursor is not None and in_flight(page.items))),
-        "poll_url": url_for("messages.index", **query), "poll_seconds": POLL_SECONDS,
-        "live": live and bool(page.items), "fresh_items": fresh_items,
-        "settled_items": page.items[len(fresh_items):],
+        "poll_url": url_for("messages.index", **query),
+        "poll_seconds": POLL_SECONDS,
+        "live": live and bool(page.items),
+        "fresh_items": fresh_items,
+        "settled_items": page.items[len(fresh_items) :],
         "fresh_url": url_for("messages.index", **args, fresh=boundary.isoformat()),
-        "older_url": (url_for("messages.index", **{**args, "cursor": page.next_cursor})
-                      if page.next_cursor else None),
+        "older_url": (url_for("messages.index", **{**args, "cursor": page.next_cursor}) if page.next_cursor else None),
         "newest_url": url_for("messages.index", **args),
     }
     if is_htmx():
@@ -176,13 +183,19 @@ def _log_fresh(filters: dict[str, Any], boundary: datetime, sessions: list[Any],
     """The log's self-refreshing block: every row (with the log's filters) created since `boundary`."""
     since = max(boundary, filters["since"]) if filters.get("since") else boundary
     found = messages_service.list_messages(_tenant(), **{**filters, "since": since}, limit=FRESH_LIMIT)
-    return render_template("messages/_log_fresh.html", fresh_items=found.items, overflow=found.next_cursor is not None,
-                           sessions_by_id={s.id: s for s in sessions}, poll_seconds=POLL_SECONDS,
-                           fresh_url=url_for("messages.index", **args, fresh=boundary.isoformat()),
-                           newest_url=url_for("messages.index", **args))
+    return render_template(
+        "messages/_log_fresh.html",
+        fresh_items=found.items,
+        overflow=found.next_cursor is not None,
+        sessions_by_id={s.id: s for s in sessions},
+        poll_seconds=POLL_SECONDS,
+        fresh_url=url_for("messages.index", **args, fresh=boundary.isoformat()),
+        newest_url=url_for("messages.index", **args),
+    )
 
 
 # ---- send --------------------------------------------------------------------------------------------------
+
 
 def _media_from(form: SendMessageForm, caption: str | None) -> dict[str, Any] | None:
     upload = form.media_file.data
@@ -190,16 +203,23 @@ def _media_from(form: SendMessageForm, caption: str | None) -> dict[str, Any] | 
         size = uploads.file_size(upload)
         if size > uploads.media_limit():
             message = uploads.too_large_message(size)
-            raise Invalid(message, code="media_too_large",
-                          details={"fields": [{"field": "media_file", "message": message}]})
+            raise Invalid(
+                message, code="media_too_large", details={"fields": [{"field": "media_file", "message": message}]}
+            )
         raw = upload.read()
         if not raw:
             raise Invalid.field("media_file", "That file is empty.")
         filename = secure_filename(upload.filename) or "file"
-        mimetype = upload.mimetype if upload.mimetype not in (None, "", "application/octet-stream") else (
-            mimetypes.guess_type(filename)[0] or "application/octet-stream")
-        media: dict[str, Any] = {"data": base64.b64encode(raw).decode("ascii"), "mimetype": mimetype,
-                                 "filename": filename}
+        mimetype = (
+            upload.mimetype
+            if upload.mimetype not in (None, "", "application/octet-stream")
+            else (mimetypes.guess_type(filename)[0] or "application/octet-stream")
+        )
+        media: dict[str, Any] = {
+            "data": base64.b64encode(raw).decode("ascii"),
+            "mimetype": mimetype,
+            "filename": filename,
+        }
     elif form.media_url.data:
         url = form.media_url.data.strip()
         filename = secure_filename(urlparse(url).path.rsplit("/", 1)[-1]) or "file"
@@ -221,12 +241,19 @@ def _friendly(exc: ServiceError, sessions_by_id: dict[str, Any], session_id: str
     name = f"“{session.name}”" if session is not None else "This session"
     if exc.code == "session_not_ready":
         status = (exc.details or {}).get("status") or (session.status if session is not None else "unknown")
-        return type(exc)(f"{name} is not connected to WhatsApp (status {status}). Open the session and link a "
-                         "phone first, or choose another session.", code=exc.code, details={})
+        return type(exc)(
+            f"{name} is not connected to WhatsApp (status {status}). Open the session and link a "
+            "phone first, or choose another session.",
+            code=exc.code,
+            details={},
+        )
     if exc.status == 429:
         wait = f" Try again in {exc.retry_after} s." if exc.retry_after else " Try again in a moment."
-        return type(exc)(f"{name} is sending faster than its limit allows, which protects the number from a "
-                         f"WhatsApp ban.{wait}", code=exc.code, details={})
+        return type(exc)(
+            f"{name} is sending faster than its limit allows, which protects the number from a WhatsApp ban.{wait}",
+            code=exc.code,
+            details={},
+        )
     if exc.code in WORDS:
         return type(exc)(say_exc(exc), code=exc.code, details={})
     return exc
@@ -235,10 +262,20 @@ def _friendly(exc: ServiceError, sessions_by_id: dict[str, Any], session_id: str
 def _send_aliases(form: SendMessageForm) -> dict[str, str]:
     """Where the service's field names land on the send form."""
     file_field = "media_url" if form.media_url.data else "media_file"
-    return {"chat_id": "to", "session": "session_id", "media": file_field, "media.data": "media_file",
-            "media.url": "media_url", "media.filename": file_field, "media.mimetype": file_field,
-            "media.kind": "media_kind", "media.caption": "text", "code:session_not_ready": "session_id",
-            "code:session_not_found": "session_id", "code:media_too_large": file_field}
+    return {
+        "chat_id": "to",
+        "session": "session_id",
+        "media": file_field,
+        "media.data": "media_file",
+        "media.url": "media_url",
+        "media.filename": file_field,
+        "media.mimetype": file_field,
+        "media.kind": "media_kind",
+        "media.caption": "text",
+        "code:session_not_ready": "session_id",
+        "code:session_not_found": "session_id",
+        "code:media_too_large": file_field,
+    }
 
 
 @bp.route("/send", methods=["GET", "POST"])
@@ -248,8 +285,7 @@ def send():  # type: ignore[no-untyped-def]
     sessions = _sessions()
     sessions_by_id = {s.id: s for s in sessions}
     form = SendMessageForm()
-    form.session_id.choices = choices([(s.id, f"{s.name} ({s.status.replace('_', ' ').lower()})")
-                                       for s in sessions])
+    form.session_id.choices = choices([(s.id, f"{s.name} ({s.status.replace('_', ' ').lower()})") for s in sessions])
     if not form.is_submitted():
         wanted = request.args.get("session")
         working = next((s.id for s in sessions if s.status == "WORKING"), None)
@@ -271,8 +307,13 @@ def send():  # type: ignore[no-untyped-def]
 
                 def attempt() -> Any:
                     return messages_service.send_message(
-                        _tenant(), form.session_id.data, principal().actor(), to=form.to.data.strip(),
-                        text=None if media else text, media=media, idempotency_key=form.idempotency_key.data,
+                        _tenant(),
+                        form.session_id.data,
+                        principal().actor(),
+                        to=form.to.data.strip(),
+                        text=None if media else text,
+                        media=media,
+                        idempotency_key=form.idempotency_key.data,
                         source="portal",
                     )
 
@@ -285,20 +326,21 @@ def send():  # type: ignore[no-untyped-def]
                     form.idempotency_key.data = new_key()
                     message = attempt()
             except ServiceError as exc:
-                apply_service_error(form, _friendly(exc, sessions_by_id, form.session_id.data),
-                                    _send_aliases(form))
+                apply_service_error(form, _friendly(exc, sessions_by_id, form.session_id.data), _send_aliases(form))
                 if exc.code == "media_too_large":
                     status = 413
             else:
                 if message.status == "ERROR":
                     # The same form was sent before and that attempt failed: say so; the next press is new.
-                    form.form_errors.append("This message was not sent: an earlier attempt failed. Press Send "
-                                            "to try again.")
+                    form.form_errors.append(
+                        "This message was not sent: an earlier attempt failed. Press Send to try again."
+                    )
                     form.idempotency_key.data = new_key()
                 else:
                     flash("Message sent. The ticks show when it is delivered and read.", "success")
                     target = safe_next(form.next.data) or url_for(
-                        "messages.conversation", session_id=message.session_id, chat_id=message.chat_id)
+                        "messages.conversation", session_id=message.session_id, chat_id=message.chat_id
+                    )
                     return redirect_to(target)
     uploads.limit_file_field(form)
     context = {"form": form, "sessions": sessions, "reply": request.form.get("reply") == "1"}
@@ -309,13 +351,15 @@ def send():  # type: ignore[no-untyped-def]
 
 # ---- conversations -----------------------------------------------------------------------------------------
 
+
 @bp.route("/chats/<session_id>")
 @login_required
 @require("messages:read")
 def chats(session_id: str):  # type: ignore[no-untyped-def]
     session = sessions_service.get_session(_tenant(), session_id)
-    return render_template("messages/chats.html", session=session,
-                           chats=messages_service.list_chats(_tenant(), session.id))
+    return render_template(
+        "messages/chats.html", session=session, chats=messages_service.list_chats(_tenant(), session.id)
+    )
 
 
 @bp.route("/chats/<session_id>/<chat_id>")
@@ -327,17 +371,28 @@ def conversation(session_id: str, chat_id: str):  # type: ignore[no-untyped-def]
     cursor = request.args.get("cursor") or None
     fresh = _fresh_arg()
     if fresh is not None and cursor is None and is_htmx():
-        found = messages_service.list_messages(_tenant(), session_id=session.id, chat_id=chat_id, since=fresh,
-                                               limit=FRESH_LIMIT)
-        return render_template("messages/_thread_fresh.html", fresh_items=list(reversed(found.items)),
-                               overflow=found.next_cursor is not None, poll_seconds=POLL_SECONDS,
-                               empty_note=request.args.get("empty") == "1", newest_url=here,
-                               fresh_url=url_for("messages.conversation", session_id=session.id, chat_id=chat_id,
-                                                 fresh=fresh.isoformat(), **(
-                                                     {"empty": "1"} if request.args.get("empty") == "1" else {})))
+        found = messages_service.list_messages(
+            _tenant(), session_id=session.id, chat_id=chat_id, since=fresh, limit=FRESH_LIMIT
+        )
+        return render_template(
+            "messages/_thread_fresh.html",
+            fresh_items=list(reversed(found.items)),
+            overflow=found.next_cursor is not None,
+            poll_seconds=POLL_SECONDS,
+            empty_note=request.args.get("empty") == "1",
+            newest_url=here,
+            fresh_url=url_for(
+                "messages.conversation",
+                session_id=session.id,
+                chat_id=chat_id,
+                fresh=fresh.isoformat(),
+                **({"empty": "1"} if request.args.get("empty") == "1" else {}),
+            ),
+        )
     try:
-        page = messages_service.list_messages(_tenant(), session_id=session.id, chat_id=chat_id, cursor=cursor,
-                                              limit=PAGE_SIZE)
+        page = messages_service.list_messages(
+            _tenant(), session_id=session.id, chat_id=chat_id, cursor=cursor, limit=PAGE_SIZE
+        )
     except Invalid:
         cursor = None
         page = messages_service.list_messages(_tenant(), session_id=session.id, chat_id=chat_id, limit=PAGE_SIZE)
@@ -346,28 +401,48 @@ def conversation(session_id: str, chat_id: str):  # type: ignore[no-untyped-def]
     # The newest page always refreshes its fresh block; an older page refreshes while a tick may change.
     fresh_items = [m for m in thread if m.created_at >= boundary] if cursor is None else []
     context = {
-        "session": session, "chat_id": chat_id, "cursor": cursor, "live": cursor is None,
-        "thread": thread[:len(thread) - len(fresh_items)], "fresh_items": fresh_items, "empty_note": not thread,
-        "earlier_url": url_for("messages.conversation", session_id=session.id, chat_id=chat_id,
-                               cursor=page.next_cursor) if page.next_cursor else None,
-        "newest_url": here, "polling": cursor is not None and in_flight(page.items), "poll_seconds": POLL_SECONDS,
-        "poll_url": url_for("messages.conversation", session_id=session.id, chat_id=chat_id, **(
-            {"cursor": cursor} if cursor else {})),
-        "fresh_url": url_for("messages.conversation", session_id=session.id, chat_id=chat_id,
-                             fresh=boundary.isoformat(), **({"empty": "1"} if not thread else {})),
+        "session": session,
+        "chat_id": chat_id,
+        "cursor": cursor,
+        "live": cursor is None,
+        "thread": thread[: len(thread) - len(fresh_items)],
+        "fresh_items": fresh_items,
+        "empty_note": not thread,
+        "earlier_url": url_for("messages.conversation", session_id=session.id, chat_id=chat_id, cursor=page.next_cursor)
+        if page.next_cursor
+        else None,
+        "newest_url": here,
+        "polling": cursor is not None and in_flight(page.items),
+        "poll_seconds": POLL_SECONDS,
+        "poll_url": url_for(
+            "messages.conversation", session_id=session.id, chat_id=chat_id, **({"cursor": cursor} if cursor else {})
+        ),
+        "fresh_url": url_for(
+            "messages.conversation",
+            session_id=session.id,
+            chat_id=chat_id,
+            fresh=boundary.isoformat(),
+            **({"empty": "1"} if not thread else {}),
+        ),
     }
     if is_htmx():
         status = 200 if context["polling"] or context["live"] else STOP_POLLING
         return render_template("messages/_thread.html", **context), status
     form = None
     if principal().can("messages:send"):
-        form = SendMessageForm(formdata=None, session_id=session.id, to=chat_id, next=here,
-                               idempotency_key=form_key(request.args.get("form_key")))
+        form = SendMessageForm(
+            formdata=None,
+            session_id=session.id,
+            to=chat_id,
+            next=here,
+            idempotency_key=form_key(request.args.get("form_key")),
+        )
         uploads.limit_file_field(form)
     return render_template("messages/conversation.html", form=form, **context)
 
 
 # ---- media -------------------------------------------------------------------------------------------------
+
 
 @bp.route("/<int(big=True):message_id>/media")
 @login_required
@@ -377,8 +452,12 @@ def media(message_id: int):  # type: ignore[no-untyped-def]
     content, mimetype, filename = media_service.media_for_message(_tenant(), message.id)
     # the service serves only allow-listed types (others as application/octet-stream); these may show inline
     inline = media_service.served_type(mimetype).inline and request.args.get("download") != "1"
-    response = send_file(content, mimetype=mimetype, as_attachment=not inline,
-                         download_name=secure_filename(filename or "") or f"message-{message.id}")
+    response = send_file(
+        content,
+        mimetype=mimetype,
+        as_attachment=not inline,
+        download_name=secure_filename(filename or "") or f"message-{message.id}",
+    )
     # Tenant files: the browser may keep them a while, shared caches never.
     response.headers["Cache-Control"] = "private, max-age=300"
     response.headers["Content-Security-Policy"] = MEDIA_CSP

@@ -16,15 +16,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 import logging
+import re
 import secrets
 import threading
 import time
 from typing import Any
 
 import redis
-
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
 

@@ -16,8 +16,8 @@ from portal.services.accounts import public_url
 from portal.services.errors import ServiceError
 from portal.tenancy import request_actor
 from portal.web.admin import page
-from portal.web.helpers import apply_service_error
 from portal.web.admin_forms import ConfirmForm, InviteForm, TenantForm, options
+from portal.web.helpers import apply_service_error
 
 bp = Blueprint("platform", __name__, url_prefix="/platform")
 
@@ -68,17 +68,24 @@ def create_tenant():  # type: ignore[no-untyped-def]
     if not form.validate_on_submit():
         return page("platform/tenant_new.html", 400, form=form)
     try:
-        tenant = tenants_service.create_tenant(form.slug.data, form.name.data, _actor(),
-                                               max_sessions=form.max_sessions.data)
+        tenant = tenants_service.create_tenant(
+            form.slug.data, form.name.data, _actor(), max_sessions=form.max_sessions.data
+        )
     except ServiceError as exc:
         apply_service_error(form, exc)
         return page("platform/tenant_new.html", exc.status, form=form)
     issued = None
     if form.owner_email.data:
         try:
-            issued = team_service.invite_member(tenant, form.owner_email.data, "owner", _actor(),
-                                                actor_role="owner", invited_by_id=current_user.id,
-                                                accept_url=_accept_url)
+            issued = team_service.invite_member(
+                tenant,
+                form.owner_email.data,
+                "owner",
+                _actor(),
+                actor_role="owner",
+                invited_by_id=current_user.id,
+                accept_url=_accept_url,
+            )
         except ServiceError as exc:
             flash(f"The tenant exists, but the owner could not be invited: {exc.message}", "error")
     flash(f"Tenant {tenant.name} created.", "success")
@@ -89,8 +96,11 @@ def create_tenant():  # type: ignore[no-untyped-def]
 
 def _flash_mailed(issued: team_service.IssuedInvitation) -> None:
     # The link goes to the invited address only (services/team.py): the inviter never sees it.
-    flash(f"Invitation mailed to {issued.mailed_to}. The link in it works once and expires in "
-          f"{team_service.INVITATION_DAYS} days.", "success")
+    flash(
+        f"Invitation mailed to {issued.mailed_to}. The link in it works once and expires in "
+        f"{team_service.INVITATION_DAYS} days.",
+        "success",
+    )
 
 
 def _detail(tenant_id: int, status: int = 200, invite_form=None):  # type: ignore[no-untyped-def]
@@ -99,9 +109,15 @@ def _detail(tenant_id: int, status: int = 200, invite_form=None):  # type: ignor
         invite_form = InviteForm(formdata=None)
         invite_form.role.data = "owner"
     invite_form.role.choices = options([(role, role.capitalize()) for role in ROLES])
-    return page("platform/tenant_detail.html", status, tenant=tenant,
-                members=team_service.list_members(tenant), invitations=team_service.list_invitations(tenant),
-                invite_form=invite_form, confirm=ConfirmForm())
+    return page(
+        "platform/tenant_detail.html",
+        status,
+        tenant=tenant,
+        members=team_service.list_members(tenant),
+        invitations=team_service.list_invitations(tenant),
+        invite_form=invite_form,
+        confirm=ConfirmForm(),
+    )
 
 
 @bp.get("/tenants/<int:tenant_id>")
@@ -117,8 +133,15 @@ def invite(tenant_id: int):  # type: ignore[no-untyped-def]
     if not form.validate_on_submit():
         return _detail(tenant.id, 400, invite_form=form)
     try:
-        issued = team_service.invite_member(tenant, form.email.data, form.role.data, _actor(), actor_role="owner",
-                                            invited_by_id=current_user.id, accept_url=_accept_url)
+        issued = team_service.invite_member(
+            tenant,
+            form.email.data,
+            form.role.data,
+            _actor(),
+            actor_role="owner",
+            invited_by_id=current_user.id,
+            accept_url=_accept_url,
+        )
     except ServiceError as exc:
         apply_service_error(form, exc)
         return _detail(tenant.id, exc.status, invite_form=form)
@@ -135,11 +158,17 @@ def invite_form(tenant_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/tenants/<int:tenant_id>/deactivate")
 def confirm_deactivate(tenant_id: int):  # type: ignore[no-untyped-def]
     tenant = tenant_admin.get_tenant(tenant_id)
-    return page("admin/confirm.html", form=ConfirmForm(), title=f"Deactivate {tenant.name}?",
-                message="Its members can no longer sign in to work in it. Its sessions, messages and settings "
-                        "are kept, and you can activate it again.",
-                action=url_for(".set_active", tenant_id=tenant.id), button="Deactivate tenant",
-                cancel=url_for(".tenant_detail", tenant_id=tenant.id), fields={"active": "0"})
+    return page(
+        "admin/confirm.html",
+        form=ConfirmForm(),
+        title=f"Deactivate {tenant.name}?",
+        message="Its members can no longer sign in to work in it. Its sessions, messages and settings "
+        "are kept, and you can activate it again.",
+        action=url_for(".set_active", tenant_id=tenant.id),
+        button="Deactivate tenant",
+        cancel=url_for(".tenant_detail", tenant_id=tenant.id),
+        fields={"active": "0"},
+    )
 
 
 @bp.post("/tenants/<int:tenant_id>/active")

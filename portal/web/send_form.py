@@ -34,11 +34,15 @@ def stale_form(exc: CSRFError) -> Response:
     """The send form as it was posted, with a fresh CSRF token and a sentence on what happened: nothing was
     sent, the text is still here, press Send again (after signing in, when the sign-in expired)."""
     if current_user.is_authenticated:
-        message = ("This form was open for a long time, so for your safety nothing was sent. Your text is kept: "
-                   "press Send again.")
+        message = (
+            "This form was open for a long time, so for your safety nothing was sent. Your text is kept: "
+            "press Send again."
+        )
     else:
-        message = ("You were signed out, so nothing was sent. Your text is kept: sign in again in another tab, "
-                   "then come back and press Send.")
+        message = (
+            "You were signed out, so nothing was sent. Your text is kept: sign in again in another tab, "
+            "then come back and press Send."
+        )
     return refused_form(message, 400, request.form)
 
 
@@ -55,16 +59,21 @@ def refused_form(message: str, status: int, formdata: Any = None) -> Response:
 
         found = current_principal()
         sessions = sessions_service.list_sessions(found.tenant) if found is not None else []
-        form.session_id.choices = choices([(s.id, f"{s.name} ({s.status.replace('_', ' ').lower()})")
-                                           for s in sessions])
+        form.session_id.choices = choices(
+            [(s.id, f"{s.name} ({s.status.replace('_', ' ').lower()})") for s in sessions]
+        )
     else:
         form.session_id.choices = choices([(posted, "The session you chose")])
     form.form_errors.append(message)
     from portal.web.uploads import limit_file_field
 
     limit_file_field(form)
-    context = {"form": form, "sessions": sessions or [None], "reply": (formdata or {}).get("reply") == "1",
-               "login_url": None if signed_in else url_for("auth.login")}
+    context = {
+        "form": form,
+        "sessions": sessions or [None],
+        "reply": (formdata or {}).get("reply") == "1",
+        "login_url": None if signed_in else url_for("auth.login"),
+    }
     if is_htmx() and status != 413:
         # htmx swaps only 2xx (and, as configured in base.html, 413) answers: the form comes back in place.
         status = 200

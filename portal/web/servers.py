@@ -6,13 +6,13 @@ Only platform admins get in. Health shown here is what the last fleet check stor
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Blueprint, abort, flash, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, PasswordField, StringField
-from wtforms.validators import DataRequired, Length, NumberRange, URL
+from wtforms.validators import URL, DataRequired, Length, NumberRange
 
 from portal.services import fleet
 from portal.services import servers as servers_service
@@ -57,7 +57,7 @@ def _actor():  # type: ignore[no-untyped-def]
 def _started_at(start_timestamp: int | None) -> datetime | None:
     if not start_timestamp:
         return None
-    return datetime.fromtimestamp(start_timestamp / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(start_timestamp / 1000, tz=UTC)
 
 
 def _placement(server) -> str:  # type: ignore[no-untyped-def]
@@ -104,8 +104,9 @@ def create():  # type: ignore[no-untyped-def]
     form = ServerForm()
     if request.method == "POST" and form.validate_on_submit():
         try:
-            server = servers_service.add_server(form.name.data, form.base_url.data, form.api_key.data, _actor(),
-                                                capacity=form.capacity.data)
+            server = servers_service.add_server(
+                form.name.data, form.base_url.data, form.api_key.data, _actor(), capacity=form.capacity.data
+            )
         except ServiceError as exc:
             apply_service_error(form, exc)
         else:
@@ -113,8 +114,11 @@ def create():  # type: ignore[no-untyped-def]
             if result["health"] == "ok":
                 flash(f"Added {server.name}: WAHA {result['version']} ({result['engine']}) answers.", "success")
             else:
-                flash(f"Added {server.name}, but it does not answer yet: {result['error']}. It takes no "
-                      "sessions until a health check passes.", "error")
+                flash(
+                    f"Added {server.name}, but it does not answer yet: {result['error']}. It takes no "
+                    "sessions until a health check passes.",
+                    "error",
+                )
             return redirect_to(url_for(".detail", server_id=server.id))
     status = 400 if request.method == "POST" else 200
     return render_template("servers/new.html", form=form), status
@@ -131,9 +135,15 @@ def _detail_page(server, form: ServerSettingsForm, status: int = 200):  # type: 
     sessions = fleet.sessions_on(server.id)
     count = servers_service.session_counts().get(server.id, 0)
     return render_template(
-        "servers/detail.html", server=server, form=form, sessions=sessions, count=count,
-        started_at=_started_at(server.start_timestamp), outdated=fleet.predates_multi_session(server.version),
-        min_version=MIN_VERSION, placement=_placement(server),
+        "servers/detail.html",
+        server=server,
+        form=form,
+        sessions=sessions,
+        count=count,
+        started_at=_started_at(server.start_timestamp),
+        outdated=fleet.predates_multi_session(server.version),
+        min_version=MIN_VERSION,
+        placement=_placement(server),
     ), status
 
 
@@ -170,8 +180,7 @@ def undrain(server_id: int):  # type: ignore[no-untyped-def]
 def check(server_id: int):  # type: ignore[no-untyped-def]
     result = fleet.check_server(server_id)
     if result["health"] == "ok":
-        flash(f"{result['name']} answers: WAHA {result['version']} ({result['engine']}, {result['tier']}).",
-              "success")
+        flash(f"{result['name']} answers: WAHA {result['version']} ({result['engine']}, {result['tier']}).", "success")
     else:
         flash(f"{result['name']} does not answer: {result['error']}", "error")
     return redirect_to(url_for(".detail", server_id=server_id))

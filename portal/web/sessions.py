@@ -41,22 +41,43 @@ class Action:
 
 
 ACTIONS: dict[str, Action] = {
-    "start": Action("Start", "Start this session?",
-                    "WhatsApp connects again. If the phone was unlinked you will scan a new QR code.",
-                    "Session starting.", "start_session"),
-    "stop": Action("Stop", "Stop this session?",
-                   "No messages are sent or received until you start it again. The phone stays linked.",
-                   "Session stopped.", "stop_session"),
-    "restart": Action("Restart", "Restart this session?",
-                      "It disconnects for a few seconds and then reconnects with the same phone.",
-                      "Session restarting.", "restart_session"),
-    "logout": Action("Log out", "Log this session out of WhatsApp?",
-                     "The phone is unlinked. To use the session again you scan a new QR code.",
-                     "Session logged out. Scan the new QR code to link a phone.",
-                     "logout_session", danger=True),
-    "delete": Action("Delete", "Delete this session for good?",
-                     "The phone is unlinked and the session and its message log are removed. This cannot be undone.",
-                     "Session deleted.", "delete_session", danger=True),
+    "start": Action(
+        "Start",
+        "Start this session?",
+        "WhatsApp connects again. If the phone was unlinked you will scan a new QR code.",
+        "Session starting.",
+        "start_session",
+    ),
+    "stop": Action(
+        "Stop",
+        "Stop this session?",
+        "No messages are sent or received until you start it again. The phone stays linked.",
+        "Session stopped.",
+        "stop_session",
+    ),
+    "restart": Action(
+        "Restart",
+        "Restart this session?",
+        "It disconnects for a few seconds and then reconnects with the same phone.",
+        "Session restarting.",
+        "restart_session",
+    ),
+    "logout": Action(
+        "Log out",
+        "Log this session out of WhatsApp?",
+        "The phone is unlinked. To use the session again you scan a new QR code.",
+        "Session logged out. Scan the new QR code to link a phone.",
+        "logout_session",
+        danger=True,
+    ),
+    "delete": Action(
+        "Delete",
+        "Delete this session for good?",
+        "The phone is unlinked and the session and its message log are removed. This cannot be undone.",
+        "Session deleted.",
+        "delete_session",
+        danger=True,
+    ),
 }
 
 
@@ -84,14 +105,18 @@ def create():  # type: ignore[no-untyped-def]
     if form.validate_on_submit():
         try:
             session = sessions_service.create_session(
-                _tenant(), principal().actor(), name=form.name.data.strip(), engine=form.engine.data or None,
+                _tenant(),
+                principal().actor(),
+                name=form.name.data.strip(),
+                engine=form.engine.data or None,
                 webhook_url=form.webhook_url.data or None,
                 webhook_events=(form.webhook_events.data or None) if form.webhook_url.data else None,
                 idempotency_key=form.idempotency_key.data or None,
             )
         except ServiceError as exc:
-            apply_service_error(form, exc, {"webhook": "webhook_url", "events": "webhook_events",
-                                            "code:session_exists": "name"})
+            apply_service_error(
+                form, exc, {"webhook": "webhook_url", "events": "webhook_events", "code:session_exists": "name"}
+            )
         else:
             flash(f"Session “{session.name}” created. Scan the QR code with WhatsApp on your phone.", "success")
             if session.webhook_url:
@@ -108,8 +133,7 @@ def create():  # type: ignore[no-untyped-def]
 def detail(session_id: str):  # type: ignore[no-untyped-def]
     session = sessions_service.get_session(_tenant(), session_id)
     live = _live_state(session)
-    return render_template("sessions/detail.html", pairing_form=PairingCodeForm(), actions=ACTIONS,
-                           **live)
+    return render_template("sessions/detail.html", pairing_form=PairingCodeForm(), actions=ACTIONS, **live)
 
 
 @bp.route("/<session_id>/live")
@@ -129,8 +153,9 @@ def live(session_id: str):  # type: ignore[no-untyped-def]
     state = _live_state(session)
     # The page tells which status it shows, so only a real change is announced and redraws the controls.
     changed = request.args.get("shown") != state["session"].status
-    return render_template("sessions/_status.html", oob=True, actions=ACTIONS, announce=changed,
-                           pairing_form=PairingCodeForm(), **state)
+    return render_template(
+        "sessions/_status.html", oob=True, actions=ACTIONS, announce=changed, pairing_form=PairingCodeForm(), **state
+    )
 
 
 def _live_state(session: Any) -> dict[str, Any]:
@@ -148,12 +173,12 @@ def pairing_code(session_id: str):  # type: ignore[no-untyped-def]
     code = None
     if form.validate_on_submit():
         try:
-            code = sessions_service.request_pairing_code(_tenant(), session.id, form.phone.data,
-                                                         principal().actor())
+            code = sessions_service.request_pairing_code(_tenant(), session.id, form.phone.data, principal().actor())
         except ServiceError as exc:
             if exc.code == "session_not_ready":
-                exc = type(exc)("Pairing codes are available once the QR code is shown. Wait a moment and try "
-                                "again.", code=exc.code)
+                exc = type(exc)(
+                    "Pairing codes are available once the QR code is shown. Wait a moment and try again.", code=exc.code
+                )
             else:
                 exc = type(exc)(say_exc(exc), code=exc.code, details=exc.details)
             apply_service_error(form, exc)
@@ -178,8 +203,11 @@ def screenshot(session_id: str):  # type: ignore[no-untyped-def]
 def _show_secret_once(session: Any, secret: str, *, rotated: bool):  # type: ignore[no-untyped-def]
     """Redirect to the page that shows the session's webhook signing secret once; the secret waits server-side
     for that page's one read (never in a URL, a cookie or a flash)."""
-    key = once.keep("session-webhook-secret", (_tenant().id, current_user.id),
-                    {"session_id": session.id, "secret": secret, "rotated": rotated})
+    key = once.keep(
+        "session-webhook-secret",
+        (_tenant().id, current_user.id),
+        {"session_id": session.id, "secret": secret, "rotated": rotated},
+    )
     return redirect_to(url_for("sessions.webhook_secret_shown", session_id=session.id, key=key))
 
 
@@ -204,14 +232,23 @@ def webhook_secret_shown(session_id: str, key: str):  # type: ignore[no-untyped-
     kept = once.take("session-webhook-secret", (_tenant().id, current_user.id), key)
     if kept is None or kept.get("session_id") != session.id:
         html = render_template(
-            "admin/secret_gone.html", title="The signing secret was shown already",
+            "admin/secret_gone.html",
+            title="The signing secret was shown already",
             message="A signing secret is shown only once and cannot be shown again. If you did not copy it, "
-                    "make a new one on the session's page.",
-            back=url_for("sessions.detail", session_id=session.id), back_label="Back to the session")
+            "make a new one on the session's page.",
+            back=url_for("sessions.detail", session_id=session.id),
+            back_label="Back to the session",
+        )
         response = make_response(html, 410)
     else:
-        response = make_response(render_template("sessions/webhook_secret.html", session=session,
-                                                 secret=str(kept["secret"]), rotated=bool(kept["rotated"])))
+        response = make_response(
+            render_template(
+                "sessions/webhook_secret.html",
+                session=session,
+                secret=str(kept["secret"]),
+                rotated=bool(kept["rotated"]),
+            )
+        )
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -236,7 +273,8 @@ def act(session_id: str, action: str):  # type: ignore[no-untyped-def]
             form.form_errors.append(say_exc(exc))
         else:
             flash(spec.done, "success")
-            target = url_for("sessions.index") if action == "delete" else url_for("sessions.detail",
-                                                                                   session_id=session.id)
+            target = (
+                url_for("sessions.index") if action == "delete" else url_for("sessions.detail", session_id=session.id)
+            )
             return redirect_to(target)
     return render_template("sessions/confirm.html", session=session, form=form, action=action, spec=spec)

@@ -9,8 +9,8 @@ from portal.services import tenant_admin
 from portal.services.errors import ServiceError
 from portal.tenancy import require
 from portal.web.admin import page, principal
-from portal.web.helpers import apply_service_error
 from portal.web.admin_forms import SettingsForm
+from portal.web.helpers import apply_service_error
 
 bp = Blueprint("admin_settings", __name__, url_prefix="/admin/settings")
 

@@ -10,14 +10,16 @@ from portal.services import browser_sessions
 from portal.tenancy import request_actor
 
 
-def sign_in_browser(user: User, *, remember: bool = False, method: str = "password",
-                    tenant_id: int | None = None) -> None:
+def sign_in_browser(
+    user: User, *, remember: bool = False, method: str = "password", tenant_id: int | None = None
+) -> None:
     """A fresh session (no fixation) tied to a new server-side browser session; the remember-me cookie, when
     asked for, carries the same secret, so signing out ends both."""
     session.clear()
     actor = request_actor("user", user.email, str(user.id))
-    user.browser_token = browser_sessions.start(user, actor, remember=remember, method=method,
-                                                user_agent=request.headers.get("User-Agent", ""))
+    user.browser_token = browser_sessions.start(
+        user, actor, remember=remember, method=method, user_agent=request.headers.get("User-Agent", "")
+    )
     login_user(user, remember=remember)
     if tenant_id is not None:
         session["tenant_id"] = tenant_id

@@ -11,8 +11,8 @@ from portal.services.accounts import public_url
 from portal.services.errors import ServiceError
 from portal.tenancy import Principal, require
 from portal.web.admin import page, principal
-from portal.web.helpers import apply_service_error
 from portal.web.admin_forms import ConfirmForm, InviteForm, RoleForm, options
+from portal.web.helpers import apply_service_error
 
 bp = Blueprint("admin_team", __name__, url_prefix="/admin/team")
 
@@ -37,14 +37,19 @@ def _role_form(who: Principal, membership: Membership) -> RoleForm | None:
     return form
 
 
-def _index(invite_form: InviteForm, status: int = 200,
-           role_errors: dict[int, str] | None = None):  # type: ignore[no-untyped-def]
+def _index(invite_form: InviteForm, status: int = 200, role_errors: dict[int, str] | None = None):  # type: ignore[no-untyped-def]
     who = principal()
     members = team_service.list_members(who.tenant)
-    return page("admin/team.html", status, invite_form=invite_form,
-                members=members, role_forms={m.user_id: _role_form(who, m) for m in members},
-                invitations=team_service.list_invitations(who.tenant),
-                assignable=team_service.assignable_roles(who.role), role_errors=role_errors or {})
+    return page(
+        "admin/team.html",
+        status,
+        invite_form=invite_form,
+        members=members,
+        role_forms={m.user_id: _role_form(who, m) for m in members},
+        invitations=team_service.list_invitations(who.tenant),
+        assignable=team_service.assignable_roles(who.role),
+        role_errors=role_errors or {},
+    )
 
 
 @bp.get("/")
@@ -64,16 +69,24 @@ def invite():  # type: ignore[no-untyped-def]
         return _index(form, 400)
     try:
         issued = team_service.invite_member(
-            who.tenant, form.email.data, form.role.data, who.actor(), actor_role=who.role,
+            who.tenant,
+            form.email.data,
+            form.role.data,
+            who.actor(),
+            actor_role=who.role,
             invited_by_id=current_user.id,
-            accept_url=lambda token: public_url("account.accept_invitation", token=token))
+            accept_url=lambda token: public_url("account.accept_invitation", token=token),
+        )
     except ServiceError as exc:
         apply_service_error(form, exc)
         return _index(form, exc.status)
     # The link went to the invited address only; the inviter is told where, never shown the link. The redirect
     # keeps a reload from inviting twice.
-    flash(f"Invitation mailed to {issued.mailed_to}. The link in it works once and expires in "
-          f"{team_service.INVITATION_DAYS} days.", "success")
+    flash(
+        f"Invitation mailed to {issued.mailed_to}. The link in it works once and expires in "
+        f"{team_service.INVITATION_DAYS} days.",
+        "success",
+    )
     return redirect(url_for(".index"), code=303)
 
 
@@ -95,8 +108,7 @@ def change_role(user_id: int):  # type: ignore[no-untyped-def]
     if not form.validate_on_submit():
         return _index(_invite_form(who, blank=True), 400, role_errors={user_id: "Pick one of the roles offered."})
     try:
-        membership = team_service.change_role(who.tenant, user_id, form.role.data, who.actor(),
-                                              actor_role=who.role)
+        membership = team_service.change_role(who.tenant, user_id, form.role.data, who.actor(), actor_role=who.role)
     except ServiceError as exc:
         if exc.status == 404:
             raise
@@ -112,13 +124,20 @@ def confirm_remove(user_id: int):  # type: ignore[no-untyped-def]
     who = principal()
     membership = team_service.get_member(who.tenant, user_id)
     yourself = membership.user_id == current_user.id
-    return page("admin/confirm.html", form=ConfirmForm(),
-                title="Leave this team?" if yourself else f"Remove {membership.user.email}?",
-                message=(f"You will no longer be able to work in {who.tenant.name}." if yourself else
-                         f"{membership.user.email} will no longer be able to work in {who.tenant.name}. "
-                         "Their account stays; you can invite them again later."),
-                action=url_for(".remove", user_id=user_id), button="Leave" if yourself else "Remove member",
-                cancel=url_for(".index"))
+    return page(
+        "admin/confirm.html",
+        form=ConfirmForm(),
+        title="Leave this team?" if yourself else f"Remove {membership.user.email}?",
+        message=(
+            f"You will no longer be able to work in {who.tenant.name}."
+            if yourself
+            else f"{membership.user.email} will no longer be able to work in {who.tenant.name}. "
+            "Their account stays; you can invite them again later."
+        ),
+        action=url_for(".remove", user_id=user_id),
+        button="Leave" if yourself else "Remove member",
+        cancel=url_for(".index"),
+    )
 
 
 @bp.post("/<int:user_id>/remove")
@@ -144,10 +163,15 @@ def remove(user_id: int):  # type: ignore[no-untyped-def]
 @require("team:manage")
 def confirm_revoke_invitation(invitation_id: int):  # type: ignore[no-untyped-def]
     invitation = team_service.get_invitation(principal().tenant, invitation_id)
-    return page("admin/confirm.html", form=ConfirmForm(), title=f"Withdraw the invitation to {invitation.email}?",
-                message="The link sent to them will stop working.",
-                action=url_for(".revoke_invitation", invitation_id=invitation.id), button="Withdraw invitation",
-                cancel=url_for(".index"))
+    return page(
+        "admin/confirm.html",
+        form=ConfirmForm(),
+        title=f"Withdraw the invitation to {invitation.email}?",
+        message="The link sent to them will stop working.",
+        action=url_for(".revoke_invitation", invitation_id=invitation.id),
+        button="Withdraw invitation",
+        cancel=url_for(".index"),
+    )
 
 
 @bp.post("/invitations/<int:invitation_id>/revoke")

@@ -14,8 +14,8 @@ from portal.services.errors import ServiceError
 from portal.tenancy import Principal, require
 from portal.web import once
 from portal.web.admin import page, principal
-from portal.web.helpers import apply_service_error
 from portal.web.admin_forms import ConfirmForm, TokenForm, options
+from portal.web.helpers import apply_service_error
 
 bp = Blueprint("admin_tokens", __name__, url_prefix="/admin/tokens")
 
@@ -29,8 +29,7 @@ def _form(who: Principal) -> TokenForm:
 
 def _index(form: TokenForm, status: int = 200):  # type: ignore[no-untyped-def]
     who = principal()
-    return page("admin/tokens.html", status, form=form, tokens=tokens_service.list_tokens(who.tenant),
-                now=utcnow())
+    return page("admin/tokens.html", status, form=form, tokens=tokens_service.list_tokens(who.tenant), now=utcnow())
 
 
 @bp.get("/")
@@ -50,15 +49,20 @@ def create():  # type: ignore[no-untyped-def]
         return _index(form, 400)
     expires_at = None if form.expiry.data == "never" else utcnow() + timedelta(days=int(form.expiry.data))
     try:
-        issued = tokens_service.create_token(who.tenant, form.name.data, form.scopes.data, who.actor(),
-                                             expires_at=expires_at, created_by_id=current_user.id)
+        issued = tokens_service.create_token(
+            who.tenant,
+            form.name.data,
+            form.scopes.data,
+            who.actor(),
+            expires_at=expires_at,
+            created_by_id=current_user.id,
+        )
     except ServiceError as exc:
         apply_service_error(form, exc)
         return _index(form, exc.status)
     # Redirect, so a reload cannot create a second token. The secret waits server-side for one read: it is
     # never in the URL, the session cookie or a flash message.
-    key = once.keep("token", (who.tenant.id, current_user.id),
-                    {"token_id": issued.token.id, "secret": issued.secret})
+    key = once.keep("token", (who.tenant.id, current_user.id), {"token_id": issued.token.id, "secret": issued.secret})
     return redirect(url_for(".created", key=key), code=303)
 
 
@@ -69,10 +73,16 @@ def created(key: str):  # type: ignore[no-untyped-def]
     who = principal()
     kept = once.take("token", (who.tenant.id, current_user.id), key)
     if kept is None:
-        return page("admin/secret_gone.html", 410, no_store=True, title="The token was shown already",
-                    message="A token's secret is shown only once, right after it is created, and cannot be "
-                            "shown again. If you did not copy it, revoke the token and create a new one.",
-                    back=url_for(".index"), back_label="Back to the tokens")
+        return page(
+            "admin/secret_gone.html",
+            410,
+            no_store=True,
+            title="The token was shown already",
+            message="A token's secret is shown only once, right after it is created, and cannot be "
+            "shown again. If you did not copy it, revoke the token and create a new one.",
+            back=url_for(".index"),
+            back_label="Back to the tokens",
+        )
     issued = tokens_service.IssuedToken(token=_token(int(kept["token_id"])), secret=str(kept["secret"]))
     return page("admin/token_created.html", no_store=True, issued=issued)
 
@@ -86,11 +96,15 @@ def _token(token_id: int) -> ApiToken:
 @require("tokens:manage")
 def confirm_revoke(token_id: int):  # type: ignore[no-untyped-def]
     token = _token(token_id)
-    return page("admin/confirm.html", form=ConfirmForm(), title=f"Revoke the token “{token.name}”?",
-                message="Programs that use it will get 401 Unauthorized from the next request on. "
-                        "This cannot be undone.",
-                action=url_for(".revoke", token_id=token.id), button="Revoke token",
-                cancel=url_for(".index"))
+    return page(
+        "admin/confirm.html",
+        form=ConfirmForm(),
+        title=f"Revoke the token “{token.name}”?",
+        message="Programs that use it will get 401 Unauthorized from the next request on. This cannot be undone.",
+        action=url_for(".revoke", token_id=token.id),
+        button="Revoke token",
+        cancel=url_for(".index"),
+    )
 
 
 @bp.post("/<int:token_id>/revoke")

@@ -33,8 +33,10 @@ def limit_text() -> str:
 
 def too_large_message(size: int | None = None) -> str:
     have = f" (this one is {size / (1024 * 1024):.1f} MB)" if size else ""
-    return (f"That file is too large to send{have}: the limit is {limit_text()}. Choose a smaller file or "
-            "share a link to it instead.")
+    return (
+        f"That file is too large to send{have}: the limit is {limit_text()}. Choose a smaller file or "
+        "share a link to it instead."
+    )
 
 
 def allow_large_send_body(endpoint: str | None, values: Any) -> None:

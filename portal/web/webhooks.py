@@ -13,8 +13,8 @@ from portal.services.errors import ServiceError
 from portal.tenancy import require
 from portal.web import once
 from portal.web.admin import page, principal
-from portal.web.helpers import apply_service_error
 from portal.web.admin_forms import ENDPOINT_EVENT_PAIRS, ConfirmForm, EndpointForm, options
+from portal.web.helpers import apply_service_error
 
 bp = Blueprint("admin_webhooks", __name__, url_prefix="/admin/webhooks")
 
@@ -35,8 +35,10 @@ def _form(endpoint: Any = None) -> EndpointForm:
 def _refused_as_private(exc: ServiceError) -> bool:
     """True when the service refused the URL for resolving to a loopback or private address (the refusal the
     operator can lift for development with WEBHOOK_ALLOW_PRIVATE)."""
-    return any(item.get("field") == "url" and "non-public address" in str(item.get("message") or "")
-               for item in (exc.details or {}).get("fields", []) or [])
+    return any(
+        item.get("field") == "url" and "non-public address" in str(item.get("message") or "")
+        for item in (exc.details or {}).get("fields", []) or []
+    )
 
 
 def _events(form: EndpointForm) -> list[str]:
@@ -63,13 +65,18 @@ def create():  # type: ignore[no-untyped-def]
         return page("admin/webhook_form.html", form=form, endpoint=None)
     if form.validate_on_submit():
         try:
-            endpoint, secret = forwarding.create_endpoint(who.tenant, who.actor(), url=form.url.data.strip(),
-                                                          events=_events(form),
-                                                          description=(form.description.data or "").strip())
+            endpoint, secret = forwarding.create_endpoint(
+                who.tenant,
+                who.actor(),
+                url=form.url.data.strip(),
+                events=_events(form),
+                description=(form.description.data or "").strip(),
+            )
         except ServiceError as exc:
             apply_service_error(form, exc)
-            return page("admin/webhook_form.html", exc.status, form=form, endpoint=None,
-                        private_hint=_refused_as_private(exc))
+            return page(
+                "admin/webhook_form.html", exc.status, form=form, endpoint=None, private_hint=_refused_as_private(exc)
+            )
         return _show_secret_once(endpoint.id, secret, rotated=False)
     return page("admin/webhook_form.html", 400, form=form, endpoint=None)
 
@@ -78,8 +85,11 @@ def _show_secret_once(endpoint_id: int, secret: str, *, rotated: bool):  # type:
     """Redirect to the page that shows the signing secret, so a reload repeats nothing. The secret waits
     server-side for that page's one read: never in a URL, a cookie or a stored flash."""
     who = principal()
-    key = once.keep("webhook-secret", (who.tenant.id, current_user.id),
-                    {"endpoint_id": endpoint_id, "secret": secret, "rotated": rotated})
+    key = once.keep(
+        "webhook-secret",
+        (who.tenant.id, current_user.id),
+        {"endpoint_id": endpoint_id, "secret": secret, "rotated": rotated},
+    )
     return redirect(url_for(".created", key=key), code=303)
 
 
@@ -90,13 +100,24 @@ def created(key: str):  # type: ignore[no-untyped-def]
     who = principal()
     kept = once.take("webhook-secret", (who.tenant.id, current_user.id), key)
     if kept is None:
-        return page("admin/secret_gone.html", 410, no_store=True, title="The signing secret was shown already",
-                    message="A signing secret is shown only once and cannot be shown again. If you did not copy "
-                            "it, open the endpoint and make a new secret.",
-                    back=url_for(".index"), back_label="Back to the webhooks")
+        return page(
+            "admin/secret_gone.html",
+            410,
+            no_store=True,
+            title="The signing secret was shown already",
+            message="A signing secret is shown only once and cannot be shown again. If you did not copy "
+            "it, open the endpoint and make a new secret.",
+            back=url_for(".index"),
+            back_label="Back to the webhooks",
+        )
     endpoint = forwarding.get_endpoint(who.tenant, int(kept["endpoint_id"]))
-    return page("admin/webhook_created.html", no_store=True, endpoint=endpoint, secret=str(kept["secret"]),
-                rotated=bool(kept["rotated"]))
+    return page(
+        "admin/webhook_created.html",
+        no_store=True,
+        endpoint=endpoint,
+        secret=str(kept["secret"]),
+        rotated=bool(kept["rotated"]),
+    )
 
 
 DELIVERY_POLL_SECONDS = 3
@@ -106,14 +127,20 @@ def _deliveries(tenant: Any, endpoint_id: int | None) -> dict[str, Any]:
     """One page of the delivery log (of one endpoint, or of all). An unknown `status` is refused (400), not
     silently dropped. While a delivery shown is still pending, the log refreshes itself."""
     status = request.args.get("status") or None
-    result = forwarding.list_deliveries(tenant, endpoint_id=endpoint_id, status=status,
-                                        cursor=request.args.get("cursor") or None, limit=DELIVERY_PAGE)
+    result = forwarding.list_deliveries(
+        tenant, endpoint_id=endpoint_id, status=status, cursor=request.args.get("cursor") or None, limit=DELIVERY_PAGE
+    )
     deliveries = list(result.items)
-    return dict(deliveries=deliveries, next_cursor=result.next_cursor, status=status,
-                statuses=forwarding.DELIVERY_STATUSES, poll_seconds=DELIVERY_POLL_SECONDS,
-                polling=any(d.status == "pending" for d in deliveries),
-                list_endpoint="admin_webhooks.detail" if endpoint_id is not None else "admin_webhooks.deliveries",
-                list_args={"endpoint_id": endpoint_id} if endpoint_id is not None else {})
+    return dict(
+        deliveries=deliveries,
+        next_cursor=result.next_cursor,
+        status=status,
+        statuses=forwarding.DELIVERY_STATUSES,
+        poll_seconds=DELIVERY_POLL_SECONDS,
+        polling=any(d.status == "pending" for d in deliveries),
+        list_endpoint="admin_webhooks.detail" if endpoint_id is not None else "admin_webhooks.deliveries",
+        list_args={"endpoint_id": endpoint_id} if endpoint_id is not None else {},
+    )
 
 
 @bp.get("/<int:endpoint_id>")
@@ -134,8 +161,11 @@ def detail(endpoint_id: int):  # type: ignore[no-untyped-def]
 def deliveries():  # type: ignore[no-untyped-def]
     """Every endpoint's deliveries in one log (the dashboard's failed-deliveries figure links here)."""
     who = principal()
-    context = dict(endpoint=None, endpoints={e.id: e for e in forwarding.list_endpoints(who.tenant)},
-                   **_deliveries(who.tenant, None))
+    context = dict(
+        endpoint=None,
+        endpoints={e.id: e for e in forwarding.list_endpoints(who.tenant)},
+        **_deliveries(who.tenant, None),
+    )
     if htmx and htmx.target == "deliveries":
         return page("admin/_deliveries.html", **context)
     return page("admin/deliveries.html", **context)
@@ -151,13 +181,23 @@ def edit(endpoint_id: int):  # type: ignore[no-untyped-def]
     if request.method == "POST":
         if form.validate_on_submit():
             try:
-                forwarding.update_endpoint(who.tenant, endpoint.id, who.actor(), url=form.url.data.strip(),
-                                           events=_events(form),
-                                           description=(form.description.data or "").strip())
+                forwarding.update_endpoint(
+                    who.tenant,
+                    endpoint.id,
+                    who.actor(),
+                    url=form.url.data.strip(),
+                    events=_events(form),
+                    description=(form.description.data or "").strip(),
+                )
             except ServiceError as exc:
                 apply_service_error(form, exc)
-                return page("admin/webhook_form.html", exc.status, form=form, endpoint=endpoint,
-                            private_hint=_refused_as_private(exc))
+                return page(
+                    "admin/webhook_form.html",
+                    exc.status,
+                    form=form,
+                    endpoint=endpoint,
+                    private_hint=_refused_as_private(exc),
+                )
             flash("The endpoint is saved.", "success")
             return redirect(url_for(".detail", endpoint_id=endpoint.id))
         return page("admin/webhook_form.html", 400, form=form, endpoint=endpoint)
@@ -171,8 +211,12 @@ def set_enabled(endpoint_id: int):  # type: ignore[no-untyped-def]
     who = principal()
     enable = request.form.get("enabled") == "1"
     endpoint = forwarding.update_endpoint(who.tenant, endpoint_id, who.actor(), is_enabled=enable)
-    flash("The endpoint is enabled again." if enable else
-          "The endpoint is disabled: nothing is sent to it until you enable it.", "success")
+    flash(
+        "The endpoint is enabled again."
+        if enable
+        else "The endpoint is disabled: nothing is sent to it until you enable it.",
+        "success",
+    )
     return redirect(url_for(".detail", endpoint_id=endpoint.id))
 
 
@@ -182,11 +226,16 @@ def set_enabled(endpoint_id: int):  # type: ignore[no-untyped-def]
 def confirm_rotate(endpoint_id: int):  # type: ignore[no-untyped-def]
     who = principal()
     endpoint = forwarding.get_endpoint(who.tenant, endpoint_id)
-    return page("admin/confirm.html", form=ConfirmForm(), title="Give this endpoint a new signing secret?",
-                message=f"Deliveries to {endpoint.url} are signed with the new secret at once, so your system must "
-                        "switch to it too. The new secret is shown once, on the next page.",
-                action=url_for(".rotate", endpoint_id=endpoint.id), button="Make a new secret",
-                cancel=url_for(".detail", endpoint_id=endpoint.id))
+    return page(
+        "admin/confirm.html",
+        form=ConfirmForm(),
+        title="Give this endpoint a new signing secret?",
+        message=f"Deliveries to {endpoint.url} are signed with the new secret at once, so your system must "
+        "switch to it too. The new secret is shown once, on the next page.",
+        action=url_for(".rotate", endpoint_id=endpoint.id),
+        button="Make a new secret",
+        cancel=url_for(".detail", endpoint_id=endpoint.id),
+    )
 
 
 @bp.post("/<int:endpoint_id>/rotate")
@@ -214,11 +263,16 @@ def send_test(endpoint_id: int):  # type: ignore[no-untyped-def]
 def confirm_delete(endpoint_id: int):  # type: ignore[no-untyped-def]
     who = principal()
     endpoint = forwarding.get_endpoint(who.tenant, endpoint_id)
-    return page("admin/confirm.html", form=ConfirmForm(), title=f"Delete the endpoint {endpoint.url}?",
-                message="Events stop going there at once and its delivery log is deleted with it. "
-                        "To pause it instead, disable it.",
-                action=url_for(".delete", endpoint_id=endpoint.id), button="Delete endpoint",
-                cancel=url_for(".detail", endpoint_id=endpoint.id))
+    return page(
+        "admin/confirm.html",
+        form=ConfirmForm(),
+        title=f"Delete the endpoint {endpoint.url}?",
+        message="Events stop going there at once and its delivery log is deleted with it. "
+        "To pause it instead, disable it.",
+        action=url_for(".delete", endpoint_id=endpoint.id),
+        button="Delete endpoint",
+        cancel=url_for(".detail", endpoint_id=endpoint.id),
+    )
 
 
 @bp.post("/<int:endpoint_id>/delete")
@@ -238,5 +292,4 @@ def replay(delivery_id: int):  # type: ignore[no-untyped-def]
     who = principal()
     delivery = forwarding.replay_delivery(who.tenant, delivery_id, who.actor())
     flash("The event is queued for delivery again.", "success")
-    return redirect(url_for(".detail", endpoint_id=delivery.endpoint_id) if delivery.endpoint_id
-                    else url_for(".index"))
+    return redirect(url_for(".detail", endpoint_id=delivery.endpoint_id) if delivery.endpoint_id else url_for(".index"))

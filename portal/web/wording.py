@@ -11,29 +11,32 @@ from flask import Flask
 # code -> the sentence a person reads. {status} and {retry} are filled in when known.
 WORDS: dict[str, str] = {
     "waha_unavailable": "The WhatsApp server cannot be reached right now, so nothing was done. Try again in a "
-                        "minute; if it keeps happening, ask your administrator to check the WAHA server.",
+    "minute; if it keeps happening, ask your administrator to check the WAHA server.",
     "session_not_ready": "The session is not connected to WhatsApp right now ({status}). Open the session and "
-                         "link a phone, or wait until it shows Working, then try again.",
+    "link a phone, or wait until it shows Working, then try again.",
     "session_missing_on_waha": "The WhatsApp server no longer has this session. Press Start on the session's "
-                               "page to set it up again.",
+    "page to set it up again.",
     "not_supported": "The WhatsApp server of this session cannot do this. Ask your administrator which "
-                     "features it offers.",
+    "features it offers.",
     "rate_limited": "Too much at once. Wait {retry} and try again.",
     "forbidden": "Your role does not allow this. Ask an owner or admin of this tenant.",
     "unauthorized": "You are signed out. Sign in again and try once more.",
     "payload_too_large": "That upload is too large. Choose a smaller file and try again.",
     "internal_error": "Something went wrong on our side and it has been logged. Try again; if it keeps "
-                      "failing, give the reference below to your administrator.",
+    "failing, give the reference below to your administrator.",
 }
 # Stored errors that are a program's words, not a person's: "SomeError: ...", "WAHA ...", tracebacks.
 _INTERNAL = re.compile(r"^(WAHA\b|[A-Z][A-Za-z]+(Error|Exception|Unavailable|Timeout|Refused)\b|Traceback)")
 # A session that waits for its QR code: the pairing code and the QR need exactly that state.
-SCAN_ONLY = ("This works only while the session shows its QR code. Start or restart the session and try again "
-             "once the QR code appears.")
+SCAN_ONLY = (
+    "This works only while the session shows its QR code. Start or restart the session and try again "
+    "once the QR code appears."
+)
 
 
-def say(code: str | None, message: str | None = None, details: dict[str, Any] | None = None,
-        retry_after: int | None = None) -> str:
+def say(
+    code: str | None, message: str | None = None, details: dict[str, Any] | None = None, retry_after: int | None = None
+) -> str:
     """The words for an error code; the service's own message where it already speaks to people."""
     details = details or {}
     if code == "session_not_ready" and "SCAN_QR_CODE" in (details.get("expected") or []):
@@ -48,8 +51,12 @@ def say(code: str | None, message: str | None = None, details: dict[str, Any] | 
 
 def say_exc(exc: Any) -> str:
     """say() for a ServiceError."""
-    return say(getattr(exc, "code", None), getattr(exc, "message", str(exc)), getattr(exc, "details", None),
-               getattr(exc, "retry_after", None))
+    return say(
+        getattr(exc, "code", None),
+        getattr(exc, "message", str(exc)),
+        getattr(exc, "details", None),
+        getattr(exc, "retry_after", None),
+    )
 
 
 def failed_send(error: str | None) -> str:

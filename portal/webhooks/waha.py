@@ -27,6 +27,8 @@ def waha() -> Response:
     if len(body) > events.MAX_EVENT_BYTES and body.lstrip()[:1] != b"[":
         return error_response(413, "payload_too_large", f"An event may be at most {events.MAX_EVENT_BYTES} bytes.")
     result = events.ingest(request.args.get("session"), body, request.headers.get("X-Webhook-Hmac"))
-    answer = (f'{{"received":{result.received},"stored":{result.stored},"ignored":{str(result.ignored).lower()},'
-              f'"stale":{result.stale}}}')
+    answer = (
+        f'{{"received":{result.received},"stored":{result.stored},"ignored":{str(result.ignored).lower()},'
+        f'"stale":{result.stale}}}'
+    )
     return Response(answer, mimetype="application/json")

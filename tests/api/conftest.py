@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -70,8 +71,7 @@ class JwksServer:
         self.fetches = 0
         self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}/.well-known/jwks.json"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)
@@ -98,12 +98,25 @@ def jwks_server() -> Iterator[JwksServer]:
 @pytest.fixture
 def jwt_settings(app: Flask, jwks_server: JwksServer) -> Iterator[dict[str, Any]]:
     """Turn on JWT sign-in for one test (HS256 and RS256), restoring the settings afterwards."""
-    keys = ("JWT_HS256_SECRET", "JWT_JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_ALGORITHMS",
-            "JWT_TENANT_CLAIM", "JWT_ROLES_CLAIM")
+    keys = (
+        "JWT_HS256_SECRET",
+        "JWT_JWKS_URL",
+        "JWT_ISSUER",
+        "JWT_AUDIENCE",
+        "JWT_ALGORITHMS",
+        "JWT_TENANT_CLAIM",
+        "JWT_ROLES_CLAIM",
+    )
     saved = {k: app.config.get(k) for k in keys}
-    app.config.update(JWT_HS256_SECRET=JWT_SECRET, JWT_JWKS_URL=jwks_server.url, JWT_ISSUER=JWT_ISSUER,
-                      JWT_AUDIENCE=JWT_AUDIENCE, JWT_ALGORITHMS=["RS256", "HS256"], JWT_TENANT_CLAIM="tenant",
-                      JWT_ROLES_CLAIM="roles")
+    app.config.update(
+        JWT_HS256_SECRET=JWT_SECRET,
+        JWT_JWKS_URL=jwks_server.url,
+        JWT_ISSUER=JWT_ISSUER,
+        JWT_AUDIENCE=JWT_AUDIENCE,
+        JWT_ALGORITHMS=["RS256", "HS256"],
+        JWT_TENANT_CLAIM="tenant",
+        JWT_ROLES_CLAIM="roles",
+    )
     jwks_cache.clear()
     jwks_server.keys = jwks_server.keys[:1]
     jwks_server.fetches = 0

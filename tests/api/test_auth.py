@@ -27,8 +27,9 @@ def _failures() -> list[AuditEvent]:
     from portal.extensions import db
 
     db.session.expire_all()
-    return list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == "auth.api_failed")
-                                   .order_by(AuditEvent.id)))
+    return list(
+        db.session.scalars(select(AuditEvent).where(AuditEvent.action == "auth.api_failed").order_by(AuditEvent.id))
+    )
 
 
 def _assert_unauthorized(response: Any) -> None:
@@ -194,8 +195,7 @@ def test_jwt_signed_by_unknown_rsa_key_is_401(api: Api, jwt_settings: Any) -> No
 
 
 def test_jwt_with_bad_signature_is_401(api: Api, jwt_settings: Any) -> None:
-    _assert_unauthorized(api.as_(hs256(claims(), secret="another-secret-0123456789-abcdefghij"))
-                         .get("/waha/sessions"))
+    _assert_unauthorized(api.as_(hs256(claims(), secret="another-secret-0123456789-abcdefghij")).get("/waha/sessions"))
     assert _failures()[-1].details["reason"] == "jwt_bad_signature"
 
 
@@ -303,8 +303,9 @@ def test_every_api_endpoint_declares_its_permission(app: Any) -> None:
 
 
 def test_only_docs_endpoints_are_public(app: Any) -> None:
-    public = {name for name, fn in app.view_functions.items()
-              if name.startswith("api.") and fn.required_permission is None}
+    public = {
+        name for name, fn in app.view_functions.items() if name.startswith("api.") and fn.required_permission is None
+    }
     assert public == {"api.openapi_document", "api.docs"}
 
 

@@ -33,8 +33,9 @@ def one_window(monkeypatch: Any) -> None:
 
 
 def _call(client: Any, credential: str, address: str = GUESSER) -> Any:
-    return client.get("/waha/sessions", headers={"Authorization": f"Bearer {credential}"},
-                      environ_base={"REMOTE_ADDR": address})
+    return client.get(
+        "/waha/sessions", headers={"Authorization": f"Bearer {credential}"}, environ_base={"REMOTE_ADDR": address}
+    )
 
 
 def _failure_rows() -> list[AuditEvent]:

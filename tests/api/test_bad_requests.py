@@ -27,8 +27,15 @@ def test_delivery_id_that_cannot_be_a_row_answers_404(api: Api, raw: str) -> Non
     assert response.get_json()["error"]["code"] == "delivery_not_found"
 
 
-@pytest.mark.parametrize("path", ["/admin/tokens/2147483648/revoke", "/admin/tokens/²/revoke",
-                                  "/messages/99999999999999999999/media", "/platform/tenants/١٢"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/tokens/2147483648/revoke",
+        "/admin/tokens/²/revoke",
+        "/messages/99999999999999999999/media",
+        "/platform/tenants/١٢",
+    ],
+)
 def test_page_id_that_cannot_be_a_row_answers_404(app: Any, owner: Any, login: Any, path: str) -> None:
     response = login(owner).get(path)
     assert response.status_code == 404
@@ -113,8 +120,12 @@ def test_method_override_in_the_query_is_ignored(owner: Any, login: Any) -> None
 def test_malformed_referer_answers_400(app: Any, owner: Any, login: Any) -> None:
     client = login(owner)
     token = csrf_token(client, "/sessions/new")
-    response = client.post("/sessions/new", data={"csrf_token": token, "name": "x"}, base_url="https://localhost",
-                           headers={"Referer": "https://localhost:port/sessions/new"})
+    response = client.post(
+        "/sessions/new",
+        data={"csrf_token": token, "name": "x"},
+        base_url="https://localhost",
+        headers={"Referer": "https://localhost:port/sessions/new"},
+    )
     assert response.status_code == 400
     assert "Referer" in response.get_data(as_text=True)
 

@@ -12,8 +12,10 @@ from tests.builders import wait_for_status
 from tests.helpers import Api
 
 OWNED = [r for r in ROUTES if "{session_id}" in r.path or "{message_id}" in r.path]
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63646060f80f"
-                    "0002870180eb47ba920000000049454e44ae426082")
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63646060f80f"
+    "0002870180eb47ba920000000049454e44ae426082"
+)
 
 
 @pytest.fixture
@@ -34,8 +36,10 @@ def foreign(other_api: Api, sim: Any, tenant: Any, other_tenant: Any) -> dict[st
 def _request(route: ApiRoute, foreign: dict[str, Any]) -> dict[str, Any]:
     """A valid request for the route, so only ownership can refuse it."""
     if route.multipart:
-        return {"data": {"file": (io.BytesIO(PNG), "p.png", "image/png"), "to": "+491701234567"},
-                "content_type": "multipart/form-data"}
+        return {
+            "data": {"file": (io.BytesIO(PNG), "p.png", "image/png"), "to": "+491701234567"},
+            "content_type": "multipart/form-data",
+        }
     if route.body is not None:
         return {"json": route.example or {}}
     return {}
@@ -43,8 +47,9 @@ def _request(route: ApiRoute, foreign: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("route", OWNED, ids=[r.endpoint for r in OWNED])
 def test_other_tenants_id_is_404(api: Api, foreign: dict[str, Any], route: ApiRoute) -> None:
-    path = (route.path.replace("{session_id}", foreign["session"]["id"])
-            .replace("{message_id}", str(foreign["message"]["id"])))
+    path = route.path.replace("{session_id}", foreign["session"]["id"]).replace(
+        "{message_id}", str(foreign["message"]["id"])
+    )
     response = api.call(route.method, path, **_request(route, foreign))
     assert response.status_code == 404, response.get_json()
     expected = "session_not_found" if "{session_id}" in route.path else "message_not_found"
@@ -57,8 +62,9 @@ def test_other_tenants_session_filter_is_404(api: Api, foreign: dict[str, Any]) 
     assert response.get_json()["error"]["code"] == "session_not_found"
 
 
-def test_cross_tenant_calls_leave_the_session_untouched(api: Api, other_api: Api, sim: Any,
-                                                        foreign: dict[str, Any]) -> None:
+def test_cross_tenant_calls_leave_the_session_untouched(
+    api: Api, other_api: Api, sim: Any, foreign: dict[str, Any]
+) -> None:
     session_id = foreign["session"]["id"]
     for action in ("stop", "logout", "restart"):
         api.post(f"/waha/sessions/{session_id}/{action}")

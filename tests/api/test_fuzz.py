@@ -23,13 +23,18 @@ EXAMPLES = 8
 
 # The document's own formats (portal.api.schemas): a phone number valid in its country's numbering plan, and a
 # recipient (such a number or a chat id). Example numbers of several countries, written the ways the API accepts.
-_NUMBERS = [phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
-            for region in ("DE", "US", "GB", "BR", "IN", "NG", "ID")]
+_NUMBERS = [
+    phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    for region in ("DE", "US", "GB", "BR", "IN", "NG", "ID")
+]
 PHONES = [phonenumbers.format_number(n, phonenumbers.PhoneNumberFormat.E164) for n in _NUMBERS] + [
-    phonenumbers.format_number(n, phonenumbers.PhoneNumberFormat.INTERNATIONAL) for n in _NUMBERS]
+    phonenumbers.format_number(n, phonenumbers.PhoneNumberFormat.INTERNATIONAL) for n in _NUMBERS
+]
 schemathesis.openapi.format("phone", st.sampled_from(PHONES))
-schemathesis.openapi.format("whatsapp-recipient", st.sampled_from(
-    PHONES + ["491701234567@c.us", "120363025246125486@g.us", "123456789012345@lid"]))
+schemathesis.openapi.format(
+    "whatsapp-recipient",
+    st.sampled_from(PHONES + ["491701234567@c.us", "120363025246125486@g.us", "123456789012345@lid"]),
+)
 
 
 @pytest.mark.timeout(600)  # every operation of the document, twice: about a minute on a quiet machine
@@ -45,8 +50,14 @@ def test_api_keeps_its_document(app: Flask, tenant: Any, monkeypatch: pytest.Mon
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
             @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=EXAMPLES,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
             def run(case: Any) -> None:
                 if mode is GenerationMode.POSITIVE and case.query:
                     # A cursor is an opaque token the server issued (nextCursor); one made up to fit its pattern
@@ -59,6 +70,6 @@ def test_api_keeps_its_document(app: Flask, tenant: Any, monkeypatch: pytest.Mon
             except Unsatisfiable:
                 # an operation that takes no input (GET /waha/docs) has no invalid input to send
                 assert mode is GenerationMode.NEGATIVE, operation.label
-            except Exception as exc:  # noqa: BLE001 - each operation's finding is collected, all are reported
+            except Exception as exc:
                 failures.append(f"{operation.label} ({mode.value}): {exc}")
     assert not failures, "\n\n".join(failures)

@@ -38,8 +38,9 @@ def test_oversized_jwks_is_refused(app, api: Api, jwt_settings: Any, jwks_server
     assert response.status_code == 401
 
 
-def test_jwks_fetch_ignores_proxy_variables(app, api: Api, jwt_settings: Any, jwks_server: Any,
-                                            monkeypatch: Any) -> None:
+def test_jwks_fetch_ignores_proxy_variables(
+    app, api: Api, jwt_settings: Any, jwks_server: Any, monkeypatch: Any
+) -> None:
     for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.setenv(name, "http://127.0.0.1:9")
     response = api.as_(rs256(claims(), jwks_server.keys[0])).get("/waha/sessions")

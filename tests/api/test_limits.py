@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -99,8 +100,9 @@ def test_create_session_with_waha_down_leaves_no_session(api: Api, waha_down: st
     assert api.get("/waha/sessions").get_json()["data"] == []
 
 
-def test_send_with_waha_down_is_503_and_message_marked_error(api: Api, working_session: Any,
-                                                             fresh_clients: None) -> None:
+def test_send_with_waha_down_is_503_and_message_marked_error(
+    api: Api, working_session: Any, fresh_clients: None
+) -> None:
     server = db.session.scalars(db.select(WahaServer)).one()
     server.base_url = _closed_port_url()
     db.session.commit()
@@ -119,8 +121,7 @@ def test_waha_answering_503_is_503(api: Api, sim: Any, session: Any, fresh_clien
     assert "Retry-After" in response.headers
 
 
-def test_slow_waha_is_503_after_the_timeout(api: Api, app: Any, sim: Any, session: Any,
-                                            fresh_clients: None) -> None:
+def test_slow_waha_is_503_after_the_timeout(api: Api, app: Any, sim: Any, session: Any, fresh_clients: None) -> None:
     timeout_ms = app.config["WAHA_TIMEOUT"]
     sim.set_latency(timeout_ms + 2000)
     try:
@@ -137,7 +138,8 @@ def test_slow_waha_is_503_after_the_timeout(api: Api, app: Any, sim: Any, sessio
 
 
 def test_open_circuit_answers_retry_after_its_remaining_open_time_in_every_process(
-        api: Api, sim: Any, session: Any, fresh_clients: None) -> None:
+    api: Api, sim: Any, session: Any, fresh_clients: None
+) -> None:
     sim.fail_next(100, 503)
     answers = [api.post(f"/waha/sessions/{session['id']}/stop") for _ in range(4)]
     assert {a.status_code for a in answers} == {503}
@@ -191,7 +193,6 @@ def test_health_does_not_reveal_server_addresses(api: Api) -> None:
 
 def test_health_needs_credentials(api: Api) -> None:
     assert api.as_(None).get("/waha/health").status_code == 401
-
 
 
 def test_retry_after_is_sent_only_when_there_is_something_to_wait_for(client, tenant):

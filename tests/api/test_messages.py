@@ -110,8 +110,12 @@ def test_send_lists_all_bad_fields(api: Api, working_session: Any) -> None:
 
 
 def test_send_media_with_url_and_data_is_400(api: Api, working_session: Any) -> None:
-    media = {"type": "image", "url": "https://example.com/a.png", "data": base64.b64encode(PNG).decode(),
-             "mimetype": "image/png"}
+    media = {
+        "type": "image",
+        "url": "https://example.com/a.png",
+        "data": base64.b64encode(PNG).decode(),
+        "mimetype": "image/png",
+    }
     response = _send(api, working_session, {"to": TO, "media": media})
     assert response.status_code == 400
     assert _error(response)["details"]["fields"][0]["field"] == "media"
@@ -124,8 +128,9 @@ def test_send_media_with_unknown_type_is_400(api: Api, working_session: Any) -> 
 
 
 def test_send_media_with_bad_base64_is_400(api: Api, working_session: Any) -> None:
-    response = _send(api, working_session,
-                     {"to": TO, "media": {"type": "image", "data": "not base64!", "mimetype": "image/png"}})
+    response = _send(
+        api, working_session, {"to": TO, "media": {"type": "image", "data": "not base64!", "mimetype": "image/png"}}
+    )
     assert response.status_code == 400
     assert _error(response)["details"]["fields"][0]["field"] == "media.data"
 
@@ -171,14 +176,18 @@ def test_send_image_by_url_reaches_waha(api: Api, sim: Any, working_session: Any
     assert sent["file"]["url"] == "https://example.com/menu.png"
 
 
-@pytest.mark.parametrize("kind,mimetype,content", [
-    ("image", "image/png", PNG),
-    ("document", "application/pdf", b"%PDF-1.4 test"),
-    ("audio", "audio/ogg", b"OggS test"),
-    ("video", "video/mp4", b"\x00\x00\x00\x18ftypmp42"),
-])
-def test_send_media_as_base64_reaches_waha(api: Api, sim: Any, working_session: Any, kind: str, mimetype: str,
-                                           content: bytes) -> None:
+@pytest.mark.parametrize(
+    "kind,mimetype,content",
+    [
+        ("image", "image/png", PNG),
+        ("document", "application/pdf", b"%PDF-1.4 test"),
+        ("audio", "audio/ogg", b"OggS test"),
+        ("video", "video/mp4", b"\x00\x00\x00\x18ftypmp42"),
+    ],
+)
+def test_send_media_as_base64_reaches_waha(
+    api: Api, sim: Any, working_session: Any, kind: str, mimetype: str, content: bytes
+) -> None:
     media = {"type": kind, "data": base64.b64encode(content).decode(), "mimetype": mimetype, "filename": "f"}
     response = _send(api, working_session, {"to": TO, "media": media})
     assert response.status_code == 200, response.get_json()
@@ -187,9 +196,11 @@ def test_send_media_as_base64_reaches_waha(api: Api, sim: Any, working_session: 
 
 
 def test_send_uploaded_file_reaches_waha(api: Api, sim: Any, working_session: Any) -> None:
-    response = api.post(f"/waha/sessions/{working_session['id']}/send/media",
-                        data={"file": (io.BytesIO(PNG), "photo.png", "image/png"), "to": TO, "caption": "Look"},
-                        content_type="multipart/form-data")
+    response = api.post(
+        f"/waha/sessions/{working_session['id']}/send/media",
+        data={"file": (io.BytesIO(PNG), "photo.png", "image/png"), "to": TO, "caption": "Look"},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["media"]["kind"] == "image"
@@ -200,50 +211,62 @@ def test_send_uploaded_file_reaches_waha(api: Api, sim: Any, working_session: An
 
 
 def test_send_uploaded_pdf_goes_as_document(api: Api, working_session: Any) -> None:
-    response = api.post(f"/waha/sessions/{working_session['id']}/send/media",
-                        data={"file": (io.BytesIO(b"%PDF-1.4"), "invoice.pdf", "application/pdf"), "to": TO},
-                        content_type="multipart/form-data")
+    response = api.post(
+        f"/waha/sessions/{working_session['id']}/send/media",
+        data={"file": (io.BytesIO(b"%PDF-1.4"), "invoice.pdf", "application/pdf"), "to": TO},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["media"]["kind"] == "document"
 
 
 def test_send_upload_without_file_is_400(api: Api, working_session: Any) -> None:
-    response = api.post(f"/waha/sessions/{working_session['id']}/send/media", data={"to": TO},
-                        content_type="multipart/form-data")
+    response = api.post(
+        f"/waha/sessions/{working_session['id']}/send/media", data={"to": TO}, content_type="multipart/form-data"
+    )
     assert response.status_code == 400
     assert _error(response)["details"]["fields"][0]["field"] == "file"
 
 
 def test_send_upload_with_unknown_field_is_400(api: Api, working_session: Any) -> None:
-    response = api.post(f"/waha/sessions/{working_session['id']}/send/media",
-                        data={"file": (io.BytesIO(PNG), "p.png", "image/png"), "to": TO, "colour": "red"},
-                        content_type="multipart/form-data")
+    response = api.post(
+        f"/waha/sessions/{working_session['id']}/send/media",
+        data={"file": (io.BytesIO(PNG), "p.png", "image/png"), "to": TO, "colour": "red"},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 400
     assert _error(response)["details"]["fields"][0]["field"] == "colour"
 
 
 def test_send_upload_with_bad_phone_is_400_on_to(api: Api, working_session: Any) -> None:
-    response = api.post(f"/waha/sessions/{working_session['id']}/send/media",
-                        data={"file": (io.BytesIO(PNG), "p.png", "image/png"), "to": "123"},
-                        content_type="multipart/form-data")
+    response = api.post(
+        f"/waha/sessions/{working_session['id']}/send/media",
+        data={"file": (io.BytesIO(PNG), "p.png", "image/png"), "to": "123"},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 400
     assert _error(response)["details"]["fields"][0]["field"] == "to"
 
 
 def test_send_upload_over_size_limit_is_413(api: Api, app: Any, working_session: Any) -> None:
     big = b"\x00" * (app.config["MAX_CONTENT_LENGTH"] + 1)
-    response = api.post(f"/waha/sessions/{working_session['id']}/send/media",
-                        data={"file": (io.BytesIO(big), "big.pdf", "application/pdf"), "to": TO},
-                        content_type="multipart/form-data")
+    response = api.post(
+        f"/waha/sessions/{working_session['id']}/send/media",
+        data={"file": (io.BytesIO(big), "big.pdf", "application/pdf"), "to": TO},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 413
     assert _error(response)["code"] == "payload_too_large"
 
 
 def test_send_upload_repeated_idempotency_key_sends_once(api: Api, sim: Any, working_session: Any) -> None:
     for _ in range(2):
-        response = api.post(f"/waha/sessions/{working_session['id']}/send/media",
-                            data={"file": (io.BytesIO(PNG), "p.png", "image/png"), "to": TO},
-                            content_type="multipart/form-data", headers={"Idempotency-Key": "upload-1"})
+        response = api.post(
+            f"/waha/sessions/{working_session['id']}/send/media",
+            data={"file": (io.BytesIO(PNG), "p.png", "image/png"), "to": TO},
+            content_type="multipart/form-data",
+            headers={"Idempotency-Key": "upload-1"},
+        )
         assert response.status_code == 200, response.get_json()
     assert len(sim.sent_messages(working_session["externalSessionId"])) == 1
 
@@ -292,13 +315,16 @@ def test_session_messages_pages_with_cursor(api: Api, tenant: Any, working_sessi
     assert seen == ["m4", "m3", "m2", "m1", "m0"]
 
 
-@pytest.mark.parametrize("query,expected", [
-    ("direction=out", ["bye", "hello"]),
-    ("direction=in", []),
-    ("q=BY", ["bye"]),
-    ("chatId=491709999999@c.us", ["bye"]),
-    ("status=ERROR", []),
-])
+@pytest.mark.parametrize(
+    "query,expected",
+    [
+        ("direction=out", ["bye", "hello"]),
+        ("direction=in", []),
+        ("q=BY", ["bye"]),
+        ("chatId=491709999999@c.us", ["bye"]),
+        ("status=ERROR", []),
+    ],
+)
 def test_session_messages_filters(api: Api, working_session: Any, query: str, expected: list[str]) -> None:
     _send(api, working_session, {"to": TO, "text": "hello"})
     _send(api, working_session, {"to": "+491709999999", "text": "bye"})
@@ -316,10 +342,17 @@ def test_session_messages_filter_by_time_window(api: Api, working_session: Any) 
     assert api.get(f"{base}?until={past}").get_json()["data"] == []
 
 
-@pytest.mark.parametrize("query,field", [
-    ("limit=0", "limit"), ("limit=201", "limit"), ("direction=sideways", "direction"), ("since=yesterday", "since"),
-    ("cursor=garbage", "cursor"), ("sessionId=x", "sessionId"),
-])
+@pytest.mark.parametrize(
+    "query,field",
+    [
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("direction=sideways", "direction"),
+        ("since=yesterday", "since"),
+        ("cursor=garbage", "cursor"),
+        ("sessionId=x", "sessionId"),
+    ],
+)
 def test_session_messages_bad_query_is_400(api: Api, working_session: Any, query: str, field: str) -> None:
     response = api.get(f"/waha/sessions/{working_session['id']}/messages?{query}")
     assert response.status_code == 400

@@ -24,9 +24,12 @@ def _flask_to_openapi(rule: str) -> str:
 
 
 def _waha_rules(app: Any) -> set[tuple[str, str]]:
-    return {(method, _flask_to_openapi(rule.rule))
-            for rule in app.url_map.iter_rules() if rule.rule.startswith("/waha")
-            for method in rule.methods - {"HEAD", "OPTIONS"}}
+    return {
+        (method, _flask_to_openapi(rule.rule))
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/waha")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
 
 
 def _operations(doc: dict[str, Any]) -> set[tuple[str, str]]:
@@ -61,7 +64,10 @@ def test_route_table_endpoints_serve_their_paths(app: Any) -> None:
 def test_openapi_declares_bearer_security() -> None:
     doc = openapi_document()
     assert doc["components"]["securitySchemes"]["bearer"] == {
-        "type": "http", "scheme": "bearer", "description": doc["components"]["securitySchemes"]["bearer"]["description"]}
+        "type": "http",
+        "scheme": "bearer",
+        "description": doc["components"]["securitySchemes"]["bearer"]["description"],
+    }
     assert doc["security"] == [{"bearer": []}]
 
 
@@ -130,10 +136,12 @@ def test_request_schemas_forbid_unknown_fields() -> None:
 def test_seed_fields_are_in_the_dtos() -> None:
     schemas = openapi_document()["components"]["schemas"]
     assert {"sessionName", "engine", "webhookUrl", "webhookEvents", "config"} <= set(
-        schemas["CreateSessionDto"]["properties"])
+        schemas["CreateSessionDto"]["properties"]
+    )
     assert {"to", "text", "metadata"} <= set(schemas["SendMessageDto"]["properties"])
     assert {"id", "externalSessionId", "status", "engine", "metadata", "tenantId", "createdAt", "updatedAt"} <= set(
-        schemas["SessionResponseDto"]["properties"])
+        schemas["SessionResponseDto"]["properties"]
+    )
     assert {"messageId", "status", "to", "text", "timestamp"} <= set(schemas["MessageResponse"]["properties"])
 
 
@@ -259,15 +267,19 @@ def test_media_documents_url_xor_data() -> None:
     base = {"to": "+491701234567", "media": {"type": "image"}}
     by_url = {**base, "media": {"type": "image", "url": "https://example.com/a.png"}}
     inline = {**base, "media": {"type": "image", "data": "aGk=", "mimetype": "image/png"}}
-    both = {**base, "media": {"type": "image", "url": "https://example.com/a.png", "data": "aGk=",
-                               "mimetype": "image/png"}}
+    both = {
+        **base,
+        "media": {"type": "image", "url": "https://example.com/a.png", "data": "aGk=", "mimetype": "image/png"},
+    }
     assert validator.is_valid(by_url) and validator.is_valid(inline)
     assert not validator.is_valid(both)
     assert not validator.is_valid(base)
 
 
-@pytest.mark.parametrize("key, valid", [("order-1234", True), ("é", False), ("", True), (" x", False), ("a" * 201, False),
-                                        ("tab\there", False)])
+@pytest.mark.parametrize(
+    "key, valid",
+    [("order-1234", True), ("é", False), ("", True), (" x", False), ("a" * 201, False), ("tab\there", False)],
+)
 def test_idempotency_key_is_documented_as_printable_ascii(key: str, valid: bool) -> None:
     from jsonschema import Draft202012Validator
 

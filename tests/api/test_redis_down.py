@@ -27,8 +27,9 @@ def hung_port() -> Iterator[int]:
 
 
 def _point_redis_at(monkeypatch: Any, app: Any, port: int) -> None:
-    monkeypatch.setattr(redis_store, "_client",
-                        fail_fast_client(f"redis://127.0.0.1:{port}/0", app.config["REDIS_TIMEOUT"]))
+    monkeypatch.setattr(
+        redis_store, "_client", fail_fast_client(f"redis://127.0.0.1:{port}/0", app.config["REDIS_TIMEOUT"])
+    )
 
 
 def _send(api: Any, session: dict[str, Any], text: str) -> tuple[Any, float]:
@@ -55,8 +56,7 @@ def test_send_with_redis_refusing_completes_within_200_ms(api, app, working_sess
     assert timings[2] < with_redis[2] + 0.1, (timings, with_redis)
 
 
-def test_send_with_redis_hanging_fails_fast_once_the_circuit_opens(api, app, working_session, monkeypatch,
-                                                                   hung_port):
+def test_send_with_redis_hanging_fails_fast_once_the_circuit_opens(api, app, working_session, monkeypatch, hung_port):
     _send(api, working_session, "warm-up")
     _point_redis_at(monkeypatch, app, hung_port)
     timeout_s = app.config["REDIS_TIMEOUT"] / 1000
@@ -80,8 +80,9 @@ def test_one_time_secret_page_works_with_redis_down(app, owner, login, monkeypat
     client = login(owner)
     _point_redis_at(monkeypatch, app, closed_port())
     token = csrf_token(client, "/admin/tokens/")
-    created = client.post("/admin/tokens/", data={"name": "ci", "scopes": ["sessions:read"], "expiry": "never",
-                                                  "csrf_token": token})
+    created = client.post(
+        "/admin/tokens/", data={"name": "ci", "scopes": ["sessions:read"], "expiry": "never", "csrf_token": token}
+    )
     assert created.status_code == 303, created.get_data(as_text=True)[:500]
     shown = client.get(created.headers["Location"])
     assert shown.status_code == 200

@@ -20,8 +20,12 @@ TO = "+491701234567"
 
 
 def _post_send(live_server: Any, token: str, session: dict[str, Any], text: str, **headers: str) -> Any:
-    return requests.post(f"{live_server.url}/waha/sessions/{session['id']}/send", json={"to": TO, "text": text},
-                         headers={"Authorization": f"Bearer {token}", **headers}, timeout=10)
+    return requests.post(
+        f"{live_server.url}/waha/sessions/{session['id']}/send",
+        json={"to": TO, "text": text},
+        headers={"Authorization": f"Bearer {token}", **headers},
+        timeout=10,
+    )
 
 
 def _rows(model: Any, *where: Any) -> list[Any]:
@@ -40,15 +44,20 @@ def test_send_over_http_stores_the_row_and_its_audit_event(live_server, token, w
     assert message.sent_at is not None and body["sentAt"] is not None
     [event] = _rows(AuditEvent, AuditEvent.action == "message.send")
     assert (event.target_type, event.target_id, event.actor_type) == ("message", str(message.id), "token")
-    assert event.details == {"session_id": working_session["id"], "message_id": message.id,
-                             "chat_id": "491701234567@c.us", "kind": "text"}
+    assert event.details == {
+        "session_id": working_session["id"],
+        "message_id": message.id,
+        "chat_id": "491701234567@c.us",
+        "kind": "text",
+    }
 
 
 def test_send_over_http_commits_the_row_before_waha_is_called(live_server, token, working_session, sim):
     sim.set_latency(400)
     answer: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: answer.update(response=_post_send(live_server, token,
-                                                                               working_session, "Hi")))
+    thread = threading.Thread(
+        target=lambda: answer.update(response=_post_send(live_server, token, working_session, "Hi"))
+    )
     thread.start()
     seen_in_flight = []
     while thread.is_alive() and not seen_in_flight:
@@ -60,8 +69,7 @@ def test_send_over_http_commits_the_row_before_waha_is_called(live_server, token
     assert seen_in_flight == [("PENDING", None)]
 
 
-def test_send_over_http_with_waha_down_is_503_and_the_row_and_audit_say_so(live_server, token, working_session,
-                                                                           sim):
+def test_send_over_http_with_waha_down_is_503_and_the_row_and_audit_say_so(live_server, token, working_session, sim):
     sim.fail_next(5, 503)
 
     response = _post_send(live_server, token, working_session, "Hi")
@@ -70,8 +78,10 @@ def test_send_over_http_with_waha_down_is_503_and_the_row_and_audit_say_so(live_
     assert response.status_code == 503 and response.json()["error"]["code"] == "waha_unavailable"
     [message] = _rows(Message)
     assert message.status == "ERROR" and message.error and message.failed_at is not None
-    actions = [e.action for e in _rows(AuditEvent, AuditEvent.target_type == "message",
-                                       AuditEvent.target_id == str(message.id))]
+    actions = [
+        e.action
+        for e in _rows(AuditEvent, AuditEvent.target_type == "message", AuditEvent.target_id == str(message.id))
+    ]
     assert actions == ["message.send", "message.send_failed"]
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -23,8 +24,9 @@ CHAT = "491701234567@c.us"
 
 
 def _send(api: Api, session: dict[str, Any], text: str, key: str) -> Any:
-    return api.post(f"/waha/sessions/{session['id']}/send", json={"to": TO, "text": text},
-                    headers={"Idempotency-Key": key})
+    return api.post(
+        f"/waha/sessions/{session['id']}/send", json={"to": TO, "text": text}, headers={"Idempotency-Key": key}
+    )
 
 
 def _row(message_id: int) -> Message:
@@ -129,8 +131,9 @@ def test_retry_after_open_breaker_sends_the_message(api, sim, tenant, working_se
 # ---- outcome unknown: never final, settled, resent under the same id --------------------------------------
 
 
-def test_timed_out_send_stays_pending_and_the_acks_settle_it(api, sim, live_server, run_jobs, short_waha_timeout,
-                                                            working_session_live):
+def test_timed_out_send_stays_pending_and_the_acks_settle_it(
+    api, sim, live_server, run_jobs, short_waha_timeout, working_session_live
+):
     session = working_session_live
     response = _slow_send(api, sim, session, "Slow but sent", "slow-1")
 
@@ -197,18 +200,23 @@ def test_reconcile_gives_up_on_a_send_whatsapp_never_saw(api, sim, working_sessi
     assert sim.sent_messages(working_session["externalSessionId"]) == []
 
 
-def test_media_retry_of_a_timed_out_send_looks_it_up_instead_of_sending(api, sim, short_waha_timeout,
-                                                                        working_session):
+def test_media_retry_of_a_timed_out_send_looks_it_up_instead_of_sending(api, sim, short_waha_timeout, working_session):
     media = {"type": "document", "url": "https://example.com/invoice.pdf", "mimetype": "application/pdf"}
     sim.set_latency(900)
-    first = api.post(f"/waha/sessions/{working_session['id']}/send", json={"to": TO, "media": media},
-                     headers={"Idempotency-Key": "media-1"})
+    first = api.post(
+        f"/waha/sessions/{working_session['id']}/send",
+        json={"to": TO, "media": media},
+        headers={"Idempotency-Key": "media-1"},
+    )
     sim.set_latency(0)
     assert first.get_json()["error"]["details"]["outcome"] == "unknown"
     wait_for(lambda: sim.sent_messages(working_session["externalSessionId"]), timeout=5)
 
-    again = api.post(f"/waha/sessions/{working_session['id']}/send", json={"to": TO, "media": media},
-                     headers={"Idempotency-Key": "media-1"})
+    again = api.post(
+        f"/waha/sessions/{working_session['id']}/send",
+        json={"to": TO, "media": media},
+        headers={"Idempotency-Key": "media-1"},
+    )
 
     assert again.status_code == 200 and again.get_json()["status"] in ("SERVER", "DEVICE", "READ")
     assert _row(again.get_json()["id"]).send_state is None

@@ -28,8 +28,9 @@ def test_each_session_gets_its_own_random_secret_stored_encrypted(api: Api) -> N
     first = create_session(api, "one")
     second = create_session(api, "two")
     assert first["webhookSecret"] != second["webhookSecret"]
-    raw = db.session.execute(db.text("SELECT webhook_secret FROM waha_sessions WHERE id = :id"),
-                             {"id": first["id"]}).scalar_one()
+    raw = db.session.execute(
+        db.text("SELECT webhook_secret FROM waha_sessions WHERE id = :id"), {"id": first["id"]}
+    ).scalar_one()
     assert raw and first["webhookSecret"] not in raw  # ciphertext at rest
 
 
@@ -50,7 +51,11 @@ def test_rotate_is_audited(api: Api, tenant: Any) -> None:
     api.post(f"/waha/sessions/{created['id']}/webhook-secret")
     [row] = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "session.rotate_webhook_secret"))
     assert (row.tenant_id, row.target_type, row.target_id, row.actor_type) == (
-        tenant.id, "session", created["id"], "token")
+        tenant.id,
+        "session",
+        created["id"],
+        "token",
+    )
     assert "whsec_" not in str(row.details)
 
 
@@ -66,5 +71,4 @@ def test_read_only_token_cannot_rotate(api: Api, client: Any, tenant: Any) -> No
     response = reader.post(f"/waha/sessions/{created['id']}/webhook-secret")
     assert response.status_code == 403
     assert response.get_json()["error"]["details"]["required"] == "sessions:write"
-    assert not list(db.session.scalars(select(AuditEvent).where(
-        AuditEvent.action == "session.rotate_webhook_secret")))
+    assert not list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == "session.rotate_webhook_secret")))

@@ -22,8 +22,15 @@ def _error(response: Any) -> dict[str, Any]:
 
 
 def test_create_session_answers_201_with_dto(api: Api, tenant: Any) -> None:
-    response = api.post("/waha/sessions", json={"sessionName": "support", "webhookUrl": "https://example.com/h",
-                                                "webhookEvents": ["message"], "config": {"metadata": {"team": "a"}}})
+    response = api.post(
+        "/waha/sessions",
+        json={
+            "sessionName": "support",
+            "webhookUrl": "https://example.com/h",
+            "webhookEvents": ["message"],
+            "config": {"metadata": {"team": "a"}},
+        },
+    )
     assert response.status_code == 201, response.get_json()
     body = response.get_json()
     assert body["name"] == "support"
@@ -258,8 +265,7 @@ def test_pairing_code_with_invalid_phone_is_400(api: Api, session: Any) -> None:
 
 
 def test_pairing_code_of_working_session_is_409(api: Api, working_session: Any) -> None:
-    response = api.post(f"/waha/sessions/{working_session['id']}/pairing-code",
-                        json={"phoneNumber": "+491701234567"})
+    response = api.post(f"/waha/sessions/{working_session['id']}/pairing-code", json={"phoneNumber": "+491701234567"})
     assert response.status_code == 409
     assert _error(response)["code"] == "session_not_ready"
 
@@ -300,6 +306,7 @@ def test_screen_of_working_gows_session_is_409(api: Api, working_session: Any) -
 
 # ---- linking a phone: one permission for QR, screen while scanning and pairing code ----------------------------
 
+
 @pytest.mark.parametrize("path", ["/qr", "/qr?format=image", "/screen", "/screen?format=image"])
 def test_read_only_token_cannot_see_the_qr_code(api: Api, tenant: Any, session: Any, path: str) -> None:
     reader = api.as_(make_token(tenant, ["sessions:read"], name="reader"))
@@ -319,12 +326,15 @@ def test_read_only_token_cannot_request_a_pairing_code(api: Api, tenant: Any, se
 def test_linking_token_gets_qr_code_and_pairing_code(api: Api, tenant: Any, session: Any) -> None:
     linker = api.as_(make_token(tenant, ["sessions:write"], name="linker"))
     assert linker.get(f"/waha/sessions/{session['id']}/qr").status_code == 200
-    assert linker.post(f"/waha/sessions/{session['id']}/pairing-code",
-                       json={"phoneNumber": "+491701234567"}).status_code == 200
+    assert (
+        linker.post(f"/waha/sessions/{session['id']}/pairing-code", json={"phoneNumber": "+491701234567"}).status_code
+        == 200
+    )
 
 
-def test_read_only_token_sees_the_screen_of_a_working_session(api: Api, tenant: Any, working_session: Any,
-                                                              sim: Any) -> None:
+def test_read_only_token_sees_the_screen_of_a_working_session(
+    api: Api, tenant: Any, working_session: Any, sim: Any
+) -> None:
     reader = api.as_(make_token(tenant, ["sessions:read"], name="reader"))
     response = reader.get(f"/waha/sessions/{working_session['id']}/screen")
     assert response.status_code in (200, 409)  # GOWS shows no screen once linked; never a 403

@@ -14,15 +14,22 @@ from tests.helpers import Api
 
 
 def _endpoint(tenant: Any, url: str = "http://127.0.0.1:9/hook") -> WebhookEndpoint:
-    endpoint, _ = forwarding.create_endpoint(tenant, TEST_ACTOR, url=url, events=["message"],
-                                             description="orders")
+    endpoint, _ = forwarding.create_endpoint(tenant, TEST_ACTOR, url=url, events=["message"], description="orders")
     return endpoint
 
 
 def _delivery(tenant: Any, endpoint: WebhookEndpoint, n: int, status: str = "succeeded") -> WebhookDelivery:
-    row = WebhookDelivery(tenant_id=tenant.id, endpoint_id=endpoint.id, url=endpoint.url, msg_id=f"evt_{n}",
-                          event_type="message", payload={"n": n}, attempt=1, status=status,
-                          response_status=200 if status == "succeeded" else 500)
+    row = WebhookDelivery(
+        tenant_id=tenant.id,
+        endpoint_id=endpoint.id,
+        url=endpoint.url,
+        msg_id=f"evt_{n}",
+        event_type="message",
+        payload={"n": n},
+        attempt=1,
+        status=status,
+        response_status=200 if status == "succeeded" else 500,
+    )
     db.session.add(row)
     db.session.commit()
     return row
@@ -31,8 +38,16 @@ def _delivery(tenant: Any, endpoint: WebhookEndpoint, n: int, status: str = "suc
 def test_list_endpoints_answers_them_without_secrets(api: Api, tenant: Any) -> None:
     endpoint = _endpoint(tenant)
     body = api.get("/waha/webhooks/endpoints").get_json()
-    assert body["data"] == [{"id": endpoint.id, "url": endpoint.url, "description": "orders", "events": ["message"],
-                             "enabled": True, "createdAt": body["data"][0]["createdAt"]}]
+    assert body["data"] == [
+        {
+            "id": endpoint.id,
+            "url": endpoint.url,
+            "description": "orders",
+            "events": ["message"],
+            "enabled": True,
+            "createdAt": body["data"][0]["createdAt"],
+        }
+    ]
     assert endpoint.secret not in str(body)
 
 
@@ -66,8 +81,9 @@ def test_replay_creates_a_new_pending_attempt(api: Api, tenant: Any) -> None:
     assert response.status_code == 202
     body = response.get_json()
     assert (body["msgId"], body["attempt"], body["status"]) == (original.msg_id, 2, "pending")
-    count = db.session.scalar(select(func.count()).select_from(WebhookDelivery)
-                              .where(WebhookDelivery.msg_id == original.msg_id))
+    count = db.session.scalar(
+        select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.msg_id == original.msg_id)
+    )
     assert count == 2 and db.session.get(WebhookDelivery, body["id"]) is not None
 
 

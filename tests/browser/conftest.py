@@ -10,8 +10,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -53,8 +54,13 @@ def worker(app: Flask, live_server: Any) -> Iterator[subprocess.Popen]:
     flask = str(Path(sys.executable).with_name("flask"))
     name = f"browser-tests-{os.getpid()}"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([flask, "--app", "wsgi", "worker", "--simple", "--name", name], cwd=ROOT,
-                                   env=worker_environment(app), stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [flask, "--app", "wsgi", "worker", "--simple", "--name", name],
+            cwd=ROOT,
+            env=worker_environment(app),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     connection = redis.Redis.from_url(app.config["REDIS_URL"])
     deadline = time.monotonic() + 10
     while not connection.exists(f"rq:worker:{name}"):

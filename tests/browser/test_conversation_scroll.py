@@ -16,8 +16,9 @@ CHAT = "491709999999@c.us"
 def test_conversation_opens_at_the_newest_and_follows_new_messages(page, sign_in, tenant, owner, sim):
     session = working_session(tenant, sim, "Support line")
     for n in range(40):
-        stored_message(tenant, session, direction="in" if n % 2 else "out", status="READ", chat_id=CHAT,
-                       body=f"message number {n}")
+        stored_message(
+            tenant, session, direction="in" if n % 2 else "out", status="READ", chat_id=CHAT, body=f"message number {n}"
+        )
     sign_in(owner)
     page.goto(f"/messages/chats/{session.id}/{CHAT}")
 

@@ -17,8 +17,7 @@ pytestmark = pytest.mark.browser
 
 def session_named(tenant, name: str) -> WahaSession:
     db.session.expire_all()
-    return db.session.scalar(db.select(WahaSession).where(WahaSession.tenant_id == tenant.id,
-                                                          WahaSession.name == name))
+    return db.session.scalar(db.select(WahaSession).where(WahaSession.tenant_id == tenant.id, WahaSession.name == name))
 
 
 def test_new_session_shows_qr_and_turns_working_without_reload(page, sign_in, shoot, worker, tenant, owner, sim):

@@ -39,16 +39,35 @@ def _page_scrolls_sideways(page) -> bool:
 
 
 def _audit_events(tenant) -> None:
-    actor = Actor(type="user", id="1", label="demo@example.com", ip="127.0.0.1",
-                  request_id="7b46fd103f5545a1b493a872e4365a1f")
-    audit.record(tenant.id, "session.create", actor, target_type="session",
-                 target_id="12e800c2-bf4d-43a4-9f21-41ca6df1eb99",
-                 details={"name": "Support line", "external_name": "t1_support-line_9ff9dfdefault",
-                          "server": "default", "engine": "GOWS"})
-    audit.record(tenant.id, "token.create", actor, target_type="token", target_id="2",
-                 details={"name": "browser-qa", "scopes": ["messages:read", "messages:send", "sessions:read",
-                                                           "sessions:write"],
-                          "prefix": "9bd9a6dce1f5", "expires_at": "2027-02-27T06:11:35.354877+00:00"})
+    actor = Actor(
+        type="user", id="1", label="demo@example.com", ip="127.0.0.1", request_id="7b46fd103f5545a1b493a872e4365a1f"
+    )
+    audit.record(
+        tenant.id,
+        "session.create",
+        actor,
+        target_type="session",
+        target_id="12e800c2-bf4d-43a4-9f21-41ca6df1eb99",
+        details={
+            "name": "Support line",
+            "external_name": "t1_support-line_9ff9dfdefault",
+            "server": "default",
+            "engine": "GOWS",
+        },
+    )
+    audit.record(
+        tenant.id,
+        "token.create",
+        actor,
+        target_type="token",
+        target_id="2",
+        details={
+            "name": "browser-qa",
+            "scopes": ["messages:read", "messages:send", "sessions:read", "sessions:write"],
+            "prefix": "9bd9a6dce1f5",
+            "expires_at": "2027-02-27T06:11:35.354877+00:00",
+        },
+    )
     db.session.commit()
 
 

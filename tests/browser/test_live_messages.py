@@ -49,13 +49,20 @@ def test_inbound_message_appears_on_the_newest_page_of_the_log(page, sign_in, sh
 
 
 def test_received_image_opens_in_the_browsers_image_viewer(page, sign_in, tenant, owner, sim):
-    png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4//8/AAX+Av4N70a4AAAAAElFTkSuQmCC")
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4//8/AAX+Av4N70a4AAAAAElFTkSuQmCC"
+    )
     session = working_session(tenant, sim, "Support line")
     key = f"{tenant.id}/{session.id}/photo.png"
     storage().save(key, png, "image/png")
-    message = stored_message(tenant, session, direction="in", status="DEVICE", body=None,
-                             media={"kind": "image", "mimetype": "image/png", "filename": "photo.png",
-                                    "status": "stored", "key": key})
+    message = stored_message(
+        tenant,
+        session,
+        direction="in",
+        status="DEVICE",
+        body=None,
+        media={"kind": "image", "mimetype": "image/png", "filename": "photo.png", "status": "stored", "key": key},
+    )
     sign_in(owner)
     page.goto(f"/messages/{message.id}/media")
     expect(page.locator("img")).to_have_count(1)

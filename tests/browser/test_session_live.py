@@ -25,8 +25,7 @@ def test_working_session_page_shows_a_failure_and_then_the_restart(page, sign_in
     expect(start).to_be_visible()  # the controls follow the status too
     page.once("dialog", lambda dialog: dialog.accept())
     start.click()
-    expect(page.locator("#session-live [data-status]")).to_have_attribute("data-status", "WORKING",
-                                                                          timeout=20_000)
+    expect(page.locator("#session-live [data-status]")).to_have_attribute("data-status", "WORKING", timeout=20_000)
 
 
 def test_working_session_page_shows_the_qr_after_the_phone_logged_out(page, sign_in, tenant, owner, sim):
@@ -36,6 +35,5 @@ def test_working_session_page_shows_the_qr_after_the_phone_logged_out(page, sign
 
     sim.logout_from_phone(session.external_name)
 
-    expect(page.locator("#session-live [data-status]")).to_have_attribute("data-status", "SCAN_QR_CODE",
-                                                                          timeout=20_000)
+    expect(page.locator("#session-live [data-status]")).to_have_attribute("data-status", "SCAN_QR_CODE", timeout=20_000)
     expect(page.get_by_alt_text("QR code to link WhatsApp with this session")).to_be_visible(timeout=10_000)

@@ -22,7 +22,8 @@ def test_file_over_the_limit_is_refused_before_upload(page, sign_in, app, tenant
         posts: list[str] = []
         page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
         page.get_by_label("Attach a file").set_input_files(
-            {"name": "big.pdf", "mimeType": "application/pdf", "buffer": b"\0" * (2 * 1024 * 1024)})
+            {"name": "big.pdf", "mimeType": "application/pdf", "buffer": b"\0" * (2 * 1024 * 1024)}
+        )
         expect(page.get_by_text("That file is too large to send")).to_be_visible()
 
         page.get_by_role("button", name="Send").click()

@@ -22,14 +22,12 @@ class Receiver:
         self._lock = threading.Lock()
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def app(self, environ: dict, start_response: Any) -> Any:
         request = Request(environ)
         with self._lock:
-            self.requests.append({"path": request.path, "headers": dict(request.headers),
-                                  "body": request.get_data()})
+            self.requests.append({"path": request.path, "headers": dict(request.headers), "body": request.get_data()})
             status = self.statuses.pop(0) if self.statuses else 200
         if self.delay:
             time.sleep(self.delay)

@@ -83,15 +83,26 @@ def test_every_scheduled_job_names_a_job_function_on_a_known_queue(app):
 
 def test_scheduler_queues_the_periodic_jobs(_environ: dict[str, str], sim: Any):
     env = dict(os.environ, **_environ, WAHA_BASE_URL=sim.url, FLASK_APP="wsgi")
-    process = subprocess.Popen([sys.executable, "-m", "flask", "scheduler"], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flask", "scheduler"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         # Interval jobs that never ran are due at once.
         # The scheduler queues them one after another: wait for each.
-        wait_for(lambda: "portal.jobs.maintenance.sync_sessions" in
-                 [job.func_name for job in _queue(QUEUE_MAINTENANCE).jobs], timeout=20)
-        wait_for(lambda: "portal.jobs.events.sweep_events" in
-                 [job.func_name for job in _queue(QUEUE_EVENTS).jobs], timeout=10)
+        wait_for(
+            lambda: (
+                "portal.jobs.maintenance.sync_sessions" in [job.func_name for job in _queue(QUEUE_MAINTENANCE).jobs]
+            ),
+            timeout=20,
+        )
+        wait_for(
+            lambda: "portal.jobs.events.sweep_events" in [job.func_name for job in _queue(QUEUE_EVENTS).jobs],
+            timeout=10,
+        )
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=10)

@@ -17,8 +17,11 @@ from tests.helpers import wait_for
 
 def _stored(event: str, session_id: str) -> int:
     db.session.expire_all()
-    return db.session.scalar(select(func.count()).select_from(WebhookEvent).where(
-        WebhookEvent.event == event, WebhookEvent.session_id == session_id))
+    return db.session.scalar(
+        select(func.count())
+        .select_from(WebhookEvent)
+        .where(WebhookEvent.event == event, WebhookEvent.session_id == session_id)
+    )
 
 
 def _row(session_id: str) -> WahaSession:
@@ -39,8 +42,14 @@ def test_inbound_message_travels_from_waha_to_a_message_row(live_server, tenant,
     assert (message.body, message.direction, message.chat_id) == ("hello over HTTP", "in", "491707777777@c.us")
     row = _row(session.id)
     assert row.status == "WORKING" and row.me["id"] == "491701234567@c.us"
-    assert db.session.scalar(select(func.count()).select_from(WebhookEvent).where(
-        WebhookEvent.session_id == session.id, WebhookEvent.status != "done")) == 0
+    assert (
+        db.session.scalar(
+            select(func.count())
+            .select_from(WebhookEvent)
+            .where(WebhookEvent.session_id == session.id, WebhookEvent.status != "done")
+        )
+        == 0
+    )
 
 
 def _sync_through_worker(run_jobs: Any) -> None:

@@ -43,8 +43,9 @@ def _retry_until_settled(run_jobs: Any, rounds: int = 6) -> None:
             break
 
 
-def test_endpoint_failing_twice_then_succeeding_has_three_signed_attempts(client, tenant, receiver, run_jobs,
-                                                                          fast_retries):
+def test_endpoint_failing_twice_then_succeeding_has_three_signed_attempts(
+    client, tenant, receiver, run_jobs, fast_retries
+):
     endpoint, secret = forwarding.create_endpoint(tenant, TEST_ACTOR, url=receiver.url, events=["message"])
     session = new_session(tenant, "Support")
     receiver.statuses = [500, 503]
@@ -54,7 +55,10 @@ def test_endpoint_failing_twice_then_succeeding_has_three_signed_attempts(client
 
     attempts = _attempts(endpoint.id)
     assert [(a.attempt, a.status, a.response_status) for a in attempts] == [
-        (1, "failed", 500), (2, "failed", 503), (3, "succeeded", 200)]
+        (1, "failed", 500),
+        (2, "failed", 503),
+        (3, "succeeded", 200),
+    ]
     assert len({a.msg_id for a in attempts}) == 1
     assert len(receiver.requests) == 3
     verifier = Webhook(secret)
@@ -96,16 +100,28 @@ def test_replay_sends_a_dead_delivery_again_as_a_new_attempt(client, tenant, rec
 def test_endpoint_gets_only_the_events_it_subscribed_to(client, tenant, receiver, run_jobs):
     forwarding.create_endpoint(tenant, TEST_ACTOR, url=receiver.url, events=["session.status"])
     session = new_session(tenant, "Support")
-    post_events(client, session, [envelope(session, "message", inbound_payload()),
-                                  envelope(session, "session.status", {"name": "x", "status": "WORKING"})])
+    post_events(
+        client,
+        session,
+        [
+            envelope(session, "message", inbound_payload()),
+            envelope(session, "session.status", {"name": "x", "status": "WORKING"}),
+        ],
+    )
     run_jobs()
     assert [a.event_type for a in _attempts()] == ["session.status"]
 
 
 def test_session_webhook_url_receives_its_events_signed_with_the_session_secret(client, tenant, receiver, run_jobs):
     session = new_session(tenant, "Own hook", webhook_url=receiver.url, webhook_events=["message"])
-    post_events(client, session, [envelope(session, "message", inbound_payload("to the session hook")),
-                                  envelope(session, "presence.update", {"id": "x", "presences": []})])
+    post_events(
+        client,
+        session,
+        [
+            envelope(session, "message", inbound_payload("to the session hook")),
+            envelope(session, "presence.update", {"id": "x", "presences": []}),
+        ],
+    )
     run_jobs()
     [attempt] = _attempts()
     assert (attempt.endpoint_id, attempt.session_id, attempt.status) == (None, session.id, "succeeded")

@@ -58,7 +58,12 @@ def test_message_and_message_any_of_one_message_make_one_row(client, session, ru
     message = _message(payload["id"])
     assert _count(Message) == 1
     assert (message.direction, message.source, message.body, message.chat_id, message.from_me) == (
-        "in", "inbound", "hello there", "491709999999@c.us", False)
+        "in",
+        "inbound",
+        "hello there",
+        "491709999999@c.us",
+        False,
+    )
     assert message.tenant_id == session.tenant_id and message.session_id == session.id
 
 
@@ -83,10 +88,12 @@ def test_acks_move_status_forward_only_and_stamp_each_step(client, session, run_
     base = (int(time.time()) - 600) * 1000  # inside the receiver's replay window
     payload = {**inbound_payload("tick tick"), "ack": 1, "ackName": "SERVER"}
     post_events(client, session, envelope(session, "message", payload, timestamp=base))
-    post_events(client, session, envelope(session, "message.ack", ack_payload(payload["id"], 3),
-                                          timestamp=base + 60_000))
-    post_events(client, session, envelope(session, "message.ack", ack_payload(payload["id"], 2),
-                                          timestamp=base + 30_000))  # overtaken on the way
+    post_events(
+        client, session, envelope(session, "message.ack", ack_payload(payload["id"], 3), timestamp=base + 60_000)
+    )
+    post_events(
+        client, session, envelope(session, "message.ack", ack_payload(payload["id"], 2), timestamp=base + 30_000)
+    )  # overtaken on the way
     run_jobs()
     message = _message(payload["id"])
     assert message.status == "READ"
@@ -98,8 +105,15 @@ def test_acks_move_status_forward_only_and_stamp_each_step(client, session, run_
 def test_message_any_of_a_message_sent_through_the_portal_updates_its_row(client, tenant, sim, run_jobs):
     session = working_session(tenant, sim, "Sales")
     sent = messages.send_message(tenant, session.id, TEST_ACTOR, to="+49 170 5555555", text="from the portal")
-    own = {**inbound_payload("from the portal"), "id": sent.waha_message_id, "fromMe": True, "source": "api",
-           "from": "491705555555@c.us", "ack": 1, "ackName": "SERVER"}
+    own = {
+        **inbound_payload("from the portal"),
+        "id": sent.waha_message_id,
+        "fromMe": True,
+        "source": "api",
+        "from": "491705555555@c.us",
+        "ack": 1,
+        "ackName": "SERVER",
+    }
     post_events(client, session, envelope(session, "message.any", own))
     run_jobs()
     assert _count(Message) == 1
@@ -108,36 +122,50 @@ def test_message_any_of_a_message_sent_through_the_portal_updates_its_row(client
 
 
 def test_message_sent_from_the_phone_is_stored_as_outbound_from_app(client, session, run_jobs):
-    own = {**inbound_payload("typed on the phone"), "id": "true_491705555555@c.us_3EB0PHONE00000001",
-           "fromMe": True, "source": "app", "from": "491705555555@c.us", "ack": 1}
+    own = {
+        **inbound_payload("typed on the phone"),
+        "id": "true_491705555555@c.us_3EB0PHONE00000001",
+        "fromMe": True,
+        "source": "app",
+        "from": "491705555555@c.us",
+        "ack": 1,
+    }
     post_events(client, session, envelope(session, "message.any", own))
     run_jobs()
     message = _message(own["id"])
     assert (message.direction, message.source, message.from_me, message.chat_id) == (
-        "out", "app", True, "491705555555@c.us")
+        "out",
+        "app",
+        True,
+        "491705555555@c.us",
+    )
     assert message.sent_at is not None
 
 
 @pytest.mark.smoke
 def test_session_status_event_updates_status_me_and_audit(client, session, run_jobs):
     me = {"id": "491701234567@c.us", "pushName": "Acme"}
-    post_events(client, session, envelope(session, "session.status", {"name": session.external_name,
-                                                                      "status": "WORKING"}, me=me))
+    post_events(
+        client,
+        session,
+        envelope(session, "session.status", {"name": session.external_name, "status": "WORKING"}, me=me),
+    )
     run_jobs()
     db.session.expire_all()
     row = db.session.get(WahaSession, session.id)
     assert (row.status, row.me) == ("WORKING", me)
     assert row.last_event_at is not None
-    audit = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "session.status",
-                                                       AuditEvent.target_id == session.id,
-                                                       AuditEvent.actor_type == "waha"))
+    audit = db.session.scalar(
+        select(AuditEvent).where(
+            AuditEvent.action == "session.status", AuditEvent.target_id == session.id, AuditEvent.actor_type == "waha"
+        )
+    )
     assert audit.details["to"] == "WORKING"
 
 
 def test_status_events_of_one_session_apply_in_arrival_order(client, session, run_jobs):
     statuses = ["STARTING", "SCAN_QR_CODE", "WORKING", "FAILED", "STARTING", "WORKING"]
-    post_events(client, session, [envelope(session, "session.status", {"name": "x", "status": s})
-                                  for s in statuses])
+    post_events(client, session, [envelope(session, "session.status", {"name": "x", "status": s}) for s in statuses])
     run_jobs()
     db.session.expire_all()
     assert db.session.get(WahaSession, session.id).status == "WORKING"
@@ -148,11 +176,15 @@ def test_reaction_edit_and_revoke_are_recorded_on_their_message(client, session,
     post_events(client, session, envelope(session, "message", payload))
     wa_id = payload["id"].rsplit("_", 1)[1]
     head = {"id": "false_491709999999@c.us_R1", "timestamp": 1, "from": "491709999999@c.us", "fromMe": False}
-    post_events(client, session, [
-        envelope(session, "message.reaction", {**head, "reaction": {"text": "👍", "messageId": payload["id"]}}),
-        envelope(session, "message.edited", {**head, "body": "edited text", "editedMessageId": payload["id"]}),
-        envelope(session, "message.revoked", {"after": head, "before": None, "revokedMessageId": wa_id}),
-    ])
+    post_events(
+        client,
+        session,
+        [
+            envelope(session, "message.reaction", {**head, "reaction": {"text": "👍", "messageId": payload["id"]}}),
+            envelope(session, "message.edited", {**head, "body": "edited text", "editedMessageId": payload["id"]}),
+            envelope(session, "message.revoked", {"after": head, "before": None, "revokedMessageId": wa_id}),
+        ],
+    )
     run_jobs()
     message = _message(payload["id"])
     assert message.reactions["491709999999@c.us"]["text"] == "👍"
@@ -163,11 +195,15 @@ def test_reaction_edit_and_revoke_are_recorded_on_their_message(client, session,
 def test_removed_reaction_is_dropped(client, session, run_jobs):
     payload = inbound_payload("react to me")
     head = {"id": "false_491709999999@c.us_R2", "from": "491709999999@c.us", "fromMe": False}
-    post_events(client, session, [
-        envelope(session, "message", payload),
-        envelope(session, "message.reaction", {**head, "reaction": {"text": "❤", "messageId": payload["id"]}}),
-        envelope(session, "message.reaction", {**head, "reaction": {"text": "", "messageId": payload["id"]}}),
-    ])
+    post_events(
+        client,
+        session,
+        [
+            envelope(session, "message", payload),
+            envelope(session, "message.reaction", {**head, "reaction": {"text": "❤", "messageId": payload["id"]}}),
+            envelope(session, "message.reaction", {**head, "reaction": {"text": "", "messageId": payload["id"]}}),
+        ],
+    )
     run_jobs()
     assert _message(payload["id"]).reactions is None
 
@@ -190,9 +226,15 @@ def test_malformed_message_event_is_marked_failed_and_others_still_apply(client,
 
 def test_inbound_media_is_downloaded_into_portal_storage(app, client, tenant, sim, run_jobs):
     session = working_session(tenant, sim, "Media")
-    png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
-    message_id = sim.inbound(session.external_name, "491708888888", "a picture",
-                             media={"data": base64.b64encode(png).decode(), "mimetype": "image/png"})
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    )
+    message_id = sim.inbound(
+        session.external_name,
+        "491708888888",
+        "a picture",
+        media={"data": base64.b64encode(png).decode(), "mimetype": "image/png"},
+    )
     produced = [e for e in sim.events() if e["event"] == "message" and e["payload"]["id"] == message_id]
     post_events(client, session, produced[0])
     run_jobs()  # the drain job queues the download job; the same burst runs it
@@ -206,9 +248,15 @@ def test_inbound_media_is_downloaded_into_portal_storage(app, client, tenant, si
 
 
 def test_inbound_media_of_a_refused_type_is_not_downloaded(client, session, run_jobs):
-    payload = inbound_payload("setup.exe", media={"url": "http://127.0.0.1:9/api/files/x/y.exe",
-                                                  "mimetype": "application/x-msdownload", "filename": "setup.exe",
-                                                  "error": None})
+    payload = inbound_payload(
+        "setup.exe",
+        media={
+            "url": "http://127.0.0.1:9/api/files/x/y.exe",
+            "mimetype": "application/x-msdownload",
+            "filename": "setup.exe",
+            "error": None,
+        },
+    )
     post_events(client, session, envelope(session, "message", payload))
     run_jobs()
     assert _message(payload["id"]).media["status"] == "refused"
@@ -228,13 +276,15 @@ with app.app_context():
 """
 
 
-def test_worker_killed_mid_batch_leaves_events_pending_and_sweeper_gets_them_processed(app, client, session, sim,
-                                                                                        run_jobs):
+def test_worker_killed_mid_batch_leaves_events_pending_and_sweeper_gets_them_processed(
+    app, client, session, sim, run_jobs
+):
     payloads = [inbound_payload(f"survives {n}") for n in range(3)]
     post_events(client, session, [envelope(session, "message", p) for p in payloads])
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    worker = subprocess.Popen([sys.executable, "-c", _CLAIM_AND_HANG, sim.url], stdout=subprocess.PIPE, env=env,
-                              start_new_session=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _CLAIM_AND_HANG, sim.url], stdout=subprocess.PIPE, env=env, start_new_session=True
+    )
     try:
         assert worker.stdout.readline().strip() == b"3"
         run_jobs()  # the queued drain job finds the rows claimed by the other worker and leaves them
@@ -252,5 +302,6 @@ def test_worker_killed_mid_batch_leaves_events_pending_and_sweeper_gets_them_pro
 
 def _event_status(message_id: str) -> str:
     db.session.expire_all()
-    return db.session.scalar(select(WebhookEvent.status).where(
-        WebhookEvent.payload["payload"]["id"].as_string() == message_id))
+    return db.session.scalar(
+        select(WebhookEvent.status).where(WebhookEvent.payload["payload"]["id"].as_string() == message_id)
+    )

@@ -43,8 +43,22 @@ class Outage:
 
     def start_redis(self) -> redis.Redis:
         self.server = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.tmp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.tmp),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis.Redis.from_url(self.url)
         wait_for(lambda: _pings(client), timeout=10)
         return client
@@ -71,8 +85,13 @@ def outage(tmp_path: Path) -> Iterator[Outage]:
 
 def _command(args: list[str], environ: dict[str, str], sim: Any, redis_url: str, log: Path) -> subprocess.Popen:
     env = {**os.environ, **environ, "WAHA_BASE_URL": sim.url, "FLASK_APP": "wsgi", "REDIS_URL": redis_url}
-    return subprocess.Popen([sys.executable, "-m", "flask", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=log.open("w"), start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        start_new_session=True,
+    )
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -140,8 +159,13 @@ def test_scheduler_waits_for_redis_logs_once_and_then_schedules(_environ, sim, o
         _outlives_the_outage(process, log)
 
         client = outage.start_redis()
-        wait_for(lambda: "portal.jobs.maintenance.sync_sessions" in
-                 [job.func_name for job in Queue("maintenance", connection=client).jobs], timeout=40)
+        wait_for(
+            lambda: (
+                "portal.jobs.maintenance.sync_sessions"
+                in [job.func_name for job in Queue("maintenance", connection=client).jobs]
+            ),
+            timeout=40,
+        )
         assert process.poll() is None
     finally:
         _stop(process)

@@ -37,8 +37,7 @@ def _count(model: Any, *where: Any) -> int:
     return db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
 
-def test_fifty_sessions_deleted_while_their_first_events_are_processed_leave_nothing(app, live_server, sim,
-                                                                                    receiver):
+def test_fifty_sessions_deleted_while_their_first_events_are_processed_leave_nothing(app, live_server, sim, receiver):
     with app.app_context():
         tenant = make_tenant("busy", name="Busy", max_sessions=60)
         token = make_token(tenant)
@@ -47,16 +46,20 @@ def test_fifty_sessions_deleted_while_their_first_events_are_processed_leave_not
     # failure adds the next attempt (which references the session)
     receiver.statuses, receiver.delay = [500] * 10000, 0.2
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    worker = subprocess.Popen([sys.executable, "-c", _WORKER, sim.url], stdout=subprocess.PIPE, env=env,
-                              start_new_session=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _WORKER, sim.url], stdout=subprocess.PIPE, env=env, start_new_session=True
+    )
     answers: list[tuple[str, int, Any]] = []
     lock = threading.Lock()
 
     def create_and_delete(names: list[str]) -> None:
         client = app.test_client()
         for name in names:
-            created = client.post("/waha/sessions", headers=headers,
-                                  json={"sessionName": name, "webhookUrl": receiver.url, "webhookEvents": ["*"]})
+            created = client.post(
+                "/waha/sessions",
+                headers=headers,
+                json={"sessionName": name, "webhookUrl": receiver.url, "webhookEvents": ["*"]},
+            )
             assert created.status_code == 201, created.get_json()
             session_id = created.get_json()["id"]
             time.sleep(random.uniform(0.0, 0.05))  # its first session.status events are on their way
@@ -75,8 +78,12 @@ def test_fifty_sessions_deleted_while_their_first_events_are_processed_leave_not
         with app.app_context():
             # the worker goes on with whatever arrived late; events that arrived during a delete have no session
             # any more and the sweeper closes them; then nothing is pending
-            wait_for(lambda: _count(WebhookEvent, WebhookEvent.status == "pending",
-                                    WebhookEvent.session_id.is_not(None)) == 0, timeout=20)
+            wait_for(
+                lambda: (
+                    _count(WebhookEvent, WebhookEvent.status == "pending", WebhookEvent.session_id.is_not(None)) == 0
+                ),
+                timeout=20,
+            )
             events.sweep(older_than=0)
             assert _count(WebhookEvent, WebhookEvent.status == "pending") == 0
     finally:
@@ -122,8 +129,13 @@ def test_delete_while_a_worker_holds_the_sessions_events_waits_for_it_instead_of
     client = app.test_client()
     post_events(client, session, [envelope(session, "session.status", {"status": "WORKING"}) for _ in range(3)])
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    worker = subprocess.Popen([sys.executable, "-c", _CLAIM_THEN_APPLY, sim.url], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, env=env, start_new_session=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _CLAIM_THEN_APPLY, sim.url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
     outcome: list[Any] = []
 
     def delete() -> None:

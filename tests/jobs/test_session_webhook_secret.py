@@ -24,11 +24,15 @@ def _deliver(client: Any, run_jobs: Any, session: WahaSession, text: str) -> Non
     run_jobs()
 
 
-def test_deliveries_verify_with_the_created_secret_then_only_with_the_rotated_one(client, tenant, receiver,
-                                                                                  run_jobs):
+def test_deliveries_verify_with_the_created_secret_then_only_with_the_rotated_one(client, tenant, receiver, run_jobs):
     token = make_token(tenant)
-    created = _api(client, token, "POST", "/waha/sessions",
-                   json={"sessionName": "Own hook", "webhookUrl": receiver.url, "webhookEvents": ["message"]})
+    created = _api(
+        client,
+        token,
+        "POST",
+        "/waha/sessions",
+        json={"sessionName": "Own hook", "webhookUrl": receiver.url, "webhookEvents": ["message"]},
+    )
     assert created.status_code == 201
     first_secret = created.get_json()["webhookSecret"]
     session = db.session.get(WahaSession, created.get_json()["id"])

@@ -37,7 +37,11 @@ def request_in_app(_environ: dict[str, str], sim: Any) -> Callable[..., tuple[in
     def get(path: str, **overrides: str) -> tuple[int, str]:
         env = dict(_environ, WAHA_BASE_URL=sim.url, **overrides)
         completed = subprocess.run(
-            [sys.executable, "-c", _REQUEST_SCRIPT, path], cwd=ROOT, capture_output=True, text=True, timeout=120,
+            [sys.executable, "-c", _REQUEST_SCRIPT, path],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PORTAL_TEST_ENV": json.dumps(env)},
         )
         assert completed.returncode == 0, completed.stderr

@@ -42,6 +42,7 @@ def _command(service: dict[str, Any]) -> str:
 
 def _resolve(value: str, sample: dict[str, str]) -> str:
     """${NAME}, ${NAME:-default} and ${NAME:?message} as compose fills them in from `sample`."""
+
     def fill(match: re.Match[str]) -> str:
         name, op, arg = match.group(1), match.group(2), match.group(3)
         if name in sample:
@@ -54,8 +55,11 @@ def _resolve(value: str, sample: dict[str, str]) -> str:
 
 
 SAMPLE_ENV = {
-    "SECRET_KEY": "s" * 48, "POSTGRES_PASSWORD": "pg-password", "WAHA_API_KEY": "waha-api-key-0123456789",
-    "WAHA_WEBHOOK_SECRET": "webhook-secret-0123456789", "SMTP_URL": "smtp://mailer:pw@mail.example.com:587",
+    "SECRET_KEY": "s" * 48,
+    "POSTGRES_PASSWORD": "pg-password",
+    "WAHA_API_KEY": "waha-api-key-0123456789",
+    "WAHA_WEBHOOK_SECRET": "webhook-secret-0123456789",
+    "SMTP_URL": "smtp://mailer:pw@mail.example.com:587",
 }
 
 
@@ -133,8 +137,16 @@ def test_compose_checks_the_health_of_every_long_running_server(compose: dict[st
     assert "/ping" in " ".join(services["waha"]["healthcheck"]["test"])
 
 
-@pytest.mark.parametrize("args", [["worker", "--help"], ["scheduler", "--help"], ["db", "upgrade", "--help"],
-                                  ["fleet", "check", "--help"], ["servers", "add", "--help"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["worker", "--help"],
+        ["scheduler", "--help"],
+        ["db", "upgrade", "--help"],
+        ["fleet", "check", "--help"],
+        ["servers", "add", "--help"],
+    ],
+)
 def test_commands_named_in_the_deployment_files_exist(app: Any, args: list[str]) -> None:
     result = app.test_cli_runner().invoke(args=args)
 
@@ -191,7 +203,8 @@ def _gunicorn_config(path: Path) -> Any:
 
 
 def test_gunicorn_config_loads_with_threads_and_workers_from_the_environment(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     monkeypatch.setenv("WEB_CONCURRENCY", "5")
     monkeypatch.setenv("GUNICORN_THREADS", "4")
@@ -207,7 +220,8 @@ def test_gunicorn_config_loads_with_threads_and_workers_from_the_environment(
 
 
 def test_gunicorn_child_exit_drops_the_live_gauges_of_a_dead_worker(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     cfg = _gunicorn_config(ROOT / "gunicorn.conf.py")
     (tmp_path / "gauge_livesum_4242.db").write_bytes(b"")
@@ -222,18 +236,33 @@ def test_gunicorn_child_exit_drops_the_live_gauges_of_a_dead_worker(
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def test_metrics_add_up_across_gunicorn_workers(_environ: dict[str, str], sim: Any, tmp_path: Path) -> None:
     port = closed_port()
     metrics_dir = tmp_path / "metrics"
-    env = dict(_environ, WAHA_BASE_URL=sim.url, GUNICORN_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2",
-               GUNICORN_THREADS="4", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), PATH=os.environ["PATH"])
+    env = dict(
+        _environ,
+        WAHA_BASE_URL=sim.url,
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        WEB_CONCURRENCY="2",
+        GUNICORN_THREADS="4",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+        PATH=os.environ["PATH"],
+    )
     gunicorn = ROOT / ".venv" / "bin" / "gunicorn"
-    process = subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -251,11 +280,11 @@ def test_metrics_add_up_across_gunicorn_workers(_environ: dict[str, str], sim: A
         # starting point from the server rather than assume it.
         start_text = requests.get(base + "/metrics", timeout=5).text
         sent = _samples(start_text).get(
-            ("portal_http_requests_total", (("method", "GET"), ("route", "/healthz"), ("status", "200"))), 0.0)
+            ("portal_http_requests_total", (("method", "GET"), ("route", "/healthz"), ("status", "200"))), 0.0
+        )
         with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
             for _ in range(30):  # until both workers have answered some
-                statuses = list(pool.map(lambda _: requests.get(base + "/healthz", timeout=5).status_code,
-                                         range(40)))
+                statuses = list(pool.map(lambda _: requests.get(base + "/healthz", timeout=5).status_code, range(40)))
                 sent += len(statuses)
                 assert set(statuses) == {200}
                 if len(glob.glob(str(metrics_dir / "counter_*.db"))) >= 2:
@@ -265,8 +294,11 @@ def test_metrics_add_up_across_gunicorn_workers(_environ: dict[str, str], sim: A
         totals = set()
         for _ in range(8):  # scrapes land on either worker; every one must see all requests
             text = requests.get(base + "/metrics", timeout=5).text
-            totals.add(_samples(text).get(
-                ("portal_http_requests_total", (("method", "GET"), ("route", "/healthz"), ("status", "200")))))
+            totals.add(
+                _samples(text).get(
+                    ("portal_http_requests_total", (("method", "GET"), ("route", "/healthz"), ("status", "200")))
+                )
+            )
         assert totals == {float(sent)}
     finally:
         process.terminate()
@@ -275,7 +307,10 @@ def test_metrics_add_up_across_gunicorn_workers(_environ: dict[str, str], sim: A
 
 def test_env_example_names_every_variable_compose_requires() -> None:
     required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", (ROOT / "docker-compose.yml").read_text()))
-    example = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
-               if line and not line.startswith("#")}
+    example = {
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
 
     assert required and required <= example

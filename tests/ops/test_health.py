@@ -21,7 +21,8 @@ def _default_server() -> WahaServer:
 
 def test_healthz_answers_while_the_database_is_down(request_in_app: Any) -> None:
     status, body = request_in_app(
-        "/healthz", DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/portal_test")
+        "/healthz", DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/portal_test"
+    )
 
     assert status == 200
     assert json.loads(body)["status"] == "ok"
@@ -42,7 +43,8 @@ def test_readyz_is_ready_when_database_redis_and_waha_answer(client: Any) -> Non
 
 def test_readyz_reports_the_database_down(request_in_app: Any) -> None:
     status, text = request_in_app(
-        "/readyz", DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/portal_test")
+        "/readyz", DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/portal_test"
+    )
 
     body = json.loads(text)
     assert status == 503
@@ -156,8 +158,10 @@ def test_readyz_shows_no_internal_urls_to_other_hosts(ctx: Any, client: Any) -> 
 
     assert response.status_code == 503
     body = response.get_json()
-    assert body == {"status": "not_ready", "checks": {"database": {"ok": True}, "redis": {"ok": True},
-                                                      "waha": {"ok": False}}}
+    assert body == {
+        "status": "not_ready",
+        "checks": {"database": {"ok": True}, "redis": {"ok": True}, "waha": {"ok": False}},
+    }
     assert "127.0.0.1" not in response.get_data(as_text=True)
 
 
@@ -168,8 +172,9 @@ def test_readyz_shows_details_with_the_metrics_token(ctx: Any, app: Any, client:
     db.session.commit()
 
     anonymous = client.get("/readyz", environ_base={"REMOTE_ADDR": "10.1.2.3"}).get_json()
-    operator = client.get("/readyz", headers={"Authorization": "Bearer scrape-me-0123456789"},
-                          environ_base={"REMOTE_ADDR": "10.1.2.3"}).get_json()
+    operator = client.get(
+        "/readyz", headers={"Authorization": "Bearer scrape-me-0123456789"}, environ_base={"REMOTE_ADDR": "10.1.2.3"}
+    ).get_json()
 
     assert "servers" not in anonymous["checks"]["waha"]
     assert down in operator["checks"]["waha"]["servers"]["default"]["error"]

@@ -70,13 +70,16 @@ def test_log_context_adds_tenant_and_session_outside_requests(json_log: io.Strin
     assert (after["tenant"], after["session"]) == ("-", "-")
 
 
-@pytest.mark.parametrize("leak, secret", [
-    ("calling WAHA with X-Api-Key: k-0123456789abcdef", "k-0123456789abcdef"),
-    ("headers {'Authorization': 'Bearer wp_0123456789ab_SECRETSECRETSECRETSECRET'}", "SECRETSECRETSECRETSECRET"),
-    ("GET http://waha:3000/api/files/a.jpg?x-api-key=qwertyuiop12345", "qwertyuiop12345"),
-    ("endpoint secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
-    ("connecting to postgresql://portal:db-password-1@postgres/portal", "db-password-1"),
-])
+@pytest.mark.parametrize(
+    "leak, secret",
+    [
+        ("calling WAHA with X-Api-Key: k-0123456789abcdef", "k-0123456789abcdef"),
+        ("headers {'Authorization': 'Bearer wp_0123456789ab_SECRETSECRETSECRETSECRET'}", "SECRETSECRETSECRETSECRET"),
+        ("GET http://waha:3000/api/files/a.jpg?x-api-key=qwertyuiop12345", "qwertyuiop12345"),
+        ("endpoint secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        ("connecting to postgresql://portal:db-password-1@postgres/portal", "db-password-1"),
+    ],
+)
 def test_secrets_in_log_lines_are_masked(json_log: io.StringIO, leak: str, secret: str) -> None:
     logging.getLogger("portal.test").warning("%s", leak)
 
@@ -109,8 +112,9 @@ def test_secrets_in_tracebacks_are_masked(json_log: io.StringIO) -> None:
 RESET_TOKEN = "Zq8rT3-reset-token-0123456789abcdef"
 
 
-@pytest.mark.parametrize("path", [f"/account/reset/{RESET_TOKEN}", f"/invite/{RESET_TOKEN}",
-                                  f"/admin/tokens/created/{RESET_TOKEN}"])
+@pytest.mark.parametrize(
+    "path", [f"/account/reset/{RESET_TOKEN}", f"/invite/{RESET_TOKEN}", f"/admin/tokens/created/{RESET_TOKEN}"]
+)
 def test_token_bearing_paths_are_masked_in_the_access_log(json_log: io.StringIO, client: Any, path: str) -> None:
     client.get(path)
 

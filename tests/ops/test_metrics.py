@@ -47,10 +47,16 @@ def test_metrics_count_requests_by_route_template_not_raw_path(client: Any) -> N
     after = scrape(client)
 
     route = "/static/<path:filename>"
-    assert value(after, "portal_http_requests_total", method="GET", route=route, status="200") - \
-        value(before, "portal_http_requests_total", method="GET", route=route, status="200") == 2
-    assert value(after, "portal_http_requests_total", method="GET", route="unmatched", status="404") - \
-        value(before, "portal_http_requests_total", method="GET", route="unmatched", status="404") == 1
+    assert (
+        value(after, "portal_http_requests_total", method="GET", route=route, status="200")
+        - value(before, "portal_http_requests_total", method="GET", route=route, status="200")
+        == 2
+    )
+    assert (
+        value(after, "portal_http_requests_total", method="GET", route="unmatched", status="404")
+        - value(before, "portal_http_requests_total", method="GET", route="unmatched", status="404")
+        == 1
+    )
     assert not any("/static/css" in dict(labels).get("route", "") for _, labels in after)
 
 
@@ -71,12 +77,19 @@ def test_metrics_count_waha_calls_with_their_latency(ctx: Any, client: Any) -> N
     servers_service.client_for(server).version()
 
     after = scrape(client)
-    assert value(after, "portal_waha_calls_total", method="version", outcome="ok") - \
-        value(before, "portal_waha_calls_total", method="version", outcome="ok") == 1
-    assert value(after, "portal_waha_call_duration_seconds_count", method="version") - \
-        value(before, "portal_waha_call_duration_seconds_count", method="version") == 1
-    assert value(after, "portal_waha_call_duration_seconds_sum", method="version") > \
-        value(before, "portal_waha_call_duration_seconds_sum", method="version")
+    assert (
+        value(after, "portal_waha_calls_total", method="version", outcome="ok")
+        - value(before, "portal_waha_calls_total", method="version", outcome="ok")
+        == 1
+    )
+    assert (
+        value(after, "portal_waha_call_duration_seconds_count", method="version")
+        - value(before, "portal_waha_call_duration_seconds_count", method="version")
+        == 1
+    )
+    assert value(after, "portal_waha_call_duration_seconds_sum", method="version") > value(
+        before, "portal_waha_call_duration_seconds_sum", method="version"
+    )
 
 
 def test_metrics_count_failed_waha_calls_by_error_class(ctx: Any, client: Any) -> None:
@@ -100,8 +113,9 @@ def test_webhook_event_counters_add_up_across_processes(ctx: Any, client: Any, _
         metrics.webhook_events.labels("processed").inc(5)
         metrics.webhook_events.labels("failed").inc()
     """)
-    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=_environ | {"PATH": "/usr/bin:/bin"}, check=True,
-                   timeout=60)
+    subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=_environ | {"PATH": "/usr/bin:/bin"}, check=True, timeout=60
+    )
 
     after = scrape(client)
 
@@ -136,13 +150,22 @@ def test_metrics_show_sessions_and_messages_from_the_database(ctx: Any, client: 
     tenant = make_tenant("metrics")
     server = db.session.scalars(select(WahaServer)).first()
     for n, status in enumerate(("WORKING", "WORKING", "SCAN_QR_CODE")):
-        db.session.add(WahaSession(tenant_id=tenant.id, server_id=server.id, name=f"s{n}", external_name=f"x{n}",
-                                   status=status, hmac_key="k" * 32))
+        db.session.add(
+            WahaSession(
+                tenant_id=tenant.id,
+                server_id=server.id,
+                name=f"s{n}",
+                external_name=f"x{n}",
+                status=status,
+                hmac_key="k" * 32,
+            )
+        )
     db.session.flush()
     session_id = db.session.scalars(select(WahaSession.id)).first()
     for direction, status in (("out", "READ"), ("out", "READ"), ("out", "ERROR"), ("in", "SERVER")):
-        db.session.add(Message(tenant_id=tenant.id, session_id=session_id, direction=direction, chat_id="1@c.us",
-                               status=status))
+        db.session.add(
+            Message(tenant_id=tenant.id, session_id=session_id, direction=direction, chat_id="1@c.us", status=status)
+        )
     db.session.commit()
 
     samples = scrape(client)
@@ -169,8 +192,9 @@ def test_metrics_require_the_bearer_token_when_one_is_set(app: Any, client: Any,
 
     missing = client.get("/metrics")
     wrong = client.get("/metrics", headers={"Authorization": "Bearer wrong"})
-    remote_with_token = client.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"},
-                                   headers={"Authorization": "Bearer scrape-me-0123456789"})
+    remote_with_token = client.get(
+        "/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"}, headers={"Authorization": "Bearer scrape-me-0123456789"}
+    )
 
     assert missing.status_code == 401 and wrong.status_code == 401
     assert remote_with_token.status_code == 200
@@ -180,11 +204,15 @@ def test_metrics_require_the_bearer_token_when_one_is_set(app: Any, client: Any,
 def test_metrics_report_a_source_that_is_down(app: Any, request_in_app: Any) -> None:
     # `app` starts the test from an empty Redis: no database figures cached by an earlier scrape
     status, text = request_in_app(
-        "/metrics", DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/portal_test")
+        "/metrics", DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/portal_test"
+    )
 
     assert status == 200
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(text) for s in family.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
     assert value(samples, "portal_metrics_source_up", source="database") == 0
     assert value(samples, "portal_metrics_source_up", source="redis") == 1

@@ -42,10 +42,16 @@ def _failed_api_call_ip(client: Any, tenant: Any, remote: str, forwarded: str | 
 
 # ---- configuration -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw,expected", [
-    ("1", 1), ("0", 0), ("10.0.0.0/8", ("10.0.0.0/8",)),
-    ("10.0.0.5, 2001:db8::/32", ("10.0.0.5/32", "2001:db8::/32")),
-])
+
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("1", 1),
+        ("0", 0),
+        ("10.0.0.0/8", ("10.0.0.0/8",)),
+        ("10.0.0.5, 2001:db8::/32", ("10.0.0.5/32", "2001:db8::/32")),
+    ],
+)
 def test_trusted_proxies_accepts_a_count_or_networks(raw: str, expected: Any) -> None:
     values, problems = load_settings({"TRUSTED_PROXIES": raw})
     assert problems == []
@@ -64,6 +70,7 @@ def test_trusted_proxies_defaults_to_none() -> None:
 
 
 # ---- which address counts ------------------------------------------------------------------------------------
+
 
 def test_untrusted_x_forwarded_for_is_ignored(client: Any, tenant: Any) -> None:
     assert _failed_api_call_ip(client, tenant, "198.51.100.1", forwarded="192.0.2.1") == "198.51.100.1"
@@ -90,8 +97,12 @@ def test_rate_limiter_counts_each_client_behind_the_proxy(client: Any, tenant: A
     token = csrf_token(client, "/account/forgot")
 
     def forgot(address: str) -> int:
-        return client.post("/account/forgot", data={"email": "x@example.com", "csrf_token": token},
-                           headers={"X-Forwarded-For": address}, environ_base={"REMOTE_ADDR": PROXY}).status_code
+        return client.post(
+            "/account/forgot",
+            data={"email": "x@example.com", "csrf_token": token},
+            headers={"X-Forwarded-For": address},
+            environ_base={"REMOTE_ADDR": PROXY},
+        ).status_code
 
     statuses = [forgot(CLIENT) for _ in range(11)]
     assert statuses[-1] == 429  # the limit is 10 per minute per address
@@ -100,11 +111,19 @@ def test_rate_limiter_counts_each_client_behind_the_proxy(client: Any, tenant: A
 
 def test_metrics_refuse_the_world_behind_a_local_proxy(app: Any, client: Any, trusted: Any) -> None:
     # Without TRUSTED_PROXIES a request relayed by a proxy on this machine is not a loopback caller.
-    assert client.get("/metrics", headers={"X-Forwarded-For": CLIENT},
-                      environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 403
+    assert (
+        client.get(
+            "/metrics", headers={"X-Forwarded-For": CLIENT}, environ_base={"REMOTE_ADDR": "127.0.0.1"}
+        ).status_code
+        == 403
+    )
     trusted("1")
-    assert client.get("/metrics", headers={"X-Forwarded-For": CLIENT},
-                      environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 403
+    assert (
+        client.get(
+            "/metrics", headers={"X-Forwarded-For": CLIENT}, environ_base={"REMOTE_ADDR": "127.0.0.1"}
+        ).status_code
+        == 403
+    )
     assert client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
 
 
@@ -114,6 +133,7 @@ def test_session_protection_uses_the_real_address_not_a_forged_header(app: Any, 
     login(owner, browser)
     assert browser.get("/sessions/").status_code == 200
     # The same cookie from another address, claiming to be the first one in X-Forwarded-For, signs nobody in.
-    stolen = browser.get("/sessions/", headers={"X-Forwarded-For": "192.0.2.10"},
-                         environ_base={"REMOTE_ADDR": "198.51.100.66"})
+    stolen = browser.get(
+        "/sessions/", headers={"X-Forwarded-For": "192.0.2.10"}, environ_base={"REMOTE_ADDR": "198.51.100.66"}
+    )
     assert stolen.status_code == 302 and "/login" in stolen.headers["Location"]

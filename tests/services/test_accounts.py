@@ -62,7 +62,8 @@ def test_reset_token_expires_after_an_hour(owner):
 
 def test_reset_token_signed_with_another_key_is_refused(owner):
     forged = URLSafeTimedSerializer("another-secret-key-of-enough-length-0123", salt=accounts.RESET_SALT).dumps(
-        {"uid": owner.id, "fp": accounts._fingerprint(owner)})
+        {"uid": owner.id, "fp": accounts._fingerprint(owner)}
+    )
     with pytest.raises(Invalid):
         accounts.user_for_reset_token(forged)
 
@@ -120,6 +121,7 @@ def test_reset_link_uses_the_configured_base_url(owner):
 
 # -- OpenID Connect -----------------------------------------------------------------------------------------------
 
+
 def test_oidc_matches_a_linked_subject(owner):
     owner.oidc_subject = "sub-1"
     db.session.commit()
@@ -167,20 +169,25 @@ def test_oidc_refuses_an_email_linked_to_another_subject(owner):
 
 def test_oidc_refuses_an_uninvited_stranger(ctx):
     with pytest.raises(Forbidden):
-        accounts.sign_in_oidc({"sub": "sub-9", "email": "stranger@example.com", "email_verified": True},
-                              TEST_ACTOR)
+        accounts.sign_in_oidc({"sub": "sub-9", "email": "stranger@example.com", "email_verified": True}, TEST_ACTOR)
     assert db.session.scalar(select(User).where(User.email == "stranger@example.com")) is None
     failed = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "auth.login_failed"))
     assert failed.details["method"] == "oidc"
 
 
 def test_oidc_creates_an_invited_user_and_joins_the_tenant(tenant):
-    team.invite_member(tenant, "invited@example.com", "viewer", TEST_ACTOR, actor_role="owner",
-                       accept_url=lambda token: token)
-    user = accounts.sign_in_oidc({"sub": "sub-3", "email": "Invited@Example.com", "email_verified": "true",
-                                  "name": "Ivy"}, TEST_ACTOR)
+    team.invite_member(
+        tenant, "invited@example.com", "viewer", TEST_ACTOR, actor_role="owner", accept_url=lambda token: token
+    )
+    user = accounts.sign_in_oidc(
+        {"sub": "sub-3", "email": "Invited@Example.com", "email_verified": "true", "name": "Ivy"}, TEST_ACTOR
+    )
     assert (user.email, user.name, user.oidc_subject, user.password_hash) == (
-        "invited@example.com", "Ivy", "sub-3", None)
+        "invited@example.com",
+        "Ivy",
+        "sub-3",
+        None,
+    )
     membership = db.session.scalar(select(Membership).where(Membership.user_id == user.id))
     assert (membership.tenant_id, membership.role) == (tenant.id, "viewer")
     assert team.list_invitations(tenant) == []

@@ -13,8 +13,7 @@ from tests.builders import TEST_ACTOR
 
 
 def _row(token: str) -> BrowserSession:
-    return db.session.scalar(select(BrowserSession).where(
-        BrowserSession.token_hash == browser_sessions._digest(token)))
+    return db.session.scalar(select(BrowserSession).where(BrowserSession.token_hash == browser_sessions._digest(token)))
 
 
 def test_only_the_secrets_digest_is_stored(owner):
@@ -49,8 +48,7 @@ def test_a_remembered_browser_lasts_the_remember_duration(owner, app):
 
 def test_prune_deletes_sessions_that_ended_long_ago(owner):
     long_ago = utcnow() - timedelta(days=browser_sessions.KEEP_ENDED_DAYS + 1)
-    expired, revoked, recent, active = (browser_sessions.start(owner, TEST_ACTOR, remember=False)
-                                        for _ in range(4))
+    expired, revoked, recent, active = (browser_sessions.start(owner, TEST_ACTOR, remember=False) for _ in range(4))
     _row(expired).expires_at = long_ago
     _row(revoked).revoked_at = long_ago
     _row(recent).revoked_at = utcnow() - timedelta(days=1)

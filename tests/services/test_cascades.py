@@ -32,8 +32,17 @@ def test_deleting_a_session_deletes_its_messages(tenant, sim):
 
 def test_deleting_an_endpoint_deletes_its_deliveries(tenant):
     endpoint, _secret = forwarding.create_endpoint(tenant, TEST_ACTOR, url="http://127.0.0.1:9/hook")
-    db.session.add(WebhookDelivery(tenant_id=tenant.id, endpoint_id=endpoint.id, url=endpoint.url,
-                                   msg_id="msg_1", event_type="message", payload={}, status="failed"))
+    db.session.add(
+        WebhookDelivery(
+            tenant_id=tenant.id,
+            endpoint_id=endpoint.id,
+            url=endpoint.url,
+            msg_id="msg_1",
+            event_type="message",
+            payload={},
+            status="failed",
+        )
+    )
     db.session.commit()
     assert _count(WebhookDelivery) == 1
 

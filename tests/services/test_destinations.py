@@ -95,10 +95,22 @@ def test_session_webhook_url_to_a_non_public_or_malformed_address_is_refused(ten
     assert db.session.scalar(select(func.count(WahaSession.id))) == 0
 
 
-@pytest.mark.parametrize("server", ["127.0.0.1:3128", "localhost:3128", "127.1:3128", "[::1]:3128",
-                                    "10.0.0.5:8080", "169.254.169.254:80", "http://192.168.0.1:3128",
-                                    "socks5://127.0.0.1:1080", "user:pw@proxy.example.org:3128",
-                                    "proxy.example.org", "http://proxy.example.org:3128/path"])
+@pytest.mark.parametrize(
+    "server",
+    [
+        "127.0.0.1:3128",
+        "localhost:3128",
+        "127.1:3128",
+        "[::1]:3128",
+        "10.0.0.5:8080",
+        "169.254.169.254:80",
+        "http://192.168.0.1:3128",
+        "socks5://127.0.0.1:1080",
+        "user:pw@proxy.example.org:3128",
+        "proxy.example.org",
+        "http://proxy.example.org:3128/path",
+    ],
+)
 def test_session_proxy_on_a_non_public_or_malformed_server_is_refused(tenant, public_only, hosts, server):
     hosts["proxy.example.org"] = ["203.0.114.7"]
     with pytest.raises(Invalid) as error:
@@ -107,15 +119,29 @@ def test_session_proxy_on_a_non_public_or_malformed_server_is_refused(tenant, pu
     assert db.session.scalar(select(func.count(WahaSession.id))) == 0
 
 
-@pytest.mark.parametrize("addresses", [["127.0.0.1"], ["10.1.2.3"], ["::1"], ["93.184.216.34", "192.168.1.1"],
-                                       ["2606:2800:220:1::1", "fe80::1"], ["::ffff:10.0.0.1"], ["100.100.1.1"]])
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        ["127.0.0.1"],
+        ["10.1.2.3"],
+        ["::1"],
+        ["93.184.216.34", "192.168.1.1"],
+        ["2606:2800:220:1::1", "fe80::1"],
+        ["::ffff:10.0.0.1"],
+        ["100.100.1.1"],
+    ],
+)
 def test_name_resolving_to_any_non_public_address_is_refused(tenant, public_only, hosts, addresses):
     hosts["files.example.org"] = addresses
-    for call in (lambda: messages.clean_media({"kind": "image", "url": "https://files.example.org/a.png",
-                                               "mimetype": "image/png"}),
-                 lambda: forwarding.create_endpoint(tenant, TEST_ACTOR, url="https://files.example.org/hook"),
-                 lambda: sessions.create_session(tenant, TEST_ACTOR, name="Hooked",
-                                                 webhook_url="https://files.example.org/hook")):
+    for call in (
+        lambda: messages.clean_media(
+            {"kind": "image", "url": "https://files.example.org/a.png", "mimetype": "image/png"}
+        ),
+        lambda: forwarding.create_endpoint(tenant, TEST_ACTOR, url="https://files.example.org/hook"),
+        lambda: sessions.create_session(
+            tenant, TEST_ACTOR, name="Hooked", webhook_url="https://files.example.org/hook"
+        ),
+    ):
         with pytest.raises(Invalid) as error:
             call()
         assert "non-public address" in error.value.message
@@ -131,13 +157,18 @@ def test_public_destinations_are_accepted_everywhere(tenant, sim, public_only, h
     hosts["files.example.org"] = ["93.184.216.34", "2606:2800:220:1::1"]
     hosts["proxy.example.org"] = ["203.0.114.7"]
     _kind, file, _stored, _caption = messages.clean_media(
-        {"kind": "image", "url": "https://files.example.org/a.png", "mimetype": "image/png"})
+        {"kind": "image", "url": "https://files.example.org/a.png", "mimetype": "image/png"}
+    )
     assert file["url"] == "https://files.example.org/a.png"
     endpoint, _ = forwarding.create_endpoint(tenant, TEST_ACTOR, url="https://files.example.org:8443/hook?x=1")
     assert endpoint.url == "https://files.example.org:8443/hook?x=1"
-    session = sessions.create_session(tenant, TEST_ACTOR, name="Hooked", webhook_url="http://93.184.216.34/h",
-                                      config={"proxy": {"server": "proxy.example.org:3128", "username": "u",
-                                                        "password": "p"}})
+    session = sessions.create_session(
+        tenant,
+        TEST_ACTOR,
+        name="Hooked",
+        webhook_url="http://93.184.216.34/h",
+        config={"proxy": {"server": "proxy.example.org:3128", "username": "u", "password": "p"}},
+    )
     assert session.webhook_url == "http://93.184.216.34/h"
     assert session.config["proxy"] == {"server": "proxy.example.org:3128", "username": "u", "password": "p"}
 
@@ -149,8 +180,13 @@ def test_internationalised_host_is_stored_in_ascii_form(tenant, public_only, hos
 
 
 def test_private_destinations_are_allowed_when_the_operator_allows_them(tenant, sim):
-    session = sessions.create_session(tenant, TEST_ACTOR, name="Dev", webhook_url="http://127.0.0.1:9/h",
-                                      config={"proxy": {"server": "localhost:3128"}})
+    session = sessions.create_session(
+        tenant,
+        TEST_ACTOR,
+        name="Dev",
+        webhook_url="http://127.0.0.1:9/h",
+        config={"proxy": {"server": "localhost:3128"}},
+    )
     assert session.webhook_url == "http://127.0.0.1:9/h"
     # the form rules hold even then
     with pytest.raises(Invalid):

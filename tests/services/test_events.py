@@ -30,8 +30,9 @@ def _quiet(app: Any) -> Any:
         yield
 
 
-@pytest.mark.parametrize("vector", json.loads((FIXTURES / "webhook.hmac-vectors.json").read_text())["vectors"],
-                         ids=lambda v: v["name"][:30])
+@pytest.mark.parametrize(
+    "vector", json.loads((FIXTURES / "webhook.hmac-vectors.json").read_text())["vectors"], ids=lambda v: v["name"][:30]
+)
 def test_signature_of_contract_vectors_is_accepted(vector):
     body = vector["raw_body"].encode("utf-8")
     assert events.signature_ok(vector["key"].encode(), body, vector["x_webhook_hmac"])
@@ -41,9 +42,9 @@ def test_signature_of_contract_vectors_is_accepted(vector):
 
 @pytest.mark.parametrize("body", [b'{"event":"message"}', b'[{"event":"a"},{"event":"b"}]'])
 def test_parse_events_accepts_an_event_or_an_array(body):
-    assert [e["event"] for e in events.parse_events(body)] == [e["event"] for e in
-                                                               (json.loads(body) if body[:1] == b"[" else
-                                                                [json.loads(body)])]
+    assert [e["event"] for e in events.parse_events(body)] == [
+        e["event"] for e in (json.loads(body) if body[:1] == b"[" else [json.loads(body)])
+    ]
 
 
 @pytest.mark.parametrize("body", [b"", b"[]", b"42", b'{"no":"name"}', b'[{"event":"a"}, 3]', b"\xff"])
@@ -59,15 +60,20 @@ def test_event_arriving_while_its_session_row_commits_is_kept_for_the_session(ap
     engine = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
     with engine.connect() as conn:
         trans = conn.begin()
-        conn.execute(sa.text(
-            "INSERT INTO waha_sessions (id, tenant_id, server_id, name, external_name, status, desired_state, "
-            "webhook_events, config, hmac_key, created_at, updated_at) SELECT :id, tenant_id, server_id, 'New', "
-            "'new_one', 'STARTING', 'running', webhook_events, config, hmac_key, now(), now() FROM waha_sessions "
-            "WHERE id = :template"), {"id": session_id, "template": template.id})
+        conn.execute(
+            sa.text(
+                "INSERT INTO waha_sessions (id, tenant_id, server_id, name, external_name, status, desired_state, "
+                "webhook_events, config, hmac_key, created_at, updated_at) SELECT :id, tenant_id, server_id, 'New', "
+                "'new_one', 'STARTING', 'running', webhook_events, config, hmac_key, now(), now() FROM waha_sessions "
+                "WHERE id = :template"
+            ),
+            {"id": session_id, "template": template.id},
+        )
         threading.Timer(0.1, trans.commit).start()
         fake = WahaSession(id=session_id, tenant_id=tenant.id, external_name="new_one", hmac_key=template.hmac_key)
-        response = post_events(client, fake, envelope(fake, "session.status", {"name": "new_one",
-                                                                               "status": "STARTING"}))
+        response = post_events(
+            client, fake, envelope(fake, "session.status", {"name": "new_one", "status": "STARTING"})
+        )
         time.sleep(0.2)
     engine.dispose()
     assert response.status_code == 200
@@ -106,8 +112,15 @@ def test_sweep_ignores_pending_events_of_a_deleted_session(client, tenant):
 
 def _stored_message(tenant: Any, media: dict[str, Any]) -> Message:
     session = new_session(tenant, f"Media {tenant.slug}")
-    message = Message(tenant_id=tenant.id, session_id=session.id, direction="in", source="inbound",
-                      waha_message_id=f"false_1@c.us_{tenant.slug}", chat_id="1@c.us", media=media)
+    message = Message(
+        tenant_id=tenant.id,
+        session_id=session.id,
+        direction="in",
+        source="inbound",
+        waha_message_id=f"false_1@c.us_{tenant.slug}",
+        chat_id="1@c.us",
+        media=media,
+    )
     db.session.add(message)
     db.session.commit()
     return message
@@ -123,8 +136,15 @@ def test_media_of_another_tenants_message_is_not_found(tenant):
     storage().delete("x/one.png")
 
 
-@pytest.mark.parametrize("media", [None, {"status": "pending"}, {"status": "refused", "reason": "type"},
-                                   {"status": "stored", "key": "x/missing.png"}])
+@pytest.mark.parametrize(
+    "media",
+    [
+        None,
+        {"status": "pending"},
+        {"status": "refused", "reason": "type"},
+        {"status": "stored", "key": "x/missing.png"},
+    ],
+)
 def test_message_without_a_stored_file_has_no_media(tenant, media):
     message = _stored_message(tenant, media)
     with pytest.raises(NotFound) as error:
@@ -134,8 +154,9 @@ def test_message_without_a_stored_file_has_no_media(tenant, media):
 
 def test_stored_media_comes_back_with_type_and_name(tenant):
     storage().save("x/two.pdf", b"%PDF-1.4", "application/pdf")
-    message = _stored_message(tenant, {"status": "stored", "key": "x/two.pdf", "mimetype": "application/pdf",
-                                       "filename": "../../invoice.pdf"})
+    message = _stored_message(
+        tenant, {"status": "stored", "key": "x/two.pdf", "mimetype": "application/pdf", "filename": "../../invoice.pdf"}
+    )
     handle, mimetype, filename = events.media_for_message(tenant, message.id)
     with handle:
         assert handle.read() == b"%PDF-1.4"

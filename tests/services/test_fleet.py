@@ -70,8 +70,9 @@ def test_check_servers_marks_an_unreachable_server_down_and_audits_it(ctx: Any) 
     server = default_server()
     assert summary["health"] == "down" and server.health == "down"
     assert "ping" in server.health_error
-    event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "server.health_changed")
-                               .order_by(AuditEvent.id.desc())).first()
+    event = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "server.health_changed").order_by(AuditEvent.id.desc())
+    ).first()
     assert event.details["from"] == "ok" and event.details["to"] == "down"
 
 
@@ -84,8 +85,9 @@ def test_check_servers_marks_a_server_with_a_wrong_api_key_down(ctx: Any, second
     assert results["second"]["error"] == "WAHA refused the API key"
 
 
-def test_check_servers_warns_about_a_version_before_2026_6_1(ctx: Any, old_sim: Any,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_check_servers_warns_about_a_version_before_2026_6_1(
+    ctx: Any, old_sim: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     servers_service.add_server("old", old_sim.url, old_sim.api_key, SYSTEM)
 
     with caplog.at_level(logging.WARNING, logger="portal.services.fleet"):
@@ -98,7 +100,8 @@ def test_check_servers_warns_about_a_version_before_2026_6_1(ctx: Any, old_sim: 
 
 
 def test_check_servers_warns_about_an_old_version_once_but_the_cli_every_time(
-        app: Any, ctx: Any, old_sim: Any, caplog: pytest.LogCaptureFixture) -> None:
+    app: Any, ctx: Any, old_sim: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     servers_service.add_server("old", old_sim.url, old_sim.api_key, SYSTEM)
     fleet.check_servers()
     caplog.clear()
@@ -172,8 +175,9 @@ def test_pick_server_raises_when_every_server_is_full(ctx: Any) -> None:
     tenant = make_tenant("full")
     server = default_server()
     server.capacity = 1
-    db.session.add(WahaSession(tenant_id=tenant.id, server_id=server.id, name="only", external_name="only",
-                               hmac_key="k" * 32))
+    db.session.add(
+        WahaSession(tenant_id=tenant.id, server_id=server.id, name="only", external_name="only", hmac_key="k" * 32)
+    )
     db.session.commit()
 
     with pytest.raises(Upstream) as raised:
@@ -193,8 +197,9 @@ def test_sessions_spread_across_two_servers_by_free_capacity(ctx: Any, sim: Any,
     assert placed.count("second") == 2 and placed.count("default") == 2
     assert placed[0] == "second"
     assert {s["name"] for s in second_sim.simulator.list_sessions(True)} == {
-        s.external_name for s in db.session.scalars(select(WahaSession).join(WahaServer)
-                                                    .where(WahaServer.name == "second"))}
+        s.external_name
+        for s in db.session.scalars(select(WahaSession).join(WahaServer).where(WahaServer.name == "second"))
+    }
 
 
 def test_a_drained_server_gets_no_new_sessions_and_keeps_its_own(ctx: Any, sim: Any, second_sim: Any) -> None:
@@ -242,10 +247,19 @@ def test_update_server_refuses_a_capacity_below_one(ctx: Any) -> None:
         fleet.update_server(default_server().id, TEST_ACTOR, capacity=0)
 
 
-@pytest.mark.parametrize("version, older", [
-    ("2024.10.8", True), ("2026.5.9", True), ("2026.6.1", False), ("2026.7.1", False), ("2027.1.0", False),
-    ("2025.12.3-plus", True), ("latest", False), (None, False),
-])
+@pytest.mark.parametrize(
+    "version, older",
+    [
+        ("2024.10.8", True),
+        ("2026.5.9", True),
+        ("2026.6.1", False),
+        ("2026.7.1", False),
+        ("2027.1.0", False),
+        ("2025.12.3-plus", True),
+        ("latest", False),
+        (None, False),
+    ],
+)
 def test_predates_multi_session_compares_calendar_versions(version: str | None, older: bool) -> None:
     assert fleet.predates_multi_session(version) is older
 

@@ -24,21 +24,34 @@ def public_only(app: Any) -> Any:
 
 
 def test_created_endpoint_shows_its_secret_once_and_stores_it_encrypted(tenant):
-    endpoint, secret = forwarding.create_endpoint(tenant, TEST_ACTOR, url="http://127.0.0.1:9/hook",
-                                                  events=["message"], description="CRM")
+    endpoint, secret = forwarding.create_endpoint(
+        tenant, TEST_ACTOR, url="http://127.0.0.1:9/hook", events=["message"], description="CRM"
+    )
     assert secret.startswith("whsec_") and len(secret) > 30
-    raw = db.session.execute(sa.text("SELECT secret FROM webhook_endpoints WHERE id = :id"),
-                             {"id": endpoint.id}).scalar()
+    raw = db.session.execute(
+        sa.text("SELECT secret FROM webhook_endpoints WHERE id = :id"), {"id": endpoint.id}
+    ).scalar()
     assert secret not in raw and secret[6:] not in raw
     assert (endpoint.events, endpoint.description, endpoint.is_enabled) == (["message"], "CRM", True)
-    assert db.session.scalar(select(AuditEvent.details).where(
-        AuditEvent.action == "webhook.create", AuditEvent.target_id == str(endpoint.id))) == {
-        "url": "http://127.0.0.1:9/hook", "events": ["message"]}
+    assert db.session.scalar(
+        select(AuditEvent.details).where(
+            AuditEvent.action == "webhook.create", AuditEvent.target_id == str(endpoint.id)
+        )
+    ) == {"url": "http://127.0.0.1:9/hook", "events": ["message"]}
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1/hook", "http://localhost:8080/x", "http://10.1.2.3/",
-                                 "http://192.168.0.10/", "http://169.254.169.254/latest/meta-data",
-                                 "http://[::1]/", "http://0.0.0.0/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/hook",
+        "http://localhost:8080/x",
+        "http://10.1.2.3/",
+        "http://192.168.0.10/",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/",
+        "http://0.0.0.0/",
+    ],
+)
 def test_endpoint_on_a_private_address_is_refused(tenant, public_only, url):
     with pytest.raises(Invalid) as error:
         forwarding.create_endpoint(tenant, TEST_ACTOR, url=url, events=["*"])
@@ -60,10 +73,12 @@ def test_endpoint_with_unknown_event_names_is_refused(tenant):
 def test_another_tenants_endpoint_is_not_found(tenant):
     endpoint, _ = forwarding.create_endpoint(tenant, TEST_ACTOR, url="http://127.0.0.1:9/")
     other = make_tenant("other")
-    for call in (lambda: forwarding.get_endpoint(other, endpoint.id),
-                 lambda: forwarding.update_endpoint(other, endpoint.id, TEST_ACTOR, description="x"),
-                 lambda: forwarding.delete_endpoint(other, endpoint.id, TEST_ACTOR),
-                 lambda: forwarding.send_test_event(other, endpoint.id, TEST_ACTOR)):
+    for call in (
+        lambda: forwarding.get_endpoint(other, endpoint.id),
+        lambda: forwarding.update_endpoint(other, endpoint.id, TEST_ACTOR, description="x"),
+        lambda: forwarding.delete_endpoint(other, endpoint.id, TEST_ACTOR),
+        lambda: forwarding.send_test_event(other, endpoint.id, TEST_ACTOR),
+    ):
         with pytest.raises(NotFound) as error:
             call()
         assert error.value.code == "endpoint_not_found"
@@ -85,8 +100,16 @@ def test_rotated_secret_replaces_the_old_one(tenant):
 
 
 def _delivery(tenant: Any, endpoint: WebhookEndpoint, n: int, status: str = "succeeded") -> WebhookDelivery:
-    row = WebhookDelivery(tenant_id=tenant.id, endpoint_id=endpoint.id, url=endpoint.url, msg_id=f"evt_{n}",
-                          event_type="message", payload={"n": n}, attempt=1, status=status)
+    row = WebhookDelivery(
+        tenant_id=tenant.id,
+        endpoint_id=endpoint.id,
+        url=endpoint.url,
+        msg_id=f"evt_{n}",
+        event_type="message",
+        payload={"n": n},
+        attempt=1,
+        status=status,
+    )
     db.session.add(row)
     return row
 

@@ -112,10 +112,16 @@ def test_orphan_waha_session_is_deleted_after_the_grace_period(app, tenant, sim)
     kept = new_session(tenant, "Kept")
     import requests
 
-    for name, metadata in (("orphan_1", {"portal.session_id": "11111111-2222-3333-4444-555555555555"}),
-                           ("not_ours", {"someone": "else"})):
-        requests.post(f"{sim.url}/api/sessions", headers=sim.headers, timeout=5,
-                      json={"name": name, "start": False, "config": {"metadata": metadata}}).raise_for_status()
+    for name, metadata in (
+        ("orphan_1", {"portal.session_id": "11111111-2222-3333-4444-555555555555"}),
+        ("not_ours", {"someone": "else"}),
+    ):
+        requests.post(
+            f"{sim.url}/api/sessions",
+            headers=sim.headers,
+            timeout=5,
+            json={"name": name, "start": False, "config": {"metadata": metadata}},
+        ).raise_for_status()
     report = maintenance.reconcile()[0]
     assert report.orphans_deleted == []  # first seen now: a create may still be committing
     app.config["ORPHAN_GRACE_SECONDS"] = 0
@@ -134,13 +140,40 @@ def test_prune_applies_each_tenants_retention(tenant):
     old, recent = utcnow() - timedelta(days=40), utcnow() - timedelta(days=1)
     storage().save("prune/old.jpeg", b"jpeg", "image/jpeg")
     for n, when in enumerate((old, recent)):
-        db.session.add(Message(tenant_id=tenant.id, session_id=session.id, direction="in", source="inbound",
-                               waha_message_id=f"false_1@c.us_{n}", chat_id="1@c.us", created_at=when,
-                               media={"status": "stored", "key": "prune/old.jpeg"} if when is old else None))
-        db.session.add(WebhookEvent(event_id=f"evt_prune_{n}", tenant_id=tenant.id, session_id=session.id,
-                                    event="message", payload={}, status="done", received_at=when))
-        db.session.add(WebhookDelivery(tenant_id=tenant.id, url="http://x/", msg_id=f"m{n}", event_type="message",
-                                       payload={}, status="succeeded", created_at=when))
+        db.session.add(
+            Message(
+                tenant_id=tenant.id,
+                session_id=session.id,
+                direction="in",
+                source="inbound",
+                waha_message_id=f"false_1@c.us_{n}",
+                chat_id="1@c.us",
+                created_at=when,
+                media={"status": "stored", "key": "prune/old.jpeg"} if when is old else None,
+            )
+        )
+        db.session.add(
+            WebhookEvent(
+                event_id=f"evt_prune_{n}",
+                tenant_id=tenant.id,
+                session_id=session.id,
+                event="message",
+                payload={},
+                status="done",
+                received_at=when,
+            )
+        )
+        db.session.add(
+            WebhookDelivery(
+                tenant_id=tenant.id,
+                url="http://x/",
+                msg_id=f"m{n}",
+                event_type="message",
+                payload={},
+                status="succeeded",
+                created_at=when,
+            )
+        )
     db.session.commit()
     counts = maintenance.prune()
     assert counts == {"messages": 1, "media_files": 1, "events": 1, "deliveries": 1}

@@ -17,14 +17,26 @@ from portal.storage import storage
 from tests.builders import make_token, new_session, post_events, working_session
 from tests.helpers import closed_port
 
-PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 
 
-@pytest.mark.parametrize("value, parsed", [
-    ("image/png", "image/png"), ("Video/MP4; codecs=\"avc1\"", "video/mp4"), ("video/mp4,text/html", None),
-    ("video/mp4, text/html", None), ("text/html", "text/html"), ("image/", None), ("", None), (None, None),
-    ("video/mp4\ntext/html", None), ("video/mp4;x", None),
-])
+@pytest.mark.parametrize(
+    "value, parsed",
+    [
+        ("image/png", "image/png"),
+        ('Video/MP4; codecs="avc1"', "video/mp4"),
+        ("video/mp4,text/html", None),
+        ("video/mp4, text/html", None),
+        ("text/html", "text/html"),
+        ("image/", None),
+        ("", None),
+        (None, None),
+        ("video/mp4\ntext/html", None),
+        ("video/mp4;x", None),
+    ],
+)
 def test_media_types_are_parsed_strictly(value, parsed):
     assert media.parse_media_type(value) == parsed
 
@@ -34,26 +46,41 @@ def test_only_allow_listed_types_are_served_as_such(value):
     assert media.served_type(value) == media.ServedType("application/octet-stream", False)
 
 
-@pytest.mark.parametrize("value, kind", [
-    ("image/png", "image"), ("audio/ogg; codecs=opus", "audio"), ("video/mp4", "video"),
-    ("application/pdf", "document"), ("text/plain", "document"), ("", "document"), (None, "document"),
-])
+@pytest.mark.parametrize(
+    "value, kind",
+    [
+        ("image/png", "image"),
+        ("audio/ogg; codecs=opus", "audio"),
+        ("video/mp4", "video"),
+        ("application/pdf", "document"),
+        ("text/plain", "document"),
+        ("", "document"),
+        (None, "document"),
+    ],
+)
 def test_one_rule_gives_a_file_its_kind(value, kind):
     assert media.media_kind(value) == kind
 
 
 def test_inbound_comma_separated_type_is_refused_at_ingest():
-    record, url = media.media_record({"hasMedia": True, "media": {"url": "http://waha/x", "mimetype":
-                                                                  "video/mp4,text/html"}})
+    record, url = media.media_record(
+        {"hasMedia": True, "media": {"url": "http://waha/x", "mimetype": "video/mp4,text/html"}}
+    )
     assert record["status"] == "refused" and url is None
 
 
 def _stored(tenant: Any, mimetype: str) -> Message:
     session = new_session(tenant, "Media")
     storage().save("t/html.bin", b"<script>alert(1)</script>", mimetype)
-    message = Message(tenant_id=tenant.id, session_id=session.id, direction="in", source="inbound",
-                      waha_message_id="false_1@c.us_HTML", chat_id="1@c.us",
-                      media={"status": "stored", "key": "t/html.bin", "mimetype": mimetype})
+    message = Message(
+        tenant_id=tenant.id,
+        session_id=session.id,
+        direction="in",
+        source="inbound",
+        waha_message_id="false_1@c.us_HTML",
+        chat_id="1@c.us",
+        media={"status": "stored", "key": "t/html.bin", "mimetype": mimetype},
+    )
     db.session.add(message)
     db.session.commit()
     return message
@@ -61,8 +88,9 @@ def _stored(tenant: Any, mimetype: str) -> Message:
 
 def test_a_file_stored_with_a_comma_separated_type_downloads_as_octet_stream_from_the_api(client, tenant):
     message = _stored(tenant, "video/mp4,text/html")
-    response = client.get(f"/waha/messages/{message.id}/media",
-                          headers={"Authorization": f"Bearer {make_token(tenant)}"})
+    response = client.get(
+        f"/waha/messages/{message.id}/media", headers={"Authorization": f"Bearer {make_token(tenant)}"}
+    )
     assert response.status_code == 200
     assert response.mimetype == "application/octet-stream"
     assert response.headers["Content-Disposition"].startswith("attachment")
@@ -85,8 +113,12 @@ def test_a_file_stored_with_a_comma_separated_type_is_not_rendered_by_the_portal
 
 def _inbound_with_media(app: Any, client: Any, tenant: Any, sim: Any) -> tuple[Any, str]:
     session = working_session(tenant, sim, "Pictures")
-    message_id = sim.inbound(session.external_name, "491708888888", "a picture",
-                             media={"data": base64.b64encode(PNG).decode(), "mimetype": "image/png"})
+    message_id = sim.inbound(
+        session.external_name,
+        "491708888888",
+        "a picture",
+        media={"data": base64.b64encode(PNG).decode(), "mimetype": "image/png"},
+    )
     produced = [e for e in sim.events() if e["event"] == "message" and e["payload"]["id"] == message_id]
     post_events(client, session, produced[0])
     return session, message_id
@@ -97,8 +129,7 @@ def _media_of(message_id: str) -> dict:
     return db.session.scalar(select(Message.media).where(Message.waha_message_id == message_id))
 
 
-def test_media_is_downloaded_at_once_when_its_job_cannot_be_queued(app, client, tenant, sim, run_jobs,
-                                                                  monkeypatch):
+def test_media_is_downloaded_at_once_when_its_job_cannot_be_queued(app, client, tenant, sim, run_jobs, monkeypatch):
     _session, message_id = _inbound_with_media(app, client, tenant, sim)
     dead = redis.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=0.5)
     monkeypatch.setitem(app.extensions, "portal_jobs", RQRunner(dead))  # the queue is down while processing

@@ -6,7 +6,7 @@ import base64
 import struct
 import threading
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -23,6 +23,7 @@ CHAT = "491701234567@c.us"
 
 def png_bytes() -> bytes:
     """A real 1x1 PNG."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -51,6 +52,7 @@ def _fast_tenant(request):
 
 
 # ---------------------------------------------------------------------------------------------- sending
+
 
 def test_send_text_reaches_waha_once_and_is_recorded(tenant, sim, working):
     message = messages.send_message(tenant, working.id, TEST_ACTOR, to=NUMBER, text="Hello")
@@ -122,9 +124,12 @@ def test_send_with_one_key_racing_in_threads_sends_once(app, tenant, sim, workin
             try:
                 barrier.wait()
                 owner = db.session.get(Tenant, tenant_id)
-                ids.append(messages.send_message(owner, session_id, TEST_ACTOR, to=NUMBER, text="Hi",
-                                                 idempotency_key="race").id)
-            except Exception as exc:  # noqa: BLE001 - collected for the assertion below
+                ids.append(
+                    messages.send_message(
+                        owner, session_id, TEST_ACTOR, to=NUMBER, text="Hi", idempotency_key="race"
+                    ).id
+                )
+            except Exception as exc:
                 errors.append(exc)
             finally:
                 db.session.remove()
@@ -185,23 +190,27 @@ def test_send_repeat_with_the_same_key_is_not_paced(tenant, working):
     assert again.id == first.id
 
 
-@pytest.mark.parametrize("to, chat_id", [
-    ("+49 170 1234567", "491701234567@c.us"),
-    ("491701234567", "491701234567@c.us"),
-    ("0049 (170) 123-4567", "491701234567@c.us"),
-    ("+1 650 253 0000", "16502530000@c.us"),
-    ("491701234567@c.us", "491701234567@c.us"),
-    ("120363040123456789@g.us", "120363040123456789@g.us"),
-    ("123456789012345@lid", "123456789012345@lid"),
-])
+@pytest.mark.parametrize(
+    "to, chat_id",
+    [
+        ("+49 170 1234567", "491701234567@c.us"),
+        ("491701234567", "491701234567@c.us"),
+        ("0049 (170) 123-4567", "491701234567@c.us"),
+        ("+1 650 253 0000", "16502530000@c.us"),
+        ("491701234567@c.us", "491701234567@c.us"),
+        ("120363040123456789@g.us", "120363040123456789@g.us"),
+        ("123456789012345@lid", "123456789012345@lid"),
+    ],
+)
 def test_send_normalises_the_recipient(tenant, working, to, chat_id):
     message = messages.send_message(tenant, working.id, TEST_ACTOR, to=to, text="Hi")
 
     assert message.chat_id == chat_id
 
 
-@pytest.mark.parametrize("to", ["12", "+49 12", "hello", "0170 1234567", "+999 1234567", "abc@c.us",
-                                "4917@s.whatsapp.net", ""])
+@pytest.mark.parametrize(
+    "to", ["12", "+49 12", "hello", "0170 1234567", "+999 1234567", "abc@c.us", "4917@s.whatsapp.net", ""]
+)
 def test_send_to_an_invalid_number_is_400_on_field_to(tenant, sim, working, to):
     with pytest.raises(Invalid) as caught:
         messages.send_message(tenant, working.id, TEST_ACTOR, to=to, text="Hi")
@@ -231,9 +240,13 @@ def test_send_without_text_or_media_is_400(tenant, working):
 def test_send_image_as_base64_reaches_waha(tenant, sim, working):
     data = base64.b64encode(png_bytes()).decode()
 
-    message = messages.send_message(tenant, working.id, TEST_ACTOR, to=NUMBER,
-                                    media={"kind": "image", "data": data, "mimetype": "image/png",
-                                           "filename": "dot.png", "caption": "A dot"})
+    message = messages.send_message(
+        tenant,
+        working.id,
+        TEST_ACTOR,
+        to=NUMBER,
+        media={"kind": "image", "data": data, "mimetype": "image/png", "filename": "dot.png", "caption": "A dot"},
+    )
 
     [sent] = sim.sent_messages(working.external_name)
     assert (sent["kind"], sent["body"]) == ("image", "A dot")
@@ -242,34 +255,54 @@ def test_send_image_as_base64_reaches_waha(tenant, sim, working):
 
 
 def test_send_document_by_url_reaches_waha(tenant, sim, working):
-    messages.send_message(tenant, working.id, TEST_ACTOR, to=NUMBER, text="The invoice",
-                          media={"kind": "document", "url": "https://example.com/files/invoice.pdf"})
+    messages.send_message(
+        tenant,
+        working.id,
+        TEST_ACTOR,
+        to=NUMBER,
+        text="The invoice",
+        media={"kind": "document", "url": "https://example.com/files/invoice.pdf"},
+    )
 
     [sent] = sim.sent_messages(working.external_name)
     assert sent["kind"] == "file"
     assert sent["file"]["mimetype"] == "application/pdf"
 
 
-@pytest.mark.parametrize("kind, waha_kind, mimetype", [("audio", "voice", "audio/ogg"), ("video", "video", "video/mp4")])
+@pytest.mark.parametrize(
+    "kind, waha_kind, mimetype", [("audio", "voice", "audio/ogg"), ("video", "video", "video/mp4")]
+)
 def test_send_audio_and_video_by_url_reach_waha(tenant, sim, working, kind, waha_kind, mimetype):
-    messages.send_message(tenant, working.id, TEST_ACTOR, to=NUMBER,
-                          media={"kind": kind, "url": "https://example.com/clip", "mimetype": mimetype})
+    messages.send_message(
+        tenant,
+        working.id,
+        TEST_ACTOR,
+        to=NUMBER,
+        media={"kind": kind, "url": "https://example.com/clip", "mimetype": mimetype},
+    )
 
     assert sim.sent_messages(working.external_name)[0]["kind"] == waha_kind
 
 
-@pytest.mark.parametrize("media, field", [
-    ({"kind": "sticker", "url": "https://example.com/a.webp"}, "media.kind"),
-    ({"kind": "image", "url": "https://example.com/a.png", "data": "AAAA"}, "media"),
-    ({"kind": "image", "url": "https://example.com/a.pdf"}, "media.mimetype"),
-    ({"kind": "image", "data": base64.b64encode(b"%PDF-1.7 not an image").decode(), "mimetype": "image/png"},
-     "media.mimetype"),
-    ({"kind": "document", "data": "not base64!", "mimetype": "application/pdf"}, "media.data"),
-    ({"kind": "document", "url": "ftp://example.com/a.pdf"}, "media.url"),
-    ({"kind": "document", "url": "https://example.com/a.exe", "mimetype": "application/x-msdownload"},
-     "media.mimetype"),
-    ({"kind": "audio", "url": "https://example.com/a.ogg", "caption": "no"}, "media.caption"),
-])
+@pytest.mark.parametrize(
+    "media, field",
+    [
+        ({"kind": "sticker", "url": "https://example.com/a.webp"}, "media.kind"),
+        ({"kind": "image", "url": "https://example.com/a.png", "data": "AAAA"}, "media"),
+        ({"kind": "image", "url": "https://example.com/a.pdf"}, "media.mimetype"),
+        (
+            {"kind": "image", "data": base64.b64encode(b"%PDF-1.7 not an image").decode(), "mimetype": "image/png"},
+            "media.mimetype",
+        ),
+        ({"kind": "document", "data": "not base64!", "mimetype": "application/pdf"}, "media.data"),
+        ({"kind": "document", "url": "ftp://example.com/a.pdf"}, "media.url"),
+        (
+            {"kind": "document", "url": "https://example.com/a.exe", "mimetype": "application/x-msdownload"},
+            "media.mimetype",
+        ),
+        ({"kind": "audio", "url": "https://example.com/a.ogg", "caption": "no"}, "media.caption"),
+    ],
+)
 def test_send_rejects_invalid_media(tenant, sim, working, media, field):
     with pytest.raises(Invalid) as caught:
         messages.send_message(tenant, working.id, TEST_ACTOR, to=NUMBER, media=media)
@@ -282,9 +315,13 @@ def test_send_media_over_the_size_limit_is_400(app, tenant, sim, working):
     app.config["MEDIA_MAX_BYTES"], saved = 100, app.config["MEDIA_MAX_BYTES"]
     try:
         with pytest.raises(Invalid) as caught:
-            messages.send_message(tenant, working.id, TEST_ACTOR, to=NUMBER,
-                                  media={"kind": "document", "data": base64.b64encode(b"x" * 101).decode(),
-                                         "mimetype": "text/plain"})
+            messages.send_message(
+                tenant,
+                working.id,
+                TEST_ACTOR,
+                to=NUMBER,
+                media={"kind": "document", "data": base64.b64encode(b"x" * 101).decode(), "mimetype": "text/plain"},
+            )
     finally:
         app.config["MEDIA_MAX_BYTES"] = saved
 
@@ -310,24 +347,44 @@ def test_send_is_audited_without_the_text(tenant, working):
 
 
 def test_send_keeps_the_callers_metadata(tenant, working):
-    message = messages.send_message(tenant, working.id, TEST_ACTOR, to=NUMBER, text="Hi",
-                                    metadata={"order": "A-17"})
+    message = messages.send_message(tenant, working.id, TEST_ACTOR, to=NUMBER, text="Hi", metadata={"order": "A-17"})
 
     assert message.extra == {"order": "A-17"}
 
 
 # ---------------------------------------------------------------------------------------------- reading
 
-def add_messages(tenant, session, count, *, start=None, direction="out", chat_id=CHAT, body="msg {n}",
-                 status="PENDING", same_time=False):
+
+def add_messages(
+    tenant,
+    session,
+    count,
+    *,
+    start=None,
+    direction="out",
+    chat_id=CHAT,
+    body="msg {n}",
+    status="PENDING",
+    same_time=False,
+):
     """Rows as the send path and event processing store them, newest last."""
-    start = start or datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = start or datetime(2026, 1, 1, tzinfo=UTC)
     rows = []
     for n in range(count):
         created = start if same_time else start + timedelta(seconds=n)
-        rows.append(Message(tenant_id=tenant.id, session_id=session.id, direction=direction, chat_id=chat_id,
-                            body=body.format(n=n), status=status, created_at=created, updated_at=created,
-                            from_me=direction == "out"))
+        rows.append(
+            Message(
+                tenant_id=tenant.id,
+                session_id=session.id,
+                direction=direction,
+                chat_id=chat_id,
+                body=body.format(n=n),
+                status=status,
+                created_at=created,
+                updated_at=created,
+                from_me=direction == "out",
+            )
+        )
     db.session.add_all(rows)
     db.session.commit()
     return rows
@@ -365,7 +422,7 @@ def test_list_messages_pages_are_stable_when_many_share_a_timestamp(tenant, work
 def test_list_messages_pages_are_stable_when_new_messages_arrive(tenant, working):
     add_messages(tenant, working, 10)
     first = messages.list_messages(tenant, limit=4)
-    add_messages(tenant, working, 3, start=datetime(2026, 2, 1, tzinfo=timezone.utc))
+    add_messages(tenant, working, 3, start=datetime(2026, 2, 1, tzinfo=UTC))
 
     second = messages.list_messages(tenant, limit=4, cursor=first.next_cursor)
 
@@ -407,7 +464,7 @@ def test_list_messages_q_is_a_case_insensitive_substring(tenant, working):
 
 def test_list_messages_since_and_until_bound_the_time(tenant, working):
     add_messages(tenant, working, 10)
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
 
     page = messages.list_messages(tenant, since=start + timedelta(seconds=3), until=start + timedelta(seconds=6))
 
@@ -431,13 +488,16 @@ def test_list_messages_of_another_tenants_session_is_not_found(tenant, make_sess
         messages.list_messages(tenant, session_id=theirs.id)
 
 
-@pytest.mark.parametrize("filters, field", [
-    ({"cursor": "garbage!"}, "cursor"),
-    ({"limit": 0}, "limit"),
-    ({"limit": 201}, "limit"),
-    ({"direction": "sideways"}, "direction"),
-    ({"status": "LOST"}, "status"),
-])
+@pytest.mark.parametrize(
+    "filters, field",
+    [
+        ({"cursor": "garbage!"}, "cursor"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 201}, "limit"),
+        ({"direction": "sideways"}, "direction"),
+        ({"status": "LOST"}, "status"),
+    ],
+)
 def test_list_messages_rejects_bad_parameters(tenant, filters, field):
     with pytest.raises(Invalid) as caught:
         messages.list_messages(tenant, **filters)
@@ -465,10 +525,11 @@ def test_get_message_returns_the_tenants_message(tenant, working):
 @pytest.mark.smoke
 def test_list_chats_summarises_each_conversation(tenant, working):
     add_messages(tenant, working, 3, chat_id="491701111111@c.us", body="a {n}")
-    add_messages(tenant, working, 2, chat_id="491702222222@c.us", body="b {n}",
-                 start=datetime(2026, 1, 2, tzinfo=timezone.utc))
+    add_messages(tenant, working, 2, chat_id="491702222222@c.us", body="b {n}", start=datetime(2026, 1, 2, tzinfo=UTC))
 
     chats = messages.list_chats(tenant, working.id)
 
     assert [(c.chat_id, c.count, c.last_message.body) for c in chats] == [
-        ("491702222222@c.us", 2, "b 1"), ("491701111111@c.us", 3, "a 2")]
+        ("491702222222@c.us", 2, "b 1"),
+        ("491701111111@c.us", 3, "a 2"),
+    ]

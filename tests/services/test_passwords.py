@@ -43,8 +43,9 @@ def test_reset_applies_the_policy(owner):
 
 
 def test_invitation_sign_up_applies_the_policy(tenant):
-    team.invite_member(tenant, "new@example.com", "viewer", TEST_ACTOR, actor_role="owner",
-                       accept_url=lambda token: f"/invite/{token}")
+    team.invite_member(
+        tenant, "new@example.com", "viewer", TEST_ACTOR, actor_role="owner", accept_url=lambda token: f"/invite/{token}"
+    )
     token = mailed_link("new@example.com").rsplit("/", 1)[1]
     with pytest.raises(Invalid):
         team.accept_invitation(token, TEST_ACTOR, password="iloveyou1234")

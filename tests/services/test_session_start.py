@@ -24,4 +24,3 @@ def test_start_session_brings_a_failed_session_back(tenant, sim, make_session):
     wait_for(lambda: sessions.sync_session(tenant, session.id).status == "WORKING")  # the login was kept
     audit = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "session.start")).all()
     assert [a.details["status"] for a in audit] == [status]
-

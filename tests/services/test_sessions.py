@@ -34,6 +34,7 @@ def closed_port_url() -> str:
 
 # ---------------------------------------------------------------------------------------------- create
 
+
 @pytest.mark.smoke
 def test_create_session_starts_it_on_waha(tenant, sim):
     session = sessions.create_session(tenant, TEST_ACTOR, name="Sales desk")
@@ -108,17 +109,22 @@ def test_create_session_rejects_tenant_over_its_limit_with_409(ctx, sim):
     assert len(sim.simulator.sessions) == 1
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"name": ""}, "name"),
-    ({"name": "x" * 101}, "name"),
-    ({"name": "ok", "engine": "VENOM"}, "engine"),
-    ({"name": "ok", "webhook_url": "ftp://example.com/hook"}, "webhook_url"),
-    ({"name": "ok", "webhook_url": "https://example.com/hook", "webhook_events": ["message", "nope"]},
-     "webhook_events"),
-    ({"name": "ok", "config": {"webhooks": []}}, "config"),
-    ({"name": "ok", "config": {"metadata": {"portal.tenant_id": "9"}}}, "config.metadata"),
-    ({"name": "ok", "config": {"metadata": {"n": 1}}}, "config.metadata"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"name": ""}, "name"),
+        ({"name": "x" * 101}, "name"),
+        ({"name": "ok", "engine": "VENOM"}, "engine"),
+        ({"name": "ok", "webhook_url": "ftp://example.com/hook"}, "webhook_url"),
+        (
+            {"name": "ok", "webhook_url": "https://example.com/hook", "webhook_events": ["message", "nope"]},
+            "webhook_events",
+        ),
+        ({"name": "ok", "config": {"webhooks": []}}, "config"),
+        ({"name": "ok", "config": {"metadata": {"portal.tenant_id": "9"}}}, "config.metadata"),
+        ({"name": "ok", "config": {"metadata": {"n": 1}}}, "config.metadata"),
+    ],
+)
 def test_create_session_rejects_invalid_input(tenant, sim, kwargs, field):
     with pytest.raises(Invalid) as caught:
         sessions.create_session(tenant, TEST_ACTOR, **kwargs)
@@ -128,8 +134,9 @@ def test_create_session_rejects_invalid_input(tenant, sim, kwargs, field):
 
 
 def test_create_session_accepts_all_events_and_stores_the_tenant_webhook(tenant):
-    session = sessions.create_session(tenant, TEST_ACTOR, name="Hooked", webhook_url="https://example.com/hook",
-                                      webhook_events=["*"])
+    session = sessions.create_session(
+        tenant, TEST_ACTOR, name="Hooked", webhook_url="https://example.com/hook", webhook_events=["*"]
+    )
 
     assert (session.webhook_url, session.webhook_events) == ("https://example.com/hook", ["*"])
 
@@ -195,8 +202,7 @@ def test_create_session_when_the_commit_fails_deletes_it_on_waha(app, tenant, si
 
 
 @pytest.mark.smoke
-def test_create_session_same_idempotency_key_returns_the_same_session_without_a_second_waha_call(
-        tenant, waha_requests):
+def test_create_session_same_idempotency_key_returns_the_same_session_without_a_second_waha_call(tenant, waha_requests):
     first = sessions.create_session(tenant, TEST_ACTOR, name="Sales", idempotency_key="create-1")
     again = sessions.create_session(tenant, TEST_ACTOR, name="Sales", idempotency_key="create-1")
 
@@ -244,9 +250,8 @@ def test_create_session_concurrent_requests_with_one_key_create_one_session(app,
         with app.app_context():
             try:
                 owner = db.session.get(Tenant, tenant_id)
-                results.append(sessions.create_session(owner, TEST_ACTOR, name="Sales",
-                                                       idempotency_key="race").id)
-            except Exception as exc:  # noqa: BLE001 - collected for the assertion below
+                results.append(sessions.create_session(owner, TEST_ACTOR, name="Sales", idempotency_key="race").id)
+            except Exception as exc:
                 errors.append(exc)
             finally:
                 db.session.remove()
@@ -291,6 +296,7 @@ def test_create_session_is_audited(tenant):
 
 # ---------------------------------------------------------------------------------------------- reading
 
+
 def test_get_session_of_another_tenant_is_not_found(tenant):
     other = make_tenant("other")
     theirs = sessions.create_session(other, TEST_ACTOR, name="Theirs")
@@ -316,17 +322,21 @@ def test_list_sessions_filters_by_status(tenant, make_session):
     assert [s.id for s in sessions.list_sessions(tenant, status="WORKING")] == [working.id]
 
 
-@pytest.mark.parametrize("call", [
-    lambda t, sid: sessions.start_session(t, sid, TEST_ACTOR),
-    lambda t, sid: sessions.stop_session(t, sid, TEST_ACTOR),
-    lambda t, sid: sessions.restart_session(t, sid, TEST_ACTOR),
-    lambda t, sid: sessions.logout_session(t, sid, TEST_ACTOR),
-    lambda t, sid: sessions.delete_session(t, sid, TEST_ACTOR),
-    lambda t, sid: sessions.sync_session(t, sid),
-    lambda t, sid: sessions.get_qr(t, sid),
-    lambda t, sid: sessions.request_pairing_code(t, sid, "+49 170 1234567", TEST_ACTOR),
-    lambda t, sid: sessions.get_screenshot(t, sid),
-], ids=["start", "stop", "restart", "logout", "delete", "sync", "qr", "pairing", "screenshot"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t, sid: sessions.start_session(t, sid, TEST_ACTOR),
+        lambda t, sid: sessions.stop_session(t, sid, TEST_ACTOR),
+        lambda t, sid: sessions.restart_session(t, sid, TEST_ACTOR),
+        lambda t, sid: sessions.logout_session(t, sid, TEST_ACTOR),
+        lambda t, sid: sessions.delete_session(t, sid, TEST_ACTOR),
+        lambda t, sid: sessions.sync_session(t, sid),
+        lambda t, sid: sessions.get_qr(t, sid),
+        lambda t, sid: sessions.request_pairing_code(t, sid, "+49 170 1234567", TEST_ACTOR),
+        lambda t, sid: sessions.get_screenshot(t, sid),
+    ],
+    ids=["start", "stop", "restart", "logout", "delete", "sync", "qr", "pairing", "screenshot"],
+)
 def test_session_calls_on_another_tenants_session_are_not_found(tenant, sim, call):
     other = make_tenant("other")
     theirs = sessions.create_session(other, TEST_ACTOR, name="Theirs")
@@ -338,6 +348,7 @@ def test_session_calls_on_another_tenants_session_are_not_found(tenant, sim, cal
 
 
 # ---------------------------------------------------------------------------------------------- control
+
 
 def test_stop_session_stops_it_and_wants_it_stopped(tenant, sim, make_session):
     session = make_session(status="WORKING")
@@ -441,6 +452,7 @@ def test_delete_session_when_waha_is_down_keeps_the_row(tenant, sim, make_sessio
 
 # ---------------------------------------------------------------------------------------------- sync and status
 
+
 def test_sync_session_records_status_me_and_sync_time(tenant, sim, make_session):
     session = make_session()
     sim.scan(session.external_name, phone="491701111111")
@@ -518,6 +530,7 @@ def test_apply_status_drops_the_cached_qr(tenant, make_session):
 
 # ---------------------------------------------------------------------------------------------- QR
 
+
 def test_get_qr_returns_a_png_while_waiting_for_the_scan(tenant, make_session):
     session = make_session(status="SCAN_QR_CODE")
 
@@ -578,7 +591,7 @@ def test_get_qr_fifty_concurrent_viewers_make_one_waha_call(app, tenant, sim, ma
                 barrier.wait()  # before touching the database: the pool has fewer connections than viewers
                 owner = db.session.get(Tenant, tenant_id)
                 results.append(sessions.get_qr(owner, session.id).data)
-            except Exception as exc:  # noqa: BLE001 - collected for the assertion below
+            except Exception as exc:
                 errors.append(exc)
             finally:
                 db.session.remove()
@@ -625,6 +638,7 @@ def test_drop_qr_cache_forgets_the_image(tenant, make_session):
 
 # ---------------------------------------------------------------------------------------------- pairing, screen
 
+
 def test_request_pairing_code_returns_the_code_waha_made(tenant, sim, make_session):
     session = make_session(status="SCAN_QR_CODE")
 
@@ -664,17 +678,28 @@ def test_get_screenshot_of_a_stopped_session_is_409(tenant, make_session):
 
 # ---------------------------------------------------------------------------------------------- error mapping
 
-@pytest.mark.parametrize("error, status, code", [
-    (waha_errors.WahaUnavailable(503, "", "down"), 503, "waha_unavailable"),
-    (waha_errors.WahaTimeout(None, "", "slow"), 503, "waha_unavailable"),
-    (waha_errors.WahaCircuitOpen(None, "", "open"), 503, "waha_unavailable"),
-    (waha_errors.WahaUnauthorized(401, "", "Unauthorized"), 503, "waha_unavailable"),
-    (waha_errors.WahaSessionNotReady(422, "", "x", session_status="STOPPED", expected=["WORKING"]), 409,
-     "session_not_ready"),
-    (waha_errors.WahaValidationError(400, "", "bad", messages=["chatId must be a string"]), 400, "validation_error"),
-    (waha_errors.WahaNotImplemented(501, "", "not implemented"), 400, "not_supported"),
-    (waha_errors.WahaNotFound(404, "", "Session not found"), 404, "not_found"),
-])
+
+@pytest.mark.parametrize(
+    "error, status, code",
+    [
+        (waha_errors.WahaUnavailable(503, "", "down"), 503, "waha_unavailable"),
+        (waha_errors.WahaTimeout(None, "", "slow"), 503, "waha_unavailable"),
+        (waha_errors.WahaCircuitOpen(None, "", "open"), 503, "waha_unavailable"),
+        (waha_errors.WahaUnauthorized(401, "", "Unauthorized"), 503, "waha_unavailable"),
+        (
+            waha_errors.WahaSessionNotReady(422, "", "x", session_status="STOPPED", expected=["WORKING"]),
+            409,
+            "session_not_ready",
+        ),
+        (
+            waha_errors.WahaValidationError(400, "", "bad", messages=["chatId must be a string"]),
+            400,
+            "validation_error",
+        ),
+        (waha_errors.WahaNotImplemented(501, "", "not implemented"), 400, "not_supported"),
+        (waha_errors.WahaNotFound(404, "", "Session not found"), 404, "not_found"),
+    ],
+)
 def test_map_waha_error_gives_the_documented_status_and_code(ctx, error, status, code):
     mapped = sessions.map_waha_error(error)
 
@@ -692,8 +717,9 @@ def test_map_waha_error_unavailable_tells_when_to_retry(ctx):
 
 
 def test_waha_config_for_rebuilds_the_stored_session(app: Flask, tenant):
-    session = sessions.create_session(tenant, TEST_ACTOR, name="Sales",
-                                      config={"metadata": {"team": "north"}, "debug": True})
+    session = sessions.create_session(
+        tenant, TEST_ACTOR, name="Sales", config={"metadata": {"team": "north"}, "debug": True}
+    )
 
     config = sessions.waha_config_for(session)
 

@@ -264,7 +264,11 @@ def test_send_voice_posts_convert_flag(waha, waha_client, waha_url):
     waha_client.send_voice("s1", "1@c.us", file, convert=False, message_id="M3")
 
     assert body_of(last_request(waha)) == {
-        "session": "s1", "chatId": "1@c.us", "file": file, "convert": False, "id": "M3",
+        "session": "s1",
+        "chatId": "1@c.us",
+        "file": file,
+        "convert": False,
+        "id": "M3",
     }
 
 
@@ -275,7 +279,12 @@ def test_send_video_posts_convert_note_and_caption(waha, waha_client, waha_url):
     waha_client.send_video("s1", "1@c.us", file, caption="look", as_note=True, message_id="M4")
 
     assert body_of(last_request(waha)) == {
-        "session": "s1", "chatId": "1@c.us", "file": file, "caption": "look", "convert": True, "asNote": True,
+        "session": "s1",
+        "chatId": "1@c.us",
+        "file": file,
+        "caption": "look",
+        "convert": True,
+        "asNote": True,
         "id": "M4",
     }
 
@@ -473,15 +482,21 @@ def test_get_chat_message_reads_one_message_by_id(waha, waha_client, waha_url):
 
 
 def test_get_chat_message_returns_none_when_waha_does_not_have_it(waha, waha_client, waha_url):
-    waha.get(re.compile(rf"{re.escape(waha_url)}/api/s1/chats/.*"), status=404,
-             json={"message": "Message not found", "error": "Not Found", "statusCode": 404})
+    waha.get(
+        re.compile(rf"{re.escape(waha_url)}/api/s1/chats/.*"),
+        status=404,
+        json={"message": "Message not found", "error": "Not Found", "statusCode": 404},
+    )
 
     assert waha_client.get_chat_message("s1", "491701234567@c.us", "true_491701234567@c.us_3EB0AA") is None
 
 
 def test_get_chat_message_raises_when_the_session_is_missing(waha, waha_client, waha_url):
-    waha.get(re.compile(rf"{re.escape(waha_url)}/api/s1/chats/.*"), status=422,
-             json={"error": 'Session "s1" does not exist', "session": "s1"})
+    waha.get(
+        re.compile(rf"{re.escape(waha_url)}/api/s1/chats/.*"),
+        status=422,
+        json={"error": 'Session "s1" does not exist', "session": "s1"},
+    )
 
     with pytest.raises(errors.WahaNotFound):
         waha_client.get_chat_message("s1", "491701234567@c.us", "true_491701234567@c.us_3EB0AA")

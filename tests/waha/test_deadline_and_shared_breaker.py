@@ -44,10 +44,18 @@ def clients() -> Iterator[list[WahaClient]]:
         client.close()
 
 
-def _client(clients: list[WahaClient], base_url: str, store: RedisBreakerStore | None = None,
-            **overrides) -> WahaClient:
-    values = dict(base_url=base_url, api_key="k", timeout_ms=600, retry_attempts=3, retry_backoff_s=0.05,
-                  retry_backoff_max_s=0.1, breaker_fail_max=100)
+def _client(
+    clients: list[WahaClient], base_url: str, store: RedisBreakerStore | None = None, **overrides
+) -> WahaClient:
+    values = dict(
+        base_url=base_url,
+        api_key="k",
+        timeout_ms=600,
+        retry_attempts=3,
+        retry_backoff_s=0.05,
+        retry_backoff_max_s=0.1,
+        breaker_fail_max=100,
+    )
     values.update(overrides)
     client = WahaClient(WahaSettings(**values), breaker_store=store)
     clients.append(client)
@@ -67,8 +75,7 @@ def test_retried_call_against_silent_waha_ends_within_the_timeout(silent_waha, c
 
 
 def test_wait_for_a_pooled_connection_ends_at_the_deadline(silent_waha, clients):
-    client = _client(clients, silent_waha, retry_attempts=0, pool_max=1, pool_min=0,
-                     pool_acquire_timeout_ms=5000)
+    client = _client(clients, silent_waha, retry_attempts=0, pool_max=1, pool_min=0, pool_acquire_timeout_ms=5000)
     busy = threading.Thread(target=lambda: pytest.raises(errors.WahaError, client.list_sessions), daemon=True)
     busy.start()
     time.sleep(0.1)  # the only connection is now held by the call in the other thread
@@ -87,10 +94,12 @@ def test_open_circuit_is_shared_by_clients_of_other_processes(redis_client, clie
         probe.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
     # Two clients with separate in-process state stand for a web process and an RQ work-horse.
-    web = _client(clients, closed, RedisBreakerStore(redis_client), retry_attempts=0, breaker_fail_max=2,
-                  breaker_reset_s=30)
-    worker = _client(clients, closed, RedisBreakerStore(redis_client), retry_attempts=0, breaker_fail_max=2,
-                     breaker_reset_s=30)
+    web = _client(
+        clients, closed, RedisBreakerStore(redis_client), retry_attempts=0, breaker_fail_max=2, breaker_reset_s=30
+    )
+    worker = _client(
+        clients, closed, RedisBreakerStore(redis_client), retry_attempts=0, breaker_fail_max=2, breaker_reset_s=30
+    )
     for _ in range(2):
         with pytest.raises(errors.WahaUnavailable):
             web.list_sessions()
@@ -106,8 +115,9 @@ def test_failure_that_opens_the_circuit_carries_its_open_time(redis_client, clie
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    client = _client(clients, closed, RedisBreakerStore(redis_client), retry_attempts=0, breaker_fail_max=1,
-                     breaker_reset_s=12)
+    client = _client(
+        clients, closed, RedisBreakerStore(redis_client), retry_attempts=0, breaker_fail_max=1, breaker_reset_s=12
+    )
 
     with pytest.raises(errors.WahaUnavailable) as failed:
         client.list_sessions()
@@ -117,10 +127,24 @@ def test_failure_that_opens_the_circuit_carries_its_open_time(redis_client, clie
 
 def test_shared_breaker_closes_for_everyone_after_a_successful_trial(redis_client, clients, live_sim):
     store = RedisBreakerStore(redis_client)
-    first = _client(clients, live_sim.url, store, api_key=live_sim.api_key, retry_attempts=0,
-                    breaker_fail_max=1, breaker_reset_s=0.2)
-    second = _client(clients, live_sim.url, RedisBreakerStore(redis_client), api_key=live_sim.api_key,
-                     retry_attempts=0, breaker_fail_max=1, breaker_reset_s=0.2)
+    first = _client(
+        clients,
+        live_sim.url,
+        store,
+        api_key=live_sim.api_key,
+        retry_attempts=0,
+        breaker_fail_max=1,
+        breaker_reset_s=0.2,
+    )
+    second = _client(
+        clients,
+        live_sim.url,
+        RedisBreakerStore(redis_client),
+        api_key=live_sim.api_key,
+        retry_attempts=0,
+        breaker_fail_max=1,
+        breaker_reset_s=0.2,
+    )
     live_sim.fail_next(1, status=503)
     with pytest.raises(errors.WahaUnavailable):
         first.list_sessions()
@@ -139,8 +163,9 @@ def test_breaker_falls_back_to_process_state_when_redis_is_down(clients):
         probe.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
     dead_redis = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=None)
-    client = _client(clients, closed, RedisBreakerStore(dead_redis), retry_attempts=0, breaker_fail_max=2,
-                     breaker_reset_s=30)
+    client = _client(
+        clients, closed, RedisBreakerStore(dead_redis), retry_attempts=0, breaker_fail_max=2, breaker_reset_s=30
+    )
     for _ in range(2):
         with pytest.raises(errors.WahaUnavailable):
             client.list_sessions()

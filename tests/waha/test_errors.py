@@ -51,8 +51,11 @@ EXTRA_CASES = {
     ),
     "422 engine does not implement the method (2024 images)": (
         422,
-        {"message": "The method is not implemented by 'NOWEB' engine.", "error": "Unprocessable Entity",
-         "statusCode": 422},
+        {
+            "message": "The method is not implemented by 'NOWEB' engine.",
+            "error": "Unprocessable Entity",
+            "statusCode": 422,
+        },
         errors.WahaNotImplemented,
     ),
     "502 from a proxy": (502, {"message": "Bad Gateway"}, errors.WahaUnavailable),

@@ -30,7 +30,7 @@ class FakeWaha:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # headers and body go out as separate writes
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 status, body = fake.answer(self.path.rsplit("/", 1)[-1], self.client_address[1])
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -141,11 +141,15 @@ def test_send_without_message_id_retries_with_one_generated_id(waha, waha_client
 IMAGE = {"mimetype": "image/png", "url": "https://files.example.com/a.png"}
 
 
-@pytest.mark.parametrize("failure", [
-    {"status": 503, "json": UNAVAILABLE},
-    {"body": requests.ConnectionError("connection reset by peer")},
-    {"body": requests.ReadTimeout("slow")},
-], ids=["503", "reset", "read-timeout"])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"status": 503, "json": UNAVAILABLE},
+        {"body": requests.ConnectionError("connection reset by peer")},
+        {"body": requests.ReadTimeout("slow")},
+    ],
+    ids=["503", "reset", "read-timeout"],
+)
 def test_media_send_is_not_retried_once_waha_may_have_received_it(waha, waha_client, waha_url, failure):
     # Only sendText's schema has the pre-generated `id` WAHA dedupes on; a media retry could deliver twice.
     waha.post(f"{waha_url}/api/sendImage", **failure)

@@ -1,4 +1,5 @@
 """Fixtures for the simulator tests: servers over loopback, a webhook receiver, fixtures and schemas."""
+
 from __future__ import annotations
 
 import copy
@@ -6,7 +7,7 @@ import json
 import threading
 import time
 from collections import deque
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
@@ -91,6 +92,7 @@ def make_api(make_server) -> Callable[..., Api]:
 
 # ---------------------------------------------------------------- webhook receiver
 
+
 class _Quiet(WSGIRequestHandler):
     def log_request(self, *args, **kwargs) -> None:
         pass
@@ -109,8 +111,7 @@ class Receiver:
         self._lock = threading.Lock()
         self._server = werkzeug_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_Quiet)
         self.url = f"http://127.0.0.1:{self._server.server_port}/hook"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
 
     def _app(self, environ, start_response):
@@ -125,8 +126,15 @@ class Receiver:
                 self.scripted_id = event_id
             scripted = self.statuses and event_id == self.scripted_id
             status = self.statuses.popleft() if scripted else 200
-            self.calls.append({"headers": dict(request.headers), "body": body, "status": status,
-                               "at": time.monotonic(), "json": payload})
+            self.calls.append(
+                {
+                    "headers": dict(request.headers),
+                    "body": body,
+                    "status": status,
+                    "at": time.monotonic(),
+                    "json": payload,
+                }
+            )
         return Response("ok", status=status)(environ, start_response)
 
     def events(self, name: str | None = None) -> list[dict]:
@@ -135,6 +143,7 @@ class Receiver:
 
     def scripted(self, count: int, timeout: float = 3.0) -> list[dict]:
         """The first `count` deliveries of the event that the scripted statuses answered."""
+
         def calls() -> list[dict]:
             with self._lock:
                 return [c for c in self.calls if self.scripted_id and (c["json"] or {}).get("id") == self.scripted_id]
@@ -159,6 +168,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 # ---------------------------------------------------------------- openapi schemas
+
 
 def _nullable(node):
     """OpenAPI 3.0 `nullable: true` means null is allowed; JSON Schema ignores it (CONTRACT 14).
@@ -203,7 +213,8 @@ class Schemas:
     def __init__(self, doc: dict):
         self.doc = _relaxed(doc)
         self.registry = Registry().with_resource(
-            "urn:waha-openapi", Resource.from_contents(self.doc, default_specification=DRAFT202012))
+            "urn:waha-openapi", Resource.from_contents(self.doc, default_specification=DRAFT202012)
+        )
 
     def validator(self, schema: dict) -> Draft202012Validator:
         return Draft202012Validator(schema, registry=self.registry)

@@ -1,4 +1,5 @@
 """A minimal PNG reader (1/8-bit greyscale or palette), enough to check the simulator's QR images."""
+
 from __future__ import annotations
 
 import struct
@@ -21,14 +22,14 @@ def read(data: bytes) -> tuple[int, int, list[list[bool]]]:
     pos, idat, palette = 8, b"", None
     width = height = depth = ctype = None
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        chunk = data[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        chunk = data[pos + 8 : pos + 8 + length]
         pos += 12 + length
         if kind == b"IHDR":
             width, height, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", chunk)
             assert interlace == 0
         elif kind == b"PLTE":
-            palette = [chunk[i:i + 3] for i in range(0, len(chunk), 3)]
+            palette = [chunk[i : i + 3] for i in range(0, len(chunk), 3)]
         elif kind == b"IDAT":
             idat += chunk
         elif kind == b"IEND":
@@ -38,7 +39,7 @@ def read(data: bytes) -> tuple[int, int, list[list[bool]]]:
     stride = (width * depth + 7) // 8
     rows, prev, i = [], bytearray(stride), 0
     for _ in range(height):
-        ftype, line = raw[i], bytearray(raw[i + 1:i + 1 + stride])
+        ftype, line = raw[i], bytearray(raw[i + 1 : i + 1 + stride])
         i += 1 + stride
         for x in range(stride):
             a = line[x - 1] if x else 0

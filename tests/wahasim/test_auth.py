@@ -1,4 +1,5 @@
 """API key rules (CONTRACT 3)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,9 @@ def test_key_query_parameter_is_accepted(server):
 
 
 def test_wrong_header_wins_over_right_query_parameter(server):
-    response = requests.get(server.url + "/api/sessions", params={"x-api-key": server.api_key},
-                            headers={"X-Api-Key": "wrong"}, timeout=5)
+    response = requests.get(
+        server.url + "/api/sessions", params={"x-api-key": server.api_key}, headers={"X-Api-Key": "wrong"}, timeout=5
+    )
     assert response.status_code == 401
 
 

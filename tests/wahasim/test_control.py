@@ -1,4 +1,5 @@
 """The /_sim control surface and the SimServer helper."""
+
 from __future__ import annotations
 
 import time
@@ -54,9 +55,15 @@ def test_inbound_endpoint_returns_message_id(api, server):
 
 def test_inbound_with_media_sets_media_url(api, server):
     api.working("default")
-    control(server, "/sessions/default/inbound", {"from": "491709999999", "text": "pic",
-                                                  "media": {"mimetype": "image/png", "filename": "a.png",
-                                                            "data": "iVBORw0KGgo="}})
+    control(
+        server,
+        "/sessions/default/inbound",
+        {
+            "from": "491709999999",
+            "text": "pic",
+            "media": {"mimetype": "image/png", "filename": "a.png", "data": "iVBORw0KGgo="},
+        },
+    )
     media = server.events()[-1]["payload"]["media"]
     assert media["filename"] == "a.png" and media["url"].endswith(".png")
 
@@ -192,8 +199,16 @@ def test_html_page_lists_sessions_with_qr_and_buttons(api, server):
     assert page.headers["Content-Type"].startswith("text/html")
     html = page.text
     assert "SCAN_QR_CODE" in html and "/_sim/sessions/default/qr.png" in html
-    for label in ("Scan", "Fail", "Stop", "Receive text", "Receive image", "Restart server", "Set latency",
-                  "Fail next calls"):
+    for label in (
+        "Scan",
+        "Fail",
+        "Stop",
+        "Receive text",
+        "Receive image",
+        "Restart server",
+        "Set latency",
+        "Fail next calls",
+    ):
         assert f">{label}</button>" in html
 
 
@@ -213,7 +228,7 @@ def test_live_table_reloads_itself_for_browsers_without_scripts(api, server):
     api.create("default", start=True)
     api.wait_status("default", "SCAN_QR_CODE")
     page = requests.get(server.url + "/_sim/", timeout=5).text
-    assert '<iframe src="/_sim/live"' in page[page.index("<noscript>"):page.index("</noscript>")]
+    assert '<iframe src="/_sim/live"' in page[page.index("<noscript>") : page.index("</noscript>")]
     live = requests.get(server.url + "/_sim/live", timeout=5).text
     assert 'http-equiv="refresh" content="3"' in live
     assert "SCAN_QR_CODE" in live and "/_sim/sessions/default/qr.png" in live and "<form" not in live
@@ -229,22 +244,25 @@ def test_html_qr_image_is_a_png(api, server):
 def test_form_post_acts_and_redirects_to_page(api, server):
     api.create("default", start=True)
     api.wait_status("default", "SCAN_QR_CODE")
-    response = requests.post(server.url + "/_sim/sessions/default/scan", data={"phone": "491701111111"},
-                             allow_redirects=False, timeout=5)
+    response = requests.post(
+        server.url + "/_sim/sessions/default/scan", data={"phone": "491701111111"}, allow_redirects=False, timeout=5
+    )
     assert (response.status_code, response.headers["Location"]) == (303, "/_sim/")
     assert server.session("default")["me"]["id"] == "491701111111@c.us"
 
 
 def test_form_receive_image_creates_media_message(api, server):
     api.working("default")
-    requests.post(server.url + "/_sim/sessions/default/inbound",
-                  data={"from": "491709999999", "text": "pic", "image": "1"}, timeout=5)
+    requests.post(
+        server.url + "/_sim/sessions/default/inbound",
+        data={"from": "491709999999", "text": "pic", "image": "1"},
+        timeout=5,
+    )
     assert server.events()[-1]["payload"]["media"]["mimetype"] == "image/png"
 
 
 def test_form_create_session_with_webhook(server):
-    requests.post(server.url + "/_sim/sessions", data={"name": "manual", "webhook": "http://127.0.0.1:9/x"},
-                  timeout=5)
+    requests.post(server.url + "/_sim/sessions", data={"name": "manual", "webhook": "http://127.0.0.1:9/x"}, timeout=5)
     assert server.session("manual")["config"]["webhooks"][0]["events"] == ["*"]
 
 

@@ -1,4 +1,5 @@
 """core_single_session: the Core image before 2026.6.1 (CONTRACT 1)."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,10 +21,15 @@ def test_other_session_name_answers_422_only_default(core):
     assert response.json() == ERRORS["422 Core image (< 2026.6.1): any session name other than 'default'"]["body"]
 
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", "/api/sessions/tenant_7"), ("POST", "/api/sessions/tenant_7/start"),
-    ("DELETE", "/api/sessions/tenant_7"), ("GET", "/api/sessions/tenant_7/me"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/api/sessions/tenant_7"),
+        ("POST", "/api/sessions/tenant_7/start"),
+        ("DELETE", "/api/sessions/tenant_7"),
+        ("GET", "/api/sessions/tenant_7/me"),
+    ],
+)
 def test_every_lookup_of_other_name_answers_422(core, method, path):
     assert core(method, path).status_code == 422
 
@@ -58,7 +64,9 @@ def test_media_sends_answer_422_plus_only(core, path):
     core.working("default")
     response = core("POST", path, json={"session": "default", "chatId": "1@c.us", "file": FILE, "convert": False})
     assert response.status_code == 422
-    assert response.json() == ERRORS["422 Core image (< 2026.6.1): media sending (sendImage/sendFile/sendVoice)"]["body"]
+    assert (
+        response.json() == ERRORS["422 Core image (< 2026.6.1): media sending (sendImage/sendFile/sendVoice)"]["body"]
+    )
 
 
 def test_send_video_answers_501_on_2025_builds(make_api):

@@ -1,4 +1,5 @@
 """QR code, pairing code and screenshot (CONTRACT 6)."""
+
 from __future__ import annotations
 
 import base64
@@ -26,8 +27,9 @@ def modules_in(image: bytes, scale: int = 4, border: int = 4) -> list[list[bool]
     width, height, rows = png.read(image)
     count = width // scale - 2 * border
     half = scale // 2
-    return [[rows[(border + r) * scale + half][(border + c) * scale + half] for c in range(count)]
-            for r in range(count)]
+    return [
+        [rows[(border + r) * scale + half][(border + c) * scale + half] for c in range(count)] for r in range(count)
+    ]
 
 
 def test_qr_with_exact_json_accept_answers_base64_png(scanning):
@@ -71,7 +73,10 @@ def test_qr_when_working_answers_status_mismatch(api):
     assert response.status_code == 422
     assert response.json() == {
         "error": "Session status is not as expected. Try again later or restart the session",
-        "session": "default", "status": "WORKING", "expected": ["SCAN_QR_CODE"]}
+        "session": "default",
+        "status": "WORKING",
+        "expected": ["SCAN_QR_CODE"],
+    }
 
 
 def test_qr_of_unknown_session_answers_does_not_exist(api):
@@ -112,8 +117,7 @@ def test_screenshot_on_gows_while_scanning_is_the_qr_labelled_jpeg(scanning):
 
 
 def test_screenshot_with_json_accept_answers_base64_labelled_jpeg(scanning):
-    response = scanning("GET", "/api/screenshot", params={"session": "default"},
-                        headers={"Accept": "application/json"})
+    response = scanning("GET", "/api/screenshot", params={"session": "default"}, headers={"Accept": "application/json"})
     assert response.json()["mimetype"] == "image/jpeg"
 
 

@@ -3,6 +3,7 @@
 The document is relaxed where CONTRACT.md section 14 says it is wrong (see conftest._relaxed):
 `nullable`, SessionInfo.me/presence/config, WAHAEnvironment.browser, webhook event names.
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,7 +29,9 @@ def test_session_list_matches_schema(api, schemas):
 
 def test_session_get_matches_schema(api, schemas):
     api.working("default", config=CONFIG)
-    schemas.validate(api("GET", "/api/sessions/default").json(), schemas.response("/api/sessions/{session}", "get", "200"))
+    schemas.validate(
+        api("GET", "/api/sessions/default").json(), schemas.response("/api/sessions/{session}", "get", "200")
+    )
 
 
 def test_session_create_matches_schema(api, schemas):
@@ -59,9 +62,12 @@ def _send_text_schema(schemas) -> dict:
     """
     message = copy.deepcopy(schemas.doc["components"]["schemas"]["WAMessage"])
     message["required"] = []
-    message["properties"]["id"] = {"anyOf": [
-        {"type": "string"},
-        {"type": "object", "required": ["_serialized"], "properties": {"_serialized": {"type": "string"}}}]}
+    message["properties"]["id"] = {
+        "anyOf": [
+            {"type": "string"},
+            {"type": "object", "required": ["_serialized"], "properties": {"_serialized": {"type": "string"}}},
+        ]
+    }
     for key in ("to", "participant", "media", "location", "replyTo"):
         message["properties"][key] = {"anyOf": [message["properties"][key], {"type": "null"}]}
     text = json.dumps(message).replace('"#/components/', '"urn:waha-openapi#/components/')
@@ -99,14 +105,22 @@ def test_request_code_matches_fixture_shape(api, schemas):
     api.create("default", start=True)
     api.wait_status("default", "SCAN_QR_CODE")
     body = api("POST", "/api/default/auth/request-code", json={"phoneNumber": "491701234567"}).json()
-    schemas.validate(body, {"type": "object", "required": ["code"], "additionalProperties": False,
-                            "properties": {"code": {"type": "string", "pattern": "^[A-Z0-9]{4}-[A-Z0-9]{4}$"}}})
+    schemas.validate(
+        body,
+        {
+            "type": "object",
+            "required": ["code"],
+            "additionalProperties": False,
+            "properties": {"code": {"type": "string", "pattern": "^[A-Z0-9]{4}-[A-Z0-9]{4}$"}},
+        },
+    )
 
 
 def test_me_matches_schema(api, schemas):
     api.working("default")
-    schemas.validate(api("GET", "/api/sessions/default/me").json(),
-                     schemas.response("/api/sessions/{session}/me", "get", "200"))
+    schemas.validate(
+        api("GET", "/api/sessions/default/me").json(), schemas.response("/api/sessions/{session}/me", "get", "200")
+    )
 
 
 @pytest.mark.parametrize("path", ["/api/server/version", "/api/version"])
@@ -144,15 +158,36 @@ def test_check_exists_matches_schema_and_fixture(api, schemas, phone):
 
 ERRORS = [
     ("401 missing or wrong X-Api-Key", "GET", "/api/sessions", None, False),
-    ("404 GET/PUT/start/logout/restart of a session that does not exist (multi-session builds)",
-     "GET", "/api/sessions/ghost", None, True),
+    (
+        "404 GET/PUT/start/logout/restart of a session that does not exist (multi-session builds)",
+        "GET",
+        "/api/sessions/ghost",
+        None,
+        True,
+    ),
     ("422 create a session that already exists", "POST", "/api/sessions", {"name": "default"}, True),
-    ("422 send/check-exists/QR while session exists but is not in the required status "
-     "(after WAHA waits up to ~10 s)", "POST", "/api/sendText", TEXT, True),
-    ("422 send to a session name that does not exist (multi-session builds, after ~5 s wait)",
-     "POST", "/api/sendText", dict(TEXT, session="tenant_9"), True),
-    ("422 body without 'session' on /api/send* endpoints", "POST", "/api/sendText",
-     {"chatId": "4915112345678@c.us", "text": "x"}, True),
+    (
+        "422 send/check-exists/QR while session exists but is not in the required status "
+        "(after WAHA waits up to ~10 s)",
+        "POST",
+        "/api/sendText",
+        TEXT,
+        True,
+    ),
+    (
+        "422 send to a session name that does not exist (multi-session builds, after ~5 s wait)",
+        "POST",
+        "/api/sendText",
+        dict(TEXT, session="tenant_9"),
+        True,
+    ),
+    (
+        "422 body without 'session' on /api/send* endpoints",
+        "POST",
+        "/api/sendText",
+        {"chatId": "4915112345678@c.us", "text": "x"},
+        True,
+    ),
     ("400 bad session name on create", "POST", "/api/sessions", {"name": "bad name"}, True),
     ("404 unknown route", "GET", "/api/nope", None, True),
 ]

@@ -1,4 +1,5 @@
 """Sending, check-exists, typing, inbound media files (CONTRACT 7)."""
+
 from __future__ import annotations
 
 import base64
@@ -29,11 +30,14 @@ def test_send_text_answers_201_with_engine_shape(make_api, engine):
     assert list(response.json()) == list(fixture)
 
 
-@pytest.mark.parametrize("engine, read_id", [
-    ("GOWS", lambda b: b["id"]),
-    ("WEBJS", lambda b: b["id"]["_serialized"]),
-    ("NOWEB", lambda b: "true_" + b["key"]["remoteJid"].replace("@s.whatsapp.net", "@c.us") + "_" + b["key"]["id"]),
-])
+@pytest.mark.parametrize(
+    "engine, read_id",
+    [
+        ("GOWS", lambda b: b["id"]),
+        ("WEBJS", lambda b: b["id"]["_serialized"]),
+        ("NOWEB", lambda b: "true_" + b["key"]["remoteJid"].replace("@s.whatsapp.net", "@c.us") + "_" + b["key"]["id"]),
+    ],
+)
 def test_send_response_id_is_the_id_later_events_carry(make_api, engine, read_id):
     api = make_api(engine=engine)
     api.working("default")
@@ -72,7 +76,11 @@ def test_send_emits_message_any_then_acks_in_order(api, server):
     wait_until(lambda: len(events(server, "message.ack")) == 3)
     mine = [e for e in server.events() if e["event"] in ("message.any", "message.ack")]
     assert [(e["event"], e["payload"].get("ack")) for e in mine] == [
-        ("message.any", 1), ("message.ack", 1), ("message.ack", 2), ("message.ack", 3)]
+        ("message.any", 1),
+        ("message.ack", 1),
+        ("message.ack", 2),
+        ("message.ack", 3),
+    ]
     any_payload = mine[0]["payload"]
     assert (any_payload["id"], any_payload["fromMe"], any_payload["source"]) == (message_id, True, "api")
     assert [e["payload"]["ackName"] for e in mine[1:]] == ["SERVER", "DEVICE", "READ"]
@@ -103,8 +111,12 @@ def test_send_while_scanning_answers_422_status_mismatch(api):
     api.wait_status("default", "SCAN_QR_CODE")
     response = api("POST", "/api/sendText", json=TEXT)
     assert response.status_code == 422
-    assert response.json() == {"error": MISMATCH, "session": "default", "status": "SCAN_QR_CODE",
-                               "expected": ["WORKING"]}
+    assert response.json() == {
+        "error": MISMATCH,
+        "session": "default",
+        "status": "SCAN_QR_CODE",
+        "expected": ["WORKING"],
+    }
 
 
 def test_send_to_stopped_session_answers_422_with_stopped(api):
@@ -148,8 +160,12 @@ def test_send_file_with_base64_data_is_downloadable_from_media_url(api, server):
 @pytest.mark.parametrize("path", ["/api/sendVoice", "/api/sendVideo"])
 def test_send_voice_and_video_answer_201(api, path):
     api.working("default")
-    body = {"session": "default", "chatId": "4915112345678@c.us", "convert": False,
-            "file": {"url": "https://files.example.com/x"}}
+    body = {
+        "session": "default",
+        "chatId": "4915112345678@c.us",
+        "convert": False,
+        "file": {"url": "https://files.example.com/x"},
+    }
     assert api("POST", path, json=body).status_code == 201
 
 
@@ -189,8 +205,9 @@ def test_check_exists_needs_working_session(api):
 def test_inbound_image_media_url_downloads_with_key(api, server):
     api.working("default")
     data = b"\xff\xd8\xff\xe0fake-jpeg"
-    message_id = server.inbound("default", "4915112345678", "Röntgenbild",
-                                {"mimetype": "image/jpeg", "data": base64.b64encode(data).decode()})
+    message_id = server.inbound(
+        "default", "4915112345678", "Röntgenbild", {"mimetype": "image/jpeg", "data": base64.b64encode(data).decode()}
+    )
     media = events(server, "message")[-1]["payload"]["media"]
     assert media["url"] == f"{server.url}/api/files/default/{message_id}.jpeg"
     download = api("GET", f"/api/files/default/{message_id}.jpeg")
@@ -222,7 +239,12 @@ def test_inbound_emits_message_and_message_any(api, server):
     assert produced[0]["id"] != produced[1]["id"]
     payload = produced[0]["payload"]
     assert (payload["id"], payload["from"], payload["fromMe"], payload["body"], payload["to"]) == (
-        message_id, "491709999999@c.us", False, "hi", None)
+        message_id,
+        "491709999999@c.us",
+        False,
+        "hi",
+        None,
+    )
 
 
 def test_inbound_on_webjs_puts_own_id_in_to(make_api):
@@ -249,8 +271,9 @@ def test_stop_right_after_send_drops_pending_acks(make_api):
     assert events(api.server, "message.ack") == []
 
 
-@pytest.mark.parametrize("engine, fixture", [("GOWS", "webhook.message.gows.json"),
-                                             ("WEBJS", "webhook.message.webjs.json")])
+@pytest.mark.parametrize(
+    "engine, fixture", [("GOWS", "webhook.message.gows.json"), ("WEBJS", "webhook.message.webjs.json")]
+)
 def test_inbound_payload_has_fixture_fields(make_api, engine, fixture):
     api = make_api(engine=engine)
     api.working("default")
@@ -263,7 +286,9 @@ def test_outgoing_and_ack_payloads_have_fixture_fields(api, server):
     api.working("default")
     api("POST", "/api/sendText", json=TEXT)
     wait_until(lambda: events(server, "message.ack"))
-    assert set(load_fixture("webhook.message.any.fromme.json")["payload"]) <= set(events(server, "message.any")[-1]["payload"])
+    assert set(load_fixture("webhook.message.any.fromme.json")["payload"]) <= set(
+        events(server, "message.any")[-1]["payload"]
+    )
     assert set(load_fixture("webhook.message.ack.json")["payload"]) == set(events(server, "message.ack")[-1]["payload"])
 
 

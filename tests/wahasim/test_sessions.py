@@ -1,4 +1,5 @@
 """Session endpoints and the state machine (CONTRACT 5)."""
+
 from __future__ import annotations
 
 import re
@@ -42,19 +43,30 @@ def test_create_existing_answers_422_use_put(api):
     api.create("dup", start=False)
     response = api.create("dup", start=False)
     assert response.status_code == 422
-    assert response.json() == {"message": "Session 'dup' already exists. Use PUT to update it.",
-                               "error": "Unprocessable Entity", "statusCode": 422}
+    assert response.json() == {
+        "message": "Session 'dup' already exists. Use PUT to update it.",
+        "error": "Unprocessable Entity",
+        "statusCode": 422,
+    }
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"name": "bad name!"}, "Session name can only contain alphanumeric characters, hyphens, and underscores "
-                            "(a-z, A-Z, 0-9, -, _) or be empty"),
-    ({"name": "x" * 55}, "name must be shorter than or equal to 54 characters"),
-    ({"name": "m", "config": {"metadata": {"n": 1}}}, "config.metadata accepts string key-value pairs only"),
-    ({"name": "u", "config": {"webhooks": [{"url": "not a url", "events": ["message"]}]}},
-     "config.webhooks.0.url must be a URL address"),
-    ({"name": "s", "start": "yes"}, "start must be a boolean value"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (
+            {"name": "bad name!"},
+            "Session name can only contain alphanumeric characters, hyphens, and underscores "
+            "(a-z, A-Z, 0-9, -, _) or be empty",
+        ),
+        ({"name": "x" * 55}, "name must be shorter than or equal to 54 characters"),
+        ({"name": "m", "config": {"metadata": {"n": 1}}}, "config.metadata accepts string key-value pairs only"),
+        (
+            {"name": "u", "config": {"webhooks": [{"url": "not a url", "events": ["message"]}]}},
+            "config.webhooks.0.url must be a URL address",
+        ),
+        ({"name": "s", "start": "yes"}, "start must be a boolean value"),
+    ],
+)
 def test_create_invalid_body_answers_400_with_message_array(api, body, message):
     response = api("POST", "/api/sessions", json=body)
     assert response.status_code == 400
@@ -76,9 +88,15 @@ def test_create_accepts_url_without_tld_and_star_events(api):
 
 
 def test_create_strips_unknown_fields(api):
-    body = {"name": "strip", "bogus": 1, "config": {"metadata": {"a": "b"}, "weird": True,
-                                                     "webhooks": [{"url": "http://x/y", "events": ["message"],
-                                                                   "extra": 1}]}}
+    body = {
+        "name": "strip",
+        "bogus": 1,
+        "config": {
+            "metadata": {"a": "b"},
+            "weird": True,
+            "webhooks": [{"url": "http://x/y", "events": ["message"], "extra": 1}],
+        },
+    }
     api("POST", "/api/sessions", json=body)
     config = api("GET", "/api/sessions/strip").json()["config"]
     assert config == {"metadata": {"a": "b"}, "webhooks": [{"url": "http://x/y", "events": ["message"]}]}
@@ -123,10 +141,16 @@ def test_get_unknown_session_answers_404(api):
     assert response.json() == {"message": "Session not found", "error": "Not Found", "statusCode": 404}
 
 
-@pytest.mark.parametrize("method, path", [
-    ("PUT", "/api/sessions/ghost"), ("POST", "/api/sessions/ghost/start"), ("POST", "/api/sessions/ghost/stop"),
-    ("POST", "/api/sessions/ghost/logout"), ("POST", "/api/sessions/ghost/restart"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("PUT", "/api/sessions/ghost"),
+        ("POST", "/api/sessions/ghost/start"),
+        ("POST", "/api/sessions/ghost/stop"),
+        ("POST", "/api/sessions/ghost/logout"),
+        ("POST", "/api/sessions/ghost/restart"),
+    ],
+)
 def test_actions_on_unknown_session_answer_404(api, method, path):
     response = api(method, path, json={})
     assert response.status_code == 404
@@ -287,8 +311,9 @@ def test_me_of_stopped_session_answers_404(api):
     api.create("m", start=False)
     response = api("GET", "/api/sessions/m/me")
     assert response.status_code == 404
-    assert response.json()["message"] == ("We didn't find a session with name 'm'.\n"
-                                          "Please start it first by using POST /api/sessions/m/start request")
+    assert response.json()["message"] == (
+        "We didn't find a session with name 'm'.\nPlease start it first by using POST /api/sessions/m/start request"
+    )
 
 
 def test_deprecated_start_creates_and_starts(api):
@@ -318,8 +343,7 @@ def test_unknown_route_answers_nest_404(api):
 
 def test_wrong_method_answers_nest_404(api):
     response = api("PATCH", "/api/sessions/default")
-    assert response.json() == {"message": "Cannot PATCH /api/sessions/default", "error": "Not Found",
-                               "statusCode": 404}
+    assert response.json() == {"message": "Cannot PATCH /api/sessions/default", "error": "Not Found", "statusCode": 404}
 
 
 def test_malformed_json_answers_400(api):

@@ -1,4 +1,5 @@
 """Webhook delivery: one POST per event per URL, headers, HMAC, retries (CONTRACT 8)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -35,8 +36,13 @@ def test_serialize_reproduces_waha_bytes_of_fixture_event():
 
 
 def test_delivery_carries_waha_headers(api, receiver):
-    working_with_hook(api, receiver.url, events=["session.status"], hmac={"key": KEY},
-                      customHeaders=[{"name": "X-Tenant", "value": "t_42"}])
+    working_with_hook(
+        api,
+        receiver.url,
+        events=["session.status"],
+        hmac={"key": KEY},
+        customHeaders=[{"name": "X-Tenant", "value": "t_42"}],
+    )
     call = receiver.wait(1)[0]
     headers, envelope = call["headers"], call["json"]
     assert headers["Content-Type"] == "application/json"
@@ -67,8 +73,14 @@ def test_body_is_compact_json_in_waha_key_order(api, receiver):
     assert list(envelope) == ENVELOPE_KEYS
     assert call["body"] == json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
     assert envelope["metadata"] == {"tenant.id": "t_42"}
-    assert envelope["environment"] == {"version": "2026.7.1", "engine": "GOWS", "tier": "PLUS",
-                                       "browser": None, "platform": "linux/x64", "worker": {"id": None}}
+    assert envelope["environment"] == {
+        "version": "2026.7.1",
+        "engine": "GOWS",
+        "tier": "PLUS",
+        "browser": None,
+        "platform": "linux/x64",
+        "worker": {"id": None},
+    }
 
 
 def test_envelope_without_metadata_omits_the_key(api, receiver):
@@ -116,8 +128,13 @@ def test_4xx_is_retried_too(api, receiver):
 
 def test_attempts_counts_retries_then_event_is_dropped(api, receiver):
     receiver.statuses.extend([500] * 10)
-    api.create("default", start=False, config={"webhooks": [hook(receiver.url, events=["session.status"],
-                                                                  retries={"delaySeconds": 0, "attempts": 2})]})
+    api.create(
+        "default",
+        start=False,
+        config={
+            "webhooks": [hook(receiver.url, events=["session.status"], retries={"delaySeconds": 0, "attempts": 2})]
+        },
+    )
     api("POST", "/api/sessions/default/start")
     calls = receiver.scripted(3)
     time.sleep(0.1)  # a fourth attempt would come at once (delaySeconds 0)
@@ -143,10 +160,13 @@ def test_webhook_log_records_status_and_attempt(api, server, receiver):
 
 def test_constant_delay_spaces_retries(api, receiver):
     receiver.statuses.append(500)
-    working_with_hook(api, receiver.url, events=["session.status"],
-                      retries={"policy": "constant", "delaySeconds": 0.3, "attempts": 1})
+    working_with_hook(
+        api, receiver.url, events=["session.status"], retries={"policy": "constant", "delaySeconds": 0.3, "attempts": 1}
+    )
     calls = receiver.wait(4)
-    first, retry = [c for c in calls if c["headers"]["X-Webhook-Request-Id"] == calls[0]["headers"]["X-Webhook-Request-Id"]]
+    first, retry = [
+        c for c in calls if c["headers"]["X-Webhook-Request-Id"] == calls[0]["headers"]["X-Webhook-Request-Id"]
+    ]
     assert retry["at"] - first["at"] >= 0.29
 
 
@@ -180,8 +200,12 @@ def test_star_subscribes_to_all_events(api, receiver):
 
 
 def test_one_post_per_url(api, receiver):
-    api.working("default", config={"webhooks": [hook(receiver.url, events=["message"]),
-                                                hook(receiver.url + "?second", events=["message"])]})
+    api.working(
+        "default",
+        config={
+            "webhooks": [hook(receiver.url, events=["message"]), hook(receiver.url + "?second", events=["message"])]
+        },
+    )
     api.server.inbound("default", "4915112345678", "hi")
     calls = receiver.wait(2)
     time.sleep(0.1)

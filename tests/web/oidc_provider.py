@@ -34,33 +34,43 @@ class FakeOidcProvider:
         self.issuer = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def start(self) -> "FakeOidcProvider":
+    def start(self) -> FakeOidcProvider:
         self.thread.start()
         return self
 
     def stop(self) -> None:
         self.server.shutdown()
 
-    def issue_code(self, authorize_url: str, claims: dict[str, Any], *, signing_key: RSAKey | None = None,
-                   nonce: str | None = None) -> str:
+    def issue_code(
+        self, authorize_url: str, claims: dict[str, Any], *, signing_key: RSAKey | None = None, nonce: str | None = None
+    ) -> str:
         """Approve the authorization request at `authorize_url` for a person with `claims`; returns the code."""
         params = {k: v[0] for k, v in parse_qs(urlsplit(authorize_url).query).items()}
         assert params["client_id"] == CLIENT_ID and params["response_type"] == "code"
         code = secrets.token_urlsafe(16)
-        self.codes[code] = {"params": params, "claims": claims, "key": signing_key or self.key,
-                            "nonce": params.get("nonce") if nonce is None else nonce}
+        self.codes[code] = {
+            "params": params,
+            "claims": claims,
+            "key": signing_key or self.key,
+            "nonce": params.get("nonce") if nonce is None else nonce,
+        }
         return code
 
     def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         if request.path == "/.well-known/openid-configuration":
-            response = self._json({
-                "issuer": self.issuer, "authorization_endpoint": f"{self.issuer}/authorize",
-                "token_endpoint": f"{self.issuer}/token", "jwks_uri": f"{self.issuer}/jwks",
-                "response_types_supported": ["code"], "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["RS256"],
-                "code_challenge_methods_supported": ["S256"],
-            })
+            response = self._json(
+                {
+                    "issuer": self.issuer,
+                    "authorization_endpoint": f"{self.issuer}/authorize",
+                    "token_endpoint": f"{self.issuer}/token",
+                    "jwks_uri": f"{self.issuer}/jwks",
+                    "response_types_supported": ["code"],
+                    "subject_types_supported": ["public"],
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                    "code_challenge_methods_supported": ["S256"],
+                }
+            )
         elif request.path == "/jwks":
             response = self._json({"keys": [self.key.as_dict(private=False)]})
         elif request.path == "/token" and request.method == "POST":
@@ -87,8 +97,9 @@ class FakeOidcProvider:
         if grant["nonce"]:
             claims["nonce"] = grant["nonce"]
         id_token = jwt.encode({"alg": "RS256", "kid": "key-1"}, claims, grant["key"])
-        return self._json({"access_token": secrets.token_urlsafe(16), "token_type": "Bearer", "expires_in": 300,
-                           "id_token": id_token})
+        return self._json(
+            {"access_token": secrets.token_urlsafe(16), "token_type": "Bearer", "expires_in": 300, "id_token": id_token}
+        )
 
     @staticmethod
     def _json(body: dict[str, Any], status: int = 200) -> Response:

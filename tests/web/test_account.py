@@ -32,6 +32,7 @@ def _link_path(body: str, prefix: str) -> str:
 
 # -- Password reset -----------------------------------------------------------------------------------------------
 
+
 def _ask_reset(client, email):
     return post(client, "/account/forgot", {"email": email}, page="/account/forgot")
 
@@ -70,8 +71,9 @@ def test_reset_link_flow_end_to_end(client, owner, run_jobs):
     page = client.get(path)
     assert page.status_code == 200 and owner.email in text(page)
     assert page.headers["Referrer-Policy"] == "no-referrer"
-    response = client.post(path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD,
-                                       "csrf_token": csrf_token(client, path)})
+    response = client.post(
+        path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD, "csrf_token": csrf_token(client, path)}
+    )
     assert response.status_code == 302 and response.headers["Location"].endswith("/login")
     assert "Your password is changed" in text(client.get("/login"))
     token = csrf_token(client, "/login")
@@ -84,8 +86,7 @@ def test_reset_link_works_only_once(client, owner, run_jobs):
     _ask_reset(client, owner.email)
     run_jobs()
     path = _link_path(outbox[0].body, "/account/reset/")
-    client.post(path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD,
-                            "csrf_token": csrf_token(client, path)})
+    client.post(path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD, "csrf_token": csrf_token(client, path)})
     again = client.get(path)
     assert again.status_code == 400
     assert "expired or was already used" in text(again)
@@ -99,8 +100,10 @@ def test_reset_with_a_forged_token_is_refused(client, owner):
 
 def test_reset_with_different_passwords_says_so(client, owner):
     path = f"/account/reset/{make_reset_token(owner)}"
-    response = client.post(path, data={"password": NEW_PASSWORD, "confirm": "something-else-entirely",
-                                       "csrf_token": csrf_token(client, path)})
+    response = client.post(
+        path,
+        data={"password": NEW_PASSWORD, "confirm": "something-else-entirely", "csrf_token": csrf_token(client, path)},
+    )
     assert response.status_code == 400
     assert "The passwords differ" in text(response)
     db.session.refresh(owner)
@@ -117,9 +120,9 @@ def test_reset_without_csrf_token_is_rejected(client, owner):
 
 # -- Invitations --------------------------------------------------------------------------------------------------
 
+
 def _invitation(tenant, email="new@example.com", role="operator") -> str:
-    team.invite_member(tenant, email, role, TEST_ACTOR, actor_role="owner",
-                       accept_url=lambda token: f"/invite/{token}")
+    team.invite_member(tenant, email, role, TEST_ACTOR, actor_role="owner", accept_url=lambda token: f"/invite/{token}")
     return mailed_link(email)
 
 
@@ -132,8 +135,10 @@ def test_invitation_page_offers_to_create_an_account(client, tenant):
 
 def test_accepting_an_invitation_creates_the_account_and_signs_in(client, tenant):
     path = _invitation(tenant, role="viewer")
-    response = client.post(path, data={"name": "Nia", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD,
-                                       "csrf_token": csrf_token(client, path)})
+    response = client.post(
+        path,
+        data={"name": "Nia", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD, "csrf_token": csrf_token(client, path)},
+    )
     assert response.status_code == 302
     user = db.session.scalar(select(User).where(User.email == "new@example.com"))
     assert user.check_password(NEW_PASSWORD)
@@ -143,8 +148,7 @@ def test_accepting_an_invitation_creates_the_account_and_signs_in(client, tenant
 
 def test_accepted_invitation_link_cannot_be_used_again(client, app, tenant):
     path = _invitation(tenant)
-    client.post(path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD,
-                            "csrf_token": csrf_token(client, path)})
+    client.post(path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD, "csrf_token": csrf_token(client, path)})
     again = app.test_client().get(path)
     assert again.status_code == 404
     assert "already accepted" in text(again)
@@ -192,6 +196,7 @@ def test_invitation_accept_without_csrf_token_is_rejected(client, tenant):
 
 
 # -- Single sign-on -----------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def provider():
@@ -267,8 +272,7 @@ def test_oidc_returns_to_the_page_asked_for(client, sso, verified_owner):
 
 
 def test_oidc_refuses_an_uninvited_person(client, sso, tenant):
-    response = _finish(client, sso, _start(client), {"sub": "idp-9", "email": "x@example.com",
-                                                     "email_verified": True})
+    response = _finish(client, sso, _start(client), {"sub": "idp-9", "email": "x@example.com", "email_verified": True})
     assert response.status_code == 302 and response.headers["Location"].endswith("/login")
     assert "Ask an admin of your team to invite you" in text(client.get("/login"))
     assert not _signed_in(client)
@@ -284,8 +288,13 @@ def test_oidc_signs_in_an_invited_person_into_the_tenant(client, sso, tenant):
 
 def test_oidc_refuses_a_token_signed_by_another_key(client, sso, owner):
     stranger_key = RSAKey.generate_key(2048, parameters={"kid": "key-1"})
-    response = _finish(client, sso, _start(client), {"sub": "idp-1", "email": owner.email, "email_verified": True},
-                       signing_key=stranger_key)
+    response = _finish(
+        client,
+        sso,
+        _start(client),
+        {"sub": "idp-1", "email": owner.email, "email_verified": True},
+        signing_key=stranger_key,
+    )
     assert response.headers["Location"].endswith("/login")
     assert "Single sign-on did not complete" in text(client.get("/login"))
     assert not _signed_in(client)
@@ -293,8 +302,13 @@ def test_oidc_refuses_a_token_signed_by_another_key(client, sso, owner):
 
 
 def test_oidc_refuses_a_replayed_nonce(client, sso, owner):
-    response = _finish(client, sso, _start(client), {"sub": "idp-1", "email": owner.email, "email_verified": True},
-                       nonce="another-nonce")
+    response = _finish(
+        client,
+        sso,
+        _start(client),
+        {"sub": "idp-1", "email": owner.email, "email_verified": True},
+        nonce="another-nonce",
+    )
     assert response.headers["Location"].endswith("/login")
     assert not _signed_in(client)
 
@@ -307,20 +321,25 @@ def test_oidc_callback_without_a_started_sign_in_is_refused(client, sso):
 
 # -- Sign-in extras around the form -------------------------------------------------------------------------------
 
+
 def test_sign_in_from_an_invitation_returns_to_it(client, tenant):
     user = make_user(None, email="known@example.com")
     path = _invitation(tenant, email="known@example.com")
     login_url = find(r'href="(/login\?next=[^"]+)"', text(client.get(path)))
     page = text(client.get(login_url.replace("&amp;", "&")))
     assert f'name="next" value="{path}"' in page
-    response = client.post("/login", data={"email": user.email, "password": PASSWORD, "next": path,
-                                           "csrf_token": csrf_token(client, "/login")})
+    response = client.post(
+        "/login",
+        data={"email": user.email, "password": PASSWORD, "next": path, "csrf_token": csrf_token(client, "/login")},
+    )
     assert response.headers["Location"] == path
 
 
 def test_remember_me_keeps_a_long_lived_cookie(client, owner):
-    response = client.post("/login", data={"email": owner.email, "password": PASSWORD, "remember": "y",
-                                           "csrf_token": csrf_token(client, "/login")})
+    response = client.post(
+        "/login",
+        data={"email": owner.email, "password": PASSWORD, "remember": "y", "csrf_token": csrf_token(client, "/login")},
+    )
     assert "remember_token=" in " ".join(response.headers.getlist("Set-Cookie"))
 
 
@@ -337,12 +356,19 @@ def test_tenant_switcher_moves_between_tenants(login, tenant, owner):
 
 
 def test_oidc_only_user_sees_and_signs_out_their_browsers(app, sso, tenant):
-    team.invite_member(tenant, "sso-only@example.com", "viewer", TEST_ACTOR, actor_role="owner",
-                       accept_url=lambda token: f"/invite/{token}")
+    team.invite_member(
+        tenant,
+        "sso-only@example.com",
+        "viewer",
+        TEST_ACTOR,
+        actor_role="owner",
+        accept_url=lambda token: f"/invite/{token}",
+    )
     laptop, phone = app.test_client(), app.test_client()
     for browser in (laptop, phone):
-        _finish(browser, sso, _start(browser), {"sub": "idp-7", "email": "sso-only@example.com",
-                                                "email_verified": True})
+        _finish(
+            browser, sso, _start(browser), {"sub": "idp-7", "email": "sso-only@example.com", "email_verified": True}
+        )
         assert _signed_in(browser)
     page = text(laptop.get("/account"))
     assert "You sign in with single sign-on and have no password here" in page

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -17,12 +17,18 @@ PAGE = "/admin/audit/"
 
 def _results(response) -> str:
     body = text(response)
-    return body[body.index('id="audit-results"'):]
+    return body[body.index('id="audit-results"') :]
 
 
 def _event(tenant, action="session.create", label="ann@example.com", target="s-1", when=None):
-    event = audit.record(tenant.id, action, Actor(type="user", id="1", label=label), target_type="session",
-                         target_id=target, details={"name": "Sales"})
+    event = audit.record(
+        tenant.id,
+        action,
+        Actor(type="user", id="1", label=label),
+        target_type="session",
+        target_id=target,
+        details={"name": "Sales"},
+    )
     if when is not None:
         event.created_at = when
     db.session.commit()
@@ -42,11 +48,14 @@ def test_audit_lists_the_tenants_events_only(login, tenant, owner):
     assert "secret.thing" not in body
 
 
-@pytest.mark.parametrize("query,shown,hidden", [
-    ("action=token", "token.create", "member.invite"),
-    ("actor=bob", "member.invite", "token.create"),
-    ("target=t-9", "token.create", "member.invite"),
-])
+@pytest.mark.parametrize(
+    "query,shown,hidden",
+    [
+        ("action=token", "token.create", "member.invite"),
+        ("actor=bob", "member.invite", "token.create"),
+        ("target=t-9", "token.create", "member.invite"),
+    ],
+)
 def test_audit_filters_narrow_the_list(login, tenant, owner, query, shown, hidden):
     _event(tenant, action="token.create", label="ann@example.com", target="t-9")
     _event(tenant, action="member.invite", label="bob@example.com", target="u-2")
@@ -55,9 +64,9 @@ def test_audit_filters_narrow_the_list(login, tenant, owner, query, shown, hidde
 
 
 def test_audit_date_filter_includes_the_whole_end_day(login, tenant, owner):
-    _event(tenant, action="old.one", when=datetime(2026, 1, 1, 12, tzinfo=timezone.utc))
-    _event(tenant, action="late.on.the.day", when=datetime(2026, 1, 2, 23, 30, tzinfo=timezone.utc))
-    _event(tenant, action="next.day", when=datetime(2026, 1, 3, 0, 30, tzinfo=timezone.utc))
+    _event(tenant, action="old.one", when=datetime(2026, 1, 1, 12, tzinfo=UTC))
+    _event(tenant, action="late.on.the.day", when=datetime(2026, 1, 2, 23, 30, tzinfo=UTC))
+    _event(tenant, action="next.day", when=datetime(2026, 1, 3, 0, 30, tzinfo=UTC))
     body = _results(login(owner).get(f"{PAGE}?since=2026-01-02&until=2026-01-02"))
     assert "late.on.the.day" in body
     assert "old.one" not in body and "next.day" not in body
@@ -85,7 +94,7 @@ def test_audit_cursor_keeps_the_filters(login, tenant, owner):
     for n in range(52):
         _event(tenant, action=f"token.step{n}")
     body = text(login(owner).get(f"{PAGE}?action=token"))
-    assert "action=token" in body[body.index("Older events") - 300:]
+    assert "action=token" in body[body.index("Older events") - 300 :]
 
 
 def test_audit_htmx_request_gets_only_the_rows(login, tenant, owner):

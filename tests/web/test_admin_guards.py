@@ -9,17 +9,30 @@ import pytest
 
 from tests.builders import make_user
 
-MY_BLUEPRINTS = ("admin", "admin_team", "admin_tokens", "admin_webhooks", "admin_audit", "admin_settings",
-                 "platform", "account")
+MY_BLUEPRINTS = (
+    "admin",
+    "admin_team",
+    "admin_tokens",
+    "admin_webhooks",
+    "admin_audit",
+    "admin_settings",
+    "platform",
+    "account",
+)
 
 
 def _rules(app, method):
-    return [rule for rule in app.url_map.iter_rules()
-            if rule.endpoint.split(".")[0] in MY_BLUEPRINTS and method in rule.methods]
+    return [
+        rule
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.split(".")[0] in MY_BLUEPRINTS and method in rule.methods
+    ]
 
 
 def _path(rule) -> str:
-    return re.sub(r"<(?:\w+(?:\([^)]*\))?:)?([a-z_]+)>", lambda m: "1" if "id" in m.group(1) else "some-token", rule.rule)
+    return re.sub(
+        r"<(?:\w+(?:\([^)]*\))?:)?([a-z_]+)>", lambda m: "1" if "id" in m.group(1) else "some-token", rule.rule
+    )
 
 
 def test_every_form_route_is_covered(app):
@@ -28,16 +41,19 @@ def test_every_form_route_is_covered(app):
 
 def test_every_form_rejects_a_post_without_csrf_token(app, login, tenant):
     client = login(make_user(tenant, "owner", email="root@example.com", is_platform_admin=True))
-    refused = {rule.rule: client.post(_path(rule), data={"email": "x@example.com"}).status_code
-               for rule in _rules(app, "POST")}
+    refused = {
+        rule.rule: client.post(_path(rule), data={"email": "x@example.com"}).status_code for rule in _rules(app, "POST")
+    }
     assert set(refused.values()) == {400}, refused
 
 
-@pytest.mark.parametrize("blueprint", ["admin_team", "admin_tokens", "admin_webhooks", "admin_audit",
-                                       "admin_settings"])
+@pytest.mark.parametrize("blueprint", ["admin_team", "admin_tokens", "admin_webhooks", "admin_audit", "admin_settings"])
 def test_every_tenant_admin_view_requires_a_permission(app, blueprint):
-    views = {rule.endpoint: app.view_functions[rule.endpoint] for rule in app.url_map.iter_rules()
-             if rule.endpoint.startswith(blueprint + ".")}
+    views = {
+        rule.endpoint: app.view_functions[rule.endpoint]
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith(blueprint + ".")
+    }
     assert views
     unguarded = [name for name, view in views.items() if not getattr(view, "required_permission", None)]
     assert unguarded == []

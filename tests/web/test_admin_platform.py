@@ -23,18 +23,23 @@ def _tenant(slug):
     return db.session.scalar(select(Tenant).where(Tenant.slug == slug))
 
 
-@pytest.mark.parametrize("path", ["/platform/tenants", "/platform/tenants/new", "/platform/tenants/{id}",
-                                  "/platform/tenants/{id}/deactivate"])
+@pytest.mark.parametrize(
+    "path",
+    ["/platform/tenants", "/platform/tenants/new", "/platform/tenants/{id}", "/platform/tenants/{id}/deactivate"],
+)
 def test_platform_pages_are_refused_to_tenant_owners(login, tenant, owner, path):
     response = login(owner).get(path.format(id=tenant.id))
     assert response.status_code == 403
 
 
-@pytest.mark.parametrize("path,data", [
-    ("/platform/tenants/new", {"name": "Evil", "slug": "evil", "max_sessions": "5"}),
-    ("/platform/tenants/{id}/active", {"active": "0"}),
-    ("/platform/tenants/{id}/invite", {"email": "me@example.com", "role": "owner"}),
-])
+@pytest.mark.parametrize(
+    "path,data",
+    [
+        ("/platform/tenants/new", {"name": "Evil", "slug": "evil", "max_sessions": "5"}),
+        ("/platform/tenants/{id}/active", {"active": "0"}),
+        ("/platform/tenants/{id}/invite", {"email": "me@example.com", "role": "owner"}),
+    ],
+)
 def test_platform_forms_are_refused_to_tenant_owners(login, tenant, owner, path, data):
     response = post(login(owner), path.format(id=tenant.id), data)
     assert response.status_code == 403
@@ -64,9 +69,12 @@ def test_tenants_list_shows_counts_and_status(login, tenant, root):
 def test_create_tenant_with_an_owner_invitation(login, root):
     outbox.clear()
     client = login(root)
-    response = post(client, "/platform/tenants/new", {"name": "Initech", "slug": "initech", "max_sessions": "3",
-                                                      "owner_email": "boss@initech.example.com"},
-                    page="/platform/tenants/new")
+    response = post(
+        client,
+        "/platform/tenants/new",
+        {"name": "Initech", "slug": "initech", "max_sessions": "3", "owner_email": "boss@initech.example.com"},
+        page="/platform/tenants/new",
+    )
     assert response.status_code == 303
     tenant = _tenant("initech")
     assert tenant.max_sessions == 3
@@ -81,9 +89,12 @@ def test_create_tenant_with_an_owner_invitation(login, root):
 def test_create_tenant_redirects_so_a_reload_creates_and_invites_nothing(login, root):
     outbox.clear()
     client = login(root)
-    response = post(client, "/platform/tenants/new", {"name": "Initech", "slug": "initech", "max_sessions": "3",
-                                                      "owner_email": "boss@initech.example.com"},
-                    page="/platform/tenants/new")
+    response = post(
+        client,
+        "/platform/tenants/new",
+        {"name": "Initech", "slug": "initech", "max_sessions": "3", "owner_email": "boss@initech.example.com"},
+        page="/platform/tenants/new",
+    )
     location = response.headers["Location"]
     client.get(location)
     again = client.get(location)
@@ -92,22 +103,34 @@ def test_create_tenant_redirects_so_a_reload_creates_and_invites_nothing(login, 
 
 
 def test_create_tenant_without_an_owner_opens_the_tenant_page(login, root):
-    response = post(login(root), "/platform/tenants/new", {"name": "Initech", "slug": "initech",
-                                                           "max_sessions": "3"}, page="/platform/tenants/new")
+    response = post(
+        login(root),
+        "/platform/tenants/new",
+        {"name": "Initech", "slug": "initech", "max_sessions": "3"},
+        page="/platform/tenants/new",
+    )
     assert response.status_code == 303
     assert response.headers["Location"] == f"/platform/tenants/{_tenant('initech').id}"
 
 
 def test_create_tenant_with_a_taken_slug_is_refused_in_words(login, root):
-    response = post(login(root), "/platform/tenants/new", {"name": "Acme 2", "slug": "acme", "max_sessions": "3"},
-                    page="/platform/tenants/new")
+    response = post(
+        login(root),
+        "/platform/tenants/new",
+        {"name": "Acme 2", "slug": "acme", "max_sessions": "3"},
+        page="/platform/tenants/new",
+    )
     assert response.status_code == 409
     assert "already exists" in text(response)
 
 
 def test_create_tenant_with_a_bad_slug_is_refused_next_to_the_field(login, root):
-    response = post(login(root), "/platform/tenants/new", {"name": "Bad", "slug": "-Bad Slug-", "max_sessions": "3"},
-                    page="/platform/tenants/new")
+    response = post(
+        login(root),
+        "/platform/tenants/new",
+        {"name": "Bad", "slug": "-Bad Slug-", "max_sessions": "3"},
+        page="/platform/tenants/new",
+    )
     assert response.status_code == 400
     assert 'id="slug-error"' in text(response)
 
@@ -145,9 +168,12 @@ def test_reactivate_brings_the_tenant_back(login, tenant, root):
 
 
 def test_platform_admin_invites_any_role(login, tenant, root):
-    response = post(login(root), f"/platform/tenants/{tenant.id}/invite", {"email": "co@example.com",
-                                                                          "role": "owner"},
-                    page=f"/platform/tenants/{tenant.id}")
+    response = post(
+        login(root),
+        f"/platform/tenants/{tenant.id}/invite",
+        {"email": "co@example.com", "role": "owner"},
+        page=f"/platform/tenants/{tenant.id}",
+    )
     assert response.status_code == 303
     assert response.headers["Location"] == f"/platform/tenants/{tenant.id}"
     assert db.session.scalar(select(Invitation.role).where(Invitation.email == "co@example.com")) == "owner"

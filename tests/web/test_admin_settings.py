@@ -46,8 +46,9 @@ def test_save_is_audited_with_before_and_after(login, tenant, owner):
     assert event.actor_label == owner.email
 
 
-@pytest.mark.parametrize("field,value", [("send_rate_per_minute", "0"), ("retention_messages_days", "-1"),
-                                         ("retention_events_days", "many")])
+@pytest.mark.parametrize(
+    "field,value", [("send_rate_per_minute", "0"), ("retention_messages_days", "-1"), ("retention_events_days", "many")]
+)
 def test_save_refuses_values_out_of_range_in_words(login, tenant, owner, field, value):
     response = post(login(owner), PAGE, {**VALID, field: value}, page=PAGE)
     assert response.status_code == 400

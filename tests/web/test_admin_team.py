@@ -23,8 +23,9 @@ def _invite(client, email="new@example.com", role="operator"):
 
 
 def _role_of(tenant, user):
-    return db.session.scalar(select(Membership.role).where(Membership.tenant_id == tenant.id,
-                                                           Membership.user_id == user.id))
+    return db.session.scalar(
+        select(Membership.role).where(Membership.tenant_id == tenant.id, Membership.user_id == user.id)
+    )
 
 
 @pytest.mark.parametrize("role,status", [("viewer", 403), ("operator", 403), ("admin", 200), ("owner", 200)])
@@ -70,8 +71,9 @@ def test_invite_whose_mail_fails_invites_nobody(login, owner, app, monkeypatch):
     monkeypatch.setitem(app.config, "MAIL_BACKEND", "smtp")
     monkeypatch.setitem(app.config, "SMTP_URL", "smtp://127.0.0.1:9")  # nothing listens on the discard port
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.get_data(as_text=True)).group(1)
-    response = client.post("/admin/team/invite", data={"email": "new@example.com", "role": "viewer",
-                                                       "csrf_token": token})
+    response = client.post(
+        "/admin/team/invite", data={"email": "new@example.com", "role": "viewer", "csrf_token": token}
+    )
     assert response.status_code == 503
     assert "could not be sent, so nobody was invited" in text(response)
     assert team.list_invitations(owner.memberships[0].tenant) == []
@@ -85,7 +87,7 @@ def test_invite_address_opened_directly_leads_to_the_form(login, owner):
 
 def test_invite_offers_admins_no_owner_role(login, tenant):
     body = text(login(member(tenant, "admin")).get(PAGE))
-    invite_form = body[body.index('id="invite"'):]
+    invite_form = body[body.index('id="invite"') :]
     assert 'value="admin"' in invite_form and 'value="owner"' not in invite_form
 
 
@@ -132,8 +134,8 @@ def test_change_role_of_the_last_owner_is_refused_in_words(login, tenant, owner)
 
 def test_admin_sees_no_controls_for_owners(login, tenant, owner):
     body = text(login(member(tenant, "admin")).get(PAGE))
-    assert f'/admin/team/{owner.id}/role' not in body
-    assert f'/admin/team/{owner.id}/remove' not in body
+    assert f"/admin/team/{owner.id}/role" not in body
+    assert f"/admin/team/{owner.id}/remove" not in body
 
 
 def test_admin_cannot_demote_an_owner_by_direct_post(login, tenant, owner):
@@ -174,8 +176,14 @@ def test_remove_of_another_tenants_member_is_not_found(login, owner, method):
 
 
 def test_withdraw_invitation_stops_its_link(login, tenant, owner):
-    issued = team.invite_member(tenant, "late@example.com", "viewer", TEST_ACTOR, actor_role="owner",
-                                accept_url=lambda token: f"/invite/{token}")
+    issued = team.invite_member(
+        tenant,
+        "late@example.com",
+        "viewer",
+        TEST_ACTOR,
+        actor_role="owner",
+        accept_url=lambda token: f"/invite/{token}",
+    )
     client = login(owner)
     assert "late@example.com" in text(client.get(PAGE))
     response = post(client, f"/admin/team/invitations/{issued.invitation.id}/revoke", page=PAGE)
@@ -186,8 +194,14 @@ def test_withdraw_invitation_stops_its_link(login, tenant, owner):
 
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_withdraw_of_another_tenants_invitation_is_not_found(login, owner, method):
-    issued = team.invite_member(make_tenant("other"), "theirs@example.com", "viewer", TEST_ACTOR,
-                                actor_role="owner", accept_url=lambda token: f"/invite/{token}")
+    issued = team.invite_member(
+        make_tenant("other"),
+        "theirs@example.com",
+        "viewer",
+        TEST_ACTOR,
+        actor_role="owner",
+        accept_url=lambda token: f"/invite/{token}",
+    )
     client = login(owner)
     path = f"/admin/team/invitations/{issued.invitation.id}/revoke"
     response = client.get(path) if method == "get" else post(client, path, page=PAGE)

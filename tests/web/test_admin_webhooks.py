@@ -45,8 +45,7 @@ def receiver():
 @pytest.fixture
 def endpoint(tenant, receiver):
     receiver.status, receiver.received[:] = 200, []
-    row, _ = forwarding.create_endpoint(tenant, TEST_ACTOR, url=receiver.url, events=["message"],
-                                        description="CRM")
+    row, _ = forwarding.create_endpoint(tenant, TEST_ACTOR, url=receiver.url, events=["message"], description="CRM")
     return row
 
 
@@ -76,8 +75,11 @@ def test_read_only_roles_see_no_controls(login, tenant, endpoint, role):
 @pytest.mark.parametrize("role", ["viewer", "operator"])
 @pytest.mark.parametrize("action", ["new", "{id}/edit", "{id}/enabled", "{id}/test", "{id}/delete", "{id}/rotate"])
 def test_changes_by_direct_post_are_forbidden_to_read_only_roles(login, tenant, endpoint, role, action):
-    response = post(login(member(tenant, role)), PAGE + action.format(id=endpoint.id),
-                    {"url": "http://127.0.0.1:9/x", "events": ["*"], "enabled": "0"})
+    response = post(
+        login(member(tenant, role)),
+        PAGE + action.format(id=endpoint.id),
+        {"url": "http://127.0.0.1:9/x", "events": ["*"], "enabled": "0"},
+    )
     assert response.status_code == 403
     db.session.expire_all()
     assert db.session.get(WebhookEndpoint, endpoint.id).is_enabled
@@ -85,8 +87,12 @@ def test_changes_by_direct_post_are_forbidden_to_read_only_roles(login, tenant, 
 
 def test_create_shows_the_secret_once(login, tenant, owner, receiver):
     client = login(owner)
-    response = post(client, f"{PAGE}new", {"url": receiver.url, "events": ["message", "session.status"],
-                                           "description": "Orders"}, page=f"{PAGE}new")
+    response = post(
+        client,
+        f"{PAGE}new",
+        {"url": receiver.url, "events": ["message", "session.status"], "description": "Orders"},
+        page=f"{PAGE}new",
+    )
     assert response.status_code == 303
     location = response.headers["Location"]
     shown = client.get(location)
@@ -100,8 +106,7 @@ def test_create_shows_the_secret_once(login, tenant, owner, receiver):
 
 def test_secret_page_opened_again_says_it_was_shown_and_adds_nothing(login, owner, receiver):
     client = login(owner)
-    location = post(client, f"{PAGE}new", {"url": receiver.url, "events": ["*"]},
-                    page=f"{PAGE}new").headers["Location"]
+    location = post(client, f"{PAGE}new", {"url": receiver.url, "events": ["*"]}, page=f"{PAGE}new").headers["Location"]
     secret = _secret_on(text(client.get(location)))
     again = client.get(location)
     assert again.status_code == 410
@@ -123,8 +128,9 @@ def test_create_with_a_bad_url_is_refused_next_to_the_field(login, owner):
 
 def test_create_with_a_private_address_says_how_to_allow_it(app, login, owner, monkeypatch):
     monkeypatch.setitem(app.config, "WEBHOOK_ALLOW_PRIVATE", False)
-    response = post(login(owner), f"{PAGE}new", {"url": "http://127.0.0.1:9999/hook", "events": ["*"]},
-                    page=f"{PAGE}new")
+    response = post(
+        login(owner), f"{PAGE}new", {"url": "http://127.0.0.1:9999/hook", "events": ["*"]}, page=f"{PAGE}new"
+    )
     assert response.status_code == 400
     body = text(response)
     assert 'id="url-error"' in body and 'id="private-hint"' in body
@@ -133,15 +139,18 @@ def test_create_with_a_private_address_says_how_to_allow_it(app, login, owner, m
 
 
 def test_create_with_a_bad_url_gives_no_private_address_hint(login, owner):
-    body = text(post(login(owner), f"{PAGE}new", {"url": "ftp://example.com/x", "events": ["*"]},
-                     page=f"{PAGE}new"))
+    body = text(post(login(owner), f"{PAGE}new", {"url": "ftp://example.com/x", "events": ["*"]}, page=f"{PAGE}new"))
     assert 'id="url-error"' in body and "WEBHOOK_ALLOW_PRIVATE" not in body
 
 
 def test_edit_to_a_private_address_says_how_to_allow_it(app, login, owner, endpoint, monkeypatch):
     monkeypatch.setitem(app.config, "WEBHOOK_ALLOW_PRIVATE", False)
-    response = post(login(owner), f"{PAGE}{endpoint.id}/edit", {"url": "http://localhost:9/x", "events": ["*"]},
-                    page=f"{PAGE}{endpoint.id}/edit")
+    response = post(
+        login(owner),
+        f"{PAGE}{endpoint.id}/edit",
+        {"url": "http://localhost:9/x", "events": ["*"]},
+        page=f"{PAGE}{endpoint.id}/edit",
+    )
     assert response.status_code == 400 and "WEBHOOK_ALLOW_PRIVATE=true" in text(response)
 
 
@@ -156,8 +165,12 @@ def test_edit_changes_url_events_and_description(login, owner, endpoint, receive
     form = text(client.get(f"{PAGE}{endpoint.id}/edit"))
     assert 'value="CRM"' in form
     assert re.search(r'<input checked id="events-\d+" name="events" type="checkbox" value="message">', form)
-    response = post(client, f"{PAGE}{endpoint.id}/edit", {"url": receiver.url + "?v=2", "events": ["message.ack"],
-                                                           "description": "CRM v2"}, page=PAGE)
+    response = post(
+        client,
+        f"{PAGE}{endpoint.id}/edit",
+        {"url": receiver.url + "?v=2", "events": ["message.ack"], "description": "CRM v2"},
+        page=PAGE,
+    )
     assert response.status_code == 302
     db.session.expire_all()
     row = db.session.get(WebhookEndpoint, endpoint.id)
@@ -232,8 +245,9 @@ def test_delivery_log_filters_by_status_with_htmx(login, tenant, owner, endpoint
     forwarding.send_test_event(tenant, endpoint.id, TEST_ACTOR)
     run_jobs()
     client = login(owner)
-    fragment = text(client.get(f"{PAGE}{endpoint.id}?status=dead", headers={"HX-Request": "true",
-                                                                             "HX-Target": "deliveries"}))
+    fragment = text(
+        client.get(f"{PAGE}{endpoint.id}?status=dead", headers={"HX-Request": "true", "HX-Target": "deliveries"})
+    )
     assert "<html" not in fragment and "No dead deliveries" in fragment
 
 
@@ -250,8 +264,12 @@ def test_another_tenants_endpoint_pages_are_not_found(login, owner, receiver, pa
 @pytest.mark.parametrize("action", ["{id}/edit", "{id}/enabled", "{id}/test", "{id}/delete", "{id}/rotate"])
 def test_another_tenants_endpoint_cannot_be_changed(login, owner, receiver, action):
     theirs, _ = forwarding.create_endpoint(make_tenant("other"), TEST_ACTOR, url=receiver.url, events=["*"])
-    response = post(login(owner), PAGE + action.format(id=theirs.id),
-                    {"url": receiver.url, "events": ["*"], "enabled": "0"}, page=PAGE)
+    response = post(
+        login(owner),
+        PAGE + action.format(id=theirs.id),
+        {"url": receiver.url, "events": ["*"], "enabled": "0"},
+        page=PAGE,
+    )
     assert response.status_code == 404
     db.session.expire_all()
     assert db.session.get(WebhookEndpoint, theirs.id).is_enabled
@@ -267,6 +285,7 @@ def test_another_tenants_delivery_cannot_be_replayed(login, owner, receiver):
 
 
 # ---- the delivery log follows a test event, shows what was sent and answered, and refuses unknown filters ----
+
 
 def test_delivery_log_refreshes_itself_until_the_test_event_is_delivered(login, owner, endpoint, receiver, run_jobs):
     client = login(owner)
@@ -305,8 +324,9 @@ def test_failed_deliveries_figure_links_to_the_failed_deliveries(login, owner, e
     post(client, f"{PAGE}{endpoint.id}/test", page=PAGE)
     run_jobs()
     dashboard = text(client.get("/"))
-    link = find(r'<a class="card stat-card[^"]*" href="([^"]+)">\s*<span class="stat" id="stat-failed-deliveries">',
-                dashboard)
+    link = find(
+        r'<a class="card stat-card[^"]*" href="([^"]+)">\s*<span class="stat" id="stat-failed-deliveries">', dashboard
+    )
     assert link == f"{PAGE}deliveries?status=failed"
     log = text(client.get(link))
     assert "Webhook deliveries" in log and endpoint.url in log and "<code>500</code>" in log
@@ -315,8 +335,9 @@ def test_failed_deliveries_figure_links_to_the_failed_deliveries(login, owner, e
 
 def test_all_deliveries_log_shows_only_this_tenants(login, owner, endpoint, receiver, run_jobs):
     other = make_tenant("globex", name="Globex")
-    forwarding.send_test_event(other, forwarding.create_endpoint(other, TEST_ACTOR, url=receiver.url + "?globex")[0].id,
-                               TEST_ACTOR)
+    forwarding.send_test_event(
+        other, forwarding.create_endpoint(other, TEST_ACTOR, url=receiver.url + "?globex")[0].id, TEST_ACTOR
+    )
     run_jobs()
     log = text(login(owner).get(f"{PAGE}deliveries"))
     assert "?globex" not in log and "Nothing was delivered yet." in log

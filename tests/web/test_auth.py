@@ -56,8 +56,10 @@ def test_logout_ends_the_session(login, owner):
 
 def test_login_does_not_redirect_off_site(client, owner):
     token = csrf_token(client, "/login")
-    response = client.post("/login", data={"email": owner.email, "password": PASSWORD, "csrf_token": token,
-                                           "next": "https://evil.example/"})
+    response = client.post(
+        "/login",
+        data={"email": owner.email, "password": PASSWORD, "csrf_token": token, "next": "https://evil.example/"},
+    )
     assert response.headers["Location"] == "/"
 
 

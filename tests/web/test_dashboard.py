@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-
 from portal.extensions import db
 from portal.models import WebhookDelivery, utcnow
 from portal.services import dashboard as dashboard_service
@@ -19,8 +18,16 @@ def stat(page: str, name: str) -> int:
 
 
 def delivery(tenant, msg_id: str, status: str, attempt: int = 1, **fields) -> WebhookDelivery:
-    row = WebhookDelivery(tenant_id=tenant.id, url="https://hooks.example.com/x", msg_id=msg_id,
-                          event_type="message", payload={}, attempt=attempt, status=status, **fields)
+    row = WebhookDelivery(
+        tenant_id=tenant.id,
+        url="https://hooks.example.com/x",
+        msg_id=msg_id,
+        event_type="message",
+        payload={},
+        attempt=attempt,
+        status=status,
+        **fields,
+    )
     db.session.add(row)
     db.session.commit()
     return row

@@ -22,22 +22,33 @@ HX = {"HX-Request": "true"}
 
 def tiny_png() -> bytes:
     """A valid 1x1 PNG."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\xff\xff\xff"))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\xff\xff"))
+        + chunk(b"IEND", b"")
+    )
 
 
 def send(client, data, htmx=True):
     """Post the send form as the browser does (multipart, CSRF token from the page)."""
     token = csrf_token(client, "/messages/send")
     headers = {**HX, "X-CSRFToken": token} if htmx else {}
-    return client.post("/messages/send", data={"csrf_token": token, "media_kind": "", **data},
-                       headers=headers, content_type="multipart/form-data")
+    return client.post(
+        "/messages/send",
+        data={"csrf_token": token, "media_kind": "", **data},
+        headers=headers,
+        content_type="multipart/form-data",
+    )
 
 
 # ---- send ----------------------------------------------------------------------------------------------------
+
 
 def test_send_page_preselects_a_working_session(owner_client, tenant, sim):
     new_session(tenant, "Not linked")
@@ -53,13 +64,16 @@ def test_send_page_without_sessions_points_to_creating_one(owner_client):
 
 def test_send_text_delivers_and_opens_the_conversation(owner_client, tenant, sim):
     session = working_session(tenant, sim)
-    response = send(owner_client, {"session_id": session.id, "to": "+49 170 9999999", "text": "Hello there",
-                                   "idempotency_key": "key-1"})
+    response = send(
+        owner_client,
+        {"session_id": session.id, "to": "+49 170 9999999", "text": "Hello there", "idempotency_key": "key-1"},
+    )
     message = db.session.scalar(db.select(Message).where(Message.tenant_id == tenant.id))
     assert response.headers["HX-Redirect"] == f"/messages/chats/{session.id}/491709999999@c.us"
     assert message.body == "Hello there" and message.source == "portal" and message.direction == "out"
     assert [(m["chatId"], m["body"]) for m in sim.sent_messages(session.external_name)] == [
-        ("491709999999@c.us", "Hello there")]
+        ("491709999999@c.us", "Hello there")
+    ]
 
 
 def test_send_without_scripts_redirects_so_a_reload_sends_nothing(owner_client, tenant, sim):
@@ -77,15 +91,19 @@ def test_send_page_opened_from_the_log_returns_to_it(owner_client, tenant, sim):
     form = owner_client.get(link.replace("&amp;", "&")).get_data(as_text=True)
     back = re.search(r'name="next" type="hidden" value="([^"]*)"', form).group(1).replace("&amp;", "&")
     assert back == f"/messages/?session={session.id}"
-    response = send(owner_client, {"session_id": session.id, "to": "+49 170 9999999", "text": "Hi", "next": back},
-                    htmx=False)
+    response = send(
+        owner_client, {"session_id": session.id, "to": "+49 170 9999999", "text": "Hi", "next": back}, htmx=False
+    )
     assert response.headers["Location"] == back
 
 
 def test_send_refuses_to_return_to_another_site(owner_client, tenant, sim):
     session = working_session(tenant, sim)
-    response = send(owner_client, {"session_id": session.id, "to": "+49 170 9999999", "text": "Hi",
-                                   "next": "//evil.example.com/"}, htmx=False)
+    response = send(
+        owner_client,
+        {"session_id": session.id, "to": "+49 170 9999999", "text": "Hi", "next": "//evil.example.com/"},
+        htmx=False,
+    )
     assert response.headers["Location"] == f"/messages/chats/{session.id}/491709999999@c.us"
 
 
@@ -99,8 +117,15 @@ def test_send_twice_with_the_same_form_sends_once(owner_client, tenant, sim):
 
 def test_send_image_upload_sends_media_with_caption(owner_client, tenant, sim):
     session = working_session(tenant, sim)
-    response = send(owner_client, {"session_id": session.id, "to": "491709999999", "text": "Look",
-                                   "media_file": (io.BytesIO(tiny_png()), "dot.png", "image/png")})
+    response = send(
+        owner_client,
+        {
+            "session_id": session.id,
+            "to": "491709999999",
+            "text": "Look",
+            "media_file": (io.BytesIO(tiny_png()), "dot.png", "image/png"),
+        },
+    )
     message = db.session.scalar(db.select(Message).where(Message.tenant_id == tenant.id))
     assert "HX-Redirect" in response.headers
     assert message.media["kind"] == "image" and message.media["filename"] == "dot.png"
@@ -146,8 +171,7 @@ def test_send_without_text_or_file_asks_for_one(owner_client, tenant, sim):
 
 def test_send_without_csrf_token_is_rejected(owner_client, tenant, sim):
     session = working_session(tenant, sim)
-    response = owner_client.post("/messages/send", data={"session_id": session.id, "to": "491709999999",
-                                                         "text": "x"})
+    response = owner_client.post("/messages/send", data={"session_id": session.id, "to": "491709999999", "text": "x"})
     assert response.status_code == 400
     assert "nothing was sent. Your text is kept: press Send again." in response.get_data(as_text=True)
     assert sim.sent_messages(session.external_name) == []
@@ -164,8 +188,9 @@ def test_viewer_sees_no_send_controls(viewer_client, tenant, sim):
 def test_viewer_cannot_send(viewer_client, tenant, sim):
     session = working_session(tenant, sim)
     token = csrf_token(viewer_client, "/messages/")
-    response = viewer_client.post("/messages/send", data={"csrf_token": token, "session_id": session.id,
-                                                          "to": "491709999999", "text": "x"})
+    response = viewer_client.post(
+        "/messages/send", data={"csrf_token": token, "session_id": session.id, "to": "491709999999", "text": "x"}
+    )
     assert response.status_code == 403
     assert sim.sent_messages(session.external_name) == []
 
@@ -179,6 +204,7 @@ def test_sending_from_other_tenants_session_is_refused(owner_client, sim):
 
 
 # ---- log -----------------------------------------------------------------------------------------------------
+
 
 def test_log_shows_messages_newest_first_with_ticks(owner_client, tenant, sim):
     session = working_session(tenant, sim)
@@ -198,18 +224,20 @@ def test_log_without_messages_explains_where_they_come_from(owner_client):
     assert "No messages yet." in page
 
 
-@pytest.mark.parametrize("query,shown,hidden", [
-    ("direction=in", "incoming", "outgoing"),
-    ("status=READ", "outgoing", "incoming"),
-    ("chat=%2B49+170+1111111", "other chat", "incoming"),
-    ("q=COMING", "incoming", "outgoing"),
-])
+@pytest.mark.parametrize(
+    "query,shown,hidden",
+    [
+        ("direction=in", "incoming", "outgoing"),
+        ("status=READ", "outgoing", "incoming"),
+        ("chat=%2B49+170+1111111", "other chat", "incoming"),
+        ("q=COMING", "incoming", "outgoing"),
+    ],
+)
 def test_log_filters_narrow_the_list(owner_client, tenant, sim, query, shown, hidden):
     session = working_session(tenant, sim)
     stored_message(tenant, session, direction="in", status="DEVICE", body="incoming")
     stored_message(tenant, session, direction="out", status="READ", body="outgoing")
-    stored_message(tenant, session, direction="out", status="SERVER", body="other chat",
-                   chat_id="491701111111@c.us")
+    stored_message(tenant, session, direction="out", status="SERVER", body="other chat", chat_id="491701111111@c.us")
     page = owner_client.get(f"/messages/?{query}").get_data(as_text=True)
     assert shown in page and hidden not in page
 
@@ -308,8 +336,13 @@ def test_log_empty_newest_page_polls_until_the_first_message(owner_client, tenan
 def _older_page(owner_client, tenant, session, oldest_status: str) -> str:
     start = utcnow() - timedelta(minutes=30)
     for n in range(55):
-        stored_message(tenant, session, body=f"msg-{n:02d}", created_at=start + timedelta(seconds=n),
-                       status=oldest_status if n == 0 else "READ")
+        stored_message(
+            tenant,
+            session,
+            body=f"msg-{n:02d}",
+            created_at=start + timedelta(seconds=n),
+            status=oldest_status if n == 0 else "READ",
+        )
     page = owner_client.get("/messages/").get_data(as_text=True)
     return re.search(r'<a id="log-older" href="([^"]+)"', page).group(1).replace("&amp;", "&")
 
@@ -328,7 +361,9 @@ def test_log_older_page_stops_polling_with_286_once_everything_is_read(owner_cli
     assert response.status_code == 286
     assert "hx-trigger" not in response.get_data(as_text=True)
 
+
 # ---- conversations and media ---------------------------------------------------------------------------------
+
 
 def test_chats_page_lists_conversations_of_a_session(owner_client, tenant, sim):
     session = working_session(tenant, sim)
@@ -341,8 +376,9 @@ def test_chats_page_lists_conversations_of_a_session(owner_client, tenant, sim):
 
 def test_conversation_shows_the_thread_oldest_first_with_a_reply_box(owner_client, tenant, sim):
     session = working_session(tenant, sim)
-    stored_message(tenant, session, direction="in", body="question", status="DEVICE",
-                   created_at=utcnow() - timedelta(minutes=2))
+    stored_message(
+        tenant, session, direction="in", body="question", status="DEVICE", created_at=utcnow() - timedelta(minutes=2)
+    )
     stored_message(tenant, session, direction="out", body="answer", status="READ")
     stored_message(tenant, session, body="elsewhere", chat_id="491701111111@c.us")
     page = owner_client.get(f"/messages/chats/{session.id}/491709999999@c.us").get_data(as_text=True)
@@ -354,8 +390,9 @@ def test_conversation_shows_the_thread_oldest_first_with_a_reply_box(owner_clien
 def test_reply_goes_back_to_the_conversation(owner_client, tenant, sim):
     session = working_session(tenant, sim)
     here = f"/messages/chats/{session.id}/491709999999@c.us"
-    response = send(owner_client, {"session_id": session.id, "to": "491709999999@c.us", "text": "Reply",
-                                   "reply": "1", "next": here})
+    response = send(
+        owner_client, {"session_id": session.id, "to": "491709999999@c.us", "text": "Reply", "reply": "1", "next": here}
+    )
     assert response.headers["HX-Redirect"] == here
 
 
@@ -390,6 +427,7 @@ def test_empty_conversation_shows_its_first_message_without_a_reload(owner_clien
     body = owner_client.get(fresh_url, headers=HX).get_data(as_text=True)
     assert "hello there" in body and "No messages in this chat yet." not in body
 
+
 def test_conversation_of_other_tenants_session_is_not_found(owner_client, sim):
     other = make_tenant("globex", name="Globex")
     session = working_session(other, sim, "Globex line")
@@ -400,16 +438,24 @@ def test_conversation_of_other_tenants_session_is_not_found(owner_client, sim):
 
 def test_media_of_other_tenants_message_is_not_found(owner_client, sim):
     other = make_tenant("globex", name="Globex")
-    message = stored_message(other, working_session(other, sim, "Globex line"),
-                             media={"kind": "image", "mimetype": "image/png", "filename": "x.png"})
+    message = stored_message(
+        other,
+        working_session(other, sim, "Globex line"),
+        media={"kind": "image", "mimetype": "image/png", "filename": "x.png"},
+    )
     assert owner_client.get(f"/messages/{message.id}/media").status_code == 404
 
 
 def test_log_links_media_to_the_download_route(owner_client, tenant, sim):
     session = working_session(tenant, sim)
-    message = stored_message(tenant, session, direction="in", status="DEVICE", body=None,
-                             media={"kind": "image", "mimetype": "image/png", "filename": "photo.png",
-                                    "status": "stored", "key": "k"})
+    message = stored_message(
+        tenant,
+        session,
+        direction="in",
+        status="DEVICE",
+        body=None,
+        media={"kind": "image", "mimetype": "image/png", "filename": "photo.png", "status": "stored", "key": "k"},
+    )
     page = owner_client.get("/messages/").get_data(as_text=True)
     assert f'href="/messages/{message.id}/media"' in page and "photo.png" in page
 
@@ -418,9 +464,14 @@ def test_media_of_a_stored_file_downloads_inline(owner_client, tenant, sim):
     session = working_session(tenant, sim)
     key = f"{tenant.id}/{session.id}/photo.png"
     storage().save(key, tiny_png(), "image/png")
-    message = stored_message(tenant, session, direction="in", status="DEVICE", body=None,
-                             media={"kind": "image", "mimetype": "image/png", "filename": "photo.png",
-                                    "status": "stored", "key": key})
+    message = stored_message(
+        tenant,
+        session,
+        direction="in",
+        status="DEVICE",
+        body=None,
+        media={"kind": "image", "mimetype": "image/png", "filename": "photo.png", "status": "stored", "key": key},
+    )
     response = owner_client.get(f"/messages/{message.id}/media")
     assert response.status_code == 200
     assert response.data == tiny_png() and response.mimetype == "image/png"
@@ -431,9 +482,14 @@ def test_media_of_a_stored_file_downloads_inline(owner_client, tenant, sim):
 def _stored_media(tenant, session, data: bytes, mimetype: str, filename: str):
     key = f"{tenant.id}/{session.id}/{filename}"
     storage().save(key, data, mimetype)
-    return stored_message(tenant, session, direction="in", status="DEVICE", body=None,
-                          media={"kind": "document", "mimetype": mimetype, "filename": filename,
-                                 "status": "stored", "key": key})
+    return stored_message(
+        tenant,
+        session,
+        direction="in",
+        status="DEVICE",
+        body=None,
+        media={"kind": "document", "mimetype": mimetype, "filename": filename, "status": "stored", "key": key},
+    )
 
 
 def test_media_is_served_under_a_policy_that_loads_and_runs_nothing(owner_client, tenant, sim):
@@ -444,8 +500,9 @@ def test_media_is_served_under_a_policy_that_loads_and_runs_nothing(owner_client
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
-@pytest.mark.parametrize("mimetype,filename", [("application/pdf", "invoice.pdf"), ("image/svg+xml", "logo.svg"),
-                                               ("text/html", "page.html")])
+@pytest.mark.parametrize(
+    "mimetype,filename", [("application/pdf", "invoice.pdf"), ("image/svg+xml", "logo.svg"), ("text/html", "page.html")]
+)
 def test_media_other_than_images_and_sound_is_downloaded(owner_client, tenant, sim, mimetype, filename):
     message = _stored_media(tenant, working_session(tenant, sim), b"<svg onload=alert(1)>", mimetype, filename)
     response = owner_client.get(f"/messages/{message.id}/media")
@@ -455,9 +512,14 @@ def test_media_other_than_images_and_sound_is_downloaded(owner_client, tenant, s
 
 def test_media_not_fetched_yet_is_not_found_and_not_linked(owner_client, tenant, sim):
     session = working_session(tenant, sim)
-    message = stored_message(tenant, session, direction="in", status="DEVICE", body=None,
-                             media={"kind": "document", "mimetype": "application/pdf", "filename": "a.pdf",
-                                    "status": "pending"})
+    message = stored_message(
+        tenant,
+        session,
+        direction="in",
+        status="DEVICE",
+        body=None,
+        media={"kind": "document", "mimetype": "application/pdf", "filename": "a.pdf", "status": "pending"},
+    )
     assert owner_client.get(f"/messages/{message.id}/media").status_code == 404
     page = owner_client.get("/messages/").get_data(as_text=True)
     assert "a.pdf" in page and "(being fetched)" in page and f"/messages/{message.id}/media" not in page

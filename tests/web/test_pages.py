@@ -24,10 +24,14 @@ def test_favicon_ico_leads_to_the_icon(client):
 def test_breadcrumbs_end_in_the_current_page_not_a_separator(login, tenant, owner, sim):
     session = working_session(tenant, sim, "Support line")
     client = login(owner)
-    for path, current in [(f"/sessions/{session.id}", "Support line"), ("/sessions/new", "New session"),
-                          (f"/messages/chats/{session.id}", "Conversations"),
-                          (f"/messages/chats/{session.id}/491709999999@c.us", "+491709999999"),
-                          ("/messages/send", "Send a message"), ("/dashboard/health", "WhatsApp servers")]:
+    for path, current in [
+        (f"/sessions/{session.id}", "Support line"),
+        ("/sessions/new", "New session"),
+        (f"/messages/chats/{session.id}", "Conversations"),
+        (f"/messages/chats/{session.id}/491709999999@c.us", "+491709999999"),
+        ("/messages/send", "Send a message"),
+        ("/dashboard/health", "WhatsApp servers"),
+    ]:
         body = text(client.get(path))
         trail = re.search(r'<nav class="crumbs" aria-label="Breadcrumb">(.*?)</nav>', body, re.S).group(1)
         items = re.findall(r"<li[^>]*>(.*?)</li>", trail, re.S)
@@ -50,6 +54,7 @@ def test_sign_in_returns_to_the_page_asked_for_with_its_query(client, owner):
     token = csrf_token(client, login_page)
     body = text(client.get(login_page))
     back = re.search(r'type="hidden" name="next" value="([^"]*)"', body).group(1).replace("&amp;", "&")
-    response = client.post(login_page, data={"email": owner.email, "password": PASSWORD, "csrf_token": token,
-                                             "next": back})
+    response = client.post(
+        login_page, data={"email": owner.email, "password": PASSWORD, "csrf_token": token, "next": back}
+    )
     assert response.headers["Location"] == "/messages/?direction=in"

@@ -13,10 +13,25 @@ from tests.helpers import csrf_token
 HX = {"HX-Request": "true"}
 
 REFUSED = [
-    "https://evil.example/", "http:evil.example", "//evil.example", "/\\evil.example", "\\\\evil.example",
-    "/%5Cevil.example", "/%5cevil.example", "/%2F%2Fevil.example", "/%2F/evil.example", "/%255Cevil.example",
-    "/\t/evil.example", "/%09/evil.example", "/\r\nSet-Cookie:x=1", "/%0d%0aSet-Cookie:x=1", "javascript:alert(1)",
-    "evil.example", "", "/messages\\..\\evil", " /messages",
+    "https://evil.example/",
+    "http:evil.example",
+    "//evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "/%5Cevil.example",
+    "/%5cevil.example",
+    "/%2F%2Fevil.example",
+    "/%2F/evil.example",
+    "/%255Cevil.example",
+    "/\t/evil.example",
+    "/%09/evil.example",
+    "/\r\nSet-Cookie:x=1",
+    "/%0d%0aSet-Cookie:x=1",
+    "javascript:alert(1)",
+    "evil.example",
+    "",
+    "/messages\\..\\evil",
+    " /messages",
 ]
 
 
@@ -42,16 +57,26 @@ def test_send_form_refuses_an_encoded_backslash_next(login, owner, tenant, sim):
     kept = re.search(r'name="next" type="hidden" value="([^"]*)"', form).group(1)
     assert kept == ""
     token = csrf_token(client, "/messages/send")
-    response = client.post("/messages/send", headers={**HX, "X-CSRFToken": token},
-                           data={"csrf_token": token, "media_kind": "", "session_id": session.id,
-                                 "to": "+49 170 9999999", "text": "Hi", "next": "/\\evil.example"},
-                           content_type="multipart/form-data")
+    response = client.post(
+        "/messages/send",
+        headers={**HX, "X-CSRFToken": token},
+        data={
+            "csrf_token": token,
+            "media_kind": "",
+            "session_id": session.id,
+            "to": "+49 170 9999999",
+            "text": "Hi",
+            "next": "/\\evil.example",
+        },
+        content_type="multipart/form-data",
+    )
     assert response.headers["HX-Redirect"] == f"/messages/chats/{session.id}/491709999999@c.us"
 
 
 @pytest.mark.parametrize("target", ["/%5Cevil.example", "/\\evil.example", "//evil.example"])
 def test_login_refuses_to_return_off_site(client, owner, target):
     token = csrf_token(client, "/login")
-    response = client.post("/login", data={"email": owner.email, "password": PASSWORD, "csrf_token": token,
-                                           "next": target})
+    response = client.post(
+        "/login", data={"email": owner.email, "password": PASSWORD, "csrf_token": token, "next": target}
+    )
     assert response.headers["Location"] == "/"

@@ -24,8 +24,12 @@ def _messages() -> int:
 def _post(client, data, htmx=True, headers=None):
     token = csrf_token(client, "/messages/send")
     extra = {**HX, "X-CSRFToken": token} if htmx else {}
-    return client.post("/messages/send", data={"csrf_token": token, "media_kind": "", **data},
-                       headers={**extra, **(headers or {})}, content_type="multipart/form-data")
+    return client.post(
+        "/messages/send",
+        data={"csrf_token": token, "media_kind": "", **data},
+        headers={**extra, **(headers or {})},
+        content_type="multipart/form-data",
+    )
 
 
 def test_overlong_text_is_refused_with_its_length_and_kept_whole(owner_client, tenant, sim):
@@ -56,8 +60,9 @@ def test_form_key_stays_the_same_when_the_form_comes_back_with_an_error(owner_cl
     session = working_session(tenant, sim)
     key = _key(owner_client.get("/messages/send").get_data(as_text=True))
 
-    body = _post(owner_client, {"session_id": session.id, "to": "", "text": "hello",
-                                "idempotency_key": key}).get_data(as_text=True)
+    body = _post(owner_client, {"session_id": session.id, "to": "", "text": "hello", "idempotency_key": key}).get_data(
+        as_text=True
+    )
 
     assert "Enter a phone number or chat id." in body
     assert _key(body) == key
@@ -80,10 +85,18 @@ def test_back_then_send_again_sends_once(owner_client, tenant, sim):
 
 def test_stale_csrf_token_gives_the_form_back_with_the_text(owner_client, tenant, sim):
     session = working_session(tenant, sim)
-    response = owner_client.post("/messages/send", headers={**HX, "X-CSRFToken": "stale"},
-                                 data={"csrf_token": "stale", "session_id": session.id, "to": "+49 170 9999999",
-                                       "text": "my long careful reply", "idempotency_key": "a" * 32},
-                                 content_type="multipart/form-data")
+    response = owner_client.post(
+        "/messages/send",
+        headers={**HX, "X-CSRFToken": "stale"},
+        data={
+            "csrf_token": "stale",
+            "session_id": session.id,
+            "to": "+49 170 9999999",
+            "text": "my long careful reply",
+            "idempotency_key": "a" * 32,
+        },
+        content_type="multipart/form-data",
+    )
     body = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" not in body
     assert "nothing was sent. Your text is kept: press Send again." in body
@@ -95,9 +108,17 @@ def test_stale_csrf_token_gives_the_form_back_with_the_text(owner_client, tenant
 
 def test_expired_sign_in_keeps_the_text_and_asks_to_sign_in(client, tenant, sim):
     session = working_session(tenant, sim)
-    response = client.post("/messages/send", data={"session_id": session.id, "to": "+49 170 9999999",
-                                                   "text": "typed before the sign-in expired", "reply": "1"},
-                           headers=HX, content_type="multipart/form-data")
+    response = client.post(
+        "/messages/send",
+        data={
+            "session_id": session.id,
+            "to": "+49 170 9999999",
+            "text": "typed before the sign-in expired",
+            "reply": "1",
+        },
+        headers=HX,
+        content_type="multipart/form-data",
+    )
     body = response.get_data(as_text=True)
     assert "You were signed out, so nothing was sent." in body and 'href="/login"' in body
     assert "typed before the sign-in expired</textarea>" in body
@@ -117,8 +138,15 @@ def test_file_over_the_limit_answers_413_with_the_form_and_the_text(owner_client
     session = working_session(tenant, sim)
     big = io.BytesIO(b"\0" * (3 * 1024 * 1024))  # past MAX_CONTENT_LENGTH: it used to drop the connection
 
-    response = _post(owner_client, {"session_id": session.id, "to": "+49 170 9999999", "text": "see attached",
-                                    "media_file": (big, "report.pdf", "application/pdf")})
+    response = _post(
+        owner_client,
+        {
+            "session_id": session.id,
+            "to": "+49 170 9999999",
+            "text": "see attached",
+            "media_file": (big, "report.pdf", "application/pdf"),
+        },
+    )
 
     body = response.get_data(as_text=True)
     assert response.status_code == 413
@@ -131,8 +159,15 @@ def test_body_far_over_the_limit_still_gets_an_answer(owner_client, tenant, sim,
     session = working_session(tenant, sim)
     huge = io.BytesIO(b"\0" * (8 * 1024 * 1024))
 
-    response = _post(owner_client, {"session_id": session.id, "to": "+49 170 9999999", "text": "x",
-                                    "media_file": (huge, "video.mp4", "video/mp4")})
+    response = _post(
+        owner_client,
+        {
+            "session_id": session.id,
+            "to": "+49 170 9999999",
+            "text": "x",
+            "media_file": (huge, "video.mp4", "video/mp4"),
+        },
+    )
 
     assert response.status_code == 413
     assert "That file is too large to send" in response.get_data(as_text=True)

@@ -92,9 +92,17 @@ def test_servers_table_alone_for_htmx_refresh(admin_client: Any) -> None:
 def test_add_server_registers_it_and_checks_it_at_once(admin_client: Any, second_sim: Any) -> None:
     token = csrf_token(admin_client, "/platform/servers/new")
 
-    response = admin_client.post("/platform/servers/new", data={
-        "csrf_token": token, "name": "waha-2", "base_url": second_sim.url, "api_key": second_sim.api_key,
-        "capacity": "20"}, follow_redirects=True)
+    response = admin_client.post(
+        "/platform/servers/new",
+        data={
+            "csrf_token": token,
+            "name": "waha-2",
+            "base_url": second_sim.url,
+            "api_key": second_sim.api_key,
+            "capacity": "20",
+        },
+        follow_redirects=True,
+    )
 
     page = response.get_data(as_text=True)
     server = db.session.scalars(select(WahaServer).where(WahaServer.name == "waha-2")).one()
@@ -107,8 +115,10 @@ def test_add_server_registers_it_and_checks_it_at_once(admin_client: Any, second
 def test_add_server_shows_a_duplicate_url_next_to_the_form(admin_client: Any, sim: Any) -> None:
     token = csrf_token(admin_client, "/platform/servers/new")
 
-    response = admin_client.post("/platform/servers/new", data={
-        "csrf_token": token, "name": "again", "base_url": sim.url, "api_key": "x", "capacity": "5"})
+    response = admin_client.post(
+        "/platform/servers/new",
+        data={"csrf_token": token, "name": "again", "base_url": sim.url, "api_key": "x", "capacity": "5"},
+    )
 
     assert response.status_code == 400
     assert "already registered" in response.get_data(as_text=True)
@@ -117,17 +127,26 @@ def test_add_server_shows_a_duplicate_url_next_to_the_form(admin_client: Any, si
 def test_add_server_that_does_not_answer_is_added_as_down(admin_client: Any) -> None:
     token = csrf_token(admin_client, "/platform/servers/new")
 
-    response = admin_client.post("/platform/servers/new", data={
-        "csrf_token": token, "name": "later", "base_url": f"http://127.0.0.1:{closed_port()}", "api_key": "k",
-        "capacity": "5"}, follow_redirects=True)
+    response = admin_client.post(
+        "/platform/servers/new",
+        data={
+            "csrf_token": token,
+            "name": "later",
+            "base_url": f"http://127.0.0.1:{closed_port()}",
+            "api_key": "k",
+            "capacity": "5",
+        },
+        follow_redirects=True,
+    )
 
     assert "does not answer yet" in response.get_data(as_text=True)
     assert db.session.scalars(select(WahaServer.health).where(WahaServer.name == "later")).one() == "down"
 
 
 def test_add_server_refuses_a_post_without_csrf_token(admin_client: Any, second_sim: Any) -> None:
-    response = admin_client.post("/platform/servers/new", data={
-        "name": "sneaky", "base_url": second_sim.url, "api_key": "k", "capacity": "5"})
+    response = admin_client.post(
+        "/platform/servers/new", data={"name": "sneaky", "base_url": second_sim.url, "api_key": "k", "capacity": "5"}
+    )
 
     assert response.status_code == 400
     assert db.session.scalars(select(WahaServer).where(WahaServer.name == "sneaky")).first() is None
@@ -137,8 +156,9 @@ def test_drain_button_drains_the_server_and_audits_it(admin: Any, admin_client: 
     server_id = default_server().id
     token = csrf_token(admin_client, f"/platform/servers/{server_id}")
 
-    response = admin_client.post(f"/platform/servers/{server_id}/drain", data={"csrf_token": token},
-                                 follow_redirects=True)
+    response = admin_client.post(
+        f"/platform/servers/{server_id}/drain", data={"csrf_token": token}, follow_redirects=True
+    )
 
     assert "is draining" in response.get_data(as_text=True)
     assert default_server().is_draining is True
@@ -160,8 +180,9 @@ def test_check_now_stores_fresh_health(admin_client: Any, sim: Any) -> None:
     server_id = default_server().id
     token = csrf_token(admin_client, f"/platform/servers/{server_id}")
 
-    response = admin_client.post(f"/platform/servers/{server_id}/check", data={"csrf_token": token},
-                                 follow_redirects=True)
+    response = admin_client.post(
+        f"/platform/servers/{server_id}/check", data={"csrf_token": token}, follow_redirects=True
+    )
 
     assert f"answers: WAHA {sim.settings.version}" in response.get_data(as_text=True)
     assert default_server().health == "ok" and default_server().last_checked_at is not None
@@ -181,8 +202,9 @@ def test_settings_refuse_a_capacity_of_zero(admin_client: Any) -> None:
     server_id = default_server().id
     token = csrf_token(admin_client, f"/platform/servers/{server_id}")
 
-    response = admin_client.post(f"/platform/servers/{server_id}/settings",
-                                 data={"csrf_token": token, "capacity": "0", "is_enabled": "y"})
+    response = admin_client.post(
+        f"/platform/servers/{server_id}/settings", data={"csrf_token": token, "capacity": "0", "is_enabled": "y"}
+    )
 
     assert response.status_code == 400
     assert default_server().capacity == 50
@@ -191,14 +213,22 @@ def test_settings_refuse_a_capacity_of_zero(admin_client: Any) -> None:
 def test_server_detail_lists_the_sessions_placed_on_it(admin_client: Any) -> None:
     tenant = make_tenant("detailco", name="Detail Co")
     server = default_server()
-    db.session.add(WahaSession(tenant_id=tenant.id, server_id=server.id, name="support", external_name="t1_support",
-                               status="WORKING", hmac_key="k" * 32))
+    db.session.add(
+        WahaSession(
+            tenant_id=tenant.id,
+            server_id=server.id,
+            name="support",
+            external_name="t1_support",
+            status="WORKING",
+            hmac_key="k" * 32,
+        )
+    )
     db.session.commit()
 
     page = admin_client.get(f"/platform/servers/{server.id}").get_data(as_text=True)
 
     assert "Detail Co" in page and "support" in page and "t1_support" in page and "WORKING" in page
-    assert "1 <span class=\"muted\">of 50</span>" in page
+    assert '1 <span class="muted">of 50</span>' in page
 
 
 def test_unknown_server_is_404(admin_client: Any) -> None:

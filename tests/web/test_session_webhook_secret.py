@@ -18,9 +18,17 @@ SECRET = re.compile(r'id="session-webhook-secret"[^>]*>(whsec_[A-Za-z0-9+/=]+)<'
 
 def test_create_shows_the_secret_once_then_it_is_gone(owner_client, tenant):
     token = csrf_token(owner_client, "/sessions/new")
-    response = owner_client.post("/sessions/new", data={
-        "csrf_token": token, "name": "Support", "engine": "", "webhook_url": "https://hooks.example.com/waha",
-        "webhook_events": ["message"], "idempotency_key": "k-1"})
+    response = owner_client.post(
+        "/sessions/new",
+        data={
+            "csrf_token": token,
+            "name": "Support",
+            "engine": "",
+            "webhook_url": "https://hooks.example.com/waha",
+            "webhook_events": ["message"],
+            "idempotency_key": "k-1",
+        },
+    )
     assert response.status_code == 303
     session = db.session.scalar(select(WahaSession).where(WahaSession.tenant_id == tenant.id))
     location = response.headers["Location"]
@@ -38,8 +46,10 @@ def test_create_shows_the_secret_once_then_it_is_gone(owner_client, tenant):
 
 def test_create_without_a_webhook_url_goes_straight_to_linking_a_phone(owner_client, tenant):
     token = csrf_token(owner_client, "/sessions/new")
-    response = owner_client.post("/sessions/new", data={
-        "csrf_token": token, "name": "Support", "engine": "", "webhook_url": "", "idempotency_key": "k-2"})
+    response = owner_client.post(
+        "/sessions/new",
+        data={"csrf_token": token, "name": "Support", "engine": "", "webhook_url": "", "idempotency_key": "k-2"},
+    )
     session = db.session.scalar(select(WahaSession).where(WahaSession.tenant_id == tenant.id))
     # nothing is signed for this session yet: no secret page in the way of the QR code
     assert response.status_code == 303 and response.headers["Location"].endswith(f"/sessions/{session.id}")
@@ -70,8 +80,9 @@ def test_viewer_cannot_rotate_or_see_the_button(viewer_client, tenant):
     session = new_session(tenant)
     old = session_secrets.secret_for(session)
     assert "webhook-secret" not in viewer_client.get(f"/sessions/{session.id}").get_data(as_text=True)
-    response = viewer_client.post(f"/sessions/{session.id}/webhook-secret",
-                                  data={"csrf_token": csrf_token(viewer_client, "/sessions/")})
+    response = viewer_client.post(
+        f"/sessions/{session.id}/webhook-secret", data={"csrf_token": csrf_token(viewer_client, "/sessions/")}
+    )
     assert response.status_code == 403
     db.session.expire_all()
     assert session_secrets.secret_for(db.session.get(WahaSession, session.id)) == old

@@ -23,6 +23,7 @@ def hx_post(client, url, data=None, token_page="/sessions/"):
 
 # ---- list ----------------------------------------------------------------------------------------------------
 
+
 def test_sessions_page_lists_sessions_with_status_badges(owner_client, tenant, sim):
     session = working_session(tenant, sim, "Support")
     page = owner_client.get("/sessions/").get_data(as_text=True)
@@ -56,11 +57,20 @@ def test_sessions_page_hides_other_tenants_sessions(owner_client, tenant):
 
 # ---- create --------------------------------------------------------------------------------------------------
 
+
 def test_create_form_creates_session_and_opens_it(owner_client, tenant, sim):
     token = csrf_token(owner_client, "/sessions/new")
-    response = owner_client.post("/sessions/new", data={
-        "csrf_token": token, "name": "Support", "engine": "", "webhook_url": "https://hooks.example.com/waha",
-        "webhook_events": ["session.status", "message"], "idempotency_key": "k-1"})
+    response = owner_client.post(
+        "/sessions/new",
+        data={
+            "csrf_token": token,
+            "name": "Support",
+            "engine": "",
+            "webhook_url": "https://hooks.example.com/waha",
+            "webhook_events": ["session.status", "message"],
+            "idempotency_key": "k-1",
+        },
+    )
     session = db.session.scalar(db.select(WahaSession).where(WahaSession.tenant_id == tenant.id))
     assert response.status_code == 303
     # first the session's webhook signing secret, shown once, then on to the session to link a phone
@@ -83,8 +93,9 @@ def test_create_with_taken_name_shows_error_next_to_name(owner_client, tenant):
 
 def test_create_with_bad_webhook_url_keeps_the_form(owner_client):
     token = csrf_token(owner_client, "/sessions/new")
-    response = owner_client.post("/sessions/new", data={"csrf_token": token, "name": "Support", "engine": "",
-                                                        "webhook_url": "not a url"})
+    response = owner_client.post(
+        "/sessions/new", data={"csrf_token": token, "name": "Support", "engine": "", "webhook_url": "not a url"}
+    )
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "Enter a full http:// or https:// address." in page
@@ -104,13 +115,15 @@ def test_viewer_sees_no_create_button(viewer_client):
 
 
 def test_viewer_cannot_create_a_session(viewer_client, tenant):
-    response = viewer_client.post("/sessions/new", data={"csrf_token": csrf_token(viewer_client, "/sessions/"),
-                                                         "name": "Sneaky", "engine": ""})
+    response = viewer_client.post(
+        "/sessions/new", data={"csrf_token": csrf_token(viewer_client, "/sessions/"), "name": "Sneaky", "engine": ""}
+    )
     assert response.status_code == 403
     assert db.session.scalar(db.select(WahaSession).where(WahaSession.tenant_id == tenant.id)) is None
 
 
 # ---- detail, QR and live status ------------------------------------------------------------------------------
+
 
 def test_detail_shows_qr_image_and_its_lifetime_while_scanning(owner_client, tenant):
     session = scanning_session(tenant)
@@ -201,13 +214,15 @@ def test_other_tenants_session_pages_are_not_found(owner_client, path):
 def test_posting_to_other_tenants_session_is_not_found(owner_client, sim, path, data):
     other = make_tenant("globex", name="Globex")
     session = new_session(other, "Globex line")
-    response = owner_client.post(f"/sessions/{session.id}{path}",
-                                 data={**data, "csrf_token": csrf_token(owner_client, "/sessions/")})
+    response = owner_client.post(
+        f"/sessions/{session.id}{path}", data={**data, "csrf_token": csrf_token(owner_client, "/sessions/")}
+    )
     assert response.status_code == 404
     assert sim.session(session.external_name)["status"] != "STOPPED"
 
 
 # ---- pairing code and screenshot -----------------------------------------------------------------------------
+
 
 def test_pairing_code_form_shows_the_code(owner_client, tenant):
     session = scanning_session(tenant)
@@ -272,12 +287,16 @@ def test_screenshot_of_stopped_session_explains_why_not(owner_client, tenant):
 
 # ---- controls --------------------------------------------------------------------------------------------------
 
+
 def test_controls_ask_for_confirmation(owner_client, tenant, sim):
     session = working_session(tenant, sim)
     page = owner_client.get(f"/sessions/{session.id}").get_data(as_text=True)
     for action in ("stop", "restart", "logout", "delete"):
-        assert re.search(rf'href="/sessions/{session.id}/{action}"\s+hx-post="/sessions/{session.id}/{action}"\s+'
-                         r'hx-confirm="[^"]+"', page), action
+        assert re.search(
+            rf'href="/sessions/{session.id}/{action}"\s+hx-post="/sessions/{session.id}/{action}"\s+'
+            r'hx-confirm="[^"]+"',
+            page,
+        ), action
 
 
 def test_viewer_sees_no_controls(viewer_client, tenant, sim):
@@ -298,8 +317,10 @@ def test_confirm_page_works_without_scripts(owner_client, tenant, sim):
     session = working_session(tenant, sim)
     page = owner_client.get(f"/sessions/{session.id}/restart").get_data(as_text=True)
     assert "Restart this session?" in page
-    response = owner_client.post(f"/sessions/{session.id}/restart",
-                                 data={"csrf_token": csrf_token(owner_client, f"/sessions/{session.id}/restart")})
+    response = owner_client.post(
+        f"/sessions/{session.id}/restart",
+        data={"csrf_token": csrf_token(owner_client, f"/sessions/{session.id}/restart")},
+    )
     assert response.status_code == 303
     assert response.headers["Location"] == f"/sessions/{session.id}"
     audit = db.session.scalar(db.select(AuditEvent).where(AuditEvent.action.like("session.restart%")))
@@ -316,8 +337,10 @@ def test_delete_removes_the_session_and_returns_to_the_list(owner_client, tenant
 
 def test_delete_without_scripts_returns_to_the_list(owner_client, tenant, sim):
     session = working_session(tenant, sim)
-    response = owner_client.post(f"/sessions/{session.id}/delete",
-                                 data={"csrf_token": csrf_token(owner_client, f"/sessions/{session.id}/delete")})
+    response = owner_client.post(
+        f"/sessions/{session.id}/delete",
+        data={"csrf_token": csrf_token(owner_client, f"/sessions/{session.id}/delete")},
+    )
     assert response.status_code == 303 and response.headers["Location"] == "/sessions/"
     assert "Session deleted." in owner_client.get("/sessions/").get_data(as_text=True)
 
@@ -350,8 +373,9 @@ def test_control_without_csrf_token_is_rejected(owner_client, tenant, sim):
 
 def test_viewer_cannot_stop_a_session(viewer_client, tenant, sim):
     session = working_session(tenant, sim)
-    response = viewer_client.post(f"/sessions/{session.id}/stop",
-                                  data={"csrf_token": csrf_token(viewer_client, "/sessions/")})
+    response = viewer_client.post(
+        f"/sessions/{session.id}/stop", data={"csrf_token": csrf_token(viewer_client, "/sessions/")}
+    )
     assert response.status_code == 403
     assert sim.session(session.external_name)["status"] == "WORKING"
 

@@ -33,11 +33,13 @@ def _client(app, environ: dict[str, str]):
 
 
 def _attempt(client, email: str, password: str, **extra):
-    return client.post("/login", data={"email": email, "password": password,
-                                       "csrf_token": csrf_token(client, "/login"), **extra})
+    return client.post(
+        "/login", data={"email": email, "password": password, "csrf_token": csrf_token(client, "/login"), **extra}
+    )
 
 
 # -- Throttling: atomic, per (account, address), with a way back -------------------------------------------------
+
 
 def test_parallel_wrong_passwords_are_all_counted_and_only_the_free_ones_checked(live_server, owner):
     attempts, email = 18, owner.email
@@ -52,8 +54,15 @@ def test_parallel_wrong_passwords_are_all_counted_and_only_the_free_ones_checked
 
     def guess(i: int) -> None:
         start.wait()
-        answers[i] = sessions[i].post(f"{live_server.url}/login", timeout=30, data={
-            "email": email, "password": WRONG, "csrf_token": tokens[i]}).text
+        answers[i] = (
+            sessions[i]
+            .post(
+                f"{live_server.url}/login",
+                timeout=30,
+                data={"email": email, "password": WRONG, "csrf_token": tokens[i]},
+            )
+            .text
+        )
 
     threads = [threading.Thread(target=guess, args=(i,)) for i in range(attempts)]
     for thread in threads:
@@ -102,6 +111,7 @@ def test_a_successful_sign_in_clears_the_pair(owner):
 
 # -- Unknown addresses look like known ones ------------------------------------------------------------------------
 
+
 def _normalised(body: str) -> str:
     body = re.sub(r'value="[^"]*"', 'value=""', body)  # CSRF tokens and the typed address
     body = re.sub(r'"X-CSRFToken": "[^"]*"', "", body)
@@ -141,6 +151,7 @@ def test_a_disabled_account_gets_the_answer_of_a_wrong_password(client, ctx):
 
 
 # -- Sign-out revokes ---------------------------------------------------------------------------------------------
+
 
 def _copy_cookies(source, target, names=("session", "remember_token")) -> None:
     for name in names:
@@ -239,9 +250,11 @@ def test_sign_out_forms_need_the_csrf_token(app, owner):
 
 # -- Password change ----------------------------------------------------------------------------------------------
 
+
 def _change(client, current: str, new: str):
-    return post(client, "/account/password", {"current_password": current, "password": new, "confirm": new},
-                page="/account")
+    return post(
+        client, "/account/password", {"current_password": current, "password": new, "confirm": new}, page="/account"
+    )
 
 
 def test_password_change_needs_the_current_password(app, owner):

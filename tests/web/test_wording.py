@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from tests.builders import scanning_session, stored_message, working_session
 from tests.helpers import csrf_token
 
@@ -17,8 +16,7 @@ def _clean(body: str) -> None:
 
 def test_failed_send_in_the_log_says_what_to_do(owner_client, tenant, sim):
     session = working_session(tenant, sim)
-    stored_message(tenant, session, status="ERROR",
-                   error="WAHA: cannot reach http://127.0.0.1:3000 (ConnectionError)")
+    stored_message(tenant, session, status="ERROR", error="WAHA: cannot reach http://127.0.0.1:3000 (ConnectionError)")
     body = owner_client.get("/messages/").get_data(as_text=True)
     assert "Not sent: the WhatsApp server could not be reached. Send it again." in body
     _clean(body)
@@ -28,8 +26,9 @@ def test_control_failure_when_waha_is_down_says_what_to_do(owner_client, tenant,
     session = working_session(tenant, sim)
     token = csrf_token(owner_client, "/sessions/")
     sim.fail_next(5, 503)
-    body = owner_client.post(f"/sessions/{session.id}/stop",
-                             headers={**HX, "X-CSRFToken": token}).get_data(as_text=True)
+    body = owner_client.post(f"/sessions/{session.id}/stop", headers={**HX, "X-CSRFToken": token}).get_data(
+        as_text=True
+    )
     assert "The WhatsApp server cannot be reached right now, so nothing was done." in body
     _clean(body)
 

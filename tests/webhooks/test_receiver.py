@@ -26,8 +26,14 @@ def session(tenant: Any) -> Any:
 def _rows(**filters: Any) -> list[WebhookEvent]:
     """This test's events (ids from the helpers), not a late delivery meant for an earlier test's session."""
     db.session.expire_all()
-    return list(db.session.scalars(select(WebhookEvent).filter_by(**filters)
-                                   .where(WebhookEvent.event_id.like("evt_test%")).order_by(WebhookEvent.id)))
+    return list(
+        db.session.scalars(
+            select(WebhookEvent)
+            .filter_by(**filters)
+            .where(WebhookEvent.event_id.like("evt_test%"))
+            .order_by(WebhookEvent.id)
+        )
+    )
 
 
 def _queued_jobs() -> list[str]:
@@ -40,8 +46,7 @@ def test_signed_event_is_stored_pending_and_processing_queued(client, session):
     response = post_events(client, session, body)
     assert response.status_code == 200
     [row] = _rows(session_id=session.id)
-    assert (row.event_id, row.event, row.status, row.tenant_id) == (body["id"], "message", "pending",
-                                                                     session.tenant_id)
+    assert (row.event_id, row.event, row.status, row.tenant_id) == (body["id"], "message", "pending", session.tenant_id)
     assert row.payload == body
     assert _queued_jobs() == [events.DRAIN_JOB]
 
@@ -55,16 +60,18 @@ def test_many_requests_queue_one_drain_job_while_it_waits(client, session):
 @pytest.mark.smoke
 def test_bad_signature_is_refused_with_401_and_nothing_stored(client, session):
     body = body_of(envelope(session, "message", inbound_payload()))
-    response = client.post(f"/webhooks/waha?session={session.id}", data=body,
-                           headers={"X-Webhook-Hmac": sign("not-the-key", body)})
+    response = client.post(
+        f"/webhooks/waha?session={session.id}", data=body, headers={"X-Webhook-Hmac": sign("not-the-key", body)}
+    )
     assert response.status_code == 401
     assert response.get_json()["error"]["code"] == "bad_signature"
     assert _rows() == []
 
 
 def test_missing_signature_is_refused_with_401(client, session):
-    response = client.post(f"/webhooks/waha?session={session.id}",
-                           data=body_of(envelope(session, "message", inbound_payload())))
+    response = client.post(
+        f"/webhooks/waha?session={session.id}", data=body_of(envelope(session, "message", inbound_payload()))
+    )
     assert response.status_code == 401
 
 
@@ -79,8 +86,9 @@ def test_signature_over_reserialized_json_is_refused(client, session):
     event = envelope(session, "message", inbound_payload())
     signed = body_of(event)
     sent = body_of(event).replace(b",", b", ")
-    response = client.post(f"/webhooks/waha?session={session.id}", data=sent,
-                           headers={"X-Webhook-Hmac": sign(session.hmac_key, signed)})
+    response = client.post(
+        f"/webhooks/waha?session={session.id}", data=sent, headers={"X-Webhook-Hmac": sign(session.hmac_key, signed)}
+    )
     assert response.status_code == 401
 
 
@@ -125,8 +133,9 @@ def test_events_for_a_session_deleted_after_its_key_was_cached_are_refused_with_
     db.session.execute(sa.delete(WahaSession).where(WahaSession.id == session_id))  # key still cached
     db.session.commit()
     body = body_of(envelope(session, "message", inbound_payload("late")))
-    response = client.post(f"/webhooks/waha?session={session_id}", data=body,
-                           headers={"X-Webhook-Hmac": sign(key, body)})
+    response = client.post(
+        f"/webhooks/waha?session={session_id}", data=body, headers={"X-Webhook-Hmac": sign(key, body)}
+    )
     assert response.status_code == 404
     assert _rows() == []
 
@@ -150,8 +159,7 @@ def test_batch_of_100_events_is_stored_in_one_request_and_processed(client, sess
     assert db.session.scalar(select(func.count()).select_from(Message)) == 100
 
 
-def test_redis_down_at_ingest_answers_200_and_sweeper_gets_event_processed(app, client, session, run_jobs,
-                                                                          monkeypatch):
+def test_redis_down_at_ingest_answers_200_and_sweeper_gets_event_processed(app, client, session, run_jobs, monkeypatch):
     dead = redis.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=0.5)
     monkeypatch.setattr(redis_store, "_client", dead)
     monkeypatch.setitem(app.extensions, "portal_jobs", RQRunner(dead))

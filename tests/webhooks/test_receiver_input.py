@@ -32,8 +32,9 @@ def _body(waha_id: str) -> str | None:
     return db.session.scalar(select(Message.body).where(Message.waha_message_id == waha_id))
 
 
-@pytest.mark.parametrize("text, stored", [("bad\u0000byte", "badbyte"), ("\u0000", ""),
-                                          ("half \ud83d pair", "half \ufffd pair")])
+@pytest.mark.parametrize(
+    "text, stored", [("bad\u0000byte", "badbyte"), ("\u0000", ""), ("half \ud83d pair", "half \ufffd pair")]
+)
 def test_signed_message_with_nul_or_lone_surrogate_is_stored_and_applied(client, session, run_jobs, text, stored):
     payload = inbound_payload(text)
     event = envelope(session, "message", payload)
@@ -121,9 +122,11 @@ def test_unsigned_timestamp_header_does_not_decide(client, session):
     body = body_of(event)
     from tests.builders import sign
 
-    response = client.post(f"/webhooks/waha?session={session.id}", data=body,
-                           headers={"X-Webhook-Hmac": sign(session.hmac_key, body),
-                                    "X-Webhook-Timestamp": str(_ms(0))})
+    response = client.post(
+        f"/webhooks/waha?session={session.id}",
+        data=body,
+        headers={"X-Webhook-Hmac": sign(session.hmac_key, body), "X-Webhook-Timestamp": str(_ms(0))},
+    )
     assert response.get_json()["stored"] == 0
 
 

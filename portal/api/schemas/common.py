@@ -42,6 +42,7 @@ YEAR_PATTERN = r"^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8]
 
 def string_rule(**rule: Any) -> Any:
     """json_schema_extra that states `rule` (pattern, ...) on the string branch of a possibly nullable field."""
+
     def apply(schema: dict[str, Any]) -> None:
         for branch in schema.get("anyOf", [schema]):
             if branch.get("type") == "string":
@@ -50,8 +51,10 @@ def string_rule(**rule: Any) -> Any:
     return apply
 
 
-RECIPIENT_DOC = ("Phone number in international form with country code (e.g. +491701234567; it must be a valid "
-                 "number of that country), or a chat id ending in @c.us, @g.us or @lid.")
+RECIPIENT_DOC = (
+    "Phone number in international form with country code (e.g. +491701234567; it must be a valid "
+    "number of that country), or a chat id ending in @c.us, @g.us or @lid."
+)
 
 
 class Request(BaseModel):
@@ -72,10 +75,12 @@ def check_recipient(value: str) -> str:
         return value
     if not recipients.looks_like_phone(value):
         raise PydanticCustomError(
-            "phone", "Not a phone number: use international format with country code, e.g. +491701234567.")
+            "phone", "Not a phone number: use international format with country code, e.g. +491701234567."
+        )
     if recipients.parse_phone(value) is None:
         raise PydanticCustomError(
-            "phone", "Not a valid phone number: use international format with country code, e.g. +491701234567.")
+            "phone", "Not a valid phone number: use international format with country code, e.g. +491701234567."
+        )
     return value
 
 
@@ -116,6 +121,7 @@ class ErrorBody(Response):
 class ErrorResponse(Response):
     error: ErrorBody
 
+
 # ---- validation -----------------------------------------------------------------------------------------------
 
 _MESSAGES = {
@@ -129,8 +135,10 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 def validate(model: type[ModelT], data: Any, *, where: str = "body") -> ModelT:
     """Parse `data` into `model`, or raise Invalid listing every bad field."""
     if where == "body" and not isinstance(data, dict):
-        raise Invalid("The request body must be a JSON object.",
-                      details={"fields": [{"field": "body", "message": "Send a JSON object."}]})
+        raise Invalid(
+            "The request body must be a JSON object.",
+            details={"fields": [{"field": "body", "message": "Send a JSON object."}]},
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:

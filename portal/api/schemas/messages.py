@@ -36,23 +36,41 @@ MEDIA_KINDS = ("image", "document", "audio", "video")
 # ---- requests -------------------------------------------------------------------------------------------------
 
 
-
-
 class MediaDto(Request):
     """A file to send, by URL or inline as base64 (exactly one of url or data; data needs a mimetype)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"oneOf": [
-        # the other one absent or null: the server takes exactly one of them
-        {"title": "by URL", "required": ["url"], "properties": {"url": {"type": "string"}, "data": {"type": "null"}}},
-        {"title": "inline", "required": ["data", "mimetype"],
-         "properties": {"data": {"type": "string"}, "mimetype": {"type": "string"}, "url": {"type": "null"}}},
-    ]})
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "oneOf": [
+                # the other one absent or null: the server takes exactly one of them
+                {
+                    "title": "by URL",
+                    "required": ["url"],
+                    "properties": {"url": {"type": "string"}, "data": {"type": "null"}},
+                },
+                {
+                    "title": "inline",
+                    "required": ["data", "mimetype"],
+                    "properties": {"data": {"type": "string"}, "mimetype": {"type": "string"}, "url": {"type": "null"}},
+                },
+            ]
+        },
+    )
 
     type: Literal[MEDIA_KINDS] = Field(description="image, document, audio or video.")  # type: ignore[valid-type]
-    url: str | None = Field(None, max_length=2048, description="Public URL WAHA downloads the file from.",
-                            json_schema_extra=string_rule(pattern=URL_PATTERN))
-    data: str | None = Field(None, description="The file, base64-encoded (instead of url).",
-                             json_schema_extra=string_rule(contentEncoding="base64", pattern=BASE64_PATTERN))
+    url: str | None = Field(
+        None,
+        max_length=2048,
+        description="Public URL WAHA downloads the file from.",
+        json_schema_extra=string_rule(pattern=URL_PATTERN),
+    )
+    data: str | None = Field(
+        None,
+        description="The file, base64-encoded (instead of url).",
+        json_schema_extra=string_rule(contentEncoding="base64", pattern=BASE64_PATTERN),
+    )
     mimetype: str | None = Field(None, max_length=127, examples=["image/jpeg"])
     filename: str | None = Field(None, max_length=255)
     caption: str | None = Field(None, max_length=MAX_TEXT)
@@ -79,8 +97,9 @@ class MediaDto(Request):
         if (self.url is None) == (self.data is None):
             raise PydanticCustomError("media_source", "Give exactly one of url or data.", {"field": "media.url"})
         if self.data is not None and not self.mimetype:
-            raise PydanticCustomError("mimetype", "A mimetype is required with inline data.",
-                                      {"field": "media.mimetype"})
+            raise PydanticCustomError(
+                "mimetype", "A mimetype is required with inline data.", {"field": "media.mimetype"}
+            )
         return self
 
     def for_service(self) -> dict[str, Any]:
@@ -97,17 +116,31 @@ class SendMessageDto(Request):
     """A text or media message to one chat."""
 
     # text, media or both: stated in the document as well as checked below
-    model_config = ConfigDict(json_schema_extra={"anyOf": [
-        {"required": ["text"], "properties": {"text": {"type": "string"}}},
-        {"required": ["media"], "properties": {"media": {"type": "object"}}},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["text"], "properties": {"text": {"type": "string"}}},
+                {"required": ["media"], "properties": {"media": {"type": "object"}}},
+            ]
+        }
+    )
 
-    to: str = Field(min_length=3, max_length=160, description=RECIPIENT_DOC, examples=["+491701234567"],
-                    json_schema_extra=RECIPIENT_RULE)
-    text: str | None = Field(None, min_length=1, max_length=MAX_TEXT, examples=["Hello from the portal"],
-                             description="The message, or the caption when media is given (not only spaces: "
-                                         "leading and trailing spaces are dropped).",
-                             json_schema_extra=string_rule(pattern=r"\S"))
+    to: str = Field(
+        min_length=3,
+        max_length=160,
+        description=RECIPIENT_DOC,
+        examples=["+491701234567"],
+        json_schema_extra=RECIPIENT_RULE,
+    )
+    text: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_TEXT,
+        examples=["Hello from the portal"],
+        description="The message, or the caption when media is given (not only spaces: "
+        "leading and trailing spaces are dropped).",
+        json_schema_extra=string_rule(pattern=r"\S"),
+    )
     metadata: dict[str, Any] | None = Field(None, description="Your own data, stored with the message.")
     media: MediaDto | None = Field(None, description="A file to send (image, document, audio or video).")
     replyTo: str | None = Field(None, max_length=255, description="WhatsApp id of the message answered.")
@@ -124,13 +157,16 @@ class SendMessageDto(Request):
         return self
 
 
-
-
 class MediaUploadForm(Request):
     """The form fields beside the uploaded `file` of POST .../send/media."""
 
-    to: str = Field(min_length=3, max_length=160, description=RECIPIENT_DOC, examples=["+491701234567"],
-                    json_schema_extra=RECIPIENT_RULE)
+    to: str = Field(
+        min_length=3,
+        max_length=160,
+        description=RECIPIENT_DOC,
+        examples=["+491701234567"],
+        json_schema_extra=RECIPIENT_RULE,
+    )
     caption: str | None = Field(None, max_length=MAX_TEXT)
     type: Literal[MEDIA_KINDS] | None = Field(None, description="Defaults from the file's mimetype.")  # type: ignore[valid-type]
     replyTo: str | None = Field(None, max_length=255)
@@ -141,19 +177,24 @@ class MediaUploadForm(Request):
         return check_recipient(value)
 
 
-
-
 class MessageListQuery(Request):
     direction: Literal["in", "out"] | None = Field(None, description="in (received) or out (sent).")
     status: Literal[MESSAGE_STATUSES] | None = None  # type: ignore[valid-type]
     chatId: str | None = Field(None, max_length=128, description="Only this chat (e.g. 491701234567@c.us).")
     q: str | None = Field(None, max_length=200, description="Text search in the message body.")
-    since: datetime | None = Field(None, description="Created at or after (ISO 8601, years 1900-9998).",
-                                   json_schema_extra=string_rule(pattern=YEAR_PATTERN))
-    until: datetime | None = Field(None, description="Created before (ISO 8601, years 1900-9998).",
-                                   json_schema_extra=string_rule(pattern=YEAR_PATTERN))
-    cursor: str | None = Field(None, max_length=200, pattern=CURSOR_PATTERN,
-                               description="nextCursor of the previous page, as given (opaque).")
+    since: datetime | None = Field(
+        None,
+        description="Created at or after (ISO 8601, years 1900-9998).",
+        json_schema_extra=string_rule(pattern=YEAR_PATTERN),
+    )
+    until: datetime | None = Field(
+        None,
+        description="Created before (ISO 8601, years 1900-9998).",
+        json_schema_extra=string_rule(pattern=YEAR_PATTERN),
+    )
+    cursor: str | None = Field(
+        None, max_length=200, pattern=CURSOR_PATTERN, description="nextCursor of the previous page, as given (opaque)."
+    )
     limit: int = Field(50, ge=1, le=MAX_PAGE, description="Page size.")
 
     @field_validator("since", "until")
@@ -171,8 +212,6 @@ class TenantMessageListQuery(MessageListQuery):
 # ---- responses ------------------------------------------------------------------------------------------------
 
 
-
-
 class MediaInfo(Response):
     kind: str | None = Field(description="image, document, audio or video.")
     mimetype: str | None
@@ -180,8 +219,9 @@ class MediaInfo(Response):
     caption: str | None
     size: int | None = Field(description="Bytes, when known.")
     status: str | None = Field(description="Received files: pending (being fetched), stored, unavailable or refused.")
-    url: str | None = Field(description="Where the portal serves the stored file (GET with your bearer token); "
-                                        "null until it is stored.")
+    url: str | None = Field(
+        description="Where the portal serves the stored file (GET with your bearer token); null until it is stored."
+    )
 
 
 class MessageResponse(Response):
@@ -209,24 +249,39 @@ class MessageResponse(Response):
         if message.media:
             raw = message.media
             kind = raw.get("kind") or (media_kind(raw["mimetype"]) if raw.get("mimetype") else None)
-            media = MediaInfo(kind=kind, mimetype=raw.get("mimetype"),
-                              filename=raw.get("filename"), caption=raw.get("caption"), size=raw.get("size"),
-                              status=raw.get("status"), url=media_url)
+            media = MediaInfo(
+                kind=kind,
+                mimetype=raw.get("mimetype"),
+                filename=raw.get("filename"),
+                caption=raw.get("caption"),
+                size=raw.get("size"),
+                status=raw.get("status"),
+                url=media_url,
+            )
         return cls(
-            id=message.id, messageId=message.waha_message_id, sessionId=message.session_id,
-            direction=message.direction, chatId=message.chat_id,
-            to=message.chat_id if message.direction == "out" else _own_chat(message), text=message.body,
-            status=message.status, media=media, error=message.error, metadata=dict(message.extra or {}),
-            timestamp=message.created_at, sentAt=message.sent_at, deliveredAt=message.delivered_at,
-            readAt=message.read_at, playedAt=message.played_at, failedAt=message.failed_at,
+            id=message.id,
+            messageId=message.waha_message_id,
+            sessionId=message.session_id,
+            direction=message.direction,
+            chatId=message.chat_id,
+            to=message.chat_id if message.direction == "out" else _own_chat(message),
+            text=message.body,
+            status=message.status,
+            media=media,
+            error=message.error,
+            metadata=dict(message.extra or {}),
+            timestamp=message.created_at,
+            sentAt=message.sent_at,
+            deliveredAt=message.delivered_at,
+            readAt=message.read_at,
+            playedAt=message.played_at,
+            failedAt=message.failed_at,
         )
 
 
 def _own_chat(message: Any) -> str:
     me = getattr(message.session, "me", None) or {}
     return str(me.get("id") or "")
-
-
 
 
 class MessagePage(Page[MessageResponse]):

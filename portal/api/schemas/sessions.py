@@ -27,37 +27,52 @@ def _config_schema(schema: dict[str, Any]) -> None:
     for branch in schema.get("anyOf", [schema]):
         if branch.get("type") == "object":
             branch["propertyNames"] = {"enum": sorted(TENANT_CONFIG_KEYS)}
-            branch["properties"] = {"metadata": {
-                "type": "object", "maxProperties": METADATA_MAX_ENTRIES,
-                "propertyNames": {"not": {"pattern": "^" + re.escape(METADATA_PREFIX)}},
-                "additionalProperties": {"type": "string"},
-                "description": f"Your own labels (string values); keys starting with {METADATA_PREFIX!r} are "
-                               "reserved."}}
+            branch["properties"] = {
+                "metadata": {
+                    "type": "object",
+                    "maxProperties": METADATA_MAX_ENTRIES,
+                    "propertyNames": {"not": {"pattern": "^" + re.escape(METADATA_PREFIX)}},
+                    "additionalProperties": {"type": "string"},
+                    "description": f"Your own labels (string values); keys starting with {METADATA_PREFIX!r} are "
+                    "reserved.",
+                }
+            }
             # WAHA's own session config objects (see WAHA's SessionConfig); passed through as given.
-            branch["properties"].update({key: {"type": "boolean" if key == "debug" else "object"}
-                                         for key in TENANT_CONFIG_KEYS if key != "metadata"})
+            branch["properties"].update(
+                {
+                    key: {"type": "boolean" if key == "debug" else "object"}
+                    for key in TENANT_CONFIG_KEYS
+                    if key != "metadata"
+                }
+            )
 
 
 # ---- requests -------------------------------------------------------------------------------------------------
 
 
-
-
 class CreateSessionDto(Request):
     """A new WhatsApp session for the caller's tenant."""
 
-    sessionName: str = Field(min_length=1, max_length=100, description="Name, unique within the tenant.",
-                             examples=["support"])
+    sessionName: str = Field(
+        min_length=1, max_length=100, description="Name, unique within the tenant.", examples=["support"]
+    )
     engine: Literal[ENGINES] | None = Field(None, description="WAHA engine; the server default when omitted.")  # type: ignore[valid-type]
-    webhookUrl: str | None = Field(None, max_length=2048, description="Your URL that receives this session's events.",
-                                   examples=["https://example.com/hooks/whatsapp"],
-                                   json_schema_extra=string_rule(pattern=URL_PATTERN))
-    webhookEvents: list[str] | None = Field(None, description="Events forwarded to webhookUrl (WAHA's event names, "
-                                                        "or \"*\" for all).",
-                                            examples=[["message", "session.status"]],
-                                            json_schema_extra=_events_schema)
-    config: dict[str, Any] | None = Field(None, description="Extra WAHA session config (e.g. metadata, proxy).",
-                                          json_schema_extra=_config_schema)
+    webhookUrl: str | None = Field(
+        None,
+        max_length=2048,
+        description="Your URL that receives this session's events.",
+        examples=["https://example.com/hooks/whatsapp"],
+        json_schema_extra=string_rule(pattern=URL_PATTERN),
+    )
+    webhookEvents: list[str] | None = Field(
+        None,
+        description='Events forwarded to webhookUrl (WAHA\'s event names, or "*" for all).',
+        examples=[["message", "session.status"]],
+        json_schema_extra=_events_schema,
+    )
+    config: dict[str, Any] | None = Field(
+        None, description="Extra WAHA session config (e.g. metadata, proxy).", json_schema_extra=_config_schema
+    )
 
     @field_validator("webhookUrl")
     @classmethod
@@ -67,15 +82,16 @@ class CreateSessionDto(Request):
         return value
 
 
-
-
 class PairingCodeDto(Request):
     """Link the session with a code typed on the phone instead of scanning the QR."""
 
-    phoneNumber: str = Field(min_length=6, max_length=32, examples=["+491701234567"],
-                             description="Phone number in international form with country code; it must be a "
-                                         "valid number of that country.",
-                             json_schema_extra=PHONE_RULE)
+    phoneNumber: str = Field(
+        min_length=6,
+        max_length=32,
+        examples=["+491701234567"],
+        description="Phone number in international form with country code; it must be a valid number of that country.",
+        json_schema_extra=PHONE_RULE,
+    )
 
     @field_validator("phoneNumber")
     @classmethod
@@ -83,8 +99,6 @@ class PairingCodeDto(Request):
         if "@" in value:
             raise PydanticCustomError("phone", "Give a phone number, not a chat id.")
         return check_recipient(value)
-
-
 
 
 class SessionListQuery(Request):
@@ -96,8 +110,6 @@ class ImageQuery(Request):
 
 
 # ---- responses ------------------------------------------------------------------------------------------------
-
-
 
 
 class SessionResponseDto(Response):
@@ -119,20 +131,30 @@ class SessionResponseDto(Response):
     def of(cls, session: Any) -> SessionResponseDto:
         config = session.config or {}
         return cls(
-            id=session.id, name=session.name, externalSessionId=session.external_name, status=session.status,
-            desiredState=session.desired_state, engine=session.engine, me=session.me,
-            metadata=dict(config.get("metadata") or {}), webhookUrl=session.webhook_url,
-            webhookEvents=list(session.webhook_events or []), tenantId=str(session.tenant_id),
-            createdAt=session.created_at, updatedAt=session.updated_at,
+            id=session.id,
+            name=session.name,
+            externalSessionId=session.external_name,
+            status=session.status,
+            desiredState=session.desired_state,
+            engine=session.engine,
+            me=session.me,
+            metadata=dict(config.get("metadata") or {}),
+            webhookUrl=session.webhook_url,
+            webhookEvents=list(session.webhook_events or []),
+            tenantId=str(session.tenant_id),
+            createdAt=session.created_at,
+            updatedAt=session.updated_at,
         )
 
 
 class SessionCreatedDto(SessionResponseDto):
     """The create answer: the session plus the secret that signs deliveries to its webhookUrl, shown this once."""
 
-    webhookSecret: str = Field(description="Standard Webhooks signing secret (whsec_...) of the deliveries to this "
-                                           "session's webhookUrl. Shown only in this answer (and in a replay with "
-                                           "the same Idempotency-Key); never in GET. Lost: rotate it.")
+    webhookSecret: str = Field(
+        description="Standard Webhooks signing secret (whsec_...) of the deliveries to this "
+        "session's webhookUrl. Shown only in this answer (and in a replay with "
+        "the same Idempotency-Key); never in GET. Lost: rotate it."
+    )
 
     @classmethod
     def created(cls, session: Any, secret: str) -> SessionCreatedDto:
@@ -143,16 +165,14 @@ class WebhookSecretResponse(Response):
     """A session's new signing secret, shown this once; the previous one no longer signs anything."""
 
     sessionId: str
-    webhookSecret: str = Field(description="Standard Webhooks signing secret (whsec_...) of the deliveries to the "
-                                           "session's webhookUrl. Shown only in this answer.")
-
-
+    webhookSecret: str = Field(
+        description="Standard Webhooks signing secret (whsec_...) of the deliveries to the "
+        "session's webhookUrl. Shown only in this answer."
+    )
 
 
 class SessionPage(Page[SessionResponseDto]):
     pass
-
-
 
 
 class QrResponse(Response):
@@ -167,5 +187,6 @@ class ScreenResponse(Response):
 
 
 class PairingCodeResponse(Response):
-    code: str = Field(examples=["ABCD-1234"],
-                      description="Type it on the phone: Linked devices > Link with phone number.")
+    code: str = Field(
+        examples=["ABCD-1234"], description="Type it on the phone: Linked devices > Link with phone number."
+    )

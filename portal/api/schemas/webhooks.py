@@ -14,12 +14,12 @@ from portal.services.forwarding import DELIVERY_STATUSES
 class DeliveryListQuery(Request):
     endpointId: int | None = Field(None, ge=1, le=2**31 - 1, description="Only attempts to this webhook endpoint.")
     status: Literal[DELIVERY_STATUSES] | None = Field(  # type: ignore[valid-type]
-        None, description="pending, succeeded, failed or dead.")
-    cursor: str | None = Field(None, max_length=200, pattern=CURSOR_PATTERN,
-                               description="nextCursor of the previous page, as given (opaque).")
+        None, description="pending, succeeded, failed or dead."
+    )
+    cursor: str | None = Field(
+        None, max_length=200, pattern=CURSOR_PATTERN, description="nextCursor of the previous page, as given (opaque)."
+    )
     limit: int = Field(50, ge=1, le=MAX_PAGE, description="Page size.")
-
-
 
 
 class WebhookEndpointResponse(Response):
@@ -28,14 +28,20 @@ class WebhookEndpointResponse(Response):
     id: int
     url: str
     description: str
-    events: list[str] = Field(description="Event names sent to it; empty or [\"*\"] means every event.")
+    events: list[str] = Field(description='Event names sent to it; empty or ["*"] means every event.')
     enabled: bool
     createdAt: datetime
 
     @classmethod
     def of(cls, endpoint: Any) -> WebhookEndpointResponse:
-        return cls(id=endpoint.id, url=endpoint.url, description=endpoint.description or "",
-                   events=list(endpoint.events or []), enabled=endpoint.is_enabled, createdAt=endpoint.created_at)
+        return cls(
+            id=endpoint.id,
+            url=endpoint.url,
+            description=endpoint.description or "",
+            events=list(endpoint.events or []),
+            enabled=endpoint.is_enabled,
+            createdAt=endpoint.created_at,
+        )
 
 
 class WebhookEndpointList(Response):
@@ -60,10 +66,20 @@ class WebhookDeliveryResponse(Response):
 
     @classmethod
     def of(cls, delivery: Any) -> WebhookDeliveryResponse:
-        return cls(id=delivery.id, endpointId=delivery.endpoint_id, sessionId=delivery.session_id, url=delivery.url,
-                   msgId=delivery.msg_id, eventType=delivery.event_type, attempt=delivery.attempt,
-                   status=delivery.status, responseStatus=delivery.response_status, error=delivery.error,
-                   durationMs=delivery.duration_ms, createdAt=delivery.created_at)
+        return cls(
+            id=delivery.id,
+            endpointId=delivery.endpoint_id,
+            sessionId=delivery.session_id,
+            url=delivery.url,
+            msgId=delivery.msg_id,
+            eventType=delivery.event_type,
+            attempt=delivery.attempt,
+            status=delivery.status,
+            responseStatus=delivery.response_status,
+            error=delivery.error,
+            durationMs=delivery.duration_ms,
+            createdAt=delivery.created_at,
+        )
 
 
 class DeliveryPage(Page[WebhookDeliveryResponse]):

@@ -23,10 +23,19 @@ def sweep(older_than: int = 30) -> int:
     files pending as long (their job was lost, or Redis was down); returns how many events wait."""
     cutoff = utcnow() - timedelta(seconds=older_than)
     # Events of a session deleted before they were processed have nobody to go to.
-    db.session.execute(update(WebhookEvent).where(WebhookEvent.status == "pending", WebhookEvent.session_id.is_(None))
-                       .values(status="ignored", error="session no longer exists", processed_at=utcnow()))
-    waiting = db.session.scalar(select(sa.func.count()).select_from(WebhookEvent).where(
-        WebhookEvent.status == "pending", WebhookEvent.received_at < cutoff)) or 0
+    db.session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.status == "pending", WebhookEvent.session_id.is_(None))
+        .values(status="ignored", error="session no longer exists", processed_at=utcnow())
+    )
+    waiting = (
+        db.session.scalar(
+            select(sa.func.count())
+            .select_from(WebhookEvent)
+            .where(WebhookEvent.status == "pending", WebhookEvent.received_at < cutoff)
+        )
+        or 0
+    )
     db.session.commit()
     if waiting:
         log.info("%d event(s) waited more than %d s; queueing processing", waiting, older_than)
@@ -41,8 +50,11 @@ def sweep(older_than: int = 30) -> int:
 
 def replay_event(event_id: str) -> WebhookEvent:
     """Process a stored event again (after a fix); applying an event twice changes nothing the first did not."""
-    event = db.session.scalar(select(WebhookEvent).where(
-        sa.or_(WebhookEvent.event_id == event_id, WebhookEvent.id == (int(event_id) if event_id.isdigit() else -1))))
+    event = db.session.scalar(
+        select(WebhookEvent).where(
+            sa.or_(WebhookEvent.event_id == event_id, WebhookEvent.id == (int(event_id) if event_id.isdigit() else -1))
+        )
+    )
     if event is None:
         raise NotFound(f"No stored event {event_id!r}.", code="event_not_found")
     if event.session_id is None:
@@ -64,6 +76,6 @@ def count_by_status() -> dict[str, int]:
 
 def failed_events(limit: int = 50) -> Iterable[WebhookEvent]:
     """The newest events whose processing failed for good."""
-    return db.session.scalars(select(WebhookEvent).where(WebhookEvent.status == "failed")
-                              .order_by(WebhookEvent.id.desc()).limit(limit))
-
+    return db.session.scalars(
+        select(WebhookEvent).where(WebhookEvent.status == "failed").order_by(WebhookEvent.id.desc()).limit(limit)
+    )

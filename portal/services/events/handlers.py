@@ -21,8 +21,13 @@ from portal.services.media import media_record
 
 WAHA = Actor(type="waha", label="waha")
 
-_ACK_COLUMN = {"SERVER": "server_at", "DEVICE": "delivered_at", "READ": "read_at", "PLAYED": "played_at",
-               "ERROR": "failed_at"}
+_ACK_COLUMN = {
+    "SERVER": "server_at",
+    "DEVICE": "delivered_at",
+    "READ": "read_at",
+    "PLAYED": "played_at",
+    "ERROR": "failed_at",
+}
 
 
 @dataclass
@@ -48,8 +53,15 @@ def _message_id(payload: dict[str, Any], key: str = "id") -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-_MESSAGE_EVENTS = ("message", "message.any", "message.ack", "message.ack.group", "message.edited",
-                   "message.reaction", "message.revoked")
+_MESSAGE_EVENTS = (
+    "message",
+    "message.any",
+    "message.ack",
+    "message.ack.group",
+    "message.edited",
+    "message.reaction",
+    "message.revoked",
+)
 
 
 def _target_ids(event: WebhookEvent) -> list[str]:
@@ -110,8 +122,10 @@ def _find(batch: _Batch, session: WahaSession, message_id: str) -> Message | Non
             return candidate
     escaped = message_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     message = db.session.scalars(
-        select(Message).where(Message.session_id == session.id,
-                              Message.waha_message_id.like(f"%\\_{escaped}", escape="\\")).limit(1)).first()
+        select(Message)
+        .where(Message.session_id == session.id, Message.waha_message_id.like(f"%\\_{escaped}", escape="\\"))
+        .limit(1)
+    ).first()
     if message is not None:
         batch.messages[(session.id, message.waha_message_id or "")] = message
     return message
@@ -123,9 +137,14 @@ def _placeholder(batch: _Batch, session: WahaSession, message_id: str, payload: 
         return None
     from_me = _from_me(message_id, payload)
     message = Message(
-        tenant_id=session.tenant_id, session_id=session.id, direction="out" if from_me else "in",
-        source="app" if from_me else "inbound", waha_message_id=message_id[:255],
-        chat_id=_chat_of(message_id, payload, from_me), from_me=from_me, status="PENDING",
+        tenant_id=session.tenant_id,
+        session_id=session.id,
+        direction="out" if from_me else "in",
+        source="app" if from_me else "inbound",
+        waha_message_id=message_id[:255],
+        chat_id=_chat_of(message_id, payload, from_me),
+        from_me=from_me,
+        status="PENDING",
         extra={"placeholder": True},
     )
     db.session.add(message)
@@ -163,8 +182,9 @@ def _waha_details(payload: dict[str, Any]) -> dict[str, Any]:
         details["reply_to"] = str(reply["id"])[:255]
     if isinstance(payload.get("location"), dict):
         location = payload["location"]
-        details["location"] = {k: location.get(k) for k in ("latitude", "longitude", "name", "address")
-                               if location.get(k) is not None}
+        details["location"] = {
+            k: location.get(k) for k in ("latitude", "longitude", "name", "address") if location.get(k) is not None
+        }
     if payload.get("vCards"):
         details["vcards"] = len(payload["vCards"]) if isinstance(payload["vCards"], list) else 1
     return details
@@ -181,10 +201,15 @@ def _on_message(batch: _Batch, event: WebhookEvent, session: WahaSession, payloa
     if message is None:
         source = payload.get("source")
         message = Message(
-            tenant_id=session.tenant_id, session_id=session.id, direction="out" if from_me else "in",
+            tenant_id=session.tenant_id,
+            session_id=session.id,
+            direction="out" if from_me else "in",
             source=("api" if source == "api" else "app") if from_me else "inbound",
-            waha_message_id=message_id[:255], chat_id=_chat_of(message_id, payload, from_me), from_me=from_me,
-            status="PENDING", extra={},
+            waha_message_id=message_id[:255],
+            chat_id=_chat_of(message_id, payload, from_me),
+            from_me=from_me,
+            status="PENDING",
+            extra={},
         )
         db.session.add(message)
         batch.new_messages.append(message)

@@ -110,8 +110,10 @@ def forget_session_key(session_id: str) -> None:
 
 def _lookup_key(session_id: str) -> _SessionKey | None:
     row = db.session.execute(
-        select(WahaSession.id, WahaSession.tenant_id, WahaSession.name, WahaSession.hmac_key)
-        .where(WahaSession.id == session_id)).first()
+        select(WahaSession.id, WahaSession.tenant_id, WahaSession.name, WahaSession.hmac_key).where(
+            WahaSession.id == session_id
+        )
+    ).first()
     db.session.rollback()  # end the read transaction: the insert runs on its own connection
     if row is None:
         return None
@@ -217,16 +219,25 @@ def _unknown_session(session_param: str | None, body: bytes) -> NotFound:
     drain_signal._signal.count(unknown_session=1)
     held = _unknown_log.ready()
     if held is not None:
-        log.warning("webhook for unknown session %r (%d bytes) refused with 404%s", (session_param or "")[:64],
-                    len(body), f"; {held} more since the last such line" if held else "")
+        log.warning(
+            "webhook for unknown session %r (%d bytes) refused with 404%s",
+            (session_param or "")[:64],
+            len(body),
+            f"; {held} more since the last such line" if held else "",
+        )
     return NotFound("No session with this id.", code="session_not_found")
 
 
 def _log_stale(session_id: str, count: int, window: float) -> None:
     held = _stale_log.ready()
     if held is not None:
-        log.warning("session %s: %d event(s) with a timestamp outside the %.0f s replay window not stored%s",
-                    session_id, count, window, f"; {held} more such requests since the last line" if held else "")
+        log.warning(
+            "session %s: %d event(s) with a timestamp outside the %.0f s replay window not stored%s",
+            session_id,
+            count,
+            window,
+            f"; {held} more such requests since the last line" if held else "",
+        )
 
 
 @dataclass

@@ -67,8 +67,9 @@ def drain(*, batch_size: int = BATCH_SIZE, budget: float = DRAIN_BUDGET_SECONDS)
     return result
 
 
-def process_batch(limit: int = BATCH_SIZE, *, exclude: set[int] | None = None,
-                  careful: bool = False) -> tuple[int, int, int]:
+def process_batch(
+    limit: int = BATCH_SIZE, *, exclude: set[int] | None = None, careful: bool = False
+) -> tuple[int, int, int]:
     """Claim and apply up to `limit` pending events in one transaction; returns (processed, failed, claimed).
 
     `exclude` collects ids that failed in this drain, so they wait for their back-off instead of looping.
@@ -83,8 +84,9 @@ def process_batch(limit: int = BATCH_SIZE, *, exclude: set[int] | None = None,
 
 def _eligible(now: datetime) -> Any:
     # An event that failed waits attempts² × 15 s before its next try.
-    backoff = sa.case(*[(WebhookEvent.attempts == n, now - timedelta(seconds=15 * n * n))
-                        for n in range(1, MAX_ATTEMPTS)], else_=now)
+    backoff = sa.case(
+        *[(WebhookEvent.attempts == n, now - timedelta(seconds=15 * n * n)) for n in range(1, MAX_ATTEMPTS)], else_=now
+    )
     return sa.or_(WebhookEvent.attempts == 0, WebhookEvent.received_at < backoff)
 
 
@@ -100,8 +102,10 @@ def _claim(limit: int, exclude: set[int]) -> list[WebhookEvent]:
     scan = select(WebhookEvent.session_id, WebhookEvent.id).where(*base).order_by(WebhookEvent.id).limit(limit * 4)
     sub = scan.subquery()
     rows = db.session.execute(
-        select(sub.c.session_id, sa.func.count(), sa.func.min(sub.c.id)).group_by(sub.c.session_id)
-        .order_by(sa.func.min(sub.c.id))).all()
+        select(sub.c.session_id, sa.func.count(), sa.func.min(sub.c.id))
+        .group_by(sub.c.session_id)
+        .order_by(sa.func.min(sub.c.id))
+    ).all()
     if not rows:
         return []
     # One worker per session at a time: the others skip it, so a session's events apply in order. Sessions are
@@ -116,15 +120,24 @@ def _claim(limit: int, exclude: set[int]) -> list[WebhookEvent]:
             chunk.append(order[position])
             needed -= counts[order[position]]
             position += 1
-        got = db.session.scalars(sa.text(
-            "SELECT sid FROM unnest(CAST(:sids AS varchar[])) AS sid "
-            "WHERE pg_try_advisory_xact_lock(:cls, hashtext(sid))"), {"sids": chunk, "cls": _ADVISORY_CLASS}).all()
+        got = db.session.scalars(
+            sa.text(
+                "SELECT sid FROM unnest(CAST(:sids AS varchar[])) AS sid "
+                "WHERE pg_try_advisory_xact_lock(:cls, hashtext(sid))"
+            ),
+            {"sids": chunk, "cls": _ADVISORY_CLASS},
+        ).all()
         locked += got
         covered += sum(counts[sid] for sid in got)
     if not locked:
         return []
-    stmt = (select(WebhookEvent).where(*base, WebhookEvent.session_id.in_(locked)).order_by(WebhookEvent.id)
-            .limit(limit).with_for_update(skip_locked=True))
+    stmt = (
+        select(WebhookEvent)
+        .where(*base, WebhookEvent.session_id.in_(locked))
+        .order_by(WebhookEvent.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
     return list(db.session.scalars(stmt))
 
 
@@ -139,8 +152,9 @@ def _process(limit: int, exclude: set[int], careful: bool) -> tuple[int, int, in
         db.session.rollback()
         if careful:
             raise
-        log.warning("a batch of %d events failed as a whole; applying its events one by one", len(events),
-                    exc_info=True)
+        log.warning(
+            "a batch of %d events failed as a whole; applying its events one by one", len(events), exc_info=True
+        )
         return _process(limit, exclude, careful=True)
 
 
@@ -184,8 +198,9 @@ def _apply_all(events: list[WebhookEvent], exclude: set[int], careful: bool) -> 
                     event.status, event.processed_at = "failed", now
                 exclude.add(event.id)
                 failed += 1
-                log.warning("event %s (%s) failed, attempt %d", event.event_id, event.event, event.attempts,
-                            exc_info=True)
+                log.warning(
+                    "event %s (%s) failed, attempt %d", event.event_id, event.event, event.attempts, exc_info=True
+                )
                 continue
             done.append(event.id)
             batch.forward.append((event, session))
@@ -199,9 +214,17 @@ def _apply_all(events: list[WebhookEvent], exclude: set[int], careful: bool) -> 
     preassign_ids(WebhookDelivery, deliveries)
     db.session.flush()
     if done:
-        db.session.execute(update(WebhookEvent).where(WebhookEvent.id.in_(done)).values(
-            status="done", processed_at=now, error=None, attempts=WebhookEvent.attempts + 1,
-        ).execution_options(synchronize_session=False))
+        db.session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id.in_(done))
+            .values(
+                status="done",
+                processed_at=now,
+                error=None,
+                attempts=WebhookEvent.attempts + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
     media_jobs = [(message.id, url) for message, url in batch.media]
     delivery_ids = [d.id for d in deliveries]
     db.session.commit()
@@ -218,8 +241,10 @@ def preassign_ids(model: Any, rows: list[Any]) -> None:
     if not pending or db.engine.dialect.name != "postgresql":
         return
     table = model.__tablename__
-    ids = db.session.scalars(sa.text(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
-                                     "FROM generate_series(1, :n)"), {"n": len(pending)}).all()
+    ids = db.session.scalars(
+        sa.text(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :n)"),
+        {"n": len(pending)},
+    ).all()
     for row, row_id in zip(pending, ids, strict=True):
         row.id = row_id
 
@@ -232,15 +257,15 @@ def _after_commit(media_jobs: list[tuple[int, str]], delivery_ids: list[int]) ->
 
 
 def _preload_messages(batch: _Batch, events: list[WebhookEvent]) -> None:
-    keys = {(e.session_id, mid) for e in events if e.event in _MESSAGE_EVENTS and e.session_id
-            for mid in _target_ids(e)}
+    keys = {
+        (e.session_id, mid) for e in events if e.event in _MESSAGE_EVENTS and e.session_id for mid in _target_ids(e)
+    }
     keys = {k for k in keys if k[1].count("_") >= 2}  # full serialized ids only; short ids are looked up later
     if not keys:
         return
     key_list = list(keys)
     for start in range(0, len(key_list), 1000):
-        chunk = key_list[start:start + 1000]
+        chunk = key_list[start : start + 1000]
         stmt = select(Message).where(tuple_(Message.session_id, Message.waha_message_id).in_(chunk))
         for message in db.session.scalars(stmt):
             batch.messages[(message.session_id, message.waha_message_id)] = message
-

@@ -58,8 +58,9 @@ class _DrainSignal:
         now = time.monotonic()
         config = current_app.config
         # Tests run a burst worker right after a request: there every commit signals at once.
-        self.window = float(config.get("EVENTS_SIGNAL_COALESCE_SECONDS",
-                                       0 if config.get("TESTING") else SIGNAL_COALESCE_SECONDS))
+        self.window = float(
+            config.get("EVENTS_SIGNAL_COALESCE_SECONDS", 0 if config.get("TESTING") else SIGNAL_COALESCE_SECONDS)
+        )
         with self.lock:
             if now - self.last >= self.window:
                 self.last, self.dirty = now, False
@@ -114,6 +115,7 @@ def _count_events(counts: dict[str, int]) -> None:
 
 
 _signal = _DrainSignal()
+
 
 def request_drain(force: bool = False) -> bool:
     """Ask for a drain job: at most one waits in the queue at a time (a Redis flag guards it). Never raises:

@@ -25,8 +25,7 @@ _ingest_engines: dict[str, sa.Engine] = {}
 _ingest_lock = threading.Lock()
 
 
-_PG_COLUMNS = ("(event_id, tenant_id, session_id, session_name, event, payload, raw, status, attempts, "
-               "received_at)")
+_PG_COLUMNS = "(event_id, tenant_id, session_id, session_name, event, payload, raw, status, attempts, received_at)"
 _PG_ROW = "(%s, %s, %s, %s, %s, %s::jsonb, %s, %s, 0, now())"
 
 
@@ -40,8 +39,14 @@ def _ingest_engine() -> sa.Engine:
         with _ingest_lock:
             engine = _ingest_engines.get(key)
             if engine is None:
-                engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
-                                          pool_reset_on_return=None, pool_size=4, max_overflow=12)
+                engine = sa.create_engine(
+                    url,
+                    isolation_level="AUTOCOMMIT",
+                    pool_pre_ping=False,
+                    pool_reset_on_return=None,
+                    pool_size=4,
+                    max_overflow=12,
+                )
                 _ingest_engines[key] = engine
     return engine
 
@@ -125,8 +130,11 @@ class _GroupWriter:
 
 
 def _insert_rows(params: list[tuple]) -> set[str]:
-    sql = (f"INSERT INTO webhook_events {_PG_COLUMNS} VALUES " + ", ".join([_PG_ROW] * len(params))
-           + " ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
+    sql = (
+        f"INSERT INTO webhook_events {_PG_COLUMNS} VALUES "
+        + ", ".join([_PG_ROW] * len(params))
+        + " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    )
     flat = [value for row in params for value in row]
     for attempt in (1, 2):
         try:
@@ -184,8 +192,16 @@ def _store(batch: _Incoming, session_id: str | None, tenant_id: int | None, stat
                 # A batch is already a group: one statement, PostgreSQL splits the array it parses anyway.
                 return len(_insert_array(ids, batch.text(), batch.raws, session_id, tenant_id, status))
             item = batch.items[0]
-            row = (ids[0], tenant_id, session_id, str(item.get("session") or "")[:64] or None, item["event"][:64],
-                   batch.text(), batch.raws[0], status)
+            row = (
+                ids[0],
+                tenant_id,
+                session_id,
+                str(item.get("session") or "")[:64] or None,
+                item["event"][:64],
+                batch.text(),
+                batch.raws[0],
+                status,
+            )
             return len(_writer.write([row]))
         except psycopg.errors.ForeignKeyViolation as exc:
             # the same error whatever the database, for the caller
@@ -194,18 +210,31 @@ def _store(batch: _Incoming, session_id: str | None, tenant_id: int | None, stat
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     now = utcnow()
-    values = [{"event_id": event_id, "tenant_id": tenant_id, "session_id": session_id,
-               "session_name": str(item.get("session") or "")[:64] or None, "event": item["event"][:64],
-               "payload": item, "raw": raw, "status": status, "attempts": 0, "received_at": now}
-              for event_id, item, raw in zip(ids, batch.items, batch.raws, strict=True)]
-    result = db.session.execute(sqlite_insert(WebhookEvent).values(values).on_conflict_do_nothing(
-        index_elements=["event_id"]))
+    values = [
+        {
+            "event_id": event_id,
+            "tenant_id": tenant_id,
+            "session_id": session_id,
+            "session_name": str(item.get("session") or "")[:64] or None,
+            "event": item["event"][:64],
+            "payload": item,
+            "raw": raw,
+            "status": status,
+            "attempts": 0,
+            "received_at": now,
+        }
+        for event_id, item, raw in zip(ids, batch.items, batch.raws, strict=True)
+    ]
+    result = db.session.execute(
+        sqlite_insert(WebhookEvent).values(values).on_conflict_do_nothing(index_elements=["event_id"])
+    )
     db.session.commit()
     return max(result.rowcount, 0)
 
 
-def _insert_array(ids: list[str], body: str, raws: list[str | None], session_id: str | None,
-                  tenant_id: int | None, status: str) -> set[str]:
+def _insert_array(
+    ids: list[str], body: str, raws: list[str | None], session_id: str | None, tenant_id: int | None, status: str
+) -> set[str]:
     for attempt in (1, 2):
         try:
             with _ingest_engine().connect() as conn, conn.connection.driver_connection.cursor() as cursor:

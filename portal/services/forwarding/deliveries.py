@@ -39,12 +39,12 @@ class DeliveryPage:
     next_cursor: str | None
 
 
-
 DELIVERY_STATUSES = ("pending", "succeeded", "failed", "dead")
 
 
-def list_deliveries(tenant: Tenant, *, endpoint_id: Any = None, status: str | None = None,
-                    cursor: str | None = None, limit: int = 50) -> DeliveryPage:
+def list_deliveries(
+    tenant: Tenant, *, endpoint_id: Any = None, status: str | None = None, cursor: str | None = None, limit: int = 50
+) -> DeliveryPage:
     """The tenant's delivery attempts, newest first, optionally of one endpoint and one status."""
     if status is not None and status not in DELIVERY_STATUSES:
         raise Invalid.field("status", f"Status must be one of {', '.join(DELIVERY_STATUSES)}.")
@@ -81,19 +81,41 @@ def replay_delivery(tenant: Tenant, delivery_id: Any, actor: Actor) -> WebhookDe
     if original.endpoint_id is not None:
         endpoint = get_endpoint(tenant, original.endpoint_id)
         url = endpoint.url
-    last = db.session.scalar(select(func.max(WebhookDelivery.attempt)).where(
-        WebhookDelivery.tenant_id == tenant.id, WebhookDelivery.msg_id == original.msg_id,
-        WebhookDelivery.endpoint_id.is_(None) if original.endpoint_id is None
-        else WebhookDelivery.endpoint_id == original.endpoint_id)) or original.attempt
+    last = (
+        db.session.scalar(
+            select(func.max(WebhookDelivery.attempt)).where(
+                WebhookDelivery.tenant_id == tenant.id,
+                WebhookDelivery.msg_id == original.msg_id,
+                WebhookDelivery.endpoint_id.is_(None)
+                if original.endpoint_id is None
+                else WebhookDelivery.endpoint_id == original.endpoint_id,
+            )
+        )
+        or original.attempt
+    )
     replay = WebhookDelivery(
-        tenant_id=tenant.id, endpoint_id=original.endpoint_id, session_id=original.session_id, url=url,
-        msg_id=original.msg_id, event_type=original.event_type, webhook_event_id=original.webhook_event_id,
-        payload=original.payload, attempt=last + 1, status="pending", due_at=_lease_until(),
+        tenant_id=tenant.id,
+        endpoint_id=original.endpoint_id,
+        session_id=original.session_id,
+        url=url,
+        msg_id=original.msg_id,
+        event_type=original.event_type,
+        webhook_event_id=original.webhook_event_id,
+        payload=original.payload,
+        attempt=last + 1,
+        status="pending",
+        due_at=_lease_until(),
     )
     db.session.add(replay)
     db.session.flush()
-    audit.record(tenant.id, "webhook.replay", actor, target_type="webhook_delivery", target_id=replay.id,
-                 details={"replayed": original.id, "msg_id": original.msg_id})
+    audit.record(
+        tenant.id,
+        "webhook.replay",
+        actor,
+        target_type="webhook_delivery",
+        target_id=replay.id,
+        details={"replayed": original.id, "msg_id": original.msg_id},
+    )
     db.session.commit()
     queue_deliveries([replay.id])
     return replay
@@ -104,10 +126,24 @@ def send_test_event(tenant: Tenant, endpoint_id: Any, actor: Actor) -> WebhookDe
     endpoint = get_endpoint(tenant, endpoint_id)
     msg_id = "msg_test_" + secrets.token_hex(8)
     # the same envelope as every other event, so a handler written against the test works on real events
-    body = {"id": msg_id, "type": "test", "timestamp": int(time.time() * 1000), "session": None,
-            "payload": {"message": "This is a test event from WAHA Portal."}}
-    delivery = WebhookDelivery(tenant_id=tenant.id, endpoint_id=endpoint.id, url=endpoint.url, msg_id=msg_id,
-                               event_type="test", payload=body, attempt=1, status="pending", due_at=_lease_until())
+    body = {
+        "id": msg_id,
+        "type": "test",
+        "timestamp": int(time.time() * 1000),
+        "session": None,
+        "payload": {"message": "This is a test event from WAHA Portal."},
+    }
+    delivery = WebhookDelivery(
+        tenant_id=tenant.id,
+        endpoint_id=endpoint.id,
+        url=endpoint.url,
+        msg_id=msg_id,
+        event_type="test",
+        payload=body,
+        attempt=1,
+        status="pending",
+        due_at=_lease_until(),
+    )
     db.session.add(delivery)
     db.session.flush()
     audit.record(tenant.id, "webhook.test", actor, target_type="webhook_endpoint", target_id=endpoint.id)
@@ -125,16 +161,21 @@ def queue_deliveries(delivery_ids: list[int]) -> int:
     try:
         return enqueue_many([(DELIVER_JOB, (i,)) for i in delivery_ids], queue=QUEUE_FORWARDING)
     except Exception:
-        log.warning("could not queue %d deliveries; they go out with the next dispatch", len(delivery_ids),
-                    exc_info=True)
+        log.warning(
+            "could not queue %d deliveries; they go out with the next dispatch", len(delivery_ids), exc_info=True
+        )
         return 0
 
 
 def dispatch_due(limit: int = 500) -> int:
     """Queue pending attempts whose time has come (retries, and first attempts whose job was lost)."""
     now = utcnow()
-    stmt = (select(WebhookDelivery).where(WebhookDelivery.status == "pending", WebhookDelivery.due_at <= now)
-            .order_by(WebhookDelivery.due_at).limit(limit))
+    stmt = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.status == "pending", WebhookDelivery.due_at <= now)
+        .order_by(WebhookDelivery.due_at)
+        .limit(limit)
+    )
     if db.engine.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     rows = list(db.session.scalars(stmt))

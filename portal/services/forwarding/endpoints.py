@@ -59,16 +59,23 @@ def _clean_description(description: Any) -> str:
     return description.strip()
 
 
-def create_endpoint(tenant: Tenant, actor: Actor, *, url: Any, events: Any = None,
-                    description: Any = "") -> tuple[WebhookEndpoint, str]:
+def create_endpoint(
+    tenant: Tenant, actor: Actor, *, url: Any, events: Any = None, description: Any = ""
+) -> tuple[WebhookEndpoint, str]:
     """Add an endpoint; returns it with its signing secret, which is shown this once (stored encrypted)."""
     clean = {"url": _clean_url(url), "events": _clean_events(events), "description": _clean_description(description)}
     secret = new_secret()
     endpoint = WebhookEndpoint(tenant_id=tenant.id, secret=secret, is_enabled=True, **clean)
     db.session.add(endpoint)
     db.session.flush()
-    audit.record(tenant.id, "webhook.create", actor, target_type="webhook_endpoint", target_id=endpoint.id,
-                 details={"url": clean["url"], "events": clean["events"]})
+    audit.record(
+        tenant.id,
+        "webhook.create",
+        actor,
+        target_type="webhook_endpoint",
+        target_id=endpoint.id,
+        details={"url": clean["url"], "events": clean["events"]},
+    )
     db.session.commit()
     return endpoint, secret
 
@@ -91,8 +98,10 @@ def update_endpoint(tenant: Tenant, endpoint_id: Any, actor: Actor, **fields: An
     endpoint = get_endpoint(tenant, endpoint_id)
     unknown = set(fields) - {"url", "events", "description", "is_enabled"}
     if unknown:
-        raise Invalid(f"Unknown field(s): {', '.join(sorted(unknown))}.",
-                      details={"fields": [{"field": f, "message": "Unknown field."} for f in sorted(unknown)]})
+        raise Invalid(
+            f"Unknown field(s): {', '.join(sorted(unknown))}.",
+            details={"fields": [{"field": f, "message": "Unknown field."} for f in sorted(unknown)]},
+        )
     changes: dict[str, Any] = {}
     if "url" in fields:
         changes["url"] = _clean_url(fields["url"])
@@ -106,8 +115,9 @@ def update_endpoint(tenant: Tenant, endpoint_id: Any, actor: Actor, **fields: An
         changes["is_enabled"] = fields["is_enabled"]
     for key, value in changes.items():
         setattr(endpoint, key, value)
-    audit.record(tenant.id, "webhook.update", actor, target_type="webhook_endpoint", target_id=endpoint.id,
-                 details=dict(changes))
+    audit.record(
+        tenant.id, "webhook.update", actor, target_type="webhook_endpoint", target_id=endpoint.id, details=dict(changes)
+    )
     db.session.commit()
     return endpoint
 
@@ -125,8 +135,13 @@ def rotate_secret(tenant: Tenant, endpoint_id: Any, actor: Actor) -> tuple[Webho
 def delete_endpoint(tenant: Tenant, endpoint_id: Any, actor: Actor) -> None:
     """Remove the endpoint and its delivery history."""
     endpoint = get_endpoint(tenant, endpoint_id)
-    audit.record(tenant.id, "webhook.delete", actor, target_type="webhook_endpoint", target_id=endpoint.id,
-                 details={"url": endpoint.url})
+    audit.record(
+        tenant.id,
+        "webhook.delete",
+        actor,
+        target_type="webhook_endpoint",
+        target_id=endpoint.id,
+        details={"url": endpoint.url},
+    )
     db.session.delete(endpoint)
     db.session.commit()
-

@@ -52,8 +52,11 @@ def _endpoints_for(tenant_ids: set[int]) -> dict[int, list[WebhookEndpoint]]:
     grouped: dict[int, list[WebhookEndpoint]] = {}
     if not tenant_ids:
         return grouped
-    stmt = select(WebhookEndpoint).where(WebhookEndpoint.tenant_id.in_(tenant_ids),
-                                         WebhookEndpoint.is_enabled.is_(True)).order_by(WebhookEndpoint.id)
+    stmt = (
+        select(WebhookEndpoint)
+        .where(WebhookEndpoint.tenant_id.in_(tenant_ids), WebhookEndpoint.is_enabled.is_(True))
+        .order_by(WebhookEndpoint.id)
+    )
     for endpoint in db.session.scalars(stmt):
         grouped.setdefault(endpoint.tenant_id, []).append(endpoint)
     return grouped
@@ -71,34 +74,65 @@ def plan_deliveries(items: list[tuple[WebhookEvent, WahaSession]]) -> list[Webho
     rows: list[WebhookDelivery] = []
     for event, session in items:
         targets = [(e.id, e.url) for e in endpoints.get(session.tenant_id, []) if subscribed(e.events, event.event)]
-        if session.webhook_url and event.event not in PORTAL_EVENTS and \
-                subscribed(session.webhook_events or ["*"], event.event):
+        if (
+            session.webhook_url
+            and event.event not in PORTAL_EVENTS
+            and subscribed(session.webhook_events or ["*"], event.event)
+        ):
             targets.append((None, session.webhook_url))
         if not targets:
             continue
         body = event_body(event, session)
         for endpoint_id, url in targets:
-            rows.append(WebhookDelivery(
-                tenant_id=session.tenant_id, endpoint_id=endpoint_id, session_id=session.id, url=url,
-                msg_id=event.event_id, event_type=event.event, webhook_event_id=event.id, payload=body, attempt=1,
-                status="pending", due_at=due))
+            rows.append(
+                WebhookDelivery(
+                    tenant_id=session.tenant_id,
+                    endpoint_id=endpoint_id,
+                    session_id=session.id,
+                    url=url,
+                    msg_id=event.event_id,
+                    event_type=event.event,
+                    webhook_event_id=event.id,
+                    payload=body,
+                    attempt=1,
+                    status="pending",
+                    due_at=due,
+                )
+            )
     db.session.add_all(rows)
     return rows
 
 
-def plan_portal_event(tenant_id: int, event_type: str, data: dict[str, Any],
-                      session: WahaSession | None = None) -> list[WebhookDelivery]:
+def plan_portal_event(
+    tenant_id: int, event_type: str, data: dict[str, Any], session: WahaSession | None = None
+) -> list[WebhookDelivery]:
     """First attempts of an event the portal itself raises (e.g. "session.attention") to subscribed endpoints."""
     endpoints = [e for e in _endpoints_for({tenant_id}).get(tenant_id, []) if subscribed(e.events, event_type)]
     if not endpoints:
         return []
     msg_id = "msg_" + secrets.token_hex(12)
-    body = {"id": msg_id, "type": event_type, "timestamp": int(time.time() * 1000),
-            "session": {"id": session.id, "name": session.name} if session is not None else None, "payload": data}
+    body = {
+        "id": msg_id,
+        "type": event_type,
+        "timestamp": int(time.time() * 1000),
+        "session": {"id": session.id, "name": session.name} if session is not None else None,
+        "payload": data,
+    }
     due = _lease_until()
-    rows = [WebhookDelivery(tenant_id=tenant_id, endpoint_id=e.id, session_id=session.id if session else None,
-                            url=e.url, msg_id=msg_id, event_type=event_type, payload=body, attempt=1,
-                            status="pending", due_at=due) for e in endpoints]
+    rows = [
+        WebhookDelivery(
+            tenant_id=tenant_id,
+            endpoint_id=e.id,
+            session_id=session.id if session else None,
+            url=e.url,
+            msg_id=msg_id,
+            event_type=event_type,
+            payload=body,
+            attempt=1,
+            status="pending",
+            due_at=due,
+        )
+        for e in endpoints
+    ]
     db.session.add_all(rows)
     return rows
-

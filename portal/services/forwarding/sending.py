@@ -67,14 +67,24 @@ def deliver(delivery_id: int) -> str:
 def _send(delivery: WebhookDelivery, secret: str) -> bool:
     """Post the delivery through the pinned client (portal.net.http); returns whether a failure may be retried."""
     body = json.dumps(delivery.payload, separators=(",", ":"), default=str)
-    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-               **sign(secret, delivery.msg_id, utcnow(), body)}
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        **sign(secret, delivery.msg_id, utcnow(), body),
+    }
     timeout = current_app.config["WAHA_WEBHOOK_TIMEOUT"] / 1000
     try:
         # The destination is checked again now and the connection goes to the address that passed the check;
         # redirects are not followed (one could point at an address the check refused).
-        answer = outbound.request("POST", delivery.url, allow_private=destinations.allow_private(),
-                                  timeout=timeout, max_bytes=EXCERPT_MAX, headers=headers, data=body.encode())
+        answer = outbound.request(
+            "POST",
+            delivery.url,
+            allow_private=destinations.allow_private(),
+            timeout=timeout,
+            max_bytes=EXCERPT_MAX,
+            headers=headers,
+            data=body.encode(),
+        )
     except policy.Refused as refused:
         delivery.error = f"destination refused: URL {refused.reason}"
         return refused.kind == "unresolvable"
@@ -97,13 +107,27 @@ def _after_failure(delivery: WebhookDelivery, retryable: bool) -> None:
     retries = current_app.config["WAHA_WEBHOOK_RETRY_ATTEMPTS"]
     if not retryable or delivery.attempt > retries:
         delivery.status = "dead"
-        log.warning("delivery %s to %s is dead after attempt %d: %s", delivery.msg_id, delivery.url,
-                    delivery.attempt, delivery.error)
+        log.warning(
+            "delivery %s to %s is dead after attempt %d: %s",
+            delivery.msg_id,
+            delivery.url,
+            delivery.attempt,
+            delivery.error,
+        )
         return
     delivery.status = "failed"
-    db.session.add(WebhookDelivery(
-        tenant_id=delivery.tenant_id, endpoint_id=delivery.endpoint_id, session_id=delivery.session_id,
-        url=delivery.url, msg_id=delivery.msg_id, event_type=delivery.event_type,
-        webhook_event_id=delivery.webhook_event_id, payload=delivery.payload, attempt=delivery.attempt + 1,
-        status="pending", due_at=utcnow() + timedelta(seconds=backoff_seconds(delivery.attempt))))
-
+    db.session.add(
+        WebhookDelivery(
+            tenant_id=delivery.tenant_id,
+            endpoint_id=delivery.endpoint_id,
+            session_id=delivery.session_id,
+            url=delivery.url,
+            msg_id=delivery.msg_id,
+            event_type=delivery.event_type,
+            webhook_event_id=delivery.webhook_event_id,
+            payload=delivery.payload,
+            attempt=delivery.attempt + 1,
+            status="pending",
+            due_at=utcnow() + timedelta(seconds=backoff_seconds(delivery.attempt)),
+        )
+    )

@@ -25,6 +25,7 @@ def session_webhook_secret(session: WahaSession) -> str:
     rotatable), or for sessions made before it was stored the value derived from WAHA_WEBHOOK_SECRET."""
     return session_secrets.secret_for(session)
 
+
 def _secret_for(delivery: WebhookDelivery) -> str | None:
     if delivery.endpoint_id is not None:
         endpoint = db.session.get(WebhookEndpoint, delivery.endpoint_id)
@@ -40,4 +41,3 @@ def sign(secret: str, msg_id: str, when: datetime, body: str) -> dict[str, str]:
         "webhook-timestamp": str(int(when.timestamp())),
         "webhook-signature": Webhook(secret).sign(msg_id, when, body),
     }
-

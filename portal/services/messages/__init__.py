@@ -34,8 +34,24 @@ from portal.services.messages.validation import (
 )
 
 __all__ = [
-    "BLOCKED_DOCUMENT_TYPES", "CAPTION_MAX", "FILENAME_MAX", "MEDIA_KINDS", "MEDIA_TYPES", "METADATA_MAX_ENTRIES",
-    "METADATA_VALUE_MAX", "PAGE_MAX", "Q_MAX", "TEXT_MAX", "ChatSummary", "MessagePage", "clean_media",
-    "decode_cursor", "encode_cursor", "get_message", "list_chats", "list_messages", "normalize_recipient",
+    "BLOCKED_DOCUMENT_TYPES",
+    "CAPTION_MAX",
+    "FILENAME_MAX",
+    "MEDIA_KINDS",
+    "MEDIA_TYPES",
+    "METADATA_MAX_ENTRIES",
+    "METADATA_VALUE_MAX",
+    "PAGE_MAX",
+    "Q_MAX",
+    "TEXT_MAX",
+    "ChatSummary",
+    "MessagePage",
+    "clean_media",
+    "decode_cursor",
+    "encode_cursor",
+    "get_message",
+    "list_chats",
+    "list_messages",
+    "normalize_recipient",
     "send_message",
 ]

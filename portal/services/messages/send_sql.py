@@ -40,18 +40,30 @@ class _SendTarget:
 # (JSON columns, the session's encrypted HMAC key) through the ORM costs more CPU than the query. Built once
 # for the same reason as the statements below.
 _SESSION_FOR_SEND = (
-    select(WahaSession.id, WahaSession.status, WahaSession.external_name, WahaServer.base_url,
-           type_coerce(WahaServer.api_key, Text).label("stored_api_key"))
+    select(
+        WahaSession.id,
+        WahaSession.status,
+        WahaSession.external_name,
+        WahaServer.base_url,
+        type_coerce(WahaServer.api_key, Text).label("stored_api_key"),
+    )
     .join(WahaServer, WahaServer.id == WahaSession.server_id)
-    .where(WahaSession.id == bindparam("session_id", type_=WahaSession.id.type),
-           WahaSession.tenant_id == bindparam("tenant_id", type_=WahaSession.tenant_id.type))
+    .where(
+        WahaSession.id == bindparam("session_id", type_=WahaSession.id.type),
+        WahaSession.tenant_id == bindparam("tenant_id", type_=WahaSession.tenant_id.type),
+    )
 )
 
 
 def _session_for_send(tenant: Tenant, session_id: Any) -> _SendTarget:
     """The tenant's session to send through; NotFound("session_not_found") as get_session() answers."""
-    row = db.session.connection().execute(
-        _SESSION_FOR_SEND, {"session_id": str(session_id), "tenant_id": tenant.id}).first() if session_id else None
+    row = (
+        db.session.connection()
+        .execute(_SESSION_FOR_SEND, {"session_id": str(session_id), "tenant_id": tenant.id})
+        .first()
+        if session_id
+        else None
+    )
     if row is None:
         raise NotFound("No such session.", code="session_not_found")
     # servers.client_for() needs only the server's address and key; an unattached row object carries them.
@@ -93,14 +105,34 @@ def _new_row(**values: Any) -> Message:
 
 
 # What a send writes into a new message row.
-_SEND_COLUMNS = ("tenant_id", "session_id", "direction", "source", "waha_message_id", "chat_id", "from_me", "body",
-                 "media", "status", "idempotency_key", "extra", "send_state", "created_at", "updated_at")
+_SEND_COLUMNS = (
+    "tenant_id",
+    "session_id",
+    "direction",
+    "source",
+    "waha_message_id",
+    "chat_id",
+    "from_me",
+    "body",
+    "media",
+    "status",
+    "idempotency_key",
+    "extra",
+    "send_state",
+    "created_at",
+    "updated_at",
+)
 
 
 # Those other columns, when the database fills them with NULL (no default of either side).
-_UNSET_COLUMNS = tuple(attr.key for attr in sa_inspect(Message).column_attrs
-                       if attr.key not in _SEND_COLUMNS and not attr.columns[0].primary_key
-                       and attr.columns[0].default is None and attr.columns[0].server_default is None)
+_UNSET_COLUMNS = tuple(
+    attr.key
+    for attr in sa_inspect(Message).column_attrs
+    if attr.key not in _SEND_COLUMNS
+    and not attr.columns[0].primary_key
+    and attr.columns[0].default is None
+    and attr.columns[0].server_default is None
+)
 
 
 @functools.cache
@@ -110,9 +142,14 @@ def _insert_with_audit_statement() -> Any:
     Built once with bound parameters: constructing it per send would cost more CPU than the round trip it
     saves (SQLAlchemy keys its statement cache by a walk of the whole statement).
     """
-    sent = insert(Message).values({
-        getattr(Message, key): bindparam(f"m_{key}", type_=getattr(Message, key).type) for key in _SEND_COLUMNS
-    }).returning(Message.id).cte("sent")
+    sent = (
+        insert(Message)
+        .values(
+            {getattr(Message, key): bindparam(f"m_{key}", type_=getattr(Message, key).type) for key in _SEND_COLUMNS}
+        )
+        .returning(Message.id)
+        .cte("sent")
+    )
     # The columns audit.record() fills, with the message id taken from the row just inserted.
     event = {
         AuditEvent.tenant_id: bindparam("a_tenant_id", type_=Integer),
@@ -125,10 +162,15 @@ def _insert_with_audit_statement() -> Any:
         AuditEvent.ip: bindparam("a_ip", type_=String),
         AuditEvent.request_id: bindparam("a_request_id", type_=String),
         AuditEvent.details: func.jsonb_build_object(
-            literal("session_id", String), bindparam("a_session_id", type_=String),
-            literal("message_id", String), sent.c.id,
-            literal("chat_id", String), bindparam("a_chat_id", type_=String),
-            literal("kind", String), bindparam("a_kind", type_=String)),
+            literal("session_id", String),
+            bindparam("a_session_id", type_=String),
+            literal("message_id", String),
+            sent.c.id,
+            literal("chat_id", String),
+            bindparam("a_chat_id", type_=String),
+            literal("kind", String),
+            bindparam("a_kind", type_=String),
+        ),
         AuditEvent.created_at: bindparam("a_created_at", type_=AuditEvent.created_at.type),
     }
     logged = insert(AuditEvent).from_select(list(event), select(*event.values()).select_from(sent)).cte("logged")
@@ -146,15 +188,24 @@ def _insert_with_audit(message: Message, actor: Actor, details: dict[str, Any]) 
         db.session.add(message)
         db.session.flush()
         details["message_id"] = message.id
-        audit.record(message.tenant_id, "message.send", actor, target_type="message", target_id=message.id,
-                     details=details)
+        audit.record(
+            message.tenant_id, "message.send", actor, target_type="message", target_id=message.id, details=details
+        )
         db.session.flush()
         return
     params = {f"m_{key}": getattr(message, key) for key in _SEND_COLUMNS}
-    params.update(a_tenant_id=message.tenant_id, a_actor_type=actor.type, a_actor_id=actor.id,
-                  a_actor_label=actor.label, a_ip=actor.ip, a_request_id=actor.request_id,
-                  a_session_id=details["session_id"], a_chat_id=details["chat_id"], a_kind=details["kind"],
-                  a_created_at=message.created_at)
+    params.update(
+        a_tenant_id=message.tenant_id,
+        a_actor_type=actor.type,
+        a_actor_id=actor.id,
+        a_actor_label=actor.label,
+        a_ip=actor.ip,
+        a_request_id=actor.request_id,
+        a_session_id=details["session_id"],
+        a_chat_id=details["chat_id"],
+        a_kind=details["kind"],
+        a_created_at=message.created_at,
+    )
     message.id = db.session.connection().execute(_insert_with_audit_statement(), params).scalar_one()
     details["message_id"] = message.id
     # Known to the session as the stored row it now is, without an INSERT of its own: the columns the
@@ -185,21 +236,28 @@ def _commit_keeping_loaded_rows() -> None:
 @functools.cache
 def _sent_update(status: str | None, with_waha_id: bool) -> Any:
     """The UPDATE after WAHA accepted a send (one per ack status and id case, built once: see above)."""
-    values: dict[Any, Any] = {Message.sent_at: bindparam("sent_at", type_=Message.sent_at.type),
-                              Message.updated_at: bindparam("updated_at", type_=Message.updated_at.type),
-                              Message.send_state: None}
+    values: dict[Any, Any] = {
+        Message.sent_at: bindparam("sent_at", type_=Message.sent_at.type),
+        Message.updated_at: bindparam("updated_at", type_=Message.updated_at.type),
+        Message.send_state: None,
+    }
     if status:
         # Acks may have moved the row forward over the webhook meanwhile: the status only moves up the ladder.
         lower = [name for name, rank in STATUS_RANK.items() if rank < STATUS_RANK[status] and name != "ERROR"]
         values[Message.status] = case((Message.status.in_(lower), status), else_=Message.status)
     if with_waha_id:
         values[Message.waha_message_id] = bindparam("waha_message_id", type_=Message.waha_message_id.type)
-    return (update(Message).where(Message.id == bindparam("message_id", type_=Message.id.type)).values(values)
-            .returning(Message.waha_message_id, Message.status))
+    return (
+        update(Message)
+        .where(Message.id == bindparam("message_id", type_=Message.id.type))
+        .values(values)
+        .returning(Message.waha_message_id, Message.status)
+    )
 
 
-def _record_sent(message: Message, predicted_id: str, result: Any,
-                 execute: Callable[[Any, dict[str, Any]], Any]) -> None:
+def _record_sent(
+    message: Message, predicted_id: str, result: Any, execute: Callable[[Any, dict[str, Any]], Any]
+) -> None:
     """After WAHA accepted the send: its id, the send time and any ack in the answer, in one UPDATE.
 
     The UPDATE commits on its own and returns the columns it may have changed (the status against the row as
@@ -217,8 +275,13 @@ def _record_sent(message: Message, predicted_id: str, result: Any,
     if row is None:
         row = execute(_sent_update(status, False), params)
     if row is not None:  # None only when the row was deleted meanwhile (its session was deleted)
-        for name, value in (("waha_message_id", row.waha_message_id), ("status", row.status), ("sent_at", now),
-                            ("updated_at", now), ("send_state", None)):
+        for name, value in (
+            ("waha_message_id", row.waha_message_id),
+            ("status", row.status),
+            ("sent_at", now),
+            ("updated_at", now),
+            ("send_state", None),
+        ):
             set_committed_value(message, name, value)
 
 
@@ -239,4 +302,3 @@ def _execute_alone(stmt: Any, params: dict[str, Any]) -> Any:
     # Ends the session's (empty) transaction and hands the connection back with its isolation level reset.
     _commit_keeping_loaded_rows()
     return row
-

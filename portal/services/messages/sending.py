@@ -49,17 +49,26 @@ def _by_key(tenant_id: int, key: str) -> Message | None:
     return db.session.scalar(select(Message).where(Message.tenant_id == tenant_id, Message.idempotency_key == key))
 
 
-def _same_request(message: Message, session_id: str, chat_id: str, body: str | None,
-                  media: dict[str, Any] | None) -> Message:
+def _same_request(
+    message: Message, session_id: str, chat_id: str, body: str | None, media: dict[str, Any] | None
+) -> Message:
     """The stored message if it answers the same request; Conflict when the key was used for another one."""
     if (message.session_id, message.chat_id, message.body, message.media) != (session_id, chat_id, body, media):
-        raise Conflict("This Idempotency-Key was already used for a different message.",
-                       code="idempotency_key_reused")
+        raise Conflict("This Idempotency-Key was already used for a different message.", code="idempotency_key_reused")
     return message
 
 
-def _send_to_waha(client: Any, name: str, chat_id: str, text: str | None, kind: str | None, file: dict | None,
-                  caption: str | None, reply_to: str | None, message_id: str) -> Any:
+def _send_to_waha(
+    client: Any,
+    name: str,
+    chat_id: str,
+    text: str | None,
+    kind: str | None,
+    file: dict | None,
+    caption: str | None,
+    reply_to: str | None,
+    message_id: str,
+) -> Any:
     if kind is None:
         return client.send_text(name, chat_id, text or "", message_id=message_id, reply_to=reply_to)
     if kind == "image":
@@ -71,10 +80,19 @@ def _send_to_waha(client: Any, name: str, chat_id: str, text: str | None, kind: 
     return client.send_file(name, chat_id, file, caption=caption, message_id=message_id)
 
 
-def send_message(tenant: Tenant, session_id: Any, actor: Actor, *, to: str, text: str | None = None,
-                 media: dict[str, Any] | None = None, reply_to: str | None = None,
-                 metadata: dict[str, Any] | None = None, idempotency_key: str | None = None,
-                 source: str = "api") -> Message:
+def send_message(
+    tenant: Tenant,
+    session_id: Any,
+    actor: Actor,
+    *,
+    to: str,
+    text: str | None = None,
+    media: dict[str, Any] | None = None,
+    reply_to: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    source: str = "api",
+) -> Message:
     """Send a text or a media message through the session and return its row.
 
     Checks, in order: the input (recipient normalised with `phonenumbers`, text <= 4096 characters, media kind,
@@ -119,8 +137,11 @@ def send_message(tenant: Tenant, session_id: Any, actor: Actor, *, to: str, text
                     outbox.look_up(servers.client_for(session.server), session.external_name, existing)
                 return existing
     if session.status != "WORKING":
-        raise Conflict(f"The session is {session.status}; it must be WORKING to send.", code="session_not_ready",
-                       details={"status": session.status, "expected": ["WORKING"]})
+        raise Conflict(
+            f"The session is {session.status}; it must be WORKING to send.",
+            code="session_not_ready",
+            details={"status": session.status, "expected": ["WORKING"]},
+        )
     pacing.acquire(session.id, tenant.send_rate_per_minute)
 
     client, external, session_key = servers.client_for(session.server), session.external_name, session.id
@@ -132,9 +153,19 @@ def send_message(tenant: Tenant, session_id: Any, actor: Actor, *, to: str, text
     pre_id = new_message_id()
     predicted_id = f"true_{chat_id}_{pre_id}"
     message = _new_row(
-        tenant_id=tenant_id, session_id=session_key, direction="out", source=source,
-        waha_message_id=predicted_id, chat_id=chat_id, from_me=True, body=body, media=stored_media,
-        status="PENDING", idempotency_key=key, extra=extra, send_state="sending",
+        tenant_id=tenant_id,
+        session_id=session_key,
+        direction="out",
+        source=source,
+        waha_message_id=predicted_id,
+        chat_id=chat_id,
+        from_me=True,
+        body=body,
+        media=stored_media,
+        status="PENDING",
+        idempotency_key=key,
+        extra=extra,
+        send_state="sending",
     )
     # The audit event records the attempt (who sent what kind to whom); the outcome lives on the row.
     details: dict[str, Any] = {"session_id": session_key, "chat_id": chat_id, "kind": kind or "text"}
@@ -153,8 +184,7 @@ def send_message(tenant: Tenant, session_id: Any, actor: Actor, *, to: str, text
     return _attempt(tenant, actor, message, details, call, pre_id, one_statement_each)
 
 
-def _send_again(tenant: Tenant, actor: Actor, message: Message, again_from: str,
-                call: Callable[[str], Any]) -> Message:
+def _send_again(tenant: Tenant, actor: Actor, message: Message, again_from: str, call: Callable[[str], Any]) -> Message:
     """Call WAHA again for a stored send whose first call provably never reached WhatsApp (`unsent`), or whose
     outcome is unknown (a text, sent again under its pre-generated id, which WAHA deduplicates).
 
@@ -165,17 +195,27 @@ def _send_again(tenant: Tenant, actor: Actor, message: Message, again_from: str,
     if not outbox.claim(message, again_from):
         db.session.commit()
         return message
-    details: dict[str, Any] = {"session_id": message.session_id, "chat_id": message.chat_id,
-                               "kind": (message.media or {}).get("kind", "text"), "message_id": message.id,
-                               "previous": again_from}
-    audit.record(tenant.id, "message.send_retry", actor, target_type="message", target_id=message.id,
-                 details=details)
+    details: dict[str, Any] = {
+        "session_id": message.session_id,
+        "chat_id": message.chat_id,
+        "kind": (message.media or {}).get("kind", "text"),
+        "message_id": message.id,
+        "previous": again_from,
+    }
+    audit.record(tenant.id, "message.send_retry", actor, target_type="message", target_id=message.id, details=details)
     _commit_keeping_loaded_rows()
     return _attempt(tenant, actor, message, details, call, outbox.pre_generated_id(message), False)
 
 
-def _attempt(tenant: Tenant, actor: Actor, message: Message, details: dict[str, Any], call: Callable[[str], Any],
-             pre_id: str, one_statement_each: bool) -> Message:
+def _attempt(
+    tenant: Tenant,
+    actor: Actor,
+    message: Message,
+    details: dict[str, Any],
+    call: Callable[[str], Any],
+    pre_id: str,
+    one_statement_each: bool,
+) -> Message:
     """Call WAHA for the stored, committed send row and record what came of it.
 
     A failure that provably never reached WhatsApp marks the row ERROR (send_state "unsent": a retry with the
@@ -199,9 +239,14 @@ def _attempt(tenant: Tenant, actor: Actor, message: Message, details: dict[str, 
         session = get_session(tenant, message.session_id)
         if isinstance(exc, waha_errors.WahaSessionNotReady) and exc.session_status:
             apply_status(session, exc.session_status, source="send")
-        audit.record(tenant.id, "message.send_failed" if outcome == upstream.UNSENT else "message.send_unconfirmed",
-                     actor, target_type="message", target_id=message.id,
-                     details={**details, "error": type(exc).__name__, "outcome": outcome})
+        audit.record(
+            tenant.id,
+            "message.send_failed" if outcome == upstream.UNSENT else "message.send_unconfirmed",
+            actor,
+            target_type="message",
+            target_id=message.id,
+            details={**details, "error": type(exc).__name__, "outcome": outcome},
+        )
         db.session.commit()
         error = map_waha_error(exc, session)
         error.details = {**error.details, "outcome": outcome, "messageId": message.id}
@@ -209,4 +254,3 @@ def _attempt(tenant: Tenant, actor: Actor, message: Message, details: dict[str, 
 
     _record_sent(message, predicted_id, result, _execute_here if one_statement_each else _execute_alone)
     return message
-

@@ -31,17 +31,34 @@ MEDIA_KINDS = ("image", "document", "audio", "video")
 MEDIA_TYPES = {
     "image": {"image/jpeg", "image/png", "image/webp", "image/gif"},
     "video": {"video/mp4", "video/3gpp", "video/quicktime", "video/webm"},
-    "audio": {"audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/amr", "audio/wav", "audio/x-wav",
-              "audio/webm", "audio/opus"},
+    "audio": {
+        "audio/ogg",
+        "audio/mpeg",
+        "audio/mp4",
+        "audio/aac",
+        "audio/amr",
+        "audio/wav",
+        "audio/x-wav",
+        "audio/webm",
+        "audio/opus",
+    },
 }
-BLOCKED_DOCUMENT_TYPES = {"application/x-msdownload", "application/x-msdos-program", "application/x-executable",
-                          "application/x-sharedlib", "application/vnd.microsoft.portable-executable"}
+BLOCKED_DOCUMENT_TYPES = {
+    "application/x-msdownload",
+    "application/x-msdos-program",
+    "application/x-executable",
+    "application/x-sharedlib",
+    "application/vnd.microsoft.portable-executable",
+}
 _MIMETYPE_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 # Magic bytes of the image types, so a "photo" that is really something else is refused here, not by WhatsApp.
 _IMAGE_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
 )
+
 
 def _clean_text(text: Any, field: str = "text", limit: int = TEXT_MAX) -> str | None:
     if text is None:
@@ -103,8 +120,9 @@ def clean_media(media: Any) -> tuple[str, dict[str, Any], dict[str, Any], str | 
     if has_url == has_data:
         raise Invalid.field("media", "Give the file either as url or as base64 data, not both.")
     filename = media.get("filename")
-    if filename is not None and (not isinstance(filename, str) or len(filename) > FILENAME_MAX
-                                 or "/" in filename or "\\" in filename):
+    if filename is not None and (
+        not isinstance(filename, str) or len(filename) > FILENAME_MAX or "/" in filename or "\\" in filename
+    ):
         raise Invalid.field("media.filename", f"Filename must be a plain name of at most {FILENAME_MAX} characters.")
     source_name = filename or (urlparse(media["url"]).path.rsplit("/", 1)[-1] if has_url else None)
     mimetype = media.get("mimetype") or (mimetypes.guess_type(source_name)[0] if source_name else None)
@@ -141,9 +159,13 @@ def clean_media(media: Any) -> tuple[str, dict[str, Any], dict[str, Any], str | 
 def _clean_metadata(metadata: Any) -> dict[str, str]:
     if metadata is None:
         return {}
-    if not isinstance(metadata, dict) or len(metadata) > METADATA_MAX_ENTRIES or not all(
+    if (
+        not isinstance(metadata, dict)
+        or len(metadata) > METADATA_MAX_ENTRIES
+        or not all(
             isinstance(k, str) and isinstance(v, (str, int, float, bool)) and len(str(v)) <= METADATA_VALUE_MAX
-            for k, v in metadata.items()):
+            for k, v in metadata.items()
+        )
+    ):
         raise Invalid.field("metadata", f"Metadata must map at most {METADATA_MAX_ENTRIES} names to short values.")
     return {k: str(v) if not isinstance(v, str) else v for k, v in metadata.items()}
-

@@ -63,17 +63,23 @@ def with_lock_retry(work: Callable[[], None], what: str) -> None:
                 raise
             log.warning("%s: %s (attempt %d of %d)", what, type(exc.orig).__name__, attempt, ATTEMPTS)
             if attempt == ATTEMPTS:
-                raise SessionBusy("The session is busy processing events; try the delete again in a moment.",
-                                  retry_after=1) from exc
+                raise SessionBusy(
+                    "The session is busy processing events; try the delete again in a moment.", retry_after=1
+                ) from exc
             time.sleep(random.uniform(0.02, 0.1) * attempt)
 
 
 def mark_deleting(session_id: str) -> None:
     """Record that the session is being deleted (recovery leaves it alone from now on) and commit."""
+
     def work() -> None:
         _lock_timeout()
-        db.session.execute(update(WahaSession).where(WahaSession.id == session_id)
-                           .values(desired_state=DELETING).execution_options(synchronize_session=False))
+        db.session.execute(
+            update(WahaSession)
+            .where(WahaSession.id == session_id)
+            .values(desired_state=DELETING)
+            .execution_options(synchronize_session=False)
+        )
         db.session.commit()
 
     with_lock_retry(work, f"marking session {session_id} for deletion")
@@ -82,24 +88,37 @@ def mark_deleting(session_id: str) -> None:
 def delete_rows(session_id: str, before_commit: Callable[[], None]) -> None:
     """Delete the session's row and its dependent rows in the lock order above; `before_commit` adds the audit
     row to the same transaction. Retried on deadlocks; SessionBusy when that does not help."""
+
     def work() -> None:
         _lock_timeout()
         if db.engine.dialect.name == "postgresql":
             # waits for a batch in flight on this session; new batches skip the session from now on
-            db.session.execute(sa.text("SELECT pg_advisory_xact_lock(:cls, hashtext(:sid))"),
-                               {"cls": _ADVISORY_CLASS, "sid": session_id})
+            db.session.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:cls, hashtext(:sid))"),
+                {"cls": _ADVISORY_CLASS, "sid": session_id},
+            )
         now = utcnow()
         # events are kept (the ledger of what WAHA sent); pending ones have nobody to go to any more
-        db.session.execute(update(WebhookEvent).where(WebhookEvent.session_id == session_id,
-                                                      WebhookEvent.status == "pending")
-                           .values(status="ignored", error="session deleted", processed_at=now)
-                           .execution_options(synchronize_session=False))
-        db.session.execute(update(WebhookEvent).where(WebhookEvent.session_id == session_id)
-                           .values(session_id=None).execution_options(synchronize_session=False))
-        db.session.execute(delete(WebhookDelivery).where(WebhookDelivery.session_id == session_id)
-                           .execution_options(synchronize_session=False))
-        db.session.execute(delete(Message).where(Message.session_id == session_id)
-                           .execution_options(synchronize_session=False))
+        db.session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.session_id == session_id, WebhookEvent.status == "pending")
+            .values(status="ignored", error="session deleted", processed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.session_id == session_id)
+            .values(session_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.execute(
+            delete(WebhookDelivery)
+            .where(WebhookDelivery.session_id == session_id)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.execute(
+            delete(Message).where(Message.session_id == session_id).execution_options(synchronize_session=False)
+        )
         row = db.session.get(WahaSession, session_id)
         if row is not None:
             db.session.delete(row)  # no child relationships: one DELETE, and the object keeps what it loaded

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------- create
 
+
 def _discard_on_waha(client: Any, external_name: str) -> bool:
     """Best effort: delete a session WAHA created but the portal could not keep. True when it is gone."""
     try:
@@ -41,8 +42,9 @@ def _discard_on_waha(client: Any, external_name: str) -> bool:
         return True
     except waha_errors.WahaError:
         # The orphan reconciler deletes WAHA sessions that carry our metadata but have no row.
-        log.error("could not delete orphan session %s on WAHA at %s", external_name, client.settings.base_url,
-                  exc_info=True)
+        log.error(
+            "could not delete orphan session %s on WAHA at %s", external_name, client.settings.base_url, exc_info=True
+        )
         return False
 
 
@@ -52,13 +54,23 @@ def _replay(tenant: Tenant, record: Any) -> WahaSession:
     except NotFound:
         # The key's session was deleted since: the key is spent, not the session missing (a 404 would say the
         # create itself had failed to find something).
-        raise Conflict("The session created with this Idempotency-Key was deleted since; use a new key to create "
-                       "another.", code="idempotency_key_reused") from None
+        raise Conflict(
+            "The session created with this Idempotency-Key was deleted since; use a new key to create another.",
+            code="idempotency_key_reused",
+        ) from None
 
 
-def create_session(tenant: Tenant, actor: Actor, *, name: str, engine: str | None = None,
-                   webhook_url: str | None = None, webhook_events: list[str] | None = None,
-                   config: dict[str, Any] | None = None, idempotency_key: str | None = None) -> WahaSession:
+def create_session(
+    tenant: Tenant,
+    actor: Actor,
+    *,
+    name: str,
+    engine: str | None = None,
+    webhook_url: str | None = None,
+    webhook_events: list[str] | None = None,
+    config: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> WahaSession:
     """Create a session on a WAHA server with room, started, with our webhook and metadata; audit it.
 
     The row is inserted and flushed first (unique name per tenant, unique external name per server), then WAHA
@@ -72,8 +84,9 @@ def create_session(tenant: Tenant, actor: Actor, *, name: str, engine: str | Non
     webhook_events = _clean_events(webhook_events, webhook_url)
     config = _clean_config(config)
     key = idempotency.clean_key(idempotency_key)
-    fingerprint = idempotency.fingerprint({"name": name, "engine": engine, "webhook_url": webhook_url,
-                                           "webhook_events": webhook_events, "config": config})
+    fingerprint = idempotency.fingerprint(
+        {"name": name, "engine": engine, "webhook_url": webhook_url, "webhook_events": webhook_events, "config": config}
+    )
 
     # One create at a time per tenant: the limit and the name check stay true until we commit.
     db.session.execute(select(Tenant.id).where(Tenant.id == tenant.id).with_for_update())
@@ -82,16 +95,21 @@ def create_session(tenant: Tenant, actor: Actor, *, name: str, engine: str | Non
         if record is not None:
             db.session.rollback()
             return _replay(tenant, record)
-    if db.session.scalar(select(WahaSession.id).where(WahaSession.tenant_id == tenant.id,
-                                                      WahaSession.name == name)):
+    if db.session.scalar(select(WahaSession.id).where(WahaSession.tenant_id == tenant.id, WahaSession.name == name)):
         db.session.rollback()
-        raise Conflict(f"A session named '{name}' already exists.", code="session_exists",
-                       details={"fields": [{"field": "name", "message": "This name is taken."}]})
+        raise Conflict(
+            f"A session named '{name}' already exists.",
+            code="session_exists",
+            details={"fields": [{"field": "name", "message": "This name is taken."}]},
+        )
     count = db.session.scalar(select(func.count(WahaSession.id)).where(WahaSession.tenant_id == tenant.id)) or 0
     if count >= tenant.max_sessions:
         db.session.rollback()
-        raise Conflict(f"This tenant may have at most {tenant.max_sessions} sessions.", code="session_limit",
-                       details={"max_sessions": tenant.max_sessions})
+        raise Conflict(
+            f"This tenant may have at most {tenant.max_sessions} sessions.",
+            code="session_limit",
+            details={"max_sessions": tenant.max_sessions},
+        )
 
     try:
         server = servers.pick_server()
@@ -103,10 +121,20 @@ def create_session(tenant: Tenant, actor: Actor, *, name: str, engine: str | Non
         raise Invalid.field("engine", f"The WAHA servers with room run the {server.engine} engine.")
 
     session = WahaSession(
-        tenant_id=tenant.id, server_id=server.id, server=server, name=name,
-        external_name=external_name_for(tenant.id, name), engine=engine or server.engine, status="STARTING",
-        desired_state="running", webhook_url=webhook_url, webhook_events=webhook_events, config=config,
-        hmac_key=secrets.token_urlsafe(32), webhook_secret=session_secrets.new_secret(), status_changed_at=utcnow(),
+        tenant_id=tenant.id,
+        server_id=server.id,
+        server=server,
+        name=name,
+        external_name=external_name_for(tenant.id, name),
+        engine=engine or server.engine,
+        status="STARTING",
+        desired_state="running",
+        webhook_url=webhook_url,
+        webhook_events=webhook_events,
+        config=config,
+        hmac_key=secrets.token_urlsafe(32),
+        webhook_secret=session_secrets.new_secret(),
+        status_changed_at=utcnow(),
     )
     db.session.add(session)
     try:
@@ -135,9 +163,14 @@ def create_session(tenant: Tenant, actor: Actor, *, name: str, engine: str | Non
         raise map_waha_error(exc) from exc
 
     _apply_info(session, info, actor, "create")
-    audit.record(tenant.id, "session.create", actor, target_type="session", target_id=session.id,
-                 details={"name": name, "external_name": external, "server": server_name,
-                          "engine": session.engine})
+    audit.record(
+        tenant.id,
+        "session.create",
+        actor,
+        target_type="session",
+        target_id=session.id,
+        details={"name": name, "external_name": external, "server": server_name, "engine": session.engine},
+    )
     try:
         db.session.commit()
     except SQLAlchemyError:
@@ -148,6 +181,7 @@ def create_session(tenant: Tenant, actor: Actor, *, name: str, engine: str | Non
 
 
 # ---------------------------------------------------------------------------------------------- control
+
 
 def _control(tenant: Tenant, session_id: Any, actor: Actor, action: str, desired: str) -> WahaSession:
     session = get_session(tenant, session_id)
@@ -189,8 +223,14 @@ def _control(tenant: Tenant, session_id: Any, actor: Actor, action: str, desired
         raise map_waha_error(exc, session) from exc
     session.desired_state = desired
     _apply_info(session, info, actor, action)
-    audit.record(tenant.id, f"session.{action}", actor, target_type="session", target_id=session.id,
-                 details={"status": session.status})
+    audit.record(
+        tenant.id,
+        f"session.{action}",
+        actor,
+        target_type="session",
+        target_id=session.id,
+        details={"status": session.status},
+    )
     db.session.commit()
     return session
 
@@ -242,8 +282,12 @@ def delete_session(tenant: Tenant, session_id: Any, actor: Actor) -> None:
     except waha_errors.WahaError as exc:
         db.session.rollback()
         raise map_waha_error(exc) from exc
-    deletion.delete_rows(session_key, lambda: audit.record(
-        tenant.id, "session.delete", actor, target_type="session", target_id=session_key, details=details))
+    deletion.delete_rows(
+        session_key,
+        lambda: audit.record(
+            tenant.id, "session.delete", actor, target_type="session", target_id=session_key, details=details
+        ),
+    )
     drop_qr_cache(session_key)
     pacing.reset(session_key)
     from portal.services.events import forget_session_key

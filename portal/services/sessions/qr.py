@@ -58,8 +58,11 @@ def _expires_in(session: WahaSession) -> int | None:
 
 def _not_ready(session: WahaSession, status: str | None = None, expected: str = "SCAN_QR_CODE") -> Conflict:
     status = status or session.status
-    return Conflict(f"The session is {status}; it must be {expected} for this.", code="session_not_ready",
-                    details={"status": status, "expected": [expected]})
+    return Conflict(
+        f"The session is {status}; it must be {expected} for this.",
+        code="session_not_ready",
+        details={"status": status, "expected": [expected]},
+    )
 
 
 def _qr_from_cache(raw: bytes, session: WahaSession) -> QrCode:
@@ -138,8 +141,15 @@ def request_pairing_code(tenant: Tenant, session_id: Any, phone: str, actor: Act
             db.session.commit()
         raise map_waha_error(exc, session) from exc
     # The code itself is a credential for a few minutes: it stays out of the audit log.
-    audit.record(tenant.id, "session.pairing_code", actor, target_type="session", target_id=session.id,
-                 details={"phone_suffix": digits[-4:]}, commit=True)
+    audit.record(
+        tenant.id,
+        "session.pairing_code",
+        actor,
+        target_type="session",
+        target_id=session.id,
+        details={"phone_suffix": digits[-4:]},
+        commit=True,
+    )
     return code
 
 
@@ -153,8 +163,11 @@ def get_screenshot(tenant: Tenant, session_id: Any, *, may_link: bool = True) ->
     if session.status == "STOPPED":
         raise _not_ready(session, expected="running")
     if session.status == "SCAN_QR_CODE" and not may_link:
-        raise Forbidden("The screen shows the QR code while the session waits for a scan; seeing it needs the "
-                        "permission to link a phone.", details={"required": LINK_PHONE})
+        raise Forbidden(
+            "The screen shows the QR code while the session waits for a scan; seeing it needs the "
+            "permission to link a phone.",
+            details={"required": LINK_PHONE},
+        )
     try:
         shot = _client(session).get_screenshot(session.external_name)
     except waha_errors.WahaNotFound:

@@ -22,8 +22,11 @@ def get_session(tenant: Tenant, session_id: Any) -> WahaSession:
     session = None
     if session_id:
         # The server comes along in the same query: almost every caller goes on to talk to WAHA.
-        session = db.session.scalar(select(WahaSession).options(joinedload(WahaSession.server)).where(
-            WahaSession.id == str(session_id), WahaSession.tenant_id == tenant.id))
+        session = db.session.scalar(
+            select(WahaSession)
+            .options(joinedload(WahaSession.server))
+            .where(WahaSession.id == str(session_id), WahaSession.tenant_id == tenant.id)
+        )
     if session is None:
         raise NotFound("No such session.", code="session_not_found")
     return session

@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------- status
 
 
-def apply_status(session: WahaSession, status: str | None, *, me: dict | None = None, actor: Actor = SYSTEM,
-                 source: str = "sync") -> bool:
+def apply_status(
+    session: WahaSession, status: str | None, *, me: dict | None = None, actor: Actor = SYSTEM, source: str = "sync"
+) -> bool:
     """Record a status WAHA reported; True if it changed. Drops the QR cache, stamps status_changed_at and
     audits a change ("session.status"). `me` is stored when given; it is cleared when the session needs a
     new QR. The caller commits.
@@ -42,8 +43,14 @@ def apply_status(session: WahaSession, status: str | None, *, me: dict | None = 
     previous = session.status
     session.status = status
     session.status_changed_at = utcnow()
-    audit.record(session.tenant_id, "session.status", actor, target_type="session", target_id=session.id,
-                 details={"from": previous, "to": status, "source": source})
+    audit.record(
+        session.tenant_id,
+        "session.status",
+        actor,
+        target_type="session",
+        target_id=session.id,
+        details={"from": previous, "to": status, "source": source},
+    )
     return True
 
 
@@ -60,6 +67,7 @@ def _apply_info(session: WahaSession, info: Any, actor: Actor, source: str) -> N
 
 # ---------------------------------------------------------------------------------------------- sync
 
+
 def sync_session(tenant: Tenant, session_id: Any, actor: Actor = SYSTEM) -> WahaSession:
     """Ask WAHA for the session once and record its status, me and engine, plus last_synced_at.
 
@@ -72,8 +80,9 @@ def sync_session(tenant: Tenant, session_id: Any, actor: Actor = SYSTEM) -> Waha
     try:
         info = _client(session).get_session(session.external_name)
     except waha_errors.WahaNotFound as exc:
-        log.warning("session %s (%s) is missing on WAHA server %s", session.id, session.external_name,
-                    session.server.name)
+        log.warning(
+            "session %s (%s) is missing on WAHA server %s", session.id, session.external_name, session.server.name
+        )
         session.last_synced_at = utcnow()
         db.session.commit()
         raise map_waha_error(exc, session) from exc
@@ -108,8 +117,7 @@ def sync_all_sessions(tenant: Tenant, actor: Actor = SYSTEM) -> list[WahaSession
         for row in group:
             info = infos.get(row.external_name)
             if info is None:
-                log.warning("session %s (%s) is missing on WAHA server %s", row.id, row.external_name,
-                            row.server.name)
+                log.warning("session %s (%s) is missing on WAHA server %s", row.id, row.external_name, row.server.name)
             else:
                 _apply_info(row, info, actor, "sync")
             row.last_synced_at = now

@@ -16,14 +16,40 @@ NAME_MAX = 100
 EXTERNAL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,54}$")
 
 # WAHA's event names (CONTRACT 8.4); "*" means all of them except state.change and engine.event.
-WAHA_EVENTS = frozenset({
-    "session.status", "message", "message.any", "message.reaction", "message.ack", "message.ack.group",
-    "message.waiting", "message.revoked", "message.edited", "chat.archive", "group.v2.join", "group.v2.leave",
-    "group.v2.update", "group.v2.participants", "presence.update", "poll.vote", "poll.vote.failed",
-    "call.received", "call.accepted", "call.rejected", "label.upsert", "label.deleted", "label.chat.added",
-    "label.chat.deleted", "event.response", "event.response.failed", "engine.event", "state.change", "group.join",
-    "group.leave",
-})
+WAHA_EVENTS = frozenset(
+    {
+        "session.status",
+        "message",
+        "message.any",
+        "message.reaction",
+        "message.ack",
+        "message.ack.group",
+        "message.waiting",
+        "message.revoked",
+        "message.edited",
+        "chat.archive",
+        "group.v2.join",
+        "group.v2.leave",
+        "group.v2.update",
+        "group.v2.participants",
+        "presence.update",
+        "poll.vote",
+        "poll.vote.failed",
+        "call.received",
+        "call.accepted",
+        "call.rejected",
+        "label.upsert",
+        "label.deleted",
+        "label.chat.added",
+        "label.chat.deleted",
+        "event.response",
+        "event.response.failed",
+        "engine.event",
+        "state.change",
+        "group.join",
+        "group.leave",
+    }
+)
 DEFAULT_WEBHOOK_EVENTS = ["message", "session.status"]
 # Session config keys a tenant may set; webhooks are the portal's own (the tenant's URL is served by forwarding).
 TENANT_CONFIG_KEYS = frozenset({"metadata", "proxy", "debug", "ignore", "client", "noweb", "webjs", "gows"})
@@ -79,7 +105,8 @@ def _clean_config(config: Any) -> dict[str, Any]:
     metadata = config.get("metadata")
     if metadata is not None:
         if not isinstance(metadata, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+        ):
             raise Invalid.field("config.metadata", "Metadata must map strings to strings.")
         if len(metadata) > METADATA_MAX_ENTRIES:
             raise Invalid.field("config.metadata", f"Metadata may have at most {METADATA_MAX_ENTRIES} entries.")

@@ -32,10 +32,12 @@ def waha_config_for(session: WahaSession) -> dict[str, Any]:
     metadata.update({"portal.tenant_id": str(session.tenant_id), "portal.session_id": session.id})
     config: dict[str, Any] = {key: value for key, value in tenant_config.items() if key in TENANT_CONFIG_KEYS}
     config["metadata"] = metadata
-    config["webhooks"] = [{
-        "url": webhook_url_for(session),
-        "events": ["*"],
-        "hmac": {"key": session.hmac_key},
-        "retries": dict(PORTAL_WEBHOOK_RETRIES),
-    }]
+    config["webhooks"] = [
+        {
+            "url": webhook_url_for(session),
+            "events": ["*"],
+            "hmac": {"key": session.hmac_key},
+            "retries": dict(PORTAL_WEBHOOK_RETRIES),
+        }
+    ]
     return config

@@ -50,10 +50,17 @@ def watch_session(tenant: Tenant, session: WahaSession, *, may_link: bool = True
                 pass
             if session.status == "SCAN_QR_CODE":
                 qr_error, qr_error_code = exc.message, exc.code
-    return {"session": session, "qr": qr, "qr_error": qr_error, "sync_error": sync_error,
-            "qr_error_code": qr_error_code, "sync_error_code": sync_error_code,
-            "qr_expired": failed_waiting_for_scan(session), "polling": True,
-            "settled": session.status not in TRANSITIONAL}
+    return {
+        "session": session,
+        "qr": qr,
+        "qr_error": qr_error,
+        "sync_error": sync_error,
+        "qr_error_code": qr_error_code,
+        "sync_error_code": sync_error_code,
+        "qr_expired": failed_waiting_for_scan(session),
+        "polling": True,
+        "settled": session.status not in TRANSITIONAL,
+    }
 
 
 def failed_waiting_for_scan(session: WahaSession) -> bool:
@@ -61,8 +68,9 @@ def failed_waiting_for_scan(session: WahaSession) -> bool:
     expired unscanned, which a restart fixes (not a fault of WhatsApp)."""
     if session.status != "FAILED":
         return False
-    last = audit.list_events(session.tenant_id, audit.AuditFilters(action="session.status", target_id=session.id),
-                             limit=1)
+    last = audit.list_events(
+        session.tenant_id, audit.AuditFilters(action="session.status", target_id=session.id), limit=1
+    )
     details = (last[0].details or {}) if last else {}
     return details.get("from") == "SCAN_QR_CODE" and details.get("to") == "FAILED"
 
