@@ -191,20 +191,20 @@ def main() -> None:
         # neighbours in time, and the median of the rounds is reported.
         stored_before = _stored_events()
         single_total = single_bad = 0
+
+        def bare_run() -> tuple[float, int, int]:
+            return _wrk(port, "/bench/bare", bare_bodies, script, args.duration, args.connections, args.threads)
+
+        def ingest_run(bodies: Path) -> tuple[float, int, int]:
+            return _wrk(port, target, bodies, script, args.duration, args.connections, args.threads)
+
         for n, singles in enumerate(single_files):
-
-            def bare_run() -> tuple[float, int, int]:
-                return _wrk(port, "/bench/bare", bare_bodies, script, args.duration, args.connections, args.threads)
-
-            def ingest_run() -> tuple[float, int, int]:
-                return _wrk(port, target, singles, script, args.duration, args.connections, args.threads)
-
             # Alternate which goes first, so a drift in background load does not favour one side.
             if n % 2 == 0:
                 bare_rate, _, bare_bad = bare_run()
-                single_rate, total, bad = ingest_run()
+                single_rate, total, bad = ingest_run(singles)
             else:
-                single_rate, total, bad = ingest_run()
+                single_rate, total, bad = ingest_run(singles)
                 bare_rate, _, bare_bad = bare_run()
             single_total, single_bad = single_total + total, single_bad + bad
             rounds.append((bare_rate, single_rate, bare_bad))

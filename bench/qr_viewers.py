@@ -14,6 +14,7 @@ reset here) and Redis db 8.
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing
 import os
 import statistics
@@ -204,7 +205,7 @@ def main() -> None:
     stamps = measured["calls"]
     # The most QR calls that fell into any one cache-window-long stretch of the run.
     busiest = max((sum(1 for t in stamps if s <= t < s + window) for s in stamps), default=0)
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     base_per_window = len(base["calls"])
     per_window = len(stamps) / windows
     lat = measured["latencies"]

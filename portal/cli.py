@@ -179,4 +179,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(check_config)
     from portal.jobs import cli as jobs_cli
 
-    jobs_cli.init_app(app)  # noqa: E702  worker, scheduler, jobs, events
+    jobs_cli.init_app(app)  # worker, scheduler, jobs, events

@@ -73,8 +73,8 @@ class RedisHolder:
         app.extensions["portal_redis"] = self
 
     def loop_client(self) -> redis.Redis:
-        """A separate connection (to the current app's REDIS_URL) for RQ's worker and scheduler loops: it waits for Redis, it does not fail fast
-        (RQ gives it the long read timeout of its blocking dequeue)."""
+        """A separate connection (to the current app's REDIS_URL) for RQ's worker and scheduler loops: it waits
+        for Redis, it does not fail fast (RQ gives it the long read timeout of its blocking dequeue)."""
         from flask import current_app
 
         from portal.redisconn import DEFAULT_TIMEOUT_MS, plain_client

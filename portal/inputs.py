@@ -127,7 +127,7 @@ def _refusal() -> tuple[str, str] | None:
     referrer = request.headers.get("Referer")
     if referrer:
         try:
-            urlsplit(referrer).port
+            _ = urlsplit(referrer).port  # reading the port raises ValueError when it is not a number in 0..65535
         except ValueError:
             return "Referer", "The Referer header is not a valid URL."
     return None

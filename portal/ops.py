@@ -2,8 +2,8 @@
 
 /healthz and /readyz need no credentials (load balancers and orchestrators call them); /readyz shows its
 errors and per-server probes (which name internal hosts) only to the callers /metrics admits, everyone else gets
-the status and one ok flag per check. /metrics needs `Authorization: Bearer <METRICS_TOKEN>` when METRICS_TOKEN is set, and otherwise answers
-loopback callers only.
+the status and one ok flag per check. /metrics needs `Authorization: Bearer <METRICS_TOKEN>` when METRICS_TOKEN
+is set, and otherwise answers loopback callers only.
 """
 
 from __future__ import annotations

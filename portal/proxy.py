@@ -119,9 +119,7 @@ def is_local_request() -> bool:
     address = _address(request.remote_addr or "")
     if address is None or not address.is_loopback:
         return False
-    if not current_app.config.get("TRUSTED_PROXIES") and request.headers.get("X-Forwarded-For"):
-        return False
-    return True
+    return bool(current_app.config.get("TRUSTED_PROXIES")) or not request.headers.get("X-Forwarded-For")
 
 
 def _session_identifier() -> str:

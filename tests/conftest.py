@@ -169,7 +169,8 @@ def _moved_sequences(conn: sa.Connection) -> dict[str, int]:
     return dict(
         conn.execute(
             sa.text(
-                "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL"
+                "SELECT sequencename, last_value FROM pg_sequences"
+                " WHERE schemaname = 'public' AND last_value IS NOT NULL"
             )
         ).all()
     )

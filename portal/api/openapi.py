@@ -58,7 +58,8 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode(
         429,
         "rate_limited",
-        "Too many calls for this credential, too many failed authentications from this address, or sends too fast on this session; see Retry-After.",
+        "Too many calls for this credential, too many failed authentications from this address, "
+        "or sends too fast on this session; see Retry-After.",
     ),
     ErrorCode(503, "waha_unavailable", "WhatsApp (WAHA) is down, slow or busy; retry after Retry-After seconds."),
 )

@@ -64,8 +64,8 @@ def summary(tenant: Any, *, now: datetime | None = None) -> DashboardSummary:
         select(WahaSession.status, func.count(WahaSession.id))
         .where(WahaSession.tenant_id == tenant.id)
         .group_by(WahaSession.status)
-    ).all()
-    counts = {status: count for status, count in rows}
+    ).tuples()
+    counts = dict(rows)
     ordered = [s for s in STATUS_ORDER if s in counts] + sorted(s for s in counts if s not in STATUS_ORDER)
     result.sessions_by_status = [(s, counts[s]) for s in ordered]
     result.sessions_total = sum(counts.values())
@@ -73,8 +73,8 @@ def summary(tenant: Any, *, now: datetime | None = None) -> DashboardSummary:
     today = and_(Message.tenant_id == tenant.id, Message.created_at >= since)
     traffic = db.session.execute(
         select(Message.direction, func.count(Message.id)).where(today).group_by(Message.direction)
-    ).all()
-    by_direction = {direction: count for direction, count in traffic}
+    ).tuples()
+    by_direction = dict(traffic)
     result.messages_in_today = by_direction.get("in", 0)
     result.messages_out_today = by_direction.get("out", 0)
     result.failed_sends_today = (

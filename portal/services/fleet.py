@@ -177,7 +177,9 @@ def check_servers(warn_always: bool = False) -> list[dict[str, Any]]:
     clients = [probe_client(s) for s in servers]
     with ThreadPoolExecutor(max_workers=min(len(servers), _MAX_PARALLEL), thread_name_prefix="fleet") as pool:
         results = list(pool.map(_probe, clients))
-    summaries = [_apply(server, result, warn_always=warn_always) for server, result in zip(servers, results)]
+    summaries = [
+        _apply(server, result, warn_always=warn_always) for server, result in zip(servers, results, strict=True)
+    ]
     db.session.commit()
     return summaries
 

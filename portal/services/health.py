@@ -120,7 +120,7 @@ def _check_waha() -> dict[str, Any]:
             "servers": {},
         }
     results = _in_parallel(lambda target: _ping(target[1]), targets)
-    per_server = {name: result for (name, _), result in zip(targets, results)}
+    per_server = {name: result for (name, _), result in zip(targets, results, strict=True)}
     ok = any(result["ok"] for result in results)
     return {
         "ok": ok,
@@ -210,7 +210,7 @@ def waha_health(live: bool = True) -> list[dict[str, Any]]:
             "is_draining": row["is_draining"],
             "client": probe_client(server),
         }
-        for row, server in zip(stored, servers)
+        for row, server in zip(stored, servers, strict=True)
     ]
     db.session.rollback()
     return _in_parallel(_probe_server, targets)

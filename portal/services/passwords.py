@@ -3,10 +3,13 @@
 
 At least MIN_PASSWORD characters, and not easy to guess: zxcvbn (a maintained estimator that ships a list of
 30,000 common passwords, plus dictionaries, keyboard patterns, repeats and sequences) must rate it at least
-MIN_SCORE out of 4. A password made of the person's own address (the address, or its name and domain together) is refused.
+MIN_SCORE out of 4. A password made of the person's own address (the address, or its name and domain together) is
+refused.
 """
 
 from __future__ import annotations
+
+import functools
 
 from portal.services.errors import Invalid
 
@@ -16,14 +19,11 @@ MIN_SCORE = 3  # zxcvbn: 3 = "safely unguessable: moderate protection from offli
 _CHECKED_CHARS = 100  # zxcvbn slows down on very long input; the first 100 characters decide
 
 
+@functools.cache
 def _common() -> frozenset[str]:
-    cached = getattr(_common, "_set", None)
-    if cached is None:
-        from zxcvbn.frequency_lists import FREQUENCY_LISTS  # imported on first use: it is a large module
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # imported on first use: it is a large module
 
-        cached = frozenset(FREQUENCY_LISTS["passwords"])
-        _common._set = cached
-    return cached
+    return frozenset(FREQUENCY_LISTS["passwords"])
 
 
 def check_password_policy(password: str, *, email: str = "") -> None:
@@ -42,7 +42,7 @@ def check_password_policy(password: str, *, email: str = "") -> None:
         raise Invalid.field("password", "The password must not be made of your e-mail address.")
     from zxcvbn import zxcvbn
 
-    hints = [email.lower(), local, *[part for part in email.lower().replace("@", " ").replace(".", " ").split()]]
+    hints = [email.lower(), local, *email.lower().replace("@", " ").replace(".", " ").split()]
     result = zxcvbn(password[:_CHECKED_CHARS], user_inputs=hints)
     if result["score"] < MIN_SCORE:
         warning = (result.get("feedback") or {}).get("warning") or ""

@@ -42,14 +42,14 @@ def make_client(waha_url, api_key) -> Iterator[Callable[..., WahaClient]]:
     made: list[WahaClient] = []
 
     def make(observer=None, **overrides) -> WahaClient:
-        values = dict(
-            base_url=waha_url,
-            api_key=api_key,
-            timeout_ms=2000,
-            retry_attempts=2,
-            retry_backoff_s=0.001,
-            retry_backoff_max_s=0.002,
-        )
+        values = {
+            "base_url": waha_url,
+            "api_key": api_key,
+            "timeout_ms": 2000,
+            "retry_attempts": 2,
+            "retry_backoff_s": 0.001,
+            "retry_backoff_max_s": 0.002,
+        }
         values.update(overrides)
         waha_client = WahaClient(WahaSettings(**values), observer=observer)
         made.append(waha_client)

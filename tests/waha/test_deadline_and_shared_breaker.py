@@ -47,15 +47,15 @@ def clients() -> Iterator[list[WahaClient]]:
 def _client(
     clients: list[WahaClient], base_url: str, store: RedisBreakerStore | None = None, **overrides
 ) -> WahaClient:
-    values = dict(
-        base_url=base_url,
-        api_key="k",
-        timeout_ms=600,
-        retry_attempts=3,
-        retry_backoff_s=0.05,
-        retry_backoff_max_s=0.1,
-        breaker_fail_max=100,
-    )
+    values = {
+        "base_url": base_url,
+        "api_key": "k",
+        "timeout_ms": 600,
+        "retry_attempts": 3,
+        "retry_backoff_s": 0.05,
+        "retry_backoff_max_s": 0.1,
+        "breaker_fail_max": 100,
+    }
     values.update(overrides)
     client = WahaClient(WahaSettings(**values), breaker_store=store)
     clients.append(client)

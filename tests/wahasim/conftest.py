@@ -23,7 +23,7 @@ from tests.helpers import wait_for as wait_until
 from wahasim.testing import SimServer
 
 # Small timings keep the state machine tests fast.
-FAST = dict(starting_delay=0.02, ack_delay=0.02, qr_first_seconds=5.0, qr_next_seconds=5.0)
+FAST = {"starting_delay": 0.02, "ack_delay": 0.02, "qr_first_seconds": 5.0, "qr_next_seconds": 5.0}
 
 
 class Api:
