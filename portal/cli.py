@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import NoReturn
 
 import click
 from flask import Flask, current_app
@@ -29,7 +30,7 @@ tokens_cli = AppGroup("tokens", help="Manage API tokens.")
 demo_cli = AppGroup("demo", help="Demo data for trying the portal.")
 
 
-def _fail(exc: ServiceError) -> None:
+def _fail(exc: ServiceError) -> NoReturn:
     raise click.ClickException(exc.message)
 
 

@@ -54,9 +54,10 @@ def readyz() -> Response:
 def _has_metrics_token() -> bool:
     """True when METRICS_TOKEN is set and this request sends it as its bearer credential."""
     token = current_app.config.get("METRICS_TOKEN")
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    if not token:
+        return False
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 @bp.get("/metrics")

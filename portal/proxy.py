@@ -105,9 +105,9 @@ def wrap(app: Flask, trusted: int | tuple[str, ...] | None) -> None:
     if not trusted:
         return
     if isinstance(trusted, int):
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted)  # type: ignore[method-assign]  # Flask's documented way to add WSGI middleware
     else:
-        app.wsgi_app = TrustedNetworksProxyFix(app.wsgi_app, trusted)  # type: ignore[method-assign]
+        app.wsgi_app = TrustedNetworksProxyFix(app.wsgi_app, trusted)  # type: ignore[method-assign]  # Flask's documented way to add WSGI middleware
 
 
 def is_local_request() -> bool:

@@ -21,7 +21,8 @@ timeout RQ sets for its blocking dequeue; their commands wait for Redis instead 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 from redis.backoff import ConstantBackoff
@@ -36,6 +37,8 @@ FAIL_MAX = 3
 RESET_S = 5.0
 RETRY_PAUSE_S = 0.02
 
+T = TypeVar("T")
+
 
 class RedisUnavailable(redis.exceptions.ConnectionError):
     """Redis failed just now; the command was not tried (the circuit is open)."""
@@ -44,7 +47,13 @@ class RedisUnavailable(redis.exceptions.ConnectionError):
 class _OneQuickRetry(Retry):
     """One retry after a short pause, never when the circuit is open."""
 
-    def call_with_retry(self, do, fail, is_retryable=None, with_failure_count=False):  # type: ignore[override]
+    def call_with_retry(
+        self,
+        do: Callable[[], T],
+        fail: Callable[[Exception], Any] | Callable[[Exception, int], Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
         def retryable(error: Exception) -> bool:
             if isinstance(error, RedisUnavailable):
                 return False
@@ -91,8 +100,14 @@ class RedisGuard:
 
 _NETWORK_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
+if TYPE_CHECKING:
+    # The mixin goes in front of a redis-py connection class (fail_fast_client): its super() is that class.
+    _Connection = redis.connection.AbstractConnection
+else:
+    _Connection = object
 
-class _GuardedMixin:
+
+class _GuardedMixin(_Connection):
     """Checks the guard before each command and reports every network outcome to it."""
 
     guard: RedisGuard
@@ -100,7 +115,7 @@ class _GuardedMixin:
     def connect(self, *args: Any, **kwargs: Any) -> Any:
         self.guard.check()
         try:
-            return super().connect(*args, **kwargs)  # type: ignore[misc]
+            return super().connect(*args, **kwargs)
         except _NETWORK_ERRORS as exc:
             self.guard.failed(exc)
             raise
@@ -108,14 +123,14 @@ class _GuardedMixin:
     def send_packed_command(self, *args: Any, **kwargs: Any) -> Any:
         self.guard.check()
         try:
-            return super().send_packed_command(*args, **kwargs)  # type: ignore[misc]
+            return super().send_packed_command(*args, **kwargs)
         except _NETWORK_ERRORS as exc:
             self.guard.failed(exc)
             raise
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            response = super().read_response(*args, **kwargs)  # type: ignore[misc]
+            response = super().read_response(*args, **kwargs)
         except _NETWORK_ERRORS as exc:
             self.guard.failed(exc)
             raise

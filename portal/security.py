@@ -7,6 +7,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from flask import Flask, Response, redirect, request, url_for
 from flask_login import AnonymousUserMixin
+from werkzeug.wrappers import Response as BaseResponse
 
 from portal.extensions import db, login_manager
 from portal.models import User
@@ -86,7 +87,7 @@ def init_app(app: Flask) -> None:
         return user
 
     @login_manager.unauthorized_handler
-    def unauthorized() -> Response:
+    def unauthorized() -> BaseResponse:
         from portal.errors import error_response, wants_json
 
         if wants_json():

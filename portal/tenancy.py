@@ -98,7 +98,7 @@ def require(permission: str) -> Callable:
     """View decorator: the caller's role must grant `permission` (403 otherwise)."""
 
     def decorator(view: Callable) -> Callable:
-        view.required_permission = permission  # type: ignore[attr-defined]
+        view.required_permission = permission  # type: ignore[attr-defined]  # read back by the route checks
 
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:

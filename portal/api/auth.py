@@ -362,7 +362,7 @@ def api_route(permission: str, *, autocommit: bool = False) -> Callable[[Callabl
                 _statements_commit_themselves()  # again if authentication committed (a token's last use)
             return limited(*args, **kwargs)
 
-        wrapped.required_permission = permission  # type: ignore[attr-defined]
+        wrapped.required_permission = permission  # type: ignore[attr-defined]  # read back by the route checks
         return wrapped
 
     return decorator
@@ -373,5 +373,5 @@ requires = api_route
 
 def public(view: Callable[..., Any]) -> Callable[..., Any]:
     """Mark an endpoint that needs no credentials (the OpenAPI document and the docs page)."""
-    view.required_permission = None  # type: ignore[attr-defined]
+    view.required_permission = None  # type: ignore[attr-defined]  # read back by the route checks
     return view

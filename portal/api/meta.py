@@ -12,7 +12,7 @@ from portal.api import bp
 from portal.api.auth import api_route, public
 from portal.api.common import send
 from portal.api.openapi import ERROR_CODES, ROUTES, ApiRoute, build_document
-from portal.api.schemas import HealthResponse, ServerHealth
+from portal.api.schemas import HealthResponse, HealthStatus, ServerHealth
 from portal.services.health import waha_health
 
 
@@ -31,7 +31,7 @@ def health() -> Response:
         for row in waha_health()
     ]
     up = sum(1 for server in servers if server.ok)
-    status = "ok" if servers and up == len(servers) else ("down" if up == 0 else "degraded")
+    status: HealthStatus = "ok" if servers and up == len(servers) else ("down" if up == 0 else "degraded")
     return send(HealthResponse(status=status, servers=servers))
 
 

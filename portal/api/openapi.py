@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from portal.api import schemas as s
 
@@ -469,7 +469,9 @@ def _no_nul(schema: Any) -> Any:
 
 
 def _components() -> dict[str, Any]:
-    pairs = [(model, "validation" if issubclass(model, s.Request) else "serialization") for model in COMPONENT_MODELS]
+    pairs: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        (model, "validation" if issubclass(model, s.Request) else "serialization") for model in COMPONENT_MODELS
+    ]
     _, top = models_json_schema(pairs, ref_template=REF)
     defs = top.get("$defs", {})
     for model in COMPONENT_MODELS:

@@ -1,12 +1,12 @@
 """All models, importable from one place (Alembic autogenerate sees every table through this)."""
 
 from portal.models.access import ApiToken, AuditEvent, IdempotencyRecord
-from portal.models.base import Base, get_for_tenant, utcnow
+from portal.models.base import Base, get_for_tenant, rowcount, utcnow
 from portal.models.events import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from portal.models.messages import ACK_NAMES, STATUS_RANK, Message
 from portal.models.tenants import Invitation, Membership, Tenant, User
 from portal.models.users_sessions import BrowserSession
-from portal.models.waha import ENGINES, SESSION_STATUSES, WahaServer, WahaSession
+from portal.models.waha import ENGINES, SESSION_STATUSES, Engine, SessionStatus, WahaServer, WahaSession
 
 __all__ = [
     "ACK_NAMES",
@@ -17,10 +17,12 @@ __all__ = [
     "AuditEvent",
     "Base",
     "BrowserSession",
+    "Engine",
     "IdempotencyRecord",
     "Invitation",
     "Membership",
     "Message",
+    "SessionStatus",
     "Tenant",
     "User",
     "WahaServer",
@@ -29,5 +31,6 @@ __all__ = [
     "WebhookEndpoint",
     "WebhookEvent",
     "get_for_tenant",
+    "rowcount",
     "utcnow",
 ]

@@ -5,12 +5,25 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, String, Text, TypeDecorator, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CursorResult,
+    DateTime,
+    Integer,
+    MetaData,
+    Result,
+    Select,
+    String,
+    Text,
+    TypeDecorator,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, registry, scoped_session
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -98,30 +111,47 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow, nullable=False)
 
 
-ModelT = TypeVar("ModelT")
-
-
 class TenantScoped:
     """Mixin for tenant-owned rows: lookups always carry the tenant."""
 
+    if TYPE_CHECKING:
+        # Each model declares its own columns (ids are numbers or text; audit rows may have no tenant).
+        id: Mapped[Any]
+        tenant_id: Mapped[int | None]
+
     @classmethod
-    def scoped(cls, tenant_id: int):  # type: ignore[no-untyped-def]
+    def scoped(cls, tenant_id: int) -> Select[tuple[Self]]:
         """A select() of this model limited to one tenant."""
-        return select(cls).where(cls.tenant_id == tenant_id)  # type: ignore[attr-defined]
+        return select(cls).where(cls.tenant_id == tenant_id)
 
 
-def get_for_tenant(session: Any, model: type[ModelT], tenant_id: int, row_id: Any) -> ModelT | None:
+ModelT = TypeVar("ModelT", bound=TenantScoped)
+
+
+def get_for_tenant(
+    session: Session | scoped_session[Any], model: type[ModelT], tenant_id: int, row_id: Any
+) -> ModelT | None:
     """Fetch a tenant-owned row by id; another tenant's row, or an id that cannot be one, is simply not found."""
     if row_id is None:
         return None
-    if isinstance(model.id.type, Integer):  # type: ignore[attr-defined]
+    if isinstance(model.id.type, Integer):
         from portal.converters import parse_id
 
-        row_id = parse_id(row_id, big=isinstance(model.id.type, BigInteger))  # type: ignore[attr-defined]
+        row_id = parse_id(row_id, big=isinstance(model.id.type, BigInteger))
         if row_id is None:
             return None
-    stmt = select(model).where(model.id == row_id, model.tenant_id == tenant_id)  # type: ignore[attr-defined]
+    stmt = select(model).where(model.id == row_id, model.tenant_id == tenant_id)
     return session.scalars(stmt).first()
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an INSERT, UPDATE or DELETE touched (-1 when the driver cannot tell).
+
+    Session.execute() is typed to return a Result; for these statements it is a CursorResult, which has the count.
+    """
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"{type(result).__name__} of a statement that returns rows has no row count")
+    return result.rowcount
 
 
 __all__ = [
@@ -134,6 +164,7 @@ __all__ = [
     "UTCDateTime",
     "configure_encryption",
     "get_for_tenant",
+    "rowcount",
     "utcnow",
     "String",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from flask_login import UserMixin
 from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
@@ -67,7 +68,11 @@ class User(UserMixin, TimestampMixin, Base):
         return hashlib.sha256((self.password_hash or "").encode()).hexdigest()[:16]
 
     # The secret of the browser session this request signed in with (services/browser_sessions.py); set at
-    # sign-in and by the user loader, never stored on the row.
+    # sign-in and by the user loader, never stored on the row. (Declared for the type checker only: an annotation
+    # in the class body would ask the ORM for a column.)
+    if TYPE_CHECKING:
+        browser_token: str | None
+        browser_session_id: int | None
     browser_token = None
     browser_session_id = None
 

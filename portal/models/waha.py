@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -13,7 +13,7 @@ from portal.models.base import Base, EncryptedText, JSONType, TenantScoped, Time
 from portal.models.tenants import Tenant
 
 # WAHA's status spellings (CONTRACT 5.1); unknown values are stored as they come.
-SESSION_STATUSES = (
+SessionStatus = Literal[
     "STOPPED",
     "STARTING",
     "SCAN_QR_CODE",
@@ -21,8 +21,10 @@ SESSION_STATUSES = (
     "FAILED",
     "PASSKEY_REQUIRED",
     "PASSKEY_CONFIRMATION_REQUIRED",
-)
-ENGINES = ("GOWS", "NOWEB", "WEBJS", "WPP")
+]
+SESSION_STATUSES: tuple[SessionStatus, ...] = get_args(SessionStatus)
+Engine = Literal["GOWS", "NOWEB", "WEBJS", "WPP"]
+ENGINES: tuple[Engine, ...] = get_args(Engine)
 
 
 def new_uuid() -> str:

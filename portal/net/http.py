@@ -54,7 +54,8 @@ class _PinnedAdapter(HTTPAdapter):
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
-        name = request.headers.get("Host", "")
+        host = request.headers.get("Host", "")  # the prepared request's headers may hold bytes
+        name = host.decode("latin-1") if isinstance(host, bytes) else host
         if host_params.get("scheme") == "https" and name and not name.startswith("["):
             pool_kwargs["server_hostname"] = name.rsplit(":", 1)[0]
         return host_params, pool_kwargs

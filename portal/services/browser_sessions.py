@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy import delete, select, update
 
 from portal.extensions import db
-from portal.models import BrowserSession, User, utcnow
+from portal.models import BrowserSession, User, rowcount, utcnow
 from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.errors import NotFound
@@ -79,7 +79,7 @@ def prune(now: datetime | None = None) -> int:
         delete(BrowserSession).where((BrowserSession.expires_at < cutoff) | (BrowserSession.revoked_at < cutoff))
     )
     db.session.commit()
-    return int(result.rowcount or 0)
+    return max(rowcount(result), 0)
 
 
 def list_for(user: User) -> list[BrowserSession]:
@@ -142,9 +142,9 @@ def revoke_all(user: User, actor: Actor, *, keep_token: str | None = None) -> in
     stmt = update(BrowserSession).where(BrowserSession.user_id == user.id, BrowserSession.revoked_at.is_(None))
     if keep_token:
         stmt = stmt.where(BrowserSession.token_hash != _digest(keep_token))
-    count = db.session.execute(
-        stmt.values(revoked_at=utcnow()), execution_options={"synchronize_session": False}
-    ).rowcount
+    count = rowcount(
+        db.session.execute(stmt.values(revoked_at=utcnow()), execution_options={"synchronize_session": False})
+    )
     audit.record(
         None,
         "auth.logout_everywhere",

@@ -13,6 +13,7 @@ from sqlalchemy import and_, func, select
 
 from portal.extensions import db, redis_store
 from portal.models import Message, WahaServer, WahaSession, WebhookDelivery, utcnow
+from portal.services import health
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +61,26 @@ def summary(tenant: Any, *, now: datetime | None = None) -> DashboardSummary:
     since = start_of_day(now)
     result = DashboardSummary(since=since)
 
-    rows = db.session.execute(
-        select(WahaSession.status, func.count(WahaSession.id))
-        .where(WahaSession.tenant_id == tenant.id)
-        .group_by(WahaSession.status)
-    ).tuples()
+    rows = (
+        db.session.execute(
+            select(WahaSession.status, func.count(WahaSession.id))
+            .where(WahaSession.tenant_id == tenant.id)
+            .group_by(WahaSession.status)
+        )
+        .tuples()
+        .all()
+    )
     counts = dict(rows)
     ordered = [s for s in STATUS_ORDER if s in counts] + sorted(s for s in counts if s not in STATUS_ORDER)
     result.sessions_by_status = [(s, counts[s]) for s in ordered]
     result.sessions_total = sum(counts.values())
 
     today = and_(Message.tenant_id == tenant.id, Message.created_at >= since)
-    traffic = db.session.execute(
-        select(Message.direction, func.count(Message.id)).where(today).group_by(Message.direction)
-    ).tuples()
+    traffic = (
+        db.session.execute(select(Message.direction, func.count(Message.id)).where(today).group_by(Message.direction))
+        .tuples()
+        .all()
+    )
     by_direction = dict(traffic)
     result.messages_in_today = by_direction.get("in", 0)
     result.messages_out_today = by_direction.get("out", 0)
@@ -120,25 +127,17 @@ def waha_health() -> HealthOverview:
     if cached:
         return HealthOverview(servers=json.loads(cached), live=True)
     try:
-        from portal.services import health
-    except ImportError:
-        health = None
-    check = getattr(health, "waha_health", None)
-    if check is not None:
-        try:
-            servers = [_public(row) for row in check()]
-        except Exception:  # the dashboard must render even when the check itself breaks
-            log.exception("WAHA health check failed")
-            db.session.rollback()
-            note = "The live health check failed; showing the last known state."
-        else:
-            try:
-                redis_store.client.set(HEALTH_CACHE_KEY, json.dumps(servers, default=str), ex=HEALTH_CACHE_SECONDS)
-            except redis.RedisError:
-                pass
-            return HealthOverview(servers=servers, live=True)
+        servers = [_public(row) for row in health.waha_health()]
+    except Exception:  # the dashboard must render even when the check itself breaks
+        log.exception("WAHA health check failed")
+        db.session.rollback()
+        note = "The live health check failed; showing the last known state."
     else:
-        note = "Live health checks are not available; showing the last known state."
+        try:
+            redis_store.client.set(HEALTH_CACHE_KEY, json.dumps(servers, default=str), ex=HEALTH_CACHE_SECONDS)
+        except redis.RedisError:
+            pass
+        return HealthOverview(servers=servers, live=True)
     servers = [
         {
             "name": s.name,

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from portal.extensions import db
-from portal.models import IdempotencyRecord, utcnow
+from portal.models import IdempotencyRecord, rowcount, utcnow
 from portal.services.errors import Conflict, Invalid
 
 MAX_KEY_LENGTH = 200
@@ -85,4 +85,4 @@ def purge(older_than: datetime | None = None) -> int:
     cutoff = older_than or utcnow() - RETENTION
     result = db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
     db.session.commit()
-    return result.rowcount or 0
+    return max(rowcount(result), 0)

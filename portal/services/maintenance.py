@@ -112,7 +112,8 @@ def sync_server(server: WahaServer, *, recover: bool = True, delete_orphans: boo
     )
     known = {row.id for row in rows}
     now = utcnow()
-    notices, to_recover = [], []
+    notices: list[attention.Notice] = []
+    to_recover: list[tuple[WahaSession, dict[str, Any] | None]] = []
     for row in rows:
         info = by_name.get(row.external_name)
         if info is None and row.desired_state == "deleting":
@@ -198,16 +199,21 @@ def _recover(client: Any, row: WahaSession, info: dict | None, report: SyncRepor
     db.session.commit()
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _track_orphans(
     client: Any, server: WahaServer, infos: list[dict], known: set[str], report: SyncReport, *, delete: bool
 ) -> None:
     """Remember when a WAHA session with our metadata but no row was first seen; delete it after the grace."""
-    candidates = {}
+    candidates: dict[str, tuple[str, str]] = {}  # server:name -> (WAHA session name, portal session id)
     for info in infos:
         metadata = ((info.get("config") or {}).get("metadata") or {}) if isinstance(info, dict) else {}
         session_id = metadata.get("portal.session_id") if isinstance(metadata, dict) else None
-        if session_id and session_id not in known:
-            candidates[f"{server.id}:{info.get('name')}"] = (info.get("name"), session_id)
+        name = info.get("name") if isinstance(info, dict) else None
+        if session_id and session_id not in known and isinstance(name, str):
+            candidates[f"{server.id}:{name}"] = (name, session_id)
     if candidates:
         # A row may exist on another server (moved) or have been created since our read.
         existing = set(
@@ -218,7 +224,7 @@ def _track_orphans(
         candidates = {k: v for k, v in candidates.items() if v[1] not in existing}
     try:
         store = redis_store.client
-        seen = {k.decode(): float(v) for k, v in (store.hgetall(ORPHANS_KEY) or {}).items()}
+        seen = {_text(k): float(v) for k, v in (store.hgetall(ORPHANS_KEY) or {}).items()}
         prefix = f"{server.id}:"
         gone = [k for k in seen if k.startswith(prefix) and k not in candidates]
         if gone:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.extensions import db
-from portal.models import ACK_NAMES, Message, WahaSession, utcnow
+from portal.models import ACK_NAMES, Message, WahaSession, rowcount, utcnow
 from portal.services import servers, upstream
 from portal.waha import errors as waha_errors
 
@@ -85,7 +85,7 @@ def claim(message: Message, from_state: str) -> bool:
         .values(send_state="sending", status="PENDING", error=None, failed_at=None, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         db.session.refresh(message)
         return False
     for name, value in (
@@ -126,7 +126,7 @@ def _settle(message: Message, status: str | None) -> bool:
     )
     db.session.commit()
     db.session.refresh(message)
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def look_up(client: Any, external_name: str, message: Message) -> str:

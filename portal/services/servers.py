@@ -95,7 +95,7 @@ def get_server(server_id: int) -> WahaServer:
 def session_counts() -> dict[int, int]:
     """Number of sessions placed on each server."""
     rows = db.session.execute(select(WahaSession.server_id, func.count(WahaSession.id)).group_by(WahaSession.server_id))
-    return dict(rows.tuples())
+    return dict(rows.tuples().all())
 
 
 # The free Core image before this version runs one session named "default" (CONTRACT section 1).

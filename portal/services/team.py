@@ -218,7 +218,7 @@ def find_invitation(token: str, *, lock: bool = False) -> Invitation:
 
 def tenant_of(invitation: Invitation) -> Tenant:
     """The tenant an invitation opens."""
-    return db.session.get(Tenant, invitation.tenant_id)  # type: ignore[return-value]
+    return db.session.get_one(Tenant, invitation.tenant_id)
 
 
 def join(invitation: Invitation, user: User, actor: Actor) -> Membership:

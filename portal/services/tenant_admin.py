@@ -69,14 +69,14 @@ class TenantRow:
 def list_tenants() -> list[TenantRow]:
     """Every tenant with its member and session counts, by name."""
     members = dict(
-        db.session.execute(
-            select(Membership.tenant_id, func.count(Membership.id)).group_by(Membership.tenant_id)
-        ).tuples()
+        db.session.execute(select(Membership.tenant_id, func.count(Membership.id)).group_by(Membership.tenant_id))
+        .tuples()
+        .all()
     )
     sessions = dict(
-        db.session.execute(
-            select(WahaSession.tenant_id, func.count(WahaSession.id)).group_by(WahaSession.tenant_id)
-        ).tuples()
+        db.session.execute(select(WahaSession.tenant_id, func.count(WahaSession.id)).group_by(WahaSession.tenant_id))
+        .tuples()
+        .all()
     )
     tenants = db.session.scalars(select(Tenant).order_by(Tenant.name, Tenant.id))
     return [TenantRow(t, members.get(t.id, 0), sessions.get(t.id, 0)) for t in tenants]

@@ -24,6 +24,7 @@ from portal.api.schemas.common import (
     ErrorResponse,
     FieldError,
     HealthResponse,
+    HealthStatus,
     Page,
     Request,
     Response,
@@ -33,7 +34,6 @@ from portal.api.schemas.common import (
     validate,
 )
 from portal.api.schemas.messages import (
-    MEDIA_KINDS,
     MESSAGE_STATUSES,
     MediaDto,
     MediaInfo,
@@ -70,7 +70,6 @@ __all__ = [
     "CURSOR_PATTERN",
     "MAX_PAGE",
     "MAX_TEXT",
-    "MEDIA_KINDS",
     "MESSAGE_STATUSES",
     "PHONE_PATTERN",
     "RECIPIENT_DOC",
@@ -87,6 +86,7 @@ __all__ = [
     "ErrorResponse",
     "FieldError",
     "HealthResponse",
+    "HealthStatus",
     "ImageQuery",
     "MediaDto",
     "MediaInfo",

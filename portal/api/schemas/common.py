@@ -8,9 +8,11 @@ are shared by all areas; `validate` turns a pydantic failure into the API's `Inv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.json_schema import JsonDict
 from pydantic_core import PydanticCustomError
 
 from portal.services import recipients
@@ -27,8 +29,8 @@ CHAT_ID_PATTERN = recipients.CHAT_ID_PATTERN
 RECIPIENT_PATTERN = f"({PHONE_PATTERN})|({CHAT_ID_PATTERN})"
 # A pattern cannot say which numbers a country's numbering plan has: the document names that rule as a format
 # (`phone`: a valid number of its country; `whatsapp-recipient`: such a number or a chat id) beside the pattern.
-PHONE_RULE = {"pattern": PHONE_PATTERN, "format": "phone"}
-RECIPIENT_RULE = {"pattern": RECIPIENT_PATTERN, "format": "whatsapp-recipient"}
+PHONE_RULE: JsonDict = {"pattern": PHONE_PATTERN, "format": "phone"}
+RECIPIENT_RULE: JsonDict = {"pattern": RECIPIENT_PATTERN, "format": "whatsapp-recipient"}
 # Standard base64 with its padding, as the server decodes it (strictly).
 BASE64_PATTERN = r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 # Cursors are opaque URL-safe base64 without padding, as nextCursor gives them.
@@ -40,7 +42,7 @@ URL_PATTERN = r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:" + PORT_PATTERN + 
 YEAR_PATTERN = r"^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
 
 
-def string_rule(**rule: Any) -> Any:
+def string_rule(**rule: Any) -> Callable[[JsonDict], None]:
     """json_schema_extra that states `rule` (pattern, ...) on the string branch of a possibly nullable field."""
 
     def apply(schema: dict[str, Any]) -> None:
@@ -101,8 +103,11 @@ class ServerHealth(Response):
     latencyMs: float | None
 
 
+HealthStatus = Literal["ok", "degraded", "down"]
+
+
 class HealthResponse(Response):
-    status: Literal["ok", "degraded", "down"]
+    status: HealthStatus
     servers: list[ServerHealth]
 
 

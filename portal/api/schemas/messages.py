@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -28,9 +28,10 @@ from portal.api.schemas.common import (
 )
 from portal.inputs import MAX_YEAR, MIN_YEAR
 from portal.services.media import media_kind
+from portal.services.messages.validation import MediaKind
 
-MESSAGE_STATUSES = ("PENDING", "SERVER", "DEVICE", "READ", "PLAYED", "ERROR")
-MEDIA_KINDS = ("image", "document", "audio", "video")
+MessageStatus = Literal["PENDING", "SERVER", "DEVICE", "READ", "PLAYED", "ERROR"]
+MESSAGE_STATUSES: tuple[MessageStatus, ...] = get_args(MessageStatus)
 
 
 # ---- requests -------------------------------------------------------------------------------------------------
@@ -59,7 +60,7 @@ class MediaDto(Request):
         },
     )
 
-    type: Literal[MEDIA_KINDS] = Field(description="image, document, audio or video.")  # type: ignore[valid-type]
+    type: MediaKind = Field(description="image, document, audio or video.")
     url: str | None = Field(
         None,
         max_length=2048,
@@ -168,7 +169,7 @@ class MediaUploadForm(Request):
         json_schema_extra=RECIPIENT_RULE,
     )
     caption: str | None = Field(None, max_length=MAX_TEXT)
-    type: Literal[MEDIA_KINDS] | None = Field(None, description="Defaults from the file's mimetype.")  # type: ignore[valid-type]
+    type: MediaKind | None = Field(None, description="Defaults from the file's mimetype.")
     replyTo: str | None = Field(None, max_length=255)
 
     @field_validator("to")
@@ -179,7 +180,7 @@ class MediaUploadForm(Request):
 
 class MessageListQuery(Request):
     direction: Literal["in", "out"] | None = Field(None, description="in (received) or out (sent).")
-    status: Literal[MESSAGE_STATUSES] | None = None  # type: ignore[valid-type]
+    status: MessageStatus | None = None
     chatId: str | None = Field(None, max_length=128, description="Only this chat (e.g. 491701234567@c.us).")
     q: str | None = Field(None, max_length=200, description="Text search in the message body.")
     since: datetime | None = Field(

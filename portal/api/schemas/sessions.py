@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from portal.api.schemas.common import PHONE_RULE, URL_PATTERN, Page, Request, Response, check_recipient, string_rule
-from portal.models import ENGINES, SESSION_STATUSES
+from portal.models import Engine, SessionStatus
 
 
 def _events_schema(schema: dict[str, Any]) -> None:
@@ -56,7 +56,7 @@ class CreateSessionDto(Request):
     sessionName: str = Field(
         min_length=1, max_length=100, description="Name, unique within the tenant.", examples=["support"]
     )
-    engine: Literal[ENGINES] | None = Field(None, description="WAHA engine; the server default when omitted.")  # type: ignore[valid-type]
+    engine: Engine | None = Field(None, description="WAHA engine; the server default when omitted.")
     webhookUrl: str | None = Field(
         None,
         max_length=2048,
@@ -102,7 +102,7 @@ class PairingCodeDto(Request):
 
 
 class SessionListQuery(Request):
-    status: Literal[SESSION_STATUSES] | None = Field(None, description="Only sessions in this status.")  # type: ignore[valid-type]
+    status: SessionStatus | None = Field(None, description="Only sessions in this status.")
 
 
 class ImageQuery(Request):

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
 from portal.api.schemas.common import CURSOR_PATTERN, MAX_PAGE, Page, Request, Response
-from portal.services.forwarding import DELIVERY_STATUSES
+from portal.services.forwarding import DeliveryStatus
 
 
 class DeliveryListQuery(Request):
     endpointId: int | None = Field(None, ge=1, le=2**31 - 1, description="Only attempts to this webhook endpoint.")
-    status: Literal[DELIVERY_STATUSES] | None = Field(  # type: ignore[valid-type]
-        None, description="pending, succeeded, failed or dead."
-    )
+    status: DeliveryStatus | None = Field(None, description="pending, succeeded, failed or dead.")
     cursor: str | None = Field(
         None, max_length=200, pattern=CURSOR_PATTERN, description="nextCursor of the previous page, as given (opaque)."
     )
@@ -58,7 +56,7 @@ class WebhookDeliveryResponse(Response):
     msgId: str = Field(description="The webhook-id header, the same on every attempt of one event.")
     eventType: str
     attempt: int
-    status: Literal[DELIVERY_STATUSES]  # type: ignore[valid-type]
+    status: DeliveryStatus
     responseStatus: int | None = Field(description="HTTP status your URL answered, if it answered.")
     error: str | None
     durationMs: int | None

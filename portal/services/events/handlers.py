@@ -149,7 +149,7 @@ def _placeholder(batch: _Batch, session: WahaSession, message_id: str, payload: 
     )
     db.session.add(message)
     batch.new_messages.append(message)
-    batch.messages[(session.id, message.waha_message_id)] = message
+    batch.messages[(session.id, message_id[:255])] = message
     return message
 
 
@@ -213,7 +213,7 @@ def _on_message(batch: _Batch, event: WebhookEvent, session: WahaSession, payloa
         )
         db.session.add(message)
         batch.new_messages.append(message)
-        batch.messages[(session.id, message.waha_message_id)] = message
+        batch.messages[(session.id, message_id[:255])] = message
     timestamp = payload.get("timestamp")
     if isinstance(timestamp, (int, float)) and message.wa_timestamp is None:
         message.wa_timestamp = int(timestamp)

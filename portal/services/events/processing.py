@@ -115,7 +115,8 @@ def _claim(limit: int, exclude: set[int]) -> list[WebhookEvent]:
     locked: list[str] = []
     covered, position = 0, 0
     while covered < limit and position < len(order) and position < 256:
-        chunk, needed = [], limit - covered
+        chunk: list[str] = []
+        needed = limit - covered
         while position < len(order) and (not chunk or needed > 0):
             chunk.append(order[position])
             needed -= counts[order[position]]
@@ -268,4 +269,4 @@ def _preload_messages(batch: _Batch, events: list[WebhookEvent]) -> None:
         chunk = key_list[start : start + 1000]
         stmt = select(Message).where(tuple_(Message.session_id, Message.waha_message_id).in_(chunk))
         for message in db.session.scalars(stmt):
-            batch.messages[(message.session_id, message.waha_message_id)] = message
+            batch.messages[(message.session_id, message.waha_message_id or "")] = message

@@ -74,7 +74,8 @@ class _DrainSignal:
         if self.thread is not None and self.thread.is_alive() and self.pid == os.getpid():
             return
         self.pid = os.getpid()
-        self.app = current_app._get_current_object()  # type: ignore[attr-defined]
+        # The thread outlives this context, so it keeps the app itself, not the proxy.
+        self.app = current_app._get_current_object()  # type: ignore[attr-defined]  # current_app is typed as the Flask app it stands for
         self.thread = threading.Thread(target=self._run, name="events-signal", daemon=True)
         self.thread.start()
 

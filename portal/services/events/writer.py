@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
-from portal.models import WebhookEvent, utcnow
+from portal.models import WebhookEvent, rowcount, utcnow
 
 if TYPE_CHECKING:
     from portal.services.events.intake import _Incoming
@@ -89,7 +89,8 @@ class _GroupWriter:
                 raise item.error
             return item.inserted
         with self.lock:
-            group, rows = [], 0
+            group: list[_Pending] = []
+            rows = 0
             while self.queue and (not group or rows + len(self.queue[0].params) <= self.MAX_ROWS):
                 taken = self.queue.pop(0)
                 group.append(taken)
@@ -229,7 +230,7 @@ def _store(batch: _Incoming, session_id: str | None, tenant_id: int | None, stat
         sqlite_insert(WebhookEvent).values(values).on_conflict_do_nothing(index_elements=["event_id"])
     )
     db.session.commit()
-    return max(result.rowcount, 0)
+    return max(rowcount(result), 0)
 
 
 def _insert_array(
@@ -237,7 +238,7 @@ def _insert_array(
 ) -> set[str]:
     for attempt in (1, 2):
         try:
-            with _ingest_engine().connect() as conn, conn.connection.driver_connection.cursor() as cursor:
+            with _ingest_engine().connect() as conn, _psycopg(conn).cursor() as cursor:
                 cursor.execute(_PG_INSERT_ARRAY, (ids, tenant_id, session_id, raws, status, body))
                 return {row[0] for row in cursor.fetchall()}
         except psycopg.OperationalError:
@@ -245,6 +246,14 @@ def _insert_array(
                 raise
             _ingest_engine().dispose()
     raise AssertionError("unreachable")
+
+
+def _psycopg(conn: sa.Connection) -> psycopg.Connection[Any]:
+    """The psycopg connection under an ingest engine's connection."""
+    driver = conn.connection.driver_connection
+    if not isinstance(driver, psycopg.Connection):
+        raise TypeError(f"the ingest engine runs on psycopg, not on {type(driver).__name__}")
+    return driver
 
 
 def _after_fork() -> None:

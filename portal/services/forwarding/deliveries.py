@@ -11,7 +11,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -39,7 +39,8 @@ class DeliveryPage:
     next_cursor: str | None
 
 
-DELIVERY_STATUSES = ("pending", "succeeded", "failed", "dead")
+DeliveryStatus = Literal["pending", "succeeded", "failed", "dead"]
+DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = get_args(DeliveryStatus)
 
 
 def list_deliveries(

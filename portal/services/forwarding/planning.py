@@ -73,7 +73,9 @@ def plan_deliveries(items: list[tuple[WebhookEvent, WahaSession]]) -> list[Webho
     due = _lease_until()
     rows: list[WebhookDelivery] = []
     for event, session in items:
-        targets = [(e.id, e.url) for e in endpoints.get(session.tenant_id, []) if subscribed(e.events, event.event)]
+        targets: list[tuple[int | None, str]] = [
+            (e.id, e.url) for e in endpoints.get(session.tenant_id, []) if subscribed(e.events, event.event)
+        ]
         if (
             session.webhook_url
             and event.event not in PORTAL_EVENTS

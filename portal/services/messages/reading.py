@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, literal, select, tuple_
 from sqlalchemy.orm import aliased
 
 from portal import pagination
@@ -118,7 +118,7 @@ def list_messages(
         stmt = stmt.where(Message.created_at < until)
     if cursor:
         created_at, ident = decode_cursor(cursor)
-        stmt = stmt.where(tuple_(Message.created_at, Message.id) < tuple_(created_at, ident))
+        stmt = stmt.where(tuple_(Message.created_at, Message.id) < tuple_(literal(created_at), literal(ident)))
     stmt = stmt.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1)
     rows = list(db.session.scalars(stmt))
     items = rows[:limit]

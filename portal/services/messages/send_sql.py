@@ -13,10 +13,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, String, Text, bindparam, case, cast, func, insert, literal, select, type_coerce, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import InstrumentedAttribute, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.extensions import db
@@ -151,7 +165,7 @@ def _insert_with_audit_statement() -> Any:
         .cte("sent")
     )
     # The columns audit.record() fills, with the message id taken from the row just inserted.
-    event = {
+    event: dict[InstrumentedAttribute[Any], ColumnElement[Any]] = {
         AuditEvent.tenant_id: bindparam("a_tenant_id", type_=Integer),
         AuditEvent.action: literal("message.send", String),
         AuditEvent.actor_type: bindparam("a_actor_type", type_=String),

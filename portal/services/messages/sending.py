@@ -125,7 +125,7 @@ def send_message(
     key = idempotency.clean_key(idempotency_key)
 
     tenant_id = tenant.id
-    again_from = None
+    again: tuple[Message, str] | None = None  # the stored row to send again, and the state to claim it from
     if key:
         existing = _by_key(tenant_id, key)
         if existing is not None:
@@ -136,6 +136,7 @@ def send_message(
                     # a media send that may have gone out: find out instead of sending it twice
                     outbox.look_up(servers.client_for(session.server), session.external_name, existing)
                 return existing
+            again = (existing, again_from)
     if session.status != "WORKING":
         raise Conflict(
             f"The session is {session.status}; it must be WORKING to send.",
@@ -146,8 +147,8 @@ def send_message(
 
     client, external, session_key = servers.client_for(session.server), session.external_name, session.id
     call = functools.partial(_send_to_waha, client, external, chat_id, text, kind, file, caption, reply_to)
-    if again_from is not None:
-        return _send_again(tenant, actor, existing, again_from, call)
+    if again is not None:
+        return _send_again(tenant, actor, *again, call)
     # WAHA sends under this id and dedupes on it, so the client's retries never make a second message; the
     # row carries the id WAHA will report (true_<chat>_<id>) so early acks find it.
     pre_id = new_message_id()
@@ -190,6 +191,9 @@ def _send_again(tenant: Tenant, actor: Actor, message: Message, again_from: str,
 
     The row is claimed first, so two retries racing with one key make one call; the loser answers the row.
     """
+    pre_id = outbox.pre_generated_id(message)
+    if pre_id is None:  # outbox.another_try offers a second call only to rows that carry the id
+        raise RuntimeError(f"message {message.id} has no pre-generated id to send again under")
     if _statements_commit_themselves():
         _commit_keeping_loaded_rows()  # claim and audit belong together: back to a real transaction
     if not outbox.claim(message, again_from):
@@ -204,7 +208,7 @@ def _send_again(tenant: Tenant, actor: Actor, message: Message, again_from: str,
     }
     audit.record(tenant.id, "message.send_retry", actor, target_type="message", target_id=message.id, details=details)
     _commit_keeping_loaded_rows()
-    return _attempt(tenant, actor, message, details, call, outbox.pre_generated_id(message), False)
+    return _attempt(tenant, actor, message, details, call, pre_id, False)
 
 
 def _attempt(

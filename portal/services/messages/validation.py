@@ -11,7 +11,7 @@ import binascii
 import hashlib
 import mimetypes
 import re
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import urlparse
 
 from flask import current_app
@@ -26,7 +26,8 @@ FILENAME_MAX = 255
 METADATA_MAX_ENTRIES = 20
 METADATA_VALUE_MAX = 500
 
-MEDIA_KINDS = ("image", "document", "audio", "video")
+MediaKind = Literal["image", "document", "audio", "video"]
+MEDIA_KINDS: tuple[MediaKind, ...] = get_args(MediaKind)
 # What WhatsApp accepts per kind; documents may be any type except programs.
 MEDIA_TYPES = {
     "image": {"image/jpeg", "image/png", "image/webp", "image/gif"},

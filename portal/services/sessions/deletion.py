@@ -85,7 +85,7 @@ def mark_deleting(session_id: str) -> None:
     with_lock_retry(work, f"marking session {session_id} for deletion")
 
 
-def delete_rows(session_id: str, before_commit: Callable[[], None]) -> None:
+def delete_rows(session_id: str, before_commit: Callable[[], object]) -> None:
     """Delete the session's row and its dependent rows in the lock order above; `before_commit` adds the audit
     row to the same transaction. Retried on deadlocks; SessionBusy when that does not help."""
 

@@ -65,7 +65,7 @@ def _not_ready(session: WahaSession, status: str | None = None, expected: str = 
     )
 
 
-def _qr_from_cache(raw: bytes, session: WahaSession) -> QrCode:
+def _qr_from_cache(raw: bytes | str, session: WahaSession) -> QrCode:
     cached = json.loads(raw)
     if "status" in cached:
         raise _not_ready(session, cached["status"])
