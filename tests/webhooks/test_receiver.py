@@ -115,6 +115,14 @@ def test_batch_over_ten_megabytes_is_refused_with_413(client, session):
     assert response.status_code == 413
 
 
+def test_batch_of_more_than_a_thousand_events_is_refused_with_400_and_nothing_stored(client, session):
+    batch = [envelope(session, "message", inbound_payload(f"n {n}")) for n in range(1001)]
+    response = post_events(client, session, batch)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "batch_too_large"
+    assert _rows() == []
+
+
 @pytest.mark.parametrize("param", ["00000000-0000-0000-0000-000000000000", "unknown", ""])
 def test_unknown_or_missing_session_is_refused_with_404_and_nothing_stored(client, session, param):
     batch = [envelope(session, "message", inbound_payload(f"spam {n}")) for n in range(1000)]
