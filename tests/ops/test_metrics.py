@@ -8,15 +8,19 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from prometheus_client.parser import text_string_to_metric_families
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import select
 
 from portal import metrics
-from portal.extensions import db
+from portal.extensions import db, redis_store
 from portal.models import Message, WahaServer, WahaSession
 from portal.queue import (
     JOB_CHECK_SERVERS,
@@ -31,7 +35,7 @@ from portal.services import media
 from portal.services import servers as servers_service
 from portal.services.audit import SYSTEM
 from tests.builders import make_tenant, stored_message
-from tests.helpers import closed_port
+from tests.helpers import closed_port, silent_listener
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,6 +137,27 @@ def test_webhook_event_counters_add_up_across_processes(ctx: Any, client: Any, _
 
     assert value(after, "portal_webhook_events_total", outcome="processed") == 7
     assert value(after, "portal_webhook_events_total", outcome="failed") == 1
+
+
+def test_shared_counters_skip_a_redis_that_just_failed_and_count_again_with_a_working_one(
+    ctx: Any, client: Any, monkeypatch: Any, caplog: Any
+) -> None:
+    with silent_listener() as port:
+        hung = redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.3, retry=Retry(NoBackoff(), 0))
+        monkeypatch.setattr(redis_store, "_client", hung)
+        started = time.monotonic()
+        metrics.webhook_events.labels("processed").inc()  # waits for the hung Redis once...
+        first = time.monotonic() - started
+        started = time.monotonic()
+        for _ in range(20):
+            metrics.webhook_events.labels("processed").inc()  # ...then does not try it for a while
+        rest = time.monotonic() - started
+        monkeypatch.undo()
+
+    assert first >= 0.25 and rest < 0.1, (first, rest)
+    assert len([r for r in caplog.records if "shared counters paused" in r.getMessage()]) == 1
+    metrics.webhook_events.labels("processed").inc()  # the app's own Redis is another client: counted at once
+    assert value(scrape(client), "portal_webhook_events_total", outcome="processed") == 1
 
 
 def test_webhook_event_counter_files_unknown_outcomes_as_other(client: Any) -> None:
