@@ -16,11 +16,16 @@ makes sure the answer "Redis is down" comes quickly.
 
 RQ's workers and the scheduler use ``plain_client``: short connect timeout, no breaker, and the long read
 timeout RQ sets for its blocking dequeue; their commands wait for Redis instead of failing fast.
+
+Work that only rides along with something else (shared metric counters, the receiver's drain signal) goes one
+step further with ``PauseAfterFailure``: after one failure it is not even tried for a while.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -136,6 +141,36 @@ class _GuardedMixin(_Connection):
             raise
         self.guard.succeeded()
         return response
+
+
+class PauseAfterFailure:
+    """Skips optional Redis work for a while after it failed: one per feature and process.
+
+    Counting a metric or signalling a drain must never make the work it rides along with wait on a Redis that
+    failed a moment ago. After ``failed(client)``, ``paused(client)`` is true for ``seconds``; another client (the
+    app was rebuilt with a new Redis) is tried at once.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._state: tuple[Any, float] = (None, 0.0)  # (the client that failed, monotonic time the pause ends)
+        self._lock = threading.Lock()
+
+    def paused(self, client: Any) -> bool:
+        """True while a pause started by a failure of this client lasts."""
+        failed, until = self._state
+        return failed is client and time.monotonic() < until
+
+    def failed(self, client: Any) -> bool:
+        """Start (or extend) the pause for `client`; True when none was running, so the caller logs it once."""
+        with self._lock:
+            starts = not self.paused(client)
+            self._state = (client, time.monotonic() + self.seconds)
+        return starts
+
+    def reset(self) -> None:
+        """Forget any pause (a forked child starts with a connection of its own)."""
+        self._state = (None, 0.0)
 
 
 def _safe_location(pool: redis.ConnectionPool) -> str:

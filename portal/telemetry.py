@@ -1,10 +1,13 @@
 """Request ids and logging: every response and log line carries the request id, tenant and session where known,
 and secrets that slip into a log line are masked before it is written.
 
-Outside a request (jobs, CLI) wrap the work in ``log_context(tenant="acme", session=session_id)`` so its lines
-carry the same fields. Message bodies are never logged at INFO: the access log has method, path (no query
-string), status and time only. Paths whose URL rule carries a credential (reset and invitation tokens, show-once
-keys) are masked in every line, whoever writes it (the access log, Werkzeug, error reports).
+Outside a request, ``log_context(...)`` adds fields to every line written inside the block: each job runs in
+``log_context(job=<dotted path>, job_id=<RQ job id>)`` (the ``portal.jobs.job`` decorator), so its lines carry
+both, and any other work may add ``tenant`` or ``session`` the same way.
+
+Message bodies are never logged at INFO: the access log has method, path (no query string), status and time
+only. Paths whose URL rule carries a credential (reset and invitation tokens, show-once keys) are masked in
+every line, whoever writes it (the access log, Werkzeug, error reports).
 """
 
 from __future__ import annotations
@@ -17,15 +20,18 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, Response, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
-_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("portal_log_context", default={})
+_context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "portal_log_context", default=MappingProxyType({})
+)
 
 
 @contextlib.contextmanager
@@ -238,7 +244,7 @@ def init_app(app: Flask) -> None:
         g.request_started = time.perf_counter()
 
     @app.after_request
-    def add_request_id(response):  # type: ignore[no-untyped-def]
+    def add_request_id(response: Response) -> Response:
         request_id = getattr(g, "request_id", None)
         if request_id:
             response.headers[REQUEST_ID_HEADER] = request_id

@@ -368,9 +368,6 @@ def api_route(permission: str, *, autocommit: bool = False) -> Callable[[Callabl
     return decorator
 
 
-requires = api_route
-
-
 def public(view: Callable[..., Any]) -> Callable[..., Any]:
     """Mark an endpoint that needs no credentials (the OpenAPI document and the docs page)."""
     view.required_permission = None  # type: ignore[attr-defined]  # read back by the route checks

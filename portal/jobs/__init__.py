@@ -1,8 +1,10 @@
-"""Background jobs: RQ queues on Redis, or an in-process runner in the embedded default.
+"""Background jobs: the job functions' decorator, RQ workers, and the embedded scheduler.
 
-Jobs are enqueued by dotted name with ids and primitives only. Each job runs inside an app context and
-removes the database session afterwards. Periodic jobs are data in `portal.jobs.schedule`; `flask scheduler`
-runs them on RQ, and the embedded default runs them on a thread of the web process.
+Queue names, job paths, the runners and `enqueue` live in `portal.queue` (re-exported here for older callers).
+Every job (a function decorated with `job`) runs inside an app context with its name and id in every log line,
+counts its outcome in `portal_jobs_total`, and removes the database session afterwards. Periodic jobs are data
+in `portal.jobs.schedule`; `flask scheduler` runs them on RQ, and the embedded default runs them on a thread of
+the web process.
 """
 
 from __future__ import annotations
@@ -12,126 +14,86 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 
+from portal import metrics, queue
 from portal.extensions import db, redis_store
+from portal.queue import (
+    QUEUE_EVENTS,
+    QUEUE_FORWARDING,
+    QUEUE_MAINTENANCE,
+    QUEUES,
+    InProcessRunner,
+    RQRunner,
+    enqueue,
+    enqueue_many,
+    resolve,
+    retry_policy,
+    runner,
+)
+from portal.telemetry import log_context
+
+__all__ = [
+    "QUEUES",
+    "QUEUE_EVENTS",
+    "QUEUE_FORWARDING",
+    "QUEUE_MAINTENANCE",
+    "InProcessRunner",
+    "RQRunner",
+    "ThreadScheduler",
+    "enqueue",
+    "enqueue_many",
+    "init_app",
+    "job",
+    "make_worker",
+    "resolve",
+    "retry_policy",
+    "runner",
+]
 
 log = logging.getLogger(__name__)
 
-# Queue names live here and nowhere else.
-QUEUE_EVENTS = "events"
-QUEUE_FORWARDING = "forwarding"
-QUEUE_MAINTENANCE = "maintenance"
-QUEUES = (QUEUE_EVENTS, QUEUE_FORWARDING, QUEUE_MAINTENANCE)
+
+def _current_rq_job() -> Any:
+    """The RQ job this code runs as, or None (in-process runner, a direct call)."""
+    from rq import get_current_job
+
+    return get_current_job()
 
 
 def job(func: Callable) -> Callable:
-    """Decorator for job functions: log failures and always release the database session."""
+    """Decorator for job functions.
+
+    The job runs inside ``log_context(job=<dotted path>, job_id=<RQ job id, or a new one in-process>)`` and
+    counts its outcome in ``portal_jobs_total``: succeeded, failed, or retried (it raised and RQ will run it
+    again). A failure is logged and rolled back; the database session is always released.
+    """
+    name = f"{func.__module__}.{func.__qualname__}"
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except Exception:
-            db.session.rollback()
-            log.exception("job %s failed", func.__name__)
-            raise
-        finally:
-            db.session.remove()
+        rq_job = _current_rq_job()
+        job_id = rq_job.id if rq_job is not None else uuid.uuid4().hex
+        with log_context(job=name, job_id=job_id):
+            try:
+                result = func(*args, **kwargs)
+            except Exception:
+                db.session.rollback()
+                retried = rq_job is not None and rq_job.should_retry
+                log.exception("job %s failed%s", func.__name__, "; it will be retried" if retried else "")
+                metrics.jobs.labels(name, "retried" if retried else "failed").inc()
+                raise
+            finally:
+                db.session.remove()
+            metrics.jobs.labels(name, "succeeded").inc()
+            return result
 
+    wrapper.job_name = name  # type: ignore[attr-defined]  # the path it is queued by, and its metric label
     return wrapper
-
-
-class InProcessRunner:
-    """Runs jobs on a small thread pool inside the web process (embedded default only)."""
-
-    def __init__(self, app: Flask, workers: int = 4) -> None:
-        self.app = app
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
-        self.lock = threading.Lock()
-
-    def enqueue(self, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> None:
-        func = _resolve(func_path)
-
-        def run() -> None:
-            with self.app.app_context():
-                try:
-                    func(*args)
-                except Exception:
-                    log.exception("in-process job %s failed", func_path)
-
-        self.pool.submit(run)
-
-    def enqueue_many(self, calls: Iterable[tuple[str, tuple]], queue: str = QUEUE_EVENTS, **options: Any) -> int:
-        count = 0
-        for func_path, args in calls:
-            self.enqueue(func_path, *args, queue=queue)
-            count += 1
-        return count
-
-
-class RQRunner:
-    """Enqueues onto RQ queues built from REDIS_URL."""
-
-    def __init__(self, connection: Any) -> None:
-        from rq import Queue
-
-        self.connection = connection
-        self.queues = {name: Queue(name, connection=connection) for name in QUEUES}
-
-    def enqueue(self, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> Any:
-        return self.queues[queue].enqueue(func_path, *args, **options)
-
-    def enqueue_many(self, calls: Iterable[tuple[str, tuple]], queue: str = QUEUE_EVENTS, **options: Any) -> int:
-        """Queue many calls in one Redis round trip (a pipeline), each as its own job."""
-        from rq import Queue
-
-        datas = [Queue.prepare_data(func_path, args=args, **options) for func_path, args in calls]
-        if not datas:
-            return 0
-        with self.connection.pipeline() as pipe:
-            self.queues[queue].enqueue_many(datas, pipeline=pipe)
-            pipe.execute()
-        return len(datas)
-
-
-def _resolve(func_path: str) -> Callable:
-    module_name, _, attr = func_path.rpartition(".")
-    module = __import__(module_name, fromlist=[attr])
-    return getattr(module, attr)
-
-
-def resolve(func_path: str) -> Callable:
-    """The function a dotted path names (used by the schedulers)."""
-    return _resolve(func_path)
-
-
-def runner() -> InProcessRunner | RQRunner:
-    """The job runner of the current app."""
-    return current_app.extensions["portal_jobs"]
-
-
-def enqueue(func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> Any:
-    """Queue `func_path(*args)`; options are passed to RQ (job_id, retry, ...)."""
-    return runner().enqueue(func_path, *args, queue=queue, **options)
-
-
-def enqueue_many(calls: Iterable[tuple[str, tuple]], *, queue: str = QUEUE_EVENTS, **options: Any) -> int:
-    """Queue several `(func_path, args)` calls at once (one Redis round trip on RQ); returns how many."""
-    return runner().enqueue_many(list(calls), queue=queue, **options)
-
-
-def retry_policy(max_retries: int = 3, intervals: tuple[int, ...] = (10, 60, 300)) -> Any:
-    """RQ's Retry with growing intervals, or None in the embedded default (no scheduler to wait on)."""
-    if not current_app.config.get("REDIS_URL"):
-        return None
-    from rq import Retry
-
-    return Retry(max=max_retries, interval=list(intervals))
 
 
 # ---------------------------------------------------------------------- workers
@@ -144,7 +106,7 @@ def _worker_classes() -> tuple[type, type]:
     class PortalWorker(Worker):
         """Forks a work-horse per job; the horse inherits the app context but never the parent's sockets."""
 
-        def main_work_horse(self, job: Any, queue: Any) -> None:  # type: ignore[override]
+        def main_work_horse(self, job: Any, queue: Any) -> None:
             # Pooled connections were opened by the parent; sharing them across a fork corrupts both sides.
             db.engine.dispose(close=False)
             super().main_work_horse(job, queue)
@@ -216,11 +178,8 @@ def _under_cli() -> bool:
 
 
 def init_app(app: Flask) -> None:
-    if app.config.get("REDIS_URL"):
-        app.extensions["portal_jobs"] = RQRunner(redis_store.client)
-        return
-    app.extensions["portal_jobs"] = InProcessRunner(app)
-    if app.config.get("TESTING"):
+    """Give the app its job runner (`portal.queue`) and, in the embedded default, the scheduler thread."""
+    if not isinstance(queue.init_app(app), InProcessRunner) or app.config.get("TESTING"):
         return
     scheduler = ThreadScheduler(app)
     app.extensions["portal_scheduler"] = scheduler

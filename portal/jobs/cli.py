@@ -15,7 +15,8 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from rq.exceptions import StopRequested
 
-from portal.jobs import QUEUES, make_worker, reconnect, resolve
+from portal.jobs import make_worker, reconnect
+from portal.queue import QUEUES, resolve
 from portal.services.errors import ServiceError
 
 jobs_cli = AppGroup("jobs", help="Inspect and replay background jobs.")
@@ -176,7 +177,7 @@ def jobs_status() -> None:
 
     from portal.extensions import redis_store
 
-    for name, registry in zip(QUEUES, _failed_registries()):
+    for name, registry in zip(QUEUES, _failed_registries(), strict=True):
         queue = Queue(name, connection=redis_store.client)
         click.echo(f"{name}\tqueued {len(queue)}\tfailed {registry.count}")
 

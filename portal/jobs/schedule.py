@@ -10,57 +10,70 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from portal.jobs import QUEUE_EVENTS, QUEUE_FORWARDING, QUEUE_MAINTENANCE
+from portal.queue import (
+    JOB_CHECK_SERVERS,
+    JOB_DISPATCH_DUE,
+    JOB_PRUNE,
+    JOB_PRUNE_BROWSER_SESSIONS,
+    JOB_RECONCILE,
+    JOB_RECONCILE_SENDS,
+    JOB_SWEEP_EVENTS,
+    JOB_SYNC_SESSIONS,
+    JOB_WATCHDOG,
+    QUEUE_EVENTS,
+    QUEUE_FORWARDING,
+    QUEUE_MAINTENANCE,
+)
 
 SCHEDULE: list[dict[str, Any]] = [
     # status of every session, one list call per WAHA server; restarts what should run (WAHA restarts)
     {
         "id": "sessions-sync",
-        "func": "portal.jobs.maintenance.sync_sessions",
+        "func": JOB_SYNC_SESSIONS,
         "interval": "SYNC_INTERVAL",
         "queue": QUEUE_MAINTENANCE,
     },
     # events left pending (Redis was down at ingest, a worker died mid-batch) are queued again
     {
         "id": "events-sweep",
-        "func": "portal.jobs.events.sweep_events",
+        "func": JOB_SWEEP_EVENTS,
         "interval": "EVENTS_SWEEP_INTERVAL",
         "queue": QUEUE_EVENTS,
     },
     # delivery retries that are due, and first attempts whose job was lost
     {
         "id": "deliveries-dispatch",
-        "func": "portal.jobs.forwarding.dispatch_due",
+        "func": JOB_DISPATCH_DUE,
         "interval": 5,
         "queue": QUEUE_FORWARDING,
     },
     # WAHA sessions nobody owns, and rows whose WAHA session vanished
     {
         "id": "sessions-reconcile",
-        "func": "portal.jobs.maintenance.reconcile",
+        "func": JOB_RECONCILE,
         "interval": 300,
         "queue": QUEUE_MAINTENANCE,
     },
     # sends whose outcome is unknown (WAHA did not answer): looked up in WAHA by their WhatsApp id
     {
         "id": "sends-reconcile",
-        "func": "portal.jobs.messages.reconcile_sends",
+        "func": JOB_RECONCILE_SENDS,
         "interval": 60,
         "queue": QUEUE_MAINTENANCE,
     },
     # WORKING sessions that went quiet: WAHA may report WORKING for a session logged out on the phone
-    {"id": "sessions-watchdog", "func": "portal.jobs.maintenance.watchdog", "interval": 60, "queue": QUEUE_MAINTENANCE},
+    {"id": "sessions-watchdog", "func": JOB_WATCHDOG, "interval": 60, "queue": QUEUE_MAINTENANCE},
     # health, version and start time of every WAHA server; warns about versions before 2026.6.1
-    {"id": "fleet-check", "func": "portal.jobs.maintenance.check_servers", "interval": 60, "queue": QUEUE_MAINTENANCE},
+    {"id": "fleet-check", "func": JOB_CHECK_SERVERS, "interval": 60, "queue": QUEUE_MAINTENANCE},
     # signed-in browsers that ended (expired or signed out) more than 30 days ago
     {
         "id": "browser-sessions-prune",
-        "func": "portal.jobs.accounts.prune_browser_sessions",
+        "func": JOB_PRUNE_BROWSER_SESSIONS,
         "interval": 86400,
         "queue": QUEUE_MAINTENANCE,
     },
     # retention of messages, media files, events and deliveries
-    {"id": "retention-prune", "func": "portal.jobs.maintenance.prune", "interval": 3600, "queue": QUEUE_MAINTENANCE},
+    {"id": "retention-prune", "func": JOB_PRUNE, "interval": 3600, "queue": QUEUE_MAINTENANCE},
 ]
 
 # Defaults of the interval settings that are not in portal.config.

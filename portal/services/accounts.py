@@ -19,6 +19,7 @@ from sqlalchemy import select
 from portal.extensions import db, redis_store
 from portal.mail import send_mail
 from portal.models import User, utcnow
+from portal.queue import JOB_SEND_PASSWORD_RESET, QUEUE_MAINTENANCE, enqueue
 from portal.services import audit, team
 from portal.services.audit import Actor
 from portal.services.errors import Forbidden, Invalid, Unauthorized
@@ -79,8 +80,6 @@ def request_password_reset(email: str, actor: Actor) -> None:
 
     The caller answers the same way in both cases, and the mail goes out from a job so the answer takes the
     same time too: nobody learns which addresses have accounts."""
-    from portal.jobs import QUEUE_MAINTENANCE, enqueue
-
     user = get_user_by_email(email or "")
     if user is None or not user.is_active:
         audit.record(
@@ -102,7 +101,7 @@ def request_password_reset(email: str, actor: Actor) -> None:
     )
     # One mail a minute per account: the form must not become a way to flood someone's inbox.
     if redis_store.client.set(f"portal:reset-mail:{user.id}", 1, nx=True, ex=RESET_MAIL_INTERVAL):
-        enqueue("portal.jobs.accounts.send_password_reset", user.id, queue=QUEUE_MAINTENANCE)
+        enqueue(JOB_SEND_PASSWORD_RESET, user.id, queue=QUEUE_MAINTENANCE)
 
 
 def send_password_reset(user_id: int) -> bool:

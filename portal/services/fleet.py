@@ -1,9 +1,9 @@
 """The fleet of WAHA servers: periodic health checks, version checks, draining.
 
-`check_servers()` is the periodic job (dotted name ``portal.services.fleet.check_servers``). It probes every
-registered server in parallel with a short timeout (``/ping``, ``/api/server/version``, ``/api/server/status``
-and, where the image has it, ``/health``) and stores health, version, engine, tier and the first start
-timestamp it sees. It does not overwrite a known start timestamp: a change means WAHA restarted, and the
+`check_servers()` runs every minute as the job ``portal.queue.JOB_CHECK_SERVERS`` (schedule id `fleet-check`).
+It probes every registered server in parallel with a short timeout (``/ping``, ``/api/server/version``,
+``/api/server/status`` and, where the image has it, ``/health``) and stores health, version, engine, tier and
+the first start timestamp it sees. It does not overwrite a known start timestamp: a change means WAHA restarted, and the
 sync/recovery job compares against the stored value to restart the sessions that should run, then records the
 new one itself.
 

@@ -29,11 +29,11 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import Message, Tenant, WahaSession, utcnow
+from portal.queue import JOB_FETCH_MEDIA, QUEUE_EVENTS, enqueue_many, retry_policy
 from portal.services.errors import NotFound
 
 log = logging.getLogger(__name__)
 
-MEDIA_JOB = "portal.jobs.events.fetch_media"
 REQUEUE_AFTER_SECONDS = 30  # a file still pending after this long has lost its job
 REQUEUE_HORIZON = timedelta(hours=1)  # older pending files are long gone from WAHA: marked unavailable
 
@@ -235,13 +235,11 @@ def fetch_media(message_id: int, url: str) -> str:
 
 def queue_downloads(jobs: list[tuple[int, str]]) -> None:
     """Queue a download per (message id, URL); when the queue is unavailable, download now in this process."""
-    from portal.jobs import QUEUE_EVENTS, enqueue_many, retry_policy
-
     if not jobs:
         return
     try:
         # WAHA keeps a file for 180 s: retries come quickly or not at all
-        enqueue_many([(MEDIA_JOB, job) for job in jobs], queue=QUEUE_EVENTS, retry=retry_policy(3, (5, 20, 45)))
+        enqueue_many([(JOB_FETCH_MEDIA, job) for job in jobs], queue=QUEUE_EVENTS, retry=retry_policy(3, (5, 20, 45)))
         return
     except Exception as exc:
         log.warning("could not queue %d media download(s) (%s); downloading them now", len(jobs), type(exc).__name__)

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.mail import send_mail
-from portal.models import Invitation, Membership, Tenant, User, utcnow
+from portal.models import Invitation, Membership, Tenant, User, get_for_tenant, utcnow
 from portal.permissions import ASSIGNABLE_BY, ROLES
 from portal.services import audit
 from portal.services.audit import Actor
@@ -167,9 +167,7 @@ def _mail_invitation(tenant: Tenant, invitation: Invitation, url: str, actor: Ac
 
 def get_invitation(tenant: Tenant, invitation_id: int) -> Invitation:
     """One invitation of this tenant by id, or NotFound (also for other tenants' invitations)."""
-    invitation = db.session.scalar(
-        select(Invitation).where(Invitation.id == invitation_id, Invitation.tenant_id == tenant.id)
-    )
+    invitation = get_for_tenant(db.session, Invitation, tenant.id, invitation_id)
     if invitation is None:
         raise NotFound("No such invitation.", code="invitation_not_found")
     return invitation

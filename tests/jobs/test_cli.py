@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
+import pkgutil
 import signal
 import subprocess
 import sys
@@ -11,6 +14,7 @@ from typing import Any
 from rq import Queue
 from sqlalchemy import select
 
+from portal import jobs, queue
 from portal.extensions import db, redis_store
 from portal.jobs import QUEUE_EVENTS, QUEUE_MAINTENANCE, QUEUES, enqueue, resolve
 from portal.jobs.schedule import entries
@@ -73,9 +77,22 @@ def test_events_replay_makes_an_event_pending_again(app, client, tenant, run_job
     assert app.test_cli_runner().invoke(args=["events", "replay", "evt_unknown"]).exit_code != 0
 
 
+def test_portal_queue_names_every_job_function_by_its_path():
+    paths = {getattr(queue, name) for name in dir(queue) if name.startswith("JOB_")}
+    job_functions = {
+        f"{module.__name__}.{name}"
+        for module in (importlib.import_module(f"portal.jobs.{m.name}") for m in pkgutil.iter_modules(jobs.__path__))
+        for name, func in vars(module).items()
+        if inspect.isfunction(func) and getattr(func, "job_name", None) == f"{module.__name__}.{name}"
+    }
+    assert paths == job_functions
+    for path in paths:
+        assert resolve(path).job_name == path  # set by the @job decorator: the job label of portal_jobs_total
+
+
 def test_every_scheduled_job_names_a_job_function_on_a_known_queue(app):
     for entry in entries(app.config):
-        assert callable(resolve(entry.func)), entry.id
+        assert resolve(entry.func).job_name == entry.func, entry.id
         assert entry.queue in QUEUES and entry.interval >= 1
     sync = next(e for e in entries(app.config) if e.id == "sessions-sync")
     assert sync.interval == app.config["SYNC_INTERVAL"]

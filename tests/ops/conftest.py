@@ -1,7 +1,8 @@
-"""Fixtures for the operations tests: a second WAHA simulator, closed ports, and apps whose dependencies are down."""
+"""Fixtures for the operations tests: a second WAHA simulator, apps whose dependencies are down, the JSON log."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from portal import telemetry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,3 +61,17 @@ app = create_app(json.loads(os.environ["PORTAL_TEST_ENV"]))
 response = app.test_client().get(sys.argv[1])
 print(json.dumps({"status": response.status_code, "body": response.get_data(as_text=True)}))
 """
+
+
+@pytest.fixture
+def json_log(app: Any) -> Iterator[io.StringIO]:
+    """The portal's JSON log handler, writing into a buffer for the length of a test."""
+    buffer = io.StringIO()
+    real_stderr = sys.stderr
+    sys.stderr = buffer
+    try:
+        telemetry.configure_logging("INFO", "json")
+    finally:
+        sys.stderr = real_stderr
+    yield buffer
+    telemetry.configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])

@@ -5,27 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
-import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from portal import telemetry
-
-
-@pytest.fixture
-def json_log(app: Any) -> Iterator[io.StringIO]:
-    """The portal's JSON log handler, writing into a buffer for the length of a test."""
-    buffer = io.StringIO()
-    real_stderr = sys.stderr
-    sys.stderr = buffer
-    try:
-        telemetry.configure_logging("INFO", "json")
-    finally:
-        sys.stderr = real_stderr
-    yield buffer
-    telemetry.configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
 
 
 def lines(buffer: io.StringIO) -> list[dict[str, Any]]:

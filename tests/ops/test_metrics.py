@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+import io
+import json
+import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from prometheus_client.parser import text_string_to_metric_families
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import select
 
 from portal import metrics
-from portal.extensions import db
-from portal.jobs import QUEUE_MAINTENANCE, enqueue
+from portal.extensions import db, redis_store
 from portal.models import Message, WahaServer, WahaSession
+from portal.queue import (
+    JOB_CHECK_SERVERS,
+    JOB_FETCH_MEDIA,
+    JOB_SEND_PASSWORD_RESET,
+    QUEUE_EVENTS,
+    QUEUE_MAINTENANCE,
+    InProcessRunner,
+    enqueue,
+)
+from portal.services import media
 from portal.services import servers as servers_service
 from portal.services.audit import SYSTEM
-from tests.builders import make_tenant
-from tests.helpers import closed_port
+from tests.builders import make_tenant, stored_message
+from tests.helpers import closed_port, silent_listener
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -123,6 +139,27 @@ def test_webhook_event_counters_add_up_across_processes(ctx: Any, client: Any, _
     assert value(after, "portal_webhook_events_total", outcome="failed") == 1
 
 
+def test_shared_counters_skip_a_redis_that_just_failed_and_count_again_with_a_working_one(
+    ctx: Any, client: Any, monkeypatch: Any, caplog: Any
+) -> None:
+    with silent_listener() as port:
+        hung = redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.3, retry=Retry(NoBackoff(), 0))
+        monkeypatch.setattr(redis_store, "_client", hung)
+        started = time.monotonic()
+        metrics.webhook_events.labels("processed").inc()  # waits for the hung Redis once...
+        first = time.monotonic() - started
+        started = time.monotonic()
+        for _ in range(20):
+            metrics.webhook_events.labels("processed").inc()  # ...then does not try it for a while
+        rest = time.monotonic() - started
+        monkeypatch.undo()
+
+    assert first >= 0.25 and rest < 0.1, (first, rest)
+    assert len([r for r in caplog.records if "shared counters paused" in r.getMessage()]) == 1
+    metrics.webhook_events.labels("processed").inc()  # the app's own Redis is another client: counted at once
+    assert value(scrape(client), "portal_webhook_events_total", outcome="processed") == 1
+
+
 def test_webhook_event_counter_files_unknown_outcomes_as_other(client: Any) -> None:
     metrics.webhook_events.labels("exploded-in-a-new-way").inc()
 
@@ -134,7 +171,7 @@ def test_webhook_event_counter_files_unknown_outcomes_as_other(client: Any) -> N
 
 def test_metrics_show_queue_depth_and_finished_jobs(client: Any, run_jobs: Any, app: Any) -> None:
     with app.app_context():
-        enqueue("portal.services.fleet.check_servers", queue=QUEUE_MAINTENANCE)
+        enqueue(JOB_CHECK_SERVERS, queue=QUEUE_MAINTENANCE)
     queued = scrape(client)
 
     run_jobs()
@@ -144,6 +181,85 @@ def test_metrics_show_queue_depth_and_finished_jobs(client: Any, run_jobs: Any, 
     assert value(done, "portal_rq_jobs", queue=QUEUE_MAINTENANCE, state="queued") == 0
     assert value(done, "portal_rq_jobs", queue=QUEUE_MAINTENANCE, state="finished") == 1
     assert value(done, "portal_rq_jobs", queue=QUEUE_MAINTENANCE, state="failed") == 0
+
+
+# ---- jobs: each one counts its outcome and writes its name and id into every log line
+
+NO_SUCH_USER = 987654321  # a password reset for it logs "no reset mail" and succeeds
+
+
+def _log_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+
+
+def _jobs_total(samples: dict, job: str, outcome: str) -> float:
+    return value(samples, "portal_jobs_total", job=job, outcome=outcome)
+
+
+def test_a_job_run_in_process_counts_its_success_and_logs_under_a_job_id_of_its_own(
+    app: Any, client: Any, json_log: io.StringIO
+) -> None:
+    runner = InProcessRunner(app, workers=1)
+    runner.enqueue(JOB_SEND_PASSWORD_RESET, NO_SUCH_USER, queue=QUEUE_MAINTENANCE)
+    runner.pool.shutdown(wait=True)
+
+    samples = scrape(client)
+
+    [line] = [
+        line for line in _log_lines(json_log) if line["message"].startswith(f"no reset mail for user {NO_SUCH_USER}")
+    ]
+    assert line["job"] == JOB_SEND_PASSWORD_RESET
+    assert re.fullmatch(r"[0-9a-f]{32}", line["job_id"])
+    assert _jobs_total(samples, JOB_SEND_PASSWORD_RESET, "succeeded") == 1
+    assert _jobs_total(samples, JOB_SEND_PASSWORD_RESET, "failed") == 0
+    scrape_line = [line for line in _log_lines(json_log) if line["logger"] == "portal.access"][-1]
+    assert "job" not in scrape_line and "job_id" not in scrape_line  # the job's fields end with the job
+
+
+def test_a_job_run_by_an_rq_worker_counts_its_success_and_logs_under_its_rq_job_id(
+    app: Any, client: Any, run_jobs: Any, json_log: io.StringIO
+) -> None:
+    with app.app_context():
+        queued = enqueue(JOB_SEND_PASSWORD_RESET, NO_SUCH_USER, queue=QUEUE_MAINTENANCE)
+
+    assert run_jobs() == 1
+
+    [line] = [
+        line for line in _log_lines(json_log) if line["message"].startswith(f"no reset mail for user {NO_SUCH_USER}")
+    ]
+    assert (line["job"], line["job_id"]) == (JOB_SEND_PASSWORD_RESET, queued.id)
+    samples = scrape(client)
+    assert _jobs_total(samples, JOB_SEND_PASSWORD_RESET, "succeeded") == 1
+    assert _jobs_total(samples, JOB_SEND_PASSWORD_RESET, "failed") == 0
+
+
+def test_a_failing_job_counts_retried_while_rq_will_run_it_again_and_failed_when_it_will_not(
+    ctx: Any, client: Any, run_jobs: Any, json_log: io.StringIO
+) -> None:
+    tenant = make_tenant("media-jobs")
+    gone = servers_service.add_server("gone", f"http://127.0.0.1:{closed_port()}", "key", SYSTEM)
+    session = WahaSession(
+        tenant_id=tenant.id, server_id=gone.id, name="pics", external_name="pics", status="WORKING", hmac_key="k" * 32
+    )
+    db.session.add(session)
+    db.session.commit()
+    url = f"{gone.base_url}/api/files/pics/photo.png"
+    message = stored_message(
+        tenant, session, direction="in", media={"status": "pending", "mimetype": "image/png", "source": url}
+    )
+    media.queue_downloads([(message.id, url)])  # with RQ's retry policy for downloads
+    last_try = enqueue(JOB_FETCH_MEDIA, message.id, url, queue=QUEUE_EVENTS)  # no retry policy
+
+    run_jobs()  # WAHA is unreachable: both downloads raise
+
+    samples = scrape(client)
+    assert _jobs_total(samples, JOB_FETCH_MEDIA, "retried") == 1
+    assert _jobs_total(samples, JOB_FETCH_MEDIA, "failed") == 1
+    assert _jobs_total(samples, JOB_FETCH_MEDIA, "succeeded") == 0
+    failures = [line for line in _log_lines(json_log) if line["message"].startswith("job fetch_media failed")]
+    assert [line["job"] for line in failures] == [JOB_FETCH_MEDIA, JOB_FETCH_MEDIA]
+    assert failures[0]["message"].startswith("job fetch_media failed; it will be retried")
+    assert failures[1]["job_id"] == last_try.id and "retried" not in failures[1]["message"]
 
 
 def test_metrics_show_sessions_and_messages_from_the_database(ctx: Any, client: Any) -> None:

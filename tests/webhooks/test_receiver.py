@@ -11,8 +11,8 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from portal.extensions import db, redis_store
-from portal.jobs import QUEUE_EVENTS, RQRunner
 from portal.models import Message, WahaSession, WebhookEvent
+from portal.queue import JOB_DRAIN_EVENTS, QUEUE_EVENTS, RQRunner
 from portal.services import events
 from tests.builders import body_of, envelope, inbound_payload, new_session, post_events, sign
 from tests.helpers import closed_port, wait_for
@@ -48,13 +48,13 @@ def test_signed_event_is_stored_pending_and_processing_queued(client, session):
     [row] = _rows(session_id=session.id)
     assert (row.event_id, row.event, row.status, row.tenant_id) == (body["id"], "message", "pending", session.tenant_id)
     assert row.payload == body
-    assert _queued_jobs() == [events.DRAIN_JOB]
+    assert _queued_jobs() == [JOB_DRAIN_EVENTS]
 
 
 def test_many_requests_queue_one_drain_job_while_it_waits(client, session):
     for n in range(5):
         assert post_events(client, session, envelope(session, "message", inbound_payload(f"m{n}"))).status_code == 200
-    assert _queued_jobs() == [events.DRAIN_JOB]
+    assert _queued_jobs() == [JOB_DRAIN_EVENTS]
 
 
 @pytest.mark.smoke
@@ -113,6 +113,14 @@ def test_batch_over_ten_megabytes_is_refused_with_413(client, session):
     batch = [envelope(session, "message", inbound_payload("x" * (600 * 1024))) for _ in range(18)]
     response = post_events(client, session, batch)
     assert response.status_code == 413
+
+
+def test_batch_of_more_than_a_thousand_events_is_refused_with_400_and_nothing_stored(client, session):
+    batch = [envelope(session, "message", inbound_payload(f"n {n}")) for n in range(1001)]
+    response = post_events(client, session, batch)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "batch_too_large"
+    assert _rows() == []
 
 
 @pytest.mark.parametrize("param", ["00000000-0000-0000-0000-000000000000", "unknown", ""])
@@ -186,12 +194,12 @@ def test_busy_receiver_coalesces_drain_signals_without_losing_any(app, client, s
     monkeypatch.setattr(drain_signal._signal, "window", drain_signal._signal.window)
     first = inbound_payload("first")
     post_events(client, session, envelope(session, "message", first))
-    assert _queued_jobs() == [events.DRAIN_JOB]
+    assert _queued_jobs() == [JOB_DRAIN_EVENTS]
     run_jobs()
     second = inbound_payload("second, within the window")
     post_events(client, session, envelope(session, "message", second))
     assert _queued_jobs() == []  # no Redis round trip for this request...
-    wait_for(lambda: _queued_jobs() == [events.DRAIN_JOB], timeout=6)  # ...the window's end signals for it
+    wait_for(lambda: _queued_jobs() == [JOB_DRAIN_EVENTS], timeout=6)  # ...the window's end signals for it
     run_jobs()
     assert {r.status for r in _rows()} == {"done"}
 

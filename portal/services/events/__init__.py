@@ -48,14 +48,12 @@ from portal.services.events.processing import (
 from portal.services.events.signal import (
     DRAIN_FLAG,
     DRAIN_FLAG_TTL,
-    DRAIN_JOB,
     REDIS_PAUSE_SECONDS,
     SIGNAL_COALESCE_SECONDS,
     request_drain,
 )
 from portal.services.events.writer import _GroupWriter, _Pending, _store
 from portal.services.media import (  # fetch and serve live in services.media; re-exported here
-    MEDIA_JOB,
     fetch_media,
     media_for_message,
     media_record,
@@ -69,13 +67,11 @@ __all__ = [
     "DRAIN_BUDGET_SECONDS",
     "DRAIN_FLAG",
     "DRAIN_FLAG_TTL",
-    "DRAIN_JOB",
     "HANDLERS",
     "MAX_ATTEMPTS",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_EVENTS",
     "MAX_EVENT_BYTES",
-    "MEDIA_JOB",
     "REDIS_PAUSE_SECONDS",
     "REPLAY_WINDOW_SECONDS",
     "SIGNAL_COALESCE_SECONDS",

@@ -16,15 +16,16 @@ from typing import Any
 from flask import current_app
 
 from portal.extensions import redis_store
+from portal.queue import JOB_DRAIN_EVENTS, QUEUE_EVENTS, enqueue, retry_policy
+from portal.redisconn import PauseAfterFailure
 
 log = logging.getLogger(__name__)
 
 DRAIN_FLAG = "portal:events:drain-queued"
 DRAIN_FLAG_TTL = 10  # seconds; a lost drain job is replaced after this long at the latest
 SIGNAL_COALESCE_SECONDS = 0.05  # a busy receiver signals at most this often per process
-DRAIN_JOB = "portal.jobs.events.drain_events"
 REDIS_PAUSE_SECONDS = 5.0  # after a Redis failure the receiver stops trying to signal for this long
-_redis_down_until: tuple[Any, float] = (None, 0.0)  # (the Redis client that failed, until when to skip it)
+_redis_pause = PauseAfterFailure(REDIS_PAUSE_SECONDS)
 
 
 class _DrainSignal:
@@ -121,27 +122,24 @@ _signal = _DrainSignal()
 def request_drain(force: bool = False) -> bool:
     """Ask for a drain job: at most one waits in the queue at a time (a Redis flag guards it). Never raises:
     without Redis the events wait for the sweeper. Returns True when a job was queued."""
-    global _redis_down_until
-    from portal.jobs import QUEUE_EVENTS, enqueue, retry_policy
-
     client = redis_store.client
-    if not force and _redis_down_until[0] is client and time.monotonic() < _redis_down_until[1]:
+    if not force and _redis_pause.paused(client):
         return False  # Redis failed a moment ago: answer WAHA now instead of waiting on connection retries
     try:
         if not force and not client.set(DRAIN_FLAG, b"1", nx=True, ex=DRAIN_FLAG_TTL):
             return False  # a queued drain job that has not started yet will see these events
-        enqueue(DRAIN_JOB, queue=QUEUE_EVENTS, retry=retry_policy(3, (5, 30, 120)), result_ttl=0)
+        enqueue(JOB_DRAIN_EVENTS, queue=QUEUE_EVENTS, retry=retry_policy(3, (5, 30, 120)), result_ttl=0)
         return True
     except Exception as exc:  # Redis down or unreachable: the rows are durable, the sweeper catches up
-        _redis_down_until = (client, time.monotonic() + REDIS_PAUSE_SECONDS)
+        _redis_pause.failed(client)
         log.warning("could not queue event processing (%s); the sweeper will", type(exc).__name__)
         return False
 
 
 def _after_fork() -> None:
-    global _redis_down_until, _signal
+    global _signal
     _signal = _DrainSignal()
-    _redis_down_until = (None, 0.0)
+    _redis_pause.reset()
 
 
 os.register_at_fork(after_in_child=_after_fork)

@@ -16,7 +16,6 @@ address that was checked (portal.net.http: no redirects, bounded time and respon
 """
 
 from portal.services.forwarding.deliveries import (
-    DELIVER_JOB,
     DELIVERY_STATUSES,
     LEASE_SECONDS,
     DeliveryPage,
@@ -52,7 +51,6 @@ from portal.services.forwarding.sending import (
 from portal.services.forwarding.signing import SECRET_PREFIX, new_secret, session_webhook_secret, sign
 
 __all__ = [
-    "DELIVER_JOB",
     "DELIVERY_STATUSES",
     "DESCRIPTION_MAX",
     "EXCERPT_MAX",

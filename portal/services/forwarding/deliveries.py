@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from portal import pagination
 from portal.extensions import db
 from portal.models import Tenant, WebhookDelivery, get_for_tenant, utcnow
+from portal.queue import JOB_DELIVER, QUEUE_FORWARDING, enqueue_many
 from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.errors import Invalid, NotFound
@@ -26,7 +27,6 @@ from portal.services.forwarding.endpoints import get_endpoint
 
 log = logging.getLogger(__name__)
 
-DELIVER_JOB = "portal.jobs.forwarding.deliver"
 LEASE_SECONDS = 120  # a queued attempt whose job never ran is queued again after this long
 CURSOR_PREFIX = "d"
 
@@ -155,12 +155,10 @@ def send_test_event(tenant: Tenant, endpoint_id: Any, actor: Actor) -> WebhookDe
 
 def queue_deliveries(delivery_ids: list[int]) -> int:
     """Queue a send job per delivery (one Redis round trip). Never raises: `dispatch_due` re-queues later."""
-    from portal.jobs import QUEUE_FORWARDING, enqueue_many
-
     if not delivery_ids:
         return 0
     try:
-        return enqueue_many([(DELIVER_JOB, (i,)) for i in delivery_ids], queue=QUEUE_FORWARDING)
+        return enqueue_many([(JOB_DELIVER, (i,)) for i in delivery_ids], queue=QUEUE_FORWARDING)
     except Exception:
         log.warning(
             "could not queue %d deliveries; they go out with the next dispatch", len(delivery_ids), exc_info=True
