@@ -523,7 +523,7 @@ def _multipart_schema(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template=REF)
     schema.pop("title", None)
     properties = {"file": {"type": "string", "format": "binary", "description": "The file to send."}}
-    properties.update(schema.get("properties", {}))
+    properties.update({name: _form_field(field) for name, field in schema.get("properties", {}).items()})
     return _no_nul(
         {
             **schema,
@@ -532,6 +532,15 @@ def _multipart_schema(model: type[BaseModel]) -> dict[str, Any]:
             "additionalProperties": False,
         }
     )
+
+
+def _form_field(field: dict[str, Any]) -> dict[str, Any]:
+    """A form field is text or absent: a form has no null, so the null branch of an optional field goes."""
+    branches = [branch for branch in field.get("anyOf", []) if branch.get("type") != "null"]
+    if len(branches) != 1:
+        return field
+    rest = {key: value for key, value in field.items() if key not in ("anyOf", "default")}
+    return {**branches[0], **rest}
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:

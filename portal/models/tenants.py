@@ -11,7 +11,7 @@ from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from portal.models.base import Base, TimestampMixin, UTCDateTime
+from portal.models.base import Base, TenantScoped, TimestampMixin, UTCDateTime
 
 
 class Tenant(TimestampMixin, Base):
@@ -96,7 +96,7 @@ class Membership(TimestampMixin, Base):
     tenant: Mapped[Tenant] = relationship(back_populates="memberships")
 
 
-class Invitation(TimestampMixin, Base):
+class Invitation(TenantScoped, TimestampMixin, Base):
     __tablename__ = "invitations"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -35,6 +35,18 @@ schemathesis.openapi.format(
     "whatsapp-recipient",
     st.sampled_from(PHONES + ["491701234567@c.us", "120363025246125486@g.us", "123456789012345@lid"]),
 )
+# `public-url`: a URL whose host is a DNS name or a public IPv4 address (the destination policy, portal/net).
+schemathesis.openapi.format(
+    "public-url",
+    st.sampled_from(
+        [
+            "https://example.com/hooks/whatsapp",
+            "http://hooks.example.org:8080/in?tenant=7",
+            "https://93.184.215.14/files/photo.jpg",
+            "https://xn--mnchen-3ya.example/a",
+        ]
+    ),
+)
 
 
 def _probe(operation: Any, mode: GenerationMode, headers: dict[str, str]) -> None:

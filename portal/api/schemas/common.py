@@ -38,6 +38,9 @@ CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 # http(s), a host name or IPv4 address, an optional port (1-65535), then any path/query without spaces.
 PORT_PATTERN = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 URL_PATTERN = r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:" + PORT_PATTERN + r")?([/?][^\s]*)?$"
+# The pattern is the URL's outer form; which hosts are taken (a valid DNS name or four decimal numbers, and an
+# address on the public internet) no pattern can say, so the document names that rule as a format beside it.
+URL_RULE: JsonDict = {"pattern": URL_PATTERN, "format": "public-url"}
 # Dates and times of filters lie in the years MIN_YEAR..MAX_YEAR (1900-9998).
 YEAR_PATTERN = r"^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
 

@@ -18,7 +18,7 @@ from portal.api.schemas.common import (
     MAX_TEXT,
     RECIPIENT_DOC,
     RECIPIENT_RULE,
-    URL_PATTERN,
+    URL_RULE,
     YEAR_PATTERN,
     Page,
     Request,
@@ -65,7 +65,7 @@ class MediaDto(Request):
         None,
         max_length=2048,
         description="Public URL WAHA downloads the file from.",
-        json_schema_extra=string_rule(pattern=URL_PATTERN),
+        json_schema_extra=string_rule(**URL_RULE),
     )
     data: str | None = Field(
         None,

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from portal.api.schemas.common import PHONE_RULE, URL_PATTERN, Page, Request, Response, check_recipient, string_rule
+from portal.api.schemas.common import PHONE_RULE, URL_RULE, Page, Request, Response, check_recipient, string_rule
 from portal.models import Engine, SessionStatus
 
 
@@ -62,7 +62,7 @@ class CreateSessionDto(Request):
         max_length=2048,
         description="Your URL that receives this session's events.",
         examples=["https://example.com/hooks/whatsapp"],
-        json_schema_extra=string_rule(pattern=URL_PATTERN),
+        json_schema_extra=string_rule(**URL_RULE),
     )
     webhookEvents: list[str] | None = Field(
         None,
