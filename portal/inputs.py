@@ -2,6 +2,7 @@
 
 - NUL characters in the path, query string or form fields: PostgreSQL text cannot hold them, so they are a 400
   here instead of a database error later. (The WAHA webhook receiver is exempt: it stores what WAHA sends.)
+- A multipart part without a field name: nothing could say which field it is.
 - A Referer header that does not parse as a URL (a non-numeric port): CSRF's origin check would trip on it.
 - JSON nested deeper than MAX_JSON_DEPTH, or that the parser cannot nest that deep: refused as bad JSON.
 - Dates outside MIN_YEAR..MAX_YEAR in any date or time filter: a day added to 9999-12-31 does not exist.
@@ -123,6 +124,9 @@ def _refusal() -> tuple[str, str] | None:
         "application/x-www-form-urlencoded",
         "multipart/form-data",
     ):
+        if None in request.form or None in request.files:
+            # a multipart part whose Content-Disposition names no field
+            return "form", "Every form field and file needs a name."
         for key, values in request.form.lists():
             if "\x00" in key or any("\x00" in v for v in values):
                 return key.replace("\x00", ""), "Text must not contain NUL characters."

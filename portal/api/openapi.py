@@ -445,21 +445,22 @@ COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
 )
 
 
-# Text the server takes never holds NUL (PostgreSQL cannot store it; such requests answer 400).
-NO_NUL = r"^[^\u0000]*$"
-
-
 def _no_nul(schema: Any) -> Any:
-    """Add NO_NUL to every string schema without a pattern of its own, recursively (request schemas only)."""
+    """State the server's NUL rule in a request schema, recursively: text holds no NUL (PostgreSQL cannot store
+    it; such requests answer 400), nor do the keys of free-form objects."""
     if isinstance(schema, dict):
         if (
             schema.get("type") == "string"
-            and "pattern" not in schema
-            and "enum" not in schema
-            and "format" not in schema
-            and "const" not in schema
+            and not schema.keys() & {"enum", "const"}
+            and schema.get("format") != "binary"
         ):
-            schema["pattern"] = NO_NUL
+            pattern = schema.get("pattern")
+            if pattern is None:
+                schema["pattern"] = s.NO_NUL
+            elif pattern not in s.NUL_FREE_PATTERNS:
+                schema.setdefault("allOf", []).append({"pattern": s.NO_NUL})
+        if schema.get("type") == "object" and schema.get("additionalProperties", True) is not False:
+            schema.setdefault("propertyNames", {}).setdefault("pattern", s.NO_NUL)
         for value in schema.values():
             _no_nul(value)
     elif isinstance(schema, list):
@@ -468,16 +469,31 @@ def _no_nul(schema: Any) -> Any:
     return schema
 
 
+def _request_models() -> set[str]:
+    """Names of every request model (bodies, queries and the objects nested in them)."""
+    names, todo = set(), [s.Request]
+    while todo:
+        model = todo.pop()
+        names.add(model.__name__)
+        todo.extend(model.__subclasses__())
+    return names
+
+
 def _components() -> dict[str, Any]:
     pairs: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         (model, "validation" if issubclass(model, s.Request) else "serialization") for model in COMPONENT_MODELS
     ]
     _, top = models_json_schema(pairs, ref_template=REF)
     defs = top.get("$defs", {})
-    for model in COMPONENT_MODELS:
-        if issubclass(model, s.Request) and model.__name__ in defs:
-            _no_nul(defs[model.__name__])
+    requests = _request_models()
+    for name, schema in defs.items():
+        if name in requests:
+            _no_nul(schema)
     return dict(sorted(defs.items()))
+
+
+# An empty query parameter or form field (?status=) counts as one left out, as HTML forms send it.
+EMPTY_AS_ABSENT = "An empty value counts as the parameter left out."
 
 
 def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
@@ -488,15 +504,17 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
         prop = dict(prop)
         description = prop.pop("description", "")
         prop.pop("title", None)
-        params.append(
-            {
-                "name": name,
-                "in": "query",
-                "required": name in required,
-                "description": description,
-                "schema": _no_nul(prop),
-            }
-        )
+        param = {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "description": description,
+            "schema": _no_nul(prop),
+        }
+        if name not in required:
+            param["allowEmptyValue"] = True
+            param["description"] = f"{description} {EMPTY_AS_ABSENT}".strip()
+        params.append(param)
     return params
 
 
@@ -522,25 +540,34 @@ def _multipart_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The form's fields plus `file`, as one closed object: an allOf with a closed model cannot take `file`."""
     schema = model.model_json_schema(ref_template=REF)
     schema.pop("title", None)
-    properties = {"file": {"type": "string", "format": "binary", "description": "The file to send."}}
-    properties.update({name: _form_field(field) for name, field in schema.get("properties", {}).items()})
+    required = schema.get("required", [])
+    properties = {
+        "file": {"type": "string", "format": "binary", "minLength": 1, "description": "The file to send (not empty)."}
+    }
+    properties.update(
+        {name: _form_field(field, name in required) for name, field in schema.get("properties", {}).items()}
+    )
     return _no_nul(
         {
             **schema,
             "properties": properties,
-            "required": ["file", *schema.get("required", [])],
+            "required": ["file", *required],
             "additionalProperties": False,
         }
     )
 
 
-def _form_field(field: dict[str, Any]) -> dict[str, Any]:
-    """A form field is text or absent: a form has no null, so the null branch of an optional field goes."""
+def _form_field(field: dict[str, Any], required: bool) -> dict[str, Any]:
+    """A form field is text or absent: a form has no null, so the null branch of an optional field goes; an
+    optional field sent empty counts as left out, so it takes "" too."""
     branches = [branch for branch in field.get("anyOf", []) if branch.get("type") != "null"]
-    if len(branches) != 1:
+    if len(branches) == 1:
+        rest = {key: value for key, value in field.items() if key not in ("anyOf", "default")}
+        field = {**branches[0], **rest}
+    if required:
         return field
-    rest = {key: value for key, value in field.items() if key not in ("anyOf", "default")}
-    return {**branches[0], **rest}
+    description = field.pop("description", "")
+    return {"anyOf": [field, {"const": ""}], "description": f"{description} {EMPTY_AS_ABSENT}".strip()}
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:

@@ -50,7 +50,7 @@ def create_session() -> Response:
             engine=dto.engine,
             webhook_url=dto.webhookUrl,
             webhook_events=dto.webhookEvents,
-            config=dto.config,
+            config=dto.config_for_service(),
             idempotency_key=idempotency_key(),
         )
     return send(SessionCreatedDto.created(session, session_secrets.secret_for(session)), 201)

@@ -6,8 +6,8 @@ leading "00" is the international prefix, a missing "+" is added) and must be a 
 "<digits>@c.us". A chat id is kept as given when it has one of the kinds WAHA accepts (@c.us, @g.us, @lid).
 
 The services use `phone_digits` and `normalize_recipient` (Invalid on a bad value); the API's request schemas use
-`looks_like_phone`, `parse_phone` and `CHAT_ID_PATTERN` for the same checks. The WAHA client
-(`portal.waha.ids`) only formats ids the way WAHA spells them; it does not decide what is valid.
+`parse_phone` and `CHAT_ID_PATTERNS` for the same checks (and state the shape of a number as a pattern). The WAHA
+client (`portal.waha.ids`) only formats ids the way WAHA spells them; it does not decide what is valid.
 """
 
 from __future__ import annotations
@@ -26,21 +26,9 @@ CHAT_ID_PATTERNS = (
     r"[0-9]{5,25}(-[0-9]{5,15})?@g\.us",
     r"[0-9]{5,25}@lid",
 )
-CHAT_ID_PATTERN = "^(" + "|".join(CHAT_ID_PATTERNS) + ")$"
 CHAT_ID_RES = tuple(re.compile(f"^{pattern}$") for pattern in CHAT_ID_PATTERNS)
 
 PHONE_HINT = "write it with the country code, e.g. +49 170 1234567"
-_SEPARATORS_RE = re.compile(r"[\s().-]")
-_PHONE_SHAPE_RE = re.compile(r"\+?\d{6,17}")
-
-
-def looks_like_phone(value: str) -> bool:
-    """True when `value` is written like a phone number: 6 to 17 digits with an optional "+" or "00" in front,
-    spaces, dots, dashes and parentheses allowed between them."""
-    digits = _SEPARATORS_RE.sub("", value.strip())
-    if digits.startswith("00"):
-        digits = "+" + digits[2:]
-    return _PHONE_SHAPE_RE.fullmatch(digits) is not None
 
 
 def parse_phone(phone: str) -> phonenumbers.PhoneNumber | None:

@@ -81,6 +81,24 @@ def test_nul_in_a_form_field_answers_400(owner: Any, login: Any) -> None:
     assert response.status_code == 400
 
 
+def test_multipart_part_without_a_name_answers_400(api: Api, session: dict[str, Any]) -> None:
+    # A Content-Disposition without name= (or one a line break cut short) leaves the field nameless.
+    body = (
+        b'--B\r\nContent-Disposition: form-data; name="to"\r\n\r\n+491701234567\r\n'
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\n\r\n%PDF\r\n'
+        b'--B\r\nContent-Disposition: form-data; name="cap\ntion"\r\n\r\nhello\r\n--B--\r\n'
+    )
+    response = api.post(
+        f"/waha/sessions/{session['id']}/send/media",
+        data=body,
+        headers={"Content-Type": "multipart/form-data; boundary=B"},
+    )
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["details"]["fields"] == [{"field": "form", "message": "Every form field and file needs a name."}]
+
+
 def test_deeply_nested_json_answers_400(api: Api) -> None:
     body = "[" * 100_000 + "]" * 100_000
     response = api.post("/waha/sessions", data=body, headers={"Content-Type": "application/json"})

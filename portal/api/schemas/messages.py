@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -14,13 +11,19 @@ from pydantic_core import PydanticCustomError
 from portal.api.schemas.common import (
     BASE64_PATTERN,
     CURSOR_PATTERN,
+    DATE_TIME_PATTERN,
+    FILENAME_PATTERN,
     MAX_PAGE,
     MAX_TEXT,
+    MIMETYPE_PATTERN,
+    NOT_BLANK,
     RECIPIENT_DOC,
     RECIPIENT_RULE,
+    URL_PATTERN,
     URL_RULE,
-    YEAR_PATTERN,
     Page,
+    QueryDateTime,
+    QueryInt,
     Request,
     Response,
     check_recipient,
@@ -28,7 +31,7 @@ from portal.api.schemas.common import (
 )
 from portal.inputs import MAX_YEAR, MIN_YEAR
 from portal.services.media import media_kind
-from portal.services.messages.validation import MediaKind
+from portal.services.messages.validation import CAPTION_MAX, METADATA_MAX_ENTRIES, METADATA_VALUE_MAX, MediaKind
 
 MessageStatus = Literal["PENDING", "SERVER", "DEVICE", "READ", "PLAYED", "ERROR"]
 MESSAGE_STATUSES: tuple[MessageStatus, ...] = get_args(MessageStatus)
@@ -36,13 +39,21 @@ MESSAGE_STATUSES: tuple[MessageStatus, ...] = get_args(MessageStatus)
 
 # ---- requests -------------------------------------------------------------------------------------------------
 
+_FLOAT_MAX = 1.7976931348623157e308
+# A value of a message's metadata: text, a whole number within 64 bits, another finite number, or true/false.
+MetadataValue = (
+    Annotated[str, Field(max_length=METADATA_VALUE_MAX)]
+    | Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+    | Annotated[float, Field(ge=-_FLOAT_MAX, le=_FLOAT_MAX, allow_inf_nan=False)]
+    | bool
+)
+
 
 class MediaDto(Request):
     """A file to send, by URL or inline as base64 (exactly one of url or data; data needs a mimetype)."""
 
     model_config = ConfigDict(
         extra="forbid",
-        str_strip_whitespace=True,
         json_schema_extra={
             "oneOf": [
                 # the other one absent or null: the server takes exactly one of them
@@ -64,40 +75,38 @@ class MediaDto(Request):
     url: str | None = Field(
         None,
         max_length=2048,
+        pattern=URL_PATTERN,
         description="Public URL WAHA downloads the file from.",
-        json_schema_extra=string_rule(**URL_RULE),
+        json_schema_extra=string_rule(format=URL_RULE["format"]),
     )
     data: str | None = Field(
         None,
+        pattern=BASE64_PATTERN,
         description="The file, base64-encoded (instead of url).",
-        json_schema_extra=string_rule(contentEncoding="base64", pattern=BASE64_PATTERN),
+        json_schema_extra=string_rule(contentEncoding="base64"),
     )
-    mimetype: str | None = Field(None, max_length=127, examples=["image/jpeg"])
-    filename: str | None = Field(None, max_length=255)
-    caption: str | None = Field(None, max_length=MAX_TEXT)
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^\s/]+", value):
-            raise PydanticCustomError("url", "Must be an http:// or https:// URL.")
-        return value
-
-    @field_validator("data")
-    @classmethod
-    def _base64(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                base64.b64decode(value, validate=True)
-            except (binascii.Error, ValueError):
-                raise PydanticCustomError("base64", "Must be base64-encoded file content.") from None
-        return value
+    mimetype: str | None = Field(
+        None,
+        max_length=127,
+        pattern=MIMETYPE_PATTERN,
+        examples=["image/jpeg"],
+        description="The file's media type (type/subtype, parameters after ';' allowed). Required with data; "
+        "with url it defaults from the filename's or the URL's extension.",
+    )
+    filename: str | None = Field(
+        None, max_length=255, pattern=FILENAME_PATTERN, description="A plain name (no / or \\\\)."
+    )
+    caption: str | None = Field(
+        None,
+        max_length=CAPTION_MAX,
+        description="Shown under the file (blank: none). Audio (voice messages) takes no caption.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> MediaDto:
         if (self.url is None) == (self.data is None):
             raise PydanticCustomError("media_source", "Give exactly one of url or data.", {"field": "media.url"})
-        if self.data is not None and not self.mimetype:
+        if self.data is not None and self.mimetype is None:
             raise PydanticCustomError(
                 "mimetype", "A mimetype is required with inline data.", {"field": "media.mimetype"}
             )
@@ -135,16 +144,22 @@ class SendMessageDto(Request):
     )
     text: str | None = Field(
         None,
-        min_length=1,
         max_length=MAX_TEXT,
+        pattern=NOT_BLANK,
         examples=["Hello from the portal"],
         description="The message, or the caption when media is given (not only spaces: "
         "leading and trailing spaces are dropped).",
-        json_schema_extra=string_rule(pattern=r"\S"),
     )
-    metadata: dict[str, Any] | None = Field(None, description="Your own data, stored with the message.")
+    metadata: dict[str, MetadataValue] | None = Field(
+        None,
+        max_length=METADATA_MAX_ENTRIES,
+        description=f"Your own data, stored with the message: at most {METADATA_MAX_ENTRIES} names, each with a text "
+        f"(at most {METADATA_VALUE_MAX} characters), a number or true/false.",
+    )
     media: MediaDto | None = Field(None, description="A file to send (image, document, audio or video).")
-    replyTo: str | None = Field(None, max_length=255, description="WhatsApp id of the message answered.")
+    replyTo: str | None = Field(
+        None, max_length=255, pattern=NOT_BLANK, description="WhatsApp id of the message answered."
+    )
 
     @field_validator("to")
     @classmethod
@@ -168,9 +183,9 @@ class MediaUploadForm(Request):
         examples=["+491701234567"],
         json_schema_extra=RECIPIENT_RULE,
     )
-    caption: str | None = Field(None, max_length=MAX_TEXT)
+    caption: str | None = Field(None, max_length=CAPTION_MAX)
     type: MediaKind | None = Field(None, description="Defaults from the file's mimetype.")
-    replyTo: str | None = Field(None, max_length=255)
+    replyTo: str | None = Field(None, max_length=255, pattern=NOT_BLANK)
 
     @field_validator("to")
     @classmethod
@@ -183,20 +198,20 @@ class MessageListQuery(Request):
     status: MessageStatus | None = None
     chatId: str | None = Field(None, max_length=128, description="Only this chat (e.g. 491701234567@c.us).")
     q: str | None = Field(None, max_length=200, description="Text search in the message body.")
-    since: datetime | None = Field(
+    since: QueryDateTime | None = Field(
         None,
-        description="Created at or after (ISO 8601, years 1900-9998).",
-        json_schema_extra=string_rule(pattern=YEAR_PATTERN),
+        description="Created at or after (RFC 3339 with an offset, years 1900-9998).",
+        json_schema_extra=string_rule(pattern=DATE_TIME_PATTERN),
     )
-    until: datetime | None = Field(
+    until: QueryDateTime | None = Field(
         None,
-        description="Created before (ISO 8601, years 1900-9998).",
-        json_schema_extra=string_rule(pattern=YEAR_PATTERN),
+        description="Created before (RFC 3339 with an offset, years 1900-9998).",
+        json_schema_extra=string_rule(pattern=DATE_TIME_PATTERN),
     )
     cursor: str | None = Field(
         None, max_length=200, pattern=CURSOR_PATTERN, description="nextCursor of the previous page, as given (opaque)."
     )
-    limit: int = Field(50, ge=1, le=MAX_PAGE, description="Page size.")
+    limit: QueryInt = Field(50, ge=1, le=MAX_PAGE, description="Page size.")
 
     @field_validator("since", "until")
     @classmethod

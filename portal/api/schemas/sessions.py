@@ -9,7 +9,18 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from portal.api.schemas.common import PHONE_RULE, URL_RULE, Page, Request, Response, check_recipient, string_rule
+from portal.api.schemas.common import (
+    NOT_BLANK,
+    PHONE_RULE,
+    PROXY_SERVER_PATTERN,
+    URL_PATTERN,
+    URL_RULE,
+    Page,
+    Request,
+    Response,
+    check_phone,
+    string_rule,
+)
 from portal.models import Engine, SessionStatus
 
 
@@ -21,48 +32,110 @@ def _events_schema(schema: dict[str, Any]) -> None:
             branch["items"] = {"type": "string", "enum": ["*", *sorted(WAHA_EVENTS)]}
 
 
-def _config_schema(schema: dict[str, Any]) -> None:
-    from portal.services.sessions import METADATA_MAX_ENTRIES, METADATA_PREFIX, TENANT_CONFIG_KEYS
+# ---- requests -------------------------------------------------------------------------------------------------
+
+
+class ProxyConfig(Request):
+    """The proxy WAHA reaches WhatsApp through."""
+
+    keep_whitespace = frozenset({"username", "password"})
+
+    server: str = Field(
+        pattern=PROXY_SERVER_PATTERN,
+        examples=["proxy.example.com:3128"],
+        description="host:port, optionally with http://, https://, socks4:// or socks5:// in front; the host must be "
+        "public (the destination policy of every URL).",
+        json_schema_extra={"format": "public-proxy"},
+    )
+    username: str | None = None
+    password: str | None = None
+
+
+class IgnoreConfig(Request):
+    """Events of these chats are not sent."""
+
+    status: bool | None = None
+    groups: bool | None = None
+    channels: bool | None = None
+    broadcast: bool | None = None
+
+
+class ClientConfig(Request):
+    """How the session shows under Linked devices on the phone."""
+
+    deviceName: str | None = None
+    browserName: str | None = None
+
+
+class NowebStoreConfig(Request):
+    enabled: bool
+    fullSync: bool
+
+
+class NowebConfig(Request):
+    markOnline: bool
+    store: NowebStoreConfig | None = None
+
+
+class WebjsConfig(Request):
+    tagsEventsOn: bool | None = None
+
+
+class GowsStorageConfig(Request):
+    messages: bool | None = None
+    groups: bool | None = None
+    chats: bool | None = None
+    labels: bool | None = None
+
+
+class GowsConfig(Request):
+    storage: GowsStorageConfig | None = None
+
+
+def _metadata_schema(schema: dict[str, Any]) -> None:
+    from portal.services.sessions import METADATA_PREFIX
 
     for branch in schema.get("anyOf", [schema]):
         if branch.get("type") == "object":
-            branch["propertyNames"] = {"enum": sorted(TENANT_CONFIG_KEYS)}
-            branch["properties"] = {
-                "metadata": {
-                    "type": "object",
-                    "maxProperties": METADATA_MAX_ENTRIES,
-                    "propertyNames": {"not": {"pattern": "^" + re.escape(METADATA_PREFIX)}},
-                    "additionalProperties": {"type": "string"},
-                    "description": f"Your own labels (string values); keys starting with {METADATA_PREFIX!r} are "
-                    "reserved.",
-                }
-            }
-            # WAHA's own session config objects (see WAHA's SessionConfig); passed through as given.
-            branch["properties"].update(
-                {
-                    key: {"type": "boolean" if key == "debug" else "object"}
-                    for key in TENANT_CONFIG_KEYS
-                    if key != "metadata"
-                }
-            )
+            branch["propertyNames"] = {"not": {"pattern": "^" + re.escape(METADATA_PREFIX)}}
 
 
-# ---- requests -------------------------------------------------------------------------------------------------
+class SessionConfig(Request):
+    """WAHA's session config (its SessionConfig) that a tenant may set; null means not set. Webhooks are the
+    portal's own: use webhookUrl."""
+
+    metadata: dict[str, str] | None = Field(
+        None,
+        max_length=20,
+        description="Your own labels (string values); keys starting with 'portal.' are reserved.",
+        json_schema_extra=_metadata_schema,
+    )
+    proxy: ProxyConfig | None = None
+    debug: bool | None = None
+    ignore: IgnoreConfig | None = None
+    client: ClientConfig | None = None
+    noweb: NowebConfig | None = None
+    webjs: WebjsConfig | None = None
+    gows: GowsConfig | None = None
 
 
 class CreateSessionDto(Request):
     """A new WhatsApp session for the caller's tenant."""
 
     sessionName: str = Field(
-        min_length=1, max_length=100, description="Name, unique within the tenant.", examples=["support"]
+        max_length=100,
+        pattern=NOT_BLANK,
+        description="Name, unique within the tenant (runs of whitespace count as one space).",
+        examples=["support"],
     )
     engine: Engine | None = Field(None, description="WAHA engine; the server default when omitted.")
     webhookUrl: str | None = Field(
         None,
         max_length=2048,
+        pattern=URL_PATTERN,
         description="Your URL that receives this session's events.",
         examples=["https://example.com/hooks/whatsapp"],
-        json_schema_extra=string_rule(**URL_RULE),
+        json_schema_extra=string_rule(format=URL_RULE["format"]),
     )
     webhookEvents: list[str] | None = Field(
         None,
@@ -70,16 +143,11 @@ class CreateSessionDto(Request):
         examples=[["message", "session.status"]],
         json_schema_extra=_events_schema,
     )
-    config: dict[str, Any] | None = Field(
-        None, description="Extra WAHA session config (e.g. metadata, proxy).", json_schema_extra=_config_schema
-    )
+    config: SessionConfig | None = Field(None, description="Extra WAHA session config (e.g. metadata, proxy).")
 
-    @field_validator("webhookUrl")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^\s/]+", value):
-            raise PydanticCustomError("url", "Must be an http:// or https:// URL.")
-        return value
+    def config_for_service(self) -> dict[str, Any] | None:
+        """The config as the sessions service takes it (keys set to null left out)."""
+        return None if self.config is None else self.config.model_dump(exclude_none=True)
 
 
 class PairingCodeDto(Request):
@@ -98,7 +166,7 @@ class PairingCodeDto(Request):
     def _phone(cls, value: str) -> str:
         if "@" in value:
             raise PydanticCustomError("phone", "Give a phone number, not a chat id.")
-        return check_recipient(value)
+        return check_phone(value)
 
 
 class SessionListQuery(Request):
