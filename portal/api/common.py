@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -43,19 +43,22 @@ def json_body(model: type[ModelT]) -> ModelT:
     return validate(model, data, where="body")
 
 
-def single_values(source: MultiDict[str, str], where: str) -> dict[str, str]:
-    """A query string or form as a plain dict; a parameter given twice is refused, as an unknown one is."""
+def single_values(source: MultiDict[str, str], where: str, known: Iterable[str] | None = None) -> dict[str, str]:
+    """A query string or form as a plain dict; a parameter given twice is refused, as an unknown one is.
+
+    An empty parameter (?status=) counts as one left out ("no filter"), as HTML forms send it; with `known`
+    (the model's fields) an empty unknown parameter is kept, so that validation refuses it like any unknown one."""
     repeated = [key for key, values in source.lists() if len(values) > 1]
     if repeated:
         fields = [{"field": key, "message": "Give this parameter once."} for key in repeated]
         raise Invalid(f"Invalid {where}: {repeated[0]}: Give this parameter once.", details={"fields": fields})
-    # An empty parameter (?status=) means "no filter", as HTML forms send it.
-    return {k: v for k, v in source.items() if v != ""}
+    names = None if known is None else set(known)
+    return {k: v for k, v in source.items() if v != "" or (names is not None and k not in names)}
 
 
 def query(model: type[ModelT]) -> ModelT:
     """The query string as `model`; unknown or repeated parameters are refused like unknown body fields."""
-    return validate(model, single_values(request.args, "query"), where="query")
+    return validate(model, single_values(request.args, "query", model.model_fields), where="query")
 
 
 def idempotency_key() -> str | None:

@@ -87,7 +87,7 @@ def send_message(session_id: str) -> Response:
 @bp.post("/sessions/<session_id>/send/media")
 @api_route("messages:send", autocommit=True)
 def send_media(session_id: str) -> Response:
-    form = validate(MediaUploadForm, single_values(request.form, "form"), where="form")
+    form = validate(MediaUploadForm, single_values(request.form, "form", MediaUploadForm.model_fields), where="form")
     upload = request.files.get("file")
     extra_files = [name for name in request.files if name != "file"]
     if extra_files:

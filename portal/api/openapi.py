@@ -461,8 +461,9 @@ def _no_nul(schema: Any) -> Any:
                 schema.setdefault("allOf", []).append({"pattern": s.NO_NUL})
         if schema.get("type") == "object" and schema.get("additionalProperties", True) is not False:
             schema.setdefault("propertyNames", {}).setdefault("pattern", s.NO_NUL)
-        for value in schema.values():
-            _no_nul(value)
+        for key, value in schema.items():
+            if key not in ("if", "not"):  # conditions select, they do not constrain
+                _no_nul(value)
     elif isinstance(schema, list):
         for value in schema:
             _no_nul(value)

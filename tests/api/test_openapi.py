@@ -296,3 +296,36 @@ def test_phone_and_cursor_rules_are_documented() -> None:
     params = openapi_document()["paths"]["/waha/messages"]["get"]["parameters"]
     cursor = next(p["schema"] for p in params if p["name"] == "cursor")
     assert not Draft202012Validator(cursor).is_valid("not a cursor!")
+
+
+# The keywords a schema of the document may use (JSON Schema 2020-12 as OpenAPI 3.1 takes it): a pydantic
+# constraint it could not translate (`ge`, `le`) would otherwise reach the document as a word no validator reads.
+SCHEMA_KEYWORDS = {
+    "$ref", "type", "properties", "required", "additionalProperties", "propertyNames", "items", "anyOf", "oneOf",
+    "allOf", "not", "if", "then", "else", "enum", "const", "pattern", "format", "minLength", "maxLength", "minimum",
+    "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems", "minProperties", "maxProperties",
+    "default", "description", "title", "examples", "contentEncoding",
+}  # fmt: skip
+
+
+def _schema_keywords(schema: Any) -> set[str]:
+    if not isinstance(schema, dict):
+        return set()
+    found = set(schema)
+    children = [*schema.get("properties", {}).values(), *schema.get("anyOf", []), *schema.get("oneOf", [])]
+    children += [*schema.get("allOf", []), *(schema.get(k) for k in ("items", "additionalProperties", "propertyNames"))]
+    children += [schema.get(k) for k in ("not", "if", "then", "else")]
+    for child in children:
+        found |= _schema_keywords(child)
+    return found
+
+
+def test_schemas_use_only_json_schema_keywords() -> None:
+    document = openapi_document()
+    schemas = list(document["components"]["schemas"].values())
+    for ops in document["paths"].values():
+        for op in ops.values():
+            schemas += [p["schema"] for p in op.get("parameters", [])]
+            schemas += [m["schema"] for m in op.get("requestBody", {}).get("content", {}).values()]
+    used = set().union(*(_schema_keywords(schema) for schema in schemas))
+    assert used <= SCHEMA_KEYWORDS, used - SCHEMA_KEYWORDS

@@ -160,7 +160,10 @@ def _wire_date_time(value: Any) -> Any:
 
 
 # Query parameters: an integer written in digits (not " 5", "1_0" or "5.0"), and an RFC 3339 date and time.
-QueryInt = Annotated[int, BeforeValidator(_wire_int)]
+# Limits of a nullable one go before WIRE_INT (Annotated[int, Field(ge=1), WIRE_INT] | None), or the document
+# loses them.
+WIRE_INT = BeforeValidator(_wire_int)
+QueryInt = Annotated[int, WIRE_INT]
 QueryDateTime = Annotated[datetime, BeforeValidator(_wire_date_time)]
 
 

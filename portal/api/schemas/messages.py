@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
@@ -10,6 +12,7 @@ from pydantic_core import PydanticCustomError
 
 from portal.api.schemas.common import (
     BASE64_PATTERN,
+    BLANK,
     CURSOR_PATTERN,
     DATE_TIME_PATTERN,
     FILENAME_PATTERN,
@@ -21,6 +24,7 @@ from portal.api.schemas.common import (
     RECIPIENT_RULE,
     URL_PATTERN,
     URL_RULE,
+    WS,
     Page,
     QueryDateTime,
     QueryInt,
@@ -31,13 +35,88 @@ from portal.api.schemas.common import (
 )
 from portal.inputs import MAX_YEAR, MIN_YEAR
 from portal.services.media import media_kind
-from portal.services.messages.validation import CAPTION_MAX, METADATA_MAX_ENTRIES, METADATA_VALUE_MAX, MediaKind
+from portal.services.messages.validation import (
+    BLOCKED_DOCUMENT_TYPES,
+    CAPTION_MAX,
+    MEDIA_TYPES,
+    METADATA_MAX_ENTRIES,
+    METADATA_VALUE_MAX,
+    MediaKind,
+)
 
 MessageStatus = Literal["PENDING", "SERVER", "DEVICE", "READ", "PLAYED", "ERROR"]
 MESSAGE_STATUSES: tuple[MessageStatus, ...] = get_args(MessageStatus)
 
 
 # ---- requests -------------------------------------------------------------------------------------------------
+
+
+def _any_case(text: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in text)
+
+
+def _mimetypes_pattern(types: Iterable[str]) -> str:
+    """A mimetype (any case, parameters allowed) whose type/subtype is one of `types`."""
+    return rf"^[{WS}]*({'|'.join(_any_case(t) for t in sorted(types))})[{WS}]*(;[^\u0000]*)?$"
+
+
+def _media_rules() -> list[dict[str, Any]]:
+    """What each kind takes (services.messages.validation): its mimetypes (documents: any but programs), and no
+    caption on audio (a voice message)."""
+    rules: list[dict[str, Any]] = [
+        {
+            "if": {
+                "required": ["type", "mimetype"],
+                "properties": {"type": {"const": kind}, "mimetype": {"type": "string"}},
+            },
+            "then": {"properties": {"mimetype": {"pattern": _mimetypes_pattern(types)}}},
+        }
+        for kind, types in sorted(MEDIA_TYPES.items())
+    ]
+    rules.append(
+        {
+            "if": {
+                "required": ["type", "mimetype"],
+                "properties": {"type": {"const": "document"}, "mimetype": {"type": "string"}},
+            },
+            "then": {"properties": {"mimetype": {"not": {"pattern": _mimetypes_pattern(BLOCKED_DOCUMENT_TYPES)}}}},
+        }
+    )
+    rules.append(
+        {
+            "if": {"required": ["type"], "properties": {"type": {"const": "audio"}}},
+            "then": {"properties": {"caption": {"anyOf": [{"type": "null"}, {"type": "string", "pattern": BLANK}]}}},
+        }
+    )
+    return rules
+
+
+# A media message's text is its caption: at most CAPTION_MAX characters, none on audio, and not beside a
+# media.caption (one caption, given once).
+_CAPTIONED = {"type": "string", "pattern": NOT_BLANK}
+_TEXT_RULES: list[dict[str, Any]] = [
+    {
+        "if": {"required": ["media"], "properties": {"media": {"type": "object"}}},
+        "then": {"properties": {"text": {"anyOf": [{"type": "null"}, {"type": "string", "maxLength": CAPTION_MAX}]}}},
+    },
+    {
+        "if": {
+            "required": ["media"],
+            "properties": {
+                "media": {"type": "object", "required": ["type"], "properties": {"type": {"const": "audio"}}}
+            },
+        },
+        "then": {"properties": {"text": {"type": "null"}}},
+    },
+    {
+        "if": {
+            "required": ["media"],
+            "properties": {"media": {"type": "object", "required": ["caption"], "properties": {"caption": _CAPTIONED}}},
+        },
+        "then": {"properties": {"text": {"type": "null"}}},
+    },
+]
+
 
 _FLOAT_MAX = 1.7976931348623157e308
 # A value of a message's metadata: text, a whole number within 64 bits, another finite number, or true/false.
@@ -67,7 +146,8 @@ class MediaDto(Request):
                     "required": ["data", "mimetype"],
                     "properties": {"data": {"type": "string"}, "mimetype": {"type": "string"}, "url": {"type": "null"}},
                 },
-            ]
+            ],
+            "allOf": _media_rules(),
         },
     )
 
@@ -131,7 +211,8 @@ class SendMessageDto(Request):
             "anyOf": [
                 {"required": ["text"], "properties": {"text": {"type": "string"}}},
                 {"required": ["media"], "properties": {"media": {"type": "object"}}},
-            ]
+            ],
+            "allOf": _TEXT_RULES,
         }
     )
 
@@ -170,6 +251,10 @@ class SendMessageDto(Request):
     def _has_content(self) -> SendMessageDto:
         if self.text is None and self.media is None:
             raise PydanticCustomError("content", "Give text, media or both.", {"field": "text"})
+        if self.text is not None and self.media is not None and self.media.caption:
+            raise PydanticCustomError(
+                "caption", "Give the caption once: as text or as media.caption.", {"field": "text"}
+            )
         return self
 
 

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
-from portal.api.schemas.common import CURSOR_PATTERN, MAX_PAGE, Page, Request, Response
+from portal.api.schemas.common import CURSOR_PATTERN, MAX_PAGE, WIRE_INT, Page, QueryInt, Request, Response
 from portal.services.forwarding import DeliveryStatus
 
 
 class DeliveryListQuery(Request):
-    endpointId: int | None = Field(None, ge=1, le=2**31 - 1, description="Only attempts to this webhook endpoint.")
+    endpointId: Annotated[int, Field(ge=1, le=2**31 - 1), WIRE_INT] | None = Field(
+        None, description="Only attempts to this webhook endpoint."
+    )
     status: DeliveryStatus | None = Field(None, description="pending, succeeded, failed or dead.")
     cursor: str | None = Field(
         None, max_length=200, pattern=CURSOR_PATTERN, description="nextCursor of the previous page, as given (opaque)."
     )
-    limit: int = Field(50, ge=1, le=MAX_PAGE, description="Page size.")
+    limit: QueryInt = Field(50, ge=1, le=MAX_PAGE, description="Page size.")
 
 
 class WebhookEndpointResponse(Response):
