@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import JsonDict, JsonValue
 from pydantic_core import PydanticCustomError
 
 from portal.api.schemas.common import (
@@ -60,10 +61,10 @@ def _mimetypes_pattern(types: Iterable[str]) -> str:
     return rf"^[{WS}]*({'|'.join(_any_case(t) for t in sorted(types))})[{WS}]*(;[^\u0000]*)?$"
 
 
-def _media_rules() -> list[dict[str, Any]]:
+def _media_rules() -> list[JsonValue]:
     """What each kind takes (services.messages.validation): its mimetypes (documents: any but programs), and no
     caption on audio (a voice message)."""
-    rules: list[dict[str, Any]] = [
+    rules: list[JsonValue] = [
         {
             "if": {
                 "required": ["type", "mimetype"],
@@ -93,8 +94,8 @@ def _media_rules() -> list[dict[str, Any]]:
 
 # A media message's text is its caption: at most CAPTION_MAX characters, none on audio, and not beside a
 # media.caption (one caption, given once).
-_CAPTIONED = {"type": "string", "pattern": NOT_BLANK}
-_TEXT_RULES: list[dict[str, Any]] = [
+_CAPTIONED: JsonDict = {"type": "string", "pattern": NOT_BLANK}
+_TEXT_RULES: list[JsonValue] = [
     {
         "if": {"required": ["media"], "properties": {"media": {"type": "object"}}},
         "then": {"properties": {"text": {"anyOf": [{"type": "null"}, {"type": "string", "maxLength": CAPTION_MAX}]}}},
