@@ -33,6 +33,7 @@ from portal.converters import parse_id
 from portal.services import messages
 from portal.services.errors import Invalid, NotFound
 from portal.services.media import media_for_message, media_kind
+from portal.services.messages.validation import is_media_type
 
 
 def _message(message: Any) -> MessageResponse:
@@ -99,9 +100,10 @@ def send_media(session_id: str) -> Response:
     if upload is None or not content:
         raise Invalid.field("file", "Attach the file as multipart/form-data field 'file'.")
     filename = upload.filename or "file"
+    # The part's Content-Type when it names a type; a range (*/*, image/*) or none says no more than octet-stream.
     mimetype = (
         upload.mimetype
-        if upload.mimetype not in ("", "application/octet-stream")
+        if upload.mimetype != "application/octet-stream" and is_media_type(upload.mimetype)
         else (mimetypes.guess_type(filename)[0] or "application/octet-stream")
     )
     media = {

@@ -147,6 +147,14 @@ def test_query_rules(api: Api, path: str, query: dict[str, str], valid: bool) ->
         ({"to": TO, "text": "x" * 1025, "media": INLINE}, False),  # ... so it is as short as one
         ({"to": TO, "text": "hi", "media": {**INLINE, "caption": "ho"}}, False),  # and given once
         ({"to": TO, "text": "hi", "media": {**INLINE, "caption": " "}}, True),
+        ({"to": TO, "media": {**INLINE, "data": base64.b64encode(b"GIF89a" + PNG).decode()}}, False),  # not a PNG
+        ({"to": TO, "media": {**INLINE, "mimetype": "image/gif", "data": base64.b64encode(b"GIF89a").decode()}}, True),
+        ({"to": TO, "media": {"type": "image", "url": "https://example.com/menu"}}, False),  # no type to be had
+        ({"to": TO, "media": {"type": "image", "url": "https://example.com/menu.PNG?size=2"}}, True),
+        ({"to": TO, "media": {"type": "image", "url": "https://example.com/menu.mp4"}}, False),  # a video's type
+        ({"to": TO, "media": {"type": "image", "url": "https://example.com/m", "filename": "menu.jpg"}}, True),
+        ({"to": TO, "media": {"type": "image", "url": "https://example.com/m.jpg", "filename": "menu"}}, False),
+        ({"to": TO, "media": {"type": "document", "url": "https://example.com/report"}}, True),  # octet-stream
         ({"to": TO, "media": AUDIO}, True),
         ({"to": TO, "media": {**AUDIO, "caption": "listen"}}, False),  # a voice message has no caption
         ({"to": TO, "media": {**AUDIO, "caption": "  "}}, True),
@@ -226,3 +234,24 @@ def test_upload_form_rules(
         f"/waha/sessions/{working_session['id']}/send/media", data=data, content_type="multipart/form-data"
     )
     assert _refused(response) is not valid, response.get_json()
+
+
+@pytest.mark.parametrize(
+    "filename, content, part_type, kind, mimetype",
+    [
+        ("report", b"%PDF-1.4", "*/*", "document", "application/octet-stream"),
+        ("photo.png", PNG, "image/*", "image", "image/png"),
+        ("photo.png", PNG, "image/png", "image", "image/png"),
+    ],
+)
+def test_upload_typed_by_a_media_range_takes_its_type_from_its_name(
+    api: Api, working_session: dict[str, Any], filename: str, content: bytes, part_type: str, kind: str, mimetype: str
+) -> None:
+    # The document lets the file part carry any Content-Type (*/*); a range names no type, so the name does.
+    data = {"to": TO, "file": (io.BytesIO(content), filename, part_type)}
+    response = api.post(
+        f"/waha/sessions/{working_session['id']}/send/media", data=data, content_type="multipart/form-data"
+    )
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["media"]["kind"] == kind
+    assert response.get_json()["media"]["mimetype"] == mimetype

@@ -266,7 +266,7 @@ def test_media_documents_url_xor_data() -> None:
     validator = _request_schema("/waha/sessions/{session_id}/send", "post", "application/json")
     base = {"to": "+491701234567", "media": {"type": "image"}}
     by_url = {**base, "media": {"type": "image", "url": "https://example.com/a.png"}}
-    inline = {**base, "media": {"type": "image", "data": "aGk=", "mimetype": "image/png"}}
+    inline = {**base, "media": {"type": "document", "data": "aGk=", "mimetype": "text/plain"}}
     both = {
         **base,
         "media": {"type": "image", "url": "https://example.com/a.png", "data": "aGk=", "mimetype": "image/png"},

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
-from pydantic.json_schema import JsonDict, JsonValue
 from pydantic_core import PydanticCustomError
 
 from portal.api.schemas.common import (
     BASE64_PATTERN,
-    BLANK,
     CURSOR_PATTERN,
     DATE_TIME_PATTERN,
     FILENAME_PATTERN,
@@ -25,7 +21,6 @@ from portal.api.schemas.common import (
     RECIPIENT_RULE,
     URL_PATTERN,
     URL_RULE,
-    WS,
     Page,
     QueryDateTime,
     QueryInt,
@@ -34,12 +29,11 @@ from portal.api.schemas.common import (
     check_recipient,
     string_rule,
 )
+from portal.api.schemas.send_rules import EXTENSIONS_DOC, TEXT_RULES, media_rules
 from portal.inputs import MAX_YEAR, MIN_YEAR
 from portal.services.media import media_kind
 from portal.services.messages.validation import (
-    BLOCKED_DOCUMENT_TYPES,
     CAPTION_MAX,
-    MEDIA_TYPES,
     METADATA_MAX_ENTRIES,
     METADATA_VALUE_MAX,
     MediaKind,
@@ -50,73 +44,6 @@ MESSAGE_STATUSES: tuple[MessageStatus, ...] = get_args(MessageStatus)
 
 
 # ---- requests -------------------------------------------------------------------------------------------------
-
-
-def _any_case(text: str) -> str:
-    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in text)
-
-
-def _mimetypes_pattern(types: Iterable[str]) -> str:
-    """A mimetype (any case, parameters allowed) whose type/subtype is one of `types`."""
-    return rf"^[{WS}]*({'|'.join(_any_case(t) for t in sorted(types))})[{WS}]*(;[^\u0000]*)?$"
-
-
-def _media_rules() -> list[JsonValue]:
-    """What each kind takes (services.messages.validation): its mimetypes (documents: any but programs), and no
-    caption on audio (a voice message)."""
-    rules: list[JsonValue] = [
-        {
-            "if": {
-                "required": ["type", "mimetype"],
-                "properties": {"type": {"const": kind}, "mimetype": {"type": "string"}},
-            },
-            "then": {"properties": {"mimetype": {"pattern": _mimetypes_pattern(types)}}},
-        }
-        for kind, types in sorted(MEDIA_TYPES.items())
-    ]
-    rules.append(
-        {
-            "if": {
-                "required": ["type", "mimetype"],
-                "properties": {"type": {"const": "document"}, "mimetype": {"type": "string"}},
-            },
-            "then": {"properties": {"mimetype": {"not": {"pattern": _mimetypes_pattern(BLOCKED_DOCUMENT_TYPES)}}}},
-        }
-    )
-    rules.append(
-        {
-            "if": {"required": ["type"], "properties": {"type": {"const": "audio"}}},
-            "then": {"properties": {"caption": {"anyOf": [{"type": "null"}, {"type": "string", "pattern": BLANK}]}}},
-        }
-    )
-    return rules
-
-
-# A media message's text is its caption: at most CAPTION_MAX characters, none on audio, and not beside a
-# media.caption (one caption, given once).
-_CAPTIONED: JsonDict = {"type": "string", "pattern": NOT_BLANK}
-_TEXT_RULES: list[JsonValue] = [
-    {
-        "if": {"required": ["media"], "properties": {"media": {"type": "object"}}},
-        "then": {"properties": {"text": {"anyOf": [{"type": "null"}, {"type": "string", "maxLength": CAPTION_MAX}]}}},
-    },
-    {
-        "if": {
-            "required": ["media"],
-            "properties": {
-                "media": {"type": "object", "required": ["type"], "properties": {"type": {"const": "audio"}}}
-            },
-        },
-        "then": {"properties": {"text": {"type": "null"}}},
-    },
-    {
-        "if": {
-            "required": ["media"],
-            "properties": {"media": {"type": "object", "required": ["caption"], "properties": {"caption": _CAPTIONED}}},
-        },
-        "then": {"properties": {"text": {"type": "null"}}},
-    },
-]
 
 
 _FLOAT_MAX = 1.7976931348623157e308
@@ -148,7 +75,7 @@ class MediaDto(Request):
                     "properties": {"data": {"type": "string"}, "mimetype": {"type": "string"}, "url": {"type": "null"}},
                 },
             ],
-            "allOf": _media_rules(),
+            "allOf": media_rules(),
         },
     )
 
@@ -171,8 +98,9 @@ class MediaDto(Request):
         max_length=127,
         pattern=MIMETYPE_PATTERN,
         examples=["image/jpeg"],
-        description="The file's media type (type/subtype, parameters after ';' allowed). Required with data; "
-        "with url it defaults from the filename's or the URL's extension.",
+        description="The file's media type (type/subtype, parameters after ';' allowed). Required with data. "
+        f"With url it follows from the extension of filename, else of the URL's path: {EXTENSIONS_DOC}; a "
+        "document takes any type its extension names (programs are refused), else application/octet-stream.",
     )
     filename: str | None = Field(
         None, max_length=255, pattern=FILENAME_PATTERN, description="A plain name (no / or \\\\)."
@@ -213,7 +141,7 @@ class SendMessageDto(Request):
                 {"required": ["text"], "properties": {"text": {"type": "string"}}},
                 {"required": ["media"], "properties": {"media": {"type": "object"}}},
             ],
-            "allOf": _TEXT_RULES,
+            "allOf": TEXT_RULES,
         }
     )
 

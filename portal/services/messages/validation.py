@@ -12,7 +12,7 @@ import hashlib
 import mimetypes
 import re
 from typing import Any, Literal, get_args
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
 from flask import current_app
 
@@ -51,13 +51,32 @@ BLOCKED_DOCUMENT_TYPES = {
     "application/x-sharedlib",
     "application/vnd.microsoft.portable-executable",
 }
+# The mimetype a file without one gets from its extension (the filename's, else the URL path's last segment):
+# images, videos and voice messages by this table only; documents by any type the extension names, else
+# application/octet-stream.
+MEDIA_EXTENSIONS = {
+    "image": {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"},
+    "video": {"mp4": "video/mp4", "3gp": "video/3gpp", "mov": "video/quicktime", "webm": "video/webm"},
+    "audio": {
+        "ogg": "audio/ogg",
+        "oga": "audio/ogg",
+        "opus": "audio/opus",
+        "mp3": "audio/mpeg",
+        "m4a": "audio/mp4",
+        "aac": "audio/aac",
+        "amr": "audio/amr",
+        "wav": "audio/wav",
+    },
+}
 _MIMETYPE_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 # Magic bytes of the image types, so a "photo" that is really something else is refused here, not by WhatsApp.
-_IMAGE_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
+# (first bytes, positions in them that may hold anything, mimetype); the API's document states them too.
+IMAGE_MAGIC: tuple[tuple[bytes, tuple[int, ...], str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", (), "image/png"),
+    (b"\xff\xd8\xff", (), "image/jpeg"),
+    (b"GIF87a", (), "image/gif"),
+    (b"GIF89a", (), "image/gif"),
+    (b"RIFF\0\0\0\0WEBP", (4, 5, 6, 7), "image/webp"),  # the four bytes after RIFF are the file's size
 )
 
 
@@ -95,12 +114,24 @@ def _decode(data: str, max_bytes: int) -> bytes:
 
 
 def _sniff_image(content: bytes) -> str | None:
-    for magic, mimetype in _IMAGE_MAGIC:
-        if content.startswith(magic):
+    for magic, anything, mimetype in IMAGE_MAGIC:
+        head = content[: len(magic)]
+        if len(head) == len(magic) and all(head[i] == magic[i] for i in range(len(magic)) if i not in anything):
             return mimetype
-    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
-        return "image/webp"
     return None
+
+
+def is_media_type(mimetype: str) -> bool:
+    """Whether `mimetype` names one type (type/subtype, parameters allowed), not a range such as */* or image/*."""
+    return bool(_MIMETYPE_RE.match(_base_type(mimetype)))
+
+
+def _mimetype_for(kind: str, name: str) -> str | None:
+    """The mimetype a file named `name` is sent with when none is given (see MEDIA_EXTENSIONS)."""
+    extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if kind in MEDIA_EXTENSIONS:
+        return MEDIA_EXTENSIONS[kind].get(extension)
+    return (mimetypes.guess_type(name)[0] if name else None) or "application/octet-stream"
 
 
 def _check_url(url: Any) -> str:
@@ -125,9 +156,9 @@ def clean_media(media: Any) -> tuple[str, dict[str, Any], dict[str, Any], str | 
         not isinstance(filename, str) or len(filename) > FILENAME_MAX or "/" in filename or "\\" in filename
     ):
         raise Invalid.field("media.filename", f"Filename must be a plain name of at most {FILENAME_MAX} characters.")
-    source_name = filename or (urlparse(media["url"]).path.rsplit("/", 1)[-1] if has_url else None)
-    mimetype = media.get("mimetype") or (mimetypes.guess_type(source_name)[0] if source_name else None)
-    if not isinstance(mimetype, str) or not _MIMETYPE_RE.match(_base_type(mimetype)):
+    source_name = filename or (urlsplit(media["url"]).path.rsplit("/", 1)[-1] if has_url else "")
+    mimetype = media.get("mimetype") or _mimetype_for(kind, source_name)
+    if not isinstance(mimetype, str) or not is_media_type(mimetype):
         raise Invalid.field("media.mimetype", "A valid mimetype (e.g. image/jpeg) is required.")
     base = _base_type(mimetype)
     allowed = MEDIA_TYPES.get(kind)
