@@ -36,10 +36,10 @@ NO_NUL = r"^[^\u0000]*$"
 NOT_BLANK = rf"^[^\u0000]*[^{WS}\u0000][^\u0000]*$"
 # Only whitespace, or nothing: what the server reads as "not given" where blank is allowed.
 BLANK = rf"^[{WS}]*$"
-# A phone number in international form: 6 to 17 digits, the first not 0, after an optional + or 00, with
-# whitespace, brackets, dots and dashes anywhere (services.recipients.looks_like_phone). It must also be a valid
-# number of its country (checked with libphonenumber), which no pattern can say: the document names that rule as
-# a format (`phone`) beside the pattern.
+# A phone number in international form: 6 to 17 ASCII digits, the first not 0, after an optional + or 00, with
+# whitespace, brackets, dots and dashes anywhere. It must also be a valid number of its country, as
+# libphonenumber reads it (services.recipients.parse_phone), which no pattern can say: the document names that
+# rule as a format (`phone`) beside the pattern.
 _SEP = rf"[{WS}().-]*"
 PHONE_PATTERN = rf"^{_SEP}(\+{_SEP}|0{_SEP}0{_SEP})?[1-9]{_SEP}([0-9]{_SEP}){{5,16}}$"
 # A WhatsApp chat id of the kinds WAHA accepts as a recipient (surrounding whitespace is dropped).
