@@ -150,6 +150,8 @@ def test_query_rules(api: Api, path: str, query: dict[str, str], valid: bool) ->
         ({"to": TO, "media": {**INLINE, "data": base64.b64encode(b"GIF89a" + PNG).decode()}}, False),  # not a PNG
         ({"to": TO, "media": {**INLINE, "mimetype": "image/gif", "data": base64.b64encode(b"GIF89a").decode()}}, True),
         ({"to": TO, "media": {"type": "image", "url": "https://example.com/menu"}}, False),  # no type to be had
+        ({"to": TO, "media": {"type": "image", "url": "https://example.com/menu", "mimetype": None}}, False),
+        ({"to": TO, "media": {"type": "image", "url": "https://example.com/m", "filename": None}}, False),
         ({"to": TO, "media": {"type": "image", "url": "https://example.com/menu.PNG?size=2"}}, True),
         ({"to": TO, "media": {"type": "image", "url": "https://example.com/menu.mp4"}}, False),  # a video's type
         ({"to": TO, "media": {"type": "image", "url": "https://example.com/m", "filename": "menu.jpg"}}, True),

@@ -29,7 +29,7 @@ from portal.api.schemas.common import (
     check_recipient,
     string_rule,
 )
-from portal.api.schemas.send_rules import EXTENSIONS_DOC, TEXT_RULES, media_rules
+from portal.api.schemas.send_rules import EXTENSIONS_DOC, TEXT_WITH_MEDIA, media_kinds
 from portal.inputs import MAX_YEAR, MIN_YEAR
 from portal.services.media import media_kind
 from portal.services.messages.validation import (
@@ -75,7 +75,7 @@ class MediaDto(Request):
                     "properties": {"data": {"type": "string"}, "mimetype": {"type": "string"}, "url": {"type": "null"}},
                 },
             ],
-            "allOf": media_rules(),
+            "anyOf": media_kinds(),
         },
     )
 
@@ -137,11 +137,15 @@ class SendMessageDto(Request):
     # text, media or both: stated in the document as well as checked below
     model_config = ConfigDict(
         json_schema_extra={
-            "anyOf": [
-                {"required": ["text"], "properties": {"text": {"type": "string"}}},
-                {"required": ["media"], "properties": {"media": {"type": "object"}}},
+            "allOf": [
+                {
+                    "anyOf": [
+                        {"required": ["text"], "properties": {"text": {"type": "string"}}},
+                        {"required": ["media"], "properties": {"media": {"type": "object"}}},
+                    ]
+                },
+                {"anyOf": TEXT_WITH_MEDIA},
             ],
-            "allOf": TEXT_RULES,
         }
     )
 

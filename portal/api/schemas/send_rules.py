@@ -11,12 +11,13 @@ from collections.abc import Iterable
 
 from pydantic.json_schema import JsonDict, JsonValue
 
-from portal.api.schemas.common import BLANK, NOT_BLANK, WS
+from portal.api.schemas.common import BLANK, WS
 from portal.services.messages.validation import (
     BLOCKED_DOCUMENT_TYPES,
     CAPTION_MAX,
     IMAGE_MAGIC,
     MEDIA_EXTENSIONS,
+    MEDIA_KINDS,
     MEDIA_TYPES,
 )
 
@@ -53,111 +54,87 @@ def _base64_prefix(magic: bytes, anything: Iterable[int] = ()) -> str:
     return pattern
 
 
-def _inline_image_rules() -> list[JsonValue]:
-    """An inline image's bytes start as its mimetype says (the server sniffs them)."""
-    rules: list[JsonValue] = []
-    for mimetype in sorted(MEDIA_TYPES["image"]):
-        starts = [(magic, wild) for magic, wild, kind in IMAGE_MAGIC if kind == mimetype]
-        rules.append(
+_NONE: JsonDict = {"type": "null"}  # under "properties": the field absent or null
+_BLANK_OR_NONE: JsonDict = {"anyOf": [_NONE, {"type": "string", "pattern": BLANK}]}
+
+
+def _named_by_extension(kind: str) -> JsonDict:
+    """No mimetype: the extension of the filename (else of the URL's last path segment) names one of the kind."""
+    ending = "|".join(_any_case(extension) for extension in sorted(MEDIA_EXTENSIONS[kind]))
+    return {
+        "properties": {"mimetype": _NONE},
+        "anyOf": [
             {
-                "if": {
-                    "required": ["type", "data", "mimetype"],
+                "required": ["filename"],
+                "properties": {"filename": {"type": "string", "pattern": rf"\.({ending})[{WS}]*$"}},
+            },
+            {
+                "required": ["url"],
+                "properties": {
+                    "filename": _BLANK_OR_NONE,
+                    "url": {"type": "string", "pattern": rf"^[^?#]*://[^/?#]*/([^?#]*/)?[^/?#]*\.({ending})([?#]|$)"},
+                },
+            },
+        ],
+    }
+
+
+def _kind(kind: str) -> JsonDict:
+    """What a file of one kind takes: a mimetype of the kind (by URL or inline) or none, named by its extension;
+    an inline image starts with the bytes its mimetype says (the server sniffs them)."""
+    of_kind: JsonDict = {"type": "string", "pattern": _mimetypes_pattern(MEDIA_TYPES[kind])}
+    if kind != "image":
+        typed: list[JsonValue] = [{"required": ["mimetype"], "properties": {"mimetype": of_kind}}]
+    else:
+        typed = [{"required": ["mimetype"], "properties": {"mimetype": of_kind, "data": _NONE}}]  # by URL
+        for mimetype in sorted(MEDIA_TYPES["image"]):
+            starts = [
+                _base64_prefix(magic, anything) for magic, anything, sniffed in IMAGE_MAGIC if sniffed == mimetype
+            ]
+            typed.append(
+                {
+                    "required": ["data", "mimetype"],
                     "properties": {
-                        "type": {"const": "image"},
-                        "data": {"type": "string"},
                         "mimetype": {"type": "string", "pattern": _mimetypes_pattern([mimetype])},
+                        "data": {"type": "string", "pattern": "|".join(f"({start})" for start in starts)},
                     },
-                },
-                "then": {"properties": {"data": {"pattern": "|".join(f"({_base64_prefix(m, w)})" for m, w in starts)}}},
-            }
-        )
-    return rules
+                }
+            )
+    schema: JsonDict = {"properties": {"type": {"const": kind}}, "anyOf": [*typed, _named_by_extension(kind)]}
+    if kind == "audio":  # a voice message has no caption
+        schema["properties"] = {"type": {"const": kind}, "caption": _BLANK_OR_NONE}
+    return schema
 
 
-def media_rules() -> list[JsonValue]:
-    """What each kind takes: its mimetypes (documents: any but programs), a mimetype named by the extension when
-    none is given, an inline image's first bytes, and no caption on audio (a voice message)."""
-    rules: list[JsonValue] = [
-        {
-            "if": {
-                "required": ["type", "mimetype"],
-                "properties": {"type": {"const": kind}, "mimetype": {"type": "string"}},
-            },
-            "then": {"properties": {"mimetype": {"pattern": _mimetypes_pattern(types)}}},
+def media_kinds() -> list[JsonValue]:
+    """One alternative per kind (documents: any mimetype but a program's, or none)."""
+    document: JsonDict = {
+        "properties": {
+            "type": {"const": "document"},
+            "mimetype": {"anyOf": [_NONE, {"not": {"pattern": _mimetypes_pattern(BLOCKED_DOCUMENT_TYPES)}}]},
         }
-        for kind, types in sorted(MEDIA_TYPES.items())
-    ]
-    rules.append(
-        {
-            "if": {
-                "required": ["type", "mimetype"],
-                "properties": {"type": {"const": "document"}, "mimetype": {"type": "string"}},
-            },
-            "then": {"properties": {"mimetype": {"not": {"pattern": _mimetypes_pattern(BLOCKED_DOCUMENT_TYPES)}}}},
-        }
-    )
-    for kind, extensions in sorted(MEDIA_EXTENSIONS.items()):
-        # without a mimetype, the extension of the filename (else of the URL's last path segment) names it
-        ending = "|".join(_any_case(extension) for extension in sorted(extensions))
-        rules.append(
-            {
-                "if": {"required": ["type"], "properties": {"type": {"const": kind}, "mimetype": {"type": "null"}}},
-                "then": {
-                    "anyOf": [
-                        {
-                            "required": ["filename"],
-                            "properties": {"filename": {"type": "string", "pattern": rf"\.({ending})[{WS}]*$"}},
-                        },
-                        {
-                            "required": ["url"],
-                            "properties": {
-                                "filename": {"anyOf": [{"type": "null"}, {"type": "string", "pattern": BLANK}]},
-                                "url": {
-                                    "type": "string",
-                                    "pattern": rf"^[^?#]*://[^/?#]*/([^?#]*/)?[^/?#]*\.({ending})([?#]|$)",
-                                },
-                            },
-                        },
-                    ]
-                },
-            }
-        )
-    rules.append(
-        {
-            "if": {"required": ["type"], "properties": {"type": {"const": "audio"}}},
-            "then": {"properties": {"caption": {"anyOf": [{"type": "null"}, {"type": "string", "pattern": BLANK}]}}},
-        }
-    )
-    rules += _inline_image_rules()
-    return rules
+    }
+    return [*(_kind(kind) for kind in sorted(MEDIA_TYPES)), document]
 
 
 EXTENSIONS_DOC = ", ".join(
     f"{kind} {' '.join('.' + e for e in sorted(extensions))}" for kind, extensions in sorted(MEDIA_EXTENSIONS.items())
 )
 
-# A media message's text is its caption: at most CAPTION_MAX characters, none on audio, and not beside a
-# media.caption (one caption, given once).
-CAPTIONED: JsonDict = {"type": "string", "pattern": NOT_BLANK}
-TEXT_RULES: list[JsonValue] = [
+# A media message's text is its caption: without media any text; with media no text, or one of at most
+# CAPTION_MAX characters, not on audio and not beside a media.caption (one caption, given once).
+TEXT_WITH_MEDIA: list[JsonValue] = [
+    {"properties": {"media": _NONE}},
+    {"properties": {"text": _NONE}},
     {
-        "if": {"required": ["media"], "properties": {"media": {"type": "object"}}},
-        "then": {"properties": {"text": {"anyOf": [{"type": "null"}, {"type": "string", "maxLength": CAPTION_MAX}]}}},
-    },
-    {
-        "if": {
-            "required": ["media"],
-            "properties": {
-                "media": {"type": "object", "required": ["type"], "properties": {"type": {"const": "audio"}}}
+        "properties": {
+            "text": {"maxLength": CAPTION_MAX},
+            "media": {
+                "properties": {
+                    "type": {"enum": [kind for kind in MEDIA_KINDS if kind != "audio"]},
+                    "caption": _BLANK_OR_NONE,
+                }
             },
-        },
-        "then": {"properties": {"text": {"type": "null"}}},
-    },
-    {
-        "if": {
-            "required": ["media"],
-            "properties": {"media": {"type": "object", "required": ["caption"], "properties": {"caption": CAPTIONED}}},
-        },
-        "then": {"properties": {"text": {"type": "null"}}},
+        }
     },
 ]
