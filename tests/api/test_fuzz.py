@@ -1,11 +1,13 @@
 """Schemathesis fuzzes every operation of /waha/openapi.json in-process (WSGI), with a token of every scope and
 all of its checks: no 5xx, no answer the document does not promise, bad input refused, 405 with Allow.
 
-Bounded for the suite: a fixed seed (derandomized), a few examples per operation, no shrinking.
+Bounded for the suite: a fixed seed (derandomized), a few examples per operation, no shrinking. A second pass
+sends valid requests to sessions that exist, so the services' rules behind the request's shape are probed too.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import phonenumbers
@@ -17,9 +19,10 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from tests.builders import make_token
+from portal.extensions import db
+from tests.builders import make_token, scanning_session, working_session
 
-EXAMPLES = 8
+EXAMPLES = 10
 
 # The document's own formats (portal.api.schemas): a phone number valid in its country's numbering plan, and a
 # recipient (such a number or a chat id). Example numbers of several countries, written the ways the API accepts.
@@ -54,8 +57,11 @@ schemathesis.openapi.format(
 )
 
 
-def _probe(operation: Any, mode: GenerationMode, headers: dict[str, str]) -> None:
-    """Run the operation's generated cases of one mode through every check; raises on the first failure."""
+def _probe(operation: Any, mode: GenerationMode, headers: dict[str, str], session_id: str | None = None) -> None:
+    """Run the operation's generated cases of one mode through every check; raises on the first failure.
+
+    With `session_id`, every case names that session instead of a made-up one (which answers 404 before the
+    service's own rules are reached)."""
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
@@ -74,9 +80,28 @@ def _probe(operation: Any, mode: GenerationMode, headers: dict[str, str]) -> Non
         if mode is GenerationMode.NEGATIVE and any(value in ([], {}) for value in (case.query or {}).values()):
             # An empty list or object is not sent at all: the request leaves the parameter out, which is valid.
             reject()
+        if session_id is not None:
+            case.path_parameters["session_id"] = session_id
+            if isinstance(case.body, dict) and "file" in case.body:
+                # The upload's bytes are random: a chosen `type` must fit them, a rule of the file's content the
+                # document states in words. Without it the kind follows the file.
+                case.body.pop("type", None)
         case.call_and_validate(headers=headers)
 
     run()
+
+
+def _check(operation: Any, modes: tuple[GenerationMode, ...], headers: dict[str, str], **kwargs: Any) -> list[str]:
+    failures = []
+    for mode in modes:
+        try:
+            _probe(operation, mode, headers, **kwargs)
+        except Unsatisfiable:
+            # an operation that takes no input (GET /waha/docs) has no invalid input to send
+            assert mode is GenerationMode.NEGATIVE, operation.label
+        except (Exception, BaseExceptionGroup) as exc:  # Schemathesis reports several failures as a group
+            failures.append(f"{operation.label} ({mode.value}): {exc}")
+    return failures
 
 
 @pytest.mark.timeout(600)  # every operation of the document, twice: about a minute on a quiet machine
@@ -88,13 +113,34 @@ def test_api_keeps_its_document(app: Flask, tenant: Any, monkeypatch: pytest.Mon
     schema = schemathesis.openapi.from_wsgi("/waha/openapi.json", app)
     failures: list[str] = []
     for found in schema.get_all_operations():
+        failures += _check(found.ok(), (GenerationMode.POSITIVE, GenerationMode.NEGATIVE), bearer)
+    assert not failures, "\n\n".join(failures)
+
+
+# Operations on a session that change what it is (the others are probed on a WORKING session, or on one that shows
+# its QR code, as they need).
+_LIFECYCLE = re.compile(r"^(DELETE /waha/sessions/\{session_id\}|POST .*/(start|stop|restart|logout))$")
+_LINKING = re.compile(r"/(qr|pairing-code|screen)$")
+
+
+@pytest.mark.timeout(600)
+def test_api_keeps_its_document_on_real_sessions(
+    app: Flask, tenant: Any, sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Valid requests for a session that exists reach the services' rules (media types, captions, pacing, WAHA),
+    # which a made-up session id never does.
+    monkeypatch.setitem(app.config, "API_AUTH_FAILURE_LIMIT", 100_000)
+    tenant.send_rate_per_minute = 10_000
+    db.session.commit()
+    working = working_session(tenant, sim, name="Fuzz working").id
+    scanning = scanning_session(tenant, name="Fuzz scanning").id
+    bearer = {"Authorization": f"Bearer {make_token(tenant)}"}
+    schema = schemathesis.openapi.from_wsgi("/waha/openapi.json", app)
+    failures: list[str] = []
+    for found in schema.get_all_operations():
         operation = found.ok()
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            try:
-                _probe(operation, mode, bearer)
-            except Unsatisfiable:
-                # an operation that takes no input (GET /waha/docs) has no invalid input to send
-                assert mode is GenerationMode.NEGATIVE, operation.label
-            except Exception as exc:
-                failures.append(f"{operation.label} ({mode.value}): {exc}")
+        if "{session_id}" not in operation.path or _LIFECYCLE.match(operation.label):
+            continue
+        session_id = scanning if _LINKING.search(operation.path) else working
+        failures += _check(operation, (GenerationMode.POSITIVE,), bearer, session_id=session_id)
     assert not failures, "\n\n".join(failures)

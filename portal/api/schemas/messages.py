@@ -202,7 +202,12 @@ class MediaUploadForm(Request):
         json_schema_extra=RECIPIENT_RULE,
     )
     caption: str | None = Field(None, max_length=CAPTION_MAX)
-    type: MediaKind | None = Field(None, description="Defaults from the file's mimetype.")
+    type: MediaKind | None = Field(
+        None,
+        description="Defaults from the file's mimetype: its part's Content-Type when that names one type, else its "
+        "name's extension, else application/octet-stream (a document). Given, it must fit the file: an image, "
+        "video or audio file's mimetype must be one that kind takes, and an image's bytes must be that image type.",
+    )
     replyTo: str | None = Field(None, max_length=255, pattern=NOT_BLANK)
 
     @field_validator("to")
