@@ -54,7 +54,9 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "method_not_allowed",
         "The path exists but not with this method; the Allow header lists the methods it takes.",
     ),
-    ErrorCode(413, "payload_too_large", "The upload is larger than the server accepts."),
+    ErrorCode(
+        413, "payload_too_large", "The request body (an upload, or inline media) is larger than the server accepts."
+    ),
     ErrorCode(
         429,
         "rate_limited",
@@ -122,7 +124,7 @@ ROUTES: tuple[ApiRoute, ...] = (
         response=s.SessionCreatedDto,
         body=s.CreateSessionDto,
         idempotent=True,
-        errors=(400, *AUTH, 409, *WAHA),
+        errors=(400, *AUTH, 409, 413, *WAHA),
         description="Creates the session on a WAHA server with room and starts it. Poll its status (or "
         "GET .../qr) until it is SCAN_QR_CODE, then show the QR to the phone's owner. The "
         "answer's webhookSecret signs the deliveries to webhookUrl and is shown only here: "
@@ -256,7 +258,7 @@ ROUTES: tuple[ApiRoute, ...] = (
         "sessions:write",
         response=s.PairingCodeResponse,
         body=s.PairingCodeDto,
-        errors=(400, *AUTH, 404, 409, *WAHA),
+        errors=(400, *AUTH, 404, 409, 413, *WAHA),
         description="The other way to link: the phone's owner types this code under Linked devices.",
         example={"phoneNumber": "+491701234567"},
     ),
@@ -284,7 +286,7 @@ ROUTES: tuple[ApiRoute, ...] = (
         response=s.MessageResponse,
         body=s.SendMessageDto,
         idempotent=True,
-        errors=(400, *AUTH, 404, 409, *WAHA),
+        errors=(400, *AUTH, 404, 409, 413, *WAHA),
         description="Text, media (by URL or base64) or both. The session must be WORKING. Sends are paced "
         "per session (429 with Retry-After). The answer carries status PENDING or SERVER; "
         "later delivery and read receipts move it forward.",

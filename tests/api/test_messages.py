@@ -259,6 +259,14 @@ def test_send_upload_over_size_limit_is_413(api: Api, app: Any, working_session:
     assert _error(response)["code"] == "payload_too_large"
 
 
+def test_send_with_inline_media_over_the_body_limit_is_413(api: Api, app: Any, working_session: Any) -> None:
+    data = "A" * (app.config["MAX_CONTENT_LENGTH"] + 4)  # base64 text of a file larger than the limit
+    media = {"type": "document", "data": data, "mimetype": "application/pdf"}
+    response = api.post(f"/waha/sessions/{working_session['id']}/send", json={"to": TO, "media": media})
+    assert response.status_code == 413
+    assert _error(response)["code"] == "payload_too_large"
+
+
 def test_send_upload_repeated_idempotency_key_sends_once(api: Api, sim: Any, working_session: Any) -> None:
     for _ in range(2):
         response = api.post(
