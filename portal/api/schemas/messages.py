@@ -27,7 +27,7 @@ from portal.api.schemas.common import (
     string_rule,
 )
 from portal.inputs import MAX_YEAR, MIN_YEAR
-from portal.services.media import media_kind
+from portal.services.media import media_kind, outgoing_media
 
 MESSAGE_STATUSES = ("PENDING", "SERVER", "DEVICE", "READ", "PLAYED", "ERROR")
 MEDIA_KINDS = ("image", "document", "audio", "video")
@@ -104,12 +104,14 @@ class MediaDto(Request):
 
     def for_service(self) -> dict[str, Any]:
         """The media dict `services.messages.send_message` takes."""
-        media: dict[str, Any] = {"kind": self.type}
-        for key in ("url", "data", "mimetype", "filename", "caption"):
-            value = getattr(self, key)
-            if value is not None:
-                media[key] = value
-        return media
+        return outgoing_media(
+            kind=self.type,
+            url=self.url,
+            data=self.data,
+            mimetype=self.mimetype,
+            filename=self.filename,
+            caption=self.caption,
+        )
 
 
 class SendMessageDto(Request):
