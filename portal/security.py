@@ -7,8 +7,9 @@ from urllib.parse import quote, unquote, urlsplit
 
 from flask import Flask, Response, redirect, request, url_for
 from flask_login import AnonymousUserMixin
+from werkzeug.wrappers import Response as BaseResponse
 
-from portal.extensions import db, login_manager
+from portal.extensions import db, htmx, login_manager
 from portal.models import User
 
 CSP = (
@@ -86,14 +87,14 @@ def init_app(app: Flask) -> None:
         return user
 
     @login_manager.unauthorized_handler
-    def unauthorized() -> Response:
+    def unauthorized() -> BaseResponse:
         from portal.errors import error_response, wants_json
 
         if wants_json():
             return error_response(401, "unauthorized", "Sign in first.")
         # full_path always ends in "?", even without a query string: only use it when there is one.
         back = request.full_path if request.query_string else request.path
-        if request.headers.get("HX-Request"):
+        if htmx:
             response = Response(status=204)
             response.headers["HX-Redirect"] = url_for("auth.login", next=back)
             return response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from flask_login import UserMixin
 from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
@@ -67,9 +68,13 @@ class User(UserMixin, TimestampMixin, Base):
         return hashlib.sha256((self.password_hash or "").encode()).hexdigest()[:16]
 
     # The secret of the browser session this request signed in with (services/browser_sessions.py); set at
-    # sign-in and by the user loader, never stored on the row.
-    browser_token = None
-    browser_session_id = None
+    # sign-in and by the user loader, never stored on the row (plain attributes: not Mapped, so not columns).
+    if TYPE_CHECKING:
+        browser_token: str | None
+        browser_session_id: int | None
+    else:
+        browser_token = None
+        browser_session_id = None
 
     def get_id(self) -> str:  # Flask-Login: what the session and remember-me cookies carry
         return f"{self.id}:{self.credential_fingerprint}:{self.browser_token or ''}"

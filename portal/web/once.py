@@ -88,7 +88,8 @@ def take(kind: str, scope: tuple[Any, ...], key: str) -> dict[str, Any] | None:
     sealed = _take_locally(name) if _local else None
     if sealed is None:
         try:
-            sealed = redis_store.client.getdel(name)
+            value = redis_store.client.getdel(name)
+            sealed = value.encode() if isinstance(value, str) else value
         except redis.RedisError:
             sealed = None
     if sealed is None:
