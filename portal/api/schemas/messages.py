@@ -36,6 +36,17 @@ MEDIA_KINDS = ("image", "document", "audio", "video")
 # ---- requests -------------------------------------------------------------------------------------------------
 
 
+def _recipient_field() -> Any:
+    """The `to` of a send, in a JSON body or beside an upload."""
+    return Field(
+        min_length=3,
+        max_length=160,
+        description=RECIPIENT_DOC,
+        examples=["+491701234567"],
+        json_schema_extra=RECIPIENT_RULE,
+    )
+
+
 class MediaDto(Request):
     """A file to send, by URL or inline as base64 (exactly one of url or data; data needs a mimetype)."""
 
@@ -127,13 +138,7 @@ class SendMessageDto(Request):
         }
     )
 
-    to: str = Field(
-        min_length=3,
-        max_length=160,
-        description=RECIPIENT_DOC,
-        examples=["+491701234567"],
-        json_schema_extra=RECIPIENT_RULE,
-    )
+    to: str = _recipient_field()
     text: str | None = Field(
         None,
         min_length=1,
@@ -162,13 +167,7 @@ class SendMessageDto(Request):
 class MediaUploadForm(Request):
     """The form fields beside the uploaded `file` of POST .../send/media."""
 
-    to: str = Field(
-        min_length=3,
-        max_length=160,
-        description=RECIPIENT_DOC,
-        examples=["+491701234567"],
-        json_schema_extra=RECIPIENT_RULE,
-    )
+    to: str = _recipient_field()
     caption: str | None = Field(None, max_length=MAX_TEXT)
     type: Literal[MEDIA_KINDS] | None = Field(None, description="Defaults from the file's mimetype.")  # type: ignore[valid-type]
     replyTo: str | None = Field(None, max_length=255)
