@@ -19,7 +19,7 @@ from portal.services import media as media_service
 from portal.services import messages as messages_service
 from portal.services import sessions as sessions_service
 from portal.services.errors import Invalid, ServiceError
-from portal.services.messages import POLL_SECONDS, LiveView, LogFilters
+from portal.services.messages import POLL_SECONDS, FreshRows, LiveView, LogFilters
 from portal.tenancy import require
 from portal.web import uploads
 from portal.web.forms import MessageFilterForm, SendMessageForm, choices
@@ -108,13 +108,10 @@ def index() -> ResponseReturnValue:
     args: dict[str, Any] = {k: v for k, v in query.items() if k not in ("cursor", "fresh")}
     fresh = _fresh_arg()
     if fresh is not None and htmx and view.newest:
-        rows = messages_service.watch_log_fresh(_tenant(), filters, fresh)
-        return render_template(
+        return _fresh_block(
             "messages/_log_fresh.html",
-            fresh_items=rows.items,
-            overflow=rows.overflow,
+            messages_service.watch_log_fresh(_tenant(), filters, fresh),
             sessions_by_id=sessions_by_id,
-            poll_seconds=POLL_SECONDS,
             fresh_url=url_for("messages.index", **args, fresh=fresh.isoformat()),
             newest_url=url_for("messages.index", **args),
         )
@@ -140,6 +137,13 @@ def index() -> ResponseReturnValue:
             return redirect_to(url_for("messages.index", **query))
         return render_template("messages/_log.html", **context), _poll_status(view)
     return render_template("messages/index.html", **context)
+
+
+def _fresh_block(template: str, rows: FreshRows, **context: Any) -> str:
+    """A fresh block's answer: its rows, whether more arrived than it shows, and when it asks again."""
+    return render_template(
+        template, fresh_items=rows.items, overflow=rows.overflow, poll_seconds=POLL_SECONDS, **context
+    )
 
 
 def _poll_status(view: LiveView) -> int:
@@ -286,13 +290,10 @@ def conversation(session_id: str, chat_id: str) -> ResponseReturnValue:
     cursor = request.args.get("cursor") or None
     fresh = _fresh_arg()
     if fresh is not None and cursor is None and htmx:
-        rows = messages_service.watch_conversation_fresh(_tenant(), session.id, chat_id, fresh)
         empty = request.args.get("empty") == "1"
-        return render_template(
+        return _fresh_block(
             "messages/_thread_fresh.html",
-            fresh_items=rows.items,
-            overflow=rows.overflow,
-            poll_seconds=POLL_SECONDS,
+            messages_service.watch_conversation_fresh(_tenant(), session.id, chat_id, fresh),
             empty_note=empty,
             newest_url=here,
             fresh_url=url_for(

@@ -7,9 +7,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, abort, flash, make_response, render_template, request, url_for
+from flask import Blueprint, abort, flash, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user, login_required
+from flask_login import login_required
 
 from portal.extensions import htmx
 from portal.models import WahaSession
@@ -20,7 +20,7 @@ from portal.services.errors import NotFound, ServiceError
 from portal.tenancy import require
 from portal.web import once
 from portal.web.forms import ConfirmForm, PairingCodeForm, SessionCreateForm
-from portal.web.helpers import apply_service_error, confirm_page, page_or_fragment, principal, redirect_to
+from portal.web.helpers import apply_service_error, confirm_page, page, page_or_fragment, principal, redirect_to
 from portal.web.wording import say_exc
 
 bp = Blueprint("sessions", __name__, url_prefix="/sessions")
@@ -201,13 +201,11 @@ def screenshot(session_id: str) -> ResponseReturnValue:
     )
 
 
-def _show_secret_once(session: Any, secret: str, *, rotated: bool) -> ResponseReturnValue:
+def _show_secret_once(session: WahaSession, secret: str, *, rotated: bool) -> ResponseReturnValue:
     """Redirect to the page that shows the session's webhook signing secret once; the secret waits server-side
     for that page's one read (never in a URL, a cookie or a flash)."""
-    key = once.keep(
-        "session-webhook-secret",
-        (_tenant().id, current_user.id),
-        {"session_id": session.id, "secret": secret, "rotated": rotated},
+    key = once.keep_for_viewer(
+        "session-webhook-secret", {"session_id": session.id, "secret": secret, "rotated": rotated}
     )
     return redirect_to(url_for("sessions.webhook_secret_shown", session_id=session.id, key=key))
 
@@ -242,28 +240,22 @@ def rotate_webhook_secret(session_id: str) -> ResponseReturnValue:
 @require("sessions:write")
 def webhook_secret_shown(session_id: str, key: str) -> ResponseReturnValue:
     session = sessions_service.get_session(_tenant(), session_id)
-    kept = once.take("session-webhook-secret", (_tenant().id, current_user.id), key)
+    kept = once.take_for_viewer("session-webhook-secret", key)
     if kept is None or kept.get("session_id") != session.id:
-        html = render_template(
-            "admin/secret_gone.html",
-            title="The signing secret was shown already",
-            message="A signing secret is shown only once and cannot be shown again. If you did not copy it, "
-            "make a new one on the session's page.",
+        return once.gone(
+            "The signing secret was shown already",
+            "A signing secret is shown only once and cannot be shown again. If you did not copy it, make a new one "
+            "on the session's page.",
             back=url_for("sessions.detail", session_id=session.id),
             back_label="Back to the session",
         )
-        response = make_response(html, 410)
-    else:
-        response = make_response(
-            render_template(
-                "sessions/webhook_secret.html",
-                session=session,
-                secret=str(kept["secret"]),
-                rotated=bool(kept["rotated"]),
-            )
-        )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return page(
+        "sessions/webhook_secret.html",
+        no_store=True,
+        session=session,
+        secret=str(kept["secret"]),
+        rotated=bool(kept["rotated"]),
+    )
 
 
 @bp.route("/<session_id>/<action>", methods=["GET", "POST"])

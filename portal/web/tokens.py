@@ -63,7 +63,7 @@ def create() -> ResponseReturnValue:
         return _index(form, exc.status)
     # Redirect, so a reload cannot create a second token. The secret waits server-side for one read: it is
     # never in the URL, the session cookie or a flash message.
-    key = once.keep("token", (who.tenant.id, current_user.id), {"token_id": issued.token.id, "secret": issued.secret})
+    key = once.keep_for_viewer("token", {"token_id": issued.token.id, "secret": issued.secret})
     return redirect(url_for(".created", key=key), code=303)
 
 
@@ -71,16 +71,12 @@ def create() -> ResponseReturnValue:
 @login_required
 @require("tokens:manage")
 def created(key: str) -> ResponseReturnValue:
-    who = principal()
-    kept = once.take("token", (who.tenant.id, current_user.id), key)
+    kept = once.take_for_viewer("token", key)
     if kept is None:
-        return page(
-            "admin/secret_gone.html",
-            410,
-            no_store=True,
-            title="The token was shown already",
-            message="A token's secret is shown only once, right after it is created, and cannot be "
-            "shown again. If you did not copy it, revoke the token and create a new one.",
+        return once.gone(
+            "The token was shown already",
+            "A token's secret is shown only once, right after it is created, and cannot be shown again. If you did "
+            "not copy it, revoke the token and create a new one.",
             back=url_for(".index"),
             back_label="Back to the tokens",
         )

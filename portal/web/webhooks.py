@@ -6,7 +6,8 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user, login_required
+from flask_login import login_required
+from werkzeug.wrappers import Response
 
 from portal.extensions import htmx
 from portal.models import WebhookEndpoint
@@ -83,12 +84,7 @@ def create() -> ResponseReturnValue:
 def _show_secret_once(endpoint_id: int, secret: str, *, rotated: bool) -> ResponseReturnValue:
     """Redirect to the page that shows the signing secret, so a reload repeats nothing. The secret waits
     server-side for that page's one read: never in a URL, a cookie or a stored flash."""
-    who = principal()
-    key = once.keep(
-        "webhook-secret",
-        (who.tenant.id, current_user.id),
-        {"endpoint_id": endpoint_id, "secret": secret, "rotated": rotated},
-    )
+    key = once.keep_for_viewer("webhook-secret", {"endpoint_id": endpoint_id, "secret": secret, "rotated": rotated})
     return redirect(url_for(".created", key=key), code=303)
 
 
@@ -97,15 +93,12 @@ def _show_secret_once(endpoint_id: int, secret: str, *, rotated: bool) -> Respon
 @require("webhooks:manage")
 def created(key: str) -> ResponseReturnValue:
     who = principal()
-    kept = once.take("webhook-secret", (who.tenant.id, current_user.id), key)
+    kept = once.take_for_viewer("webhook-secret", key)
     if kept is None:
-        return page(
-            "admin/secret_gone.html",
-            410,
-            no_store=True,
-            title="The signing secret was shown already",
-            message="A signing secret is shown only once and cannot be shown again. If you did not copy "
-            "it, open the endpoint and make a new secret.",
+        return once.gone(
+            "The signing secret was shown already",
+            "A signing secret is shown only once and cannot be shown again. If you did not copy it, open the "
+            "endpoint and make a new secret.",
             back=url_for(".index"),
             back_label="Back to the webhooks",
         )
@@ -219,19 +212,29 @@ def set_enabled(endpoint_id: int) -> ResponseReturnValue:
     return redirect(url_for(".detail", endpoint_id=endpoint.id))
 
 
+def _confirm(endpoint_id: int, target: str, button: str, *, title: str, message: str) -> Response:
+    """The confirmation page of a button on an endpoint's page; {url} in the texts is the endpoint's URL."""
+    endpoint = forwarding.get_endpoint(principal().tenant, endpoint_id)
+    return confirm_page(
+        title=title.format(url=endpoint.url),
+        message=message.format(url=endpoint.url),
+        action=url_for(target, endpoint_id=endpoint.id),
+        button=button,
+        cancel=url_for(".detail", endpoint_id=endpoint.id),
+    )
+
+
 @bp.get("/<int:endpoint_id>/rotate")
 @login_required
 @require("webhooks:manage")
 def confirm_rotate(endpoint_id: int) -> ResponseReturnValue:
-    who = principal()
-    endpoint = forwarding.get_endpoint(who.tenant, endpoint_id)
-    return confirm_page(
+    return _confirm(
+        endpoint_id,
+        ".rotate",
+        "Make a new secret",
         title="Give this endpoint a new signing secret?",
-        message=f"Deliveries to {endpoint.url} are signed with the new secret at once, so your system must "
-        "switch to it too. The new secret is shown once, on the next page.",
-        action=url_for(".rotate", endpoint_id=endpoint.id),
-        button="Make a new secret",
-        cancel=url_for(".detail", endpoint_id=endpoint.id),
+        message="Deliveries to {url} are signed with the new secret at once, so your system must switch to it "
+        "too. The new secret is shown once, on the next page.",
     )
 
 
@@ -258,15 +261,13 @@ def send_test(endpoint_id: int) -> ResponseReturnValue:
 @login_required
 @require("webhooks:manage")
 def confirm_delete(endpoint_id: int) -> ResponseReturnValue:
-    who = principal()
-    endpoint = forwarding.get_endpoint(who.tenant, endpoint_id)
-    return confirm_page(
-        title=f"Delete the endpoint {endpoint.url}?",
-        message="Events stop going there at once and its delivery log is deleted with it. "
-        "To pause it instead, disable it.",
-        action=url_for(".delete", endpoint_id=endpoint.id),
-        button="Delete endpoint",
-        cancel=url_for(".detail", endpoint_id=endpoint.id),
+    return _confirm(
+        endpoint_id,
+        ".delete",
+        "Delete endpoint",
+        title="Delete the endpoint {url}?",
+        message="Events stop going there at once and its delivery log is deleted with it. To pause it instead, "
+        "disable it.",
     )
 
 
