@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from portal.extensions import db, htmx
@@ -74,7 +75,7 @@ def error_response(
             render_template("errors/_fragment.html", status=status, message=message, code=code), status=200
         )
     else:
-        heading = HEADINGS.get(status, DEFAULT_HEADING)
+        heading = Markup(HEADINGS.get(status, DEFAULT_HEADING))  # our own words: the apostrophes stay as typed
         html = render_template(
             "errors/generic.html", status=status, heading=heading, message=message, code=code, details=details or {}
         )
