@@ -9,7 +9,7 @@ from flask import Flask, Response, redirect, request, url_for
 from flask_login import AnonymousUserMixin
 from werkzeug.wrappers import Response as BaseResponse
 
-from portal.extensions import db, login_manager
+from portal.extensions import db, htmx, login_manager
 from portal.models import User
 
 CSP = (
@@ -94,7 +94,7 @@ def init_app(app: Flask) -> None:
             return error_response(401, "unauthorized", "Sign in first.")
         # full_path always ends in "?", even without a query string: only use it when there is one.
         back = request.full_path if request.query_string else request.path
-        if request.headers.get("HX-Request"):
+        if htmx:
             response = Response(status=204)
             response.headers["HX-Redirect"] = url_for("auth.login", next=back)
             return response

@@ -68,13 +68,13 @@ class User(UserMixin, TimestampMixin, Base):
         return hashlib.sha256((self.password_hash or "").encode()).hexdigest()[:16]
 
     # The secret of the browser session this request signed in with (services/browser_sessions.py); set at
-    # sign-in and by the user loader, never stored on the row. (Declared for the type checker only: an annotation
-    # in the class body would ask the ORM for a column.)
+    # sign-in and by the user loader, never stored on the row (plain attributes: not Mapped, so not columns).
     if TYPE_CHECKING:
         browser_token: str | None
         browser_session_id: int | None
-    browser_token = None
-    browser_session_id = None
+    else:
+        browser_token = None
+        browser_session_id = None
 
     def get_id(self) -> str:  # Flask-Login: what the session and remember-me cookies carry
         return f"{self.id}:{self.credential_fingerprint}:{self.browser_token or ''}"

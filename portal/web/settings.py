@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from portal.services import tenant_admin
 from portal.services.errors import ServiceError
 from portal.tenancy import require
-from portal.web.admin import page, principal
 from portal.web.admin_forms import SettingsForm
-from portal.web.helpers import apply_service_error
+from portal.web.helpers import apply_service_error, page, principal
 
 bp = Blueprint("admin_settings", __name__, url_prefix="/admin/settings")
 
@@ -34,7 +34,7 @@ def _form() -> SettingsForm:
 @bp.route("/", methods=["GET", "POST"])
 @login_required
 @require("settings:manage")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     who = principal()
     form = _form()
     status = 200

@@ -62,6 +62,40 @@ def test_one_rule_gives_a_file_its_kind(value, kind):
     assert media.media_kind(value) == kind
 
 
+@pytest.mark.parametrize(
+    "filename, given, mimetype",
+    [
+        ("photo.png", "image/png", "image/png"),
+        ("photo.png", "", "image/png"),
+        ("photo.png", None, "image/png"),
+        ("photo.png", "application/octet-stream", "image/png"),
+        ("notes.unknownext", "application/octet-stream", "application/octet-stream"),
+        ("", "", "application/octet-stream"),
+    ],
+)
+def test_an_uploaded_file_keeps_the_browsers_type_or_gets_one_from_its_name(filename, given, mimetype):
+    sent = media.uploaded_media(PNG, filename, given)
+    assert sent["mimetype"] == mimetype
+    assert sent["filename"] == (filename or "file")
+    assert base64.b64decode(sent["data"]) == PNG
+
+
+def test_an_uploaded_file_is_sent_as_the_kind_asked_for_else_as_its_type_says():
+    assert media.uploaded_media(PNG, "a.png", "image/png")["kind"] == "image"
+    assert media.uploaded_media(PNG, "a.png", "image/png", kind="document")["kind"] == "document"
+
+
+def test_media_to_send_leaves_out_what_was_not_given():
+    assert media.outgoing_media(
+        kind=None, url="https://files.example/a.pdf", mimetype="application/pdf", caption=""
+    ) == {
+        "kind": "document",
+        "url": "https://files.example/a.pdf",
+        "mimetype": "application/pdf",
+    }
+    assert media.uploaded_media(PNG, "a.png", "image/png", caption="Look")["caption"] == "Look"
+
+
 def test_inbound_comma_separated_type_is_refused_at_ingest():
     record, url = media.media_record(
         {"hasMedia": True, "media": {"url": "http://waha/x", "mimetype": "video/mp4,text/html"}}

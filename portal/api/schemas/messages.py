@@ -27,7 +27,7 @@ from portal.api.schemas.common import (
     string_rule,
 )
 from portal.inputs import MAX_YEAR, MIN_YEAR
-from portal.services.media import media_kind
+from portal.services.media import media_kind, outgoing_media
 from portal.services.messages.validation import MediaKind
 
 MessageStatus = Literal["PENDING", "SERVER", "DEVICE", "READ", "PLAYED", "ERROR"]
@@ -35,6 +35,17 @@ MESSAGE_STATUSES: tuple[MessageStatus, ...] = get_args(MessageStatus)
 
 
 # ---- requests -------------------------------------------------------------------------------------------------
+
+
+def _recipient_field() -> Any:
+    """The `to` of a send, in a JSON body or beside an upload."""
+    return Field(
+        min_length=3,
+        max_length=160,
+        description=RECIPIENT_DOC,
+        examples=["+491701234567"],
+        json_schema_extra=RECIPIENT_RULE,
+    )
 
 
 class MediaDto(Request):
@@ -105,12 +116,14 @@ class MediaDto(Request):
 
     def for_service(self) -> dict[str, Any]:
         """The media dict `services.messages.send_message` takes."""
-        media: dict[str, Any] = {"kind": self.type}
-        for key in ("url", "data", "mimetype", "filename", "caption"):
-            value = getattr(self, key)
-            if value is not None:
-                media[key] = value
-        return media
+        return outgoing_media(
+            kind=self.type,
+            url=self.url,
+            data=self.data,
+            mimetype=self.mimetype,
+            filename=self.filename,
+            caption=self.caption,
+        )
 
 
 class SendMessageDto(Request):
@@ -126,13 +139,7 @@ class SendMessageDto(Request):
         }
     )
 
-    to: str = Field(
-        min_length=3,
-        max_length=160,
-        description=RECIPIENT_DOC,
-        examples=["+491701234567"],
-        json_schema_extra=RECIPIENT_RULE,
-    )
+    to: str = _recipient_field()
     text: str | None = Field(
         None,
         min_length=1,
@@ -161,13 +168,7 @@ class SendMessageDto(Request):
 class MediaUploadForm(Request):
     """The form fields beside the uploaded `file` of POST .../send/media."""
 
-    to: str = Field(
-        min_length=3,
-        max_length=160,
-        description=RECIPIENT_DOC,
-        examples=["+491701234567"],
-        json_schema_extra=RECIPIENT_RULE,
-    )
+    to: str = _recipient_field()
     caption: str | None = Field(None, max_length=MAX_TEXT)
     type: MediaKind | None = Field(None, description="Defaults from the file's mimetype.")
     replyTo: str | None = Field(None, max_length=255)

@@ -3,21 +3,34 @@
 - `validation`: the recipient, text, media and metadata a send asks for;
 - `sending`: send_message and what happens around the WAHA call (retries under an Idempotency-Key, failures);
 - `send_sql`: the hand-tuned statements of the send path;
-- `reading`: one message, the message log in keyset pages, the chats of a session.
+- `reading`: one message, the message log in keyset pages, the chats of a session; the log and a conversation as
+  a person watching them sees them (`watch_log`, `watch_conversation` and their fresh blocks).
 
 The public names (and the private ones tests and benchmarks use) are importable from here.
 """
 
 from portal.services.messages.reading import (
+    FRESH_LIMIT,
+    LOG_PAGE,
     PAGE_MAX,
+    POLL_SECONDS,
     Q_MAX,
     ChatSummary,
+    FreshRows,
+    LiveView,
+    LogFilters,
     MessagePage,
     decode_cursor,
     encode_cursor,
+    fresh_since,
     get_message,
+    in_flight,
     list_chats,
     list_messages,
+    watch_conversation,
+    watch_conversation_fresh,
+    watch_log,
+    watch_log_fresh,
 )
 from portal.services.messages.sending import send_message
 from portal.services.messages.validation import (
@@ -37,21 +50,33 @@ __all__ = [
     "BLOCKED_DOCUMENT_TYPES",
     "CAPTION_MAX",
     "FILENAME_MAX",
+    "FRESH_LIMIT",
+    "LOG_PAGE",
     "MEDIA_KINDS",
     "MEDIA_TYPES",
     "METADATA_MAX_ENTRIES",
     "METADATA_VALUE_MAX",
     "PAGE_MAX",
+    "POLL_SECONDS",
     "Q_MAX",
     "TEXT_MAX",
     "ChatSummary",
+    "FreshRows",
+    "LiveView",
+    "LogFilters",
     "MessagePage",
     "clean_media",
     "decode_cursor",
     "encode_cursor",
+    "fresh_since",
     "get_message",
+    "in_flight",
     "list_chats",
     "list_messages",
     "normalize_recipient",
     "send_message",
+    "watch_conversation",
+    "watch_conversation_fresh",
+    "watch_log",
+    "watch_log_fresh",
 ]
