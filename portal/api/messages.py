@@ -96,7 +96,7 @@ def send_media(session_id: str) -> Response:
             details={"fields": [{"field": n, "message": "Unknown field."} for n in extra_files]},
         )
     content = upload.read() if upload is not None else b""
-    if not content:
+    if upload is None or not content:
         raise Invalid.field("file", "Attach the file as multipart/form-data field 'file'.")
     filename = upload.filename or "file"
     mimetype = (

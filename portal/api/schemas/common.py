@@ -27,8 +27,8 @@ CHAT_ID_PATTERN = recipients.CHAT_ID_PATTERN
 RECIPIENT_PATTERN = f"({PHONE_PATTERN})|({CHAT_ID_PATTERN})"
 # A pattern cannot say which numbers a country's numbering plan has: the document names that rule as a format
 # (`phone`: a valid number of its country; `whatsapp-recipient`: such a number or a chat id) beside the pattern.
-PHONE_RULE = {"pattern": PHONE_PATTERN, "format": "phone"}
-RECIPIENT_RULE = {"pattern": RECIPIENT_PATTERN, "format": "whatsapp-recipient"}
+PHONE_RULE: dict[str, Any] = {"pattern": PHONE_PATTERN, "format": "phone"}
+RECIPIENT_RULE: dict[str, Any] = {"pattern": RECIPIENT_PATTERN, "format": "whatsapp-recipient"}
 # Standard base64 with its padding, as the server decodes it (strictly).
 BASE64_PATTERN = r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 # Cursors are opaque URL-safe base64 without padding, as nextCursor gives them.

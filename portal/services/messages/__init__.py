@@ -3,11 +3,23 @@
 - `validation`: the recipient, text, media and metadata a send asks for;
 - `sending`: send_message and what happens around the WAHA call (retries under an Idempotency-Key, failures);
 - `send_sql`: the hand-tuned statements of the send path;
-- `reading`: one message, the message log in keyset pages, the chats of a session.
+- `reading`: one message, the message log in keyset pages, the chats of a session;
+- `actions`: react, edit, delete for everyone, forward; read receipts and typing (`replies`: what WhatsApp can
+  act on, and the message a reply quotes).
 
 The public names (and the private ones tests and benchmarks use) are importable from here.
 """
 
+from portal.services.messages.actions import (
+    DELETE_WINDOW,
+    EDIT_WINDOW,
+    delete_message,
+    edit_message,
+    forward_message,
+    react,
+    send_read_receipt,
+    send_typing,
+)
 from portal.services.messages.reading import (
     PAGE_MAX,
     Q_MAX,
@@ -36,6 +48,8 @@ from portal.services.messages.validation import (
 __all__ = [
     "BLOCKED_DOCUMENT_TYPES",
     "CAPTION_MAX",
+    "DELETE_WINDOW",
+    "EDIT_WINDOW",
     "FILENAME_MAX",
     "MEDIA_KINDS",
     "MEDIA_TYPES",
@@ -48,10 +62,16 @@ __all__ = [
     "MessagePage",
     "clean_media",
     "decode_cursor",
+    "delete_message",
+    "edit_message",
     "encode_cursor",
+    "forward_message",
     "get_message",
     "list_chats",
     "list_messages",
     "normalize_recipient",
+    "react",
     "send_message",
+    "send_read_receipt",
+    "send_typing",
 ]
