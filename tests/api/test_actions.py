@@ -46,6 +46,10 @@ def _sent(api: Api, session: dict[str, Any], text: str = "Your order ships today
     return response.get_json()
 
 
+def _forward(api: Api, message_id: int, session_id: str, **kwargs: Any) -> Any:
+    return api.post(f"/waha/messages/{message_id}/forward", json={"sessionId": session_id, "to": OTHER_TO}, **kwargs)
+
+
 def _events(sim: Any, name: str) -> list[dict[str, Any]]:
     return [e["payload"] for e in sim.events() if e["event"] == name]
 
@@ -251,11 +255,10 @@ def test_delete_after_two_days_is_409(api: Api, working_session: Any):
 
 def test_forward_sends_a_copy_to_another_chat(api: Api, sim: Any, tenant: Any, working_session: Any):
     inbound = _inbound(tenant, sim, working_session, "Please pass this on")
-    body = {"sessionId": working_session["id"], "to": OTHER_TO}
     headers = {"Idempotency-Key": "forward-1"}
 
-    response = api.post(f"/waha/messages/{inbound.id}/forward", json=body, headers=headers)
-    again = api.post(f"/waha/messages/{inbound.id}/forward", json=body, headers=headers)
+    response = _forward(api, inbound.id, working_session["id"], headers=headers)
+    again = _forward(api, inbound.id, working_session["id"], headers=headers)
 
     assert response.status_code == 200, response.get_json()
     copy = response.get_json()
@@ -273,11 +276,7 @@ def test_forward_with_a_used_idempotency_key_is_409(api: Api, sim: Any, tenant: 
     headers = {"Idempotency-Key": "k-forward"}
     api.post(f"/waha/sessions/{working_session['id']}/send", json={"to": OTHER_TO, "text": "x"}, headers=headers)
 
-    response = api.post(
-        f"/waha/messages/{inbound.id}/forward",
-        json={"sessionId": working_session["id"], "to": OTHER_TO},
-        headers=headers,
-    )
+    response = _forward(api, inbound.id, working_session["id"], headers=headers)
 
     assert (response.status_code, _error(response)["code"]) == (409, "idempotency_key_reused")
 
@@ -286,7 +285,7 @@ def test_forward_through_another_session_is_400(api: Api, sim: Any, tenant: Any,
     inbound = _inbound(tenant, sim, working_session)
     second = create_session(api, "second")
 
-    response = api.post(f"/waha/messages/{inbound.id}/forward", json={"sessionId": second["id"], "to": OTHER_TO})
+    response = _forward(api, inbound.id, second["id"])
 
     assert response.status_code == 400
     assert _error(response)["details"]["fields"][0]["field"] == "sessionId"
@@ -297,7 +296,7 @@ def test_forward_through_another_tenants_session_is_404(
 ):
     inbound = _inbound(tenant, sim, working_session)
 
-    response = api.post(f"/waha/messages/{inbound.id}/forward", json={"sessionId": other_session["id"], "to": OTHER_TO})
+    response = _forward(api, inbound.id, other_session["id"])
 
     assert (response.status_code, _error(response)["code"]) == (404, "session_not_found")
     assert sim.sent_messages(working_session["externalSessionId"]) == []
@@ -308,37 +307,27 @@ def test_forward_of_a_deleted_message_is_409(api: Api, sim: Any, tenant: Any, wo
     inbound.revoked_at = utcnow()
     db.session.commit()
 
-    response = api.post(
-        f"/waha/messages/{inbound.id}/forward", json={"sessionId": working_session["id"], "to": OTHER_TO}
-    )
+    response = _forward(api, inbound.id, working_session["id"])
 
     assert (response.status_code, _error(response)["code"]) == (409, "message_deleted")
 
 
-def test_forward_on_an_engine_without_it_is_400_not_supported(api: Api, sim: Any, tenant: Any, working_session: Any):
+@pytest.mark.parametrize(
+    ("waha_status", "status", "code"), [(501, 400, "not_supported"), (503, 503, "waha_unavailable")]
+)
+def test_forward_that_waha_refuses_is_stored_as_not_sent(
+    api: Api, sim: Any, tenant: Any, working_session: Any, waha_status, status, code
+):
+    # 501: the engine cannot forward (GOWS in 2025); 503: WAHA is down. Either way WhatsApp never got it.
     inbound = _inbound(tenant, sim, working_session)
-    sim.fail_next(1, 501)
+    sim.fail_next(1, waha_status)
 
-    response = api.post(
-        f"/waha/messages/{inbound.id}/forward", json={"sessionId": working_session["id"], "to": OTHER_TO}
-    )
+    response = _forward(api, inbound.id, working_session["id"])
 
-    assert (response.status_code, _error(response)["code"]) == (400, "not_supported")
+    assert (response.status_code, _error(response)["code"]) == (status, code)
     assert _error(response)["details"]["outcome"] == "unsent"
     stored = api.get(f"/waha/messages/{_error(response)['details']['messageId']}").get_json()
     assert stored["status"] == "ERROR"
-
-
-def test_forward_with_waha_down_is_503_with_the_outcome(api: Api, sim: Any, tenant: Any, working_session: Any):
-    inbound = _inbound(tenant, sim, working_session)
-    sim.fail_next(1, 503)
-
-    response = api.post(
-        f"/waha/messages/{inbound.id}/forward", json={"sessionId": working_session["id"], "to": OTHER_TO}
-    )
-
-    assert (response.status_code, _error(response)["code"]) == (503, "waha_unavailable")
-    assert _error(response)["details"]["outcome"] == "unsent"
 
 
 # ---- replies --------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from portal.api.schemas.common import MAX_TEXT, RECIPIENT_DOC, RECIPIENT_RULE, Request, check_recipient, string_rule
+from portal.api.schemas.common import MAX_TEXT, Request, check_recipient, recipient_field, string_rule
 from portal.services.errors import Invalid
 from portal.services.messages.actions import EMOJI_MAX, EMOJI_PATTERN, clean_emoji
 
@@ -49,13 +49,7 @@ class ForwardMessageDto(Request):
         max_length=36,
         description="The session that has the message (WhatsApp forwards from the account's own messages).",
     )
-    to: str = Field(
-        min_length=3,
-        max_length=160,
-        description=RECIPIENT_DOC,
-        examples=["+491701234567"],
-        json_schema_extra=RECIPIENT_RULE,
-    )
+    to: str = recipient_field()
 
     @field_validator("to")
     @classmethod

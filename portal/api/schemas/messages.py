@@ -16,14 +16,13 @@ from portal.api.schemas.common import (
     CURSOR_PATTERN,
     MAX_PAGE,
     MAX_TEXT,
-    RECIPIENT_DOC,
-    RECIPIENT_RULE,
     URL_PATTERN,
     YEAR_PATTERN,
     Page,
     Request,
     Response,
     check_recipient,
+    recipient_field,
     string_rule,
 )
 from portal.inputs import MAX_YEAR, MIN_YEAR
@@ -134,13 +133,7 @@ class SendMessageDto(Request):
         }
     )
 
-    to: str = Field(
-        min_length=3,
-        max_length=160,
-        description=RECIPIENT_DOC,
-        examples=["+491701234567"],
-        json_schema_extra=RECIPIENT_RULE,
-    )
+    to: str = recipient_field()
     text: str | None = Field(
         None,
         min_length=1,
@@ -174,13 +167,7 @@ class SendMessageDto(Request):
 class MediaUploadForm(Request):
     """The form fields beside the uploaded `file` of POST .../send/media."""
 
-    to: str = Field(
-        min_length=3,
-        max_length=160,
-        description=RECIPIENT_DOC,
-        examples=["+491701234567"],
-        json_schema_extra=RECIPIENT_RULE,
-    )
+    to: str = recipient_field()
     caption: str | None = Field(None, max_length=MAX_TEXT)
     type: Literal[MEDIA_KINDS] | None = Field(None, description="Defaults from the file's mimetype.")  # type: ignore[valid-type]
     replyTo: str | None = Field(
