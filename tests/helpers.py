@@ -193,6 +193,11 @@ class Api:
     def delete(self, path: str, **kwargs: Any) -> Any:
         return self.call("DELETE", path, **kwargs)
 
+    def patch(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        if json is not None:
+            kwargs["json"] = json
+        return self.call("PATCH", path, **kwargs)
+
     def as_(self, credential: str | None) -> Api:
         return Api(self.client, credential)
 

@@ -47,12 +47,35 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ),
     ErrorCode(409, "session_limit", "Your tenant has as many sessions as its plan allows."),
     ErrorCode(
+        409,
+        "message_deleted",
+        "The message was deleted for everyone: it cannot be reacted to, edited, forwarded or quoted.",
+    ),
+    ErrorCode(
+        409, "message_not_sent", "The message never reached WhatsApp (status ERROR), so WhatsApp cannot act on it."
+    ),
+    ErrorCode(409, "message_not_own", "Only messages sent from this WhatsApp account can be edited or deleted."),
+    ErrorCode(409, "message_not_editable", "Only text messages can be edited."),
+    ErrorCode(
+        409,
+        "edit_window_passed",
+        "WhatsApp allows edits for 15 minutes after sending (details.sentAt, details.windowSeconds).",
+    ),
+    ErrorCode(
+        409,
+        "delete_window_passed",
+        "WhatsApp allows deleting for everyone for 2 days after sending (details.sentAt, details.windowSeconds).",
+    ),
+    ErrorCode(
         409, "session_missing_on_waha", "WAHA lost the session (e.g. its storage was wiped); start it to re-create it."
     ),
     ErrorCode(
         405,
         "method_not_allowed",
         "The path exists but not with this method; the Allow header lists the methods it takes.",
+    ),
+    ErrorCode(
+        400, "not_supported", "The WAHA server's engine does not support this (e.g. forwarding on some engines)."
     ),
     ErrorCode(413, "payload_too_large", "The upload is larger than the server accepts."),
     ErrorCode(
@@ -287,7 +310,8 @@ ROUTES: tuple[ApiRoute, ...] = (
         errors=(400, *AUTH, 404, 409, *WAHA),
         description="Text, media (by URL or base64) or both. The session must be WORKING. Sends are paced "
         "per session (429 with Retry-After). The answer carries status PENDING or SERVER; "
-        "later delivery and read receipts move it forward.",
+        "later delivery and read receipts move it forward. replyTo quotes a message of the same chat "
+        "(400 validation_error for another chat's; 409 message_deleted when it was deleted for everyone).",
         example={"to": "+491701234567", "text": "Hello from the portal"},
     ),
     ApiRoute(
@@ -348,6 +372,65 @@ ROUTES: tuple[ApiRoute, ...] = (
         "messages:read",
         binary=True,
         errors=(*AUTH, 404),
+    ),
+    ApiRoute(
+        "POST",
+        "/waha/messages/{message_id}/reaction",
+        "api.react_to_message",
+        "React to a message",
+        "Messages",
+        "messages:send",
+        response=s.MessageResponse,
+        body=s.ReactionDto,
+        errors=(400, *AUTH, 404, *WAHA),
+        description="Sets your reaction (one emoji) to a sent or received message; an empty string removes it. "
+        "The session must be WORKING and the message not deleted (409 message_deleted). Paced like sends. "
+        "Answers the message with its reactions.",
+        example={"emoji": "👍"},
+    ),
+    ApiRoute(
+        "PATCH",
+        "/waha/messages/{message_id}",
+        "api.edit_message",
+        "Edit a sent message",
+        "Messages",
+        "messages:send",
+        response=s.MessageResponse,
+        body=s.EditMessageDto,
+        errors=(400, *AUTH, 404, *WAHA),
+        description="Replaces the text of a text message this WhatsApp account sent, within 15 minutes of "
+        "sending (409 message_not_own, message_not_editable, edit_window_passed otherwise). The "
+        "customer sees it marked as edited; the first text stays in metadata.original_body.",
+        example={"text": "Your order ships tomorrow."},
+    ),
+    ApiRoute(
+        "DELETE",
+        "/waha/messages/{message_id}",
+        "api.delete_message",
+        "Delete a message for everyone",
+        "Messages",
+        "messages:send",
+        response=s.MessageResponse,
+        errors=(*AUTH, 404, *WAHA),
+        description="Deletes a message this WhatsApp account sent for everyone in the chat, within 2 days of "
+        "sending (409 message_not_own, delete_window_passed otherwise). Answers the message with "
+        "deletedAt set; deleting it again answers the same.",
+    ),
+    ApiRoute(
+        "POST",
+        "/waha/messages/{message_id}/forward",
+        "api.forward_message",
+        "Forward a message",
+        "Messages",
+        "messages:send",
+        response=s.MessageResponse,
+        body=s.ForwardMessageDto,
+        idempotent=True,
+        errors=(400, *AUTH, 404, *WAHA),
+        description="Forwards a sent or received message to another chat through the session that has it "
+        "(sessionId; 400 validation_error for another session, 404 for another tenant's). Answers "
+        "the new message, stored and sent like a send (Idempotency-Key, 503 with details.outcome).",
+        example={"sessionId": "0b9f3c9e-6a8f-4bf2-9d0e-1c2b3a4d5e6f", "to": "+491701234567"},
     ),
     ApiRoute(
         "GET",
@@ -428,6 +511,10 @@ COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
     s.MessageResponse,
     s.MessagePage,
     s.MediaInfo,
+    s.ReactionInfo,
+    s.ReactionDto,
+    s.EditMessageDto,
+    s.ForwardMessageDto,
     s.QrResponse,
     s.SessionCreatedDto,
     s.WebhookSecretResponse,

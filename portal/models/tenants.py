@@ -6,6 +6,7 @@ import hashlib
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -26,6 +27,8 @@ class Tenant(TimestampMixin, Base):
     retention_messages_days: Mapped[int] = mapped_column(Integer, default=90)
     retention_events_days: Mapped[int] = mapped_column(Integer, default=14)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Opening a chat in the portal marks it read on WhatsApp too (the customer sees blue ticks).
+    read_receipts: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa.true())
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="tenant", cascade="all, delete-orphan")
 

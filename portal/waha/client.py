@@ -12,54 +12,22 @@ with none.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
-import time
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 from portal.waha.breaker import RedisBreakerStore
+from portal.waha.calls import SendResult, _observed, _segment
+from portal.waha.chats import ChatsMixin
 from portal.waha.errors import WahaAlreadyStarted, WahaError, WahaMediaTooLarge, WahaNotFound, WahaUnavailable
 from portal.waha.ids import new_message_id, normalize_message_id, to_chat_id, to_phone_digits
 from portal.waha.settings import WahaSettings
 from portal.waha.transport import UNSENT_ONLY, Observer, WahaTransport
 
 _DEFAULT_MAX_MEDIA_BYTES = 50 * 1024 * 1024  # WAHA's own request body limit
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """Outcome of a send: the normalised WhatsApp message id and WAHA's raw (engine-specific) response."""
-
-    message_id: str
-    raw: dict
-
-
-def _observed(method):
-    """Report each public call to the client's observer as (name, "ok" or error class name, seconds)."""
-    name = method.__name__
-
-    @functools.wraps(method)
-    def wrapper(self: WahaClient, *args, **kwargs):
-        started = time.perf_counter()
-        outcome = "ok"
-        try:
-            return method(self, *args, **kwargs)
-        except Exception as exc:
-            outcome = type(exc).__name__
-            raise
-        finally:
-            self._notify(name, outcome, time.perf_counter() - started)
-
-    return wrapper
-
-
-def _segment(value: str) -> str:
-    return quote(value, safe="")
 
 
 # WAHA dedupes a pre-generated message id on sendText (the only send whose schema has `id`); media sends
@@ -75,7 +43,7 @@ def _check_file(file: dict) -> dict:
     return file
 
 
-class WahaClient(WahaTransport):
+class WahaClient(ChatsMixin, WahaTransport):
     """Client for one WAHA server; safe to share between threads. Prefer ``get_client(settings)``."""
 
     def close(self) -> None:
@@ -206,24 +174,48 @@ class WahaClient(WahaTransport):
 
     @_observed
     def send_image(
-        self, session: str, chat_id: str, file: dict, *, caption: str | None = None, message_id: str | None = None
+        self,
+        session: str,
+        chat_id: str,
+        file: dict,
+        *,
+        caption: str | None = None,
+        message_id: str | None = None,
+        reply_to: str | None = None,
     ) -> SendResult:
         """Send an image; ``file`` is ``{"mimetype", "filename"?, "url" | "data"}``."""
-        return self._send("/api/sendImage", session, chat_id, self._media_body(file, caption), message_id)
+        body = self._media_body(file, caption, reply_to)
+        return self._send("/api/sendImage", session, chat_id, body, message_id)
 
     @_observed
     def send_file(
-        self, session: str, chat_id: str, file: dict, *, caption: str | None = None, message_id: str | None = None
+        self,
+        session: str,
+        chat_id: str,
+        file: dict,
+        *,
+        caption: str | None = None,
+        message_id: str | None = None,
+        reply_to: str | None = None,
     ) -> SendResult:
         """Send a document; ``file`` is ``{"mimetype", "filename"?, "url" | "data"}``."""
-        return self._send("/api/sendFile", session, chat_id, self._media_body(file, caption), message_id)
+        body = self._media_body(file, caption, reply_to)
+        return self._send("/api/sendFile", session, chat_id, body, message_id)
 
     @_observed
     def send_voice(
-        self, session: str, chat_id: str, file: dict, *, convert: bool = True, message_id: str | None = None
+        self,
+        session: str,
+        chat_id: str,
+        file: dict,
+        *,
+        convert: bool = True,
+        message_id: str | None = None,
+        reply_to: str | None = None,
     ) -> SendResult:
         """Send a voice note; ``convert`` lets WAHA transcode to OGG/Opus."""
-        body = {"file": _check_file(file), "convert": convert}
+        body = self._media_body(file, None, reply_to)
+        body["convert"] = convert
         return self._send("/api/sendVoice", session, chat_id, body, message_id)
 
     @_observed
@@ -237,9 +229,10 @@ class WahaClient(WahaTransport):
         convert: bool = True,
         as_note: bool = False,
         message_id: str | None = None,
+        reply_to: str | None = None,
     ) -> SendResult:
         """Send a video; ``as_note`` sends it as a round video note."""
-        body = self._media_body(file, caption)
+        body = self._media_body(file, caption, reply_to)
         body["convert"] = convert
         body["asNote"] = as_note
         return self._send("/api/sendVideo", session, chat_id, body, message_id)
@@ -323,10 +316,12 @@ class WahaClient(WahaTransport):
         return self._json(self._request("GET", f"/api/sessions/{_segment(name)}", retry_safe=True))
 
     @staticmethod
-    def _media_body(file: dict, caption: str | None) -> dict[str, Any]:
+    def _media_body(file: dict, caption: str | None, reply_to: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"file": _check_file(file)}
         if caption is not None:
             body["caption"] = caption
+        if reply_to:
+            body["reply_to"] = reply_to
         return body
 
     def _send(self, endpoint: str, session: str, chat_id: str, fields: dict, message_id: str | None) -> SendResult:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     DateField,
     EmailField,
     IntegerField,
@@ -106,6 +107,7 @@ class SettingsForm(FlaskForm):
     retention_messages_days = _bounded("retention_messages_days", "Keep messages for (days)")
     retention_events_days = _bounded("retention_events_days", "Keep webhook events for (days)")
     max_sessions = _bounded("max_sessions", "Most WhatsApp sessions")
+    read_receipts = BooleanField("Send read receipts")
 
 
 # -- Platform admin -----------------------------------------------------------------------------------------------

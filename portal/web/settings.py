@@ -1,4 +1,4 @@
-"""Tenant settings: sending pace, retention, and (platform admins only) the session limit."""
+"""Tenant settings: sending pace, retention, read receipts, and (platform admins only) the session limit."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ LABELS = {
     "retention_messages_days": "message retention",
     "retention_events_days": "event retention",
     "max_sessions": "session limit",
+    "read_receipts": "read receipts",
 }
 
 

@@ -4,9 +4,10 @@ The same pydantic models validate requests, shape responses and generate the Ope
 (`portal.api.openapi`), so the docs cannot drift from the code. Request models reject unknown fields.
 
 One module per area: `common` (bases, input patterns and limits, pages, error and health bodies, `validate`),
-`sessions`, `messages` and `webhooks`; every name is re-exported here.
+`sessions`, `messages`, `actions` (on existing messages) and `webhooks`; every name is re-exported here.
 """
 
+from portal.api.schemas.actions import EditMessageDto, ForwardMessageDto, ReactionDto
 from portal.api.schemas.common import (
     BASE64_PATTERN,
     CHAT_ID_PATTERN,
@@ -42,6 +43,7 @@ from portal.api.schemas.messages import (
     MessageListQuery,
     MessagePage,
     MessageResponse,
+    ReactionInfo,
     SendMessageDto,
     TenantMessageListQuery,
 )
@@ -84,9 +86,11 @@ __all__ = [
     "CreateSessionDto",
     "DeliveryListQuery",
     "DeliveryPage",
+    "EditMessageDto",
     "ErrorBody",
     "ErrorResponse",
     "FieldError",
+    "ForwardMessageDto",
     "HealthResponse",
     "HealthStatus",
     "ImageQuery",
@@ -100,6 +104,8 @@ __all__ = [
     "PairingCodeDto",
     "PairingCodeResponse",
     "QrResponse",
+    "ReactionDto",
+    "ReactionInfo",
     "Request",
     "Response",
     "ScreenResponse",

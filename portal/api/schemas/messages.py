@@ -16,14 +16,13 @@ from portal.api.schemas.common import (
     CURSOR_PATTERN,
     MAX_PAGE,
     MAX_TEXT,
-    RECIPIENT_DOC,
-    RECIPIENT_RULE,
     URL_RULE,
     YEAR_PATTERN,
     Page,
     Request,
     Response,
     check_recipient,
+    recipient_field,
     string_rule,
 )
 from portal.inputs import MAX_YEAR, MIN_YEAR
@@ -35,17 +34,6 @@ MESSAGE_STATUSES: tuple[MessageStatus, ...] = get_args(MessageStatus)
 
 
 # ---- requests -------------------------------------------------------------------------------------------------
-
-
-def _recipient_field() -> Any:
-    """The `to` of a send, in a JSON body or beside an upload."""
-    return Field(
-        min_length=3,
-        max_length=160,
-        description=RECIPIENT_DOC,
-        examples=["+491701234567"],
-        json_schema_extra=RECIPIENT_RULE,
-    )
 
 
 class MediaDto(Request):
@@ -126,6 +114,15 @@ class MediaDto(Request):
         )
 
 
+def _reply_to_rule(schema: dict[str, Any]) -> None:
+    """A portal id is a positive 64-bit number; a WhatsApp id is at most 255 characters."""
+    for branch in schema.get("anyOf", []):
+        if branch.get("type") == "integer":
+            branch.update(minimum=1, maximum=2**63 - 1)
+        elif branch.get("type") == "string":
+            branch.update(minLength=1, maxLength=255)
+
+
 class SendMessageDto(Request):
     """A text or media message to one chat."""
 
@@ -139,7 +136,7 @@ class SendMessageDto(Request):
         }
     )
 
-    to: str = _recipient_field()
+    to: str = recipient_field()
     text: str | None = Field(
         None,
         min_length=1,
@@ -151,7 +148,12 @@ class SendMessageDto(Request):
     )
     metadata: dict[str, Any] | None = Field(None, description="Your own data, stored with the message.")
     media: MediaDto | None = Field(None, description="A file to send (image, document, audio or video).")
-    replyTo: str | None = Field(None, max_length=255, description="WhatsApp id of the message answered.")
+    replyTo: int | str | None = Field(
+        None,
+        description="The message this one answers, quoted above it: its id in the portal (or its WhatsApp id, "
+        "messageId). It must be a message of the same chat.",
+        json_schema_extra=_reply_to_rule,
+    )
 
     @field_validator("to")
     @classmethod
@@ -168,10 +170,14 @@ class SendMessageDto(Request):
 class MediaUploadForm(Request):
     """The form fields beside the uploaded `file` of POST .../send/media."""
 
-    to: str = _recipient_field()
+    to: str = recipient_field()
     caption: str | None = Field(None, max_length=MAX_TEXT)
     type: MediaKind | None = Field(None, description="Defaults from the file's mimetype.")
-    replyTo: str | None = Field(None, max_length=255)
+    replyTo: str | None = Field(
+        None,
+        max_length=255,
+        description="The message this one answers: its id in the portal (or its WhatsApp id), of the same chat.",
+    )
 
     @field_validator("to")
     @classmethod
@@ -226,6 +232,28 @@ class MediaInfo(Response):
     )
 
 
+class ReactionInfo(Response):
+    emoji: str
+    by: str = Field(description='"me" for this WhatsApp account, else the chat id of who reacted.')
+    at: datetime | None = Field(description="When the reaction was set, when known.")
+
+
+def _reactions(raw: Any) -> list[ReactionInfo]:
+    found = []
+    for by, value in (raw or {}).items():
+        entry = value if isinstance(value, dict) else {"text": value}
+        if entry.get("text"):
+            found.append(ReactionInfo(emoji=str(entry["text"]), by=str(by), at=_when(entry.get("at"))))
+    return found
+
+
+def _when(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 class MessageResponse(Response):
     id: int = Field(description="Message id in the portal.")
     messageId: str | None = Field(description="WhatsApp message id (set once WAHA accepted the message).")
@@ -244,6 +272,10 @@ class MessageResponse(Response):
     readAt: datetime | None
     playedAt: datetime | None
     failedAt: datetime | None
+    replyTo: int | None = Field(description="Portal id of the message this one quotes (replies sent here).")
+    editedAt: datetime | None = Field(description="When the text was last edited.")
+    deletedAt: datetime | None = Field(description="When the message was deleted for everyone.")
+    reactions: list[ReactionInfo] = Field(description="The reactions it has now, one per person.")
 
     @classmethod
     def of(cls, message: Any, media_url: str | None = None) -> MessageResponse:
@@ -278,6 +310,10 @@ class MessageResponse(Response):
             readAt=message.read_at,
             playedAt=message.played_at,
             failedAt=message.failed_at,
+            replyTo=message.reply_to_id,
+            editedAt=message.edited_at,
+            deletedAt=message.revoked_at,
+            reactions=_reactions(message.reactions),
         )
 
 

@@ -4,11 +4,23 @@
 - `sending`: send_message and what happens around the WAHA call (retries under an Idempotency-Key, failures);
 - `send_sql`: the hand-tuned statements of the send path;
 - `reading`: one message, the message log in keyset pages, the chats of a session; the log and a conversation as
-  a person watching them sees them (`watch_log`, `watch_conversation` and their fresh blocks).
+  a person watching them sees them (`watch_log`, `watch_conversation` and their fresh blocks);
+- `actions`: react, edit, delete for everyone, forward; read receipts and typing (`replies`: what WhatsApp can
+  act on, and the message a reply quotes).
 
 The public names (and the private ones tests and benchmarks use) are importable from here.
 """
 
+from portal.services.messages.actions import (
+    DELETE_WINDOW,
+    EDIT_WINDOW,
+    delete_message,
+    edit_message,
+    forward_message,
+    react,
+    send_read_receipt,
+    send_typing,
+)
 from portal.services.messages.reading import (
     FRESH_LIMIT,
     LOG_PAGE,
@@ -49,6 +61,8 @@ from portal.services.messages.validation import (
 __all__ = [
     "BLOCKED_DOCUMENT_TYPES",
     "CAPTION_MAX",
+    "DELETE_WINDOW",
+    "EDIT_WINDOW",
     "FILENAME_MAX",
     "FRESH_LIMIT",
     "LOG_PAGE",
@@ -67,16 +81,22 @@ __all__ = [
     "MessagePage",
     "clean_media",
     "decode_cursor",
+    "delete_message",
+    "edit_message",
     "encode_cursor",
     "fresh_since",
+    "forward_message",
     "get_message",
     "in_flight",
     "list_chats",
     "list_messages",
     "normalize_recipient",
+    "react",
     "send_message",
     "watch_conversation",
     "watch_conversation_fresh",
     "watch_log",
     "watch_log_fresh",
+    "send_read_receipt",
+    "send_typing",
 ]

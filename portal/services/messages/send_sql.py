@@ -133,6 +133,7 @@ _SEND_COLUMNS = (
     "idempotency_key",
     "extra",
     "send_state",
+    "reply_to_id",
     "created_at",
     "updated_at",
 )
