@@ -220,7 +220,7 @@ def oidc_client() -> Any:
     clients = current_app.extensions.setdefault("portal_oidc", {})
     key = (issuer, client_id, secret)
     if key not in clients:
-        oauth = OAuth(current_app._get_current_object())  # type: ignore[attr-defined]
+        oauth = OAuth(current_app._get_current_object())  # type: ignore[attr-defined]  # LocalProxy hides the method from the checker
         clients[key] = oauth.register(
             "oidc",
             client_id=client_id,
