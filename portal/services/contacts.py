@@ -23,7 +23,7 @@ from portal.extensions import db
 from portal.models import Contact, Tenant, utcnow
 from portal.services import recipients, upstream
 from portal.services.errors import Conflict, Invalid, ServiceError
-from portal.services.inbox.upkeep import insert_for, phone_of
+from portal.services.recipients import phone_of
 from portal.services.sessions import get_session
 from portal.services.waha_errors import map_waha_error
 from portal.waha import errors as waha_errors
@@ -134,6 +134,8 @@ def _fresh(checked_at: datetime | None, now: datetime) -> bool:
 
 def _remember(tenant_id: int, chat_id: str, exists: bool, now: datetime) -> None:
     """Keep WhatsApp's answer on the contact row (one upsert; it commits itself on an autocommit connection)."""
+    from portal.services.inbox.upkeep import insert_for  # the inbox package imports this module
+
     stmt = insert_for(Contact)
     stmt = stmt.on_conflict_do_update(
         index_elements=[Contact.tenant_id, Contact.chat_id],

@@ -1,6 +1,6 @@
 """Quick replies: a tenant's saved answers, inserted by their shortcut ("/" in the composer).
 
-Admins manage them (the views require `settings:manage`), every member lists and uses them. `render` fills in the
+Admins manage them (the views require `quick_replies:manage`), every member lists and uses them. `render` fills in the
 variables `{{name}}` (the chat's display name) and `{{phone}}` (the formatted number); other text is kept as is.
 Every change is audited.
 """
@@ -20,7 +20,7 @@ from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.contacts import format_number
 from portal.services.errors import Conflict, Invalid, NotFound
-from portal.services.inbox.upkeep import phone_of
+from portal.services.recipients import phone_of
 
 SHORTCUT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 TEXT_MAX = 4096

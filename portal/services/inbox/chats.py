@@ -161,9 +161,9 @@ def _check_member(tenant: Tenant, user_id: Any) -> int:
         select(Membership.id).where(Membership.tenant_id == tenant.id, Membership.user_id == user_id)
     )
     if member is None:
-        raise Invalid(
+        raise NotFound(
             "Chats can be assigned only to members of this tenant.",
-            code="assignee_not_member",
+            code="member_not_found",
             details={"fields": [{"field": "assignee_id", "message": "Not a member of this tenant."}]},
         )
     return user_id
@@ -174,12 +174,12 @@ def update_chat(
 ) -> ChatItem:
     """Assign (a member's user id, or None to unassign) and/or resolve or reopen a chat; each change audited.
 
-    Assigning to someone who is not a member of the tenant is refused (400 assignee_not_member)."""
+    Assigning to someone who is not a member of the tenant is refused (404 member_not_found)."""
     if status is not UNSET and status not in CHAT_STATUSES:
         raise Invalid.field("status", f"Status must be one of {', '.join(CHAT_STATUSES)}.")
+    chat = find_chat(tenant, session_id, chat_id, lock=True)
     if assignee_id is not UNSET and assignee_id is not None:
         assignee_id = _check_member(tenant, assignee_id)
-    chat = find_chat(tenant, session_id, chat_id, lock=True)
     target: dict[str, Any] = {"target_type": "chat", "target_id": chat.id}
     where = {"session_id": chat.session_id, "chat_id": chat.chat_id}
     if assignee_id is not UNSET and assignee_id != chat.assignee_id:

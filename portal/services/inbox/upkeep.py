@@ -21,14 +21,10 @@ from portal.extensions import db
 from portal.models import Chat, Contact, Message, utcnow
 from portal.models.inbox import PREVIEW_MAX
 from portal.services.media import media_kind
+from portal.services.recipients import is_person, phone_of
 
 # Chats that are not conversations: WhatsApp status updates.
 SKIPPED_CHATS = ("status@broadcast",)
-
-
-def is_person(chat_id: str) -> bool:
-    """A chat with one person (their number, or a linked id), as opposed to a group, a channel or a broadcast."""
-    return chat_id.endswith("@c.us") or chat_id.endswith("@lid")
 
 
 def preview_of(message: Message) -> tuple[str, str | None]:
@@ -62,11 +58,6 @@ def push_name_of(payload: dict[str, Any]) -> str | None:
         if isinstance(value, str) and value.strip():
             return value.strip()[:200]
     return None
-
-
-def phone_of(chat_id: str) -> str | None:
-    number = chat_id.removesuffix("@c.us")
-    return number if chat_id.endswith("@c.us") and number.isdigit() else None
 
 
 @dataclass
