@@ -1,6 +1,7 @@
 """The schema comes from one Alembic history that upgrades and downgrades cleanly."""
 
 import os
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -57,3 +58,94 @@ def test_models_and_migration_agree(app):
         context = MigrationContext.configure(conn, opts={"compare_type": False})
         diff = compare_metadata(context, db.metadata)
     assert diff == []
+
+
+def _backfill_url(tmp_path, backend: str) -> tuple[str, Any]:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'backfill.db'}", None
+    name = make_url(os.environ.get("TEST_DATABASE_URL", "postgresql://x/portal_test")).database + "_backfill"
+    admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", (admin, name)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_inbox_migration_builds_chats_and_contacts_from_stored_messages(tmp_path, backend):
+    from datetime import UTC, datetime, timedelta
+
+    from portal.models import Chat, Contact, Message, Tenant, WahaServer, WahaSession
+
+    url, admin = _backfill_url(tmp_path, backend)
+    try:
+        app = create_app(environ_for_tests(DATABASE_URL=url))
+        with app.app_context():
+            upgrade(revision="0007")
+            tenant = Tenant(slug="acme", name="Acme")
+            server = WahaServer(name="s", base_url="http://waha", api_key="k")
+            db.session.add_all([tenant, server])
+            db.session.flush()
+            session = WahaSession(
+                tenant_id=tenant.id, server_id=server.id, name="n", external_name="n", hmac_key="k", config={}
+            )
+            db.session.add(session)
+            db.session.flush()
+            start = datetime(2026, 1, 1, tzinfo=UTC)
+            rows = [
+                ("in", "491701111111@c.us", "first", None, None),
+                ("out", "491701111111@c.us", None, {"kind": "image", "caption": "menu"}, None),
+                ("in", "491702222222@c.us", "deleted", None, start),
+                ("out", "491703333333@c.us", "only sent", None, None),
+                ("in", "120363025246125486@g.us", "group", None, None),
+                ("in", "status@broadcast", "status", None, None),
+            ]
+            for n, (direction, chat_id, body, media, revoked) in enumerate(rows):
+                db.session.add(
+                    Message(
+                        tenant_id=tenant.id,
+                        session_id=session.id,
+                        direction=direction,
+                        chat_id=chat_id,
+                        from_me=direction == "out",
+                        body=body,
+                        media=media,
+                        status="READ" if direction == "out" else "DEVICE",
+                        revoked_at=revoked,
+                        waha_message_id=f"m{n}",
+                        created_at=start + timedelta(minutes=n),
+                    )
+                )
+            db.session.commit()
+
+            upgrade()
+
+            chats = {c.chat_id: c for c in db.session.scalars(sa.select(Chat))}
+            assert set(chats) == {
+                "491701111111@c.us",
+                "491702222222@c.us",
+                "491703333333@c.us",
+                "120363025246125486@g.us",
+            }
+            first = chats["491701111111@c.us"]
+            assert (first.last_kind, first.last_preview, first.last_from_me, first.last_status) == (
+                "image",
+                "menu",
+                True,
+                "READ",
+            )
+            assert first.created_at == start and first.last_activity_at == start + timedelta(minutes=1)
+            assert (chats["491702222222@c.us"].last_kind, chats["491702222222@c.us"].last_preview) == ("revoked", None)
+            assert all(c.unread_count == 0 and c.status == "open" for c in chats.values())
+            people = {c.chat_id: c for c in db.session.scalars(sa.select(Contact))}
+            assert set(people) == {"491701111111@c.us", "491702222222@c.us", "491703333333@c.us"}
+            assert (people["491701111111@c.us"].phone, people["491701111111@c.us"].wa_exists) == ("491701111111", True)
+            assert people["491703333333@c.us"].wa_exists is None and people["491703333333@c.us"].tags == []
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        if admin is not None:
+            engine, name = admin
+            with engine.connect() as conn:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

@@ -54,6 +54,7 @@ def _actions(action: str) -> list[AuditEvent]:
 # ---- the list -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.smoke
 def test_inbound_message_lists_its_chat_with_name_preview_and_unread_count(api, session, inbound):
     inbound(session, "Where is my order?", name="Ada Lovelace")
 
@@ -327,6 +328,7 @@ def test_send_to_a_number_not_on_whatsapp_is_422_and_sends_nothing(api, sim, wor
     assert api.get("/waha/messages").get_json()["data"] == []
 
 
+@pytest.mark.smoke
 def test_send_lists_its_chat_with_the_message_as_last(api, working_session):
     sent = api.post(f"/waha/sessions/{working_session['id']}/send", json={"to": "+491701234567", "text": "Hello"})
 
@@ -346,6 +348,7 @@ def test_missing_avatar_is_404(api):
 # ---- quick replies --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.smoke
 def test_quick_replies_are_managed_and_listed_by_shortcut(api):
     created = api.post("/waha/quick-replies", json={"shortcut": "hours", "text": "Hi {{name}}, 9-17."})
     api.post("/waha/quick-replies", json={"shortcut": "address", "text": "Main St 1"})
