@@ -10,6 +10,7 @@ last message changed. The send path writes its chat in the same statement as the
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -148,6 +149,25 @@ def _later(column: Any, new: Any) -> Any:
     return sa.case((sa.or_(column.is_(None), new > column), new), else_=column)
 
 
+def _contact_conflict(stmt: Any) -> Any:
+    """`stmt` (an INSERT into contacts) made an upsert: the push name, the first and last message and the proof
+    of being on WhatsApp (an inbound message) are merged into the stored row."""
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[Contact.tenant_id, Contact.chat_id],
+        set_={
+            "push_name": sa.func.coalesce(new.push_name, Contact.push_name),
+            "first_message_at": _earlier(Contact.first_message_at, new.first_message_at),
+            "last_message_at": _later(Contact.last_message_at, new.last_message_at),
+            "wa_exists": sa.case((new.wa_exists.is_(True), True), else_=Contact.wa_exists),
+            "exists_checked_at": sa.case(
+                (new.wa_exists.is_(True), new.exists_checked_at), else_=Contact.exists_checked_at
+            ),
+            "updated_at": new.updated_at,
+        },
+    )
+
+
 def _upsert_contacts(touches: list[_Touch]) -> dict[tuple[int, str], str | None]:
     """One upsert for the batch's people; returns (tenant, chat id) -> their name by the display rule's first
     two steps (saved name, else push name)."""
@@ -163,7 +183,6 @@ def _upsert_contacts(touches: list[_Touch]) -> dict[tuple[int, str], str | None]
             "push_name": t.push_name,
             "first_message_at": t.at,
             "last_message_at": t.at,
-            "tags": [],
             # they wrote to us: the number is on WhatsApp
             "wa_exists": True if t.inbound else None,
             "exists_checked_at": t.at if t.inbound else None,
@@ -172,23 +191,45 @@ def _upsert_contacts(touches: list[_Touch]) -> dict[tuple[int, str], str | None]
         }
         for t in _unique(touches, lambda t: (t.tenant_id, t.chat_id))
     ]
-    stmt = insert_for(Contact)
-    new = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Contact.tenant_id, Contact.chat_id],
-        set_={
-            "push_name": sa.func.coalesce(new.push_name, Contact.push_name),
-            "first_message_at": _earlier(Contact.first_message_at, new.first_message_at),
-            "last_message_at": _later(Contact.last_message_at, new.last_message_at),
-            "wa_exists": sa.case((new.wa_exists.is_(True), True), else_=Contact.wa_exists),
-            "exists_checked_at": sa.case(
-                (new.wa_exists.is_(True), new.exists_checked_at), else_=Contact.exists_checked_at
-            ),
-            "updated_at": new.updated_at,
-        },
-    ).returning(Contact.tenant_id, Contact.chat_id, Contact.saved_name, Contact.push_name)
-    result = db.session.execute(stmt, rows)
+    returning = ("tenant_id", "chat_id", "saved_name", "push_name")
+    result = _bulk_upsert(Contact, rows, "contacts", returning, tags=[])
     return {(r.tenant_id, r.chat_id): r.saved_name or r.push_name for r in result}
+
+
+def _conflict_of(kind: str) -> Any:
+    return {"contacts": _contact_conflict, "chats": lambda stmt: chat_conflict(stmt, reopen=True)}[kind]
+
+
+@functools.cache
+def _unnest_upsert(model: Any, columns: tuple[str, ...], kind: str, returning: tuple[str, ...]) -> Any:
+    """INSERT ... SELECT FROM unnest(one array per column) ON CONFLICT ... (PostgreSQL), built once per shape:
+    a few array parameters instead of one placeholder per value keeps the statement small and its text the
+    same for every batch."""
+    table = model.__table__
+    rows = (
+        sa.func.unnest(*[sa.bindparam(c, type_=postgresql.ARRAY(table.c[c].type)) for c in columns])
+        .table_valued(*[sa.column(c, table.c[c].type) for c in columns])
+        .render_derived("v")
+    )
+    values: list[Any] = [rows.c[c] for c in columns]
+    names = list(columns)
+    if "tags" in table.c and "tags" not in columns:
+        values.append(sa.cast(sa.literal("[]"), postgresql.JSONB))
+        names.append("tags")
+    stmt = _conflict_of(kind)(postgresql.insert(table).from_select(names, sa.select(*values).select_from(rows)))
+    return stmt.returning(*[table.c[c] for c in returning]) if returning else stmt
+
+
+def _bulk_upsert(model: Any, rows: list[dict[str, Any]], kind: str, returning: tuple[str, ...], **same: Any) -> Any:
+    """Upsert `rows` (dicts with the same keys; `same` holds values equal for every row) in one statement."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        columns = tuple(rows[0])
+        params = {c: [row[c] for row in rows] for c in columns}
+        return db.session.execute(_unnest_upsert(model, columns, kind, returning), params)
+    stmt = _conflict_of(kind)(insert_for(model))
+    if returning:
+        stmt = stmt.returning(*[model.__table__.c[c] for c in returning])
+    return db.session.execute(stmt, [{**row, **same} for row in rows])
 
 
 def _unique(touches: list[_Touch], key: Any) -> list[_Touch]:
@@ -253,7 +294,7 @@ def _upsert_chats(touches: list[_Touch], names: dict[tuple[int, str], str | None
     for touch in touches:
         assert touch.message is not None
         rows.append(_chat_row(touch, touch.message, names.get((touch.tenant_id, touch.chat_id)), now))
-    db.session.execute(chat_conflict(insert_for(Chat), reopen=True), rows)
+    _bulk_upsert(Chat, rows, "chats", ())
 
 
 def upsert_sent_chat(message: Message) -> None:
