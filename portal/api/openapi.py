@@ -6,22 +6,18 @@ app's URL map with the permission the view declares, and that real responses val
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from portal.api import schemas as s
+from portal.api.openapi_inbox import INBOX_ERROR_CODES, INBOX_MODELS, INBOX_ROUTES
+from portal.api.route_table import AUTH, WAHA, ApiRoute, ErrorCode
+
+__all__ = ["AUTH", "ERROR_CODES", "ROUTES", "WAHA", "ApiRoute", "ErrorCode", "build_document", "route_for"]
 
 REF = "#/components/schemas/{model}"
-
-
-@dataclass(frozen=True)
-class ErrorCode:
-    status: int
-    code: str
-    meaning: str
 
 
 ERROR_CODES: tuple[ErrorCode, ...] = (
@@ -85,6 +81,7 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "or sends too fast on this session; see Retry-After.",
     ),
     ErrorCode(503, "waha_unavailable", "WhatsApp (WAHA) is down, slow or busy; retry after Retry-After seconds."),
+    *INBOX_ERROR_CODES,
 )
 
 STATUS_TEXT = {
@@ -98,38 +95,10 @@ STATUS_TEXT = {
     404: "Not Found",
     409: "Conflict",
     413: "Payload Too Large",
+    422: "Unprocessable Content",
     429: "Too Many Requests",
     503: "Service Unavailable",
 }
-
-AUTH = (401, 403, 429)
-# Any call that reaches WAHA can meet a refusal (400), a session WAHA lost or is in the wrong state (409), or an
-# outage (503).
-WAHA = (400, 409, 503)
-
-
-@dataclass(frozen=True)
-class ApiRoute:
-    """One endpoint: how it is called, what it needs, what it answers."""
-
-    method: str
-    path: str  # with {param} placeholders named as in the Flask rule
-    endpoint: str
-    summary: str
-    tag: str
-    permission: str | None
-    ok: int = 200
-    response: type[BaseModel] | None = None
-    body: type[BaseModel] | None = None
-    multipart: bool = False
-    query: type[BaseModel] | None = None
-    image: str | None = None  # media type answered for ?format=image instead of JSON
-    binary: bool = False  # the answer is a file
-    idempotent: bool = False
-    errors: tuple[int, ...] = ()
-    description: str = ""
-    example: dict[str, Any] | None = None
-
 
 _S = "/waha/sessions/{session_id}"
 
@@ -307,7 +276,7 @@ ROUTES: tuple[ApiRoute, ...] = (
         response=s.MessageResponse,
         body=s.SendMessageDto,
         idempotent=True,
-        errors=(400, *AUTH, 404, 409, *WAHA),
+        errors=(400, *AUTH, 404, 409, 422, *WAHA),
         description="Text, media (by URL or base64) or both. The session must be WORKING. Sends are paced "
         "per session (429 with Retry-After). The answer carries status PENDING or SERVER; "
         "later delivery and read receipts move it forward. replyTo quotes a message of the same chat "
@@ -325,7 +294,7 @@ ROUTES: tuple[ApiRoute, ...] = (
         body=s.MediaUploadForm,
         multipart=True,
         idempotent=True,
-        errors=(400, *AUTH, 404, 409, 413, *WAHA),
+        errors=(400, *AUTH, 404, 409, 413, 422, *WAHA),
         description="multipart/form-data with the file in field `file` plus `to` and an optional "
         "`caption`; the media type follows the file's mimetype unless `type` is given.",
     ),
@@ -469,6 +438,7 @@ ROUTES: tuple[ApiRoute, ...] = (
         description="Sends the delivery's event again as a new attempt (same msgId, to the endpoint's "
         "current URL). Answers 202 with the new attempt, queued as pending.",
     ),
+    *INBOX_ROUTES,
     ApiRoute(
         "GET",
         "/waha/health",
@@ -526,6 +496,7 @@ COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
     s.DeliveryPage,
     s.HealthResponse,
     s.ServerHealth,
+    *INBOX_MODELS,
     s.ErrorResponse,
     s.ErrorBody,
     s.FieldError,
@@ -536,8 +507,27 @@ COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
 NO_NUL = r"^[^\u0000]*$"
 
 
+# Any JSON value without NUL in its strings or keys: what a free-form object of a request (a session's WAHA
+# config, a message's metadata) may hold.
+JSON_VALUE = "JsonValue"
+_JSON_VALUE_SCHEMA = {
+    "description": "Any JSON value; no string or key in it may hold NUL.",
+    "anyOf": [
+        {"type": "string", "pattern": NO_NUL},
+        {"type": ["number", "boolean", "null"]},
+        {"type": "array", "items": {"$ref": REF.format(model=JSON_VALUE)}},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": NO_NUL},
+            "additionalProperties": {"$ref": REF.format(model=JSON_VALUE)},
+        },
+    ],
+}
+
+
 def _no_nul(schema: Any) -> Any:
-    """Add NO_NUL to every string schema without a pattern of its own, recursively (request schemas only)."""
+    """Add NO_NUL to every string schema without a pattern of its own, and to the values and keys of free-form
+    objects, recursively (request schemas only)."""
     if isinstance(schema, dict):
         if (
             schema.get("type") == "string"
@@ -547,6 +537,14 @@ def _no_nul(schema: Any) -> Any:
             and "const" not in schema
         ):
             schema["pattern"] = NO_NUL
+        if schema.get("type") == "object" and schema.get("additionalProperties", True) is not False:
+            if schema.get("additionalProperties", True) is True:
+                schema["additionalProperties"] = {"$ref": REF.format(model=JSON_VALUE)}
+            names = schema.get("propertyNames")
+            if names is None:
+                schema["propertyNames"] = {"pattern": NO_NUL}
+            elif "enum" not in names:
+                schema["propertyNames"] = {"allOf": [names, {"pattern": NO_NUL}]}
         for value in schema.values():
             _no_nul(value)
     elif isinstance(schema, list):
@@ -564,6 +562,7 @@ def _components() -> dict[str, Any]:
     for model in COMPONENT_MODELS:
         if issubclass(model, s.Request) and model.__name__ in defs:
             _no_nul(defs[model.__name__])
+    defs[JSON_VALUE] = _JSON_VALUE_SCHEMA
     return dict(sorted(defs.items()))
 
 
@@ -575,16 +574,31 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
         prop = dict(prop)
         description = prop.pop("description", "")
         prop.pop("title", None)
-        params.append(
-            {
-                "name": name,
-                "in": "query",
-                "required": name in required,
-                "description": description,
-                "schema": _no_nul(prop),
-            }
-        )
+        param = {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "description": description,
+            "schema": _no_nul(prop),
+        }
+        if name not in required:
+            param["allowEmptyValue"] = True  # ?status= (as HTML forms send it) means no filter
+        params.append(param)
     return params
+
+
+_PATH_NAMES = {
+    "session_id": "session",
+    "delivery_id": "webhook delivery",
+    "chat_id": "chat",
+    "contact_id": "contact",
+    "reply_id": "quick reply",
+}
+# Session ids are opaque text, chat ids WhatsApp's (491701234567@c.us); the other ids are numbers.
+_PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "session_id": {"type": "string", "pattern": r"^[^\u0000/]+$"},
+    "chat_id": {"type": "string", "maxLength": 128, "pattern": s.CHAT_ID_PATTERN},
+}
 
 
 def _path_parameters(path: str) -> list[dict[str, Any]]:
@@ -592,16 +606,10 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
     for part in path.split("/"):
         if part.startswith("{"):
             name = part.strip("{}")
-            what = {"session_id": "session", "delivery_id": "webhook delivery"}.get(name, "message")
-            # Message and delivery ids are numbers; session ids are opaque text.
-            schema = (
-                {"type": "string", "pattern": r"^[^\u0000/]+$"}
-                if name == "session_id"
-                else {"type": "string", "pattern": "^[0-9]{1,19}$"}
-            )
-            params.append(
-                {"name": name, "in": "path", "required": True, "description": f"The {what}'s id.", "schema": schema}
-            )
+            what = _PATH_NAMES.get(name, "message")
+            schema = dict(_PATH_SCHEMAS.get(name, {"type": "string", "pattern": "^[0-9]{1,19}$"}))
+            description = f"The {what}'s id" + (" on WhatsApp, e.g. 491701234567@c.us." if name == "chat_id" else ".")
+            params.append({"name": name, "in": "path", "required": True, "description": description, "schema": schema})
     return params
 
 
@@ -734,7 +742,13 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
             '`{"error": {"code", "message", "details", "request_id"}}`.',
         },
         "servers": [{"url": server_url}],
-        "tags": [{"name": "Sessions"}, {"name": "Messages"}, {"name": "Webhooks"}, {"name": "Service"}],
+        "tags": [
+            {"name": "Sessions"},
+            {"name": "Messages"},
+            {"name": "Inbox"},
+            {"name": "Webhooks"},
+            {"name": "Service"},
+        ],
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {

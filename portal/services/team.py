@@ -19,7 +19,7 @@ from portal.extensions import db
 from portal.mail import send_mail
 from portal.models import Invitation, Membership, Tenant, User, get_for_tenant, utcnow
 from portal.permissions import ASSIGNABLE_BY, ROLES
-from portal.services import audit
+from portal.services import audit, inbox
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from portal.services.tenants import check_password_strength, get_user_by_email, normalize_email
@@ -343,6 +343,7 @@ def remove_member(tenant: Tenant, user_id: int, actor: Actor, *, actor_role: str
         _ensure_another_owner(tenant, membership)
     email, role = membership.user.email, membership.role
     db.session.delete(membership)
+    inbox.unassign_member(tenant.id, user_id)  # chats are assigned to members only
     audit.record(
         tenant.id, "member.remove", actor, target_type="user", target_id=user_id, details={"email": email, "role": role}
     )

@@ -9,7 +9,16 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from portal.api.schemas.common import PHONE_RULE, URL_RULE, Page, Request, Response, check_recipient, string_rule
+from portal.api.schemas.common import (
+    PHONE_RULE,
+    PORT_PATTERN,
+    URL_RULE,
+    Page,
+    Request,
+    Response,
+    check_recipient,
+    string_rule,
+)
 from portal.models import Engine, SessionStatus
 
 
@@ -19,6 +28,24 @@ def _events_schema(schema: dict[str, Any]) -> None:
     for branch in schema.get("anyOf", [schema]):
         if branch.get("type") == "array":
             branch["items"] = {"type": "string", "enum": ["*", *sorted(WAHA_EVENTS)]}
+
+
+# A session proxy as services.destinations.clean_proxy takes it: host:port (optionally with a scheme), and the
+# credentials in their own fields; the host must also pass the destination policy (a public address).
+PROXY_SCHEMA = {
+    "type": ["object", "null"],
+    "required": ["server"],
+    "additionalProperties": False,
+    "properties": {
+        "server": {
+            "type": "string",
+            "pattern": r"^((https?|socks[45])://)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252}):" + PORT_PATTERN + "/?$",
+            "description": "host:port of the proxy.",
+        },
+        "username": {"type": ["string", "null"]},
+        "password": {"type": ["string", "null"]},
+    },
+}
 
 
 def _config_schema(schema: dict[str, Any]) -> None:
@@ -42,9 +69,10 @@ def _config_schema(schema: dict[str, Any]) -> None:
                 {
                     key: {"type": "boolean" if key == "debug" else "object"}
                     for key in TENANT_CONFIG_KEYS
-                    if key != "metadata"
+                    if key not in ("metadata", "proxy")
                 }
             )
+            branch["properties"]["proxy"] = PROXY_SCHEMA
 
 
 # ---- requests -------------------------------------------------------------------------------------------------
@@ -90,7 +118,7 @@ class PairingCodeDto(Request):
         max_length=32,
         examples=["+491701234567"],
         description="Phone number in international form with country code; it must be a valid number of that country.",
-        json_schema_extra=PHONE_RULE,
+        json_schema_extra=string_rule(**PHONE_RULE),
     )
 
     @field_validator("phoneNumber")

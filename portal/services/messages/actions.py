@@ -33,6 +33,7 @@ from portal.models import Message, Tenant, WahaSession, utcnow
 from portal.services import audit, idempotency, pacing, servers, upstream
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid
+from portal.services.inbox.upkeep import upsert_sent_chat
 from portal.services.messages.reading import get_message
 from portal.services.messages.replies import on_whatsapp
 from portal.services.messages.send_sql import _commit_keeping_loaded_rows, _new_row
@@ -275,6 +276,7 @@ def forward_message(
         if existing is None:
             raise
         return _same_forward(existing, session.id, chat_id, original.id)
+    upsert_sent_chat(message)
     details = {"session_id": session.id, "chat_id": chat_id, "message_id": message.id, "forwarded_from": original.id}
     audit.record(tenant.id, "message.forward", actor, target_type="message", target_id=message.id, details=details)
     waha_id = original.waha_message_id or ""

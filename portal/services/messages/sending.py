@@ -19,9 +19,10 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
 from portal.models import Message, Tenant, utcnow
-from portal.services import audit, idempotency, outbox, pacing, servers, upstream
+from portal.services import audit, contacts, idempotency, outbox, pacing, servers, upstream
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid
+from portal.services.inbox.upkeep import refresh_previews
 from portal.services.messages.replies import reply_target
 from portal.services.messages.send_sql import (
     _commit_keeping_loaded_rows,
@@ -81,6 +82,13 @@ def _send_to_waha(
     return client.send_file(name, chat_id, file, caption=caption, message_id=message_id, reply_to=reply_to)
 
 
+def _not_called(exc: waha_errors.WahaUnavailable, pre_id: str) -> Any:
+    """The send's WAHA call, not made: WAHA did not answer the check just before it, so the send fails as one
+    that never left the portal (a retry with the same Idempotency-Key sends it)."""
+    exc.never_sent = True
+    raise exc
+
+
 def send_message(
     tenant: Tenant,
     session_id: Any,
@@ -106,8 +114,13 @@ def send_message(
     message text. `reply_to` quotes a message of the same chat (its portal id, or its WhatsApp id): Invalid on
     "reply_to" otherwise; the row keeps it as `reply_to_id`.
     """
-    session = _session_for_send(tenant, session_id)
-    chat_id = normalize_recipient(to)
+    try:
+        chat_id, bad_recipient = normalize_recipient(to), None
+    except Invalid as exc:
+        chat_id, bad_recipient = "", exc
+    session = _session_for_send(tenant, session_id, chat_id)  # an unknown session is the first error
+    if bad_recipient is not None:
+        raise bad_recipient
     text = _clean_text(text)
     kind = file = stored_media = caption = None
     if media is not None:
@@ -144,11 +157,15 @@ def send_message(
             code="session_not_ready",
             details={"status": session.status, "expected": ["WORKING"]},
         )
+    # asks WAHA only before a first send to a number; a WAHA that is down fails the send below, uncalled
+    unanswered = contacts.ensure_on_whatsapp(tenant.id, session, chat_id)
     pacing.acquire(session.id, tenant.send_rate_per_minute)
 
     client, external, session_key = servers.client_for(session.server), session.external_name, session.id
     quoted_id = quoted.waha_message_id if quoted is not None else None
     call = functools.partial(_send_to_waha, client, external, chat_id, text, kind, file, caption, quoted_id)
+    if unanswered is not None:
+        call = functools.partial(_not_called, unanswered)
     if again is not None:
         return _send_again(tenant, actor, *again, call)
     # WAHA sends under this id and dedupes on it, so the client's retries never make a second message; the
@@ -242,6 +259,8 @@ def _attempt(
             message.status = "ERROR"
             message.error = f"Not sent: {upstream.describe(exc)}"
             message.failed_at = utcnow()
+            db.session.flush()
+            refresh_previews([message])  # the chat's tick shows the failure
         message.send_state = outcome
         session = get_session(tenant, message.session_id)
         if isinstance(exc, waha_errors.WahaSessionNotReady) and exc.session_status:
