@@ -17,6 +17,8 @@ from portal.web import (
     audit,
     auth,
     dashboard,
+    inbox_actions,
+    inbox_thread,
     messages,
     platform,
     servers,
@@ -35,6 +37,8 @@ BLUEPRINTS = (
     dashboard.bp,
     sessions.bp,
     messages.bp,
+    inbox_thread.bp,  # the inbox's thread pane
+    inbox_actions.bp,  # and the actions on its messages
     admin.bp,  # the /admin entry point; the administration pages follow
     team.bp,
     tokens.bp,

@@ -25,6 +25,8 @@ from portal.web.forms import SendMessageForm
 
 # Bodies up to this many times the media limit are parsed, so the form comes back with the text.
 HARD_CAP_FACTOR = 4
+# The forms that carry a file: the send page and the inbox composer.
+SEND_ENDPOINTS = ("messages.send", "inbox_thread.send")
 # At most this much of a larger body is read and dropped so that the 413 reaches the browser.
 DRAIN_MAX_BYTES = 512 * 1024 * 1024
 
@@ -49,7 +51,7 @@ def too_large_message(size: int | None = None) -> str:
 
 def allow_large_send_body(endpoint: str | None, values: dict[str, Any] | None) -> None:
     """Runs before the CSRF check reads the form: lift the body limit of the send form to the hard cap."""
-    if endpoint == "messages.send" and request.method == "POST":
+    if endpoint in SEND_ENDPOINTS and request.method == "POST":
         request.max_content_length = media_limit() * HARD_CAP_FACTOR + 1024 * 1024
 
 
@@ -85,19 +87,25 @@ def media_from(form: SendMessageForm, caption: str | None) -> dict[str, Any] | N
     kind = form.media_kind.data or None
     upload = form.media_file.data
     if upload and getattr(upload, "filename", ""):
-        size = file_size(upload)
-        if size > media_limit():
-            message = too_large_message(size)
-            raise Invalid(
-                message, code="media_too_large", details={"fields": [{"field": "media_file", "message": message}]}
-            )
-        content = upload.read()
-        if not content:
-            raise Invalid.field("media_file", "That file is empty.")
-        return uploaded_media(content, secure_filename(upload.filename), upload.mimetype, kind=kind, caption=caption)
+        return upload_media(upload, kind=kind, caption=caption)
     if form.media_url.data:
         url = form.media_url.data.strip()
         filename = secure_filename(urlparse(url).path.rsplit("/", 1)[-1]) or "file"
         mimetype = mimetypes.guess_type(filename)[0]
         return outgoing_media(kind=kind, url=url, filename=filename, mimetype=mimetype, caption=caption)
     return None
+
+
+def upload_media(upload: FileStorage, *, kind: str | None = None, caption: str | None = None) -> dict[str, Any]:
+    """An uploaded file (field "media_file") as media for `send_message`; Invalid for a file over the limit
+    (code media_too_large) or an empty one."""
+    size = file_size(upload)
+    if size > media_limit():
+        message = too_large_message(size)
+        raise Invalid(
+            message, code="media_too_large", details={"fields": [{"field": "media_file", "message": message}]}
+        )
+    content = upload.read()
+    if not content:
+        raise Invalid.field("media_file", "That file is empty.")
+    return uploaded_media(content, secure_filename(upload.filename or ""), upload.mimetype, kind=kind, caption=caption)
