@@ -20,7 +20,7 @@ from portal.services.inbox import chats as chats_service
 from portal.services.inbox import thread as thread_service
 from portal.tenancy import require
 from portal.web.helpers import principal
-from portal.web.inbox_thread import chat_of, refusal, render_messages
+from portal.web.inbox_parts import chat_of, refusal, render_messages
 from portal.web.send_form import form_key
 
 bp = Blueprint("inbox_actions", __name__, url_prefix="/inbox/chats")

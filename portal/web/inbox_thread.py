@@ -29,49 +29,14 @@ from portal.services.sessions import get_session
 from portal.tenancy import current_principal, require
 from portal.web import uploads
 from portal.web.helpers import principal, redirect_to
+from portal.web.inbox_parts import chat_of, refusal, render_messages
 from portal.web.send_form import form_key, new_key
-from portal.web.wording import WORDS, say_exc
 
 bp = Blueprint("inbox_thread", __name__, url_prefix="/inbox/chats")
 bp.url_value_preprocessor(uploads.allow_large_send_body)
 
-# The composer's emoji and the quick reactions of the message menu.
+# The composer's emoji.
 EMOJI = ("😀", "😂", "😊", "😍", "🤔", "😢", "😮", "😡", "👍", "👎", "🙏", "👏", "🎉", "❤️", "🔥", "✅", "👀", "💯")
-REACTIONS = ("👍", "❤️", "😂", "😮", "😢", "🙏")
-
-
-# ---- shared with inbox_actions -------------------------------------------------------------------------------
-
-
-def refusal(exc: ServiceError) -> Response:
-    """A service's refusal for the pane's scripts: its status and its message in words, as plain text."""
-    message = say_exc(exc) if exc.code in WORDS else exc.message
-    response = Response(message, status=exc.status, mimetype="text/plain")
-    response.headers["X-Error-Code"] = exc.code
-    if exc.retry_after:
-        response.headers["Retry-After"] = str(exc.retry_after)
-    return response
-
-
-def chat_of(chat_id: int) -> chats_service.ChatItem:
-    """The tenant's chat of the URL (another tenant's is a 404)."""
-    return thread_service.get_chat_by_id(principal().tenant, chat_id)
-
-
-def render_messages(item: chats_service.ChatItem, messages: list[Any], quoted: dict[int, Any]) -> str:
-    """The <li>s of messages (with their day separators) as the thread shows them."""
-    who = current_principal()
-    return render_template(
-        "inbox/_messages.html",
-        messages=messages,
-        quoted=quoted,
-        name=item.name,
-        chat=item.chat,
-        can_send=who is not None and who.can("messages:send"),
-        allowed=thread_service.allowed_actions,
-        reactions=REACTIONS,
-        now=utcnow(),
-    )
 
 
 def _since(value: datetime) -> str:
