@@ -44,6 +44,7 @@ class NoteForm(FlaskForm):
             Length(max=inbox.NOTE_MAX, message=f"A note must be at most {inbox.NOTE_MAX} characters."),
         ],
         render_kw={"data-limit": inbox.NOTE_MAX, "rows": 3},
+        id="note-body",
     )
 
 
