@@ -4,15 +4,13 @@ simulator's webhook through the live portal and a real worker), and assignment w
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
 from portal.extensions import db
-from portal.models import Chat, utcnow
-from tests.builders import member, working_session
+from tests.builders import member, stored_chat, working_session
 
 pytestmark = pytest.mark.browser
 
@@ -20,23 +18,15 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 
-def seed_chat(session: Any, number: str, name: str | None, minutes_ago: int, preview: str, **fields: Any) -> Chat:
-    """A chat row as event processing leaves it."""
-    chat = Chat(
-        tenant_id=session.tenant_id,
-        session_id=session.id,
-        chat_id=f"{number}@c.us",
-        name=name,
-        last_activity_at=utcnow() - timedelta(minutes=minutes_ago),
-        last_preview=preview,
-        last_kind=fields.pop("kind", "text"),
-        last_from_me=fields.pop("from_me", False),
-        last_status=fields.pop("last_status", "DEVICE"),
-        **fields,
-    )
-    db.session.add(chat)
-    db.session.commit()
-    return chat
+def seed_chat(session: Any, number: str, name: str | None, minutes_ago: int, preview: str, **fields: Any) -> Any:
+    return stored_chat(session, number, name=name, minutes_ago=minutes_ago, preview=preview, **fields)
+
+
+def shoot_light_and_dark(page: Any, shoot: Any, name: str) -> None:
+    shoot(f"{name}-light")
+    page.emulate_media(color_scheme="dark")
+    shoot(f"{name}-dark")
+    page.emulate_media(color_scheme="light")
 
 
 def rows(page: Any) -> Any:
@@ -59,28 +49,22 @@ def test_inbox_at_desktop_and_phone_width(page, sign_in, shoot, tenant, owner, s
     expect(page.locator("#thread-pane")).to_contain_text("Choose a conversation")
     list_box, pane = page.locator("#chat-list").bounding_box(), page.locator("#thread-pane").bounding_box()
     assert list_box["x"] + list_box["width"] <= pane["x"] + 1  # side by side
-    shoot("desktop-light")
-    page.emulate_media(color_scheme="dark")
-    shoot("desktop-dark")
-    page.emulate_media(color_scheme="light")
+    shoot_light_and_dark(page, shoot, "desktop")
 
     rows(page).first.locator("a").click()
     expect(page.locator("#team-panel")).to_be_visible()
     expect(page.locator("#chat-list")).to_be_visible()
-    shoot("desktop-chat-open")
+    shoot_light_and_dark(page, shoot, "desktop-chat-open")
 
     page.set_viewport_size(PHONE)
     page.goto("/inbox/")
     expect(page.locator("#chat-list")).to_be_visible()
     expect(page.locator("#thread-pane")).to_be_hidden()
-    shoot("phone-list-light")
-    page.emulate_media(color_scheme="dark")
-    shoot("phone-list-dark")
-    page.emulate_media(color_scheme="light")
+    shoot_light_and_dark(page, shoot, "phone-list")
     rows(page).first.locator("a").click()
     expect(page.locator("#thread-pane")).to_be_visible()
     expect(page.locator("#chat-list")).to_be_hidden()
-    shoot("phone-chat-open")
+    shoot_light_and_dark(page, shoot, "phone-chat-open")
     page.get_by_role("link", name="Chats", exact=True).click()
     expect(page.locator("#chat-list")).to_be_visible()
 

@@ -5,7 +5,6 @@ quick replies' administration page."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import AuditEvent, Chat, ChatNote, Contact, QuickReply, utcnow
 from portal.services import quick_replies
-from tests.builders import TEST_ACTOR, make_tenant, make_user, member, new_session
+from tests.builders import TEST_ACTOR, make_tenant, make_user, member, new_session, stored_chat
 from tests.helpers import csrf_token, post, text
 
 HTMX = {"HX-Request": "true"}
@@ -26,36 +25,12 @@ def session(tenant: Any) -> Any:
 
 
 def make_chat(
-    session: Any,
-    number: str = "491709999999",
-    *,
-    minutes_ago: int = 0,
-    name: str | None = None,
-    unread: int = 0,
-    assignee: Any = None,
-    status: str = "open",
-    preview: str = "hello",
-    **fields: Any,
+    session: Any, number: str = "491709999999", *, assignee: Any = None, unread: int = 0, **fields: Any
 ) -> Chat:
-    """A chat row as event processing leaves it (services.inbox.upkeep)."""
-    chat = Chat(
-        tenant_id=session.tenant_id,
-        session_id=session.id,
-        chat_id=f"{number}@c.us",
-        name=name,
-        last_activity_at=utcnow() - timedelta(minutes=minutes_ago),
-        last_preview=preview,
-        last_kind="text",
-        last_from_me=fields.pop("from_me", False),
-        last_status=fields.pop("last_status", "DEVICE"),
-        unread_count=unread,
-        assignee_id=assignee.id if assignee is not None else None,
-        status=status,
-        **fields,
+    """A chat row as event processing leaves it, assigned to the user `assignee`."""
+    return stored_chat(
+        session, number, assignee_id=assignee.id if assignee is not None else None, unread_count=unread, **fields
     )
-    db.session.add(chat)
-    db.session.commit()
-    return chat
 
 
 def names_in(body: str) -> list[str]:
