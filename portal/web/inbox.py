@@ -8,11 +8,13 @@ that blueprint is registered (`inbox_list.thread_context_function`).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, Response, flash, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
+from sqlalchemy.exc import SQLAlchemyError
 
 from portal.extensions import htmx
 from portal.models import Chat
@@ -25,6 +27,7 @@ from portal.web.inbox_list import ListQuery, read_query
 from portal.web.inbox_team import AssignForm, NoteForm, StatusForm, TakeForm, assignee_of, panel
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
+log = logging.getLogger(__name__)
 READ = "messages:read"
 BADGE_SECONDS = 5
 
@@ -39,7 +42,11 @@ def _badge() -> int | None:
     who = current_principal()
     if who is None or not who.can(READ):
         return None
-    return inbox.badge_count(who.tenant, inbox_list.user_id_of(who))
+    try:
+        return inbox.badge_count(who.tenant, inbox_list.user_id_of(who))
+    except SQLAlchemyError:  # every page shows the badge: an error page for a database outage must still render
+        log.warning("inbox badge not counted", exc_info=True)
+        return None
 
 
 # ---- the page and the list ----------------------------------------------------------------------------------
