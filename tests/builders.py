@@ -10,13 +10,14 @@ import itertools
 import json
 import re
 import time
+from datetime import timedelta
 from typing import Any
 
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from portal.extensions import db
-from portal.models import Message, Tenant, User, WahaSession
+from portal.models import Chat, Message, Tenant, User, WahaSession, utcnow
 from portal.services import sessions as sessions_service
 from portal.services import tenants as tenants_service
 from portal.services import tokens as tokens_service
@@ -147,6 +148,36 @@ def stored_message(
     db.session.add(message)
     db.session.commit()
     return message
+
+
+def stored_chat(
+    session: WahaSession,
+    number: str = "491709999999",
+    *,
+    name: str | None = None,
+    minutes_ago: int = 0,
+    preview: str = "hello",
+    kind: str = "text",
+    from_me: bool = False,
+    last_status: str = "DEVICE",
+    **fields: Any,
+) -> Chat:
+    """An inbox chat row as event processing leaves it (services.inbox.upkeep), its last message `minutes_ago`."""
+    chat = Chat(
+        tenant_id=session.tenant_id,
+        session_id=session.id,
+        chat_id=f"{number}@c.us",
+        name=name,
+        last_activity_at=utcnow() - timedelta(minutes=minutes_ago),
+        last_preview=preview,
+        last_kind=kind,
+        last_from_me=from_me,
+        last_status=last_status,
+        **fields,
+    )
+    db.session.add(chat)
+    db.session.commit()
+    return chat
 
 
 # ---- WAHA webhook traffic ---------------------------------------------------------------------------------------

@@ -49,6 +49,17 @@ def list_replies(tenant: Tenant) -> list[QuickReply]:
     return list(db.session.scalars(QuickReply.scoped(tenant.id).order_by(QuickReply.shortcut)))
 
 
+def find_replies(tenant: Tenant, prefix: Any, *, limit: int = 10) -> list[QuickReply]:
+    """The composer's picker: the tenant's replies whose shortcut starts with `prefix` (a leading "/" and case
+    are ignored; empty: all), by shortcut, at most `limit`."""
+    prefix = prefix.strip().lstrip("/").lower() if isinstance(prefix, str) else ""
+    stmt = QuickReply.scoped(tenant.id)
+    if prefix:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(QuickReply.shortcut.like(f"{escaped}%", escape="\\"))
+    return list(db.session.scalars(stmt.order_by(QuickReply.shortcut).limit(limit)))
+
+
 def get_reply(tenant: Tenant, reply_id: Any) -> QuickReply:
     reply = get_for_tenant(db.session, QuickReply, tenant.id, reply_id)
     if reply is None:

@@ -17,10 +17,12 @@ from portal.web import (
     audit,
     auth,
     dashboard,
+    inbox,
     inbox_actions,
     inbox_thread,
     messages,
     platform,
+    quick_replies,
     servers,
     sessions,
     settings,
@@ -37,12 +39,14 @@ BLUEPRINTS = (
     dashboard.bp,
     sessions.bp,
     messages.bp,
+    inbox.bp,  # the inbox page and its chat list
     inbox_thread.bp,  # the inbox's thread pane
     inbox_actions.bp,  # and the actions on its messages
     admin.bp,  # the /admin entry point; the administration pages follow
     team.bp,
     tokens.bp,
     webhooks.bp,
+    quick_replies.bp,
     audit.bp,
     settings.bp,
     account.bp,

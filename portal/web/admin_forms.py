@@ -12,12 +12,14 @@ from wtforms import (
     SelectField,
     SelectMultipleField,
     StringField,
+    TextAreaField,
     URLField,
 )
 from wtforms.validators import URL, DataRequired, EqualTo, Length, NumberRange, Optional, StopValidation
 
 from portal.inputs import CalendarRange
 from portal.services.passwords import MAX_PASSWORD, MIN_PASSWORD
+from portal.services.quick_replies import TEXT_MAX as QUICK_REPLY_MAX
 from portal.services.tenant_admin import LIMITS
 from portal.web.forms import CheckboxListField, choices
 
@@ -167,3 +169,19 @@ class AcceptInvitationForm(FlaskForm):
     name = StringField("Your name", validators=[Optional(), Length(max=200)])
     password = _new_password()
     confirm = _confirm()
+
+
+# -- Quick replies ------------------------------------------------------------------------------------------------
+
+
+class QuickReplyForm(FlaskForm):
+    shortcut = StringField(
+        "Shortcut",
+        validators=[DataRequired(message="Give the reply a shortcut."), Length(max=40)],
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+    text = TextAreaField(
+        "Text",
+        validators=[DataRequired(message="Write the reply's text.")],
+        render_kw={"data-limit": QUICK_REPLY_MAX, "rows": 4},
+    )

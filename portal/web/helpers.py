@@ -30,6 +30,7 @@ ADMIN_SECTIONS = (
     ("admin_team.index", "Team", "team:manage"),
     ("admin_tokens.index", "API tokens", "tokens:manage"),
     ("admin_webhooks.index", "Webhooks", "webhooks:read"),
+    ("admin_quick_replies.index", "Quick replies", "quick_replies:manage"),
     ("admin_audit.index", "Audit log", "audit:read"),
     ("admin_settings.index", "Settings", "settings:manage"),
 )

@@ -31,7 +31,7 @@ def refusal(exc: ServiceError) -> Response:
 
 def chat_of(chat_id: int) -> chats_service.ChatItem:
     """The tenant's chat of the URL (another tenant's is a 404)."""
-    return thread_service.get_chat_by_id(principal().tenant, chat_id)
+    return chats_service.get_chat_by_id(principal().tenant, chat_id)
 
 
 def render_messages(item: chats_service.ChatItem, messages: list[Any], quoted: dict[int, Any]) -> str:

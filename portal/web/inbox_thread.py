@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, request, send_file, url_for
+from flask import Blueprint, Response, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -47,14 +47,13 @@ def _urls(chat: Chat) -> dict[str, str]:
     def url(endpoint: str) -> str:
         return url_for(f"inbox_thread.{endpoint}", chat_id=chat.id)
 
-    found = current_app.view_functions
     return {
         "fresh": url("fresh"),
         "older": url("older"),
         "send": url("send"),
         "typing": url("typing"),
-        "back": url_for("inbox.index") if "inbox.index" in found else "/inbox",
-        "quick": url_for("inbox.quick_replies") if "inbox.quick_replies" in found else "",
+        "back": url_for("inbox.index"),
+        "quick": url_for("inbox.quick_replies"),
     }
 
 
@@ -65,7 +64,7 @@ def thread_context(tenant: Tenant, chat_row_id: Any) -> dict[str, Any]:
     (and tells WhatsApp, unless the tenant turned read receipts off) for those who may answer it."""
     who = current_principal()
     can_send = who is not None and who.can("messages:send")
-    item = thread_service.get_chat_by_id(tenant, chat_row_id)
+    item = chats_service.get_chat_by_id(tenant, chat_row_id)
     if can_send and who is not None and item.chat.unread_count:
         item = chats_service.mark_read(tenant, item.chat.session_id, item.chat.chat_id, who.actor())
     started = utcnow()
@@ -100,13 +99,10 @@ def thread_context(tenant: Tenant, chat_row_id: Any) -> dict[str, Any]:
 @require("messages:read")
 def show(chat_id: int) -> ResponseReturnValue:
     """The thread pane for htmx; a browser opening the URL gets the inbox page with this chat open."""
-    if not htmx and "inbox.index" in current_app.view_functions:
+    if not htmx:
         chat_of(chat_id)  # another tenant's chat is a 404 here too
         return redirect_to(url_for("inbox.index", chat=chat_id))
-    context = thread_context(principal().tenant, chat_id)
-    # Without the inbox page (inbox.index) the pane is shown in a page of its own.
-    template = "inbox/_thread.html" if htmx else "inbox/thread_page.html"
-    return render_template(template, thread=context)
+    return render_template("inbox/_thread.html", thread=thread_context(principal().tenant, chat_id))
 
 
 @bp.route("/<int(big=True):chat_id>/older")

@@ -37,15 +37,15 @@ def test_thread_opens_at_the_newest_and_loads_older_without_jumping(page, sign_i
     session, chat = _chat_with_history(tenant, sim, count=60)
     sign_in(owner)
     _open(page, chat)
-    expect(page.get_by_text("are you open today?")).to_be_in_viewport()
+    expect(page.locator("#thread-root").get_by_text("are you open today?")).to_be_in_viewport()
     expect(page.get_by_role("button", name="Send")).to_be_in_viewport()
-    anchor = page.get_by_text("message number 20", exact=True)
+    anchor = page.locator("#thread-root").get_by_text("message number 20", exact=True)
     page.locator("#thread-scroll").evaluate("box => { box.scrollTop = 0; }")
-    expect(page.get_by_text("message number 0", exact=True)).to_be_attached(timeout=5000)
+    expect(page.locator("#thread-root").get_by_text("message number 0", exact=True)).to_be_attached(timeout=5000)
     top = anchor.bounding_box()["y"]
     page.wait_for_timeout(200)
     assert abs(anchor.bounding_box()["y"] - top) < 2  # the message read stays where it was
-    expect(page.get_by_text("message number 0", exact=True)).not_to_be_in_viewport()
+    expect(page.locator("#thread-root").get_by_text("message number 0", exact=True)).not_to_be_in_viewport()
 
 
 def test_opening_marks_read_and_new_messages_arrive_live(page, sign_in, worker, tenant, owner, sim):
@@ -113,7 +113,7 @@ def test_quick_reply_is_inserted_from_the_slash_picker(page, sign_in, worker, te
     _open(page, chat)
     page.locator("#composer textarea").fill("/hou")
     page.locator(".composer-quick li").first.click()
-    expect(page.locator("#composer textarea")).to_have_value("We are open 9-18, .")
+    expect(page.locator("#composer textarea")).to_have_value("We are open 9-18, Sim Contact.")
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
@@ -130,7 +130,7 @@ def test_thread_screenshots(page, sign_in, worker, tenant, owner, sim, scheme, s
     page.emulate_media(color_scheme=scheme)
     sign_in(owner)
     _open(page, chat)
-    expect(page.get_by_text("are you open today?")).to_be_in_viewport()
+    expect(page.locator("#thread-root").get_by_text("are you open today?")).to_be_in_viewport()
     page.screenshot(path=str(_path(f"inbox-thread-{scheme}-{size[0]}x{size[1]}")))
 
 

@@ -71,9 +71,11 @@ def test_pane_shows_name_number_session_and_messages_oldest_first(owner_client, 
     assert 'id="composer"' in page and "<html" not in page
 
 
-def test_pane_without_htmx_is_a_whole_page(owner_client, chat):
+def test_pane_without_htmx_opens_the_inbox_page_with_the_chat(owner_client, chat):
     response = owner_client.get(f"/inbox/chats/{chat.id}")
-    assert response.status_code == 200 and "<html" in response.get_data(as_text=True)
+    assert response.status_code == 303 and response.headers["Location"].endswith(f"/inbox/?chat={chat.id}")
+    page = owner_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "<html" in page and 'id="thread-root"' in page
 
 
 def test_reply_shows_the_quoted_message_also_for_replies_from_whatsapp(owner_client, tenant, working, chat):

@@ -16,7 +16,7 @@ from sqlalchemy import select, tuple_, update
 
 from portal import pagination
 from portal.extensions import db
-from portal.models import CHAT_STATUSES, Chat, Contact, Membership, Tenant, utcnow
+from portal.models import CHAT_STATUSES, Chat, Contact, Membership, Tenant, get_for_tenant, utcnow
 from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.contacts import check_page, display_name, like_pattern, search_digits
@@ -156,6 +156,15 @@ def find_chat(tenant: Tenant, session_id: Any, chat_id: Any, *, lock: bool = Fal
 def get_chat(tenant: Tenant, session_id: Any, chat_id: Any) -> ChatItem:
     """One chat of a session of the tenant; NotFound session_not_found / chat_not_found."""
     return _items(tenant.id, [find_chat(tenant, session_id, chat_id)])[0]
+
+
+def get_chat_by_id(tenant: Tenant, chat_row_id: Any) -> ChatItem:
+    """One chat of the tenant by its row id (the inbox's URLs); another tenant's, or an id that cannot be one, is
+    NotFound chat_not_found."""
+    chat = get_for_tenant(db.session, Chat, tenant.id, chat_row_id)
+    if chat is None:
+        raise NotFound("No such chat.", code="chat_not_found")
+    return _items(tenant.id, [chat])[0]
 
 
 def _check_member(tenant: Tenant, user_id: Any) -> int:

@@ -19,7 +19,7 @@ from portal import pagination
 from portal.extensions import db
 from portal.models import Chat, Message, Tenant, get_for_tenant, utcnow
 from portal.services.errors import NotFound
-from portal.services.inbox.chats import ChatFilters, ChatItem, _items, list_chats
+from portal.services.inbox.chats import ChatFilters, ChatItem, list_chats
 from portal.services.messages.actions import DELETE_WINDOW, EDIT_WINDOW, _sent_at
 from portal.services.messages.reading import list_messages
 
@@ -49,14 +49,6 @@ class ThreadChanges:
     next_since: datetime
     quoted: dict[int, Message]
     overflow: bool
-
-
-def get_chat_by_id(tenant: Tenant, chat_row_id: Any) -> ChatItem:
-    """One of the tenant's chats by its row id, with its display name and contact; NotFound chat_not_found."""
-    chat = get_for_tenant(db.session, Chat, tenant.id, chat_row_id)
-    if chat is None:
-        raise NotFound("No such chat.", code="chat_not_found")
-    return _items(tenant.id, [chat])[0]
 
 
 def message_in_chat(tenant: Tenant, chat: Chat, message_id: Any) -> Message:
