@@ -38,6 +38,7 @@ JOB_WATCHDOG = "portal.jobs.maintenance.watchdog"
 JOB_PRUNE = "portal.jobs.maintenance.prune"
 JOB_CHECK_SERVERS = "portal.jobs.maintenance.check_servers"
 JOB_RECONCILE_SENDS = "portal.jobs.messages.reconcile_sends"
+JOB_FETCH_AVATARS = "portal.jobs.inbox.fetch_avatars"
 
 RUNNER_EXTENSION = "portal_jobs"  # app.extensions key of the app's runner
 

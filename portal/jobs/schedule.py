@@ -13,6 +13,7 @@ from typing import Any
 from portal.queue import (
     JOB_CHECK_SERVERS,
     JOB_DISPATCH_DUE,
+    JOB_FETCH_AVATARS,
     JOB_PRUNE,
     JOB_PRUNE_BROWSER_SESSIONS,
     JOB_RECONCILE,
@@ -72,6 +73,8 @@ SCHEDULE: list[dict[str, Any]] = [
         "interval": 86400,
         "queue": QUEUE_MAINTENANCE,
     },
+    # contacts' profile pictures: new contacts first, then a weekly refresh (a few per run, paced by the interval)
+    {"id": "avatars-fetch", "func": JOB_FETCH_AVATARS, "interval": 60, "queue": QUEUE_MAINTENANCE},
     # retention of messages, media files, events and deliveries
     {"id": "retention-prune", "func": JOB_PRUNE, "interval": 3600, "queue": QUEUE_MAINTENANCE},
 ]

@@ -1,9 +1,9 @@
 """Contact avatars: WhatsApp's profile picture, fetched once and kept in the portal's own storage.
 
 The inbox never waits for a picture: `avatar_url` answers the stored file's URL or None (the page then shows
-initials). `fetch_due` is the job hook (a scheduled job calls it): it fetches the pictures of contacts never
-tried, and refreshes them after AVATAR_REFRESH. WAHA is asked through `profile_picture_url`, the one seam to the
-client's `get_profile_picture_url(session, contact_id)`; the picture itself is downloaded from WhatsApp's CDN
+initials). `fetch_due` runs as the scheduled job `portal.jobs.inbox.fetch_avatars`: it fetches the pictures of
+contacts never tried, and refreshes them after AVATAR_REFRESH. WAHA is asked for the picture's URL
+(`get_profile_picture_url`); the picture itself is downloaded from WhatsApp's CDN
 through the portal's hardened HTTP client. A picture that cannot be fetched is marked `failed` and tried again
 after AVATAR_RETRY.
 """
@@ -23,6 +23,7 @@ from portal.models import Chat, Contact, Tenant, WahaSession, get_for_tenant, ut
 from portal.net import http as outbound
 from portal.services.destinations import allow_private
 from portal.services.errors import NotFound
+from portal.waha import WahaClient
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +56,9 @@ def open_avatar(tenant: Tenant, contact_id: Any) -> tuple[IO[bytes], str]:
     return handle, _BY_EXTENSION.get(contact.avatar_key.rsplit(".", 1)[-1], "application/octet-stream")
 
 
-def profile_picture_url(client: Any, session: str, contact_id: str) -> str | None:
-    """WhatsApp's URL of the contact's profile picture (None: they have none, or the client cannot ask yet).
-
-    The seam to WAHA: the client's `get_profile_picture_url(session, contact_id) -> str | None`."""
-    getter = getattr(client, "get_profile_picture_url", None)
-    return getter(session, contact_id) if getter is not None else None
+def profile_picture_url(client: WahaClient, session: str, contact_id: str) -> str | None:
+    """WhatsApp's URL of the contact's profile picture (None: they have none)."""
+    return client.get_profile_picture_url(session, contact_id)
 
 
 def store_avatar(contact: Contact, url: str | None) -> str:

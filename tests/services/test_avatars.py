@@ -109,3 +109,30 @@ def test_api_shows_the_stored_picture(client, tenant, cdn):
     assert listed["avatarUrl"] == f"/waha/contacts/{contact.id}/avatar"
     assert served.status_code == 200 and served.get_data() == PNG and served.mimetype == "image/png"
     assert other.get(listed["avatarUrl"]).status_code == 404
+
+
+def test_scheduled_job_fetches_the_profile_picture_whatsapp_has(tenant, sim):
+    from portal.jobs.inbox import fetch_avatars
+    from tests.builders import wait_for_status
+
+    session = new_session(tenant, "Support")
+    sim.scan(session.external_name)
+    wait_for_status(tenant, session, "WORKING")
+    with_picture, without = contact_of(tenant, "491701111110@c.us"), contact_of(tenant, "491701111111@c.us")
+    sim.set_contact(session.external_name, with_picture.chat_id, picture=True)
+    sim.set_contact(session.external_name, without.chat_id, picture=False)
+    for contact in (with_picture, without):
+        db.session.add(Chat(tenant_id=tenant.id, session_id=session.id, chat_id=contact.chat_id))
+    db.session.commit()
+
+    ids = with_picture.id, without.id
+
+    counts = fetch_avatars()  # the job ends its database session: read the rows again
+
+    stored, none = (db.session.get(Contact, contact_id) for contact_id in ids)
+    assert counts == {"stored": 1, "none": 1}
+    assert (stored.avatar_state, none.avatar_state) == ("stored", "none")
+    handle, mimetype = avatars.open_avatar(db.session.merge(tenant), stored.id)
+    with handle:
+        assert handle.read() and mimetype.startswith("image/")
+    assert avatars.due() == []
