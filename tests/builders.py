@@ -4,6 +4,7 @@ traffic (envelopes as WAHA sends them, signed with a session's key)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import itertools
@@ -13,6 +14,7 @@ import time
 from typing import Any
 
 from flask.testing import FlaskClient
+from werkzeug.security import generate_password_hash
 from werkzeug.test import TestResponse
 
 from portal.extensions import db
@@ -36,8 +38,20 @@ def make_tenant(slug: str | None = None, **kwargs: Any) -> Tenant:
     return tenants_service.create_tenant(slug or f"tenant-{n}", kwargs.pop("name", f"Tenant {n}"), TEST_ACTOR, **kwargs)
 
 
+@functools.cache
+def password_hash() -> str:
+    """The stored form of PASSWORD, made once per process by the product's hasher (scrypt, the default cost)."""
+    return generate_password_hash(PASSWORD)
+
+
 def make_user(tenant: Tenant | None = None, role: str = "owner", email: str | None = None, **kwargs: Any) -> User:
-    user = tenants_service.create_user(email or f"user{next(_seq)}@example.com", PASSWORD, TEST_ACTOR, **kwargs)
+    """A user (through the service) whose password is PASSWORD, with `role` in `tenant` when one is given.
+
+    The password's hash is made once per process: scrypt costs ~0.1 s of CPU by design, and most tests make a
+    user. Every user made here thus shares one salt, which no test of the product's hashing relies on."""
+    user = tenants_service.create_user(email or f"user{next(_seq)}@example.com", None, TEST_ACTOR, **kwargs)
+    user.password_hash = password_hash()
+    db.session.commit()
     if tenant is not None:
         tenants_service.set_membership(tenant, user, role, TEST_ACTOR)
     return user

@@ -25,7 +25,7 @@ from portal import create_app
 from portal.config import environ_for_tests
 from portal.extensions import db
 from tests.builders import PASSWORD, make_tenant, make_user
-from tests.helpers import ROOT, SIM_API_KEY
+from tests.helpers import ROOT, SIM_API_KEY, csrf_token, remember_scrypt_of
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1"... under pytest-xdist, else ""
 
@@ -33,6 +33,7 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1"... under pyte
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist each worker gets a database and a Redis database of its own, derived from
     TEST_DATABASE_URL / TEST_REDIS_URL, so that workers never see each other's rows, jobs or caches."""
+    remember_scrypt_of(PASSWORD)
     if not WORKER:
         return
     index = int(WORKER.removeprefix("gw"))
@@ -125,6 +126,10 @@ class _Seed:
     those rows (so a test that changed or deleted one is noticed) and `sequences` the value of each sequence."""
 
     def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """Nothing seeded (yet, or any more): the next test seeds again."""
         self.done = False
         self.tables: dict[str, int] = {}
         self.fingerprint: dict[str, str | None] = {}
@@ -166,13 +171,12 @@ def _tables_with_rows(conn: sa.Connection, tables: list[str]) -> set[str]:
 
 def _moved_sequences(conn: sa.Connection) -> dict[str, int]:
     """Each sequence that has handed out a value since it was last restarted, with that value."""
-    return dict(
-        conn.execute(
-            sa.text(
-                "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL"
-            )
-        ).all()
+    rows = conn.execute(
+        sa.text(
+            "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL"
+        )
     )
+    return {str(row[0]): int(row[1]) for row in rows}
 
 
 def _dirty(conn: sa.Connection, tables: list[str]) -> tuple[list[str], bool, dict[str, int]]:
@@ -209,11 +213,12 @@ def _empty_postgres(tables: list[str]) -> None:
                 conn.execute(sa.text("SET LOCAL lock_timeout = '15s'"))
                 dirty, changed, sequences = _dirty(conn, tables)
                 if changed:  # a seed row was changed or deleted: empty everything, seed again in the next test
-                    _seed.__init__()
+                    _seed.forget()
                     dirty = tables
-                for name in dirty:
-                    keep = _seed.tables.get(name)
-                    conn.execute(sa.text(f'DELETE FROM "{name}"' + (f" WHERE id > {keep}" if keep else "")))
+                # Sequences before rows: ALTER SEQUENCE waits for the inserts in flight and holds new ones off
+                # until the commit. Taken after the deletes, it deadlocks with a late webhook's insert that has
+                # drawn its id and waits for the session row being deleted (PostgreSQL breaks that after its
+                # deadlock_timeout, 1 s).
                 for name in _moved_sequences(conn) if changed else sequences:
                     seeded = _seed.sequences.get(name)
                     conn.execute(
@@ -221,6 +226,9 @@ def _empty_postgres(tables: list[str]) -> None:
                         if seeded is None
                         else sa.text(f"SELECT setval('\"{name}\"', {seeded})")
                     )
+                for name in dirty:
+                    keep = _seed.tables.get(name)
+                    conn.execute(sa.text(f'DELETE FROM "{name}"' + (f" WHERE id > {keep}" if keep else "")))
             return
         except sa.exc.OperationalError as exc:
             if "deadlock" not in str(exc) or attempt == 4:
@@ -230,13 +238,16 @@ def _empty_postgres(tables: list[str]) -> None:
 @pytest.fixture(autouse=True)
 def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     """Every test starts with the seeded default server and nothing else in the database, an empty Redis
-    database and a fresh simulator. Only the tables a test wrote are emptied afterwards."""
+    database, a fresh simulator and no mail sent. Only the tables a test wrote are emptied afterwards."""
     if "app" not in request.fixturenames:
         yield
         return
+    from portal.mail import outbox
+
     application: Flask = request.getfixturevalue("app")
     sim = request.getfixturevalue("sim")
     sim.reset()
+    outbox.clear()
     redis.Redis.from_url(application.config["REDIS_URL"]).flushdb()
     _reset_rate_limits()
     if not _seed.done:
@@ -249,7 +260,7 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
             with db.engine.begin() as conn:
                 for name in tables:
                     conn.execute(sa.text(f'DELETE FROM "{name}"'))
-            _seed.__init__()
+            _seed.forget()
         else:
             _empty_postgres(tables)
 
@@ -280,12 +291,10 @@ def owner(tenant: Any) -> Any:
 @pytest.fixture
 def login(app: Flask) -> Callable[..., FlaskClient]:
     """Sign a user in through the real form (CSRF token included) and return the client."""
-    import re
 
     def do_login(user: Any, client: FlaskClient | None = None, password: str = PASSWORD) -> FlaskClient:
         client = client or app.test_client()
-        page = client.get("/login").get_data(as_text=True)
-        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        token = csrf_token(client, "/login")
         response = client.post("/login", data={"email": user.email, "password": password, "csrf_token": token})
         assert response.status_code == 302, response.get_data(as_text=True)
         return client
@@ -297,7 +306,7 @@ class LiveServer:
     def __init__(self, app: Flask) -> None:
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def start(self) -> None:
         self.thread.start()

@@ -1,10 +1,12 @@
-"""Plain helpers shared by the tests (no fixtures here; those live in the conftest files): polling, CSRF tokens
-and forms as a browser sends them, closed ports, a loopback HTTP server, the /waha API client that checks
-answers against the OpenAPI document, JWTs, quiet simulator webhooks and the WAHA contract files."""
+"""Plain helpers shared by the tests (no fixtures here; those live in the conftest files): polling, the test
+password's scrypt remembered, CSRF tokens and forms as a browser sends them, closed ports, a loopback HTTP server,
+the /waha API client that checks answers against the OpenAPI document, JWTs, quiet simulator webhooks and the WAHA
+contract files."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -40,6 +42,34 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, interval: float
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(interval)
+
+
+# ---- password hashing --------------------------------------------------------------------------------------------
+
+
+def remember_scrypt_of(password: str) -> None:
+    """Answer repeated scrypt computations of `password` from memory, for this process.
+
+    Signing the test user in costs a scrypt of the suite's test password (~0.1 s of CPU by design) in almost
+    every page test. scrypt is a pure function of its arguments, so a remembered answer is the answer; only this
+    one password is remembered, so a wrong guess, a new password or a timing comparison costs what it costs in
+    production."""
+    real = hashlib.scrypt
+    if getattr(real, "remembers", None) == password:
+        return
+    wanted = password.encode()
+    answers: dict[tuple, bytes] = {}
+
+    def scrypt(secret: bytes, **params: Any) -> bytes:
+        if secret != wanted:
+            return real(secret, **params)
+        key = tuple(sorted(params.items()))
+        if key not in answers:
+            answers[key] = real(secret, **params)
+        return answers[key]
+
+    scrypt.remembers = password  # type: ignore[attr-defined]
+    hashlib.scrypt = scrypt  # type: ignore[assignment]
 
 
 # ---- pages and forms -------------------------------------------------------------------------------------------
