@@ -109,6 +109,14 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
+def unreachable_redis() -> Any:
+    """A Redis client for a loopback port that refuses connections, built like the app's own client (short
+    timeouts, one quick retry, a circuit breaker: portal.redisconn), so an outage costs what it costs the app."""
+    from portal.redisconn import fail_fast_client
+
+    return fail_fast_client(f"redis://127.0.0.1:{closed_port()}/0")
+
+
 class LoopbackServer:
     """Serves `answer(request) -> Response` on 127.0.0.1 (TLS with `ssl_context`); `requests` lists what came in."""
 

@@ -6,7 +6,6 @@ import base64
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy import select
 
 from portal.extensions import db, redis_store
@@ -15,7 +14,7 @@ from portal.models import Message
 from portal.services import events, media
 from portal.storage import storage
 from tests.builders import make_token, new_session, post_events, working_session
-from tests.helpers import closed_port
+from tests.helpers import unreachable_redis
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -131,8 +130,9 @@ def _media_of(message_id: str) -> dict:
 
 def test_media_is_downloaded_at_once_when_its_job_cannot_be_queued(app, client, tenant, sim, run_jobs, monkeypatch):
     _session, message_id = _inbound_with_media(app, client, tenant, sim)
-    dead = redis.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=0.5)
-    monkeypatch.setitem(app.extensions, "portal_jobs", RQRunner(dead))  # the queue is down while processing
+    monkeypatch.setitem(
+        app.extensions, "portal_jobs", RQRunner(unreachable_redis())
+    )  # the queue is down while processing
     events.process_batch()
     monkeypatch.undo()
     stored = _media_of(message_id)
