@@ -1,4 +1,5 @@
-"""Browser tests: a real RQ worker beside the live portal, a signed-in page, screenshots kept as artifacts.
+"""Browser tests: a real RQ worker beside the live portal, a signed-in page, screenshots kept as artifacts, live
+fragments that poll every second.
 
 The worker is the production command (`flask --app wsgi worker`) in a subprocess with the test app's own
 settings, so webhooks the simulator posts to the live portal are processed as they would be in production.
@@ -76,6 +77,27 @@ def worker(app: Flask, live_server: Any) -> Iterator[subprocess.Popen]:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+QUICK_POLL_SECONDS = 1
+
+
+@pytest.fixture(autouse=True)
+def _quick_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Live fragments poll every second instead of every 3 s (5 s once a session settled), so a test that waits
+    for a page to follow a change waits about a second per step. The polling itself is what the tests exercise;
+    its period is asserted by the page tests (tests/web)."""
+    from portal.web import messages, sessions, webhooks
+    from wahasim import control
+
+    for module, name in (
+        (sessions, "POLL_SECONDS"),
+        (sessions, "SETTLED_POLL_SECONDS"),
+        (messages, "POLL_SECONDS"),
+        (webhooks, "DELIVERY_POLL_SECONDS"),
+        (control, "REFRESH_SECONDS"),  # the simulator's control page
+    ):
+        monkeypatch.setattr(module, name, QUICK_POLL_SECONDS)
 
 
 @pytest.fixture
