@@ -333,6 +333,14 @@ def run_jobs(app: Flask) -> Callable[[], int]:
     from portal.extensions import redis_store
     from portal.jobs import QUEUES
 
+    class BurstWorker(SimpleWorker):
+        """RQ's in-process worker without its command channel: nothing sends commands to a worker that lives
+        for one call, and closing the channel's listener thread can wait its full second (RQ joins it with
+        timeout=1 while it may be blocked in a 60 s read)."""
+
+        def subscribe(self) -> None:
+            pass
+
     def burst() -> int:
         with app.app_context():
             queues = [Queue(name, connection=redis_store.client) for name in QUEUES]
@@ -341,7 +349,7 @@ def run_jobs(app: Flask) -> Callable[[], int]:
                 return sum(q.finished_job_registry.count + q.failed_job_registry.count for q in queues)
 
             before = done()
-            SimpleWorker(queues, connection=redis_store.client).work(burst=True, with_scheduler=False)
+            BurstWorker(queues, connection=redis_store.client).work(burst=True, with_scheduler=False)
             return done() - before
 
     return burst
