@@ -6,6 +6,7 @@ Only this top-level conftest overrides Playwright's `base_url` and launch argume
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -204,35 +205,45 @@ def _quote(value: str | None) -> str:
 
 
 def _empty_postgres(tables: list[str]) -> None:
-    """Delete what the test wrote, keep the seed rows, put the moved sequences back; a late webhook from the
-    simulator may be writing meanwhile, so a deadlock is retried."""
+    """Delete what the test wrote, keep the seed rows, put the moved sequences back, in one round trip after the
+    look; a late webhook from the simulator may be writing meanwhile, so a deadlock is retried."""
     for attempt in range(5):
         try:
             with db.engine.begin() as conn:
-                # a connection left in a transaction by a test would make the cleanup wait forever
-                conn.execute(sa.text("SET LOCAL lock_timeout = '15s'"))
                 dirty, changed, sequences = _dirty(conn, tables)
                 if changed:  # a seed row was changed or deleted: empty everything, seed again in the next test
                     _seed.forget()
                     dirty = tables
+                    sequences = _moved_sequences(conn)
+                if not (dirty or sequences):
+                    return
+                # a connection left in a transaction by a test would make the cleanup wait forever
+                script = ["SET LOCAL lock_timeout = '15s'"]
                 # Sequences before rows: ALTER SEQUENCE waits for the inserts in flight and holds new ones off
                 # until the commit. Taken after the deletes, it deadlocks with a late webhook's insert that has
                 # drawn its id and waits for the session row being deleted (PostgreSQL breaks that after its
                 # deadlock_timeout, 1 s).
-                for name in _moved_sequences(conn) if changed else sequences:
+                for name in sequences:
                     seeded = _seed.sequences.get(name)
-                    conn.execute(
-                        sa.text(f'ALTER SEQUENCE "{name}" RESTART')
+                    script.append(
+                        f'ALTER SEQUENCE "{name}" RESTART'
                         if seeded is None
-                        else sa.text(f"SELECT setval('\"{name}\"', {seeded})")
+                        else f"SELECT setval('\"{name}\"', {seeded})"
                     )
                 for name in dirty:
                     keep = _seed.tables.get(name)
-                    conn.execute(sa.text(f'DELETE FROM "{name}"' + (f" WHERE id > {keep}" if keep else "")))
+                    script.append(f'DELETE FROM "{name}"' + (f" WHERE id > {keep}" if keep else ""))
+                conn.exec_driver_sql("; ".join(script))
             return
         except sa.exc.OperationalError as exc:
             if "deadlock" not in str(exc) or attempt == 4:
                 raise
+
+
+@functools.cache
+def _redis(url: str) -> redis.Redis:
+    """One plain client per Redis URL for the cleanup (not the app's fail-fast one, which a test may swap)."""
+    return redis.Redis.from_url(url)
 
 
 @pytest.fixture(autouse=True)
@@ -248,7 +259,7 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     sim = request.getfixturevalue("sim")
     sim.reset()
     outbox.clear()
-    redis.Redis.from_url(application.config["REDIS_URL"]).flushdb()
+    _redis(application.config["REDIS_URL"]).flushdb()
     _reset_rate_limits()
     if not _seed.done:
         _seed_default_server(application)
