@@ -90,8 +90,11 @@ def new_session(tenant: Any, name: str = "Support", **kwargs: Any) -> WahaSessio
 def wait_for_status(owner: Any, session: Any, wanted: str, timeout: float = 5.0) -> Any:
     """Sync the session until WAHA reports `wanted` (the simulator moves through STARTING on a timer).
 
-    `owner` is a tenant (sync through the service; returns the WahaSession) or an `Api` client (`session` is the
-    session's id; sync through POST /waha/sessions/{id}/sync; returns the JSON body)."""
+    `owner` is a tenant (sync through the service; returns the WahaSession), an `Api` client (`session` is the
+    session's id; sync through POST /waha/sessions/{id}/sync; returns the JSON body) or a `WahaClient` (`session`
+    is the session's name on WAHA; returns WAHA's session info)."""
+    from portal.waha import WahaClient
+
     if isinstance(owner, Api):
 
         def sync() -> tuple[str, Any]:
@@ -99,6 +102,11 @@ def wait_for_status(owner: Any, session: Any, wanted: str, timeout: float = 5.0)
             assert response.status_code == 200, response.get_json()
             body = response.get_json()
             return body["status"], body
+    elif isinstance(owner, WahaClient):
+
+        def sync() -> tuple[str, Any]:
+            info = owner.get_session(session)
+            return info["status"], info
     else:
 
         def sync() -> tuple[str, Any]:
@@ -112,12 +120,12 @@ def wait_for_status(owner: Any, session: Any, wanted: str, timeout: float = 5.0)
             return current
         if time.monotonic() > deadline:
             raise AssertionError(f"session stayed {status}, expected {wanted}")
-        time.sleep(0.05)
+        time.sleep(0.02)
 
 
-def scanning_session(tenant: Any, name: str = "Support") -> WahaSession:
+def scanning_session(tenant: Any, name: str = "Support", **kwargs: Any) -> WahaSession:
     """A session showing its QR code."""
-    return wait_for_status(tenant, new_session(tenant, name), "SCAN_QR_CODE")
+    return wait_for_status(tenant, new_session(tenant, name, **kwargs), "SCAN_QR_CODE")
 
 
 def working_session(

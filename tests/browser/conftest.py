@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from flask import Flask
 
 from portal.config import SETTING_NAMES, SETTINGS
 from tests.builders import PASSWORD
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-results" / "screenshots"
@@ -63,14 +63,17 @@ def worker(app: Flask, live_server: Any) -> Iterator[subprocess.Popen]:
             stderr=subprocess.STDOUT,
         )
     connection = redis.Redis.from_url(app.config["REDIS_URL"])
-    deadline = time.monotonic() + 10
-    while not connection.exists(f"rq:worker:{name}"):
+
+    def registered() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"the worker exited with {process.returncode}; see {log_path}")
-        if time.monotonic() > deadline:
-            process.terminate()
-            raise RuntimeError(f"the worker did not register within 10 s; see {log_path}")
-        time.sleep(0.1)
+        return bool(connection.exists(f"rq:worker:{name}"))
+
+    try:
+        wait_for(registered, timeout=10, interval=0.05)
+    except AssertionError:
+        process.terminate()
+        raise RuntimeError(f"the worker did not register within 10 s; see {log_path}") from None
     yield process
     process.terminate()
     try:
