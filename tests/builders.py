@@ -4,6 +4,7 @@ traffic (envelopes as WAHA sends them, signed with a session's key)."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import hmac
@@ -267,3 +268,19 @@ def post_events(
         "X-Webhook-Hmac-Algorithm": "sha512",
     }
     return client.post(f"/webhooks/waha?session={session_param or session.id}", data=body, headers=headers)
+
+
+def relay_inbound_media(
+    client: FlaskClient, sim: Any, session: WahaSession, content: bytes, mimetype: str = "image/png"
+) -> str:
+    """A picture (or other file) sent to the session's phone on the simulator, whose `message` event is posted to
+    the receiver as WAHA would post it; returns the message's WAHA id."""
+    message_id = sim.inbound(
+        session.external_name,
+        "491708888888",
+        "a picture",
+        media={"data": base64.b64encode(content).decode(), "mimetype": mimetype},
+    )
+    [produced] = [e for e in sim.events() if e["event"] == "message" and e["payload"]["id"] == message_id]
+    post_events(client, session, produced)
+    return message_id

@@ -1,5 +1,6 @@
 """Shared fixtures: the app on PostgreSQL + Redis of this machine, a clean database per test, the WAHA
-simulator over loopback, a live portal server, a real RQ worker in burst mode, and Playwright's Chromium.
+simulator over loopback (and a second one), a live portal server, a real RQ worker in burst mode, and Playwright's
+Chromium.
 
 Only this top-level conftest overrides Playwright's `base_url` and launch arguments.
 """
@@ -107,6 +108,17 @@ def sim() -> Iterator[Any]:
     from wahasim.testing import SimServer
 
     server = SimServer(api_key=SIM_API_KEY, engine="GOWS", ack_delay=0.05, starting_delay=0.02)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def second_sim() -> Iterator[Any]:
+    """Another WAHA simulator on its own port, with its own API key (a second server of the fleet)."""
+    from wahasim.testing import SimServer
+
+    server = SimServer(api_key="sim-two-key", engine="GOWS", ack_delay=0.05)
     server.start()
     yield server
     server.stop()

@@ -1,4 +1,4 @@
-"""Fixtures for the operations tests: a second WAHA simulator, closed ports, and apps whose dependencies are down."""
+"""Fixtures for the operations tests: apps whose dependencies are down, built in a process of their own."""
 
 from __future__ import annotations
 
@@ -6,24 +6,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def second_sim() -> Iterator[Any]:
-    """Another WAHA simulator on its own port, with its own API key."""
-    from wahasim.testing import SimServer
-
-    server = SimServer(api_key="sim-two-key", engine="GOWS", ack_delay=0.05)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from portal.jobs import RQRunner
 from portal.models import Message
 from portal.services import events, media
 from portal.storage import storage
-from tests.builders import make_token, new_session, post_events, working_session
+from tests.builders import make_token, new_session, relay_inbound_media, working_session
 from tests.helpers import unreachable_redis
 
 PNG = base64.b64decode(
@@ -112,15 +112,7 @@ def test_a_file_stored_with_a_comma_separated_type_is_not_rendered_by_the_portal
 
 def _inbound_with_media(app: Any, client: Any, tenant: Any, sim: Any) -> tuple[Any, str]:
     session = working_session(tenant, sim, "Pictures")
-    message_id = sim.inbound(
-        session.external_name,
-        "491708888888",
-        "a picture",
-        media={"data": base64.b64encode(PNG).decode(), "mimetype": "image/png"},
-    )
-    produced = [e for e in sim.events() if e["event"] == "message" and e["payload"]["id"] == message_id]
-    post_events(client, session, produced[0])
-    return session, message_id
+    return session, relay_inbound_media(client, sim, session, PNG)
 
 
 def _media_of(message_id: str) -> dict:
