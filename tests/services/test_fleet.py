@@ -20,16 +20,6 @@ from tests.helpers import closed_port
 
 
 @pytest.fixture
-def second_sim() -> Iterator[Any]:
-    from wahasim.testing import SimServer
-
-    server = SimServer(api_key="sim-two-key", engine="GOWS", ack_delay=0.05)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def old_sim() -> Iterator[Any]:
     """A server that says it runs WAHA 2024.10.8, the single-session Core era."""
     from wahasim.testing import SimServer
