@@ -72,7 +72,7 @@ def init_app(app: Flask) -> None:
 
         row_id, _, rest = user_id.partition(":")
         fingerprint, _, token = rest.partition(":")
-        user = db.session.get(User, int(row_id)) if row_id.isdigit() else None
+        user = db.session.get(User, int(row_id)) if row_id.isascii() and row_id.isdecimal() else None
         if user is None or not user.is_active:
             return None
         # A cookie issued before the last password change no longer signs anyone in.

@@ -84,8 +84,8 @@ def like_pattern(q: str) -> str:
 
 def search_digits(q: str) -> str | None:
     """The digits of a search that reads as (part of) a phone number ("+49 170-12" -> "4917012"), else None."""
-    digits = "".join(ch for ch in q if ch.isdigit())
-    rest = "".join(ch for ch in q if not ch.isdigit() and ch not in " +-().")
+    digits = "".join(ch for ch in q if ch in "0123456789")
+    rest = "".join(ch for ch in q if ch not in "0123456789" and ch not in " +-().")
     return digits if len(digits) >= 3 and not rest else None
 
 

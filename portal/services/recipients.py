@@ -95,4 +95,4 @@ def is_person(chat_id: str) -> bool:
 def phone_of(chat_id: str) -> str | None:
     """The number of a person's chat id ("491701234567@c.us" -> "491701234567"); None for other ids."""
     number = chat_id.removesuffix("@c.us")
-    return number if chat_id.endswith("@c.us") and number.isdigit() else None
+    return number if chat_id.endswith("@c.us") and number.isascii() and number.isdecimal() else None

@@ -270,7 +270,7 @@ class WahaClient(ChatsMixin, WahaTransport):
         )
         with response:
             declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
+            if declared and declared.isascii() and declared.isdecimal() and int(declared) > max_bytes:
                 raise WahaMediaTooLarge(response.status_code, "", f"media is {declared} bytes, cap is {max_bytes}")
             chunks, size = [], 0
             try:

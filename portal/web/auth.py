@@ -58,7 +58,7 @@ def logout() -> ResponseReturnValue:
 @login_required
 def switch_tenant() -> ResponseReturnValue:
     form = TenantSwitchForm()
-    if form.validate_on_submit() and form.tenant_id.data.isdigit():
+    if form.validate_on_submit() and form.tenant_id.data.isascii() and form.tenant_id.data.isdecimal():
         membership = membership_for(current_user.id, int(form.tenant_id.data))
         if membership is not None:
             session["tenant_id"] = membership.tenant_id

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
 
+from portal.converters import parse_id
 from portal.models import Message
 from portal.services import messages as messages_service
 from portal.services.errors import Invalid, ServiceError
@@ -107,7 +108,8 @@ def forward(chat_id: int, message_id: int) -> ResponseReturnValue:
     tenant = principal().tenant
     item, message = _message(chat_id, message_id)
     try:
-        target = chat_of(int(request.form.get("target") or 0)) if (request.form.get("target") or "").isdigit() else None
+        target_id = parse_id(request.form.get("target"), big=True)
+        target = chat_of(target_id) if target_id is not None else None
         if target is None or target.chat.session_id != item.chat.session_id:
             raise Invalid.field("target", "Choose a chat of the same session to forward the message to.")
         messages_service.forward_message(

@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import current_app, request, url_for
 
+from portal.converters import parse_id
 from portal.models import Tenant, WahaSession, utcnow
 from portal.services import avatars, inbox
 from portal.services import sessions as sessions_service
@@ -57,17 +58,16 @@ class ListPage:
 
 def read_query() -> ListQuery:
     """The filters of this request (unknown tabs and bad searches are refused by the service)."""
-    chat = request.args.get("chat", "")
     return ListQuery(
         view=request.args.get("view") or "all",
         session=request.args.get("session") or None,
         q=(request.args.get("q") or "").strip() or None,
-        chat=int(chat) if chat.isdigit() and len(chat) < 19 else None,
+        chat=parse_id(request.args.get("chat"), big=True),
     )
 
 
 def user_id_of(who: Principal) -> int | None:
-    return int(who.actor_id) if who.kind == "user" and who.actor_id.isdigit() else None
+    return parse_id(who.actor_id) if who.kind == "user" else None
 
 
 def initials(name: str) -> str:
@@ -151,7 +151,7 @@ def load_page(who: Principal, query: ListQuery, *, cursor: str | None = None, li
 def shown_rows() -> int:
     """How many rows the page shows now (the live poll sends it): the refresh keeps the pages loaded since."""
     raw = request.args.get("shown", "")
-    shown = int(raw) if raw.isdigit() and len(raw) < 5 else PAGE
+    shown = int(raw) if raw.isascii() and raw.isdecimal() and len(raw) < 5 else PAGE
     return max(PAGE, min(shown, SHOWN_MAX))
 
 

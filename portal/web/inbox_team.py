@@ -51,7 +51,7 @@ class NoteForm(FlaskForm):
 def assignee_of(form: AssignForm | TakeForm) -> int | None:
     """The member the form names (None: nobody); a value that is no user id is refused by the service."""
     raw = (form.assignee.data or "").strip()
-    return int(raw) if raw.isdigit() and len(raw) < 19 else (None if raw == "" else -1)
+    return int(raw) if raw.isascii() and raw.isdecimal() and len(raw) < 19 else (None if raw == "" else -1)
 
 
 def chat_of(value: Any) -> Chat:

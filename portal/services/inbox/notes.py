@@ -53,7 +53,9 @@ def add_note(tenant: Tenant, session_id: Any, chat_id: Any, actor: Actor, body: 
     note = ChatNote(
         tenant_id=tenant.id,
         chat_id=chat.id,
-        author_id=int(actor.id) if actor.type == "user" and actor.id and actor.id.isdigit() else None,
+        author_id=int(actor.id)
+        if actor.type == "user" and actor.id and actor.id.isascii() and actor.id.isdecimal()
+        else None,
         author_label=actor.label,
         body=body,
     )

@@ -32,7 +32,7 @@ def reply_target(tenant: Tenant, session_id: str, chat_id: str, reply_to: Any) -
     """
     message = None
     by_id = (isinstance(reply_to, int) and not isinstance(reply_to, bool)) or (
-        isinstance(reply_to, str) and reply_to.isdigit()
+        isinstance(reply_to, str) and reply_to.isascii() and reply_to.isdecimal()
     )
     if by_id:
         message = get_for_tenant(db.session, Message, tenant.id, reply_to)
