@@ -60,6 +60,12 @@ class _BoundedPoolMixin(_PoolBase):
     idle_timeout: float
     keep_idle: int
 
+    def __init__(self, *args, acquire_timeout: float, idle_timeout: float, keep_idle: int, **kwargs):
+        self.acquire_timeout = acquire_timeout
+        self.idle_timeout = idle_timeout
+        self.keep_idle = keep_idle
+        super().__init__(*args, **kwargs)
+
     def _get_conn(self, timeout=None):
         self._close_idle_connections()
         if timeout is None:
@@ -102,21 +108,9 @@ class _BoundedPoolMixin(_PoolBase):
 class BoundedHTTPConnectionPool(_BoundedPoolMixin, HTTPConnectionPool):
     """HTTP pool with acquire timeout and idle trimming."""
 
-    def __init__(self, *args, acquire_timeout: float, idle_timeout: float, keep_idle: int, **kwargs):
-        self.acquire_timeout = acquire_timeout
-        self.idle_timeout = idle_timeout
-        self.keep_idle = keep_idle
-        super().__init__(*args, **kwargs)
-
 
 class BoundedHTTPSConnectionPool(_BoundedPoolMixin, HTTPSConnectionPool):
     """HTTPS pool with acquire timeout and idle trimming."""
-
-    def __init__(self, *args, acquire_timeout: float, idle_timeout: float, keep_idle: int, **kwargs):
-        self.acquire_timeout = acquire_timeout
-        self.idle_timeout = idle_timeout
-        self.keep_idle = keep_idle
-        super().__init__(*args, **kwargs)
 
 
 class BoundedPoolAdapter(HTTPAdapter):
