@@ -43,6 +43,28 @@ def _check_file(file: dict) -> dict:
     return file
 
 
+def _captioned_send(name: str, endpoint: str, what: str) -> Any:
+    """The observed ``send_image``-like method of a media send whose only options are a caption and a reply."""
+
+    def send(
+        self: WahaClient,
+        session: str,
+        chat_id: str,
+        file: dict,
+        *,
+        caption: str | None = None,
+        message_id: str | None = None,
+        reply_to: str | None = None,
+    ) -> SendResult:
+        body = self._media_body(file, caption, reply_to)
+        return self._send(endpoint, session, chat_id, body, message_id)
+
+    send.__name__ = name
+    send.__qualname__ = f"WahaClient.{name}"
+    send.__doc__ = f'{what}; ``file`` is ``{{"mimetype", "filename"?, "url" | "data"}}``.'
+    return _observed(send)
+
+
 class WahaClient(ChatsMixin, WahaTransport):
     """Client for one WAHA server; safe to share between threads. Prefer ``get_client(settings)``."""
 
@@ -172,35 +194,8 @@ class WahaClient(ChatsMixin, WahaTransport):
             body["reply_to"] = reply_to
         return self._send("/api/sendText", session, chat_id, body, message_id)
 
-    @_observed
-    def send_image(
-        self,
-        session: str,
-        chat_id: str,
-        file: dict,
-        *,
-        caption: str | None = None,
-        message_id: str | None = None,
-        reply_to: str | None = None,
-    ) -> SendResult:
-        """Send an image; ``file`` is ``{"mimetype", "filename"?, "url" | "data"}``."""
-        body = self._media_body(file, caption, reply_to)
-        return self._send("/api/sendImage", session, chat_id, body, message_id)
-
-    @_observed
-    def send_file(
-        self,
-        session: str,
-        chat_id: str,
-        file: dict,
-        *,
-        caption: str | None = None,
-        message_id: str | None = None,
-        reply_to: str | None = None,
-    ) -> SendResult:
-        """Send a document; ``file`` is ``{"mimetype", "filename"?, "url" | "data"}``."""
-        body = self._media_body(file, caption, reply_to)
-        return self._send("/api/sendFile", session, chat_id, body, message_id)
+    send_image = _captioned_send("send_image", "/api/sendImage", "Send an image")
+    send_file = _captioned_send("send_file", "/api/sendFile", "Send a document")
 
     @_observed
     def send_voice(
