@@ -123,31 +123,28 @@ def invite_member(
     )
     db.session.add(invitation)
     db.session.flush()
-    audit.record(
-        tenant.id,
-        "member.invite",
-        actor,
-        target_type="invitation",
-        target_id=invitation.id,
-        details={"email": email, "role": role},
-    )
+    _audit_invitation("member.invite", invitation, actor)
     db.session.commit()
     if not _mail_invitation(tenant, invitation, accept_url(token), actor):
         invitation.revoked_at = utcnow()
-        audit.record(
-            tenant.id,
-            "member.invite_revoke",
-            actor,
-            target_type="invitation",
-            target_id=invitation.id,
-            details={"email": email, "role": role, "reason": "mail_failed"},
-        )
+        _audit_invitation("member.invite_revoke", invitation, actor, reason="mail_failed")
         db.session.commit()
         raise MailUnavailable(
             f"The invitation mail to {email} could not be sent, so nobody was invited. Try again in a few minutes.",
             retry_after=60,
         )
     return IssuedInvitation(invitation=invitation, mailed_to=email)
+
+
+def _audit_invitation(action: str, invitation: Invitation, actor: Actor, **extra: str) -> None:
+    audit.record(
+        invitation.tenant_id,
+        action,
+        actor,
+        target_type="invitation",
+        target_id=invitation.id,
+        details={"email": invitation.email, "role": invitation.role, **extra},
+    )
 
 
 def _mail_invitation(tenant: Tenant, invitation: Invitation, url: str, actor: Actor) -> bool:
@@ -179,14 +176,7 @@ def revoke_invitation(tenant: Tenant, invitation_id: int, actor: Actor, *, actor
     _check_assignable(actor_role, invitation.role)
     if invitation.revoked_at is None and invitation.accepted_at is None:
         invitation.revoked_at = utcnow()
-        audit.record(
-            tenant.id,
-            "member.invite_revoke",
-            actor,
-            target_type="invitation",
-            target_id=invitation.id,
-            details={"email": invitation.email, "role": invitation.role},
-        )
+        _audit_invitation("member.invite_revoke", invitation, actor)
         db.session.commit()
     return invitation
 

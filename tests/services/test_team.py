@@ -119,6 +119,19 @@ def test_accept_without_sign_in_refuses_an_existing_account(tenant):
     assert exc.value.code == "account_exists"
 
 
+def test_invite_and_revoke_are_audited_with_the_address_and_role(tenant):
+    issued, _ = _invite(tenant, email="Audit@Example.com", role="viewer")
+    team.revoke_invitation(tenant, issued.invitation.id, TEST_ACTOR, actor_role="owner")
+    events = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.target_type == "invitation").order_by(AuditEvent.id)
+    ).all()
+    expected = {"email": "audit@example.com", "role": "viewer"}
+    assert [(e.action, e.tenant_id, e.target_id, e.details) for e in events] == [
+        ("member.invite", tenant.id, str(issued.invitation.id), expected),
+        ("member.invite_revoke", tenant.id, str(issued.invitation.id), expected),
+    ]
+
+
 def test_revoke_of_another_tenants_invitation_is_not_found(tenant):
     issued, _ = _invite(make_tenant("other"))
     with pytest.raises(NotFound):
