@@ -240,6 +240,18 @@ def pending_invitations_for(email: str) -> list[Invitation]:
     return list(db.session.scalars(stmt))
 
 
+def create_invited_user(email: str, name: str, actor: Actor, *, via: str, oidc_subject: str | None = None) -> User:
+    """A new account for the address an invitation went to, counted as verified (the invitation link or the
+    identity provider proved the mailbox); added, flushed and audited as user.create, not committed."""
+    user = User(email=email, name=name[:200], oidc_subject=oidc_subject, email_verified_at=utcnow())
+    db.session.add(user)
+    db.session.flush()
+    audit.record(
+        None, "user.create", actor, target_type="user", target_id=user.id, details={"email": email, "via": via}
+    )
+    return user
+
+
 def accept_invitation(
     token: str, actor: Actor, *, user: User | None = None, name: str = "", password: str | None = None
 ) -> User:
@@ -262,18 +274,8 @@ def accept_invitation(
         )
     else:
         check_password_strength(password or "", invitation.email)
-        user = User(email=invitation.email, name=(name or "").strip()[:200], email_verified_at=utcnow())
+        user = create_invited_user(invitation.email, (name or "").strip(), actor, via="invitation")
         user.set_password(password or "")
-        db.session.add(user)
-        db.session.flush()
-        audit.record(
-            None,
-            "user.create",
-            actor,
-            target_type="user",
-            target_id=user.id,
-            details={"email": user.email, "via": "invitation"},
-        )
     join(invitation, user, actor)
     db.session.commit()
     return user

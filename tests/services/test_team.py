@@ -71,6 +71,10 @@ def test_accept_creates_the_account_and_membership(tenant):
     assert user.check_password("a-long-password") and user.name == "Nia"
     membership = db.session.scalar(select(Membership).where(Membership.user_id == user.id))
     assert (membership.tenant_id, membership.role) == (tenant.id, "viewer")
+    assert user.email_verified_at is not None
+    created = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "user.create"))
+    assert (created.tenant_id, created.target_id) == (None, str(user.id))
+    assert created.details == {"email": "new@example.com", "via": "invitation"}
 
 
 def test_accept_refuses_a_short_password(tenant):
