@@ -295,6 +295,28 @@ def test_views_filter_as_the_inbox_tabs_do(session, deliver, tenant):
     assert inbox.badge_count(tenant, me.id) == 1 and inbox.badge_count(tenant, None) == 0
 
 
+def test_chat_changes_are_audited_against_the_chat_with_its_session_and_chat_id(session, deliver, tenant):
+    operator = member(tenant, "operator")
+    deliver(session, message(session))
+    inbox.update_chat(tenant, session.id, CHAT, TEST_ACTOR, assignee_id=operator.id, status="resolved")
+    inbox.update_chat(tenant, session.id, CHAT, TEST_ACTOR, assignee_id=None, status="open")
+    deliver(session, message(session, "one more"))
+    inbox.mark_read(tenant, session.id, CHAT, TEST_ACTOR)
+    note = inbox.add_note(tenant, session.id, CHAT, TEST_ACTOR, "Called back")
+
+    chat = chat_row()
+    where = {"session_id": session.id, "chat_id": CHAT}
+    events = db.session.scalars(select(AuditEvent).where(AuditEvent.target_type == "chat").order_by(AuditEvent.id))
+    assert [(e.action, e.tenant_id, e.target_id, e.details) for e in events] == [
+        ("chat.assign", tenant.id, str(chat.id), {**where, "from": None, "to": operator.id}),
+        ("chat.resolve", tenant.id, str(chat.id), where),
+        ("chat.unassign", tenant.id, str(chat.id), {**where, "from": operator.id, "to": None}),
+        ("chat.reopen", tenant.id, str(chat.id), where),
+        ("chat.read", tenant.id, str(chat.id), {**where, "unread": 2}),
+        ("chat.note", tenant.id, str(chat.id), {**where, "note_id": note.id}),
+    ]
+
+
 def test_removed_member_loses_their_chats(session, deliver, tenant, owner):
     from portal.services import team
 

@@ -182,6 +182,14 @@ def _check_member(tenant: Tenant, user_id: Any) -> int:
     return user_id
 
 
+def audit_chat(chat: Chat, action: str, actor: Actor, details: dict[str, Any] | None = None) -> None:
+    """Audit an action on a chat: the chat is the target, its session and WhatsApp chat id lead the details."""
+    where = {"session_id": chat.session_id, "chat_id": chat.chat_id}
+    audit.record(
+        chat.tenant_id, action, actor, target_type="chat", target_id=chat.id, details={**where, **(details or {})}
+    )
+
+
 def update_chat(
     tenant: Tenant, session_id: Any, chat_id: Any, actor: Actor, *, assignee_id: Any = UNSET, status: Any = UNSET
 ) -> ChatItem:
@@ -193,17 +201,15 @@ def update_chat(
     chat = find_chat(tenant, session_id, chat_id, lock=True)
     if assignee_id is not UNSET and assignee_id is not None:
         assignee_id = _check_member(tenant, assignee_id)
-    target: dict[str, Any] = {"target_type": "chat", "target_id": chat.id}
-    where = {"session_id": chat.session_id, "chat_id": chat.chat_id}
     if assignee_id is not UNSET and assignee_id != chat.assignee_id:
         previous, chat.assignee_id = chat.assignee_id, assignee_id
         action = "chat.unassign" if assignee_id is None else "chat.assign"
-        audit.record(tenant.id, action, actor, **target, details={**where, "from": previous, "to": assignee_id})
+        audit_chat(chat, action, actor, {"from": previous, "to": assignee_id})
     if status is not UNSET and status != chat.status:
         chat.status = status
         chat.resolved_at = utcnow() if status == "resolved" else None
         action = "chat.resolve" if status == "resolved" else "chat.reopen"
-        audit.record(tenant.id, action, actor, **target, details=where)
+        audit_chat(chat, action, actor)
     chat.updated_at = utcnow()
     db.session.commit()
     return _items(tenant.id, [chat])[0]
@@ -214,14 +220,7 @@ def mark_read(tenant: Tenant, session_id: Any, chat_id: Any, actor: Actor) -> Ch
     is told, so the customer sees blue ticks."""
     chat = find_chat(tenant, session_id, chat_id, lock=True)
     if chat.unread_count:
-        audit.record(
-            tenant.id,
-            "chat.read",
-            actor,
-            target_type="chat",
-            target_id=chat.id,
-            details={"session_id": chat.session_id, "chat_id": chat.chat_id, "unread": chat.unread_count},
-        )
+        audit_chat(chat, "chat.read", actor, {"unread": chat.unread_count})
         chat.unread_count = 0
         chat.updated_at = utcnow()
     db.session.commit()

@@ -10,10 +10,9 @@ from sqlalchemy import select
 from portal import pagination
 from portal.extensions import db
 from portal.models import ChatNote, Tenant
-from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.errors import Invalid
-from portal.services.inbox.chats import find_chat
+from portal.services.inbox.chats import audit_chat, find_chat
 
 NOTE_MAX = 4096
 PAGE_MAX = 200
@@ -61,13 +60,6 @@ def add_note(tenant: Tenant, session_id: Any, chat_id: Any, actor: Actor, body: 
     )
     db.session.add(note)
     db.session.flush()
-    audit.record(
-        tenant.id,
-        "chat.note",
-        actor,
-        target_type="chat",
-        target_id=chat.id,
-        details={"session_id": chat.session_id, "chat_id": chat.chat_id, "note_id": note.id},
-    )
+    audit_chat(chat, "chat.note", actor, {"note_id": note.id})
     db.session.commit()
     return note
