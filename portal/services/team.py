@@ -137,13 +137,9 @@ def invite_member(
 
 
 def _audit_invitation(action: str, invitation: Invitation, actor: Actor, **extra: str) -> None:
+    details = {"email": invitation.email, "role": invitation.role, **extra}
     audit.record(
-        invitation.tenant_id,
-        action,
-        actor,
-        target_type="invitation",
-        target_id=invitation.id,
-        details={"email": invitation.email, "role": invitation.role, **extra},
+        invitation.tenant_id, action, actor, target_type="invitation", target_id=invitation.id, details=details
     )
 
 
