@@ -41,6 +41,8 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.messages_page import p95, timed  # noqa: E402
+
 DB_URL = os.environ.get("BENCH_CHATS_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/portal_bench_chats")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
 CHATS = 100_000  # of the big tenant
@@ -54,19 +56,17 @@ PAGE = 50
 TARGET_MS = 30.0
 
 
-def create_database() -> None:
-    admin = sa.create_engine(DB_URL.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    name = DB_URL.rsplit("/", 1)[1]
-    with admin.connect() as conn:
-        if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-
-
 def make_app() -> Any:
+    """The portal on the benchmark's own database (created when missing) and Redis number."""
     from portal import create_app
     from portal.config import environ_for_tests
 
+    url = sa.engine.make_url(DB_URL)
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}).scalar():
+            conn.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
+    admin.dispose()
     return create_app(environ_for_tests(DATABASE_URL=DB_URL, REDIS_URL=REDIS_URL, LOG_LEVEL="ERROR"))
 
 
@@ -179,28 +179,12 @@ def load(db: Any) -> None:
     )
 
 
-def p95(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=20)[18]
-
-
-def timed(call: Callable[[], Any], runs: int) -> list[float]:
-    for _ in range(5):
-        call()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--reload", action="store_true")
     args = parser.parse_args()
 
-    create_database()
     app = make_app()
     from portal import pagination
     from portal.extensions import db

@@ -169,6 +169,12 @@ def _check_member(tenant: Tenant, user_id: Any) -> int:
     return user_id
 
 
+def audit_chat(chat: Chat, action: str, actor: Actor, **details: Any) -> None:
+    """Record an action on a chat in the audit log (in the caller's transaction)."""
+    where = {"session_id": chat.session_id, "chat_id": chat.chat_id}
+    audit.record(chat.tenant_id, action, actor, target_type="chat", target_id=chat.id, details={**where, **details})
+
+
 def update_chat(
     tenant: Tenant, session_id: Any, chat_id: Any, actor: Actor, *, assignee_id: Any = UNSET, status: Any = UNSET
 ) -> ChatItem:
@@ -180,17 +186,15 @@ def update_chat(
     chat = find_chat(tenant, session_id, chat_id, lock=True)
     if assignee_id is not UNSET and assignee_id is not None:
         assignee_id = _check_member(tenant, assignee_id)
-    target: dict[str, Any] = {"target_type": "chat", "target_id": chat.id}
-    where = {"session_id": chat.session_id, "chat_id": chat.chat_id}
     if assignee_id is not UNSET and assignee_id != chat.assignee_id:
         previous, chat.assignee_id = chat.assignee_id, assignee_id
-        action = "chat.unassign" if assignee_id is None else "chat.assign"
-        audit.record(tenant.id, action, actor, **target, details={**where, "from": previous, "to": assignee_id})
+        audit_chat(
+            chat, "chat.unassign" if assignee_id is None else "chat.assign", actor, to=assignee_id, **{"from": previous}
+        )
     if status is not UNSET and status != chat.status:
         chat.status = status
         chat.resolved_at = utcnow() if status == "resolved" else None
-        action = "chat.resolve" if status == "resolved" else "chat.reopen"
-        audit.record(tenant.id, action, actor, **target, details=where)
+        audit_chat(chat, "chat.resolve" if status == "resolved" else "chat.reopen", actor)
     chat.updated_at = utcnow()
     db.session.commit()
     return _items(tenant.id, [chat])[0]
@@ -201,14 +205,7 @@ def mark_read(tenant: Tenant, session_id: Any, chat_id: Any, actor: Actor) -> Ch
     is told, so the customer sees blue ticks."""
     chat = find_chat(tenant, session_id, chat_id, lock=True)
     if chat.unread_count:
-        audit.record(
-            tenant.id,
-            "chat.read",
-            actor,
-            target_type="chat",
-            target_id=chat.id,
-            details={"session_id": chat.session_id, "chat_id": chat.chat_id, "unread": chat.unread_count},
-        )
+        audit_chat(chat, "chat.read", actor, unread=chat.unread_count)
         chat.unread_count = 0
         chat.updated_at = utcnow()
     db.session.commit()

@@ -10,10 +10,9 @@ from sqlalchemy import select
 from portal import pagination
 from portal.extensions import db
 from portal.models import ChatNote, Tenant
-from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.errors import Invalid
-from portal.services.inbox.chats import find_chat
+from portal.services.inbox.chats import audit_chat, find_chat
 
 NOTE_MAX = 4096
 PAGE_MAX = 200
@@ -34,11 +33,7 @@ def list_notes(
         raise Invalid.field("limit", f"Limit must be between 1 and {PAGE_MAX}.")
     chat = find_chat(tenant, session_id, chat_id)
     stmt = select(ChatNote).where(ChatNote.chat_id == chat.id)
-    if cursor:
-        stmt = stmt.where(ChatNote.id < pagination.decode_id(cursor, _CURSOR_PREFIX))
-    rows = list(db.session.scalars(stmt.order_by(ChatNote.id.desc()).limit(limit + 1)))
-    items = rows[:limit]
-    next_cursor = pagination.encode_id(items[-1].id, _CURSOR_PREFIX) if len(rows) > limit else None
+    items, next_cursor = pagination.id_page(db.session, stmt, ChatNote.id, cursor, _CURSOR_PREFIX, limit)
     return NotePage(items=items, next_cursor=next_cursor)
 
 
@@ -59,13 +54,6 @@ def add_note(tenant: Tenant, session_id: Any, chat_id: Any, actor: Actor, body: 
     )
     db.session.add(note)
     db.session.flush()
-    audit.record(
-        tenant.id,
-        "chat.note",
-        actor,
-        target_type="chat",
-        target_id=chat.id,
-        details={"session_id": chat.session_id, "chat_id": chat.chat_id, "note_id": note.id},
-    )
+    audit_chat(chat, "chat.note", actor, note_id=note.id)
     db.session.commit()
     return note
