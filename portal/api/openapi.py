@@ -526,12 +526,21 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
     return params
 
 
+def _not_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """A form field's schema without its null branch: a form has no null (a field left out is "none")."""
+    branches = [b for b in prop.get("anyOf", []) if b.get("type") != "null"]
+    if len(branches) != 1:
+        return prop
+    rest = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
+    return {**branches[0], **rest}
+
+
 def _multipart_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The form's fields plus `file`, as one closed object: an allOf with a closed model cannot take `file`."""
     schema = model.model_json_schema(ref_template=REF)
     schema.pop("title", None)
     properties = {"file": {"type": "string", "format": "binary", "description": "The file to send."}}
-    properties.update(schema.get("properties", {}))
+    properties.update({name: _not_null(prop) for name, prop in schema.get("properties", {}).items()})
     return _no_nul(
         {
             **schema,
