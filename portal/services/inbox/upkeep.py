@@ -1,7 +1,7 @@
 """Keeping `chats` and `contacts` up to date while events are processed and messages are sent.
 
 Event processing (`services.events`) hands every message of a batch to a `ChatUpkeep` (`touch` for message
-events, `changed` for acks, edits and revokes) and calls `flush()` once the batch's new messages have their ids:
+events, `change` for acks, edits and revokes) and calls `flush()` once the batch's new messages have their ids:
 then one upsert writes every contact the batch heard from and one writes every chat with a new message (ON
 CONFLICT, one row per chat whatever the number of its events), and one UPDATE refreshes the preview of chats whose
 last message changed. The send path writes its chat in the same statement as the message (`send_sql`); on SQLite
