@@ -223,7 +223,7 @@ def main() -> None:
                 )
                 assert response.status_code == 200, response.text
 
-            paths = dict(zip(PATHS, (straight, through_client, through_service, hop, through_api)))
+            paths = dict(zip(PATHS, (straight, through_client, through_service, hop, through_api), strict=True))
             for send in paths.values():
                 timed(send, 30)  # warm connections, prepared statements and caches alike
             worker = serving_pid(args.server, portal)
@@ -265,7 +265,7 @@ def main() -> None:
         )
     added_per_block = sorted(
         statistics.median(api) - statistics.median(straight)
-        for api, straight in zip(samples["api"], samples["straight"])
+        for api, straight in zip(samples["api"], samples["straight"], strict=True)
     )
     print("api added per block (ms): " + " ".join(f"{v:.2f}" for v in added_per_block))
     added = medians["api"] - base
