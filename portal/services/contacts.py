@@ -107,11 +107,7 @@ def list_contacts(tenant: Tenant, *, q: str | None = None, cursor: str | None = 
         if digits:
             found.append(Contact.chat_id.like(f"%{digits}%"))
         stmt = stmt.where(sa.or_(*found))
-    if cursor:
-        stmt = stmt.where(Contact.id < pagination.decode_id(cursor, _CURSOR_PREFIX))
-    rows = list(db.session.scalars(stmt.order_by(Contact.id.desc()).limit(limit + 1)))
-    items = rows[:limit]
-    next_cursor = pagination.encode_id(items[-1].id, _CURSOR_PREFIX) if len(rows) > limit else None
+    items, next_cursor = pagination.id_page(db.session, stmt, Contact.id, cursor, _CURSOR_PREFIX, limit)
     return ContactPage(items=items, next_cursor=next_cursor)
 
 

@@ -81,11 +81,14 @@ def _save(tenant: Tenant, reply: QuickReply, action: str, actor: Actor) -> Quick
     except IntegrityError:
         db.session.rollback()
         raise _taken(reply.shortcut) from None
-    audit.record(
-        tenant.id, action, actor, target_type="quick_reply", target_id=reply.id, details={"shortcut": reply.shortcut}
-    )
+    _record(tenant, reply, action, actor)
     db.session.commit()
     return reply
+
+
+def _record(tenant: Tenant, reply: QuickReply, action: str, actor: Actor) -> None:
+    details = {"shortcut": reply.shortcut}
+    audit.record(tenant.id, action, actor, target_type="quick_reply", target_id=reply.id, details=details)
 
 
 def create_reply(tenant: Tenant, actor: Actor, *, shortcut: Any, text: Any) -> QuickReply:
@@ -113,14 +116,7 @@ def update_reply(tenant: Tenant, reply_id: Any, actor: Actor, *, shortcut: Any =
 
 def delete_reply(tenant: Tenant, reply_id: Any, actor: Actor) -> None:
     reply = get_reply(tenant, reply_id)
-    audit.record(
-        tenant.id,
-        "quick_reply.delete",
-        actor,
-        target_type="quick_reply",
-        target_id=reply.id,
-        details={"shortcut": reply.shortcut},
-    )
+    _record(tenant, reply, "quick_reply.delete", actor)
     db.session.delete(reply)
     db.session.commit()
 

@@ -33,11 +33,7 @@ def list_notes(
         raise Invalid.field("limit", f"Limit must be between 1 and {PAGE_MAX}.")
     chat = find_chat(tenant, session_id, chat_id)
     stmt = select(ChatNote).where(ChatNote.chat_id == chat.id)
-    if cursor:
-        stmt = stmt.where(ChatNote.id < pagination.decode_id(cursor, _CURSOR_PREFIX))
-    rows = list(db.session.scalars(stmt.order_by(ChatNote.id.desc()).limit(limit + 1)))
-    items = rows[:limit]
-    next_cursor = pagination.encode_id(items[-1].id, _CURSOR_PREFIX) if len(rows) > limit else None
+    items, next_cursor = pagination.id_page(db.session, stmt, ChatNote.id, cursor, _CURSOR_PREFIX, limit)
     return NotePage(items=items, next_cursor=next_cursor)
 
 

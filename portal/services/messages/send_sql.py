@@ -53,7 +53,7 @@ from portal.models import (
 from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.errors import NotFound
-from portal.services.inbox.upkeep import chat_conflict, preview_of, upsert_sent_chat
+from portal.services.inbox.upkeep import chat_conflict, frozen, preview_of, upsert_sent_chat
 
 
 @dataclass(frozen=True)
@@ -198,8 +198,9 @@ _UNSET_COLUMNS = tuple(
 def _insert_with_audit_statement() -> Any:
     """The message and its "message.send" audit event in one statement (PostgreSQL: a data-modifying CTE).
 
-    Built once with bound parameters: constructing it per send would cost more CPU than the round trip it
-    saves (SQLAlchemy keys its statement cache by a walk of the whole statement).
+    Built once with bound parameters, and frozen into text: constructing it per send would cost more CPU than
+    the round trip it saves (SQLAlchemy keys its statement cache by a walk of the whole statement), and the
+    chat's upsert could not be cached at all (see `frozen`).
     """
     sent = (
         insert(Message)
@@ -252,7 +253,8 @@ def _insert_with_audit_statement() -> Any:
     chatted = chat_conflict(
         postgresql.insert(Chat).from_select(list(chat), select(*chat.values()).select_from(sent)), reopen=False
     ).cte("chatted")
-    return select(sent.c.id).add_cte(logged).add_cte(chatted)
+    statement = select(sent.c.id).add_cte(logged).add_cte(chatted)
+    return frozen(statement, list(statement.selected_columns))
 
 
 def _insert_with_audit(message: Message, actor: Actor, details: dict[str, Any]) -> None:
