@@ -294,3 +294,32 @@ def newest_chats(tenant: Tenant, chat_ids: list[str]) -> dict[str, int]:
     for chat_id, row_id in db.session.execute(stmt):
         found.setdefault(chat_id, row_id)
     return found
+
+
+@dataclass(frozen=True)
+class ContactEntry:
+    """A contact as the contacts page shows it: the row, its name by the display rule, its number as people
+    write it (None for a linked id only) and the row id of its most recent chat in the inbox (None: no chat)."""
+
+    contact: Contact
+    name: str
+    number: str | None
+    chat_row_id: int | None
+
+
+def browse_contacts(
+    tenant: Tenant, *, q: str | None = None, cursor: str | None = None, limit: int = 50
+) -> tuple[list[ContactEntry], str | None]:
+    """A page of list_contacts as the contacts page shows it, and the cursor of the next page."""
+    found = list_contacts(tenant, q=q, cursor=cursor, limit=limit)
+    chats = newest_chats(tenant, [c.chat_id for c in found.items])
+    entries = [
+        ContactEntry(
+            contact=c,
+            name=name_of(c),
+            number=format_number(f"{c.phone}@c.us") if c.phone else None,
+            chat_row_id=chats.get(c.chat_id),
+        )
+        for c in found.items
+    ]
+    return entries, found.next_cursor

@@ -62,7 +62,7 @@ def read_query() -> ListQuery:
         view=request.args.get("view") or "all",
         session=request.args.get("session") or None,
         q=(request.args.get("q") or "").strip() or None,
-        chat=int(chat) if chat.isdigit() and len(chat) < 19 else None,
+        chat=int(chat) if chat.isascii() and chat.isdigit() and len(chat) < 19 else None,
     )
 
 
