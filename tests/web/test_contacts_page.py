@@ -26,7 +26,7 @@ def contact_of(tenant: Any, number: str = "491709999999", **fields: Any) -> Cont
 
 
 def names_in(body: str) -> list[str]:
-    return re.findall(r'<td class="contact-name">([^<]*)</td>', body)
+    return re.findall(r'<span class="contact-name">([^<]*)</span>', body)
 
 
 def tags_of(contact: Contact) -> list[str]:
@@ -134,7 +134,7 @@ def test_sync_button_queues_the_import_for_a_working_session(login, tenant, sim,
     sim.set_contact(session.external_name, "491701111111", saved_name="Anna Schmidt")
     client = login(member(tenant, "operator"))
     body = text(client.get("/contacts/"))
-    assert body.count("Sync from WhatsApp<span") == 1 and f'action="/contacts/sync/{session.id}"' in body
+    assert body.count("Sync from WhatsApp: ") == 1 and f'action="/contacts/sync/{session.id}"' in body
     response = post(client, f"/contacts/sync/{session.id}", page="/contacts/")
     assert response.status_code == 303
     assert "Reading the contacts of “Support” from WhatsApp" in text(client.get(response.headers["Location"]))
