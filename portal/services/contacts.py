@@ -5,6 +5,9 @@ Contacts are written by event processing (services.inbox.upkeep: push name, firs
 CHECK_FRESH (7 days). The send path calls `ensure_on_whatsapp` before the first message to a new number, so a
 number that is not on WhatsApp is refused (422 `not_on_whatsapp`) instead of a send that never arrives; it asks
 WAHA only when the session has no chat with the number yet and no fresh answer is stored.
+
+Members tag contacts (`set_tags`); saved names and push names are imported from WhatsApp's contact list by
+`services.contacts_sync`.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from sqlalchemy import select
 
 from portal import pagination
 from portal.extensions import db
-from portal.models import Contact, Tenant, utcnow
-from portal.services import recipients, upstream
-from portal.services.errors import Conflict, Invalid, ServiceError
+from portal.models import Chat, Contact, Tenant, get_for_tenant, utcnow
+from portal.services import audit, recipients, upstream
+from portal.services.audit import Actor
+from portal.services.errors import Conflict, Invalid, NotFound, ServiceError
 from portal.services.recipients import phone_of
 from portal.services.sessions import get_session
 from portal.services.waha_errors import map_waha_error
@@ -221,3 +225,97 @@ def check_exists(tenant: Tenant, session_id: Any, phone: Any) -> CheckResult:
     _remember(tenant.id, chat_id, exists, now)
     db.session.commit()
     return CheckResult(exists=exists, chat_id=chat_id if exists else None)
+
+
+# ---------------------------------------------------------------------------------------------- tags and chats
+
+TAGS_MAX = 20
+TAG_MAX = 32
+
+
+def get_contact_by_id(tenant: Tenant, contact_id: Any) -> Contact:
+    """One of the tenant's contacts by row id; another tenant's (or an id that cannot be one) is NotFound."""
+    contact = get_for_tenant(db.session, Contact, tenant.id, contact_id)
+    if contact is None:
+        raise NotFound("No such contact.", code="contact_not_found")
+    return contact
+
+
+def clean_tags(tags: Any) -> list[str]:
+    """Tags as stored: each trimmed, empty ones dropped, duplicates (whatever their case) kept once in the order
+    given; Invalid (field "tags") for more than TAGS_MAX tags, one over TAG_MAX characters or a non-text tag."""
+    if not isinstance(tags, list | tuple) or not all(isinstance(tag, str) for tag in tags):
+        raise Invalid.field("tags", "Tags must be a list of words.")
+    cleaned: dict[str, str] = {}
+    for tag in tags:
+        tag = " ".join(tag.split())
+        if len(tag) > TAG_MAX:
+            raise Invalid.field("tags", f"A tag may have at most {TAG_MAX} characters: “{tag[:TAG_MAX]}…” is longer.")
+        if tag:
+            cleaned.setdefault(tag.casefold(), tag)
+    if len(cleaned) > TAGS_MAX:
+        raise Invalid.field("tags", f"A contact may have at most {TAGS_MAX} tags.")
+    return list(cleaned.values())
+
+
+def set_tags(tenant: Tenant, contact_id: Any, actor: Actor, tags: Any) -> Contact:
+    """Replace a contact's tags (see clean_tags); audited as contact.tags with the tags before and after."""
+    contact = get_contact_by_id(tenant, contact_id)
+    cleaned = clean_tags(tags)
+    before = list(contact.tags or [])
+    if cleaned != before:
+        contact.tags = cleaned
+        audit.record(
+            tenant.id,
+            "contact.tags",
+            actor,
+            target_type="contact",
+            target_id=contact.id,
+            details={"chat_id": contact.chat_id, "before": before, "after": cleaned},
+        )
+        db.session.commit()
+    return contact
+
+
+def newest_chats(tenant: Tenant, chat_ids: list[str]) -> dict[str, int]:
+    """For each of these chat ids, the row id of its most recently active chat in the inbox (any session)."""
+    if not chat_ids:
+        return {}
+    stmt = (
+        select(Chat.chat_id, Chat.id)
+        .where(Chat.tenant_id == tenant.id, Chat.chat_id.in_(chat_ids))
+        .order_by(Chat.last_activity_at.desc().nulls_last(), Chat.id.desc())
+    )
+    found: dict[str, int] = {}
+    for chat_id, row_id in db.session.execute(stmt):
+        found.setdefault(chat_id, row_id)
+    return found
+
+
+@dataclass(frozen=True)
+class ContactEntry:
+    """A contact as the contacts page shows it: the row, its name by the display rule, its number as people
+    write it (None for a linked id only) and the row id of its most recent chat in the inbox (None: no chat)."""
+
+    contact: Contact
+    name: str
+    number: str | None
+    chat_row_id: int | None
+
+
+def browse_contacts(
+    tenant: Tenant, *, q: str | None = None, cursor: str | None = None, limit: int = 50
+) -> tuple[list[ContactEntry], str | None]:
+    """A page of list_contacts as the contacts page shows it, and the cursor of the next page."""
+    found = list_contacts(tenant, q=q, cursor=cursor, limit=limit)
+    chats = newest_chats(tenant, [c.chat_id for c in found.items])
+    entries = [
+        ContactEntry(
+            contact=c,
+            name=name_of(c),
+            number=format_number(f"{c.phone}@c.us") if c.phone else None,
+            chat_row_id=chats.get(c.chat_id),
+        )
+        for c in found.items
+    ]
+    return entries, found.next_cursor

@@ -16,6 +16,7 @@ from portal.web import (
     admin,
     audit,
     auth,
+    contacts,
     dashboard,
     inbox,
     inbox_actions,
@@ -42,6 +43,7 @@ BLUEPRINTS = (
     inbox.bp,  # the inbox page and its chat list
     inbox_thread.bp,  # the inbox's thread pane
     inbox_actions.bp,  # and the actions on its messages
+    contacts.bp,  # the people the tenant talks to
     admin.bp,  # the /admin entry point; the administration pages follow
     team.bp,
     tokens.bp,

@@ -170,3 +170,10 @@ class MessageFilterForm(FlaskForm):
     def validate_until(self, field: DateField) -> None:
         if field.data and self.since.data and field.data < self.since.data:
             raise ValidationError("The end date is before the start date.")
+
+
+class ContactTagsForm(FlaskForm):
+    """A contact's tags, comma-separated (the service trims, de-duplicates and checks them)."""
+
+    tags = StringField("Tags", validators=[Length(max=1000)], render_kw={"autocomplete": "off"})
+    q = HiddenField()  # the search to return to

@@ -1,11 +1,14 @@
-"""Messaging pages: send text or media, the message log with filters and live ticks, conversations, media."""
+"""Messaging pages: send text or media, the message log with filters and live ticks, a session's chats, media.
+
+A conversation's address opens it in the inbox (`inbox.index?chat=`): the log stays the audit-style view.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, abort, flash, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from flask_wtf.csrf import CSRFError
@@ -15,10 +18,11 @@ from werkzeug.utils import secure_filename
 from portal.extensions import htmx
 from portal.models import Tenant, WahaSession
 from portal.security import safe_next
+from portal.services import inbox as inbox_service
 from portal.services import media as media_service
 from portal.services import messages as messages_service
 from portal.services import sessions as sessions_service
-from portal.services.errors import Invalid, ServiceError
+from portal.services.errors import Invalid, NotFound, ServiceError
 from portal.services.messages import POLL_SECONDS, FreshRows, LiveView, LogFilters
 from portal.tenancy import require
 from portal.web import uploads
@@ -262,13 +266,13 @@ def send() -> ResponseReturnValue:
                     )
                     return redirect_to(target)
     uploads.limit_file_field(form)
-    context = {"form": form, "sessions": sessions, "reply": request.form.get("reply") == "1"}
+    context = {"form": form, "sessions": sessions}
     if htmx:
         return render_template("messages/_send_form.html", **context), status
     return render_template("messages/send.html", **context), status
 
 
-# ---- conversations -----------------------------------------------------------------------------------------
+# ---- chats ----------------------------------------------------------------------------------------------
 
 
 @bp.route("/chats/<session_id>")
@@ -285,60 +289,18 @@ def chats(session_id: str) -> ResponseReturnValue:
 @login_required
 @require("messages:read")
 def conversation(session_id: str, chat_id: str) -> ResponseReturnValue:
-    session = sessions_service.get_session(_tenant(), session_id)
-    here = url_for("messages.conversation", session_id=session.id, chat_id=chat_id)
-    cursor = request.args.get("cursor") or None
-    fresh = _fresh_arg()
-    if fresh is not None and cursor is None and htmx:
-        empty = request.args.get("empty") == "1"
-        return _fresh_block(
-            "messages/_thread_fresh.html",
-            messages_service.watch_conversation_fresh(_tenant(), session.id, chat_id, fresh),
-            empty_note=empty,
-            newest_url=here,
-            fresh_url=url_for(
-                "messages.conversation",
-                session_id=session.id,
-                chat_id=chat_id,
-                fresh=fresh.isoformat(),
-                empty="1" if empty else None,
-            ),
-        )
-    view = messages_service.watch_conversation(_tenant(), session.id, chat_id, cursor=cursor)
-    in_chat: dict[str, Any] = {"session_id": session.id, "chat_id": chat_id}
-    context = {
-        "session": session,
-        "chat_id": chat_id,
-        "cursor": view.cursor,
-        "live": view.live,
-        "thread": view.settled_items,
-        "fresh_items": view.fresh_items,
-        "empty_note": not view.items,
-        "earlier_url": url_for("messages.conversation", **in_chat, cursor=view.next_cursor)
-        if view.next_cursor
-        else None,
-        "newest_url": here,
-        "polling": view.polling,
-        "poll_seconds": POLL_SECONDS,
-        # url_for leaves out arguments that are None
-        "poll_url": url_for("messages.conversation", **in_chat, cursor=view.cursor),
-        "fresh_url": url_for(
-            "messages.conversation", **in_chat, fresh=view.fresh_since.isoformat(), empty=None if view.items else "1"
-        ),
-    }
-    if htmx:
-        return render_template("messages/_thread.html", **context), _poll_status(view)
-    form = None
-    if principal().can("messages:send"):
-        form = SendMessageForm(
-            formdata=None,
-            session_id=session.id,
-            to=chat_id,
-            next=here,
-            idempotency_key=form_key(request.args.get("form_key")),
-        )
-        uploads.limit_file_field(form)
-    return render_template("messages/conversation.html", form=form, **context)
+    """A conversation's address (the log's links, a send's answer, old bookmarks): the inbox with that chat open.
+
+    A chat the inbox does not have (no message with it yet) opens the inbox on the session's chats with a notice;
+    another tenant's session is a 404 (find_chat checks the session first)."""
+    try:
+        chat = inbox_service.find_chat(_tenant(), session_id, chat_id)
+    except NotFound as exc:
+        if exc.code != "chat_not_found":
+            raise
+        flash("There is no conversation with that chat in this session yet; here are the session's chats.", "info")
+        return redirect(url_for("inbox.index", session=session_id), code=303)
+    return redirect(url_for("inbox.index", chat=chat.id), code=303)
 
 
 # ---- media -------------------------------------------------------------------------------------------------

@@ -80,7 +80,6 @@ def refused_form(message: str, status: int, formdata: Any = None) -> Response:
     context: dict[str, Any] = {
         "form": form,
         "sessions": sessions or [None],
-        "reply": (formdata or {}).get("reply") == "1",
         "login_url": None if signed_in else url_for("auth.login"),
     }
     if htmx and status != 413:

@@ -61,6 +61,29 @@ def test_opening_marks_read_and_new_messages_arrive_live(page, sign_in, worker, 
     expect(page.locator("#composer textarea")).to_have_value("half-typed answer")
 
 
+def test_conversation_address_opens_the_inbox_and_a_reader_scrolled_up_stays_put(
+    page, sign_in, worker, tenant, owner, sim
+):
+    session, chat = _chat_with_history(tenant, sim)
+    sign_in(owner)
+    page.goto(f"/messages/chats/{session.id}/{CHAT}")
+    expect(page).to_have_url(f"{page.url.split('/inbox')[0]}/inbox/?chat={chat.id}")
+    expect(page.locator("#thread-root").get_by_text("are you open today?")).to_be_in_viewport()
+
+    sim.inbound(session.external_name, from_=CUSTOMER, text="a brand new question")
+    expect(page.locator(".tmsg-in", has_text="a brand new question")).to_be_in_viewport(timeout=10_000)
+
+    # the reader scrolls up to read older messages (not so far that older ones load): new ones do not pull them down
+    box = page.locator("#thread-scroll")
+    box.evaluate("box => { box.scrollTop = 200; }")
+    page.wait_for_timeout(300)
+    sim.inbound(session.external_name, from_=CUSTOMER, text="one more while reading")
+    expect(page.locator(".tmsg-in", has_text="one more while reading")).to_be_attached(timeout=10_000)
+    page.wait_for_timeout(300)
+    assert box.evaluate("box => box.scrollTop") == 200
+    expect(page.locator(".tmsg-in", has_text="one more while reading")).not_to_be_in_viewport()
+
+
 def test_send_reply_react_edit_and_delete(page, sign_in, worker, tenant, owner, sim):
     session, chat = _chat_with_history(tenant, sim, count=2)
     tenant.send_rate_per_minute = 600  # four actions in a few seconds: more than the default pacing allows

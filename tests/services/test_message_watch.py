@@ -1,5 +1,6 @@
-"""The message log and a conversation as a person watching them sees them: which page is live, what its fresh
-block holds, when the page polls and when it stops, and what a refused cursor or filter does."""
+"""The message log as a person watching it sees it: which page is live, what its fresh block holds, when the page
+polls and when it stops, and what a refused cursor or filter does. (A conversation is the inbox's thread:
+tests/web/test_inbox_thread.py.)"""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ import pytest
 from portal.extensions import db
 from portal.models import Message, utcnow
 from portal.services import messages
-from portal.services.errors import NotFound
 from portal.services.messages import FRESH_LIMIT, LogFilters
 from portal.services.messages.reading import FRESH_OVERLAP, TICK_WINDOW
-from tests.builders import make_tenant, new_session, stored_message
+from tests.builders import new_session, stored_message
 
 CHAT = "491709999999@c.us"
 
@@ -119,43 +119,3 @@ def test_log_fresh_block_says_when_more_arrived_than_it_shows(tenant, session):
     db.session.commit()
     rows = messages.watch_log_fresh(tenant, LogFilters(), utcnow() - timedelta(minutes=5))
     assert (len(rows.items), rows.overflow) == (FRESH_LIMIT, True)
-
-
-def test_conversation_reads_oldest_first_with_the_newest_in_its_fresh_block(tenant, session):
-    first = _message(tenant, session, 180, status="READ", chat_id=CHAT)
-    second = _message(tenant, session, 1, status="READ", chat_id=CHAT)
-    _message(tenant, session, 1, chat_id="491700000000@c.us")
-    view = messages.watch_conversation(tenant, session.id, CHAT, cursor=None)
-    assert [m.id for m in view.items] == [first.id, second.id]
-    assert ([m.id for m in view.settled_items], [m.id for m in view.fresh_items]) == ([first.id], [second.id])
-    assert (view.live, view.polling, view.keeps_polling) == (True, False, True)
-
-
-def test_empty_conversation_still_keeps_its_fresh_block(tenant, session):
-    view = messages.watch_conversation(tenant, session.id, CHAT, cursor=None)
-    assert (view.items, view.live, view.keeps_polling) == ([], True, True)
-
-
-def test_earlier_conversation_page_polls_while_a_sent_message_may_get_a_tick(tenant, session):
-    _message(tenant, session, 5, direction="out", status="PENDING", chat_id=CHAT)
-    newest = _message(tenant, session, 1, status="READ", chat_id=CHAT)
-    view = messages.watch_conversation(tenant, session.id, CHAT, cursor=messages.encode_cursor(newest))
-    assert (view.live, view.polling, view.fresh_items) == (False, True, [])
-
-
-def test_mangled_conversation_cursor_shows_the_newest_messages(tenant, session):
-    message = _message(tenant, session, 1, chat_id=CHAT)
-    view = messages.watch_conversation(tenant, session.id, CHAT, cursor="not-a-cursor")
-    assert (view.cursor, view.live, [m.id for m in view.items]) == (None, True, [message.id])
-
-
-def test_conversation_fresh_block_reads_oldest_first(tenant, session):
-    first = _message(tenant, session, 3, chat_id=CHAT)
-    second = _message(tenant, session, 1, chat_id=CHAT)
-    rows = messages.watch_conversation_fresh(tenant, session.id, CHAT, utcnow() - timedelta(minutes=10))
-    assert ([m.id for m in rows.items], rows.overflow) == ([first.id, second.id], False)
-
-
-def test_another_tenants_conversation_is_not_found(tenant, session):
-    with pytest.raises(NotFound):
-        messages.watch_conversation(make_tenant(), session.id, CHAT, cursor=None)

@@ -128,6 +128,16 @@ def test_fresh_answers_new_and_changed_messages_since_the_cursor(owner_client, t
     assert "brand new" in text and "👍" in text and response.headers["X-After"]
 
 
+def test_empty_chat_shows_its_first_message_without_a_reload(owner_client, tenant, working, chat):
+    page = owner_client.get(f"/inbox/chats/{chat.id}", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert 'id="thread-empty"' in page and "No messages in this chat yet." in page
+    after = page.split('data-after="', 1)[1].split('"', 1)[0]
+    stored_message(tenant, working, direction="in", status="DEVICE", body="hello there")
+    stored_message(tenant, working, direction="in", status="DEVICE", body="other chat", chat_id="491701111111@c.us")
+    text = owner_client.get(f"/inbox/chats/{chat.id}/fresh", query_string={"after": after}).get_data(as_text=True)
+    assert "hello there" in text and "other chat" not in text
+
+
 def test_fresh_with_a_bad_cursor_is_refused_in_words(owner_client, chat):
     response = owner_client.get(f"/inbox/chats/{chat.id}/fresh", query_string={"after": "nope"})
     assert response.status_code == 400 and "cursor" in response.get_data(as_text=True)

@@ -3,8 +3,8 @@
 - `validation`: the recipient, text, media and metadata a send asks for;
 - `sending`: send_message and what happens around the WAHA call (retries under an Idempotency-Key, failures);
 - `send_sql`: the hand-tuned statements of the send path;
-- `reading`: one message, the message log in keyset pages, the chats of a session; the log and a conversation as
-  a person watching them sees them (`watch_log`, `watch_conversation` and their fresh blocks);
+- `reading`: one message, the message log in keyset pages, the chats of a session; the log as a person watching
+  it sees it (`watch_log` and its fresh block);
 - `actions`: react, edit, delete for everyone, forward; read receipts and typing (`replies`: what WhatsApp can
   act on, and the message a reply quotes).
 
@@ -39,8 +39,6 @@ from portal.services.messages.reading import (
     in_flight,
     list_chats,
     list_messages,
-    watch_conversation,
-    watch_conversation_fresh,
     watch_log,
     watch_log_fresh,
 )
@@ -93,8 +91,6 @@ __all__ = [
     "normalize_recipient",
     "react",
     "send_message",
-    "watch_conversation",
-    "watch_conversation_fresh",
     "watch_log",
     "watch_log_fresh",
     "send_read_receipt",

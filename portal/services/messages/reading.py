@@ -1,6 +1,7 @@
-"""Reading a tenant's messages: one message, the log in keyset pages (cursors: portal.pagination), the chats; and
-the log and a conversation as a person watching them sees them (which page is live, what refreshes, when the
-polling stops), as the session page's live block is in `services.sessions.watch`."""
+"""Reading a tenant's messages: one message, the log in keyset pages (cursors: portal.pagination), the chats of a
+session; and the log as a person watching it sees it (which page is live, what refreshes, when the polling
+stops), as the session page's live block is in `services.sessions.watch`. A conversation is read in the inbox
+(`services.inbox.thread`)."""
 
 from __future__ import annotations
 
@@ -165,7 +166,7 @@ def list_chats(tenant: Tenant, session_id: str, *, limit: int = 100) -> list[Cha
     ]
 
 
-# ---- the log and a conversation as a person watching them sees them ------------------------------------------
+# ---- the log as a person watching it sees it ------------------------------------------------------------------
 
 LOG_PAGE = 50
 POLL_SECONDS = 3
@@ -173,7 +174,7 @@ POLL_SECONDS = 3
 IN_FLIGHT = ("PENDING", "SERVER", "DEVICE")
 # Receipts rarely arrive after this long; older unread messages do not keep a page polling forever.
 TICK_WINDOW = timedelta(hours=1)
-# The newest page of the log and of a conversation keep a "fresh" block that re-reads, every few seconds, the
+# The newest page of the log keeps a "fresh" block that re-reads, every few seconds, the
 # rows created since a moment fixed when the page loaded: new messages appear and recent ticks move on with one
 # keyset query. The moment lies a little before the newest row shown, so a row committed a bit after a newer
 # one is not missed.
@@ -204,7 +205,7 @@ class LogFilters:
 
 @dataclass(frozen=True)
 class LiveView:
-    """A page of the log (newest first) or of a conversation (oldest first) as a person watching it sees it.
+    """A page of the log (newest first) as a person watching it sees it.
 
     The newest page keeps a fresh block (`live`) that re-reads the rows created since `fresh_since` every
     POLL_SECONDS; `fresh_items` start it and `settled_items` are the rest, both in the page's order. An older
@@ -299,33 +300,3 @@ def watch_log_fresh(tenant: Tenant, filters: LogFilters, since: datetime) -> Fre
     since = max(since, filters.since) if filters.since else since
     found = list_messages(tenant, **{**filters.query(), "since": since}, limit=FRESH_LIMIT)
     return FreshRows(items=found.items, overflow=found.next_cursor is not None)
-
-
-def watch_conversation(tenant: Tenant, session_id: str, chat_id: str, *, cursor: str | None) -> LiveView:
-    """A conversation's page at `cursor` (None: the newest; a refused cursor shows the newest) as its watcher
-    sees it, oldest first. The newest page always has a fresh block, empty or not."""
-    try:
-        page = list_messages(tenant, session_id=session_id, chat_id=chat_id, cursor=cursor, limit=LOG_PAGE)
-    except Invalid:
-        cursor = None
-        page = list_messages(tenant, session_id=session_id, chat_id=chat_id, limit=LOG_PAGE)
-    thread = list(reversed(page.items))
-    boundary = fresh_since(page.items)
-    fresh_items = [m for m in thread if m.created_at >= boundary] if cursor is None else []
-    return LiveView(
-        items=thread,
-        next_cursor=page.next_cursor,
-        cursor=cursor,
-        newest=cursor is None,
-        live=cursor is None,
-        fresh_since=boundary,
-        fresh_items=fresh_items,
-        settled_items=thread[: len(thread) - len(fresh_items)],
-        polling=cursor is not None and in_flight(page.items),
-    )
-
-
-def watch_conversation_fresh(tenant: Tenant, session_id: str, chat_id: str, since: datetime) -> FreshRows:
-    """A conversation's fresh block: every message created since `since`, oldest first."""
-    found = list_messages(tenant, session_id=session_id, chat_id=chat_id, since=since, limit=FRESH_LIMIT)
-    return FreshRows(items=list(reversed(found.items)), overflow=found.next_cursor is not None)
