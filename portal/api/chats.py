@@ -31,6 +31,7 @@ from portal.api.schemas import (
     TenantChatListQuery,
     UpdateChatDto,
 )
+from portal.converters import parse_id
 from portal.extensions import db
 from portal.models import ApiToken, Membership
 from portal.services import avatars, contacts, inbox, quick_replies
@@ -61,10 +62,10 @@ def _chat_page(filters: ChatListQuery, session_id: str | None) -> Response:
     assignee: Any = filters.assignee
     if assignee == "me":
         assignee = _me()
-        if assignee is None:  # a credential that acts for no member has no chats of its own
-            return send(ChatPage(data=[], nextCursor=None))
     elif assignee is not None and assignee != "none":
-        assignee = int(assignee)
+        assignee = parse_id(assignee)  # an id no user can have (0, beyond the column's range) is nobody's
+    if filters.assignee is not None and assignee is None:  # nobody: no member, so no chats of their own
+        return send(ChatPage(data=[], nextCursor=None))
     wanted = inbox.ChatFilters(
         session_id=session_id, unread=filters.unread, assignee=assignee, status=filters.status, q=filters.q
     )

@@ -144,6 +144,14 @@ def test_assignee_me_without_a_member_behind_the_token_lists_nothing(api, sessio
     assert _chats(api, "/waha/chats?assignee=me") == []
 
 
+@pytest.mark.parametrize("assignee", ["0", "4964392081", "9999999999"])
+def test_assignee_no_user_can_be_lists_nothing(api, session, inbound, tenant, assignee):
+    inbound(session)
+    _patch(api, session, {"assigneeId": member(tenant, "operator").id})
+
+    assert _chats(api, f"/waha/chats?assignee={assignee}") == []
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [("assignee=someone", "assignee"), ("status=closed", "status"), ("unread=maybe", "unread"), ("limit=0", "limit")],
