@@ -33,6 +33,7 @@ from portal.extensions import db
 from portal.models import Message, Tenant, WahaSession, utcnow
 from portal.queue import JOB_FETCH_MEDIA, QUEUE_EVENTS, enqueue_many, retry_policy
 from portal.services.errors import NotFound
+from portal.services.media_types import INLINE_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -60,26 +61,7 @@ _BLOCKED_MEDIA = ("image/svg+xml",)  # scriptable when served back to a browser
 
 # Types a stored file is served under (anything else: application/octet-stream, as a download). None of them is
 # interpreted as a document with scripts by a browser.
-SERVE_INLINE = frozenset(
-    {
-        "image/jpeg",
-        "image/png",
-        "image/gif",
-        "image/webp",
-        "audio/ogg",
-        "audio/mpeg",
-        "audio/mp4",
-        "audio/aac",
-        "audio/amr",
-        "audio/wav",
-        "audio/webm",
-        "audio/opus",
-        "video/mp4",
-        "video/3gpp",
-        "video/webm",
-        "video/quicktime",
-    }
-)
+SERVE_INLINE = INLINE_TYPES
 SERVE_DOWNLOAD = frozenset(
     {
         "application/pdf",

@@ -18,6 +18,7 @@ from flask import current_app
 
 from portal.services import destinations
 from portal.services.errors import Invalid
+from portal.services.media_types import SENDABLE_TYPES
 from portal.services.recipients import normalize_recipient  # noqa: F401 (re-exported: the one recipient rule)
 
 TEXT_MAX = 4096
@@ -28,22 +29,8 @@ METADATA_VALUE_MAX = 500
 
 MediaKind = Literal["image", "document", "audio", "video"]
 MEDIA_KINDS: tuple[MediaKind, ...] = get_args(MediaKind)
-# What WhatsApp accepts per kind; documents may be any type except programs.
-MEDIA_TYPES = {
-    "image": {"image/jpeg", "image/png", "image/webp", "image/gif"},
-    "video": {"video/mp4", "video/3gpp", "video/quicktime", "video/webm"},
-    "audio": {
-        "audio/ogg",
-        "audio/mpeg",
-        "audio/mp4",
-        "audio/aac",
-        "audio/amr",
-        "audio/wav",
-        "audio/x-wav",
-        "audio/webm",
-        "audio/opus",
-    },
-}
+# What WhatsApp accepts per kind (portal.services.media_types); documents may be any type except programs.
+MEDIA_TYPES = SENDABLE_TYPES
 BLOCKED_DOCUMENT_TYPES = {
     "application/x-msdownload",
     "application/x-msdos-program",
