@@ -177,7 +177,7 @@ def main() -> None:
         from portal.extensions import db
         from portal.services import messages, servers, sessions
         from portal.services.servers import ensure_default_server
-        from tests.factories import TEST_ACTOR, make_tenant, make_token
+        from tests.builders import TEST_ACTOR, make_tenant, make_token
 
         with app.app_context():
             ensure_default_server()

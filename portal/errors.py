@@ -7,9 +7,10 @@ import time
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
-from portal.extensions import db
+from portal.extensions import db, htmx
 from portal.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,15 @@ HTTP_CODES = {
     500: "internal_error",
     503: "waha_unavailable",
 }
+# The heading of an error page, by status; every other status gets DEFAULT_HEADING.
+HEADINGS = {
+    403: "You can't do that here",
+    404: "We couldn't find that",
+    429: "Slow down a little",
+    500: "Something broke on our side",
+    503: "WhatsApp service unavailable",
+}
+DEFAULT_HEADING = "That did not work"
 
 
 def wants_json() -> bool:
@@ -59,16 +69,17 @@ def error_response(
     if wants_json():
         response = jsonify(error_body(status, code, message, details))
         response.status_code = status
-    elif request.headers.get("HX-Request"):
+    elif htmx:
         # htmx skips swapping error statuses by default: answer 200 with the message in place
         response = Response(
             render_template("errors/_fragment.html", status=status, message=message, code=code), status=200
         )
     else:
-        template = f"errors/{status}.html" if status in (403, 404, 429, 500, 503) else "errors/generic.html"
-        response = Response(
-            render_template(template, status=status, message=message, code=code, details=details or {}), status=status
+        heading = Markup(HEADINGS.get(status, DEFAULT_HEADING))  # our own words: the apostrophes stay as typed
+        html = render_template(
+            "errors/generic.html", status=status, heading=heading, message=message, code=code, details=details or {}
         )
+        response = Response(html, status=status)
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response

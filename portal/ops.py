@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Callable
 
 import click
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -17,6 +18,7 @@ from flask.cli import AppGroup
 
 from portal import metrics
 from portal.errors import error_response
+from portal.models import WahaServer
 from portal.proxy import is_local_request
 from portal.services import fleet
 from portal.services.audit import Actor
@@ -102,22 +104,23 @@ def fleet_check() -> None:
 @click.argument("server")
 def fleet_drain(server: str) -> None:
     """Stop placing new sessions on SERVER (name or id); its sessions keep running."""
-    try:
-        row = fleet.drain_server(fleet.find_server(server).id, CLI_ACTOR)
-    except ServiceError as exc:
-        raise click.ClickException(exc.message) from None
-    click.echo(f"WAHA server '{row.name}' is draining: no new sessions go there.")
+    _fleet_change(fleet.drain_server, server, "is draining: no new sessions go there.")
 
 
 @fleet_cli.command("undrain")
 @click.argument("server")
 def fleet_undrain(server: str) -> None:
     """Let SERVER (name or id) take new sessions again."""
+    _fleet_change(fleet.undrain_server, server, "takes new sessions again.")
+
+
+def _fleet_change(change: Callable[[int, Actor], WahaServer], server: str, outcome: str) -> None:
+    """Apply `change` to SERVER (name or id) as the CLI and say `outcome` of it; a ServiceError is the CLI's error."""
     try:
-        row = fleet.undrain_server(fleet.find_server(server).id, CLI_ACTOR)
+        row = change(fleet.find_server(server).id, CLI_ACTOR)
     except ServiceError as exc:
         raise click.ClickException(exc.message) from None
-    click.echo(f"WAHA server '{row.name}' takes new sessions again.")
+    click.echo(f"WAHA server '{row.name}' {outcome}")
 
 
 def init_app(app: Flask) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import UTC, datetime
+from typing import Any
 
 from portal.services.errors import Invalid
 
@@ -64,6 +65,18 @@ def decode_id(cursor: str, prefix: str) -> int:
         return int(raw[len(prefix) :])
     except (ValueError, UnicodeDecodeError):
         raise _invalid() from None
+
+
+def id_page(
+    session: Any, stmt: Any, id_column: Any, cursor: str | None, prefix: str, limit: int
+) -> tuple[list, str | None]:
+    """One page of `stmt`'s rows in id descending order after `cursor` (made by encode_id with `prefix`), and the
+    cursor of the next page (None on the last)."""
+    if cursor:
+        stmt = stmt.where(id_column < decode_id(cursor, prefix))
+    rows = list(session.scalars(stmt.order_by(id_column.desc()).limit(limit + 1)))
+    items = rows[:limit]
+    return items, (encode_id(items[-1].id, prefix) if len(rows) > limit else None)
 
 
 def is_cursor_error(error: Invalid) -> bool:

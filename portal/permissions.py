@@ -8,13 +8,15 @@ PERMISSIONS = {
     "sessions:read": "See sessions and their status",
     "sessions:write": "Create, start, stop, restart, log out and delete sessions; link a phone (QR or pairing code)",
     "messages:read": "Read the message log and media",
-    "messages:send": "Send messages",
+    "messages:send": "Send messages; mark chats read, resolve and reopen them, write notes",
+    "chats:manage": "Assign chats to members (the inbox)",
     "webhooks:read": "See webhook endpoints and deliveries",
     "webhooks:manage": "Add, change and replay webhook endpoints",
     "audit:read": "Read the audit log",
     "tokens:manage": "Create and revoke API tokens",
     "team:manage": "Invite, change and remove members",
     "settings:manage": "Change tenant settings",
+    "quick_replies:manage": "Add, change and delete the tenant's quick replies",
 }
 
 # Linking a phone to a session is one permission, whichever way it is done: whoever may see the QR code (or a
@@ -23,11 +25,27 @@ PERMISSIONS = {
 LINK_PHONE = "sessions:write"
 
 # What an API token gets when no scopes are named: the /waha API's own permissions, not team or token admin.
-API_SCOPES = ("sessions:read", "sessions:write", "messages:read", "messages:send", "webhooks:read", "webhooks:manage")
+API_SCOPES = (
+    "sessions:read",
+    "sessions:write",
+    "messages:read",
+    "messages:send",
+    "chats:manage",
+    "quick_replies:manage",
+    "webhooks:read",
+    "webhooks:manage",
+)
 
 _READ = {"sessions:read", "messages:read", "webhooks:read"}
-_OPERATE = _READ | {"sessions:write", "messages:send"}
-_ADMIN = _OPERATE | {"webhooks:manage", "audit:read", "tokens:manage", "team:manage", "settings:manage"}
+_OPERATE = _READ | {"sessions:write", "messages:send", "chats:manage"}
+_ADMIN = _OPERATE | {
+    "webhooks:manage",
+    "quick_replies:manage",
+    "audit:read",
+    "tokens:manage",
+    "team:manage",
+    "settings:manage",
+}
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "owner": frozenset(PERMISSIONS),

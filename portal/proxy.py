@@ -29,7 +29,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 def parse_trusted_proxies(raw: str, name: str = "TRUSTED_PROXIES") -> int | tuple[str, ...]:
     """`raw` as a hop count (int) or a tuple of networks (normalised CIDR strings); ValueError with a clear message."""
     text = raw.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdecimal():
         count = int(text)
         if count > 10:
             raise ValueError(f'{name} counts the proxies in front of the portal (0-10), got "{raw}"')

@@ -38,6 +38,8 @@ JOB_WATCHDOG = "portal.jobs.maintenance.watchdog"
 JOB_PRUNE = "portal.jobs.maintenance.prune"
 JOB_CHECK_SERVERS = "portal.jobs.maintenance.check_servers"
 JOB_RECONCILE_SENDS = "portal.jobs.messages.reconcile_sends"
+JOB_FETCH_AVATARS = "portal.jobs.inbox.fetch_avatars"
+JOB_SYNC_CONTACTS = "portal.jobs.inbox.sync_contacts"
 
 RUNNER_EXTENSION = "portal_jobs"  # app.extensions key of the app's runner
 

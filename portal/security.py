@@ -9,7 +9,7 @@ from flask import Flask, Response, redirect, request, url_for
 from flask_login import AnonymousUserMixin
 from werkzeug.wrappers import Response as BaseResponse
 
-from portal.extensions import db, login_manager
+from portal.extensions import db, htmx, login_manager
 from portal.models import User
 
 CSP = (
@@ -72,7 +72,7 @@ def init_app(app: Flask) -> None:
 
         row_id, _, rest = user_id.partition(":")
         fingerprint, _, token = rest.partition(":")
-        user = db.session.get(User, int(row_id)) if row_id.isdigit() else None
+        user = db.session.get(User, int(row_id)) if row_id.isascii() and row_id.isdecimal() else None
         if user is None or not user.is_active:
             return None
         # A cookie issued before the last password change no longer signs anyone in.
@@ -94,7 +94,7 @@ def init_app(app: Flask) -> None:
             return error_response(401, "unauthorized", "Sign in first.")
         # full_path always ends in "?", even without a query string: only use it when there is one.
         back = request.full_path if request.query_string else request.path
-        if request.headers.get("HX-Request"):
+        if htmx:
             response = Response(status=204)
             response.headers["HX-Redirect"] = url_for("auth.login", next=back)
             return response

@@ -210,7 +210,7 @@ def configure_logging(level: str, fmt: str) -> None:
     for existing in list(root.handlers):
         if getattr(existing, "_portal", False):
             root.removeHandler(existing)
-    handler._portal = True  # type: ignore[attr-defined]
+    handler._portal = True  # type: ignore[attr-defined]  # a marker attribute that tells our handler apart
     root.addHandler(handler)
     root.setLevel(level)
     # urllib3 logs full URLs with query strings (which may carry keys) at DEBUG

@@ -4,19 +4,23 @@ traffic (envelopes as WAHA sends them, signed with a session's key)."""
 
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import hmac
 import itertools
 import json
 import re
 import time
+from datetime import timedelta
 from typing import Any
 
 from flask.testing import FlaskClient
+from werkzeug.security import generate_password_hash
 from werkzeug.test import TestResponse
 
 from portal.extensions import db
-from portal.models import Message, Tenant, User, WahaSession
+from portal.models import Chat, Message, Tenant, User, WahaSession, utcnow
 from portal.services import sessions as sessions_service
 from portal.services import tenants as tenants_service
 from portal.services import tokens as tokens_service
@@ -36,8 +40,20 @@ def make_tenant(slug: str | None = None, **kwargs: Any) -> Tenant:
     return tenants_service.create_tenant(slug or f"tenant-{n}", kwargs.pop("name", f"Tenant {n}"), TEST_ACTOR, **kwargs)
 
 
+@functools.cache
+def password_hash() -> str:
+    """The stored form of PASSWORD, made once per process by the product's hasher (scrypt, the default cost)."""
+    return generate_password_hash(PASSWORD)
+
+
 def make_user(tenant: Tenant | None = None, role: str = "owner", email: str | None = None, **kwargs: Any) -> User:
-    user = tenants_service.create_user(email or f"user{next(_seq)}@example.com", PASSWORD, TEST_ACTOR, **kwargs)
+    """A user (through the service) whose password is PASSWORD, with `role` in `tenant` when one is given.
+
+    The password's hash is made once per process: scrypt costs ~0.1 s of CPU by design, and most tests make a
+    user. Every user made here thus shares one salt, which no test of the product's hashing relies on."""
+    user = tenants_service.create_user(email or f"user{next(_seq)}@example.com", None, TEST_ACTOR, **kwargs)
+    user.password_hash = password_hash()
+    db.session.commit()
     if tenant is not None:
         tenants_service.set_membership(tenant, user, role, TEST_ACTOR)
     return user
@@ -76,8 +92,11 @@ def new_session(tenant: Any, name: str = "Support", **kwargs: Any) -> WahaSessio
 def wait_for_status(owner: Any, session: Any, wanted: str, timeout: float = 5.0) -> Any:
     """Sync the session until WAHA reports `wanted` (the simulator moves through STARTING on a timer).
 
-    `owner` is a tenant (sync through the service; returns the WahaSession) or an `Api` client (`session` is the
-    session's id; sync through POST /waha/sessions/{id}/sync; returns the JSON body)."""
+    `owner` is a tenant (sync through the service; returns the WahaSession), an `Api` client (`session` is the
+    session's id; sync through POST /waha/sessions/{id}/sync; returns the JSON body) or a `WahaClient` (`session`
+    is the session's name on WAHA; returns WAHA's session info)."""
+    from portal.waha import WahaClient
+
     if isinstance(owner, Api):
 
         def sync() -> tuple[str, Any]:
@@ -85,6 +104,11 @@ def wait_for_status(owner: Any, session: Any, wanted: str, timeout: float = 5.0)
             assert response.status_code == 200, response.get_json()
             body = response.get_json()
             return body["status"], body
+    elif isinstance(owner, WahaClient):
+
+        def sync() -> tuple[str, Any]:
+            info = owner.get_session(session)
+            return info["status"], info
     else:
 
         def sync() -> tuple[str, Any]:
@@ -98,12 +122,12 @@ def wait_for_status(owner: Any, session: Any, wanted: str, timeout: float = 5.0)
             return current
         if time.monotonic() > deadline:
             raise AssertionError(f"session stayed {status}, expected {wanted}")
-        time.sleep(0.05)
+        time.sleep(0.02)
 
 
-def scanning_session(tenant: Any, name: str = "Support") -> WahaSession:
+def scanning_session(tenant: Any, name: str = "Support", **kwargs: Any) -> WahaSession:
     """A session showing its QR code."""
-    return wait_for_status(tenant, new_session(tenant, name), "SCAN_QR_CODE")
+    return wait_for_status(tenant, new_session(tenant, name, **kwargs), "SCAN_QR_CODE")
 
 
 def working_session(
@@ -147,6 +171,36 @@ def stored_message(
     db.session.add(message)
     db.session.commit()
     return message
+
+
+def stored_chat(
+    session: WahaSession,
+    number: str = "491709999999",
+    *,
+    name: str | None = None,
+    minutes_ago: int = 0,
+    preview: str = "hello",
+    kind: str = "text",
+    from_me: bool = False,
+    last_status: str = "DEVICE",
+    **fields: Any,
+) -> Chat:
+    """An inbox chat row as event processing leaves it (services.inbox.upkeep), its last message `minutes_ago`."""
+    chat = Chat(
+        tenant_id=session.tenant_id,
+        session_id=session.id,
+        chat_id=f"{number}@c.us",
+        name=name,
+        last_activity_at=utcnow() - timedelta(minutes=minutes_ago),
+        last_preview=preview,
+        last_kind=kind,
+        last_from_me=from_me,
+        last_status=last_status,
+        **fields,
+    )
+    db.session.add(chat)
+    db.session.commit()
+    return chat
 
 
 # ---- WAHA webhook traffic ---------------------------------------------------------------------------------------
@@ -245,3 +299,19 @@ def post_events(
         "X-Webhook-Hmac-Algorithm": "sha512",
     }
     return client.post(f"/webhooks/waha?session={session_param or session.id}", data=body, headers=headers)
+
+
+def relay_inbound_media(
+    client: FlaskClient, sim: Any, session: WahaSession, content: bytes, mimetype: str = "image/png"
+) -> str:
+    """A picture (or other file) sent to the session's phone on the simulator, whose `message` event is posted to
+    the receiver as WAHA would post it; returns the message's WAHA id."""
+    message_id = sim.inbound(
+        session.external_name,
+        "491708888888",
+        "a picture",
+        media={"data": base64.b64encode(content).decode(), "mimetype": mimetype},
+    )
+    [produced] = [e for e in sim.events() if e["event"] == "message" and e["payload"]["id"] == message_id]
+    post_events(client, session, produced)
+    return message_id

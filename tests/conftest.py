@@ -1,11 +1,13 @@
 """Shared fixtures: the app on PostgreSQL + Redis of this machine, a clean database per test, the WAHA
-simulator over loopback, a live portal server, a real RQ worker in burst mode, and Playwright's Chromium.
+simulator over loopback (and a second one), a live portal server, a real RQ worker in burst mode, and Playwright's
+Chromium.
 
 Only this top-level conftest overrides Playwright's `base_url` and launch arguments.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -25,7 +27,7 @@ from portal import create_app
 from portal.config import environ_for_tests
 from portal.extensions import db
 from tests.builders import PASSWORD, make_tenant, make_user
-from tests.helpers import ROOT, SIM_API_KEY
+from tests.helpers import ROOT, SIM_API_KEY, csrf_token, remember_scrypt_of
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1"... under pytest-xdist, else ""
 
@@ -33,6 +35,7 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1"... under pyte
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist each worker gets a database and a Redis database of its own, derived from
     TEST_DATABASE_URL / TEST_REDIS_URL, so that workers never see each other's rows, jobs or caches."""
+    remember_scrypt_of(PASSWORD)
     if not WORKER:
         return
     index = int(WORKER.removeprefix("gw"))
@@ -110,6 +113,17 @@ def sim() -> Iterator[Any]:
     server.stop()
 
 
+@pytest.fixture
+def second_sim() -> Iterator[Any]:
+    """Another WAHA simulator on its own port, with its own API key (a second server of the fleet)."""
+    from wahasim.testing import SimServer
+
+    server = SimServer(api_key="sim-two-key", engine="GOWS", ack_delay=0.05)
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def app(_environ: dict[str, str], sim: Any) -> Iterator[Flask]:
     env = dict(_environ, WAHA_BASE_URL=sim.url)
@@ -125,6 +139,10 @@ class _Seed:
     those rows (so a test that changed or deleted one is noticed) and `sequences` the value of each sequence."""
 
     def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """Nothing seeded (yet, or any more): the next test seeds again."""
         self.done = False
         self.tables: dict[str, int] = {}
         self.fingerprint: dict[str, str | None] = {}
@@ -166,14 +184,12 @@ def _tables_with_rows(conn: sa.Connection, tables: list[str]) -> set[str]:
 
 def _moved_sequences(conn: sa.Connection) -> dict[str, int]:
     """Each sequence that has handed out a value since it was last restarted, with that value."""
-    return dict(
-        conn.execute(
-            sa.text(
-                "SELECT sequencename, last_value FROM pg_sequences"
-                " WHERE schemaname = 'public' AND last_value IS NOT NULL"
-            )
-        ).all()
+    rows = conn.execute(
+        sa.text(
+            "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL"
+        )
     )
+    return {str(row[0]): int(row[1]) for row in rows}
 
 
 def _dirty(conn: sa.Connection, tables: list[str]) -> tuple[list[str], bool, dict[str, int]]:
@@ -201,44 +217,61 @@ def _quote(value: str | None) -> str:
 
 
 def _empty_postgres(tables: list[str]) -> None:
-    """Delete what the test wrote, keep the seed rows, put the moved sequences back; a late webhook from the
-    simulator may be writing meanwhile, so a deadlock is retried."""
+    """Delete what the test wrote, keep the seed rows, put the moved sequences back, in one round trip after the
+    look; a late webhook from the simulator may be writing meanwhile, so a deadlock is retried."""
     for attempt in range(5):
         try:
             with db.engine.begin() as conn:
-                # a connection left in a transaction by a test would make the cleanup wait forever
-                conn.execute(sa.text("SET LOCAL lock_timeout = '15s'"))
                 dirty, changed, sequences = _dirty(conn, tables)
                 if changed:  # a seed row was changed or deleted: empty everything, seed again in the next test
-                    _seed.__init__()
+                    _seed.forget()
                     dirty = tables
+                    sequences = _moved_sequences(conn)
+                if not (dirty or sequences):
+                    return
+                # a connection left in a transaction by a test would make the cleanup wait forever
+                script = ["SET LOCAL lock_timeout = '15s'"]
+                # Sequences before rows: ALTER SEQUENCE waits for the inserts in flight and holds new ones off
+                # until the commit. Taken after the deletes, it deadlocks with a late webhook's insert that has
+                # drawn its id and waits for the session row being deleted (PostgreSQL breaks that after its
+                # deadlock_timeout, 1 s).
+                for name in sequences:
+                    seeded = _seed.sequences.get(name)
+                    script.append(
+                        f'ALTER SEQUENCE "{name}" RESTART'
+                        if seeded is None
+                        else f"SELECT setval('\"{name}\"', {seeded})"
+                    )
                 for name in dirty:
                     keep = _seed.tables.get(name)
-                    conn.execute(sa.text(f'DELETE FROM "{name}"' + (f" WHERE id > {keep}" if keep else "")))
-                for name in _moved_sequences(conn) if changed else sequences:
-                    seeded = _seed.sequences.get(name)
-                    conn.execute(
-                        sa.text(f'ALTER SEQUENCE "{name}" RESTART')
-                        if seeded is None
-                        else sa.text(f"SELECT setval('\"{name}\"', {seeded})")
-                    )
+                    script.append(f'DELETE FROM "{name}"' + (f" WHERE id > {keep}" if keep else ""))
+                conn.exec_driver_sql("; ".join(script))
             return
         except sa.exc.OperationalError as exc:
             if "deadlock" not in str(exc) or attempt == 4:
                 raise
 
 
+@functools.cache
+def _redis(url: str) -> redis.Redis:
+    """One plain client per Redis URL for the cleanup (not the app's fail-fast one, which a test may swap)."""
+    return redis.Redis.from_url(url)
+
+
 @pytest.fixture(autouse=True)
 def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     """Every test starts with the seeded default server and nothing else in the database, an empty Redis
-    database and a fresh simulator. Only the tables a test wrote are emptied afterwards."""
+    database, a fresh simulator and no mail sent. Only the tables a test wrote are emptied afterwards."""
     if "app" not in request.fixturenames:
         yield
         return
+    from portal.mail import outbox
+
     application: Flask = request.getfixturevalue("app")
     sim = request.getfixturevalue("sim")
     sim.reset()
-    redis.Redis.from_url(application.config["REDIS_URL"]).flushdb()
+    outbox.clear()
+    _redis(application.config["REDIS_URL"]).flushdb()
     _reset_rate_limits()
     if not _seed.done:
         _seed_default_server(application)
@@ -250,7 +283,7 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
             with db.engine.begin() as conn:
                 for name in tables:
                     conn.execute(sa.text(f'DELETE FROM "{name}"'))
-            _seed.__init__()
+            _seed.forget()
         else:
             _empty_postgres(tables)
 
@@ -281,12 +314,10 @@ def owner(tenant: Any) -> Any:
 @pytest.fixture
 def login(app: Flask) -> Callable[..., FlaskClient]:
     """Sign a user in through the real form (CSRF token included) and return the client."""
-    import re
 
     def do_login(user: Any, client: FlaskClient | None = None, password: str = PASSWORD) -> FlaskClient:
         client = client or app.test_client()
-        page = client.get("/login").get_data(as_text=True)
-        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        token = csrf_token(client, "/login")
         response = client.post("/login", data={"email": user.email, "password": password, "csrf_token": token})
         assert response.status_code == 302, response.get_data(as_text=True)
         return client
@@ -298,7 +329,7 @@ class LiveServer:
     def __init__(self, app: Flask) -> None:
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def start(self) -> None:
         self.thread.start()
@@ -325,6 +356,14 @@ def run_jobs(app: Flask) -> Callable[[], int]:
     from portal.extensions import redis_store
     from portal.jobs import QUEUES
 
+    class BurstWorker(SimpleWorker):
+        """RQ's in-process worker without its command channel: nothing sends commands to a worker that lives
+        for one call, and closing the channel's listener thread can wait its full second (RQ joins it with
+        timeout=1 while it may be blocked in a 60 s read)."""
+
+        def subscribe(self) -> None:
+            pass
+
     def burst() -> int:
         with app.app_context():
             queues = [Queue(name, connection=redis_store.client) for name in QUEUES]
@@ -333,7 +372,7 @@ def run_jobs(app: Flask) -> Callable[[], int]:
                 return sum(q.finished_job_registry.count + q.failed_job_registry.count for q in queues)
 
             before = done()
-            SimpleWorker(queues, connection=redis_store.client).work(burst=True, with_scheduler=False)
+            BurstWorker(queues, connection=redis_store.client).work(burst=True, with_scheduler=False)
             return done() - before
 
     return burst

@@ -1,10 +1,12 @@
-"""Plain helpers shared by the tests (no fixtures here; those live in the conftest files): polling, CSRF tokens
-and forms as a browser sends them, closed ports, a loopback HTTP server, the /waha API client that checks
-answers against the OpenAPI document, JWTs, quiet simulator webhooks and the WAHA contract files."""
+"""Plain helpers shared by the tests (no fixtures here; those live in the conftest files): polling, the test
+password's scrypt remembered, CSRF tokens and forms as a browser sends them, closed ports, a loopback HTTP server,
+the /waha API client that checks answers against the OpenAPI document, JWTs, quiet simulator webhooks and the WAHA
+contract files."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -42,6 +44,34 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, interval: float
         time.sleep(interval)
 
 
+# ---- password hashing --------------------------------------------------------------------------------------------
+
+
+def remember_scrypt_of(password: str) -> None:
+    """Answer repeated scrypt computations of `password` from memory, for this process.
+
+    Signing the test user in costs a scrypt of the suite's test password (~0.1 s of CPU by design) in almost
+    every page test. scrypt is a pure function of its arguments, so a remembered answer is the answer; only this
+    one password is remembered, so a wrong guess, a new password or a timing comparison costs what it costs in
+    production."""
+    real = hashlib.scrypt
+    if getattr(real, "remembers", None) == password:
+        return
+    wanted = password.encode()
+    answers: dict[tuple, bytes] = {}
+
+    def scrypt(secret: bytes, **params: Any) -> bytes:
+        if secret != wanted:
+            return real(secret, **params)
+        key = tuple(sorted(params.items()))
+        if key not in answers:
+            answers[key] = real(secret, **params)
+        return answers[key]
+
+    scrypt.remembers = password  # type: ignore[attr-defined]
+    hashlib.scrypt = scrypt  # type: ignore[assignment]
+
+
 # ---- pages and forms -------------------------------------------------------------------------------------------
 
 
@@ -77,6 +107,14 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def unreachable_redis() -> Any:
+    """A Redis client for a loopback port that refuses connections, built like the app's own client (short
+    timeouts, one quick retry, a circuit breaker: portal.redisconn), so an outage costs what it costs the app."""
+    from portal.redisconn import fail_fast_client
+
+    return fail_fast_client(f"redis://127.0.0.1:{closed_port()}/0")
 
 
 class LoopbackServer:
@@ -192,6 +230,11 @@ class Api:
 
     def delete(self, path: str, **kwargs: Any) -> Any:
         return self.call("DELETE", path, **kwargs)
+
+    def patch(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        if json is not None:
+            kwargs["json"] = json
+        return self.call("PATCH", path, **kwargs)
 
     def as_(self, credential: str | None) -> Api:
         return Api(self.client, credential)

@@ -50,6 +50,13 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--qr-max", type=int, default=6, help="QR codes shown before FAILED")
     p.add_argument("--ack-delay", type=float, default=0.3, help="seconds between SERVER, DEVICE and READ acks")
     p.add_argument(
+        "--auto-read",
+        type=_bool,
+        default=True,
+        metavar="true|false",
+        help="sent messages reach READ by themselves; false: DEVICE until the customer reads them (/_sim read)",
+    )
+    p.add_argument(
         "--auto-scan",
         type=float,
         default=None,
@@ -80,6 +87,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         qr_next_seconds=a.qr_next_seconds,
         qr_max=a.qr_max,
         ack_delay=a.ack_delay,
+        auto_read=a.auto_read,
         auto_scan=a.auto_scan,
         auto_scan_phone=a.auto_scan_phone,
         files_lifetime=a.files_lifetime,

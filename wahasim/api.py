@@ -279,9 +279,112 @@ def send_seen():
 
 
 @bp.post("/api/startTyping")
+def start_typing():
+    return json_response(sim().typing(body_json(), "typing"), 201)
+
+
 @bp.post("/api/stopTyping")
-def typing():
-    return json_response(sim().typing(body_json()), 201)
+def stop_typing():
+    return json_response(sim().typing(body_json(), "paused"), 201)
+
+
+def _answer(data, status: int = 200):
+    """An engine's answer: JSON, or no body when the engine returns nothing (WEBJS reactions, deletes)."""
+    return empty_response(status) if data is None else json_response(data, status)
+
+
+def _number(name: str, default=None, minimum: float = 0):
+    """A numeric query parameter as Nest's validation pipe checks it (400 with a `message` array)."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise errors.validation([f"{name} must be a number conforming to the specified constraints"]) from None
+    if value < minimum or value != value:
+        raise errors.validation([f"{name} must not be less than {minimum:g}"])
+    return int(value) if value.is_integer() else value
+
+
+@bp.post("/api/<session>/chats/<chat_id>/messages/read")
+def read_chat(session, chat_id):
+    result = sim().read_chat(session, chat_id, messages=_number("messages"), days=_number("days"))
+    return json_response(result, 201)
+
+
+@bp.put("/api/reaction")
+def reaction():
+    return _answer(sim().react(body_json()))
+
+
+@bp.put("/api/<session>/chats/<chat_id>/messages/<message_id>")
+def edit_message(session, chat_id, message_id):
+    return _answer(sim().edit_message(session, chat_id, message_id, body_json()))
+
+
+@bp.delete("/api/<session>/chats/<chat_id>/messages/<message_id>")
+def delete_message(session, chat_id, message_id):
+    return _answer(sim().delete_message(session, chat_id, message_id))
+
+
+@bp.post("/api/forwardMessage")
+def forward_message():
+    return json_response(sim().forward(body_json()), 201)
+
+
+# ---------------------------------------------------------------- contacts and chats
+
+
+def _required_query(name: str) -> str:
+    value = request.args.get(name)
+    if not value:
+        raise errors.validation([f"{name} must be a string"])
+    return value
+
+
+def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.args.get(name) or None
+    if value is not None and value not in allowed:
+        raise errors.validation([f"{name} must be one of the following values: {', '.join(allowed)}"])
+    return value
+
+
+@bp.get("/api/contacts/all")
+def contacts_all():
+    contacts = sim().list_contacts(
+        request.args.get("session") or "default",
+        limit=_number("limit"),
+        offset=_number("offset"),
+        sort_by=_choice("sortBy", ("id", "name")),
+        sort_order=_choice("sortOrder", ("desc", "asc")),
+    )
+    return json_response(contacts)
+
+
+@bp.get("/api/contacts")
+def contact():
+    return json_response(sim().get_contact(request.args.get("session") or "default", _required_query("contactId")))
+
+
+@bp.get("/api/contacts/profile-picture")
+def profile_picture():
+    _flag("refresh")
+    name = request.args.get("session") or "default"
+    return json_response(sim().profile_picture(name, _required_query("contactId")))
+
+
+@bp.get("/api/<session>/lids/<lid>")
+def lid_phone(session, lid):
+    return json_response(sim().lid_phone(session, lid))
+
+
+@bp.get("/api/<session>/chats/overview")
+def chats_overview(session):
+    _flag("merge", True)
+    ids = [i for item in request.args.getlist("ids") for i in item.split(",") if i]
+    limit, offset = _number("limit", 20), _number("offset", 0)
+    return json_response(sim().chats_overview(session, limit=limit, offset=offset, ids=ids or None))
 
 
 @bp.get("/api/contacts/check-exists")

@@ -7,6 +7,7 @@ import traceback
 from datetime import UTC, datetime
 
 from flask import Flask, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from . import errors
@@ -30,6 +31,7 @@ def create_app(settings: Settings | dict | None = None, simulator: Simulator | N
         settings = Settings.from_mapping(settings)
     app = Flask("wahasim")
     # WAHA answers with JSON.stringify: keys in insertion order, UTF-8 kept as is.
+    assert isinstance(app.json, DefaultJSONProvider)
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.config["MAX_CONTENT_LENGTH"] = BODY_LIMIT

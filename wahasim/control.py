@@ -94,13 +94,14 @@ def qr_image(name):
 @bp.post("/sessions")
 def create():
     data = _payload()
-    body = {"name": data.get("name") or None, "start": True, "config": {}}
+    config: dict = {}
     if data.get("webhook"):
-        body["config"]["webhooks"] = [{"url": data["webhook"], "events": ["*"]}]
-    if data.get("hmac") and body["config"].get("webhooks"):
-        body["config"]["webhooks"][0]["hmac"] = {"key": data["hmac"]}
+        config["webhooks"] = [{"url": data["webhook"], "events": ["*"]}]
+        if data.get("hmac"):
+            config["webhooks"][0]["hmac"] = {"key": data["hmac"]}
     if isinstance(data.get("config"), dict):
-        body["config"] = data["config"]
+        config = data["config"]
+    body = {"name": data.get("name") or None, "start": True, "config": config}
     return _answer(sim().create_session(body), 201)
 
 
@@ -152,10 +153,96 @@ def ack(name):
     return _answer({"emitted": emitted})
 
 
+@bp.post("/sessions/<name>/react")
+def react(name):
+    data = _payload()
+    if not data.get("id"):
+        raise ControlError(400, "id is required")
+    emoji = data.get("emoji")
+    if not isinstance(emoji, str):
+        raise ControlError(400, "emoji must be a string (empty removes the reaction)")
+    reaction_id = sim().customer_react(name, str(data["id"]), emoji, data.get("from") or None)
+    return _answer({"id": reaction_id}, 201)
+
+
+@bp.post("/sessions/<name>/edit")
+def edit(name):
+    data = _payload()
+    if not data.get("id") or not isinstance(data.get("text"), str):
+        raise ControlError(400, "id and text are required")
+    return _answer({"id": sim().customer_edit(name, str(data["id"]), data["text"])}, 201)
+
+
+@bp.post("/sessions/<name>/revoke")
+def revoke(name):
+    data = _payload()
+    if not data.get("id"):
+        raise ControlError(400, "id is required")
+    return _answer({"id": sim().customer_revoke(name, str(data["id"]))}, 201)
+
+
+@bp.post("/sessions/<name>/read")
+def read(name):
+    data = _payload()
+    ids = data.get("ids")
+    if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
+        raise ControlError(400, "ids must be a list of message ids")
+    return _answer({"read": sim().customer_read(name, data.get("chatId") or None, ids)})
+
+
+@bp.post("/sessions/<name>/typing")
+def typing(name):
+    data = _payload()
+    if not data.get("chatId"):
+        raise ControlError(400, "chatId is required")
+    return _answer(sim().customer_typing(name, str(data["chatId"]), str(data.get("state") or "typing")))
+
+
+CONTACT_FIELDS = {"name": "saved_name", "pushName": "push_name", "picture": "picture", "lid": "lid"}
+
+
+@bp.post("/sessions/<name>/contacts")
+def contact(name):
+    data = _payload()
+    if not data.get("id"):
+        raise ControlError(400, "id is required")
+    changes = {CONTACT_FIELDS[k]: v for k, v in data.items() if k in CONTACT_FIELDS}
+    if "picture" in changes and _is_form():
+        changes["picture"] = _truthy(changes["picture"])
+    return _answer(sim().set_contact(name, str(data["id"]), **changes))
+
+
+@bp.get("/sessions/<name>/contacts")
+def contacts(name):
+    return json_response(sim().contacts_of(name))
+
+
+@bp.get("/sessions/<name>/reads")
+def reads(name):
+    return json_response(sim().read_receipts(name))
+
+
+@bp.get("/sessions/<name>/typing")
+def typing_calls(name):
+    return json_response(sim().typing_log(name))
+
+
+@bp.get("/pictures/<token>.png")
+def picture(token):
+    return Response(sim().get_picture(token), mimetype="image/png")
+
+
 @bp.post("/restart")
 def restart():
     sim().server_restart(wipe=_truthy(_payload().get("wipe")))
     return _answer({"startTimestamp": sim().start_timestamp})
+
+
+@bp.post("/auto-read")
+def auto_read():
+    on = _truthy(_payload().get("on"))
+    sim().set_auto_read(on)
+    return _answer({"on": on})
 
 
 @bp.post("/latency")

@@ -24,6 +24,9 @@ class Settings:
     qr_next_seconds: float = 20.0
     qr_max: int = 6
     ack_delay: float = 0.3
+    # Whether sent messages are READ on the phone by themselves (the third auto ack); off, they stop at DEVICE
+    # until the customer reads them (control hook `read`).
+    auto_read: bool = True
     auto_scan: float | None = None
     auto_scan_phone: str = "491701234567"
     files_lifetime: float = 180.0

@@ -162,11 +162,11 @@ def send_response(engine: str, record: dict, own_id: str | None) -> dict:
     }
 
 
-def message_payload(engine: str, record: dict, own_id: str | None, ack: int, push_name: str = "") -> dict:
-    """WAMessage of a `message` / `message.any` event.
+def head(engine: str, record: dict, own_id: str | None) -> dict:
+    """The fields every message-like payload starts with: id, timestamp, from, fromMe, source, to, participant.
 
-    For a DM, `from` is the other person; own messages on WEBJS put this account in
-    `from` and the chat in `to`, GOWS/NOWEB keep the chat in `from` and `to` null.
+    For a DM, `from` is the other person; own messages on WEBJS put this account in `from` and the chat in
+    `to`, GOWS/NOWEB keep the chat in `from` and `to` null.
     """
     from_me = record["id"].startswith("true_")
     webjs = engine == "WEBJS"
@@ -182,6 +182,13 @@ def message_payload(engine: str, record: dict, own_id: str | None, ack: int, pus
         "source": "api" if from_me else "app",
         "to": receiver,
         "participant": None,
+    }
+
+
+def message_payload(engine: str, record: dict, own_id: str | None, ack: int, push_name: str = "") -> dict:
+    """WAMessage of a `message` / `message.any` event (see `head` for from/to)."""
+    return {
+        **head(engine, record, own_id),
         "body": record["body"],
         "hasMedia": record.get("media") is not None,
         "media": copy.deepcopy(record.get("media")),
@@ -217,4 +224,92 @@ def ack_payload(engine: str, record: dict, own_id: str | None, ack: int) -> dict
             "Type": {2: "", 3: "read", 4: "played"}.get(ack, "sender"),
             "Timestamp": _iso(time.time()),
         },
+    }
+
+
+# ---- chats, contacts and actions on messages (CONTRACT 8.5) -------------------------------------------------
+
+
+def protocol_record(chat: str, wa_id: str, from_me: bool, body: str = "") -> dict:
+    """A message WhatsApp sends to carry an action (reaction, edit, revoke): it has an id of its own."""
+    return {
+        "id": f"{'true' if from_me else 'false'}_{chat}_{wa_id}",
+        "waId": wa_id,
+        "chatId": chat,
+        "kind": "text",
+        "body": body,
+        "file": None,
+        "media": None,
+        "timestamp": int(time.time()),
+    }
+
+
+def action_response(engine: str, record: dict, own_id: str | None, data: dict) -> dict | None:
+    """What a reaction, edit or revoke call answers: GOWS `{id, _data}`, NOWEB the Baileys record, WEBJS nothing
+    (its engine returns no value, so Nest sends an empty body)."""
+    if engine == "GOWS":
+        return {"id": record["id"], "_data": data}
+    if engine == "NOWEB":
+        return {
+            "key": {"remoteJid": to_jid(record["chatId"]), "fromMe": True, "id": record["waId"]},
+            "message": data,
+            "messageTimestamp": str(record["timestamp"]),
+            "status": "PENDING",
+        }
+    return None
+
+
+def reaction_payload(engine: str, record: dict, own_id: str | None, text: str, target_id: str) -> dict:
+    """`message.reaction`: the reaction message's head plus `reaction: {text, messageId}` ("" = removed)."""
+    return {**head(engine, record, own_id), "reaction": {"text": text, "messageId": target_id}}
+
+
+def edited_payload(engine: str, record: dict, own_id: str | None, target: dict) -> dict:
+    """`message.edited`: a WAMessage of the edit with the new `body` and `editedMessageId` (the short WhatsApp
+    id of the message that changed, as GOWS sends it)."""
+    payload = message_payload(engine, record, own_id, ack=record.get("ack", 1))
+    payload["editedMessageId"] = target["waId"]
+    payload["_data"] = {"protocolMessage": {"type": "MESSAGE_EDIT", "key": {"ID": target["waId"]}}}
+    return payload
+
+
+def revoked_payload(engine: str, record: dict, own_id: str | None, target: dict, before_ack: int) -> dict:
+    """`message.revoked`: `{after, before, revokedMessageId, _data}`. GOWS knows only the revoke message
+    (`before` null); the browser engines also give the message as it was."""
+    before = None if engine == "GOWS" else message_payload(engine, target, own_id, ack=before_ack)
+    return {
+        "after": message_payload(engine, record, own_id, ack=record.get("ack", 1)),
+        "before": before,
+        "revokedMessageId": target["waId"],
+        "_data": {"protocolMessage": {"type": "REVOKE", "key": {"ID": target["waId"]}}},
+    }
+
+
+PRESENCES = ("offline", "online", "typing", "recording", "paused")
+
+
+def presence_payload(chat: str, participant: str, state: str) -> dict:
+    """`presence.update` for one chat: who is typing, recording, paused, online or offline."""
+    entry: dict = {"participant": participant, "lastKnownPresence": state}
+    entry["lastSeen"] = int(time.time()) if state == "offline" else None
+    return {"id": chat, "presences": [entry]}
+
+
+def contact(engine: str, chat: str, info: dict) -> dict:
+    """A contact as /api/contacts answers it: GOWS and NOWEB `{id, name, pushname}`; WEBJS the whatsapp-web.js
+    contact, flags included."""
+    body = {"id": chat, "name": info.get("name"), "pushname": info.get("pushname")}
+    if engine != "WEBJS":
+        return body
+    return {
+        **body,
+        "number": chat.split("@")[0] if chat.endswith("@c.us") else None,
+        "shortName": (info.get("name") or "").split(" ")[0] or None,
+        "isMe": False,
+        "isUser": chat.endswith("@c.us"),
+        "isGroup": chat.endswith("@g.us"),
+        "isWAContact": True,
+        "isMyContact": bool(info.get("name")),
+        "isBusiness": False,
+        "isBlocked": False,
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import itertools
 import logging
 import re
 import shutil
@@ -18,8 +19,10 @@ import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import errors, shapes
+from .chats import ChatsMixin
 from .errors import ControlError, SimError
 from .ids import event_id, pairing_code, qr_value, session_name, wa_message_id
 from .images import qr_png, screen_png
@@ -65,13 +68,16 @@ class Session:
     inbox: OrderedDict = field(default_factory=OrderedDict)
     acks_seen: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
+    contacts: dict = field(default_factory=dict)  # chat id -> {name, pushname, picture, lid}
+    reads: list = field(default_factory=list)  # what messages/read marked read: {chatId, ids, at}
+    typing: list = field(default_factory=list)  # startTyping/stopTyping calls: {chatId, state, at}
 
     @property
     def running(self) -> bool:
         return self.status != STOPPED
 
 
-class Simulator:
+class Simulator(ChatsMixin):
     """The whole fake server state. Thread-safe; one instance per app."""
 
     def __init__(self, settings: Settings | None = None) -> None:
@@ -90,7 +96,10 @@ class Simulator:
         self.latency_ms = 0
         self.fail_next_count = 0
         self.fail_next_status = 503
+        self.auto_read = self.settings.auto_read
         self.events: deque = deque(maxlen=2000)
+        self.pictures: dict[str, bytes] = {}  # profile pictures served under /_sim/pictures/
+        self._seq = itertools.count()  # arrival order of messages (timestamps are whole seconds)
 
     # ------------------------------------------------------------------ helpers
 
@@ -140,7 +149,7 @@ class Simulator:
         return {"engine": "NOWEB", "state": "CONNECTED" if s.status == WORKING else "CONNECTING"}
 
     def _info(self, s: Session, detailed: bool, expand_apps: bool = False) -> dict:
-        info = {
+        info: dict[str, Any] = {
             "name": s.name,
             "status": s.status,
             "config": copy.deepcopy(s.config),
@@ -511,9 +520,11 @@ class Simulator:
             "media": media,
             "replyTo": body.get("reply_to"),
             "timestamp": ts,
+            "seq": next(self._seq),
             "ack": 0,
         }
-        record["response"] = shapes.send_response(self.engine, record, (s.auth or {}).get("id"))
+        response = shapes.send_response(self.engine, record, (s.auth or {}).get("id"))
+        record["response"] = response
         self._remember(s.outbox, msg_id, record, s)
         if client_id:
             s.by_client_id[client_id] = msg_id
@@ -521,12 +532,12 @@ class Simulator:
         self._emit(s, "message.any", shapes.message_payload(self.engine, record, (s.auth or {}).get("id"), ack=1))
         if not s.unlinked:
             run = s.run_id
-            for ack in (1, 2, 3):
-                self.scheduler.call_later(
-                    self.settings.ack_delay * ack,
-                    lambda ack=ack: self._auto_ack(s.name, run, msg_id, ack),
-                )
-        return copy.deepcopy(record["response"])
+            for ack in (1, 2, 3) if self.auto_read else (1, 2):
+                self.scheduler.call_later(self.settings.ack_delay * ack, self._ack_later(s.name, run, msg_id, ack))
+        return copy.deepcopy(response)
+
+    def _ack_later(self, name: str, run: int, msg_id: str, ack: int):
+        return lambda: self._auto_ack(name, run, msg_id, ack)
 
     def _read_file(self, kind: str, raw) -> tuple[dict, bytes | None]:
         if not isinstance(raw, dict):
@@ -605,15 +616,26 @@ class Simulator:
 
         return self._with_wait(attempt)
 
-    def typing(self, body) -> dict:
-        body = body if isinstance(body, dict) else {}
-        self._with_wait(lambda: self._working(body.get("session")))
-        return {"result": True}
-
     def send_seen(self, body) -> dict:
+        """POST /api/sendSeen: without message ids WAHA reads the chat's last 7 days (as `messages/read`)."""
         body = body if isinstance(body, dict) else {}
-        self._with_wait(lambda: self._working(body.get("session")))
-        return {}
+        ids = body.get("messageIds") or ([body["messageId"]] if body.get("messageId") else [])
+        if not ids:
+            if not isinstance(body.get("chatId"), str) or not body["chatId"]:
+                self._with_wait(lambda: self._working(body.get("session")))
+                raise ValueError("chatId is required")
+            return self.read_chat(body.get("session"), body["chatId"])
+
+        def attempt():
+            s = self._working(body.get("session"))
+            read = [r for r in (s.inbox.get(str(i)) for i in ids) if r is not None and not r.get("read")]
+            for record in read:
+                record["read"] = True
+            if read:
+                s.reads.append({"chatId": read[0]["chatId"], "ids": [r["id"] for r in read], "at": now_ms()})
+            return {}
+
+        return self._with_wait(attempt)
 
     def check_exists(self, name, phone) -> dict:
         self._with_wait(lambda: self._working(name))
@@ -761,12 +783,15 @@ class Simulator:
                 else {"mimetype": media_out["mimetype"], "filename": media_out["filename"]},
                 "media": media_out,
                 "timestamp": ts,
+                "seq": next(self._seq),
                 "ack": 2,
             }
             self._remember(s.inbox, msg_id, record, s)
             s.activity = now_ms()
+            contact = self._contact(s, chat)
+            contact["pushname"] = contact["pushname"] or "Sim Contact"  # WhatsApp learns it from the message
             payload = shapes.message_payload(
-                self.engine, record, (s.auth or {}).get("id"), ack=2, push_name="Sim Contact"
+                self.engine, record, (s.auth or {}).get("id"), ack=2, push_name=contact["pushname"]
             )
             self._emit(s, "message", copy.deepcopy(payload))
             self._emit(s, "message.any", payload)
@@ -817,11 +842,18 @@ class Simulator:
             for s in self.sessions.values():
                 s.run_id += 1
             self.sessions.clear()
+            self.pictures.clear()
             self.events.clear()
             self.dispatcher.clear_log()
             self.latency_ms = 0
             self.fail_next_count = 0
             self.fail_next_status = 503
+            self.auto_read = self.settings.auto_read
+
+    def set_auto_read(self, on: bool) -> None:
+        """Whether sent messages reach READ by themselves from now on (reset restores the setting)."""
+        with self.lock:
+            self.auto_read = bool(on)
 
     def set_latency(self, ms: int) -> None:
         with self.lock:
@@ -877,6 +909,7 @@ class Simulator:
                 "tier": self.settings.effective_tier,
                 "settings": settings,
                 "latencyMs": self.latency_ms,
+                "autoRead": self.auto_read,
                 "failNext": {"count": self.fail_next_count, "status": self.fail_next_status},
                 "sessions": {name: self.session_state(name) for name in self.sessions},
             }

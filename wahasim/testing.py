@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .app import create_app
 from .settings import Settings
@@ -38,7 +38,7 @@ class SimServer:
         if unknown:
             raise TypeError(f"unknown SimServer options: {', '.join(sorted(unknown))}")
         self.simulator: Simulator | None = None
-        self._server = None
+        self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
 
@@ -73,8 +73,10 @@ class SimServer:
             return
         self._server.shutdown()
         self._server.server_close()
-        self._thread.join(timeout=5)
-        self.simulator.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.simulator is not None:
+            self.simulator.close()
         self._server = None
 
     def __enter__(self) -> SimServer:
@@ -85,42 +87,79 @@ class SimServer:
 
     # ---- control helpers (same effect as the /_sim endpoints) -----------
 
+    @property
+    def _sim(self) -> Simulator:
+        if self.simulator is None:
+            raise RuntimeError("the SimServer is not started")
+        return self.simulator
+
     def scan(self, name: str, phone: str = "491701234567", push_name: str | None = None) -> dict:
-        return self.simulator.scan(name, phone, push_name)
+        return self._sim.scan(name, phone, push_name)
 
     def inbound(self, name: str, from_: str = "491709999999", text: str = "hi", media: dict | None = None) -> str:
-        return self.simulator.inbound(name, from_, text, media)
+        return self._sim.inbound(name, from_, text, media)
 
     def ack(self, name: str, message_id: str, ack: int) -> bool:
-        return self.simulator.ack(name, message_id, ack)
+        return self._sim.ack(name, message_id, ack)
 
     def fail(self, name: str) -> dict:
-        return self.simulator.fail(name)
+        return self._sim.fail(name)
 
     def logout_from_phone(self, name: str, mode: str = "rescan") -> dict:
-        return self.simulator.logout_from_phone(name, mode)
+        return self._sim.logout_from_phone(name, mode)
+
+    def customer_react(self, name: str, message_id: str, emoji: str, from_: str | None = None) -> str:
+        return self._sim.customer_react(name, message_id, emoji, from_)
+
+    def customer_edit(self, name: str, message_id: str, text: str) -> str:
+        return self._sim.customer_edit(name, message_id, text)
+
+    def customer_revoke(self, name: str, message_id: str) -> str:
+        return self._sim.customer_revoke(name, message_id)
+
+    def customer_read(self, name: str, chat_id: str | None = None, message_ids: list | None = None) -> list[str]:
+        return self._sim.customer_read(name, chat_id, message_ids)
+
+    def customer_typing(self, name: str, chat_id: str, state: str = "typing") -> dict:
+        return self._sim.customer_typing(name, chat_id, state)
+
+    def set_contact(self, name: str, contact_id: str, **changes) -> dict:
+        """changes: saved_name, push_name, picture (True: a new one; False/None: none), lid."""
+        return self._sim.set_contact(name, contact_id, **changes)
+
+    def contacts(self, name: str) -> dict:
+        return self._sim.contacts_of(name)
+
+    def read_receipts(self, name: str) -> list[dict]:
+        return self._sim.read_receipts(name)
+
+    def typing_log(self, name: str) -> list[dict]:
+        return self._sim.typing_log(name)
 
     def restart(self, wipe: bool = False) -> None:
-        self.simulator.server_restart(wipe=wipe)
+        self._sim.server_restart(wipe=wipe)
 
     def reset(self) -> None:
-        self.simulator.reset()
+        self._sim.reset()
+
+    def set_auto_read(self, on: bool) -> None:
+        self._sim.set_auto_read(on)
 
     def set_latency(self, ms: int) -> None:
-        self.simulator.set_latency(ms)
+        self._sim.set_latency(ms)
 
     def fail_next(self, count: int, status: int = 503) -> None:
-        self.simulator.set_fail_next(count, status)
+        self._sim.set_fail_next(count, status)
 
     def session(self, name: str) -> dict | None:
-        return self.simulator.session_state(name)
+        return self._sim.session_state(name)
 
     def sent_messages(self, name: str) -> list[dict]:
-        return self.simulator.sent_messages(name)
+        return self._sim.sent_messages(name)
 
     def webhook_log(self) -> list[dict]:
-        return self.simulator.dispatcher.log_entries()
+        return self._sim.dispatcher.log_entries()
 
     def events(self) -> list[dict]:
         """Every envelope produced recently, whether or not a webhook was configured."""
-        return self.simulator.recent_events()
+        return self._sim.recent_events()

@@ -19,6 +19,7 @@ import time
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 
@@ -89,7 +90,7 @@ class Dispatcher:
         self._generation = 0
         self._log: deque = deque(maxlen=log_limit)
         self._log_lock = threading.Lock()
-        self._queues = [queue.Queue() for _ in range(max(1, workers))]
+        self._queues: list[queue.Queue[Any]] = [queue.Queue() for _ in range(max(1, workers))]
         self._threads = []
         for i, q in enumerate(self._queues):
             thread = threading.Thread(target=self._work, args=(q,), name=f"wahasim-webhooks-{i}", daemon=True)

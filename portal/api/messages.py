@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import mimetypes
 from typing import Any
 
 from flask import Response, request, send_file, url_for
@@ -32,8 +30,7 @@ from portal.api.schemas import (
 from portal.converters import parse_id
 from portal.services import messages
 from portal.services.errors import Invalid, NotFound
-from portal.services.media import media_for_message, media_kind
-from portal.services.messages.validation import is_media_type
+from portal.services.media import media_for_message, uploaded_media
 
 
 def _message(message: Any) -> MessageResponse:
@@ -99,21 +96,7 @@ def send_media(session_id: str) -> Response:
     content = upload.read() if upload is not None else b""
     if upload is None or not content:
         raise Invalid.field("file", "Attach the file as multipart/form-data field 'file'.")
-    filename = upload.filename or "file"
-    # The part's Content-Type when it names a type; a range (*/*, image/*) or none says no more than octet-stream.
-    mimetype = (
-        upload.mimetype
-        if upload.mimetype != "application/octet-stream" and is_media_type(upload.mimetype)
-        else (mimetypes.guess_type(filename)[0] or "application/octet-stream")
-    )
-    media = {
-        "kind": form.type or media_kind(mimetype),
-        "data": base64.b64encode(content).decode(),
-        "mimetype": mimetype,
-        "filename": filename,
-    }
-    if form.caption:
-        media["caption"] = form.caption
+    media = uploaded_media(content, upload.filename, upload.mimetype, kind=form.type, caption=form.caption)
     # The upload's fields are named as the form sent them, not media.*.
     with dto_field_names(
         {

@@ -13,6 +13,7 @@ from typing import Any
 from portal.queue import (
     JOB_CHECK_SERVERS,
     JOB_DISPATCH_DUE,
+    JOB_FETCH_AVATARS,
     JOB_PRUNE,
     JOB_PRUNE_BROWSER_SESSIONS,
     JOB_RECONCILE,
@@ -27,51 +28,23 @@ from portal.queue import (
 
 SCHEDULE: list[dict[str, Any]] = [
     # status of every session, one list call per WAHA server; restarts what should run (WAHA restarts)
-    {
-        "id": "sessions-sync",
-        "func": JOB_SYNC_SESSIONS,
-        "interval": "SYNC_INTERVAL",
-        "queue": QUEUE_MAINTENANCE,
-    },
+    {"id": "sessions-sync", "func": JOB_SYNC_SESSIONS, "interval": "SYNC_INTERVAL", "queue": QUEUE_MAINTENANCE},
     # events left pending (Redis was down at ingest, a worker died mid-batch) are queued again
-    {
-        "id": "events-sweep",
-        "func": JOB_SWEEP_EVENTS,
-        "interval": "EVENTS_SWEEP_INTERVAL",
-        "queue": QUEUE_EVENTS,
-    },
+    {"id": "events-sweep", "func": JOB_SWEEP_EVENTS, "interval": "EVENTS_SWEEP_INTERVAL", "queue": QUEUE_EVENTS},
     # delivery retries that are due, and first attempts whose job was lost
-    {
-        "id": "deliveries-dispatch",
-        "func": JOB_DISPATCH_DUE,
-        "interval": 5,
-        "queue": QUEUE_FORWARDING,
-    },
+    {"id": "deliveries-dispatch", "func": JOB_DISPATCH_DUE, "interval": 5, "queue": QUEUE_FORWARDING},
     # WAHA sessions nobody owns, and rows whose WAHA session vanished
-    {
-        "id": "sessions-reconcile",
-        "func": JOB_RECONCILE,
-        "interval": 300,
-        "queue": QUEUE_MAINTENANCE,
-    },
+    {"id": "sessions-reconcile", "func": JOB_RECONCILE, "interval": 300, "queue": QUEUE_MAINTENANCE},
     # sends whose outcome is unknown (WAHA did not answer): looked up in WAHA by their WhatsApp id
-    {
-        "id": "sends-reconcile",
-        "func": JOB_RECONCILE_SENDS,
-        "interval": 60,
-        "queue": QUEUE_MAINTENANCE,
-    },
+    {"id": "sends-reconcile", "func": JOB_RECONCILE_SENDS, "interval": 60, "queue": QUEUE_MAINTENANCE},
     # WORKING sessions that went quiet: WAHA may report WORKING for a session logged out on the phone
     {"id": "sessions-watchdog", "func": JOB_WATCHDOG, "interval": 60, "queue": QUEUE_MAINTENANCE},
     # health, version and start time of every WAHA server; warns about versions before 2026.6.1
     {"id": "fleet-check", "func": JOB_CHECK_SERVERS, "interval": 60, "queue": QUEUE_MAINTENANCE},
     # signed-in browsers that ended (expired or signed out) more than 30 days ago
-    {
-        "id": "browser-sessions-prune",
-        "func": JOB_PRUNE_BROWSER_SESSIONS,
-        "interval": 86400,
-        "queue": QUEUE_MAINTENANCE,
-    },
+    {"id": "browser-sessions-prune", "func": JOB_PRUNE_BROWSER_SESSIONS, "interval": 86400, "queue": QUEUE_MAINTENANCE},
+    # contacts' profile pictures: new contacts first, then a weekly refresh (a few per run, paced by the interval)
+    {"id": "avatars-fetch", "func": JOB_FETCH_AVATARS, "interval": 60, "queue": QUEUE_MAINTENANCE},
     # retention of messages, media files, events and deliveries
     {"id": "retention-prune", "func": JOB_PRUNE, "interval": 3600, "queue": QUEUE_MAINTENANCE},
 ]

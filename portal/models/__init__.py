@@ -3,6 +3,7 @@
 from portal.models.access import ApiToken, AuditEvent, IdempotencyRecord
 from portal.models.base import Base, get_for_tenant, rowcount, utcnow
 from portal.models.events import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from portal.models.inbox import CHAT_STATUSES, Chat, ChatNote, Contact, QuickReply
 from portal.models.messages import ACK_NAMES, STATUS_RANK, Message
 from portal.models.tenants import Invitation, Membership, Tenant, User
 from portal.models.users_sessions import BrowserSession
@@ -10,6 +11,7 @@ from portal.models.waha import ENGINES, SESSION_STATUSES, Engine, SessionStatus,
 
 __all__ = [
     "ACK_NAMES",
+    "CHAT_STATUSES",
     "ENGINES",
     "SESSION_STATUSES",
     "STATUS_RANK",
@@ -18,11 +20,15 @@ __all__ = [
     "Base",
     "BrowserSession",
     "Engine",
+    "Chat",
+    "ChatNote",
+    "Contact",
     "IdempotencyRecord",
     "Invitation",
     "Membership",
     "Message",
     "SessionStatus",
+    "QuickReply",
     "Tenant",
     "User",
     "WahaServer",

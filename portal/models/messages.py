@@ -40,6 +40,13 @@ class Message(TenantScoped, TimestampMixin, Base):
             postgresql_where=sa.text("(media ->> 'status') = 'pending'"),
             sqlite_where=sa.text("json_extract(media, '$.status') = 'pending'"),
         ),
+        # the replies to a message (deleting it sets their reply_to_id to NULL); few messages are replies
+        Index(
+            "ix_messages_reply_to",
+            "reply_to_id",
+            postgresql_where=sa.text("reply_to_id IS NOT NULL"),
+            sqlite_where=sa.text("reply_to_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -68,5 +75,7 @@ class Message(TenantScoped, TimestampMixin, Base):
     revoked_at: Mapped[datetime | None]
     edited_at: Mapped[datetime | None]
     reactions: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # The message this one quotes (a reply), in the same chat; NULL when it quotes nothing or that was deleted.
+    reply_to_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("messages.id", ondelete="SET NULL"))
 
     session: Mapped[WahaSession] = relationship()

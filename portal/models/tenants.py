@@ -6,6 +6,7 @@ import hashlib
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -26,6 +27,8 @@ class Tenant(TimestampMixin, Base):
     retention_messages_days: Mapped[int] = mapped_column(Integer, default=90)
     retention_events_days: Mapped[int] = mapped_column(Integer, default=14)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Opening a chat in the portal marks it read on WhatsApp too (the customer sees blue ticks).
+    read_receipts: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa.true())
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="tenant", cascade="all, delete-orphan")
 
@@ -68,13 +71,13 @@ class User(UserMixin, TimestampMixin, Base):
         return hashlib.sha256((self.password_hash or "").encode()).hexdigest()[:16]
 
     # The secret of the browser session this request signed in with (services/browser_sessions.py); set at
-    # sign-in and by the user loader, never stored on the row. (Declared for the type checker only: an annotation
-    # in the class body would ask the ORM for a column.)
+    # sign-in and by the user loader, never stored on the row (plain attributes: not Mapped, so not columns).
     if TYPE_CHECKING:
         browser_token: str | None
         browser_session_id: int | None
-    browser_token = None
-    browser_session_id = None
+    else:
+        browser_token = None
+        browser_session_id = None
 
     def get_id(self) -> str:  # Flask-Login: what the session and remember-me cookies carry
         return f"{self.id}:{self.credential_fingerprint}:{self.browser_token or ''}"

@@ -207,7 +207,7 @@ def parse(url: object, *, schemes: Iterable[str] = SCHEMES, path_allowed: bool =
         port = rest[1:] if rest else None
     elif ":" in netloc:
         host_part, port = netloc.rsplit(":", 1)
-    if port is not None and (not port.isdigit() or not 0 < int(port) < 65536):
+    if port is not None and (not (port.isascii() and port.isdecimal()) or not 0 < int(port) < 65536):
         raise Refused("has an invalid port")
     host, rewritten = _host(host_part)
     port_number = int(port) if port else DEFAULT_PORTS[scheme]

@@ -193,22 +193,8 @@ def sign_in_oidc(claims: Mapping[str, Any], actor: Actor) -> User:
         else:
             invitations = team.pending_invitations_for(email)
             if invitations:
-                user = User(
-                    email=email,
-                    name=str(claims.get("name") or "")[:200],
-                    oidc_subject=subject,
-                    email_verified_at=utcnow(),
-                )
-                db.session.add(user)
-                db.session.flush()
-                audit.record(
-                    None,
-                    "user.create",
-                    actor,
-                    target_type="user",
-                    target_id=user.id,
-                    details={"email": email, "via": "oidc"},
-                )
+                name = str(claims.get("name") or "")
+                user = team.create_invited_user(email, name, actor, via="oidc", oidc_subject=subject)
                 for invitation in invitations:
                     team.join(invitation, user, actor)
     if user is None:

@@ -256,7 +256,7 @@ def update_server(
 
 def find_server(name_or_id: str) -> WahaServer:
     """A server by name, or by id when given digits (for the CLI)."""
-    if name_or_id.isdigit():
+    if name_or_id.isascii() and name_or_id.isdecimal():
         return servers_service.get_server(int(name_or_id))
     server = db.session.scalar(select(WahaServer).where(WahaServer.name == name_or_id))
     if server is None:

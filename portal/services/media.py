@@ -5,7 +5,8 @@ as the event is processed. When that job cannot be queued (Redis down) the worke
 re-queues files still `pending` after a while, so no file stays pending forever (WAHA's 404 ends as
 `unavailable`).
 
-`media_kind` is the one mimetype -> kind rule (image, audio, video or document).
+`media_kind` is the one mimetype -> kind rule (image, audio, video or document); `outgoing_media` and
+`uploaded_media` the one way a door (the send page, the API's JSON and multipart sends) builds a file to send.
 
 Media types are parsed strictly (one `type/subtype`, optional parameters, nothing else): a value such as
 `video/mp4,text/html` is not a media type. Files are served back only under a type from an allow-list; any other
@@ -14,6 +15,7 @@ file goes out as `application/octet-stream`, as a download.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import mimetypes
@@ -31,6 +33,7 @@ from portal.extensions import db
 from portal.models import Message, Tenant, WahaSession, utcnow
 from portal.queue import JOB_FETCH_MEDIA, QUEUE_EVENTS, enqueue_many, retry_policy
 from portal.services.errors import NotFound
+from portal.services.media_types import INLINE_TYPES, is_media_type
 
 log = logging.getLogger(__name__)
 
@@ -58,26 +61,7 @@ _BLOCKED_MEDIA = ("image/svg+xml",)  # scriptable when served back to a browser
 
 # Types a stored file is served under (anything else: application/octet-stream, as a download). None of them is
 # interpreted as a document with scripts by a browser.
-SERVE_INLINE = frozenset(
-    {
-        "image/jpeg",
-        "image/png",
-        "image/gif",
-        "image/webp",
-        "audio/ogg",
-        "audio/mpeg",
-        "audio/mp4",
-        "audio/aac",
-        "audio/amr",
-        "audio/wav",
-        "audio/webm",
-        "audio/opus",
-        "video/mp4",
-        "video/3gpp",
-        "video/webm",
-        "video/quicktime",
-    }
-)
+SERVE_INLINE = INLINE_TYPES
 SERVE_DOWNLOAD = frozenset(
     {
         "application/pdf",
@@ -152,6 +136,36 @@ def media_kind(mimetype: str | None) -> str:
     "document" (also for no mimetype). The one rule for the web form, the API upload and the API's message view."""
     major = (mimetype or "").split("/", 1)[0]
     return major if major in ("image", "audio", "video") else "document"
+
+
+def outgoing_media(
+    *,
+    kind: str | None,
+    url: str | None = None,
+    data: str | None = None,
+    mimetype: str | None = None,
+    filename: str | None = None,
+    caption: str | None = None,
+) -> dict[str, Any]:
+    """The media dict `services.messages.send_message` takes, from what a door was given (a file URL or base64
+    data): empty values are left out, and without a `kind` the mimetype tells it (`media_kind`)."""
+    media: dict[str, Any] = {"kind": kind or media_kind(mimetype)}
+    given = {"url": url, "data": data, "mimetype": mimetype, "filename": filename, "caption": caption}
+    media.update({key: value for key, value in given.items() if value})
+    return media
+
+
+def uploaded_media(
+    content: bytes, filename: str | None, mimetype: str | None, *, kind: str | None = None, caption: str | None = None
+) -> dict[str, Any]:
+    """A file uploaded with a form (the portal's send page, the API's multipart upload) as the media dict
+    `send_message` takes: "file" when it has no name, and a type guessed from the name when the part's
+    Content-Type names no one type (none, application/octet-stream, or a range such as */* or image/*)."""
+    filename = filename or "file"
+    if mimetype is None or mimetype == GENERIC or not is_media_type(mimetype):
+        mimetype = mimetypes.guess_type(filename)[0] or GENERIC
+    data = base64.b64encode(content).decode("ascii")
+    return outgoing_media(kind=kind, data=data, mimetype=mimetype, filename=filename, caption=caption)
 
 
 def media_record(payload: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:

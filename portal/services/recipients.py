@@ -73,3 +73,14 @@ def _phone_chat_id(phone: str) -> str:
     # Integrators send to the same numbers again and again; parsing one costs more than the rest of the checks.
     # Invalid numbers raise and so are not kept.
     return phone_digits(phone, "to") + "@c.us"
+
+
+def is_person(chat_id: str) -> bool:
+    """A chat with one person (their number, or a linked id), as opposed to a group, a channel or a broadcast."""
+    return chat_id.endswith("@c.us") or chat_id.endswith("@lid")
+
+
+def phone_of(chat_id: str) -> str | None:
+    """The number of a person's chat id ("491701234567@c.us" -> "491701234567"); None for other ids."""
+    number = chat_id.removesuffix("@c.us")
+    return number if chat_id.endswith("@c.us") and number.isascii() and number.isdecimal() else None

@@ -110,7 +110,7 @@ def parse_version(version: str | None) -> tuple[int, ...] | None:
     for part in version.strip().lstrip("vV").split("."):
         digits = ""
         for char in part:
-            if not char.isdigit():
+            if not (char.isascii() and char.isdecimal()):
                 break
             digits += char
         if not digits:

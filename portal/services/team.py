@@ -19,7 +19,7 @@ from portal.extensions import db
 from portal.mail import send_mail
 from portal.models import Invitation, Membership, Tenant, User, get_for_tenant, utcnow
 from portal.permissions import ASSIGNABLE_BY, ROLES
-from portal.services import audit
+from portal.services import audit, inbox
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from portal.services.tenants import check_password_strength, get_user_by_email, normalize_email
@@ -123,31 +123,24 @@ def invite_member(
     )
     db.session.add(invitation)
     db.session.flush()
-    audit.record(
-        tenant.id,
-        "member.invite",
-        actor,
-        target_type="invitation",
-        target_id=invitation.id,
-        details={"email": email, "role": role},
-    )
+    _audit_invitation("member.invite", invitation, actor)
     db.session.commit()
     if not _mail_invitation(tenant, invitation, accept_url(token), actor):
         invitation.revoked_at = utcnow()
-        audit.record(
-            tenant.id,
-            "member.invite_revoke",
-            actor,
-            target_type="invitation",
-            target_id=invitation.id,
-            details={"email": email, "role": role, "reason": "mail_failed"},
-        )
+        _audit_invitation("member.invite_revoke", invitation, actor, reason="mail_failed")
         db.session.commit()
         raise MailUnavailable(
             f"The invitation mail to {email} could not be sent, so nobody was invited. Try again in a few minutes.",
             retry_after=60,
         )
     return IssuedInvitation(invitation=invitation, mailed_to=email)
+
+
+def _audit_invitation(action: str, invitation: Invitation, actor: Actor, **extra: str) -> None:
+    details = {"email": invitation.email, "role": invitation.role, **extra}
+    audit.record(
+        invitation.tenant_id, action, actor, target_type="invitation", target_id=invitation.id, details=details
+    )
 
 
 def _mail_invitation(tenant: Tenant, invitation: Invitation, url: str, actor: Actor) -> bool:
@@ -179,14 +172,7 @@ def revoke_invitation(tenant: Tenant, invitation_id: int, actor: Actor, *, actor
     _check_assignable(actor_role, invitation.role)
     if invitation.revoked_at is None and invitation.accepted_at is None:
         invitation.revoked_at = utcnow()
-        audit.record(
-            tenant.id,
-            "member.invite_revoke",
-            actor,
-            target_type="invitation",
-            target_id=invitation.id,
-            details={"email": invitation.email, "role": invitation.role},
-        )
+        _audit_invitation("member.invite_revoke", invitation, actor)
         db.session.commit()
     return invitation
 
@@ -250,6 +236,18 @@ def pending_invitations_for(email: str) -> list[Invitation]:
     return list(db.session.scalars(stmt))
 
 
+def create_invited_user(email: str, name: str, actor: Actor, *, via: str, oidc_subject: str | None = None) -> User:
+    """A new account for the address an invitation went to, counted as verified (the invitation link or the
+    identity provider proved the mailbox); added, flushed and audited as user.create, not committed."""
+    user = User(email=email, name=name[:200], oidc_subject=oidc_subject, email_verified_at=utcnow())
+    db.session.add(user)
+    db.session.flush()
+    audit.record(
+        None, "user.create", actor, target_type="user", target_id=user.id, details={"email": email, "via": via}
+    )
+    return user
+
+
 def accept_invitation(
     token: str, actor: Actor, *, user: User | None = None, name: str = "", password: str | None = None
 ) -> User:
@@ -272,18 +270,8 @@ def accept_invitation(
         )
     else:
         check_password_strength(password or "", invitation.email)
-        user = User(email=invitation.email, name=(name or "").strip()[:200], email_verified_at=utcnow())
+        user = create_invited_user(invitation.email, (name or "").strip(), actor, via="invitation")
         user.set_password(password or "")
-        db.session.add(user)
-        db.session.flush()
-        audit.record(
-            None,
-            "user.create",
-            actor,
-            target_type="user",
-            target_id=user.id,
-            details={"email": user.email, "via": "invitation"},
-        )
     join(invitation, user, actor)
     db.session.commit()
     return user
@@ -343,6 +331,7 @@ def remove_member(tenant: Tenant, user_id: int, actor: Actor, *, actor_role: str
         _ensure_another_owner(tenant, membership)
     email, role = membership.user.email, membership.role
     db.session.delete(membership)
+    inbox.unassign_member(tenant.id, user_id)  # chats are assigned to members only
     audit.record(
         tenant.id, "member.remove", actor, target_type="user", target_id=user_id, details={"email": email, "role": role}
     )

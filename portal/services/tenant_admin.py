@@ -1,4 +1,4 @@
-"""Tenant settings (pacing, retention, limits) and the platform admin's view of all tenants."""
+"""Tenant settings (pacing, retention, limits, read receipts) and the platform admin's view of all tenants."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ LIMITS = {
     "retention_events_days": (1, 365, "Event retention"),
     "max_sessions": (0, 10000, "Session limit"),
 }
+# Settings that are on or off.
+FLAGS = {
+    "read_receipts": "Read receipts",
+}
 
 
 def _check_range(field: str, value: Any) -> int:
@@ -29,18 +33,27 @@ def _check_range(field: str, value: Any) -> int:
     return value
 
 
-def update_settings(tenant: Tenant, actor: Actor, **values: int | None) -> dict[str, tuple[int, int]]:
-    """Change the tenant's pacing, retention and (for platform admins, decided by the caller) session limit.
+def _check_flag(field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid.field(field, f"{FLAGS[field]} is either on or off.")
+    return value
+
+
+def update_settings(
+    tenant: Tenant, actor: Actor, **values: int | bool | None
+) -> dict[str, tuple[int | bool, int | bool]]:
+    """Change the tenant's pacing, retention, read receipts and (for platform admins, decided by the caller)
+    session limit.
 
     Values left as None stay as they are. Returns the changes as {field: (before, after)}."""
-    unknown = set(values) - set(LIMITS)
+    unknown = set(values) - set(LIMITS) - set(FLAGS)
     if unknown:
         raise Invalid(f"Unknown settings: {', '.join(sorted(unknown))}.")
-    changes: dict[str, tuple[int, int]] = {}
+    changes: dict[str, tuple[int | bool, int | bool]] = {}
     for field, value in values.items():
         if value is None:
             continue
-        value = _check_range(field, value)
+        value = _check_flag(field, value) if field in FLAGS else _check_range(field, value)
         before = getattr(tenant, field)
         if before != value:
             changes[field] = (before, value)

@@ -12,54 +12,22 @@ with none.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
-import time
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 from portal.waha.breaker import RedisBreakerStore
+from portal.waha.calls import SendResult, _observed, _segment
+from portal.waha.chats import ChatsMixin
 from portal.waha.errors import WahaAlreadyStarted, WahaError, WahaMediaTooLarge, WahaNotFound, WahaUnavailable
 from portal.waha.ids import new_message_id, normalize_message_id, to_chat_id, to_phone_digits
 from portal.waha.settings import WahaSettings
 from portal.waha.transport import UNSENT_ONLY, Observer, WahaTransport
 
 _DEFAULT_MAX_MEDIA_BYTES = 50 * 1024 * 1024  # WAHA's own request body limit
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """Outcome of a send: the normalised WhatsApp message id and WAHA's raw (engine-specific) response."""
-
-    message_id: str
-    raw: dict
-
-
-def _observed(method):
-    """Report each public call to the client's observer as (name, "ok" or error class name, seconds)."""
-    name = method.__name__
-
-    @functools.wraps(method)
-    def wrapper(self: WahaClient, *args, **kwargs):
-        started = time.perf_counter()
-        outcome = "ok"
-        try:
-            return method(self, *args, **kwargs)
-        except Exception as exc:
-            outcome = type(exc).__name__
-            raise
-        finally:
-            self._notify(name, outcome, time.perf_counter() - started)
-
-    return wrapper
-
-
-def _segment(value: str) -> str:
-    return quote(value, safe="")
 
 
 # WAHA dedupes a pre-generated message id on sendText (the only send whose schema has `id`); media sends
@@ -75,7 +43,29 @@ def _check_file(file: dict) -> dict:
     return file
 
 
-class WahaClient(WahaTransport):
+def _captioned_send(name: str, endpoint: str, what: str) -> Any:
+    """The observed ``send_image``-like method of a media send whose only options are a caption and a reply."""
+
+    def send(
+        self: WahaClient,
+        session: str,
+        chat_id: str,
+        file: dict,
+        *,
+        caption: str | None = None,
+        message_id: str | None = None,
+        reply_to: str | None = None,
+    ) -> SendResult:
+        body = self._media_body(file, caption, reply_to)
+        return self._send(endpoint, session, chat_id, body, message_id)
+
+    send.__name__ = name
+    send.__qualname__ = f"WahaClient.{name}"
+    send.__doc__ = f'{what}; ``file`` is ``{{"mimetype", "filename"?, "url" | "data"}}``.'
+    return _observed(send)
+
+
+class WahaClient(ChatsMixin, WahaTransport):
     """Client for one WAHA server; safe to share between threads. Prefer ``get_client(settings)``."""
 
     def close(self) -> None:
@@ -204,26 +194,23 @@ class WahaClient(WahaTransport):
             body["reply_to"] = reply_to
         return self._send("/api/sendText", session, chat_id, body, message_id)
 
-    @_observed
-    def send_image(
-        self, session: str, chat_id: str, file: dict, *, caption: str | None = None, message_id: str | None = None
-    ) -> SendResult:
-        """Send an image; ``file`` is ``{"mimetype", "filename"?, "url" | "data"}``."""
-        return self._send("/api/sendImage", session, chat_id, self._media_body(file, caption), message_id)
-
-    @_observed
-    def send_file(
-        self, session: str, chat_id: str, file: dict, *, caption: str | None = None, message_id: str | None = None
-    ) -> SendResult:
-        """Send a document; ``file`` is ``{"mimetype", "filename"?, "url" | "data"}``."""
-        return self._send("/api/sendFile", session, chat_id, self._media_body(file, caption), message_id)
+    send_image = _captioned_send("send_image", "/api/sendImage", "Send an image")
+    send_file = _captioned_send("send_file", "/api/sendFile", "Send a document")
 
     @_observed
     def send_voice(
-        self, session: str, chat_id: str, file: dict, *, convert: bool = True, message_id: str | None = None
+        self,
+        session: str,
+        chat_id: str,
+        file: dict,
+        *,
+        convert: bool = True,
+        message_id: str | None = None,
+        reply_to: str | None = None,
     ) -> SendResult:
         """Send a voice note; ``convert`` lets WAHA transcode to OGG/Opus."""
-        body = {"file": _check_file(file), "convert": convert}
+        body = self._media_body(file, None, reply_to)
+        body["convert"] = convert
         return self._send("/api/sendVoice", session, chat_id, body, message_id)
 
     @_observed
@@ -237,9 +224,10 @@ class WahaClient(WahaTransport):
         convert: bool = True,
         as_note: bool = False,
         message_id: str | None = None,
+        reply_to: str | None = None,
     ) -> SendResult:
         """Send a video; ``as_note`` sends it as a round video note."""
-        body = self._media_body(file, caption)
+        body = self._media_body(file, caption, reply_to)
         body["convert"] = convert
         body["asNote"] = as_note
         return self._send("/api/sendVideo", session, chat_id, body, message_id)
@@ -277,7 +265,7 @@ class WahaClient(WahaTransport):
         )
         with response:
             declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
+            if declared and declared.isascii() and declared.isdecimal() and int(declared) > max_bytes:
                 raise WahaMediaTooLarge(response.status_code, "", f"media is {declared} bytes, cap is {max_bytes}")
             chunks, size = [], 0
             try:
@@ -323,10 +311,12 @@ class WahaClient(WahaTransport):
         return self._json(self._request("GET", f"/api/sessions/{_segment(name)}", retry_safe=True))
 
     @staticmethod
-    def _media_body(file: dict, caption: str | None) -> dict[str, Any]:
+    def _media_body(file: dict, caption: str | None, reply_to: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"file": _check_file(file)}
         if caption is not None:
             body["caption"] = caption
+        if reply_to:
+            body["reply_to"] = reply_to
         return body
 
     def _send(self, endpoint: str, session: str, chat_id: str, fields: dict, message_id: str | None) -> SendResult:

@@ -22,6 +22,7 @@ import functools
 import threading
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -46,12 +47,24 @@ def _at_most(value, limit: float) -> float:
     return min(value, limit) if isinstance(value, (int, float)) else limit
 
 
-class _BoundedPoolMixin:
+if TYPE_CHECKING:
+    _PoolBase = HTTPConnectionPool  # the mixin is only ever mixed into urllib3's pools
+else:
+    _PoolBase = object
+
+
+class _BoundedPoolMixin(_PoolBase):
     """Acquire timeout and idle trimming for a urllib3 connection pool."""
 
     acquire_timeout: float
     idle_timeout: float
     keep_idle: int
+
+    def __init__(self, *args, acquire_timeout: float, idle_timeout: float, keep_idle: int, **kwargs):
+        self.acquire_timeout = acquire_timeout
+        self.idle_timeout = idle_timeout
+        self.keep_idle = keep_idle
+        super().__init__(*args, **kwargs)
 
     def _get_conn(self, timeout=None):
         self._close_idle_connections()
@@ -95,28 +108,16 @@ class _BoundedPoolMixin:
 class BoundedHTTPConnectionPool(_BoundedPoolMixin, HTTPConnectionPool):
     """HTTP pool with acquire timeout and idle trimming."""
 
-    def __init__(self, *args, acquire_timeout: float, idle_timeout: float, keep_idle: int, **kwargs):
-        self.acquire_timeout = acquire_timeout
-        self.idle_timeout = idle_timeout
-        self.keep_idle = keep_idle
-        super().__init__(*args, **kwargs)
-
 
 class BoundedHTTPSConnectionPool(_BoundedPoolMixin, HTTPSConnectionPool):
     """HTTPS pool with acquire timeout and idle trimming."""
-
-    def __init__(self, *args, acquire_timeout: float, idle_timeout: float, keep_idle: int, **kwargs):
-        self.acquire_timeout = acquire_timeout
-        self.idle_timeout = idle_timeout
-        self.keep_idle = keep_idle
-        super().__init__(*args, **kwargs)
 
 
 class BoundedPoolAdapter(HTTPAdapter):
     """HTTPAdapter with ``pool_max`` blocking connections, a bounded wait for one, and idle trimming."""
 
     def __init__(self, *, pool_max: int, pool_min: int, acquire_timeout_s: float, idle_timeout_s: float):
-        self._pool_options = {
+        self._pool_options: dict[str, Any] = {
             "acquire_timeout": acquire_timeout_s,
             "idle_timeout": idle_timeout_s,
             "keep_idle": pool_min,
@@ -128,6 +129,7 @@ class BoundedPoolAdapter(HTTPAdapter):
         """Build the pool manager with the bounded pool classes (called by HTTPAdapter)."""
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
         self.poolmanager.pool_classes_by_scheme = {
-            "http": functools.partial(BoundedHTTPConnectionPool, **self._pool_options),
-            "https": functools.partial(BoundedHTTPSConnectionPool, **self._pool_options),
+            # urllib3 builds a pool by calling what it finds here; a partial carries our options along
+            "http": functools.partial(BoundedHTTPConnectionPool, **self._pool_options),  # type: ignore[dict-item]
+            "https": functools.partial(BoundedHTTPSConnectionPool, **self._pool_options),  # type: ignore[dict-item]
         }

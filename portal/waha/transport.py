@@ -166,11 +166,11 @@ class WahaTransport:
     ) -> requests.Response:
         wait = self._breaker.check()
         if wait:
-            error = WahaCircuitOpen(
+            circuit_open = WahaCircuitOpen(
                 None, "", f"WAHA at {self._base_url} keeps failing; calls paused for {wait:.1f} s more"
             )
-            error.retry_after = retry_after_seconds(wait)
-            raise error
+            circuit_open.retry_after = retry_after_seconds(wait)
+            raise circuit_open
         started = time.perf_counter()
         left = max(deadline - time.monotonic(), 0.001)
         try:
@@ -185,17 +185,17 @@ class WahaTransport:
         except requests.Timeout as exc:
             open_for = self._breaker.record(failed=True)
             self._log_call(method, path, "timeout", started)
-            error = WahaTimeout(None, "", f"{method} {path} got no answer within {self.settings.timeout_ms} ms")
-            error.never_sent = isinstance(exc, requests.ConnectTimeout)
-            error.retry_after = retry_after_seconds(open_for) if open_for else None
-            raise error from exc
+            timed_out = WahaTimeout(None, "", f"{method} {path} got no answer within {self.settings.timeout_ms} ms")
+            timed_out.never_sent = isinstance(exc, requests.ConnectTimeout)
+            timed_out.retry_after = retry_after_seconds(open_for) if open_for else None
+            raise timed_out from exc
         except requests.ConnectionError as exc:
             open_for = self._breaker.record(failed=True)
             self._log_call(method, path, "connection error", started)
-            error = WahaUnavailable(None, "", f"cannot reach WAHA at {self._base_url}")
-            error.never_sent = _never_connected(exc)
-            error.retry_after = retry_after_seconds(open_for) if open_for else None
-            raise error from exc
+            unreachable = WahaUnavailable(None, "", f"cannot reach WAHA at {self._base_url}")
+            unreachable.never_sent = _never_connected(exc)
+            unreachable.retry_after = retry_after_seconds(open_for) if open_for else None
+            raise unreachable from exc
         except requests.RequestException as exc:
             raise WahaError(None, "", f"{method} {path} could not be sent: {type(exc).__name__}") from exc
 

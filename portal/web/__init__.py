@@ -1,27 +1,72 @@
-"""The people's side: server-rendered pages with htmx fragments, one blueprint per area."""
+"""The people's side: server-rendered pages with htmx fragments, one blueprint per area.
+
+Every page blueprint is registered here, from one list; area modules share only `portal.web.helpers` and the
+forms, never each other.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, Response, redirect, url_for
+from typing import Any
+
+from flask import Flask, redirect, url_for
+from werkzeug.wrappers import Response
+
+from portal.web import (
+    account,
+    admin,
+    audit,
+    auth,
+    contacts,
+    dashboard,
+    inbox,
+    inbox_actions,
+    inbox_thread,
+    messages,
+    platform,
+    quick_replies,
+    servers,
+    sessions,
+    settings,
+    team,
+    tokens,
+    webhooks,
+    wording,
+)
+from portal.web.helpers import admin_sections, platform_sections
+
+# Every page blueprint, in registration order.
+BLUEPRINTS = (
+    auth.bp,
+    dashboard.bp,
+    sessions.bp,
+    messages.bp,
+    inbox.bp,  # the inbox page and its chat list
+    inbox_thread.bp,  # the inbox's thread pane
+    inbox_actions.bp,  # and the actions on its messages
+    contacts.bp,  # the people the tenant talks to
+    admin.bp,  # the /admin entry point; the administration pages follow
+    team.bp,
+    tokens.bp,
+    webhooks.bp,
+    quick_replies.bp,
+    audit.bp,
+    settings.bp,
+    account.bp,
+    platform.bp,
+    servers.bp,  # platform area: WAHA servers
+)
 
 
 def init_app(app: Flask) -> None:
-    from portal.web import account, admin, auth, dashboard, messages, platform, sessions  # sessions and messaging pages
-
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(dashboard.bp)
-    app.register_blueprint(sessions.bp)
-    app.register_blueprint(messages.bp)
-    admin.register(app)  # team, tokens, webhooks, audit log, settings
-    app.register_blueprint(account.bp)
-    app.register_blueprint(platform.bp)
-    from portal.web import servers
-
-    app.register_blueprint(servers.bp)  # platform area: WAHA servers
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
     app.add_url_rule("/favicon.ico", "favicon", _favicon)
-    from portal.web import wording
-
+    app.context_processor(_menus)
     wording.init_app(app)
+
+
+def _menus() -> dict[str, Any]:
+    return {"admin_sections": admin_sections, "platform_sections": platform_sections}
 
 
 def _favicon() -> Response:

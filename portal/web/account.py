@@ -10,6 +10,7 @@ import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from joserfc.errors import JoseError
 
@@ -19,15 +20,9 @@ from portal.services import accounts, browser_sessions, team
 from portal.services.errors import ServiceError
 from portal.services.tenants import get_user_by_email
 from portal.tenancy import request_actor
-from portal.web.admin import page
-from portal.web.admin_forms import (
-    AcceptInvitationForm,
-    ChangePasswordForm,
-    ConfirmForm,
-    ForgotPasswordForm,
-    ResetPasswordForm,
-)
-from portal.web.helpers import apply_service_error
+from portal.web.admin_forms import AcceptInvitationForm, ChangePasswordForm, ForgotPasswordForm, ResetPasswordForm
+from portal.web.forms import ConfirmForm
+from portal.web.helpers import apply_service_error, page, user_actor
 from portal.web.signin import current_browser_token, sign_in_browser, sign_out_browser
 
 log = logging.getLogger(__name__)
@@ -51,11 +46,7 @@ def _me() -> Any:
     return current_user._get_current_object()
 
 
-def _actor() -> Any:
-    return request_actor("user", current_user.email, str(current_user.id))
-
-
-def _account_page(form: ChangePasswordForm | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+def _account_page(form: ChangePasswordForm | None = None, status: int = 200) -> ResponseReturnValue:
     return page(
         "account/index.html",
         status,
@@ -73,35 +64,35 @@ def _current_browser_id() -> int | None:
 
 @bp.get("/account")
 @login_required
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     return _account_page()
 
 
 @bp.post("/account/browsers/<int:browser_id>/sign-out")
 @login_required
-def sign_out_browser_session(browser_id: int):  # type: ignore[no-untyped-def]
+def sign_out_browser_session(browser_id: int) -> ResponseReturnValue:
     if browser_id == _current_browser_id():
-        browser_sessions.end(_me(), current_browser_token(), _actor())
+        browser_sessions.end(_me(), current_browser_token(), user_actor())
         sign_out_browser()
         flash("You are signed out.", "info")
         return redirect(url_for("auth.login"))
-    row = browser_sessions.revoke(_me(), browser_id, _actor())  # NotFound (404) for anyone else's
+    row = browser_sessions.revoke(_me(), browser_id, user_actor())  # NotFound (404) for anyone else's
     flash(f"Signed out: {row.user_agent[:80] or 'unknown browser'}.", "success")
     return redirect(url_for(".index"), code=303)
 
 
 @bp.post("/account/browsers/sign-out-others")
 @login_required
-def sign_out_others():  # type: ignore[no-untyped-def]
-    count = browser_sessions.revoke_all(_me(), _actor(), keep_token=current_browser_token())
+def sign_out_others() -> ResponseReturnValue:
+    count = browser_sessions.revoke_all(_me(), user_actor(), keep_token=current_browser_token())
     flash(f"Signed out everywhere else ({count} browser{'s' if count != 1 else ''}).", "success")
     return redirect(url_for(".index"), code=303)
 
 
 @bp.post("/account/browsers/sign-out-everywhere")
 @login_required
-def sign_out_everywhere():  # type: ignore[no-untyped-def]
-    browser_sessions.revoke_all(_me(), _actor())
+def sign_out_everywhere() -> ResponseReturnValue:
+    browser_sessions.revoke_all(_me(), user_actor())
     sign_out_browser()
     flash("You are signed out everywhere, this browser included.", "info")
     return redirect(url_for("auth.login"))
@@ -110,7 +101,7 @@ def sign_out_everywhere():  # type: ignore[no-untyped-def]
 @bp.post("/account/password")
 @login_required
 @limiter.limit("10 per minute")
-def change_password():  # type: ignore[no-untyped-def]
+def change_password() -> ResponseReturnValue:
     form = ChangePasswordForm()
     if not form.validate_on_submit():
         return _account_page(form, 400)
@@ -118,7 +109,7 @@ def change_password():  # type: ignore[no-untyped-def]
     remember = browser_sessions.is_remembered(user, _current_browser_id())
     tenant_id = session.get("tenant_id")
     try:
-        accounts.change_password(user, form.current_password.data, form.password.data, _actor())
+        accounts.change_password(user, form.current_password.data, form.password.data, user_actor())
     except ServiceError as exc:
         apply_service_error(form, exc)
         return _account_page(form, exc.status)
@@ -132,7 +123,7 @@ def change_password():  # type: ignore[no-untyped-def]
 
 @bp.route("/account/forgot", methods=["GET", "POST"])
 @limiter.limit("10 per minute", methods=["POST"])
-def forgot_password():  # type: ignore[no-untyped-def]
+def forgot_password() -> ResponseReturnValue:
     form = ForgotPasswordForm(email=request.args.get("email", ""))
     if form.validate_on_submit():
         accounts.request_password_reset(form.email.data, request_actor())
@@ -143,7 +134,7 @@ def forgot_password():  # type: ignore[no-untyped-def]
 
 @bp.route("/account/reset/<token>", methods=["GET", "POST"])
 @limiter.limit("20 per minute", methods=["POST"])
-def reset_password(token: str):  # type: ignore[no-untyped-def]
+def reset_password(token: str) -> ResponseReturnValue:
     try:
         user = accounts.user_for_reset_token(token)
     except ServiceError as exc:
@@ -167,7 +158,7 @@ def reset_password(token: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/invite/<token>", methods=["GET", "POST"])
 @limiter.limit("20 per minute", methods=["POST"])
-def accept_invitation(token: str):  # type: ignore[no-untyped-def]
+def accept_invitation(token: str) -> ResponseReturnValue:
     try:
         invitation = team.find_invitation(token)
     except ServiceError as exc:
@@ -180,11 +171,7 @@ def accept_invitation(token: str):  # type: ignore[no-untyped-def]
         status = 400
         if form.validate_on_submit():
             tenant_id, tenant_name = invitation.tenant_id, team.tenant_of(invitation).name
-            actor = (
-                request_actor("user", current_user.email, str(current_user.id))
-                if signed_in
-                else request_actor("anonymous", invitation.email)
-            )
+            actor = user_actor() if signed_in else request_actor("anonymous", invitation.email)
             try:
                 user = team.accept_invitation(
                     token,
@@ -233,7 +220,7 @@ def oidc_client() -> Any:
     clients = current_app.extensions.setdefault("portal_oidc", {})
     key = (issuer, client_id, secret)
     if key not in clients:
-        oauth = OAuth(current_app._get_current_object())  # type: ignore[attr-defined]
+        oauth = OAuth(current_app._get_current_object())  # type: ignore[attr-defined]  # LocalProxy hides the method from the checker
         clients[key] = oauth.register(
             "oidc",
             client_id=client_id,
@@ -246,7 +233,7 @@ def oidc_client() -> Any:
 
 @bp.get("/login/oidc")
 @limiter.limit("30 per minute")
-def oidc_login():  # type: ignore[no-untyped-def]
+def oidc_login() -> ResponseReturnValue:
     client = oidc_client()
     if client is None:
         abort(404, "Single sign-on is not set up on this portal.")
@@ -264,7 +251,7 @@ def oidc_login():  # type: ignore[no-untyped-def]
 
 @bp.get("/login/oidc/callback")
 @limiter.limit("30 per minute")
-def oidc_callback():  # type: ignore[no-untyped-def]
+def oidc_callback() -> ResponseReturnValue:
     client = oidc_client()
     if client is None:
         abort(404, "Single sign-on is not set up on this portal.")

@@ -4,27 +4,24 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     DateField,
     EmailField,
     IntegerField,
     PasswordField,
-    SelectChoice,
     SelectField,
     SelectMultipleField,
     StringField,
+    TextAreaField,
     URLField,
 )
 from wtforms.validators import URL, DataRequired, EqualTo, Length, NumberRange, Optional, StopValidation
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.inputs import CalendarRange
 from portal.services.passwords import MAX_PASSWORD, MIN_PASSWORD
+from portal.services.quick_replies import TEXT_MAX as QUICK_REPLY_MAX
 from portal.services.tenant_admin import LIMITS
-
-
-def options(pairs: list[tuple[str, str]]) -> list[SelectChoice]:
-    """Select choices from (value, label) pairs."""
-    return [SelectChoice(value, label) for value, label in pairs]
+from portal.web.forms import CheckboxListField, choices
 
 
 class AtLeastOne:
@@ -38,27 +35,16 @@ class AtLeastOne:
             raise StopValidation(self.message)
 
 
-class CheckboxesField(SelectMultipleField):
-    """A group of checkboxes; templates render it as a fieldset with a legend."""
-
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
-
-
-class ConfirmForm(FlaskForm):
-    """A button behind a confirmation page: only the CSRF token."""
-
-
 # -- API tokens ---------------------------------------------------------------------------------------------------
 
-EXPIRY_CHOICES = options([("30", "In 30 days"), ("90", "In 90 days"), ("365", "In a year"), ("never", "Never")])
+EXPIRY_CHOICES = choices([("30", "In 30 days"), ("90", "In 90 days"), ("365", "In a year"), ("never", "Never")])
 
 
 class TokenForm(FlaskForm):
     name = StringField(
         "Name", validators=[DataRequired(message="Give the token a name you will recognise."), Length(max=100)]
     )
-    scopes = CheckboxesField("Scopes", validators=[AtLeastOne("Pick at least one scope.")])
+    scopes = CheckboxListField("Scopes", validators=[AtLeastOne("Pick at least one scope.")])
     expiry = SelectField("Expires", choices=EXPIRY_CHOICES, default="90")
 
 
@@ -90,23 +76,6 @@ class AuditFilterForm(FlaskForm):
 
 # -- Webhook endpoints --------------------------------------------------------------------------------------------
 
-# "*" means every event; the rest are the WAHA events a tenant most often forwards.
-ENDPOINT_EVENT_PAIRS = [
-    ("*", "Every event"),
-    ("session.status", "Session status changes"),
-    ("message", "Incoming messages"),
-    ("message.any", "Every message, including those sent from the phone"),
-    ("message.ack", "Delivery and read receipts"),
-    ("message.reaction", "Reactions"),
-    ("message.revoked", "Deleted messages"),
-    ("message.edited", "Edited messages"),
-    ("presence.update", "Online and typing presence"),
-    ("call.received", "Incoming calls"),
-    ("group.v2.participants", "Group members joining or leaving"),
-    ("session.attention", "A session needs attention (the portal's own event)"),
-]
-ENDPOINT_EVENT_CHOICES = options(ENDPOINT_EVENT_PAIRS)
-
 
 class EndpointForm(FlaskForm):
     url = URLField(
@@ -118,7 +87,7 @@ class EndpointForm(FlaskForm):
         ],
     )
     description = StringField("Description", validators=[Optional(), Length(max=200)])
-    events = CheckboxesField("Events", validators=[AtLeastOne("Pick at least one event.")])
+    events = CheckboxListField("Events", validators=[AtLeastOne("Pick at least one event.")])
 
 
 # -- Tenant settings ----------------------------------------------------------------------------------------------
@@ -140,6 +109,7 @@ class SettingsForm(FlaskForm):
     retention_messages_days = _bounded("retention_messages_days", "Keep messages for (days)")
     retention_events_days = _bounded("retention_events_days", "Keep webhook events for (days)")
     max_sessions = _bounded("max_sessions", "Most WhatsApp sessions")
+    read_receipts = BooleanField("Send read receipts")
 
 
 # -- Platform admin -----------------------------------------------------------------------------------------------
@@ -199,3 +169,19 @@ class AcceptInvitationForm(FlaskForm):
     name = StringField("Your name", validators=[Optional(), Length(max=200)])
     password = _new_password()
     confirm = _confirm()
+
+
+# -- Quick replies ------------------------------------------------------------------------------------------------
+
+
+class QuickReplyForm(FlaskForm):
+    shortcut = StringField(
+        "Shortcut",
+        validators=[DataRequired(message="Give the reply a shortcut."), Length(max=40)],
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+    text = TextAreaField(
+        "Text",
+        validators=[DataRequired(message="Write the reply's text.")],
+        render_kw={"data-limit": QUICK_REPLY_MAX, "rows": 4},
+    )

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from flask import Blueprint, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import login_required
 
 from portal.converters import parse_id
 from portal.extensions import htmx
 from portal.services import audit as audit_service
 from portal.tenancy import require
-from portal.web.admin import page, principal
 from portal.web.admin_forms import AuditFilterForm
+from portal.web.helpers import day_start, page, principal
 
 bp = Blueprint("admin_audit", __name__, url_prefix="/admin/audit")
 
@@ -20,16 +21,10 @@ PAGE_SIZE = 50
 FILTER_ARGS = ("action", "actor", "target", "since", "until")
 
 
-def _day_start(day: datetime | None, plus_days: int = 0) -> datetime | None:
-    if day is None:
-        return None
-    return datetime.combine(day, time.min, tzinfo=UTC) + timedelta(days=plus_days)
-
-
 @bp.get("/")
 @login_required
 @require("audit:read")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     who = principal()
     form = AuditFilterForm(request.args)
     valid = form.validate()
@@ -38,15 +33,15 @@ def index():  # type: ignore[no-untyped-def]
         action=(data.get("action") or "").strip() or None,
         actor=(data.get("actor") or "").strip() or None,
         target_id=(data.get("target") or "").strip() or None,
-        since=_day_start(data.get("since")),
-        until=_day_start(data.get("until"), plus_days=1),  # "to" includes that whole day
+        since=day_start(data.get("since")),
+        until=day_start(data.get("until"), plus_days=1),  # "to" includes that whole day
     )
     before = parse_id(request.args.get("before"), big=True)
     events = audit_service.list_events(who.tenant.id, filters, before_id=before, limit=PAGE_SIZE + 1)
     older_url = None
     if len(events) > PAGE_SIZE:
         events = events[:PAGE_SIZE]
-        kept = {name: request.args[name] for name in FILTER_ARGS if request.args.get(name)}
+        kept: dict[str, Any] = {name: request.args[name] for name in FILTER_ARGS if request.args.get(name)}
         older_url = url_for(".index", before=events[-1].id, **kept)
     filtered = any(request.args.get(name) for name in FILTER_ARGS)
     template = "admin/_audit_rows.html" if htmx and htmx.target == "audit-results" else "admin/audit.html"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from portal.extensions import limiter
@@ -13,6 +14,7 @@ from portal.services.errors import ServiceError
 from portal.services.tenants import membership_for
 from portal.tenancy import current_principal, request_actor
 from portal.web.forms import LoginForm, TenantSwitchForm
+from portal.web.helpers import user_actor
 from portal.web.signin import current_browser_token, sign_in_browser, sign_out_browser
 
 bp = Blueprint("auth", __name__)
@@ -20,7 +22,7 @@ bp = Blueprint("auth", __name__)
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit("20 per minute", methods=["POST"])
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     if current_user.is_authenticated:
         return redirect(url_for("dashboard.index"))
     form = LoginForm(next=request.args.get("next", ""))
@@ -33,18 +35,18 @@ def login():  # type: ignore[no-untyped-def]
             sign_in_browser(user, remember=bool(form.remember.data))
             if not form.next.data and user.is_platform_admin and not user.memberships:
                 return redirect(url_for("platform.index"))  # a platform admin of no tenant has no dashboard
-            return redirect(safe_next(form.next.data, url_for("dashboard.index")))
+            return redirect(safe_next(form.next.data) or url_for("dashboard.index"))
     return render_template("auth/login.html", form=form)
 
 
 @bp.route("/logout", methods=["POST"])
 @login_required
-def logout():  # type: ignore[no-untyped-def]
+def logout() -> ResponseReturnValue:
     principal = current_principal()
     browser_sessions.end(
         current_user._get_current_object(),
         current_browser_token(),
-        request_actor("user", current_user.email, str(current_user.id)),
+        user_actor(),
         tenant_id=principal.tenant.id if principal else None,
     )
     sign_out_browser()
@@ -54,9 +56,9 @@ def logout():  # type: ignore[no-untyped-def]
 
 @bp.route("/switch-tenant", methods=["POST"])
 @login_required
-def switch_tenant():  # type: ignore[no-untyped-def]
+def switch_tenant() -> ResponseReturnValue:
     form = TenantSwitchForm()
-    if form.validate_on_submit() and form.tenant_id.data.isdigit():
+    if form.validate_on_submit() and form.tenant_id.data.isascii() and form.tenant_id.data.isdecimal():
         membership = membership_for(current_user.id, int(form.tenant_id.data))
         if membership is not None:
             session["tenant_id"] = membership.tenant_id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
@@ -21,6 +23,7 @@ from wtforms.validators import URL, DataRequired, Email, Length, Optional, Regex
 
 from portal.inputs import CalendarRange
 from portal.models import ENGINES
+from portal.services.forwarding import COMMON_EVENTS
 
 
 class LoginForm(FlaskForm):
@@ -37,24 +40,11 @@ class TenantSwitchForm(FlaskForm):
 # ---- sessions and messaging -------------------------------------------------------------------------------
 
 
-def choices(pairs: list[tuple[str, str]]) -> list[SelectChoice]:
+def choices(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:
     """(value, label) pairs as the select options WTForms wants."""
     return [SelectChoice(value, label) for value, label in pairs]
 
 
-# The events a tenant usually wants forwarded; WAHA knows more names and the API accepts them all.
-SESSION_EVENT_CHOICES = [
-    ("session.status", "Session status changes"),
-    ("message", "Incoming messages"),
-    ("message.any", "Every message, including those sent from the phone"),
-    ("message.ack", "Delivery and read receipts"),
-    ("message.reaction", "Reactions"),
-    ("message.revoked", "Deleted messages"),
-    ("message.edited", "Edited messages"),
-    ("presence.update", "Online / typing presence"),
-    ("call.received", "Incoming calls"),
-    ("group.v2.participants", "Group members joining or leaving"),
-]
 DEFAULT_SESSION_EVENTS = ["session.status", "message", "message.ack"]
 MEDIA_KINDS = [
     ("", "Work it out from the file"),
@@ -75,6 +65,8 @@ MESSAGE_STATUSES = [
 
 
 class CheckboxListField(SelectMultipleField):
+    """A group of checkboxes (templates render it in a fieldset or a labelled group)."""
+
     widget = widgets.ListWidget(prefix_label=False)
     option_widget = widgets.CheckboxInput()
 
@@ -100,13 +92,13 @@ class SessionCreateForm(FlaskForm):
         ],
     )
     webhook_events = CheckboxListField(
-        "Events to forward", choices=choices(SESSION_EVENT_CHOICES), default=DEFAULT_SESSION_EVENTS
+        "Events to forward", choices=choices(COMMON_EVENTS), default=DEFAULT_SESSION_EVENTS
     )
     idempotency_key = HiddenField()
 
 
 class ConfirmForm(FlaskForm):
-    """A bare form: its CSRF token guards confirm pages and action buttons."""
+    """A bare form: its CSRF token guards confirmation pages and action buttons."""
 
 
 class PairingCodeForm(FlaskForm):
@@ -178,3 +170,10 @@ class MessageFilterForm(FlaskForm):
     def validate_until(self, field: DateField) -> None:
         if field.data and self.since.data and field.data < self.since.data:
             raise ValidationError("The end date is before the start date.")
+
+
+class ContactTagsForm(FlaskForm):
+    """A contact's tags, comma-separated (the service trims, de-duplicates and checks them)."""
+
+    tags = StringField("Tags", validators=[Length(max=1000)], render_kw={"autocomplete": "off"})
+    q = HiddenField()  # the search to return to

@@ -1,37 +1,91 @@
-"""Small response helpers shared by the page blueprints: redirects that htmx follows, and service errors
-written onto the form that caused them."""
+"""What the page blueprints share: the principal of a view, rendering and redirects (htmx-aware), service errors
+written onto the form that caused them, the area menus, and the door of the platform area.
+
+Area modules (sessions, messages, admin pages, ...) import from here and from the forms, never from each other.
+Whether a request comes from htmx is read from one place: `portal.extensions.htmx` (flask-htmx).
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from flask import Response, redirect, request
+from flask import Blueprint, abort, current_app, make_response, redirect, render_template
+from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
 
+from portal.extensions import htmx
 from portal.security import quote_location
+from portal.services.audit import Actor
 from portal.services.errors import ServiceError
-from portal.tenancy import Principal, current_principal
+from portal.tenancy import Principal, current_principal, request_actor
+from portal.web.forms import ConfirmForm
+
+# htmx stops polling when a response carries this status (and still swaps its body in).
+STOP_POLLING = 286
+
+# The administration pages in menu order: (endpoint, label, permission).
+ADMIN_SECTIONS = (
+    ("admin_team.index", "Team", "team:manage"),
+    ("admin_tokens.index", "API tokens", "tokens:manage"),
+    ("admin_webhooks.index", "Webhooks", "webhooks:read"),
+    ("admin_quick_replies.index", "Quick replies", "quick_replies:manage"),
+    ("admin_audit.index", "Audit log", "audit:read"),
+    ("admin_settings.index", "Settings", "settings:manage"),
+)
+# The platform area's pages in menu order: (endpoint, label).
+PLATFORM_SECTIONS = (
+    ("platform.tenants", "Tenants"),
+    ("servers.index", "WAHA servers"),
+)
 
 
-def is_htmx() -> bool:
-    """True for requests htmx made (they want a fragment or an HX-Redirect, not a full page)."""
-    return request.headers.get("HX-Request") == "true"
+def principal() -> Principal:
+    """The principal of a view behind `require()`, which has refused everyone without one."""
+    found = current_principal()
+    if found is None:  # pragma: no cover - `require` runs first
+        abort(403)
+    return found
+
+
+def user_actor() -> Actor:
+    """The audit actor of the signed-in person, for pages outside a tenant (account, platform)."""
+    return request_actor("user", current_user.email, str(current_user.id))
+
+
+def day_start(day: date | None, plus_days: int = 0) -> datetime | None:
+    """The start (UTC) of a day a date filter names, `plus_days` later: a "to" date includes its whole day."""
+    if day is None:
+        return None
+    return datetime.combine(day, time.min, tzinfo=UTC) + timedelta(days=plus_days)
+
+
+def page(template: str, http_status: int = 200, *, no_store: bool = False, **context: Any) -> Response:
+    """Render a page; `no_store` keeps secrets shown once out of every cache."""
+    response = make_response(render_template(template, **context), http_status)
+    if no_store:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def confirm_page(form: FlaskForm | None = None, **context: Any) -> Response:
+    """The page behind a button that changes something for good (templates/confirm.html has the context)."""
+    return page("confirm.html", form=form or ConfirmForm(), **context)
+
+
+def page_or_fragment(template: str, fragment: str, **context: Any) -> str:
+    """The fragment alone for htmx (the page includes it), the whole page otherwise."""
+    return render_template(fragment if htmx else template, **context)
 
 
 def redirect_to(url: str) -> Response:
     """A 303 for browsers, an HX-Redirect header for htmx (which would otherwise swap the next page in)."""
-    if is_htmx():
+    if htmx:
         response = Response(status=204)
         response.headers["HX-Redirect"] = quote_location(url)
         return response
     return redirect(quote_location(url), code=303)
-
-
-def principal() -> Principal:
-    """The principal of a view behind `require()` (never None there)."""
-    found = current_principal()
-    assert found is not None, "views using principal() must be decorated with require()"
-    return found
 
 
 def apply_service_error(form: FlaskForm, exc: ServiceError, aliases: dict[str, str] | None = None) -> None:
@@ -45,9 +99,36 @@ def apply_service_error(form: FlaskForm, exc: ServiceError, aliases: dict[str, s
             field.errors = list(field.errors) + [item.get("message") or exc.message]
             placed = True
     if not placed:
-        name = aliases.get(f"code:{exc.code}")
-        field = form._fields.get(name) if name else None
+        alias = aliases.get(f"code:{exc.code}")
+        field = form._fields.get(alias) if alias else None
         if field is not None:
             field.errors = list(field.errors) + [exc.message]
         else:
             form.form_errors.append(exc.message)
+
+
+def admin_sections(who: Principal | None) -> list[tuple[str, str]]:
+    """The administration pages `who` may open, as (endpoint, label)."""
+    if who is None:
+        return []
+    registered = current_app.view_functions
+    return [
+        (endpoint, label)
+        for endpoint, label, permission in ADMIN_SECTIONS
+        if who.can(permission) and endpoint in registered
+    ]
+
+
+def platform_sections() -> list[tuple[str, str]]:
+    """The platform area's pages, as (endpoint, label)."""
+    return [(endpoint, label) for endpoint, label in PLATFORM_SECTIONS if endpoint in current_app.view_functions]
+
+
+def platform_admins_only(bp: Blueprint, refusal: str) -> None:
+    """Every page of `bp` is for platform admins: others get 403 with `refusal`, the signed-out the sign-in page."""
+
+    @bp.before_request
+    @login_required
+    def admit_platform_admins() -> None:
+        if not current_user.is_platform_admin:
+            abort(403, refusal)

@@ -1,32 +1,34 @@
-"""Messaging pages: send text or media, the message log with filters and live ticks, conversations, media."""
+"""Messaging pages: send text or media, the message log with filters and live ticks, a session's chats, media.
+
+A conversation's address opens it in the inbox (`inbox.index?chat=`): the log stays the audit-style view.
+"""
 
 from __future__ import annotations
 
-import base64
-import mimetypes
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
-from urllib.parse import urlparse
 
-from flask import Blueprint, abort, flash, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
-from portal.models import utcnow
+from portal.extensions import htmx
+from portal.models import Tenant, WahaSession
 from portal.security import safe_next
+from portal.services import inbox as inbox_service
 from portal.services import media as media_service
 from portal.services import messages as messages_service
 from portal.services import sessions as sessions_service
-from portal.services.errors import Invalid, ServiceError
-from portal.services.media import media_kind
+from portal.services.errors import Invalid, NotFound, ServiceError
+from portal.services.messages import POLL_SECONDS, FreshRows, LiveView, LogFilters
 from portal.tenancy import require
 from portal.web import uploads
 from portal.web.forms import MessageFilterForm, SendMessageForm, choices
-from portal.web.helpers import apply_service_error, is_htmx, principal, redirect_to
-from portal.web.send_form import form_key, new_key, stale_form
-from portal.web.sessions import STOP_POLLING
+from portal.web.helpers import STOP_POLLING, apply_service_error, day_start, principal, redirect_to
+from portal.web.send_form import form_key, new_key, session_choices, stale_form, too_large
 from portal.web.wording import WORDS, say_exc
 
 bp = Blueprint("messages", __name__, url_prefix="/messages")
@@ -34,20 +36,8 @@ bp = Blueprint("messages", __name__, url_prefix="/messages")
 bp.register_error_handler(CSRFError, stale_form)
 # Uploads over the limit: the form comes back with the text and a 413, never a dropped connection.
 bp.url_value_preprocessor(uploads.allow_large_send_body)
-bp.register_error_handler(RequestEntityTooLarge, uploads.too_large)
+bp.register_error_handler(RequestEntityTooLarge, too_large)
 
-PAGE_SIZE = 50
-POLL_SECONDS = 3
-# Statuses an outbound message may still leave; while one is on screen the ticks refresh themselves.
-IN_FLIGHT = ("PENDING", "SERVER", "DEVICE")
-# Receipts rarely arrive after this long; older unread messages do not keep a page polling forever.
-TICK_WINDOW = timedelta(hours=1)
-# The newest page of the log and of a conversation keep a "fresh" block that re-reads, every few seconds, the
-# rows created since a moment fixed when the page loaded: new messages appear and recent ticks move on with one
-# keyset query. The moment lies a little before the newest row shown, so a row committed a bit after a newer
-# one is not missed.
-FRESH_OVERLAP = timedelta(seconds=30)
-FRESH_LIMIT = 200
 # Types a browser may show inline (in its own image or media viewer); anything else is downloaded, so a stored
 # file can never run as a page. SVG is not among them: it can carry scripts.
 # Files from WhatsApp users are untrusted: whatever the browser makes of one may load nothing and run nothing.
@@ -55,30 +45,12 @@ FRESH_LIMIT = 200
 MEDIA_CSP = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox"
 
 
-def _tenant() -> Any:
+def _tenant() -> Tenant:
     return principal().tenant
 
 
-def _sessions() -> list[Any]:
+def _sessions() -> list[WahaSession]:
     return sessions_service.list_sessions(_tenant())
-
-
-def in_flight(messages: list[Any], now: datetime | None = None) -> bool:
-    """True while a recent outbound message on screen may still get a newer tick."""
-    horizon = (now or utcnow()) - TICK_WINDOW
-    return any(m.direction == "out" and m.status in IN_FLIGHT and m.created_at >= horizon for m in messages)
-
-
-def fresh_since(messages: list[Any], now: datetime | None = None) -> datetime:
-    """Where a page's self-refreshing block starts: before the newest message shown and before every recent
-    message still waiting for a tick, so both new rows and newer ticks show up in it."""
-    now = now or utcnow()
-    horizon = now - TICK_WINDOW
-    newest = max((m.created_at for m in messages), default=now)
-    waiting = [
-        m.created_at for m in messages if m.direction == "out" and m.status in IN_FLIGHT and m.created_at >= horizon
-    ]
-    return min([newest, *waiting]) - FRESH_OVERLAP
 
 
 def _fresh_arg() -> datetime | None:
@@ -104,135 +76,86 @@ def chat_id_from(value: str) -> str:
         return value.strip()
 
 
+def _filters(form: MessageFilterForm) -> LogFilters:
+    """The log's filters as the (validated) form gives them."""
+    return LogFilters(
+        session_id=form.session.data or None,
+        direction=form.direction.data or None,
+        status=form.status.data or None,
+        chat_id=chat_id_from(form.chat.data) if form.chat.data else None,
+        q=(form.q.data or "").strip() or None,
+        since=day_start(form.since.data),
+        until=day_start(form.until.data, plus_days=1),  # "to" includes that whole day
+    )
+
+
 # ---- log ---------------------------------------------------------------------------------------------------
 
 
 @bp.route("/")
 @login_required
 @require("messages:read")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     sessions = _sessions()
+    sessions_by_id = {s.id: s for s in sessions}
     form = MessageFilterForm(formdata=request.args)
     form.session.choices = choices([("", "All sessions")] + [(s.id, s.name) for s in sessions])
-    filters: dict[str, Any] = {}
-    if form.validate():
-        filters = {
-            "session_id": form.session.data or None,
-            "direction": form.direction.data or None,
-            "status": form.status.data or None,
-            "chat_id": chat_id_from(form.chat.data) if form.chat.data else None,
-            "q": (form.q.data or "").strip() or None,
-            "since": datetime.combine(form.since.data, time.min, tzinfo=UTC) if form.since.data else None,
-            "until": (
-                datetime.combine(form.until.data, time.min, tzinfo=UTC) + timedelta(days=1) if form.until.data else None
-            ),
-        }
-    cursor = request.args.get("cursor") or None
-    try:
-        page = messages_service.list_messages(_tenant(), cursor=cursor, limit=PAGE_SIZE, **filters)
-    except Invalid as exc:
-        fields = [f.get("field") for f in exc.details.get("fields", [])]
-        if "cursor" in fields:
-            # An edited or mangled page link: show the newest page and say so.
-            form.form_errors.append("That page link is not valid any more; here are the newest messages.")
-            page = messages_service.list_messages(_tenant(), limit=PAGE_SIZE, **filters)
-        else:
-            form.form_errors.append(exc.message)
-            page = messages_service.MessagePage(items=[], next_cursor=None)
-        cursor = None
-    settled = not (form.errors or form.form_errors)
-    now = utcnow()
-    # Only the newest page gets new rows, and only while the chosen dates can still include them.
-    live = settled and cursor is None and (filters.get("until") is None or filters["until"] > now)
+    valid = form.validate()
+    filters = _filters(form) if valid else LogFilters()
+    view = messages_service.watch_log(_tenant(), filters, cursor=request.args.get("cursor") or None, settled=valid)
+    if view.stale_cursor:
+        form.form_errors.append("That page link is not valid any more; here are the newest messages.")
+    elif view.refusal:
+        form.form_errors.append(view.refusal)
     # url_for reads _method, _external, _anchor and _scheme itself: never pass those through from the query.
-    query = {k: v for k, v in request.args.items() if not k.startswith("_")}
-    args = {k: v for k, v in query.items() if k not in ("cursor", "fresh")}
+    query: dict[str, Any] = {k: v for k, v in request.args.items() if not k.startswith("_")}
+    args: dict[str, Any] = {k: v for k, v in query.items() if k not in ("cursor", "fresh")}
     fresh = _fresh_arg()
-    if fresh is not None and is_htmx() and live:
-        return _log_fresh(filters, fresh, sessions, args)
-    boundary = fresh_since(page.items, now)
-    fresh_items = [m for m in page.items if m.created_at >= boundary] if live else []
+    if fresh is not None and htmx and view.newest:
+        return _fresh_block(
+            "messages/_log_fresh.html",
+            messages_service.watch_log_fresh(_tenant(), filters, fresh),
+            sessions_by_id=sessions_by_id,
+            fresh_url=url_for("messages.index", **args, fresh=fresh.isoformat()),
+            newest_url=url_for("messages.index", **args),
+        )
     context = {
         "form": form,
-        "page": page,
-        "cursor": cursor,
-        "sessions_by_id": {s.id: s for s in sessions},
-        "filtered": any(v for v in filters.values()),
-        # Polling the whole log: an empty newest page waits for its first row; an older page refreshes its
-        # ticks while one may still change and then stops (286).
-        "polling": settled and ((live and not page.items) or (cursor is not None and in_flight(page.items))),
+        "page": view,
+        "cursor": view.cursor,
+        "sessions_by_id": sessions_by_id,
+        "filtered": filters.any(),
+        "polling": view.polling,
         "poll_url": url_for("messages.index", **query),
         "poll_seconds": POLL_SECONDS,
-        "live": live and bool(page.items),
-        "fresh_items": fresh_items,
-        "settled_items": page.items[len(fresh_items) :],
-        "fresh_url": url_for("messages.index", **args, fresh=boundary.isoformat()),
-        "older_url": (url_for("messages.index", **{**args, "cursor": page.next_cursor}) if page.next_cursor else None),
+        "live": view.live,
+        "fresh_items": view.fresh_items,
+        "settled_items": view.settled_items,
+        "fresh_url": url_for("messages.index", **args, fresh=view.fresh_since.isoformat()),
+        "older_url": url_for("messages.index", **{**args, "cursor": view.next_cursor}) if view.next_cursor else None,
         "newest_url": url_for("messages.index", **args),
     }
-    if is_htmx():
-        if not settled:
+    if htmx:
+        if not view.settled:
             # The filter form itself needs to show what is wrong: load the whole page.
             return redirect_to(url_for("messages.index", **query))
-        status = 200 if context["polling"] or context["live"] else STOP_POLLING
-        return render_template("messages/_log.html", **context), status
+        return render_template("messages/_log.html", **context), _poll_status(view)
     return render_template("messages/index.html", **context)
 
 
-def _log_fresh(filters: dict[str, Any], boundary: datetime, sessions: list[Any], args: dict[str, str]):  # type: ignore[no-untyped-def]
-    """The log's self-refreshing block: every row (with the log's filters) created since `boundary`."""
-    since = max(boundary, filters["since"]) if filters.get("since") else boundary
-    found = messages_service.list_messages(_tenant(), **{**filters, "since": since}, limit=FRESH_LIMIT)
+def _fresh_block(template: str, rows: FreshRows, **context: Any) -> str:
+    """A fresh block's answer: its rows, whether more arrived than it shows, and when it asks again."""
     return render_template(
-        "messages/_log_fresh.html",
-        fresh_items=found.items,
-        overflow=found.next_cursor is not None,
-        sessions_by_id={s.id: s for s in sessions},
-        poll_seconds=POLL_SECONDS,
-        fresh_url=url_for("messages.index", **args, fresh=boundary.isoformat()),
-        newest_url=url_for("messages.index", **args),
+        template, fresh_items=rows.items, overflow=rows.overflow, poll_seconds=POLL_SECONDS, **context
     )
 
 
+def _poll_status(view: LiveView) -> int:
+    """200 while something on the page may still change; then the status that stops htmx polling."""
+    return 200 if view.keeps_polling else STOP_POLLING
+
+
 # ---- send --------------------------------------------------------------------------------------------------
-
-
-def _media_from(form: SendMessageForm, caption: str | None) -> dict[str, Any] | None:
-    upload = form.media_file.data
-    if upload and getattr(upload, "filename", ""):
-        size = uploads.file_size(upload)
-        if size > uploads.media_limit():
-            message = uploads.too_large_message(size)
-            raise Invalid(
-                message, code="media_too_large", details={"fields": [{"field": "media_file", "message": message}]}
-            )
-        raw = upload.read()
-        if not raw:
-            raise Invalid.field("media_file", "That file is empty.")
-        filename = secure_filename(upload.filename) or "file"
-        mimetype = (
-            upload.mimetype
-            if upload.mimetype not in (None, "", "application/octet-stream")
-            else (mimetypes.guess_type(filename)[0] or "application/octet-stream")
-        )
-        media: dict[str, Any] = {
-            "data": base64.b64encode(raw).decode("ascii"),
-            "mimetype": mimetype,
-            "filename": filename,
-        }
-    elif form.media_url.data:
-        url = form.media_url.data.strip()
-        filename = secure_filename(urlparse(url).path.rsplit("/", 1)[-1]) or "file"
-        mimetype = mimetypes.guess_type(filename)[0]
-        media = {"url": url, "filename": filename}
-        if mimetype:
-            media["mimetype"] = mimetype
-    else:
-        return None
-    media["kind"] = form.media_kind.data or media_kind(media.get("mimetype"))
-    if caption:
-        media["caption"] = caption
-    return media
 
 
 def _friendly(exc: ServiceError, sessions_by_id: dict[str, Any], session_id: str | None) -> ServiceError:
@@ -281,11 +204,11 @@ def _send_aliases(form: SendMessageForm) -> dict[str, str]:
 @bp.route("/send", methods=["GET", "POST"])
 @login_required
 @require("messages:send")
-def send():  # type: ignore[no-untyped-def]
+def send() -> ResponseReturnValue:
     sessions = _sessions()
     sessions_by_id = {s.id: s for s in sessions}
     form = SendMessageForm()
-    form.session_id.choices = choices([(s.id, f"{s.name} ({s.status.replace('_', ' ').lower()})") for s in sessions])
+    session_choices(form, sessions)
     if not form.is_submitted():
         wanted = request.args.get("session")
         working = next((s.id for s in sessions if s.status == "WORKING"), None)
@@ -303,7 +226,7 @@ def send():  # type: ignore[no-untyped-def]
         else:
             text = (form.text.data or "").strip() or None
             try:
-                media = _media_from(form, caption=text)
+                media = uploads.media_from(form, caption=text)
 
                 def attempt() -> Any:
                     return messages_service.send_message(
@@ -343,19 +266,19 @@ def send():  # type: ignore[no-untyped-def]
                     )
                     return redirect_to(target)
     uploads.limit_file_field(form)
-    context = {"form": form, "sessions": sessions, "reply": request.form.get("reply") == "1"}
-    if is_htmx():
+    context = {"form": form, "sessions": sessions}
+    if htmx:
         return render_template("messages/_send_form.html", **context), status
     return render_template("messages/send.html", **context), status
 
 
-# ---- conversations -----------------------------------------------------------------------------------------
+# ---- chats ----------------------------------------------------------------------------------------------
 
 
 @bp.route("/chats/<session_id>")
 @login_required
 @require("messages:read")
-def chats(session_id: str):  # type: ignore[no-untyped-def]
+def chats(session_id: str) -> ResponseReturnValue:
     session = sessions_service.get_session(_tenant(), session_id)
     return render_template(
         "messages/chats.html", session=session, chats=messages_service.list_chats(_tenant(), session.id)
@@ -365,80 +288,19 @@ def chats(session_id: str):  # type: ignore[no-untyped-def]
 @bp.route("/chats/<session_id>/<chat_id>")
 @login_required
 @require("messages:read")
-def conversation(session_id: str, chat_id: str):  # type: ignore[no-untyped-def]
-    session = sessions_service.get_session(_tenant(), session_id)
-    here = url_for("messages.conversation", session_id=session.id, chat_id=chat_id)
-    cursor = request.args.get("cursor") or None
-    fresh = _fresh_arg()
-    if fresh is not None and cursor is None and is_htmx():
-        found = messages_service.list_messages(
-            _tenant(), session_id=session.id, chat_id=chat_id, since=fresh, limit=FRESH_LIMIT
-        )
-        return render_template(
-            "messages/_thread_fresh.html",
-            fresh_items=list(reversed(found.items)),
-            overflow=found.next_cursor is not None,
-            poll_seconds=POLL_SECONDS,
-            empty_note=request.args.get("empty") == "1",
-            newest_url=here,
-            fresh_url=url_for(
-                "messages.conversation",
-                session_id=session.id,
-                chat_id=chat_id,
-                fresh=fresh.isoformat(),
-                **({"empty": "1"} if request.args.get("empty") == "1" else {}),
-            ),
-        )
+def conversation(session_id: str, chat_id: str) -> ResponseReturnValue:
+    """A conversation's address (the log's links, a send's answer, old bookmarks): the inbox with that chat open.
+
+    A chat the inbox does not have (no message with it yet) opens the inbox on the session's chats with a notice;
+    another tenant's session is a 404 (find_chat checks the session first)."""
     try:
-        page = messages_service.list_messages(
-            _tenant(), session_id=session.id, chat_id=chat_id, cursor=cursor, limit=PAGE_SIZE
-        )
-    except Invalid:
-        cursor = None
-        page = messages_service.list_messages(_tenant(), session_id=session.id, chat_id=chat_id, limit=PAGE_SIZE)
-    thread = list(reversed(page.items))
-    boundary = fresh_since(page.items)
-    # The newest page always refreshes its fresh block; an older page refreshes while a tick may change.
-    fresh_items = [m for m in thread if m.created_at >= boundary] if cursor is None else []
-    context = {
-        "session": session,
-        "chat_id": chat_id,
-        "cursor": cursor,
-        "live": cursor is None,
-        "thread": thread[: len(thread) - len(fresh_items)],
-        "fresh_items": fresh_items,
-        "empty_note": not thread,
-        "earlier_url": url_for("messages.conversation", session_id=session.id, chat_id=chat_id, cursor=page.next_cursor)
-        if page.next_cursor
-        else None,
-        "newest_url": here,
-        "polling": cursor is not None and in_flight(page.items),
-        "poll_seconds": POLL_SECONDS,
-        "poll_url": url_for(
-            "messages.conversation", session_id=session.id, chat_id=chat_id, **({"cursor": cursor} if cursor else {})
-        ),
-        "fresh_url": url_for(
-            "messages.conversation",
-            session_id=session.id,
-            chat_id=chat_id,
-            fresh=boundary.isoformat(),
-            **({"empty": "1"} if not thread else {}),
-        ),
-    }
-    if is_htmx():
-        status = 200 if context["polling"] or context["live"] else STOP_POLLING
-        return render_template("messages/_thread.html", **context), status
-    form = None
-    if principal().can("messages:send"):
-        form = SendMessageForm(
-            formdata=None,
-            session_id=session.id,
-            to=chat_id,
-            next=here,
-            idempotency_key=form_key(request.args.get("form_key")),
-        )
-        uploads.limit_file_field(form)
-    return render_template("messages/conversation.html", form=form, **context)
+        chat = inbox_service.find_chat(_tenant(), session_id, chat_id)
+    except NotFound as exc:
+        if exc.code != "chat_not_found":
+            raise
+        flash("There is no conversation with that chat in this session yet; here are the session's chats.", "info")
+        return redirect(url_for("inbox.index", session=session_id), code=303)
+    return redirect(url_for("inbox.index", chat=chat.id), code=303)
 
 
 # ---- media -------------------------------------------------------------------------------------------------
@@ -447,7 +309,7 @@ def conversation(session_id: str, chat_id: str):  # type: ignore[no-untyped-def]
 @bp.route("/<int(big=True):message_id>/media")
 @login_required
 @require("messages:read")
-def media(message_id: int):  # type: ignore[no-untyped-def]
+def media(message_id: int) -> ResponseReturnValue:
     message = messages_service.get_message(_tenant(), message_id)  # another tenant's id is a 404 here
     content, mimetype, filename = media_service.media_for_message(_tenant(), message.id)
     # the service serves only allow-listed types (others as application/octet-stream); these may show inline

@@ -5,6 +5,9 @@ travel in that redirect's URL or in a cookie, so it waits in Redis, encrypted, u
 a few minutes; the page the redirect leads to reads and deletes it in one step. The Redis key also names the
 tenant and the user who created it, so nobody else can read (or burn) it with the link.
 
+Pages use `keep_for_viewer` / `take_for_viewer` (scope: the tenant and the signed-in person) and answer a key
+read already with `gone`.
+
 Redis down: the sealed secret waits in this web process's memory instead (same TTL, same one read). The
 result page then finds it when the redirect lands on the same process, which a single-process deployment
 always does; with several web processes the page may say the secret is gone, and the token or link has to
@@ -26,8 +29,11 @@ from typing import Any
 import redis
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
+from flask_login import current_user
+from werkzeug.wrappers import Response
 
 from portal.extensions import redis_store
+from portal.web.helpers import page, principal
 
 TTL_SECONDS = 600
 PREFIX = "portal:web:once"
@@ -88,7 +94,8 @@ def take(kind: str, scope: tuple[Any, ...], key: str) -> dict[str, Any] | None:
     sealed = _take_locally(name) if _local else None
     if sealed is None:
         try:
-            sealed = redis_store.client.getdel(name)
+            value = redis_store.client.getdel(name)
+            sealed = value.encode() if isinstance(value, str) else value
         except redis.RedisError:
             sealed = None
     if sealed is None:
@@ -97,3 +104,24 @@ def take(kind: str, scope: tuple[Any, ...], key: str) -> dict[str, Any] | None:
         return json.loads(_fernet().decrypt(sealed, ttl=TTL_SECONDS))
     except (InvalidToken, ValueError):
         return None
+
+
+def keep_for_viewer(kind: str, payload: dict[str, Any]) -> str:
+    """`keep` for one read by the signed-in person in the current tenant."""
+    return keep(kind, _viewer(), payload)
+
+
+def take_for_viewer(kind: str, key: str) -> dict[str, Any] | None:
+    """`take` for the signed-in person in the current tenant."""
+    return take(kind, _viewer(), key)
+
+
+def _viewer() -> tuple[int, int]:
+    return (principal().tenant.id, current_user.id)
+
+
+def gone(title: str, message: str, back: str, back_label: str) -> Response:
+    """The answer when a secret shown once was shown already (or its time ran out): 410, kept out of caches."""
+    return page(
+        "admin/secret_gone.html", 410, no_store=True, title=title, message=message, back=back, back_label=back_label
+    )

@@ -5,8 +5,9 @@ Only users with `is_platform_admin` get in; everyone else gets 403 on every page
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
-from flask_login import current_user, login_required
+from flask import Blueprint, flash, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
 
 from portal.permissions import ROLES
 from portal.services import team as team_service
@@ -14,35 +15,12 @@ from portal.services import tenant_admin
 from portal.services import tenants as tenants_service
 from portal.services.accounts import public_url
 from portal.services.errors import ServiceError
-from portal.tenancy import request_actor
-from portal.web.admin import page
-from portal.web.admin_forms import ConfirmForm, InviteForm, TenantForm, options
-from portal.web.helpers import apply_service_error
+from portal.web.admin_forms import InviteForm, TenantForm
+from portal.web.forms import ConfirmForm, choices
+from portal.web.helpers import apply_service_error, confirm_page, page, platform_admins_only, user_actor
 
 bp = Blueprint("platform", __name__, url_prefix="/platform")
-
-# The platform area's pages in menu order: (endpoint, label). Other platform pages (WAHA servers) add theirs here.
-SECTIONS: list[tuple[str, str]] = [("platform.tenants", "Tenants")]
-
-
-@bp.app_context_processor
-def platform_menu() -> dict:  # type: ignore[type-arg]
-    def platform_sections() -> list[tuple[str, str]]:
-        return [(endpoint, label) for endpoint, label in SECTIONS if endpoint in current_app.view_functions]
-
-    return {"platform_sections": platform_sections}
-
-
-@bp.before_request
-@login_required
-def platform_admins_only():  # type: ignore[no-untyped-def]
-    if not current_user.is_platform_admin:
-        abort(403, "Only platform admins can open this area.")
-    return None
-
-
-def _actor():  # type: ignore[no-untyped-def]
-    return request_actor("user", current_user.email, str(current_user.id))
+platform_admins_only(bp, "Only platform admins can open this area.")
 
 
 def _accept_url(token: str) -> str:
@@ -50,17 +28,17 @@ def _accept_url(token: str) -> str:
 
 
 @bp.get("/")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     return redirect(url_for(".tenants"))
 
 
 @bp.get("/tenants")
-def tenants():  # type: ignore[no-untyped-def]
+def tenants() -> ResponseReturnValue:
     return page("platform/tenants.html", rows=tenant_admin.list_tenants())
 
 
 @bp.route("/tenants/new", methods=["GET", "POST"])
-def create_tenant():  # type: ignore[no-untyped-def]
+def create_tenant() -> ResponseReturnValue:
     form = TenantForm()
     if request.method == "GET":
         form.max_sessions.data = 10
@@ -69,7 +47,7 @@ def create_tenant():  # type: ignore[no-untyped-def]
         return page("platform/tenant_new.html", 400, form=form)
     try:
         tenant = tenants_service.create_tenant(
-            form.slug.data, form.name.data, _actor(), max_sessions=form.max_sessions.data
+            form.slug.data, form.name.data, user_actor(), max_sessions=form.max_sessions.data
         )
     except ServiceError as exc:
         apply_service_error(form, exc)
@@ -81,7 +59,7 @@ def create_tenant():  # type: ignore[no-untyped-def]
                 tenant,
                 form.owner_email.data,
                 "owner",
-                _actor(),
+                user_actor(),
                 actor_role="owner",
                 invited_by_id=current_user.id,
                 accept_url=_accept_url,
@@ -103,12 +81,12 @@ def _flash_mailed(issued: team_service.IssuedInvitation) -> None:
     )
 
 
-def _detail(tenant_id: int, status: int = 200, invite_form=None):  # type: ignore[no-untyped-def]
+def _detail(tenant_id: int, status: int = 200, invite_form=None) -> ResponseReturnValue:
     tenant = tenant_admin.get_tenant(tenant_id)
     if invite_form is None:
         invite_form = InviteForm(formdata=None)
         invite_form.role.data = "owner"
-    invite_form.role.choices = options([(role, role.capitalize()) for role in ROLES])
+    invite_form.role.choices = choices([(role, role.capitalize()) for role in ROLES])
     return page(
         "platform/tenant_detail.html",
         status,
@@ -121,15 +99,15 @@ def _detail(tenant_id: int, status: int = 200, invite_form=None):  # type: ignor
 
 
 @bp.get("/tenants/<int:tenant_id>")
-def tenant_detail(tenant_id: int):  # type: ignore[no-untyped-def]
+def tenant_detail(tenant_id: int) -> ResponseReturnValue:
     return _detail(tenant_id)
 
 
 @bp.post("/tenants/<int:tenant_id>/invite")
-def invite(tenant_id: int):  # type: ignore[no-untyped-def]
+def invite(tenant_id: int) -> ResponseReturnValue:
     tenant = tenant_admin.get_tenant(tenant_id)
     form = InviteForm()
-    form.role.choices = options([(role, role.capitalize()) for role in ROLES])
+    form.role.choices = choices([(role, role.capitalize()) for role in ROLES])
     if not form.validate_on_submit():
         return _detail(tenant.id, 400, invite_form=form)
     try:
@@ -137,7 +115,7 @@ def invite(tenant_id: int):  # type: ignore[no-untyped-def]
             tenant,
             form.email.data,
             form.role.data,
-            _actor(),
+            user_actor(),
             actor_role="owner",
             invited_by_id=current_user.id,
             accept_url=_accept_url,
@@ -150,17 +128,15 @@ def invite(tenant_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/tenants/<int:tenant_id>/invite")
-def invite_form(tenant_id: int):  # type: ignore[no-untyped-def]
+def invite_form(tenant_id: int) -> ResponseReturnValue:
     """The invite form lives on the tenant page; this address only answers its posts."""
     return redirect(url_for(".tenant_detail", tenant_id=tenant_id, _anchor="invite"))
 
 
 @bp.get("/tenants/<int:tenant_id>/deactivate")
-def confirm_deactivate(tenant_id: int):  # type: ignore[no-untyped-def]
+def confirm_deactivate(tenant_id: int) -> ResponseReturnValue:
     tenant = tenant_admin.get_tenant(tenant_id)
-    return page(
-        "admin/confirm.html",
-        form=ConfirmForm(),
+    return confirm_page(
         title=f"Deactivate {tenant.name}?",
         message="Its members can no longer sign in to work in it. Its sessions, messages and settings "
         "are kept, and you can activate it again.",
@@ -172,8 +148,8 @@ def confirm_deactivate(tenant_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/tenants/<int:tenant_id>/active")
-def set_active(tenant_id: int):  # type: ignore[no-untyped-def]
+def set_active(tenant_id: int) -> ResponseReturnValue:
     active = request.form.get("active") == "1"
-    tenant = tenant_admin.set_tenant_active(tenant_id, active, _actor())
+    tenant = tenant_admin.set_tenant_active(tenant_id, active, user_actor())
     flash(f"{tenant.name} is {'active again' if active else 'deactivated'}.", "success")
     return redirect(url_for(".tenant_detail", tenant_id=tenant.id))

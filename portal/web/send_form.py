@@ -1,5 +1,6 @@
 """The send form's keeping of what people typed: one idempotency key per form instance (stable across
-re-renders and across Back), and the typed text kept when the CSRF token went stale or the sign-in expired."""
+re-renders and across Back), and the form given back with its text when the CSRF token went stale, the sign-in
+expired or the body was too large to read."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ from typing import Any
 from flask import Response, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from portal.extensions import htmx
+from portal.models import WahaSession
+from portal.services import sessions as sessions_service
+from portal.tenancy import current_principal
+from portal.web import uploads
 from portal.web.forms import SendMessageForm, choices
-from portal.web.helpers import is_htmx
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -28,6 +34,11 @@ def form_key(candidate: Any) -> str:
 def new_key() -> str:
     """A key for a new message (the form's content changed after its key was used)."""
     return uuid.uuid4().hex
+
+
+def session_choices(form: SendMessageForm, sessions: list[WahaSession]) -> None:
+    """Offer the tenant's sessions, each with its status."""
+    form.session_id.choices = choices([(s.id, f"{s.name} ({s.status.replace('_', ' ').lower()})") for s in sessions])
 
 
 def stale_form(exc: CSRFError) -> Response:
@@ -46,36 +57,33 @@ def stale_form(exc: CSRFError) -> Response:
     return refused_form(message, 400, request.form)
 
 
+def too_large(exc: RequestEntityTooLarge) -> Response:
+    """A body past the hard cap: the send form again, empty but for the reason, with status 413."""
+    uploads.drain_body()
+    return refused_form(uploads.too_large_message(request.content_length), 413)
+
+
 def refused_form(message: str, status: int, formdata: Any = None) -> Response:
     """The send form again (what was posted, when it could be read) with `message` at its top."""
     form = SendMessageForm(formdata=formdata, meta={"csrf": True})
     form.idempotency_key.data = form_key(form.idempotency_key.data)
     signed_in = current_user.is_authenticated
-    sessions: list[Any] = []
-    posted = form.session_id.data or ""
+    sessions: list[WahaSession] = []
     if signed_in:
-        from portal.services import sessions as sessions_service
-        from portal.tenancy import current_principal
-
         found = current_principal()
         sessions = sessions_service.list_sessions(found.tenant) if found is not None else []
-        form.session_id.choices = choices(
-            [(s.id, f"{s.name} ({s.status.replace('_', ' ').lower()})") for s in sessions]
-        )
+        session_choices(form, sessions)
     else:
-        form.session_id.choices = choices([(posted, "The session you chose")])
+        form.session_id.choices = choices([(form.session_id.data or "", "The session you chose")])
     form.form_errors.append(message)
-    from portal.web.uploads import limit_file_field
-
-    limit_file_field(form)
-    context = {
+    uploads.limit_file_field(form)
+    context: dict[str, Any] = {
         "form": form,
         "sessions": sessions or [None],
-        "reply": (formdata or {}).get("reply") == "1",
         "login_url": None if signed_in else url_for("auth.login"),
     }
-    if is_htmx() and status != 413:
+    if htmx and status != 413:
         # htmx swaps only 2xx (and, as configured in base.html, 413) answers: the form comes back in place.
         status = 200
-    template = "messages/_send_form.html" if is_htmx() else "messages/send.html"
+    template = "messages/_send_form.html" if htmx else "messages/send.html"
     return Response(render_template(template, **context), status=status)

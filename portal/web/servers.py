@@ -7,25 +7,24 @@ Only platform admins get in. Health shown here is what the last fleet check stor
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from flask import Blueprint, abort, flash, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask import Blueprint, flash, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, PasswordField, StringField
 from wtforms.validators import URL, DataRequired, Length, NumberRange
 
+from portal.models import WahaServer
 from portal.services import fleet
 from portal.services import servers as servers_service
 from portal.services.errors import ServiceError
 from portal.services.health import waha_health
 from portal.services.servers import MULTI_SESSION_SINCE
-from portal.tenancy import request_actor
-from portal.web.helpers import apply_service_error, redirect_to
-from portal.web.platform import SECTIONS
+from portal.web.helpers import apply_service_error, page_or_fragment, platform_admins_only, redirect_to, user_actor
 
 bp = Blueprint("servers", __name__, url_prefix="/platform/servers")
-
-SECTIONS.append(("servers.index", "WAHA servers"))
+platform_admins_only(bp, "Only platform admins can manage WAHA servers.")
 
 MIN_VERSION = ".".join(map(str, MULTI_SESSION_SINCE))
 
@@ -42,25 +41,13 @@ class ServerSettingsForm(FlaskForm):
     is_enabled = BooleanField("Enabled")
 
 
-@bp.before_request
-@login_required
-def platform_admins_only():  # type: ignore[no-untyped-def]
-    if not current_user.is_platform_admin:
-        abort(403, "Only platform admins can manage WAHA servers.")
-    return None
-
-
-def _actor():  # type: ignore[no-untyped-def]
-    return request_actor("user", current_user.email, str(current_user.id))
-
-
 def _started_at(start_timestamp: int | None) -> datetime | None:
     if not start_timestamp:
         return None
     return datetime.fromtimestamp(start_timestamp / 1000, tz=UTC)
 
 
-def _placement(server) -> str:  # type: ignore[no-untyped-def]
+def _placement(server: WahaServer) -> str:
     """Why a server does or does not take new sessions, as one word for the state badge."""
     if not server.is_enabled:
         return "disabled"
@@ -71,7 +58,7 @@ def _placement(server) -> str:  # type: ignore[no-untyped-def]
     return "taking"
 
 
-def _rows() -> list[dict]:
+def _rows() -> list[dict[str, Any]]:
     rows = waha_health(live=False)
     placement = {s.id: _placement(s) for s in servers_service.list_servers()}
     for row in rows:
@@ -81,15 +68,13 @@ def _rows() -> list[dict]:
 
 
 @bp.get("/")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     rows = _rows()
-    if request.headers.get("HX-Request") == "true":
-        return render_template("servers/_table.html", rows=rows, min_version=MIN_VERSION)
-    return render_template("servers/index.html", rows=rows, min_version=MIN_VERSION)
+    return page_or_fragment("servers/index.html", "servers/_table.html", rows=rows, min_version=MIN_VERSION)
 
 
 @bp.post("/check")
-def check_all():  # type: ignore[no-untyped-def]
+def check_all() -> ResponseReturnValue:
     results = fleet.check_servers(warn_always=True)
     down = [r["name"] for r in results if r["health"] != "ok"]
     if down:
@@ -100,12 +85,12 @@ def check_all():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/new", methods=["GET", "POST"])
-def create():  # type: ignore[no-untyped-def]
+def create() -> ResponseReturnValue:
     form = ServerForm()
     if request.method == "POST" and form.validate_on_submit():
         try:
             server = servers_service.add_server(
-                form.name.data, form.base_url.data, form.api_key.data, _actor(), capacity=form.capacity.data
+                form.name.data, form.base_url.data, form.api_key.data, user_actor(), capacity=form.capacity.data
             )
         except ServiceError as exc:
             apply_service_error(form, exc)
@@ -125,13 +110,13 @@ def create():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/<int:server_id>")
-def detail(server_id: int):  # type: ignore[no-untyped-def]
+def detail(server_id: int) -> ResponseReturnValue:
     server = servers_service.get_server(server_id)
     form = ServerSettingsForm(capacity=server.capacity, is_enabled=server.is_enabled)
     return _detail_page(server, form)
 
 
-def _detail_page(server, form: ServerSettingsForm, status: int = 200):  # type: ignore[no-untyped-def]
+def _detail_page(server: WahaServer, form: ServerSettingsForm, status: int = 200) -> ResponseReturnValue:
     sessions = fleet.sessions_on(server.id)
     count = servers_service.session_counts().get(server.id, 0)
     return render_template(
@@ -148,13 +133,13 @@ def _detail_page(server, form: ServerSettingsForm, status: int = 200):  # type: 
 
 
 @bp.post("/<int:server_id>/settings")
-def settings(server_id: int):  # type: ignore[no-untyped-def]
+def settings(server_id: int) -> ResponseReturnValue:
     server = servers_service.get_server(server_id)
     form = ServerSettingsForm()
     if not form.validate_on_submit():
         return _detail_page(server, form, 400)
     try:
-        fleet.update_server(server.id, _actor(), capacity=form.capacity.data, is_enabled=form.is_enabled.data)
+        fleet.update_server(server.id, user_actor(), capacity=form.capacity.data, is_enabled=form.is_enabled.data)
     except ServiceError as exc:
         apply_service_error(form, exc)
         return _detail_page(server, form, exc.status)
@@ -163,21 +148,21 @@ def settings(server_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/<int:server_id>/drain")
-def drain(server_id: int):  # type: ignore[no-untyped-def]
-    server = fleet.drain_server(server_id, _actor())
+def drain(server_id: int) -> ResponseReturnValue:
+    server = fleet.drain_server(server_id, user_actor())
     flash(f"{server.name} is draining: no new sessions go there; its sessions keep running.", "success")
     return redirect_to(url_for(".detail", server_id=server.id))
 
 
 @bp.post("/<int:server_id>/undrain")
-def undrain(server_id: int):  # type: ignore[no-untyped-def]
-    server = fleet.undrain_server(server_id, _actor())
+def undrain(server_id: int) -> ResponseReturnValue:
+    server = fleet.undrain_server(server_id, user_actor())
     flash(f"{server.name} takes new sessions again.", "success")
     return redirect_to(url_for(".detail", server_id=server.id))
 
 
 @bp.post("/<int:server_id>/check")
-def check(server_id: int):  # type: ignore[no-untyped-def]
+def check(server_id: int) -> ResponseReturnValue:
     result = fleet.check_server(server_id)
     if result["health"] == "ok":
         flash(f"{result['name']} answers: WAHA {result['version']} ({result['engine']}, {result['tier']}).", "success")

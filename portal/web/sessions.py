@@ -7,9 +7,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, abort, flash, make_response, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask import Blueprint, abort, flash, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import login_required
 
+from portal.extensions import htmx
+from portal.models import WahaSession
 from portal.permissions import LINK_PHONE
 from portal.services import session_secrets
 from portal.services import sessions as sessions_service
@@ -17,7 +20,7 @@ from portal.services.errors import NotFound, ServiceError
 from portal.tenancy import require
 from portal.web import once
 from portal.web.forms import ConfirmForm, PairingCodeForm, SessionCreateForm
-from portal.web.helpers import apply_service_error, is_htmx, principal, redirect_to
+from portal.web.helpers import apply_service_error, confirm_page, page, page_or_fragment, principal, redirect_to
 from portal.web.wording import say_exc
 
 bp = Blueprint("sessions", __name__, url_prefix="/sessions")
@@ -26,8 +29,6 @@ bp = Blueprint("sessions", __name__, url_prefix="/sessions")
 # once settled (a WORKING session can still fail or be logged out from the phone at any moment).
 POLL_SECONDS = 3
 SETTLED_POLL_SECONDS = 5
-# htmx stops polling when a response carries this status (and still swaps its body in).
-STOP_POLLING = 286
 
 
 @dataclass(frozen=True)
@@ -88,17 +89,15 @@ def _tenant() -> Any:
 @bp.route("/")
 @login_required
 @require("sessions:read")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     sessions = sessions_service.list_sessions(_tenant())
-    if is_htmx():
-        return render_template("sessions/_list.html", sessions=sessions)
-    return render_template("sessions/index.html", sessions=sessions)
+    return page_or_fragment("sessions/index.html", "sessions/_list.html", sessions=sessions)
 
 
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
 @require("sessions:write")
-def create():  # type: ignore[no-untyped-def]
+def create() -> ResponseReturnValue:
     form = SessionCreateForm()
     if not form.is_submitted():
         form.idempotency_key.data = uuid.uuid4().hex
@@ -130,7 +129,7 @@ def create():  # type: ignore[no-untyped-def]
 @bp.route("/<session_id>")
 @login_required
 @require("sessions:read")
-def detail(session_id: str):  # type: ignore[no-untyped-def]
+def detail(session_id: str) -> ResponseReturnValue:
     session = sessions_service.get_session(_tenant(), session_id)
     live = _live_state(session)
     return render_template("sessions/detail.html", pairing_form=PairingCodeForm(), actions=ACTIONS, **live)
@@ -139,13 +138,13 @@ def detail(session_id: str):  # type: ignore[no-untyped-def]
 @bp.route("/<session_id>/live")
 @login_required
 @require("sessions:read")
-def live(session_id: str):  # type: ignore[no-untyped-def]
+def live(session_id: str) -> ResponseReturnValue:
     """The self-replacing status block: status, QR and its lifetime. It keeps polling in every status; when the
     status differs from the one the page shows, the controls and the pairing panel are refreshed with it."""
     try:
         session = sessions_service.get_session(_tenant(), session_id)
     except NotFound:
-        if not is_htmx():
+        if not htmx:
             raise
         # Deleted while its page was open (another tab, the API, a colleague): leave the page for the list.
         flash("That session no longer exists; it was deleted.", "info")
@@ -167,7 +166,7 @@ def _live_state(session: Any) -> dict[str, Any]:
 @bp.route("/<session_id>/pairing-code", methods=["POST"])
 @login_required
 @require(LINK_PHONE)
-def pairing_code(session_id: str):  # type: ignore[no-untyped-def]
+def pairing_code(session_id: str) -> ResponseReturnValue:
     session = sessions_service.get_session(_tenant(), session_id)
     form = PairingCodeForm()
     code = None
@@ -182,31 +181,31 @@ def pairing_code(session_id: str):  # type: ignore[no-untyped-def]
             else:
                 exc = type(exc)(say_exc(exc), code=exc.code, details=exc.details)
             apply_service_error(form, exc)
-    template = "sessions/_pairing.html" if is_htmx() else "sessions/pairing.html"
-    return render_template(template, session=session, pairing_form=form, code=code)
+    return page_or_fragment(
+        "sessions/pairing.html", "sessions/_pairing.html", session=session, pairing_form=form, code=code
+    )
 
 
 @bp.route("/<session_id>/screenshot")
 @login_required
 @require("sessions:read")
-def screenshot(session_id: str):  # type: ignore[no-untyped-def]
+def screenshot(session_id: str) -> ResponseReturnValue:
     session = sessions_service.get_session(_tenant(), session_id)
     shot = error = None
     try:
         shot = sessions_service.get_screenshot(_tenant(), session.id, may_link=principal().can(LINK_PHONE))
     except ServiceError as exc:
         error = say_exc(exc)
-    template = "sessions/_screenshot.html" if is_htmx() else "sessions/screenshot.html"
-    return render_template(template, session=session, shot=shot, error=error)
+    return page_or_fragment(
+        "sessions/screenshot.html", "sessions/_screenshot.html", session=session, shot=shot, error=error
+    )
 
 
-def _show_secret_once(session: Any, secret: str, *, rotated: bool):  # type: ignore[no-untyped-def]
+def _show_secret_once(session: WahaSession, secret: str, *, rotated: bool) -> ResponseReturnValue:
     """Redirect to the page that shows the session's webhook signing secret once; the secret waits server-side
     for that page's one read (never in a URL, a cookie or a flash)."""
-    key = once.keep(
-        "session-webhook-secret",
-        (_tenant().id, current_user.id),
-        {"session_id": session.id, "secret": secret, "rotated": rotated},
+    key = once.keep_for_viewer(
+        "session-webhook-secret", {"session_id": session.id, "secret": secret, "rotated": rotated}
     )
     return redirect_to(url_for("sessions.webhook_secret_shown", session_id=session.id, key=key))
 
@@ -214,49 +213,55 @@ def _show_secret_once(session: Any, secret: str, *, rotated: bool):  # type: ign
 @bp.route("/<session_id>/webhook-secret", methods=["GET", "POST"])
 @login_required
 @require("sessions:write")
-def rotate_webhook_secret(session_id: str):  # type: ignore[no-untyped-def]
+def rotate_webhook_secret(session_id: str) -> ResponseReturnValue:
     """GET: the confirmation page. POST: make a new signing secret and show it once."""
     session = sessions_service.get_session(_tenant(), session_id)
     form = ConfirmForm()
     if form.validate_on_submit():
         session, secret = session_secrets.rotate(_tenant(), session.id, principal().actor())
         return _show_secret_once(session, secret, rotated=True)
-    return render_template("sessions/webhook_secret_confirm.html", session=session, form=form)
+    return confirm_page(
+        form,
+        title=f"New webhook secret for {session.name}",
+        heading="Make a new webhook signing secret?",
+        subject=("Session", session.name),
+        message="The new secret is shown once; from then on every delivery to the session's webhook URL is signed "
+        "with it and checks with the old secret fail.",
+        action=url_for("sessions.rotate_webhook_secret", session_id=session.id),
+        button="Make a new secret",
+        cancel=url_for("sessions.detail", session_id=session.id),
+        trail=_trail(session),
+        here="New webhook secret",
+    )
 
 
 @bp.get("/<session_id>/webhook-secret/<key>")
 @login_required
 @require("sessions:write")
-def webhook_secret_shown(session_id: str, key: str):  # type: ignore[no-untyped-def]
+def webhook_secret_shown(session_id: str, key: str) -> ResponseReturnValue:
     session = sessions_service.get_session(_tenant(), session_id)
-    kept = once.take("session-webhook-secret", (_tenant().id, current_user.id), key)
+    kept = once.take_for_viewer("session-webhook-secret", key)
     if kept is None or kept.get("session_id") != session.id:
-        html = render_template(
-            "admin/secret_gone.html",
-            title="The signing secret was shown already",
-            message="A signing secret is shown only once and cannot be shown again. If you did not copy it, "
-            "make a new one on the session's page.",
+        return once.gone(
+            "The signing secret was shown already",
+            "A signing secret is shown only once and cannot be shown again. If you did not copy it, make a new one "
+            "on the session's page.",
             back=url_for("sessions.detail", session_id=session.id),
             back_label="Back to the session",
         )
-        response = make_response(html, 410)
-    else:
-        response = make_response(
-            render_template(
-                "sessions/webhook_secret.html",
-                session=session,
-                secret=str(kept["secret"]),
-                rotated=bool(kept["rotated"]),
-            )
-        )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return page(
+        "sessions/webhook_secret.html",
+        no_store=True,
+        session=session,
+        secret=str(kept["secret"]),
+        rotated=bool(kept["rotated"]),
+    )
 
 
 @bp.route("/<session_id>/<action>", methods=["GET", "POST"])
 @login_required
 @require("sessions:write")
-def act(session_id: str, action: str):  # type: ignore[no-untyped-def]
+def act(session_id: str, action: str) -> ResponseReturnValue:
     """GET: a confirmation page (for browsers without scripts). POST: do it. Buttons on the detail page
     post straight here after the browser's own confirm dialog (hx-confirm)."""
     if action not in ACTIONS:
@@ -268,7 +273,7 @@ def act(session_id: str, action: str):  # type: ignore[no-untyped-def]
         try:
             getattr(sessions_service, spec.service)(_tenant(), session.id, principal().actor())
         except ServiceError as exc:
-            if is_htmx():
+            if htmx:
                 return render_template("sessions/_action_error.html", message=say_exc(exc), action=spec)
             form.form_errors.append(say_exc(exc))
         else:
@@ -277,4 +282,21 @@ def act(session_id: str, action: str):  # type: ignore[no-untyped-def]
                 url_for("sessions.index") if action == "delete" else url_for("sessions.detail", session_id=session.id)
             )
             return redirect_to(target)
-    return render_template("sessions/confirm.html", session=session, form=form, action=action, spec=spec)
+    return confirm_page(
+        form,
+        title=f"{spec.label} {session.name}",
+        heading=spec.question,
+        subject=("Session", session.name),
+        message=spec.consequence,
+        action=url_for("sessions.act", session_id=session.id, action=action),
+        button=spec.label,
+        danger=spec.danger,
+        cancel=url_for("sessions.detail", session_id=session.id),
+        trail=_trail(session),
+        here=spec.label,
+    )
+
+
+def _trail(session: WahaSession) -> list[tuple[str, str]]:
+    """The breadcrumbs of a session's own pages."""
+    return [("Sessions", url_for("sessions.index")), (session.name, url_for("sessions.detail", session_id=session.id))]

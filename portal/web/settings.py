@@ -1,16 +1,16 @@
-"""Tenant settings: sending pace, retention, and (platform admins only) the session limit."""
+"""Tenant settings: sending pace, retention, read receipts, and (platform admins only) the session limit."""
 
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from portal.services import tenant_admin
 from portal.services.errors import ServiceError
 from portal.tenancy import require
-from portal.web.admin import page, principal
 from portal.web.admin_forms import SettingsForm
-from portal.web.helpers import apply_service_error
+from portal.web.helpers import apply_service_error, page, principal
 
 bp = Blueprint("admin_settings", __name__, url_prefix="/admin/settings")
 
@@ -19,6 +19,7 @@ LABELS = {
     "retention_messages_days": "message retention",
     "retention_events_days": "event retention",
     "max_sessions": "session limit",
+    "read_receipts": "read receipts",
 }
 
 
@@ -34,7 +35,7 @@ def _form() -> SettingsForm:
 @bp.route("/", methods=["GET", "POST"])
 @login_required
 @require("settings:manage")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     who = principal()
     form = _form()
     status = 200

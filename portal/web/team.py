@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from portal.models import Membership
@@ -10,9 +11,9 @@ from portal.services import team as team_service
 from portal.services.accounts import public_url
 from portal.services.errors import ServiceError
 from portal.tenancy import Principal, require
-from portal.web.admin import page, principal
-from portal.web.admin_forms import ConfirmForm, InviteForm, RoleForm, options
-from portal.web.helpers import apply_service_error
+from portal.web.admin_forms import InviteForm, RoleForm
+from portal.web.forms import choices
+from portal.web.helpers import apply_service_error, confirm_page, page, principal
 
 bp = Blueprint("admin_team", __name__, url_prefix="/admin/team")
 
@@ -20,7 +21,7 @@ bp = Blueprint("admin_team", __name__, url_prefix="/admin/team")
 def _invite_form(who: Principal, blank: bool = False) -> InviteForm:
     form = InviteForm(formdata=None) if blank else InviteForm()
     assignable = team_service.assignable_roles(who.role)
-    form.role.choices = options([(role, role.capitalize()) for role in assignable])
+    form.role.choices = choices([(role, role.capitalize()) for role in assignable])
     if blank or not form.is_submitted():
         form.role.data = "operator"
     return form
@@ -32,12 +33,14 @@ def _role_form(who: Principal, membership: Membership) -> RoleForm | None:
     if membership.role not in assignable:
         return None
     form = RoleForm(formdata=None)
-    form.role.choices = options([(role, role.capitalize()) for role in assignable])
+    form.role.choices = choices([(role, role.capitalize()) for role in assignable])
     form.role.data = membership.role
     return form
 
 
-def _index(invite_form: InviteForm, status: int = 200, role_errors: dict[int, str] | None = None):  # type: ignore[no-untyped-def]
+def _index(
+    invite_form: InviteForm, status: int = 200, role_errors: dict[int, str] | None = None
+) -> ResponseReturnValue:
     who = principal()
     members = team_service.list_members(who.tenant)
     return page(
@@ -55,14 +58,14 @@ def _index(invite_form: InviteForm, status: int = 200, role_errors: dict[int, st
 @bp.get("/")
 @login_required
 @require("team:manage")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     return _index(_invite_form(principal()))
 
 
 @bp.post("/invite")
 @login_required
 @require("team:manage")
-def invite():  # type: ignore[no-untyped-def]
+def invite() -> ResponseReturnValue:
     who = principal()
     form = _invite_form(who)
     if not form.validate_on_submit():
@@ -93,7 +96,7 @@ def invite():  # type: ignore[no-untyped-def]
 @bp.get("/invite")
 @login_required
 @require("team:manage")
-def invite_form():  # type: ignore[no-untyped-def]
+def invite_form() -> ResponseReturnValue:
     """The invite form lives on the team page; this address only answers its posts."""
     return redirect(url_for(".index", _anchor="invite"))
 
@@ -101,10 +104,10 @@ def invite_form():  # type: ignore[no-untyped-def]
 @bp.post("/<int:user_id>/role")
 @login_required
 @require("team:manage")
-def change_role(user_id: int):  # type: ignore[no-untyped-def]
+def change_role(user_id: int) -> ResponseReturnValue:
     who = principal()
     form = RoleForm()
-    form.role.choices = options([(role, role) for role in team_service.assignable_roles(who.role)])
+    form.role.choices = choices([(role, role) for role in team_service.assignable_roles(who.role)])
     if not form.validate_on_submit():
         return _index(_invite_form(who, blank=True), 400, role_errors={user_id: "Pick one of the roles offered."})
     try:
@@ -120,13 +123,11 @@ def change_role(user_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/<int:user_id>/remove")
 @login_required
 @require("team:manage")
-def confirm_remove(user_id: int):  # type: ignore[no-untyped-def]
+def confirm_remove(user_id: int) -> ResponseReturnValue:
     who = principal()
     membership = team_service.get_member(who.tenant, user_id)
     yourself = membership.user_id == current_user.id
-    return page(
-        "admin/confirm.html",
-        form=ConfirmForm(),
+    return confirm_page(
         title="Leave this team?" if yourself else f"Remove {membership.user.email}?",
         message=(
             f"You will no longer be able to work in {who.tenant.name}."
@@ -143,7 +144,7 @@ def confirm_remove(user_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/<int:user_id>/remove")
 @login_required
 @require("team:manage")
-def remove(user_id: int):  # type: ignore[no-untyped-def]
+def remove(user_id: int) -> ResponseReturnValue:
     who = principal()
     membership = team_service.get_member(who.tenant, user_id)
     email = membership.user.email
@@ -161,11 +162,9 @@ def remove(user_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/invitations/<int:invitation_id>/revoke")
 @login_required
 @require("team:manage")
-def confirm_revoke_invitation(invitation_id: int):  # type: ignore[no-untyped-def]
+def confirm_revoke_invitation(invitation_id: int) -> ResponseReturnValue:
     invitation = team_service.get_invitation(principal().tenant, invitation_id)
-    return page(
-        "admin/confirm.html",
-        form=ConfirmForm(),
+    return confirm_page(
         title=f"Withdraw the invitation to {invitation.email}?",
         message="The link sent to them will stop working.",
         action=url_for(".revoke_invitation", invitation_id=invitation.id),
@@ -177,7 +176,7 @@ def confirm_revoke_invitation(invitation_id: int):  # type: ignore[no-untyped-de
 @bp.post("/invitations/<int:invitation_id>/revoke")
 @login_required
 @require("team:manage")
-def revoke_invitation(invitation_id: int):  # type: ignore[no-untyped-def]
+def revoke_invitation(invitation_id: int) -> ResponseReturnValue:
     who = principal()
     invitation = team_service.revoke_invitation(who.tenant, invitation_id, who.actor(), actor_role=who.role)
     flash(f"The invitation to {invitation.email} is withdrawn.", "success")

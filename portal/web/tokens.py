@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, abort, flash, redirect, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from portal.models import ApiToken, utcnow
@@ -13,9 +14,9 @@ from portal.services import tokens as tokens_service
 from portal.services.errors import ServiceError
 from portal.tenancy import Principal, require
 from portal.web import once
-from portal.web.admin import page, principal
-from portal.web.admin_forms import ConfirmForm, TokenForm, options
-from portal.web.helpers import apply_service_error
+from portal.web.admin_forms import TokenForm
+from portal.web.forms import ConfirmForm, choices
+from portal.web.helpers import apply_service_error, confirm_page, page, principal
 
 bp = Blueprint("admin_tokens", __name__, url_prefix="/admin/tokens")
 
@@ -23,11 +24,11 @@ bp = Blueprint("admin_tokens", __name__, url_prefix="/admin/tokens")
 def _form(who: Principal) -> TokenForm:
     form = TokenForm()
     # A token can never do more than the person who creates it.
-    form.scopes.choices = options([(name, f"{name}: {text}") for name, text in PERMISSIONS.items() if who.can(name)])
+    form.scopes.choices = choices([(name, f"{name}: {text}") for name, text in PERMISSIONS.items() if who.can(name)])
     return form
 
 
-def _index(form: TokenForm, status: int = 200):  # type: ignore[no-untyped-def]
+def _index(form: TokenForm, status: int = 200) -> ResponseReturnValue:
     who = principal()
     return page("admin/tokens.html", status, form=form, tokens=tokens_service.list_tokens(who.tenant), now=utcnow())
 
@@ -35,14 +36,14 @@ def _index(form: TokenForm, status: int = 200):  # type: ignore[no-untyped-def]
 @bp.get("/")
 @login_required
 @require("tokens:manage")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     return _index(_form(principal()))
 
 
 @bp.post("/")
 @login_required
 @require("tokens:manage")
-def create():  # type: ignore[no-untyped-def]
+def create() -> ResponseReturnValue:
     who = principal()
     form = _form(who)
     if not form.validate_on_submit():
@@ -62,24 +63,20 @@ def create():  # type: ignore[no-untyped-def]
         return _index(form, exc.status)
     # Redirect, so a reload cannot create a second token. The secret waits server-side for one read: it is
     # never in the URL, the session cookie or a flash message.
-    key = once.keep("token", (who.tenant.id, current_user.id), {"token_id": issued.token.id, "secret": issued.secret})
+    key = once.keep_for_viewer("token", {"token_id": issued.token.id, "secret": issued.secret})
     return redirect(url_for(".created", key=key), code=303)
 
 
 @bp.get("/created/<key>")
 @login_required
 @require("tokens:manage")
-def created(key: str):  # type: ignore[no-untyped-def]
-    who = principal()
-    kept = once.take("token", (who.tenant.id, current_user.id), key)
+def created(key: str) -> ResponseReturnValue:
+    kept = once.take_for_viewer("token", key)
     if kept is None:
-        return page(
-            "admin/secret_gone.html",
-            410,
-            no_store=True,
-            title="The token was shown already",
-            message="A token's secret is shown only once, right after it is created, and cannot be "
-            "shown again. If you did not copy it, revoke the token and create a new one.",
+        return once.gone(
+            "The token was shown already",
+            "A token's secret is shown only once, right after it is created, and cannot be shown again. If you did "
+            "not copy it, revoke the token and create a new one.",
             back=url_for(".index"),
             back_label="Back to the tokens",
         )
@@ -94,11 +91,9 @@ def _token(token_id: int) -> ApiToken:
 @bp.get("/<int:token_id>/revoke")
 @login_required
 @require("tokens:manage")
-def confirm_revoke(token_id: int):  # type: ignore[no-untyped-def]
+def confirm_revoke(token_id: int) -> ResponseReturnValue:
     token = _token(token_id)
-    return page(
-        "admin/confirm.html",
-        form=ConfirmForm(),
+    return confirm_page(
         title=f"Revoke the token “{token.name}”?",
         message="Programs that use it will get 401 Unauthorized from the next request on. This cannot be undone.",
         action=url_for(".revoke", token_id=token.id),
@@ -110,7 +105,7 @@ def confirm_revoke(token_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/<int:token_id>/revoke")
 @login_required
 @require("tokens:manage")
-def revoke(token_id: int):  # type: ignore[no-untyped-def]
+def revoke(token_id: int) -> ResponseReturnValue:
     who = principal()
     if not ConfirmForm().validate_on_submit():
         abort(400, "The form expired. Reload the page and try again.")

@@ -5,28 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, request, url_for
-from flask_login import current_user, login_required
+from flask.typing import ResponseReturnValue
+from flask_login import login_required
+from werkzeug.wrappers import Response
 
 from portal.extensions import htmx
+from portal.models import WebhookEndpoint
 from portal.services import forwarding
 from portal.services.errors import ServiceError
 from portal.tenancy import require
 from portal.web import once
-from portal.web.admin import page, principal
-from portal.web.admin_forms import ENDPOINT_EVENT_PAIRS, ConfirmForm, EndpointForm, options
-from portal.web.helpers import apply_service_error
+from portal.web.admin_forms import EndpointForm
+from portal.web.forms import ConfirmForm, choices
+from portal.web.helpers import apply_service_error, confirm_page, page, principal
 
 bp = Blueprint("admin_webhooks", __name__, url_prefix="/admin/webhooks")
 
 DELIVERY_PAGE = 25
 
 
-def _form(endpoint: Any = None) -> EndpointForm:
+def _form(endpoint: WebhookEndpoint | None = None) -> EndpointForm:
     form = EndpointForm(obj=endpoint if request.method == "GET" else None)
-    known = {value for value, _ in ENDPOINT_EVENT_PAIRS}
-    # Events set through the API may be outside the usual list; offer them too so saving keeps them.
-    extra = [(name, name) for name in (endpoint.events if endpoint is not None else []) if name not in known]
-    form.events.choices = options(ENDPOINT_EVENT_PAIRS + extra)
+    form.events.choices = choices(forwarding.endpoint_event_choices(endpoint.events if endpoint is not None else []))
     if request.method == "GET" and not form.events.data:
         form.events.data = ["*"]
     return form
@@ -50,7 +50,7 @@ def _events(form: EndpointForm) -> list[str]:
 @bp.get("/")
 @login_required
 @require("webhooks:read")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     who = principal()
     return page("admin/webhooks.html", endpoints=forwarding.list_endpoints(who.tenant))
 
@@ -58,7 +58,7 @@ def index():  # type: ignore[no-untyped-def]
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
 @require("webhooks:manage")
-def create():  # type: ignore[no-untyped-def]
+def create() -> ResponseReturnValue:
     who = principal()
     form = _form()
     if request.method == "GET":
@@ -81,32 +81,24 @@ def create():  # type: ignore[no-untyped-def]
     return page("admin/webhook_form.html", 400, form=form, endpoint=None)
 
 
-def _show_secret_once(endpoint_id: int, secret: str, *, rotated: bool):  # type: ignore[no-untyped-def]
+def _show_secret_once(endpoint_id: int, secret: str, *, rotated: bool) -> ResponseReturnValue:
     """Redirect to the page that shows the signing secret, so a reload repeats nothing. The secret waits
     server-side for that page's one read: never in a URL, a cookie or a stored flash."""
-    who = principal()
-    key = once.keep(
-        "webhook-secret",
-        (who.tenant.id, current_user.id),
-        {"endpoint_id": endpoint_id, "secret": secret, "rotated": rotated},
-    )
+    key = once.keep_for_viewer("webhook-secret", {"endpoint_id": endpoint_id, "secret": secret, "rotated": rotated})
     return redirect(url_for(".created", key=key), code=303)
 
 
 @bp.get("/created/<key>")
 @login_required
 @require("webhooks:manage")
-def created(key: str):  # type: ignore[no-untyped-def]
+def created(key: str) -> ResponseReturnValue:
     who = principal()
-    kept = once.take("webhook-secret", (who.tenant.id, current_user.id), key)
+    kept = once.take_for_viewer("webhook-secret", key)
     if kept is None:
-        return page(
-            "admin/secret_gone.html",
-            410,
-            no_store=True,
-            title="The signing secret was shown already",
-            message="A signing secret is shown only once and cannot be shown again. If you did not copy "
-            "it, open the endpoint and make a new secret.",
+        return once.gone(
+            "The signing secret was shown already",
+            "A signing secret is shown only once and cannot be shown again. If you did not copy it, open the "
+            "endpoint and make a new secret.",
             back=url_for(".index"),
             back_label="Back to the webhooks",
         )
@@ -131,22 +123,22 @@ def _deliveries(tenant: Any, endpoint_id: int | None) -> dict[str, Any]:
         tenant, endpoint_id=endpoint_id, status=status, cursor=request.args.get("cursor") or None, limit=DELIVERY_PAGE
     )
     deliveries = list(result.items)
-    return dict(
-        deliveries=deliveries,
-        next_cursor=result.next_cursor,
-        status=status,
-        statuses=forwarding.DELIVERY_STATUSES,
-        poll_seconds=DELIVERY_POLL_SECONDS,
-        polling=any(d.status == "pending" for d in deliveries),
-        list_endpoint="admin_webhooks.detail" if endpoint_id is not None else "admin_webhooks.deliveries",
-        list_args={"endpoint_id": endpoint_id} if endpoint_id is not None else {},
-    )
+    return {
+        "deliveries": deliveries,
+        "next_cursor": result.next_cursor,
+        "status": status,
+        "statuses": forwarding.DELIVERY_STATUSES,
+        "poll_seconds": DELIVERY_POLL_SECONDS,
+        "polling": any(d.status == "pending" for d in deliveries),
+        "list_endpoint": "admin_webhooks.detail" if endpoint_id is not None else "admin_webhooks.deliveries",
+        "list_args": {"endpoint_id": endpoint_id} if endpoint_id is not None else {},
+    }
 
 
 @bp.get("/<int:endpoint_id>")
 @login_required
 @require("webhooks:read")
-def detail(endpoint_id: int):  # type: ignore[no-untyped-def]
+def detail(endpoint_id: int) -> ResponseReturnValue:
     who = principal()
     endpoint = forwarding.get_endpoint(who.tenant, endpoint_id)
     context = dict(endpoint=endpoint, confirm=ConfirmForm(), **_deliveries(who.tenant, endpoint.id))
@@ -158,7 +150,7 @@ def detail(endpoint_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/deliveries")
 @login_required
 @require("webhooks:read")
-def deliveries():  # type: ignore[no-untyped-def]
+def deliveries() -> ResponseReturnValue:
     """Every endpoint's deliveries in one log (the dashboard's failed-deliveries figure links here)."""
     who = principal()
     context = dict(
@@ -174,7 +166,7 @@ def deliveries():  # type: ignore[no-untyped-def]
 @bp.route("/<int:endpoint_id>/edit", methods=["GET", "POST"])
 @login_required
 @require("webhooks:manage")
-def edit(endpoint_id: int):  # type: ignore[no-untyped-def]
+def edit(endpoint_id: int) -> ResponseReturnValue:
     who = principal()
     endpoint = forwarding.get_endpoint(who.tenant, endpoint_id)
     form = _form(endpoint)
@@ -207,7 +199,7 @@ def edit(endpoint_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/<int:endpoint_id>/enabled")
 @login_required
 @require("webhooks:manage")
-def set_enabled(endpoint_id: int):  # type: ignore[no-untyped-def]
+def set_enabled(endpoint_id: int) -> ResponseReturnValue:
     who = principal()
     enable = request.form.get("enabled") == "1"
     endpoint = forwarding.update_endpoint(who.tenant, endpoint_id, who.actor(), is_enabled=enable)
@@ -220,28 +212,36 @@ def set_enabled(endpoint_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for(".detail", endpoint_id=endpoint.id))
 
 
+def _confirm(endpoint_id: int, target: str, button: str, *, title: str, message: str) -> Response:
+    """The confirmation page of a button on an endpoint's page; {url} in the texts is the endpoint's URL."""
+    endpoint = forwarding.get_endpoint(principal().tenant, endpoint_id)
+    return confirm_page(
+        title=title.format(url=endpoint.url),
+        message=message.format(url=endpoint.url),
+        action=url_for(target, endpoint_id=endpoint.id),
+        button=button,
+        cancel=url_for(".detail", endpoint_id=endpoint.id),
+    )
+
+
 @bp.get("/<int:endpoint_id>/rotate")
 @login_required
 @require("webhooks:manage")
-def confirm_rotate(endpoint_id: int):  # type: ignore[no-untyped-def]
-    who = principal()
-    endpoint = forwarding.get_endpoint(who.tenant, endpoint_id)
-    return page(
-        "admin/confirm.html",
-        form=ConfirmForm(),
+def confirm_rotate(endpoint_id: int) -> ResponseReturnValue:
+    return _confirm(
+        endpoint_id,
+        ".rotate",
+        "Make a new secret",
         title="Give this endpoint a new signing secret?",
-        message=f"Deliveries to {endpoint.url} are signed with the new secret at once, so your system must "
-        "switch to it too. The new secret is shown once, on the next page.",
-        action=url_for(".rotate", endpoint_id=endpoint.id),
-        button="Make a new secret",
-        cancel=url_for(".detail", endpoint_id=endpoint.id),
+        message="Deliveries to {url} are signed with the new secret at once, so your system must switch to it "
+        "too. The new secret is shown once, on the next page.",
     )
 
 
 @bp.post("/<int:endpoint_id>/rotate")
 @login_required
 @require("webhooks:manage")
-def rotate(endpoint_id: int):  # type: ignore[no-untyped-def]
+def rotate(endpoint_id: int) -> ResponseReturnValue:
     who = principal()
     endpoint, new_secret = forwarding.rotate_secret(who.tenant, endpoint_id, who.actor())
     return _show_secret_once(endpoint.id, new_secret, rotated=True)
@@ -250,7 +250,7 @@ def rotate(endpoint_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/<int:endpoint_id>/test")
 @login_required
 @require("webhooks:manage")
-def send_test(endpoint_id: int):  # type: ignore[no-untyped-def]
+def send_test(endpoint_id: int) -> ResponseReturnValue:
     who = principal()
     forwarding.send_test_event(who.tenant, endpoint_id, who.actor())
     flash("A test event is on its way; its delivery shows in the log below.", "success")
@@ -260,25 +260,21 @@ def send_test(endpoint_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/<int:endpoint_id>/delete")
 @login_required
 @require("webhooks:manage")
-def confirm_delete(endpoint_id: int):  # type: ignore[no-untyped-def]
-    who = principal()
-    endpoint = forwarding.get_endpoint(who.tenant, endpoint_id)
-    return page(
-        "admin/confirm.html",
-        form=ConfirmForm(),
-        title=f"Delete the endpoint {endpoint.url}?",
-        message="Events stop going there at once and its delivery log is deleted with it. "
-        "To pause it instead, disable it.",
-        action=url_for(".delete", endpoint_id=endpoint.id),
-        button="Delete endpoint",
-        cancel=url_for(".detail", endpoint_id=endpoint.id),
+def confirm_delete(endpoint_id: int) -> ResponseReturnValue:
+    return _confirm(
+        endpoint_id,
+        ".delete",
+        "Delete endpoint",
+        title="Delete the endpoint {url}?",
+        message="Events stop going there at once and its delivery log is deleted with it. To pause it instead, "
+        "disable it.",
     )
 
 
 @bp.post("/<int:endpoint_id>/delete")
 @login_required
 @require("webhooks:manage")
-def delete(endpoint_id: int):  # type: ignore[no-untyped-def]
+def delete(endpoint_id: int) -> ResponseReturnValue:
     who = principal()
     forwarding.delete_endpoint(who.tenant, endpoint_id, who.actor())
     flash("The endpoint is deleted.", "success")
@@ -288,7 +284,7 @@ def delete(endpoint_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/deliveries/<int(big=True):delivery_id>/replay")
 @login_required
 @require("webhooks:manage")
-def replay(delivery_id: int):  # type: ignore[no-untyped-def]
+def replay(delivery_id: int) -> ResponseReturnValue:
     who = principal()
     delivery = forwarding.replay_delivery(who.tenant, delivery_id, who.actor())
     flash("The event is queued for delivery again.", "success")

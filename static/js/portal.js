@@ -116,25 +116,3 @@ document.addEventListener("htmx:confirm", function (event) {
     }
   }
 });
-
-// ---- Conversations open at the newest message with the reply box in view, and stay there as messages
-// arrive, unless the reader scrolled up to read older ones ----
-var FOLLOW_SLACK = 150;  // px from the bottom that still counts as "at the newest message"
-var followNewest = false;
-function atBottom() {
-  var doc = document.documentElement;
-  return window.innerHeight + window.scrollY >= doc.scrollHeight - FOLLOW_SLACK;
-}
-function toBottom() { window.scrollTo(0, document.documentElement.scrollHeight); }
-document.addEventListener("DOMContentLoaded", function () {
-  if (document.querySelector("[data-follow-newest]") && !window.location.hash) { toBottom(); }
-});
-document.addEventListener("htmx:beforeSwap", function (event) {
-  var target = event.detail && event.detail.target;
-  if (target && target.id === "thread-fresh" && document.querySelector("[data-follow-newest]")) {
-    followNewest = atBottom();
-  }
-});
-document.addEventListener("htmx:afterSettle", function () {
-  if (followNewest) { followNewest = false; toBottom(); }
-});

@@ -47,8 +47,10 @@ def _request(route: ApiRoute, foreign: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("route", OWNED, ids=[r.endpoint for r in OWNED])
 def test_other_tenants_id_is_404(api: Api, foreign: dict[str, Any], route: ApiRoute) -> None:
-    path = route.path.replace("{session_id}", foreign["session"]["id"]).replace(
-        "{message_id}", str(foreign["message"]["id"])
+    path = (
+        route.path.replace("{session_id}", foreign["session"]["id"])
+        .replace("{message_id}", str(foreign["message"]["id"]))
+        .replace("{chat_id}", foreign["message"]["chatId"])  # the chat the foreign send made
     )
     response = api.call(route.method, path, **_request(route, foreign))
     assert response.status_code == 404, response.get_json()
@@ -56,10 +58,17 @@ def test_other_tenants_id_is_404(api: Api, foreign: dict[str, Any], route: ApiRo
     assert response.get_json()["error"]["code"] == expected
 
 
-def test_other_tenants_session_filter_is_404(api: Api, foreign: dict[str, Any]) -> None:
-    response = api.get(f"/waha/messages?sessionId={foreign['session']['id']}")
+@pytest.mark.parametrize("path", ["/waha/messages", "/waha/chats"])
+def test_other_tenants_session_filter_is_404(api: Api, foreign: dict[str, Any], path: str) -> None:
+    response = api.get(f"{path}?sessionId={foreign['session']['id']}")
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "session_not_found"
+
+
+def test_other_tenants_chats_and_contacts_are_not_listed(api: Api, other_api: Api, foreign: dict[str, Any]) -> None:
+    assert [c["chatId"] for c in other_api.get("/waha/chats").get_json()["data"]] == ["491701234567@c.us"]
+    assert api.get("/waha/chats").get_json()["data"] == []
+    assert api.get("/waha/contacts").get_json()["data"] == []
 
 
 def test_cross_tenant_calls_leave_the_session_untouched(
@@ -70,8 +79,10 @@ def test_cross_tenant_calls_leave_the_session_untouched(
         api.post(f"/waha/sessions/{session_id}/{action}")
     api.delete(f"/waha/sessions/{session_id}")
     api.post(f"/waha/sessions/{session_id}/send", json={"to": "+491701234567", "text": "intruder"})
+    api.call("PATCH", f"/waha/sessions/{session_id}/chats/491701234567@c.us", json={"status": "resolved"})
     assert other_api.get(f"/waha/sessions/{session_id}").get_json()["status"] == "WORKING"
     assert [m["body"] for m in sim.sent_messages(foreign["session"]["externalSessionId"])] == ["secret"]
+    assert [c["status"] for c in other_api.get("/waha/chats").get_json()["data"]] == ["open"]
 
 
 def test_other_tenants_sessions_are_not_listed(api: Api, foreign: dict[str, Any]) -> None:

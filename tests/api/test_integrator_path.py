@@ -4,13 +4,12 @@ back, and see the delivery status move forward as WhatsApp acknowledges it."""
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any
 
 import pytest
 
 from tests.builders import wait_for_status
-from tests.helpers import Api
+from tests.helpers import Api, wait_for
 
 
 @pytest.mark.smoke
@@ -51,25 +50,23 @@ def test_integrator_sees_delivery_status_after_acks(
         f"/waha/sessions/{session['id']}/send", json={"to": "+491701234567", "text": "Track me"}
     ).get_json()
     sim.ack(session["externalSessionId"], message["messageId"], 3)
-    deadline = time.monotonic() + 10
-    status = message["status"]
-    while time.monotonic() < deadline and status != "READ":
+
+    def status() -> str:
         run_jobs()
-        status = api.get(f"/waha/messages/{message['id']}").get_json()["status"]
-        time.sleep(0.1)
-    assert status == "READ"
+        return api.get(f"/waha/messages/{message['id']}").get_json()["status"]
+
+    wait_for(lambda: status() == "READ", timeout=10, interval=0.05)
 
 
 def _inbound_rows(api: Api, session_id: str, run_jobs: Any, want: int = 1) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 10
-    rows: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
+    def settled() -> list[dict[str, Any]] | None:
         run_jobs()
         rows = api.get(f"/waha/sessions/{session_id}/messages?direction=in").get_json()["data"]
         if len(rows) >= want and all(r["media"] is None or r["media"]["status"] != "pending" for r in rows):
             return rows
-        time.sleep(0.1)
-    return rows
+        return None
+
+    return wait_for(settled, timeout=10, interval=0.05)
 
 
 def test_integrator_reads_inbound_message(

@@ -121,7 +121,10 @@ def test_waha_answering_503_is_503(api: Api, sim: Any, session: Any, fresh_clien
     assert "Retry-After" in response.headers
 
 
-def test_slow_waha_is_503_after_the_timeout(api: Api, app: Any, sim: Any, session: Any, fresh_clients: None) -> None:
+def test_slow_waha_is_503_after_the_timeout(
+    api: Api, app: Any, sim: Any, session: Any, fresh_clients: None, monkeypatch: Any
+) -> None:
+    monkeypatch.setitem(app.config, "WAHA_TIMEOUT", 1000)  # the clients made from here on wait at most 1 s
     timeout_ms = app.config["WAHA_TIMEOUT"]
     sim.set_latency(timeout_ms + 2000)
     try:

@@ -1,4 +1,5 @@
-"""Browser tests: a real RQ worker beside the live portal, a signed-in page, screenshots kept as artifacts.
+"""Browser tests: a real RQ worker beside the live portal, a signed-in page, screenshots kept as artifacts, live
+fragments that poll every second.
 
 The worker is the production command (`flask --app wsgi worker`) in a subprocess with the test app's own
 settings, so webhooks the simulator posts to the live portal are processed as they would be in production.
@@ -9,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from flask import Flask
 
 from portal.config import SETTING_NAMES, SETTINGS
 from tests.builders import PASSWORD
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-results" / "screenshots"
@@ -62,20 +63,44 @@ def worker(app: Flask, live_server: Any) -> Iterator[subprocess.Popen]:
             stderr=subprocess.STDOUT,
         )
     connection = redis.Redis.from_url(app.config["REDIS_URL"])
-    deadline = time.monotonic() + 10
-    while not connection.exists(f"rq:worker:{name}"):
+
+    def registered() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"the worker exited with {process.returncode}; see {log_path}")
-        if time.monotonic() > deadline:
-            process.terminate()
-            raise RuntimeError(f"the worker did not register within 10 s; see {log_path}")
-        time.sleep(0.1)
+        return bool(connection.exists(f"rq:worker:{name}"))
+
+    try:
+        wait_for(registered, timeout=10, interval=0.05)
+    except AssertionError:
+        process.terminate()
+        raise RuntimeError(f"the worker did not register within 10 s; see {log_path}") from None
     yield process
     process.terminate()
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+QUICK_POLL_SECONDS = 1
+
+
+@pytest.fixture(autouse=True)
+def _quick_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Live fragments poll every second instead of every 3 s (5 s once a session settled), so a test that waits
+    for a page to follow a change waits about a second per step. The polling itself is what the tests exercise;
+    its period is asserted by the page tests (tests/web)."""
+    from portal.web import messages, sessions, webhooks
+    from wahasim import control
+
+    for module, name in (
+        (sessions, "POLL_SECONDS"),
+        (sessions, "SETTLED_POLL_SECONDS"),
+        (messages, "POLL_SECONDS"),
+        (webhooks, "DELIVERY_POLL_SECONDS"),
+        (control, "REFRESH_SECONDS"),  # the simulator's control page
+    ):
+        monkeypatch.setattr(module, name, QUICK_POLL_SECONDS)
 
 
 @pytest.fixture

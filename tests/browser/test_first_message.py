@@ -60,8 +60,8 @@ def test_sent_message_appears_in_the_log_and_gets_read(page, sign_in, shoot, wor
     shoot("send-form")
     page.get_by_role("button", name="Send").click()
 
-    page.wait_for_url(re.compile(r"/messages/chats/.+/491709999999@c\.us$"))
-    expect(page.locator(".bubble-out").last).to_contain_text("Hello from the portal")
+    page.wait_for_url(re.compile(r"/inbox/\?chat=\d+$"))  # the conversation opens in the inbox
+    expect(page.locator(".tmsg-out").last).to_contain_text("Hello from the portal")
 
     page.get_by_role("link", name="Messages", exact=True).click()
     row = page.locator("tr", has_text="Hello from the portal")

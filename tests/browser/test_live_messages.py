@@ -1,5 +1,5 @@
-"""New inbound messages show up by themselves on the pages people keep open: the conversation and the newest
-page of the message log (WAHA's webhook goes through the live portal and a real worker)."""
+"""New inbound messages show up by themselves on the newest page of the message log (WAHA's webhook goes through
+the live portal and a real worker); the open conversation is the inbox's thread (test_inbox_thread.py)."""
 
 from __future__ import annotations
 
@@ -12,22 +12,6 @@ from portal.storage import storage
 from tests.builders import stored_message, working_session
 
 pytestmark = pytest.mark.browser
-
-
-def test_inbound_message_appears_in_the_open_conversation(page, sign_in, shoot, worker, tenant, owner, sim):
-    session = working_session(tenant, sim, "Support line")
-    stored_message(tenant, session, body="Your order shipped", status="READ")
-    sign_in(owner)
-    page.goto(f"/messages/chats/{session.id}/491709999999@c.us")
-    page.get_by_label("Message").fill("half-typed answer")
-    page.evaluate("document.documentElement.dataset.sameDocument = 'yes'")
-
-    sim.inbound(session.external_name, from_="491709999999", text="Thanks, it arrived!")
-
-    expect(page.locator(".bubble-in", has_text="Thanks, it arrived!")).to_be_visible(timeout=10000)
-    assert page.evaluate("document.documentElement.dataset.sameDocument") == "yes"
-    expect(page.get_by_label("Message")).to_have_value("half-typed answer")
-    shoot("conversation-live")
 
 
 def test_inbound_message_appears_on_the_newest_page_of_the_log(page, sign_in, shoot, worker, tenant, owner, sim):

@@ -17,7 +17,16 @@ from portal.extensions import db
 from portal.models import AuditEvent, Message, WahaSession, WebhookEvent
 from portal.services import events, messages
 from portal.storage import storage
-from tests.builders import TEST_ACTOR, ack_payload, envelope, inbound_payload, new_session, post_events, working_session
+from tests.builders import (
+    TEST_ACTOR,
+    ack_payload,
+    envelope,
+    inbound_payload,
+    new_session,
+    post_events,
+    relay_inbound_media,
+    working_session,
+)
 from tests.helpers import wait_for
 
 
@@ -229,14 +238,7 @@ def test_inbound_media_is_downloaded_into_portal_storage(app, client, tenant, si
     png = base64.b64decode(
         "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
     )
-    message_id = sim.inbound(
-        session.external_name,
-        "491708888888",
-        "a picture",
-        media={"data": base64.b64encode(png).decode(), "mimetype": "image/png"},
-    )
-    produced = [e for e in sim.events() if e["event"] == "message" and e["payload"]["id"] == message_id]
-    post_events(client, session, produced[0])
+    message_id = relay_inbound_media(client, sim, session, png)
     run_jobs()  # the drain job queues the download job; the same burst runs it
     message = _message(message_id)
     assert message.media["status"] == "stored" and message.media["size"] == len(png)

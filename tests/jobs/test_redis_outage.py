@@ -1,7 +1,8 @@
 """`flask worker` and `flask scheduler` outlive a Redis outage: they wait, log it once, and work once Redis is up.
 
 Each test runs the real command in a subprocess against a Redis port that refuses connections, then starts a
-throwaway `redis-server` on that port.
+throwaway `redis-server` on that port. The command's reconnect loop starts with a 50 ms pause instead of 500 ms
+(portal.jobs.reconnect.FIRST_PAUSE_S, set before the command runs), so several reconnect attempts take a second.
 """
 
 from __future__ import annotations
@@ -83,10 +84,20 @@ def outage(tmp_path: Path) -> Iterator[Outage]:
     down.stop()
 
 
+FIRST_PAUSE_S = 0.05
+# `flask <args>` with the reconnect loop's first pause shortened (it doubles after each failed try)
+_FLASK = (
+    f"from portal.jobs import reconnect; reconnect.FIRST_PAUSE_S = {FIRST_PAUSE_S}; from flask.cli import main; main()"
+)
+# long enough for the loop's first five tries (0.05 + 0.1 + 0.2 + 0.4 s of pauses)
+SEVERAL_ATTEMPTS_S = 1.0
+RQ_FIRST_RETRY_S = 1.0  # RQ's own dequeue loop tries again after 1 s, then 2, 4... (rq.worker.base)
+
+
 def _command(args: list[str], environ: dict[str, str], sim: Any, redis_url: str, log: Path) -> subprocess.Popen:
     env = {**os.environ, **environ, "WAHA_BASE_URL": sim.url, "FLASK_APP": "wsgi", "REDIS_URL": redis_url}
     return subprocess.Popen(
-        [sys.executable, "-m", "flask", *args],
+        [sys.executable, "-c", _FLASK, *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=log.open("w"),
@@ -107,9 +118,13 @@ def _stop(process: subprocess.Popen) -> None:
 def _outlives_the_outage(process: subprocess.Popen, log: Path) -> None:
     """The command reports the outage (start-up takes a while on a busy machine), stays up and stays quiet."""
     wait_for(lambda: "Redis is unreachable" in log.read_text() or process.poll() is not None, timeout=60)
-    time.sleep(5)  # several reconnect attempts
+    time.sleep(SEVERAL_ATTEMPTS_S)
     assert process.poll() is None, log.read_text()
     assert log.read_text().count("Redis is unreachable") == 1, log.read_text()
+
+
+def _outage_lines(text: str) -> int:
+    return text.count("Redis is unreachable") + text.count("could not connect to Redis")
 
 
 @pytest.mark.parametrize("args", [["worker", "--simple"], ["worker"]], ids=["simple", "forking"])
@@ -138,11 +153,12 @@ def test_worker_survives_redis_going_away_while_it_runs(_environ, sim, outage, t
         wait_for(lambda: first.get_status(refresh=True) == "finished", timeout=60)
 
         outage.stop()
-        time.sleep(6)
+        wait_for(lambda: _outage_lines(log.read_text()) or process.poll() is not None, timeout=30)
+        time.sleep(RQ_FIRST_RETRY_S + 0.5)  # past the next try, whoever makes it: the repeat must not be logged
         assert process.poll() is None, log.read_text()
         text = log.read_text()
         # the outage is reported once, by our loop or by RQ's own dequeue retry (its repeats are filtered)
-        assert text.count("Redis is unreachable") + text.count("could not connect to Redis") == 1, text
+        assert _outage_lines(text) == 1, text
 
         client = outage.start_redis()  # an empty Redis: as after a restart without persistence
         second = Queue("maintenance", connection=client).enqueue("os.getcwd")

@@ -1,4 +1,5 @@
-"""Fixtures for the operations tests: a second WAHA simulator, apps whose dependencies are down, the JSON log."""
+"""Fixtures for the operations tests: a second WAHA simulator, apps whose dependencies are down (built in a
+process of their own), the JSON log."""
 
 from __future__ import annotations
 
@@ -16,17 +17,6 @@ import pytest
 from portal import telemetry
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def second_sim() -> Iterator[Any]:
-    """Another WAHA simulator on its own port, with its own API key."""
-    from wahasim.testing import SimServer
-
-    server = SimServer(api_key="sim-two-key", engine="GOWS", ack_delay=0.05)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

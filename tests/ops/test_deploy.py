@@ -12,7 +12,6 @@ import os
 import re
 import shlex
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -24,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from portal.config import load_settings
 from portal.services.servers import parse_version, predates_multi_session
-from tests.helpers import closed_port
+from tests.helpers import closed_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTAL_SERVICES = ("migrate", "web", "worker", "scheduler")
@@ -265,16 +264,17 @@ def test_metrics_add_up_across_gunicorn_workers(_environ: dict[str, str], sim: A
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
+
+        def healthy() -> bool:
             try:
                 if requests.get(base + "/healthz", timeout=5).status_code == 200:
-                    break
+                    return True
             except requests.RequestException:  # refused, or accepted by the socket before a worker is up
                 pass
             assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-            assert time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.2)
+            return False
+
+        wait_for(healthy, timeout=30, interval=0.1)  # gunicorn starts
 
         # The first answered poll above counts; a poll that timed out may still be answered later, so read the
         # starting point from the server rather than assume it.

@@ -9,9 +9,7 @@ from typing import Any
 import pytest
 
 from portal.models import WahaSession
-from portal.services import sessions
-from tests.builders import TEST_ACTOR
-from tests.helpers import wait_for
+from tests.builders import new_session, scanning_session, working_session
 
 
 class WahaRequestLog:
@@ -52,16 +50,15 @@ def waha_requests(sim: Any) -> Iterator[WahaRequestLog]:
 
 @pytest.fixture
 def make_session(tenant: Any, sim: Any) -> Callable[..., WahaSession]:
-    """Create a session through the service; `status` "SCAN_QR_CODE" waits for the QR, "WORKING" pairs it."""
+    """Create a session through the service (tests.builders); `status` "SCAN_QR_CODE" waits for the QR,
+    "WORKING" pairs it."""
 
     def make(name: str = "Sales", status: str | None = None, owner: Any = None, **kwargs: Any) -> WahaSession:
         owner = owner or tenant
-        session = sessions.create_session(owner, TEST_ACTOR, name=name, **kwargs)
         if status == "SCAN_QR_CODE":
-            wait_for(lambda: sessions.sync_session(owner, session.id).status == "SCAN_QR_CODE")
-        elif status == "WORKING":
-            sim.scan(session.external_name)
-            wait_for(lambda: sessions.sync_session(owner, session.id).status == "WORKING")
-        return sessions.get_session(owner, session.id)
+            return scanning_session(owner, name, **kwargs)
+        if status == "WORKING":
+            return working_session(owner, sim, name, **kwargs)
+        return new_session(owner, name, **kwargs)
 
     return make

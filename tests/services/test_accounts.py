@@ -191,6 +191,10 @@ def test_oidc_creates_an_invited_user_and_joins_the_tenant(tenant):
     membership = db.session.scalar(select(Membership).where(Membership.user_id == user.id))
     assert (membership.tenant_id, membership.role) == (tenant.id, "viewer")
     assert team.list_invitations(tenant) == []
+    assert user.email_verified_at is not None
+    created = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "user.create"))
+    assert (created.tenant_id, created.target_id) == (None, str(user.id))
+    assert created.details == {"email": "invited@example.com", "via": "oidc"}
 
 
 def test_oidc_refuses_a_disabled_account(ctx):

@@ -1,5 +1,5 @@
-"""Deletes cascade on both databases: a deleted session takes its messages with it, a deleted endpoint its
-deliveries (SQLite enforces foreign keys only when each connection turns them on)."""
+"""Deletes cascade on both databases: a deleted session takes its messages and chats with it, a deleted endpoint
+its deliveries (SQLite enforces foreign keys only when each connection turns them on)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import Message, WebhookDelivery
-from portal.services import forwarding, sessions
+from portal.models import Chat, ChatNote, Contact, Message, WebhookDelivery
+from portal.services import forwarding, inbox, sessions
 from tests.builders import TEST_ACTOR, stored_message
 
 pytestmark = pytest.mark.smoke
@@ -28,6 +28,21 @@ def test_deleting_a_session_deletes_its_messages(tenant, sim):
     db.session.expire_all()
 
     assert _count(Message) == 0
+
+
+def test_deleting_a_session_deletes_its_chats_and_their_notes_but_keeps_contacts(tenant, sim):
+    session = sessions.create_session(tenant, TEST_ACTOR, name="Sales")
+    message = stored_message(tenant, session, direction="in", body="hi")
+    db.session.add(Contact(tenant_id=tenant.id, chat_id=message.chat_id, tags=[]))
+    chat = Chat(tenant_id=tenant.id, session_id=session.id, chat_id=message.chat_id, last_message_id=message.id)
+    db.session.add(chat)
+    db.session.commit()
+    inbox.add_note(tenant, session.id, message.chat_id, TEST_ACTOR, "called back")
+
+    sessions.delete_session(tenant, session.id, TEST_ACTOR)
+    db.session.expire_all()
+
+    assert (_count(Chat), _count(ChatNote), _count(Contact)) == (0, 0, 1)
 
 
 def test_deleting_an_endpoint_deletes_its_deliveries(tenant):

@@ -20,16 +20,6 @@ from tests.helpers import closed_port
 
 
 @pytest.fixture
-def second_sim() -> Iterator[Any]:
-    from wahasim.testing import SimServer
-
-    server = SimServer(api_key="sim-two-key", engine="GOWS", ack_delay=0.05)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def old_sim() -> Iterator[Any]:
     """A server that says it runs WAHA 2024.10.8, the single-session Core era."""
     from wahasim.testing import SimServer
@@ -272,6 +262,25 @@ def test_fleet_drain_cli_drains_by_name(app: Any, ctx: Any, second_sim: Any) -> 
     assert result.exit_code == 0, result.output
     db.session.expire_all()
     assert db.session.scalars(select(WahaServer.is_draining).where(WahaServer.name == "second")).one() is True
+
+
+def test_fleet_undrain_cli_lets_the_server_take_sessions_again(app: Any, ctx: Any, second_sim: Any) -> None:
+    second = add_second(second_sim)
+    fleet.drain_server(second.id, TEST_ACTOR)
+
+    result = app.test_cli_runner().invoke(args=["fleet", "undrain", "second"])
+
+    assert result.exit_code == 0, result.output
+    assert "WAHA server 'second' takes new sessions again." in result.output
+    db.session.expire_all()
+    assert db.session.scalars(select(WahaServer.is_draining).where(WahaServer.name == "second")).one() is False
+
+
+def test_fleet_drain_cli_names_an_unknown_server_as_an_error(app: Any, ctx: Any) -> None:
+    result = app.test_cli_runner().invoke(args=["fleet", "drain", "nowhere"])
+
+    assert result.exit_code == 1
+    assert "Error: No WAHA server named 'nowhere'." in result.output
 
 
 def test_fleet_check_cli_fails_when_no_server_answers(app: Any, ctx: Any) -> None:

@@ -160,3 +160,15 @@ def test_dispatch_queues_only_attempts_that_are_due(tenant):
     db.session.commit()
     assert forwarding.dispatch_due() == 1
     assert forwarding.dispatch_due() == 0  # the queued one is leased, not queued twice
+
+
+def test_every_event_an_endpoint_is_offered_is_accepted(tenant):
+    offered = [name for name, _ in forwarding.ENDPOINT_EVENTS]
+    endpoint, _ = forwarding.create_endpoint(tenant, TEST_ACTOR, url="http://127.0.0.1:9/hook", events=offered)
+    assert endpoint.events == offered
+
+
+def test_events_an_endpoint_has_beyond_the_usual_list_stay_on_offer():
+    choices = forwarding.endpoint_event_choices(["message", "poll.vote"])
+    assert choices[: len(forwarding.ENDPOINT_EVENTS)] == list(forwarding.ENDPOINT_EVENTS)
+    assert choices[len(forwarding.ENDPOINT_EVENTS) :] == [("poll.vote", "poll.vote")]

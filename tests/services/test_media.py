@@ -6,7 +6,6 @@ import base64
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy import select
 
 from portal.extensions import db, redis_store
@@ -14,8 +13,8 @@ from portal.jobs import RQRunner
 from portal.models import Message
 from portal.services import events, media
 from portal.storage import storage
-from tests.builders import make_token, new_session, post_events, working_session
-from tests.helpers import closed_port
+from tests.builders import make_token, new_session, relay_inbound_media, working_session
+from tests.helpers import unreachable_redis
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -60,6 +59,40 @@ def test_only_allow_listed_types_are_served_as_such(value):
 )
 def test_one_rule_gives_a_file_its_kind(value, kind):
     assert media.media_kind(value) == kind
+
+
+@pytest.mark.parametrize(
+    "filename, given, mimetype",
+    [
+        ("photo.png", "image/png", "image/png"),
+        ("photo.png", "", "image/png"),
+        ("photo.png", None, "image/png"),
+        ("photo.png", "application/octet-stream", "image/png"),
+        ("notes.unknownext", "application/octet-stream", "application/octet-stream"),
+        ("", "", "application/octet-stream"),
+    ],
+)
+def test_an_uploaded_file_keeps_the_browsers_type_or_gets_one_from_its_name(filename, given, mimetype):
+    sent = media.uploaded_media(PNG, filename, given)
+    assert sent["mimetype"] == mimetype
+    assert sent["filename"] == (filename or "file")
+    assert base64.b64decode(sent["data"]) == PNG
+
+
+def test_an_uploaded_file_is_sent_as_the_kind_asked_for_else_as_its_type_says():
+    assert media.uploaded_media(PNG, "a.png", "image/png")["kind"] == "image"
+    assert media.uploaded_media(PNG, "a.png", "image/png", kind="document")["kind"] == "document"
+
+
+def test_media_to_send_leaves_out_what_was_not_given():
+    assert media.outgoing_media(
+        kind=None, url="https://files.example/a.pdf", mimetype="application/pdf", caption=""
+    ) == {
+        "kind": "document",
+        "url": "https://files.example/a.pdf",
+        "mimetype": "application/pdf",
+    }
+    assert media.uploaded_media(PNG, "a.png", "image/png", caption="Look")["caption"] == "Look"
 
 
 def test_inbound_comma_separated_type_is_refused_at_ingest():
@@ -113,15 +146,7 @@ def test_a_file_stored_with_a_comma_separated_type_is_not_rendered_by_the_portal
 
 def _inbound_with_media(app: Any, client: Any, tenant: Any, sim: Any) -> tuple[Any, str]:
     session = working_session(tenant, sim, "Pictures")
-    message_id = sim.inbound(
-        session.external_name,
-        "491708888888",
-        "a picture",
-        media={"data": base64.b64encode(PNG).decode(), "mimetype": "image/png"},
-    )
-    produced = [e for e in sim.events() if e["event"] == "message" and e["payload"]["id"] == message_id]
-    post_events(client, session, produced[0])
-    return session, message_id
+    return session, relay_inbound_media(client, sim, session, PNG)
 
 
 def _media_of(message_id: str) -> dict:
@@ -131,8 +156,9 @@ def _media_of(message_id: str) -> dict:
 
 def test_media_is_downloaded_at_once_when_its_job_cannot_be_queued(app, client, tenant, sim, run_jobs, monkeypatch):
     _session, message_id = _inbound_with_media(app, client, tenant, sim)
-    dead = redis.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=0.5)
-    monkeypatch.setitem(app.extensions, "portal_jobs", RQRunner(dead))  # the queue is down while processing
+    monkeypatch.setitem(
+        app.extensions, "portal_jobs", RQRunner(unreachable_redis())
+    )  # the queue is down while processing
     events.process_batch()
     monkeypatch.undo()
     stored = _media_of(message_id)

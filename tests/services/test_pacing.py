@@ -11,6 +11,7 @@ import pytest
 from portal.extensions import redis_store
 from portal.services import pacing
 from portal.services.errors import RateLimited
+from tests.helpers import unreachable_redis
 
 
 def allowed(session_id: str, rate: int, *, burst: int | None = None) -> bool:
@@ -109,8 +110,6 @@ def test_reset_forgets_the_sessions_bucket(ctx):
 
 
 def test_acquire_lets_sends_through_when_redis_is_down(ctx, monkeypatch):
-    import redis
-
-    monkeypatch.setattr(redis_store, "_client", redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
+    monkeypatch.setattr(redis_store, "_client", unreachable_redis())
 
     assert allowed("s1", 1, burst=1) and allowed("s1", 1, burst=1)

@@ -71,6 +71,10 @@ def test_accept_creates_the_account_and_membership(tenant):
     assert user.check_password("a-long-password") and user.name == "Nia"
     membership = db.session.scalar(select(Membership).where(Membership.user_id == user.id))
     assert (membership.tenant_id, membership.role) == (tenant.id, "viewer")
+    assert user.email_verified_at is not None
+    created = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "user.create"))
+    assert (created.tenant_id, created.target_id) == (None, str(user.id))
+    assert created.details == {"email": "new@example.com", "via": "invitation"}
 
 
 def test_accept_refuses_a_short_password(tenant):
@@ -117,6 +121,19 @@ def test_accept_without_sign_in_refuses_an_existing_account(tenant):
     with pytest.raises(Conflict) as exc:
         team.accept_invitation(token, TEST_ACTOR, password="a-long-password")
     assert exc.value.code == "account_exists"
+
+
+def test_invite_and_revoke_are_audited_with_the_address_and_role(tenant):
+    issued, _ = _invite(tenant, email="Audit@Example.com", role="viewer")
+    team.revoke_invitation(tenant, issued.invitation.id, TEST_ACTOR, actor_role="owner")
+    events = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.target_type == "invitation").order_by(AuditEvent.id)
+    ).all()
+    expected = {"email": "audit@example.com", "role": "viewer"}
+    assert [(e.action, e.tenant_id, e.target_id, e.details) for e in events] == [
+        ("member.invite", tenant.id, str(issued.invitation.id), expected),
+        ("member.invite_revoke", tenant.id, str(issued.invitation.id), expected),
+    ]
 
 
 def test_revoke_of_another_tenants_invitation_is_not_found(tenant):

@@ -205,6 +205,18 @@ def test_send_text_passes_reply_to_and_link_preview(waha, waha_client, waha_url)
     assert (body["reply_to"], body["linkPreview"]) == ("false_1@c.us_Q", False)
 
 
+@pytest.mark.parametrize("endpoint", ["sendImage", "sendFile", "sendVoice", "sendVideo"])
+def test_media_sends_pass_reply_to(waha, waha_client, waha_url, endpoint):
+    waha.post(f"{waha_url}/api/{endpoint}", status=201, json={"id": "true_1@c.us_X"})
+    method = {"sendImage": "send_image", "sendFile": "send_file", "sendVoice": "send_voice", "sendVideo": "send_video"}
+
+    getattr(waha_client, method[endpoint])(
+        "s1", "1@c.us", {"mimetype": "image/png", "url": "https://example.com/a.png"}, reply_to="false_1@c.us_Q"
+    )
+
+    assert body_of(last_request(waha))["reply_to"] == "false_1@c.us_Q"
+
+
 def test_send_text_generates_a_message_id_when_none_given(waha, waha_client, waha_url):
     waha.post(f"{waha_url}/api/sendText", status=201, json={})
 

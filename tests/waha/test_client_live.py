@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import base64
 import socket
-import time
 
 import pytest
 
 from portal.waha import errors
+from tests.builders import wait_for_status
 
 PHONE = "491701234567"
 CUSTOMER = "4915112345678@c.us"
-
-
-def wait_for_status(waha_client, name: str, status: str, timeout_s: float = 5.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        info = waha_client.get_session(name)
-        if info["status"] == status or time.monotonic() > deadline:
-            return info
-        time.sleep(0.01)
 
 
 @pytest.fixture

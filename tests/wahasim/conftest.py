@@ -204,6 +204,25 @@ def _relaxed(doc: dict) -> dict:
     schemas["WAHAEnvironment"]["properties"]["browser"] = {"type": ["string", "null"]}
     # CONTRACT 8.4: webhook event names are strings (the document types the items as objects).
     schemas["WebhookConfig"]["properties"]["events"]["items"] = {"type": "string"}
+    # CONTRACT 8.4: an envelope's `event` is a string too (the webhook schemas type it as an object).
+    for name, schema in schemas.items():
+        if name.startswith("WAHAWebhook") and "event" in schema.get("properties", {}):
+            schema["properties"]["event"]["type"] = "string"
+    # CONTRACT 8.5: message payloads carry null for what is absent (`to` on GOWS/NOWEB, `participant` outside
+    # groups, no media, location or quoted message), and leave the deprecated `mediaUrl` out.
+    for name in ("WAMessage", "WAMessageEditedBody", "WAMessageReaction", "WAMessageAckBody"):
+        props = schemas[name]["properties"]
+        for key in ("to", "participant", "media", "location", "replyTo", "author"):
+            if key in props:
+                props[key] = {"anyOf": [props[key], {"type": "null"}]}
+        schemas[name]["required"] = [k for k in schemas[name]["required"] if k != "mediaUrl"]
+    # CONTRACT 8.5: GOWS knows only the revoke message, so `before` is null there.
+    schemas["WAMessageRevokedBody"]["properties"]["before"] = {"anyOf": [ref("WAMessage"), {"type": "null"}]}
+    # WAHA's GOWS code: a chat presence (typing, paused...) has `lastSeen: null`.
+    lastseen = schemas["WAHAPresenceData"]["properties"]["lastSeen"]
+    schemas["WAHAPresenceData"]["properties"]["lastSeen"] = {"anyOf": [lastseen, {"type": "null"}]}
+    # WAHA's lids controller: `pn` is null for a LID it cannot map (`result.pn = result.pn || null`).
+    schemas["LidToPhoneNumber"]["properties"]["pn"] = {"type": ["string", "null"]}
     return doc
 
 
@@ -227,6 +246,28 @@ class Schemas:
         schema = self.doc["paths"][path][method]["responses"][status]["content"][content]["schema"]
         text = json.dumps(schema).replace('"#/components/', '"urn:waha-openapi#/components/')
         return json.loads(text)
+
+    def send_answer(self) -> dict:
+        """CONTRACT 7.3: a send answer is engine-specific, not the WAMessage the document names.
+
+        Only `id` is common ground (string on GOWS, object with _serialized on WEBJS, absent on NOWEB), so the
+        WAMessage properties are kept but nothing is required and `id` may be an object.
+        """
+        message = copy.deepcopy(self.doc["components"]["schemas"]["WAMessage"])
+        message["required"] = []
+        message["properties"]["id"] = {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "object", "required": ["_serialized"], "properties": {"_serialized": {"type": "string"}}},
+            ]
+        }
+        text = json.dumps(message).replace('"#/components/', '"urn:waha-openapi#/components/')
+        return json.loads(text)
+
+    def event(self, envelope: dict) -> dict:
+        """The webhook schema of an envelope's event (`message.reaction` -> WAHAWebhookMessageReaction)."""
+        name = "WAHAWebhook" + "".join(part.capitalize() for part in envelope["event"].split("."))
+        return self.component(name)
 
     def validate(self, instance, schema: dict) -> None:
         errors = sorted(self.validator(schema).iter_errors(instance), key=lambda e: list(e.path))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 
 import requests
 
 from tests.helpers import ROOT as REPO
+from tests.helpers import wait_for
 from wahasim.__main__ import parse_args
 
 
@@ -87,14 +87,14 @@ def test_module_runs_a_server_that_answers_ping():
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
-        while True:
+
+        def answered() -> requests.Response | None:
             try:
-                ping = requests.get(f"http://127.0.0.1:{port}/ping", timeout=1)
-                break
+                return requests.get(f"http://127.0.0.1:{port}/ping", timeout=1)
             except requests.ConnectionError:
-                assert time.monotonic() < deadline, "simulator did not start"
-                time.sleep(0.05)
+                return None  # not listening yet
+
+        ping = wait_for(answered, timeout=10)
         version = requests.get(
             f"http://127.0.0.1:{port}/api/server/version", headers={"X-Api-Key": "cli-key"}, timeout=2
         )

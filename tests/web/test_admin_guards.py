@@ -14,6 +14,7 @@ MY_BLUEPRINTS = (
     "admin_team",
     "admin_tokens",
     "admin_webhooks",
+    "admin_quick_replies",
     "admin_audit",
     "admin_settings",
     "platform",
@@ -47,7 +48,10 @@ def test_every_form_rejects_a_post_without_csrf_token(app, login, tenant):
     assert set(refused.values()) == {400}, refused
 
 
-@pytest.mark.parametrize("blueprint", ["admin_team", "admin_tokens", "admin_webhooks", "admin_audit", "admin_settings"])
+@pytest.mark.parametrize(
+    "blueprint",
+    ["admin_team", "admin_tokens", "admin_webhooks", "admin_quick_replies", "admin_audit", "admin_settings"],
+)
 def test_every_tenant_admin_view_requires_a_permission(app, blueprint):
     views = {
         rule.endpoint: app.view_functions[rule.endpoint]

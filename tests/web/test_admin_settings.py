@@ -8,10 +8,15 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import AuditEvent, Tenant
 from tests.builders import make_user, member
-from tests.helpers import post, text
+from tests.helpers import find, post, text
 
 PAGE = "/admin/settings/"
-VALID = {"send_rate_per_minute": "12", "retention_messages_days": "30", "retention_events_days": "7"}
+VALID = {
+    "send_rate_per_minute": "12",
+    "retention_messages_days": "30",
+    "retention_events_days": "7",
+    "read_receipts": "y",
+}
 
 
 def _tenant(tenant_id):
@@ -80,3 +85,18 @@ def test_save_without_csrf_token_is_rejected(login, tenant, owner):
     response = login(owner).post(PAGE, data=VALID)
     assert response.status_code == 400
     assert _tenant(tenant.id).send_rate_per_minute == 30
+
+
+def _read_receipts_box(client):
+    return find(r'(<input[^>]*name="read_receipts"[^>]*>)', text(client.get(PAGE)))
+
+
+def test_read_receipts_are_on_by_default_and_can_be_turned_off(login, tenant, owner):
+    client = login(owner)
+    assert "checked" in _read_receipts_box(client)
+    without = {k: v for k, v in VALID.items() if k != "read_receipts"}  # an unticked checkbox is not sent
+    post(client, PAGE, without, page=PAGE)
+    assert _tenant(tenant.id).read_receipts is False
+    assert "checked" not in _read_receipts_box(client)
+    post(client, PAGE, VALID, page=PAGE)
+    assert _tenant(tenant.id).read_receipts is True

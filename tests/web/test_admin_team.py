@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.mail import outbox
-from portal.models import Invitation, Membership
+from portal.models import AuditEvent, Invitation, Membership
 from portal.services import team
 from portal.services.errors import NotFound
 from tests.builders import TEST_ACTOR, mailed_link, make_tenant, member
@@ -77,6 +77,8 @@ def test_invite_whose_mail_fails_invites_nobody(login, owner, app, monkeypatch):
     assert response.status_code == 503
     assert "could not be sent, so nobody was invited" in text(response)
     assert team.list_invitations(owner.memberships[0].tenant) == []
+    revoked = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "member.invite_revoke"))
+    assert revoked.details == {"email": "new@example.com", "role": "viewer", "reason": "mail_failed"}
 
 
 def test_invite_address_opened_directly_leads_to_the_form(login, owner):

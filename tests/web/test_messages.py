@@ -1,5 +1,5 @@
-"""Messaging pages: send with errors in place, the log with filters, keyset pages and live ticks, conversations
-and media downloads."""
+"""Messaging pages: send with errors in place, the log with filters, keyset pages and live ticks, a session's
+chats, a conversation's address opening it in the inbox, and media downloads."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from datetime import timedelta
 import pytest
 
 from portal.extensions import db
-from portal.models import Message, utcnow
+from portal.models import Chat, Message, utcnow
 from portal.storage import storage
-from tests.builders import make_tenant, new_session, stored_message, working_session
+from tests.builders import make_tenant, new_session, stored_chat, stored_message, working_session
 from tests.helpers import csrf_token
 
 HX = {"HX-Request": "true"}
@@ -74,6 +74,10 @@ def test_send_text_delivers_and_opens_the_conversation(owner_client, tenant, sim
     assert [(m["chatId"], m["body"]) for m in sim.sent_messages(session.external_name)] == [
         ("491709999999@c.us", "Hello there")
     ]
+    chat = db.session.scalar(db.select(Chat).where(Chat.session_id == session.id))
+    opened = owner_client.get(response.headers["HX-Redirect"])
+    assert opened.status_code == 303 and opened.headers["Location"] == f"/inbox/?chat={chat.id}"
+    assert "Hello there" in owner_client.get(opened.headers["Location"]).get_data(as_text=True)
 
 
 def test_send_without_scripts_redirects_so_a_reload_sends_nothing(owner_client, tenant, sim):
@@ -181,8 +185,6 @@ def test_viewer_sees_no_send_controls(viewer_client, tenant, sim):
     session = working_session(tenant, sim)
     stored_message(tenant, session)
     assert "Send a message" not in viewer_client.get("/messages/").get_data(as_text=True)
-    page = viewer_client.get(f"/messages/chats/{session.id}/491709999999@c.us").get_data(as_text=True)
-    assert 'id="send-form"' not in page
 
 
 def test_viewer_cannot_send(viewer_client, tenant, sim):
@@ -374,64 +376,56 @@ def test_chats_page_lists_conversations_of_a_session(owner_client, tenant, sim):
     assert f"/messages/chats/{session.id}/491702222222@c.us" in page
 
 
-def test_conversation_shows_the_thread_oldest_first_with_a_reply_box(owner_client, tenant, sim):
+def test_session_page_links_its_chats_in_the_inbox_and_its_conversations(owner_client, tenant, sim):
     session = working_session(tenant, sim)
-    stored_message(
-        tenant, session, direction="in", body="question", status="DEVICE", created_at=utcnow() - timedelta(minutes=2)
-    )
-    stored_message(tenant, session, direction="out", body="answer", status="READ")
-    stored_message(tenant, session, body="elsewhere", chat_id="491701111111@c.us")
-    page = owner_client.get(f"/messages/chats/{session.id}/491709999999@c.us").get_data(as_text=True)
-    assert page.index("question") < page.index("answer") and "elsewhere" not in page
-    assert 'id="send-form"' in page and 'name="reply" value="1"' in page
-    assert f'name="session_id" value="{session.id}"' in page and 'name="to" value="491709999999@c.us"' in page
+    page = owner_client.get(f"/sessions/{session.id}").get_data(as_text=True)
+    assert f'href="/inbox/?session={session.id}"' in page and f'href="/messages/chats/{session.id}"' in page
 
 
-def test_reply_goes_back_to_the_conversation(owner_client, tenant, sim):
+def test_log_links_each_message_to_its_conversation_in_the_inbox(owner_client, tenant, sim):
     session = working_session(tenant, sim)
-    here = f"/messages/chats/{session.id}/491709999999@c.us"
-    response = send(
-        owner_client, {"session_id": session.id, "to": "491709999999@c.us", "text": "Reply", "reply": "1", "next": here}
-    )
-    assert response.headers["HX-Redirect"] == here
+    message = stored_message(tenant, session, body="where is my parcel")
+    chat = stored_chat(session, name="Ana")
+    log = owner_client.get("/messages/").get_data(as_text=True)
+    link = re.search(rf'<a id="m{message.id}-chat" href="([^"]+)"', log).group(1)
+    response = owner_client.get(link)
+    assert response.status_code == 303 and response.headers["Location"] == f"/inbox/?chat={chat.id}"
+    page = owner_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'id="thread-root"' in page and "where is my parcel" in page and "Ana" in page
 
 
-def test_conversation_keeps_polling_its_newest_messages_when_everything_is_read(owner_client, tenant, sim):
+def test_chats_page_opens_each_conversation_in_the_inbox(owner_client, tenant, sim):
     session = working_session(tenant, sim)
-    stored_message(tenant, session, status="READ")
-    page = owner_client.get(f"/messages/chats/{session.id}/491709999999@c.us").get_data(as_text=True)
-    assert re.search(r'<ol id="thread-fresh" class="thread" hx-get="[^"]+" hx-trigger="every 3s"', page)
+    stored_message(tenant, session, body="to ben", chat_id="491702222222@c.us")
+    chat = stored_chat(session, "491702222222")
+    page = owner_client.get(f"/messages/chats/{session.id}").get_data(as_text=True)
+    link = f"/messages/chats/{session.id}/491702222222@c.us"
+    assert f'href="{link}"' in page
+    assert owner_client.get(link).headers["Location"] == f"/inbox/?chat={chat.id}"
 
 
-def test_conversation_newest_messages_show_a_reply_that_arrived_after_the_page_loaded(owner_client, tenant, sim):
+@pytest.mark.parametrize("chat_id", ["491701111111@c.us", "x" * 300, "not a chat"])
+def test_conversation_the_inbox_does_not_have_opens_the_sessions_chats_with_a_notice(
+    owner_client, tenant, sim, chat_id
+):
     session = working_session(tenant, sim)
-    here = f"/messages/chats/{session.id}/491709999999@c.us"
-    stored_message(tenant, session, status="READ", body="last week", created_at=utcnow() - timedelta(days=7))
-    stored_message(tenant, session, status="READ", body="is it ready?")
-    fresh_url = _fresh_url(owner_client.get(here).get_data(as_text=True), "thread-fresh")
-    stored_message(tenant, session, direction="in", status="DEVICE", body="yes, ready")
-    stored_message(tenant, session, direction="in", status="DEVICE", body="other chat", chat_id="491701111111@c.us")
-    response = owner_client.get(fresh_url, headers=HX)
-    body = response.get_data(as_text=True)
-    assert response.status_code == 200 and body.lstrip().startswith('<ol id="thread-fresh"')
-    assert body.index("is it ready?") < body.index("yes, ready")
-    assert "last week" not in body and "other chat" not in body
+    stored_chat(session, "491709999999")
+    response = owner_client.get(f"/messages/chats/{session.id}/{chat_id}")
+    assert response.status_code == 303 and response.headers["Location"] == f"/inbox/?session={session.id}"
+    page = owner_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "There is no conversation with that chat in this session yet" in page
+    assert "+49 170 9999999" in page
 
 
-def test_empty_conversation_shows_its_first_message_without_a_reload(owner_client, tenant, sim):
-    session = working_session(tenant, sim)
-    page = owner_client.get(f"/messages/chats/{session.id}/491709999999@c.us").get_data(as_text=True)
-    assert "No messages in this chat yet." in page
-    fresh_url = _fresh_url(page, "thread-fresh")
-    stored_message(tenant, session, direction="in", status="DEVICE", body="hello there")
-    body = owner_client.get(fresh_url, headers=HX).get_data(as_text=True)
-    assert "hello there" in body and "No messages in this chat yet." not in body
+def test_conversation_of_an_unknown_session_is_not_found(owner_client):
+    assert owner_client.get("/messages/chats/no-such-session/491709999999@c.us").status_code == 404
 
 
 def test_conversation_of_other_tenants_session_is_not_found(owner_client, sim):
     other = make_tenant("globex", name="Globex")
     session = working_session(other, sim, "Globex line")
     stored_message(other, session)
+    stored_chat(session, "491709999999")
     assert owner_client.get(f"/messages/chats/{session.id}/491709999999@c.us").status_code == 404
     assert owner_client.get(f"/messages/chats/{session.id}").status_code == 404
 

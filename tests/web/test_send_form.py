@@ -114,7 +114,6 @@ def test_expired_sign_in_keeps_the_text_and_asks_to_sign_in(client, tenant, sim)
             "session_id": session.id,
             "to": "+49 170 9999999",
             "text": "typed before the sign-in expired",
-            "reply": "1",
         },
         headers=HX,
         content_type="multipart/form-data",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import redis
 import sqlalchemy as sa
 from rq import Queue
 from sqlalchemy import func, select
@@ -15,7 +14,7 @@ from portal.models import Message, WahaSession, WebhookEvent
 from portal.queue import JOB_DRAIN_EVENTS, QUEUE_EVENTS, RQRunner
 from portal.services import events
 from tests.builders import body_of, envelope, inbound_payload, new_session, post_events, sign
-from tests.helpers import closed_port, wait_for
+from tests.helpers import unreachable_redis, wait_for
 
 
 @pytest.fixture
@@ -168,7 +167,7 @@ def test_batch_of_100_events_is_stored_in_one_request_and_processed(client, sess
 
 
 def test_redis_down_at_ingest_answers_200_and_sweeper_gets_event_processed(app, client, session, run_jobs, monkeypatch):
-    dead = redis.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=0.5)
+    dead = unreachable_redis()
     monkeypatch.setattr(redis_store, "_client", dead)
     monkeypatch.setitem(app.extensions, "portal_jobs", RQRunner(dead))
     payload = inbound_payload("sent while Redis was down")

@@ -4,9 +4,32 @@ The same pydantic models validate requests, shape responses and generate the Ope
 (`portal.api.openapi`), so the docs cannot drift from the code. Request models reject unknown fields.
 
 One module per area: `common` (bases, input patterns and limits, pages, error and health bodies, `validate`),
-`sessions`, `messages` and `webhooks`; every name is re-exported here.
+`sessions`, `messages`, `actions` (on existing messages), `webhooks` and `chats` (the inbox); every name is
+re-exported here.
 """
 
+from portal.api.schemas.actions import EditMessageDto, ForwardMessageDto, ReactionDto
+from portal.api.schemas.chats import (
+    ChatListQuery,
+    ChatPage,
+    ChatResponse,
+    ContactCheckQuery,
+    ContactCheckResponse,
+    ContactListQuery,
+    ContactPage,
+    ContactResponse,
+    LastMessage,
+    NoteDto,
+    NoteListQuery,
+    NotePage,
+    NoteResponse,
+    QuickReplyDto,
+    QuickReplyList,
+    QuickReplyResponse,
+    QuickReplyUpdateDto,
+    TenantChatListQuery,
+    UpdateChatDto,
+)
 from portal.api.schemas.common import (
     BASE64_PATTERN,
     CHAT_ID_PATTERN,
@@ -49,6 +72,7 @@ from portal.api.schemas.messages import (
     MessageListQuery,
     MessagePage,
     MessageResponse,
+    ReactionInfo,
     SendMessageDto,
     TenantMessageListQuery,
 )
@@ -74,6 +98,25 @@ from portal.api.schemas.webhooks import (
 )
 
 __all__ = [
+    "ChatListQuery",
+    "ChatPage",
+    "ChatResponse",
+    "ContactCheckQuery",
+    "ContactCheckResponse",
+    "ContactListQuery",
+    "ContactPage",
+    "ContactResponse",
+    "LastMessage",
+    "NoteDto",
+    "NoteListQuery",
+    "NotePage",
+    "NoteResponse",
+    "QuickReplyDto",
+    "QuickReplyList",
+    "QuickReplyResponse",
+    "QuickReplyUpdateDto",
+    "TenantChatListQuery",
+    "UpdateChatDto",
     "CHAT_ID_PATTERN",
     "CURSOR_PATTERN",
     "MAX_PAGE",
@@ -97,9 +140,11 @@ __all__ = [
     "CreateSessionDto",
     "DeliveryListQuery",
     "DeliveryPage",
+    "EditMessageDto",
     "ErrorBody",
     "ErrorResponse",
     "FieldError",
+    "ForwardMessageDto",
     "HealthResponse",
     "HealthStatus",
     "ImageQuery",
@@ -113,6 +158,8 @@ __all__ = [
     "PairingCodeDto",
     "PairingCodeResponse",
     "QrResponse",
+    "ReactionDto",
+    "ReactionInfo",
     "Request",
     "Response",
     "ScreenResponse",

@@ -171,6 +171,17 @@ class Response(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def recipient_field() -> Any:
+    """The `to` field of a request: a phone number in international form or a chat id (see check_recipient)."""
+    return Field(
+        min_length=3,
+        max_length=160,
+        description=RECIPIENT_DOC,
+        examples=["+491701234567"],
+        json_schema_extra=RECIPIENT_RULE,
+    )
+
+
 def check_phone(value: str) -> str:
     """A phone number in international form that is a valid number of its country (services.recipients)."""
     if not re.fullmatch(PHONE_PATTERN, value):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
@@ -17,8 +18,6 @@ from portal.api.schemas.common import (
     MAX_TEXT,
     MIMETYPE_PATTERN,
     NOT_BLANK,
-    RECIPIENT_DOC,
-    RECIPIENT_RULE,
     URL_PATTERN,
     URL_RULE,
     Page,
@@ -27,11 +26,12 @@ from portal.api.schemas.common import (
     Request,
     Response,
     check_recipient,
+    recipient_field,
     string_rule,
 )
 from portal.api.schemas.send_rules import EXTENSIONS_DOC, TEXT_WITH_MEDIA, media_kinds
 from portal.inputs import MAX_YEAR, MIN_YEAR
-from portal.services.media import media_kind
+from portal.services.media import media_kind, outgoing_media
 from portal.services.messages.validation import (
     CAPTION_MAX,
     METADATA_MAX_ENTRIES,
@@ -123,12 +123,35 @@ class MediaDto(Request):
 
     def for_service(self) -> dict[str, Any]:
         """The media dict `services.messages.send_message` takes."""
-        media: dict[str, Any] = {"kind": self.type}
-        for key in ("url", "data", "mimetype", "filename", "caption"):
-            value = getattr(self, key)
-            if value is not None:
-                media[key] = value
-        return media
+        return outgoing_media(
+            kind=self.type,
+            url=self.url,
+            data=self.data,
+            mimetype=self.mimetype,
+            filename=self.filename,
+            caption=self.caption,
+        )
+
+
+_ID_MAX = 2**63 - 1
+
+
+def _reply_to_rule(schema: dict[str, Any]) -> None:
+    """A portal id is a positive 64-bit number; a WhatsApp id is at most 255 characters and not blank."""
+    for branch in schema.get("anyOf", []):
+        if branch.get("type") == "integer":
+            branch.update(minimum=1, maximum=_ID_MAX)
+        elif branch.get("type") == "string":
+            branch.update(maxLength=255, pattern=NOT_BLANK)
+
+
+def check_reply_to(value: Any) -> Any:
+    """The rule `_reply_to_rule` states, on the value as sent (true/false is no id)."""
+    if isinstance(value, bool) or (isinstance(value, int) and not 1 <= value <= _ID_MAX):
+        raise PydanticCustomError("reply_to", "Give the id of a message: a portal id or a WhatsApp message id.")
+    if isinstance(value, str) and (len(value) > 255 or not re.fullmatch(NOT_BLANK, value)):
+        raise PydanticCustomError("reply_to", "Give the id of a message: not blank, at most 255 characters.")
+    return value
 
 
 class SendMessageDto(Request):
@@ -149,13 +172,7 @@ class SendMessageDto(Request):
         }
     )
 
-    to: str = Field(
-        min_length=3,
-        max_length=160,
-        description=RECIPIENT_DOC,
-        examples=["+491701234567"],
-        json_schema_extra=RECIPIENT_RULE,
-    )
+    to: str = recipient_field()
     text: str | None = Field(
         None,
         max_length=MAX_TEXT,
@@ -171,14 +188,22 @@ class SendMessageDto(Request):
         f"(at most {METADATA_VALUE_MAX} characters), a number or true/false.",
     )
     media: MediaDto | None = Field(None, description="A file to send (image, document, audio or video).")
-    replyTo: str | None = Field(
-        None, max_length=255, pattern=NOT_BLANK, description="WhatsApp id of the message answered."
+    replyTo: int | str | None = Field(
+        None,
+        description="The message this one answers, quoted above it: its id in the portal (or its WhatsApp id, "
+        "messageId). It must be a message of the same chat.",
+        json_schema_extra=_reply_to_rule,
     )
 
     @field_validator("to")
     @classmethod
     def _recipient(cls, value: str) -> str:
         return check_recipient(value)
+
+    @field_validator("replyTo", mode="before")
+    @classmethod
+    def _reply_to(cls, value: Any) -> Any:
+        return check_reply_to(value)
 
     @model_validator(mode="after")
     def _has_content(self) -> SendMessageDto:
@@ -194,13 +219,7 @@ class SendMessageDto(Request):
 class MediaUploadForm(Request):
     """The form fields beside the uploaded `file` of POST .../send/media."""
 
-    to: str = Field(
-        min_length=3,
-        max_length=160,
-        description=RECIPIENT_DOC,
-        examples=["+491701234567"],
-        json_schema_extra=RECIPIENT_RULE,
-    )
+    to: str = recipient_field()
     caption: str | None = Field(None, max_length=CAPTION_MAX)
     type: MediaKind | None = Field(
         None,
@@ -208,7 +227,12 @@ class MediaUploadForm(Request):
         "name's extension, else application/octet-stream (a document). Given, it must fit the file: an image, "
         "video or audio file's mimetype must be one that kind takes, and an image's bytes must be that image type.",
     )
-    replyTo: str | None = Field(None, max_length=255, pattern=NOT_BLANK)
+    replyTo: str | None = Field(
+        None,
+        max_length=255,
+        pattern=NOT_BLANK,
+        description="The message this one answers: its id in the portal (or its WhatsApp id), of the same chat.",
+    )
 
     @field_validator("to")
     @classmethod
@@ -263,6 +287,28 @@ class MediaInfo(Response):
     )
 
 
+class ReactionInfo(Response):
+    emoji: str
+    by: str = Field(description='"me" for this WhatsApp account, else the chat id of who reacted.')
+    at: datetime | None = Field(description="When the reaction was set, when known.")
+
+
+def _reactions(raw: Any) -> list[ReactionInfo]:
+    found = []
+    for by, value in (raw or {}).items():
+        entry = value if isinstance(value, dict) else {"text": value}
+        if entry.get("text"):
+            found.append(ReactionInfo(emoji=str(entry["text"]), by=str(by), at=_when(entry.get("at"))))
+    return found
+
+
+def _when(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 class MessageResponse(Response):
     id: int = Field(description="Message id in the portal.")
     messageId: str | None = Field(description="WhatsApp message id (set once WAHA accepted the message).")
@@ -281,6 +327,10 @@ class MessageResponse(Response):
     readAt: datetime | None
     playedAt: datetime | None
     failedAt: datetime | None
+    replyTo: int | None = Field(description="Portal id of the message this one quotes (replies sent here).")
+    editedAt: datetime | None = Field(description="When the text was last edited.")
+    deletedAt: datetime | None = Field(description="When the message was deleted for everyone.")
+    reactions: list[ReactionInfo] = Field(description="The reactions it has now, one per person.")
 
     @classmethod
     def of(cls, message: Any, media_url: str | None = None) -> MessageResponse:
@@ -315,6 +365,10 @@ class MessageResponse(Response):
             readAt=message.read_at,
             playedAt=message.played_at,
             failedAt=message.failed_at,
+            replyTo=message.reply_to_id,
+            editedAt=message.edited_at,
+            deletedAt=message.revoked_at,
+            reactions=_reactions(message.reactions),
         )
 
 

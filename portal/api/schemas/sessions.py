@@ -158,7 +158,7 @@ class PairingCodeDto(Request):
         max_length=32,
         examples=["+491701234567"],
         description="Phone number in international form with country code; it must be a valid number of that country.",
-        json_schema_extra=PHONE_RULE,
+        json_schema_extra=string_rule(**PHONE_RULE),
     )
 
     @field_validator("phoneNumber")

@@ -52,7 +52,10 @@ def replay_event(event_id: str) -> WebhookEvent:
     """Process a stored event again (after a fix); applying an event twice changes nothing the first did not."""
     event = db.session.scalar(
         select(WebhookEvent).where(
-            sa.or_(WebhookEvent.event_id == event_id, WebhookEvent.id == (int(event_id) if event_id.isdigit() else -1))
+            sa.or_(
+                WebhookEvent.event_id == event_id,
+                WebhookEvent.id == (int(event_id) if event_id.isascii() and event_id.isdecimal() else -1),
+            )
         )
     )
     if event is None:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import ACK_NAMES, STATUS_RANK, Message, WahaSession, WebhookEvent
 from portal.services.audit import Actor
+from portal.services.inbox.upkeep import ChatUpkeep, push_name_of
 from portal.services.media import media_record
 
 WAHA = Actor(type="waha", label="waha")
@@ -40,6 +41,7 @@ class _Batch:
     media: list[tuple[Message, str]] = field(default_factory=list)
     forward: list[tuple[WebhookEvent, WahaSession]] = field(default_factory=list)
     notices: list[Any] = field(default_factory=list)
+    inbox: ChatUpkeep = field(default_factory=ChatUpkeep)  # chats and contacts, written once per batch
 
 
 class _Skip(Exception):
@@ -238,6 +240,7 @@ def _on_message(batch: _Batch, event: WebhookEvent, session: WahaSession, payloa
             if url:
                 batch.media.append((message, url))
     _advance(message, _ack_status(payload), when)
+    batch.inbox.touch(message, when, new=fill, push_name=push_name_of(payload))
 
 
 def _on_ack(batch: _Batch, event: WebhookEvent, session: WahaSession, payload: dict[str, Any]) -> None:
@@ -261,6 +264,7 @@ def _on_ack(batch: _Batch, event: WebhookEvent, session: WahaSession, payload: d
                 extra["receipts"] = receipts
                 message.extra = extra
     _advance(message, status, _when(event))
+    batch.inbox.change(message)
 
 
 def _target(batch: _Batch, session: WahaSession, ids: list[str], payload: dict[str, Any]) -> Message:
@@ -302,6 +306,7 @@ def _on_edited(batch: _Batch, event: WebhookEvent, session: WahaSession, payload
     if isinstance(payload.get("body"), str):
         message.body = payload["body"]
     message.edited_at = _when(event)
+    batch.inbox.change(message)
 
 
 def _on_revoked(batch: _Batch, event: WebhookEvent, session: WahaSession, payload: dict[str, Any]) -> None:
@@ -311,6 +316,7 @@ def _on_revoked(batch: _Batch, event: WebhookEvent, session: WahaSession, payloa
     before = payload.get("before") if isinstance(payload.get("before"), dict) else {}
     message = _target(batch, session, ids, before or {})
     message.revoked_at = _when(event)
+    batch.inbox.change(message)
 
 
 def _on_status(batch: _Batch, event: WebhookEvent, session: WahaSession, payload: dict[str, Any]) -> None:

@@ -180,9 +180,14 @@ def _apply_all(events: list[WebhookEvent], exclude: set[int], careful: bool) -> 
             last_seen[session.id] = max(last_seen.get(session.id, event.received_at), event.received_at)
             try:
                 if careful:
-                    with db.session.begin_nested():
-                        _apply(batch, event, session)
-                        db.session.flush()
+                    mark = batch.inbox.mark()
+                    try:
+                        with db.session.begin_nested():
+                            _apply(batch, event, session)
+                            db.session.flush()
+                    except BaseException:
+                        batch.inbox.undo(mark)  # the event's rows are gone: so is its part in the chats
+                        raise
                 else:
                     _apply(batch, event, session)
             except _Skip as exc:
@@ -214,6 +219,7 @@ def _apply_all(events: list[WebhookEvent], exclude: set[int], careful: bool) -> 
     preassign_ids(Message, batch.new_messages)
     preassign_ids(WebhookDelivery, deliveries)
     db.session.flush()
+    _keep_chats(batch, careful)
     if done:
         db.session.execute(
             update(WebhookEvent)
@@ -233,6 +239,19 @@ def _apply_all(events: list[WebhookEvent], exclude: set[int], careful: bool) -> 
     _after_commit(media_jobs, delivery_ids)
     _count_events({"processed": len(done), "failed": failed})
     return len(done), failed, len(events)
+
+
+def _keep_chats(batch: _Batch, careful: bool) -> None:
+    """The batch's chats and contacts (services.inbox.upkeep). In careful mode a failure here is logged and
+    skipped, so derived rows never hold back the events themselves."""
+    if not careful:
+        batch.inbox.flush()
+        return
+    try:
+        with db.session.begin_nested():
+            batch.inbox.flush()
+    except Exception:
+        log.warning("chat upkeep of a batch failed; its chats were not updated", exc_info=True)
 
 
 def preassign_ids(model: Any, rows: list[Any]) -> None:

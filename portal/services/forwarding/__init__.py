@@ -28,12 +28,15 @@ from portal.services.forwarding.deliveries import (
     send_test_event,
 )
 from portal.services.forwarding.endpoints import (
+    COMMON_EVENTS,
     DESCRIPTION_MAX,
+    ENDPOINT_EVENTS,
     PORTAL_EVENTS,
     URL_MAX,
     create_endpoint,
     delete_endpoint,
     destination_problem,
+    endpoint_event_choices,
     get_endpoint,
     list_endpoints,
     rotate_secret,
@@ -51,8 +54,10 @@ from portal.services.forwarding.sending import (
 from portal.services.forwarding.signing import SECRET_PREFIX, new_secret, session_webhook_secret, sign
 
 __all__ = [
+    "COMMON_EVENTS",
     "DELIVERY_STATUSES",
     "DESCRIPTION_MAX",
+    "ENDPOINT_EVENTS",
     "EXCERPT_MAX",
     "LEASE_SECONDS",
     "PORTAL_EVENTS",
@@ -69,6 +74,7 @@ __all__ = [
     "deliver",
     "destination_problem",
     "dispatch_due",
+    "endpoint_event_choices",
     "event_body",
     "get_delivery",
     "get_endpoint",

@@ -4,6 +4,7 @@ and deleting them (audited). The URL passes the destination policy (portal.servi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from portal.extensions import db
@@ -16,12 +17,38 @@ from portal.services.forwarding.signing import new_secret
 URL_MAX = 2048
 DESCRIPTION_MAX = 200
 PORTAL_EVENTS = frozenset({"session.attention", "test"})
+# The events tenants most often forward, in the order the portal offers them, with the words it shows: a
+# session's own webhook picks among these; an endpoint also gets "*" and the portal's own event.
+COMMON_EVENTS: tuple[tuple[str, str], ...] = (
+    ("session.status", "Session status changes"),
+    ("message", "Incoming messages"),
+    ("message.any", "Every message, including those sent from the phone"),
+    ("message.ack", "Delivery and read receipts"),
+    ("message.reaction", "Reactions"),
+    ("message.revoked", "Deleted messages"),
+    ("message.edited", "Edited messages"),
+    ("presence.update", "Online and typing presence"),
+    ("call.received", "Incoming calls"),
+    ("group.v2.participants", "Group members joining or leaving"),
+)
+ENDPOINT_EVENTS: tuple[tuple[str, str], ...] = (
+    ("*", "Every event"),
+    *COMMON_EVENTS,
+    ("session.attention", "A session needs attention (the portal's own event)"),
+)
 
 
 def _waha_events() -> frozenset[str]:
     from portal.services.sessions import WAHA_EVENTS
 
     return WAHA_EVENTS
+
+
+def endpoint_event_choices(current: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """The events an endpoint's form offers, as (name, words): ENDPOINT_EVENTS, then any other name the endpoint
+    has already (set elsewhere), so saving the form keeps it."""
+    offered = [name for name, _ in ENDPOINT_EVENTS]
+    return [*ENDPOINT_EVENTS, *((name, name) for name in current if name not in offered)]
 
 
 def destination_problem(url: str) -> str | None:

@@ -1,9 +1,12 @@
-"""Reading a tenant's messages: one message, the log in keyset pages (cursors: portal.pagination), the chats."""
+"""Reading a tenant's messages: one message, the log in keyset pages (cursors: portal.pagination), the chats of a
+session; and the log as a person watching it sees it (which page is live, what refreshes, when the polling
+stops), as the session page's live block is in `services.sessions.watch`. A conversation is read in the inbox
+(`services.inbox.thread`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, literal, select, tuple_
@@ -11,7 +14,7 @@ from sqlalchemy.orm import aliased
 
 from portal import pagination
 from portal.extensions import db
-from portal.models import STATUS_RANK, Message, Tenant, get_for_tenant
+from portal.models import STATUS_RANK, Message, Tenant, get_for_tenant, utcnow
 from portal.services.errors import Invalid, NotFound
 from portal.services.sessions import get_session
 
@@ -161,3 +164,139 @@ def list_chats(tenant: Tenant, session_id: str, *, limit: int = 100) -> list[Cha
         ChatSummary(chat_id=message.chat_id, last_message=message, count=int(total), last_at=message.created_at)
         for message, total in db.session.execute(stmt)
     ]
+
+
+# ---- the log as a person watching it sees it ------------------------------------------------------------------
+
+LOG_PAGE = 50
+POLL_SECONDS = 3
+# Statuses an outbound message may still leave; while one is on screen the ticks refresh themselves.
+IN_FLIGHT = ("PENDING", "SERVER", "DEVICE")
+# Receipts rarely arrive after this long; older unread messages do not keep a page polling forever.
+TICK_WINDOW = timedelta(hours=1)
+# The newest page of the log keeps a "fresh" block that re-reads, every few seconds, the
+# rows created since a moment fixed when the page loaded: new messages appear and recent ticks move on with one
+# keyset query. The moment lies a little before the newest row shown, so a row committed a bit after a newer
+# one is not missed.
+FRESH_OVERLAP = timedelta(seconds=30)
+FRESH_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class LogFilters:
+    """The message log's filters; None leaves one out."""
+
+    session_id: str | None = None
+    direction: str | None = None
+    status: str | None = None
+    chat_id: str | None = None
+    q: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def query(self) -> dict[str, Any]:
+        """The filters as `list_messages` takes them."""
+        return {item.name: getattr(self, item.name) for item in fields(self)}
+
+    def any(self) -> bool:
+        """True when at least one filter narrows the log."""
+        return any(self.query().values())
+
+
+@dataclass(frozen=True)
+class LiveView:
+    """A page of the log (newest first) as a person watching it sees it.
+
+    The newest page keeps a fresh block (`live`) that re-reads the rows created since `fresh_since` every
+    POLL_SECONDS; `fresh_items` start it and `settled_items` are the rest, both in the page's order. An older
+    page re-reads itself while a tick on it may still change (`polling`); once neither is true the page stays
+    still (`keeps_polling`)."""
+
+    items: list[Message]
+    next_cursor: str | None
+    cursor: str | None  # the page shown: None for the newest, also when the cursor asked for was refused
+    newest: bool  # the page new rows join: the newest, with dates that can still include them
+    live: bool
+    fresh_since: datetime
+    fresh_items: list[Message]
+    settled_items: list[Message]
+    polling: bool
+    settled: bool = True  # the page shows what was asked for
+    stale_cursor: bool = False  # an edited or mangled page link: the newest page is shown instead
+    refusal: str | None = None  # a filter the log refused: nothing is shown
+
+    @property
+    def keeps_polling(self) -> bool:
+        """False once nothing on the page can change any more (htmx may stop asking)."""
+        return self.polling or self.live
+
+
+@dataclass(frozen=True)
+class FreshRows:
+    """A fresh block's rows; `overflow` when there were more than FRESH_LIMIT (the page should be reloaded)."""
+
+    items: list[Message]
+    overflow: bool
+
+
+def in_flight(messages: list[Message], now: datetime | None = None) -> bool:
+    """True while a recent outbound message on screen may still get a newer tick."""
+    horizon = (now or utcnow()) - TICK_WINDOW
+    return any(m.direction == "out" and m.status in IN_FLIGHT and m.created_at >= horizon for m in messages)
+
+
+def fresh_since(messages: list[Message], now: datetime | None = None) -> datetime:
+    """Where a page's fresh block starts: before the newest message shown and before every recent message still
+    waiting for a tick, so both new rows and newer ticks show up in it."""
+    now = now or utcnow()
+    horizon = now - TICK_WINDOW
+    newest = max((m.created_at for m in messages), default=now)
+    waiting = [
+        m.created_at for m in messages if m.direction == "out" and m.status in IN_FLIGHT and m.created_at >= horizon
+    ]
+    return min([newest, *waiting]) - FRESH_OVERLAP
+
+
+def watch_log(tenant: Tenant, filters: LogFilters, *, cursor: str | None, settled: bool = True) -> LiveView:
+    """The message log's page at `cursor` (None: the newest) as its watcher sees it, newest first.
+
+    `settled` is False when the filters asked for could not be read: the page then stays still. A cursor
+    `list_messages` refuses shows the newest page (`stale_cursor`), a filter it refuses an empty one
+    (`refusal`); both leave the page still, so the person sees what happened."""
+    stale_cursor, refusal = False, None
+    try:
+        page = list_messages(tenant, cursor=cursor, limit=LOG_PAGE, **filters.query())
+    except Invalid as exc:
+        if "cursor" in [item.get("field") for item in exc.details.get("fields", [])]:
+            stale_cursor = True
+            page = list_messages(tenant, limit=LOG_PAGE, **filters.query())
+        else:
+            refusal = exc.message
+            page = MessagePage(items=[], next_cursor=None)
+        cursor, settled = None, False
+    now = utcnow()
+    newest = settled and cursor is None and (filters.until is None or filters.until > now)
+    boundary = fresh_since(page.items, now)
+    fresh_items = [m for m in page.items if m.created_at >= boundary] if newest else []
+    return LiveView(
+        items=page.items,
+        next_cursor=page.next_cursor,
+        cursor=cursor,
+        newest=newest,
+        # An empty newest page has no fresh block: it polls as a whole until its first row arrives.
+        live=newest and bool(page.items),
+        fresh_since=boundary,
+        fresh_items=fresh_items,
+        settled_items=page.items[len(fresh_items) :],
+        polling=settled and ((newest and not page.items) or (cursor is not None and in_flight(page.items))),
+        settled=settled,
+        stale_cursor=stale_cursor,
+        refusal=refusal,
+    )
+
+
+def watch_log_fresh(tenant: Tenant, filters: LogFilters, since: datetime) -> FreshRows:
+    """The log's fresh block: every row (with the log's filters) created since `since`, newest first."""
+    since = max(since, filters.since) if filters.since else since
+    found = list_messages(tenant, **{**filters.query(), "since": since}, limit=FRESH_LIMIT)
+    return FreshRows(items=found.items, overflow=found.next_cursor is not None)

@@ -11,13 +11,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Integer,
     String,
     Text,
+    and_,
     bindparam,
     case,
     cast,
@@ -29,30 +32,50 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.extensions import db
-from portal.models import ACK_NAMES, STATUS_RANK, AuditEvent, Message, Tenant, WahaServer, WahaSession, utcnow
+from portal.models import (
+    ACK_NAMES,
+    STATUS_RANK,
+    AuditEvent,
+    Chat,
+    Contact,
+    Message,
+    Tenant,
+    WahaServer,
+    WahaSession,
+    utcnow,
+)
 from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.errors import NotFound
+from portal.services.inbox.upkeep import chat_conflict, frozen, preview_of, upsert_sent_chat
 
 
 @dataclass(frozen=True)
 class _SendTarget:
-    """What a send needs of its session: the WAHA name, the status and the server to call."""
+    """What a send needs of its session (the WAHA name, the status, the server to call) and what the portal
+    knows of the recipient: whether the session already has a chat with it, and WhatsApp's last answer about
+    the number (services.contacts decides from these whether to ask WAHA before the first send)."""
 
     id: str
     status: str
     external_name: str
     server: WahaServer
+    chat_known: bool = False
+    wa_exists: bool | None = None
+    exists_checked_at: datetime | None = None
 
 
-# The session's columns the send reads and its server's address and key, tenant-scoped: loading the whole rows
-# (JSON columns, the session's encrypted HMAC key) through the ORM costs more CPU than the query. Built once
-# for the same reason as the statements below.
+_CHAT_ID = bindparam("chat_id", type_=Chat.chat_id.type)
+
+# The session's columns the send reads, its server's address and key, and the recipient's chat and contact,
+# tenant-scoped, in one round trip: loading the whole rows (JSON columns, the session's encrypted HMAC key)
+# through the ORM costs more CPU than the query. Built once for the same reason as the statements below.
 _SESSION_FOR_SEND = (
     select(
         WahaSession.id,
@@ -60,8 +83,20 @@ _SESSION_FOR_SEND = (
         WahaSession.external_name,
         WahaServer.base_url,
         type_coerce(WahaServer.api_key, Text).label("stored_api_key"),
+        select(Chat.id)
+        .where(
+            Chat.session_id == WahaSession.id,
+            Chat.chat_id == _CHAT_ID,
+            # a chat whose last message failed (e.g. the number was never checked: WAHA was down) proves nothing
+            Chat.last_status.is_distinct_from("ERROR"),
+        )
+        .exists()
+        .label("chat_known"),
+        Contact.wa_exists,
+        Contact.exists_checked_at,
     )
     .join(WahaServer, WahaServer.id == WahaSession.server_id)
+    .outerjoin(Contact, and_(Contact.tenant_id == WahaSession.tenant_id, Contact.chat_id == _CHAT_ID))
     .where(
         WahaSession.id == bindparam("session_id", type_=WahaSession.id.type),
         WahaSession.tenant_id == bindparam("tenant_id", type_=WahaSession.tenant_id.type),
@@ -69,11 +104,12 @@ _SESSION_FOR_SEND = (
 )
 
 
-def _session_for_send(tenant: Tenant, session_id: Any) -> _SendTarget:
-    """The tenant's session to send through; NotFound("session_not_found") as get_session() answers."""
+def _session_for_send(tenant: Tenant, session_id: Any, chat_id: str = "") -> _SendTarget:
+    """The tenant's session to send through, with what is known of `chat_id`; NotFound("session_not_found") as
+    get_session() answers."""
     row = (
         db.session.connection()
-        .execute(_SESSION_FOR_SEND, {"session_id": str(session_id), "tenant_id": tenant.id})
+        .execute(_SESSION_FOR_SEND, {"session_id": str(session_id), "tenant_id": tenant.id, "chat_id": chat_id})
         .first()
         if session_id
         else None
@@ -82,7 +118,15 @@ def _session_for_send(tenant: Tenant, session_id: Any) -> _SendTarget:
         raise NotFound("No such session.", code="session_not_found")
     # servers.client_for() needs only the server's address and key; an unattached row object carries them.
     server = WahaServer(base_url=row.base_url, api_key=_open_api_key(row.stored_api_key))
-    return _SendTarget(row.id, row.status, row.external_name, server)
+    return _SendTarget(
+        row.id,
+        row.status,
+        row.external_name,
+        server,
+        bool(row.chat_known),
+        row.wa_exists,
+        row.exists_checked_at,
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -133,6 +177,7 @@ _SEND_COLUMNS = (
     "idempotency_key",
     "extra",
     "send_state",
+    "reply_to_id",
     "created_at",
     "updated_at",
 )
@@ -153,8 +198,9 @@ _UNSET_COLUMNS = tuple(
 def _insert_with_audit_statement() -> Any:
     """The message and its "message.send" audit event in one statement (PostgreSQL: a data-modifying CTE).
 
-    Built once with bound parameters: constructing it per send would cost more CPU than the round trip it
-    saves (SQLAlchemy keys its statement cache by a walk of the whole statement).
+    Built once with bound parameters, and frozen into text: constructing it per send would cost more CPU than
+    the round trip it saves (SQLAlchemy keys its statement cache by a walk of the whole statement), and the
+    chat's upsert could not be cached at all (see `frozen`).
     """
     sent = (
         insert(Message)
@@ -188,7 +234,27 @@ def _insert_with_audit_statement() -> Any:
         AuditEvent.created_at: bindparam("a_created_at", type_=AuditEvent.created_at.type),
     }
     logged = insert(AuditEvent).from_select(list(event), select(*event.values()).select_from(sent)).cte("logged")
-    return select(sent.c.id).add_cte(logged)
+    # The chat of the message shows it as its last message (services.inbox.upkeep: the same upsert as events).
+    chat: dict[Any, Any] = {
+        Chat.tenant_id: bindparam("m_tenant_id", type_=Integer),
+        Chat.session_id: bindparam("m_session_id", type_=Message.session_id.type),
+        Chat.chat_id: bindparam("m_chat_id", type_=Message.chat_id.type),
+        Chat.last_message_id: sent.c.id,
+        Chat.last_activity_at: bindparam("m_created_at", type_=Message.created_at.type),
+        Chat.last_preview: bindparam("c_preview", type_=String),
+        Chat.last_kind: bindparam("c_kind", type_=String),
+        Chat.last_from_me: literal(True, Boolean),
+        Chat.last_status: bindparam("m_status", type_=String),
+        Chat.unread_count: literal(0, Integer),
+        Chat.status: literal("open", String),
+        Chat.created_at: bindparam("m_created_at", type_=Message.created_at.type),
+        Chat.updated_at: bindparam("m_created_at", type_=Message.created_at.type),
+    }
+    chatted = chat_conflict(
+        postgresql.insert(Chat).from_select(list(chat), select(*chat.values()).select_from(sent)), reopen=False
+    ).cte("chatted")
+    statement = select(sent.c.id).add_cte(logged).add_cte(chatted)
+    return frozen(statement, list(statement.selected_columns))
 
 
 def _insert_with_audit(message: Message, actor: Actor, details: dict[str, Any]) -> None:
@@ -205,9 +271,11 @@ def _insert_with_audit(message: Message, actor: Actor, details: dict[str, Any]) 
         audit.record(
             message.tenant_id, "message.send", actor, target_type="message", target_id=message.id, details=details
         )
+        upsert_sent_chat(message)
         db.session.flush()
         return
     params = {f"m_{key}": getattr(message, key) for key in _SEND_COLUMNS}
+    params["c_kind"], params["c_preview"] = preview_of(message)
     params.update(
         a_tenant_id=message.tenant_id,
         a_actor_type=actor.type,

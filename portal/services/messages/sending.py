@@ -19,9 +19,11 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
 from portal.models import Message, Tenant, utcnow
-from portal.services import audit, idempotency, outbox, pacing, servers, upstream
+from portal.services import audit, contacts, idempotency, outbox, pacing, servers, upstream
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid
+from portal.services.inbox.upkeep import refresh_previews
+from portal.services.messages.replies import reply_target
 from portal.services.messages.send_sql import (
     _commit_keeping_loaded_rows,
     _execute_alone,
@@ -72,12 +74,19 @@ def _send_to_waha(
     if kind is None:
         return client.send_text(name, chat_id, text or "", message_id=message_id, reply_to=reply_to)
     if kind == "image":
-        return client.send_image(name, chat_id, file, caption=caption, message_id=message_id)
+        return client.send_image(name, chat_id, file, caption=caption, message_id=message_id, reply_to=reply_to)
     if kind == "video":
-        return client.send_video(name, chat_id, file, caption=caption, message_id=message_id)
+        return client.send_video(name, chat_id, file, caption=caption, message_id=message_id, reply_to=reply_to)
     if kind == "audio":
-        return client.send_voice(name, chat_id, file, message_id=message_id)
-    return client.send_file(name, chat_id, file, caption=caption, message_id=message_id)
+        return client.send_voice(name, chat_id, file, message_id=message_id, reply_to=reply_to)
+    return client.send_file(name, chat_id, file, caption=caption, message_id=message_id, reply_to=reply_to)
+
+
+def _not_called(exc: waha_errors.WahaUnavailable, pre_id: str) -> Any:
+    """The send's WAHA call, not made: WAHA did not answer the check just before it, so the send fails as one
+    that never left the portal (a retry with the same Idempotency-Key sends it)."""
+    exc.never_sent = True
+    raise exc
 
 
 def send_message(
@@ -88,7 +97,7 @@ def send_message(
     to: str,
     text: str | None = None,
     media: dict[str, Any] | None = None,
-    reply_to: str | None = None,
+    reply_to: int | str | None = None,
     metadata: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     source: str = "api",
@@ -102,10 +111,16 @@ def send_message(
     Conflict "session_not_ready" with details.status), the session's pacing (RateLimited with retry_after).
     WAHA failures raise the mapped ServiceError (Upstream 503 when WAHA is down or did not answer) with
     details.outcome "unsent" (row ERROR) or "unknown" (row PENDING). Audited as "message.send" without the
-    message text.
+    message text. `reply_to` quotes a message of the same chat (its portal id, or its WhatsApp id): Invalid on
+    "reply_to" otherwise; the row keeps it as `reply_to_id`.
     """
-    session = _session_for_send(tenant, session_id)
-    chat_id = normalize_recipient(to)
+    try:
+        chat_id, bad_recipient = normalize_recipient(to), None
+    except Invalid as exc:
+        chat_id, bad_recipient = "", exc
+    session = _session_for_send(tenant, session_id, chat_id)  # an unknown session is the first error
+    if bad_recipient is not None:
+        raise bad_recipient
     text = _clean_text(text)
     kind = file = stored_media = caption = None
     if media is not None:
@@ -118,8 +133,7 @@ def send_message(
             caption = stored_media["caption"] = text
     elif text is None:
         raise Invalid.field("text", "Give a text or a media file to send.")
-    if reply_to is not None and (not isinstance(reply_to, str) or not reply_to.strip() or len(reply_to) > 255):
-        raise Invalid.field("reply_to", "reply_to must be the id of a message in this chat.")
+    quoted = reply_target(tenant, session.id, chat_id, reply_to) if reply_to is not None else None
     extra = _clean_metadata(metadata)
     body = caption if kind else text
     key = idempotency.clean_key(idempotency_key)
@@ -143,10 +157,15 @@ def send_message(
             code="session_not_ready",
             details={"status": session.status, "expected": ["WORKING"]},
         )
+    # asks WAHA only before a first send to a number; a WAHA that is down fails the send below, uncalled
+    unanswered = contacts.ensure_on_whatsapp(tenant.id, session, chat_id)
     pacing.acquire(session.id, tenant.send_rate_per_minute)
 
     client, external, session_key = servers.client_for(session.server), session.external_name, session.id
-    call = functools.partial(_send_to_waha, client, external, chat_id, text, kind, file, caption, reply_to)
+    quoted_id = quoted.waha_message_id if quoted is not None else None
+    call = functools.partial(_send_to_waha, client, external, chat_id, text, kind, file, caption, quoted_id)
+    if unanswered is not None:
+        call = functools.partial(_not_called, unanswered)
     if again is not None:
         return _send_again(tenant, actor, *again, call)
     # WAHA sends under this id and dedupes on it, so the client's retries never make a second message; the
@@ -167,6 +186,7 @@ def send_message(
         idempotency_key=key,
         extra=extra,
         send_state="sending",
+        reply_to_id=quoted.id if quoted is not None else None,
     )
     # The audit event records the attempt (who sent what kind to whom); the outcome lives on the row.
     details: dict[str, Any] = {"session_id": session_key, "chat_id": chat_id, "kind": kind or "text"}
@@ -239,6 +259,8 @@ def _attempt(
             message.status = "ERROR"
             message.error = f"Not sent: {upstream.describe(exc)}"
             message.failed_at = utcnow()
+            db.session.flush()
+            refresh_previews([message])  # the chat's tick shows the failure
         message.send_state = outcome
         session = get_session(tenant, message.session_id)
         if isinstance(exc, waha_errors.WahaSessionNotReady) and exc.session_status:

@@ -18,6 +18,7 @@ from flask import current_app
 
 from portal.services import destinations
 from portal.services.errors import Invalid
+from portal.services.media_types import SENDABLE_TYPES, base_type, is_media_type
 from portal.services.recipients import normalize_recipient  # noqa: F401 (re-exported: the one recipient rule)
 
 TEXT_MAX = 4096
@@ -28,22 +29,8 @@ METADATA_VALUE_MAX = 500
 
 MediaKind = Literal["image", "document", "audio", "video"]
 MEDIA_KINDS: tuple[MediaKind, ...] = get_args(MediaKind)
-# What WhatsApp accepts per kind; documents may be any type except programs.
-MEDIA_TYPES = {
-    "image": {"image/jpeg", "image/png", "image/webp", "image/gif"},
-    "video": {"video/mp4", "video/3gpp", "video/quicktime", "video/webm"},
-    "audio": {
-        "audio/ogg",
-        "audio/mpeg",
-        "audio/mp4",
-        "audio/aac",
-        "audio/amr",
-        "audio/wav",
-        "audio/x-wav",
-        "audio/webm",
-        "audio/opus",
-    },
-}
+# What WhatsApp accepts per kind (portal.services.media_types); documents may be any type except programs.
+MEDIA_TYPES = SENDABLE_TYPES
 BLOCKED_DOCUMENT_TYPES = {
     "application/x-msdownload",
     "application/x-msdos-program",
@@ -68,7 +55,6 @@ MEDIA_EXTENSIONS = {
         "wav": "audio/wav",
     },
 }
-_MIMETYPE_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 # Magic bytes of the image types, so a "photo" that is really something else is refused here, not by WhatsApp.
 # (first bytes, positions in them that may hold anything, mimetype); the API's document states them too.
 IMAGE_MAGIC: tuple[tuple[bytes, tuple[int, ...], str], ...] = (
@@ -90,10 +76,6 @@ def _clean_text(text: Any, field: str = "text", limit: int = TEXT_MAX) -> str | 
     if len(text) > limit:
         raise Invalid.field(field, f"Text must be at most {limit} characters.")
     return text
-
-
-def _base_type(mimetype: str) -> str:
-    return mimetype.split(";", 1)[0].strip().lower()
 
 
 def _decode(data: str, max_bytes: int) -> bytes:
@@ -119,11 +101,6 @@ def _sniff_image(content: bytes) -> str | None:
         if len(head) == len(magic) and all(head[i] == magic[i] for i in range(len(magic)) if i not in anything):
             return mimetype
     return None
-
-
-def is_media_type(mimetype: str) -> bool:
-    """Whether `mimetype` names one type (type/subtype, parameters allowed), not a range such as */* or image/*."""
-    return bool(_MIMETYPE_RE.match(_base_type(mimetype)))
 
 
 def _mimetype_for(kind: str, name: str) -> str | None:
@@ -160,7 +137,7 @@ def clean_media(media: Any) -> tuple[str, dict[str, Any], dict[str, Any], str | 
     mimetype = media.get("mimetype") or _mimetype_for(kind, source_name)
     if not isinstance(mimetype, str) or not is_media_type(mimetype):
         raise Invalid.field("media.mimetype", "A valid mimetype (e.g. image/jpeg) is required.")
-    base = _base_type(mimetype)
+    base = base_type(mimetype)
     allowed = MEDIA_TYPES.get(kind)
     if (allowed is not None and base not in allowed) or (kind == "document" and base in BLOCKED_DOCUMENT_TYPES):
         raise Invalid.field("media.mimetype", f"{base} cannot be sent as {kind}.")

@@ -3,7 +3,7 @@ delete can simply be repeated.
 
 Lock order. Every writer that touches a session's rows takes its locks in one order:
 
-    advisory lock (5501, session)  ->  webhook_events rows  ->  webhook_deliveries, messages rows  ->  session row
+    advisory lock (5501, session) -> webhook_events rows -> webhook_deliveries, chats, messages rows -> session row
 
 The event workers already do (`services.events.processing._claim`: the advisory lock, then the events FOR UPDATE,
 and only while applying them the session row). A plain `DELETE FROM waha_sessions` did the opposite: it locked the
@@ -29,7 +29,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.exc import OperationalError
 
 from portal.extensions import db
-from portal.models import Message, WahaSession, WebhookDelivery, WebhookEvent, utcnow
+from portal.models import Chat, Message, WahaSession, WebhookDelivery, WebhookEvent, utcnow
 from portal.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,10 @@ def delete_rows(session_id: str, before_commit: Callable[[], object]) -> None:
             delete(WebhookDelivery)
             .where(WebhookDelivery.session_id == session_id)
             .execution_options(synchronize_session=False)
+        )
+        # chats first (their notes go with them): deleting the messages would otherwise unlink each chat's last one
+        db.session.execute(
+            delete(Chat).where(Chat.session_id == session_id).execution_options(synchronize_session=False)
         )
         db.session.execute(
             delete(Message).where(Message.session_id == session_id).execution_options(synchronize_session=False)

@@ -1,0 +1,227 @@
+"""The inbox's thread pane: one chat's messages (newest page, older pages on scroll, live changes), the composer
+(send, typing) and the chat's avatar. The message actions are in `inbox_actions`.
+
+The pane is `templates/inbox/_thread.html`, rendered from `thread_context` both by the inbox page (`inbox.index`
+with `chat=<id>`) and, for htmx, by `show`. Its scripts (static/js/thread.js) ask the fragments here with
+fetch; errors come back with their HTTP status and the service's message as plain text, so the pane can show
+them next to what caused them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Response, render_template, request, send_file, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import login_required
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from portal import pagination
+from portal.extensions import htmx
+from portal.models import Chat, Tenant, utcnow
+from portal.services import avatars, contacts
+from portal.services import messages as messages_service
+from portal.services.errors import Invalid, ServiceError
+from portal.services.inbox import chats as chats_service
+from portal.services.inbox import thread as thread_service
+from portal.services.sessions import get_session
+from portal.tenancy import current_principal, require
+from portal.web import uploads
+from portal.web.helpers import principal, redirect_to
+from portal.web.inbox_parts import chat_of, refusal, render_messages
+from portal.web.send_form import form_key, new_key
+
+bp = Blueprint("inbox_thread", __name__, url_prefix="/inbox/chats")
+bp.url_value_preprocessor(uploads.allow_large_send_body)
+
+# The composer's emoji.
+EMOJI = ("😀", "😂", "😊", "😍", "🤔", "😢", "😮", "😡", "👍", "👎", "🙏", "👏", "🎉", "❤️", "🔥", "✅", "👀", "💯")
+
+
+def _since(value: datetime) -> str:
+    return pagination.encode_time_id(value, 0)
+
+
+def _urls(chat: Chat) -> dict[str, str]:
+    def url(endpoint: str) -> str:
+        return url_for(f"inbox_thread.{endpoint}", chat_id=chat.id)
+
+    return {
+        "fresh": url("fresh"),
+        "older": url("older"),
+        "send": url("send"),
+        "typing": url("typing"),
+        "back": url_for("inbox.index"),
+        "quick": url_for("inbox.quick_replies"),
+    }
+
+
+def thread_context(tenant: Tenant, chat_row_id: Any) -> dict[str, Any]:
+    """Everything `inbox/_thread.html` shows for one of the tenant's chats (NotFound for another's): the chat,
+    its name, number, avatar and session, the newest page of messages with the cursors for older pages and for
+    live changes, and what the signed-in person may do. Opening a chat with unread messages marks it read
+    (and tells WhatsApp, unless the tenant turned read receipts off) for those who may answer it."""
+    who = current_principal()
+    can_send = who is not None and who.can("messages:send")
+    item = chats_service.get_chat_by_id(tenant, chat_row_id)
+    if can_send and who is not None and item.chat.unread_count:
+        item = chats_service.mark_read(tenant, item.chat.session_id, item.chat.chat_id, who.actor())
+    started = utcnow()
+    page = thread_service.thread_page(tenant, item.chat)
+    chat = item.chat
+    return {
+        "chat": chat,
+        "item": item,
+        "name": item.name,
+        "number": contacts.format_number(chat.chat_id),
+        "avatar_url": url_for("inbox_thread.avatar", chat_id=chat.id) if avatars.avatar_url(item.contact) else None,
+        "session": get_session(tenant, chat.session_id),
+        "messages_html": render_messages(item, page.messages, page.quoted),
+        "empty": not page.messages,
+        "older": page.older,
+        "oldest": page.oldest,
+        "after": _since(started - thread_service.CHANGES_OVERLAP),
+        "can_send": can_send,
+        "compose_key": new_key(),
+        "emoji": EMOJI,
+        "max_bytes": uploads.media_limit(),
+        "too_large": uploads.too_large_message(),
+        "urls": _urls(chat),
+    }
+
+
+# ---- the pane --------------------------------------------------------------------------------------------------
+
+
+@bp.route("/<int(big=True):chat_id>")
+@login_required
+@require("messages:read")
+def show(chat_id: int) -> ResponseReturnValue:
+    """The thread pane for htmx; a browser opening the URL gets the inbox page with this chat open."""
+    if not htmx:
+        chat_of(chat_id)  # another tenant's chat is a 404 here too
+        return redirect_to(url_for("inbox.index", chat=chat_id))
+    return render_template("inbox/_thread.html", thread=thread_context(principal().tenant, chat_id))
+
+
+@bp.route("/<int(big=True):chat_id>/older")
+@login_required
+@require("messages:read")
+def older(chat_id: int) -> ResponseReturnValue:
+    """The page of messages before the cursor `before` (scrolling up), with the cursor of the page before it."""
+    item = chat_of(chat_id)
+    try:
+        page = thread_service.thread_page(principal().tenant, item.chat, before=request.args.get("before") or None)
+    except Invalid as exc:
+        return refusal(exc)
+    response = Response(render_messages(item, page.messages, page.quoted))
+    response.headers["X-Older"] = page.older or ""
+    response.headers["X-Oldest"] = page.oldest or ""
+    return response
+
+
+@bp.route("/<int(big=True):chat_id>/fresh")
+@login_required
+@require("messages:read")
+def fresh(chat_id: int) -> ResponseReturnValue:
+    """Messages of the chat new or changed since `after` (polled every 2 s while the pane is visible), from the
+    oldest shown (`from`) on. With `seen=1` from someone who may answer, new unread messages are marked read."""
+    tenant = principal().tenant
+    item = chat_of(chat_id)
+    try:
+        since, _ = pagination.decode_time_id(request.args.get("after") or "")
+        changes = thread_service.thread_changes(tenant, item.chat, since=since, oldest=request.args.get("from"))
+    except Invalid as exc:
+        return refusal(exc)
+    who = principal()
+    if request.args.get("seen") == "1" and item.chat.unread_count and who.can("messages:send"):
+        chats_service.mark_read(tenant, item.chat.session_id, item.chat.chat_id, who.actor())
+    response = Response(render_messages(item, changes.messages, changes.quoted))
+    response.headers["X-After"] = _since(changes.next_since)
+    response.headers["Cache-Control"] = "no-store"
+    if changes.overflow:
+        response.headers["X-Overflow"] = "1"
+    return response
+
+
+@bp.route("/<int(big=True):chat_id>/avatar")
+@login_required
+@require("messages:read")
+def avatar(chat_id: int) -> ResponseReturnValue:
+    """The chat's contact picture as the portal stored it."""
+    tenant = principal().tenant
+    item = chat_of(chat_id)
+    contact_id = item.contact.id if item.contact is not None else None
+    content, mimetype = avatars.open_avatar(tenant, contact_id)
+    response = send_file(content, mimetype=mimetype)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+# ---- the composer ----------------------------------------------------------------------------------------------
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(exc: RequestEntityTooLarge) -> ResponseReturnValue:
+    uploads.drain_body()
+    return Response(uploads.too_large_message(request.content_length), status=413, mimetype="text/plain")
+
+
+@bp.route("/<int(big=True):chat_id>/send", methods=["POST"])
+@login_required
+@require("messages:send")
+def send(chat_id: int) -> ResponseReturnValue:
+    """Send what the composer holds (text, a file with the text as its caption, a quoted message); answers the
+    new message's <li>. The Idempotency-Key is the composer's: pressing Send twice sends once."""
+    tenant = principal().tenant
+    item = chat_of(chat_id)
+    text = (request.form.get("text") or "").strip() or None
+    key = form_key(request.form.get("idempotency_key"))
+    upload = request.files.get("media_file")
+    try:
+        media = uploads.upload_media(upload, caption=text) if upload and upload.filename else None
+        if media is None and text is None:
+            raise Invalid.field("text", "Type a message or attach a file.")
+
+        def attempt(key: str) -> Any:
+            return messages_service.send_message(
+                tenant,
+                item.chat.session_id,
+                principal().actor(),
+                to=item.chat.chat_id,
+                text=None if media else text,
+                media=media,
+                reply_to=request.form.get("reply_to") or None,
+                idempotency_key=key,
+                source="portal",
+            )
+
+        try:
+            message = attempt(key)
+        except ServiceError as exc:
+            if exc.code != "idempotency_key_reused":
+                raise
+            message = attempt(new_key())  # the composer's content changed after a refusal: a new message
+    except ServiceError as exc:
+        return refusal(exc)
+    if message.status == "ERROR":
+        response = Response(
+            "This message was not sent: an earlier attempt failed. Press Send to try again.",
+            status=409,
+            mimetype="text/plain",
+        )
+        response.headers["X-New-Key"] = "1"
+        return response
+    quoted = thread_service.quoted_messages([message])
+    return Response(render_messages(item, [message], quoted), status=201)
+
+
+@bp.route("/<int(big=True):chat_id>/typing", methods=["POST"])
+@login_required
+@require("messages:send")
+def typing(chat_id: int) -> ResponseReturnValue:
+    """Show "typing..." in the chat (best effort, at most once per 5 s and chat: services.messages)."""
+    item = chat_of(chat_id)
+    messages_service.send_typing(principal().tenant, principal().actor(), item.chat.session_id, item.chat.chat_id)
+    return Response(status=204)
