@@ -72,6 +72,17 @@ def _reset_rate_limits() -> None:
     limiter._storage_dead = False
 
 
+def _reset_redis_pauses() -> None:
+    """Every test starts with Redis not paused. Shared counters and drain signals skip Redis for a while after it
+    failed or answered too slowly (portal.redisconn.PauseAfterFailure), one pause per process: a slow moment in an
+    earlier test on a busy machine would otherwise leave this one's counts uncounted."""
+    from portal.metrics import shared
+    from portal.services.events import signal
+
+    shared._pause.reset()
+    signal._redis_pause.reset()
+
+
 def _reset_schema(app: Flask) -> None:
     """Drop everything and build the schema with the real migration."""
     from flask_migrate import upgrade
@@ -273,6 +284,7 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     outbox.clear()
     _redis(application.config["REDIS_URL"]).flushdb()
     _reset_rate_limits()
+    _reset_redis_pauses()
     if not _seed.done:
         _seed_default_server(application)
     yield
