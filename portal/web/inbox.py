@@ -2,8 +2,8 @@
 phone), the live list fragment, the header badge, the team panel's actions (assign, take, resolve, reopen,
 notes), contact pictures and the composer's quick-reply picker.
 
-The thread pane (messages and composer) is the `inbox_thread` blueprint's; this page includes its fragment when
-that blueprint is registered (`inbox_list.thread_context_function`).
+The thread pane (messages and composer) is the `inbox_thread` blueprint's; this page renders its fragment from
+`inbox_parts.thread_context` when a chat is open.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from portal.models import Chat
 from portal.services import avatars, inbox, quick_replies
 from portal.services.errors import ServiceError
 from portal.tenancy import current_principal, require
-from portal.web import inbox_list
+from portal.web import inbox_list, inbox_parts
 from portal.web.helpers import page, principal, redirect_to
 from portal.web.inbox_list import ListQuery, read_query
 from portal.web.inbox_team import AssignForm, NoteForm, StatusForm, TakeForm, assignee_of, panel
@@ -64,10 +64,7 @@ def index() -> ResponseReturnValue:
     query = read_query()
     found = inbox_list.load_page(who, query)
     chat = inbox.get_chat_by_id(who.tenant, query.chat) if query.chat is not None else None
-    thread = None
-    if chat is not None:
-        context_of = inbox_list.thread_context_function()
-        thread = context_of(who.tenant, chat.chat.id) if context_of is not None else None
+    thread = inbox_parts.thread_context(who.tenant, chat.chat.id) if chat is not None else None
     return page(
         "inbox/index.html",
         **_list_context(query, found),

@@ -9,9 +9,7 @@ arranges their answers for the templates of the `inbox` blueprint.
 from __future__ import annotations
 
 import hashlib
-import sys
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -171,14 +169,3 @@ def chat_urls(query: ListQuery, chat_id: int) -> dict[str, str | None]:
         "page": url_for("inbox.index", **query.args(chat=chat_id)),
         "pane": url_for(show, chat_id=chat_id) if show in current_app.view_functions else None,
     }
-
-
-def thread_context_function() -> Callable[[Tenant, int], Any] | None:
-    """The thread pane's `thread_context(tenant, chat_row_id)`, found through its registered blueprint.
-
-    Area modules never import each other (tests/web/test_blueprints.py); the app, which registered both, is
-    the one place that knows the thread pane is there. None while it is not.
-    """
-    blueprint = current_app.blueprints.get("inbox_thread")
-    module = sys.modules.get(blueprint.import_name) if blueprint is not None else None
-    return getattr(module, "thread_context", None)

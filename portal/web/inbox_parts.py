@@ -1,18 +1,25 @@
-"""What the inbox's thread pane (`inbox_thread`) and the actions on its messages (`inbox_actions`) share: the chat
-of the URL, a message list rendered as the pane shows it, and a service's refusal as the pane's scripts read it."""
+"""What the inbox page (`inbox`), its thread pane (`inbox_thread`) and the actions on its messages (`inbox_actions`)
+share: the pane's context (`thread_context`), the chat of the URL, a message list rendered as the pane shows it,
+and a service's refusal as the pane's scripts read it."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from flask import Response, render_template
+from flask import Response, render_template, url_for
 
-from portal.models import utcnow
+from portal import pagination
+from portal.models import Chat, Tenant, utcnow
+from portal.services import avatars, contacts
 from portal.services.errors import ServiceError
 from portal.services.inbox import chats as chats_service
 from portal.services.inbox import thread as thread_service
+from portal.services.sessions import get_session
 from portal.tenancy import current_principal
+from portal.web import uploads
 from portal.web.helpers import principal
+from portal.web.send_form import new_key
 from portal.web.wording import WORDS, say_exc
 
 # The quick reactions of the message menu.
@@ -48,3 +55,59 @@ def render_messages(item: chats_service.ChatItem, messages: list[Any], quoted: d
         reactions=REACTIONS,
         now=utcnow(),
     )
+
+
+# The composer's emoji.
+EMOJI = ("😀", "😂", "😊", "😍", "🤔", "😢", "😮", "😡", "👍", "👎", "🙏", "👏", "🎉", "❤️", "🔥", "✅", "👀", "💯")
+
+
+def since_cursor(value: datetime) -> str:
+    return pagination.encode_time_id(value, 0)
+
+
+def _urls(chat: Chat) -> dict[str, str]:
+    def url(endpoint: str) -> str:
+        return url_for(f"inbox_thread.{endpoint}", chat_id=chat.id)
+
+    return {
+        "fresh": url("fresh"),
+        "older": url("older"),
+        "send": url("send"),
+        "typing": url("typing"),
+        "back": url_for("inbox.index"),
+        "quick": url_for("inbox.quick_replies"),
+    }
+
+
+def thread_context(tenant: Tenant, chat_row_id: Any) -> dict[str, Any]:
+    """Everything `inbox/_thread.html` shows for one of the tenant's chats (NotFound for another's): the chat,
+    its name, number, avatar and session, the newest page of messages with the cursors for older pages and for
+    live changes, and what the signed-in person may do. Opening a chat with unread messages marks it read
+    (and tells WhatsApp, unless the tenant turned read receipts off) for those who may answer it."""
+    who = current_principal()
+    can_send = who is not None and who.can("messages:send")
+    item = chats_service.get_chat_by_id(tenant, chat_row_id)
+    if can_send and who is not None and item.chat.unread_count:
+        item = chats_service.mark_read(tenant, item.chat.session_id, item.chat.chat_id, who.actor())
+    started = utcnow()
+    page = thread_service.thread_page(tenant, item.chat)
+    chat = item.chat
+    return {
+        "chat": chat,
+        "item": item,
+        "name": item.name,
+        "number": contacts.format_number(chat.chat_id),
+        "avatar_url": url_for("inbox_thread.avatar", chat_id=chat.id) if avatars.avatar_url(item.contact) else None,
+        "session": get_session(tenant, chat.session_id),
+        "messages_html": render_messages(item, page.messages, page.quoted),
+        "empty": not page.messages,
+        "older": page.older,
+        "oldest": page.oldest,
+        "after": since_cursor(started - thread_service.CHANGES_OVERLAP),
+        "can_send": can_send,
+        "compose_key": new_key(),
+        "emoji": EMOJI,
+        "max_bytes": uploads.media_limit(),
+        "too_large": uploads.too_large_message(),
+        "urls": _urls(chat),
+    }

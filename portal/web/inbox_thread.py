@@ -9,7 +9,6 @@ them next to what caused them.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request, send_file, url_for
@@ -19,77 +18,19 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from portal import pagination
 from portal.extensions import htmx
-from portal.models import Chat, Tenant, utcnow
-from portal.services import avatars, contacts
+from portal.services import avatars
 from portal.services import messages as messages_service
 from portal.services.errors import Invalid, ServiceError
 from portal.services.inbox import chats as chats_service
 from portal.services.inbox import thread as thread_service
-from portal.services.sessions import get_session
-from portal.tenancy import current_principal, require
+from portal.tenancy import require
 from portal.web import uploads
 from portal.web.helpers import principal, redirect_to
-from portal.web.inbox_parts import chat_of, refusal, render_messages
+from portal.web.inbox_parts import chat_of, refusal, render_messages, since_cursor, thread_context
 from portal.web.send_form import form_key, new_key
 
 bp = Blueprint("inbox_thread", __name__, url_prefix="/inbox/chats")
 bp.url_value_preprocessor(uploads.allow_large_send_body)
-
-# The composer's emoji.
-EMOJI = ("😀", "😂", "😊", "😍", "🤔", "😢", "😮", "😡", "👍", "👎", "🙏", "👏", "🎉", "❤️", "🔥", "✅", "👀", "💯")
-
-
-def _since(value: datetime) -> str:
-    return pagination.encode_time_id(value, 0)
-
-
-def _urls(chat: Chat) -> dict[str, str]:
-    def url(endpoint: str) -> str:
-        return url_for(f"inbox_thread.{endpoint}", chat_id=chat.id)
-
-    return {
-        "fresh": url("fresh"),
-        "older": url("older"),
-        "send": url("send"),
-        "typing": url("typing"),
-        "back": url_for("inbox.index"),
-        "quick": url_for("inbox.quick_replies"),
-    }
-
-
-def thread_context(tenant: Tenant, chat_row_id: Any) -> dict[str, Any]:
-    """Everything `inbox/_thread.html` shows for one of the tenant's chats (NotFound for another's): the chat,
-    its name, number, avatar and session, the newest page of messages with the cursors for older pages and for
-    live changes, and what the signed-in person may do. Opening a chat with unread messages marks it read
-    (and tells WhatsApp, unless the tenant turned read receipts off) for those who may answer it."""
-    who = current_principal()
-    can_send = who is not None and who.can("messages:send")
-    item = chats_service.get_chat_by_id(tenant, chat_row_id)
-    if can_send and who is not None and item.chat.unread_count:
-        item = chats_service.mark_read(tenant, item.chat.session_id, item.chat.chat_id, who.actor())
-    started = utcnow()
-    page = thread_service.thread_page(tenant, item.chat)
-    chat = item.chat
-    return {
-        "chat": chat,
-        "item": item,
-        "name": item.name,
-        "number": contacts.format_number(chat.chat_id),
-        "avatar_url": url_for("inbox_thread.avatar", chat_id=chat.id) if avatars.avatar_url(item.contact) else None,
-        "session": get_session(tenant, chat.session_id),
-        "messages_html": render_messages(item, page.messages, page.quoted),
-        "empty": not page.messages,
-        "older": page.older,
-        "oldest": page.oldest,
-        "after": _since(started - thread_service.CHANGES_OVERLAP),
-        "can_send": can_send,
-        "compose_key": new_key(),
-        "emoji": EMOJI,
-        "max_bytes": uploads.media_limit(),
-        "too_large": uploads.too_large_message(),
-        "urls": _urls(chat),
-    }
-
 
 # ---- the pane --------------------------------------------------------------------------------------------------
 
@@ -138,7 +79,7 @@ def fresh(chat_id: int) -> ResponseReturnValue:
     if request.args.get("seen") == "1" and item.chat.unread_count and who.can("messages:send"):
         chats_service.mark_read(tenant, item.chat.session_id, item.chat.chat_id, who.actor())
     response = Response(render_messages(item, changes.messages, changes.quoted))
-    response.headers["X-After"] = _since(changes.next_since)
+    response.headers["X-After"] = since_cursor(changes.next_since)
     response.headers["Cache-Control"] = "no-store"
     if changes.overflow:
         response.headers["X-Overflow"] = "1"
