@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from portal.api import schemas as s
 from portal.api.openapi_inbox import INBOX_MODELS, INBOX_ROUTES
+from portal.api.openapi_scheduled import SCHEDULED_MODELS, SCHEDULED_ROUTES
 from portal.api.route_table import AUTH, WAHA, ApiRoute
 
 _S = "/waha/sessions/{session_id}"
@@ -183,13 +184,17 @@ ROUTES: tuple[ApiRoute, ...] = (
         "Messages",
         "messages:send",
         response=s.MessageResponse,
+        accepted=s.ScheduledMessageResponse,
         body=s.SendMessageDto,
         idempotent=True,
         errors=(400, *AUTH, 404, 409, 413, 422, *WAHA),
         description="Text, media (by URL or base64) or both. The session must be WORKING. Sends are paced "
         "per session (429 with Retry-After). The answer carries status PENDING or SERVER; "
         "later delivery and read receipts move it forward. replyTo quotes a message of the same chat "
-        "(400 validation_error for another chat's; 409 message_deleted when it was deleted for everyone).",
+        "(400 validation_error for another chat's; 409 message_deleted when it was deleted for everyone). "
+        "With sendAt the message is scheduled instead: 202 with the scheduled message (see /waha/scheduled); "
+        "it is sent within seconds of that time through the session's send queue, or held and marked late "
+        "(a message.scheduled_late event) while the session is not WORKING.",
         example={"to": "+491701234567", "text": "Hello from the portal"},
     ),
     ApiRoute(
@@ -348,6 +353,7 @@ ROUTES: tuple[ApiRoute, ...] = (
         "current URL). Answers 202 with the new attempt, queued as pending.",
     ),
     *INBOX_ROUTES,
+    *SCHEDULED_ROUTES,
     ApiRoute(
         "GET",
         "/waha/health",
@@ -406,6 +412,7 @@ COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
     s.HealthResponse,
     s.ServerHealth,
     *INBOX_MODELS,
+    *SCHEDULED_MODELS,
     s.ErrorResponse,
     s.ErrorBody,
     s.FieldError,

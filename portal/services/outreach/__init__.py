@@ -24,10 +24,28 @@ from portal.services.outreach.queue import (
     wake,
 )
 from portal.services.outreach.rules import Hold, Skip, on_settled, register_gate
+from portal.services.outreach.scheduled import (
+    MAX_AHEAD,
+    ScheduledPage,
+    cancel_scheduled,
+    check_send_at,
+    get_scheduled,
+    list_scheduled,
+    schedule_message,
+    update_scheduled,
+)
 from portal.services.outreach.settings import Outreach, outreach_settings, update_outreach_settings
 
 __all__ = [
+    "MAX_AHEAD",
     "Hold",
+    "ScheduledPage",
+    "cancel_scheduled",
+    "check_send_at",
+    "get_scheduled",
+    "list_scheduled",
+    "schedule_message",
+    "update_scheduled",
     "Outreach",
     "Report",
     "Skip",
