@@ -34,7 +34,7 @@ from portal.services.outreach.scheduled import (
     schedule_message,
     update_scheduled,
 )
-from portal.services.outreach.settings import Outreach, outreach_settings, update_outreach_settings
+from portal.services.outreach.settings import Outreach, outreach_settings, tenant_time, update_outreach_settings
 
 __all__ = [
     "MAX_AHEAD",
@@ -62,6 +62,7 @@ __all__ = [
     "resume_session",
     "run",
     "sweep",
+    "tenant_time",
     "update_outreach_settings",
     "wake",
 ]

@@ -70,6 +70,23 @@ def outreach_settings(tenant_id: int) -> Outreach:
     return Outreach(row.time_zone, row.quiet_start, row.quiet_end, row.gap_min, row.gap_max)
 
 
+def tenant_time(tenant_id: int, value: Any, field: str = "send_at") -> datetime | None:
+    """A time a person entered on a page (no offset: a datetime, or "YYYY-MM-DDTHH:MM" as a datetime-local input
+    sends it) read as the tenant's local time, in UTC; None when empty, Invalid when it cannot be read."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise Invalid.field(field, "Give a date and time.") from None
+    if not isinstance(value, datetime):
+        raise Invalid.field(field, "Give a date and time.")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=outreach_settings(tenant_id).zone)
+    return value.astimezone(UTC)
+
+
 def _zone(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise Invalid.field("time_zone", "Choose a time zone (e.g. Europe/Berlin).")
