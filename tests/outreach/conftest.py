@@ -37,3 +37,31 @@ def dispatch() -> Callable[..., outreach.Report]:
         return report
 
     return run
+
+
+class Arrivals:
+    """When each request reached the simulator: (monotonic seconds, method, path)."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[float, str, str]] = []
+
+    def times(self, path_part: str) -> list[float]:
+        return [t for t, method, path in list(self.entries) if method == "POST" and path_part in path]
+
+
+@pytest.fixture
+def arrivals(sim: Any) -> Any:
+    """Time every request that reaches the simulator (a WSGI wrapper around its app, removed afterwards)."""
+    import time
+
+    log = Arrivals()
+    server = sim._server
+    inner = server.app
+
+    def timed(environ: dict, start_response: Any) -> Any:
+        log.entries.append((time.monotonic(), environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
+        return inner(environ, start_response)
+
+    server.app = timed
+    yield log
+    server.app = inner

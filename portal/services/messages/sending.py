@@ -11,7 +11,9 @@ Acks move the status forward later (events processing). The statements themselve
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -82,6 +84,14 @@ def _send_to_waha(
     return client.send_file(name, chat_id, file, caption=caption, message_id=message_id, reply_to=reply_to)
 
 
+def _at(moment: datetime, call: Callable[[str], Any], pre_id: str) -> Any:
+    """`call(pre_id)` once `moment` has come."""
+    delay = (moment - utcnow()).total_seconds()
+    if delay > 0:
+        time.sleep(delay)
+    return call(pre_id)
+
+
 def _not_called(exc: waha_errors.WahaUnavailable, pre_id: str) -> Any:
     """The send's WAHA call, not made: WAHA did not answer the check just before it, so the send fails as one
     that never left the portal (a retry with the same Idempotency-Key sends it)."""
@@ -102,6 +112,7 @@ def send_message(
     idempotency_key: str | None = None,
     source: str = "api",
     paced: bool = True,
+    call_at: datetime | None = None,
 ) -> Message:
     """Send a text or a media message through the session and return its row.
 
@@ -114,7 +125,9 @@ def send_message(
     details.outcome "unsent" (row ERROR) or "unknown" (row PENDING). Audited as "message.send" without the
     message text. `reply_to` quotes a message of the same chat (its portal id, or its WhatsApp id): Invalid on
     "reply_to" otherwise; the row keeps it as `reply_to_id`. `paced=False` skips the pacing check: the send
-    queue's dispatcher took the slot itself, in its lane's way.
+    queue's dispatcher took the slot itself, in its lane's way; `call_at` makes the call to WAHA wait for that
+    moment once everything before it is done (the queue's campaign slot: the gap between messages is then the
+    gap between the calls).
     """
     try:
         chat_id, bad_recipient = normalize_recipient(to), None
@@ -169,6 +182,8 @@ def send_message(
     call = functools.partial(_send_to_waha, client, external, chat_id, text, kind, file, caption, quoted_id)
     if unanswered is not None:
         call = functools.partial(_not_called, unanswered)
+    if call_at is not None:
+        call = functools.partial(_at, call_at, call)
     if again is not None:
         return _send_again(tenant, actor, *again, call)
     # WAHA sends under this id and dedupes on it, so the client's retries never make a second message; the

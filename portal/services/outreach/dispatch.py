@@ -45,8 +45,14 @@ LOCK_MS = 30_000
 NAP_MAX = 10.0  # seconds a dispatcher sleeps inside its job; longer waits end it with a timed wake-up
 RUN_FOR = 50.0  # seconds one job dispatches before handing over to a fresh job (the queue stays fair)
 NOT_WORKING_RETRY = timedelta(seconds=15)  # how often a held session's queue looks again
-STALE_SENDING = timedelta(minutes=2)  # a claim older than this belongs to a dispatcher that died
+STALE_SENDING = timedelta(minutes=2)
+# A campaign item is planned ahead of its slot (at least LEAD, or twice as long as planning and sending the last
+# one took, at most LEAD_MAX) and the send then waits for the slot itself: planning (a few queries, the claim) on a busy
+# machine does not add to the gap.
+LEAD = timedelta(milliseconds=60)
+LEAD_MAX = timedelta(milliseconds=800)  # a claim older than this belongs to a dispatcher that died
 SWEEP_BATCH = 500
+BLOCK_SLACK = 0.15  # seconds
 
 
 @dataclass
@@ -56,6 +62,7 @@ class Step:
     item: QueuedSend | None = None
     wait_until: datetime | None = None
     typing_for: float = 0.0
+    send_at: datetime | None = None  # the campaign slot the send waits for
     settled: list[QueuedSend] = field(default_factory=list)
 
 
@@ -96,7 +103,7 @@ def _soonest(*moments: datetime | None) -> datetime | None:
     return min(present) if present else None
 
 
-def plan(session_id: str, passed: set[int], now: datetime | None = None) -> Step:
+def plan(session_id: str, passed: set[int], now: datetime | None = None, lead: timedelta = LEAD) -> Step:
     """Decide the next step of the session's queue; commits what it marked (holds, skips, the claim)."""
     now = now or utcnow()
     session = db.session.get(WahaSession, session_id)
@@ -124,6 +131,7 @@ def plan(session_id: str, passed: set[int], now: datetime | None = None) -> Step
         lateness.after_commit(late)
         return Step(wait_until=now + NOT_WORKING_RETRY)
     typing_for = 0.0
+    send_at: datetime | None = None
     if item.lane == "campaign":
         settings = outreach_settings(session.tenant_id)
         quiet_end = settings.quiet_until(now)
@@ -134,9 +142,10 @@ def plan(session_id: str, passed: set[int], now: datetime | None = None) -> Step
             return Step(wait_until=_soonest(quiet_end, _transactional_later(session_id, now)))
         slot = state.next_campaign_at if state is not None else None
         typing_for = typing_seconds(item, state, settings) if item.typing else 0.0
-        start_at = slot - timedelta(seconds=typing_for) if slot is not None else None
+        start_at = slot - timedelta(seconds=typing_for) - lead if slot is not None else None
         if start_at is not None and start_at > now:
             return Step(wait_until=_soonest(start_at, _transactional_later(session_id, now)))
+        send_at = slot
     verdict = ask_gates(item, session)
     if isinstance(verdict, Skip):
         item.state, item.last_error, item.hold_reason, item.updated_at = "skipped", verdict.reason[:500], None, now
@@ -164,7 +173,7 @@ def plan(session_id: str, passed: set[int], now: datetime | None = None) -> Step
     if rowcount(claimed) != 1:
         return Step(wait_until=now)
     db.session.refresh(item)
-    return Step(item=item, typing_for=typing_for)
+    return Step(item=item, typing_for=typing_for, send_at=send_at)
 
 
 def _transactional_later(session_id: str, now: datetime) -> datetime | None:
@@ -211,18 +220,23 @@ def _release(session_id: str, token: str) -> None:
 
 
 def _nap(session_id: str, seconds: float) -> None:
-    """Sleep up to `seconds`, or until poked (a new item, a pause)."""
+    """Sleep up to `seconds`, or until poked (a new item, a pause).
+
+    Redis times blocked clients out on its own clock tick (100 ms at the default hz), so the blocking wait ends
+    a little early and a plain sleep does the rest precisely."""
     if seconds <= 0:
         return
-    try:
-        client = redis_store.client
-        if seconds >= 0.05:
-            client.blpop([POKE_KEY + session_id], timeout=seconds)
-            client.delete(POKE_KEY + session_id)
-            return
-    except redis.RedisError:
-        pass
-    time.sleep(seconds)
+    deadline = time.monotonic() + seconds
+    if seconds > BLOCK_SLACK * 2:
+        try:
+            client = redis_store.client
+            poked = client.blpop([POKE_KEY + session_id], timeout=seconds - BLOCK_SLACK)
+            if poked is not None:
+                client.delete(POKE_KEY + session_id)
+                return
+        except redis.RedisError:
+            pass
+    time.sleep(max(0.0, deadline - time.monotonic()))
 
 
 @dataclass
@@ -241,13 +255,19 @@ def run(session_id: str, *, run_for: float = RUN_FOR, nap_max: float = NAP_MAX) 
         return report  # another dispatcher runs; the waker poked it
     deadline = time.monotonic() + run_for
     passed: set[int] = set()
+    lead = LEAD
     try:
         while True:
-            step = plan(session_id, passed)
+            began = time.monotonic()
+            step = plan(session_id, passed, lead=lead)
             settled(step.settled)
             report.skipped += len(step.settled)
             if step.item is not None:
-                outcome = send_item(step.item, step.typing_for)
+                waited = max(0.0, (step.send_at - utcnow()).total_seconds()) if step.send_at else 0.0
+                outcome = send_item(step.item, step.typing_for, step.send_at)
+                # plan the next one as far ahead as planning and sending took here (a busy machine, a slow WAHA)
+                busy = time.monotonic() - began - waited - step.typing_for
+                lead = min(LEAD_MAX, max(LEAD, timedelta(seconds=2 * busy)))
                 report.sent += outcome == "sent"
                 report.failed += outcome == "failed"
                 if not _extend(session_id, token):

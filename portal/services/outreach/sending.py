@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 
 from portal.extensions import db
 from portal.models import QueuedSend, SendQueueSession, Tenant, WahaSession, utcnow
-from portal.services import servers, upstream
+from portal.services import contacts, servers, upstream
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, RateLimited, ServiceError, Upstream
+from portal.services.messages.send_sql import _session_for_send
 from portal.services.messages.sending import send_message
 from portal.services.outreach.rules import settled
 from portal.services.outreach.settings import Outreach, outreach_settings
@@ -31,6 +32,7 @@ BACKOFF = (5, 30, 120, 600)  # seconds before the next attempt after a send WAHA
 TYPING_MIN, TYPING_MAX = 1.0, 4.0  # seconds of "typing..." before a campaign message
 TYPING_PER_CHARACTER = 0.03
 TYPING_SHARE = 0.6  # typing takes at most this share of the gap before the message
+STOP_LEAD = 0.05  # seconds between the end of typing and the message
 
 
 def idempotency_key(item: QueuedSend) -> str:
@@ -60,12 +62,13 @@ def _source(item: QueuedSend) -> str:
 def _show_typing(session: WahaSession, item: QueuedSend, seconds: float) -> None:
     """Typing presence for `seconds`, then stopped; a courtesy: WAHA failures are logged, never fatal."""
     client = servers.client_for(session.server)
+    until = utcnow() + timedelta(seconds=seconds)
     try:
         client.start_typing(session.external_name, item.chat_id)
     except waha_errors.WahaError as exc:
         upstream.log_failure("typing not sent", exc, session=session.id)
         return
-    time.sleep(seconds)
+    _sleep_until(until)
     try:
         client.stop_typing(session.external_name, item.chat_id)
     except waha_errors.WahaError as exc:
@@ -88,16 +91,29 @@ def _next_slot(item: QueuedSend, sent_at: datetime) -> None:
     state.next_campaign_at = sent_at + timedelta(seconds=gap)
 
 
-def send_item(item: QueuedSend, typing_for: float = 0.0) -> str:
-    """Send a claimed item; returns its new state ("sent", "failed" or "queued"). Commits."""
+def _sleep_until(moment: datetime | None) -> None:
+    if moment is not None:
+        time.sleep(max(0.0, (moment - utcnow()).total_seconds()))
+
+
+def send_item(item: QueuedSend, typing_for: float = 0.0, send_at: datetime | None = None) -> str:
+    """Send a claimed item (at `send_at`, its campaign slot, when given: typing starts `typing_for` seconds
+    before it); returns its new state ("sent", "failed" or "queued"). Commits."""
     tenant = db.session.get(Tenant, item.tenant_id)
     session = db.session.get(WahaSession, item.session_id)
     if tenant is None or session is None:  # deleted meanwhile; the cascade removes the row
         return "failed"
-    if item.typing and typing_for > 0:
-        _show_typing(session, item, typing_for)
     started = utcnow()
     try:
+        if item.lane == "campaign":
+            # a first message to a number asks WhatsApp whether it exists: asked now, so the message goes out
+            # at its slot and the gap is the gap
+            contacts.ensure_on_whatsapp(tenant.id, _session_for_send(tenant, session.id, item.chat_id), item.chat_id)
+        if item.typing and typing_for > STOP_LEAD:
+            # typing ends STOP_LEAD before the slot, so the stop call does not delay the message
+            _sleep_until(send_at - timedelta(seconds=typing_for) if send_at else None)
+            _show_typing(session, item, typing_for - STOP_LEAD)
+        started = max(utcnow(), send_at) if send_at is not None else utcnow()
         message = send_message(
             tenant,
             item.session_id,
@@ -109,6 +125,7 @@ def send_item(item: QueuedSend, typing_for: float = 0.0) -> str:
             idempotency_key=idempotency_key(item),
             source=_source(item),
             paced=False,
+            call_at=send_at,
         )
     except RateLimited as exc:
         db.session.rollback()
