@@ -44,7 +44,7 @@ def test_a_worker_sends_a_scheduled_message_within_seconds_of_its_time(_environ,
         start_new_session=True,
     )
     try:
-        wait_for(lambda: len(Worker.all(connection=redis_store.client)) == 1, timeout=30)
+        wait_for(lambda: len(Worker.all(connection=redis_store.client)) >= 1, timeout=30)
         send_at = utcnow() + timedelta(seconds=4)
         item = outreach.schedule_message(tenant, working.id, TEST_ACTOR, to=GROUP, text="on the dot", send_at=send_at)
         due = time.monotonic() + (send_at - utcnow()).total_seconds()
