@@ -34,14 +34,18 @@ from portal.extensions import db, redis_store
 from portal.models import QueuedSend, SendQueueSession, Tenant, WahaSession, rowcount, utcnow
 from portal.services import pacing
 from portal.services.outreach import lateness
-from portal.services.outreach.queue import LOCK_KEY, POKE_KEY, wake
+from portal.services.outreach.queue import LOCK_KEY, wake
 from portal.services.outreach.rules import Hold, Skip, ask_gates, settled
 from portal.services.outreach.sending import send_item, typing_seconds
 from portal.services.outreach.settings import outreach_settings
+from portal.services.outreach.stream import stream_campaign
+from portal.services.outreach.waiting import extend_lock as _extend
+from portal.services.outreach.waiting import lock as _lock
+from portal.services.outreach.waiting import nap as _nap
+from portal.services.outreach.waiting import release as _release
 
 log = logging.getLogger(__name__)
 
-LOCK_MS = 30_000
 NAP_MAX = 10.0  # seconds a dispatcher sleeps inside its job; longer waits end it with a timed wake-up
 RUN_FOR = 50.0  # seconds one job dispatches before handing over to a fresh job (the queue stays fair)
 NOT_WORKING_RETRY = timedelta(seconds=15)  # how often a held session's queue looks again
@@ -52,7 +56,6 @@ STALE_SENDING = timedelta(minutes=2)
 LEAD = timedelta(milliseconds=60)
 LEAD_MAX = timedelta(milliseconds=800)  # a claim older than this belongs to a dispatcher that died
 SWEEP_BATCH = 500
-BLOCK_SLACK = 0.15  # seconds
 
 
 @dataclass
@@ -190,55 +193,6 @@ def _transactional_later(session_id: str, now: datetime) -> datetime | None:
 # ---------------------------------------------------------------------- the job's loop
 
 
-def _lock(session_id: str, token: str) -> bool | None:
-    """Take the session's lock: True, False (another dispatcher runs), None (Redis unavailable: go on)."""
-    try:
-        return bool(redis_store.client.set(LOCK_KEY + session_id, token, nx=True, px=LOCK_MS))
-    except redis.RedisError:
-        return None
-
-
-_RELEASE_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-_EXTEND_LUA = (
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
-)
-
-
-def _extend(session_id: str, token: str) -> bool:
-    """Keep holding the lock; False when it was lost (expired and taken by another dispatcher)."""
-    try:
-        return bool(redis_store.client.eval(_EXTEND_LUA, 1, LOCK_KEY + session_id, token, LOCK_MS))
-    except redis.RedisError:
-        return True
-
-
-def _release(session_id: str, token: str) -> None:
-    try:
-        redis_store.client.eval(_RELEASE_LUA, 1, LOCK_KEY + session_id, token)
-    except redis.RedisError:
-        pass
-
-
-def _nap(session_id: str, seconds: float) -> None:
-    """Sleep up to `seconds`, or until poked (a new item, a pause).
-
-    Redis times blocked clients out on its own clock tick (100 ms at the default hz), so the blocking wait ends
-    a little early and a plain sleep does the rest precisely."""
-    if seconds <= 0:
-        return
-    deadline = time.monotonic() + seconds
-    if seconds > BLOCK_SLACK * 2:
-        try:
-            client = redis_store.client
-            poked = client.blpop([POKE_KEY + session_id], timeout=seconds - BLOCK_SLACK)
-            if poked is not None:
-                client.delete(POKE_KEY + session_id)
-                return
-        except redis.RedisError:
-            pass
-    time.sleep(max(0.0, deadline - time.monotonic()))
-
-
 @dataclass
 class Report:
     sent: int = 0
@@ -272,6 +226,8 @@ def run(session_id: str, *, run_for: float = RUN_FOR, nap_max: float = NAP_MAX) 
                 report.failed += outcome == "failed"
                 if not _extend(session_id, token):
                     return report
+                if outcome == "sent" and step.item.lane == "campaign":
+                    _stream_after(step.item.id, session_id, deadline, token, report, nap_max)
                 continue
             if step.wait_until is None:
                 return report
@@ -289,6 +245,19 @@ def run(session_id: str, *, run_for: float = RUN_FOR, nap_max: float = NAP_MAX) 
             return report
     finally:
         _release(session_id, token)
+
+
+def _stream_after(item_id: int, session_id: str, deadline: float, token: str, report: Report, nap_max: float) -> None:
+    """Go on with the campaign items after the one just sent (services.outreach.stream)."""
+    row = db.session.execute(
+        select(QueuedSend.tenant_id, QueuedSend.sent_at, SendQueueSession.next_campaign_at)
+        .join(SendQueueSession, SendQueueSession.session_id == QueuedSend.session_id)
+        .where(QueuedSend.id == item_id)
+    ).first()
+    if row is None or row.sent_at is None or row.next_campaign_at is None:
+        return
+    gap = (row.next_campaign_at - row.sent_at).total_seconds()
+    stream_campaign(session_id, row.tenant_id, row.sent_at, gap, deadline, token, report, nap_max)
 
 
 # ---------------------------------------------------------------------- the sweep

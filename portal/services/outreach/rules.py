@@ -67,6 +67,14 @@ def ask_gates(item: QueuedSend, session: Any) -> Hold | Skip | None:
     return None
 
 
+def has_listeners() -> bool:
+    return bool(_listeners)
+
+
+def has_gates() -> bool:
+    return bool(_gates)
+
+
 def settled(items: list[QueuedSend]) -> None:
     """Tell every listener about items that were just settled (after the commit)."""
     for item in items:

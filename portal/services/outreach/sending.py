@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
 
 from portal.extensions import db
-from portal.models import QueuedSend, SendQueueSession, Tenant, WahaSession, utcnow
-from portal.services import contacts, servers, upstream
+from portal.models import QueuedSend, SendQueueSession, Tenant, WahaSession, rowcount, utcnow
+from portal.services import servers, upstream
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, RateLimited, ServiceError, Upstream
-from portal.services.messages.send_sql import _session_for_send
 from portal.services.messages.sending import send_message
-from portal.services.outreach.rules import settled
+from portal.services.outreach.rules import has_listeners, settled
 from portal.services.outreach.settings import Outreach, outreach_settings
 from portal.waha import errors as waha_errors
 
@@ -49,46 +52,86 @@ def typing_seconds(item: QueuedSend, state: SendQueueSession | None, settings: O
     return max(0.0, min(wanted, gap * TYPING_SHARE))
 
 
-def _actor(item: QueuedSend) -> Actor:
-    return Actor(type=item.created_by_type, id=item.created_by_id, label=item.created_by_label)
+@dataclass(frozen=True)
+class Work:
+    """What sending one item needs, read once from its row (the row expires at every commit)."""
+
+    id: int
+    tenant_id: int
+    session_id: str
+    lane: str
+    chat_id: str
+    body: str | None
+    media: dict[str, Any] | None
+    reply_to: str | None
+    typing: bool
+    scheduled: bool
+    attempts: int
+    actor: Actor
+
+    @classmethod
+    def of(cls, item: QueuedSend) -> Work:
+        return cls(
+            item.id,
+            item.tenant_id,
+            item.session_id,
+            item.lane,
+            item.chat_id,
+            item.body,
+            item.media,
+            item.reply_to,
+            item.typing,
+            item.scheduled,
+            item.attempts,
+            Actor(type=item.created_by_type, id=item.created_by_id, label=item.created_by_label),
+        )
+
+    @property
+    def source(self) -> str:
+        if self.lane == "campaign":
+            return "campaign"
+        return "scheduled" if self.scheduled else "queue"
 
 
-def _source(item: QueuedSend) -> str:
-    if item.lane == "campaign":
-        return "campaign"
-    return "scheduled" if item.scheduled else "queue"
-
-
-def _show_typing(session: WahaSession, item: QueuedSend, seconds: float) -> None:
+def _show_typing(session: WahaSession, chat_id: str, seconds: float) -> None:
     """Typing presence for `seconds`, then stopped; a courtesy: WAHA failures are logged, never fatal."""
     client = servers.client_for(session.server)
     until = utcnow() + timedelta(seconds=seconds)
     try:
-        client.start_typing(session.external_name, item.chat_id)
+        client.start_typing(session.external_name, chat_id)
     except waha_errors.WahaError as exc:
         upstream.log_failure("typing not sent", exc, session=session.id)
         return
     _sleep_until(until)
     try:
-        client.stop_typing(session.external_name, item.chat_id)
+        client.stop_typing(session.external_name, chat_id)
     except waha_errors.WahaError as exc:
         upstream.log_failure("typing not stopped", exc, session=session.id)
 
 
-def _requeue(item: QueuedSend, reason: str, after: float) -> None:
-    item.state, item.hold_reason = "queued", reason[:200]
-    item.not_before = utcnow() + timedelta(seconds=after)
+def _requeued(reason: str, after: float) -> dict[str, Any]:
+    return {"state": "queued", "hold_reason": reason[:200], "not_before": utcnow() + timedelta(seconds=after)}
 
 
-def _next_slot(item: QueuedSend, sent_at: datetime) -> None:
-    """After a campaign send: the session's next campaign message waits a gap drawn from the settings."""
-    state = db.session.get(SendQueueSession, item.session_id)
-    if state is None:
-        state = SendQueueSession(session_id=item.session_id, tenant_id=item.tenant_id, paused=False)
-        db.session.add(state)
-    gap = outreach_settings(item.tenant_id).draw_gap()
-    state.last_sent_at = sent_at
-    state.next_campaign_at = sent_at + timedelta(seconds=gap)
+def _failed(exc: ServiceError) -> dict[str, Any]:
+    return {"state": "failed", "last_error": f"{exc.code}: {exc.message}"[:500]}
+
+
+def _outcome(work: Work, exc: ServiceError, started: datetime) -> dict[str, Any]:
+    """The row's new values after the send refused or failed."""
+    if isinstance(exc, RateLimited):
+        return _requeued("pacing", float(exc.retry_after or 1))
+    if isinstance(exc, Conflict) and exc.code == "session_not_ready":
+        # not an attempt: the item waits for its session
+        return {**_requeued(f"session is {exc.details.get('status', 'not ready')}", 0), "attempts": work.attempts - 1}
+    message_id = exc.details.get("messageId")
+    if exc.details.get("outcome") == upstream.UNKNOWN and message_id:
+        # WhatsApp may have it: never sent again from here; acks or the outbox settle the message
+        return {"state": "sent", "message_id": message_id, "sent_at": started, "last_error": "unconfirmed"}
+    if isinstance(exc, Upstream) and work.attempts < MAX_ATTEMPTS:
+        after = BACKOFF[min(work.attempts, len(BACKOFF)) - 1]
+        return {**_requeued("WAHA unavailable, retrying", after), "last_error": f"{exc.code}: {exc.message}"[:500]}
+    return _failed(exc)
 
 
 def _sleep_until(moment: datetime | None) -> None:
@@ -96,73 +139,78 @@ def _sleep_until(moment: datetime | None) -> None:
         time.sleep(max(0.0, (moment - utcnow()).total_seconds()))
 
 
-def send_item(item: QueuedSend, typing_for: float = 0.0, send_at: datetime | None = None) -> str:
+def send_work(
+    work: Work, tenant: Tenant, typing_for: float = 0.0, send_at: datetime | None = None, gap: float | None = None
+) -> tuple[str, datetime]:
     """Send a claimed item (at `send_at`, its campaign slot, when given: typing starts `typing_for` seconds
-    before it); returns its new state ("sent", "failed" or "queued"). Commits."""
-    tenant = db.session.get(Tenant, item.tenant_id)
-    session = db.session.get(WahaSession, item.session_id)
-    if tenant is None or session is None:  # deleted meanwhile; the cascade removes the row
-        return "failed"
+    before it); returns its new state ("sent", "failed" or "queued") and when it went. After a campaign send
+    the session's next slot is `gap` seconds later (drawn from the settings when None). Commits."""
     started = utcnow()
     try:
-        if item.lane == "campaign":
-            # a first message to a number asks WhatsApp whether it exists: asked now, so the message goes out
-            # at its slot and the gap is the gap
-            contacts.ensure_on_whatsapp(tenant.id, _session_for_send(tenant, session.id, item.chat_id), item.chat_id)
-        if item.typing and typing_for > STOP_LEAD:
-            # typing ends STOP_LEAD before the slot, so the stop call does not delay the message
-            _sleep_until(send_at - timedelta(seconds=typing_for) if send_at else None)
-            _show_typing(session, item, typing_for - STOP_LEAD)
+        if work.typing and typing_for > STOP_LEAD:
+            session = db.session.get(WahaSession, work.session_id)
+            if session is not None:
+                # typing ends STOP_LEAD before the slot, so the stop call does not delay the message
+                _sleep_until(send_at - timedelta(seconds=typing_for) if send_at else None)
+                _show_typing(session, work.chat_id, typing_for - STOP_LEAD)
         started = max(utcnow(), send_at) if send_at is not None else utcnow()
         message = send_message(
             tenant,
-            item.session_id,
-            _actor(item),
-            to=item.chat_id,
-            text=item.body,
-            media=item.media,
-            reply_to=item.reply_to,
-            idempotency_key=idempotency_key(item),
-            source=_source(item),
+            work.session_id,
+            work.actor,
+            to=work.chat_id,
+            text=work.body,
+            media=work.media,
+            reply_to=work.reply_to,
+            idempotency_key=f"queue-{work.id}",
+            source=work.source,
             paced=False,
             call_at=send_at,
         )
-    except RateLimited as exc:
-        db.session.rollback()
-        _requeue(item, "pacing", float(exc.retry_after or 1))
-    except Conflict as exc:
-        db.session.rollback()
-        if exc.code == "session_not_ready":
-            _requeue(item, f"session is {exc.details.get('status', 'not ready')}", 0)
-            item.attempts = max(0, item.attempts - 1)
-        else:
-            item.state, item.last_error = "failed", f"{exc.code}: {exc.message}"[:500]
-    except Upstream as exc:
-        db.session.rollback()
-        message_id = exc.details.get("messageId")
-        if exc.details.get("outcome") == upstream.UNKNOWN and message_id:
-            # WhatsApp may have it: never sent again from here; acks or the outbox settle the message
-            item.state, item.message_id, item.sent_at = "sent", message_id, started
-            item.last_error = "unconfirmed: WAHA did not answer"
-        elif item.attempts >= MAX_ATTEMPTS:
-            item.state, item.last_error = "failed", f"{exc.code}: {exc.message}"[:500]
-        else:
-            _requeue(item, "WAHA unavailable, retrying", BACKOFF[min(item.attempts, len(BACKOFF)) - 1])
-            item.last_error = f"{exc.code}: {exc.message}"[:500]
     except ServiceError as exc:
         db.session.rollback()
-        item.state, item.last_error = "failed", f"{exc.code}: {exc.message}"[:500]
+        values = _outcome(work, exc, started)
     else:
         if message.status == "ERROR":
-            item.state, item.last_error = "failed", (message.error or "not sent")[:500]
+            values = {"state": "failed", "last_error": (message.error or "not sent")[:500], "message_id": message.id}
         else:
-            item.state, item.last_error = "sent", None
-            item.sent_at = started
-        item.message_id = message.id
-    item.updated_at = utcnow()
-    if item.lane == "campaign" and item.state == "sent":
-        _next_slot(item, started)
+            values = {"state": "sent", "last_error": None, "sent_at": started, "message_id": message.id}
+    now = utcnow()
+    db.session.execute(
+        update(QueuedSend)
+        .where(QueuedSend.id == work.id)
+        .values(updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if work.lane == "campaign" and values["state"] == "sent":
+        if gap is None:
+            gap = outreach_settings(work.tenant_id).draw_gap()
+        _next_slot(work, started, gap)
     db.session.commit()
-    if item.state in ("sent", "failed"):
-        settled([item])
-    return item.state
+    if values["state"] in ("sent", "failed") and has_listeners():
+        item = db.session.get(QueuedSend, work.id)
+        if item is not None:
+            settled([item])
+    return values["state"], started
+
+
+def _next_slot(work: Work, sent_at: datetime, gap: float) -> None:
+    """The session's next campaign message waits `gap` seconds after this one (in the caller's transaction)."""
+    values = {"last_sent_at": sent_at, "next_campaign_at": sent_at + timedelta(seconds=gap)}
+    result = db.session.execute(
+        update(SendQueueSession)
+        .where(SendQueueSession.session_id == work.session_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(result) == 0:
+        db.session.add(SendQueueSession(session_id=work.session_id, tenant_id=work.tenant_id, paused=False, **values))
+
+
+def send_item(item: QueuedSend, typing_for: float = 0.0, send_at: datetime | None = None) -> str:
+    """Send a claimed item (see send_work); returns its new state. Commits."""
+    work = Work.of(item)
+    tenant = db.session.get(Tenant, work.tenant_id)
+    if tenant is None:  # deleted meanwhile; the cascade removes the row
+        return "failed"
+    return send_work(work, tenant, typing_for, send_at)[0]
