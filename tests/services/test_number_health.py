@@ -76,9 +76,7 @@ def test_a_timelock_blocks_new_contacts_until_it_ends_while_replies_go_out(tenan
     assert [m["body"] for m in sim.sent_messages(working.external_name)] == ["earlier chat", "a reply"]
 
 
-def test_whatsapps_463_refusal_unknown_to_the_portal_fails_unsent_and_reads_the_limits(
-    tenant, sim, working, run_jobs
-):
+def test_whatsapps_463_refusal_unknown_to_the_portal_fails_unsent_and_reads_the_limits(tenant, sim, working, run_jobs):
     sim.set_timelock(working.external_name, True, seconds=600)  # the portal has not read it yet
 
     with pytest.raises(Conflict) as refused:
