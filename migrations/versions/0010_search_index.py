@@ -3,7 +3,7 @@ from the (tenant, created_at, id) index alone (direction and status included, Po
 of failed webhook deliveries for the dashboard
 
 Revision ID: 0010_search_index
-Revises: 0009
+Revises: 0014 (re-chained onto the newest head when merged)
 
 Every index here is a plain CREATE INDEX, so it can also be made on a partitioned parent table. On a large
 messages table the two message indexes take a while to build and hold writes to the table meanwhile; see
@@ -13,7 +13,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = '0010_search_index'
-down_revision = '0009'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 
