@@ -22,6 +22,7 @@ from portal.api.schemas.common import (
     string_rule,
 )
 from portal.models import Engine, SessionStatus
+from portal.services.sessions.passkey import B64URL_PATTERN
 
 
 def _events_schema(schema: dict[str, Any]) -> None:
@@ -288,11 +289,11 @@ class PairingCodeResponse(Response):
     )
 
 
-_B64URL = r"^[A-Za-z0-9_-]+={0,2}$"
+_B64URL = B64URL_PATTERN
 
 
 def _b64url_field(description: str) -> Any:
-    return Field(min_length=1, max_length=8192, pattern=_B64URL, description=description)
+    return Field(min_length=2, max_length=8192, pattern=_B64URL, description=description)
 
 
 class PasskeyResponseDataDto(Request):
@@ -300,7 +301,7 @@ class PasskeyResponseDataDto(Request):
     authenticatorData: str = _b64url_field("Base64url authenticatorData from the authenticator.")
     signature: str = _b64url_field("Base64url signature from the authenticator.")
     userHandle: str | None = Field(
-        default=None, min_length=1, max_length=8192, pattern=_B64URL, description="Base64url user handle, if any."
+        default=None, min_length=2, max_length=8192, pattern=_B64URL, description="Base64url user handle, if any."
     )
 
 
