@@ -124,22 +124,13 @@ def s3_server() -> Iterator[Any]:
     server.stop()
 
 
-MEDIA_SETTINGS = (
-    "MEDIA_STORAGE",
-    "MEDIA_S3_ENDPOINT_URL",
-    "MEDIA_S3_REGION",
-    "MEDIA_S3_ACCESS_KEY_ID",
-    "MEDIA_S3_SECRET_ACCESS_KEY",
-    "MEDIA_PRESIGNED_URLS",
-    "MEDIA_PRESIGNED_TTL",
-)
-
-
 @pytest.fixture(params=["local", "s3"])
 def media_backend(request: pytest.FixtureRequest, app: Flask) -> Iterator[str]:
     """Runs a test once on each media backend: the local folder, then a bucket on moto's S3 server (under a
     prefix of the test's own). Yields the backend's name."""
     import uuid
+
+    from tests.s3server import MEDIA_SETTINGS
 
     saved = {name: app.config.get(name) for name in MEDIA_SETTINGS}
     if request.param == "s3":

@@ -16,6 +16,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+# The app settings a test that changes the media backend puts back afterwards.
+MEDIA_SETTINGS = (
+    "MEDIA_ROOT",
+    "MEDIA_STORAGE",
+    "MEDIA_S3_ENDPOINT_URL",
+    "MEDIA_S3_REGION",
+    "MEDIA_S3_ACCESS_KEY_ID",
+    "MEDIA_S3_SECRET_ACCESS_KEY",
+    "MEDIA_PRESIGNED_URLS",
+    "MEDIA_PRESIGNED_TTL",
+)
 BUCKET = "portal-media"
 REGION = "us-east-1"
 ACCESS_KEY = "test-access-key"

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
+from portal.storage.errors import check_key
+
 CHUNK = 1024 * 1024
 
 
@@ -23,7 +25,7 @@ class LocalStorage:
         return str(self.root)
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
+        path = (self.root / check_key(key)).resolve()
         # Keys come from the portal, but a bad one must never reach outside the root.
         if self.root not in path.parents:
             raise ValueError(f"storage key outside the media root: {key!r}")
@@ -77,7 +79,7 @@ class LocalStorage:
         """Local files have no URL of their own: always None (they are streamed by the portal)."""
         return None
 
-    def keys(self) -> list[str]:
+    def list_keys(self) -> list[str]:
         """Every stored key, sorted (temporary files of writes in progress left out)."""
         found = []
         for folder, _dirs, files in os.walk(self.root):

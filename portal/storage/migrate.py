@@ -37,7 +37,7 @@ class Counts:
 def copy_all(source: LocalStorage, target: Storage, *, dry_run: bool = False) -> Counts:
     """Copy every file of `source` missing (or of another size) in `target`, verifying each copy's size."""
     counts = Counts()
-    for key in source.keys():
+    for key in source.list_keys():
         try:
             check_key(key)
             size = source.size(key)

@@ -142,12 +142,12 @@ class S3Storage:
 
     def put(self, key: str, stream: BinaryIO, mimetype: str) -> int:
         """Upload what `stream` holds under `key` (replacing what was there); the size written."""
-        counting = _Counting(stream)
+        counting, name = _Counting(stream), self._object(key)
         try:
             self.client.upload_fileobj(
                 counting,
                 self.bucket,
-                self._object(key),
+                name,
                 ExtraArgs={"ContentType": mimetype or "application/octet-stream"},
             )
         except Exception as exc:
@@ -160,8 +160,9 @@ class S3Storage:
 
     def size(self, key: str) -> int:
         """The stored size in bytes; FileNotFoundError when missing."""
+        name = self._object(key)
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self._object(key))
+            head = self.client.head_object(Bucket=self.bucket, Key=name)
         except Exception as exc:
             if _is_missing(exc):
                 raise FileNotFoundError(key) from None
@@ -169,8 +170,9 @@ class S3Storage:
         return int(head["ContentLength"])
 
     def _get(self, key: str, start: int) -> Any:
+        name = self._object(key)
         try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=self._object(key), Range=f"bytes={start}-")
+            answer = self.client.get_object(Bucket=self.bucket, Key=name, Range=f"bytes={start}-")
         except Exception as exc:
             if _is_missing(exc):
                 raise FileNotFoundError(key) from None
@@ -183,8 +185,9 @@ class S3Storage:
 
     def delete(self, key: str) -> None:
         """Remove the object; a missing object is not an error."""
+        name = self._object(key)
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=self._object(key))
+            self.client.delete_object(Bucket=self.bucket, Key=name)
         except Exception as exc:
             if not _is_missing(exc):
                 raise self._fail("deleting", key, exc) from exc
@@ -200,13 +203,14 @@ class S3Storage:
     def presigned_url(self, key: str, *, expires: int, mimetype: str, disposition: str) -> str | None:
         """A URL that fetches the object for `expires` seconds, answered with this Content-Type and
         Content-Disposition (signed into the URL) and never kept by a shared cache."""
+        name = self._object(key)
         try:
             return str(
                 self.client.generate_presigned_url(
                     "get_object",
                     Params={
                         "Bucket": self.bucket,
-                        "Key": self._object(key),
+                        "Key": name,
                         "ResponseContentType": mimetype,
                         "ResponseContentDisposition": disposition,
                         "ResponseCacheControl": f"private, max-age={expires}",
@@ -217,7 +221,7 @@ class S3Storage:
         except Exception as exc:
             raise self._fail("signing a URL for", key, exc) from exc
 
-    def keys(self) -> list[str]:
+    def list_keys(self) -> list[str]:
         """Every stored key under the prefix, sorted."""
         start = f"{self.prefix}/" if self.prefix else ""
         found: list[str] = []
