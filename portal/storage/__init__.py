@@ -13,6 +13,7 @@ filename or chat id. Keys written before this scheme (``<tenant>/<session>/<mess
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Mapping
 from typing import Any, BinaryIO, Protocol
@@ -66,7 +67,12 @@ def parse_location(raw: str) -> tuple[str, str] | None:
         raise ValueError(f'names no valid bucket (3-63 of a-z, 0-9, ".", "-"), got "{raw}"')
     prefix = parts.path.strip("/")
     if prefix:
-        check_key(prefix)
+        try:
+            check_key(prefix)
+        except ValueError:
+            raise ValueError(
+                f'has a prefix that is not plain path segments (a-z, 0-9, ".", "_", "-"), got "{raw}"'
+            ) from None
     return bucket, prefix
 
 
@@ -92,9 +98,10 @@ _SETTINGS = ("MEDIA_STORAGE", "MEDIA_ROOT", "MEDIA_S3_ENDPOINT_URL", "MEDIA_S3_R
 
 
 def storage() -> Storage:
-    """The storage of the current app, built once per app (again when its settings change, as tests do)."""
+    """The storage of the current app, built once per app and process (a forked job process builds its own S3
+    client rather than share its parent's connections), and again when the settings change (as tests do)."""
     extensions = current_app.extensions
-    signature = tuple(current_app.config.get(name) for name in _SETTINGS)
+    signature = (os.getpid(), *(current_app.config.get(name) for name in _SETTINGS))
     held = extensions.get("portal_storage")
     if held is None or held[0] != signature:
         held = (signature, build_storage(current_app.config))
