@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import requests
 
+from portal.extensions import db
 from portal.services.audit import Actor
 from portal.storage import new_key, storage
 from tests.builders import make_tenant, make_token, new_session, stored_message
@@ -151,3 +152,29 @@ class socket_closed_port:
 
     def __exit__(self, *exc: Any) -> None:
         return None
+
+
+def test_the_inbox_serves_a_contacts_picture_to_its_tenant_only(login, owner, tenant, media_backend):
+    from portal.models import Contact
+    from tests.builders import make_user
+
+    picture = b"\x89PNG\r\n\x1a\n" + b"\1" * 100
+    key = new_key(tenant.id, "a", ".png")
+    storage().save(key, picture, "image/png")
+    contact = Contact(
+        tenant_id=tenant.id,
+        chat_id="491700000009@c.us",
+        phone="491700000009",
+        tags=[],
+        avatar_state="stored",
+        avatar_key=key,
+    )
+    db.session.add(contact)
+    db.session.commit()
+    stranger = make_user(make_tenant("globex"), email="owner@globex.example.com")
+
+    served = login(owner).get(f"/inbox/avatars/{contact.id}")
+
+    assert served.status_code == 200 and served.get_data() == picture and served.mimetype == "image/png"
+    assert served.headers["Cache-Control"] == "private, max-age=3600"
+    assert login(stranger).get(f"/inbox/avatars/{contact.id}").status_code == 404
