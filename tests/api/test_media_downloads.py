@@ -44,6 +44,7 @@ def test_api_streams_the_file_with_its_type_name_and_length(client, tenant, medi
     assert response.headers["Accept-Ranges"] == "bytes"
 
 
+@pytest.mark.smoke
 def test_a_range_request_gets_only_those_bytes(client, tenant, media_backend):
     message, _key = _message_with_file(tenant)
     api = Api(client, make_token(tenant))

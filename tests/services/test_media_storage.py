@@ -34,6 +34,7 @@ def _message_with_file(tenant: Any, data: bytes = PDF, mimetype: str = "applicat
 # ---- the interface --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.smoke
 def test_a_file_put_from_a_stream_reads_back_whole_and_from_any_position(app, ctx, media_backend):
     store = storage()
     key = new_key(1, "m", ".bin")
@@ -113,6 +114,7 @@ def test_deleting_a_session_deletes_its_messages_files(tenant, sim, media_backen
     assert storage().exists(kept) and db.session.get(Message, kept_message.id) is not None
 
 
+@pytest.mark.smoke
 def test_a_tenants_and_a_contacts_files_are_found_and_deleted(tenant, media_backend):
     message, message_key = _message_with_file(tenant)
     avatar_key = new_key(tenant.id, "a", ".png")
