@@ -2,7 +2,7 @@
 the next campaign slot) and outreach_settings (a tenant's time zone, quiet hours and campaign gap)
 
 Revision ID: 0012_send_queue
-Revises: 0009
+Revises: 0010_search_index (the head after merging main)
 """
 
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = "0012_send_queue"
-down_revision = "0009"
+down_revision = "0010_search_index"
 branch_labels = None
 depends_on = None
 

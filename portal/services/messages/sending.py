@@ -11,9 +11,8 @@ Acks move the status forward later (events processing). The statements themselve
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import select
@@ -21,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
 from portal.models import Message, Tenant, utcnow
-from portal.services import audit, contacts, idempotency, outbox, pacing, servers, upstream
+from portal.services import audit, contacts, idempotency, number_health, outbox, pacing, servers, upstream
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid
 from portal.services.inbox.upkeep import refresh_previews
@@ -33,6 +32,7 @@ from portal.services.messages.send_sql import (
     _insert_with_audit,
     _new_row,
     _record_sent,
+    _SendTarget,
     _session_for_send,
     _statements_commit_themselves,
 )
@@ -84,11 +84,9 @@ def _send_to_waha(
     return client.send_file(name, chat_id, file, caption=caption, message_id=message_id, reply_to=reply_to)
 
 
-def _at(moment: datetime, call: Callable[[str], Any], pre_id: str) -> Any:
-    """`call(pre_id)` once `moment` has come."""
-    delay = (moment - utcnow()).total_seconds()
-    if delay > 0:
-        time.sleep(delay)
+def _hooked(hook: Callable[[], None], call: Callable[[str], Any], pre_id: str) -> Any:
+    """`call(pre_id)` right after `hook()`."""
+    hook()
     return call(pre_id)
 
 
@@ -97,6 +95,24 @@ def _not_called(exc: waha_errors.WahaUnavailable, pre_id: str) -> Any:
     that never left the portal (a retry with the same Idempotency-Key sends it)."""
     exc.never_sent = True
     raise exc
+
+
+def _refuse_new_contact_while_limited(session: _SendTarget) -> None:
+    """Conflict "new_contact_limited" for a first message to a number while WhatsApp limits the session's number
+    (a reach-out timelock or the new-chat cap: services.number_health); replies to existing chats go out."""
+    until = session.new_contacts_blocked_until
+    if until is None or session.chat_known:
+        return
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    if until <= utcnow():
+        return
+    raise Conflict(
+        f"WhatsApp does not take messages to new contacts from this number until {until.isoformat()} "
+        "(a reach-out timelock or the new-chat cap). Replies to existing chats still go out.",
+        code="new_contact_limited",
+        details={"until": until.isoformat()},
+    )
 
 
 def send_message(
@@ -112,7 +128,7 @@ def send_message(
     idempotency_key: str | None = None,
     source: str = "api",
     paced: bool = True,
-    call_at: datetime | None = None,
+    before_call: Callable[[], None] | None = None,
 ) -> Message:
     """Send a text or a media message through the session and return its row.
 
@@ -125,9 +141,9 @@ def send_message(
     details.outcome "unsent" (row ERROR) or "unknown" (row PENDING). Audited as "message.send" without the
     message text. `reply_to` quotes a message of the same chat (its portal id, or its WhatsApp id): Invalid on
     "reply_to" otherwise; the row keeps it as `reply_to_id`. `paced=False` skips the pacing check: the send
-    queue's dispatcher took the slot itself, in its lane's way; `call_at` makes the call to WAHA wait for that
-    moment once everything before it is done (the queue's campaign slot: the gap between messages is then the
-    gap between the calls).
+    queue's dispatcher took the slot itself, in its lane's way; `before_call` runs right before the call to WAHA,
+    once everything before it is done (the queue waits there for its campaign slot and notes the time, so the
+    gap between two messages is the gap between their calls).
     """
     try:
         chat_id, bad_recipient = normalize_recipient(to), None
@@ -172,6 +188,7 @@ def send_message(
             code="session_not_ready",
             details={"status": session.status, "expected": ["WORKING"]},
         )
+    _refuse_new_contact_while_limited(session)
     # asks WAHA only before a first send to a number; a WAHA that is down fails the send below, uncalled
     unanswered = contacts.ensure_on_whatsapp(tenant.id, session, chat_id)
     if paced:
@@ -182,8 +199,8 @@ def send_message(
     call = functools.partial(_send_to_waha, client, external, chat_id, text, kind, file, caption, quoted_id)
     if unanswered is not None:
         call = functools.partial(_not_called, unanswered)
-    if call_at is not None:
-        call = functools.partial(_at, call_at, call)
+    if before_call is not None:
+        call = functools.partial(_hooked, before_call, call)
     if again is not None:
         return _send_again(tenant, actor, *again, call)
     # WAHA sends under this id and dedupes on it, so the client's retries never make a second message; the
@@ -292,6 +309,8 @@ def _attempt(
             details={**details, "error": type(exc).__name__, "outcome": outcome},
         )
         db.session.commit()
+        if isinstance(exc, waha_errors.WahaNewContactLimited):
+            number_health.schedule_check(session.id)  # WhatsApp limits the number: read its limits now
         error = map_waha_error(exc, session)
         error.details = {**error.details, "outcome": outcome, "messageId": message.id}
         raise error from exc

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -36,6 +36,7 @@ TYPING_MIN, TYPING_MAX = 1.0, 4.0  # seconds of "typing..." before a campaign me
 TYPING_PER_CHARACTER = 0.03
 TYPING_SHARE = 0.6  # typing takes at most this share of the gap before the message
 STOP_LEAD = 0.05  # seconds between the end of typing and the message
+LIMITED_RETRY = 900.0  # seconds before a send refused for a new-contact limit without a time is tried again
 
 
 def idempotency_key(item: QueuedSend) -> str:
@@ -124,6 +125,11 @@ def _outcome(work: Work, exc: ServiceError, started: datetime) -> dict[str, Any]
     if isinstance(exc, Conflict) and exc.code == "session_not_ready":
         # not an attempt: the item waits for its session
         return {**_requeued(f"session is {exc.details.get('status', 'not ready')}", 0), "attempts": work.attempts - 1}
+    if isinstance(exc, Conflict) and exc.code == "new_contact_limited":
+        # WhatsApp limits new chats of this number for now: the item waits until the limit lifts
+        until = _parse_until(exc.details.get("until"))
+        wait = (until - utcnow()).total_seconds() if until else LIMITED_RETRY
+        return {**_requeued("new contacts limited", max(wait, 1.0)), "attempts": work.attempts - 1}
     message_id = exc.details.get("messageId")
     if exc.details.get("outcome") == upstream.UNKNOWN and message_id:
         # WhatsApp may have it: never sent again from here; acks or the outbox settle the message
@@ -132,6 +138,16 @@ def _outcome(work: Work, exc: ServiceError, started: datetime) -> dict[str, Any]
         after = BACKOFF[min(work.attempts, len(BACKOFF)) - 1]
         return {**_requeued("WAHA unavailable, retrying", after), "last_error": f"{exc.code}: {exc.message}"[:500]}
     return _failed(exc)
+
+
+def _parse_until(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    try:
+        parsed = datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+    return parsed if parsed is None or parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _sleep_until(moment: datetime | None) -> None:
@@ -146,6 +162,12 @@ def send_work(
     before it); returns its new state ("sent", "failed" or "queued") and when it went. After a campaign send
     the session's next slot is `gap` seconds later (drawn from the settings when None). Commits."""
     started = utcnow()
+    called: list[datetime] = []  # when the call to WAHA was made (after waiting for the slot)
+
+    def at_the_slot() -> None:
+        _sleep_until(send_at)
+        called.append(utcnow())
+
     try:
         if work.typing and typing_for > STOP_LEAD:
             session = db.session.get(WahaSession, work.session_id)
@@ -153,7 +175,6 @@ def send_work(
                 # typing ends STOP_LEAD before the slot, so the stop call does not delay the message
                 _sleep_until(send_at - timedelta(seconds=typing_for) if send_at else None)
                 _show_typing(session, work.chat_id, typing_for - STOP_LEAD)
-        started = max(utcnow(), send_at) if send_at is not None else utcnow()
         message = send_message(
             tenant,
             work.session_id,
@@ -165,11 +186,12 @@ def send_work(
             idempotency_key=f"queue-{work.id}",
             source=work.source,
             paced=False,
-            call_at=send_at,
+            before_call=at_the_slot,
         )
+        started = called[0] if called else utcnow()
     except ServiceError as exc:
         db.session.rollback()
-        values = _outcome(work, exc, started)
+        values = _outcome(work, exc, called[0] if called else started)
     else:
         if message.status == "ERROR":
             values = {"state": "failed", "last_error": (message.error or "not sent")[:500], "message_id": message.id}
