@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from portal.models import utcnow
 from portal.services import audit
 from tests.helpers import Api
@@ -76,6 +78,7 @@ def test_list_filters_and_pages(api, working_session):
     assert api.get("/waha/scheduled?state=nonsense").status_code == 400
 
 
+@pytest.mark.smoke
 def test_change_then_cancel(api, tenant, working_session):
     item = _schedule(api, working_session).get_json()
     later = _at(timedelta(days=2))

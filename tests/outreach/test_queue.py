@@ -29,6 +29,7 @@ def _texts(sim, session) -> list[str]:
     return [m["body"] for m in sim.sent_messages(session.external_name)]
 
 
+@pytest.mark.smoke
 def test_a_queued_message_is_sent_once_with_its_row_linked(tenant, working, sim, dispatch):
     item = outreach.enqueue(tenant, working.id, "+49 170 9999999", body="hello", actor=TEST_ACTOR)
 
@@ -42,6 +43,7 @@ def test_a_queued_message_is_sent_once_with_its_row_linked(tenant, working, sim,
     assert dispatch(working.id).sent == 0  # nothing left, nothing sent twice
 
 
+@pytest.mark.smoke
 def test_transactional_lane_goes_before_campaign_traffic(tenant, working, sim, dispatch):
     outreach.enqueue_many(
         tenant,
@@ -80,6 +82,7 @@ def test_a_skip_gate_ends_the_item_unsent_and_listeners_hear_of_it(tenant, worki
     assert sorted(heard) == [("no", "skipped"), ("yes", "sent")]
 
 
+@pytest.mark.smoke
 def test_a_hold_gate_keeps_the_item_queued_with_its_reason(tenant, working, sim, dispatch):
     until = utcnow() + timedelta(minutes=10)
     outreach.register_gate(
@@ -107,6 +110,7 @@ def test_a_hold_without_time_lets_the_rest_go_this_pass(tenant, working, sim, di
     assert _texts(sim, working) == ["b"]
 
 
+@pytest.mark.smoke
 def test_cancel_one_and_clear_campaign_traffic(tenant, working, sim, dispatch):
     one = outreach.enqueue(tenant, working.id, CHAT, body="one", actor=TEST_ACTOR)
     outreach.enqueue_many(
