@@ -42,6 +42,7 @@ from portal.services.outreach.stream import stream_campaign
 from portal.services.outreach.waiting import extend_lock as _extend
 from portal.services.outreach.waiting import lock as _lock
 from portal.services.outreach.waiting import nap as _nap
+from portal.services.outreach.waiting import poked as _poked
 from portal.services.outreach.waiting import release as _release
 
 log = logging.getLogger(__name__)
@@ -245,6 +246,8 @@ def run(session_id: str, *, run_for: float = RUN_FOR, nap_max: float = NAP_MAX) 
             return report
     finally:
         _release(session_id, token)
+        if _poked(session_id):
+            wake(session_id)  # something arrived while this dispatcher was finishing: a fresh job looks at it
 
 
 def _stream_after(item_id: int, session_id: str, deadline: float, token: str, report: Report, nap_max: float) -> None:

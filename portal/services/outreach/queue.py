@@ -9,7 +9,6 @@ sent on time without a sweep). The periodic sweep re-drives whatever a lost wake
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +18,7 @@ from sqlalchemy import insert, select, update
 from portal import queue as jobs
 from portal.extensions import db, redis_store
 from portal.models import QueuedSend, SendQueueSession, Tenant, WahaSession, get_for_tenant, rowcount, utcnow
-from portal.models.outreach import LANES, OPEN_STATES
+from portal.models.outreach import LANES
 from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid, NotFound
@@ -342,21 +341,3 @@ def wake(session_id: str, at: datetime | None = None) -> None:
     except redis.RedisError as exc:
         # the rows are committed: the sweep drives them once Redis is back
         log.info("send queue wake-up deferred to the sweep: Redis is unavailable (%s)", type(exc).__name__)
-
-
-def wake_many(session_ids: Iterable[str]) -> None:
-    for session_id in session_ids:
-        wake(session_id)
-
-
-def open_count(session_id: str) -> int:
-    from sqlalchemy import func
-
-    return (
-        db.session.scalar(
-            select(func.count())
-            .select_from(QueuedSend)
-            .where(QueuedSend.session_id == session_id, QueuedSend.state.in_(OPEN_STATES))
-        )
-        or 0
-    )
