@@ -129,6 +129,7 @@ def send_message(
     source: str = "api",
     paced: bool = True,
     before_call: Callable[[], None] | None = None,
+    key_is_new: bool = False,
 ) -> Message:
     """Send a text or a media message through the session and return its row.
 
@@ -143,7 +144,8 @@ def send_message(
     "reply_to" otherwise; the row keeps it as `reply_to_id`. `paced=False` skips the pacing check: the send
     queue's dispatcher took the slot itself, in its lane's way; `before_call` runs right before the call to WAHA,
     once everything before it is done (the queue waits there for its campaign slot and notes the time, so the
-    gap between two messages is the gap between their calls).
+    gap between two messages is the gap between their calls); `key_is_new` skips looking the key up when the
+    caller knows no send used it yet (the unique key still catches a twin).
     """
     try:
         chat_id, bad_recipient = normalize_recipient(to), None
@@ -171,7 +173,7 @@ def send_message(
 
     tenant_id = tenant.id
     again: tuple[Message, str] | None = None  # the stored row to send again, and the state to claim it from
-    if key:
+    if key and not key_is_new:
         existing = _by_key(tenant_id, key)
         if existing is not None:
             existing = _same_request(existing, session.id, chat_id, body, stored_media)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from portal.extensions import db
 from portal.models import QueuedSend, SendQueueSession, Tenant, WahaSession, rowcount, utcnow
@@ -156,11 +156,20 @@ def _sleep_until(moment: datetime | None) -> None:
 
 
 def send_work(
-    work: Work, tenant: Tenant, typing_for: float = 0.0, send_at: datetime | None = None, gap: float | None = None
+    work: Work,
+    tenant: Tenant,
+    typing_for: float = 0.0,
+    send_at: datetime | None = None,
+    gap: float | None = None,
+    defer: list[dict[str, Any]] | None = None,
 ) -> tuple[str, datetime]:
     """Send a claimed item (at `send_at`, its campaign slot, when given: typing starts `typing_for` seconds
     before it); returns its new state ("sent", "failed" or "queued") and when it went. After a campaign send
-    the session's next slot is `gap` seconds later (drawn from the settings when None). Commits."""
+    the session's next slot is `gap` seconds later (drawn from the settings when None). Commits.
+
+    With `defer`, a "sent" outcome is appended there for the caller to write with others (`record_sent`)
+    instead of being written now: a dispatcher that dies first leaves the row "sending", and the sweep's retry
+    finds the message by its key."""
     started = utcnow()
     called: list[datetime] = []  # when the call to WAHA was made (after waiting for the slot)
 
@@ -187,6 +196,7 @@ def send_work(
             source=work.source,
             paced=False,
             before_call=at_the_slot,
+            key_is_new=work.attempts == 1,  # never claimed before: no send used the key yet
         )
         started = called[0] if called else utcnow()
     except ServiceError as exc:
@@ -197,6 +207,9 @@ def send_work(
             values = {"state": "failed", "last_error": (message.error or "not sent")[:500], "message_id": message.id}
         else:
             values = {"state": "sent", "last_error": None, "sent_at": started, "message_id": message.id}
+    if defer is not None and values["state"] == "sent":
+        defer.append({"id": work.id, "updated_at": utcnow(), **values})
+        return values["state"], started
     now = utcnow()
     db.session.execute(
         update(QueuedSend)
@@ -214,6 +227,21 @@ def send_work(
         if item is not None:
             settled([item])
     return values["state"], started
+
+
+def record_sent(
+    outcomes: list[dict[str, Any]], work: Work | None = None, slot: tuple[datetime, float] | None = None
+) -> None:
+    """Write deferred "sent" outcomes in one statement, and the session's next slot, then commit."""
+    if outcomes:
+        db.session.execute(update(QueuedSend), outcomes)
+    if work is not None and slot is not None:
+        _next_slot(work, *slot)
+    db.session.commit()
+    if outcomes and has_listeners():
+        items = db.session.scalars(select(QueuedSend).where(QueuedSend.id.in_([o["id"] for o in outcomes]))).all()
+        settled(list(items))
+    outcomes.clear()
 
 
 def _next_slot(work: Work, sent_at: datetime, gap: float) -> None:

@@ -3,8 +3,9 @@ quiet hours, late scheduled messages) has sent a campaign item, the following du
 are read in batches and sent one after another with only what changes per item: a poke (a transactional item
 arrived, the queue was paused or cleared: back to the full plan), quiet hours, the gap, the gates, the token
 bucket, the claim and the send. The settings and the tenant's pace are read once per stream; the row's fields
-once per batch. A session that stops working shows up as the send's refusal (the item goes back to the queue and
-the full plan holds the rest).
+once per batch; "sent" outcomes and the next slot are written together every few items (a dispatcher that dies
+first leaves those rows "sending": the sweep's retry finds each message by its key). A session that stops
+working shows up as the send's refusal (the item goes back to the queue and the full plan holds the rest).
 """
 
 from __future__ import annotations
@@ -20,11 +21,21 @@ from portal.extensions import db
 from portal.models import QueuedSend, Tenant, WahaSession, rowcount, utcnow
 from portal.services import pacing
 from portal.services.outreach.rules import Hold, Skip, ask_gates, has_gates, settled
-from portal.services.outreach.sending import TYPING_MAX, TYPING_MIN, TYPING_PER_CHARACTER, TYPING_SHARE, Work, send_work
+from portal.services.outreach.sending import (
+    TYPING_MAX,
+    TYPING_MIN,
+    TYPING_PER_CHARACTER,
+    TYPING_SHARE,
+    Work,
+    record_sent,
+    send_work,
+)
 from portal.services.outreach.settings import outreach_settings
 from portal.services.outreach.waiting import extend_lock, nap, poked
 
 BATCH = 200
+LOOK_EVERY = 0.25  # seconds between two looks for a poke (a transactional item waits at most this much longer)
+FLUSH_COUNT, FLUSH_EVERY = 25, 1.0  # "sent" outcomes are written together: this many, or after this long
 EXTEND_EVERY = 5.0  # seconds between two extensions of the session's lock (it lasts waiting.LOCK_MS)
 
 
@@ -111,44 +122,68 @@ def stream_campaign(
     slot = last_sent + timedelta(seconds=gap)
     lead = LEAD.total_seconds()
     gates = has_gates()
-    extended = time.monotonic()
-    while time.monotonic() < deadline:
-        works = _batch(session_id, utcnow())
-        if not works:
-            return
-        for work in works:
-            began = time.monotonic()
-            if poked(session_id) or time.monotonic() >= deadline:
+    extended = looked = flushed = time.monotonic()
+    pending: list[dict[str, Any]] = []  # "sent" outcomes not written yet
+    last: tuple[Work, tuple[datetime, float]] | None = None
+
+    def flush() -> None:
+        nonlocal flushed, last
+        if pending or last is not None:
+            record_sent(pending, *(last or (None, None)))
+        flushed, last = time.monotonic(), None
+
+    try:
+        while time.monotonic() < deadline:
+            works = _batch(session_id, utcnow())
+            if not works:
                 return
-            now = utcnow()
-            if settings.quiet_until(now) is not None:
-                return
-            typing_for = _typing_for(work, gap)
-            start_in = (slot - now).total_seconds() - typing_for - lead
-            if start_in > 0 and (start_in > nap_max or nap(session_id, start_in)):
-                return
-            if gates and not _gate(work, session_id):
-                continue
-            wait = pacing.try_acquire(session_id, rate, burst=1)
-            if wait > 0:
-                if wait > nap_max or nap(session_id, wait):
+            for work in works:
+                began = time.monotonic()
+                if began - looked >= LOOK_EVERY:
+                    looked = began
+                    if poked(session_id):
+                        return
+                if began >= deadline:
                     return
-                if pacing.try_acquire(session_id, rate, burst=1) > 0:
+                now = utcnow()
+                if settings.quiet_until(now) is not None:
                     return
-            if not _claim(work):
-                continue
-            gap = settings.draw_gap()
-            send_at = slot if slot > utcnow() else None
-            waited = max(0.0, (slot - utcnow()).total_seconds())
-            state, sent = send_work(replace(work, attempts=work.attempts + 1), tenant, typing_for, send_at, gap=gap)
-            report.sent += state == "sent"
-            report.failed += state == "failed"
-            if state == "queued":
-                return  # refused for now (the session stopped, pacing): the full plan decides
-            slot = sent + timedelta(seconds=gap)
-            busy = time.monotonic() - began - waited - typing_for
-            lead = min(LEAD_MAX.total_seconds(), max(LEAD.total_seconds(), 2 * busy))
-            if time.monotonic() - extended > EXTEND_EVERY:
-                if not extend_lock(session_id, token):
-                    return
-                extended = time.monotonic()
+                typing_for = _typing_for(work, gap)
+                start_in = (slot - now).total_seconds() - typing_for - lead
+                if start_in > 0:
+                    flush()
+                    if start_in > nap_max or nap(session_id, start_in):
+                        return
+                if gates and not _gate(work, session_id):
+                    continue
+                wait = pacing.try_acquire(session_id, rate, burst=1)
+                if wait > 0:
+                    flush()
+                    if wait > nap_max or nap(session_id, wait):
+                        return
+                    if pacing.try_acquire(session_id, rate, burst=1) > 0:
+                        return
+                if not _claim(work):
+                    continue
+                gap = settings.draw_gap()
+                send_at = slot if slot > utcnow() else None
+                waited = max(0.0, (slot - utcnow()).total_seconds())
+                claimed = replace(work, attempts=work.attempts + 1)
+                state, sent = send_work(claimed, tenant, typing_for, send_at, gap=gap, defer=pending)
+                report.sent += state == "sent"
+                report.failed += state == "failed"
+                if state == "queued":
+                    return  # refused for now (the session stopped, pacing): the full plan decides
+                if state == "sent":
+                    last = (claimed, (sent, gap))
+                slot = sent + timedelta(seconds=gap)
+                busy = time.monotonic() - began - waited - typing_for
+                lead = min(LEAD_MAX.total_seconds(), max(LEAD.total_seconds(), 2 * busy))
+                if len(pending) >= FLUSH_COUNT or time.monotonic() - flushed >= FLUSH_EVERY:
+                    flush()
+                if time.monotonic() - extended > EXTEND_EVERY:
+                    if not extend_lock(session_id, token):
+                        return
+                    extended = time.monotonic()
+    finally:
+        flush()
