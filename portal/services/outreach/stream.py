@@ -51,7 +51,10 @@ def _batch(session_id: str, now: datetime) -> list[Work]:
         .order_by(func.coalesce(QueuedSend.not_before, QueuedSend.created_at), QueuedSend.id)
         .limit(BATCH)
     ).all()
-    return [Work.of(row) for row in rows]
+    works = [Work.of(row) for row in rows]
+    for row in rows:
+        db.session.expunge(row)  # every commit would expire them all again: the stream needs only their fields
+    return works
 
 
 def _typing_for(work: Work, gap: float) -> float:
@@ -89,14 +92,18 @@ def _gate(work: Work, session_id: str) -> bool:
 
 
 def _claim(work: Work) -> bool:
+    """Claim the row in the open transaction: the send commits it with its own row, before WAHA is called (a
+    send refused before that rolls it back, and the outcome written after it says where the item stands)."""
     result = db.session.execute(
         update(QueuedSend)
         .where(QueuedSend.id == work.id, QueuedSend.state == "queued")
         .values(state="sending", attempts=QueuedSend.attempts + 1, hold_reason=None, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    db.session.commit()
-    return rowcount(result) == 1
+    if rowcount(result) != 1:
+        db.session.rollback()
+        return False
+    return True
 
 
 def stream_campaign(
@@ -177,10 +184,10 @@ def stream_campaign(
                 if state == "sent":
                     last = (claimed, (sent, gap))
                 slot = sent + timedelta(seconds=gap)
-                busy = time.monotonic() - began - waited - typing_for
-                lead = min(LEAD_MAX.total_seconds(), max(LEAD.total_seconds(), 2 * busy))
                 if len(pending) >= FLUSH_COUNT or time.monotonic() - flushed >= FLUSH_EVERY:
                     flush()
+                busy = time.monotonic() - began - waited - typing_for  # writing the outcomes included
+                lead = min(LEAD_MAX.total_seconds(), max(LEAD.total_seconds(), 2 * busy))
                 if time.monotonic() - extended > EXTEND_EVERY:
                     if not extend_lock(session_id, token):
                         return
