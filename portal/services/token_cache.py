@@ -184,8 +184,7 @@ def _listen(client: Any) -> None:
     while True:
         try:
             pubsub = client.pubsub(ignore_subscribe_messages=True)
-            pubsub.subscribe(CHANNEL)
-            clear()  # anything announced while not subscribed is gone with it
+            pubsub.subscribe(CHANNEL)  # what was announced before is caught by the epoch check
             for message in pubsub.listen():
                 if message and message.get("type") == "message":
                     clear()
