@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 from flask import Flask, current_app
@@ -31,6 +34,7 @@ JOB_DRAIN_EVENTS = "portal.jobs.events.drain_events"
 JOB_SWEEP_EVENTS = "portal.jobs.events.sweep_events"
 JOB_FETCH_MEDIA = "portal.jobs.events.fetch_media"
 JOB_DELIVER = "portal.jobs.forwarding.deliver"
+JOB_DRAIN_DELIVERIES = "portal.jobs.forwarding.drain_deliveries"
 JOB_DISPATCH_DUE = "portal.jobs.forwarding.dispatch_due"
 JOB_SYNC_SESSIONS = "portal.jobs.maintenance.sync_sessions"
 JOB_RECONCILE = "portal.jobs.maintenance.reconcile"
@@ -70,6 +74,12 @@ class InProcessRunner:
 
         self.pool.submit(run)
 
+    def enqueue_at(self, when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS) -> None:
+        """Submit `func_path(*args)` at `when` (a timer thread)."""
+        timer = threading.Timer(max(0.0, when.timestamp() - time.time()), self.enqueue, (func_path, *args))
+        timer.daemon = True
+        timer.start()
+
     def enqueue_many(self, calls: Iterable[tuple[str, tuple]], queue: str = QUEUE_EVENTS, **options: Any) -> int:
         """Submit each `(func_path, args)` call; returns how many."""
         count = 0
@@ -91,6 +101,10 @@ class RQRunner:
     def enqueue(self, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> Any:
         """Queue one job; returns RQ's Job."""
         return self.queues[queue].enqueue(func_path, *args, **options)
+
+    def enqueue_at(self, when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS) -> Any:
+        """Queue one job for `when`: a worker's scheduler (`flask worker` runs one) moves it onto the queue then."""
+        return self.queues[queue].enqueue_at(when, func_path, *args)
 
     def enqueue_many(self, calls: Iterable[tuple[str, tuple]], queue: str = QUEUE_EVENTS, **options: Any) -> int:
         """Queue many calls in one Redis round trip (a pipeline), each as its own job."""
@@ -123,6 +137,11 @@ def runner() -> InProcessRunner | RQRunner:
 def enqueue(func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> Any:
     """Queue `func_path(*args)`; options are passed to RQ (job_id, retry, ...)."""
     return runner().enqueue(func_path, *args, queue=queue, **options)
+
+
+def enqueue_at(when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS) -> Any:
+    """Queue `func_path(*args)` to run at `when` (at most about a second late on RQ)."""
+    return runner().enqueue_at(when, func_path, *args, queue=queue)
 
 
 def enqueue_many(calls: Iterable[tuple[str, tuple]], *, queue: str = QUEUE_EVENTS, **options: Any) -> int:
