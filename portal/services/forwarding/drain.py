@@ -178,13 +178,14 @@ def _claim(
         .limit(lanes_free * LANE_ROWS * 2)
     )
     chosen: list[int] = []
+    granted: dict[str, int] = {}
     room: dict[str, int] = {}
     for row_id, endpoint_id, url in db.session.execute(scan):
         key = _destination(endpoint_id, url)
-        if key not in room:
-            granted = max(0, min(per_destination - busy.get(key, 0), lanes_free))
-            lanes_free -= granted
-            room[key] = granted * LANE_ROWS
+        if key not in granted:
+            granted[key] = max(0, min(per_destination - busy.get(key, 0), lanes_free))
+            lanes_free -= granted[key]
+            room[key] = granted[key] * LANE_ROWS
         if room[key] > 0:
             room[key] -= 1
             chosen.append(row_id)
@@ -208,7 +209,7 @@ def _claim(
     db.session.commit()
     lanes: list[_Lane] = []
     for key, attempts in grouped.items():
-        count = -(-len(attempts) // LANE_ROWS)
+        count = min(granted[key], len(attempts))  # the destination's rows spread over every lane it may use
         lanes += [_Lane(lease, key, attempts[n::count]) for n in range(count)]
     return lanes
 
