@@ -44,7 +44,7 @@ from portal.services.forwarding.sending import Attempt, Outcome, post, record, r
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 120  # a claimed attempt is claimed again this long (plus the timeout) after a worker died
-LANE_ROWS = 16  # attempts one thread sends in a row to one destination
+LANE_ROWS = 32  # attempts one thread sends in a row to one destination
 LANE_BUDGET_SECONDS = 30.0  # a lane starts no attempt after this; the rest go back to the next batch
 DRAIN_BUDGET_SECONDS = 10.0  # a drain stops claiming after this and hands over to a fresh job
 IDLE_WAIT_SECONDS = 1.5  # with nothing due, wait in the job for an attempt due within this long
@@ -59,6 +59,7 @@ _sqlite_lock = threading.Lock()
 
 @dataclass
 class DrainResult:
+    claimed: int = 0
     sent: int = 0
     recorded: int = 0
     succeeded: int = 0
@@ -260,6 +261,7 @@ class _Drain:
         if len(self.in_flight) == 0:
             self.resolver = _BatchResolver()  # a fresh look-up of every name at least once per batch
         lanes = _claim(free, self.busy, self.per_destination, self.ids)
+        self.result.claimed += sum(len(lane.attempts) for lane in lanes)
         for lane in lanes:
             future = self.pool.submit(
                 _run_lane, lane, timeout=self.timeout, allow_private=self.allow_private, resolve=self.resolver
@@ -289,7 +291,8 @@ class _Drain:
         try:
             for lease, group in by_lease.items():
                 outcomes = [o for lane in group for o in lane.outcomes]
-                self.result.recorded += record(outcomes, lease)
+                record(outcomes, lease)
+                self.result.recorded += len(outcomes)
                 release([i for lane in group for i in lane.unsent], lease)
                 self.result.sent += sum(1 for o in outcomes if o.sent_at is not None)
                 self.result.succeeded += sum(1 for o in outcomes if o.status == "succeeded")
@@ -357,7 +360,7 @@ def _drain(budget: float, ids: Iterable[int] | None) -> DrainResult:
 def deliver(delivery_id: int) -> str:
     """Send one pending attempt now (due or not) and record its outcome; returns its new status, or "skipped" when
     the row is not pending or another batch holds it."""
-    if not drain(ids=[delivery_id]).recorded:
+    if not drain(ids=[delivery_id]).claimed:
         return "skipped"
     db.session.expire_all()
     row = db.session.get(WebhookDelivery, delivery_id)

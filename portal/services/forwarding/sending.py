@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import requests
 import sqlalchemy as sa
@@ -118,33 +118,61 @@ def post(attempt: Attempt, *, timeout: float, allow_private: bool, resolve: poli
     return outcome
 
 
-def record(outcomes: Sequence[Outcome], lease: datetime) -> int:
-    """Write the outcomes of a batch claimed with `lease` (caller commits); returns how many were written.
+def record(outcomes: Sequence[Outcome], lease: datetime) -> None:
+    """Write the outcomes of a batch claimed with `lease` (caller commits).
 
     Only rows still pending under this lease are written: a row whose lease ran out and that another batch
-    claimed again is that batch's to record. A failure adds the next attempt (same msg_id) due after the
-    back-off; a failure that may not be retried, or of the last retry, marks the row "dead".
+    claimed again is that batch's to record. Successes are one UPDATE for the batch; a failure adds the next
+    attempt (same msg_id) due after the back-off, and a failure that may not be retried, or of the last retry,
+    marks the row "dead".
     """
-    by_id = {o.id: o for o in outcomes}
-    if not by_id:
-        return 0
+    table = cast(sa.Table, WebhookDelivery.__table__)
+    ours = sa.and_(table.c.status == "pending", table.c.leased_until == lease)
+    succeeded = [o for o in outcomes if o.status == "succeeded"]
+    if succeeded:
+        db.session.execute(
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("o_id"), ours)
+            .values(
+                status="succeeded",
+                error=None,
+                response_status=sa.bindparam("o_status"),
+                response_excerpt=sa.bindparam("o_excerpt"),
+                sent_at=sa.bindparam("o_sent"),
+                duration_ms=sa.bindparam("o_ms"),
+                leased_until=None,
+            ),
+            [
+                {
+                    "o_id": o.id,
+                    "o_status": o.response_status,
+                    "o_excerpt": o.response_excerpt,
+                    "o_sent": o.sent_at,
+                    "o_ms": o.duration_ms,
+                }
+                for o in succeeded
+            ],
+        )
+    failed = {o.id: o for o in outcomes if o.status != "succeeded"}
+    if failed:
+        _record_failures(failed, lease)
+
+
+def _record_failures(by_id: dict[int, Outcome], lease: datetime) -> None:
     stmt = select(WebhookDelivery).where(
         WebhookDelivery.id.in_(by_id), WebhookDelivery.status == "pending", WebhookDelivery.leased_until == lease
     )
     if db.engine.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
-    rows = list(db.session.scalars(stmt))
     retries = current_app.config["WAHA_WEBHOOK_RETRY_ATTEMPTS"]
     now = utcnow()
     follow_ups: list[WebhookDelivery] = []
-    for row in rows:
+    for row in db.session.scalars(stmt):
         outcome = by_id[row.id]
         row.error = outcome.error[:500] if outcome.error else None
         row.response_status, row.response_excerpt = outcome.response_status, outcome.response_excerpt
         row.sent_at, row.duration_ms, row.leased_until = outcome.sent_at, outcome.duration_ms, None
-        if outcome.status == "succeeded":
-            row.status = "succeeded"
-        elif not outcome.retryable or row.attempt > retries:
+        if not outcome.retryable or row.attempt > retries:
             row.status = "dead"
             log.warning("delivery %s to %s is dead after attempt %d: %s", row.msg_id, row.url, row.attempt, row.error)
         else:
@@ -156,7 +184,6 @@ def record(outcomes: Sequence[Outcome], lease: datetime) -> int:
         preassign_ids(WebhookDelivery, follow_ups)
         db.session.add_all(follow_ups)
     db.session.flush()
-    return len(rows)
 
 
 def release(ids: Sequence[int], lease: datetime) -> None:
