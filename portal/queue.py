@@ -149,6 +149,22 @@ def enqueue_many(calls: Iterable[tuple[str, tuple]], *, queue: str = QUEUE_EVENT
     return runner().enqueue_many(list(calls), queue=queue, **options)
 
 
+def others_waiting(queue: str) -> bool:
+    """Whether a job waits in a queue other than `queue` (RQ only; never raises). A long drain job hands over when
+    one does, so that a worker busy with it takes the other job next (workers take their queues in turn)."""
+    current = runner()
+    if not isinstance(current, RQRunner):
+        return False
+    try:
+        with current.connection.pipeline() as pipe:
+            for name, rq_queue in current.queues.items():
+                if name != queue:
+                    pipe.llen(rq_queue.key)
+            return any(pipe.execute())
+    except Exception:
+        return False
+
+
 def retry_policy(max_retries: int = 3, intervals: tuple[int, ...] = (10, 60, 300)) -> Any:
     """RQ's Retry with growing intervals, or None in the embedded default (no scheduler to wait on)."""
     if not current_app.config.get("REDIS_URL"):

@@ -37,7 +37,7 @@ from sqlalchemy import select
 from portal.extensions import db, redis_store
 from portal.models import WahaSession, WebhookDelivery, WebhookEndpoint, utcnow
 from portal.net import policy
-from portal.queue import JOB_DRAIN_DELIVERIES, QUEUE_FORWARDING, enqueue, enqueue_at
+from portal.queue import JOB_DRAIN_DELIVERIES, QUEUE_FORWARDING, enqueue, enqueue_at, others_waiting
 from portal.services import destinations, session_secrets
 from portal.services.forwarding.sending import Attempt, Outcome, post, record, release
 
@@ -47,6 +47,7 @@ LEASE_SECONDS = 120  # a claimed attempt is claimed again this long (plus the ti
 LANE_ROWS = 32  # attempts one thread sends in a row to one destination
 LANE_BUDGET_SECONDS = 30.0  # a lane starts no attempt after this; the rest go back to the next batch
 DRAIN_BUDGET_SECONDS = 10.0  # a drain stops claiming after this and hands over to a fresh job
+YIELD_AFTER_SECONDS = 1.0  # ... or after this long when a job of another queue waits (event processing first)
 IDLE_WAIT_SECONDS = 1.5  # with nothing due, wait in the job for an attempt due within this long
 WAKE_LEAD_SECONDS = 1.0  # RQ's scheduler moves a job onto its queue within a second of its time
 DRAIN_FLAG = "portal:forwarding:drain-queued"
@@ -324,7 +325,8 @@ def _drain(budget: float, ids: Iterable[int] | None) -> DrainResult:
     started = time.monotonic()
     try:
         while True:
-            if time.monotonic() - started > budget:
+            elapsed = time.monotonic() - started
+            if elapsed > budget or (elapsed > YIELD_AFTER_SECONDS and ids is None and others_waiting(QUEUE_FORWARDING)):
                 run.collect(None)
                 following = _next_due()
                 db.session.rollback()
