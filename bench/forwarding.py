@@ -166,7 +166,11 @@ def _scalar(app, sql: str, **params: Any) -> Any:
 
 def _wait_settled(app, timeout: float) -> float:
     started = time.perf_counter()
-    while _scalar(app, "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'"):
+    while _scalar(
+        app,
+        "SELECT (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending') "
+        "+ (SELECT count(*) FROM webhook_events WHERE status = 'pending')",
+    ):
         if time.perf_counter() - started > timeout:
             raise RuntimeError("deliveries were not settled in time")
         time.sleep(0.05)

@@ -60,6 +60,8 @@ class InProcessRunner:
     def __init__(self, app: Flask, workers: int = 4) -> None:
         self.app = app
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
+        self.timers: set[Any] = set()
+        self.timers_lock = threading.Lock()
 
     def enqueue(self, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> None:
         """Submit `func_path(*args)` to the pool; RQ options (retry, job_id...) do not apply here."""
@@ -74,9 +76,21 @@ class InProcessRunner:
 
         self.pool.submit(run)
 
-    def enqueue_at(self, when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS) -> None:
-        """Submit `func_path(*args)` at `when` (a timer thread)."""
-        timer = threading.Timer(max(0.0, when.timestamp() - time.time()), self.enqueue, (func_path, *args))
+    def enqueue_at(self, when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> None:
+        """Submit `func_path(*args)` at `when` (a timer thread); one timer per `job_id` at a time."""
+        job_id = options.get("job_id")
+        with self.timers_lock:
+            if job_id is not None and job_id in self.timers:
+                return
+            if job_id is not None:
+                self.timers.add(job_id)
+
+        def fire() -> None:
+            with self.timers_lock:
+                self.timers.discard(job_id)
+            self.enqueue(func_path, *args, queue=queue)
+
+        timer = threading.Timer(max(0.0, when.timestamp() - time.time()), fire)
         timer.daemon = True
         timer.start()
 
@@ -102,9 +116,9 @@ class RQRunner:
         """Queue one job; returns RQ's Job."""
         return self.queues[queue].enqueue(func_path, *args, **options)
 
-    def enqueue_at(self, when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS) -> Any:
+    def enqueue_at(self, when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> Any:
         """Queue one job for `when`: a worker's scheduler (`flask worker` runs one) moves it onto the queue then."""
-        return self.queues[queue].enqueue_at(when, func_path, *args)
+        return self.queues[queue].enqueue_at(when, func_path, *args, **options)
 
     def enqueue_many(self, calls: Iterable[tuple[str, tuple]], queue: str = QUEUE_EVENTS, **options: Any) -> int:
         """Queue many calls in one Redis round trip (a pipeline), each as its own job."""
@@ -139,9 +153,9 @@ def enqueue(func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: An
     return runner().enqueue(func_path, *args, queue=queue, **options)
 
 
-def enqueue_at(when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS) -> Any:
-    """Queue `func_path(*args)` to run at `when` (at most about a second late on RQ)."""
-    return runner().enqueue_at(when, func_path, *args, queue=queue)
+def enqueue_at(when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> Any:
+    """Queue `func_path(*args)` to run at `when` (at most about a second late on RQ); options go to RQ (job_id)."""
+    return runner().enqueue_at(when, func_path, *args, queue=queue, **options)
 
 
 def enqueue_many(calls: Iterable[tuple[str, tuple]], *, queue: str = QUEUE_EVENTS, **options: Any) -> int:

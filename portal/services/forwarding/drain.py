@@ -48,11 +48,10 @@ LANE_ROWS = 32  # attempts one thread sends in a row to one destination
 LANE_BUDGET_SECONDS = 30.0  # a lane starts no attempt after this; the rest go back to the next batch
 DRAIN_BUDGET_SECONDS = 10.0  # a drain stops claiming after this and hands over to a fresh job
 YIELD_AFTER_SECONDS = 1.0  # ... or after this long when a job of another queue waits (event processing first)
-IDLE_WAIT_SECONDS = 1.5  # with nothing due, wait in the job for an attempt due within this long
-WAKE_LEAD_SECONDS = 1.0  # RQ's scheduler moves a job onto its queue within a second of its time
+IDLE_WAIT_SECONDS = 2.0  # with nothing due, wait in the job for an attempt due within this long
+WAKE_LEAD_SECONDS = 1.5  # a wake-up job is due this early: RQ's scheduler moves it within a second of its time
 DRAIN_FLAG = "portal:forwarding:drain-queued"
 DRAIN_FLAG_TTL = 10
-WAKE_KEY = "portal:forwarding:wake-at"
 DEFAULT_CONCURRENCY = 16
 DEFAULT_ENDPOINT_CONCURRENCY = 8
 _sqlite_lock = threading.Lock()
@@ -100,16 +99,16 @@ def request_drain(force: bool = False) -> bool:
 
 
 def _wake_at(when: datetime) -> None:
-    """Have a drain job queued shortly before `when` (RQ's scheduler), unless one is due no later already."""
+    """Have a drain job queued shortly before `when` (RQ's scheduler). One job per half second of due times (a
+    stable job id), however many drains ask for it."""
     stamp = when.timestamp()
     try:
-        if current_app.config.get("REDIS_URL"):
-            known = redis_store.client.get(WAKE_KEY)
-            if known is not None and time.time() < float(known) <= stamp + 0.2:
-                return
-            ttl = max(1, int(stamp - time.time()) + 5)
-            redis_store.client.set(WAKE_KEY, str(stamp), ex=ttl)
-        enqueue_at(when - timedelta(seconds=WAKE_LEAD_SECONDS), JOB_DRAIN_DELIVERIES, queue=QUEUE_FORWARDING)
+        enqueue_at(
+            when - timedelta(seconds=WAKE_LEAD_SECONDS),
+            JOB_DRAIN_DELIVERIES,
+            queue=QUEUE_FORWARDING,
+            job_id=f"forwarding-wake-{int(stamp * 2)}",
+        )
     except Exception:
         log.warning("could not schedule the next forwarding drain; the dispatcher will", exc_info=True)
 
