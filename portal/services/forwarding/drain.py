@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import current_app
@@ -193,20 +193,30 @@ def _claim(
     if not chosen:
         db.session.rollback()
         return []
-    stmt = select(WebhookDelivery).where(WebhookDelivery.id.in_(chosen), *where[:2])
-    stmt = stmt.order_by(WebhookDelivery.due_at, WebhookDelivery.id)
-    if db.engine.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    rows = list(db.session.scalars(stmt))
+    # One statement takes the rows (skipping those another worker is taking) and stamps this batch's lease.
+    table = cast(sa.Table, WebhookDelivery.__table__)
     lease = now + timedelta(seconds=lease_seconds())
+    free_rows = select(table.c.id).where(
+        table.c.id.in_(chosen),
+        table.c.status == "pending",
+        sa.or_(table.c.leased_until.is_(None), table.c.leased_until < now),
+    )
+    if db.engine.dialect.name == "postgresql":
+        free_rows = free_rows.with_for_update(skip_locked=True)
+    taken = db.session.execute(
+        sa.update(table)
+        .where(table.c.id.in_(free_rows.scalar_subquery()))
+        .values(leased_until=lease)
+        .returning(table.c.id, table.c.endpoint_id, table.c.session_id, table.c.url, table.c.msg_id, table.c.payload)
+        .execution_options(synchronize_session=False)
+    ).all()
+    order = {row_id: n for n, row_id in enumerate(chosen)}  # oldest due first, as scanned
     grouped: dict[str, list[Attempt]] = {}
     secrets_of: dict[tuple[str, Any], str | None] = {}
-    for row in rows:
-        row.leased_until = lease
+    for row in sorted(taken, key=lambda r: order[r.id]):
         key = _destination(row.endpoint_id, row.url)
-        grouped.setdefault(key, []).append(
-            Attempt(row.id, row.url, row.msg_id, row.payload, _secret(row, secrets_of), key)
-        )
+        secret = _secret(row.endpoint_id, row.session_id, secrets_of)
+        grouped.setdefault(key, []).append(Attempt(row.id, row.url, row.msg_id, row.payload, secret, key))
     db.session.commit()
     lanes: list[_Lane] = []
     for key, attempts in grouped.items():
@@ -215,14 +225,14 @@ def _claim(
     return lanes
 
 
-def _secret(row: WebhookDelivery, known: dict[tuple[str, Any], str | None]) -> str | None:
-    key = ("endpoint", row.endpoint_id) if row.endpoint_id is not None else ("session", row.session_id)
+def _secret(endpoint_id: int | None, session_id: str | None, known: dict[tuple[str, Any], str | None]) -> str | None:
+    key = ("endpoint", endpoint_id) if endpoint_id is not None else ("session", session_id)
     if key not in known:
-        if row.endpoint_id is not None:
-            endpoint = db.session.get(WebhookEndpoint, row.endpoint_id)
+        if endpoint_id is not None:
+            endpoint = db.session.get(WebhookEndpoint, endpoint_id)
             known[key] = endpoint.secret if endpoint is not None and endpoint.is_enabled else None
         else:
-            session = db.session.get(WahaSession, row.session_id) if row.session_id else None
+            session = db.session.get(WahaSession, session_id) if session_id else None
             known[key] = session_secrets.secret_for(session) if session is not None else None
     return known[key]
 
