@@ -2,7 +2,7 @@
 the attempt went out); due_at keeps the time the attempt was scheduled for
 
 Revision ID: 0015
-Revises: 0009
+Revises: 0011 (branch head when written; re-chained on merge)
 """
 
 from alembic import op

@@ -14,6 +14,8 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode(404, "session_not_found", "No such session in your tenant (another tenant's session looks the same)."),
     ErrorCode(404, "message_not_found", "No such message in your tenant."),
     ErrorCode(404, "media_not_found", "The message has no stored file."),
+    ErrorCode(416, "range_not_satisfiable", "The Range header asks for bytes the file does not have."),
+    ErrorCode(503, "storage_unavailable", "The portal's file store cannot be reached; retry after Retry-After."),
     ErrorCode(404, "endpoint_not_found", "No such webhook endpoint in your tenant."),
     ErrorCode(404, "delivery_not_found", "No such webhook delivery in your tenant."),
     ErrorCode(409, "session_exists", "Your tenant already has a session with that name."),
@@ -27,6 +29,12 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "the session it created was deleted since; use a new key.",
     ),
     ErrorCode(409, "session_limit", "Your tenant has as many sessions as its plan allows."),
+    ErrorCode(
+        409,
+        "new_contact_limited",
+        "WhatsApp limits this number (a reach-out timelock or the new-chat cap): a first message to a new contact "
+        "waits until details.until; replies to existing chats still go out.",
+    ),
     ErrorCode(
         409,
         "message_deleted",
