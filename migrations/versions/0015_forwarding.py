@@ -2,14 +2,14 @@
 the attempt went out); due_at keeps the time the attempt was scheduled for
 
 Revision ID: 0015
-Revises: 0011 (branch head when written; re-chained on merge)
+Revises: 0014
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0015"
-down_revision = "0009"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
