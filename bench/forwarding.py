@@ -374,6 +374,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=300, help="events/s fed in the retry run")
     parser.add_argument("--seconds", type=int, default=15, help="length of the retry run's feed")
     parser.add_argument("--failing", type=float, default=8.0, help="seconds the endpoint answers 500 in that run")
+    parser.add_argument("--simple", action="store_true", help="workers run jobs without a fork (flask worker --simple)")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -399,7 +400,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}/hook"
         endpoint_id = _endpoint(app, sessions[0]["tenant_id"], url)
         flask = str(ROOT / ".venv/bin/flask")
-        workers = _start([flask, "--app", "bench.ingest_app:app", "worker"], 2)
+        workers = _start([flask, "--app", "bench.ingest_app:app", "worker", *(["--simple"] if args.simple else [])], 2)
         time.sleep(3.0)
         print("bare loop: one process, keep-alive POSTs for 3 s ...", flush=True)
         bare = _bare_loop(port, 3.0)
