@@ -291,7 +291,8 @@ def flask_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     production = values["PORTAL_ENV"] == "production"
     return {
         "SQLALCHEMY_DATABASE_URI": values["DATABASE_URL"],
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # no pool_pre_ping: portal.dbengines pings a pooled connection only after it was idle for a second
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

@@ -70,6 +70,13 @@ def _reset_rate_limits() -> None:
     if fallback is not None:
         fallback.reset()
     limiter._storage_dead = False
+    # The API's own limit (api.ratelimit) counts in this process's memory while Redis is away, and the token cache
+    # holds the tokens of earlier tests: every test starts without either.
+    from portal.api import ratelimit
+    from portal.services import token_cache
+
+    ratelimit.reset_memory()
+    token_cache.clear()
 
 
 def _reset_redis_pauses() -> None:
@@ -81,6 +88,15 @@ def _reset_redis_pauses() -> None:
 
     shared._pause.reset()
     signal._redis_pause.reset()
+
+
+def _drop_pending_metrics() -> None:
+    """Counts an earlier test left in this process's metrics buffer (flushed within a second) are not this
+    test's: drop them before Redis is emptied."""
+    from portal.metrics import shared
+
+    with shared._buffer.lock:
+        shared._buffer.pending.clear()
 
 
 def _reset_schema(app: Flask) -> None:
@@ -311,6 +327,7 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     sim = request.getfixturevalue("sim")
     sim.reset()
     outbox.clear()
+    _drop_pending_metrics()
     _redis(application.config["REDIS_URL"]).flushdb()
     _reset_rate_limits()
     _reset_redis_pauses()

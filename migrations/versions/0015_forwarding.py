@@ -2,14 +2,14 @@
 the attempt went out); due_at keeps the time the attempt was scheduled for
 
 Revision ID: 0015
-Revises: 0014
+Revises: 0010_search_index
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0015"
-down_revision = "0014"
+down_revision = "0010_search_index"
 branch_labels = None
 depends_on = None
 
