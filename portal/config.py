@@ -162,6 +162,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("WAHA_WEBHOOK_TIMEOUT", _whole_ms, 10000, "ms, bound on each delivery to a tenant endpoint"),
     Setting("WAHA_WEBHOOK_RETRY_ATTEMPTS", _count, 5, "retries of a failed delivery before dead letter"),
+    Setting("WEBHOOK_CONCURRENCY", _positive, 16, "deliveries in flight at once per worker process"),
+    Setting("WEBHOOK_ENDPOINT_CONCURRENCY", _positive, 8, "deliveries in flight at once per destination and worker"),
     Setting("JWT_HS256_SECRET", _secret(32), None, "shared secret for HS256 JWTs"),
     Setting("JWT_JWKS_URL", _http_url, None, "JWKS URL for RS256 JWTs"),
     Setting("JWT_ISSUER", _text, None, "required iss of JWTs"),
