@@ -56,3 +56,11 @@ def check_servers() -> list[dict]:
     from portal.services import fleet
 
     return fleet.check_servers()
+
+
+@job
+def ensure_partitions() -> list[str]:
+    """Create the monthly partitions of messages and webhook_events ahead (PostgreSQL; nothing to do on SQLite)."""
+    from portal.services import partitions
+
+    return partitions.ensure()
