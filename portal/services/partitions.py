@@ -155,9 +155,7 @@ def drop(partition: Partition) -> None:
                 bounds,
             )
             for key_table in ("message_idempotency_keys", "message_waha_ids"):
-                conn.execute(
-                    sa.text(f"DELETE FROM {key_table} WHERE created_at >= :lo AND created_at < :hi"), bounds
-                )
+                conn.execute(sa.text(f"DELETE FROM {key_table} WHERE created_at >= :lo AND created_at < :hi"), bounds)
         else:
             conn.execute(
                 sa.text("DELETE FROM webhook_event_keys WHERE received_at >= :lo AND received_at < :hi"), bounds
@@ -183,7 +181,9 @@ def status() -> list[dict[str, object]]:
             report.append(
                 {
                     "table": table,
-                    "partitions": [(p.name, p.lower.date().isoformat(), p.upper.date().isoformat(), p.rows) for p in found],
+                    "partitions": [
+                        (p.name, p.lower.date().isoformat(), p.upper.date().isoformat(), p.rows) for p in found
+                    ],
                     "missing": [partition_name(table, m) for m in wanted if m not in have],
                 }
             )

@@ -137,9 +137,7 @@ class _GroupWriter:
 
 def _insert_rows(params: list[tuple]) -> set[str]:
     sql = (
-        f"INSERT INTO webhook_events {_PG_COLUMNS} VALUES "
-        + ", ".join([_PG_ROW] * len(params))
-        + " RETURNING event_id"
+        f"INSERT INTO webhook_events {_PG_COLUMNS} VALUES " + ", ".join([_PG_ROW] * len(params)) + " RETURNING event_id"
     )
     flat = [value for row in params for value in row]
     for attempt in (1, 2):
