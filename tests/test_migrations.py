@@ -193,3 +193,194 @@ def test_inbox_migration_builds_chats_and_contacts_from_stored_messages(tmp_path
             engine, name = admin
             with engine.connect() as conn:
                 conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def _relkind(table: str) -> str:
+    kind = db.session.execute(sa.text("SELECT relkind FROM pg_class WHERE relname = :t"), {"t": table}).scalar_one()
+    db.session.commit()
+    return kind
+
+
+def _snapshot() -> dict[str, list[tuple]]:
+    """Every row of the converted tables and of the rows pointing into them, as plain tuples."""
+    queries = {
+        "messages": "SELECT id, created_at, idempotency_key, waha_message_id, reply_to_id, body FROM messages",
+        "webhook_events": "SELECT id, received_at, event_id, status FROM webhook_events",
+        "chats": "SELECT id, last_message_id FROM chats",
+        "webhook_deliveries": "SELECT id, webhook_event_id FROM webhook_deliveries",
+    }
+    rows = {name: sorted(tuple(r) for r in db.session.execute(sa.text(sql))) for name, sql in queries.items()}
+    db.session.commit()  # no lock held while the migration rebuilds the tables
+    return rows
+
+
+@pytest.mark.timeout(300)
+def test_partitions_migration_moves_the_rows_and_downgrades_back(tmp_path):
+    """0011 on data: rows of two months land in their partitions with their ids, keys and references; the unique
+    keys still refuse a repeat; new ids continue the sequence; the downgrade gives the plain tables back."""
+    from datetime import UTC, datetime
+
+    from portal.models import Tenant, WahaServer, WahaSession
+
+    url, admin = _backfill_url(tmp_path, "postgresql")
+    try:
+        app = create_app(environ_for_tests(DATABASE_URL=url))
+        with app.app_context():
+            upgrade(revision="0009")
+            tables = {
+                name: sa.Table(name, sa.MetaData(), autoload_with=db.engine)
+                for name in (
+                    "tenants",
+                    "waha_servers",
+                    "waha_sessions",
+                    "messages",
+                    "webhook_events",
+                    "chats",
+                    "webhook_deliveries",
+                )
+            }
+            jan, feb = datetime(2026, 1, 20, tzinfo=UTC), datetime(2026, 2, 3, tzinfo=UTC)
+
+            def insert(table_name: str, /, **values: object) -> object:
+                row = {"created_at": jan, "updated_at": jan, **values}
+                known = {c.name for c in tables[table_name].columns}
+                return db.session.execute(
+                    sa.insert(tables[table_name]).values({k: v for k, v in row.items() if k in known})
+                ).inserted_primary_key[0]
+
+            tenant_id = insert("tenants", **{**_defaults(Tenant), "slug": "acme", "name": "Acme"})
+            server_id = insert(
+                "waha_servers", **{**_defaults(WahaServer), "name": "s", "base_url": "http://w", "api_key": "k"}
+            )
+            insert(
+                "waha_sessions",
+                **{
+                    **_defaults(WahaSession),
+                    "id": "sess-p",
+                    "tenant_id": tenant_id,
+                    "server_id": server_id,
+                    "name": "n",
+                    "external_name": "n",
+                    "hmac_key": "k",
+                    "config": {},
+                },
+            )
+            common = {
+                "tenant_id": tenant_id,
+                "session_id": "sess-p",
+                "direction": "out",
+                "source": "api",
+                "chat_id": "491701111111@c.us",
+                "from_me": True,
+                "status": "READ",
+                "metadata": {},
+            }
+            first = insert("messages", **common, body="january", idempotency_key="key-1", waha_message_id="w1")
+            insert(
+                "messages",
+                **common,
+                body="february",
+                idempotency_key="key-2",
+                waha_message_id="w2",
+                reply_to_id=first,
+                created_at=feb,
+                updated_at=feb,
+            )
+            insert(
+                "chats",
+                tenant_id=tenant_id,
+                session_id="sess-p",
+                chat_id="491701111111@c.us",
+                last_message_id=first,
+                last_activity_at=jan,
+                unread_count=0,
+                status="open",
+            )
+            event_id = insert(
+                "webhook_events",
+                event_id="evt-1",
+                tenant_id=tenant_id,
+                session_id="sess-p",
+                event="message",
+                payload={},
+                status="done",
+                attempts=0,
+                received_at=feb,
+            )
+            insert(
+                "webhook_deliveries",
+                tenant_id=tenant_id,
+                url="http://x/",
+                msg_id="msg_1",
+                event_type="message",
+                webhook_event_id=event_id,
+                payload={},
+                attempt=1,
+                status="succeeded",
+            )
+            db.session.commit()
+            before = _snapshot()
+
+            upgrade()
+            assert _relkind("messages") == "p" and _relkind("webhook_events") == "p"
+            assert _snapshot() == before
+            parts = db.session.execute(
+                sa.text("SELECT c.relname, count(*) FROM messages m JOIN pg_class c ON c.oid = m.tableoid GROUP BY 1")
+            ).all()
+            assert sorted(parts) == [("messages_p202601", 1), ("messages_p202602", 1)]
+            # this month and two ahead exist for inserts
+            now = datetime.now(UTC)
+            assert (
+                db.session.execute(
+                    sa.text("SELECT count(*) FROM pg_class WHERE relname = :n"), {"n": f"messages_p{now:%Y%m}"}
+                ).scalar_one()
+                == 1
+            )
+            # the keys of the moved rows still refuse a repeat, in another month
+            duplicate = {**common, "body": "again", "idempotency_key": "key-1", "created_at": now, "updated_at": now}
+            with pytest.raises(sa.exc.IntegrityError):
+                insert("messages", **duplicate)
+            db.session.rollback()
+            new_id = insert("messages", **{**duplicate, "idempotency_key": "key-3"})
+            assert new_id > max(row[0] for row in before["messages"])
+            stored = db.session.execute(
+                sa.text(
+                    "INSERT INTO webhook_events (event_id, event, payload, status, attempts, received_at) "
+                    "VALUES ('evt-1', 'message', '{}', 'pending', 0, now()) RETURNING id"
+                )
+            ).all()
+            assert stored == []  # a repeated event id is skipped
+            db.session.commit()
+            after_insert = _snapshot()
+
+            downgrade(revision="0009")
+            assert _relkind("messages") == "r" and _relkind("webhook_events") == "r"
+            assert _snapshot() == after_insert
+            inspector = sa.inspect(db.engine)
+            uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("messages")}
+            assert {("session_id", "waha_message_id"), ("tenant_id", "idempotency_key")} <= uniques
+            assert ("event_id",) in {
+                tuple(u["column_names"]) for u in inspector.get_unique_constraints("webhook_events")
+            }
+            references = {
+                (fk["constrained_columns"][0], fk["referred_table"])
+                for name in ("chats", "messages", "webhook_deliveries")
+                for fk in inspector.get_foreign_keys(name)
+            }
+            assert {
+                ("last_message_id", "messages"),
+                ("reply_to_id", "messages"),
+                ("webhook_event_id", "webhook_events"),
+            } <= references
+            assert not {"message_idempotency_keys", "message_waha_ids", "webhook_event_keys"} & set(
+                inspector.get_table_names()
+            )
+            upgrade()  # and up again
+            assert _snapshot() == after_insert
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        if admin is not None:
+            engine, name = admin
+            with engine.connect() as conn:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
