@@ -241,9 +241,9 @@ def partitions_status() -> None:
         return
     missing = False
     for table in report:
-        for name, lower, upper, rows in table["partitions"]:  # type: ignore[attr-defined]
+        for name, lower, upper, rows in table["partitions"]:
             click.echo(f"{table['table']}\t{name}\t{lower}\t{upper}\t~{max(rows, 0)} rows")
-        for name in table["missing"]:  # type: ignore[attr-defined]
+        for name in table["missing"]:
             missing = True
             click.echo(f"{table['table']}\t{name}\tMISSING")
     if missing:

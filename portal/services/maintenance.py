@@ -318,9 +318,8 @@ def prune(now: Any = None) -> dict[str, int]:
 
     On PostgreSQL messages and events go by whole monthly partitions (services.partitions.prune: a row stays up
     to about a month past its retention); SQLite deletes rows in chunks."""
-    from portal.storage import storage
-
     from portal.services import partitions
+    from portal.storage import storage
 
     now = now or utcnow()
     counts = {"messages": 0, "media_files": 0, "events": 0, "deliveries": 0}

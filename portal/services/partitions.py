@@ -144,7 +144,8 @@ def drop(partition: Partition) -> None:
         if partition.table == "messages":
             conn.execute(
                 sa.text(
-                    f"UPDATE chats SET last_message_id = NULL WHERE last_message_id IN (SELECT id FROM {partition.name})"
+                    "UPDATE chats SET last_message_id = NULL "
+                    f"WHERE last_message_id IN (SELECT id FROM {partition.name})"
                 )
             )
             conn.execute(
@@ -165,7 +166,7 @@ def drop(partition: Partition) -> None:
     log.info("partition %s dropped (%s to %s)", partition.name, lower.date(), upper.date())
 
 
-def status() -> list[dict[str, object]]:
+def status() -> list[dict[str, Any]]:
     """Each partitioned table's partitions, and the months of the window ensure() keeps that are missing."""
     if not enabled():
         return []
