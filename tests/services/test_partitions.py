@@ -42,15 +42,9 @@ def _names(table: str) -> set[str]:
 
 
 def _message(tenant: Any, session: Any, when: datetime, **values: Any) -> Message:
+    defaults = {"direction": "in", "source": "inbound", "chat_id": "491701111111@c.us"}
     message = Message(
-        tenant_id=tenant.id,
-        session_id=session.id,
-        direction="in",
-        source="inbound",
-        chat_id="491701111111@c.us",
-        created_at=when,
-        updated_at=when,
-        **values,
+        tenant_id=tenant.id, session_id=session.id, created_at=when, updated_at=when, **{**defaults, **values}
     )
     db.session.add(message)
     db.session.flush()
@@ -103,6 +97,29 @@ def test_status_reports_a_missing_month_and_ensure_repairs_it(pg):
     assert all(not t["missing"] for t in partitions.status())
 
 
+def test_the_partitions_commands_report_a_missing_month_and_create_it(pg, app):
+    ahead = partitions.next_month(partitions.next_month(partitions.month_start(utcnow())))
+    name = partitions.partition_name("webhook_events", ahead)
+    with db.engine.begin() as conn:
+        conn.execute(sa.text(f"ALTER TABLE webhook_events DETACH PARTITION {name}"))
+        conn.execute(sa.text(f"DROP TABLE {name}"))
+    cli = app.test_cli_runner()
+    result = cli.invoke(args=["partitions", "status"])
+    assert result.exit_code == 1 and f"{name}\tMISSING" in result.output
+    result = cli.invoke(args=["partitions", "ensure"])
+    assert result.exit_code == 0 and name in result.output
+    result = cli.invoke(args=["partitions", "status"])
+    assert result.exit_code == 0 and "MISSING" not in result.output
+    assert partitions.partition_name("messages", partitions.month_start(utcnow())) in result.output
+
+
+def test_the_ensure_job_is_scheduled(app):
+    from portal.jobs.schedule import entries
+    from portal.queue import JOB_ENSURE_PARTITIONS
+
+    assert any(e.func == JOB_ENSURE_PARTITIONS and e.interval <= 3600 for e in entries(app.config))
+
+
 def test_an_idempotency_key_holds_across_a_month_boundary(pg, tenant, session):
     now = utcnow()
     _message(tenant, session, _month_before(now), idempotency_key="order-42")
@@ -116,6 +133,34 @@ def test_an_idempotency_key_holds_across_a_month_boundary(pg, tenant, session):
     other = make_tenant("other", name="Other")
     _message(other, new_session(other, "Other"), now, idempotency_key="order-42")
     db.session.commit()
+
+
+def test_a_send_retried_next_month_with_its_key_is_not_sent_again(pg, tenant, sim):
+    from portal.services import messages
+    from tests.builders import TEST_ACTOR, working_session
+
+    session = working_session(tenant, sim)
+    first = _message(
+        tenant,
+        session,
+        _month_before(utcnow()),
+        direction="out",
+        source="api",
+        chat_id="491701234567@c.us",
+        from_me=True,
+        body="Your order shipped",
+        status="SERVER",
+        idempotency_key="order-7",
+        waha_message_id="true_491701234567@c.us_PRE",
+    )
+    db.session.commit()
+
+    again = messages.send_message(
+        tenant, session.id, TEST_ACTOR, to="491701234567", text="Your order shipped", idempotency_key="order-7"
+    )
+
+    assert again.id == first.id
+    assert sim.sent_messages(session.external_name) == []
 
 
 def test_a_waha_message_id_is_stored_once_across_a_month_boundary(pg, tenant, session):
