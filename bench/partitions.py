@@ -1,6 +1,6 @@
 """Benchmark: the statements of the send path and of event ingest on plain tables against monthly partitions.
 
-Two databases are built in one run: one at migration 0009 (plain `messages` and `webhook_events` with their
+Two databases are built in one run: one at the migration before 0011 (plain `messages` and `webhook_events` with their
 unique constraints) and one at the head (partitioned by month, global keys in key tables kept by triggers), each
 with the same rows spread over the last four months. The statements whose cost the partitioning changes are
 then timed in alternating blocks (plain, partitioned, plain, ...) on one autocommit connection each, so drift
@@ -111,6 +111,18 @@ def _build(url: sa.URL, revision: str | None, rows: int) -> tuple[int, str]:
     return ids
 
 
+def _before_partitions() -> str:
+    """The revision just before the partitioning migration: the plain tables as they were."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    down = ScriptDirectory.from_config(config).get_revision("0011").down_revision
+    assert isinstance(down, str)
+    return down
+
+
 def _statements(partitioned: bool) -> dict[str, str]:
     from portal.services.events.writer import _PG_COLUMNS, _PG_ROW
 
@@ -163,7 +175,7 @@ def main() -> None:
     print(f"load average: {os.getloadavg()[0]:.2f}")
     base = sa.make_url(BASE_URL)
     setups = {}
-    for name, revision in (("plain", "0009"), ("partitioned", None)):
+    for name, revision in (("plain", _before_partitions()), ("partitioned", None)):
         url = base.set(database=f"{base.database}_{'plain' if revision else 'part'}")
         started = time.perf_counter()
         setups[name] = (url, _build(url, revision, args.rows))
