@@ -7,15 +7,19 @@ then timed in alternating blocks (plain, partitioned, plain, ...) on one autocom
 of the machine hits both alike:
 
   insert   the send's row: INSERT INTO messages ... RETURNING id, with an Idempotency-Key and a WhatsApp id
-  sent     the UPDATE after WAHA accepted (by id, WAHA's id replacing the predicted one)
-  bykey    the Idempotency-Key lookup (SELECT ... WHERE tenant_id = ... AND idempotency_key = ...)
+  sent     the UPDATE after WAHA accepted under the predicted id (by id; partitioned: and the row's created_at,
+           as the send path does, so one month is read)
+  bykey    the Idempotency-Key lookup (SELECT ... WHERE tenant_id = ... AND idempotency_key = ...; partitioned:
+           the month from message_idempotency_keys, as the send path does)
   event    the receiver's single-event INSERT (plain: ON CONFLICT (event_id) DO NOTHING; partitioned: the
            trigger skips repeats) RETURNING event_id
   repeat   the same event again (a WAHA retry): stored 0 rows
 
 Prints the median and p95 per statement and the ratio partitioned / plain of the medians (1.00 = no change).
+Each commit waits for its WAL flush, which on a busy machine dominates and varies; `--no-flush-wait` turns that
+off on both sides to compare the statements' own work.
 
-    .venv/bin/python bench/partitions.py [--n 400] [--blocks 5] [--rows 200000]
+    .venv/bin/python bench/partitions.py [--n 400] [--blocks 6] [--rows 200000] [--no-flush-wait]
 
 Uses BENCH_PARTITIONS_DATABASE_URL (default database portal_bench_partitions; `_plain` and `_part` databases are
 created and reset next to it).
@@ -132,30 +136,41 @@ def _statements(partitioned: bool) -> dict[str, str]:
             "INSERT INTO messages (tenant_id, session_id, direction, source, waha_message_id, chat_id, from_me, body, "
             "status, idempotency_key, metadata, send_state, created_at, updated_at) VALUES "
             "(%s, %s, 'out', 'api', %s, '491701234567@c.us', true, 'hello', 'PENDING', %s, '{}', 'sending', now(), "
-            "now()) RETURNING id"
+            "now()) RETURNING id, created_at"
         ),
+        # as services.messages.send_sql._sent_update: partitioned, the row's created_at narrows it to its month
         "sent": (
-            "UPDATE messages SET sent_at = now(), updated_at = now(), send_state = NULL, waha_message_id = %s "
-            "WHERE id = %s RETURNING waha_message_id, status"
+            "UPDATE messages SET sent_at = now(), updated_at = now(), send_state = NULL "
+            "WHERE id = %s" + (" AND created_at = %s" if partitioned else "") + " RETURNING waha_message_id, status"
         ),
-        "bykey": "SELECT id, session_id, chat_id FROM messages WHERE tenant_id = %s AND idempotency_key = %s",
+        # as services.messages.sending._by_key: partitioned, the key table gives the row's month
+        "bykey": "SELECT id, session_id, chat_id FROM messages WHERE tenant_id = %s AND idempotency_key = %s"
+        + (
+            " AND created_at = (SELECT created_at FROM message_idempotency_keys WHERE tenant_id = %s "
+            "AND idempotency_key = %s)"
+            if partitioned
+            else ""
+        ),
         "event": f"INSERT INTO webhook_events {_PG_COLUMNS} VALUES {_PG_ROW}{conflict} RETURNING event_id",
     }
 
 
 def _block(conn: psycopg.Connection, sql: dict[str, str], ids: tuple[int, str], n: int, out: dict) -> None:
     tenant_id, session_id = ids
+    partitioned = "created_at = %s" in sql["sent"]
     payload = '{"event":"message","payload":{"body":"hi"}}'
     for _ in range(n):
         token = uuid.uuid4().hex
         started = time.perf_counter()
-        message_id = conn.execute(sql["insert"], (tenant_id, session_id, f"true_x_{token}", f"k-{token}")).fetchone()
+        inserted = conn.execute(sql["insert"], (tenant_id, session_id, f"true_x_{token}", f"k-{token}")).fetchone()
         out["insert"].append(time.perf_counter() - started)
+        sent_params = (inserted[0],) + ((inserted[1],) if partitioned else ())
         started = time.perf_counter()
-        conn.execute(sql["sent"], (f"true_y_{token}", message_id[0])).fetchone()
+        assert conn.execute(sql["sent"], sent_params).fetchone() is not None
         out["sent"].append(time.perf_counter() - started)
+        key_params = (tenant_id, f"k-{token}") * (2 if partitioned else 1)
         started = time.perf_counter()
-        conn.execute(sql["bykey"], (tenant_id, f"k-{token}")).fetchall()
+        assert len(conn.execute(sql["bykey"], key_params).fetchall()) == 1
         out["bykey"].append(time.perf_counter() - started)
         row = (f"e-{token}", tenant_id, session_id, "bench", "message", payload, None, "pending")
         started = time.perf_counter()
@@ -171,6 +186,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=400, help="rounds of the five statements per block")
     parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument("--rows", type=int, default=200_000, help="messages and events already stored")
+    parser.add_argument(
+        "--no-flush-wait",
+        action="store_true",
+        help="synchronous_commit off on both sides: the statements' own cost without each commit's WAL flush",
+    )
     args = parser.parse_args()
     print(f"load average: {os.getloadavg()[0]:.2f}")
     base = sa.make_url(BASE_URL)
@@ -185,11 +205,15 @@ def main() -> None:
         name: psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True)
         for name, (url, _ids) in setups.items()
     }
+    if args.no_flush_wait:
+        for conn in connections.values():
+            conn.execute("SET synchronous_commit = off")
     try:
         for name, (_url, ids) in setups.items():  # warm-up: caches and prepared statements
             _block(connections[name], _statements(name == "partitioned"), ids, 50, {s: [] for s in STATEMENTS})
-        for _ in range(args.blocks):
-            for name, (_url, ids) in setups.items():
+        for block in range(args.blocks):
+            order = list(setups.items())
+            for name, (_url, ids) in order if block % 2 == 0 else reversed(order):  # neither side always first
                 _block(connections[name], _statements(name == "partitioned"), ids, args.n, timings[name])
     finally:
         for conn in connections.values():

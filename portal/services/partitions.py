@@ -30,6 +30,12 @@ AHEAD_MONTHS = 2
 LOCK_KEY = 5511  # advisory lock: one process creates or drops partitions at a time
 LOCK_TIMEOUT = "5s"  # creating or detaching a partition locks the parent table: never queue behind long work
 
+# The key table of Idempotency-Keys (migration 0011, PostgreSQL only; not a model: SQLite has no such table). A
+# lookup by key reads the message's created_at here first, so that it reads the one partition holding the row.
+IDEMPOTENCY_KEYS = sa.table(
+    "message_idempotency_keys", sa.column("tenant_id"), sa.column("idempotency_key"), sa.column("created_at")
+)
+
 _BOUNDS = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
 
 
