@@ -201,6 +201,19 @@ def _relkind(table: str) -> str:
     return kind
 
 
+def _index_definitions() -> set[tuple[str, str]]:
+    """(name, definition) of the plain indexes of messages and webhook_events, unique constraints aside."""
+    rows = db.session.execute(
+        sa.text(
+            "SELECT indexname, replace(indexdef, ' ON ONLY ', ' ON ') FROM pg_indexes "
+            "WHERE tablename IN ('messages', 'webhook_events') AND indexname NOT LIKE 'uq_%' "
+            "AND indexname NOT LIKE 'pk_%'"
+        )
+    ).all()
+    db.session.commit()
+    return {(str(name), str(definition)) for name, definition in rows}
+
+
 def _snapshot() -> dict[str, list[tuple]]:
     """Every row of the converted tables and of the rows pointing into them, as plain tuples."""
     queries = {
@@ -212,6 +225,14 @@ def _snapshot() -> dict[str, list[tuple]]:
     rows = {name: sorted(tuple(r) for r in db.session.execute(sa.text(sql))) for name, sql in queries.items()}
     db.session.commit()  # no lock held while the migration rebuilds the tables
     return rows
+
+
+def _before_partitions() -> str:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    down = ScriptDirectory.from_config(cfg).get_revision("0011").down_revision
+    assert isinstance(down, str)
+    return down
 
 
 @pytest.mark.timeout(300)
@@ -226,7 +247,7 @@ def test_partitions_migration_moves_the_rows_and_downgrades_back(tmp_path):
     try:
         app = create_app(environ_for_tests(DATABASE_URL=url))
         with app.app_context():
-            upgrade(revision="0009")
+            upgrade(revision=_before_partitions())
             tables = {
                 name: sa.Table(name, sa.MetaData(), autoload_with=db.engine)
                 for name in (
@@ -320,9 +341,12 @@ def test_partitions_migration_moves_the_rows_and_downgrades_back(tmp_path):
             )
             db.session.commit()
             before = _snapshot()
+            indexes_before = _index_definitions()
 
             upgrade()
             assert _relkind("messages") == "p" and _relkind("webhook_events") == "p"
+            # every index the plain tables had is on the partitioned ones, as it was (e.g. the trigram search)
+            assert indexes_before <= _index_definitions()
             assert _snapshot() == before
             parts = db.session.execute(
                 sa.text("SELECT c.relname, count(*) FROM messages m JOIN pg_class c ON c.oid = m.tableoid GROUP BY 1")
@@ -353,7 +377,7 @@ def test_partitions_migration_moves_the_rows_and_downgrades_back(tmp_path):
             db.session.commit()
             after_insert = _snapshot()
 
-            downgrade(revision="0009")
+            downgrade(revision=_before_partitions())
             assert _relkind("messages") == "r" and _relkind("webhook_events") == "r"
             assert _snapshot() == after_insert
             inspector = sa.inspect(db.engine)

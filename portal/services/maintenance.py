@@ -297,7 +297,7 @@ def prune(now: Any = None) -> dict[str, int]:
     On PostgreSQL messages and events go by whole monthly partitions (services.partitions.prune: a row stays up
     to about a month past its retention); SQLite deletes rows in chunks."""
     from portal.services import partitions
-    from portal.storage import storage
+    from portal.services.media_files import delete_files
 
     now = now or utcnow()
     counts = {"messages": 0, "media_files": 0, "events": 0, "deliveries": 0}
@@ -316,7 +316,6 @@ def prune(now: Any = None) -> dict[str, int]:
         if any(counts.values()):
             log.info("retention: deleted %s", counts)
         return counts
-    store = storage()
     for tenant_id, message_days, event_days in tenants:
         message_cutoff = now - timedelta(days=message_days)
         while True:
@@ -327,13 +326,12 @@ def prune(now: Any = None) -> dict[str, int]:
             ).all()
             if not rows:
                 break
-            for _id, media in rows:
-                if isinstance(media, dict) and media.get("key"):
-                    store.delete(media["key"])
-                    counts["media_files"] += 1
+            keys = [str(media["key"]) for _id, media in rows if isinstance(media, dict) and media.get("key")]
             db.session.execute(delete(Message).where(Message.id.in_([r[0] for r in rows])))
             db.session.commit()
             counts["messages"] += len(rows)
+            # after the commit: a row never names a deleted file (a file the store keeps is only logged)
+            counts["media_files"] += delete_files(keys)
         event_cutoff = now - timedelta(days=event_days)
         counts["deliveries"] += _prune_deliveries(tenant_id, event_cutoff)
         counts["events"] += _delete_chunked(

@@ -141,7 +141,7 @@ def drop(partition: Partition) -> None:
 
     What the foreign keys and the delete triggers would have done for row deletes is done here in bulk: the key
     rows of the partition's messages or events go, chats showing one of its messages as their last one and
-    replies quoting one of them get NULL. The caller has removed the stored files of its messages."""
+    replies quoting one of them get NULL. The caller deletes the stored files of its messages after it."""
     lower, upper = partition.lower, partition.upper
     bounds = {"lo": lower, "hi": upper}
     with db.engine.begin() as conn:
@@ -211,10 +211,9 @@ def prune(now: datetime, message_days: dict[int, int], event_days: dict[int, int
     `unowned_days`). Inside a partition that must stay, the rows of tenants whose retention has passed the whole
     month are deleted with one statement (a tenant with a shorter retention than others sharing the month). A row
     therefore lives at least its retention and at most about a month longer. Returns the counts."""
-    from portal.storage import storage
+    from portal.services.media_files import delete_files
 
     counts = {"messages": 0, "media_files": 0, "events": 0, "partitions_dropped": 0}
-    store = storage()
     for table, days in (("messages", message_days), ("webhook_events", event_days)):
         events = table == "webhook_events"
         with db.engine.connect() as conn:
@@ -232,48 +231,40 @@ def prune(now: datetime, message_days: dict[int, int], event_days: dict[int, int
                 holds = _any_row(conn, partition, keep, params)
             counted = "events" if events else "messages"
             if not holds:
-                counts[counted] += _count(partition) if events else _remove_files(partition, store, counts)
+                rows, files = _contents(partition)
                 drop(partition)
+                counts[counted] += rows
                 counts["partitions_dropped"] += 1
-                continue
-            gone = "(tenant_id = ANY(:expired)" + (" OR tenant_id IS NULL)" if unowned_expired else ")")
-            if events:
-                gone += " AND status <> 'pending'"
-            counts[counted] += _delete_rows(partition, gone, params, store, counts)
+            else:
+                gone = "(tenant_id = ANY(:expired)" + (" OR tenant_id IS NULL)" if unowned_expired else ")")
+                if events:
+                    gone += " AND status <> 'pending'"
+                rows, files = _delete_rows(partition, gone, params)
+                counts[counted] += rows
+            # after the commit: a row never names a deleted file (services.media_files)
+            counts["media_files"] += delete_files(files)
     return counts
 
 
-def _count(partition: Partition) -> int:
+def _contents(partition: Partition) -> tuple[int, list[str]]:
+    """How many rows the partition holds, and the keys of its messages' stored files."""
     with db.engine.connect() as conn:
-        return int(conn.execute(sa.text(f"SELECT count(*) FROM {partition.name}")).scalar_one())
-
-
-def _remove_files(partition: Partition, store: Any, counts: dict[str, int]) -> int:
-    """Delete the stored files of the partition's messages; returns how many messages it holds."""
-    with db.engine.connect() as conn:
+        if partition.table != "messages":
+            return int(conn.execute(sa.text(f"SELECT count(*) FROM {partition.name}")).scalar_one()), []
         keys = conn.execute(sa.text(f"SELECT media ->> 'key' FROM {partition.name}")).scalars().all()
-    for key in keys:
-        if key:
-            store.delete(key)
-            counts["media_files"] += 1
-    return len(keys)
+    return len(keys), [str(key) for key in keys if key]
 
 
-def _delete_rows(partition: Partition, gone: str, params: dict[str, object], store: Any, counts: dict[str, int]) -> int:
+def _delete_rows(partition: Partition, gone: str, params: dict[str, object]) -> tuple[int, list[str]]:
     """Delete the rows matching `gone` inside one partition, through the parent table so that the delete triggers
-    free their keys and unlink chats and replies."""
+    free their keys and unlink chats and replies; how many went, and the keys of their stored files."""
     key = TABLES[partition.table]
     where = f"{key} >= :lo AND {key} < :hi AND {gone}"
     values = {"lo": partition.lower, "hi": partition.upper, "expired": params["expired"]}
+    returning = " RETURNING media ->> 'key'" if partition.table == "messages" else " RETURNING NULL"
     with db.engine.begin() as conn:
-        if partition.table == "messages":
-            stored = conn.execute(
-                sa.text(f"SELECT media ->> 'key' FROM messages WHERE {where} AND media ->> 'key' IS NOT NULL"), values
-            ).scalars()
-            for file_key in stored:
-                store.delete(file_key)
-                counts["media_files"] += 1
-        return int(conn.execute(sa.text(f"DELETE FROM {partition.table} WHERE {where}"), values).rowcount)
+        keys = conn.execute(sa.text(f"DELETE FROM {partition.table} WHERE {where}{returning}"), values).scalars().all()
+    return len(keys), [str(k) for k in keys if k]
 
 
 # What migration 0011 changes on PostgreSQL only, that the models (shared with SQLite) do not describe: the
