@@ -326,7 +326,7 @@ def silent_listener() -> Iterator[int]:
         listener.close()
 
 
-# Tests write messages and events dated in the past (fixed dates in 2026, or days back from now). In production
+# Tests write messages and events dated in the past (fixed dates from 2025 on, or days back from now). In production
 # rows are stamped with the current time, whose partition the scheduler keeps ahead; on PostgreSQL the test schema
 # also gets every monthly partition from the oldest such date on (migration 0011 creates only this month on).
 TESTS_OLDEST_ROW_DAYS = 400
@@ -340,6 +340,7 @@ def ensure_test_partitions() -> list[str]:
     from portal.services import partitions
 
     now = utcnow()
-    start = partitions.month_start(min(datetime(2026, 1, 1, tzinfo=UTC), now - timedelta(days=TESTS_OLDEST_ROW_DAYS)))
+    oldest = min(datetime(2025, 1, 1, tzinfo=UTC), now - timedelta(days=TESTS_OLDEST_ROW_DAYS))
+    start = partitions.month_start(oldest)
     months = (now.year - start.year) * 12 + now.month - start.month
     return partitions.ensure(now=start, ahead=months + partitions.AHEAD_MONTHS)
