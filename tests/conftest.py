@@ -27,7 +27,7 @@ from portal import create_app
 from portal.config import environ_for_tests
 from portal.extensions import db
 from tests.builders import PASSWORD, make_tenant, make_user
-from tests.helpers import ROOT, SIM_API_KEY, csrf_token, remember_scrypt_of
+from tests.helpers import ROOT, SIM_API_KEY, csrf_token, ensure_test_partitions, remember_scrypt_of
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1"... under pytest-xdist, else ""
 
@@ -114,6 +114,7 @@ def _reset_schema(app: Flask) -> None:
                 conn.execute(sa.text("DROP SCHEMA public CASCADE"))
                 conn.execute(sa.text("CREATE SCHEMA public"))
         upgrade()
+        ensure_test_partitions()
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from portal.services.errors import ServiceError
 
 jobs_cli = AppGroup("jobs", help="Inspect and replay background jobs.")
 events_cli = AppGroup("events", help="Webhook events from WAHA: sweep, replay, process.")
+partitions_cli = AppGroup("partitions", help="Monthly partitions of messages and webhook_events (PostgreSQL).")
 
 
 def _need_redis(what: str) -> None:
@@ -99,6 +100,12 @@ def scheduler() -> None:
     """
     _need_redis("flask scheduler")
     from rq.cron import CronScheduler
+
+    from portal.services import partitions
+
+    # inserts never wait for the first scheduled run: the months ahead exist before any job is queued
+    for name in partitions.ensure_quietly():
+        click.echo(f"partition {name} created")
 
     from portal.extensions import redis_store
     from portal.jobs.schedule import entries
@@ -232,6 +239,35 @@ def events_status() -> None:
         click.echo(f"{status}\t{count}")
 
 
+@partitions_cli.command("status")
+def partitions_status() -> None:
+    """The monthly partitions of messages and webhook_events (PostgreSQL), and months missing ahead."""
+    from portal.services import partitions
+
+    report = partitions.status()
+    if not report:
+        click.echo("The tables are not partitioned (SQLite, or the migration 0011 has not run).")
+        return
+    missing = False
+    for table in report:
+        for name, lower, upper, rows in table["partitions"]:
+            click.echo(f"{table['table']}\t{name}\t{lower}\t{upper}\t~{max(rows, 0)} rows")
+        for name in table["missing"]:
+            missing = True
+            click.echo(f"{table['table']}\t{name}\tMISSING")
+    if missing:
+        raise SystemExit(1)
+
+
+@partitions_cli.command("ensure")
+def partitions_ensure() -> None:
+    """Create the partitions of this month and the next two where missing (what the scheduled job does)."""
+    from portal.services import partitions
+
+    created = partitions.ensure()
+    click.echo("Created: " + ", ".join(created) if created else "Every partition ahead exists.")
+
+
 def init_app(app: Flask) -> None:
     """Register the job commands on the app's CLI."""
     logging.getLogger("rq").setLevel(app.config.get("LOG_LEVEL", "INFO"))
@@ -239,3 +275,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(scheduler)
     app.cli.add_command(jobs_cli)
     app.cli.add_command(events_cli)
+    app.cli.add_command(partitions_cli)
