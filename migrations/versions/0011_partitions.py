@@ -16,7 +16,7 @@ index a later or parallel migration added, such as a trigram index for search, c
 in the migration's transaction: the tables are locked for writes meanwhile. SQLite keeps plain tables.
 
 Revision ID: 0011
-Revises: 0010_search_index (the head when written; runs after any migration, the indexes are read from the catalog)
+Revises: 0015 (runs after any migration: the indexes are read from the catalog)
 """
 from datetime import UTC, datetime
 
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0011'
-down_revision = '0010_search_index'
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
