@@ -6,7 +6,8 @@ drive a mixed closed-loop load through the load balancer:
 
 - API sends (`POST /waha/sessions/{id}/send`, one Idempotency-Key per message, retried with the same key on a
   connection error, 5xx or 409 until the portal answers 200),
-- inbound messages injected at the simulators (`/_sim/sessions/{name}/inbound`, every 8th with an image),
+- inbound messages injected at the simulators (`/_sim/sessions/{name}/inbound`, every 8th with an image) at a
+  fixed rate (--inbound-rate, open loop: customers do not wait for the portal),
   which the simulators post as signed webhooks to the load balancer's /webhooks/waha,
 - page views of the signed-in owners (dashboard, inbox, message log, contacts).
 
@@ -115,6 +116,66 @@ class Host:
         cmd = ["ip", "netns", "exec", f"wp-{self.name}", "env", *self.env(), "PORT=8000"]
         cmd += [f"{self.root}/.venv/bin/gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
         subprocess.Popen(cmd, cwd=self.root, stdout=logfile, stderr=logfile, start_new_session=True)
+
+
+CPU_HOSTS = ("lb", "db", "web1", "web2", "wk1", "wk2", "sched", "sim1", "sim2")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def host_cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by the live processes of each host (their reaped children included)."""
+    out: dict[str, float] = {}
+    for host in CPU_HOSTS:
+        pids = subprocess.run(["ip", "netns", "pids", f"wp-{host}"], capture_output=True, text=True).stdout.split()
+        total = 0
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+        out[host] = total / TICK
+    return out
+
+
+class Costs:
+    """What the load cost: CPU per host, PostgreSQL transactions and WAL, Redis commands and memory."""
+
+    def __init__(self, db: str, redis_url: str) -> None:
+        self.db, self.redis_url = db, redis_url
+
+    def sample(self) -> dict[str, Any]:
+        import redis
+
+        with psycopg.connect(self.db, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, xact_commit, tup_inserted, tup_updated, "
+                "pg_database_size(current_database()) FROM pg_stat_database WHERE datname = current_database()"
+            ).fetchone()
+            assert row is not None
+        info = redis.Redis.from_url(self.redis_url).info()
+        return {
+            "cpu": host_cpu_seconds(),
+            "wal_bytes": int(row[0]),
+            "commits": row[1],
+            "rows_inserted": row[2],
+            "rows_updated": row[3],
+            "db_bytes": row[4],
+            "redis_commands": info["total_commands_processed"],
+            "redis_memory": info["used_memory"],
+            "time": time.monotonic(),
+        }
+
+    @staticmethod
+    def delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+        cpu = {h: round(after["cpu"][h] - before["cpu"].get(h, 0.0), 2) for h in after["cpu"] if after["cpu"][h]}
+        out = {k: after[k] - before[k] for k in ("wal_bytes", "commits", "rows_inserted", "rows_updated", "db_bytes")}
+        out["redis_commands"] = after["redis_commands"] - before["redis_commands"]
+        out["redis_memory_end"] = after["redis_memory"]
+        out["seconds"] = round(after["time"] - before["time"], 1)
+        out["cpu_seconds"] = cpu
+        return out
 
 
 class Browser:
@@ -246,7 +307,16 @@ class Run:
                 if status == 200 and r is not None:
                     self.rec.ok("send", time.monotonic() - t0)
                     with self.lock:
-                        self.sent.append({"session": s["id"], "key": key, "text": body["text"], "id": r.json()["id"]})
+                        self.sent.append(
+                            {
+                                "session": s["id"],
+                                "key": key,
+                                "text": body["text"],
+                                "id": r.json()["id"],
+                                "replayed": t0 != first,  # the answer to a retry after an error
+                                "answered": r.json().get("status"),
+                            }
+                        )
                     if t0 != first:
                         self.rec.ok("send_with_retries", time.monotonic() - first)
                     break
@@ -258,14 +328,20 @@ class Run:
                 time.sleep(0.5)
 
     def injector(self, n: int) -> None:
+        """Inbound messages at a fixed rate (customers do not wait for the portal): open loop."""
         http = requests.Session()
         rng = random.Random(1000 + n)
         count = 0
+        interval = INBOUND_THREADS / self.args.inbound_rate
+        due = time.monotonic() + rng.random() * interval
         while not self.stop.is_set():
+            due = max(due + interval, time.monotonic() - 1.0)  # never more than a second of catching up
+            pause = due - time.monotonic()
+            if pause > 0 and self.stop.wait(pause):
+                break
             s = rng.choice(self.sessions)
             sender = f"4915{rng.randrange(CONTACTS_PER_SESSION):08d}"
-            text = f"in-{uuid.uuid4().hex}"
-            body: dict[str, Any] = {"from": sender, "text": text}
+            body: dict[str, Any] = {"from": sender, "text": f"in-{uuid.uuid4().hex}"}
             count += 1
             if count % 8 == 0:
                 body["media"] = {"mimetype": "image/png"}
@@ -301,6 +377,44 @@ class Run:
                 self.rec.error("page", str(r.status_code))
                 time.sleep(0.2)
 
+    def cost_phases(self, seconds: float) -> dict[str, Any]:
+        """Each kind of work alone for a few seconds, then until the portal has caught up, with what it cost on
+        every host: CPU per page view, per send (its four ack events included), per inbound message (two events)."""
+        costs = Costs(self.args.db, self.args.redis)
+        kinds = (
+            ("page", self.pager, PAGE_THREADS),
+            ("send", self.sender, SEND_THREADS),
+            ("inbound", self.injector, INBOUND_THREADS),
+        )
+        out: dict[str, Any] = {}
+        for kind, target, count in kinds:
+            self.stop.clear()
+            done_before = self.rec.done[kind]
+            before = costs.sample()
+            threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+            for t in threads:
+                t.start()
+            time.sleep(seconds)
+            self.stop.set()
+            for t in threads:
+                t.join()
+            with psycopg.connect(self.args.db, autocommit=True) as conn:
+                self.settle(conn, limit=90)
+            spent = Costs.delta(before, costs.sample())
+            n = max(1, self.rec.done[kind] - done_before)
+            out[kind] = {
+                "n": n,
+                "seconds": spent["seconds"],
+                "cpu_ms": {h: round(v * 1000 / n, 2) for h, v in spent["cpu_seconds"].items()},
+                "commits": round(spent["commits"] / n, 2),
+                "wal_bytes": round(spent["wal_bytes"] / n),
+                "redis_commands": round(spent["redis_commands"] / n, 1),
+            }
+            log(f"cost of one {kind}: {out[kind]}")
+        self.stop.clear()
+        self.rec = Recorder()
+        return out
+
     def load(self) -> dict[str, Any]:
         threads = [threading.Thread(target=self.sender, args=(i,)) for i in range(SEND_THREADS)]
         threads += [threading.Thread(target=self.injector, args=(i,)) for i in range(INBOUND_THREADS)]
@@ -335,7 +449,7 @@ class Run:
         return {"seconds": round(load_seconds, 1), "killed": killed, "kill_at": kill_at}
 
     # ------------------------------------------------------------ settle and check
-    def settle(self, conn: psycopg.Connection, limit: float = 300) -> float:
+    def settle(self, conn: psycopg.Connection, limit: float = 180) -> float:
         """Wait until every event is processed, every injected message stored and every send acked READ."""
         start = time.monotonic()
         sent_ids = [m["id"] for m in self.sent]
@@ -440,6 +554,9 @@ class Run:
             "at_simulators": sum(at_sims.values()),
             "duplicated_at_simulators": len(duplicated_at_sims),
             "confirmed_missing_at_simulators": len(confirmed_missing_at_sims),
+            "missing_confirmed_by_a_replay": [
+                {"key": m["key"], "answered": m["answered"]} for m in confirmed_missing_at_sims if m["replayed"]
+            ],
             "confirmed_without_exactly_one_row": len(rows_not_one),
             "not_read": not_read,
         }
@@ -473,9 +590,21 @@ class Run:
 
     def execute(self) -> dict[str, Any]:
         self.setup()
+        unit_costs = self.cost_phases(self.args.cost_phases) if self.args.cost_phases else None
+        costs = Costs(self.args.db, self.args.redis)
+        before = costs.sample()
         load = self.load()
         with psycopg.connect(self.args.db, autocommit=True) as conn:
             settle = self.settle(conn)
+            spent = Costs.delta(before, costs.sample())
+            spent["webhook_events"] = conn.execute("SELECT count(*) FROM webhook_events").fetchone()[0]  # type: ignore[index]
+            spent["table_bytes"] = {
+                name: {"rows": rows, "bytes": size}
+                for name, rows, size in conn.execute(
+                    "SELECT relname, n_live_tup, pg_total_relation_size(relid) FROM pg_stat_user_tables "
+                    "WHERE relname IN ('messages', 'webhook_events', 'chats', 'contacts')"
+                ).fetchall()
+            }
             checks = {
                 "events": self.check_events(conn),
                 "sends": self.check_sends(conn),
@@ -489,7 +618,8 @@ class Run:
         lat["webhook_delivery"] = {"n": len(hook_ms), "p50": percentile(hook_ms, 0.5), "p99": percentile(hook_ms, 0.99)}
         done = self.rec.done
         throughput = {k: round(done[k] / seconds, 1) for k in ("send", "inbound", "page")}
-        throughput["total"] = round(sum(done[k] for k in ("send", "inbound", "page")) / seconds, 1)
+        # inbound messages come at a fixed rate; what the portal's capacity decides is sends + pages (closed loop)
+        throughput["total"] = round(sum(done[k] for k in ("send", "page")) / seconds, 1)
         return {
             "name": self.args.name,
             "webs": list(self.webs),
@@ -499,6 +629,10 @@ class Run:
             "latency_ms": lat,
             "errors": dict(self.rec.errors),
             "checks": checks,
+            "costs": spent,
+            "unit_costs": unit_costs,
+            "ops": {k: done[k] for k in ("send", "inbound", "page")},
+            "send_attempts": done["send"] + sum(v for k, v in self.rec.errors.items() if k.startswith("send:")),
         }
 
 
@@ -530,6 +664,11 @@ def print_run(result: dict[str, Any]) -> None:
         f"{s['confirmed_without_exactly_one_row']} without exactly one row, {s['not_read']} not READ, "
         f"{s['gave_up']} given up by the client"
     )
+    for m in s.get("missing_confirmed_by_a_replay", []):
+        print(
+            f"          never sent: key {m['key']} was answered 200 ({m['answered']}) on its retry after the web host "
+            "died during the first call, and nothing sends it later"
+        )
     m = result["checks"]["media"]
     detail = f": {m['stored_media']} stored images, reads {m['reads']}" if m.get("ok") is not None else ""
     print(f"  media   {verdict(m)}{detail}")
@@ -540,14 +679,42 @@ def print_run(result: dict[str, Any]) -> None:
             parts.append(f"{kind} p50 {v['p50']:.0f} / p99 {v['p99']:.0f} ms (n={v['n']})")
     print("  latency " + "; ".join(parts))
     t = result["throughput_per_s"]
-    print(f"  throughput {t['total']}/s: sends {t['send']}/s, inbound {t['inbound']}/s, pages {t['page']}/s")
+    print(
+        f"  throughput {t['total']}/s (sends + pages, closed loop): sends {t['send']}/s, pages {t['page']}/s; "
+        f"inbound {t['inbound']}/s (fixed rate)"
+    )
     if result["errors"]:
         print(f"  errors seen by clients (then retried): {result['errors']}")
+    print_unit_costs(result)
+    c = result.get("costs")
+    if c:
+        cpu = ", ".join(f"{h} {v:.1f}" for h, v in c["cpu_seconds"].items())
+        events = max(1, c["webhook_events"])
+        print(f"  cost over {c['seconds']}s (load + catching up): CPU seconds {cpu}")
+        print(
+            f"  cost: {c['webhook_events']} webhook events, {result['ops']['send']} sends, "
+            f"{result['ops']['page']} pages; "
+            f"PostgreSQL {c['commits']} commits, {c['wal_bytes'] / 1e6:.1f} MB WAL ({c['wal_bytes'] / events:.0f} B "
+            f"per event), database +{c['db_bytes'] / 1e6:.1f} MB; Redis {c['redis_commands']} commands "
+            f"({c['redis_commands'] / events:.1f} per event), {c['redis_memory_end'] / 1e6:.1f} MB used at the end"
+        )
 
 
 def load_result(path: str) -> dict[str, Any]:
     with open(path) as handle:
         return json.load(handle)
+
+
+def print_unit_costs(result: dict[str, Any]) -> None:
+    units = result.get("unit_costs")
+    if not units:
+        return
+    for kind, u in units.items():
+        cpu = ", ".join(f"{h} {v:.1f}" for h, v in u["cpu_ms"].items() if v >= 0.05)
+        print(
+            f"  unit cost of one {kind} (alone, n={u['n']}): CPU ms {cpu}; PostgreSQL {u['commits']} commits, "
+            f"{u['wal_bytes']} B WAL; Redis {u['redis_commands']} commands"
+        )
 
 
 def summary(paths: list[str], baseline: str | None) -> int:
@@ -584,7 +751,10 @@ def main() -> int:
     parser.add_argument("--sim", action="append", default=[], help="NAME=URL of a simulator")
     parser.add_argument("--web", action="append", default=[], help="NAME=URL of a web host")
     parser.add_argument("--sim-key")
+    parser.add_argument("--redis", help="Redis URL of the cluster (cost figures)")
     parser.add_argument("--duration", type=float, default=60)
+    parser.add_argument("--inbound-rate", type=float, default=20, help="inbound messages per second (all sessions)")
+    parser.add_argument("--cost-phases", type=float, default=0, help="seconds of each kind of work alone first")
     parser.add_argument("--kill", default="", help="hosts to take down halfway, e.g. 'web1 wk1'")
     parser.add_argument("--media-skip", default="", help="why the media check cannot run")
     parser.add_argument("--work")
