@@ -114,6 +114,35 @@ def _environ() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    """moto's S3 server on a free port of this process (so one per pytest-xdist worker); it failing to start fails
+    every test that needs it."""
+    from tests.s3server import MotoServer
+
+    server = MotoServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def media_backend(request: pytest.FixtureRequest, app: Flask) -> Iterator[str]:
+    """Runs a test once on each media backend: the local folder, then a bucket on moto's S3 server (under a
+    prefix of the test's own). Yields the backend's name."""
+    import uuid
+
+    from tests.s3server import MEDIA_SETTINGS
+
+    saved = {name: app.config.get(name) for name in MEDIA_SETTINGS}
+    if request.param == "s3":
+        server = request.getfixturevalue("s3_server")
+        app.config.update(server.settings(f"test-{uuid.uuid4().hex[:12]}"))
+    try:
+        yield request.param
+    finally:
+        app.config.update(saved)
+
+
+@pytest.fixture(scope="session")
 def sim() -> Iterator[Any]:
     """The WAHA simulator on a loopback port, shared by the session and reset before each test using it."""
     from wahasim.testing import SimServer

@@ -249,7 +249,7 @@ ROUTES: tuple[ApiRoute, ...] = (
         "Messages",
         "messages:read",
         binary=True,
-        errors=(*AUTH, 404),
+        errors=(*AUTH, 404, 416, 503),
     ),
     ApiRoute(
         "POST",

@@ -16,7 +16,6 @@ def _summary(reports: list) -> list[dict]:
             "server": r.server,
             "listed": r.listed,
             "changed": r.changed,
-            "restarted": r.restarted,
             "started": len(r.started),
             "recreated": len(r.recreated),
             "orphans_deleted": len(r.orphans_deleted),

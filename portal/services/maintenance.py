@@ -43,7 +43,6 @@ class SyncReport:
     server: str
     listed: int = 0
     changed: int = 0
-    restarted: bool = False
     started: list[str] = field(default_factory=list)
     recreated: list[str] = field(default_factory=list)
     orphans_deleted: list[str] = field(default_factory=list)
@@ -73,32 +72,17 @@ def reconcile() -> list[SyncReport]:
 
 
 def sync_server(server: WahaServer, *, recover: bool = True, delete_orphans: bool = False) -> SyncReport:
-    """One list call to the server, every local row of it updated in one pass, then recovery of what should run."""
+    """One list call to the server, every local row of it updated in one pass, then recovery of what should run.
+
+    That list call is the only WAHA request of a sync with nothing to recover: noticing that WAHA restarted is the
+    fleet check's (services.fleet), and recovery does not depend on it, it follows each session's state.
+    """
     from portal.services.servers import client_for
     from portal.services.sessions import apply_status
 
     started = time.perf_counter()
     report = SyncReport(server=server.name)
     client = client_for(server)
-    start_timestamp = _start_timestamp(client)
-    if start_timestamp is not None:
-        if server.start_timestamp is not None and start_timestamp != server.start_timestamp:
-            report.restarted = True
-            log.warning(
-                "WAHA server %s restarted (start timestamp %s -> %s)",
-                server.name,
-                server.start_timestamp,
-                start_timestamp,
-            )
-            audit.record(
-                None,
-                "server.restarted",
-                SYNC,
-                target_type="waha_server",
-                target_id=server.id,
-                details={"start_timestamp": start_timestamp},
-            )
-        server.start_timestamp = start_timestamp
     infos = client.list_sessions(all=True)
     report.listed = len(infos)
     by_name = {info.get("name"): info for info in infos if isinstance(info, dict)}
@@ -155,16 +139,6 @@ def sync_server(server: WahaServer, *, recover: bool = True, delete_orphans: boo
     _track_orphans(client, server, infos, known, report, delete=delete_orphans)
     report.seconds = time.perf_counter() - started
     return report
-
-
-def _start_timestamp(client: Any) -> int | None:
-    try:
-        value = client.server_status().get("startTimestamp")
-    except waha_errors.WahaError as exc:
-        if isinstance(exc, waha_errors.WahaUnavailable):
-            raise
-        return None  # an old WAHA without /api/server/status: recovery still works from the session list
-    return int(value) if isinstance(value, (int, float)) else None
 
 
 def _recover(client: Any, row: WahaSession, info: dict | None, report: SyncReport) -> None:
@@ -315,12 +289,11 @@ def watchdog(silence: int | None = None) -> list[str]:
 def prune(now: Any = None) -> dict[str, int]:
     """Delete what each tenant's retention settings no longer keep: messages (and their stored files) after
     retention_messages_days; events and delivery attempts after retention_events_days."""
-    from portal.storage import storage
+    from portal.services.media_files import delete_files
 
     now = now or utcnow()
     counts = {"messages": 0, "media_files": 0, "events": 0, "deliveries": 0}
     tenants = list(db.session.execute(select(Tenant.id, Tenant.retention_messages_days, Tenant.retention_events_days)))
-    store = storage()
     for tenant_id, message_days, event_days in tenants:
         message_cutoff = now - timedelta(days=message_days)
         while True:
@@ -331,13 +304,12 @@ def prune(now: Any = None) -> dict[str, int]:
             ).all()
             if not rows:
                 break
-            for _id, media in rows:
-                if isinstance(media, dict) and media.get("key"):
-                    store.delete(media["key"])
-                    counts["media_files"] += 1
+            keys = [str(media["key"]) for _id, media in rows if isinstance(media, dict) and media.get("key")]
             db.session.execute(delete(Message).where(Message.id.in_([r[0] for r in rows])))
             db.session.commit()
             counts["messages"] += len(rows)
+            # after the commit: a row never names a deleted file (a file the store keeps is only logged)
+            counts["media_files"] += delete_files(keys)
         event_cutoff = now - timedelta(days=event_days)
         counts["deliveries"] += _delete_chunked(
             WebhookDelivery,

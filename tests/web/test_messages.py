@@ -454,7 +454,7 @@ def test_log_links_media_to_the_download_route(owner_client, tenant, sim):
     assert f'href="/messages/{message.id}/media"' in page and "photo.png" in page
 
 
-def test_media_of_a_stored_file_downloads_inline(owner_client, tenant, sim):
+def test_media_of_a_stored_file_downloads_inline(owner_client, tenant, sim, media_backend):
     session = working_session(tenant, sim)
     key = f"{tenant.id}/{session.id}/photo.png"
     storage().save(key, tiny_png(), "image/png")
@@ -486,7 +486,7 @@ def _stored_media(tenant, session, data: bytes, mimetype: str, filename: str):
     )
 
 
-def test_media_is_served_under_a_policy_that_loads_and_runs_nothing(owner_client, tenant, sim):
+def test_media_is_served_under_a_policy_that_loads_and_runs_nothing(owner_client, tenant, sim, media_backend):
     message = _stored_media(tenant, working_session(tenant, sim), tiny_png(), "image/png", "photo.png")
     response = owner_client.get(f"/messages/{message.id}/media")
     policy = response.headers["Content-Security-Policy"]
@@ -497,7 +497,7 @@ def test_media_is_served_under_a_policy_that_loads_and_runs_nothing(owner_client
 @pytest.mark.parametrize(
     "mimetype,filename", [("application/pdf", "invoice.pdf"), ("image/svg+xml", "logo.svg"), ("text/html", "page.html")]
 )
-def test_media_other_than_images_and_sound_is_downloaded(owner_client, tenant, sim, mimetype, filename):
+def test_media_other_than_images_and_sound_is_downloaded(owner_client, tenant, sim, mimetype, filename, media_backend):
     message = _stored_media(tenant, working_session(tenant, sim), b"<svg onload=alert(1)>", mimetype, filename)
     response = owner_client.get(f"/messages/{message.id}/media")
     assert response.headers["Content-Disposition"].startswith("attachment")
