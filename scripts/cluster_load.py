@@ -399,7 +399,7 @@ class Run:
             for t in threads:
                 t.join()
             with psycopg.connect(self.args.db, autocommit=True) as conn:
-                self.settle(conn, limit=90)
+                self.settle(conn, limit=120)
             spent = Costs.delta(before, costs.sample())
             n = max(1, self.rec.done[kind] - done_before)
             out[kind] = {
@@ -449,9 +449,12 @@ class Run:
         return {"seconds": round(load_seconds, 1), "killed": killed, "kill_at": kill_at}
 
     # ------------------------------------------------------------ settle and check
-    def settle(self, conn: psycopg.Connection, limit: float = 180) -> float:
-        """Wait until every event is processed, every injected message stored and every send acked READ."""
+    def settle(self, conn: psycopg.Connection, limit: float = 600, stall: float = 90) -> float:
+        """Wait until every event is processed, every injected message stored and every send acked READ; give up
+        after `limit` seconds, or when nothing moved for `stall` seconds (slow workers keep moving)."""
         start = time.monotonic()
+        seen: tuple[int, ...] = ()
+        moved = start
         sent_ids = [m["id"] for m in self.sent]
         inbound_ids = [m["id"] for m in self.inbound]
         while True:
@@ -468,12 +471,15 @@ class Run:
             ).fetchone()[0]  # type: ignore[index]
             if left == 0 and stored == len(inbound_ids) and read == len(sent_ids) and media == 0:
                 return time.monotonic() - start
-            if time.monotonic() - start > limit:
+            now = time.monotonic()
+            if (left, stored, read, media) != seen:
+                seen, moved = (left, stored, read, media), now
+            if now - start > limit or now - moved > stall:
                 log(
-                    f"not settled after {limit}s: {left} events open, {stored}/{len(inbound_ids)} stored, "
+                    f"not settled after {now - start:.0f}s: {left} events open, {stored}/{len(inbound_ids)} stored, "
                     f"{read}/{len(sent_ids)} READ, {media} media pending"
                 )
-                return time.monotonic() - start
+                return now - start
             time.sleep(1)
 
     def check_events(self, conn: psycopg.Connection) -> dict[str, Any]:
@@ -579,7 +585,20 @@ class Run:
                 good = r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == sha
                 results[f"{web}:{'ok' if good else r.status_code}"] += 1
         bad = {k: v for k, v in results.items() if not k.endswith(":ok")}
-        return {"ok": bool(rows) and not bad, "stored_media": len(rows), "reads": dict(results)}
+        states = dict(
+            conn.execute(
+                "SELECT media->>'status', count(*) FROM messages WHERE direction = 'in' AND media IS NOT NULL "
+                "AND waha_message_id = ANY(%s) GROUP BY 1",
+                ([m["id"] for m in self.inbound],),
+            ).fetchall()
+        )
+        not_stored = {k: v for k, v in states.items() if k != "stored"}
+        return {
+            "ok": bool(rows) and not bad and not not_stored,
+            "stored_media": len(rows),
+            "not_stored": not_stored,
+            "reads": dict(results),
+        }
 
     def webhook_latency(self) -> list[float]:
         durations: list[float] = []
@@ -670,7 +689,11 @@ def print_run(result: dict[str, Any]) -> None:
             "died during the first call, and nothing sends it later"
         )
     m = result["checks"]["media"]
-    detail = f": {m['stored_media']} stored images, reads {m['reads']}" if m.get("ok") is not None else ""
+    detail = (
+        f": {m['stored_media']} stored images, not stored {m.get('not_stored') or 0}, reads {m['reads']}"
+        if m.get("ok") is not None
+        else ""
+    )
     print(f"  media   {verdict(m)}{detail}")
     parts = []
     for kind in ("send", "send_with_retries", "inbound", "page", "webhook_delivery"):
