@@ -205,6 +205,16 @@ def me(session):
     return json_response(info)
 
 
+@bp.get("/api/sessions/<session>/timelock")
+def timelock(session):
+    return json_response(sim().timelock(session))
+
+
+@bp.get("/api/sessions/<session>/capping")
+def capping(session):
+    return json_response(sim().capping(session))
+
+
 # ---------------------------------------------------------------- pairing
 
 
@@ -228,6 +238,26 @@ def auth_qr(session):
 @bp.post("/api/<session>/auth/request-code")
 def request_code(session):
     return json_response(sim().request_code(session, body_json()), 201)
+
+
+@bp.get("/api/<session>/auth/passkey/challenge")
+def passkey_challenge(session):
+    return json_response(sim().passkey_challenge(session))
+
+
+@bp.post("/api/<session>/auth/passkey")
+def submit_passkey(session):
+    return json_response(sim().submit_passkey(session, body_json()), 201)
+
+
+@bp.get("/api/<session>/auth/passkey/confirmation")
+def passkey_confirmation(session):
+    return json_response(sim().passkey_confirmation(session))
+
+
+@bp.post("/api/<session>/auth/passkey/confirm")
+def confirm_passkey(session):
+    return json_response(sim().confirm_passkey(session), 201)
 
 
 @bp.get("/api/screenshot")

@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from portal.api import schemas as s
 from portal.api.openapi_inbox import INBOX_MODELS, INBOX_ROUTES
+from portal.api.openapi_pairing import PAIRING_MODELS, PAIRING_ROUTES
 from portal.api.route_table import AUTH, WAHA, ApiRoute
 
 _S = "/waha/sessions/{session_id}"
@@ -133,34 +134,7 @@ ROUTES: tuple[ApiRoute, ...] = (
         errors=(*AUTH, 404, *WAHA),
         description="Reads the session's status from WAHA now instead of waiting for the next event.",
     ),
-    ApiRoute(
-        "GET",
-        f"{_S}/qr",
-        "api.get_qr",
-        "Get the QR code",
-        "Sessions",
-        "sessions:write",
-        response=s.QrResponse,
-        query=s.ImageQuery,
-        image="image/png",
-        errors=(400, *AUTH, 404, 409, *WAHA),
-        description="Only while the session is SCAN_QR_CODE (409 session_not_ready otherwise). The QR "
-        "rotates: fetch it again after expiresIn seconds. ?format=image answers the PNG. Linking a phone "
-        "needs the same permission as a pairing code.",
-    ),
-    ApiRoute(
-        "POST",
-        f"{_S}/pairing-code",
-        "api.request_pairing_code",
-        "Request a pairing code",
-        "Sessions",
-        "sessions:write",
-        response=s.PairingCodeResponse,
-        body=s.PairingCodeDto,
-        errors=(400, *AUTH, 404, 409, 413, *WAHA),
-        description="The other way to link: the phone's owner types this code under Linked devices.",
-        example={"phoneNumber": "+491701234567"},
-    ),
+    *PAIRING_ROUTES,
     ApiRoute(
         "GET",
         f"{_S}/screen",
@@ -189,7 +163,9 @@ ROUTES: tuple[ApiRoute, ...] = (
         description="Text, media (by URL or base64) or both. The session must be WORKING. Sends are paced "
         "per session (429 with Retry-After). The answer carries status PENDING or SERVER; "
         "later delivery and read receipts move it forward. replyTo quotes a message of the same chat "
-        "(400 validation_error for another chat's; 409 message_deleted when it was deleted for everyone).",
+        "(400 validation_error for another chat's; 409 message_deleted when it was deleted for everyone). "
+        "While WhatsApp limits the number (reach-out timelock, new-chat cap), a first message to a new contact is "
+        "409 new_contact_limited with details.until; replies to existing chats go out.",
         example={"to": "+491701234567", "text": "Hello from the portal"},
     ),
     ApiRoute(
@@ -383,7 +359,6 @@ COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
     s.CreateSessionDto,
     s.SendMessageDto,
     s.MediaDto,
-    s.PairingCodeDto,
     s.MediaUploadForm,
     s.SessionResponseDto,
     s.SessionPage,
@@ -394,17 +369,16 @@ COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
     s.ReactionDto,
     s.EditMessageDto,
     s.ForwardMessageDto,
-    s.QrResponse,
     s.SessionCreatedDto,
     s.WebhookSecretResponse,
     s.ScreenResponse,
-    s.PairingCodeResponse,
     s.WebhookEndpointResponse,
     s.WebhookEndpointList,
     s.WebhookDeliveryResponse,
     s.DeliveryPage,
     s.HealthResponse,
     s.ServerHealth,
+    *PAIRING_MODELS,
     *INBOX_MODELS,
     s.ErrorResponse,
     s.ErrorBody,

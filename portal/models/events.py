@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -58,6 +59,15 @@ class WebhookDelivery(TenantScoped, Base):
         Index("ix_webhook_deliveries_msg", "msg_id", "attempt"),
         Index("ix_webhook_deliveries_status_due", "status", "due_at"),
         Index("ix_webhook_deliveries_session", "session_id"),  # a session's delete removes its deliveries
+        # the dashboard's failed deliveries of the day: only failed attempts are in it, so it stays small and the
+        # send path (rows start as pending) never writes to it
+        Index(
+            "ix_webhook_deliveries_failed",
+            "tenant_id",
+            "created_at",
+            postgresql_where=sa.text("status IN ('failed', 'dead')"),
+            sqlite_where=sa.text("status IN ('failed', 'dead')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

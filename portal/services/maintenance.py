@@ -20,7 +20,7 @@ from sqlalchemy.orm import defer
 
 from portal.extensions import db, redis_store
 from portal.models import AuditEvent, Message, Tenant, WahaServer, WahaSession, WebhookDelivery, WebhookEvent, utcnow
-from portal.services import attention, audit
+from portal.services import attention, audit, number_health
 from portal.services.audit import Actor
 from portal.services.events import preassign_ids
 from portal.waha import errors as waha_errors
@@ -97,6 +97,7 @@ def sync_server(server: WahaServer, *, recover: bool = True, delete_orphans: boo
     known = {row.id for row in rows}
     now = utcnow()
     notices: list[attention.Notice] = []
+    limit_notices: list[number_health.Notice] = []
     to_recover: list[tuple[WahaSession, dict[str, Any] | None]] = []
     for row in rows:
         info = by_name.get(row.external_name)
@@ -114,6 +115,8 @@ def sync_server(server: WahaServer, *, recover: bool = True, delete_orphans: boo
             notice = attention.evaluate(row, *previous)
             if notice is not None:
                 notices.append(notice)
+        if status == "WORKING" and (limit_notice := number_health.from_me(row, me, source="sync")) is not None:
+            limit_notices.append(limit_notice)  # WAHA put the number's limits in `me`: no call of our own
         if row.desired_state == "running" and status == "STOPPED":
             to_recover.append((row, info))
     # One statement stamps the whole server's rows.
@@ -129,6 +132,7 @@ def sync_server(server: WahaServer, *, recover: bool = True, delete_orphans: boo
     delivery_ids = [d.id for d in deliveries]
     db.session.commit()
     attention.send_mails(notices)
+    number_health.tell(limit_notices)
     if delivery_ids:
         from portal.services import forwarding
 

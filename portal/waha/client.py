@@ -24,6 +24,7 @@ from portal.waha.calls import SendResult, _observed, _segment
 from portal.waha.chats import ChatsMixin
 from portal.waha.errors import WahaAlreadyStarted, WahaError, WahaMediaTooLarge, WahaNotFound, WahaUnavailable
 from portal.waha.ids import new_message_id, normalize_message_id, to_chat_id, to_phone_digits
+from portal.waha.passkey import PasskeyMixin
 from portal.waha.settings import WahaSettings
 from portal.waha.transport import UNSENT_ONLY, Observer, WahaTransport
 
@@ -65,7 +66,7 @@ def _captioned_send(name: str, endpoint: str, what: str) -> Any:
     return _observed(send)
 
 
-class WahaClient(ChatsMixin, WahaTransport):
+class WahaClient(ChatsMixin, PasskeyMixin, WahaTransport):
     """Client for one WAHA server; safe to share between threads. Prefer ``get_client(settings)``."""
 
     def close(self) -> None:
@@ -134,6 +135,20 @@ class WahaClient(ChatsMixin, WahaTransport):
         """Return the logged-in account (``id``, ``pushName``...) or None before login."""
         me = self._json(self._request("GET", f"/api/sessions/{_segment(name)}/me", retry_safe=True))
         return me or None
+
+    # ------------------------------------------------------------------ number health
+
+    @_observed
+    def get_timelock(self, name: str) -> dict:
+        """The account's reach-out timelock: ``{"isActive", "timeEnforcementEnds" (unix s), "enforcementType"}``.
+        While active, WhatsApp refuses messages to new contacts (error 463); the session stays WORKING."""
+        return self._json(self._request("GET", f"/api/sessions/{_segment(name)}/timelock", retry_safe=True))
+
+    @_observed
+    def get_capping(self, name: str) -> dict:
+        """The account's new-chat message capping: ``{"cappingStatus": NONE|FIRST_WARNING|SECOND_WARNING|CAPPED,
+        "totalQuota", "usedQuota", "cycleStart", "cycleEnd", ...}``. CAPPED refuses new chats (error 475)."""
+        return self._json(self._request("GET", f"/api/sessions/{_segment(name)}/capping", retry_safe=True))
 
     # ------------------------------------------------------------------ pairing
 

@@ -30,6 +30,7 @@ from portal.tenancy import require
 from portal.web import uploads
 from portal.web.forms import MessageFilterForm, SendMessageForm, choices
 from portal.web.helpers import STOP_POLLING, apply_service_error, day_start, principal, redirect_to
+from portal.web.log_rows import TICKS, filter_field, log_rows
 from portal.web.send_form import form_key, new_key, session_choices, stale_form, too_large
 from portal.web.wording import WORDS, say_exc
 
@@ -39,6 +40,10 @@ bp.register_error_handler(CSRFError, stale_form)
 # Uploads over the limit: the form comes back with the text and a 413, never a dropped connection.
 bp.url_value_preprocessor(uploads.allow_large_send_body)
 bp.register_error_handler(RequestEntityTooLarge, too_large)
+# The log's rows are worked out before rendering (portal/web/log_rows.py); the ticks' table serves the inbox too.
+bp.add_app_template_global(log_rows, "log_rows")
+bp.add_app_template_global(TICKS, "ticks_table")  # type: ignore[arg-type]
+bp.add_app_template_global(filter_field, "filter_field")
 
 # Types a browser may show inline (in its own image or media viewer); anything else is downloaded, so a stored
 # file can never run as a page. SVG is not among them: it can carry scripts.

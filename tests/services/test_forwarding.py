@@ -172,3 +172,36 @@ def test_events_an_endpoint_has_beyond_the_usual_list_stay_on_offer():
     choices = forwarding.endpoint_event_choices(["message", "poll.vote"])
     assert choices[: len(forwarding.ENDPOINT_EVENTS)] == list(forwarding.ENDPOINT_EVENTS)
     assert choices[len(forwarding.ENDPOINT_EVENTS) :] == [("poll.vote", "poll.vote")]
+
+
+def _attempt(tenant: Any, n: int, created: Any) -> WebhookDelivery:
+    row = WebhookDelivery(
+        tenant_id=tenant.id,
+        url="https://hooks.example.com/in",
+        msg_id=f"msg_{n}",
+        event_type="message",
+        payload={},
+        status="succeeded",
+        created_at=created,
+    )
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def test_delivery_pages_follow_the_time_of_the_attempts_each_once(tenant):
+    base = utcnow() - timedelta(hours=1)
+    rows = [_attempt(tenant, n, base + timedelta(seconds=n)) for n in range(7)]
+    rows.append(_attempt(tenant, 99, base + timedelta(seconds=2.5)))  # a later id with an earlier time
+    _attempt(make_tenant(), 100, base + timedelta(seconds=3))  # another tenant's, never listed
+    db.session.commit()
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = forwarding.list_deliveries(tenant, cursor=cursor, limit=3)
+        seen += [d.msg_id for d in page.items]
+        pages += 1
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    expected = [r.msg_id for r in sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)]
+    assert seen == expected and pages == 3

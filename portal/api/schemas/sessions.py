@@ -22,6 +22,7 @@ from portal.api.schemas.common import (
     string_rule,
 )
 from portal.models import Engine, SessionStatus
+from portal.services.sessions.passkey import B64URL_PATTERN
 
 
 def _events_schema(schema: dict[str, Any]) -> None:
@@ -180,6 +181,27 @@ class ImageQuery(Request):
 # ---- responses ------------------------------------------------------------------------------------------------
 
 
+class TimelockDto(Response):
+    active: bool = Field(description="WhatsApp refuses messages to new contacts until endsAt (error 463).")
+    endsAt: str | None = Field(description="RFC 3339 time the timelock ends.")
+    enforcementType: str | None = Field(description="WhatsApp's enforcement type, informational (an open set).")
+
+
+class CappingDto(Response):
+    status: str | None = Field(description="NONE, FIRST_WARNING, SECOND_WARNING or CAPPED (an open set); null unread.")
+    totalQuota: float | None = Field(description="New-chat messages allowed this cycle (-1: no cap).")
+    usedQuota: float | None
+    cycleEnd: str | None = Field(description="RFC 3339 end of the current cycle.")
+
+
+class NumberHealthDto(Response):
+    level: str = Field(description="ok, warning (a capping warning) or limited (CAPPED or an active timelock).")
+    newContactsBlockedUntil: str | None = Field(description="RFC 3339; null when new contacts may be messaged.")
+    timelock: TimelockDto
+    capping: CappingDto
+    checkedAt: str | None = Field(description="RFC 3339 time of the last reading.")
+
+
 class SessionResponseDto(Response):
     id: str = Field(description="Session id in the portal (use it in URLs).")
     name: str
@@ -192,11 +214,17 @@ class SessionResponseDto(Response):
     webhookUrl: str | None
     webhookEvents: list[str]
     tenantId: str
+    numberHealth: NumberHealthDto = Field(
+        description="WhatsApp's limits on the number: a reach-out timelock or new-chat capping (level ok, warning "
+        "or limited). While limited, a first message to a new contact is 409 new_contact_limited; replies go out."
+    )
     createdAt: datetime
     updatedAt: datetime
 
     @classmethod
     def of(cls, session: Any) -> SessionResponseDto:
+        from portal.services.number_health import describe
+
         config = session.config or {}
         return cls(
             id=session.id,
@@ -210,6 +238,7 @@ class SessionResponseDto(Response):
             webhookUrl=session.webhook_url,
             webhookEvents=list(session.webhook_events or []),
             tenantId=str(session.tenant_id),
+            numberHealth=NumberHealthDto.model_validate(describe(session)),
             createdAt=session.created_at,
             updatedAt=session.updated_at,
         )
@@ -258,3 +287,41 @@ class PairingCodeResponse(Response):
     code: str = Field(
         examples=["ABCD-1234"], description="Type it on the phone: Linked devices > Link with phone number."
     )
+
+
+_B64URL = B64URL_PATTERN
+
+
+def _b64url_field(description: str) -> Any:
+    return Field(min_length=2, max_length=8192, pattern=_B64URL, description=description)
+
+
+class PasskeyResponseDataDto(Request):
+    clientDataJSON: str = _b64url_field("Base64url clientDataJSON from the authenticator.")
+    authenticatorData: str = _b64url_field("Base64url authenticatorData from the authenticator.")
+    signature: str = _b64url_field("Base64url signature from the authenticator.")
+    userHandle: str | None = Field(
+        default=None, min_length=2, max_length=8192, pattern=_B64URL, description="Base64url user handle, if any."
+    )
+
+
+class PasskeyAssertionDto(Request):
+    """`navigator.credentials.get({publicKey}).toJSON()` of the challenge, made on https://web.whatsapp.com."""
+
+    id: str = _b64url_field("Credential id.")
+    rawId: str = _b64url_field("Base64url raw credential id.")
+    type: Literal["public-key"]
+    response: PasskeyResponseDataDto
+
+
+class PasskeyStepResponse(Response):
+    status: str = Field(description="PASSKEY_REQUIRED or PASSKEY_CONFIRMATION_REQUIRED.")
+    step: Literal["assert", "confirm"] = Field(
+        description="assert: sign `challenge` on web.whatsapp.com and POST the assertion; confirm: check that the "
+        "phone shows `code`, then POST .../passkey/confirm."
+    )
+    challenge: dict[str, Any] | None = Field(
+        description="WAHA's WebAuthn request options (challenge, timeout, rpId, allowCredentials, userVerification), "
+        "base64url-encoded as WAHA gives them; null in the confirm step."
+    )
+    code: str | None = Field(description="The code the phone must show; null in the assert step.")

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, tuple_
 
 from portal import pagination
 from portal.extensions import db
@@ -56,10 +56,24 @@ def list_deliveries(
     if status:
         stmt = stmt.where(WebhookDelivery.status == status)
     if cursor:
-        stmt = stmt.where(WebhookDelivery.id < pagination.decode_id(cursor, CURSOR_PREFIX))
-    rows = list(db.session.scalars(stmt.order_by(WebhookDelivery.id.desc()).limit(limit + 1)))
+        stmt = stmt.where(_before(tenant, pagination.decode_id(cursor, CURSOR_PREFIX)))
+    # (created_at, id), the order of the (tenant, created_at, id) index: every page is one short range of it.
+    order = (WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+    rows = list(db.session.scalars(stmt.order_by(*order).limit(limit + 1)))
     next_cursor = pagination.encode_id(rows[limit - 1].id, CURSOR_PREFIX) if len(rows) > limit else None
     return DeliveryPage(items=rows[:limit], next_cursor=next_cursor)
+
+
+def _before(tenant: Tenant, delivery_id: int) -> Any:
+    """The keyset condition "listed after the attempt `delivery_id`" (the cursor names that attempt)."""
+    anchor = db.session.execute(
+        select(WebhookDelivery.created_at).where(
+            WebhookDelivery.id == delivery_id, WebhookDelivery.tenant_id == tenant.id
+        )
+    ).scalar()
+    if anchor is None:  # not the tenant's, or deleted since: the ids below it
+        return WebhookDelivery.id < delivery_id
+    return tuple_(WebhookDelivery.created_at, WebhookDelivery.id) < tuple_(literal(anchor), literal(delivery_id))
 
 
 def get_delivery(tenant: Tenant, delivery_id: Any) -> WebhookDelivery:

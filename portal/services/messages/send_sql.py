@@ -69,6 +69,8 @@ class _SendTarget:
     chat_known: bool = False
     wa_exists: bool | None = None
     exists_checked_at: datetime | None = None
+    # WhatsApp refuses messages to new contacts until then (services.number_health); None when it does not
+    new_contacts_blocked_until: datetime | None = None
 
 
 _CHAT_ID = bindparam("chat_id", type_=Chat.chat_id.type)
@@ -81,6 +83,7 @@ _SESSION_FOR_SEND = (
         WahaSession.id,
         WahaSession.status,
         WahaSession.external_name,
+        WahaSession.new_contacts_blocked_until,
         WahaServer.base_url,
         type_coerce(WahaServer.api_key, Text).label("stored_api_key"),
         select(Chat.id)
@@ -126,6 +129,7 @@ def _session_for_send(tenant: Tenant, session_id: Any, chat_id: str = "") -> _Se
         bool(row.chat_known),
         row.wa_exists,
         row.exists_checked_at,
+        row.new_contacts_blocked_until,
     )
 
 
