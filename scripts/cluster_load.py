@@ -169,7 +169,10 @@ class Costs:
 
     @staticmethod
     def delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-        cpu = {h: round(after["cpu"][h] - before["cpu"].get(h, 0.0), 2) for h in after["cpu"] if after["cpu"][h]}
+        # a host killed on the way lost its processes' counts: it shows what its new processes used (at least 0)
+        cpu = {
+            h: round(max(0.0, after["cpu"][h] - before["cpu"].get(h, 0.0)), 2) for h in after["cpu"] if after["cpu"][h]
+        }
         out = {k: after[k] - before[k] for k in ("wal_bytes", "commits", "rows_inserted", "rows_updated", "db_bytes")}
         out["redis_commands"] = after["redis_commands"] - before["redis_commands"]
         out["redis_memory_end"] = after["redis_memory"]
