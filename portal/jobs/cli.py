@@ -30,6 +30,17 @@ def _need_redis(what: str) -> None:
         raise click.ClickException(f"{what} needs REDIS_URL; without it jobs run inside the web process.")
 
 
+def _warm_storage() -> None:
+    """Build the media storage once before jobs fork: an S3 backend's imports and service model are then
+    inherited by every job process instead of loaded by each (the job builds only its own client)."""
+    from portal.storage import storage
+
+    try:
+        storage()
+    except Exception:
+        logging.getLogger(__name__).warning("media storage could not be prepared", exc_info=True)
+
+
 @click.command("worker")
 @with_appcontext
 @click.option(
@@ -55,6 +66,7 @@ def worker(queues: str, burst: bool, simple: bool, name: str | None) -> None:
     from portal.extensions import redis_store
 
     connection = redis_store.loop_client()
+    _warm_storage()
     outage = reconnect.Outage("worker")
     logging.getLogger("rq.worker").addFilter(reconnect.OncePerOutage())
     previous = None
