@@ -2,7 +2,7 @@
 the next campaign slot) and outreach_settings (a tenant's time zone, quiet hours and campaign gap)
 
 Revision ID: 0012_send_queue
-Revises: 0010_search_index (the head after merging main)
+Revises: 0011 (the head after merging main)
 """
 
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = "0012_send_queue"
-down_revision = "0010_search_index"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
@@ -48,12 +48,7 @@ def upgrade():
         sa.Column("origin", sa.String(32), nullable=True),
         sa.Column("origin_id", BigId, nullable=True),
         sa.Column("typing", sa.Boolean(), nullable=False),
-        sa.Column(
-            "message_id",
-            BigId,
-            sa.ForeignKey("messages.id", ondelete="SET NULL", name="fk_send_queue_message_id_messages"),
-            nullable=True,
-        ),
+        sa.Column("message_id", BigId, nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.String(500), nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),

@@ -70,7 +70,9 @@ class QueuedSend(TenantScoped, TimestampMixin, Base):
     origin: Mapped[str | None] = mapped_column(String(32))
     origin_id: Mapped[int | None] = mapped_column(BigId)
     typing: Mapped[bool] = mapped_column(Boolean, default=False)
-    message_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("messages.id", ondelete="SET NULL"))
+    # the sent message (messages.id); no foreign key: messages is partitioned on PostgreSQL, and retention may
+    # drop the message while this row stays
+    message_id: Mapped[int | None] = mapped_column(BigId)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
