@@ -52,6 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from portal import jobs, security
 
     jobs.init_app(app)
+    campaigns_init(app)
     security.init_app(app)
     _register_blueprints(app)
     # Every route is known now: mask the credential in paths such as /account/reset/<token> in all log lines.
@@ -61,6 +62,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     cli.init_app(app)
     return app
+
+
+def campaigns_init(app: Flask) -> None:
+    """Campaigns and opt-outs plug their gates and settle hook into the send queue."""
+    from portal.services import campaigns
+
+    campaigns.register()
 
 
 def _register_blueprints(app: Flask) -> None:

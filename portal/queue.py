@@ -40,6 +40,10 @@ JOB_CHECK_SERVERS = "portal.jobs.maintenance.check_servers"
 JOB_RECONCILE_SENDS = "portal.jobs.messages.reconcile_sends"
 JOB_FETCH_AVATARS = "portal.jobs.inbox.fetch_avatars"
 JOB_SYNC_CONTACTS = "portal.jobs.inbox.sync_contacts"
+JOB_CONFIRM_OPT_OUT = "portal.jobs.campaigns.confirm_opt_out"
+JOB_IMPORT_CAMPAIGN = "portal.jobs.campaigns.import_audience"
+JOB_START_CAMPAIGN = "portal.jobs.campaigns.start_campaign"
+JOB_ADVANCE_CAMPAIGNS = "portal.jobs.campaigns.advance_campaigns"
 
 RUNNER_EXTENSION = "portal_jobs"  # app.extensions key of the app's runner
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request, send_file, url_for
+from flask import Response, g, request, send_file, url_for
 
 from portal.api import bp
 from portal.api.auth import api_route
@@ -28,7 +28,7 @@ from portal.api.schemas import (
     validate,
 )
 from portal.converters import parse_id
-from portal.services import messages
+from portal.services import messages, optouts
 from portal.services.errors import Invalid, NotFound
 from portal.services.media import media_for_message, uploaded_media
 
@@ -66,6 +66,8 @@ def _message_id(raw: str) -> int:
 @api_route("messages:send", autocommit=True)
 def send_message(session_id: str) -> Response:
     dto = json_body(SendMessageDto)
+    if dto.ignoreOptOut:
+        optouts.check_override(g.principal.tenant.id, g.principal.kind, g.principal.actor_id, g.principal.role)
     with dto_field_names():
         message = messages.send_message(
             tenant(),
@@ -78,6 +80,7 @@ def send_message(session_id: str) -> Response:
             metadata=dto.metadata,
             idempotency_key=idempotency_key(),
             source="api",
+            ignore_opt_out=dto.ignoreOptOut,
         )
     return send(_message(message))
 

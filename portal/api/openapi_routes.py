@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from portal.api import schemas as s
+from portal.api.openapi_campaigns import CAMPAIGN_MODELS, CAMPAIGN_ROUTES
 from portal.api.openapi_inbox import INBOX_MODELS, INBOX_ROUTES
 from portal.api.route_table import AUTH, WAHA, ApiRoute
 
@@ -348,6 +349,7 @@ ROUTES: tuple[ApiRoute, ...] = (
         "current URL). Answers 202 with the new attempt, queued as pending.",
     ),
     *INBOX_ROUTES,
+    *CAMPAIGN_ROUTES,
     ApiRoute(
         "GET",
         "/waha/health",
@@ -406,6 +408,7 @@ COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
     s.HealthResponse,
     s.ServerHealth,
     *INBOX_MODELS,
+    *CAMPAIGN_MODELS,
     s.ErrorResponse,
     s.ErrorBody,
     s.FieldError,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portal.queue import (
+    JOB_ADVANCE_CAMPAIGNS,
     JOB_CHECK_SERVERS,
     JOB_DISPATCH_DUE,
     JOB_FETCH_AVATARS,
@@ -45,6 +46,8 @@ SCHEDULE: list[dict[str, Any]] = [
     {"id": "browser-sessions-prune", "func": JOB_PRUNE_BROWSER_SESSIONS, "interval": 86400, "queue": QUEUE_MAINTENANCE},
     # contacts' profile pictures: new contacts first, then a weekly refresh (a few per run, paced by the interval)
     {"id": "avatars-fetch", "func": JOB_FETCH_AVATARS, "interval": 60, "queue": QUEUE_MAINTENANCE},
+    # campaigns: start at their time, check numbers at a paced rate, queue them, finish when all settled
+    {"id": "campaigns-advance", "func": JOB_ADVANCE_CAMPAIGNS, "interval": 15, "queue": QUEUE_MAINTENANCE},
     # retention of messages, media files, events and deliveries
     {"id": "retention-prune", "func": JOB_PRUNE, "interval": 3600, "queue": QUEUE_MAINTENANCE},
 ]

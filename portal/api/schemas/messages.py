@@ -194,6 +194,12 @@ class SendMessageDto(Request):
         "messageId). It must be a message of the same chat.",
         json_schema_extra=_reply_to_rule,
     )
+    ignoreOptOut: bool = Field(
+        False,
+        description="Send even though the recipient is on your opt-out list (otherwise 409 recipient_opted_out). "
+        "Only for callers with messages:send whose role is owner or admin (a token: the member who created it); "
+        "others get 403. Audited with the send.",
+    )
 
     @field_validator("to")
     @classmethod

@@ -45,6 +45,7 @@ from portal.models import (
     Chat,
     Contact,
     Message,
+    OptOut,
     Tenant,
     WahaServer,
     WahaSession,
@@ -69,6 +70,7 @@ class _SendTarget:
     chat_known: bool = False
     wa_exists: bool | None = None
     exists_checked_at: datetime | None = None
+    opted_out: bool = False  # the recipient is on the tenant's opt-out list (services.optouts)
 
 
 _CHAT_ID = bindparam("chat_id", type_=Chat.chat_id.type)
@@ -94,6 +96,10 @@ _SESSION_FOR_SEND = (
         .label("chat_known"),
         Contact.wa_exists,
         Contact.exists_checked_at,
+        select(OptOut.id)
+        .where(OptOut.tenant_id == WahaSession.tenant_id, OptOut.chat_id == _CHAT_ID)
+        .exists()
+        .label("opted_out"),
     )
     .join(WahaServer, WahaServer.id == WahaSession.server_id)
     .outerjoin(Contact, and_(Contact.tenant_id == WahaSession.tenant_id, Contact.chat_id == _CHAT_ID))
@@ -126,6 +132,7 @@ def _session_for_send(tenant: Tenant, session_id: Any, chat_id: str = "") -> _Se
         bool(row.chat_known),
         row.wa_exists,
         row.exists_checked_at,
+        bool(row.opted_out),
     )
 
 

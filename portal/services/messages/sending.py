@@ -101,8 +101,12 @@ def send_message(
     metadata: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     source: str = "api",
+    ignore_opt_out: bool = False,
 ) -> Message:
     """Send a text or a media message through the session and return its row.
+
+    A recipient on the tenant's opt-out list is refused (Conflict 409 "recipient_opted_out") unless
+    `ignore_opt_out` (the door checks who may pass it); the list is read in the session lookup, no extra query.
 
     Checks, in order: the input (recipient normalised with `phonenumbers`, text <= 4096 characters, media kind,
     type and size), a repeated Idempotency-Key (returns the first message and never sends twice, except that a
@@ -151,6 +155,12 @@ def send_message(
                     outbox.look_up(servers.client_for(session.server), session.external_name, existing)
                 return existing
             again = (existing, again_from)
+    if session.opted_out and not ignore_opt_out:
+        raise Conflict(
+            "The recipient opted out of your messages; an owner or admin may send anyway with ignoreOptOut.",
+            code="recipient_opted_out",
+            details={"chatId": chat_id},
+        )
     if session.status != "WORKING":
         raise Conflict(
             f"The session is {session.status}; it must be WORKING to send.",
