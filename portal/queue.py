@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app
@@ -22,7 +24,8 @@ log = logging.getLogger(__name__)
 QUEUE_EVENTS = "events"
 QUEUE_FORWARDING = "forwarding"
 QUEUE_MAINTENANCE = "maintenance"
-QUEUES = (QUEUE_EVENTS, QUEUE_FORWARDING, QUEUE_MAINTENANCE)
+QUEUE_OUTREACH = "outreach"
+QUEUES = (QUEUE_EVENTS, QUEUE_FORWARDING, QUEUE_MAINTENANCE, QUEUE_OUTREACH)
 
 # The dotted path of every job (functions decorated with `portal.jobs.job`), by module.
 JOB_SEND_PASSWORD_RESET = "portal.jobs.accounts.send_password_reset"
@@ -44,6 +47,8 @@ JOB_CONFIRM_OPT_OUT = "portal.jobs.campaigns.confirm_opt_out"
 JOB_IMPORT_CAMPAIGN = "portal.jobs.campaigns.import_audience"
 JOB_START_CAMPAIGN = "portal.jobs.campaigns.start_campaign"
 JOB_ADVANCE_CAMPAIGNS = "portal.jobs.campaigns.advance_campaigns"
+JOB_DISPATCH_SENDS = "portal.jobs.outreach.dispatch_sends"
+JOB_SWEEP_SENDS = "portal.jobs.outreach.sweep_sends"
 
 RUNNER_EXTENSION = "portal_jobs"  # app.extensions key of the app's runner
 
@@ -74,6 +79,13 @@ class InProcessRunner:
 
         self.pool.submit(run)
 
+    def enqueue_at(self, when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> None:
+        """Submit `func_path(*args)` at `when` (a timer thread; lost with the process, like every in-process job)."""
+        delay = max(0.0, (when - datetime.now(UTC)).total_seconds())
+        timer = threading.Timer(delay, self.enqueue, args=(func_path, *args), kwargs={"queue": queue})
+        timer.daemon = True
+        timer.start()
+
     def enqueue_many(self, calls: Iterable[tuple[str, tuple]], queue: str = QUEUE_EVENTS, **options: Any) -> int:
         """Submit each `(func_path, args)` call; returns how many."""
         count = 0
@@ -95,6 +107,10 @@ class RQRunner:
     def enqueue(self, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> Any:
         """Queue one job; returns RQ's Job."""
         return self.queues[queue].enqueue(func_path, *args, **options)
+
+    def enqueue_at(self, when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> Any:
+        """Queue one job for `when` (run by the RQ scheduler of a `flask worker`)."""
+        return self.queues[queue].enqueue_at(when, func_path, *args, **options)
 
     def enqueue_many(self, calls: Iterable[tuple[str, tuple]], queue: str = QUEUE_EVENTS, **options: Any) -> int:
         """Queue many calls in one Redis round trip (a pipeline), each as its own job."""
@@ -127,6 +143,11 @@ def runner() -> InProcessRunner | RQRunner:
 def enqueue(func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> Any:
     """Queue `func_path(*args)`; options are passed to RQ (job_id, retry, ...)."""
     return runner().enqueue(func_path, *args, queue=queue, **options)
+
+
+def enqueue_at(when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> Any:
+    """Queue `func_path(*args)` to run at `when` (an aware datetime)."""
+    return runner().enqueue_at(when, func_path, *args, queue=queue, **options)
 
 
 def enqueue_many(calls: Iterable[tuple[str, tuple]], *, queue: str = QUEUE_EVENTS, **options: Any) -> int:

@@ -20,11 +20,13 @@ from portal.queue import (
     JOB_RECONCILE,
     JOB_RECONCILE_SENDS,
     JOB_SWEEP_EVENTS,
+    JOB_SWEEP_SENDS,
     JOB_SYNC_SESSIONS,
     JOB_WATCHDOG,
     QUEUE_EVENTS,
     QUEUE_FORWARDING,
     QUEUE_MAINTENANCE,
+    QUEUE_OUTREACH,
 )
 
 SCHEDULE: list[dict[str, Any]] = [
@@ -34,6 +36,8 @@ SCHEDULE: list[dict[str, Any]] = [
     {"id": "events-sweep", "func": JOB_SWEEP_EVENTS, "interval": "EVENTS_SWEEP_INTERVAL", "queue": QUEUE_EVENTS},
     # delivery retries that are due, and first attempts whose job was lost
     {"id": "deliveries-dispatch", "func": JOB_DISPATCH_DUE, "interval": 5, "queue": QUEUE_FORWARDING},
+    # the send queue: items a dead dispatcher left "sending", and sessions with due items whose job was lost
+    {"id": "sends-sweep", "func": JOB_SWEEP_SENDS, "interval": 5, "queue": QUEUE_OUTREACH},
     # WAHA sessions nobody owns, and rows whose WAHA session vanished
     {"id": "sessions-reconcile", "func": JOB_RECONCILE, "interval": 300, "queue": QUEUE_MAINTENANCE},
     # sends whose outcome is unknown (WAHA did not answer): looked up in WAHA by their WhatsApp id

@@ -147,6 +147,8 @@ def _queue(campaign: Campaign, recipients: list[CampaignRecipient]) -> None:
         db.session.commit()
         return
     tenant = db.session.get(Tenant, campaign.tenant_id)
+    if tenant is None:
+        return
     media = dict(campaign.media) if campaign.media else None
     items = []
     for recipient in recipients:
@@ -264,10 +266,7 @@ def settled(item: Any) -> None:
 
 def register() -> None:
     """Plug the campaign and opt-out gates and the settle hook into the send queue (idempotent)."""
-    try:
-        from portal.services import outreach
-    except ImportError:  # the send queue is not part of this build
-        return
+    from portal.services import outreach
 
     outreach.register_gate(optouts.queue_gate)
     outreach.register_gate(campaign_gate)

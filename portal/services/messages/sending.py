@@ -102,6 +102,7 @@ def send_message(
     idempotency_key: str | None = None,
     source: str = "api",
     ignore_opt_out: bool = False,
+    paced: bool = True,
 ) -> Message:
     """Send a text or a media message through the session and return its row.
 
@@ -116,7 +117,8 @@ def send_message(
     WAHA failures raise the mapped ServiceError (Upstream 503 when WAHA is down or did not answer) with
     details.outcome "unsent" (row ERROR) or "unknown" (row PENDING). Audited as "message.send" without the
     message text. `reply_to` quotes a message of the same chat (its portal id, or its WhatsApp id): Invalid on
-    "reply_to" otherwise; the row keeps it as `reply_to_id`.
+    "reply_to" otherwise; the row keeps it as `reply_to_id`. `paced=False` skips the pacing check: the send
+    queue's dispatcher took the slot itself, in its lane's way.
     """
     try:
         chat_id, bad_recipient = normalize_recipient(to), None
@@ -169,7 +171,8 @@ def send_message(
         )
     # asks WAHA only before a first send to a number; a WAHA that is down fails the send below, uncalled
     unanswered = contacts.ensure_on_whatsapp(tenant.id, session, chat_id)
-    pacing.acquire(session.id, tenant.send_rate_per_minute)
+    if paced:
+        pacing.acquire(session.id, tenant.send_rate_per_minute)
 
     client, external, session_key = servers.client_for(session.server), session.external_name, session.id
     quoted_id = quoted.waha_message_id if quoted is not None else None
