@@ -162,7 +162,7 @@ def _queue(campaign: Campaign, recipients: list[CampaignRecipient]) -> None:
                 "lane": "campaign",
                 "origin": "campaign",
                 "origin_id": recipient.id,
-                "typing": True,
+                "typing": False,
             }
         )
     outreach.enqueue_many(tenant, items, actor=CAMPAIGN_ACTOR)

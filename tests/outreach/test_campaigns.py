@@ -1,0 +1,133 @@
+"""Campaigns end to end on the simulator: audience imported, numbers checked with check-exists, the rest sent
+through the send queue's dispatcher; numbers not on WhatsApp skipped, opted-out numbers never sent to, STOP
+from a recipient honoured, and advancing a campaign again (another worker, a restart) queues nobody twice."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import Campaign, CampaignRecipient, OptOut
+from portal.services import campaigns, events, optouts, outreach
+from portal.services.outreach import rules
+from tests.builders import TEST_ACTOR, envelope, inbound_payload, post_events
+from tests.helpers import quiet_waha_webhooks
+
+
+@pytest.fixture(autouse=True)
+def _campaign_hooks(app: Any) -> Any:
+    """The campaign gates and settle hook, registered as create_app does (and kept to this test)."""
+    gates, listeners = list(rules._gates), list(rules._listeners)
+    campaigns.register()
+    app.config["CAMPAIGN_CHECK_RATE"] = 1000.0
+    with quiet_waha_webhooks(app):
+        yield
+    rules._gates[:], rules._listeners[:] = gates, listeners
+
+
+@pytest.fixture(autouse=True)
+def _no_gap(tenant: Any) -> None:
+    outreach.update_outreach_settings(tenant, TEST_ACTOR, time_zone="UTC", gap_min=0, gap_max=0)
+
+
+def _numbers(n: int, start: int = 1000000) -> list[str]:
+    return [f"49170{start + i:07d}" for i in range(n)]
+
+
+def _campaign(tenant: Any, session: Any, rows: list[str]) -> Campaign:
+    content = ("phone,name\n" + "".join(f"+{p},Person {i}\n" for i, p in enumerate(rows))).encode()
+    campaign = campaigns.create_campaign(
+        tenant, TEST_ACTOR, name="Spring", session_ids=[session.id], template="Hi {{name}}!", csv_content=content
+    )
+    campaigns.import_audience(campaign.id)
+    return campaign
+
+
+def _sent_to(sim: Any, session: Any) -> Counter[str]:
+    return Counter(m["chatId"].split("@")[0] for m in sim.sent_messages(session.external_name))
+
+
+def test_two_hundred_recipients_with_invalid_and_opted_out_numbers(tenant, working, sim, dispatch):
+    numbers = _numbers(200)
+    absent, listed = numbers[:40], numbers[40:60]
+    sim.mark_absent(absent)
+    for number in listed:
+        optouts.add(tenant, TEST_ACTOR, "+" + number)
+    campaign = _campaign(tenant, working, numbers)
+    assert campaign.state == "scheduled" and campaign.accepted == 180  # opted out refused at import
+
+    assert campaigns.advance(campaign.id) == "running"
+    dispatch(working.id, run_for=180.0, nap_max=5.0)
+    assert campaigns.advance(campaign.id) == "completed"
+
+    counts = campaigns.counts(db.session.get(Campaign, campaign.id))
+    assert (counts.sent, counts.skipped, counts.opted_out, counts.failed, counts.queued) == (140, 40, 20, 0, 0)
+    sent = _sent_to(sim, working)
+    assert set(sent) == set(numbers[60:]) and set(sent.values()) == {1}
+    bodies = {m["chatId"].split("@")[0]: m["body"] for m in sim.sent_messages(working.external_name)}
+    assert bodies[numbers[60]] == "Hi Person 60!"
+    reasons = set(
+        db.session.scalars(
+            select(CampaignRecipient.reason).where(
+                CampaignRecipient.campaign_id == campaign.id, CampaignRecipient.state == "skipped"
+            )
+        )
+    )
+    assert reasons == {"not_on_whatsapp"}
+
+
+def test_stop_from_a_recipient_stops_further_sends(client, tenant, working, sim, dispatch):
+    numbers = _numbers(3, start=2000000)
+    campaign = _campaign(tenant, working, numbers)
+    campaigns.advance(campaign.id)  # checked and queued, nothing sent yet
+    stop = envelope(working, "message", inbound_payload("  Stop! ", sender=numbers[1]))
+    assert post_events(client, working, stop).status_code == 200
+    events.drain()
+    assert db.session.scalar(select(OptOut.source).where(OptOut.chat_id == f"{numbers[1]}@c.us")) == "keyword"
+
+    dispatch(working.id, nap_max=5.0)
+
+    assert set(_sent_to(sim, working)) == {numbers[0], numbers[2]}
+    state = db.session.scalar(select(CampaignRecipient.state).where(CampaignRecipient.chat_id == f"{numbers[1]}@c.us"))
+    assert state == "opted_out"
+
+
+@pytest.mark.parametrize("text", ["STOP", "unsubscribe", "Parar.", "BAJA", "abmelden", "Cancelar suscripcion"])
+def test_opt_out_keywords_match_whole_messages_without_case_or_accents(text):
+    keywords = {optouts.normalize(k) for k in optouts.DEFAULT_KEYWORDS}
+    assert optouts.normalize(text) in keywords
+    assert optouts.normalize(f"please {text} now") not in keywords
+
+
+def test_advancing_again_queues_nobody_twice(tenant, working, sim, dispatch):
+    numbers = _numbers(30, start=3000000)
+    campaign = _campaign(tenant, working, numbers)
+    campaigns.advance(campaign.id)
+    campaigns.advance(campaign.id)  # a second worker, or the periodic tick after a restart
+    dispatch(working.id, run_for=120.0, nap_max=5.0)
+    campaigns.advance(campaign.id)
+    assert set(_sent_to(sim, working).values()) == {1} and len(_sent_to(sim, working)) == 30
+
+
+def test_paused_campaign_holds_its_queued_messages_until_resumed(tenant, working, sim, dispatch):
+    campaign = _campaign(tenant, working, _numbers(5, start=4000000))
+    campaigns.advance(campaign.id)
+    campaigns.pause_campaign(tenant, TEST_ACTOR, campaign.id)
+    dispatch(working.id, run_for=2.0)
+    assert _sent_to(sim, working) == Counter()
+    campaigns.resume_campaign(tenant, TEST_ACTOR, campaign.id)
+    dispatch(working.id, nap_max=5.0)
+    assert len(_sent_to(sim, working)) == 5
+
+
+def test_campaign_on_a_session_that_is_not_working_does_not_start(tenant, sim):
+    from tests.builders import scanning_session
+
+    session = scanning_session(tenant, "Idle")
+    campaign = _campaign(tenant, session, _numbers(2, start=5000000))
+    assert campaigns.advance(campaign.id) == "scheduled"
+    assert "WORKING" in (db.session.get(Campaign, campaign.id).error or "")
