@@ -16,7 +16,7 @@ The big tenant has two sessions (60,000 and 40,000 chats): 20 % of its chats are
 the rest. Nine more tenants add 45,000 chats without messages, so every query has to pick its tenant's rows.
 
 Baselines measured in the same run: a bare `SELECT 1` round trip and a primary-key lookup of one chat through the
-same session. The target (issue 13) is p95 under 30 ms; each line prints p95 / 30 ms (< 1.00 is within target)
+same session. The target is p95 under 30 ms; each line prints p95 / 30 ms (< 1.00 is within target)
 and p95 as a multiple of the primary-key lookup.
 
     .venv/bin/python bench/chat_list.py [--runs 200] [--reload]

@@ -8,7 +8,7 @@ which is the server time of the API and the portal pages without HTTP:
   * the first page and the page 1,000 pages deep (keyset cursor after 49,950 rows), plus filtered variants
 
 Baselines measured in the same run: a bare `SELECT 1` round trip through the same session, and the deep page
-done the OFFSET way. The target (issue 4) is p95 under 50 ms; each line prints p95 / 50 ms as a ratio (< 1.00 is
+done the OFFSET way. The target is p95 under 50 ms; each line prints p95 / 50 ms as a ratio (< 1.00 is
 within target) and the plan's index.
 
     .venv/bin/python bench/messages_page.py [--runs 200] [--reload]

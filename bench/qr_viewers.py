@@ -3,7 +3,7 @@
 One session waits for its scan on a wahasim server (in this process, so every request that reaches it is
 counted). 50 viewers (5 processes x 10 threads, as web workers would be) poll `sessions.get_qr` every
 `--interval` seconds, the way the portal's QR fragment polls. Baseline, same run: the same 50 viewers asking
-WAHA directly, without the Redis cache and lock. Target (issue 4): <= 1 WAHA QR call per cache window.
+WAHA directly, without the Redis cache and lock. Target: <= 1 WAHA QR call per cache window.
 
     .venv/bin/python bench/qr_viewers.py [--viewers 50] [--seconds 12] [--interval 0.5]
 

@@ -2,7 +2,7 @@
 
 1. Throughput: N pending `message` events (spread over 50 sessions) are drained by two worker processes
    (`flask worker`), batch jobs as the receiver queues them. Baseline in the same run: the same workers with one
-   RQ job per event (what a naive receiver would queue). Target (issue 5): >= 1,000 events/s.
+   RQ job per event (what a naive receiver would queue). Target: >= 1,000 events/s.
 2. Latency: events fed through the real receiver code (`services.events.ingest`, signature check, insert, drain
    signal) at 300 events/s while the two workers run; p50/p99 of message.created_at - event.received_at.
    Target: p99 < 2 s.

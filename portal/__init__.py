@@ -49,11 +49,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     tenancy.init_app(app)
     errors.init_app(app)
 
-    from portal import jobs, security
+    from portal import jobs, security, static_assets
 
     jobs.init_app(app)
     campaigns_init(app)
     security.init_app(app)
+    static_assets.init_app(app)  # hashed static addresses cached for a year; compressed HTML and JSON
     _register_blueprints(app)
     # Every route is known now: mask the credential in paths such as /account/reset/<token> in all log lines.
     telemetry.register_token_routes(rule.rule for rule in app.url_map.iter_rules())

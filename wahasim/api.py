@@ -205,6 +205,16 @@ def me(session):
     return json_response(info)
 
 
+@bp.get("/api/sessions/<session>/timelock")
+def timelock(session):
+    return json_response(sim().timelock(session))
+
+
+@bp.get("/api/sessions/<session>/capping")
+def capping(session):
+    return json_response(sim().capping(session))
+
+
 # ---------------------------------------------------------------- pairing
 
 

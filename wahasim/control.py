@@ -208,6 +208,28 @@ def typing(name):
     return _answer(sim().customer_typing(name, str(data["chatId"]), str(data.get("state") or "typing")))
 
 
+@bp.post("/sessions/<name>/timelock")
+def timelock(name):
+    data = _payload()
+    active = _truthy(data.get("active", True))
+    return _answer(sim().set_timelock(name, active, _int(data.get("seconds"), "seconds", 3600), data.get("type")))
+
+
+@bp.post("/sessions/<name>/capping")
+def capping(name):
+    data = _payload()
+    used = data.get("used")
+    return _answer(
+        sim().set_capping(
+            name,
+            str(data.get("status") or "NONE"),
+            _int(data.get("total"), "total", 1000),
+            None if used in (None, "") else _int(used, "used"),
+            _int(data.get("cycleSeconds"), "cycleSeconds", 30 * 24 * 3600),
+        )
+    )
+
+
 CONTACT_FIELDS = {"name": "saved_name", "pushName": "push_name", "picture": "picture", "lid": "lid"}
 
 
@@ -318,6 +340,19 @@ def _session_row(info: dict) -> str:
             _form(f"{base}/stop", "Stop"),
             _form(f"{base}/start", "Start"),
             _form(f"{base}/logout-from-phone", "Logout from phone"),
+            _form(
+                f"{base}/timelock",
+                "Timelock",
+                '<select name="active"><option value="1">on</option><option value="0">off</option></select>'
+                '<input name="seconds" value="3600" size="6" title="seconds">',
+            ),
+            _form(
+                f"{base}/capping",
+                "Capping",
+                '<select name="status"><option>NONE</option><option>FIRST_WARNING</option>'
+                "<option>SECOND_WARNING</option><option>CAPPED</option></select>"
+                '<input name="total" value="1000" size="5" title="quota">',
+            ),
             _form(
                 f"{base}/inbound",
                 "Receive text",

@@ -26,6 +26,7 @@ from .chats import ChatsMixin
 from .errors import ControlError, SimError
 from .ids import event_id, pairing_code, qr_value, session_name, wa_message_id
 from .images import qr_png, screen_png
+from .limits import LimitsMixin
 from .settings import Settings
 from .timers import Scheduler
 from .validation import clean_create, clean_update
@@ -71,13 +72,15 @@ class Session:
     contacts: dict = field(default_factory=dict)  # chat id -> {name, pushname, picture, lid}
     reads: list = field(default_factory=list)  # what messages/read marked read: {chatId, ids, at}
     typing: list = field(default_factory=list)  # startTyping/stopTyping calls: {chatId, state, at}
+    # WhatsApp's limits on the account (wahasim.limits): kept across stop/restart, like the account itself
+    limits: dict = field(default_factory=lambda: {"timelock": None, "capping": None})
 
     @property
     def running(self) -> bool:
         return self.status != STOPPED
 
 
-class Simulator(ChatsMixin):
+class Simulator(ChatsMixin, LimitsMixin):
     """The whole fake server state. Thread-safe; one instance per app."""
 
     def __init__(self, settings: Settings | None = None) -> None:
@@ -136,7 +139,7 @@ class Simulator(ChatsMixin):
 
     def _me(self, s: Session) -> dict | None:
         if s.status == WORKING and s.auth:
-            return copy.deepcopy(s.auth)
+            return {**copy.deepcopy(s.auth), **self.limits_for_me(s)}
         return None
 
     def _engine_info(self, s: Session) -> dict:
@@ -488,6 +491,7 @@ class Simulator(ChatsMixin):
             if known is not None and known in s.outbox:
                 # Same pre-generated id again: WhatsApp keeps one message, so do we.
                 return copy.deepcopy(s.outbox[known]["response"])
+        self.refuse_new_contact(s, chat, f"/api/send{kind.capitalize()}")
         if kind == "text":
             text = body.get("text")
             if not isinstance(text, str):

@@ -140,6 +140,12 @@ class SimServer:
     def typing_log(self, name: str) -> list[dict]:
         return self._sim.typing_log(name)
 
+    def set_timelock(self, name: str, active: bool = True, seconds: int = 3600) -> dict:
+        return self._sim.set_timelock(name, active, seconds)
+
+    def set_capping(self, name: str, status: str, total: int = 1000, used: int | None = None) -> dict:
+        return self._sim.set_capping(name, status, total, used)
+
     def restart(self, wipe: bool = False) -> None:
         self._sim.server_restart(wipe=wipe)
 

@@ -30,6 +30,12 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode(409, "session_limit", "Your tenant has as many sessions as its plan allows."),
     ErrorCode(
         409,
+        "new_contact_limited",
+        "WhatsApp limits this number (a reach-out timelock or the new-chat cap): a first message to a new contact "
+        "waits until details.until; replies to existing chats still go out.",
+    ),
+    ErrorCode(
+        409,
         "message_deleted",
         "The message was deleted for everyone: it cannot be reacted to, edited, forwarded or quoted.",
     ),

@@ -190,7 +190,9 @@ ROUTES: tuple[ApiRoute, ...] = (
         description="Text, media (by URL or base64) or both. The session must be WORKING. Sends are paced "
         "per session (429 with Retry-After). The answer carries status PENDING or SERVER; "
         "later delivery and read receipts move it forward. replyTo quotes a message of the same chat "
-        "(400 validation_error for another chat's; 409 message_deleted when it was deleted for everyone).",
+        "(400 validation_error for another chat's; 409 message_deleted when it was deleted for everyone). "
+        "While WhatsApp limits the number (reach-out timelock, new-chat cap), a first message to a new contact is "
+        "409 new_contact_limited with details.until; replies to existing chats go out.",
         example={"to": "+491701234567", "text": "Hello from the portal"},
     ),
     ApiRoute(

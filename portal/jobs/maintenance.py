@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from portal.jobs import job
-from portal.services import maintenance
+from portal.services import maintenance, number_health
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +16,6 @@ def _summary(reports: list) -> list[dict]:
             "server": r.server,
             "listed": r.listed,
             "changed": r.changed,
-            "restarted": r.restarted,
             "started": len(r.started),
             "recreated": len(r.recreated),
             "orphans_deleted": len(r.orphans_deleted),
@@ -56,3 +55,12 @@ def check_servers() -> list[dict]:
     from portal.services import fleet
 
     return fleet.check_servers()
+
+
+@job
+def check_number_health(session_id: str | None = None) -> dict | int | None:
+    """Read WhatsApp's timelock and capping: of one session (after a send was refused with 463/475), or of every
+    WORKING session whose last reading is a few minutes old."""
+    if session_id is not None:
+        return number_health.check_session(session_id)
+    return number_health.check_due()

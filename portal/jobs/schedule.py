@@ -12,6 +12,7 @@ from typing import Any
 
 from portal.queue import (
     JOB_ADVANCE_CAMPAIGNS,
+    JOB_CHECK_NUMBER_HEALTH,
     JOB_CHECK_SERVERS,
     JOB_DISPATCH_DUE,
     JOB_FETCH_AVATARS,
@@ -44,6 +45,8 @@ SCHEDULE: list[dict[str, Any]] = [
     {"id": "sends-reconcile", "func": JOB_RECONCILE_SENDS, "interval": 60, "queue": QUEUE_MAINTENANCE},
     # WORKING sessions that went quiet: WAHA may report WORKING for a session logged out on the phone
     {"id": "sessions-watchdog", "func": JOB_WATCHDOG, "interval": 60, "queue": QUEUE_MAINTENANCE},
+    # WhatsApp's timelock and capping of WORKING sessions, each read again after services.number_health.CHECK_EVERY
+    {"id": "number-health", "func": JOB_CHECK_NUMBER_HEALTH, "interval": 60, "queue": QUEUE_MAINTENANCE},
     # health, version and start time of every WAHA server; warns about versions before 2026.6.1
     {"id": "fleet-check", "func": JOB_CHECK_SERVERS, "interval": 60, "queue": QUEUE_MAINTENANCE},
     # signed-in browsers that ended (expired or signed out) more than 30 days ago

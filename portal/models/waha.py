@@ -84,6 +84,15 @@ class WahaSession(TenantScoped, TimestampMixin, Base):
     # why the tenant was told to look at this session (failed / logged_out / needs_qr); cleared once WORKING again
     attention: Mapped[str | None] = mapped_column(String(32))
     attention_since: Mapped[datetime | None]
+    # Number health (services/number_health.py): WhatsApp's reach-out timelock and new-chat capping readings,
+    # the level they add up to (ok / warning / limited), until when messages to new contacts are refused, and
+    # the level the tenant was told of in the current episode.
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    limits_checked_at: Mapped[datetime | None]
+    limit_level: Mapped[str | None] = mapped_column(String(16))
+    new_contacts_blocked_until: Mapped[datetime | None]
+    limit_told: Mapped[str | None] = mapped_column(String(16))
+    limit_since: Mapped[datetime | None]
 
     tenant: Mapped[Tenant] = relationship()
     server: Mapped[WahaServer] = relationship(back_populates="sessions")

@@ -31,6 +31,8 @@ class DashboardSummary:
     since: datetime
     sessions_by_status: list[tuple[str, int]] = field(default_factory=list)
     sessions_total: int = 0
+    # sessions whose number WhatsApp limits or warns about (services.number_health), worst first
+    limited_sessions: list[Any] = field(default_factory=list)
     messages_in_today: int = 0
     messages_out_today: int = 0
     failed_sends_today: int = 0
@@ -74,6 +76,14 @@ def summary(tenant: Any, *, now: datetime | None = None) -> DashboardSummary:
     ordered = [s for s in STATUS_ORDER if s in counts] + sorted(s for s in counts if s not in STATUS_ORDER)
     result.sessions_by_status = [(s, counts[s]) for s in ordered]
     result.sessions_total = sum(counts.values())
+    result.limited_sessions = list(
+        db.session.scalars(
+            select(WahaSession)
+            .where(WahaSession.tenant_id == tenant.id, WahaSession.limit_level.in_(("warning", "limited")))
+            .order_by(WahaSession.limit_level.asc(), WahaSession.name)  # "limited" first
+            .limit(20)
+        )
+    )
 
     today = and_(Message.tenant_id == tenant.id, Message.created_at >= since)
     traffic = (

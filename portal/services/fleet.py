@@ -3,9 +3,9 @@
 `check_servers()` runs every minute as the job ``portal.queue.JOB_CHECK_SERVERS`` (schedule id `fleet-check`).
 It probes every registered server in parallel with a short timeout (``/ping``, ``/api/server/version``,
 ``/api/server/status`` and, where the image has it, ``/health``) and stores health, version, engine, tier and
-the first start timestamp it sees. It does not overwrite a known start timestamp: a change means WAHA restarted, and the
-sync/recovery job compares against the stored value to restart the sessions that should run, then records the
-new one itself.
+its start timestamp. A changed start timestamp means WAHA restarted: it is logged and audited once
+(`server.restarted`) and the new one stored. The sync job needs none of it (its one WAHA call is the session
+list): recovery follows each session's state, so a restart is repaired whichever job sees it first.
 
 A server whose version predates 2026.6.1 is logged as a warning: the free Core image of that age runs a single
 session named "default", so a multi-tenant portal cannot place sessions on it (placement skips such a server
@@ -121,12 +121,21 @@ def _apply(server: WahaServer, result: dict[str, Any], *, warn_always: bool) -> 
             server.start_timestamp = result["start_timestamp"]
         elif server.start_timestamp != result["start_timestamp"]:
             restarted = True
-            log.info(
+            log.warning(
                 "WAHA server %s restarted (start timestamp %s, was %s); session recovery follows with the next sync",
                 server.name,
                 result["start_timestamp"],
                 server.start_timestamp,
             )
+            audit.record(
+                None,
+                "server.restarted",
+                SYSTEM,
+                target_type="waha_server",
+                target_id=server.id,
+                details={"start_timestamp": result["start_timestamp"], "previous": server.start_timestamp},
+            )
+            server.start_timestamp = result["start_timestamp"]
     outdated = bool(server.version) and predates_multi_session(server.version)
     if outdated and (warn_always or server.version != previous_version):
         _warn_outdated(server)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import defer
 
 from portal.extensions import db, redis_store
 from portal.models import AuditEvent, Message, Tenant, WahaServer, WahaSession, WebhookDelivery, WebhookEvent, utcnow
-from portal.services import attention, audit
+from portal.services import attention, audit, number_health
 from portal.services.audit import Actor
 from portal.services.events import preassign_ids
 from portal.waha import errors as waha_errors
@@ -43,7 +43,6 @@ class SyncReport:
     server: str
     listed: int = 0
     changed: int = 0
-    restarted: bool = False
     started: list[str] = field(default_factory=list)
     recreated: list[str] = field(default_factory=list)
     orphans_deleted: list[str] = field(default_factory=list)
@@ -73,32 +72,17 @@ def reconcile() -> list[SyncReport]:
 
 
 def sync_server(server: WahaServer, *, recover: bool = True, delete_orphans: bool = False) -> SyncReport:
-    """One list call to the server, every local row of it updated in one pass, then recovery of what should run."""
+    """One list call to the server, every local row of it updated in one pass, then recovery of what should run.
+
+    That list call is the only WAHA request of a sync with nothing to recover: noticing that WAHA restarted is the
+    fleet check's (services.fleet), and recovery does not depend on it, it follows each session's state.
+    """
     from portal.services.servers import client_for
     from portal.services.sessions import apply_status
 
     started = time.perf_counter()
     report = SyncReport(server=server.name)
     client = client_for(server)
-    start_timestamp = _start_timestamp(client)
-    if start_timestamp is not None:
-        if server.start_timestamp is not None and start_timestamp != server.start_timestamp:
-            report.restarted = True
-            log.warning(
-                "WAHA server %s restarted (start timestamp %s -> %s)",
-                server.name,
-                server.start_timestamp,
-                start_timestamp,
-            )
-            audit.record(
-                None,
-                "server.restarted",
-                SYNC,
-                target_type="waha_server",
-                target_id=server.id,
-                details={"start_timestamp": start_timestamp},
-            )
-        server.start_timestamp = start_timestamp
     infos = client.list_sessions(all=True)
     report.listed = len(infos)
     by_name = {info.get("name"): info for info in infos if isinstance(info, dict)}
@@ -113,6 +97,7 @@ def sync_server(server: WahaServer, *, recover: bool = True, delete_orphans: boo
     known = {row.id for row in rows}
     now = utcnow()
     notices: list[attention.Notice] = []
+    limit_notices: list[number_health.Notice] = []
     to_recover: list[tuple[WahaSession, dict[str, Any] | None]] = []
     for row in rows:
         info = by_name.get(row.external_name)
@@ -130,6 +115,8 @@ def sync_server(server: WahaServer, *, recover: bool = True, delete_orphans: boo
             notice = attention.evaluate(row, *previous)
             if notice is not None:
                 notices.append(notice)
+        if status == "WORKING" and (limit_notice := number_health.from_me(row, me, source="sync")) is not None:
+            limit_notices.append(limit_notice)  # WAHA put the number's limits in `me`: no call of our own
         if row.desired_state == "running" and status == "STOPPED":
             to_recover.append((row, info))
     # One statement stamps the whole server's rows.
@@ -145,6 +132,7 @@ def sync_server(server: WahaServer, *, recover: bool = True, delete_orphans: boo
     delivery_ids = [d.id for d in deliveries]
     db.session.commit()
     attention.send_mails(notices)
+    number_health.tell(limit_notices)
     if delivery_ids:
         from portal.services import forwarding
 
@@ -155,16 +143,6 @@ def sync_server(server: WahaServer, *, recover: bool = True, delete_orphans: boo
     _track_orphans(client, server, infos, known, report, delete=delete_orphans)
     report.seconds = time.perf_counter() - started
     return report
-
-
-def _start_timestamp(client: Any) -> int | None:
-    try:
-        value = client.server_status().get("startTimestamp")
-    except waha_errors.WahaError as exc:
-        if isinstance(exc, waha_errors.WahaUnavailable):
-            raise
-        return None  # an old WAHA without /api/server/status: recovery still works from the session list
-    return int(value) if isinstance(value, (int, float)) else None
 
 
 def _recover(client: Any, row: WahaSession, info: dict | None, report: SyncReport) -> None:

@@ -58,8 +58,8 @@ def send_outcome(exc: waha_errors.WahaError) -> str:
     or refused it with a 4xx or 501. Anything else (a read timeout, a connection lost after the request went
     out, a 500/502/504, an unreadable 2xx) leaves the outcome unknown.
     """
-    if isinstance(exc, (waha_errors.WahaCircuitOpen, waha_errors.WahaPoolExhausted)):
-        return UNSENT
+    if isinstance(exc, (waha_errors.WahaCircuitOpen, waha_errors.WahaPoolExhausted, waha_errors.WahaNewContactLimited)):
+        return UNSENT  # (WhatsApp's own refusal of a message to a new contact: it never took it)
     if isinstance(exc, waha_errors.WahaUnavailable):
         if exc.never_sent or exc.status == 503:
             return UNSENT

@@ -55,6 +55,19 @@ def map_waha_error(exc: waha_errors.WahaError, session: WahaSession | None = Non
             "WAHA refused the request: " + "; ".join(exc.messages),
             details={"fields": [{"field": "waha", "message": m} for m in exc.messages]},
         )
+    if isinstance(exc, waha_errors.WahaNewContactLimited):
+        until = session.new_contacts_blocked_until if session is not None else None
+        return Conflict(
+            "WhatsApp refused this message to a new contact: "
+            + (
+                "a reach-out timelock is active on the number"
+                if exc.reason == "timelock"
+                else "the number's new-chat cap is reached"
+            )
+            + ". Replies to existing chats still go out.",
+            code="new_contact_limited",
+            details={"reason": exc.reason, "whatsappCode": exc.wa_code, "until": until.isoformat() if until else None},
+        )
     if isinstance(exc, waha_errors.WahaMediaTooLarge):
         return Invalid(exc.message, code="media_too_large")
     upstream.log_failure("unexpected WAHA error", exc)

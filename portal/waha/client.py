@@ -135,6 +135,20 @@ class WahaClient(ChatsMixin, WahaTransport):
         me = self._json(self._request("GET", f"/api/sessions/{_segment(name)}/me", retry_safe=True))
         return me or None
 
+    # ------------------------------------------------------------------ number health
+
+    @_observed
+    def get_timelock(self, name: str) -> dict:
+        """The account's reach-out timelock: ``{"isActive", "timeEnforcementEnds" (unix s), "enforcementType"}``.
+        While active, WhatsApp refuses messages to new contacts (error 463); the session stays WORKING."""
+        return self._json(self._request("GET", f"/api/sessions/{_segment(name)}/timelock", retry_safe=True))
+
+    @_observed
+    def get_capping(self, name: str) -> dict:
+        """The account's new-chat message capping: ``{"cappingStatus": NONE|FIRST_WARNING|SECOND_WARNING|CAPPED,
+        "totalQuota", "usedQuota", "cycleStart", "cycleEnd", ...}``. CAPPED refuses new chats (error 475)."""
+        return self._json(self._request("GET", f"/api/sessions/{_segment(name)}/capping", retry_safe=True))
+
     # ------------------------------------------------------------------ pairing
 
     @_observed

@@ -8,6 +8,7 @@ files come back as ``{"error": {"code", "key", "message"}}``. ``from_response`` 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 BODY_EXCERPT_CHARS = 300
@@ -81,6 +82,21 @@ class WahaSessionNotReady(WahaError):
         super().__init__(status, body_excerpt, message)
         self.session_status = session_status
         self.expected = list(expected or [])
+
+
+class WahaNewContactLimited(WahaError):
+    """WhatsApp refused a send to a new contact: error 463 (a reach-out timelock is active on the account) or 475
+    (the account's new-chat messages are capped for this cycle). The session is healthy and stays WORKING; only
+    messages to new contacts must wait. WhatsApp never took the message."""
+
+    def __init__(self, status: int | None, body_excerpt: str, message: str, *, wa_code: int) -> None:
+        super().__init__(status, body_excerpt, message)
+        self.wa_code = wa_code
+        self.reason = "timelock" if wa_code == 463 else "capped"
+
+
+# WhatsApp's own refusal codes as WAHA passes them on in the thrown error's text ("... error 463 ...").
+_NEW_CONTACT_CODES = re.compile(r"(?<!\d)(463|475)(?!\d)")
 
 
 class WahaValidationError(WahaError):
@@ -168,6 +184,8 @@ def from_response(status: int, text: str) -> WahaError:
         return WahaError(status, excerpt, message)
     if status == 501:
         return WahaNotImplemented(status, excerpt, message)
+    if status == 500 and (code := _NEW_CONTACT_CODES.search(message)) is not None:
+        return WahaNewContactLimited(status, excerpt, message, wa_code=int(code.group(1)))
     if status in (502, 503, 504):
         return WahaUnavailable(status, excerpt, message)
     return WahaError(status, excerpt, message)

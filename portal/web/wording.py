@@ -83,4 +83,8 @@ def unreachable(error: str | None) -> str:
 
 
 def init_app(app: Flask) -> None:
-    app.jinja_env.globals.update(say_error=say, failed_send=failed_send, unreachable=unreachable)
+    from portal.services.number_health import summary as limit_summary
+
+    app.jinja_env.globals.update(
+        say_error=say, failed_send=failed_send, unreachable=unreachable, limit_summary=limit_summary
+    )

@@ -126,16 +126,22 @@ def test_check_servers_registers_the_first_server_when_none_is(ctx: Any, sim: An
     assert [(r["name"], r["base_url"], r["health"]) for r in results] == [("default", sim.url, "ok")]
 
 
-def test_check_servers_keeps_a_known_start_time_for_the_recovery_job(ctx: Any, sim: Any) -> None:
+def test_check_servers_notices_a_restart_once_and_audits_it(ctx: Any, sim: Any) -> None:
     fleet.check_servers()
     first = default_server().start_timestamp
     sim.restart()
 
     [summary] = fleet.check_servers()
+    [again] = fleet.check_servers()
 
     assert summary["restarted"] is True
     assert summary["start_timestamp"] == sim.simulator.start_timestamp != first
-    assert default_server().start_timestamp == first
+    assert default_server().start_timestamp == sim.simulator.start_timestamp
+    assert again["restarted"] is False
+    restarts = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "server.restarted")).all()
+    assert [(e.details["previous"], e.details["start_timestamp"]) for e in restarts] == [
+        (first, sim.simulator.start_timestamp)
+    ]
 
 
 def test_pick_server_chooses_the_server_with_most_free_slots(ctx: Any, second_sim: Any) -> None:

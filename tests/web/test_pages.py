@@ -10,13 +10,13 @@ from tests.helpers import csrf_token, text
 
 def test_pages_link_an_svg_icon(client):
     body = text(client.get("/login"))
-    assert '<link rel="icon" href="/static/img/favicon.svg" type="image/svg+xml">' in body
+    assert re.search(r'<link rel="icon" href="/static/img/favicon\.[0-9a-f]{12}\.svg" type="image/svg\+xml">', body)
 
 
 def test_favicon_ico_leads_to_the_icon(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 302
-    assert response.headers["Location"] == "/static/img/favicon.svg"
+    assert re.fullmatch(r"/static/img/favicon\.[0-9a-f]{12}\.svg", response.headers["Location"])
     icon = client.get(response.headers["Location"])
     assert icon.status_code == 200 and icon.mimetype == "image/svg+xml" and b"<svg" in icon.data
 

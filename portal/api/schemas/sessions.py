@@ -180,6 +180,27 @@ class ImageQuery(Request):
 # ---- responses ------------------------------------------------------------------------------------------------
 
 
+class TimelockDto(Response):
+    active: bool = Field(description="WhatsApp refuses messages to new contacts until endsAt (error 463).")
+    endsAt: str | None = Field(description="RFC 3339 time the timelock ends.")
+    enforcementType: str | None = Field(description="WhatsApp's enforcement type, informational (an open set).")
+
+
+class CappingDto(Response):
+    status: str | None = Field(description="NONE, FIRST_WARNING, SECOND_WARNING or CAPPED (an open set); null unread.")
+    totalQuota: float | None = Field(description="New-chat messages allowed this cycle (-1: no cap).")
+    usedQuota: float | None
+    cycleEnd: str | None = Field(description="RFC 3339 end of the current cycle.")
+
+
+class NumberHealthDto(Response):
+    level: str = Field(description="ok, warning (a capping warning) or limited (CAPPED or an active timelock).")
+    newContactsBlockedUntil: str | None = Field(description="RFC 3339; null when new contacts may be messaged.")
+    timelock: TimelockDto
+    capping: CappingDto
+    checkedAt: str | None = Field(description="RFC 3339 time of the last reading.")
+
+
 class SessionResponseDto(Response):
     id: str = Field(description="Session id in the portal (use it in URLs).")
     name: str
@@ -192,11 +213,17 @@ class SessionResponseDto(Response):
     webhookUrl: str | None
     webhookEvents: list[str]
     tenantId: str
+    numberHealth: NumberHealthDto = Field(
+        description="WhatsApp's limits on the number: a reach-out timelock or new-chat capping (level ok, warning "
+        "or limited). While limited, a first message to a new contact is 409 new_contact_limited; replies go out."
+    )
     createdAt: datetime
     updatedAt: datetime
 
     @classmethod
     def of(cls, session: Any) -> SessionResponseDto:
+        from portal.services.number_health import describe
+
         config = session.config or {}
         return cls(
             id=session.id,
@@ -210,6 +237,7 @@ class SessionResponseDto(Response):
             webhookUrl=session.webhook_url,
             webhookEvents=list(session.webhook_events or []),
             tenantId=str(session.tenant_id),
+            numberHealth=NumberHealthDto.model_validate(describe(session)),
             createdAt=session.created_at,
             updatedAt=session.updated_at,
         )

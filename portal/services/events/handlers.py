@@ -41,6 +41,7 @@ class _Batch:
     media: list[tuple[Message, str]] = field(default_factory=list)
     forward: list[tuple[WebhookEvent, WahaSession]] = field(default_factory=list)
     notices: list[Any] = field(default_factory=list)
+    limits_to_check: set[str] = field(default_factory=set)  # sessions whose WhatsApp limits WAHA says changed
     inbox: ChatUpkeep = field(default_factory=ChatUpkeep)  # chats and contacts, written once per batch
 
 
@@ -333,6 +334,11 @@ def _on_status(batch: _Batch, event: WebhookEvent, session: WahaSession, payload
     notice = attention.evaluate(session, previous_status, previous_me)
     if notice is not None:
         batch.notices.append(notice)
+    data = payload.get("data")
+    timelock = data.get("reachoutTimelock") if isinstance(data, dict) else None
+    if status == "WORKING" and isinstance(timelock, dict) and timelock != (session.limits or {}).get("timelock"):
+        # WAHA tells of a reach-out timelock: read both limits again (services.number_health) after the commit
+        batch.limits_to_check.add(session.id)
 
 
 Handler = Callable[[_Batch, WebhookEvent, WahaSession, dict[str, Any]], None]

@@ -20,6 +20,7 @@ from sqlalchemy import select, tuple_, update
 
 from portal.extensions import db, redis_store
 from portal.models import Message, WahaSession, WebhookDelivery, WebhookEvent, utcnow
+from portal.services import number_health
 from portal.services.events.handlers import _MESSAGE_EVENTS, _apply, _Batch, _Skip, _target_ids
 from portal.services.events.signal import DRAIN_FLAG, _count_events, request_drain
 from portal.services.media import queue_downloads
@@ -238,6 +239,8 @@ def _apply_all(events: list[WebhookEvent], exclude: set[int], careful: bool) -> 
     db.session.commit()
     optouts.queue_confirmations(confirmations)
     attention.send_mails(batch.notices)
+    for session_id in batch.limits_to_check:
+        number_health.schedule_check(session_id)
     _after_commit(media_jobs, delivery_ids)
     _count_events({"processed": len(done), "failed": failed})
     return len(done), failed, len(events)

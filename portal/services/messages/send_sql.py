@@ -71,6 +71,8 @@ class _SendTarget:
     wa_exists: bool | None = None
     exists_checked_at: datetime | None = None
     opted_out: bool = False  # the recipient is on the tenant's opt-out list (services.optouts)
+    # WhatsApp refuses messages to new contacts until then (services.number_health); None when it does not
+    new_contacts_blocked_until: datetime | None = None
 
 
 _CHAT_ID = bindparam("chat_id", type_=Chat.chat_id.type)
@@ -83,6 +85,7 @@ _SESSION_FOR_SEND = (
         WahaSession.id,
         WahaSession.status,
         WahaSession.external_name,
+        WahaSession.new_contacts_blocked_until,
         WahaServer.base_url,
         type_coerce(WahaServer.api_key, Text).label("stored_api_key"),
         select(Chat.id)
@@ -133,6 +136,7 @@ def _session_for_send(tenant: Tenant, session_id: Any, chat_id: str = "") -> _Se
         row.wa_exists,
         row.exists_checked_at,
         bool(row.opted_out),
+        row.new_contacts_blocked_until,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import select
@@ -19,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
 from portal.models import Message, Tenant, utcnow
-from portal.services import audit, contacts, idempotency, outbox, pacing, servers, upstream
+from portal.services import audit, contacts, idempotency, number_health, outbox, pacing, servers, upstream
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid
 from portal.services.inbox.upkeep import refresh_previews
@@ -31,6 +32,7 @@ from portal.services.messages.send_sql import (
     _insert_with_audit,
     _new_row,
     _record_sent,
+    _SendTarget,
     _session_for_send,
     _statements_commit_themselves,
 )
@@ -87,6 +89,24 @@ def _not_called(exc: waha_errors.WahaUnavailable, pre_id: str) -> Any:
     that never left the portal (a retry with the same Idempotency-Key sends it)."""
     exc.never_sent = True
     raise exc
+
+
+def _refuse_new_contact_while_limited(session: _SendTarget) -> None:
+    """Conflict "new_contact_limited" for a first message to a number while WhatsApp limits the session's number
+    (a reach-out timelock or the new-chat cap: services.number_health); replies to existing chats go out."""
+    until = session.new_contacts_blocked_until
+    if until is None or session.chat_known:
+        return
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    if until <= utcnow():
+        return
+    raise Conflict(
+        f"WhatsApp does not take messages to new contacts from this number until {until.isoformat()} "
+        "(a reach-out timelock or the new-chat cap). Replies to existing chats still go out.",
+        code="new_contact_limited",
+        details={"until": until.isoformat()},
+    )
 
 
 def send_message(
@@ -169,6 +189,7 @@ def send_message(
             code="session_not_ready",
             details={"status": session.status, "expected": ["WORKING"]},
         )
+    _refuse_new_contact_while_limited(session)
     # asks WAHA only before a first send to a number; a WAHA that is down fails the send below, uncalled
     unanswered = contacts.ensure_on_whatsapp(tenant.id, session, chat_id)
     if paced:
@@ -287,6 +308,8 @@ def _attempt(
             details={**details, "error": type(exc).__name__, "outcome": outcome},
         )
         db.session.commit()
+        if isinstance(exc, waha_errors.WahaNewContactLimited):
+            number_health.schedule_check(session.id)  # WhatsApp limits the number: read its limits now
         error = map_waha_error(exc, session)
         error.details = {**error.details, "outcome": outcome, "messageId": message.id}
         raise error from exc
