@@ -16,12 +16,14 @@ from portal.web import (
     admin,
     audit,
     auth,
+    campaigns,
     contacts,
     dashboard,
     inbox,
     inbox_actions,
     inbox_thread,
     messages,
+    optouts,
     platform,
     quick_replies,
     servers,
@@ -44,6 +46,8 @@ BLUEPRINTS = (
     inbox_thread.bp,  # the inbox's thread pane
     inbox_actions.bp,  # and the actions on its messages
     contacts.bp,  # the people the tenant talks to
+    campaigns.bp,  # one message to many, through the send queue
+    optouts.bp,  # the numbers that opted out
     admin.bp,  # the /admin entry point; the administration pages follow
     team.bp,
     tokens.bp,

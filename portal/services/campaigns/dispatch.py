@@ -261,6 +261,10 @@ def settled(item: Any) -> None:
         .where(CampaignRecipient.id == item.origin_id, CampaignRecipient.state == "queued")
         .values(**values)
     )
+    campaign_id = db.session.scalar(select(CampaignRecipient.campaign_id).where(CampaignRecipient.id == item.origin_id))
+    campaign = db.session.get(Campaign, campaign_id) if campaign_id is not None else None
+    if campaign is not None and campaign.state == "running":
+        _finish_if_done(campaign)  # the last outcome completes the campaign
     db.session.commit()
 
 
