@@ -21,6 +21,7 @@ from portal.security import safe_next
 from portal.services import inbox as inbox_service
 from portal.services import media as media_service
 from portal.services import messages as messages_service
+from portal.services import optouts
 from portal.services import sessions as sessions_service
 from portal.services.errors import Invalid, NotFound, ServiceError
 from portal.services.messages import POLL_SECONDS, FreshRows, LiveView, LogFilters
@@ -228,6 +229,11 @@ def send() -> ResponseReturnValue:
             try:
                 media = uploads.media_from(form, caption=text)
 
+                override = bool(form.ignore_opt_out.data)
+                if override:
+                    who = principal()
+                    optouts.check_override(who.tenant.id, who.kind, who.actor_id, who.role)
+
                 def attempt() -> Any:
                     return messages_service.send_message(
                         _tenant(),
@@ -238,6 +244,7 @@ def send() -> ResponseReturnValue:
                         media=media,
                         idempotency_key=form.idempotency_key.data,
                         source="portal",
+                        ignore_opt_out=override,
                     )
 
                 try:

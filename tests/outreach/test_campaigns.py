@@ -4,6 +4,10 @@ from a recipient honoured, and advancing a campaign again (another worker, a res
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 from typing import Any
 
@@ -131,3 +135,65 @@ def test_campaign_on_a_session_that_is_not_working_does_not_start(tenant, sim):
     campaign = _campaign(tenant, session, _numbers(2, start=5000000))
     assert campaigns.advance(campaign.id) == "scheduled"
     assert "WORKING" in (db.session.get(Campaign, campaign.id).error or "")
+
+
+_RUN_AND_DIE = """
+import sys
+from portal import create_app
+from portal.config import environ_for_tests
+from portal.services import campaigns, outreach
+app = create_app(environ_for_tests(WAHA_BASE_URL=sys.argv[1], CAMPAIGN_CHECK_RATE="1000"))
+with app.app_context():
+    campaigns.advance(int(sys.argv[2]))
+    print("queued", flush=True)
+    outreach.run(sys.argv[3], run_for=120, nap_max=5)   # killed in the middle of this
+"""
+
+
+def test_a_worker_killed_during_a_campaign_sends_nobody_twice_and_skips_nobody(app, tenant, working, sim, dispatch):
+    from datetime import timedelta
+
+    from portal.extensions import redis_store
+    from portal.models import utcnow
+    from portal.services.outreach.dispatch import STALE_SENDING
+    from portal.services.outreach.queue import LOCK_KEY
+    from tests.helpers import wait_for
+
+    numbers = _numbers(40, start=6000000)
+    campaign = _campaign(tenant, working, numbers)
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _RUN_AND_DIE, sim.url, str(campaign.id), working.id],
+        stdout=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        assert worker.stdout is not None and worker.stdout.readline().strip() == b"queued"
+        wait_for(lambda: len(sim.sent_messages(working.external_name)) >= 8, timeout=60)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    assert len(sim.sent_messages(working.external_name)) < 40  # it died mid-campaign
+
+    redis_store.client.delete(LOCK_KEY + working.id)  # the dead dispatcher's lock expiring (30 s), fast-forwarded
+    outreach.sweep(now=utcnow() + STALE_SENDING + timedelta(seconds=1))  # its claimed item goes back to the queue
+    dispatch(working.id, run_for=180.0, nap_max=5.0)
+    campaigns.advance(campaign.id)
+
+    sent = _sent_to(sim, working)
+    assert set(sent) == set(numbers) and set(sent.values()) == {1}
+    counts = campaigns.counts(db.session.get(Campaign, campaign.id))
+    assert (counts.sent, counts.skipped, counts.failed) == (40, 0, 0)
+    assert db.session.get(Campaign, campaign.id).state == "completed"
+
+
+def test_opt_out_is_confirmed_once_when_the_tenant_asks_for_it(client, tenant, working, sim, run_jobs):
+    optouts.update_settings(tenant, TEST_ACTOR, keywords=["STOP", "Não quero"], confirm=True, confirm_text="Done.")
+    for text in ("nao QUERO", "stop"):  # the second keyword finds the number listed already: no second reply
+        stop = envelope(working, "message", inbound_payload(text, sender="491708888888"))
+        assert post_events(client, working, stop).status_code == 200
+        events.drain()
+        run_jobs()
+    assert [m["body"] for m in sim.sent_messages(working.external_name)] == ["Done."]
+    assert db.session.scalar(select(OptOut.source).where(OptOut.chat_id == "491708888888@c.us")) == "keyword"

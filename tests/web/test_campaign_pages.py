@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import AuditEvent, Campaign, OptOut
 from portal.services import campaigns, optouts
-from tests.builders import TEST_ACTOR, make_tenant, scanning_session
-from tests.helpers import post, text
+from tests.builders import TEST_ACTOR, make_tenant, member, scanning_session, working_session
+from tests.helpers import csrf_token, post, text
 
 CSV = b"phone,name\n+49 170 1111111,Ana\nbad,Bo\n+49 170 2222222,Cy\n"
 
@@ -108,3 +108,34 @@ def test_viewer_sees_the_list_but_cannot_change_it(viewer_client, tenant):
     optouts.add(tenant, TEST_ACTOR, "+49 170 1234500")
     assert "+491701234500" in text(viewer_client.get("/opt-outs/"))
     assert post(viewer_client, "/opt-outs/add", {"phone": "+49 170 1234502"}, page="/opt-outs/").status_code == 403
+
+
+# ---- the send page and the opt-out list -------------------------------------------------------------------------
+
+
+def _send(client, data):
+    token = csrf_token(client, "/messages/send")
+    return client.post(
+        "/messages/send",
+        data={"csrf_token": token, "media_kind": "", **data},
+        headers={"HX-Request": "true", "X-CSRFToken": token},
+        content_type="multipart/form-data",
+    )
+
+
+def test_send_page_refuses_an_opted_out_number_unless_an_owner_overrides(owner_client, login, tenant, sim):
+    session = working_session(tenant, sim)
+    optouts.add(tenant, TEST_ACTOR, "+49 170 9999999")
+    data = {"session_id": session.id, "to": "+49 170 9999999", "text": "receipt"}
+    refused = _send(owner_client, data)
+    assert "opted out" in text(refused) and not refused.headers.get("HX-Redirect")
+    assert "Send even though the number is on the opt-out list" in text(owner_client.get("/messages/send"))
+
+    operator = login(member(tenant, "operator"))
+    assert "Send even though" not in text(operator.get("/messages/send"))
+    assert not _send(operator, {**data, "ignore_opt_out": "y"}).headers.get("HX-Redirect")
+
+    assert _send(owner_client, {**data, "ignore_opt_out": "y"}).headers.get("HX-Redirect")
+    assert [m["body"] for m in sim.sent_messages(session.external_name)] == ["receipt"]
+    override = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "opt_out.override"))
+    assert override.details["chat_id"] == "491709999999@c.us" and override.actor_label == "owner@acme.example.com"

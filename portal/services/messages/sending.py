@@ -236,6 +236,9 @@ def send_message(
         if existing is None:
             raise
         return _same_request(existing, session_key, chat_id, body, stored_media)
+    if session.opted_out:  # the recipient opted out and an owner or admin sent anyway: on the record
+        audit.record(tenant_id, "opt_out.override", actor, target_type="message", target_id=message.id, details=details)
+        _commit_keeping_loaded_rows()
     return _attempt(tenant, actor, message, details, call, pre_id, one_statement_each)
 
 
