@@ -197,3 +197,16 @@ def test_opt_out_is_confirmed_once_when_the_tenant_asks_for_it(client, tenant, w
         run_jobs()
     assert [m["body"] for m in sim.sent_messages(working.external_name)] == ["Done."]
     assert db.session.scalar(select(OptOut.source).where(OptOut.chat_id == "491708888888@c.us")) == "keyword"
+
+
+def test_cancelled_campaign_takes_its_waiting_messages_out_of_the_queue(tenant, working, sim, dispatch):
+    from portal.models import QueuedSend
+
+    campaign = _campaign(tenant, working, _numbers(4, start=7000000))
+    campaigns.advance(campaign.id)
+    campaigns.cancel_campaign(tenant, TEST_ACTOR, campaign.id)
+    dispatch(working.id, run_for=2.0)
+    assert _sent_to(sim, working) == Counter()
+    assert set(db.session.scalars(select(QueuedSend.state))) == {"cancelled"}
+    counts = campaigns.counts(db.session.get(Campaign, campaign.id))
+    assert (counts.queued, counts.skipped) == (0, 4)

@@ -52,7 +52,11 @@ class CreateCampaignDto(Request):
         pattern=NOT_BLANK,
         description="The audience as the tenant's contacts with this tag.",
     )
-    media: MediaDto | None = Field(None, description="A file sent with each message (the text is its caption).")
+    media: MediaDto | None = Field(
+        None,
+        description="A file sent with each message (the text is its caption); inline data at most 1 MB, "
+        "larger files by url.",
+    )
     startAt: str | None = Field(None, pattern=DATE_TIME_PATTERN, description="When to start (RFC 3339); now if absent.")
     quietStart: str | None = Field(None, pattern=_HHMM, description="Quiet hours start, HH:MM UTC (no sends).")
     quietEnd: str | None = Field(None, pattern=_HHMM, description="Quiet hours end, HH:MM UTC.")

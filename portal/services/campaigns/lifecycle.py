@@ -18,7 +18,16 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from portal.extensions import db
-from portal.models import Campaign, CampaignRecipient, CampaignReject, Tenant, WahaSession, get_for_tenant, utcnow
+from portal.models import (
+    Campaign,
+    CampaignRecipient,
+    CampaignReject,
+    QueuedSend,
+    Tenant,
+    WahaSession,
+    get_for_tenant,
+    utcnow,
+)
 from portal.services import audit, optouts
 from portal.services.audit import Actor
 from portal.services.campaigns import audience
@@ -31,6 +40,7 @@ log = logging.getLogger(__name__)
 SESSIONS_MAX = 10
 NAME_MAX = 200
 DAILY_CAP_MAX = 100_000
+INLINE_MEDIA_MAX = 1024 * 1024
 _HHMM = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
 ACTIVE = ("scheduled", "checking", "running")
 
@@ -108,6 +118,9 @@ def create_campaign(
     text, used = clean_template(template, columns)
     if media is not None:
         clean_media(media)
+        if len(str(media.get("data") or "")) * 3 // 4 > INLINE_MEDIA_MAX:
+            # every queued message carries its media: a large file goes by URL, which WAHA downloads itself
+            raise Invalid.field("media", "An uploaded attachment may be at most 1 MB; give a larger file by URL.")
     quiet = (_minutes(quiet_start, "quietStart"), _minutes(quiet_end, "quietEnd"))
     if (quiet[0] is None) != (quiet[1] is None) or (quiet[0] is not None and quiet[0] == quiet[1]):
         raise Invalid.field("quietEnd", "Give both ends of the quiet hours, and two different times.")
@@ -264,6 +277,7 @@ def _change(tenant: Tenant, actor: Actor, campaign_id: Any, action: str, allowed
             .where(CampaignRecipient.campaign_id == campaign.id, CampaignRecipient.state == "pending")
             .values(state="skipped", reason="cancelled", updated_at=utcnow())
         )
+        _cancel_queued(campaign.id)
     audit.record(
         tenant.id,
         f"campaign.{action}",
@@ -278,6 +292,27 @@ def _change(tenant: Tenant, actor: Actor, campaign_id: Any, action: str, allowed
 
         queue.enqueue(queue.JOB_START_CAMPAIGN, campaign.id)
     return campaign
+
+
+def _cancel_queued(campaign_id: int) -> None:
+    """Take the campaign's messages still waiting in the send queue out of it, with their recipients, in the
+    caller's transaction (one being sent right now finishes, and its outcome is recorded as usual)."""
+    recipients = select(CampaignRecipient.id).where(
+        CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.state == "queued"
+    )
+    cancelled = db.session.scalars(
+        update(QueuedSend)
+        .where(QueuedSend.origin == "campaign", QueuedSend.origin_id.in_(recipients), QueuedSend.state == "queued")
+        .values(state="cancelled", last_error="campaign_cancelled", updated_at=utcnow())
+        .returning(QueuedSend.origin_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if cancelled:
+        db.session.execute(
+            update(CampaignRecipient)
+            .where(CampaignRecipient.id.in_(cancelled), CampaignRecipient.state == "queued")
+            .values(state="skipped", reason="cancelled", updated_at=utcnow())
+        )
 
 
 def pause_campaign(tenant: Tenant, actor: Actor, campaign_id: Any) -> Campaign:
