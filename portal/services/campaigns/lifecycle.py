@@ -210,6 +210,7 @@ def import_audience(campaign_id: int) -> None:
         if campaign is not None:
             campaign.state, campaign.error = "failed", exc.message
             db.session.commit()
+        _drop_file(info)
         return
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None or campaign.state != "importing":
@@ -246,7 +247,12 @@ def import_audience(campaign_id: int) -> None:
     if not result.rows:
         campaign.finished_at = now
     db.session.commit()
-    if info.get("kind") == "csv":
+    _drop_file(info)
+
+
+def _drop_file(info: dict[str, Any]) -> None:
+    """The uploaded CSV is read once: gone after the import (its rows live on as recipients and rejects)."""
+    if info.get("kind") == "csv" and info.get("key"):
         from portal.storage import storage
 
         storage().delete(info["key"])
