@@ -22,7 +22,7 @@ PAGE = 100
 def _index(status: int = 200, **forms: object) -> ResponseReturnValue:
     tenant = principal().tenant
     q = (request.args.get("q") or "").strip()[:40]
-    offset = max(0, request.args.get("offset", 0, type=int) or 0)
+    offset = min(max(0, request.args.get("offset", 0, type=int) or 0), 10_000_000)
     listing = optouts_service.list_opt_outs(tenant, q=q or None, offset=offset, limit=PAGE)
     current = optouts_service.settings_for(tenant.id)
     settings_form = forms.get("settings_form") or OptOutSettingsForm(
