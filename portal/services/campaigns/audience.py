@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import phonenumbers
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -85,7 +84,10 @@ def _digits(raw: str) -> str | None:
     parsed = parse_phone(raw)
     if parsed is None:
         return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
+    # the E.164 digits (what format_number(E164) gives, without its cost): country code, any leading zeros
+    # the national number keeps (Italy), the national number
+    zeros = "0" * (parsed.number_of_leading_zeros or 1) if parsed.italian_leading_zero else ""
+    return f"{parsed.country_code}{zeros}{parsed.national_number}"
 
 
 def validate_csv(

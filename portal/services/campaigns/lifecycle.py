@@ -9,6 +9,7 @@ the job run again starts from scratch. Sending is `dispatch`'s part.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -217,30 +218,24 @@ def import_audience(campaign_id: int) -> None:
         return
     sessions = campaign.session_ids or []
     now = utcnow()
-    if result.rows:
-        db.session.execute(
-            insert(CampaignRecipient),
-            [
-                {
-                    "campaign_id": campaign_id,
-                    "line": row.line,
-                    "chat_id": row.chat_id,
-                    "values": row.values,
-                    "session_id": sessions[i % len(sessions)],
-                    "state": "pending",
-                    "updated_at": now,
-                }
-                for i, row in enumerate(result.rows)
-            ],
-        )
-    if result.rejects:
-        db.session.execute(
-            insert(CampaignReject),
-            [
-                {"campaign_id": campaign_id, "line": line, "phone": phone, "reason": reason, "detail": detail}
-                for line, phone, reason, detail in result.rejects
-            ],
-        )
+    recipients = [
+        {
+            "campaign_id": campaign_id,
+            "line": row.line,
+            "chat_id": row.chat_id,
+            "values": row.values,
+            "session_id": sessions[i % len(sessions)],
+            "state": "pending",
+            "updated_at": now,
+        }
+        for i, row in enumerate(result.rows)
+    ]
+    rejects = [
+        {"campaign_id": campaign_id, "line": line, "phone": phone, "reason": reason, "detail": detail}
+        for line, phone, reason, detail in result.rejects
+    ]
+    _bulk_insert(CampaignRecipient, recipients)
+    _bulk_insert(CampaignReject, rejects)
     campaign.total_rows, campaign.progress = result.total, result.total
     campaign.accepted, campaign.rejected = len(result.rows), len(result.rejects)
     campaign.state = "scheduled" if result.rows else "completed"
@@ -248,6 +243,23 @@ def import_audience(campaign_id: int) -> None:
         campaign.finished_at = now
     db.session.commit()
     _drop_file(info)
+
+
+def _bulk_insert(model: Any, rows: list[dict[str, Any]]) -> None:
+    """Write many rows in the open transaction: COPY on PostgreSQL (a 100,000-row audience in a second or two,
+    where INSERTs take many), an executemany elsewhere."""
+    if not rows:
+        return
+    connection = db.session.connection()
+    if connection.dialect.name != "postgresql":
+        db.session.execute(insert(model), rows)
+        return
+    columns = list(rows[0])
+    names = ", ".join(f'"{c}"' for c in columns)
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY {model.__tablename__} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([json.dumps(v) if isinstance(v, dict) else v for v in (row[c] for c in columns)])
 
 
 def _drop_file(info: dict[str, Any]) -> None:
