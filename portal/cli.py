@@ -178,6 +178,9 @@ def init_app(app: Flask) -> None:
     for group in (tenants_cli, users_cli, servers_cli, tokens_cli, demo_cli):
         app.cli.add_command(group)
     app.cli.add_command(check_config)
+    from portal.storage.migrate import media_cli
+
+    app.cli.add_command(media_cli)
     from portal.jobs import cli as jobs_cli
 
     jobs_cli.init_app(app)  # worker, scheduler, jobs, events

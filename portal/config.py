@@ -120,6 +120,16 @@ def _trusted_proxies(raw: str, name: str) -> int | tuple[str, ...]:
     return parse_trusted_proxies(raw, name)
 
 
+def _media_storage(raw: str, name: str) -> str:
+    from portal.storage import parse_location
+
+    try:
+        parse_location(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} {exc}") from None
+    return raw.strip()
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -152,6 +162,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("WAHA_WEBHOOK_TIMEOUT", _whole_ms, 10000, "ms, bound on each delivery to a tenant endpoint"),
     Setting("WAHA_WEBHOOK_RETRY_ATTEMPTS", _count, 5, "retries of a failed delivery before dead letter"),
+    Setting("WEBHOOK_CONCURRENCY", _positive, 16, "deliveries in flight at once per worker process"),
+    Setting("WEBHOOK_ENDPOINT_CONCURRENCY", _positive, 8, "deliveries in flight at once per destination and worker"),
     Setting("JWT_HS256_SECRET", _secret(32), None, "shared secret for HS256 JWTs"),
     Setting("JWT_JWKS_URL", _http_url, None, "JWKS URL for RS256 JWTs"),
     Setting("JWT_ISSUER", _text, None, "required iss of JWTs"),
@@ -167,6 +179,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SMTP_URL", _text, None, "smtp://user:pass@host:port for MAIL_BACKEND=smtp"),
     Setting("MAIL_FROM", _text, "portal@localhost", "sender address"),
     Setting("MEDIA_ROOT", _text, str(ROOT / "instance" / "media"), "folder for stored media"),
+    Setting("MEDIA_STORAGE", _media_storage, "", "s3://bucket/prefix keeps media in a bucket (empty: MEDIA_ROOT)"),
+    Setting("MEDIA_S3_ENDPOINT_URL", _http_url, None, "S3-compatible endpoint (else AWS_ENDPOINT_URL, else AWS)"),
+    Setting("MEDIA_S3_REGION", _text, None, "bucket region (else AWS_REGION)"),
+    Setting("MEDIA_S3_ACCESS_KEY_ID", _text, None, "access key (else AWS_ACCESS_KEY_ID or an instance role)"),
+    Setting("MEDIA_S3_SECRET_ACCESS_KEY", _text, None, "secret key (else AWS_SECRET_ACCESS_KEY)"),
+    Setting("MEDIA_PRESIGNED_URLS", _boolean, False, "S3: answer media with a redirect to a presigned URL"),
+    Setting("MEDIA_PRESIGNED_TTL", _positive, 60, "seconds a presigned media URL stays valid"),
     Setting("MEDIA_MAX_BYTES", _positive, 16 * 1024 * 1024, "largest media file accepted or downloaded"),
     Setting("METRICS_TOKEN", _text, None, "bearer token for /metrics (else loopback only)"),
     Setting("WEBHOOK_ALLOW_PRIVATE", _boolean, False, "allow outbound destinations on private addresses"),
@@ -273,7 +292,8 @@ def flask_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     production = values["PORTAL_ENV"] == "production"
     return {
         "SQLALCHEMY_DATABASE_URI": values["DATABASE_URL"],
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # no pool_pre_ping: portal.dbengines pings a pooled connection only after it was idle for a second
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

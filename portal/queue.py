@@ -11,9 +11,10 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import Flask, current_app
@@ -34,6 +35,7 @@ JOB_DRAIN_EVENTS = "portal.jobs.events.drain_events"
 JOB_SWEEP_EVENTS = "portal.jobs.events.sweep_events"
 JOB_FETCH_MEDIA = "portal.jobs.events.fetch_media"
 JOB_DELIVER = "portal.jobs.forwarding.deliver"
+JOB_DRAIN_DELIVERIES = "portal.jobs.forwarding.drain_deliveries"
 JOB_DISPATCH_DUE = "portal.jobs.forwarding.dispatch_due"
 JOB_SYNC_SESSIONS = "portal.jobs.maintenance.sync_sessions"
 JOB_RECONCILE = "portal.jobs.maintenance.reconcile"
@@ -66,6 +68,8 @@ class InProcessRunner:
     def __init__(self, app: Flask, workers: int = 4) -> None:
         self.app = app
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
+        self.timers: set[Any] = set()
+        self.timers_lock = threading.Lock()
 
     def enqueue(self, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> None:
         """Submit `func_path(*args)` to the pool; RQ options (retry, job_id...) do not apply here."""
@@ -81,9 +85,20 @@ class InProcessRunner:
         self.pool.submit(run)
 
     def enqueue_at(self, when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> None:
-        """Submit `func_path(*args)` at `when` (a timer thread; lost with the process, like every in-process job)."""
-        delay = max(0.0, (when - datetime.now(UTC)).total_seconds())
-        timer = threading.Timer(delay, self.enqueue, args=(func_path, *args), kwargs={"queue": queue})
+        """Submit `func_path(*args)` at `when` (a timer thread); one timer per `job_id` at a time."""
+        job_id = options.get("job_id")
+        with self.timers_lock:
+            if job_id is not None and job_id in self.timers:
+                return
+            if job_id is not None:
+                self.timers.add(job_id)
+
+        def fire() -> None:
+            with self.timers_lock:
+                self.timers.discard(job_id)
+            self.enqueue(func_path, *args, queue=queue)
+
+        timer = threading.Timer(max(0.0, when.timestamp() - time.time()), fire)
         timer.daemon = True
         timer.start()
 
@@ -110,7 +125,7 @@ class RQRunner:
         return self.queues[queue].enqueue(func_path, *args, **options)
 
     def enqueue_at(self, when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> Any:
-        """Queue one job for `when` (run by the RQ scheduler of a `flask worker`)."""
+        """Queue one job for `when`: a worker's scheduler (`flask worker` runs one) moves it onto the queue then."""
         return self.queues[queue].enqueue_at(when, func_path, *args, **options)
 
     def enqueue_many(self, calls: Iterable[tuple[str, tuple]], queue: str = QUEUE_EVENTS, **options: Any) -> int:
@@ -147,13 +162,29 @@ def enqueue(func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: An
 
 
 def enqueue_at(when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> Any:
-    """Queue `func_path(*args)` to run at `when` (an aware datetime)."""
+    """Queue `func_path(*args)` to run at `when` (at most about a second late on RQ); options go to RQ (job_id)."""
     return runner().enqueue_at(when, func_path, *args, queue=queue, **options)
 
 
 def enqueue_many(calls: Iterable[tuple[str, tuple]], *, queue: str = QUEUE_EVENTS, **options: Any) -> int:
     """Queue several `(func_path, args)` calls at once (one Redis round trip on RQ); returns how many."""
     return runner().enqueue_many(list(calls), queue=queue, **options)
+
+
+def others_waiting(queue: str) -> bool:
+    """Whether a job waits in a queue other than `queue` (RQ only; never raises). A long drain job hands over when
+    one does, so that a worker busy with it takes the other job next (workers take their queues in turn)."""
+    current = runner()
+    if not isinstance(current, RQRunner):
+        return False
+    try:
+        with current.connection.pipeline() as pipe:
+            for name, rq_queue in current.queues.items():
+                if name != queue:
+                    pipe.llen(rq_queue.key)
+            return any(pipe.execute())
+    except Exception:
+        return False
 
 
 def retry_policy(max_retries: int = 3, intervals: tuple[int, ...] = (10, 60, 300)) -> Any:

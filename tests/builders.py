@@ -315,3 +315,32 @@ def relay_inbound_media(
     [produced] = [e for e in sim.events() if e["event"] == "message" and e["payload"]["id"] == message_id]
     post_events(client, session, produced)
     return message_id
+
+
+def passkey_assertion(challenge: dict[str, Any], *, origin: str = "https://web.whatsapp.com") -> dict[str, Any]:
+    """What `navigator.credentials.get({publicKey: challenge}).toJSON()` gives on web.whatsapp.com: the first
+    allowed credential, clientDataJSON answering the challenge; authenticator data and signature are opaque bytes
+    (WAHA passes them on to WhatsApp)."""
+
+    def b64url(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    client_data = {"type": "webauthn.get", "challenge": challenge["challenge"], "origin": origin}
+    credential = challenge["allowCredentials"][0]["id"]
+    return {
+        "id": credential,
+        "rawId": credential,
+        "type": "public-key",
+        "response": {
+            "clientDataJSON": b64url(json.dumps(client_data).encode()),
+            "authenticatorData": b64url(b"\x49" * 37),
+            "signature": b64url(b"\x30" * 70),
+        },
+    }
+
+
+def passkey_session(tenant: Any, sim: Any, name: str = "Support", *, confirm: bool = False) -> WahaSession:
+    """A session whose account asks for its passkey instead of taking the QR scan (PASSKEY_REQUIRED)."""
+    session = scanning_session(tenant, name)
+    sim.require_passkey(session.external_name, confirm=confirm)
+    return wait_for_status(tenant, session, "PASSKEY_REQUIRED")

@@ -70,6 +70,13 @@ def _reset_rate_limits() -> None:
     if fallback is not None:
         fallback.reset()
     limiter._storage_dead = False
+    # The API's own limit (api.ratelimit) counts in this process's memory while Redis is away, and the token cache
+    # holds the tokens of earlier tests: every test starts without either.
+    from portal.api import ratelimit
+    from portal.services import token_cache
+
+    ratelimit.reset_memory()
+    token_cache.clear()
 
 
 def _reset_redis_pauses() -> None:
@@ -81,6 +88,15 @@ def _reset_redis_pauses() -> None:
 
     shared._pause.reset()
     signal._redis_pause.reset()
+
+
+def _drop_pending_metrics() -> None:
+    """Counts an earlier test left in this process's metrics buffer (flushed within a second) are not this
+    test's: drop them before Redis is emptied."""
+    from portal.metrics import shared
+
+    with shared._buffer.lock:
+        shared._buffer.pending.clear()
 
 
 def _reset_schema(app: Flask) -> None:
@@ -111,6 +127,35 @@ def _environ() -> dict[str, str]:
         MEDIA_ROOT=str(ROOT / "instance" / f"test-media{WORKER}"),
     )
     return env
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    """moto's S3 server on a free port of this process (so one per pytest-xdist worker); it failing to start fails
+    every test that needs it."""
+    from tests.s3server import MotoServer
+
+    server = MotoServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def media_backend(request: pytest.FixtureRequest, app: Flask) -> Iterator[str]:
+    """Runs a test once on each media backend: the local folder, then a bucket on moto's S3 server (under a
+    prefix of the test's own). Yields the backend's name."""
+    import uuid
+
+    from tests.s3server import MEDIA_SETTINGS
+
+    saved = {name: app.config.get(name) for name in MEDIA_SETTINGS}
+    if request.param == "s3":
+        server = request.getfixturevalue("s3_server")
+        app.config.update(server.settings(f"test-{uuid.uuid4().hex[:12]}"))
+    try:
+        yield request.param
+    finally:
+        app.config.update(saved)
 
 
 @pytest.fixture(scope="session")
@@ -282,6 +327,7 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     sim = request.getfixturevalue("sim")
     sim.reset()
     outbox.clear()
+    _drop_pending_metrics()
     _redis(application.config["REDIS_URL"]).flushdb()
     _reset_rate_limits()
     _reset_redis_pauses()

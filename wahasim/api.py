@@ -240,6 +240,26 @@ def request_code(session):
     return json_response(sim().request_code(session, body_json()), 201)
 
 
+@bp.get("/api/<session>/auth/passkey/challenge")
+def passkey_challenge(session):
+    return json_response(sim().passkey_challenge(session))
+
+
+@bp.post("/api/<session>/auth/passkey")
+def submit_passkey(session):
+    return json_response(sim().submit_passkey(session, body_json()), 201)
+
+
+@bp.get("/api/<session>/auth/passkey/confirmation")
+def passkey_confirmation(session):
+    return json_response(sim().passkey_confirmation(session))
+
+
+@bp.post("/api/<session>/auth/passkey/confirm")
+def confirm_passkey(session):
+    return json_response(sim().confirm_passkey(session), 201)
+
+
 @bp.get("/api/screenshot")
 def screenshot():
     # GOWS/NOWEB send the QR PNG but still label it image/jpeg, like WAHA.

@@ -208,6 +208,13 @@ def typing(name):
     return _answer(sim().customer_typing(name, str(data["chatId"]), str(data.get("state") or "typing")))
 
 
+@bp.post("/sessions/<name>/passkey")
+def passkey(name):
+    data = _payload()
+    phone = data.get("phone")
+    return _answer(sim().require_passkey(name, _truthy(data.get("confirm")), str(phone) if phone else None))
+
+
 @bp.post("/sessions/<name>/timelock")
 def timelock(name):
     data = _payload()
@@ -335,6 +342,11 @@ def _session_row(info: dict) -> str:
                 "Scan",
                 '<input name="phone" placeholder="phone" value="491701234567" size="13">'
                 '<input name="pushName" placeholder="push name" size="10">',
+            ),
+            _form(
+                f"{base}/passkey",
+                "Ask for passkey",
+                '<label><input type="checkbox" name="confirm" value="1"> with code</label>',
             ),
             _form(f"{base}/fail", "Fail"),
             _form(f"{base}/stop", "Stop"),

@@ -27,6 +27,7 @@ from .errors import ControlError, SimError
 from .ids import event_id, pairing_code, qr_value, session_name, wa_message_id
 from .images import qr_png, screen_png
 from .limits import LimitsMixin
+from .passkey import PasskeyMixin
 from .settings import Settings
 from .timers import Scheduler
 from .validation import clean_create, clean_update
@@ -74,13 +75,14 @@ class Session:
     typing: list = field(default_factory=list)  # startTyping/stopTyping calls: {chatId, state, at}
     # WhatsApp's limits on the account (wahasim.limits): kept across stop/restart, like the account itself
     limits: dict = field(default_factory=lambda: {"timelock": None, "capping": None})
+    passkey: dict | None = None  # the pending passkey pairing (wahasim.passkey)
 
     @property
     def running(self) -> bool:
         return self.status != STOPPED
 
 
-class Simulator(ChatsMixin, LimitsMixin):
+class Simulator(ChatsMixin, LimitsMixin, PasskeyMixin):
     """The whole fake server state. Thread-safe; one instance per app."""
 
     def __init__(self, settings: Settings | None = None) -> None:
@@ -217,21 +219,18 @@ class Simulator(ChatsMixin, LimitsMixin):
         self.dispatcher.submit(s.name, webhooks, envelope)
         return envelope
 
-    def _set_status(self, s: Session, status: str) -> None:
+    def _set_status(self, s: Session, status: str, data: dict | None = None) -> None:
         if status == s.status and status in (WORKING, STOPPED):
             return  # WAHA collapses repeated WORKING; STOPPED twice is a no-op
         s.status = status
+        if status not in ("PASSKEY_REQUIRED", "PASSKEY_CONFIRMATION_REQUIRED"):
+            s.passkey = None
         s.history.append({"status": status, "timestamp": now_ms()})
         del s.history[:-3]
-        self._emit(
-            s,
-            "session.status",
-            {
-                "name": s.name,
-                "status": status,
-                "statuses": copy.deepcopy(s.history),
-            },
-        )
+        payload: dict[str, Any] = {"name": s.name, "status": status, "statuses": copy.deepcopy(s.history)}
+        if data is not None:
+            payload["data"] = data  # 2026.7.1: the passkey statuses' challenge or confirmation code
+        self._emit(s, "session.status", payload)
 
     # ------------------------------------------------------------------ state machine
 

@@ -140,6 +140,9 @@ class SimServer:
     def typing_log(self, name: str) -> list[dict]:
         return self._sim.typing_log(name)
 
+    def require_passkey(self, name: str, confirm: bool = False, phone: str | None = None) -> dict:
+        return self._sim.require_passkey(name, confirm, phone)
+
     def set_timelock(self, name: str, active: bool = True, seconds: int = 3600) -> dict:
         return self._sim.set_timelock(name, active, seconds)
 

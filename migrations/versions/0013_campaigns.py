@@ -2,14 +2,14 @@
 opt_out_settings (the tenant's suppression list and its keywords)
 
 Revision ID: 0013_campaigns
-Revises: 0012_send_queue, 0014
+Revises: 0012_send_queue, 0015
 """
 from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = '0013_campaigns'
-down_revision = ("0012_send_queue", "0014")  # joins the send queue and number health
+down_revision = ("0012_send_queue", "0015")  # joins the send queue and the main line
 branch_labels = None
 depends_on = None
 

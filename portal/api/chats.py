@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, g, send_file
+from flask import Response, g
 
 from portal.api import bp
 from portal.api.auth import api_route, forbid
@@ -35,6 +35,7 @@ from portal.converters import parse_id
 from portal.extensions import db
 from portal.models import ApiToken, Membership
 from portal.services import avatars, contacts, inbox, quick_replies
+from portal.storage.serving import send_stored
 
 MANAGE = "chats:manage"
 _FIELDS = {"assignee_id": "assigneeId", "assignee": "assignee"}
@@ -148,9 +149,10 @@ def check_contact() -> Response:
 @bp.get("/contacts/<contact_id>/avatar")
 @api_route("messages:read")
 def contact_avatar(contact_id: str) -> Response:
-    handle, mimetype = avatars.open_avatar(tenant(), contact_id)
-    response = send_file(handle, mimetype=mimetype, max_age=0)
-    response.headers["Cache-Control"] = "private, max-age=3600"
+    stored = avatars.avatar_file(tenant(), contact_id)
+    response = send_stored(
+        stored, as_attachment=False, missing=avatars.avatar_gone(), cache_control="private, max-age=3600"
+    )
     return response
 
 

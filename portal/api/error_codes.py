@@ -15,6 +15,8 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode(404, "session_not_found", "No such session in your tenant (another tenant's session looks the same)."),
     ErrorCode(404, "message_not_found", "No such message in your tenant."),
     ErrorCode(404, "media_not_found", "The message has no stored file."),
+    ErrorCode(416, "range_not_satisfiable", "The Range header asks for bytes the file does not have."),
+    ErrorCode(503, "storage_unavailable", "The portal's file store cannot be reached; retry after Retry-After."),
     ErrorCode(404, "endpoint_not_found", "No such webhook endpoint in your tenant."),
     ErrorCode(404, "delivery_not_found", "No such webhook delivery in your tenant."),
     ErrorCode(409, "session_exists", "Your tenant already has a session with that name."),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from flask import Response, g, request, send_file, url_for
+from flask import Response, g, request, url_for
 
 from portal.api import bp
 from portal.api.auth import api_route
@@ -30,7 +31,8 @@ from portal.api.schemas import (
 from portal.converters import parse_id
 from portal.services import messages, optouts
 from portal.services.errors import Invalid, NotFound
-from portal.services.media import media_for_message, uploaded_media
+from portal.services.media import media_file, media_gone, uploaded_media
+from portal.storage.serving import send_stored
 
 
 def _message(message: Any) -> MessageResponse:
@@ -146,13 +148,10 @@ def get_message(message_id: str) -> Response:
 @bp.get("/messages/<message_id>/media")
 @api_route("messages:read")
 def message_media(message_id: str) -> Response:
-    handle, mimetype, filename = media_for_message(tenant(), _message_id(message_id))
-    response = send_file(
-        handle,
-        mimetype=mimetype or "application/octet-stream",
+    stored = media_file(tenant(), _message_id(message_id))
+    return send_stored(
+        replace(stored, download_name=stored.download_name or f"message-{message_id}"),
         as_attachment=True,
-        download_name=filename or f"message-{message_id}",
-        max_age=0,
+        missing=media_gone(),
+        cache_control="private, no-store",
     )
-    response.headers["Cache-Control"] = "private, no-store"
-    return response

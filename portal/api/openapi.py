@@ -27,6 +27,8 @@ STATUS_TEXT = {
     201: "Created",
     202: "Accepted",
     204: "No Content",
+    206: "Partial Content",
+    302: "Found",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -34,6 +36,7 @@ STATUS_TEXT = {
     409: "Conflict",
     413: "Payload Too Large",
     422: "Unprocessable Content",
+    416: "Range Not Satisfiable",
     429: "Too Many Requests",
     503: "Service Unavailable",
 }
@@ -207,6 +210,19 @@ _HEADERS = {
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}
 
 
+# A file answers a Range request with the bytes asked for; with presigned URLs (an S3 store) it redirects there.
+_FILE_RESPONSES: dict[str, Any] = {
+    "206": {
+        "description": "Partial Content: the byte range a `Range: bytes=...` header asked for (with Content-Range).",
+        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    "302": {
+        "description": "Found: when the portal keeps files in an S3 bucket with presigned URLs on, a redirect to "
+        "a short-lived URL of the file (Location), signed with the same Content-Type and Content-Disposition.",
+    },
+}
+
+
 def _error_response(status: int) -> dict[str, Any]:
     codes = [e for e in ERROR_CODES if e.status == status]
     description = STATUS_TEXT[status] + ": " + "; ".join(f"`{e.code}`: {e.meaning}" for e in codes)
@@ -280,6 +296,8 @@ def _operation(route: ApiRoute) -> dict[str, Any]:
     elif route.endpoint == "api.docs":
         ok["content"] = {"text/html": {"schema": {"type": "string"}}}
     responses = {str(route.ok): ok}
+    if route.binary:
+        responses.update(_FILE_RESPONSES)
     for status in sorted(set(route.errors)):
         responses[str(status)] = _error_response(status)
     op["responses"] = responses

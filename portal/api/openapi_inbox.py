@@ -140,7 +140,7 @@ INBOX_ROUTES: tuple[ApiRoute, ...] = (
         "Inbox",
         "messages:read",
         binary=True,
-        errors=(*AUTH, 404),
+        errors=(*AUTH, 404, 416, 503),
         description="The contact's WhatsApp profile picture as the portal stored it (a chat's avatarUrl).",
     ),
     ApiRoute(

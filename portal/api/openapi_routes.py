@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from portal.api import schemas as s
 from portal.api.openapi_campaigns import CAMPAIGN_MODELS, CAMPAIGN_ROUTES
 from portal.api.openapi_inbox import INBOX_MODELS, INBOX_ROUTES
+from portal.api.openapi_pairing import PAIRING_MODELS, PAIRING_ROUTES
 from portal.api.route_table import AUTH, WAHA, ApiRoute
 
 _S = "/waha/sessions/{session_id}"
@@ -134,34 +135,7 @@ ROUTES: tuple[ApiRoute, ...] = (
         errors=(*AUTH, 404, *WAHA),
         description="Reads the session's status from WAHA now instead of waiting for the next event.",
     ),
-    ApiRoute(
-        "GET",
-        f"{_S}/qr",
-        "api.get_qr",
-        "Get the QR code",
-        "Sessions",
-        "sessions:write",
-        response=s.QrResponse,
-        query=s.ImageQuery,
-        image="image/png",
-        errors=(400, *AUTH, 404, 409, *WAHA),
-        description="Only while the session is SCAN_QR_CODE (409 session_not_ready otherwise). The QR "
-        "rotates: fetch it again after expiresIn seconds. ?format=image answers the PNG. Linking a phone "
-        "needs the same permission as a pairing code.",
-    ),
-    ApiRoute(
-        "POST",
-        f"{_S}/pairing-code",
-        "api.request_pairing_code",
-        "Request a pairing code",
-        "Sessions",
-        "sessions:write",
-        response=s.PairingCodeResponse,
-        body=s.PairingCodeDto,
-        errors=(400, *AUTH, 404, 409, 413, *WAHA),
-        description="The other way to link: the phone's owner types this code under Linked devices.",
-        example={"phoneNumber": "+491701234567"},
-    ),
+    *PAIRING_ROUTES,
     ApiRoute(
         "GET",
         f"{_S}/screen",
@@ -252,7 +226,7 @@ ROUTES: tuple[ApiRoute, ...] = (
         "Messages",
         "messages:read",
         binary=True,
-        errors=(*AUTH, 404),
+        errors=(*AUTH, 404, 416, 503),
     ),
     ApiRoute(
         "POST",
@@ -387,7 +361,6 @@ COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
     s.CreateSessionDto,
     s.SendMessageDto,
     s.MediaDto,
-    s.PairingCodeDto,
     s.MediaUploadForm,
     s.SessionResponseDto,
     s.SessionPage,
@@ -398,17 +371,16 @@ COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
     s.ReactionDto,
     s.EditMessageDto,
     s.ForwardMessageDto,
-    s.QrResponse,
     s.SessionCreatedDto,
     s.WebhookSecretResponse,
     s.ScreenResponse,
-    s.PairingCodeResponse,
     s.WebhookEndpointResponse,
     s.WebhookEndpointList,
     s.WebhookDeliveryResponse,
     s.DeliveryPage,
     s.HealthResponse,
     s.ServerHealth,
+    *PAIRING_MODELS,
     *INBOX_MODELS,
     *CAMPAIGN_MODELS,
     s.ErrorResponse,

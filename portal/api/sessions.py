@@ -15,6 +15,8 @@ from portal.api.schemas import (
     ImageQuery,
     PairingCodeDto,
     PairingCodeResponse,
+    PasskeyAssertionDto,
+    PasskeyStepResponse,
     QrResponse,
     ScreenResponse,
     SessionCreatedDto,
@@ -25,7 +27,7 @@ from portal.api.schemas import (
 )
 from portal.permissions import LINK_PHONE
 from portal.services import session_secrets, sessions
-from portal.services.errors import Upstream
+from portal.services.errors import Conflict, Upstream
 
 
 def _image(mimetype: str, data: str) -> Response:
@@ -143,3 +145,34 @@ def get_screen(session_id: str) -> Response:
     if fmt == "image":
         return _image(shot["mimetype"], shot["data"])
     return send(ScreenResponse(mimetype=shot["mimetype"], data=shot["data"]), headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/sessions/<session_id>/passkey")
+@api_route(LINK_PHONE)
+def get_passkey(session_id: str) -> Response:
+    session = sessions.get_session(tenant(), session_id)
+    step = sessions.passkey_step(tenant(), session)
+    if step is None:
+        raise Conflict(
+            f"The session is {session.status}; WhatsApp asks for no passkey now.",
+            code="session_not_ready",
+            details={"status": session.status, "expected": list(sessions.PASSKEY_STATUSES)},
+        )
+    body = PasskeyStepResponse(
+        status=session.status, step=step["step"], challenge=step.get("challenge"), code=step.get("code")
+    )
+    return send(body, headers={"Cache-Control": "no-store"})
+
+
+@bp.post("/sessions/<session_id>/passkey")
+@api_route(LINK_PHONE)
+def submit_passkey(session_id: str) -> Response:
+    dto = json_body(PasskeyAssertionDto)
+    session = sessions.submit_passkey(tenant(), session_id, dto.model_dump(exclude_none=True), actor())
+    return send(SessionResponseDto.of(session))
+
+
+@bp.post("/sessions/<session_id>/passkey/confirm")
+@api_route(LINK_PHONE)
+def confirm_passkey(session_id: str) -> Response:
+    return send(SessionResponseDto.of(sessions.confirm_passkey(tenant(), session_id, actor())))

@@ -14,6 +14,7 @@ import redis
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from rq.exceptions import StopRequested
+from rq.worker import DequeueStrategy
 
 from portal.jobs import make_worker, reconnect
 from portal.queue import QUEUES, resolve
@@ -31,7 +32,11 @@ def _need_redis(what: str) -> None:
 @click.command("worker")
 @with_appcontext
 @click.option(
-    "--queues", "-q", default=",".join(QUEUES), show_default=True, help="Comma-separated queues, most important first."
+    "--queues",
+    "-q",
+    default=",".join(QUEUES),
+    show_default=True,
+    help="Comma-separated queues, taken in turn from the first.",
 )
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--simple", is_flag=True, help="Run jobs in this process (no fork per job): faster, less isolated.")
@@ -60,8 +65,12 @@ def worker(queues: str, burst: bool, simple: bool, name: str | None) -> None:
             rq_worker = previous = make_worker(names, simple=simple, name=name, connection=connection)
             try:
                 # Only one process at a time runs RQ's scheduler for delayed retries; the others skip it.
+                # Queues are taken in turn, so a drain that hands over lets the other queues' jobs go first.
                 rq_worker.work(
-                    burst=burst, with_scheduler=True, logging_level=current_app.config.get("LOG_LEVEL", "INFO")
+                    burst=burst,
+                    with_scheduler=True,
+                    logging_level=current_app.config.get("LOG_LEVEL", "INFO"),
+                    dequeue_strategy=DequeueStrategy.ROUND_ROBIN,
                 )
             except redis.RedisError as exc:
                 outage.down(exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -58,6 +59,15 @@ class WebhookDelivery(TenantScoped, Base):
         Index("ix_webhook_deliveries_msg", "msg_id", "attempt"),
         Index("ix_webhook_deliveries_status_due", "status", "due_at"),
         Index("ix_webhook_deliveries_session", "session_id"),  # a session's delete removes its deliveries
+        # the dashboard's failed deliveries of the day: only failed attempts are in it, so it stays small and the
+        # send path (rows start as pending) never writes to it
+        Index(
+            "ix_webhook_deliveries_failed",
+            "tenant_id",
+            "created_at",
+            postgresql_where=sa.text("status IN ('failed', 'dead')"),
+            sqlite_where=sa.text("status IN ('failed', 'dead')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -75,6 +85,10 @@ class WebhookDelivery(TenantScoped, Base):
     response_excerpt: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(String(500))
     duration_ms: Mapped[int | None] = mapped_column(Integer)
-    # a pending attempt is sent at or after due_at; queueing it pushes due_at out (a lease) so a lost job is re-queued
+    # a pending attempt is sent at or after due_at (when it was scheduled: now for a first attempt, after the
+    # back-off for a retry); a drain batch that claims it holds it until leased_until, so a worker that died
+    # mid-batch leaves it to be claimed again once the lease has run out
     due_at: Mapped[datetime | None]
+    leased_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]  # when this attempt went out (None: not sent yet, or refused before sending)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -29,10 +29,22 @@ class Message(TenantScoped, TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("session_id", "waha_message_id"),
         UniqueConstraint("tenant_id", "idempotency_key"),
-        Index("ix_messages_tenant_created", "tenant_id", "created_at", "id"),
+        # The log's order, and on PostgreSQL the dashboard's counts of the day (direction and status come with the
+        # index, so the count reads the index alone where the pages are all-visible).
+        Index(
+            "ix_messages_tenant_created", "tenant_id", "created_at", "id", postgresql_include=["direction", "status"]
+        ),
         Index("ix_messages_session_created", "session_id", "created_at", "id"),
         Index("ix_messages_session_chat", "session_id", "chat_id", "created_at", "id"),
         Index("ix_messages_send_state", "send_state", "updated_at"),
+        # Text search (`q`, a substring, case-insensitive) on PostgreSQL: trigrams find a rare word without reading
+        # the tenant's rows. SQLite has no such index and walks the rows newest first (docs/search.md).
+        Index(
+            "ix_messages_body_trgm",
+            "body",
+            postgresql_using="gin",
+            postgresql_ops={"body": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
         # files still to download from WAHA (the sweeper re-queues them); a handful of rows at any time
         Index(
             "ix_messages_media_pending",

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import literal, select, tuple_
 
 from portal.extensions import db
 from portal.models import AuditEvent
@@ -81,9 +81,21 @@ def list_events(
     if filters.until:
         stmt = stmt.where(AuditEvent.created_at < filters.until)
     if before_id:
-        stmt = stmt.where(AuditEvent.id < before_id)
-    stmt = stmt.order_by(AuditEvent.id.desc()).limit(limit)
+        stmt = stmt.where(_before(tenant_id, before_id))
+    # (created_at, id) is the order of the (tenant, created_at, id) index: each page is one short range of it, as
+    # deep as it goes. Ordered by id alone, a tenant's page would walk the whole table's primary key.
+    stmt = stmt.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(limit)
     return list(db.session.scalars(stmt))
+
+
+def _before(tenant_id: int, before_id: int) -> Any:
+    """The keyset condition "older than the event `before_id`" (the cursor the page links carry)."""
+    anchor = db.session.execute(
+        select(AuditEvent.created_at).where(AuditEvent.id == before_id, AuditEvent.tenant_id == tenant_id)
+    ).scalar()
+    if anchor is None:  # not the tenant's (or gone): the ids below it, as the link meant
+        return AuditEvent.id < before_id
+    return tuple_(AuditEvent.created_at, AuditEvent.id) < tuple_(literal(anchor), literal(before_id))
 
 
 def latest(tenant_id: int | None = None, action: str | None = None) -> AuditEvent | None:

@@ -23,6 +23,7 @@ from portal.models import Chat, Contact, Tenant, WahaSession, get_for_tenant, ut
 from portal.net import http as outbound
 from portal.services.destinations import allow_private
 from portal.services.errors import NotFound
+from portal.storage.serving import StoredFile
 from portal.waha import WahaClient
 
 log = logging.getLogger(__name__)
@@ -42,18 +43,28 @@ def avatar_url(contact: Contact | None, endpoint: str = "api.contact_avatar") ->
     return url_for(endpoint, contact_id=contact.id)
 
 
-def open_avatar(tenant: Tenant, contact_id: Any) -> tuple[IO[bytes], str]:
-    """The stored picture of one of the tenant's contacts: (file, mimetype); NotFound avatar_not_found."""
-    from portal.storage import storage
-
+def avatar_file(tenant: Tenant, contact_id: Any) -> StoredFile:
+    """The stored picture of one of the tenant's contacts, to serve; NotFound avatar_not_found."""
     contact = get_for_tenant(db.session, Contact, tenant.id, contact_id)
     if contact is None or contact.avatar_state != "stored" or not contact.avatar_key:
-        raise NotFound("This contact has no stored picture.", code="avatar_not_found")
+        raise avatar_gone()
+    mimetype = _BY_EXTENSION.get(contact.avatar_key.rsplit(".", 1)[-1], "application/octet-stream")
+    return StoredFile(contact.avatar_key, mimetype, "")
+
+
+def avatar_gone() -> NotFound:
+    return NotFound("This contact has no stored picture.", code="avatar_not_found")
+
+
+def open_avatar(tenant: Tenant, contact_id: Any) -> tuple[IO[bytes], str]:
+    """The stored picture of one of the tenant's contacts opened: (file, mimetype); NotFound avatar_not_found."""
+    from portal.storage import storage
+
+    stored = avatar_file(tenant, contact_id)
     try:
-        handle = storage().open(contact.avatar_key)
+        return storage().open(stored.key), stored.mimetype
     except FileNotFoundError:
-        raise NotFound("This contact has no stored picture.", code="avatar_not_found") from None
-    return handle, _BY_EXTENSION.get(contact.avatar_key.rsplit(".", 1)[-1], "application/octet-stream")
+        raise avatar_gone() from None
 
 
 def profile_picture_url(client: WahaClient, session: str, contact_id: str) -> str | None:
@@ -64,7 +75,7 @@ def profile_picture_url(client: WahaClient, session: str, contact_id: str) -> st
 def store_avatar(contact: Contact, url: str | None) -> str:
     """Download the picture at `url` into storage and record the outcome on the contact: "stored", "none" (no
     picture) or "failed" (commits)."""
-    from portal.storage import storage
+    from portal.storage import new_key, storage
 
     contact.avatar_fetched_at = utcnow()
     if not url:
@@ -88,12 +99,13 @@ def store_avatar(contact: Contact, url: str | None) -> str:
         contact.avatar_state = "failed"
         db.session.commit()
         return "failed"
-    key = f"avatars/{contact.tenant_id}/{contact.id}.{_TYPES[mimetype]}"
+    key = new_key(contact.tenant_id, "a", f".{_TYPES[mimetype]}")
     storage().save(key, answer.body, mimetype)
-    if contact.avatar_key and contact.avatar_key != key:
-        storage().delete(contact.avatar_key)
+    previous = contact.avatar_key
     contact.avatar_key, contact.avatar_state = key, "stored"
     db.session.commit()
+    if previous and previous != key:
+        storage().delete(previous)  # after the commit: the row never names a deleted file
     return "stored"
 
 

@@ -72,3 +72,14 @@ class Upstream(ServiceError):
     def __init__(self, message: str, **kwargs: Any):
         kwargs.setdefault("retry_after", 5)
         super().__init__(message, **kwargs)
+
+
+class StorageDown(ServiceError):
+    """The media store (a bucket) cannot be reached or refused the portal's request; the caller may retry."""
+
+    status = 503
+    code = "storage_unavailable"
+
+    def __init__(self, message: str = "The file store is unavailable; try again in a moment.", **kwargs: Any):
+        kwargs.setdefault("retry_after", 5)
+        super().__init__(message, **kwargs)

@@ -293,12 +293,11 @@ def watchdog(silence: int | None = None) -> list[str]:
 def prune(now: Any = None) -> dict[str, int]:
     """Delete what each tenant's retention settings no longer keep: messages (and their stored files) after
     retention_messages_days; events and delivery attempts after retention_events_days."""
-    from portal.storage import storage
+    from portal.services.media_files import delete_files
 
     now = now or utcnow()
     counts = {"messages": 0, "media_files": 0, "events": 0, "deliveries": 0}
     tenants = list(db.session.execute(select(Tenant.id, Tenant.retention_messages_days, Tenant.retention_events_days)))
-    store = storage()
     for tenant_id, message_days, event_days in tenants:
         message_cutoff = now - timedelta(days=message_days)
         while True:
@@ -309,13 +308,12 @@ def prune(now: Any = None) -> dict[str, int]:
             ).all()
             if not rows:
                 break
-            for _id, media in rows:
-                if isinstance(media, dict) and media.get("key"):
-                    store.delete(media["key"])
-                    counts["media_files"] += 1
+            keys = [str(media["key"]) for _id, media in rows if isinstance(media, dict) and media.get("key")]
             db.session.execute(delete(Message).where(Message.id.in_([r[0] for r in rows])))
             db.session.commit()
             counts["messages"] += len(rows)
+            # after the commit: a row never names a deleted file (a file the store keeps is only logged)
+            counts["media_files"] += delete_files(keys)
         event_cutoff = now - timedelta(days=event_days)
         counts["deliveries"] += _delete_chunked(
             WebhookDelivery,

@@ -34,6 +34,7 @@ from portal.models import Message, Tenant, WahaSession, utcnow
 from portal.queue import JOB_FETCH_MEDIA, QUEUE_EVENTS, enqueue_many, retry_policy
 from portal.services.errors import NotFound
 from portal.services.media_types import INLINE_TYPES, is_media_type
+from portal.storage.serving import StoredFile
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,7 @@ def fetch_media(message_id: int, url: str) -> str:
     Transient WAHA failures raise, so the job is retried.
     """
     from portal.services.servers import client_for
-    from portal.storage import storage
+    from portal.storage import new_key, storage
     from portal.waha import errors as waha_errors
 
     message = db.session.get(Message, message_id)
@@ -233,7 +234,7 @@ def fetch_media(message_id: int, url: str) -> str:
         _settle(message, media, status="refused", reason=f"type {str(content_type)[:100]!r} is not accepted")
         return "refused"
     assert mimetype is not None
-    key = f"{message.tenant_id}/{message.session_id}/{message.id}{extension(mimetype)}"
+    key = new_key(message.tenant_id, "m", extension(mimetype))
     storage().save(key, content, mimetype)
     _settle(
         message,
@@ -303,15 +304,14 @@ def requeue_pending(older_than: int = REQUEUE_AFTER_SECONDS) -> int:
     return len(jobs)
 
 
-def media_for_message(tenant: Tenant, message_id: Any) -> tuple[BinaryIO, str, str]:
-    """The stored file of a tenant's message: (open binary file, mimetype to serve, download filename).
+def media_file(tenant: Tenant, message_id: Any) -> StoredFile:
+    """The stored file of a tenant's message, to serve (`storage.serving.send_stored`): its key, the mimetype to
+    serve (one of the allow-listed types or application/octet-stream, see `served_type`) and its download name.
 
-    The mimetype is one of the allow-listed types or application/octet-stream (see `served_type`).
     NotFound "message_not_found" for another tenant's or an unknown message; NotFound "media_not_found" when the
     message has no stored file (none, not fetched yet, refused, or expired before it could be fetched).
     """
     from portal.services.messages import get_message
-    from portal.storage import storage
 
     message = get_message(tenant, message_id)
     media = message.media if isinstance(message.media, dict) else {}
@@ -320,10 +320,24 @@ def media_for_message(tenant: Tenant, message_id: Any) -> tuple[BinaryIO, str, s
         raise NotFound(
             "This message has no stored file.", code="media_not_found", details={"status": media.get("status")}
         )
-    try:
-        handle = storage().open(key)
-    except FileNotFoundError:
-        raise NotFound("The file of this message is no longer stored.", code="media_not_found") from None
     mimetype = served_type(media.get("mimetype")).mimetype
     filename = media.get("filename") or f"message-{message.id}{extension(mimetype)}"
-    return handle, mimetype, os.path.basename(str(filename))
+    return StoredFile(str(key), mimetype, os.path.basename(str(filename)))
+
+
+def media_gone() -> NotFound:
+    """The 404 of a message whose file the store no longer holds."""
+    return NotFound("The file of this message is no longer stored.", code="media_not_found")
+
+
+def media_for_message(tenant: Tenant, message_id: Any) -> tuple[BinaryIO, str, str]:
+    """The stored file of a tenant's message opened: (binary file, mimetype to serve, download filename); the
+    errors of `media_file`, and `media_gone` when the store no longer holds it."""
+    from portal.storage import storage
+
+    stored = media_file(tenant, message_id)
+    try:
+        handle = storage().open(stored.key)
+    except FileNotFoundError:
+        raise media_gone() from None
+    return handle, stored.mimetype, stored.download_name

@@ -24,6 +24,7 @@ from portal.waha.calls import SendResult, _observed, _segment
 from portal.waha.chats import ChatsMixin
 from portal.waha.errors import WahaAlreadyStarted, WahaError, WahaMediaTooLarge, WahaNotFound, WahaUnavailable
 from portal.waha.ids import new_message_id, normalize_message_id, to_chat_id, to_phone_digits
+from portal.waha.passkey import PasskeyMixin
 from portal.waha.settings import WahaSettings
 from portal.waha.transport import UNSENT_ONLY, Observer, WahaTransport
 
@@ -65,7 +66,7 @@ def _captioned_send(name: str, endpoint: str, what: str) -> Any:
     return _observed(send)
 
 
-class WahaClient(ChatsMixin, WahaTransport):
+class WahaClient(ChatsMixin, PasskeyMixin, WahaTransport):
     """Client for one WAHA server; safe to share between threads. Prefer ``get_client(settings)``."""
 
     def close(self) -> None:

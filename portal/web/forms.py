@@ -101,6 +101,14 @@ class ConfirmForm(FlaskForm):
     """A bare form: its CSRF token guards confirmation pages and action buttons."""
 
 
+class PasskeyForm(FlaskForm):
+    assertion = TextAreaField(
+        "The browser's answer (JSON)",
+        validators=[DataRequired(message="Paste the JSON the browser gave on web.whatsapp.com."), Length(max=16_384)],
+        render_kw={"rows": 5, "spellcheck": "false", "autocomplete": "off"},
+    )
+
+
 class PairingCodeForm(FlaskForm):
     phone = StringField(
         "Phone number",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, flash, render_template, request, send_file, url_for
+from flask import Blueprint, Response, flash, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,6 +20,7 @@ from portal.extensions import htmx
 from portal.models import Chat
 from portal.services import avatars, inbox, quick_replies
 from portal.services.errors import ServiceError
+from portal.storage.serving import send_stored
 from portal.tenancy import current_principal, require
 from portal.web import inbox_list, inbox_parts
 from portal.web.helpers import page, principal, redirect_to
@@ -103,9 +104,10 @@ def badge() -> ResponseReturnValue:
 @login_required
 @require(READ)
 def avatar(contact_id: int) -> ResponseReturnValue:
-    handle, mimetype = avatars.open_avatar(principal().tenant, contact_id)
-    response = send_file(handle, mimetype=mimetype, max_age=0)
-    response.headers["Cache-Control"] = "private, max-age=3600"
+    stored = avatars.avatar_file(principal().tenant, contact_id)
+    response = send_stored(
+        stored, as_attachment=False, missing=avatars.avatar_gone(), cache_control="private, max-age=3600"
+    )
     return response
 
 

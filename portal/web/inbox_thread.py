@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, render_template, request, send_file, url_for
+from flask import Blueprint, Response, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -23,6 +23,7 @@ from portal.services import messages as messages_service
 from portal.services.errors import Invalid, ServiceError
 from portal.services.inbox import chats as chats_service
 from portal.services.inbox import thread as thread_service
+from portal.storage.serving import send_stored
 from portal.tenancy import require
 from portal.web import uploads
 from portal.web.helpers import principal, redirect_to
@@ -94,9 +95,10 @@ def avatar(chat_id: int) -> ResponseReturnValue:
     tenant = principal().tenant
     item = chat_of(chat_id)
     contact_id = item.contact.id if item.contact is not None else None
-    content, mimetype = avatars.open_avatar(tenant, contact_id)
-    response = send_file(content, mimetype=mimetype)
-    response.headers["Cache-Control"] = "private, max-age=3600"
+    stored = avatars.avatar_file(tenant, contact_id)
+    response = send_stored(
+        stored, as_attachment=False, missing=avatars.avatar_gone(), cache_control="private, max-age=3600"
+    )
     return response
 
 

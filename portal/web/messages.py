@@ -5,10 +5,11 @@ A conversation's address opens it in the inbox (`inbox.index?chat=`): the log st
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from flask_wtf.csrf import CSRFError
@@ -25,10 +26,12 @@ from portal.services import optouts
 from portal.services import sessions as sessions_service
 from portal.services.errors import Invalid, NotFound, ServiceError
 from portal.services.messages import POLL_SECONDS, FreshRows, LiveView, LogFilters
+from portal.storage.serving import send_stored
 from portal.tenancy import require
 from portal.web import uploads
 from portal.web.forms import MessageFilterForm, SendMessageForm, choices
 from portal.web.helpers import STOP_POLLING, apply_service_error, day_start, principal, redirect_to
+from portal.web.log_rows import TICKS, filter_field, log_rows
 from portal.web.send_form import form_key, new_key, session_choices, stale_form, too_large
 from portal.web.wording import WORDS, say_exc
 
@@ -38,6 +41,10 @@ bp.register_error_handler(CSRFError, stale_form)
 # Uploads over the limit: the form comes back with the text and a 413, never a dropped connection.
 bp.url_value_preprocessor(uploads.allow_large_send_body)
 bp.register_error_handler(RequestEntityTooLarge, too_large)
+# The log's rows are worked out before rendering (portal/web/log_rows.py); the ticks' table serves the inbox too.
+bp.add_app_template_global(log_rows, "log_rows")
+bp.add_app_template_global(TICKS, "ticks_table")  # type: ignore[arg-type]
+bp.add_app_template_global(filter_field, "filter_field")
 
 # Types a browser may show inline (in its own image or media viewer); anything else is downloaded, so a stored
 # file can never run as a page. SVG is not among them: it can carry scripts.
@@ -318,17 +325,17 @@ def conversation(session_id: str, chat_id: str) -> ResponseReturnValue:
 @require("messages:read")
 def media(message_id: int) -> ResponseReturnValue:
     message = messages_service.get_message(_tenant(), message_id)  # another tenant's id is a 404 here
-    content, mimetype, filename = media_service.media_for_message(_tenant(), message.id)
+    stored = media_service.media_file(_tenant(), message.id)
     # the service serves only allow-listed types (others as application/octet-stream); these may show inline
-    inline = media_service.served_type(mimetype).inline and request.args.get("download") != "1"
-    response = send_file(
-        content,
-        mimetype=mimetype,
+    inline = media_service.served_type(stored.mimetype).inline and request.args.get("download") != "1"
+    name = secure_filename(stored.download_name or "") or f"message-{message.id}"
+    response = send_stored(
+        replace(stored, download_name=name),
         as_attachment=not inline,
-        download_name=secure_filename(filename or "") or f"message-{message.id}",
+        missing=media_service.media_gone(),
+        # Tenant files: the browser may keep them a while, shared caches never.
+        cache_control="private, max-age=300",
     )
-    # Tenant files: the browser may keep them a while, shared caches never.
-    response.headers["Cache-Control"] = "private, max-age=300"
     response.headers["Content-Security-Policy"] = MEDIA_CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -19,7 +19,7 @@ from portal.services import sessions as sessions_service
 from portal.services.errors import NotFound, ServiceError
 from portal.tenancy import require
 from portal.web import once
-from portal.web.forms import ConfirmForm, PairingCodeForm, SessionCreateForm
+from portal.web.forms import ConfirmForm, PairingCodeForm, PasskeyForm, SessionCreateForm
 from portal.web.helpers import apply_service_error, confirm_page, page, page_or_fragment, principal, redirect_to
 from portal.web.wording import say_exc
 
@@ -132,7 +132,9 @@ def create() -> ResponseReturnValue:
 def detail(session_id: str) -> ResponseReturnValue:
     session = sessions_service.get_session(_tenant(), session_id)
     live = _live_state(session)
-    return render_template("sessions/detail.html", pairing_form=PairingCodeForm(), actions=ACTIONS, **live)
+    return render_template(
+        "sessions/detail.html", pairing_form=PairingCodeForm(), passkey_form=PasskeyForm(), actions=ACTIONS, **live
+    )
 
 
 @bp.route("/<session_id>/live")
@@ -153,7 +155,13 @@ def live(session_id: str) -> ResponseReturnValue:
     # The page tells which status it shows, so only a real change is announced and redraws the controls.
     changed = request.args.get("shown") != state["session"].status
     return render_template(
-        "sessions/_status.html", oob=True, actions=ACTIONS, announce=changed, pairing_form=PairingCodeForm(), **state
+        "sessions/_status.html",
+        oob=True,
+        actions=ACTIONS,
+        announce=changed,
+        pairing_form=PairingCodeForm(),
+        passkey_form=PasskeyForm(),
+        **state,
     )
 
 
@@ -184,6 +192,59 @@ def pairing_code(session_id: str) -> ResponseReturnValue:
     return page_or_fragment(
         "sessions/pairing.html", "sessions/_pairing.html", session=session, pairing_form=form, code=code
     )
+
+
+# Fields of the assertion a service error may name; the page has one box for all of it.
+_ASSERTION_FIELDS = dict.fromkeys(
+    (
+        "id",
+        "rawId",
+        "type",
+        "response",
+        "response.clientDataJSON",
+        "response.authenticatorData",
+        "response.signature",
+        "response.userHandle",
+    ),
+    "assertion",
+)
+
+
+@bp.route("/<session_id>/passkey", methods=["POST"])
+@login_required
+@require(LINK_PHONE)
+def passkey(session_id: str) -> ResponseReturnValue:
+    """Hand WAHA the passkey assertion made on web.whatsapp.com (the session asks for its passkey)."""
+    session = sessions_service.get_session(_tenant(), session_id)
+    form = PasskeyForm()
+    if form.validate_on_submit():
+        try:
+            sessions_service.submit_passkey(_tenant(), session.id, form.assertion.data, principal().actor())
+        except ServiceError as exc:
+            apply_service_error(form, exc, {**_ASSERTION_FIELDS, "code:session_not_ready": "assertion"})
+        else:
+            flash("WhatsApp has the passkey. The session links the phone in a moment.", "success")
+            return redirect_to(url_for("sessions.detail", session_id=session.id))
+    state = _live_state(session)
+    context = {**state, "pairing_form": PairingCodeForm(), "passkey_form": form, "actions": ACTIONS}
+    return page_or_fragment("sessions/detail.html", "sessions/_pairing_panel.html", **context), 400
+
+
+@bp.route("/<session_id>/passkey/confirm", methods=["POST"])
+@login_required
+@require(LINK_PHONE)
+def passkey_confirm(session_id: str) -> ResponseReturnValue:
+    """The code the portal shows matches the phone's: finish the passkey pairing."""
+    session = sessions_service.get_session(_tenant(), session_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        try:
+            sessions_service.confirm_passkey(_tenant(), session.id, principal().actor())
+        except ServiceError as exc:
+            flash(say_exc(exc), "error")
+        else:
+            flash("Confirmed. The session links the phone in a moment.", "success")
+    return redirect_to(url_for("sessions.detail", session_id=session.id))
 
 
 @bp.route("/<session_id>/screenshot")

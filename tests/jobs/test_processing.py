@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -233,7 +234,7 @@ def test_malformed_message_event_is_marked_failed_and_others_still_apply(client,
     assert _message(good["id"]) is not None
 
 
-def test_inbound_media_is_downloaded_into_portal_storage(app, client, tenant, sim, run_jobs):
+def test_inbound_media_is_downloaded_into_portal_storage(app, client, tenant, sim, run_jobs, media_backend):
     session = working_session(tenant, sim, "Media")
     png = base64.b64decode(
         "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -246,6 +247,9 @@ def test_inbound_media_is_downloaded_into_portal_storage(app, client, tenant, si
     with handle:
         assert handle.read() == png
     assert mimetype == "image/png" and filename.endswith(".png")
+    # a fresh random key under the tenant's prefix: no session, message id or sender's file name in it
+    assert re.fullmatch(rf"t/{tenant.id}/m/[0-9a-f]{{32}}\.png", message.media["key"])
+    assert storage().size(message.media["key"]) == len(png)
     storage().delete(message.media["key"])
 
 

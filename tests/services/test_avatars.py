@@ -3,6 +3,7 @@ WhatsApp's CDN), served only to its tenant, and the selection of contacts whose 
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from portal.extensions import db
 from portal.models import Chat, Contact, utcnow
 from portal.services import avatars
 from portal.services.errors import NotFound
+from portal.storage import storage
 from tests.builders import make_tenant, make_token, new_session
 from tests.helpers import Api, LoopbackServer
 
@@ -42,7 +44,7 @@ def contact_of(tenant: Any, chat_id: str = "491709999999@c.us") -> Contact:
     return contact
 
 
-def test_picture_is_stored_once_and_served_to_its_tenant(tenant, cdn):
+def test_picture_is_stored_once_and_served_to_its_tenant(tenant, cdn, media_backend):
     contact = contact_of(tenant)
 
     outcome = avatars.store_avatar(contact, f"{cdn}/pic.png")
@@ -50,10 +52,22 @@ def test_picture_is_stored_once_and_served_to_its_tenant(tenant, cdn):
     handle, mimetype = avatars.open_avatar(tenant, contact.id)
     with handle:
         assert (outcome, handle.read(), mimetype) == ("stored", PNG, "image/png")
-    assert contact.avatar_key == f"avatars/{tenant.id}/{contact.id}.png" and contact.avatar_fetched_at is not None
+    # the key names the tenant but nothing guessable: no contact id, no chat id
+    assert re.fullmatch(rf"t/{tenant.id}/a/[0-9a-f]{{32}}\.png", contact.avatar_key)
+    assert contact.avatar_fetched_at is not None
 
 
-def test_other_tenants_picture_is_not_found(tenant, cdn):
+def test_a_refreshed_picture_replaces_the_stored_one(tenant, cdn, media_backend):
+    contact = contact_of(tenant)
+    avatars.store_avatar(contact, f"{cdn}/pic.png")
+    first = contact.avatar_key
+
+    assert avatars.store_avatar(contact, f"{cdn}/pic.png") == "stored"
+
+    assert contact.avatar_key != first and storage().exists(contact.avatar_key) and not storage().exists(first)
+
+
+def test_other_tenants_picture_is_not_found(tenant, cdn, media_backend):
     contact = contact_of(tenant)
     avatars.store_avatar(contact, f"{cdn}/pic.png")
 
@@ -97,7 +111,7 @@ def test_fetch_for_a_session_that_is_not_working_is_skipped(tenant):
     assert avatars.fetch_avatar(contact.id, session.id) == "skipped" and contact.avatar_state is None
 
 
-def test_api_shows_the_stored_picture(client, tenant, cdn):
+def test_api_shows_the_stored_picture(client, tenant, cdn, media_backend):
     api = Api(client, make_token(tenant))
     contact = contact_of(tenant)
     avatars.store_avatar(contact, f"{cdn}/pic.png")
@@ -111,7 +125,7 @@ def test_api_shows_the_stored_picture(client, tenant, cdn):
     assert other.get(listed["avatarUrl"]).status_code == 404
 
 
-def test_scheduled_job_fetches_the_profile_picture_whatsapp_has(tenant, sim):
+def test_scheduled_job_fetches_the_profile_picture_whatsapp_has(tenant, sim, media_backend):
     from portal.jobs.inbox import fetch_avatars
     from tests.builders import wait_for_status
 

@@ -126,7 +126,7 @@ def _stored_message(tenant: Any, media: dict[str, Any]) -> Message:
     return message
 
 
-def test_media_of_another_tenants_message_is_not_found(tenant):
+def test_media_of_another_tenants_message_is_not_found(tenant, media_backend):
     storage().save("x/one.png", b"png", "image/png")
     message = _stored_message(tenant, {"status": "stored", "key": "x/one.png", "mimetype": "image/png"})
     other = make_tenant("other")
@@ -145,14 +145,14 @@ def test_media_of_another_tenants_message_is_not_found(tenant):
         {"status": "stored", "key": "x/missing.png"},
     ],
 )
-def test_message_without_a_stored_file_has_no_media(tenant, media):
+def test_message_without_a_stored_file_has_no_media(tenant, media, media_backend):
     message = _stored_message(tenant, media)
     with pytest.raises(NotFound) as error:
         events.media_for_message(tenant, message.id)
     assert error.value.code == "media_not_found"
 
 
-def test_stored_media_comes_back_with_type_and_name(tenant):
+def test_stored_media_comes_back_with_type_and_name(tenant, media_backend):
     storage().save("x/two.pdf", b"%PDF-1.4", "application/pdf")
     message = _stored_message(
         tenant, {"status": "stored", "key": "x/two.pdf", "mimetype": "application/pdf", "filename": "../../invoice.pdf"}

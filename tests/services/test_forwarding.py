@@ -151,7 +151,15 @@ def test_backoff_doubles_each_attempt_with_at_most_a_fifth_of_jitter(ctx):
         assert base <= delay <= base * 1.2
 
 
-def test_dispatch_queues_only_attempts_that_are_due(tenant):
+def _queued_drains() -> int:
+    from rq import Queue
+
+    from portal.extensions import redis_store
+
+    return sum(1 for job in Queue("forwarding", connection=redis_store.client).jobs if "drain" in job.func_name)
+
+
+def test_dispatch_asks_for_one_drain_while_attempts_are_due(tenant):
     endpoint, _ = forwarding.create_endpoint(tenant, TEST_ACTOR, url="http://127.0.0.1:9/")
     due = _delivery(tenant, endpoint, 1, "pending")
     due.due_at = utcnow() - timedelta(seconds=1)
@@ -159,7 +167,20 @@ def test_dispatch_queues_only_attempts_that_are_due(tenant):
     later.due_at = utcnow() + timedelta(minutes=5)
     db.session.commit()
     assert forwarding.dispatch_due() == 1
-    assert forwarding.dispatch_due() == 0  # the queued one is leased, not queued twice
+    assert forwarding.dispatch_due() == 1  # still due, but the drain that waits in the queue will take it
+    assert _queued_drains() == 1
+
+
+def test_dispatch_leaves_attempts_a_batch_holds_until_their_lease_ends(tenant):
+    endpoint, _ = forwarding.create_endpoint(tenant, TEST_ACTOR, url="http://127.0.0.1:9/")
+    held = _delivery(tenant, endpoint, 1, "pending")
+    held.due_at = utcnow() - timedelta(seconds=1)
+    held.leased_until = utcnow() + timedelta(minutes=2)
+    db.session.commit()
+    assert forwarding.dispatch_due() == 0
+    held.leased_until = utcnow() - timedelta(seconds=1)  # the worker that claimed it died; its lease ran out
+    db.session.commit()
+    assert forwarding.dispatch_due() == 1
 
 
 def test_every_event_an_endpoint_is_offered_is_accepted(tenant):
@@ -172,3 +193,36 @@ def test_events_an_endpoint_has_beyond_the_usual_list_stay_on_offer():
     choices = forwarding.endpoint_event_choices(["message", "poll.vote"])
     assert choices[: len(forwarding.ENDPOINT_EVENTS)] == list(forwarding.ENDPOINT_EVENTS)
     assert choices[len(forwarding.ENDPOINT_EVENTS) :] == [("poll.vote", "poll.vote")]
+
+
+def _attempt(tenant: Any, n: int, created: Any) -> WebhookDelivery:
+    row = WebhookDelivery(
+        tenant_id=tenant.id,
+        url="https://hooks.example.com/in",
+        msg_id=f"msg_{n}",
+        event_type="message",
+        payload={},
+        status="succeeded",
+        created_at=created,
+    )
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def test_delivery_pages_follow_the_time_of_the_attempts_each_once(tenant):
+    base = utcnow() - timedelta(hours=1)
+    rows = [_attempt(tenant, n, base + timedelta(seconds=n)) for n in range(7)]
+    rows.append(_attempt(tenant, 99, base + timedelta(seconds=2.5)))  # a later id with an earlier time
+    _attempt(make_tenant(), 100, base + timedelta(seconds=3))  # another tenant's, never listed
+    db.session.commit()
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = forwarding.list_deliveries(tenant, cursor=cursor, limit=3)
+        seen += [d.msg_id for d in page.items]
+        pages += 1
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    expected = [r.msg_id for r in sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)]
+    assert seen == expected and pages == 3

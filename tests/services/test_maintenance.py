@@ -133,7 +133,7 @@ def test_orphan_waha_session_is_deleted_after_the_grace_period(app, tenant, sim)
     assert sim.session("not_ours") is not None and sim.session(kept.external_name) is not None
 
 
-def test_prune_applies_each_tenants_retention(tenant):
+def test_prune_applies_each_tenants_retention(tenant, media_backend):
     session = new_session(tenant, "Old")
     tenant.retention_messages_days, tenant.retention_events_days = 30, 7
     old, recent = utcnow() - timedelta(days=40), utcnow() - timedelta(days=1)

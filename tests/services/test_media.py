@@ -119,7 +119,9 @@ def _stored(tenant: Any, mimetype: str) -> Message:
     return message
 
 
-def test_a_file_stored_with_a_comma_separated_type_downloads_as_octet_stream_from_the_api(client, tenant):
+def test_a_file_stored_with_a_comma_separated_type_downloads_as_octet_stream_from_the_api(
+    client, tenant, media_backend
+):
     message = _stored(tenant, "video/mp4,text/html")
     response = client.get(
         f"/waha/messages/{message.id}/media", headers={"Authorization": f"Bearer {make_token(tenant)}"}
@@ -131,7 +133,7 @@ def test_a_file_stored_with_a_comma_separated_type_downloads_as_octet_stream_fro
     storage().delete("t/html.bin")
 
 
-def test_a_file_stored_with_a_comma_separated_type_is_not_rendered_by_the_portal(login, owner, tenant):
+def test_a_file_stored_with_a_comma_separated_type_is_not_rendered_by_the_portal(login, owner, tenant, media_backend):
     message = _stored(tenant, "video/mp4,text/html")
     response = login(owner).get(f"/messages/{message.id}/media")
     assert response.status_code == 200
@@ -154,7 +156,9 @@ def _media_of(message_id: str) -> dict:
     return db.session.scalar(select(Message.media).where(Message.waha_message_id == message_id))
 
 
-def test_media_is_downloaded_at_once_when_its_job_cannot_be_queued(app, client, tenant, sim, run_jobs, monkeypatch):
+def test_media_is_downloaded_at_once_when_its_job_cannot_be_queued(
+    app, client, tenant, sim, run_jobs, monkeypatch, media_backend
+):
     _session, message_id = _inbound_with_media(app, client, tenant, sim)
     monkeypatch.setitem(
         app.extensions, "portal_jobs", RQRunner(unreachable_redis())
@@ -166,7 +170,7 @@ def test_media_is_downloaded_at_once_when_its_job_cannot_be_queued(app, client, 
     storage().delete(stored["key"])
 
 
-def test_sweeper_requeues_media_left_pending(app, client, tenant, sim, run_jobs):
+def test_sweeper_requeues_media_left_pending(app, client, tenant, sim, run_jobs, media_backend):
     _session, message_id = _inbound_with_media(app, client, tenant, sim)
     events.process_batch()  # the download job is queued...
     redis_store.client.flushdb()  # ...and lost (Redis restarted without its data)

@@ -454,7 +454,7 @@ def test_log_links_media_to_the_download_route(owner_client, tenant, sim):
     assert f'href="/messages/{message.id}/media"' in page and "photo.png" in page
 
 
-def test_media_of_a_stored_file_downloads_inline(owner_client, tenant, sim):
+def test_media_of_a_stored_file_downloads_inline(owner_client, tenant, sim, media_backend):
     session = working_session(tenant, sim)
     key = f"{tenant.id}/{session.id}/photo.png"
     storage().save(key, tiny_png(), "image/png")
@@ -486,7 +486,7 @@ def _stored_media(tenant, session, data: bytes, mimetype: str, filename: str):
     )
 
 
-def test_media_is_served_under_a_policy_that_loads_and_runs_nothing(owner_client, tenant, sim):
+def test_media_is_served_under_a_policy_that_loads_and_runs_nothing(owner_client, tenant, sim, media_backend):
     message = _stored_media(tenant, working_session(tenant, sim), tiny_png(), "image/png", "photo.png")
     response = owner_client.get(f"/messages/{message.id}/media")
     policy = response.headers["Content-Security-Policy"]
@@ -497,7 +497,7 @@ def test_media_is_served_under_a_policy_that_loads_and_runs_nothing(owner_client
 @pytest.mark.parametrize(
     "mimetype,filename", [("application/pdf", "invoice.pdf"), ("image/svg+xml", "logo.svg"), ("text/html", "page.html")]
 )
-def test_media_other_than_images_and_sound_is_downloaded(owner_client, tenant, sim, mimetype, filename):
+def test_media_other_than_images_and_sound_is_downloaded(owner_client, tenant, sim, mimetype, filename, media_backend):
     message = _stored_media(tenant, working_session(tenant, sim), b"<svg onload=alert(1)>", mimetype, filename)
     response = owner_client.get(f"/messages/{message.id}/media")
     assert response.headers["Content-Disposition"].startswith("attachment")
@@ -517,3 +517,45 @@ def test_media_not_fetched_yet_is_not_found_and_not_linked(owner_client, tenant,
     assert owner_client.get(f"/messages/{message.id}/media").status_code == 404
     page = owner_client.get("/messages/").get_data(as_text=True)
     assert "a.pdf" in page and "(being fetched)" in page and f"/messages/{message.id}/media" not in page
+
+
+def test_log_rows_escape_what_people_typed_and_link_the_chat_as_the_route_does(owner_client, tenant, sim, app):
+    session = working_session(tenant, sim)
+    session.name = "Sales <b>&</b>"
+    db.session.commit()
+    odd_chat = "team #1 ü?&x@g.us"
+    message = stored_message(tenant, session, chat_id=odd_chat, body="<script>alert(1)</script> & more")
+    page = owner_client.get("/messages/").get_data(as_text=True)
+    with app.test_request_context():
+        from flask import url_for
+
+        chat_url = url_for("messages.conversation", session_id=session.id, chat_id=odd_chat)
+    row = page[page.index(f'id="message-{message.id}"') :]
+    row = row[: row.index("</tr>")]
+    assert "<script>" not in row and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in row
+    assert "Sales &lt;b&gt;&amp;&lt;/b&gt;" in row
+    assert f'href="{chat_url.replace("&", "&amp;")}"' in row
+    assert owner_client.get(chat_url).status_code == 303  # the link opens the conversation
+
+
+@pytest.mark.parametrize(
+    "media,shown",
+    [
+        ({"kind": "document", "filename": "a.pdf", "status": "pending"}, "(being fetched)"),
+        ({"kind": "image", "status": "refused", "reason": "too large"}, "(not kept: too large)"),
+        ({"kind": "document", "filename": "b.pdf", "size": 2048, "mimetype": "application/pdf"}, "(sent, 2.0 KB)"),
+    ],
+)
+def test_log_says_what_became_of_an_attachment(owner_client, tenant, sim, media, shown):
+    stored_message(tenant, working_session(tenant, sim), direction="out", body=None, media=media)
+    page = owner_client.get("/messages/").get_data(as_text=True)
+    assert shown in page
+
+
+def test_log_filter_error_goes_away_once_the_filter_is_fixed(owner_client):
+    bad = owner_client.get("/messages/?since=2026-05-10&until=2026-05-01").get_data(as_text=True)
+    assert "The end date is before the start date." in bad
+    good = owner_client.get("/messages/?since=2026-05-01&until=2026-05-10").get_data(as_text=True)
+    assert "The end date is before the start date." not in good and 'value="2026-05-10"' in good
+    again = owner_client.get("/messages/?since=2026-05-10&until=2026-05-01").get_data(as_text=True)
+    assert "The end date is before the start date." in again

@@ -22,6 +22,7 @@ from portal.api.schemas.common import (
     string_rule,
 )
 from portal.models import Engine, SessionStatus
+from portal.services.sessions.passkey import B64URL_PATTERN
 
 
 def _events_schema(schema: dict[str, Any]) -> None:
@@ -286,3 +287,41 @@ class PairingCodeResponse(Response):
     code: str = Field(
         examples=["ABCD-1234"], description="Type it on the phone: Linked devices > Link with phone number."
     )
+
+
+_B64URL = B64URL_PATTERN
+
+
+def _b64url_field(description: str) -> Any:
+    return Field(min_length=2, max_length=8192, pattern=_B64URL, description=description)
+
+
+class PasskeyResponseDataDto(Request):
+    clientDataJSON: str = _b64url_field("Base64url clientDataJSON from the authenticator.")
+    authenticatorData: str = _b64url_field("Base64url authenticatorData from the authenticator.")
+    signature: str = _b64url_field("Base64url signature from the authenticator.")
+    userHandle: str | None = Field(
+        default=None, min_length=2, max_length=8192, pattern=_B64URL, description="Base64url user handle, if any."
+    )
+
+
+class PasskeyAssertionDto(Request):
+    """`navigator.credentials.get({publicKey}).toJSON()` of the challenge, made on https://web.whatsapp.com."""
+
+    id: str = _b64url_field("Credential id.")
+    rawId: str = _b64url_field("Base64url raw credential id.")
+    type: Literal["public-key"]
+    response: PasskeyResponseDataDto
+
+
+class PasskeyStepResponse(Response):
+    status: str = Field(description="PASSKEY_REQUIRED or PASSKEY_CONFIRMATION_REQUIRED.")
+    step: Literal["assert", "confirm"] = Field(
+        description="assert: sign `challenge` on web.whatsapp.com and POST the assertion; confirm: check that the "
+        "phone shows `code`, then POST .../passkey/confirm."
+    )
+    challenge: dict[str, Any] | None = Field(
+        description="WAHA's WebAuthn request options (challenge, timeout, rpId, allowCredentials, userVerification), "
+        "base64url-encoded as WAHA gives them; null in the confirm step."
+    )
+    code: str | None = Field(description="The code the phone must show; null in the assert step.")

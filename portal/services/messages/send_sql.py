@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from portal.dbengines import autocommit_active
 from portal.extensions import db
 from portal.models import (
     ACK_NAMES,
@@ -162,9 +163,7 @@ def _statements_commit_themselves() -> bool:
     needs no BEGIN and COMMIT round trips and keeps one pooled connection from authentication to the answer,
     because each of its writes on the way is a single statement that commits itself.
     """
-    if not db.session().in_transaction():
-        return False
-    return db.session.connection().get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    return autocommit_active(db.session())
 
 
 def _new_row(**values: Any) -> Message:

@@ -85,9 +85,13 @@ def mark_deleting(session_id: str) -> None:
     with_lock_retry(work, f"marking session {session_id} for deletion")
 
 
-def delete_rows(session_id: str, before_commit: Callable[[], object]) -> None:
+def delete_rows(session_id: str, before_commit: Callable[[], object]) -> list[str]:
     """Delete the session's row and its dependent rows in the lock order above; `before_commit` adds the audit
-    row to the same transaction. Retried on deadlocks; SessionBusy when that does not help."""
+    row to the same transaction. Retried on deadlocks; SessionBusy when that does not help. Returns the storage
+    keys of the deleted messages' files (to delete once committed: `media_files.delete_files`)."""
+    from portal.services.media_files import session_keys
+
+    keys: list[str] = []
 
     def work() -> None:
         _lock_timeout()
@@ -116,6 +120,7 @@ def delete_rows(session_id: str, before_commit: Callable[[], object]) -> None:
             .where(WebhookDelivery.session_id == session_id)
             .execution_options(synchronize_session=False)
         )
+        keys[:] = session_keys(session_id)  # under the advisory lock: no batch adds a file after this
         # chats first (their notes go with them): deleting the messages would otherwise unlink each chat's last one
         db.session.execute(
             delete(Chat).where(Chat.session_id == session_id).execution_options(synchronize_session=False)
@@ -131,6 +136,7 @@ def delete_rows(session_id: str, before_commit: Callable[[], object]) -> None:
         db.session.commit()
 
     with_lock_retry(work, f"deleting session {session_id}")
+    return keys
 
 
 def _lock_timeout() -> None:

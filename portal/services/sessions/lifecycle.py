@@ -282,12 +282,15 @@ def delete_session(tenant: Tenant, session_id: Any, actor: Actor) -> None:
     except waha_errors.WahaError as exc:
         db.session.rollback()
         raise map_waha_error(exc) from exc
-    deletion.delete_rows(
+    keys = deletion.delete_rows(
         session_key,
         lambda: audit.record(
             tenant.id, "session.delete", actor, target_type="session", target_id=session_key, details=details
         ),
     )
+    from portal.services.media_files import delete_files
+
+    delete_files(keys)
     drop_qr_cache(session_key)
     pacing.reset(session_key)
     from portal.services.events import forget_session_key

@@ -10,6 +10,7 @@ from portal.extensions import redis_store
 from portal.models import Tenant, WahaSession
 from portal.services import audit
 from portal.services.errors import ServiceError
+from portal.services.sessions.passkey import PASSKEY_STATUSES, passkey_step
 from portal.services.sessions.qr import get_qr
 from portal.services.sessions.status import sync_session
 
@@ -27,8 +28,8 @@ def watch_session(tenant: Tenant, session: WahaSession, *, may_link: bool = True
     scan and the watcher may link a phone (`may_link`, see permissions.LINK_PHONE), and whether it is still on
     its way (the page keeps following it in every status).
 
-    Returns {"session", "qr", "qr_error", "qr_error_code", "sync_error", "sync_error_code", "qr_expired",
-    "polling", "settled"}; "polling" is
+    Returns {"session", "passkey" (the step while WhatsApp asks for a passkey), "passkey_error", "qr",
+    "qr_error", "qr_error_code", "sync_error", "sync_error_code", "qr_expired", "polling", "settled"}; "polling" is
     always true, "settled" tells a status that is not on the way to WORKING.
     """
     sync_error = sync_error_code = qr_error_code = None
@@ -50,8 +51,16 @@ def watch_session(tenant: Tenant, session: WahaSession, *, may_link: bool = True
                 pass
             if session.status == "SCAN_QR_CODE":
                 qr_error, qr_error_code = exc.message, exc.code
+    passkey = passkey_error = None
+    if session.status in PASSKEY_STATUSES and may_link:
+        try:
+            passkey = passkey_step(tenant, session)
+        except ServiceError as exc:
+            passkey_error = exc.message
     return {
         "session": session,
+        "passkey": passkey,
+        "passkey_error": passkey_error,
         "qr": qr,
         "qr_error": qr_error,
         "sync_error": sync_error,
