@@ -60,9 +60,30 @@ def advance(campaign_id: int, *, budget: float = 20.0) -> str | None:
         if not _check_batch(campaign):
             break
         db.session.refresh(campaign)
+    if campaign.state in ("checking", "running", "paused", "cancelled"):
+        _catch_up(campaign.id)
     if campaign.state == "running":
         _finish_if_done(campaign)
     return campaign.state
+
+
+def _catch_up(campaign_id: int) -> None:
+    """Outcomes the settle hook never wrote (the process died between the queue's commit and the hook):
+    read back from the send queue, so a recipient never stays "queued" for a message that settled."""
+    from portal.models import QueuedSend
+
+    stmt = (
+        select(QueuedSend)
+        .join(CampaignRecipient, CampaignRecipient.id == QueuedSend.origin_id)
+        .where(
+            QueuedSend.origin == "campaign",
+            CampaignRecipient.campaign_id == campaign_id,
+            CampaignRecipient.state == "queued",
+            QueuedSend.state.in_(tuple(_OUTCOME)),
+        )
+    )
+    for item in list(db.session.scalars(stmt)):
+        settled(item)
 
 
 def _check_rate() -> float:
