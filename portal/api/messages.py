@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from flask import Response, request, url_for
+from flask import Response, g, request, url_for
 
 from portal.api import bp
 from portal.api.auth import api_route
@@ -30,7 +30,7 @@ from portal.api.schemas import (
     validate,
 )
 from portal.converters import parse_id
-from portal.services import messages, outreach
+from portal.services import messages, optouts, outreach
 from portal.services.errors import Invalid, NotFound
 from portal.services.media import media_file, media_gone, uploaded_media
 from portal.storage.serving import send_stored
@@ -69,6 +69,8 @@ def _message_id(raw: str) -> int:
 @api_route("messages:send", autocommit=True)
 def send_message(session_id: str) -> Response:
     dto = json_body(SendMessageDto)
+    if dto.ignoreOptOut:
+        optouts.check_override(g.principal.tenant.id, g.principal.kind, g.principal.actor_id, g.principal.role)
     if dto.sendAt is not None:
         with dto_field_names({"send_at": "sendAt"}):
             item = outreach.schedule_message(
@@ -95,6 +97,7 @@ def send_message(session_id: str) -> Response:
             metadata=dto.metadata,
             idempotency_key=idempotency_key(),
             source="api",
+            ignore_opt_out=dto.ignoreOptOut,
         )
     return send(_message(message))
 

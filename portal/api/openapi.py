@@ -330,6 +330,7 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
             {"name": "Sessions"},
             {"name": "Messages"},
             {"name": "Inbox"},
+            {"name": "Campaigns"},
             {"name": "Webhooks"},
             {"name": "Service"},
         ],

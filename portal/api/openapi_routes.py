@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from portal.api import schemas as s
+from portal.api.openapi_campaigns import CAMPAIGN_MODELS, CAMPAIGN_ROUTES
 from portal.api.openapi_inbox import INBOX_MODELS, INBOX_ROUTES
 from portal.api.openapi_pairing import PAIRING_MODELS, PAIRING_ROUTES
 from portal.api.openapi_scheduled import SCHEDULED_MODELS, SCHEDULED_ROUTES
@@ -330,6 +331,7 @@ ROUTES: tuple[ApiRoute, ...] = (
     ),
     *INBOX_ROUTES,
     *SCHEDULED_ROUTES,
+    *CAMPAIGN_ROUTES,
     ApiRoute(
         "GET",
         "/waha/health",
@@ -387,6 +389,7 @@ COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
     *PAIRING_MODELS,
     *INBOX_MODELS,
     *SCHEDULED_MODELS,
+    *CAMPAIGN_MODELS,
     s.ErrorResponse,
     s.ErrorBody,
     s.FieldError,

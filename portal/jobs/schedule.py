@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portal.queue import (
+    JOB_ADVANCE_CAMPAIGNS,
     JOB_CHECK_NUMBER_HEALTH,
     JOB_CHECK_SERVERS,
     JOB_DISPATCH_DUE,
@@ -55,6 +56,8 @@ SCHEDULE: list[dict[str, Any]] = [
     {"id": "avatars-fetch", "func": JOB_FETCH_AVATARS, "interval": 60, "queue": QUEUE_MAINTENANCE},
     # PostgreSQL: monthly partitions of messages and webhook_events, this month and the next two (idempotent)
     {"id": "partitions-ensure", "func": JOB_ENSURE_PARTITIONS, "interval": 3600, "queue": QUEUE_MAINTENANCE},
+    # campaigns: start at their time, check numbers at a paced rate, queue them, finish when all settled
+    {"id": "campaigns-advance", "func": JOB_ADVANCE_CAMPAIGNS, "interval": 15, "queue": QUEUE_MAINTENANCE},
     # retention of messages, media files, events and deliveries (PostgreSQL: whole monthly partitions)
     {"id": "retention-prune", "func": JOB_PRUNE, "interval": 3600, "queue": QUEUE_MAINTENANCE},
 ]

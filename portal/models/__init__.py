@@ -2,6 +2,7 @@
 
 from portal.models.access import ApiToken, AuditEvent, IdempotencyRecord
 from portal.models.base import Base, get_for_tenant, rowcount, utcnow
+from portal.models.campaigns import Campaign, CampaignRecipient, CampaignReject, OptOut, OptOutSettings
 from portal.models.events import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from portal.models.inbox import CHAT_STATUSES, Chat, ChatNote, Contact, QuickReply
 from portal.models.messages import ACK_NAMES, STATUS_RANK, Message
@@ -21,6 +22,9 @@ __all__ = [
     "Base",
     "BrowserSession",
     "Engine",
+    "Campaign",
+    "CampaignRecipient",
+    "CampaignReject",
     "Chat",
     "ChatNote",
     "Contact",
@@ -32,6 +36,8 @@ __all__ = [
     "QueuedSend",
     "SendQueueSession",
     "SessionStatus",
+    "OptOut",
+    "OptOutSettings",
     "QuickReply",
     "Tenant",
     "User",

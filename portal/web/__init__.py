@@ -16,12 +16,14 @@ from portal.web import (
     admin,
     audit,
     auth,
+    campaigns,
     contacts,
     dashboard,
     inbox,
     inbox_actions,
     inbox_thread,
     messages,
+    optouts,
     outreach,
     outreach_settings,
     platform,
@@ -47,6 +49,8 @@ BLUEPRINTS = (
     inbox_actions.bp,  # and the actions on its messages
     contacts.bp,  # the people the tenant talks to
     outreach.bp,  # the send queue of each session and the scheduled messages
+    campaigns.bp,  # one message to many, through the send queue
+    optouts.bp,  # the numbers that opted out
     admin.bp,  # the /admin entry point; the administration pages follow
     team.bp,
     tokens.bp,

@@ -22,7 +22,7 @@ from portal.security import safe_next
 from portal.services import inbox as inbox_service
 from portal.services import media as media_service
 from portal.services import messages as messages_service
-from portal.services import outreach
+from portal.services import optouts, outreach
 from portal.services import sessions as sessions_service
 from portal.services.errors import Invalid, NotFound, ServiceError
 from portal.services.messages import POLL_SECONDS, FreshRows, LiveView, LogFilters
@@ -239,6 +239,11 @@ def send() -> ResponseReturnValue:
                 if form.send_at.data is not None:
                     return _schedule(form, text, media)
 
+                override = bool(form.ignore_opt_out.data)
+                if override:
+                    who = principal()
+                    optouts.check_override(who.tenant.id, who.kind, who.actor_id, who.role)
+
                 def attempt() -> Any:
                     return messages_service.send_message(
                         _tenant(),
@@ -249,6 +254,7 @@ def send() -> ResponseReturnValue:
                         media=media,
                         idempotency_key=form.idempotency_key.data,
                         source="portal",
+                        ignore_opt_out=override,
                     )
 
                 try:

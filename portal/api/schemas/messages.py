@@ -198,6 +198,12 @@ class SendMessageDto(Request):
     sendAt: datetime | None = Field(
         None, description=SEND_AT_DOC, json_schema_extra=string_rule(pattern=DATE_TIME_PATTERN)
     )
+    ignoreOptOut: bool = Field(
+        False,
+        description="Send even though the recipient is on your opt-out list (otherwise 409 recipient_opted_out). "
+        "Only for callers with messages:send whose role is owner or admin (a token: the member who created it); "
+        "others get 403. Audited with the send.",
+    )
 
     @field_validator("to")
     @classmethod

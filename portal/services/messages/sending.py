@@ -137,11 +137,15 @@ def send_message(
     metadata: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     source: str = "api",
+    ignore_opt_out: bool = False,
     paced: bool = True,
     before_call: Callable[[], None] | None = None,
     key_is_new: bool = False,
 ) -> Message:
     """Send a text or a media message through the session and return its row.
+
+    A recipient on the tenant's opt-out list is refused (Conflict 409 "recipient_opted_out") unless
+    `ignore_opt_out` (the door checks who may pass it); the list is read in the session lookup, no extra query.
 
     Checks, in order: the input (recipient normalised with `phonenumbers`, text <= 4096 characters, media kind,
     type and size), a repeated Idempotency-Key (returns the first message and never sends twice, except that a
@@ -194,6 +198,12 @@ def send_message(
                     outbox.look_up(servers.client_for(session.server), session.external_name, existing)
                 return existing
             again = (existing, again_from)
+    if session.opted_out and not ignore_opt_out:
+        raise Conflict(
+            "The recipient opted out of your messages; an owner or admin may send anyway with ignoreOptOut.",
+            code="recipient_opted_out",
+            details={"chatId": chat_id},
+        )
     if session.status != "WORKING":
         raise Conflict(
             f"The session is {session.status}; it must be WORKING to send.",
@@ -249,6 +259,9 @@ def send_message(
         if existing is None:
             raise
         return _same_request(existing, session_key, chat_id, body, stored_media)
+    if session.opted_out:  # the recipient opted out and an owner or admin sent anyway: on the record
+        audit.record(tenant_id, "opt_out.override", actor, target_type="message", target_id=message.id, details=details)
+        _commit_keeping_loaded_rows()
     return _attempt(tenant, actor, message, details, call, pre_id, one_statement_each)
 
 
