@@ -2,7 +2,7 @@
 opt_out_settings (the tenant's suppression list and its keywords)
 
 Revision ID: 0013_campaigns
-Revises: 0012_send_queue, 0015
+Revises: 0012_send_queue
 """
 from alembic import op
 import sqlalchemy as sa

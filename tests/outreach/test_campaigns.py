@@ -210,3 +210,34 @@ def test_cancelled_campaign_takes_its_waiting_messages_out_of_the_queue(tenant, 
     assert set(db.session.scalars(select(QueuedSend.state))) == {"cancelled"}
     counts = campaigns.counts(db.session.get(Campaign, campaign.id))
     assert (counts.queued, counts.skipped) == (0, 4)
+
+
+def test_a_second_capping_warning_midway_pauses_the_campaign_and_replies_still_go_out(tenant, working, sim, dispatch):
+    from portal.models import AuditEvent
+    from portal.services import messages, number_health
+
+    numbers = _numbers(40, start=6000000)
+    campaign = _campaign(tenant, working, numbers)
+    campaigns.advance(campaign.id)
+    sent: list[int] = []
+
+    def warn_after_ten(item: Any) -> None:
+        if item.state == "sent":
+            sent.append(item.id)
+            if len(sent) == 10:  # WhatsApp warns a second time: the scheduler reads it
+                sim.set_capping(working.external_name, "SECOND_WARNING", total=1000, used=900)
+                number_health.check_session(working.id)
+
+    rules.on_settled(warn_after_ten)
+    dispatch(working.id, run_for=20.0, nap_max=2.0)
+
+    paused = db.session.get(Campaign, campaign.id)
+    delivered = _sent_to(sim, working)
+    assert paused.state == "paused" and "SECOND_WARNING" in (paused.error or "")
+    assert 10 <= len(delivered) < 40 and set(delivered.values()) == {1}
+    pause = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "campaign.pause"))
+    assert pause is not None and pause.details["capping"] == "SECOND_WARNING"
+    # a reply to someone who got the campaign goes out while the campaign waits
+    reply = messages.send_message(tenant, working.id, TEST_ACTOR, to="+" + numbers[0], text="Thanks for asking!")
+    assert reply.status in ("PENDING", "SERVER")
+    assert _sent_to(sim, working)[numbers[0]] == 2

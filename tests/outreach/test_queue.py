@@ -169,3 +169,35 @@ def test_bad_input_is_refused_and_nothing_is_written(tenant, working):
 
     assert caught.value.details["index"] == 1
     assert db.session.scalar(select(func.count()).select_from(QueuedSend)) == 0
+
+
+def test_a_scheduled_message_to_a_new_contact_waits_out_a_timelock_and_one_to_a_known_chat_goes(
+    tenant, working, sim, dispatch
+):
+    from datetime import timedelta
+
+    from portal.models import QueuedSend, utcnow
+    from portal.services import messages, number_health, outreach
+    from portal.services.outreach import rules
+
+    gates = list(rules._gates)
+    outreach.register_gate(number_health.new_contact_gate)
+    try:
+        messages.send_message(tenant, working.id, TEST_ACTOR, to="+491705550001", text="we talked before")
+        sim.set_timelock(working.external_name, True, seconds=3600)
+        number_health.check_session(working.id)
+        soon = utcnow() + timedelta(seconds=1)
+        known = outreach.schedule_message(
+            tenant, working.id, TEST_ACTOR, to="+491705550001", send_at=soon, text="hi again"
+        )
+        new = outreach.schedule_message(tenant, working.id, TEST_ACTOR, to="+491705550002", send_at=soon, text="hello")
+
+        dispatch(working.id, run_for=6.0, nap_max=2.0)
+
+        held = db.session.get(QueuedSend, new.id)
+        assert db.session.get(QueuedSend, known.id).state == "sent"
+        assert held.state == "queued" and held.hold_reason == "WhatsApp limits new contacts of this number"
+        assert held.not_before is not None and held.not_before >= utcnow() + timedelta(minutes=55)
+        assert [m["body"] for m in sim.sent_messages(working.external_name)] == ["we talked before", "hi again"]
+    finally:
+        rules._gates[:] = gates

@@ -22,8 +22,9 @@ from sqlalchemy import func, select, update
 
 from portal.extensions import db
 from portal.models import Campaign, CampaignRecipient, Contact, Tenant, WahaSession, utcnow
-from portal.services import optouts
+from portal.services import audit, optouts
 from portal.services.audit import Actor
+from portal.services.campaigns.lifecycle import ACTIVE
 from portal.services.campaigns.templates import render
 from portal.services.contacts import CHECK_FRESH, _ask_waha, _remember
 from portal.waha import errors as waha_errors
@@ -289,10 +290,43 @@ def settled(item: Any) -> None:
     db.session.commit()
 
 
+# Capping levels at which a number's campaigns stop by themselves: the second warning comes before the cap.
+PAUSE_AT = ("SECOND_WARNING", "CAPPED")
+NUMBER_HEALTH = Actor(type="system", label="number health")
+
+
+def pause_on_warning(session: WahaSession, previous: dict[str, Any]) -> None:
+    """number_health listener: when WhatsApp's capping of a session reaches SECOND_WARNING (or CAPPED), every
+    running campaign that sends through it pauses (audited; a person resumes it). Replies are not affected."""
+    now_status = ((session.limits or {}).get("capping") or {}).get("cappingStatus")
+    before = ((previous or {}).get("capping") or {}).get("cappingStatus")
+    if now_status not in PAUSE_AT or before in PAUSE_AT:
+        return
+    running = db.session.scalars(
+        select(Campaign).where(Campaign.tenant_id == session.tenant_id, Campaign.state.in_(ACTIVE))
+    ).all()
+    for campaign in running:
+        if session.id not in (campaign.session_ids or []):
+            continue
+        campaign.state = "paused"
+        campaign.error = f"Paused: WhatsApp's new-chat capping of a session is at {now_status}."
+        audit.record(
+            campaign.tenant_id,
+            "campaign.pause",
+            NUMBER_HEALTH,
+            target_type="campaign",
+            target_id=campaign.id,
+            details={"session_id": session.id, "capping": now_status},
+        )
+
+
 def register() -> None:
-    """Plug the campaign and opt-out gates and the settle hook into the send queue (idempotent)."""
-    from portal.services import outreach
+    """Plug the campaign, opt-out and number-health gates and the settle hook into the send queue, and pause
+    campaigns when a number nears its cap (idempotent)."""
+    from portal.services import number_health, outreach
 
     outreach.register_gate(optouts.queue_gate)
     outreach.register_gate(campaign_gate)
+    outreach.register_gate(number_health.new_contact_gate)
     outreach.on_settled(settled)
+    number_health.on_change(pause_on_warning)
