@@ -345,6 +345,7 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
             _seed.forget()
         else:
             _empty_postgres(tables)
+            ensure_test_partitions()  # retention may have dropped a past month later tests write into (cheap if not)
 
 
 @pytest.fixture

@@ -306,7 +306,8 @@ class PasskeyResponseDataDto(Request):
 
 
 class PasskeyAssertionDto(Request):
-    """`navigator.credentials.get({publicKey}).toJSON()` of the challenge, made on https://web.whatsapp.com."""
+    """The browser's answer to the challenge (the result of navigator.credentials.get with the challenge as
+    publicKey, as toJSON() writes it), made on https://web.whatsapp.com."""
 
     id: str = _b64url_field("Credential id.")
     rawId: str = _b64url_field("Base64url raw credential id.")
