@@ -10,7 +10,7 @@
 2. Gaps: --gap-messages campaign messages with a fixed gap (--gap seconds), timed where they reach the simulator;
    every gap must be within 10 % of the configured one. Then a random gap (--gap .. 2 x --gap) stays in range.
 
-    .venv/bin/python bench/queue.py [--n 10000] [--baseline 2000] [--gap 0.5] [--gap-messages 20]
+    .venv/bin/python bench/send_queue.py [--n 10000] [--baseline 2000] [--gap 0.5] [--gap-messages 20]
 
 Needs PostgreSQL and Redis as for the tests; uses BENCH_QUEUE_DATABASE_URL (default database portal_bench_queue,
 reset here) and BENCH_REDIS_URL (default Redis db 9, flushed here).
