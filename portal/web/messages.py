@@ -103,7 +103,7 @@ def _filters(form: MessageFilterForm) -> LogFilters:
 @login_required
 @require("messages:read")
 def index() -> ResponseReturnValue:
-    sessions = _sessions()
+    sessions = sessions_service.session_names(_tenant())  # the filter and the rows' links need only the names
     sessions_by_id = {s.id: s for s in sessions}
     form = MessageFilterForm(formdata=request.args)
     form.session.choices = choices([("", "All sessions")] + [(s.id, s.name) for s in sessions])
