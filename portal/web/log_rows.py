@@ -10,6 +10,7 @@ ticks come from one table (which the inbox's `ticks` macro reads too).
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from typing import Any
 
@@ -18,7 +19,6 @@ from jinja2.filters import do_truncate
 from markupsafe import Markup, escape
 from wtforms import Field, SelectField
 
-from portal.models import Message
 from portal.web.wording import failed_send
 
 # status -> (glyph, words) of an outbound message's ticks; the inbox's macro reads the same table
@@ -32,6 +32,16 @@ TICKS: dict[str, tuple[str, str]] = {
 }
 BODY_CHARS = 200
 _PLACEHOLDER = "0"
+# HTML escapes as markupsafe writes them, in one C call per value (no Markup object per cell).
+_HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"})
+# A chat id in WhatsApp's usual spelling (digits, letters, "@", ".", "-", "_") reads the same in a URL path and
+# in HTML: it needs neither quoting nor escaping.
+_PLAIN_ID = re.compile(r"[A-Za-z0-9@._-]*")
+
+
+def _text(value: str) -> str:
+    """`value` escaped for HTML text or an attribute, exactly as markupsafe.escape does."""
+    return value.translate(_HTML)
 
 
 def chat_label(chat_id: str) -> str:
@@ -64,14 +74,17 @@ class _Links:
         return "—" if link is None else f"{link[0]}{message_id}{link[1]}"
 
     def chat(self, session_id: str, chat_id: str) -> str:
+        """The conversation's address, escaped for an attribute."""
         prefix = self.chat_prefixes.get(session_id)
         if prefix is None:
             url = url_for("messages.conversation", session_id=session_id, chat_id=_PLACEHOLDER)
-            prefix = self.chat_prefixes[session_id] = url[: -len(_PLACEHOLDER)]
-        return prefix + self.quote(chat_id)
+            prefix = self.chat_prefixes[session_id] = _text(url[: -len(_PLACEHOLDER)])
+        if _PLAIN_ID.fullmatch(chat_id):
+            return prefix + chat_id
+        return prefix + _text(self.quote(chat_id))
 
 
-def _media(m: Message) -> str:
+def _media(m: Any) -> str:
     """The attachment's part of the message cell: a download link once the file is stored, else what became of it."""
     media = m.media or {}
     name = escape(media.get("filename") or media.get("kind") or "Attachment")
@@ -93,16 +106,30 @@ def _media(m: Message) -> str:
     return html
 
 
-def _ticks(m: Message) -> str:
-    status = escape(m.status)
-    if m.direction != "out":
-        return f'<span class="muted small" data-status="{status}">Received</span>'
-    glyph, words = TICKS.get(m.status, ("?", m.status))
+def _ticks_cell(direction: str, status: str) -> str:
+    escaped = escape(status)
+    if direction != "out":
+        return f'<span class="muted small" data-status="{escaped}">Received</span>'
+    glyph, words = TICKS.get(status, ("?", status))
     words = escape(words)
     return (
-        f'<span class="ticks ticks-{status}" data-status="{status}" title="{words}"><span aria-hidden="true">'
+        f'<span class="ticks ticks-{escaped}" data-status="{escaped}" title="{words}"><span aria-hidden="true">'
         f'{glyph}</span><span class="visually-hidden">{words}</span></span>'
     )
+
+
+# The status cell follows from (direction, status) alone: made once per pair a process meets.
+_TICK_CELLS: dict[tuple[str, str], str] = {}
+
+
+def _ticks(m: Any) -> str:
+    key = (m.direction, m.status)
+    cell = _TICK_CELLS.get(key)
+    if cell is None:
+        cell = _TICK_CELLS[key] = _ticks_cell(*key)
+        if len(_TICK_CELLS) > 64:  # statuses come from a short list; anything else is not kept
+            _TICK_CELLS.clear()
+    return cell
 
 
 _DIRECTION = {
@@ -111,25 +138,33 @@ _DIRECTION = {
 }
 
 
-def log_rows(messages: list[Message], sessions_by_id: dict[str, Any]) -> list[Markup]:
-    """The log's rows (one <tr> each) for `messages`, in their order."""
+def log_rows(messages: list[Any], sessions_by_id: dict[str, Any]) -> list[Markup]:
+    """The log's rows (one <tr> each) for `messages` (Message objects or rows with the log's columns), in order."""
     links = _Links(sessions_by_id)
     env = current_app.jinja_env
     rows = []
     for m in messages:
         created = m.created_at
-        chat_url = escape(links.chat(m.session_id, m.chat_id))
-        body = f'<span class="text">{escape(do_truncate(env, m.body, BODY_CHARS))}</span>' if m.body else ""
+        chat_id = m.chat_id
+        chat_url = links.chat(m.session_id, chat_id)
+        text = m.body
+        if text:
+            if len(text) > BODY_CHARS:
+                text = do_truncate(env, text, BODY_CHARS)
+            body = f'<span class="text">{_text(text)}</span>'
+        else:
+            body = ""
         media = _media(m) if m.media else ""
-        error = f'<p class="error small">{escape(failed_send(m.error))}</p>' if m.error else ""
+        error = f'<p class="error small">{_text(failed_send(m.error))}</p>' if m.error else ""
         direction = "out" if m.direction == "out" else "in"
+        ident = m.id
         rows.append(
             Markup(
-                f'<tr id="message-{m.id}" class="msg-{direction}">\n'
+                f'<tr id="message-{ident}" class="msg-{direction}">\n'
                 f'<td><time datetime="{created.isoformat()}">{created:%Y-%m-%d %H:%M}</time></td>\n'
-                f"<td>{links.session(m.id, m.session_id)}</td>\n"
+                f"<td>{links.session(ident, m.session_id)}</td>\n"
                 f"<td>{_DIRECTION[direction]}</td>\n"
-                f'<td><a id="m{m.id}-chat" href="{chat_url}">{escape(chat_label(m.chat_id))}</a></td>\n'
+                f'<td><a id="m{ident}-chat" href="{chat_url}">{_text(chat_label(chat_id))}</a></td>\n'
                 f'<td class="body">{body}\n{media}\n{error}</td>\n'
                 f"<td>{_ticks(m)}</td>\n"
                 "</tr>\n"
