@@ -144,7 +144,7 @@ def log_rows(messages: list[Any], sessions_by_id: dict[str, Any]) -> list[Markup
     env = current_app.jinja_env
     rows = []
     for m in messages:
-        created = m.created_at
+        created = m.created_at.isoformat()  # shown as its date and hours:minutes (%Y-%m-%d %H:%M)
         chat_id = m.chat_id
         chat_url = links.chat(m.session_id, chat_id)
         text = m.body
@@ -161,7 +161,7 @@ def log_rows(messages: list[Any], sessions_by_id: dict[str, Any]) -> list[Markup
         rows.append(
             Markup(
                 f'<tr id="message-{ident}" class="msg-{direction}">\n'
-                f'<td><time datetime="{created.isoformat()}">{created:%Y-%m-%d %H:%M}</time></td>\n'
+                f'<td><time datetime="{created}">{created[:10]} {created[11:16]}</time></td>\n'
                 f"<td>{links.session(ident, m.session_id)}</td>\n"
                 f"<td>{_DIRECTION[direction]}</td>\n"
                 f'<td><a id="m{ident}-chat" href="{chat_url}">{_text(chat_label(chat_id))}</a></td>\n'
