@@ -29,7 +29,7 @@ from portal.storage.serving import send_stored
 from portal.tenancy import require
 from portal.web import uploads
 from portal.web.forms import MessageFilterForm, SendMessageForm, choices
-from portal.web.helpers import STOP_POLLING, apply_service_error, day_start, principal, redirect_to
+from portal.web.helpers import STOP_POLLING, apply_service_error, day_start, principal, reads_only, redirect_to
 from portal.web.log_rows import TICKS, filter_field, log_rows
 from portal.web.send_form import form_key, new_key, session_choices, stale_form, too_large
 from portal.web.wording import WORDS, say_exc
@@ -100,6 +100,7 @@ def _filters(form: MessageFilterForm) -> LogFilters:
 
 
 @bp.route("/")
+@reads_only
 @login_required
 @require("messages:read")
 def index() -> ResponseReturnValue:
