@@ -1,15 +1,18 @@
-"""The message log's rows, made in Python: the markup of one row of the log (`messages/_log.html`); and the
-log's filter fields, kept once rendered.
+"""The message log's rows, made in Python and kept once made: the markup of one row of the log
+(`messages/_log.html`); and the log's filter fields, kept once rendered.
 
 A row built by Jinja macros cost six macro calls, two `url_for` and some twenty attribute lookups and escapes,
 which made rendering most of the log page's CPU time (50 rows a page, re-read every few seconds by each viewer).
 Here a row is one string: each value is escaped once, the session link is built once per session, the
 conversation link once per session and completed with the chat id (quoted by the route's own converter), and the
-ticks come from one table (which the inbox's `ticks` macro reads too).
+ticks come from one table (which the inbox's `ticks` macro reads too). A row made once is kept per process under
+everything it shows (`log_rows`), since viewers re-read the same rows every few seconds; values are escaped with
+one `str.translate` each, as markupsafe escapes them.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections import OrderedDict
 from typing import Any
@@ -62,23 +65,32 @@ class _Links:
         self.chat_prefixes: dict[str, str] = {}
         self.quote = current_app.url_map.converters["default"](current_app.url_map).to_url
 
-    def session(self, message_id: int, session_id: str) -> str:
-        """The session cell: a link to the session, or a dash when it is not among the tenant's sessions."""
+    def session_link(self, session_id: str) -> tuple[str, str] | None:
+        """The two halves of the session cell's link (around the message id); None for a session not listed."""
         if session_id not in self.sessions:
             session = self.sessions_by_id.get(session_id)
             self.sessions[session_id] = None
             if session is not None:
                 url = escape(url_for("sessions.detail", session_id=session.id))
                 self.sessions[session_id] = ('<a id="m', f'-session" href="{url}">{escape(session.name)}</a>')
-        link = self.sessions[session_id]
+        return self.sessions[session_id]
+
+    def session(self, message_id: int, session_id: str) -> str:
+        """The session cell: a link to the session, or a dash when it is not among the tenant's sessions."""
+        link = self.session_link(session_id)
         return "—" if link is None else f"{link[0]}{message_id}{link[1]}"
 
-    def chat(self, session_id: str, chat_id: str) -> str:
-        """The conversation's address, escaped for an attribute."""
+    def chat_prefix(self, session_id: str) -> str:
+        """The address of the session's conversations, up to the chat id, escaped for an attribute."""
         prefix = self.chat_prefixes.get(session_id)
         if prefix is None:
             url = url_for("messages.conversation", session_id=session_id, chat_id=_PLACEHOLDER)
             prefix = self.chat_prefixes[session_id] = _text(url[: -len(_PLACEHOLDER)])
+        return prefix
+
+    def chat(self, session_id: str, chat_id: str) -> str:
+        """The conversation's address, escaped for an attribute."""
+        prefix = self.chat_prefix(session_id)
         if _PLAIN_ID.fullmatch(chat_id):
             return prefix + chat_id
         return prefix + _text(self.quote(chat_id))
@@ -138,39 +150,70 @@ _DIRECTION = {
 }
 
 
+ROW_CACHE_SIZE = 2048
+_rows: OrderedDict[tuple[Any, ...], Markup] = OrderedDict()
+
+
 def log_rows(messages: list[Any], sessions_by_id: dict[str, Any]) -> list[Markup]:
-    """The log's rows (one <tr> each) for `messages` (Message objects or rows with the log's columns), in order."""
+    """The log's rows (one <tr> each) for `messages` (Message objects or rows with the log's columns), in order.
+
+    A row's markup follows from the message's shown columns and its session's link alone, so it is kept per
+    process (at most ROW_CACHE_SIZE rows, the oldest dropped first) under all of them: the log re-reads the same
+    rows every few seconds for each viewer, and a changed status, text, attachment or session name makes another
+    key, never a stale row."""
     links = _Links(sessions_by_id)
     env = current_app.jinja_env
     rows = []
     for m in messages:
-        created = m.created_at.isoformat()  # shown as its date and hours:minutes (%Y-%m-%d %H:%M)
-        chat_id = m.chat_id
-        chat_url = links.chat(m.session_id, chat_id)
-        text = m.body
-        if text:
-            if len(text) > BODY_CHARS:
-                text = do_truncate(env, text, BODY_CHARS)
-            body = f'<span class="text">{_text(text)}</span>'
-        else:
-            body = ""
-        media = _media(m) if m.media else ""
-        error = f'<p class="error small">{_text(failed_send(m.error))}</p>' if m.error else ""
-        direction = "out" if m.direction == "out" else "in"
-        ident = m.id
-        rows.append(
-            Markup(
-                f'<tr id="message-{ident}" class="msg-{direction}">\n'
-                f'<td><time datetime="{created}">{created[:10]} {created[11:16]}</time></td>\n'
-                f"<td>{links.session(ident, m.session_id)}</td>\n"
-                f"<td>{_DIRECTION[direction]}</td>\n"
-                f'<td><a id="m{ident}-chat" href="{chat_url}">{_text(chat_label(chat_id))}</a></td>\n'
-                f'<td class="body">{body}\n{media}\n{error}</td>\n'
-                f"<td>{_ticks(m)}</td>\n"
-                "</tr>\n"
-            )
+        session_id = m.session_id
+        media = m.media
+        key = (
+            m.id,
+            m.created_at,
+            session_id,
+            m.direction,
+            m.chat_id,
+            m.body,
+            m.status,
+            m.error,
+            json.dumps(media, sort_keys=True, default=str) if media else None,
+            links.session_link(session_id),
+            links.chat_prefix(session_id),
         )
+        row = _rows.get(key)
+        if row is None:
+            row = _rows[key] = _row(m, links, env)
+            if len(_rows) > ROW_CACHE_SIZE:
+                _rows.popitem(last=False)
+        rows.append(row)
     return rows
+
+
+def _row(m: Any, links: _Links, env: Any) -> Markup:
+    created = m.created_at.isoformat()  # shown as its date and hours:minutes (%Y-%m-%d %H:%M)
+    chat_id = m.chat_id
+    chat_url = links.chat(m.session_id, chat_id)
+    text = m.body
+    if text:
+        if len(text) > BODY_CHARS:
+            text = do_truncate(env, text, BODY_CHARS)
+        body = f'<span class="text">{_text(text)}</span>'
+    else:
+        body = ""
+    media = _media(m) if m.media else ""
+    error = f'<p class="error small">{_text(failed_send(m.error))}</p>' if m.error else ""
+    direction = "out" if m.direction == "out" else "in"
+    ident = m.id
+    return Markup(
+        f'<tr id="message-{ident}" class="msg-{direction}">\n'
+        f'<td><time datetime="{created}">{created[:10]} {created[11:16]}</time></td>\n'
+        f"<td>{links.session(ident, m.session_id)}</td>\n"
+        f"<td>{_DIRECTION[direction]}</td>\n"
+        f'<td><a id="m{ident}-chat" href="{chat_url}">{_text(chat_label(chat_id))}</a></td>\n'
+        f'<td class="body">{body}\n{media}\n{error}</td>\n'
+        f"<td>{_ticks(m)}</td>\n"
+        "</tr>\n"
+    )
 
 
 # ---- the filter form ------------------------------------------------------------------------------------------

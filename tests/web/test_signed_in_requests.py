@@ -130,3 +130,34 @@ def test_log_rows_escape_text_and_quote_unusual_chat_ids(app, owner_client, tena
         odd_url = url_for("messages.conversation", session_id=session.id, chat_id=odd.chat_id)
     assert f'href="{plain_url}">+491701234567</a>' in page
     assert "%3Cc%3E" in odd_url and f'href="{odd_url}">a b/&lt;c&gt;@x</a>' in page
+
+
+def test_log_rows_show_a_changed_status_text_and_session_name_at_once(owner_client, tenant):
+    session = new_session(tenant, name="Front desk")
+    message = stored_message(tenant, session, status="SERVER", body="first words")
+    page = text(owner_client.get("/messages/"))
+    assert 'data-status="SERVER"' in page and "first words" in page and ">Front desk</a>" in page
+    message.status = "READ"
+    db.session.commit()
+    page = text(owner_client.get("/messages/"))
+    assert 'data-status="READ"' in page and 'data-status="SERVER"' not in page
+    message.body = "second words"
+    db.session.commit()
+    page = text(owner_client.get("/messages/"))
+    assert "second words" in page and "first words" not in page
+    session.name = "Back office"
+    db.session.commit()
+    rows = text(owner_client.get("/messages/")).split("<tbody", 1)[1]
+    assert ">Back office</a>" in rows and "Front desk" not in rows
+
+
+def test_log_rows_show_an_attachment_once_it_is_stored(owner_client, tenant):
+    session = new_session(tenant)
+    message = stored_message(
+        tenant, session, body="", media={"kind": "image", "filename": "pic.jpg", "status": "pending"}
+    )
+    assert "(being fetched)" in text(owner_client.get("/messages/"))
+    message.media = {"kind": "image", "filename": "pic.jpg", "status": "stored", "mimetype": "image/jpeg"}
+    db.session.commit()
+    page = text(owner_client.get("/messages/"))
+    assert "(being fetched)" not in page and f'href="/messages/{message.id}/media"' in page
