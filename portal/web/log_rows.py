@@ -154,8 +154,8 @@ ROW_CACHE_SIZE = 2048
 _rows: OrderedDict[tuple[Any, ...], Markup] = OrderedDict()
 
 
-def log_rows(messages: list[Any], sessions_by_id: dict[str, Any]) -> list[Markup]:
-    """The log's rows (one <tr> each) for `messages` (Message objects or rows with the log's columns), in order.
+def log_rows(messages: list[Any], sessions_by_id: dict[str, Any]) -> Markup:
+    """The log's rows (one <tr> each, joined) for `messages` (Message objects or LogRow tuples), in order.
 
     A row's markup follows from the message's shown columns and its session's link alone, so it is kept per
     process (at most ROW_CACHE_SIZE rows, the oldest dropped first) under all of them: the log re-reads the same
@@ -186,7 +186,7 @@ def log_rows(messages: list[Any], sessions_by_id: dict[str, Any]) -> list[Markup
             if len(_rows) > ROW_CACHE_SIZE:
                 _rows.popitem(last=False)
         rows.append(row)
-    return rows
+    return Markup("".join(rows))
 
 
 def _row(m: Any, links: _Links, env: Any) -> Markup:
