@@ -1,4 +1,4 @@
-"""A job for the worker benchmark's baseline: one RQ job per webhook event, using the same apply code."""
+"""Jobs for the benchmarks' baselines: one RQ job per webhook event, one per delivery attempt (same code paths)."""
 
 from sqlalchemy import select
 
@@ -18,3 +18,11 @@ def one_event(event_id: int) -> None:
         db.session.rollback()
         return
     events._apply_all([event], set(), careful=False)
+
+
+@job
+def one_delivery(delivery_id: int) -> str:
+    """Send one delivery attempt in its own job (how forwarding worked before the drain: a job per attempt)."""
+    from portal.services import forwarding
+
+    return forwarding.deliver(delivery_id)

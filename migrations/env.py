@@ -94,6 +94,10 @@ def run_migrations_online():
             # cascade into the rows that refer to it. The pragma only takes effect outside a transaction.
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
+        if connection.dialect.name == "postgresql" and "include_object" not in conf_args:
+            from portal.services.partitions import include_in_comparison
+
+            conf_args["include_object"] = include_in_comparison  # partitions and key tables (migration 0011)
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():

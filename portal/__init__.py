@@ -30,15 +30,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(flask_settings(values))
     app.config.update(overrides)
 
-    from portal import converters, errors, extensions, inputs, proxy, telemetry, tenancy
+    from portal import converters, dbengines, errors, extensions, inputs, proxy, telemetry, tenancy, webhooks
     from portal.models.base import configure_encryption
 
     telemetry.init_app(app)
+    webhooks.mount(app)  # /webhooks: the lean receiver (no cookie session, CSRF, login or limiter hooks)
     proxy.init_app(app)  # TRUSTED_PROXIES: request.remote_addr is the real client from here on
     converters.init_app(app)
     inputs.init_app(app)  # before CSRF and the rate limiter: malformed requests stop here
     configure_encryption(app.config["ENCRYPTION_KEY"] or app.config["SECRET_KEY"])
     extensions.db.init_app(app)
+    dbengines.init_app(app, extensions.db)  # the autocommit engine; idle connections pinged before use
     extensions.migrate.init_app(
         app, extensions.db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True
     )
@@ -68,17 +70,15 @@ def _register_blueprints(app: Flask) -> None:
     from portal import ops
     from portal.api import bp as api_bp
     from portal.web import init_app as init_web
-    from portal.webhooks import bp as webhooks_bp
 
     init_web(app)
     ops.init_app(app)  # /healthz, /readyz, /metrics (CSRF-exempt), `flask fleet`
     app.register_blueprint(api_bp)
-    app.register_blueprint(webhooks_bp)
-    extensions_csrf_exempt(app, api_bp, webhooks_bp)
+    extensions_csrf_exempt(app, api_bp)
 
 
 def extensions_csrf_exempt(app: Flask, *blueprints: Any) -> None:
-    """Token-authenticated API calls and HMAC-checked webhooks carry no cookie, so no CSRF token."""
+    """Token-authenticated API calls carry no cookie, so no CSRF token (the webhooks have no CSRF hook at all)."""
     from portal.extensions import csrf
 
     for blueprint in blueprints:

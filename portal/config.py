@@ -162,6 +162,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("WAHA_WEBHOOK_TIMEOUT", _whole_ms, 10000, "ms, bound on each delivery to a tenant endpoint"),
     Setting("WAHA_WEBHOOK_RETRY_ATTEMPTS", _count, 5, "retries of a failed delivery before dead letter"),
+    Setting("WEBHOOK_CONCURRENCY", _positive, 16, "deliveries in flight at once per worker process"),
+    Setting("WEBHOOK_ENDPOINT_CONCURRENCY", _positive, 8, "deliveries in flight at once per destination and worker"),
     Setting("JWT_HS256_SECRET", _secret(32), None, "shared secret for HS256 JWTs"),
     Setting("JWT_JWKS_URL", _http_url, None, "JWKS URL for RS256 JWTs"),
     Setting("JWT_ISSUER", _text, None, "required iss of JWTs"),
@@ -289,7 +291,8 @@ def flask_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     production = values["PORTAL_ENV"] == "production"
     return {
         "SQLALCHEMY_DATABASE_URI": values["DATABASE_URL"],
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # no pool_pre_ping: portal.dbengines pings a pooled connection only after it was idle for a second
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

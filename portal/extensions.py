@@ -19,6 +19,7 @@ from flask_wtf import CSRFProtect
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from portal.dbengines import PortalSession
 from portal.models.base import Base
 
 
@@ -41,12 +42,21 @@ def _sqlite_foreign_keys(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
-db = SQLAlchemy(model_class=Base)
+db = SQLAlchemy(model_class=Base, session_options={"class_": PortalSession})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = HTMX()
 limiter = Limiter(key_func=_rate_limit_key, default_limits=[])
+
+
+@limiter.request_filter
+def _limits_of_their_own() -> bool:
+    """The /waha API counts its own per-caller limit in one round trip (portal.api.ratelimit): Flask-Limiter
+    leaves its requests alone, as it does the WAHA webhooks."""
+    from flask import request
+
+    return request.path.startswith(("/waha/", "/webhooks/"))
 
 
 class RedisHolder:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 from flask import Flask, current_app
@@ -31,11 +34,13 @@ JOB_DRAIN_EVENTS = "portal.jobs.events.drain_events"
 JOB_SWEEP_EVENTS = "portal.jobs.events.sweep_events"
 JOB_FETCH_MEDIA = "portal.jobs.events.fetch_media"
 JOB_DELIVER = "portal.jobs.forwarding.deliver"
+JOB_DRAIN_DELIVERIES = "portal.jobs.forwarding.drain_deliveries"
 JOB_DISPATCH_DUE = "portal.jobs.forwarding.dispatch_due"
 JOB_SYNC_SESSIONS = "portal.jobs.maintenance.sync_sessions"
 JOB_RECONCILE = "portal.jobs.maintenance.reconcile"
 JOB_WATCHDOG = "portal.jobs.maintenance.watchdog"
 JOB_PRUNE = "portal.jobs.maintenance.prune"
+JOB_ENSURE_PARTITIONS = "portal.jobs.maintenance.ensure_partitions"
 JOB_CHECK_SERVERS = "portal.jobs.maintenance.check_servers"
 JOB_CHECK_NUMBER_HEALTH = "portal.jobs.maintenance.check_number_health"
 JOB_RECONCILE_SENDS = "portal.jobs.messages.reconcile_sends"
@@ -57,6 +62,8 @@ class InProcessRunner:
     def __init__(self, app: Flask, workers: int = 4) -> None:
         self.app = app
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
+        self.timers: set[Any] = set()
+        self.timers_lock = threading.Lock()
 
     def enqueue(self, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> None:
         """Submit `func_path(*args)` to the pool; RQ options (retry, job_id...) do not apply here."""
@@ -70,6 +77,24 @@ class InProcessRunner:
                     log.exception("in-process job %s failed", func_path)
 
         self.pool.submit(run)
+
+    def enqueue_at(self, when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> None:
+        """Submit `func_path(*args)` at `when` (a timer thread); one timer per `job_id` at a time."""
+        job_id = options.get("job_id")
+        with self.timers_lock:
+            if job_id is not None and job_id in self.timers:
+                return
+            if job_id is not None:
+                self.timers.add(job_id)
+
+        def fire() -> None:
+            with self.timers_lock:
+                self.timers.discard(job_id)
+            self.enqueue(func_path, *args, queue=queue)
+
+        timer = threading.Timer(max(0.0, when.timestamp() - time.time()), fire)
+        timer.daemon = True
+        timer.start()
 
     def enqueue_many(self, calls: Iterable[tuple[str, tuple]], queue: str = QUEUE_EVENTS, **options: Any) -> int:
         """Submit each `(func_path, args)` call; returns how many."""
@@ -92,6 +117,10 @@ class RQRunner:
     def enqueue(self, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> Any:
         """Queue one job; returns RQ's Job."""
         return self.queues[queue].enqueue(func_path, *args, **options)
+
+    def enqueue_at(self, when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> Any:
+        """Queue one job for `when`: a worker's scheduler (`flask worker` runs one) moves it onto the queue then."""
+        return self.queues[queue].enqueue_at(when, func_path, *args, **options)
 
     def enqueue_many(self, calls: Iterable[tuple[str, tuple]], queue: str = QUEUE_EVENTS, **options: Any) -> int:
         """Queue many calls in one Redis round trip (a pipeline), each as its own job."""
@@ -126,9 +155,30 @@ def enqueue(func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: An
     return runner().enqueue(func_path, *args, queue=queue, **options)
 
 
+def enqueue_at(when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> Any:
+    """Queue `func_path(*args)` to run at `when` (at most about a second late on RQ); options go to RQ (job_id)."""
+    return runner().enqueue_at(when, func_path, *args, queue=queue, **options)
+
+
 def enqueue_many(calls: Iterable[tuple[str, tuple]], *, queue: str = QUEUE_EVENTS, **options: Any) -> int:
     """Queue several `(func_path, args)` calls at once (one Redis round trip on RQ); returns how many."""
     return runner().enqueue_many(list(calls), queue=queue, **options)
+
+
+def others_waiting(queue: str) -> bool:
+    """Whether a job waits in a queue other than `queue` (RQ only; never raises). A long drain job hands over when
+    one does, so that a worker busy with it takes the other job next (workers take their queues in turn)."""
+    current = runner()
+    if not isinstance(current, RQRunner):
+        return False
+    try:
+        with current.connection.pipeline() as pipe:
+            for name, rq_queue in current.queues.items():
+                if name != queue:
+                    pipe.llen(rq_queue.key)
+            return any(pipe.execute())
+    except Exception:
+        return False
 
 
 def retry_policy(max_retries: int = 3, intervals: tuple[int, ...] = (10, 60, 300)) -> Any:

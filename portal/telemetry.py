@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import re
 import sys
@@ -118,6 +119,7 @@ def register_secret(value: str | None) -> None:
     if value and len(value) >= _MIN_SECRET_LENGTH and value not in _known_secrets:
         with _known_lock:
             _known_secrets = tuple(sorted({*_known_secrets, value}, key=len, reverse=True))
+        redacted_path.cache_clear()
 
 
 def register_token_routes(rules: Iterable[str]) -> None:
@@ -144,6 +146,7 @@ def register_token_routes(rules: Iterable[str]) -> None:
                 regex += re.escape(part)
         patterns.append(re.compile(regex + r"(?=[/?#\s\"']|$)"))
     _route_patterns = tuple(patterns)
+    redacted_path.cache_clear()
 
 
 def _mask_route(match: re.Match[str]) -> str:
@@ -170,10 +173,32 @@ def redact(text: str, *, keep_links: bool = False) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=4096)
+def redacted_path(path: str) -> str:
+    """`path` as `redact` leaves it, remembered: the access log writes the same few paths again and again."""
+    return redact(path)
+
+
+def log_access(method: str, path: str, status: int, elapsed_ms: float) -> None:
+    """The access line of one request: method, path (redacted, no query string), status and time.
+
+    Its only free text is the path, redacted here once per distinct path, so the line skips the redacting
+    filter's pass over the whole message."""
+    if _access.isEnabledFor(logging.INFO):
+        _access.info(
+            "%s %s %s %.1fms", method, redacted_path(path), status, elapsed_ms, extra={"portal_redacted": True}
+        )
+
+
+_access = logging.getLogger("portal.access")
+
+
 class RedactingFilter(logging.Filter):
     """Masks secrets in the message, the traceback and the stack of a record before any handler writes it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "portal_redacted", False) and not record.exc_info and not record.stack_info:
+            return True  # built from parts redacted already (log_access)
         try:
             message = record.getMessage()
         except Exception:  # a broken format string: leave it for logging's own error report
@@ -232,7 +257,6 @@ def init_app(app: Flask) -> None:
     for name in _SECRET_SETTINGS:
         register_secret(app.config.get(name))
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
-    access = logging.getLogger("portal.access")
 
     @app.before_request
     def assign_request_id() -> None:
@@ -250,11 +274,5 @@ def init_app(app: Flask) -> None:
             response.headers[REQUEST_ID_HEADER] = request_id
         started = getattr(g, "request_started", None)
         if started is not None and request.endpoint != "static":
-            access.info(
-                "%s %s %s %.1fms",
-                request.method,
-                request.path,
-                response.status_code,
-                (time.perf_counter() - started) * 1000,
-            )
+            log_access(request.method, request.path, response.status_code, (time.perf_counter() - started) * 1000)
         return response

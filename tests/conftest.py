@@ -27,7 +27,7 @@ from portal import create_app
 from portal.config import environ_for_tests
 from portal.extensions import db
 from tests.builders import PASSWORD, make_tenant, make_user
-from tests.helpers import ROOT, SIM_API_KEY, csrf_token, remember_scrypt_of
+from tests.helpers import ROOT, SIM_API_KEY, csrf_token, ensure_test_partitions, remember_scrypt_of
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1"... under pytest-xdist, else ""
 
@@ -70,6 +70,13 @@ def _reset_rate_limits() -> None:
     if fallback is not None:
         fallback.reset()
     limiter._storage_dead = False
+    # The API's own limit (api.ratelimit) counts in this process's memory while Redis is away, and the token cache
+    # holds the tokens of earlier tests: every test starts without either.
+    from portal.api import ratelimit
+    from portal.services import token_cache
+
+    ratelimit.reset_memory()
+    token_cache.clear()
 
 
 def _reset_redis_pauses() -> None:
@@ -81,6 +88,15 @@ def _reset_redis_pauses() -> None:
 
     shared._pause.reset()
     signal._redis_pause.reset()
+
+
+def _drop_pending_metrics() -> None:
+    """Counts an earlier test left in this process's metrics buffer (flushed within a second) are not this
+    test's: drop them before Redis is emptied."""
+    from portal.metrics import shared
+
+    with shared._buffer.lock:
+        shared._buffer.pending.clear()
 
 
 def _reset_schema(app: Flask) -> None:
@@ -98,6 +114,7 @@ def _reset_schema(app: Flask) -> None:
                 conn.execute(sa.text("DROP SCHEMA public CASCADE"))
                 conn.execute(sa.text("CREATE SCHEMA public"))
         upgrade()
+        ensure_test_partitions()
 
 
 @pytest.fixture(scope="session")
@@ -311,6 +328,7 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     sim = request.getfixturevalue("sim")
     sim.reset()
     outbox.clear()
+    _drop_pending_metrics()
     _redis(application.config["REDIS_URL"]).flushdb()
     _reset_rate_limits()
     _reset_redis_pauses()

@@ -324,3 +324,23 @@ def silent_listener() -> Iterator[int]:
         for conn in held:
             conn.close()
         listener.close()
+
+
+# Tests write messages and events dated in the past (fixed dates from 2025 on, or days back from now). In production
+# rows are stamped with the current time, whose partition the scheduler keeps ahead; on PostgreSQL the test schema
+# also gets every monthly partition from the oldest such date on (migration 0011 creates only this month on).
+TESTS_OLDEST_ROW_DAYS = 400
+
+
+def ensure_test_partitions() -> list[str]:
+    """Create the monthly partitions the tests' back-dated rows fall into (PostgreSQL; nothing on SQLite)."""
+    from datetime import UTC, datetime, timedelta
+
+    from portal.models import utcnow
+    from portal.services import partitions
+
+    now = utcnow()
+    oldest = min(datetime(2025, 1, 1, tzinfo=UTC), now - timedelta(days=TESTS_OLDEST_ROW_DAYS))
+    start = partitions.month_start(oldest)
+    months = (now.year - start.year) * 12 + now.month - start.month
+    return partitions.ensure(now=start, ahead=months + partitions.AHEAD_MONTHS)

@@ -40,9 +40,16 @@ def test_upgrade_downgrade_upgrade_on_postgresql(tmp_path):
             assert set(sa.inspect(db.engine).get_table_names()) <= {"alembic_version"}
             upgrade()
             inspector = sa.inspect(db.engine)
-            uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("messages")}
-            assert ("session_id", "waha_message_id") in uniques
-            assert ("tenant_id", "idempotency_key") in uniques
+            # partitioned: the global unique keys live in key tables (migration 0011)
+            assert inspector.get_pk_constraint("message_idempotency_keys")["constrained_columns"] == [
+                "tenant_id",
+                "idempotency_key",
+            ]
+            assert inspector.get_pk_constraint("message_waha_ids")["constrained_columns"] == [
+                "session_id",
+                "waha_message_id",
+            ]
+            assert inspector.get_pk_constraint("webhook_event_keys")["constrained_columns"] == ["event_id"]
             db.engine.dispose()
     finally:
         with admin.connect() as conn:
@@ -54,8 +61,12 @@ def test_models_and_migration_agree(app):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    from portal.services.partitions import include_in_comparison
+
     with app.app_context(), db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": False})
+        # PostgreSQL partitions messages and webhook_events (migration 0011): what only it has is skipped
+        opts = {"compare_type": False, "include_object": include_in_comparison}
+        context = MigrationContext.configure(conn, opts=opts)
         diff = compare_metadata(context, db.metadata)
     assert diff == []
 
@@ -175,6 +186,221 @@ def test_inbox_migration_builds_chats_and_contacts_from_stored_messages(tmp_path
             assert set(people) == {"491701111111@c.us", "491702222222@c.us", "491703333333@c.us"}
             assert (people["491701111111@c.us"].phone, people["491701111111@c.us"].wa_exists) == ("491701111111", True)
             assert people["491703333333@c.us"].wa_exists is None and people["491703333333@c.us"].tags == []
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        if admin is not None:
+            engine, name = admin
+            with engine.connect() as conn:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def _relkind(table: str) -> str:
+    kind = db.session.execute(sa.text("SELECT relkind FROM pg_class WHERE relname = :t"), {"t": table}).scalar_one()
+    db.session.commit()
+    return kind
+
+
+def _index_definitions() -> set[tuple[str, str]]:
+    """(name, definition) of the plain indexes of messages and webhook_events, unique constraints aside."""
+    rows = db.session.execute(
+        sa.text(
+            "SELECT indexname, replace(indexdef, ' ON ONLY ', ' ON ') FROM pg_indexes "
+            "WHERE tablename IN ('messages', 'webhook_events') AND indexname NOT LIKE 'uq_%' "
+            "AND indexname NOT LIKE 'pk_%'"
+        )
+    ).all()
+    db.session.commit()
+    return {(str(name), str(definition)) for name, definition in rows}
+
+
+def _snapshot() -> dict[str, list[tuple]]:
+    """Every row of the converted tables and of the rows pointing into them, as plain tuples."""
+    queries = {
+        "messages": "SELECT id, created_at, idempotency_key, waha_message_id, reply_to_id, body FROM messages",
+        "webhook_events": "SELECT id, received_at, event_id, status FROM webhook_events",
+        "chats": "SELECT id, last_message_id FROM chats",
+        "webhook_deliveries": "SELECT id, webhook_event_id FROM webhook_deliveries",
+    }
+    rows = {name: sorted(tuple(r) for r in db.session.execute(sa.text(sql))) for name, sql in queries.items()}
+    db.session.commit()  # no lock held while the migration rebuilds the tables
+    return rows
+
+
+def _before_partitions() -> str:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    down = ScriptDirectory.from_config(cfg).get_revision("0011").down_revision
+    assert isinstance(down, str)
+    return down
+
+
+@pytest.mark.timeout(300)
+def test_partitions_migration_moves_the_rows_and_downgrades_back(tmp_path):
+    """0011 on data: rows of two months land in their partitions with their ids, keys and references; the unique
+    keys still refuse a repeat; new ids continue the sequence; the downgrade gives the plain tables back."""
+    from datetime import UTC, datetime
+
+    from portal.models import Tenant, WahaServer, WahaSession
+
+    url, admin = _backfill_url(tmp_path, "postgresql")
+    try:
+        app = create_app(environ_for_tests(DATABASE_URL=url))
+        with app.app_context():
+            upgrade(revision=_before_partitions())
+            tables = {
+                name: sa.Table(name, sa.MetaData(), autoload_with=db.engine)
+                for name in (
+                    "tenants",
+                    "waha_servers",
+                    "waha_sessions",
+                    "messages",
+                    "webhook_events",
+                    "chats",
+                    "webhook_deliveries",
+                )
+            }
+            jan, feb = datetime(2026, 1, 20, tzinfo=UTC), datetime(2026, 2, 3, tzinfo=UTC)
+
+            def insert(table_name: str, /, **values: object) -> object:
+                row = {"created_at": jan, "updated_at": jan, **values}
+                known = {c.name for c in tables[table_name].columns}
+                return db.session.execute(
+                    sa.insert(tables[table_name]).values({k: v for k, v in row.items() if k in known})
+                ).inserted_primary_key[0]
+
+            tenant_id = insert("tenants", **{**_defaults(Tenant), "slug": "acme", "name": "Acme"})
+            server_id = insert(
+                "waha_servers", **{**_defaults(WahaServer), "name": "s", "base_url": "http://w", "api_key": "k"}
+            )
+            insert(
+                "waha_sessions",
+                **{
+                    **_defaults(WahaSession),
+                    "id": "sess-p",
+                    "tenant_id": tenant_id,
+                    "server_id": server_id,
+                    "name": "n",
+                    "external_name": "n",
+                    "hmac_key": "k",
+                    "config": {},
+                },
+            )
+            common = {
+                "tenant_id": tenant_id,
+                "session_id": "sess-p",
+                "direction": "out",
+                "source": "api",
+                "chat_id": "491701111111@c.us",
+                "from_me": True,
+                "status": "READ",
+                "metadata": {},
+            }
+            first = insert("messages", **common, body="january", idempotency_key="key-1", waha_message_id="w1")
+            insert(
+                "messages",
+                **common,
+                body="february",
+                idempotency_key="key-2",
+                waha_message_id="w2",
+                reply_to_id=first,
+                created_at=feb,
+                updated_at=feb,
+            )
+            insert(
+                "chats",
+                tenant_id=tenant_id,
+                session_id="sess-p",
+                chat_id="491701111111@c.us",
+                last_message_id=first,
+                last_activity_at=jan,
+                unread_count=0,
+                status="open",
+            )
+            event_id = insert(
+                "webhook_events",
+                event_id="evt-1",
+                tenant_id=tenant_id,
+                session_id="sess-p",
+                event="message",
+                payload={},
+                status="done",
+                attempts=0,
+                received_at=feb,
+            )
+            insert(
+                "webhook_deliveries",
+                tenant_id=tenant_id,
+                url="http://x/",
+                msg_id="msg_1",
+                event_type="message",
+                webhook_event_id=event_id,
+                payload={},
+                attempt=1,
+                status="succeeded",
+            )
+            db.session.commit()
+            before = _snapshot()
+            indexes_before = _index_definitions()
+
+            upgrade()
+            assert _relkind("messages") == "p" and _relkind("webhook_events") == "p"
+            # every index the plain tables had is on the partitioned ones, as it was (e.g. the trigram search)
+            assert indexes_before <= _index_definitions()
+            assert _snapshot() == before
+            parts = db.session.execute(
+                sa.text("SELECT c.relname, count(*) FROM messages m JOIN pg_class c ON c.oid = m.tableoid GROUP BY 1")
+            ).all()
+            assert sorted(parts) == [("messages_p202601", 1), ("messages_p202602", 1)]
+            # this month and two ahead exist for inserts
+            now = datetime.now(UTC)
+            assert (
+                db.session.execute(
+                    sa.text("SELECT count(*) FROM pg_class WHERE relname = :n"), {"n": f"messages_p{now:%Y%m}"}
+                ).scalar_one()
+                == 1
+            )
+            # the keys of the moved rows still refuse a repeat, in another month
+            duplicate = {**common, "body": "again", "idempotency_key": "key-1", "created_at": now, "updated_at": now}
+            with pytest.raises(sa.exc.IntegrityError):
+                insert("messages", **duplicate)
+            db.session.rollback()
+            new_id = insert("messages", **{**duplicate, "idempotency_key": "key-3"})
+            assert new_id > max(row[0] for row in before["messages"])
+            stored = db.session.execute(
+                sa.text(
+                    "INSERT INTO webhook_events (event_id, event, payload, status, attempts, received_at) "
+                    "VALUES ('evt-1', 'message', '{}', 'pending', 0, now()) RETURNING id"
+                )
+            ).all()
+            assert stored == []  # a repeated event id is skipped
+            db.session.commit()
+            after_insert = _snapshot()
+
+            downgrade(revision=_before_partitions())
+            assert _relkind("messages") == "r" and _relkind("webhook_events") == "r"
+            assert _snapshot() == after_insert
+            inspector = sa.inspect(db.engine)
+            uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("messages")}
+            assert {("session_id", "waha_message_id"), ("tenant_id", "idempotency_key")} <= uniques
+            assert ("event_id",) in {
+                tuple(u["column_names"]) for u in inspector.get_unique_constraints("webhook_events")
+            }
+            references = {
+                (fk["constrained_columns"][0], fk["referred_table"])
+                for name in ("chats", "messages", "webhook_deliveries")
+                for fk in inspector.get_foreign_keys(name)
+            }
+            assert {
+                ("last_message_id", "messages"),
+                ("reply_to_id", "messages"),
+                ("webhook_event_id", "webhook_events"),
+            } <= references
+            assert not {"message_idempotency_keys", "message_waha_ids", "webhook_event_keys"} & set(
+                inspector.get_table_names()
+            )
+            upgrade()  # and up again
+            assert _snapshot() == after_insert
             db.session.remove()
             db.engine.dispose()
     finally:

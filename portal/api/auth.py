@@ -2,7 +2,9 @@
 
 Every endpoint declares the permission it needs with `@api_route(permission)` (or `@public` for the docs).
 The decorator resolves the caller, applies the per-caller rate limit, checks the permission and only then runs
-the view. Each refusal is written to the audit log (failed authentications as one row per address and minute,
+the view. A token seen in the last seconds comes from the per-process token cache (services.token_cache), and
+the rate limit, the failed-authentication throttle and the cache's epoch cost one Redis round trip together
+(api.ratelimit). Each refusal is written to the audit log (failed authentications as one row per address and minute,
 with a count); an address with too many failed authentications is refused before its credential is checked.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -22,10 +25,12 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OctKey
 
-from portal.extensions import db, limiter
+from portal.api import bp, ratelimit
+from portal.dbengines import begin_autocommit
+from portal.extensions import db
 from portal.net import http as outbound
 from portal.permissions import PERMISSIONS, permissions_for_roles
-from portal.services import audit, auth_throttle, tokens
+from portal.services import audit, auth_throttle, token_cache, tokens
 from portal.services.errors import NotFound
 from portal.services.tenants import get_tenant_by_slug
 from portal.tenancy import Principal, request_actor, set_principal
@@ -54,21 +59,45 @@ class AuthFailure(Exception):
 # ---- API tokens -----------------------------------------------------------------------------------------------
 
 
-def _token_principal(secret: str) -> Principal:
+def _token_principal(secret: str, epoch: str | None) -> Principal:
     found = tokens.authenticate_with_tenant(secret)
     if found is None:
         raise _token_failure(secret)
     token, tenant = found
     if not tenant.is_active:
         raise AuthFailure("tenant_inactive", token.tenant_id, "token")
-    scopes = frozenset(s for s in (token.scopes or []) if s in PERMISSIONS)
+    token_cache.remember(token_cache.digest(secret), token, tenant, epoch)
+    return _principal_of_token(tenant, token.id, token.name, token.prefix, token.scopes or ())
+
+
+def _principal_of_token(tenant: Any, token_id: int, name: str, prefix: str, scopes: Any) -> Principal:
     return Principal(
         kind="token",
         tenant=tenant,
-        permissions=scopes,
-        actor_id=str(token.id),
-        label=f"token {token.name} ({tokens.TOKEN_PREFIX}{token.prefix})",
+        permissions=frozenset(s for s in scopes if s in PERMISSIONS),
+        actor_id=str(token_id),
+        label=f"token {name} ({tokens.TOKEN_PREFIX}{prefix})",
     )
+
+
+def _cached_token(ip: str | None) -> tuple[Principal | None, ratelimit.Outcome | None]:
+    """The caller from this process's token cache, with the call counted (one Redis round trip), or (None, the
+    outcome when it was counted already) when the token is not cached or the cache's epoch has moved on."""
+    credential = _bearer_credential()
+    if credential is None or not credential.startswith(tokens.TOKEN_PREFIX):
+        return None, None
+    secret_digest = token_cache.digest(credential)
+    entry = token_cache.lookup(secret_digest)
+    if entry is None:
+        return None, None
+    outcome = ratelimit.check(ip, f"token:{entry.token_id}")
+    if outcome.throttle_wait is not None:
+        return None, outcome
+    if outcome.epoch is None or outcome.epoch != entry.epoch:
+        token_cache.clear()  # a token or tenant changed somewhere (or Redis cannot say): read it again
+        return None, outcome
+    tokens.touch(entry)
+    return _principal_of_token(entry.tenant_row(), entry.token_id, entry.name, entry.prefix, entry.scopes), outcome
 
 
 def _token_failure(secret: str) -> AuthFailure:
@@ -246,8 +275,16 @@ def _jwt_principal(value: str) -> Principal:
 # ---- the request check ----------------------------------------------------------------------------------------
 
 
-def authenticate_request() -> Principal:
-    """The caller named by the Authorization header; raises AuthFailure."""
+def _bearer_credential() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    return credential if credential and scheme.lower() == "bearer" else None
+
+
+def authenticate_request(epoch: str | None = None) -> Principal:
+    """The caller named by the Authorization header; raises AuthFailure. A token read from the database is kept
+    in the token cache under `epoch` (the cache's epoch read before it; None: not kept)."""
     header = request.headers.get("Authorization", "")
     scheme, _, credential = header.partition(" ")
     credential = credential.strip()
@@ -256,7 +293,7 @@ def authenticate_request() -> Principal:
     if scheme.lower() != "bearer" or not credential:
         raise AuthFailure("not_bearer")
     if credential.startswith(tokens.TOKEN_PREFIX):
-        return _token_principal(credential)
+        return _token_principal(credential, epoch)
     if credential.count(".") == 2:
         return _jwt_principal(credential)
     raise AuthFailure("credential_unrecognised")
@@ -311,61 +348,75 @@ def forbid(principal: Principal, permission: str) -> Response:
     return _forbid(principal, permission)
 
 
-def _api_rate_limit() -> str:
-    return current_app.config["API_RATE_LIMIT"]
+def _rate_limited(outcome: ratelimit.Outcome) -> Response:
+    from portal.errors import error_response
+
+    return error_response(
+        429,
+        "rate_limited",
+        "Too many requests; slow down and retry later.",
+        retry_after=max(1, math.ceil(outcome.reset_in)),
+    )
 
 
-# One shared bucket for the whole API per caller (keyed by extensions._rate_limit_key, i.e. the principal).
-_rate_limit = limiter.shared_limit(_api_rate_limit, scope="waha-api")
+@bp.after_request
+def _rate_limit_headers(response: Response) -> Response:
+    """X-RateLimit-* from the call's own count: no second look at Redis."""
+    outcome = g.get("rate_limit")
+    if outcome is not None:
+        response.headers.update(outcome.headers())
+    return response
 
 
-def _statements_commit_themselves() -> None:
-    """Run this request's statements without a surrounding transaction, each committing itself (PostgreSQL).
-
-    Reads lose nothing (at READ COMMITTED every statement of a transaction takes its own snapshot anyway); a
-    service that writes several rows together still opens a transaction for them. The request then keeps one
-    pooled connection throughout and sends no BEGIN or COMMIT.
-    """
-    if not db.session().in_transaction() and db.engine.dialect.name == "postgresql":
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+def _resolve(ip: str | None, autocommit: bool) -> Principal | Response:
+    """The caller, with its call counted: a principal, or the refusal to answer (401, 429)."""
+    principal, outcome = _cached_token(ip)
+    if outcome is not None and outcome.throttle_wait is not None:
+        return _throttled(outcome.throttle_wait)
+    if principal is None:
+        # Before any credential is looked at: an address that keeps failing is refused for the minute.
+        first = ratelimit.check(ip, None)
+        if first.throttle_wait is not None:
+            return _throttled(first.throttle_wait)
+        try:
+            principal = authenticate_request(first.epoch)
+        except AuthFailure as failure:
+            return _refuse(failure)
+        if outcome is None:  # counted after authentication: the limit is per caller
+            outcome = ratelimit.check(ip, principal.key)
+            if outcome.throttle_wait is not None:
+                return _throttled(outcome.throttle_wait)
+        if autocommit:
+            begin_autocommit(db.session())  # again if authentication committed (a token's last use)
+    set_principal(principal)
+    g.rate_limit = outcome
+    return principal
 
 
 def api_route(permission: str, *, autocommit: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare the permission an endpoint needs: authenticate the bearer, rate-limit, check, then run.
 
     `autocommit=True` is for views whose service writes single statements on the way and knows it (the send
-    endpoints, see messages.send_message): their requests skip the transaction round trips.
+    endpoints, see messages.send_message): their requests run on the autocommit engine (portal.dbengines) and
+    skip the transaction round trips.
     """
     if permission not in PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}")
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
-        def checked(*args: Any, **kwargs: Any) -> Any:
-            principal: Principal = g.principal
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if autocommit:
+                begin_autocommit(db.session())
+            principal = _resolve(request.remote_addr, autocommit)
+            if isinstance(principal, Response):
+                return principal
+            # Counted before the permission check: refusals count too.
+            if g.rate_limit.exceeded:
+                return _rate_limited(g.rate_limit)
             if not principal.can(permission):
                 return _forbid(principal, permission)
             return view(*args, **kwargs)
-
-        # Counted after authentication (the limit is per caller) and before the permission check (refusals count).
-        limited = _rate_limit(checked)
-
-        @wraps(view)
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
-            if autocommit:
-                _statements_commit_themselves()
-            # Before any credential is looked at: an address that keeps failing is refused for the minute.
-            wait = auth_throttle.retry_after(request.remote_addr)
-            if wait is not None:
-                return _throttled(wait)
-            try:
-                principal = authenticate_request()
-            except AuthFailure as failure:
-                return _refuse(failure)
-            set_principal(principal)
-            if autocommit:
-                _statements_commit_themselves()  # again if authentication committed (a token's last use)
-            return limited(*args, **kwargs)
 
         wrapped.required_permission = permission  # type: ignore[attr-defined]  # read back by the route checks
         return wrapped

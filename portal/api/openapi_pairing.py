@@ -66,6 +66,16 @@ PAIRING_ROUTES: tuple[ApiRoute, ...] = (
         description="The assertion of the challenge (navigator.credentials.get(...).toJSON() on "
         "web.whatsapp.com), handed to WAHA. WhatsApp then links the phone, or asks to compare a code first "
         "(GET .../passkey, then POST .../passkey/confirm). 409 session_not_ready unless PASSKEY_REQUIRED.",
+        example={
+            "id": "q2Vb8Ew0R0mS1l3bZkQw0A",
+            "rawId": "q2Vb8Ew0R0mS1l3bZkQw0A",
+            "type": "public-key",
+            "response": {
+                "clientDataJSON": "eyJ0eXBlIjoid2ViYXV0aG4uZ2V0In0",
+                "authenticatorData": "SZYN5YgOjGh0NBcPZHZgW4_krrmihjLHmVzzuoMdl2MFAAAAAQ",
+                "signature": "MEUCIQDx",
+            },
+        },
     ),
     ApiRoute(
         "POST",

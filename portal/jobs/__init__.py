@@ -65,6 +65,21 @@ def _current_rq_job() -> Any:
     return get_current_job()
 
 
+def _run(func: Callable, name: str, rq_job: Any, args: Any, kwargs: Any) -> Any:
+    try:
+        result = func(*args, **kwargs)
+    except Exception:
+        db.session.rollback()
+        retried = rq_job is not None and rq_job.should_retry
+        log.exception("job %s failed%s", func.__name__, "; it will be retried" if retried else "")
+        metrics.jobs.labels(name, "retried" if retried else "failed").inc()
+        raise
+    finally:
+        db.session.remove()
+    metrics.jobs.labels(name, "succeeded").inc()
+    return result
+
+
 def job(func: Callable) -> Callable:
     """Decorator for job functions.
 
@@ -80,17 +95,10 @@ def job(func: Callable) -> Callable:
         job_id = rq_job.id if rq_job is not None else uuid.uuid4().hex
         with log_context(job=name, job_id=job_id):
             try:
-                result = func(*args, **kwargs)
-            except Exception:
-                db.session.rollback()
-                retried = rq_job is not None and rq_job.should_retry
-                log.exception("job %s failed%s", func.__name__, "; it will be retried" if retried else "")
-                metrics.jobs.labels(name, "retried" if retried else "failed").inc()
-                raise
+                return _run(func, name, rq_job, args, kwargs)
             finally:
-                db.session.remove()
-            metrics.jobs.labels(name, "succeeded").inc()
-            return result
+                # An RQ work-horse leaves with os._exit (no exit handlers): what the job counted goes out now.
+                metrics.flush()
 
     wrapper.job_name = name  # type: ignore[attr-defined]  # the path it is queued by, and its metric label
     return wrapper

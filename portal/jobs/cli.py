@@ -14,6 +14,7 @@ import redis
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from rq.exceptions import StopRequested
+from rq.worker import DequeueStrategy
 
 from portal.jobs import make_worker, reconnect
 from portal.queue import QUEUES, resolve
@@ -21,6 +22,7 @@ from portal.services.errors import ServiceError
 
 jobs_cli = AppGroup("jobs", help="Inspect and replay background jobs.")
 events_cli = AppGroup("events", help="Webhook events from WAHA: sweep, replay, process.")
+partitions_cli = AppGroup("partitions", help="Monthly partitions of messages and webhook_events (PostgreSQL).")
 
 
 def _need_redis(what: str) -> None:
@@ -28,10 +30,25 @@ def _need_redis(what: str) -> None:
         raise click.ClickException(f"{what} needs REDIS_URL; without it jobs run inside the web process.")
 
 
+def _warm_storage() -> None:
+    """Build the media storage once before jobs fork: an S3 backend's imports and service model are then
+    inherited by every job process instead of loaded by each (the job builds only its own client)."""
+    from portal.storage import storage
+
+    try:
+        storage()
+    except Exception:
+        logging.getLogger(__name__).warning("media storage could not be prepared", exc_info=True)
+
+
 @click.command("worker")
 @with_appcontext
 @click.option(
-    "--queues", "-q", default=",".join(QUEUES), show_default=True, help="Comma-separated queues, most important first."
+    "--queues",
+    "-q",
+    default=",".join(QUEUES),
+    show_default=True,
+    help="Comma-separated queues, taken in turn from the first.",
 )
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--simple", is_flag=True, help="Run jobs in this process (no fork per job): faster, less isolated.")
@@ -49,6 +66,7 @@ def worker(queues: str, burst: bool, simple: bool, name: str | None) -> None:
     from portal.extensions import redis_store
 
     connection = redis_store.loop_client()
+    _warm_storage()
     outage = reconnect.Outage("worker")
     logging.getLogger("rq.worker").addFilter(reconnect.OncePerOutage())
     previous = None
@@ -60,8 +78,12 @@ def worker(queues: str, burst: bool, simple: bool, name: str | None) -> None:
             rq_worker = previous = make_worker(names, simple=simple, name=name, connection=connection)
             try:
                 # Only one process at a time runs RQ's scheduler for delayed retries; the others skip it.
+                # Queues are taken in turn, so a drain that hands over lets the other queues' jobs go first.
                 rq_worker.work(
-                    burst=burst, with_scheduler=True, logging_level=current_app.config.get("LOG_LEVEL", "INFO")
+                    burst=burst,
+                    with_scheduler=True,
+                    logging_level=current_app.config.get("LOG_LEVEL", "INFO"),
+                    dequeue_strategy=DequeueStrategy.ROUND_ROBIN,
                 )
             except redis.RedisError as exc:
                 outage.down(exc)
@@ -90,6 +112,12 @@ def scheduler() -> None:
     """
     _need_redis("flask scheduler")
     from rq.cron import CronScheduler
+
+    from portal.services import partitions
+
+    # inserts never wait for the first scheduled run: the months ahead exist before any job is queued
+    for name in partitions.ensure_quietly():
+        click.echo(f"partition {name} created")
 
     from portal.extensions import redis_store
     from portal.jobs.schedule import entries
@@ -223,6 +251,35 @@ def events_status() -> None:
         click.echo(f"{status}\t{count}")
 
 
+@partitions_cli.command("status")
+def partitions_status() -> None:
+    """The monthly partitions of messages and webhook_events (PostgreSQL), and months missing ahead."""
+    from portal.services import partitions
+
+    report = partitions.status()
+    if not report:
+        click.echo("The tables are not partitioned (SQLite, or the migration 0011 has not run).")
+        return
+    missing = False
+    for table in report:
+        for name, lower, upper, rows in table["partitions"]:
+            click.echo(f"{table['table']}\t{name}\t{lower}\t{upper}\t~{max(rows, 0)} rows")
+        for name in table["missing"]:
+            missing = True
+            click.echo(f"{table['table']}\t{name}\tMISSING")
+    if missing:
+        raise SystemExit(1)
+
+
+@partitions_cli.command("ensure")
+def partitions_ensure() -> None:
+    """Create the partitions of this month and the next two where missing (what the scheduled job does)."""
+    from portal.services import partitions
+
+    created = partitions.ensure()
+    click.echo("Created: " + ", ".join(created) if created else "Every partition ahead exists.")
+
+
 def init_app(app: Flask) -> None:
     """Register the job commands on the app's CLI."""
     logging.getLogger("rq").setLevel(app.config.get("LOG_LEVEL", "INFO"))
@@ -230,3 +287,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(scheduler)
     app.cli.add_command(jobs_cli)
     app.cli.add_command(events_cli)
+    app.cli.add_command(partitions_cli)

@@ -58,6 +58,14 @@ def check_servers() -> list[dict]:
 
 
 @job
+def ensure_partitions() -> list[str]:
+    """Create the monthly partitions of messages and webhook_events ahead (PostgreSQL; nothing to do on SQLite)."""
+    from portal.services import partitions
+
+    return partitions.ensure()
+
+
+@job
 def check_number_health(session_id: str | None = None) -> dict | int | None:
     """Read WhatsApp's timelock and capping: of one session (after a send was refused with 463/475), or of every
     WORKING session whose last reading is a few minutes old."""

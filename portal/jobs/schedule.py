@@ -14,6 +14,7 @@ from portal.queue import (
     JOB_CHECK_NUMBER_HEALTH,
     JOB_CHECK_SERVERS,
     JOB_DISPATCH_DUE,
+    JOB_ENSURE_PARTITIONS,
     JOB_FETCH_AVATARS,
     JOB_PRUNE,
     JOB_PRUNE_BROWSER_SESSIONS,
@@ -48,7 +49,9 @@ SCHEDULE: list[dict[str, Any]] = [
     {"id": "browser-sessions-prune", "func": JOB_PRUNE_BROWSER_SESSIONS, "interval": 86400, "queue": QUEUE_MAINTENANCE},
     # contacts' profile pictures: new contacts first, then a weekly refresh (a few per run, paced by the interval)
     {"id": "avatars-fetch", "func": JOB_FETCH_AVATARS, "interval": 60, "queue": QUEUE_MAINTENANCE},
-    # retention of messages, media files, events and deliveries
+    # PostgreSQL: monthly partitions of messages and webhook_events, this month and the next two (idempotent)
+    {"id": "partitions-ensure", "func": JOB_ENSURE_PARTITIONS, "interval": 3600, "queue": QUEUE_MAINTENANCE},
+    # retention of messages, media files, events and deliveries (PostgreSQL: whole monthly partitions)
     {"id": "retention-prune", "func": JOB_PRUNE, "interval": 3600, "queue": QUEUE_MAINTENANCE},
 ]
 

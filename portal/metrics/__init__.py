@@ -5,7 +5,7 @@ Three kinds of numbers, chosen by where the thing being counted happens:
 * `http`: HTTP requests happen in the web processes only; plain prometheus_client metrics, per process
   (merged across gunicorn workers by the multiprocess collector).
 * `shared`: WAHA calls, webhook events and job outcomes happen in web processes *and* in RQ workers; their
-  counters live in one Redis hash that every process adds to.
+  counters live in one Redis hash that every process adds to (counted in process, flushed every second).
 * `collectors`: queue depths, sessions by status, messages by direction and status, webhook backlog and the
   fleet are gauges read at scrape time from Redis and the database with a few GROUP BY queries.
 
@@ -29,18 +29,21 @@ from portal.metrics.collectors import (
 )
 from portal.metrics.http import HTTP_BUCKETS, HTTP_METHODS, http_duration, http_requests
 from portal.metrics.shared import (
+    FLUSH_SECONDS,
     JOB_OUTCOMES,
     REDIS_PAUSE_SECONDS,
     SHARED_KEY,
     WAHA_BUCKETS,
     WEBHOOK_OUTCOMES,
     SharedCounter,
+    flush,
     jobs,
     observe_waha_call,
     webhook_events,
 )
 
 __all__ = [
+    "FLUSH_SECONDS",
     "HTTP_BUCKETS",
     "HTTP_METHODS",
     "JOB_OUTCOMES",
@@ -54,6 +57,7 @@ __all__ = [
     "WEBHOOK_OUTCOMES",
     "SharedCounter",
     "database_snapshot",
+    "flush",
     "http_duration",
     "http_requests",
     "init_app",

@@ -2,15 +2,24 @@
 
 These things happen in web processes *and* in RQ workers (other containers, forked work-horses that live for
 one job), so their counters are kept in Redis: every process adds to the same totals and a scrape of any web
-process sees all of them. One Redis round trip per WAHA call (or none, when the caller passes its own
-pipeline); when Redis is down the increments are skipped for a while rather than slowing the call that is
-being counted.
+process sees all of them.
+
+Counting costs no round trip: an increment is added to this process's buffer (a dict under a lock), and a small
+thread hands the buffer to Redis in one pipeline every FLUSH_SECONDS. A scrape flushes its own process's buffer
+before it reads the hash, a job flushes at its end (a work-horse leaves with os._exit) and the process flushes
+at exit; so a scrape sees every count older than FLUSH_SECONDS from every process. While Redis is down the
+counts stay in the buffer (bounded: one entry per label set) and go out with the first flush that succeeds.
+A caller that executes a pipeline anyway can still pass it to add its increments to that round trip.
 """
 
 from __future__ import annotations
 
+import atexit
 import bisect
 import logging
+import os
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -45,29 +54,88 @@ def _field(name: str, labels: Sequence[str]) -> str:
     return _SEP.join([name, *(str(v).replace(_SEP, " ") for v in labels)])
 
 
+FLUSH_SECONDS = 1.0  # how old a count may be when a scrape of another process reads the shared hash
+
+
+class _Buffer:
+    """This process's increments not yet in Redis, and the thread that hands them over."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: dict[str, float] = {}
+        self.thread: threading.Thread | None = None
+        self.pid = 0
+
+    def add(self, increments: Iterable[tuple[str, float]]) -> None:
+        with self.lock:
+            for field, amount in increments:
+                self.pending[field] = self.pending.get(field, 0.0) + amount
+            if self.pid != os.getpid() or self.thread is None or not self.thread.is_alive():
+                self._start()
+
+    def _start(self) -> None:
+        # Started lazily, so a forked process (a gunicorn worker, an RQ work-horse) runs a thread of its own.
+        self.pid = os.getpid()
+        self.thread = threading.Thread(target=self._run, name="metrics-flush", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            self.flush()
+
+    def flush(self) -> bool:
+        """Send the pending counts in one pipeline; on failure they stay pending. True when nothing is left."""
+        with self.lock:
+            pending, self.pending = self.pending, {}
+        if not pending:
+            return True
+        connection = _shared_redis()
+        if connection is not None:
+            try:
+                pipe = connection.pipeline(transaction=False)
+                for field, amount in pending.items():
+                    pipe.hincrbyfloat(SHARED_KEY, field, amount)
+                pipe.execute()
+                return True
+            except Exception as exc:  # redis errors, and anything else a broken connection throws
+                # Not tried again for a while: a Redis that hangs must not hold up the scrape or the exit.
+                if _pause.failed(connection):
+                    log.warning(
+                        "metrics: Redis unreachable (%s); shared counters held in this process for %.0f s",
+                        type(exc).__name__,
+                        REDIS_PAUSE_SECONDS,
+                    )
+        with self.lock:  # keep them for the next flush
+            for field, amount in pending.items():
+                self.pending[field] = self.pending.get(field, 0.0) + amount
+        return False
+
+    def after_fork(self) -> None:
+        # The parent's counts are the parent's to send; the child starts empty, with a thread of its own.
+        self.lock = threading.Lock()
+        self.pending = {}
+        self.thread = None
+        self.pid = 0
+
+
+_buffer = _Buffer()
+os.register_at_fork(after_in_child=_buffer.after_fork)
+atexit.register(_buffer.flush)
+
+
+def flush() -> bool:
+    """Hand this process's pending counts to Redis now (a scrape, the end of a job, the end of the process)."""
+    return _buffer.flush()
+
+
 def _shared_increment(increments: Iterable[tuple[str, float]], pipeline: Any = None) -> None:
     """Add to the shared counters; never raises (a metric must not break the work it counts)."""
-    increments = list(increments)
     if pipeline is not None:
         for field, amount in increments:
             pipeline.hincrbyfloat(SHARED_KEY, field, amount)
         return
-    connection = _shared_redis()
-    if connection is None:
-        return
-    try:
-        pipe = connection.pipeline(transaction=False)
-        for field, amount in increments:
-            pipe.hincrbyfloat(SHARED_KEY, field, amount)
-        pipe.execute()
-    except Exception as exc:  # redis errors, and anything else a broken connection throws
-        # Skipping is cheaper than waiting for a connect timeout on every WAHA call while Redis is away.
-        if _pause.failed(connection):
-            log.warning(
-                "metrics: Redis unreachable (%s); shared counters paused for %.0f s",
-                type(exc).__name__,
-                REDIS_PAUSE_SECONDS,
-            )
+    _buffer.add(increments)
 
 
 class _SharedChild:
@@ -171,7 +239,10 @@ def _waha_duration_family(values: dict[str, float]) -> HistogramMetricFamily:
 
 
 def shared_families(connection: Any) -> list[Metric]:
-    """Every shared counter and histogram, from one read of the Redis hash (raises when Redis cannot answer)."""
+    """Every shared counter and histogram, from one read of the Redis hash (raises when Redis cannot answer).
+
+    This process's own pending counts are flushed first, so what it counted itself is in the answer."""
+    _buffer.flush()
     raw = connection.hgetall(SHARED_KEY)
     values = {k.decode(): float(v) for k, v in raw.items()}
     return [

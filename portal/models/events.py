@@ -85,6 +85,10 @@ class WebhookDelivery(TenantScoped, Base):
     response_excerpt: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(String(500))
     duration_ms: Mapped[int | None] = mapped_column(Integer)
-    # a pending attempt is sent at or after due_at; queueing it pushes due_at out (a lease) so a lost job is re-queued
+    # a pending attempt is sent at or after due_at (when it was scheduled: now for a first attempt, after the
+    # back-off for a retry); a drain batch that claims it holds it until leased_until, so a worker that died
+    # mid-batch leaves it to be claimed again once the lease has run out
     due_at: Mapped[datetime | None]
+    leased_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]  # when this attempt went out (None: not sent yet, or refused before sending)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -28,23 +28,24 @@ WINDOW_SECONDS = 60
 _PREFIX = "portal:api-auth-fail"
 
 
-def _window(now: float | None = None) -> tuple[int, int]:
+def current_window(now: float | None = None) -> tuple[int, int]:
     """(window number, seconds until it ends)."""
     now = time.time() if now is None else now
     window = int(now // WINDOW_SECONDS)
     return window, max(1, int((window + 1) * WINDOW_SECONDS - now + 0.999))
 
 
-def _address_key(ip: str | None, window: int) -> str:
+def address_key(ip: str | None, window: int) -> str:
+    """The Redis key counting the failed authentications of `ip` in `window` (read by api.ratelimit too)."""
     return f"{_PREFIX}:{ip or '-'}:{window}"
 
 
 def retry_after(ip: str | None) -> int | None:
     """Seconds `ip` must wait before its next API call, or None when it may authenticate now."""
     limit = int(current_app.config["API_AUTH_FAILURE_LIMIT"])
-    window, remaining = _window()
+    window, remaining = current_window()
     try:
-        failures = int(redis_store.client.get(_address_key(ip, window)) or 0)
+        failures = int(redis_store.client.get(address_key(ip, window)) or 0)
     except redis.RedisError:
         log.warning("API authentication throttle unavailable (Redis)", exc_info=True)
         return None
@@ -54,13 +55,13 @@ def retry_after(ip: str | None) -> int | None:
 def record_failure(ip: str | None, tenant_id: int | None, actor: Actor, reason: str, details: dict[str, Any]) -> None:
     """Count one failed authentication of `ip` and audit it: the first failure of a window (per address and
     tenant) writes the `auth.api_failed` row, later ones raise its `count`. Commits."""
-    window, _ = _window()
-    address_key = _address_key(ip, window)
-    row_key = f"{address_key}:t{tenant_id or 0}"
+    window, _ = current_window()
+    counter_key = address_key(ip, window)
+    row_key = f"{counter_key}:t{tenant_id or 0}"
     try:
         pipe = redis_store.client.pipeline()
-        pipe.incr(address_key)
-        pipe.expire(address_key, WINDOW_SECONDS * 2)
+        pipe.incr(counter_key)
+        pipe.expire(counter_key, WINDOW_SECONDS * 2)
         pipe.incr(f"{row_key}:n")
         pipe.expire(f"{row_key}:n", WINDOW_SECONDS * 2)
         pipe.get(f"{row_key}:row")

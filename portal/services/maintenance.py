@@ -292,12 +292,30 @@ def watchdog(silence: int | None = None) -> list[str]:
 
 def prune(now: Any = None) -> dict[str, int]:
     """Delete what each tenant's retention settings no longer keep: messages (and their stored files) after
-    retention_messages_days; events and delivery attempts after retention_events_days."""
+    retention_messages_days; events and delivery attempts after retention_events_days.
+
+    On PostgreSQL messages and events go by whole monthly partitions (services.partitions.prune: a row stays up
+    to about a month past its retention); SQLite deletes rows in chunks."""
+    from portal.services import partitions
     from portal.services.media_files import delete_files
 
     now = now or utcnow()
     counts = {"messages": 0, "media_files": 0, "events": 0, "deliveries": 0}
     tenants = list(db.session.execute(select(Tenant.id, Tenant.retention_messages_days, Tenant.retention_events_days)))
+    db.session.commit()  # the partition work runs on connections of its own
+    if partitions.enabled():
+        # PostgreSQL: messages and events go by whole monthly partitions (services.partitions.prune)
+        by_months = partitions.prune(
+            now, {t: m for t, m, _ in tenants}, {t: e for t, _, e in tenants}, UNOWNED_EVENT_RETENTION_DAYS
+        )
+        for name in ("messages", "media_files", "events"):
+            counts[name] += by_months[name]
+        counts["partitions_dropped"] = by_months["partitions_dropped"]
+        for tenant_id, _message_days, event_days in tenants:
+            counts["deliveries"] += _prune_deliveries(tenant_id, now - timedelta(days=event_days))
+        if any(counts.values()):
+            log.info("retention: deleted %s", counts)
+        return counts
     for tenant_id, message_days, event_days in tenants:
         message_cutoff = now - timedelta(days=message_days)
         while True:
@@ -315,13 +333,7 @@ def prune(now: Any = None) -> dict[str, int]:
             # after the commit: a row never names a deleted file (a file the store keeps is only logged)
             counts["media_files"] += delete_files(keys)
         event_cutoff = now - timedelta(days=event_days)
-        counts["deliveries"] += _delete_chunked(
-            WebhookDelivery,
-            WebhookDelivery.created_at,
-            event_cutoff,
-            WebhookDelivery.tenant_id == tenant_id,
-            WebhookDelivery.status != "pending",
-        )
+        counts["deliveries"] += _prune_deliveries(tenant_id, event_cutoff)
         counts["events"] += _delete_chunked(
             WebhookEvent,
             WebhookEvent.received_at,
@@ -339,6 +351,16 @@ def prune(now: Any = None) -> dict[str, int]:
     if any(counts.values()):
         log.info("retention: deleted %s", counts)
     return counts
+
+
+def _prune_deliveries(tenant_id: int, cutoff: Any) -> int:
+    return _delete_chunked(
+        WebhookDelivery,
+        WebhookDelivery.created_at,
+        cutoff,
+        WebhookDelivery.tenant_id == tenant_id,
+        WebhookDelivery.status != "pending",
+    )
 
 
 def _delete_chunked(model: Any, column: Any, cutoff: Any, *conditions: Any) -> int:

@@ -248,10 +248,38 @@ def fetch_media(message_id: int, url: str) -> str:
     return "stored"
 
 
-def queue_downloads(jobs: list[tuple[int, str]]) -> None:
-    """Queue a download per (message id, URL); when the queue is unavailable, download now in this process."""
+# A queued download is marked in Redis for this long: the sweeper does not queue it again while its job may still
+# wait in a busy queue (a download stuck behind a backlog is queued again at most once per window).
+QUEUED_MARK_SECONDS = 300
+_QUEUED_MARK = "media-queued:"
+
+
+def _mark_queued(message_ids: list[int]) -> list[int]:
+    """Mark downloads as queued; returns the ids that were not marked already (all of them if Redis is away)."""
+    import redis
+
+    from portal.extensions import redis_store
+
+    try:
+        with redis_store.client.pipeline(transaction=False) as pipe:
+            for message_id in message_ids:
+                pipe.set(f"{_QUEUED_MARK}{message_id}", 1, nx=True, ex=QUEUED_MARK_SECONDS)
+            fresh = pipe.execute()
+    except redis.RedisError:
+        return message_ids
+    return [message_id for message_id, marked in zip(message_ids, fresh, strict=True) if marked]
+
+
+def queue_downloads(jobs: list[tuple[int, str]], *, again: bool = False) -> None:
+    """Queue a download per (message id, URL); when the queue is unavailable, download now in this process.
+    `again` (the sweeper): only those not queued within QUEUED_MARK_SECONDS, so a backlog is not queued twice."""
     if not jobs:
         return
+    fresh = set(_mark_queued([message_id for message_id, _ in jobs]))
+    if again:
+        jobs = [job for job in jobs if job[0] in fresh]
+        if not jobs:
+            return
     try:
         # WAHA keeps a file for 180 s: retries come quickly or not at all
         enqueue_many([(JOB_FETCH_MEDIA, job) for job in jobs], queue=QUEUE_EVENTS, retry=retry_policy(3, (5, 20, 45)))
@@ -299,8 +327,8 @@ def requeue_pending(older_than: int = REQUEUE_AFTER_SECONDS) -> int:
         jobs.append((message.id, str(source)))
     db.session.commit()
     if jobs:
-        log.info("%d media file(s) still pending; queueing their download again", len(jobs))
-        queue_downloads(jobs)
+        log.info("%d media file(s) still pending; queueing their download again unless queued lately", len(jobs))
+        queue_downloads(jobs, again=True)
     return len(jobs)
 
 

@@ -9,7 +9,9 @@ A send row carries `send_state` (see models.messages.SEND_STATES) until its outc
   such id for media sends, so a media retry never sends again: it looks the message up by its id instead.
 - `sending`: a call is under way; one left behind by a crashed process is treated as `unknown` once stale.
 
-`reconcile()` (scheduled) settles the rest by looking each message up in WAHA by its id.
+`reconcile()` (scheduled) settles the rest by looking each message up in WAHA by its id; a text WAHA does not have
+is sent once more under its pre-generated id (WAHA keeps one message per id), so a send whose process died during
+the call still goes out even when the caller's retry only saw the row.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from portal.extensions import db
 from portal.models import ACK_NAMES, Message, WahaSession, rowcount, utcnow
 from portal.services import servers, upstream
+from portal.services.audit import Actor
 from portal.waha import errors as waha_errors
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,7 @@ STALE_SENDING = timedelta(minutes=2)
 # A send WhatsApp never confirmed, neither by an ack nor to a lookup, for this long failed.
 GIVE_UP_AFTER = timedelta(hours=24)
 BATCH = 200
+RECONCILE = Actor(type="system", label="reconcile")
 NOT_CONFIRMED = "Not sent: WhatsApp never confirmed this message."
 
 
@@ -150,6 +154,7 @@ class ReconcileReport:
     settled: int = 0
     failed: int = 0
     open: int = 0
+    resent: int = 0
 
 
 def reconcile(now: datetime | None = None, limit: int = BATCH) -> ReconcileReport:
@@ -184,11 +189,62 @@ def reconcile(now: datetime | None = None, limit: int = BATCH) -> ReconcileRepor
             db.session.commit()
             report.failed += _settle(message, "ERROR")
             continue
+        if outcome == "missing" and _send_again(message):
+            # WAHA never got it (e.g. the process died during its call, and the caller's retry only saw the row)
+            report.resent += 1
+            continue
         if outcome == "missing" and message.send_state == "sending":
             # a process died during its call: the outcome is unknown, and a retry may now send again
             message.send_state = "unknown"
             db.session.commit()
         report.open += 1
-    if report.settled or report.failed:
-        log.info("unsettled sends: %d settled, %d failed, %d still open", report.settled, report.failed, report.open)
+    if report.settled or report.failed or report.resent:
+        log.info(
+            "unsettled sends: %d settled, %d sent again, %d failed, %d still open",
+            report.settled,
+            report.resent,
+            report.failed,
+            report.open,
+        )
     return report
+
+
+def _send_again(message: Message) -> bool:
+    """Send a text WAHA does not have once more, under its pre-generated id (WAHA keeps one message per id, so
+    this cannot make a second one); True when WAHA took it. Media sends are never repeated from here (no
+    documented dedupe): they are given up on after GIVE_UP_AFTER. Audited as "message.send_retry"."""
+    from portal.services import audit
+
+    pre_id = pre_generated_id(message)
+    if message.media is not None or pre_id is None or message.send_state not in UNSETTLED:
+        return False
+    session = message.session
+    quoted = db.session.get(Message, message.reply_to_id) if message.reply_to_id else None
+    if not claim(message, message.send_state):
+        db.session.commit()
+        return False
+    audit.record(
+        message.tenant_id,
+        "message.send_retry",
+        RECONCILE,
+        target_type="message",
+        target_id=message.id,
+        details={"session_id": message.session_id, "chat_id": message.chat_id, "previous": "missing on WAHA"},
+    )
+    db.session.commit()
+    try:
+        result = servers.client_for(session.server).send_text(
+            session.external_name,
+            message.chat_id,
+            message.body or "",
+            message_id=pre_id,
+            reply_to=quoted.waha_message_id if quoted is not None else None,
+        )
+    except waha_errors.WahaError as exc:
+        upstream.log_failure("send again failed", exc, message=message.id)
+        message.send_state = "unknown"  # whatever happened, the next run looks it up again
+        db.session.commit()
+        return False
+    del result  # WAHA took it under the predicted id; acks move the status on as for any send
+    _settle(message, None)
+    return True

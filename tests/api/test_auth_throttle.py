@@ -27,9 +27,9 @@ def low_limit(app: Any, monkeypatch: Any) -> None:
 def one_window(monkeypatch: Any) -> None:
     """Every call of a test falls in one throttle window: the throttle sees a clock standing one second into the
     current window (on a slow machine a test's calls could otherwise straddle a window boundary and count twice)."""
-    real = auth_throttle._window
+    real = auth_throttle.current_window
     start = time.time() // auth_throttle.WINDOW_SECONDS * auth_throttle.WINDOW_SECONDS + 1
-    monkeypatch.setattr(auth_throttle, "_window", lambda now=None: real(start if now is None else now))
+    monkeypatch.setattr(auth_throttle, "current_window", lambda now=None: real(start if now is None else now))
 
 
 def _call(client: Any, credential: str, address: str = GUESSER) -> Any:

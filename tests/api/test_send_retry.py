@@ -184,15 +184,56 @@ def test_reconcile_settles_a_timed_out_send_by_its_id(api, sim, short_waha_timeo
     assert row.sent_at is not None and row.error is None
 
 
-def test_reconcile_gives_up_on_a_send_whatsapp_never_saw(api, sim, working_session):
+def test_reconcile_sends_a_text_whatsapp_never_saw_once(api, sim, working_session):
     sim.fail_next(5, 0)  # the connection drops after the request went out: WAHA never handled it
     response = _send(api, working_session, "Lost", "lost-1")
     sim.fail_next(0)
     details = response.get_json()["error"]["details"]
     assert details["outcome"] == "unknown"
 
+    first = outbox.reconcile(now=utcnow() + timedelta(minutes=1))
+    again = outbox.reconcile(now=utcnow() + timedelta(minutes=2))
+    retried = _send(api, working_session, "Lost", "lost-1")  # the caller's retry with the same key
+
+    row = _row(details["messageId"])
+    [sent] = sim.sent_messages(working_session["externalSessionId"])
+    assert (first.resent, again.resent, row.send_state, row.error) == (1, 0, None, None)
+    assert sent["body"] == "Lost" and row.waha_message_id == sent["id"]
+    assert retried.status_code == 200 and retried.get_json()["id"] == details["messageId"]
+
+
+def test_a_send_whose_process_died_mid_call_still_goes_out(api, sim, working_session):
+    """The web process died during its WAHA call: the row stays "sending", and a retry with the same key before
+    it is stale answers the row (PENDING) without sending. The reconcile job finishes the send."""
+    row_id = _send(api, working_session, "Pending", "died-1").get_json()["id"]
+    message = _row(row_id)
+    message.send_state, message.status = "sending", "PENDING"
+    message.waha_message_id = f"true_{CHAT}_3EB0DEADBEEF00112233"  # an id WAHA was never asked to send
+    db.session.commit()
+    retried = _send(api, working_session, "Pending", "died-1")
+
+    report = outbox.reconcile(now=utcnow() + outbox.STALE_SENDING + timedelta(minutes=1))
+
+    assert retried.get_json()["status"] == "PENDING"
+    assert report.resent == 1
+    sent = [m for m in sim.sent_messages(working_session["externalSessionId"]) if m["id"] == message.waha_message_id]
+    assert [m["body"] for m in sent] == ["Pending"]
+    assert _row(row_id).send_state is None
+
+
+def test_reconcile_gives_up_on_media_whatsapp_never_saw(api, sim, working_session):
+    media = {"type": "document", "url": "https://example.com/invoice.pdf", "mimetype": "application/pdf"}
+    sim.fail_next(5, 0)
+    response = api.post(
+        f"/waha/sessions/{working_session['id']}/send",
+        json={"to": TO, "media": media},
+        headers={"Idempotency-Key": "m"},
+    )
+    sim.fail_next(0)
+    details = response.get_json()["error"]["details"]
+
     soon = outbox.reconcile(now=utcnow() + timedelta(minutes=1))
-    assert (soon.open, _row(details["messageId"]).status) == (1, "PENDING")
+    assert (soon.open, soon.resent, _row(details["messageId"]).status) == (1, 0, "PENDING")
     late = outbox.reconcile(now=utcnow() + outbox.GIVE_UP_AFTER + timedelta(minutes=1))
 
     row = _row(details["messageId"])

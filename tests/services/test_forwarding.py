@@ -151,7 +151,15 @@ def test_backoff_doubles_each_attempt_with_at_most_a_fifth_of_jitter(ctx):
         assert base <= delay <= base * 1.2
 
 
-def test_dispatch_queues_only_attempts_that_are_due(tenant):
+def _queued_drains() -> int:
+    from rq import Queue
+
+    from portal.extensions import redis_store
+
+    return sum(1 for job in Queue("forwarding", connection=redis_store.client).jobs if "drain" in job.func_name)
+
+
+def test_dispatch_asks_for_one_drain_while_attempts_are_due(tenant):
     endpoint, _ = forwarding.create_endpoint(tenant, TEST_ACTOR, url="http://127.0.0.1:9/")
     due = _delivery(tenant, endpoint, 1, "pending")
     due.due_at = utcnow() - timedelta(seconds=1)
@@ -159,7 +167,20 @@ def test_dispatch_queues_only_attempts_that_are_due(tenant):
     later.due_at = utcnow() + timedelta(minutes=5)
     db.session.commit()
     assert forwarding.dispatch_due() == 1
-    assert forwarding.dispatch_due() == 0  # the queued one is leased, not queued twice
+    assert forwarding.dispatch_due() == 1  # still due, but the drain that waits in the queue will take it
+    assert _queued_drains() == 1
+
+
+def test_dispatch_leaves_attempts_a_batch_holds_until_their_lease_ends(tenant):
+    endpoint, _ = forwarding.create_endpoint(tenant, TEST_ACTOR, url="http://127.0.0.1:9/")
+    held = _delivery(tenant, endpoint, 1, "pending")
+    held.due_at = utcnow() - timedelta(seconds=1)
+    held.leased_until = utcnow() + timedelta(minutes=2)
+    db.session.commit()
+    assert forwarding.dispatch_due() == 0
+    held.leased_until = utcnow() - timedelta(seconds=1)  # the worker that claimed it died; its lease ran out
+    db.session.commit()
+    assert forwarding.dispatch_due() == 1
 
 
 def test_every_event_an_endpoint_is_offered_is_accepted(tenant):

@@ -14,7 +14,7 @@ from portal.models import Message, WahaServer, WahaSession, WebhookDelivery, Web
 from portal.services import forwarding, maintenance
 from portal.storage import storage
 from tests.builders import TEST_ACTOR, make_user, new_session, working_session
-from tests.helpers import quiet_waha_webhooks, wait_for
+from tests.helpers import ensure_test_partitions, quiet_waha_webhooks, wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -175,6 +175,9 @@ def test_prune_applies_each_tenants_retention(tenant, media_backend):
         )
     db.session.commit()
     counts = maintenance.prune()
+    ensure_test_partitions()  # PostgreSQL dropped the past months (later tests write into them)
+    if db.engine.dialect.name == "postgresql":
+        assert counts.pop("partitions_dropped") >= 2  # the old message's and the old event's months, whole
     assert counts == {"messages": 1, "media_files": 1, "events": 1, "deliveries": 1}
     assert db.session.scalar(select(func.count()).select_from(Message)) == 1
     assert not storage().exists("prune/old.jpeg")

@@ -180,3 +180,21 @@ def test_sweeper_requeues_media_left_pending(app, client, tenant, sim, run_jobs,
     stored = _media_of(message_id)
     assert stored["status"] == "stored"
     storage().delete(stored["key"])
+
+
+def test_sweeper_leaves_a_download_whose_job_still_waits_in_the_queue(app, client, tenant, sim, run_jobs):
+    from rq import Queue
+
+    _session, message_id = _inbound_with_media(app, client, tenant, sim)
+    events.process_batch()  # the download job is queued and waits behind a backlog
+    waiting = Queue("events", connection=redis_store.client)
+    queued = len(waiting.job_ids)
+
+    events.sweep(older_than=0)
+    events.sweep(older_than=0)
+
+    assert len(waiting.job_ids) == queued  # not queued again while its job may still run
+    run_jobs()
+    stored = _media_of(message_id)
+    assert stored["status"] == "stored"
+    storage().delete(stored["key"])

@@ -586,6 +586,15 @@ def test_search_index_serves_a_rare_word_on_postgresql(tenant, working):
     statement, parameters = seen[-1]
     with db.engine.connect() as conn:
         plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
+        # messages is partitioned by month: each partition has its own copy of the index, named after it
+        names = {"ix_messages_body_trgm"} | set(
+            conn.execute(
+                text_sql(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = to_regclass('ix_messages_body_trgm')"
+                )
+            ).scalars()
+        )
 
     assert [m.body for m in found.items] == ["a kumquat crate"]
-    assert "ix_messages_body_trgm" in plan
+    assert any(name in plan for name in names), plan

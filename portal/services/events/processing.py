@@ -20,6 +20,7 @@ from sqlalchemy import select, tuple_, update
 
 from portal.extensions import db, redis_store
 from portal.models import Message, WahaSession, WebhookDelivery, WebhookEvent, utcnow
+from portal.queue import QUEUE_EVENTS, others_waiting
 from portal.services import number_health
 from portal.services.events.handlers import _MESSAGE_EVENTS, _apply, _Batch, _Skip, _target_ids
 from portal.services.events.signal import DRAIN_FLAG, _count_events, request_drain
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500  # events per processing transaction
 DRAIN_BUDGET_SECONDS = 20.0  # a drain job hands over to a fresh job after this long
+YIELD_AFTER_SECONDS = 1.0  # ... or after this long when a job of another queue waits (forwarding, maintenance)
 MAX_ATTEMPTS = 5  # an event that failed this often is marked failed
 _ADVISORY_CLASS = 5501  # first key of pg_try_advisory_xact_lock(int, int): "event processing of a session"
 
@@ -62,7 +64,8 @@ def drain(*, batch_size: int = BATCH_SIZE, budget: float = DRAIN_BUDGET_SECONDS)
             result.batches += 1
         if not claimed:
             break
-        if time.monotonic() - started > budget:
+        elapsed = time.monotonic() - started
+        if elapsed > budget or (elapsed > YIELD_AFTER_SECONDS and others_waiting(QUEUE_EVENTS)):
             result.handed_over = request_drain(force=True)
             break
     return result

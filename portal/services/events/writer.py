@@ -130,11 +130,14 @@ class _GroupWriter:
             remaining -= item.inserted
 
 
+# PostgreSQL: no ON CONFLICT clause. The table is partitioned by received_at, so event ids are kept unique by
+# webhook_event_keys: a trigger skips a row whose event id was seen before (RETURNING leaves it out), whatever
+# month the first one was received in (migration 0011, docs/architecture.md "Partitioned tables").
+
+
 def _insert_rows(params: list[tuple]) -> set[str]:
     sql = (
-        f"INSERT INTO webhook_events {_PG_COLUMNS} VALUES "
-        + ", ".join([_PG_ROW] * len(params))
-        + " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+        f"INSERT INTO webhook_events {_PG_COLUMNS} VALUES " + ", ".join([_PG_ROW] * len(params)) + " RETURNING event_id"
     )
     flat = [value for row in params for value in row]
     for attempt in (1, 2):
@@ -180,7 +183,7 @@ _PG_INSERT_ARRAY = (
     "SELECT (%s::text[])[x.ord], %s, %s, left(x.e->>'session', 64), left(x.e->>'event', 64), x.e, "
     "(%s::text[])[x.ord], %s, 0, now() "
     "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS x(e, ord) "
-    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    "RETURNING event_id"
 )
 
 

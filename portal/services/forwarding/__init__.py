@@ -1,23 +1,24 @@
 """Forwarding events to tenants: their webhook endpoints, the per-session webhook URL, and the delivery ledger.
 
 Every delivery attempt is a `WebhookDelivery` row. Rows are planned in the same transaction that applies the
-event, so nothing is lost between processing and sending; a job sends one row (Standard Webhooks signature,
-timeout WAHA_WEBHOOK_TIMEOUT). A failure adds the next attempt (same msg_id) due after an exponential back-off
-with jitter; after WAHA_WEBHOOK_RETRY_ATTEMPTS retries the last row is marked "dead". `dispatch_due` (scheduled)
-queues attempts whose time has come, and first attempts whose job was lost. Destinations pass the destination
-policy (portal.services.destinations) at create time and again at every send, where the connection goes to the
-address that was checked (portal.net.http: no redirects, bounded time and response excerpt).
+event, so nothing is lost between processing and sending; a drain job claims due rows in batches and sends them
+on a bounded pool of threads that keep their connections (Standard Webhooks signature, timeout
+WAHA_WEBHOOK_TIMEOUT). A failure adds the next attempt (same msg_id) due after an exponential back-off with
+jitter; after WAHA_WEBHOOK_RETRY_ATTEMPTS retries the last row is marked "dead". `dispatch_due` (scheduled) asks
+for a drain whenever attempts are due. Destinations pass the destination policy (portal.services.destinations) at
+create time and again at every attempt, where the connection goes to an address that was checked
+(portal.net.http: no redirects, bounded time and response excerpt).
 
 - `endpoints`: the tenant's endpoints (checks, create, change, rotate, delete);
 - `signing`: signing secrets and the Standard Webhooks headers;
 - `planning`: first attempts for the subscribed destinations of an event, and the envelope;
-- `deliveries`: the ledger (list, read, replay, test event) and queueing (queue_deliveries, dispatch_due);
-- `sending`: one attempt sent and its outcome recorded (deliver, back-off, dead-lettering).
+- `deliveries`: the ledger (list, read, replay, test event) and asking for a drain (queue_deliveries, dispatch_due);
+- `drain`: claiming due attempts in batches, the sending threads, leases and wake-ups (drain, deliver);
+- `sending`: one attempt sent (post) and a batch of outcomes recorded (back-off, dead-lettering).
 """
 
 from portal.services.forwarding.deliveries import (
     DELIVERY_STATUSES,
-    LEASE_SECONDS,
     DeliveryPage,
     DeliveryStatus,
     dispatch_due,
@@ -27,6 +28,7 @@ from portal.services.forwarding.deliveries import (
     replay_delivery,
     send_test_event,
 )
+from portal.services.forwarding.drain import LEASE_SECONDS, DrainResult, deliver, drain, request_drain
 from portal.services.forwarding.endpoints import (
     COMMON_EVENTS,
     DESCRIPTION_MAX,
@@ -49,7 +51,6 @@ from portal.services.forwarding.sending import (
     RETRY_MAX_SECONDS,
     USER_AGENT,
     backoff_seconds,
-    deliver,
 )
 from portal.services.forwarding.signing import SECRET_PREFIX, new_secret, session_webhook_secret, sign
 
@@ -68,12 +69,14 @@ __all__ = [
     "USER_AGENT",
     "DeliveryPage",
     "DeliveryStatus",
+    "DrainResult",
     "backoff_seconds",
     "create_endpoint",
     "delete_endpoint",
     "deliver",
     "destination_problem",
     "dispatch_due",
+    "drain",
     "endpoint_event_choices",
     "event_body",
     "get_delivery",
@@ -85,6 +88,7 @@ __all__ = [
     "plan_portal_event",
     "queue_deliveries",
     "replay_delivery",
+    "request_drain",
     "rotate_secret",
     "send_test_event",
     "session_webhook_secret",

@@ -1,7 +1,8 @@
-"""The delivery ledger: listing and reading attempts, replaying one, a test event, and queueing due attempts.
+"""The delivery ledger: listing and reading attempts, replaying one, a test event, and asking for them to be sent.
 
-Every delivery attempt is a `WebhookDelivery` row, leased (due_at) while its job is queued; `dispatch_due`
-(scheduled) queues attempts whose time has come, and first attempts whose job was lost.
+Every delivery attempt is a `WebhookDelivery` row, due at `due_at`; the forwarding drain
+(portal.services.forwarding.drain) claims due rows in batches. `queue_deliveries` asks for a drain after new rows
+are committed; `dispatch_due` (scheduled) asks again whenever attempts are due, so a lost signal only delays them.
 """
 
 from __future__ import annotations
@@ -10,25 +11,25 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal, get_args
 
-from flask import current_app
+import sqlalchemy as sa
 from sqlalchemy import func, literal, select, tuple_
 
 from portal import pagination
 from portal.extensions import db
 from portal.models import Tenant, WebhookDelivery, get_for_tenant, utcnow
-from portal.queue import JOB_DELIVER, QUEUE_FORWARDING, enqueue_many
 from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.errors import Invalid, NotFound
+from portal.services.forwarding.drain import request_drain
 from portal.services.forwarding.endpoints import get_endpoint
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 120  # a queued attempt whose job never ran is queued again after this long
 CURSOR_PREFIX = "d"
+DISPATCH_COUNT_MAX = 10_000  # dispatch_due counts due attempts up to this many (a bounded index scan)
 
 
 @dataclass
@@ -84,9 +85,9 @@ def get_delivery(tenant: Tenant, delivery_id: Any) -> WebhookDelivery:
     return delivery
 
 
-def _lease_until(now: datetime | None = None) -> datetime:
-    timeout = current_app.config["WAHA_WEBHOOK_TIMEOUT"] / 1000
-    return (now or utcnow()) + timedelta(seconds=LEASE_SECONDS + timeout)
+def due_now() -> datetime:
+    """The due time of an attempt to send at once (first attempts, replays, test events)."""
+    return utcnow()
 
 
 def replay_delivery(tenant: Tenant, delivery_id: Any, actor: Actor) -> WebhookDelivery:
@@ -119,7 +120,7 @@ def replay_delivery(tenant: Tenant, delivery_id: Any, actor: Actor) -> WebhookDe
         payload=original.payload,
         attempt=last + 1,
         status="pending",
-        due_at=_lease_until(),
+        due_at=due_now(),
     )
     db.session.add(replay)
     db.session.flush()
@@ -157,7 +158,7 @@ def send_test_event(tenant: Tenant, endpoint_id: Any, actor: Actor) -> WebhookDe
         payload=body,
         attempt=1,
         status="pending",
-        due_at=_lease_until(),
+        due_at=due_now(),
     )
     db.session.add(delivery)
     db.session.flush()
@@ -168,33 +169,30 @@ def send_test_event(tenant: Tenant, endpoint_id: Any, actor: Actor) -> WebhookDe
 
 
 def queue_deliveries(delivery_ids: list[int]) -> int:
-    """Queue a send job per delivery (one Redis round trip). Never raises: `dispatch_due` re-queues later."""
+    """Ask for the forwarding drain after new attempts were committed; returns how many were announced. Never
+    raises: without Redis the scheduled `dispatch_due` asks again within seconds."""
     if not delivery_ids:
         return 0
-    try:
-        return enqueue_many([(JOB_DELIVER, (i,)) for i in delivery_ids], queue=QUEUE_FORWARDING)
-    except Exception:
-        log.warning(
-            "could not queue %d deliveries; they go out with the next dispatch", len(delivery_ids), exc_info=True
-        )
-        return 0
+    request_drain()
+    return len(delivery_ids)
 
 
-def dispatch_due(limit: int = 500) -> int:
-    """Queue pending attempts whose time has come (retries, and first attempts whose job was lost)."""
+def dispatch_due() -> int:
+    """Ask for a drain when attempts are due and no batch holds them (retries whose back-off has passed, attempts
+    whose signal was lost, attempts of a worker that died once their lease ran out); returns how many are due
+    (counted up to DISPATCH_COUNT_MAX)."""
     now = utcnow()
-    stmt = (
-        select(WebhookDelivery)
-        .where(WebhookDelivery.status == "pending", WebhookDelivery.due_at <= now)
-        .order_by(WebhookDelivery.due_at)
-        .limit(limit)
+    due_rows = (
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.due_at <= now,
+            sa.or_(WebhookDelivery.leased_until.is_(None), WebhookDelivery.leased_until < now),
+        )
+        .limit(DISPATCH_COUNT_MAX)
     )
-    if db.engine.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    rows = list(db.session.scalars(stmt))
-    lease = _lease_until(now)
-    for row in rows:
-        row.due_at = lease
-    ids = [row.id for row in rows]
-    db.session.commit()
-    return queue_deliveries(ids) if ids else 0
+    due = db.session.scalar(select(func.count()).select_from(due_rows.subquery()))
+    db.session.rollback()
+    if due:
+        request_drain()
+    return int(due or 0)

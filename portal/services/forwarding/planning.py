@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import WahaSession, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from portal.services.forwarding.deliveries import _lease_until
+from portal.services.forwarding.deliveries import due_now
 from portal.services.forwarding.endpoints import PORTAL_EVENTS
 
 
@@ -70,7 +70,7 @@ def plan_deliveries(items: list[tuple[WebhookEvent, WahaSession]]) -> list[Webho
     has_session_urls = any(session.webhook_url for _, session in items)
     if not endpoints and not has_session_urls:
         return []
-    due = _lease_until()
+    due = due_now()
     rows: list[WebhookDelivery] = []
     for event, session in items:
         targets: list[tuple[int | None, str]] = [
@@ -120,7 +120,7 @@ def plan_portal_event(
         "session": {"id": session.id, "name": session.name} if session is not None else None,
         "payload": data,
     }
-    due = _lease_until()
+    due = due_now()
     rows = [
         WebhookDelivery(
             tenant_id=tenant_id,

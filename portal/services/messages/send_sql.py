@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from portal.dbengines import autocommit_active
 from portal.extensions import db
 from portal.models import (
     ACK_NAMES,
@@ -155,9 +156,7 @@ def _statements_commit_themselves() -> bool:
     needs no BEGIN and COMMIT round trips and keeps one pooled connection from authentication to the answer,
     because each of its writes on the way is a single statement that commits itself.
     """
-    if not db.session().in_transaction():
-        return False
-    return db.session.connection().get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    return autocommit_active(db.session())
 
 
 def _new_row(**values: Any) -> Message:
@@ -320,8 +319,11 @@ def _commit_keeping_loaded_rows() -> None:
 
 
 @functools.cache
-def _sent_update(status: str | None, with_waha_id: bool) -> Any:
-    """The UPDATE after WAHA accepted a send (one per ack status and id case, built once: see above)."""
+def _sent_update(status: str | None, with_waha_id: bool, by_month: bool = False) -> Any:
+    """The UPDATE after WAHA accepted a send (one per ack status and id case, built once: see above).
+
+    `by_month` (PostgreSQL, where messages is partitioned by created_at) adds the row's created_at to the id, so
+    the UPDATE reads the one partition holding the row instead of probing each month's primary key."""
     values: dict[Any, Any] = {
         Message.sent_at: bindparam("sent_at", type_=Message.sent_at.type),
         Message.updated_at: bindparam("updated_at", type_=Message.updated_at.type),
@@ -333,12 +335,10 @@ def _sent_update(status: str | None, with_waha_id: bool) -> Any:
         values[Message.status] = case((Message.status.in_(lower), status), else_=Message.status)
     if with_waha_id:
         values[Message.waha_message_id] = bindparam("waha_message_id", type_=Message.waha_message_id.type)
-    return (
-        update(Message)
-        .where(Message.id == bindparam("message_id", type_=Message.id.type))
-        .values(values)
-        .returning(Message.waha_message_id, Message.status)
-    )
+    stmt = update(Message).where(Message.id == bindparam("message_id", type_=Message.id.type))
+    if by_month:
+        stmt = stmt.where(Message.created_at == bindparam("row_created_at", type_=Message.created_at.type))
+    return stmt.values(values).returning(Message.waha_message_id, Message.status)
 
 
 def _record_sent(
@@ -351,15 +351,18 @@ def _record_sent(
     """
     now = utcnow()
     params: dict[str, Any] = {"message_id": message.id, "sent_at": now, "updated_at": now}
+    by_month = db.session.get_bind().dialect.name == "postgresql"
+    if by_month:
+        params["row_created_at"] = message.created_at  # set at insert, never changed: the row's partition
     status = _status_from_response(result.raw)
     row = None
     if result.message_id != predicted_id:
         try:
-            row = execute(_sent_update(status, True), {**params, "waha_message_id": result.message_id})
+            row = execute(_sent_update(status, True, by_month), {**params, "waha_message_id": result.message_id})
         except IntegrityError:
             pass  # webhook processing already stored this WAHA id on another row; keep the predicted one
     if row is None:
-        row = execute(_sent_update(status, False), params)
+        row = execute(_sent_update(status, False, by_month), params)
     if row is not None:  # None only when the row was deleted meanwhile (its session was deleted)
         for name, value in (
             ("waha_message_id", row.waha_message_id),

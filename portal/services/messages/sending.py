@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
 from portal.models import Message, Tenant, utcnow
-from portal.services import audit, contacts, idempotency, number_health, outbox, pacing, servers, upstream
+from portal.services import audit, contacts, idempotency, number_health, outbox, pacing, partitions, servers, upstream
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid
 from portal.services.inbox.upkeep import refresh_previews
@@ -50,7 +50,17 @@ from portal.waha.ids import new_message_id
 
 
 def _by_key(tenant_id: int, key: str) -> Message | None:
-    return db.session.scalar(select(Message).where(Message.tenant_id == tenant_id, Message.idempotency_key == key))
+    stmt = select(Message).where(Message.tenant_id == tenant_id, Message.idempotency_key == key)
+    if db.session.get_bind().dialect.name == "postgresql":
+        # messages is partitioned by month: the key table says which month holds the row, so one partition is read
+        keys = partitions.IDEMPOTENCY_KEYS
+        stmt = stmt.where(
+            Message.created_at
+            == select(keys.c.created_at)
+            .where(keys.c.tenant_id == tenant_id, keys.c.idempotency_key == key)
+            .scalar_subquery()
+        )
+    return db.session.scalar(stmt)
 
 
 def _same_request(

@@ -1,0 +1,105 @@
+"""The lean WSGI app of /webhooks: routing, the app context, errors as JSON, request id, access log, metrics.
+
+What it leaves out, being no page: the cookie session, CSRF, Flask-Login's user loading, Flask-Limiter's request
+filtering, the HTML security headers, the template context. The answers are those of the Flask app before:
+the same JSON error body and stable codes (400 bad_json / bad_event, 401 bad_signature, 404 session_not_found
+or not_found, 405 with Allow, 413 payload_too_large, 500 internal_error), `X-Request-ID`, one access line with
+the session, and `portal_http_requests_total` / `portal_http_request_duration_seconds` under the route
+template `/webhooks/waha`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask, g
+from flask.globals import _cv_app
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from portal.errors import HTTP_CODES, error_body
+from portal.extensions import db
+from portal.metrics.http import HTTP_METHODS, http_duration, http_requests
+from portal.services.errors import ServiceError
+from portal.telemetry import _VALID_ID, REQUEST_ID_HEADER, log_access, log_context
+from portal.webhooks import waha
+
+log = logging.getLogger("portal.webhooks")
+
+_HANDLERS: dict[str, Callable[[Request], Response]] = {"waha": waha.receive}
+
+
+class WebhookApp:
+    """Answers the requests under `prefix` with the Flask app's context, but none of its page hooks."""
+
+    def __init__(self, app: Flask, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.urls = Map([Rule("/waha", endpoint="waha", methods=["POST"])])
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        started = time.perf_counter()
+        request = Request(environ)
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        # A test (or a CLI command) may hold the app's context open: use it, as Flask does for its requests.
+        current = _cv_app.get(None)
+        context = None if current is not None and current.app is self.app else self.app.app_context()
+        if context is not None:
+            context.push()
+        try:
+            vars(g).clear()  # every request starts from an empty `g`, as in the Flask app
+            g.request_id = request_id
+            route = "unmatched"
+            with log_context(request_id=request_id, session=request.args.get("session") or None):
+                try:
+                    endpoint, _ = self.urls.bind_to_environ(environ).match()
+                    route = self.prefix + "/" + endpoint
+                    response = _HANDLERS[endpoint](request)
+                except Exception as exc:
+                    response = self._error(exc)
+                response.headers[REQUEST_ID_HEADER] = request_id
+                response.headers["X-Content-Type-Options"] = "nosniff"
+                elapsed = time.perf_counter() - started
+                method = request.method if request.method in HTTP_METHODS else "OTHER"
+                http_requests.labels(method, route, str(response.status_code)).inc()
+                http_duration.labels(method, route).observe(elapsed)
+                log_access(request.method, self.prefix + request.path, response.status_code, elapsed * 1000)
+        finally:
+            if context is not None:
+                context.pop()  # removes the database session (Flask-SQLAlchemy's teardown)
+        return response(environ, start_response)
+
+    def _error(self, exc: Exception) -> Response:
+        headers: dict[str, str] = {}
+        retry_after = None
+        if isinstance(exc, ServiceError):
+            status, code, message, details = exc.status, exc.code, exc.message, exc.details
+            retry_after = exc.retry_after
+        elif isinstance(exc, RequestEntityTooLarge):
+            status, code, message, details = 413, "payload_too_large", "The body is too large.", {}
+        elif isinstance(exc, HTTPException):
+            status = exc.code or 500
+            code, message, details = HTTP_CODES.get(status, "error"), exc.description or exc.name, {}
+            if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+                headers["Allow"] = ", ".join(exc.valid_methods)
+            elif isinstance(exc, NotFound):
+                message = "No such webhook receiver."
+        else:
+            db.session.rollback()
+            log.exception("unhandled error in the webhook receiver")
+            status, code, message, details = 500, "internal_error", "Something went wrong on our side.", {}
+        response = Response(
+            json.dumps(error_body(status, code, message, details)), status=status, mimetype="application/json"
+        )
+        for name, value in headers.items():
+            response.headers[name] = value
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
