@@ -58,22 +58,6 @@ def start(user: User, actor: Actor, *, remember: bool, user_agent: str = "", met
     return token
 
 
-def resolve(user_id: int, token: str) -> BrowserSession | None:
-    """The usable session of `user_id` that `token` opens, with its last use brought up to date; else None."""
-    if not token:
-        return None
-    row = db.session.scalar(select(BrowserSession).where(BrowserSession.token_hash == _digest(token)))
-    now = utcnow()
-    if row is None or row.user_id != user_id or not row.is_usable(now):
-        return None
-    if now - row.last_used_at >= TOUCH_EVERY:
-        row.last_used_at = now
-        if not row.remember:
-            row.expires_at = now + _lifetime(False)
-        db.session.commit()
-    return row
-
-
 @dataclass(frozen=True)
 class SignedIn:
     """What one request's sign-in check found: the user, their usable browser session, and their membership of
@@ -143,7 +127,8 @@ def sign_in_check(user_id: int, token: str, tenant_id: int | None) -> SignedIn |
 
 
 def keep_alive(found: SignedIn) -> None:
-    """Bring the browser session's last use up to date (at most every TOUCH_EVERY), as `resolve` does."""
+    """Bring the browser session's last use up to date, at most every TOUCH_EVERY; a browser signed in without
+    "remember me" stays signed in for SESSION_IDLE_HOURS after it."""
     now = utcnow()
     if now - found.last_used_at < TOUCH_EVERY:
         return
