@@ -54,6 +54,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from portal import jobs, security, static_assets
 
     jobs.init_app(app)
+    campaigns_init(app)
     security.init_app(app)
     static_assets.init_app(app)  # hashed static addresses cached for a year; compressed HTML and JSON
     _register_blueprints(app)
@@ -64,6 +65,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     cli.init_app(app)
     return app
+
+
+def campaigns_init(app: Flask) -> None:
+    """Campaigns and opt-outs plug their gates and settle hook into the send queue."""
+    from portal.services import campaigns
+
+    campaigns.register()
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -190,6 +190,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("METRICS_TOKEN", _text, None, "bearer token for /metrics (else loopback only)"),
     Setting("WEBHOOK_ALLOW_PRIVATE", _boolean, False, "allow outbound destinations on private addresses"),
     Setting("SYNC_INTERVAL", _positive, 30, "seconds between session status syncs"),
+    Setting("CAMPAIGN_CHECK_RATE", _positive, 5, "numbers a campaign checks with WhatsApp per second (check-exists)"),
     Setting(
         "WEBHOOK_REPLAY_WINDOW",
         _count,

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 QUEUE_EVENTS = "events"
 QUEUE_FORWARDING = "forwarding"
 QUEUE_MAINTENANCE = "maintenance"
-QUEUES = (QUEUE_EVENTS, QUEUE_FORWARDING, QUEUE_MAINTENANCE)
+QUEUE_OUTREACH = "outreach"
+QUEUES = (QUEUE_EVENTS, QUEUE_FORWARDING, QUEUE_MAINTENANCE, QUEUE_OUTREACH)
 
 # The dotted path of every job (functions decorated with `portal.jobs.job`), by module.
 JOB_SEND_PASSWORD_RESET = "portal.jobs.accounts.send_password_reset"
@@ -46,6 +47,12 @@ JOB_CHECK_NUMBER_HEALTH = "portal.jobs.maintenance.check_number_health"
 JOB_RECONCILE_SENDS = "portal.jobs.messages.reconcile_sends"
 JOB_FETCH_AVATARS = "portal.jobs.inbox.fetch_avatars"
 JOB_SYNC_CONTACTS = "portal.jobs.inbox.sync_contacts"
+JOB_CONFIRM_OPT_OUT = "portal.jobs.campaigns.confirm_opt_out"
+JOB_IMPORT_CAMPAIGN = "portal.jobs.campaigns.import_audience"
+JOB_START_CAMPAIGN = "portal.jobs.campaigns.start_campaign"
+JOB_ADVANCE_CAMPAIGNS = "portal.jobs.campaigns.advance_campaigns"
+JOB_DISPATCH_SENDS = "portal.jobs.outreach.dispatch_sends"
+JOB_SWEEP_SENDS = "portal.jobs.outreach.sweep_sends"
 
 RUNNER_EXTENSION = "portal_jobs"  # app.extensions key of the app's runner
 

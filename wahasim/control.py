@@ -105,6 +105,16 @@ def create():
     return _answer(sim().create_session(body), 201)
 
 
+@bp.post("/numbers/absent")
+def numbers_absent():
+    """{"numbers": [...], "absent": true|false}: check-exists answers false for these numbers (or true again)."""
+    data = _payload()
+    numbers = data.get("numbers") or []
+    if isinstance(numbers, str):
+        numbers = numbers.replace(",", " ").split()
+    return _answer(sim().mark_absent([str(n) for n in numbers], data.get("absent", True) not in (False, "false", "0")))
+
+
 @bp.post("/sessions/<name>/scan")
 def scan(name):
     data = _payload()

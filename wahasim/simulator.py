@@ -96,6 +96,7 @@ class Simulator(ChatsMixin, LimitsMixin, PasskeyMixin):
             workers=self.settings.webhook_workers,
         )
         self.sessions: dict[str, Session] = {}
+        self.absent_numbers: set[str] = set()  # numbers check-exists reports as not on WhatsApp (control API)
         self.start_timestamp = now_ms()
         self._start_monotonic = time.monotonic()
         self.latency_ms = 0
@@ -643,9 +644,19 @@ class Simulator(ChatsMixin, LimitsMixin, PasskeyMixin):
     def check_exists(self, name, phone) -> dict:
         self._with_wait(lambda: self._working(name))
         digits = str(phone or "").strip().split("@")[0].lstrip("+")
-        if shapes.number_exists(digits):
+        if shapes.number_exists(digits) and digits not in self.absent_numbers:
             return {"numberExists": True, "chatId": f"{digits}@c.us"}
         return {"numberExists": False}
+
+    def mark_absent(self, digits: list[str], absent: bool = True) -> dict:
+        """Make check-exists answer numberExists false (or true again) for these numbers."""
+        with self.lock:
+            cleaned = {d.strip().lstrip("+").split("@")[0] for d in digits if d and d.strip()}
+            if absent:
+                self.absent_numbers |= cleaned
+            else:
+                self.absent_numbers -= cleaned
+            return {"absent": sorted(self.absent_numbers)}
 
     def get_file(self, name: str, filename: str) -> tuple[bytes, str]:
         with self.lock:
@@ -845,6 +856,7 @@ class Simulator(ChatsMixin, LimitsMixin, PasskeyMixin):
             for s in self.sessions.values():
                 s.run_id += 1
             self.sessions.clear()
+            self.absent_numbers.clear()
             self.pictures.clear()
             self.events.clear()
             self.dispatcher.clear_log()

@@ -96,6 +96,10 @@ class SimServer:
     def scan(self, name: str, phone: str = "491701234567", push_name: str | None = None) -> dict:
         return self._sim.scan(name, phone, push_name)
 
+    def mark_absent(self, numbers: list[str], absent: bool = True) -> dict:
+        """check-exists answers that these numbers are not on WhatsApp."""
+        return self._sim.mark_absent(numbers, absent)
+
     def inbound(self, name: str, from_: str = "491709999999", text: str = "hi", media: dict | None = None) -> str:
         return self._sim.inbound(name, from_, text, media)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from portal.api.openapi_campaigns import CAMPAIGN_ERROR_CODES
 from portal.api.openapi_inbox import INBOX_ERROR_CODES
+from portal.api.openapi_scheduled import SCHEDULED_ERROR_CODES
 from portal.api.route_table import ErrorCode
 
 ERROR_CODES: tuple[ErrorCode, ...] = (
@@ -77,4 +79,6 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ),
     ErrorCode(503, "waha_unavailable", "WhatsApp (WAHA) is down, slow or busy; retry after Retry-After seconds."),
     *INBOX_ERROR_CODES,
+    *SCHEDULED_ERROR_CODES,
+    *CAMPAIGN_ERROR_CODES,
 )

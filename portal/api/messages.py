@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from flask import Response, request, url_for
+from flask import Response, g, request, url_for
 
 from portal.api import bp
 from portal.api.auth import api_route
@@ -24,12 +24,13 @@ from portal.api.schemas import (
     MessageListQuery,
     MessagePage,
     MessageResponse,
+    ScheduledMessageResponse,
     SendMessageDto,
     TenantMessageListQuery,
     validate,
 )
 from portal.converters import parse_id
-from portal.services import messages
+from portal.services import messages, optouts, outreach
 from portal.services.errors import Invalid, NotFound
 from portal.services.media import media_file, media_gone, uploaded_media
 from portal.storage.serving import send_stored
@@ -68,6 +69,22 @@ def _message_id(raw: str) -> int:
 @api_route("messages:send", autocommit=True)
 def send_message(session_id: str) -> Response:
     dto = json_body(SendMessageDto)
+    if dto.ignoreOptOut:
+        optouts.check_override(g.principal.tenant.id, g.principal.kind, g.principal.actor_id, g.principal.role)
+    if dto.sendAt is not None:
+        with dto_field_names({"send_at": "sendAt"}):
+            item = outreach.schedule_message(
+                tenant(),
+                session_id,
+                actor(),
+                to=dto.to,
+                send_at=dto.sendAt,
+                text=dto.text,
+                media=dto.media.for_service() if dto.media else None,
+                reply_to=dto.replyTo,
+                idempotency_key=idempotency_key(),
+            )
+        return send(ScheduledMessageResponse.of(item), 202)
     with dto_field_names():
         message = messages.send_message(
             tenant(),
@@ -80,6 +97,7 @@ def send_message(session_id: str) -> Response:
             metadata=dto.metadata,
             idempotency_key=idempotency_key(),
             source="api",
+            ignore_opt_out=dto.ignoreOptOut,
         )
     return send(_message(message))
 

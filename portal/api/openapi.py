@@ -146,6 +146,7 @@ _PATH_NAMES = {
     "chat_id": "chat",
     "contact_id": "contact",
     "reply_id": "quick reply",
+    "item_id": "scheduled message",
 }
 # Session ids are opaque text, chat ids WhatsApp's (491701234567@c.us); the other ids are numbers.
 _PATH_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -296,6 +297,12 @@ def _operation(route: ApiRoute) -> dict[str, Any]:
     elif route.endpoint == "api.docs":
         ok["content"] = {"text/html": {"schema": {"type": "string"}}}
     responses = {str(route.ok): ok}
+    if route.accepted is not None:
+        responses["202"] = {
+            "description": STATUS_TEXT[202],
+            "headers": dict(_HEADERS),
+            "content": {"application/json": {"schema": _ref(route.accepted)}},
+        }
     if route.binary:
         responses.update(_FILE_RESPONSES)
     for status in sorted(set(route.errors)):
@@ -323,6 +330,7 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
             {"name": "Sessions"},
             {"name": "Messages"},
             {"name": "Inbox"},
+            {"name": "Campaigns"},
             {"name": "Webhooks"},
             {"name": "Service"},
         ],

@@ -6,8 +6,10 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from portal.api import schemas as s
+from portal.api.openapi_campaigns import CAMPAIGN_MODELS, CAMPAIGN_ROUTES
 from portal.api.openapi_inbox import INBOX_MODELS, INBOX_ROUTES
 from portal.api.openapi_pairing import PAIRING_MODELS, PAIRING_ROUTES
+from portal.api.openapi_scheduled import SCHEDULED_MODELS, SCHEDULED_ROUTES
 from portal.api.route_table import AUTH, WAHA, ApiRoute
 
 _S = "/waha/sessions/{session_id}"
@@ -157,6 +159,7 @@ ROUTES: tuple[ApiRoute, ...] = (
         "Messages",
         "messages:send",
         response=s.MessageResponse,
+        accepted=s.ScheduledMessageResponse,
         body=s.SendMessageDto,
         idempotent=True,
         errors=(400, *AUTH, 404, 409, 413, 422, *WAHA),
@@ -165,7 +168,10 @@ ROUTES: tuple[ApiRoute, ...] = (
         "later delivery and read receipts move it forward. replyTo quotes a message of the same chat "
         "(400 validation_error for another chat's; 409 message_deleted when it was deleted for everyone). "
         "While WhatsApp limits the number (reach-out timelock, new-chat cap), a first message to a new contact is "
-        "409 new_contact_limited with details.until; replies to existing chats go out.",
+        "409 new_contact_limited with details.until; replies to existing chats go out. "
+        "With sendAt the message is scheduled instead: 202 with the scheduled message (see /waha/scheduled); "
+        "it is sent within seconds of that time through the session's send queue, or held and marked late "
+        "(a message.scheduled_late event) while the session is not WORKING.",
         example={"to": "+491701234567", "text": "Hello from the portal"},
     ),
     ApiRoute(
@@ -324,6 +330,8 @@ ROUTES: tuple[ApiRoute, ...] = (
         "current URL). Answers 202 with the new attempt, queued as pending.",
     ),
     *INBOX_ROUTES,
+    *SCHEDULED_ROUTES,
+    *CAMPAIGN_ROUTES,
     ApiRoute(
         "GET",
         "/waha/health",
@@ -380,6 +388,8 @@ COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
     s.ServerHealth,
     *PAIRING_MODELS,
     *INBOX_MODELS,
+    *SCHEDULED_MODELS,
+    *CAMPAIGN_MODELS,
     s.ErrorResponse,
     s.ErrorBody,
     s.FieldError,

@@ -34,6 +34,7 @@ class ApiRoute:
     permission: str | None
     ok: int = 200
     response: type[BaseModel] | None = None
+    accepted: type[BaseModel] | None = None  # a 202 answer besides `ok` (e.g. a send scheduled for later)
     body: type[BaseModel] | None = None
     multipart: bool = False
     query: type[BaseModel] | None = None

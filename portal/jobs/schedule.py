@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portal.queue import (
+    JOB_ADVANCE_CAMPAIGNS,
     JOB_CHECK_NUMBER_HEALTH,
     JOB_CHECK_SERVERS,
     JOB_DISPATCH_DUE,
@@ -21,11 +22,13 @@ from portal.queue import (
     JOB_RECONCILE,
     JOB_RECONCILE_SENDS,
     JOB_SWEEP_EVENTS,
+    JOB_SWEEP_SENDS,
     JOB_SYNC_SESSIONS,
     JOB_WATCHDOG,
     QUEUE_EVENTS,
     QUEUE_FORWARDING,
     QUEUE_MAINTENANCE,
+    QUEUE_OUTREACH,
 )
 
 SCHEDULE: list[dict[str, Any]] = [
@@ -35,6 +38,8 @@ SCHEDULE: list[dict[str, Any]] = [
     {"id": "events-sweep", "func": JOB_SWEEP_EVENTS, "interval": "EVENTS_SWEEP_INTERVAL", "queue": QUEUE_EVENTS},
     # delivery retries that are due, and first attempts whose job was lost
     {"id": "deliveries-dispatch", "func": JOB_DISPATCH_DUE, "interval": 5, "queue": QUEUE_FORWARDING},
+    # the send queue: items a dead dispatcher left "sending", and sessions with due items whose job was lost
+    {"id": "sends-sweep", "func": JOB_SWEEP_SENDS, "interval": 5, "queue": QUEUE_OUTREACH},
     # WAHA sessions nobody owns, and rows whose WAHA session vanished
     {"id": "sessions-reconcile", "func": JOB_RECONCILE, "interval": 300, "queue": QUEUE_MAINTENANCE},
     # sends whose outcome is unknown (WAHA did not answer): looked up in WAHA by their WhatsApp id
@@ -51,6 +56,8 @@ SCHEDULE: list[dict[str, Any]] = [
     {"id": "avatars-fetch", "func": JOB_FETCH_AVATARS, "interval": 60, "queue": QUEUE_MAINTENANCE},
     # PostgreSQL: monthly partitions of messages and webhook_events, this month and the next two (idempotent)
     {"id": "partitions-ensure", "func": JOB_ENSURE_PARTITIONS, "interval": 3600, "queue": QUEUE_MAINTENANCE},
+    # campaigns: start at their time, check numbers at a paced rate, queue them, finish when all settled
+    {"id": "campaigns-advance", "func": JOB_ADVANCE_CAMPAIGNS, "interval": 15, "queue": QUEUE_MAINTENANCE},
     # retention of messages, media files, events and deliveries (PostgreSQL: whole monthly partitions)
     {"id": "retention-prune", "func": JOB_PRUNE, "interval": 3600, "queue": QUEUE_MAINTENANCE},
 ]

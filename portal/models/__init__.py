@@ -2,9 +2,11 @@
 
 from portal.models.access import ApiToken, AuditEvent, IdempotencyRecord
 from portal.models.base import Base, get_for_tenant, rowcount, utcnow
+from portal.models.campaigns import Campaign, CampaignRecipient, CampaignReject, OptOut, OptOutSettings
 from portal.models.events import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from portal.models.inbox import CHAT_STATUSES, Chat, ChatNote, Contact, QuickReply
 from portal.models.messages import ACK_NAMES, STATUS_RANK, Message
+from portal.models.outreach import OutreachSettings, QueuedSend, SendQueueSession
 from portal.models.tenants import Invitation, Membership, Tenant, User
 from portal.models.users_sessions import BrowserSession
 from portal.models.waha import ENGINES, SESSION_STATUSES, Engine, SessionStatus, WahaServer, WahaSession
@@ -20,6 +22,9 @@ __all__ = [
     "Base",
     "BrowserSession",
     "Engine",
+    "Campaign",
+    "CampaignRecipient",
+    "CampaignReject",
     "Chat",
     "ChatNote",
     "Contact",
@@ -27,7 +32,12 @@ __all__ = [
     "Invitation",
     "Membership",
     "Message",
+    "OutreachSettings",
+    "QueuedSend",
+    "SendQueueSession",
     "SessionStatus",
+    "OptOut",
+    "OptOutSettings",
     "QuickReply",
     "Tenant",
     "User",

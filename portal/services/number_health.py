@@ -319,3 +319,27 @@ def tell(notices: list[Notice]) -> None:
             except Exception:
                 log.warning("could not mail %s about session %s", address, notice.session_id, exc_info=True)
     forwarding.queue_deliveries(delivery_ids)
+
+
+def new_contact_gate(item: Any, session: Any) -> Any:
+    """The send queue's gate (services.outreach): a scheduled or campaign message to a number the session has no
+    chat with waits while WhatsApp limits new contacts (until the timelock ends or the cap lifts); messages to
+    existing chats go on."""
+    until = _aware(getattr(session, "new_contacts_blocked_until", None))
+    if until is None or until <= utcnow():
+        return None
+    from portal.models import Chat
+    from portal.services.outreach import Hold
+
+    known = db.session.scalar(
+        select(Chat.id)
+        .where(
+            Chat.session_id == item.session_id,
+            Chat.chat_id == item.chat_id,
+            Chat.last_status.is_distinct_from("ERROR"),
+        )
+        .limit(1)
+    )
+    if known is not None:
+        return None
+    return Hold(until, "WhatsApp limits new contacts of this number")

@@ -87,6 +87,25 @@ def acquire(session_id: str, rate_per_minute: int, *, burst: int | None = None) 
         )
 
 
+def try_acquire(session_id: str, rate_per_minute: int, *, burst: int | None = None) -> float:
+    """Take one send slot if there is one: 0.0 when taken, else the seconds until there is one (a fraction).
+
+    The send queue's dispatcher uses it: campaign traffic asks with burst 1, so it never spends the burst
+    allowance that transactional sends may need. Like `acquire`, it allows the send while Redis is down; a rate
+    of 0 or less waits a minute.
+    """
+    if rate_per_minute <= 0:
+        return 60.0
+    burst = burst or burst_for(rate_per_minute)
+    interval = 60.0 / rate_per_minute
+    try:
+        allowed, wait = _run_acquire(redis_store.client, KEY_PREFIX + session_id, interval, interval * (burst - 1))
+    except redis.RedisError as exc:
+        log.info("send pacing skipped: Redis is unavailable (%s)", type(exc).__name__)
+        return 0.0
+    return 0.0 if allowed else max(float(wait), 0.001)
+
+
 def reset(session_id: str) -> None:
     """Forget a session's pacing state (used when a session is deleted)."""
     try:

@@ -16,12 +16,16 @@ from portal.web import (
     admin,
     audit,
     auth,
+    campaigns,
     contacts,
     dashboard,
     inbox,
     inbox_actions,
     inbox_thread,
     messages,
+    optouts,
+    outreach,
+    outreach_settings,
     platform,
     quick_replies,
     servers,
@@ -44,6 +48,9 @@ BLUEPRINTS = (
     inbox_thread.bp,  # the inbox's thread pane
     inbox_actions.bp,  # and the actions on its messages
     contacts.bp,  # the people the tenant talks to
+    outreach.bp,  # the send queue of each session and the scheduled messages
+    campaigns.bp,  # one message to many, through the send queue
+    optouts.bp,  # the numbers that opted out
     admin.bp,  # the /admin entry point; the administration pages follow
     team.bp,
     tokens.bp,
@@ -51,6 +58,7 @@ BLUEPRINTS = (
     quick_replies.bp,
     audit.bp,
     settings.bp,
+    outreach_settings.bp,
     account.bp,
     platform.bp,
     servers.bp,  # platform area: WAHA servers

@@ -9,6 +9,7 @@ from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     DateField,
+    DateTimeLocalField,
     EmailField,
     HiddenField,
     PasswordField,
@@ -141,6 +142,10 @@ class SendMessageForm(FlaskForm):
         ],
     )
     media_kind = SelectField("Attachment type", choices=choices(MEDIA_KINDS))
+    # empty: send now; a time: queue the message for then (the tenant's time zone)
+    send_at = DateTimeLocalField("Send later (optional)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
+    # owners and admins only (services.optouts.check_override): a receipt to a number that opted out of marketing
+    ignore_opt_out = BooleanField("Send even though the number is on the opt-out list")
     idempotency_key = HiddenField()
     next = HiddenField()
 

@@ -35,6 +35,7 @@ ADMIN_SECTIONS = (
     ("admin_quick_replies.index", "Quick replies", "quick_replies:manage"),
     ("admin_audit.index", "Audit log", "audit:read"),
     ("admin_settings.index", "Settings", "settings:manage"),
+    ("admin_outreach.index", "Outreach", "settings:manage"),
 )
 # The platform area's pages in menu order: (endpoint, label).
 PLATFORM_SECTIONS = (

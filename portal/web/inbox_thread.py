@@ -18,7 +18,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from portal import pagination
 from portal.extensions import htmx
-from portal.services import avatars
+from portal.services import avatars, outreach
 from portal.services import messages as messages_service
 from portal.services.errors import Invalid, ServiceError
 from portal.services.inbox import chats as chats_service
@@ -126,6 +126,9 @@ def send(chat_id: int) -> ResponseReturnValue:
         media = uploads.upload_media(upload, caption=text) if upload and upload.filename else None
         if media is None and text is None:
             raise Invalid.field("text", "Type a message or attach a file.")
+        send_at = outreach.tenant_time(tenant.id, request.form.get("send_at") or None, field="sendAt")
+        if send_at is not None:
+            return _schedule(item, text, media, send_at, key)
 
         def attempt(key: str) -> Any:
             return messages_service.send_message(
@@ -158,6 +161,25 @@ def send(chat_id: int) -> ResponseReturnValue:
         return response
     quoted = thread_service.quoted_messages([message])
     return Response(render_messages(item, [message], quoted), status=201)
+
+
+def _schedule(item: Any, text: str | None, media: dict[str, Any] | None, send_at: Any, key: str) -> Response:
+    """The composer's "Send later": the message queued for its time; answers 202 with a sentence to show."""
+    tenant = principal().tenant
+    scheduled = outreach.schedule_message(
+        tenant,
+        item.chat.session_id,
+        principal().actor(),
+        to=item.chat.chat_id,
+        send_at=send_at,
+        text=None if media else text,
+        media=media,
+        reply_to=request.form.get("reply_to") or None,
+        idempotency_key=key,
+    )
+    zone = outreach.outreach_settings(tenant.id).zone
+    when = scheduled.not_before.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if scheduled.not_before else ""
+    return Response(f"Scheduled for {when}. See Scheduled messages to change or cancel it.", 202, mimetype="text/plain")
 
 
 @bp.route("/<int(big=True):chat_id>/typing", methods=["POST"])

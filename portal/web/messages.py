@@ -22,6 +22,7 @@ from portal.security import safe_next
 from portal.services import inbox as inbox_service
 from portal.services import media as media_service
 from portal.services import messages as messages_service
+from portal.services import optouts, outreach
 from portal.services import sessions as sessions_service
 from portal.services.errors import Invalid, NotFound, ServiceError
 from portal.services.messages import POLL_SECONDS, FreshRows, LiveView, LogFilters
@@ -203,6 +204,7 @@ def _send_aliases(form: SendMessageForm) -> dict[str, str]:
         "media.mimetype": file_field,
         "media.kind": "media_kind",
         "media.caption": "text",
+        "sendAt": "send_at",
         "code:session_not_ready": "session_id",
         "code:session_not_found": "session_id",
         "code:media_too_large": file_field,
@@ -235,6 +237,13 @@ def send() -> ResponseReturnValue:
             text = (form.text.data or "").strip() or None
             try:
                 media = uploads.media_from(form, caption=text)
+                if form.send_at.data is not None:
+                    return _schedule(form, text, media)
+
+                override = bool(form.ignore_opt_out.data)
+                if override:
+                    who = principal()
+                    optouts.check_override(who.tenant.id, who.kind, who.actor_id, who.role)
 
                 def attempt() -> Any:
                     return messages_service.send_message(
@@ -246,6 +255,7 @@ def send() -> ResponseReturnValue:
                         media=media,
                         idempotency_key=form.idempotency_key.data,
                         source="portal",
+                        ignore_opt_out=override,
                     )
 
                 try:
@@ -278,6 +288,26 @@ def send() -> ResponseReturnValue:
     if htmx:
         return render_template("messages/_send_form.html", **context), status
     return render_template("messages/send.html", **context), status
+
+
+def _schedule(form: SendMessageForm, text: str | None, media: dict[str, Any] | None) -> ResponseReturnValue:
+    """Queue the form's message for its "Send later" time (the tenant's time zone); the form's key makes a
+    second press answer the first scheduled message."""
+    tenant = _tenant()
+    item = outreach.schedule_message(
+        tenant,
+        form.session_id.data,
+        principal().actor(),
+        to=form.to.data.strip(),
+        send_at=outreach.tenant_time(tenant.id, form.send_at.data, field="sendAt"),
+        text=None if media else text,
+        media=media,
+        idempotency_key=form.idempotency_key.data,
+    )
+    zone = outreach.outreach_settings(tenant.id).zone
+    when = item.not_before.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if item.not_before else ""
+    flash(f"Message scheduled for {when}. It waits in the session's send queue until then.", "success")
+    return redirect_to(safe_next(form.next.data) or url_for("outreach.scheduled"))
 
 
 # ---- chats ----------------------------------------------------------------------------------------------

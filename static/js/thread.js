@@ -177,6 +177,8 @@
   function resetComposer(form) {
     form.querySelector("textarea[name='text']").value = "";
     form.querySelector("input[name='idempotency_key']").value = newKey();
+    var later = form.querySelector("input[name='send_at']");
+    if (later) { later.value = ""; }
     clearFile(form);
     cancelReply(form);
     hideQuick(form);
@@ -234,6 +236,11 @@
     var button = form.querySelector(".composer-send");
     button.disabled = true;
     request(form.getAttribute("action"), { method: "POST", body: new FormData(form) }).then(function (result) {
+      if (result.response.status === 202) {  // scheduled for later: nothing joins the thread yet
+        say(root, result.body, false);
+        resetComposer(form);
+        return;
+      }
       say(root, "", false);
       merge(root, parseItems(result.body), true);
       resetComposer(form);

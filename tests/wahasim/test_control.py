@@ -276,3 +276,18 @@ def test_simserver_rejects_unknown_options():
 
     with pytest.raises(TypeError):
         SimServer(not_an_option=1)
+
+
+def test_numbers_marked_absent_are_not_on_whatsapp_until_marked_present(api, server):
+    api.working("default")
+
+    def exists(phone):
+        return api("GET", "/api/contacts/check-exists", params={"phone": phone, "session": "default"}).json()
+
+    assert exists("4915112345678")["numberExists"] is True
+    response = control(server, "/numbers/absent", {"numbers": ["+4915112345678"]})
+    assert response.status_code == 200 and response.json()["absent"] == ["4915112345678"]
+    assert exists("4915112345678") == {"numberExists": False}
+    assert exists("4915112345679")["numberExists"] is True
+    control(server, "/numbers/absent", {"numbers": "4915112345678", "absent": False})
+    assert exists("4915112345678")["numberExists"] is True

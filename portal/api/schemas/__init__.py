@@ -76,6 +76,12 @@ from portal.api.schemas.messages import (
     SendMessageDto,
     TenantMessageListQuery,
 )
+from portal.api.schemas.scheduled import (
+    ScheduledListQuery,
+    ScheduledMessageResponse,
+    ScheduledPage,
+    UpdateScheduledDto,
+)
 from portal.api.schemas.sessions import (
     CreateSessionDto,
     ImageQuery,
@@ -100,6 +106,10 @@ from portal.api.schemas.webhooks import (
 )
 
 __all__ = [
+    "ScheduledListQuery",
+    "ScheduledMessageResponse",
+    "ScheduledPage",
+    "UpdateScheduledDto",
     "ChatListQuery",
     "ChatPage",
     "ChatResponse",

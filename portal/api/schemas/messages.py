@@ -29,6 +29,7 @@ from portal.api.schemas.common import (
     recipient_field,
     string_rule,
 )
+from portal.api.schemas.scheduled import SEND_AT_DOC, check_send_at_wire
 from portal.api.schemas.send_rules import EXTENSIONS_DOC, TEXT_WITH_MEDIA, media_kinds
 from portal.inputs import MAX_YEAR, MIN_YEAR
 from portal.services.media import media_kind, outgoing_media
@@ -194,11 +195,32 @@ class SendMessageDto(Request):
         "messageId). It must be a message of the same chat.",
         json_schema_extra=_reply_to_rule,
     )
+    sendAt: datetime | None = Field(
+        None, description=SEND_AT_DOC, json_schema_extra=string_rule(pattern=DATE_TIME_PATTERN)
+    )
+    ignoreOptOut: bool = Field(
+        False,
+        description="Send even though the recipient is on your opt-out list (otherwise 409 recipient_opted_out). "
+        "Only for callers with messages:send whose role is owner or admin (a token: the member who created it); "
+        "others get 403. Audited with the send.",
+    )
 
     @field_validator("to")
     @classmethod
     def _recipient(cls, value: str) -> str:
         return check_recipient(value)
+
+    @field_validator("sendAt", mode="before")
+    @classmethod
+    def _send_at(cls, value: Any) -> Any:
+        return None if value is None else check_send_at_wire(value)
+
+    @field_validator("sendAt")
+    @classmethod
+    def _send_at_years(cls, value: datetime | None) -> datetime | None:
+        if value is not None and not MIN_YEAR <= value.year <= MAX_YEAR:
+            raise PydanticCustomError("date_range", f"Give a date between the years {MIN_YEAR} and {MAX_YEAR}.")
+        return value
 
     @field_validator("replyTo", mode="before")
     @classmethod

@@ -164,7 +164,7 @@ def _process(limit: int, exclude: set[int], careful: bool) -> tuple[int, int, in
 
 
 def _apply_all(events: list[WebhookEvent], exclude: set[int], careful: bool) -> tuple[int, int, int]:
-    from portal.services import attention, forwarding
+    from portal.services import attention, forwarding, optouts
 
     session_ids = {e.session_id for e in events if e.session_id}
     sessions = {s.id: s for s in db.session.scalars(select(WahaSession).where(WahaSession.id.in_(session_ids)))}
@@ -236,9 +236,11 @@ def _apply_all(events: list[WebhookEvent], exclude: set[int], careful: bool) -> 
             )
             .execution_options(synchronize_session=False)
         )
+    confirmations = optouts.from_inbound(batch.new_messages)
     media_jobs = [(message.id, url) for message, url in batch.media]
     delivery_ids = [d.id for d in deliveries]
     db.session.commit()
+    optouts.queue_confirmations(confirmations)
     attention.send_mails(batch.notices)
     for session_id in batch.limits_to_check:
         number_health.schedule_check(session_id)

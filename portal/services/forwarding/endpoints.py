@@ -16,7 +16,7 @@ from portal.services.forwarding.signing import new_secret
 
 URL_MAX = 2048
 DESCRIPTION_MAX = 200
-PORTAL_EVENTS = frozenset({"session.attention", "session.limited", "test"})
+PORTAL_EVENTS = frozenset({"session.attention", "session.limited", "message.scheduled_late", "test"})
 # The events tenants most often forward, in the order the portal offers them, with the words it shows: a
 # session's own webhook picks among these; an endpoint also gets "*" and the portal's own event.
 COMMON_EVENTS: tuple[tuple[str, str], ...] = (
@@ -36,6 +36,7 @@ ENDPOINT_EVENTS: tuple[tuple[str, str], ...] = (
     *COMMON_EVENTS,
     ("session.attention", "A session needs attention (the portal's own event)"),
     ("session.limited", "WhatsApp limits a session's number: timelock or new-chat cap (the portal's own event)"),
+    ("message.scheduled_late", "A scheduled message is late: its session was not working (the portal's own event)"),
 )
 
 

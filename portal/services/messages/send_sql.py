@@ -46,6 +46,7 @@ from portal.models import (
     Chat,
     Contact,
     Message,
+    OptOut,
     Tenant,
     WahaServer,
     WahaSession,
@@ -70,6 +71,7 @@ class _SendTarget:
     chat_known: bool = False
     wa_exists: bool | None = None
     exists_checked_at: datetime | None = None
+    opted_out: bool = False  # the recipient is on the tenant's opt-out list (services.optouts)
     # WhatsApp refuses messages to new contacts until then (services.number_health); None when it does not
     new_contacts_blocked_until: datetime | None = None
 
@@ -98,6 +100,10 @@ _SESSION_FOR_SEND = (
         .label("chat_known"),
         Contact.wa_exists,
         Contact.exists_checked_at,
+        select(OptOut.id)
+        .where(OptOut.tenant_id == WahaSession.tenant_id, OptOut.chat_id == _CHAT_ID)
+        .exists()
+        .label("opted_out"),
     )
     .join(WahaServer, WahaServer.id == WahaSession.server_id)
     .outerjoin(Contact, and_(Contact.tenant_id == WahaSession.tenant_id, Contact.chat_id == _CHAT_ID))
@@ -130,6 +136,7 @@ def _session_for_send(tenant: Tenant, session_id: Any, chat_id: str = "") -> _Se
         bool(row.chat_known),
         row.wa_exists,
         row.exists_checked_at,
+        bool(row.opted_out),
         row.new_contacts_blocked_until,
     )
 

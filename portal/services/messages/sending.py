@@ -94,6 +94,12 @@ def _send_to_waha(
     return client.send_file(name, chat_id, file, caption=caption, message_id=message_id, reply_to=reply_to)
 
 
+def _hooked(hook: Callable[[], None], call: Callable[[str], Any], pre_id: str) -> Any:
+    """`call(pre_id)` right after `hook()`."""
+    hook()
+    return call(pre_id)
+
+
 def _not_called(exc: waha_errors.WahaUnavailable, pre_id: str) -> Any:
     """The send's WAHA call, not made: WAHA did not answer the check just before it, so the send fails as one
     that never left the portal (a retry with the same Idempotency-Key sends it)."""
@@ -131,8 +137,15 @@ def send_message(
     metadata: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     source: str = "api",
+    ignore_opt_out: bool = False,
+    paced: bool = True,
+    before_call: Callable[[], None] | None = None,
+    key_is_new: bool = False,
 ) -> Message:
     """Send a text or a media message through the session and return its row.
+
+    A recipient on the tenant's opt-out list is refused (Conflict 409 "recipient_opted_out") unless
+    `ignore_opt_out` (the door checks who may pass it); the list is read in the session lookup, no extra query.
 
     Checks, in order: the input (recipient normalised with `phonenumbers`, text <= 4096 characters, media kind,
     type and size), a repeated Idempotency-Key (returns the first message and never sends twice, except that a
@@ -142,7 +155,11 @@ def send_message(
     WAHA failures raise the mapped ServiceError (Upstream 503 when WAHA is down or did not answer) with
     details.outcome "unsent" (row ERROR) or "unknown" (row PENDING). Audited as "message.send" without the
     message text. `reply_to` quotes a message of the same chat (its portal id, or its WhatsApp id): Invalid on
-    "reply_to" otherwise; the row keeps it as `reply_to_id`.
+    "reply_to" otherwise; the row keeps it as `reply_to_id`. `paced=False` skips the pacing check: the send
+    queue's dispatcher took the slot itself, in its lane's way; `before_call` runs right before the call to WAHA,
+    once everything before it is done (the queue waits there for its campaign slot and notes the time, so the
+    gap between two messages is the gap between their calls); `key_is_new` skips looking the key up when the
+    caller knows no send used it yet (the unique key still catches a twin).
     """
     try:
         chat_id, bad_recipient = normalize_recipient(to), None
@@ -170,7 +187,7 @@ def send_message(
 
     tenant_id = tenant.id
     again: tuple[Message, str] | None = None  # the stored row to send again, and the state to claim it from
-    if key:
+    if key and not key_is_new:
         existing = _by_key(tenant_id, key)
         if existing is not None:
             existing = _same_request(existing, session.id, chat_id, body, stored_media)
@@ -181,6 +198,12 @@ def send_message(
                     outbox.look_up(servers.client_for(session.server), session.external_name, existing)
                 return existing
             again = (existing, again_from)
+    if session.opted_out and not ignore_opt_out:
+        raise Conflict(
+            "The recipient opted out of your messages; an owner or admin may send anyway with ignoreOptOut.",
+            code="recipient_opted_out",
+            details={"chatId": chat_id},
+        )
     if session.status != "WORKING":
         raise Conflict(
             f"The session is {session.status}; it must be WORKING to send.",
@@ -190,13 +213,16 @@ def send_message(
     _refuse_new_contact_while_limited(session)
     # asks WAHA only before a first send to a number; a WAHA that is down fails the send below, uncalled
     unanswered = contacts.ensure_on_whatsapp(tenant.id, session, chat_id)
-    pacing.acquire(session.id, tenant.send_rate_per_minute)
+    if paced:
+        pacing.acquire(session.id, tenant.send_rate_per_minute)
 
     client, external, session_key = servers.client_for(session.server), session.external_name, session.id
     quoted_id = quoted.waha_message_id if quoted is not None else None
     call = functools.partial(_send_to_waha, client, external, chat_id, text, kind, file, caption, quoted_id)
     if unanswered is not None:
         call = functools.partial(_not_called, unanswered)
+    if before_call is not None:
+        call = functools.partial(_hooked, before_call, call)
     if again is not None:
         return _send_again(tenant, actor, *again, call)
     # WAHA sends under this id and dedupes on it, so the client's retries never make a second message; the
@@ -233,6 +259,9 @@ def send_message(
         if existing is None:
             raise
         return _same_request(existing, session_key, chat_id, body, stored_media)
+    if session.opted_out:  # the recipient opted out and an owner or admin sent anyway: on the record
+        audit.record(tenant_id, "opt_out.override", actor, target_type="message", target_id=message.id, details=details)
+        _commit_keeping_loaded_rows()
     return _attempt(tenant, actor, message, details, call, pre_id, one_statement_each)
 
 

@@ -1,0 +1,196 @@
+"""Campaign traffic in a stream: once the dispatcher's full plan (`dispatch.plan`: pause, session status, lanes,
+quiet hours, late scheduled messages) has sent a campaign item, the following due campaign items of the session
+are read in batches and sent one after another with only what changes per item: a poke (a transactional item
+arrived, the queue was paused or cleared: back to the full plan), quiet hours, the gap, the gates, the token
+bucket, the claim and the send. The settings and the tenant's pace are read once per stream; the row's fields
+once per batch; "sent" outcomes and the next slot are written together every few items (a dispatcher that dies
+first leaves those rows "sending": the sweep's retry finds each message by its key). A session that stops
+working shows up as the send's refusal (the item goes back to the queue and the full plan holds the rest).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+
+from portal.extensions import db
+from portal.models import QueuedSend, Tenant, WahaSession, rowcount, utcnow
+from portal.services import pacing
+from portal.services.outreach.rules import Hold, Skip, ask_gates, has_gates, settled
+from portal.services.outreach.sending import (
+    TYPING_MAX,
+    TYPING_MIN,
+    TYPING_PER_CHARACTER,
+    TYPING_SHARE,
+    Work,
+    record_sent,
+    send_work,
+)
+from portal.services.outreach.settings import outreach_settings
+from portal.services.outreach.waiting import extend_lock, nap, poked
+
+BATCH = 200
+LOOK_EVERY = 0.25  # seconds between two looks for a poke (a transactional item waits at most this much longer)
+FLUSH_COUNT, FLUSH_EVERY = 25, 1.0  # "sent" outcomes are written together: this many, or after this long
+EXTEND_EVERY = 5.0  # seconds between two extensions of the session's lock (it lasts waiting.LOCK_MS)
+
+
+def _batch(session_id: str, now: datetime) -> list[Work]:
+    rows = db.session.scalars(
+        select(QueuedSend)
+        .where(
+            QueuedSend.session_id == session_id,
+            QueuedSend.state == "queued",
+            QueuedSend.lane == "campaign",
+            or_(QueuedSend.not_before.is_(None), QueuedSend.not_before <= now),
+        )
+        .order_by(func.coalesce(QueuedSend.not_before, QueuedSend.created_at), QueuedSend.id)
+        .limit(BATCH)
+    ).all()
+    works = [Work.of(row) for row in rows]
+    for row in rows:
+        db.session.expunge(row)  # every commit would expire them all again: the stream needs only their fields
+    return works
+
+
+def _typing_for(work: Work, gap: float) -> float:
+    if not work.typing:
+        return 0.0
+    wanted = min(TYPING_MAX, max(TYPING_MIN, len(work.body or "") * TYPING_PER_CHARACTER))
+    return max(0.0, min(wanted, gap * TYPING_SHARE))
+
+
+def _gate(work: Work, session_id: str) -> bool:
+    """Ask the gates about the item; False when one held or skipped it (recorded and committed)."""
+    item = db.session.get(QueuedSend, work.id)
+    session = db.session.get(WahaSession, session_id)
+    verdict = ask_gates(item, session) if item is not None else None
+    if verdict is None:
+        return True
+    values: dict[str, Any]
+    if isinstance(verdict, Skip):
+        values = {"state": "skipped", "last_error": verdict.reason[:500], "hold_reason": None}
+    else:
+        values = {"hold_reason": verdict.reason[:200]}
+        if isinstance(verdict, Hold) and verdict.until is not None:
+            values["not_before"] = verdict.until
+    db.session.execute(
+        update(QueuedSend)
+        .where(QueuedSend.id == work.id, QueuedSend.state == "queued")
+        .values(updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    if isinstance(verdict, Skip) and item is not None:
+        db.session.refresh(item)
+        settled([item])
+    return False
+
+
+def _claim(work: Work) -> bool:
+    """Claim the row in the open transaction: the send commits it with its own row, before WAHA is called (a
+    send refused before that rolls it back, and the outcome written after it says where the item stands)."""
+    result = db.session.execute(
+        update(QueuedSend)
+        .where(QueuedSend.id == work.id, QueuedSend.state == "queued")
+        .values(state="sending", attempts=QueuedSend.attempts + 1, hold_reason=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(result) != 1:
+        db.session.rollback()
+        return False
+    return True
+
+
+def stream_campaign(
+    session_id: str,
+    tenant_id: int,
+    last_sent: datetime,
+    gap: float,
+    deadline: float,
+    token: str,
+    report: Any,
+    nap_max: float,
+) -> None:
+    """Send the session's due campaign items after the one sent at `last_sent` (whose gap is `gap` seconds),
+    until a poke, quiet hours, a wait longer than the nap, the deadline or a refusal hands back to the full plan.
+    Counts into `report` (dispatch.Report)."""
+    from portal.services.outreach.dispatch import LEAD, LEAD_MAX
+
+    tenant = db.session.get(Tenant, tenant_id)
+    if tenant is None:
+        return
+    settings = outreach_settings(tenant_id)
+    rate = tenant.send_rate_per_minute
+    slot = last_sent + timedelta(seconds=gap)
+    lead = LEAD.total_seconds()
+    gates = has_gates()
+    extended = looked = flushed = time.monotonic()
+    pending: list[dict[str, Any]] = []  # "sent" outcomes not written yet
+    last: tuple[Work, tuple[datetime, float]] | None = None
+
+    def flush() -> None:
+        nonlocal flushed, last
+        if pending or last is not None:
+            record_sent(pending, *(last or (None, None)))
+        flushed, last = time.monotonic(), None
+
+    try:
+        while time.monotonic() < deadline:
+            works = _batch(session_id, utcnow())
+            if not works:
+                return
+            for work in works:
+                began = time.monotonic()
+                if began - looked >= LOOK_EVERY:
+                    looked = began
+                    if poked(session_id):
+                        return
+                if began >= deadline:
+                    return
+                now = utcnow()
+                if settings.quiet_until(now) is not None:
+                    return
+                typing_for = _typing_for(work, gap)
+                start_in = (slot - now).total_seconds() - typing_for - lead
+                if start_in > 0:
+                    flush()
+                    if start_in > nap_max or nap(session_id, start_in):
+                        return
+                if gates and not _gate(work, session_id):
+                    continue
+                wait = pacing.try_acquire(session_id, rate, burst=1)
+                if wait > 0:
+                    flush()
+                    if wait > nap_max or nap(session_id, wait):
+                        return
+                    if pacing.try_acquire(session_id, rate, burst=1) > 0:
+                        return
+                if not _claim(work):
+                    continue
+                gap = settings.draw_gap()
+                send_at = slot if slot > utcnow() else None
+                waited = max(0.0, (slot - utcnow()).total_seconds())
+                claimed = replace(work, attempts=work.attempts + 1)
+                state, sent = send_work(claimed, tenant, typing_for, send_at, gap=gap, defer=pending)
+                report.sent += state == "sent"
+                report.failed += state == "failed"
+                if state == "queued":
+                    return  # refused for now (the session stopped, pacing): the full plan decides
+                if state == "sent":
+                    last = (claimed, (sent, gap))
+                slot = sent + timedelta(seconds=gap)
+                if len(pending) >= FLUSH_COUNT or time.monotonic() - flushed >= FLUSH_EVERY:
+                    flush()
+                busy = time.monotonic() - began - waited - typing_for  # writing the outcomes included
+                lead = min(LEAD_MAX.total_seconds(), max(LEAD.total_seconds(), 2 * busy))
+                if time.monotonic() - extended > EXTEND_EVERY:
+                    if not extend_lock(session_id, token):
+                        return
+                    extended = time.monotonic()
+    finally:
+        flush()

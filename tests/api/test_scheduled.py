@@ -1,0 +1,110 @@
+"""Scheduled messages over /waha: sendAt on a send (202), the list, change and cancel; tenant isolation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from portal.models import utcnow
+from portal.services import audit
+from tests.helpers import Api
+
+TO = "+491701234567"
+
+
+def _at(delta: timedelta) -> str:
+    return (utcnow() + delta).astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _schedule(api: Api, session: dict[str, Any], delta: timedelta = timedelta(hours=1), **body: Any) -> Any:
+    return api.post(
+        f"/waha/sessions/{session['id']}/send", json={"to": TO, "text": "Later", "sendAt": _at(delta), **body}
+    )
+
+
+def test_send_at_answers_202_with_the_scheduled_message_and_sends_nothing_now(api, sim, working_session):
+    response = _schedule(api, working_session)
+
+    assert response.status_code == 202, response.get_json()
+    body = response.get_json()
+    assert (body["state"], body["chatId"], body["text"], body["late"]) == (
+        "queued",
+        "491701234567@c.us",
+        "Later",
+        False,
+    )
+    assert datetime.fromisoformat(body["sendAt"]) > utcnow() + timedelta(minutes=59)
+    assert sim.sent_messages(working_session["externalSessionId"]) == []
+
+
+def test_send_at_must_be_in_the_future_and_within_a_year(api, working_session):
+    for delta in (timedelta(minutes=-1), timedelta(days=400)):
+        response = _schedule(api, working_session, delta)
+        assert response.status_code == 400
+        assert response.get_json()["error"]["details"]["fields"][0]["field"] == "sendAt"
+    no_offset = api.post(
+        f"/waha/sessions/{working_session['id']}/send", json={"to": TO, "text": "x", "sendAt": "2030-01-01T10:00:00"}
+    )
+    assert no_offset.status_code == 400
+    assert api.get("/waha/scheduled").get_json()["data"] == []
+
+
+def test_a_repeat_with_the_same_key_answers_the_same_scheduled_message(api, working_session):
+    at = _at(timedelta(hours=2))
+    body = {"to": TO, "text": "Once", "sendAt": at}
+    headers = {"Idempotency-Key": "sched-1"}
+    first = api.post(f"/waha/sessions/{working_session['id']}/send", json=body, headers=headers)
+    again = api.post(f"/waha/sessions/{working_session['id']}/send", json=body, headers=headers)
+    other = api.post(f"/waha/sessions/{working_session['id']}/send", json={**body, "text": "Twice"}, headers=headers)
+
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert first.get_json()["id"] == again.get_json()["id"]
+    assert other.status_code == 409
+    assert len(api.get("/waha/scheduled").get_json()["data"]) == 1
+
+
+def test_list_filters_and_pages(api, working_session):
+    ids = [_schedule(api, working_session, timedelta(hours=n + 1)).get_json()["id"] for n in range(3)]
+
+    first = api.get("/waha/scheduled?limit=2").get_json()
+    second = api.get(f"/waha/scheduled?limit=2&cursor={first['nextCursor']}").get_json()
+    assert [i["id"] for i in first["data"] + second["data"]] == ids[::-1]
+    assert second["nextCursor"] is None
+    due_soon = api.get("/waha/scheduled", query_string={"until": _at(timedelta(minutes=90))}).get_json()["data"]
+    assert [i["id"] for i in due_soon] == [ids[0]]
+    assert api.get("/waha/scheduled?state=sent").get_json()["data"] == []
+    assert api.get("/waha/scheduled?state=nonsense").status_code == 400
+
+
+@pytest.mark.smoke
+def test_change_then_cancel(api, tenant, working_session):
+    item = _schedule(api, working_session).get_json()
+    later = _at(timedelta(days=2))
+
+    changed = api.patch(f"/waha/scheduled/{item['id']}", json={"sendAt": later, "text": "Changed"})
+    assert changed.status_code == 200, changed.get_json()
+    assert changed.get_json()["text"] == "Changed"
+    assert datetime.fromisoformat(changed.get_json()["sendAt"]) > utcnow() + timedelta(days=1)
+    assert api.patch(f"/waha/scheduled/{item['id']}", json={"sendAt": _at(timedelta(days=-1))}).status_code == 400
+
+    cancelled = api.delete(f"/waha/scheduled/{item['id']}")
+    assert (cancelled.status_code, cancelled.get_json()["state"]) == (200, "cancelled")
+    again = api.delete(f"/waha/scheduled/{item['id']}")
+    assert (again.status_code, again.get_json()["error"]["code"]) == (409, "not_cancellable")
+    refused = api.patch(f"/waha/scheduled/{item['id']}", json={"text": "x"})
+    assert (refused.status_code, refused.get_json()["error"]["code"]) == (409, "not_editable")
+    assert audit.latest(tenant.id, "message.schedule_update") is not None
+    assert audit.latest(tenant.id, "outreach.cancel").target_id == str(item["id"])
+
+
+def test_another_tenants_scheduled_message_is_not_found(api, other_api, working_session):
+    item = _schedule(api, working_session).get_json()
+
+    missing = other_api.get(f"/waha/scheduled/{item['id']}")
+    assert (missing.status_code, missing.get_json()["error"]["code"]) == (404, "scheduled_message_not_found")
+    assert other_api.patch(f"/waha/scheduled/{item['id']}", json={"text": "x"}).status_code == 404
+    assert other_api.delete(f"/waha/scheduled/{item['id']}").status_code == 404
+    assert other_api.get("/waha/scheduled").get_json()["data"] == []
+    assert _schedule(other_api, working_session).status_code == 404
