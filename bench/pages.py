@@ -146,6 +146,7 @@ def loaded(db: Any, size: int) -> bool:
     except sa.exc.ProgrammingError:
         db.session.rollback()
         return False
+    db.session.rollback()  # a reload drops the schema from another connection: hold no lock on it
     return count == size
 
 
@@ -219,6 +220,13 @@ def load(db: Any, size: int) -> None:
         conn.execute(sa.text("DROP SCHEMA public CASCADE"))
         conn.execute(sa.text("CREATE SCHEMA public"))
     upgrade()
+    # messages are partitioned by month on PostgreSQL: the history reaches DAYS back, so its months need theirs
+    from datetime import timedelta
+
+    from portal.models import utcnow
+    from portal.services import partitions
+
+    partitions.ensure(now=utcnow() - timedelta(days=DAYS + 1), ahead=DAYS // 28 + 3)
     actor = Actor(type="system", label="bench")
     server = WahaServer(name="bench", base_url="http://127.0.0.1:9", api_key="bench", capacity=1000)
     db.session.add(server)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hmac
 from urllib.parse import quote, unquote, urlsplit
 
-from flask import Flask, Response, redirect, request, url_for
+from flask import Flask, Response, redirect, request, session, url_for
 from flask_login import AnonymousUserMixin
 from werkzeug.wrappers import Response as BaseResponse
 
-from portal.extensions import db, htmx, login_manager
+from portal.extensions import htmx, login_manager
 from portal.models import User
 
 CSP = (
@@ -72,18 +72,26 @@ def init_app(app: Flask) -> None:
 
         row_id, _, rest = user_id.partition(":")
         fingerprint, _, token = rest.partition(":")
-        user = db.session.get(User, int(row_id)) if row_id.isascii() and row_id.isdecimal() else None
-        if user is None or not user.is_active:
+        if not (row_id.isascii() and row_id.isdecimal()):
+            return None
+        # One query: the user, the browser session the cookie opens (signed out here, from another browser, or
+        # everywhere: refused), and the membership of the tenant this browser works in (portal.tenancy).
+        tenant_id = session.get("tenant_id")
+        found = browser_sessions.sign_in_check(
+            int(row_id), token, tenant_id if isinstance(tenant_id, int) and not isinstance(tenant_id, bool) else None
+        )
+        if found is None:
+            return None
+        user = found.user
+        if not user.is_active:
             return None
         # A cookie issued before the last password change no longer signs anyone in.
         if not hmac.compare_digest(fingerprint, user.credential_fingerprint):
             return None
-        # Nor does one whose browser session was signed out (here, from another browser, or everywhere).
-        row = browser_sessions.resolve(user.id, token)
-        if row is None:
-            return None
+        browser_sessions.keep_alive(found)
         user.browser_token = token
-        user.browser_session_id = row.id
+        user.browser_session_id = found.session_id
+        user.signed_in = found
         return user
 
     @login_manager.unauthorized_handler

@@ -60,7 +60,7 @@ def current_principal() -> Principal | None:
         return g.principal
     principal = None
     if current_user and current_user.is_authenticated:
-        principal = _user_principal(current_user)
+        principal = _user_principal(current_user._get_current_object())
     g.principal = principal
     if principal is not None:
         g.tenant = principal.tenant
@@ -71,20 +71,26 @@ def _user_principal(user: Any) -> Principal | None:
     from portal.services.tenants import membership_for, memberships_of
 
     tenant_id = session.get("tenant_id")
-    membership = membership_for(user.id, tenant_id) if tenant_id else None
-    if membership is None or not membership.tenant.is_active:
+    found = getattr(user, "signed_in", None)
+    if found is not None and found.user is user and found.tenant_id == tenant_id:
+        # The user loader's query already read the membership of this tenant (None when there is none).
+        role, tenant = found.role, found.tenant
+    else:
+        membership = membership_for(user.id, tenant_id) if tenant_id else None
+        role, tenant = (membership.role, membership.tenant) if membership is not None else (None, None)
+    if role is None or tenant is None or not tenant.is_active:
         memberships = memberships_of(user)
         if not memberships:
             return None
-        membership = memberships[0]
-        session["tenant_id"] = membership.tenant_id
+        role, tenant = memberships[0].role, memberships[0].tenant
+        session["tenant_id"] = tenant.id
     return Principal(
         kind="user",
-        tenant=membership.tenant,
-        permissions=permissions_for_roles([membership.role]),
+        tenant=tenant,
+        permissions=permissions_for_roles([role]),
         actor_id=str(user.id),
         label=user.email,
-        role=membership.role,
+        role=role,
     )
 
 

@@ -14,6 +14,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from portal.models.base import Base, TenantScoped, TimestampMixin, UTCDateTime
 
+if TYPE_CHECKING:
+    from portal.services.browser_sessions import SignedIn
+
 
 class Tenant(TimestampMixin, Base):
     __tablename__ = "tenants"
@@ -72,12 +75,22 @@ class User(UserMixin, TimestampMixin, Base):
 
     # The secret of the browser session this request signed in with (services/browser_sessions.py); set at
     # sign-in and by the user loader, never stored on the row (plain attributes: not Mapped, so not columns).
+    # The user loader also keeps what its one query found (services.browser_sessions.SignedIn): the membership of
+    # the tenant the browser works in and the number of the user's tenants, so the request reads them once.
     if TYPE_CHECKING:
         browser_token: str | None
         browser_session_id: int | None
+        signed_in: SignedIn | None
     else:
         browser_token = None
         browser_session_id = None
+        signed_in = None
+
+    @property
+    def tenant_count(self) -> int:
+        """How many tenants the user belongs to (the header shows a switcher from two on)."""
+        found = self.signed_in
+        return found.memberships if found is not None and found.user is self else len(self.memberships)
 
     def get_id(self) -> str:  # Flask-Login: what the session and remember-me cookies carry
         return f"{self.id}:{self.credential_fingerprint}:{self.browser_token or ''}"

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, update
+from sqlalchemy.orm import aliased
 
 from portal.extensions import db
-from portal.models import BrowserSession, User, rowcount, utcnow
+from portal.models import BrowserSession, Membership, Tenant, User, rowcount, utcnow
 from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.errors import NotFound
@@ -56,20 +58,85 @@ def start(user: User, actor: Actor, *, remember: bool, user_agent: str = "", met
     return token
 
 
-def resolve(user_id: int, token: str) -> BrowserSession | None:
-    """The usable session of `user_id` that `token` opens, with its last use brought up to date; else None."""
+@dataclass(frozen=True)
+class SignedIn:
+    """What one request's sign-in check found: the user, their usable browser session, and their membership of
+    the tenant the browser works in (`role` and `tenant` None when they are not a member of it)."""
+
+    user: User
+    session_id: int
+    remember: bool
+    last_used_at: datetime
+    tenant_id: int | None
+    role: str | None
+    tenant: Tenant | None
+    memberships: int
+
+
+_ALL_MEMBERSHIPS = aliased(Membership)
+# Every signed-in request runs this: the user, the browser session its cookie opens, the membership and tenant it
+# works in and how many tenants the user belongs to (the header's tenant switcher), in one round trip. Nothing of
+# it is cached: a sign-out, a revoked browser or a changed role is seen by the very next request in any process.
+_SIGNED_IN = (
+    select(
+        User,
+        BrowserSession.id,
+        BrowserSession.remember,
+        BrowserSession.last_used_at,
+        BrowserSession.expires_at,
+        BrowserSession.revoked_at,
+        Membership.role,
+        Tenant,
+        select(func.count())
+        .where(_ALL_MEMBERSHIPS.user_id == User.id)
+        .correlate(User)
+        .scalar_subquery()
+        .label("memberships"),
+    )
+    .join(
+        BrowserSession,
+        and_(BrowserSession.user_id == User.id, BrowserSession.token_hash == bindparam("token_hash")),
+    )
+    .outerjoin(Membership, and_(Membership.user_id == User.id, Membership.tenant_id == bindparam("tenant_id")))
+    .outerjoin(Tenant, Tenant.id == Membership.tenant_id)
+    .where(User.id == bindparam("user_id"))
+)
+_TOUCH = update(BrowserSession).where(BrowserSession.id == bindparam("session_id"))
+
+
+def sign_in_check(user_id: int, token: str, tenant_id: int | None) -> SignedIn | None:
+    """The user whose usable browser session `token` opens, with their membership of `tenant_id`; else None.
+    Once the caller accepts it, `keep_alive` records the use."""
     if not token:
         return None
-    row = db.session.scalar(select(BrowserSession).where(BrowserSession.token_hash == _digest(token)))
-    now = utcnow()
-    if row is None or row.user_id != user_id or not row.is_usable(now):
+    row = db.session.execute(
+        _SIGNED_IN, {"user_id": user_id, "token_hash": _digest(token), "tenant_id": tenant_id}
+    ).first()
+    if row is None or row.revoked_at is not None or not row.expires_at > utcnow():
         return None
-    if now - row.last_used_at >= TOUCH_EVERY:
-        row.last_used_at = now
-        if not row.remember:
-            row.expires_at = now + _lifetime(False)
-        db.session.commit()
-    return row
+    return SignedIn(
+        user=row.User,
+        session_id=row.id,
+        remember=row.remember,
+        last_used_at=row.last_used_at,
+        tenant_id=tenant_id,
+        role=row.role,
+        tenant=row.Tenant,
+        memberships=int(row.memberships or 0),
+    )
+
+
+def keep_alive(found: SignedIn) -> None:
+    """Bring the browser session's last use up to date, at most every TOUCH_EVERY; a browser signed in without
+    "remember me" stays signed in for SESSION_IDLE_HOURS after it."""
+    now = utcnow()
+    if now - found.last_used_at < TOUCH_EVERY:
+        return
+    values = {"last_used_at": now} if found.remember else {"last_used_at": now, "expires_at": now + _lifetime(False)}
+    db.session.execute(
+        _TOUCH.values(**values), {"session_id": found.session_id}, execution_options={"synchronize_session": False}
+    )
+    db.session.commit()
 
 
 def prune(now: datetime | None = None) -> int:

@@ -23,7 +23,7 @@ from portal.services.errors import ServiceError
 from portal.storage.serving import send_stored
 from portal.tenancy import current_principal, require
 from portal.web import inbox_list, inbox_parts
-from portal.web.helpers import page, principal, redirect_to
+from portal.web.helpers import page, principal, reads_only, redirect_to
 from portal.web.inbox_list import ListQuery, read_query
 from portal.web.inbox_team import AssignForm, NoteForm, StatusForm, TakeForm, assignee_of, panel
 
@@ -94,6 +94,7 @@ def list_fragment() -> ResponseReturnValue:
 
 
 @bp.get("/badge")
+@reads_only
 @login_required
 @require(READ)
 def badge() -> ResponseReturnValue:

@@ -1,15 +1,19 @@
-"""The message log's rows, made in Python: the markup of one row of the log (`messages/_log.html`); and the
-log's filter fields, kept once rendered.
+"""The message log's rows, made in Python and kept once made: the markup of one row of the log
+(`messages/_log.html`); and the log's filter fields, kept once rendered.
 
 A row built by Jinja macros cost six macro calls, two `url_for` and some twenty attribute lookups and escapes,
 which made rendering most of the log page's CPU time (50 rows a page, re-read every few seconds by each viewer).
 Here a row is one string: each value is escaped once, the session link is built once per session, the
 conversation link once per session and completed with the chat id (quoted by the route's own converter), and the
-ticks come from one table (which the inbox's `ticks` macro reads too).
+ticks come from one table (which the inbox's `ticks` macro reads too). A row made once is kept per process under
+everything it shows (`log_rows`), since viewers re-read the same rows every few seconds; values are escaped with
+one `str.translate` each, as markupsafe escapes them.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections import OrderedDict
 from typing import Any
 
@@ -18,7 +22,6 @@ from jinja2.filters import do_truncate
 from markupsafe import Markup, escape
 from wtforms import Field, SelectField
 
-from portal.models import Message
 from portal.web.wording import failed_send
 
 # status -> (glyph, words) of an outbound message's ticks; the inbox's macro reads the same table
@@ -32,6 +35,16 @@ TICKS: dict[str, tuple[str, str]] = {
 }
 BODY_CHARS = 200
 _PLACEHOLDER = "0"
+# HTML escapes as markupsafe writes them, in one C call per value (no Markup object per cell).
+_HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"})
+# A chat id in WhatsApp's usual spelling (digits, letters, "@", ".", "-", "_") reads the same in a URL path and
+# in HTML: it needs neither quoting nor escaping.
+_PLAIN_ID = re.compile(r"[A-Za-z0-9@._-]*")
+
+
+def _text(value: str) -> str:
+    """`value` escaped for HTML text or an attribute, exactly as markupsafe.escape does."""
+    return value.translate(_HTML)
 
 
 def chat_label(chat_id: str) -> str:
@@ -52,26 +65,38 @@ class _Links:
         self.chat_prefixes: dict[str, str] = {}
         self.quote = current_app.url_map.converters["default"](current_app.url_map).to_url
 
-    def session(self, message_id: int, session_id: str) -> str:
-        """The session cell: a link to the session, or a dash when it is not among the tenant's sessions."""
+    def session_link(self, session_id: str) -> tuple[str, str] | None:
+        """The two halves of the session cell's link (around the message id); None for a session not listed."""
         if session_id not in self.sessions:
             session = self.sessions_by_id.get(session_id)
             self.sessions[session_id] = None
             if session is not None:
                 url = escape(url_for("sessions.detail", session_id=session.id))
                 self.sessions[session_id] = ('<a id="m', f'-session" href="{url}">{escape(session.name)}</a>')
-        link = self.sessions[session_id]
+        return self.sessions[session_id]
+
+    def session(self, message_id: int, session_id: str) -> str:
+        """The session cell: a link to the session, or a dash when it is not among the tenant's sessions."""
+        link = self.session_link(session_id)
         return "—" if link is None else f"{link[0]}{message_id}{link[1]}"
 
-    def chat(self, session_id: str, chat_id: str) -> str:
+    def chat_prefix(self, session_id: str) -> str:
+        """The address of the session's conversations, up to the chat id, escaped for an attribute."""
         prefix = self.chat_prefixes.get(session_id)
         if prefix is None:
             url = url_for("messages.conversation", session_id=session_id, chat_id=_PLACEHOLDER)
-            prefix = self.chat_prefixes[session_id] = url[: -len(_PLACEHOLDER)]
-        return prefix + self.quote(chat_id)
+            prefix = self.chat_prefixes[session_id] = _text(url[: -len(_PLACEHOLDER)])
+        return prefix
+
+    def chat(self, session_id: str, chat_id: str) -> str:
+        """The conversation's address, escaped for an attribute."""
+        prefix = self.chat_prefix(session_id)
+        if _PLAIN_ID.fullmatch(chat_id):
+            return prefix + chat_id
+        return prefix + _text(self.quote(chat_id))
 
 
-def _media(m: Message) -> str:
+def _media(m: Any) -> str:
     """The attachment's part of the message cell: a download link once the file is stored, else what became of it."""
     media = m.media or {}
     name = escape(media.get("filename") or media.get("kind") or "Attachment")
@@ -93,16 +118,30 @@ def _media(m: Message) -> str:
     return html
 
 
-def _ticks(m: Message) -> str:
-    status = escape(m.status)
-    if m.direction != "out":
-        return f'<span class="muted small" data-status="{status}">Received</span>'
-    glyph, words = TICKS.get(m.status, ("?", m.status))
+def _ticks_cell(direction: str, status: str) -> str:
+    escaped = escape(status)
+    if direction != "out":
+        return f'<span class="muted small" data-status="{escaped}">Received</span>'
+    glyph, words = TICKS.get(status, ("?", status))
     words = escape(words)
     return (
-        f'<span class="ticks ticks-{status}" data-status="{status}" title="{words}"><span aria-hidden="true">'
+        f'<span class="ticks ticks-{escaped}" data-status="{escaped}" title="{words}"><span aria-hidden="true">'
         f'{glyph}</span><span class="visually-hidden">{words}</span></span>'
     )
+
+
+# The status cell follows from (direction, status) alone: made once per pair a process meets.
+_TICK_CELLS: dict[tuple[str, str], str] = {}
+
+
+def _ticks(m: Any) -> str:
+    key = (m.direction, m.status)
+    cell = _TICK_CELLS.get(key)
+    if cell is None:
+        cell = _TICK_CELLS[key] = _ticks_cell(*key)
+        if len(_TICK_CELLS) > 64:  # statuses come from a short list; anything else is not kept
+            _TICK_CELLS.clear()
+    return cell
 
 
 _DIRECTION = {
@@ -111,31 +150,70 @@ _DIRECTION = {
 }
 
 
-def log_rows(messages: list[Message], sessions_by_id: dict[str, Any]) -> list[Markup]:
-    """The log's rows (one <tr> each) for `messages`, in their order."""
+ROW_CACHE_SIZE = 2048
+_rows: OrderedDict[tuple[Any, ...], Markup] = OrderedDict()
+
+
+def log_rows(messages: list[Any], sessions_by_id: dict[str, Any]) -> Markup:
+    """The log's rows (one <tr> each, joined) for `messages` (Message objects or LogRow tuples), in order.
+
+    A row's markup follows from the message's shown columns and its session's link alone, so it is kept per
+    process (at most ROW_CACHE_SIZE rows, the oldest dropped first) under all of them: the log re-reads the same
+    rows every few seconds for each viewer, and a changed status, text, attachment or session name makes another
+    key, never a stale row."""
     links = _Links(sessions_by_id)
     env = current_app.jinja_env
     rows = []
     for m in messages:
-        created = m.created_at
-        chat_url = escape(links.chat(m.session_id, m.chat_id))
-        body = f'<span class="text">{escape(do_truncate(env, m.body, BODY_CHARS))}</span>' if m.body else ""
-        media = _media(m) if m.media else ""
-        error = f'<p class="error small">{escape(failed_send(m.error))}</p>' if m.error else ""
-        direction = "out" if m.direction == "out" else "in"
-        rows.append(
-            Markup(
-                f'<tr id="message-{m.id}" class="msg-{direction}">\n'
-                f'<td><time datetime="{created.isoformat()}">{created:%Y-%m-%d %H:%M}</time></td>\n'
-                f"<td>{links.session(m.id, m.session_id)}</td>\n"
-                f"<td>{_DIRECTION[direction]}</td>\n"
-                f'<td><a id="m{m.id}-chat" href="{chat_url}">{escape(chat_label(m.chat_id))}</a></td>\n'
-                f'<td class="body">{body}\n{media}\n{error}</td>\n'
-                f"<td>{_ticks(m)}</td>\n"
-                "</tr>\n"
-            )
+        session_id = m.session_id
+        media = m.media
+        key = (
+            m.id,
+            m.created_at,
+            session_id,
+            m.direction,
+            m.chat_id,
+            m.body,
+            m.status,
+            m.error,
+            json.dumps(media, sort_keys=True, default=str) if media else None,
+            links.session_link(session_id),
+            links.chat_prefix(session_id),
         )
-    return rows
+        row = _rows.get(key)
+        if row is None:
+            row = _rows[key] = _row(m, links, env)
+            if len(_rows) > ROW_CACHE_SIZE:
+                _rows.popitem(last=False)
+        rows.append(row)
+    return Markup("".join(rows))
+
+
+def _row(m: Any, links: _Links, env: Any) -> Markup:
+    created = m.created_at.isoformat()  # shown as its date and hours:minutes (%Y-%m-%d %H:%M)
+    chat_id = m.chat_id
+    chat_url = links.chat(m.session_id, chat_id)
+    text = m.body
+    if text:
+        if len(text) > BODY_CHARS:
+            text = do_truncate(env, text, BODY_CHARS)
+        body = f'<span class="text">{_text(text)}</span>'
+    else:
+        body = ""
+    media = _media(m) if m.media else ""
+    error = f'<p class="error small">{_text(failed_send(m.error))}</p>' if m.error else ""
+    direction = "out" if m.direction == "out" else "in"
+    ident = m.id
+    return Markup(
+        f'<tr id="message-{ident}" class="msg-{direction}">\n'
+        f'<td><time datetime="{created}">{created[:10]} {created[11:16]}</time></td>\n'
+        f"<td>{links.session(ident, m.session_id)}</td>\n"
+        f"<td>{_DIRECTION[direction]}</td>\n"
+        f'<td><a id="m{ident}-chat" href="{chat_url}">{_text(chat_label(chat_id))}</a></td>\n'
+        f'<td class="body">{body}\n{media}\n{error}</td>\n'
+        f"<td>{_ticks(m)}</td>\n"
+        "</tr>\n"
+    )
 
 
 # ---- the filter form ------------------------------------------------------------------------------------------

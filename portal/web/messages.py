@@ -30,7 +30,7 @@ from portal.storage.serving import send_stored
 from portal.tenancy import require
 from portal.web import uploads
 from portal.web.forms import MessageFilterForm, SendMessageForm, choices
-from portal.web.helpers import STOP_POLLING, apply_service_error, day_start, principal, redirect_to
+from portal.web.helpers import STOP_POLLING, apply_service_error, day_start, principal, reads_only, redirect_to
 from portal.web.log_rows import TICKS, filter_field, log_rows
 from portal.web.send_form import form_key, new_key, session_choices, stale_form, too_large
 from portal.web.wording import WORDS, say_exc
@@ -101,10 +101,11 @@ def _filters(form: MessageFilterForm) -> LogFilters:
 
 
 @bp.route("/")
+@reads_only
 @login_required
 @require("messages:read")
 def index() -> ResponseReturnValue:
-    sessions = _sessions()
+    sessions = sessions_service.session_names(_tenant())  # the filter and the rows' links need only the names
     sessions_by_id = {s.id: s for s in sessions}
     form = MessageFilterForm(formdata=request.args)
     form.session.choices = choices([("", "All sessions")] + [(s.id, s.name) for s in sessions])

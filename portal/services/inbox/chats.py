@@ -231,15 +231,32 @@ def mark_read(tenant: Tenant, session_id: Any, chat_id: Any, actor: Actor) -> Ch
     return _items(tenant.id, [chat])[0]
 
 
-def badge_count(tenant: Tenant, user_id: int | None) -> int:
-    """Open chats with unread messages that are assigned to `user_id` or to nobody, counted up to BADGE_MAX."""
+def _badge_statement(anyone: bool) -> sa.Select:
     mine = (
         Chat.assignee_id.is_(None)
-        if user_id is None
-        else sa.or_(Chat.assignee_id.is_(None), Chat.assignee_id == user_id)
+        if anyone
+        else sa.or_(Chat.assignee_id.is_(None), Chat.assignee_id == sa.bindparam("user_id"))
     )
-    capped = select(Chat.id).where(Chat.tenant_id == tenant.id, _UNREAD, _OPEN, mine).limit(BADGE_MAX).subquery()
-    return int(db.session.scalar(select(sa.func.count()).select_from(capped)) or 0)
+    capped = (
+        select(Chat.id)
+        .where(Chat.tenant_id == sa.bindparam("tenant_id"), _UNREAD, _OPEN, mine)
+        .limit(BADGE_MAX)
+        .subquery()
+    )
+    return select(sa.func.count()).select_from(capped)
+
+
+# Every page's header counts this: the statements are built once and run without the ORM.
+_BADGE_ANYONE = _badge_statement(anyone=True)
+_BADGE_MINE = _badge_statement(anyone=False)
+
+
+def badge_count(tenant: Tenant, user_id: int | None) -> int:
+    """Open chats with unread messages that are assigned to `user_id` or to nobody, counted up to BADGE_MAX."""
+    conn = db.session.connection()
+    if user_id is None:
+        return int(conn.execute(_BADGE_ANYONE, {"tenant_id": tenant.id}).scalar() or 0)
+    return int(conn.execute(_BADGE_MINE, {"tenant_id": tenant.id, "user_id": user_id}).scalar() or 0)
 
 
 def unassign_member(tenant_id: int, user_id: int) -> int:

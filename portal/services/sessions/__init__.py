@@ -48,7 +48,7 @@ from portal.services.sessions.qr import (
     request_pairing_code,
 )
 from portal.services.sessions.qr_cache import QR_CACHE_SECONDS, drop_qr_cache
-from portal.services.sessions.reading import get_session, list_sessions
+from portal.services.sessions.reading import get_session, list_sessions, session_names
 from portal.services.sessions.status import apply_status, sync_all_sessions, sync_session
 from portal.services.sessions.validation import (
     DEFAULT_WEBHOOK_EVENTS,
@@ -104,6 +104,7 @@ __all__ = [
     "get_screenshot",
     "get_session",
     "list_sessions",
+    "session_names",
     "logout_session",
     "map_waha_error",
     "passkey_step",

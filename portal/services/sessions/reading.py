@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from portal.extensions import db
@@ -38,3 +38,16 @@ def list_sessions(tenant: Tenant, *, status: str | None = None) -> list[WahaSess
     if status:
         stmt = stmt.where(WahaSession.status == status)
     return list(db.session.scalars(stmt.order_by(WahaSession.created_at, WahaSession.id)))
+
+
+# The tenant's sessions as a list page's filter and links name them; built once (bound parameter, two columns).
+_SESSION_NAMES = (
+    select(WahaSession.id, WahaSession.name)
+    .where(WahaSession.tenant_id == bindparam("tenant_id"))
+    .order_by(WahaSession.created_at, WahaSession.id)
+)
+
+
+def session_names(tenant: Tenant) -> list[Any]:
+    """The tenant's sessions, oldest first, as rows of (id, name) only: what a filter menu or a link needs."""
+    return list(db.session.connection().execute(_SESSION_NAMES, {"tenant_id": tenant.id}))
