@@ -194,9 +194,7 @@ def test_sweeper_leaves_a_download_whose_job_still_waits_in_the_queue(app, clien
 
     def downloads() -> int:
         jobs = [waiting.fetch_job(job_id) for job_id in waiting.job_ids]
-        return sum(
-            1 for job in jobs if job is not None and job.func_name == JOB_FETCH_MEDIA and job.args[0] == row_id
-        )
+        return sum(1 for job in jobs if job is not None and job.func_name == JOB_FETCH_MEDIA and job.args[0] == row_id)
 
     assert downloads() == 1
     events.sweep(older_than=0)
