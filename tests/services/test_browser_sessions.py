@@ -20,7 +20,8 @@ def test_only_the_secrets_digest_is_stored(owner):
     token = browser_sessions.start(owner, TEST_ACTOR, remember=True, user_agent="Test/1.0")
     row = _row(token)
     assert row.token_hash != token and token not in row.token_hash
-    assert browser_sessions.resolve(owner.id, token).id == row.id
+    found = browser_sessions.sign_in_check(owner.id, token, None)
+    assert found is not None and found.session_id == row.id
 
 
 def test_a_session_of_another_user_does_not_resolve(owner, tenant):
@@ -28,7 +29,7 @@ def test_a_session_of_another_user_does_not_resolve(owner, tenant):
 
     other = make_user(tenant, "viewer", email="other@acme.example.com")
     token = browser_sessions.start(other, TEST_ACTOR, remember=False)
-    assert browser_sessions.resolve(owner.id, token) is None
+    assert browser_sessions.sign_in_check(owner.id, token, None) is None
 
 
 def test_a_browser_without_remember_me_ends_after_idle_hours(owner):
@@ -37,7 +38,7 @@ def test_a_browser_without_remember_me_ends_after_idle_hours(owner):
     assert row.expires_at - row.created_at == timedelta(hours=browser_sessions.SESSION_IDLE_HOURS)
     row.expires_at = utcnow() - timedelta(seconds=1)
     db.session.commit()
-    assert browser_sessions.resolve(owner.id, token) is None
+    assert browser_sessions.sign_in_check(owner.id, token, None) is None
 
 
 def test_a_remembered_browser_lasts_the_remember_duration(owner, app):
@@ -55,4 +56,4 @@ def test_prune_deletes_sessions_that_ended_long_ago(owner):
     db.session.commit()
     assert browser_sessions.prune() == 2
     assert _row(expired) is None and _row(revoked) is None
-    assert _row(recent) is not None and browser_sessions.resolve(owner.id, active) is not None
+    assert _row(recent) is not None and browser_sessions.sign_in_check(owner.id, active, None) is not None
