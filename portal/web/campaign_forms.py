@@ -30,10 +30,14 @@ class CampaignForm(FlaskForm):
     media_file = FileField("Attachment (optional)")
     start_at = StringField("Start at (UTC, optional)", validators=[Optional()], render_kw={"type": "datetime-local"})
     quiet_start = StringField(
-        "Quiet hours from (UTC)", validators=[Optional(), Regexp(_HHMM, message="HH:MM")], render_kw={"type": "time"}
+        "Quiet hours from (your time zone)",
+        validators=[Optional(), Regexp(_HHMM, message="HH:MM")],
+        render_kw={"type": "time"},
     )
     quiet_end = StringField(
-        "Quiet hours until (UTC)", validators=[Optional(), Regexp(_HHMM, message="HH:MM")], render_kw={"type": "time"}
+        "Quiet hours until (your time zone)",
+        validators=[Optional(), Regexp(_HHMM, message="HH:MM")],
+        render_kw={"type": "time"},
     )
     daily_cap = IntegerField(
         "Daily cap per session", validators=[Optional(), NumberRange(min=1, max=100_000)], render_kw={"min": 1}

@@ -241,3 +241,20 @@ def test_a_second_capping_warning_midway_pauses_the_campaign_and_replies_still_g
     reply = messages.send_message(tenant, working.id, TEST_ACTOR, to="+" + numbers[0], text="Thanks for asking!")
     assert reply.status in ("PENDING", "SERVER")
     assert _sent_to(sim, working)[numbers[0]] == 2
+
+
+def test_campaign_quiet_hours_follow_the_tenants_clock(tenant, working):
+    from datetime import UTC, datetime
+
+    from portal.services.campaigns.dispatch import _in_quiet
+
+    outreach.update_outreach_settings(tenant, TEST_ACTOR, time_zone="America/Sao_Paulo", gap_min=0, gap_max=0)
+    campaign = _campaign(tenant, working, _numbers(1, start=7000000))
+    campaign.quiet_start, campaign.quiet_end = 22 * 60, 7 * 60  # 22:00-07:00 in São Paulo (UTC-3)
+    db.session.commit()
+
+    at_23_local = datetime(2026, 12, 5, 2, 0, tzinfo=UTC)
+    at_noon_local = datetime(2026, 12, 5, 15, 0, tzinfo=UTC)
+
+    assert _in_quiet(campaign, at_23_local) == datetime(2026, 12, 5, 10, 0, tzinfo=UTC)  # 07:00 local
+    assert _in_quiet(campaign, at_noon_local) is None

@@ -58,8 +58,12 @@ class CreateCampaignDto(Request):
         "larger files by url.",
     )
     startAt: str | None = Field(None, pattern=DATE_TIME_PATTERN, description="When to start (RFC 3339); now if absent.")
-    quietStart: str | None = Field(None, pattern=_HHMM, description="Quiet hours start, HH:MM UTC (no sends).")
-    quietEnd: str | None = Field(None, pattern=_HHMM, description="Quiet hours end, HH:MM UTC.")
+    quietStart: str | None = Field(
+        None,
+        pattern=_HHMM,
+        description="Quiet hours start, HH:MM, tenant clock (no sends).",
+    )
+    quietEnd: str | None = Field(None, pattern=_HHMM, description="Quiet hours end, HH:MM, tenant clock.")
     dailyCap: int | None = Field(None, ge=1, le=100_000, description="At most this many sends per session per day.")
 
     @model_validator(mode="after")

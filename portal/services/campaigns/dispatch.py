@@ -27,6 +27,7 @@ from portal.services.audit import Actor
 from portal.services.campaigns.lifecycle import ACTIVE
 from portal.services.campaigns.templates import render
 from portal.services.contacts import CHECK_FRESH, _ask_waha, _remember
+from portal.services.outreach.settings import Outreach
 from portal.waha import errors as waha_errors
 
 log = logging.getLogger(__name__)
@@ -215,16 +216,18 @@ def _day_start(now: datetime) -> datetime:
 
 
 def _in_quiet(campaign: Campaign, now: datetime) -> datetime | None:
-    """The end of the quiet hours when `now` is inside them, else None."""
+    """The end of the campaign's quiet hours (UTC) when `now` is inside them, else None. The hours are the
+    tenant's local wall clock (Administration > Outreach sets the time zone), as the send queue's own are."""
     start, end = campaign.quiet_start, campaign.quiet_end
     if start is None or end is None:
         return None
-    minute = now.hour * 60 + now.minute
-    inside = start <= minute < end if start < end else (minute >= start or minute < end)
-    if not inside:
-        return None
-    until = _day_start(now) + timedelta(minutes=end)
-    return until if until > now else until + timedelta(days=1)
+    from datetime import time as clock
+
+    from portal.services.outreach.settings import outreach_settings
+
+    zone = outreach_settings(campaign.tenant_id).time_zone
+    hours = Outreach(zone, clock(start // 60, start % 60), clock(end // 60, end % 60))
+    return hours.quiet_until(now)
 
 
 def campaign_gate(item: Any, session: Any) -> Any:
