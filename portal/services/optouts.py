@@ -3,7 +3,8 @@
 A number lands on the list when its owner writes one of the tenant's opt-out keywords as a whole message (default:
 STOP, UNSUBSCRIBE and their Portuguese, Spanish and German forms; compared without case, accents, surrounding
 spaces or closing punctuation), when a member adds it, or from a CSV import. Campaigns and scheduled messages
-never go to a number on the list (the send queue's gate, `queue_gate`); a one-off send to it is refused with 409
+never go to a number on the list (the send reads the list with its session lookup; the queue records such an
+item as skipped, "opted_out"); a one-off send to it is refused with 409
 `recipient_opted_out` unless an owner or admin overrides (services.messages.sending). Every change is audited.
 """
 
@@ -348,15 +349,3 @@ def send_confirmation(opt_out_id: int, session_id: str, text: str) -> None:
     except ServiceError as exc:
         db.session.rollback()
         log.warning("opt-out confirmation to %s not sent: %s", row.chat_id, exc.code)
-
-
-def queue_gate(item: Any, session: Any) -> Any:
-    """The send queue's gate: a campaign or scheduled message to a number on the list ends as skipped
-    ("opted_out"); an item whose sender overrode the list (a transactional send) is let through."""
-    from portal.services.outreach import Skip
-
-    if getattr(item, "lane", None) == "transactional" and not getattr(item, "scheduled", False):
-        return None
-    if is_opted_out(item.tenant_id, item.chat_id):
-        return Skip("opted_out")
-    return None

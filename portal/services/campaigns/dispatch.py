@@ -324,11 +324,11 @@ def pause_on_warning(session: WahaSession, previous: dict[str, Any]) -> None:
 
 
 def register() -> None:
-    """Plug the campaign, opt-out and number-health gates and the settle hook into the send queue, and pause
-    campaigns when a number nears its cap (idempotent)."""
+    """Plug the campaign and number-health gates and the settle hook into the send queue, and pause campaigns
+    when a number nears its cap (idempotent). The opt-out list needs no gate: the send reads it with its session
+    lookup and refuses a listed number, which the queue records as skipped ("opted_out")."""
     from portal.services import number_health, outreach
 
-    outreach.register_gate(optouts.queue_gate)
     outreach.register_gate(campaign_gate)
     outreach.register_gate(number_health.new_contact_gate)
     outreach.on_settled(settled)

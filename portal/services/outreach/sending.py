@@ -69,6 +69,8 @@ class Work:
     scheduled: bool
     attempts: int
     actor: Actor
+    origin: str | None = None  # what queued it (e.g. "campaign"), and its id there: the gates read them
+    origin_id: int | None = None
 
     @classmethod
     def of(cls, item: QueuedSend) -> Work:
@@ -85,6 +87,8 @@ class Work:
             item.scheduled,
             item.attempts,
             Actor(type=item.created_by_type, id=item.created_by_id, label=item.created_by_label),
+            item.origin,
+            item.origin_id,
         )
 
     @property
@@ -125,6 +129,9 @@ def _outcome(work: Work, exc: ServiceError, started: datetime) -> dict[str, Any]
     if isinstance(exc, Conflict) and exc.code == "session_not_ready":
         # not an attempt: the item waits for its session
         return {**_requeued(f"session is {exc.details.get('status', 'not ready')}", 0), "attempts": work.attempts - 1}
+    if isinstance(exc, Conflict) and exc.code == "recipient_opted_out":
+        # on the tenant's opt-out list (read with the send's session lookup): never sent, not an attempt
+        return {"state": "skipped", "last_error": "opted_out", "hold_reason": None, "attempts": work.attempts - 1}
     if isinstance(exc, Conflict) and exc.code == "new_contact_limited":
         # WhatsApp limits new chats of this number for now: the item waits until the limit lifts
         until = _parse_until(exc.details.get("until"))
@@ -222,7 +229,7 @@ def send_work(
             gap = outreach_settings(work.tenant_id).draw_gap()
         _next_slot(work, started, gap)
     db.session.commit()
-    if values["state"] in ("sent", "failed") and has_listeners():
+    if values["state"] in ("sent", "failed", "skipped") and has_listeners():
         item = db.session.get(QueuedSend, work.id)
         if item is not None:
             settled([item])

@@ -64,11 +64,19 @@ def _typing_for(work: Work, gap: float) -> float:
     return max(0.0, min(wanted, gap * TYPING_SHARE))
 
 
-def _gate(work: Work, session_id: str) -> bool:
-    """Ask the gates about the item; False when one held or skipped it (recorded and committed)."""
-    item = db.session.get(QueuedSend, work.id)
+def _session_snapshot(session_id: str) -> WahaSession | None:
+    """The session as it is now, detached: the gates read its columns for a whole batch without a reload at
+    every commit (a batch lasts seconds; a limit that starts meanwhile also refuses the send itself)."""
     session = db.session.get(WahaSession, session_id)
-    verdict = ask_gates(item, session) if item is not None else None
+    if session is not None:
+        db.session.expunge(session)
+    return session
+
+
+def _gate(work: Work, session: WahaSession | None) -> bool:
+    """Ask the gates about the item (its fields as read for the batch, no reload); False when one held or
+    skipped it (recorded and committed)."""
+    verdict = ask_gates(work, session)  # type: ignore[arg-type]  # gates read the item's fields, which Work has
     if verdict is None:
         return True
     values: dict[str, Any]
@@ -85,9 +93,10 @@ def _gate(work: Work, session_id: str) -> bool:
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    if isinstance(verdict, Skip) and item is not None:
-        db.session.refresh(item)
-        settled([item])
+    if isinstance(verdict, Skip):
+        item = db.session.get(QueuedSend, work.id)
+        if item is not None:
+            settled([item])
     return False
 
 
@@ -144,6 +153,7 @@ def stream_campaign(
             works = _batch(session_id, utcnow())
             if not works:
                 return
+            session = _session_snapshot(session_id) if gates else None
             for work in works:
                 began = time.monotonic()
                 if began - looked >= LOOK_EVERY:
@@ -161,7 +171,7 @@ def stream_campaign(
                     flush()
                     if start_in > nap_max or nap(session_id, start_in):
                         return
-                if gates and not _gate(work, session_id):
+                if gates and not _gate(work, session):
                     continue
                 wait = pacing.try_acquire(session_id, rate, burst=1)
                 if wait > 0:
