@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
 from portal.extensions import db
 from portal.models import QueuedSend, Tenant, WahaSession, rowcount, utcnow
@@ -100,15 +100,18 @@ def _gate(work: Work, session: WahaSession | None) -> bool:
     return False
 
 
+# Built once, run on the session's connection: the ORM's bulk-update path costs more CPU than the statement.
+_CLAIM = (
+    update(QueuedSend)
+    .where(QueuedSend.id == bindparam("item_id"), QueuedSend.state == "queued")
+    .values(state="sending", attempts=QueuedSend.attempts + 1, hold_reason=None, updated_at=bindparam("now"))
+)
+
+
 def _claim(work: Work) -> bool:
     """Claim the row in the open transaction: the send commits it with its own row, before WAHA is called (a
     send refused before that rolls it back, and the outcome written after it says where the item stands)."""
-    result = db.session.execute(
-        update(QueuedSend)
-        .where(QueuedSend.id == work.id, QueuedSend.state == "queued")
-        .values(state="sending", attempts=QueuedSend.attempts + 1, hold_reason=None, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
+    result = db.session.connection().execute(_CLAIM, {"item_id": work.id, "now": utcnow()})
     if rowcount(result) != 1:
         db.session.rollback()
         return False
