@@ -329,17 +329,10 @@ def new_contact_gate(item: Any, session: Any) -> Any:
     if until is None or until <= utcnow():
         return None
     from portal.models import Chat
+    from portal.services.inbox.upkeep import known_chat
     from portal.services.outreach import Hold
 
-    known = db.session.scalar(
-        select(Chat.id)
-        .where(
-            Chat.session_id == item.session_id,
-            Chat.chat_id == item.chat_id,
-            Chat.last_status.is_distinct_from("ERROR"),
-        )
-        .limit(1)
-    )
+    known = db.session.scalar(select(Chat.id).where(*known_chat(item.session_id, item.chat_id)).limit(1))
     if known is not None:
         return None
     return Hold(until, "WhatsApp limits new contacts of this number")

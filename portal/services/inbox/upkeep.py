@@ -30,6 +30,13 @@ from portal.services.recipients import is_person, phone_of
 SKIPPED_CHATS = ("status@broadcast",)
 
 
+def known_chat(session_id: Any, chat_id: Any) -> tuple[Any, ...]:
+    """The conditions under which the session already has a chat with `chat_id` (a chat whose last message failed,
+    e.g. the number was never checked because WAHA was down, proves nothing): the send path's new-contact checks
+    and the send queue's new-contact gate share them. Columns or bound values both fit."""
+    return (Chat.session_id == session_id, Chat.chat_id == chat_id, Chat.last_status.is_distinct_from("ERROR"))
+
+
 def preview_of(message: Message) -> tuple[str, str | None]:
     """(kind, text) of the preview line: what the message is and its text or caption, cut to PREVIEW_MAX."""
     if message.revoked_at is not None:

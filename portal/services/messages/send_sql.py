@@ -55,7 +55,7 @@ from portal.models import (
 from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.errors import NotFound
-from portal.services.inbox.upkeep import chat_conflict, frozen, preview_of, upsert_sent_chat
+from portal.services.inbox.upkeep import chat_conflict, frozen, known_chat, preview_of, upsert_sent_chat
 
 
 @dataclass(frozen=True)
@@ -89,15 +89,7 @@ _SESSION_FOR_SEND = (
         WahaSession.new_contacts_blocked_until,
         WahaServer.base_url,
         type_coerce(WahaServer.api_key, Text).label("stored_api_key"),
-        select(Chat.id)
-        .where(
-            Chat.session_id == WahaSession.id,
-            Chat.chat_id == _CHAT_ID,
-            # a chat whose last message failed (e.g. the number was never checked: WAHA was down) proves nothing
-            Chat.last_status.is_distinct_from("ERROR"),
-        )
-        .exists()
-        .label("chat_known"),
+        select(Chat.id).where(*known_chat(WahaSession.id, _CHAT_ID)).exists().label("chat_known"),
         Contact.wa_exists,
         Contact.exists_checked_at,
         select(OptOut.id)

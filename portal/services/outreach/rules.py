@@ -37,7 +37,9 @@ class Skip:
     reason: str
 
 
-Gate = Callable[[QueuedSend, Any], "Hold | Skip | None"]
+# A gate reads the item's fields (id, tenant_id, session_id, lane, chat_id, scheduled, origin, origin_id): a queue
+# row, or the stream's Work snapshot of one.
+Gate = Callable[[Any, Any], "Hold | Skip | None"]
 Listener = Callable[[QueuedSend], None]
 
 _gates: list[Gate] = []
@@ -58,7 +60,7 @@ def on_settled(fn: Listener) -> Listener:
     return fn
 
 
-def ask_gates(item: QueuedSend, session: Any) -> Hold | Skip | None:
+def ask_gates(item: Any, session: Any) -> Hold | Skip | None:
     """The first gate's Hold or Skip, or None when every gate lets the item go."""
     for gate in list(_gates):
         verdict = gate(item, session)

@@ -76,7 +76,7 @@ def _session_snapshot(session_id: str) -> WahaSession | None:
 def _gate(work: Work, session: WahaSession | None) -> bool:
     """Ask the gates about the item (its fields as read for the batch, no reload); False when one held or
     skipped it (recorded and committed)."""
-    verdict = ask_gates(work, session)  # type: ignore[arg-type]  # gates read the item's fields, which Work has
+    verdict = ask_gates(work, session)  # gates read the item's fields, which Work carries
     if verdict is None:
         return True
     values: dict[str, Any]
