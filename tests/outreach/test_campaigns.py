@@ -12,10 +12,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from portal.extensions import db
-from portal.models import Campaign, CampaignRecipient, OptOut
+from portal.models import Campaign, CampaignRecipient, Message, OptOut
 from portal.services import campaigns, events, optouts, outreach
 from portal.services.outreach import rules
 from tests.builders import TEST_ACTOR, envelope, inbound_payload, post_events
@@ -177,6 +177,15 @@ def test_a_worker_killed_during_a_campaign_sends_nobody_twice_and_skips_nobody(a
     assert len(sim.sent_messages(working.external_name)) < 40  # it died mid-campaign
 
     redis_store.client.delete(LOCK_KEY + working.id)  # the dead dispatcher's lock expiring (30 s), fast-forwarded
+    # The same minutes pass for the message row it may have committed just before dying (send_state "sending"):
+    # a retry under its key then calls WAHA again with the same WhatsApp id (deduplicated) instead of answering
+    # the row as a send still under way.
+    db.session.execute(
+        update(Message)
+        .where(Message.send_state == "sending")
+        .values(updated_at=utcnow() - STALE_SENDING - timedelta(seconds=1))
+    )
+    db.session.commit()
     outreach.sweep(now=utcnow() + STALE_SENDING + timedelta(seconds=1))  # its claimed item goes back to the queue
     dispatch(working.id, run_for=180.0, nap_max=5.0)
     campaigns.advance(campaign.id)
