@@ -30,7 +30,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(flask_settings(values))
     app.config.update(overrides)
 
-    from portal import converters, dbengines, errors, extensions, inputs, proxy, telemetry, tenancy, webhooks
+    from portal import converters, dbengines, errors, extensions, i18n, inputs, proxy, telemetry, tenancy, webhooks
     from portal.models.base import configure_encryption
 
     telemetry.init_app(app)
@@ -46,6 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     extensions.csrf.init_app(app)
     extensions.htmx.init_app(app)
+    i18n.init_app(app)  # _() in templates; locale and time zone per user
     extensions.limiter.init_app(app)
     extensions.redis_store.init_app(app)
     tenancy.init_app(app)
