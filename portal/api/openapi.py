@@ -289,6 +289,8 @@ def _operation(route: ApiRoute) -> dict[str, Any]:
         ok["content"] = {"application/json": {"schema": _ref(route.response)}}
         if route.image:
             ok["content"][route.image] = {"schema": {"type": "string", "format": "binary"}}
+    elif route.csv:
+        ok["content"] = {"text/csv": {"schema": {"type": "string"}}}
     elif route.binary:
         # The file as stored, under its own media type.
         ok["content"] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}

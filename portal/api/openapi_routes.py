@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from portal.api import schemas as s
 from portal.api.openapi_campaigns import CAMPAIGN_MODELS, CAMPAIGN_ROUTES
+from portal.api.openapi_exports import EXPORT_ROUTES
 from portal.api.openapi_inbox import INBOX_MODELS, INBOX_ROUTES
 from portal.api.openapi_pairing import PAIRING_MODELS, PAIRING_ROUTES
 from portal.api.openapi_scheduled import SCHEDULED_MODELS, SCHEDULED_ROUTES
@@ -332,6 +333,7 @@ ROUTES: tuple[ApiRoute, ...] = (
     *INBOX_ROUTES,
     *SCHEDULED_ROUTES,
     *CAMPAIGN_ROUTES,
+    *EXPORT_ROUTES,
     ApiRoute(
         "GET",
         "/waha/health",

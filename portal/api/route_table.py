@@ -40,6 +40,7 @@ class ApiRoute:
     query: type[BaseModel] | None = None
     image: str | None = None  # media type answered for ?format=image instead of JSON
     binary: bool = False  # the answer is a file
+    csv: bool = False  # the answer is CSV text, streamed
     idempotent: bool = False
     errors: tuple[int, ...] = ()
     description: str = ""

@@ -69,7 +69,19 @@ def list_events(
     tenant_id: int, filters: AuditFilters, *, before_id: int | None = None, limit: int = 50
 ) -> list[AuditEvent]:
     """A page of a tenant's audit log, newest first; `before_id` is the keyset cursor."""
-    stmt = AuditEvent.scoped(tenant_id)
+    stmt = filtered_events(tenant_id, filters)
+    if before_id:
+        stmt = stmt.where(_before(tenant_id, before_id))
+    # (created_at, id) is the order of the (tenant, created_at, id) index: each page is one short range of it, as
+    # deep as it goes. Ordered by id alone, a tenant's page would walk the whole table's primary key.
+    stmt = stmt.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(limit)
+    return list(db.session.scalars(stmt))
+
+
+def filtered_events(tenant_id: int, filters: AuditFilters, *columns: Any) -> Any:
+    """The tenant's events that pass `filters` (whole events, or only `columns`), unordered: the log's pages and
+    its CSV export read the same rows."""
+    stmt = select(*columns).where(AuditEvent.tenant_id == tenant_id) if columns else AuditEvent.scoped(tenant_id)
     if filters.action:
         stmt = stmt.where(AuditEvent.action.startswith(filters.action))
     if filters.actor:
@@ -80,12 +92,7 @@ def list_events(
         stmt = stmt.where(AuditEvent.created_at >= filters.since)
     if filters.until:
         stmt = stmt.where(AuditEvent.created_at < filters.until)
-    if before_id:
-        stmt = stmt.where(_before(tenant_id, before_id))
-    # (created_at, id) is the order of the (tenant, created_at, id) index: each page is one short range of it, as
-    # deep as it goes. Ordered by id alone, a tenant's page would walk the whole table's primary key.
-    stmt = stmt.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(limit)
-    return list(db.session.scalars(stmt))
+    return stmt
 
 
 def _before(tenant_id: int, before_id: int) -> Any:

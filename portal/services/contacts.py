@@ -103,7 +103,16 @@ def check_page(q: str | None, limit: int) -> None:
 def list_contacts(tenant: Tenant, *, q: str | None = None, cursor: str | None = None, limit: int = 50) -> ContactPage:
     """A page of the tenant's contacts, newest first; `q` searches names and numbers (case-insensitive)."""
     check_page(q, limit)
-    stmt = select(Contact).where(Contact.tenant_id == tenant.id)
+    stmt = filtered_contacts(tenant, q)
+    items, next_cursor = pagination.id_page(db.session, stmt, Contact.id, cursor, _CURSOR_PREFIX, limit)
+    return ContactPage(items=items, next_cursor=next_cursor)
+
+
+def filtered_contacts(tenant: Tenant, q: str | None, *columns: Any) -> Any:
+    """The tenant's contacts (whole rows, or only `columns`) whose names or number match `q`, unordered: the
+    contacts page and its CSV export read the same rows."""
+    stmt = select(*columns) if columns else select(Contact)
+    stmt = stmt.where(Contact.tenant_id == tenant.id)
     if q:
         pattern = like_pattern(q)
         found = [Contact.saved_name.ilike(pattern, escape="\\"), Contact.push_name.ilike(pattern, escape="\\")]
@@ -111,8 +120,7 @@ def list_contacts(tenant: Tenant, *, q: str | None = None, cursor: str | None = 
         if digits:
             found.append(Contact.chat_id.like(f"%{digits}%"))
         stmt = stmt.where(sa.or_(*found))
-    items, next_cursor = pagination.id_page(db.session, stmt, Contact.id, cursor, _CURSOR_PREFIX, limit)
-    return ContactPage(items=items, next_cursor=next_cursor)
+    return stmt
 
 
 def get_contact(tenant: Tenant, chat_id: str) -> Contact | None:

@@ -19,6 +19,7 @@ from portal.web import (
     campaigns,
     contacts,
     dashboard,
+    exports,
     inbox,
     inbox_actions,
     inbox_thread,
@@ -62,6 +63,7 @@ BLUEPRINTS = (
     account.bp,
     platform.bp,
     servers.bp,  # platform area: WAHA servers
+    exports.bp,  # CSV exports of the list pages (messages, audit, deliveries, contacts)
 )
 
 

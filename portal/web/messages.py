@@ -24,13 +24,14 @@ from portal.services import media as media_service
 from portal.services import messages as messages_service
 from portal.services import optouts, outreach
 from portal.services import sessions as sessions_service
-from portal.services.errors import Invalid, NotFound, ServiceError
+from portal.services.errors import NotFound, ServiceError
 from portal.services.messages import POLL_SECONDS, FreshRows, LiveView, LogFilters
 from portal.storage.serving import send_stored
 from portal.tenancy import require
 from portal.web import uploads
 from portal.web.forms import MessageFilterForm, SendMessageForm, choices
-from portal.web.helpers import STOP_POLLING, apply_service_error, day_start, principal, reads_only, redirect_to
+from portal.web.helpers import STOP_POLLING, apply_service_error, principal, reads_only, redirect_to
+from portal.web.list_filters import log_filters
 from portal.web.log_rows import TICKS, filter_field, log_rows
 from portal.web.send_form import form_key, new_key, session_choices, stale_form, too_large
 from portal.web.wording import WORDS, say_exc
@@ -75,28 +76,6 @@ def _fresh_arg() -> datetime | None:
     return value
 
 
-def chat_id_from(value: str) -> str:
-    """What people type for a chat (+49 170 1234567) as WAHA spells it (491701234567@c.us); anything that is
-    not a number or chat id is searched as typed."""
-    try:
-        return messages_service.normalize_recipient(value)
-    except Invalid:
-        return value.strip()
-
-
-def _filters(form: MessageFilterForm) -> LogFilters:
-    """The log's filters as the (validated) form gives them."""
-    return LogFilters(
-        session_id=form.session.data or None,
-        direction=form.direction.data or None,
-        status=form.status.data or None,
-        chat_id=chat_id_from(form.chat.data) if form.chat.data else None,
-        q=(form.q.data or "").strip() or None,
-        since=day_start(form.since.data),
-        until=day_start(form.until.data, plus_days=1),  # "to" includes that whole day
-    )
-
-
 # ---- log ---------------------------------------------------------------------------------------------------
 
 
@@ -110,7 +89,7 @@ def index() -> ResponseReturnValue:
     form = MessageFilterForm(formdata=request.args)
     form.session.choices = choices([("", "All sessions")] + [(s.id, s.name) for s in sessions])
     valid = form.validate()
-    filters = _filters(form) if valid else LogFilters()
+    filters = log_filters(form) if valid else LogFilters()
     view = messages_service.watch_log(_tenant(), filters, cursor=request.args.get("cursor") or None, settled=valid)
     if view.stale_cursor:
         form.form_errors.append("That page link is not valid any more; here are the newest messages.")
@@ -143,6 +122,7 @@ def index() -> ResponseReturnValue:
         "fresh_url": url_for("messages.index", **args, fresh=view.fresh_since.isoformat()),
         "older_url": url_for("messages.index", **{**args, "cursor": view.next_cursor}) if view.next_cursor else None,
         "newest_url": url_for("messages.index", **args),
+        "export_url": url_for("exports.messages", **args) if valid else None,
     }
     if htmx:
         if not view.settled:

@@ -116,7 +116,16 @@ def _page_statement(log_columns: bool, by_session: bool, *filters: str) -> Any:
     return stmt.order_by(Message.created_at.desc(), Message.id.desc()).limit(bindparam("row_limit", type_=Integer))
 
 
-def list_messages(
+@dataclass(frozen=True)
+class LogQuery:
+    """The log's filters checked and turned into the parameters of `log_statement` (without the limit)."""
+
+    params: dict[str, Any]
+    filters: tuple[str, ...]
+    by_session: bool
+
+
+def log_query(
     tenant: Tenant,
     *,
     session_id: str | None = None,
@@ -126,21 +135,10 @@ def list_messages(
     q: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    cursor: str | None = None,
-    limit: int = 50,
-    rows_as: type[LogRow] | None = None,
-) -> MessagePage:
-    """A page of the tenant's messages (or one session's), newest first, with keyset pagination.
-
-    Filters: direction ("in"/"out"), status, chat id, `q` (case-insensitive substring of the text),
-    created_at in [since, until). The order is (created_at, id) descending, served by the
-    (tenant, created_at, id) and (session, created_at, id) indexes, so page 1,000 costs what page 1 costs.
-    `rows_as=LogRow` reads only the columns the log shows: the items are then LogRow tuples, which cost a
-    fraction of whole Message objects to load.
-    """
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= PAGE_MAX:
-        raise Invalid.field("limit", f"Limit must be between 1 and {PAGE_MAX}.")
-    params: dict[str, Any] = {"row_limit": limit + 1}
+) -> LogQuery:
+    """Check the log's filters as `list_messages` takes them (Invalid for a bad one; NotFound for a session that is
+    not the tenant's) and turn them into statement parameters: the page and the CSV export read the same rows."""
+    params: dict[str, Any] = {}
     filters: list[str] = []
     if session_id is not None:
         # The session is checked against the tenant first (another tenant's is a 404, not an empty list). Its
@@ -174,10 +172,54 @@ def list_messages(
     if until is not None:
         filters.append("until")
         params["until"] = until
+    return LogQuery(params=params, filters=tuple(filters), by_session=session_id is not None)
+
+
+def log_statement(query: LogQuery, *, after: bool = False) -> Any:
+    """The log's statement (LogRow columns, newest first, at most `row_limit` rows) for `query`; `after` adds the
+    keyset condition "older than (cursor_at, cursor_id)"."""
+    return _page_statement(True, query.by_session, *query.filters, *(("cursor",) if after else ()))
+
+
+def list_messages(
+    tenant: Tenant,
+    *,
+    session_id: str | None = None,
+    direction: str | None = None,
+    status: str | None = None,
+    chat_id: str | None = None,
+    q: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+    rows_as: type[LogRow] | None = None,
+) -> MessagePage:
+    """A page of the tenant's messages (or one session's), newest first, with keyset pagination.
+
+    Filters: direction ("in"/"out"), status, chat id, `q` (case-insensitive substring of the text),
+    created_at in [since, until). The order is (created_at, id) descending, served by the
+    (tenant, created_at, id) and (session, created_at, id) indexes, so page 1,000 costs what page 1 costs.
+    `rows_as=LogRow` reads only the columns the log shows: the items are then LogRow tuples, which cost a
+    fraction of whole Message objects to load.
+    """
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= PAGE_MAX:
+        raise Invalid.field("limit", f"Limit must be between 1 and {PAGE_MAX}.")
+    query = log_query(
+        tenant,
+        session_id=session_id,
+        direction=direction,
+        status=status,
+        chat_id=chat_id,
+        q=q,
+        since=since,
+        until=until,
+    )
+    params, filters = {**query.params, "row_limit": limit + 1}, list(query.filters)
     if cursor:
         params["cursor_at"], params["cursor_id"] = decode_cursor(cursor)
         filters.append("cursor")
-    stmt = _page_statement(rows_as is not None, session_id is not None, *filters)
+    stmt = _page_statement(rows_as is not None, query.by_session, *filters)
     rows: list[Any]
     if rows_as is not None:
         rows = [rows_as._make(row) for row in db.session.connection().execute(stmt, params)]
