@@ -69,10 +69,10 @@ def audit() -> ResponseReturnValue:
 @login_required
 @require("webhooks:read")
 def deliveries() -> ResponseReturnValue:
-    """The delivery log as CSV: every endpoint's or one's (`endpoint`), one status, from / to a day."""
+    """The delivery log as CSV: every endpoint's or one's (`endpoint_id`), one status, from / to a day."""
     endpoint_id = None
-    if request.args.get("endpoint"):
-        endpoint_id = parse_id(request.args["endpoint"])
+    if request.args.get("endpoint_id"):
+        endpoint_id = parse_id(request.args["endpoint_id"])
         if endpoint_id is None:
             raise NotFound(_("No such webhook endpoint."), code="endpoint_not_found")
     since, until = _day("since"), _day("until")

@@ -100,8 +100,10 @@ def by_id(base: Any, row_id: Any, params: dict[str, Any], id_at: int) -> Keyset:
     )
 
 
-def batches(keyset: Keyset, size: int = BATCH_ROWS) -> Iterator[Sequence[Any]]:
-    """The list's rows, `size` at a time; each batch is read in a transaction of its own and ended at once."""
+def batches(keyset: Keyset, size: int | None = None) -> Iterator[Sequence[Any]]:
+    """The list's rows, `size` (BATCH_ROWS) at a time; each batch is read in a transaction of its own, ended at
+    once."""
+    size = size or BATCH_ROWS
     stmt, values = keyset.first, {**keyset.params, "row_limit": size}
     while True:
         try:
