@@ -224,6 +224,10 @@ def test_delivery_export_holds_one_endpoints_attempts_of_one_status(owner_client
     failed = [_delivery(tenant, first, "failed", n) for n in range(2)]
     _delivery(tenant, first, "succeeded", 3)
     _delivery(tenant, second, "failed", 4)
+    other = make_tenant("globex", name="Globex")
+    _delivery(other, _endpoint(other, "https://globex.example.com/x"), "failed", 5)
+    everything = read_csv(owner_client.get("/admin/webhooks/deliveries/export"))
+    assert len(everything) == 1 + 4 and "globex.example.com" not in str(everything)
     response = owner_client.get(f"/admin/webhooks/deliveries/export?endpoint_id={first.id}&status=failed")
     assert response.status_code == 200 and response.is_streamed
     rows = read_csv(response)
@@ -258,6 +262,8 @@ def test_contact_export_holds_the_searched_contacts(owner_client, tenant):
         db.session.add(
             Contact(tenant_id=tenant.id, chat_id=f"{chat}@c.us", phone=chat, saved_name=saved, push_name=push, tags=[])
         )
+    other = make_tenant("globex", name="Globex")
+    db.session.add(Contact(tenant_id=other.id, chat_id="491709999999@c.us", saved_name="Anna of Globex", tags=[]))
     db.session.commit()
     response = owner_client.get("/contacts/export?q=ann")
     assert response.status_code == 200 and response.is_streamed
