@@ -98,6 +98,14 @@ def test_export_defuses_cells_that_a_spreadsheet_would_run(owner_client, tenant,
     )
 
 
+def test_message_export_names_the_attachment(owner_client, tenant, two_sessions):
+    a, _ = two_sessions
+    stored_message(tenant, a, body=None, media={"kind": "image", "filename": "=cat.png", "status": "stored"})
+    stored_message(tenant, a, body="no file")
+    rows = read_csv(owner_client.get("/messages/export"))
+    assert [r[6:9] for r in rows[1:]] == [["no file", "", ""], ["", "image", "'=cat.png"]]
+
+
 def test_rows_at_the_same_time_across_batches_are_neither_lost_nor_repeated(
     owner_client, tenant, two_sessions, monkeypatch
 ):
@@ -262,6 +270,11 @@ def test_contact_export_holds_the_searched_contacts(owner_client, tenant):
         db.session.add(
             Contact(tenant_id=tenant.id, chat_id=f"{chat}@c.us", phone=chat, saved_name=saved, push_name=push, tags=[])
         )
+    db.session.add(
+        Contact(
+            tenant_id=tenant.id, chat_id="491703333333@c.us", saved_name="Annie", tags=["vip", "late"], wa_exists=True
+        )
+    )
     other = make_tenant("globex", name="Globex")
     db.session.add(Contact(tenant_id=other.id, chat_id="491709999999@c.us", saved_name="Anna of Globex", tags=[]))
     db.session.commit()
@@ -270,9 +283,11 @@ def test_contact_export_holds_the_searched_contacts(owner_client, tenant):
     rows = read_csv(response)
     assert rows[0] == list(exports.CONTACT_COLUMNS)
     assert [r[1:4] for r in rows[1:]] == [
+        ["Annie", "", "491703333333@c.us"],
         ["'+Annette", "+491702222222", "491702222222@c.us"],
         ["Ann", "+491701111111", "491701111111@c.us"],
     ]
+    assert rows[1][7:9] == ["vip, late", "yes"] and rows[2][7:9] == ["", ""]
     page = owner_client.get("/contacts/?q=ann").get_data(as_text=True)
     assert link(page, "contacts-export") == ("/contacts/export", {"q": ["ann"]})
 

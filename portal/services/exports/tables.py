@@ -23,6 +23,7 @@ from portal.services.exports.stream import (
     by_id,
     by_time,
     csv_chunks,
+    from_json,
     guard,
     iso,
 )
@@ -130,7 +131,7 @@ def export_messages(tenant: Tenant, actor: Actor, filters: LogFilters) -> Export
 
     def row(r: Any) -> tuple[Any, ...]:
         # LogRow: id, created_at, session_id, direction, chat_id, body, media, status, error
-        media = r[6] or {}
+        media = from_json(r[6]) or {}
         return (
             r[0],
             iso(r[1]),
@@ -166,6 +167,7 @@ _AUDIT = (
 
 
 def _details(value: Any) -> str | None:
+    value = from_json(value)
     if not value:
         return ""
     return guard(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str, separators=(",", ":")))
@@ -291,7 +293,7 @@ def export_contacts(tenant: Tenant, actor: Actor, *, q: str | None = None) -> Ex
             guard(r[5]),
             guard(r[1]),
             guard(r[2]),
-            guard(", ".join(r[6] or [])),
+            guard(", ".join(from_json(r[6]) or [])),
             _ON_WHATSAPP.get(r[7], ""),
             iso(r[8]),
             iso(r[9]),
