@@ -122,7 +122,7 @@ def index() -> ResponseReturnValue:
         "fresh_url": url_for("messages.index", **args, fresh=view.fresh_since.isoformat()),
         "older_url": url_for("messages.index", **{**args, "cursor": view.next_cursor}) if view.next_cursor else None,
         "newest_url": url_for("messages.index", **args),
-        "export_url": url_for("exports.messages", **args) if valid else None,
+        "export_url": url_for("exports.messages", **{k: v for k, v in args.items() if v}) if valid else None,
     }
     if htmx:
         if not view.settled:
