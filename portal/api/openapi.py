@@ -334,6 +334,7 @@ def build_document(server_url: str = "/") -> dict[str, Any]:
             {"name": "Inbox"},
             {"name": "Campaigns"},
             {"name": "Webhooks"},
+            {"name": "Audit"},
             {"name": "Service"},
         ],
         "security": [{"bearer": []}],

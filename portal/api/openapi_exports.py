@@ -32,7 +32,7 @@ EXPORT_ROUTES: tuple[ApiRoute, ...] = (
         "/waha/audit/export",
         "api.export_audit",
         "Export the audit log (CSV)",
-        "Service",
+        "Audit",
         "audit:read",
         csv=True,
         query=x.AuditExportQuery,
