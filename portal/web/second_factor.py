@@ -35,6 +35,7 @@ ENROL_ENDPOINTS = frozenset(
     {
         "auth.logout",
         "two_factor.index",
+        "two_factor.totp_start",
         "two_factor.totp_setup",
         "two_factor.totp_confirm",
         "two_factor.passkey_register_options",
