@@ -64,6 +64,10 @@ def after_first_factor(user: User, *, remember: bool, next_url: str | None, meth
     factor (skipped in a remembered browser), else signed in, led to enrolment if a team requires a factor."""
     if two_factor.has_factor(user):
         if remembered.is_remembered(user, request.cookies.get(remembered.COOKIE)):
+            audit.record(
+                None, "auth.second_factor", request_actor("user", user.email, str(user.id)), target_type="user",
+                target_id=user.id, details={"method": "remembered"}, commit=True,
+            )  # fmt: skip
             sign_in_browser(user, remember=remember, method=method, second_factor="remembered")
             return redirect(destination(user, next_url))
         session.clear()

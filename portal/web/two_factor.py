@@ -227,7 +227,7 @@ def totp_disable() -> ResponseReturnValue:
         apply_service_error(form, exc)
         return _index(exc.status, form)
     totp.disable(user, user_actor())
-    two_factor.forget_browsers_if_none_left(user)
+    two_factor.tidy_when_none_left(user)
     flash(_("Your authenticator app no longer signs you in."), "success")
     return redirect(url_for(".index"), code=303)
 
@@ -288,6 +288,6 @@ def passkey_delete(passkey_id: int) -> ResponseReturnValue:
         apply_service_error(form, exc)
         return _index(exc.status, form)
     row = passkeys.delete(user, passkey_id, user_actor())
-    two_factor.forget_browsers_if_none_left(user)
+    two_factor.tidy_when_none_left(user)
     flash(_("Passkey removed: %(name)s.", name=row.name), "success")
     return redirect(url_for(".index"), code=303)

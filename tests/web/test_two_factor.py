@@ -10,11 +10,12 @@ import pyotp
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import AuditEvent
+from portal.models import AuditEvent, WebAuthnCredential, utcnow
 from portal.services import two_factor
 from portal.services.two_factor import remembered, totp
 from tests.builders import PASSWORD, TEST_ACTOR, give_second_factor, make_tenant, make_user, member
 from tests.helpers import post, text
+from tests.web.test_account import _finish, _start, provider, sso  # noqa: F401  (the single sign-on fixtures)
 
 
 def _password(client, user):
@@ -205,3 +206,43 @@ def test_the_api_takes_bearer_tokens_whatever_the_teams_requirement(client, tena
     db.session.commit()
     response = client.get("/waha/sessions", headers={"Authorization": f"Bearer {make_token(tenant)}"})
     assert response.status_code == 200
+
+
+def _passkey_row(user, name="Laptop"):
+    row = WebAuthnCredential(user_id=user.id, credential_id=f"cred-{user.id}-{name}", public_key=b"k", name=name)
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def test_removing_a_passkey_needs_the_password_and_another_users_is_not_found(login, tenant, owner):
+    row = _passkey_row(owner)
+    viewer = member(tenant, "viewer")
+    theirs = _passkey_row(viewer, "Phone")
+    client = login(owner)  # through the second step, with a recovery code
+    page = "/account/two-factor"
+    assert "Laptop" in text(client.get(page))
+
+    def remove(passkey_id, secret):
+        return post(client, f"/account/two-factor/passkeys/{passkey_id}/delete", {"reauth": secret}, page=page)
+
+    assert remove(row.id, "guess").status_code == 400
+    assert remove(theirs.id, PASSWORD).status_code == 404
+    assert remove(row.id, PASSWORD).status_code == 303
+    assert not two_factor.has_factor(owner) and two_factor.has_factor(viewer)
+    assert two_factor.recovery.remaining(owner) == 0  # the way back in without a factor would lead nowhere
+    assert "user.passkey_removed" in set(db.session.scalars(select(AuditEvent.action)))
+
+
+def test_single_sign_on_leads_a_user_with_a_factor_to_the_second_step(client, owner, request):
+    idp = request.getfixturevalue("sso")  # the portal configured for the fake identity provider
+    owner.email_verified_at = utcnow()
+    db.session.commit()
+    secret = give_second_factor(owner)
+    claims = {"sub": "idp-1", "email": owner.email, "email_verified": True}
+
+    response = _finish(client, idp, _start(client), claims)
+
+    assert response.headers["Location"] == "/login/two-factor"
+    assert client.get("/").status_code == 302
+    assert _second(client, _code(secret)).headers["Location"] == "/"

@@ -126,10 +126,12 @@ def record_login(user: User, actor: Actor) -> None:
     db.session.commit()
 
 
-def forget_browsers_if_none_left(user: User) -> None:
-    """With the last factor gone, remembered browsers mean nothing: forget them (a new factor starts afresh)."""
+def tidy_when_none_left(user: User) -> None:
+    """With the last factor gone, remembered browsers and recovery codes mean nothing: drop them, so a new
+    factor starts afresh (with new recovery codes)."""
     if not has_factor(user):
         remembered.revoke_all(user)
+        db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
         db.session.commit()
 
 
