@@ -39,10 +39,12 @@ def _sign_out(page):
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
 
-def _set_up_app(page, base):
+def _set_up_app(page, base, shoot=None):
     page.goto(f"{base}/account/two-factor")
     page.get_by_role("button", name="Set up an authenticator app").click()
     expect(page.get_by_role("img", name="QR code of your two-factor secret")).to_be_visible()
+    if shoot:
+        shoot("totp-setup")
     secret = page.locator("#totp-secret").inner_text().strip()
     page.get_by_label("Code from your app").fill(pyotp.TOTP(secret).now())
     page.get_by_role("button", name="Turn on").click()
@@ -54,7 +56,7 @@ def _set_up_app(page, base):
 
 def test_authenticator_app_enrolment_and_sign_in(page, base_url, shoot, tenant, owner):
     _password(page, base_url, owner)
-    secret = _set_up_app(page, base_url)
+    secret = _set_up_app(page, base_url, shoot)
     expect(page.get_by_text("Codes from your app sign you in.")).to_be_visible()
     _sign_out(page)
 
