@@ -12,7 +12,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import AuditEvent, RecoveryCode
 from portal.services import accounts, two_factor
-from portal.services.errors import Invalid, RateLimited
+from portal.services.errors import Invalid, RateLimited, Unauthorized
 from portal.services.two_factor import passkeys, recovery, remembered, totp
 from portal.services.two_factor.passkeys import RelyingParty
 from tests.builders import PASSWORD, TEST_ACTOR, give_second_factor, make_user
@@ -139,3 +139,59 @@ def test_a_passkey_challenge_is_good_once(owner, app):
     with pytest.raises(Invalid) as again:
         passkeys.authenticate({"id": "nope"}, ticket, rp, TEST_ACTOR)
     assert again.value.code == "passkey_challenge"
+
+
+# -- Passkeys, with a software authenticator ---------------------------------------------------------------------
+
+RP = RelyingParty(id="localhost", origin="http://localhost:5000")
+
+
+def _registered(user):
+    from tests.soft_authenticator import SoftAuthenticator
+
+    key = SoftAuthenticator(RP.id, RP.origin)
+    options, ticket = passkeys.registration_options(user, RP)
+    passkeys.register(user, key.create(options), "Laptop", ticket, RP, TEST_ACTOR)
+    return key
+
+
+def test_a_registered_passkey_signs_in_without_a_password_and_as_the_second_step(owner):
+    key = _registered(owner)
+    assert two_factor.has_factor(owner) and "user.passkey_added" in _actions(owner.id)
+
+    options, ticket = passkeys.authentication_options(RP)
+    assert passkeys.authenticate(key.get(options), ticket, RP, TEST_ACTOR) == owner
+    options, ticket = passkeys.authentication_options(RP, owner)
+    assert passkeys.authenticate(key.get(options), ticket, RP, TEST_ACTOR, user=owner) == owner
+
+
+def test_a_passkey_whose_counter_does_not_rise_is_refused(owner):
+    key = _registered(owner)
+    options, ticket = passkeys.authentication_options(RP)
+    passkeys.authenticate(key.get(options, count=5), ticket, RP, TEST_ACTOR)
+    options, ticket = passkeys.authentication_options(RP)
+    with pytest.raises(Unauthorized):
+        passkeys.authenticate(key.get(options, count=5), ticket, RP, TEST_ACTOR)  # a clone replays the count
+    assert _actions(owner.id)[-1] == "auth.second_factor_failed"
+
+
+def test_signing_in_without_a_password_needs_the_person_verified(owner):
+    key = _registered(owner)
+    options, ticket = passkeys.authentication_options(RP)
+    with pytest.raises(Unauthorized):
+        passkeys.authenticate(key.get(options, verified=False), ticket, RP, TEST_ACTOR)
+
+
+def test_a_passkey_answer_from_another_origin_is_refused(owner):
+    key = _registered(owner)
+    options, ticket = passkeys.authentication_options(RP)
+    with pytest.raises(Unauthorized):
+        passkeys.authenticate(key.get(options, origin="https://evil.example"), ticket, RP, TEST_ACTOR)
+
+
+def test_another_users_passkey_does_not_pass_the_second_step(owner, tenant):
+    key = _registered(owner)
+    other = make_user(tenant, "viewer", email="other@acme.example.com")
+    options, ticket = passkeys.authentication_options(RP, other)
+    with pytest.raises(Unauthorized):
+        passkeys.authenticate(key.get(options), ticket, RP, TEST_ACTOR, user=other)
