@@ -246,3 +246,44 @@ def test_single_sign_on_leads_a_user_with_a_factor_to_the_second_step(client, ow
     assert response.headers["Location"] == "/login/two-factor"
     assert client.get("/").status_code == 302
     assert _second(client, _code(secret)).headers["Location"] == "/"
+
+
+def _json(client, path, body=None, page="/login"):
+    from tests.helpers import csrf_token
+
+    return client.post(path, json=body or {}, headers={"X-CSRFToken": csrf_token(client, page)})
+
+
+def test_passkey_pages_register_a_passkey_that_then_signs_in_without_a_password(login, owner, app):
+    from tests.soft_authenticator import SoftAuthenticator
+
+    key = SoftAuthenticator("localhost", "http://localhost")  # the test client's host: the default relying party
+    client = login(owner)
+    options = _json(client, "/account/two-factor/passkeys/options", page="/account/two-factor")
+    added = _json(
+        client,
+        "/account/two-factor/passkeys",
+        {"credential": key.create(options.get_data(as_text=True)), "name": "Laptop"},
+        page="/account/two-factor",
+    )
+    assert added.status_code == 200 and added.json == {"redirect": "/account/two-factor"}
+
+    fresh = app.test_client()
+    options = _json(fresh, "/login/passkey/options")
+    signed_in = _json(
+        fresh, "/login/passkey", {"credential": key.get(options.get_data(as_text=True)), "next": "/sessions/"}
+    )
+
+    assert signed_in.json == {"redirect": "/sessions/"}
+    assert fresh.get("/sessions/").status_code == 200
+    replayed = _json(fresh, "/login/passkey", {"credential": key.get(options.get_data(as_text=True))}, page="/")
+    assert replayed.status_code == 400 and replayed.json["error"]["code"] == "passkey_challenge"
+
+
+def test_the_relying_party_comes_from_the_settings_when_given(client, app, monkeypatch):
+    import json
+
+    assert json.loads(_json(client, "/login/passkey/options").get_data())["rpId"] == "localhost"
+    monkeypatch.setitem(app.config, "WEBAUTHN_RP_ID", "portal.example.com")
+    monkeypatch.setitem(app.config, "WEBAUTHN_ORIGIN", "https://portal.example.com")
+    assert json.loads(_json(client, "/login/passkey/options").get_data())["rpId"] == "portal.example.com"
