@@ -62,9 +62,10 @@ def second_step() -> ResponseReturnValue:
             apply_service_error(form, exc)
             status = exc.status
         else:
-            if how == "recovery":
+            response = finish(user, note, how, remember_browser=bool(form.remember_browser.data))
+            if how == "recovery":  # after finish(): signing in starts a fresh session
                 flash(_("You used a recovery code: %(left)d left.", left=recovery.remaining(user)), "info")
-            return finish(user, note, how, remember_browser=bool(form.remember_browser.data))
+            return response
     elif form.is_submitted():
         status = 400
     st = two_factor.status(user)

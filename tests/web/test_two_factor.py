@@ -70,6 +70,7 @@ def test_a_recovery_code_signs_in_once(client, owner, app):
     codes = two_factor.recovery.regenerate(owner, TEST_ACTOR)
     _password(client, owner)
     assert _second(client, codes[0]).status_code == 302
+    assert "You used a recovery code: 9 left." in text(client.get("/"))
     other = app.test_client()
     _password(other, owner)
     assert _second(other, codes[0]).status_code == 400
@@ -287,3 +288,19 @@ def test_the_relying_party_comes_from_the_settings_when_given(client, app, monke
     monkeypatch.setitem(app.config, "WEBAUTHN_RP_ID", "portal.example.com")
     monkeypatch.setitem(app.config, "WEBAUTHN_ORIGIN", "https://portal.example.com")
     assert json.loads(_json(client, "/login/passkey/options").get_data())["rpId"] == "portal.example.com"
+
+
+def test_a_browser_left_without_the_factor_enrolled_elsewhere_must_sign_in_again(client, tenant, app):
+    tenant.require_two_factor = True
+    db.session.commit()
+    user = member(tenant, "operator")
+    _password(client, user)
+    other = app.test_client()
+    _password(other, user)
+    _enrol_totp(other)
+    assert other.get("/sessions/").status_code == 200
+
+    response = client.get("/sessions/")
+
+    assert response.headers["Location"].startswith("/login")
+    assert client.get("/account").headers["Location"].startswith("/login")
