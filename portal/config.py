@@ -175,6 +175,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OIDC_ISSUER", _http_url, None, "OpenID Connect provider for portal sign-in"),
     Setting("OIDC_CLIENT_ID", _text, None, "OIDC client id"),
     Setting("OIDC_CLIENT_SECRET", _text, None, "OIDC client secret"),
+    Setting("WEBAUTHN_RP_ID", _text, None, "passkeys: relying party id, a host name (default: the request's host)"),
+    Setting("WEBAUTHN_ORIGIN", _http_url, None, "passkeys: the origin browsers report (default: the request's)"),
     Setting("MAIL_BACKEND", _choice("log", "smtp"), "log", "log prints mails (development only); smtp sends them"),
     Setting("SMTP_URL", _text, None, "smtp://user:pass@host:port for MAIL_BACKEND=smtp"),
     Setting("MAIL_FROM", _text, "portal@localhost", "sender address"),

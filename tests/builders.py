@@ -56,7 +56,33 @@ def make_user(tenant: Tenant | None = None, role: str = "owner", email: str | No
     db.session.commit()
     if tenant is not None:
         tenants_service.set_membership(tenant, user, role, TEST_ACTOR)
+    if user.is_platform_admin:
+        give_second_factor(user)  # the platform area always requires one
     return user
+
+
+def give_second_factor(user: User) -> str:
+    """Turn on an authenticator app for `user` through the services; returns its secret.
+
+    It is confirmed with the code of the previous time step, so the current code stays usable once."""
+    import pyotp
+
+    from portal.services.two_factor import totp
+
+    secret = totp.start_enrolment(user)
+    totp.confirm(user, pyotp.TOTP(secret).at(time.time() - totp.INTERVAL), TEST_ACTOR)
+    return secret
+
+
+def recovery_code(user: User) -> str:
+    """A fresh recovery code of `user` (a new set is made each time), to pass the second step of a sign-in."""
+    from portal.services.two_factor import recovery
+
+    fresh = db.session.get(User, user.id)
+    assert fresh is not None
+    codes = recovery.generate(fresh)
+    db.session.commit()
+    return codes[0]
 
 
 def member(tenant: Any, role: str, email: str | None = None) -> Any:

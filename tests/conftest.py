@@ -26,7 +26,7 @@ from werkzeug.serving import make_server
 from portal import create_app
 from portal.config import environ_for_tests
 from portal.extensions import db
-from tests.builders import PASSWORD, make_tenant, make_user
+from tests.builders import PASSWORD, make_tenant, make_user, recovery_code
 from tests.helpers import ROOT, SIM_API_KEY, csrf_token, ensure_test_partitions, remember_scrypt_of
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1"... under pytest-xdist, else ""
@@ -380,6 +380,12 @@ def login(app: Flask) -> Callable[..., FlaskClient]:
         token = csrf_token(client, "/login")
         response = client.post("/login", data={"email": user.email, "password": password, "csrf_token": token})
         assert response.status_code == 302, response.get_data(as_text=True)
+        if response.headers["Location"] == "/login/two-factor":
+            with app.app_context():
+                code = recovery_code(user)
+            token = csrf_token(client, "/login/two-factor")
+            response = client.post("/login/two-factor", data={"code": code, "csrf_token": token})
+            assert response.status_code == 302, response.get_data(as_text=True)
         return client
 
     return do_login

@@ -8,6 +8,7 @@ from portal.models.inbox import CHAT_STATUSES, Chat, ChatNote, Contact, QuickRep
 from portal.models.messages import ACK_NAMES, STATUS_RANK, Message
 from portal.models.outreach import OutreachSettings, QueuedSend, SendQueueSession
 from portal.models.tenants import Invitation, Membership, Tenant, User
+from portal.models.two_factor import RecoveryCode, RememberedBrowser, WebAuthnCredential
 from portal.models.users_sessions import BrowserSession
 from portal.models.waha import ENGINES, SESSION_STATUSES, Engine, SessionStatus, WahaServer, WahaSession
 
@@ -39,6 +40,8 @@ __all__ = [
     "OptOut",
     "OptOutSettings",
     "QuickReply",
+    "RecoveryCode",
+    "RememberedBrowser",
     "Tenant",
     "User",
     "WahaServer",
@@ -46,6 +49,7 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEndpoint",
     "WebhookEvent",
+    "WebAuthnCredential",
     "get_for_tenant",
     "rowcount",
     "utcnow",

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from flask_login import UserMixin
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from portal.models.base import Base, TenantScoped, TimestampMixin, UTCDateTime
+from portal.models.base import Base, EncryptedText, TenantScoped, TimestampMixin, UTCDateTime
 
 if TYPE_CHECKING:
     from portal.services.browser_sessions import SignedIn
@@ -32,6 +32,8 @@ class Tenant(TimestampMixin, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Opening a chat in the portal marks it read on WhatsApp too (the customer sees blue ticks).
     read_receipts: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa.true())
+    # Every member must sign in with a second factor (those without one are led to enrolment).
+    require_two_factor: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa.false())
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="tenant", cascade="all, delete-orphan")
 
@@ -54,6 +56,12 @@ class User(UserMixin, TimestampMixin, Base):
     # When the owner of the address proved it (a mailed link was used, or the identity provider vouched for
     # it); None while the only password may have been set by someone else (an operator, an inviter).
     email_verified_at: Mapped[datetime | None]
+    # Two-factor sign-in (services/two_factor): the TOTP secret, encrypted, on from `totp_enabled_at`; the last
+    # time step a code was accepted for (a code is good once); the random WebAuthn user handle of its passkeys.
+    totp_secret: Mapped[str | None] = mapped_column(EncryptedText())
+    totp_enabled_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    webauthn_handle: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user", cascade="all, delete-orphan")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy import Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,6 +28,10 @@ class BrowserSession(Base):
     last_used_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None]
+    # How the sign-in passed its second step (totp / recovery / passkey / remembered / enrolled), None without
+    # one; and whether the user must enrol a factor before anything else (services/two_factor).
+    second_factor: Mapped[str | None] = mapped_column(String(16))
+    enrol_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa.false())
 
     def is_usable(self, now: datetime) -> bool:
         return self.revoked_at is None and self.expires_at > now

@@ -20,7 +20,7 @@ from portal.extensions import db, redis_store
 from portal.mail import send_mail
 from portal.models import User, utcnow
 from portal.queue import JOB_SEND_PASSWORD_RESET, QUEUE_MAINTENANCE, enqueue
-from portal.services import audit, team
+from portal.services import audit, team, two_factor
 from portal.services.audit import Actor
 from portal.services.errors import Forbidden, Invalid, Unauthorized
 from portal.services.tenants import check_password_strength, get_user_by_email
@@ -133,6 +133,7 @@ def reset_password(token: str, password: str, actor: Actor) -> User:
         None, "auth.password_reset", actor, target_type="user", target_id=user.id, details={"email": user.email}
     )
     db.session.commit()
+    two_factor.forget_browsers(user)  # a remembered browser skips the second step no longer
     return user
 
 
@@ -157,6 +158,7 @@ def change_password(user: User, current: str, password: str, actor: Actor) -> Us
     )
     db.session.commit()
     browser_sessions.revoke_all(user, actor)
+    two_factor.forget_browsers(user)
     return user
 
 

@@ -38,8 +38,19 @@ def _lifetime(remember: bool) -> timedelta:
     return timedelta(hours=SESSION_IDLE_HOURS)
 
 
-def start(user: User, actor: Actor, *, remember: bool, user_agent: str = "", method: str = "password") -> str:
-    """Open a server-side session for a browser that just signed in; returns the secret for its cookies."""
+def start(
+    user: User,
+    actor: Actor,
+    *,
+    remember: bool,
+    user_agent: str = "",
+    method: str = "password",
+    second_factor: str | None = None,
+    enrol_required: bool = False,
+) -> str:
+    """Open a server-side session for a browser that just signed in; returns the secret for its cookies.
+    `second_factor` says how it passed the second step (services.two_factor), `enrol_required` that the user
+    must enrol a factor before anything else."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
     row = BrowserSession(
@@ -52,6 +63,8 @@ def start(user: User, actor: Actor, *, remember: bool, user_agent: str = "", met
         created_at=now,
         last_used_at=now,
         expires_at=now + _lifetime(remember),
+        second_factor=second_factor,
+        enrol_required=enrol_required,
     )
     db.session.add(row)
     db.session.commit()
@@ -71,6 +84,8 @@ class SignedIn:
     role: str | None
     tenant: Tenant | None
     memberships: int
+    second_factor: str | None = None
+    enrol_required: bool = False
 
 
 _ALL_MEMBERSHIPS = aliased(Membership)
@@ -85,6 +100,8 @@ _SIGNED_IN = (
         BrowserSession.last_used_at,
         BrowserSession.expires_at,
         BrowserSession.revoked_at,
+        BrowserSession.second_factor,
+        BrowserSession.enrol_required,
         Membership.role,
         Tenant,
         select(func.count())
@@ -123,6 +140,8 @@ def sign_in_check(user_id: int, token: str, tenant_id: int | None) -> SignedIn |
         role=row.role,
         tenant=row.Tenant,
         memberships=int(row.memberships or 0),
+        second_factor=row.second_factor,
+        enrol_required=bool(row.enrol_required),
     )
 
 
@@ -135,6 +154,15 @@ def keep_alive(found: SignedIn) -> None:
     values = {"last_used_at": now} if found.remember else {"last_used_at": now, "expires_at": now + _lifetime(False)}
     db.session.execute(
         _TOUCH.values(**values), {"session_id": found.session_id}, execution_options={"synchronize_session": False}
+    )
+    db.session.commit()
+
+
+def mark_second_factor(session_id: int, how: str) -> None:
+    """Record that the browser session passed a second factor (it enrolled one just now)."""
+    db.session.execute(
+        update(BrowserSession).where(BrowserSession.id == session_id).values(second_factor=how, enrol_required=False),
+        execution_options={"synchronize_session": False},
     )
     db.session.commit()
 

@@ -23,6 +23,7 @@ LIMITS = {
 # Settings that are on or off.
 FLAGS = {
     "read_receipts": "Read receipts",
+    "require_two_factor": "Two-factor sign-in for every member",
 }
 
 

@@ -34,10 +34,13 @@ from portal.web import (
     settings,
     team,
     tokens,
+    two_factor,
+    two_factor_admin,
     webhooks,
     wording,
 )
 from portal.web.helpers import admin_sections, platform_sections
+from portal.web.second_factor import gate
 
 # Every page blueprint, in registration order.
 BLUEPRINTS = (
@@ -61,6 +64,8 @@ BLUEPRINTS = (
     settings.bp,
     outreach_settings.bp,
     account.bp,
+    two_factor.bp,  # the second step of sign-in, passkey sign-in, your factors
+    two_factor_admin.bp,  # resetting a member's lost factors
     platform.bp,
     servers.bp,  # platform area: WAHA servers
     exports.bp,  # CSV exports of the list pages (messages, audit, deliveries, contacts)
@@ -72,6 +77,14 @@ def init_app(app: Flask) -> None:
         app.register_blueprint(blueprint)
     app.add_url_rule("/favicon.ico", "favicon", _favicon)
     app.context_processor(_menus)
+    pages = {blueprint.name for blueprint in BLUEPRINTS}
+
+    @app.before_request
+    def second_factor_gate() -> Response | None:
+        from flask import request
+
+        return gate() if request.blueprint in pages else None
+
     wording.init_app(app)
 
 

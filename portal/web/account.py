@@ -23,6 +23,7 @@ from portal.tenancy import request_actor
 from portal.web.admin_forms import AcceptInvitationForm, ChangePasswordForm, ForgotPasswordForm, ResetPasswordForm
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import apply_service_error, page, user_actor
+from portal.web.second_factor import after_first_factor
 from portal.web.signin import current_browser_token, sign_in_browser, sign_out_browser
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,9 @@ def change_password() -> ResponseReturnValue:
     except ServiceError as exc:
         apply_service_error(form, exc)
         return _account_page(form, exc.status)
-    sign_in_browser(user, remember=remember, tenant_id=tenant_id)  # all were signed out; this one goes on
+    passed = getattr(getattr(user, "signed_in", None), "second_factor", None)
+    # all were signed out; this one goes on, with the second step it passed
+    sign_in_browser(user, remember=remember, tenant_id=tenant_id, second_factor=passed)
     flash("Your password is changed. Every other browser was signed out.", "success")
     return redirect(url_for(".index"), code=303)
 
@@ -269,7 +272,4 @@ def oidc_callback() -> ResponseReturnValue:
     except ServiceError as exc:
         flash(exc.message, "error")
         return redirect(url_for("auth.login"))
-    sign_in_browser(user, method="oidc")
-    if not next_url and user.is_platform_admin and not user.memberships:
-        next_url = url_for("platform.index")
-    return redirect(next_url or url_for("dashboard.index"))
+    return after_first_factor(user, remember=False, next_url=next_url, method="oidc")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -110,6 +111,7 @@ class SettingsForm(FlaskForm):
     retention_events_days = _bounded("retention_events_days", "Keep webhook events for (days)")
     max_sessions = _bounded("max_sessions", "Most WhatsApp sessions")
     read_receipts = BooleanField("Send read receipts")
+    require_two_factor = BooleanField(_l("Require two-factor sign-in of every member"))
 
 
 # -- Platform admin -----------------------------------------------------------------------------------------------

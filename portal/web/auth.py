@@ -7,7 +7,6 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from portal.extensions import limiter
-from portal.security import safe_next
 from portal.services import auth as auth_service
 from portal.services import browser_sessions
 from portal.services.errors import ServiceError
@@ -15,7 +14,8 @@ from portal.services.tenants import membership_for
 from portal.tenancy import current_principal, request_actor
 from portal.web.forms import LoginForm, TenantSwitchForm
 from portal.web.helpers import user_actor
-from portal.web.signin import current_browser_token, sign_in_browser, sign_out_browser
+from portal.web.second_factor import after_first_factor
+from portal.web.signin import current_browser_token, sign_out_browser
 
 bp = Blueprint("auth", __name__)
 
@@ -32,10 +32,10 @@ def login() -> ResponseReturnValue:
         except ServiceError as exc:
             form.password.errors.append(exc.message)
         else:
-            sign_in_browser(user, remember=bool(form.remember.data))
-            if not form.next.data and user.is_platform_admin and not user.memberships:
-                return redirect(url_for("platform.index"))  # a platform admin of no tenant has no dashboard
-            return redirect(safe_next(form.next.data) or url_for("dashboard.index"))
+            # The second step, when the user has a factor; signed in otherwise (portal/web/second_factor.py).
+            return after_first_factor(
+                user, remember=bool(form.remember.data), next_url=form.next.data, method="password"
+            )
     return render_template("auth/login.html", form=form)
 
 

@@ -20,6 +20,7 @@ LABELS = {
     "retention_events_days": "event retention",
     "max_sessions": "session limit",
     "read_receipts": "read receipts",
+    "require_two_factor": "two-factor sign-in required",
 }
 
 

@@ -11,14 +11,27 @@ from portal.tenancy import request_actor
 
 
 def sign_in_browser(
-    user: User, *, remember: bool = False, method: str = "password", tenant_id: int | None = None
+    user: User,
+    *,
+    remember: bool = False,
+    method: str = "password",
+    tenant_id: int | None = None,
+    second_factor: str | None = None,
+    enrol_required: bool = False,
 ) -> None:
     """A fresh session (no fixation) tied to a new server-side browser session; the remember-me cookie, when
-    asked for, carries the same secret, so signing out ends both."""
+    asked for, carries the same secret, so signing out ends both. `second_factor` and `enrol_required`: see
+    browser_sessions.start (portal/web/second_factor.py decides them)."""
     session.clear()
     actor = request_actor("user", user.email, str(user.id))
     user.browser_token = browser_sessions.start(
-        user, actor, remember=remember, method=method, user_agent=request.headers.get("User-Agent", "")
+        user,
+        actor,
+        remember=remember,
+        method=method,
+        user_agent=request.headers.get("User-Agent", ""),
+        second_factor=second_factor,
+        enrol_required=enrol_required,
     )
     login_user(user, remember=remember)
     if tenant_id is not None:

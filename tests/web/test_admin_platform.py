@@ -8,7 +8,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.mail import outbox
 from portal.models import Invitation, Tenant
-from tests.builders import PASSWORD, mailed_link, make_tenant, make_user, member
+from tests.builders import PASSWORD, mailed_link, make_tenant, make_user, member, recovery_code
 from tests.helpers import post, text
 
 
@@ -188,4 +188,6 @@ def test_platform_invite_address_opened_directly_leads_to_the_tenant(login, tena
 def test_platform_admin_of_no_tenant_lands_on_the_platform_area(client, ctx):
     admin = make_user(None, email="ops@example.com", is_platform_admin=True)
     response = post(client, "/login", {"email": admin.email, "password": PASSWORD}, page="/login")
+    assert response.headers["Location"] == "/login/two-factor"  # the platform area always requires a second factor
+    response = post(client, "/login/two-factor", {"code": recovery_code(admin)}, page="/login/two-factor")
     assert response.headers["Location"] == "/platform/"
