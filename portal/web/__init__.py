@@ -27,12 +27,14 @@ from portal.web import (
     outreach,
     outreach_settings,
     platform,
+    platform_plans,
     quick_replies,
     servers,
     sessions,
     settings,
     team,
     tokens,
+    usage,
     webhooks,
     wording,
 )
@@ -62,6 +64,8 @@ BLUEPRINTS = (
     account.bp,
     platform.bp,
     servers.bp,  # platform area: WAHA servers
+    platform_plans.bp,  # platform area: plans, usage across tenants, a tenant's plan
+    usage.bp,  # the tenant's plan usage
 )
 
 

@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from portal.permissions import ROLES
+from portal.services import quotas
 from portal.services import team as team_service
 from portal.services import tenant_admin
 from portal.services import tenants as tenants_service
@@ -91,6 +92,8 @@ def _detail(tenant_id: int, status: int = 200, invite_form=None) -> ResponseRetu
         "platform/tenant_detail.html",
         status,
         tenant=tenant,
+        plans=quotas.list_plans(),
+        quota_rows=[(q, getattr(tenant, q.column), quotas.limit_of(tenant, q.name)) for q in quotas.QUOTAS],
         members=team_service.list_members(tenant),
         invitations=team_service.list_invitations(tenant),
         invite_form=invite_form,
