@@ -129,7 +129,7 @@ def tenant_usage(tenant: Tenant) -> Usage:
     for q in QUOTAS:
         resets = resets_at(q.period, now)
         lines.append(Line(q.name, q.label, used[q.name], limits[q.name], resets.isoformat() if resets else None))
-    names = dict(db.session.execute(select(WahaSession.id, WahaSession.name).where(WahaSession.tenant_id == tenant.id)).tuples())
+    names = {sid: name for sid, name in db.session.execute(select(WahaSession.id, WahaSession.name).where(WahaSession.tenant_id == tenant.id)).all()}
     sessions = sorted(((sid, names.get(sid, sid), n) for sid, n in earlier.items() if n), key=lambda s: (-s[2], s[1]))
     return Usage(tenant.id, plan_name(tenant), first.strftime("%Y-%m"), lines, days, sessions, chart(days))
 
