@@ -11,8 +11,10 @@ from portal.api.schemas.common import Response
 
 
 class QuotaUsageItem(Response):
-    quota: str = Field(description="sessions, messages_per_day, messages_per_month, campaign_recipients_per_month, "
-    "media_storage, api_requests_per_minute, team_seats or webhook_endpoints")
+    quota: str = Field(
+        description="sessions, messages_per_day, messages_per_month, campaign_recipients_per_month, "
+        "media_storage, api_requests_per_minute, team_seats or webhook_endpoints"
+    )
     used: int
     limit: int | None = Field(description="null: no limit")
     resetsAt: str | None = Field(description="when a periodic count starts again (UTC); null for standing amounts")

@@ -96,7 +96,9 @@ class Outcome:
         """This outcome, or the tenant's minute when the tenant's plan limit is the one exceeded (its headers)."""
         if tenant_limit is None or tenant_count <= tenant_limit or self.exceeded:
             return self
-        return Outcome(self.throttle_wait, self.epoch, Limit(tenant_limit, 60, f"{tenant_limit}/60"), tenant_count, tenant_reset_in)
+        return Outcome(
+            self.throttle_wait, self.epoch, Limit(tenant_limit, 60, f"{tenant_limit}/60"), tenant_count, tenant_reset_in
+        )
 
 
 def _headers(limit: Limit, count: int, reset_in: float) -> dict[str, str]:

@@ -10,9 +10,8 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from portal.permissions import ROLES
-from portal.services import quotas
+from portal.services import quotas, tenant_admin
 from portal.services import team as team_service
-from portal.services import tenant_admin
 from portal.services import tenants as tenants_service
 from portal.services.accounts import public_url
 from portal.services.errors import ServiceError

@@ -11,8 +11,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import Campaign, Message
 from portal.services import campaigns, events, quotas
-from portal.services.quotas import reconcile
-from portal.services.quotas import counters
+from portal.services.quotas import counters, reconcile
 from portal.storage import storage
 from tests.builders import TEST_ACTOR, relay_inbound_media, working_session
 from tests.services.test_media import PNG

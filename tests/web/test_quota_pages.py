@@ -35,7 +35,9 @@ def test_send_form_over_quota_says_so_and_sends_nothing(owner_client, tenant, si
 
 def test_invitation_over_the_seats_is_refused_on_the_form(login, owner, tenant):
     _limit(tenant, max_team_seats=1)
-    response = post(login(owner), "/admin/team/invite", {"email": "new@example.com", "role": "operator"}, page="/admin/team/")
+    response = post(
+        login(owner), "/admin/team/invite", {"email": "new@example.com", "role": "operator"}, page="/admin/team/"
+    )
     assert "Team seats" in text(response)
     assert response.status_code == 409
 
@@ -63,7 +65,10 @@ def test_usage_page_of_a_member_shows_only_their_tenant(login, tenant, sim, owne
 def test_platform_admin_creates_a_plan_and_sets_a_tenants_overrides(login, tenant, root):
     client = login(root)
     created = post(
-        client, "/platform/plans/new", {"name": "Pro", "max_messages_per_day": "1000", "max_sessions": "50"}, page="/platform/plans"
+        client,
+        "/platform/plans/new",
+        {"name": "Pro", "max_messages_per_day": "1000", "max_sessions": "50"},
+        page="/platform/plans",
     )
     assert created.status_code == 303
     plan = db.session.scalar(select(Plan).where(Plan.name == "Pro"))

@@ -221,7 +221,9 @@ def import_audience(campaign_id: int) -> None:
     tenant = db.session.get(Tenant, tenant_id)
     try:
         if tenant is not None:
-            quotas.take_recipients(tenant_id, quotas.limit_of(tenant, "campaign_recipients_per_month"), len(result.rows))
+            quotas.take_recipients(
+                tenant_id, quotas.limit_of(tenant, "campaign_recipients_per_month"), len(result.rows)
+            )
     except quotas.QuotaExceeded as exc:
         campaign.state, campaign.error = "failed", exc.message
         db.session.commit()

@@ -150,7 +150,9 @@ def seed(kind: str, tenant_id: int, day: date) -> None:
     _run(_SEED, keys(kind, tenant_id, day, kind == "msg"), [today, month, DAY_TTL, MONTH_TTL, *pairs])
 
 
-def take(kind: str, tenant_id: int, n: int, day_limit: int | None, month_limit: int | None, session_id: str = "") -> Answer:
+def take(
+    kind: str, tenant_id: int, n: int, day_limit: int | None, month_limit: int | None, session_id: str = ""
+) -> Answer:
     """Take `n` units when both limits have room for them (one round trip when the keys exist)."""
     day = utcnow().date()
     ks = keys(kind, tenant_id, day, bool(session_id))

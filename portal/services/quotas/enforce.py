@@ -110,7 +110,9 @@ def check_seats(tenant: Tenant, *, accepting: bool = False) -> None:
 def check_endpoints(tenant: Tenant) -> None:
     """Room for one more webhook endpoint."""
     _standing(
-        tenant, "webhook_endpoints", select(func.count(WebhookEndpoint.id)).where(WebhookEndpoint.tenant_id == tenant.id)
+        tenant,
+        "webhook_endpoints",
+        select(func.count(WebhookEndpoint.id)).where(WebhookEndpoint.tenant_id == tenant.id),
     )
 
 

@@ -25,7 +25,11 @@ log = logging.getLogger(__name__)
 BATCH = 500
 LEVELS = (80, 100)
 # the periodic quotas that warn: (quota, counter kind, which count)
-WARNED = (("messages_per_day", "msg", "day"), ("messages_per_month", "msg", "month"), ("campaign_recipients_per_month", "rcpt", "month"))
+WARNED = (
+    ("messages_per_day", "msg", "day"),
+    ("messages_per_month", "msg", "month"),
+    ("campaign_recipients_per_month", "rcpt", "month"),
+)
 
 
 def _int(value: Any) -> int:
@@ -51,12 +55,18 @@ def _write_day(tenant_id: int, day: date) -> None:
         wanted[sid.decode() if isinstance(sid, bytes) else sid] = {"messages": int(n)}
     rows = {
         row.session_id: row
-        for row in db.session.scalars(select(QuotaUsage).where(QuotaUsage.tenant_id == tenant_id, QuotaUsage.day == day))
+        for row in db.session.scalars(
+            select(QuotaUsage).where(QuotaUsage.tenant_id == tenant_id, QuotaUsage.day == day)
+        )
     }
     for sid, values in wanted.items():
         row = rows.get(sid)
         if row is None:
-            db.session.add(QuotaUsage(tenant_id=tenant_id, day=day, session_id=sid, **{"messages": 0, "campaign_recipients": 0, **values}))
+            db.session.add(
+                QuotaUsage(
+                    tenant_id=tenant_id, day=day, session_id=sid, **{"messages": 0, "campaign_recipients": 0, **values}
+                )
+            )
         else:
             for column, value in values.items():
                 setattr(row, column, value)
@@ -66,7 +76,7 @@ def flush(limit: int = BATCH) -> int:
     """Write the counts of the days Redis marked as touched to `quota_usage`; check their warnings. Returns how
     many tenant days were written."""
     try:
-        members = redis_store.client.spop(counters.DIRTY, limit) or []
+        members: list[Any] = list(redis_store.client.spop(counters.DIRTY, limit) or [])
     except redis.RedisError:
         log.warning("quota usage not reconciled: Redis is unavailable")
         return 0
@@ -113,7 +123,8 @@ def check_warnings(tenant_id: int) -> list[dict[str, Any]]:
             continue
         if kind not in counts:
             counts[kind] = counters.current(kind, tenant_id, today)
-        used = counts[kind][0 if count == "day" else 1]
+        day_count, month_count, _ = counts[kind]
+        used = day_count if count == "day" else month_count
         period = _period(count, today)
         for level in LEVELS:
             if used * 100 < limit * level:

@@ -99,7 +99,7 @@ def tenant_usage(tenant: Tenant) -> Usage:
     _, rcpt_month, _ = counters.current("rcpt", tenant.id, today)
     rcpt_today = counters.current("rcpt", tenant.id, today)[0]
     stored[today] = (msg_day, rcpt_today)
-    earlier = {sid: n for sid, n in per_session.items()}
+    earlier = dict(per_session)
     # the table's row of today may lag behind Redis: today's per-session counts come from Redis
     today_rows = db.session.execute(
         select(QuotaUsage.session_id, QuotaUsage.messages).where(
@@ -110,10 +110,17 @@ def tenant_usage(tenant: Tenant) -> Usage:
         earlier[sid] = earlier.get(sid, 0) - (n or 0)
     for sid, n in msg_sessions.items():
         earlier[sid] = earlier.get(sid, 0) + n
-    days = [(first + timedelta(days=i), *stored.get(first + timedelta(days=i), (0, 0))) for i in range((today - first).days + 1)]
+    days = [
+        (first + timedelta(days=i), *stored.get(first + timedelta(days=i), (0, 0)))
+        for i in range((today - first).days + 1)
+    ]
     limits = limits_of(tenant)
-    sessions_count = db.session.scalar(select(func.count(WahaSession.id)).where(WahaSession.tenant_id == tenant.id)) or 0
-    endpoints = db.session.scalar(select(func.count(WebhookEndpoint.id)).where(WebhookEndpoint.tenant_id == tenant.id)) or 0
+    sessions_count = (
+        db.session.scalar(select(func.count(WahaSession.id)).where(WahaSession.tenant_id == tenant.id)) or 0
+    )
+    endpoints = (
+        db.session.scalar(select(func.count(WebhookEndpoint.id)).where(WebhookEndpoint.tenant_id == tenant.id)) or 0
+    )
     _, media = counters.take_media(tenant.id, 0, None)
     used = {
         "sessions": int(sessions_count),
@@ -129,7 +136,8 @@ def tenant_usage(tenant: Tenant) -> Usage:
     for q in QUOTAS:
         resets = resets_at(q.period, now)
         lines.append(Line(q.name, q.label, used[q.name], limits[q.name], resets.isoformat() if resets else None))
-    names = {sid: name for sid, name in db.session.execute(select(WahaSession.id, WahaSession.name).where(WahaSession.tenant_id == tenant.id)).all()}
+    rows = db.session.execute(select(WahaSession.id, WahaSession.name).where(WahaSession.tenant_id == tenant.id))
+    names: dict[str, str] = {str(sid): str(name) for sid, name in rows.all()}
     sessions = sorted(((sid, names.get(sid, sid), n) for sid, n in earlier.items() if n), key=lambda s: (-s[2], s[1]))
     return Usage(tenant.id, plan_name(tenant), first.strftime("%Y-%m"), lines, days, sessions, chart(days))
 
@@ -166,7 +174,17 @@ def csv_of(lines: list[TenantLine]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
-        ["tenant", "slug", "plan", "messages_today", "messages_per_day_limit", "messages_month", "messages_per_month_limit", "campaign_recipients_month", "campaign_recipients_limit"]
+        [
+            "tenant",
+            "slug",
+            "plan",
+            "messages_today",
+            "messages_per_day_limit",
+            "messages_month",
+            "messages_per_month_limit",
+            "campaign_recipients_month",
+            "campaign_recipients_limit",
+        ]
     )
     for line in lines:
         writer.writerow(
