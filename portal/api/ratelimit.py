@@ -27,6 +27,7 @@ from limits import parse
 
 from portal.extensions import redis_store
 from portal.services import auth_throttle, token_cache
+from portal.services.quotas.counters import api_minute_key
 
 log = logging.getLogger(__name__)
 
@@ -146,18 +147,6 @@ def _run(client: redis.Redis, keys: tuple[str, str, str, str], throttle_limit: i
         return client.eval(_LUA, *args)
 
 
-def tenant_key(tenant_id: int) -> str:
-    return f"{_PREFIX}:tenant:{tenant_id}"
-
-
-def tenant_calls(tenant_id: int) -> int:
-    """The tenant's API calls in its current minute."""
-    try:
-        return int(redis_store.client.get(tenant_key(tenant_id)) or 0)
-    except redis.RedisError:
-        return 0
-
-
 def check(ip: str | None, caller_key: str | None, tenant: Any = None) -> Outcome:
     """Throttle check, the caller's hit (when `caller_key` is given), the tenant's minute (when `tenant` is given:
     its plan's API requests per minute) and the token cache epoch: one round trip."""
@@ -169,7 +158,7 @@ def check(ip: str | None, caller_key: str | None, tenant: Any = None) -> Outcome
         auth_throttle.address_key(ip, window),
         token_cache.EPOCH_KEY,
         f"{_PREFIX}:{limit.spec}:{caller_key}" if limit is not None else "",
-        tenant_key(tenant.id) if counted else "",
+        api_minute_key(tenant.id) if counted else "",
     )
     try:
         throttled, count, ttl_ms, epoch, tenant_count, tenant_ttl = _run(

@@ -41,7 +41,7 @@ def tenants() -> ResponseReturnValue:
 def create_tenant() -> ResponseReturnValue:
     form = TenantForm()
     if request.method == "GET":
-        form.max_sessions.data = 10
+        form.max_sessions.data = None  # empty: the default plan's limit
         return page("platform/tenant_new.html", form=form)
     if not form.validate_on_submit():
         return page("platform/tenant_new.html", 400, form=form)

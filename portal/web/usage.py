@@ -15,6 +15,6 @@ bp = Blueprint("usage", __name__, url_prefix="/usage")
 
 @bp.get("/")
 @login_required
-@require("sessions:read")
+@require("settings:manage")
 def index() -> ResponseReturnValue:
     return page("usage/index.html", usage=quotas.tenant_usage(principal().tenant))

@@ -199,6 +199,22 @@ def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+# API calls: the tenant's minute is counted by the API's rate-limit script (portal.api.ratelimit), in its one
+# round trip; its key lives here so the usage can read it.
+
+
+def api_minute_key(tenant_id: int) -> str:
+    return f"{PREFIX}:{tenant_id}:api-minute"
+
+
+def api_calls(tenant_id: int) -> int:
+    """The tenant's API calls in its current minute."""
+    try:
+        return int(redis_store.client.get(api_minute_key(tenant_id)) or 0)
+    except redis.RedisError:
+        return 0
+
+
 # Media storage: a standing amount, counted from the stored files when Redis has no count.
 
 

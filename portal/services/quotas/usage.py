@@ -128,7 +128,7 @@ def tenant_usage(tenant: Tenant) -> Usage:
         "messages_per_month": msg_month,
         "campaign_recipients_per_month": rcpt_month,
         "media_storage": media,
-        "api_requests_per_minute": _api_calls(tenant.id),
+        "api_requests_per_minute": counters.api_calls(tenant.id),
         "team_seats": seats_used(tenant.id, True),
         "webhook_endpoints": int(endpoints),
     }
@@ -140,12 +140,6 @@ def tenant_usage(tenant: Tenant) -> Usage:
     names: dict[str, str] = {str(sid): str(name) for sid, name in rows.all()}
     sessions = sorted(((sid, names.get(sid, sid), n) for sid, n in earlier.items() if n), key=lambda s: (-s[2], s[1]))
     return Usage(tenant.id, plan_name(tenant), first.strftime("%Y-%m"), lines, days, sessions, chart(days))
-
-
-def _api_calls(tenant_id: int) -> int:
-    from portal.api import ratelimit
-
-    return ratelimit.tenant_calls(tenant_id)
 
 
 @dataclass(frozen=True)
