@@ -34,7 +34,8 @@ def _limits(form: Any) -> dict[str, Any]:
 
 @bp.get("/plans")
 def plans() -> ResponseReturnValue:
-    return page("platform/plans.html", plans=quotas.list_plans(), quota_list=quotas.QUOTAS)
+    headings = [_("Plan"), *(_(q.label) for q in quotas.QUOTAS)]
+    return page("platform/plans.html", plans=quotas.list_plans(), quota_list=quotas.QUOTAS, headings=headings)
 
 
 @bp.route("/plans/new", methods=["GET", "POST"])

@@ -110,3 +110,34 @@ def test_platform_usage_table_exports_csv(login, tenant, root):
 @pytest.mark.parametrize("path", ["/platform/plans", "/platform/usage", "/platform/usage.csv", "/platform/plans/new"])
 def test_platform_plan_pages_are_refused_to_tenant_owners(login, owner, path):
     assert login(owner).get(path).status_code == 403
+
+
+def test_session_form_over_the_plan_says_so(owner_client, tenant):
+    from tests.helpers import csrf_token
+
+    _limit(tenant, max_sessions=0)
+    token = csrf_token(owner_client, "/sessions/new")
+    response = owner_client.post("/sessions/new", data={"csrf_token": token, "name": "Support", "engine": ""})
+    assert "(Sessions)" in text(response) and "0 are in use" in text(response)
+
+
+def test_accepting_an_invitation_over_the_seats_is_refused(tenant, owner):
+    from portal.services import team
+    from portal.services.errors import ServiceError
+    from tests.builders import TEST_ACTOR, mailed_link
+
+    _limit(tenant, max_team_seats=2)
+    team.invite_member(
+        tenant, "new@example.com", "operator", TEST_ACTOR, actor_role="owner", accept_url=lambda t: f"/invite/{t}"
+    )
+    with pytest.raises(quotas.QuotaExceeded):  # the owner and the open invitation hold both seats
+        team.invite_member(tenant, "third@example.com", "operator", TEST_ACTOR, actor_role="owner", accept_url=str)
+    _limit(tenant, max_team_seats=1)  # lowered below what is in use: the invitation cannot be accepted
+    token = mailed_link("new@example.com").rsplit("/", 1)[1]
+    with pytest.raises(ServiceError) as refused:
+        team.accept_invitation(token, TEST_ACTOR, password="a long enough pass phrase 123")
+    assert refused.value.code == "quota_exceeded"
+    assert len(team.list_members(tenant)) == 1
+    _limit(tenant, max_team_seats=2)
+    team.accept_invitation(token, TEST_ACTOR, password="a long enough pass phrase 123")
+    assert len(team.list_members(tenant)) == 2

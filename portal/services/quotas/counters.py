@@ -31,7 +31,7 @@ DAY_TTL = 3 * 86400
 MONTH_TTL = 35 * 86400
 
 # KEYS: day, month, session hash ("" = none), dirty set. ARGV: n, day limit, month limit (-1 = none), session,
-# dirty member. Returns {1 taken | 0 refused | -1 not seeded, used (after), which limit refused (1 day, 2 month)}.
+# dirty member, the day's time to live (a session hash made here gets it). Returns {1 taken | 0 refused | -1 not seeded, used (after), which limit refused (1 day, 2 month)}.
 _TAKE = """
 local d = redis.call('GET', KEYS[1])
 local m = redis.call('GET', KEYS[2])
@@ -45,7 +45,9 @@ if dl >= 0 and d + n > dl then return {0, d, 1} end
 if ml >= 0 and m + n > ml then return {0, m, 2} end
 redis.call('INCRBY', KEYS[1], n)
 redis.call('INCRBY', KEYS[2], n)
-if KEYS[3] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[4], n) end
+if KEYS[3] ~= '' and redis.call('HINCRBY', KEYS[3], ARGV[4], n) == n and redis.call('TTL', KEYS[3]) < 0 then
+  redis.call('EXPIRE', KEYS[3], ARGV[6])
+end
 redis.call('SADD', KEYS[4], ARGV[5])
 return {1, d + n, m + n}
 """
@@ -159,10 +161,10 @@ def take(
     args = [n, -1 if day_limit is None else day_limit, -1 if month_limit is None else month_limit, session_id]
     member = f"{tenant_id}:{day_key(day)}"
     try:
-        result = _run(_TAKE, [*ks, DIRTY], [*args, member])
+        result = _run(_TAKE, [*ks, DIRTY], [*args, member, DAY_TTL])
         if int(result[0]) == -1:
             seed(kind, tenant_id, day)
-            result = _run(_TAKE, [*ks, DIRTY], [*args, member])
+            result = _run(_TAKE, [*ks, DIRTY], [*args, member, DAY_TTL])
     except redis.RedisError:
         log.warning("quota not counted: Redis is unavailable")
         return Answer(None, counted=False)

@@ -24,6 +24,11 @@ DEFAULT_PLAN_NAME = "Default"
 DEFAULT_PLAN_LIMITS: dict[str, int | None] = {"max_sessions": 10}
 
 
+def N_(text: str) -> str:
+    """Marks a text for the catalogue; it is translated where it is shown (gettext(quota.label))."""
+    return text
+
+
 @dataclass(frozen=True)
 class Quota:
     name: str  # details.quota of the 409
@@ -33,19 +38,19 @@ class Quota:
 
 
 QUOTAS: tuple[Quota, ...] = (
-    Quota("sessions", "max_sessions", None, "Sessions"),
-    Quota("messages_per_day", "max_messages_per_day", "day", "Messages sent per day"),
-    Quota("messages_per_month", "max_messages_per_month", "month", "Messages sent per month"),
+    Quota("sessions", "max_sessions", None, N_("Sessions")),
+    Quota("messages_per_day", "max_messages_per_day", "day", N_("Messages sent per day")),
+    Quota("messages_per_month", "max_messages_per_month", "month", N_("Messages sent per month")),
     Quota(
         "campaign_recipients_per_month",
         "max_campaign_recipients_per_month",
         "month",
-        "Campaign recipients per month",
+        N_("Campaign recipients per month"),
     ),
-    Quota("media_storage", "max_media_bytes", None, "Media storage (bytes)"),
-    Quota("api_requests_per_minute", "max_api_requests_per_minute", "minute", "API requests per minute"),
-    Quota("team_seats", "max_team_seats", None, "Team seats"),
-    Quota("webhook_endpoints", "max_webhook_endpoints", None, "Webhook endpoints"),
+    Quota("media_storage", "max_media_bytes", None, N_("Media storage (bytes)")),
+    Quota("api_requests_per_minute", "max_api_requests_per_minute", "minute", N_("API requests per minute")),
+    Quota("team_seats", "max_team_seats", None, N_("Team seats")),
+    Quota("webhook_endpoints", "max_webhook_endpoints", None, N_("Webhook endpoints")),
 )
 BY_NAME = {q.name: q for q in QUOTAS}
 assert tuple(q.column for q in QUOTAS) == LIMIT_COLUMNS
