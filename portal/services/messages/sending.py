@@ -20,18 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
 from portal.models import Message, Tenant, utcnow
-from portal.services import (
-    audit,
-    contacts,
-    idempotency,
-    number_health,
-    outbox,
-    pacing,
-    partitions,
-    quotas,
-    servers,
-    upstream,
-)
+from portal.services import audit, contacts, idempotency, number_health, outbox, pacing, partitions, servers, upstream
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid
 from portal.services.inbox.upkeep import refresh_previews
@@ -54,6 +43,7 @@ from portal.services.messages.validation import (
     clean_media,
     normalize_recipient,
 )
+from portal.services.quotas import Taken, check_upload, give_back, take_message
 from portal.services.sessions import apply_status, get_session
 from portal.services.waha_errors import map_waha_error
 from portal.waha import errors as waha_errors
@@ -184,7 +174,7 @@ def send_message(
     if media is not None:
         kind, file, stored_media, caption = clean_media(media)
         if media.get("data") is not None:
-            quotas.check_upload(tenant)  # uploads stop while the tenant's stored media is over its quota
+            check_upload(tenant)  # uploads stop while the tenant's stored media is over its quota
         if caption is None and text is not None:
             if kind == "audio":
                 raise Invalid.field("text", "Voice messages have no text; send the text separately.")
@@ -229,7 +219,7 @@ def send_message(
     if paced:
         pacing.acquire(session.id, tenant.send_rate_per_minute)
     # the tenant's message quota (one Redis round trip); a send again after "unsent" gave its unit back
-    taken = quotas.take_message(tenant, session.id) if again is None or again[1] == "unsent" else None
+    taken = take_message(tenant, session.id) if again is None or again[1] == "unsent" else None
 
     client, external, session_key = servers.client_for(session.server), session.external_name, session.id
     quoted_id = quoted.waha_message_id if quoted is not None else None
@@ -270,11 +260,14 @@ def send_message(
     except IntegrityError:
         # A concurrent request with the same key won the race; its message is the answer.
         db.session.rollback()
-        quotas.give_back(taken)
+        give_back(taken)
         existing = _by_key(tenant_id, key) if key else None
         if existing is None:
             raise
         return _same_request(existing, session_key, chat_id, body, stored_media)
+    except Exception:
+        give_back(taken)  # the row was never written: nothing went to WAHA
+        raise
     if session.opted_out:  # the recipient opted out and an owner or admin sent anyway: on the record
         audit.record(tenant_id, "opt_out.override", actor, target_type="message", target_id=message.id, details=details)
         _commit_keeping_loaded_rows()
@@ -287,7 +280,7 @@ def _send_again(
     message: Message,
     again_from: str,
     call: Callable[[str], Any],
-    taken: quotas.Taken | None = None,
+    taken: Taken | None = None,
 ) -> Message:
     """Call WAHA again for a stored send whose first call provably never reached WhatsApp (`unsent`), or whose
     outcome is unknown (a text, sent again under its pre-generated id, which WAHA deduplicates).
@@ -301,7 +294,7 @@ def _send_again(
         _commit_keeping_loaded_rows()  # claim and audit belong together: back to a real transaction
     if not outbox.claim(message, again_from):
         db.session.commit()
-        quotas.give_back(taken)
+        give_back(taken)
         return message
     details: dict[str, Any] = {
         "session_id": message.session_id,
@@ -323,7 +316,7 @@ def _attempt(
     call: Callable[[str], Any],
     pre_id: str,
     one_statement_each: bool,
-    taken: quotas.Taken | None = None,
+    taken: Taken | None = None,
 ) -> Message:
     """Call WAHA for the stored, committed send row and record what came of it.
 
@@ -344,7 +337,7 @@ def _attempt(
             message.status = "ERROR"
             message.error = f"Not sent: {upstream.describe(exc)}"
             message.failed_at = utcnow()
-            quotas.give_back(taken)  # never reached WhatsApp: the unit goes back to the quota
+            give_back(taken)  # never reached WhatsApp: the unit goes back to the quota
             db.session.flush()
             refresh_previews([message])  # the chat's tick shows the failure
         message.send_state = outcome
