@@ -37,9 +37,7 @@ def _fail(exc: ServiceError) -> NoReturn:
 @tenants_cli.command("create")
 @click.option("--slug", required=True, help="Short unique id, e.g. acme.")
 @click.option("--name", required=True, help="Display name.")
-@click.option(
-    "--max-sessions", default=None, type=click.IntRange(min=1), help="Override of the plan's session limit."
-)
+@click.option("--max-sessions", default=None, type=click.IntRange(min=1), help="Override of the plan's session limit.")
 @click.option(
     "--send-rate", default=30, show_default=True, type=click.IntRange(min=1), help="Messages per minute per session."
 )

@@ -31,7 +31,8 @@ DAY_TTL = 3 * 86400
 MONTH_TTL = 35 * 86400
 
 # KEYS: day, month, session hash ("" = none), dirty set. ARGV: n, day limit, month limit (-1 = none), session,
-# dirty member, the day's time to live (a session hash made here gets it). Returns {1 taken | 0 refused | -1 not seeded, used (after), which limit refused (1 day, 2 month)}.
+# dirty member, the day's time to live (a session hash made here gets it).
+# Returns {1 taken | 0 refused | -1 not seeded, used (after), which limit refused (1 day, 2 month)}.
 _TAKE = """
 local d = redis.call('GET', KEYS[1])
 local m = redis.call('GET', KEYS[2])
