@@ -33,8 +33,19 @@ def test_a_scheduled_message_over_quota_is_held_then_sent(tenant, working, sim, 
     assert row.not_before > utcnow()  # tried again when the day's count starts over
     assert sim.sent_messages(working.external_name) == []
 
+    # the day's count is known now: the queue's gate holds the next one without trying to send it
+    later = outreach.schedule_message(
+        tenant, working.id, TEST_ACTOR, to=CHAT, text="also over", send_at=utcnow() + timedelta(seconds=1)
+    )
+    _due(later.id)
+    dispatch(working.id, nap_max=0)
+    held = db.session.get(QueuedSend, later.id)
+    assert (held.state, held.hold_reason, held.attempts) == ("queued", "quota_exceeded", 0)
+
     tenant.max_messages_per_day = 5
     db.session.commit()
     _due(item.id)
+    _due(later.id)
     dispatch(working.id)
     assert db.session.get(QueuedSend, item.id).state == "sent"
+    assert db.session.get(QueuedSend, later.id).state == "sent"

@@ -198,6 +198,16 @@ def current(kind: str, tenant_id: int, day: date) -> tuple[int, int, dict[str, i
         return stored_counts(kind, tenant_id, day)
 
 
+def peek(kind: str, tenant_id: int, day: date) -> tuple[int | None, int | None]:
+    """The day's and month's counts as Redis has them (None: not counted there, or Redis away)."""
+    ks = keys(kind, tenant_id, day, False)
+    try:
+        d, m = redis_store.client.mget(ks[0], ks[1])
+    except redis.RedisError:
+        return None, None
+    return (int(d) if d is not None else None), (int(m) if m is not None else None)
+
+
 def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 

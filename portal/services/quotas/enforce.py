@@ -7,13 +7,15 @@ for the last unit cannot both pass: the caller inserts its row and commits, whic
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import Invitation, Membership, Tenant, WahaSession, WebhookEndpoint, utcnow
 from portal.services.quotas import counters
 from portal.services.quotas.counters import Taken
-from portal.services.quotas.limits import exceeded, limit_of
+from portal.services.quotas.limits import exceeded, limit_of, resets_at
 
 
 def take_message(tenant: Tenant, session_id: str) -> Taken | None:
@@ -130,3 +132,30 @@ def take_media_bytes(tenant: Tenant, n: int) -> bool:
     """Count `n` bytes of an inbound file about to be stored; False (nothing counted) when over the limit."""
     taken, _ = counters.take_media(tenant.id, n, limit_of(tenant, "media_storage"))
     return taken
+
+
+def queue_gate(item: Any, session: Any) -> Any:
+    """The send queue's gate (services.outreach): while the tenant's daily or monthly messages are used up, its
+    queued messages wait until the count starts again, without a send being tried for each (one read of the
+    counts; nothing at all for a tenant without those limits). The send's own check stays the exact one."""
+    tenant = db.session.get(Tenant, item.tenant_id)
+    if tenant is None:
+        return None
+    day_limit, month_limit = limit_of(tenant, "messages_per_day"), limit_of(tenant, "messages_per_month")
+    if day_limit is None and month_limit is None:
+        return None
+    now = utcnow()
+    day, month = counters.peek("msg", tenant.id, now.date())
+    for limit, used, period in ((day_limit, day, "day"), (month_limit, month, "month")):
+        if limit is not None and used is not None and used >= limit:
+            from portal.services.outreach import Hold
+
+            return Hold(resets_at(period, now), "quota_exceeded")
+    return None
+
+
+def register() -> None:
+    """Plug the quota gate into the send queue (idempotent)."""
+    from portal.services import outreach
+
+    outreach.register_gate(queue_gate)
