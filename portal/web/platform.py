@@ -34,7 +34,8 @@ def index() -> ResponseReturnValue:
 
 @bp.get("/tenants")
 def tenants() -> ResponseReturnValue:
-    return page("platform/tenants.html", rows=tenant_admin.list_tenants())
+    plan_names = {plan.id: plan.name for plan in quotas.list_plans()}
+    return page("platform/tenants.html", rows=tenant_admin.list_tenants(), plan_names=plan_names)
 
 
 @bp.route("/tenants/new", methods=["GET", "POST"])
