@@ -69,10 +69,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def campaigns_init(app: Flask) -> None:
-    """Campaigns and opt-outs plug their gates and settle hook into the send queue."""
-    from portal.services import campaigns
+    """Campaigns and opt-outs plug their gates and settle hook into the send queue; so does the plans' quota."""
+    from portal.services import campaigns, quotas
 
     campaigns.register()
+    quotas.register()
 
 
 def _register_blueprints(app: Flask) -> None:

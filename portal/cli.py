@@ -37,11 +37,11 @@ def _fail(exc: ServiceError) -> NoReturn:
 @tenants_cli.command("create")
 @click.option("--slug", required=True, help="Short unique id, e.g. acme.")
 @click.option("--name", required=True, help="Display name.")
-@click.option("--max-sessions", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-sessions", default=None, type=click.IntRange(min=1), help="Override of the plan's session limit.")
 @click.option(
     "--send-rate", default=30, show_default=True, type=click.IntRange(min=1), help="Messages per minute per session."
 )
-def create_tenant(slug: str, name: str, max_sessions: int, send_rate: int) -> None:
+def create_tenant(slug: str, name: str, max_sessions: int | None, send_rate: int) -> None:
     """Create a tenant."""
     try:
         tenant = tenants_service.create_tenant(

@@ -77,6 +77,9 @@ def _reset_rate_limits() -> None:
 
     ratelimit.reset_memory()
     token_cache.clear()
+    from portal.services import quotas
+
+    quotas.forget_plans()  # plans are cached per process; ids come again in the next test's database
 
 
 def _reset_redis_pauses() -> None:

@@ -120,7 +120,7 @@ def test_inbox_migration_builds_chats_and_contacts_from_stored_messages(tmp_path
                     sa.insert(table[table_name]).values({k: v for k, v in row.items() if k in known})
                 ).inserted_primary_key[0]
 
-            tenant_id = insert("tenants", **{**_defaults(Tenant), "slug": "acme", "name": "Acme"})
+            tenant_id = insert("tenants", **{**_defaults(Tenant), "max_sessions": 10, "slug": "acme", "name": "Acme"})
             server = {**_defaults(WahaServer), "name": "s", "base_url": "http://waha", "api_key": "k"}
             server_id = insert("waha_servers", **server)
             session_id = "sess-backfill"
@@ -269,7 +269,7 @@ def test_partitions_migration_moves_the_rows_and_downgrades_back(tmp_path):
                     sa.insert(tables[table_name]).values({k: v for k, v in row.items() if k in known})
                 ).inserted_primary_key[0]
 
-            tenant_id = insert("tenants", **{**_defaults(Tenant), "slug": "acme", "name": "Acme"})
+            tenant_id = insert("tenants", **{**_defaults(Tenant), "max_sessions": 10, "slug": "acme", "name": "Acme"})
             server_id = insert(
                 "waha_servers", **{**_defaults(WahaServer), "name": "s", "base_url": "http://w", "api_key": "k"}
             )

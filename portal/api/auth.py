@@ -90,14 +90,15 @@ def _cached_token(ip: str | None) -> tuple[Principal | None, ratelimit.Outcome |
     entry = token_cache.lookup(secret_digest)
     if entry is None:
         return None, None
-    outcome = ratelimit.check(ip, f"token:{entry.token_id}")
+    tenant = entry.tenant_row()
+    outcome = ratelimit.check(ip, f"token:{entry.token_id}", tenant)
     if outcome.throttle_wait is not None:
         return None, outcome
     if outcome.epoch is None or outcome.epoch != entry.epoch:
         token_cache.clear()  # a token or tenant changed somewhere (or Redis cannot say): read it again
         return None, outcome
     tokens.touch(entry)
-    return _principal_of_token(entry.tenant_row(), entry.token_id, entry.name, entry.prefix, entry.scopes), outcome
+    return _principal_of_token(tenant, entry.token_id, entry.name, entry.prefix, entry.scopes), outcome
 
 
 def _token_failure(secret: str) -> AuthFailure:
@@ -383,7 +384,7 @@ def _resolve(ip: str | None, autocommit: bool) -> Principal | Response:
         except AuthFailure as failure:
             return _refuse(failure)
         if outcome is None:  # counted after authentication: the limit is per caller
-            outcome = ratelimit.check(ip, principal.key)
+            outcome = ratelimit.check(ip, principal.key, principal.tenant)
             if outcome.throttle_wait is not None:
                 return _throttled(outcome.throttle_wait)
         if autocommit:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from portal.api.openapi_campaigns import CAMPAIGN_ERROR_CODES
 from portal.api.openapi_inbox import INBOX_ERROR_CODES
 from portal.api.openapi_scheduled import SCHEDULED_ERROR_CODES
+from portal.api.openapi_usage import USAGE_ERROR_CODES
 from portal.api.route_table import ErrorCode
 
 ERROR_CODES: tuple[ErrorCode, ...] = (
@@ -30,7 +31,6 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "The Idempotency-Key was already used for a different request, or "
         "the session it created was deleted since; use a new key.",
     ),
-    ErrorCode(409, "session_limit", "Your tenant has as many sessions as its plan allows."),
     ErrorCode(
         409,
         "new_contact_limited",
@@ -81,4 +81,5 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     *INBOX_ERROR_CODES,
     *SCHEDULED_ERROR_CODES,
     *CAMPAIGN_ERROR_CODES,
+    *USAGE_ERROR_CODES,
 )

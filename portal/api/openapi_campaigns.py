@@ -46,10 +46,12 @@ CAMPAIGN_ROUTES: tuple[ApiRoute, ...] = (
         ok=202,
         response=c.CampaignResponse,
         body=c.CreateCampaignDto,
-        errors=(400, *AUTH, 404, 413),
+        errors=(400, *AUTH, 404, 409, 413),
         description="Checks the sessions, the template against the audience's columns, the attachment and the "
         "schedule, stores the campaign and imports its audience in the background (state importing, then "
-        "scheduled). Numbers are checked with WhatsApp before sending; numbers not on WhatsApp are skipped, "
+        "scheduled). 409 quota_exceeded when the audience is larger than the month's remaining campaign "
+        "recipients of the plan. Numbers are checked with WhatsApp before sending; numbers not on WhatsApp are "
+        "skipped, "
         "opted-out numbers are never sent to. States: " + _STATES,
         example={
             "name": "Spring sale",

@@ -11,6 +11,7 @@ from portal.api.openapi_exports import EXPORT_ROUTES
 from portal.api.openapi_inbox import INBOX_MODELS, INBOX_ROUTES
 from portal.api.openapi_pairing import PAIRING_MODELS, PAIRING_ROUTES
 from portal.api.openapi_scheduled import SCHEDULED_MODELS, SCHEDULED_ROUTES
+from portal.api.openapi_usage import USAGE_MODELS, USAGE_ROUTES
 from portal.api.route_table import AUTH, WAHA, ApiRoute
 
 _S = "/waha/sessions/{session_id}"
@@ -334,6 +335,7 @@ ROUTES: tuple[ApiRoute, ...] = (
     *SCHEDULED_ROUTES,
     *CAMPAIGN_ROUTES,
     *EXPORT_ROUTES,
+    *USAGE_ROUTES,
     ApiRoute(
         "GET",
         "/waha/health",
@@ -392,6 +394,7 @@ COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
     *INBOX_MODELS,
     *SCHEDULED_MODELS,
     *CAMPAIGN_MODELS,
+    *USAGE_MODELS,
     s.ErrorResponse,
     s.ErrorBody,
     s.FieldError,

@@ -19,6 +19,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from flask import current_app
@@ -26,26 +27,35 @@ from limits import parse
 
 from portal.extensions import redis_store
 from portal.services import auth_throttle, token_cache
+from portal.services.quotas.counters import api_minute_key
 
 log = logging.getLogger(__name__)
 
 _PREFIX = "portal:api-rate"
 
 # KEYS[1] the address's failed authentications this minute, KEYS[2] the token cache epoch, KEYS[3] the caller's
-# window ("" = only the throttle and the epoch). ARGV[1] throttle limit, ARGV[2] window in ms.
-# Returns {throttled (0/1), calls in the window, ms until it ends, epoch}.
+# window ("" = only the throttle and the epoch), KEYS[4] the tenant's minute (plans: API requests per minute;
+# "" = none). ARGV[1] throttle limit, ARGV[2] window in ms.
+# Returns {throttled (0/1), calls in the window, ms until it ends, epoch, the tenant's calls, ms until its minute ends}.
 _LUA = """
 local failures = tonumber(redis.call('GET', KEYS[1]) or '0')
 local epoch = redis.call('GET', KEYS[2]) or ''
-if failures >= tonumber(ARGV[1]) then return {1, 0, 0, epoch} end
-if KEYS[3] == '' then return {0, 0, 0, epoch} end
+if failures >= tonumber(ARGV[1]) then return {1, 0, 0, epoch, 0, 0} end
+if KEYS[3] == '' then return {0, 0, 0, epoch, 0, 0} end
 local count = redis.call('INCR', KEYS[3])
 local ttl = redis.call('PTTL', KEYS[3])
 if ttl < 0 then
   redis.call('PEXPIRE', KEYS[3], ARGV[2])
   ttl = tonumber(ARGV[2])
 end
-return {0, count, ttl, epoch}
+if KEYS[4] == '' then return {0, count, ttl, epoch, 0, 0} end
+local tcount = redis.call('INCR', KEYS[4])
+local tttl = redis.call('PTTL', KEYS[4])
+if tttl < 0 then
+  redis.call('PEXPIRE', KEYS[4], 60000)
+  tttl = 60000
+end
+return {0, count, ttl, epoch, tcount, tttl}
 """
 _SHA = hashlib.sha1(_LUA.encode()).hexdigest()
 
@@ -81,13 +91,25 @@ class Outcome:
         """The X-RateLimit-* headers of the answer, from this outcome alone."""
         if self.limit is None:
             return {}
-        wait = max(0, math.ceil(self.reset_in))
-        return {
-            "X-RateLimit-Limit": str(self.limit.amount),
-            "X-RateLimit-Remaining": str(max(0, self.limit.amount - self.count)),
-            "X-RateLimit-Reset": str(int(time.time() + wait)),
-            "X-RateLimit-Retry-After": str(wait),
-        }
+        return _headers(self.limit, self.count, self.reset_in)
+
+    def binding(self, tenant_limit: int | None, tenant_count: int, tenant_reset_in: float) -> Outcome:
+        """This outcome, or the tenant's minute when the tenant's plan limit is the one exceeded (its headers)."""
+        if tenant_limit is None or tenant_count <= tenant_limit or self.exceeded:
+            return self
+        return Outcome(
+            self.throttle_wait, self.epoch, Limit(tenant_limit, 60, f"{tenant_limit}/60"), tenant_count, tenant_reset_in
+        )
+
+
+def _headers(limit: Limit, count: int, reset_in: float) -> dict[str, str]:
+    wait = max(0, math.ceil(reset_in))
+    return {
+        "X-RateLimit-Limit": str(limit.amount),
+        "X-RateLimit-Remaining": str(max(0, limit.amount - count)),
+        "X-RateLimit-Reset": str(int(time.time() + wait)),
+        "X-RateLimit-Retry-After": str(wait),
+    }
 
 
 class _MemoryWindows:
@@ -117,26 +139,29 @@ class _MemoryWindows:
 _memory = _MemoryWindows()
 
 
-def _run(client: redis.Redis, keys: tuple[str, str, str], throttle_limit: int, window_ms: int) -> list:
-    args = (3, *keys, throttle_limit, window_ms)
+def _run(client: redis.Redis, keys: tuple[str, str, str, str], throttle_limit: int, window_ms: int) -> list:
+    args = (4, *keys, throttle_limit, window_ms)
     try:
         return client.evalsha(_SHA, *args)
     except redis.exceptions.NoScriptError:
         return client.eval(_LUA, *args)
 
 
-def check(ip: str | None, caller_key: str | None) -> Outcome:
-    """Throttle check, the caller's hit (when `caller_key` is given) and the token cache epoch: one round trip."""
+def check(ip: str | None, caller_key: str | None, tenant: Any = None) -> Outcome:
+    """Throttle check, the caller's hit (when `caller_key` is given), the tenant's minute (when `tenant` is given:
+    its plan's API requests per minute) and the token cache epoch: one round trip."""
     config = current_app.config
     limit = _limit(config["API_RATE_LIMIT"]) if caller_key is not None else None
     window, remaining = auth_throttle.current_window()
+    counted = tenant is not None and limit is not None
     keys = (
         auth_throttle.address_key(ip, window),
         token_cache.EPOCH_KEY,
         f"{_PREFIX}:{limit.spec}:{caller_key}" if limit is not None else "",
+        api_minute_key(tenant.id) if counted else "",
     )
     try:
-        throttled, count, ttl_ms, epoch = _run(
+        throttled, count, ttl_ms, epoch, tenant_count, tenant_ttl = _run(
             redis_store.client, keys, int(config["API_AUTH_FAILURE_LIMIT"]), limit.seconds * 1000 if limit else 0
         )
     except redis.RedisError:
@@ -147,7 +172,12 @@ def check(ip: str | None, caller_key: str | None) -> Outcome:
         return Outcome(None, None, limit, count, reset_in)
     if throttled:
         return Outcome(remaining, _text(epoch))
-    return Outcome(None, _text(epoch), limit, int(count), int(ttl_ms) / 1000)
+    outcome = Outcome(None, _text(epoch), limit, int(count), int(ttl_ms) / 1000)
+    if not counted:
+        return outcome
+    from portal.services.quotas import limit_of
+
+    return outcome.binding(limit_of(tenant, "api_requests_per_minute"), int(tenant_count), int(tenant_ttl) / 1000)
 
 
 def _text(value: bytes | str) -> str:

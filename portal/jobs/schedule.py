@@ -20,7 +20,9 @@ from portal.queue import (
     JOB_PRUNE,
     JOB_PRUNE_BROWSER_SESSIONS,
     JOB_RECONCILE,
+    JOB_RECONCILE_QUOTAS,
     JOB_RECONCILE_SENDS,
+    JOB_RECOUNT_MEDIA,
     JOB_SWEEP_EVENTS,
     JOB_SWEEP_SENDS,
     JOB_SYNC_SESSIONS,
@@ -58,6 +60,10 @@ SCHEDULE: list[dict[str, Any]] = [
     {"id": "partitions-ensure", "func": JOB_ENSURE_PARTITIONS, "interval": 3600, "queue": QUEUE_MAINTENANCE},
     # campaigns: start at their time, check numbers at a paced rate, queue them, finish when all settled
     {"id": "campaigns-advance", "func": JOB_ADVANCE_CAMPAIGNS, "interval": 15, "queue": QUEUE_MAINTENANCE},
+    # plans: Redis's usage counts into quota_usage (seed of Redis after a loss), then the 80 % / 100 % warnings
+    {"id": "quotas-reconcile", "func": JOB_RECONCILE_QUOTAS, "interval": 60, "queue": QUEUE_MAINTENANCE},
+    # plans: media storage counted again from the stored files (retention removes files)
+    {"id": "quotas-media-recount", "func": JOB_RECOUNT_MEDIA, "interval": 3600, "queue": QUEUE_MAINTENANCE},
     # retention of messages, media files, events and deliveries (PostgreSQL: whole monthly partitions)
     {"id": "retention-prune", "func": JOB_PRUNE, "interval": 3600, "queue": QUEUE_MAINTENANCE},
 ]

@@ -234,6 +234,13 @@ def fetch_media(message_id: int, url: str) -> str:
         _settle(message, media, status="refused", reason=f"type {str(content_type)[:100]!r} is not accepted")
         return "refused"
     assert mimetype is not None
+    from portal.services import quotas
+
+    tenant = db.session.get(Tenant, message.tenant_id)
+    if tenant is not None and not quotas.take_media_bytes(tenant, len(content)):
+        # over the plan's media storage: the message stays, its file is not kept
+        _settle(message, media, status="refused", reason="media storage quota exceeded", quota_exceeded=True)
+        return "over_quota"
     key = new_key(message.tenant_id, "m", extension(mimetype))
     storage().save(key, content, mimetype)
     _settle(

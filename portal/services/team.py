@@ -81,6 +81,17 @@ def list_invitations(tenant: Tenant) -> list[Invitation]:
     return list(db.session.scalars(stmt))
 
 
+def _check_seats(tenant: Tenant, *, accepting: bool = False) -> None:
+    """The plan's team seats (services.quotas): nothing of the refused change is kept."""
+    from portal.services import quotas
+
+    try:
+        quotas.check_seats(tenant, accepting=accepting)
+    except quotas.QuotaExceeded:
+        db.session.rollback()
+        raise
+
+
 def invite_member(
     tenant: Tenant,
     email: str,
@@ -112,6 +123,8 @@ def invite_member(
         )
     ):
         pending.revoked_at = now
+    db.session.flush()
+    _check_seats(tenant)
     token = secrets.token_urlsafe(32)
     invitation = Invitation(
         tenant_id=tenant.id,
@@ -211,6 +224,7 @@ def join(invitation: Invitation, user: User, actor: Actor) -> Membership:
         select(Membership).where(Membership.tenant_id == invitation.tenant_id, Membership.user_id == user.id)
     )
     if membership is None:
+        _check_seats(tenant_of(invitation), accepting=True)
         membership = Membership(tenant_id=invitation.tenant_id, user_id=user.id, role=invitation.role)
         db.session.add(membership)
     invitation.accepted_at = utcnow()

@@ -78,6 +78,7 @@ class TenantRow:
     tenant: Tenant
     members: int
     sessions: int
+    session_limit: int | None = None
 
 
 def list_tenants() -> list[TenantRow]:
@@ -93,7 +94,9 @@ def list_tenants() -> list[TenantRow]:
         .all()
     )
     tenants = db.session.scalars(select(Tenant).order_by(Tenant.name, Tenant.id))
-    return [TenantRow(t, members.get(t.id, 0), sessions.get(t.id, 0)) for t in tenants]
+    from portal.services.quotas import limit_of
+
+    return [TenantRow(t, members.get(t.id, 0), sessions.get(t.id, 0), limit_of(t, "sessions")) for t in tenants]
 
 
 def get_tenant(tenant_id: int) -> Tenant:

@@ -33,9 +33,9 @@ def check_password_strength(password: str, email: str = "") -> None:
 
 
 def create_tenant(
-    slug: str, name: str, actor: Actor, *, max_sessions: int = 10, send_rate_per_minute: int = 30
+    slug: str, name: str, actor: Actor, *, max_sessions: int | None = None, send_rate_per_minute: int = 30
 ) -> Tenant:
-    """Create a tenant with a unique slug."""
+    """Create a tenant with a unique slug, on the default plan (`max_sessions` overrides its session limit)."""
     slug = slug.strip().lower()
     if not SLUG_RE.match(slug):
         raise Invalid.field(
@@ -45,7 +45,15 @@ def create_tenant(
         raise Invalid.field("name", "Name must not be empty.")
     if db.session.scalar(select(Tenant.id).where(Tenant.slug == slug)):
         raise Conflict(f"A tenant with slug '{slug}' already exists.", code="tenant_exists")
-    tenant = Tenant(slug=slug, name=name.strip(), max_sessions=max_sessions, send_rate_per_minute=send_rate_per_minute)
+    from portal.services.quotas import default_plan
+
+    tenant = Tenant(
+        slug=slug,
+        name=name.strip(),
+        max_sessions=max_sessions,
+        send_rate_per_minute=send_rate_per_minute,
+        plan_id=default_plan().id,
+    )
     db.session.add(tenant)
     db.session.flush()
     audit.record(tenant.id, "tenant.create", actor, target_type="tenant", target_id=tenant.id, details={"slug": slug})

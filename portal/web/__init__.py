@@ -28,6 +28,7 @@ from portal.web import (
     outreach,
     outreach_settings,
     platform,
+    platform_plans,
     quick_replies,
     servers,
     sessions,
@@ -36,6 +37,7 @@ from portal.web import (
     tokens,
     two_factor,
     two_factor_admin,
+    usage,
     webhooks,
     wording,
 )
@@ -69,6 +71,8 @@ BLUEPRINTS = (
     platform.bp,
     servers.bp,  # platform area: WAHA servers
     exports.bp,  # CSV exports of the list pages (messages, audit, deliveries, contacts)
+    platform_plans.bp,  # platform area: plans, usage across tenants, a tenant's plan
+    usage.bp,  # the tenant's plan usage
 )
 
 

@@ -36,10 +36,13 @@ ADMIN_SECTIONS = (
     ("admin_audit.index", "Audit log", "audit:read"),
     ("admin_settings.index", "Settings", "settings:manage"),
     ("admin_outreach.index", "Outreach", "settings:manage"),
+    ("usage.index", "Plan usage", "settings:manage"),
 )
 # The platform area's pages in menu order: (endpoint, label).
 PLATFORM_SECTIONS = (
     ("platform.tenants", "Tenants"),
+    ("platform_plans.plans", "Plans"),
+    ("platform_plans.usage", "Usage"),
     ("servers.index", "WAHA servers"),
 )
 

@@ -10,8 +10,8 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from portal.permissions import ROLES
+from portal.services import quotas, tenant_admin
 from portal.services import team as team_service
-from portal.services import tenant_admin
 from portal.services import tenants as tenants_service
 from portal.services.accounts import public_url
 from portal.services.errors import ServiceError
@@ -34,14 +34,15 @@ def index() -> ResponseReturnValue:
 
 @bp.get("/tenants")
 def tenants() -> ResponseReturnValue:
-    return page("platform/tenants.html", rows=tenant_admin.list_tenants())
+    plan_names = {plan.id: plan.name for plan in quotas.list_plans()}
+    return page("platform/tenants.html", rows=tenant_admin.list_tenants(), plan_names=plan_names)
 
 
 @bp.route("/tenants/new", methods=["GET", "POST"])
 def create_tenant() -> ResponseReturnValue:
     form = TenantForm()
     if request.method == "GET":
-        form.max_sessions.data = 10
+        form.max_sessions.data = None  # empty: the default plan's limit
         return page("platform/tenant_new.html", form=form)
     if not form.validate_on_submit():
         return page("platform/tenant_new.html", 400, form=form)
@@ -91,6 +92,8 @@ def _detail(tenant_id: int, status: int = 200, invite_form=None) -> ResponseRetu
         "platform/tenant_detail.html",
         status,
         tenant=tenant,
+        plans=quotas.list_plans(),
+        quota_rows=[(q, getattr(tenant, q.column), quotas.limit_of(tenant, q.name)) for q in quotas.QUOTAS],
         members=team_service.list_members(tenant),
         invitations=team_service.list_invitations(tenant),
         invite_form=invite_form,

@@ -6,7 +6,7 @@ from flask import Blueprint, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
-from portal.services import tenant_admin
+from portal.services import quotas, tenant_admin
 from portal.services.errors import ServiceError
 from portal.tenancy import require
 from portal.web.admin_forms import SettingsForm
@@ -55,4 +55,5 @@ def index() -> ResponseReturnValue:
                 else:
                     flash("Nothing changed.", "info")
                 return redirect(url_for(".index"))
-    return page("admin/settings.html", status, form=form, tenant=who.tenant)
+    session_limit = quotas.limit_of(who.tenant, "sessions")
+    return page("admin/settings.html", status, form=form, tenant=who.tenant, session_limit=session_limit)

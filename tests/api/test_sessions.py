@@ -97,7 +97,7 @@ def test_create_session_over_tenant_limit_is_409(api: Api, tenant: Any) -> None:
     create_session(api, "one")
     response = api.post("/waha/sessions", json={"sessionName": "two"})
     assert response.status_code == 409
-    assert _error(response)["code"] == "session_limit"
+    assert _error(response)["code"] == "quota_exceeded"
 
 
 def test_create_session_repeated_idempotency_key_creates_once(api: Api, sim: Any) -> None:

@@ -105,7 +105,7 @@ def test_create_session_rejects_tenant_over_its_limit_with_409(ctx, sim):
     with pytest.raises(Conflict) as caught:
         sessions.create_session(small, TEST_ACTOR, name="Two")
 
-    assert caught.value.code == "session_limit"
+    assert caught.value.code == "quota_exceeded"
     assert len(sim.simulator.sessions) == 1
 
 

@@ -63,7 +63,7 @@ def test_save_refuses_values_out_of_range_in_words(login, tenant, owner, field, 
 
 def test_tenant_admin_cannot_raise_the_session_limit(login, tenant, owner):
     post(login(owner), PAGE, {**VALID, "max_sessions": "500"}, page=PAGE)
-    assert _tenant(tenant.id).max_sessions == 10
+    assert _tenant(tenant.id).max_sessions is None  # no override: the plan's limit holds
 
 
 def test_platform_admin_can_raise_the_session_limit(login, tenant):

@@ -304,3 +304,12 @@ def test_member_of_two_tenants_sees_only_the_current_tenants_chat(login, tenant,
     db.session.commit()
     client = login(both)
     assert client.get(f"/inbox/chats/{chat.id}", headers={"HX-Request": "true"}).status_code == 200
+
+
+def test_reply_over_the_plans_quota_is_a_409_in_words(owner_client, tenant, sim, working, chat):
+    tenant.max_messages_per_month = 0
+    db.session.commit()
+    response = _post(owner_client, f"/inbox/chats/{chat.id}/send", text="one more", idempotency_key="k-quota")
+    assert response.status_code == 409
+    assert "Messages sent per month" in response.get_data(as_text=True)
+    assert sim.sent_messages(working.external_name) == []

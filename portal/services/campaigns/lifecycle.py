@@ -29,7 +29,7 @@ from portal.models import (
     get_for_tenant,
     utcnow,
 )
-from portal.services import audit, optouts
+from portal.services import audit, optouts, quotas
 from portal.services.audit import Actor
 from portal.services.campaigns import audience
 from portal.services.campaigns.templates import clean_template
@@ -107,6 +107,8 @@ def create_campaign(
     sessions = _sessions(tenant, session_ids)
     if (csv_content is None) == (not tag):
         raise Invalid.field("csv", "Give the audience either as a CSV file or as a contact tag.")
+    # the audience (its data lines, when a file) must fit the month's remaining campaign recipients
+    quotas.check_recipients_left(tenant, quotas.data_lines(csv_content) if csv_content is not None else 1)
     if csv_content is not None:
         columns = audience.read_header(csv_content)
         audience_info: dict[str, Any] = {"kind": "csv", "columns": columns}
@@ -215,6 +217,17 @@ def import_audience(campaign_id: int) -> None:
         return
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None or campaign.state != "importing":
+        return
+    tenant = db.session.get(Tenant, tenant_id)
+    try:
+        if tenant is not None:
+            quotas.take_recipients(
+                tenant_id, quotas.limit_of(tenant, "campaign_recipients_per_month"), len(result.rows)
+            )
+    except quotas.QuotaExceeded as exc:
+        campaign.state, campaign.error = "failed", exc.message
+        db.session.commit()
+        _drop_file(info)
         return
     sessions = campaign.session_ids or []
     now = utcnow()

@@ -16,7 +16,7 @@ from portal.services.forwarding.signing import new_secret
 
 URL_MAX = 2048
 DESCRIPTION_MAX = 200
-PORTAL_EVENTS = frozenset({"session.attention", "session.limited", "message.scheduled_late", "test"})
+PORTAL_EVENTS = frozenset({"session.attention", "session.limited", "message.scheduled_late", "tenant.quota", "test"})
 # The events tenants most often forward, in the order the portal offers them, with the words it shows: a
 # session's own webhook picks among these; an endpoint also gets "*" and the portal's own event.
 COMMON_EVENTS: tuple[tuple[str, str], ...] = (
@@ -37,6 +37,7 @@ ENDPOINT_EVENTS: tuple[tuple[str, str], ...] = (
     ("session.attention", "A session needs attention (the portal's own event)"),
     ("session.limited", "WhatsApp limits a session's number: timelock or new-chat cap (the portal's own event)"),
     ("message.scheduled_late", "A scheduled message is late: its session was not working (the portal's own event)"),
+    ("tenant.quota", "80 % or 100 % of a plan's limit is used (the portal's own event)"),
 )
 
 
@@ -93,6 +94,13 @@ def create_endpoint(
 ) -> tuple[WebhookEndpoint, str]:
     """Add an endpoint; returns it with its signing secret, which is shown this once (stored encrypted)."""
     clean = {"url": _clean_url(url), "events": _clean_events(events), "description": _clean_description(description)}
+    from portal.services import quotas
+
+    try:
+        quotas.check_endpoints(tenant)  # locks the tenant's row until this endpoint is committed
+    except quotas.QuotaExceeded:
+        db.session.rollback()
+        raise
     secret = new_secret()
     endpoint = WebhookEndpoint(tenant_id=tenant.id, secret=secret, is_enabled=True, **clean)
     db.session.add(endpoint)

@@ -43,6 +43,7 @@ from portal.services.messages.validation import (
     clean_media,
     normalize_recipient,
 )
+from portal.services.quotas import Taken, check_upload, give_back, take_message
 from portal.services.sessions import apply_status, get_session
 from portal.services.waha_errors import map_waha_error
 from portal.waha import errors as waha_errors
@@ -172,6 +173,8 @@ def send_message(
     kind = file = stored_media = caption = None
     if media is not None:
         kind, file, stored_media, caption = clean_media(media)
+        if media.get("data") is not None:
+            check_upload(tenant)  # uploads stop while the tenant's stored media is over its quota
         if caption is None and text is not None:
             if kind == "audio":
                 raise Invalid.field("text", "Voice messages have no text; send the text separately.")
@@ -215,6 +218,8 @@ def send_message(
     unanswered = contacts.ensure_on_whatsapp(tenant.id, session, chat_id)
     if paced:
         pacing.acquire(session.id, tenant.send_rate_per_minute)
+    # the tenant's message quota (one Redis round trip); a send again after "unsent" gave its unit back
+    taken = take_message(tenant, session.id) if again is None or again[1] == "unsent" else None
 
     client, external, session_key = servers.client_for(session.server), session.external_name, session.id
     quoted_id = quoted.waha_message_id if quoted is not None else None
@@ -224,7 +229,7 @@ def send_message(
     if before_call is not None:
         call = functools.partial(_hooked, before_call, call)
     if again is not None:
-        return _send_again(tenant, actor, *again, call)
+        return _send_again(tenant, actor, *again, call, taken)
     # WAHA sends under this id and dedupes on it, so the client's retries never make a second message; the
     # row carries the id WAHA will report (true_<chat>_<id>) so early acks find it.
     pre_id = new_message_id()
@@ -255,17 +260,28 @@ def send_message(
     except IntegrityError:
         # A concurrent request with the same key won the race; its message is the answer.
         db.session.rollback()
+        give_back(taken)
         existing = _by_key(tenant_id, key) if key else None
         if existing is None:
             raise
         return _same_request(existing, session_key, chat_id, body, stored_media)
+    except Exception:
+        give_back(taken)  # the row was never written: nothing went to WAHA
+        raise
     if session.opted_out:  # the recipient opted out and an owner or admin sent anyway: on the record
         audit.record(tenant_id, "opt_out.override", actor, target_type="message", target_id=message.id, details=details)
         _commit_keeping_loaded_rows()
-    return _attempt(tenant, actor, message, details, call, pre_id, one_statement_each)
+    return _attempt(tenant, actor, message, details, call, pre_id, one_statement_each, taken)
 
 
-def _send_again(tenant: Tenant, actor: Actor, message: Message, again_from: str, call: Callable[[str], Any]) -> Message:
+def _send_again(
+    tenant: Tenant,
+    actor: Actor,
+    message: Message,
+    again_from: str,
+    call: Callable[[str], Any],
+    taken: Taken | None = None,
+) -> Message:
     """Call WAHA again for a stored send whose first call provably never reached WhatsApp (`unsent`), or whose
     outcome is unknown (a text, sent again under its pre-generated id, which WAHA deduplicates).
 
@@ -278,6 +294,7 @@ def _send_again(tenant: Tenant, actor: Actor, message: Message, again_from: str,
         _commit_keeping_loaded_rows()  # claim and audit belong together: back to a real transaction
     if not outbox.claim(message, again_from):
         db.session.commit()
+        give_back(taken)
         return message
     details: dict[str, Any] = {
         "session_id": message.session_id,
@@ -288,7 +305,7 @@ def _send_again(tenant: Tenant, actor: Actor, message: Message, again_from: str,
     }
     audit.record(tenant.id, "message.send_retry", actor, target_type="message", target_id=message.id, details=details)
     _commit_keeping_loaded_rows()
-    return _attempt(tenant, actor, message, details, call, pre_id, False)
+    return _attempt(tenant, actor, message, details, call, pre_id, False, taken)
 
 
 def _attempt(
@@ -299,6 +316,7 @@ def _attempt(
     call: Callable[[str], Any],
     pre_id: str,
     one_statement_each: bool,
+    taken: Taken | None = None,
 ) -> Message:
     """Call WAHA for the stored, committed send row and record what came of it.
 
@@ -319,6 +337,7 @@ def _attempt(
             message.status = "ERROR"
             message.error = f"Not sent: {upstream.describe(exc)}"
             message.failed_at = utcnow()
+            give_back(taken)  # never reached WhatsApp: the unit goes back to the quota
             db.session.flush()
             refresh_previews([message])  # the chat's tick shows the failure
         message.send_state = outcome

@@ -137,6 +137,13 @@ def _outcome(work: Work, exc: ServiceError, started: datetime) -> dict[str, Any]
         until = _parse_until(exc.details.get("until"))
         wait = (until - utcnow()).total_seconds() if until else LIMITED_RETRY
         return {**_requeued("new contacts limited", max(wait, 1.0)), "attempts": work.attempts - 1}
+    if isinstance(exc, Conflict) and exc.code == "quota_exceeded":
+        # over the tenant's quota: held (not an attempt) until the count starts again; a standing limit fails it
+        until = _parse_until(exc.details.get("resetsAt"))
+        if until is None:
+            return {**_failed(exc), "attempts": work.attempts - 1}
+        wait = max((until - utcnow()).total_seconds(), 1.0)
+        return {**_requeued("quota_exceeded", wait), "attempts": work.attempts - 1, "last_error": "quota_exceeded"}
     message_id = exc.details.get("messageId")
     if exc.details.get("outcome") == upstream.UNKNOWN and message_id:
         # WhatsApp may have it: never sent again from here; acks or the outbox settle the message

@@ -6,12 +6,12 @@ import logging
 import secrets
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from portal.extensions import db
 from portal.models import Tenant, WahaSession, utcnow
-from portal.services import audit, idempotency, pacing, servers, session_secrets
+from portal.services import audit, idempotency, pacing, quotas, servers, session_secrets
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid, NotFound, ServiceError
 from portal.services.sessions import deletion
@@ -102,14 +102,11 @@ def create_session(
             code="session_exists",
             details={"fields": [{"field": "name", "message": "This name is taken."}]},
         )
-    count = db.session.scalar(select(func.count(WahaSession.id)).where(WahaSession.tenant_id == tenant.id)) or 0
-    if count >= tenant.max_sessions:
+    try:
+        quotas.check_sessions(tenant)  # locks the tenant's row until the session is stored: exact under races
+    except ServiceError:
         db.session.rollback()
-        raise Conflict(
-            f"This tenant may have at most {tenant.max_sessions} sessions.",
-            code="session_limit",
-            details={"max_sessions": tenant.max_sessions},
-        )
+        raise
 
     try:
         server = servers.pick_server()
