@@ -6,6 +6,7 @@ from portal.models.campaigns import Campaign, CampaignRecipient, CampaignReject,
 from portal.models.events import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from portal.models.inbox import CHAT_STATUSES, Chat, ChatNote, Contact, QuickReply
 from portal.models.messages import ACK_NAMES, STATUS_RANK, Message
+from portal.models.privacy import EXPORT_STATES, TenantExport
 from portal.models.outreach import OutreachSettings, QueuedSend, SendQueueSession
 from portal.models.tenants import Invitation, Membership, Tenant, User
 from portal.models.users_sessions import BrowserSession
@@ -40,6 +41,8 @@ __all__ = [
     "OptOutSettings",
     "QuickReply",
     "Tenant",
+    "TenantExport",
+    "EXPORT_STATES",
     "User",
     "WahaServer",
     "WahaSession",

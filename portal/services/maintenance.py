@@ -291,17 +291,25 @@ def watchdog(silence: int | None = None) -> list[str]:
 
 
 def prune(now: Any = None) -> dict[str, int]:
-    """Delete what each tenant's retention settings no longer keep: messages (and their stored files) after
-    retention_messages_days; events and delivery attempts after retention_events_days.
+    """Delete what each tenant's retention no longer keeps (services.retention: the tenant's settings, capped by the
+    platform's): messages (and their stored files) after the message retention; the stored files of younger
+    messages after the media retention (the rows stay, marked); events and delivery attempts after the event
+    retention.
 
     On PostgreSQL messages and events go by whole monthly partitions (services.partitions.prune: a row stays up
-    to about a month past its retention); SQLite deletes rows in chunks."""
-    from portal.services import partitions
+    to about a month past its retention); SQLite deletes rows in chunks. Media files go by row on both."""
+    from portal.services import partitions, retention
     from portal.services.media_files import delete_files
 
     now = now or utcnow()
-    counts = {"messages": 0, "media_files": 0, "events": 0, "deliveries": 0}
-    tenants = list(db.session.execute(select(Tenant.id, Tenant.retention_messages_days, Tenant.retention_events_days)))
+    counts = {"messages": 0, "media_files": 0, "media_expired": 0, "events": 0, "deliveries": 0}
+    rows = list(
+        db.session.execute(
+            select(Tenant.id, Tenant.retention_messages_days, Tenant.retention_media_days, Tenant.retention_events_days)
+        )
+    )
+    kept = {tenant_id: retention.effective_days(m, media, e) for tenant_id, m, media, e in rows}
+    tenants = [(tenant_id, k.messages, k.events) for tenant_id, k in kept.items()]
     db.session.commit()  # the partition work runs on connections of its own
     if partitions.enabled():
         # PostgreSQL: messages and events go by whole monthly partitions (services.partitions.prune)
@@ -313,23 +321,24 @@ def prune(now: Any = None) -> dict[str, int]:
         counts["partitions_dropped"] = by_months["partitions_dropped"]
         for tenant_id, _message_days, event_days in tenants:
             counts["deliveries"] += _prune_deliveries(tenant_id, now - timedelta(days=event_days))
+        counts["media_expired"] += _prune_media(kept, now)
         if any(counts.values()):
             log.info("retention: deleted %s", counts)
         return counts
     for tenant_id, message_days, event_days in tenants:
         message_cutoff = now - timedelta(days=message_days)
         while True:
-            rows = db.session.execute(
+            found = db.session.execute(
                 select(Message.id, Message.media)
                 .where(Message.tenant_id == tenant_id, Message.created_at < message_cutoff)
                 .limit(PRUNE_CHUNK)
             ).all()
-            if not rows:
+            if not found:
                 break
-            keys = [str(media["key"]) for _id, media in rows if isinstance(media, dict) and media.get("key")]
-            db.session.execute(delete(Message).where(Message.id.in_([r[0] for r in rows])))
+            keys = [str(media["key"]) for _id, media in found if isinstance(media, dict) and media.get("key")]
+            db.session.execute(delete(Message).where(Message.id.in_([r[0] for r in found])))
             db.session.commit()
-            counts["messages"] += len(rows)
+            counts["messages"] += len(found)
             # after the commit: a row never names a deleted file (a file the store keeps is only logged)
             counts["media_files"] += delete_files(keys)
         event_cutoff = now - timedelta(days=event_days)
@@ -348,9 +357,16 @@ def prune(now: Any = None) -> dict[str, int]:
         WebhookEvent.tenant_id.is_(None),
         WebhookEvent.status != "pending",
     )
+    counts["media_expired"] += _prune_media(kept, now)
     if any(counts.values()):
         log.info("retention: deleted %s", counts)
     return counts
+
+
+def _prune_media(kept: dict[int, Any], now: Any) -> int:
+    from portal.services import retention
+
+    return sum(retention.prune_media(t, now - timedelta(days=k.media), now) for t, k in kept.items())
 
 
 def _prune_deliveries(tenant_id: int, cutoff: Any) -> int:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import Membership, Tenant, WahaSession
-from portal.services import audit
+from portal.services import audit, retention
 from portal.services.audit import Actor
 from portal.services.errors import Invalid, NotFound
 
@@ -18,6 +18,7 @@ LIMITS = {
     "send_rate_per_minute": (1, 600, "Messages per minute"),
     "retention_messages_days": (1, 3650, "Message retention"),
     "retention_events_days": (1, 365, "Event retention"),
+    "retention_media_days": (1, 3650, "Media retention"),
     "max_sessions": (0, 10000, "Session limit"),
 }
 # Settings that are on or off.
@@ -54,6 +55,8 @@ def update_settings(
         if value is None:
             continue
         value = _check_flag(field, value) if field in FLAGS else _check_range(field, value)
+        if field in retention.KINDS:
+            retention.check_days(field, int(value))  # a tenant may only shorten the platform's retention
         before = getattr(tenant, field)
         if before != value:
             changes[field] = (before, value)
