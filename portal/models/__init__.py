@@ -6,8 +6,8 @@ from portal.models.campaigns import Campaign, CampaignRecipient, CampaignReject,
 from portal.models.events import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from portal.models.inbox import CHAT_STATUSES, Chat, ChatNote, Contact, QuickReply
 from portal.models.messages import ACK_NAMES, STATUS_RANK, Message
-from portal.models.privacy import EXPORT_STATES, TenantExport
 from portal.models.outreach import OutreachSettings, QueuedSend, SendQueueSession
+from portal.models.privacy import EXPORT_STATES, TenantExport
 from portal.models.tenants import Invitation, Membership, Tenant, User
 from portal.models.users_sessions import BrowserSession
 from portal.models.waha import ENGINES, SESSION_STATUSES, Engine, SessionStatus, WahaServer, WahaSession
