@@ -93,6 +93,7 @@ def prune_media(tenant_id: int, cutoff: datetime, now: datetime) -> int:
             .limit(MEDIA_CHUNK)
         ).all()
         if not rows:
+            db.session.commit()  # ends the read: no lock on messages is kept (partition work needs none held)
             return total
         keys: list[str] = []
         for message_id, media in rows:

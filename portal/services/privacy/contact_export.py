@@ -31,13 +31,14 @@ from portal.services.privacy.subject import Subject
 MESSAGES_PAGE = 500
 
 
+def _session_names(tenant_id: int) -> dict[str, str]:
+    rows = db.session.execute(select(WahaSession.id, WahaSession.name).where(WahaSession.tenant_id == tenant_id))
+    return {session_id: name for session_id, name in rows}
+
+
 def _messages(subject: Subject, media: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
     """The person's messages, oldest first, read in pages (a long history never loads whole)."""
-    names = dict(
-        db.session.execute(
-            select(WahaSession.id, WahaSession.name).where(WahaSession.tenant_id == subject.tenant_id)
-        ).tuples()
-    )
+    names = _session_names(subject.tenant_id)
     after = 0
     while True:
         page = list(
@@ -70,9 +71,7 @@ def _messages(subject: Subject, media: list[tuple[str, str]]) -> Iterator[dict[s
 def contact_document(subject: Subject) -> dict[str, Any]:
     """Everything but the messages: the contact, opt-out, campaign recipients, queue entries, chats and notes."""
     tenant_id, ids = subject.tenant_id, subject.chat_ids
-    sessions = dict(
-        db.session.execute(select(WahaSession.id, WahaSession.name).where(WahaSession.tenant_id == tenant_id)).tuples()
-    )
+    sessions = _session_names(tenant_id)
     chats = []
     for chat in db.session.scalars(
         select(Chat).where(Chat.tenant_id == tenant_id, Chat.chat_id.in_(ids)).order_by(Chat.id)

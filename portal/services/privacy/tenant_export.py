@@ -57,11 +57,10 @@ class ExportExpired(ServiceError):
 def _paged(
     model: Any, *conditions: Any, skip: tuple[str, ...] = (), media: list[tuple[str, str]] | None = None
 ) -> Iterator[dict]:
-    after = 0
+    after: Any = None  # ids are numbers, sessions' are text: the first page has no lower bound
     while True:
-        page = list(
-            db.session.scalars(select(model).where(*conditions, model.id > after).order_by(model.id).limit(PAGE))
-        )
+        stmt = select(model).where(*conditions).order_by(model.id).limit(PAGE)
+        page = list(db.session.scalars(stmt if after is None else stmt.where(model.id > after)))
         for obj in page:
             item = row(obj, skip=skip)
             if media is not None and isinstance(getattr(obj, "media", None), dict) and obj.media.get("key"):
@@ -171,8 +170,8 @@ def build_export(export_id: int) -> str:
         with open(path, "rb") as source:
             size = storage().put(key, source, "application/zip")
     except Exception as exc:
-        log.exception("export %s of tenant %s failed", export_id, export.tenant_id)
         db.session.rollback()
+        log.exception("export %s failed", export_id)
         export = db.session.get(TenantExport, export_id)
         if export is not None:
             export.state, export.error, export.finished_at = "failed", f"{type(exc).__name__}"[:500], utcnow()
