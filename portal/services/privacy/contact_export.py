@@ -33,7 +33,7 @@ MESSAGES_PAGE = 500
 
 def _session_names(tenant_id: int) -> dict[str, str]:
     rows = db.session.execute(select(WahaSession.id, WahaSession.name).where(WahaSession.tenant_id == tenant_id))
-    return {session_id: name for session_id, name in rows}
+    return dict(rows.tuples().all())
 
 
 def _messages(subject: Subject, media: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
