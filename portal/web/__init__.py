@@ -17,6 +17,7 @@ from portal.web import (
     audit,
     auth,
     campaigns,
+    contact_data,
     contacts,
     dashboard,
     inbox,
@@ -27,6 +28,7 @@ from portal.web import (
     outreach,
     outreach_settings,
     platform,
+    privacy,
     quick_replies,
     servers,
     sessions,
@@ -48,6 +50,7 @@ BLUEPRINTS = (
     inbox_thread.bp,  # the inbox's thread pane
     inbox_actions.bp,  # and the actions on its messages
     contacts.bp,  # the people the tenant talks to
+    contact_data.bp,  # a contact's data: export and erase
     outreach.bp,  # the send queue of each session and the scheduled messages
     campaigns.bp,  # one message to many, through the send queue
     optouts.bp,  # the numbers that opted out
@@ -59,6 +62,7 @@ BLUEPRINTS = (
     audit.bp,
     settings.bp,
     outreach_settings.bp,
+    privacy.bp,  # data & privacy: retention, the tenant's export and deletion
     account.bp,
     platform.bp,
     servers.bp,  # platform area: WAHA servers

@@ -36,6 +36,7 @@ ADMIN_SECTIONS = (
     ("admin_audit.index", "Audit log", "audit:read"),
     ("admin_settings.index", "Settings", "settings:manage"),
     ("admin_outreach.index", "Outreach", "settings:manage"),
+    ("admin_privacy.index", "Data & privacy", "contacts:privacy"),
 )
 # The platform area's pages in menu order: (endpoint, label).
 PLATFORM_SECTIONS = (

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.permissions import ROLES
+from portal.services import privacy, retention, tenant_admin
 from portal.services import team as team_service
-from portal.services import tenant_admin
 from portal.services import tenants as tenants_service
 from portal.services.accounts import public_url
 from portal.services.errors import ServiceError
@@ -34,7 +35,28 @@ def index() -> ResponseReturnValue:
 
 @bp.get("/tenants")
 def tenants() -> ResponseReturnValue:
-    return page("platform/tenants.html", rows=tenant_admin.list_tenants())
+    return page(
+        "platform/tenants.html",
+        rows=tenant_admin.list_tenants(),
+        retention=retention.platform_days(),
+        form=ConfirmForm(formdata=None),
+    )
+
+
+@bp.post("/tenants/<int:tenant_id>/cancel-deletion")
+def cancel_deletion(tenant_id: int) -> ResponseReturnValue:
+    """A platform admin cancels a tenant's scheduled deletion during its grace period."""
+    tenant = tenant_admin.get_tenant(tenant_id)
+    if not ConfirmForm().validate_on_submit():
+        flash(_("The form expired; try again."), "error")
+    else:
+        try:
+            privacy.cancel_deletion(tenant, user_actor())
+        except ServiceError as exc:
+            flash(exc.message, "error")
+        else:
+            flash(_("The deletion of %(name)s is cancelled; it is active again.", name=tenant.name), "success")
+    return redirect(url_for(".tenants"), code=303)
 
 
 @bp.route("/tenants/new", methods=["GET", "POST"])

@@ -4,7 +4,7 @@ Retention by age is `services.retention` (run by the retention job, services.mai
 
 from portal.services.privacy.archive import remove, stream_file
 from portal.services.privacy.contact_erase import EraseReport, erase_contact
-from portal.services.privacy.contact_export import contact_document, export_contact
+from portal.services.privacy.contact_export import contact_document, count_messages, export_contact
 from portal.services.privacy.subject import Subject, by_contact, by_phone
 from portal.services.privacy.tenant_deletion import (
     cancel_deletion,
@@ -32,6 +32,7 @@ __all__ = [
     "by_phone",
     "cancel_deletion",
     "contact_document",
+    "count_messages",
     "erase_contact",
     "expire_exports",
     "export_contact",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import (
@@ -66,6 +66,18 @@ def _messages(subject: Subject, media: list[tuple[str, str]]) -> Iterator[dict[s
         after = page[-1].id
         for message in page:
             db.session.expunge(message)  # a long history is read page by page, not kept
+
+
+def count_messages(subject: Subject) -> int:
+    """How many messages to or from the person the tenant holds."""
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.tenant_id == subject.tenant_id, Message.chat_id.in_(subject.chat_ids))
+        )
+        or 0
+    )
 
 
 def contact_document(subject: Subject) -> dict[str, Any]:
