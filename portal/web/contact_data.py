@@ -27,7 +27,7 @@ def _typed_matches(typed: str, subject: privacy.Subject) -> bool:
     return typed == subject.chat_ids[0].split("@", 1)[0]
 
 
-def _render(subject: privacy.Subject, form: EraseContactForm, status: int = 200) -> Response:
+def _render(subject: privacy.Subject, form: EraseContactForm, status: int = 200) -> ResponseReturnValue:
     document = privacy.contact_document(subject)
     contact = subject.contact
     return page(

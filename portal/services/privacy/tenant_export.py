@@ -122,7 +122,7 @@ def _write(archive: Archive, tenant: Tenant) -> dict[str, int]:
     media: list[tuple[str, str]] = []
     counts["sessions"] = archive.json_list(
         "sessions.json", _paged(WahaSession, WahaSession.tenant_id == tid, skip=_SESSION_SECRETS)
-    )  # type: ignore[arg-type]
+    )
     counts["contacts"] = archive.json_list("contacts.json", _paged(Contact, Contact.tenant_id == tid))
     counts["chats"] = archive.json_list("chats.json", _paged(Chat, Chat.tenant_id == tid))
     counts["notes"] = archive.json_list("chat_notes.json", _paged(ChatNote, ChatNote.tenant_id == tid))
