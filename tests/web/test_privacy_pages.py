@@ -127,6 +127,8 @@ def test_owner_schedules_the_deletion_and_cancels_it(login, tenant, owner):
     assert response.status_code == 303
     db.session.expire_all()
     assert db.session.get(Tenant, tenant.id).is_active is False
+    landing = client.get("/contacts/")  # no active tenant left: the owner lands where the deletion is cancelled
+    assert landing.status_code == 302 and landing.headers["Location"].endswith("/admin/privacy/deletions")
     page = text(client.get("/admin/privacy/deletions"))
     assert "Scheduled for deletion on" in page
     assert (
