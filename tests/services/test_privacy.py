@@ -31,7 +31,7 @@ from portal.models import (
     WebhookEvent,
     utcnow,
 )
-from portal.services import events, maintenance, privacy, tenant_admin
+from portal.services import audit, events, maintenance, privacy, tenant_admin
 from portal.services.errors import Invalid, NotFound
 from portal.storage import storage
 from tests.builders import TEST_ACTOR, envelope, inbound_payload, make_tenant, new_session, stored_message
@@ -241,6 +241,8 @@ def test_erase_removes_the_person_from_every_table_and_whatsapp(tenant, sim, mak
     sim.inbound(session.external_name, from_=PERSON, text="hello from the phone")
     deliver(session, message(session, "hi, I am Ada"), message(session, "not Ada", sender=OTHER))
     made = _person_everywhere_extra(tenant, session)
+    audit.record(tenant.id, "contact.tags", TEST_ACTOR, details={"chat_id": CHAT, "after": ["vip"]}, commit=True)
+    audit.record(tenant.id, "message.send", TEST_ACTOR, details={"to": f"+{PERSON}1"}, commit=True)  # not them
     subject = privacy.by_phone(tenant, PERSON)
 
     report = privacy.erase_contact(tenant, TEST_ACTOR, subject)
@@ -267,6 +269,10 @@ def test_erase_removes_the_person_from_every_table_and_whatsapp(tenant, sim, mak
     entry = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "contact.erase")).one()
     assert PERSON not in json.dumps(entry.details) + entry.target_id
     assert entry.details["phone"] == "+49********99" and entry.details["messages"] == 2
+    tags = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "contact.tags")).one()
+    assert tags.details == {"redacted": "the person was erased"}
+    other = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "message.send")).one()
+    assert other.details == {"to": f"+{PERSON}1"}
 
 
 def _person_everywhere_extra(tenant: Any, session: Any) -> dict[str, Any]:

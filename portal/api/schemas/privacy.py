@@ -28,6 +28,7 @@ class EraseCounts(Response):
     events: int = Field(description="Stored webhook events naming the person.")
     deliveries: int = Field(description="Forwarded copies of those events.")
     contacts: int
+    auditRedacted: int = Field(description="Earlier audit entries that named the number, now without it.")
 
 
 class EraseResponse(Response):
@@ -52,6 +53,7 @@ class EraseResponse(Response):
                 events=c["events"],
                 deliveries=c["deliveries"],
                 contacts=c["contacts"],
+                auditRedacted=c["audit_redacted"],
             ),
             whatsappChatsDeleted=report.waha_deleted,
             whatsappChatsFailed=report.waha_failed,

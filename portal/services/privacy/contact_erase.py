@@ -22,6 +22,7 @@ from sqlalchemy import delete, select, update
 
 from portal.extensions import db
 from portal.models import (
+    AuditEvent,
     Campaign,
     CampaignRecipient,
     Chat,
@@ -46,7 +47,19 @@ log = logging.getLogger(__name__)
 
 _ADVISORY_CLASS = 5501  # event processing of a session (services.events.processing)
 ERASED_PREFIX = "erased:"
-COUNTED = ("messages", "files", "chats", "notes", "queue", "recipients", "opt_outs", "events", "deliveries", "contacts")
+COUNTED = (
+    "messages",
+    "files",
+    "chats",
+    "notes",
+    "queue",
+    "recipients",
+    "opt_outs",
+    "events",
+    "deliveries",
+    "contacts",
+    "audit_redacted",
+)
 
 
 @dataclass
@@ -73,9 +86,15 @@ def _lock_sessions(tenant_id: int) -> None:
 
 
 def _mentions(column: Any, chat_ids: tuple[str, ...]) -> Any:
-    """Rows whose JSON names one of the chat ids (the number before the "@", whatever the suffix)."""
+    """Rows whose JSON names one of the chat ids: `<number>@...` whatever the suffix, or the number alone as a
+    whole value (`"491701234567"`, `"+491701234567"`), never a longer number that starts with it."""
     text = sa.cast(column, sa.Text)
-    return sa.or_(*[text.contains(chat_id.split("@", 1)[0] + "@", autoescape=True) for chat_id in chat_ids])
+    found = []
+    for chat_id in chat_ids:
+        number = chat_id.split("@", 1)[0]
+        for form in (f"{number}@", f'"{number}"', f'"+{number}"'):
+            found.append(text.contains(form, autoescape=True))
+    return sa.or_(*found)
 
 
 def _sweep(subject: Subject, *, keep_opt_out: bool, keys: list[str], targets: set[tuple[str, str]]) -> dict[str, int]:
@@ -87,19 +106,20 @@ def _sweep(subject: Subject, *, keep_opt_out: bool, keys: list[str], targets: se
             select(Chat.session_id, Chat.chat_id).where(Chat.tenant_id == tenant_id, Chat.chat_id.in_(ids))
         ).tuples()
     )
-    # forwarded copies and the raw events first: their payloads carry the texts
-    counts["deliveries"] = rowcount(
-        db.session.execute(
-            delete(WebhookDelivery)
-            .where(WebhookDelivery.tenant_id == tenant_id, _mentions(WebhookDelivery.payload, ids))
-            .execution_options(synchronize_session=False)
-        )
-    )
+    # the raw events first, then their forwarded copies (the workers' order: events, then deliveries); their
+    # payloads carry the texts
     event_match = sa.or_(_mentions(WebhookEvent.payload, ids), _mentions(WebhookEvent.raw, ids))
     counts["events"] = rowcount(
         db.session.execute(
             delete(WebhookEvent)
             .where(WebhookEvent.tenant_id == tenant_id, event_match)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    counts["deliveries"] = rowcount(
+        db.session.execute(
+            delete(WebhookDelivery)
+            .where(WebhookDelivery.tenant_id == tenant_id, _mentions(WebhookDelivery.payload, ids))
             .execution_options(synchronize_session=False)
         )
     )
@@ -163,6 +183,15 @@ def _sweep(subject: Subject, *, keep_opt_out: bool, keys: list[str], targets: se
                 .execution_options(synchronize_session=False)
             )
         )
+    # earlier audit entries that name the number (a contact's tags, a send) keep their action, not the number
+    counts["audit_redacted"] = rowcount(
+        db.session.execute(
+            update(AuditEvent)
+            .where(AuditEvent.tenant_id == tenant_id, _mentions(AuditEvent.details, ids))
+            .values(details={"redacted": "the person was erased"})
+            .execution_options(synchronize_session=False)
+        )
+    )
     keys += [
         str(k)
         for k in db.session.scalars(

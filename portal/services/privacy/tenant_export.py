@@ -25,6 +25,8 @@ from portal.models import (
     Membership,
     Message,
     OptOut,
+    OptOutSettings,
+    OutreachSettings,
     QueuedSend,
     Tenant,
     TenantExport,
@@ -73,6 +75,11 @@ def _paged(
         after = page[-1].id
 
 
+def _one(model: Any, tenant_id: int) -> dict[str, Any] | None:
+    found = db.session.get(model, tenant_id)
+    return row(found) if found is not None else None
+
+
 def request_export(tenant: Tenant, actor: Actor) -> TenantExport:
     """Queue a new export of the whole tenant (one at a time: Conflict while one is being built)."""
     busy = db.session.scalar(
@@ -116,6 +123,8 @@ def _write(archive: Archive, tenant: Tenant) -> dict[str, int]:
             "tenant": row(tenant),
             "retentionApplied": {"messagesDays": kept.messages, "mediaDays": kept.media, "eventsDays": kept.events},
             "members": [{"email": e, "name": n, "role": r, "since": s} for e, n, r, s in members],
+            "outreachSettings": _one(OutreachSettings, tid),
+            "optOutSettings": _one(OptOutSettings, tid),
         },
     )
     counts: dict[str, int] = {}
