@@ -28,7 +28,7 @@ def _count(model, *conditions) -> int:
     return db.session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
 
 
-def test_export_then_erase_a_contact_from_its_page(page, sign_in, worker, tenant, owner, sim):
+def test_export_then_erase_a_contact_from_its_page(page, sign_in, shoot, worker, tenant, owner, sim):
     session = working_session(tenant, sim, "Support line")
     sim.inbound(session.external_name, from_=CUSTOMER, text="please send me my data")
     wait_for(
@@ -40,6 +40,7 @@ def test_export_then_erase_a_contact_from_its_page(page, sign_in, worker, tenant
     page.goto("/contacts/")
     page.get_by_role("link", name=re.compile(r"^Data of ")).click()
     expect(page.get_by_test_id("message-count")).to_have_text("1")
+    shoot("data-page")
 
     with page.expect_download() as caught:
         page.get_by_role("button", name="Download the data (ZIP)").click()
@@ -54,6 +55,9 @@ def test_export_then_erase_a_contact_from_its_page(page, sign_in, worker, tenant
     page.get_by_label("Type the number to confirm").fill("+49 170 9999999")
     page.get_by_role("button", name="Erase all data of this person").click()
     expect(page.get_by_text("was erased: 1 messages")).to_be_visible()
+    page.goto("/admin/privacy/")
+    expect(page.get_by_role("heading", name="Export all data")).to_be_visible()
+    shoot("admin-privacy")
     assert _count(Message, Message.chat_id == CHAT) == 0
     assert _count(Chat, Chat.chat_id == CHAT) == 0 and _count(Contact, Contact.chat_id == CHAT) == 0
     assert [d["chatId"] for d in sim.deleted_chats(session.external_name)] == [CHAT]
