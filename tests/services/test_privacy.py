@@ -454,3 +454,46 @@ def test_deletion_after_the_grace_period_removes_everything(tenant, sim, make_se
     assert not storage().exists(f"t/{tenant_id}/media/p1.png")
     entry = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "tenant.deleted")).one()
     assert entry.tenant_id is None and entry.details["slug"] == "acme"
+
+
+def test_a_file_still_downloading_when_its_person_is_erased_is_not_kept(app, client, tenant, sim):
+    """The download from WAHA takes a while (the simulator answers slowly); the person is erased meanwhile: the
+    file the download stores afterwards is deleted again, no row names it and nothing of the person stays."""
+    import base64
+
+    from portal.services import media
+    from tests.builders import relay_inbound_media, working_session
+
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+    )
+    session = working_session(tenant, sim, "Pictures")
+    relay_inbound_media(client, sim, session, png)
+    events.process_batch()  # the download job is queued (and left there)
+    row = db.session.scalar(select(Message).where(Message.media.is_not(None)))
+    row_id, url = row.id, row.media["source"]
+    before = set(storage().list_keys())
+    outcome: list[str] = []
+
+    def download() -> None:
+        with app.app_context():
+            try:
+                outcome.append(media.fetch_media(row_id, url))
+            finally:
+                db.session.remove()
+
+    sim.set_latency(800)
+    try:
+        worker = threading.Thread(target=download)
+        worker.start()
+        import time
+
+        time.sleep(0.3)  # the download is under way
+        privacy.erase_contact(tenant, TEST_ACTOR, privacy.by_phone(tenant, "491708888888"))
+        worker.join(15)
+    finally:
+        sim.set_latency(0)
+
+    assert outcome == ["skipped"]
+    assert set(storage().list_keys()) == before
+    assert _count(Message, Message.id == row_id) == 0
