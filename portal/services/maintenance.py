@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SYNC = Actor(type="system", label="sync")
 RECOVERY = Actor(type="system", label="recovery")
+RETENTION = Actor(type="system", label="retention")
 ORPHAN_GRACE_SECONDS = 600  # a WAHA session without a row is left alone this long (a create may be in flight)
 ORPHANS_KEY = "portal:orphans"
 WATCHDOG_SILENCE_SECONDS = 1800
@@ -322,8 +323,7 @@ def prune(now: Any = None) -> dict[str, int]:
         for tenant_id, _message_days, event_days in tenants:
             counts["deliveries"] += _prune_deliveries(tenant_id, now - timedelta(days=event_days))
         counts["media_expired"] += _prune_media(kept, now)
-        if any(counts.values()):
-            log.info("retention: deleted %s", counts)
+        _audit_prune(counts)
         return counts
     for tenant_id, message_days, event_days in tenants:
         message_cutoff = now - timedelta(days=message_days)
@@ -358,15 +358,30 @@ def prune(now: Any = None) -> dict[str, int]:
         WebhookEvent.status != "pending",
     )
     counts["media_expired"] += _prune_media(kept, now)
-    if any(counts.values()):
-        log.info("retention: deleted %s", counts)
+    _audit_prune(counts)
     return counts
 
 
+def _audit_prune(counts: dict[str, int]) -> None:
+    """A run that deleted anything is kept in the platform's audit log, with its counts."""
+    if any(counts.values()):
+        log.info("retention: deleted %s", counts)
+        audit.record(None, "retention.prune", RETENTION, details=counts, commit=True)
+
+
 def _prune_media(kept: dict[int, Any], now: Any) -> int:
+    """Media retention per tenant; a tenant whose files went gets an audit entry with the count and the days."""
     from portal.services import retention
 
-    return sum(retention.prune_media(t, now - timedelta(days=k.media), now) for t, k in kept.items())
+    total = 0
+    for tenant_id, days in kept.items():
+        files = retention.prune_media(tenant_id, now - timedelta(days=days.media), now)
+        if files:
+            details = {"files": files, "days": days.media}
+            audit.record(tenant_id, "retention.media_expired", RETENTION, target_type="tenant", details=details)
+            db.session.commit()
+        total += files
+    return total
 
 
 def _prune_deliveries(tenant_id: int, cutoff: Any) -> int:

@@ -92,6 +92,10 @@ def test_media_retention_deletes_old_files_and_keeps_their_messages(tenant, medi
     assert kept_old.media["status"] == "unavailable" and "key" not in kept_old.media
     assert not storage().exists(f"t/{tenant.id}/media/old.png")
     assert kept_new.media["status"] == "stored" and storage().exists(f"t/{tenant.id}/media/new.png")
+    entry = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "retention.media_expired")).one()
+    assert (entry.tenant_id, entry.details) == (tenant.id, {"files": 1, "days": 10})
+    run = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "retention.prune")).one()
+    assert run.tenant_id is None and run.details["media_expired"] == 1
 
 
 def test_platform_message_retention_caps_a_tenants_longer_setting(app, tenant):
