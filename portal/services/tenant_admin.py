@@ -11,7 +11,7 @@ from portal.extensions import db
 from portal.models import Membership, Tenant, WahaSession
 from portal.services import audit, retention
 from portal.services.audit import Actor
-from portal.services.errors import Invalid, NotFound
+from portal.services.errors import Conflict, Invalid, NotFound
 
 # Bounds people can reason about; beyond them a value is almost surely a typo.
 LIMITS = {
@@ -109,6 +109,11 @@ def get_tenant(tenant_id: int) -> Tenant:
 def set_tenant_active(tenant_id: int, active: bool, actor: Actor) -> Tenant:
     """Deactivate a tenant (its members can no longer work in it) or bring it back."""
     tenant = get_tenant(tenant_id)
+    if active and tenant.deletion_scheduled_for is not None:
+        raise Conflict(
+            "The tenant is scheduled for deletion; cancel the deletion to make it active again.",
+            code="deletion_scheduled",
+        )
     if tenant.is_active != active:
         tenant.is_active = active
         audit.record(

@@ -172,6 +172,12 @@ def confirm_deactivate(tenant_id: int) -> ResponseReturnValue:
 @bp.post("/tenants/<int:tenant_id>/active")
 def set_active(tenant_id: int) -> ResponseReturnValue:
     active = request.form.get("active") == "1"
-    tenant = tenant_admin.set_tenant_active(tenant_id, active, user_actor())
+    try:
+        tenant = tenant_admin.set_tenant_active(tenant_id, active, user_actor())
+    except ServiceError as exc:
+        if exc.status == 404:
+            raise
+        flash(exc.message, "error")
+        return redirect(url_for(".tenant_detail", tenant_id=tenant_id))
     flash(f"{tenant.name} is {'active again' if active else 'deactivated'}.", "success")
     return redirect(url_for(".tenant_detail", tenant_id=tenant.id))

@@ -151,3 +151,17 @@ def test_platform_admin_sees_the_limits_and_cancels_a_deletion(login, tenant, ow
     assert post(client, f"/platform/tenants/{tenant.id}/cancel-deletion", page="/platform/tenants").status_code == 303
     db.session.expire_all()
     assert db.session.get(Tenant, tenant.id).deletion_scheduled_for is None
+
+
+def test_platform_admin_cannot_just_activate_a_tenant_scheduled_for_deletion(login, tenant):
+    from tests.builders import TEST_ACTOR
+
+    privacy.request_deletion(tenant, TEST_ACTOR, tenant.slug)
+    client = login(make_user(None, email="root@example.com", is_platform_admin=True))
+
+    response = post(client, f"/platform/tenants/{tenant.id}/active", {"active": "1"}, page="/platform/tenants")
+
+    assert response.status_code == 302
+    assert "cancel the deletion" in text(client.get(response.headers["Location"]))
+    db.session.expire_all()
+    assert db.session.get(Tenant, tenant.id).is_active is False
