@@ -19,7 +19,7 @@ PRIVACY_ROUTES: tuple[ApiRoute, ...] = (
         "Data protection",
         "contacts:privacy",
         binary=True,
-        errors=(400, *AUTH, 404),
+        errors=(400, *AUTH, 404, 503),
         description="A ZIP with contact.json (the contact, opt-out state, campaign recipient rows, send queue "
         "entries, chats and their notes), messages.json (every message to or from the number, oldest first; "
         "`file` names its stored file) and media/ (the stored files). phone in international form (+49170..., "
@@ -34,12 +34,13 @@ PRIVACY_ROUTES: tuple[ApiRoute, ...] = (
         "contacts:privacy",
         response=p.EraseResponse,
         query=p.EraseQuery,
-        errors=(400, *AUTH, 404),
+        errors=(400, *AUTH, 404, 503),
         description="Deletes the number's messages and stored files, chats and notes, send queue entries, opt-out "
         "(unless keepOptOut), webhook events and forwarded copies naming it, and the contact; campaign recipient "
         "rows keep their place without the number. WAHA is asked to delete the chat on each session. Messages "
         "arriving during the erase are erased too; later ones start a new record. Audited as contact.erase with "
-        "the number masked and hashed, and the counts.",
+        "the number masked and hashed, and the counts. 503 `session_busy` when the sessions' rows stay locked by other "
+        "work: nothing was half-erased, repeat the call.",
     ),
 )
 
