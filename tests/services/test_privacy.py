@@ -22,6 +22,7 @@ from portal.models import (
     Chat,
     ChatNote,
     Contact,
+    IdempotencyRecord,
     Message,
     OptOut,
     QueuedSend,
@@ -245,6 +246,9 @@ def test_erase_removes_the_person_from_every_table_and_whatsapp(tenant, sim, mak
     sim.inbound(session.external_name, from_=PERSON, text="hello from the phone")
     deliver(session, message(session, "hi, I am Ada"), message(session, "not Ada", sender=OTHER))
     made = _person_everywhere_extra(tenant, session)
+    db.session.add(
+        IdempotencyRecord(tenant_id=tenant.id, key="k1", fingerprint="f", status_code=201, response={"chatId": CHAT})
+    )
     audit.record(tenant.id, "contact.tags", TEST_ACTOR, details={"chat_id": CHAT, "after": ["vip"]}, commit=True)
     audit.record(tenant.id, "message.send", TEST_ACTOR, details={"to": f"+{PERSON}1"}, commit=True)  # not them
     subject = privacy.by_phone(tenant, PERSON)
@@ -259,6 +263,7 @@ def test_erase_removes_the_person_from_every_table_and_whatsapp(tenant, sim, mak
     assert _count(Contact, Contact.chat_id.in_(mine)) == 0
     assert _count(QueuedSend, QueuedSend.chat_id.in_(mine)) == 0
     assert _count(OptOut, OptOut.chat_id.in_(mine)) == 0
+    assert _count(IdempotencyRecord, IdempotencyRecord.tenant_id == tenant.id) == 0
     assert _count(WebhookEvent, WebhookEvent.tenant_id == tenant.id, WebhookEvent.event == "message") == 1  # OTHER's
     recipient = db.session.scalar(select(CampaignRecipient).where(CampaignRecipient.campaign_id == made["campaign"].id))
     assert recipient.chat_id.startswith("erased:") and recipient.values == {} and recipient.state == "skipped"

@@ -28,6 +28,7 @@ from portal.models import (
     Chat,
     ChatNote,
     Contact,
+    IdempotencyRecord,
     Message,
     OptOut,
     QueuedSend,
@@ -59,6 +60,7 @@ COUNTED = (
     "deliveries",
     "contacts",
     "audit_redacted",
+    "idempotency",
 )
 
 
@@ -183,6 +185,14 @@ def _sweep(subject: Subject, *, keep_opt_out: bool, keys: list[str], targets: se
                 .execution_options(synchronize_session=False)
             )
         )
+    # stored answers replayed for an Idempotency-Key (a send's answer names the chat and the text)
+    counts["idempotency"] = rowcount(
+        db.session.execute(
+            delete(IdempotencyRecord)
+            .where(IdempotencyRecord.tenant_id == tenant_id, _mentions(IdempotencyRecord.response, ids))
+            .execution_options(synchronize_session=False)
+        )
+    )
     # earlier audit entries that name the number (a contact's tags, a send) keep their action, not the number
     counts["audit_redacted"] = rowcount(
         db.session.execute(
