@@ -17,6 +17,8 @@ PERMISSIONS = {
     "team:manage": "Invite, change and remove members",
     "settings:manage": "Change tenant settings",
     "quick_replies:manage": "Add, change and delete the tenant's quick replies",
+    "contacts:privacy": "Export and erase a contact's data (data protection requests); export the tenant's data",
+    "tenant:delete": "Ask for the tenant's deletion, or cancel it during the grace period",
 }
 
 # Linking a phone to a session is one permission, whichever way it is done: whoever may see the QR code (or a
@@ -45,6 +47,7 @@ _ADMIN = _OPERATE | {
     "tokens:manage",
     "team:manage",
     "settings:manage",
+    "contacts:privacy",
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {

@@ -55,6 +55,8 @@ JOB_START_CAMPAIGN = "portal.jobs.campaigns.start_campaign"
 JOB_ADVANCE_CAMPAIGNS = "portal.jobs.campaigns.advance_campaigns"
 JOB_DISPATCH_SENDS = "portal.jobs.outreach.dispatch_sends"
 JOB_SWEEP_SENDS = "portal.jobs.outreach.sweep_sends"
+JOB_EXPORT_TENANT = "portal.jobs.privacy.export_tenant"
+JOB_PRIVACY_UPKEEP = "portal.jobs.privacy.upkeep"
 
 RUNNER_EXTENSION = "portal_jobs"  # app.extensions key of the app's runner
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
-from flask import Flask, abort, g, request, session
+from flask import Flask, abort, g, redirect, request, session, url_for
 from flask_login import current_user
 
 from portal.models import Tenant
@@ -110,6 +110,8 @@ def require(permission: str) -> Callable:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             principal = current_principal()
             if principal is None:
+                if _owns_scheduled_deletion():
+                    return redirect(url_for("admin_privacy.deletions"))  # where the owner can cancel it
                 abort(403, "You are not a member of any tenant yet. Ask an admin to invite you.")
             if not principal.can(permission):
                 abort(403, "Your role does not allow this.")
@@ -118,6 +120,15 @@ def require(permission: str) -> Callable:
         return wrapped
 
     return decorator
+
+
+def _owns_scheduled_deletion() -> bool:
+    """A signed-in owner whose only tenants are scheduled for deletion (and so inactive)."""
+    if not (current_user and current_user.is_authenticated):
+        return False
+    from portal.services.privacy import scheduled_for_owner
+
+    return bool(scheduled_for_owner(current_user._get_current_object()))
 
 
 def init_app(app: Flask) -> None:

@@ -358,6 +358,11 @@ def delete_message(session, chat_id, message_id):
     return _answer(sim().delete_message(session, chat_id, message_id))
 
 
+@bp.delete("/api/<session>/chats/<chat_id>")
+def delete_chat(session, chat_id):
+    return json_response(sim().delete_chat(session, chat_id))
+
+
 @bp.post("/api/forwardMessage")
 def forward_message():
     return json_response(sim().forward(body_json()), 201)

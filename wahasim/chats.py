@@ -172,6 +172,21 @@ class ChatsMixin:
 
         return self._with_wait(attempt)
 
+    def delete_chat(self, name, chat_id: str) -> dict:
+        """DELETE /api/{s}/chats/{chatId}: the chat and its messages are gone from the account (recorded for
+        tests); a chat the account never had answers 200 too, as WAHA does."""
+
+        def attempt():
+            s = self._working(name)
+            chat = shapes.normalize_chat(chat_id)
+            for store in (s.inbox, s.outbox):
+                for key in [k for k, record in store.items() if record["chatId"] == chat]:
+                    del store[key]
+            s.deleted_chats.append({"chatId": chat, "at": time.time()})
+            return {"result": True}
+
+        return self._with_wait(attempt)
+
     def forward(self, body) -> dict:
         """POST /api/forwardMessage: send a copy of a message this session has to `chatId` (deduplicated on
         `id` like the sends); emits `message.any` and the acks of a send."""
@@ -434,6 +449,12 @@ class ChatsMixin:
         with self.lock:
             s = self.sessions.get(name)
             return copy.deepcopy(s.reads) if s is not None else []
+
+    def deleted_chats(self, name: str) -> list[dict]:
+        """Every chat deleted through `DELETE /api/{s}/chats/{chatId}`: `[{chatId, at}]`."""
+        with self.lock:
+            s = self.sessions.get(name)
+            return copy.deepcopy(s.deleted_chats) if s is not None else []
 
     def typing_log(self, name: str) -> list[dict]:
         """Every startTyping/stopTyping call: `[{chatId, state, at}]`."""

@@ -73,6 +73,7 @@ class Session:
     contacts: dict = field(default_factory=dict)  # chat id -> {name, pushname, picture, lid}
     reads: list = field(default_factory=list)  # what messages/read marked read: {chatId, ids, at}
     typing: list = field(default_factory=list)  # startTyping/stopTyping calls: {chatId, state, at}
+    deleted_chats: list = field(default_factory=list)  # DELETE /api/{s}/chats/{chatId} calls: {chatId, at}
     # WhatsApp's limits on the account (wahasim.limits): kept across stop/restart, like the account itself
     limits: dict = field(default_factory=lambda: {"timelock": None, "capping": None})
     passkey: dict | None = None  # the pending passkey pairing (wahasim.passkey)

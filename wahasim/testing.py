@@ -137,6 +137,9 @@ class SimServer:
     def read_receipts(self, name: str) -> list[dict]:
         return self._sim.read_receipts(name)
 
+    def deleted_chats(self, name: str) -> list[dict]:
+        return self._sim.deleted_chats(name)
+
     def typing_log(self, name: str) -> list[dict]:
         return self._sim.typing_log(name)
 

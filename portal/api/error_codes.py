@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from portal.api.openapi_campaigns import CAMPAIGN_ERROR_CODES
 from portal.api.openapi_inbox import INBOX_ERROR_CODES
+from portal.api.openapi_privacy import PRIVACY_ERROR_CODES
 from portal.api.openapi_scheduled import SCHEDULED_ERROR_CODES
 from portal.api.openapi_usage import USAGE_ERROR_CODES
 from portal.api.route_table import ErrorCode
@@ -80,6 +81,7 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode(503, "waha_unavailable", "WhatsApp (WAHA) is down, slow or busy; retry after Retry-After seconds."),
     *INBOX_ERROR_CODES,
     *SCHEDULED_ERROR_CODES,
+    *PRIVACY_ERROR_CODES,
     *CAMPAIGN_ERROR_CODES,
     *USAGE_ERROR_CODES,
 )

@@ -10,6 +10,7 @@ from portal.api.openapi_campaigns import CAMPAIGN_MODELS, CAMPAIGN_ROUTES
 from portal.api.openapi_exports import EXPORT_ROUTES
 from portal.api.openapi_inbox import INBOX_MODELS, INBOX_ROUTES
 from portal.api.openapi_pairing import PAIRING_MODELS, PAIRING_ROUTES
+from portal.api.openapi_privacy import PRIVACY_MODELS, PRIVACY_ROUTES
 from portal.api.openapi_scheduled import SCHEDULED_MODELS, SCHEDULED_ROUTES
 from portal.api.openapi_usage import USAGE_MODELS, USAGE_ROUTES
 from portal.api.route_table import AUTH, WAHA, ApiRoute
@@ -336,6 +337,7 @@ ROUTES: tuple[ApiRoute, ...] = (
     *CAMPAIGN_ROUTES,
     *EXPORT_ROUTES,
     *USAGE_ROUTES,
+    *PRIVACY_ROUTES,
     ApiRoute(
         "GET",
         "/waha/health",
@@ -395,6 +397,7 @@ COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
     *SCHEDULED_MODELS,
     *CAMPAIGN_MODELS,
     *USAGE_MODELS,
+    *PRIVACY_MODELS,
     s.ErrorResponse,
     s.ErrorBody,
     s.FieldError,

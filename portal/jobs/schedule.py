@@ -17,6 +17,7 @@ from portal.queue import (
     JOB_DISPATCH_DUE,
     JOB_ENSURE_PARTITIONS,
     JOB_FETCH_AVATARS,
+    JOB_PRIVACY_UPKEEP,
     JOB_PRUNE,
     JOB_PRUNE_BROWSER_SESSIONS,
     JOB_RECONCILE,
@@ -66,6 +67,8 @@ SCHEDULE: list[dict[str, Any]] = [
     {"id": "quotas-media-recount", "func": JOB_RECOUNT_MEDIA, "interval": 3600, "queue": QUEUE_MAINTENANCE},
     # retention of messages, media files, events and deliveries (PostgreSQL: whole monthly partitions)
     {"id": "retention-prune", "func": JOB_PRUNE, "interval": 3600, "queue": QUEUE_MAINTENANCE},
+    # expired whole-tenant exports, and tenants whose deletion's grace period is over
+    {"id": "privacy-upkeep", "func": JOB_PRIVACY_UPKEEP, "interval": 3600, "queue": QUEUE_MAINTENANCE},
 ]
 
 # Defaults of the interval settings that are not in portal.config.

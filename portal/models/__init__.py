@@ -7,6 +7,7 @@ from portal.models.events import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from portal.models.inbox import CHAT_STATUSES, Chat, ChatNote, Contact, QuickReply
 from portal.models.messages import ACK_NAMES, STATUS_RANK, Message
 from portal.models.outreach import OutreachSettings, QueuedSend, SendQueueSession
+from portal.models.privacy import EXPORT_STATES, TenantExport
 from portal.models.quotas import LIMIT_COLUMNS, Plan, QuotaUsage, QuotaWarning
 from portal.models.tenants import Invitation, Membership, Tenant, User
 from portal.models.two_factor import RecoveryCode, RememberedBrowser, WebAuthnCredential
@@ -48,6 +49,8 @@ __all__ = [
     "RecoveryCode",
     "RememberedBrowser",
     "Tenant",
+    "TenantExport",
+    "EXPORT_STATES",
     "User",
     "WahaServer",
     "WahaSession",

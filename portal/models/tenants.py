@@ -38,11 +38,18 @@ class Tenant(TimestampMixin, Base):
     send_rate_per_minute: Mapped[int] = mapped_column(Integer, default=30)
     retention_messages_days: Mapped[int] = mapped_column(Integer, default=90)
     retention_events_days: Mapped[int] = mapped_column(Integer, default=14)
+    # stored media files go after this many days (the message rows stay); None: the platform default
+    retention_media_days: Mapped[int | None] = mapped_column(Integer)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Opening a chat in the portal marks it read on WhatsApp too (the customer sees blue ticks).
     read_receipts: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa.true())
     # Every member must sign in with a second factor (those without one are led to enrolment).
     require_two_factor: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa.false())
+    # The owner asked for the tenant's deletion: it is inactive from then on and deleted with everything it holds
+    # at deletion_scheduled_for, unless the owner or a platform admin cancels first (services.privacy).
+    deletion_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deletion_scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deletion_requested_by: Mapped[str | None] = mapped_column(String(254))
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="tenant", cascade="all, delete-orphan")
 

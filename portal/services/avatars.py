@@ -17,6 +17,7 @@ from typing import IO, Any
 import sqlalchemy as sa
 from flask import url_for
 from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
 
 from portal.extensions import db
 from portal.models import Chat, Contact, Tenant, WahaSession, get_for_tenant, utcnow
@@ -103,7 +104,13 @@ def store_avatar(contact: Contact, url: str | None) -> str:
     storage().save(key, answer.body, mimetype)
     previous = contact.avatar_key
     contact.avatar_key, contact.avatar_state = key, "stored"
-    db.session.commit()
+    try:
+        db.session.commit()
+    except StaleDataError:
+        # the contact was erased while the picture downloaded: the picture must not outlive it
+        db.session.rollback()
+        storage().delete(key)
+        return "skipped"
     if previous and previous != key:
         storage().delete(previous)  # after the commit: the row never names a deleted file
     return "stored"

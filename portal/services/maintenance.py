@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SYNC = Actor(type="system", label="sync")
 RECOVERY = Actor(type="system", label="recovery")
+RETENTION = Actor(type="system", label="retention")
 ORPHAN_GRACE_SECONDS = 600  # a WAHA session without a row is left alone this long (a create may be in flight)
 ORPHANS_KEY = "portal:orphans"
 WATCHDOG_SILENCE_SECONDS = 1800
@@ -291,17 +292,25 @@ def watchdog(silence: int | None = None) -> list[str]:
 
 
 def prune(now: Any = None) -> dict[str, int]:
-    """Delete what each tenant's retention settings no longer keep: messages (and their stored files) after
-    retention_messages_days; events and delivery attempts after retention_events_days.
+    """Delete what each tenant's retention no longer keeps (services.retention: the tenant's settings, capped by the
+    platform's): messages (and their stored files) after the message retention; the stored files of younger
+    messages after the media retention (the rows stay, marked); events and delivery attempts after the event
+    retention.
 
     On PostgreSQL messages and events go by whole monthly partitions (services.partitions.prune: a row stays up
-    to about a month past its retention); SQLite deletes rows in chunks."""
-    from portal.services import partitions
+    to about a month past its retention); SQLite deletes rows in chunks. Media files go by row on both."""
+    from portal.services import partitions, retention
     from portal.services.media_files import delete_files
 
     now = now or utcnow()
-    counts = {"messages": 0, "media_files": 0, "events": 0, "deliveries": 0}
-    tenants = list(db.session.execute(select(Tenant.id, Tenant.retention_messages_days, Tenant.retention_events_days)))
+    counts = {"messages": 0, "media_files": 0, "media_expired": 0, "events": 0, "deliveries": 0}
+    rows = list(
+        db.session.execute(
+            select(Tenant.id, Tenant.retention_messages_days, Tenant.retention_media_days, Tenant.retention_events_days)
+        )
+    )
+    kept = {tenant_id: retention.effective_days(m, media, e) for tenant_id, m, media, e in rows}
+    tenants = [(tenant_id, k.messages, k.events) for tenant_id, k in kept.items()]
     db.session.commit()  # the partition work runs on connections of its own
     if partitions.enabled():
         # PostgreSQL: messages and events go by whole monthly partitions (services.partitions.prune)
@@ -313,23 +322,23 @@ def prune(now: Any = None) -> dict[str, int]:
         counts["partitions_dropped"] = by_months["partitions_dropped"]
         for tenant_id, _message_days, event_days in tenants:
             counts["deliveries"] += _prune_deliveries(tenant_id, now - timedelta(days=event_days))
-        if any(counts.values()):
-            log.info("retention: deleted %s", counts)
+        counts["media_expired"] += _prune_media(kept, now)
+        _audit_prune(counts)
         return counts
     for tenant_id, message_days, event_days in tenants:
         message_cutoff = now - timedelta(days=message_days)
         while True:
-            rows = db.session.execute(
+            found = db.session.execute(
                 select(Message.id, Message.media)
                 .where(Message.tenant_id == tenant_id, Message.created_at < message_cutoff)
                 .limit(PRUNE_CHUNK)
             ).all()
-            if not rows:
+            if not found:
                 break
-            keys = [str(media["key"]) for _id, media in rows if isinstance(media, dict) and media.get("key")]
-            db.session.execute(delete(Message).where(Message.id.in_([r[0] for r in rows])))
+            keys = [str(media["key"]) for _id, media in found if isinstance(media, dict) and media.get("key")]
+            db.session.execute(delete(Message).where(Message.id.in_([r[0] for r in found])))
             db.session.commit()
-            counts["messages"] += len(rows)
+            counts["messages"] += len(found)
             # after the commit: a row never names a deleted file (a file the store keeps is only logged)
             counts["media_files"] += delete_files(keys)
         event_cutoff = now - timedelta(days=event_days)
@@ -348,9 +357,31 @@ def prune(now: Any = None) -> dict[str, int]:
         WebhookEvent.tenant_id.is_(None),
         WebhookEvent.status != "pending",
     )
+    counts["media_expired"] += _prune_media(kept, now)
+    _audit_prune(counts)
+    return counts
+
+
+def _audit_prune(counts: dict[str, int]) -> None:
+    """A run that deleted anything is kept in the platform's audit log, with its counts."""
     if any(counts.values()):
         log.info("retention: deleted %s", counts)
-    return counts
+        audit.record(None, "retention.prune", RETENTION, details=counts, commit=True)
+
+
+def _prune_media(kept: dict[int, Any], now: Any) -> int:
+    """Media retention per tenant; a tenant whose files went gets an audit entry with the count and the days."""
+    from portal.services import retention
+
+    total = 0
+    for tenant_id, days in kept.items():
+        files = retention.prune_media(tenant_id, now - timedelta(days=days.media), now)
+        if files:
+            details = {"files": files, "days": days.media}
+            audit.record(tenant_id, "retention.media_expired", RETENTION, target_type="tenant", details=details)
+            db.session.commit()
+        total += files
+    return total
 
 
 def _prune_deliveries(tenant_id: int, cutoff: Any) -> int:

@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
 
 from portal.extensions import db
 from portal.models import Message, Tenant, WahaSession, utcnow
@@ -243,15 +244,22 @@ def fetch_media(message_id: int, url: str) -> str:
         return "over_quota"
     key = new_key(message.tenant_id, "m", extension(mimetype))
     storage().save(key, content, mimetype)
-    _settle(
-        message,
-        media,
-        status="stored",
-        key=key,
-        mimetype=mimetype,
-        size=len(content),
-        sha256=hashlib.sha256(content).hexdigest(),
-    )
+    try:
+        _settle(
+            message,
+            media,
+            status="stored",
+            key=key,
+            mimetype=mimetype,
+            size=len(content),
+            sha256=hashlib.sha256(content).hexdigest(),
+        )
+    except StaleDataError:
+        # the row went while the file downloaded (a contact's erase, a session's delete, retention): the file
+        # must not outlive it
+        db.session.rollback()
+        storage().delete(key)
+        return "skipped"
     return "stored"
 
 

@@ -9,15 +9,16 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import Membership, Tenant, WahaSession
-from portal.services import audit
+from portal.services import audit, retention
 from portal.services.audit import Actor
-from portal.services.errors import Invalid, NotFound
+from portal.services.errors import Conflict, Invalid, NotFound
 
 # Bounds people can reason about; beyond them a value is almost surely a typo.
 LIMITS = {
     "send_rate_per_minute": (1, 600, "Messages per minute"),
     "retention_messages_days": (1, 3650, "Message retention"),
     "retention_events_days": (1, 365, "Event retention"),
+    "retention_media_days": (1, 3650, "Media retention"),
     "max_sessions": (0, 10000, "Session limit"),
 }
 # Settings that are on or off.
@@ -55,6 +56,8 @@ def update_settings(
         if value is None:
             continue
         value = _check_flag(field, value) if field in FLAGS else _check_range(field, value)
+        if field in retention.KINDS:
+            retention.check_days(field, int(value))  # a tenant may only shorten the platform's retention
         before = getattr(tenant, field)
         if before != value:
             changes[field] = (before, value)
@@ -110,6 +113,11 @@ def get_tenant(tenant_id: int) -> Tenant:
 def set_tenant_active(tenant_id: int, active: bool, actor: Actor) -> Tenant:
     """Deactivate a tenant (its members can no longer work in it) or bring it back."""
     tenant = get_tenant(tenant_id)
+    if active and tenant.deletion_scheduled_for is not None:
+        raise Conflict(
+            "The tenant is scheduled for deletion; cancel the deletion to make it active again.",
+            code="deletion_scheduled",
+        )
     if tenant.is_active != active:
         tenant.is_active = active
         audit.record(

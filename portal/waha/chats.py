@@ -64,6 +64,13 @@ class ChatsMixin(WahaTransport):
         return SendResult(message_id=normalize_message_id(raw) or f"true_{chat}_{new_id}", raw=raw)
 
     @_observed
+    def delete_chat(self, session: str, chat_id: str) -> None:
+        """Delete the chat and its messages from the account (``DELETE /api/{session}/chats/{chatId}``): the
+        phone no longer shows it. Already gone is WahaNotFound, which callers erasing a contact treat as done."""
+        path = f"/api/{_segment(session)}/chats/{_segment(to_chat_id(chat_id))}"
+        self._request("DELETE", path, retry_safe=True)
+
+    @_observed
     def start_typing(self, session: str, chat_id: str) -> None:
         """Show "typing..." to the chat (WhatsApp drops it after a while, or when a message is sent)."""
         self._request("POST", "/api/startTyping", body=self._chat_body(session, chat_id), retry_safe=True)

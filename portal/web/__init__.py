@@ -17,6 +17,7 @@ from portal.web import (
     audit,
     auth,
     campaigns,
+    contact_data,
     contacts,
     dashboard,
     exports,
@@ -29,6 +30,7 @@ from portal.web import (
     outreach_settings,
     platform,
     platform_plans,
+    privacy,
     quick_replies,
     servers,
     sessions,
@@ -54,6 +56,7 @@ BLUEPRINTS = (
     inbox_thread.bp,  # the inbox's thread pane
     inbox_actions.bp,  # and the actions on its messages
     contacts.bp,  # the people the tenant talks to
+    contact_data.bp,  # a contact's data: export and erase
     outreach.bp,  # the send queue of each session and the scheduled messages
     campaigns.bp,  # one message to many, through the send queue
     optouts.bp,  # the numbers that opted out
@@ -65,6 +68,7 @@ BLUEPRINTS = (
     audit.bp,
     settings.bp,
     outreach_settings.bp,
+    privacy.bp,  # data & privacy: retention, the tenant's export and deletion
     account.bp,
     two_factor.bp,  # the second step of sign-in, passkey sign-in, your factors
     two_factor_admin.bp,  # resetting a member's lost factors

@@ -109,6 +109,13 @@ class SettingsForm(FlaskForm):
     send_rate_per_minute = _bounded("send_rate_per_minute", "Messages per minute, per session")
     retention_messages_days = _bounded("retention_messages_days", "Keep messages for (days)")
     retention_events_days = _bounded("retention_events_days", "Keep webhook events for (days)")
+    retention_media_days = IntegerField(
+        _l("Keep media files for (days)"),
+        validators=[
+            Optional(),
+            NumberRange(min=1, max=LIMITS["retention_media_days"][1], message=_l("Enter a whole number of days.")),
+        ],
+    )
     max_sessions = _bounded("max_sessions", "Most WhatsApp sessions")
     read_receipts = BooleanField("Send read receipts")
     require_two_factor = BooleanField(_l("Require two-factor sign-in of every member"))

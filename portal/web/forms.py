@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
@@ -100,6 +101,25 @@ class SessionCreateForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """A bare form: its CSRF token guards confirmation pages and action buttons."""
+
+
+class DeleteTenantForm(FlaskForm):
+    """Asking for the tenant's deletion: its id typed again."""
+
+    confirm = StringField(
+        _l("Type the tenant's id to confirm"),
+        validators=[DataRequired(message=_l("Type the tenant's id to confirm.")), Length(max=63)],
+    )
+
+
+class EraseContactForm(FlaskForm):
+    """Erasing a person: the number typed again, and whether it stays on the opt-out list."""
+
+    confirm = StringField(
+        _l("Type the number to confirm"),
+        validators=[DataRequired(message=_l("Type the number to confirm.")), Length(max=64)],
+    )
+    keep_opt_out = BooleanField(_l("Keep the number on the opt-out list (no campaign writes to them again)"))
 
 
 class PasskeyForm(FlaskForm):

@@ -37,6 +37,7 @@ ADMIN_SECTIONS = (
     ("admin_settings.index", "Settings", "settings:manage"),
     ("admin_outreach.index", "Outreach", "settings:manage"),
     ("usage.index", "Plan usage", "settings:manage"),
+    ("admin_privacy.index", "Data & privacy", "contacts:privacy"),
 )
 # The platform area's pages in menu order: (endpoint, label).
 PLATFORM_SECTIONS = (

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.permissions import ROLES
-from portal.services import quotas, tenant_admin
+from portal.services import privacy, quotas, retention, tenant_admin
 from portal.services import team as team_service
 from portal.services import tenants as tenants_service
 from portal.services.accounts import public_url
@@ -34,8 +35,29 @@ def index() -> ResponseReturnValue:
 
 @bp.get("/tenants")
 def tenants() -> ResponseReturnValue:
-    plan_names = {plan.id: plan.name for plan in quotas.list_plans()}
-    return page("platform/tenants.html", rows=tenant_admin.list_tenants(), plan_names=plan_names)
+    return page(
+        "platform/tenants.html",
+        rows=tenant_admin.list_tenants(),
+        plan_names={plan.id: plan.name for plan in quotas.list_plans()},
+        retention=retention.platform_days(),
+        form=ConfirmForm(formdata=None),
+    )
+
+
+@bp.post("/tenants/<int:tenant_id>/cancel-deletion")
+def cancel_deletion(tenant_id: int) -> ResponseReturnValue:
+    """A platform admin cancels a tenant's scheduled deletion during its grace period."""
+    tenant = tenant_admin.get_tenant(tenant_id)
+    if not ConfirmForm().validate_on_submit():
+        flash(_("The form expired; try again."), "error")
+    else:
+        try:
+            privacy.cancel_deletion(tenant, user_actor())
+        except ServiceError as exc:
+            flash(exc.message, "error")
+        else:
+            flash(_("The deletion of %(name)s is cancelled; it is active again.", name=tenant.name), "success")
+    return redirect(url_for(".tenants"), code=303)
 
 
 @bp.route("/tenants/new", methods=["GET", "POST"])
@@ -153,6 +175,12 @@ def confirm_deactivate(tenant_id: int) -> ResponseReturnValue:
 @bp.post("/tenants/<int:tenant_id>/active")
 def set_active(tenant_id: int) -> ResponseReturnValue:
     active = request.form.get("active") == "1"
-    tenant = tenant_admin.set_tenant_active(tenant_id, active, user_actor())
+    try:
+        tenant = tenant_admin.set_tenant_active(tenant_id, active, user_actor())
+    except ServiceError as exc:
+        if exc.status == 404:
+            raise
+        flash(exc.message, "error")
+        return redirect(url_for(".tenant_detail", tenant_id=tenant_id))
     flash(f"{tenant.name} is {'active again' if active else 'deactivated'}.", "success")
     return redirect(url_for(".tenant_detail", tenant_id=tenant.id))

@@ -6,7 +6,7 @@ from flask import Blueprint, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
-from portal.services import quotas, tenant_admin
+from portal.services import quotas, retention, tenant_admin
 from portal.services.errors import ServiceError
 from portal.tenancy import require
 from portal.web.admin_forms import SettingsForm
@@ -18,6 +18,7 @@ LABELS = {
     "send_rate_per_minute": "messages per minute",
     "retention_messages_days": "message retention",
     "retention_events_days": "event retention",
+    "retention_media_days": "media retention",
     "max_sessions": "session limit",
     "read_receipts": "read receipts",
     "require_two_factor": "two-factor sign-in required",
@@ -56,4 +57,11 @@ def index() -> ResponseReturnValue:
                     flash("Nothing changed.", "info")
                 return redirect(url_for(".index"))
     session_limit = quotas.limit_of(who.tenant, "sessions")
-    return page("admin/settings.html", status, form=form, tenant=who.tenant, session_limit=session_limit)
+    return page(
+        "admin/settings.html",
+        status,
+        form=form,
+        tenant=who.tenant,
+        session_limit=session_limit,
+        limits=retention.platform_days(),
+    )

@@ -287,3 +287,19 @@ def test_forward_is_retried_when_no_connection_could_be_opened(waha, waha_client
 
     assert waha_client.forward_message("s1", CHAT, MSG).message_id == "true_491709999999@c.us_F1"
     assert len(waha.calls) == 2
+
+
+def test_delete_chat_deletes_the_chats_path(waha, waha_client, waha_url):
+    waha.delete(f"{waha_url}/api/s1/chats/491709999999%40c.us", status=200, body="")
+
+    assert waha_client.delete_chat("s1", "+49 170 9999999") is None
+
+    request = last(waha)
+    assert (request.method, path_of(request), request.body) == ("DELETE", "/api/s1/chats/491709999999%40c.us", None)
+
+
+def test_delete_chat_of_a_session_waha_does_not_have_is_not_found(waha, waha_client, waha_url):
+    waha.delete(f"{waha_url}/api/s1/chats/{CHAT.replace('@', '%40')}", status=404, json={"message": "Not Found"})
+
+    with pytest.raises(errors.WahaNotFound):
+        waha_client.delete_chat("s1", CHAT)

@@ -36,6 +36,21 @@ def working(api):
     return api
 
 
+# ---------------------------------------------------------------- deleting a chat
+
+
+def test_delete_chat_removes_its_messages_and_is_recorded(working, server):
+    server.inbound("default", from_=CHAT, text="mine")
+    server.inbound("default", from_=OTHER, text="theirs")
+
+    response = working("DELETE", f"/api/default/chats/{CHAT}")
+
+    assert response.status_code == 200
+    assert [d["chatId"] for d in server.deleted_chats("default")] == [CHAT]
+    overview = working("GET", "/api/default/chats/overview").json()
+    assert [c["id"] for c in overview] == [OTHER]
+
+
 # ---------------------------------------------------------------- read receipts
 
 
