@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from portal.api.openapi_campaigns import CAMPAIGN_ERROR_CODES
 from portal.api.openapi_inbox import INBOX_ERROR_CODES
+from portal.api.openapi_optouts import OPT_OUT_ERROR_CODES
 from portal.api.openapi_scheduled import SCHEDULED_ERROR_CODES
 from portal.api.route_table import ErrorCode
 
@@ -81,4 +82,5 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     *INBOX_ERROR_CODES,
     *SCHEDULED_ERROR_CODES,
     *CAMPAIGN_ERROR_CODES,
+    *OPT_OUT_ERROR_CODES,
 )

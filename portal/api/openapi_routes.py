@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from portal.api import schemas as s
 from portal.api.openapi_campaigns import CAMPAIGN_MODELS, CAMPAIGN_ROUTES
 from portal.api.openapi_inbox import INBOX_MODELS, INBOX_ROUTES
+from portal.api.openapi_optouts import OPT_OUT_MODELS, OPT_OUT_ROUTES
 from portal.api.openapi_pairing import PAIRING_MODELS, PAIRING_ROUTES
 from portal.api.openapi_scheduled import SCHEDULED_MODELS, SCHEDULED_ROUTES
 from portal.api.route_table import AUTH, WAHA, ApiRoute
@@ -332,6 +333,7 @@ ROUTES: tuple[ApiRoute, ...] = (
     *INBOX_ROUTES,
     *SCHEDULED_ROUTES,
     *CAMPAIGN_ROUTES,
+    *OPT_OUT_ROUTES,
     ApiRoute(
         "GET",
         "/waha/health",
@@ -390,6 +392,7 @@ COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
     *INBOX_MODELS,
     *SCHEDULED_MODELS,
     *CAMPAIGN_MODELS,
+    *OPT_OUT_MODELS,
     s.ErrorResponse,
     s.ErrorBody,
     s.FieldError,
