@@ -48,13 +48,13 @@ OPT_OUT_ROUTES: tuple[ApiRoute, ...] = (
         "Opt-outs",
         "messages:send",
         response=o.OptOutImportResponse,
-        body=o.OptOutImportForm,
-        multipart=True,
+        body=o.ImportOptOutsDto,
         errors=(400, *AUTH, 413),
-        description="multipart/form-data with a CSV in field `file` (UTF-8, at most 5 MB): a `phone` column, or "
-        "the numbers in the first column when the first line is no header. Valid numbers are added in one "
+        description="The CSV as text in `csv` (at most 5 MB): a `phone` column, or the numbers in the first "
+        "column when the first line is no header. Valid numbers are added in one "
         "transaction (listed ones are counted as already); rows that are not numbers are reported by line. "
         "Audited as opt_out.import.",
+        example={"csv": "phone\n+491701234567\n+491701234568\n"},
     ),
     ApiRoute(
         "DELETE",
@@ -77,5 +77,5 @@ OPT_OUT_MODELS = (
     o.AddOptOutDto,
     o.OptOutImportResponse,
     o.OptOutImportRowError,
-    o.OptOutImportForm,
+    o.ImportOptOutsDto,
 )

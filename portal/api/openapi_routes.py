@@ -183,12 +183,15 @@ ROUTES: tuple[ApiRoute, ...] = (
         "Messages",
         "messages:send",
         response=s.MessageResponse,
+        accepted=s.ScheduledMessageResponse,
         body=s.MediaUploadForm,
         multipart=True,
         idempotent=True,
         errors=(400, *AUTH, 404, 409, 413, 422, *WAHA),
         description="multipart/form-data with the file in field `file` plus `to` and an optional "
-        "`caption`; the media type follows the file's mimetype unless `type` is given.",
+        "`caption`; the media type follows the file's mimetype unless `type` is given. With `sendAt` the message "
+        "is scheduled as with the JSON send: 202 with the scheduled message (see /waha/scheduled), the file kept "
+        "in the portal's file store until it is sent.",
     ),
     ApiRoute(
         "GET",

@@ -3,15 +3,14 @@ same service (services.optouts) and rules as the portal's page."""
 
 from __future__ import annotations
 
-from flask import Response, request
+from flask import Response
 
 from portal.api import bp
 from portal.api.auth import api_route
-from portal.api.common import actor, dto_field_names, json_body, query, send, single_values, tenant
-from portal.api.schemas import validate
+from portal.api.common import actor, dto_field_names, json_body, query, send, tenant
 from portal.api.schemas.optouts import (
     AddOptOutDto,
-    OptOutImportForm,
+    ImportOptOutsDto,
     OptOutImportResponse,
     OptOutImportRowError,
     OptOutListQuery,
@@ -45,18 +44,9 @@ def add_opt_out() -> Response:
 @bp.post("/opt-outs/import")
 @api_route("messages:send")
 def import_opt_outs() -> Response:
-    validate(OptOutImportForm, single_values(request.form, "form", ()), where="form")
-    extra = [name for name in request.files if name != "file"]
-    if extra:
-        raise Invalid(
-            "Only one file, in the field 'file', may be uploaded.",
-            details={"fields": [{"field": n, "message": "Unknown field."} for n in extra]},
-        )
-    upload = request.files.get("file")
-    content = upload.read(optouts.IMPORT_MAX_BYTES + 1) if upload is not None else b""
-    if not content:
-        raise Invalid.field("file", "Attach the CSV as multipart/form-data field 'file'.")
-    result = optouts.import_csv(tenant(), actor(), content)
+    dto = json_body(ImportOptOutsDto)
+    with dto_field_names({"file": "csv"}):
+        result = optouts.import_csv(tenant(), actor(), dto.csv.encode("utf-8"))
     errors = [OptOutImportRowError(line=line, reason=reason) for line, reason in result.errors[:ERRORS_SHOWN]]
     answer = OptOutImportResponse(
         added=result.added, already=result.already, errors=errors, errorCount=len(result.errors)

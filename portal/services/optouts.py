@@ -250,7 +250,10 @@ def import_csv(tenant: Tenant, actor: Actor, content: bytes) -> ImportResult:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise Invalid.field("file", "The file is not UTF-8 text.") from None
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:  # a NUL, a field over the csv module's limit
+        raise Invalid.field("file", f"The file is not a readable CSV ({exc}).") from None
     if not rows:
         raise Invalid.field("file", "The file is empty.")
     header = [cell.strip().casefold() for cell in rows[0]]

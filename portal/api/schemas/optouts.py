@@ -43,7 +43,11 @@ class OptOutListQuery(Request):
 
 class AddOptOutDto(Request):
     phone: str = Field(
-        min_length=3, max_length=160, description=RECIPIENT_DOC, examples=["+491701234567"], json_schema_extra=RECIPIENT_RULE
+        min_length=3,
+        max_length=160,
+        description=RECIPIENT_DOC,
+        examples=["+491701234567"],
+        json_schema_extra=RECIPIENT_RULE,
     )
     note: str | None = Field(None, max_length=200, description="Why it is listed (shown on the portal's list).")
 
@@ -53,9 +57,17 @@ class AddOptOutDto(Request):
         return check_recipient(value)
 
 
-class OptOutImportForm(Request):
-    """POST /waha/opt-outs/import has only its `file`: a CSV with a `phone` column (or the numbers in the first
-    column when the first line is no header), UTF-8, at most 5 MB."""
+IMPORT_MAX_CHARS = 5 * 1024 * 1024
+
+
+class ImportOptOutsDto(Request):
+    csv: str = Field(
+        min_length=1,
+        max_length=IMPORT_MAX_CHARS,
+        description="The CSV's text: a `phone` column, or the numbers in the first column when the first line is no "
+        "header (at most 5 MB as UTF-8).",
+        examples=["phone\n+491701234567\n+491701234568\n"],
+    )
 
 
 class OptOutResponse(Response):
