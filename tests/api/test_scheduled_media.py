@@ -117,3 +117,12 @@ def test_another_tenants_scheduled_upload_is_not_found(api, other_api, working_s
     assert other_api.delete(f"/waha/scheduled/{item['id']}").status_code == 404
     assert _schedule(other_api, working_session).status_code == 404
     assert api.get(f"/waha/scheduled/{item['id']}").get_json()["state"] == "queued"
+
+
+def test_deleting_the_session_deletes_its_scheduled_files(api, working_session):
+    item = _schedule(api, working_session).get_json()
+    key = _row(item["id"]).media["held"]
+
+    assert api.delete(f"/waha/sessions/{working_session['id']}").status_code == 204
+
+    assert not storage().exists(key)
