@@ -47,6 +47,9 @@ BATCH = 200
 LOOK_EVERY = 0.25  # seconds between two looks for a poke (a transactional item waits at most this much longer)
 WINDOW = LOOK_EVERY  # seconds of traffic claimed (and paced) at once
 CLAIM_MAX = 20
+# Claimed items not sent within this long (WAHA became slow mid-window) go back to the full plan, far inside the
+# sweep's STALE_SENDING, so the sweep never puts back an item this stream still holds.
+CLAIM_HOLD_MAX = 30.0
 FLUSH_COUNT, FLUSH_EVERY = 25, 1.0  # "sent" outcomes are written together: this many, or after this long
 EXTEND_EVERY = 5.0  # seconds between two extensions of the session's lock (it lasts waiting.LOCK_MS)
 
@@ -185,6 +188,7 @@ def stream_campaign(
     ready: deque[Work] = deque()  # claimed, not handed to the send yet
     cells: deque[float] = deque()  # when each pacing slot taken for them opens (time.monotonic)
     last_call: datetime | None = None  # this stream's previous call to WAHA
+    claimed_at = 0.0  # when the items in `ready` were claimed (time.monotonic)
 
     def flush() -> None:
         nonlocal flushed, last
@@ -194,6 +198,7 @@ def stream_campaign(
 
     def take(todo: deque[Work]) -> bool:
         """Claim the next window of items and take their pacing slots; False when pacing says stop."""
+        nonlocal claimed_at
         size = min(len(todo), _window(rate, settings.gap_max, busy))
         granted, offset = pacing.reserve(session_id, rate, size, burst=1)
         if granted == 0:
@@ -207,6 +212,7 @@ def stream_campaign(
         cells.clear()  # slots left over (a gate held an item, another dispatcher claimed one) go unused
         cells.extend(now + offset + k * interval for k in range(granted))
         ready.extend(_claim([todo.popleft() for _ in range(size)]))
+        claimed_at = time.monotonic()
         return True
 
     try:
@@ -222,7 +228,7 @@ def stream_campaign(
                     looked = began
                     if poked(session_id):
                         return
-                if began >= deadline:
+                if began >= deadline or (ready and began - claimed_at > CLAIM_HOLD_MAX):
                     return
                 now = utcnow()
                 if settings.quiet_until(now) is not None:
