@@ -66,6 +66,7 @@ def test_a_pause_mid_stream_leaves_every_unsent_item_queued_as_it_was(tenant, wo
     assert sorted(m["body"] for m in sim.sent_messages(working.external_name)) == sorted(f"m{i}" for i in range(120))
 
 
+@pytest.mark.smoke
 def test_gates_are_asked_just_before_each_claimed_item_goes(tenant, working, sim, dispatch):
     ids = _campaign_items(tenant, working, 40)
     held, skipped = set(ids[5:15:2]), set(ids[6:16:2])
