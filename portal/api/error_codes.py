@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from portal.api.openapi_campaigns import CAMPAIGN_ERROR_CODES
 from portal.api.openapi_inbox import INBOX_ERROR_CODES
+from portal.api.openapi_optouts import OPT_OUT_ERROR_CODES
 from portal.api.openapi_privacy import PRIVACY_ERROR_CODES
 from portal.api.openapi_scheduled import SCHEDULED_ERROR_CODES
 from portal.api.openapi_usage import USAGE_ERROR_CODES
@@ -84,4 +85,5 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     *PRIVACY_ERROR_CODES,
     *CAMPAIGN_ERROR_CODES,
     *USAGE_ERROR_CODES,
+    *OPT_OUT_ERROR_CODES,
 )

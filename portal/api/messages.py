@@ -126,8 +126,21 @@ def send_media(session_id: str) -> Response:
             "media.caption": "caption",
             "media.kind": "type",
             "media": "file",
+            "send_at": "sendAt",
         }
     ):
+        if form.sendAt is not None:
+            item = outreach.schedule_message(
+                tenant(),
+                session_id,
+                actor(),
+                to=form.to,
+                send_at=form.sendAt,
+                media=media,
+                reply_to=form.replyTo,
+                idempotency_key=idempotency_key(),
+            )
+            return send(ScheduledMessageResponse.of(item), 202)
         message = messages.send_message(
             tenant(),
             session_id,

@@ -147,11 +147,13 @@ _PATH_NAMES = {
     "contact_id": "contact",
     "reply_id": "quick reply",
     "item_id": "scheduled message",
+    "campaign_id": "campaign",
 }
 # Session ids are opaque text, chat ids WhatsApp's (491701234567@c.us); the other ids are numbers.
 _PATH_SCHEMAS: dict[str, dict[str, Any]] = {
     "session_id": {"type": "string", "pattern": r"^[^\u0000/]+$"},
     "chat_id": {"type": "string", "maxLength": 128, "pattern": s.CHAT_ID_PATTERN},
+    "phone": {"type": "string", "maxLength": 160, "pattern": s.RECIPIENT_PATTERN},
 }
 
 
@@ -163,6 +165,8 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
             what = _PATH_NAMES.get(name, "message")
             schema = dict(_PATH_SCHEMAS.get(name, {"type": "string", "pattern": "^[0-9]{1,19}$"}))
             description = f"The {what}'s id" + (" on WhatsApp, e.g. 491701234567@c.us." if name == "chat_id" else ".")
+            if name == "phone":
+                description = "The number: +491701234567, 491701234567 or 491701234567@c.us."
             params.append({"name": name, "in": "path", "required": True, "description": description, "schema": schema})
     return params
 

@@ -9,6 +9,7 @@ from portal.api import schemas as s
 from portal.api.openapi_campaigns import CAMPAIGN_MODELS, CAMPAIGN_ROUTES
 from portal.api.openapi_exports import EXPORT_ROUTES
 from portal.api.openapi_inbox import INBOX_MODELS, INBOX_ROUTES
+from portal.api.openapi_optouts import OPT_OUT_MODELS, OPT_OUT_ROUTES
 from portal.api.openapi_pairing import PAIRING_MODELS, PAIRING_ROUTES
 from portal.api.openapi_privacy import PRIVACY_MODELS, PRIVACY_ROUTES
 from portal.api.openapi_scheduled import SCHEDULED_MODELS, SCHEDULED_ROUTES
@@ -185,12 +186,15 @@ ROUTES: tuple[ApiRoute, ...] = (
         "Messages",
         "messages:send",
         response=s.MessageResponse,
+        accepted=s.ScheduledMessageResponse,
         body=s.MediaUploadForm,
         multipart=True,
         idempotent=True,
         errors=(400, *AUTH, 404, 409, 413, 422, *WAHA),
         description="multipart/form-data with the file in field `file` plus `to` and an optional "
-        "`caption`; the media type follows the file's mimetype unless `type` is given.",
+        "`caption`; the media type follows the file's mimetype unless `type` is given. With `sendAt` the message "
+        "is scheduled as with the JSON send: 202 with the scheduled message (see /waha/scheduled), the file kept "
+        "in the portal's file store until it is sent.",
     ),
     ApiRoute(
         "GET",
@@ -338,6 +342,7 @@ ROUTES: tuple[ApiRoute, ...] = (
     *EXPORT_ROUTES,
     *USAGE_ROUTES,
     *PRIVACY_ROUTES,
+    *OPT_OUT_ROUTES,
     ApiRoute(
         "GET",
         "/waha/health",
@@ -398,6 +403,7 @@ COMPONENT_MODELS: tuple[type[BaseModel], ...] = (
     *CAMPAIGN_MODELS,
     *USAGE_MODELS,
     *PRIVACY_MODELS,
+    *OPT_OUT_MODELS,
     s.ErrorResponse,
     s.ErrorBody,
     s.FieldError,

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import Contact, Message
+from portal.models import Contact, Message, QueuedSend
 
 log = logging.getLogger(__name__)
 
@@ -25,17 +25,27 @@ def _media_keys(*conditions: Any) -> list[str]:
     return [str(media["key"]) for media in rows if isinstance(media, dict) and media.get("key")]
 
 
+def _held_keys(*conditions: Any) -> list[str]:
+    """Files of scheduled messages waiting in the send queue (services.outreach.held_media)."""
+    rows = db.session.scalars(
+        select(QueuedSend.media).where(QueuedSend.scheduled.is_(True), QueuedSend.media.is_not(None), *conditions)
+    )
+    return [str(media["held"]) for media in rows if isinstance(media, dict) and media.get("held")]
+
+
 def session_keys(session_id: str) -> list[str]:
-    """Keys of the stored files of a session's messages."""
-    return _media_keys(Message.session_id == session_id)
+    """Keys of the stored files of a session's messages and of its scheduled messages."""
+    return _media_keys(Message.session_id == session_id) + _held_keys(QueuedSend.session_id == session_id)
 
 
 def tenant_keys(tenant_id: int) -> list[str]:
-    """Keys of every stored file of a tenant: its messages' media and its contacts' pictures."""
+    """Keys of every stored file of a tenant: its messages' media, its scheduled messages' files and its
+    contacts' pictures."""
     avatars = db.session.scalars(
         select(Contact.avatar_key).where(Contact.tenant_id == tenant_id, Contact.avatar_key.is_not(None))
     )
-    return _media_keys(Message.tenant_id == tenant_id) + [str(key) for key in avatars]
+    held = _held_keys(QueuedSend.tenant_id == tenant_id)
+    return _media_keys(Message.tenant_id == tenant_id) + held + [str(key) for key in avatars]
 
 
 def contact_keys(contact: Contact) -> list[str]:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
 from portal.models import ApiToken, Membership, Message, OptOut, OptOutSettings, Tenant
+from portal.pagination import id_page
 from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.errors import Forbidden, Invalid, NotFound
@@ -150,17 +151,35 @@ def opted_out_among(tenant_id: int, chat_ids: Iterable[str]) -> set[str]:
 
 def add(tenant: Tenant, actor: Actor, phone: Any, *, source: str = "manual", note: str | None = None) -> OptOut:
     """Put a number on the list (a number already there is left as it is); audited as opt_out.add."""
+    return add_one(tenant, actor, phone, source=source, note=note)[0]
+
+
+def add_one(
+    tenant: Tenant, actor: Actor, phone: Any, *, source: str = "manual", note: str | None = None
+) -> tuple[OptOut, bool]:
+    """`add`, also telling whether the number is new on the list (False: it was listed already, nothing changed,
+    nothing audited; a concurrent add of the same number counts as already listed)."""
     chat_id = _chat_id(phone)
+    if note is not None and not isinstance(note, str):
+        raise Invalid.field("note", "The note must be text.")
     existing = db.session.scalar(select(OptOut).where(OptOut.tenant_id == tenant.id, OptOut.chat_id == chat_id))
     if existing is not None:
-        return existing
+        return existing, False
     row = OptOut(tenant_id=tenant.id, chat_id=chat_id, source=source, note=(note or "").strip()[:200] or None)
     row.created_by = actor.label
-    db.session.add(row)
-    db.session.flush()
+    try:
+        with db.session.begin_nested():  # a concurrent add of the same number: the unique key answers
+            db.session.add(row)
+            db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        existing = db.session.scalar(select(OptOut).where(OptOut.tenant_id == tenant.id, OptOut.chat_id == chat_id))
+        if existing is None:
+            raise
+        return existing, False
     audit.record(tenant.id, "opt_out.add", actor, target_type="opt_out", target_id=chat_id, details={"source": source})
     db.session.commit()
-    return row
+    return row, True
 
 
 def remove(tenant: Tenant, actor: Actor, phone: Any) -> None:
@@ -191,6 +210,30 @@ def list_opt_outs(tenant: Tenant, *, q: str | None = None, offset: int = 0, limi
     return OptOutPage(items, total)
 
 
+CURSOR_PREFIX = "o"
+
+
+@dataclass
+class OptOutKeysetPage:
+    items: list[OptOut]
+    next_cursor: str | None
+
+
+def page_opt_outs(
+    tenant: Tenant, *, phone: Any = None, q: str | None = None, cursor: str | None = None, limit: int = 50
+) -> OptOutKeysetPage:
+    """The tenant's list, newest first, in keyset pages (the API); `phone` narrows to that number (Invalid when
+    it is not one), `q` to numbers containing its digits."""
+    stmt = OptOut.scoped(tenant.id)
+    if phone is not None:
+        stmt = stmt.where(OptOut.chat_id == _chat_id(phone))
+    digits = "".join(ch for ch in (q or "") if ch.isdigit())
+    if digits:
+        stmt = stmt.where(OptOut.chat_id.contains(digits))
+    items, next_cursor = id_page(db.session, stmt, OptOut.id, cursor, CURSOR_PREFIX, limit)
+    return OptOutKeysetPage(items, next_cursor)
+
+
 @dataclass
 class ImportResult:
     added: int
@@ -207,7 +250,10 @@ def import_csv(tenant: Tenant, actor: Actor, content: bytes) -> ImportResult:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise Invalid.field("file", "The file is not UTF-8 text.") from None
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:  # a NUL, a field over the csv module's limit
+        raise Invalid.field("file", f"The file is not a readable CSV ({exc}).") from None
     if not rows:
         raise Invalid.field("file", "The file is empty.")
     header = [cell.strip().casefold() for cell in rows[0]]

@@ -106,6 +106,56 @@ def try_acquire(session_id: str, rate_per_minute: int, *, burst: int | None = No
     return 0.0 if allowed else max(float(wait), 0.001)
 
 
+# KEYS[1] the session's TAT; ARGV[1] interval, ARGV[2] tolerance (seconds), ARGV[3] cells wanted. Takes every cell
+# at once when the first is due ({n, "<seconds since the first was allowed, <= 0>"}), else none ({0, "<wait>"}).
+_RESERVE_LUA = """
+if redis.replicate_commands then redis.replicate_commands() end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local cells = tonumber(ARGV[3])
+local raw = redis.call('GET', KEYS[1])
+local tat = now
+if raw then tat = math.max(tonumber(raw), now) end
+local allowed_at = tat - tolerance
+if now < allowed_at then
+  return {0, string.format('%.6f', allowed_at - now)}
+end
+local new_tat = tat + interval * cells
+redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+return {cells, string.format('%.6f', allowed_at - now)}
+"""
+
+_RESERVE_SHA = hashlib.sha1(_RESERVE_LUA.encode()).hexdigest()
+
+
+def reserve(session_id: str, rate_per_minute: int, cells: int, *, burst: int | None = None) -> tuple[int, float]:
+    """Take `cells` consecutive send slots in one round trip, when the first is due now: (cells, offset), where
+    slot k (from 0) may be used `offset + k * 60 / rate` seconds from now (offset <= 0). Else (0, seconds until
+    the first is due). The slots are the ones `try_acquire` would hand out one by one to a sender that never
+    falls behind; a sender that does must also keep `60 / rate` seconds after its own previous send (the send
+    queue's stream does), so no message goes sooner than one slot at a time would let it. Redis down: the
+    slots are given (as `try_acquire` does); a rate of 0 or less waits a minute."""
+    if rate_per_minute <= 0:
+        return 0, 60.0
+    burst = burst or burst_for(rate_per_minute)
+    interval = 60.0 / rate_per_minute
+    args = (1, KEY_PREFIX + session_id, repr(interval), repr(interval * (burst - 1)), str(int(cells)))
+    try:
+        client = redis_store.client
+        try:
+            granted, offset = client.evalsha(_RESERVE_SHA, *args)
+        except redis.exceptions.NoScriptError:
+            granted, offset = client.eval(_RESERVE_LUA, *args)
+    except redis.RedisError as exc:
+        log.info("send pacing skipped: Redis is unavailable (%s)", type(exc).__name__)
+        return cells, 0.0
+    if int(granted) == 0:
+        return 0, max(float(offset), 0.001)
+    return int(granted), min(float(offset), 0.0)
+
+
 def reset(session_id: str) -> None:
     """Forget a session's pacing state (used when a session is deleted)."""
     try:

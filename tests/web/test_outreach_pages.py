@@ -149,6 +149,42 @@ def test_send_page_schedules_for_a_local_time(owner_client, tenant, working, sim
     assert "see you tomorrow" in listing and local.strftime("%Y-%m-%d %H:%M JST") in listing
 
 
+def test_send_page_schedules_a_file_and_keeps_it_in_the_store_until_sent(owner_client, tenant, working, sim):
+    import io
+
+    from portal.storage import storage
+
+    local = (utcnow() + timedelta(hours=2)).replace(second=0, microsecond=0)
+    token = csrf_token(owner_client, "/messages/send")
+
+    response = owner_client.post(
+        "/messages/send",
+        data={
+            "csrf_token": token,
+            "session_id": working.id,
+            "to": "+49 170 9999999",
+            "text": "the invoice",
+            "media_kind": "",
+            "media_file": (io.BytesIO(b"%PDF-1.4 invoice"), "invoice.pdf", "application/pdf"),
+            "send_at": local.strftime("%Y-%m-%dT%H:%M"),
+        },
+        content_type="multipart/form-data",
+    )
+
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    item = db.session.scalar(select(QueuedSend))
+    assert (item.scheduled, item.state, item.media["kind"], item.media["caption"]) == (
+        True,
+        "queued",
+        "document",
+        "the invoice",
+    )
+    assert "data" not in item.media
+    with storage().open(item.media["held"]) as handle:
+        assert handle.read() == b"%PDF-1.4 invoice"
+    assert sim.sent_messages(working.external_name) == []
+
+
 def test_composer_send_later_answers_202_and_queues(owner_client, tenant, working):
     chat = Chat(tenant_id=tenant.id, session_id=working.id, chat_id=CHAT, name="Ana")
     db.session.add(chat)

@@ -255,11 +255,28 @@ class MediaUploadForm(Request):
         pattern=NOT_BLANK,
         description="The message this one answers: its id in the portal (or its WhatsApp id), of the same chat.",
     )
+    sendAt: datetime | None = Field(
+        None,
+        description=SEND_AT_DOC + " The file is kept in the portal's file store until the message is sent.",
+        json_schema_extra=string_rule(pattern=DATE_TIME_PATTERN),
+    )
 
     @field_validator("to")
     @classmethod
     def _recipient(cls, value: str) -> str:
         return check_recipient(value)
+
+    @field_validator("sendAt", mode="before")
+    @classmethod
+    def _send_at(cls, value: Any) -> Any:
+        return None if value is None else check_send_at_wire(value)
+
+    @field_validator("sendAt")
+    @classmethod
+    def _send_at_years(cls, value: datetime | None) -> datetime | None:
+        if value is not None and not MIN_YEAR <= value.year <= MAX_YEAR:
+            raise PydanticCustomError("date_range", f"Give a date between the years {MIN_YEAR} and {MAX_YEAR}.")
+        return value
 
 
 class MessageListQuery(Request):

@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, exists, func, select
+from sqlalchemy.dialects.postgresql import JSONB
 
 from portal.extensions import db
-from portal.models import Contact
+from portal.models import Contact, OptOut
 from portal.services.contacts import display_name
 from portal.services.errors import Invalid
 from portal.services.recipients import parse_phone
@@ -157,23 +158,68 @@ def _drop_opted_out(out: Validated, opted_out: Callable[[set[str]], set[str]]) -
     return out
 
 
-def tagged_rows(tenant_id: int, tag: str, used: list[str], opted_out: Callable[[set[str]], set[str]]) -> Validated:
-    """The tenant's contacts with `tag` that have a phone number, as audience rows ({{name}} and {{phone}})."""
-    out = Validated()
-    stmt = select(Contact).where(Contact.tenant_id == tenant_id).order_by(Contact.id)
-    for position, contact in enumerate(_with_tag(db.session.scalars(stmt), tag), start=1):
-        out.total += 1
-        if not contact.chat_id.endswith("@c.us"):
-            out.rejects.append((position, contact.chat_id[:64], INVALID_PHONE, "not a phone number"))
-            continue
-        name = display_name(contact.saved_name, contact.push_name, contact.chat_id)
-        values = {"phone": "+" + contact.chat_id.removesuffix("@c.us"), "name": name}
-        out.rows.append(Row(position, contact.chat_id, values))
-    return _drop_opted_out(out, opted_out)
+TAG_BATCH = 2000  # tagged contacts read (and their recipients written) at a time
 
 
-def _with_tag(contacts: Any, tag: str) -> Iterator[Contact]:
+def _has_tag(dialect: str, tag: str) -> Any:
+    """The SQL condition "the contact has `tag`" (tags compare without case, as the portal shows them).
+
+    PostgreSQL: JSON containment on the lower-cased tags (`lower(tags::text)::jsonb @> '["vip"]'`; lower-casing
+    the JSON text keeps it valid JSON). SQLite: the tags' elements through json_each, compared lower-cased
+    (SQLite lowers ASCII letters only: a tag with other letters is narrowed to contacts with tags, and the
+    caller's exact comparison decides). SQL's lower() is not Python's casefold(): a tag spelt with ß does not
+    match one spelt with ss."""
     wanted = tag.casefold()
-    for contact in contacts:
-        if any(t.casefold() == wanted for t in contact.tags or []):
-            yield contact
+    if dialect == "postgresql":
+        lowered = cast(func.lower(cast(Contact.tags, Text)), JSONB)
+        return lowered.op("@>")(func.jsonb_build_array(wanted))
+    if not wanted.isascii():
+        return func.json_array_length(Contact.tags) > 0
+    elements = func.json_each(Contact.tags).table_valued("value").alias("tag")
+    return exists(select(1).select_from(elements).where(func.lower(elements.c.value) == wanted))
+
+
+def tagged_batches(tenant_id: int, tag: str, batch: int = TAG_BATCH) -> Iterator[Validated]:
+    """The tenant's contacts with `tag`, as audience rows ({{name}} and {{phone}}), a batch at a time: one query
+    per batch (keyset on the contact's id) that filters by the tag in SQL and tells whether the number is on the
+    opt-out list, so a tag of 100,000 contacts never sits in memory at once. Each batch carries its rows, its
+    rejects (not a phone number, opted out) and how many contacts it read (`total`); lines count the tagged
+    contacts from 1 in id order."""
+    dialect = db.session.get_bind().dialect.name
+    wanted = tag.casefold()
+    listed = (
+        select(OptOut.id)
+        .where(OptOut.tenant_id == tenant_id, OptOut.chat_id == Contact.chat_id)
+        .exists()
+        .label("opted_out")
+    )
+    stmt = (
+        select(Contact.id, Contact.chat_id, Contact.saved_name, Contact.push_name, Contact.tags, listed)
+        .where(Contact.tenant_id == tenant_id, _has_tag(dialect, tag))
+        .order_by(Contact.id)
+        .limit(batch)
+    )
+    after, position = 0, 0
+    while True:
+        found = db.session.execute(stmt.where(Contact.id > after)).all()
+        if not found:
+            return
+        after = found[-1].id
+        out = Validated()
+        for contact in found:
+            if not any(isinstance(t, str) and t.casefold() == wanted for t in contact.tags or []):
+                continue  # SQLite's narrowed match of a tag with other than ASCII letters
+            position += 1
+            out.total += 1
+            if not contact.chat_id.endswith("@c.us"):
+                out.rejects.append((position, contact.chat_id[:64], INVALID_PHONE, "not a phone number"))
+                continue
+            phone = "+" + contact.chat_id.removesuffix("@c.us")
+            if contact.opted_out:
+                out.rejects.append((position, phone, OPTED_OUT, None))
+                continue
+            name = display_name(contact.saved_name, contact.push_name, contact.chat_id)
+            out.rows.append(Row(position, contact.chat_id, {"phone": phone, "name": name}))
+        yield out
+        if len(found) < batch:
+            return

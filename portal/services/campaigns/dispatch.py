@@ -211,8 +211,37 @@ def due_campaigns() -> list[int]:
 # ---------------------------------------------------------------------------------------------- queue hooks
 
 
-def _day_start(now: datetime) -> datetime:
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+def tenant_day(tenant_id: int, now: datetime) -> tuple[datetime, datetime]:
+    """The tenant's calendar day around `now` as UTC bounds [start, end): midnight to midnight on the tenant's
+    clock (Administration > Outreach's time zone; a day is 23 or 25 hours when daylight saving changes)."""
+    from datetime import UTC, time
+
+    from portal.services.outreach.settings import outreach_settings
+
+    zone = outreach_settings(tenant_id).zone
+    today = now.astimezone(zone).date()
+    start = datetime.combine(today, time(0), tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(today + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+    return start, end
+
+
+def daily_cap_hold(campaign: Campaign, session_id: str, now: datetime) -> datetime | None:
+    """When the session has sent the campaign's daily cap today (the tenant's day), the next midnight on the
+    tenant's clock (UTC) until which its items wait; None when it may send."""
+    if not campaign.daily_cap:
+        return None
+    start, end = tenant_day(campaign.tenant_id, now)
+    sent_today = db.session.scalar(
+        select(func.count())
+        .select_from(CampaignRecipient)
+        .where(
+            CampaignRecipient.campaign_id == campaign.id,
+            CampaignRecipient.session_id == session_id,
+            CampaignRecipient.sent_at >= start,
+            CampaignRecipient.sent_at < end,
+        )
+    )
+    return end if (sent_today or 0) >= campaign.daily_cap else None
 
 
 def _in_quiet(campaign: Campaign, now: datetime) -> datetime | None:
@@ -250,18 +279,9 @@ def campaign_gate(item: Any, session: Any) -> Any:
     quiet_until = _in_quiet(row, now)
     if quiet_until is not None:
         return Hold(quiet_until, "campaign quiet hours")
-    if row.daily_cap:
-        sent_today = db.session.scalar(
-            select(func.count())
-            .select_from(CampaignRecipient)
-            .where(
-                CampaignRecipient.campaign_id == row.id,
-                CampaignRecipient.session_id == item.session_id,
-                CampaignRecipient.sent_at >= _day_start(now),
-            )
-        )
-        if (sent_today or 0) >= row.daily_cap:
-            return Hold(_day_start(now) + timedelta(days=1), "campaign daily cap reached")
+    capped_until = daily_cap_hold(row, item.session_id, now)
+    if capped_until is not None:
+        return Hold(capped_until, "campaign daily cap reached")
     return None
 
 

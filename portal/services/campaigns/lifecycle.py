@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -187,28 +188,60 @@ def _progress(campaign_id: int, done: int) -> None:
 
 def import_audience(campaign_id: int) -> None:
     """Read and validate the campaign's audience and write its recipients and rejected rows in one
-    transaction; then the campaign is scheduled. A file that cannot be read at all fails the campaign."""
+    transaction; then the campaign is scheduled. A file that cannot be read at all fails the campaign. A tag's
+    contacts are read and written a batch at a time (audience.tagged_batches), in the same transaction."""
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None or campaign.state != "importing":
         return
     tenant_id = campaign.tenant_id
     info = dict(campaign.audience or {})
     used = list(campaign.variables or [])
+    sessions = list(campaign.session_ids or [])
 
     def listed(chat_ids: set[str]) -> set[str]:
         return optouts.opted_out_among(tenant_id, chat_ids)
 
+    batches: Iterable[audience.Validated]
+    taken: list[quotas.Taken | None] = []
     try:
         if info.get("kind") == "csv":
             from portal.storage import storage
 
             with storage().open(info["key"]) as handle:
                 content = handle.read()
-            result = audience.validate_csv(content, used, listed, lambda n: _progress(campaign_id, n))
+            batches = [audience.validate_csv(content, used, listed, lambda n: _progress(campaign_id, n))]
         else:
-            result = audience.tagged_rows(tenant_id, info.get("tag", ""), used, listed)
-    except Invalid as exc:
+            batches = audience.tagged_batches(tenant_id, info.get("tag", ""))
+        total = accepted = rejected = 0
+        now = utcnow()
+        tenant = db.session.get(Tenant, tenant_id)
+        limit = quotas.limit_of(tenant, "campaign_recipients_per_month") if tenant is not None else None
+        for result in batches:
+            # the month's campaign allowance, batch by batch: a batch past it fails the whole import
+            taken.append(quotas.take_recipients(tenant_id, limit, len(result.rows)))
+            recipients = [
+                {
+                    "campaign_id": campaign_id,
+                    "line": row.line,
+                    "chat_id": row.chat_id,
+                    "values": row.values,
+                    "session_id": sessions[(accepted + i) % len(sessions)],
+                    "state": "pending",
+                    "updated_at": now,
+                }
+                for i, row in enumerate(result.rows)
+            ]
+            rejects = [
+                {"campaign_id": campaign_id, "line": line, "phone": phone, "reason": reason, "detail": detail}
+                for line, phone, reason, detail in result.rejects
+            ]
+            _bulk_insert(CampaignRecipient, recipients)
+            _bulk_insert(CampaignReject, rejects)
+            total, accepted, rejected = total + result.total, accepted + len(recipients), rejected + len(rejects)
+    except (Invalid, quotas.QuotaExceeded) as exc:
         db.session.rollback()
+        for units in taken:
+            quotas.give_back(units)
         campaign = db.session.get(Campaign, campaign_id)
         if campaign is not None:
             campaign.state, campaign.error = "failed", exc.message
@@ -217,42 +250,12 @@ def import_audience(campaign_id: int) -> None:
         return
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None or campaign.state != "importing":
+        db.session.rollback()
         return
-    tenant = db.session.get(Tenant, tenant_id)
-    try:
-        if tenant is not None:
-            quotas.take_recipients(
-                tenant_id, quotas.limit_of(tenant, "campaign_recipients_per_month"), len(result.rows)
-            )
-    except quotas.QuotaExceeded as exc:
-        campaign.state, campaign.error = "failed", exc.message
-        db.session.commit()
-        _drop_file(info)
-        return
-    sessions = campaign.session_ids or []
-    now = utcnow()
-    recipients = [
-        {
-            "campaign_id": campaign_id,
-            "line": row.line,
-            "chat_id": row.chat_id,
-            "values": row.values,
-            "session_id": sessions[i % len(sessions)],
-            "state": "pending",
-            "updated_at": now,
-        }
-        for i, row in enumerate(result.rows)
-    ]
-    rejects = [
-        {"campaign_id": campaign_id, "line": line, "phone": phone, "reason": reason, "detail": detail}
-        for line, phone, reason, detail in result.rejects
-    ]
-    _bulk_insert(CampaignRecipient, recipients)
-    _bulk_insert(CampaignReject, rejects)
-    campaign.total_rows, campaign.progress = result.total, result.total
-    campaign.accepted, campaign.rejected = len(result.rows), len(result.rejects)
-    campaign.state = "scheduled" if result.rows else "completed"
-    if not result.rows:
+    campaign.total_rows, campaign.progress = total, total
+    campaign.accepted, campaign.rejected = accepted, rejected
+    campaign.state = "scheduled" if accepted else "completed"
+    if not accepted:
         campaign.finished_at = now
     db.session.commit()
     _drop_file(info)

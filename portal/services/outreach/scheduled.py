@@ -22,6 +22,7 @@ from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid, NotFound
 from portal.services.messages.send_sql import _commit_keeping_loaded_rows, _statements_commit_themselves
 from portal.services.messages.validation import _clean_text
+from portal.services.outreach import held_media
 from portal.services.outreach.queue import _row_values, cancel, wake
 from portal.services.sessions import get_session
 
@@ -99,27 +100,33 @@ def schedule_message(
         record = idempotency.lookup(tenant.id, SCOPE, key, fingerprint)
         if record is not None:
             return get_scheduled(tenant, (record.response or {}).get("id"))
-    item = QueuedSend(**values)
-    db.session.add(item)
-    db.session.flush()
-    if key:
-        idempotency.remember(tenant.id, SCOPE, key, fingerprint, {"id": item.id}, 202)
-    audit.record(
-        tenant.id,
-        "message.schedule",
-        actor,
-        target_type="queued_send",
-        target_id=item.id,
-        details={"session_id": session.id, "chat_id": item.chat_id, "send_at": when.isoformat()},
-    )
+    values["media"] = held_media.hold(tenant.id, values["media"])  # the file waits in the store, not the row
     try:
+        item = QueuedSend(**values)
+        db.session.add(item)
+        db.session.flush()
+        if key:
+            idempotency.remember(tenant.id, SCOPE, key, fingerprint, {"id": item.id}, 202)
+        audit.record(
+            tenant.id,
+            "message.schedule",
+            actor,
+            target_type="queued_send",
+            target_id=item.id,
+            details={"session_id": session.id, "chat_id": item.chat_id, "send_at": when.isoformat()},
+        )
         db.session.commit()
     except IntegrityError:
         db.session.rollback()  # a concurrent twin with the same key won; its item is the answer
+        held_media.drop(values["media"])
         record = idempotency.lookup(tenant.id, SCOPE, key, fingerprint) if key else None
         if record is None:
             raise
         return get_scheduled(tenant, (record.response or {}).get("id"))
+    except BaseException:
+        db.session.rollback()
+        held_media.drop(values["media"])
+        raise
     wake(session.id, when)
     return item
 

@@ -22,8 +22,9 @@ from portal.extensions import db
 from portal.models import QueuedSend, SendQueueSession, Tenant, WahaSession, rowcount, utcnow
 from portal.services import servers, upstream
 from portal.services.audit import Actor
-from portal.services.errors import Conflict, RateLimited, ServiceError, Upstream
+from portal.services.errors import Conflict, RateLimited, ServiceError, StorageDown, Upstream
 from portal.services.messages.sending import send_message
+from portal.services.outreach import held_media
 from portal.services.outreach.rules import has_listeners, settled
 from portal.services.outreach.settings import Outreach, outreach_settings
 from portal.waha import errors as waha_errors
@@ -148,7 +149,7 @@ def _outcome(work: Work, exc: ServiceError, started: datetime) -> dict[str, Any]
     if exc.details.get("outcome") == upstream.UNKNOWN and message_id:
         # WhatsApp may have it: never sent again from here; acks or the outbox settle the message
         return {"state": "sent", "message_id": message_id, "sent_at": started, "last_error": "unconfirmed"}
-    if isinstance(exc, Upstream) and work.attempts < MAX_ATTEMPTS:
+    if isinstance(exc, Upstream | StorageDown) and work.attempts < MAX_ATTEMPTS:
         after = BACKOFF[min(work.attempts, len(BACKOFF)) - 1]
         return {**_requeued("WAHA unavailable, retrying", after), "last_error": f"{exc.code}: {exc.message}"[:500]}
     return _failed(exc)
@@ -204,7 +205,7 @@ def send_work(
             work.actor,
             to=work.chat_id,
             text=work.body,
-            media=work.media,
+            media=held_media.for_send(work.media),
             reply_to=work.reply_to,
             idempotency_key=f"queue-{work.id}",
             source=work.source,

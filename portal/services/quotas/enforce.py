@@ -36,13 +36,15 @@ def give_back(taken: Taken | None) -> None:
         counters.give_back(taken)
 
 
-def take_recipients(tenant_id: int, limit: int | None, n: int) -> None:
-    """`n` campaign recipients of the month's allowance, or QuotaExceeded (nothing taken)."""
+def take_recipients(tenant_id: int, limit: int | None, n: int) -> Taken | None:
+    """`n` campaign recipients of the month's allowance, or QuotaExceeded (nothing taken); what was taken, for
+    `give_back` when the import does not go through."""
     if n <= 0:
-        return
+        return None
     answer = counters.take("rcpt", tenant_id, n, None, limit)
     if answer.refused_by is not None:
         raise exceeded("campaign_recipients_per_month", limit or 0, answer.used)
+    return answer.taken
 
 
 def check_recipients_left(tenant: Tenant, n: int = 1) -> None:
