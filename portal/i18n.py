@@ -8,8 +8,11 @@ scripts/setup and the image build (`pybabel compile`).
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from flask import Flask, request
-from flask_babel import Babel
+from flask_babel import Babel, format_date, format_decimal, format_time
 
 LANGUAGES: dict[str, str] = {"en": "English", "pt_BR": "Português (Brasil)", "es": "Español"}
 DEFAULT_LOCALE = "en"
@@ -41,8 +44,45 @@ def select_timezone() -> str:
     return str(getattr(user, "timezone", None) or "UTC")
 
 
+def _moment(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value  # type: ignore[no-any-return]
+
+
+def datetime_filter(value: Any, seconds: bool = False) -> str:
+    """A moment in the reader's language and time zone: "5 Dec 2026, 14:03" / "5 de dez. de 2026 14:03"."""
+    moment = _moment(value)
+    if moment is None:
+        return ""
+    return f"{format_date(moment, 'medium')} {time_filter(moment, seconds)}"
+
+
+def time_filter(value: Any, seconds: bool = False) -> str:
+    moment = _moment(value)
+    if moment is None:
+        return ""
+    return str(format_time(moment, "medium" if seconds else "short"))
+
+
+def day_filter(value: Any) -> str:
+    """The day of a moment, in full ("Saturday, December 5, 2026")."""
+    moment = _moment(value)
+    if moment is None:
+        return ""
+    return str(format_date(moment, "full"))  # a datetime is moved to the reader's zone first
+
+
+def number_filter(value: Any) -> str:
+    return "" if value is None else str(format_decimal(value))
+
+
 def init_app(app: Flask) -> None:
     from portal import ROOT
+
+    app.jinja_env.filters.update(datetime=datetime_filter, time=time_filter, day=day_filter, number=number_filter)
 
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LOCALE)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(ROOT / "portal" / "translations"))
