@@ -1,9 +1,12 @@
 """The translated portal: Flask-Babel with English, Portuguese (Brazil) and Spanish.
 
 Templates call `_()` / `ngettext()`; Python code imports `gettext as _` / `lazy_gettext` from flask_babel.
-The locale is the signed-in user's chosen language, else the best match of the browser's Accept-Language;
-the time zone is the user's, else UTC. The catalogues live in `portal/translations/` and are compiled by
-scripts/setup and the image build (`pybabel compile`).
+The locale is the signed-in user's chosen language, else a signed-out visitor's ?lang= choice (kept in a cookie),
+else the best match of the browser's Accept-Language. The time zone is the user's, else the tenant's (outreach
+settings), else UTC. Dates and numbers on pages go through the filters below (`datetime`, `time`, `day`,
+`number`), formatted for the locale in that time zone; `<time datetime=...>` attributes stay ISO UTC.
+The catalogues live in `portal/translations/` (messages.pot and the .po files are committed; the .mo files are
+compiled by scripts/setup and the image build with `pybabel compile`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, Response, g, request
 from flask_babel import Babel, format_date, format_decimal, format_time
 
 LANGUAGES: dict[str, str] = {"en": "English", "pt_BR": "Português (Brasil)", "es": "Español"}
@@ -29,6 +32,9 @@ def _user() -> object | None:
         return None
 
 
+LANG_COOKIE = "portal_lang"  # a signed-out visitor's choice (?lang= on the sign-in page)
+
+
 def select_locale() -> str:
     user = _user()
     chosen = getattr(user, "language", None)
@@ -36,12 +42,35 @@ def select_locale() -> str:
         return str(chosen)
     if not request:
         return DEFAULT_LOCALE
+    asked = request.args.get("lang") or request.cookies.get(LANG_COOKIE)
+    if asked in LANGUAGES:
+        return str(asked)
     return request.accept_languages.best_match(list(LANGUAGES), default=DEFAULT_LOCALE) or DEFAULT_LOCALE
 
 
 def select_timezone() -> str:
+    """The user's time zone, else their tenant's (its outreach settings), else UTC."""
     user = _user()
-    return str(getattr(user, "timezone", None) or "UTC")
+    own = getattr(user, "timezone", None)
+    if own:
+        return str(own)
+    if user is None or not request:
+        return "UTC"
+    if "i18n_tenant_zone" not in g:
+        from portal.services.outreach.settings import outreach_settings
+        from portal.tenancy import current_principal
+
+        principal = current_principal()
+        g.i18n_tenant_zone = outreach_settings(principal.tenant.id).time_zone if principal is not None else "UTC"
+    return str(g.i18n_tenant_zone)
+
+
+def remember_language(response: Response) -> Response:
+    """Keep a ?lang= choice in a cookie for the next pages (the sign-in page's language switcher)."""
+    asked = request.args.get("lang")
+    if asked in LANGUAGES and request.cookies.get(LANG_COOKIE) != asked:
+        response.set_cookie(LANG_COOKIE, asked, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+    return response
 
 
 def _moment(value: Any) -> datetime | None:
@@ -87,3 +116,4 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LOCALE)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(ROOT / "portal" / "translations"))
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.after_request(remember_language)

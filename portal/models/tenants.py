@@ -54,6 +54,10 @@ class User(UserMixin, TimestampMixin, Base):
     # When the owner of the address proved it (a mailed link was used, or the identity provider vouched for
     # it); None while the only password may have been set by someone else (an operator, an inviter).
     email_verified_at: Mapped[datetime | None]
+    # The portal's language for this user (portal.i18n.LANGUAGES); None: the browser's Accept-Language.
+    language: Mapped[str | None] = mapped_column(String(10))
+    # An IANA time zone for dates on pages; None: the tenant's time zone, else UTC.
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user", cascade="all, delete-orphan")
 

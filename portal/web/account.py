@@ -11,16 +11,26 @@ from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import ngettext, refresh
 from flask_login import current_user, login_required
 from joserfc.errors import JoseError
 
 from portal.extensions import limiter
+from portal.i18n import LANGUAGES
 from portal.security import safe_next
 from portal.services import accounts, browser_sessions, team
 from portal.services.errors import ServiceError
+from portal.services.preferences import time_zones, update_preferences
 from portal.services.tenants import get_user_by_email
 from portal.tenancy import request_actor
-from portal.web.admin_forms import AcceptInvitationForm, ChangePasswordForm, ForgotPasswordForm, ResetPasswordForm
+from portal.web.admin_forms import (
+    AcceptInvitationForm,
+    ChangePasswordForm,
+    ForgotPasswordForm,
+    PreferencesForm,
+    ResetPasswordForm,
+)
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import apply_service_error, page, user_actor
 from portal.web.signin import current_browser_token, sign_in_browser, sign_out_browser
@@ -46,11 +56,22 @@ def _me() -> Any:
     return current_user._get_current_object()
 
 
-def _account_page(form: ChangePasswordForm | None = None, status: int = 200) -> ResponseReturnValue:
+def _preferences_form(formdata: Any = None) -> PreferencesForm:
+    me = _me()
+    form = PreferencesForm(formdata=formdata, data={"language": me.language or "", "timezone": me.timezone or ""})
+    form.language.choices = [("", _("The browser's language"))] + list(LANGUAGES.items())
+    form.timezone.choices = [("", _("The team's time zone"))] + [(zone, zone) for zone in time_zones()]
+    return form
+
+
+def _account_page(
+    form: ChangePasswordForm | None = None, status: int = 200, prefs: PreferencesForm | None = None
+) -> ResponseReturnValue:
     return page(
         "account/index.html",
         status,
         no_store=True,
+        prefs=prefs or _preferences_form(),
         form=form or ChangePasswordForm(formdata=None),
         browsers=browser_sessions.list_for(_me()),
         current_id=_current_browser_id(),
@@ -74,10 +95,10 @@ def sign_out_browser_session(browser_id: int) -> ResponseReturnValue:
     if browser_id == _current_browser_id():
         browser_sessions.end(_me(), current_browser_token(), user_actor())
         sign_out_browser()
-        flash("You are signed out.", "info")
+        flash(_("You are signed out."), "info")
         return redirect(url_for("auth.login"))
     row = browser_sessions.revoke(_me(), browser_id, user_actor())  # NotFound (404) for anyone else's
-    flash(f"Signed out: {row.user_agent[:80] or 'unknown browser'}.", "success")
+    flash(_("Signed out: %(user_agent)s.", user_agent=row.user_agent[:80] or _("unknown browser")), "success")
     return redirect(url_for(".index"), code=303)
 
 
@@ -85,7 +106,12 @@ def sign_out_browser_session(browser_id: int) -> ResponseReturnValue:
 @login_required
 def sign_out_others() -> ResponseReturnValue:
     count = browser_sessions.revoke_all(_me(), user_actor(), keep_token=current_browser_token())
-    flash(f"Signed out everywhere else ({count} browser{'s' if count != 1 else ''}).", "success")
+    flash(
+        ngettext(
+            "Signed out everywhere else (%(num)s browser).", "Signed out everywhere else (%(num)s browsers).", count
+        ),
+        "success",
+    )
     return redirect(url_for(".index"), code=303)
 
 
@@ -94,8 +120,24 @@ def sign_out_others() -> ResponseReturnValue:
 def sign_out_everywhere() -> ResponseReturnValue:
     browser_sessions.revoke_all(_me(), user_actor())
     sign_out_browser()
-    flash("You are signed out everywhere, this browser included.", "info")
+    flash(_("You are signed out everywhere, this browser included."), "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.post("/account/preferences")
+@login_required
+def save_preferences() -> ResponseReturnValue:
+    form = _preferences_form(request.form)
+    if not form.validate_on_submit():
+        return _account_page(status=400, prefs=form)
+    try:
+        update_preferences(_me(), form.language.data, form.timezone.data, user_actor())
+    except ServiceError as exc:
+        apply_service_error(form, exc)
+        return _account_page(status=exc.status, prefs=form)
+    refresh()  # the page after this one, and this message, in the new language
+    flash(_("Your language and time zone are saved."), "success")
+    return redirect(url_for(".index"), code=303)
 
 
 @bp.post("/account/password")
@@ -114,7 +156,7 @@ def change_password() -> ResponseReturnValue:
         apply_service_error(form, exc)
         return _account_page(form, exc.status)
     sign_in_browser(user, remember=remember, tenant_id=tenant_id)  # all were signed out; this one goes on
-    flash("Your password is changed. Every other browser was signed out.", "success")
+    flash(_("Your password is changed. Every other browser was signed out."), "success")
     return redirect(url_for(".index"), code=303)
 
 
@@ -148,7 +190,7 @@ def reset_password(token: str) -> ResponseReturnValue:
                 return _private(page("account/reset_invalid.html", 400, message=exc.message))
             apply_service_error(form, exc)
         else:
-            flash("Your password is changed. Sign in with the new one.", "success")
+            flash(_("Your password is changed. Sign in with the new one."), "success")
             return redirect(url_for("auth.login"))
     return _private(page("account/reset.html", 400 if form.is_submitted() else 200, form=form, user=user))
 
@@ -188,7 +230,7 @@ def accept_invitation(token: str) -> ResponseReturnValue:
                     session["tenant_id"] = tenant_id
                 else:
                     sign_in_browser(user, method="invitation", tenant_id=tenant_id)
-                flash(f"Welcome to {tenant_name}.", "success")
+                flash(_("Welcome to %(tenant_name)s.", tenant_name=tenant_name), "success")
                 return redirect(url_for("dashboard.index"))
     mismatch = signed_in and current_user.email.lower() != invitation.email.lower()
     return _private(
@@ -242,7 +284,9 @@ def oidc_login() -> ResponseReturnValue:
         response = client.authorize_redirect(url_for(".oidc_callback", _external=True))
     except (AuthlibBaseError, requests.RequestException, ValueError) as exc:
         log.warning("OIDC provider unreachable: %s", exc)
-        flash("Single sign-on is unavailable right now. Try again in a minute, or sign in with your password.", "error")
+        flash(
+            _("Single sign-on is unavailable right now. Try again in a minute, or sign in with your password."), "error"
+        )
         return redirect(url_for("auth.login"))
     if next_url:
         session["oidc_next"] = next_url
@@ -260,7 +304,7 @@ def oidc_callback() -> ResponseReturnValue:
     except (AuthlibBaseError, JoseError, requests.RequestException, ValueError) as exc:
         log.warning("OIDC sign-in failed: %s", exc)
         accounts.record_oidc_failure(str(exc), request_actor())
-        flash("Single sign-on did not complete. Try again, or sign in with your password.", "error")
+        flash(_("Single sign-on did not complete. Try again, or sign in with your password."), "error")
         return redirect(url_for("auth.login"))
     claims = dict(token.get("userinfo") or {})
     next_url = session.pop("oidc_next", None)

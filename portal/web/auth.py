@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from portal.extensions import limiter
@@ -50,7 +51,7 @@ def logout() -> ResponseReturnValue:
         tenant_id=principal.tenant.id if principal else None,
     )
     sign_out_browser()
-    flash("You are signed out.", "info")
+    flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"))
 
 
@@ -62,5 +63,5 @@ def switch_tenant() -> ResponseReturnValue:
         membership = membership_for(current_user.id, int(form.tenant_id.data))
         if membership is not None:
             session["tenant_id"] = membership.tenant_id
-            flash(f"Now working in {membership.tenant.name}.", "info")
+            flash(_("Now working in %(name)s.", name=membership.tenant.name), "info")
     return redirect(url_for("dashboard.index"))

@@ -8,6 +8,8 @@ from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, stream_with_context, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
 from portal.services import campaigns as campaigns_service
@@ -99,7 +101,7 @@ def create() -> ResponseReturnValue:
         aliases = {**_ALIASES, "csv": "csv_file", "media": "media_file", "sessionIds": "session_ids"}
         apply_service_error(form, exc, aliases)
         return page("campaigns/new.html", exc.status, form=form)
-    flash(f"The campaign “{campaign.name}” is created; its audience is being imported.", "success")
+    flash(_("The campaign “%(name)s” is created; its audience is being imported.", name=campaign.name), "success")
     return redirect(url_for(".detail", campaign_id=campaign.id), code=303)
 
 
@@ -131,9 +133,9 @@ def progress(campaign_id: int) -> ResponseReturnValue:
 
 
 _ACTIONS = {
-    "pause": (campaigns_service.pause_campaign, "paused"),
-    "resume": (campaigns_service.resume_campaign, "resumed"),
-    "cancel": (campaigns_service.cancel_campaign, "cancelled"),
+    "pause": (campaigns_service.pause_campaign, _l("The campaign “%(name)s” is paused.")),
+    "resume": (campaigns_service.resume_campaign, _l("The campaign “%(name)s” is resumed.")),
+    "cancel": (campaigns_service.cancel_campaign, _l("The campaign “%(name)s” is cancelled.")),
 }
 
 
@@ -143,7 +145,7 @@ _ACTIONS = {
 def act(campaign_id: int, action: str) -> ResponseReturnValue:
     who = principal()
     if not ConfirmForm().validate_on_submit():
-        flash("The form expired; try again.", "error")
+        flash(_("The form expired; try again."), "error")
         return redirect(url_for(".detail", campaign_id=campaign_id), code=303)
     run, done = _ACTIONS[action]
     try:
@@ -153,7 +155,7 @@ def act(campaign_id: int, action: str) -> ResponseReturnValue:
             raise
         flash(exc.message, "error")
     else:
-        flash(f"The campaign “{campaign.name}” is {done}.", "success")
+        flash(str(done) % {"name": campaign.name}, "success")
     return redirect(url_for(".detail", campaign_id=campaign_id), code=303)
 
 

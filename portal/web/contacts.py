@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import login_required
 
 from portal.services import avatars, contacts_sync
@@ -59,7 +60,7 @@ def tags(contact_id: int) -> ResponseReturnValue:
     form = ContactTagsForm()
     back = url_for("contacts.index", q=form.q.data or None, _anchor=f"contact-{contact_id}")
     if not form.validate_on_submit():
-        flash("The tags could not be read; write them separated by commas.", "error")
+        flash(_("The tags could not be read; write them separated by commas."), "error")
         return redirect_to(back)
     wanted = (form.tags.data or "").split(",")
     try:
@@ -67,7 +68,7 @@ def tags(contact_id: int) -> ResponseReturnValue:
     except Invalid as exc:
         flash(exc.message, "error")
         return redirect_to(back)
-    flash(f"Tags of {contacts_service.name_of(contact)} saved.", "success")
+    flash(_("Tags of %(name_of)s saved.", name_of=contacts_service.name_of(contact)), "success")
     return redirect_to(back)
 
 
@@ -83,5 +84,11 @@ def sync(session_id: str) -> ResponseReturnValue:
             raise
         flash(say_exc(exc), "error")
     else:
-        flash(f"Reading the contacts of “{session.name}” from WhatsApp: their names appear here in a moment.", "info")
+        flash(
+            _(
+                "Reading the contacts of “%(name)s” from WhatsApp: their names appear here in a moment.",
+                name=session.name,
+            ),
+            "info",
+        )
     return redirect_to(url_for("contacts.index"))

@@ -72,7 +72,7 @@ def fresh(chat_id: int) -> ResponseReturnValue:
     tenant = principal().tenant
     item = chat_of(chat_id)
     try:
-        since, _ = pagination.decode_time_id(request.args.get("after") or "")
+        since, _unused = pagination.decode_time_id(request.args.get("after") or "")
         changes = thread_service.thread_changes(tenant, item.chat, since=since, oldest=request.args.get("from"))
     except Invalid as exc:
         return refusal(exc)

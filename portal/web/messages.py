@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import login_required
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -113,7 +114,7 @@ def index() -> ResponseReturnValue:
     filters = _filters(form) if valid else LogFilters()
     view = messages_service.watch_log(_tenant(), filters, cursor=request.args.get("cursor") or None, settled=valid)
     if view.stale_cursor:
-        form.form_errors.append("That page link is not valid any more; here are the newest messages.")
+        form.form_errors.append(_("That page link is not valid any more; here are the newest messages."))
     elif view.refusal:
         form.form_errors.append(view.refusal)
     # url_for reads _method, _external, _anchor and _scheme itself: never pass those through from the query.
@@ -274,11 +275,11 @@ def send() -> ResponseReturnValue:
                 if message.status == "ERROR":
                     # The same form was sent before and that attempt failed: say so; the next press is new.
                     form.form_errors.append(
-                        "This message was not sent: an earlier attempt failed. Press Send to try again."
+                        _("This message was not sent: an earlier attempt failed. Press Send to try again.")
                     )
                     form.idempotency_key.data = new_key()
                 else:
-                    flash("Message sent. The ticks show when it is delivered and read.", "success")
+                    flash(_("Message sent. The ticks show when it is delivered and read."), "success")
                     target = safe_next(form.next.data) or url_for(
                         "messages.conversation", session_id=message.session_id, chat_id=message.chat_id
                     )
@@ -306,7 +307,7 @@ def _schedule(form: SendMessageForm, text: str | None, media: dict[str, Any] | N
     )
     zone = outreach.outreach_settings(tenant.id).zone
     when = item.not_before.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if item.not_before else ""
-    flash(f"Message scheduled for {when}. It waits in the session's send queue until then.", "success")
+    flash(_("Message scheduled for %(when)s. It waits in the session's send queue until then.", when=when), "success")
     return redirect_to(safe_next(form.next.data) or url_for("outreach.scheduled"))
 
 
@@ -336,7 +337,7 @@ def conversation(session_id: str, chat_id: str) -> ResponseReturnValue:
     except NotFound as exc:
         if exc.code != "chat_not_found":
             raise
-        flash("There is no conversation with that chat in this session yet; here are the session's chats.", "info")
+        flash(_("There is no conversation with that chat in this session yet; here are the session's chats."), "info")
         return redirect(url_for("inbox.index", session=session_id), code=303)
     return redirect(url_for("inbox.index", chat=chat.id), code=303)
 

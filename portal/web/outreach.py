@@ -13,6 +13,9 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, flash, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, TextAreaField
@@ -87,7 +90,7 @@ def _back(session_id: str) -> ResponseReturnValue:
 def pause(session_id: str) -> ResponseReturnValue:
     if ConfirmForm().validate_on_submit():
         outreach.pause_session(_tenant(), session_id, principal().actor())
-        flash("The queue is paused: nothing more is sent until you resume it.", "info")
+        flash(_("The queue is paused: nothing more is sent until you resume it."), "info")
     return _back(session_id)
 
 
@@ -97,7 +100,7 @@ def pause(session_id: str) -> ResponseReturnValue:
 def resume(session_id: str) -> ResponseReturnValue:
     if ConfirmForm().validate_on_submit():
         outreach.resume_session(_tenant(), session_id, principal().actor())
-        flash("The queue is running again.", "success")
+        flash(_("The queue is running again."), "success")
     return _back(session_id)
 
 
@@ -116,7 +119,7 @@ def cancel(session_id: str, item_id: int) -> ResponseReturnValue:
                 raise
             flash(exc.message, "error")
         else:
-            flash("That message will not be sent.", "success")
+            flash(_("That message will not be sent."), "success")
     return _back(session_id)
 
 
@@ -130,7 +133,7 @@ def clear(session_id: str) -> ResponseReturnValue:
     form = ConfirmForm()
     if form.validate_on_submit():
         count = outreach.clear_campaign_traffic(tenant, session_id, principal().actor())
-        flash(f"Cancelled {count} campaign message{'s' if count != 1 else ''}.", "success")
+        flash(ngettext("Cancelled %(num)s campaign message.", "Cancelled %(num)s campaign messages.", count), "success")
         return _back(session_id)
     return confirm_page(
         form,
@@ -154,8 +157,10 @@ def clear(session_id: str) -> ResponseReturnValue:
 
 
 class ScheduledEditForm(FlaskForm):
-    send_at = DateTimeLocalField("Send at", format="%Y-%m-%dT%H:%M", validators=[DataRequired("Choose a time.")])
-    text = TextAreaField("Message", validators=[Length(max=TEXT_LIMIT)], render_kw={"data-limit": TEXT_LIMIT})
+    send_at = DateTimeLocalField(
+        _l("Send at"), format="%Y-%m-%dT%H:%M", validators=[DataRequired(_l("Choose a time."))]
+    )
+    text = TextAreaField(_l("Message"), validators=[Length(max=TEXT_LIMIT)], render_kw={"data-limit": TEXT_LIMIT})
 
 
 def localize(value: datetime | None, tenant_id: int) -> datetime | None:
@@ -212,7 +217,7 @@ def edit_scheduled(item_id: int) -> ResponseReturnValue:
             apply_service_error(form, exc, {"sendAt": "send_at"})
             status = exc.status
         else:
-            flash("Scheduled message changed.", "success")
+            flash(_("Scheduled message changed."), "success")
             return redirect_to(url_for("outreach.scheduled"))
     else:
         status = 400
@@ -231,5 +236,5 @@ def cancel_scheduled(item_id: int) -> ResponseReturnValue:
                 raise
             flash(exc.message, "error")
         else:
-            flash("Scheduled message cancelled.", "success")
+            flash(_("Scheduled message cancelled."), "success")
     return redirect_to(url_for("outreach.scheduled"))

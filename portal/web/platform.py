@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.permissions import ROLES
@@ -65,8 +66,8 @@ def create_tenant() -> ResponseReturnValue:
                 accept_url=_accept_url,
             )
         except ServiceError as exc:
-            flash(f"The tenant exists, but the owner could not be invited: {exc.message}", "error")
-    flash(f"Tenant {tenant.name} created.", "success")
+            flash(_("The tenant exists, but the owner could not be invited: %(message)s", message=exc.message), "error")
+    flash(_("Tenant %(name)s created.", name=tenant.name), "success")
     if issued is not None:
         _flash_mailed(issued)
     return redirect(url_for(".tenant_detail", tenant_id=tenant.id), code=303)
@@ -75,8 +76,11 @@ def create_tenant() -> ResponseReturnValue:
 def _flash_mailed(issued: team_service.IssuedInvitation) -> None:
     # The link goes to the invited address only (services/team.py): the inviter never sees it.
     flash(
-        f"Invitation mailed to {issued.mailed_to}. The link in it works once and expires in "
-        f"{team_service.INVITATION_DAYS} days.",
+        _(
+            "Invitation mailed to %(mailed_to)s. The link in it works once and expires in %(INVITATION_DAYS)s days.",
+            mailed_to=issued.mailed_to,
+            INVITATION_DAYS=team_service.INVITATION_DAYS,
+        ),
         "success",
     )
 
@@ -151,5 +155,8 @@ def confirm_deactivate(tenant_id: int) -> ResponseReturnValue:
 def set_active(tenant_id: int) -> ResponseReturnValue:
     active = request.form.get("active") == "1"
     tenant = tenant_admin.set_tenant_active(tenant_id, active, user_actor())
-    flash(f"{tenant.name} is {'active again' if active else 'deactivated'}.", "success")
+    flash(
+        _("%(name)s is active again.", name=tenant.name) if active else _("%(name)s is deactivated.", name=tenant.name),
+        "success",
+    )
     return redirect(url_for(".tenant_detail", tenant_id=tenant.id))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from portal.services import tenant_admin
@@ -15,11 +17,11 @@ from portal.web.helpers import apply_service_error, page, principal
 bp = Blueprint("admin_settings", __name__, url_prefix="/admin/settings")
 
 LABELS = {
-    "send_rate_per_minute": "messages per minute",
-    "retention_messages_days": "message retention",
-    "retention_events_days": "event retention",
-    "max_sessions": "session limit",
-    "read_receipts": "read receipts",
+    "send_rate_per_minute": _l("messages per minute"),
+    "retention_messages_days": _l("message retention"),
+    "retention_events_days": _l("event retention"),
+    "max_sessions": _l("session limit"),
+    "read_receipts": _l("read receipts"),
 }
 
 
@@ -50,8 +52,8 @@ def index() -> ResponseReturnValue:
                 status = exc.status
             else:
                 if changes:
-                    flash("Saved: " + ", ".join(LABELS[name] for name in changes) + ".", "success")
+                    flash(_("Saved: %(changes)s.", changes=", ".join(str(LABELS[name]) for name in changes)), "success")
                 else:
-                    flash("Nothing changed.", "info")
+                    flash(_("Nothing changed."), "info")
                 return redirect(url_for(".index"))
     return page("admin/settings.html", status, form=form, tenant=who.tenant)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from portal.models import Membership
@@ -86,8 +87,11 @@ def invite() -> ResponseReturnValue:
     # The link went to the invited address only; the inviter is told where, never shown the link. The redirect
     # keeps a reload from inviting twice.
     flash(
-        f"Invitation mailed to {issued.mailed_to}. The link in it works once and expires in "
-        f"{team_service.INVITATION_DAYS} days.",
+        _(
+            "Invitation mailed to %(mailed_to)s. The link in it works once and expires in %(INVITATION_DAYS)s days.",
+            mailed_to=issued.mailed_to,
+            INVITATION_DAYS=team_service.INVITATION_DAYS,
+        ),
         "success",
     )
     return redirect(url_for(".index"), code=303)
@@ -116,7 +120,7 @@ def change_role(user_id: int) -> ResponseReturnValue:
         if exc.status == 404:
             raise
         return _index(_invite_form(who, blank=True), exc.status, role_errors={user_id: exc.message})
-    flash(f"{membership.user.email} is now {membership.role}.", "success")
+    flash(_("%(email)s is now %(role)s.", email=membership.user.email, role=membership.role), "success")
     return redirect(url_for(".index"))
 
 
@@ -153,9 +157,9 @@ def remove(user_id: int) -> ResponseReturnValue:
     except ServiceError as exc:
         return _index(_invite_form(who, blank=True), exc.status, role_errors={user_id: exc.message})
     if user_id == current_user.id:
-        flash(f"You left {who.tenant.name}.", "success")
+        flash(_("You left %(name)s.", name=who.tenant.name), "success")
         return redirect(url_for("dashboard.index"))
-    flash(f"{email} was removed from the team.", "success")
+    flash(_("%(email)s was removed from the team.", email=email), "success")
     return redirect(url_for(".index"))
 
 
@@ -179,5 +183,5 @@ def confirm_revoke_invitation(invitation_id: int) -> ResponseReturnValue:
 def revoke_invitation(invitation_id: int) -> ResponseReturnValue:
     who = principal()
     invitation = team_service.revoke_invitation(who.tenant, invitation_id, who.actor(), actor_role=who.role)
-    flash(f"The invitation to {invitation.email} is withdrawn.", "success")
+    flash(_("The invitation to %(email)s is withdrawn.", email=invitation.email), "success")
     return redirect(url_for(".index"))
