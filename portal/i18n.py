@@ -32,6 +32,12 @@ def _user() -> object | None:
         return None
 
 
+def N_(message: str) -> str:
+    """Marks a message for the catalogue where it is defined (events and the API keep the English); whoever shows
+    it to a person translates it with gettext(message)."""
+    return message
+
+
 LANG_COOKIE = "portal_lang"  # a signed-out visitor's choice (?lang= on the sign-in page)
 
 
@@ -78,7 +84,7 @@ def _moment(value: Any) -> datetime | None:
         return None
     if isinstance(value, str):
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def datetime_filter(value: Any, seconds: bool = False) -> str:

@@ -13,10 +13,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from portal.extensions import db, redis_store
+from portal.i18n import DEFAULT_LOCALE
 from portal.mail import send_mail
 from portal.models import User, utcnow
 from portal.queue import JOB_SEND_PASSWORD_RESET, QUEUE_MAINTENANCE, enqueue
@@ -111,12 +114,16 @@ def send_password_reset(user_id: int) -> bool:
         return False
     url = public_url("account.reset_password", token=make_reset_token(user))
     minutes = RESET_MAX_AGE // 60
-    body = (
-        "Someone asked to reset the password of your WAHA Portal account.\n\n"
-        f"Choose a new password here (the link works once and expires in {minutes} minutes):\n{url}\n\n"
-        "If it was not you, ignore this mail: your password stays as it is."
-    )
-    send_mail(user.email, "Reset your WAHA Portal password", body)
+    with force_locale(user.language or DEFAULT_LOCALE):  # the mail in the user's language
+        body = _(
+            "Someone asked to reset the password of your WAHA Portal account.\n\n"
+            "Choose a new password here (the link works once and expires in %(minutes)s minutes):\n%(url)s\n\n"
+            "If it was not you, ignore this mail: your password stays as it is.",
+            minutes=minutes,
+            url=url,
+        )
+        subject = _("Reset your WAHA Portal password")
+    send_mail(user.email, subject, body)
     return True
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from portal.extensions import db
@@ -144,14 +145,20 @@ def _audit_invitation(action: str, invitation: Invitation, actor: Actor, **extra
 
 
 def _mail_invitation(tenant: Tenant, invitation: Invitation, url: str, actor: Actor) -> bool:
-    inviter = actor.label or "A team member"
-    body = (
-        f"{inviter} invited you to join {tenant.name} on WAHA Portal as {invitation.role}.\n\n"
-        f"Accept the invitation here (the link works once and expires in {INVITATION_DAYS} days):\n{url}\n\n"
-        "If you did not expect this, you can ignore this mail."
+    # In the inviter's language: the invited person has no account, so no language of their own yet.
+    inviter = actor.label or _("A team member")
+    body = _(
+        "%(inviter)s invited you to join %(tenant)s on WAHA Portal as %(role)s.\n\n"
+        "Accept the invitation here (the link works once and expires in %(days)s days):\n%(url)s\n\n"
+        "If you did not expect this, you can ignore this mail.",
+        inviter=inviter,
+        tenant=tenant.name,
+        role=invitation.role,
+        days=INVITATION_DAYS,
+        url=url,
     )
     try:
-        send_mail(invitation.email, f"Join {tenant.name} on WAHA Portal", body)
+        send_mail(invitation.email, _("Join %(tenant)s on WAHA Portal", tenant=tenant.name), body)
     except Exception:
         log.exception("could not mail invitation %s", invitation.id)
         return False

@@ -115,10 +115,10 @@ def _bounded(field: str, label: str) -> IntegerField:
 
 
 class SettingsForm(FlaskForm):
-    send_rate_per_minute = _bounded("send_rate_per_minute", "Messages per minute, per session")
-    retention_messages_days = _bounded("retention_messages_days", "Keep messages for (days)")
-    retention_events_days = _bounded("retention_events_days", "Keep webhook events for (days)")
-    max_sessions = _bounded("max_sessions", "Most WhatsApp sessions")
+    send_rate_per_minute = _bounded("send_rate_per_minute", _l("Messages per minute, per session"))
+    retention_messages_days = _bounded("retention_messages_days", _l("Keep messages for (days)"))
+    retention_events_days = _bounded("retention_events_days", _l("Keep webhook events for (days)"))
+    max_sessions = _bounded("max_sessions", _l("Most WhatsApp sessions"))
     read_receipts = BooleanField(_l("Send read receipts"))
 
 
@@ -130,7 +130,7 @@ class TenantForm(FlaskForm):
     slug = StringField(
         _l("Slug"), validators=[DataRequired(message=_l("Enter a short id such as acme.")), Length(max=63)]
     )
-    max_sessions = _bounded("max_sessions", "Most WhatsApp sessions")
+    max_sessions = _bounded("max_sessions", _l("Most WhatsApp sessions"))
     owner_email = EmailField(_l("Owner's email"), validators=[Optional(), Length(max=254)])
 
 

@@ -186,9 +186,9 @@ def errors(campaign_id: int) -> ResponseReturnValue:
 def campaign_state_label(state: str) -> str:
     """Words for a campaign's state."""
     return {
-        "importing": "Importing the audience",
+        "importing": _("Importing the audience"),
         "scheduled": "Scheduled",
-        "checking": "Checking numbers",
+        "checking": _("Checking numbers"),
         "running": "Sending",
         "paused": "Paused",
         "completed": "Completed",

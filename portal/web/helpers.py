@@ -13,6 +13,7 @@ from functools import wraps
 from typing import Any
 
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -32,8 +33,8 @@ ADMIN_SECTIONS = (
     ("admin_team.index", "Team", "team:manage"),
     ("admin_tokens.index", "API tokens", "tokens:manage"),
     ("admin_webhooks.index", "Webhooks", "webhooks:read"),
-    ("admin_quick_replies.index", "Quick replies", "quick_replies:manage"),
-    ("admin_audit.index", "Audit log", "audit:read"),
+    ("admin_quick_replies.index", _l("Quick replies"), "quick_replies:manage"),
+    ("admin_audit.index", _l("Audit log"), "audit:read"),
     ("admin_settings.index", "Settings", "settings:manage"),
     ("admin_outreach.index", "Outreach", "settings:manage"),
 )

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import login_required
 
 from portal.converters import parse_id
@@ -123,4 +124,4 @@ def forward(chat_id: int, message_id: int) -> ResponseReturnValue:
         )
     except ServiceError as exc:
         return refusal(exc)
-    return _answer(item, message, notice=f"Forwarded to {target.name}.")
+    return _answer(item, message, notice=_("Forwarded to %(name)s.", name=target.name))

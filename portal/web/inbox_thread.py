@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import login_required
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -153,7 +154,7 @@ def send(chat_id: int) -> ResponseReturnValue:
         return refusal(exc)
     if message.status == "ERROR":
         response = Response(
-            "This message was not sent: an earlier attempt failed. Press Send to try again.",
+            _("This message was not sent: an earlier attempt failed. Press Send to try again."),
             status=409,
             mimetype="text/plain",
         )
@@ -179,7 +180,11 @@ def _schedule(item: Any, text: str | None, media: dict[str, Any] | None, send_at
     )
     zone = outreach.outreach_settings(tenant.id).zone
     when = scheduled.not_before.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if scheduled.not_before else ""
-    return Response(f"Scheduled for {when}. See Scheduled messages to change or cancel it.", 202, mimetype="text/plain")
+    return Response(
+        _("Scheduled for %(when)s. See Scheduled messages to change or cancel it.", when=when),
+        202,
+        mimetype="text/plain",
+    )
 
 
 @bp.route("/<int(big=True):chat_id>/typing", methods=["POST"])

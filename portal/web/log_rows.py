@@ -18,6 +18,7 @@ from collections import OrderedDict
 from typing import Any
 
 from flask import current_app, get_template_attribute, url_for
+from flask_babel import lazy_gettext as _l
 from jinja2.filters import do_truncate
 from markupsafe import Markup, escape
 from wtforms import Field, SelectField
@@ -26,7 +27,7 @@ from portal.web.wording import failed_send
 
 # status -> (glyph, words) of an outbound message's ticks; the inbox's macro reads the same table
 TICKS: dict[str, tuple[str, str]] = {
-    "PENDING": ("…", "Waiting to be sent"),
+    "PENDING": ("…", _l("Waiting to be sent")),
     "SERVER": ("✓", "Sent"),
     "DEVICE": ("✓✓", "Delivered"),
     "READ": ("✓✓", "Read"),

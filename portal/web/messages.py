@@ -109,7 +109,7 @@ def index() -> ResponseReturnValue:
     sessions = sessions_service.session_names(_tenant())  # the filter and the rows' links need only the names
     sessions_by_id = {s.id: s for s in sessions}
     form = MessageFilterForm(formdata=request.args)
-    form.session.choices = choices([("", "All sessions")] + [(s.id, s.name) for s in sessions])
+    form.session.choices = choices([("", _("All sessions"))] + [(s.id, s.name) for s in sessions])
     valid = form.validate()
     filters = _filters(form) if valid else LogFilters()
     view = messages_service.watch_log(_tenant(), filters, cursor=request.args.get("cursor") or None, settled=valid)
@@ -171,7 +171,7 @@ def _poll_status(view: LiveView) -> int:
 def _friendly(exc: ServiceError, sessions_by_id: dict[str, Any], session_id: str | None) -> ServiceError:
     """The refusals people meet most, reworded to say what to do next."""
     session = sessions_by_id.get(session_id or "")
-    name = f"“{session.name}”" if session is not None else "This session"
+    name = f"“{session.name}”" if session is not None else _("This session")
     if exc.code == "session_not_ready":
         status = (exc.details or {}).get("status") or (session.status if session is not None else "unknown")
         return type(exc)(
@@ -233,7 +233,7 @@ def send() -> ResponseReturnValue:
     status = 200
     if form.validate_on_submit():
         if form.session_id.data not in sessions_by_id:
-            form.session_id.errors = ["Choose one of your sessions."]
+            form.session_id.errors = [_("Choose one of your sessions.")]
         else:
             text = (form.text.data or "").strip() or None
             try:

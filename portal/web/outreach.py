@@ -137,19 +137,19 @@ def clear(session_id: str) -> ResponseReturnValue:
         return _back(session_id)
     return confirm_page(
         form,
-        title=f"Clear campaign traffic of {view.session.name}",
-        heading="Cancel every queued campaign message?",
+        title=_("Clear campaign traffic of %(name)s", name=view.session.name),
+        heading=_("Cancel every queued campaign message?"),
         subject=("Session", view.session.name),
         message=f"{view.counts['campaign']} campaign message(s) are waiting. They will not be sent; messages "
         "being sent right now finish. Scheduled and other single messages stay in the queue.",
         action=url_for("outreach.clear", session_id=session_id),
-        button="Cancel campaign messages",
+        button=_("Cancel campaign messages"),
         cancel=url_for("outreach.queue", session_id=session_id),
         trail=[
             ("Sessions", url_for("sessions.index")),
             (view.session.name, url_for("sessions.detail", session_id=session_id)),
         ],
-        here="Clear campaign traffic",
+        here=_("Clear campaign traffic"),
     )
 
 

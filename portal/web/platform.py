@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from portal.permissions import ROLES
@@ -21,7 +22,7 @@ from portal.web.forms import ConfirmForm, choices
 from portal.web.helpers import apply_service_error, confirm_page, page, platform_admins_only, user_actor
 
 bp = Blueprint("platform", __name__, url_prefix="/platform")
-platform_admins_only(bp, "Only platform admins can open this area.")
+platform_admins_only(bp, _l("Only platform admins can open this area."))
 
 
 def _accept_url(token: str) -> str:
@@ -141,11 +142,13 @@ def invite_form(tenant_id: int) -> ResponseReturnValue:
 def confirm_deactivate(tenant_id: int) -> ResponseReturnValue:
     tenant = tenant_admin.get_tenant(tenant_id)
     return confirm_page(
-        title=f"Deactivate {tenant.name}?",
-        message="Its members can no longer sign in to work in it. Its sessions, messages and settings "
-        "are kept, and you can activate it again.",
+        title=_("Deactivate %(name)s?", name=tenant.name),
+        message=_(
+            "Its members can no longer sign in to work in it. Its sessions, messages and settings "
+            "are kept, and you can activate it again."
+        ),
         action=url_for(".set_active", tenant_id=tenant.id),
-        button="Deactivate tenant",
+        button=_("Deactivate tenant"),
         cancel=url_for(".tenant_detail", tenant_id=tenant.id),
         fields={"active": "0"},
     )

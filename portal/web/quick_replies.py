@@ -78,10 +78,10 @@ def edit(reply_id: int) -> ResponseReturnValue:
 def confirm_delete(reply_id: int) -> ResponseReturnValue:
     reply = replies_service.get_reply(principal().tenant, reply_id)
     return confirm_page(
-        title=f"Delete the quick reply /{reply.shortcut}?",
-        message="The team can no longer insert it from the composer. Messages already sent keep their text.",
+        title=_("Delete the quick reply /%(shortcut)s?", shortcut=reply.shortcut),
+        message=_("The team can no longer insert it from the composer. Messages already sent keep their text."),
         action=url_for(".delete", reply_id=reply.id),
-        button="Delete quick reply",
+        button=_("Delete quick reply"),
         cancel=url_for(".index"),
     )
 

@@ -26,7 +26,7 @@ from portal.services.servers import MULTI_SESSION_SINCE
 from portal.web.helpers import apply_service_error, page_or_fragment, platform_admins_only, redirect_to, user_actor
 
 bp = Blueprint("servers", __name__, url_prefix="/platform/servers")
-platform_admins_only(bp, "Only platform admins can manage WAHA servers.")
+platform_admins_only(bp, _l("Only platform admins can manage WAHA servers."))
 
 MIN_VERSION = ".".join(map(str, MULTI_SESSION_SINCE))
 

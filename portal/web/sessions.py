@@ -189,7 +189,8 @@ def pairing_code(session_id: str) -> ResponseReturnValue:
         except ServiceError as exc:
             if exc.code == "session_not_ready":
                 exc = type(exc)(
-                    "Pairing codes are available once the QR code is shown. Wait a moment and try again.", code=exc.code
+                    _("Pairing codes are available once the QR code is shown. Wait a moment and try again."),
+                    code=exc.code,
                 )
             else:
                 exc = type(exc)(say_exc(exc), code=exc.code, details=exc.details)
@@ -288,16 +289,18 @@ def rotate_webhook_secret(session_id: str) -> ResponseReturnValue:
         return _show_secret_once(session, secret, rotated=True)
     return confirm_page(
         form,
-        title=f"New webhook secret for {session.name}",
-        heading="Make a new webhook signing secret?",
+        title=_("New webhook secret for %(name)s", name=session.name),
+        heading=_("Make a new webhook signing secret?"),
         subject=("Session", session.name),
-        message="The new secret is shown once; from then on every delivery to the session's webhook URL is signed "
-        "with it and checks with the old secret fail.",
+        message=_(
+            "The new secret is shown once; from then on every delivery to the session's webhook URL is signed "
+            "with it and checks with the old secret fail."
+        ),
         action=url_for("sessions.rotate_webhook_secret", session_id=session.id),
-        button="Make a new secret",
+        button=_("Make a new secret"),
         cancel=url_for("sessions.detail", session_id=session.id),
         trail=_trail(session),
-        here="New webhook secret",
+        here=_("New webhook secret"),
     )
 
 

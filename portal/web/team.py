@@ -113,7 +113,7 @@ def change_role(user_id: int) -> ResponseReturnValue:
     form = RoleForm()
     form.role.choices = choices([(role, role) for role in team_service.assignable_roles(who.role)])
     if not form.validate_on_submit():
-        return _index(_invite_form(who, blank=True), 400, role_errors={user_id: "Pick one of the roles offered."})
+        return _index(_invite_form(who, blank=True), 400, role_errors={user_id: _("Pick one of the roles offered.")})
     try:
         membership = team_service.change_role(who.tenant, user_id, form.role.data, who.actor(), actor_role=who.role)
     except ServiceError as exc:
@@ -132,15 +132,15 @@ def confirm_remove(user_id: int) -> ResponseReturnValue:
     membership = team_service.get_member(who.tenant, user_id)
     yourself = membership.user_id == current_user.id
     return confirm_page(
-        title="Leave this team?" if yourself else f"Remove {membership.user.email}?",
+        title=_("Leave this team?") if yourself else _("Remove %(email)s?", email=membership.user.email),
         message=(
-            f"You will no longer be able to work in {who.tenant.name}."
+            _("You will no longer be able to work in %(name)s.", name=who.tenant.name)
             if yourself
             else f"{membership.user.email} will no longer be able to work in {who.tenant.name}. "
             "Their account stays; you can invite them again later."
         ),
         action=url_for(".remove", user_id=user_id),
-        button="Leave" if yourself else "Remove member",
+        button="Leave" if yourself else _("Remove member"),
         cancel=url_for(".index"),
     )
 
@@ -169,10 +169,10 @@ def remove(user_id: int) -> ResponseReturnValue:
 def confirm_revoke_invitation(invitation_id: int) -> ResponseReturnValue:
     invitation = team_service.get_invitation(principal().tenant, invitation_id)
     return confirm_page(
-        title=f"Withdraw the invitation to {invitation.email}?",
-        message="The link sent to them will stop working.",
+        title=_("Withdraw the invitation to %(email)s?", email=invitation.email),
+        message=_("The link sent to them will stop working."),
         action=url_for(".revoke_invitation", invitation_id=invitation.id),
-        button="Withdraw invitation",
+        button=_("Withdraw invitation"),
         cancel=url_for(".index"),
     )
 

@@ -97,10 +97,10 @@ def _token(token_id: int) -> ApiToken:
 def confirm_revoke(token_id: int) -> ResponseReturnValue:
     token = _token(token_id)
     return confirm_page(
-        title=f"Revoke the token “{token.name}”?",
-        message="Programs that use it will get 401 Unauthorized from the next request on. This cannot be undone.",
+        title=_("Revoke the token “%(name)s”?", name=token.name),
+        message=_("Programs that use it will get 401 Unauthorized from the next request on. This cannot be undone."),
         action=url_for(".revoke", token_id=token.id),
-        button="Revoke token",
+        button=_("Revoke token"),
         cancel=url_for(".index"),
     )
 

@@ -16,6 +16,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from flask import current_app, request
+from flask_babel import format_decimal
+from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 
@@ -42,10 +44,16 @@ def limit_text() -> str:
 
 
 def too_large_message(size: int | None = None) -> str:
-    have = f" (this one is {size / (1024 * 1024):.1f} MB)" if size else ""
-    return (
-        f"That file is too large to send{have}: the limit is {limit_text()}. Choose a smaller file or "
-        "share a link to it instead."
+    if size:
+        return _(
+            "That file is too large to send (this one is %(size)s MB): the limit is %(limit)s. "
+            "Choose a smaller file or share a link to it instead.",
+            size=format_decimal(size / (1024 * 1024), format="#,##0.0"),
+            limit=limit_text(),
+        )
+    return _(
+        "That file is too large to send: the limit is %(limit)s. Choose a smaller file or share a link to it instead.",
+        limit=limit_text(),
     )
 
 

@@ -207,9 +207,9 @@ def set_enabled(endpoint_id: int) -> ResponseReturnValue:
     enable = request.form.get("enabled") == "1"
     endpoint = forwarding.update_endpoint(who.tenant, endpoint_id, who.actor(), is_enabled=enable)
     flash(
-        "The endpoint is enabled again."
+        _("The endpoint is enabled again.")
         if enable
-        else "The endpoint is disabled: nothing is sent to it until you enable it.",
+        else _("The endpoint is disabled: nothing is sent to it until you enable it."),
         "success",
     )
     return redirect(url_for(".detail", endpoint_id=endpoint.id))
@@ -234,10 +234,12 @@ def confirm_rotate(endpoint_id: int) -> ResponseReturnValue:
     return _confirm(
         endpoint_id,
         ".rotate",
-        "Make a new secret",
-        title="Give this endpoint a new signing secret?",
-        message="Deliveries to {url} are signed with the new secret at once, so your system must switch to it "
-        "too. The new secret is shown once, on the next page.",
+        _("Make a new secret"),
+        title=_("Give this endpoint a new signing secret?"),
+        message=_(
+            "Deliveries to {url} are signed with the new secret at once, so your system must switch to it "
+            "too. The new secret is shown once, on the next page."
+        ),
     )
 
 
@@ -267,10 +269,11 @@ def confirm_delete(endpoint_id: int) -> ResponseReturnValue:
     return _confirm(
         endpoint_id,
         ".delete",
-        "Delete endpoint",
-        title="Delete the endpoint {url}?",
-        message="Events stop going there at once and its delivery log is deleted with it. To pause it instead, "
-        "disable it.",
+        _("Delete endpoint"),
+        title=_("Delete the endpoint {url}?"),
+        message=_(
+            "Events stop going there at once and its delivery log is deleted with it. To pause it instead, disable it."
+        ),
     )
 
 
