@@ -123,3 +123,10 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(ROOT / "portal" / "translations"))
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     app.after_request(remember_language)
+    app.context_processor(_language_context)
+
+
+def _language_context() -> dict[str, Any]:
+    from flask_babel import get_locale
+
+    return {"languages": LANGUAGES, "current_language": str(get_locale() or DEFAULT_LOCALE)}
