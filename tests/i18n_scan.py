@@ -180,7 +180,7 @@ def runs(pieces: list[Piece]) -> list[Run]:
                     state = "text"
                     if tag in CODE_TAGS:
                         code_depth = max(0, code_depth + (-1 if closing else 1))
-                    if tag in ("script", "style") and s[i - 1 : i] != "/":
+                    if tag in ("script", "style") and not closing and s[i - 1 : i] != "/":
                         state = "raw"
                         raw_until = f"</{tag}"
                     i += 1

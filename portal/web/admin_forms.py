@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -104,11 +103,11 @@ def _bounded(field: str, label: str) -> IntegerField:
     return IntegerField(
         label,
         validators=[
-            DataRequired(message=_("Enter a whole number from %(low)s to %(high)s.", low=low, high=high))
+            DataRequired(message=_l("Enter a whole number from %(low)s to %(high)s.", low=low, high=high))
             if low > 0
             else Optional(),
             NumberRange(
-                min=low, max=high, message=_("Enter a whole number from %(low)s to %(high)s.", low=low, high=high)
+                min=low, max=high, message=_l("Enter a whole number from %(low)s to %(high)s.", low=low, high=high)
             ),
         ],
     )
@@ -145,13 +144,13 @@ class ForgotPasswordForm(FlaskForm):
 
 def _new_password() -> PasswordField:
     return PasswordField(
-        _("New password"),
+        _l("New password"),
         validators=[
-            DataRequired(message=_("Choose a password.")),
+            DataRequired(message=_l("Choose a password.")),
             Length(
                 min=MIN_PASSWORD,
                 max=MAX_PASSWORD,
-                message=_(
+                message=_l(
                     "Use at least %(MIN_PASSWORD)s characters (at most %(MAX_PASSWORD)s).",
                     MIN_PASSWORD=MIN_PASSWORD,
                     MAX_PASSWORD=MAX_PASSWORD,
@@ -163,10 +162,10 @@ def _new_password() -> PasswordField:
 
 def _confirm() -> PasswordField:
     return PasswordField(
-        _("Repeat the password"),
+        _l("Repeat the password"),
         validators=[
-            DataRequired(message=_("Repeat the password.")),
-            EqualTo("password", message=_("The passwords differ.")),
+            DataRequired(message=_l("Repeat the password.")),
+            EqualTo("password", message=_l("The passwords differ.")),
         ],
     )
 

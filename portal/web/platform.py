@@ -20,6 +20,7 @@ from portal.services.errors import ServiceError
 from portal.web.admin_forms import InviteForm, TenantForm
 from portal.web.forms import ConfirmForm, choices
 from portal.web.helpers import apply_service_error, confirm_page, page, platform_admins_only, user_actor
+from portal.web.wording import role_label
 
 bp = Blueprint("platform", __name__, url_prefix="/platform")
 platform_admins_only(bp, _l("Only platform admins can open this area."))
@@ -91,7 +92,7 @@ def _detail(tenant_id: int, status: int = 200, invite_form=None) -> ResponseRetu
     if invite_form is None:
         invite_form = InviteForm(formdata=None)
         invite_form.role.data = "owner"
-    invite_form.role.choices = choices([(role, role.capitalize()) for role in ROLES])
+    invite_form.role.choices = choices([(role, role_label(role)) for role in ROLES])
     return page(
         "platform/tenant_detail.html",
         status,
@@ -112,7 +113,7 @@ def tenant_detail(tenant_id: int) -> ResponseReturnValue:
 def invite(tenant_id: int) -> ResponseReturnValue:
     tenant = tenant_admin.get_tenant(tenant_id)
     form = InviteForm()
-    form.role.choices = choices([(role, role.capitalize()) for role in ROLES])
+    form.role.choices = choices([(role, role_label(role)) for role in ROLES])
     if not form.validate_on_submit():
         return _detail(tenant.id, 400, invite_form=form)
     try:

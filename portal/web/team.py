@@ -15,6 +15,7 @@ from portal.tenancy import Principal, require
 from portal.web.admin_forms import InviteForm, RoleForm
 from portal.web.forms import choices
 from portal.web.helpers import apply_service_error, confirm_page, page, principal
+from portal.web.wording import role_label
 
 bp = Blueprint("admin_team", __name__, url_prefix="/admin/team")
 
@@ -22,7 +23,7 @@ bp = Blueprint("admin_team", __name__, url_prefix="/admin/team")
 def _invite_form(who: Principal, blank: bool = False) -> InviteForm:
     form = InviteForm(formdata=None) if blank else InviteForm()
     assignable = team_service.assignable_roles(who.role)
-    form.role.choices = choices([(role, role.capitalize()) for role in assignable])
+    form.role.choices = choices([(role, role_label(role)) for role in assignable])
     if blank or not form.is_submitted():
         form.role.data = "operator"
     return form
@@ -34,7 +35,7 @@ def _role_form(who: Principal, membership: Membership) -> RoleForm | None:
     if membership.role not in assignable:
         return None
     form = RoleForm(formdata=None)
-    form.role.choices = choices([(role, role.capitalize()) for role in assignable])
+    form.role.choices = choices([(role, role_label(role)) for role in assignable])
     form.role.data = membership.role
     return form
 
@@ -120,7 +121,7 @@ def change_role(user_id: int) -> ResponseReturnValue:
         if exc.status == 404:
             raise
         return _index(_invite_form(who, blank=True), exc.status, role_errors={user_id: exc.message})
-    flash(_("%(email)s is now %(role)s.", email=membership.user.email, role=membership.role), "success")
+    flash(_("%(email)s is now %(role)s.", email=membership.user.email, role=role_label(membership.role)), "success")
     return redirect(url_for(".index"))
 
 

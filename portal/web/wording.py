@@ -95,9 +95,26 @@ def unreachable(error: str | None) -> str:
     return _("Cannot be reached right now.") if error else ""
 
 
+# A role's name as people read it (the codes stay English in the API, the audit log and the database).
+ROLE_LABELS: dict[str, LazyString] = {
+    "owner": _l("Owner"),
+    "admin": _l("Admin"),
+    "operator": _l("Operator"),
+    "viewer": _l("Viewer"),
+}
+
+
+def role_label(role: str | None) -> str:
+    return str(ROLE_LABELS.get(role or "", role or ""))
+
+
 def init_app(app: Flask) -> None:
     from portal.services.number_health import summary as limit_summary
 
     app.jinja_env.globals.update(
-        say_error=say, failed_send=failed_send, unreachable=unreachable, limit_summary=limit_summary
+        say_error=say,
+        failed_send=failed_send,
+        unreachable=unreachable,
+        limit_summary=limit_summary,
+        role_label=role_label,
     )
