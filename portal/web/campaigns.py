@@ -187,11 +187,11 @@ def campaign_state_label(state: str) -> str:
     """Words for a campaign's state."""
     return {
         "importing": _("Importing the audience"),
-        "scheduled": "Scheduled",
+        "scheduled": _("Scheduled"),
         "checking": _("Checking numbers"),
-        "running": "Sending",
-        "paused": "Paused",
-        "completed": "Completed",
-        "cancelled": "Cancelled",
-        "failed": "Failed",
+        "running": _("Sending"),
+        "paused": _("Paused"),
+        "completed": _("Completed"),
+        "cancelled": _("Cancelled"),
+        "failed": _("Failed"),
     }.get(state, state)

@@ -139,7 +139,7 @@ def clear(session_id: str) -> ResponseReturnValue:
         form,
         title=_("Clear campaign traffic of %(name)s", name=view.session.name),
         heading=_("Cancel every queued campaign message?"),
-        subject=("Session", view.session.name),
+        subject=(_("Session"), view.session.name),
         message=f"{view.counts['campaign']} campaign message(s) are waiting. They will not be sent; messages "
         "being sent right now finish. Scheduled and other single messages stay in the queue.",
         action=url_for("outreach.clear", session_id=session_id),

@@ -92,7 +92,7 @@ def _detail(tenant_id: int, status: int = 200, invite_form=None) -> ResponseRetu
     if invite_form is None:
         invite_form = InviteForm(formdata=None)
         invite_form.role.data = "owner"
-    invite_form.role.choices = choices([(role, role_label(role)) for role in ROLES])
+    invite_form.role.choices = choices([(role, role_label(role, lower=False)) for role in ROLES])
     return page(
         "platform/tenant_detail.html",
         status,
@@ -113,7 +113,7 @@ def tenant_detail(tenant_id: int) -> ResponseReturnValue:
 def invite(tenant_id: int) -> ResponseReturnValue:
     tenant = tenant_admin.get_tenant(tenant_id)
     form = InviteForm()
-    form.role.choices = choices([(role, role_label(role)) for role in ROLES])
+    form.role.choices = choices([(role, role_label(role, lower=False)) for role in ROLES])
     if not form.validate_on_submit():
         return _detail(tenant.id, 400, invite_form=form)
     try:

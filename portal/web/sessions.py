@@ -291,7 +291,7 @@ def rotate_webhook_secret(session_id: str) -> ResponseReturnValue:
         form,
         title=_("New webhook secret for %(name)s", name=session.name),
         heading=_("Make a new webhook signing secret?"),
-        subject=("Session", session.name),
+        subject=(_("Session"), session.name),
         message=_(
             "The new secret is shown once; from then on every delivery to the session's webhook URL is signed "
             "with it and checks with the old secret fail."
@@ -357,7 +357,7 @@ def act(session_id: str, action: str) -> ResponseReturnValue:
         form,
         title=f"{spec.label} {session.name}",
         heading=spec.question,
-        subject=("Session", session.name),
+        subject=(_("Session"), session.name),
         message=spec.consequence,
         action=url_for("sessions.act", session_id=session.id, action=action),
         button=spec.label,

@@ -23,7 +23,7 @@ bp = Blueprint("admin_team", __name__, url_prefix="/admin/team")
 def _invite_form(who: Principal, blank: bool = False) -> InviteForm:
     form = InviteForm(formdata=None) if blank else InviteForm()
     assignable = team_service.assignable_roles(who.role)
-    form.role.choices = choices([(role, role_label(role)) for role in assignable])
+    form.role.choices = choices([(role, role_label(role, lower=False)) for role in assignable])
     if blank or not form.is_submitted():
         form.role.data = "operator"
     return form
@@ -35,7 +35,7 @@ def _role_form(who: Principal, membership: Membership) -> RoleForm | None:
     if membership.role not in assignable:
         return None
     form = RoleForm(formdata=None)
-    form.role.choices = choices([(role, role_label(role)) for role in assignable])
+    form.role.choices = choices([(role, role_label(role, lower=False)) for role in assignable])
     form.role.data = membership.role
     return form
 

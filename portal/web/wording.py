@@ -104,8 +104,10 @@ ROLE_LABELS: dict[str, LazyString] = {
 }
 
 
-def role_label(role: str | None) -> str:
-    return str(ROLE_LABELS.get(role or "", role or ""))
+def role_label(role: str | None, lower: bool = True) -> str:
+    """A role's name: lower-case inside a sentence or a badge ("owner"), capitalised as a choice ("Owner")."""
+    label = str(ROLE_LABELS.get(role or "", role or ""))
+    return label.lower() if lower else label
 
 
 def init_app(app: Flask) -> None:
