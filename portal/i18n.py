@@ -38,6 +38,13 @@ def N_(message: str) -> str:
     return message
 
 
+def translated(message: str | None) -> str:
+    """A service's message (marked with N_ where it is raised) in the reader's language; unknown text as it is."""
+    from flask_babel import gettext
+
+    return gettext(message) if message else (message or "")
+
+
 LANG_COOKIE = "portal_lang"  # a signed-out visitor's choice (?lang= on the sign-in page)
 
 

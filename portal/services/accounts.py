@@ -19,7 +19,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from portal.extensions import db, redis_store
-from portal.i18n import DEFAULT_LOCALE
+from portal.i18n import DEFAULT_LOCALE, N_
 from portal.mail import send_mail
 from portal.models import User, utcnow
 from portal.queue import JOB_SEND_PASSWORD_RESET, QUEUE_MAINTENANCE, enqueue
@@ -151,12 +151,14 @@ def change_password(user: User, current: str, password: str, actor: Actor) -> Us
     if not user.password_hash:
         raise Invalid.field(
             "current_password",
-            "Your account has no password yet (you sign in with single "
-            'sign-on). Use "Forgot your password?" to choose one.',
+            N_(
+                "Your account has no password yet (you sign in with single "
+                'sign-on). Use "Forgot your password?" to choose one.'
+            ),
         )
     if not user.check_password(current or ""):
         audit.record(None, "auth.password_change_failed", actor, target_type="user", target_id=user.id, commit=True)
-        raise Invalid.field("current_password", "That is not your current password.")
+        raise Invalid.field("current_password", N_("That is not your current password."))
     check_password_strength(password or "", user.email)
     user.set_password(password)
     audit.record(
@@ -183,7 +185,7 @@ def sign_in_oidc(claims: Mapping[str, Any], actor: Actor) -> User:
     subject = str(claims.get("sub") or "")
     email = str(claims.get("email") or "").strip().lower()
     if not subject:
-        raise Unauthorized("The identity provider did not say who you are.", code="oidc_no_subject")
+        raise Unauthorized(N_("The identity provider did not say who you are."), code="oidc_no_subject")
     user = db.session.scalar(select(User).where(User.oidc_subject == subject))
     if user is None and email and _email_verified(claims):
         user = get_user_by_email(email)
@@ -233,6 +235,6 @@ def _refuse(actor: Actor, email: str, reason: str, message: str | None = None) -
     if message:
         raise Forbidden(message, code="oidc_account_unverified")
     raise Forbidden(
-        "There is no portal account for this sign-in. Ask an admin of your team to invite you.",
+        N_("There is no portal account for this sign-in. Ask an admin of your team to invite you."),
         code="oidc_unknown_user",
     )

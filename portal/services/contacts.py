@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from portal import pagination
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import Chat, Contact, Tenant, get_for_tenant, utcnow
 from portal.services import audit, recipients, upstream
 from portal.services.audit import Actor
@@ -237,7 +238,7 @@ def get_contact_by_id(tenant: Tenant, contact_id: Any) -> Contact:
     """One of the tenant's contacts by row id; another tenant's (or an id that cannot be one) is NotFound."""
     contact = get_for_tenant(db.session, Contact, tenant.id, contact_id)
     if contact is None:
-        raise NotFound("No such contact.", code="contact_not_found")
+        raise NotFound(N_("No such contact."), code="contact_not_found")
     return contact
 
 
@@ -245,7 +246,7 @@ def clean_tags(tags: Any) -> list[str]:
     """Tags as stored: each trimmed, empty ones dropped, duplicates (whatever their case) kept once in the order
     given; Invalid (field "tags") for more than TAGS_MAX tags, one over TAG_MAX characters or a non-text tag."""
     if not isinstance(tags, list | tuple) or not all(isinstance(tag, str) for tag in tags):
-        raise Invalid.field("tags", "Tags must be a list of words.")
+        raise Invalid.field("tags", N_("Tags must be a list of words."))
     cleaned: dict[str, str] = {}
     for tag in tags:
         tag = " ".join(tag.split())

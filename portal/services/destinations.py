@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 
+from portal.i18n import N_
 from portal.net import policy
 from portal.services.errors import Invalid
 
@@ -55,10 +56,10 @@ def clean_proxy(proxy: Any, field: str = "config.proxy") -> dict[str, Any] | Non
     if proxy is None:
         return None
     if not isinstance(proxy, dict) or set(proxy) - {"server", "username", "password"}:
-        raise Invalid.field(field, "The proxy must be an object with server, username and password.")
+        raise Invalid.field(field, N_("The proxy must be an object with server, username and password."))
     server = proxy.get("server")
     if not isinstance(server, str) or not server.strip():
-        raise Invalid.field(f"{field}.server", "Give the proxy server as host:port.")
+        raise Invalid.field(f"{field}.server", N_("Give the proxy server as host:port."))
     for key in ("username", "password"):
         if proxy.get(key) is not None and not isinstance(proxy[key], str):
             raise Invalid.field(f"{field}.{key}", f"The proxy {key} must be text.")

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import IdempotencyRecord, rowcount, utcnow
 from portal.services.errors import Conflict, Invalid
 
@@ -56,7 +57,9 @@ def lookup(tenant_id: int, scope: str, key: str, request_fingerprint: str) -> Id
         )
     )
     if record is not None and record.fingerprint != request_fingerprint:
-        raise Conflict("This Idempotency-Key was already used for a different request.", code="idempotency_key_reused")
+        raise Conflict(
+            N_("This Idempotency-Key was already used for a different request."), code="idempotency_key_reused"
+        )
     return record
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import ApiToken, Membership, Message, OptOut, OptOutSettings, Tenant
 from portal.services import audit
 from portal.services.audit import Actor
@@ -82,7 +83,7 @@ def clean_keywords(raw: Any) -> list[str]:
     if isinstance(raw, str):
         raw = raw.splitlines()
     if not isinstance(raw, list | tuple) or not all(isinstance(k, str) for k in raw):
-        raise Invalid.field("keywords", "Keywords must be a list of words.")
+        raise Invalid.field("keywords", N_("Keywords must be a list of words."))
     seen: dict[str, str] = {}
     for keyword in raw:
         keyword = " ".join(keyword.split())
@@ -91,7 +92,7 @@ def clean_keywords(raw: Any) -> list[str]:
         if keyword and normalize(keyword):
             seen.setdefault(normalize(keyword), keyword)
     if not seen:
-        raise Invalid.field("keywords", "Give at least one keyword.")
+        raise Invalid.field("keywords", N_("Give at least one keyword."))
     if len(seen) > KEYWORDS_MAX:
         raise Invalid.field("keywords", f"At most {KEYWORDS_MAX} keywords.")
     return list(seen.values())
@@ -169,7 +170,7 @@ def remove(tenant: Tenant, actor: Actor, phone: Any) -> None:
     stmt = delete(OptOut).where(OptOut.tenant_id == tenant.id, OptOut.chat_id == chat_id)
     if db.session.execute(stmt).rowcount == 0:  # type: ignore[attr-defined]
         db.session.rollback()
-        raise NotFound("That number is not on the opt-out list.", code="opt_out_not_found")
+        raise NotFound(N_("That number is not on the opt-out list."), code="opt_out_not_found")
     audit.record(tenant.id, "opt_out.remove", actor, target_type="opt_out", target_id=chat_id)
     db.session.commit()
 
@@ -206,10 +207,10 @@ def import_csv(tenant: Tenant, actor: Actor, content: bytes) -> ImportResult:
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise Invalid.field("file", "The file is not UTF-8 text.") from None
+        raise Invalid.field("file", N_("The file is not UTF-8 text.")) from None
     rows = list(csv.reader(io.StringIO(text)))
     if not rows:
-        raise Invalid.field("file", "The file is empty.")
+        raise Invalid.field("file", N_("The file is empty."))
     header = [cell.strip().casefold() for cell in rows[0]]
     column, start = (header.index("phone"), 1) if "phone" in header else (0, 0)
     wanted: dict[str, int] = {}
@@ -257,7 +258,7 @@ def check_override(tenant_id: int, kind: str, actor_id: str, role: str | None) -
         role = db.session.scalar(stmt)
     if role not in OVERRIDE_ROLES:
         raise Forbidden(
-            "Only an owner or admin may send to a number on the opt-out list.", code="opt_out_override_forbidden"
+            N_("Only an owner or admin may send to a number on the opt-out list."), code="opt_out_override_forbidden"
         )
 
 

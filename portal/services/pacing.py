@@ -17,6 +17,7 @@ import math
 import redis
 
 from portal.extensions import redis_store
+from portal.i18n import N_
 from portal.services.errors import RateLimited
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def acquire(session_id: str, rate_per_minute: int, *, burst: int | None = None) 
     (and logged): pacing protects the number, it must not take sending down with it.
     """
     if rate_per_minute <= 0:
-        raise RateLimited("Sending is disabled for this tenant.", retry_after=60)
+        raise RateLimited(N_("Sending is disabled for this tenant."), retry_after=60)
     burst = burst or burst_for(rate_per_minute)
     interval = 60.0 / rate_per_minute
     tolerance = interval * (burst - 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 
+from portal.i18n import N_
 from portal.services.errors import Invalid
 
 MIN_PASSWORD = 12
@@ -35,11 +36,11 @@ def check_password_policy(password: str, *, email: str = "") -> None:
     if len(password) > MAX_PASSWORD:
         raise Invalid.field("password", f"Password must be at most {MAX_PASSWORD} characters long.")
     if password.lower() in _common():
-        raise Invalid.field("password", "This is one of the most common passwords. Choose another one.")
+        raise Invalid.field("password", N_("This is one of the most common passwords. Choose another one."))
     local, _, domain = email.lower().partition("@")
     lowered = password.lower()
     if email and (email.lower() in lowered or (local in lowered and domain.split(".")[0] in lowered)):
-        raise Invalid.field("password", "The password must not be made of your e-mail address.")
+        raise Invalid.field("password", N_("The password must not be made of your e-mail address."))
     from zxcvbn import zxcvbn
 
     hints = [email.lower(), local, *email.lower().replace("@", " ").replace(".", " ").split()]

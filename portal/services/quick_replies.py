@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import QuickReply, Tenant, get_for_tenant
 from portal.services import audit
 from portal.services.audit import Actor
@@ -32,13 +33,15 @@ _VARIABLE = re.compile(r"\{\{\s*(name|phone)\s*\}\}")
 
 def _shortcut(value: Any) -> str:
     if not isinstance(value, str) or not _SHORTCUT.match(value.strip().lower()):
-        raise Invalid.field("shortcut", "Use 1-40 lower-case letters, digits, - or _, starting with a letter or digit.")
+        raise Invalid.field(
+            "shortcut", N_("Use 1-40 lower-case letters, digits, - or _, starting with a letter or digit.")
+        )
     return value.strip().lower()
 
 
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise Invalid.field("text", "Write the reply's text.")
+        raise Invalid.field("text", N_("Write the reply's text."))
     if len(value) > TEXT_MAX:
         raise Invalid.field("text", f"The text must be at most {TEXT_MAX} characters.")
     return value.strip()
@@ -63,7 +66,7 @@ def find_replies(tenant: Tenant, prefix: Any, *, limit: int = 10) -> list[QuickR
 def get_reply(tenant: Tenant, reply_id: Any) -> QuickReply:
     reply = get_for_tenant(db.session, QuickReply, tenant.id, reply_id)
     if reply is None:
-        raise NotFound("No such quick reply.", code="quick_reply_not_found")
+        raise NotFound(N_("No such quick reply."), code="quick_reply_not_found")
     return reply
 
 

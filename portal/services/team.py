@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.mail import send_mail
 from portal.models import Invitation, Membership, Tenant, User, get_for_tenant, utcnow
 from portal.permissions import ASSIGNABLE_BY, ROLES
@@ -169,7 +170,7 @@ def get_invitation(tenant: Tenant, invitation_id: int) -> Invitation:
     """One invitation of this tenant by id, or NotFound (also for other tenants' invitations)."""
     invitation = get_for_tenant(db.session, Invitation, tenant.id, invitation_id)
     if invitation is None:
-        raise NotFound("No such invitation.", code="invitation_not_found")
+        raise NotFound(N_("No such invitation."), code="invitation_not_found")
     return invitation
 
 
@@ -192,17 +193,18 @@ def find_invitation(token: str, *, lock: bool = False) -> Invitation:
     invitation = db.session.scalar(stmt)
     if invitation is None:
         raise NotFound(
-            "This invitation link is not valid. Check that you copied all of it.", code="invitation_not_found"
+            N_("This invitation link is not valid. Check that you copied all of it."), code="invitation_not_found"
         )
     if invitation.accepted_at is not None:
-        raise NotFound("This invitation was already accepted. Sign in to continue.", code="invitation_used")
+        raise NotFound(N_("This invitation was already accepted. Sign in to continue."), code="invitation_used")
     if invitation.revoked_at is not None:
         raise NotFound(
-            "This invitation was withdrawn. Ask the person who invited you for a new one.", code="invitation_revoked"
+            N_("This invitation was withdrawn. Ask the person who invited you for a new one."),
+            code="invitation_revoked",
         )
     if invitation.expires_at <= utcnow():
         raise NotFound(
-            "This invitation has expired. Ask the person who invited you for a new one.", code="invitation_expired"
+            N_("This invitation has expired. Ask the person who invited you for a new one."), code="invitation_expired"
         )
     return invitation
 
@@ -290,7 +292,7 @@ def get_member(tenant: Tenant, user_id: int) -> Membership:
         select(Membership).where(Membership.tenant_id == tenant.id, Membership.user_id == user_id)
     )
     if membership is None:
-        raise NotFound("No such member.", code="member_not_found")
+        raise NotFound(N_("No such member."), code="member_not_found")
     return membership
 
 
@@ -302,7 +304,7 @@ def _ensure_another_owner(tenant: Tenant, membership: Membership) -> None:
         )
     )
     if not [owner_id for owner_id in owners if owner_id != membership.id]:
-        raise Conflict("A tenant needs at least one owner. Make someone else an owner first.", code="last_owner")
+        raise Conflict(N_("A tenant needs at least one owner. Make someone else an owner first."), code="last_owner")
 
 
 def change_role(tenant: Tenant, user_id: int, role: str, actor: Actor, *, actor_role: str | None) -> Membership:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import Membership, Tenant, WahaSession
 from portal.services import audit
 from portal.services.audit import Actor
@@ -99,7 +100,7 @@ def get_tenant(tenant_id: int) -> Tenant:
     """One tenant by id, or NotFound."""
     tenant = db.session.get(Tenant, tenant_id)
     if tenant is None:
-        raise NotFound("No such tenant.", code="tenant_not_found")
+        raise NotFound(N_("No such tenant."), code="tenant_not_found")
     return tenant
 
 

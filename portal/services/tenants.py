@@ -8,6 +8,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import Membership, Tenant, User
 from portal.permissions import ROLES
 from portal.services import audit
@@ -39,10 +40,10 @@ def create_tenant(
     slug = slug.strip().lower()
     if not SLUG_RE.match(slug):
         raise Invalid.field(
-            "slug", "Slug must be 1-63 lowercase letters, digits or dashes, not starting or ending with a dash."
+            "slug", N_("Slug must be 1-63 lowercase letters, digits or dashes, not starting or ending with a dash.")
         )
     if not name.strip():
-        raise Invalid.field("name", "Name must not be empty.")
+        raise Invalid.field("name", N_("Name must not be empty."))
     if db.session.scalar(select(Tenant.id).where(Tenant.slug == slug)):
         raise Conflict(f"A tenant with slug '{slug}' already exists.", code="tenant_exists")
     tenant = Tenant(slug=slug, name=name.strip(), max_sessions=max_sessions, send_rate_per_minute=send_rate_per_minute)

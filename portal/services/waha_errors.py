@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from portal.i18n import N_
 from portal.models import WahaSession
 from portal.services import upstream
 from portal.services.errors import Conflict, Invalid, NotFound, ServiceError, Upstream
@@ -29,7 +30,7 @@ def map_waha_error(exc: waha_errors.WahaError, session: WahaSession | None = Non
         # Our own API key was refused: the portal is misconfigured, nothing the caller can fix.
         log.error("WAHA refused the portal's API key: %s", exc)
         return Upstream(
-            "The WAHA server refused the portal's credentials; an operator has to fix its API key.", retry_after=60
+            N_("The WAHA server refused the portal's credentials; an operator has to fix its API key."), retry_after=60
         )
     if isinstance(exc, waha_errors.WahaSessionNotReady):
         status = exc.session_status or (session.status if session is not None else None)
@@ -41,13 +42,13 @@ def map_waha_error(exc: waha_errors.WahaError, session: WahaSession | None = Non
     if isinstance(exc, waha_errors.WahaNotFound):
         if session is not None:
             return Conflict(
-                "The session does not exist on its WAHA server; start it to re-create it.",
+                N_("The session does not exist on its WAHA server; start it to re-create it."),
                 code="session_missing_on_waha",
                 details={"status": session.status},
             )
-        return NotFound("WAHA does not know this item.", code="not_found")
+        return NotFound(N_("WAHA does not know this item."), code="not_found")
     if isinstance(exc, waha_errors.WahaAlreadyExists):
-        return Conflict("A session with this name already exists on the WAHA server.", code="session_exists")
+        return Conflict(N_("A session with this name already exists on the WAHA server."), code="session_exists")
     if isinstance(exc, waha_errors.WahaNotImplemented):
         return Invalid(f"The WAHA server does not support this: {exc.message}", code="not_supported")
     if isinstance(exc, waha_errors.WahaValidationError):

@@ -17,7 +17,7 @@ from flask_login import current_user, login_required
 from joserfc.errors import JoseError
 
 from portal.extensions import limiter
-from portal.i18n import LANGUAGES
+from portal.i18n import LANGUAGES, translated
 from portal.security import safe_next
 from portal.services import accounts, browser_sessions, team
 from portal.services.errors import ServiceError
@@ -180,14 +180,14 @@ def reset_password(token: str) -> ResponseReturnValue:
     try:
         user = accounts.user_for_reset_token(token)
     except ServiceError as exc:
-        return _private(page("account/reset_invalid.html", 400, message=exc.message))
+        return _private(page("account/reset_invalid.html", 400, message=translated(exc.message)))
     form = ResetPasswordForm()
     if form.validate_on_submit():
         try:
             accounts.reset_password(token, form.password.data, request_actor("user", user.email, str(user.id)))
         except ServiceError as exc:
             if exc.code == "reset_link_invalid":
-                return _private(page("account/reset_invalid.html", 400, message=exc.message))
+                return _private(page("account/reset_invalid.html", 400, message=translated(exc.message)))
             apply_service_error(form, exc)
         else:
             flash(_("Your password is changed. Sign in with the new one."), "success")
@@ -204,7 +204,7 @@ def accept_invitation(token: str) -> ResponseReturnValue:
     try:
         invitation = team.find_invitation(token)
     except ServiceError as exc:
-        return _private(page("account/invitation_invalid.html", exc.status, message=exc.message))
+        return _private(page("account/invitation_invalid.html", exc.status, message=translated(exc.message)))
     signed_in = current_user.is_authenticated
     existing = None if signed_in else get_user_by_email(invitation.email)
     form: Any = ConfirmForm() if signed_in or existing else AcceptInvitationForm()
@@ -311,7 +311,7 @@ def oidc_callback() -> ResponseReturnValue:
     try:
         user = accounts.sign_in_oidc(claims, request_actor("anonymous", claims.get("email")))
     except ServiceError as exc:
-        flash(exc.message, "error")
+        flash(translated(exc.message), "error")
         return redirect(url_for("auth.login"))
     sign_in_browser(user, method="oidc")
     if not next_url and user.is_platform_admin and not user.memberships:

@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from portal.extensions import limiter
+from portal.i18n import translated
 from portal.security import safe_next
 from portal.services import auth as auth_service
 from portal.services import browser_sessions
@@ -31,7 +32,7 @@ def login() -> ResponseReturnValue:
         try:
             user = auth_service.sign_in(form.email.data, form.password.data, request_actor())
         except ServiceError as exc:
-            form.password.errors.append(exc.message)
+            form.password.errors.append(translated(exc.message))
         else:
             sign_in_browser(user, remember=bool(form.remember.data))
             if not form.next.data and user.is_platform_admin and not user.memberships:

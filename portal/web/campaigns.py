@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
+from portal.i18n import N_, translated
 from portal.services import campaigns as campaigns_service
 from portal.services.errors import Invalid, ServiceError
 from portal.services.media import uploaded_media
@@ -47,7 +48,7 @@ def _start_at(raw: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(raw).replace(tzinfo=UTC)
     except ValueError:
-        raise Invalid.field("start_at", "Give a date and time.") from None
+        raise Invalid.field("start_at", N_("Give a date and time.")) from None
 
 
 _ALIASES = {
@@ -75,11 +76,11 @@ def create() -> ResponseReturnValue:
             upload = form.csv_file.data
             csv_content = upload.read() if upload else b""
             if not csv_content:
-                raise Invalid.field("csv_file", "Choose the CSV file with the audience.")
+                raise Invalid.field("csv_file", N_("Choose the CSV file with the audience."))
         else:
             tag = form.tag.data or ""
             if not tag.strip():
-                raise Invalid.field("tag", "Give the contact tag.")
+                raise Invalid.field("tag", N_("Give the contact tag."))
         attachment = form.media_file.data
         if attachment and attachment.filename:
             media = uploaded_media(attachment.read(), attachment.filename, attachment.mimetype)
@@ -153,7 +154,7 @@ def act(campaign_id: int, action: str) -> ResponseReturnValue:
     except ServiceError as exc:
         if exc.status == 404:
             raise
-        flash(exc.message, "error")
+        flash(translated(exc.message), "error")
     else:
         flash(str(done) % {"name": campaign.name}, "success")
     return redirect(url_for(".detail", campaign_id=campaign_id), code=303)

@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import login_required
 
+from portal.i18n import translated
 from portal.services import avatars, contacts_sync
 from portal.services import contacts as contacts_service
 from portal.services import sessions as sessions_service
@@ -35,7 +36,7 @@ def index() -> ResponseReturnValue:
     try:
         entries, next_cursor = contacts_service.browse_contacts(who.tenant, q=q, cursor=cursor)
     except Invalid as exc:
-        entries, next_cursor, error = [], None, exc.message
+        entries, next_cursor, error = [], None, translated(exc.message)
     sessions = sessions_service.list_sessions(who.tenant) if who.can(SYNC) else []
     return page(
         "contacts/index.html",
@@ -66,7 +67,7 @@ def tags(contact_id: int) -> ResponseReturnValue:
     try:
         contact = contacts_service.set_tags(who.tenant, contact_id, who.actor(), wanted)
     except Invalid as exc:
-        flash(exc.message, "error")
+        flash(translated(exc.message), "error")
         return redirect_to(back)
     flash(_("Tags of %(name_of)s saved.", name_of=contacts_service.name_of(contact)), "success")
     return redirect_to(back)

@@ -19,6 +19,7 @@ from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from portal.extensions import db, htmx
+from portal.i18n import translated
 from portal.security import quote_location
 from portal.services.audit import Actor
 from portal.services.errors import ServiceError
@@ -117,15 +118,15 @@ def apply_service_error(form: FlaskForm, exc: ServiceError, aliases: dict[str, s
         name = aliases.get(str(item.get("field")), str(item.get("field")))
         field: Any = form._fields.get(name)
         if field is not None and name not in ("csrf_token",):
-            field.errors = list(field.errors) + [item.get("message") or exc.message]
+            field.errors = list(field.errors) + [translated(item.get("message") or exc.message)]
             placed = True
     if not placed:
         alias = aliases.get(f"code:{exc.code}")
         field = form._fields.get(alias) if alias else None
         if field is not None:
-            field.errors = list(field.errors) + [exc.message]
+            field.errors = list(field.errors) + [translated(exc.message)]
         else:
-            form.form_errors.append(exc.message)
+            form.form_errors.append(translated(exc.message))
 
 
 def admin_sections(who: Principal | None) -> list[tuple[str, str]]:

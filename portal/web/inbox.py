@@ -18,6 +18,7 @@ from flask_login import login_required
 from sqlalchemy.exc import SQLAlchemyError
 
 from portal.extensions import htmx
+from portal.i18n import translated
 from portal.models import Chat
 from portal.services import avatars, inbox, quick_replies
 from portal.services.errors import ServiceError
@@ -135,7 +136,7 @@ def _change(chat: Chat, **changes: Any) -> ResponseReturnValue:
     try:
         chat = inbox.update_chat(who.tenant, chat.session_id, chat.chat_id, who.actor(), **changes).chat
     except ServiceError as exc:
-        return _panel_answer(chat, error=exc.message)
+        return _panel_answer(chat, error=translated(exc.message))
     return _panel_answer(chat)
 
 
@@ -175,7 +176,7 @@ def notes(chat_id: int) -> ResponseReturnValue:
     try:
         inbox.add_note(who.tenant, chat.session_id, chat.chat_id, who.actor(), form.body.data)
     except ServiceError as exc:
-        return _panel_answer(chat, error=exc.message, note_form=form)
+        return _panel_answer(chat, error=translated(exc.message), note_form=form)
     return _panel_answer(chat)
 
 

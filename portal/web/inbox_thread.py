@@ -19,6 +19,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from portal import pagination
 from portal.extensions import htmx
+from portal.i18n import N_
 from portal.services import avatars, outreach
 from portal.services import messages as messages_service
 from portal.services.errors import Invalid, ServiceError
@@ -126,7 +127,7 @@ def send(chat_id: int) -> ResponseReturnValue:
     try:
         media = uploads.upload_media(upload, caption=text) if upload and upload.filename else None
         if media is None and text is None:
-            raise Invalid.field("text", "Type a message or attach a file.")
+            raise Invalid.field("text", N_("Type a message or attach a file."))
         send_at = outreach.tenant_time(tenant.id, request.form.get("send_at") or None, field="sendAt")
         if send_at is not None:
             return _schedule(item, text, media, send_at, key)

@@ -8,6 +8,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import login_required
 
+from portal.i18n import translated
 from portal.services import optouts as optouts_service
 from portal.services.errors import ServiceError
 from portal.tenancy import require
@@ -79,7 +80,7 @@ def remove() -> ResponseReturnValue:
     try:
         optouts_service.remove(who.tenant, who.actor(), request.form.get("phone", ""))
     except ServiceError as exc:
-        flash(exc.message, "error")
+        flash(translated(exc.message), "error")
     else:
         flash(_("The number is off the opt-out list."), "success")
     return redirect(url_for(".index"), code=303)

@@ -21,6 +21,7 @@ from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
+from portal.i18n import N_, translated
 from portal.models import Tenant
 from portal.services import outreach
 from portal.services.errors import NotFound, ServiceError
@@ -112,12 +113,12 @@ def cancel(session_id: str, item_id: int) -> ResponseReturnValue:
         try:
             item = outreach.get_item(_tenant(), item_id)
             if item.session_id != session_id:
-                raise NotFound("No such queued message.", code="queued_send_not_found")
+                raise NotFound(N_("No such queued message."), code="queued_send_not_found")
             outreach.cancel(_tenant(), item_id, principal().actor())
         except ServiceError as exc:
             if exc.status == 404:
                 raise
-            flash(exc.message, "error")
+            flash(translated(exc.message), "error")
         else:
             flash(_("That message will not be sent."), "success")
     return _back(session_id)
@@ -234,7 +235,7 @@ def cancel_scheduled(item_id: int) -> ResponseReturnValue:
         except ServiceError as exc:
             if exc.status == 404:
                 raise
-            flash(exc.message, "error")
+            flash(translated(exc.message), "error")
         else:
             flash(_("Scheduled message cancelled."), "success")
     return redirect_to(url_for("outreach.scheduled"))

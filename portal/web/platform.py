@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from portal.i18n import translated
 from portal.permissions import ROLES
 from portal.services import team as team_service
 from portal.services import tenant_admin
@@ -68,7 +69,13 @@ def create_tenant() -> ResponseReturnValue:
                 accept_url=_accept_url,
             )
         except ServiceError as exc:
-            flash(_("The tenant exists, but the owner could not be invited: %(message)s", message=exc.message), "error")
+            flash(
+                _(
+                    "The tenant exists, but the owner could not be invited: %(message)s",
+                    message=translated(exc.message),
+                ),
+                "error",
+            )
     flash(_("Tenant %(name)s created.", name=tenant.name), "success")
     if issued is not None:
         _flash_mailed(issued)

@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from portal.i18n import translated
 from portal.models import Membership
 from portal.services import team as team_service
 from portal.services.accounts import public_url
@@ -120,7 +121,7 @@ def change_role(user_id: int) -> ResponseReturnValue:
     except ServiceError as exc:
         if exc.status == 404:
             raise
-        return _index(_invite_form(who, blank=True), exc.status, role_errors={user_id: exc.message})
+        return _index(_invite_form(who, blank=True), exc.status, role_errors={user_id: translated(exc.message)})
     flash(_("%(email)s is now %(role)s.", email=membership.user.email, role=role_label(membership.role)), "success")
     return redirect(url_for(".index"))
 
@@ -156,7 +157,7 @@ def remove(user_id: int) -> ResponseReturnValue:
     try:
         team_service.remove_member(who.tenant, user_id, who.actor(), actor_role=who.role)
     except ServiceError as exc:
-        return _index(_invite_form(who, blank=True), exc.status, role_errors={user_id: exc.message})
+        return _index(_invite_form(who, blank=True), exc.status, role_errors={user_id: translated(exc.message)})
     if user_id == current_user.id:
         flash(_("You left %(name)s.", name=who.tenant.name), "success")
         return redirect(url_for("dashboard.index"))

@@ -21,6 +21,7 @@ from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 
+from portal.i18n import N_
 from portal.services.errors import Invalid
 from portal.services.media import outgoing_media, uploaded_media
 from portal.web.forms import SendMessageForm
@@ -115,5 +116,5 @@ def upload_media(upload: FileStorage, *, kind: str | None = None, caption: str |
         )
     content = upload.read()
     if not content:
-        raise Invalid.field("media_file", "That file is empty.")
+        raise Invalid.field("media_file", N_("That file is empty."))
     return uploaded_media(content, secure_filename(upload.filename or ""), upload.mimetype, kind=kind, caption=caption)

@@ -12,6 +12,8 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_babel.speaklater import LazyString
 
+from portal.i18n import translated
+
 # code -> the sentence a person reads. {status} and {retry} are filled in when known.
 WORDS: dict[str, LazyString] = {
     "waha_unavailable": _l(
@@ -55,7 +57,7 @@ def say(
         return str(SCAN_ONLY)
     template = WORDS.get(code or "")
     if template is None:
-        return message or _("That did not work. Try again in a moment.")
+        return translated(message) or _("That did not work. Try again in a moment.")
     status = str(details.get("status") or _("not connected")).replace("_", " ").lower()
     retry = ngettext("%(num)s second", "%(num)s seconds", retry_after) if retry_after else _("a moment")
     return str(template).format(status=status, retry=retry)

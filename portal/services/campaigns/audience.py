@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import Contact
 from portal.services.contacts import display_name
 from portal.services.errors import Invalid
@@ -41,7 +42,7 @@ def _decode(content: bytes) -> str:
     try:
         return content.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise Invalid.field("csv", "The file is not UTF-8 text (save it as “CSV UTF-8”).") from None
+        raise Invalid.field("csv", N_("The file is not UTF-8 text (save it as “CSV UTF-8”).")) from None
 
 
 def read_header(content: bytes) -> list[str]:
@@ -49,10 +50,10 @@ def read_header(content: bytes) -> list[str]:
     text = _decode(content)
     first = next(csv.reader(io.StringIO(text[: 64 * 1024])), None)
     if not first or not any(cell.strip() for cell in first):
-        raise Invalid.field("csv", "The file is empty; its first line must name the columns (phone, ...).")
+        raise Invalid.field("csv", N_("The file is empty; its first line must name the columns (phone, ...)."))
     columns = [cell.strip() for cell in first]
     if "phone" not in [c.casefold() for c in columns]:
-        raise Invalid.field("csv", "The first line must name a “phone” column.")
+        raise Invalid.field("csv", N_("The first line must name a “phone” column."))
     if len(columns) > COLUMNS_MAX:
         raise Invalid.field("csv", f"At most {COLUMNS_MAX} columns.")
     seen: set[str] = set()

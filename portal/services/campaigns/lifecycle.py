@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import (
     Campaign,
     CampaignRecipient,
@@ -50,7 +51,7 @@ def get_campaign(tenant: Tenant, campaign_id: Any) -> Campaign:
     """The tenant's campaign; NotFound("campaign_not_found") for another tenant's or an unknown id."""
     campaign = get_for_tenant(db.session, Campaign, tenant.id, campaign_id)
     if campaign is None:
-        raise NotFound("No such campaign.", code="campaign_not_found")
+        raise NotFound(N_("No such campaign."), code="campaign_not_found")
     return campaign
 
 
@@ -65,7 +66,7 @@ def _minutes(value: Any, field: str) -> int | None:
         return None
     match = _HHMM.match(value) if isinstance(value, str) else None
     if match is None:
-        raise Invalid.field(field, "Give a time of day as HH:MM (UTC).")
+        raise Invalid.field(field, N_("Give a time of day as HH:MM (UTC)."))
     return int(match.group(1)) * 60 + int(match.group(2))
 
 
@@ -80,7 +81,7 @@ def _sessions(tenant: Tenant, session_ids: Any) -> list[str]:
     )
     missing = [s for s in wanted if s not in found]
     if missing:
-        raise NotFound("No such session.", code="session_not_found", details={"sessionIds": missing})
+        raise NotFound(N_("No such session."), code="session_not_found", details={"sessionIds": missing})
     return wanted
 
 
@@ -106,14 +107,14 @@ def create_campaign(
         raise Invalid.field("name", f"Give the campaign a name of at most {NAME_MAX} characters.")
     sessions = _sessions(tenant, session_ids)
     if (csv_content is None) == (not tag):
-        raise Invalid.field("csv", "Give the audience either as a CSV file or as a contact tag.")
+        raise Invalid.field("csv", N_("Give the audience either as a CSV file or as a contact tag."))
     if csv_content is not None:
         columns = audience.read_header(csv_content)
         audience_info: dict[str, Any] = {"kind": "csv", "columns": columns}
     else:
         tag = " ".join(str(tag).split())
         if not tag or len(tag) > 40:
-            raise Invalid.field("tag", "Give a contact tag of at most 40 characters.")
+            raise Invalid.field("tag", N_("Give a contact tag of at most 40 characters."))
         columns = list(audience.TAG_VARIABLES)
         audience_info = {"kind": "tag", "tag": tag, "columns": columns}
     text, used = clean_template(template, columns)
@@ -121,13 +122,13 @@ def create_campaign(
         clean_media(media)
         if len(str(media.get("data") or "")) * 3 // 4 > INLINE_MEDIA_MAX:
             # every queued message carries its media: a large file goes by URL, which WAHA downloads itself
-            raise Invalid.field("media", "An uploaded attachment may be at most 1 MB; give a larger file by URL.")
+            raise Invalid.field("media", N_("An uploaded attachment may be at most 1 MB; give a larger file by URL."))
     quiet = (_minutes(quiet_start, "quietStart"), _minutes(quiet_end, "quietEnd"))
     if (quiet[0] is None) != (quiet[1] is None) or (quiet[0] is not None and quiet[0] == quiet[1]):
-        raise Invalid.field("quietEnd", "Give both ends of the quiet hours, and two different times.")
+        raise Invalid.field("quietEnd", N_("Give both ends of the quiet hours, and two different times."))
     cap = _cap(daily_cap)
     if start_at is not None and start_at.tzinfo is None:
-        raise Invalid.field("startAt", "Give the start time with its time zone.")
+        raise Invalid.field("startAt", N_("Give the start time with its time zone."))
     campaign = Campaign(
         tenant_id=tenant.id,
         name=name.strip(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from portal.i18n import N_
 from portal.services.errors import Invalid
 
 TEMPLATE_MAX = 4096
@@ -28,7 +29,7 @@ def clean_template(template: Any, available: list[str]) -> tuple[str, list[str]]
     """The template, stripped, and the variables it uses; Invalid(field "template", code "unknown_variable")
     when it uses a variable the audience does not have, so nothing is queued with a hole in it."""
     if not isinstance(template, str) or not template.strip():
-        raise Invalid.field("template", "Write the message to send.")
+        raise Invalid.field("template", N_("Write the message to send."))
     template = template.strip()
     if len(template) > TEMPLATE_MAX:
         raise Invalid.field("template", f"The message may have at most {TEMPLATE_MAX} characters.")

@@ -19,6 +19,7 @@ from sqlalchemy import func, literal, select, tuple_
 
 from portal import pagination
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import Tenant, WebhookDelivery, get_for_tenant, utcnow
 from portal.services import audit
 from portal.services.audit import Actor
@@ -81,7 +82,7 @@ def get_delivery(tenant: Tenant, delivery_id: Any) -> WebhookDelivery:
     """One of the tenant's delivery attempts; NotFound "delivery_not_found" otherwise."""
     delivery = get_for_tenant(db.session, WebhookDelivery, tenant.id, delivery_id)
     if delivery is None:
-        raise NotFound("No such delivery.", code="delivery_not_found")
+        raise NotFound(N_("No such delivery."), code="delivery_not_found")
     return delivery
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import Tenant, WebhookEndpoint, get_for_tenant
 from portal.services import audit, destinations
 from portal.services.audit import Actor
@@ -60,7 +61,7 @@ def destination_problem(url: str) -> str | None:
 
 def _clean_url(url: Any) -> str:
     if not isinstance(url, str) or not url.strip():
-        raise Invalid.field("url", "Give the URL that should receive the events.")
+        raise Invalid.field("url", N_("Give the URL that should receive the events."))
     if len(url.strip()) > URL_MAX:
         raise Invalid.field("url", f"The URL must be at most {URL_MAX} characters.")
     return destinations.clean_url(url, "url")
@@ -72,7 +73,7 @@ def _clean_events(events: Any) -> list[str]:
     if isinstance(events, str):
         events = [e.strip() for e in events.split(",") if e.strip()]
     if not isinstance(events, (list, tuple)) or not all(isinstance(e, str) for e in events):
-        raise Invalid.field("events", "Events must be a list of event names.")
+        raise Invalid.field("events", N_("Events must be a list of event names."))
     known = _waha_events() | PORTAL_EVENTS | {"*"}
     unknown = sorted(set(events) - known)
     if unknown:
@@ -118,7 +119,7 @@ def get_endpoint(tenant: Tenant, endpoint_id: Any) -> WebhookEndpoint:
     """One of the tenant's endpoints; NotFound "endpoint_not_found" otherwise (also for another tenant's)."""
     endpoint = get_for_tenant(db.session, WebhookEndpoint, tenant.id, endpoint_id)
     if endpoint is None:
-        raise NotFound("No such webhook endpoint.", code="endpoint_not_found")
+        raise NotFound(N_("No such webhook endpoint."), code="endpoint_not_found")
     return endpoint
 
 
@@ -140,7 +141,7 @@ def update_endpoint(tenant: Tenant, endpoint_id: Any, actor: Actor, **fields: An
         changes["description"] = _clean_description(fields["description"])
     if "is_enabled" in fields:
         if not isinstance(fields["is_enabled"], bool):
-            raise Invalid.field("is_enabled", "is_enabled must be true or false.")
+            raise Invalid.field("is_enabled", N_("is_enabled must be true or false."))
         changes["is_enabled"] = fields["is_enabled"]
     for key, value in changes.items():
         setattr(endpoint, key, value)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from portal import pagination
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import ChatNote, Tenant
 from portal.services.audit import Actor
 from portal.services.errors import Invalid
@@ -40,7 +41,7 @@ def list_notes(
 def add_note(tenant: Tenant, session_id: Any, chat_id: Any, actor: Actor, body: Any) -> ChatNote:
     """Add a note to the chat, signed by the actor; audited as "chat.note" (without its text)."""
     if not isinstance(body, str) or not body.strip():
-        raise Invalid.field("body", "Write the note.")
+        raise Invalid.field("body", N_("Write the note."))
     body = body.strip()
     if len(body) > NOTE_MAX:
         raise Invalid.field("body", f"A note must be at most {NOTE_MAX} characters.")

@@ -29,6 +29,7 @@ import redis
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db, redis_store
+from portal.i18n import N_
 from portal.models import Message, Tenant, WahaSession, utcnow
 from portal.services import audit, idempotency, pacing, servers, upstream
 from portal.services.audit import Actor
@@ -69,7 +70,7 @@ T = TypeVar("T")
 def clean_emoji(emoji: Any) -> str:
     """The reaction as WhatsApp takes it; Invalid(field "emoji") for anything but one emoji or ""."""
     if not isinstance(emoji, str) or len(emoji) > EMOJI_MAX or not _EMOJI_RE.fullmatch(emoji):
-        raise Invalid.field("emoji", "Give one emoji, or an empty string to remove your reaction.")
+        raise Invalid.field("emoji", N_("Give one emoji, or an empty string to remove your reaction."))
     return emoji
 
 
@@ -177,11 +178,11 @@ def edit_message(tenant: Tenant, actor: Actor, message_id: Any, text: Any) -> Me
     message = get_message(tenant, message_id)
     text = _clean_text(text)
     if text is None:
-        raise Invalid.field("text", "Give the new text.")
+        raise Invalid.field("text", N_("Give the new text."))
     on_whatsapp(message)
     _own(message, "edited")
     if message.media is not None:
-        raise Conflict("Only text messages can be edited.", code="message_not_editable")
+        raise Conflict(N_("Only text messages can be edited."), code="message_not_editable")
     _within(message, EDIT_WINDOW, "edit_window_passed", "edits")
     if text == message.body:
         return message
@@ -245,7 +246,7 @@ def forward_message(
             return _same_forward(existing, session.id, chat_id, original.id)
     on_whatsapp(original)
     if session.id != original.session_id:
-        raise Invalid.field("sessionId", "Forward through the session that has the message.")
+        raise Invalid.field("sessionId", N_("Forward through the session that has the message."))
     _working(session)
     pacing.acquire(session.id, tenant.send_rate_per_minute)
     media = None
@@ -292,7 +293,9 @@ def _forward(client: WahaClient, external: str, chat_id: str, original_id: str, 
 def _same_forward(existing: Message, session_id: str, chat_id: str, original_id: int) -> Message:
     forwarded_from = (existing.extra or {}).get("forwarded_from")
     if (existing.session_id, existing.chat_id, forwarded_from) != (session_id, chat_id, original_id):
-        raise Conflict("This Idempotency-Key was already used for a different message.", code="idempotency_key_reused")
+        raise Conflict(
+            N_("This Idempotency-Key was already used for a different message."), code="idempotency_key_reused"
+        )
     return existing
 
 

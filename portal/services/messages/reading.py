@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased
 
 from portal import pagination
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import STATUS_RANK, Message, Tenant, get_for_tenant, utcnow
 from portal.services.errors import Invalid, NotFound
 from portal.services.sessions import get_session
@@ -45,7 +46,7 @@ def get_message(tenant: Tenant, message_id: Any) -> Message:
     """One of the tenant's messages; NotFound("message_not_found") for unknown ids and other tenants' ids."""
     message = get_for_tenant(db.session, Message, tenant.id, message_id)
     if message is None:
-        raise NotFound("No such message.", code="message_not_found")
+        raise NotFound(N_("No such message."), code="message_not_found")
     return message
 
 
@@ -63,7 +64,7 @@ def _aware(value: datetime | None, field: str) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, datetime):
-        raise Invalid.field(field, "Must be a date and time.")
+        raise Invalid.field(field, N_("Must be a date and time."))
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -151,7 +152,7 @@ def list_messages(
         params["tenant_id"] = tenant.id
     if direction is not None:
         if direction not in ("in", "out"):
-            raise Invalid.field("direction", 'Direction must be "in" or "out".')
+            raise Invalid.field("direction", N_('Direction must be "in" or "out".'))
         filters.append("direction")
         params["direction"] = direction
     if status is not None:

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import Tenant, WahaSession, utcnow
 from portal.services import audit, idempotency, pacing, servers, session_secrets
 from portal.services.audit import Actor
@@ -55,7 +56,7 @@ def _replay(tenant: Tenant, record: Any) -> WahaSession:
         # The key's session was deleted since: the key is spent, not the session missing (a 404 would say the
         # create itself had failed to find something).
         raise Conflict(
-            "The session created with this Idempotency-Key was deleted since; use a new key to create another.",
+            N_("The session created with this Idempotency-Key was deleted since; use a new key to create another."),
             code="idempotency_key_reused",
         ) from None
 

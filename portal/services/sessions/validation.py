@@ -8,6 +8,7 @@ import re
 import secrets
 from typing import Any
 
+from portal.i18n import N_
 from portal.models import ENGINES
 from portal.services import destinations
 from portal.services.errors import Invalid
@@ -59,7 +60,7 @@ METADATA_PREFIX = "portal."
 
 def _clean_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
-        raise Invalid.field("name", "Name must not be empty.")
+        raise Invalid.field("name", N_("Name must not be empty."))
     name = " ".join(name.split())
     if len(name) > NAME_MAX:
         raise Invalid.field("name", f"Name must be at most {NAME_MAX} characters.")
@@ -78,7 +79,7 @@ def _clean_webhook_url(url: Any) -> str | None:
     if url is None or url == "":
         return None
     if not isinstance(url, str):
-        raise Invalid.field("webhook_url", "Webhook URL must be an http:// or https:// URL.")
+        raise Invalid.field("webhook_url", N_("Webhook URL must be an http:// or https:// URL."))
     return destinations.clean_url(url, "webhook_url", "webhook URL")
 
 
@@ -86,7 +87,7 @@ def _clean_events(events: Any, url: str | None) -> list[str]:
     if events is None:
         return list(DEFAULT_WEBHOOK_EVENTS) if url else []
     if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
-        raise Invalid.field("webhook_events", "Webhook events must be a list of event names.")
+        raise Invalid.field("webhook_events", N_("Webhook events must be a list of event names."))
     unknown = [e for e in events if e != "*" and e not in WAHA_EVENTS]
     if unknown:
         raise Invalid.field("webhook_events", f"Unknown event names: {', '.join(unknown)}.")
@@ -97,7 +98,7 @@ def _clean_config(config: Any) -> dict[str, Any]:
     if config is None:
         return {}
     if not isinstance(config, dict):
-        raise Invalid.field("config", "Config must be an object.")
+        raise Invalid.field("config", N_("Config must be an object."))
     unknown = sorted(set(config) - TENANT_CONFIG_KEYS)
     if unknown:
         hint = " (use webhook_url for webhooks)" if "webhooks" in unknown else ""
@@ -107,7 +108,7 @@ def _clean_config(config: Any) -> dict[str, Any]:
         if not isinstance(metadata, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
         ):
-            raise Invalid.field("config.metadata", "Metadata must map strings to strings.")
+            raise Invalid.field("config.metadata", N_("Metadata must map strings to strings."))
         if len(metadata) > METADATA_MAX_ENTRIES:
             raise Invalid.field("config.metadata", f"Metadata may have at most {METADATA_MAX_ENTRIES} entries.")
         if any(k.startswith(METADATA_PREFIX) for k in metadata):
@@ -118,7 +119,7 @@ def _clean_config(config: Any) -> dict[str, Any]:
     try:
         json.dumps(config)
     except (TypeError, ValueError):
-        raise Invalid.field("config", "Config must be plain JSON.") from None
+        raise Invalid.field("config", N_("Config must be plain JSON.")) from None
     return config
 
 
