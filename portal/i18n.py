@@ -117,6 +117,13 @@ def day_filter(value: Any) -> str:
     return str(format_date(moment, "full"))  # a datetime is moved to the reader's zone first
 
 
+def in_zone(value: datetime, zone: Any) -> str:
+    """A moment in a given zone (the tenant's, for scheduled messages), for the reader's language, with the zone's
+    abbreviation: "May 1, 2026 9:00 AM CEST" / "1 de mai. de 2026 09:00 CEST"."""
+    local = value.astimezone(zone)
+    return f"{format_date(local, 'medium', rebase=False)} {format_time(local, 'short', rebase=False)} {local:%Z}"
+
+
 def number_filter(value: Any) -> str:
     return "" if value is None else str(format_decimal(value))
 

@@ -19,7 +19,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from portal import pagination
 from portal.extensions import htmx
-from portal.i18n import N_
+from portal.i18n import N_, in_zone
 from portal.services import avatars, outreach
 from portal.services import messages as messages_service
 from portal.services.errors import Invalid, ServiceError
@@ -180,7 +180,7 @@ def _schedule(item: Any, text: str | None, media: dict[str, Any] | None, send_at
         idempotency_key=key,
     )
     zone = outreach.outreach_settings(tenant.id).zone
-    when = scheduled.not_before.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if scheduled.not_before else ""
+    when = in_zone(scheduled.not_before, zone) if scheduled.not_before else ""
     return Response(
         _("Scheduled for %(when)s. See Scheduled messages to change or cancel it.", when=when),
         202,

@@ -18,6 +18,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
 from portal.extensions import htmx
+from portal.i18n import in_zone
 from portal.models import Tenant, WahaSession
 from portal.security import safe_next
 from portal.services import inbox as inbox_service
@@ -306,7 +307,7 @@ def _schedule(form: SendMessageForm, text: str | None, media: dict[str, Any] | N
         idempotency_key=form.idempotency_key.data,
     )
     zone = outreach.outreach_settings(tenant.id).zone
-    when = item.not_before.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if item.not_before else ""
+    when = in_zone(item.not_before, zone) if item.not_before else ""
     flash(_("Message scheduled for %(when)s. It waits in the session's send queue until then.", when=when), "success")
     return redirect_to(safe_next(form.next.data) or url_for("outreach.scheduled"))
 

@@ -21,7 +21,7 @@ from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from portal.i18n import N_, translated
+from portal.i18n import N_, in_zone, translated
 from portal.models import Tenant
 from portal.services import outreach
 from portal.services.errors import NotFound, ServiceError
@@ -42,11 +42,11 @@ def _tenant() -> Tenant:
 
 
 def local_time(tenant_id: int) -> Any:
-    """A formatter of UTC times in the tenant's time zone ("2026-05-01 09:00 CEST")."""
+    """A formatter of UTC times in the tenant's time zone, for the reader's language ("1 May 2026, 09:00 CEST")."""
     zone = ZoneInfo(outreach.outreach_settings(tenant_id).time_zone)
 
     def show(value: datetime | None) -> str:
-        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if value else "—"
+        return in_zone(value, zone) if value else "—"
 
     return show
 
