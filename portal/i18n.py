@@ -143,4 +143,20 @@ def init_app(app: Flask) -> None:
 def _language_context() -> dict[str, Any]:
     from flask_babel import get_locale
 
-    return {"languages": LANGUAGES, "current_language": str(get_locale() or DEFAULT_LOCALE)}
+    language = str(get_locale() or DEFAULT_LOCALE)
+    return {"languages": LANGUAGES, "current_language": language, "script_words": script_words}
+
+
+def script_words() -> dict[str, str]:
+    """The words static/js shows, in the page's language (read by portalWord() from <meta name="portal-words">)."""
+    from flask_babel import gettext as _
+
+    return {
+        "copied": _("Copied"),
+        "charsLeft": _("%(count)s characters left"),
+        "charsOver": _("%(count)s characters too many"),
+        "expired": _("The page has expired. Reload it and try again."),
+        "failed": _("Something went wrong (%(status)s). Try again."),
+        "threadStart": _("Start of the conversation"),
+        "unreachable": _("The portal could not be reached. Your message is kept: try again."),
+    }

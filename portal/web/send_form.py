@@ -20,6 +20,7 @@ from portal.services import sessions as sessions_service
 from portal.tenancy import current_principal
 from portal.web import uploads
 from portal.web.forms import SendMessageForm, choices
+from portal.web.wording import status_label
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -39,7 +40,7 @@ def new_key() -> str:
 
 def session_choices(form: SendMessageForm, sessions: list[WahaSession]) -> None:
     """Offer the tenant's sessions, each with its status."""
-    form.session_id.choices = choices([(s.id, f"{s.name} ({s.status.replace('_', ' ').lower()})") for s in sessions])
+    form.session_id.choices = choices([(s.id, f"{s.name} ({status_label(s.status).lower()})") for s in sessions])
 
 
 def stale_form(exc: CSRFError) -> Response:

@@ -106,6 +106,22 @@ ROLE_LABELS: dict[str, LazyString] = {
 }
 
 
+# A WAHA session status as people read it (the codes stay as WAHA spells them in the API and in data-status).
+STATUS_LABELS: dict[str, LazyString] = {
+    "WORKING": _l("Working"),
+    "SCAN_QR_CODE": _l("Scan QR code"),
+    "STARTING": _l("Starting"),
+    "STOPPED": _l("Stopped"),
+    "FAILED": _l("Failed"),
+    "PASSKEY_REQUIRED": _l("Passkey needed"),
+    "PASSKEY_CONFIRMATION_REQUIRED": _l("Confirm passkey"),
+}
+
+
+def status_label(status: str | None) -> str:
+    return str(STATUS_LABELS.get(status or "", (status or "").replace("_", " ").capitalize()))
+
+
 def role_label(role: str | None, lower: bool = True) -> str:
     """A role's name: lower-case inside a sentence or a badge ("owner"), capitalised as a choice ("Owner")."""
     label = str(ROLE_LABELS.get(role or "", role or ""))
@@ -121,4 +137,5 @@ def init_app(app: Flask) -> None:
         unreachable=unreachable,
         limit_summary=limit_summary,
         role_label=role_label,
+        status_label=status_label,
     )

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import SCREENSHOTS
-from tests.builders import PASSWORD
+from tests.builders import PASSWORD, working_session
 
 pytestmark = pytest.mark.browser
 
@@ -24,7 +24,8 @@ def pt_page(browser: Any, base_url: str) -> Iterator[Any]:
     context.close()
 
 
-def test_a_portuguese_browser_gets_the_portal_in_portuguese(pt_page, owner):
+def test_a_portuguese_browser_gets_the_portal_in_portuguese(pt_page, owner, tenant, sim):
+    working_session(tenant, sim, "Linha de suporte")
     page = pt_page
     page.goto("/login")
     expect(page.get_by_role("heading", name="Entrar")).to_be_visible()
@@ -40,6 +41,7 @@ def test_a_portuguese_browser_gets_the_portal_in_portuguese(pt_page, owner):
     nav.get_by_role("link", name="Sessões").click()
     expect(page.get_by_role("heading", name="Sessões", level=1)).to_be_visible()
     expect(page.get_by_role("button", name="Sair")).to_be_visible()
+    expect(page.locator("[data-status=WORKING]").first).to_have_text("Funcionando")
 
     page.goto("/account")
     expect(page.get_by_role("heading", name="Sua conta")).to_be_visible()
@@ -54,6 +56,11 @@ def test_a_portuguese_browser_gets_the_portal_in_portuguese(pt_page, owner):
     # a form error from a validator, in Portuguese
     page.get_by_role("button", name="Alterar a senha").click()
     expect(page.get_by_text("Informe sua senha atual.")).to_be_visible()
+
+    # the scripts speak Portuguese too: the message counter on the send page
+    page.goto("/messages/send")
+    page.get_by_label("Mensagem", exact=True).fill("olá")
+    expect(page.get_by_text("4.093 caracteres restantes")).to_be_visible()
 
     # choosing Spanish on the account page wins over the browser's Portuguese
     page.goto("/account")
