@@ -154,3 +154,19 @@ def test_the_api_stays_english(owner, client):
     assert response.status_code == 401
     assert response.get_json()["error"]["code"] == "unauthorized"
     assert "Entre" not in response.get_json()["error"]["message"]
+
+
+def test_error_pages_and_service_refusals_follow_the_language(owner, owner_client):
+    _set(owner, language="es")
+    missing = owner_client.get("/sessions/no-such-session")
+    assert missing.status_code == 404
+    assert "No lo hemos encontrado" in html.unescape(text(missing))
+    # a service's refusal, next to its field: the API would say it in English, the page in Spanish
+    wrong = post(
+        owner_client,
+        "/account/password",
+        {"current_password": "not-the-password", "password": "a-long-new-password", "confirm": "a-long-new-password"},
+        page="/account",
+    )
+    assert wrong.status_code == 400
+    assert "Esa no es tu contraseña actual." in html.unescape(text(wrong))
