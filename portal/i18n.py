@@ -38,10 +38,26 @@ def N_(message: str) -> str:
     return message
 
 
+class Message(str):
+    """English text made from a marked template (N_f), that keeps the template and values for translated()."""
+
+    template: str
+    values: dict[str, Any]
+
+
+def N_f(template: str, **values: Any) -> Message:
+    """N_ for a message with values: the English text (for the API and logs) that pages can still translate."""
+    message = Message(template % values)
+    message.template, message.values = template, values
+    return message
+
+
 def translated(message: str | None) -> str:
-    """A service's message (marked with N_ where it is raised) in the reader's language; unknown text as it is."""
+    """A service's message (marked with N_ or N_f where it is raised) in the reader's language; other text as is."""
     from flask_babel import gettext
 
+    if isinstance(message, Message):
+        return str(gettext(message.template, **message.values))
     return gettext(message) if message else (message or "")
 
 

@@ -73,7 +73,7 @@ def test_the_catalogues_are_in_step_with_the_sources(tmp_path: Path, monkeypatch
     fresh = tmp_path / "messages.pot"
     monkeypatch.chdir(ROOT)
     CommandLineInterface().run(
-        ["pybabel", "-q", "extract", "-F", "babel.cfg", "-k", "_l", "-k", "lazy_gettext", "-k", "N_"]
+        ["pybabel", "-q", "extract", "-F", "babel.cfg", "-k", "_l", "-k", "lazy_gettext", "-k", "N_", "-k", "N_f"]
         + ["--no-location", "-o", str(fresh), "."]
     )
     sources = _ids(_catalog(fresh))

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from portal import pagination
 from portal.extensions import db
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import Chat, Contact, Tenant, get_for_tenant, utcnow
 from portal.services import audit, recipients, upstream
 from portal.services.audit import Actor
@@ -96,9 +96,9 @@ def search_digits(q: str) -> str | None:
 
 def check_page(q: str | None, limit: int) -> None:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= PAGE_MAX:
-        raise Invalid.field("limit", f"Limit must be between 1 and {PAGE_MAX}.")
+        raise Invalid.field("limit", N_f("Limit must be between 1 and %(PAGE_MAX)s.", PAGE_MAX=PAGE_MAX))
     if q is not None and len(q) > Q_MAX:
-        raise Invalid.field("q", f"The search text must be at most {Q_MAX} characters.")
+        raise Invalid.field("q", N_f("The search text must be at most %(Q_MAX)s characters.", Q_MAX=Q_MAX))
 
 
 def list_contacts(tenant: Tenant, *, q: str | None = None, cursor: str | None = None, limit: int = 50) -> ContactPage:
@@ -165,7 +165,7 @@ def _ask_waha(server: Any, external_name: str, digits: str) -> bool:
 
 def _refusal(chat_id: str) -> NotOnWhatsApp:
     return NotOnWhatsApp(
-        f"{format_number(chat_id)} is not on WhatsApp; check the number.",
+        N_f("%(format_number)s is not on WhatsApp; check the number.", format_number=format_number(chat_id)),
         details={"chatId": chat_id, "fields": [{"field": "to", "message": "This number is not on WhatsApp."}]},
     )
 
@@ -215,7 +215,7 @@ def check_exists(tenant: Tenant, session_id: Any, phone: Any) -> CheckResult:
         return CheckResult(exists=contact.wa_exists, chat_id=chat_id if contact.wa_exists else None)
     if session.status != "WORKING":
         raise Conflict(
-            f"The session is {session.status}; it must be WORKING to ask WhatsApp.",
+            N_f("The session is %(status)s; it must be WORKING to ask WhatsApp.", status=session.status),
             code="session_not_ready",
             details={"status": session.status, "expected": ["WORKING"]},
         )
@@ -251,11 +251,18 @@ def clean_tags(tags: Any) -> list[str]:
     for tag in tags:
         tag = " ".join(tag.split())
         if len(tag) > TAG_MAX:
-            raise Invalid.field("tags", f"A tag may have at most {TAG_MAX} characters: “{tag[:TAG_MAX]}…” is longer.")
+            raise Invalid.field(
+                "tags",
+                N_f(
+                    "A tag may have at most %(TAG_MAX)s characters: “%(tag)s…” is longer.",
+                    TAG_MAX=TAG_MAX,
+                    tag=tag[:TAG_MAX],
+                ),
+            )
         if tag:
             cleaned.setdefault(tag.casefold(), tag)
     if len(cleaned) > TAGS_MAX:
-        raise Invalid.field("tags", f"A contact may have at most {TAGS_MAX} tags.")
+        raise Invalid.field("tags", N_f("A contact may have at most %(TAGS_MAX)s tags.", TAGS_MAX=TAGS_MAX))
     return list(cleaned.values())
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import ApiToken, Membership, Message, OptOut, OptOutSettings, Tenant
 from portal.services import audit
 from portal.services.audit import Actor
@@ -88,13 +88,15 @@ def clean_keywords(raw: Any) -> list[str]:
     for keyword in raw:
         keyword = " ".join(keyword.split())
         if len(keyword) > KEYWORD_MAX:
-            raise Invalid.field("keywords", f"A keyword may have at most {KEYWORD_MAX} characters.")
+            raise Invalid.field(
+                "keywords", N_f("A keyword may have at most %(KEYWORD_MAX)s characters.", KEYWORD_MAX=KEYWORD_MAX)
+            )
         if keyword and normalize(keyword):
             seen.setdefault(normalize(keyword), keyword)
     if not seen:
         raise Invalid.field("keywords", N_("Give at least one keyword."))
     if len(seen) > KEYWORDS_MAX:
-        raise Invalid.field("keywords", f"At most {KEYWORDS_MAX} keywords.")
+        raise Invalid.field("keywords", N_f("At most %(KEYWORDS_MAX)s keywords.", KEYWORDS_MAX=KEYWORDS_MAX))
     return list(seen.values())
 
 
@@ -105,7 +107,9 @@ def update_settings(
     cleaned = clean_keywords(keywords)
     text = (confirm_text or "").strip() or None
     if text and len(text) > CONFIRM_MAX:
-        raise Invalid.field("confirm_text", f"The reply may have at most {CONFIRM_MAX} characters.")
+        raise Invalid.field(
+            "confirm_text", N_f("The reply may have at most %(CONFIRM_MAX)s characters.", CONFIRM_MAX=CONFIRM_MAX)
+        )
     if confirm and not text:
         text = DEFAULT_CONFIRM_TEXT
     row = db.session.get(OptOutSettings, tenant.id) or OptOutSettings(tenant_id=tenant.id)
@@ -203,7 +207,10 @@ def import_csv(tenant: Tenant, actor: Actor, content: bytes) -> ImportResult:
     """Add the numbers of a CSV (a `phone` column, or the first column when there is no header) in one
     transaction; rows that are not valid numbers are reported by line. Audited as opt_out.import."""
     if len(content) > IMPORT_MAX_BYTES:
-        raise Invalid.field("file", f"The file may be at most {IMPORT_MAX_BYTES // (1024 * 1024)} MB.")
+        raise Invalid.field(
+            "file",
+            N_f("The file may be at most %(IMPORT_MAX_BYTES)s MB.", IMPORT_MAX_BYTES=IMPORT_MAX_BYTES // (1024 * 1024)),
+        )
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -17,7 +17,7 @@ import math
 import redis
 
 from portal.extensions import redis_store
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.services.errors import RateLimited
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,11 @@ def acquire(session_id: str, rate_per_minute: int, *, burst: int | None = None) 
     if not allowed:
         seconds = math.ceil(float(wait))
         raise RateLimited(
-            f"This session may send {rate_per_minute} messages a minute; try again in {seconds} s.",
+            N_f(
+                "This session may send %(rate_per_minute)s messages a minute; try again in %(seconds)s s.",
+                rate_per_minute=rate_per_minute,
+                seconds=seconds,
+            ),
             retry_after=max(1, seconds),
             details={"rate_per_minute": rate_per_minute, "burst": burst},
         )

@@ -6,7 +6,7 @@ from functools import lru_cache
 from zoneinfo import available_timezones
 
 from portal.extensions import db
-from portal.i18n import LANGUAGES
+from portal.i18n import LANGUAGES, N_f
 from portal.models import User
 from portal.services import audit
 from portal.services.audit import Actor
@@ -24,9 +24,9 @@ def update_preferences(user: User, language: str | None, timezone: str | None, a
     language = (language or "").strip() or None
     timezone = (timezone or "").strip() or None
     if language is not None and language not in LANGUAGES:
-        raise Invalid.field("language", f"Unknown language: {language[:16]}.")
+        raise Invalid.field("language", N_f("Unknown language: %(language)s.", language=language[:16]))
     if timezone is not None and timezone not in available_timezones():
-        raise Invalid.field("timezone", f"Unknown time zone: {timezone[:64]}.")
+        raise Invalid.field("timezone", N_f("Unknown time zone: %(timezone)s.", timezone=timezone[:64]))
     changes = {}
     if language != user.language:
         changes["language"] = language or "browser"

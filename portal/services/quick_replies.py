@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import QuickReply, Tenant, get_for_tenant
 from portal.services import audit
 from portal.services.audit import Actor
@@ -43,7 +43,7 @@ def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise Invalid.field("text", N_("Write the reply's text."))
     if len(value) > TEXT_MAX:
-        raise Invalid.field("text", f"The text must be at most {TEXT_MAX} characters.")
+        raise Invalid.field("text", N_f("The text must be at most %(TEXT_MAX)s characters.", TEXT_MAX=TEXT_MAX))
     return value.strip()
 
 
@@ -72,7 +72,7 @@ def get_reply(tenant: Tenant, reply_id: Any) -> QuickReply:
 
 def _taken(shortcut: str) -> Conflict:
     return Conflict(
-        f"There is already a quick reply /{shortcut}.",
+        N_f("There is already a quick reply /%(shortcut)s.", shortcut=shortcut),
         code="quick_reply_exists",
         details={"fields": [{"field": "shortcut", "message": "This shortcut is taken."}]},
     )
@@ -99,7 +99,10 @@ def create_reply(tenant: Tenant, actor: Actor, *, shortcut: Any, text: Any) -> Q
     shortcut, text = _shortcut(shortcut), _text(text)
     count = db.session.scalar(select(sa.func.count(QuickReply.id)).where(QuickReply.tenant_id == tenant.id)) or 0
     if count >= MAX_PER_TENANT:
-        raise Conflict(f"A tenant can keep at most {MAX_PER_TENANT} quick replies.", code="quick_reply_limit")
+        raise Conflict(
+            N_f("A tenant can keep at most %(MAX_PER_TENANT)s quick replies.", MAX_PER_TENANT=MAX_PER_TENANT),
+            code="quick_reply_limit",
+        )
     reply = QuickReply(tenant_id=tenant.id, shortcut=shortcut, text=text)
     db.session.add(reply)
     return _save(tenant, reply, "quick_reply.create", actor)

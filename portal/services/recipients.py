@@ -18,7 +18,7 @@ from typing import Any
 
 import phonenumbers
 
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.services.errors import Invalid
 
 # The chat id kinds WAHA accepts as a recipient: a person (@c.us), a group (@g.us), a linked id (@lid).
@@ -52,7 +52,7 @@ def phone_digits(phone: Any, field: str = "phone") -> str:
         raise Invalid.field(field, N_("A phone number is required."))
     parsed = parse_phone(phone)
     if parsed is None:
-        raise Invalid.field(field, f"Not a valid phone number; {PHONE_HINT}.")
+        raise Invalid.field(field, N_f("Not a valid phone number; %(PHONE_HINT)s.", PHONE_HINT=PHONE_HINT))
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
 
 

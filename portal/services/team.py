@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.mail import send_mail
 from portal.models import Invitation, Membership, Tenant, User, get_for_tenant, utcnow
 from portal.permissions import ASSIGNABLE_BY, ROLES
@@ -57,9 +57,9 @@ def assignable_roles(actor_role: str | None) -> list[str]:
 
 def _check_assignable(actor_role: str | None, role: str) -> None:
     if role not in ROLES:
-        raise Invalid.field("role", f"Role must be one of {', '.join(ROLES)}.")
+        raise Invalid.field("role", N_f("Role must be one of %(value)s.", value=", ".join(ROLES)))
     if role not in ASSIGNABLE_BY.get(actor_role or "", set()):
-        raise Forbidden(f"Your role cannot hand out the {role} role.", code="role_not_assignable")
+        raise Forbidden(N_f("Your role cannot hand out the %(role)s role.", role=role), code="role_not_assignable")
 
 
 def list_members(tenant: Tenant) -> list[Membership]:
@@ -103,7 +103,9 @@ def invite_member(
         select(Membership.id).join(User).where(Membership.tenant_id == tenant.id, func.lower(User.email) == email)
     )
     if already:
-        raise Conflict(f"{email} is already a member of {tenant.name}.", code="already_member")
+        raise Conflict(
+            N_f("%(email)s is already a member of %(name)s.", email=email, name=tenant.name), code="already_member"
+        )
     now = utcnow()
     for pending in db.session.scalars(
         select(Invitation).where(
@@ -132,7 +134,11 @@ def invite_member(
         _audit_invitation("member.invite_revoke", invitation, actor, reason="mail_failed")
         db.session.commit()
         raise MailUnavailable(
-            f"The invitation mail to {email} could not be sent, so nobody was invited. Try again in a few minutes.",
+            N_f(
+                "The invitation mail to %(email)s could not be sent, so nobody was invited. "
+                "Try again in a few minutes.",
+                email=email,
+            ),
             retry_after=60,
         )
     return IssuedInvitation(invitation=invitation, mailed_to=email)
@@ -268,13 +274,17 @@ def accept_invitation(
     if user is not None:
         if user.email.lower() != invitation.email.lower():
             raise Forbidden(
-                f"This invitation is for {invitation.email}, but you are signed in as {user.email}. "
-                "Sign out and open the link again.",
+                N_f(
+                    "This invitation is for %(email)s, but you are signed in as %(email2)s. "
+                    "Sign out and open the link again.",
+                    email=invitation.email,
+                    email2=user.email,
+                ),
                 code="invitation_other_user",
             )
     elif existing is not None:
         raise Conflict(
-            f"An account for {invitation.email} already exists. Sign in to accept the invitation.",
+            N_f("An account for %(email)s already exists. Sign in to accept the invitation.", email=invitation.email),
             code="account_exists",
         )
     else:
@@ -312,7 +322,10 @@ def change_role(tenant: Tenant, user_id: int, role: str, actor: Actor, *, actor_
     membership = get_member(tenant, user_id)
     _check_assignable(actor_role, role)
     if membership.role not in ASSIGNABLE_BY.get(actor_role or "", set()):
-        raise Forbidden(f"Your role cannot change members with the {membership.role} role.", code="role_not_assignable")
+        raise Forbidden(
+            N_f("Your role cannot change members with the %(role)s role.", role=membership.role),
+            code="role_not_assignable",
+        )
     if membership.role == role:
         return membership
     if membership.role == "owner":
@@ -335,7 +348,10 @@ def remove_member(tenant: Tenant, user_id: int, actor: Actor, *, actor_role: str
     """Remove a member from the tenant (the account stays); the last owner cannot be removed."""
     membership = get_member(tenant, user_id)
     if membership.role not in ASSIGNABLE_BY.get(actor_role or "", set()):
-        raise Forbidden(f"Your role cannot remove members with the {membership.role} role.", code="role_not_assignable")
+        raise Forbidden(
+            N_f("Your role cannot remove members with the %(role)s role.", role=membership.role),
+            code="role_not_assignable",
+        )
     if membership.role == "owner":
         _ensure_another_owner(tenant, membership)
     email, role = membership.user.email, membership.role

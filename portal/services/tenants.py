@@ -8,7 +8,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import Membership, Tenant, User
 from portal.permissions import ROLES
 from portal.services import audit
@@ -45,7 +45,7 @@ def create_tenant(
     if not name.strip():
         raise Invalid.field("name", N_("Name must not be empty."))
     if db.session.scalar(select(Tenant.id).where(Tenant.slug == slug)):
-        raise Conflict(f"A tenant with slug '{slug}' already exists.", code="tenant_exists")
+        raise Conflict(N_f("A tenant with slug '%(slug)s' already exists.", slug=slug), code="tenant_exists")
     tenant = Tenant(slug=slug, name=name.strip(), max_sessions=max_sessions, send_rate_per_minute=send_rate_per_minute)
     db.session.add(tenant)
     db.session.flush()
@@ -58,7 +58,7 @@ def get_tenant_by_slug(slug: str) -> Tenant:
     """The tenant with this slug, or NotFound."""
     tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug.strip().lower()))
     if tenant is None:
-        raise NotFound(f"No tenant with slug '{slug}'.", code="tenant_not_found")
+        raise NotFound(N_f("No tenant with slug '%(slug)s'.", slug=slug), code="tenant_not_found")
     return tenant
 
 
@@ -75,7 +75,7 @@ def create_user(
     if password is not None:
         check_password_strength(password, email)
     if get_user_by_email(email):
-        raise Conflict(f"A user with email '{email}' already exists.", code="user_exists")
+        raise Conflict(N_f("A user with email '%(email)s' already exists.", email=email), code="user_exists")
     user = User(email=email, name=name, is_platform_admin=is_platform_admin)
     if password is not None:
         user.set_password(password)
@@ -89,7 +89,7 @@ def create_user(
 def set_membership(tenant: Tenant, user: User, role: str, actor: Actor) -> Membership:
     """Give `user` the `role` in `tenant` (adding or changing the membership)."""
     if role not in ROLES:
-        raise Invalid.field("role", f"Role must be one of {', '.join(ROLES)}.")
+        raise Invalid.field("role", N_f("Role must be one of %(value)s.", value=", ".join(ROLES)))
     membership = db.session.scalar(
         select(Membership).where(Membership.tenant_id == tenant.id, Membership.user_id == user.id)
     )

@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, select, update
 
 from portal.dbengines import autocommit_active
 from portal.extensions import db
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import ApiToken, Tenant, get_for_tenant, utcnow
 from portal.permissions import API_SCOPES, PERMISSIONS
 from portal.services import audit, token_cache
@@ -49,7 +49,12 @@ def create_token(
     scopes = sorted(set(scopes or API_SCOPES))
     unknown = [s for s in scopes if s not in PERMISSIONS]
     if unknown:
-        raise Invalid.field("scopes", f"Unknown scopes: {', '.join(unknown)}. Known: {', '.join(PERMISSIONS)}.")
+        raise Invalid.field(
+            "scopes",
+            N_f(
+                "Unknown scopes: %(value)s. Known: %(value2)s.", value=", ".join(unknown), value2=", ".join(PERMISSIONS)
+            ),
+        )
     if expires_at is not None and expires_at <= utcnow():
         raise Invalid.field("expires_at", N_("Expiry must be in the future."))
     prefix = secrets.token_hex(6)

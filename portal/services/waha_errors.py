@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import WahaSession
 from portal.services import upstream
 from portal.services.errors import Conflict, Invalid, NotFound, ServiceError, Upstream
@@ -22,7 +22,7 @@ def map_waha_error(exc: waha_errors.WahaError, session: WahaSession | None = Non
         # An open circuit knows when it lets calls through again; otherwise a short pause.
         retry_after = exc.retry_after or (1 if isinstance(exc, waha_errors.WahaPoolExhausted) else 5)
         return Upstream(
-            f"{upstream.describe(exc)} Try again in a few seconds.",
+            N_f("%(describe)s Try again in a few seconds.", describe=upstream.describe(exc)),
             retry_after=retry_after,
             details={"reason": upstream.reason(exc)},
         )
@@ -35,7 +35,11 @@ def map_waha_error(exc: waha_errors.WahaError, session: WahaSession | None = Non
     if isinstance(exc, waha_errors.WahaSessionNotReady):
         status = exc.session_status or (session.status if session is not None else None)
         return Conflict(
-            f"The session is {status or 'not ready'}; it must be {' or '.join(exc.expected) or 'WORKING'} for this.",
+            N_f(
+                "The session is %(status)s; it must be %(value)s for this.",
+                status=status or "not ready",
+                value=" or ".join(exc.expected) or "WORKING",
+            ),
             code="session_not_ready",
             details={"status": status, "expected": exc.expected},
         )
@@ -50,7 +54,9 @@ def map_waha_error(exc: waha_errors.WahaError, session: WahaSession | None = Non
     if isinstance(exc, waha_errors.WahaAlreadyExists):
         return Conflict(N_("A session with this name already exists on the WAHA server."), code="session_exists")
     if isinstance(exc, waha_errors.WahaNotImplemented):
-        return Invalid(f"The WAHA server does not support this: {exc.message}", code="not_supported")
+        return Invalid(
+            N_f("The WAHA server does not support this: %(message)s", message=exc.message), code="not_supported"
+        )
     if isinstance(exc, waha_errors.WahaValidationError):
         return Invalid(
             "WAHA refused the request: " + "; ".join(exc.messages),
@@ -73,6 +79,6 @@ def map_waha_error(exc: waha_errors.WahaError, session: WahaSession | None = Non
         return Invalid(exc.message, code="media_too_large")
     upstream.log_failure("unexpected WAHA error", exc)
     return Upstream(
-        f"{upstream.describe(exc)} Try again in a few seconds.",
+        N_f("%(describe)s Try again in a few seconds.", describe=upstream.describe(exc)),
         details={"status": exc.status, "reason": upstream.reason(exc)},
     )

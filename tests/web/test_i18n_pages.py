@@ -170,3 +170,14 @@ def test_error_pages_and_service_refusals_follow_the_language(owner, owner_clien
     )
     assert wrong.status_code == 400
     assert "Esa no es tu contraseña actual." in html.unescape(text(wrong))
+
+
+def test_a_service_message_with_values_reads_english_in_the_api_and_translated_on_pages(app):
+    from portal.i18n import N_f, translated
+
+    with app.test_request_context(headers={"Accept-Language": "es"}):
+        message = N_f("Unknown time zone: %(value)s.", value="Mars/Olympus")
+        assert message == "Unknown time zone: Mars/Olympus."  # what the API and the logs say
+        assert translated(message) == "Zona horaria desconocida: Mars/Olympus."
+        assert translated("No such session.") == "No existe esa sesión."
+        assert translated("Some text the catalogue does not know.") == "Some text the catalogue does not know."

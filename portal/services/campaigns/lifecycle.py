@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from portal.extensions import db
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import (
     Campaign,
     CampaignRecipient,
@@ -74,7 +74,9 @@ def _sessions(tenant: Tenant, session_ids: Any) -> list[str]:
     if isinstance(session_ids, str):
         session_ids = [session_ids]
     if not isinstance(session_ids, list | tuple) or not session_ids or len(session_ids) > SESSIONS_MAX:
-        raise Invalid.field("sessionIds", f"Choose between 1 and {SESSIONS_MAX} sessions.")
+        raise Invalid.field(
+            "sessionIds", N_f("Choose between 1 and %(SESSIONS_MAX)s sessions.", SESSIONS_MAX=SESSIONS_MAX)
+        )
     wanted = list(dict.fromkeys(str(s) for s in session_ids))
     found = set(
         db.session.scalars(select(WahaSession.id).where(WahaSession.tenant_id == tenant.id, WahaSession.id.in_(wanted)))
@@ -104,7 +106,9 @@ def create_campaign(
     Audited as campaign.create. Invalid (code "unknown_variable") when the template uses a variable the audience
     lacks; nothing is stored or queued on any refusal."""
     if not isinstance(name, str) or not name.strip() or len(name.strip()) > NAME_MAX:
-        raise Invalid.field("name", f"Give the campaign a name of at most {NAME_MAX} characters.")
+        raise Invalid.field(
+            "name", N_f("Give the campaign a name of at most %(NAME_MAX)s characters.", NAME_MAX=NAME_MAX)
+        )
     sessions = _sessions(tenant, session_ids)
     if (csv_content is None) == (not tag):
         raise Invalid.field("csv", N_("Give the audience either as a CSV file or as a contact tag."))
@@ -275,7 +279,7 @@ def _change(tenant: Tenant, actor: Actor, campaign_id: Any, action: str, allowed
     campaign = get_campaign(tenant, campaign_id)
     if campaign.state not in allowed:
         raise Conflict(
-            f"A campaign that is {campaign.state} cannot be {action}d.",
+            N_f("A campaign that is %(state)s cannot be %(action)sd.", state=campaign.state, action=action),
             code="campaign_not_ready",
             details={"state": campaign.state, "expected": list(allowed)},
         )

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import WahaSession
 from portal.services import webhook_input
 from portal.services.errors import Invalid, NotFound, Unauthorized
@@ -188,7 +188,10 @@ def ingest(session_param: str | None, body: bytes, signature: str | None) -> Ing
         raise Unauthorized(N_("The webhook signature does not match."), code="bad_signature")
     items = parse_events(body)
     if len(items) > MAX_BATCH_EVENTS:
-        raise Invalid(f"A batch holds at most {MAX_BATCH_EVENTS} events.", code="batch_too_large")
+        raise Invalid(
+            N_f("A batch holds at most %(MAX_BATCH_EVENTS)s events.", MAX_BATCH_EVENTS=MAX_BATCH_EVENTS),
+            code="batch_too_large",
+        )
     config = current_app.config
     window = float(config.get("WEBHOOK_REPLAY_WINDOW", REPLAY_WINDOW_SECONDS))
     skew = float(config.get("WEBHOOK_CLOCK_SKEW", CLOCK_SKEW_SECONDS))

@@ -19,7 +19,7 @@ from sqlalchemy import func, literal, select, tuple_
 
 from portal import pagination
 from portal.extensions import db
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import Tenant, WebhookDelivery, get_for_tenant, utcnow
 from portal.services import audit
 from portal.services.audit import Actor
@@ -50,7 +50,7 @@ def list_deliveries(
 ) -> DeliveryPage:
     """The tenant's delivery attempts, newest first, optionally of one endpoint and one status."""
     if status is not None and status not in DELIVERY_STATUSES:
-        raise Invalid.field("status", f"Status must be one of {', '.join(DELIVERY_STATUSES)}.")
+        raise Invalid.field("status", N_f("Status must be one of %(value)s.", value=", ".join(DELIVERY_STATUSES)))
     limit = max(1, min(int(limit), 200))
     stmt = WebhookDelivery.scoped(tenant.id)
     if endpoint_id is not None:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from portal.extensions import db
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import Tenant, WebhookEndpoint, get_for_tenant
 from portal.services import audit, destinations
 from portal.services.audit import Actor
@@ -63,7 +63,7 @@ def _clean_url(url: Any) -> str:
     if not isinstance(url, str) or not url.strip():
         raise Invalid.field("url", N_("Give the URL that should receive the events."))
     if len(url.strip()) > URL_MAX:
-        raise Invalid.field("url", f"The URL must be at most {URL_MAX} characters.")
+        raise Invalid.field("url", N_f("The URL must be at most %(URL_MAX)s characters.", URL_MAX=URL_MAX))
     return destinations.clean_url(url, "url")
 
 
@@ -77,7 +77,7 @@ def _clean_events(events: Any) -> list[str]:
     known = _waha_events() | PORTAL_EVENTS | {"*"}
     unknown = sorted(set(events) - known)
     if unknown:
-        raise Invalid.field("events", f"Unknown event name(s): {', '.join(unknown)}.")
+        raise Invalid.field("events", N_f("Unknown event name(s): %(value)s.", value=", ".join(unknown)))
     return list(dict.fromkeys(events)) or ["*"]
 
 
@@ -85,7 +85,13 @@ def _clean_description(description: Any) -> str:
     if description is None:
         return ""
     if not isinstance(description, str) or len(description) > DESCRIPTION_MAX:
-        raise Invalid.field("description", f"The description must be text of at most {DESCRIPTION_MAX} characters.")
+        raise Invalid.field(
+            "description",
+            N_f(
+                "The description must be text of at most %(DESCRIPTION_MAX)s characters.",
+                DESCRIPTION_MAX=DESCRIPTION_MAX,
+            ),
+        )
     return description.strip()
 
 
@@ -129,7 +135,7 @@ def update_endpoint(tenant: Tenant, endpoint_id: Any, actor: Actor, **fields: An
     unknown = set(fields) - {"url", "events", "description", "is_enabled"}
     if unknown:
         raise Invalid(
-            f"Unknown field(s): {', '.join(sorted(unknown))}.",
+            N_f("Unknown field(s): %(value)s.", value=", ".join(sorted(unknown))),
             details={"fields": [{"field": f, "message": "Unknown field."} for f in sorted(unknown)]},
         )
     changes: dict[str, Any] = {}

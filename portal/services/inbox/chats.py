@@ -16,7 +16,7 @@ from sqlalchemy import select, tuple_, update
 
 from portal import pagination
 from portal.extensions import db
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import CHAT_STATUSES, Chat, Contact, Membership, Tenant, get_for_tenant, utcnow
 from portal.services import audit
 from portal.services.audit import Actor
@@ -66,7 +66,7 @@ class ChatPage:
 def filters_for_view(view: str, user_id: int | None, *, session_id: str | None = None, q: str | None = None) -> Any:
     """The filters of an inbox tab: all / unread / mine / unassigned are open chats, resolved the others."""
     if view not in VIEWS:
-        raise Invalid.field("view", f"Choose one of {', '.join(VIEWS)}.")
+        raise Invalid.field("view", N_f("Choose one of %(value)s.", value=", ".join(VIEWS)))
     if view == "mine" and user_id is None:
         raise Invalid.field("view", N_("Only a member has chats of their own."))
     return ChatFilters(
@@ -94,7 +94,7 @@ def _where(tenant: Tenant, filters: ChatFilters) -> list[Any]:
         conditions.append(Chat.assignee_id == filters.assignee)
     if filters.status is not None:
         if filters.status not in CHAT_STATUSES:
-            raise Invalid.field("status", f"Status must be one of {', '.join(CHAT_STATUSES)}.")
+            raise Invalid.field("status", N_f("Status must be one of %(value)s.", value=", ".join(CHAT_STATUSES)))
         conditions.append(_OPEN if filters.status == "open" else Chat.status == sa.literal_column("'resolved'"))
     if filters.q:
         found = [Chat.name.ilike(like_pattern(filters.q), escape="\\")]
@@ -198,7 +198,7 @@ def update_chat(
 
     Assigning to someone who is not a member of the tenant is refused (404 member_not_found)."""
     if status is not UNSET and status not in CHAT_STATUSES:
-        raise Invalid.field("status", f"Status must be one of {', '.join(CHAT_STATUSES)}.")
+        raise Invalid.field("status", N_f("Status must be one of %(value)s.", value=", ".join(CHAT_STATUSES)))
     chat = find_chat(tenant, session_id, chat_id, lock=True)
     if assignee_id is not UNSET and assignee_id is not None:
         assignee_id = _check_member(tenant, assignee_id)

@@ -29,7 +29,7 @@ import redis
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db, redis_store
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import Message, Tenant, WahaSession, utcnow
 from portal.services import audit, idempotency, pacing, servers, upstream
 from portal.services.audit import Actor
@@ -76,7 +76,9 @@ def clean_emoji(emoji: Any) -> str:
 
 def _own(message: Message, what: str) -> None:
     if not message.from_me:
-        raise Conflict(f"Only messages sent from this WhatsApp account can be {what}.", code="message_not_own")
+        raise Conflict(
+            N_f("Only messages sent from this WhatsApp account can be %(what)s.", what=what), code="message_not_own"
+        )
 
 
 def _sent_at(message: Message) -> datetime:
@@ -91,7 +93,11 @@ def _sent_at(message: Message) -> datetime:
 def _within(message: Message, window: timedelta, code: str, what: str) -> None:
     if utcnow() - _sent_at(message) > window:
         raise Conflict(
-            f"WhatsApp allows {what} only within {_words(window)} of sending; this message is older.",
+            N_f(
+                "WhatsApp allows %(what)s only within %(words)s of sending; this message is older.",
+                what=what,
+                words=_words(window),
+            ),
             code=code,
             details={"sentAt": _sent_at(message).isoformat(), "windowSeconds": int(window.total_seconds())},
         )
@@ -105,7 +111,7 @@ def _words(window: timedelta) -> str:
 def _working(session: WahaSession) -> None:
     if session.status != "WORKING":
         raise Conflict(
-            f"The session is {session.status}; it must be WORKING for this.",
+            N_f("The session is %(status)s; it must be WORKING for this.", status=session.status),
             code="session_not_ready",
             details={"status": session.status, "expected": ["WORKING"]},
         )

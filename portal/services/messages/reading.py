@@ -15,7 +15,7 @@ from sqlalchemy.orm import aliased
 
 from portal import pagination
 from portal.extensions import db
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import STATUS_RANK, Message, Tenant, get_for_tenant, utcnow
 from portal.services.errors import Invalid, NotFound
 from portal.services.sessions import get_session
@@ -140,7 +140,7 @@ def list_messages(
     fraction of whole Message objects to load.
     """
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= PAGE_MAX:
-        raise Invalid.field("limit", f"Limit must be between 1 and {PAGE_MAX}.")
+        raise Invalid.field("limit", N_f("Limit must be between 1 and %(PAGE_MAX)s.", PAGE_MAX=PAGE_MAX))
     params: dict[str, Any] = {"row_limit": limit + 1}
     filters: list[str] = []
     if session_id is not None:
@@ -157,7 +157,7 @@ def list_messages(
         params["direction"] = direction
     if status is not None:
         if status not in STATUS_RANK:
-            raise Invalid.field("status", f"Status must be one of {', '.join(STATUS_RANK)}.")
+            raise Invalid.field("status", N_f("Status must be one of %(value)s.", value=", ".join(STATUS_RANK)))
         filters.append("status")
         params["status"] = status
     if chat_id:
@@ -165,7 +165,7 @@ def list_messages(
         params["chat_id"] = chat_id
     if q:
         if len(q) > Q_MAX:
-            raise Invalid.field("q", f"The search text must be at most {Q_MAX} characters.")
+            raise Invalid.field("q", N_f("The search text must be at most %(Q_MAX)s characters.", Q_MAX=Q_MAX))
         filters.append("q")
         params["q_pattern"] = _like_pattern(q)
     since, until = _aware(since, "since"), _aware(until, "until")

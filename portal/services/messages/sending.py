@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import Message, Tenant, utcnow
 from portal.services import audit, contacts, idempotency, number_health, outbox, pacing, partitions, servers, upstream
 from portal.services.audit import Actor
@@ -121,8 +121,11 @@ def _refuse_new_contact_while_limited(session: _SendTarget) -> None:
     if until <= utcnow():
         return
     raise Conflict(
-        f"WhatsApp does not take messages to new contacts from this number until {until.isoformat()} "
-        "(a reach-out timelock or the new-chat cap). Replies to existing chats still go out.",
+        N_f(
+            "WhatsApp does not take messages to new contacts from this number until %(isoformat)s "
+            "(a reach-out timelock or the new-chat cap). Replies to existing chats still go out.",
+            isoformat=until.isoformat(),
+        ),
         code="new_contact_limited",
         details={"until": until.isoformat()},
     )
@@ -179,7 +182,9 @@ def send_message(
             if kind == "audio":
                 raise Invalid.field("text", N_("Voice messages have no text; send the text separately."))
             if len(text) > CAPTION_MAX:
-                raise Invalid.field("text", f"A caption must be at most {CAPTION_MAX} characters.")
+                raise Invalid.field(
+                    "text", N_f("A caption must be at most %(CAPTION_MAX)s characters.", CAPTION_MAX=CAPTION_MAX)
+                )
             caption = stored_media["caption"] = text
     elif text is None:
         raise Invalid.field("text", N_("Give a text or a media file to send."))
@@ -209,7 +214,7 @@ def send_message(
         )
     if session.status != "WORKING":
         raise Conflict(
-            f"The session is {session.status}; it must be WORKING to send.",
+            N_f("The session is %(status)s; it must be WORKING to send.", status=session.status),
             code="session_not_ready",
             details={"status": session.status, "expected": ["WORKING"]},
         )

@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, update
 
 from portal import queue as jobs
 from portal.extensions import db, redis_store
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import QueuedSend, SendQueueSession, Tenant, WahaSession, get_for_tenant, rowcount, utcnow
 from portal.models.outreach import LANES
 from portal.services import audit
@@ -73,14 +73,14 @@ def _row_values(
     now: datetime,
 ) -> dict[str, Any]:
     if lane not in LANES:
-        raise Invalid.field("lane", f"Lane must be one of {', '.join(LANES)}.")
+        raise Invalid.field("lane", N_f("Lane must be one of %(value)s.", value=", ".join(LANES)))
     try:
         chat = normalize_recipient(chat_id)
     except Invalid as exc:
         raise Invalid.field("chat_id", exc.message) from None
     text, media = _check_content(body, media)
     if origin is not None and (not isinstance(origin, str) or len(origin) > ORIGIN_MAX):
-        raise Invalid.field("origin", f"Origin must be at most {ORIGIN_MAX} characters.")
+        raise Invalid.field("origin", N_f("Origin must be at most %(ORIGIN_MAX)s characters.", ORIGIN_MAX=ORIGIN_MAX))
     if reply_to is not None and (not isinstance(reply_to, (str, int)) or isinstance(reply_to, bool)):
         raise Invalid.field("reply_to", N_("Reply to a message of this chat: give its id."))
     return {
@@ -159,7 +159,7 @@ def enqueue_many(tenant: Tenant, items: list[dict[str, Any]], *, actor: Actor) -
     `session_id` and `chat_id`. All are checked first: one bad item refuses the whole batch (Invalid naming the
     item's index), nothing written. Audited once as "outreach.enqueue_many". Returns how many were queued."""
     if not isinstance(items, list) or len(items) > BULK_MAX:
-        raise Invalid.field("items", f"Give a list of at most {BULK_MAX} items.")
+        raise Invalid.field("items", N_f("Give a list of at most %(BULK_MAX)s items.", BULK_MAX=BULK_MAX))
     if not items:
         return 0
     session_ids = {str(item.get("session_id")) for item in items}
@@ -232,7 +232,7 @@ def cancel(tenant: Tenant, item_id: Any, actor: Actor) -> QueuedSend:
         db.session.rollback()
         db.session.refresh(item)
         raise Conflict(
-            f"This message is {item.state} and can no longer be cancelled.",
+            N_f("This message is %(state)s and can no longer be cancelled.", state=item.state),
             code="not_cancellable",
             details={"state": item.state},
         )

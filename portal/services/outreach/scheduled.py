@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import QueuedSend, Tenant, get_for_tenant, utcnow
 from portal.pagination import id_page
 from portal.services import audit, idempotency
@@ -158,7 +158,7 @@ def list_scheduled(
         stmt = stmt.where(QueuedSend.session_id == session_id)
     if state:
         if state not in STATES:
-            raise Invalid.field("state", f"State must be one of {', '.join(STATES)}.")
+            raise Invalid.field("state", N_f("State must be one of %(value)s.", value=", ".join(STATES)))
         stmt = stmt.where(QueuedSend.state == state)
     if chat_id:
         stmt = stmt.where(QueuedSend.chat_id == chat_id)
@@ -182,7 +182,7 @@ def update_scheduled(
     if item.state != "queued":
         db.session.rollback()
         raise Conflict(
-            f"This message is {item.state} and can no longer be changed.",
+            N_f("This message is %(state)s and can no longer be changed.", state=item.state),
             code="not_editable",
             details={"state": item.state},
         )

@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from portal.extensions import db
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import OutreachSettings, Tenant, utcnow
 from portal.models.outreach import DEFAULT_GAP, DEFAULT_TIME_ZONE
 from portal.services import audit
@@ -93,11 +93,11 @@ def _zone(value: Any) -> str:
         raise Invalid.field("time_zone", N_("Choose a time zone (e.g. Europe/Berlin)."))
     value = value.strip()
     if value not in available_timezones():
-        raise Invalid.field("time_zone", f"Unknown time zone: {value[:64]}.")
+        raise Invalid.field("time_zone", N_f("Unknown time zone: %(value)s.", value=value[:64]))
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise Invalid.field("time_zone", f"Unknown time zone: {value[:64]}.") from None
+        raise Invalid.field("time_zone", N_f("Unknown time zone: %(value)s.", value=value[:64])) from None
     return value
 
 

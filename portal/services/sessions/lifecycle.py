@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from portal.extensions import db
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import Tenant, WahaSession, utcnow
 from portal.services import audit, idempotency, pacing, servers, session_secrets
 from portal.services.audit import Actor
@@ -99,7 +99,7 @@ def create_session(
     if db.session.scalar(select(WahaSession.id).where(WahaSession.tenant_id == tenant.id, WahaSession.name == name)):
         db.session.rollback()
         raise Conflict(
-            f"A session named '{name}' already exists.",
+            N_f("A session named '%(name)s' already exists.", name=name),
             code="session_exists",
             details={"fields": [{"field": "name", "message": "This name is taken."}]},
         )
@@ -107,7 +107,7 @@ def create_session(
     if count >= tenant.max_sessions:
         db.session.rollback()
         raise Conflict(
-            f"This tenant may have at most {tenant.max_sessions} sessions.",
+            N_f("This tenant may have at most %(max_sessions)s sessions.", max_sessions=tenant.max_sessions),
             code="session_limit",
             details={"max_sessions": tenant.max_sessions},
         )
@@ -119,7 +119,9 @@ def create_session(
         raise
     if engine and server.engine and server.engine.upper() != engine:
         db.session.rollback()
-        raise Invalid.field("engine", f"The WAHA servers with room run the {server.engine} engine.")
+        raise Invalid.field(
+            "engine", N_f("The WAHA servers with room run the %(engine)s engine.", engine=server.engine)
+        )
 
     session = WahaSession(
         tenant_id=tenant.id,
@@ -149,7 +151,7 @@ def create_session(
             record = idempotency.lookup(tenant.id, "session.create", key, fingerprint)
             if record is not None:
                 return _replay(tenant, record)
-        raise Conflict(f"A session named '{name}' already exists.", code="session_exists") from None
+        raise Conflict(N_f("A session named '%(name)s' already exists.", name=name), code="session_exists") from None
 
     # Taken now: after a rollback the rows are expired and the database may be the thing that failed.
     external, server_name, client = session.external_name, server.name, servers.client_for(server)

@@ -15,7 +15,7 @@ import json
 import re
 from typing import Any
 
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import Tenant
 from portal.services import audit
 from portal.services.audit import Actor
@@ -38,7 +38,7 @@ _B64URL = re.compile(B64URL_PATTERN)
 
 def _not_ready(status: str, expected: str) -> Conflict:
     return Conflict(
-        f"The session is {status}; it must be {expected} for this.",
+        N_f("The session is %(status)s; it must be %(expected)s for this.", status=status, expected=expected),
         code="session_not_ready",
         details={"status": status, "expected": [expected]},
     )
@@ -58,7 +58,13 @@ def clean_assertion(raw: Any) -> dict[str, Any]:
     """The assertion as WAHA takes it (`PasskeyAssertionRequest`), from a dict or the JSON text a person pasted."""
     if isinstance(raw, str):
         if len(raw) > ASSERTION_MAX_CHARS:
-            raise Invalid.field("assertion", f"The assertion must be at most {ASSERTION_MAX_CHARS} characters.")
+            raise Invalid.field(
+                "assertion",
+                N_f(
+                    "The assertion must be at most %(ASSERTION_MAX_CHARS)s characters.",
+                    ASSERTION_MAX_CHARS=ASSERTION_MAX_CHARS,
+                ),
+            )
         try:
             raw = json.loads(raw)
         except ValueError:

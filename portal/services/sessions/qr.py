@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from portal.extensions import db, redis_store
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import Tenant, WahaSession, utcnow
 from portal.permissions import LINK_PHONE
 from portal.services import audit
@@ -60,7 +60,7 @@ def _expires_in(session: WahaSession) -> int | None:
 def _not_ready(session: WahaSession, status: str | None = None, expected: str = "SCAN_QR_CODE") -> Conflict:
     status = status or session.status
     return Conflict(
-        f"The session is {status}; it must be {expected} for this.",
+        N_f("The session is %(status)s; it must be %(expected)s for this.", status=status, expected=expected),
         code="session_not_ready",
         details={"status": status, "expected": [expected]},
     )

@@ -8,7 +8,7 @@ import re
 import secrets
 from typing import Any
 
-from portal.i18n import N_
+from portal.i18n import N_, N_f
 from portal.models import ENGINES
 from portal.services import destinations
 from portal.services.errors import Invalid
@@ -63,7 +63,7 @@ def _clean_name(name: Any) -> str:
         raise Invalid.field("name", N_("Name must not be empty."))
     name = " ".join(name.split())
     if len(name) > NAME_MAX:
-        raise Invalid.field("name", f"Name must be at most {NAME_MAX} characters.")
+        raise Invalid.field("name", N_f("Name must be at most %(NAME_MAX)s characters.", NAME_MAX=NAME_MAX))
     return name
 
 
@@ -71,7 +71,7 @@ def _clean_engine(engine: Any) -> str | None:
     if engine is None or engine == "":
         return None
     if not isinstance(engine, str) or engine.upper() not in ENGINES:
-        raise Invalid.field("engine", f"Engine must be one of {', '.join(ENGINES)}.")
+        raise Invalid.field("engine", N_f("Engine must be one of %(value)s.", value=", ".join(ENGINES)))
     return engine.upper()
 
 
@@ -90,7 +90,7 @@ def _clean_events(events: Any, url: str | None) -> list[str]:
         raise Invalid.field("webhook_events", N_("Webhook events must be a list of event names."))
     unknown = [e for e in events if e != "*" and e not in WAHA_EVENTS]
     if unknown:
-        raise Invalid.field("webhook_events", f"Unknown event names: {', '.join(unknown)}.")
+        raise Invalid.field("webhook_events", N_f("Unknown event names: %(value)s.", value=", ".join(unknown)))
     return list(dict.fromkeys(events))  # de-duplicated, order kept
 
 
@@ -102,7 +102,9 @@ def _clean_config(config: Any) -> dict[str, Any]:
     unknown = sorted(set(config) - TENANT_CONFIG_KEYS)
     if unknown:
         hint = " (use webhook_url for webhooks)" if "webhooks" in unknown else ""
-        raise Invalid.field("config", f"Unknown config keys: {', '.join(unknown)}{hint}.")
+        raise Invalid.field(
+            "config", N_f("Unknown config keys: %(value)s%(hint)s.", value=", ".join(unknown), hint=hint)
+        )
     metadata = config.get("metadata")
     if metadata is not None:
         if not isinstance(metadata, dict) or not all(
@@ -110,9 +112,18 @@ def _clean_config(config: Any) -> dict[str, Any]:
         ):
             raise Invalid.field("config.metadata", N_("Metadata must map strings to strings."))
         if len(metadata) > METADATA_MAX_ENTRIES:
-            raise Invalid.field("config.metadata", f"Metadata may have at most {METADATA_MAX_ENTRIES} entries.")
+            raise Invalid.field(
+                "config.metadata",
+                N_f(
+                    "Metadata may have at most %(METADATA_MAX_ENTRIES)s entries.",
+                    METADATA_MAX_ENTRIES=METADATA_MAX_ENTRIES,
+                ),
+            )
         if any(k.startswith(METADATA_PREFIX) for k in metadata):
-            raise Invalid.field("config.metadata", f"Metadata keys starting with '{METADATA_PREFIX}' are reserved.")
+            raise Invalid.field(
+                "config.metadata",
+                N_f("Metadata keys starting with '%(METADATA_PREFIX)s' are reserved.", METADATA_PREFIX=METADATA_PREFIX),
+            )
     if config.get("proxy") is not None:
         # WAHA connects to WhatsApp through this server: it passes the same destination policy as every URL.
         config = {**config, "proxy": destinations.clean_proxy(config["proxy"])}
