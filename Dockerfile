@@ -23,6 +23,9 @@ RUN pip install -r requirements.txt
 COPY static/assets.json static/assets.json
 COPY scripts/fetch_assets.py scripts/fetch_assets.py
 RUN python scripts/fetch_assets.py
+# The message catalogues, compiled here (the .mo files are not in the repository).
+COPY portal/translations portal/translations
+RUN pybabel compile -d portal/translations
 
 # ---------------------------------------------------------------- runtime: the app as a non-root user
 FROM ${PYTHON_IMAGE} AS runtime
@@ -47,6 +50,7 @@ COPY migrations ./migrations
 COPY templates ./templates
 COPY static ./static
 COPY --from=builder /src/static/vendor ./static/vendor
+COPY --from=builder /src/portal/translations ./portal/translations
 USER portal:portal
 VOLUME ["/data/media"]
 EXPOSE 8000

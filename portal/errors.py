@@ -7,10 +7,12 @@ import time
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from portal.extensions import db, htmx
+from portal.i18n import N_, translated
 from portal.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -35,13 +37,13 @@ HTTP_CODES = {
 }
 # The heading of an error page, by status; every other status gets DEFAULT_HEADING.
 HEADINGS = {
-    403: "You can't do that here",
-    404: "We couldn't find that",
-    429: "Slow down a little",
-    500: "Something broke on our side",
-    503: "WhatsApp service unavailable",
+    403: _l("You can't do that here"),
+    404: _l("We couldn't find that"),
+    429: _l("Slow down a little"),
+    500: _l("Something broke on our side"),
+    503: _l("WhatsApp service unavailable"),
 }
-DEFAULT_HEADING = "That did not work"
+DEFAULT_HEADING = _l("That did not work")
 
 
 def wants_json() -> bool:
@@ -73,12 +75,18 @@ def error_response(
     elif htmx:
         # htmx skips swapping error statuses by default: answer 200 with the message in place
         response = Response(
-            render_template("errors/_fragment.html", status=status, message=message, code=code), status=200
+            render_template("errors/_fragment.html", status=status, message=translated(message), code=code),
+            status=200,
         )
     else:
-        heading = Markup(HEADINGS.get(status, DEFAULT_HEADING))  # our own words: the apostrophes stay as typed
+        heading = Markup(str(HEADINGS.get(status, DEFAULT_HEADING)))  # our own words: apostrophes stay as typed
         html = render_template(
-            "errors/generic.html", status=status, heading=heading, message=message, code=code, details=details or {}
+            "errors/generic.html",
+            status=status,
+            heading=heading,
+            message=translated(message),
+            code=code,
+            details=details or {},
         )
         response = Response(html, status=status)
     if retry_after is not None:
@@ -98,11 +106,11 @@ def init_app(app: Flask) -> None:
         message = exc.description or exc.name
         retry_after = None
         if status == 429:
-            message = "Too many requests; slow down and retry later."
+            message = N_("Too many requests; slow down and retry later.")
             retry_after = _limit_retry_after()
         if status == 400 and "CSRF" in (exc.description or ""):
             code = "csrf_failed"
-            message = "The form expired or was sent from elsewhere. Reload the page and try again."
+            message = N_("The form expired or was sent from elsewhere. Reload the page and try again.")
         response = error_response(status, code, message, retry_after=retry_after)
         # Headers the exception carries belong to the answer: Allow on a 405 (RFC 9110), WWW-Authenticate...
         for name, value in exc.get_headers():
@@ -114,7 +122,7 @@ def init_app(app: Flask) -> None:
     def handle_unexpected(exc: Exception) -> Response:
         db.session.rollback()
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "Something went wrong on our side. It has been logged.")
+        return error_response(500, "internal_error", N_("Something went wrong on our side. It has been logged."))
 
 
 def _limit_retry_after() -> int:

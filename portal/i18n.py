@@ -1,15 +1,21 @@
 """The translated portal: Flask-Babel with English, Portuguese (Brazil) and Spanish.
 
 Templates call `_()` / `ngettext()`; Python code imports `gettext as _` / `lazy_gettext` from flask_babel.
-The locale is the signed-in user's chosen language, else the best match of the browser's Accept-Language;
-the time zone is the user's, else UTC. The catalogues live in `portal/translations/` and are compiled by
-scripts/setup and the image build (`pybabel compile`).
+The locale is the signed-in user's chosen language, else a signed-out visitor's ?lang= choice (kept in a cookie),
+else the best match of the browser's Accept-Language. The time zone is the user's, else the tenant's (outreach
+settings), else UTC. Dates and numbers on pages go through the filters below (`datetime`, `time`, `day`,
+`number`), formatted for the locale in that time zone; `<time datetime=...>` attributes stay ISO UTC.
+The catalogues live in `portal/translations/` (messages.pot and the .po files are committed; the .mo files are
+compiled by scripts/setup and the image build with `pybabel compile`).
 """
 
 from __future__ import annotations
 
-from flask import Flask, request
-from flask_babel import Babel
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, Response, g, request
+from flask_babel import Babel, format_date, format_decimal, format_time
 
 LANGUAGES: dict[str, str] = {"en": "English", "pt_BR": "Português (Brasil)", "es": "Español"}
 DEFAULT_LOCALE = "en"
@@ -26,6 +32,38 @@ def _user() -> object | None:
         return None
 
 
+def N_(message: str) -> str:
+    """Marks a message for the catalogue where it is defined (events and the API keep the English); whoever shows
+    it to a person translates it with gettext(message)."""
+    return message
+
+
+class Message(str):
+    """English text made from a marked template (N_f), that keeps the template and values for translated()."""
+
+    template: str
+    values: dict[str, Any]
+
+
+def N_f(template: str, **values: Any) -> Message:
+    """N_ for a message with values: the English text (for the API and logs) that pages can still translate."""
+    message = Message(template % values)
+    message.template, message.values = template, values
+    return message
+
+
+def translated(message: str | None) -> str:
+    """A service's message (marked with N_ or N_f where it is raised) in the reader's language; other text as is."""
+    from flask_babel import gettext
+
+    if isinstance(message, Message):
+        return str(gettext(message.template, **message.values))
+    return gettext(message) if message else (message or "")
+
+
+LANG_COOKIE = "portal_lang"  # a signed-out visitor's choice (?lang= on the sign-in page)
+
+
 def select_locale() -> str:
     user = _user()
     chosen = getattr(user, "language", None)
@@ -33,17 +71,108 @@ def select_locale() -> str:
         return str(chosen)
     if not request:
         return DEFAULT_LOCALE
+    asked = request.args.get("lang") or request.cookies.get(LANG_COOKIE)
+    if asked in LANGUAGES:
+        return str(asked)
     return request.accept_languages.best_match(list(LANGUAGES), default=DEFAULT_LOCALE) or DEFAULT_LOCALE
 
 
 def select_timezone() -> str:
+    """The user's time zone, else their tenant's (its outreach settings), else UTC."""
     user = _user()
-    return str(getattr(user, "timezone", None) or "UTC")
+    own = getattr(user, "timezone", None)
+    if own:
+        return str(own)
+    if user is None or not request:
+        return "UTC"
+    if "i18n_tenant_zone" not in g:
+        from portal.services.outreach.settings import outreach_settings
+        from portal.tenancy import current_principal
+
+        principal = current_principal()
+        g.i18n_tenant_zone = outreach_settings(principal.tenant.id).time_zone if principal is not None else "UTC"
+    return str(g.i18n_tenant_zone)
+
+
+def remember_language(response: Response) -> Response:
+    """Keep a ?lang= choice in a cookie for the next pages (the sign-in page's language switcher)."""
+    asked = request.args.get("lang")
+    if asked in LANGUAGES and request.cookies.get(LANG_COOKIE) != asked:
+        response.set_cookie(LANG_COOKIE, asked, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+    return response
+
+
+def _moment(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value
+
+
+def datetime_filter(value: Any, seconds: bool = False) -> str:
+    """A moment in the reader's language and time zone: "5 Dec 2026, 14:03" / "5 de dez. de 2026 14:03"."""
+    moment = _moment(value)
+    if moment is None:
+        return ""
+    return f"{format_date(moment, 'medium')} {time_filter(moment, seconds)}"
+
+
+def time_filter(value: Any, seconds: bool = False) -> str:
+    moment = _moment(value)
+    if moment is None:
+        return ""
+    return str(format_time(moment, "medium" if seconds else "short"))
+
+
+def day_filter(value: Any) -> str:
+    """The day of a moment, in full ("Saturday, December 5, 2026")."""
+    moment = _moment(value)
+    if moment is None:
+        return ""
+    return str(format_date(moment, "full"))  # a datetime is moved to the reader's zone first
+
+
+def in_zone(value: datetime, zone: Any) -> str:
+    """A moment in a given zone (the tenant's, for scheduled messages), for the reader's language, with the zone's
+    abbreviation: "May 1, 2026 9:00 AM CEST" / "1 de mai. de 2026 09:00 CEST"."""
+    local = value.astimezone(zone)
+    return f"{format_date(local, 'medium', rebase=False)} {format_time(local, 'short', rebase=False)} {local:%Z}"
+
+
+def number_filter(value: Any) -> str:
+    return "" if value is None else str(format_decimal(value))
 
 
 def init_app(app: Flask) -> None:
     from portal import ROOT
 
+    app.jinja_env.filters.update(datetime=datetime_filter, time=time_filter, day=day_filter, number=number_filter)
+
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LOCALE)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(ROOT / "portal" / "translations"))
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.after_request(remember_language)
+    app.context_processor(_language_context)
+
+
+def _language_context() -> dict[str, Any]:
+    from flask_babel import get_locale
+
+    language = str(get_locale() or DEFAULT_LOCALE)
+    return {"languages": LANGUAGES, "current_language": language, "script_words": script_words}
+
+
+def script_words() -> dict[str, str]:
+    """The words static/js shows, in the page's language (read by portalWord() from <meta name="portal-words">)."""
+    from flask_babel import gettext as _
+
+    return {
+        "copied": _("Copied"),
+        "charsLeft": _("%(count)s characters left"),
+        "charsOver": _("%(count)s characters too many"),
+        "expired": _("The page has expired. Reload it and try again."),
+        "failed": _("Something went wrong (%(status)s). Try again."),
+        "threadStart": _("Start of the conversation"),
+        "unreachable": _("The portal could not be reached. Your message is kept: try again."),
+    }

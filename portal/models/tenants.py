@@ -78,6 +78,10 @@ class User(UserMixin, TimestampMixin, Base):
     totp_enabled_at: Mapped[datetime | None]
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     webauthn_handle: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The portal's language for this user (portal.i18n.LANGUAGES); None: the browser's Accept-Language.
+    language: Mapped[str | None] = mapped_column(String(10))
+    # An IANA time zone for dates on pages; None: the tenant's time zone, else UTC.
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user", cascade="all, delete-orphan")
 

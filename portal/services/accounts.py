@@ -13,10 +13,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from portal.extensions import db, redis_store
+from portal.i18n import DEFAULT_LOCALE, N_
 from portal.mail import send_mail
 from portal.models import User, utcnow
 from portal.queue import JOB_SEND_PASSWORD_RESET, QUEUE_MAINTENANCE, enqueue
@@ -111,12 +114,16 @@ def send_password_reset(user_id: int) -> bool:
         return False
     url = public_url("account.reset_password", token=make_reset_token(user))
     minutes = RESET_MAX_AGE // 60
-    body = (
-        "Someone asked to reset the password of your WAHA Portal account.\n\n"
-        f"Choose a new password here (the link works once and expires in {minutes} minutes):\n{url}\n\n"
-        "If it was not you, ignore this mail: your password stays as it is."
-    )
-    send_mail(user.email, "Reset your WAHA Portal password", body)
+    with force_locale(user.language or DEFAULT_LOCALE):  # the mail in the user's language
+        body = _(
+            "Someone asked to reset the password of your WAHA Portal account.\n\n"
+            "Choose a new password here (the link works once and expires in %(minutes)s minutes):\n%(url)s\n\n"
+            "If it was not you, ignore this mail: your password stays as it is.",
+            minutes=minutes,
+            url=url,
+        )
+        subject = _("Reset your WAHA Portal password")
+    send_mail(user.email, subject, body)
     return True
 
 
@@ -145,12 +152,14 @@ def change_password(user: User, current: str, password: str, actor: Actor) -> Us
     if not user.password_hash:
         raise Invalid.field(
             "current_password",
-            "Your account has no password yet (you sign in with single "
-            'sign-on). Use "Forgot your password?" to choose one.',
+            N_(
+                "Your account has no password yet (you sign in with single "
+                'sign-on). Use "Forgot your password?" to choose one.'
+            ),
         )
     if not user.check_password(current or ""):
         audit.record(None, "auth.password_change_failed", actor, target_type="user", target_id=user.id, commit=True)
-        raise Invalid.field("current_password", "That is not your current password.")
+        raise Invalid.field("current_password", N_("That is not your current password."))
     check_password_strength(password or "", user.email)
     user.set_password(password)
     audit.record(
@@ -178,7 +187,7 @@ def sign_in_oidc(claims: Mapping[str, Any], actor: Actor) -> User:
     subject = str(claims.get("sub") or "")
     email = str(claims.get("email") or "").strip().lower()
     if not subject:
-        raise Unauthorized("The identity provider did not say who you are.", code="oidc_no_subject")
+        raise Unauthorized(N_("The identity provider did not say who you are."), code="oidc_no_subject")
     user = db.session.scalar(select(User).where(User.oidc_subject == subject))
     if user is None and email and _email_verified(claims):
         user = get_user_by_email(email)
@@ -228,6 +237,6 @@ def _refuse(actor: Actor, email: str, reason: str, message: str | None = None) -
     if message:
         raise Forbidden(message, code="oidc_account_unverified")
     raise Forbidden(
-        "There is no portal account for this sign-in. Ask an admin of your team to invite you.",
+        N_("There is no portal account for this sign-in. Ask an admin of your team to invite you."),
         code="oidc_unknown_user",
     )

@@ -14,19 +14,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.i18n import DEFAULT_LOCALE, N_
 from portal.models import AuditEvent, Membership, Tenant, User, WahaSession, WebhookDelivery, utcnow
 from portal.services import audit
 
 log = logging.getLogger(__name__)
 
 REASONS = {
-    "failed": "The session failed. Restart it; if it fails again, log it out and scan a new QR code.",
-    "logged_out": "The phone no longer answers for this session: it was probably logged out on the phone. "
-    "Restart the session and scan a new QR code.",
-    "needs_qr": "The session was logged out and waits for a new QR scan.",
+    "failed": N_("The session failed. Restart it; if it fails again, log it out and scan a new QR code."),
+    "logged_out": N_(
+        "The phone no longer answers for this session: it was probably logged out on the phone. "
+        "Restart the session and scan a new QR code."
+    ),
+    "needs_qr": N_("The session was logged out and waits for a new QR scan."),
 }
 # A logout the user asked for in the portal is not news to them.
 _OWN_LOGOUT_WINDOW = timedelta(minutes=10)
@@ -136,6 +141,19 @@ def recipients(tenant_id: int) -> list[str]:
     return list(db.session.scalars(stmt))
 
 
+def recipients_with_language(tenant_id: int) -> list[tuple[str, str | None]]:
+    """recipients() with each one's chosen language (None: none chosen), for mails in the reader's language."""
+    stmt = (
+        select(User.email, User.language)
+        .join(Membership, Membership.user_id == User.id)
+        .where(
+            Membership.tenant_id == tenant_id, Membership.role.in_(("owner", "admin")), User.is_active_user.is_(True)
+        )
+        .order_by(User.email)
+    )
+    return [(email, language) for email, language in db.session.execute(stmt)]
+
+
 def send_mails(notices: list[Notice]) -> None:
     """Mail each notice to the tenant's owners and admins (after the commit; a mail failure is logged only)."""
     from portal.mail import send_mail
@@ -145,14 +163,22 @@ def send_mails(notices: list[Notice]) -> None:
         if tenant is None:
             continue
         base = current_app.config.get("PUBLIC_BASE_URL", "").rstrip("/")
-        body = (
-            f"The WhatsApp session '{notice.session_name}' of {tenant.name} needs attention.\n\n"
-            f"Status: {notice.status}\n{REASONS.get(notice.reason, '')}\n\n"
-            f"Open the portal: {base}/sessions/{notice.session_id}\n"
-        )
-        for address in recipients(notice.tenant_id):
+        for address, language in recipients_with_language(notice.tenant_id):
+            with force_locale(language or DEFAULT_LOCALE):  # each reader in their own language
+                reason = REASONS.get(notice.reason)
+                link = f"{base}/sessions/{notice.session_id}"
+                body = _(
+                    "The WhatsApp session '%(name)s' of %(tenant)s needs attention.\n\n"
+                    "Status: %(status)s\n%(reason)s\n\nOpen the portal: %(url)s\n",
+                    name=notice.session_name,
+                    tenant=tenant.name,
+                    status=notice.status,
+                    reason=_(reason) if reason else "",
+                    url=link,
+                )
+                subject = _("[WAHA Portal] Session '%(name)s' needs attention", name=notice.session_name)
             try:
-                send_mail(address, f"[WAHA Portal] Session '{notice.session_name}' needs attention", body)
+                send_mail(address, subject, body)
             except Exception:
                 log.warning("could not mail %s about session %s", address, notice.session_id, exc_info=True)
 

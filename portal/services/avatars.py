@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import Chat, Contact, Tenant, WahaSession, get_for_tenant, utcnow
 from portal.net import http as outbound
 from portal.services.destinations import allow_private
@@ -54,7 +55,7 @@ def avatar_file(tenant: Tenant, contact_id: Any) -> StoredFile:
 
 
 def avatar_gone() -> NotFound:
-    return NotFound("This contact has no stored picture.", code="avatar_not_found")
+    return NotFound(N_("This contact has no stored picture."), code="avatar_not_found")
 
 
 def open_avatar(tenant: Tenant, contact_id: Any) -> tuple[IO[bytes], str]:

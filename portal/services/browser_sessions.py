@@ -18,6 +18,7 @@ from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.orm import aliased
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import BrowserSession, Membership, Tenant, User, rowcount, utcnow
 from portal.services import audit
 from portal.services.audit import Actor
@@ -217,7 +218,7 @@ def revoke(user: User, session_id: int, actor: Actor) -> BrowserSession:
         select(BrowserSession).where(BrowserSession.id == session_id, BrowserSession.user_id == user.id)
     )
     if row is None:
-        raise NotFound("No such signed-in browser.", code="browser_session_not_found")
+        raise NotFound(N_("No such signed-in browser."), code="browser_session_not_found")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         audit.record(

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from portal import pagination
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import Chat, Contact, Tenant, get_for_tenant, utcnow
 from portal.services import audit, recipients, upstream
 from portal.services.audit import Actor
@@ -95,9 +96,9 @@ def search_digits(q: str) -> str | None:
 
 def check_page(q: str | None, limit: int) -> None:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= PAGE_MAX:
-        raise Invalid.field("limit", f"Limit must be between 1 and {PAGE_MAX}.")
+        raise Invalid.field("limit", N_f("Limit must be between 1 and %(PAGE_MAX)s.", PAGE_MAX=PAGE_MAX))
     if q is not None and len(q) > Q_MAX:
-        raise Invalid.field("q", f"The search text must be at most {Q_MAX} characters.")
+        raise Invalid.field("q", N_f("The search text must be at most %(Q_MAX)s characters.", Q_MAX=Q_MAX))
 
 
 def list_contacts(tenant: Tenant, *, q: str | None = None, cursor: str | None = None, limit: int = 50) -> ContactPage:
@@ -172,7 +173,7 @@ def _ask_waha(server: Any, external_name: str, digits: str) -> bool:
 
 def _refusal(chat_id: str) -> NotOnWhatsApp:
     return NotOnWhatsApp(
-        f"{format_number(chat_id)} is not on WhatsApp; check the number.",
+        N_f("%(format_number)s is not on WhatsApp; check the number.", format_number=format_number(chat_id)),
         details={"chatId": chat_id, "fields": [{"field": "to", "message": "This number is not on WhatsApp."}]},
     )
 
@@ -222,7 +223,7 @@ def check_exists(tenant: Tenant, session_id: Any, phone: Any) -> CheckResult:
         return CheckResult(exists=contact.wa_exists, chat_id=chat_id if contact.wa_exists else None)
     if session.status != "WORKING":
         raise Conflict(
-            f"The session is {session.status}; it must be WORKING to ask WhatsApp.",
+            N_f("The session is %(status)s; it must be WORKING to ask WhatsApp.", status=session.status),
             code="session_not_ready",
             details={"status": session.status, "expected": ["WORKING"]},
         )
@@ -245,7 +246,7 @@ def get_contact_by_id(tenant: Tenant, contact_id: Any) -> Contact:
     """One of the tenant's contacts by row id; another tenant's (or an id that cannot be one) is NotFound."""
     contact = get_for_tenant(db.session, Contact, tenant.id, contact_id)
     if contact is None:
-        raise NotFound("No such contact.", code="contact_not_found")
+        raise NotFound(N_("No such contact."), code="contact_not_found")
     return contact
 
 
@@ -253,16 +254,23 @@ def clean_tags(tags: Any) -> list[str]:
     """Tags as stored: each trimmed, empty ones dropped, duplicates (whatever their case) kept once in the order
     given; Invalid (field "tags") for more than TAGS_MAX tags, one over TAG_MAX characters or a non-text tag."""
     if not isinstance(tags, list | tuple) or not all(isinstance(tag, str) for tag in tags):
-        raise Invalid.field("tags", "Tags must be a list of words.")
+        raise Invalid.field("tags", N_("Tags must be a list of words."))
     cleaned: dict[str, str] = {}
     for tag in tags:
         tag = " ".join(tag.split())
         if len(tag) > TAG_MAX:
-            raise Invalid.field("tags", f"A tag may have at most {TAG_MAX} characters: “{tag[:TAG_MAX]}…” is longer.")
+            raise Invalid.field(
+                "tags",
+                N_f(
+                    "A tag may have at most %(TAG_MAX)s characters: “%(tag)s…” is longer.",
+                    TAG_MAX=TAG_MAX,
+                    tag=tag[:TAG_MAX],
+                ),
+            )
         if tag:
             cleaned.setdefault(tag.casefold(), tag)
     if len(cleaned) > TAGS_MAX:
-        raise Invalid.field("tags", f"A contact may have at most {TAGS_MAX} tags.")
+        raise Invalid.field("tags", N_f("A contact may have at most %(TAGS_MAX)s tags.", TAGS_MAX=TAGS_MAX))
     return list(cleaned.values())
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from portal.extensions import db
+from portal.i18n import N_f
 from portal.models import Contact, Tenant, WahaSession, utcnow
 from portal.queue import JOB_SYNC_CONTACTS, QUEUE_MAINTENANCE, enqueue
 from portal.services import audit, upstream
@@ -38,7 +39,7 @@ def request_sync(tenant: Tenant, session_id: Any, actor: Actor) -> WahaSession:
     session = get_session(tenant, session_id)
     if session.status != "WORKING":
         raise Conflict(
-            f"The session is {session.status}; it must be WORKING to read its contacts.",
+            N_f("The session is %(status)s; it must be WORKING to read its contacts.", status=session.status),
             code="session_not_ready",
             details={"status": session.status, "expected": ["WORKING"]},
         )

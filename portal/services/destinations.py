@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 
+from portal.i18n import N_, N_f
 from portal.net import policy
 from portal.services.errors import Invalid
 
@@ -39,14 +40,14 @@ def problem(url: Any, *, schemes: tuple[str, ...] = policy.SCHEMES, path_allowed
 def clean_url(url: Any, field: str, label: str = "URL") -> str:
     """url as the portal will use it (host in ASCII form); Invalid(field) when the policy refuses it."""
     if not isinstance(url, str) or not url.strip():
-        raise Invalid.field(field, f"Give the {label}.")
+        raise Invalid.field(field, N_f("Give the %(label)s.", label=label))
     url = url.strip()
     try:
         checked = policy.check(url, allow_private=allow_private())
     except policy.Refused as refused:
         if refused.kind == "unresolvable" and allow_private():
             return policy.parse(url)[0]
-        raise Invalid.field(field, f"This {label} {refused.reason}.") from None
+        raise Invalid.field(field, N_f("This %(label)s %(reason)s.", label=label, reason=refused.reason)) from None
     return checked.url
 
 
@@ -55,13 +56,13 @@ def clean_proxy(proxy: Any, field: str = "config.proxy") -> dict[str, Any] | Non
     if proxy is None:
         return None
     if not isinstance(proxy, dict) or set(proxy) - {"server", "username", "password"}:
-        raise Invalid.field(field, "The proxy must be an object with server, username and password.")
+        raise Invalid.field(field, N_("The proxy must be an object with server, username and password."))
     server = proxy.get("server")
     if not isinstance(server, str) or not server.strip():
-        raise Invalid.field(f"{field}.server", "Give the proxy server as host:port.")
+        raise Invalid.field(f"{field}.server", N_("Give the proxy server as host:port."))
     for key in ("username", "password"):
         if proxy.get(key) is not None and not isinstance(proxy[key], str):
-            raise Invalid.field(f"{field}.{key}", f"The proxy {key} must be text.")
+            raise Invalid.field(f"{field}.{key}", N_f("The proxy %(key)s must be text.", key=key))
     server = server.strip()
     given_scheme = "://" in server
     url = server if given_scheme else f"http://{server}"
@@ -72,6 +73,8 @@ def clean_proxy(proxy: Any, field: str = "config.proxy") -> dict[str, Any] | Non
         policy.check(url, allow_private=allow_private(), schemes=PROXY_SCHEMES, path_allowed=False)
     except policy.Refused as refused:
         if not (refused.kind == "unresolvable" and allow_private()):
-            raise Invalid.field(f"{field}.server", f"This proxy server {refused.reason}.") from None
+            raise Invalid.field(
+                f"{field}.server", N_f("This proxy server %(reason)s.", reason=refused.reason)
+            ) from None
     shown = f"[{host}]" if ":" in host else host
     return {**proxy, "server": canonical.rstrip("/") if given_scheme else f"{shown}:{port}"}

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import WahaServer, WahaSession, utcnow
 from portal.services import audit
 from portal.services import servers as servers_service
@@ -244,7 +245,7 @@ def update_server(
     changes: dict[str, Any] = {}
     if capacity is not None and capacity != server.capacity:
         if capacity < 1:
-            raise Invalid.field("capacity", "Capacity must be at least 1.")
+            raise Invalid.field("capacity", N_("Capacity must be at least 1."))
         changes["capacity"] = {"from": server.capacity, "to": capacity}
         server.capacity = capacity
     if is_enabled is not None and is_enabled != server.is_enabled:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import IdempotencyRecord, rowcount, utcnow
 from portal.services.errors import Conflict, Invalid
 
@@ -33,7 +34,11 @@ def clean_key(key: str | None) -> str | None:
         return None
     if len(key) > MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
         raise Invalid.field(
-            "Idempotency-Key", f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable ASCII characters."
+            "Idempotency-Key",
+            N_f(
+                "Idempotency-Key must be 1-%(MAX_KEY_LENGTH)s printable ASCII characters.",
+                MAX_KEY_LENGTH=MAX_KEY_LENGTH,
+            ),
         )
     return key
 
@@ -56,7 +61,9 @@ def lookup(tenant_id: int, scope: str, key: str, request_fingerprint: str) -> Id
         )
     )
     if record is not None and record.fingerprint != request_fingerprint:
-        raise Conflict("This Idempotency-Key was already used for a different request.", code="idempotency_key_reused")
+        raise Conflict(
+            N_("This Idempotency-Key was already used for a different request."), code="idempotency_key_reused"
+        )
     return record
 
 

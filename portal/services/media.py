@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import Message, Tenant, WahaSession, utcnow
 from portal.queue import JOB_FETCH_MEDIA, QUEUE_EVENTS, enqueue_many, retry_policy
 from portal.services.errors import NotFound
@@ -361,7 +362,7 @@ def media_file(tenant: Tenant, message_id: Any) -> StoredFile:
     key = media.get("key")
     if media.get("status") != "stored" or not key:
         raise NotFound(
-            "This message has no stored file.", code="media_not_found", details={"status": media.get("status")}
+            N_("This message has no stored file."), code="media_not_found", details={"status": media.get("status")}
         )
     mimetype = served_type(media.get("mimetype")).mimetype
     filename = media.get("filename") or f"message-{message.id}{extension(mimetype)}"
@@ -370,7 +371,7 @@ def media_file(tenant: Tenant, message_id: Any) -> StoredFile:
 
 def media_gone() -> NotFound:
     """The 404 of a message whose file the store no longer holds."""
-    return NotFound("The file of this message is no longer stored.", code="media_not_found")
+    return NotFound(N_("The file of this message is no longer stored."), code="media_not_found")
 
 
 def media_for_message(tenant: Tenant, message_id: Any) -> tuple[BinaryIO, str, str]:

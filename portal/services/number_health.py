@@ -28,10 +28,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
 from portal import queue
 from portal.extensions import db
+from portal.i18n import DEFAULT_LOCALE
 from portal.models import Tenant, WahaSession, utcnow
 from portal.services import audit, servers
 from portal.waha import errors as waha_errors
@@ -124,23 +127,30 @@ def summary(session: WahaSession) -> str:
     info = describe(session)
     until = info["newContactsBlockedUntil"]
     if info["timelock"]["active"] and until:
-        return (
-            f"WhatsApp restricts this number from messaging new contacts until {until} (a reach-out timelock). "
-            "Replies to existing chats still go out; do not restart or re-pair the session."
+        return _(
+            "WhatsApp restricts this number from messaging new contacts until %(until)s (a reach-out timelock). "
+            "Replies to existing chats still go out; do not restart or re-pair the session.",
+            until=until,
         )
     status = info["capping"]["status"]
+    used, total = info["capping"]["usedQuota"], info["capping"]["totalQuota"]
     if status == "CAPPED":
-        return (
-            f"This number used its new-chat quota ({info['capping']['usedQuota']} of "
-            f"{info['capping']['totalQuota']}); new contacts wait until {until}. "
-            "Replies to existing chats still go out."
+        return _(
+            "This number used its new-chat quota (%(used)s of %(total)s); new contacts wait until %(until)s. "
+            "Replies to existing chats still go out.",
+            used=used,
+            total=total,
+            until=until,
         )
     if info["level"] == "warning":
-        return (
-            f"WhatsApp warns that this number nears its new-chat quota ({status}: {info['capping']['usedQuota']} of "
-            f"{info['capping']['totalQuota']} used). Slow down messages to new contacts."
+        return _(
+            "WhatsApp warns that this number nears its new-chat quota (%(status)s: %(used)s of %(total)s used). "
+            "Slow down messages to new contacts.",
+            status=status,
+            used=used,
+            total=total,
         )
-    return "WhatsApp does not limit this number."
+    return _("WhatsApp does not limit this number.")
 
 
 def apply(
@@ -311,9 +321,13 @@ def tell(notices: list[Notice]) -> None:
         tenant = db.session.get(Tenant, notice.tenant_id)
         if tenant is None:
             continue
-        subject = f"[WAHA Portal] WhatsApp limits session '{notice.session_name}'"
-        body = f"{notice.summary}\n\nOpen the portal: {base}/sessions/{notice.session_id}\n"
-        for address in attention.recipients(notice.tenant_id):
+        session = db.session.get(WahaSession, notice.session_id)
+        for address, language in attention.recipients_with_language(notice.tenant_id):
+            with force_locale(language or DEFAULT_LOCALE):  # each reader in their own language
+                subject = _("[WAHA Portal] WhatsApp limits session '%(name)s'", name=notice.session_name)
+                words = summary(session) if session is not None else notice.summary
+                link = f"{base}/sessions/{notice.session_id}"
+                body = _("%(summary)s\n\nOpen the portal: %(url)s\n", summary=words, url=link)
             try:
                 send_mail(address, subject, body)
             except Exception:

@@ -22,6 +22,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import ApiToken, Membership, Message, OptOut, OptOutSettings, Tenant
 from portal.pagination import id_page
 from portal.services import audit
@@ -83,18 +84,20 @@ def clean_keywords(raw: Any) -> list[str]:
     if isinstance(raw, str):
         raw = raw.splitlines()
     if not isinstance(raw, list | tuple) or not all(isinstance(k, str) for k in raw):
-        raise Invalid.field("keywords", "Keywords must be a list of words.")
+        raise Invalid.field("keywords", N_("Keywords must be a list of words."))
     seen: dict[str, str] = {}
     for keyword in raw:
         keyword = " ".join(keyword.split())
         if len(keyword) > KEYWORD_MAX:
-            raise Invalid.field("keywords", f"A keyword may have at most {KEYWORD_MAX} characters.")
+            raise Invalid.field(
+                "keywords", N_f("A keyword may have at most %(KEYWORD_MAX)s characters.", KEYWORD_MAX=KEYWORD_MAX)
+            )
         if keyword and normalize(keyword):
             seen.setdefault(normalize(keyword), keyword)
     if not seen:
-        raise Invalid.field("keywords", "Give at least one keyword.")
+        raise Invalid.field("keywords", N_("Give at least one keyword."))
     if len(seen) > KEYWORDS_MAX:
-        raise Invalid.field("keywords", f"At most {KEYWORDS_MAX} keywords.")
+        raise Invalid.field("keywords", N_f("At most %(KEYWORDS_MAX)s keywords.", KEYWORDS_MAX=KEYWORDS_MAX))
     return list(seen.values())
 
 
@@ -105,7 +108,9 @@ def update_settings(
     cleaned = clean_keywords(keywords)
     text = (confirm_text or "").strip() or None
     if text and len(text) > CONFIRM_MAX:
-        raise Invalid.field("confirm_text", f"The reply may have at most {CONFIRM_MAX} characters.")
+        raise Invalid.field(
+            "confirm_text", N_f("The reply may have at most %(CONFIRM_MAX)s characters.", CONFIRM_MAX=CONFIRM_MAX)
+        )
     if confirm and not text:
         text = DEFAULT_CONFIRM_TEXT
     row = db.session.get(OptOutSettings, tenant.id) or OptOutSettings(tenant_id=tenant.id)
@@ -188,7 +193,7 @@ def remove(tenant: Tenant, actor: Actor, phone: Any) -> None:
     stmt = delete(OptOut).where(OptOut.tenant_id == tenant.id, OptOut.chat_id == chat_id)
     if db.session.execute(stmt).rowcount == 0:  # type: ignore[attr-defined]
         db.session.rollback()
-        raise NotFound("That number is not on the opt-out list.", code="opt_out_not_found")
+        raise NotFound(N_("That number is not on the opt-out list."), code="opt_out_not_found")
     audit.record(tenant.id, "opt_out.remove", actor, target_type="opt_out", target_id=chat_id)
     db.session.commit()
 
@@ -245,17 +250,20 @@ def import_csv(tenant: Tenant, actor: Actor, content: bytes) -> ImportResult:
     """Add the numbers of a CSV (a `phone` column, or the first column when there is no header) in one
     transaction; rows that are not valid numbers are reported by line. Audited as opt_out.import."""
     if len(content) > IMPORT_MAX_BYTES:
-        raise Invalid.field("file", f"The file may be at most {IMPORT_MAX_BYTES // (1024 * 1024)} MB.")
+        raise Invalid.field(
+            "file",
+            N_f("The file may be at most %(IMPORT_MAX_BYTES)s MB.", IMPORT_MAX_BYTES=IMPORT_MAX_BYTES // (1024 * 1024)),
+        )
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise Invalid.field("file", "The file is not UTF-8 text.") from None
+        raise Invalid.field("file", N_("The file is not UTF-8 text.")) from None
     try:
         rows = list(csv.reader(io.StringIO(text)))
     except csv.Error as exc:  # a NUL, a field over the csv module's limit
-        raise Invalid.field("file", f"The file is not a readable CSV ({exc}).") from None
+        raise Invalid.field("file", N_f("The file is not a readable CSV (%(error)s).", error=str(exc))) from None
     if not rows:
-        raise Invalid.field("file", "The file is empty.")
+        raise Invalid.field("file", N_("The file is empty."))
     header = [cell.strip().casefold() for cell in rows[0]]
     column, start = (header.index("phone"), 1) if "phone" in header else (0, 0)
     wanted: dict[str, int] = {}
@@ -303,7 +311,7 @@ def check_override(tenant_id: int, kind: str, actor_id: str, role: str | None) -
         role = db.session.scalar(stmt)
     if role not in OVERRIDE_ROLES:
         raise Forbidden(
-            "Only an owner or admin may send to a number on the opt-out list.", code="opt_out_override_forbidden"
+            N_("Only an owner or admin may send to a number on the opt-out list."), code="opt_out_override_forbidden"
         )
 
 

@@ -17,6 +17,7 @@ import math
 import redis
 
 from portal.extensions import redis_store
+from portal.i18n import N_, N_f
 from portal.services.errors import RateLimited
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def acquire(session_id: str, rate_per_minute: int, *, burst: int | None = None) 
     (and logged): pacing protects the number, it must not take sending down with it.
     """
     if rate_per_minute <= 0:
-        raise RateLimited("Sending is disabled for this tenant.", retry_after=60)
+        raise RateLimited(N_("Sending is disabled for this tenant."), retry_after=60)
     burst = burst or burst_for(rate_per_minute)
     interval = 60.0 / rate_per_minute
     tolerance = interval * (burst - 1)
@@ -81,7 +82,11 @@ def acquire(session_id: str, rate_per_minute: int, *, burst: int | None = None) 
     if not allowed:
         seconds = math.ceil(float(wait))
         raise RateLimited(
-            f"This session may send {rate_per_minute} messages a minute; try again in {seconds} s.",
+            N_f(
+                "This session may send %(rate_per_minute)s messages a minute; try again in %(seconds)s s.",
+                rate_per_minute=rate_per_minute,
+                seconds=seconds,
+            ),
             retry_after=max(1, seconds),
             details={"rate_per_minute": rate_per_minute, "burst": burst},
         )

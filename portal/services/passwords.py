@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 
+from portal.i18n import N_, N_f
 from portal.services.errors import Invalid
 
 MIN_PASSWORD = 12
@@ -31,15 +32,19 @@ def check_password_policy(password: str, *, email: str = "") -> None:
     (Invalid on the `password` field, code validation_error)."""
     password = password or ""
     if len(password) < MIN_PASSWORD:
-        raise Invalid.field("password", f"Password must be at least {MIN_PASSWORD} characters long.")
+        raise Invalid.field(
+            "password", N_f("Password must be at least %(MIN_PASSWORD)s characters long.", MIN_PASSWORD=MIN_PASSWORD)
+        )
     if len(password) > MAX_PASSWORD:
-        raise Invalid.field("password", f"Password must be at most {MAX_PASSWORD} characters long.")
+        raise Invalid.field(
+            "password", N_f("Password must be at most %(MAX_PASSWORD)s characters long.", MAX_PASSWORD=MAX_PASSWORD)
+        )
     if password.lower() in _common():
-        raise Invalid.field("password", "This is one of the most common passwords. Choose another one.")
+        raise Invalid.field("password", N_("This is one of the most common passwords. Choose another one."))
     local, _, domain = email.lower().partition("@")
     lowered = password.lower()
     if email and (email.lower() in lowered or (local in lowered and domain.split(".")[0] in lowered)):
-        raise Invalid.field("password", "The password must not be made of your e-mail address.")
+        raise Invalid.field("password", N_("The password must not be made of your e-mail address."))
     from zxcvbn import zxcvbn
 
     hints = [email.lower(), local, *email.lower().replace("@", " ").replace(".", " ").split()]
@@ -49,6 +54,9 @@ def check_password_policy(password: str, *, email: str = "") -> None:
         reason = f" ({warning.rstrip('.')})" if warning else ""
         raise Invalid.field(
             "password",
-            f"This password is too easy to guess{reason}. A few unrelated words, "
-            "or a longer phrase, make a strong one.",
+            N_f(
+                "This password is too easy to guess%(reason)s. "
+                "A few unrelated words, or a longer phrase, make a strong one.",
+                reason=reason,
+            ),
         )

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import QuickReply, Tenant, get_for_tenant
 from portal.services import audit
 from portal.services.audit import Actor
@@ -32,15 +33,17 @@ _VARIABLE = re.compile(r"\{\{\s*(name|phone)\s*\}\}")
 
 def _shortcut(value: Any) -> str:
     if not isinstance(value, str) or not _SHORTCUT.match(value.strip().lower()):
-        raise Invalid.field("shortcut", "Use 1-40 lower-case letters, digits, - or _, starting with a letter or digit.")
+        raise Invalid.field(
+            "shortcut", N_("Use 1-40 lower-case letters, digits, - or _, starting with a letter or digit.")
+        )
     return value.strip().lower()
 
 
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise Invalid.field("text", "Write the reply's text.")
+        raise Invalid.field("text", N_("Write the reply's text."))
     if len(value) > TEXT_MAX:
-        raise Invalid.field("text", f"The text must be at most {TEXT_MAX} characters.")
+        raise Invalid.field("text", N_f("The text must be at most %(TEXT_MAX)s characters.", TEXT_MAX=TEXT_MAX))
     return value.strip()
 
 
@@ -63,13 +66,13 @@ def find_replies(tenant: Tenant, prefix: Any, *, limit: int = 10) -> list[QuickR
 def get_reply(tenant: Tenant, reply_id: Any) -> QuickReply:
     reply = get_for_tenant(db.session, QuickReply, tenant.id, reply_id)
     if reply is None:
-        raise NotFound("No such quick reply.", code="quick_reply_not_found")
+        raise NotFound(N_("No such quick reply."), code="quick_reply_not_found")
     return reply
 
 
 def _taken(shortcut: str) -> Conflict:
     return Conflict(
-        f"There is already a quick reply /{shortcut}.",
+        N_f("There is already a quick reply /%(shortcut)s.", shortcut=shortcut),
         code="quick_reply_exists",
         details={"fields": [{"field": "shortcut", "message": "This shortcut is taken."}]},
     )
@@ -96,7 +99,10 @@ def create_reply(tenant: Tenant, actor: Actor, *, shortcut: Any, text: Any) -> Q
     shortcut, text = _shortcut(shortcut), _text(text)
     count = db.session.scalar(select(sa.func.count(QuickReply.id)).where(QuickReply.tenant_id == tenant.id)) or 0
     if count >= MAX_PER_TENANT:
-        raise Conflict(f"A tenant can keep at most {MAX_PER_TENANT} quick replies.", code="quick_reply_limit")
+        raise Conflict(
+            N_f("A tenant can keep at most %(MAX_PER_TENANT)s quick replies.", MAX_PER_TENANT=MAX_PER_TENANT),
+            code="quick_reply_limit",
+        )
     reply = QuickReply(tenant_id=tenant.id, shortcut=shortcut, text=text)
     db.session.add(reply)
     return _save(tenant, reply, "quick_reply.create", actor)

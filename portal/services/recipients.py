@@ -18,6 +18,7 @@ from typing import Any
 
 import phonenumbers
 
+from portal.i18n import N_, N_f
 from portal.services.errors import Invalid
 
 # The chat id kinds WAHA accepts as a recipient: a person (@c.us), a group (@g.us), a linked id (@lid).
@@ -48,10 +49,10 @@ def parse_phone(phone: str) -> phonenumbers.PhoneNumber | None:
 def phone_digits(phone: Any, field: str = "phone") -> str:
     """International digits of a phone number ("+49 170 1234567" -> "491701234567"); Invalid(field) when bad."""
     if not isinstance(phone, str) or not phone.strip():
-        raise Invalid.field(field, "A phone number is required.")
+        raise Invalid.field(field, N_("A phone number is required."))
     parsed = parse_phone(phone)
     if parsed is None:
-        raise Invalid.field(field, f"Not a valid phone number; {PHONE_HINT}.")
+        raise Invalid.field(field, N_f("Not a valid phone number; %(PHONE_HINT)s.", PHONE_HINT=PHONE_HINT))
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
 
 
@@ -59,12 +60,14 @@ def normalize_recipient(to: Any) -> str:
     """The WAHA chat id for `to`: a phone number in any usual spelling becomes "<E.164 digits>@c.us";
     ids ending in @c.us, @g.us or @lid are kept as given. Invalid(field "to") otherwise."""
     if not isinstance(to, str) or not to.strip():
-        raise Invalid.field("to", "A recipient is required.")
+        raise Invalid.field("to", N_("A recipient is required."))
     value = to.strip()
     if "@" in value:
         if any(pattern.match(value) for pattern in CHAT_ID_RES):
             return value
-        raise Invalid.field("to", "Not a valid chat id; use a phone number or an id ending in @c.us, @g.us or @lid.")
+        raise Invalid.field(
+            "to", N_("Not a valid chat id; use a phone number or an id ending in @c.us, @g.us or @lid.")
+        )
     return _phone_chat_id(value)
 
 

@@ -6,6 +6,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from portal.extensions import db, redis_store
+from portal.i18n import N_
 from portal.models import WahaServer, WahaSession
 from portal.services import audit
 from portal.services.audit import Actor
@@ -49,13 +50,13 @@ def add_server(name: str, base_url: str, api_key: str, actor: Actor, *, capacity
     """Register a WAHA server; name and URL must be new."""
     name, base_url = name.strip(), base_url.strip().rstrip("/")
     if not name:
-        raise Invalid.field("name", "Name must not be empty.")
+        raise Invalid.field("name", N_("Name must not be empty."))
     if not base_url.startswith(("http://", "https://")):
-        raise Invalid.field("base_url", "Base URL must start with http:// or https://.")
+        raise Invalid.field("base_url", N_("Base URL must start with http:// or https://."))
     if capacity < 1:
-        raise Invalid.field("capacity", "Capacity must be at least 1.")
+        raise Invalid.field("capacity", N_("Capacity must be at least 1."))
     if db.session.scalar(select(WahaServer.id).where((WahaServer.name == name) | (WahaServer.base_url == base_url))):
-        raise Conflict("A WAHA server with that name or URL is already registered.", code="server_exists")
+        raise Conflict(N_("A WAHA server with that name or URL is already registered."), code="server_exists")
     server = WahaServer(name=name, base_url=base_url, api_key=api_key, capacity=capacity)
     db.session.add(server)
     db.session.flush()
@@ -88,7 +89,7 @@ def get_server(server_id: int) -> WahaServer:
     """One server, or NotFound."""
     server = db.session.get(WahaServer, server_id)
     if server is None:
-        raise NotFound("No such WAHA server.", code="server_not_found")
+        raise NotFound(N_("No such WAHA server."), code="server_not_found")
     return server
 
 
@@ -142,5 +143,5 @@ def pick_server() -> WahaServer:
     counts = session_counts()
     candidates = [s for s in list_servers() if accepts_new_sessions(s) and counts.get(s.id, 0) < s.capacity]
     if not candidates:
-        raise Upstream("No WAHA server has room for a new session right now.", code="waha_unavailable")
+        raise Upstream(N_("No WAHA server has room for a new session right now."), code="waha_unavailable")
     return max(candidates, key=lambda s: (s.health == "ok", s.capacity - counts.get(s.id, 0)))

@@ -13,9 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.mail import send_mail
 from portal.models import Invitation, Membership, Tenant, User, get_for_tenant, utcnow
 from portal.permissions import ASSIGNABLE_BY, ROLES
@@ -55,9 +57,9 @@ def assignable_roles(actor_role: str | None) -> list[str]:
 
 def _check_assignable(actor_role: str | None, role: str) -> None:
     if role not in ROLES:
-        raise Invalid.field("role", f"Role must be one of {', '.join(ROLES)}.")
+        raise Invalid.field("role", N_f("Role must be one of %(value)s.", value=", ".join(ROLES)))
     if role not in ASSIGNABLE_BY.get(actor_role or "", set()):
-        raise Forbidden(f"Your role cannot hand out the {role} role.", code="role_not_assignable")
+        raise Forbidden(N_f("Your role cannot hand out the %(role)s role.", role=role), code="role_not_assignable")
 
 
 def list_members(tenant: Tenant) -> list[Membership]:
@@ -112,7 +114,9 @@ def invite_member(
         select(Membership.id).join(User).where(Membership.tenant_id == tenant.id, func.lower(User.email) == email)
     )
     if already:
-        raise Conflict(f"{email} is already a member of {tenant.name}.", code="already_member")
+        raise Conflict(
+            N_f("%(email)s is already a member of %(name)s.", email=email, name=tenant.name), code="already_member"
+        )
     now = utcnow()
     for pending in db.session.scalars(
         select(Invitation).where(
@@ -143,7 +147,11 @@ def invite_member(
         _audit_invitation("member.invite_revoke", invitation, actor, reason="mail_failed")
         db.session.commit()
         raise MailUnavailable(
-            f"The invitation mail to {email} could not be sent, so nobody was invited. Try again in a few minutes.",
+            N_f(
+                "The invitation mail to %(email)s could not be sent, so nobody was invited. "
+                "Try again in a few minutes.",
+                email=email,
+            ),
             retry_after=60,
         )
     return IssuedInvitation(invitation=invitation, mailed_to=email)
@@ -157,14 +165,20 @@ def _audit_invitation(action: str, invitation: Invitation, actor: Actor, **extra
 
 
 def _mail_invitation(tenant: Tenant, invitation: Invitation, url: str, actor: Actor) -> bool:
-    inviter = actor.label or "A team member"
-    body = (
-        f"{inviter} invited you to join {tenant.name} on WAHA Portal as {invitation.role}.\n\n"
-        f"Accept the invitation here (the link works once and expires in {INVITATION_DAYS} days):\n{url}\n\n"
-        "If you did not expect this, you can ignore this mail."
+    # In the inviter's language: the invited person has no account, so no language of their own yet.
+    inviter = actor.label or _("A team member")
+    body = _(
+        "%(inviter)s invited you to join %(tenant)s on WAHA Portal as %(role)s.\n\n"
+        "Accept the invitation here (the link works once and expires in %(days)s days):\n%(url)s\n\n"
+        "If you did not expect this, you can ignore this mail.",
+        inviter=inviter,
+        tenant=tenant.name,
+        role=invitation.role,
+        days=INVITATION_DAYS,
+        url=url,
     )
     try:
-        send_mail(invitation.email, f"Join {tenant.name} on WAHA Portal", body)
+        send_mail(invitation.email, _("Join %(tenant)s on WAHA Portal", tenant=tenant.name), body)
     except Exception:
         log.exception("could not mail invitation %s", invitation.id)
         return False
@@ -175,7 +189,7 @@ def get_invitation(tenant: Tenant, invitation_id: int) -> Invitation:
     """One invitation of this tenant by id, or NotFound (also for other tenants' invitations)."""
     invitation = get_for_tenant(db.session, Invitation, tenant.id, invitation_id)
     if invitation is None:
-        raise NotFound("No such invitation.", code="invitation_not_found")
+        raise NotFound(N_("No such invitation."), code="invitation_not_found")
     return invitation
 
 
@@ -198,17 +212,18 @@ def find_invitation(token: str, *, lock: bool = False) -> Invitation:
     invitation = db.session.scalar(stmt)
     if invitation is None:
         raise NotFound(
-            "This invitation link is not valid. Check that you copied all of it.", code="invitation_not_found"
+            N_("This invitation link is not valid. Check that you copied all of it."), code="invitation_not_found"
         )
     if invitation.accepted_at is not None:
-        raise NotFound("This invitation was already accepted. Sign in to continue.", code="invitation_used")
+        raise NotFound(N_("This invitation was already accepted. Sign in to continue."), code="invitation_used")
     if invitation.revoked_at is not None:
         raise NotFound(
-            "This invitation was withdrawn. Ask the person who invited you for a new one.", code="invitation_revoked"
+            N_("This invitation was withdrawn. Ask the person who invited you for a new one."),
+            code="invitation_revoked",
         )
     if invitation.expires_at <= utcnow():
         raise NotFound(
-            "This invitation has expired. Ask the person who invited you for a new one.", code="invitation_expired"
+            N_("This invitation has expired. Ask the person who invited you for a new one."), code="invitation_expired"
         )
     return invitation
 
@@ -273,13 +288,17 @@ def accept_invitation(
     if user is not None:
         if user.email.lower() != invitation.email.lower():
             raise Forbidden(
-                f"This invitation is for {invitation.email}, but you are signed in as {user.email}. "
-                "Sign out and open the link again.",
+                N_f(
+                    "This invitation is for %(email)s, but you are signed in as %(email2)s. "
+                    "Sign out and open the link again.",
+                    email=invitation.email,
+                    email2=user.email,
+                ),
                 code="invitation_other_user",
             )
     elif existing is not None:
         raise Conflict(
-            f"An account for {invitation.email} already exists. Sign in to accept the invitation.",
+            N_f("An account for %(email)s already exists. Sign in to accept the invitation.", email=invitation.email),
             code="account_exists",
         )
     else:
@@ -297,7 +316,7 @@ def get_member(tenant: Tenant, user_id: int) -> Membership:
         select(Membership).where(Membership.tenant_id == tenant.id, Membership.user_id == user_id)
     )
     if membership is None:
-        raise NotFound("No such member.", code="member_not_found")
+        raise NotFound(N_("No such member."), code="member_not_found")
     return membership
 
 
@@ -309,7 +328,7 @@ def _ensure_another_owner(tenant: Tenant, membership: Membership) -> None:
         )
     )
     if not [owner_id for owner_id in owners if owner_id != membership.id]:
-        raise Conflict("A tenant needs at least one owner. Make someone else an owner first.", code="last_owner")
+        raise Conflict(N_("A tenant needs at least one owner. Make someone else an owner first."), code="last_owner")
 
 
 def change_role(tenant: Tenant, user_id: int, role: str, actor: Actor, *, actor_role: str | None) -> Membership:
@@ -317,7 +336,10 @@ def change_role(tenant: Tenant, user_id: int, role: str, actor: Actor, *, actor_
     membership = get_member(tenant, user_id)
     _check_assignable(actor_role, role)
     if membership.role not in ASSIGNABLE_BY.get(actor_role or "", set()):
-        raise Forbidden(f"Your role cannot change members with the {membership.role} role.", code="role_not_assignable")
+        raise Forbidden(
+            N_f("Your role cannot change members with the %(role)s role.", role=membership.role),
+            code="role_not_assignable",
+        )
     if membership.role == role:
         return membership
     if membership.role == "owner":
@@ -340,7 +362,10 @@ def remove_member(tenant: Tenant, user_id: int, actor: Actor, *, actor_role: str
     """Remove a member from the tenant (the account stays); the last owner cannot be removed."""
     membership = get_member(tenant, user_id)
     if membership.role not in ASSIGNABLE_BY.get(actor_role or "", set()):
-        raise Forbidden(f"Your role cannot remove members with the {membership.role} role.", code="role_not_assignable")
+        raise Forbidden(
+            N_f("Your role cannot remove members with the %(role)s role.", role=membership.role),
+            code="role_not_assignable",
+        )
     if membership.role == "owner":
         _ensure_another_owner(tenant, membership)
     email, role = membership.user.email, membership.role

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import Membership, Tenant, WahaSession
 from portal.services import audit, retention
 from portal.services.audit import Actor
@@ -31,13 +32,15 @@ FLAGS = {
 def _check_range(field: str, value: Any) -> int:
     low, high, label = LIMITS[field]
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise Invalid.field(field, f"{label} must be a whole number from {low} to {high}.")
+        raise Invalid.field(
+            field, N_f("%(label)s must be a whole number from %(low)s to %(high)s.", label=label, low=low, high=high)
+        )
     return value
 
 
 def _check_flag(field: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise Invalid.field(field, f"{FLAGS[field]} is either on or off.")
+        raise Invalid.field(field, N_f("%(FLAGS)s is either on or off.", FLAGS=FLAGS[field]))
     return value
 
 
@@ -50,7 +53,7 @@ def update_settings(
     Values left as None stay as they are. Returns the changes as {field: (before, after)}."""
     unknown = set(values) - set(LIMITS) - set(FLAGS)
     if unknown:
-        raise Invalid(f"Unknown settings: {', '.join(sorted(unknown))}.")
+        raise Invalid(N_f("Unknown settings: %(value)s.", value=", ".join(sorted(unknown))))
     changes: dict[str, tuple[int | bool, int | bool]] = {}
     for field, value in values.items():
         if value is None:
@@ -106,7 +109,7 @@ def get_tenant(tenant_id: int) -> Tenant:
     """One tenant by id, or NotFound."""
     tenant = db.session.get(Tenant, tenant_id)
     if tenant is None:
-        raise NotFound("No such tenant.", code="tenant_not_found")
+        raise NotFound(N_("No such tenant."), code="tenant_not_found")
     return tenant
 
 

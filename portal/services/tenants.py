@@ -8,6 +8,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import Membership, Tenant, User
 from portal.permissions import ROLES
 from portal.services import audit
@@ -39,12 +40,12 @@ def create_tenant(
     slug = slug.strip().lower()
     if not SLUG_RE.match(slug):
         raise Invalid.field(
-            "slug", "Slug must be 1-63 lowercase letters, digits or dashes, not starting or ending with a dash."
+            "slug", N_("Slug must be 1-63 lowercase letters, digits or dashes, not starting or ending with a dash.")
         )
     if not name.strip():
-        raise Invalid.field("name", "Name must not be empty.")
+        raise Invalid.field("name", N_("Name must not be empty."))
     if db.session.scalar(select(Tenant.id).where(Tenant.slug == slug)):
-        raise Conflict(f"A tenant with slug '{slug}' already exists.", code="tenant_exists")
+        raise Conflict(N_f("A tenant with slug '%(slug)s' already exists.", slug=slug), code="tenant_exists")
     from portal.services.quotas import default_plan
 
     tenant = Tenant(
@@ -65,7 +66,7 @@ def get_tenant_by_slug(slug: str) -> Tenant:
     """The tenant with this slug, or NotFound."""
     tenant = db.session.scalar(select(Tenant).where(Tenant.slug == slug.strip().lower()))
     if tenant is None:
-        raise NotFound(f"No tenant with slug '{slug}'.", code="tenant_not_found")
+        raise NotFound(N_f("No tenant with slug '%(slug)s'.", slug=slug), code="tenant_not_found")
     return tenant
 
 
@@ -82,7 +83,7 @@ def create_user(
     if password is not None:
         check_password_strength(password, email)
     if get_user_by_email(email):
-        raise Conflict(f"A user with email '{email}' already exists.", code="user_exists")
+        raise Conflict(N_f("A user with email '%(email)s' already exists.", email=email), code="user_exists")
     user = User(email=email, name=name, is_platform_admin=is_platform_admin)
     if password is not None:
         user.set_password(password)
@@ -96,7 +97,7 @@ def create_user(
 def set_membership(tenant: Tenant, user: User, role: str, actor: Actor) -> Membership:
     """Give `user` the `role` in `tenant` (adding or changing the membership)."""
     if role not in ROLES:
-        raise Invalid.field("role", f"Role must be one of {', '.join(ROLES)}.")
+        raise Invalid.field("role", N_f("Role must be one of %(value)s.", value=", ".join(ROLES)))
     membership = db.session.scalar(
         select(Membership).where(Membership.tenant_id == tenant.id, Membership.user_id == user.id)
     )

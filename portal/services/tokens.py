@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, select, update
 
 from portal.dbengines import autocommit_active
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import ApiToken, Tenant, get_for_tenant, utcnow
 from portal.permissions import API_SCOPES, PERMISSIONS
 from portal.services import audit, token_cache
@@ -44,13 +45,18 @@ def create_token(
     """Issue a token with the given scopes (the API's own scopes when none given); returns the secret once."""
     name = name.strip()
     if not name or len(name) > 100:
-        raise Invalid.field("name", "Name must be 1-100 characters.")
+        raise Invalid.field("name", N_("Name must be 1-100 characters."))
     scopes = sorted(set(scopes or API_SCOPES))
     unknown = [s for s in scopes if s not in PERMISSIONS]
     if unknown:
-        raise Invalid.field("scopes", f"Unknown scopes: {', '.join(unknown)}. Known: {', '.join(PERMISSIONS)}.")
+        raise Invalid.field(
+            "scopes",
+            N_f(
+                "Unknown scopes: %(value)s. Known: %(value2)s.", value=", ".join(unknown), value2=", ".join(PERMISSIONS)
+            ),
+        )
     if expires_at is not None and expires_at <= utcnow():
-        raise Invalid.field("expires_at", "Expiry must be in the future.")
+        raise Invalid.field("expires_at", N_("Expiry must be in the future."))
     prefix = secrets.token_hex(6)
     secret = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     token = ApiToken(
@@ -168,7 +174,7 @@ def get_token(tenant: Tenant, token_id: Any) -> ApiToken:
     """One of the tenant's tokens; NotFound "token_not_found" otherwise (also for another tenant's)."""
     token = get_for_tenant(db.session, ApiToken, tenant.id, token_id)
     if token is None:
-        raise NotFound("No such API token.", code="token_not_found")
+        raise NotFound(N_("No such API token."), code="token_not_found")
     return token
 
 

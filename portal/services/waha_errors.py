@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from portal.i18n import N_, N_f
 from portal.models import WahaSession
 from portal.services import upstream
 from portal.services.errors import Conflict, Invalid, NotFound, ServiceError, Upstream
@@ -21,7 +22,7 @@ def map_waha_error(exc: waha_errors.WahaError, session: WahaSession | None = Non
         # An open circuit knows when it lets calls through again; otherwise a short pause.
         retry_after = exc.retry_after or (1 if isinstance(exc, waha_errors.WahaPoolExhausted) else 5)
         return Upstream(
-            f"{upstream.describe(exc)} Try again in a few seconds.",
+            N_f("%(describe)s Try again in a few seconds.", describe=upstream.describe(exc)),
             retry_after=retry_after,
             details={"reason": upstream.reason(exc)},
         )
@@ -29,27 +30,33 @@ def map_waha_error(exc: waha_errors.WahaError, session: WahaSession | None = Non
         # Our own API key was refused: the portal is misconfigured, nothing the caller can fix.
         log.error("WAHA refused the portal's API key: %s", exc)
         return Upstream(
-            "The WAHA server refused the portal's credentials; an operator has to fix its API key.", retry_after=60
+            N_("The WAHA server refused the portal's credentials; an operator has to fix its API key."), retry_after=60
         )
     if isinstance(exc, waha_errors.WahaSessionNotReady):
         status = exc.session_status or (session.status if session is not None else None)
         return Conflict(
-            f"The session is {status or 'not ready'}; it must be {' or '.join(exc.expected) or 'WORKING'} for this.",
+            N_f(
+                "The session is %(status)s; it must be %(value)s for this.",
+                status=status or "not ready",
+                value=" or ".join(exc.expected) or "WORKING",
+            ),
             code="session_not_ready",
             details={"status": status, "expected": exc.expected},
         )
     if isinstance(exc, waha_errors.WahaNotFound):
         if session is not None:
             return Conflict(
-                "The session does not exist on its WAHA server; start it to re-create it.",
+                N_("The session does not exist on its WAHA server; start it to re-create it."),
                 code="session_missing_on_waha",
                 details={"status": session.status},
             )
-        return NotFound("WAHA does not know this item.", code="not_found")
+        return NotFound(N_("WAHA does not know this item."), code="not_found")
     if isinstance(exc, waha_errors.WahaAlreadyExists):
-        return Conflict("A session with this name already exists on the WAHA server.", code="session_exists")
+        return Conflict(N_("A session with this name already exists on the WAHA server."), code="session_exists")
     if isinstance(exc, waha_errors.WahaNotImplemented):
-        return Invalid(f"The WAHA server does not support this: {exc.message}", code="not_supported")
+        return Invalid(
+            N_f("The WAHA server does not support this: %(message)s", message=exc.message), code="not_supported"
+        )
     if isinstance(exc, waha_errors.WahaValidationError):
         return Invalid(
             "WAHA refused the request: " + "; ".join(exc.messages),
@@ -72,6 +79,6 @@ def map_waha_error(exc: waha_errors.WahaError, session: WahaSession | None = Non
         return Invalid(exc.message, code="media_too_large")
     upstream.log_failure("unexpected WAHA error", exc)
     return Upstream(
-        f"{upstream.describe(exc)} Try again in a few seconds.",
+        N_f("%(describe)s Try again in a few seconds.", describe=upstream.describe(exc)),
         details={"status": exc.status, "reason": upstream.reason(exc)},
     )

@@ -11,16 +11,26 @@ from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import ngettext, refresh
 from flask_login import current_user, login_required
 from joserfc.errors import JoseError
 
 from portal.extensions import limiter
+from portal.i18n import LANGUAGES, translated
 from portal.security import safe_next
 from portal.services import accounts, browser_sessions, team
 from portal.services.errors import ServiceError
+from portal.services.preferences import time_zones, update_preferences
 from portal.services.tenants import get_user_by_email
 from portal.tenancy import request_actor
-from portal.web.admin_forms import AcceptInvitationForm, ChangePasswordForm, ForgotPasswordForm, ResetPasswordForm
+from portal.web.admin_forms import (
+    AcceptInvitationForm,
+    ChangePasswordForm,
+    ForgotPasswordForm,
+    PreferencesForm,
+    ResetPasswordForm,
+)
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import apply_service_error, page, user_actor
 from portal.web.second_factor import after_first_factor
@@ -47,11 +57,22 @@ def _me() -> Any:
     return current_user._get_current_object()
 
 
-def _account_page(form: ChangePasswordForm | None = None, status: int = 200) -> ResponseReturnValue:
+def _preferences_form(formdata: Any = None) -> PreferencesForm:
+    me = _me()
+    form = PreferencesForm(formdata=formdata, data={"language": me.language or "", "timezone": me.timezone or ""})
+    form.language.choices = [("", _("The browser's language"))] + list(LANGUAGES.items())
+    form.timezone.choices = [("", _("The team's time zone"))] + [(zone, zone) for zone in time_zones()]
+    return form
+
+
+def _account_page(
+    form: ChangePasswordForm | None = None, status: int = 200, prefs: PreferencesForm | None = None
+) -> ResponseReturnValue:
     return page(
         "account/index.html",
         status,
         no_store=True,
+        prefs=prefs or _preferences_form(),
         form=form or ChangePasswordForm(formdata=None),
         browsers=browser_sessions.list_for(_me()),
         current_id=_current_browser_id(),
@@ -75,10 +96,10 @@ def sign_out_browser_session(browser_id: int) -> ResponseReturnValue:
     if browser_id == _current_browser_id():
         browser_sessions.end(_me(), current_browser_token(), user_actor())
         sign_out_browser()
-        flash("You are signed out.", "info")
+        flash(_("You are signed out."), "info")
         return redirect(url_for("auth.login"))
     row = browser_sessions.revoke(_me(), browser_id, user_actor())  # NotFound (404) for anyone else's
-    flash(f"Signed out: {row.user_agent[:80] or 'unknown browser'}.", "success")
+    flash(_("Signed out: %(user_agent)s.", user_agent=row.user_agent[:80] or _("unknown browser")), "success")
     return redirect(url_for(".index"), code=303)
 
 
@@ -86,7 +107,12 @@ def sign_out_browser_session(browser_id: int) -> ResponseReturnValue:
 @login_required
 def sign_out_others() -> ResponseReturnValue:
     count = browser_sessions.revoke_all(_me(), user_actor(), keep_token=current_browser_token())
-    flash(f"Signed out everywhere else ({count} browser{'s' if count != 1 else ''}).", "success")
+    flash(
+        ngettext(
+            "Signed out everywhere else (%(num)s browser).", "Signed out everywhere else (%(num)s browsers).", count
+        ),
+        "success",
+    )
     return redirect(url_for(".index"), code=303)
 
 
@@ -95,8 +121,24 @@ def sign_out_others() -> ResponseReturnValue:
 def sign_out_everywhere() -> ResponseReturnValue:
     browser_sessions.revoke_all(_me(), user_actor())
     sign_out_browser()
-    flash("You are signed out everywhere, this browser included.", "info")
+    flash(_("You are signed out everywhere, this browser included."), "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.post("/account/preferences")
+@login_required
+def save_preferences() -> ResponseReturnValue:
+    form = _preferences_form(request.form)
+    if not form.validate_on_submit():
+        return _account_page(status=400, prefs=form)
+    try:
+        update_preferences(_me(), form.language.data, form.timezone.data, user_actor())
+    except ServiceError as exc:
+        apply_service_error(form, exc)
+        return _account_page(status=exc.status, prefs=form)
+    refresh()  # the page after this one, and this message, in the new language
+    flash(_("Your language and time zone are saved."), "success")
+    return redirect(url_for(".index"), code=303)
 
 
 @bp.post("/account/password")
@@ -117,7 +159,7 @@ def change_password() -> ResponseReturnValue:
     passed = getattr(getattr(user, "signed_in", None), "second_factor", None)
     # all were signed out; this one goes on, with the second step it passed
     sign_in_browser(user, remember=remember, tenant_id=tenant_id, second_factor=passed)
-    flash("Your password is changed. Every other browser was signed out.", "success")
+    flash(_("Your password is changed. Every other browser was signed out."), "success")
     return redirect(url_for(".index"), code=303)
 
 
@@ -141,17 +183,17 @@ def reset_password(token: str) -> ResponseReturnValue:
     try:
         user = accounts.user_for_reset_token(token)
     except ServiceError as exc:
-        return _private(page("account/reset_invalid.html", 400, message=exc.message))
+        return _private(page("account/reset_invalid.html", 400, message=translated(exc.message)))
     form = ResetPasswordForm()
     if form.validate_on_submit():
         try:
             accounts.reset_password(token, form.password.data, request_actor("user", user.email, str(user.id)))
         except ServiceError as exc:
             if exc.code == "reset_link_invalid":
-                return _private(page("account/reset_invalid.html", 400, message=exc.message))
+                return _private(page("account/reset_invalid.html", 400, message=translated(exc.message)))
             apply_service_error(form, exc)
         else:
-            flash("Your password is changed. Sign in with the new one.", "success")
+            flash(_("Your password is changed. Sign in with the new one."), "success")
             return redirect(url_for("auth.login"))
     return _private(page("account/reset.html", 400 if form.is_submitted() else 200, form=form, user=user))
 
@@ -165,7 +207,7 @@ def accept_invitation(token: str) -> ResponseReturnValue:
     try:
         invitation = team.find_invitation(token)
     except ServiceError as exc:
-        return _private(page("account/invitation_invalid.html", exc.status, message=exc.message))
+        return _private(page("account/invitation_invalid.html", exc.status, message=translated(exc.message)))
     signed_in = current_user.is_authenticated
     existing = None if signed_in else get_user_by_email(invitation.email)
     form: Any = ConfirmForm() if signed_in or existing else AcceptInvitationForm()
@@ -191,7 +233,7 @@ def accept_invitation(token: str) -> ResponseReturnValue:
                     session["tenant_id"] = tenant_id
                 else:
                     sign_in_browser(user, method="invitation", tenant_id=tenant_id)
-                flash(f"Welcome to {tenant_name}.", "success")
+                flash(_("Welcome to %(tenant_name)s.", tenant_name=tenant_name), "success")
                 return redirect(url_for("dashboard.index"))
     mismatch = signed_in and current_user.email.lower() != invitation.email.lower()
     return _private(
@@ -245,7 +287,9 @@ def oidc_login() -> ResponseReturnValue:
         response = client.authorize_redirect(url_for(".oidc_callback", _external=True))
     except (AuthlibBaseError, requests.RequestException, ValueError) as exc:
         log.warning("OIDC provider unreachable: %s", exc)
-        flash("Single sign-on is unavailable right now. Try again in a minute, or sign in with your password.", "error")
+        flash(
+            _("Single sign-on is unavailable right now. Try again in a minute, or sign in with your password."), "error"
+        )
         return redirect(url_for("auth.login"))
     if next_url:
         session["oidc_next"] = next_url
@@ -263,13 +307,13 @@ def oidc_callback() -> ResponseReturnValue:
     except (AuthlibBaseError, JoseError, requests.RequestException, ValueError) as exc:
         log.warning("OIDC sign-in failed: %s", exc)
         accounts.record_oidc_failure(str(exc), request_actor())
-        flash("Single sign-on did not complete. Try again, or sign in with your password.", "error")
+        flash(_("Single sign-on did not complete. Try again, or sign in with your password."), "error")
         return redirect(url_for("auth.login"))
     claims = dict(token.get("userinfo") or {})
     next_url = session.pop("oidc_next", None)
     try:
         user = accounts.sign_in_oidc(claims, request_actor("anonymous", claims.get("email")))
     except ServiceError as exc:
-        flash(exc.message, "error")
+        flash(translated(exc.message), "error")
         return redirect(url_for("auth.login"))
     return after_first_factor(user, remember=False, next_url=next_url, method="oidc")

@@ -38,27 +38,31 @@ class AtLeastOne:
 
 # -- API tokens ---------------------------------------------------------------------------------------------------
 
-EXPIRY_CHOICES = choices([("30", "In 30 days"), ("90", "In 90 days"), ("365", "In a year"), ("never", "Never")])
+EXPIRY_CHOICES = choices(
+    [("30", _l("In 30 days")), ("90", _l("In 90 days")), ("365", _l("In a year")), ("never", _l("Never"))]
+)
 
 
 class TokenForm(FlaskForm):
     name = StringField(
-        "Name", validators=[DataRequired(message="Give the token a name you will recognise."), Length(max=100)]
+        _l("Name"), validators=[DataRequired(message=_l("Give the token a name you will recognise.")), Length(max=100)]
     )
-    scopes = CheckboxListField("Scopes", validators=[AtLeastOne("Pick at least one scope.")])
-    expiry = SelectField("Expires", choices=EXPIRY_CHOICES, default="90")
+    scopes = CheckboxListField(_l("Scopes"), validators=[AtLeastOne(_l("Pick at least one scope."))])
+    expiry = SelectField(_l("Expires"), choices=EXPIRY_CHOICES, default="90")
 
 
 # -- Team ---------------------------------------------------------------------------------------------------------
 
 
 class InviteForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(message="Enter the address to invite."), Length(max=254)])
-    role = SelectField("Role", validators=[DataRequired()])
+    email = EmailField(
+        _l("Email"), validators=[DataRequired(message=_l("Enter the address to invite.")), Length(max=254)]
+    )
+    role = SelectField(_l("Role"), validators=[DataRequired()])
 
 
 class RoleForm(FlaskForm):
-    role = SelectField("Role", validators=[DataRequired()])
+    role = SelectField(_l("Role"), validators=[DataRequired()])
 
 
 # -- Audit log (a GET filter: nothing changes, so no CSRF token in the URL) ------------------------------------------
@@ -68,11 +72,11 @@ class AuditFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    action = StringField("Action", validators=[Optional(), Length(max=64)])
-    actor = StringField("Actor", validators=[Optional(), Length(max=254)])
-    target = StringField("Target id", validators=[Optional(), Length(max=64)])
-    since = DateField("From", validators=[Optional(), CalendarRange()])
-    until = DateField("To", validators=[Optional(), CalendarRange()])
+    action = StringField(_l("Action"), validators=[Optional(), Length(max=64)])
+    actor = StringField(_l("Actor"), validators=[Optional(), Length(max=254)])
+    target = StringField(_l("Target id"), validators=[Optional(), Length(max=64)])
+    since = DateField(_l("From"), validators=[Optional(), CalendarRange()])
+    until = DateField(_l("To"), validators=[Optional(), CalendarRange()])
 
 
 # -- Webhook endpoints --------------------------------------------------------------------------------------------
@@ -80,35 +84,39 @@ class AuditFilterForm(FlaskForm):
 
 class EndpointForm(FlaskForm):
     url = URLField(
-        "URL",
+        _l("URL"),
         validators=[
-            DataRequired(message="Enter the URL that receives the events."),
-            URL(require_tld=False, message="Enter a full http:// or https:// URL."),
+            DataRequired(message=_l("Enter the URL that receives the events.")),
+            URL(require_tld=False, message=_l("Enter a full http:// or https:// URL.")),
             Length(max=2048),
         ],
     )
-    description = StringField("Description", validators=[Optional(), Length(max=200)])
-    events = CheckboxListField("Events", validators=[AtLeastOne("Pick at least one event.")])
+    description = StringField(_l("Description"), validators=[Optional(), Length(max=200)])
+    events = CheckboxListField(_l("Events"), validators=[AtLeastOne(_l("Pick at least one event."))])
 
 
 # -- Tenant settings ----------------------------------------------------------------------------------------------
 
 
 def _bounded(field: str, label: str) -> IntegerField:
-    low, high, _ = LIMITS[field]
+    low, high, _kind = LIMITS[field]
     return IntegerField(
         label,
         validators=[
-            DataRequired(message=f"Enter a whole number from {low} to {high}.") if low > 0 else Optional(),
-            NumberRange(min=low, max=high, message=f"Enter a whole number from {low} to {high}."),
+            DataRequired(message=_l("Enter a whole number from %(low)s to %(high)s.", low=low, high=high))
+            if low > 0
+            else Optional(),
+            NumberRange(
+                min=low, max=high, message=_l("Enter a whole number from %(low)s to %(high)s.", low=low, high=high)
+            ),
         ],
     )
 
 
 class SettingsForm(FlaskForm):
-    send_rate_per_minute = _bounded("send_rate_per_minute", "Messages per minute, per session")
-    retention_messages_days = _bounded("retention_messages_days", "Keep messages for (days)")
-    retention_events_days = _bounded("retention_events_days", "Keep webhook events for (days)")
+    send_rate_per_minute = _bounded("send_rate_per_minute", _l("Messages per minute, per session"))
+    retention_messages_days = _bounded("retention_messages_days", _l("Keep messages for (days)"))
+    retention_events_days = _bounded("retention_events_days", _l("Keep webhook events for (days)"))
     retention_media_days = IntegerField(
         _l("Keep media files for (days)"),
         validators=[
@@ -116,8 +124,8 @@ class SettingsForm(FlaskForm):
             NumberRange(min=1, max=LIMITS["retention_media_days"][1], message=_l("Enter a whole number of days.")),
         ],
     )
-    max_sessions = _bounded("max_sessions", "Most WhatsApp sessions")
-    read_receipts = BooleanField("Send read receipts")
+    max_sessions = _bounded("max_sessions", _l("Most WhatsApp sessions"))
+    read_receipts = BooleanField(_l("Send read receipts"))
     require_two_factor = BooleanField(_l("Require two-factor sign-in of every member"))
 
 
@@ -125,10 +133,12 @@ class SettingsForm(FlaskForm):
 
 
 class TenantForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(message="Enter the tenant's name."), Length(max=200)])
-    slug = StringField("Slug", validators=[DataRequired(message="Enter a short id such as acme."), Length(max=63)])
-    max_sessions = _bounded("max_sessions", "Most WhatsApp sessions")
-    owner_email = EmailField("Owner's email", validators=[Optional(), Length(max=254)])
+    name = StringField(_l("Name"), validators=[DataRequired(message=_l("Enter the tenant's name.")), Length(max=200)])
+    slug = StringField(
+        _l("Slug"), validators=[DataRequired(message=_l("Enter a short id such as acme.")), Length(max=63)]
+    )
+    max_sessions = _bounded("max_sessions", _l("Most WhatsApp sessions"))
+    owner_email = EmailField(_l("Owner's email"), validators=[Optional(), Length(max=254)])
 
 
 # -- Account ------------------------------------------------------------------------------------------------------
@@ -136,19 +146,23 @@ class TenantForm(FlaskForm):
 
 class ForgotPasswordForm(FlaskForm):
     email = EmailField(
-        "Email", validators=[DataRequired(message="Enter the address you sign in with."), Length(max=254)]
+        _l("Email"), validators=[DataRequired(message=_l("Enter the address you sign in with.")), Length(max=254)]
     )
 
 
 def _new_password() -> PasswordField:
     return PasswordField(
-        "New password",
+        _l("New password"),
         validators=[
-            DataRequired(message="Choose a password."),
+            DataRequired(message=_l("Choose a password.")),
             Length(
                 min=MIN_PASSWORD,
                 max=MAX_PASSWORD,
-                message=f"Use at least {MIN_PASSWORD} characters (at most {MAX_PASSWORD}).",
+                message=_l(
+                    "Use at least %(MIN_PASSWORD)s characters (at most %(MAX_PASSWORD)s).",
+                    MIN_PASSWORD=MIN_PASSWORD,
+                    MAX_PASSWORD=MAX_PASSWORD,
+                ),
             ),
         ],
     )
@@ -156,8 +170,11 @@ def _new_password() -> PasswordField:
 
 def _confirm() -> PasswordField:
     return PasswordField(
-        "Repeat the password",
-        validators=[DataRequired(message="Repeat the password."), EqualTo("password", message="The passwords differ.")],
+        _l("Repeat the password"),
+        validators=[
+            DataRequired(message=_l("Repeat the password.")),
+            EqualTo("password", message=_l("The passwords differ.")),
+        ],
     )
 
 
@@ -168,14 +185,15 @@ class ResetPasswordForm(FlaskForm):
 
 class ChangePasswordForm(FlaskForm):
     current_password = PasswordField(
-        "Current password", validators=[DataRequired(message="Enter your current password."), Length(max=MAX_PASSWORD)]
+        _l("Current password"),
+        validators=[DataRequired(message=_l("Enter your current password.")), Length(max=MAX_PASSWORD)],
     )
     password = _new_password()
     confirm = _confirm()
 
 
 class AcceptInvitationForm(FlaskForm):
-    name = StringField("Your name", validators=[Optional(), Length(max=200)])
+    name = StringField(_l("Your name"), validators=[Optional(), Length(max=200)])
     password = _new_password()
     confirm = _confirm()
 
@@ -185,12 +203,19 @@ class AcceptInvitationForm(FlaskForm):
 
 class QuickReplyForm(FlaskForm):
     shortcut = StringField(
-        "Shortcut",
-        validators=[DataRequired(message="Give the reply a shortcut."), Length(max=40)],
+        _l("Shortcut"),
+        validators=[DataRequired(message=_l("Give the reply a shortcut.")), Length(max=40)],
         render_kw={"autocomplete": "off", "spellcheck": "false"},
     )
     text = TextAreaField(
-        "Text",
-        validators=[DataRequired(message="Write the reply's text.")],
+        _l("Text"),
+        validators=[DataRequired(message=_l("Write the reply's text."))],
         render_kw={"data-limit": QUICK_REPLY_MAX, "rows": 4},
     )
+
+
+class PreferencesForm(FlaskForm):
+    """The language and time zone of the signed-in user (choices filled by the view)."""
+
+    language = SelectField(_l("Language"), validate_choice=True)
+    timezone = SelectField(_l("Time zone"), validate_choice=True)

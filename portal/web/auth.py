@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from portal.extensions import limiter
+from portal.i18n import translated
 from portal.services import auth as auth_service
 from portal.services import browser_sessions
 from portal.services.errors import ServiceError
@@ -30,7 +32,7 @@ def login() -> ResponseReturnValue:
         try:
             user = auth_service.sign_in(form.email.data, form.password.data, request_actor())
         except ServiceError as exc:
-            form.password.errors.append(exc.message)
+            form.password.errors.append(translated(exc.message))
         else:
             # The second step, when the user has a factor; signed in otherwise (portal/web/second_factor.py).
             return after_first_factor(
@@ -50,7 +52,7 @@ def logout() -> ResponseReturnValue:
         tenant_id=principal.tenant.id if principal else None,
     )
     sign_out_browser()
-    flash("You are signed out.", "info")
+    flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"))
 
 
@@ -62,5 +64,5 @@ def switch_tenant() -> ResponseReturnValue:
         membership = membership_for(current_user.id, int(form.tenant_id.data))
         if membership is not None:
             session["tenant_id"] = membership.tenant_id
-            flash(f"Now working in {membership.tenant.name}.", "info")
+            flash(_("Now working in %(name)s.", name=membership.tenant.name), "info")
     return redirect(url_for("dashboard.index"))

@@ -8,8 +8,11 @@ from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, stream_with_context, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
+from portal.i18n import N_, translated
 from portal.services import campaigns as campaigns_service
 from portal.services.errors import Invalid, ServiceError
 from portal.services.media import uploaded_media
@@ -45,7 +48,7 @@ def _start_at(raw: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(raw).replace(tzinfo=UTC)
     except ValueError:
-        raise Invalid.field("start_at", "Give a date and time.") from None
+        raise Invalid.field("start_at", N_("Give a date and time.")) from None
 
 
 _ALIASES = {
@@ -73,11 +76,11 @@ def create() -> ResponseReturnValue:
             upload = form.csv_file.data
             csv_content = upload.read() if upload else b""
             if not csv_content:
-                raise Invalid.field("csv_file", "Choose the CSV file with the audience.")
+                raise Invalid.field("csv_file", N_("Choose the CSV file with the audience."))
         else:
             tag = form.tag.data or ""
             if not tag.strip():
-                raise Invalid.field("tag", "Give the contact tag.")
+                raise Invalid.field("tag", N_("Give the contact tag."))
         attachment = form.media_file.data
         if attachment and attachment.filename:
             media = uploaded_media(attachment.read(), attachment.filename, attachment.mimetype)
@@ -99,7 +102,7 @@ def create() -> ResponseReturnValue:
         aliases = {**_ALIASES, "csv": "csv_file", "media": "media_file", "sessionIds": "session_ids"}
         apply_service_error(form, exc, aliases)
         return page("campaigns/new.html", exc.status, form=form)
-    flash(f"The campaign “{campaign.name}” is created; its audience is being imported.", "success")
+    flash(_("The campaign “%(name)s” is created; its audience is being imported.", name=campaign.name), "success")
     return redirect(url_for(".detail", campaign_id=campaign.id), code=303)
 
 
@@ -131,9 +134,9 @@ def progress(campaign_id: int) -> ResponseReturnValue:
 
 
 _ACTIONS = {
-    "pause": (campaigns_service.pause_campaign, "paused"),
-    "resume": (campaigns_service.resume_campaign, "resumed"),
-    "cancel": (campaigns_service.cancel_campaign, "cancelled"),
+    "pause": (campaigns_service.pause_campaign, _l("The campaign “%(name)s” is paused.")),
+    "resume": (campaigns_service.resume_campaign, _l("The campaign “%(name)s” is resumed.")),
+    "cancel": (campaigns_service.cancel_campaign, _l("The campaign “%(name)s” is cancelled.")),
 }
 
 
@@ -143,7 +146,7 @@ _ACTIONS = {
 def act(campaign_id: int, action: str) -> ResponseReturnValue:
     who = principal()
     if not ConfirmForm().validate_on_submit():
-        flash("The form expired; try again.", "error")
+        flash(_("The form expired; try again."), "error")
         return redirect(url_for(".detail", campaign_id=campaign_id), code=303)
     run, done = _ACTIONS[action]
     try:
@@ -151,9 +154,9 @@ def act(campaign_id: int, action: str) -> ResponseReturnValue:
     except ServiceError as exc:
         if exc.status == 404:
             raise
-        flash(exc.message, "error")
+        flash(translated(exc.message), "error")
     else:
-        flash(f"The campaign “{campaign.name}” is {done}.", "success")
+        flash(str(done) % {"name": campaign.name}, "success")
     return redirect(url_for(".detail", campaign_id=campaign_id), code=303)
 
 
@@ -184,12 +187,12 @@ def errors(campaign_id: int) -> ResponseReturnValue:
 def campaign_state_label(state: str) -> str:
     """Words for a campaign's state."""
     return {
-        "importing": "Importing the audience",
-        "scheduled": "Scheduled",
-        "checking": "Checking numbers",
-        "running": "Sending",
-        "paused": "Paused",
-        "completed": "Completed",
-        "cancelled": "Cancelled",
-        "failed": "Failed",
+        "importing": _("Importing the audience"),
+        "scheduled": _("Scheduled"),
+        "checking": _("Checking numbers"),
+        "running": _("Sending"),
+        "paused": _("Paused"),
+        "completed": _("Completed"),
+        "cancelled": _("Cancelled"),
+        "failed": _("Failed"),
     }.get(state, state)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import login_required
 
+from portal.i18n import translated
 from portal.services import avatars, contacts_sync
 from portal.services import contacts as contacts_service
 from portal.services import sessions as sessions_service
@@ -34,7 +36,7 @@ def index() -> ResponseReturnValue:
     try:
         entries, next_cursor = contacts_service.browse_contacts(who.tenant, q=q, cursor=cursor)
     except Invalid as exc:
-        entries, next_cursor, error = [], None, exc.message
+        entries, next_cursor, error = [], None, translated(exc.message)
     sessions = sessions_service.list_sessions(who.tenant) if who.can(SYNC) else []
     return page(
         "contacts/index.html",
@@ -59,15 +61,15 @@ def tags(contact_id: int) -> ResponseReturnValue:
     form = ContactTagsForm()
     back = url_for("contacts.index", q=form.q.data or None, _anchor=f"contact-{contact_id}")
     if not form.validate_on_submit():
-        flash("The tags could not be read; write them separated by commas.", "error")
+        flash(_("The tags could not be read; write them separated by commas."), "error")
         return redirect_to(back)
     wanted = (form.tags.data or "").split(",")
     try:
         contact = contacts_service.set_tags(who.tenant, contact_id, who.actor(), wanted)
     except Invalid as exc:
-        flash(exc.message, "error")
+        flash(translated(exc.message), "error")
         return redirect_to(back)
-    flash(f"Tags of {contacts_service.name_of(contact)} saved.", "success")
+    flash(_("Tags of %(name_of)s saved.", name_of=contacts_service.name_of(contact)), "success")
     return redirect_to(back)
 
 
@@ -83,5 +85,11 @@ def sync(session_id: str) -> ResponseReturnValue:
             raise
         flash(say_exc(exc), "error")
     else:
-        flash(f"Reading the contacts of “{session.name}” from WhatsApp: their names appear here in a moment.", "info")
+        flash(
+            _(
+                "Reading the contacts of “%(name)s” from WhatsApp: their names appear here in a moment.",
+                name=session.name,
+            ),
+            "info",
+        )
     return redirect_to(url_for("contacts.index"))

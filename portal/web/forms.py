@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -29,9 +30,9 @@ from portal.services.forwarding import COMMON_EVENTS
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Email()])
-    password = PasswordField("Password", validators=[DataRequired()])
-    remember = BooleanField("Keep me signed in on this device")
+    email = EmailField(_l("Email"), validators=[DataRequired(), Email()])
+    password = PasswordField(_l("Password"), validators=[DataRequired()])
+    remember = BooleanField(_l("Keep me signed in on this device"))
     next = StringField()  # where to go after sign-in; checked to stay on this site
 
 
@@ -49,20 +50,20 @@ def choices(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:
 
 DEFAULT_SESSION_EVENTS = ["session.status", "message", "message.ack"]
 MEDIA_KINDS = [
-    ("", "Work it out from the file"),
-    ("image", "Image"),
-    ("document", "Document"),
-    ("audio", "Voice / audio"),
-    ("video", "Video"),
+    ("", _l("Work it out from the file")),
+    ("image", _l("Image")),
+    ("document", _l("Document")),
+    ("audio", _l("Voice / audio")),
+    ("video", _l("Video")),
 ]
 MESSAGE_STATUSES = [
-    ("", "Any status"),
-    ("PENDING", "Pending"),
-    ("SERVER", "Sent (✓)"),
-    ("DEVICE", "Delivered (✓✓)"),
-    ("READ", "Read"),
-    ("PLAYED", "Played"),
-    ("ERROR", "Failed"),
+    ("", _l("Any status")),
+    ("PENDING", _l("Pending")),
+    ("SERVER", _l("Sent (✓)")),
+    ("DEVICE", _l("Delivered (✓✓)")),
+    ("READ", _l("Read")),
+    ("PLAYED", _l("Played")),
+    ("ERROR", _l("Failed")),
 ]
 
 
@@ -75,26 +76,28 @@ class CheckboxListField(SelectMultipleField):
 
 class SessionCreateForm(FlaskForm):
     name = StringField(
-        "Name",
+        _l("Name"),
         validators=[
-            DataRequired(message="Give the session a name."),
+            DataRequired(message=_l("Give the session a name.")),
             Length(max=100),
-            Regexp(r"^[\w .-]+$", message="Use letters, digits, spaces, dots, dashes or underscores."),
+            Regexp(r"^[\w .-]+$", message=_l("Use letters, digits, spaces, dots, dashes or underscores.")),
         ],
     )
     engine = SelectField(
-        "Engine", choices=choices([("", "The server's default")] + [(e, e) for e in ENGINES]), validate_choice=True
+        _l("Engine"),
+        choices=choices([("", _l("The server's default"))] + [(e, e) for e in ENGINES]),
+        validate_choice=True,
     )
     webhook_url = StringField(
-        "Forward events to (optional)",
+        _l("Forward events to (optional)"),
         validators=[
             Optional(),
             Length(max=2048),
-            URL(require_tld=False, message="Enter a full http:// or https:// address."),
+            URL(require_tld=False, message=_l("Enter a full http:// or https:// address.")),
         ],
     )
     webhook_events = CheckboxListField(
-        "Events to forward", choices=choices(COMMON_EVENTS), default=DEFAULT_SESSION_EVENTS
+        _l("Events to forward"), choices=choices(COMMON_EVENTS), default=DEFAULT_SESSION_EVENTS
     )
     idempotency_key = HiddenField()
 
@@ -124,19 +127,22 @@ class EraseContactForm(FlaskForm):
 
 class PasskeyForm(FlaskForm):
     assertion = TextAreaField(
-        "The browser's answer (JSON)",
-        validators=[DataRequired(message="Paste the JSON the browser gave on web.whatsapp.com."), Length(max=16_384)],
+        _l("The browser's answer (JSON)"),
+        validators=[
+            DataRequired(message=_l("Paste the JSON the browser gave on web.whatsapp.com.")),
+            Length(max=16_384),
+        ],
         render_kw={"rows": 5, "spellcheck": "false", "autocomplete": "off"},
     )
 
 
 class PairingCodeForm(FlaskForm):
     phone = StringField(
-        "Phone number",
+        _l("Phone number"),
         validators=[
-            DataRequired(message="Enter the phone number of the WhatsApp account."),
+            DataRequired(message=_l("Enter the phone number of the WhatsApp account.")),
             Length(max=32),
-            Regexp(r"^\+?[\d\s().-]{6,}$", message="Use digits with the country code, e.g. +49 170 1234567."),
+            Regexp(r"^\+?[\d\s().-]{6,}$", message=_l("Use digits with the country code, e.g. +49 170 1234567.")),
         ],
     )
 
@@ -146,32 +152,36 @@ TEXT_LIMIT = 4096  # characters of a WhatsApp text or caption (services.messages
 
 class SendMessageForm(FlaskForm):
     session_id = SelectField(
-        "From session", validate_choice=False, validators=[DataRequired(message="Choose the session to send from.")]
+        _l("From session"),
+        validate_choice=False,
+        validators=[DataRequired(message=_l("Choose the session to send from."))],
     )
-    to = StringField("To", validators=[DataRequired(message="Enter a phone number or chat id."), Length(max=128)])
+    to = StringField(
+        _l("To"), validators=[DataRequired(message=_l("Enter a phone number or chat id.")), Length(max=128)]
+    )
     # No maxlength attribute: a browser would cut pasted text silently. A counter warns while typing
     # (static/js/portal.js) and the server refuses overlong text with its length.
-    text = TextAreaField("Message", render_kw={"data-limit": TEXT_LIMIT, "maxlength": False})
-    media_file = FileField("Attach a file")
+    text = TextAreaField(_l("Message"), render_kw={"data-limit": TEXT_LIMIT, "maxlength": False})
+    media_file = FileField(_l("Attach a file"))
     media_url = StringField(
-        "…or a file URL",
+        _l("…or a file URL"),
         validators=[
             Optional(),
             Length(max=2048),
-            URL(require_tld=False, message="Enter a full http:// or https:// address."),
+            URL(require_tld=False, message=_l("Enter a full http:// or https:// address.")),
         ],
     )
-    media_kind = SelectField("Attachment type", choices=choices(MEDIA_KINDS))
+    media_kind = SelectField(_l("Attachment type"), choices=choices(MEDIA_KINDS))
     # empty: send now; a time: queue the message for then (the tenant's time zone)
-    send_at = DateTimeLocalField("Send later (optional)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
+    send_at = DateTimeLocalField(_l("Send later (optional)"), format="%Y-%m-%dT%H:%M", validators=[Optional()])
     # owners and admins only (services.optouts.check_override): a receipt to a number that opted out of marketing
-    ignore_opt_out = BooleanField("Send even though the number is on the opt-out list")
+    ignore_opt_out = BooleanField(_l("Send even though the number is on the opt-out list"))
     idempotency_key = HiddenField()
     next = HiddenField()
 
     def validate_text(self, field: StringField) -> None:
         if not (field.data or "").strip() and not self.media_file.data and not self.media_url.data:
-            raise ValidationError("Write a message or attach a file.")
+            raise ValidationError(_("Write a message or attach a file."))
         length = len(field.data or "")
         if length > TEXT_LIMIT:
             raise ValidationError(
@@ -181,7 +191,7 @@ class SendMessageForm(FlaskForm):
 
     def validate_media_url(self, field: StringField) -> None:
         if field.data and self.media_file.data:
-            raise ValidationError("Attach a file or give a URL, not both.")
+            raise ValidationError(_("Attach a file or give a URL, not both."))
 
 
 class MessageFilterForm(FlaskForm):
@@ -190,23 +200,25 @@ class MessageFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    session = SelectField("Session", validate_choice=False, default="")
+    session = SelectField(_l("Session"), validate_choice=False, default="")
     direction = SelectField(
-        "Direction", choices=choices([("", "In and out"), ("in", "Received"), ("out", "Sent")]), default=""
+        _l("Direction"),
+        choices=choices([("", _l("In and out")), ("in", _l("Received")), ("out", _l("Sent"))]),
+        default="",
     )
-    status = SelectField("Status", choices=choices(MESSAGE_STATUSES), default="")
-    chat = StringField("Chat", validators=[Optional(), Length(max=128)])
-    q = StringField("Text contains", validators=[Optional(), Length(max=200)])
-    since = DateField("From", validators=[Optional(), CalendarRange()])
-    until = DateField("To", validators=[Optional(), CalendarRange()])
+    status = SelectField(_l("Status"), choices=choices(MESSAGE_STATUSES), default="")
+    chat = StringField(_l("Chat"), validators=[Optional(), Length(max=128)])
+    q = StringField(_l("Text contains"), validators=[Optional(), Length(max=200)])
+    since = DateField(_l("From"), validators=[Optional(), CalendarRange()])
+    until = DateField(_l("To"), validators=[Optional(), CalendarRange()])
 
     def validate_until(self, field: DateField) -> None:
         if field.data and self.since.data and field.data < self.since.data:
-            raise ValidationError("The end date is before the start date.")
+            raise ValidationError(_("The end date is before the start date."))
 
 
 class ContactTagsForm(FlaskForm):
     """A contact's tags, comma-separated (the service trims, de-duplicates and checks them)."""
 
-    tags = StringField("Tags", validators=[Length(max=1000)], render_kw={"autocomplete": "off"})
+    tags = StringField(_l("Tags"), validators=[Length(max=1000)], render_kw={"autocomplete": "off"})
     q = HiddenField()  # the search to return to

@@ -13,11 +13,13 @@ from functools import wraps
 from typing import Any
 
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from portal.extensions import db, htmx
+from portal.i18n import translated
 from portal.security import quote_location
 from portal.services.audit import Actor
 from portal.services.errors import ServiceError
@@ -32,8 +34,8 @@ ADMIN_SECTIONS = (
     ("admin_team.index", "Team", "team:manage"),
     ("admin_tokens.index", "API tokens", "tokens:manage"),
     ("admin_webhooks.index", "Webhooks", "webhooks:read"),
-    ("admin_quick_replies.index", "Quick replies", "quick_replies:manage"),
-    ("admin_audit.index", "Audit log", "audit:read"),
+    ("admin_quick_replies.index", _l("Quick replies"), "quick_replies:manage"),
+    ("admin_audit.index", _l("Audit log"), "audit:read"),
     ("admin_settings.index", "Settings", "settings:manage"),
     ("admin_outreach.index", "Outreach", "settings:manage"),
     ("usage.index", "Plan usage", "settings:manage"),
@@ -120,15 +122,15 @@ def apply_service_error(form: FlaskForm, exc: ServiceError, aliases: dict[str, s
         name = aliases.get(str(item.get("field")), str(item.get("field")))
         field: Any = form._fields.get(name)
         if field is not None and name not in ("csrf_token",):
-            field.errors = list(field.errors) + [item.get("message") or exc.message]
+            field.errors = list(field.errors) + [translated(item.get("message") or exc.message)]
             placed = True
     if not placed:
         alias = aliases.get(f"code:{exc.code}")
         field = form._fields.get(alias) if alias else None
         if field is not None:
-            field.errors = list(field.errors) + [exc.message]
+            field.errors = list(field.errors) + [translated(exc.message)]
         else:
-            form.form_errors.append(exc.message)
+            form.form_errors.append(translated(exc.message))
 
 
 def admin_sections(who: Principal | None) -> list[tuple[str, str]]:

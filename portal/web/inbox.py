@@ -13,10 +13,12 @@ from typing import Any
 
 from flask import Blueprint, Response, flash, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy.exc import SQLAlchemyError
 
 from portal.extensions import htmx
+from portal.i18n import translated
 from portal.models import Chat
 from portal.services import avatars, inbox, quick_replies
 from portal.services.errors import ServiceError
@@ -134,7 +136,7 @@ def _change(chat: Chat, **changes: Any) -> ResponseReturnValue:
     try:
         chat = inbox.update_chat(who.tenant, chat.session_id, chat.chat_id, who.actor(), **changes).chat
     except ServiceError as exc:
-        return _panel_answer(chat, error=exc.message)
+        return _panel_answer(chat, error=translated(exc.message))
     return _panel_answer(chat)
 
 
@@ -145,7 +147,7 @@ def assign(chat_id: int) -> ResponseReturnValue:
     chat = _chat(chat_id)
     form: AssignForm | TakeForm = TakeForm() if "take" in request.form else AssignForm()
     if not form.validate_on_submit():
-        return _panel_answer(chat, error="Choose a member of the team.")
+        return _panel_answer(chat, error=_("Choose a member of the team."))
     return _change(chat, assignee_id=assignee_of(form))
 
 
@@ -156,7 +158,7 @@ def status(chat_id: int) -> ResponseReturnValue:
     chat = _chat(chat_id)
     form = StatusForm()
     if not form.validate_on_submit():
-        return _panel_answer(chat, error="Choose open or resolved.")
+        return _panel_answer(chat, error=_("Choose open or resolved."))
     return _change(chat, status=form.status.data)
 
 
@@ -168,11 +170,13 @@ def notes(chat_id: int) -> ResponseReturnValue:
     chat = _chat(chat_id)
     form = NoteForm()
     if not form.validate_on_submit():
-        return _panel_answer(chat, error=" ".join(form.body.errors) or "Write the note.", note_form=form)
+        return _panel_answer(
+            chat, error=" ".join(str(e) for e in form.body.errors) or _("Write the note."), note_form=form
+        )
     try:
         inbox.add_note(who.tenant, chat.session_id, chat.chat_id, who.actor(), form.body.data)
     except ServiceError as exc:
-        return _panel_answer(chat, error=exc.message, note_form=form)
+        return _panel_answer(chat, error=translated(exc.message), note_form=form)
     return _panel_answer(chat)
 
 

@@ -11,9 +11,11 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import login_required
 
 from portal.converters import parse_id
+from portal.i18n import N_
 from portal.models import Message
 from portal.services import messages as messages_service
 from portal.services.errors import Invalid, ServiceError
@@ -111,7 +113,7 @@ def forward(chat_id: int, message_id: int) -> ResponseReturnValue:
         target_id = parse_id(request.form.get("target"), big=True)
         target = chat_of(target_id) if target_id is not None else None
         if target is None or target.chat.session_id != item.chat.session_id:
-            raise Invalid.field("target", "Choose a chat of the same session to forward the message to.")
+            raise Invalid.field("target", N_("Choose a chat of the same session to forward the message to."))
         messages_service.forward_message(
             tenant,
             principal().actor(),
@@ -123,4 +125,4 @@ def forward(chat_id: int, message_id: int) -> ResponseReturnValue:
         )
     except ServiceError as exc:
         return refusal(exc)
-    return _answer(item, message, notice=f"Forwarded to {target.name}.")
+    return _answer(item, message, notice=_("Forwarded to %(name)s.", name=target.name))

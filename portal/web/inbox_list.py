@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app, request, url_for
+from flask_babel import format_date, format_time, to_user_timezone
+from flask_babel import gettext as _
 
 from portal.converters import parse_id
 from portal.models import Tenant, WahaSession, utcnow
@@ -80,21 +82,23 @@ def colour(chat_id: str) -> int:
 
 
 def short_time(at: datetime | None, now: datetime | None = None) -> str:
-    """How the list says when: "now", "5 min", a time today, a weekday this week, a date otherwise (UTC)."""
+    """How the list says when, in the reader's language and time zone: "now", "5 min", a time today, a weekday
+    this week, a date otherwise."""
     if at is None:
         return ""
     now = now or utcnow()
     at = at if at.tzinfo else at.replace(tzinfo=UTC)
     age = now - at
     if age < timedelta(minutes=1):
-        return "now"
+        return _("now")
     if age < timedelta(hours=1):
-        return f"{int(age.total_seconds() // 60)} min"
-    if at.date() == now.date():
-        return at.strftime("%H:%M")
+        return _("%(num)s min", num=int(age.total_seconds() // 60))
+    local, local_now = to_user_timezone(at), to_user_timezone(now)
+    if local.date() == local_now.date():
+        return str(format_time(at, "short"))
     if age < timedelta(days=6):
-        return at.strftime("%a")
-    return at.strftime("%-d %b") if at.year == now.year else at.strftime("%-d %b %Y")
+        return str(format_date(local, "EEE", rebase=False))
+    return str(format_date(local, "d MMM" if local.year == local_now.year else "d MMM y", rebase=False))
 
 
 def members_by_id(tenant: Tenant) -> dict[int, str]:

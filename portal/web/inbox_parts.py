@@ -10,6 +10,7 @@ from typing import Any
 from flask import Response, render_template, url_for
 
 from portal import pagination
+from portal.i18n import translated
 from portal.models import Chat, Tenant, utcnow
 from portal.services import avatars, contacts
 from portal.services.errors import ServiceError
@@ -28,7 +29,7 @@ REACTIONS = ("👍", "❤️", "😂", "😮", "😢", "🙏")
 
 def refusal(exc: ServiceError) -> Response:
     """A service's refusal for the pane's scripts: its status and its message in words, as plain text."""
-    message = say_exc(exc) if exc.code in WORDS else exc.message
+    message = say_exc(exc) if exc.code in WORDS else translated(exc.message)
     response = Response(message, status=exc.status, mimetype="text/plain")
     response.headers["X-Error-Code"] = exc.code
     if exc.retry_after:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length, Optional, Regexp
@@ -25,7 +27,7 @@ NOTES_SHOWN = 20
 
 
 class AssignForm(FlaskForm):
-    assignee = SelectField("Assigned to", validators=[Optional()], validate_choice=False)
+    assignee = SelectField(_l("Assigned to"), validators=[Optional()], validate_choice=False)
 
 
 class TakeForm(FlaskForm):
@@ -33,15 +35,18 @@ class TakeForm(FlaskForm):
 
 
 class StatusForm(FlaskForm):
-    status = HiddenField(validators=[AnyOf(("open", "resolved"), message="Choose open or resolved.")])
+    status = HiddenField(validators=[AnyOf(("open", "resolved"), message=_l("Choose open or resolved."))])
 
 
 class NoteForm(FlaskForm):
     body = TextAreaField(
-        "Internal note",
+        _l("Internal note"),
         validators=[
-            DataRequired(message="Write the note."),
-            Length(max=inbox.NOTE_MAX, message=f"A note must be at most {inbox.NOTE_MAX} characters."),
+            DataRequired(message=_l("Write the note.")),
+            Length(
+                max=inbox.NOTE_MAX,
+                message=_l("A note must be at most %(NOTE_MAX)s characters.", NOTE_MAX=inbox.NOTE_MAX),
+            ),
         ],
         render_kw={"data-limit": inbox.NOTE_MAX, "rows": 3},
         id="note-body",
@@ -69,7 +74,7 @@ def panel(who: Principal, value: Any, *, note_form: NoteForm | None = None, erro
     assign_form = None
     if can_assign:
         assign_form = AssignForm(formdata=None, assignee=str(chat.assignee_id or ""))
-        assign_form.assignee.choices = [("", "Nobody")] + [(str(uid), label) for uid, label in members.items()]
+        assign_form.assignee.choices = [("", _("Nobody"))] + [(str(uid), label) for uid, label in members.items()]
     notes = inbox.list_notes(tenant, chat.session_id, chat.chat_id, limit=NOTES_SHOWN)
     return {
         "chat": chat,

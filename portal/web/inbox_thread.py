@@ -13,11 +13,13 @@ from typing import Any
 
 from flask import Blueprint, Response, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import login_required
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from portal import pagination
 from portal.extensions import htmx
+from portal.i18n import N_, in_zone
 from portal.services import avatars, outreach
 from portal.services import messages as messages_service
 from portal.services.errors import Invalid, ServiceError
@@ -72,7 +74,7 @@ def fresh(chat_id: int) -> ResponseReturnValue:
     tenant = principal().tenant
     item = chat_of(chat_id)
     try:
-        since, _ = pagination.decode_time_id(request.args.get("after") or "")
+        since, _unused = pagination.decode_time_id(request.args.get("after") or "")
         changes = thread_service.thread_changes(tenant, item.chat, since=since, oldest=request.args.get("from"))
     except Invalid as exc:
         return refusal(exc)
@@ -125,7 +127,7 @@ def send(chat_id: int) -> ResponseReturnValue:
     try:
         media = uploads.upload_media(upload, caption=text) if upload and upload.filename else None
         if media is None and text is None:
-            raise Invalid.field("text", "Type a message or attach a file.")
+            raise Invalid.field("text", N_("Type a message or attach a file."))
         send_at = outreach.tenant_time(tenant.id, request.form.get("send_at") or None, field="sendAt")
         if send_at is not None:
             return _schedule(item, text, media, send_at, key)
@@ -153,7 +155,7 @@ def send(chat_id: int) -> ResponseReturnValue:
         return refusal(exc)
     if message.status == "ERROR":
         response = Response(
-            "This message was not sent: an earlier attempt failed. Press Send to try again.",
+            _("This message was not sent: an earlier attempt failed. Press Send to try again."),
             status=409,
             mimetype="text/plain",
         )
@@ -178,8 +180,12 @@ def _schedule(item: Any, text: str | None, media: dict[str, Any] | None, send_at
         idempotency_key=key,
     )
     zone = outreach.outreach_settings(tenant.id).zone
-    when = scheduled.not_before.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if scheduled.not_before else ""
-    return Response(f"Scheduled for {when}. See Scheduled messages to change or cancel it.", 202, mimetype="text/plain")
+    when = in_zone(scheduled.not_before, zone) if scheduled.not_before else ""
+    return Response(
+        _("Scheduled for %(when)s. See Scheduled messages to change or cancel it.", when=when),
+        202,
+        mimetype="text/plain",
+    )
 
 
 @bp.route("/<int(big=True):chat_id>/typing", methods=["POST"])

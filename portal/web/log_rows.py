@@ -18,20 +18,24 @@ from collections import OrderedDict
 from typing import Any
 
 from flask import current_app, get_template_attribute, url_for
+from flask_babel import format_decimal, get_locale, get_timezone
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from jinja2.filters import do_truncate
 from markupsafe import Markup, escape
 from wtforms import Field, SelectField
 
+from portal.i18n import datetime_filter
 from portal.web.wording import failed_send
 
 # status -> (glyph, words) of an outbound message's ticks; the inbox's macro reads the same table
-TICKS: dict[str, tuple[str, str]] = {
-    "PENDING": ("…", "Waiting to be sent"),
-    "SERVER": ("✓", "Sent"),
-    "DEVICE": ("✓✓", "Delivered"),
-    "READ": ("✓✓", "Read"),
-    "PLAYED": ("✓✓", "Played"),
-    "ERROR": ("!", "Failed"),
+TICKS: dict[str, tuple[str, Any]] = {  # glyph, words (lazy: in the reader's language)
+    "PENDING": ("…", _l("Waiting to be sent")),
+    "SERVER": ("✓", _l("Sent")),
+    "DEVICE": ("✓✓", _l("Delivered")),
+    "READ": ("✓✓", _l("Read")),
+    "PLAYED": ("✓✓", _l("Played")),
+    "ERROR": ("!", _l("Failed")),
 }
 BODY_CHARS = 200
 _PLACEHOLDER = "0"
@@ -52,7 +56,7 @@ def chat_label(chat_id: str) -> str:
     if chat_id.endswith("@c.us"):
         return "+" + chat_id[:-5]
     if chat_id.endswith("@g.us"):
-        return "Group " + chat_id[:-5]
+        return _("Group %(chat_id)s", chat_id=chat_id[:-5])
     return chat_id
 
 
@@ -99,7 +103,7 @@ class _Links:
 def _media(m: Any) -> str:
     """The attachment's part of the message cell: a download link once the file is stored, else what became of it."""
     media = m.media or {}
-    name = escape(media.get("filename") or media.get("kind") or "Attachment")
+    name = escape(media.get("filename") or media.get("kind") or _("Attachment"))
     status = media.get("status")
     if status == "stored":
         url = escape(url_for("messages.media", message_id=m.id))
@@ -107,12 +111,14 @@ def _media(m: Any) -> str:
     else:
         html = f'<span class="media-link"><span aria-hidden="true">📎</span> {name}</span>'
         if status == "pending":
-            html += ' <span class="muted small">(being fetched)</span>'
+            html += f' <span class="muted small">{escape(_("(being fetched)"))}</span>'
         elif status in ("refused", "unavailable"):
-            html += f' <span class="muted small">(not kept: {escape(media.get("reason") or "unavailable")})</span>'
+            reason = escape(media.get("reason") or _("unavailable"))
+            html += f' <span class="muted small">{escape(_("(not kept: %(reason)s)", reason=reason))}</span>'
         elif m.direction == "out":
             size = media.get("size")
-            html += f' <span class="muted small">(sent{f", {round(size / 1024, 1)} KB" if size else ""})</span>'
+            sent = _("(sent, %(size)s KB)", size=format_decimal(size / 1024, format="#,##0.0")) if size else _("(sent)")
+            html += f' <span class="muted small">{escape(sent)}</span>'
     if media.get("mimetype"):
         html += f' <span class="muted small">{escape(media["mimetype"])}</span>'
     return html
@@ -121,9 +127,9 @@ def _media(m: Any) -> str:
 def _ticks_cell(direction: str, status: str) -> str:
     escaped = escape(status)
     if direction != "out":
-        return f'<span class="muted small" data-status="{escaped}">Received</span>'
+        return f'<span class="muted small" data-status="{escaped}">{escape(_("Received"))}</span>'
     glyph, words = TICKS.get(status, ("?", status))
-    words = escape(words)
+    words = escape(str(words))
     return (
         f'<span class="ticks ticks-{escaped}" data-status="{escaped}" title="{words}"><span aria-hidden="true">'
         f'{glyph}</span><span class="visually-hidden">{words}</span></span>'
@@ -131,23 +137,25 @@ def _ticks_cell(direction: str, status: str) -> str:
 
 
 # The status cell follows from (direction, status) alone: made once per pair a process meets.
-_TICK_CELLS: dict[tuple[str, str], str] = {}
+_TICK_CELLS: dict[tuple[str, str, str], str] = {}
 
 
-def _ticks(m: Any) -> str:
-    key = (m.direction, m.status)
+def _ticks(m: Any, language: str) -> str:
+    key = (m.direction, m.status, language)
     cell = _TICK_CELLS.get(key)
     if cell is None:
-        cell = _TICK_CELLS[key] = _ticks_cell(*key)
+        cell = _TICK_CELLS[key] = _ticks_cell(m.direction, m.status)
         if len(_TICK_CELLS) > 64:  # statuses come from a short list; anything else is not kept
             _TICK_CELLS.clear()
     return cell
 
 
-_DIRECTION = {
-    "out": '<span class="dir dir-out" title="Sent"><span aria-hidden="true">↑</span> Sent</span>',
-    "in": '<span class="dir dir-in" title="Received"><span aria-hidden="true">↓</span> Received</span>',
-}
+def _direction(direction: str) -> str:
+    if direction == "out":
+        words = escape(_("Sent"))
+        return f'<span class="dir dir-out" title="{words}"><span aria-hidden="true">↑</span> {words}</span>'
+    words = escape(_("Received"))
+    return f'<span class="dir dir-in" title="{words}"><span aria-hidden="true">↓</span> {words}</span>'
 
 
 ROW_CACHE_SIZE = 2048
@@ -163,6 +171,7 @@ def log_rows(messages: list[Any], sessions_by_id: dict[str, Any]) -> Markup:
     key, never a stale row."""
     links = _Links(sessions_by_id)
     env = current_app.jinja_env
+    view = (str(get_locale()), str(get_timezone()))  # rows are words and times for one language and zone
     rows = []
     for m in messages:
         session_id = m.session_id
@@ -179,18 +188,19 @@ def log_rows(messages: list[Any], sessions_by_id: dict[str, Any]) -> Markup:
             json.dumps(media, sort_keys=True, default=str) if media else None,
             links.session_link(session_id),
             links.chat_prefix(session_id),
+            view,
         )
         row = _rows.get(key)
         if row is None:
-            row = _rows[key] = _row(m, links, env)
+            row = _rows[key] = _row(m, links, env, view[0])
             if len(_rows) > ROW_CACHE_SIZE:
                 _rows.popitem(last=False)
         rows.append(row)
     return Markup("".join(rows))
 
 
-def _row(m: Any, links: _Links, env: Any) -> Markup:
-    created = m.created_at.isoformat()  # shown as its date and hours:minutes (%Y-%m-%d %H:%M)
+def _row(m: Any, links: _Links, env: Any, language: str) -> Markup:
+    created = m.created_at.isoformat()  # the machine attribute; shown in the reader's language and time zone
     chat_id = m.chat_id
     chat_url = links.chat(m.session_id, chat_id)
     text = m.body
@@ -206,12 +216,12 @@ def _row(m: Any, links: _Links, env: Any) -> Markup:
     ident = m.id
     return Markup(
         f'<tr id="message-{ident}" class="msg-{direction}">\n'
-        f'<td><time datetime="{created}">{created[:10]} {created[11:16]}</time></td>\n'
+        f'<td><time datetime="{created}">{escape(datetime_filter(m.created_at))}</time></td>\n'
         f"<td>{links.session(ident, m.session_id)}</td>\n"
-        f"<td>{_DIRECTION[direction]}</td>\n"
+        f"<td>{_direction(direction)}</td>\n"
         f'<td><a id="m{ident}-chat" href="{chat_url}">{_text(chat_label(chat_id))}</a></td>\n'
         f'<td class="body">{body}\n{media}\n{error}</td>\n'
-        f"<td>{_ticks(m)}</td>\n"
+        f"<td>{_ticks(m, language)}</td>\n"
         "</tr>\n"
     )
 
@@ -229,13 +239,14 @@ def filter_field(f: Field, help: str | None = None) -> Markup:
     several layers of formatting on every view, which cost more than the log's 50 rows. Most views show the same
     filters (none, one session, a direction), so the rendered field is kept (at most FIELD_CACHE_SIZE of them)."""
     key = (
+        str(get_locale()),
         type(f).__name__,
         f.id,
         f.name,
-        f.label.text,
+        str(f.label.text),
         f.data if isinstance(f, SelectField) else f._value(),
         repr(getattr(f, "choices", None)),
-        tuple(f.errors),
+        tuple(str(e) for e in f.errors),
         repr(f.render_kw),
         help,
     )

@@ -11,12 +11,14 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import login_required
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
 from portal.extensions import htmx
+from portal.i18n import in_zone
 from portal.models import Tenant, WahaSession
 from portal.security import safe_next
 from portal.services import inbox as inbox_service
@@ -87,12 +89,12 @@ def index() -> ResponseReturnValue:
     sessions = sessions_service.session_names(_tenant())  # the filter and the rows' links need only the names
     sessions_by_id = {s.id: s for s in sessions}
     form = MessageFilterForm(formdata=request.args)
-    form.session.choices = choices([("", "All sessions")] + [(s.id, s.name) for s in sessions])
+    form.session.choices = choices([("", _("All sessions"))] + [(s.id, s.name) for s in sessions])
     valid = form.validate()
     filters = log_filters(form) if valid else LogFilters()
     view = messages_service.watch_log(_tenant(), filters, cursor=request.args.get("cursor") or None, settled=valid)
     if view.stale_cursor:
-        form.form_errors.append("That page link is not valid any more; here are the newest messages.")
+        form.form_errors.append(_("That page link is not valid any more; here are the newest messages."))
     elif view.refusal:
         form.form_errors.append(view.refusal)
     # url_for reads _method, _external, _anchor and _scheme itself: never pass those through from the query.
@@ -150,7 +152,7 @@ def _poll_status(view: LiveView) -> int:
 def _friendly(exc: ServiceError, sessions_by_id: dict[str, Any], session_id: str | None) -> ServiceError:
     """The refusals people meet most, reworded to say what to do next."""
     session = sessions_by_id.get(session_id or "")
-    name = f"“{session.name}”" if session is not None else "This session"
+    name = f"“{session.name}”" if session is not None else _("This session")
     if exc.code == "session_not_ready":
         status = (exc.details or {}).get("status") or (session.status if session is not None else "unknown")
         return type(exc)(
@@ -212,7 +214,7 @@ def send() -> ResponseReturnValue:
     status = 200
     if form.validate_on_submit():
         if form.session_id.data not in sessions_by_id:
-            form.session_id.errors = ["Choose one of your sessions."]
+            form.session_id.errors = [_("Choose one of your sessions.")]
         else:
             text = (form.text.data or "").strip() or None
             try:
@@ -254,11 +256,11 @@ def send() -> ResponseReturnValue:
                 if message.status == "ERROR":
                     # The same form was sent before and that attempt failed: say so; the next press is new.
                     form.form_errors.append(
-                        "This message was not sent: an earlier attempt failed. Press Send to try again."
+                        _("This message was not sent: an earlier attempt failed. Press Send to try again.")
                     )
                     form.idempotency_key.data = new_key()
                 else:
-                    flash("Message sent. The ticks show when it is delivered and read.", "success")
+                    flash(_("Message sent. The ticks show when it is delivered and read."), "success")
                     target = safe_next(form.next.data) or url_for(
                         "messages.conversation", session_id=message.session_id, chat_id=message.chat_id
                     )
@@ -285,8 +287,8 @@ def _schedule(form: SendMessageForm, text: str | None, media: dict[str, Any] | N
         idempotency_key=form.idempotency_key.data,
     )
     zone = outreach.outreach_settings(tenant.id).zone
-    when = item.not_before.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if item.not_before else ""
-    flash(f"Message scheduled for {when}. It waits in the session's send queue until then.", "success")
+    when = in_zone(item.not_before, zone) if item.not_before else ""
+    flash(_("Message scheduled for %(when)s. It waits in the session's send queue until then.", when=when), "success")
     return redirect_to(safe_next(form.next.data) or url_for("outreach.scheduled"))
 
 
@@ -316,7 +318,7 @@ def conversation(session_id: str, chat_id: str) -> ResponseReturnValue:
     except NotFound as exc:
         if exc.code != "chat_not_found":
             raise
-        flash("There is no conversation with that chat in this session yet; here are the session's chats.", "info")
+        flash(_("There is no conversation with that chat in this session yet; here are the session's chats."), "info")
         return redirect(url_for("inbox.index", session=session_id), code=303)
     return redirect(url_for("inbox.index", chat=chat.id), code=303)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import login_required
 
+from portal.i18n import translated
 from portal.services import optouts as optouts_service
 from portal.services.errors import ServiceError
 from portal.tenancy import require
@@ -63,7 +65,7 @@ def add() -> ResponseReturnValue:
     except ServiceError as exc:
         apply_service_error(form, exc)
         return _index(exc.status, add_form=form)
-    flash(f"{row.chat_id.removesuffix('@c.us')} is on the opt-out list.", "success")
+    flash(_("%(chat_id)s is on the opt-out list.", chat_id=row.chat_id.removesuffix("@c.us")), "success")
     return redirect(url_for(".index"), code=303)
 
 
@@ -73,14 +75,14 @@ def add() -> ResponseReturnValue:
 def remove() -> ResponseReturnValue:
     who = principal()
     if not ConfirmForm().validate_on_submit():
-        flash("The form expired; try again.", "error")
+        flash(_("The form expired; try again."), "error")
         return redirect(url_for(".index"), code=303)
     try:
         optouts_service.remove(who.tenant, who.actor(), request.form.get("phone", ""))
     except ServiceError as exc:
-        flash(exc.message, "error")
+        flash(translated(exc.message), "error")
     else:
-        flash("The number is off the opt-out list.", "success")
+        flash(_("The number is off the opt-out list."), "success")
     return redirect(url_for(".index"), code=303)
 
 
@@ -99,7 +101,12 @@ def import_csv() -> ResponseReturnValue:
         apply_service_error(form, exc)
         return _index(exc.status, import_form=form)
     flash(
-        f"{result.added} numbers added, {result.already} were already listed, {len(result.errors)} rows refused.",
+        _(
+            "%(added)s numbers added, %(already)s were already listed, %(errors)s rows refused.",
+            added=result.added,
+            already=result.already,
+            errors=len(result.errors),
+        ),
         "success",
     )
     if result.errors:
@@ -126,5 +133,5 @@ def settings() -> ResponseReturnValue:
     except ServiceError as exc:
         apply_service_error(form, exc)
         return _index(exc.status, settings_form=form)
-    flash("The opt-out settings are saved.", "success")
+    flash(_("The opt-out settings are saved."), "success")
     return redirect(url_for(".index"), code=303)

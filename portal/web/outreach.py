@@ -13,11 +13,15 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, flash, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
+from portal.i18n import N_, in_zone, translated
 from portal.models import Tenant
 from portal.services import outreach
 from portal.services.errors import NotFound, ServiceError
@@ -38,11 +42,11 @@ def _tenant() -> Tenant:
 
 
 def local_time(tenant_id: int) -> Any:
-    """A formatter of UTC times in the tenant's time zone ("2026-05-01 09:00 CEST")."""
+    """A formatter of UTC times in the tenant's time zone, for the reader's language ("1 May 2026, 09:00 CEST")."""
     zone = ZoneInfo(outreach.outreach_settings(tenant_id).time_zone)
 
     def show(value: datetime | None) -> str:
-        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if value else "—"
+        return in_zone(value, zone) if value else "—"
 
     return show
 
@@ -87,7 +91,7 @@ def _back(session_id: str) -> ResponseReturnValue:
 def pause(session_id: str) -> ResponseReturnValue:
     if ConfirmForm().validate_on_submit():
         outreach.pause_session(_tenant(), session_id, principal().actor())
-        flash("The queue is paused: nothing more is sent until you resume it.", "info")
+        flash(_("The queue is paused: nothing more is sent until you resume it."), "info")
     return _back(session_id)
 
 
@@ -97,7 +101,7 @@ def pause(session_id: str) -> ResponseReturnValue:
 def resume(session_id: str) -> ResponseReturnValue:
     if ConfirmForm().validate_on_submit():
         outreach.resume_session(_tenant(), session_id, principal().actor())
-        flash("The queue is running again.", "success")
+        flash(_("The queue is running again."), "success")
     return _back(session_id)
 
 
@@ -109,14 +113,14 @@ def cancel(session_id: str, item_id: int) -> ResponseReturnValue:
         try:
             item = outreach.get_item(_tenant(), item_id)
             if item.session_id != session_id:
-                raise NotFound("No such queued message.", code="queued_send_not_found")
+                raise NotFound(N_("No such queued message."), code="queued_send_not_found")
             outreach.cancel(_tenant(), item_id, principal().actor())
         except ServiceError as exc:
             if exc.status == 404:
                 raise
-            flash(exc.message, "error")
+            flash(translated(exc.message), "error")
         else:
-            flash("That message will not be sent.", "success")
+            flash(_("That message will not be sent."), "success")
     return _back(session_id)
 
 
@@ -130,23 +134,23 @@ def clear(session_id: str) -> ResponseReturnValue:
     form = ConfirmForm()
     if form.validate_on_submit():
         count = outreach.clear_campaign_traffic(tenant, session_id, principal().actor())
-        flash(f"Cancelled {count} campaign message{'s' if count != 1 else ''}.", "success")
+        flash(ngettext("Cancelled %(num)s campaign message.", "Cancelled %(num)s campaign messages.", count), "success")
         return _back(session_id)
     return confirm_page(
         form,
-        title=f"Clear campaign traffic of {view.session.name}",
-        heading="Cancel every queued campaign message?",
-        subject=("Session", view.session.name),
+        title=_("Clear campaign traffic of %(name)s", name=view.session.name),
+        heading=_("Cancel every queued campaign message?"),
+        subject=(_("Session"), view.session.name),
         message=f"{view.counts['campaign']} campaign message(s) are waiting. They will not be sent; messages "
         "being sent right now finish. Scheduled and other single messages stay in the queue.",
         action=url_for("outreach.clear", session_id=session_id),
-        button="Cancel campaign messages",
+        button=_("Cancel campaign messages"),
         cancel=url_for("outreach.queue", session_id=session_id),
         trail=[
             ("Sessions", url_for("sessions.index")),
             (view.session.name, url_for("sessions.detail", session_id=session_id)),
         ],
-        here="Clear campaign traffic",
+        here=_("Clear campaign traffic"),
     )
 
 
@@ -154,8 +158,10 @@ def clear(session_id: str) -> ResponseReturnValue:
 
 
 class ScheduledEditForm(FlaskForm):
-    send_at = DateTimeLocalField("Send at", format="%Y-%m-%dT%H:%M", validators=[DataRequired("Choose a time.")])
-    text = TextAreaField("Message", validators=[Length(max=TEXT_LIMIT)], render_kw={"data-limit": TEXT_LIMIT})
+    send_at = DateTimeLocalField(
+        _l("Send at"), format="%Y-%m-%dT%H:%M", validators=[DataRequired(_l("Choose a time."))]
+    )
+    text = TextAreaField(_l("Message"), validators=[Length(max=TEXT_LIMIT)], render_kw={"data-limit": TEXT_LIMIT})
 
 
 def localize(value: datetime | None, tenant_id: int) -> datetime | None:
@@ -212,7 +218,7 @@ def edit_scheduled(item_id: int) -> ResponseReturnValue:
             apply_service_error(form, exc, {"sendAt": "send_at"})
             status = exc.status
         else:
-            flash("Scheduled message changed.", "success")
+            flash(_("Scheduled message changed."), "success")
             return redirect_to(url_for("outreach.scheduled"))
     else:
         status = 400
@@ -229,7 +235,7 @@ def cancel_scheduled(item_id: int) -> ResponseReturnValue:
         except ServiceError as exc:
             if exc.status == 404:
                 raise
-            flash(exc.message, "error")
+            flash(translated(exc.message), "error")
         else:
-            flash("Scheduled message cancelled.", "success")
+            flash(_("Scheduled message cancelled."), "success")
     return redirect_to(url_for("outreach.scheduled"))

@@ -6,6 +6,8 @@ from zoneinfo import available_timezones
 
 from flask import Blueprint, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from wtforms import FloatField, SelectField, TimeField
@@ -20,11 +22,11 @@ bp = Blueprint("admin_outreach", __name__, url_prefix="/admin/outreach")
 
 
 class OutreachForm(FlaskForm):
-    time_zone = SelectField("Time zone", validate_choice=False)
-    quiet_start = TimeField("Quiet hours from", validators=[Optional()])
-    quiet_end = TimeField("until", validators=[Optional()])
-    gap_min = FloatField("Shortest gap (seconds)", validators=[InputRequired(), NumberRange(min=0, max=3600)])
-    gap_max = FloatField("Longest gap (seconds)", validators=[InputRequired(), NumberRange(min=0, max=3600)])
+    time_zone = SelectField(_l("Time zone"), validate_choice=False)
+    quiet_start = TimeField(_l("Quiet hours from"), validators=[Optional()])
+    quiet_end = TimeField(_l("until"), validators=[Optional()])
+    gap_min = FloatField(_l("Shortest gap (seconds)"), validators=[InputRequired(), NumberRange(min=0, max=3600)])
+    gap_max = FloatField(_l("Longest gap (seconds)"), validators=[InputRequired(), NumberRange(min=0, max=3600)])
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -53,6 +55,6 @@ def index() -> ResponseReturnValue:
                 apply_service_error(form, exc)
                 status = exc.status
             else:
-                flash("Outreach settings saved.", "success")
+                flash(_("Outreach settings saved."), "success")
                 return redirect(url_for(".index"))
     return page("admin/outreach.html", status, form=form)

@@ -8,8 +8,10 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from portal.i18n import translated
 from portal.permissions import ROLES
 from portal.services import privacy, quotas, retention, tenant_admin
 from portal.services import team as team_service
@@ -19,9 +21,10 @@ from portal.services.errors import ServiceError
 from portal.web.admin_forms import InviteForm, TenantForm
 from portal.web.forms import ConfirmForm, choices
 from portal.web.helpers import apply_service_error, confirm_page, page, platform_admins_only, user_actor
+from portal.web.wording import role_label
 
 bp = Blueprint("platform", __name__, url_prefix="/platform")
-platform_admins_only(bp, "Only platform admins can open this area.")
+platform_admins_only(bp, _l("Only platform admins can open this area."))
 
 
 def _accept_url(token: str) -> str:
@@ -88,8 +91,14 @@ def create_tenant() -> ResponseReturnValue:
                 accept_url=_accept_url,
             )
         except ServiceError as exc:
-            flash(f"The tenant exists, but the owner could not be invited: {exc.message}", "error")
-    flash(f"Tenant {tenant.name} created.", "success")
+            flash(
+                _(
+                    "The tenant exists, but the owner could not be invited: %(message)s",
+                    message=translated(exc.message),
+                ),
+                "error",
+            )
+    flash(_("Tenant %(name)s created.", name=tenant.name), "success")
     if issued is not None:
         _flash_mailed(issued)
     return redirect(url_for(".tenant_detail", tenant_id=tenant.id), code=303)
@@ -98,8 +107,11 @@ def create_tenant() -> ResponseReturnValue:
 def _flash_mailed(issued: team_service.IssuedInvitation) -> None:
     # The link goes to the invited address only (services/team.py): the inviter never sees it.
     flash(
-        f"Invitation mailed to {issued.mailed_to}. The link in it works once and expires in "
-        f"{team_service.INVITATION_DAYS} days.",
+        _(
+            "Invitation mailed to %(mailed_to)s. The link in it works once and expires in %(INVITATION_DAYS)s days.",
+            mailed_to=issued.mailed_to,
+            INVITATION_DAYS=team_service.INVITATION_DAYS,
+        ),
         "success",
     )
 
@@ -109,7 +121,7 @@ def _detail(tenant_id: int, status: int = 200, invite_form=None) -> ResponseRetu
     if invite_form is None:
         invite_form = InviteForm(formdata=None)
         invite_form.role.data = "owner"
-    invite_form.role.choices = choices([(role, role.capitalize()) for role in ROLES])
+    invite_form.role.choices = choices([(role, role_label(role, lower=False)) for role in ROLES])
     return page(
         "platform/tenant_detail.html",
         status,
@@ -132,7 +144,7 @@ def tenant_detail(tenant_id: int) -> ResponseReturnValue:
 def invite(tenant_id: int) -> ResponseReturnValue:
     tenant = tenant_admin.get_tenant(tenant_id)
     form = InviteForm()
-    form.role.choices = choices([(role, role.capitalize()) for role in ROLES])
+    form.role.choices = choices([(role, role_label(role, lower=False)) for role in ROLES])
     if not form.validate_on_submit():
         return _detail(tenant.id, 400, invite_form=form)
     try:
@@ -162,11 +174,13 @@ def invite_form(tenant_id: int) -> ResponseReturnValue:
 def confirm_deactivate(tenant_id: int) -> ResponseReturnValue:
     tenant = tenant_admin.get_tenant(tenant_id)
     return confirm_page(
-        title=f"Deactivate {tenant.name}?",
-        message="Its members can no longer sign in to work in it. Its sessions, messages and settings "
-        "are kept, and you can activate it again.",
+        title=_("Deactivate %(name)s?", name=tenant.name),
+        message=_(
+            "Its members can no longer sign in to work in it. Its sessions, messages and settings "
+            "are kept, and you can activate it again."
+        ),
         action=url_for(".set_active", tenant_id=tenant.id),
-        button="Deactivate tenant",
+        button=_("Deactivate tenant"),
         cancel=url_for(".tenant_detail", tenant_id=tenant.id),
         fields={"active": "0"},
     )
@@ -182,5 +196,8 @@ def set_active(tenant_id: int) -> ResponseReturnValue:
             raise
         flash(exc.message, "error")
         return redirect(url_for(".tenant_detail", tenant_id=tenant_id))
-    flash(f"{tenant.name} is {'active again' if active else 'deactivated'}.", "success")
+    flash(
+        _("%(name)s is active again.", name=tenant.name) if active else _("%(name)s is deactivated.", name=tenant.name),
+        "success",
+    )
     return redirect(url_for(".tenant_detail", tenant_id=tenant.id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import login_required
 
 from portal.services import quick_replies as replies_service
@@ -43,7 +44,7 @@ def create() -> ResponseReturnValue:
     except ServiceError as exc:
         apply_service_error(form, exc)
         return _index(form, exc.status)
-    flash(f"The quick reply /{reply.shortcut} is saved.", "success")
+    flash(_("The quick reply /%(shortcut)s is saved.", shortcut=reply.shortcut), "success")
     return redirect(url_for(".index"), code=303)
 
 
@@ -66,7 +67,7 @@ def edit(reply_id: int) -> ResponseReturnValue:
                 apply_service_error(form, exc)
                 status = exc.status
             else:
-                flash(f"The quick reply /{reply.shortcut} is saved.", "success")
+                flash(_("The quick reply /%(shortcut)s is saved.", shortcut=reply.shortcut), "success")
                 return redirect(url_for(".index"), code=303)
     return page("admin/quick_reply_edit.html", status, form=form, reply=reply)
 
@@ -77,10 +78,10 @@ def edit(reply_id: int) -> ResponseReturnValue:
 def confirm_delete(reply_id: int) -> ResponseReturnValue:
     reply = replies_service.get_reply(principal().tenant, reply_id)
     return confirm_page(
-        title=f"Delete the quick reply /{reply.shortcut}?",
-        message="The team can no longer insert it from the composer. Messages already sent keep their text.",
+        title=_("Delete the quick reply /%(shortcut)s?", shortcut=reply.shortcut),
+        message=_("The team can no longer insert it from the composer. Messages already sent keep their text."),
         action=url_for(".delete", reply_id=reply.id),
-        button="Delete quick reply",
+        button=_("Delete quick reply"),
         cancel=url_for(".index"),
     )
 
@@ -95,5 +96,5 @@ def delete(reply_id: int) -> ResponseReturnValue:
     reply = replies_service.get_reply(who.tenant, reply_id)
     shortcut = reply.shortcut
     replies_service.delete_reply(who.tenant, reply.id, who.actor())
-    flash(f"The quick reply /{shortcut} is deleted.", "success")
+    flash(_("The quick reply /%(shortcut)s is deleted.", shortcut=shortcut), "success")
     return redirect(url_for(".index"), code=303)

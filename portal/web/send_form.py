@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from flask import Response, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -19,6 +20,7 @@ from portal.services import sessions as sessions_service
 from portal.tenancy import current_principal
 from portal.web import uploads
 from portal.web.forms import SendMessageForm, choices
+from portal.web.wording import status_label
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -38,19 +40,19 @@ def new_key() -> str:
 
 def session_choices(form: SendMessageForm, sessions: list[WahaSession]) -> None:
     """Offer the tenant's sessions, each with its status."""
-    form.session_id.choices = choices([(s.id, f"{s.name} ({s.status.replace('_', ' ').lower()})") for s in sessions])
+    form.session_id.choices = choices([(s.id, f"{s.name} ({status_label(s.status).lower()})") for s in sessions])
 
 
 def stale_form(exc: CSRFError) -> Response:
     """The send form as it was posted, with a fresh CSRF token and a sentence on what happened: nothing was
     sent, the text is still here, press Send again (after signing in, when the sign-in expired)."""
     if current_user.is_authenticated:
-        message = (
+        message = _(
             "This form was open for a long time, so for your safety nothing was sent. Your text is kept: "
             "press Send again."
         )
     else:
-        message = (
+        message = _(
             "You were signed out, so nothing was sent. Your text is kept: sign in again in another tab, "
             "then come back and press Send."
         )
@@ -74,7 +76,7 @@ def refused_form(message: str, status: int, formdata: Any = None) -> Response:
         sessions = sessions_service.list_sessions(found.tenant) if found is not None else []
         session_choices(form, sessions)
     else:
-        form.session_id.choices = choices([(form.session_id.data or "", "The session you chose")])
+        form.session_id.choices = choices([(form.session_id.data or "", _("The session you chose"))])
     form.form_errors.append(message)
     uploads.limit_file_field(form)
     context: dict[str, Any] = {

@@ -11,6 +11,8 @@ from typing import Any
 
 from flask import Blueprint, flash, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, PasswordField, StringField
 from wtforms.validators import URL, DataRequired, Length, NumberRange
@@ -24,21 +26,21 @@ from portal.services.servers import MULTI_SESSION_SINCE
 from portal.web.helpers import apply_service_error, page_or_fragment, platform_admins_only, redirect_to, user_actor
 
 bp = Blueprint("servers", __name__, url_prefix="/platform/servers")
-platform_admins_only(bp, "Only platform admins can manage WAHA servers.")
+platform_admins_only(bp, _l("Only platform admins can manage WAHA servers."))
 
 MIN_VERSION = ".".join(map(str, MULTI_SESSION_SINCE))
 
 
 class ServerForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=100)])
-    base_url = StringField("Base URL", validators=[DataRequired(), URL(require_tld=False), Length(max=255)])
-    api_key = PasswordField("API key", validators=[DataRequired(), Length(max=500)])
-    capacity = IntegerField("Capacity (sessions)", default=50, validators=[NumberRange(min=1, max=100000)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)])
+    base_url = StringField(_l("Base URL"), validators=[DataRequired(), URL(require_tld=False), Length(max=255)])
+    api_key = PasswordField(_l("API key"), validators=[DataRequired(), Length(max=500)])
+    capacity = IntegerField(_l("Capacity (sessions)"), default=50, validators=[NumberRange(min=1, max=100000)])
 
 
 class ServerSettingsForm(FlaskForm):
-    capacity = IntegerField("Capacity (sessions)", validators=[NumberRange(min=1, max=100000)])
-    is_enabled = BooleanField("Enabled")
+    capacity = IntegerField(_l("Capacity (sessions)"), validators=[NumberRange(min=1, max=100000)])
+    is_enabled = BooleanField(_l("Enabled"))
 
 
 def _started_at(start_timestamp: int | None) -> datetime | None:
@@ -78,9 +80,12 @@ def check_all() -> ResponseReturnValue:
     results = fleet.check_servers(warn_always=True)
     down = [r["name"] for r in results if r["health"] != "ok"]
     if down:
-        flash(f"Checked {len(results)} servers; not answering: {', '.join(down)}.", "error")
+        flash(
+            _("Checked %(count)s servers; not answering: %(names)s.", count=len(results), names=", ".join(down)),
+            "error",
+        )
     else:
-        flash(f"Checked {len(results)} servers; all answer.", "success")
+        flash(_("Checked %(results)s servers; all answer.", results=len(results)), "success")
     return redirect_to(url_for(".index"))
 
 
@@ -97,11 +102,23 @@ def create() -> ResponseReturnValue:
         else:
             result = fleet.check_server(server.id)
             if result["health"] == "ok":
-                flash(f"Added {server.name}: WAHA {result['version']} ({result['engine']}) answers.", "success")
+                flash(
+                    _(
+                        "Added %(name)s: WAHA %(result)s (%(result2)s) answers.",
+                        name=server.name,
+                        result=result["version"],
+                        result2=result["engine"],
+                    ),
+                    "success",
+                )
             else:
                 flash(
-                    f"Added {server.name}, but it does not answer yet: {result['error']}. It takes no "
-                    "sessions until a health check passes.",
+                    _(
+                        "Added %(name)s, but it does not answer yet: %(result)s. "
+                        "It takes no sessions until a health check passes.",
+                        name=server.name,
+                        result=result["error"],
+                    ),
                     "error",
                 )
             return redirect_to(url_for(".detail", server_id=server.id))
@@ -143,21 +160,21 @@ def settings(server_id: int) -> ResponseReturnValue:
     except ServiceError as exc:
         apply_service_error(form, exc)
         return _detail_page(server, form, exc.status)
-    flash("Saved.", "success")
+    flash(_("Saved."), "success")
     return redirect_to(url_for(".detail", server_id=server.id))
 
 
 @bp.post("/<int:server_id>/drain")
 def drain(server_id: int) -> ResponseReturnValue:
     server = fleet.drain_server(server_id, user_actor())
-    flash(f"{server.name} is draining: no new sessions go there; its sessions keep running.", "success")
+    flash(_("%(name)s is draining: no new sessions go there; its sessions keep running.", name=server.name), "success")
     return redirect_to(url_for(".detail", server_id=server.id))
 
 
 @bp.post("/<int:server_id>/undrain")
 def undrain(server_id: int) -> ResponseReturnValue:
     server = fleet.undrain_server(server_id, user_actor())
-    flash(f"{server.name} takes new sessions again.", "success")
+    flash(_("%(name)s takes new sessions again.", name=server.name), "success")
     return redirect_to(url_for(".detail", server_id=server.id))
 
 
@@ -165,7 +182,16 @@ def undrain(server_id: int) -> ResponseReturnValue:
 def check(server_id: int) -> ResponseReturnValue:
     result = fleet.check_server(server_id)
     if result["health"] == "ok":
-        flash(f"{result['name']} answers: WAHA {result['version']} ({result['engine']}, {result['tier']}).", "success")
+        flash(
+            _(
+                "%(result)s answers: WAHA %(result2)s (%(result3)s, %(result4)s).",
+                result=result["name"],
+                result2=result["version"],
+                result3=result["engine"],
+                result4=result["tier"],
+            ),
+            "success",
+        )
     else:
-        flash(f"{result['name']} does not answer: {result['error']}", "error")
+        flash(_("%(result)s does not answer: %(result2)s", result=result["name"], result2=result["error"]), "error")
     return redirect_to(url_for(".detail", server_id=server_id))

@@ -9,6 +9,8 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
 from portal.extensions import htmx
@@ -43,39 +45,39 @@ class Action:
 
 ACTIONS: dict[str, Action] = {
     "start": Action(
-        "Start",
-        "Start this session?",
-        "WhatsApp connects again. If the phone was unlinked you will scan a new QR code.",
-        "Session starting.",
+        _l("Start"),
+        _l("Start this session?"),
+        _l("WhatsApp connects again. If the phone was unlinked you will scan a new QR code."),
+        _l("Session starting."),
         "start_session",
     ),
     "stop": Action(
-        "Stop",
-        "Stop this session?",
-        "No messages are sent or received until you start it again. The phone stays linked.",
-        "Session stopped.",
+        _l("Stop"),
+        _l("Stop this session?"),
+        _l("No messages are sent or received until you start it again. The phone stays linked."),
+        _l("Session stopped."),
         "stop_session",
     ),
     "restart": Action(
-        "Restart",
-        "Restart this session?",
-        "It disconnects for a few seconds and then reconnects with the same phone.",
-        "Session restarting.",
+        _l("Restart"),
+        _l("Restart this session?"),
+        _l("It disconnects for a few seconds and then reconnects with the same phone."),
+        _l("Session restarting."),
         "restart_session",
     ),
     "logout": Action(
-        "Log out",
-        "Log this session out of WhatsApp?",
-        "The phone is unlinked. To use the session again you scan a new QR code.",
-        "Session logged out. Scan the new QR code to link a phone.",
+        _l("Log out"),
+        _l("Log this session out of WhatsApp?"),
+        _l("The phone is unlinked. To use the session again you scan a new QR code."),
+        _l("Session logged out. Scan the new QR code to link a phone."),
         "logout_session",
         danger=True,
     ),
     "delete": Action(
-        "Delete",
-        "Delete this session for good?",
-        "The phone is unlinked and the session and its message log are removed. This cannot be undone.",
-        "Session deleted.",
+        _l("Delete"),
+        _l("Delete this session for good?"),
+        _l("The phone is unlinked and the session and its message log are removed. This cannot be undone."),
+        _l("Session deleted."),
         "delete_session",
         danger=True,
     ),
@@ -117,7 +119,10 @@ def create() -> ResponseReturnValue:
                 form, exc, {"webhook": "webhook_url", "events": "webhook_events", "code:session_exists": "name"}
             )
         else:
-            flash(f"Session “{session.name}” created. Scan the QR code with WhatsApp on your phone.", "success")
+            flash(
+                _("Session “%(name)s” created. Scan the QR code with WhatsApp on your phone.", name=session.name),
+                "success",
+            )
             if session.webhook_url:
                 # events go to the tenant's own URL, signed: its secret first, shown once
                 return _show_secret_once(session, session_secrets.secret_for(session), rotated=False)
@@ -149,7 +154,7 @@ def live(session_id: str) -> ResponseReturnValue:
         if not htmx:
             raise
         # Deleted while its page was open (another tab, the API, a colleague): leave the page for the list.
-        flash("That session no longer exists; it was deleted.", "info")
+        flash(_("That session no longer exists; it was deleted."), "info")
         return redirect_to(url_for("sessions.index"))
     state = _live_state(session)
     # The page tells which status it shows, so only a real change is announced and redraws the controls.
@@ -184,7 +189,8 @@ def pairing_code(session_id: str) -> ResponseReturnValue:
         except ServiceError as exc:
             if exc.code == "session_not_ready":
                 exc = type(exc)(
-                    "Pairing codes are available once the QR code is shown. Wait a moment and try again.", code=exc.code
+                    _("Pairing codes are available once the QR code is shown. Wait a moment and try again."),
+                    code=exc.code,
                 )
             else:
                 exc = type(exc)(say_exc(exc), code=exc.code, details=exc.details)
@@ -223,7 +229,7 @@ def passkey(session_id: str) -> ResponseReturnValue:
         except ServiceError as exc:
             apply_service_error(form, exc, {**_ASSERTION_FIELDS, "code:session_not_ready": "assertion"})
         else:
-            flash("WhatsApp has the passkey. The session links the phone in a moment.", "success")
+            flash(_("WhatsApp has the passkey. The session links the phone in a moment."), "success")
             return redirect_to(url_for("sessions.detail", session_id=session.id))
     state = _live_state(session)
     context = {**state, "pairing_form": PairingCodeForm(), "passkey_form": form, "actions": ACTIONS}
@@ -243,7 +249,7 @@ def passkey_confirm(session_id: str) -> ResponseReturnValue:
         except ServiceError as exc:
             flash(say_exc(exc), "error")
         else:
-            flash("Confirmed. The session links the phone in a moment.", "success")
+            flash(_("Confirmed. The session links the phone in a moment."), "success")
     return redirect_to(url_for("sessions.detail", session_id=session.id))
 
 
@@ -283,16 +289,18 @@ def rotate_webhook_secret(session_id: str) -> ResponseReturnValue:
         return _show_secret_once(session, secret, rotated=True)
     return confirm_page(
         form,
-        title=f"New webhook secret for {session.name}",
-        heading="Make a new webhook signing secret?",
-        subject=("Session", session.name),
-        message="The new secret is shown once; from then on every delivery to the session's webhook URL is signed "
-        "with it and checks with the old secret fail.",
+        title=_("New webhook secret for %(name)s", name=session.name),
+        heading=_("Make a new webhook signing secret?"),
+        subject=(_("Session"), session.name),
+        message=_(
+            "The new secret is shown once; from then on every delivery to the session's webhook URL is signed "
+            "with it and checks with the old secret fail."
+        ),
         action=url_for("sessions.rotate_webhook_secret", session_id=session.id),
-        button="Make a new secret",
+        button=_("Make a new secret"),
         cancel=url_for("sessions.detail", session_id=session.id),
         trail=_trail(session),
-        here="New webhook secret",
+        here=_("New webhook secret"),
     )
 
 
@@ -304,11 +312,13 @@ def webhook_secret_shown(session_id: str, key: str) -> ResponseReturnValue:
     kept = once.take_for_viewer("session-webhook-secret", key)
     if kept is None or kept.get("session_id") != session.id:
         return once.gone(
-            "The signing secret was shown already",
-            "A signing secret is shown only once and cannot be shown again. If you did not copy it, make a new one "
-            "on the session's page.",
+            _("The signing secret was shown already"),
+            _(
+                "A signing secret is shown only once and cannot be shown again. If you did not copy it, make a new one "
+                "on the session's page."
+            ),
             back=url_for("sessions.detail", session_id=session.id),
-            back_label="Back to the session",
+            back_label=_("Back to the session"),
         )
     return page(
         "sessions/webhook_secret.html",
@@ -347,7 +357,7 @@ def act(session_id: str, action: str) -> ResponseReturnValue:
         form,
         title=f"{spec.label} {session.name}",
         heading=spec.question,
-        subject=("Session", session.name),
+        subject=(_("Session"), session.name),
         message=spec.consequence,
         action=url_for("sessions.act", session_id=session.id, action=action),
         button=spec.label,

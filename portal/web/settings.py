@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from portal.services import quotas, retention, tenant_admin
@@ -15,13 +17,13 @@ from portal.web.helpers import apply_service_error, page, principal
 bp = Blueprint("admin_settings", __name__, url_prefix="/admin/settings")
 
 LABELS = {
-    "send_rate_per_minute": "messages per minute",
-    "retention_messages_days": "message retention",
-    "retention_events_days": "event retention",
-    "retention_media_days": "media retention",
-    "max_sessions": "session limit",
-    "read_receipts": "read receipts",
-    "require_two_factor": "two-factor sign-in required",
+    "send_rate_per_minute": _l("messages per minute"),
+    "retention_messages_days": _l("message retention"),
+    "retention_events_days": _l("event retention"),
+    "retention_media_days": _l("media retention"),
+    "max_sessions": _l("session limit"),
+    "read_receipts": _l("read receipts"),
+    "require_two_factor": _l("two-factor sign-in required"),
 }
 
 
@@ -52,9 +54,9 @@ def index() -> ResponseReturnValue:
                 status = exc.status
             else:
                 if changes:
-                    flash("Saved: " + ", ".join(LABELS[name] for name in changes) + ".", "success")
+                    flash(_("Saved: %(changes)s.", changes=", ".join(str(LABELS[name]) for name in changes)), "success")
                 else:
-                    flash("Nothing changed.", "info")
+                    flash(_("Nothing changed."), "info")
                 return redirect(url_for(".index"))
     session_limit = quotas.limit_of(who.tenant, "sessions")
     return page(

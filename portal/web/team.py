@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from portal.i18n import translated
 from portal.models import Membership
 from portal.services import team as team_service
 from portal.services.accounts import public_url
@@ -14,6 +16,7 @@ from portal.tenancy import Principal, require
 from portal.web.admin_forms import InviteForm, RoleForm
 from portal.web.forms import choices
 from portal.web.helpers import apply_service_error, confirm_page, page, principal
+from portal.web.wording import role_label
 
 bp = Blueprint("admin_team", __name__, url_prefix="/admin/team")
 
@@ -21,7 +24,7 @@ bp = Blueprint("admin_team", __name__, url_prefix="/admin/team")
 def _invite_form(who: Principal, blank: bool = False) -> InviteForm:
     form = InviteForm(formdata=None) if blank else InviteForm()
     assignable = team_service.assignable_roles(who.role)
-    form.role.choices = choices([(role, role.capitalize()) for role in assignable])
+    form.role.choices = choices([(role, role_label(role, lower=False)) for role in assignable])
     if blank or not form.is_submitted():
         form.role.data = "operator"
     return form
@@ -33,7 +36,7 @@ def _role_form(who: Principal, membership: Membership) -> RoleForm | None:
     if membership.role not in assignable:
         return None
     form = RoleForm(formdata=None)
-    form.role.choices = choices([(role, role.capitalize()) for role in assignable])
+    form.role.choices = choices([(role, role_label(role, lower=False)) for role in assignable])
     form.role.data = membership.role
     return form
 
@@ -86,8 +89,11 @@ def invite() -> ResponseReturnValue:
     # The link went to the invited address only; the inviter is told where, never shown the link. The redirect
     # keeps a reload from inviting twice.
     flash(
-        f"Invitation mailed to {issued.mailed_to}. The link in it works once and expires in "
-        f"{team_service.INVITATION_DAYS} days.",
+        _(
+            "Invitation mailed to %(mailed_to)s. The link in it works once and expires in %(INVITATION_DAYS)s days.",
+            mailed_to=issued.mailed_to,
+            INVITATION_DAYS=team_service.INVITATION_DAYS,
+        ),
         "success",
     )
     return redirect(url_for(".index"), code=303)
@@ -109,14 +115,14 @@ def change_role(user_id: int) -> ResponseReturnValue:
     form = RoleForm()
     form.role.choices = choices([(role, role) for role in team_service.assignable_roles(who.role)])
     if not form.validate_on_submit():
-        return _index(_invite_form(who, blank=True), 400, role_errors={user_id: "Pick one of the roles offered."})
+        return _index(_invite_form(who, blank=True), 400, role_errors={user_id: _("Pick one of the roles offered.")})
     try:
         membership = team_service.change_role(who.tenant, user_id, form.role.data, who.actor(), actor_role=who.role)
     except ServiceError as exc:
         if exc.status == 404:
             raise
-        return _index(_invite_form(who, blank=True), exc.status, role_errors={user_id: exc.message})
-    flash(f"{membership.user.email} is now {membership.role}.", "success")
+        return _index(_invite_form(who, blank=True), exc.status, role_errors={user_id: translated(exc.message)})
+    flash(_("%(email)s is now %(role)s.", email=membership.user.email, role=role_label(membership.role)), "success")
     return redirect(url_for(".index"))
 
 
@@ -128,15 +134,15 @@ def confirm_remove(user_id: int) -> ResponseReturnValue:
     membership = team_service.get_member(who.tenant, user_id)
     yourself = membership.user_id == current_user.id
     return confirm_page(
-        title="Leave this team?" if yourself else f"Remove {membership.user.email}?",
+        title=_("Leave this team?") if yourself else _("Remove %(email)s?", email=membership.user.email),
         message=(
-            f"You will no longer be able to work in {who.tenant.name}."
+            _("You will no longer be able to work in %(name)s.", name=who.tenant.name)
             if yourself
             else f"{membership.user.email} will no longer be able to work in {who.tenant.name}. "
             "Their account stays; you can invite them again later."
         ),
         action=url_for(".remove", user_id=user_id),
-        button="Leave" if yourself else "Remove member",
+        button="Leave" if yourself else _("Remove member"),
         cancel=url_for(".index"),
     )
 
@@ -151,11 +157,11 @@ def remove(user_id: int) -> ResponseReturnValue:
     try:
         team_service.remove_member(who.tenant, user_id, who.actor(), actor_role=who.role)
     except ServiceError as exc:
-        return _index(_invite_form(who, blank=True), exc.status, role_errors={user_id: exc.message})
+        return _index(_invite_form(who, blank=True), exc.status, role_errors={user_id: translated(exc.message)})
     if user_id == current_user.id:
-        flash(f"You left {who.tenant.name}.", "success")
+        flash(_("You left %(name)s.", name=who.tenant.name), "success")
         return redirect(url_for("dashboard.index"))
-    flash(f"{email} was removed from the team.", "success")
+    flash(_("%(email)s was removed from the team.", email=email), "success")
     return redirect(url_for(".index"))
 
 
@@ -165,10 +171,10 @@ def remove(user_id: int) -> ResponseReturnValue:
 def confirm_revoke_invitation(invitation_id: int) -> ResponseReturnValue:
     invitation = team_service.get_invitation(principal().tenant, invitation_id)
     return confirm_page(
-        title=f"Withdraw the invitation to {invitation.email}?",
-        message="The link sent to them will stop working.",
+        title=_("Withdraw the invitation to %(email)s?", email=invitation.email),
+        message=_("The link sent to them will stop working."),
         action=url_for(".revoke_invitation", invitation_id=invitation.id),
-        button="Withdraw invitation",
+        button=_("Withdraw invitation"),
         cancel=url_for(".index"),
     )
 
@@ -179,5 +185,5 @@ def confirm_revoke_invitation(invitation_id: int) -> ResponseReturnValue:
 def revoke_invitation(invitation_id: int) -> ResponseReturnValue:
     who = principal()
     invitation = team_service.revoke_invitation(who.tenant, invitation_id, who.actor(), actor_role=who.role)
-    flash(f"The invitation to {invitation.email} is withdrawn.", "success")
+    flash(_("The invitation to %(email)s is withdrawn.", email=invitation.email), "success")
     return redirect(url_for(".index"))

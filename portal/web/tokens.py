@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from flask import Blueprint, abort, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from portal.models import ApiToken, utcnow
@@ -74,11 +75,13 @@ def created(key: str) -> ResponseReturnValue:
     kept = once.take_for_viewer("token", key)
     if kept is None:
         return once.gone(
-            "The token was shown already",
-            "A token's secret is shown only once, right after it is created, and cannot be shown again. If you did "
-            "not copy it, revoke the token and create a new one.",
+            _("The token was shown already"),
+            _(
+                "A token's secret is shown only once, right after it is created, and cannot be shown again. If you did "
+                "not copy it, revoke the token and create a new one."
+            ),
             back=url_for(".index"),
-            back_label="Back to the tokens",
+            back_label=_("Back to the tokens"),
         )
     issued = tokens_service.IssuedToken(token=_token(int(kept["token_id"])), secret=str(kept["secret"]))
     return page("admin/token_created.html", no_store=True, issued=issued)
@@ -94,10 +97,10 @@ def _token(token_id: int) -> ApiToken:
 def confirm_revoke(token_id: int) -> ResponseReturnValue:
     token = _token(token_id)
     return confirm_page(
-        title=f"Revoke the token “{token.name}”?",
-        message="Programs that use it will get 401 Unauthorized from the next request on. This cannot be undone.",
+        title=_("Revoke the token “%(name)s”?", name=token.name),
+        message=_("Programs that use it will get 401 Unauthorized from the next request on. This cannot be undone."),
         action=url_for(".revoke", token_id=token.id),
-        button="Revoke token",
+        button=_("Revoke token"),
         cancel=url_for(".index"),
     )
 
@@ -110,5 +113,5 @@ def revoke(token_id: int) -> ResponseReturnValue:
     if not ConfirmForm().validate_on_submit():
         abort(400, "The form expired. Reload the page and try again.")
     token = tokens_service.revoke_token(who.tenant, token_id, who.actor())
-    flash(f"The token “{token.name}” is revoked.", "success")
+    flash(_("The token “%(name)s” is revoked.", name=token.name), "success")
     return redirect(url_for(".index"))

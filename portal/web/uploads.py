@@ -16,9 +16,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 from flask import current_app, request
+from flask_babel import format_decimal
+from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 
+from portal.i18n import N_
 from portal.services.errors import Invalid
 from portal.services.media import outgoing_media, uploaded_media
 from portal.web.forms import SendMessageForm
@@ -42,10 +45,16 @@ def limit_text() -> str:
 
 
 def too_large_message(size: int | None = None) -> str:
-    have = f" (this one is {size / (1024 * 1024):.1f} MB)" if size else ""
-    return (
-        f"That file is too large to send{have}: the limit is {limit_text()}. Choose a smaller file or "
-        "share a link to it instead."
+    if size:
+        return _(
+            "That file is too large to send (this one is %(size)s MB): the limit is %(limit)s. "
+            "Choose a smaller file or share a link to it instead.",
+            size=format_decimal(size / (1024 * 1024), format="#,##0.0"),
+            limit=limit_text(),
+        )
+    return _(
+        "That file is too large to send: the limit is %(limit)s. Choose a smaller file or share a link to it instead.",
+        limit=limit_text(),
     )
 
 
@@ -107,5 +116,5 @@ def upload_media(upload: FileStorage, *, kind: str | None = None, caption: str |
         )
     content = upload.read()
     if not content:
-        raise Invalid.field("media_file", "That file is empty.")
+        raise Invalid.field("media_file", N_("That file is empty."))
     return uploaded_media(content, secure_filename(upload.filename or ""), upload.mimetype, kind=kind, caption=caption)

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
@@ -96,11 +97,13 @@ def created(key: str) -> ResponseReturnValue:
     kept = once.take_for_viewer("webhook-secret", key)
     if kept is None:
         return once.gone(
-            "The signing secret was shown already",
-            "A signing secret is shown only once and cannot be shown again. If you did not copy it, open the "
-            "endpoint and make a new secret.",
+            _("The signing secret was shown already"),
+            _(
+                "A signing secret is shown only once and cannot be shown again. If you did not copy it, open the "
+                "endpoint and make a new secret."
+            ),
             back=url_for(".index"),
-            back_label="Back to the webhooks",
+            back_label=_("Back to the webhooks"),
         )
     endpoint = forwarding.get_endpoint(who.tenant, int(kept["endpoint_id"]))
     return page(
@@ -190,7 +193,7 @@ def edit(endpoint_id: int) -> ResponseReturnValue:
                     endpoint=endpoint,
                     private_hint=_refused_as_private(exc),
                 )
-            flash("The endpoint is saved.", "success")
+            flash(_("The endpoint is saved."), "success")
             return redirect(url_for(".detail", endpoint_id=endpoint.id))
         return page("admin/webhook_form.html", 400, form=form, endpoint=endpoint)
     return page("admin/webhook_form.html", form=form, endpoint=endpoint)
@@ -204,9 +207,9 @@ def set_enabled(endpoint_id: int) -> ResponseReturnValue:
     enable = request.form.get("enabled") == "1"
     endpoint = forwarding.update_endpoint(who.tenant, endpoint_id, who.actor(), is_enabled=enable)
     flash(
-        "The endpoint is enabled again."
+        _("The endpoint is enabled again.")
         if enable
-        else "The endpoint is disabled: nothing is sent to it until you enable it.",
+        else _("The endpoint is disabled: nothing is sent to it until you enable it."),
         "success",
     )
     return redirect(url_for(".detail", endpoint_id=endpoint.id))
@@ -231,10 +234,12 @@ def confirm_rotate(endpoint_id: int) -> ResponseReturnValue:
     return _confirm(
         endpoint_id,
         ".rotate",
-        "Make a new secret",
-        title="Give this endpoint a new signing secret?",
-        message="Deliveries to {url} are signed with the new secret at once, so your system must switch to it "
-        "too. The new secret is shown once, on the next page.",
+        _("Make a new secret"),
+        title=_("Give this endpoint a new signing secret?"),
+        message=_(
+            "Deliveries to {url} are signed with the new secret at once, so your system must switch to it "
+            "too. The new secret is shown once, on the next page."
+        ),
     )
 
 
@@ -253,7 +258,7 @@ def rotate(endpoint_id: int) -> ResponseReturnValue:
 def send_test(endpoint_id: int) -> ResponseReturnValue:
     who = principal()
     forwarding.send_test_event(who.tenant, endpoint_id, who.actor())
-    flash("A test event is on its way; its delivery shows in the log below.", "success")
+    flash(_("A test event is on its way; its delivery shows in the log below."), "success")
     return redirect(url_for(".detail", endpoint_id=endpoint_id))
 
 
@@ -264,10 +269,11 @@ def confirm_delete(endpoint_id: int) -> ResponseReturnValue:
     return _confirm(
         endpoint_id,
         ".delete",
-        "Delete endpoint",
-        title="Delete the endpoint {url}?",
-        message="Events stop going there at once and its delivery log is deleted with it. To pause it instead, "
-        "disable it.",
+        _("Delete endpoint"),
+        title=_("Delete the endpoint {url}?"),
+        message=_(
+            "Events stop going there at once and its delivery log is deleted with it. To pause it instead, disable it."
+        ),
     )
 
 
@@ -277,7 +283,7 @@ def confirm_delete(endpoint_id: int) -> ResponseReturnValue:
 def delete(endpoint_id: int) -> ResponseReturnValue:
     who = principal()
     forwarding.delete_endpoint(who.tenant, endpoint_id, who.actor())
-    flash("The endpoint is deleted.", "success")
+    flash(_("The endpoint is deleted."), "success")
     return redirect(url_for(".index"))
 
 
@@ -287,5 +293,5 @@ def delete(endpoint_id: int) -> ResponseReturnValue:
 def replay(delivery_id: int) -> ResponseReturnValue:
     who = principal()
     delivery = forwarding.replay_delivery(who.tenant, delivery_id, who.actor())
-    flash("The event is queued for delivery again.", "success")
+    flash(_("The event is queued for delivery again."), "success")
     return redirect(url_for(".detail", endpoint_id=delivery.endpoint_id) if delivery.endpoint_id else url_for(".index"))

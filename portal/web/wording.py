@@ -7,28 +7,42 @@ import re
 from typing import Any
 
 from flask import Flask
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
+from flask_babel.speaklater import LazyString
+
+from portal.i18n import translated
 
 # code -> the sentence a person reads. {status} and {retry} are filled in when known.
-WORDS: dict[str, str] = {
-    "waha_unavailable": "The WhatsApp server cannot be reached right now, so nothing was done. Try again in a "
-    "minute; if it keeps happening, ask your administrator to check the WAHA server.",
-    "session_not_ready": "The session is not connected to WhatsApp right now ({status}). Open the session and "
-    "link a phone, or wait until it shows Working, then try again.",
-    "session_missing_on_waha": "The WhatsApp server no longer has this session. Press Start on the session's "
-    "page to set it up again.",
-    "not_supported": "The WhatsApp server of this session cannot do this. Ask your administrator which "
-    "features it offers.",
-    "rate_limited": "Too much at once. Wait {retry} and try again.",
-    "forbidden": "Your role does not allow this. Ask an owner or admin of this tenant.",
-    "unauthorized": "You are signed out. Sign in again and try once more.",
-    "payload_too_large": "That upload is too large. Choose a smaller file and try again.",
-    "internal_error": "Something went wrong on our side and it has been logged. Try again; if it keeps "
-    "failing, give the reference below to your administrator.",
+WORDS: dict[str, LazyString] = {
+    "waha_unavailable": _l(
+        "The WhatsApp server cannot be reached right now, so nothing was done. Try again in a "
+        "minute; if it keeps happening, ask your administrator to check the WAHA server."
+    ),
+    "session_not_ready": _l(
+        "The session is not connected to WhatsApp right now ({status}). Open the session and "
+        "link a phone, or wait until it shows Working, then try again."
+    ),
+    "session_missing_on_waha": _l(
+        "The WhatsApp server no longer has this session. Press Start on the session's page to set it up again."
+    ),
+    "not_supported": _l(
+        "The WhatsApp server of this session cannot do this. Ask your administrator which features it offers."
+    ),
+    "rate_limited": _l("Too much at once. Wait {retry} and try again."),
+    "forbidden": _l("Your role does not allow this. Ask an owner or admin of this tenant."),
+    "unauthorized": _l("You are signed out. Sign in again and try once more."),
+    "payload_too_large": _l("That upload is too large. Choose a smaller file and try again."),
+    "internal_error": _l(
+        "Something went wrong on our side and it has been logged. Try again; if it keeps "
+        "failing, give the reference below to your administrator."
+    ),
 }
 # Stored errors that are a program's words, not a person's: "SomeError: ...", "WAHA ...", tracebacks.
 _INTERNAL = re.compile(r"^(WAHA\b|[A-Z][A-Za-z]+(Error|Exception|Unavailable|Timeout|Refused)\b|Traceback)")
 # A session that waits for its QR code: the pairing code and the QR need exactly that state.
-SCAN_ONLY = (
+SCAN_ONLY = _l(
     "This works only while the session shows its QR code. Start or restart the session and try again "
     "once the QR code appears."
 )
@@ -40,13 +54,13 @@ def say(
     """The words for an error code; the service's own message where it already speaks to people."""
     details = details or {}
     if code == "session_not_ready" and "SCAN_QR_CODE" in (details.get("expected") or []):
-        return SCAN_ONLY
+        return str(SCAN_ONLY)
     template = WORDS.get(code or "")
     if template is None:
-        return message or "That did not work. Try again in a moment."
-    status = str(details.get("status") or "not connected").replace("_", " ").lower()
-    retry = f"{retry_after} seconds" if retry_after else "a moment"
-    return template.format(status=status, retry=retry)
+        return translated(message) or _("That did not work. Try again in a moment.")
+    status = str(details.get("status") or _("not connected")).replace("_", " ").lower()
+    retry = ngettext("%(num)s second", "%(num)s seconds", retry_after) if retry_after else _("a moment")
+    return str(template).format(status=status, retry=retry)
 
 
 def say_exc(exc: Any) -> str:
@@ -63,28 +77,65 @@ def failed_send(error: str | None) -> str:
     """Why a message was not sent, from the error stored on its row (a WAHA client error's text)."""
     text = (error or "").strip()
     if text.startswith("WAHA: ") or text.startswith(("WAHA 502", "WAHA 503", "WAHA 504")):
-        return "Not sent: the WhatsApp server could not be reached. Send it again."
+        return _("Not sent: the WhatsApp server could not be reached. Send it again.")
     if text.startswith("WAHA 422") and "status" in text.lower():
-        return "Not sent: the session was not connected to WhatsApp. Link the phone again, then send it again."
+        return _("Not sent: the session was not connected to WhatsApp. Link the phone again, then send it again.")
     if text.startswith(("WAHA 401", "WAHA 403")):
-        return "Not sent: the WhatsApp server refused the portal's credentials. Tell your administrator."
+        return _("Not sent: the WhatsApp server refused the portal's credentials. Tell your administrator.")
     if text.startswith("WAHA 5"):
-        return "Not sent: the WhatsApp server had a problem. Send it again."
+        return _("Not sent: the WhatsApp server had a problem. Send it again.")
     if text.startswith("WAHA 4"):
-        return "Not sent: WhatsApp refused this message. Check the number and the attachment, then send it again."
+        return _("Not sent: WhatsApp refused this message. Check the number and the attachment, then send it again.")
     if text and not _INTERNAL.match(text):
-        return f"Not sent: {text.rstrip('.')}."  # already a reason a person can read (set by the portal)
-    return "Not sent. Send it again; if it fails again, tell your administrator."
+        # already a reason a person can read (set by the portal)
+        return _("Not sent: %(reason)s.", reason=text.rstrip("."))
+    return _("Not sent. Send it again; if it fails again, tell your administrator.")
 
 
 def unreachable(error: str | None) -> str:
     """A health check's failure in words (the technical reason stays in the logs and on the servers page)."""
-    return "Cannot be reached right now." if error else ""
+    return _("Cannot be reached right now.") if error else ""
+
+
+# A role's name as people read it (the codes stay English in the API, the audit log and the database).
+ROLE_LABELS: dict[str, LazyString] = {
+    "owner": _l("Owner"),
+    "admin": _l("Admin"),
+    "operator": _l("Operator"),
+    "viewer": _l("Viewer"),
+}
+
+
+# A WAHA session status as people read it (the codes stay as WAHA spells them in the API and in data-status).
+STATUS_LABELS: dict[str, LazyString] = {
+    "WORKING": _l("Working"),
+    "SCAN_QR_CODE": _l("Scan QR code"),
+    "STARTING": _l("Starting"),
+    "STOPPED": _l("Stopped"),
+    "FAILED": _l("Failed"),
+    "PASSKEY_REQUIRED": _l("Passkey needed"),
+    "PASSKEY_CONFIRMATION_REQUIRED": _l("Confirm passkey"),
+}
+
+
+def status_label(status: str | None) -> str:
+    return str(STATUS_LABELS.get(status or "", (status or "").replace("_", " ").capitalize()))
+
+
+def role_label(role: str | None, lower: bool = True) -> str:
+    """A role's name: lower-case inside a sentence or a badge ("owner"), capitalised as a choice ("Owner")."""
+    label = str(ROLE_LABELS.get(role or "", role or ""))
+    return label.lower() if lower else label
 
 
 def init_app(app: Flask) -> None:
     from portal.services.number_health import summary as limit_summary
 
     app.jinja_env.globals.update(
-        say_error=say, failed_send=failed_send, unreachable=unreachable, limit_summary=limit_summary
+        say_error=say,
+        failed_send=failed_send,
+        unreachable=unreachable,
+        limit_summary=limit_summary,
+        role_label=role_label,
+        status_label=status_label,
     )

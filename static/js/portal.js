@@ -1,12 +1,24 @@
 // Small behaviours the CSP allows (no inline scripts): copy buttons, countdowns, counters. Nothing submits a
 // form on its own: changing a field never changes the page (WCAG 3.2.2).
+
+// The words scripts show, in the page's language (base.html: <meta name="portal-words">); %(name)s filled in.
+var portalWords = null;
+function portalWord(key, values) {
+  if (portalWords === null) {
+    var meta = document.querySelector('meta[name="portal-words"]');
+    try { portalWords = meta ? JSON.parse(meta.getAttribute("content")) : {}; } catch (e) { portalWords = {}; }
+  }
+  var text = portalWords[key] || key;
+  return text.replace(/%\((\w+)\)s/g, function (all, name) { return values && name in values ? values[name] : all; });
+}
+function portalNumber(n) { return n.toLocaleString(document.documentElement.lang || "en"); }
 document.addEventListener("click", function (event) {
   var button = event.target.closest ? event.target.closest("[data-copy]") : null;
   if (!button) { return; }
   var source = document.getElementById(button.getAttribute("data-copy"));
   if (source && navigator.clipboard) {
     navigator.clipboard.writeText(source.textContent.trim()).then(function () {
-      button.textContent = "Copied";
+      button.textContent = portalWord("copied");
     });
   }
 });
@@ -41,8 +53,8 @@ function updateLimit(field) {
   var counter = document.getElementById(field.id + "-count");
   if (isNaN(limit) || !counter) { return; }
   var left = limit - field.value.length;
-  counter.textContent = left >= 0 ? left.toLocaleString("en") + " characters left"
-                                  : (-left).toLocaleString("en") + " characters too many";
+  counter.textContent = left >= 0 ? portalWord("charsLeft", {count: portalNumber(left)})
+                                  : portalWord("charsOver", {count: portalNumber(-left)});
   counter.classList.toggle("over", left < 0);
 }
 document.addEventListener("input", function (event) {

@@ -45,8 +45,8 @@
       text = found ? found.textContent : "";
     }
     text = text.trim();
-    if (status === 400 && !text) { text = "The page has expired. Reload it and try again."; }
-    return text || ("Something went wrong (" + status + "). Try again.");
+    if (status === 400 && !text) { text = portalWord("expired"); }
+    return text || portalWord("failed", {status: status});
   }
 
   function say(root, message, isError) {
@@ -148,7 +148,7 @@
       root.setAttribute("data-older", older);
       var oldest = result.response.headers.get("X-Oldest");
       if (oldest) { root.setAttribute("data-oldest", oldest); }
-      if (!older) { $(root, "#thread-start").textContent = "Start of the conversation"; }
+      if (!older) { $(root, "#thread-start").textContent = portalWord("threadStart"); }
     }).catch(function (error) { say(root, error.message, true); })
       .then(function () { root.dataset.loadingOlder = ""; });
   }
@@ -247,7 +247,7 @@
       toBottom(root);
     }).catch(function (error) {
       // what was typed stays; a retry sends under the same key unless the server says this one is spent
-      say(root, error.response ? error.message : "The portal could not be reached. Your message is kept: try again.", true);
+      say(root, error.response ? error.message : portalWord("unreachable"), true);
       if (error.response && error.response.headers.get("X-New-Key")) {
         form.querySelector("input[name='idempotency_key']").value = newKey();
       }

@@ -4,11 +4,13 @@ settings; CSRF, viewers read only, another tenant's session or message is a 404.
 
 from __future__ import annotations
 
+import html
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from babel.dates import format_date, format_time
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -146,7 +148,8 @@ def test_send_page_schedules_for_a_local_time(owner_client, tenant, working, sim
     assert item.not_before == local.astimezone(ZoneInfo("UTC"))
     assert sim.sent_messages(working.external_name) == []
     listing = owner_client.get("/outreach/scheduled").get_data(as_text=True)
-    assert "see you tomorrow" in listing and local.strftime("%Y-%m-%d %H:%M JST") in listing
+    shown = f"{format_date(local, 'medium', locale='en')} {format_time(local, 'short', locale='en')} JST"
+    assert "see you tomorrow" in listing and shown in html.unescape(listing)
 
 
 def test_send_page_schedules_a_file_and_keeps_it_in_the_store_until_sent(owner_client, tenant, working, sim):

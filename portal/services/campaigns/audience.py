@@ -14,6 +14,7 @@ from sqlalchemy import Text, cast, exists, func, select
 from sqlalchemy.dialects.postgresql import JSONB
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import Contact, OptOut
 from portal.services.contacts import display_name
 from portal.services.errors import Invalid
@@ -38,11 +39,13 @@ BAD_ROW = "wrong_column_count"
 
 def _decode(content: bytes) -> str:
     if len(content) > CSV_MAX_BYTES:
-        raise Invalid.field("csv", f"The file may be at most {CSV_MAX_BYTES // (1024 * 1024)} MB.")
+        raise Invalid.field(
+            "csv", N_f("The file may be at most %(CSV_MAX_BYTES)s MB.", CSV_MAX_BYTES=CSV_MAX_BYTES // (1024 * 1024))
+        )
     try:
         return content.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise Invalid.field("csv", "The file is not UTF-8 text (save it as “CSV UTF-8”).") from None
+        raise Invalid.field("csv", N_("The file is not UTF-8 text (save it as “CSV UTF-8”).")) from None
 
 
 def read_header(content: bytes) -> list[str]:
@@ -50,18 +53,20 @@ def read_header(content: bytes) -> list[str]:
     text = _decode(content)
     first = next(csv.reader(io.StringIO(text[: 64 * 1024])), None)
     if not first or not any(cell.strip() for cell in first):
-        raise Invalid.field("csv", "The file is empty; its first line must name the columns (phone, ...).")
+        raise Invalid.field("csv", N_("The file is empty; its first line must name the columns (phone, ...)."))
     columns = [cell.strip() for cell in first]
     if "phone" not in [c.casefold() for c in columns]:
-        raise Invalid.field("csv", "The first line must name a “phone” column.")
+        raise Invalid.field("csv", N_("The first line must name a “phone” column."))
     if len(columns) > COLUMNS_MAX:
-        raise Invalid.field("csv", f"At most {COLUMNS_MAX} columns.")
+        raise Invalid.field("csv", N_f("At most %(COLUMNS_MAX)s columns.", COLUMNS_MAX=COLUMNS_MAX))
     seen: set[str] = set()
     for column in columns:
         if not _COLUMN.match(column):
-            raise Invalid.field("csv", f"Column “{column[:40]}” is not a usable name (letters, digits and _).")
+            raise Invalid.field(
+                "csv", N_f("Column “%(column)s” is not a usable name (letters, digits and _).", column=column[:40])
+            )
         if column.casefold() in seen:
-            raise Invalid.field("csv", f"Column “{column}” appears twice.")
+            raise Invalid.field("csv", N_f("Column “%(column)s” appears twice.", column=column))
         seen.add(column.casefold())
     return ["phone" if c.casefold() == "phone" else c for c in columns]
 

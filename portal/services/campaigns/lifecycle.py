@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import (
     Campaign,
     CampaignRecipient,
@@ -51,7 +52,7 @@ def get_campaign(tenant: Tenant, campaign_id: Any) -> Campaign:
     """The tenant's campaign; NotFound("campaign_not_found") for another tenant's or an unknown id."""
     campaign = get_for_tenant(db.session, Campaign, tenant.id, campaign_id)
     if campaign is None:
-        raise NotFound("No such campaign.", code="campaign_not_found")
+        raise NotFound(N_("No such campaign."), code="campaign_not_found")
     return campaign
 
 
@@ -66,7 +67,7 @@ def _minutes(value: Any, field: str) -> int | None:
         return None
     match = _HHMM.match(value) if isinstance(value, str) else None
     if match is None:
-        raise Invalid.field(field, "Give a time of day as HH:MM (UTC).")
+        raise Invalid.field(field, N_("Give a time of day as HH:MM (UTC)."))
     return int(match.group(1)) * 60 + int(match.group(2))
 
 
@@ -74,14 +75,16 @@ def _sessions(tenant: Tenant, session_ids: Any) -> list[str]:
     if isinstance(session_ids, str):
         session_ids = [session_ids]
     if not isinstance(session_ids, list | tuple) or not session_ids or len(session_ids) > SESSIONS_MAX:
-        raise Invalid.field("sessionIds", f"Choose between 1 and {SESSIONS_MAX} sessions.")
+        raise Invalid.field(
+            "sessionIds", N_f("Choose between 1 and %(SESSIONS_MAX)s sessions.", SESSIONS_MAX=SESSIONS_MAX)
+        )
     wanted = list(dict.fromkeys(str(s) for s in session_ids))
     found = set(
         db.session.scalars(select(WahaSession.id).where(WahaSession.tenant_id == tenant.id, WahaSession.id.in_(wanted)))
     )
     missing = [s for s in wanted if s not in found]
     if missing:
-        raise NotFound("No such session.", code="session_not_found", details={"sessionIds": missing})
+        raise NotFound(N_("No such session."), code="session_not_found", details={"sessionIds": missing})
     return wanted
 
 
@@ -104,10 +107,12 @@ def create_campaign(
     Audited as campaign.create. Invalid (code "unknown_variable") when the template uses a variable the audience
     lacks; nothing is stored or queued on any refusal."""
     if not isinstance(name, str) or not name.strip() or len(name.strip()) > NAME_MAX:
-        raise Invalid.field("name", f"Give the campaign a name of at most {NAME_MAX} characters.")
+        raise Invalid.field(
+            "name", N_f("Give the campaign a name of at most %(NAME_MAX)s characters.", NAME_MAX=NAME_MAX)
+        )
     sessions = _sessions(tenant, session_ids)
     if (csv_content is None) == (not tag):
-        raise Invalid.field("csv", "Give the audience either as a CSV file or as a contact tag.")
+        raise Invalid.field("csv", N_("Give the audience either as a CSV file or as a contact tag."))
     # the audience (its data lines, when a file) must fit the month's remaining campaign recipients
     quotas.check_recipients_left(tenant, quotas.data_lines(csv_content) if csv_content is not None else 1)
     if csv_content is not None:
@@ -116,7 +121,7 @@ def create_campaign(
     else:
         tag = " ".join(str(tag).split())
         if not tag or len(tag) > 40:
-            raise Invalid.field("tag", "Give a contact tag of at most 40 characters.")
+            raise Invalid.field("tag", N_("Give a contact tag of at most 40 characters."))
         columns = list(audience.TAG_VARIABLES)
         audience_info = {"kind": "tag", "tag": tag, "columns": columns}
     text, used = clean_template(template, columns)
@@ -124,13 +129,13 @@ def create_campaign(
         clean_media(media)
         if len(str(media.get("data") or "")) * 3 // 4 > INLINE_MEDIA_MAX:
             # every queued message carries its media: a large file goes by URL, which WAHA downloads itself
-            raise Invalid.field("media", "An uploaded attachment may be at most 1 MB; give a larger file by URL.")
+            raise Invalid.field("media", N_("An uploaded attachment may be at most 1 MB; give a larger file by URL."))
     quiet = (_minutes(quiet_start, "quietStart"), _minutes(quiet_end, "quietEnd"))
     if (quiet[0] is None) != (quiet[1] is None) or (quiet[0] is not None and quiet[0] == quiet[1]):
-        raise Invalid.field("quietEnd", "Give both ends of the quiet hours, and two different times.")
+        raise Invalid.field("quietEnd", N_("Give both ends of the quiet hours, and two different times."))
     cap = _cap(daily_cap)
     if start_at is not None and start_at.tzinfo is None:
-        raise Invalid.field("startAt", "Give the start time with its time zone.")
+        raise Invalid.field("startAt", N_("Give the start time with its time zone."))
     campaign = Campaign(
         tenant_id=tenant.id,
         name=name.strip(),
@@ -290,7 +295,7 @@ def _change(tenant: Tenant, actor: Actor, campaign_id: Any, action: str, allowed
     campaign = get_campaign(tenant, campaign_id)
     if campaign.state not in allowed:
         raise Conflict(
-            f"A campaign that is {campaign.state} cannot be {action}d.",
+            N_f("A campaign that is %(state)s cannot be %(action)sd.", state=campaign.state, action=action),
             code="campaign_not_ready",
             details={"state": campaign.state, "expected": list(allowed)},
         )

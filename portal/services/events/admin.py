@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import select, update
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import WebhookEvent, utcnow
 from portal.services.errors import Invalid, NotFound
 from portal.services.events.signal import request_drain
@@ -61,7 +62,7 @@ def replay_event(event_id: str) -> WebhookEvent:
     if event is None:
         raise NotFound(f"No stored event {event_id!r}.", code="event_not_found")
     if event.session_id is None:
-        raise Invalid("This event belongs to no session; there is nothing to apply it to.", code="event_ignored")
+        raise Invalid(N_("This event belongs to no session; there is nothing to apply it to."), code="event_ignored")
     event.status, event.attempts, event.error, event.processed_at = "pending", 0, None, None
     db.session.commit()
     request_drain(force=True)

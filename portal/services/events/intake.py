@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import WahaSession
 from portal.services import webhook_input
 from portal.services.errors import Invalid, NotFound, Unauthorized
@@ -158,13 +159,13 @@ def parse_events(body: bytes) -> list[dict[str, Any]]:
         # UTF-8 only (what WAHA sends and what is stored); too deep a nesting is bad input, not a crash
         data = json.loads(body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise Invalid("The body is not valid JSON.", code="bad_json") from None
+        raise Invalid(N_("The body is not valid JSON."), code="bad_json") from None
     items = data if isinstance(data, list) else [data]
     if not items:
-        raise Invalid("The batch is empty.", code="bad_event")
+        raise Invalid(N_("The batch is empty."), code="bad_event")
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("event"), str):
-            raise Invalid("Every event must be an object with an 'event' name.", code="bad_event")
+            raise Invalid(N_("Every event must be an object with an 'event' name."), code="bad_event")
     return items
 
 
@@ -184,10 +185,13 @@ def ingest(session_param: str | None, body: bytes, signature: str | None) -> Ing
     if session_key is None:
         raise _unknown_session(session_param, body)
     if not signature_ok(session_key.key, body, signature):
-        raise Unauthorized("The webhook signature does not match.", code="bad_signature")
+        raise Unauthorized(N_("The webhook signature does not match."), code="bad_signature")
     items = parse_events(body)
     if len(items) > MAX_BATCH_EVENTS:
-        raise Invalid(f"A batch holds at most {MAX_BATCH_EVENTS} events.", code="batch_too_large")
+        raise Invalid(
+            N_f("A batch holds at most %(MAX_BATCH_EVENTS)s events.", MAX_BATCH_EVENTS=MAX_BATCH_EVENTS),
+            code="batch_too_large",
+        )
     config = current_app.config
     window = float(config.get("WEBHOOK_REPLAY_WINDOW", REPLAY_WINDOW_SECONDS))
     skew = float(config.get("WEBHOOK_CLOCK_SKEW", CLOCK_SKEW_SECONDS))
@@ -225,7 +229,7 @@ def _unknown_session(session_param: str | None, body: bytes) -> NotFound:
             len(body),
             f"; {held} more since the last such line" if held else "",
         )
-    return NotFound("No session with this id.", code="session_not_found")
+    return NotFound(N_("No session with this id."), code="session_not_found")
 
 
 def _log_stale(session_id: str, count: int, window: float) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import func, literal, select, tuple_
 
 from portal import pagination
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import Tenant, WebhookDelivery, get_for_tenant, utcnow
 from portal.services import audit
 from portal.services.audit import Actor
@@ -70,7 +71,7 @@ def filtered_deliveries(
     """The tenant's attempts (whole rows, or only `columns`) of one endpoint (NotFound when it is not the tenant's)
     and one status, created in [since, until), unordered: the delivery log and its CSV export read the same rows."""
     if status is not None and status not in DELIVERY_STATUSES:
-        raise Invalid.field("status", f"Status must be one of {', '.join(DELIVERY_STATUSES)}.")
+        raise Invalid.field("status", N_f("Status must be one of %(value)s.", value=", ".join(DELIVERY_STATUSES)))
     if columns:
         stmt = select(*columns).where(WebhookDelivery.tenant_id == tenant.id)
     else:
@@ -102,7 +103,7 @@ def get_delivery(tenant: Tenant, delivery_id: Any) -> WebhookDelivery:
     """One of the tenant's delivery attempts; NotFound "delivery_not_found" otherwise."""
     delivery = get_for_tenant(db.session, WebhookDelivery, tenant.id, delivery_id)
     if delivery is None:
-        raise NotFound("No such delivery.", code="delivery_not_found")
+        raise NotFound(N_("No such delivery."), code="delivery_not_found")
     return delivery
 
 

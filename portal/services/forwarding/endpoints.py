@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import Tenant, WebhookEndpoint, get_for_tenant
 from portal.services import audit, destinations
 from portal.services.audit import Actor
@@ -61,9 +62,9 @@ def destination_problem(url: str) -> str | None:
 
 def _clean_url(url: Any) -> str:
     if not isinstance(url, str) or not url.strip():
-        raise Invalid.field("url", "Give the URL that should receive the events.")
+        raise Invalid.field("url", N_("Give the URL that should receive the events."))
     if len(url.strip()) > URL_MAX:
-        raise Invalid.field("url", f"The URL must be at most {URL_MAX} characters.")
+        raise Invalid.field("url", N_f("The URL must be at most %(URL_MAX)s characters.", URL_MAX=URL_MAX))
     return destinations.clean_url(url, "url")
 
 
@@ -73,11 +74,11 @@ def _clean_events(events: Any) -> list[str]:
     if isinstance(events, str):
         events = [e.strip() for e in events.split(",") if e.strip()]
     if not isinstance(events, (list, tuple)) or not all(isinstance(e, str) for e in events):
-        raise Invalid.field("events", "Events must be a list of event names.")
+        raise Invalid.field("events", N_("Events must be a list of event names."))
     known = _waha_events() | PORTAL_EVENTS | {"*"}
     unknown = sorted(set(events) - known)
     if unknown:
-        raise Invalid.field("events", f"Unknown event name(s): {', '.join(unknown)}.")
+        raise Invalid.field("events", N_f("Unknown event name(s): %(value)s.", value=", ".join(unknown)))
     return list(dict.fromkeys(events)) or ["*"]
 
 
@@ -85,7 +86,13 @@ def _clean_description(description: Any) -> str:
     if description is None:
         return ""
     if not isinstance(description, str) or len(description) > DESCRIPTION_MAX:
-        raise Invalid.field("description", f"The description must be text of at most {DESCRIPTION_MAX} characters.")
+        raise Invalid.field(
+            "description",
+            N_f(
+                "The description must be text of at most %(DESCRIPTION_MAX)s characters.",
+                DESCRIPTION_MAX=DESCRIPTION_MAX,
+            ),
+        )
     return description.strip()
 
 
@@ -126,7 +133,7 @@ def get_endpoint(tenant: Tenant, endpoint_id: Any) -> WebhookEndpoint:
     """One of the tenant's endpoints; NotFound "endpoint_not_found" otherwise (also for another tenant's)."""
     endpoint = get_for_tenant(db.session, WebhookEndpoint, tenant.id, endpoint_id)
     if endpoint is None:
-        raise NotFound("No such webhook endpoint.", code="endpoint_not_found")
+        raise NotFound(N_("No such webhook endpoint."), code="endpoint_not_found")
     return endpoint
 
 
@@ -136,7 +143,7 @@ def update_endpoint(tenant: Tenant, endpoint_id: Any, actor: Actor, **fields: An
     unknown = set(fields) - {"url", "events", "description", "is_enabled"}
     if unknown:
         raise Invalid(
-            f"Unknown field(s): {', '.join(sorted(unknown))}.",
+            N_f("Unknown field(s): %(value)s.", value=", ".join(sorted(unknown))),
             details={"fields": [{"field": f, "message": "Unknown field."} for f in sorted(unknown)]},
         )
     changes: dict[str, Any] = {}
@@ -148,7 +155,7 @@ def update_endpoint(tenant: Tenant, endpoint_id: Any, actor: Actor, **fields: An
         changes["description"] = _clean_description(fields["description"])
     if "is_enabled" in fields:
         if not isinstance(fields["is_enabled"], bool):
-            raise Invalid.field("is_enabled", "is_enabled must be true or false.")
+            raise Invalid.field("is_enabled", N_("is_enabled must be true or false."))
         changes["is_enabled"] = fields["is_enabled"]
     for key, value in changes.items():
         setattr(endpoint, key, value)

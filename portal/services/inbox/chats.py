@@ -16,6 +16,7 @@ from sqlalchemy import select, tuple_, update
 
 from portal import pagination
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import CHAT_STATUSES, Chat, Contact, Membership, Tenant, get_for_tenant, utcnow
 from portal.services import audit
 from portal.services.audit import Actor
@@ -65,9 +66,9 @@ class ChatPage:
 def filters_for_view(view: str, user_id: int | None, *, session_id: str | None = None, q: str | None = None) -> Any:
     """The filters of an inbox tab: all / unread / mine / unassigned are open chats, resolved the others."""
     if view not in VIEWS:
-        raise Invalid.field("view", f"Choose one of {', '.join(VIEWS)}.")
+        raise Invalid.field("view", N_f("Choose one of %(value)s.", value=", ".join(VIEWS)))
     if view == "mine" and user_id is None:
-        raise Invalid.field("view", "Only a member has chats of their own.")
+        raise Invalid.field("view", N_("Only a member has chats of their own."))
     return ChatFilters(
         session_id=session_id,
         q=q,
@@ -89,11 +90,11 @@ def _where(tenant: Tenant, filters: ChatFilters) -> list[Any]:
         conditions.append(Chat.assignee_id.is_(None))
     elif filters.assignee is not None:
         if not isinstance(filters.assignee, int) or isinstance(filters.assignee, bool):
-            raise Invalid.field("assignee", 'Give a user id, "me" or "none".')
+            raise Invalid.field("assignee", N_('Give a user id, "me" or "none".'))
         conditions.append(Chat.assignee_id == filters.assignee)
     if filters.status is not None:
         if filters.status not in CHAT_STATUSES:
-            raise Invalid.field("status", f"Status must be one of {', '.join(CHAT_STATUSES)}.")
+            raise Invalid.field("status", N_f("Status must be one of %(value)s.", value=", ".join(CHAT_STATUSES)))
         conditions.append(_OPEN if filters.status == "open" else Chat.status == sa.literal_column("'resolved'"))
     if filters.q:
         found = [Chat.name.ilike(like_pattern(filters.q), escape="\\")]
@@ -149,7 +150,7 @@ def find_chat(tenant: Tenant, session_id: Any, chat_id: Any, *, lock: bool = Fal
         stmt = select(Chat).where(Chat.session_id == session.id, Chat.chat_id == chat_id)
         chat = db.session.scalar(stmt.with_for_update() if lock else stmt)
     if chat is None:
-        raise NotFound("No such chat in this session.", code="chat_not_found")
+        raise NotFound(N_("No such chat in this session."), code="chat_not_found")
     return chat
 
 
@@ -163,19 +164,19 @@ def get_chat_by_id(tenant: Tenant, chat_row_id: Any) -> ChatItem:
     NotFound chat_not_found."""
     chat = get_for_tenant(db.session, Chat, tenant.id, chat_row_id)
     if chat is None:
-        raise NotFound("No such chat.", code="chat_not_found")
+        raise NotFound(N_("No such chat."), code="chat_not_found")
     return _items(tenant.id, [chat])[0]
 
 
 def _check_member(tenant: Tenant, user_id: Any) -> int:
     if not isinstance(user_id, int) or isinstance(user_id, bool):
-        raise Invalid.field("assignee_id", "Give the id of a member of this tenant.")
+        raise Invalid.field("assignee_id", N_("Give the id of a member of this tenant."))
     member = db.session.scalar(
         select(Membership.id).where(Membership.tenant_id == tenant.id, Membership.user_id == user_id)
     )
     if member is None:
         raise NotFound(
-            "Chats can be assigned only to members of this tenant.",
+            N_("Chats can be assigned only to members of this tenant."),
             code="member_not_found",
             details={"fields": [{"field": "assignee_id", "message": "Not a member of this tenant."}]},
         )
@@ -197,7 +198,7 @@ def update_chat(
 
     Assigning to someone who is not a member of the tenant is refused (404 member_not_found)."""
     if status is not UNSET and status not in CHAT_STATUSES:
-        raise Invalid.field("status", f"Status must be one of {', '.join(CHAT_STATUSES)}.")
+        raise Invalid.field("status", N_f("Status must be one of %(value)s.", value=", ".join(CHAT_STATUSES)))
     chat = find_chat(tenant, session_id, chat_id, lock=True)
     if assignee_id is not UNSET and assignee_id is not None:
         assignee_id = _check_member(tenant, assignee_id)

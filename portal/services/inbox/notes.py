@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from portal import pagination
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import ChatNote, Tenant
 from portal.services.audit import Actor
 from portal.services.errors import Invalid
@@ -30,7 +31,7 @@ def list_notes(
 ) -> NotePage:
     """The chat's notes, newest first, in pages."""
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= PAGE_MAX:
-        raise Invalid.field("limit", f"Limit must be between 1 and {PAGE_MAX}.")
+        raise Invalid.field("limit", N_f("Limit must be between 1 and %(PAGE_MAX)s.", PAGE_MAX=PAGE_MAX))
     chat = find_chat(tenant, session_id, chat_id)
     stmt = select(ChatNote).where(ChatNote.chat_id == chat.id)
     items, next_cursor = pagination.id_page(db.session, stmt, ChatNote.id, cursor, _CURSOR_PREFIX, limit)
@@ -40,10 +41,10 @@ def list_notes(
 def add_note(tenant: Tenant, session_id: Any, chat_id: Any, actor: Actor, body: Any) -> ChatNote:
     """Add a note to the chat, signed by the actor; audited as "chat.note" (without its text)."""
     if not isinstance(body, str) or not body.strip():
-        raise Invalid.field("body", "Write the note.")
+        raise Invalid.field("body", N_("Write the note."))
     body = body.strip()
     if len(body) > NOTE_MAX:
-        raise Invalid.field("body", f"A note must be at most {NOTE_MAX} characters.")
+        raise Invalid.field("body", N_f("A note must be at most %(NOTE_MAX)s characters.", NOTE_MAX=NOTE_MAX))
     chat = find_chat(tenant, session_id, chat_id)
     note = ChatNote(
         tenant_id=tenant.id,

@@ -17,6 +17,7 @@ from sqlalchemy import literal, select, tuple_
 
 from portal import pagination
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import Chat, Message, Tenant, get_for_tenant, utcnow
 from portal.services.errors import NotFound
 from portal.services.inbox.chats import ChatFilters, ChatItem, list_chats
@@ -55,7 +56,7 @@ def message_in_chat(tenant: Tenant, chat: Chat, message_id: Any) -> Message:
     """One message of this chat; NotFound message_not_found for another chat's (or another tenant's)."""
     message = get_for_tenant(db.session, Message, tenant.id, message_id)
     if message is None or (message.session_id, message.chat_id) != (chat.session_id, chat.chat_id):
-        raise NotFound("No such message in this chat.", code="message_not_found")
+        raise NotFound(N_("No such message in this chat."), code="message_not_found")
     return message
 
 

@@ -29,6 +29,7 @@ import redis
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db, redis_store
+from portal.i18n import N_, N_f
 from portal.models import Message, Tenant, WahaSession, utcnow
 from portal.services import audit, idempotency, pacing, servers, upstream
 from portal.services.audit import Actor
@@ -69,13 +70,15 @@ T = TypeVar("T")
 def clean_emoji(emoji: Any) -> str:
     """The reaction as WhatsApp takes it; Invalid(field "emoji") for anything but one emoji or ""."""
     if not isinstance(emoji, str) or len(emoji) > EMOJI_MAX or not _EMOJI_RE.fullmatch(emoji):
-        raise Invalid.field("emoji", "Give one emoji, or an empty string to remove your reaction.")
+        raise Invalid.field("emoji", N_("Give one emoji, or an empty string to remove your reaction."))
     return emoji
 
 
 def _own(message: Message, what: str) -> None:
     if not message.from_me:
-        raise Conflict(f"Only messages sent from this WhatsApp account can be {what}.", code="message_not_own")
+        raise Conflict(
+            N_f("Only messages sent from this WhatsApp account can be %(what)s.", what=what), code="message_not_own"
+        )
 
 
 def _sent_at(message: Message) -> datetime:
@@ -90,7 +93,11 @@ def _sent_at(message: Message) -> datetime:
 def _within(message: Message, window: timedelta, code: str, what: str) -> None:
     if utcnow() - _sent_at(message) > window:
         raise Conflict(
-            f"WhatsApp allows {what} only within {_words(window)} of sending; this message is older.",
+            N_f(
+                "WhatsApp allows %(what)s only within %(words)s of sending; this message is older.",
+                what=what,
+                words=_words(window),
+            ),
             code=code,
             details={"sentAt": _sent_at(message).isoformat(), "windowSeconds": int(window.total_seconds())},
         )
@@ -104,7 +111,7 @@ def _words(window: timedelta) -> str:
 def _working(session: WahaSession) -> None:
     if session.status != "WORKING":
         raise Conflict(
-            f"The session is {session.status}; it must be WORKING for this.",
+            N_f("The session is %(status)s; it must be WORKING for this.", status=session.status),
             code="session_not_ready",
             details={"status": session.status, "expected": ["WORKING"]},
         )
@@ -177,11 +184,11 @@ def edit_message(tenant: Tenant, actor: Actor, message_id: Any, text: Any) -> Me
     message = get_message(tenant, message_id)
     text = _clean_text(text)
     if text is None:
-        raise Invalid.field("text", "Give the new text.")
+        raise Invalid.field("text", N_("Give the new text."))
     on_whatsapp(message)
     _own(message, "edited")
     if message.media is not None:
-        raise Conflict("Only text messages can be edited.", code="message_not_editable")
+        raise Conflict(N_("Only text messages can be edited."), code="message_not_editable")
     _within(message, EDIT_WINDOW, "edit_window_passed", "edits")
     if text == message.body:
         return message
@@ -245,7 +252,7 @@ def forward_message(
             return _same_forward(existing, session.id, chat_id, original.id)
     on_whatsapp(original)
     if session.id != original.session_id:
-        raise Invalid.field("sessionId", "Forward through the session that has the message.")
+        raise Invalid.field("sessionId", N_("Forward through the session that has the message."))
     _working(session)
     pacing.acquire(session.id, tenant.send_rate_per_minute)
     media = None
@@ -292,7 +299,9 @@ def _forward(client: WahaClient, external: str, chat_id: str, original_id: str, 
 def _same_forward(existing: Message, session_id: str, chat_id: str, original_id: int) -> Message:
     forwarded_from = (existing.extra or {}).get("forwarded_from")
     if (existing.session_id, existing.chat_id, forwarded_from) != (session_id, chat_id, original_id):
-        raise Conflict("This Idempotency-Key was already used for a different message.", code="idempotency_key_reused")
+        raise Conflict(
+            N_("This Idempotency-Key was already used for a different message."), code="idempotency_key_reused"
+        )
     return existing
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased
 
 from portal import pagination
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import STATUS_RANK, Message, Tenant, get_for_tenant, utcnow
 from portal.services.errors import Invalid, NotFound
 from portal.services.sessions import get_session
@@ -45,7 +46,7 @@ def get_message(tenant: Tenant, message_id: Any) -> Message:
     """One of the tenant's messages; NotFound("message_not_found") for unknown ids and other tenants' ids."""
     message = get_for_tenant(db.session, Message, tenant.id, message_id)
     if message is None:
-        raise NotFound("No such message.", code="message_not_found")
+        raise NotFound(N_("No such message."), code="message_not_found")
     return message
 
 
@@ -63,7 +64,7 @@ def _aware(value: datetime | None, field: str) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, datetime):
-        raise Invalid.field(field, "Must be a date and time.")
+        raise Invalid.field(field, N_("Must be a date and time."))
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -149,12 +150,12 @@ def log_query(
         params["tenant_id"] = tenant.id
     if direction is not None:
         if direction not in ("in", "out"):
-            raise Invalid.field("direction", 'Direction must be "in" or "out".')
+            raise Invalid.field("direction", N_('Direction must be "in" or "out".'))
         filters.append("direction")
         params["direction"] = direction
     if status is not None:
         if status not in STATUS_RANK:
-            raise Invalid.field("status", f"Status must be one of {', '.join(STATUS_RANK)}.")
+            raise Invalid.field("status", N_f("Status must be one of %(value)s.", value=", ".join(STATUS_RANK)))
         filters.append("status")
         params["status"] = status
     if chat_id:
@@ -162,7 +163,7 @@ def log_query(
         params["chat_id"] = chat_id
     if q:
         if len(q) > Q_MAX:
-            raise Invalid.field("q", f"The search text must be at most {Q_MAX} characters.")
+            raise Invalid.field("q", N_f("The search text must be at most %(Q_MAX)s characters.", Q_MAX=Q_MAX))
         filters.append("q")
         params["q_pattern"] = _like_pattern(q)
     since, until = _aware(since, "since"), _aware(until, "until")
@@ -204,7 +205,7 @@ def list_messages(
     fraction of whole Message objects to load.
     """
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= PAGE_MAX:
-        raise Invalid.field("limit", f"Limit must be between 1 and {PAGE_MAX}.")
+        raise Invalid.field("limit", N_f("Limit must be between 1 and %(PAGE_MAX)s.", PAGE_MAX=PAGE_MAX))
     query = log_query(
         tenant,
         session_id=session_id,

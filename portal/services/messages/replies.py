@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import Message, Tenant, get_for_tenant
 from portal.services.errors import Conflict, Invalid
 
@@ -19,9 +20,9 @@ def on_whatsapp(message: Message) -> None:
     """Conflict unless the message is one WhatsApp has and still shows: "message_deleted" (deleted for
     everyone) or "message_not_sent" (it never reached WhatsApp)."""
     if message.revoked_at is not None:
-        raise Conflict("The message was deleted for everyone.", code="message_deleted")
+        raise Conflict(N_("The message was deleted for everyone."), code="message_deleted")
     if not message.waha_message_id or message.status == "ERROR":
-        raise Conflict("The message never reached WhatsApp.", code="message_not_sent")
+        raise Conflict(N_("The message never reached WhatsApp."), code="message_not_sent")
 
 
 def reply_target(tenant: Tenant, session_id: str, chat_id: str, reply_to: Any) -> Message:
@@ -45,6 +46,6 @@ def reply_target(tenant: Tenant, session_id: str, chat_id: str, reply_to: Any) -
             )
         )
     if message is None or (message.session_id, message.chat_id) != (session_id, chat_id):
-        raise Invalid.field("reply_to", "Reply to a message of this chat: give its id.")
+        raise Invalid.field("reply_to", N_("Reply to a message of this chat: give its id."))
     on_whatsapp(message)
     return message

@@ -39,6 +39,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.dbengines import autocommit_active
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import (
     ACK_NAMES,
     STATUS_RANK,
@@ -117,7 +118,7 @@ def _session_for_send(tenant: Tenant, session_id: Any, chat_id: str = "") -> _Se
         else None
     )
     if row is None:
-        raise NotFound("No such session.", code="session_not_found")
+        raise NotFound(N_("No such session."), code="session_not_found")
     # servers.client_for() needs only the server's address and key; an unattached row object carries them.
     server = WahaServer(base_url=row.base_url, api_key=_open_api_key(row.stored_api_key))
     return _SendTarget(

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import Message, Tenant, utcnow
 from portal.services import audit, contacts, idempotency, number_health, outbox, pacing, partitions, servers, upstream
 from portal.services.audit import Actor
@@ -69,7 +70,9 @@ def _same_request(
 ) -> Message:
     """The stored message if it answers the same request; Conflict when the key was used for another one."""
     if (message.session_id, message.chat_id, message.body, message.media) != (session_id, chat_id, body, media):
-        raise Conflict("This Idempotency-Key was already used for a different message.", code="idempotency_key_reused")
+        raise Conflict(
+            N_("This Idempotency-Key was already used for a different message."), code="idempotency_key_reused"
+        )
     return message
 
 
@@ -119,8 +122,11 @@ def _refuse_new_contact_while_limited(session: _SendTarget) -> None:
     if until <= utcnow():
         return
     raise Conflict(
-        f"WhatsApp does not take messages to new contacts from this number until {until.isoformat()} "
-        "(a reach-out timelock or the new-chat cap). Replies to existing chats still go out.",
+        N_f(
+            "WhatsApp does not take messages to new contacts from this number until %(isoformat)s "
+            "(a reach-out timelock or the new-chat cap). Replies to existing chats still go out.",
+            isoformat=until.isoformat(),
+        ),
         code="new_contact_limited",
         details={"until": until.isoformat()},
     )
@@ -177,12 +183,14 @@ def send_message(
             check_upload(tenant)  # uploads stop while the tenant's stored media is over its quota
         if caption is None and text is not None:
             if kind == "audio":
-                raise Invalid.field("text", "Voice messages have no text; send the text separately.")
+                raise Invalid.field("text", N_("Voice messages have no text; send the text separately."))
             if len(text) > CAPTION_MAX:
-                raise Invalid.field("text", f"A caption must be at most {CAPTION_MAX} characters.")
+                raise Invalid.field(
+                    "text", N_f("A caption must be at most %(CAPTION_MAX)s characters.", CAPTION_MAX=CAPTION_MAX)
+                )
             caption = stored_media["caption"] = text
     elif text is None:
-        raise Invalid.field("text", "Give a text or a media file to send.")
+        raise Invalid.field("text", N_("Give a text or a media file to send."))
     quoted = reply_target(tenant, session.id, chat_id, reply_to) if reply_to is not None else None
     extra = _clean_metadata(metadata)
     body = caption if kind else text
@@ -203,13 +211,13 @@ def send_message(
             again = (existing, again_from)
     if session.opted_out and not ignore_opt_out:
         raise Conflict(
-            "The recipient opted out of your messages; an owner or admin may send anyway with ignoreOptOut.",
+            N_("The recipient opted out of your messages; an owner or admin may send anyway with ignoreOptOut."),
             code="recipient_opted_out",
             details={"chatId": chat_id},
         )
     if session.status != "WORKING":
         raise Conflict(
-            f"The session is {session.status}; it must be WORKING to send.",
+            N_f("The session is %(status)s; it must be WORKING to send.", status=session.status),
             code="session_not_ready",
             details={"status": session.status, "expected": ["WORKING"]},
         )

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 
+from portal.i18n import N_, N_f
 from portal.services import destinations
 from portal.services.errors import Invalid
 from portal.services.media_types import SENDABLE_TYPES, base_type, is_media_type
@@ -70,11 +71,11 @@ def _clean_text(text: Any, field: str = "text", limit: int = TEXT_MAX) -> str | 
     if text is None:
         return None
     if not isinstance(text, str):
-        raise Invalid.field(field, "Text must be a string.")
+        raise Invalid.field(field, N_("Text must be a string."))
     if not text.strip():
         return None
     if len(text) > limit:
-        raise Invalid.field(field, f"Text must be at most {limit} characters.")
+        raise Invalid.field(field, N_f("Text must be at most %(limit)s characters.", limit=limit))
     return text
 
 
@@ -83,15 +84,15 @@ def _decode(data: str, max_bytes: int) -> bytes:
         data = data.split(",", 1)[1]  # a data: URI as browsers produce it
     data = re.sub(r"\s+", "", data)
     if len(data) * 3 // 4 > max_bytes + 3:
-        raise Invalid.field("media.data", f"The file is larger than {max_bytes} bytes.")
+        raise Invalid.field("media.data", N_f("The file is larger than %(max_bytes)s bytes.", max_bytes=max_bytes))
     try:
         content = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        raise Invalid.field("media.data", "The file must be base64 encoded.") from None
+        raise Invalid.field("media.data", N_("The file must be base64 encoded.")) from None
     if not content:
-        raise Invalid.field("media.data", "The file is empty.")
+        raise Invalid.field("media.data", N_("The file is empty."))
     if len(content) > max_bytes:
-        raise Invalid.field("media.data", f"The file is larger than {max_bytes} bytes.")
+        raise Invalid.field("media.data", N_f("The file is larger than %(max_bytes)s bytes.", max_bytes=max_bytes))
     return content
 
 
@@ -114,36 +115,39 @@ def _mimetype_for(kind: str, name: str) -> str | None:
 def _check_url(url: Any) -> str:
     # WAHA downloads this file and sends it on: the URL passes the portal's destination policy first.
     if not isinstance(url, str) or not url.strip():
-        raise Invalid.field("media.url", "The file URL must be an http:// or https:// URL.")
+        raise Invalid.field("media.url", N_("The file URL must be an http:// or https:// URL."))
     return destinations.clean_url(url, "media.url", "file URL")
 
 
 def clean_media(media: Any) -> tuple[str, dict[str, Any], dict[str, Any], str | None]:
     """Validate a media dict; returns (kind, file for WAHA, description to store, caption)."""
     if not isinstance(media, dict):
-        raise Invalid.field("media", "Media must be an object.")
+        raise Invalid.field("media", N_("Media must be an object."))
     kind = media.get("kind") or media.get("type")
     if kind not in MEDIA_KINDS:
-        raise Invalid.field("media.kind", f"Media kind must be one of {', '.join(MEDIA_KINDS)}.")
+        raise Invalid.field("media.kind", N_f("Media kind must be one of %(value)s.", value=", ".join(MEDIA_KINDS)))
     has_url, has_data = bool(media.get("url")), bool(media.get("data"))
     if has_url == has_data:
-        raise Invalid.field("media", "Give the file either as url or as base64 data, not both.")
+        raise Invalid.field("media", N_("Give the file either as url or as base64 data, not both."))
     filename = media.get("filename")
     if filename is not None and (
         not isinstance(filename, str) or len(filename) > FILENAME_MAX or "/" in filename or "\\" in filename
     ):
-        raise Invalid.field("media.filename", f"Filename must be a plain name of at most {FILENAME_MAX} characters.")
+        raise Invalid.field(
+            "media.filename",
+            N_f("Filename must be a plain name of at most %(FILENAME_MAX)s characters.", FILENAME_MAX=FILENAME_MAX),
+        )
     source_name = filename or (urlsplit(media["url"]).path.rsplit("/", 1)[-1] if has_url else "")
     mimetype = media.get("mimetype") or _mimetype_for(kind, source_name)
     if not isinstance(mimetype, str) or not is_media_type(mimetype):
-        raise Invalid.field("media.mimetype", "A valid mimetype (e.g. image/jpeg) is required.")
+        raise Invalid.field("media.mimetype", N_("A valid mimetype (e.g. image/jpeg) is required."))
     base = base_type(mimetype)
     allowed = MEDIA_TYPES.get(kind)
     if (allowed is not None and base not in allowed) or (kind == "document" and base in BLOCKED_DOCUMENT_TYPES):
-        raise Invalid.field("media.mimetype", f"{base} cannot be sent as {kind}.")
+        raise Invalid.field("media.mimetype", N_f("%(base)s cannot be sent as %(kind)s.", base=base, kind=kind))
     caption = _clean_text(media.get("caption"), "media.caption", CAPTION_MAX)
     if caption is not None and kind == "audio":
-        raise Invalid.field("media.caption", "Voice messages have no caption.")
+        raise Invalid.field("media.caption", N_("Voice messages have no caption."))
 
     file: dict[str, Any] = {"mimetype": mimetype}
     stored: dict[str, Any] = {"kind": kind, "mimetype": mimetype}
@@ -153,10 +157,10 @@ def clean_media(media: Any) -> tuple[str, dict[str, Any], dict[str, Any], str | 
         file["url"] = stored["url"] = _check_url(media["url"])
     else:
         if not isinstance(media["data"], str):
-            raise Invalid.field("media.data", "The file must be base64 encoded.")
+            raise Invalid.field("media.data", N_("The file must be base64 encoded."))
         content = _decode(media["data"], current_app.config["MEDIA_MAX_BYTES"])
         if kind == "image" and _sniff_image(content) != base:
-            raise Invalid.field("media.mimetype", f"The file is not a {base} image.")
+            raise Invalid.field("media.mimetype", N_f("The file is not a %(base)s image.", base=base))
         file["data"] = base64.b64encode(content).decode("ascii")
         stored["size"] = len(content)
         stored["sha256"] = hashlib.sha256(content).hexdigest()
@@ -176,5 +180,11 @@ def _clean_metadata(metadata: Any) -> dict[str, str]:
             for k, v in metadata.items()
         )
     ):
-        raise Invalid.field("metadata", f"Metadata must map at most {METADATA_MAX_ENTRIES} names to short values.")
+        raise Invalid.field(
+            "metadata",
+            N_f(
+                "Metadata must map at most %(METADATA_MAX_ENTRIES)s names to short values.",
+                METADATA_MAX_ENTRIES=METADATA_MAX_ENTRIES,
+            ),
+        )
     return {k: str(v) if not isinstance(v, str) else v for k, v in metadata.items()}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import case, func, select
 
 from portal.extensions import db
@@ -48,21 +49,21 @@ class QueueView:
     @property
     def held_reason(self) -> str | None:
         if self.paused:
-            return "The queue is paused: nothing is sent until it is resumed."
+            return _("The queue is paused: nothing is sent until it is resumed.")
         if self.session.status != "WORKING":
-            return f"The session is {self.session.status}: messages wait until it is WORKING again."
+            return _("The session is %(status)s: messages wait until it is WORKING again.", status=self.session.status)
         return None
 
 
 def _reason(item: QueuedSend, eta: datetime | None, now: datetime, settings: Outreach) -> str | None:
     if item.state == "sending":
-        return "being sent"
+        return _("being sent")
     if item.hold_reason:
         return item.hold_reason
     if item.not_before is not None and item.not_before > now:
-        return "scheduled" if item.scheduled else "waiting for its time"
+        return _("scheduled") if item.scheduled else _("waiting for its time")
     if item.lane == "campaign" and settings.quiet_until(now) is not None:
-        return "quiet hours"
+        return _("quiet hours")
     return None
 
 

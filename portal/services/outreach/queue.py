@@ -17,6 +17,7 @@ from sqlalchemy import insert, select, update
 
 from portal import queue as jobs
 from portal.extensions import db, redis_store
+from portal.i18n import N_, N_f
 from portal.models import QueuedSend, SendQueueSession, Tenant, WahaSession, get_for_tenant, rowcount, utcnow
 from portal.models.outreach import LANES
 from portal.services import audit
@@ -38,7 +39,7 @@ def _aware(value: Any, field: str = "not_before") -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, datetime) or value.tzinfo is None:
-        raise Invalid.field(field, "Give a date and time with its UTC offset.")
+        raise Invalid.field(field, N_("Give a date and time with its UTC offset."))
     return value.astimezone(UTC)
 
 
@@ -48,9 +49,9 @@ def _check_content(body: Any, media: Any) -> tuple[str | None, dict[str, Any] | 
     if media is not None:
         kind, _file, _stored, caption = clean_media(media)
         if caption is None and text is not None and kind == "audio":
-            raise Invalid.field("text", "Voice messages have no text; send the text separately.")
+            raise Invalid.field("text", N_("Voice messages have no text; send the text separately."))
     elif text is None:
-        raise Invalid.field("text", "Give a text or a media file to send.")
+        raise Invalid.field("text", N_("Give a text or a media file to send."))
     return text, media
 
 
@@ -72,16 +73,16 @@ def _row_values(
     now: datetime,
 ) -> dict[str, Any]:
     if lane not in LANES:
-        raise Invalid.field("lane", f"Lane must be one of {', '.join(LANES)}.")
+        raise Invalid.field("lane", N_f("Lane must be one of %(value)s.", value=", ".join(LANES)))
     try:
         chat = normalize_recipient(chat_id)
     except Invalid as exc:
         raise Invalid.field("chat_id", exc.message) from None
     text, media = _check_content(body, media)
     if origin is not None and (not isinstance(origin, str) or len(origin) > ORIGIN_MAX):
-        raise Invalid.field("origin", f"Origin must be at most {ORIGIN_MAX} characters.")
+        raise Invalid.field("origin", N_f("Origin must be at most %(ORIGIN_MAX)s characters.", ORIGIN_MAX=ORIGIN_MAX))
     if reply_to is not None and (not isinstance(reply_to, (str, int)) or isinstance(reply_to, bool)):
-        raise Invalid.field("reply_to", "Reply to a message of this chat: give its id.")
+        raise Invalid.field("reply_to", N_("Reply to a message of this chat: give its id."))
     return {
         "tenant_id": tenant_id,
         "session_id": session_id,
@@ -158,7 +159,7 @@ def enqueue_many(tenant: Tenant, items: list[dict[str, Any]], *, actor: Actor) -
     `session_id` and `chat_id`. All are checked first: one bad item refuses the whole batch (Invalid naming the
     item's index), nothing written. Audited once as "outreach.enqueue_many". Returns how many were queued."""
     if not isinstance(items, list) or len(items) > BULK_MAX:
-        raise Invalid.field("items", f"Give a list of at most {BULK_MAX} items.")
+        raise Invalid.field("items", N_f("Give a list of at most %(BULK_MAX)s items.", BULK_MAX=BULK_MAX))
     if not items:
         return 0
     session_ids = {str(item.get("session_id")) for item in items}
@@ -171,7 +172,7 @@ def enqueue_many(tenant: Tenant, items: list[dict[str, Any]], *, actor: Actor) -
     rows: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         if str(item.get("session_id")) not in owned:
-            raise NotFound("No such session.", code="session_not_found", details={"index": index})
+            raise NotFound(N_("No such session."), code="session_not_found", details={"index": index})
         try:
             rows.append(
                 _row_values(
@@ -214,7 +215,7 @@ def get_item(tenant: Tenant, item_id: Any) -> QueuedSend:
     """One of the tenant's queued sends; NotFound("queued_send_not_found") otherwise."""
     item = get_for_tenant(db.session, QueuedSend, tenant.id, item_id)
     if item is None:
-        raise NotFound("No such queued message.", code="queued_send_not_found")
+        raise NotFound(N_("No such queued message."), code="queued_send_not_found")
     return item
 
 
@@ -231,7 +232,7 @@ def cancel(tenant: Tenant, item_id: Any, actor: Actor) -> QueuedSend:
         db.session.rollback()
         db.session.refresh(item)
         raise Conflict(
-            f"This message is {item.state} and can no longer be cancelled.",
+            N_f("This message is %(state)s and can no longer be cancelled.", state=item.state),
             code="not_cancellable",
             details={"state": item.state},
         )

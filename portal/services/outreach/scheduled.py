@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import QueuedSend, Tenant, get_for_tenant, utcnow
 from portal.pagination import id_page
 from portal.services import audit, idempotency
@@ -37,12 +38,12 @@ def check_send_at(send_at: Any, now: datetime | None = None, field: str = "sendA
     """`send_at` as UTC when it is an aware time in the future and at most MAX_AHEAD away; Invalid otherwise."""
     now = now or utcnow()
     if not isinstance(send_at, datetime) or send_at.tzinfo is None:
-        raise Invalid.field(field, "Give the time as in RFC 3339, with an offset, e.g. 2030-05-01T12:00:00Z.")
+        raise Invalid.field(field, N_("Give the time as in RFC 3339, with an offset, e.g. 2030-05-01T12:00:00Z."))
     send_at = send_at.astimezone(UTC)
     if send_at <= now:
-        raise Invalid.field(field, "The time to send must be in the future.")
+        raise Invalid.field(field, N_("The time to send must be in the future."))
     if send_at > now + MAX_AHEAD:
-        raise Invalid.field(field, "The time to send must be within a year.")
+        raise Invalid.field(field, N_("The time to send must be within a year."))
     return send_at
 
 
@@ -135,7 +136,7 @@ def get_scheduled(tenant: Tenant, item_id: Any) -> QueuedSend:
     """One of the tenant's scheduled messages; NotFound("scheduled_message_not_found") otherwise."""
     item = get_for_tenant(db.session, QueuedSend, tenant.id, item_id)
     if item is None or not item.scheduled:
-        raise NotFound("No such scheduled message.", code="scheduled_message_not_found")
+        raise NotFound(N_("No such scheduled message."), code="scheduled_message_not_found")
     return item
 
 
@@ -164,7 +165,7 @@ def list_scheduled(
         stmt = stmt.where(QueuedSend.session_id == session_id)
     if state:
         if state not in STATES:
-            raise Invalid.field("state", f"State must be one of {', '.join(STATES)}.")
+            raise Invalid.field("state", N_f("State must be one of %(value)s.", value=", ".join(STATES)))
         stmt = stmt.where(QueuedSend.state == state)
     if chat_id:
         stmt = stmt.where(QueuedSend.chat_id == chat_id)
@@ -188,7 +189,7 @@ def update_scheduled(
     if item.state != "queued":
         db.session.rollback()
         raise Conflict(
-            f"This message is {item.state} and can no longer be changed.",
+            N_f("This message is %(state)s and can no longer be changed.", state=item.state),
             code="not_editable",
             details={"state": item.state},
         )
@@ -200,7 +201,7 @@ def update_scheduled(
     if text is not UNSET:
         cleaned = _clean_text(text)
         if cleaned is None and item.media is None:
-            raise Invalid.field("text", "Give a text or a media file to send.")
+            raise Invalid.field("text", N_("Give a text or a media file to send."))
         item.body = cleaned
         changes["text"] = True
     item.updated_at = utcnow()

@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import OutreachSettings, Tenant, utcnow
 from portal.models.outreach import DEFAULT_GAP, DEFAULT_TIME_ZONE
 from portal.services import audit
@@ -79,9 +80,9 @@ def tenant_time(tenant_id: int, value: Any, field: str = "send_at") -> datetime 
         try:
             value = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise Invalid.field(field, "Give a date and time.") from None
+            raise Invalid.field(field, N_("Give a date and time.")) from None
     if not isinstance(value, datetime):
-        raise Invalid.field(field, "Give a date and time.")
+        raise Invalid.field(field, N_("Give a date and time."))
     if value.tzinfo is None:
         value = value.replace(tzinfo=outreach_settings(tenant_id).zone)
     return value.astimezone(UTC)
@@ -89,14 +90,14 @@ def tenant_time(tenant_id: int, value: Any, field: str = "send_at") -> datetime 
 
 def _zone(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise Invalid.field("time_zone", "Choose a time zone (e.g. Europe/Berlin).")
+        raise Invalid.field("time_zone", N_("Choose a time zone (e.g. Europe/Berlin)."))
     value = value.strip()
     if value not in available_timezones():
-        raise Invalid.field("time_zone", f"Unknown time zone: {value[:64]}.")
+        raise Invalid.field("time_zone", N_f("Unknown time zone: %(value)s.", value=value[:64]))
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise Invalid.field("time_zone", f"Unknown time zone: {value[:64]}.") from None
+        raise Invalid.field("time_zone", N_f("Unknown time zone: %(value)s.", value=value[:64])) from None
     return value
 
 
@@ -109,14 +110,14 @@ def _clock(field: str, value: Any) -> time | None:
         hours, minutes = str(value).strip().split(":")
         return time(int(hours), int(minutes))
     except ValueError:
-        raise Invalid.field(field, "Give a time of day as HH:MM.") from None
+        raise Invalid.field(field, N_("Give a time of day as HH:MM.")) from None
 
 
 def _seconds(field: str, value: Any) -> float:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
-        raise Invalid.field(field, "Give a number of seconds.") from None
+        raise Invalid.field(field, N_("Give a number of seconds.")) from None
     if not 0 <= seconds <= GAP_LIMIT or seconds != seconds:
         raise Invalid.field(field, f"Give a number of seconds between 0 and {GAP_LIMIT:.0f}.")
     return seconds
@@ -136,10 +137,10 @@ def update_outreach_settings(
     zone = _zone(time_zone)
     start, end = _clock("quiet_start", quiet_start), _clock("quiet_end", quiet_end)
     if (start is None) != (end is None):
-        raise Invalid.field("quiet_end", "Give both the start and the end of quiet hours, or neither.")
+        raise Invalid.field("quiet_end", N_("Give both the start and the end of quiet hours, or neither."))
     low, high = _seconds("gap_min", gap_min), _seconds("gap_max", gap_max)
     if high < low:
-        raise Invalid.field("gap_max", "The longest gap must not be shorter than the shortest.")
+        raise Invalid.field("gap_max", N_("The longest gap must not be shorter than the shortest."))
     row = db.session.get(OutreachSettings, tenant.id)
     if row is None:
         row = OutreachSettings(tenant_id=tenant.id)

@@ -29,6 +29,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.exc import OperationalError
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import Chat, Message, WahaSession, WebhookDelivery, WebhookEvent, utcnow
 from portal.services.errors import ServiceError
 
@@ -64,7 +65,7 @@ def with_lock_retry(work: Callable[[], None], what: str) -> None:
             log.warning("%s: %s (attempt %d of %d)", what, type(exc.orig).__name__, attempt, ATTEMPTS)
             if attempt == ATTEMPTS:
                 raise SessionBusy(
-                    "The session is busy processing events; try the delete again in a moment.", retry_after=1
+                    N_("The session is busy processing events; try the delete again in a moment."), retry_after=1
                 ) from exc
             time.sleep(random.uniform(0.02, 0.1) * attempt)
 

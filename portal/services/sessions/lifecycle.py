@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import Tenant, WahaSession, utcnow
 from portal.services import audit, idempotency, pacing, quotas, servers, session_secrets
 from portal.services.audit import Actor
@@ -55,7 +56,7 @@ def _replay(tenant: Tenant, record: Any) -> WahaSession:
         # The key's session was deleted since: the key is spent, not the session missing (a 404 would say the
         # create itself had failed to find something).
         raise Conflict(
-            "The session created with this Idempotency-Key was deleted since; use a new key to create another.",
+            N_("The session created with this Idempotency-Key was deleted since; use a new key to create another."),
             code="idempotency_key_reused",
         ) from None
 
@@ -98,7 +99,7 @@ def create_session(
     if db.session.scalar(select(WahaSession.id).where(WahaSession.tenant_id == tenant.id, WahaSession.name == name)):
         db.session.rollback()
         raise Conflict(
-            f"A session named '{name}' already exists.",
+            N_f("A session named '%(name)s' already exists.", name=name),
             code="session_exists",
             details={"fields": [{"field": "name", "message": "This name is taken."}]},
         )
@@ -115,7 +116,9 @@ def create_session(
         raise
     if engine and server.engine and server.engine.upper() != engine:
         db.session.rollback()
-        raise Invalid.field("engine", f"The WAHA servers with room run the {server.engine} engine.")
+        raise Invalid.field(
+            "engine", N_f("The WAHA servers with room run the %(engine)s engine.", engine=server.engine)
+        )
 
     session = WahaSession(
         tenant_id=tenant.id,
@@ -145,7 +148,7 @@ def create_session(
             record = idempotency.lookup(tenant.id, "session.create", key, fingerprint)
             if record is not None:
                 return _replay(tenant, record)
-        raise Conflict(f"A session named '{name}' already exists.", code="session_exists") from None
+        raise Conflict(N_f("A session named '%(name)s' already exists.", name=name), code="session_exists") from None
 
     # Taken now: after a rollback the rows are expired and the database may be the thing that failed.
     external, server_name, client = session.external_name, server.name, servers.client_for(server)

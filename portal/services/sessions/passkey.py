@@ -15,6 +15,7 @@ import json
 import re
 from typing import Any
 
+from portal.i18n import N_, N_f
 from portal.models import Tenant
 from portal.services import audit
 from portal.services.audit import Actor
@@ -37,7 +38,7 @@ _B64URL = re.compile(B64URL_PATTERN)
 
 def _not_ready(status: str, expected: str) -> Conflict:
     return Conflict(
-        f"The session is {status}; it must be {expected} for this.",
+        N_f("The session is %(status)s; it must be %(expected)s for this.", status=status, expected=expected),
         code="session_not_ready",
         details={"status": status, "expected": [expected]},
     )
@@ -47,9 +48,9 @@ def _b64url(value: Any, field: str, *, required: bool = True) -> str | None:
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value or len(value) > _FIELD_MAX:
-        raise Invalid.field(field, "Give the base64url value the authenticator returned.")
+        raise Invalid.field(field, N_("Give the base64url value the authenticator returned."))
     if not _B64URL.fullmatch(value):
-        raise Invalid.field(field, "This is not base64url.")
+        raise Invalid.field(field, N_("This is not base64url."))
     return value
 
 
@@ -57,18 +58,24 @@ def clean_assertion(raw: Any) -> dict[str, Any]:
     """The assertion as WAHA takes it (`PasskeyAssertionRequest`), from a dict or the JSON text a person pasted."""
     if isinstance(raw, str):
         if len(raw) > ASSERTION_MAX_CHARS:
-            raise Invalid.field("assertion", f"The assertion must be at most {ASSERTION_MAX_CHARS} characters.")
+            raise Invalid.field(
+                "assertion",
+                N_f(
+                    "The assertion must be at most %(ASSERTION_MAX_CHARS)s characters.",
+                    ASSERTION_MAX_CHARS=ASSERTION_MAX_CHARS,
+                ),
+            )
         try:
             raw = json.loads(raw)
         except ValueError:
-            raise Invalid.field("assertion", "Paste the JSON the browser gave on web.whatsapp.com.") from None
+            raise Invalid.field("assertion", N_("Paste the JSON the browser gave on web.whatsapp.com.")) from None
     if not isinstance(raw, dict):
-        raise Invalid.field("assertion", "The assertion is a JSON object with id, rawId, type and response.")
+        raise Invalid.field("assertion", N_("The assertion is a JSON object with id, rawId, type and response."))
     if raw.get("type") != "public-key":
-        raise Invalid.field("type", 'The credential type must be "public-key".')
+        raise Invalid.field("type", N_('The credential type must be "public-key".'))
     response = raw.get("response")
     if not isinstance(response, dict):
-        raise Invalid.field("response", "Give the authenticator's response object.")
+        raise Invalid.field("response", N_("Give the authenticator's response object."))
     cleaned_response = {
         "clientDataJSON": _b64url(response.get("clientDataJSON"), "response.clientDataJSON"),
         "authenticatorData": _b64url(response.get("authenticatorData"), "response.authenticatorData"),

@@ -15,6 +15,7 @@ from typing import Any
 import redis
 
 from portal.extensions import db, redis_store
+from portal.i18n import N_, N_f
 from portal.models import Tenant, WahaSession, utcnow
 from portal.permissions import LINK_PHONE
 from portal.services import audit
@@ -59,7 +60,7 @@ def _expires_in(session: WahaSession) -> int | None:
 def _not_ready(session: WahaSession, status: str | None = None, expected: str = "SCAN_QR_CODE") -> Conflict:
     status = status or session.status
     return Conflict(
-        f"The session is {status}; it must be {expected} for this.",
+        N_f("The session is %(status)s; it must be %(expected)s for this.", status=status, expected=expected),
         code="session_not_ready",
         details={"status": status, "expected": [expected]},
     )
@@ -121,7 +122,7 @@ def get_qr(tenant: Tenant, session_id: Any) -> QrCode:
             if cached:
                 return _qr_from_cache(cached, session)
             if time.monotonic() > deadline:
-                raise Upstream("WAHA is slow to hand out the QR code; try again in a second.", retry_after=1)
+                raise Upstream(N_("WAHA is slow to hand out the QR code; try again in a second."), retry_after=1)
     except redis.RedisError:
         log.warning("QR cache unavailable; asking WAHA directly", exc_info=True)
         return _qr_from_cache(json.dumps(_fetch_qr(session)).encode(), session)
@@ -164,8 +165,10 @@ def get_screenshot(tenant: Tenant, session_id: Any, *, may_link: bool = True) ->
         raise _not_ready(session, expected="running")
     if session.status == "SCAN_QR_CODE" and not may_link:
         raise Forbidden(
-            "The screen shows the QR code while the session waits for a scan; seeing it needs the "
-            "permission to link a phone.",
+            N_(
+                "The screen shows the QR code while the session waits for a scan; seeing it needs the "
+                "permission to link a phone."
+            ),
             details={"required": LINK_PHONE},
         )
     try:

@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import Tenant, WahaSession
 from portal.services import servers
 from portal.services.errors import NotFound
@@ -28,7 +29,7 @@ def get_session(tenant: Tenant, session_id: Any) -> WahaSession:
             .where(WahaSession.id == str(session_id), WahaSession.tenant_id == tenant.id)
         )
     if session is None:
-        raise NotFound("No such session.", code="session_not_found")
+        raise NotFound(N_("No such session."), code="session_not_found")
     return session
 
 

@@ -8,6 +8,7 @@ import re
 import secrets
 from typing import Any
 
+from portal.i18n import N_, N_f
 from portal.models import ENGINES
 from portal.services import destinations
 from portal.services.errors import Invalid
@@ -59,10 +60,10 @@ METADATA_PREFIX = "portal."
 
 def _clean_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
-        raise Invalid.field("name", "Name must not be empty.")
+        raise Invalid.field("name", N_("Name must not be empty."))
     name = " ".join(name.split())
     if len(name) > NAME_MAX:
-        raise Invalid.field("name", f"Name must be at most {NAME_MAX} characters.")
+        raise Invalid.field("name", N_f("Name must be at most %(NAME_MAX)s characters.", NAME_MAX=NAME_MAX))
     return name
 
 
@@ -70,7 +71,7 @@ def _clean_engine(engine: Any) -> str | None:
     if engine is None or engine == "":
         return None
     if not isinstance(engine, str) or engine.upper() not in ENGINES:
-        raise Invalid.field("engine", f"Engine must be one of {', '.join(ENGINES)}.")
+        raise Invalid.field("engine", N_f("Engine must be one of %(value)s.", value=", ".join(ENGINES)))
     return engine.upper()
 
 
@@ -78,7 +79,7 @@ def _clean_webhook_url(url: Any) -> str | None:
     if url is None or url == "":
         return None
     if not isinstance(url, str):
-        raise Invalid.field("webhook_url", "Webhook URL must be an http:// or https:// URL.")
+        raise Invalid.field("webhook_url", N_("Webhook URL must be an http:// or https:// URL."))
     return destinations.clean_url(url, "webhook_url", "webhook URL")
 
 
@@ -86,10 +87,10 @@ def _clean_events(events: Any, url: str | None) -> list[str]:
     if events is None:
         return list(DEFAULT_WEBHOOK_EVENTS) if url else []
     if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
-        raise Invalid.field("webhook_events", "Webhook events must be a list of event names.")
+        raise Invalid.field("webhook_events", N_("Webhook events must be a list of event names."))
     unknown = [e for e in events if e != "*" and e not in WAHA_EVENTS]
     if unknown:
-        raise Invalid.field("webhook_events", f"Unknown event names: {', '.join(unknown)}.")
+        raise Invalid.field("webhook_events", N_f("Unknown event names: %(value)s.", value=", ".join(unknown)))
     return list(dict.fromkeys(events))  # de-duplicated, order kept
 
 
@@ -97,28 +98,39 @@ def _clean_config(config: Any) -> dict[str, Any]:
     if config is None:
         return {}
     if not isinstance(config, dict):
-        raise Invalid.field("config", "Config must be an object.")
+        raise Invalid.field("config", N_("Config must be an object."))
     unknown = sorted(set(config) - TENANT_CONFIG_KEYS)
     if unknown:
         hint = " (use webhook_url for webhooks)" if "webhooks" in unknown else ""
-        raise Invalid.field("config", f"Unknown config keys: {', '.join(unknown)}{hint}.")
+        raise Invalid.field(
+            "config", N_f("Unknown config keys: %(value)s%(hint)s.", value=", ".join(unknown), hint=hint)
+        )
     metadata = config.get("metadata")
     if metadata is not None:
         if not isinstance(metadata, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
         ):
-            raise Invalid.field("config.metadata", "Metadata must map strings to strings.")
+            raise Invalid.field("config.metadata", N_("Metadata must map strings to strings."))
         if len(metadata) > METADATA_MAX_ENTRIES:
-            raise Invalid.field("config.metadata", f"Metadata may have at most {METADATA_MAX_ENTRIES} entries.")
+            raise Invalid.field(
+                "config.metadata",
+                N_f(
+                    "Metadata may have at most %(METADATA_MAX_ENTRIES)s entries.",
+                    METADATA_MAX_ENTRIES=METADATA_MAX_ENTRIES,
+                ),
+            )
         if any(k.startswith(METADATA_PREFIX) for k in metadata):
-            raise Invalid.field("config.metadata", f"Metadata keys starting with '{METADATA_PREFIX}' are reserved.")
+            raise Invalid.field(
+                "config.metadata",
+                N_f("Metadata keys starting with '%(METADATA_PREFIX)s' are reserved.", METADATA_PREFIX=METADATA_PREFIX),
+            )
     if config.get("proxy") is not None:
         # WAHA connects to WhatsApp through this server: it passes the same destination policy as every URL.
         config = {**config, "proxy": destinations.clean_proxy(config["proxy"])}
     try:
         json.dumps(config)
     except (TypeError, ValueError):
-        raise Invalid.field("config", "Config must be plain JSON.") from None
+        raise Invalid.field("config", N_("Config must be plain JSON.")) from None
     return config
 
 

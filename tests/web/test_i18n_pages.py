@@ -1,0 +1,183 @@
+"""The portal in the reader's language and time zone: the user's chosen language, else a ?lang= choice on the
+sign-in page, else the browser's Accept-Language; dates in the user's zone, else the tenant's, else UTC."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC
+from zoneinfo import ZoneInfo
+
+import pytest
+from babel.dates import format_time
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.mail import outbox
+from portal.models import AuditEvent, BrowserSession, OutreachSettings
+from portal.services import accounts
+from tests.builders import TEST_ACTOR
+from tests.helpers import post, text
+
+
+def _page(client, path: str = "/account") -> str:
+    return html.unescape(text(client.get(path)))
+
+
+def _set(user, **values) -> None:
+    for name, value in values.items():
+        setattr(user, name, value)
+    db.session.commit()
+
+
+@pytest.mark.parametrize(
+    ("language", "nav", "heading", "flash", "form_error"),
+    [
+        ("pt_BR", "Painel", "Sua conta", "Seu idioma e fuso horário foram salvos.", "Informe sua senha atual."),
+        ("es", "Panel", "Tu cuenta", "Tu idioma y tu zona horaria están guardados.", "Indica tu contraseña actual."),
+    ],
+)
+def test_a_user_who_chose_a_language_reads_the_portal_in_it(
+    owner, owner_client, language, nav, heading, flash, form_error
+):
+    _set(owner, language=language)
+    page = _page(owner_client)
+    assert f'<html lang="{language.replace("_", "-")}">' in page
+    assert f">{nav}</a>" in page and f"<h1>{heading}</h1>" in page
+    assert ">Dashboard</a>" not in page
+    # a flash, after saving the (same) choice again
+    saved = post(owner_client, "/account/preferences", {"language": language, "timezone": ""}, page="/account")
+    assert saved.status_code == 303
+    assert flash in _page(owner_client)
+    # a form error from a validator
+    refused = post(owner_client, "/account/password", {"current_password": ""}, page="/account")
+    assert refused.status_code == 400
+    assert form_error in html.unescape(text(refused))
+
+
+def test_without_a_choice_the_browser_language_decides(client):
+    assert "Forgot your password?" in html.unescape(text(client.get("/login")))
+    portuguese = html.unescape(text(client.get("/login", headers={"Accept-Language": "pt-BR,pt;q=0.9,en;q=0.5"})))
+    assert "Esqueceu sua senha?" in portuguese and '<html lang="pt-BR">' in portuguese
+    spanish = html.unescape(text(client.get("/login", headers={"Accept-Language": "es-MX,es;q=0.8"})))
+    assert "¿Olvidaste tu contraseña?" in spanish
+    assert "Forgot your password?" in text(client.get("/login", headers={"Accept-Language": "de-DE,fr;q=0.8"}))
+
+
+def test_the_sign_in_page_offers_the_languages_and_keeps_the_choice(client):
+    page = html.unescape(text(client.get("/login")))
+    assert 'href="/login?lang=es"' in page and "Português (Brasil)" in page
+    chosen = client.get("/login?lang=es")
+    assert "¿Olvidaste tu contraseña?" in html.unescape(text(chosen))
+    assert any(c.startswith("portal_lang=es;") for c in chosen.headers.getlist("Set-Cookie"))
+    assert "¿Olvidaste tu contraseña?" in html.unescape(text(client.get("/account/forgot")))
+    assert "Forgot your password?" in text(client.get("/login?lang=en"))
+
+
+def test_the_users_choice_wins_over_the_browser(owner, owner_client):
+    _set(owner, language="es")
+    page = html.unescape(text(owner_client.get("/account", headers={"Accept-Language": "pt-BR"})))
+    assert "<h1>Tu cuenta</h1>" in page
+
+
+def _signed_in_at(owner) -> object:
+    row = db.session.scalar(select(BrowserSession).where(BrowserSession.user_id == owner.id))
+    return row.created_at.astimezone(UTC)
+
+
+def test_times_are_shown_in_the_users_time_zone(owner, owner_client):
+    created = _signed_in_at(owner)
+    utc_page = _page(owner_client)
+    assert format_time(created, "short", tzinfo=ZoneInfo("UTC"), locale="en") in utc_page
+    _set(owner, timezone="Asia/Tokyo")
+    tokyo = _page(owner_client)
+    assert format_time(created, "short", tzinfo=ZoneInfo("Asia/Tokyo"), locale="en") in tokyo
+    assert f'datetime="{created.replace(tzinfo=None).isoformat()}' in tokyo or created.isoformat()[:16] in tokyo
+
+
+def test_without_a_zone_of_their_own_the_tenants_zone_is_used(owner, owner_client, tenant):
+    db.session.add(OutreachSettings(tenant_id=tenant.id, time_zone="America/Sao_Paulo"))
+    db.session.commit()
+    created = _signed_in_at(owner)
+    page = _page(owner_client)
+    assert format_time(created, "short", tzinfo=ZoneInfo("America/Sao_Paulo"), locale="en") in page
+
+
+def test_dates_follow_the_language(owner, owner_client):
+    _set(owner, language="pt_BR", timezone="America/Sao_Paulo")
+    created = _signed_in_at(owner)
+    page = _page(owner_client)
+    local = created.astimezone(ZoneInfo("America/Sao_Paulo"))
+    assert f"{local.day} de " in page and f" de {local.year} {local:%H:%M}" in page
+
+
+def test_the_account_page_saves_language_and_time_zone_and_audits_it(owner, owner_client):
+    response = post(
+        owner_client, "/account/preferences", {"language": "pt_BR", "timezone": "Europe/Lisbon"}, page="/account"
+    )
+    assert response.status_code == 303
+    db.session.refresh(owner)
+    assert (owner.language, owner.timezone) == ("pt_BR", "Europe/Lisbon")
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "account.preferences"))
+    assert event is not None and event.details == {"language": "pt_BR", "timezone": "Europe/Lisbon"}
+    # back to the browser's language and the team's zone
+    post(owner_client, "/account/preferences", {"language": "", "timezone": ""}, page="/account")
+    db.session.refresh(owner)
+    assert (owner.language, owner.timezone) == (None, None)
+
+
+@pytest.mark.parametrize(("language", "timezone"), [("de", ""), ("", "Mars/Olympus"), ("", "x" * 300)])
+def test_unknown_languages_and_zones_are_refused(owner, owner_client, language, timezone):
+    response = post(owner_client, "/account/preferences", {"language": language, "timezone": timezone}, page="/account")
+    assert response.status_code == 400
+    db.session.refresh(owner)
+    assert (owner.language, owner.timezone) == (None, None)
+
+
+def test_the_service_refuses_an_unknown_zone(owner):
+    from portal.services.errors import Invalid
+    from portal.services.preferences import update_preferences
+
+    with pytest.raises(Invalid):
+        update_preferences(owner, "es", "Nowhere/Land", TEST_ACTOR)
+
+
+def test_the_reset_mail_is_in_the_users_language(owner, run_jobs):
+    _set(owner, language="pt_BR")
+    outbox.clear()
+    accounts.send_password_reset(owner.id)
+    assert outbox[-1].subject == "Redefina sua senha do WAHA Portal"
+    assert "Alguém pediu para redefinir a senha" in outbox[-1].body
+
+
+def test_the_api_stays_english(owner, client):
+    response = client.get("/waha/sessions", headers={"Accept-Language": "pt-BR"})
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+    assert "Entre" not in response.get_json()["error"]["message"]
+
+
+def test_error_pages_and_service_refusals_follow_the_language(owner, owner_client):
+    _set(owner, language="es")
+    missing = owner_client.get("/sessions/no-such-session")
+    assert missing.status_code == 404
+    assert "No lo hemos encontrado" in html.unescape(text(missing))
+    # a service's refusal, next to its field: the API would say it in English, the page in Spanish
+    wrong = post(
+        owner_client,
+        "/account/password",
+        {"current_password": "not-the-password", "password": "a-long-new-password", "confirm": "a-long-new-password"},
+        page="/account",
+    )
+    assert wrong.status_code == 400
+    assert "Esa no es tu contraseña actual." in html.unescape(text(wrong))
+
+
+def test_a_service_message_with_values_reads_english_in_the_api_and_translated_on_pages(app):
+    from portal.i18n import N_f, translated
+
+    with app.test_request_context(headers={"Accept-Language": "es"}):
+        message = N_f("Unknown time zone: %(value)s.", value="Mars/Olympus")
+        assert message == "Unknown time zone: Mars/Olympus."  # what the API and the logs say
+        assert translated(message) == "Zona horaria desconocida: Mars/Olympus."
+        assert translated("No such session.") == "No existe esa sesión."
+        assert translated("Some text the catalogue does not know.") == "Some text the catalogue does not know."
