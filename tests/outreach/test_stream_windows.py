@@ -127,5 +127,8 @@ def test_a_stream_keeps_the_pace_between_its_own_messages(tenant, working, sim, 
     sends = arrivals.times("/api/sendText")
     assert len(sends) == 8
     gaps = [b - a for a, b in zip(sends, sends[1:], strict=False)]
-    assert min(gaps) >= 0.09, gaps
+    # The pace holds over the stream (7 gaps of 0.1 s); one arrival may land a few ms early or late at the
+    # simulator, which moves two neighbouring gaps but not the span, and no two messages go out as a burst.
+    assert sends[-1] - sends[0] >= 0.63, gaps
+    assert min(gaps) >= 0.06, gaps
     assert time.monotonic() - started >= 0.6
