@@ -166,7 +166,7 @@ def add_one(
     nothing audited; a concurrent add of the same number counts as already listed)."""
     chat_id = _chat_id(phone)
     if note is not None and not isinstance(note, str):
-        raise Invalid.field("note", "The note must be text.")
+        raise Invalid.field("note", N_("The note must be text."))
     existing = db.session.scalar(select(OptOut).where(OptOut.tenant_id == tenant.id, OptOut.chat_id == chat_id))
     if existing is not None:
         return existing, False
