@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from portal.i18n import translated
+from portal.i18n import day_filter, translated
 from portal.models import utcnow
 from portal.services import privacy, retention
 from portal.services.errors import NotFound, ServiceError
@@ -92,7 +91,7 @@ def request_deletion() -> ResponseReturnValue:
         _(
             "%(name)s is deactivated and will be deleted on %(date)s. You can cancel until then.",
             name=tenant.name,
-            date=format_date(tenant.deletion_scheduled_for, "medium"),
+            date=day_filter(tenant.deletion_scheduled_for),
         ),
         "success",
     )
