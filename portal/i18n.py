@@ -56,8 +56,9 @@ def translated(message: str | None) -> str:
     """A service's message (marked with N_ or N_f where it is raised) in the reader's language; other text as is."""
     from flask_babel import gettext
 
-    if isinstance(message, Message):
-        return str(gettext(message.template, **message.values))
+    if isinstance(message, Message):  # a marked value (N_f(label)) is translated too
+        values = {k: translated(v) if isinstance(v, Message) else v for k, v in message.values.items()}
+        return str(gettext(message.template, **values))
     return gettext(message) if message else (message or "")
 
 

@@ -166,7 +166,7 @@ def add_one(
     nothing audited; a concurrent add of the same number counts as already listed)."""
     chat_id = _chat_id(phone)
     if note is not None and not isinstance(note, str):
-        raise Invalid.field("note", "The note must be text.")
+        raise Invalid.field("note", N_("The note must be text."))
     existing = db.session.scalar(select(OptOut).where(OptOut.tenant_id == tenant.id, OptOut.chat_id == chat_id))
     if existing is not None:
         return existing, False
@@ -271,12 +271,12 @@ def import_csv(tenant: Tenant, actor: Actor, content: bytes) -> ImportResult:
     for line, row in enumerate(rows[start:], start=start + 1):
         raw = row[column].strip() if len(row) > column else ""
         if not raw:
-            errors.append((line, "missing phone"))
+            errors.append((line, N_("missing phone")))
             continue
         try:
             wanted.setdefault(normalize_recipient(raw), line)
         except Invalid:
-            errors.append((line, "invalid phone"))
+            errors.append((line, N_("invalid phone")))
     known = opted_out_among(tenant.id, wanted)
     new = [chat_id for chat_id in wanted if chat_id not in known]
     db.session.add_all(OptOut(tenant_id=tenant.id, chat_id=c, source="import", created_by=actor.label) for c in new)

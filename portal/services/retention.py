@@ -18,6 +18,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import Message, Tenant
 from portal.services.errors import Invalid
 
@@ -25,9 +26,9 @@ log = logging.getLogger(__name__)
 
 # tenant column -> (platform setting, what it is called in messages)
 KINDS = {
-    "retention_messages_days": ("RETENTION_MESSAGES_DAYS", "Message retention"),
-    "retention_media_days": ("RETENTION_MEDIA_DAYS", "Media retention"),
-    "retention_events_days": ("RETENTION_EVENTS_DAYS", "Event retention"),
+    "retention_messages_days": ("RETENTION_MESSAGES_DAYS", N_("Message retention")),
+    "retention_media_days": ("RETENTION_MEDIA_DAYS", N_("Media retention")),
+    "retention_events_days": ("RETENTION_EVENTS_DAYS", N_("Event retention")),
 }
 MEDIA_CHUNK = 1000
 EXPIRED_REASON = "deleted after the retention period"
@@ -45,8 +46,12 @@ def check_days(column: str, value: int) -> None:
         label = KINDS[column][1]
         raise Invalid.field(
             column,
-            f"{label} may be at most {limit} days: the platform keeps data no longer than that. "
-            "You can only shorten it.",
+            N_f(
+                "%(label)s may be at most %(limit)s days: the platform keeps data no longer than that. "
+                "You can only shorten it.",
+                label=N_f(label),
+                limit=limit,
+            ),
         )
 
 

@@ -118,7 +118,7 @@ def set_tenant_active(tenant_id: int, active: bool, actor: Actor) -> Tenant:
     tenant = get_tenant(tenant_id)
     if active and tenant.deletion_scheduled_for is not None:
         raise Conflict(
-            "The tenant is scheduled for deletion; cancel the deletion to make it active again.",
+            N_("The tenant is scheduled for deletion; cancel the deletion to make it active again."),
             code="deletion_scheduled",
         )
     if tenant.is_active != active:

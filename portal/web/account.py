@@ -281,7 +281,7 @@ def oidc_client() -> Any:
 def oidc_login() -> ResponseReturnValue:
     client = oidc_client()
     if client is None:
-        abort(404, "Single sign-on is not set up on this portal.")
+        abort(404, _("Single sign-on is not set up on this portal."))
     next_url = safe_next(request.args.get("next"))
     try:
         response = client.authorize_redirect(url_for(".oidc_callback", _external=True))
@@ -301,7 +301,7 @@ def oidc_login() -> ResponseReturnValue:
 def oidc_callback() -> ResponseReturnValue:
     client = oidc_client()
     if client is None:
-        abort(404, "Single sign-on is not set up on this portal.")
+        abort(404, _("Single sign-on is not set up on this portal."))
     try:
         token = client.authorize_access_token()
     except (AuthlibBaseError, JoseError, requests.RequestException, ValueError) as exc:

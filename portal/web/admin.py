@@ -7,6 +7,7 @@ The pages themselves are areas of their own (team, tokens, webhooks, audit, sett
 from __future__ import annotations
 
 from flask import Blueprint, abort, redirect, url_for
+from flask_babel import gettext as _
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
@@ -21,5 +22,5 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 def index() -> Response:
     sections = admin_sections(current_principal())
     if not sections:
-        abort(403, "Your role has no administration pages.")
+        abort(403, _("Your role has no administration pages."))
     return redirect(url_for(sections[0][0]))

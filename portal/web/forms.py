@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -185,8 +186,13 @@ class SendMessageForm(FlaskForm):
         length = len(field.data or "")
         if length > TEXT_LIMIT:
             raise ValidationError(
-                f"This message has {length:,} characters; WhatsApp takes at most {TEXT_LIMIT:,}. "
-                f"Shorten it by {length - TEXT_LIMIT:,} or send it as two messages."
+                _(
+                    "This message has %(length)s characters; WhatsApp takes at most %(limit)s. "
+                    "Shorten it by %(over)s or send it as two messages.",
+                    length=format_decimal(length),
+                    limit=format_decimal(TEXT_LIMIT),
+                    over=format_decimal(length - TEXT_LIMIT),
+                )
             )
 
     def validate_media_url(self, field: StringField) -> None:

@@ -31,22 +31,22 @@ STOP_POLLING = 286
 
 # The administration pages in menu order: (endpoint, label, permission).
 ADMIN_SECTIONS = (
-    ("admin_team.index", "Team", "team:manage"),
-    ("admin_tokens.index", "API tokens", "tokens:manage"),
-    ("admin_webhooks.index", "Webhooks", "webhooks:read"),
+    ("admin_team.index", _l("Team"), "team:manage"),
+    ("admin_tokens.index", _l("API tokens"), "tokens:manage"),
+    ("admin_webhooks.index", _l("Webhooks"), "webhooks:read"),
     ("admin_quick_replies.index", _l("Quick replies"), "quick_replies:manage"),
     ("admin_audit.index", _l("Audit log"), "audit:read"),
-    ("admin_settings.index", "Settings", "settings:manage"),
-    ("admin_outreach.index", "Outreach", "settings:manage"),
-    ("usage.index", "Plan usage", "settings:manage"),
-    ("admin_privacy.index", "Data & privacy", "contacts:privacy"),
+    ("admin_settings.index", _l("Settings"), "settings:manage"),
+    ("admin_outreach.index", _l("Outreach"), "settings:manage"),
+    ("usage.index", _l("Plan usage"), "settings:manage"),
+    ("admin_privacy.index", _l("Data & privacy"), "contacts:privacy"),
 )
 # The platform area's pages in menu order: (endpoint, label).
 PLATFORM_SECTIONS = (
-    ("platform.tenants", "Tenants"),
-    ("platform_plans.plans", "Plans"),
-    ("platform_plans.usage", "Usage"),
-    ("servers.index", "WAHA servers"),
+    ("platform.tenants", _l("Tenants")),
+    ("platform_plans.plans", _l("Plans")),
+    ("platform_plans.usage", _l("Usage")),
+    ("servers.index", _l("WAHA servers")),
 )
 
 

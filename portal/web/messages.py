@@ -72,9 +72,9 @@ def _fresh_arg() -> datetime | None:
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:
-        abort(400, "That refresh link is not valid.")
+        abort(400, _("That refresh link is not valid."))
     if value.tzinfo is None:
-        abort(400, "That refresh link is not valid.")
+        abort(400, _("That refresh link is not valid."))
     return value
 
 

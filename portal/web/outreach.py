@@ -141,13 +141,18 @@ def clear(session_id: str) -> ResponseReturnValue:
         title=_("Clear campaign traffic of %(name)s", name=view.session.name),
         heading=_("Cancel every queued campaign message?"),
         subject=(_("Session"), view.session.name),
-        message=f"{view.counts['campaign']} campaign message(s) are waiting. They will not be sent; messages "
-        "being sent right now finish. Scheduled and other single messages stay in the queue.",
+        message=ngettext(
+            "%(num)s campaign message is waiting. It will not be sent; messages being sent right now finish. "
+            "Scheduled and other single messages stay in the queue.",
+            "%(num)s campaign messages are waiting. They will not be sent; messages being sent right now finish. "
+            "Scheduled and other single messages stay in the queue.",
+            view.counts["campaign"],
+        ),
         action=url_for("outreach.clear", session_id=session_id),
         button=_("Cancel campaign messages"),
         cancel=url_for("outreach.queue", session_id=session_id),
         trail=[
-            ("Sessions", url_for("sessions.index")),
+            (_("Sessions"), url_for("sessions.index")),
             (view.session.name, url_for("sessions.detail", session_id=session_id)),
         ],
         here=_("Clear campaign traffic"),

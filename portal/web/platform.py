@@ -57,7 +57,7 @@ def cancel_deletion(tenant_id: int) -> ResponseReturnValue:
         try:
             privacy.cancel_deletion(tenant, user_actor())
         except ServiceError as exc:
-            flash(exc.message, "error")
+            flash(translated(exc.message), "error")
         else:
             flash(_("The deletion of %(name)s is cancelled; it is active again.", name=tenant.name), "success")
     return redirect(url_for(".tenants"), code=303)
@@ -194,7 +194,7 @@ def set_active(tenant_id: int) -> ResponseReturnValue:
     except ServiceError as exc:
         if exc.status == 404:
             raise
-        flash(exc.message, "error")
+        flash(translated(exc.message), "error")
         return redirect(url_for(".tenant_detail", tenant_id=tenant_id))
     flash(
         _("%(name)s is active again.", name=tenant.name) if active else _("%(name)s is deactivated.", name=tenant.name),

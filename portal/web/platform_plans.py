@@ -7,14 +7,16 @@ from typing import Any
 from flask import Blueprint, Response, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
+from portal.i18n import translated
 from portal.models import LIMIT_COLUMNS
 from portal.services import quotas, tenant_admin
 from portal.services.errors import Invalid, ServiceError
 from portal.web.helpers import page, platform_admins_only, user_actor
 
 bp = Blueprint("platform_plans", __name__, url_prefix="/platform")
-platform_admins_only(bp, "Only platform admins can open this area.")
+platform_admins_only(bp, _l("Only platform admins can open this area."))
 
 
 def _limits(form: Any) -> dict[str, Any]:
@@ -77,7 +79,7 @@ def tenant_plan(tenant_id: int) -> ResponseReturnValue:
     except ValueError:
         flash(_("Choose a plan from the list."), "error")
     except ServiceError as exc:
-        flash(exc.message, "error")
+        flash(translated(exc.message), "error")
     else:
         flash(_("Plan and limits of %(name)s saved.", name=tenant.name), "success")
     return redirect(url_for("platform.tenant_detail", tenant_id=tenant_id, _anchor="plan"), code=303)

@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from portal.i18n import day_filter, translated
 from portal.models import utcnow
 from portal.services import privacy, retention
 from portal.services.errors import NotFound, ServiceError
@@ -57,7 +58,7 @@ def request_export() -> ResponseReturnValue:
     try:
         privacy.request_export(who.tenant, who.actor())
     except ServiceError as exc:
-        flash(exc.message, "error")
+        flash(translated(exc.message), "error")
     else:
         flash(_("The export is being built; it appears below when it is ready."), "info")
     return redirect_to(url_for(".index"))
@@ -69,7 +70,7 @@ def request_export() -> ResponseReturnValue:
 def download(export_id: int) -> ResponseReturnValue:
     who = principal()
     stored = privacy.export_file(who.tenant, export_id, who.actor())
-    missing = NotFound("The export's file is gone.", code="export_not_found")
+    missing = NotFound(_("The export's file is gone."), code="export_not_found")
     return send_stored(stored, as_attachment=True, missing=missing, cache_control="private, no-store")
 
 
@@ -90,7 +91,7 @@ def request_deletion() -> ResponseReturnValue:
         _(
             "%(name)s is deactivated and will be deleted on %(date)s. You can cancel until then.",
             name=tenant.name,
-            date=f"{tenant.deletion_scheduled_for:%Y-%m-%d}",
+            date=day_filter(tenant.deletion_scheduled_for),
         ),
         "success",
     )
@@ -117,7 +118,7 @@ def cancel_deletion(tenant_id: int) -> ResponseReturnValue:
     try:
         privacy.cancel_deletion(tenant, user_actor())
     except ServiceError as exc:
-        flash(exc.message, "error")
+        flash(translated(exc.message), "error")
         return redirect_to(url_for(".deletions"))
     flash(_("The deletion of %(name)s is cancelled; it is active again.", name=tenant.name), "success")
     return redirect_to(url_for(".deletions"))

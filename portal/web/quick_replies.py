@@ -92,7 +92,7 @@ def confirm_delete(reply_id: int) -> ResponseReturnValue:
 def delete(reply_id: int) -> ResponseReturnValue:
     who = principal()
     if not ConfirmForm().validate_on_submit():
-        abort(400, "The form expired. Reload the page and try again.")
+        abort(400, _("The form expired. Reload the page and try again."))
     reply = replies_service.get_reply(who.tenant, reply_id)
     shortcut = reply.shortcut
     replies_service.delete_reply(who.tenant, reply.id, who.actor())

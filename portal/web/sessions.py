@@ -370,4 +370,7 @@ def act(session_id: str, action: str) -> ResponseReturnValue:
 
 def _trail(session: WahaSession) -> list[tuple[str, str]]:
     """The breadcrumbs of a session's own pages."""
-    return [("Sessions", url_for("sessions.index")), (session.name, url_for("sessions.detail", session_id=session.id))]
+    return [
+        (_("Sessions"), url_for("sessions.index")),
+        (session.name, url_for("sessions.detail", session_id=session.id)),
+    ]

@@ -138,11 +138,15 @@ def confirm_remove(user_id: int) -> ResponseReturnValue:
         message=(
             _("You will no longer be able to work in %(name)s.", name=who.tenant.name)
             if yourself
-            else f"{membership.user.email} will no longer be able to work in {who.tenant.name}. "
-            "Their account stays; you can invite them again later."
+            else _(
+                "%(email)s will no longer be able to work in %(name)s. "
+                "Their account stays; you can invite them again later.",
+                email=membership.user.email,
+                name=who.tenant.name,
+            )
         ),
         action=url_for(".remove", user_id=user_id),
-        button="Leave" if yourself else _("Remove member"),
+        button=_("Leave") if yourself else _("Remove member"),
         cancel=url_for(".index"),
     )
 

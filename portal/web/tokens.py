@@ -111,7 +111,7 @@ def confirm_revoke(token_id: int) -> ResponseReturnValue:
 def revoke(token_id: int) -> ResponseReturnValue:
     who = principal()
     if not ConfirmForm().validate_on_submit():
-        abort(400, "The form expired. Reload the page and try again.")
+        abort(400, _("The form expired. Reload the page and try again."))
     token = tokens_service.revoke_token(who.tenant, token_id, who.actor())
     flash(_("The token “%(name)s” is revoked.", name=token.name), "success")
     return redirect(url_for(".index"))

@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from portal.extensions import limiter
+from portal.i18n import translated
 from portal.services import browser_sessions, two_factor
 from portal.services.errors import ServiceError
 from portal.services.two_factor import passkeys, recovery, totp
@@ -34,12 +35,12 @@ def _me() -> Any:
 def _json_body() -> dict[str, Any]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        abort(400, "Send a JSON object.")
+        abort(400, _("Send a JSON object."))
     return body
 
 
 def _json_error(exc: ServiceError) -> ResponseReturnValue:
-    return jsonify({"error": {"code": exc.code, "message": exc.message}}), exc.status
+    return jsonify({"error": {"code": exc.code, "message": translated(exc.message)}}), exc.status
 
 
 # -- The second step of a sign-in -----------------------------------------------------------------------------------
@@ -124,7 +125,7 @@ def passkey_signin() -> ResponseReturnValue:
     except ServiceError as exc:
         return _json_error(exc)
     if not user.is_active:
-        return jsonify({"error": {"code": "unauthorized", "message": passkeys.FAILED}}), 401
+        return jsonify({"error": {"code": "unauthorized", "message": translated(passkeys.FAILED)}}), 401
     two_factor.record_login(user, request_actor("user", user.email, str(user.id)))
     sign_in_browser(user, method="passkey", second_factor="passkey")
     return jsonify({"redirect": destination(user, str(body.get("next") or "") or None)})
@@ -159,7 +160,7 @@ def totp_start() -> ResponseReturnValue:
     try:
         totp.start_enrolment(_me())
     except ServiceError as exc:
-        flash(exc.message, "error")
+        flash(translated(exc.message), "error")
         return redirect(url_for(".index"), code=303)
     return redirect(url_for(".totp_setup"), code=303)
 

@@ -181,3 +181,51 @@ def test_a_service_message_with_values_reads_english_in_the_api_and_translated_o
         assert translated(message) == "Zona horaria desconocida: Mars/Olympus."
         assert translated("No such session.") == "No existe esa sesión."
         assert translated("Some text the catalogue does not know.") == "Some text the catalogue does not know."
+
+
+def test_the_usage_two_factor_and_privacy_pages_read_in_portuguese(owner, owner_client, tenant):
+    _set(owner, language="pt_BR")
+    usage = _page(owner_client, "/usage/")
+    assert "<h1>Uso do plano</h1>" in usage
+    assert "Mensagens enviadas por dia" in usage and "Cada limite com o que está em uso" in usage
+    two_factor = _page(owner_client, "/account/two-factor")
+    assert "<h1>Verificação em duas etapas</h1>" in two_factor
+    assert "App autenticador" in two_factor and "Códigos de recuperação" in two_factor
+    privacy = _page(owner_client, "/admin/privacy/")
+    assert "<h1>Dados e privacidade</h1>" in privacy
+    assert "Exportar todos os dados" in privacy and "Excluir este tenant" in privacy
+    assert "Plan usage" not in usage and "Two-factor sign-in" not in two_factor and "Data & privacy" not in privacy
+    # a service's refusal on the page (the API keeps the English)
+    refused = post(owner_client, "/admin/privacy/deletion", {"confirm": "not-the-id"}, page="/admin/privacy/")
+    assert refused.status_code == 400
+    assert f"Digite o ID do tenant ({tenant.slug}) para confirmar." in html.unescape(text(refused))
+
+
+def test_a_quota_refusal_translates_its_limit_too(app):
+    from portal.i18n import translated
+    from portal.services.quotas.limits import exceeded
+
+    with app.test_request_context(headers={"Accept-Language": "pt-BR"}):
+        refusal = exceeded("messages_per_day", 10, 10)
+        assert refusal.message.startswith("Your plan's limit of 10 (Messages sent per day) is reached")
+        assert translated(refusal.message).startswith(
+            "O limite de 10 (Mensagens enviadas por dia) do seu plano foi atingido"
+        )
+
+
+def test_the_quota_warning_mail_is_in_each_owners_language(owner, tenant):
+    from portal.services import quotas
+    from tests.builders import make_user
+
+    _set(owner, language="es")
+    make_user(tenant, "owner", email="english-owner@acme.example.com")
+    tenant.max_messages_per_day = 10
+    db.session.commit()
+    for _ in range(8):
+        quotas.take_message(tenant, "s1")
+    quotas.flush()
+    mails = {m.to: m for m in outbox}
+    assert "80% de mensajes enviados por día usado" in mails[owner.email].subject
+    assert "Consulta el uso:" in mails[owner.email].body
+    english = mails["english-owner@acme.example.com"]
+    assert "80% of messages sent per day used" in english.subject and "See the usage:" in english.body

@@ -84,7 +84,7 @@ def test_pause_resume_cancel_and_clear_are_audited(owner_client, tenant, working
 
     assert _post(owner_client, f"{base}/items/{one.id}/cancel").status_code == 303
     confirm = owner_client.get(f"{base}/clear").get_data(as_text=True)
-    assert "3 campaign message(s) are waiting" in confirm
+    assert "3 campaign messages are waiting" in confirm
     assert _post(owner_client, f"{base}/clear").status_code == 303
     assert _post(owner_client, f"{base}/resume").status_code == 303
 

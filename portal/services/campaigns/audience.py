@@ -116,7 +116,7 @@ def validate_csv(
             continue  # blank line
         out.total += 1
         if out.total > ROWS_MAX:
-            raise Invalid.field("csv", f"At most {ROWS_MAX:,} rows per campaign.")
+            raise Invalid.field("csv", N_f("At most %(count)s rows per campaign.", count=ROWS_MAX))
         if progress is not None and out.total % 10_000 == 0:
             progress(out.total)
         raw = cells[phone_at].strip() if len(cells) > phone_at else ""

@@ -182,7 +182,7 @@ def _cap(value: Any) -> int | None:
     except (TypeError, ValueError):
         cap = 0
     if isinstance(value, bool) or not 1 <= cap <= DAILY_CAP_MAX:
-        raise Invalid.field("dailyCap", f"The daily cap is a whole number from 1 to {DAILY_CAP_MAX:,}.")
+        raise Invalid.field("dailyCap", N_f("The daily cap is a whole number from 1 to %(max)s.", max=DAILY_CAP_MAX))
     return cap
 
 

@@ -15,6 +15,7 @@ import binascii
 import logging
 from typing import Any
 
+from portal.i18n import N_
 from portal.models.outreach import SETTLED_STATES
 from portal.services.errors import NotFound, StorageDown
 from portal.services.outreach.rules import on_settled
@@ -74,7 +75,7 @@ def for_send(media: dict[str, Any] | None) -> dict[str, Any] | None:
         with storage().open(str(media[HELD])) as handle:
             content = handle.read()
     except FileNotFoundError:
-        raise NotFound("The file of this scheduled message is no longer stored.", code="media_not_found") from None
+        raise NotFound(N_("The file of this scheduled message is no longer stored."), code="media_not_found") from None
     except StorageUnavailable:
         raise StorageDown() from None
     sent = {name: value for name, value in media.items() if name != HELD}

@@ -13,6 +13,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import Campaign, CampaignRecipient, Chat, Contact, Message, OptOut, QueuedSend, Tenant
 from portal.services import recipients
 from portal.services.errors import NotFound
@@ -81,7 +82,7 @@ def by_phone(tenant: Tenant, phone: Any) -> Subject:
         contact = db.session.scalar(select(Contact).where(Contact.tenant_id == tenant.id, Contact.phone == digits))
     subject = _subject(tenant.id, digits, contact)
     if contact is None and not _known(tenant.id, list(subject.chat_ids)):
-        raise NotFound("The tenant holds no data about this number.", code="contact_not_found")
+        raise NotFound(N_("The tenant holds no data about this number."), code="contact_not_found")
     return subject
 
 

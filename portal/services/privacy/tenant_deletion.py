@@ -14,6 +14,7 @@ from flask import current_app
 from sqlalchemy import delete, select
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import Membership, Tenant, TenantExport, User, WahaSession, utcnow
 from portal.services import audit
 from portal.services.audit import Actor
@@ -37,9 +38,9 @@ def request_deletion(tenant: Tenant, actor: Actor, confirm_slug: str) -> Tenant:
     from portal.services.sessions import stop_session
 
     if (confirm_slug or "").strip() != tenant.slug:
-        raise Invalid.field("confirm", f"Type the tenant's id ({tenant.slug}) to confirm.")
+        raise Invalid.field("confirm", N_f("Type the tenant's id (%(slug)s) to confirm.", slug=tenant.slug))
     if tenant.deletion_scheduled_for is not None:
-        raise Conflict("The tenant is already scheduled for deletion.", code="deletion_scheduled")
+        raise Conflict(N_("The tenant is already scheduled for deletion."), code="deletion_scheduled")
     now = utcnow()
     when = now + timedelta(days=int(current_app.config["TENANT_DELETION_GRACE_DAYS"]))
     tenant.deletion_requested_at, tenant.deletion_scheduled_for = now, when
@@ -67,7 +68,7 @@ def cancel_deletion(tenant: Tenant, actor: Actor) -> Tenant:
     """Cancel a scheduled deletion during the grace period: the tenant is active again (its sessions stay stopped
     until someone starts them)."""
     if tenant.deletion_scheduled_for is None:
-        raise Conflict("The tenant is not scheduled for deletion.", code="deletion_not_scheduled")
+        raise Conflict(N_("The tenant is not scheduled for deletion."), code="deletion_not_scheduled")
     was = tenant.deletion_scheduled_for
     tenant.deletion_requested_at = tenant.deletion_scheduled_for = tenant.deletion_requested_by = None
     tenant.is_active = True
@@ -86,7 +87,7 @@ def owned_tenant(user: User, tenant_id: int) -> Tenant:
         .where(Tenant.id == tenant_id, Membership.user_id == user.id, Membership.role == "owner")
     )
     if tenant is None:
-        raise NotFound("No such tenant.", code="tenant_not_found")
+        raise NotFound(N_("No such tenant."), code="tenant_not_found")
     return tenant
 
 

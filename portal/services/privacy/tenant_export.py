@@ -15,6 +15,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import (
     AuditEvent,
     Campaign,
@@ -88,7 +89,7 @@ def request_export(tenant: Tenant, actor: Actor) -> TenantExport:
         )
     )
     if busy is not None:
-        raise Conflict("An export of this tenant is already being built.", code="export_in_progress")
+        raise Conflict(N_("An export of this tenant is already being built."), code="export_in_progress")
     export = TenantExport(tenant_id=tenant.id, state="queued", requested_by=actor.label)
     db.session.add(export)
     db.session.flush()
@@ -211,9 +212,9 @@ def export_file(tenant: Tenant, export_id: Any, actor: Actor) -> StoredFile:
     not ready, ExportExpired (410) once its link has expired."""
     export = get_for_tenant(db.session, TenantExport, tenant.id, export_id)
     if export is None or export.state not in ("ready", "expired"):
-        raise NotFound("No such export ready to download.", code="export_not_found")
+        raise NotFound(N_("No such export ready to download."), code="export_not_found")
     if export.state == "expired" or (export.expires_at is not None and export.expires_at <= utcnow()):
-        raise ExportExpired("This export's link has expired; ask for a new export.")
+        raise ExportExpired(N_("This export's link has expired; ask for a new export."))
     audit.record(
         tenant.id, "tenant.export_download", actor, target_type="tenant_export", target_id=export.id, commit=True
     )

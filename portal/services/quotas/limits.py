@@ -12,21 +12,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from flask_babel import gettext
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import LIMIT_COLUMNS, Plan, Tenant, utcnow
 from portal.services.errors import Conflict
 
 PLAN_CACHE_SECONDS = 5.0
 DEFAULT_PLAN_NAME = "Default"
 DEFAULT_PLAN_LIMITS: dict[str, int | None] = {"max_sessions": 10}
-
-
-def N_(text: str) -> str:
-    """Marks a text for the catalogue; it is translated where it is shown (gettext(quota.label))."""
-    return text
 
 
 @dataclass(frozen=True)
@@ -63,24 +58,22 @@ class QuotaExceeded(Conflict):
 
 
 def _text(quota: Quota, limit: int, used: int, resets: datetime | None) -> str:
-    try:
-        if resets is None:
-            return gettext(
-                "Your plan allows %(limit)s (%(what)s) and %(used)s are in use. Free some up or ask your "
-                "platform administrator for a larger plan.",
-                limit=limit,
-                what=gettext(quota.label),
-                used=used,
-            )
-        return gettext(
-            "Your plan's limit of %(limit)s (%(what)s) is reached (%(used)s used). It resets at %(when)s UTC.",
+    """The English refusal (the API's and the logs'); pages show it with translated(), label included."""
+    if resets is None:
+        return N_f(
+            "Your plan allows %(limit)s (%(what)s) and %(used)s are in use. Free some up or ask your "
+            "platform administrator for a larger plan.",
             limit=limit,
-            what=gettext(quota.label),
+            what=N_f(quota.label),
             used=used,
-            when=resets.strftime("%Y-%m-%d %H:%M"),
         )
-    except (RuntimeError, KeyError):  # outside an application context: no translations
-        return f"The plan's limit of {limit} ({quota.label}) is reached ({used} used)."
+    return N_f(
+        "Your plan's limit of %(limit)s (%(what)s) is reached (%(used)s used). It resets at %(when)s UTC.",
+        limit=limit,
+        what=N_f(quota.label),
+        used=used,
+        when=resets.strftime("%Y-%m-%d %H:%M"),
+    )
 
 
 def exceeded(name: str, limit: int, used: int, now: datetime | None = None) -> QuotaExceeded:

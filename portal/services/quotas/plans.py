@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import LIMIT_COLUMNS, Plan, Tenant
 from portal.services import audit
 from portal.services.audit import Actor
@@ -23,7 +24,7 @@ def list_plans() -> list[Plan]:
 def get_plan(plan_id: Any) -> Plan:
     plan = db.session.get(Plan, plan_id) if isinstance(plan_id, int) else None
     if plan is None:
-        raise NotFound("No such plan.", code="plan_not_found")
+        raise NotFound(N_("No such plan."), code="plan_not_found")
     return plan
 
 
@@ -36,7 +37,7 @@ def clean_limits(values: dict[str, Any]) -> dict[str, int | None]:
             clean[column] = None
             continue
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_VALUE:
-            raise Invalid.field(column, "A limit is a whole number from 0, or empty.")
+            raise Invalid.field(column, N_("A limit is a whole number from 0, or empty."))
         clean[column] = value
     return clean
 
@@ -44,7 +45,7 @@ def clean_limits(values: dict[str, Any]) -> dict[str, int | None]:
 def _name(name: Any) -> str:
     name = str(name or "").strip()
     if not name or len(name) > 100:
-        raise Invalid.field("name", "A plan's name is 1 to 100 characters.")
+        raise Invalid.field("name", N_("A plan's name is 1 to 100 characters."))
     return name
 
 
@@ -54,7 +55,7 @@ def save_plan(plan_id: int | None, name: Any, values: dict[str, Any], actor: Act
     limits = clean_limits(values)
     taken = db.session.scalar(select(Plan.id).where(Plan.name == name))
     if taken is not None and taken != plan_id:
-        raise Conflict(f"A plan named '{name}' exists.", code="plan_exists")
+        raise Conflict(N_f("A plan named “%(name)s” exists.", name=name), code="plan_exists")
     plan = get_plan(plan_id) if plan_id is not None else Plan(name=name, is_default=False)
     before = {c: getattr(plan, c) for c in LIMIT_COLUMNS} if plan_id is not None else {}
     plan.name = name

@@ -12,10 +12,12 @@ from typing import Any
 
 import redis
 from flask import current_app
+from flask_babel import force_locale, gettext
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db, redis_store
+from portal.i18n import DEFAULT_LOCALE
 from portal.models import Membership, QuotaUsage, QuotaWarning, Tenant, User, utcnow
 from portal.services.quotas import counters
 from portal.services.quotas.limits import BY_NAME, day_key, limit_of, month_key, resets_at
@@ -162,14 +164,15 @@ def check_warnings(tenant_id: int) -> list[dict[str, Any]]:
     return given
 
 
-def _owners(tenant_id: int) -> list[str]:
+def _owners(tenant_id: int) -> list[tuple[str, str | None]]:
+    """The tenant's active owners, each with their chosen language (None: none chosen)."""
     stmt = (
-        select(User.email)
+        select(User.email, User.language)
         .join(Membership, Membership.user_id == User.id)
         .where(Membership.tenant_id == tenant_id, Membership.role == "owner", User.is_active_user.is_(True))
         .order_by(User.email)
     )
-    return list(db.session.scalars(stmt))
+    return [(email, language) for email, language in db.session.execute(stmt)]
 
 
 def _tell(tenant: Tenant, given: list[dict[str, Any]]) -> None:
@@ -187,20 +190,32 @@ def _tell(tenant: Tenant, given: list[dict[str, Any]]) -> None:
     from portal.mail import send_mail
 
     base = current_app.config.get("PUBLIC_BASE_URL", "").rstrip("/")
+    owners = _owners(tenant.id)
     for warning in given:
-        label = BY_NAME[warning["quota"]].label.lower()
-        subject = f"[WAHA Portal] {tenant.name}: {warning['level']}% of {label} used"
-        body = (
-            f"{tenant.name} has used {warning['used']} of {warning['limit']} ({label}, {warning['level']}%).\n"
-            + (f"The count starts again at {warning['resetsAt']}.\n" if warning["resetsAt"] else "")
-            + f"\nSee the usage: {base}/usage\n"
-        )
-        for address in _owners(tenant.id):
+        for address, language in owners:
+            with force_locale(language or DEFAULT_LOCALE):  # each owner in their own language
+                subject, body = _warning_mail(tenant.name, warning, base)
             try:
                 send_mail(address, subject, body)
             except Exception:
                 log.warning("could not mail %s about the quota of tenant %s", address, tenant.id, exc_info=True)
     forwarding.queue_deliveries(delivery_ids)
+
+
+def _warning_mail(tenant_name: str, warning: dict[str, Any], base: str) -> tuple[str, str]:
+    """The subject and body of a quota warning, in the current locale."""
+    label = gettext(BY_NAME[warning["quota"]].label).lower()
+    values = {"name": tenant_name, "level": warning["level"], "what": label}
+    subject = gettext("[WAHA Portal] %(name)s: %(level)s%% of %(what)s used", **values)
+    body = gettext(
+        "%(name)s has used %(used)s of %(limit)s (%(what)s, %(level)s%%).", used=warning["used"],
+        limit=warning["limit"], **values,
+    ) + "\n"  # fmt: skip
+    if warning["resetsAt"]:
+        body += gettext("The count starts again at %(when)s.", when=warning["resetsAt"]) + "\n"
+    link = base + "/usage"
+    body += "\n" + gettext("See the usage: %(url)s", url=link) + "\n"
+    return subject, body
 
 
 def recount_media() -> int:

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from sqlalchemy import delete, exists, func, select
 
 from portal.extensions import db
+from portal.i18n import N_, N_f
 from portal.models import Membership, RecoveryCode, Tenant, User, WebAuthnCredential, utcnow
 from portal.services import audit, signin_throttle
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid, NotFound, RateLimited
 from portal.services.two_factor import recovery, remembered, totp
 
-WRONG_CODE = "That code is not right. Try the current code from your app, or a recovery code."
+WRONG_CODE = N_("That code is not right. Try the current code from your app, or a recovery code.")
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def _throttled(user: User, actor: Actor) -> None:
             details={"retry_after": wait},
             commit=True,
         )
-        raise RateLimited(f"Too many wrong codes. Try again in {wait} seconds.", retry_after=wait)
+        raise RateLimited(N_f("Too many wrong codes. Try again in %(wait)s seconds.", wait=wait), retry_after=wait)
 
 
 def verify_code(user: User, code: str, actor: Actor) -> str:
@@ -166,7 +167,7 @@ def check_reauth(user: User, secret: str, actor: Actor) -> None:
             signin_throttle.clear(_throttle_key(user))
             return
     record_failure(user, "reauth", "wrong password or code", actor)
-    raise Invalid.field("reauth", "That is neither your password nor a current code.")
+    raise Invalid.field("reauth", N_("That is neither your password nor a current code."))
 
 
 def refuse_if_last_required(user: User, *, removing: str) -> None:
@@ -175,7 +176,7 @@ def refuse_if_last_required(user: User, *, removing: str) -> None:
     left = (st.totp and removing != "totp") or st.passkeys - (1 if removing == "passkey" else 0) > 0
     if not left and required_by_tenant(user):
         raise Conflict(
-            "A team you belong to requires two-factor sign-in: add another factor before removing this one.",
+            N_("A team you belong to requires two-factor sign-in: add another factor before removing this one."),
             code="two_factor_required",
         )
 
@@ -213,5 +214,5 @@ def member_for_reset(tenant: Tenant, user_id: int) -> User:
         select(Membership).where(Membership.tenant_id == tenant.id, Membership.user_id == user_id)
     )
     if membership is None:
-        raise NotFound("No such member.", code="member_not_found")
+        raise NotFound(N_("No such member."), code="member_not_found")
     return membership.user

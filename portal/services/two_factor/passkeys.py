@@ -32,6 +32,7 @@ from webauthn.helpers.structs import (
 )
 
 from portal.extensions import db, redis_store
+from portal.i18n import N_, N_f
 from portal.models import User, WebAuthnCredential, utcnow
 from portal.services import audit
 from portal.services.audit import Actor
@@ -39,7 +40,7 @@ from portal.services.errors import Invalid, NotFound, Unauthorized
 
 CHALLENGE_TTL = 120  # seconds a ceremony may take
 MAX_PASSKEYS = 20
-FAILED = "The passkey could not be checked. Try again."
+FAILED = N_("The passkey could not be checked. Try again.")
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def _take(ticket: str | None, purpose: str, user_id: int | None) -> bytes:
     raw = redis_store.client.getdel(_key(ticket)) if isinstance(ticket, str) and ticket else None
     data = json.loads(raw) if raw else None
     if not isinstance(data, dict) or data.get("p") != purpose or data.get("u") != user_id:
-        raise Invalid("The passkey request expired or was already used. Try again.", code="passkey_challenge")
+        raise Invalid(N_("The passkey request expired or was already used. Try again."), code="passkey_challenge")
     return base64url_to_bytes(data["c"])
 
 
@@ -118,7 +119,9 @@ def register(user: User, credential: Any, name: str, ticket: str | None, rp: Rel
     name = (name or "").strip()[:100] or "Passkey"
     challenge = _take(ticket, "register", user.id)
     if len(list_for(user)) >= MAX_PASSKEYS:
-        raise Invalid(f"You can keep up to {MAX_PASSKEYS} passkeys. Remove one first.", code="passkey_limit")
+        raise Invalid(
+            N_f("You can keep up to %(count)s passkeys. Remove one first.", count=MAX_PASSKEYS), code="passkey_limit"
+        )
     try:
         verified = verify_registration_response(
             credential=credential, expected_challenge=challenge, expected_rp_id=rp.id, expected_origin=rp.origin
@@ -131,7 +134,7 @@ def register(user: User, credential: Any, name: str, ticket: str | None, rp: Rel
         raise Invalid(FAILED, code="passkey_invalid") from None
     credential_id = bytes_to_base64url(verified.credential_id)
     if db.session.scalar(select(WebAuthnCredential.id).where(WebAuthnCredential.credential_id == credential_id)):
-        raise Invalid("This passkey is already registered.", code="passkey_exists")
+        raise Invalid(N_("This passkey is already registered."), code="passkey_exists")
     transports = credential.get("response", {}).get("transports") if isinstance(credential, dict) else None
     row = WebAuthnCredential(
         user_id=user.id,
@@ -220,7 +223,7 @@ def get(user: User, passkey_id: int) -> WebAuthnCredential:
         select(WebAuthnCredential).where(WebAuthnCredential.id == passkey_id, WebAuthnCredential.user_id == user.id)
     )
     if row is None:
-        raise NotFound("No such passkey.", code="passkey_not_found")
+        raise NotFound(N_("No such passkey."), code="passkey_not_found")
     return row
 
 

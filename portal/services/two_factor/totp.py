@@ -14,6 +14,7 @@ import pyotp
 from sqlalchemy import or_, update
 
 from portal.extensions import db
+from portal.i18n import N_
 from portal.models import User, rowcount, utcnow
 from portal.services import audit
 from portal.services.audit import Actor
@@ -27,7 +28,7 @@ WINDOW = 1  # steps either side of now that still count (a clock a little off, a
 def start_enrolment(user: User) -> str:
     """A new secret for the user's app, stored but off until `confirm`; Conflict when TOTP is already on."""
     if user.totp_enabled_at is not None:
-        raise Conflict("An authenticator app is already set up. Turn it off first to set up another.")
+        raise Conflict(N_("An authenticator app is already set up. Turn it off first to set up another."))
     user.totp_secret = pyotp.random_base32()
     user.totp_last_step = None
     db.session.commit()
@@ -78,14 +79,14 @@ def confirm(user: User, code: str, actor: Actor) -> list[str]:
     from portal.services.two_factor import recovery
 
     if user.totp_enabled_at is not None:
-        raise Conflict("An authenticator app is already set up.")
+        raise Conflict(N_("An authenticator app is already set up."))
     if not user.totp_secret or not accept(user, code or "", pending=True):
         db.session.rollback()
         audit.record(
             None, "auth.second_factor_failed", actor, target_type="user", target_id=user.id,
             details={"method": "totp_enrol"}, commit=True,
         )  # fmt: skip
-        raise Invalid.field("code", "That code does not match. Check the time on your phone and try the next code.")
+        raise Invalid.field("code", N_("That code does not match. Check the time on your phone and try the next code."))
     user.totp_enabled_at = utcnow()
     codes = recovery.generate(user) if recovery.remaining(user) == 0 else []
     audit.record(
