@@ -43,14 +43,15 @@ def environ(waha_url: str) -> dict[str, str]:
     )
 
 
-def reset_database(env: dict[str, str]) -> Any:
+def reset_database(env: dict[str, str], db_url: str = DB_URL) -> Any:
+    """Create the database `db_url` names when missing, rebuild its schema from the migrations, empty Redis."""
     from flask_migrate import upgrade
 
     from portal import create_app
     from portal.extensions import db, redis_store
 
-    admin = sa.create_engine(DB_URL.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    name = DB_URL.rsplit("/", 1)[1]
+    admin = sa.create_engine(db_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    name = db_url.rsplit("/", 1)[1]
     with admin.connect() as conn:
         if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))

@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import qr_viewers  # noqa: E402
 from bench.send_overhead import free_port, timed, wait_for  # noqa: E402
 
 DB_URL = os.environ.get("BENCH_QUOTA_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/portal_quota_bench")
@@ -43,25 +43,7 @@ TARGET_MS = 0.5
 
 
 def reset_database(env: dict[str, str]) -> Any:
-    from flask_migrate import upgrade
-
-    from portal import create_app
-    from portal.extensions import db, redis_store
-
-    admin = sa.create_engine(DB_URL.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    name = DB_URL.rsplit("/", 1)[1]
-    with admin.connect() as conn:
-        if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    app = create_app(env)
-    with app.app_context():
-        with db.engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-            conn.execute(sa.text("CREATE SCHEMA public"))
-        upgrade()
-        redis_store.client.flushdb()
-    return app
+    return qr_viewers.reset_database(env, DB_URL)
 
 
 def main() -> None:

@@ -24,15 +24,15 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "pace:"
 
-# KEYS[1] the session's TAT; ARGV[1] interval, ARGV[2] tolerance (seconds). Returns {1, "0"} when the slot is
-# taken, {0, "<seconds to wait>"} when it is too early. Numbers travel as strings: Redis truncates Lua floats
-# in replies to integers.
-_ACQUIRE_LUA = """
+# KEYS[1] the session's TAT; ARGV[1] interval, ARGV[2] tolerance (seconds), ARGV[3] cells wanted. Takes every cell
+# at once when the first is due ({n, "<seconds since the first was allowed, <= 0>"}), else none ({0, "<wait>"}).
+_RESERVE_LUA = """
 if redis.replicate_commands then redis.replicate_commands() end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
+local cells = tonumber(ARGV[3])
 local raw = redis.call('GET', KEYS[1])
 local tat = now
 if raw then tat = math.max(tonumber(raw), now) end
@@ -40,21 +40,22 @@ local allowed_at = tat - tolerance
 if now < allowed_at then
   return {0, string.format('%.6f', allowed_at - now)}
 end
-local new_tat = tat + interval
+local new_tat = tat + interval * cells
 redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
-return {1, '0'}
+return {cells, string.format('%.6f', allowed_at - now)}
 """
 
-_ACQUIRE_SHA = hashlib.sha1(_ACQUIRE_LUA.encode()).hexdigest()
+_RESERVE_SHA = hashlib.sha1(_RESERVE_LUA.encode()).hexdigest()
 
 
-def _run_acquire(client: redis.Redis, key: str, interval: float, tolerance: float) -> list:
-    """One round trip: EVALSHA, or EVAL the first time this Redis sees the script (after a restart or flush)."""
-    args = (1, key, repr(interval), repr(tolerance))
+def _run_acquire(client: redis.Redis, key: str, interval: float, tolerance: float, cells: int = 1) -> list:
+    """One round trip: EVALSHA, or EVAL the first time this Redis sees the script (after a restart or flush).
+    Returns [cells taken (0: none), seconds: until the first is due when none, else since it was (<= 0)]."""
+    args = (1, key, repr(interval), repr(tolerance), str(int(cells)))
     try:
-        return client.evalsha(_ACQUIRE_SHA, *args)
+        return client.evalsha(_RESERVE_SHA, *args)
     except redis.exceptions.NoScriptError:
-        return client.eval(_ACQUIRE_LUA, *args)
+        return client.eval(_RESERVE_LUA, *args)
 
 
 def burst_for(rate_per_minute: int) -> int:
@@ -111,30 +112,6 @@ def try_acquire(session_id: str, rate_per_minute: int, *, burst: int | None = No
     return 0.0 if allowed else max(float(wait), 0.001)
 
 
-# KEYS[1] the session's TAT; ARGV[1] interval, ARGV[2] tolerance (seconds), ARGV[3] cells wanted. Takes every cell
-# at once when the first is due ({n, "<seconds since the first was allowed, <= 0>"}), else none ({0, "<wait>"}).
-_RESERVE_LUA = """
-if redis.replicate_commands then redis.replicate_commands() end
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local cells = tonumber(ARGV[3])
-local raw = redis.call('GET', KEYS[1])
-local tat = now
-if raw then tat = math.max(tonumber(raw), now) end
-local allowed_at = tat - tolerance
-if now < allowed_at then
-  return {0, string.format('%.6f', allowed_at - now)}
-end
-local new_tat = tat + interval * cells
-redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
-return {cells, string.format('%.6f', allowed_at - now)}
-"""
-
-_RESERVE_SHA = hashlib.sha1(_RESERVE_LUA.encode()).hexdigest()
-
-
 def reserve(session_id: str, rate_per_minute: int, cells: int, *, burst: int | None = None) -> tuple[int, float]:
     """Take `cells` consecutive send slots in one round trip, when the first is due now: (cells, offset), where
     slot k (from 0) may be used `offset + k * 60 / rate` seconds from now (offset <= 0). Else (0, seconds until
@@ -146,13 +123,10 @@ def reserve(session_id: str, rate_per_minute: int, cells: int, *, burst: int | N
         return 0, 60.0
     burst = burst or burst_for(rate_per_minute)
     interval = 60.0 / rate_per_minute
-    args = (1, KEY_PREFIX + session_id, repr(interval), repr(interval * (burst - 1)), str(int(cells)))
     try:
-        client = redis_store.client
-        try:
-            granted, offset = client.evalsha(_RESERVE_SHA, *args)
-        except redis.exceptions.NoScriptError:
-            granted, offset = client.eval(_RESERVE_LUA, *args)
+        granted, offset = _run_acquire(
+            redis_store.client, KEY_PREFIX + session_id, interval, interval * (burst - 1), cells
+        )
     except redis.RedisError as exc:
         log.info("send pacing skipped: Redis is unavailable (%s)", type(exc).__name__)
         return cells, 0.0

@@ -33,7 +33,7 @@ def test_a_portuguese_browser_gets_the_portal_in_portuguese(pt_page, owner, tena
     page.get_by_label("E-mail").fill(owner.email)
     page.get_by_label("Senha").fill(PASSWORD)
     page.get_by_label("Manter conectado neste dispositivo").check()
-    page.get_by_role("button", name="Entrar").click()
+    page.get_by_role("button", name="Entrar", exact=True).click()
     page.wait_for_url("**/")
 
     nav = page.get_by_role("navigation", name="Principal")
