@@ -16,6 +16,7 @@ from portal.api import (  # noqa: E402,F401
     privacy,
     scheduled,
     sessions,
+    tenant_data,
     usage,
     webhooks,
 )

@@ -34,6 +34,7 @@ STATUS_TEXT = {
     403: "Forbidden",
     404: "Not Found",
     409: "Conflict",
+    410: "Gone",
     413: "Payload Too Large",
     422: "Unprocessable Content",
     416: "Range Not Satisfiable",

@@ -58,3 +58,43 @@ class EraseResponse(Response):
             whatsappChatsDeleted=report.waha_deleted,
             whatsappChatsFailed=report.waha_failed,
         )
+
+
+class TenantExportResponse(Response):
+    id: str
+    state: str = Field(description="queued, running, ready, failed or expired.")
+    size: int | None = Field(None, description="Bytes of the ZIP, once ready.")
+    error: str | None = None
+    createdAt: str
+    finishedAt: str | None = None
+    expiresAt: str | None = Field(None, description="When the download link expires (the file is deleted then).")
+    downloadUrl: str | None = Field(None, description="The API address of the ZIP, once ready.")
+
+    @classmethod
+    def of(cls, export: Any, download_url: str | None) -> TenantExportResponse:
+        def when(value: Any) -> str | None:
+            return value.isoformat() if value is not None else None
+
+        return cls(
+            id=str(export.id),
+            state=export.state,
+            size=export.size,
+            error=export.error,
+            createdAt=export.created_at.isoformat(),
+            finishedAt=when(export.finished_at),
+            expiresAt=when(export.expires_at),
+            downloadUrl=download_url if export.state == "ready" else None,
+        )
+
+
+class TenantExportList(Response):
+    data: list[TenantExportResponse] = Field(description="The tenant's latest exports, newest first (at most 10).")
+
+
+class DeletionDto(Request):
+    confirm: str = Field(max_length=63, description="The tenant's slug, repeated to confirm.")
+
+
+class DeletionResponse(Response):
+    tenant: str = Field(description="The tenant's slug.")
+    scheduledFor: str = Field(description="When the tenant and everything it holds are deleted.")
