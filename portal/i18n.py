@@ -11,11 +11,12 @@ compiled by scripts/setup and the image build with `pybabel compile`).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from babel.dates import parse_pattern
 from flask import Flask, Response, g, request
-from flask_babel import Babel, format_date, format_decimal, format_time
+from flask_babel import Babel, format_date, format_decimal, format_time, get_locale, get_timezone
 
 LANGUAGES: dict[str, str] = {"en": "English", "pt_BR": "Português (Brasil)", "es": "Español"}
 DEFAULT_LOCALE = "en"
@@ -111,19 +112,49 @@ def _moment(value: Any) -> datetime | None:
     return value
 
 
+def _patterns(seconds: bool) -> tuple[Any, Any, Any, Any]:
+    """(locale, time zone, the medium date pattern, the time pattern) of the reader, parsed once per request and
+    locale: a list page formats a moment per row, and Flask-Babel's format_date/format_time would convert and
+    parse the pattern again for each (a fifth of the message log's CPU)."""
+    locale, zone = get_locale(), get_timezone()  # each looked up once per request (or force_locale) by Flask-Babel
+    cache = g.setdefault("_moment_patterns", {})
+    key = (locale, zone, seconds)
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = (
+            locale,
+            zone,
+            parse_pattern(locale.date_formats["medium"]),
+            parse_pattern(locale.time_formats["medium" if seconds else "short"]),
+        )
+    return found
+
+
+def _local(moment: datetime, zone: Any) -> datetime:
+    # as Flask-Babel's to_user_timezone: a naive moment is UTC
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(zone)
+
+
 def datetime_filter(value: Any, seconds: bool = False) -> str:
     """A moment in the reader's language and time zone: "5 Dec 2026, 14:03" / "5 de dez. de 2026 14:03"."""
     moment = _moment(value)
     if moment is None:
         return ""
-    return f"{format_date(moment, 'medium')} {time_filter(moment, seconds)}"
+    if not isinstance(moment, datetime):
+        return f"{format_date(moment, 'medium')} {time_filter(moment, seconds)}"
+    locale, zone, date_pattern, time_pattern = _patterns(seconds)
+    local = _local(moment, zone)
+    return f"{date_pattern.apply(local, locale)} {time_pattern.apply(local, locale)}"
 
 
 def time_filter(value: Any, seconds: bool = False) -> str:
     moment = _moment(value)
     if moment is None:
         return ""
-    return str(format_time(moment, "medium" if seconds else "short"))
+    if not isinstance(moment, datetime):
+        return str(format_time(moment, "medium" if seconds else "short"))
+    locale, zone, _, time_pattern = _patterns(seconds)
+    return str(time_pattern.apply(_local(moment, zone), locale))
 
 
 def day_filter(value: Any) -> str:
