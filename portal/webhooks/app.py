@@ -42,6 +42,7 @@ class WebhookApp:
         self.app = app
         self.prefix = prefix
         self.urls = Map([Rule("/waha", endpoint="waha", methods=["POST"])])
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -59,7 +60,10 @@ class WebhookApp:
             route = "unmatched"
             with log_context(request_id=request_id, session=request.args.get("session") or None):
                 try:
-                    endpoint, _ = self.urls.bind_to_environ(environ).match()
+                    if environ.get("PATH_INFO") == "/waha" and environ.get("REQUEST_METHOD") == "POST":
+                        endpoint = "waha"  # the one route, without building a URL adapter per request
+                    else:
+                        endpoint, _ = self.urls.bind_to_environ(environ).match()
                     route = self.prefix + "/" + endpoint
                     response = _HANDLERS[endpoint](request)
                 except Exception as exc:
@@ -68,13 +72,26 @@ class WebhookApp:
                 response.headers["X-Content-Type-Options"] = "nosniff"
                 elapsed = time.perf_counter() - started
                 method = request.method if request.method in HTTP_METHODS else "OTHER"
-                http_requests.labels(method, route, str(response.status_code)).inc()
-                http_duration.labels(method, route).observe(elapsed)
+                counted, timed = self._metrics(method, route, response.status_code)
+                counted.inc()
+                timed.observe(elapsed)
                 log_access(request.method, self.prefix + request.path, response.status_code, elapsed * 1000)
         finally:
             if context is not None:
                 context.pop()  # removes the database session (Flask-SQLAlchemy's teardown)
         return response(environ, start_response)
+
+    def _metrics(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        """The request counter and duration histogram of one (method, route, status), looked up once each: the
+        label sets are few (one route, a handful of statuses)."""
+        key = (method, route, status)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = (
+                http_requests.labels(method, route, str(status)),
+                http_duration.labels(method, route),
+            )
+        return found
 
     def _error(self, exc: Exception) -> Response:
         headers: dict[str, str] = {}
