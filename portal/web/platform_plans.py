@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from portal.i18n import translated
-from portal.models import LIMIT_COLUMNS
 from portal.services import quotas, tenant_admin
-from portal.services.errors import Invalid, ServiceError
+from portal.services.errors import ServiceError
 from portal.web.helpers import page, platform_admins_only, user_actor
 
 bp = Blueprint("platform_plans", __name__, url_prefix="/platform")
 platform_admins_only(bp, _l("Only platform admins can open this area."))
-
-
-def _limits(form: Any) -> dict[str, Any]:
-    """The limit fields as numbers (empty: None); Invalid names a field that is not a whole number."""
-    values: dict[str, Any] = {}
-    for column in LIMIT_COLUMNS:
-        raw = (form.get(column) or "").strip()
-        if not raw:
-            values[column] = None
-            continue
-        try:
-            values[column] = int(raw)
-        except ValueError:
-            raise Invalid.field(column, _("A limit is a whole number from 0, or empty.")) from None
-    return values
 
 
 @bp.get("/plans")
@@ -50,7 +32,7 @@ def plan(plan_id: int | None = None) -> ResponseReturnValue:
             saved = quotas.save_plan(
                 plan_id,
                 request.form.get("name"),
-                _limits(request.form),
+                request.form,
                 user_actor(),
                 default=request.form.get("is_default") == "1",
             )
@@ -72,12 +54,8 @@ def plan(plan_id: int | None = None) -> ResponseReturnValue:
 @bp.post("/tenants/<int:tenant_id>/plan")
 def tenant_plan(tenant_id: int) -> ResponseReturnValue:
     tenant = tenant_admin.get_tenant(tenant_id)
-    raw_plan = (request.form.get("plan_id") or "").strip()
     try:
-        plan_id = int(raw_plan) if raw_plan else None
-        quotas.set_tenant_plan(tenant, plan_id, _limits(request.form), user_actor())
-    except ValueError:
-        flash(_("Choose a plan from the list."), "error")
+        quotas.set_tenant_plan(tenant, request.form.get("plan_id"), request.form, user_actor())
     except ServiceError as exc:
         flash(translated(exc.message), "error")
     else:

@@ -141,3 +141,26 @@ def test_accepting_an_invitation_over_the_seats_is_refused(tenant, owner):
     _limit(tenant, max_team_seats=2)
     team.accept_invitation(token, TEST_ACTOR, password="a long enough pass phrase 123")
     assert len(team.list_members(tenant)) == 2
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"plan_id": "9" * 30},
+        {"plan_id": "abc"},
+        {"plan_id": "", "max_messages_per_day": "9" * 40},
+        {"plan_id": "", "max_sessions": "-3"},
+    ],
+)
+def test_a_tenants_plan_form_with_a_bad_value_changes_nothing(login, tenant, root, form):
+    client = login(root)
+    before = (tenant.plan_id, tenant.max_messages_per_day, tenant.max_sessions)
+
+    answer = post(client, f"/platform/tenants/{tenant.id}/plan", form, page=f"/platform/tenants/{tenant.id}")
+
+    assert answer.status_code == 303
+    shown = text(client.get(f"/platform/tenants/{tenant.id}"))
+    assert "No such plan." in shown or "A limit is a whole number from 0, or empty." in shown
+    fresh = db.session.get(Tenant, tenant.id)
+    db.session.refresh(fresh)
+    assert (fresh.plan_id, fresh.max_messages_per_day, fresh.max_sessions) == before

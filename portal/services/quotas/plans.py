@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
 
+from portal.converters import parse_id
 from portal.extensions import db
 from portal.i18n import N_, N_f
 from portal.models import LIMIT_COLUMNS, Plan, Tenant
@@ -22,18 +24,24 @@ def list_plans() -> list[Plan]:
 
 
 def get_plan(plan_id: Any) -> Plan:
-    plan = db.session.get(Plan, plan_id) if isinstance(plan_id, int) else None
+    """The plan `plan_id` names (an int, or its digits from a form); NotFound for anything else."""
+    row_id = parse_id(plan_id.strip() if isinstance(plan_id, str) else plan_id)
+    plan = db.session.get(Plan, row_id) if row_id is not None else None
     if plan is None:
         raise NotFound(N_("No such plan."), code="plan_not_found")
     return plan
 
 
-def clean_limits(values: dict[str, Any]) -> dict[str, int | None]:
-    """Each limit a whole number from 0 (None: the plan's value, or no limit on a plan)."""
+def clean_limits(values: Mapping[str, Any]) -> dict[str, int | None]:
+    """Each limit a whole number from 0 (None: the plan's value, or no limit on a plan); a form's text is read as
+    its digits, and an empty field is None."""
     clean: dict[str, int | None] = {}
     for column in LIMIT_COLUMNS:
         value = values.get(column)
-        if value in (None, ""):
+        if isinstance(value, str):
+            value = value.strip()
+            value = int(value) if value.isascii() and value.isdigit() and len(value) <= 16 else (value or None)
+        if value is None:
             clean[column] = None
             continue
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_VALUE:
@@ -49,7 +57,9 @@ def _name(name: Any) -> str:
     return name
 
 
-def save_plan(plan_id: int | None, name: Any, values: dict[str, Any], actor: Actor, *, default: bool = False) -> Plan:
+def save_plan(
+    plan_id: int | None, name: Any, values: Mapping[str, Any], actor: Actor, *, default: bool = False
+) -> Plan:
     """Create (plan_id None) or change a plan; `default` makes it the plan of new tenants. Audited."""
     name = _name(name)
     limits = clean_limits(values)
@@ -81,10 +91,10 @@ def save_plan(plan_id: int | None, name: Any, values: dict[str, Any], actor: Act
     return plan
 
 
-def set_tenant_plan(tenant: Tenant, plan_id: int | None, overrides: dict[str, Any], actor: Actor) -> Tenant:
-    """Put the tenant on a plan with its own overrides (None = the plan's value). Audited as tenant.plan.
-    A limit set below what is used stops new use; nothing is deleted."""
-    plan = get_plan(plan_id) if plan_id is not None else None
+def set_tenant_plan(tenant: Tenant, plan_id: Any, overrides: Mapping[str, Any], actor: Actor) -> Tenant:
+    """Put the tenant on a plan (None or "": no plan) with its own overrides (None = the plan's value). Audited
+    as tenant.plan. A limit set below what is used stops new use; nothing is deleted."""
+    plan = get_plan(plan_id) if plan_id not in (None, "") else None
     limits = clean_limits(overrides)
     before = {"plan_id": tenant.plan_id, **{c: getattr(tenant, c) for c in LIMIT_COLUMNS}}
     tenant.plan_id = plan.id if plan is not None else None
