@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+from typing import Any
 
+from waitress.server import create_server
 from werkzeug.serving import make_server
 
 from .app import create_app
@@ -22,6 +25,10 @@ def _bool(value: str) -> bool:
 
 def parse_args(argv: list[str] | None = None) -> Settings:
     """Turn command-line options into Settings."""
+    return _settings(_parser().parse_args(argv))
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m wahasim", description="Fake WAHA server (in memory).")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
@@ -73,7 +80,17 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--webhook-timeout", type=float, default=10.0)
     p.add_argument("--webhook-workers", type=int, default=4)
     p.add_argument("--log-level", default="INFO")
-    a = p.parse_args(argv)
+    p.add_argument(
+        "--server",
+        default="waitress",
+        choices=("waitress", "werkzeug"),
+        help="waitress keeps connections alive as WAHA (Node) does; werkzeug closes each one after its answer, "
+        "and only it can drop a connection for `fail-next` with status 0",
+    )
+    return p
+
+
+def _settings(a: argparse.Namespace) -> Settings:
     return Settings(
         host=a.host,
         port=a.port,
@@ -100,26 +117,49 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    settings = parse_args(argv)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # werkzeug raises its own logger to INFO unless a level is set, so set it here.
-    logging.getLogger("werkzeug").setLevel(settings.log_level)
-    app = create_app(settings)
+# WAHA is a Node server: it keeps a connection open between requests and closes it after 5 s idle (Node's
+# keepAliveTimeout). waitress does the same, so a client's connection pool is exercised as against WAHA.
+KEEP_ALIVE_S = 5
+
+
+def _serve_waitress(app: Any, settings: Any) -> tuple[int, Any, Any]:
+    server = create_server(app, host=settings.host, port=settings.port, threads=8, channel_timeout=KEEP_ALIVE_S)
+
+    def stop(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # terminate() ends the loop as Ctrl-C does, through the cleanup below
+    return int(server.effective_port), server.run, server.close
+
+
+def _serve_werkzeug(app: Any, settings: Any) -> tuple[int, Any, Any]:
     server = make_server(settings.host, settings.port, app, threaded=True)
+    return server.server_port, server.serve_forever, server.server_close
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = _settings(args)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # werkzeug and waitress raise their own loggers to INFO unless a level is set, so set it here.
+    for name in ("werkzeug", "waitress"):
+        logging.getLogger(name).setLevel(settings.log_level)
+    app = create_app(settings)
+    serve = _serve_waitress if args.server == "waitress" else _serve_werkzeug
+    port, run, close = serve(app, settings)
     logging.getLogger("wahasim").info(
         "WAHA simulator %s (%s) on http://%s:%d, control page at /_sim/",
         settings.version,
         settings.engine,
         settings.host,
-        server.server_port,
+        port,
     )
     try:
-        server.serve_forever()
+        run()
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
+        close()
         app.extensions["wahasim"].close()
     return 0
 

@@ -25,6 +25,7 @@ left until the circuit lets a call through again.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import random
 import time
@@ -32,6 +33,8 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
+from requests.structures import CaseInsensitiveDict
+from requests.utils import requote_uri
 from urllib3.exceptions import EmptyPoolError, NewConnectionError
 
 from portal.waha.breaker import RedisBreakerStore, ServerBreaker, retry_after_seconds
@@ -97,6 +100,7 @@ class WahaTransport:
             acquire_timeout_s=settings.pool_acquire_timeout_ms / 1000,
             idle_timeout_s=settings.pool_idle_timeout_ms / 1000,
         )
+        self._adapter = adapter
         self._session = requests.Session()
         # WAHA sits beside the portal: no proxy or .netrc from the environment, and no scan of it on every call
         self._session.trust_env = False
@@ -175,9 +179,12 @@ class WahaTransport:
         left = max(deadline - time.monotonic(), 0.001)
         try:
             with acquire_deadline(deadline):
-                response = self._session.request(
-                    method, url, params=params, json=body, headers=headers, timeout=(left, left), stream=stream
-                )
+                if params is None and not stream:
+                    response = self._send_prepared(method, url, body, headers, left)
+                else:
+                    response = self._session.request(
+                        method, url, params=params, json=body, headers=headers, timeout=(left, left), stream=stream
+                    )
         except EmptyPoolError as exc:
             raise WahaPoolExhausted(
                 None, "", f"no free connection to WAHA within {self.settings.pool_acquire_timeout_ms} ms"
@@ -215,6 +222,27 @@ class WahaTransport:
         if open_for and isinstance(error, WahaUnavailable):
             error.retry_after = retry_after_seconds(open_for)
         raise error
+
+    def _send_prepared(self, method: str, url: str, body: Any, headers: dict | None, left: float) -> requests.Response:
+        """One call without a query string or a streamed answer (every send, most calls): prepared here and handed
+        straight to the pooled adapter. What the session would add per call is what a WAHA call never uses:
+        merged cookie jars, the environment's settings, redirects and hooks. The bytes on the wire are the same:
+        the session's headers, the body as requests encodes `json=`, the same Content-Length rule."""
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        prepared.url = requote_uri(url)
+        prepared.headers = CaseInsensitiveDict(self._session.headers)
+        if headers:
+            prepared.headers.update(headers)
+        if body is not None:
+            prepared.body = json.dumps(body, allow_nan=False).encode("utf-8")
+            prepared.headers["Content-Type"] = "application/json"
+            prepared.headers["Content-Length"] = str(len(prepared.body))
+        elif method not in ("GET", "HEAD"):
+            prepared.headers["Content-Length"] = "0"
+        response = self._adapter.send(prepared, stream=False, timeout=(left, left))
+        response.content  # noqa: B018 - read the whole answer now and give the connection back, as requests does
+        return response
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.settings.retry_backoff_max_s, self.settings.retry_backoff_s * 2 ** (attempt - 1))

@@ -196,6 +196,24 @@ def test_send_text_posts_session_chat_text_and_id(waha, waha_client, waha_url, l
     assert result == SendResult("true_4915112345678@c.us_3EB0AABBCCDDEEFF0011", expected_raw)
 
 
+def test_a_send_puts_on_the_wire_what_requests_itself_would(waha, waha_client, waha_url, api_key):
+    # Sends are prepared by the transport, not by requests.Session: the same headers, body bytes and URL.
+    waha.post(f"{waha_url}/api/sendText", status=201, json={"id": "true_491701234567@c.us_3EB0AAAAAAAAAAAAAAAA"})
+
+    waha_client.send_text("s1", "491701234567@c.us", "Olá — ünïcode 👋", message_id="3EB0AAAAAAAAAAAAAAAA")
+
+    sent = last_request(waha)
+    expected = requests.Request(
+        "POST",
+        f"{waha_url}/api/sendText",
+        json=json.loads(sent.body),
+        headers={**requests.utils.default_headers(), "Accept": "application/json", "X-Api-Key": api_key},
+    ).prepare()
+    assert (sent.method, sent.url, sent.body) == (expected.method, expected.url, expected.body)
+    assert dict(sent.headers) == dict(expected.headers)
+    assert body_of(sent)["text"] == "Olá — ünïcode 👋"
+
+
 def test_send_text_passes_reply_to_and_link_preview(waha, waha_client, waha_url):
     waha.post(f"{waha_url}/api/sendText", status=201, json={"id": "true_1@c.us_X"})
 

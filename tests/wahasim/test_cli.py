@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 
+import pytest
 import requests
 
 from tests.helpers import ROOT as REPO
@@ -78,7 +81,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_module_runs_a_server_that_answers_ping():
+@pytest.fixture
+def cli_server() -> Iterator[int]:
+    """`python -m wahasim` in its own process, with its defaults; yields its port once it answers."""
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "wahasim", "--port", str(port), "--api-key", "cli-key", "--log-level", "WARNING"],
@@ -86,19 +91,42 @@ def test_module_runs_a_server_that_answers_ping():
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+    def answered() -> requests.Response | None:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/ping", timeout=1)
+        except requests.ConnectionError:
+            return None  # not listening yet
+
     try:
-
-        def answered() -> requests.Response | None:
-            try:
-                return requests.get(f"http://127.0.0.1:{port}/ping", timeout=1)
-            except requests.ConnectionError:
-                return None  # not listening yet
-
-        ping = wait_for(answered, timeout=10)
-        version = requests.get(
-            f"http://127.0.0.1:{port}/api/server/version", headers={"X-Api-Key": "cli-key"}, timeout=2
-        )
-        assert (ping.json(), version.status_code) == ({"message": "pong"}, 200)
+        wait_for(answered, timeout=10)
+        yield port
     finally:
         process.terminate()
         process.wait(timeout=5)
+
+
+def test_module_runs_a_server_that_answers_ping(cli_server):
+    ping = requests.get(f"http://127.0.0.1:{cli_server}/ping", timeout=2)
+    version = requests.get(
+        f"http://127.0.0.1:{cli_server}/api/server/version", headers={"X-Api-Key": "cli-key"}, timeout=2
+    )
+    assert (ping.json(), version.status_code) == ({"message": "pong"}, 200)
+
+
+def test_module_server_keeps_the_connection_open_as_waha_does(cli_server):
+    # WAHA (Node) answers many requests on one connection; the portal's pool counts on it.
+    conn = http.client.HTTPConnection("127.0.0.1", cli_server, timeout=2)
+    try:
+        conn.request("GET", "/api/server/version", headers={"X-Api-Key": "cli-key"})
+        first = conn.getresponse()
+        first.read()
+        opened = conn.sock
+        conn.request("GET", "/ping")
+        second = conn.getresponse()
+        second.read()
+        assert (first.status, first.getheader("Connection")) == (200, None)
+        assert opened is not None and conn.sock is opened  # the same socket: no reconnect between the two
+        assert second.status == 200
+    finally:
+        conn.close()

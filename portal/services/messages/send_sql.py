@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from portal import rawsql
 from portal.dbengines import autocommit_active
 from portal.extensions import db
 from portal.i18n import N_
@@ -107,30 +108,32 @@ _SESSION_FOR_SEND = (
 )
 
 
+_SESSION_FOR_SEND_RAW = rawsql.RawStatement(_SESSION_FOR_SEND)
+
+
+def _first_row(raw: rawsql.RawStatement, params: dict[str, Any]) -> Any:
+    """The first row of `raw` run on the session's connection (by psycopg itself on PostgreSQL), or None."""
+    connection = db.session.connection()
+    if rawsql.usable(connection):
+        return raw.one(connection, params)
+    return connection.execute(raw.statement, params).first()
+
+
 def _session_for_send(tenant: Tenant, session_id: Any, chat_id: str = "") -> _SendTarget:
     """The tenant's session to send through, with what is known of `chat_id`; NotFound("session_not_found") as
     get_session() answers."""
     row = (
-        db.session.connection()
-        .execute(_SESSION_FOR_SEND, {"session_id": str(session_id), "tenant_id": tenant.id, "chat_id": chat_id})
-        .first()
+        _first_row(_SESSION_FOR_SEND_RAW, {"session_id": str(session_id), "tenant_id": tenant.id, "chat_id": chat_id})
         if session_id
         else None
     )
     if row is None:
         raise NotFound(N_("No such session."), code="session_not_found")
+    sid, status, name, blocked_until, base_url, stored_api_key, chat_known, wa_exists, checked_at, opted_out = row
     # servers.client_for() needs only the server's address and key; an unattached row object carries them.
-    server = WahaServer(base_url=row.base_url, api_key=_open_api_key(row.stored_api_key))
+    server = WahaServer(base_url=base_url, api_key=_open_api_key(stored_api_key))
     return _SendTarget(
-        row.id,
-        row.status,
-        row.external_name,
-        server,
-        bool(row.chat_known),
-        row.wa_exists,
-        row.exists_checked_at,
-        bool(row.opted_out),
-        row.new_contacts_blocked_until,
+        sid, status, name, server, bool(chat_known), wa_exists, checked_at, bool(opted_out), blocked_until
     )
 
 
@@ -198,7 +201,7 @@ _UNSET_COLUMNS = tuple(
 
 
 @functools.cache
-def _insert_with_audit_statement() -> Any:
+def _insert_with_audit_statement() -> rawsql.RawStatement:
     """The message and its "message.send" audit event in one statement (PostgreSQL: a data-modifying CTE).
 
     Built once with bound parameters, and frozen into text: constructing it per send would cost more CPU than
@@ -257,7 +260,7 @@ def _insert_with_audit_statement() -> Any:
         postgresql.insert(Chat).from_select(list(chat), select(*chat.values()).select_from(sent)), reopen=False
     ).cte("chatted")
     statement = select(sent.c.id).add_cte(logged).add_cte(chatted)
-    return frozen(statement, list(statement.selected_columns))
+    return rawsql.RawStatement(frozen(statement, list(statement.selected_columns)))
 
 
 def _insert_with_audit(message: Message, actor: Actor, details: dict[str, Any]) -> None:
@@ -291,7 +294,7 @@ def _insert_with_audit(message: Message, actor: Actor, details: dict[str, Any]) 
         a_kind=details["kind"],
         a_created_at=message.created_at,
     )
-    message.id = db.session.connection().execute(_insert_with_audit_statement(), params).scalar_one()
+    message.id = _first_row(_insert_with_audit_statement(), params)[0]
     details["message_id"] = message.id
     # Known to the session as the stored row it now is, without an INSERT of its own: the columns the
     # statement left out are NULL, so they are set to None rather than loaded on first use (a column with a
@@ -319,7 +322,7 @@ def _commit_keeping_loaded_rows() -> None:
 
 
 @functools.cache
-def _sent_update(status: str | None, with_waha_id: bool, by_month: bool = False) -> Any:
+def _sent_update(status: str | None, with_waha_id: bool, by_month: bool = False) -> rawsql.RawStatement:
     """The UPDATE after WAHA accepted a send (one per ack status and id case, built once: see above).
 
     `by_month` (PostgreSQL, where messages is partitioned by created_at) adds the row's created_at to the id, so
@@ -332,13 +335,16 @@ def _sent_update(status: str | None, with_waha_id: bool, by_month: bool = False)
     if status:
         # Acks may have moved the row forward over the webhook meanwhile: the status only moves up the ladder.
         lower = [name for name, rank in STATUS_RANK.items() if rank < STATUS_RANK[status] and name != "ERROR"]
-        values[Message.status] = case((Message.status.in_(lower), status), else_=Message.status)
+        # the names as literals, not one expanding list: the statement is compiled once for rawsql
+        values[Message.status] = case(
+            (Message.status.in_([literal(name, String) for name in lower]), status), else_=Message.status
+        )
     if with_waha_id:
         values[Message.waha_message_id] = bindparam("waha_message_id", type_=Message.waha_message_id.type)
     stmt = update(Message).where(Message.id == bindparam("message_id", type_=Message.id.type))
     if by_month:
         stmt = stmt.where(Message.created_at == bindparam("row_created_at", type_=Message.created_at.type))
-    return stmt.values(values).returning(Message.waha_message_id, Message.status)
+    return rawsql.RawStatement(stmt.values(values).returning(Message.waha_message_id, Message.status))
 
 
 def _record_sent(
@@ -364,9 +370,10 @@ def _record_sent(
     if row is None:
         row = execute(_sent_update(status, False, by_month), params)
     if row is not None:  # None only when the row was deleted meanwhile (its session was deleted)
+        waha_message_id, stored_status = row
         for name, value in (
-            ("waha_message_id", row.waha_message_id),
-            ("status", row.status),
+            ("waha_message_id", waha_message_id),
+            ("status", stored_status),
             ("sent_at", now),
             ("updated_at", now),
             ("send_state", None),
@@ -374,17 +381,21 @@ def _record_sent(
             set_committed_value(message, name, value)
 
 
-def _execute_here(stmt: Any, params: dict[str, Any]) -> Any:
+def _execute_here(raw: rawsql.RawStatement, params: dict[str, Any]) -> Any:
     """Run one statement on the session's autocommit connection (it commits itself); its first row or None."""
-    return db.session.connection().execute(stmt, params).first()
+    return _first_row(raw, params)
 
 
-def _execute_alone(stmt: Any, params: dict[str, Any]) -> Any:
+def _execute_alone(raw: rawsql.RawStatement, params: dict[str, Any]) -> Any:
     """Run one statement as its own transaction (autocommit: no BEGIN and COMMIT round trips) after the
     caller's transaction has ended; its first row, or None when it matched nothing."""
     connection = db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     try:
-        row = connection.execute(stmt, params).first()
+        row = (
+            raw.one(connection, params)
+            if rawsql.usable(connection)
+            else connection.execute(raw.statement, params).first()
+        )
     except BaseException:
         db.session.rollback()
         raise
