@@ -7,12 +7,12 @@ import time
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request
-from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from portal.extensions import db, htmx
 from portal.i18n import N_, translated
+from portal.i18n import lazy_gettext as _l
 from portal.services.errors import ServiceError
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import flask_babel
 from babel.dates import parse_pattern
 from flask import Flask, Response, g, request
+from flask.globals import _cv_app
 from flask_babel import Babel, format_date, format_decimal, format_time, get_locale, get_timezone
+from flask_babel.speaklater import LazyString
 
 LANGUAGES: dict[str, str] = {"en": "English", "pt_BR": "Português (Brasil)", "es": "Español"}
 DEFAULT_LOCALE = "en"
@@ -55,8 +58,6 @@ def N_f(template: str, **values: Any) -> Message:
 
 def translated(message: str | None) -> str:
     """A service's message (marked with N_ or N_f where it is raised) in the reader's language; other text as is."""
-    from flask_babel import gettext
-
     if isinstance(message, Message):  # a marked value (N_f(label)) is translated too
         values = {k: translated(v) if isinstance(v, Message) else v for k, v in message.values.items()}
         return str(gettext(message.template, **values))
@@ -88,11 +89,18 @@ def select_timezone() -> str:
     if user is None or not request:
         return "UTC"
     if "i18n_tenant_zone" not in g:
-        from portal.services.outreach.settings import outreach_settings
+        from portal.services.outreach.settings import DEFAULT_TIME_ZONE, outreach_settings
         from portal.tenancy import current_principal
 
         principal = current_principal()
-        g.i18n_tenant_zone = outreach_settings(principal.tenant.id).time_zone if principal is not None else "UTC"
+        found = getattr(user, "signed_in", None)
+        if principal is None:
+            zone = "UTC"
+        elif found is not None and found.tenant is principal.tenant:
+            zone = found.tenant_time_zone or DEFAULT_TIME_ZONE  # read by the sign-in check's query
+        else:
+            zone = outreach_settings(principal.tenant.id).time_zone
+        g.i18n_tenant_zone = zone
     return str(g.i18n_tenant_zone)
 
 
@@ -112,11 +120,58 @@ def _moment(value: Any) -> datetime | None:
     return value
 
 
+def _babel_state() -> Any:
+    """Flask-Babel's state of this request (the chosen locale, time zone and domain), or None before its first
+    use. Read straight from the app context: Flask-Babel's own accessors look it up through `g` several times on
+    every call, and a list page translates and formats a hundred values."""
+    ctx = _cv_app.get(None)
+    return ctx.g.__dict__.get("_flask_babel") if ctx is not None else None
+
+
+def request_translations() -> Any:
+    """The reader's catalogue (what Flask-Babel's get_translations() answers), found with one lookup once the
+    request's locale is chosen; force_locale() and refresh() are followed, as they change that state."""
+    state = _babel_state()
+    key = (getattr(state, "babel_locale", None), getattr(state, "babel_domain", None))
+    if key[0] is None or key[1] is None:
+        return flask_babel.get_translations()  # the request's first call chooses the locale and the domain
+    cache = _cv_app.get().app.extensions["portal_translations"]
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = flask_babel.get_translations()
+    return found
+
+
+def gettext(string: str, **variables: Any) -> str:
+    """Flask-Babel's gettext(), through the request's catalogue found once (request_translations)."""
+    text = request_translations().ugettext(string)
+    return text if not variables else text % variables
+
+
+def ngettext(singular: str, plural: str, num: int, **variables: Any) -> str:
+    """Flask-Babel's ngettext(), through the request's catalogue found once (request_translations)."""
+    variables.setdefault("num", num)
+    text = request_translations().ungettext(singular, plural, num)
+    return text if not variables else text % variables
+
+
+def lazy_gettext(string: str, **variables: Any) -> LazyString:
+    """Flask-Babel's lazy_gettext(): translated when shown (form labels are made before any request)."""
+    return LazyString(gettext, string, **variables)
+
+
+def _reader() -> tuple[Any, Any]:
+    """(locale, time zone) of the reader, as Flask-Babel's get_locale() and get_timezone() answer them."""
+    state = _babel_state()
+    locale, zone = getattr(state, "babel_locale", None), getattr(state, "babel_tzinfo", None)
+    return (locale or get_locale(), zone or get_timezone())
+
+
 def _patterns(seconds: bool) -> tuple[Any, Any, Any, Any]:
     """(locale, time zone, the medium date pattern, the time pattern) of the reader, parsed once per request and
     locale: a list page formats a moment per row, and Flask-Babel's format_date/format_time would convert and
     parse the pattern again for each (a fifth of the message log's CPU)."""
-    locale, zone = get_locale(), get_timezone()  # each looked up once per request (or force_locale) by Flask-Babel
+    locale, zone = _reader()  # each chosen once per request (or force_locale) by Flask-Babel
     cache = g.setdefault("_moment_patterns", {})
     key = (locale, zone, seconds)
     found = cache.get(key)
@@ -184,6 +239,16 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LOCALE)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(ROOT / "portal" / "translations"))
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    # Templates translate through the request's catalogue found once (Flask-Babel installs the same callables
+    # around its get_translations(), which finds the request's state four times per string).
+    app.extensions["portal_translations"] = {}
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]  # added by the i18n extension
+        gettext=lambda s: request_translations().ugettext(s),
+        ngettext=lambda s, p, n: request_translations().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: request_translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: request_translations().unpgettext(c, s, p, n),
+    )
     app.after_request(remember_language)
     app.context_processor(_language_context)
 
@@ -197,7 +262,7 @@ def _language_context() -> dict[str, Any]:
 
 def script_words() -> dict[str, str]:
     """The words static/js shows, in the page's language (read by portalWord() from <meta name="portal-words">)."""
-    from flask_babel import gettext as _
+    _ = gettext
 
     return {
         "copied": _("Copied"),

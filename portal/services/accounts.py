@@ -14,12 +14,12 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 from flask_babel import force_locale
-from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from portal.extensions import db, redis_store
 from portal.i18n import DEFAULT_LOCALE, N_
+from portal.i18n import gettext as _
 from portal.mail import send_mail
 from portal.models import User, utcnow
 from portal.queue import JOB_SEND_PASSWORD_RESET, QUEUE_MAINTENANCE, enqueue

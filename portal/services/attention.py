@@ -15,11 +15,11 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import force_locale
-from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.extensions import db
 from portal.i18n import DEFAULT_LOCALE, N_
+from portal.i18n import gettext as _
 from portal.models import AuditEvent, Membership, Tenant, User, WahaSession, WebhookDelivery, utcnow
 from portal.services import audit
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import aliased
 
 from portal.extensions import db
 from portal.i18n import N_
-from portal.models import BrowserSession, Membership, Tenant, User, rowcount, utcnow
+from portal.models import BrowserSession, Membership, OutreachSettings, Tenant, User, rowcount, utcnow
 from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.errors import NotFound
@@ -87,6 +87,8 @@ class SignedIn:
     memberships: int
     second_factor: str | None = None
     enrol_required: bool = False
+    # the tenant's own time zone (its outreach settings; None when it never chose one): pages show times in it
+    tenant_time_zone: str | None = None
 
 
 _ALL_MEMBERSHIPS = aliased(Membership)
@@ -110,6 +112,7 @@ _SIGNED_IN = (
         .correlate(User)
         .scalar_subquery()
         .label("memberships"),
+        OutreachSettings.time_zone.label("tenant_time_zone"),
     )
     .join(
         BrowserSession,
@@ -117,6 +120,7 @@ _SIGNED_IN = (
     )
     .outerjoin(Membership, and_(Membership.user_id == User.id, Membership.tenant_id == bindparam("tenant_id")))
     .outerjoin(Tenant, Tenant.id == Membership.tenant_id)
+    .outerjoin(OutreachSettings, OutreachSettings.tenant_id == Tenant.id)
     .where(User.id == bindparam("user_id"))
 )
 _TOUCH = update(BrowserSession).where(BrowserSession.id == bindparam("session_id"))
@@ -143,6 +147,7 @@ def sign_in_check(user_id: int, token: str, tenant_id: int | None) -> SignedIn |
         memberships=int(row.memberships or 0),
         second_factor=row.second_factor,
         enrol_required=bool(row.enrol_required),
+        tenant_time_zone=row.tenant_time_zone,
     )
 
 

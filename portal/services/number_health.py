@@ -29,12 +29,12 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import force_locale
-from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
 from portal import queue
 from portal.extensions import db
 from portal.i18n import DEFAULT_LOCALE
+from portal.i18n import gettext as _
 from portal.models import Tenant, WahaSession, utcnow
 from portal.services import audit, servers
 from portal.waha import errors as waha_errors

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.i18n import N_, N_f
+from portal.i18n import gettext as _
 from portal.mail import send_mail
 from portal.models import Invitation, Membership, Tenant, User, get_for_tenant, utcnow
 from portal.permissions import ASSIGNABLE_BY, ROLES

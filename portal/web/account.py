@@ -11,13 +11,13 @@ from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
 from flask_babel import ngettext, refresh
 from flask_login import current_user, login_required
 from joserfc.errors import JoseError
 
 from portal.extensions import limiter
 from portal.i18n import LANGUAGES, translated
+from portal.i18n import gettext as _
 from portal.security import safe_next
 from portal.services import accounts, browser_sessions, team
 from portal.services.errors import ServiceError

@@ -7,10 +7,10 @@ The pages themselves are areas of their own (team, tokens, webhooks, audit, sett
 from __future__ import annotations
 
 from flask import Blueprint, abort, redirect, url_for
-from flask_babel import gettext as _
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
+from portal.i18n import gettext as _
 from portal.tenancy import current_principal
 from portal.web.helpers import admin_sections
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -18,6 +17,7 @@ from wtforms import (
 )
 from wtforms.validators import URL, DataRequired, EqualTo, Length, NumberRange, Optional, StopValidation
 
+from portal.i18n import lazy_gettext as _l
 from portal.inputs import CalendarRange
 from portal.services.passwords import MAX_PASSWORD, MIN_PASSWORD
 from portal.services.quick_replies import TEXT_MAX as QUICK_REPLY_MAX

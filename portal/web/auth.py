@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from portal.extensions import limiter
+from portal.i18n import gettext as _
 from portal.i18n import translated
 from portal.services import auth as auth_service
 from portal.services import browser_sessions

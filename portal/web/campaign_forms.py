@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, IntegerField, RadioField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
+from portal.i18n import lazy_gettext as _l
 from portal.web.forms import CheckboxListField
 
 _HHMM = r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$"

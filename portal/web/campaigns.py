@@ -8,11 +8,11 @@ from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, stream_with_context, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
 from portal.i18n import N_, translated
+from portal.i18n import gettext as _
+from portal.i18n import lazy_gettext as _l
 from portal.services import campaigns as campaigns_service
 from portal.services.errors import Invalid, ServiceError
 from portal.services.media import uploaded_media

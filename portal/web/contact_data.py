@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, flash, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
 from flask_login import login_required
 
+from portal.i18n import gettext as _
 from portal.services import contacts as contacts_service
 from portal.services import privacy
 from portal.tenancy import require

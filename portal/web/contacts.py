@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
 from flask_login import login_required
 
+from portal.i18n import gettext as _
 from portal.i18n import translated
 from portal.services import avatars, contacts_sync
 from portal.services import contacts as contacts_service

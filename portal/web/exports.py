@@ -8,11 +8,11 @@ from datetime import date
 
 from flask import Blueprint, abort, request
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
 from flask_login import login_required
 from wtforms import Form
 
 from portal.converters import parse_id
+from portal.i18n import gettext as _
 from portal.services import exports
 from portal.services.errors import NotFound
 from portal.streaming import csv_response

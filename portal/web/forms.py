@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from flask_babel import format_decimal
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
@@ -25,6 +23,8 @@ from wtforms import (
 )
 from wtforms.validators import URL, DataRequired, Email, Length, Optional, Regexp, ValidationError
 
+from portal.i18n import gettext as _
+from portal.i18n import lazy_gettext as _l
 from portal.inputs import CalendarRange
 from portal.models import ENGINES
 from portal.services.forwarding import COMMON_EVENTS

@@ -13,12 +13,12 @@ from functools import wraps
 from typing import Any
 
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from portal.extensions import db, htmx
+from portal.i18n import lazy_gettext as _l
 from portal.i18n import translated
 from portal.security import quote_location
 from portal.services.audit import Actor

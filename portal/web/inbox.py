@@ -13,11 +13,11 @@ from typing import Any
 
 from flask import Blueprint, Response, flash, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy.exc import SQLAlchemyError
 
 from portal.extensions import htmx
+from portal.i18n import gettext as _
 from portal.i18n import translated
 from portal.models import Chat
 from portal.services import avatars, inbox, quick_replies

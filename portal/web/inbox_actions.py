@@ -11,11 +11,11 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
 from flask_login import login_required
 
 from portal.converters import parse_id
 from portal.i18n import N_
+from portal.i18n import gettext as _
 from portal.models import Message
 from portal.services import messages as messages_service
 from portal.services.errors import Invalid, ServiceError

@@ -16,9 +16,9 @@ from typing import Any
 
 from flask import current_app, request, url_for
 from flask_babel import format_date, format_time, to_user_timezone
-from flask_babel import gettext as _
 
 from portal.converters import parse_id
+from portal.i18n import gettext as _
 from portal.models import Tenant, WahaSession, utcnow
 from portal.services import avatars, inbox
 from portal.services import sessions as sessions_service

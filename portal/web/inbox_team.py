@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length, Optional, Regexp
 
+from portal.i18n import gettext as _
+from portal.i18n import lazy_gettext as _l
 from portal.models import Chat
 from portal.services import inbox
 from portal.tenancy import Principal

@@ -13,13 +13,13 @@ from typing import Any
 
 from flask import Blueprint, Response, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
 from flask_login import login_required
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from portal import pagination
 from portal.extensions import htmx
 from portal.i18n import N_, in_zone
+from portal.i18n import gettext as _
 from portal.services import avatars, outreach
 from portal.services import messages as messages_service
 from portal.services.errors import Invalid, ServiceError

@@ -19,13 +19,13 @@ from typing import Any
 
 from flask import current_app, get_template_attribute, url_for
 from flask_babel import format_decimal, get_locale, get_timezone
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from jinja2.filters import do_truncate
 from markupsafe import Markup, escape
 from wtforms import Field, SelectField
 
 from portal.i18n import datetime_filter
+from portal.i18n import gettext as _
+from portal.i18n import lazy_gettext as _l
 from portal.web.wording import failed_send
 
 # status -> (glyph, words) of an outbound message's ticks; the inbox's macro reads the same table

@@ -11,13 +11,13 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
 from flask_login import login_required
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
 from portal.extensions import htmx
+from portal.i18n import gettext as _
 from portal.i18n import in_zone
 from portal.models import Tenant, WahaSession
 from portal.security import safe_next

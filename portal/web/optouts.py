@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
 from flask_login import login_required
 
+from portal.i18n import gettext as _
 from portal.i18n import translated
 from portal.services import optouts as optouts_service
 from portal.services.errors import ServiceError

@@ -13,15 +13,14 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, flash, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from portal.i18n import N_, in_zone, translated
+from portal.i18n import N_, in_zone, ngettext, translated
+from portal.i18n import gettext as _
+from portal.i18n import lazy_gettext as _l
 from portal.models import Tenant
 from portal.services import outreach
 from portal.services.errors import NotFound, ServiceError

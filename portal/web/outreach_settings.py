@@ -6,13 +6,13 @@ from zoneinfo import available_timezones
 
 from flask import Blueprint, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from wtforms import FloatField, SelectField, TimeField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
+from portal.i18n import gettext as _
+from portal.i18n import lazy_gettext as _l
 from portal.services import outreach
 from portal.services.errors import ServiceError
 from portal.tenancy import require

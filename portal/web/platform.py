@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from portal.i18n import gettext as _
+from portal.i18n import lazy_gettext as _l
 from portal.i18n import translated
 from portal.permissions import ROLES
 from portal.services import privacy, quotas, retention, tenant_admin

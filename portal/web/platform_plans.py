@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 
+from portal.i18n import gettext as _
+from portal.i18n import lazy_gettext as _l
 from portal.i18n import translated
 from portal.services import quotas, tenant_admin
 from portal.services.errors import ServiceError

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from portal.i18n import day_filter, translated
+from portal.i18n import gettext as _
 from portal.models import utcnow
 from portal.services import privacy, retention
 from portal.services.errors import NotFound, ServiceError

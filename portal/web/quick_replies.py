@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
 from flask_login import login_required
 
+from portal.i18n import gettext as _
 from portal.services import quick_replies as replies_service
 from portal.services.errors import ServiceError
 from portal.tenancy import require

@@ -16,11 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, request, session, url_for
-from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from portal.extensions import db, htmx
+from portal.i18n import gettext as _
 from portal.models import User
 from portal.security import quote_location, safe_next
 from portal.services import audit, two_factor

@@ -9,12 +9,12 @@ import uuid
 from typing import Any
 
 from flask import Response, render_template, request, url_for
-from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from portal.extensions import htmx
+from portal.i18n import gettext as _
 from portal.models import WahaSession
 from portal.services import sessions as sessions_service
 from portal.tenancy import current_principal

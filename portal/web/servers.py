@@ -11,12 +11,12 @@ from typing import Any
 
 from flask import Blueprint, flash, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, PasswordField, StringField
 from wtforms.validators import URL, DataRequired, Length, NumberRange
 
+from portal.i18n import gettext as _
+from portal.i18n import lazy_gettext as _l
 from portal.models import WahaServer
 from portal.services import fleet
 from portal.services import servers as servers_service

@@ -9,11 +9,11 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
 from portal.extensions import htmx
+from portal.i18n import gettext as _
+from portal.i18n import lazy_gettext as _l
 from portal.models import WahaSession
 from portal.permissions import LINK_PHONE
 from portal.services import session_secrets

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
+from portal.i18n import gettext as _
+from portal.i18n import lazy_gettext as _l
 from portal.services import quotas, retention, tenant_admin
 from portal.services.errors import ServiceError
 from portal.tenancy import require

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from portal.i18n import gettext as _
 from portal.i18n import translated
 from portal.models import Membership
 from portal.services import team as team_service

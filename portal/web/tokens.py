@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from flask import Blueprint, abort, flash, redirect, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from portal.i18n import gettext as _
 from portal.models import ApiToken, utcnow
 from portal.permissions import PERMISSIONS
 from portal.services import tokens as tokens_service

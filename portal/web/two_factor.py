@@ -8,10 +8,10 @@ from typing import Any
 import segno
 from flask import Blueprint, abort, flash, jsonify, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from portal.extensions import limiter
+from portal.i18n import gettext as _
 from portal.i18n import translated
 from portal.services import browser_sessions, two_factor
 from portal.services.errors import ServiceError

@@ -17,11 +17,11 @@ from urllib.parse import urlparse
 
 from flask import current_app, request
 from flask_babel import format_decimal
-from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 
 from portal.i18n import N_
+from portal.i18n import gettext as _
 from portal.services.errors import Invalid
 from portal.services.media import outgoing_media, uploaded_media
 from portal.web.forms import SendMessageForm

@@ -6,11 +6,11 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
 from portal.extensions import htmx
+from portal.i18n import gettext as _
 from portal.models import WebhookEndpoint
 from portal.services import forwarding
 from portal.services.errors import ServiceError

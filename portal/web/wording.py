@@ -7,12 +7,11 @@ import re
 from typing import Any
 
 from flask import Flask
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 from flask_babel.speaklater import LazyString
 
-from portal.i18n import translated
+from portal.i18n import gettext as _
+from portal.i18n import lazy_gettext as _l
+from portal.i18n import ngettext, translated
 
 # code -> the sentence a person reads. {status} and {retry} are filled in when known.
 WORDS: dict[str, LazyString] = {

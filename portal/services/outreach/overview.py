@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask_babel import gettext as _
 from sqlalchemy import case, func, select
 
 from portal.extensions import db
+from portal.i18n import gettext as _
 from portal.models import QueuedSend, SendQueueSession, Tenant, WahaSession, utcnow
 from portal.services.outreach.settings import Outreach, outreach_settings
 from portal.services.sessions import get_session
