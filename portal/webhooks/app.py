@@ -32,7 +32,8 @@ from portal.webhooks import waha
 
 log = logging.getLogger("portal.webhooks")
 
-_HANDLERS: dict[str, Callable[[Request], Response]] = {"waha": waha.receive}
+# Each handler answers 200 with the JSON body it returns, or raises (the error answer is built by WebhookApp).
+_HANDLERS: dict[str, Callable[[Request], bytes]] = {"waha": waha.receive}
 
 
 class WebhookApp:
@@ -58,6 +59,7 @@ class WebhookApp:
             vars(g).clear()  # every request starts from an empty `g`, as in the Flask app
             g.request_id = request_id
             route = "unmatched"
+            response: Response | None = None
             with log_context(request_id=request_id, session=request.args.get("session") or None):
                 try:
                     if environ.get("PATH_INFO") == "/waha" and environ.get("REQUEST_METHOD") == "POST":
@@ -65,21 +67,36 @@ class WebhookApp:
                     else:
                         endpoint, _ = self.urls.bind_to_environ(environ).match()
                     route = self.prefix + "/" + endpoint
-                    response = _HANDLERS[endpoint](request)
+                    body = _HANDLERS[endpoint](request)
+                    status = 200
                 except Exception as exc:
                     response = self._error(exc)
-                response.headers[REQUEST_ID_HEADER] = request_id
-                response.headers["X-Content-Type-Options"] = "nosniff"
+                    status = response.status_code
+                    response.headers[REQUEST_ID_HEADER] = request_id
+                    response.headers["X-Content-Type-Options"] = "nosniff"
                 elapsed = time.perf_counter() - started
                 method = request.method if request.method in HTTP_METHODS else "OTHER"
-                counted, timed = self._metrics(method, route, response.status_code)
+                counted, timed = self._metrics(method, route, status)
                 counted.inc()
                 timed.observe(elapsed)
-                log_access(request.method, self.prefix + request.path, response.status_code, elapsed * 1000)
+                log_access(request.method, self.prefix + request.path, status, elapsed * 1000)
         finally:
             if context is not None:
                 context.pop()  # removes the database session (Flask-SQLAlchemy's teardown)
-        return response(environ, start_response)
+        if response is not None:
+            return response(environ, start_response)
+        # The answer of every accepted webhook, written straight to the server: a Response object would cost more
+        # than the rest of this wrapper.
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                (REQUEST_ID_HEADER, request_id),
+                ("X-Content-Type-Options", "nosniff"),
+            ],
+        )
+        return [body]
 
     def _metrics(self, method: str, route: str, status: int) -> tuple[Any, Any]:
         """The request counter and duration histogram of one (method, route, status), looked up once each: the

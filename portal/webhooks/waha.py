@@ -7,7 +7,7 @@ nothing of the request is stored.
 
 from __future__ import annotations
 
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Request
 
 from portal.services import events
 from portal.services.errors import ServiceError
@@ -18,8 +18,8 @@ class TooLarge(ServiceError):
     code = "payload_too_large"
 
 
-def receive(request: Request) -> Response:
-    """Receive one event or a JSON array of events."""
+def receive(request: Request) -> bytes:
+    """Receive one event or a JSON array of events; the JSON answer (200)."""
     request.max_content_length = events.MAX_BATCH_BYTES
     length = request.content_length
     if length is not None and length > events.MAX_BATCH_BYTES:
@@ -28,8 +28,7 @@ def receive(request: Request) -> Response:
     if len(body) > events.MAX_EVENT_BYTES and body.lstrip()[:1] != b"[":
         raise TooLarge(f"An event may be at most {events.MAX_EVENT_BYTES} bytes.")
     result = events.ingest(request.args.get("session"), body, request.headers.get("X-Webhook-Hmac"))
-    answer = (
+    return (
         f'{{"received":{result.received},"stored":{result.stored},"ignored":{str(result.ignored).lower()},'
         f'"stale":{result.stale}}}'
-    )
-    return Response(answer, mimetype="application/json")
+    ).encode()

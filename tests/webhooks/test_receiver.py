@@ -44,6 +44,9 @@ def test_signed_event_is_stored_pending_and_processing_queued(client, session):
     body = envelope(session, "message", inbound_payload("hi"))
     response = post_events(client, session, body)
     assert response.status_code == 200
+    assert response.get_json() == {"received": 1, "stored": 1, "ignored": False, "stale": 0}
+    assert (response.content_type, response.content_length) == ("application/json", len(response.data))
+    assert len(response.headers["X-Request-ID"]) == 32 and response.headers["X-Content-Type-Options"] == "nosniff"
     [row] = _rows(session_id=session.id)
     assert (row.event_id, row.event, row.status, row.tenant_id) == (body["id"], "message", "pending", session.tenant_id)
     assert row.payload == body
