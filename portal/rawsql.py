@@ -6,9 +6,11 @@ wrapped in Row objects. `RawStatement` keeps what SQLAlchemy compiled (the SQL t
 literal values, the few bind processors that convert a value, such as JSON) and runs it on the DBAPI connection
 under the session's own connection, so it takes part in the session's transaction, or commits by itself on the
 autocommit engine (`portal.dbengines`). Errors come out as SQLAlchemy's (`IntegrityError` and the rest), and a
-connection lost midway is invalidated as SQLAlchemy would.
+connection lost midway is invalidated as SQLAlchemy would. SQLAlchemy's engine events (before_cursor_execute and
+the like) do not see these statements.
 
-Only for PostgreSQL on psycopg (`usable`); elsewhere the caller runs the statement through SQLAlchemy.
+Only for PostgreSQL on psycopg (`usable`); `first` and `rows` run a statement this way where they can, and
+through SQLAlchemy elsewhere (SQLite).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from psycopg.rows import namedtuple_row
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Dialect
 
@@ -54,6 +57,14 @@ class RawStatement:
 
     def one(self, connection: Connection, params: dict[str, Any]) -> tuple | None:
         """Run the statement on `connection`'s DBAPI connection with `params`; its first row as a tuple, or None."""
+        cursor = self._execute(connection, params)
+        return cursor.fetchone() if cursor.description is not None else None
+
+    def all(self, connection: Connection, params: dict[str, Any]) -> list[Any]:
+        """Run the statement; all its rows, as named tuples (`row.id`, `row.name`)."""
+        return self._execute(connection, params, named=True).fetchall()
+
+    def _execute(self, connection: Connection, params: dict[str, Any], named: bool = False) -> Any:
         sql, defaults, processors = self._compiled or self._compile(connection.dialect)
         values = {**defaults, **params} if defaults else dict(params)
         for name, processor in processors:
@@ -61,9 +72,23 @@ class RawStatement:
                 values[name] = processor(values[name])
         driver = connection.connection.driver_connection
         try:
-            cursor = driver.execute(sql, values, prepare=True)  # type: ignore[union-attr]
-            return cursor.fetchone() if cursor.description is not None else None
+            cursor = driver.cursor(row_factory=namedtuple_row) if named else driver.cursor()  # type: ignore[union-attr]
+            return cursor.execute(sql, values, prepare=True)
         except psycopg.Error as error:
             if connection.dialect.is_disconnect(error, driver, None):  # type: ignore[arg-type]
                 connection.invalidate(error)
             raise exc.DBAPIError.instance(sql, values, error, psycopg.Error, dialect=connection.dialect) from error
+
+
+def first(raw: RawStatement, connection: Connection, params: dict[str, Any]) -> Any:
+    """The first row of `raw` on `connection` (by psycopg itself where it can), or None."""
+    if usable(connection):
+        return raw.one(connection, params)
+    return connection.execute(raw.statement, params).first()
+
+
+def rows(raw: RawStatement, connection: Connection, params: dict[str, Any]) -> list[Any]:
+    """Every row of `raw` on `connection` (by psycopg itself where it can), each with its columns as attributes."""
+    if usable(connection):
+        return raw.all(connection, params)
+    return list(connection.execute(raw.statement, params))

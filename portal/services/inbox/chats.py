@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import select, tuple_, update
 
-from portal import pagination
+from portal import pagination, rawsql
 from portal.extensions import db
 from portal.i18n import N_, N_f
 from portal.models import CHAT_STATUSES, Chat, Contact, Membership, Tenant, get_for_tenant, utcnow
@@ -248,16 +248,18 @@ def _badge_statement(anyone: bool) -> sa.Select:
 
 
 # Every page's header counts this: the statements are built once and run without the ORM.
-_BADGE_ANYONE = _badge_statement(anyone=True)
-_BADGE_MINE = _badge_statement(anyone=False)
+_BADGE_ANYONE = rawsql.RawStatement(_badge_statement(anyone=True))
+_BADGE_MINE = rawsql.RawStatement(_badge_statement(anyone=False))
 
 
 def badge_count(tenant: Tenant, user_id: int | None) -> int:
     """Open chats with unread messages that are assigned to `user_id` or to nobody, counted up to BADGE_MAX."""
     conn = db.session.connection()
     if user_id is None:
-        return int(conn.execute(_BADGE_ANYONE, {"tenant_id": tenant.id}).scalar() or 0)
-    return int(conn.execute(_BADGE_MINE, {"tenant_id": tenant.id, "user_id": user_id}).scalar() or 0)
+        row = rawsql.first(_BADGE_ANYONE, conn, {"tenant_id": tenant.id})
+    else:
+        row = rawsql.first(_BADGE_MINE, conn, {"tenant_id": tenant.id, "user_id": user_id})
+    return int(row[0] or 0) if row is not None else 0
 
 
 def unassign_member(tenant_id: int, user_id: int) -> int:

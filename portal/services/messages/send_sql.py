@@ -113,10 +113,7 @@ _SESSION_FOR_SEND_RAW = rawsql.RawStatement(_SESSION_FOR_SEND)
 
 def _first_row(raw: rawsql.RawStatement, params: dict[str, Any]) -> Any:
     """The first row of `raw` run on the session's connection (by psycopg itself on PostgreSQL), or None."""
-    connection = db.session.connection()
-    if rawsql.usable(connection):
-        return raw.one(connection, params)
-    return connection.execute(raw.statement, params).first()
+    return rawsql.first(raw, db.session.connection(), params)
 
 
 def _session_for_send(tenant: Tenant, session_id: Any, chat_id: str = "") -> _SendTarget:

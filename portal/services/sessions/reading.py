@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
+from portal import rawsql
 from portal.extensions import db
 from portal.i18n import N_
 from portal.models import Tenant, WahaSession
@@ -42,7 +43,7 @@ def list_sessions(tenant: Tenant, *, status: str | None = None) -> list[WahaSess
 
 
 # The tenant's sessions as a list page's filter and links name them; built once (bound parameter, two columns).
-_SESSION_NAMES = (
+_SESSION_NAMES = rawsql.RawStatement(
     select(WahaSession.id, WahaSession.name)
     .where(WahaSession.tenant_id == bindparam("tenant_id"))
     .order_by(WahaSession.created_at, WahaSession.id)
@@ -51,4 +52,4 @@ _SESSION_NAMES = (
 
 def session_names(tenant: Tenant) -> list[Any]:
     """The tenant's sessions, oldest first, as rows of (id, name) only: what a filter menu or a link needs."""
-    return list(db.session.connection().execute(_SESSION_NAMES, {"tenant_id": tenant.id}))
+    return rawsql.rows(_SESSION_NAMES, db.session.connection(), {"tenant_id": tenant.id})
