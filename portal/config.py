@@ -146,6 +146,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "DATABASE_URL", _database_url, None, "PostgreSQL in production; SQLite file under instance/ by default", True
     ),
+    Setting(
+        "DATABASE_IDLE_TRANSACTION_TIMEOUT",
+        _whole_ms,
+        60000,
+        "ms a transaction may sit idle before PostgreSQL ends its connection: frees the locks of a host lost "
+        "mid-transaction",
+    ),
     Setting("REDIS_URL", _redis_url, None, "Redis for RQ, cache, rate limits; unset = jobs run in-process", True),
     Setting("REDIS_TIMEOUT", _whole_ms, 500, "ms, connect and read timeout of Redis commands (then fail fast)"),
     Setting("PUBLIC_BASE_URL", _http_url, "http://127.0.0.1:5000", "URL at which WAHA reaches this portal", True),
@@ -294,13 +301,33 @@ def _limiter_storage_options(values: Mapping[str, Any]) -> dict[str, Any]:
     return limiter_storage_options(values["REDIS_TIMEOUT"])
 
 
+def _engine_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """PostgreSQL: every connection ends a transaction left idle for DATABASE_IDLE_TRANSACTION_TIMEOUT.
+
+    A host that vanishes mid-transaction (killed, cut off the network) sends no FIN: without this its backend
+    would wait for the next command, holding the transaction's row and advisory locks (a worker's claim on a
+    session's events), until TCP gave up on the peer, which takes hours by default. Options already given in
+    DATABASE_URL (?options=...) are kept."""
+    from sqlalchemy.engine import make_url
+
+    if not values["DATABASE_URL"]:
+        return {}
+    url = make_url(values["DATABASE_URL"])
+    if url.get_backend_name() != "postgresql":
+        return {}
+    given = url.query.get("options")
+    own = f"-c idle_in_transaction_session_timeout={values['DATABASE_IDLE_TRANSACTION_TIMEOUT']}"
+    options = " ".join([*((given,) if isinstance(given, str) else tuple(given or ())), own])
+    return {"connect_args": {"options": options}}
+
+
 def flask_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     """Flask and extension keys derived from the portal's own settings."""
     production = values["PORTAL_ENV"] == "production"
     return {
         "SQLALCHEMY_DATABASE_URI": values["DATABASE_URL"],
         # no pool_pre_ping: portal.dbengines pings a pooled connection only after it was idle for a second
-        "SQLALCHEMY_ENGINE_OPTIONS": {},
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(values),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

@@ -1,9 +1,13 @@
 """Configuration is validated at start-up: production refuses bad values, one clear line each."""
 
+import os
+import time
+
 import pytest
+import sqlalchemy as sa
 
 from portal import create_app
-from portal.config import ConfigError, environ_for_tests, load_settings
+from portal.config import ConfigError, environ_for_tests, flask_settings, load_settings
 
 PRODUCTION = {
     "PORTAL_ENV": "production",
@@ -104,3 +108,46 @@ def test_check_config_reports_the_log_mail_backend_in_production():
 def test_development_keeps_the_log_mail_backend():
     _, problems = load_settings({"MAIL_BACKEND": "log"})
     assert problems == []
+
+
+def test_postgresql_connections_end_idle_transactions_and_keep_given_options():
+    url = "postgresql://postgres@127.0.0.1/portal?options=-c%20statement_timeout%3D5000"
+    values, problems = load_settings({"DATABASE_URL": url, "DATABASE_IDLE_TRANSACTION_TIMEOUT": "15000"})
+
+    options = flask_settings(values)["SQLALCHEMY_ENGINE_OPTIONS"]
+
+    assert problems == []
+    assert options == {
+        "connect_args": {"options": "-c statement_timeout=5000 -c idle_in_transaction_session_timeout=15000"}
+    }
+    sqlite = load_settings({"DATABASE_URL": "sqlite:///portal.db"})[0]
+    assert flask_settings(sqlite)["SQLALCHEMY_ENGINE_OPTIONS"] == {}  # SQLite: nothing to set
+
+
+def test_a_transaction_left_idle_by_a_lost_host_is_ended_and_its_locks_freed():
+    # What a worker cut off the network mid-transaction leaves behind: a connection holding locks, silent.
+    values, _ = load_settings(
+        {"DATABASE_URL": os.environ["TEST_DATABASE_URL"], "DATABASE_IDLE_TRANSACTION_TIMEOUT": "300"}
+    )
+    portal_engine = sa.create_engine(values["DATABASE_URL"], **flask_settings(values)["SQLALCHEMY_ENGINE_OPTIONS"])
+    other_engine = sa.create_engine(values["DATABASE_URL"])
+    try:
+        lost = portal_engine.connect()
+        lost.begin()
+        lost.execute(sa.text("SELECT pg_advisory_xact_lock(5501, 4242)"))  # as a worker claims a session's events
+
+        with other_engine.connect() as other:
+            taken = [other.execute(sa.text("SELECT pg_try_advisory_xact_lock(5501, 4242)")).scalar()]
+            other.rollback()
+            deadline = time.monotonic() + 10
+            while not taken[-1] and time.monotonic() < deadline:
+                time.sleep(0.1)
+                taken.append(other.execute(sa.text("SELECT pg_try_advisory_xact_lock(5501, 4242)")).scalar())
+                other.rollback()
+
+        assert taken[0] is False and taken[-1] is True  # held at first, then freed by the server
+        with pytest.raises(sa.exc.DBAPIError, match="idle-in-transaction timeout"):
+            lost.execute(sa.text("SELECT 1"))  # the idle transaction's connection was ended
+    finally:
+        portal_engine.dispose()
+        other_engine.dispose()
