@@ -45,6 +45,16 @@ from typing import Any
 import psycopg
 import requests
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from portal.jobs.schedule import SCHEDULE
+from portal.services.outbox import STALE_SENDING
+
+# A send whose web host died between storing its row and calling WAHA is sent by the reconcile job once the row
+# is stale: waiting for the portal to catch up must outlast that (the row's age limit, then one job interval).
+RECOVERY_SECONDS = STALE_SENDING.total_seconds() + next(
+    job["interval"] for job in SCHEDULE if job["id"] == "sends-reconcile"
+)
+
 PASSWORD = "cluster-owner-password-1"
 TENANTS = ("acme", "globex")
 SESSIONS_PER_TENANT = 2
@@ -452,9 +462,11 @@ class Run:
         return {"seconds": round(load_seconds, 1), "killed": killed, "kill_at": kill_at}
 
     # ------------------------------------------------------------ settle and check
-    def settle(self, conn: psycopg.Connection, limit: float = 600, stall: float = 90) -> float:
+    def settle(self, conn: psycopg.Connection, limit: float = 600, stall: float | None = None) -> float:
         """Wait until every event is processed, every injected message stored and every send acked READ; give up
-        after `limit` seconds, or when nothing moved for `stall` seconds (slow workers keep moving)."""
+        after `limit` seconds, or when nothing moved for `stall` seconds (slow workers keep moving; by default
+        30 s more than the portal takes to send what a dead web host left unsent)."""
+        stall = RECOVERY_SECONDS + 30 if stall is None else stall
         start = time.monotonic()
         seen: tuple[int, ...] = ()
         moved = start
