@@ -264,9 +264,13 @@ def fetch_media(message_id: int, url: str) -> str:
     return "stored"
 
 
+# The download job's retries (seconds after each failed try): WAHA keeps a file for 180 s, so they come quickly.
+FETCH_RETRY_DELAYS = (5, 20, 45)
 # A queued download is marked in Redis for this long: the sweeper does not queue it again while its job may still
-# wait in a busy queue (a download stuck behind a backlog is queued again at most once per window).
-QUEUED_MARK_SECONDS = 300
+# wait in a busy queue or between its retries (a download stuck behind a backlog is queued again at most once per
+# window). Long enough for the retries and three tries of at most a WAHA timeout each; short enough that a job lost
+# with a dead worker is queued again (by the sweeper, every 15 s) while WAHA still has the file.
+QUEUED_MARK_SECONDS = sum(FETCH_RETRY_DELAYS) + 30
 _QUEUED_MARK = "media-queued:"
 
 
@@ -297,8 +301,11 @@ def queue_downloads(jobs: list[tuple[int, str]], *, again: bool = False) -> None
         if not jobs:
             return
     try:
-        # WAHA keeps a file for 180 s: retries come quickly or not at all
-        enqueue_many([(JOB_FETCH_MEDIA, job) for job in jobs], queue=QUEUE_EVENTS, retry=retry_policy(3, (5, 20, 45)))
+        enqueue_many(
+            [(JOB_FETCH_MEDIA, job) for job in jobs],
+            queue=QUEUE_EVENTS,
+            retry=retry_policy(len(FETCH_RETRY_DELAYS), FETCH_RETRY_DELAYS),
+        )
         return
     except Exception as exc:
         log.warning("could not queue %d media download(s) (%s); downloading them now", len(jobs), type(exc).__name__)

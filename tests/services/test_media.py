@@ -205,3 +205,32 @@ def test_sweeper_leaves_a_download_whose_job_still_waits_in_the_queue(app, clien
     stored = _media_of(message_id)
     assert stored["status"] == "stored"
     storage().delete(stored["key"])
+
+
+def test_a_download_lost_with_its_worker_is_queued_again_while_waha_still_has_the_file(
+    app, client, tenant, sim, run_jobs
+):
+    from rq import Queue
+
+    from portal.jobs.schedule import DEFAULT_SETTINGS
+    from wahasim.settings import Settings
+
+    _session, message_id = _inbound_with_media(app, client, tenant, sim)
+    events.process_batch()  # the download job is queued ...
+    waiting = Queue("events", connection=redis_store.client)
+    waiting.empty()  # ... and taken by a worker that died with it
+    row_id = db.session.scalar(select(Message.id).where(Message.waha_message_id == message_id))
+    mark = redis_store.client.ttl(f"media-queued:{row_id}")
+
+    # The sweeper queues it again once the mark is gone; WAHA (180 s, as the simulator) must still have the file.
+    assert 0 < mark + DEFAULT_SETTINGS["EVENTS_SWEEP_INTERVAL"] < Settings().files_lifetime
+    events.sweep(older_than=0)
+    assert waiting.count == 0  # the mark still stands: its job may still run somewhere
+    redis_store.client.delete(f"media-queued:{row_id}")  # the mark's time has passed
+    events.sweep(older_than=0)
+    assert waiting.count == 1
+    run_jobs()
+
+    stored = _media_of(message_id)
+    assert stored["status"] == "stored"
+    storage().delete(stored["key"])
