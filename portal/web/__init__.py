@@ -43,7 +43,7 @@ from portal.web import (
     webhooks,
     wording,
 )
-from portal.web.helpers import admin_sections, platform_sections
+from portal.web.helpers import admin_sections, begin_reads_only, platform_sections
 from portal.web.second_factor import gate
 
 # Every page blueprint, in registration order.
@@ -86,6 +86,8 @@ def init_app(app: Flask) -> None:
     app.add_url_rule("/favicon.ico", "favicon", _favicon)
     app.context_processor(_menus)
     pages = {blueprint.name for blueprint in BLUEPRINTS}
+    # first of all the request's hooks: a read-only page's session is on the autocommit engine before any statement
+    app.before_request_funcs.setdefault(None, []).insert(0, begin_reads_only)
 
     @app.before_request
     def second_factor_gate() -> Response | None:

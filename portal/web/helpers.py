@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from functools import wraps
 from typing import Any
 
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template
@@ -17,6 +16,7 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
+from portal.dbengines import begin_autocommit
 from portal.extensions import db, htmx
 from portal.i18n import lazy_gettext as _l
 from portal.i18n import translated
@@ -50,21 +50,28 @@ PLATFORM_SECTIONS = (
 )
 
 
+READS_ONLY = "portal_reads_only"  # the attribute `reads_only` sets on a view
+
+
 def reads_only(view: Callable[..., Any]) -> Callable[..., Any]:
     """For a page that only reads (PostgreSQL): its statements run without a surrounding transaction.
 
     The sign-in check, the page's queries and the header badge then cost no BEGIN and ROLLBACK round trips; at
     READ COMMITTED each statement of a transaction takes its own snapshot anyway, so the reads lose nothing. The
-    browser session's last use (one UPDATE, once a minute) commits itself. Goes above `login_required`, so that
-    it comes before the first statement of the request."""
+    browser session's last use (one UPDATE, once a minute) commits itself. The mark is read by
+    `begin_reads_only`, the web app's first hook, so the request's session is on the autocommit engine
+    (portal.dbengines) before its first statement, the sign-in check's."""
+    setattr(view, READS_ONLY, True)
+    return view
 
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if not db.session().in_transaction() and db.engine.dialect.name == "postgresql":
-            db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        return view(*args, **kwargs)
 
-    return wrapped
+def begin_reads_only() -> None:
+    """Before every other hook of a request: a page marked `reads_only` reads on the autocommit engine."""
+    from flask import request
+
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, READS_ONLY, False):
+        begin_autocommit(db.session())
 
 
 def principal() -> Principal:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import sqlalchemy as sa
 from flask import url_for
 from sqlalchemy import select, update
 
@@ -161,3 +162,27 @@ def test_log_rows_show_an_attachment_once_it_is_stored(owner_client, tenant):
     db.session.commit()
     page = text(owner_client.get("/messages/"))
     assert "(being fetched)" not in page and f'href="/messages/{message.id}/media"' in page
+
+
+def test_the_log_page_reads_without_a_transaction_from_its_sign_in_check_on(app, owner):
+    client = _sign_in(app, owner, "LaptopBrowser/1.0")
+    assert client.get("/messages/").status_code == 200  # the browser's use is recorded: a later page only reads
+    seen: dict[str, list[str]] = {"transactions": [], "autocommit": []}
+
+    def on(name: str):
+        return lambda conn, cursor, statement, *args: seen[name].append(statement)
+
+    engines = {"transactions": db.engine, "autocommit": app.extensions["portal_autocommit_engine"]}
+    listeners = {name: on(name) for name in engines}
+    for name, engine in engines.items():
+        sa.event.listen(engine, "before_cursor_execute", listeners[name])
+    db.session.rollback()  # the test shares its session with the request: it starts as a fresh one would
+    try:
+        assert client.get("/messages/").status_code == 200
+    finally:
+        for name, engine in engines.items():
+            sa.event.remove(engine, "before_cursor_execute", listeners[name])
+
+    assert seen["transactions"] == []  # no BEGIN ... ROLLBACK around the page's reads
+    assert any("FROM users" in s for s in seen["autocommit"])  # the sign-in check, the request's first statement
+    assert any("FROM messages" in s for s in seen["autocommit"])
