@@ -13,7 +13,7 @@ from portal.extensions import htmx
 from portal.services import audit as audit_service
 from portal.tenancy import require
 from portal.web.admin_forms import AuditFilterForm
-from portal.web.helpers import page, principal
+from portal.web.helpers import page, principal, reads_only
 from portal.web.list_filters import audit_filters
 
 bp = Blueprint("admin_audit", __name__, url_prefix="/admin/audit")
@@ -23,6 +23,7 @@ FILTER_ARGS = ("action", "actor", "target", "since", "until")
 
 
 @bp.get("/")
+@reads_only
 @login_required
 @require("audit:read")
 def index() -> ResponseReturnValue:

@@ -8,12 +8,13 @@ from flask_login import login_required
 
 from portal.services import dashboard as dashboard_service
 from portal.tenancy import require
-from portal.web.helpers import page_or_fragment, principal
+from portal.web.helpers import page_or_fragment, principal, reads_only
 
 bp = Blueprint("dashboard", __name__)
 
 
 @bp.route("/")
+@reads_only
 @login_required
 @require("sessions:read")
 def index() -> ResponseReturnValue:

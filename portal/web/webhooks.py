@@ -18,7 +18,7 @@ from portal.tenancy import require
 from portal.web import once
 from portal.web.admin_forms import EndpointForm
 from portal.web.forms import ConfirmForm, choices
-from portal.web.helpers import apply_service_error, confirm_page, page, principal
+from portal.web.helpers import apply_service_error, confirm_page, page, principal, reads_only
 
 bp = Blueprint("admin_webhooks", __name__, url_prefix="/admin/webhooks")
 
@@ -151,6 +151,7 @@ def detail(endpoint_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/deliveries")
+@reads_only
 @login_required
 @require("webhooks:read")
 def deliveries() -> ResponseReturnValue:
