@@ -373,11 +373,16 @@ def explain(app: Any, client: Any, path: str) -> tuple[list[str], float]:
 
     with app.app_context():
         engine = db.engine
-    sa.event.listen(engine, "before_cursor_execute", record)
+    # read-only pages run on the autocommit engine (portal.dbengines); the statements portal.rawsql runs by
+    # psycopg itself (the badge, the session names) are not seen here: none reads the list tables
+    engines = [engine, app.extensions.get("portal_autocommit_engine")]
+    for each in filter(None, engines):
+        sa.event.listen(each, "before_cursor_execute", record)
     try:
         client.get(path)
     finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
+        for each in filter(None, engines):
+            sa.event.remove(each, "before_cursor_execute", record)
     lines, total = [], 0.0
     with engine.connect() as conn:
         for statement, parameters in seen:
