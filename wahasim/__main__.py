@@ -8,7 +8,6 @@ import signal
 import sys
 from typing import Any
 
-from waitress.server import create_server
 from werkzeug.serving import make_server
 
 from .app import create_app
@@ -123,6 +122,8 @@ KEEP_ALIVE_S = 5
 
 
 def _serve_waitress(app: Any, settings: Any) -> tuple[int, Any, Any]:
+    from waitress.server import create_server  # requirements-embedded.txt; --server werkzeug needs only Flask
+
     server = create_server(app, host=settings.host, port=settings.port, threads=8, channel_timeout=KEEP_ALIVE_S)
 
     def stop(*_: Any) -> None:
