@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 
 from portal.extensions import db
@@ -203,6 +204,20 @@ def _any_row(conn: sa.Connection, partition: Partition, condition: str, params: 
     return conn.execute(sa.text(sql), {"lo": partition.lower, "hi": partition.upper, **params}).first() is not None
 
 
+def _dropped_now(partition: Partition) -> bool:
+    """drop(), or False when the locks it needs could not be had now: its lock timeout ran out, or PostgreSQL
+    chose it as the victim of a deadlock (a DROP takes the parent's and the referenced tables' locks after work
+    that may hold them in the other order). Nothing of it is left done; the next run drops the partition."""
+    try:
+        drop(partition)
+    except sa.exc.OperationalError as exc:
+        if not isinstance(exc.orig, (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)):
+            raise
+        log.warning("partition %s not dropped now (%s); the next run drops it", partition.name, type(exc.orig).__name__)
+        return False
+    return True
+
+
 def prune(now: datetime, message_days: dict[int, int], event_days: dict[int, int], unowned_days: int) -> dict[str, int]:
     """Retention by whole months: a partition goes once no row in it is still kept.
 
@@ -232,7 +247,8 @@ def prune(now: datetime, message_days: dict[int, int], event_days: dict[int, int
             counted = "events" if events else "messages"
             if not holds:
                 rows, files = _contents(partition)
-                drop(partition)
+                if not _dropped_now(partition):
+                    continue  # the next run drops it
                 counts[counted] += rows
                 counts["partitions_dropped"] += 1
             else:

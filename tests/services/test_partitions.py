@@ -345,3 +345,26 @@ def test_ids_stay_unique_and_keep_counting_across_months(pg, tenant, session):
     db.session.commit()
     assert newer.id > older.id
     assert db.session.get(Message, older.id).created_at.astimezone(UTC) == _month_before(now)
+
+
+def test_a_month_whose_locks_cannot_be_had_now_is_dropped_by_the_next_run(pg, tenant, session, monkeypatch):
+    tenant.retention_messages_days = 30
+    old = partitions.month_start(utcnow()) - timedelta(days=45)
+    old_name = partitions.partition_name("messages", partitions.month_start(old))
+    gone_id = _message(tenant, session, old).id
+    db.session.commit()
+    monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "200ms")  # the real wait is 5 s
+
+    reader = db.engine.connect()  # a long query still reading that month
+    try:
+        reader.execute(sa.text(f"SELECT count(*) FROM {old_name}"))
+        maintenance.prune()  # no error: the month waits for the next run, its rows with it
+        assert old_name in _names("messages")
+        assert db.session.scalar(select(func.count()).where(Message.id == gone_id)) == 1
+    finally:
+        reader.rollback()
+        reader.close()
+    maintenance.prune()
+
+    assert old_name not in _names("messages")
+    assert db.session.scalar(select(func.count()).where(Message.id == gone_id)) == 0
