@@ -43,6 +43,23 @@ def test_wizard_creates_a_campaign_and_its_page_shows_the_import(owner_client, t
     assert "Spring" in text(owner_client.get("/campaigns/"))
 
 
+def test_the_campaign_csvs_keep_the_audience_files_text_from_running_as_a_formula(owner_client, tenant, run_jobs):
+    session = scanning_session(tenant, "Sales")
+    audience = b'phone,name\n+49 170 1111111,Ana\n=HYPERLINK("http://evil.example"),Bo\n'
+    response = _wizard(owner_client, session.id, csv_file=(io.BytesIO(audience), "people.csv"))
+    assert response.status_code == 303
+    run_jobs()
+    campaign_id = db.session.scalar(select(Campaign.id))
+
+    report = text(owner_client.get(f"/campaigns/{campaign_id}/errors.csv")).splitlines()
+    recipients = text(owner_client.get(f"/campaigns/{campaign_id}/recipients.csv")).splitlines()
+
+    assert report[0] == "line,phone,reason,detail"
+    assert report[1].startswith('3,"\'=HYPERLINK(""http://evil.example"")",invalid_phone')
+    assert recipients[1].startswith("2,+491701111111,")  # the portal's own numbers stay as they are
+    assert recipients[2].startswith('3,"\'=HYPERLINK(""http://evil.example"")",,rejected,invalid_phone')
+
+
 def test_wizard_refuses_an_unknown_variable_next_to_the_message(owner_client, tenant):
     session = scanning_session(tenant, "Sales")
     response = _wizard(owner_client, session.id, template="Hi {{name}}, code {{code}}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +13,7 @@ from sqlalchemy.orm import aliased
 from portal.extensions import db
 from portal.models import Campaign, CampaignRecipient, CampaignReject, Message
 from portal.services.campaigns.audience import OPTED_OUT
+from portal.services.exports.stream import csv_chunks, guard
 
 _DELIVERED = ("DEVICE", "READ", "PLAYED")
 _READ = ("READ", "PLAYED")
@@ -136,72 +135,61 @@ def chart(campaign: Campaign, *, width: int = 600, height: int = 160, buckets: i
     return Chart(width, height, points(sent), points(failed), start, end, top)
 
 
+CSV_BATCH = 500  # rows per chunk of the campaign CSVs
 _STATUS = case((CampaignRecipient.state == "sent", Message.status), else_=None)
 
 
 def export_rows(campaign: Campaign) -> Iterator[str]:
-    """The per-recipient CSV, line by line (recipients in audience order, then the refused rows)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-
-    def flush() -> str:
-        text = out.getvalue()
-        out.seek(0)
-        out.truncate()
-        return text
-
-    writer.writerow(["line", "phone", "session_id", "state", "reason", "message_status", "sent_at", "replied"])
-    yield flush()
+    """The per-recipient CSV, in chunks (recipients in audience order, then the refused rows). Text the audience
+    file brought (a refused row's phone as written, the reason's detail) is kept from running as a formula."""
     r = CampaignRecipient
-    stmt = (
+    recipients = (
         select(r.line, r.chat_id, r.session_id, r.state, r.reason, _STATUS, r.sent_at, _replied())
         .outerjoin(Message, Message.id == r.message_id)
         .where(r.campaign_id == campaign.id)
         .order_by(r.line)
-        .execution_options(yield_per=2000)
+        .execution_options(yield_per=CSV_BATCH)
     )
-    for n, row in enumerate(db.session.execute(stmt), start=1):
-        line, chat_id, session_id, state, reason, status, sent_at, replied = row
-        writer.writerow(
-            [
-                line,
-                "+" + chat_id.removesuffix("@c.us"),
-                session_id,
-                state,
-                reason or "",
-                status or "",
-                sent_at.isoformat() if sent_at else "",
-                "yes" if replied and state == "sent" else "",
-            ]
-        )
-        if n % 500 == 0:
-            yield flush()
     rejects = (
         select(CampaignReject.line, CampaignReject.phone, CampaignReject.reason)
         .where(CampaignReject.campaign_id == campaign.id)
         .order_by(CampaignReject.line)
-        .execution_options(yield_per=2000)
+        .execution_options(yield_per=CSV_BATCH)
     )
-    for line, phone, reason in db.session.execute(rejects):
-        writer.writerow([line, phone or "", "", "opted_out" if reason == OPTED_OUT else "rejected", reason, "", "", ""])
-    yield flush()
+
+    def recipient(row: Any) -> list[Any]:
+        line, chat_id, session_id, state, reason, status, sent_at, replied = row
+        phone = "+" + chat_id.removesuffix("@c.us")
+        sent = sent_at.isoformat() if sent_at else ""
+        answered = "yes" if replied and state == "sent" else ""
+        return [line, phone, session_id, state, reason or "", status or "", sent, answered]
+
+    def reject(row: Any) -> list[Any]:
+        line, phone, reason = row
+        state = "opted_out" if reason == OPTED_OUT else "rejected"
+        return [line, guard(phone) or "", "", state, guard(reason), "", "", ""]
+
+    def batches() -> Iterator[list[list[Any]]]:  # each statement runs once the CSV gets to its rows
+        for batch in db.session.execute(recipients).partitions():
+            yield [recipient(row) for row in batch]
+        for batch in db.session.execute(rejects).partitions():
+            yield [reject(row) for row in batch]
+
+    header = ["line", "phone", "session_id", "state", "reason", "message_status", "sent_at", "replied"]
+    return csv_chunks(header, batches(), list)
 
 
 def error_report(campaign: Campaign) -> Iterator[str]:
-    """The audience rows that were not accepted: line, phone as written, reason, detail."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["line", "phone", "reason", "detail"])
+    """The audience rows that were not accepted: line, phone as written, reason, detail (the file's own text kept
+    from running as a formula)."""
     stmt = (
         select(CampaignReject.line, CampaignReject.phone, CampaignReject.reason, CampaignReject.detail)
         .where(CampaignReject.campaign_id == campaign.id)
         .order_by(CampaignReject.line)
-        .execution_options(yield_per=2000)
+        .execution_options(yield_per=CSV_BATCH)
     )
-    for n, row in enumerate(db.session.execute(stmt), start=1):
-        writer.writerow([row[0], row[1] or "", row[2], row[3] or ""])
-        if n % 500 == 0:
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
-    yield out.getvalue()
+
+    def reject(row: Any) -> list[Any]:
+        return [row[0], guard(row[1]) or "", guard(row[2]), guard(row[3]) or ""]
+
+    return csv_chunks(["line", "phone", "reason", "detail"], db.session.execute(stmt).partitions(), reject)
