@@ -9,26 +9,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.models.base import Base, TimestampMixin, UTCDateTime, utcnow
 
-# The limits a plan sets and a tenant may override (tenants.<column>, None = the plan's value). A plan's None is
-# "no limit".
-LIMIT_COLUMNS = (
-    "max_sessions",
-    "max_messages_per_day",
-    "max_messages_per_month",
-    "max_campaign_recipients_per_month",
-    "max_media_bytes",
-    "max_api_requests_per_minute",
-    "max_team_seats",
-    "max_webhook_endpoints",
-)
 
+class LimitsMixin:
+    """The limits a plan sets and a tenant may override (on the tenant, None = the plan's value). A plan's None
+    is "no limit"."""
 
-class Plan(TimestampMixin, Base):
-    __tablename__ = "plans"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
-    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     max_sessions: Mapped[int | None] = mapped_column(Integer)
     max_messages_per_day: Mapped[int | None] = mapped_column(Integer)
     max_messages_per_month: Mapped[int | None] = mapped_column(Integer)
@@ -37,6 +22,17 @@ class Plan(TimestampMixin, Base):
     max_api_requests_per_minute: Mapped[int | None] = mapped_column(Integer)
     max_team_seats: Mapped[int | None] = mapped_column(Integer)
     max_webhook_endpoints: Mapped[int | None] = mapped_column(Integer)
+
+
+LIMIT_COLUMNS = tuple(LimitsMixin.__annotations__)
+
+
+class Plan(LimitsMixin, TimestampMixin, Base):
+    __tablename__ = "plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class QuotaUsage(Base):

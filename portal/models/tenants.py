@@ -13,27 +13,20 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from portal.models.base import Base, EncryptedText, TenantScoped, TimestampMixin, UTCDateTime
+from portal.models.quotas import LimitsMixin
 
 if TYPE_CHECKING:
     from portal.services.browser_sessions import SignedIn
 
 
-class Tenant(TimestampMixin, Base):
+class Tenant(LimitsMixin, TimestampMixin, Base):
     __tablename__ = "tenants"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    # the plan (portal.models.quotas) and this tenant's overrides of its limits: None = the plan's value
+    # the plan (portal.models.quotas); the columns of LimitsMixin are this tenant's overrides of its limits
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id", ondelete="SET NULL"))
-    max_sessions: Mapped[int | None] = mapped_column(Integer)
-    max_messages_per_day: Mapped[int | None] = mapped_column(Integer)
-    max_messages_per_month: Mapped[int | None] = mapped_column(Integer)
-    max_campaign_recipients_per_month: Mapped[int | None] = mapped_column(Integer)
-    max_media_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    max_api_requests_per_minute: Mapped[int | None] = mapped_column(Integer)
-    max_team_seats: Mapped[int | None] = mapped_column(Integer)
-    max_webhook_endpoints: Mapped[int | None] = mapped_column(Integer)
     # messages per minute per WhatsApp session; WhatsApp bans numbers that send in bursts
     send_rate_per_minute: Mapped[int] = mapped_column(Integer, default=30)
     retention_messages_days: Mapped[int] = mapped_column(Integer, default=90)
