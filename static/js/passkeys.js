@@ -61,35 +61,34 @@
     return options;
   }
 
-  function registrationJSON(credential) {
-    var response = credential.response;
+  // A credential as the server reads it: the same envelope for both ceremonies, with the ceremony's response.
+  function credentialJSON(credential, response) {
     return {
       id: credential.id,
       rawId: toText(credential.rawId),
       type: credential.type,
-      response: {
-        clientDataJSON: toText(response.clientDataJSON),
-        attestationObject: toText(response.attestationObject),
-        transports: response.getTransports ? response.getTransports() : [],
-      },
+      response: response,
       clientExtensionResults: credential.getClientExtensionResults ? credential.getClientExtensionResults() : {},
     };
   }
 
+  function registrationJSON(credential) {
+    var response = credential.response;
+    return credentialJSON(credential, {
+      clientDataJSON: toText(response.clientDataJSON),
+      attestationObject: toText(response.attestationObject),
+      transports: response.getTransports ? response.getTransports() : [],
+    });
+  }
+
   function assertionJSON(credential) {
     var response = credential.response;
-    return {
-      id: credential.id,
-      rawId: toText(credential.rawId),
-      type: credential.type,
-      response: {
-        clientDataJSON: toText(response.clientDataJSON),
-        authenticatorData: toText(response.authenticatorData),
-        signature: toText(response.signature),
-        userHandle: toText(response.userHandle),
-      },
-      clientExtensionResults: credential.getClientExtensionResults ? credential.getClientExtensionResults() : {},
-    };
+    return credentialJSON(credential, {
+      clientDataJSON: toText(response.clientDataJSON),
+      authenticatorData: toText(response.authenticatorData),
+      signature: toText(response.signature),
+      userHandle: toText(response.userHandle),
+    });
   }
 
   function field(button, name) {
