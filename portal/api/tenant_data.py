@@ -12,8 +12,6 @@ from portal.api import bp
 from portal.api.auth import api_route
 from portal.api.common import actor, json_body, send, tenant
 from portal.api.schemas.privacy import DeletionDto, DeletionResponse, TenantExportList, TenantExportResponse
-from portal.extensions import db
-from portal.models import Tenant
 from portal.services import privacy
 from portal.services.errors import NotFound
 from portal.storage.serving import send_stored
@@ -48,7 +46,6 @@ def download_tenant_export(export_id: str) -> Response:
 @api_route("tenant:delete")
 def request_tenant_deletion() -> Response:
     dto = json_body(DeletionDto)
-    # the caller's tenant as a row of this session (the token's cached copy is not one): the deletion changes it
-    deleted = privacy.request_deletion(db.session.get_one(Tenant, tenant().id), actor(), dto.confirm)
+    deleted = privacy.request_deletion(tenant(), actor(), dto.confirm)
     scheduled = deleted.deletion_scheduled_for
     return send(DeletionResponse(tenant=deleted.slug, scheduledFor=scheduled.isoformat() if scheduled else ""), 202)

@@ -37,6 +37,8 @@ def request_deletion(tenant: Tenant, actor: Actor, confirm_slug: str) -> Tenant:
     deletion removes it later anyway)."""
     from portal.services.sessions import stop_session
 
+    # the tenant as a row of this session: an API caller's tenant is the token cache's detached copy
+    tenant = db.session.get_one(Tenant, tenant.id)
     if (confirm_slug or "").strip() != tenant.slug:
         raise Invalid.field("confirm", N_f("Type the tenant's id (%(slug)s) to confirm.", slug=tenant.slug))
     if tenant.deletion_scheduled_for is not None:
