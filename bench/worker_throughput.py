@@ -7,7 +7,7 @@
    signal) at 300 events/s while the two workers run; p50/p99 of message.created_at - event.received_at.
    Target: p99 < 2 s.
 
-    .venv/bin/python bench/worker_throughput.py [--events 20000] [--rate 300] [--seconds 20] [--simple]
+    .venv/bin/python bench/worker_throughput.py [--events 20000] [--rate 300] [--seconds 20] [--fork]
 
 Needs PostgreSQL and Redis as for the tests (database portal_bench_events and Redis db 11, reset here).
 """
@@ -36,11 +36,11 @@ def _app():
     return create_app(environ())
 
 
-def _start_workers(count: int, simple: bool) -> list[subprocess.Popen]:
+def _start_workers(count: int, fork: bool) -> list[subprocess.Popen]:
     env = dict(os.environ, **environ(), PYTHONPATH=str(ROOT))
     command = [str(ROOT / ".venv/bin/flask"), "--app", "bench.ingest_app:app", "worker", "--queues", "events"]
-    if simple:
-        command.append("--simple")
+    if fork:
+        command.append("--fork")
     workers = [
         subprocess.Popen(
             command + ["--name", f"bench-{n}-{os.getpid()}"],
@@ -212,14 +212,14 @@ def main() -> None:
     parser.add_argument("--baseline-events", type=int, default=300, help="events for the one-job-per-event run")
     parser.add_argument("--rate", type=int, default=300, help="events/s fed in the latency run")
     parser.add_argument("--seconds", type=int, default=20, help="length of the latency run")
-    parser.add_argument("--simple", action="store_true", help="SimpleWorker (no fork per job)")
+    parser.add_argument("--fork", action="store_true", help="workers fork a work horse per job (flask worker --fork)")
     args = parser.parse_args()
 
     print("preparing database ...", flush=True)
     reset_database()
     sessions = seed_sessions(50, tenants=10)
     app = _app()
-    workers = _start_workers(2, args.simple)
+    workers = _start_workers(2, args.fork)
     try:
         print(f"throughput: {args.events} events, two workers, batch jobs ...", flush=True)
         batched = _throughput(app, sessions, args.events, per_event=False)

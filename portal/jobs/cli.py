@@ -1,6 +1,6 @@
 """Commands for the job side: `flask worker`, `flask scheduler`, `flask jobs ...`, `flask events ...`.
 
-Flask runs every command inside an app context, so jobs of a worker (and the work-horses it forks) use the
+Flask runs every command inside an app context, so jobs of a worker (and the work horses of `--fork`) use the
 database like any request does.
 """
 
@@ -31,8 +31,8 @@ def _need_redis(what: str) -> None:
 
 
 def _warm_storage() -> None:
-    """Build the media storage once before jobs fork: an S3 backend's imports and service model are then
-    inherited by every job process instead of loaded by each (the job builds only its own client)."""
+    """Build the media storage once before the first job: an S3 backend's imports and service model are then
+    loaded once per worker (with `--fork`, inherited by every work horse; the job builds only its own client)."""
     from portal.storage import storage
 
     try:
@@ -51,12 +51,21 @@ def _warm_storage() -> None:
     help="Comma-separated queues, taken in turn from the first.",
 )
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
-@click.option("--simple", is_flag=True, help="Run jobs in this process (no fork per job): faster, less isolated.")
+@click.option(
+    "--simple/--fork",
+    default=True,
+    show_default=True,
+    help="Run jobs in this process (the default), or fork a work horse per job: more isolated, but the fork and "
+    "the horse's own database and Redis connections cost tens of milliseconds a job.",
+)
 @click.option("--name", default=None, help="Worker name (default: host and pid).")
 def worker(queues: str, burst: bool, simple: bool, name: str | None) -> None:
     """Run an RQ worker on the events, forwarding and maintenance queues.
 
-    While Redis is unreachable the worker waits and reconnects (logged once per outage) instead of exiting.
+    Jobs run in the worker process by default: every job is one of the portal's own drains, bounded in time and
+    releasing its database session when it ends, and the drains hand a worker over to the other queues every
+    second or so, which a fork per job would make expensive (docs/events.md, "Workers"). While Redis is
+    unreachable the worker waits and reconnects (logged once per outage) instead of exiting.
     """
     _need_redis("flask worker")
     names = [q.strip() for q in queues.split(",") if q.strip()]

@@ -47,7 +47,7 @@ def worker_environment(app: Flask) -> dict[str, str]:
 
 @pytest.fixture(scope="package")
 def worker(app: Flask, live_server: Any) -> Iterator[subprocess.Popen]:
-    """`flask --app wsgi worker --simple` while the browser tests run, and only then: left running, it would take
+    """`flask --app wsgi worker` while the browser tests run, and only then: left running, it would take
     the jobs other test packages run with their own burst worker (started after the live server, so
     PUBLIC_BASE_URL is the live portal's)."""
     log_path = ROOT / "test-results" / "worker.log"
@@ -56,7 +56,7 @@ def worker(app: Flask, live_server: Any) -> Iterator[subprocess.Popen]:
     name = f"browser-tests-{os.getpid()}"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [flask, "--app", "wsgi", "worker", "--simple", "--name", name],
+            [flask, "--app", "wsgi", "worker", "--name", name],
             cwd=ROOT,
             env=worker_environment(app),
             stdout=log,

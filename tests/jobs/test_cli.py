@@ -31,7 +31,7 @@ def test_worker_in_burst_mode_processes_queued_events(app, client, tenant):
     session = new_session(tenant, "CLI")
     body = envelope(session, "message", inbound_payload())
     post_events(client, session, body)
-    result = app.test_cli_runner().invoke(args=["worker", "--burst", "--simple", "--queues", "events"])
+    result = app.test_cli_runner().invoke(args=["worker", "--burst", "--queues", "events"])
     assert result.exit_code == 0, result.output
     db.session.expire_all()
     assert db.session.scalar(select(WebhookEvent.status).where(WebhookEvent.event_id == body["id"])) == "done"

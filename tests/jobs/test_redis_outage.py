@@ -127,7 +127,7 @@ def _outage_lines(text: str) -> int:
     return text.count("Redis is unreachable") + text.count("could not connect to Redis")
 
 
-@pytest.mark.parametrize("args", [["worker", "--simple"], ["worker"]], ids=["simple", "forking"])
+@pytest.mark.parametrize("args", [["worker"], ["worker", "--fork"]], ids=["in-process", "forking"])
 def test_worker_waits_for_redis_logs_once_and_then_runs_jobs(_environ, sim, outage, tmp_path, args):
     log = tmp_path / "worker.log"
     process = _command(args, _environ, sim, outage.url, log)
@@ -135,9 +135,11 @@ def test_worker_waits_for_redis_logs_once_and_then_runs_jobs(_environ, sim, outa
         _outlives_the_outage(process, log)
 
         client = outage.start_redis()
-        job = Queue("maintenance", connection=client).enqueue("os.getcwd")
+        job = Queue("maintenance", connection=client).enqueue("os.getpid")
         wait_for(lambda: job.get_status(refresh=True) == "finished", timeout=40)
         assert process.poll() is None
+        # by default the job ran in the worker process itself; --fork ran it in a work horse of its own
+        assert (job.return_value() == process.pid) is ("--fork" not in args)
         text = log.read_text()
         assert text.count("Redis is unreachable") == 1 and text.count("reachable again") == 1, text
     finally:
@@ -147,7 +149,7 @@ def test_worker_waits_for_redis_logs_once_and_then_runs_jobs(_environ, sim, outa
 def test_worker_survives_redis_going_away_while_it_runs(_environ, sim, outage, tmp_path):
     log = tmp_path / "worker.log"
     client = outage.start_redis()
-    process = _command(["worker", "--simple"], _environ, sim, outage.url, log)
+    process = _command(["worker"], _environ, sim, outage.url, log)
     try:
         first = Queue("maintenance", connection=client).enqueue("os.getcwd")
         wait_for(lambda: first.get_status(refresh=True) == "finished", timeout=60)
