@@ -176,17 +176,29 @@ def enqueue_many(calls: Iterable[tuple[str, tuple]], *, queue: str = QUEUE_EVENT
     return runner().enqueue_many(list(calls), queue=queue, **options)
 
 
+_served: tuple[str, ...] = QUEUES  # the queues this process's worker takes (`flask worker --queues`)
+
+
+def serve(queues: Iterable[str]) -> None:
+    """Note the queues this process's worker takes: a drain hands over only for a job its worker would run."""
+    global _served
+    _served = tuple(queues)
+
+
 def others_waiting(queue: str) -> bool:
-    """Whether a job waits in a queue other than `queue` (RQ only; never raises). A long drain job hands over when
-    one does, so that a worker busy with it takes the other job next (workers take their queues in turn)."""
+    """Whether a job waits in another queue this process's worker takes (RQ only; never raises). A long drain job
+    hands over when one does, so that a worker busy with it takes the other job next (workers take their queues in
+    turn); a worker kept to one queue never hands over, nor asks Redis."""
     current = runner()
     if not isinstance(current, RQRunner):
         return False
+    others = [name for name in _served if name != queue and name in current.queues]
+    if not others:
+        return False
     try:
         with current.connection.pipeline() as pipe:
-            for name, rq_queue in current.queues.items():
-                if name != queue:
-                    pipe.llen(rq_queue.key)
+            for name in others:
+                pipe.llen(current.queues[name].key)
             return any(pipe.execute())
     except Exception:
         return False

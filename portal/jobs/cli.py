@@ -17,7 +17,7 @@ from rq.exceptions import StopRequested
 from rq.worker import DequeueStrategy
 
 from portal.jobs import make_worker, reconnect
-from portal.queue import QUEUES, resolve
+from portal.queue import QUEUES, resolve, serve
 from portal.services.errors import ServiceError
 
 jobs_cli = AppGroup("jobs", help="Inspect and replay background jobs.")
@@ -74,6 +74,7 @@ def worker(queues: str, burst: bool, simple: bool, name: str | None) -> None:
         raise click.ClickException(f"unknown queue(s): {', '.join(unknown)}; known: {', '.join(QUEUES)}")
     from portal.extensions import redis_store
 
+    serve(names)  # the drains of this worker hand over only for jobs it would run
     connection = redis_store.loop_client()
     _warm_storage()
     outage = reconnect.Outage("worker")

@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -166,4 +168,32 @@ def test_deliver_sends_one_pending_attempt_and_skips_a_settled_one(tenant, recei
         db.session.commit()
     assert forwarding.deliver(delivery.id) == status
     assert forwarding.deliver(delivery.id) == "skipped"
+    assert len(receiver.requests) == 1
+
+
+def test_one_drain_waits_for_the_next_attempt_and_another_ends_at_once_leaving_a_wake_up(tenant, receiver):
+    from rq import Queue
+
+    from portal.extensions import redis_store
+    from portal.models import utcnow
+    from portal.services.forwarding.drain import WAITER_FLAG
+
+    endpoint, _ = forwarding.create_endpoint(tenant, TEST_ACTOR, url=receiver.url, events=["*"])
+    delivery = forwarding.send_test_event(tenant, endpoint.id, TEST_ACTOR)
+    row = db.session.get(WebhookDelivery, delivery.id)
+    row.due_at = utcnow() + timedelta(seconds=1.5)
+    db.session.commit()
+
+    redis_store.client.set(WAITER_FLAG, "another drain", px=10_000)  # a drain already waits for that attempt
+    started = time.monotonic()
+    forwarding.drain()
+    assert time.monotonic() - started < 1.0  # it did not keep its worker idle too
+    assert _attempts(endpoint.id)[0].status == "pending" and receiver.requests == []
+    scheduled = Queue("forwarding", connection=redis_store.client).scheduled_job_registry.get_job_ids()
+    assert any(job_id.startswith("forwarding-wake-") for job_id in scheduled)  # in case that drain died
+
+    redis_store.client.delete(WAITER_FLAG)  # no drain waits now: this one does, and sends it on time
+    forwarding.drain()
+    sent = _attempts(endpoint.id)[0]
+    assert sent.status == "succeeded" and sent.sent_at >= sent.due_at
     assert len(receiver.requests) == 1

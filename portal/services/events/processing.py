@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500  # events per processing transaction
 DRAIN_BUDGET_SECONDS = 20.0  # a drain job hands over to a fresh job after this long
-YIELD_AFTER_SECONDS = 1.0  # ... or after this long when a job of another queue waits (forwarding, maintenance)
+YIELD_AFTER_SECONDS = 0.25  # ... or after this long when a job of another queue waits (forwarding, maintenance)
 MAX_ATTEMPTS = 5  # an event that failed this often is marked failed
 _ADVISORY_CLASS = 5501  # first key of pg_try_advisory_xact_lock(int, int): "event processing of a session"
 

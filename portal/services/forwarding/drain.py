@@ -13,9 +13,12 @@ A drain job (one at a time waits in the queue; a running one clears the flag so 
    still in flight, and claim again.
 
 With nothing due the drain waits for an attempt due within IDLE_WAIT_SECONDS, or asks RQ's scheduler for a job
-shortly before the next one and ends. A worker that dies mid-batch leaves its claimed rows leased: once the lease
-(LEASE_SECONDS + WAHA_WEBHOOK_TIMEOUT) has run out they are claimed again, so an attempt that went out but whose
-outcome was not committed goes out once more, with the same webhook-id.
+shortly before the next one and ends. One drain at a time waits so (a Redis flag names it): the others end at once,
+so drains woken for later attempts do not each keep a worker idle while events wait.
+
+A worker that dies mid-batch leaves its claimed rows leased: once the lease (LEASE_SECONDS + WAHA_WEBHOOK_TIMEOUT)
+has run out they are claimed again, so an attempt that went out but whose outcome was not committed goes out once
+more, with the same webhook-id.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -52,6 +56,7 @@ IDLE_WAIT_SECONDS = 2.0  # with nothing due, wait in the job for an attempt due 
 WAKE_LEAD_SECONDS = 1.5  # a wake-up job is due this early: RQ's scheduler moves it within a second of its time
 DRAIN_FLAG = "portal:forwarding:drain-queued"
 DRAIN_FLAG_TTL = 10
+WAITER_FLAG = "portal:forwarding:idle-waiter"  # held by the one drain waiting for the next attempt to fall due
 DEFAULT_CONCURRENCY = 16
 DEFAULT_ENDPOINT_CONCURRENCY = 8
 _sqlite_lock = threading.Lock()
@@ -96,6 +101,25 @@ def request_drain(force: bool = False) -> bool:
     except Exception:
         log.warning("could not queue the forwarding drain; the dispatcher asks again", exc_info=True)
         return False
+
+
+def _may_wait(token: str, seconds: float) -> bool:
+    """Whether this drain may wait `seconds` in its job for the next attempt: only one drain at a time does (the
+    flag names it and lapses soon after the wait), so drains woken for later attempts do not each hold a worker
+    idle while events queue up behind them. Without Redis every drain may wait, as if alone."""
+    try:
+        client = redis_store.client
+        ttl_ms = int((seconds + 1.0) * 1000)
+        if client.set(WAITER_FLAG, token, nx=True, px=ttl_ms):
+            return True
+        holder = client.get(WAITER_FLAG)
+        if holder is not None and (holder.decode() if isinstance(holder, bytes) else holder) == token:
+            client.pexpire(WAITER_FLAG, ttl_ms)  # this drain waits again
+            return True
+        return False
+    except Exception:
+        log.warning("could not check the forwarding drain's wait flag; waiting anyway", exc_info=True)
+        return True
 
 
 def _wake_at(when: datetime) -> None:
@@ -263,6 +287,7 @@ class _Drain:
         self.busy: dict[str, int] = {}
         self.resolver = _BatchResolver()
         self.result = DrainResult()
+        self.token = uuid.uuid4().hex  # names this drain in the wait flag
 
     def claim_and_start(self) -> int:
         free = self.concurrency - len(self.in_flight)
@@ -357,9 +382,15 @@ def _drain(budget: float, ids: Iterable[int] | None) -> DrainResult:
             wait_for = (following - utcnow()).total_seconds()
             if wait_for <= 0:
                 continue
-            if wait_for <= IDLE_WAIT_SECONDS and time.monotonic() - started + wait_for < budget:
+            if (
+                wait_for <= IDLE_WAIT_SECONDS
+                and time.monotonic() - started + wait_for < budget
+                and (not current_app.config.get("REDIS_URL") or _may_wait(run.token, wait_for))
+            ):
                 time.sleep(wait_for)
                 continue
+            # later than the idle wait, or another drain waits for it already (the wake-up job is there should
+            # that one have died)
             _wake_at(following)
             break
     finally:

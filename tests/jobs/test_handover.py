@@ -1,0 +1,28 @@
+"""A long drain hands its worker over only for a job that worker would run (`flask worker --queues`)."""
+
+from __future__ import annotations
+
+import pytest
+from rq import Queue
+
+from portal import queue
+from portal.extensions import redis_store
+from portal.queue import QUEUE_EVENTS, QUEUE_MAINTENANCE, QUEUES, others_waiting
+
+
+@pytest.fixture
+def served():
+    yield queue.serve
+    queue.serve(QUEUES)
+
+
+def test_a_drain_hands_over_for_a_job_of_another_queue_its_worker_takes(app, served):
+    with app.app_context():
+        assert not others_waiting(QUEUE_EVENTS)
+        Queue(QUEUE_MAINTENANCE, connection=redis_store.client).enqueue("os.getpid")
+        assert others_waiting(QUEUE_EVENTS)
+        assert not others_waiting(QUEUE_MAINTENANCE)  # a job of the drain's own queue waits its turn
+        served([QUEUE_EVENTS, QUEUE_MAINTENANCE])
+        assert others_waiting(QUEUE_EVENTS)
+        served([QUEUE_EVENTS])  # a worker kept to events: that job is another worker's
+        assert not others_waiting(QUEUE_EVENTS)
