@@ -103,6 +103,8 @@ def worker(queues: str, burst: bool, simple: bool, name: str | None) -> None:
             outage.down(redis.ConnectionError("the worker's loop ended while Redis was unreachable"))
     except (StopRequested, KeyboardInterrupt):
         return
+    finally:
+        serve(QUEUES)  # the process takes no queue of its own any more (a burst run inside another command)
 
 
 def _forget_worker(rq_worker: Any) -> None:

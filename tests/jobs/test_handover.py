@@ -12,6 +12,7 @@ from portal.queue import QUEUE_EVENTS, QUEUE_MAINTENANCE, QUEUES, others_waiting
 
 @pytest.fixture
 def served():
+    queue.serve(QUEUES)  # as `flask worker` with its default queues (a CLI test may have run one in this process)
     yield queue.serve
     queue.serve(QUEUES)
 
