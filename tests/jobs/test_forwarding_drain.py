@@ -176,7 +176,7 @@ def test_one_drain_waits_for_the_next_attempt_and_another_ends_at_once_leaving_a
 
     from portal.extensions import redis_store
     from portal.models import utcnow
-    from portal.services.forwarding.drain import WAITER_FLAG
+    from portal.services.forwarding.drain import WAITER_LOCK
 
     endpoint, _ = forwarding.create_endpoint(tenant, TEST_ACTOR, url=receiver.url, events=["*"])
     delivery = forwarding.send_test_event(tenant, endpoint.id, TEST_ACTOR)
@@ -184,7 +184,7 @@ def test_one_drain_waits_for_the_next_attempt_and_another_ends_at_once_leaving_a
     row.due_at = utcnow() + timedelta(seconds=1.5)
     db.session.commit()
 
-    redis_store.client.set(WAITER_FLAG, "another drain", px=10_000)  # a drain already waits for that attempt
+    redis_store.client.set(WAITER_LOCK, "another drain", px=10_000)  # a drain already waits for that attempt
     started = time.monotonic()
     forwarding.drain()
     assert time.monotonic() - started < 1.0  # it did not keep its worker idle too
@@ -192,8 +192,36 @@ def test_one_drain_waits_for_the_next_attempt_and_another_ends_at_once_leaving_a
     scheduled = Queue("forwarding", connection=redis_store.client).scheduled_job_registry.get_job_ids()
     assert any(job_id.startswith("forwarding-wake-") for job_id in scheduled)  # in case that drain died
 
-    redis_store.client.delete(WAITER_FLAG)  # no drain waits now: this one does, and sends it on time
+    redis_store.client.delete(WAITER_LOCK)  # no drain waits now: this one does, and sends it on time
     forwarding.drain()
     sent = _attempts(endpoint.id)[0]
     assert sent.status == "succeeded" and sent.sent_at >= sent.due_at
     assert len(receiver.requests) == 1
+
+
+def test_the_waiting_drain_sends_an_attempt_that_falls_due_before_the_one_it_waits_for(app, tenant, receiver):
+    import threading
+
+    from portal.models import utcnow
+
+    endpoint, _ = forwarding.create_endpoint(tenant, TEST_ACTOR, url=receiver.url, events=["*"])
+    later = forwarding.send_test_event(tenant, endpoint.id, TEST_ACTOR)
+    db.session.get(WebhookDelivery, later.id).due_at = utcnow() + timedelta(seconds=1.8)
+    db.session.commit()
+
+    def drain() -> None:
+        with app.app_context():
+            forwarding.drain()
+
+    waiting = threading.Thread(target=drain)
+    waiting.start()
+    time.sleep(0.3)  # the drain now waits for `later`; a retry scheduled meanwhile falls due sooner
+    sooner = forwarding.send_test_event(tenant, endpoint.id, TEST_ACTOR)
+    sooner_row = db.session.get(WebhookDelivery, sooner.id)
+    sooner_row.due_at = utcnow() + timedelta(seconds=0.4)
+    db.session.commit()
+    waiting.join(timeout=10)
+
+    by_id = {a.id: a for a in _attempts(endpoint.id)}
+    assert by_id[sooner.id].status == by_id[later.id].status == "succeeded"
+    assert by_id[sooner.id].due_at <= by_id[sooner.id].sent_at < by_id[later.id].due_at

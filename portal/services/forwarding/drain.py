@@ -13,8 +13,9 @@ A drain job (one at a time waits in the queue; a running one clears the flag so 
    still in flight, and claim again.
 
 With nothing due the drain waits for an attempt due within IDLE_WAIT_SECONDS, or asks RQ's scheduler for a job
-shortly before the next one and ends. One drain at a time waits so (a Redis flag names it): the others end at once,
-so drains woken for later attempts do not each keep a worker idle while events wait.
+shortly before the next one and ends. One drain at a time waits so (a Redis lock), looking again every quarter of a
+second in case a retry falls due first: the others end at once, so drains woken for later attempts do not each keep
+a worker idle while events wait.
 
 A worker that dies mid-batch leaves its claimed rows leased: once the lease (LEASE_SECONDS + WAHA_WEBHOOK_TIMEOUT)
 has run out they are claimed again, so an attempt that went out but whose outcome was not committed goes out once
@@ -27,15 +28,17 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+import redis
 import sqlalchemy as sa
 from flask import current_app
+from redis.exceptions import LockError, LockNotOwnedError
+from redis.lock import Lock
 from sqlalchemy import select
 
 from portal.extensions import db, redis_store
@@ -56,7 +59,8 @@ IDLE_WAIT_SECONDS = 2.0  # with nothing due, wait in the job for an attempt due 
 WAKE_LEAD_SECONDS = 1.5  # a wake-up job is due this early: RQ's scheduler moves it within a second of its time
 DRAIN_FLAG = "portal:forwarding:drain-queued"
 DRAIN_FLAG_TTL = 10
-WAITER_FLAG = "portal:forwarding:idle-waiter"  # held by the one drain waiting for the next attempt to fall due
+WAITER_LOCK = "portal:forwarding:idle-waiter"  # held by the one drain waiting for the next attempt to fall due
+WAIT_STEP_SECONDS = 0.25  # that drain looks for due attempts this often while it waits (a retry may fall due first)
 DEFAULT_CONCURRENCY = 16
 DEFAULT_ENDPOINT_CONCURRENCY = 8
 _sqlite_lock = threading.Lock()
@@ -103,23 +107,40 @@ def request_drain(force: bool = False) -> bool:
         return False
 
 
-def _may_wait(token: str, seconds: float) -> bool:
-    """Whether this drain may wait `seconds` in its job for the next attempt: only one drain at a time does (the
-    flag names it and lapses soon after the wait), so drains woken for later attempts do not each hold a worker
-    idle while events queue up behind them. Without Redis every drain may wait, as if alone."""
-    try:
-        client = redis_store.client
-        ttl_ms = int((seconds + 1.0) * 1000)
-        if client.set(WAITER_FLAG, token, nx=True, px=ttl_ms):
+class _Waiter:
+    """The right to wait in a drain job for the next attempt to fall due, held by one drain at a time (a Redis lock
+    that lapses a second after each wait step), so drains woken for later attempts do not each keep a worker idle
+    while events queue up behind them. Without Redis every drain may wait, as if alone."""
+
+    def __init__(self) -> None:
+        self.lock: Lock | None = None
+        self.holding = False
+
+    def may_wait(self) -> bool:
+        if not current_app.config.get("REDIS_URL"):
             return True
-        holder = client.get(WAITER_FLAG)
-        if holder is not None and (holder.decode() if isinstance(holder, bytes) else holder) == token:
-            client.pexpire(WAITER_FLAG, ttl_ms)  # this drain waits again
+        try:
+            if self.lock is None:
+                self.lock = Lock(redis_store.client, WAITER_LOCK, timeout=WAIT_STEP_SECONDS + 1.0, thread_local=False)
+            if self.holding:
+                try:
+                    self.lock.reacquire()  # this drain waits another step
+                    return True
+                except LockNotOwnedError:  # it lapsed (a stall longer than a second): take it again if free
+                    self.holding = False
+            self.holding = bool(self.lock.acquire(blocking=False))
+            return self.holding
+        except redis.RedisError:
+            log.warning("could not check the forwarding drain's wait lock; waiting anyway", exc_info=True)
             return True
-        return False
-    except Exception:
-        log.warning("could not check the forwarding drain's wait flag; waiting anyway", exc_info=True)
-        return True
+
+    def release(self) -> None:
+        if self.lock is not None and self.holding:
+            self.holding = False
+            try:
+                self.lock.release()
+            except (LockError, redis.RedisError):
+                pass  # it lapses on its own within a second
 
 
 def _wake_at(when: datetime) -> None:
@@ -287,7 +308,7 @@ class _Drain:
         self.busy: dict[str, int] = {}
         self.resolver = _BatchResolver()
         self.result = DrainResult()
-        self.token = uuid.uuid4().hex  # names this drain in the wait flag
+        self.waiter = _Waiter()
 
     def claim_and_start(self) -> int:
         free = self.concurrency - len(self.in_flight)
@@ -385,15 +406,16 @@ def _drain(budget: float, ids: Iterable[int] | None) -> DrainResult:
             if (
                 wait_for <= IDLE_WAIT_SECONDS
                 and time.monotonic() - started + wait_for < budget
-                and (not current_app.config.get("REDIS_URL") or _may_wait(run.token, wait_for))
+                and run.waiter.may_wait()
             ):
-                time.sleep(wait_for)
+                time.sleep(min(wait_for, WAIT_STEP_SECONDS))
                 continue
             # later than the idle wait, or another drain waits for it already (the wake-up job is there should
             # that one have died)
             _wake_at(following)
             break
     finally:
+        run.waiter.release()
         if run.in_flight:
             run.collect(None)
     return run.result
