@@ -83,6 +83,7 @@ def cpu_run(app: Any, tenant_id: int, session_id: str, n: int, baseline: int) ->
         # warm-up: connections, statement caches, the WAHA client
         for i in range(20):
             messages.send_message(tenant, session_id, TEST_ACTOR, to=CHAT, text=f"warm {i}", paced=False)
+
         def straight(label: str, count: int) -> float:
             started = time.thread_time()
             for i in range(count):
