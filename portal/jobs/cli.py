@@ -64,7 +64,7 @@ def worker(queues: str, burst: bool, simple: bool, name: str | None) -> None:
 
     Jobs run in the worker process by default: every job is one of the portal's own drains, bounded in time and
     releasing its database session when it ends, and the drains hand a worker over to the other queues every
-    second or so, which a fork per job would make expensive (docs/events.md, "Workers"). While Redis is
+    second or so, which a fork per job would make expensive (docs/events.md, "Running it"). While Redis is
     unreachable the worker waits and reconnects (logged once per outage) instead of exiting.
     """
     _need_redis("flask worker")
