@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from flask import Blueprint, abort, current_app, make_response, redirect, render_template
+from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -67,8 +67,6 @@ def reads_only(view: Callable[..., Any]) -> Callable[..., Any]:
 
 def begin_reads_only() -> None:
     """Before every other hook of a request: a page marked `reads_only` reads on the autocommit engine."""
-    from flask import request
-
     view = current_app.view_functions.get(request.endpoint or "")
     if getattr(view, READS_ONLY, False):
         begin_autocommit(db.session())

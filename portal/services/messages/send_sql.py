@@ -388,11 +388,7 @@ def _execute_alone(raw: rawsql.RawStatement, params: dict[str, Any]) -> Any:
     caller's transaction has ended; its first row, or None when it matched nothing."""
     connection = db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     try:
-        row = (
-            raw.one(connection, params)
-            if rawsql.usable(connection)
-            else connection.execute(raw.statement, params).first()
-        )
+        row = rawsql.first(raw, connection, params)
     except BaseException:
         db.session.rollback()
         raise
