@@ -420,13 +420,13 @@ def live_server(app: Flask) -> Iterator[LiveServer]:
 @pytest.fixture
 def run_jobs(app: Flask) -> Callable[[], int]:
     """Run every queued job with a real RQ worker in burst mode; returns how many ran."""
-    from rq import Queue, SimpleWorker
+    from rq import Queue
 
     from portal.extensions import redis_store
-    from portal.jobs import QUEUES
+    from portal.jobs import QUEUES, worker_class
 
-    class BurstWorker(SimpleWorker):
-        """RQ's in-process worker without its command channel: nothing sends commands to a worker that lives
+    class BurstWorker(worker_class(simple=True)):  # type: ignore[misc]  # the class `flask worker` runs jobs with
+        """The portal's worker without its command channel: nothing sends commands to a worker that lives
         for one call, and closing the channel's listener thread can wait its full second (RQ joins it with
         timeout=1 while it may be blocked in a 60 s read)."""
 

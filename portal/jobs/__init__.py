@@ -50,6 +50,7 @@ __all__ = [
     "init_app",
     "job",
     "make_worker",
+    "worker_class",
     "resolve",
     "retry_policy",
     "runner",
@@ -107,6 +108,7 @@ def job(func: Callable) -> Callable:
 # ---------------------------------------------------------------------- workers
 
 
+@functools.cache
 def _worker_classes() -> tuple[type, type]:
     """RQ worker classes that make a forked work-horse open its own database connections."""
     from rq import SimpleWorker, Worker
@@ -135,9 +137,14 @@ def make_worker(
     queues: Iterable[str] = QUEUES, *, simple: bool = False, name: str | None = None, connection: Any = None
 ) -> Any:
     """An RQ worker on the app's Redis (or on ``connection``) for the given queues (call inside an app context)."""
-    worker_cls, simple_cls = _worker_classes()
-    cls = simple_cls if simple else worker_cls
+    cls = worker_class(simple=simple)
     return cls(list(queues), connection=connection if connection is not None else redis_store.client, name=name)
+
+
+def worker_class(*, simple: bool) -> type:
+    """The RQ worker class `flask worker` runs: jobs in the worker process (`simple`), or a forked horse each."""
+    worker_cls, simple_cls = _worker_classes()
+    return simple_cls if simple else worker_cls
 
 
 # ---------------------------------------------------------------------- embedded scheduler
