@@ -27,3 +27,17 @@ def test_a_drain_hands_over_for_a_job_of_another_queue_its_worker_takes(app, ser
         assert others_waiting(QUEUE_EVENTS)
         served([QUEUE_EVENTS])  # a worker kept to events: that job is another worker's
         assert not others_waiting(QUEUE_EVENTS)
+
+
+@pytest.mark.parametrize(("queues", "hands_over"), [("events", False), ("events,maintenance", True)])
+def test_flask_worker_hands_over_only_for_the_queues_it_was_given(app, served, queues, hands_over):
+    with app.app_context():
+        events_job = Queue(QUEUE_EVENTS, connection=redis_store.client).enqueue(
+            "portal.queue.others_waiting", QUEUE_EVENTS
+        )
+        Queue(QUEUE_MAINTENANCE, connection=redis_store.client).enqueue("os.getpid")
+        result = app.test_cli_runner().invoke(args=["worker", "--burst", "--queues", queues])
+        assert result.exit_code == 0, result.output
+        assert events_job.get_status(refresh=True) == "finished"
+        # what a drain of the events queue saw: the maintenance job counts only for a worker that takes it
+        assert events_job.return_value() is hands_over
