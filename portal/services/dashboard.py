@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import redis
@@ -22,6 +23,30 @@ STATUS_ORDER = ("WORKING", "SCAN_QR_CODE", "STARTING", "FAILED", "STOPPED")
 # Every dashboard view would otherwise probe every WAHA server; one check serves all viewers for this long.
 HEALTH_CACHE_SECONDS = 30
 HEALTH_CACHE_KEY = "portal:dashboard:waha_health"
+
+# The day's inbound and outbound counts are kept in Redis up to a moment ("upto") that each view moves forward, so a
+# view counts only the rows stamped since the last one: the page stays as fast at a million messages a day as at a
+# hundred. A row is counted into the kept figures once it is SEAL older than now: its transaction has committed by
+# then (the database ends one left idle after DATABASE_IDLE_TRANSACTION_TIMEOUT, 60 s), and the web and worker
+# hosts' clocks agree to well within it. Direction and created_at never change, so kept counts stay true until a
+# row is deleted: deleting messages calls `forget_today`. Failed sends are counted live from their own small index,
+# since a failure can be retried back to PENDING.
+SEAL = timedelta(minutes=2)
+TODAY_KEY = "portal:dashboard:today:{tenant_id}:{day}"
+TODAY_TTL_SECONDS = 2 * 86400
+# KEYS[1] the tenant's day; ARGV: the generation the counts were read in, upto (microseconds since the epoch), in,
+# out, ttl. Only moves upto forward, so two views that counted to different moments keep the later one, and keeps
+# nothing counted before `forget_today` moved the generation on (the rows counted may be gone).
+_KEEP_LUA = """
+if (redis.call('HGET', KEYS[1], 'gen') or '0') ~= ARGV[1] then return 0 end
+local upto = tonumber(redis.call('HGET', KEYS[1], 'upto') or '-1')
+if tonumber(ARGV[2]) > upto then
+  redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'upto', ARGV[2], 'in', ARGV[3], 'out', ARGV[4])
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
+end
+return 1
+"""
+_KEEP_SHA = hashlib.sha1(_KEEP_LUA.encode()).hexdigest()
 
 
 @dataclass
@@ -85,18 +110,9 @@ def summary(tenant: Any, *, now: datetime | None = None) -> DashboardSummary:
         )
     )
 
-    # One pass over the day's rows of the (tenant, created_at, id) index, which on PostgreSQL carries direction and
-    # status: the count reads the index, not the table (an index-only scan where the pages are all-visible).
-    inbound, outbound, failed_sends = db.session.execute(
-        select(
-            func.count().filter(Message.direction == "in"),
-            func.count().filter(Message.direction == "out"),
-            func.count().filter(Message.direction == "out", Message.status == "ERROR"),
-        ).where(Message.tenant_id == tenant.id, Message.created_at >= since)
-    ).one()
-    result.messages_in_today = inbound or 0
-    result.messages_out_today = outbound or 0
-    result.failed_sends_today = failed_sends or 0
+    result.messages_in_today, result.messages_out_today, result.failed_sends_today = _todays_messages(
+        tenant.id, since, now or utcnow()
+    )
 
     # A delivery is retried as new rows with the same msg_id; count each event once, and not at all when a
     # later attempt succeeded. The day's failed attempts come from a partial index that holds failed rows only.
@@ -123,6 +139,119 @@ def summary(tenant: Any, *, now: datetime | None = None) -> DashboardSummary:
         or 0
     )
     return result
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """The day's counts of rows stamped before `upto`, as kept in generation `gen`."""
+
+    upto: datetime
+    inbound: int = 0
+    outbound: int = 0
+    gen: str = "0"
+
+
+def _today_key(tenant_id: int, since: datetime) -> str:
+    return TODAY_KEY.format(tenant_id=tenant_id, day=since.date().isoformat())
+
+
+def _micros(moment: datetime) -> int:
+    return round(moment.timestamp() * 1_000_000)
+
+
+def _kept(tenant_id: int, since: datetime) -> _Kept | None:
+    """What earlier views counted of the day; None when Redis cannot say."""
+    try:
+        stored = redis_store.client.hgetall(_today_key(tenant_id, since))
+    except redis.RedisError:
+        return None
+    values = {_text(k): _text(v) for k, v in stored.items()}
+    gen = values.get("gen", "0")
+    if "upto" not in values:
+        return _Kept(since, gen=gen)
+    upto = datetime.fromtimestamp(int(values["upto"]) / 1_000_000, UTC)
+    return _Kept(max(upto, since), int(values.get("in", 0)), int(values.get("out", 0)), gen)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _keep(tenant_id: int, since: datetime, kept: _Kept) -> None:
+    client = redis_store.client
+    args = (
+        1,
+        _today_key(tenant_id, since),
+        kept.gen,
+        _micros(kept.upto),
+        kept.inbound,
+        kept.outbound,
+        TODAY_TTL_SECONDS,
+    )
+    try:
+        try:
+            client.evalsha(_KEEP_SHA, *args)
+        except redis.exceptions.NoScriptError:
+            client.eval(_KEEP_LUA, *args)
+    except redis.RedisError:
+        pass  # the next view counts again from what was kept before
+
+
+def _todays_messages(tenant_id: int, since: datetime, now: datetime) -> tuple[int, int, int]:
+    """Inbound, outbound and failed outbound messages of the day: the kept counts plus the rows since, in one
+    round trip (the (tenant, created_at, id) index carries direction, and failed sends have a partial index of
+    their own, so on PostgreSQL both counts read an index alone)."""
+    kept = _kept(tenant_id, since)
+    start = kept.upto if kept is not None else since
+    seal = max(now - SEAL, start)
+    recent = (Message.tenant_id == tenant_id, Message.created_at >= start)
+    failed = (
+        select(func.count())
+        .where(
+            Message.tenant_id == tenant_id,
+            Message.created_at >= since,
+            # literals, so that the partial index's condition is seen to hold also in a prepared statement
+            Message.direction == literal_column("'out'"),
+            Message.status == literal_column("'ERROR'"),
+        )
+        .scalar_subquery()
+    )
+    sealed_in, sealed_out, inbound, outbound, failed_sends = db.session.execute(
+        select(
+            func.count().filter(Message.direction == "in", Message.created_at < seal),
+            func.count().filter(Message.direction == "out", Message.created_at < seal),
+            func.count().filter(Message.direction == "in"),
+            func.count().filter(Message.direction == "out"),
+            failed,
+        ).where(*recent)
+    ).one()
+    if kept is None:
+        return inbound or 0, outbound or 0, failed_sends or 0
+    if seal > kept.upto:
+        _keep(
+            tenant_id,
+            since,
+            _Kept(seal, kept.inbound + (sealed_in or 0), kept.outbound + (sealed_out or 0), kept.gen),
+        )
+    return kept.inbound + (inbound or 0), kept.outbound + (outbound or 0), failed_sends or 0
+
+
+def forget_today(tenant_ids: Any) -> None:
+    """Drop the day's kept counts of these tenants (after their messages were deleted): the next view counts the
+    day again, and a view that counted before the deletion keeps nothing (the generation moved on)."""
+    since = start_of_day()
+    keys = [_today_key(tenant_id, since) for tenant_id in set(tenant_ids)]
+    if not keys:
+        return
+    try:
+        with redis_store.client.pipeline(transaction=True) as pipe:
+            for key in keys:
+                pipe.hincrby(key, "gen", 1)
+                pipe.hdel(key, "upto", "in", "out")
+                pipe.expire(key, TODAY_TTL_SECONDS)
+            pipe.execute()
+    except redis.RedisError:
+        log.warning("the dashboard's counts of today were not reset: Redis is unavailable")
 
 
 def waha_health() -> HealthOverview:

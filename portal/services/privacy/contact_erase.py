@@ -40,6 +40,7 @@ from portal.models import (
 )
 from portal.services import audit
 from portal.services.audit import Actor
+from portal.services.dashboard import forget_today
 from portal.services.privacy.subject import Subject
 from portal.services.sessions.deletion import _lock_timeout, with_lock_retry
 from portal.waha import errors as waha_errors
@@ -273,6 +274,7 @@ def erase_contact(tenant: Tenant, actor: Actor, subject: Subject, *, keep_opt_ou
         else:
             with_lock_retry(work, "erasing a contact")
     report.counts["files"] = delete_files(dict.fromkeys(keys))
+    forget_today([tenant.id])  # the day's message counts may have included the person's
     _delete_on_waha(tenant.id, targets, report)
     audit.record(
         tenant.id,

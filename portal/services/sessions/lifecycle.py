@@ -14,6 +14,7 @@ from portal.i18n import N_, N_f
 from portal.models import Tenant, WahaSession, utcnow
 from portal.services import audit, idempotency, pacing, quotas, servers, session_secrets
 from portal.services.audit import Actor
+from portal.services.dashboard import forget_today
 from portal.services.errors import Conflict, Invalid, NotFound, ServiceError
 from portal.services.sessions import deletion
 from portal.services.sessions.qr_cache import drop_qr_cache
@@ -291,6 +292,7 @@ def delete_session(tenant: Tenant, session_id: Any, actor: Actor) -> None:
     from portal.services.media_files import delete_files
 
     delete_files(keys)
+    forget_today([tenant.id])  # the day's message counts included the session's
     drop_qr_cache(session_key)
     pacing.reset(session_key)
     from portal.services.events import forget_session_key
