@@ -66,6 +66,33 @@ def test_send_text_reaches_waha_once_and_is_recorded(tenant, sim, working):
     assert message.sent_at is not None and message.from_me
 
 
+@pytest.mark.parametrize("autocommit", [False, True], ids=["transaction", "autocommit"])
+def test_the_record_after_waha_accepted_is_stored_and_leaves_connections_durable(app, tenant, sim, working, autocommit):
+    """The UPDATE after WAHA accepted commits without waiting for the disk, for its own transaction only: every
+    pooled connection, the one it ran on among them, commits durably again afterwards (PostgreSQL)."""
+    from portal.dbengines import begin_autocommit
+
+    if autocommit:  # as the API's send endpoint runs it
+        db.session.commit()
+        assert begin_autocommit(db.session()) == (db.engine.dialect.name == "postgresql")
+    message = messages.send_message(tenant, working.id, TEST_ACTOR, to=NUMBER, text="Hello")
+    db.session.commit()
+
+    with db.engine.connect() as fresh:
+        stored = fresh.execute(select(Message.sent_at, Message.send_state).where(Message.id == message.id)).one()
+    assert stored.sent_at is not None and stored.send_state is None
+    if db.engine.dialect.name != "postgresql":
+        return
+    engines = {db.engine, *[e for e in app.extensions.values() if isinstance(e, sa.engine.Engine)]}
+    for engine in engines:
+        held = [engine.connect() for _ in range(engine.pool.checkedin())]  # each idle connection of the pool
+        try:
+            assert {c.exec_driver_sql("SHOW synchronous_commit").scalar() for c in held} <= {"on"}
+        finally:
+            for connection in held:
+                connection.close()
+
+
 def test_send_before_the_session_is_working_is_409_with_its_status(tenant, sim, make_session):
     session = make_session(status="SCAN_QR_CODE")
 
