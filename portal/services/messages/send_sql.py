@@ -323,13 +323,15 @@ def _sent_update(status: str | None, with_waha_id: bool, by_month: bool = False)
     """The UPDATE after WAHA accepted a send (one per ack status and id case, built once: see above).
 
     `by_month` (PostgreSQL, where messages is partitioned by created_at) adds the row's created_at to the id, so
-    the UPDATE reads the one partition holding the row instead of probing each month's primary key. On PostgreSQL
-    the UPDATE also commits without waiting for its WAL record to reach the disk (`synchronous_commit` off for its
-    own transaction, set by the statement itself): it runs as a transaction of its own (`_execute_here`,
-    `_execute_alone`), and what it records is safe to lose in a database crash. The row was committed durably
-    before WAHA was called; losing the UPDATE leaves it "sending", which the reconcile job settles by asking WAHA
-    (services.outbox), and a retry with the same Idempotency-Key sends under the same WhatsApp id, which WAHA
-    deduplicates. The send's answer no longer waits for a second disk flush."""
+    the UPDATE reads the one partition holding the row instead of probing each month's primary key. On PostgreSQL,
+    when WAHA kept the id the row already carries (`with_waha_id` False, the usual case), the UPDATE also commits
+    without waiting for its WAL record to reach the disk (`synchronous_commit` off for its own transaction, set by
+    the statement itself): it runs as a transaction of its own (`_execute_here`, `_execute_alone`), and what it
+    records is safe to lose in a database crash. The row was committed durably before WAHA was called; losing the
+    UPDATE leaves it "sending", which the reconcile job settles by asking WAHA (services.outbox), and a retry with
+    the same Idempotency-Key sends under the same WhatsApp id, which WAHA deduplicates. An UPDATE that stores
+    another id from WAHA waits for the disk as before: acks find the row by that id. The usual send's answer no
+    longer waits for a second disk flush."""
     values: dict[Any, Any] = {
         Message.sent_at: bindparam("sent_at", type_=Message.sent_at.type),
         Message.updated_at: bindparam("updated_at", type_=Message.updated_at.type),
@@ -347,6 +349,7 @@ def _sent_update(status: str | None, with_waha_id: bool, by_month: bool = False)
     stmt = update(Message).where(Message.id == bindparam("message_id", type_=Message.id.type))
     if by_month:
         stmt = stmt.where(Message.created_at == bindparam("row_created_at", type_=Message.created_at.type))
+    if by_month and not with_waha_id:
         # set_config(..., true) lasts until this statement's transaction ends, and the setting counts at its commit
         relaxed = select(func.set_config("synchronous_commit", "off", True).label("setting")).subquery("relaxed")
         stmt = stmt.where(relaxed.c.setting == literal("off", String))
