@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import func, select
 from sqlalchemy import text as text_sql
 
+from portal.dbengines import begin_autocommit
 from portal.extensions import db
 from portal.models import AuditEvent, Message, Tenant
 from portal.services import messages, sessions
@@ -70,8 +71,6 @@ def test_send_text_reaches_waha_once_and_is_recorded(tenant, sim, working):
 def test_the_record_after_waha_accepted_is_stored_and_leaves_connections_durable(app, tenant, sim, working, autocommit):
     """The UPDATE after WAHA accepted commits without waiting for the disk, for its own transaction only: every
     pooled connection, the one it ran on among them, commits durably again afterwards (PostgreSQL)."""
-    from portal.dbengines import begin_autocommit
-
     if autocommit:  # as the API's send endpoint runs it
         db.session.commit()
         assert begin_autocommit(db.session()) == (db.engine.dialect.name == "postgresql")
@@ -84,13 +83,13 @@ def test_the_record_after_waha_accepted_is_stored_and_leaves_connections_durable
     if db.engine.dialect.name != "postgresql":
         return
     engines = {db.engine, *[e for e in app.extensions.values() if isinstance(e, sa.engine.Engine)]}
-    for engine in engines:
-        held = [engine.connect() for _ in range(engine.pool.checkedin())]  # each idle connection of the pool
-        try:
-            assert {c.exec_driver_sql("SHOW synchronous_commit").scalar() for c in held} <= {"on"}
-        finally:
-            for connection in held:
-                connection.close()
+    held = [engine.connect() for engine in engines for _ in range(engine.pool.checkedin())]  # every idle one
+    try:
+        settings = [connection.exec_driver_sql("SHOW synchronous_commit").scalar() for connection in held]
+    finally:
+        for connection in held:
+            connection.close()
+    assert settings and set(settings) == {"on"}
 
 
 def test_send_before_the_session_is_working_is_409_with_its_status(tenant, sim, make_session):
