@@ -23,10 +23,11 @@ step further with ``PauseAfterFailure``: after one failure it is not even tried 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
@@ -171,6 +172,22 @@ class PauseAfterFailure:
     def reset(self) -> None:
         """Forget any pause (a forked child starts with a connection of its own)."""
         self._state = (None, 0.0)
+
+
+class LuaScript:
+    """A Lua script run in one round trip: EVALSHA by its digest, or EVAL the first time a Redis sees it (after a
+    restart or a SCRIPT FLUSH). Unlike redis-py's `register_script`, it is bound to no client: callers pass the
+    one they use (the app's client may be replaced, as tests do while Redis is "down")."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __call__(self, client: redis.Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            return client.eval(self.source, len(keys), *keys, *args)
 
 
 def _safe_location(pool: redis.ConnectionPool) -> str:

@@ -13,7 +13,6 @@ throttle steps aside as before, and the token cache is not trusted (every call r
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import math
 import threading
@@ -26,6 +25,7 @@ from flask import current_app
 from limits import parse
 
 from portal.extensions import redis_store
+from portal.redisconn import LuaScript
 from portal.services import auth_throttle, token_cache
 from portal.services.quotas.counters import api_minute_key
 
@@ -57,7 +57,7 @@ if tttl < 0 then
 end
 return {0, count, ttl, epoch, tcount, tttl}
 """
-_SHA = hashlib.sha1(_LUA.encode()).hexdigest()
+_CHECK = LuaScript(_LUA)
 
 
 @dataclass(frozen=True)
@@ -140,11 +140,7 @@ _memory = _MemoryWindows()
 
 
 def _run(client: redis.Redis, keys: tuple[str, str, str, str], throttle_limit: int, window_ms: int) -> list:
-    args = (4, *keys, throttle_limit, window_ms)
-    try:
-        return client.evalsha(_SHA, *args)
-    except redis.exceptions.NoScriptError:
-        return client.eval(_LUA, *args)
+    return _CHECK(client, keys, (throttle_limit, window_ms))
 
 
 def check(ip: str | None, caller_key: str | None, tenant: Any = None) -> Outcome:

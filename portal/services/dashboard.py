@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from sqlalchemy import func, literal_column, select
 
 from portal.extensions import db, redis_store
 from portal.models import Message, WahaServer, WahaSession, WebhookDelivery, utcnow
+from portal.redisconn import LuaScript
 from portal.services import health
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ if tonumber(ARGV[2]) > upto then
 end
 return 1
 """
-_KEEP_SHA = hashlib.sha1(_KEEP_LUA.encode()).hexdigest()
+_KEEP = LuaScript(_KEEP_LUA)
 
 
 @dataclass
@@ -178,21 +178,9 @@ def _text(value: bytes | str) -> str:
 
 
 def _keep(tenant_id: int, since: datetime, kept: _Kept) -> None:
-    client = redis_store.client
-    args = (
-        1,
-        _today_key(tenant_id, since),
-        kept.gen,
-        _micros(kept.upto),
-        kept.inbound,
-        kept.outbound,
-        TODAY_TTL_SECONDS,
-    )
+    args = (kept.gen, _micros(kept.upto), kept.inbound, kept.outbound, TODAY_TTL_SECONDS)
     try:
-        try:
-            client.evalsha(_KEEP_SHA, *args)
-        except redis.exceptions.NoScriptError:
-            client.eval(_KEEP_LUA, *args)
+        _KEEP(redis_store.client, [_today_key(tenant_id, since)], args)
     except redis.RedisError:
         pass  # the next view counts again from what was kept before
 

@@ -10,7 +10,6 @@ different hosts agree on "now".
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 
@@ -18,6 +17,7 @@ import redis
 
 from portal.extensions import redis_store
 from portal.i18n import N_, N_f
+from portal.redisconn import LuaScript
 from portal.services.errors import RateLimited
 
 log = logging.getLogger(__name__)
@@ -45,17 +45,13 @@ redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_
 return {cells, string.format('%.6f', allowed_at - now)}
 """
 
-_RESERVE_SHA = hashlib.sha1(_RESERVE_LUA.encode()).hexdigest()
+_RESERVE = LuaScript(_RESERVE_LUA)
 
 
 def _run_acquire(client: redis.Redis, key: str, interval: float, tolerance: float, cells: int = 1) -> list:
-    """One round trip: EVALSHA, or EVAL the first time this Redis sees the script (after a restart or flush).
-    Returns [cells taken (0: none), seconds: until the first is due when none, else since it was (<= 0)]."""
-    args = (1, key, repr(interval), repr(tolerance), str(int(cells)))
-    try:
-        return client.evalsha(_RESERVE_SHA, *args)
-    except redis.exceptions.NoScriptError:
-        return client.eval(_RESERVE_LUA, *args)
+    """One round trip. Returns [cells taken (0: none), seconds: until the first is due when none, else since it
+    was (<= 0)]."""
+    return _RESERVE(client, [key], [repr(interval), repr(tolerance), str(int(cells))])
 
 
 def burst_for(rate_per_minute: int) -> int:

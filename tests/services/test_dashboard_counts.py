@@ -117,3 +117,12 @@ def test_the_counts_are_live_while_redis_is_down(tenant, sim, monkeypatch):
     monkeypatch.setattr(redis_store, "_client", unreachable_redis())
 
     assert counts(tenant) == (1, 1, 1)
+
+
+def test_the_counts_are_kept_after_redis_forgot_its_scripts(tenant, sim):
+    session = working_session(tenant, sim)
+    stored_message(tenant, session, direction="in", status="DEVICE", created_at=at(20))
+    redis_store.client.script_flush()  # as after a Redis restart
+
+    assert counts(tenant) == (1, 0, 0)
+    assert kept(tenant)["in"] == "1"

@@ -10,7 +10,6 @@ Redis down: counts are not kept and nothing is refused (sending must not stop be
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import date
@@ -21,6 +20,7 @@ from sqlalchemy import func, select, text
 
 from portal.extensions import db, redis_store
 from portal.models import QuotaUsage, utcnow
+from portal.redisconn import LuaScript
 from portal.services.quotas.limits import day_key, month_key
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,8 @@ MONTH_TTL = 35 * 86400
 # KEYS: day, month, session hash ("" = none), dirty set. ARGV: n, day limit, month limit (-1 = none), session,
 # dirty member, the day's time to live (a session hash made here gets it).
 # Returns {1 taken | 0 refused | -1 not seeded, used (after), which limit refused (1 day, 2 month)}.
-_TAKE = """
+_TAKE = LuaScript(
+    """
 local d = redis.call('GET', KEYS[1])
 local m = redis.call('GET', KEYS[2])
 if not d or not m then return {-1, 0, 0} end
@@ -52,8 +53,10 @@ end
 redis.call('SADD', KEYS[4], ARGV[5])
 return {1, d + n, m + n}
 """
+)
 # KEYS as _TAKE. ARGV: n, session, dirty member. Only counts that exist are lowered.
-_GIVE = """
+_GIVE = LuaScript(
+    """
 local n = tonumber(ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECRBY', KEYS[1], n) end
 if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('DECRBY', KEYS[2], n) end
@@ -61,8 +64,10 @@ if KEYS[3] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then redis.call('HINCRBY
 redis.call('SADD', KEYS[4], ARGV[3])
 return 1
 """
+)
 # KEYS as _TAKE (without the dirty set). ARGV: day value, month value, day ttl, month ttl, then session, count...
-_SEED = """
+_SEED = LuaScript(
+    """
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3], 'NX')
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[4], 'NX')
 if KEYS[3] ~= '' and redis.call('EXISTS', KEYS[3]) == 0 then
@@ -71,8 +76,10 @@ if KEYS[3] ~= '' and redis.call('EXISTS', KEYS[3]) == 0 then
 end
 return 1
 """
+)
 # One standing amount (media bytes). KEYS: the count. ARGV: n, limit (-1 = none).
-_TAKE_ONE = """
+_TAKE_ONE = LuaScript(
+    """
 local v = redis.call('GET', KEYS[1])
 if not v then return {-1, 0} end
 v = tonumber(v)
@@ -82,15 +89,11 @@ if n > 0 and l >= 0 and v + n > l then return {0, v} end
 redis.call('INCRBY', KEYS[1], n)
 return {1, v + n}
 """
-_SHAS = {script: hashlib.sha1(script.encode()).hexdigest() for script in (_TAKE, _GIVE, _SEED, _TAKE_ONE)}
+)
 
 
-def _run(script: str, keys: list[str], args: list[Any]) -> Any:
-    client = redis_store.client
-    try:
-        return client.evalsha(_SHAS[script], len(keys), *keys, *args)
-    except redis.exceptions.NoScriptError:
-        return client.eval(script, len(keys), *keys, *args)
+def _run(script: LuaScript, keys: list[str], args: list[Any]) -> Any:
+    return script(redis_store.client, keys, args)
 
 
 @dataclass(frozen=True)
