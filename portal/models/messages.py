@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.base import Base, BigId, JSONType, TenantScoped, TimestampMixin
@@ -41,8 +41,8 @@ class Message(TenantScoped, TimestampMixin, Base):
             "ix_messages_tenant_failed",
             "tenant_id",
             "created_at",
-            postgresql_where=text(FAILED_SEND),
-            sqlite_where=text(FAILED_SEND),
+            postgresql_where=sa.text(FAILED_SEND),
+            sqlite_where=sa.text(FAILED_SEND),
         ),
         Index("ix_messages_session_created", "session_id", "created_at", "id"),
         Index("ix_messages_session_chat", "session_id", "chat_id", "created_at", "id"),

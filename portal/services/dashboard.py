@@ -214,29 +214,21 @@ def _todays_messages(tenant_id: int, since: datetime, now: datetime) -> tuple[in
         ).where(*recent)
     ).one()
     if kept is None:
-        return inbound or 0, outbound or 0, failed_sends or 0
+        return inbound, outbound, failed_sends
     if seal > kept.upto:
-        _keep(
-            tenant_id,
-            since,
-            _Kept(seal, kept.inbound + (sealed_in or 0), kept.outbound + (sealed_out or 0), kept.gen),
-        )
-    return kept.inbound + (inbound or 0), kept.outbound + (outbound or 0), failed_sends or 0
+        _keep(tenant_id, since, _Kept(seal, kept.inbound + sealed_in, kept.outbound + sealed_out, kept.gen))
+    return kept.inbound + inbound, kept.outbound + outbound, failed_sends
 
 
-def forget_today(tenant_ids: Any) -> None:
-    """Drop the day's kept counts of these tenants (after their messages were deleted): the next view counts the
-    day again, and a view that counted before the deletion keeps nothing (the generation moved on)."""
-    since = start_of_day()
-    keys = [_today_key(tenant_id, since) for tenant_id in set(tenant_ids)]
-    if not keys:
-        return
+def forget_today(tenant_id: int) -> None:
+    """Drop the day's kept counts of the tenant (after its messages were deleted): the next view counts the day
+    again, and a view that counted before the deletion keeps nothing (the generation moved on)."""
+    key = _today_key(tenant_id, start_of_day())
     try:
         with redis_store.client.pipeline(transaction=True) as pipe:
-            for key in keys:
-                pipe.hincrby(key, "gen", 1)
-                pipe.hdel(key, "upto", "in", "out")
-                pipe.expire(key, TODAY_TTL_SECONDS)
+            pipe.hincrby(key, "gen", 1)
+            pipe.hdel(key, "upto", "in", "out")
+            pipe.expire(key, TODAY_TTL_SECONDS)
             pipe.execute()
     except redis.RedisError:
         log.warning("the dashboard's counts of today were not reset: Redis is unavailable")

@@ -274,7 +274,7 @@ def erase_contact(tenant: Tenant, actor: Actor, subject: Subject, *, keep_opt_ou
         else:
             with_lock_retry(work, "erasing a contact")
     report.counts["files"] = delete_files(dict.fromkeys(keys))
-    forget_today([tenant.id])  # the day's message counts may have included the person's
+    forget_today(tenant.id)  # the day's message counts may have included the person's
     _delete_on_waha(tenant.id, targets, report)
     audit.record(
         tenant.id,

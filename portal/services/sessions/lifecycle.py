@@ -292,7 +292,7 @@ def delete_session(tenant: Tenant, session_id: Any, actor: Actor) -> None:
     from portal.services.media_files import delete_files
 
     delete_files(keys)
-    forget_today([tenant.id])  # the day's message counts included the session's
+    forget_today(tenant.id)  # the day's message counts included the session's
     drop_qr_cache(session_key)
     pacing.reset(session_key)
     from portal.services.events import forget_session_key
