@@ -24,28 +24,34 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "pace:"
 
-# KEYS[1] the session's TAT; ARGV[1] interval, ARGV[2] tolerance (seconds), ARGV[3] cells wanted. Takes every cell
-# at once when the first is due ({n, "<seconds since the first was allowed, <= 0>"}), else none ({0, "<wait>"}).
-_RESERVE_LUA = """
-if redis.replicate_commands then redis.replicate_commands() end
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local cells = tonumber(ARGV[3])
-local raw = redis.call('GET', KEYS[1])
-local tat = now
-if raw then tat = math.max(tonumber(raw), now) end
-local allowed_at = tat - tolerance
-if now < allowed_at then
-  return {0, string.format('%.6f', allowed_at - now)}
+# The GCRA step as a Lua function, shared by this module's script and by the quota take that paces a send in the
+# same round trip (services.quotas.counters). key: the session's TAT; interval and tolerance in seconds; cells
+# wanted. Takes every cell at once when the first is due ({n, "<seconds since the first was allowed, <= 0>"}),
+# else none ({0, "<wait>"}). A script using it starts with REPLICATE_EFFECTS (it reads Redis' TIME, then writes).
+REPLICATE_EFFECTS = "if redis.replicate_commands then redis.replicate_commands() end\n"
+RESERVE_FN = """
+local function reserve(key, interval, tolerance, cells)
+  local clock = redis.call('TIME')
+  local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+  local raw = redis.call('GET', key)
+  local tat = now
+  if raw then tat = math.max(tonumber(raw), now) end
+  local allowed_at = tat - tolerance
+  if now < allowed_at then
+    return {0, string.format('%.6f', allowed_at - now)}
+  end
+  local new_tat = tat + interval * cells
+  redis.call('SET', key, string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+  return {cells, string.format('%.6f', allowed_at - now)}
 end
-local new_tat = tat + interval * cells
-redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
-return {cells, string.format('%.6f', allowed_at - now)}
 """
 
-_RESERVE = LuaScript(_RESERVE_LUA)
+# KEYS[1] the session's TAT; ARGV[1] interval, ARGV[2] tolerance (seconds), ARGV[3] cells wanted.
+_RESERVE = LuaScript(
+    REPLICATE_EFFECTS
+    + RESERVE_FN
+    + "return reserve(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))\n"
+)
 
 
 def _run_acquire(client: redis.Redis, key: str, interval: float, tolerance: float, cells: int = 1) -> list:
@@ -59,17 +65,38 @@ def burst_for(rate_per_minute: int) -> int:
     return max(1, min(10, rate_per_minute // 10))
 
 
-def acquire(session_id: str, rate_per_minute: int, *, burst: int | None = None) -> None:
-    """Take one send slot for the session, or raise RateLimited with retry_after (whole seconds, at least 1).
-
-    A rate of 0 or less means the tenant may not send at all. If Redis is unreachable the send is allowed
-    (and logged): pacing protects the number, it must not take sending down with it.
-    """
+def slot(rate_per_minute: int, *, burst: int | None = None) -> tuple[float, float, int]:
+    """(interval, tolerance, burst) of a session sending `rate_per_minute` messages a minute; RateLimited when
+    the rate is 0 or less (the tenant may not send at all)."""
     if rate_per_minute <= 0:
         raise RateLimited(N_("Sending is disabled for this tenant."), retry_after=60)
     burst = burst or burst_for(rate_per_minute)
     interval = 60.0 / rate_per_minute
-    tolerance = interval * (burst - 1)
+    return interval, interval * (burst - 1), burst
+
+
+def refusal(wait: float, rate_per_minute: int, burst: int) -> RateLimited:
+    """The RateLimited answer to a send whose slot is `wait` seconds away (retry_after in whole seconds, >= 1)."""
+    seconds = math.ceil(wait)
+    return RateLimited(
+        N_f(
+            "This session may send %(rate_per_minute)s messages a minute; try again in %(seconds)s s.",
+            rate_per_minute=rate_per_minute,
+            seconds=seconds,
+        ),
+        retry_after=max(1, seconds),
+        details={"rate_per_minute": rate_per_minute, "burst": burst},
+    )
+
+
+def acquire(session_id: str, rate_per_minute: int, *, burst: int | None = None) -> None:
+    """Take one send slot for the session, or raise RateLimited with retry_after (whole seconds, at least 1).
+
+    A rate of 0 or less means the tenant may not send at all. If Redis is unreachable the send is allowed
+    (and logged): pacing protects the number, it must not take sending down with it. (A send that also takes a
+    unit of the tenant's quota takes both in one round trip: `services.quotas.take_message(paced=True)`.)
+    """
+    interval, tolerance, burst = slot(rate_per_minute, burst=burst)
     try:
         allowed, wait = _run_acquire(redis_store.client, KEY_PREFIX + session_id, interval, tolerance)
     except redis.RedisError as exc:
@@ -77,16 +104,7 @@ def acquire(session_id: str, rate_per_minute: int, *, burst: int | None = None) 
         log.info("send pacing skipped: Redis is unavailable (%s)", type(exc).__name__)
         return
     if not allowed:
-        seconds = math.ceil(float(wait))
-        raise RateLimited(
-            N_f(
-                "This session may send %(rate_per_minute)s messages a minute; try again in %(seconds)s s.",
-                rate_per_minute=rate_per_minute,
-                seconds=seconds,
-            ),
-            retry_after=max(1, seconds),
-            details={"rate_per_minute": rate_per_minute, "burst": burst},
-        )
+        raise refusal(float(wait), rate_per_minute, burst)
 
 
 def try_acquire(session_id: str, rate_per_minute: int, *, burst: int | None = None) -> float:

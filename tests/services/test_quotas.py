@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import fakeredis
+import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
@@ -13,8 +15,10 @@ from portal.extensions import db, redis_store
 from portal.mail import outbox
 from portal.models import AuditEvent, QuotaUsage, QuotaWarning, Tenant, WebhookEndpoint, utcnow
 from portal.services import forwarding, quotas
+from portal.services.errors import RateLimited
 from portal.services.quotas import counters
 from tests.builders import TEST_ACTOR, make_tenant, make_user
+from tests.helpers import unreachable_redis
 
 
 def _race(app: Flask, count: int, work: Any) -> list[Any]:
@@ -95,6 +99,80 @@ def test_counts_survive_a_redis_flush_through_the_usage_table(tenant: Any) -> No
     quotas.take_message(tenant, "s1")  # seeds from the table, then counts on
     day, month, sessions = counters.current("msg", tenant.id, utcnow().date())
     assert (day, month, sessions) == (4, 4, {"s1": 4})
+
+
+def _counted(tenant: Any) -> tuple[int, int, dict[str, int]]:
+    return counters.current("msg", tenant.id, utcnow().date())
+
+
+def test_a_paced_take_refused_by_the_sessions_pace_takes_no_unit(tenant: Any) -> None:
+    _override(tenant, send_rate_per_minute=2)  # a slot every 30 s, no burst
+    assert quotas.take_message(tenant, "s1", paced=True) is not None
+
+    with pytest.raises(RateLimited) as refused:
+        quotas.take_message(tenant, "s1", paced=True)
+
+    assert 29 <= refused.value.retry_after <= 30
+    assert refused.value.details == {"rate_per_minute": 2, "burst": 1}
+    assert _counted(tenant) == (1, 1, {"s1": 1})
+    assert quotas.take_message(tenant, "s2", paced=True) is not None  # another session keeps its own pace
+
+
+def test_a_paced_take_refused_by_the_quota_keeps_the_count(tenant: Any) -> None:
+    _override(tenant, send_rate_per_minute=600, max_messages_per_day=1)
+    quotas.take_message(tenant, "s1", paced=True)
+
+    with pytest.raises(quotas.QuotaExceeded) as refused:
+        quotas.take_message(tenant, "s1", paced=True)
+
+    assert refused.value.details["quota"] == "messages_per_day"
+    assert _counted(tenant) == (1, 1, {"s1": 1})
+
+
+def test_a_paced_take_that_seeds_the_counts_spends_one_slot(tenant: Any) -> None:
+    _override(tenant, send_rate_per_minute=2)
+    quotas.take_message(tenant, "s0")
+    quotas.flush()
+    redis_store.client.delete(*[key for key in counters.keys("msg", tenant.id, utcnow().date(), True) if key])
+
+    assert quotas.take_message(tenant, "s1", paced=True) is not None  # seeds from the table, then counts on
+
+    assert _counted(tenant) == (2, 2, {"s0": 1, "s1": 1})
+    with pytest.raises(RateLimited) as refused:
+        quotas.take_message(tenant, "s1", paced=True)
+    assert 29 <= refused.value.retry_after <= 30  # one slot taken, not two (that would be ~60 s)
+
+
+def test_a_tenant_that_may_not_send_is_refused_before_anything_is_counted(tenant: Any) -> None:
+    _override(tenant, send_rate_per_minute=0)
+
+    with pytest.raises(RateLimited):
+        quotas.take_message(tenant, "s1", paced=True)
+
+    assert _counted(tenant) == (0, 0, {})
+
+
+def test_a_paced_take_on_the_embedded_in_memory_redis(tenant: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(redis_store, "_client", fakeredis.FakeRedis())
+    _override(tenant, send_rate_per_minute=60)  # a burst of 6
+
+    results = []
+    for _ in range(7):
+        try:
+            results.append(quotas.take_message(tenant, "s1", paced=True) is not None)
+        except RateLimited:
+            results.append(False)
+
+    assert results == [True] * 6 + [False]
+    assert _counted(tenant) == (6, 6, {"s1": 6})
+
+
+def test_a_paced_take_lets_the_send_through_when_redis_is_down(tenant: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _override(tenant, send_rate_per_minute=1, max_messages_per_day=1)
+    monkeypatch.setattr(redis_store, "_client", unreachable_redis())
+
+    assert quotas.take_message(tenant, "s1", paced=True) is None  # not counted, not paced, not refused
+    assert quotas.take_message(tenant, "s1", paced=True) is None
 
 
 def test_a_unit_given_back_is_free_again(tenant: Any) -> None:

@@ -224,10 +224,13 @@ def send_message(
     _refuse_new_contact_while_limited(session)
     # asks WAHA only before a first send to a number; a WAHA that is down fails the send below, uncalled
     unanswered = contacts.ensure_on_whatsapp(tenant.id, session, chat_id)
-    if paced:
+    # the session's pacing slot and a unit of the tenant's message quota, in one Redis round trip; a send again
+    # after "unsent" gave its unit back
+    taken = None
+    if again is None or again[1] == "unsent":
+        taken = take_message(tenant, session.id, paced=paced)
+    elif paced:
         pacing.acquire(session.id, tenant.send_rate_per_minute)
-    # the tenant's message quota (one Redis round trip); a send again after "unsent" gave its unit back
-    taken = take_message(tenant, session.id) if again is None or again[1] == "unsent" else None
 
     client, external, session_key = servers.client_for(session.server), session.external_name, session.id
     quoted_id = quoted.waha_message_id if quoted is not None else None

@@ -21,6 +21,7 @@ from sqlalchemy import func, select, text
 from portal.extensions import db, redis_store
 from portal.models import QuotaUsage, utcnow
 from portal.redisconn import LuaScript
+from portal.services.pacing import REPLICATE_EFFECTS, RESERVE_FN
 from portal.services.quotas.limits import day_key, month_key
 
 log = logging.getLogger(__name__)
@@ -30,29 +31,49 @@ DIRTY = f"{PREFIX}:dirty"
 DAY_TTL = 3 * 86400
 MONTH_TTL = 35 * 86400
 
-# KEYS: day, month, session hash ("" = none), dirty set. ARGV: n, day limit, month limit (-1 = none), session,
-# dirty member, the day's time to live (a session hash made here gets it).
+# The check-and-take as a Lua function, shared by _TAKE and _PACED_TAKE. kd, km: the day's and month's counts,
+# ks: the day's hash per session ("" = none), kdirty: the dirty set; n, the day and month limits (-1 = none), the
+# session, the dirty member, the day's time to live (a session hash made here gets it).
 # Returns {1 taken | 0 refused | -1 not seeded, used (after), which limit refused (1 day, 2 month)}.
-_TAKE = LuaScript(
-    """
-local d = redis.call('GET', KEYS[1])
-local m = redis.call('GET', KEYS[2])
-if not d or not m then return {-1, 0, 0} end
-d = tonumber(d)
-m = tonumber(m)
-local n = tonumber(ARGV[1])
-local dl = tonumber(ARGV[2])
-local ml = tonumber(ARGV[3])
-if dl >= 0 and d + n > dl then return {0, d, 1} end
-if ml >= 0 and m + n > ml then return {0, m, 2} end
-redis.call('INCRBY', KEYS[1], n)
-redis.call('INCRBY', KEYS[2], n)
-if KEYS[3] ~= '' and redis.call('HINCRBY', KEYS[3], ARGV[4], n) == n and redis.call('TTL', KEYS[3]) < 0 then
-  redis.call('EXPIRE', KEYS[3], ARGV[6])
+_TAKE_FN = """
+local function take(kd, km, ks, kdirty, n, dl, ml, session, member, ttl)
+  local d = redis.call('GET', kd)
+  local m = redis.call('GET', km)
+  if not d or not m then return {-1, 0, 0} end
+  d = tonumber(d)
+  m = tonumber(m)
+  if dl >= 0 and d + n > dl then return {0, d, 1} end
+  if ml >= 0 and m + n > ml then return {0, m, 2} end
+  redis.call('INCRBY', kd, n)
+  redis.call('INCRBY', km, n)
+  if ks ~= '' and redis.call('HINCRBY', ks, session, n) == n and redis.call('TTL', ks) < 0 then
+    redis.call('EXPIRE', ks, ttl)
+  end
+  redis.call('SADD', kdirty, member)
+  return {1, d + n, m + n}
 end
-redis.call('SADD', KEYS[4], ARGV[5])
-return {1, d + n, m + n}
 """
+_TAKE_CALL = (
+    "take(KEYS[1], KEYS[2], KEYS[3], KEYS[4], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), "
+    "ARGV[4], ARGV[5], ARGV[6])"
+)
+# KEYS: day, month, session hash ("" = none), dirty set. ARGV: n, day limit, month limit (-1 = none), session,
+# dirty member, the day's time to live.
+_TAKE = LuaScript(_TAKE_FN + "return " + _TAKE_CALL + "\n")
+# A send's pacing slot (services.pacing) and its unit in one round trip: KEYS and ARGV as _TAKE, then KEYS[5] the
+# session's pacing key, ARGV[7] and ARGV[8] its interval and tolerance. The slot is taken first, as a send
+# asks; a refused slot takes no unit: {-2, "<seconds until the slot>", 0}. A slot taken stays taken when the
+# unit is refused or the counts are not seeded ({-1, ...}: the caller seeds them and takes the unit alone).
+_PACED_TAKE = LuaScript(
+    REPLICATE_EFFECTS
+    + RESERVE_FN
+    + _TAKE_FN
+    + """
+local slot = reserve(KEYS[5], tonumber(ARGV[7]), tonumber(ARGV[8]), 1)
+if slot[1] == 0 then return {-2, slot[2], 0} end
+return """
+    + _TAKE_CALL
+    + "\n"
 )
 # KEYS as _TAKE. ARGV: n, session, dirty member. Only counts that exist are lowered.
 _GIVE = LuaScript(
@@ -113,6 +134,7 @@ class Answer:
     used: int = 0
     refused_by: str | None = None  # "day" or "month"
     counted: bool = True
+    pace_wait: float | None = None  # a paced take: seconds until the session's slot, when it refused the send
 
 
 def keys(kind: str, tenant_id: int, day: date, with_sessions: bool) -> list[str]:
@@ -157,20 +179,35 @@ def seed(kind: str, tenant_id: int, day: date) -> None:
 
 
 def take(
-    kind: str, tenant_id: int, n: int, day_limit: int | None, month_limit: int | None, session_id: str = ""
+    kind: str,
+    tenant_id: int,
+    n: int,
+    day_limit: int | None,
+    month_limit: int | None,
+    session_id: str = "",
+    pace: tuple[str, float, float] | None = None,
 ) -> Answer:
-    """Take `n` units when both limits have room for them (one round trip when the keys exist)."""
+    """Take `n` units when both limits have room for them (one round trip when the keys exist).
+
+    `pace` (the session's pacing key, interval and tolerance: services.pacing) takes the send's slot first in the
+    same round trip; a refused slot takes nothing (`pace_wait`). Redis down: neither is counted."""
     day = utcnow().date()
     ks = keys(kind, tenant_id, day, bool(session_id))
     args = [n, -1 if day_limit is None else day_limit, -1 if month_limit is None else month_limit, session_id]
     member = f"{tenant_id}:{day_key(day)}"
     try:
-        result = _run(_TAKE, [*ks, DIRTY], [*args, member, DAY_TTL])
+        if pace is None:
+            result = _run(_TAKE, [*ks, DIRTY], [*args, member, DAY_TTL])
+        else:
+            key, interval, tolerance = pace
+            result = _run(_PACED_TAKE, [*ks, DIRTY, key], [*args, member, DAY_TTL, repr(interval), repr(tolerance)])
+            if int(result[0]) == -2:
+                return Answer(None, counted=False, pace_wait=float(result[1]))
         if int(result[0]) == -1:
             seed(kind, tenant_id, day)
             result = _run(_TAKE, [*ks, DIRTY], [*args, member, DAY_TTL])
     except redis.RedisError:
-        log.warning("quota not counted: Redis is unavailable")
+        log.warning("quota not counted%s: Redis is unavailable", "" if pace is None else " and the send not paced")
         return Answer(None, counted=False)
     if int(result[0]) == 1:
         return Answer(Taken(kind, tenant_id, day, session_id, n), int(result[1]))

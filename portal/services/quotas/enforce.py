@@ -13,16 +13,26 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import Invitation, Membership, Tenant, WahaSession, WebhookEndpoint, utcnow
+from portal.services import pacing
 from portal.services.quotas import counters
 from portal.services.quotas.counters import Taken
 from portal.services.quotas.limits import exceeded, limit_of, resets_at
 
 
-def take_message(tenant: Tenant, session_id: str) -> Taken | None:
+def take_message(tenant: Tenant, session_id: str, *, paced: bool = False) -> Taken | None:
     """One message of the tenant's daily and monthly allowance (counted for the session too), or QuotaExceeded.
-    None when nothing was counted (Redis away)."""
+    None when nothing was counted (Redis away).
+
+    `paced` takes the session's send slot first (services.pacing) in the same round trip: RateLimited when the
+    tenant may not send or the slot is not due yet, and then no unit is taken."""
+    rate, burst, pace = tenant.send_rate_per_minute, 0, None
+    if paced:
+        interval, tolerance, burst = pacing.slot(rate)
+        pace = (pacing.KEY_PREFIX + session_id, interval, tolerance)
     day_limit, month_limit = limit_of(tenant, "messages_per_day"), limit_of(tenant, "messages_per_month")
-    answer = counters.take("msg", tenant.id, 1, day_limit, month_limit, session_id)
+    answer = counters.take("msg", tenant.id, 1, day_limit, month_limit, session_id, pace=pace)
+    if answer.pace_wait is not None:
+        raise pacing.refusal(answer.pace_wait, rate, burst)
     if answer.refused_by == "day":
         raise exceeded("messages_per_day", day_limit or 0, answer.used)
     if answer.refused_by == "month":
