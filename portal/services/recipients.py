@@ -46,6 +46,12 @@ def parse_phone(phone: str) -> phonenumbers.PhoneNumber | None:
     return parsed if phonenumbers.is_valid_number(parsed) else None
 
 
+@functools.lru_cache(maxsize=4096)
+def is_valid_phone(phone: str) -> bool:
+    """`parse_phone(phone)` finds a valid number; kept per spelling, as integrators send to the same numbers."""
+    return parse_phone(phone) is not None
+
+
 def phone_digits(phone: Any, field: str = "phone") -> str:
     """International digits of a phone number ("+49 170 1234567" -> "491701234567"); Invalid(field) when bad."""
     if not isinstance(phone, str) or not phone.strip():

@@ -188,7 +188,7 @@ def check_phone(value: str) -> str:
         raise PydanticCustomError(
             "phone", "Not a phone number: use international format with country code, e.g. +491701234567."
         )
-    if recipients.parse_phone(value) is None:
+    if not recipients.is_valid_phone(value):
         raise PydanticCustomError(
             "phone", "Not a valid phone number: use international format with country code, e.g. +491701234567."
         )
