@@ -174,6 +174,11 @@ class PauseAfterFailure:
         self._state = (None, 0.0)
 
 
+# First line of a script that reads Redis' TIME and then writes: Redis before 5 replicates a script's effects only
+# when asked (later versions always do, and have no such function).
+REPLICATE_EFFECTS = "if redis.replicate_commands then redis.replicate_commands() end\n"
+
+
 class LuaScript:
     """A Lua script run in one round trip: EVALSHA by its digest, or EVAL the first time a Redis sees it (after a
     restart or a SCRIPT FLUSH). Unlike redis-py's `register_script`, it is bound to no client: callers pass the

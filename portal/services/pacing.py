@@ -17,7 +17,7 @@ import redis
 
 from portal.extensions import redis_store
 from portal.i18n import N_, N_f
-from portal.redisconn import LuaScript
+from portal.redisconn import REPLICATE_EFFECTS, LuaScript
 from portal.services.errors import RateLimited
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,6 @@ KEY_PREFIX = "pace:"
 # same round trip (services.quotas.counters). key: the session's TAT; interval and tolerance in seconds; cells
 # wanted. Takes every cell at once when the first is due ({n, "<seconds since the first was allowed, <= 0>"}),
 # else none ({0, "<wait>"}). A script using it starts with REPLICATE_EFFECTS (it reads Redis' TIME, then writes).
-REPLICATE_EFFECTS = "if redis.replicate_commands then redis.replicate_commands() end\n"
 RESERVE_FN = """
 local function reserve(key, interval, tolerance, cells)
   local clock = redis.call('TIME')

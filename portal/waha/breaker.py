@@ -20,6 +20,8 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -93,24 +95,39 @@ class LocalBreaker:
             pass
 
 
-# KEYS[1] the server's breaker hash: f = consecutive failures, u = open until, t = trial until (Redis time, s).
-# ARGV[1] reset seconds. Returns {allowed 0/1, "seconds until a call may pass", dirty 0/1}.
-_ALLOW_LUA = """
-if redis.replicate_commands then redis.replicate_commands() end
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'u', 't')
-if not state[1] then
-  if redis.call('EXISTS', KEYS[1]) == 1 then return {1, '0', 1} end
-  return {1, '0', 0}
+# The check as a Lua function, shared by the store's script and by a caller that asks it in a round trip of its own
+# (a send's gates: services.quotas.enforce.take_send). key: the server's breaker hash (f = consecutive failures,
+# u = open until, t = trial until, Redis time in s); reset: seconds. Returns {allowed 0/1, "seconds until a call
+# may pass", dirty 0/1}. A script using it first asks for effects replication (it reads Redis' TIME, then writes).
+ALLOW_FN = """
+local function allow(key, reset)
+  local clock = redis.call('TIME')
+  local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+  local state = redis.call('HMGET', key, 'u', 't')
+  if not state[1] then
+    if redis.call('EXISTS', key) == 1 then return {1, '0', 1} end
+    return {1, '0', 0}
+  end
+  local open_until = tonumber(state[1])
+  if now < open_until then return {0, string.format('%.3f', open_until - now), 1} end
+  local trial_until = tonumber(state[2] or '0')
+  if now < trial_until then return {0, string.format('%.3f', trial_until - now), 1} end
+  redis.call('HSET', key, 't', string.format('%.6f', now + tonumber(reset)))
+  return {1, '0', 1}
 end
-local open_until = tonumber(state[1])
-if now < open_until then return {0, string.format('%.3f', open_until - now), 1} end
-local trial_until = tonumber(state[2] or '0')
-if now < trial_until then return {0, string.format('%.3f', trial_until - now), 1} end
-redis.call('HSET', KEYS[1], 't', string.format('%.6f', now + tonumber(ARGV[1])))
-return {1, '0', 1}
 """
+_ALLOW_LUA = (
+    "if redis.replicate_commands then redis.replicate_commands() end\n" + ALLOW_FN + "return allow(KEYS[1], ARGV[1])\n"
+)
+
+Verdict = tuple[bool, float, bool]  # (may a call pass, seconds until one may, does the server have recorded failures)
+
+
+def verdict(answer: Any) -> Verdict:
+    """The check's answer ({allowed, wait, dirty} from Redis) as a Verdict."""
+    allowed, wait, dirty = answer
+    return bool(int(allowed)), float(wait), bool(int(dirty))
+
 
 # ARGV[1] 1 = failed, 0 = succeeded; ARGV[2] fail_max; ARGV[3] reset seconds. Returns seconds the circuit
 # stays open (0 when closed).
@@ -146,10 +163,9 @@ class RedisBreakerStore:
         """The Redis key of the breaker called ``name`` (a base URL)."""
         return self.prefix + hashlib.sha256(name.encode()).hexdigest()[:24]
 
-    def allow(self, name: str, reset_s: float) -> tuple[bool, float, bool]:
+    def allow(self, name: str, reset_s: float) -> Verdict:
         """(may a call pass, seconds until one may, does the server have recorded failures)."""
-        allowed, wait, dirty = self._allow(keys=[self.key(name)], args=[repr(float(reset_s))])
-        return bool(allowed), float(wait), bool(dirty)
+        return verdict(self._allow(keys=[self.key(name)], args=[repr(float(reset_s))]))
 
     def record(self, name: str, failed: bool, fail_max: int, reset_s: float) -> float:
         """Record one outcome; returns the seconds the circuit stays open."""
@@ -174,6 +190,7 @@ class ServerBreaker:
         self.store = store
         self._local = LocalBreaker(fail_max, reset_s, name)
         self._dirty = threading.local()
+        self._ahead = threading.local()  # a verdict asked for this thread's next check (`answered`)
         self._warned = False
 
     def _store_failed(self, what: str) -> None:
@@ -198,8 +215,31 @@ class ServerBreaker:
                 self._store_failed(type(exc).__name__)
         return self._local.state
 
+    def gate(self) -> tuple[str, float] | None:
+        """The Redis key and reset time of this breaker's check, for a caller that asks it (`ALLOW_FN`) in a round
+        trip of its own and hands the verdict to `answered`; None when the state is kept in this process."""
+        if self.store is None:
+            return None
+        return self.store.key(self.name), self.reset_s
+
+    @contextmanager
+    def answered(self, given: Verdict) -> Iterator[None]:
+        """Within the block, this thread's next `check()` takes `given` (asked of Redis by the caller just before)
+        instead of asking again."""
+        self._ahead.value = given
+        try:
+            yield
+        finally:
+            self._ahead.value = None
+
     def check(self) -> float:
         """0 when a call may go out now, else the seconds until one may (the circuit is open)."""
+        given = getattr(self._ahead, "value", None)
+        if given is not None:
+            self._ahead.value = None
+            allowed, wait, self._dirty.value = given
+            self._store_ok()
+            return 0.0 if allowed else max(wait, 0.001)
         if self.store is not None:
             try:
                 allowed, wait, dirty = self.store.allow(self.name, self.reset_s)

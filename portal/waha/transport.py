@@ -115,6 +115,12 @@ class WahaTransport:
         """State of this server's circuit breaker: "closed", "open" or "half-open"."""
         return self._breaker.state
 
+    @property
+    def breaker(self) -> ServerBreaker:
+        """This server's circuit breaker: a caller may ask its check ahead, in a round trip of its own
+        (`ServerBreaker.gate`), and hand the verdict to the call (`ServerBreaker.answered`)."""
+        return self._breaker
+
     def _request(
         self,
         method: str,

@@ -4,6 +4,7 @@ once per level, a limit lowered below what is used."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import fakeredis
@@ -17,6 +18,7 @@ from portal.models import AuditEvent, QuotaUsage, QuotaWarning, Tenant, WebhookE
 from portal.services import forwarding, quotas
 from portal.services.errors import RateLimited
 from portal.services.quotas import counters
+from portal.waha.breaker import RedisBreakerStore
 from tests.builders import TEST_ACTOR, make_tenant, make_user
 from tests.helpers import unreachable_redis
 
@@ -107,23 +109,23 @@ def _counted(tenant: Any) -> tuple[int, int, dict[str, int]]:
 
 def test_a_paced_take_refused_by_the_sessions_pace_takes_no_unit(tenant: Any) -> None:
     _override(tenant, send_rate_per_minute=2)  # a slot every 30 s, no burst
-    assert quotas.take_message(tenant, "s1", paced=True) is not None
+    assert quotas.take_send(tenant, "s1", paced=True).taken is not None
 
     with pytest.raises(RateLimited) as refused:
-        quotas.take_message(tenant, "s1", paced=True)
+        quotas.take_send(tenant, "s1", paced=True)
 
     assert 29 <= refused.value.retry_after <= 30
     assert refused.value.details == {"rate_per_minute": 2, "burst": 1}
     assert _counted(tenant) == (1, 1, {"s1": 1})
-    assert quotas.take_message(tenant, "s2", paced=True) is not None  # another session keeps its own pace
+    assert quotas.take_send(tenant, "s2", paced=True).taken is not None  # another session keeps its own pace
 
 
 def test_a_paced_take_refused_by_the_quota_keeps_the_count(tenant: Any) -> None:
     _override(tenant, send_rate_per_minute=600, max_messages_per_day=1)
-    quotas.take_message(tenant, "s1", paced=True)
+    quotas.take_send(tenant, "s1", paced=True)
 
     with pytest.raises(quotas.QuotaExceeded) as refused:
-        quotas.take_message(tenant, "s1", paced=True)
+        quotas.take_send(tenant, "s1", paced=True)
 
     assert refused.value.details["quota"] == "messages_per_day"
     assert _counted(tenant) == (1, 1, {"s1": 1})
@@ -135,11 +137,11 @@ def test_a_paced_take_that_seeds_the_counts_spends_one_slot(tenant: Any) -> None
     quotas.flush()
     redis_store.client.delete(*[key for key in counters.keys("msg", tenant.id, utcnow().date(), True) if key])
 
-    assert quotas.take_message(tenant, "s1", paced=True) is not None  # seeds from the table, then counts on
+    assert quotas.take_send(tenant, "s1", paced=True).taken is not None  # seeds from the table, then counts on
 
     assert _counted(tenant) == (2, 2, {"s0": 1, "s1": 1})
     with pytest.raises(RateLimited) as refused:
-        quotas.take_message(tenant, "s1", paced=True)
+        quotas.take_send(tenant, "s1", paced=True)
     assert 29 <= refused.value.retry_after <= 30  # one slot taken, not two (that would be ~60 s)
 
 
@@ -147,7 +149,7 @@ def test_a_tenant_that_may_not_send_is_refused_before_anything_is_counted(tenant
     _override(tenant, send_rate_per_minute=0)
 
     with pytest.raises(RateLimited):
-        quotas.take_message(tenant, "s1", paced=True)
+        quotas.take_send(tenant, "s1", paced=True)
 
     assert _counted(tenant) == (0, 0, {})
 
@@ -159,7 +161,7 @@ def test_a_paced_take_on_the_embedded_in_memory_redis(tenant: Any, monkeypatch: 
     results = []
     for _ in range(7):
         try:
-            results.append(quotas.take_message(tenant, "s1", paced=True) is not None)
+            results.append(quotas.take_send(tenant, "s1", paced=True).taken is not None)
         except RateLimited:
             results.append(False)
 
@@ -171,8 +173,8 @@ def test_a_paced_take_lets_the_send_through_when_redis_is_down(tenant: Any, monk
     _override(tenant, send_rate_per_minute=1, max_messages_per_day=1)
     monkeypatch.setattr(redis_store, "_client", unreachable_redis())
 
-    assert quotas.take_message(tenant, "s1", paced=True) is None  # not counted, not paced, not refused
-    assert quotas.take_message(tenant, "s1", paced=True) is None
+    assert quotas.take_send(tenant, "s1", paced=True).taken is None  # not counted, not paced, not refused
+    assert quotas.take_send(tenant, "s1", paced=True).taken is None
 
 
 def test_a_unit_given_back_is_free_again(tenant: Any) -> None:
@@ -236,3 +238,22 @@ def test_another_tenants_use_is_not_counted(tenant: Any) -> None:
     assert quotas.take_message(tenant, "s1") is not None
     usage = quotas.tenant_usage(tenant)
     assert {line.quota: line.used for line in usage.lines}["messages_per_day"] == 1
+
+
+def test_a_send_refused_by_the_quota_holds_no_trial_of_a_half_open_breaker(tenant: Any) -> None:
+    _override(tenant, send_rate_per_minute=600, max_messages_per_day=1)
+    store = RedisBreakerStore(redis_store.client)
+    name = "http://waha.example:3000"
+    store.record(name, True, 1, 0.05)  # the circuit opens for 50 ms
+    time.sleep(0.1)  # and is half-open now: the next call asked is the trial
+    gate = (store.key(name), 0.05)
+    quotas.take_message(tenant, "s1")
+
+    with pytest.raises(quotas.QuotaExceeded):
+        quotas.take_send(tenant, "s1", paced=True, breaker=gate)
+
+    assert not redis_store.client.hexists(store.key(name), "t")  # the trial is still there for a send that passes
+    _override(tenant, max_messages_per_day=2)
+    passed = quotas.take_send(tenant, "s2", paced=True, breaker=gate)
+    assert passed.taken is not None and passed.verdict == (True, 0.0, True)  # this send is the trial
+    assert redis_store.client.hexists(store.key(name), "t")

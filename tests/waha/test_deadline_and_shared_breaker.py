@@ -174,3 +174,36 @@ def test_breaker_falls_back_to_process_state_when_redis_is_down(clients):
         client.list_sessions()
 
     assert opened.value.retry_after >= 29
+
+
+def test_a_verdict_asked_ahead_serves_the_next_call_only(redis_client, clients, live_sim):
+    client = _client(clients, live_sim.url, RedisBreakerStore(redis_client), api_key=live_sim.api_key, retry_attempts=0)
+    asked_open = (False, 12.0, True)  # the verdict a send's gates brought back, the circuit open at the time
+
+    with client.breaker.answered(asked_open):
+        with pytest.raises(errors.WahaCircuitOpen) as paused:
+            client.list_sessions()  # no second look at Redis, where the circuit is closed
+        assert client.list_sessions() == []  # the next call asks Redis again
+
+    assert paused.value.retry_after == 12
+    with client.breaker.answered(asked_open):
+        pass
+    assert client.list_sessions() == []  # an unused verdict does not outlive its block
+
+
+def test_a_breaker_asked_ahead_reads_the_state_other_processes_share(redis_client, clients):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    store = RedisBreakerStore(redis_client)
+    web = _client(clients, closed, store, retry_attempts=0, breaker_fail_max=2, breaker_reset_s=30)
+    worker = _client(clients, closed, RedisBreakerStore(redis_client), retry_attempts=0, breaker_fail_max=2)
+    key, reset_s = web.breaker.gate()
+    assert key == store.key(closed) and reset_s == 30
+    for _ in range(2):
+        with pytest.raises(errors.WahaUnavailable):
+            worker.list_sessions()
+
+    allowed, wait, dirty = store.allow(closed, reset_s)  # as the send's gates ask it (the same Lua function)
+
+    assert (allowed, dirty) == (False, True) and 29 <= wait <= 30

@@ -44,10 +44,11 @@ from portal.services.messages.validation import (
     clean_media,
     normalize_recipient,
 )
-from portal.services.quotas import Taken, check_upload, give_back, take_message
+from portal.services.quotas import Taken, check_upload, give_back, take_send
 from portal.services.sessions import apply_status, get_session
 from portal.services.waha_errors import map_waha_error
 from portal.waha import errors as waha_errors
+from portal.waha.breaker import ServerBreaker, Verdict
 from portal.waha.ids import new_message_id
 
 
@@ -102,6 +103,12 @@ def _hooked(hook: Callable[[], None], call: Callable[[str], Any], pre_id: str) -
     """`call(pre_id)` right after `hook()`."""
     hook()
     return call(pre_id)
+
+
+def _answered(breaker: ServerBreaker, verdict: Verdict, call: Callable[[str], Any], pre_id: str) -> Any:
+    """`call(pre_id)` with the breaker's verdict asked ahead (services.quotas.take_send): no second look at Redis."""
+    with breaker.answered(verdict):
+        return call(pre_id)
 
 
 def _not_called(exc: waha_errors.WahaUnavailable, pre_id: str) -> Any:
@@ -224,17 +231,20 @@ def send_message(
     _refuse_new_contact_while_limited(session)
     # asks WAHA only before a first send to a number; a WAHA that is down fails the send below, uncalled
     unanswered = contacts.ensure_on_whatsapp(tenant.id, session, chat_id)
-    # the session's pacing slot and a unit of the tenant's message quota, in one Redis round trip; a send again
-    # after "unsent" gave its unit back
-    taken = None
-    if again is None or again[1] == "unsent":
-        taken = take_message(tenant, session.id, paced=paced)
-    elif paced:
-        pacing.acquire(session.id, tenant.send_rate_per_minute)
-
     client, external, session_key = servers.client_for(session.server), session.external_name, session.id
     quoted_id = quoted.waha_message_id if quoted is not None else None
     call = functools.partial(_send_to_waha, client, external, chat_id, text, kind, file, caption, quoted_id)
+    taken = None
+    if again is None or again[1] == "unsent":  # a send again after "unsent" gave its unit back
+        # The session's pacing slot, a unit of the tenant's message quota and the WAHA server's breaker, in one
+        # Redis round trip; the breaker's verdict serves the call unless something waits in between.
+        ask_breaker = unanswered is None and before_call is None
+        gates = take_send(tenant, session.id, paced=paced, breaker=client.breaker.gate() if ask_breaker else None)
+        taken = gates.taken
+        if gates.verdict is not None:
+            call = functools.partial(_answered, client.breaker, gates.verdict, call)
+    elif paced:
+        pacing.acquire(session.id, tenant.send_rate_per_minute)
     if unanswered is not None:
         call = functools.partial(_not_called, unanswered)
     if before_call is not None:

@@ -22,6 +22,7 @@ from portal.services.quotas.enforce import (
     take_media_bytes,
     take_message,
     take_recipients,
+    take_send,
 )
 from portal.services.quotas.limits import (
     QUOTAS,
@@ -65,6 +66,7 @@ __all__ = [
     "set_tenant_plan",
     "take_media_bytes",
     "take_message",
+    "take_send",
     "take_recipients",
     "tenant_usage",
 ]

@@ -20,9 +20,10 @@ from sqlalchemy import func, select, text
 
 from portal.extensions import db, redis_store
 from portal.models import QuotaUsage, utcnow
-from portal.redisconn import LuaScript
-from portal.services.pacing import REPLICATE_EFFECTS, RESERVE_FN
+from portal.redisconn import REPLICATE_EFFECTS, LuaScript
+from portal.services.pacing import RESERVE_FN
 from portal.services.quotas.limits import day_key, month_key
+from portal.waha.breaker import ALLOW_FN, Verdict, verdict
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +61,29 @@ _TAKE_CALL = (
 # KEYS: day, month, session hash ("" = none), dirty set. ARGV: n, day limit, month limit (-1 = none), session,
 # dirty member, the day's time to live.
 _TAKE = LuaScript(_TAKE_FN + "return " + _TAKE_CALL + "\n")
-# A send's pacing slot (services.pacing) and its unit in one round trip: KEYS and ARGV as _TAKE, then KEYS[5] the
-# session's pacing key, ARGV[7] and ARGV[8] its interval and tolerance. The slot is taken first, as a send
-# asks; a refused slot takes no unit: {-2, "<seconds until the slot>", 0}. A slot taken stays taken when the
-# unit is refused or the counts are not seeded ({-1, ...}: the caller seeds them and takes the unit alone).
-_PACED_TAKE = LuaScript(
+# A send's gates in one round trip: KEYS and ARGV as _TAKE, then KEYS[5] the session's pacing key (services.pacing;
+# "" = not paced) with ARGV[7], ARGV[8] its interval and tolerance, and KEYS[6] the WAHA server's breaker
+# (portal.waha.breaker; "" = not asked) with ARGV[9] its reset seconds. The slot is taken first, as a send asks;
+# a refused slot takes no unit ({-2, "<seconds until the slot>", 0}). A slot taken stays taken when the unit is
+# refused or the counts are not seeded ({-1, ...}: the caller seeds them and takes the unit alone). The breaker is
+# asked only once the unit is taken, so a refused send holds no half-open trial: {1, used, used, verdict...}.
+_GATED_TAKE = LuaScript(
     REPLICATE_EFFECTS
     + RESERVE_FN
     + _TAKE_FN
+    + ALLOW_FN
     + """
-local slot = reserve(KEYS[5], tonumber(ARGV[7]), tonumber(ARGV[8]), 1)
-if slot[1] == 0 then return {-2, slot[2], 0} end
-return """
+if KEYS[5] ~= '' then
+  local slot = reserve(KEYS[5], tonumber(ARGV[7]), tonumber(ARGV[8]), 1)
+  if slot[1] == 0 then return {-2, slot[2], 0} end
+end
+local took = """
     + _TAKE_CALL
-    + "\n"
+    + """
+if took[1] ~= 1 or KEYS[6] == '' then return took end
+local verdict = allow(KEYS[6], ARGV[9])
+return {took[1], took[2], took[3], verdict[1], verdict[2], verdict[3]}
+"""
 )
 # KEYS as _TAKE. ARGV: n, session, dirty member. Only counts that exist are lowered.
 _GIVE = LuaScript(
@@ -135,6 +145,7 @@ class Answer:
     refused_by: str | None = None  # "day" or "month"
     counted: bool = True
     pace_wait: float | None = None  # a paced take: seconds until the session's slot, when it refused the send
+    verdict: Verdict | None = None  # the WAHA server's breaker, when asked in the same round trip
 
 
 def keys(kind: str, tenant_id: int, day: date, with_sessions: bool) -> list[str]:
@@ -186,21 +197,29 @@ def take(
     month_limit: int | None,
     session_id: str = "",
     pace: tuple[str, float, float] | None = None,
+    breaker: tuple[str, float] | None = None,
 ) -> Answer:
     """Take `n` units when both limits have room for them (one round trip when the keys exist).
 
-    `pace` (the session's pacing key, interval and tolerance: services.pacing) takes the send's slot first in the
-    same round trip; a refused slot takes nothing (`pace_wait`). Redis down: neither is counted."""
+    A send's other gates ride along in the same round trip: `pace` (the session's pacing key, interval and
+    tolerance: services.pacing) takes its slot first, and a refused slot takes nothing (`pace_wait`); `breaker`
+    (a WAHA server's breaker key and reset seconds: portal.waha.breaker) is asked once the unit is taken
+    (`verdict`). Redis down: nothing is counted, paced or asked."""
     day = utcnow().date()
     ks = keys(kind, tenant_id, day, bool(session_id))
     args = [n, -1 if day_limit is None else day_limit, -1 if month_limit is None else month_limit, session_id]
     member = f"{tenant_id}:{day_key(day)}"
     try:
-        if pace is None:
+        if pace is None and breaker is None:
             result = _run(_TAKE, [*ks, DIRTY], [*args, member, DAY_TTL])
         else:
-            key, interval, tolerance = pace
-            result = _run(_PACED_TAKE, [*ks, DIRTY, key], [*args, member, DAY_TTL, repr(interval), repr(tolerance)])
+            pace_key, interval, tolerance = pace or ("", 0.0, 0.0)
+            breaker_key, reset_s = breaker or ("", 0.0)
+            result = _run(
+                _GATED_TAKE,
+                [*ks, DIRTY, pace_key, breaker_key],
+                [*args, member, DAY_TTL, repr(interval), repr(tolerance), repr(reset_s)],
+            )
             if int(result[0]) == -2:
                 return Answer(None, counted=False, pace_wait=float(result[1]))
         if int(result[0]) == -1:
@@ -210,7 +229,8 @@ def take(
         log.warning("quota not counted%s: Redis is unavailable", "" if pace is None else " and the send not paced")
         return Answer(None, counted=False)
     if int(result[0]) == 1:
-        return Answer(Taken(kind, tenant_id, day, session_id, n), int(result[1]))
+        asked = verdict(result[3:6]) if len(result) == 6 else None
+        return Answer(Taken(kind, tenant_id, day, session_id, n), int(result[1]), verdict=asked)
     return Answer(None, int(result[1]), "day" if int(result[2]) == 1 else "month")
 
 

@@ -7,6 +7,7 @@ for the last unit cannot both pass: the caller inserts its row and commits, whic
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -17,27 +18,41 @@ from portal.services import pacing
 from portal.services.quotas import counters
 from portal.services.quotas.counters import Taken
 from portal.services.quotas.limits import exceeded, limit_of, resets_at
+from portal.waha.breaker import Verdict
 
 
-def take_message(tenant: Tenant, session_id: str, *, paced: bool = False) -> Taken | None:
+def take_message(tenant: Tenant, session_id: str) -> Taken | None:
     """One message of the tenant's daily and monthly allowance (counted for the session too), or QuotaExceeded.
-    None when nothing was counted (Redis away).
+    None when nothing was counted (Redis away)."""
+    return take_send(tenant, session_id).taken
 
-    `paced` takes the session's send slot first (services.pacing) in the same round trip: RateLimited when the
-    tenant may not send or the slot is not due yet, and then no unit is taken."""
+
+@dataclass(frozen=True)
+class SendGates:
+    taken: Taken | None  # the unit of the quota (None: not counted, Redis away)
+    verdict: Verdict | None  # the WAHA server's breaker, when asked (None: not asked, or Redis away)
+
+
+def take_send(
+    tenant: Tenant, session_id: str, *, paced: bool = False, breaker: tuple[str, float] | None = None
+) -> SendGates:
+    """A send's gates in one Redis round trip: the session's slot (`paced`, services.pacing: RateLimited when the
+    tenant may not send or the slot is not due yet, and then no unit is taken), one message of the tenant's
+    allowance (QuotaExceeded) and, once both passed, the verdict of the WAHA server's breaker (`breaker`: its key
+    and reset seconds, `ServerBreaker.gate`) for the call to use (`ServerBreaker.answered`)."""
     rate, burst, pace = tenant.send_rate_per_minute, 0, None
     if paced:
         interval, tolerance, burst = pacing.slot(rate)
         pace = (pacing.KEY_PREFIX + session_id, interval, tolerance)
     day_limit, month_limit = limit_of(tenant, "messages_per_day"), limit_of(tenant, "messages_per_month")
-    answer = counters.take("msg", tenant.id, 1, day_limit, month_limit, session_id, pace=pace)
+    answer = counters.take("msg", tenant.id, 1, day_limit, month_limit, session_id, pace=pace, breaker=breaker)
     if answer.pace_wait is not None:
         raise pacing.refusal(answer.pace_wait, rate, burst)
     if answer.refused_by == "day":
         raise exceeded("messages_per_day", day_limit or 0, answer.used)
     if answer.refused_by == "month":
         raise exceeded("messages_per_month", month_limit or 0, answer.used)
-    return answer.taken
+    return SendGates(answer.taken, answer.verdict)
 
 
 def give_back(taken: Taken | None) -> None:
