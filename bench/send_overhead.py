@@ -173,6 +173,7 @@ def main() -> None:
     per_block = max(1, args.n // args.blocks)
     samples: dict[str, list[list[float]]] = {name: [] for name in PATHS}
     portal_cpu: dict[str, float] = {"hop": 0.0, "api": 0.0}  # CPU seconds the portal process spent per path
+    api_cpu_blocks: list[float] = []  # ms of portal CPU per send request, block by block
     try:
         wait_for(waha_url + "/ping", sim)
         env = dict(environ(waha_url), API_RATE_LIMIT="1000000 per minute")
@@ -237,6 +238,8 @@ def main() -> None:
                     cpu_after = cpu_seconds(worker)
                     if name in portal_cpu and cpu_before is not None and cpu_after is not None:
                         portal_cpu[name] += cpu_after - cpu_before
+                        if name == "api":
+                            api_cpu_blocks.append((cpu_after - cpu_before) / per_block * 1000)
             db.session.remove()
     finally:
         if portal is not None:
@@ -272,6 +275,8 @@ def main() -> None:
         for api, straight in zip(samples["api"], samples["straight"], strict=True)
     )
     print("api added per block (ms): " + " ".join(f"{v:.2f}" for v in added_per_block))
+    if api_cpu_blocks:
+        print("api portal CPU per block, in order (ms): " + " ".join(f"{v:.2f}" for v in api_cpu_blocks))
     print(f"the service layer alone adds {medians['service'] - medians['client']:.2f} ms over the bare client")
     added = medians["api"] - base
     print()
