@@ -47,16 +47,31 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = HTMX()
-limiter = Limiter(key_func=_rate_limit_key, default_limits=[])
+_COUNTED_ELSEWHERE = ("/waha/", "/webhooks/")
+
+
+class PageLimiter(Limiter):
+    """Flask-Limiter for the pages' limits (sign-in, password reset). The /waha API counts its own per-caller limit
+    in one round trip (portal.api.ratelimit), and the WAHA webhooks have none: its request hook returns before
+    resolving the view and its limits for those paths."""
+
+    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        from flask import request
+
+        if in_middleware and request.path.startswith(_COUNTED_ELSEWHERE):
+            return
+        super()._check_request_limit(callable_name, in_middleware)
+
+
+limiter = PageLimiter(key_func=_rate_limit_key, default_limits=[])
 
 
 @limiter.request_filter
 def _limits_of_their_own() -> bool:
-    """The /waha API counts its own per-caller limit in one round trip (portal.api.ratelimit): Flask-Limiter
-    leaves its requests alone, as it does the WAHA webhooks."""
+    """Any limit reached on those paths some other way (a decorated view) leaves them alone too."""
     from flask import request
 
-    return request.path.startswith(("/waha/", "/webhooks/"))
+    return request.path.startswith(_COUNTED_ELSEWHERE)
 
 
 class RedisHolder:

@@ -77,3 +77,16 @@ def test_remember_me_cookie_survives_the_session_cookie(app, owner):
     client.post("/login", data={"email": owner.email, "password": PASSWORD, "csrf_token": token, "remember": "y"})
     client.delete_cookie("session")
     assert client.get("/").status_code == 200
+
+
+def test_sign_in_attempts_beyond_twenty_a_minute_from_one_address_are_refused(client):
+    token = csrf_token(client, "/login")
+
+    def attempt(i: int) -> int:
+        data = {"email": f"guess{i}@example.com", "password": "wrong", "csrf_token": token}
+        return client.post("/login", data=data).status_code
+
+    statuses = [attempt(i) for i in range(21)]
+
+    assert statuses[:20] == [200] * 20 and statuses[20] == 429
+    assert client.get("/login").status_code == 200  # the page itself is not limited
