@@ -120,6 +120,9 @@ _ALLOW_LUA = (
     "if redis.replicate_commands then redis.replicate_commands() end\n" + ALLOW_FN + "return allow(KEYS[1], ARGV[1])\n"
 )
 
+# How old a verdict asked ahead may be when the call comes (ServerBreaker.answered): older ones are asked again.
+AHEAD_FRESH_S = 1.0
+
 Verdict = tuple[bool, float, bool]  # (may a call pass, seconds until one may, does the server have recorded failures)
 
 
@@ -223,10 +226,11 @@ class ServerBreaker:
         return self.store.key(self.name), self.reset_s
 
     @contextmanager
-    def answered(self, given: Verdict) -> Iterator[None]:
-        """Within the block, this thread's next `check()` takes `given` (asked of Redis by the caller just before)
-        instead of asking again."""
-        self._ahead.value = given
+    def answered(self, given: Verdict, asked_at: float) -> Iterator[None]:
+        """Within the block, this thread's next `check()` takes `given`, asked of Redis by the caller at `asked_at`
+        (time.monotonic()), instead of asking again, while it is at most `AHEAD_FRESH_S` old (a caller may wait
+        for its moment in between: the send queue's campaign slot)."""
+        self._ahead.value = (given, asked_at)
         try:
             yield
         finally:
@@ -234,12 +238,15 @@ class ServerBreaker:
 
     def check(self) -> float:
         """0 when a call may go out now, else the seconds until one may (the circuit is open)."""
-        given = getattr(self._ahead, "value", None)
-        if given is not None:
+        ahead = getattr(self._ahead, "value", None)
+        if ahead is not None:
             self._ahead.value = None
-            allowed, wait, self._dirty.value = given
-            self._store_ok()
-            return 0.0 if allowed else max(wait, 0.001)
+            (allowed, wait, dirty), asked_at = ahead
+            age = time.monotonic() - asked_at
+            if age <= AHEAD_FRESH_S:
+                self._dirty.value = dirty
+                self._store_ok()
+                return 0.0 if allowed else max(wait - age, 0.001)
         if self.store is not None:
             try:
                 allowed, wait, dirty = self.store.allow(self.name, self.reset_s)

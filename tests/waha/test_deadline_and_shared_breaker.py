@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from portal.waha import WahaClient, WahaSettings, errors
-from portal.waha.breaker import RedisBreakerStore
+from portal.waha.breaker import AHEAD_FRESH_S, RedisBreakerStore
 from tests.helpers import silent_listener
 
 
@@ -180,15 +180,17 @@ def test_a_verdict_asked_ahead_serves_the_next_call_only(redis_client, clients, 
     client = _client(clients, live_sim.url, RedisBreakerStore(redis_client), api_key=live_sim.api_key, retry_attempts=0)
     asked_open = (False, 12.0, True)  # the verdict a send's gates brought back, the circuit open at the time
 
-    with client.breaker.answered(asked_open):
+    with client.breaker.answered(asked_open, time.monotonic()):
         with pytest.raises(errors.WahaCircuitOpen) as paused:
             client.list_sessions()  # no second look at Redis, where the circuit is closed
         assert client.list_sessions() == []  # the next call asks Redis again
 
     assert paused.value.retry_after == 12
-    with client.breaker.answered(asked_open):
+    with client.breaker.answered(asked_open, time.monotonic()):
         pass
     assert client.list_sessions() == []  # an unused verdict does not outlive its block
+    with client.breaker.answered(asked_open, time.monotonic() - AHEAD_FRESH_S - 0.1):
+        assert client.list_sessions() == []  # a verdict asked too long before the call is asked again
 
 
 def test_a_breaker_asked_ahead_reads_the_state_other_processes_share(redis_client, clients):

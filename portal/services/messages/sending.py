@@ -11,6 +11,7 @@ Acks move the status forward later (events processing). The statements themselve
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any
@@ -105,9 +106,11 @@ def _hooked(hook: Callable[[], None], call: Callable[[str], Any], pre_id: str) -
     return call(pre_id)
 
 
-def _answered(breaker: ServerBreaker, verdict: Verdict, call: Callable[[str], Any], pre_id: str) -> Any:
+def _answered(
+    breaker: ServerBreaker, verdict: Verdict, asked_at: float, call: Callable[[str], Any], pre_id: str
+) -> Any:
     """`call(pre_id)` with the breaker's verdict asked ahead (services.quotas.take_send): no second look at Redis."""
-    with breaker.answered(verdict):
+    with breaker.answered(verdict, asked_at):
         return call(pre_id)
 
 
@@ -237,12 +240,13 @@ def send_message(
     taken = None
     if again is None or again[1] == "unsent":  # a send again after "unsent" gave its unit back
         # The session's pacing slot, a unit of the tenant's message quota and the WAHA server's breaker, in one
-        # Redis round trip; the breaker's verdict serves the call unless something waits in between.
-        ask_breaker = unanswered is None and before_call is None
-        gates = take_send(tenant, session.id, paced=paced, breaker=client.breaker.gate() if ask_breaker else None)
+        # Redis round trip. The breaker's verdict serves the call (ServerBreaker.answered) unless the caller waits
+        # for its moment in between (`before_call`): the call asks the breaker itself then.
+        breaker = client.breaker.gate() if unanswered is None and before_call is None else None
+        gates = take_send(tenant, session.id, paced=paced, breaker=breaker)
         taken = gates.taken
         if gates.verdict is not None:
-            call = functools.partial(_answered, client.breaker, gates.verdict, call)
+            call = functools.partial(_answered, client.breaker, gates.verdict, time.monotonic(), call)
     elif paced:
         pacing.acquire(session.id, tenant.send_rate_per_minute)
     if unanswered is not None:

@@ -199,6 +199,7 @@ def send_work(
                 # typing ends STOP_LEAD before the slot, so the stop call does not delay the message
                 _sleep_until(send_at - timedelta(seconds=typing_for) if send_at else None)
                 _show_typing(session, work.chat_id, typing_for - STOP_LEAD)
+        started = utcnow()
         message = send_message(
             tenant,
             work.session_id,
@@ -210,10 +211,12 @@ def send_work(
             idempotency_key=f"queue-{work.id}",
             source=work.source,
             paced=False,
-            before_call=at_the_slot,
+            # a slot still ahead is waited for right before the call; without one the send goes at once (and
+            # asks the server's breaker with its other gates: messages.send_message)
+            before_call=at_the_slot if send_at is not None else None,
             key_is_new=work.attempts == 1,  # never claimed before: no send used the key yet
         )
-        started = called[0] if called else utcnow()
+        started = called[0] if called else started
     except ServiceError as exc:
         db.session.rollback()
         values = _outcome(work, exc, called[0] if called else started)
