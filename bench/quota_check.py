@@ -3,12 +3,16 @@
 wahasim runs in its own process; the portal's send service runs in this one. In alternating blocks, the same
 text goes to the same paired session through `portal.services.messages.send_message`:
 
-  1. without   the quota check replaced by a no-op for the block (the baseline)
-  2. with      the send as shipped: `quotas.take_message` (one Lua call: check and count day, month, session)
+  1. without   the send's gates without the quota for the block (the baseline): the pacing slot taken on its
+               own, the WAHA server's breaker asked by the call, as a send without quotas would
+  2. with      the send as shipped: `quotas.take_send` (one Lua call: the pacing slot, the check and count of
+               day, month and session, and the breaker's verdict for the call)
 
 (with the CPU time this process spends per send: the figure the machine's load moves least) and, in the same
-blocks, the check alone (`quotas.take_message` on its own, under limits it never reaches), the
-cleanest figure of what each send pays. The tenant has daily and monthly limits, so the check does all its work.
+blocks, the check alone (`quotas.take_send` without pacing or breaker, under limits it never reaches), the
+cleanest figure of what the quota's Lua work costs. The tenant has daily and monthly limits, so the check does all
+its work. Since the quota rides in the round trip the pacing slot takes anyway, "with" may cost less than
+"without", which makes a round trip more for the breaker.
 
     .venv/bin/python bench/quota_check.py [--n 1200] [--blocks 6]
 
@@ -71,7 +75,7 @@ def main() -> None:
         )
         app = reset_database(env)
         from portal.extensions import db
-        from portal.services import messages, quotas, sessions
+        from portal.services import messages, pacing, quotas, sessions
         from portal.services.messages import sending
         from portal.services.servers import ensure_default_server
         from tests.builders import TEST_ACTOR, make_tenant
@@ -89,17 +93,19 @@ def main() -> None:
                     raise RuntimeError("the session did not reach WORKING")
                 time.sleep(0.05)
             session_id = session.id
-            shipped = sending.take_message
+            shipped = sending.take_send
             quotas.limit_of(tenant, "messages_per_day")  # the plan is in the process cache, as in production
 
-            def no_check(tenant: Any, session_id: str) -> None:
-                return None
+            def no_check(tenant: Any, session_id: str, *, paced: bool = False, breaker: Any = None) -> Any:
+                if paced:
+                    pacing.acquire(session_id, tenant.send_rate_per_minute)
+                return quotas.SendGates(None, None)
 
             def send(i: int) -> None:
                 messages.send_message(tenant, session_id, TEST_ACTOR, to="+49 170 1234567", text=f"bench {i}")
 
             def check(i: int) -> None:
-                shipped(tenant, session_id)
+                shipped(tenant, session_id)  # the quota alone: no pacing, no breaker
 
             paths: dict[str, tuple[Callable[[int], None], Any]] = {
                 "without": (send, no_check),
@@ -107,15 +113,15 @@ def main() -> None:
                 "check": (check, shipped),
             }
             for fn, take in paths.values():
-                sending.take_message = take  # type: ignore[assignment]
+                sending.take_send = take  # type: ignore[assignment]
                 timed(fn, 50)  # warm connections, prepared statements and caches alike
             for _ in range(args.blocks):
                 for name, (fn, take) in paths.items():
-                    sending.take_message = take  # type: ignore[assignment]
+                    sending.take_send = take  # type: ignore[assignment]
                     cpu_before = time.process_time()
                     samples[name].append(timed(fn, per_block))
                     cpu[name] += time.process_time() - cpu_before
-            sending.take_message = shipped  # type: ignore[assignment]
+            sending.take_send = shipped  # type: ignore[assignment]
             db.session.remove()
     finally:
         sim.terminate()

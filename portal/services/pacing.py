@@ -93,7 +93,7 @@ def acquire(session_id: str, rate_per_minute: int, *, burst: int | None = None) 
 
     A rate of 0 or less means the tenant may not send at all. If Redis is unreachable the send is allowed
     (and logged): pacing protects the number, it must not take sending down with it. (A send that also takes a
-    unit of the tenant's quota takes both in one round trip: `services.quotas.take_message(paced=True)`.)
+    unit of the tenant's quota takes both in one round trip: `services.quotas.take_send(paced=True)`.)
     """
     interval, tolerance, burst = slot(rate_per_minute, burst=burst)
     try:

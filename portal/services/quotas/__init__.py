@@ -10,6 +10,7 @@
 
 from portal.services.quotas.counters import Taken
 from portal.services.quotas.enforce import (
+    SendGates,
     check_endpoints,
     check_recipients_left,
     check_seats,
@@ -38,6 +39,7 @@ from portal.services.quotas.reconcile import check_warnings, flush
 from portal.services.quotas.usage import all_tenants, as_dict, csv_of, tenant_usage
 
 __all__ = [
+    "SendGates",
     "QUOTAS",
     "QuotaExceeded",
     "Taken",
