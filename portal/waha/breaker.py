@@ -95,6 +95,11 @@ class LocalBreaker:
             pass
 
 
+# The first line of a script that reads Redis' TIME and then writes (Redis before 5 replicates its effects only when
+# asked). portal.redisconn has the same line for the portal's other scripts; this package imports nothing of the
+# portal's.
+_REPLICATE_EFFECTS = "if redis.replicate_commands then redis.replicate_commands() end\n"
+
 # The check as a Lua function, shared by the store's script and by a caller that asks it in a round trip of its own
 # (a send's gates: services.quotas.enforce.take_send). key: the server's breaker hash (f = consecutive failures,
 # u = open until, t = trial until, Redis time in s); reset: seconds. Returns {allowed 0/1, "seconds until a call
@@ -116,9 +121,7 @@ local function allow(key, reset)
   return {1, '0', 1}
 end
 """
-_ALLOW_LUA = (
-    "if redis.replicate_commands then redis.replicate_commands() end\n" + ALLOW_FN + "return allow(KEYS[1], ARGV[1])\n"
-)
+_ALLOW_LUA = _REPLICATE_EFFECTS + ALLOW_FN + "return allow(KEYS[1], ARGV[1])\n"
 
 # How old a verdict asked ahead may be when the call comes (ServerBreaker.answered): older ones are asked again.
 AHEAD_FRESH_S = 1.0
@@ -134,9 +137,9 @@ def verdict(answer: Any) -> Verdict:
 
 # ARGV[1] 1 = failed, 0 = succeeded; ARGV[2] fail_max; ARGV[3] reset seconds. Returns seconds the circuit
 # stays open (0 when closed).
-_RECORD_LUA = """
-if redis.replicate_commands then redis.replicate_commands() end
-if ARGV[1] == '0' then redis.call('DEL', KEYS[1]) return '0' end
+_RECORD_LUA = (
+    _REPLICATE_EFFECTS
+    + """if ARGV[1] == '0' then redis.call('DEL', KEYS[1]) return '0' end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local failures = redis.call('HINCRBY', KEYS[1], 'f', 1)
@@ -150,6 +153,7 @@ redis.call('EXPIRE', KEYS[1], math.max(3600, math.ceil(tonumber(ARGV[3]) * 10)))
 if open_until > now then return string.format('%.3f', open_until - now) end
 return '0'
 """
+)
 
 
 class RedisBreakerStore:

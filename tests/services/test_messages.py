@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import struct
 import threading
+import time
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -14,9 +15,9 @@ from sqlalchemy import func, select
 from sqlalchemy import text as text_sql
 
 from portal.dbengines import begin_autocommit
-from portal.extensions import db
+from portal.extensions import db, redis_store
 from portal.models import AuditEvent, Message, Tenant
-from portal.services import messages, sessions
+from portal.services import messages, servers, sessions
 from portal.services.errors import Conflict, Invalid, NotFound, RateLimited, Upstream
 from tests.builders import TEST_ACTOR, make_tenant
 
@@ -624,3 +625,21 @@ def test_search_index_serves_a_rare_word_on_postgresql(tenant, working):
 
     assert [m.body for m in found.items] == ["a kumquat crate"]
     assert any(name in plan for name in names), plan
+
+
+def test_a_send_through_a_half_open_circuit_is_its_trial_call(tenant, sim, working):
+    tenant.send_rate_per_minute = 6000
+    db.session.commit()
+    messages.send_message(tenant, working.id, TEST_ACTOR, to=NUMBER, text="First")  # the number is known now
+    breaker = servers.client_for(working.server).breaker
+    key, _ = breaker.gate()
+    servers.breaker_store().record(breaker.name, True, 1, 0.05)  # another process saw WAHA fail: open for 50 ms
+    time.sleep(0.1)  # half-open: the next call asked is the one trial
+
+    message = messages.send_message(tenant, working.id, TEST_ACTOR, to=NUMBER, text="Trial")
+
+    # The send's gates took the trial and its call used that verdict: asking Redis again would have found the
+    # trial taken and refused the call as "circuit open".
+    assert message.status != "ERROR"
+    assert [m["body"] for m in sim.sent_messages(working.external_name)] == ["First", "Trial"]
+    assert not redis_store.client.exists(key)  # the trial succeeded: the circuit is closed for every process

@@ -32,7 +32,7 @@ DIRTY = f"{PREFIX}:dirty"
 DAY_TTL = 3 * 86400
 MONTH_TTL = 35 * 86400
 
-# The check-and-take as a Lua function, shared by _TAKE and _PACED_TAKE. kd, km: the day's and month's counts,
+# The check-and-take as a Lua function, shared by _TAKE and _GATED_TAKE. kd, km: the day's and month's counts,
 # ks: the day's hash per session ("" = none), kdirty: the dirty set; n, the day and month limits (-1 = none), the
 # session, the dirty member, the day's time to live (a session hash made here gets it).
 # Returns {1 taken | 0 refused | -1 not seeded, used (after), which limit refused (1 day, 2 month)}.
