@@ -135,13 +135,16 @@ def register_token_routes(rules: Iterable[str]) -> None:
         names = [part[1:-1].split(":")[-1] for part in parts if part.startswith("<")]
         if not SECRET_ROUTE_ARGS.intersection(names):
             continue
-        regex = ""
+        regex, secrets = "", 0
         for part in parts:
             if part.startswith("<"):
                 name = part[1:-1].split(":")[-1]
-                group = "secret" if name in SECRET_ROUTE_ARGS and "secret" not in regex else None
                 value = r"[^/\s?#\"']+"
-                regex += f"(?P<{group}>{value})" if group else f"(?:{value})"
+                if name in SECRET_ROUTE_ARGS:
+                    regex += f"(?P<secret{secrets}>{value})"
+                    secrets += 1
+                else:
+                    regex += f"(?:{value})"
             else:
                 regex += re.escape(part)
         patterns.append(re.compile(regex + r"(?=[/?#\s\"']|$)"))
@@ -150,10 +153,14 @@ def register_token_routes(rules: Iterable[str]) -> None:
 
 
 def _mask_route(match: re.Match[str]) -> str:
-    start, end = match.span("secret")
-    base = match.start()
-    text = match.group(0)
-    return text[: start - base] + REDACTED + text[end - base :]
+    """The matched path with each of its credential variables (the groups secret0, secret1, ...) masked."""
+    text, base, kept = match.group(0), match.start(), 0
+    masked = []
+    for name in sorted(match.groupdict(), key=match.start):
+        start, end = match.span(name)
+        masked.append(text[kept : start - base] + REDACTED)
+        kept = end - base
+    return "".join(masked) + text[kept:]
 
 
 def redact(text: str, *, keep_links: bool = False) -> str:

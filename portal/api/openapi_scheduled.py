@@ -28,7 +28,7 @@ SCHEDULED_ROUTES: tuple[ApiRoute, ...] = (
         "messages:read",
         response=s.ScheduledPage,
         query=s.ScheduledListQuery,
-        errors=(400, *AUTH),
+        errors=(400, *AUTH, 404),
         description="Messages sent with sendAt, newest first, in pages; pass nextCursor as ?cursor= for the next "
         "one. Filters: sessionId, state, chatId, late (held past their time because the session was not WORKING) "
         "and the time to send (since, until).",

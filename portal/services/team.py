@@ -21,7 +21,7 @@ from portal.i18n import gettext as _
 from portal.mail import send_mail
 from portal.models import Invitation, Membership, Tenant, User, get_for_tenant, utcnow
 from portal.permissions import ASSIGNABLE_BY, ROLES
-from portal.services import audit, inbox
+from portal.services import audit, inbox, tokens
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from portal.services.tenants import check_password_strength, get_user_by_email, normalize_email
@@ -359,7 +359,8 @@ def change_role(tenant: Tenant, user_id: int, role: str, actor: Actor, *, actor_
 
 
 def remove_member(tenant: Tenant, user_id: int, actor: Actor, *, actor_role: str | None) -> None:
-    """Remove a member from the tenant (the account stays); the last owner cannot be removed."""
+    """Remove a member from the tenant (the account stays); the last owner cannot be removed. The API tokens the
+    member made for this tenant are revoked with it, in the same transaction."""
     membership = get_member(tenant, user_id)
     if membership.role not in ASSIGNABLE_BY.get(actor_role or "", set()):
         raise Forbidden(
@@ -371,7 +372,13 @@ def remove_member(tenant: Tenant, user_id: int, actor: Actor, *, actor_role: str
     email, role = membership.user.email, membership.role
     db.session.delete(membership)
     inbox.unassign_member(tenant.id, user_id)  # chats are assigned to members only
+    revoked = tokens.revoke_created_by(tenant, user_id, actor)
     audit.record(
-        tenant.id, "member.remove", actor, target_type="user", target_id=user_id, details={"email": email, "role": role}
+        tenant.id,
+        "member.remove",
+        actor,
+        target_type="user",
+        target_id=user_id,
+        details={"email": email, "role": role, "tokens_revoked": len(revoked)},
     )
     db.session.commit()

@@ -178,6 +178,35 @@ def get_token(tenant: Tenant, token_id: Any) -> ApiToken:
     return token
 
 
+def _live_created_by(tenant: Tenant, user_id: int) -> Any:
+    return ApiToken.scoped(tenant.id).where(ApiToken.created_by_id == user_id, ApiToken.revoked_at.is_(None))
+
+
+def count_live_created_by(tenant: Tenant, user_id: int) -> int:
+    """How many of the tenant's tokens that `user_id` made still work (expired ones included: they may not be
+    the tenant's to judge)."""
+    return len(db.session.scalars(_live_created_by(tenant, user_id).with_only_columns(ApiToken.id)).all())
+
+
+def revoke_created_by(tenant: Tenant, user_id: int, actor: Actor) -> list[ApiToken]:
+    """Revoke every token of the tenant that `user_id` made: a member who leaves takes their API access with them.
+    Each is audited as "token.revoke" (reason "member_removed"); the caller commits, and the commit tells every
+    process's token cache (services.token_cache)."""
+    revoked = list(db.session.scalars(_live_created_by(tenant, user_id)))
+    now = utcnow()
+    for token in revoked:
+        token.revoked_at = now
+        audit.record(
+            tenant.id,
+            "token.revoke",
+            actor,
+            target_type="token",
+            target_id=token.id,
+            details={"name": token.name, "prefix": token.prefix, "reason": "member_removed"},
+        )
+    return revoked
+
+
 def revoke_token(tenant: Tenant, token_id: int, actor: Actor) -> ApiToken:
     """Revoke a token of this tenant; revoking twice is harmless."""
     token = get_token(tenant, token_id)

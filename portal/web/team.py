@@ -7,9 +7,10 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from portal.i18n import gettext as _
-from portal.i18n import translated
+from portal.i18n import ngettext, translated
 from portal.models import Membership
 from portal.services import team as team_service
+from portal.services import tokens as tokens_service
 from portal.services.accounts import public_url
 from portal.services.errors import ServiceError
 from portal.tenancy import Principal, require
@@ -133,18 +134,26 @@ def confirm_remove(user_id: int) -> ResponseReturnValue:
     who = principal()
     membership = team_service.get_member(who.tenant, user_id)
     yourself = membership.user_id == current_user.id
+    message = (
+        _("You will no longer be able to work in %(name)s.", name=who.tenant.name)
+        if yourself
+        else _(
+            "%(email)s will no longer be able to work in %(name)s. "
+            "Their account stays; you can invite them again later.",
+            email=membership.user.email,
+            name=who.tenant.name,
+        )
+    )
+    live_tokens = tokens_service.count_live_created_by(who.tenant, user_id)
+    if live_tokens:
+        message += " " + ngettext(
+            "The API token made by this member stops working.",
+            "The %(num)d API tokens made by this member stop working.",
+            live_tokens,
+        )
     return confirm_page(
         title=_("Leave this team?") if yourself else _("Remove %(email)s?", email=membership.user.email),
-        message=(
-            _("You will no longer be able to work in %(name)s.", name=who.tenant.name)
-            if yourself
-            else _(
-                "%(email)s will no longer be able to work in %(name)s. "
-                "Their account stays; you can invite them again later.",
-                email=membership.user.email,
-                name=who.tenant.name,
-            )
-        ),
+        message=message,
         action=url_for(".remove", user_id=user_id),
         button=_("Leave") if yourself else _("Remove member"),
         cancel=url_for(".index"),

@@ -134,7 +134,18 @@ def passkey_signin() -> ResponseReturnValue:
 # -- Your factors ----------------------------------------------------------------------------------------------------
 
 
-def _index(status: int = 200, reauth: ReauthForm | None = None, codes: list[str] | None = None) -> ResponseReturnValue:
+def _recovery_form(**kwargs: Any) -> ReauthForm:
+    """The confirmation of new recovery codes: the page's other confirmation field is named `reauth`, so this one
+    is `recovery-reauth`. The app-wide CSRF check covers the POST (the form's hidden csrf_token)."""
+    return ReauthForm(prefix="recovery", meta={"csrf": False}, **kwargs)
+
+
+def _index(
+    status: int = 200,
+    reauth: ReauthForm | None = None,
+    codes: list[str] | None = None,
+    recovery_form: ReauthForm | None = None,
+) -> ResponseReturnValue:
     user = _me()
     return page(
         "two_factor/index.html",
@@ -143,6 +154,7 @@ def _index(status: int = 200, reauth: ReauthForm | None = None, codes: list[str]
         status_=two_factor.status(user),
         passkeys=passkeys.list_for(user),
         reauth=reauth or ReauthForm(formdata=None),
+        recovery_form=recovery_form or _recovery_form(formdata=None),
         required=two_factor.required_by_tenant(user),
         codes=codes,
     )
@@ -242,6 +254,15 @@ def recovery_codes() -> ResponseReturnValue:
     if not two_factor.has_factor(user):
         flash(_("Set up an authenticator app or a passkey first."), "error")
         return redirect(url_for(".index"), code=303)
+    # New codes are a way in: whoever holds only the browser session must not be able to mint them.
+    form = _recovery_form()
+    if not form.validate_on_submit():
+        return _index(400, recovery_form=form)
+    try:
+        two_factor.check_reauth(user, form.reauth.data, user_actor())
+    except ServiceError as exc:
+        apply_service_error(form, exc)
+        return _index(exc.status, recovery_form=form)
     codes = recovery.regenerate(user, user_actor())
     return page("two_factor/recovery_codes.html", no_store=True, codes=codes)
 

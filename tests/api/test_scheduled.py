@@ -108,3 +108,8 @@ def test_another_tenants_scheduled_message_is_not_found(api, other_api, working_
     assert other_api.delete(f"/waha/scheduled/{item['id']}").status_code == 404
     assert other_api.get("/waha/scheduled").get_json()["data"] == []
     assert _schedule(other_api, working_session).status_code == 404
+    # filtering by another tenant's session is answered as the other lists answer it: no such session
+    for session_id in (working_session["id"], "no-such-session"):
+        by_session = other_api.get("/waha/scheduled", query_string={"sessionId": session_id})
+        assert (by_session.status_code, by_session.get_json()["error"]["code"]) == (404, "session_not_found")
+    assert len(api.get("/waha/scheduled", query_string={"sessionId": working_session["id"]}).get_json()["data"]) == 1

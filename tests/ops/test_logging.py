@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from typing import Any
 
 import pytest
 
 from portal import telemetry
+from tests.builders import new_session
+from tests.helpers import csrf_token
 
 
 def lines(buffer: io.StringIO) -> list[dict[str, Any]]:
@@ -105,6 +108,45 @@ def test_token_bearing_paths_are_masked_in_the_access_log(json_log: io.StringIO,
     text = json_log.getvalue()
     assert RESET_TOKEN not in text
     assert any(line["logger"] == "portal.access" and "[REDACTED]" in line["message"] for line in lines(json_log))
+
+
+def test_the_session_webhook_secret_page_answers_with_its_key_masked_in_the_access_log(
+    json_log: io.StringIO, owner: Any, tenant: Any, login: Any
+) -> None:
+    # The rule /sessions/<session_id>/webhook-secret/<key> holds "secret" in its fixed text as well: the page must
+    # still answer (the access line is written after the view) and log its one-time key masked.
+    client = login(owner)
+    session = new_session(tenant)
+    url = f"/sessions/{session.id}/webhook-secret"
+    created = client.post(url, data={"csrf_token": csrf_token(client, url)})
+    key = created.headers["Location"].rsplit("/", 1)[1]
+
+    page = client.get(created.headers["Location"])
+
+    assert page.status_code == 200 and "whsec_" in page.get_data(as_text=True)
+    access = [line["message"] for line in lines(json_log) if line["logger"] == "portal.access"]
+    assert f"GET /sessions/{session.id}/webhook-secret/[REDACTED] 200" in " ".join(access)
+    assert key not in json_log.getvalue()
+
+
+def test_every_credential_in_every_route_of_the_portal_is_masked(app: Any) -> None:
+    # Each URL rule with a credential variable, filled in: the credentials masked, every other part kept.
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if not telemetry.SECRET_ROUTE_ARGS.intersection(rule.arguments):
+            continue
+        values = {name: f"v{i}-{name}-0123456789abcdef" for i, name in enumerate(sorted(rule.arguments))}
+        path = rule.rule
+        for name, value in values.items():
+            path = re.sub(rf"<(?:[^:<>]+:)?{name}>", value, path)
+        expected = path
+        for name, value in values.items():
+            if name in telemetry.SECRET_ROUTE_ARGS:
+                expected = expected.replace(value, "[REDACTED]")
+
+        assert telemetry.redact(f"GET {path} 200") == f"GET {expected} 200", rule.rule
+        checked += 1
+    assert checked >= 5  # reset, invitation, created token and endpoint, session webhook secret, ...
 
 
 def test_token_bearing_paths_are_masked_in_any_logger_and_traceback(json_log: io.StringIO) -> None:

@@ -12,7 +12,7 @@ from portal.mail import outbox
 from portal.models import AuditEvent, Invitation, Membership
 from portal.services import team
 from portal.services.errors import NotFound
-from tests.builders import TEST_ACTOR, mailed_link, make_tenant, member
+from tests.builders import TEST_ACTOR, mailed_link, make_tenant, make_token, member
 from tests.helpers import post, text
 
 PAGE = "/admin/team/"
@@ -160,6 +160,28 @@ def test_remove_asks_for_confirmation_then_removes(login, tenant, owner):
     response = post(client, f"/admin/team/{viewer.id}/remove", page=PAGE)
     assert response.status_code == 302
     assert _role_of(tenant, viewer) is None
+
+
+def test_removing_a_member_revokes_the_api_tokens_they_made(login, tenant, owner, client):
+    # Offboarding: a member who leaves must not keep API access through a token they made.
+    admin = member(tenant, "admin")
+    theirs = [make_token(tenant, name=f"{admin.email} {n}", created_by_id=admin.id) for n in range(2)]
+    ours = make_token(tenant, name="the owner's", created_by_id=owner.id)
+    for secret in (*theirs, ours):  # used once: the process's token cache holds each of them now
+        assert client.get("/waha/sessions", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    browser = login(owner)
+    assert "The 2 API tokens made by this member stop working." in text(browser.get(f"/admin/team/{admin.id}/remove"))
+
+    assert post(browser, f"/admin/team/{admin.id}/remove", page=PAGE).status_code == 302
+
+    for secret in theirs:
+        refused = client.get("/waha/sessions", headers={"Authorization": f"Bearer {secret}"})
+        assert refused.status_code == 401
+    assert client.get("/waha/sessions", headers={"Authorization": f"Bearer {ours}"}).status_code == 200
+    revoked = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "token.revoke")).all()
+    assert sorted(e.details["reason"] for e in revoked) == ["member_removed", "member_removed"]
+    [removal] = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "member.remove"))
+    assert removal.details["tokens_revoked"] == 2
 
 
 def test_remove_of_the_last_owner_is_refused(login, tenant, owner):

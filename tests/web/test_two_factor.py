@@ -200,6 +200,31 @@ def test_turning_off_the_app_needs_the_password_or_a_code(login, owner):
     assert {"user.totp_disabled", "auth.second_factor_failed"} <= actions
 
 
+def test_new_recovery_codes_need_the_password_or_a_code(login, owner):
+    # A browser session alone (a borrowed or stolen one) must not mint a new way in.
+    secret = give_second_factor(owner)
+    old = two_factor.recovery.regenerate(owner, TEST_ACTOR)
+    client = login(owner)
+    left = two_factor.status(owner).recovery_left
+    path = "/account/two-factor/recovery-codes"
+    assert 'name="recovery-reauth"' in text(client.get("/account/two-factor"))
+
+    unconfirmed = post(client, path, page="/account/two-factor")
+    wrong = post(client, path, {"recovery-reauth": "guess"}, page="/account/two-factor")
+
+    assert unconfirmed.status_code == wrong.status_code == 400
+    assert "neither your password nor a current code" in text(wrong)
+    assert two_factor.status(owner).recovery_left == left  # the old codes stand: nothing was replaced
+    by_password = post(client, path, {"recovery-reauth": PASSWORD}, page="/account/two-factor")
+    by_code = post(client, path, {"recovery-reauth": _code(secret, 1)}, page="/account/two-factor")
+    for made in (by_password, by_code):
+        assert made.status_code == 200
+        codes = re.findall(r"<li><code>([a-z0-9-]+)</code></li>", text(made))
+        assert len(codes) == 10 and not set(codes) & set(old)
+    actions = list(db.session.scalars(select(AuditEvent.action).where(AuditEvent.target_id == str(owner.id))))
+    assert actions.count("user.recovery_codes_regenerated") == 3  # the two above and the one before sign-in
+
+
 def test_the_api_takes_bearer_tokens_whatever_the_teams_requirement(client, tenant):
     from tests.builders import make_token
 

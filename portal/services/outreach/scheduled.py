@@ -159,10 +159,11 @@ def list_scheduled(
     limit: int = 50,
 ) -> ScheduledPage:
     """The tenant's scheduled messages, newest first, in keyset pages; filters by session, state, chat, late and
-    the time to send (since inclusive, until exclusive)."""
+    the time to send (since inclusive, until exclusive). A session that is not the tenant's is NotFound
+    ("session_not_found"), as the other lists answer it."""
     stmt = QueuedSend.scoped(tenant.id).where(QueuedSend.scheduled.is_(True))
     if session_id:
-        stmt = stmt.where(QueuedSend.session_id == session_id)
+        stmt = stmt.where(QueuedSend.session_id == get_session(tenant, session_id).id)
     if state:
         if state not in STATES:
             raise Invalid.field("state", N_f("State must be one of %(value)s.", value=", ".join(STATES)))
