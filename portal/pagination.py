@@ -46,9 +46,20 @@ def decode_time_id(cursor: str) -> tuple[datetime, int]:
         created_at = datetime.fromisoformat(stamp)
         if created_at.tzinfo is None:
             raise ValueError("naive")
-        return created_at, int(ident)
+        return created_at, _row_id(ident)
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise _invalid() from None
+
+
+_MAX_ROW_ID = 2**63 - 1  # the largest BIGINT: a larger "id" was never issued, and would fail in the database
+
+
+def _row_id(text: str) -> int:
+    """A row id as encode_id writes it (ASCII digits, no sign, spaces or underscores, within BIGINT); ValueError
+    otherwise."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > _MAX_ROW_ID:
+        raise ValueError(text)
+    return int(text)
 
 
 def encode_id(row_id: int, prefix: str) -> str:
@@ -62,7 +73,7 @@ def decode_id(cursor: str, prefix: str) -> int:
         raw = _decode(cursor)
         if not raw.startswith(prefix):
             raise ValueError
-        return int(raw[len(prefix) :])
+        return _row_id(raw[len(prefix) :])
     except (ValueError, UnicodeDecodeError):
         raise _invalid() from None
 

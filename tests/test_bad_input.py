@@ -4,6 +4,7 @@ without logging a traceback."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from collections.abc import Iterator
@@ -31,6 +32,16 @@ QUERY_VALUES = (
     "²",
     "!!not-a-cursor!!",
     "2024-02-30",
+    # well-formed cursors of every list whose id is beyond any column (or not written as the portal writes ids)
+    *(
+        base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        for raw in (
+            "2026-12-05T12:04:40.443886+00:00|99999999999999999999",
+            "2026-12-05T12:04:40+00:00|-99999999999999999999",
+            "2026-12-05T12:04:40+00:00| 13",
+            *(f"{prefix}{ident}" for prefix in ("q", "d", "o", "contact:", "note:") for ident in ("9" * 20, "1_3")),
+        )
+    ),
 )
 SKIP_ENDPOINTS = {"static", "auth.logout"}
 

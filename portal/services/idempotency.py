@@ -67,6 +67,28 @@ def lookup(tenant_id: int, scope: str, key: str, request_fingerprint: str) -> Id
     return record
 
 
+# The scope under which scheduled sends keep their keys (services.outreach.scheduled); a send made now keeps its key
+# on its message row. One key names one request of either kind: each checks the other's record.
+SCHEDULE_SCOPE = "message.schedule"
+
+
+def reused_elsewhere() -> Conflict:
+    """The refusal of a key that an earlier request of the other kind (a send now, or a scheduled one) used."""
+    return Conflict(N_("This Idempotency-Key was already used for a different request."), code="idempotency_key_reused")
+
+
+def used(tenant_id: int, scope: str, key: str) -> bool:
+    """Whether a request under `scope` already used this key (whatever its body)."""
+    return (
+        db.session.scalar(
+            select(IdempotencyRecord.id).where(
+                IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == _stored_key(scope, key)
+            )
+        )
+        is not None
+    )
+
+
 def remember(
     tenant_id: int,
     scope: str,

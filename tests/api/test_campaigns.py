@@ -74,6 +74,17 @@ def test_csv_without_a_phone_column_is_refused(api, session):
     assert response.get_json()["error"]["details"]["fields"][0]["field"] == "csv"
 
 
+def test_a_start_time_the_calendar_lacks_or_without_offset_is_refused_on_start_at(api, session):
+    for start_at in ("2030-02-30T00:00:00Z", "2030-04-31T10:00:00+02:00", "2030-05-01T10:00:00", "1800-01-01T00:00Z"):
+        response = _create(api, session["id"], startAt=start_at)
+        assert response.status_code == 400, (start_at, response.get_json())
+        error = response.get_json()["error"]
+        assert error["code"] == "validation_error" and error["details"]["fields"][0]["field"] == "startAt"
+    assert db.session.scalar(select(func.count()).select_from(Campaign)) == 0
+    later = _create(api, session["id"], startAt="2030-05-01T10:00:00+02:00")
+    assert later.status_code == 202 and later.get_json()["startAt"].startswith("2030-05-01T08:00:00")
+
+
 def test_pause_resume_and_cancel_are_audited_and_follow_the_state(api, tenant, session, run_jobs):
     campaign_id = _create(api, session["id"]).get_json()["id"]
     run_jobs()

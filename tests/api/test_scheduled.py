@@ -65,6 +65,27 @@ def test_a_repeat_with_the_same_key_answers_the_same_scheduled_message(api, work
     assert len(api.get("/waha/scheduled").get_json()["data"]) == 1
 
 
+def test_one_key_names_one_request_whether_sent_now_or_scheduled(api, sim, working_session):
+    path = f"/waha/sessions/{working_session['id']}/send"
+    now = api.post(path, json={"to": TO, "text": "Now"}, headers={"Idempotency-Key": "k-now"})
+    later = api.post(
+        path,
+        json={"to": TO, "text": "Later", "sendAt": _at(timedelta(hours=1))},
+        headers={"Idempotency-Key": "k-later"},
+    )
+    assert (now.status_code, later.status_code) == (200, 202)
+
+    schedule_after_send = api.post(
+        path, json={"to": TO, "text": "Now", "sendAt": _at(timedelta(hours=1))}, headers={"Idempotency-Key": "k-now"}
+    )
+    send_after_schedule = api.post(path, json={"to": TO, "text": "Later"}, headers={"Idempotency-Key": "k-later"})
+
+    for refused in (schedule_after_send, send_after_schedule):
+        assert (refused.status_code, refused.get_json()["error"]["code"]) == (409, "idempotency_key_reused")
+    assert len(api.get("/waha/scheduled").get_json()["data"]) == 1
+    assert [m["body"] for m in sim.sent_messages(working_session["externalSessionId"])] == ["Now"]
+
+
 def test_list_filters_and_pages(api, working_session):
     ids = [_schedule(api, working_session, timedelta(hours=n + 1)).get_json()["id"] for n in range(3)]
 

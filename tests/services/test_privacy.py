@@ -32,7 +32,7 @@ from portal.models import (
     WebhookEvent,
     utcnow,
 )
-from portal.services import audit, events, maintenance, privacy, tenant_admin
+from portal.services import audit, events, maintenance, outreach, privacy, tenant_admin
 from portal.services.errors import Invalid, NotFound
 from portal.storage import storage
 from tests.builders import TEST_ACTOR, envelope, inbound_payload, make_tenant, new_session, stored_message
@@ -309,6 +309,31 @@ def test_erase_can_keep_the_number_on_the_opt_out_list(tenant):
 
     assert _count(OptOut, OptOut.chat_id == CHAT) == 1
     assert _count(Message, Message.chat_id == CHAT) == 0
+
+
+def test_a_scheduled_send_repeated_after_the_erase_answers_nothing_of_anyone(tenant):
+    session = new_session(tenant, "Support")
+    at = utcnow() + timedelta(hours=2)
+
+    def schedule(to: str, text: str, key: str | None) -> QueuedSend:
+        return outreach.schedule_message(
+            tenant, session.id, TEST_ACTOR, to=f"+{to}", send_at=at, text=text, idempotency_key=key
+        )
+
+    first_id = schedule(PERSON, "for the person", "k-person").id
+    privacy.erase_contact(tenant, TEST_ACTOR, privacy.by_phone(tenant, PERSON))
+
+    # the stored answer named the person's chat: it went with the erase, and the repeat is a new request
+    assert _count(IdempotencyRecord, IdempotencyRecord.tenant_id == tenant.id) == 0
+    again = schedule(PERSON, "for the person", "k-person")
+    assert again.id != first_id and again.chat_id == CHAT
+    # a record that still points at an id another recipient's message holds now is answered as not found
+    other = schedule(OTHER, "for someone else", None)
+    record = db.session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.tenant_id == tenant.id))
+    record.response = {"id": other.id}
+    db.session.commit()
+    with pytest.raises(NotFound):
+        schedule(PERSON, "for the person", "k-person")
 
 
 def test_a_message_after_the_erase_starts_a_new_record(tenant, deliver):

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from portal.api.schemas.common import DATE_TIME_PATTERN, MAX_TEXT, NOT_BLANK, Request, Response
+from portal.api.schemas.common import DATE_TIME_PATTERN, MAX_TEXT, NOT_BLANK, Request, Response, string_rule
 from portal.api.schemas.messages import MediaDto
+from portal.api.schemas.scheduled import check_send_at_wire
+from portal.inputs import MAX_YEAR, MIN_YEAR
 from portal.models.campaigns import CAMPAIGN_STATES
 
 _HHMM = r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$"
@@ -57,7 +59,11 @@ class CreateCampaignDto(Request):
         description="A file sent with each message (the text is its caption); inline data at most 1 MB, "
         "larger files by url.",
     )
-    startAt: str | None = Field(None, pattern=DATE_TIME_PATTERN, description="When to start (RFC 3339); now if absent.")
+    startAt: datetime | None = Field(
+        None,
+        description="When to start (RFC 3339, with an offset); now if absent.",
+        json_schema_extra=string_rule(pattern=DATE_TIME_PATTERN),
+    )
     quietStart: str | None = Field(
         None,
         pattern=_HHMM,
@@ -66,6 +72,19 @@ class CreateCampaignDto(Request):
     quietEnd: str | None = Field(None, pattern=_HHMM, description="Quiet hours end, HH:MM, tenant clock.")
     dailyCap: int | None = Field(None, ge=1, le=100_000, description="At most this many sends per session per day.")
 
+    @field_validator("startAt", mode="before")
+    @classmethod
+    def _start_at_wire(cls, value: Any) -> Any:
+        return None if value is None else check_send_at_wire(value)
+
+    @field_validator("startAt")
+    @classmethod
+    def _start_at_years(cls, value: datetime | None) -> datetime | None:
+        # a day the calendar lacks (2030-02-30) fails the parse itself; this keeps the year in range
+        if value is not None and not MIN_YEAR <= value.year <= MAX_YEAR:
+            raise PydanticCustomError("date_range", f"Give a date between the years {MIN_YEAR} and {MAX_YEAR}.")
+        return value
+
     @model_validator(mode="after")
     def _one_audience(self) -> CreateCampaignDto:
         if (self.csv is None) == (self.tag is None):
@@ -73,7 +92,7 @@ class CreateCampaignDto(Request):
         return self
 
     def start_at(self) -> datetime | None:
-        return datetime.fromisoformat(self.startAt.replace("z", "Z")) if self.startAt else None
+        return self.startAt
 
 
 class CampaignCounts(Response):

@@ -67,6 +67,11 @@ def _by_key(tenant_id: int, key: str) -> Message | None:
     return db.session.scalar(stmt)
 
 
+def key_used_by_a_send(tenant_id: int, key: str) -> bool:
+    """Whether a message sent now (not scheduled) already carries this Idempotency-Key."""
+    return _by_key(tenant_id, key) is not None
+
+
 def _same_request(
     message: Message, session_id: str, chat_id: str, body: str | None, media: dict[str, Any] | None
 ) -> Message:
@@ -210,6 +215,8 @@ def send_message(
     again: tuple[Message, str] | None = None  # the stored row to send again, and the state to claim it from
     if key and not key_is_new:
         existing = _by_key(tenant_id, key)
+        if existing is None and idempotency.used(tenant_id, idempotency.SCHEDULE_SCOPE, key):
+            raise idempotency.reused_elsewhere()  # the key scheduled a message: it cannot also send one now
         if existing is not None:
             existing = _same_request(existing, session.id, chat_id, body, stored_media)
             again_from = outbox.another_try(existing)

@@ -22,13 +22,14 @@ from portal.services import audit, idempotency
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid, NotFound
 from portal.services.messages.send_sql import _commit_keeping_loaded_rows, _statements_commit_themselves
+from portal.services.messages.sending import key_used_by_a_send
 from portal.services.messages.validation import _clean_text
 from portal.services.outreach import held_media
 from portal.services.outreach.queue import _row_values, cancel, wake
 from portal.services.sessions import get_session
 
 MAX_AHEAD = timedelta(days=366)
-SCOPE = "message.schedule"
+SCOPE = idempotency.SCHEDULE_SCOPE
 CURSOR_PREFIX = "q"
 STATES = ("queued", "sending", "sent", "failed", "cancelled", "skipped")
 UNSET: Any = object()
@@ -100,14 +101,17 @@ def schedule_message(
     if key:
         record = idempotency.lookup(tenant.id, SCOPE, key, fingerprint)
         if record is not None:
-            return get_scheduled(tenant, (record.response or {}).get("id"))
+            return _remembered(tenant, record, values["chat_id"])
+        if key_used_by_a_send(tenant.id, key):
+            raise idempotency.reused_elsewhere()  # the key sent a message now: it cannot also schedule one
     values["media"] = held_media.hold(tenant.id, values["media"])  # the file waits in the store, not the row
     try:
         item = QueuedSend(**values)
         db.session.add(item)
         db.session.flush()
         if key:
-            idempotency.remember(tenant.id, SCOPE, key, fingerprint, {"id": item.id}, 202)
+            # the chat too: erasing the person's data finds the record by it (services.privacy.contact_erase)
+            idempotency.remember(tenant.id, SCOPE, key, fingerprint, {"id": item.id, "chatId": item.chat_id}, 202)
         audit.record(
             tenant.id,
             "message.schedule",
@@ -123,12 +127,21 @@ def schedule_message(
         record = idempotency.lookup(tenant.id, SCOPE, key, fingerprint) if key else None
         if record is None:
             raise
-        return get_scheduled(tenant, (record.response or {}).get("id"))
+        return _remembered(tenant, record, values["chat_id"])
     except BaseException:
         db.session.rollback()
         held_media.drop(values["media"])
         raise
     wake(session.id, when)
+    return item
+
+
+def _remembered(tenant: Tenant, record: Any, chat_id: str) -> QueuedSend:
+    """The scheduled message a repeated key answers with. A record that outlived its message (erased with the
+    contact's data) answers NotFound, never another row that took the same id meanwhile."""
+    item = get_scheduled(tenant, (record.response or {}).get("id"))
+    if item.chat_id != chat_id:
+        raise NotFound(N_("No such scheduled message."), code="scheduled_message_not_found")
     return item
 
 
