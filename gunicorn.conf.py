@@ -38,6 +38,10 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# A list query with every filter at its longest (q, chatId, since, until, a cursor, percent-encoded) runs past
+# gunicorn's default 4094-byte request line; gunicorn answers that, and an over-long header, itself, in HTML.
+limit_request_line = 8190  # gunicorn's largest
+limit_request_field_size = 16384  # a long JWT in Authorization
 # The portal writes its own access log line (request id, tenant, route, status, time); gunicorn's would repeat it.
 accesslog = None
 errorlog = "-"

@@ -87,11 +87,18 @@ class PortalJSONProvider(DefaultJSONProvider):
 
 
 class PortalRequest(Request):
-    """Flask's request with a clear message for JSON nested too deeply."""
+    """Flask's request with a clear message when a JSON body does not parse: too deep, not UTF-8, empty, or where
+    the parser stopped (Werkzeug's own answer names none of these)."""
 
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
         if isinstance(e, JsonTooDeep):
             raise BadRequest(f"The JSON body is nested too deeply (at most {MAX_JSON_DEPTH} levels).")
+        if isinstance(e, UnicodeDecodeError):
+            raise BadRequest("The body is not UTF-8 text.")
+        if e is not None:
+            if not self.get_data(cache=True).strip():
+                raise BadRequest("The body is empty; send a JSON object.")
+            raise BadRequest(f"The body is not valid JSON: {e}.")
         return super().on_json_loading_failed(e)
 
 

@@ -82,10 +82,11 @@ def filtered_events(tenant_id: int, filters: AuditFilters, *columns: Any) -> Any
     """The tenant's events that pass `filters` (whole events, or only `columns`), unordered: the log's pages and
     its CSV export read the same rows."""
     stmt = select(*columns).where(AuditEvent.tenant_id == tenant_id) if columns else AuditEvent.scoped(tenant_id)
+    # the filters are plain text: % and _ match themselves, not any text
     if filters.action:
-        stmt = stmt.where(AuditEvent.action.startswith(filters.action))
+        stmt = stmt.where(AuditEvent.action.startswith(filters.action, autoescape=True))
     if filters.actor:
-        stmt = stmt.where(AuditEvent.actor_label.ilike(f"%{filters.actor}%"))
+        stmt = stmt.where(AuditEvent.actor_label.icontains(filters.actor, autoescape=True))
     if filters.target_id:
         stmt = stmt.where(AuditEvent.target_id == filters.target_id)
     if filters.since:

@@ -99,6 +99,23 @@ def test_multipart_part_without_a_name_answers_400(api: Api, session: dict[str, 
     assert error["details"]["fields"] == [{"field": "form", "message": "Every form field and file needs a name."}]
 
 
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b'{"name": ', "The body is not valid JSON: Expecting value: line 1 column 10 (char 9)."),
+        (b"", "The body is empty; send a JSON object."),
+        (b"  \n", "The body is empty; send a JSON object."),
+        ('{"name": "Caf\u00e9"}'.encode("latin-1"), "The body is not UTF-8 text."),
+    ],
+)
+def test_a_body_that_is_not_json_says_what_is_wrong_with_it(api: Api, body: bytes, says: str) -> None:
+    response = api.post("/waha/sessions", data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["details"]["fields"] == [{"field": "body", "message": says}]
+
+
 def test_deeply_nested_json_answers_400(api: Api) -> None:
     body = "[" * 100_000 + "]" * 100_000
     response = api.post("/waha/sessions", data=body, headers={"Content-Type": "application/json"})

@@ -65,6 +65,20 @@ def test_audit_export_needs_the_audit_scope(api: Api, tenant: Any) -> None:
     assert {r[2] for r in rows[1:]} == {"token.create"} and "ann@acme" in {r[5] for r in rows[1:]}
 
 
+def test_audit_filters_are_plain_text_not_patterns(api: Api, tenant: Any) -> None:
+    for action, label in (("session.create", "ann@acme"), ("token.create", "100%_sure@acme")):
+        audit_service.record(tenant.id, action, Actor(type="user", label=label), commit=True)
+    auditor = api.as_(make_token(tenant, ["audit:read"], name="auditor"))
+
+    def actions(query: str) -> set[str]:
+        return {r[2] for r in rows_of(auditor.get(f"/waha/audit/export?{query}"))[1:]}
+
+    assert actions("action=%25") == actions("action=_") == actions("action=s_ssion") == set()
+    assert actions("action=session.") == {"session.create"}
+    assert actions("actor=%25_") == {"token.create"}  # the literal text "%_" of one label
+    assert actions("actor=ANN") == {"session.create"}  # case does not matter
+
+
 def test_delivery_export_refuses_another_tenants_endpoint(api: Api, other_tenant: Any) -> None:
     theirs = WebhookEndpoint(tenant_id=other_tenant.id, url="https://hooks.example.com/x", events=["*"], secret="s")
     db.session.add(theirs)

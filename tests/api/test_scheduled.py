@@ -86,6 +86,32 @@ def test_one_key_names_one_request_whether_sent_now_or_scheduled(api, sim, worki
     assert [m["body"] for m in sim.sent_messages(working_session["externalSessionId"])] == ["Now"]
 
 
+def test_a_changed_text_follows_the_caption_rules_of_the_file_it_goes_with(api, working_session):
+    document = _schedule(
+        api, working_session, text=None, media={"type": "document", "url": "https://example.com/a.pdf"}
+    )
+    voice = _schedule(api, working_session, text=None, media={"type": "audio", "url": "https://example.com/v.ogg"})
+    assert (document.status_code, voice.status_code) == (202, 202), (document.get_json(), voice.get_json())
+
+    too_long = api.patch(f"/waha/scheduled/{document.get_json()['id']}", json={"text": "x" * 1025})
+    on_voice = api.patch(f"/waha/scheduled/{voice.get_json()['id']}", json={"text": "caption on a voice note"})
+
+    for refused in (too_long, on_voice):
+        assert refused.status_code == 400
+        assert refused.get_json()["error"]["details"]["fields"][0]["field"] == "text"
+    assert api.get(f"/waha/scheduled/{voice.get_json()['id']}").get_json()["text"] is None
+    fits = api.patch(f"/waha/scheduled/{document.get_json()['id']}", json={"text": "x" * 1024})
+    assert fits.status_code == 200 and fits.get_json()["text"] == "x" * 1024
+
+
+def test_metadata_and_opt_out_overrides_are_refused_with_send_at_not_dropped(api, working_session):
+    for extra, field in (({"metadata": {"order": "A1"}}, "metadata"), ({"ignoreOptOut": True}, "ignoreOptOut")):
+        response = _schedule(api, working_session, **extra)
+        assert response.status_code == 400
+        assert response.get_json()["error"]["details"]["fields"][0]["field"] == field
+    assert api.get("/waha/scheduled").get_json()["data"] == []
+
+
 def test_list_filters_and_pages(api, working_session):
     ids = [_schedule(api, working_session, timedelta(hours=n + 1)).get_json()["id"] for n in range(3)]
 

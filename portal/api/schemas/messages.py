@@ -196,7 +196,9 @@ class SendMessageDto(Request):
         json_schema_extra=_reply_to_rule,
     )
     sendAt: datetime | None = Field(
-        None, description=SEND_AT_DOC, json_schema_extra=string_rule(pattern=DATE_TIME_PATTERN)
+        None,
+        description=SEND_AT_DOC + " Not with metadata or ignoreOptOut (400).",
+        json_schema_extra=string_rule(pattern=DATE_TIME_PATTERN),
     )
     ignoreOptOut: bool = Field(
         False,
@@ -235,6 +237,18 @@ class SendMessageDto(Request):
             raise PydanticCustomError(
                 "caption", "Give the caption once: as text or as media.caption.", {"field": "text"}
             )
+        if self.sendAt is not None:
+            # a scheduled message keeps neither: refused rather than dropped without a word
+            if self.metadata:
+                raise PydanticCustomError(
+                    "scheduled", "A message sent later (sendAt) carries no metadata.", {"field": "metadata"}
+                )
+            if self.ignoreOptOut:
+                raise PydanticCustomError(
+                    "scheduled",
+                    "A message sent later (sendAt) cannot override the opt-out list; send it now instead.",
+                    {"field": "ignoreOptOut"},
+                )
         return self
 
 

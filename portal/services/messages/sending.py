@@ -39,9 +39,9 @@ from portal.services.messages.send_sql import (
     _statements_commit_themselves,
 )
 from portal.services.messages.validation import (
-    CAPTION_MAX,
     _clean_metadata,
     _clean_text,
+    check_caption_text,
     clean_media,
     normalize_recipient,
 )
@@ -197,12 +197,7 @@ def send_message(
         if media.get("data") is not None:
             check_upload(tenant)  # uploads stop while the tenant's stored media is over its quota
         if caption is None and text is not None:
-            if kind == "audio":
-                raise Invalid.field("text", N_("Voice messages have no text; send the text separately."))
-            if len(text) > CAPTION_MAX:
-                raise Invalid.field(
-                    "text", N_f("A caption must be at most %(CAPTION_MAX)s characters.", CAPTION_MAX=CAPTION_MAX)
-                )
+            check_caption_text(kind, text)
             caption = stored_media["caption"] = text
     elif text is None:
         raise Invalid.field("text", N_("Give a text or a media file to send."))

@@ -119,6 +119,19 @@ def _check_url(url: Any) -> str:
     return destinations.clean_url(url, "media.url", "file URL")
 
 
+def check_caption_text(kind: str | None, text: str | None) -> None:
+    """The text sent with a file becomes its caption: a voice message takes none, others at most CAPTION_MAX
+    characters (Invalid on "text")."""
+    if kind is None or text is None:
+        return
+    if kind == "audio":
+        raise Invalid.field("text", N_("Voice messages have no text; send the text separately."))
+    if len(text) > CAPTION_MAX:
+        raise Invalid.field(
+            "text", N_f("A caption must be at most %(CAPTION_MAX)s characters.", CAPTION_MAX=CAPTION_MAX)
+        )
+
+
 def clean_media(media: Any) -> tuple[str, dict[str, Any], dict[str, Any], str | None]:
     """Validate a media dict; returns (kind, file for WAHA, description to store, caption)."""
     if not isinstance(media, dict):

@@ -23,7 +23,7 @@ from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid, NotFound
 from portal.services.messages.send_sql import _commit_keeping_loaded_rows, _statements_commit_themselves
 from portal.services.messages.sending import key_used_by_a_send
-from portal.services.messages.validation import _clean_text
+from portal.services.messages.validation import _clean_text, check_caption_text
 from portal.services.outreach import held_media
 from portal.services.outreach.queue import _row_values, cancel, wake
 from portal.services.sessions import get_session
@@ -216,6 +216,8 @@ def update_scheduled(
         cleaned = _clean_text(text)
         if cleaned is None and item.media is None:
             raise Invalid.field("text", N_("Give a text or a media file to send."))
+        if item.media is not None and not item.media.get("caption"):
+            check_caption_text(item.media.get("kind"), cleaned)  # the file's caption: refused now, not at send
         item.body = cleaned
         changes["text"] = True
     item.updated_at = utcnow()
