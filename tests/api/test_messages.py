@@ -33,6 +33,19 @@ def _send(api: Api, session: dict[str, Any], body: dict[str, Any], **kwargs: Any
 # ---- send text ------------------------------------------------------------------------------------------------
 
 
+def test_metadata_comes_back_as_it_was_sent(api: Api, working_session: Any) -> None:
+    metadata = {"order": "A1", "n": 5, "big": 9007199254740993, "ratio": 1.5, "paid": True, "gift": False}
+    sent = _send(api, working_session, {"to": TO, "text": "Typed", "metadata": metadata})
+    assert sent.status_code == 200, sent.get_json()
+    assert sent.get_json()["metadata"] == metadata
+    stored = api.get(f"/waha/messages/{sent.get_json()['id']}").get_json()["metadata"]
+    assert stored == metadata and type(stored["paid"]) is bool and type(stored["n"]) is int
+    for name in ("original_body", "forwarded_from", "receipts"):  # the portal's own names
+        refused = _send(api, working_session, {"to": TO, "text": "x", "metadata": {name: "forged"}})
+        assert refused.status_code == 400
+        assert refused.get_json()["error"]["details"]["fields"][0]["field"] == "metadata"
+
+
 def test_send_text_answers_message(api: Api, working_session: Any) -> None:
     response = _send(api, working_session, {"to": TO, "text": "Hello", "metadata": {"order": "1234"}})
     assert response.status_code == 200, response.get_json()

@@ -182,7 +182,13 @@ def clean_media(media: Any) -> tuple[str, dict[str, Any], dict[str, Any], str | 
     return kind, file, stored, caption
 
 
-def _clean_metadata(metadata: Any) -> dict[str, str]:
+# Names the portal itself writes into a message's metadata (an edit's first text, a forward's original, group
+# receipts): a sender may not set them.
+PORTAL_METADATA_NAMES = frozenset({"original_body", "forwarded_from", "receipts"})
+
+
+def _clean_metadata(metadata: Any) -> dict[str, str | int | float | bool]:
+    """The sender's metadata as given: each value keeps its JSON type (text, number, true/false)."""
     if metadata is None:
         return {}
     if (
@@ -200,4 +206,9 @@ def _clean_metadata(metadata: Any) -> dict[str, str]:
                 METADATA_MAX_ENTRIES=METADATA_MAX_ENTRIES,
             ),
         )
-    return {k: str(v) if not isinstance(v, str) else v for k, v in metadata.items()}
+    taken = sorted(PORTAL_METADATA_NAMES.intersection(metadata))
+    if taken:
+        raise Invalid.field(
+            "metadata", N_f("The portal writes %(names)s itself; choose another name.", names=", ".join(taken))
+        )
+    return dict(metadata)
