@@ -181,12 +181,12 @@ def test_edit_of_a_message_with_an_unknown_id_is_not_found(tenant, working):
     assert caught.value.code == "message_not_found"
 
 
-@pytest.mark.parametrize("emoji", ["👍", "", "🏳️‍🌈", "#️⃣"])
+@pytest.mark.parametrize("emoji", ["👍", "", "🏳️‍🌈", "#️⃣", "👍🏽", "👨‍👩‍👧", "🇧🇷", "❤️"])
 def test_one_emoji_or_nothing_is_a_reaction(emoji):
     assert messages.actions.clean_emoji(emoji) == emoji
 
 
-@pytest.mark.parametrize("emoji", ["a", " 👍", "👍\n", "\u00a0", None, 5, "👍" * 17])
+@pytest.mark.parametrize("emoji", ["a", " 👍", "👍\n", "\u00a0", None, 5, "👍" * 17, "👍👍", "中文", "ok👍"])
 def test_anything_else_is_not_a_reaction(emoji):
     with pytest.raises(Invalid):
         messages.actions.clean_emoji(emoji)

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import redis
+from emoji import is_emoji
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db, redis_store
@@ -68,8 +69,13 @@ T = TypeVar("T")
 
 
 def clean_emoji(emoji: Any) -> str:
-    """The reaction as WhatsApp takes it; Invalid(field "emoji") for anything but one emoji or ""."""
-    if not isinstance(emoji, str) or len(emoji) > EMOJI_MAX or not _EMOJI_RE.fullmatch(emoji):
+    """The reaction as WhatsApp takes it; Invalid(field "emoji") for anything but one emoji or "".
+
+    EMOJI_PATTERN is the rough shape the OpenAPI document can state; the `emoji` package's list of Unicode's emoji
+    (with skin tones, ZWJ sequences, flags and keycaps) decides that it is one emoji and nothing else."""
+    if emoji == "":
+        return emoji
+    if not isinstance(emoji, str) or len(emoji) > EMOJI_MAX or not _EMOJI_RE.fullmatch(emoji) or not is_emoji(emoji):
         raise Invalid.field("emoji", N_("Give one emoji, or an empty string to remove your reaction."))
     return emoji
 
