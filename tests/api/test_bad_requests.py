@@ -116,6 +116,24 @@ def test_a_body_that_is_not_json_says_what_is_wrong_with_it(api: Api, body: byte
     assert error["details"]["fields"] == [{"field": "body", "message": says}]
 
 
+def test_a_body_with_thousands_of_bad_fields_gets_an_answer_of_a_few(api: Api) -> None:
+    response = api.post("/waha/sessions", json={"sessionName": "Sales", **{f"x{i}": i for i in range(5000)}})
+    assert response.status_code == 400
+    details = response.get_json()["error"]["details"]
+    assert len(details["fields"]) == 50 and details["moreFields"] == 4950
+    assert len(response.get_data()) < 10_000
+
+
+def test_a_quick_reply_shortcut_out_of_form_says_the_rule(api: Api) -> None:
+    response = api.post("/waha/quick-replies", json={"shortcut": "Hi there", "text": "Hello"})
+    assert response.status_code == 400
+    [field] = response.get_json()["error"]["details"]["fields"]
+    assert field == {
+        "field": "shortcut",
+        "message": "Use 1-40 lower-case letters, digits, - or _, starting with a letter or digit.",
+    }
+
+
 def test_deeply_nested_json_answers_400(api: Api) -> None:
     body = "[" * 100_000 + "]" * 100_000
     response = api.post("/waha/sessions", data=body, headers={"Content-Type": "application/json"})

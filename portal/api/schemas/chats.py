@@ -13,6 +13,7 @@ from portal.api.schemas.common import (
     MAX_PAGE,
     MAX_TEXT,
     NOT_BLANK,
+    PATTERN_MESSAGES,
     PHONE_RULE,
     Page,
     QueryInt,
@@ -101,8 +102,17 @@ class ContactCheckQuery(Request):
         return check_phone(value)
 
 
+_SHORTCUT_RULE = "1-40 lower-case letters, digits, - or _, starting with a letter or digit"
+PATTERN_MESSAGES[SHORTCUT_PATTERN] = f"Use {_SHORTCUT_RULE}."
+
+
 class QuickReplyDto(Request):
-    shortcut: str = Field(pattern=SHORTCUT_PATTERN, max_length=40, examples=["hours"])
+    shortcut: str = Field(
+        pattern=SHORTCUT_PATTERN,
+        max_length=40,
+        examples=["hours"],
+        description=f"What staff type after / in the composer: {_SHORTCUT_RULE}.",
+    )
     text: str = Field(
         min_length=1,
         max_length=MAX_TEXT,
@@ -120,7 +130,9 @@ class QuickReplyUpdateDto(Request):
     )
 
     # absent: unchanged; null is refused (so the document shows no null)
-    shortcut: str = Field(None, pattern=SHORTCUT_PATTERN, max_length=40)  # type: ignore[assignment]  # see above
+    shortcut: str = Field(  # type: ignore[assignment]  # see above
+        None, pattern=SHORTCUT_PATTERN, max_length=40, description=f"{_SHORTCUT_RULE[0].upper()}{_SHORTCUT_RULE[1:]}."
+    )
     text: str = Field(None, min_length=1, max_length=MAX_TEXT, pattern=NOT_BLANK)  # type: ignore[assignment]  # see above
 
     @model_validator(mode="after")

@@ -255,6 +255,7 @@ _MESSAGES = {
 }
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+MAX_FIELD_ERRORS = 50  # a validation error lists this many fields; details.moreFields counts the rest
 
 
 def validate(model: type[ModelT], data: Any, *, where: str = "body") -> ModelT:
@@ -276,4 +277,7 @@ def validate(model: type[ModelT], data: Any, *, where: str = "body") -> ModelT:
                 message = PATTERN_MESSAGES.get(ctx.get("pattern", ""), "Not in the expected form.")
             fields.append({"field": name, "message": message})
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:3])
-        raise Invalid(f"Invalid {where}: {summary}", details={"fields": fields}) from None
+        details: dict[str, Any] = {"fields": fields[:MAX_FIELD_ERRORS]}
+        if len(fields) > MAX_FIELD_ERRORS:  # an answer no larger than a screen, however large the request
+            details["moreFields"] = len(fields) - MAX_FIELD_ERRORS
+        raise Invalid(f"Invalid {where}: {summary}", details=details) from None
