@@ -214,6 +214,19 @@ _HEADERS = {
     "X-Request-ID": {"description": "Id of this request; quote it to support.", "schema": {"type": "string"}},
 }
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}
+# On every answer to an authenticated call (api.ratelimit): the caller's per-minute limit and where it stands.
+_RATE_LIMIT = {
+    "X-RateLimit-Limit": {
+        "description": "Calls this credential may make in the window.",
+        "schema": {"type": "integer"},
+    },
+    "X-RateLimit-Remaining": {"description": "Calls left in the window.", "schema": {"type": "integer"}},
+    "X-RateLimit-Reset": {"description": "When the window ends (Unix time, seconds).", "schema": {"type": "integer"}},
+    "X-RateLimit-Retry-After": {
+        "description": "Seconds until the window ends.",
+        "schema": {"type": "integer"},
+    },
+}
 
 
 # A file answers a Range request with the bytes asked for; with presigned URLs (an S3 store) it redirects there.
@@ -289,7 +302,8 @@ def _operation(route: ApiRoute) -> dict[str, Any]:
             if route.example:
                 media["example"] = route.example
             op["requestBody"] = {"required": True, "content": {"application/json": media}}
-    ok: dict[str, Any] = {"description": STATUS_TEXT[route.ok], "headers": dict(_HEADERS)}
+    answered = {**_HEADERS, **_RATE_LIMIT} if route.permission else _HEADERS
+    ok: dict[str, Any] = {"description": STATUS_TEXT[route.ok], "headers": dict(answered)}
     if route.response is not None:
         ok["content"] = {"application/json": {"schema": _ref(route.response)}}
         if route.image:
@@ -307,7 +321,7 @@ def _operation(route: ApiRoute) -> dict[str, Any]:
     if route.accepted is not None:
         responses["202"] = {
             "description": STATUS_TEXT[202],
-            "headers": dict(_HEADERS),
+            "headers": dict(answered),
             "content": {"application/json": {"schema": _ref(route.accepted)}},
         }
     if route.binary:

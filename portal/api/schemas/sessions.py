@@ -21,7 +21,7 @@ from portal.api.schemas.common import (
     check_phone,
     string_rule,
 )
-from portal.models import Engine, SessionStatus
+from portal.models import SESSION_STATUSES, Engine, SessionStatus
 from portal.services.sessions.passkey import B64URL_PATTERN
 
 
@@ -206,7 +206,10 @@ class SessionResponseDto(Response):
     id: str = Field(description="Session id in the portal (use it in URLs).")
     name: str
     externalSessionId: str = Field(description="The session's name on its WAHA server.")
-    status: str = Field(description="STOPPED, STARTING, SCAN_QR_CODE, WORKING or FAILED.")
+    status: str = Field(
+        description=f"WAHA's status: {', '.join(SESSION_STATUSES[:-1])} or {SESSION_STATUSES[-1]} (a status a newer "
+        "WAHA adds is passed on as it comes)."
+    )
     desiredState: str = Field(description="running or stopped: what the portal keeps it at.")
     engine: str | None
     me: dict[str, Any] | None = Field(description="The linked WhatsApp account once WORKING.")
