@@ -141,7 +141,15 @@ def pick_server() -> WahaServer:
     guide, not a hard limit of WAHA.
     """
     counts = session_counts()
-    candidates = [s for s in list_servers() if accepts_new_sessions(s) and counts.get(s.id, 0) < s.capacity]
+    servers = list_servers()
+    candidates = [s for s in servers if accepts_new_sessions(s) and counts.get(s.id, 0) < s.capacity]
     if not candidates:
+        if any(s.health == "down" and s.is_enabled and not s.is_draining for s in servers):
+            # the servers that would take it failed their health check: say so, not that they are full
+            raise Upstream(
+                N_("The WhatsApp server cannot be reached right now, so the session was not created. Try again soon."),
+                code="waha_unavailable",
+                details={"reason": "unreachable"},
+            )
         raise Upstream(N_("No WAHA server has room for a new session right now."), code="waha_unavailable")
     return max(candidates, key=lambda s: (s.health == "ok", s.capacity - counts.get(s.id, 0)))

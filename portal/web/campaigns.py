@@ -3,7 +3,7 @@ pause / resume / cancel, and the recipients export and error report (CSV, stream
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, stream_with_context, url_for
@@ -13,6 +13,7 @@ from flask_login import login_required
 from portal.i18n import N_, translated
 from portal.i18n import gettext as _
 from portal.i18n import lazy_gettext as _l
+from portal.models import utcnow
 from portal.services import campaigns as campaigns_service
 from portal.services.errors import Invalid, ServiceError
 from portal.services.media import uploaded_media
@@ -106,22 +107,34 @@ def create() -> ResponseReturnValue:
     return redirect(url_for(".detail", campaign_id=campaign.id), code=303)
 
 
+# Delivery and read ticks keep arriving after the last send: the progress keeps refreshing this long after the end.
+TICKS_AFTER_END = timedelta(minutes=15)
+
+
 def _progress_context(campaign_id: Any) -> dict[str, Any]:
     campaign = campaigns_service.get_campaign(principal().tenant, campaign_id)
+    ended = campaign.finished_at
     return {
         "campaign": campaign,
         "counts": campaigns_service.counts(campaign),
         "chart": campaigns_service.chart(campaign),
-        "live": campaign.state in LIVE,
+        "live": campaign.state in LIVE or (ended is not None and utcnow() - ended < TICKS_AFTER_END),
         "action_form": ConfirmForm(),
     }
+
+
+def _session_names(session_ids: list[str]) -> str:
+    """The campaign's sessions by name, as the tenant knows them (ids only of sessions deleted since)."""
+    names = {s.id: s.name for s in list_sessions(principal().tenant)}
+    return ", ".join(names.get(session_id, session_id) for session_id in session_ids)
 
 
 @bp.get("/<int:campaign_id>")
 @login_required
 @require(READ)
 def detail(campaign_id: int) -> ResponseReturnValue:
-    return page("campaigns/detail.html", **_progress_context(campaign_id))
+    context = _progress_context(campaign_id)
+    return page("campaigns/detail.html", session_names=_session_names(context["campaign"].session_ids), **context)
 
 
 @bp.get("/<int:campaign_id>/progress")

@@ -83,13 +83,13 @@ def erase(contact_id: int) -> ResponseReturnValue:
         return _render(subject, form, 400)
     report = privacy.erase_contact(who.tenant, who.actor(), subject, keep_opt_out=bool(form.keep_opt_out.data))
     message = _(
-        "%(number)s was erased: %(messages)d messages, %(files)d files, %(chats)d chats.",
+        "%(number)s was erased. Messages: %(messages)d · files: %(files)d · chats: %(chats)d.",
         number=subject.masked,
         messages=report.counts["messages"],
         files=report.counts["files"],
         chats=report.counts["chats"],
     )
     if report.waha_failed:
-        message += " " + _("WhatsApp could not delete %(n)d chats; delete them on the phone.", n=report.waha_failed)
+        message += " " + _("Chats WhatsApp could not delete: %(n)d. Delete them on the phone.", n=report.waha_failed)
     flash(message, "success")
     return redirect_to(url_for("contacts.index"))

@@ -102,7 +102,7 @@ def import_csv() -> ResponseReturnValue:
         return _index(exc.status, import_form=form)
     flash(
         _(
-            "%(added)s numbers added, %(already)s were already listed, %(errors)s rows refused.",
+            "Numbers added: %(added)s · already on the list: %(already)s · rows refused: %(errors)s.",
             added=result.added,
             already=result.already,
             errors=len(result.errors),

@@ -12,6 +12,7 @@ from flask_babel.speaklater import LazyString
 from portal.i18n import gettext as _
 from portal.i18n import lazy_gettext as _l
 from portal.i18n import ngettext, translated
+from portal.services import outbox, upstream
 
 # code -> the sentence a person reads. {status} and {retry} are filled in when known.
 WORDS: dict[str, LazyString] = {
@@ -31,6 +32,11 @@ WORDS: dict[str, LazyString] = {
     ),
     "rate_limited": _l("Too much at once. Wait {retry} and try again."),
     "forbidden": _l("Your role does not allow this. Ask an owner or admin of this tenant."),
+    # the API's own words name its field (ignoreOptOut); a page names its checkbox
+    "recipient_opted_out": _l(
+        "The recipient opted out of your messages. An owner or admin may still send from the Send page, with "
+        "“Send even though the number is on the opt-out list” ticked."
+    ),
     "unauthorized": _l("You are signed out. Sign in again and try once more."),
     "payload_too_large": _l("That upload is too large. Choose a smaller file and try again."),
     "internal_error": _l(
@@ -72,9 +78,27 @@ def say_exc(exc: Any) -> str:
     )
 
 
+# The portal's own "Not sent: <reason>" texts (services.upstream, services.outbox), stored in English on the row,
+# as the reader's language says them.
+_UNREACHABLE = ("timeout", "unreachable", "circuit_open", "busy", "unavailable")
+_STORED_REASON = {f"Not sent: {text}": code for code, text in upstream.REASONS.items()}
+
+
 def failed_send(error: str | None) -> str:
-    """Why a message was not sent, from the error stored on its row (a WAHA client error's text)."""
+    """Why a message was not sent, from the error stored on its row (a WAHA client error's text, or the portal's
+    own "Not sent: ..." sentence)."""
     text = (error or "").strip()
+    code = _STORED_REASON.get(text)
+    if code in _UNREACHABLE:
+        return _("Not sent: the WhatsApp server could not be reached. Send it again.")
+    if code == "refused":
+        return _("Not sent: WhatsApp refused this message. Check the number and the attachment, then send it again.")
+    if code == "failed":
+        return _("Not sent: the WhatsApp server had a problem. Send it again.")
+    if text == outbox.NOT_CONFIRMED:
+        return _("Not sent: WhatsApp never confirmed this message.")
+    if text.startswith("Not sent: "):  # another sentence of the portal's: said once, not "Not sent: Not sent: ..."
+        return _("Not sent: %(reason)s.", reason=text.removeprefix("Not sent: ").rstrip("."))
     if text.startswith("WAHA: ") or text.startswith(("WAHA 502", "WAHA 503", "WAHA 504")):
         return _("Not sent: the WhatsApp server could not be reached. Send it again.")
     if text.startswith("WAHA 422") and "status" in text.lower():

@@ -54,7 +54,7 @@ def test_export_then_erase_a_contact_from_its_page(page, sign_in, shoot, worker,
 
     page.get_by_label("Type the number to confirm").fill("+49 170 9999999")
     page.get_by_role("button", name="Erase all data of this person").click()
-    expect(page.get_by_text("was erased: 1 messages")).to_be_visible()
+    expect(page.get_by_text("was erased. Messages: 1 ·")).to_be_visible()
     page.goto("/admin/privacy/")
     expect(page.get_by_role("heading", name="Export all data")).to_be_visible()
     shoot("admin-privacy")

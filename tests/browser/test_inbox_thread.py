@@ -105,6 +105,11 @@ def test_send_reply_react_edit_and_delete(page, sign_in, worker, tenant, owner, 
     question.get_by_role("button", name="React 👍").click()
     expect(question.locator(".treactions")).to_contain_text("👍")
 
+    expect(mine.get_by_label("Edit message")).to_be_hidden()  # only after Edit, and Cancel closes it again
+    mine.locator("summary").click()
+    mine.get_by_role("button", name="Edit").click()
+    mine.get_by_role("button", name="Cancel").click()
+    expect(mine.get_by_label("Edit message")).to_be_hidden()
     mine.locator("summary").click()
     mine.get_by_role("button", name="Edit").click()
     mine.get_by_label("Edit message").fill("Yes, until 7 pm")

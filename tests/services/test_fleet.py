@@ -179,6 +179,19 @@ def test_pick_server_raises_when_every_server_is_full(ctx: Any) -> None:
     with pytest.raises(Upstream) as raised:
         servers_service.pick_server()
     assert raised.value.code == "waha_unavailable"
+    assert raised.value.message == "No WAHA server has room for a new session right now."
+
+
+def test_pick_server_says_the_server_is_unreachable_when_the_one_with_room_is_down(ctx: Any) -> None:
+    server = default_server()
+    server.base_url = f"http://127.0.0.1:{closed_port()}"  # WAHA is down
+    db.session.commit()
+    fleet.check_servers()
+
+    with pytest.raises(Upstream) as raised:
+        servers_service.pick_server()
+    assert (raised.value.code, raised.value.details) == ("waha_unavailable", {"reason": "unreachable"})
+    assert "cannot be reached" in raised.value.message and "room" not in raised.value.message
 
 
 def test_sessions_spread_across_two_servers_by_free_capacity(ctx: Any, sim: Any, second_sim: Any) -> None:

@@ -5,11 +5,12 @@ import, settings and remove (all audited)."""
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import AuditEvent, Campaign, OptOut
+from portal.models import AuditEvent, Campaign, OptOut, utcnow
 from portal.services import campaigns, optouts
 from tests.builders import TEST_ACTOR, make_tenant, member, scanning_session, working_session
 from tests.helpers import csrf_token, post, text
@@ -81,6 +82,27 @@ def test_pause_and_cancel_buttons_change_the_campaign(owner_client, tenant, run_
     assert db.session.get(Campaign, campaign_id).state == "cancelled"
 
 
+def test_the_campaign_page_names_its_sessions_and_follows_ticks_for_a_while_after_the_end(owner_client, tenant):
+    session = scanning_session(tenant, "Sales")
+    campaign = campaigns.create_campaign(
+        tenant,
+        TEST_ACTOR,
+        name="Spring",
+        session_ids=[session.id],
+        template="Hi",
+        csv_content=b"phone\n+491701111111\n",
+    )
+    page = text(owner_client.get(f"/campaigns/{campaign.id}"))
+    assert "Sessions: Sales" in page and session.id not in page
+
+    campaign.state, campaign.finished_at = "completed", utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    assert owner_client.get(f"/campaigns/{campaign.id}/progress").status_code == 200  # delivered and read still move
+    campaign.finished_at = utcnow() - timedelta(hours=1)
+    db.session.commit()
+    assert owner_client.get(f"/campaigns/{campaign.id}/progress").status_code == 286  # htmx: stop polling
+
+
 def test_another_tenants_campaign_is_not_found(owner_client, sim):
     other = make_tenant("globex")
     session = scanning_session(other, "Theirs")
@@ -146,6 +168,7 @@ def test_send_page_refuses_an_opted_out_number_unless_an_owner_overrides(owner_c
     data = {"session_id": session.id, "to": "+49 170 9999999", "text": "receipt"}
     refused = _send(owner_client, data)
     assert "opted out" in text(refused) and not refused.headers.get("HX-Redirect")
+    assert "ignoreOptOut" not in text(refused)  # the page names its checkbox, not the API's field
     assert "Send even though the number is on the opt-out list" in text(owner_client.get("/messages/send"))
 
     operator = login(member(tenant, "operator"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+
+from portal.services import outbox, upstream
 from tests.builders import scanning_session, stored_message, working_session
 from tests.helpers import csrf_token
 
@@ -20,6 +23,25 @@ def test_failed_send_in_the_log_says_what_to_do(owner_client, tenant, sim):
     body = owner_client.get("/messages/").get_data(as_text=True)
     assert "Not sent: the WhatsApp server could not be reached. Send it again." in body
     _clean(body)
+
+
+def test_the_portals_own_reasons_are_said_once_in_the_readers_language(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    for code, reason in upstream.REASONS.items():
+        stored_message(tenant, session, status="ERROR", error=f"Not sent: {reason}", body=code)
+    stored_message(tenant, session, status="ERROR", error=outbox.NOT_CONFIRMED, body="never confirmed")
+
+    english = html.unescape(owner_client.get("/messages/").get_data(as_text=True))
+    portuguese = html.unescape(
+        owner_client.get("/messages/", headers={"Accept-Language": "pt-BR"}).get_data(as_text=True)
+    )
+
+    for body in (english, portuguese):
+        assert "Not sent: Not sent" not in body and "Não enviada: Not sent" not in body
+        assert not [reason for reason in upstream.REASONS.values() if reason in body]
+        _clean(body)
+    assert "Not sent: the WhatsApp server could not be reached. Send it again." in english
+    assert "Not sent: WhatsApp never confirmed this message." in english
 
 
 def test_control_failure_when_waha_is_down_says_what_to_do(owner_client, tenant, sim):
