@@ -87,7 +87,12 @@ class InProcessRunner:
                 except Exception:
                     log.exception("in-process job %s failed", func_path)
 
-        self.pool.submit(run)
+        try:
+            self.pool.submit(run)
+        except RuntimeError:
+            # The process is stopping (the interpreter shut the pool down): a job not started now is one the next
+            # start's schedule and recovery jobs cover, as after any restart; no error to report.
+            log.info("in-process job %s not started: the process is stopping", func_path)
 
     def enqueue_at(self, when: datetime, func_path: str, *args: Any, queue: str = QUEUE_EVENTS, **options: Any) -> None:
         """Submit `func_path(*args)` at `when` (a timer thread); one timer per `job_id` at a time."""

@@ -209,6 +209,17 @@ def _jobs_total(samples: dict, job: str, outcome: str) -> float:
     return value(samples, "portal_jobs_total", job=job, outcome=outcome)
 
 
+def test_a_job_enqueued_while_the_process_stops_is_not_an_error(app: Any, json_log: io.StringIO) -> None:
+    # At shutdown the pool refuses new work; the schedule and the jobs still running must not log errors for it.
+    runner = InProcessRunner(app, workers=1)
+    runner.pool.shutdown(wait=True)
+
+    runner.enqueue(JOB_SEND_PASSWORD_RESET, NO_SUCH_USER, queue=QUEUE_MAINTENANCE)
+
+    lines = [line for line in _log_lines(json_log) if JOB_SEND_PASSWORD_RESET in line["message"]]
+    assert [line["level"] for line in lines] == ["INFO"] and "process is stopping" in lines[0]["message"]
+
+
 def test_a_job_run_in_process_counts_its_success_and_logs_under_a_job_id_of_its_own(
     app: Any, client: Any, json_log: io.StringIO
 ) -> None:
