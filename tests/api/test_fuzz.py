@@ -53,6 +53,8 @@ schemathesis.openapi.format(
         ]
     ),
 )
+# `emoji`: one emoji of Unicode's list (with a skin tone, a ZWJ sequence, a flag, a keycap), or "" to take it back.
+schemathesis.openapi.format("emoji", st.sampled_from(["👍", "❤️", "👍🏽", "👨‍👩‍👧", "🇧🇷", "#️⃣", "🙏", ""]))
 # `public-proxy`: host:port of a proxy on the public internet, with or without a scheme.
 schemathesis.openapi.format(
     "public-proxy",

@@ -103,6 +103,27 @@ def _quick_polling(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(module, name, QUICK_POLL_SECONDS)
 
 
+@pytest.fixture(autouse=True)
+def _no_content_security_policy_violations(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every browser test fails when the page broke its own Content-Security-Policy (an inline style or script
+    that the policy refuses: something on the page did not work as written)."""
+    if "page" not in request.fixturenames:
+        yield
+        return
+    page = request.getfixturevalue("page")
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text)
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
+    yield
+    assert not violations, violations
+
+
 @pytest.fixture
 def shoot(page: Any, request: pytest.FixtureRequest) -> Any:
     """shoot("name") keeps a full-page screenshot under test-results/screenshots/."""

@@ -17,7 +17,8 @@ class ReactionDto(Request):
         max_length=EMOJI_MAX,
         description="One emoji (it may be a sequence, e.g. with a skin tone); an empty string removes your reaction.",
         examples=["👍"],
-        json_schema_extra=string_rule(pattern=EMOJI_PATTERN),
+        # the pattern is the shape; the format `emoji` says the rest: one emoji of Unicode's list, or ""
+        json_schema_extra=string_rule(pattern=EMOJI_PATTERN, format="emoji"),
     )
 
     @field_validator("emoji")
