@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import BooleanField, IntegerField, RadioField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, IntegerField, RadioField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from portal.i18n import lazy_gettext as _l
@@ -24,6 +24,10 @@ class CampaignForm(FlaskForm):
         _l("Audience"), choices=[("csv", _l("Upload a CSV file")), ("tag", _l("Contacts with a tag"))], default="csv"
     )
     csv_file = FileField(_l("CSV file"))
+    # The chosen CSV, carried through a page that came back with a refusal (a browser never refills a file
+    # field): base64 of the file, and its name to show. A file chosen again replaces it.
+    csv_kept = HiddenField()
+    csv_kept_name = HiddenField()
     tag = StringField(_l("Contact tag"), validators=[Optional(), Length(max=40)])
     template = TextAreaField(
         _l("Message"),

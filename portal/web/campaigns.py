@@ -3,6 +3,8 @@ pause / resume / cancel, and the recipients export and error report (CSV, stream
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,13 +71,13 @@ def create() -> ResponseReturnValue:
     form = _form()
     if not form.is_submitted():
         return page("campaigns/new.html", form=form)
+    chosen = _chosen_csv(form)
     if not form.validate():
-        return page("campaigns/new.html", 400, form=form)
+        return page("campaigns/new.html", 400, form=_keeping(form, chosen))
     try:
         csv_content = tag = media = None
         if form.audience.data == "csv":
-            upload = form.csv_file.data
-            csv_content = upload.read() if upload else b""
+            csv_content = chosen[0] if chosen else b""
             if not csv_content:
                 raise Invalid.field("csv_file", N_("Choose the CSV file with the audience."))
         else:
@@ -102,9 +104,40 @@ def create() -> ResponseReturnValue:
     except ServiceError as exc:
         aliases = {**_ALIASES, "csv": "csv_file", "media": "media_file", "sessionIds": "session_ids"}
         apply_service_error(form, exc, aliases)
-        return page("campaigns/new.html", exc.status, form=form)
+        return page("campaigns/new.html", exc.status, form=_keeping(form, chosen))
     flash(_("The campaign “%(name)s” is created; its audience is being imported.", name=campaign.name), "success")
     return redirect(url_for(".detail", campaign_id=campaign.id), code=303)
+
+
+KEEP_CSV_MAX = 512 * 1024  # a larger file is chosen again after a refusal rather than carried in the page
+
+
+def _chosen_csv(form: CampaignForm) -> tuple[bytes, str] | None:
+    """The audience file of this submission (content, name): the one chosen now, else the one kept from the
+    page before."""
+    upload = form.csv_file.data
+    filename = getattr(upload, "filename", None) if upload is not None else None
+    if filename:
+        content = upload.read()
+        if content:
+            return content, filename
+    if form.csv_kept.data:
+        try:
+            return base64.b64decode(form.csv_kept.data, validate=True), form.csv_kept_name.data or "audience.csv"
+        except (binascii.Error, ValueError):
+            return None  # not what the page sent: as if no file was chosen
+    return None
+
+
+def _keeping(form: CampaignForm, chosen: tuple[bytes, str] | None) -> CampaignForm:
+    """The form to show again, still holding the chosen file when it is small enough to carry."""
+    content, name = chosen if chosen else (b"", "")
+    small = bool(content) and len(content) <= KEEP_CSV_MAX
+    form.csv_kept.data = base64.b64encode(content).decode() if small else ""
+    form.csv_kept_name.data = name if small else ""
+    if content and not small:
+        form.csv_file.errors = [*form.csv_file.errors, _("Choose the file again: it is too large to keep.")]
+    return form
 
 
 # Delivery and read ticks keep arriving after the last send: the progress keeps refreshing this long after the end.

@@ -5,6 +5,7 @@ import, settings and remove (all audited)."""
 from __future__ import annotations
 
 import io
+import re
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -67,6 +68,26 @@ def test_wizard_refuses_an_unknown_variable_next_to_the_message(owner_client, te
     assert response.status_code == 400
     assert "{{code}}" in text(response)
     assert db.session.scalar(select(func.count()).select_from(Campaign)) == 0
+
+
+def test_a_refused_wizard_keeps_the_chosen_csv_for_the_next_press(owner_client, tenant, run_jobs):
+    session = scanning_session(tenant, "Sales")
+    refused = _wizard(owner_client, session.id, template="Hi {{town}}")
+    assert refused.status_code == 400
+    page = text(refused)
+    assert "Kept: people.csv" in page
+    kept = re.search(r'name="csv_kept" type="hidden" value="([^"]+)"', page).group(1)
+    name = re.search(r'name="csv_kept_name" type="hidden" value="([^"]+)"', page).group(1)
+
+    # the page's next press, as the browser sends it: no file chosen again, the kept one in its hidden fields
+    fixed = _wizard(owner_client, session.id, csv_file=(io.BytesIO(b""), ""), csv_kept=kept, csv_kept_name=name)
+
+    assert fixed.status_code == 303, text(fixed)
+    run_jobs()
+    campaign = db.session.scalar(select(Campaign))
+    assert (campaign.total_rows, campaign.accepted) == (3, 2)
+    tampered = _wizard(owner_client, session.id, csv_file=(io.BytesIO(b""), ""), csv_kept="not base64!")
+    assert tampered.status_code == 400 and "Choose the CSV file with the audience." in text(tampered)
 
 
 def test_pause_and_cancel_buttons_change_the_campaign(owner_client, tenant, run_jobs):
