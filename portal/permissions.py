@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+from portal.i18n import N_
+
 ROLES = ("owner", "admin", "operator", "viewer")
 
 PERMISSIONS = {
-    "sessions:read": "See sessions and their status",
-    "sessions:write": "Create, start, stop, restart, log out and delete sessions; link a phone (QR or pairing code)",
-    "messages:read": "Read the message log and media",
-    "messages:send": "Send messages; mark chats read, resolve and reopen them, write notes",
-    "chats:manage": "Assign chats to members (the inbox)",
-    "webhooks:read": "See webhook endpoints and deliveries",
-    "webhooks:manage": "Add, change and replay webhook endpoints",
-    "audit:read": "Read the audit log",
-    "tokens:manage": "Create and revoke API tokens",
-    "team:manage": "Invite, change and remove members",
-    "settings:manage": "Change tenant settings",
-    "quick_replies:manage": "Add, change and delete the tenant's quick replies",
-    "contacts:privacy": "Export and erase a contact's data (data protection requests); export the tenant's data",
-    "tenant:delete": "Ask for the tenant's deletion, or cancel it during the grace period",
+    "sessions:read": N_("See sessions and their status"),
+    "sessions:write": N_(
+        "Create, start, stop, restart, log out and delete sessions; link a phone (QR or pairing code)"
+    ),
+    "messages:read": N_("Read the message log and media"),
+    "messages:send": N_("Send messages; mark chats read, resolve and reopen them, write notes"),
+    "chats:manage": N_("Assign chats to members (the inbox)"),
+    "webhooks:read": N_("See webhook endpoints and deliveries"),
+    "webhooks:manage": N_("Add, change and replay webhook endpoints"),
+    "audit:read": N_("Read the audit log"),
+    "tokens:manage": N_("Create and revoke API tokens"),
+    "team:manage": N_("Invite, change and remove members"),
+    "settings:manage": N_("Change tenant settings"),
+    "quick_replies:manage": N_("Add, change and delete the tenant's quick replies"),
+    "contacts:privacy": N_("Export and erase a contact's data (data protection requests); export the tenant's data"),
+    "tenant:delete": N_("Ask for the tenant's deletion, or cancel it during the grace period"),
 }
 
 # Linking a phone to a session is one permission, whichever way it is done: whoever may see the QR code (or a

@@ -98,7 +98,9 @@ class SessionCreateForm(FlaskForm):
         ],
     )
     webhook_events = CheckboxListField(
-        _l("Events to forward"), choices=choices(COMMON_EVENTS), default=DEFAULT_SESSION_EVENTS
+        _l("Events to forward"),
+        choices=choices((name, _l(label)) for name, label in COMMON_EVENTS),
+        default=DEFAULT_SESSION_EVENTS,
     )
     idempotency_key = HiddenField()
 

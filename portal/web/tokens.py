@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from portal.i18n import gettext as _
+from portal.i18n import translated
 from portal.models import ApiToken, utcnow
 from portal.permissions import PERMISSIONS
 from portal.services import tokens as tokens_service
@@ -25,7 +26,9 @@ bp = Blueprint("admin_tokens", __name__, url_prefix="/admin/tokens")
 def _form(who: Principal) -> TokenForm:
     form = TokenForm()
     # A token can never do more than the person who creates it.
-    form.scopes.choices = choices([(name, f"{name}: {text}") for name, text in PERMISSIONS.items() if who.can(name)])
+    form.scopes.choices = choices(
+        [(name, f"{name}: {translated(text)}") for name, text in PERMISSIONS.items() if who.can(name)]
+    )
     return form
 
 

@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 
 from portal.extensions import htmx
 from portal.i18n import gettext as _
+from portal.i18n import translated
 from portal.models import WebhookEndpoint
 from portal.services import forwarding
 from portal.services.errors import ServiceError
@@ -27,7 +28,8 @@ DELIVERY_PAGE = 25
 
 def _form(endpoint: WebhookEndpoint | None = None) -> EndpointForm:
     form = EndpointForm(obj=endpoint if request.method == "GET" else None)
-    form.events.choices = choices(forwarding.endpoint_event_choices(endpoint.events if endpoint is not None else []))
+    offered = forwarding.endpoint_event_choices(endpoint.events if endpoint is not None else [])
+    form.events.choices = choices((name, translated(label)) for name, label in offered)
     if request.method == "GET" and not form.events.data:
         form.events.data = ["*"]
     return form

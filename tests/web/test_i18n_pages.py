@@ -79,6 +79,17 @@ def test_the_users_choice_wins_over_the_browser(owner, owner_client):
     assert "<h1>Tu cuenta</h1>" in page
 
 
+def test_labels_kept_beside_the_code_are_shown_in_the_readers_language(owner, owner_client):
+    # permission and event labels live in Python tables (the API shows their names); pages show their words
+    _set(owner, language="pt_BR")
+    tokens = html.unescape(text(owner_client.get("/admin/tokens/")))
+    endpoint = html.unescape(text(owner_client.get("/admin/webhooks/new")))
+    assert "sessions:read: Ver as sessões e o status delas" in tokens
+    assert "See sessions and their status" not in tokens
+    assert "Mensagens recebidas" in endpoint and "Todos os eventos" in endpoint
+    assert "Incoming messages" not in endpoint
+
+
 def _signed_in_at(owner) -> object:
     row = db.session.scalar(select(BrowserSession).where(BrowserSession.user_id == owner.id))
     return row.created_at.astimezone(UTC)

@@ -20,25 +20,26 @@ DESCRIPTION_MAX = 200
 PORTAL_EVENTS = frozenset({"session.attention", "session.limited", "message.scheduled_late", "tenant.quota", "test"})
 # The events tenants most often forward, in the order the portal offers them, with the words it shows: a
 # session's own webhook picks among these; an endpoint also gets "*" and the portal's own event.
+# Labels marked for translation: the pages show them in the reader's language (the API shows the names).
 COMMON_EVENTS: tuple[tuple[str, str], ...] = (
-    ("session.status", "Session status changes"),
-    ("message", "Incoming messages"),
-    ("message.any", "Every message, including those sent from the phone"),
-    ("message.ack", "Delivery and read receipts"),
-    ("message.reaction", "Reactions"),
-    ("message.revoked", "Deleted messages"),
-    ("message.edited", "Edited messages"),
-    ("presence.update", "Online and typing presence"),
-    ("call.received", "Incoming calls"),
-    ("group.v2.participants", "Group members joining or leaving"),
+    ("session.status", N_("Session status changes")),
+    ("message", N_("Incoming messages")),
+    ("message.any", N_("Every message, including those sent from the phone")),
+    ("message.ack", N_("Delivery and read receipts")),
+    ("message.reaction", N_("Reactions")),
+    ("message.revoked", N_("Deleted messages")),
+    ("message.edited", N_("Edited messages")),
+    ("presence.update", N_("Online and typing presence")),
+    ("call.received", N_("Incoming calls")),
+    ("group.v2.participants", N_("Group members joining or leaving")),
 )
 ENDPOINT_EVENTS: tuple[tuple[str, str], ...] = (
-    ("*", "Every event"),
+    ("*", N_("Every event")),
     *COMMON_EVENTS,
-    ("session.attention", "A session needs attention (the portal's own event)"),
-    ("session.limited", "WhatsApp limits a session's number: timelock or new-chat cap (the portal's own event)"),
-    ("message.scheduled_late", "A scheduled message is late: its session was not working (the portal's own event)"),
-    ("tenant.quota", "80 % or 100 % of a plan's limit is used (the portal's own event)"),
+    ("session.attention", N_("A session needs attention (the portal's own event)")),
+    ("session.limited", N_("WhatsApp limits a session's number: timelock or new-chat cap (the portal's own event)")),
+    ("message.scheduled_late", N_("A scheduled message is late: its session was not working (the portal's own event)")),
+    ("tenant.quota", N_("80 or 100 percent of a plan's limit is used (the portal's own event)")),
 )
 
 
