@@ -151,6 +151,34 @@ def role_label(role: str | None, lower: bool = True) -> str:
     return label.lower() if lower else label
 
 
+SCHEDULED_STATES: dict[str, LazyString] = {
+    "queued": _l("Waiting"),
+    "sending": _l("Being sent"),
+    "sent": _l("Sent"),
+    "failed": _l("Failed"),
+    "cancelled": _l("Cancelled"),
+    "skipped": _l("Skipped"),
+}
+
+
+def scheduled_state(item: Any) -> tuple[str, str]:
+    """A scheduled message's state in words, and what holds it or why it ended (the queue stores codes and its
+    own English notes: services.outreach.sending)."""
+    state = str(SCHEDULED_STATES.get(item.state, item.state))
+    error = (item.last_error or "").strip()
+    if item.state == "queued" and error.startswith(("waha_unavailable", "storage_unavailable")):
+        return state, _("The WhatsApp server could not be reached; it is tried again.")
+    if error == "opted_out":
+        return state, _("The recipient opted out of your messages.")
+    if error == "quota_exceeded":
+        return state, _("The plan's message quota is used up; it waits until the count starts again.")
+    if error == "unconfirmed":
+        return state, _("WhatsApp has not confirmed it yet.")
+    if item.state == "failed":
+        return state, failed_send(error.partition(": ")[2] or error)
+    return state, ""
+
+
 def init_app(app: Flask) -> None:
     from portal.services.number_health import summary as limit_summary
 
@@ -161,4 +189,5 @@ def init_app(app: Flask) -> None:
         limit_summary=limit_summary,
         role_label=role_label,
         status_label=status_label,
+        scheduled_state=scheduled_state,
     )

@@ -230,6 +230,27 @@ def test_scheduled_message_is_changed_and_cancelled_from_the_list(owner_client, 
     assert {"message.schedule_update", "outreach.cancel"} <= _actions(tenant)
 
 
+def test_the_scheduled_list_says_each_state_and_what_holds_it_in_words(owner_client, tenant, working):
+    def scheduled(text: str, state: str, last_error: str | None) -> None:
+        item = outreach.schedule_message(
+            tenant, working.id, TEST_ACTOR, to=CHAT, text=text, send_at=utcnow() + timedelta(hours=2)
+        )
+        item.state, item.last_error = state, last_error
+        db.session.commit()
+
+    scheduled("retried", "queued", "waha_unavailable: WAHA failed repeatedly, so calls to it are paused for a moment.")
+    scheduled("opted", "skipped", "opted_out")
+    scheduled("broken", "failed", "validation_error: A caption must be at most 1024 characters.")
+
+    listing = html.unescape(owner_client.get("/outreach/scheduled").get_data(as_text=True))
+
+    assert "Waiting" in listing and "The WhatsApp server could not be reached; it is tried again." in listing
+    assert "Skipped" in listing and "The recipient opted out of your messages." in listing
+    assert "Not sent: A caption must be at most 1024 characters." in listing
+    for code in ("waha_unavailable", "opted_out", "validation_error", "WAHA failed"):
+        assert code not in listing
+
+
 def test_outreach_settings_are_saved_and_checked(owner_client, tenant):
     saved = _post(
         owner_client,
