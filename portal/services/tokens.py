@@ -193,17 +193,8 @@ def revoke_created_by(tenant: Tenant, user_id: int, actor: Actor) -> list[ApiTok
     Each is audited as "token.revoke" (reason "member_removed"); the caller commits, and the commit tells every
     process's token cache (services.token_cache)."""
     revoked = list(db.session.scalars(_live_created_by(tenant, user_id)))
-    now = utcnow()
     for token in revoked:
-        token.revoked_at = now
-        audit.record(
-            tenant.id,
-            "token.revoke",
-            actor,
-            target_type="token",
-            target_id=token.id,
-            details={"name": token.name, "prefix": token.prefix, "reason": "member_removed"},
-        )
+        _revoke(token, actor, reason="member_removed")
     return revoked
 
 
@@ -211,14 +202,15 @@ def revoke_token(tenant: Tenant, token_id: int, actor: Actor) -> ApiToken:
     """Revoke a token of this tenant; revoking twice is harmless."""
     token = get_token(tenant, token_id)
     if token.revoked_at is None:
-        token.revoked_at = utcnow()
-        audit.record(
-            tenant.id,
-            "token.revoke",
-            actor,
-            target_type="token",
-            target_id=token.id,
-            details={"name": token.name, "prefix": token.prefix},
-        )
+        _revoke(token, actor)
         db.session.commit()
     return token
+
+
+def _revoke(token: ApiToken, actor: Actor, reason: str | None = None) -> None:
+    """Mark the token revoked and audit it as "token.revoke", in the caller's transaction."""
+    token.revoked_at = utcnow()
+    details = {"name": token.name, "prefix": token.prefix}
+    if reason:
+        details["reason"] = reason
+    audit.record(token.tenant_id, "token.revoke", actor, target_type="token", target_id=token.id, details=details)

@@ -10,8 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from portal.api.schemas.common import DATE_TIME_PATTERN, MAX_TEXT, NOT_BLANK, Request, Response, string_rule
 from portal.api.schemas.messages import MediaDto
-from portal.api.schemas.scheduled import check_send_at_wire
-from portal.inputs import MAX_YEAR, MIN_YEAR
+from portal.api.schemas.scheduled import check_send_at_wire, in_calendar
 from portal.models.campaigns import CAMPAIGN_STATES
 
 _HHMM = r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$"
@@ -80,10 +79,7 @@ class CreateCampaignDto(Request):
     @field_validator("startAt")
     @classmethod
     def _start_at_years(cls, value: datetime | None) -> datetime | None:
-        # a day the calendar lacks (2030-02-30) fails the parse itself; this keeps the year in range
-        if value is not None and not MIN_YEAR <= value.year <= MAX_YEAR:
-            raise PydanticCustomError("date_range", f"Give a date between the years {MIN_YEAR} and {MAX_YEAR}.")
-        return value
+        return in_calendar(value)  # a day the calendar lacks (2030-02-30) fails the parse itself
 
     @model_validator(mode="after")
     def _one_audience(self) -> CreateCampaignDto:

@@ -29,7 +29,7 @@ from portal.api.schemas.common import (
     recipient_field,
     string_rule,
 )
-from portal.api.schemas.scheduled import SEND_AT_DOC, check_send_at_wire
+from portal.api.schemas.scheduled import SEND_AT_DOC, check_send_at_wire, in_calendar
 from portal.api.schemas.send_rules import EXTENSIONS_DOC, TEXT_WITH_MEDIA, media_kinds
 from portal.inputs import MAX_YEAR, MIN_YEAR
 from portal.services.media import media_kind, outgoing_media
@@ -220,9 +220,7 @@ class SendMessageDto(Request):
     @field_validator("sendAt")
     @classmethod
     def _send_at_years(cls, value: datetime | None) -> datetime | None:
-        if value is not None and not MIN_YEAR <= value.year <= MAX_YEAR:
-            raise PydanticCustomError("date_range", f"Give a date between the years {MIN_YEAR} and {MAX_YEAR}.")
-        return value
+        return in_calendar(value)
 
     @field_validator("replyTo", mode="before")
     @classmethod
@@ -288,9 +286,7 @@ class MediaUploadForm(Request):
     @field_validator("sendAt")
     @classmethod
     def _send_at_years(cls, value: datetime | None) -> datetime | None:
-        if value is not None and not MIN_YEAR <= value.year <= MAX_YEAR:
-            raise PydanticCustomError("date_range", f"Give a date between the years {MIN_YEAR} and {MAX_YEAR}.")
-        return value
+        return in_calendar(value)
 
 
 class MessageListQuery(Request):

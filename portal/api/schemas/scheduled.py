@@ -42,7 +42,8 @@ def check_send_at_wire(value: Any) -> Any:
     return value
 
 
-def _calendar(value: datetime | None) -> datetime | None:
+def in_calendar(value: datetime | None) -> datetime | None:
+    """The time, if its year is one the portal takes (MIN_YEAR..MAX_YEAR): a day or a zone more is still a date."""
     if value is not None and not MIN_YEAR <= value.year <= MAX_YEAR:
         raise PydanticCustomError("date_range", f"Give a date between the years {MIN_YEAR} and {MAX_YEAR}.")
     return value
@@ -71,7 +72,7 @@ class ScheduledListQuery(Request):
     @field_validator("since", "until")
     @classmethod
     def _calendar(cls, value: datetime | None) -> datetime | None:
-        return _calendar(value)
+        return in_calendar(value)
 
 
 class UpdateScheduledDto(Request):
@@ -94,7 +95,7 @@ class UpdateScheduledDto(Request):
     @field_validator("sendAt")
     @classmethod
     def _years(cls, value: datetime | None) -> datetime | None:
-        return _calendar(value)
+        return in_calendar(value)
 
 
 class ScheduledMessageResponse(Response):
