@@ -326,7 +326,8 @@ def _operation(route: ApiRoute) -> dict[str, Any]:
         }
     if route.binary:
         responses.update(_FILE_RESPONSES)
-    for status in sorted(set(route.errors)):
+    # every authenticated call refuses a query parameter it does not name (400), whatever else it answers
+    for status in sorted(set(route.errors) | ({400} if route.permission else set())):
         responses[str(status)] = _error_response(status)
     op["responses"] = responses
     return op

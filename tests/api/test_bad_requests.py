@@ -134,6 +134,14 @@ def test_a_quick_reply_shortcut_out_of_form_says_the_rule(api: Api) -> None:
     }
 
 
+def test_an_endpoint_without_query_parameters_refuses_one(api: Api, session: dict[str, Any]) -> None:
+    for path in (f"/waha/sessions/{session['id']}", "/waha/usage", "/waha/campaigns", "/waha/quick-replies"):
+        refused = api.get(path, query_string={"foo": "1"})
+        assert refused.status_code == 400, path
+        assert refused.get_json()["error"]["details"]["fields"] == [{"field": "foo", "message": "Unknown field."}]
+        assert api.get(path).status_code == 200, path
+
+
 def test_deeply_nested_json_answers_400(api: Api) -> None:
     body = "[" * 100_000 + "]" * 100_000
     response = api.post("/waha/sessions", data=body, headers={"Content-Type": "application/json"})
