@@ -49,7 +49,11 @@ def import_opt_outs() -> Response:
         result = optouts.import_csv(tenant(), actor(), dto.csv.encode("utf-8"))
     errors = [OptOutImportRowError(line=line, reason=reason) for line, reason in result.errors[:ERRORS_SHOWN]]
     answer = OptOutImportResponse(
-        added=result.added, already=result.already, errors=errors, errorCount=len(result.errors)
+        added=result.added,
+        already=result.already,
+        repeated=result.repeated,
+        errors=errors,
+        errorCount=len(result.errors),
     )
     return send(answer)
 

@@ -244,6 +244,7 @@ class ImportResult:
     added: int
     already: int
     errors: list[tuple[int, str]]  # (line, reason)
+    repeated: int = 0  # rows naming a number an earlier row of the file named
 
 
 def import_csv(tenant: Tenant, actor: Actor, content: bytes) -> ImportResult:
@@ -268,15 +269,21 @@ def import_csv(tenant: Tenant, actor: Actor, content: bytes) -> ImportResult:
     column, start = (header.index("phone"), 1) if "phone" in header else (0, 0)
     wanted: dict[str, int] = {}
     errors: list[tuple[int, str]] = []
+    repeated = 0
     for line, row in enumerate(rows[start:], start=start + 1):
         raw = row[column].strip() if len(row) > column else ""
         if not raw:
             errors.append((line, N_("missing phone")))
             continue
         try:
-            wanted.setdefault(normalize_recipient(raw), line)
+            chat_id = normalize_recipient(raw)
         except Invalid:
             errors.append((line, N_("invalid phone")))
+            continue
+        if chat_id in wanted:
+            repeated += 1
+        else:
+            wanted[chat_id] = line
     known = opted_out_among(tenant.id, wanted)
     new = [chat_id for chat_id in wanted if chat_id not in known]
     db.session.add_all(OptOut(tenant_id=tenant.id, chat_id=c, source="import", created_by=actor.label) for c in new)
@@ -286,10 +293,10 @@ def import_csv(tenant: Tenant, actor: Actor, content: bytes) -> ImportResult:
         actor,
         target_type="tenant",
         target_id=tenant.id,
-        details={"added": len(new), "already": len(known), "errors": len(errors)},
+        details={"added": len(new), "already": len(known), "repeated": repeated, "errors": len(errors)},
     )
     db.session.commit()
-    return ImportResult(len(new), len(known), errors)
+    return ImportResult(len(new), len(known), errors, repeated)
 
 
 OVERRIDE_ROLES = ("owner", "admin")

@@ -102,9 +102,11 @@ def import_csv() -> ResponseReturnValue:
         return _index(exc.status, import_form=form)
     flash(
         _(
-            "Numbers added: %(added)s · already on the list: %(already)s · rows refused: %(errors)s.",
+            "Numbers added: %(added)s · already on the list: %(already)s · repeated in the file: %(repeated)s · "
+            "rows refused: %(errors)s.",
             added=result.added,
             already=result.already,
+            repeated=result.repeated,
             errors=len(result.errors),
         ),
         "success",

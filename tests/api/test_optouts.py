@@ -128,14 +128,15 @@ def test_another_tenants_opt_out_is_not_found_nor_listed(api, admin_api, other_a
 
 def test_import_adds_numbers_and_reports_bad_rows(api, tenant):
     api.post("/waha/opt-outs", json={"phone": PHONE})
-    content = "name,phone\nAna,+49 170 1234567\nBen,+491701234568\nCid,nonsense\nDan,\n"
+    content = "name,phone\nAna,+49 170 1234567\nBen,+491701234568\nCid,nonsense\nDan,\nBen again,491701234568\n"
 
     response = api.post("/waha/opt-outs/import", json={"csv": content})
 
     assert response.status_code == 200, response.get_json()
-    assert response.get_json() == {
+    assert response.get_json() == {  # every row of the file is counted once: 1 + 1 + 1 + 2 = 5
         "added": 1,
         "already": 1,
+        "repeated": 1,
         "errors": [{"line": 4, "reason": "invalid phone"}, {"line": 5, "reason": "missing phone"}],
         "errorCount": 2,
     }

@@ -110,5 +110,6 @@ class OptOutImportRowError(Response):
 class OptOutImportResponse(Response):
     added: int = Field(description="Numbers put on the list.")
     already: int = Field(description="Numbers of the file that were listed already.")
+    repeated: int = Field(description="Rows naming a number an earlier row of the file named (counted once).")
     errors: list[OptOutImportRowError] = Field(description="Rows that were not numbers (at most the first 1,000).")
     errorCount: int = Field(description="How many rows were refused in all.")
