@@ -101,9 +101,12 @@ def index() -> ResponseReturnValue:
 @require("sessions:write")
 def create() -> ResponseReturnValue:
     form = SessionCreateForm()
+    status = 200
     if not form.is_submitted():
         form.idempotency_key.data = uuid.uuid4().hex
-    if form.validate_on_submit():
+    elif not form.validate():
+        status = 400  # the form again, with what to fix, as every refused form answers
+    else:
         try:
             session = sessions_service.create_session(
                 _tenant(),
@@ -118,6 +121,7 @@ def create() -> ResponseReturnValue:
             apply_service_error(
                 form, exc, {"webhook": "webhook_url", "events": "webhook_events", "code:session_exists": "name"}
             )
+            status = exc.status
         else:
             flash(
                 _("Session “%(name)s” created. Scan the QR code with WhatsApp on your phone.", name=session.name),
@@ -128,7 +132,7 @@ def create() -> ResponseReturnValue:
                 return _show_secret_once(session, session_secrets.secret_for(session), rotated=False)
             # No webhook URL, nothing signed yet: straight on to linking a phone (a secret is made on demand).
             return redirect_to(url_for("sessions.detail", session_id=session.id))
-    return render_template("sessions/new.html", form=form)
+    return render_template("sessions/new.html", form=form), status
 
 
 @bp.route("/<session_id>")

@@ -86,7 +86,7 @@ def test_create_with_taken_name_shows_error_next_to_name(owner_client, tenant):
     token = csrf_token(owner_client, "/sessions/new")
     response = owner_client.post("/sessions/new", data={"csrf_token": token, "name": "Support", "engine": ""})
     page = response.get_data(as_text=True)
-    assert response.status_code == 200
+    assert response.status_code == 409  # the name is taken: the form again, with why
     assert re.search(r'id="name-error"[^>]*>[^<]*taken', page)
     assert 'value="Support"' in page
 
@@ -97,7 +97,7 @@ def test_create_with_bad_webhook_url_keeps_the_form(owner_client):
         "/sessions/new", data={"csrf_token": token, "name": "Support", "engine": "", "webhook_url": "not a url"}
     )
     page = response.get_data(as_text=True)
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "Enter a full http:// or https:// address." in page
     assert 'value="Support"' in page
 
