@@ -111,10 +111,12 @@ def _media(m: Any) -> str:
     else:
         html = f'<span class="media-link"><span aria-hidden="true">📎</span> {name}</span>'
         if status == "pending":
-            html += f' <span class="muted small">{escape(_("(being fetched)"))}</span>'
+            note = escape(_("(being fetched)"))  # (outside the f-string: pybabel reads no call inside one)
+            html += f' <span class="muted small">{note}</span>'
         elif status in ("refused", "unavailable"):
             reason = escape(media.get("reason") or _("unavailable"))
-            html += f' <span class="muted small">{escape(_("(not kept: %(reason)s)", reason=reason))}</span>'
+            note = escape(_("(not kept: %(reason)s)", reason=reason))
+            html += f' <span class="muted small">{note}</span>'
         elif m.direction == "out":
             size = media.get("size")
             sent = _("(sent, %(size)s KB)", size=format_decimal(size / 1024, format="#,##0.0")) if size else _("(sent)")
@@ -127,7 +129,8 @@ def _media(m: Any) -> str:
 def _ticks_cell(direction: str, status: str) -> str:
     escaped = escape(status)
     if direction != "out":
-        return f'<span class="muted small" data-status="{escaped}">{escape(_("Received"))}</span>'
+        received = escape(_("Received"))
+        return f'<span class="muted small" data-status="{escaped}">{received}</span>'
     glyph, words = TICKS.get(status, ("?", status))
     words = escape(str(words))
     return (
@@ -185,6 +188,8 @@ def log_rows(messages: list[Any], sessions_by_id: dict[str, Any]) -> Markup:
             m.body,
             m.status,
             m.error,
+            m.edited_at is not None,
+            m.revoked_at is not None,
             json.dumps(media, sort_keys=True, default=str) if media else None,
             links.session_link(session_id),
             links.chat_prefix(session_id),
@@ -211,6 +216,12 @@ def _row(m: Any, links: _Links, env: Any, language: str) -> Markup:
     else:
         body = ""
     media = _media(m) if m.media else ""
+    if m.revoked_at is not None:  # deleted for everyone: the log keeps what was sent, marked
+        marker = escape(_("deleted"))
+        body += f' <span class="badge badge-deleted">{marker}</span>'
+    elif m.edited_at is not None:
+        marker = escape(_("edited"))
+        body += f' <span class="badge">{marker}</span>'
     error = f'<p class="error small">{_text(failed_send(m.error))}</p>' if m.error else ""
     direction = "out" if m.direction == "out" else "in"
     ident = m.id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+from portal.models import utcnow
 from portal.services import outbox, upstream
 from tests.builders import scanning_session, stored_message, working_session
 from tests.helpers import csrf_token
@@ -42,6 +43,26 @@ def test_the_portals_own_reasons_are_said_once_in_the_readers_language(owner_cli
         _clean(body)
     assert "Not sent: the WhatsApp server could not be reached. Send it again." in english
     assert "Not sent: WhatsApp never confirmed this message." in english
+
+
+def test_the_log_marks_messages_deleted_or_edited_since(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    stored_message(tenant, session, body="as sent", revoked_at=utcnow())
+    stored_message(tenant, session, body="changed text", edited_at=utcnow())
+    stored_message(tenant, session, body="plain")
+
+    rows = {
+        body: row
+        for row in owner_client.get("/messages/").get_data(as_text=True).split("<tr ")
+        for body in ("as sent", "changed text", "plain")
+        if f">{body}<" in row
+    }
+
+    assert 'class="badge badge-deleted">deleted<' in rows["as sent"]
+    assert 'class="badge">edited<' in rows["changed text"]
+    assert "badge" not in rows["plain"]
+    portuguese = owner_client.get("/messages/", headers={"Accept-Language": "pt-BR"}).get_data(as_text=True)
+    assert ">apagada<" in portuguese
 
 
 def test_control_failure_when_waha_is_down_says_what_to_do(owner_client, tenant, sim):

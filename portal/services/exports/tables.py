@@ -130,7 +130,7 @@ def export_messages(tenant: Tenant, actor: Actor, filters: LogFilters) -> Export
     names: dict[str, str] = dict(db.session.execute(named).tuples().all())
 
     def row(r: Any) -> tuple[Any, ...]:
-        # LogRow: id, created_at, session_id, direction, chat_id, body, media, status, error
+        # LogRow: id, created_at, session_id, direction, chat_id, body, media, status, error, edited_at, revoked_at
         media = from_json(r[6]) or {}
         return (
             r[0],

@@ -85,6 +85,8 @@ class LogRow(NamedTuple):
     media: dict[str, Any] | None
     status: str
     error: str | None
+    edited_at: datetime | None
+    revoked_at: datetime | None
 
 
 @functools.lru_cache(maxsize=256)
