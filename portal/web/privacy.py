@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, current_app, flash, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
@@ -24,6 +26,18 @@ PRIVACY = "contacts:privacy"
 DELETE = "tenant:delete"
 
 
+PENDING_EXPORT = ("queued", "running")
+
+
+def _exports() -> dict[str, Any]:
+    exports = privacy.list_exports(principal().tenant)
+    return {
+        "exports": exports,
+        "exports_pending": any(e.state in PENDING_EXPORT for e in exports),
+        "now": utcnow(),
+    }
+
+
 def _render(form: DeleteTenantForm | None = None, status: int = 200) -> ResponseReturnValue:
     who = principal()
     return page(
@@ -32,8 +46,7 @@ def _render(form: DeleteTenantForm | None = None, status: int = 200) -> Response
         tenant=who.tenant,
         kept=retention.of_tenant(who.tenant),
         limits=retention.platform_days(),
-        exports=privacy.list_exports(who.tenant),
-        now=utcnow(),
+        **_exports(),
         export_form=ConfirmForm(formdata=None),
         delete_form=(form or DeleteTenantForm(formdata=None)) if who.can(DELETE) else None,
         grace_days=current_app.config["TENANT_DELETION_GRACE_DAYS"],
@@ -45,6 +58,15 @@ def _render(form: DeleteTenantForm | None = None, status: int = 200) -> Response
 @require(PRIVACY)
 def index() -> ResponseReturnValue:
     return _render()
+
+
+@bp.get("/exports")
+@login_required
+@require(PRIVACY)
+def exports() -> ResponseReturnValue:
+    """The exports' list alone, for its own refresh; 286 (htmx: stop polling) once none is pending."""
+    context = _exports()
+    return page("admin/_exports.html", 200 if context["exports_pending"] else 286, **context)
 
 
 @bp.post("/exports")

@@ -101,12 +101,18 @@ def test_tenant_export_is_requested_built_and_downloaded(login, tenant, owner, c
     client = login(owner)
     assert post(client, "/admin/privacy/exports", page="/admin/privacy/").status_code == 303
     export = db.session.scalar(select(TenantExport))
+
+    pending = text(client.get("/admin/privacy/"))
+    assert 'hx-get="/admin/privacy/exports"' in pending  # the list follows the build by itself
+    assert client.get("/admin/privacy/exports").status_code == 200
     privacy.build_export(export.id)
 
     page = text(client.get("/admin/privacy/"))
+    fragment = client.get("/admin/privacy/exports")
     response = client.get(f"/admin/privacy/exports/{export.id}/download")
 
-    assert "Download" in page
+    assert fragment.status_code == 286 and "Download" in text(fragment)  # ready: the refresh stops
+    assert "Download" in page and "hx-get" not in page.split('id="exports"')[1].split(">")[0]
     assert response.status_code == 200
     assert "messages.json" in zipfile.ZipFile(io.BytesIO(response.get_data())).namelist()
 
