@@ -353,6 +353,17 @@ def test_open_page_of_a_session_deleted_meanwhile_moves_to_the_list(owner_client
     assert "That session no longer exists" in owner_client.get("/sessions/").get_data(as_text=True)
 
 
+def test_a_working_session_whose_server_is_down_promises_nothing(owner_client, tenant, sim):
+    session = working_session(tenant, sim)
+    sim.fail_next(20, 503)
+
+    body = owner_client.get(f"/sessions/{session.id}/live", headers=HX).get_data(as_text=True)
+
+    assert "You can send and receive messages" not in body and "nothing was done" not in body
+    assert "Working when the portal last heard from the WhatsApp server." in body
+    assert "The WhatsApp server cannot be reached right now. This page keeps checking by itself." in body
+
+
 def test_control_failure_is_shown_in_place(owner_client, tenant, sim):
     session = working_session(tenant, sim)
     token = csrf_token(owner_client, "/sessions/")
