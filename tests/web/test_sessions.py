@@ -364,6 +364,16 @@ def test_a_working_session_whose_server_is_down_promises_nothing(owner_client, t
     assert "The WhatsApp server cannot be reached right now. This page keeps checking by itself." in body
 
 
+def test_a_scanning_session_whose_server_is_down_raises_one_alarm(owner_client, tenant, sim):
+    session = scanning_session(tenant)
+    sim.fail_next(20, 503)
+
+    body = owner_client.get(f"/sessions/{session.id}/live", headers=HX).get_data(as_text=True)
+
+    assert body.count('role="alert"') == 1
+    assert "The QR code appears here once the WhatsApp server answers again." in body
+
+
 def test_control_failure_is_shown_in_place(owner_client, tenant, sim):
     session = working_session(tenant, sim)
     token = csrf_token(owner_client, "/sessions/")
