@@ -10,8 +10,6 @@ item as skipped, "opted_out"); a one-off send to it is refused with 409
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import unicodedata
 from collections.abc import Iterable
@@ -27,6 +25,7 @@ from portal.models import ApiToken, Membership, Message, OptOut, OptOutSettings,
 from portal.pagination import id_page
 from portal.services import audit
 from portal.services.audit import Actor
+from portal.services.csvtext import csv_rows
 from portal.services.errors import Forbidden, Invalid, NotFound
 from portal.services.messages.validation import normalize_recipient
 
@@ -259,10 +258,7 @@ def import_csv(tenant: Tenant, actor: Actor, content: bytes) -> ImportResult:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise Invalid.field("file", N_("The file is not UTF-8 text.")) from None
-    try:
-        rows = list(csv.reader(io.StringIO(text)))
-    except csv.Error as exc:  # a NUL, a field over the csv module's limit
-        raise Invalid.field("file", N_f("The file is not a readable CSV (%(error)s).", error=str(exc))) from None
+    rows = list(csv_rows(text, "file"))
     if not rows:
         raise Invalid.field("file", N_("The file is empty."))
     header = [cell.strip().casefold() for cell in rows[0]]

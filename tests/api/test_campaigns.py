@@ -85,6 +85,24 @@ def test_a_start_time_the_calendar_lacks_or_without_offset_is_refused_on_start_a
     assert later.status_code == 202 and later.get_json()["startAt"].startswith("2030-05-01T08:00:00")
 
 
+def test_a_csv_of_any_line_endings_imports_and_an_unreadable_line_fails_the_import_by_number(api, session, run_jobs):
+    # old spreadsheets end lines with a lone \r; the csv module's 128 KB value limit ends a file it cannot read
+    cr_only = _create(
+        api, session["id"], template="Hi {{name}}", csv="phone,name\r+49 170 1111111,Ana\r+49 170 2222222,Bo\r"
+    )
+    too_long = _create(
+        api, session["id"], template="Hi", csv="phone,name\n+49 170 1111111,Ana\n+49 170 2,{}\n".format("a" * 140_000)
+    )
+    assert (cr_only.status_code, too_long.status_code) == (202, 202), (cr_only.get_json(), too_long.get_json())
+
+    run_jobs()
+
+    imported = api.get(f"/waha/campaigns/{cr_only.get_json()['id']}").get_json()
+    assert (imported["totalRows"], imported["accepted"]) == (2, 2)
+    failed = api.get(f"/waha/campaigns/{too_long.get_json()['id']}").get_json()
+    assert failed["state"] == "failed" and "Line 3 of the file cannot be read as CSV" in failed["error"]
+
+
 def test_pause_resume_and_cancel_are_audited_and_follow_the_state(api, tenant, session, run_jobs):
     campaign_id = _create(api, session["id"]).get_json()["id"]
     run_jobs()

@@ -126,6 +126,17 @@ def test_another_tenants_opt_out_is_not_found_nor_listed(api, admin_api, other_a
     assert [row["phone"] for row in api.get("/waha/opt-outs").get_json()["data"]] == [PHONE]
 
 
+def test_import_reads_a_file_whose_lines_end_with_a_lone_carriage_return(api):
+    response = api.post("/waha/opt-outs/import", json={"csv": "phone\r+49 170 1234567\r+491701234568\r"})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["added"] == 2
+    unreadable = api.post("/waha/opt-outs/import", json={"csv": 'phone\n+49 170 1234567\n"' + "a" * 140_000 + '"\n'})
+    assert unreadable.status_code == 400
+    assert (
+        "Line 3 of the file cannot be read as CSV" in unreadable.get_json()["error"]["details"]["fields"][0]["message"]
+    )
+
+
 def test_import_adds_numbers_and_reports_bad_rows(api, tenant):
     api.post("/waha/opt-outs", json={"phone": PHONE})
     content = "name,phone\nAna,+49 170 1234567\nBen,+491701234568\nCid,nonsense\nDan,\nBen again,491701234568\n"

@@ -3,8 +3,6 @@ the tenant's contacts with a tag. Every row that is not accepted is reported wit
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +15,7 @@ from portal.extensions import db
 from portal.i18n import N_, N_f
 from portal.models import Contact, OptOut
 from portal.services.contacts import display_name
+from portal.services.csvtext import csv_rows
 from portal.services.errors import Invalid
 from portal.services.recipients import parse_phone
 
@@ -51,7 +50,7 @@ def _decode(content: bytes) -> str:
 def read_header(content: bytes) -> list[str]:
     """The CSV's columns, checked: a `phone` column, names usable as {{variables}}, no repeats."""
     text = _decode(content)
-    first = next(csv.reader(io.StringIO(text[: 64 * 1024])), None)
+    first = next(csv_rows(text[: 64 * 1024], "csv"), None)
     if not first or not any(cell.strip() for cell in first):
         raise Invalid.field("csv", N_("The file is empty; its first line must name the columns (phone, ...)."))
     columns = [cell.strip() for cell in first]
@@ -106,7 +105,7 @@ def validate_csv(
     an earlier line and not opted out) or rejected with its line number and reason."""
     columns = read_header(content)
     phone_at = columns.index("phone")
-    reader = csv.reader(io.StringIO(_decode(content)))
+    reader = csv_rows(_decode(content), "csv")
     next(reader)
     out = Validated()
     seen: dict[str, int] = {}
