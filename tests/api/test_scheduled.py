@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from portal.models import utcnow
+from portal.extensions import db
+from portal.models import QueuedSend, utcnow
 from portal.services import audit
 from tests.helpers import Api
 
@@ -102,6 +103,24 @@ def test_a_changed_text_follows_the_caption_rules_of_the_file_it_goes_with(api, 
     assert api.get(f"/waha/scheduled/{voice.get_json()['id']}").get_json()["text"] is None
     fits = api.patch(f"/waha/scheduled/{document.get_json()['id']}", json={"text": "x" * 1024})
     assert fits.status_code == 200 and fits.get_json()["text"] == "x" * 1024
+
+
+def test_a_scheduled_files_caption_is_checked_when_given_and_changed_in_place(api, working_session):
+    image = {"type": "image", "url": "https://example.com/a.jpg"}
+    too_long = _schedule(api, working_session, text="x" * 1025, media=image)
+    assert too_long.status_code == 400 and too_long.get_json()["error"]["details"]["fields"][0]["field"] == "text"
+
+    captioned = _schedule(api, working_session, text=None, media={**image, "caption": "cap"})
+    assert captioned.status_code == 202 and captioned.get_json()["text"] == "cap"
+    path = f"/waha/scheduled/{captioned.get_json()['id']}"
+    changed = api.patch(path, json={"text": "the new caption"})
+    refused = api.patch(path, json={"text": "y" * 1025})
+
+    assert changed.status_code == 200 and changed.get_json()["text"] == "the new caption"
+    assert refused.status_code == 400
+    item = db.session.get(QueuedSend, captioned.get_json()["id"])
+    db.session.refresh(item)
+    assert (item.body, item.media["caption"]) == (None, "the new caption")  # what the send will use
 
 
 def test_metadata_and_opt_out_overrides_are_refused_with_send_at_not_dropped(api, working_session):

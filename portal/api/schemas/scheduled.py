@@ -102,7 +102,7 @@ class ScheduledMessageResponse(Response):
     id: int = Field(description="The scheduled message's id.")
     sessionId: str
     chatId: str
-    text: str | None
+    text: str | None = Field(description="The text, or the caption of the file.")
     hasMedia: bool
     sendAt: datetime | None = Field(description="When it is to be sent.")
     state: ScheduledState = Field(description="queued, sending, sent, failed, cancelled or skipped.")
@@ -120,7 +120,7 @@ class ScheduledMessageResponse(Response):
             id=item.id,
             sessionId=item.session_id,
             chatId=item.chat_id,
-            text=item.body,
+            text=item.body if item.body is not None else (item.media or {}).get("caption"),  # a file's caption
             hasMedia=item.media is not None,
             sendAt=item.not_before,
             state=item.state,

@@ -23,7 +23,7 @@ from portal.models.outreach import LANES
 from portal.services import audit
 from portal.services.audit import Actor
 from portal.services.errors import Conflict, Invalid, NotFound
-from portal.services.messages.validation import _clean_text, clean_media, normalize_recipient
+from portal.services.messages.validation import _clean_text, check_caption_text, clean_media, normalize_recipient
 from portal.services.outreach.rules import settled
 from portal.services.sessions import get_session
 
@@ -48,8 +48,8 @@ def _check_content(body: Any, media: Any) -> tuple[str | None, dict[str, Any] | 
     text = _clean_text(body)
     if media is not None:
         kind, _file, _stored, caption = clean_media(media)
-        if caption is None and text is not None and kind == "audio":
-            raise Invalid.field("text", N_("Voice messages have no text; send the text separately."))
+        if caption is None:
+            check_caption_text(kind, text)  # the text becomes the file's caption, under a caption's rules
     elif text is None:
         raise Invalid.field("text", N_("Give a text or a media file to send."))
     return text, media

@@ -216,8 +216,11 @@ def update_scheduled(
         cleaned = _clean_text(text)
         if cleaned is None and item.media is None:
             raise Invalid.field("text", N_("Give a text or a media file to send."))
-        if item.media is not None and not item.media.get("caption"):
+        if item.media is not None:
             check_caption_text(item.media.get("kind"), cleaned)  # the file's caption: refused now, not at send
+            if item.media.get("caption") is not None:
+                # given as the file's own caption: the change replaces that caption (a body beside it is not sent)
+                item.media, cleaned = {**item.media, "caption": cleaned}, None
         item.body = cleaned
         changes["text"] = True
     item.updated_at = utcnow()

@@ -7,6 +7,7 @@ from typing import Any
 import redis
 
 from portal.extensions import redis_store
+from portal.i18n import N_
 from portal.models import Tenant, WahaSession
 from portal.services import audit
 from portal.services.errors import ServiceError
@@ -20,6 +21,7 @@ WATCH_SYNC_SECONDS = 3
 # A settled session (WORKING, STOPPED, FAILED) still changes without warning (the phone logs out, WhatsApp
 # fails): its watchers ask WAHA too, less often. Webhooks usually tell the portal sooner.
 SETTLED_SYNC_SECONDS = 10
+SERVER_DOWN = N_("The WhatsApp server cannot be reached right now.")
 
 
 def watch_session(tenant: Tenant, session: WahaSession, *, may_link: bool = True) -> dict[str, Any]:
@@ -39,8 +41,13 @@ def watch_session(tenant: Tenant, session: WahaSession, *, may_link: bool = True
             session = sync_session(tenant, session.id)
         except ServiceError as exc:
             sync_error, sync_error_code = exc.message, exc.code
+    elif session.server is not None and session.server.health == "down":
+        # Between syncs, the server's last health check speaks: every refresh tells the same story while it is down.
+        sync_error, sync_error_code = SERVER_DOWN, "waha_unavailable"
     qr = qr_error = None
-    if session.status == "SCAN_QR_CODE" and may_link:
+    if session.status == "SCAN_QR_CODE" and may_link and sync_error_code == "waha_unavailable":
+        qr_error, qr_error_code = sync_error, sync_error_code  # no QR to ask a server that does not answer
+    elif session.status == "SCAN_QR_CODE" and may_link:
         try:
             qr = get_qr(tenant, session.id)
         except ServiceError as exc:
