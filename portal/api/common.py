@@ -14,6 +14,7 @@ from werkzeug.exceptions import BadRequest
 from portal.api.schemas import validate
 from portal.inputs import contains_nul
 from portal.models import Tenant
+from portal.services import idempotency
 from portal.services.audit import Actor
 from portal.services.errors import Invalid, ServiceError
 
@@ -62,8 +63,9 @@ def query(model: type[ModelT]) -> ModelT:
 
 
 def idempotency_key() -> str | None:
-    """The Idempotency-Key header as sent; the services check and store it."""
-    return request.headers.get("Idempotency-Key")
+    """The Idempotency-Key header as sent (the services check and store it); a key of the form the portal keeps
+    for its own sends is refused here."""
+    return idempotency.refuse_reserved(request.headers.get("Idempotency-Key"))
 
 
 def send(model: BaseModel, status: int = 200, headers: dict[str, Any] | None = None) -> Response:

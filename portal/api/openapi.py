@@ -279,8 +279,11 @@ def _operation(route: ApiRoute) -> dict[str, Any]:
                 "schema": {
                     "type": "string",
                     "maxLength": 200,
-                    "pattern": "^([!-~]([ -~]*[!-~])?)?$",
-                    "description": "1-200 printable ASCII characters (e.g. a UUID); an empty header counts as no key.",
+                    # not the form of the portal's own keys (services.idempotency.RESERVED_PREFIXES), in any case
+                    "pattern": "^(?![Qq][Uu][Ee][Uu][Ee]-|[Oo][Pp][Tt]-[Oo][Uu][Tt]-[Cc][Oo][Nn][Ff][Ii][Rr][Mm]-)"
+                    "([!-~]([ -~]*[!-~])?)?$",
+                    "description": "1-200 printable ASCII characters (e.g. a UUID); an empty header counts as no key. "
+                    "Keys starting with queue- or opt-out-confirm- are the portal's own (400).",
                 },
             }
         )

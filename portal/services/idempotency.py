@@ -25,6 +25,29 @@ MAX_KEY_LENGTH = 200
 RETENTION = timedelta(hours=24)
 
 
+# The keys the portal sends messages under itself (the send queue's items, opt-out confirmations), in the same
+# space as clients' keys: a client's key may not start like one, or it would answer for (or block) the portal's send.
+RESERVED_PREFIXES = ("queue-", "opt-out-confirm-")
+
+
+def is_reserved(key: str | None) -> bool:
+    """Whether `key` (as sent, before trimming) has the form of a key the portal uses itself."""
+    return bool(key) and key.strip().lower().startswith(RESERVED_PREFIXES)  # type: ignore[union-attr]
+
+
+def refuse_reserved(key: str | None) -> str | None:
+    """`key` as a client sent it; Invalid when it has the form of one of the portal's own keys."""
+    if is_reserved(key):
+        raise Invalid.field(
+            "Idempotency-Key",
+            N_f(
+                "Keys starting with %(prefixes)s are the portal's own; use another.",
+                prefixes=", ".join(RESERVED_PREFIXES),
+            ),
+        )
+    return key
+
+
 def clean_key(key: str | None) -> str | None:
     """The key as sent (trimmed), None when absent; Invalid when it is too long or not printable ASCII."""
     if key is None:

@@ -16,6 +16,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from portal.extensions import htmx
 from portal.i18n import gettext as _
 from portal.models import WahaSession
+from portal.services import idempotency
 from portal.services import sessions as sessions_service
 from portal.tenancy import current_principal
 from portal.web import uploads
@@ -28,7 +29,7 @@ _KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 def form_key(candidate: Any) -> str:
     """The key of this form instance: the one it carries (hidden field, or `form_key` in the page's URL that
     the browser keeps for Back), or a new one for a new form."""
-    if isinstance(candidate, str) and _KEY.match(candidate):
+    if isinstance(candidate, str) and _KEY.match(candidate) and not idempotency.is_reserved(candidate):
         return candidate
     return uuid.uuid4().hex
 

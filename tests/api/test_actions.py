@@ -271,6 +271,39 @@ def test_forward_sends_a_copy_to_another_chat(api: Api, sim: Any, tenant: Any, w
     assert [e.target_id for e in _audited(tenant, "message.forward")] == [str(copy["id"])]
 
 
+def test_one_key_names_one_request_across_sends_forwards_and_scheduled_sends(
+    api: Api, sim: Any, tenant: Any, working_session: Any
+):
+    inbound = _inbound(tenant, sim, working_session, "Please pass this on")
+    send = f"/waha/sessions/{working_session['id']}/send"
+    later = {"sendAt": (utcnow() + timedelta(hours=2)).isoformat()}
+
+    assert _forward(api, inbound.id, working_session["id"], headers={"Idempotency-Key": "k-f"}).status_code == 200
+    same_text_as_the_forward = api.post(
+        send, json={"to": OTHER_TO, "text": "Please pass this on"}, headers={"Idempotency-Key": "k-f"}
+    )
+    assert (
+        api.post(send, json={"to": OTHER_TO, "text": "hi", **later}, headers={"Idempotency-Key": "k-s"}).status_code
+        == 202
+    )
+    forward_after_schedule = _forward(api, inbound.id, working_session["id"], headers={"Idempotency-Key": "k-s"})
+    plain = api.post(send, json={"to": OTHER_TO, "text": "plain"}, headers={"Idempotency-Key": "k-m"})
+    assert plain.status_code == 200
+    with_metadata = api.post(
+        send, json={"to": OTHER_TO, "text": "plain", "metadata": {"order": "1"}}, headers={"Idempotency-Key": "k-m"}
+    )
+    with_reply = api.post(
+        send,
+        json={"to": OTHER_TO, "text": "plain", "replyTo": plain.get_json()["id"]},
+        headers={"Idempotency-Key": "k-m"},
+    )
+
+    for refused in (same_text_as_the_forward, forward_after_schedule, with_metadata, with_reply):
+        assert (refused.status_code, _error(refused)["code"]) == (409, "idempotency_key_reused")
+    bodies = [m["body"] for m in sim.sent_messages(working_session["externalSessionId"])]
+    assert bodies == ["Please pass this on", "plain"]
+
+
 def test_forward_with_a_used_idempotency_key_is_409(api: Api, sim: Any, tenant: Any, working_session: Any):
     inbound = _inbound(tenant, sim, working_session)
     headers = {"Idempotency-Key": "k-forward"}

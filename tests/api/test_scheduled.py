@@ -131,6 +131,19 @@ def test_metadata_and_opt_out_overrides_are_refused_with_send_at_not_dropped(api
     assert api.get("/waha/scheduled").get_json()["data"] == []
 
 
+def test_a_client_key_cannot_take_the_form_of_the_portals_own(api, sim, working_session):
+    # the send queue sends under "queue-<item id>": a client's key of that form would answer for its sends
+    path = f"/waha/sessions/{working_session['id']}/send"
+    for key in ("queue-19", "Queue-7", "opt-out-confirm-3"):
+        refused = api.post(path, json={"to": TO, "text": "mine"}, headers={"Idempotency-Key": key})
+        assert refused.status_code == 400
+        assert refused.get_json()["error"]["details"]["fields"][0]["field"] == "Idempotency-Key"
+    assert sim.sent_messages(working_session["externalSessionId"]) == []
+    assert (
+        api.post(path, json={"to": TO, "text": "mine"}, headers={"Idempotency-Key": "my-queue-19"}).status_code == 200
+    )
+
+
 def test_list_filters_and_pages(api, working_session):
     ids = [_schedule(api, working_session, timedelta(hours=n + 1)).get_json()["id"] for n in range(3)]
 

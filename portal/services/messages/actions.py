@@ -254,6 +254,8 @@ def forward_message(
     key = idempotency.clean_key(idempotency_key)
     if key:
         existing = _by_key(tenant.id, key)
+        if existing is None and idempotency.used(tenant.id, idempotency.SCHEDULE_SCOPE, key):
+            raise idempotency.reused_elsewhere()  # the key scheduled a message: it cannot also forward one
         if existing is not None:
             return _same_forward(existing, session.id, chat_id, original.id)
     on_whatsapp(original)

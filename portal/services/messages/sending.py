@@ -39,6 +39,7 @@ from portal.services.messages.send_sql import (
     _statements_commit_themselves,
 )
 from portal.services.messages.validation import (
+    PORTAL_METADATA_NAMES,
     _clean_metadata,
     _clean_text,
     check_caption_text,
@@ -73,10 +74,24 @@ def key_used_by_a_send(tenant_id: int, key: str) -> bool:
 
 
 def _same_request(
-    message: Message, session_id: str, chat_id: str, body: str | None, media: dict[str, Any] | None
+    message: Message,
+    session_id: str,
+    chat_id: str,
+    body: str | None,
+    media: dict[str, Any] | None,
+    extra: dict[str, Any] | None = None,
+    reply_to_id: int | None = None,
 ) -> Message:
-    """The stored message if it answers the same request; Conflict when the key was used for another one."""
-    if (message.session_id, message.chat_id, message.body, message.media) != (session_id, chat_id, body, media):
+    """The stored message if it answers the same request (the same session, chat, text, file, metadata and quoted
+    message, and a send, not a forward); Conflict when the key was used for another one."""
+    stored = message.extra or {}
+    own = {name: value for name, value in stored.items() if name not in PORTAL_METADATA_NAMES}
+    if (
+        (message.session_id, message.chat_id, message.body, message.media) != (session_id, chat_id, body, media)
+        or "forwarded_from" in stored
+        or own != (extra or {})
+        or message.reply_to_id != reply_to_id
+    ):
         raise Conflict(
             N_("This Idempotency-Key was already used for a different message."), code="idempotency_key_reused"
         )
@@ -213,7 +228,9 @@ def send_message(
         if existing is None and idempotency.used(tenant_id, idempotency.SCHEDULE_SCOPE, key):
             raise idempotency.reused_elsewhere()  # the key scheduled a message: it cannot also send one now
         if existing is not None:
-            existing = _same_request(existing, session.id, chat_id, body, stored_media)
+            existing = _same_request(
+                existing, session.id, chat_id, body, stored_media, extra, quoted.id if quoted is not None else None
+            )
             again_from = outbox.another_try(existing)
             if again_from is None:
                 if outbox.unsettled(existing) and existing.media is not None:
@@ -291,7 +308,9 @@ def send_message(
         existing = _by_key(tenant_id, key) if key else None
         if existing is None:
             raise
-        return _same_request(existing, session_key, chat_id, body, stored_media)
+        return _same_request(
+            existing, session_key, chat_id, body, stored_media, extra, quoted.id if quoted is not None else None
+        )
     except Exception:
         give_back(taken)  # the row was never written: nothing went to WAHA
         raise
