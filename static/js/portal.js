@@ -128,3 +128,18 @@ document.addEventListener("htmx:confirm", function (event) {
     }
   }
 });
+
+// ---- The header: its height for layouts that fill the rest of the screen (the inbox on a phone), and on a phone
+// the current section scrolled into its sideways line ----
+(function () {
+  var header = document.querySelector("header.topbar");
+  if (!header) { return; }
+  function note() { document.documentElement.style.setProperty("--topbar-height", header.offsetHeight + "px"); }
+  note();
+  if (window.ResizeObserver) { new ResizeObserver(note).observe(header); } else { window.addEventListener("resize", note); }
+  var current = header.querySelector('.mainnav [aria-current="page"]');
+  var nav = current ? current.closest(".mainnav") : null;
+  if (nav && nav.scrollWidth > nav.clientWidth) {
+    nav.scrollLeft = current.offsetLeft - nav.offsetLeft - (nav.clientWidth - current.offsetWidth) / 2;
+  }
+})();

@@ -167,3 +167,20 @@ def _path(name: str):
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS / f"{name}.png"
+
+
+def test_on_a_phone_the_composer_is_on_screen_and_a_messages_menu_opens_whole(
+    page, sign_in, worker, tenant, owner, sim
+):
+    session, chat = _chat_with_history(tenant, sim, count=2)
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(owner)
+    _open(page, chat)
+
+    expect(page.locator("#composer textarea")).to_be_in_viewport(ratio=1)
+    question = page.locator(".tmsg-in", has_text="are you open today?")
+    question.locator("summary").click()
+    menu = question.locator(".tmenu-list")
+    expect(menu.get_by_role("button", name="Reply")).to_be_in_viewport(ratio=1)
+    box = menu.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
