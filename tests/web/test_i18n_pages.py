@@ -14,8 +14,8 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.mail import outbox
 from portal.models import AuditEvent, BrowserSession, OutreachSettings
-from portal.services import accounts
-from tests.builders import TEST_ACTOR
+from portal.services import accounts, optouts
+from tests.builders import TEST_ACTOR, make_token
 from tests.helpers import post, text
 
 
@@ -82,7 +82,11 @@ def test_the_users_choice_wins_over_the_browser(owner, owner_client):
 def test_labels_kept_beside_the_code_are_shown_in_the_readers_language(owner, owner_client):
     # permission and event labels live in Python tables (the API shows their names); pages show their words
     _set(owner, language="pt_BR")
+    make_token(owner.memberships[0].tenant)
+    optouts.add(owner.memberships[0].tenant, TEST_ACTOR, "+49 170 9999999")
     tokens = html.unescape(text(owner_client.get("/admin/tokens/")))
+    listed = html.unescape(text(owner_client.get("/opt-outs/")))
+    assert ">Ativo<" in tokens and "Adicionado à mão" in listed
     endpoint = html.unescape(text(owner_client.get("/admin/webhooks/new")))
     assert "sessions:read: Ver as sessões e o status delas" in tokens
     assert "See sessions and their status" not in tokens
