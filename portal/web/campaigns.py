@@ -24,6 +24,7 @@ from portal.tenancy import require
 from portal.web.campaign_forms import CampaignForm
 from portal.web.forms import ConfirmForm
 from portal.web.helpers import apply_service_error, page, principal
+from portal.web.wording import status_label
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 READ, SEND = "messages:read", "messages:send"
@@ -41,7 +42,9 @@ def index() -> ResponseReturnValue:
 
 def _form() -> CampaignForm:
     form = CampaignForm()
-    form.session_ids.choices = [(s.id, f"{s.name} ({s.status})") for s in list_sessions(principal().tenant)]
+    form.session_ids.choices = [
+        (s.id, f"{s.name} ({status_label(s.status).lower()})") for s in list_sessions(principal().tenant)
+    ]
     return form
 
 

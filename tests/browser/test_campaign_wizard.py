@@ -27,7 +27,7 @@ def test_wizard_creates_a_campaign_that_sends_with_live_progress(page, sign_in, 
     page.get_by_role("link", name="New campaign").click()
 
     page.get_by_label("Campaign name").fill("Spring sale")
-    page.get_by_label("Sales line (WORKING)").check()
+    page.get_by_label("Sales line (working)").check()
     page.get_by_label("CSV file", exact=True).set_input_files(UPLOAD)
     page.get_by_label("Message", exact=True).fill("Hi {{name}}, your code is {{code}}")
     page.get_by_role("button", name="Create campaign").click()
