@@ -36,6 +36,7 @@ from portal.services.media import media_kind, outgoing_media
 from portal.services.messages.validation import (
     CAPTION_MAX,
     METADATA_MAX_ENTRIES,
+    METADATA_NAME_MAX,
     METADATA_VALUE_MAX,
     MediaKind,
 )
@@ -169,6 +170,19 @@ class SendMessageDto(Request):
                     ]
                 },
                 {"anyOf": TEXT_WITH_MEDIA},
+                # sent later (sendAt): no metadata and no opt-out override (checked in _has_content too)
+                {
+                    "anyOf": [
+                        {"not": {"required": ["sendAt"]}},
+                        {"properties": {"sendAt": {"type": "null"}}},
+                        {
+                            "properties": {
+                                "metadata": {"anyOf": [{"type": "null"}, {"type": "object", "maxProperties": 0}]},
+                                "ignoreOptOut": {"const": False},
+                            }
+                        },
+                    ]
+                },
             ],
         }
     )
@@ -182,11 +196,12 @@ class SendMessageDto(Request):
         description="The message, or the caption when media is given (not only spaces: "
         "leading and trailing spaces are dropped).",
     )
-    metadata: dict[str, MetadataValue] | None = Field(
+    metadata: dict[Annotated[str, Field(min_length=1, max_length=METADATA_NAME_MAX)], MetadataValue] | None = Field(
         None,
         max_length=METADATA_MAX_ENTRIES,
         description=f"Your own data, stored with the message: at most {METADATA_MAX_ENTRIES} names, each with a text "
-        f"(at most {METADATA_VALUE_MAX} characters), a number or true/false.",
+        f"(at most {METADATA_VALUE_MAX} characters), a number or true/false; each name 1-{METADATA_NAME_MAX} "
+        "characters.",
     )
     media: MediaDto | None = Field(None, description="A file to send (image, document, audio or video).")
     replyTo: int | str | None = Field(

@@ -27,6 +27,7 @@ CAPTION_MAX = 1024
 FILENAME_MAX = 255
 METADATA_MAX_ENTRIES = 20
 METADATA_VALUE_MAX = 500
+METADATA_NAME_MAX = 100
 
 MediaKind = Literal["image", "document", "audio", "video"]
 MEDIA_KINDS: tuple[MediaKind, ...] = get_args(MediaKind)
@@ -195,7 +196,10 @@ def _clean_metadata(metadata: Any) -> dict[str, str | int | float | bool]:
         not isinstance(metadata, dict)
         or len(metadata) > METADATA_MAX_ENTRIES
         or not all(
-            isinstance(k, str) and isinstance(v, (str, int, float, bool)) and len(str(v)) <= METADATA_VALUE_MAX
+            isinstance(k, str)
+            and 0 < len(k) <= METADATA_NAME_MAX
+            and isinstance(v, (str, int, float, bool))
+            and len(str(v)) <= METADATA_VALUE_MAX
             for k, v in metadata.items()
         )
     ):
