@@ -44,7 +44,7 @@ def test_send_at_on_an_upload_answers_202_keeps_the_file_in_the_store_and_sends_
 
     assert response.status_code == 202, response.get_json()
     body = response.get_json()
-    assert (body["state"], body["hasMedia"], body["text"]) == ("queued", True, None)
+    assert (body["state"], body["hasMedia"], body["text"]) == ("queued", True, "Later")  # a file's text is its caption
     assert [i["id"] for i in api.get("/waha/scheduled").get_json()["data"]] == [body["id"]]
     media = _row(body["id"]).media
     assert "data" not in media
