@@ -305,6 +305,7 @@ def accept_invitation(
         check_password_strength(password or "", invitation.email)
         user = create_invited_user(invitation.email, (name or "").strip(), actor, via="invitation")
         user.set_password(password or "")
+        user.last_login_at = utcnow()  # the new account is signed in with the acceptance (web/account.py)
     join(invitation, user, actor)
     db.session.commit()
     return user

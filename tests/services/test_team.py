@@ -72,6 +72,7 @@ def test_accept_creates_the_account_and_membership(tenant):
     membership = db.session.scalar(select(Membership).where(Membership.user_id == user.id))
     assert (membership.tenant_id, membership.role) == (tenant.id, "viewer")
     assert user.email_verified_at is not None
+    assert user.last_login_at is not None  # signed in with the acceptance: the team page shows when
     created = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "user.create"))
     assert (created.tenant_id, created.target_id) == (None, str(user.id))
     assert created.details == {"email": "new@example.com", "via": "invitation"}
