@@ -33,8 +33,10 @@ PHONE_HINT = "write it with the country code, e.g. +49 170 1234567"
 
 
 def parse_phone(phone: str) -> phonenumbers.PhoneNumber | None:
-    """The number `phone` names in international form, or None when it is not a valid number of its country."""
-    raw = phone.strip()
+    """The number `phone` names in international form, or None when it is not a valid number of its country.
+    Any whitespace may part its digits (a tab, the narrow no-break space of French numbers), as the API's document
+    says: libphonenumber itself reads only some of them."""
+    raw = "".join(" " if ch.isspace() else ch for ch in phone).strip()
     if raw.startswith("00"):
         raw = "+" + raw[2:]
     elif not raw.startswith("+"):
