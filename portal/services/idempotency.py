@@ -32,7 +32,7 @@ RESERVED_PREFIXES = ("queue-", "opt-out-confirm-")
 
 def is_reserved(key: str | None) -> bool:
     """Whether `key` (as sent, before trimming) has the form of a key the portal uses itself."""
-    return bool(key) and key.strip().lower().startswith(RESERVED_PREFIXES)  # type: ignore[union-attr]
+    return key is not None and key.strip().lower().startswith(RESERVED_PREFIXES)
 
 
 def refuse_reserved(key: str | None) -> str | None:

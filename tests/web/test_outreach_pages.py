@@ -243,10 +243,15 @@ def test_the_scheduled_list_says_each_state_and_what_holds_it_in_words(owner_cli
     scheduled("broken", "failed", "validation_error: A caption must be at most 1024 characters.")
 
     listing = html.unescape(owner_client.get("/outreach/scheduled").get_data(as_text=True))
+    rows = {text: row for row in listing.split("<tr") for text in ("retried", "opted", "broken") if text in row}
 
-    assert "Waiting" in listing and "The WhatsApp server could not be reached; it is tried again." in listing
-    assert "Skipped" in listing and "The recipient opted out of your messages." in listing
-    assert "Not sent: A caption must be at most 1024 characters." in listing
+    # the state cell of each row (the tabs above name the states too)
+    assert (
+        "Waiting" in rows["retried"]
+        and "The WhatsApp server could not be reached; it is tried again." in rows["retried"]
+    )
+    assert "Skipped" in rows["opted"] and "The recipient opted out of your messages." in rows["opted"]
+    assert "Failed" in rows["broken"] and "Not sent: A caption must be at most 1024 characters." in rows["broken"]
     for code in ("waha_unavailable", "opted_out", "validation_error", "WAHA failed"):
         assert code not in listing
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from portal.api.schemas.common import DATE_TIME_PATTERN, MAX_TEXT, NOT_BLANK, Request, Response, string_rule
 from portal.api.schemas.messages import MediaDto
-from portal.api.schemas.scheduled import check_send_at_wire, in_calendar
+from portal.api.schemas.scheduled import SendTime
 from portal.models.campaigns import CAMPAIGN_STATES
 
 _HHMM = r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$"
@@ -58,7 +58,7 @@ class CreateCampaignDto(Request):
         description="A file sent with each message (the text is its caption); inline data at most 1 MB, "
         "larger files by url.",
     )
-    startAt: datetime | None = Field(
+    startAt: SendTime = Field(
         None,
         description="When to start (RFC 3339, with an offset); now if absent.",
         json_schema_extra=string_rule(pattern=DATE_TIME_PATTERN),
@@ -70,16 +70,6 @@ class CreateCampaignDto(Request):
     )
     quietEnd: str | None = Field(None, pattern=_HHMM, description="Quiet hours end, HH:MM, tenant clock.")
     dailyCap: int | None = Field(None, ge=1, le=100_000, description="At most this many sends per session per day.")
-
-    @field_validator("startAt", mode="before")
-    @classmethod
-    def _start_at_wire(cls, value: Any) -> Any:
-        return None if value is None else check_send_at_wire(value)
-
-    @field_validator("startAt")
-    @classmethod
-    def _start_at_years(cls, value: datetime | None) -> datetime | None:
-        return in_calendar(value)  # a day the calendar lacks (2030-02-30) fails the parse itself
 
     @model_validator(mode="after")
     def _one_audience(self) -> CreateCampaignDto:

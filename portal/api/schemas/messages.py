@@ -29,7 +29,7 @@ from portal.api.schemas.common import (
     recipient_field,
     string_rule,
 )
-from portal.api.schemas.scheduled import SEND_AT_DOC, check_send_at_wire, in_calendar
+from portal.api.schemas.scheduled import SEND_AT_DOC, SendTime
 from portal.api.schemas.send_rules import EXTENSIONS_DOC, TEXT_WITH_MEDIA, media_kinds
 from portal.inputs import MAX_YEAR, MIN_YEAR
 from portal.services.media import media_kind, outgoing_media
@@ -210,7 +210,7 @@ class SendMessageDto(Request):
         "messageId). It must be a message of the same chat.",
         json_schema_extra=_reply_to_rule,
     )
-    sendAt: datetime | None = Field(
+    sendAt: SendTime = Field(
         None,
         description=SEND_AT_DOC + " Not with metadata or ignoreOptOut (400).",
         json_schema_extra=string_rule(pattern=DATE_TIME_PATTERN),
@@ -226,16 +226,6 @@ class SendMessageDto(Request):
     @classmethod
     def _recipient(cls, value: str) -> str:
         return check_recipient(value)
-
-    @field_validator("sendAt", mode="before")
-    @classmethod
-    def _send_at(cls, value: Any) -> Any:
-        return None if value is None else check_send_at_wire(value)
-
-    @field_validator("sendAt")
-    @classmethod
-    def _send_at_years(cls, value: datetime | None) -> datetime | None:
-        return in_calendar(value)
 
     @field_validator("replyTo", mode="before")
     @classmethod
@@ -282,7 +272,7 @@ class MediaUploadForm(Request):
         pattern=NOT_BLANK,
         description="The message this one answers: its id in the portal (or its WhatsApp id), of the same chat.",
     )
-    sendAt: datetime | None = Field(
+    sendAt: SendTime = Field(
         None,
         description=SEND_AT_DOC + " The file is kept in the portal's file store until the message is sent.",
         json_schema_extra=string_rule(pattern=DATE_TIME_PATTERN),
@@ -292,16 +282,6 @@ class MediaUploadForm(Request):
     @classmethod
     def _recipient(cls, value: str) -> str:
         return check_recipient(value)
-
-    @field_validator("sendAt", mode="before")
-    @classmethod
-    def _send_at(cls, value: Any) -> Any:
-        return None if value is None else check_send_at_wire(value)
-
-    @field_validator("sendAt")
-    @classmethod
-    def _send_at_years(cls, value: datetime | None) -> datetime | None:
-        return in_calendar(value)
 
 
 class MessageListQuery(Request):

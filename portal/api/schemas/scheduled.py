@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from portal.api.schemas.common import (
@@ -49,6 +49,15 @@ def in_calendar(value: datetime | None) -> datetime | None:
     return value
 
 
+def _wire_time(value: Any) -> Any:
+    return None if value is None else check_send_at_wire(value)
+
+
+# A time to send at (sendAt, a campaign's startAt): RFC 3339 with an offset as sent, a day the calendar has, in the
+# years the portal takes; None when left out.
+SendTime = Annotated[datetime | None, BeforeValidator(_wire_time), AfterValidator(in_calendar)]
+
+
 class ScheduledListQuery(Request):
     sessionId: str | None = Field(None, max_length=36, description="Only this session's scheduled messages.")
     state: ScheduledState | None = Field(None, description="queued, sending, sent, failed, cancelled or skipped.")
@@ -80,22 +89,12 @@ class UpdateScheduledDto(Request):
 
     model_config = {"json_schema_extra": {"minProperties": 1}}
 
-    sendAt: datetime | None = Field(
+    sendAt: SendTime = Field(
         None,
         description="The new time (RFC 3339 with an offset; in the future, at most a year away).",
         json_schema_extra=string_rule(pattern=DATE_TIME_PATTERN),
     )
     text: str | None = Field(None, max_length=MAX_TEXT, pattern=NOT_BLANK, description="The new text (or caption).")
-
-    @field_validator("sendAt", mode="before")
-    @classmethod
-    def _wire(cls, value: Any) -> Any:
-        return None if value is None else check_send_at_wire(value)
-
-    @field_validator("sendAt")
-    @classmethod
-    def _years(cls, value: datetime | None) -> datetime | None:
-        return in_calendar(value)
 
 
 class ScheduledMessageResponse(Response):
